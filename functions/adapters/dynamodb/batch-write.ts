@@ -1,0 +1,60 @@
+import { BatchWriteItemCommand, type AttributeValue, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CapacityTally } from './capacity';
+
+export type Item = Record<string, AttributeValue>;
+
+/** DynamoDB's own limit of items per BatchWriteItem call. */
+const itemsPerCall = 25;
+/** Calls in flight at once for one request: enough to hide latency, few enough not to self-throttle a partition. */
+const concurrentCalls = 8;
+
+export interface BatchWriteOptions {
+  /** Rounds of resending UnprocessedItems before giving up. */
+  maxRounds?: number;
+  /** First backoff; it doubles each round, with full jitter, capped at 5 s. */
+  baseDelayMs?: number;
+  capacity?: CapacityTally;
+}
+
+/**
+ * Puts every item, resending whatever DynamoDB leaves unprocessed with exponential backoff, and throws if
+ * anything is still unwritten after the last round: the caller must never report success for items not stored.
+ * Throttling errors of a whole call are retried by the SDK client's own retry strategy.
+ */
+export async function putAll(client: DynamoDBClient, tableName: string, items: readonly Item[], options: BatchWriteOptions = {}): Promise<void> {
+  // One BatchWriteItem call must not name the same key twice; a message repeated within a request is one item anyway.
+  const unique = [...new Map(items.map((item) => [`${item['pk']?.S}\n${item['sk']?.S}`, item])).values()];
+  const chunks: WriteRequest[][] = [];
+  for (let i = 0; i < unique.length; i += itemsPerCall) {
+    chunks.push(unique.slice(i, i + itemsPerCall).map((Item) => ({ PutRequest: { Item } })));
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < chunks.length) {
+      const chunk = chunks[next++]!;
+      await writeChunk(client, tableName, chunk, options);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrentCalls, chunks.length) }, worker));
+}
+
+async function writeChunk(client: DynamoDBClient, tableName: string, requests: WriteRequest[], options: BatchWriteOptions): Promise<void> {
+  const { maxRounds = 10, baseDelayMs = 50, capacity } = options;
+  let pending = requests;
+  for (let round = 0; round < maxRounds; round++) {
+    if (round > 0) await backoff(round, baseDelayMs);
+    const output = await client.send(
+      new BatchWriteItemCommand({ RequestItems: { [tableName]: pending }, ReturnConsumedCapacity: 'TOTAL' }),
+    );
+    capacity?.add('write', output.ConsumedCapacity);
+    pending = output.UnprocessedItems?.[tableName] ?? [];
+    if (pending.length === 0) return;
+  }
+  throw new Error(`DynamoDB left ${pending.length} of ${requests.length} items unprocessed after ${maxRounds} rounds of BatchWriteItem`);
+}
+
+/** Exponential backoff with full jitter, capped at 5 s: what AWS recommends for retrying unprocessed items. */
+export function backoff(round: number, baseDelayMs = 50): Promise<void> {
+  return sleep(Math.random() * Math.min(5000, baseDelayMs * 2 ** round));
+}

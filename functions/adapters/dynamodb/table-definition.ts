@@ -1,0 +1,61 @@
+/**
+ * The one definition of pql-radar's DynamoDB table: its keys, its index and its TTL attribute.
+ * The CDK construct (lib/event-store.ts) and the local runtime (functions/local) both build the table
+ * from this object, so the deployed table and DynamoDB Local can never disagree.
+ *
+ * Item layout (single table, all keys are strings):
+ * | item                 | pk                          | sk                              |
+ * |----------------------|-----------------------------|---------------------------------|
+ * | write key            | `KEYS`                      | `KEY#<keyId>`                   |
+ * | event                | `WS#<ws>#user#<userId>`     | `EVT#<yyyy-mm-dd>#<messageId>`  |
+ * | entity profile       | `WS#<ws>#<type>#<id>`       | `PROFILE`                       |
+ * | quarantined message  | `WS#<ws>#REJECTED`          | `<receivedAt>#<requestId>#<i>`  |
+ *
+ * Entities with unevaluated changes carry `dirtyShard` and `dirtySince`, the keys of the sparse `dirty` index,
+ * so the evaluator finds them with a Query per shard instead of a Scan.
+ */
+export const tableDefinition = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  timeToLiveAttribute: 'expiresAt',
+  dirtyIndex: {
+    indexName: 'dirty',
+    partitionKey: 'dirtyShard',
+    sortKey: 'dirtySince',
+  },
+} as const;
+
+/** Default table name of the local runtime; the deployed stack passes its own name in TABLE_NAME. */
+export const defaultLocalTableName = 'pql-radar';
+
+/**
+ * The CreateTable input for DynamoDB Local. Kept as a plain object (no SDK types) so that
+ * the definition module has no dependency at all.
+ */
+export function createTableInput(tableName: string) {
+  const { partitionKey, sortKey, dirtyIndex } = tableDefinition;
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST' as const,
+    AttributeDefinitions: [
+      { AttributeName: partitionKey, AttributeType: 'S' as const },
+      { AttributeName: sortKey, AttributeType: 'S' as const },
+      { AttributeName: dirtyIndex.partitionKey, AttributeType: 'S' as const },
+      { AttributeName: dirtyIndex.sortKey, AttributeType: 'S' as const },
+    ],
+    KeySchema: [
+      { AttributeName: partitionKey, KeyType: 'HASH' as const },
+      { AttributeName: sortKey, KeyType: 'RANGE' as const },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: dirtyIndex.indexName,
+        KeySchema: [
+          { AttributeName: dirtyIndex.partitionKey, KeyType: 'HASH' as const },
+          { AttributeName: dirtyIndex.sortKey, KeyType: 'RANGE' as const },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' as const },
+      },
+    ],
+  };
+}

@@ -1,0 +1,126 @@
+import { GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { WriteKeyStore } from '../../core/ports';
+import { generateWriteKey, hashSecret, parseWriteKey, workspacePattern, type WriteKeyRecord } from '../../core/write-key';
+import { writeKeySortKey, writeKeysPartition } from './item-keys';
+
+/** Write keys in the table: one item per key, holding only the SHA-256 of its secret. */
+export class DynamoDbWriteKeyStore implements WriteKeyStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {}
+
+  async find(keyId: string): Promise<WriteKeyRecord | undefined> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({ TableName: this.tableName, Key: this.key(keyId), ConsistentRead: true }),
+    );
+    return Item ? toRecord(Item) : undefined;
+  }
+
+  /**
+   * Creates a key for the workspace and returns it: the only time the full key is ever available.
+   * With `existingKey`, registers that key (e.g. a Segment write key the SDKs already use) instead of a new one.
+   */
+  async create(workspace: string, options: { existingKey?: string; now?: Date } = {}): Promise<{ key: string; record: WriteKeyRecord }> {
+    if (!workspacePattern.test(workspace)) {
+      throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit`);
+    }
+    const { key, keyId, secret } = options.existingKey === undefined ? generateWriteKey() : importedKey(options.existingKey);
+    const record: WriteKeyRecord = { keyId, workspace, secretHash: hashSecret(secret), createdAt: (options.now ?? new Date()).toISOString() };
+    await this.client.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: {
+          ...this.key(keyId),
+          keyId: { S: keyId },
+          workspace: { S: workspace },
+          secretHash: { S: record.secretHash },
+          createdAt: { S: record.createdAt },
+        },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
+    return { key, record };
+  }
+
+  async list(): Promise<WriteKeyRecord[]> {
+    const records: WriteKeyRecord[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': { S: writeKeysPartition } },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      records.push(...(page.Items ?? []).map(toRecord));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return records;
+  }
+
+  /** Revokes a key; false when there is no such key. Revoking twice keeps the first revocation time. */
+  async revoke(keyId: string, now = new Date()): Promise<boolean> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: this.key(keyId),
+          UpdateExpression: 'SET revokedAt = if_not_exists(revokedAt, :now)',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeValues: { ':now': { S: now.toISOString() } },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+  }
+
+  private key(keyId: string) {
+    return { pk: { S: writeKeysPartition }, sk: { S: writeKeySortKey(keyId) } };
+  }
+}
+
+function importedKey(key: string) {
+  const parsed = parseWriteKey(key);
+  if (!parsed) throw new Error('the write key must be 12 to 256 printable ASCII characters without spaces');
+  return { key, ...parsed };
+}
+
+function toRecord(item: Record<string, AttributeValue>): WriteKeyRecord {
+  return {
+    keyId: item['keyId']?.S ?? '',
+    workspace: item['workspace']?.S ?? '',
+    secretHash: item['secretHash']?.S ?? '',
+    createdAt: item['createdAt']?.S ?? '',
+    ...(item['revokedAt']?.S ? { revokedAt: item['revokedAt'].S } : {}),
+  };
+}
+
+/**
+ * Remembers lookups for a short time, so a warm Lambda does not read the key on every request.
+ * A revocation therefore takes effect within `ttlMs`.
+ */
+export class CachedWriteKeyStore implements WriteKeyStore {
+  private readonly cache = new Map<string, { record: WriteKeyRecord | undefined; expires: number }>();
+
+  constructor(
+    private readonly inner: WriteKeyStore,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async find(keyId: string): Promise<WriteKeyRecord | undefined> {
+    const cached = this.cache.get(keyId);
+    if (cached && cached.expires > this.now()) return cached.record;
+    const record = await this.inner.find(keyId);
+    // Unknown key ids are cached too, so a flood of made-up keys cannot turn into a flood of reads.
+    this.cache.set(keyId, { record, expires: this.now() + this.ttlMs });
+    if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
+    return record;
+  }
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+
+/**
+ * zod schemas for the Segment HTTP Tracking API (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/).
+ * Unknown fields are kept (Segment allows them and SDKs add their own), so a message is stored as it was sent.
+ */
+
+export const messageTypes = ['track', 'identify', 'group', 'page', 'screen', 'alias'] as const;
+export type MessageType = (typeof messageTypes)[number];
+
+/** Identifiers become DynamoDB key parts: bounded, non-empty, well-formed unicode. */
+const maxIdentifierLength = 200;
+
+const identifier = z
+  .union([z.string(), z.number().finite()], { error: 'must be a string or a number' })
+  .transform((value) => String(value))
+  .pipe(
+    z
+      .string()
+      .min(1, 'must not be empty')
+      .max(maxIdentifierLength, `must be at most ${maxIdentifierLength} characters`)
+      .refine((value) => value.isWellFormed(), 'must be well-formed unicode (no lone surrogates)'),
+  );
+
+const isoTimestamp = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z' });
+
+const jsonObject = z.record(z.string(), z.unknown(), { message: 'must be a JSON object' });
+
+const context = z.looseObject({
+  groupId: identifier.optional(),
+  traits: jsonObject.optional(),
+});
+
+const common = {
+  messageId: identifier.optional(),
+  userId: identifier.nullish(),
+  anonymousId: identifier.nullish(),
+  timestamp: isoTimestamp.optional(),
+  originalTimestamp: isoTimestamp.optional(),
+  sentAt: isoTimestamp.optional(),
+  context: context.optional(),
+  integrations: jsonObject.optional(),
+};
+
+const eventName = z
+  .string({ message: 'must be a string' })
+  .min(1, 'must not be empty')
+  .max(maxIdentifierLength, `must be at most ${maxIdentifierLength} characters`)
+  .refine((value) => value.isWellFormed(), 'must be well-formed unicode (no lone surrogates)');
+
+const needsAnIdentity = <T extends { userId?: string | null; anonymousId?: string | null }>(message: T, ctx: z.RefinementCtx) => {
+  if (!message.userId && !message.anonymousId) {
+    ctx.addIssue({ code: 'custom', path: ['userId'], message: 'userId or anonymousId is required' });
+  }
+};
+
+const track = z
+  .looseObject({ ...common, type: z.literal('track'), event: eventName, properties: jsonObject.optional() })
+  .superRefine(needsAnIdentity);
+const identify = z
+  .looseObject({ ...common, type: z.literal('identify'), traits: jsonObject.optional() })
+  .superRefine(needsAnIdentity);
+const group = z
+  .looseObject({ ...common, type: z.literal('group'), groupId: identifier, traits: jsonObject.optional() })
+  .superRefine(needsAnIdentity);
+const page = z
+  .looseObject({ ...common, type: z.literal('page'), name: eventName.optional(), category: z.string().optional(), properties: jsonObject.optional() })
+  .superRefine(needsAnIdentity);
+const screen = z
+  .looseObject({ ...common, type: z.literal('screen'), name: eventName.optional(), properties: jsonObject.optional() })
+  .superRefine(needsAnIdentity);
+const alias = z.looseObject({ ...common, type: z.literal('alias'), userId: identifier, previousId: identifier });
+
+export const segmentMessageSchema = z.discriminatedUnion('type', [track, identify, group, page, screen, alias], {
+  // zod's default for an unknown discriminator is terse; say what is allowed.
+  error: (issue) =>
+    issue.code === 'invalid_union' ? `must be one of ${messageTypes.join(', ')}` : undefined,
+});
+
+export type SegmentMessage = z.output<typeof segmentMessageSchema>;
+
+/** The envelope of /v1/batch and /v1/import. Items are validated one by one so one bad item costs only itself. */
+export const batchEnvelopeSchema = z.looseObject({
+  batch: z.array(z.unknown(), { message: 'must be an array of messages' }),
+  context: jsonObject.optional(),
+  sentAt: isoTimestamp.optional(),
+  writeKey: z.string().optional(),
+});
+
+export type BatchEnvelope = z.output<typeof batchEnvelopeSchema>;

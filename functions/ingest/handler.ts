@@ -1,0 +1,38 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
+import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import { logger, metrics } from '../shared/powertools';
+import { ingestConfigFromEnvironment } from './config';
+import { createIngestHandler } from './http';
+
+const config = ingestConfigFromEnvironment(process.env);
+// More attempts than the SDK's default 3: a throttled write retried here is a 200 instead of a client retry.
+const client = new DynamoDBClient({ maxAttempts: 6 });
+
+const handleRequest = createIngestHandler(
+  {
+    events: new DynamoDbEventStore({ client, ...config }),
+    keys: new CachedWriteKeyStore(new DynamoDbWriteKeyStore(client, config.tableName), config.keyCacheSeconds * 1000),
+  },
+  {
+    onResponse(response, requestId) {
+      logger.info('ingest request', { requestId, status: response.status, ...response.summary });
+      metrics.addMetric('AcceptedEvents', MetricUnit.Count, response.summary.accepted);
+      metrics.addMetric('RejectedEvents', MetricUnit.Count, response.summary.rejected);
+    },
+    onError(error, requestId) {
+      logger.error('ingest request failed', { requestId, error: error as Error });
+      metrics.addMetric('IngestErrors', MetricUnit.Count, 1);
+    },
+  },
+);
+
+export async function handler(event: APIGatewayProxyEventV2) {
+  try {
+    return await handleRequest(event);
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}

@@ -1,0 +1,94 @@
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+
+type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+
+/** API Gateway's own payload limit: the Lambda behind it never sees more, so neither does the local one. */
+const maxBodyBytes = 10 * 1024 * 1024;
+
+/**
+ * Serves an HTTP API (payload v2) Lambda handler on a Node HTTP server, translating requests the way API Gateway
+ * does (lowercase headers, binary bodies base64-encoded), so the local runtime runs the deployed code unchanged.
+ */
+export function serveHttpApi(handler: HttpApiHandler, options: { port: number; host?: string }): Promise<{ server: Server; url: string }> {
+  const server = createServer(async (request, response) => {
+    const send = (status: number, body: string, headers: Record<string, string | number | boolean> = {}) => {
+      response.writeHead(status, { 'content-type': 'application/json', ...headers });
+      response.end(body);
+    };
+    try {
+      if (request.method !== 'POST') {
+        send(405, JSON.stringify({ success: false, error: 'only POST is supported' }), { allow: 'POST' });
+        return;
+      }
+      const body = await readBody(request);
+      if (body === undefined) {
+        send(413, JSON.stringify({ success: false, error: `the request body is larger than ${maxBodyBytes} bytes` }));
+        return;
+      }
+      const result = await handler(toHttpApiEvent(request, body));
+      send(result.statusCode ?? 200, result.body ?? '', result.headers ?? {});
+    } catch (error) {
+      // The handler answers every expected failure itself; reaching here is a bug worth seeing in the terminal.
+      console.error('local HTTP server: unhandled error', error);
+      send(500, JSON.stringify({ success: false, error: 'internal error' }));
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : options.port;
+      resolve({ server, url: `http://${options.host ?? '127.0.0.1'}:${port}` });
+    });
+  });
+}
+
+async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > maxBodyBytes) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
+  }
+  const now = Date.now();
+  const method = request.method ?? 'POST';
+  return {
+    version: '2.0',
+    routeKey: `${method} ${url.pathname}`,
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    isBase64Encoded: true,
+    body: body.toString('base64'),
+    requestContext: {
+      accountId: 'local',
+      apiId: 'local',
+      domainName: headers['host'] ?? 'localhost',
+      domainPrefix: 'localhost',
+      http: {
+        method,
+        path: url.pathname,
+        protocol: `HTTP/${request.httpVersion}`,
+        sourceIp: request.socket.remoteAddress ?? '127.0.0.1',
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: randomUUID(),
+      routeKey: `${method} ${url.pathname}`,
+      stage: '$default',
+      time: new Date(now).toISOString(),
+      timeEpoch: now,
+    },
+  };
+}

@@ -1,0 +1,238 @@
+import { describe, expect, it } from 'vitest';
+import { ingest, ingestLimits, resolveTimestamp, validateMessage, type AcceptedMessage, type IngestRequest, type RejectedMessage } from '../../functions/core/ingest';
+import type { EventStore, WriteKeyStore } from '../../functions/core/ports';
+import { generateWriteKey, hashSecret, parseWriteKey, secretMatches, writeKeyFromRequest, type WriteKeyRecord } from '../../functions/core/write-key';
+
+const receivedAt = new Date('2024-05-01T12:00:00.000Z');
+
+/** An in-memory EventStore: the use case's port, recorded so the tests can see exactly what would be stored. */
+class RecordingEventStore implements EventStore {
+  saved: { workspace: string; messages: readonly AcceptedMessage[] }[] = [];
+  quarantined: { workspace: string; rejected: readonly RejectedMessage[] }[] = [];
+  async save(workspace: string, messages: readonly AcceptedMessage[]) {
+    this.saved.push({ workspace, messages });
+  }
+  async quarantine(workspace: string, _requestId: string, rejected: readonly RejectedMessage[]) {
+    this.quarantined.push({ workspace, rejected });
+  }
+}
+
+function keyFor(workspace: string): { key: string; keys: WriteKeyStore } {
+  const { keyId, key, secret } = generateWriteKey();
+  const record: WriteKeyRecord = { keyId, workspace, secretHash: hashSecret(secret), createdAt: receivedAt.toISOString() };
+  return { key, keys: { find: async (id) => (id === keyId ? record : undefined) } };
+}
+
+const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
+
+async function send(request: Partial<IngestRequest> & { body: string }, workspace = 'acme') {
+  const { key, keys } = keyFor(workspace);
+  const events = new RecordingEventStore();
+  const response = await ingest(
+    { callType: 'batch', authorization: basic(key), receivedAt, requestId: 'req-1', ...request },
+    { keys, events },
+  );
+  return { response, events, key };
+}
+
+const track = (overrides: Record<string, unknown> = {}) => ({
+  type: 'track',
+  userId: 'user-1',
+  event: 'Dashboard Created',
+  messageId: 'm-1',
+  timestamp: '2024-05-01T11:00:00Z',
+  ...overrides,
+});
+
+describe('message schemas', () => {
+  it.each([
+    ['track without event', { type: 'track', userId: 'u' }, 'event', 'is required'],
+    ['track with a numeric event', { type: 'track', userId: 'u', event: 7 }, 'event', 'must be a string'],
+    ['no identity at all', { type: 'track', event: 'x' }, 'userId', 'userId or anonymousId is required'],
+    ['unknown type', { type: 'purchase', userId: 'u' }, 'type', 'must be one of track, identify, group, page, screen, alias'],
+    ['group without groupId', { type: 'group', userId: 'u' }, 'groupId', 'is required'],
+    ['alias without previousId', { type: 'alias', userId: 'u' }, 'previousId', 'is required'],
+    ['traits that are not an object', { type: 'identify', userId: 'u', traits: ['a'] }, 'traits', 'must be a JSON object'],
+    ['a bad timestamp', { type: 'track', userId: 'u', event: 'x', timestamp: 'yesterday' }, 'timestamp', 'must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z'],
+    ['an empty userId', { type: 'track', userId: '', anonymousId: 'a', event: 'x' }, 'userId', 'must not be empty'],
+    ['a lone surrogate in the event name', { type: 'track', userId: 'u', event: 'bad\ud800' }, 'event', 'must be well-formed unicode (no lone surrogates)'],
+    ['a __proto__ key', JSON.parse('{"type":"track","userId":"u","event":"x","properties":{"a":{"__proto__":{"admin":true}}}}'), 'properties.a.__proto__', 'the key "__proto__" is not allowed'],
+    ['a context groupId of the wrong type', { type: 'track', userId: 'u', event: 'x', context: { groupId: {} } }, 'context.groupId', 'must be a string or a number'],
+  ])('rejects %s, naming the field', (_name, message, path, reason) => {
+    const outcome = validateMessage(message, 3, 'acme', receivedAt);
+    expect(outcome).toMatchObject({ index: 3, path });
+    expect((outcome as RejectedMessage).reason).toContain(reason);
+  });
+
+  it('rejects nesting deeper than the limit, with the path where it happens', () => {
+    let deep: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < ingestLimits.maxDepth + 5; i++) deep = { d: deep };
+    const outcome = validateMessage(track({ properties: deep }), 0, 'acme', receivedAt) as RejectedMessage;
+    expect(outcome.reason).toBe(`nests deeper than ${ingestLimits.maxDepth} levels`);
+    expect(outcome.path.startsWith('properties.d.d.')).toBe(true);
+  });
+
+  it('accepts numeric ids as strings, keeps unknown fields, and normalises every call type', () => {
+    const cases = [
+      [{ type: 'track', userId: 42, event: 'Exported Data', properties: { rows: 10 }, custom: 'kept' }, { type: 'track', name: 'Exported Data', userKey: '42' }],
+      [{ type: 'identify', anonymousId: 'anon-9', traits: { plan: 'free' } }, { type: 'identify', userKey: 'anonymous:anon-9', traits: { plan: 'free' } }],
+      [{ type: 'group', userId: 'u', groupId: 'acct-1', traits: { employees: 120 } }, { type: 'group', groupId: 'acct-1', traits: { employees: 120 } }],
+      [{ type: 'page', userId: 'u', name: 'Pricing' }, { type: 'page', name: 'Pricing' }],
+      [{ type: 'screen', userId: 'u', name: 'Home' }, { type: 'screen', name: 'Home' }],
+      [{ type: 'alias', userId: 'u', previousId: 'anon-9' }, { type: 'alias', userKey: 'u', previousId: 'anon-9' }],
+      [{ type: 'track', userId: 'u', event: 'x', context: { groupId: 'acct-2' } }, { groupId: 'acct-2' }],
+    ] as const;
+    for (const [message, expected] of cases) {
+      const outcome = validateMessage(message, 0, 'acme', receivedAt);
+      expect(outcome, JSON.stringify(message)).toMatchObject(expected);
+      expect('reason' in outcome).toBe(false);
+    }
+    const kept = validateMessage(cases[0][0], 0, 'acme', receivedAt) as AcceptedMessage;
+    expect(kept.message['custom']).toBe('kept');
+    expect(kept.message['userId']).toBe('42');
+  });
+
+  it('assigns a messageId when absent, the same one for the same message, a different one for another', () => {
+    const message = { type: 'track', userId: 'u', event: 'x', timestamp: '2024-05-01T10:00:00Z' };
+    const first = validateMessage(message, 0, 'acme', receivedAt) as AcceptedMessage;
+    const retried = validateMessage({ ...message, sentAt: '2024-05-01T12:00:05Z' }, 0, 'acme', new Date(receivedAt.getTime() + 5000)) as AcceptedMessage;
+    const other = validateMessage({ ...message, event: 'y' }, 0, 'acme', receivedAt) as AcceptedMessage;
+    const otherWorkspace = validateMessage(message, 0, 'globex', receivedAt) as AcceptedMessage;
+    expect(first.messageId).toMatch(/^auto-[0-9a-f]{32}$/);
+    expect(retried.messageId).toBe(first.messageId);
+    expect(other.messageId).not.toBe(first.messageId);
+    expect(otherWorkspace.messageId).not.toBe(first.messageId);
+  });
+});
+
+describe('clock-skew correction', () => {
+  it.each([
+    ['an explicit timestamp wins', { timestamp: '2024-04-30T08:00:00Z', originalTimestamp: '2024-01-01T00:00:00Z', sentAt: '2024-01-01T00:00:00Z' }, '2024-04-30T08:00:00.000Z'],
+    ['a device clock 1 hour behind is corrected', { originalTimestamp: '2024-05-01T10:59:00Z', sentAt: '2024-05-01T11:00:00Z' }, '2024-05-01T11:59:00.000Z'],
+    ['a device clock 2 days ahead is corrected', { originalTimestamp: '2024-05-03T11:58:00Z', sentAt: '2024-05-03T12:00:00Z' }, '2024-05-01T11:58:00.000Z'],
+    ['latency under half a second is not skew', { originalTimestamp: '2024-05-01T11:58:00Z', sentAt: '2024-05-01T11:59:59.700Z' }, '2024-05-01T11:58:00.000Z'],
+    ['originalTimestamp alone is used as is', { originalTimestamp: '2024-05-01T11:58:00+02:00' }, '2024-05-01T09:58:00.000Z'],
+    ['no time at all means the time it was received', {}, '2024-05-01T12:00:00.000Z'],
+  ])('%s', (_name, message, expected) => {
+    expect(resolveTimestamp(message, receivedAt).toISOString()).toBe(expected);
+  });
+});
+
+describe('write keys', () => {
+  it('parses generated keys and imported keys, and refuses junk', () => {
+    const { key, keyId, secret } = generateWriteKey();
+    expect(parseWriteKey(key)).toEqual({ keyId, secret });
+    const imported = parseWriteKey('segment-key-0123456789');
+    expect(imported?.keyId).toMatch(/^x[0-9a-f]{11}$/);
+    expect(imported?.secret).toBe('segment-key-0123456789');
+    expect(parseWriteKey('short')).toBeUndefined();
+    expect(parseWriteKey('has spaces in the middle')).toBeUndefined();
+  });
+
+  it('matches only the right secret', () => {
+    const { keyId, secret } = generateWriteKey();
+    const record: WriteKeyRecord = { keyId, workspace: 'acme', secretHash: hashSecret(secret), createdAt: '' };
+    expect(secretMatches(secret, record)).toBe(true);
+    expect(secretMatches(`${secret.slice(0, -1)}x`, record)).toBe(false);
+  });
+
+  it('reads the key from HTTP Basic first, then from the body', () => {
+    expect(writeKeyFromRequest(basic('from-header-123'), 'from-body-123')).toBe('from-header-123');
+    expect(writeKeyFromRequest(undefined, 'from-body-123')).toBe('from-body-123');
+    expect(writeKeyFromRequest('Bearer nope', undefined)).toBeUndefined();
+    expect(writeKeyFromRequest(undefined, 42)).toBeUndefined();
+  });
+});
+
+describe('the ingest use case', () => {
+  it('stores a valid batch with the batch context merged into each message and answers 200', async () => {
+    const body = JSON.stringify({
+      batch: [track(), track({ messageId: 'm-2', context: { groupId: 'acct-1', ip: '10.0.0.2' } })],
+      context: { library: { name: 'analytics-node' }, ip: '10.0.0.1' },
+      sentAt: '2024-05-01T12:00:00Z',
+    });
+    const { response, events } = await send({ body });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ success: true });
+    const [saved] = events.saved;
+    expect(saved?.workspace).toBe('acme');
+    expect(saved?.messages.map((m) => m.message['context'])).toEqual([
+      { library: { name: 'analytics-node' }, ip: '10.0.0.1' },
+      { library: { name: 'analytics-node' }, ip: '10.0.0.2', groupId: 'acct-1' },
+    ]);
+    expect(events.quarantined).toEqual([]);
+  });
+
+  it('stores the valid messages of a batch, lists and quarantines the rejected ones', async () => {
+    const body = JSON.stringify({ batch: [track(), track({ messageId: 'm-bad', event: '' }), 'not an object', track({ messageId: 'm-3' })] });
+    const { response, events } = await send({ body });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({
+      success: true,
+      rejected: [
+        { index: 1, messageId: 'm-bad', path: 'event', reason: 'must not be empty' },
+        { index: 2, path: '', reason: 'must be a JSON object' },
+      ],
+    });
+    expect(events.saved[0]?.messages.map((m) => m.messageId)).toEqual(['m-1', 'm-3']);
+    expect(events.quarantined[0]?.rejected.map((r) => r.raw)).toEqual([track({ messageId: 'm-bad', event: '' }), 'not an object']);
+  });
+
+  it('answers 400 naming the field when nothing in the request is valid, and still quarantines it', async () => {
+    const { response, events } = await send({ body: JSON.stringify({ batch: [track({ userId: null })] }) });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ success: false, path: 'batch[0].userId', reason: 'userId or anonymousId is required' });
+    expect(events.saved).toEqual([]);
+    expect(events.quarantined).toHaveLength(1);
+  });
+
+  it('types single calls from the path and reads writeKey from the body, never storing it', async () => {
+    const { key, keys } = keyFor('acme');
+    const events = new RecordingEventStore();
+    const response = await ingest(
+      { callType: 'identify', body: JSON.stringify({ userId: 'u', traits: { plan: 'pro' }, writeKey: key }), receivedAt, requestId: 'r' },
+      { keys, events },
+    );
+    expect(response.status).toBe(200);
+    const stored = events.saved[0]?.messages[0];
+    expect(stored?.type).toBe('identify');
+    expect(JSON.stringify(stored)).not.toContain(key);
+  });
+
+  it.each([
+    ['bad JSON', { body: '{"batch": [' }, 400, '', 'the body is not valid JSON'],
+    ['a JSON array', { body: '[]' }, 400, '', 'the request body must be a JSON object'],
+    ['no key', { body: JSON.stringify({ batch: [track()] }), authorization: undefined }, 401, 'writeKey', 'a write key is required'],
+    ['an unknown key', { body: JSON.stringify({ batch: [track()] }), authorization: basic('pqr_000000000000_' + 'a'.repeat(43)) }, 401, 'writeKey', 'unknown or revoked'],
+    ['batch not an array', { body: JSON.stringify({ batch: {} }) }, 400, 'batch', 'must be an array of messages'],
+    ['too many messages', { body: JSON.stringify({ batch: Array.from({ length: ingestLimits.maxBatchSize + 1 }, () => ({})) }) }, 413, 'batch', 'at most 2500'],
+    ['an oversized single event', { callType: 'track' as const, body: JSON.stringify(track({ properties: { blob: 'x'.repeat(ingestLimits.maxEventBytes) } })) }, 413, '', 'bytes allowed per event'],
+  ])('refuses %s as a whole and stores nothing', async (_name, request, status, path, reason) => {
+    const { response, events } = await send(request);
+    expect(response.status).toBe(status);
+    expect(response.body['path']).toBe(path);
+    expect(String(response.body['reason'])).toContain(reason);
+    expect(events.saved).toEqual([]);
+    expect(events.quarantined).toEqual([]);
+  });
+
+  it('refuses a revoked key', async () => {
+    const { keyId, key, secret } = generateWriteKey();
+    const record: WriteKeyRecord = { keyId, workspace: 'acme', secretHash: hashSecret(secret), createdAt: '', revokedAt: '2024-01-01T00:00:00Z' };
+    const events = new RecordingEventStore();
+    const response = await ingest(
+      { callType: 'batch', body: JSON.stringify({ batch: [track()] }), authorization: basic(key), receivedAt, requestId: 'r' },
+      { keys: { find: async () => record }, events },
+    );
+    expect(response.status).toBe(401);
+    expect(events.saved).toEqual([]);
+  });
+
+  it('rejects an oversized event inside a batch but keeps the rest', async () => {
+    const big = track({ messageId: 'big', properties: { blob: 'x'.repeat(ingestLimits.maxEventBytes) } });
+    const { response, events } = await send({ body: JSON.stringify({ batch: [big, track()] }) });
+    expect(response.status).toBe(200);
+    expect(response.body['rejected']).toEqual([{ index: 0, messageId: 'big', path: '', reason: expect.stringContaining('bytes allowed per event') }]);
+    expect(events.saved[0]?.messages).toHaveLength(1);
+  });
+});
