@@ -1,0 +1,94 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Server } from 'node:http';
+import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
+import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import { parseWriteKey } from '../core/write-key';
+import { createIngestHandler, type IngestObserver } from '../ingest/http';
+import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
+import { serveHttpApi } from './http-server';
+
+export interface DevOptions {
+  /** Port of the ingest endpoint; 0 picks a free one. @default 3000 */
+  port?: number;
+  /** A running DynamoDB to use instead of starting DynamoDB Local. @default process.env.AWS_ENDPOINT_URL_DYNAMODB */
+  endpoint?: string;
+  /** Port for the DynamoDB Local this starts. @default a free port */
+  dynamoDbPort?: number;
+  /** Directory where DynamoDB Local keeps its data; without it the data is in memory and gone on stop. */
+  dataDir?: string;
+  /** @default 'pql-radar' */
+  tableName?: string;
+  /** The write key to accept; registered in `workspace` if new. @default a newly created key */
+  writeKey?: string;
+  /** @default 'default' */
+  workspace?: string;
+  /** Settings of the event store, as the deployed function gets them. */
+  retentionDays?: number;
+  dirtyShards?: number;
+  observer?: IngestObserver;
+}
+
+export interface DevRuntime {
+  url: string;
+  endpoint: string;
+  tableName: string;
+  writeKey: string;
+  workspace: string;
+  client: DynamoDBClient;
+  events: DynamoDbEventStore;
+  keys: DynamoDbWriteKeyStore;
+  stop(): Promise<void>;
+}
+
+/**
+ * The local runtime: DynamoDB (Local, unless one is given), the table, a write key, and the ingest handler
+ * served over HTTP. Everything it starts, stop() stops.
+ */
+export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
+  const tableName = options.tableName ?? 'pql-radar';
+  const workspace = options.workspace ?? 'default';
+  const configuredEndpoint = options.endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'];
+  const dynamoDbLocal: DynamoDbLocal | undefined = configuredEndpoint
+    ? undefined
+    : await startDynamoDbLocal({ ...(options.dynamoDbPort !== undefined ? { port: options.dynamoDbPort } : {}), ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
+  const endpoint = configuredEndpoint ?? dynamoDbLocal!.endpoint;
+  const client = createDynamoDbClient(endpoint);
+  let server: Server | undefined;
+  const stop = async () => {
+    if (server) {
+      server.closeAllConnections();
+      await new Promise((done) => server!.close(done));
+    }
+    client.destroy();
+    await dynamoDbLocal?.stop();
+  };
+
+  try {
+    await ensureTable(client, tableName);
+    const keys = new DynamoDbWriteKeyStore(client, tableName);
+    const writeKey = await registeredWriteKey(keys, workspace, options.writeKey);
+    const events = new DynamoDbEventStore({
+      client,
+      tableName,
+      ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}),
+      ...(options.dirtyShards !== undefined ? { dirtyShards: options.dirtyShards } : {}),
+    });
+    // No key cache here: locally, a revoked key should stop working at once.
+    const handler = createIngestHandler({ keys, events }, options.observer);
+    const served = await serveHttpApi(handler, { port: options.port ?? 3000 });
+    server = served.server;
+    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function registeredWriteKey(keys: DynamoDbWriteKeyStore, workspace: string, writeKey: string | undefined): Promise<string> {
+  if (writeKey === undefined) return (await keys.create(workspace)).key;
+  const parsed = parseWriteKey(writeKey);
+  if (!parsed) throw new Error('--write-key must be 12 to 256 printable ASCII characters without spaces');
+  const existing = await keys.find(parsed.keyId);
+  if (!existing) await keys.create(workspace, { existingKey: writeKey });
+  return writeKey;
+}
