@@ -58,14 +58,14 @@ interface EntityChange {
   days: Set<string>;
   traits: Map<string, unknown>;
   accountsJoined: Set<string>;
-  lastAccount?: string;
   aliases: Set<string>;
 }
 
 /**
  * Stores events in DynamoDB, once per messageId: each event is one item under its user, keyed by day and
- * messageId, so a retried message rewrites the same item. The account an event belongs to is recorded on it,
- * not copied: account-wide figures are rolled up from members by the evaluator.
+ * messageId, so a retried message rewrites the same item. Events are not copied under accounts (that would
+ * double the write cost): an account has member items, and each change of a member marks the account too,
+ * so the evaluator rolls account-wide figures up from its members.
  */
 export class DynamoDbEventStore implements EventStore {
   readonly capacity = new CapacityTally();
@@ -102,25 +102,26 @@ export class DynamoDbEventStore implements EventStore {
       const day = message.timestamp.slice(0, 10);
       const user = change('user', message.userKey);
       user.days.add(day);
-      let known = memberships.get(message.userKey);
-      if (!known) {
-        known = { accounts: new Set<string>() };
-        memberships.set(message.userKey, known);
-      }
-      const accountId = message.groupId ?? user.lastAccount ?? known.lastAccount;
       if (message.groupId !== undefined) {
-        user.lastAccount = message.groupId;
-        if (!known.accounts.has(message.groupId)) {
-          known.accounts.add(message.groupId);
+        change('account', message.groupId).days.add(day);
+        const accounts = memberships.get(message.userKey) ?? new Set<string>();
+        memberships.set(message.userKey, accounts);
+        if (!accounts.has(message.groupId)) {
+          accounts.add(message.groupId);
           user.accountsJoined.add(message.groupId);
           memberItems.push(this.memberItem(workspace, message.groupId, message.userKey, message.timestamp));
         }
       }
-      if (accountId !== undefined) change('account', accountId).days.add(day);
       if (message.type === 'identify') for (const [name, value] of Object.entries(message.traits ?? {})) user.traits.set(name, value);
       if (message.type === 'group') for (const [name, value] of Object.entries(message.traits ?? {})) change('account', message.groupId!).traits.set(name, value);
       if (message.previousId !== undefined) user.aliases.add(message.previousId);
-      eventItems.push(this.eventItem(workspace, message, accountId));
+      eventItems.push(this.eventItem(workspace, message));
+    }
+    // Every account a user belongs to is re-evaluated when the user changes; taken after the loop, so the
+    // marks are the same whatever the order of the messages, and the same when a request is retried.
+    for (const entry of [...changes.values()]) {
+      if (entry.type !== 'user') continue;
+      for (const accountId of memberships.get(entry.id) ?? []) for (const day of entry.days) change('account', accountId).days.add(day);
     }
 
     // Order matters: events, then profiles, then the change markers the evaluator looks for, so a marker never
@@ -183,14 +184,14 @@ export class DynamoDbEventStore implements EventStore {
     return found;
   }
 
-  private eventItem(workspace: string, message: AcceptedMessage, accountId: string | undefined): Item {
+  private eventItem(workspace: string, message: AcceptedMessage): Item {
     const eventSeconds = Math.floor(Date.parse(message.timestamp) / 1000);
     return {
       pk: { S: entityPartitionKey(workspace, 'user', message.userKey) },
       sk: { S: eventSortKey(message.timestamp, message.messageId) },
       // The message as JSON, not as a DynamoDB map: any JSON survives (numbers beyond DynamoDB's range, empty keys).
       msg: { S: JSON.stringify(message.message) },
-      ...(accountId !== undefined ? { account: { S: accountId } } : {}),
+      ...(message.groupId !== undefined ? { account: { S: message.groupId } } : {}),
       expiresAt: { N: String(eventSeconds + this.retentionSeconds) },
     };
   }
@@ -204,9 +205,9 @@ export class DynamoDbEventStore implements EventStore {
     };
   }
 
-  /** The accounts each user already belongs to, and the last one they were seen in, from their profiles. */
+  /** The accounts each user already belongs to, from their profiles. */
   private async currentMemberships(workspace: string, userKeys: string[]) {
-    const memberships = new Map<string, { accounts: Set<string>; lastAccount?: string }>();
+    const memberships = new Map<string, Set<string>>();
     for (let i = 0; i < userKeys.length; i += 100) {
       let keys: Record<string, AttributeValue>[] | undefined = userKeys
         .slice(i, i + 100)
@@ -216,7 +217,7 @@ export class DynamoDbEventStore implements EventStore {
         if (round > 0) await backoff(round);
         const output: BatchGetItemCommandOutput = await this.client.send(
           new BatchGetItemCommand({
-            RequestItems: { [this.tableName]: { Keys: keys, ProjectionExpression: 'entityId, accounts, lastAccount' } },
+            RequestItems: { [this.tableName]: { Keys: keys, ProjectionExpression: 'entityId, accounts' } },
             ReturnConsumedCapacity: 'TOTAL',
           }),
         );
@@ -224,10 +225,7 @@ export class DynamoDbEventStore implements EventStore {
         for (const item of output.Responses?.[this.tableName] ?? []) {
           const userKey = item['entityId']?.S;
           if (userKey === undefined) continue;
-          memberships.set(userKey, {
-            accounts: new Set(item['accounts']?.SS ?? []),
-            ...(item['lastAccount']?.S ? { lastAccount: item['lastAccount'].S } : {}),
-          });
+          memberships.set(userKey, new Set(item['accounts']?.SS ?? []));
         }
         keys = output.UnprocessedKeys?.[this.tableName]?.Keys;
       }
@@ -238,7 +236,7 @@ export class DynamoDbEventStore implements EventStore {
   /** Writes traits, memberships and aliases; a profile is touched only when the request changes one of them. */
   private async updateProfile(pk: string, entry: EntityChange, receivedAt: Date): Promise<void> {
     const traitEntries = [...entry.traits.entries()];
-    const hasOtherChanges = entry.accountsJoined.size > 0 || entry.lastAccount !== undefined || entry.aliases.size > 0;
+    const hasOtherChanges = entry.accountsJoined.size > 0 || entry.aliases.size > 0;
     if (traitEntries.length === 0 && !hasOtherChanges) return;
 
     const traitGroups: [string, unknown][][] = [];
@@ -252,7 +250,7 @@ export class DynamoDbEventStore implements EventStore {
         ':id': { S: entry.id },
         ':now': { S: receivedAt.toISOString() },
       };
-      const set = ['entityType = :type', 'entityId = :id', 'updatedAt = :now', 'createdAt = if_not_exists(createdAt, :now)'];
+      const set = ['entityType = :type', 'entityId = :id', 'createdAt = if_not_exists(createdAt, :now)'];
       const add: string[] = [];
       traits.forEach(([name, value], i) => {
         names[`#t${i}`] = `trait:${name}`;
@@ -260,10 +258,6 @@ export class DynamoDbEventStore implements EventStore {
         set.push(`#t${i} = :t${i}`);
       });
       if (groupIndex === 0) {
-        if (entry.lastAccount !== undefined) {
-          values[':lastAccount'] = { S: entry.lastAccount };
-          set.push('lastAccount = :lastAccount');
-        }
         if (entry.accountsJoined.size > 0) {
           values[':accounts'] = { SS: [...entry.accountsJoined] };
           add.push('accounts :accounts');

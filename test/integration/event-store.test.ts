@@ -1,0 +1,222 @@
+import { GetItemCommand, QueryCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
+import { changesSortKey, entityPartitionKey, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
+import { ensureTable } from '../../functions/local/dynamodb-local';
+import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
+import { ingest, validateMessage, type AcceptedMessage } from '../../functions/core/ingest';
+import { freshTable } from '../support/dynamodb';
+import { leaveItemsUnprocessed, throttlingClient } from '../support/faults';
+
+const receivedAt = new Date('2024-05-01T12:00:00.000Z');
+
+function accepted(messages: Record<string, unknown>[]): AcceptedMessage[] {
+  return messages.map((message, index) => {
+    const outcome = validateMessage(message, index, 'acme', receivedAt);
+    if ('reason' in outcome) throw new Error(`test message ${index} is invalid: ${outcome.path} ${outcome.reason}`);
+    return outcome;
+  });
+}
+
+const sampleBatch = () =>
+  accepted([
+    { type: 'identify', userId: 'u1', traits: { plan: 'free', email: 'ada@example.com' }, messageId: 'i1', timestamp: '2024-04-30T09:00:00Z' },
+    { type: 'group', userId: 'u1', groupId: 'acct-1', traits: { employees: 120, industry: 'fintech' }, messageId: 'g1', timestamp: '2024-04-30T09:01:00Z' },
+    { type: 'track', userId: 'u1', event: 'Dashboard Created', properties: { count: 1 }, messageId: 't1', timestamp: '2024-04-30T09:02:00Z' },
+    { type: 'track', userId: 'u1', event: 'Teammate Invited', properties: { invitee: 'x' }, messageId: 't2', timestamp: '2024-05-01T10:00:00Z', context: { groupId: 'acct-2' } },
+    { type: 'track', anonymousId: 'anon-7', event: 'Pricing Viewed', messageId: 't3', timestamp: '2024-05-01T10:05:00Z' },
+  ]);
+
+async function allItems(client: DynamoDBClient, tableName: string) {
+  const items: Record<string, AttributeValue>[] = [];
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: startKey, ConsistentRead: true }));
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items.sort((a, b) => `${a['pk']?.S}${a['sk']?.S}`.localeCompare(`${b['pk']?.S}${b['sk']?.S}`));
+}
+
+const eventItems = (items: Record<string, AttributeValue>[]) => items.filter((item) => item['sk']?.S?.startsWith('EVT#'));
+/** The change marker's `version` counts every write, retries included (the evaluator needs that): everything else must be equal. */
+const withoutVersion = (items: Record<string, AttributeValue>[]) => items.map(({ version: _version, ...item }) => item);
+
+describe('DynamoDbEventStore on DynamoDB Local', () => {
+  let client: DynamoDBClient;
+  let tableName: string;
+  beforeAll(async () => {
+    ({ client, tableName } = await freshTable());
+  });
+
+  it('stores each event once under its user, with the account, profiles, membership and change markers', async () => {
+    const { client, tableName } = await freshTable();
+    const store = new DynamoDbEventStore({ client, tableName });
+    await store.save('acme', sampleBatch(), receivedAt);
+    const items = await allItems(client, tableName);
+
+    const events = eventItems(items);
+    expect(events.map((item) => [item['pk']?.S, item['sk']?.S, item['account']?.S])).toEqual([
+      ['WS#acme#user#anonymous:anon-7', 'EVT#2024-05-01#t3', undefined],
+      ['WS#acme#user#u1', 'EVT#2024-04-30#g1', 'acct-1'],
+      ['WS#acme#user#u1', 'EVT#2024-04-30#i1', undefined],
+      ['WS#acme#user#u1', 'EVT#2024-04-30#t1', undefined],
+      ['WS#acme#user#u1', 'EVT#2024-05-01#t2', 'acct-2'],
+    ]);
+    expect(JSON.parse(events[3]!['msg']!.S!)).toMatchObject({ event: 'Dashboard Created', properties: { count: 1 }, messageId: 't1' });
+    // Retention: 400 days after the event's own time.
+    expect(Number(events[3]!['expiresAt']!.N)).toBe(Date.parse('2024-04-30T09:02:00Z') / 1000 + 400 * 86_400);
+
+    const byKey = new Map(items.map((item) => [`${item['pk']?.S}|${item['sk']?.S}`, item]));
+    const userProfile = byKey.get(`WS#acme#user#u1|${profileSortKey}`)!;
+    expect(JSON.parse(userProfile['trait:plan']!.S!)).toBe('free');
+    expect(userProfile['accounts']?.SS?.sort()).toEqual(['acct-1', 'acct-2']);
+    const accountProfile = byKey.get(`WS#acme#account#acct-1|${profileSortKey}`)!;
+    expect(JSON.parse(accountProfile['trait:employees']!.S!)).toBe(120);
+    expect(byKey.get('WS#acme#account#acct-1|MEMBER#u1')?.['userKey']?.S).toBe('u1');
+
+    const userChanges = byKey.get(`WS#acme#user#u1|${changesSortKey}`)!;
+    expect(userChanges['days']?.SS?.sort()).toEqual(['2024-04-30', '2024-05-01']);
+    expect(userChanges['dirtySince']?.S).toBe(receivedAt.toISOString());
+    expect(Number(userChanges['dirtyShard']?.S)).toBeLessThan(4);
+    expect(byKey.get(`WS#acme#account#acct-1|${changesSortKey}`)?.['days']?.SS?.sort()).toEqual(['2024-04-30', '2024-05-01']);
+  });
+
+  it('marks every account of a user, known from an earlier group call, when the user changes', async () => {
+    const store = new DynamoDbEventStore({ client, tableName });
+    await store.save('late', accepted([{ type: 'group', userId: 'u9', groupId: 'acct-9', messageId: 'g', timestamp: '2024-05-01T08:00:00Z' }]), receivedAt);
+    await store.save('late', accepted([{ type: 'track', userId: 'u9', event: 'Exported Data', messageId: 'e', timestamp: '2024-05-03T09:00:00Z' }]), receivedAt);
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: tableName, Key: { pk: { S: entityPartitionKey('late', 'account', 'acct-9') }, sk: { S: changesSortKey } }, ConsistentRead: true }),
+    );
+    expect(Item?.['days']?.SS?.sort()).toEqual(['2024-05-01', '2024-05-03']);
+    expect(Item?.['version']?.N).toBe('2');
+  });
+
+  it('leaves exactly the same stored items when the same batch is stored three times', async () => {
+    const { client, tableName } = await freshTable();
+    const store = new DynamoDbEventStore({ client, tableName });
+    await store.save('acme', sampleBatch(), receivedAt);
+    const once = await allItems(client, tableName);
+    await store.save('acme', sampleBatch(), new Date(receivedAt.getTime() + 1000));
+    await store.save('acme', sampleBatch(), new Date(receivedAt.getTime() + 2000));
+    const thrice = await allItems(client, tableName);
+    expect(eventItems(thrice)).toEqual(eventItems(once));
+    expect(withoutVersion(thrice)).toEqual(withoutVersion(once));
+  });
+
+  it('loses nothing with 20 concurrent clients writing to the same users and accounts', async () => {
+    const { client, tableName } = await freshTable();
+    const store = new DynamoDbEventStore({ client, tableName });
+    const clients = 20;
+    const perClient = 60;
+    await Promise.all(
+      Array.from({ length: clients }, (_, c) =>
+        store.save(
+          'acme',
+          accepted(
+            Array.from({ length: perClient }, (_, i) => ({
+              type: 'track',
+              userId: `user-${i % 7}`,
+              event: 'Report Viewed',
+              messageId: `c${c}-m${i}`,
+              timestamp: `2024-05-0${1 + (i % 3)}T10:00:00Z`,
+              context: { groupId: `acct-${i % 3}` },
+            })),
+          ),
+          receivedAt,
+        ),
+      ),
+    );
+    const items = await allItems(client, tableName);
+    expect(eventItems(items)).toHaveLength(clients * perClient);
+    const changes = items.filter((item) => item['sk']?.S === changesSortKey);
+    expect(changes).toHaveLength(7 + 3);
+    // Every request bumps the version of each entity it touched: no update was lost to a race.
+    const userVersions = changes.filter((item) => item['entityType']?.S === 'user').map((item) => Number(item['version']?.N));
+    expect(userVersions).toEqual(Array(7).fill(clients));
+    const members = items.filter((item) => item['sk']?.S?.startsWith('MEMBER#'));
+    // i % 7 and i % 3 over 60 messages meet in all 21 user-account pairs.
+    expect(members).toHaveLength(21);
+  });
+
+  it('retries throttled calls through the SDK and resends UnprocessedItems until all are written', async () => {
+    const { client: setup, tableName } = await freshTable();
+    const { client, counts } = throttlingClient('BatchWriteItem', 3);
+    const unprocessed = leaveItemsUnprocessed(client, 4, 2);
+    const store = new DynamoDbEventStore({ client, tableName });
+    const messages = accepted(
+      Array.from({ length: 60 }, (_, i) => ({ type: 'track', userId: `u${i % 4}`, event: 'Exported Data', messageId: `m${i}`, timestamp: '2024-05-01T10:00:00Z' })),
+    );
+    await store.save('acme', messages, receivedAt);
+    expect(counts.throttled).toBe(3);
+    expect(unprocessed.partial).toBe(4);
+    expect(eventItems(await allItems(setup, tableName))).toHaveLength(60);
+  });
+
+  it('fails, rather than reporting success, when throttling outlasts every retry', async () => {
+    const { client: setup, tableName } = await freshTable();
+    const { client } = throttlingClient('BatchWriteItem', 1000, 2);
+    const store = new DynamoDbEventStore({ client, tableName });
+    await expect(store.save('acme', sampleBatch(), receivedAt)).rejects.toThrow(/throughput/i);
+    expect(eventItems(await allItems(setup, tableName))).toHaveLength(0);
+  });
+
+  it('keeps rejected messages in the quarantine with their reasons and a TTL', async () => {
+    const store = new DynamoDbEventStore({ client, tableName, quarantineRetentionDays: 7 });
+    await store.quarantine('q', 'req-1', [{ index: 2, messageId: 'bad-1', path: 'event', reason: 'must not be empty', raw: { type: 'track', event: '' } }], receivedAt);
+    const [rejected] = await store.listRejected('q');
+    expect(rejected).toEqual({
+      receivedAt: receivedAt.toISOString(),
+      requestId: 'req-1',
+      index: 2,
+      messageId: 'bad-1',
+      path: 'event',
+      reason: 'must not be empty',
+      raw: '{"type":"track","event":""}',
+      rawTruncated: false,
+    });
+    const { Items } = await client.send(
+      new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: 'WS#q#REJECTED' } } }),
+    );
+    expect(Number(Items?.[0]?.['expiresAt']?.N)).toBe(receivedAt.getTime() / 1000 + 7 * 86_400);
+  });
+});
+
+describe('write keys on DynamoDB Local', () => {
+  let client: DynamoDBClient;
+  let tableName: string;
+  beforeAll(async () => {
+    ({ client, tableName } = await freshTable());
+  });
+  afterAll(() => client.destroy());
+
+  it('creates, lists and revokes keys, storing only the hash', async () => {
+    const keys = new DynamoDbWriteKeyStore(client, tableName);
+    const { key, record } = await keys.create('acme');
+    const listed = await keys.list();
+    expect(listed.map((r) => r.keyId)).toContain(record.keyId);
+    expect(JSON.stringify(await allItems(client, tableName))).not.toContain(key.split('_')[2]);
+    expect(await keys.revoke(record.keyId)).toBe(true);
+    expect((await keys.find(record.keyId))?.revokedAt).toBeDefined();
+    expect(await keys.revoke('nonexistent00')).toBe(false);
+    await expect(keys.create('Not A Workspace')).rejects.toThrow(/workspace "Not A Workspace" is not valid/);
+  });
+
+  it('a key of workspace A only ever writes into workspace A', async () => {
+    await ensureTable(client, tableName);
+    const keys = new DynamoDbWriteKeyStore(client, tableName);
+    const a = await keys.create('team-a');
+    await keys.create('team-b');
+    const events = new DynamoDbEventStore({ client, tableName });
+    // The body claims workspace B in every way a client could try.
+    const body = JSON.stringify({ batch: [{ type: 'track', userId: 'u', event: 'x', messageId: 'ws-1', workspace: 'team-b', context: { workspace: 'team-b' } }], workspace: 'team-b' });
+    const response = await ingest(
+      { callType: 'batch', body, authorization: `Basic ${Buffer.from(`${a.key}:`).toString('base64')}`, receivedAt, requestId: 'r' },
+      { keys: new CachedWriteKeyStore(keys, 60_000), events },
+    );
+    expect(response.status).toBe(200);
+    const eventKeys = eventItems(await allItems(client, tableName)).map((item) => item['pk']?.S);
+    expect(eventKeys).toEqual(['WS#team-a#user#u']);
+  });
+});
