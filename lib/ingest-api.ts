@@ -1,0 +1,158 @@
+import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { LambdaFunction } from './lambda-function';
+
+/** The Segment HTTP Tracking API paths; `/v1/import` is handled as a batch. */
+export const ingestPaths = [
+  '/v1/track',
+  '/v1/identify',
+  '/v1/group',
+  '/v1/page',
+  '/v1/screen',
+  '/v1/alias',
+  '/v1/batch',
+  '/v1/import',
+] as const;
+
+/**
+ * The ingest Lambda writes, reads back and marks items by key, one at a time or in batches. It never queries,
+ * scans, deletes (expiry is the TTL's job) or touches the index.
+ */
+export const ingestTableActions = [
+  'dynamodb:BatchWriteItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+];
+
+export interface IngestApiProps {
+  /** The table events, entity state, write keys and quarantined messages live in. */
+  readonly table: dynamodb.ITable;
+  /**
+   * Days an event is kept before its TTL expires it.
+   * @default 400
+   */
+  readonly retentionDays?: number;
+  /**
+   * Days a rejected message stays in the quarantine for an operator to inspect.
+   * @default 14
+   */
+  readonly quarantineRetentionDays?: number;
+  /**
+   * Number of partitions of the sparse `dirty` index; more shards spread a hot write load.
+   * @default 4
+   */
+  readonly dirtyShards?: number;
+  /**
+   * Default-stage throttling; over it clients get 429, which Segment SDKs retry.
+   * @default - rateLimit 1000 requests per second, burstLimit 2000
+   */
+  readonly throttling?: apigwv2.ThrottleSettings;
+  /**
+   * How long the function logs and the API access logs are kept.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The Segment-compatible HTTPS endpoint: an HTTP API (payload format 2.0) whose routes all go to one ingest
+ * Lambda, with stage throttling and JSON access logs.
+ *
+ * Reserved concurrency is not set on the ingest Lambda: it is taken from the account-wide concurrency limit,
+ * so a default would risk starving other workloads or failing to deploy in accounts with a low limit. The
+ * stage throttling is what bounds the load.
+ */
+export class IngestApi extends Construct {
+  public readonly handler: lambda.Function;
+  public readonly httpApi: apigwv2.HttpApi;
+  /** Base URL of the default stage, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/`. */
+  public readonly url: string;
+
+  constructor(scope: Construct, id: string, props: IngestApiProps) {
+    super(scope, id);
+    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
+
+    this.handler = new LambdaFunction(this, 'Handler', {
+      entry: 'functions/ingest/handler.ts',
+      description: 'pql-radar ingest: Segment HTTP Tracking API to DynamoDB',
+      memorySize: 512,
+      timeout: Duration.seconds(10),
+      logRetention,
+      environment: {
+        TABLE_NAME: props.table.tableName,
+        RETENTION_DAYS: String(props.retentionDays ?? 400),
+        QUARANTINE_RETENTION_DAYS: String(props.quarantineRetentionDays ?? 14),
+        DIRTY_SHARDS: String(props.dirtyShards ?? 4),
+      },
+    }).function;
+    // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs.
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ingestTableActions, resources: [props.table.tableArn] }),
+    );
+
+    this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
+      description: 'pql-radar ingest (Segment HTTP Tracking API)',
+      // The default stage HttpApi would create takes neither throttling nor access logs.
+      createDefaultStage: false,
+    });
+
+    const accessLogs = new logs.LogGroup(this, 'AccessLogs', {
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const stage = new apigwv2.HttpStage(this, 'DefaultStage', {
+      httpApi: this.httpApi,
+      autoDeploy: true,
+      throttle: {
+        rateLimit: props.throttling?.rateLimit ?? 1000,
+        burstLimit: props.throttling?.burstLimit ?? 2000,
+      },
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(accessLogs),
+        // HTTP API variables; no headers, so write keys never reach the logs.
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            userAgent: '$context.identity.userAgent',
+            requestTime: '$context.requestTime',
+            httpMethod: '$context.httpMethod',
+            routeKey: '$context.routeKey',
+            protocol: '$context.protocol',
+            status: '$context.status',
+            responseLength: '$context.responseLength',
+            responseLatency: '$context.responseLatency',
+            integrationStatus: '$context.integrationStatus',
+            integrationLatency: '$context.integrationLatency',
+            integrationErrorMessage: '$context.integrationErrorMessage',
+            errorMessage: '$context.error.message',
+          }),
+        ),
+      },
+    });
+    this.url = stage.url;
+
+    const integration = new HttpLambdaIntegration('Ingest', this.handler, {
+      payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
+    });
+    for (const path of ingestPaths) {
+      for (const route of this.httpApi.addRoutes({ path, methods: [apigwv2.HttpMethod.POST], integration })) {
+        Validations.of(route).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason:
+            'Segment clients authenticate with a write key (Basic auth or `writeKey` in the body) that the ingest ' +
+            'Lambda checks, answering 401; an API Gateway authorizer cannot read a key from the body.',
+        });
+      }
+    }
+  }
+}

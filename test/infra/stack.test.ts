@@ -1,0 +1,222 @@
+import type { CfnElement } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
+import { ingestPaths, ingestTableActions } from '../../lib/ingest-api';
+import { buildStack, synth } from './synth';
+
+type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string; UpdateReplacePolicy?: string };
+
+let template: Template;
+let ids: { table: string; handler: string; handlerLogGroup: string; role: string; accessLogs: string; integration: string };
+
+beforeAll(() => {
+  const { stack } = buildStack();
+  template = Template.fromStack(stack);
+  const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+  const ingest = stack.ingestApi;
+  ids = {
+    table: logicalId(stack.eventStore.table),
+    handler: logicalId(ingest.handler),
+    handlerLogGroup: logicalId(ingest.handler.logGroup),
+    role: logicalId(ingest.handler.role!),
+    accessLogs: logicalId(ingest.node.findChild('AccessLogs')),
+    integration: Object.keys(template.findResources('AWS::ApiGatewayV2::Integration'))[0]!,
+  };
+});
+
+const resource = (logicalId: string): Resource => template.toJSON().Resources[logicalId];
+const getAtt = (logicalId: string, attribute: string) => ({ 'Fn::GetAtt': [logicalId, attribute] });
+
+describe('event store', () => {
+  const { partitionKey, sortKey, timeToLiveAttribute, dirtyIndex } = tableDefinition;
+
+  it('has the keys, the keys-only dirty index and the TTL of the shared table definition', () => {
+    template.resourceCountIs('AWS::DynamoDB::GlobalTable', 1);
+    const table = resource(ids.table);
+    expect(table.Type).toBe('AWS::DynamoDB::GlobalTable');
+    expect(table.Properties.KeySchema).toEqual([
+      { AttributeName: partitionKey, KeyType: 'HASH' },
+      { AttributeName: sortKey, KeyType: 'RANGE' },
+    ]);
+    expect(table.Properties.GlobalSecondaryIndexes).toEqual([
+      {
+        IndexName: dirtyIndex.indexName,
+        KeySchema: [
+          { AttributeName: dirtyIndex.partitionKey, KeyType: 'HASH' },
+          { AttributeName: dirtyIndex.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ]);
+    const attributes = [partitionKey, sortKey, dirtyIndex.partitionKey, dirtyIndex.sortKey];
+    expect(table.Properties.AttributeDefinitions).toEqual(attributes.map((name) => ({ AttributeName: name, AttributeType: 'S' })));
+    expect(table.Properties.TimeToLiveSpecification).toEqual({ AttributeName: timeToLiveAttribute, Enabled: true });
+    expect(table.Properties.BillingMode).toBe('PAY_PER_REQUEST');
+  });
+
+  it('is encrypted with the AWS managed KMS key, recoverable, protected and retained', () => {
+    const table = resource(ids.table);
+    expect(table.Properties.SSESpecification).toEqual({ SSEEnabled: true, SSEType: 'KMS' });
+    expect(table.Properties.Replicas).toHaveLength(1);
+    expect(table.Properties.Replicas[0]).toMatchObject({
+      DeletionProtectionEnabled: true,
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+    });
+    expect(table.Properties.Replicas[0].SSESpecification).toBeUndefined();
+    expect(table.DeletionPolicy).toBe('Retain');
+    expect(table.UpdateReplacePolicy).toBe('Retain');
+  });
+
+  it('lets a throwaway stack turn deletion protection off, and still retains the table', () => {
+    synth({ deletionProtection: false }).hasResource('AWS::DynamoDB::GlobalTable', {
+      Properties: { Replicas: [Match.objectLike({ DeletionProtectionEnabled: false })] },
+      DeletionPolicy: 'Retain',
+    });
+  });
+});
+
+describe('ingest function', () => {
+  it('runs on arm64 with the newest Node.js runtime aws-cdk-lib offers', () => {
+    const newestNode = lambda.Runtime.ALL.map((runtime) => runtime.name)
+      .filter((name) => /^nodejs\d+\.x$/.test(name))
+      .sort((a, b) => parseInt(b.slice(6)) - parseInt(a.slice(6)))[0];
+    const props = resource(ids.handler).Properties;
+    expect(props.Runtime).toBe(newestNode);
+    expect(props.Architectures).toEqual(['arm64']);
+    expect(props.MemorySize).toBe(512);
+    expect(props.Timeout).toBe(10);
+    expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+    expect(props.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
+  it('gets exactly the expected environment', () => {
+    expect(resource(ids.handler).Properties.Environment.Variables).toEqual({
+      POWERTOOLS_SERVICE_NAME: 'pql-radar',
+      POWERTOOLS_METRICS_NAMESPACE: 'pql-radar',
+      NODE_OPTIONS: '--enable-source-maps',
+      TABLE_NAME: { Ref: ids.table },
+      RETENTION_DAYS: '400',
+      QUARANTINE_RETENTION_DAYS: '14',
+      DIRTY_SHARDS: '4',
+    });
+  });
+
+  it('passes retentionDays and dirtyShards through', () => {
+    synth({ retentionDays: 30, dirtyShards: 16 }).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ RETENTION_DAYS: '30', DIRTY_SHARDS: '16' }) },
+    });
+  });
+
+  it('logs JSON into its own log group with a one-month retention', () => {
+    expect(resource(ids.handler).Properties.LoggingConfig).toEqual({ LogFormat: 'JSON', LogGroup: { Ref: ids.handlerLogGroup } });
+    expect(resource(ids.handlerLogGroup).Properties.RetentionInDays).toBe(30);
+  });
+});
+
+describe('HTTP API', () => {
+  it('routes every Segment path, POST only, to the ingest function with payload format 2.0', () => {
+    const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')) as Resource[];
+    expect(routes.map((route) => route.Properties.RouteKey).sort()).toEqual(ingestPaths.map((path) => `POST ${path}`).sort());
+    for (const route of routes) {
+      expect(route.Properties.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: ids.integration }]] });
+    }
+    template.resourceCountIs('AWS::ApiGatewayV2::Integration', 1);
+    expect(resource(ids.integration).Properties).toMatchObject({
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+      IntegrationUri: getAtt(ids.handler, 'Arn'),
+    });
+  });
+
+  it('lets API Gateway invoke the function, and nobody else', () => {
+    const permissions = Object.values(template.findResources('AWS::Lambda::Permission')) as Resource[];
+    expect(permissions).toHaveLength(ingestPaths.length);
+    for (const permission of permissions) {
+      expect(permission.Properties).toMatchObject({
+        Action: 'lambda:InvokeFunction',
+        FunctionName: getAtt(ids.handler, 'Arn'),
+        Principal: 'apigateway.amazonaws.com',
+      });
+      expect(permission.Properties.SourceArn).toBeDefined();
+    }
+  });
+
+  it('throttles the default stage, 1000 rps and 2000 burst unless configured', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 1000, ThrottlingBurstLimit: 2000 },
+    });
+    synth({ throttling: { rateLimit: 50, burstLimit: 100 } }).hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+    });
+  });
+
+  it('writes JSON access logs, without headers, to a log group with a retention', () => {
+    const [stage] = Object.values(template.findResources('AWS::ApiGatewayV2::Stage')) as Resource[];
+    const settings = stage!.Properties.AccessLogSettings;
+    expect(settings.DestinationArn).toEqual(getAtt(ids.accessLogs, 'Arn'));
+    expect(resource(ids.accessLogs).Properties.RetentionInDays).toBe(30);
+    const format = JSON.parse(settings.Format);
+    expect(format).toMatchObject({
+      requestId: '$context.requestId',
+      ip: '$context.identity.sourceIp',
+      routeKey: '$context.routeKey',
+      status: '$context.status',
+      responseLength: '$context.responseLength',
+      integrationErrorMessage: '$context.integrationErrorMessage',
+    });
+    expect(Object.values(format).filter((variable) => String(variable).includes('header'))).toEqual([]);
+  });
+});
+
+describe('ingest role', () => {
+  it('is assumed by Lambda and carries no managed or inline policies', () => {
+    const role = resource(ids.role);
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+    ]);
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(role.Properties.Policies).toBeUndefined();
+  });
+
+  it('may write its logs, send traces and use the table by key, and nothing more', () => {
+    const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
+      policy.Properties.Roles.some((role: unknown) => JSON.stringify(role) === JSON.stringify({ Ref: ids.role })),
+    );
+    expect(policies).toHaveLength(1);
+    const statements = policies[0]!.Properties.PolicyDocument.Statement;
+    expect(statements).toHaveLength(3);
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      Resource: getAtt(ids.handlerLogGroup, 'Arn'),
+    });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
+      Resource: '*',
+    });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ingestTableActions,
+      Resource: getAtt(ids.table, 'Arn'),
+    });
+    // Spelled out again so that widening the shared constant cannot slip through.
+    expect(ingestTableActions).toEqual([
+      'dynamodb:BatchWriteItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:GetItem',
+      'dynamodb:BatchGetItem',
+    ]);
+  });
+});
+
+it('outputs the ingest URL and the table name', () => {
+  template.hasOutput('IngestUrl', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
+  template.hasOutput('TableName', { Value: { Ref: ids.table } });
+});

@@ -1,0 +1,65 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  DescribeTableCommand,
+  DescribeTimeToLiveCommand,
+  GetItemCommand,
+  PutItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
+import { ensureTable, JavaMissingError, startDynamoDbLocal } from '../../functions/local/dynamodb-local';
+import { freshTable } from '../support/dynamodb';
+
+describe('ensureTable on DynamoDB Local', () => {
+  it('creates a table that stores and returns items', async () => {
+    const { client, tableName } = await freshTable();
+    const key = { pk: { S: 'WS#acme#user#u1' }, sk: { S: 'PROFILE' } };
+
+    await client.send(new PutItemCommand({ TableName: tableName, Item: { ...key, plan: { S: 'pro' } } }));
+    const { Item } = await client.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
+
+    expect(Item).toEqual({ ...key, plan: { S: 'pro' } });
+  });
+
+  it('creates the dirty index and enables TTL, and can be called again', async () => {
+    const { client, tableName } = await freshTable();
+
+    await ensureTable(client, tableName);
+
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    expect(Table?.GlobalSecondaryIndexes?.map((index) => index.IndexName)).toEqual([tableDefinition.dirtyIndex.indexName]);
+    const { TimeToLiveDescription } = await client.send(new DescribeTimeToLiveCommand({ TableName: tableName }));
+    expect(TimeToLiveDescription).toEqual({
+      TimeToLiveStatus: 'ENABLED',
+      AttributeName: tableDefinition.timeToLiveAttribute,
+    });
+  });
+});
+
+describe('startDynamoDbLocal', () => {
+  it('fails with JavaMissingError when java is not on PATH', async () => {
+    const emptyDir = await mkdtemp(join(tmpdir(), 'no-java-'));
+    const path = process.env.PATH;
+    // child_process.spawn looks java up in process.env.PATH at spawn time.
+    process.env.PATH = emptyDir;
+    try {
+      const started = startDynamoDbLocal();
+      await expect(started).rejects.toBeInstanceOf(JavaMissingError);
+      await expect(started).rejects.toThrow(/java not found on PATH/i);
+    } finally {
+      process.env.PATH = path;
+      await rm(emptyDir, { recursive: true });
+    }
+  });
+
+  it('leaves no Java process behind after stop()', async () => {
+    const dynamoDb = await startDynamoDbLocal();
+    expect(() => process.kill(dynamoDb.pid, 0)).not.toThrow();
+
+    await dynamoDb.stop();
+
+    expect(() => process.kill(dynamoDb.pid, 0)).toThrow();
+  });
+});

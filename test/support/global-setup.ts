@@ -1,0 +1,23 @@
+import type { TestProject } from 'vitest/node';
+import { startDynamoDbLocal } from '../../functions/local/dynamodb-local';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    dynamoEndpoint: string;
+  }
+}
+
+/**
+ * One in-memory DynamoDB Local for the whole run; test files stay independent by using their own tables
+ * (see freshTable). An endpoint already set in AWS_ENDPOINT_URL_DYNAMODB is used instead.
+ */
+export default async function setup(project: TestProject): Promise<(() => Promise<void>) | void> {
+  const configured = process.env.AWS_ENDPOINT_URL_DYNAMODB;
+  if (configured) {
+    project.provide('dynamoEndpoint', configured);
+    return;
+  }
+  const dynamoDb = await startDynamoDbLocal();
+  project.provide('dynamoEndpoint', dynamoDb.endpoint);
+  return () => dynamoDb.stop();
+}
