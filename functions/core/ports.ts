@@ -1,3 +1,4 @@
+import type { LeadEvent } from './lead-event';
 import type { AcceptedMessage, RejectedMessage } from './ingest';
 import type { WriteKeyRecord } from './write-key';
 
@@ -11,4 +12,13 @@ export interface EventStore {
 
 export interface WriteKeyStore {
   find(keyId: string): Promise<WriteKeyRecord | undefined>;
+}
+
+/** Where lead events go: the EventBridge bus when deployed; the console, a JSONL file and webhooks locally. */
+export interface LeadPublisher {
+  /**
+   * Delivers the events, at least once each. Resolves with the idempotency keys of the events that could not be
+   * delivered after retries, so the caller keeps them for the next attempt; throws only when nothing is known.
+   */
+  publish(events: readonly LeadEvent[]): Promise<{ failed: string[] }>;
 }
