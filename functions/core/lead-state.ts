@@ -1,0 +1,178 @@
+import { createHash } from 'node:crypto';
+import { leadEventType, maxLeadEventDetailBytes, type LeadEvent } from './lead-event';
+import { windowStart, type EntityFacts, type Evaluation } from './rules/engine';
+import type { Ruleset } from './rules/load';
+
+/**
+ * The lead state machine: none -> tier, tier -> tier, tier -> none, with a cooldown after disqualification,
+ * and the lead event each transition publishes. Pure: the evaluator persists what this decides.
+ */
+
+export interface LeadHistoryEntry {
+  tier: string | null;
+  previousTier: string | null;
+  at: string;
+  reasons: string[];
+}
+
+export interface LeadState {
+  tier: string | null;
+  route: string | null;
+  score: number;
+  /** When the current tier was entered. */
+  since: string | null;
+  /** A disqualified lead cannot qualify again before this time. */
+  cooldownUntil: string | null;
+  /** Transitions so far; the idempotency key of a transition derives from it, so a re-delivery carries the same key. */
+  sequence: number;
+  rulesetVersion: string;
+  evaluatedAt: string;
+  /** Signals that matched: an account's member signals read them. */
+  matched: string[];
+  lastSeen: string | null;
+  /** Newest last, at most maxHistory entries. */
+  history: LeadHistoryEntry[];
+}
+
+export interface Transition {
+  kind: 'qualified' | 'tier_changed' | 'disqualified';
+  previousTier: string | null;
+  tier: string | null;
+  sequence: number;
+  /** Whether the rules' notification policy publishes this kind of transition. */
+  notify: boolean;
+  reasons: string[];
+}
+
+const maxHistory = 20;
+const dayMs = 86_400_000;
+
+export function decide(
+  previous: LeadState | undefined,
+  evaluation: Evaluation,
+  facts: Pick<EntityFacts, 'lastSeen'>,
+  ruleset: Ruleset,
+  now: Date,
+): { state: LeadState; transition?: Transition } {
+  const previousTier = previous?.tier ?? null;
+  const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > now.toISOString();
+  const tier = coolingDown ? null : evaluation.tier;
+  const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
+  const base: LeadState = {
+    tier,
+    route: coolingDown ? null : evaluation.route,
+    score: evaluation.score.total,
+    since: previous?.since ?? null,
+    cooldownUntil: previous?.cooldownUntil ?? null,
+    sequence: previous?.sequence ?? 0,
+    rulesetVersion: ruleset.version,
+    evaluatedAt: now.toISOString(),
+    matched,
+    lastSeen: facts.lastSeen,
+    history: previous?.history ?? [],
+  };
+  if (tier === previousTier) return { state: base };
+
+  const kind = previousTier === null ? 'qualified' : tier === null ? 'disqualified' : 'tier_changed';
+  const reasons = explain(evaluation, ruleset, tier, previousTier);
+  const sequence = base.sequence + 1;
+  const cooldownDays = ruleset.file.policy.cooldown ?? 0;
+  const state: LeadState = {
+    ...base,
+    since: now.toISOString(),
+    sequence,
+    cooldownUntil: kind === 'disqualified' && cooldownDays > 0 ? new Date(now.getTime() + cooldownDays * dayMs).toISOString() : base.cooldownUntil,
+    history: [...base.history, { tier, previousTier, at: now.toISOString(), reasons }].slice(-maxHistory),
+  };
+  return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons } };
+}
+
+/** Why the lead is where it is, in words a salesperson can read. */
+function explain(evaluation: Evaluation, ruleset: Ruleset, tier: string | null, previousTier: string | null): string[] {
+  const reasons: string[] = [];
+  const tierRule = ruleset.file.tiers.find((candidate) => candidate.name === (tier ?? previousTier));
+  const threshold = tierRule?.min_score;
+  if (tier !== null) {
+    reasons.push(`${tier}: score ${evaluation.score.total}${threshold !== undefined ? ` >= ${threshold}` : ''}${tierRule && tierRule.require.length > 0 ? `, with ${tierRule.require.join(', ')}` : ''}`);
+  } else if (tierRule) {
+    const missing = tierRule.require.filter((name) => !evaluation.signals[name]?.matched);
+    if (threshold !== undefined && evaluation.score.total < threshold) reasons.push(`score ${evaluation.score.total} < ${threshold} needed for ${tierRule.name}`);
+    if (missing.length > 0) reasons.push(`no longer matches ${missing.join(', ')}`);
+    if (reasons.length === 0) reasons.push('in cooldown after an earlier disqualification');
+  }
+  const matched = Object.entries(evaluation.signals)
+    .filter(([, result]) => result.matched && result.points !== 0)
+    .sort(([, a], [, b]) => Math.abs(b.points) - Math.abs(a.points))
+    .slice(0, 10);
+  for (const [name, result] of matched) reasons.push(`${name} = ${String(result.value)} (${result.points > 0 ? '+' : ''}${result.points})`);
+  return reasons;
+}
+
+export function idempotencyKey(workspace: string, entity: { type: string; id: string }, sequence: number): string {
+  return createHash('sha256').update(`${workspace}\n${entity.type}\n${entity.id}\n${sequence}`).digest('hex').slice(0, 32);
+}
+
+const stringTrait = (traits: Record<string, unknown>, ...names: string[]) => {
+  for (const name of names) {
+    const value = traits[name];
+    if (typeof value === 'string' && value !== '') return value.slice(0, 200);
+  }
+  return undefined;
+};
+
+/** The lead event of a transition, with the context a salesperson needs, kept under the 64 KB detail budget. */
+export function buildLeadEvent(
+  workspace: string,
+  facts: EntityFacts,
+  evaluation: Evaluation,
+  transition: Transition,
+  ruleset: Ruleset,
+  now: Date,
+): LeadEvent {
+  const since = windowStart(now, Math.max(1, ruleset.maxWindowDays));
+  const counts = new Map<string, number>();
+  for (const day of facts.days) {
+    if (day.day < since) continue;
+    for (const [name, count] of Object.entries(day.names)) counts.set(name, (counts.get(name) ?? 0) + count);
+  }
+  const topEvents = [...counts.entries()]
+    .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
+    .slice(0, 10)
+    .map(([name, count]) => ({ name: name.slice(0, 200), count }));
+  const traits = {
+    ...(stringTrait(facts.traits, 'name', 'firstName') !== undefined ? { name: stringTrait(facts.traits, 'name', 'firstName')! } : {}),
+    ...(stringTrait(facts.traits, 'email') !== undefined ? { email: stringTrait(facts.traits, 'email')! } : {}),
+    ...(stringTrait(facts.traits, 'company', 'company_name') ?? stringTrait(facts.accountTraits[0] ?? {}, 'name') ? { company: (stringTrait(facts.traits, 'company', 'company_name') ?? stringTrait(facts.accountTraits[0] ?? {}, 'name'))! } : {}),
+    ...(stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan') ? { plan: (stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan'))! } : {}),
+  };
+  const event: LeadEvent = {
+    detailType: leadEventType(transition.previousTier, transition.tier),
+    detail: {
+      workspace,
+      entity: { type: facts.type, id: facts.id },
+      tier: transition.tier,
+      previousTier: transition.previousTier,
+      score: evaluation.score,
+      signals: Object.entries(evaluation.signals)
+        .filter(([, result]) => result.matched)
+        .map(([name, result]) => ({ name, value: result.value, points: result.points })),
+      route: transition.tier === null ? null : evaluation.route,
+      rulesetVersion: ruleset.version,
+      evaluatedAt: now.toISOString(),
+      idempotencyKey: idempotencyKey(workspace, facts, transition.sequence),
+      reasons: transition.reasons,
+      context: {
+        traits,
+        firstSeen: facts.firstSeen,
+        lastSeen: facts.lastSeen,
+        ...(facts.type === 'account' ? { members: facts.members.slice(0, 50).map((member) => ({ id: member.id, tier: member.tier })) } : {}),
+        topEvents,
+      },
+    },
+  };
+  // Entity ids and names are bounded, so only an extreme member list can break the budget: shorten it until it fits.
+  while (Buffer.byteLength(JSON.stringify(event.detail)) > maxLeadEventDetailBytes && (event.detail.context.members?.length ?? 0) > 0) {
+    event.detail.context.members = event.detail.context.members!.slice(0, Math.floor(event.detail.context.members!.length / 2));
+  }
+  return event;
+}

@@ -1,0 +1,299 @@
+import type { Ruleset } from './load';
+import { signalLevel } from './load';
+import type { Condition, Signal } from './schema';
+
+/**
+ * The PQL engine: pure functions from stored events to daily rollups, and from rollups and traits to signals,
+ * scores and a tier. No I/O: the evaluator, the backtest and the tests all run this same code.
+ */
+
+/** What the engine needs of a stored event (the Segment message as ingest kept it). */
+export interface UsageEvent {
+  type: string;
+  event?: string;
+  name?: string;
+  properties?: Record<string, unknown>;
+  timestamp: string;
+}
+
+export interface Measure {
+  count: number;
+  sum: number;
+  /** Distinct property values seen (capped at maxDistinctValues). */
+  distinct?: string[];
+  /** Timestamp of the last matching event, for decay. */
+  last?: string;
+}
+
+/** One entity's activity on one UTC day, reduced to what the ruleset measures. */
+export interface DayRollup {
+  day: string;
+  /** Product events (track, page, screen) of any name. */
+  activity: number;
+  lastActivity?: string;
+  /** Product events by name, for the top events in a lead's context. */
+  names: Record<string, number>;
+  /** One measure per event signal, by signal name. */
+  measures: Record<string, Measure>;
+}
+
+/** Enough to tell "3+ distinct invitees"; bounded so a rollup stays small whatever the traffic. */
+export const maxDistinctValues = 200;
+
+/** Member facts an account's signals need: kept from each member user's own evaluation. */
+export interface MemberFacts {
+  id: string;
+  lastSeen: string | null;
+  tier: string | null;
+  /** Names of the user signals that matched for this member. */
+  matched: string[];
+}
+
+export interface EntityFacts {
+  type: 'user' | 'account';
+  id: string;
+  traits: Record<string, unknown>;
+  /** Users: the traits of each account they belong to. */
+  accountTraits: Record<string, unknown>[];
+  firstSeen: string | null;
+  lastSeen: string | null;
+  /** The daily rollups the ruleset's windows reach (older days may be absent). */
+  days: DayRollup[];
+  /** Rollup of every retained day, for signals without a window. */
+  lifetime: DayRollup;
+  members: MemberFacts[];
+}
+
+export interface SignalResult {
+  matched: boolean;
+  value: number | string | boolean | null;
+  /** Points given (after decay); 0 when not matched. */
+  points: number;
+  category: 'engagement' | 'fit';
+}
+
+export interface Evaluation {
+  signals: Record<string, SignalResult>;
+  score: { total: number; engagement: number; fit: number };
+  tier: string | null;
+  route: string | null;
+}
+
+const productTypes = new Set(['track', 'page', 'screen']);
+const dayMs = 86_400_000;
+
+/** The name an event is matched by: track events by their name, pages and screens as Segment's spec names them. */
+export function eventName(event: UsageEvent): string | undefined {
+  if (event.type === 'track') return event.event;
+  if (event.type === 'page') return 'Page Viewed';
+  if (event.type === 'screen') return 'Screen Viewed';
+  return undefined;
+}
+
+/** Reduces one day's events of one entity to its rollup. Order of events does not matter. */
+export function rollupDay(day: string, events: readonly UsageEvent[], ruleset: Ruleset): DayRollup {
+  const rollup: DayRollup = { day, activity: 0, names: {}, measures: {} };
+  for (const event of events) {
+    const name = eventName(event);
+    if (name === undefined || !productTypes.has(event.type)) continue;
+    rollup.activity++;
+    if (!rollup.lastActivity || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
+    rollup.names[name] = (rollup.names[name] ?? 0) + 1;
+    for (const signalName of ruleset.eventSignals) {
+      const signal = ruleset.file.signals[signalName]!;
+      if (signal.kind !== 'event' || !eventMatches(signal, name, event.properties ?? {})) continue;
+      const measure = (rollup.measures[signalName] ??= { count: 0, sum: 0 });
+      measure.count++;
+      if (signal.sum !== undefined) {
+        const value = propertyAt(event.properties ?? {}, signal.sum);
+        if (typeof value === 'number' && Number.isFinite(value)) measure.sum += value;
+      }
+      if (signal.distinct !== undefined) {
+        const value = propertyAt(event.properties ?? {}, signal.distinct);
+        if (value !== undefined && value !== null) addDistinct(measure, [String(value).slice(0, 200)]);
+      }
+      if (!measure.last || event.timestamp > measure.last) measure.last = event.timestamp;
+    }
+  }
+  return rollup;
+}
+
+/** Adds rollups together: days into a lifetime total, or members' days into their account's. */
+export function mergeRollups(day: string, rollups: readonly DayRollup[]): DayRollup {
+  const merged: DayRollup = { day, activity: 0, names: {}, measures: {} };
+  for (const rollup of rollups) {
+    merged.activity += rollup.activity;
+    if (rollup.lastActivity && (!merged.lastActivity || rollup.lastActivity > merged.lastActivity)) merged.lastActivity = rollup.lastActivity;
+    for (const [name, count] of Object.entries(rollup.names)) merged.names[name] = (merged.names[name] ?? 0) + count;
+    for (const [name, measure] of Object.entries(rollup.measures)) {
+      const into = (merged.measures[name] ??= { count: 0, sum: 0 });
+      into.count += measure.count;
+      into.sum += measure.sum;
+      if (measure.distinct) addDistinct(into, measure.distinct);
+      if (measure.last && (!into.last || measure.last > into.last)) into.last = measure.last;
+    }
+  }
+  return merged;
+}
+
+function addDistinct(measure: Measure, values: readonly string[]) {
+  const set = new Set(measure.distinct ?? []);
+  for (const value of values) {
+    if (set.size >= maxDistinctValues) break;
+    set.add(value);
+  }
+  measure.distinct = [...set].sort();
+}
+
+function eventMatches(signal: Extract<Signal, { kind: 'event' }>, name: string, properties: Record<string, unknown>): boolean {
+  const names = signal.events ?? [signal.event!];
+  if (!names.includes('*') && !names.includes(name)) return false;
+  return Object.entries(signal.where ?? {}).every(([path, condition]) => conditionHolds(condition, propertyAt(properties, path)));
+}
+
+/** Dotted paths reach nested properties; own properties only, so `__proto__`-like names never reach prototypes. */
+function propertyAt(object: Record<string, unknown>, path: string): unknown {
+  let current: unknown = object;
+  for (const part of path.split('.')) {
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}
+
+export function conditionHolds(condition: Condition, value: unknown): boolean {
+  if (typeof condition !== 'object') return value === condition;
+  if ('equals' in condition) return value === condition.equals;
+  if ('not_equals' in condition) return value !== condition.not_equals;
+  if ('in' in condition) return condition.in.includes(value as string | number | boolean);
+  if ('not_in' in condition) return !condition.not_in.includes(value as string | number | boolean);
+  if ('exists' in condition) return (value !== undefined && value !== null) === condition.exists;
+  if ('contains' in condition) {
+    if (typeof value === 'string') return value.includes(condition.contains);
+    return Array.isArray(value) && value.includes(condition.contains);
+  }
+  if (typeof value !== 'number') return false;
+  if ('gt' in condition) return value > condition.gt;
+  if ('gte' in condition) return value >= condition.gte;
+  if ('lt' in condition) return value < condition.lt;
+  return value <= condition.lte;
+}
+
+/** The first day of the window of `days` days that ends on the day of `now` (UTC). */
+export function windowStart(now: Date, days: number): string {
+  return new Date(now.getTime() - (days - 1) * dayMs).toISOString().slice(0, 10);
+}
+
+/** When the entity signed up: the signup trait when the rules name one and it parses, else first seen. */
+export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, ruleset: Ruleset): string | null {
+  const trait = ruleset.file.signup?.trait;
+  const value = trait !== undefined ? facts.traits[trait] : undefined;
+  if (typeof value === 'string' || typeof value === 'number') {
+    const parsed = new Date(value);
+    if (!Number.isNaN(parsed.getTime())) return parsed.toISOString();
+  }
+  return facts.firstSeen;
+}
+
+function thresholdMet(signal: { at_least?: number | undefined; at_most?: number | undefined; exactly?: number | undefined }, value: number): boolean {
+  if (signal.exactly !== undefined) return value === signal.exactly;
+  if (signal.at_most !== undefined) return value <= signal.at_most;
+  return value >= (signal.at_least ?? 1);
+}
+
+const daysBetween = (from: string, to: Date) => Math.floor((to.getTime() - Date.parse(from)) / dayMs);
+
+/** Evaluates every signal of the entity's level, scores them, and picks the first tier it meets. */
+export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evaluation {
+  const { file } = ruleset;
+  const signals: Record<string, SignalResult> = {};
+  const signupAt = signupTime(facts, ruleset);
+  const measureOver = (name: string, from: string | null, to: string | null): Measure => {
+    if (from === null && to === null) return facts.lifetime.measures[name] ?? { count: 0, sum: 0 };
+    const inRange = facts.days.filter((day) => (from === null || day.day >= from) && (to === null || day.day <= to));
+    return mergeRollups('', inRange).measures[name] ?? { count: 0, sum: 0 };
+  };
+
+  for (const name of ruleset.order) {
+    const signal = file.signals[name]!;
+    if (signalLevel(signal) !== facts.type) continue;
+    let value: SignalResult['value'] = null;
+    let matched = false;
+    let lastOccurrence: string | undefined;
+    switch (signal.kind) {
+      case 'event': {
+        const from = signal.window !== undefined ? windowStart(now, signal.window) : signal.since_signup !== undefined ? signupAt?.slice(0, 10) ?? null : null;
+        const to = signal.since_signup !== undefined && signupAt !== null ? new Date(Date.parse(signupAt) + (signal.since_signup - 1) * dayMs).toISOString().slice(0, 10) : null;
+        // "within N days of signup" with no known signup has nothing to count.
+        const measure = signal.since_signup !== undefined && signupAt === null ? { count: 0, sum: 0 } : measureOver(name, from, to);
+        value = signal.distinct !== undefined ? measure.distinct?.length ?? 0 : signal.sum !== undefined ? measure.sum : measure.count;
+        matched = thresholdMet(signal, value);
+        lastOccurrence = measure.last;
+        break;
+      }
+      case 'inactivity':
+        value = facts.lastSeen === null ? null : daysBetween(facts.lastSeen, now);
+        matched = value !== null && value >= signal.inactive_for;
+        break;
+      case 'signup_age':
+        value = signupAt === null ? null : daysBetween(signupAt, now);
+        matched = value !== null && value > signal.signup_older_than;
+        break;
+      case 'trait': {
+        const sources = signal.of === 'account' ? facts.accountTraits : [facts.traits];
+        const values = sources.map((traits) => traits[signal.trait]);
+        matched = values.some((candidate) => conditionHolds(signal.is, candidate));
+        const shown = values.find((candidate) => conditionHolds(signal.is, candidate)) ?? values[0];
+        value = typeof shown === 'number' || typeof shown === 'boolean' ? shown : shown === undefined || shown === null ? null : String(shown).slice(0, 100);
+        break;
+      }
+      case 'combination':
+        matched =
+          (signal.all ?? []).every((part) => signals[part]?.matched === true) &&
+          (signal.any === undefined || signal.any.some((part) => signals[part]?.matched === true)) &&
+          (signal.not === undefined || signals[signal.not]?.matched !== true);
+        value = matched;
+        break;
+      case 'active_users': {
+        const since = windowStart(now, signal.active_users);
+        value = facts.members.filter((member) => member.lastSeen !== null && member.lastSeen.slice(0, 10) >= since).length;
+        matched = thresholdMet(signal, value);
+        break;
+      }
+      case 'members': {
+        value = facts.members.filter((member) => member.matched.includes(signal.members_matching)).length;
+        matched = signal.every ? facts.members.length > 0 && value === facts.members.length : thresholdMet(signal, value);
+        break;
+      }
+      case 'best_member': {
+        const wanted = ruleset.tierRank.get(signal.best_member_tier)!;
+        const ranks = facts.members.map((member) => (member.tier === null ? Infinity : ruleset.tierRank.get(member.tier) ?? Infinity));
+        const best = Math.min(Infinity, ...ranks);
+        value = Number.isFinite(best) ? file.tiers[best]!.name : null;
+        matched = best <= wanted;
+        break;
+      }
+    }
+    const category = signal.category ?? (signal.kind === 'trait' ? 'fit' : 'engagement');
+    let points = matched ? signal.points : 0;
+    if (matched && signal.kind === 'event' && signal.decay !== undefined && lastOccurrence !== undefined) {
+      points *= 0.5 ** (Math.max(0, now.getTime() - Date.parse(lastOccurrence)) / (signal.decay * dayMs));
+      points = Math.round(points * 100) / 100;
+    }
+    signals[name] = { matched, value, points, category };
+  }
+
+  const sum = (category: 'engagement' | 'fit') =>
+    Object.values(signals).reduce((total, result) => total + (result.category === category ? result.points : 0), 0);
+  const engagement = sum('engagement');
+  const fit = sum('fit');
+  const uncapped = engagement + fit;
+  const total = file.scoring.cap !== undefined ? Math.min(file.scoring.cap, uncapped) : uncapped;
+  const tier = file.tiers.find(
+    (candidate) =>
+      (candidate.level === 'both' || candidate.level === facts.type) &&
+      (candidate.min_score === undefined || total >= candidate.min_score) &&
+      candidate.require.every((name) => signals[name]?.matched === true),
+  );
+  return { signals, score: { total, engagement, fit }, tier: tier?.name ?? null, route: tier?.route ?? null };
+}

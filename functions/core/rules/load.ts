@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { formatPath } from '../ingest';
+import { rulesFileSchema, type RulesFile, type Signal } from './schema';
+
+export interface RulesProblem {
+  /** Path inside the file, e.g. `signals.activated.all[1]`. */
+  path: string;
+  /** 1-based line, when the file is YAML (or JSON, which is YAML too) and the path can be found. */
+  line?: number;
+  message: string;
+}
+
+export class RulesError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: RulesProblem[],
+  ) {
+    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
+    this.name = 'RulesError';
+  }
+}
+
+export function formatProblem(problem: RulesProblem): string {
+  return `${problem.line !== undefined ? `line ${problem.line}: ` : ''}${problem.path || '(file)'}: ${problem.message}`;
+}
+
+/** A validated ruleset, with what the engine and the evaluator need worked out once. */
+export interface Ruleset {
+  file: RulesFile;
+  /** Changes whenever the meaning of the file changes: a new version makes the evaluator re-evaluate everyone. */
+  version: string;
+  /** Signal names in an order where every combination comes after the signals it combines. */
+  order: string[];
+  /** Event signals: the measures stored in the daily rollups. */
+  eventSignals: string[];
+  /** The longest rolling window and the longest since-signup span, in days: how far back the evaluator reads. */
+  maxWindowDays: number;
+  maxSinceSignupDays: number;
+  /** Tier names best first, for comparisons such as best_member_tier. */
+  tierRank: Map<string, number>;
+}
+
+/** Parses and validates a rules file (YAML or JSON); throws RulesError listing every problem with its path and line. */
+export function loadRules(text: string, source = 'rules'): Ruleset {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if (document.errors.length > 0) {
+    throw new RulesError(
+      source,
+      document.errors.map((error) => ({ path: '', line: lineCounter.linePos(error.pos[0]).line, message: error.message.split('\n')[0]! })),
+    );
+  }
+  const lineOf = (path: readonly PropertyKey[]) => {
+    // The deepest node of the path that exists: a missing key is reported on the line of its parent object.
+    for (let depth = path.length; depth >= 0; depth--) {
+      const node = document.getIn(path.slice(0, depth) as unknown[], true) as Node | undefined;
+      const start = node && (isMap(node) || isSeq(node) || 'range' in node) ? node.range?.[0] : undefined;
+      if (start !== undefined) return lineCounter.linePos(start).line;
+    }
+    return undefined;
+  };
+  const problem = (path: readonly PropertyKey[], message: string): RulesProblem => {
+    const line = lineOf(path);
+    return { path: formatPath(path), ...(line !== undefined ? { line } : {}), message };
+  };
+
+  const parsed = rulesFileSchema.safeParse(document.toJS());
+  if (!parsed.success) {
+    throw new RulesError(
+      source,
+      parsed.error.issues.flatMap((issue) =>
+        // One problem per misspelt key, on that key's own line.
+        issue.code === 'unrecognized_keys'
+          ? issue.keys.map((key) => problem([...issue.path, key], `unknown key "${key}"`))
+          : [problem(issue.path, issue.message)],
+      ),
+    );
+  }
+  const file = parsed.data;
+  const problems = checkReferences(file).map(({ path, message }) => problem(path, message));
+  const order = combinationOrder(file, (path, message) => problems.push(problem(path, message)));
+  if (problems.length > 0) throw new RulesError(source, problems);
+
+  const signals = Object.entries(file.signals);
+  const eventSignals = signals.filter(([, signal]) => signal.kind === 'event').map(([name]) => name);
+  const days = (pick: (signal: Signal) => number | undefined) => Math.max(0, ...signals.map(([, signal]) => pick(signal) ?? 0));
+  return {
+    file,
+    version: createHash('sha256').update(JSON.stringify(file)).digest('hex').slice(0, 12),
+    order,
+    eventSignals,
+    maxWindowDays: days((s) => (s.kind === 'event' ? s.window : s.kind === 'active_users' ? s.active_users : s.kind === 'inactivity' ? s.inactive_for : undefined)),
+    maxSinceSignupDays: days((s) => (s.kind === 'event' ? s.since_signup : undefined)),
+    tierRank: new Map(file.tiers.map((tier, index) => [tier.name, index])),
+  };
+}
+
+/** Levels a signal kind can have: the member-based kinds only make sense for accounts. */
+const accountOnly = new Set(['active_users', 'members', 'best_member']);
+
+export function signalLevel(signal: Signal): 'user' | 'account' {
+  return accountOnly.has(signal.kind) ? 'account' : signal.level;
+}
+
+function checkReferences(file: RulesFile): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const signals = file.signals;
+  const tierNames = new Set(file.tiers.map((tier) => tier.name));
+  const reference = (path: (string | number)[], name: string) => {
+    if (!(name in signals)) problems.push({ path, message: `no signal named "${name}"` });
+    return signals[name];
+  };
+
+  for (const [name, signal] of Object.entries(signals)) {
+    const at = (...rest: (string | number)[]) => ['signals', name, ...rest];
+    const level = signalLevel(signal);
+    if ('at_least' in signal || 'at_most' in signal || 'exactly' in signal) {
+      const given = ['at_least', 'at_most', 'exactly'].filter((key) => (signal as Record<string, unknown>)[key] !== undefined);
+      if (given.length > 1) problems.push({ path: at(given[1]!), message: `give one threshold, not ${given.join(' and ')}` });
+    }
+    switch (signal.kind) {
+      case 'event':
+        if ((signal.event === undefined) === (signal.events === undefined)) problems.push({ path: at('event'), message: 'give either event or events' });
+        if (signal.distinct !== undefined && signal.sum !== undefined) problems.push({ path: at('sum'), message: 'give either distinct or sum, not both' });
+        if (signal.window !== undefined && signal.since_signup !== undefined) problems.push({ path: at('since_signup'), message: 'give either window or since_signup, not both' });
+        break;
+      case 'trait':
+        if (signal.of === 'account' && level === 'account') problems.push({ path: at('of'), message: 'of: account is for user signals; an account signal reads its own traits' });
+        break;
+      case 'combination': {
+        const parts = [...(signal.all ?? []), ...(signal.any ?? []), ...(signal.not !== undefined ? [signal.not] : [])];
+        if (parts.length === 0) problems.push({ path: at(), message: 'a combination needs all, any or not' });
+        const keyed = [...(signal.all ?? []).map((n, i) => [at('all', i), n] as const), ...(signal.any ?? []).map((n, i) => [at('any', i), n] as const), ...(signal.not !== undefined ? [[at('not'), signal.not] as const] : [])];
+        for (const [path, part] of keyed) {
+          const target = reference(path, part);
+          if (target && signalLevel(target) !== level) problems.push({ path, message: `"${part}" is a ${signalLevel(target)} signal and cannot be combined into a ${level} signal` });
+        }
+        break;
+      }
+      case 'members': {
+        const target = reference(at('members_matching'), signal.members_matching);
+        if (target && signalLevel(target) !== 'user') problems.push({ path: at('members_matching'), message: `"${signal.members_matching}" must be a user signal` });
+        break;
+      }
+      case 'best_member':
+        if (!tierNames.has(signal.best_member_tier)) problems.push({ path: at('best_member_tier'), message: `no tier named "${signal.best_member_tier}"` });
+        break;
+    }
+  }
+  const seenTiers = new Set<string>();
+  file.tiers.forEach((tier, index) => {
+    if (seenTiers.has(tier.name)) problems.push({ path: ['tiers', index, 'name'], message: `tier "${tier.name}" is defined twice` });
+    seenTiers.add(tier.name);
+    tier.require.forEach((name, i) => {
+      const target = reference(['tiers', index, 'require', i], name);
+      if (target && tier.level !== 'both' && signalLevel(target) !== tier.level) {
+        problems.push({ path: ['tiers', index, 'require', i], message: `"${name}" is a ${signalLevel(target)} signal, but the tier is for ${tier.level}s` });
+      }
+    });
+  });
+  return problems;
+}
+
+/** Orders the signals so combinations come after their parts; a cycle is reported with its path. */
+function combinationOrder(file: RulesFile, report: (path: (string | number)[], message: string) => void): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, trail: string[]) => {
+    if (state.get(name) === 'done' || !(name in file.signals)) return;
+    if (state.get(name) === 'visiting') {
+      report(['signals', name], `combinations form a cycle: ${[...trail, name].join(' -> ')}`);
+      return;
+    }
+    state.set(name, 'visiting');
+    const signal = file.signals[name]!;
+    if (signal.kind === 'combination') {
+      for (const part of [...(signal.all ?? []), ...(signal.any ?? []), ...(signal.not !== undefined ? [signal.not] : [])]) visit(part, [...trail, name]);
+    }
+    state.set(name, 'done');
+    order.push(name);
+  };
+  for (const name of Object.keys(file.signals)) visit(name, []);
+  return order;
+}

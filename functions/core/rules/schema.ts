@@ -1,0 +1,200 @@
+import { z } from 'zod';
+
+/**
+ * The rules file: named signals over events and traits, scored and sorted into tiers. Kept in the user's repo as
+ * YAML or JSON; every object is strict, so a misspelt key is an error with its path, not a silently ignored line.
+ */
+
+/** `7d`, `2w`: the rules work at day granularity, as the stored rollups do. */
+export const durationSchema = z
+  .string()
+  .regex(/^[1-9]\d{0,3}[dw]$/, 'must be a duration such as 7d or 2w (days or weeks)')
+  .transform((value) => Number(value.slice(0, -1)) * (value.endsWith('w') ? 7 : 1));
+
+const scalar = z.union([z.string(), z.number(), z.boolean()]);
+
+/** A condition on one value: a bare scalar means equals; otherwise exactly one operator. */
+export const conditionSchema = z.union([
+  scalar,
+  z.strictObject({ equals: scalar }),
+  z.strictObject({ not_equals: scalar }),
+  z.strictObject({ in: z.array(scalar).min(1) }),
+  z.strictObject({ not_in: z.array(scalar).min(1) }),
+  z.strictObject({ gt: z.number() }),
+  z.strictObject({ gte: z.number() }),
+  z.strictObject({ lt: z.number() }),
+  z.strictObject({ lte: z.number() }),
+  z.strictObject({ exists: z.boolean() }),
+  z.strictObject({ contains: z.string() }),
+], { error: 'must be a value, or an object with one of: equals, not_equals, in, not_in, gt, gte, lt, lte, exists, contains' });
+export type Condition = z.output<typeof conditionSchema>;
+
+const signalName = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a signal name: lowercase letters, digits and _, starting with a letter');
+
+const thresholds = {
+  /** Matched when the value is at least this (the default is at_least: 1). */
+  at_least: z.number().optional(),
+  at_most: z.number().optional(),
+  exactly: z.number().optional(),
+};
+
+const scoring = {
+  description: z.string().optional(),
+  /** Points when matched; negative for anti-PQL signals. @default 0 */
+  points: z.number().default(0),
+  /** engagement (behaviour) or fit (who they are). @default engagement, or fit for trait signals */
+  category: z.enum(['engagement', 'fit']).optional(),
+  /** Whose signal this is: a user's own, or an account's (rolled up over its members). @default user */
+  level: z.enum(['user', 'account']).default('user'),
+};
+
+const eventSignal = z.strictObject({
+  kind: z.literal('event'),
+  ...scoring,
+  ...thresholds,
+  /** A track event name; pages and screens are `Page Viewed` / `Screen Viewed`; `*` is any event. */
+  event: z.string().min(1).optional(),
+  events: z.array(z.string().min(1)).min(1).optional(),
+  /** Property filters, all of which must hold, e.g. `{ plan: pro, rows: { gte: 1000 } }`. Dotted names reach nested properties. */
+  where: z.record(z.string(), conditionSchema).optional(),
+  /** Count distinct values of this property instead of counting events (e.g. 3+ distinct invitees). */
+  distinct: z.string().optional(),
+  /** Sum this numeric property instead of counting events. */
+  sum: z.string().optional(),
+  /** Rolling window ending now. Without window or since_signup, the whole retained history counts. */
+  window: durationSchema.optional(),
+  /** Only events within this long of signup. */
+  since_signup: durationSchema.optional(),
+  /** Halve the points for every this-long since the last matching event. */
+  decay: durationSchema.optional(),
+});
+
+const inactivitySignal = z.strictObject({
+  kind: z.literal('inactivity'),
+  ...scoring,
+  /** Matched when there has been no event at all for this long; the value is the days since the last one. */
+  inactive_for: durationSchema,
+});
+
+const signupAgeSignal = z.strictObject({
+  kind: z.literal('signup_age'),
+  ...scoring,
+  /** Matched when signup was longer ago than this; the value is the days since signup. */
+  signup_older_than: durationSchema,
+});
+
+const traitSignal = z.strictObject({
+  kind: z.literal('trait'),
+  ...scoring,
+  /** A trait from identify (users) or group (accounts) calls. */
+  trait: z.string().min(1),
+  /** The condition on the trait. */
+  is: conditionSchema,
+  /** A user signal may look at the traits of the user's accounts instead (any account matching counts). @default self */
+  of: z.enum(['self', 'account']).default('self'),
+});
+
+const combinationSignal = z.strictObject({
+  kind: z.literal('combination'),
+  ...scoring,
+  all: z.array(signalName).min(1).optional(),
+  any: z.array(signalName).min(1).optional(),
+  not: signalName.optional(),
+});
+
+const activeUsersSignal = z.strictObject({
+  kind: z.literal('active_users'),
+  ...scoring,
+  ...thresholds,
+  /** Account signal: the number of members with any event within this window. */
+  active_users: durationSchema,
+});
+
+const membersSignal = z.strictObject({
+  kind: z.literal('members'),
+  ...scoring,
+  ...thresholds,
+  /** Account signal: the number of members for whom this user signal matches (at_least 1 = any member). */
+  members_matching: signalName,
+  /** Matched only when every member matches. */
+  every: z.boolean().optional(),
+});
+
+const bestMemberSignal = z.strictObject({
+  kind: z.literal('best_member'),
+  ...scoring,
+  /** Account signal: matched when the best tier among the members is this tier or a higher one. */
+  best_member_tier: z.string().min(1),
+});
+
+const signalVariants = [eventSignal, inactivitySignal, signupAgeSignal, traitSignal, combinationSignal, activeUsersSignal, membersSignal, bestMemberSignal] as const;
+
+/** Which kind a signal is follows from its defining key, so rule authors never write `kind`. */
+const kindByKey: [string, string][] = [
+  ['event', 'event'],
+  ['events', 'event'],
+  ['inactive_for', 'inactivity'],
+  ['signup_older_than', 'signup_age'],
+  ['trait', 'trait'],
+  ['all', 'combination'],
+  ['any', 'combination'],
+  ['not', 'combination'],
+  ['active_users', 'active_users'],
+  ['members_matching', 'members'],
+  ['best_member_tier', 'best_member'],
+];
+
+const signalSchema = z.preprocess(
+  (value) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || 'kind' in value) return value;
+    const kind = kindByKey.find(([key]) => key in value)?.[1];
+    return kind ? { kind, ...value } : value;
+  },
+  z.discriminatedUnion('kind', signalVariants, {
+    error: (issue) =>
+      issue.code === 'invalid_union'
+        ? `a signal needs one of these keys: ${[...new Set(kindByKey.map(([key]) => key))].join(', ')}`
+        : undefined,
+  }),
+);
+export type Signal = z.output<typeof signalSchema>;
+
+const tierSchema = z.strictObject({
+  name: z.string().min(1),
+  /** @default no minimum */
+  min_score: z.number().optional(),
+  /** Signals that must all match. */
+  require: z.array(signalName).default([]),
+  /** Where leads of this tier go, e.g. sales or nurture; the lead events carry it for routing. */
+  route: z.string().min(1),
+  /** @default both */
+  level: z.enum(['user', 'account', 'both']).default('both'),
+});
+
+export const rulesFileSchema = z.strictObject({
+  version: z.literal(1, { error: 'must be 1 (the rules file format version)' }),
+  name: z.string().optional(),
+  /** Where signup time comes from: a trait (e.g. createdAt) when set and present, else the first event. */
+  signup: z.strictObject({ trait: z.string().min(1) }).optional(),
+  signals: z.record(signalName, signalSchema).refine((signals) => Object.keys(signals).length > 0, 'must define at least one signal'),
+  scoring: z.strictObject({ cap: z.number().positive().optional() }).default({}),
+  /** Evaluated top-down: a lead gets the first tier whose minimum score and required signals it meets. */
+  tiers: z.array(tierSchema).min(1, 'must define at least one tier'),
+  policy: z
+    .strictObject({
+      /** Which transitions are published. @default all three */
+      notify: z.array(z.enum(['qualified', 'tier_changed', 'disqualified'])).default(['qualified', 'tier_changed', 'disqualified']),
+      /** After a lead is disqualified, it cannot qualify again for this long. @default 0d */
+      cooldown: durationSchema.optional(),
+    })
+    .default({ notify: ['qualified', 'tier_changed', 'disqualified'] }),
+});
+
+export type RulesFile = z.output<typeof rulesFileSchema>;
+
+/** The JSON Schema of the rules file, for editors (`pql-radar rules schema`). Signals are listed without `kind`. */
+export function rulesJsonSchema(): Record<string, unknown> {
+  const editorSignal = z.union(signalVariants.map((variant) => (variant as z.ZodObject<z.ZodRawShape>).omit({ kind: true })));
+  const editorFile = rulesFileSchema.extend({ signals: z.record(signalName, editorSignal) });
+  return z.toJSONSchema(editorFile, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

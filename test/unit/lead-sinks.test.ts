@@ -1,0 +1,394 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
+import type { LeadPublisher } from '../../functions/core/ports';
+import { verifyWebhookSignature } from '../../functions/core/webhook-signature';
+import {
+  ConsoleLeadSink,
+  FanOutLeadSink,
+  JsonlLeadSink,
+  WebhookLeadSink,
+  formatLeadEvent,
+  parseRetryAfter,
+  type WebhookDeliveryFailure,
+} from '../../functions/local/lead-sinks';
+import { sampleLeadEvent } from '../support/lead-events';
+
+const qualified = sampleLeadEvent();
+const tierChanged = sampleLeadEvent({ previousTier: 'PQL-B', tier: 'PQL-A', evaluatedAt: '2024-05-02T08:00:00.000Z' });
+const disqualified = sampleLeadEvent({
+  previousTier: 'PQL-B',
+  tier: null,
+  score: { total: 20, engagement: 10, fit: 10 },
+  signals: [],
+  reasons: ['no activity for 30 days'],
+  evaluatedAt: '2024-06-01T08:00:00.000Z',
+});
+
+describe('ConsoleLeadSink', () => {
+  async function lines(events: LeadEvent[]) {
+    const written: string[] = [];
+    const result = await new ConsoleLeadSink((line) => written.push(line)).publish(events);
+    expect(result).toEqual({ failed: [] });
+    return written;
+  }
+
+  it('writes one readable line per event', async () => {
+    const [q, t, d, ...rest] = await lines([qualified, tierChanged, disqualified]);
+    expect(rest).toEqual([]);
+    expect(q).toBe(
+      'LEAD QUALIFIED  user u-42 (acme)  tier PQL-A  score 85 (engagement 70, fit 15)  route sales  ' +
+        'signals: activated=1, invited_teammates=3, company_size=51-200  ' +
+        'reasons: activated within 7 days of signup; invited 3 teammates; company size 51-200 fits the ICP  ' +
+        `key ${qualified.detail.idempotencyKey}`,
+    );
+    expect(t).toMatch(/^LEAD TIER CHANGED  user u-42 \(acme\)  tier PQL-B -> PQL-A  score 85 /);
+    expect(d).toMatch(/^LEAD DISQUALIFIED  user u-42 \(acme\)  tier PQL-B -> none  score 20 \(engagement 10, fit 10\)  route none  signals: none  reasons: no activity for 30 days/);
+  });
+
+  it('shows accounts with their member count', async () => {
+    const [line] = await lines([sampleLeadEvent({ entity: { type: 'account', id: 'acc-7' } })]);
+    expect(line).toMatch(/^LEAD QUALIFIED  account acc-7 \(acme\)  tier PQL-A .*  members 2  /);
+  });
+
+  it('never prints the email or name, wherever they turn up', async () => {
+    const event = sampleLeadEvent({
+      entity: { type: 'user', id: 'grace@hopper.example' },
+      context: { traits: { name: 'Grace Hopper', email: 'grace@hopper.example', company: 'Hopper Inc', plan: 'pro' } },
+      signals: [{ name: 'work_email', value: 'grace@hopper.example', points: 10 }],
+      reasons: ['Grace Hopper signed up with grace@hopper.example\nand invited bob@hopper.example'],
+    });
+    const [line] = await lines([event]);
+    expect(line).not.toMatch(/@|Grace|Hopper Inc|\n/);
+    expect(line).toContain('user [email] (acme)');
+    expect(line).toContain('work_email="[email]"');
+    // The sample's own traits are never printed either.
+    const [plain] = await lines([qualified]);
+    expect(plain).not.toMatch(/ada@acme\.example|Ada Lovelace|Acme Analytics|trial/);
+  });
+
+  it('quotes string signal values that are not plain words', () => {
+    const event = sampleLeadEvent({ signals: [{ name: 'plan', value: 'team plus', points: 5 }, { name: 'sso', value: true, points: 5 }, { name: 'seats', value: null, points: 0 }] });
+    expect(formatLeadEvent(event)).toContain('signals: plan="team plus", sso=true, seats=null');
+  });
+
+  it('reports the events it could not write', async () => {
+    const sink = new ConsoleLeadSink(() => {
+      throw new Error('EPIPE');
+    });
+    expect(await sink.publish([qualified])).toEqual({ failed: [qualified.detail.idempotencyKey] });
+  });
+});
+
+describe('JsonlLeadSink', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pql-radar-jsonl-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const entry = (event: LeadEvent) => ({ Source: 'pql-radar', DetailType: event.detailType, Detail: event.detail });
+  const readEntries = async (path: string) =>
+    (await readFile(path, 'utf8'))
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line));
+
+  it('appends one EventBridge-shaped line per event, creating the directory', async () => {
+    const path = join(dir, 'nested', 'deeper', 'leads.jsonl');
+    const sink = new JsonlLeadSink(path);
+    expect(await sink.publish([qualified, tierChanged])).toEqual({ failed: [] });
+    expect(await sink.publish([disqualified])).toEqual({ failed: [] });
+    expect(await sink.publish([])).toEqual({ failed: [] });
+
+    const text = await readFile(path, 'utf8');
+    expect(text.endsWith('\n')).toBe(true);
+    const entries = await readEntries(path);
+    expect(entries).toEqual([entry(qualified), entry(tierChanged), entry(disqualified)]);
+    for (const parsed of entries) expect(leadEventDetailSchema.parse(parsed.Detail)).toEqual(parsed.Detail);
+  });
+
+  it('never truncates: a new sink on the same file appends', async () => {
+    const path = join(dir, 'existing.jsonl');
+    await new JsonlLeadSink(path).publish([qualified]);
+    await new JsonlLeadSink(path).publish([tierChanged]);
+    expect(await readEntries(path)).toEqual([entry(qualified), entry(tierChanged)]);
+  });
+
+  it('starts on a new line after a partial last line left by a crash', async () => {
+    const path = join(dir, 'torn.jsonl');
+    await writeFile(path, `${JSON.stringify(entry(qualified))}\n{"Source":"pql-ra`);
+    await new JsonlLeadSink(path).publish([tierChanged]);
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    expect(lines[1]).toBe('{"Source":"pql-ra');
+    expect(JSON.parse(lines[2]!)).toEqual(entry(tierChanged));
+  });
+
+  it('keeps concurrent publish calls apart, each batch whole', async () => {
+    const path = join(dir, 'concurrent.jsonl');
+    const sink = new JsonlLeadSink(path);
+    const batches = Array.from({ length: 20 }, (_, i) => [
+      sampleLeadEvent({ entity: { type: 'user', id: `u-${i}` } }),
+      sampleLeadEvent({ entity: { type: 'user', id: `u-${i}` }, previousTier: 'PQL-A', tier: 'PQL-B' }),
+    ]);
+    await Promise.all(batches.map((batch) => sink.publish(batch)));
+    const entries = await readEntries(path);
+    expect(entries).toHaveLength(40);
+    for (let i = 0; i < 40; i += 2) expect(entries[i].Detail.entity.id).toBe(entries[i + 1].Detail.entity.id);
+  });
+
+  it('reports every event of a batch it could not append', async () => {
+    // The "directory" is a file, so neither mkdir nor appendFile can succeed.
+    const blocker = join(dir, 'not-a-dir');
+    await writeFile(blocker, '');
+    const sink = new JsonlLeadSink(join(blocker, 'leads.jsonl'));
+    expect(await sink.publish([qualified, tierChanged])).toEqual({ failed: [qualified.detail.idempotencyKey, tierChanged.detail.idempotencyKey] });
+  });
+});
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+  at: number;
+}
+type Reply = { status: number; headers?: Record<string, string> };
+
+/** A real HTTP receiver that answers with the scripted replies in turn (then 200) and records every request. */
+class Receiver {
+  received: Received[] = [];
+  replies: Reply[] = [];
+  always: Reply | undefined;
+  server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      this.received.push({ headers: request.headers, body: Buffer.concat(chunks).toString('utf8'), at: performance.now() });
+      const reply = this.replies.shift() ?? this.always ?? { status: 200 };
+      response.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
+      response.end(JSON.stringify({ ok: reply.status < 300 }));
+    });
+  });
+  url = '';
+
+  async start() {
+    await new Promise<void>((done) => this.server.listen(0, '127.0.0.1', done));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/hooks/pql`;
+  }
+  reset() {
+    this.received = [];
+    this.replies = [];
+    this.always = undefined;
+  }
+  async stop() {
+    this.server.closeAllConnections();
+    await new Promise((done) => this.server.close(done));
+  }
+}
+
+describe('WebhookLeadSink', () => {
+  const receiver = new Receiver();
+  const secret = 'whsec_local_test';
+  let failures: WebhookDeliveryFailure[] = [];
+  beforeAll(() => receiver.start());
+  afterAll(() => receiver.stop());
+  afterEach(() => {
+    receiver.reset();
+    failures = [];
+  });
+
+  const sink = (options: Partial<ConstructorParameters<typeof WebhookLeadSink>[0]> = {}) =>
+    new WebhookLeadSink({ url: receiver.url, secret, baseDelayMs: 5, onFailure: (failure) => failures.push(failure), ...options });
+
+  it('POSTs the signed EventBridge-shaped entry with the idempotency key', async () => {
+    expect(await sink().publish([qualified])).toEqual({ failed: [] });
+    expect(receiver.received).toHaveLength(1);
+    const [request] = receiver.received;
+    const { headers, body } = request!;
+    expect(headers['content-type']).toBe('application/json');
+    expect(headers['x-pql-radar-idempotency-key']).toBe(qualified.detail.idempotencyKey);
+    expect(JSON.parse(body)).toEqual({ Source: 'pql-radar', DetailType: 'Lead Qualified', Detail: qualified.detail });
+
+    const timestamp = headers['x-pql-radar-timestamp'] as string;
+    const signature = headers['x-pql-radar-signature'] as string;
+    expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(5);
+    expect(signature).toMatch(/^v1=[0-9a-f]{64}$/);
+    expect(verifyWebhookSignature({ body, timestamp, signature, secret })).toBe(true);
+    expect(verifyWebhookSignature({ body, timestamp, signature, secret: 'whsec_wrong' })).toBe(false);
+    expect(verifyWebhookSignature({ body: body.replace('"PQL-A"', '"PQL-B"'), timestamp, signature, secret })).toBe(false);
+    expect(verifyWebhookSignature({ body, timestamp, signature, secret, now: () => (Number(timestamp) + 301) * 1000 })).toBe(false);
+  });
+
+  it('signs with the injected clock', async () => {
+    await sink({ now: () => 1_714_564_800_999 }).publish([qualified]);
+    const { headers, body } = receiver.received[0]!;
+    expect(headers['x-pql-radar-timestamp']).toBe('1714564800');
+    const check = { body, timestamp: headers['x-pql-radar-timestamp'] as string, signature: headers['x-pql-radar-signature'] as string, secret };
+    expect(verifyWebhookSignature({ ...check, now: () => 1_714_564_900_000 })).toBe(true);
+    expect(verifyWebhookSignature(check)).toBe(false); // stale by the real clock
+  });
+
+  it('retries a 503, then succeeds, with the same key and a fresh signature', async () => {
+    receiver.replies = [{ status: 503 }];
+    expect(await sink().publish([qualified])).toEqual({ failed: [] });
+    expect(receiver.received).toHaveLength(2);
+    const keys = receiver.received.map((r) => r.headers['x-pql-radar-idempotency-key']);
+    expect(keys).toEqual([qualified.detail.idempotencyKey, qualified.detail.idempotencyKey]);
+    for (const { body, headers } of receiver.received) {
+      expect(verifyWebhookSignature({ body, timestamp: headers['x-pql-radar-timestamp'] as string, signature: headers['x-pql-radar-signature'] as string, secret })).toBe(true);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('waits as long as Retry-After says after a 429', async () => {
+    receiver.replies = [{ status: 429, headers: { 'retry-after': '1' } }];
+    expect(await sink().publish([qualified])).toEqual({ failed: [] });
+    expect(receiver.received).toHaveLength(2);
+    expect(receiver.received[1]!.at - receiver.received[0]!.at).toBeGreaterThanOrEqual(900);
+  });
+
+  it('retries 408 and network errors too', async () => {
+    receiver.replies = [{ status: 408 }, { status: 502 }];
+    expect(await sink().publish([qualified])).toEqual({ failed: [] });
+    expect(receiver.received).toHaveLength(3);
+
+    // A port that was just freed: connection refused every time.
+    const probe = createServer();
+    await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((done) => probe.close(done));
+    const down = new WebhookLeadSink({ url: `http://127.0.0.1:${port}/hook`, secret, maxAttempts: 3, baseDelayMs: 1, onFailure: (f) => failures.push(f) });
+    expect(await down.publish([qualified])).toEqual({ failed: [qualified.detail.idempotencyKey] });
+    expect(failures).toEqual([expect.objectContaining({ idempotencyKey: qualified.detail.idempotencyKey, attempts: 3, error: expect.any(String) })]);
+  });
+
+  it('does not retry a 400 and reports the event failed', async () => {
+    receiver.always = { status: 400 };
+    expect(await sink().publish([qualified])).toEqual({ failed: [qualified.detail.idempotencyKey] });
+    expect(receiver.received).toHaveLength(1);
+    expect(failures).toEqual([{ idempotencyKey: qualified.detail.idempotencyKey, attempts: 1, status: 400 }]);
+  });
+
+  it('does not follow redirects: a POST turned into a GET is not a delivery', async () => {
+    receiver.replies = [{ status: 302, headers: { location: '/elsewhere' } }];
+    expect(await sink().publish([qualified])).toEqual({ failed: [qualified.detail.idempotencyKey] });
+    expect(receiver.received).toHaveLength(1);
+  });
+
+  it('gives up after maxAttempts against a receiver that always fails, and delivers the others', async () => {
+    const other = sampleLeadEvent({ entity: { type: 'user', id: 'u-7' } });
+    receiver.always = { status: 500 };
+    const result = await sink({ maxAttempts: 4, baseDelayMs: 2, concurrency: 1 }).publish([qualified]);
+    expect(result).toEqual({ failed: [qualified.detail.idempotencyKey] });
+    expect(receiver.received).toHaveLength(4);
+    expect(failures).toEqual([{ idempotencyKey: qualified.detail.idempotencyKey, attempts: 4, status: 500 }]);
+
+    receiver.reset();
+    receiver.replies = [{ status: 500 }, { status: 500 }, { status: 500 }];
+    const mixed = await sink({ maxAttempts: 3, baseDelayMs: 2, concurrency: 1 }).publish([qualified, other]);
+    expect(mixed).toEqual({ failed: [qualified.detail.idempotencyKey] });
+    expect(receiver.received.at(-1)!.headers['x-pql-radar-idempotency-key']).toBe(other.detail.idempotencyKey);
+  });
+
+  it('delivers one entity\'s events in order', async () => {
+    const events = [qualified, tierChanged, sampleLeadEvent({ entity: { type: 'user', id: 'u-9' } }), disqualified];
+    receiver.replies = [{ status: 503 }];
+    expect(await sink({ concurrency: 4 }).publish(events)).toEqual({ failed: [] });
+    const forU42 = receiver.received
+      .filter((r) => JSON.parse(r.body).Detail.entity.id === 'u-42')
+      .map((r) => r.headers['x-pql-radar-idempotency-key']);
+    const expected = [qualified, tierChanged, disqualified].map((e) => e.detail.idempotencyKey);
+    expect(forU42.filter((key, i) => key !== forU42[i - 1])).toEqual(expected);
+  });
+
+  it('refuses a bad configuration at once', () => {
+    expect(() => new WebhookLeadSink({ url: 'not a url', secret })).toThrow(/url/);
+    expect(() => new WebhookLeadSink({ url: 'ftp://example.com/x', secret })).toThrow(/http/);
+    expect(() => new WebhookLeadSink({ url: receiver.url, secret: '' })).toThrow(/secret/);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  it('reads seconds and HTTP dates', () => {
+    const now = Date.parse('2024-05-01T12:00:00Z');
+    expect(parseRetryAfter('1', now)).toBe(1000);
+    expect(parseRetryAfter(' 120 ', now)).toBe(120_000);
+    expect(parseRetryAfter('Wed, 01 May 2024 12:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('Wed, 01 May 2024 11:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(null, now)).toBeUndefined();
+  });
+
+  it('is capped by maxRetryAfterMs', async () => {
+    const sleeps: number[] = [];
+    let calls = 0;
+    const sink = new WebhookLeadSink({
+      url: 'http://example.invalid/hook',
+      secret: 's',
+      maxRetryAfterMs: 60_000,
+      onFailure: () => {},
+      sleep: async (ms) => void sleeps.push(ms),
+      fetch: async () => (++calls === 1 ? new Response('', { status: 503, headers: { 'retry-after': '86400' } }) : new Response(null, { status: 204 })),
+    });
+    expect(await sink.publish([qualified])).toEqual({ failed: [] });
+    expect(sleeps).toEqual([60_000]);
+  });
+});
+
+describe('FanOutLeadSink', () => {
+  class Recording implements LeadPublisher {
+    published: string[][] = [];
+    constructor(private readonly fail: (key: string) => boolean = () => false, private readonly throws = false) {}
+    async publish(events: readonly LeadEvent[]) {
+      this.published.push(events.map((e) => e.detail.idempotencyKey));
+      if (this.throws) throw new Error('broken');
+      return { failed: events.map((e) => e.detail.idempotencyKey).filter(this.fail) };
+    }
+  }
+  const k = (e: LeadEvent) => e.detail.idempotencyKey;
+
+  it('publishes to every sink; an event fails if any sink failed it', async () => {
+    const a = new Recording();
+    const b = new Recording((key) => key === k(tierChanged));
+    const c = new Recording((key) => key === k(tierChanged) || key === k(disqualified));
+    const result = await new FanOutLeadSink([a, b, c]).publish([qualified, tierChanged, disqualified]);
+    expect(result.failed.sort()).toEqual([k(tierChanged), k(disqualified)].sort());
+    for (const sink of [a, b, c]) expect(sink.published).toEqual([[k(qualified), k(tierChanged), k(disqualified)]]);
+  });
+
+  it('counts every event failed when a sink throws', async () => {
+    const result = await new FanOutLeadSink([new Recording(), new Recording(() => false, true)]).publish([qualified, tierChanged]);
+    expect(result.failed).toEqual([k(qualified), k(tierChanged)]);
+  });
+
+  it('sends a retried event only to the sinks that have not had it', async () => {
+    let webhookDown = true;
+    const console = new Recording();
+    const webhook = new Recording(() => webhookDown);
+    const fanOut = new FanOutLeadSink([console, webhook]);
+    expect((await fanOut.publish([qualified])).failed).toEqual([k(qualified)]);
+    webhookDown = false;
+    expect((await fanOut.publish([qualified, tierChanged])).failed).toEqual([]);
+    expect(console.published).toEqual([[k(qualified)], [k(tierChanged)]]);
+    expect(webhook.published).toEqual([[k(qualified)], [k(qualified), k(tierChanged)]]);
+  });
+
+  it('works end to end with the real sinks', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pql-radar-fanout-'));
+    try {
+      const lines: string[] = [];
+      const path = join(dir, 'leads.jsonl');
+      const result = await new FanOutLeadSink([new ConsoleLeadSink((line) => lines.push(line)), new JsonlLeadSink(path)]).publish([qualified]);
+      expect(result).toEqual({ failed: [] });
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(await readFile(path, 'utf8')).Detail).toEqual(qualified.detail);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
