@@ -22,13 +22,24 @@ export interface BatchWriteOptions {
  * anything is still unwritten after the last round: the caller must never report success for items not stored.
  * Throttling errors of a whole call are retried by the SDK client's own retry strategy.
  */
-export async function putAll(client: DynamoDBClient, tableName: string, items: readonly Item[], options: BatchWriteOptions = {}): Promise<void> {
+export function putAll(client: DynamoDBClient, tableName: string, items: readonly Item[], options: BatchWriteOptions = {}): Promise<void> {
+  return writeAll(client, tableName, items.map((Item) => ({ PutRequest: { Item } })), options);
+}
+
+/** Deletes every key, with the same retries as putAll. */
+export function deleteAll(client: DynamoDBClient, tableName: string, keys: readonly Item[], options: BatchWriteOptions = {}): Promise<void> {
+  return writeAll(client, tableName, keys.map((Key) => ({ DeleteRequest: { Key } })), options);
+}
+
+async function writeAll(client: DynamoDBClient, tableName: string, requests: readonly WriteRequest[], options: BatchWriteOptions): Promise<void> {
   // One BatchWriteItem call must not name the same key twice; a message repeated within a request is one item anyway.
-  const unique = [...new Map(items.map((item) => [`${item['pk']?.S}\n${item['sk']?.S}`, item])).values()];
+  const keyOf = (request: WriteRequest) => {
+    const item = request.PutRequest?.Item ?? request.DeleteRequest?.Key ?? {};
+    return `${item['pk']?.S}\n${item['sk']?.S}`;
+  };
+  const unique = [...new Map(requests.map((request) => [keyOf(request), request])).values()];
   const chunks: WriteRequest[][] = [];
-  for (let i = 0; i < unique.length; i += itemsPerCall) {
-    chunks.push(unique.slice(i, i + itemsPerCall).map((Item) => ({ PutRequest: { Item } })));
-  }
+  for (let i = 0; i < unique.length; i += itemsPerCall) chunks.push(unique.slice(i, i + itemsPerCall));
   let next = 0;
   const worker = async () => {
     while (next < chunks.length) {

@@ -6,13 +6,12 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import { createHash } from 'node:crypto';
 import type { AcceptedMessage, RejectedMessage } from '../../core/ingest';
 import type { EventStore } from '../../core/ports';
 import { backoff, putAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
+import { markChanged } from './change-marker';
 import {
-  changesSortKey,
   entityPartitionKey,
   eventSortKey,
   memberSortKey,
@@ -128,7 +127,11 @@ export class DynamoDbEventStore implements EventStore {
     // points at events that are not yet there.
     await putAll(this.client, this.tableName, [...eventItems, ...memberItems], { capacity: this.capacity });
     await Promise.all([...changes.entries()].map(([pk, entry]) => this.updateProfile(pk, entry, receivedAt)));
-    await Promise.all([...changes.entries()].map(([pk, entry]) => this.markChanged(pk, entry, receivedAt)));
+    await Promise.all(
+      [...changes.entries()].map(([pk, entry]) =>
+        markChanged(this.client, this.tableName, { pk, ...entry }, { at: receivedAt, shards: this.dirtyShards, capacity: this.capacity }),
+      ),
+    );
   }
 
   async quarantine(workspace: string, requestId: string, rejected: readonly RejectedMessage[], receivedAt: Date): Promise<void> {
@@ -279,35 +282,5 @@ export class DynamoDbEventStore implements EventStore {
       );
       this.capacity.add('write', output.ConsumedCapacity);
     }
-  }
-
-  /**
-   * Marks the entity for the evaluator: the days it must re-read, a version it checks before clearing the
-   * marker, and the sparse index keys. The index keys are set only if absent, so repeated marks cost no index write
-   * and `dirtySince` stays the oldest unevaluated change (the evaluator's lag).
-   */
-  private async markChanged(pk: string, entry: EntityChange, receivedAt: Date): Promise<void> {
-    const output = await this.client.send(
-      new UpdateItemCommand({
-        TableName: this.tableName,
-        Key: { pk: { S: pk }, sk: { S: changesSortKey } },
-        UpdateExpression:
-          'SET entityType = :type, entityId = :id, dirtyShard = if_not_exists(dirtyShard, :shard), dirtySince = if_not_exists(dirtySince, :now) ADD days :days, version :one',
-        ExpressionAttributeValues: {
-          ':type': { S: entry.type },
-          ':id': { S: entry.id },
-          ':shard': { S: this.shardOf(pk) },
-          ':now': { S: receivedAt.toISOString() },
-          ':days': { SS: [...entry.days] },
-          ':one': { N: '1' },
-        },
-        ReturnConsumedCapacity: 'TOTAL',
-      }),
-    );
-    this.capacity.add('write', output.ConsumedCapacity);
-  }
-
-  private shardOf(pk: string): string {
-    return String(createHash('sha256').update(pk).digest().readUInt32BE(0) % this.dirtyShards);
   }
 }

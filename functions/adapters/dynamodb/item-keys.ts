@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import type { EntityRef } from '../../core/ports';
+
 /** Key builders for the items described in table-definition.ts; every adapter builds keys here and nowhere else. */
 
 export type EntityType = 'user' | 'account';
@@ -17,3 +20,29 @@ export const memberSortKey = (userKey: string) => `${memberSortKeyPrefix}${userK
 export const quarantinePartitionKey = (workspace: string) => `WS#${workspace}#REJECTED`;
 export const quarantineSortKey = (receivedAt: Date, requestId: string, index: number) =>
   `${receivedAt.toISOString()}#${requestId}#${String(index).padStart(4, '0')}`;
+
+/** An entity's lead state, lifetime rollup and first/last seen, written by the evaluator. */
+export const stateSortKey = 'STATE';
+export const daySortKeyPrefix = 'DAY#';
+/** The evaluator's rollup of one day of a user's events. */
+export const daySortKey = (day: string) => `${daySortKeyPrefix}${day}`;
+/** Lead events saved with the state that caused them and not yet published: the outbox of one shard. */
+export const outboxPartitionKey = (shard: string) => `OUTBOX#${shard}`;
+export const outboxSortKey = (evaluatedAt: string, idempotencyKey: string) => `${evaluatedAt}#${idempotencyKey}`;
+export const metaPartitionKey = 'META';
+/** The ruleset version a shard last evaluated everyone with. */
+export const rulesetSortKey = (shard: string) => `RULESET#${shard}`;
+
+/** Partitions of the `dirty` index: changed entities, and evaluated entities waiting for their next sweep. */
+export const changedPartition = (shard: string) => shard;
+export const sweepPartition = (shard: string) => `sweep#${shard}`;
+
+/** The shard an entity belongs to, the same for ingest and the evaluator. */
+export function shardOf(entityPartitionKey: string, shards: number): string {
+  return String(createHash('sha256').update(entityPartitionKey).digest().readUInt32BE(0) % shards);
+}
+
+export function parseEntityPartitionKey(pk: string): EntityRef | undefined {
+  const match = /^WS#([^#]+)#(user|account)#(.+)$/s.exec(pk);
+  return match ? { workspace: match[1]!, type: match[2] as EntityType, id: match[3]! } : undefined;
+}
