@@ -1,11 +1,16 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Server } from 'node:http';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
+import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import type { LeadPublisher } from '../core/ports';
+import type { Ruleset } from '../core/rules/load';
+import { allShards, runEvaluator, type EvaluatorRunSummary } from '../evaluator/run';
 import { parseWriteKey } from '../core/write-key';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
+import { ConsoleLeadSink } from './lead-sinks';
 
 export interface DevOptions {
   /** Port of the ingest endpoint; 0 picks a free one. @default 3000 */
@@ -26,6 +31,15 @@ export interface DevOptions {
   retentionDays?: number;
   dirtyShards?: number;
   observer?: IngestObserver;
+  /** The rules the evaluator applies; without them only ingest runs. */
+  ruleset?: Ruleset;
+  /** Where lead events go. @default the console */
+  leads?: LeadPublisher;
+  /** Milliseconds between evaluator runs; 0 runs it only when evaluateOnce() is called. @default 10000 */
+  evaluateEveryMs?: number;
+  /** Called with each timed run's summary, e.g. to print it. */
+  onEvaluation?: (summary: EvaluatorRunSummary) => void;
+  onEvaluationError?: (error: unknown) => void;
 }
 
 export interface DevRuntime {
@@ -37,6 +51,9 @@ export interface DevRuntime {
   client: DynamoDBClient;
   events: DynamoDbEventStore;
   keys: DynamoDbWriteKeyStore;
+  evaluation: DynamoDbEvaluationStore;
+  /** One evaluator pass over every shard, as the deployed schedule does, at `now` (default: the clock). */
+  evaluateOnce(now?: Date): Promise<EvaluatorRunSummary>;
   stop(): Promise<void>;
 }
 
@@ -54,7 +71,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   const endpoint = configuredEndpoint ?? dynamoDbLocal!.endpoint;
   const client = createDynamoDbClient(endpoint);
   let server: Server | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
   const stop = async () => {
+    clearInterval(timer);
+    await running.catch(() => {});
     if (server) {
       server.closeAllConnections();
       await new Promise((done) => server!.close(done));
@@ -77,7 +98,24 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const handler = createIngestHandler({ keys, events }, options.observer);
     const served = await serveHttpApi(handler, { port: options.port ?? 3000 });
     server = served.server;
-    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, stop };
+
+    const dirtyShards = options.dirtyShards ?? 4;
+    const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
+    const leads = options.leads ?? new ConsoleLeadSink();
+    const evaluateOnce = (now = new Date()) => {
+      if (!options.ruleset) throw new Error('no rules: start the local runtime with a rules file to evaluate');
+      const run = runEvaluator({ store: evaluation, publisher: leads, ruleset: options.ruleset, shards: allShards(dirtyShards), now, deadline: Number.POSITIVE_INFINITY });
+      // Runs never overlap: each waits for the one before, as a single scheduled Lambda per shard would.
+      running = running.catch(() => {}).then(() => run);
+      return run;
+    };
+    const every = options.evaluateEveryMs ?? 10_000;
+    if (options.ruleset && every > 0) {
+      timer = setInterval(() => {
+        evaluateOnce().then(options.onEvaluation, options.onEvaluationError ?? ((error) => console.error('evaluator run failed:', error)));
+      }, every);
+    }
+    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, evaluation, evaluateOnce, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -189,7 +189,8 @@ export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
   const trait = ruleset.file.signup?.trait;
   const value = trait !== undefined ? facts.traits[trait] : undefined;
   if (typeof value === 'string' || typeof value === 'number') {
-    const parsed = new Date(value);
+    // A number is epoch time; one below 1e11 (before 1973 as milliseconds) is in seconds, as many SDKs send createdAt.
+    const parsed = new Date(typeof value === 'number' && Math.abs(value) < 1e11 ? value * 1000 : value);
     if (!Number.isNaN(parsed.getTime())) return parsed.toISOString();
   }
   return facts.firstSeen;
@@ -237,7 +238,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
         break;
       case 'signup_age':
         value = signupAt === null ? null : daysBetween(signupAt, now);
-        matched = value !== null && value > signal.signup_older_than;
+        matched = value !== null && value >= signal.signup_older_than;
         break;
       case 'trait': {
         const sources = signal.of === 'account' ? facts.accountTraits : [facts.traits];

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isMap, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { formatPath } from '../ingest';
 import { rulesFileSchema, type RulesFile, type Signal } from './schema';
 
@@ -54,6 +54,11 @@ export function loadRules(text: string, source = 'rules'): Ruleset {
   const lineOf = (path: readonly PropertyKey[]) => {
     // The deepest node of the path that exists: a missing key is reported on the line of its parent object.
     for (let depth = path.length; depth >= 0; depth--) {
+      // A key's own line: the value of a nested map or list starts on the line after its key.
+      const parent = depth > 0 ? (document.getIn(path.slice(0, depth - 1) as unknown[], true) as Node | undefined) : undefined;
+      const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && String(item.key.value) === String(path[depth - 1])) : undefined;
+      const keyStart = pair && isScalar(pair.key) ? pair.key.range?.[0] : undefined;
+      if (keyStart !== undefined) return lineCounter.linePos(keyStart).line;
       const node = document.getIn(path.slice(0, depth) as unknown[], true) as Node | undefined;
       const start = node && (isMap(node) || isSeq(node) || 'range' in node) ? node.range?.[0] : undefined;
       if (start !== undefined) return lineCounter.linePos(start).line;
@@ -65,6 +70,9 @@ export function loadRules(text: string, source = 'rules'): Ruleset {
     return { path: formatPath(path), ...(line !== undefined ? { line } : {}), message };
   };
 
+  // `kind` is implied by a signal's keys: when the file does not spell it out, the problem belongs to the signal.
+  const issuePath = (path: PropertyKey[]) =>
+    path.length === 3 && path[0] === 'signals' && path[2] === 'kind' && !document.hasIn(path) ? path.slice(0, -1) : path;
   const parsed = rulesFileSchema.safeParse(document.toJS());
   if (!parsed.success) {
     throw new RulesError(
@@ -73,7 +81,7 @@ export function loadRules(text: string, source = 'rules'): Ruleset {
         // One problem per misspelt key, on that key's own line.
         issue.code === 'unrecognized_keys'
           ? issue.keys.map((key) => problem([...issue.path, key], `unknown key "${key}"`))
-          : [problem(issue.path, issue.message)],
+          : [problem(issuePath(issue.path), issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message)],
       ),
     );
   }

@@ -1,0 +1,227 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
+import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
+import type { LeadPublisher } from '../../functions/core/ports';
+import { loadRules } from '../../functions/core/rules/load';
+import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { eventBridgeClientFor, startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
+
+const rulesYaml = (extra = '') => `
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 30d, at_least: 2, points: 30 }
+  invited: { event: Teammate Invited, distinct: invitee, window: 30d, points: 30 }
+  exported: { event: Data Exported, window: 30d, points: 20 }
+  inactive: { inactive_for: 14d, points: -100 }
+  big_company: { trait: employees, of: account, is: { gte: 50 }, points: 10 }
+  team: { level: account, active_users: 7d, at_least: 2, points: 50 }${extra}
+tiers:
+  - { name: PQL-A, min_score: 70, route: sales }
+  - { name: PQL-B, min_score: 30, route: nurture }
+policy: { cooldown: 7d }
+`;
+
+/** Collects what the evaluator publishes, and can fail like a crash between saving state and publishing. */
+class RecordingPublisher implements LeadPublisher {
+  published: LeadEvent[] = [];
+  crashNext = false;
+  async publish(events: readonly LeadEvent[]) {
+    if (this.crashNext) {
+      this.crashNext = false;
+      throw new Error('simulated crash after the state was saved');
+    }
+    this.published.push(...events);
+    return { failed: [] };
+  }
+}
+
+const day = (offset: number, base = new Date('2024-06-20T12:00:00Z')) => new Date(base.getTime() + offset * 86_400_000);
+
+let runtime: DevRuntime | undefined;
+afterEach(async () => {
+  await runtime?.stop();
+  runtime = undefined;
+});
+
+async function start(leads: LeadPublisher, rules = rulesYaml()) {
+  runtime = await startDev({
+    port: 0,
+    endpoint: inject('dynamoEndpoint'),
+    tableName: `eval-${randomUUID()}`,
+    ruleset: loadRules(rules, 'test rules'),
+    leads,
+    evaluateEveryMs: 0,
+  });
+  return runtime;
+}
+
+async function send(dev: DevRuntime, batch: Record<string, unknown>[]) {
+  const response = await fetch(`${dev.url}/v1/batch`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${dev.writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ batch }),
+  });
+  expect(response.status).toBe(200);
+  expect(await response.json()).toEqual({ success: true });
+}
+
+const track = (userId: string, event: string, at: Date, properties: Record<string, unknown> = {}, groupId?: string) => ({
+  type: 'track',
+  userId,
+  event,
+  properties,
+  timestamp: at.toISOString(),
+  messageId: `${userId}-${event}-${at.toISOString()}-${JSON.stringify(properties)}`,
+  ...(groupId ? { context: { groupId } } : {}),
+});
+
+const summaryOf = (events: LeadEvent[]) =>
+  events.map((event) => `${event.detailType}: ${event.detail.entity.type} ${event.detail.entity.id} ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`).sort();
+
+describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', () => {
+  it('qualifies users and accounts with reasons, and a second pass changes nothing', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await send(dev, [
+      { type: 'group', userId: 'ada', groupId: 'acme', traits: { name: 'Acme', employees: 120 }, timestamp: day(-5).toISOString(), messageId: 'g-ada' },
+      { type: 'group', userId: 'bob', groupId: 'acme', timestamp: day(-5).toISOString(), messageId: 'g-bob' },
+      track('ada', 'Dashboard Created', day(-3)),
+      track('ada', 'Dashboard Created', day(-2)),
+      track('ada', 'Teammate Invited', day(-2), { invitee: 'bob' }),
+      track('ada', 'Teammate Invited', day(-1), { invitee: 'bob' }),
+      track('bob', 'Data Exported', day(-1), {}, 'acme'),
+      track('bob', 'Data Exported', day(-1, day(0)), { format: 'csv' }, 'acme'),
+      track('cy', 'Page Viewed', day(-1)),
+    ]);
+    const first = await dev.evaluateOnce(day(0));
+    const second = await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual([
+      'Lead Qualified: account acme none -> PQL-B',
+      'Lead Qualified: user ada none -> PQL-A',
+      'Lead Qualified: user bob none -> PQL-B',
+    ]);
+    expect(first.evaluated + second.evaluated).toBeGreaterThanOrEqual(4);
+
+    const ada = leads.published.find((event) => event.detail.entity.id === 'ada')!;
+    expect(leadEventDetailSchema.parse(ada.detail)).toBeTruthy();
+    expect(ada.detail.score).toEqual({ total: 70, engagement: 60, fit: 10 });
+    expect(ada.detail.signals.map((signal) => [signal.name, signal.value])).toEqual([
+      ['dashboards', 2],
+      ['invited', 1],
+      ['big_company', 120],
+    ]);
+    expect(ada.detail.route).toBe('sales');
+    expect(ada.detail.context.traits.company).toBe('Acme');
+    expect(ada.detail.reasons[0]).toBe('PQL-A: score 70 >= 70');
+    const account = leads.published.find((event) => event.detail.entity.type === 'account')!;
+    expect(account.detail.context.members).toEqual([
+      { id: 'ada', tier: 'PQL-A' },
+      { id: 'bob', tier: 'PQL-B' },
+    ]);
+
+    const third = await dev.evaluateOnce(day(0));
+    expect(third.transitions).toEqual([]);
+    expect(leads.published).toHaveLength(3);
+  });
+
+  it('counts a late event in its own day and moves the lead up a tier', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await send(dev, [track('dee', 'Data Exported', day(-1)), track('dee', 'Dashboard Created', day(-1))]);
+    await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual([]);
+    // Arrives now, happened ten days ago: still inside the 30-day windows.
+    await send(dev, [track('dee', 'Dashboard Created', day(-10)), track('dee', 'Teammate Invited', day(-10), { invitee: 'eve' })]);
+    await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user dee none -> PQL-A']);
+  });
+
+  it('disqualifies an inactive lead by the clock alone, then keeps it out during the cooldown', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await send(dev, [track('fay', 'Dashboard Created', day(-1)), track('fay', 'Dashboard Created', day(-1, day(0.1))), track('fay', 'Data Exported', day(-1))]);
+    await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user fay none -> PQL-B']);
+
+    // No new events: the sweep of qualified leads notices the inactivity 15 days later.
+    const later = await dev.evaluateOnce(day(15));
+    expect(summaryOf(later.transitions)).toEqual(['Lead Disqualified: user fay PQL-B -> none']);
+    expect(later.transitions[0]!.detail.reasons[0]).toBe('score -50 < 30 needed for PQL-B');
+
+    // Active again two days later: qualifies on score, but the 7-day cooldown holds it back.
+    await send(dev, [track('fay', 'Dashboard Created', day(16)), track('fay', 'Dashboard Created', day(16.1)), track('fay', 'Data Exported', day(16))]);
+    expect((await dev.evaluateOnce(day(17))).transitions).toEqual([]);
+    await send(dev, [track('fay', 'Data Exported', day(23))]);
+    expect(summaryOf((await dev.evaluateOnce(day(23))).transitions)).toEqual(['Lead Qualified: user fay none -> PQL-B']);
+  });
+
+  it('loses nothing when it crashes between saving state and publishing, and re-delivers with the same key', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await send(dev, [track('gus', 'Data Exported', day(-1)), track('gus', 'Dashboard Created', day(-1)), track('gus', 'Dashboard Created', day(-1, day(0.1)))]);
+    leads.crashNext = true;
+    await expect(dev.evaluateOnce(day(0))).rejects.toThrow('simulated crash');
+    expect(leads.published).toEqual([]);
+
+    const retry = await dev.evaluateOnce(day(0));
+    expect(retry.transitions).toEqual([]);
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
+    const key = leads.published[0]!.detail.idempotencyKey;
+    await dev.evaluateOnce(day(0));
+    expect(leads.published.map((event) => event.detail.idempotencyKey)).toEqual([key]);
+  });
+
+  it('re-evaluates everyone after a rules change, notifying only leads whose tier moved', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await send(dev, [
+      track('hal', 'Data Exported', day(-1)),
+      track('hal', 'Dashboard Created', day(-1)),
+      track('hal', 'Dashboard Created', day(-1, day(0.1))),
+      track('ida', 'Data Exported', day(-1)),
+      track('ida', 'Dashboard Created', day(-2)),
+      track('ida', 'Dashboard Created', day(-2, day(0.1))),
+      track('ida', 'Report Shared', day(-1)),
+    ]);
+    await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user hal none -> PQL-B', 'Lead Qualified: user ida none -> PQL-B']);
+
+    // A new signal only ida has: a new ruleset version, measured from the stored events.
+    const changed = await startAgainWithRules(dev, leads, rulesYaml('\n  shared: { event: Report Shared, window: 30d, points: 40 }'));
+    const result = await changed.evaluateOnce(day(0));
+    expect(result.evaluated).toBeGreaterThanOrEqual(2);
+    expect(summaryOf(leads.published.slice(2))).toEqual(['Lead Tier Changed: user ida PQL-B -> PQL-A']);
+  });
+
+  it('publishes to an EventBridge endpoint, resending entries that failed', async () => {
+    const bus = await startEventBridgeEndpoint();
+    try {
+      const publisher = new EventBridgePublisher({ client: eventBridgeClientFor(bus.url), eventBusName: 'pql-radar-test', baseDelayMs: 1 });
+      const dev = await start(publisher);
+      await send(dev, ['jo', 'kim', 'lee'].flatMap((user) => [track(user, 'Data Exported', day(-1)), track(user, 'Dashboard Created', day(-1)), track(user, 'Dashboard Created', day(-1, day(0.1)))]));
+      bus.failEntries(2);
+      await dev.evaluateOnce(day(0));
+      expect(bus.accepted.map((entry) => entry.detail.entity.id).sort()).toEqual(['jo', 'kim', 'lee']);
+      expect(bus.accepted.every((entry) => entry.source === 'pql-radar' && entry.detailType === 'Lead Qualified')).toBe(true);
+    } finally {
+      await bus.close();
+    }
+  });
+});
+
+/** Same table, a new ruleset: what a deploy with an edited rules file does. */
+async function startAgainWithRules(dev: DevRuntime, leads: LeadPublisher, rules: string): Promise<DevRuntime> {
+  await dev.stop();
+  runtime = await startDev({
+    port: 0,
+    endpoint: dev.endpoint,
+    tableName: dev.tableName,
+    writeKey: dev.writeKey,
+    ruleset: loadRules(rules, 'changed rules'),
+    leads,
+    evaluateEveryMs: 0,
+  });
+  return runtime;
+}
