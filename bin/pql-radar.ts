@@ -1,8 +1,22 @@
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { Command, InvalidArgumentError } from 'commander';
+import { createReadStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import { DynamoDbWriteKeyStore } from '../functions/adapters/dynamodb/write-key-store';
+import { EventBridgePublisher } from '../functions/adapters/eventbridge/publisher';
+import type { LeadPublisher } from '../functions/core/ports';
+import { loadRules, type Ruleset } from '../functions/core/rules/load';
+import { rulesJsonSchema } from '../functions/core/rules/schema';
+import { allShards, runEvaluator, type EvaluatorRunSummary } from '../functions/evaluator/run';
 import { startDev } from '../functions/local/dev';
 import { createDynamoDbClient } from '../functions/local/dynamodb-local';
+import { ConsoleLeadSink, FanOutLeadSink, JsonlLeadSink, WebhookLeadSink } from '../functions/local/lead-sinks';
+import { generateSampleStream, toJsonl } from '../functions/local/sample-stream';
 
 // The SDK warns on Node 20 that *future* SDK releases need Node 22; the versions pinned in package-lock.json run fine.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
@@ -20,23 +34,80 @@ const integer = (name: string) => (value: string) => {
   return parsed;
 };
 
+/** `10s`, `1m`, `500ms`: how often the evaluator runs. */
+const duration = (name: string) => (value: string) => {
+  const match = /^(\d+)(ms|s|m)$/.exec(value);
+  if (!match) throw new InvalidArgumentError(`${name} must be a duration such as 10s, 1m or 500ms`);
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+};
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const defaultRulesFile = resolve(projectRoot, 'examples/activation.rules.yaml');
+
+async function readRules(path: string): Promise<Ruleset> {
+  return loadRules(await readFile(path, 'utf8'), path);
+}
+
+interface SinkOptions {
+  leadsFile?: string;
+  webhook: string[];
+  webhookSecret?: string;
+}
+
+const sinkOptions = (command: Command) =>
+  command
+    .option('--leads-file <file>', 'append lead events to this JSONL file (one EventBridge entry per line)')
+    .option('--webhook <url>', 'POST lead events to this URL, signed (repeatable)', collect, [])
+    .option('--webhook-secret <secret>', 'secret for the webhook signatures (default: PQL_RADAR_WEBHOOK_SECRET)', process.env['PQL_RADAR_WEBHOOK_SECRET']);
+
+/** The local destinations of lead events: always the console, plus a JSONL file and webhooks when asked for. */
+function localSinks(options: SinkOptions, extra: LeadPublisher[] = []): LeadPublisher {
+  if (options.webhook.length > 0 && !options.webhookSecret) {
+    throw new InvalidArgumentError('--webhook needs --webhook-secret (or PQL_RADAR_WEBHOOK_SECRET): receivers verify the signature with it');
+  }
+  return new FanOutLeadSink([
+    new ConsoleLeadSink(),
+    ...(options.leadsFile ? [new JsonlLeadSink(options.leadsFile)] : []),
+    ...options.webhook.map((url) => new WebhookLeadSink({ url, secret: options.webhookSecret! })),
+    ...extra,
+  ]);
+}
+
+function printRun(summary: EvaluatorRunSummary) {
+  if (summary.transitions.length === 0 && summary.unpublished.length === 0 && summary.incompleteShards.length === 0) return;
+  console.log(
+    `evaluator: ${summary.evaluated} evaluated, ${summary.transitions.length} transitions, ${summary.published} published` +
+      (summary.unpublished.length > 0 ? `, ${summary.unpublished.length} left in the outbox for the next run` : '') +
+      (summary.incompleteShards.length > 0 ? `, shards ${summary.incompleteShards.join(', ')} unfinished` : ''),
+  );
+}
+
 function storage() {
   const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
   const client = createDynamoDbClient(endpoint);
   return { client, tableName: table };
 }
 
-program
+const dev = program
   .command('dev')
-  .description('run pql-radar locally: DynamoDB Local, the table, a write key and the ingest endpoint')
+  .description('run pql-radar locally: DynamoDB Local, the table, a write key, the ingest endpoint and the evaluator')
   .option('--port <port>', 'port of the ingest endpoint', integer('--port'), 3000)
   .option('--dynamodb-port <port>', 'port for DynamoDB Local, so other commands can reach it', integer('--dynamodb-port'), 8000)
   .option('--data-dir <dir>', 'keep DynamoDB Local data in this directory (default: in memory)')
   .option('--write-key <key>', 'accept this write key (default: create one and print it)')
   .option('--workspace <name>', 'workspace of the write key', 'default')
-  .action(async (options: { port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string }) => {
+  .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
+  .option('--evaluate-every <duration>', 'how often the evaluator runs', duration('--evaluate-every'), 10_000);
+sinkOptions(dev).action(
+  async (options: SinkOptions & { port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number }) => {
     const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
+    const ruleset = await readRules(options.rules);
     const runtime = await startDev({
+      ruleset,
+      leads: localSinks(options),
+      evaluateEveryMs: options.evaluateEvery,
+      onEvaluation: printRun,
       port: options.port,
       dynamoDbPort: options.dynamodbPort,
       tableName: table,
@@ -55,10 +126,15 @@ program
   ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import}
   DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}${options.dataDir ? `, data in ${options.dataDir}` : ', in memory'})
   write key        ${runtime.writeKey} (workspace ${runtime.workspace})
+  rules            ${options.rules} (version ${ruleset.version}), evaluated every ${options.evaluateEvery / 1000} s
+  lead events      console${options.leadsFile ? `, ${options.leadsFile}` : ''}${options.webhook.length > 0 ? `, ${options.webhook.length} webhook(s)` : ''}
 
 Send an event:
   curl -s ${runtime.url}/v1/track -H 'Authorization: Basic ${auth}' -H 'Content-Type: application/json' \\
     -d '{"userId":"user-1","event":"Dashboard Created","properties":{"dashboards":1}}'
+
+Replay 30 days of a realistic sample product (users qualify, change tier and drop out):
+  npx pql-radar replay --url ${runtime.url} --write-key ${runtime.writeKey}
 
 Other commands against this DynamoDB:
   npx pql-radar --endpoint ${runtime.endpoint} keys list
@@ -75,7 +151,112 @@ Ctrl-C stops everything.`);
     };
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  },
+);
+
+const evaluate = program
+  .command('evaluate')
+  .description('run the evaluator against the configured DynamoDB and print what changed')
+  .option('--once', 'one pass over every shard, then exit (default: keep running every --evaluate-every)')
+  .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
+  .option('--shards <n>', 'shards of the dirty index: the DIRTY_SHARDS of your deployment', integer('--shards'), 4)
+  .option('--evaluate-every <duration>', 'pause between passes without --once', duration('--evaluate-every'), 10_000)
+  .option('--event-bus <name>', 'also publish lead events to this EventBridge bus');
+sinkOptions(evaluate).action(async (options: SinkOptions & { once?: boolean; rules: string; shards: number; evaluateEvery: number; eventBus?: string }) => {
+  const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
+  const local = Boolean(endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB']);
+  if (!local && !options.eventBus) {
+    // Against a deployed table, a pass publishes transitions only here and marks them delivered: subscribers would miss them.
+    throw new InvalidArgumentError('against AWS, pass --event-bus <name> so lead events reach your subscribers (or --endpoint for a local DynamoDB)');
+  }
+  const ruleset = await readRules(options.rules);
+  const store = new DynamoDbEvaluationStore({ client: createDynamoDbClient(endpoint), tableName: table, dirtyShards: options.shards });
+  const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
+  const publisher = localSinks(options, bus);
+  for (;;) {
+    const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(options.shards), now: new Date(), deadline: Number.POSITIVE_INFINITY });
+    if (options.once) {
+      console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
+      if (summary.unpublished.length > 0) process.exitCode = 1;
+      return;
+    }
+    printRun(summary);
+    await new Promise((done) => setTimeout(done, options.evaluateEvery));
+  }
+});
+
+const rules = program.command('rules').description('check PQL rules files and print their JSON Schema');
+rules
+  .command('check')
+  .description('validate rules files; prints every problem with its path and line, exits non-zero on any')
+  .argument('<files...>', 'rules files (YAML or JSON)')
+  .action(async (files: string[]) => {
+    for (const file of files) {
+      try {
+        const ruleset = await readRules(file);
+        console.log(`${file}: ok, ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers, version ${ruleset.version}`);
+      } catch (error) {
+        console.error(error instanceof Error ? error.message : String(error));
+        process.exitCode = 1;
+      }
+    }
   });
+rules
+  .command('schema')
+  .description('print the JSON Schema of the rules file, for editors (e.g. yaml-language-server)')
+  .action(() => console.log(JSON.stringify(rulesJsonSchema(), null, 2)));
+
+program
+  .command('sample')
+  .description('write a realistic sample event stream (Segment messages, JSONL) ending now')
+  .option('--out <file>', 'write here instead of standard output')
+  .option('--seed <n>', 'random seed', integer('--seed'), 1)
+  .option('--users <n>', 'users', integer('--users'), 60)
+  .option('--days <n>', 'days of history', integer('--days'), 30)
+  .action(async (options: { out?: string; seed: number; users: number; days: number }) => {
+    const jsonl = toJsonl(generateSampleStream({ seed: options.seed, users: options.users, days: options.days }));
+    if (options.out) await writeFile(options.out, jsonl);
+    else process.stdout.write(jsonl);
+  });
+
+program
+  .command('replay')
+  .description('send Segment messages from a JSONL file (default: a fresh sample stream) to an ingest endpoint')
+  .argument('[file]', 'JSONL of Segment messages, as `pql-radar sample` writes')
+  .requiredOption('--write-key <key>', 'write key of the endpoint')
+  .option('--url <url>', 'ingest endpoint', 'http://127.0.0.1:3000')
+  .option('--batch-size <n>', 'messages per /v1/batch request', integer('--batch-size'), 100)
+  .action(async (file: string | undefined, options: { writeKey: string; url: string; batchSize: number }) => {
+    const messages: unknown[] = file ? await readJsonl(file) : generateSampleStream();
+    const authorization = `Basic ${Buffer.from(`${options.writeKey}:`).toString('base64')}`;
+    let rejected = 0;
+    for (let i = 0; i < messages.length; i += options.batchSize) {
+      const response = await fetch(`${options.url}/v1/batch`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify({ batch: messages.slice(i, i + options.batchSize) }),
+      });
+      const body = (await response.json()) as { rejected?: unknown[]; error?: string };
+      if (!response.ok) throw new Error(`${options.url} answered ${response.status}: ${body.error ?? 'no reason given'}`);
+      rejected += body.rejected?.length ?? 0;
+    }
+    console.log(`sent ${messages.length} messages to ${options.url}${rejected > 0 ? `, ${rejected} rejected (see \`pql-radar rejected list\`)` : ''}`);
+  });
+
+async function readJsonl(file: string): Promise<unknown[]> {
+  const messages: unknown[] = [];
+  let lineNumber = 0;
+  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    lineNumber++;
+    if (line.trim() === '') continue;
+    try {
+      messages.push(JSON.parse(line));
+    } catch {
+      throw new Error(`${file}:${lineNumber}: not valid JSON`);
+    }
+  }
+  return messages;
+}
 
 const keys = program.command('keys').description('manage write keys');
 keys
