@@ -161,20 +161,23 @@ const evaluate = program
   .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
   .option('--shards <n>', 'shards of the dirty index: the DIRTY_SHARDS of your deployment', integer('--shards'), 4)
   .option('--evaluate-every <duration>', 'pause between passes without --once', duration('--evaluate-every'), 10_000)
-  .option('--event-bus <name>', 'also publish lead events to this EventBridge bus');
-sinkOptions(evaluate).action(async (options: SinkOptions & { once?: boolean; rules: string; shards: number; evaluateEvery: number; eventBus?: string }) => {
+  .option('--event-bus <name>', 'also publish lead events to this EventBridge bus')
+  .option('--at <time>', 'evaluate as of this time instead of now: an ISO date or +Nd (e.g. +21d to see inactive leads drop out); local data only');
+sinkOptions(evaluate).action(async (options: SinkOptions & { once?: boolean; rules: string; shards: number; evaluateEvery: number; eventBus?: string; at?: string }) => {
   const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
   const local = Boolean(endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB']);
   if (!local && !options.eventBus) {
     // Against a deployed table, a pass publishes transitions only here and marks them delivered: subscribers would miss them.
     throw new InvalidArgumentError('against AWS, pass --event-bus <name> so lead events reach your subscribers (or --endpoint for a local DynamoDB)');
   }
+  if (options.at !== undefined && !local) throw new InvalidArgumentError('--at moves the lead state through time: use it on a local DynamoDB only');
+  const at = options.at === undefined ? undefined : parseAt(options.at);
   const ruleset = await readRules(options.rules);
   const store = new DynamoDbEvaluationStore({ client: createDynamoDbClient(endpoint), tableName: table, dirtyShards: options.shards });
   const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
   const publisher = localSinks(options, bus);
   for (;;) {
-    const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(options.shards), now: new Date(), deadline: Number.POSITIVE_INFINITY });
+    const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(options.shards), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
     if (options.once) {
       console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
       if (summary.unpublished.length > 0) process.exitCode = 1;
@@ -184,6 +187,13 @@ sinkOptions(evaluate).action(async (options: SinkOptions & { once?: boolean; rul
     await new Promise((done) => setTimeout(done, options.evaluateEvery));
   }
 });
+
+function parseAt(value: string): Date {
+  const offset = /^\+(\d+)d$/.exec(value);
+  const at = offset ? new Date(Date.now() + Number(offset[1]) * 86_400_000) : new Date(value);
+  if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(`--at ${value}: expected an ISO date or +Nd`);
+  return at;
+}
 
 const rules = program.command('rules').description('check PQL rules files and print their JSON Schema');
 rules
