@@ -183,7 +183,7 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
       const shown = random.pick(pages);
       emit({ type: 'page', name: shown.name, properties: { path: shown.path, title: shown.name, url: `https://app.example.com${shown.path}` }, timestamp: iso(at), ...context });
     };
-    /** A session on the day starting at `dayStart`: a login, then the events `fill` adds a few minutes apart. */
+    /** A session from `at`: a login, then the events `fill` adds, a few minutes apart. */
     const session = (at: number, fill: (next: () => number) => void) => {
       let clock = at;
       const next = () => (clock += random.int(1, 9) * minuteMs + random.int(0, 59_000));
@@ -209,13 +209,15 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
       case 'tire_kicker':
         // Half signed up months ago and drop by once; half sign up now and never come back.
         firstSeenMs = startMs + random.float() * Math.max(0, span - 15 * dayMs);
-        signupMs = random.chance(0.5) ? endMs - random.int(65, 120) * dayMs : firstSeenMs;
+        signupMs = random.chance(0.5) ? Math.min(firstSeenMs, endMs - random.int(65, 120) * dayMs) : firstSeenMs;
         break;
       case 'churner':
-        signupMs = startMs + random.float() * Math.max(0, span - 30 * dayMs);
+        signupMs = startMs + random.float() * Math.max(span * 0.1, span - 28 * dayMs);
         firstSeenMs = signupMs;
         break;
     }
+    signupMs = Math.floor(signupMs / 1000) * 1000;
+    firstSeenMs = Math.max(Math.floor(firstSeenMs / 1000) * 1000, Math.ceil(startMs / 1000) * 1000);
     users.push({ id, persona, accountId: account?.id ?? null, signupAt: iso(signupMs), email });
 
     emit({
@@ -248,11 +250,11 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
           page(next());
           track(next(), 'Dashboard Created', { dashboard_id: dashboardId(), template: random.pick(templates), widgets: random.int(2, 8) });
         });
-        const plan = random.shuffle([1, 2, 3, 4, 5, 6]);
-        const connectDay = plan[0]!;
-        const dashboardDay = plan[1]!;
-        const inviteDay = plan[2]!;
-        const shareDay = Math.max(dashboardDay, plan[3]!);
+        const order = random.shuffle([1, 2, 3, 4, 5, 6]);
+        const connectDay = order[0]!;
+        const dashboardDay = order[1]!;
+        const inviteDay = order[2]!;
+        const shareDay = Math.max(dashboardDay, order[3]!);
         for (let day = 1; day <= 6; day++) {
           if (![connectDay, dashboardDay, inviteDay, shareDay].includes(day) && !random.chance(0.5)) continue;
           session(dayTime(firstDay + day * dayMs), (next) => {
@@ -283,7 +285,7 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
         for (let day = firstDay; day < endMs; day += dayMs) {
           if (!random.chance(0.85)) continue;
           for (let visit = random.int(1, 3); visit > 0; visit--) {
-            session(day === firstDay ? firstSeenMs + 2000 : dayTime(day), (next) => {
+            session(Math.max(dayTime(day), firstSeenMs + 2000), (next) => {
               for (let n = random.int(1, 4); n > 0; n--) page(next());
               if (random.chance(0.25)) track(next(), 'Dashboard Created', { dashboard_id: dashboardId(), template: random.pick(templates), widgets: random.int(4, 20) });
               if (random.chance(0.3)) track(next(), 'Dashboard Shared', { dashboard_id: `dash_${id}_${Math.max(1, dashboards)}`, with: 'team' });

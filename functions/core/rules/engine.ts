@@ -98,11 +98,11 @@ export function rollupDay(day: string, events: readonly UsageEvent[], ruleset: R
     if (name === undefined || !productTypes.has(event.type)) continue;
     rollup.activity++;
     if (!rollup.lastActivity || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
-    rollup.names[name] = (rollup.names[name] ?? 0) + 1;
+    setOwn(rollup.names, name, (ownValue(rollup.names, name) ?? 0) + 1);
     for (const signalName of ruleset.eventSignals) {
       const signal = ruleset.file.signals[signalName]!;
       if (signal.kind !== 'event' || !eventMatches(signal, name, event.properties ?? {})) continue;
-      const measure = (rollup.measures[signalName] ??= { count: 0, sum: 0 });
+      const measure = ownValue(rollup.measures, signalName) ?? setOwn(rollup.measures, signalName, { count: 0, sum: 0 });
       measure.count++;
       if (signal.sum !== undefined) {
         const value = propertyAt(event.properties ?? {}, signal.sum);
@@ -124,9 +124,9 @@ export function mergeRollups(day: string, rollups: readonly DayRollup[]): DayRol
   for (const rollup of rollups) {
     merged.activity += rollup.activity;
     if (rollup.lastActivity && (!merged.lastActivity || rollup.lastActivity > merged.lastActivity)) merged.lastActivity = rollup.lastActivity;
-    for (const [name, count] of Object.entries(rollup.names)) merged.names[name] = (merged.names[name] ?? 0) + count;
+    for (const [name, count] of Object.entries(rollup.names)) setOwn(merged.names, name, (ownValue(merged.names, name) ?? 0) + count);
     for (const [name, measure] of Object.entries(rollup.measures)) {
-      const into = (merged.measures[name] ??= { count: 0, sum: 0 });
+      const into = ownValue(merged.measures, name) ?? setOwn(merged.measures, name, { count: 0, sum: 0 });
       into.count += measure.count;
       into.sum += measure.sum;
       if (measure.distinct) addDistinct(into, measure.distinct);
@@ -134,6 +134,19 @@ export function mergeRollups(day: string, rollups: readonly DayRollup[]): DayRol
     }
   }
   return merged;
+}
+
+/**
+ * Own properties only: event names come from clients, so "toString", "constructor" or "__proto__" must be plain keys,
+ * not the members of Object.prototype that `record[name] ??= ...` would find (and then mutate).
+ */
+function ownValue<T>(record: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+function setOwn<T>(record: Record<string, T>, key: string, value: T): T {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  return value;
 }
 
 function addDistinct(measure: Measure, values: readonly string[]) {
@@ -210,9 +223,9 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
   const signals: Record<string, SignalResult> = {};
   const signupAt = signupTime(facts, ruleset);
   const measureOver = (name: string, from: string | null, to: string | null): Measure => {
-    if (from === null && to === null) return facts.lifetime.measures[name] ?? { count: 0, sum: 0 };
+    if (from === null && to === null) return ownValue(facts.lifetime.measures, name) ?? { count: 0, sum: 0 };
     const inRange = facts.days.filter((day) => (from === null || day.day >= from) && (to === null || day.day <= to));
-    return mergeRollups('', inRange).measures[name] ?? { count: 0, sum: 0 };
+    return ownValue(mergeRollups('', inRange).measures, name) ?? { count: 0, sum: 0 };
   };
 
   for (const name of ruleset.order) {

@@ -111,13 +111,17 @@ export function signalLevel(signal: Signal): 'user' | 'account' {
   return accountOnly.has(signal.kind) ? 'account' : signal.level;
 }
 
+const anLevel = (level: 'user' | 'account') => (level === 'account' ? 'an account' : 'a user');
+
 function checkReferences(file: RulesFile): { path: (string | number)[]; message: string }[] {
   const problems: { path: (string | number)[]; message: string }[] = [];
   const signals = file.signals;
   const tierNames = new Set(file.tiers.map((tier) => tier.name));
+  // Own keys only: `name in signals` would find "constructor" on every object.
   const reference = (path: (string | number)[], name: string) => {
-    if (!(name in signals)) problems.push({ path, message: `no signal named "${name}"` });
-    return signals[name];
+    if (Object.hasOwn(signals, name)) return signals[name];
+    problems.push({ path, message: `no signal named "${name}"` });
+    return undefined;
   };
 
   for (const [name, signal] of Object.entries(signals)) {
@@ -142,7 +146,7 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
         const keyed = [...(signal.all ?? []).map((n, i) => [at('all', i), n] as const), ...(signal.any ?? []).map((n, i) => [at('any', i), n] as const), ...(signal.not !== undefined ? [[at('not'), signal.not] as const] : [])];
         for (const [path, part] of keyed) {
           const target = reference(path, part);
-          if (target && signalLevel(target) !== level) problems.push({ path, message: `"${part}" is a ${signalLevel(target)} signal and cannot be combined into a ${level} signal` });
+          if (target && signalLevel(target) !== level) problems.push({ path, message: `"${part}" is ${anLevel(signalLevel(target))} signal and cannot be combined into ${anLevel(level)} signal` });
         }
         break;
       }
@@ -163,7 +167,7 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
     tier.require.forEach((name, i) => {
       const target = reference(['tiers', index, 'require', i], name);
       if (target && tier.level !== 'both' && signalLevel(target) !== tier.level) {
-        problems.push({ path: ['tiers', index, 'require', i], message: `"${name}" is a ${signalLevel(target)} signal, but the tier is for ${tier.level}s` });
+        problems.push({ path: ['tiers', index, 'require', i], message: `"${name}" is ${anLevel(signalLevel(target))} signal, but the tier is for ${tier.level}s` });
       }
     });
   });
@@ -175,7 +179,7 @@ function combinationOrder(file: RulesFile, report: (path: (string | number)[], m
   const order: string[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (name: string, trail: string[]) => {
-    if (state.get(name) === 'done' || !(name in file.signals)) return;
+    if (state.get(name) === 'done' || !Object.hasOwn(file.signals, name)) return;
     if (state.get(name) === 'visiting') {
       report(['signals', name], `combinations form a cycle: ${[...trail, name].join(' -> ')}`);
       return;

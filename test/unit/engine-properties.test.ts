@@ -1,0 +1,325 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { validateMessage } from '../../functions/core/ingest';
+import { decide, type LeadState } from '../../functions/core/lead-state';
+import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
+import { loadRules, type Ruleset } from '../../functions/core/rules/load';
+import { generateSample, generateSampleStream, toJsonl } from '../../functions/local/sample-stream';
+
+/**
+ * Properties of the engine over generated event sets: the result never depends on the order events arrive in or on
+ * how a day's events are split between rollups, re-evaluating never makes a second transition, and the sample
+ * stream is deterministic and always accepted by ingest.
+ */
+
+const now = new Date('2024-06-15T12:00:00.000Z');
+const dayMs = 86_400_000;
+const examples = join(import.meta.dirname, '../../examples');
+const rulesets: Record<string, Ruleset> = Object.fromEntries(
+  ['activation', 'plan-limits', 'team-accounts'].map((name) => [name, loadRules(readFileSync(join(examples, `${name}.rules.yaml`), 'utf8'), name)]),
+);
+const rulesetArb = fc.constantFrom(...Object.keys(rulesets)).map((name) => rulesets[name]!);
+
+const eventNames = ['Dashboard Created', 'Dashboard Shared', 'Teammate Invited', 'Data Source Connected', 'Logged In', 'Data Exported', 'Plan Limit Reached', 'Premium Feature Used', 'Page Viewed'] as const;
+
+/** Random properties from a small vocabulary, so that where filters, distinct and sum all find something to do. */
+const propertiesArb = fc.record(
+  {
+    invitee: fc.constantFrom('a@example.com', 'b@example.com', 'c@example.com', 'd@example.com'),
+    rows: fc.integer({ min: 0, max: 300_000 }),
+    limit: fc.constantFrom('dashboards', 'seats', 'data_sources', 'rows'),
+    plan: fc.constantFrom('free', 'trial', 'team'),
+    usage: fc.integer({ min: 0, max: 200_000 }),
+    feature: fc.constantFrom('sso', 'audit_log', 'api_access'),
+    path: fc.constantFrom('/', '/pricing', '/docs'),
+    nested: fc.record({ tier: fc.constantFrom('pro', 'free'), tags: fc.array(fc.constantFrom('beta', 'admin'), { maxLength: 2 }) }),
+  },
+  { requiredKeys: [] },
+);
+
+/** One entity's events: names from a small set, times over the 60 days before now (half of them in the last week, so tiers are reached). */
+const eventArb: fc.Arbitrary<UsageEvent> = fc
+  .record({
+    name: fc.constantFrom(...eventNames),
+    offset: fc.oneof(fc.integer({ min: 0, max: 60 * dayMs - 1 }), fc.integer({ min: 0, max: 7 * dayMs - 1 })),
+    properties: propertiesArb,
+  })
+  .map(({ name, offset, properties }) => {
+    const timestamp = new Date(now.getTime() - offset).toISOString();
+    return name === 'Page Viewed' ? { type: 'page', name: 'Docs', properties, timestamp } : { type: 'track', event: name, properties, timestamp };
+  });
+const randomEventsArb = fc.array(eventArb, { maxLength: 150 });
+
+/** Random events rarely reach a tier: mix in real users' events from the sample stream, plus random noise. */
+const sample = generateSample({ seed: 3, end: now });
+const sampleEvents = sample.users.map((user) =>
+  sample.messages.filter((message) => message.userId === user.id && (message.type === 'track' || message.type === 'page')).map((message) => message as UsageEvent),
+);
+const eventsArb: fc.Arbitrary<UsageEvent[]> = fc.oneof(
+  randomEventsArb,
+  fc.tuple(fc.constantFrom(...sampleEvents), fc.array(eventArb, { maxLength: 10 })).map(([events, noise]) => [...events, ...noise]),
+);
+
+const traitsArb = fc.record(
+  {
+    createdAt: fc.integer({ min: 0, max: 120 }).map((days) => new Date(now.getTime() - days * dayMs).toISOString()),
+    plan: fc.constantFrom('free', 'free', 'trial', 'business'),
+    email: fc.constant('lead@example.com'),
+  },
+  { requiredKeys: [] },
+);
+const accountTraitsArb = fc.array(
+  fc.record({ employees: fc.constantFrom(5, 50, 500), industry: fc.constantFrom('software', 'retail', 'fintech') }, { requiredKeys: [] }),
+  { maxLength: 2 },
+);
+
+/** Events (in any order) with the same events shuffled. */
+const eventsAndShuffledArb = eventsArb.chain((events) => fc.tuple(fc.constant(events), fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length })));
+
+function factsFor(events: readonly UsageEvent[], ruleset: Ruleset, extra: Partial<EntityFacts> = {}): EntityFacts {
+  const byDay = new Map<string, UsageEvent[]>();
+  for (const event of events) {
+    const day = event.timestamp.slice(0, 10);
+    byDay.set(day, [...(byDay.get(day) ?? []), event]);
+  }
+  // Days in the order they were first seen: evaluate must not depend on it.
+  const days = [...byDay.entries()].map(([day, dayEvents]) => rollupDay(day, dayEvents, ruleset));
+  const stamps = events.map((event) => event.timestamp).sort();
+  return {
+    type: 'user',
+    id: 'user-1',
+    traits: {},
+    accountTraits: [],
+    firstSeen: stamps[0] ?? null,
+    lastSeen: stamps.at(-1) ?? null,
+    days,
+    lifetime: mergeRollups('lifetime', days),
+    members: [],
+    ...extra,
+  };
+}
+
+describe('order independence', () => {
+  it('rolling up shuffled events and evaluating gives the same Evaluation', () => {
+    fc.assert(
+      fc.property(rulesetArb, eventsAndShuffledArb, traitsArb, accountTraitsArb, (ruleset, [events, shuffled], traits, accountTraits) => {
+        const original = evaluate(factsFor(events, ruleset, { traits, accountTraits }), ruleset, now);
+        const reordered = evaluate(factsFor(shuffled, ruleset, { traits, accountTraits }), ruleset, now);
+        expect(reordered).toEqual(original);
+      }),
+    );
+  });
+
+  it('splitting a day into two rollups and merging them equals rolling it up at once (count, sum, distinct, names, last)', () => {
+    fc.assert(
+      fc.property(rulesetArb, eventsArb, fc.nat(), (ruleset, events, cut) => {
+        const sameDay = events.map((event) => ({ ...event, timestamp: `2024-06-10${event.timestamp.slice(10)}` }));
+        const at = sameDay.length === 0 ? 0 : cut % (sameDay.length + 1);
+        const whole = rollupDay('2024-06-10', sameDay, ruleset);
+        const split = mergeRollups('2024-06-10', [rollupDay('2024-06-10', sameDay.slice(0, at), ruleset), rollupDay('2024-06-10', sameDay.slice(at), ruleset)]);
+        expect(split).toEqual(whole);
+      }),
+    );
+  });
+
+  it('merging is associative and commutative: a lifetime is the same whatever the grouping of its days', () => {
+    fc.assert(
+      fc.property(rulesetArb, eventsAndShuffledArb, (ruleset, [events, shuffled]) => {
+        const days = factsFor(events, ruleset).days;
+        const reversed = [...days].reverse();
+        const half = Math.floor(days.length / 2);
+        const grouped = mergeRollups('lifetime', [mergeRollups('a', reversed.slice(0, half)), mergeRollups('b', reversed.slice(half))]);
+        expect(grouped).toEqual(mergeRollups('lifetime', days));
+        expect(factsFor(shuffled, ruleset).lifetime).toEqual(mergeRollups('lifetime', days));
+      }),
+    );
+  });
+
+  it("an account's event signals over its members' merged days equal one entity doing all their events", () => {
+    fc.assert(
+      fc.property(rulesetArb, eventsArb, fc.array(fc.nat({ max: 2 })), (ruleset, events, owners) => {
+        // Deal the events out to three members.
+        const members = [0, 1, 2].map((member) => events.filter((_, index) => (owners[index] ?? 0) === member));
+        const memberFacts = members.map((memberEvents, index) => factsFor(memberEvents, ruleset, { id: `u${index}` }));
+        const dayNames = [...new Set(memberFacts.flatMap((facts) => facts.days.map((day) => day.day)))];
+        const days = dayNames.map((name) => mergeRollups(name, memberFacts.flatMap((facts) => facts.days.filter((day) => day.day === name))));
+        const together = factsFor(events, ruleset);
+        expect(mergeRollups('lifetime', days)).toEqual(together.lifetime);
+        const account = evaluate({ ...together, type: 'account', id: 'acct', days, lifetime: mergeRollups('lifetime', days) }, ruleset, now);
+        const single = evaluate({ ...together, type: 'account', id: 'acct' }, ruleset, now);
+        expect(account).toEqual(single);
+      }),
+    );
+  });
+});
+
+describe('idempotent decisions', () => {
+  const previousArb = (ruleset: Ruleset): fc.Arbitrary<LeadState | undefined> =>
+    fc.option(
+      fc.record({
+        tier: fc.constantFrom(null, ...ruleset.file.tiers.map((tier) => tier.name)),
+        cooldownDays: fc.option(fc.integer({ min: -20, max: 20 })),
+        sequence: fc.nat({ max: 50 }),
+      }).map(({ tier, cooldownDays, sequence }): LeadState => ({
+        tier,
+        route: tier === null ? null : ruleset.file.tiers.find((candidate) => candidate.name === tier)!.route,
+        score: 0,
+        since: null,
+        cooldownUntil: cooldownDays === null ? null : new Date(now.getTime() + cooldownDays * dayMs).toISOString(),
+        sequence,
+        rulesetVersion: 'older',
+        evaluatedAt: new Date(now.getTime() - dayMs).toISOString(),
+        matched: [],
+        lastSeen: null,
+        history: [],
+      })),
+      { nil: undefined },
+    );
+
+  it('evaluating the same facts twice and deciding twice yields no second transition', () => {
+    fc.assert(
+      fc.property(
+        rulesetArb.chain((ruleset) => fc.tuple(fc.constant(ruleset), previousArb(ruleset))),
+        eventsArb,
+        traitsArb,
+        accountTraitsArb,
+        ([ruleset, previous], events, traits, accountTraits) => {
+          const facts = factsFor(events, ruleset, { traits, accountTraits });
+          const first = evaluate(facts, ruleset, now);
+          const once = decide(previous, first, facts, ruleset, now);
+          const second = evaluate(facts, ruleset, now);
+          expect(second).toEqual(first);
+          const twice = decide(once.state, second, facts, ruleset, now);
+          expect(twice.transition).toBeUndefined();
+          expect(twice.state).toEqual({ ...once.state });
+          // A transition happened exactly when the tier moved, and it was numbered once.
+          expect(once.transition !== undefined).toBe(once.state.tier !== (previous?.tier ?? null));
+          expect(once.state.sequence).toBe((previous?.sequence ?? 0) + (once.transition ? 1 : 0));
+        },
+      ),
+    );
+  });
+});
+
+describe('the sample stream', () => {
+  const optionsArb = fc.record({
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    users: fc.integer({ min: 0, max: 15 }),
+    accounts: fc.integer({ min: 0, max: 5 }),
+    days: fc.integer({ min: 1, max: 45 }),
+    end: fc.date({ min: new Date('2020-01-01T00:00:00Z'), max: new Date('2030-01-01T00:00:00Z'), noInvalidDate: true }),
+  });
+
+  it('is deterministic for a seed, and ingest accepts every message', () => {
+    fc.assert(
+      fc.property(optionsArb, (options) => {
+        const messages = generateSampleStream(options);
+        expect(generateSampleStream({ ...options, end: new Date(options.end.getTime()) })).toEqual(messages);
+        const receivedAt = new Date(options.end.getTime() + 60_000);
+        messages.forEach((message, index) => {
+          const outcome = validateMessage(message, index, 'demo', receivedAt);
+          expect('reason' in outcome ? outcome : undefined, JSON.stringify(message)).toBeUndefined();
+        });
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('is sorted by time, within [end - days, end], with unique message ids', () => {
+    fc.assert(
+      fc.property(optionsArb, (options) => {
+        const messages = generateSampleStream(options);
+        const stamps = messages.map((message) => message.timestamp);
+        expect(stamps).toEqual([...stamps].sort());
+        const start = new Date(options.end.getTime() - options.days * dayMs).toISOString();
+        for (const stamp of stamps) {
+          expect(stamp >= start && stamp <= options.end.toISOString(), stamp).toBe(true);
+        }
+        expect(new Set(messages.map((message) => message.messageId)).size).toBe(messages.length);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  const end = new Date('2024-06-01T00:00:00.000Z');
+  const sample = generateSample({ seed: 7, end });
+
+  it('writes JSONL that reads back as the same messages', () => {
+    const jsonl = toJsonl(sample.messages);
+    expect(jsonl.endsWith('\n')).toBe(true);
+    expect(jsonl.trimEnd().split('\n').map((line) => JSON.parse(line))).toEqual(sample.messages);
+    expect(toJsonl([])).toBe('');
+  });
+
+  it('gives different streams for different seeds', () => {
+    expect(generateSampleStream({ seed: 8, end })).not.toEqual(sample.messages);
+  });
+
+  it('uses now as the end by default', () => {
+    const before = Date.now();
+    const messages = generateSampleStream({ users: 4, accounts: 1, days: 3 });
+    for (const message of messages) expect(Date.parse(message.timestamp)).toBeLessThanOrEqual(Date.now());
+    expect(messages.some((message) => Date.parse(message.timestamp) >= before - 3 * dayMs)).toBe(true);
+  });
+
+  it('has the four personas, and identifies every user with createdAt, plan, email and name', () => {
+    expect(new Set(sample.users.map((user) => user.persona))).toEqual(new Set(['activator', 'power_user', 'tire_kicker', 'churner']));
+    expect(sample.users).toHaveLength(60);
+    expect(sample.accounts).toHaveLength(12);
+    for (const user of sample.users) {
+      const identify = sample.messages.find((message) => message.type === 'identify' && message.userId === user.id);
+      expect(identify?.traits, user.id).toMatchObject({ createdAt: user.signupAt, plan: expect.any(String), email: expect.stringMatching(/@example\.com$/), name: expect.any(String) });
+    }
+  });
+
+  it('sends group calls with the account traits, and context.groupId on members’ events', () => {
+    for (const message of sample.messages.filter((candidate) => candidate.type === 'group')) {
+      expect(message.traits).toEqual({ name: expect.any(String), employees: expect.any(Number), industry: expect.any(String), plan: expect.any(String) });
+    }
+    for (const user of sample.users) {
+      const events = sample.messages.filter((message) => message.userId === user.id && (message.type === 'track' || message.type === 'page'));
+      for (const event of events) expect(event.context?.['groupId'] ?? null, user.id).toBe(user.accountId);
+    }
+  });
+
+  it('uses the event names of the example rules, with their properties', () => {
+    const names = new Set(sample.messages.filter((message) => message.type === 'track').map((message) => message.event));
+    expect([...names].sort()).toEqual(eventNames.filter((name) => name !== 'Page Viewed').sort());
+    expect(sample.messages.some((message) => message.type === 'page')).toBe(true);
+    const ruleEvents = new Set(
+      Object.values(rulesets).flatMap((ruleset) => Object.values(ruleset.file.signals).flatMap((signal) => (signal.kind === 'event' ? (signal.events ?? [signal.event!]) : []))),
+    );
+    for (const name of ruleEvents) if (name !== '*') expect(names.has(name) || name === 'Page Viewed', name).toBe(true);
+    const invites = sample.messages.filter((message) => message.event === 'Teammate Invited');
+    expect(invites.every((message) => /@example\.com$/.test(String(message.properties?.['invitee'])))).toBe(true);
+    expect(new Set(invites.map((message) => message.properties?.['invitee'])).size).toBe(invites.length);
+    expect(sample.messages.filter((message) => message.event === 'Plan Limit Reached').every((message) => typeof message.properties?.['limit'] === 'string')).toBe(true);
+    expect(sample.messages.filter((message) => message.event === 'Premium Feature Used').every((message) => typeof message.properties?.['feature'] === 'string')).toBe(true);
+  });
+
+  it('makes the personas behave as the rules expect', () => {
+    const lastActivity = new Map<string, string>();
+    for (const message of sample.messages) if (message.type === 'track' || message.type === 'page') lastActivity.set(message.userId, message.timestamp);
+    const firstWeek = (userId: string, event: string) =>
+      sample.messages.filter((message) => message.userId === userId && message.event === event && Date.parse(message.timestamp) - Date.parse(sample.users.find((user) => user.id === userId)!.signupAt) < 7 * dayMs).length;
+    for (const user of sample.users) {
+      const idleDays = (end.getTime() - Date.parse(lastActivity.get(user.id) ?? sample.start)) / dayMs;
+      if (user.persona === 'activator') {
+        expect(firstWeek(user.id, 'Dashboard Created'), user.id).toBeGreaterThanOrEqual(2);
+        expect(firstWeek(user.id, 'Teammate Invited'), user.id).toBeGreaterThanOrEqual(1);
+        expect(firstWeek(user.id, 'Data Source Connected'), user.id).toBeGreaterThanOrEqual(1);
+      }
+      if (user.persona === 'churner') expect(idleDays, user.id).toBeGreaterThanOrEqual(21);
+      if (user.persona === 'tire_kicker') {
+        expect(idleDays, user.id).toBeGreaterThanOrEqual(14);
+        expect(sample.messages.filter((message) => message.userId === user.id && message.type !== 'identify' && message.type !== 'group').length, user.id).toBeLessThanOrEqual(3);
+      }
+      if (user.persona === 'power_user') {
+        const logins = sample.messages.filter((message) => message.userId === user.id && message.event === 'Logged In' && Date.parse(message.timestamp) > end.getTime() - 7 * dayMs);
+        expect(logins.length, user.id).toBeGreaterThanOrEqual(5);
+      }
+    }
+  });
+});

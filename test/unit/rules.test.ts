@@ -1,0 +1,624 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { formatProblem, loadRules, RulesError, type RulesProblem } from '../../functions/core/rules/load';
+import { rulesJsonSchema } from '../../functions/core/rules/schema';
+
+const examplesDir = join(import.meta.dirname, '../../examples');
+
+/** The problems loadRules reports for a text, or a failure when it loads. */
+function problemsOf(text: string): RulesProblem[] {
+  try {
+    loadRules(text, 'test.rules.yaml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(RulesError);
+    return (error as RulesError).problems;
+  }
+  throw new Error('expected the rules to be rejected');
+}
+
+/** A small valid file the cases below break one way at a time. Line numbers in the cases count from its first line. */
+const tiers = `tiers:
+  - name: hot
+    min_score: 10
+    route: sales
+`;
+
+describe('loadRules: a wrong rules file fails with the path, the line and the reason', () => {
+  it.each<{ name: string; text: string; path: string; line?: number; message: string | RegExp }>([
+    {
+      name: 'unknown key next to a value',
+      text: `version: 1
+signals:
+  created:
+    event: Dashboard Created
+    pointz: 3
+${tiers}`,
+      path: 'signals.created.pointz',
+      line: 5,
+      message: 'unknown key "pointz"',
+    },
+    {
+      name: 'unknown key holding a nested map is reported on the key, not on its first child',
+      text: `version: 1
+signals:
+  created:
+    event: Dashboard Created
+    wher:
+      plan: pro
+${tiers}`,
+      path: 'signals.created.wher',
+      line: 5,
+      message: 'unknown key "wher"',
+    },
+    {
+      name: 'unknown top-level key',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+colour: blue
+${tiers}`,
+      path: 'colour',
+      line: 4,
+      message: 'unknown key "colour"',
+    },
+    {
+      name: 'a signal with neither event nor any other defining key',
+      text: `version: 1
+signals:
+  created:
+    window: 7d
+    points: 5
+${tiers}`,
+      path: 'signals.created',
+      line: 3,
+      message: /a signal needs one of these keys: event, events, inactive_for/,
+    },
+    {
+      name: 'both event and events',
+      text: `version: 1
+signals:
+  created:
+    event: Dashboard Created
+    events: [Dashboard Shared]
+${tiers}`,
+      path: 'signals.created.event',
+      line: 4,
+      message: 'give either event or events',
+    },
+    {
+      name: 'both window and since_signup',
+      text: `version: 1
+signals:
+  created:
+    event: Dashboard Created
+    window: 7d
+    since_signup: 7d
+${tiers}`,
+      path: 'signals.created.since_signup',
+      line: 6,
+      message: 'give either window or since_signup, not both',
+    },
+    {
+      name: 'two thresholds',
+      text: `version: 1
+signals:
+  created:
+    event: Dashboard Created
+    at_least: 2
+    at_most: 5
+${tiers}`,
+      path: 'signals.created.at_most',
+      line: 6,
+      message: 'give one threshold, not at_least and at_most',
+    },
+    {
+      name: 'both distinct and sum',
+      text: `version: 1
+signals:
+  exports:
+    event: Data Exported
+    distinct: format
+    sum: rows
+${tiers}`,
+      path: 'signals.exports.sum',
+      line: 6,
+      message: 'give either distinct or sum, not both',
+    },
+    {
+      name: 'unknown signal in all',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+  activated:
+    all: [created, invited]
+${tiers}`,
+      path: 'signals.activated.all[1]',
+      line: 5,
+      message: 'no signal named "invited"',
+    },
+    {
+      name: 'unknown signal in any',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+  intent:
+    any:
+      - created
+      - hit_limit
+${tiers}`,
+      path: 'signals.intent.any[1]',
+      line: 7,
+      message: 'no signal named "hit_limit"',
+    },
+    {
+      name: 'unknown signal in not',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+  quiet:
+    not: active
+${tiers}`,
+      path: 'signals.quiet.not',
+      line: 5,
+      message: 'no signal named "active"',
+    },
+    {
+      name: 'unknown signal in a tier require',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+tiers:
+  - name: hot
+    require: [created, activated]
+    route: sales
+`,
+      path: 'tiers[0].require[1]',
+      line: 6,
+      message: 'no signal named "activated"',
+    },
+    {
+      name: 'a reference to a name every object has (constructor) is still unknown',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+tiers:
+  - name: hot
+    require: [constructor]
+    route: sales
+`,
+      path: 'tiers[0].require[0]',
+      line: 6,
+      message: 'no signal named "constructor"',
+    },
+    {
+      name: 'a cycle of combinations',
+      text: `version: 1
+signals:
+  a:
+    all: [b]
+  b:
+    any: [c]
+  c:
+    not: a
+${tiers}`,
+      path: 'signals.a',
+      line: 3,
+      message: 'combinations form a cycle: a -> b -> c -> a',
+    },
+    {
+      name: 'a combination that names itself',
+      text: `version: 1
+signals:
+  a:
+    all: [a]
+${tiers}`,
+      path: 'signals.a',
+      line: 3,
+      message: 'combinations form a cycle: a -> a',
+    },
+    {
+      name: 'an account-only kind required by a user tier',
+      text: `version: 1
+signals:
+  active: { active_users: 7d, at_least: 3 }
+tiers:
+  - name: hot
+    level: user
+    require: [active]
+    route: sales
+`,
+      path: 'tiers[0].require[0]',
+      line: 7,
+      message: '"active" is an account signal, but the tier is for users',
+    },
+    {
+      name: 'a user signal required by an account tier',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+tiers:
+  - name: hot
+    level: account
+    require: [created]
+    route: sales
+`,
+      path: 'tiers[0].require[0]',
+      line: 7,
+      message: '"created" is a user signal, but the tier is for accounts',
+    },
+    {
+      name: 'a user combination of an account-only kind',
+      text: `version: 1
+signals:
+  active: { active_users: 7d }
+  created: { event: Dashboard Created }
+  both:
+    all: [created, active]
+${tiers}`,
+      path: 'signals.both.all[1]',
+      line: 6,
+      message: '"active" is an account signal and cannot be combined into a user signal',
+    },
+    {
+      name: 'members_matching an account signal',
+      text: `version: 1
+signals:
+  active: { active_users: 7d }
+  all_active: { members_matching: active, every: true }
+${tiers}`,
+      path: 'signals.all_active.members_matching',
+      line: 4,
+      message: '"active" must be a user signal',
+    },
+    {
+      name: 'of: account on an account signal',
+      text: `version: 1
+signals:
+  big:
+    trait: employees
+    is: { gte: 50 }
+    level: account
+    of: account
+${tiers}`,
+      path: 'signals.big.of',
+      line: 7,
+      message: 'of: account is for user signals; an account signal reads its own traits',
+    },
+    {
+      name: 'a duration in words',
+      text: `version: 1
+signals:
+  created:
+    event: Dashboard Created
+    window: 7 days
+${tiers}`,
+      path: 'signals.created.window',
+      line: 5,
+      message: 'must be a duration such as 7d or 2w (days or weeks)',
+    },
+    {
+      name: 'a duration of zero',
+      text: `version: 1
+signals:
+  idle: { inactive_for: 0d }
+${tiers}`,
+      path: 'signals.idle.inactive_for',
+      line: 3,
+      message: 'must be a duration such as 7d or 2w (days or weeks)',
+    },
+    {
+      name: 'a duration in hours',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created, decay: 12h }
+${tiers}`,
+      path: 'signals.created.decay',
+      line: 3,
+      message: 'must be a duration such as 7d or 2w (days or weeks)',
+    },
+    {
+      name: 'best_member_tier naming no tier',
+      text: `version: 1
+signals:
+  best: { best_member_tier: PQL-Z }
+${tiers}`,
+      path: 'signals.best.best_member_tier',
+      line: 3,
+      message: 'no tier named "PQL-Z"',
+    },
+    {
+      name: 'version 2',
+      text: `version: 2
+signals:
+  created: { event: Dashboard Created }
+${tiers}`,
+      path: 'version',
+      line: 1,
+      message: 'must be 1 (the rules file format version)',
+    },
+    {
+      name: 'no version',
+      text: `signals:
+  created: { event: Dashboard Created }
+${tiers}`,
+      path: 'version',
+      line: 1,
+      message: 'must be 1 (the rules file format version)',
+    },
+    {
+      name: 'a signal name with capitals',
+      text: `version: 1
+signals:
+  Created: { event: Dashboard Created }
+${tiers}`,
+      path: 'signals.Created',
+      line: 3,
+      message: 'must be a signal name: lowercase letters, digits and _, starting with a letter',
+    },
+    {
+      name: 'an unknown condition operator',
+      text: `version: 1
+signals:
+  big:
+    trait: employees
+    is: { greater_than: 50 }
+${tiers}`,
+      path: 'signals.big.is',
+      line: 5,
+      message: /must be a value, or an object with one of: equals/,
+    },
+    {
+      name: 'a tier defined twice',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+tiers:
+  - { name: hot, route: sales }
+  - { name: hot, route: nurture }
+`,
+      path: 'tiers[1].name',
+      line: 6,
+      message: 'tier "hot" is defined twice',
+    },
+    {
+      name: 'no tiers',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+tiers: []
+`,
+      path: 'tiers',
+      line: 4,
+      message: 'must define at least one tier',
+    },
+    {
+      name: 'no signals',
+      text: `version: 1
+signals: {}
+${tiers}`,
+      path: 'signals',
+      line: 2,
+      message: 'must define at least one signal',
+    },
+    {
+      name: 'an unknown notify transition',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+${tiers}policy:
+  notify: [qualified, upgraded]
+`,
+      path: 'policy.notify[1]',
+      line: 9,
+      message: /Invalid option/,
+    },
+    {
+      name: 'a YAML syntax error',
+      text: `version: 1
+signals:
+  created: event: Dashboard Created
+${tiers}`,
+      path: '',
+      line: 3,
+      message: 'Nested mappings are not allowed in compact mappings',
+    },
+    {
+      name: 'a tab used as indentation',
+      text: `version: 1
+signals:
+\tcreated: { event: Dashboard Created }
+${tiers}`,
+      path: '',
+      line: 3,
+      message: 'Tabs are not allowed as indentation',
+    },
+    {
+      name: 'a key given twice',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+signals:
+  invited: { event: Teammate Invited }
+${tiers}`,
+      path: '',
+      line: 4,
+      message: 'Map keys must be unique',
+    },
+    {
+      name: 'JSON input, with the line of the problem',
+      text: `{
+  "version": 1,
+  "signals": {
+    "created": { "event": "Dashboard Created", "window": "7d", "since_signup": "7d" }
+  },
+  "tiers": [{ "name": "hot", "route": "sales" }]
+}`,
+      path: 'signals.created.since_signup',
+      line: 4,
+      message: 'give either window or since_signup, not both',
+    },
+    {
+      name: 'JSON with an unknown key',
+      text: `{"version": 1, "signals": {"created": {"event": "Dashboard Created", "widow": "7d"}}, "tiers": [{"name": "hot", "route": "sales"}]}`,
+      path: 'signals.created.widow',
+      line: 1,
+      message: 'unknown key "widow"',
+    },
+    {
+      name: 'JSON with a syntax error',
+      text: `{
+  "version": 1,
+  "signals": { "created": { "event": "Dashboard Created" } ,, },
+  "tiers": []
+}`,
+      path: '',
+      line: 3,
+      message: /.+/,
+    },
+  ])('$name', ({ text, path, line, message }) => {
+    const problems = problemsOf(text);
+    const problem = problems.find((candidate) => candidate.path === path);
+    expect(problem, `no problem at "${path}" in ${JSON.stringify(problems)}`).toBeDefined();
+    expect(problem!.line).toBe(line);
+    if (typeof message === 'string') expect(problem!.message).toBe(message);
+    else expect(problem!.message).toMatch(message);
+  });
+
+  it('lists every problem at once, and names the source and lines in the error message', () => {
+    const text = `version: 1
+signals:
+  created: { event: Dashboard Created, window: 7x }
+  activated: { all: [created, invited] }
+tiers:
+  - { name: hot, route: sales, require: [missing] }
+`;
+    let error: unknown;
+    try {
+      loadRules(text, 'examples/broken.rules.yaml');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(RulesError);
+    const rulesError = error as RulesError;
+    expect(rulesError.source).toBe('examples/broken.rules.yaml');
+    // Schema problems come first; reference problems are only looked for in a file that parses.
+    expect(rulesError.problems.map((problem) => problem.path)).toEqual(['signals.created.window']);
+    expect(rulesError.message).toContain('examples/broken.rules.yaml: 1 problem');
+    expect(rulesError.message).toContain('line 3: signals.created.window: must be a duration');
+
+    const references = problemsOf(text.replace('7x', '7d'));
+    expect(references.map(formatProblem)).toEqual([
+      'line 4: signals.activated.all[1]: no signal named "invited"',
+      'line 6: tiers[0].require[0]: no signal named "missing"',
+    ]);
+  });
+
+  it('reads JSON as it reads YAML: the same rules give the same ruleset version', () => {
+    const yamlText = readFileSync(join(examplesDir, 'activation.rules.yaml'), 'utf8');
+    const fromYaml = loadRules(yamlText, 'activation.rules.yaml');
+    const fromJson = loadRules(JSON.stringify(parse(yamlText), null, 2), 'activation.rules.json');
+    expect(fromJson.version).toBe(fromYaml.version);
+    expect(fromJson.file).toEqual(fromYaml.file);
+  });
+
+  it('fills the defaults and works out what the engine needs', () => {
+    const ruleset = loadRules(`version: 1
+signals:
+  invited: { event: Teammate Invited, window: 2w, points: 5 }
+  early: { event: Dashboard Created, since_signup: 10d }
+  idle: { inactive_for: 30d }
+  active: { active_users: 7d }
+  big: { trait: employees, is: { gte: 50 } }
+  both: { all: [invited, early] }
+tiers:
+  - { name: hot, route: sales }
+  - { name: warm, route: nurture }
+`);
+    expect(ruleset.file.signals['invited']).toMatchObject({ kind: 'event', window: 14, points: 5, level: 'user' });
+    expect(ruleset.file.signals['big']).toMatchObject({ kind: 'trait', of: 'self', points: 0 });
+    expect(ruleset.file.tiers[0]).toEqual({ name: 'hot', route: 'sales', require: [], level: 'both' });
+    expect(ruleset.file.policy).toEqual({ notify: ['qualified', 'tier_changed', 'disqualified'] });
+    expect(ruleset.eventSignals).toEqual(['invited', 'early']);
+    expect(ruleset.maxWindowDays).toBe(30);
+    expect(ruleset.maxSinceSignupDays).toBe(10);
+    expect(ruleset.order.indexOf('both')).toBeGreaterThan(ruleset.order.indexOf('invited'));
+    expect(ruleset.order.indexOf('both')).toBeGreaterThan(ruleset.order.indexOf('early'));
+    expect([...ruleset.tierRank]).toEqual([
+      ['hot', 0],
+      ['warm', 1],
+    ]);
+  });
+
+  it('changes the ruleset version when the meaning changes, not when comments or layout do', () => {
+    const base = `version: 1
+signals:
+  created: { event: Dashboard Created, points: 5 }
+${tiers}`;
+    const version = loadRules(base).version;
+    expect(loadRules(`# a comment\n${base.replace('{ event: Dashboard Created, points: 5 }', '\n    event: Dashboard Created\n    points: 5')}`).version).toBe(version);
+    expect(loadRules(base.replace('points: 5', 'points: 6')).version).not.toBe(version);
+  });
+});
+
+describe('the example rules files', () => {
+  const files = readdirSync(examplesDir).filter((name) => name.endsWith('.rules.yaml'));
+
+  it('are the three the other code names', () => {
+    expect(files).toEqual(expect.arrayContaining(['activation.rules.yaml', 'plan-limits.rules.yaml', 'team-accounts.rules.yaml']));
+  });
+
+  it.each(files)('%s loads', (name) => {
+    const ruleset = loadRules(readFileSync(join(examplesDir, name), 'utf8'), name);
+    expect(ruleset.file.tiers.length).toBeGreaterThan(0);
+    expect(ruleset.eventSignals.length).toBeGreaterThan(0);
+  });
+
+  it('activation.rules.yaml expresses the article formula, anti-PQL rules, fit and two routed tiers', () => {
+    const { file } = loadRules(readFileSync(join(examplesDir, 'activation.rules.yaml'), 'utf8'));
+    expect(file.signals['activated']).toMatchObject({ kind: 'combination', all: ['created_dashboards', 'invited_teammate', 'connected_data_source'] });
+    expect(file.signals['created_dashboards']).toMatchObject({ kind: 'event', since_signup: 7, at_least: 2 });
+    expect(file.signals['pql_formula']).toMatchObject({ kind: 'combination', all: ['activated', 'key_feature', 'team_intent'] });
+    expect(file.signals['inactive_14d']).toMatchObject({ kind: 'inactivity', inactive_for: 14 });
+    expect(file.signals['barely_used']).toMatchObject({ kind: 'event', at_most: 5, window: 60 });
+    expect(file.signals['company_size']).toMatchObject({ kind: 'trait', of: 'account', is: { gte: 50 } });
+    expect(file.signals['target_industry']).toMatchObject({ kind: 'trait', is: { in: expect.any(Array) } });
+    expect(file.tiers.map((tier) => [tier.name, tier.route])).toEqual([
+      ['PQL-A', 'sales'],
+      ['PQL-B', 'nurture'],
+    ]);
+    expect(file.tiers[0]!.require).toContain('pql_formula');
+    expect(file.scoring.cap).toBe(100);
+    expect(file.policy.cooldown).toBe(14);
+  });
+});
+
+describe('rulesJsonSchema', () => {
+  const schema = rulesJsonSchema();
+  const signalVariants = () => {
+    const signals = (schema['properties'] as Record<string, { additionalProperties: { anyOf: { properties: Record<string, unknown> }[] } }>)['signals']!;
+    return signals.additionalProperties.anyOf;
+  };
+
+  it('is a JSON Schema of the file with every top-level key', () => {
+    expect(schema['$schema']).toMatch(/json-schema\.org/);
+    expect(Object.keys(schema['properties'] as object)).toEqual(['version', 'name', 'signup', 'signals', 'scoring', 'tiers', 'policy']);
+    expect(schema['additionalProperties']).toBe(false);
+    expect(JSON.parse(JSON.stringify(schema))).toEqual(schema);
+  });
+
+  it("has the signals' properties, without the internal kind", () => {
+    const keys = new Set(signalVariants().flatMap((variant) => Object.keys(variant.properties)));
+    for (const key of ['event', 'events', 'where', 'distinct', 'sum', 'window', 'since_signup', 'decay', 'inactive_for', 'signup_older_than', 'trait', 'is', 'of', 'all', 'any', 'not', 'active_users', 'members_matching', 'every', 'best_member_tier', 'at_least', 'at_most', 'exactly', 'points', 'category', 'level']) {
+      expect(keys, key).toContain(key);
+    }
+    expect(keys).not.toContain('kind');
+    expect(JSON.stringify(schema)).toContain('since_signup');
+  });
+
+  it('describes durations as the strings authors write', () => {
+    const event = signalVariants().find((variant) => 'since_signup' in variant.properties)!;
+    expect(event.properties['since_signup']).toMatchObject({ type: 'string', pattern: expect.stringContaining('[dw]') });
+  });
+});
