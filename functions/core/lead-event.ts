@@ -26,7 +26,7 @@ export const leadEventDetailSchema = z.object({
   score: z.object({ total: z.number(), engagement: z.number(), fit: z.number() }),
   /** Each matched signal, with the value observed and the points it gave. */
   signals: z.array(z.object({ name: z.string(), value: z.union([z.number(), z.string(), z.boolean(), z.null()]), points: z.number() })),
-  /** The route of the tier (e.g. sales, nurture); null when disqualified. */
+  /** The route of the tier (e.g. sales, nurture); for a disqualification, the route of the tier it left. */
   route: z.string().nullable(),
   rulesetVersion: z.string(),
   evaluatedAt: z.string(),
@@ -34,6 +34,8 @@ export const leadEventDetailSchema = z.object({
   idempotencyKey: z.string(),
   /** Why the lead changed, in words, for people reading a Slack message or a CRM note. */
   reasons: z.array(z.string()),
+  /** The transition, score and matched signals in one line, for destinations that cannot format lists. */
+  summary: z.string(),
   context: z.object({
     traits: z.object({
       name: z.string().optional(),

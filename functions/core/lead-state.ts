@@ -156,11 +156,13 @@ export function buildLeadEvent(
       signals: Object.entries(evaluation.signals)
         .filter(([, result]) => result.matched)
         .map(([name, result]) => ({ name, value: result.value, points: result.points })),
-      route: transition.tier === null ? null : evaluation.route,
+      // A disqualification goes to the route of the tier it left: whoever was working the lead should hear of it.
+      route: transition.tier === null ? ruleset.file.tiers.find((tier) => tier.name === transition.previousTier)?.route ?? null : evaluation.route,
       rulesetVersion: ruleset.version,
       evaluatedAt: now.toISOString(),
       idempotencyKey: idempotencyKey(workspace, facts, transition.sequence),
       reasons: transition.reasons,
+      summary: summaryLine(facts, transition, evaluation),
       context: {
         traits,
         firstSeen: facts.firstSeen,
@@ -175,4 +177,12 @@ export function buildLeadEvent(
     event.detail.context.members = event.detail.context.members!.slice(0, Math.floor(event.detail.context.members!.length / 2));
   }
   return event;
+}
+
+/** One line for destinations that cannot loop over fields (e-mail subjects, CRM properties, input transformers). */
+function summaryLine(facts: EntityFacts, transition: Transition, evaluation: Evaluation): string {
+  const matched = Object.entries(evaluation.signals)
+    .filter(([, result]) => result.matched)
+    .map(([name, result]) => (typeof result.value === 'boolean' ? name : `${name}=${String(result.value)}`));
+  return `${facts.type} ${facts.id}: ${transition.previousTier ?? 'none'} -> ${transition.tier ?? 'none'}, score ${evaluation.score.total}${matched.length > 0 ? `; ${matched.join(', ')}` : ''}`.slice(0, 1000);
 }

@@ -31,6 +31,7 @@ function leadEvents(count: number, { padTo = 0 } = {}): LeadEvent[] {
       evaluatedAt,
       idempotencyKey: `acme:${id}:${previousTier ?? 'none'}->${tier ?? 'none'}:${i}`,
       reasons: tier === null ? ['No activity for 30 days'] : ['Invited 3 teammates in 7 days', 'Viewed pricing twice'],
+      summary: `user ${id}: ${previousTier ?? 'none'} -> ${tier ?? 'none'}, score 40`,
       context: {
         traits: isAccount ? { company: `Company ${i}`, plan: 'team' } : { name: `Ada ${i}`, email: `ada${i}@example.com`, plan: 'free' },
         firstSeen: '2024-04-01T09:00:00.000Z',

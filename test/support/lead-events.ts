@@ -9,7 +9,7 @@ export type LeadEventOverrides = Partial<Omit<LeadEventDetail, 'context'>> & {
 /**
  * A realistic lead event, validated with leadEventDetailSchema: by default user u-42 of workspace acme newly
  * qualified as PQL-A. Overrides replace top-level detail fields (context is merged one level deep). The detail
- * type follows previousTier/tier unless given; route defaults to null when the tier is null; the idempotency key
+ * type follows previousTier/tier unless given; route is the (previous) tier's route, sales; the idempotency key
  * defaults to one derived from workspace, entity, transition and evaluatedAt, so distinct events get distinct keys.
  */
 export function sampleLeadEvent(overrides: LeadEventOverrides = {}): LeadEvent {
@@ -30,11 +30,12 @@ export function sampleLeadEvent(overrides: LeadEventOverrides = {}): LeadEvent {
       { name: 'invited_teammates', value: 3, points: 30 },
       { name: 'company_size', value: '51-200', points: 15 },
     ],
-    route: tier === null ? null : 'sales',
+    route: 'sales',
     rulesetVersion: 'rules@3f9c2a1',
     evaluatedAt,
     idempotencyKey: `${workspace}:${entity.type}:${entity.id}:${previousTier ?? 'none'}->${tier ?? 'none'}:${evaluatedAt}`,
     reasons: ['activated within 7 days of signup', 'invited 3 teammates', 'company size 51-200 fits the ICP'],
+    summary: `${entity.type} ${entity.id}: ${previousTier ?? 'none'} -> ${tier ?? 'none'}, score 85; activated=1, invited_teammates=3, company_size=51-200`,
     ...fields,
     context: {
       traits: { name: 'Ada Lovelace', email: 'ada@acme.example', company: 'Acme Analytics', plan: 'trial' },

@@ -805,7 +805,9 @@ describe('buildLeadEvent', () => {
     const evaluation = evaluate(facts, ruleset, now);
     const event = buildLeadEvent('acme', facts, { ...evaluation, tier, route: tier === null ? null : 'sales' }, { kind: 'qualified', previousTier, tier, sequence: 4, notify: true, reasons: [] }, ruleset, now);
     expect(event.detailType).toBe(detailType);
-    expect(leadEventDetailSchema.parse(event.detail)).toMatchObject({ tier, previousTier, route: tier === null ? null : 'sales' });
+    // A disqualification is routed to whoever worked the tier the lead left.
+    const route = tier === null ? ruleset.file.tiers.find((candidate) => candidate.name === previousTier)!.route : 'sales';
+    expect(leadEventDetailSchema.parse(event.detail)).toMatchObject({ tier, previousTier, route });
   });
 });
 

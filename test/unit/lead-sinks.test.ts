@@ -26,6 +26,7 @@ const disqualified = sampleLeadEvent({
   score: { total: 20, engagement: 10, fit: 10 },
   signals: [],
   reasons: ['no activity for 30 days'],
+  route: null,
   evaluatedAt: '2024-06-01T08:00:00.000Z',
 });
 
