@@ -14,6 +14,9 @@ export const ingestLimits = {
 } as const;
 
 export const callTypes = [...messageTypes, 'batch', 'import'] as const;
+
+/** Client text echoed back in answers and rejections (messageId, field paths) is cut to this many characters. */
+const maxEchoedChars = 200;
 export type CallType = (typeof callTypes)[number];
 
 /** A valid message, normalised: the fields the store needs, and the message itself as it will be kept. */
@@ -25,6 +28,8 @@ export interface AcceptedMessage {
   name?: string;
   /** After clock-skew correction, ISO-8601 UTC. */
   timestamp: string;
+  /** The message had no time of its own: its timestamp is the time it was received, different on every retry. */
+  serverTimed: boolean;
   /** The user the event belongs to: userId, or `anonymous:<anonymousId>` before identification. */
   userKey: string;
   /** The account named by the message itself (group call, or context.groupId). */
@@ -90,6 +95,11 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
   }
   const workspace = record.workspace;
 
+  const single = request.callType !== 'batch' && request.callType !== 'import';
+  const size = Buffer.byteLength(request.body);
+  if (single && size > ingestLimits.maxEventBytes) {
+    return { ...requestError(413, '', `the event is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`), summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
+  }
   const split = splitMessages(request.callType, body);
   if (!split.ok) return { ...requestError(split.status, split.path, split.reason), summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
 
@@ -102,12 +112,22 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
   });
 
   // Accepted events first: once they are durable, a failure to quarantine makes the client retry, which is idempotent.
-  if (accepted.length > 0) await dependencies.events.save(workspace, accepted, request.receivedAt);
+  let stored = accepted;
+  if (accepted.length > 0) {
+    const { refused } = await dependencies.events.save(workspace, accepted, request.receivedAt);
+    const refusedAt = new Map(refused.map((refusal) => [refusal.index, refusal]));
+    stored = accepted.filter((message) => !refusedAt.has(message.index));
+    for (const message of accepted) {
+      const refusal = refusedAt.get(message.index);
+      if (refusal) rejected.push({ ...refusal, messageId: message.messageId, raw: split.messages[message.index] });
+    }
+    rejected.sort((a, b) => a.index - b.index);
+  }
   if (rejected.length > 0) await dependencies.events.quarantine(workspace, request.requestId, rejected, request.receivedAt);
 
-  const summary = { workspace, keyId: record.keyId, accepted: accepted.length, rejected: rejected.length };
+  const summary = { workspace, keyId: record.keyId, accepted: stored.length, rejected: rejected.length };
   const rejections = rejected.map(({ raw: _raw, ...rejection }) => rejection);
-  if (accepted.length === 0) {
+  if (stored.length === 0) {
     const first = rejections[0];
     const path = first ? prefixPath(split.pathPrefix(first.index), first.path) : 'batch';
     const reason = first ? first.reason : 'must contain at least one message';
@@ -125,10 +145,6 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
   if (callType !== 'batch' && callType !== 'import') {
     // The path names the type; a body `type` that disagrees would make the same message mean two things.
     const { writeKey: _key, ...message } = body;
-    const size = Buffer.byteLength(JSON.stringify(message));
-    if (size > ingestLimits.maxEventBytes) {
-      return { ok: false, status: 413, path: '', reason: `the event is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event` };
-    }
     return { ok: true, messages: [{ ...message, type: callType }], pathPrefix: () => '' };
   }
   const envelope = batchEnvelopeSchema.safeParse(body);
@@ -157,14 +173,16 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
 
 /** Validates one message; returns it normalised, or the first reason it cannot be stored. */
 export function validateMessage(raw: unknown, index: number, workspace: string, receivedAt: Date): AcceptedMessage | RejectedMessage {
-  const messageId = isPlainObject(raw) && typeof raw['messageId'] === 'string' ? raw['messageId'] : undefined;
-  const reject = (path: string, reason: string): RejectedMessage => ({ index, ...(messageId ? { messageId } : {}), path, reason, raw });
+  // Echoed in the answer and kept in the quarantine: bounded, whatever the client sent.
+  const messageId = isPlainObject(raw) && typeof raw['messageId'] === 'string' ? raw['messageId'].slice(0, maxEchoedChars) : undefined;
+  const reject = (path: string, reason: string): RejectedMessage => ({ index, ...(messageId ? { messageId } : {}), path: path.slice(0, maxEchoedChars), reason, raw });
 
   if (!isPlainObject(raw)) return reject('', 'must be a JSON object');
-  const size = Buffer.byteLength(JSON.stringify(raw));
-  if (size > ingestLimits.maxEventBytes) return reject('', `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`);
+  // Depth first: measuring the size serialises the message, and serialising thousands of levels overflows the stack.
   const unsafe = findUnsafeStructure(raw);
   if (unsafe) return reject(unsafe.path, unsafe.reason);
+  const size = Buffer.byteLength(JSON.stringify(raw));
+  if (size > ingestLimits.maxEventBytes) return reject('', `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`);
 
   const result = segmentMessageSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
@@ -188,6 +206,7 @@ function normalise(message: SegmentMessage, index: number, workspace: string, re
     type: message.type,
     ...(name !== undefined ? { name } : {}),
     timestamp,
+    serverTimed: !hasOwnTime,
     userKey,
     ...(groupId !== undefined ? { groupId } : {}),
     ...(traits !== undefined ? { traits } : {}),

@@ -7,10 +7,19 @@ import type { WriteKeyRecord } from './write-key';
 
 /** Where accepted events go. An implementation resolves only once every message is durably stored. */
 export interface EventStore {
-  /** Stores the messages under their entities and marks those entities for the evaluator. Idempotent per messageId. */
-  save(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date): Promise<void>;
+  /**
+   * Stores the messages under their entities and marks those entities for the evaluator. Idempotent per messageId.
+   * Returns the messages it refused to store (e.g. traits that would outgrow an entity's profile), with the reason.
+   */
+  save(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }>;
   /** Keeps rejected messages of an authenticated request, with their reasons, for an operator to inspect. */
   quarantine(workspace: string, requestId: string, rejected: readonly RejectedMessage[], receivedAt: Date): Promise<void>;
+}
+
+export interface Refusal {
+  index: number;
+  path: string;
+  reason: string;
 }
 
 export interface WriteKeyStore {

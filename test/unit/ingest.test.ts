@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ingest, ingestLimits, resolveTimestamp, validateMessage, type AcceptedMessage, type IngestRequest, type RejectedMessage } from '../../functions/core/ingest';
-import type { EventStore, WriteKeyStore } from '../../functions/core/ports';
+import type { EventStore, Refusal, WriteKeyStore } from '../../functions/core/ports';
 import { generateWriteKey, hashSecret, parseWriteKey, secretMatches, writeKeyFromRequest, type WriteKeyRecord } from '../../functions/core/write-key';
 
 const receivedAt = new Date('2024-05-01T12:00:00.000Z');
@@ -9,8 +9,12 @@ const receivedAt = new Date('2024-05-01T12:00:00.000Z');
 class RecordingEventStore implements EventStore {
   saved: { workspace: string; messages: readonly AcceptedMessage[] }[] = [];
   quarantined: { workspace: string; rejected: readonly RejectedMessage[] }[] = [];
+  /** Refusals the store answers with, as DynamoDB would for traits that outgrow a profile. */
+  refusals: Refusal[] = [];
   async save(workspace: string, messages: readonly AcceptedMessage[]) {
-    this.saved.push({ workspace, messages });
+    const refused = new Set(this.refusals.map((refusal) => refusal.index));
+    this.saved.push({ workspace, messages: messages.filter((message) => !refused.has(message.index)) });
+    return { refused: this.refusals };
   }
   async quarantine(workspace: string, _requestId: string, rejected: readonly RejectedMessage[]) {
     this.quarantined.push({ workspace, rejected });
@@ -226,6 +230,18 @@ describe('the ingest use case', () => {
     );
     expect(response.status).toBe(401);
     expect(events.saved).toEqual([]);
+  });
+
+  it('moves messages the store refuses into the rejected list and the quarantine', async () => {
+    const { key, keys } = keyFor('acme');
+    const events = new RecordingEventStore();
+    events.refusals = [{ index: 0, path: 'traits', reason: 'the traits would make the user profile too large' }];
+    const body = JSON.stringify({ batch: [{ type: 'identify', userId: 'u', traits: { big: 'x' }, messageId: 'id-1' }, track()] });
+    const response = await ingest({ callType: 'batch', body, authorization: basic(key), receivedAt, requestId: 'r' }, { keys, events });
+    expect(response.status).toBe(200);
+    expect(response.body['rejected']).toEqual([{ index: 0, messageId: 'id-1', path: 'traits', reason: 'the traits would make the user profile too large' }]);
+    expect(response.summary).toMatchObject({ accepted: 1, rejected: 1 });
+    expect(events.quarantined[0]?.rejected.map((r) => r.raw)).toEqual([{ type: 'identify', userId: 'u', traits: { big: 'x' }, messageId: 'id-1' }]);
   });
 
   it('rejects an oversized event inside a batch but keeps the rest', async () => {

@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { formatProblem, loadRules, RulesError, type RulesProblem } from '../../functions/core/rules/load';
+import { loadRules, RulesError, type RulesProblem } from '../../functions/core/rules/load';
+import { formatProblem } from '../../functions/core/yaml-file';
 import { rulesJsonSchema } from '../../functions/core/rules/schema';
 
 const examplesDir = join(import.meta.dirname, '../../examples');

@@ -1,4 +1,11 @@
-import { BatchWriteItemCommand, type AttributeValue, type DynamoDBClient, type WriteRequest } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetItemCommand,
+  BatchWriteItemCommand,
+  type AttributeValue,
+  type BatchGetItemCommandOutput,
+  type DynamoDBClient,
+  type WriteRequest,
+} from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CapacityTally } from './capacity';
 
@@ -68,4 +75,41 @@ async function writeChunk(client: DynamoDBClient, tableName: string, requests: W
 /** Exponential backoff with full jitter, capped at 5 s: what AWS recommends for retrying unprocessed items. */
 export function backoff(round: number, baseDelayMs = 50): Promise<void> {
   return sleep(Math.random() * Math.min(5000, baseDelayMs * 2 ** round));
+}
+
+/**
+ * Reads every key (100 per BatchGetItem call, DynamoDB's limit), resending UnprocessedKeys with backoff; returns the
+ * items found, in no particular order.
+ */
+export async function getAll(
+  client: DynamoDBClient,
+  tableName: string,
+  keys: readonly Item[],
+  options: { projection?: string; consistent?: boolean; capacity?: CapacityTally; maxRounds?: number } = {},
+): Promise<Item[]> {
+  const { maxRounds = 10 } = options;
+  const found: Item[] = [];
+  for (let i = 0; i < keys.length; i += 100) {
+    let pending: Item[] | undefined = keys.slice(i, i + 100);
+    for (let round = 0; pending && pending.length > 0; round++) {
+      if (round >= maxRounds) throw new Error(`DynamoDB left ${pending.length} keys unprocessed after ${maxRounds} rounds of BatchGetItem`);
+      if (round > 0) await backoff(round);
+      const output: BatchGetItemCommandOutput = await client.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [tableName]: {
+              Keys: pending,
+              ...(options.projection ? { ProjectionExpression: options.projection } : {}),
+              ...(options.consistent ? { ConsistentRead: true } : {}),
+            },
+          },
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      options.capacity?.add('read', output.ConsumedCapacity);
+      found.push(...(output.Responses?.[tableName] ?? []));
+      pending = output.UnprocessedKeys?.[tableName]?.Keys;
+    }
+  }
+  return found;
 }

@@ -1,6 +1,4 @@
 import {
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
@@ -16,7 +14,7 @@ import type { EntityRef, EvaluationCandidate, EvaluationStore, RulesetProgress }
 import { mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../../core/rules/engine';
 import type { Ruleset } from '../../core/rules/load';
 import { tableDefinition } from './table-definition';
-import { deleteAll, putAll, type Item } from './batch-write';
+import { deleteAll, getAll, putAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
 import {
@@ -383,18 +381,8 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   /** Strongly consistent reads of several items of one entity, in the order of the sort keys given. */
   private async getItems(pk: string, sortKeys: string[]): Promise<(Record<string, AttributeValue> | undefined)[]> {
-    const found = new Map<string, Record<string, AttributeValue>>();
-    for (let i = 0; i < sortKeys.length; i += 100) {
-      let keys: Record<string, AttributeValue>[] | undefined = sortKeys.slice(i, i + 100).map((sk) => ({ pk: { S: pk }, sk: { S: sk } }));
-      while (keys && keys.length > 0) {
-        const output: BatchGetItemCommandOutput = await this.client.send(
-          new BatchGetItemCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } }, ReturnConsumedCapacity: 'TOTAL' }),
-        );
-        this.capacity.add('read', output.ConsumedCapacity);
-        for (const item of output.Responses?.[this.tableName] ?? []) found.set(item['sk']!.S!, item);
-        keys = output.UnprocessedKeys?.[this.tableName]?.Keys;
-      }
-    }
+    const keys = sortKeys.map((sk) => ({ pk: { S: pk }, sk: { S: sk } }));
+    const found = new Map((await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })).map((item) => [item['sk']!.S!, item]));
     return sortKeys.map((sk) => found.get(sk));
   }
 

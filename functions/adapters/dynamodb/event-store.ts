@@ -7,8 +7,8 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import type { AcceptedMessage, RejectedMessage } from '../../core/ingest';
-import type { EventStore } from '../../core/ports';
-import { backoff, putAll, type Item } from './batch-write';
+import type { EventStore, Refusal } from '../../core/ports';
+import { getAll, putAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
 import {
@@ -18,6 +18,8 @@ import {
   profileSortKey,
   quarantinePartitionKey,
   quarantineSortKey,
+  receiptPartitionKey,
+  receiptSortKey,
   type EntityType,
 } from './item-keys';
 
@@ -39,14 +41,16 @@ export interface QuarantinedMessage {
   messageId?: string;
   path: string;
   reason: string;
-  /** The message as sent, as JSON; cut at maxQuarantinedRawChars. */
+  /** The message as sent, as JSON; cut at maxQuarantinedRawBytes. */
   raw: string;
   rawTruncated: boolean;
 }
 
 const secondsPerDay = 86_400;
-/** Keeps a quarantine item well under DynamoDB's 400 KB item limit: a request may be 500 KB. */
-const maxQuarantinedRawChars = 300_000;
+/** Keeps a quarantine item well under DynamoDB's 400 KB item limit (UTF-8 bytes): a request may be 500 KB. */
+const maxQuarantinedRawBytes = 300_000;
+/** Retries of a message come within minutes or hours; a week of receipts is plenty. */
+const receiptRetentionSeconds = 7 * 86_400;
 /** An UpdateExpression may be at most 4 KB; this many trait assignments stay far below it. */
 const traitsPerUpdate = 50;
 
@@ -56,6 +60,8 @@ interface EntityChange {
   id: string;
   days: Set<string>;
   traits: Map<string, unknown>;
+  /** Indexes of the messages that brought the traits, refused together if the profile cannot take them. */
+  traitSources: number[];
   accountsJoined: Set<string>;
   aliases: Set<string>;
 }
@@ -82,21 +88,21 @@ export class DynamoDbEventStore implements EventStore {
     this.dirtyShards = options.dirtyShards ?? 4;
   }
 
-  async save(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date): Promise<void> {
+  async save(workspace: string, received: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }> {
+    const { messages, receipts } = await this.withFirstReceipts(workspace, received, receivedAt);
     const memberships = await this.currentMemberships(workspace, [...new Set(messages.map((m) => m.userKey))]);
     const changes = new Map<string, EntityChange>();
     const change = (type: EntityType, id: string) => {
       const key = entityPartitionKey(workspace, type, id);
       let entry = changes.get(key);
       if (!entry) {
-        entry = { type, id, days: new Set(), traits: new Map(), accountsJoined: new Set(), aliases: new Set() };
+        entry = { type, id, days: new Set(), traits: new Map(), traitSources: [], accountsJoined: new Set(), aliases: new Set() };
         changes.set(key, entry);
       }
       return entry;
     };
 
-    const eventItems: Item[] = [];
-    const memberItems: Item[] = [];
+    const memberItems = new Map<number, Item>();
     for (const message of messages) {
       const day = message.timestamp.slice(0, 10);
       const user = change('user', message.userKey);
@@ -108,13 +114,15 @@ export class DynamoDbEventStore implements EventStore {
         if (!accounts.has(message.groupId)) {
           accounts.add(message.groupId);
           user.accountsJoined.add(message.groupId);
-          memberItems.push(this.memberItem(workspace, message.groupId, message.userKey, message.timestamp));
+          memberItems.set(message.index, this.memberItem(workspace, message.groupId, message.userKey, message.timestamp));
         }
       }
-      if (message.type === 'identify') for (const [name, value] of Object.entries(message.traits ?? {})) user.traits.set(name, value);
-      if (message.type === 'group') for (const [name, value] of Object.entries(message.traits ?? {})) change('account', message.groupId!).traits.set(name, value);
+      const traitsOf = message.type === 'identify' ? user : message.type === 'group' ? change('account', message.groupId!) : undefined;
+      if (traitsOf && message.traits && Object.keys(message.traits).length > 0) {
+        for (const [name, value] of Object.entries(message.traits)) traitsOf.traits.set(name, value);
+        traitsOf.traitSources.push(message.index);
+      }
       if (message.previousId !== undefined) user.aliases.add(message.previousId);
-      eventItems.push(this.eventItem(workspace, message));
     }
     // Every account a user belongs to is re-evaluated when the user changes; taken after the loop, so the
     // marks are the same whatever the order of the messages, and the same when a request is retried.
@@ -123,21 +131,67 @@ export class DynamoDbEventStore implements EventStore {
       for (const accountId of memberships.get(entry.id) ?? []) for (const day of entry.days) change('account', accountId).days.add(day);
     }
 
-    // Order matters: events, then profiles, then the change markers the evaluator looks for, so a marker never
-    // points at events that are not yet there.
-    await putAll(this.client, this.tableName, [...eventItems, ...memberItems], { capacity: this.capacity });
-    await Promise.all([...changes.entries()].map(([pk, entry]) => this.updateProfile(pk, entry, receivedAt)));
+    // Profiles first: traits that cannot fit refuse their messages, which are then not stored as events either.
+    const refused: Refusal[] = [];
+    await Promise.all(
+      [...changes.entries()].map(async ([pk, entry]) => {
+        try {
+          await this.updateProfile(pk, entry, receivedAt);
+        } catch (error) {
+          if (!isItemTooLarge(error)) throw error;
+          const reason = `the traits would make the ${entry.type} profile larger than DynamoDB's 400 KB item limit; send fewer or smaller traits`;
+          for (const index of entry.traitSources) refused.push({ index, path: 'traits', reason });
+        }
+      }),
+    );
+    const refusedIndexes = new Set(refused.map((refusal) => refusal.index));
+    const stored = messages.filter((message) => !refusedIndexes.has(message.index));
+    // Then the events, then the change markers the evaluator looks for, so a marker never points at missing events.
+    const members = stored.map((message) => memberItems.get(message.index)).filter((item): item is Item => item !== undefined);
+    await putAll(this.client, this.tableName, [...stored.map((message) => this.eventItem(workspace, message)), ...members, ...receipts], {
+      capacity: this.capacity,
+    });
     await Promise.all(
       [...changes.entries()].map(([pk, entry]) =>
         markChanged(this.client, this.tableName, { pk, ...entry }, { at: receivedAt, shards: this.dirtyShards, capacity: this.capacity }),
       ),
     );
+    return { refused };
+  }
+
+  /**
+   * A message without a time of its own is filed under the day it was received, which a retry after midnight would
+   * change. The first receipt of its messageId is remembered for a week, and a retry takes that receipt's time, so it
+   * rewrites the same item. Messages with their own timestamp need none of this (nor its extra write).
+   */
+  private async withFirstReceipts(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date) {
+    const serverTimed = messages.filter((message) => message.serverTimed && !message.messageId.startsWith('auto-'));
+    if (serverTimed.length === 0) return { messages, receipts: [] as Item[] };
+    const keys = [...new Set(serverTimed.map((message) => message.messageId))].map((messageId) => ({
+      pk: { S: receiptPartitionKey(workspace, messageId) },
+      sk: { S: receiptSortKey },
+    }));
+    const earlier = new Map<string, string>();
+    const found = await getAll(this.client, this.tableName, keys, { projection: 'messageId, receivedAt', capacity: this.capacity });
+    for (const item of found) earlier.set(item['messageId']!.S!, item['receivedAt']!.S!);
+    const expiresAt = { N: String(Math.floor(receivedAt.getTime() / 1000) + receiptRetentionSeconds) };
+    const receipts = serverTimed
+      .filter((message) => !earlier.has(message.messageId))
+      .map((message): Item => ({ ...keys.find((key) => key.pk.S === receiptPartitionKey(workspace, message.messageId))!, messageId: { S: message.messageId }, receivedAt: { S: message.timestamp }, expiresAt }));
+    return {
+      receipts,
+      messages: messages.map((message) => {
+        const first = message.serverTimed ? earlier.get(message.messageId) : undefined;
+        return first === undefined ? message : { ...message, timestamp: first, message: { ...message.message, timestamp: first } };
+      }),
+    };
   }
 
   async quarantine(workspace: string, requestId: string, rejected: readonly RejectedMessage[], receivedAt: Date): Promise<void> {
     const expiresAt = Math.floor(receivedAt.getTime() / 1000) + this.quarantineRetentionSeconds;
     const items = rejected.map((message): Item => {
-      const raw = JSON.stringify(message.raw) ?? 'undefined';
+      const raw = serialise(message.raw);
+      const bytes = Buffer.from(raw);
       return {
         pk: { S: quarantinePartitionKey(workspace) },
         sk: { S: quarantineSortKey(receivedAt, requestId, message.index) },
@@ -147,8 +201,8 @@ export class DynamoDbEventStore implements EventStore {
         ...(message.messageId ? { messageId: { S: message.messageId } } : {}),
         path: { S: message.path },
         reason: { S: message.reason },
-        raw: { S: raw.slice(0, maxQuarantinedRawChars) },
-        rawTruncated: { BOOL: raw.length > maxQuarantinedRawChars },
+        raw: { S: bytes.subarray(0, maxQuarantinedRawBytes).toString('utf8') },
+        rawTruncated: { BOOL: bytes.length > maxQuarantinedRawBytes },
         expiresAt: { N: String(expiresAt) },
       };
     });
@@ -210,28 +264,11 @@ export class DynamoDbEventStore implements EventStore {
 
   /** The accounts each user already belongs to, from their profiles. */
   private async currentMemberships(workspace: string, userKeys: string[]) {
+    const keys = userKeys.map((userKey) => ({ pk: { S: entityPartitionKey(workspace, 'user', userKey) }, sk: { S: profileSortKey } }));
     const memberships = new Map<string, Set<string>>();
-    for (let i = 0; i < userKeys.length; i += 100) {
-      let keys: Record<string, AttributeValue>[] | undefined = userKeys
-        .slice(i, i + 100)
-        .map((userKey) => ({ pk: { S: entityPartitionKey(workspace, 'user', userKey) }, sk: { S: profileSortKey } }));
-      for (let round = 0; keys && keys.length > 0; round++) {
-        if (round >= 10) throw new Error('DynamoDB left user profiles unprocessed after 10 rounds of BatchGetItem');
-        if (round > 0) await backoff(round);
-        const output: BatchGetItemCommandOutput = await this.client.send(
-          new BatchGetItemCommand({
-            RequestItems: { [this.tableName]: { Keys: keys, ProjectionExpression: 'entityId, accounts' } },
-            ReturnConsumedCapacity: 'TOTAL',
-          }),
-        );
-        this.capacity.add('read', output.ConsumedCapacity);
-        for (const item of output.Responses?.[this.tableName] ?? []) {
-          const userKey = item['entityId']?.S;
-          if (userKey === undefined) continue;
-          memberships.set(userKey, new Set(item['accounts']?.SS ?? []));
-        }
-        keys = output.UnprocessedKeys?.[this.tableName]?.Keys;
-      }
+    for (const item of await getAll(this.client, this.tableName, keys, { projection: 'entityId, accounts', capacity: this.capacity })) {
+      const userKey = item['entityId']?.S;
+      if (userKey !== undefined) memberships.set(userKey, new Set(item['accounts']?.SS ?? []));
     }
     return memberships;
   }
@@ -282,5 +319,19 @@ export class DynamoDbEventStore implements EventStore {
       );
       this.capacity.add('write', output.ConsumedCapacity);
     }
+  }
+}
+
+/** DynamoDB refuses items over 400 KB with a ValidationException that says so. */
+function isItemTooLarge(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ValidationException' && /item size/i.test(error.message);
+}
+
+/** JSON of a rejected message; one nested too deep to serialise is kept as a note rather than failing the request. */
+function serialise(raw: unknown): string {
+  try {
+    return JSON.stringify(raw) ?? 'null';
+  } catch {
+    return JSON.stringify('(not storable: the message nests too deeply to serialise)');
   }
 }

@@ -17,6 +17,9 @@ export const entityPartitionKey = (workspace: string, type: EntityType, id: stri
 /** Events sort by day, so the evaluator can read exactly the days that changed. */
 export const eventSortKey = (timestamp: string, messageId: string) => `${eventSortKeyPrefix}${timestamp.slice(0, 10)}#${messageId}`;
 export const memberSortKey = (userKey: string) => `${memberSortKeyPrefix}${userKey}`;
+/** The first receipt of a message that has no timestamp of its own, so a retry keeps the first receipt's time. */
+export const receiptPartitionKey = (workspace: string, messageId: string) => `WS#${workspace}#MSG#${messageId}`;
+export const receiptSortKey = 'RECEIPT';
 export const quarantinePartitionKey = (workspace: string) => `WS#${workspace}#REJECTED`;
 export const quarantineSortKey = (receivedAt: Date, requestId: string, index: number) =>
   `${receivedAt.toISOString()}#${requestId}#${String(index).padStart(4, '0')}`;

@@ -1,28 +1,17 @@
 import { createHash } from 'node:crypto';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
-import { formatPath } from '../ingest';
+import { describeProblems, parseYamlFile, type FileProblem } from '../yaml-file';
 import { rulesFileSchema, type RulesFile, type Signal } from './schema';
 
-export interface RulesProblem {
-  /** Path inside the file, e.g. `signals.activated.all[1]`. */
-  path: string;
-  /** 1-based line, when the file is YAML (or JSON, which is YAML too) and the path can be found. */
-  line?: number;
-  message: string;
-}
+export type RulesProblem = FileProblem;
 
 export class RulesError extends Error {
   constructor(
     readonly source: string,
     readonly problems: RulesProblem[],
   ) {
-    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`);
+    super(describeProblems(source, problems));
     this.name = 'RulesError';
   }
-}
-
-export function formatProblem(problem: RulesProblem): string {
-  return `${problem.line !== undefined ? `line ${problem.line}: ` : ''}${problem.path || '(file)'}: ${problem.message}`;
 }
 
 /** A validated ruleset, with what the engine and the evaluator need worked out once. */
@@ -43,48 +32,12 @@ export interface Ruleset {
 
 /** Parses and validates a rules file (YAML or JSON); throws RulesError listing every problem with its path and line. */
 export function loadRules(text: string, source = 'rules'): Ruleset {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
-  if (document.errors.length > 0) {
-    throw new RulesError(
-      source,
-      document.errors.map((error) => ({ path: '', line: lineCounter.linePos(error.pos[0]).line, message: error.message.split('\n')[0]! })),
-    );
-  }
-  const lineOf = (path: readonly PropertyKey[]) => {
-    // The deepest node of the path that exists: a missing key is reported on the line of its parent object.
-    for (let depth = path.length; depth >= 0; depth--) {
-      // A key's own line: the value of a nested map or list starts on the line after its key.
-      const parent = depth > 0 ? (document.getIn(path.slice(0, depth - 1) as unknown[], true) as Node | undefined) : undefined;
-      const pair = isMap(parent) ? parent.items.find((item) => isScalar(item.key) && String(item.key.value) === String(path[depth - 1])) : undefined;
-      const keyStart = pair && isScalar(pair.key) ? pair.key.range?.[0] : undefined;
-      if (keyStart !== undefined) return lineCounter.linePos(keyStart).line;
-      const node = document.getIn(path.slice(0, depth) as unknown[], true) as Node | undefined;
-      const start = node && (isMap(node) || isSeq(node) || 'range' in node) ? node.range?.[0] : undefined;
-      if (start !== undefined) return lineCounter.linePos(start).line;
-    }
-    return undefined;
-  };
-  const problem = (path: readonly PropertyKey[], message: string): RulesProblem => {
-    const line = lineOf(path);
-    return { path: formatPath(path), ...(line !== undefined ? { line } : {}), message };
-  };
-
   // `kind` is implied by a signal's keys: when the file does not spell it out, the problem belongs to the signal.
-  const issuePath = (path: PropertyKey[]) =>
-    path.length === 3 && path[0] === 'signals' && path[2] === 'kind' && !document.hasIn(path) ? path.slice(0, -1) : path;
-  const parsed = rulesFileSchema.safeParse(document.toJS());
-  if (!parsed.success) {
-    throw new RulesError(
-      source,
-      parsed.error.issues.flatMap((issue) =>
-        // One problem per misspelt key, on that key's own line.
-        issue.code === 'unrecognized_keys'
-          ? issue.keys.map((key) => problem([...issue.path, key], `unknown key "${key}"`))
-          : [problem(issuePath(issue.path), issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message)],
-      ),
-    );
-  }
+  const parsed = parseYamlFile(text, rulesFileSchema, (path, document) =>
+    path.length === 3 && path[0] === 'signals' && path[2] === 'kind' && !document.hasIn(path) ? path.slice(0, -1) : path,
+  );
+  if (!parsed.ok) throw new RulesError(source, parsed.problems);
+  const problem = parsed.problemAt;
   const file = parsed.data;
   const problems = checkReferences(file).map(({ path, message }) => problem(path, message));
   const order = combinationOrder(file, (path, message) => problems.push(problem(path, message)));
