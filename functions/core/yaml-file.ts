@@ -56,7 +56,7 @@ export function parseYamlFile<S extends z.ZodType>(
     return { path: formatPath(path), ...(line !== undefined ? { line } : {}), message };
   };
 
-  const parsed = schema.safeParse(document.toJS());
+  const parsed = schema.safeParse(document.toJS(), { reportInput: true });
   if (!parsed.success) {
     return {
       ok: false,
@@ -64,9 +64,15 @@ export function parseYamlFile<S extends z.ZodType>(
         // One problem per misspelt key, on that key's own line.
         issue.code === 'unrecognized_keys'
           ? issue.keys.map((key) => problemAt([...issue.path, key], `unknown key "${key}"`))
-          : [problemAt(issuePath(issue.path, document), issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message)],
+          : [problemAt(issuePath(issue.path, document), describe(issue))],
       ),
     };
   }
   return { ok: true, data: parsed.data, problemAt };
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
+  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  return issue.message;
 }

@@ -1,0 +1,117 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { loadRules, type Ruleset } from '../functions/core/rules/load';
+import { describeProblems, parseYamlFile, type FileProblem } from '../functions/core/yaml-file';
+
+/**
+ * The deployment config: one YAML or JSON file the user keeps in their repo (`pql-radar.config.yaml`), read by
+ * bin/app.ts. Strict objects: a misspelt key fails `cdk synth` with its path, not a deploy later.
+ */
+
+const secretName = z.string().min(1).describe('name or ARN of a Secrets Manager secret');
+
+export const destinationSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('slack'),
+    /** Secret whose value is the Slack incoming-webhook URL. */
+    webhookUrlSecret: secretName,
+    /** Link to the lead in your own tools; `{type}`, `{id}` and `{workspace}` are replaced. */
+    entityUrlTemplate: z.string().url().optional(),
+  }),
+  z.strictObject({
+    type: z.literal('hubspot'),
+    /** Secret whose value is a HubSpot private-app token with crm.objects.contacts/companies write scopes. */
+    tokenSecret: secretName,
+    /** The unique company property holding pql-radar's account id. @default pql_radar_account_id */
+    companyIdProperty: z.string().min(1).default('pql_radar_account_id'),
+    /** HubSpot allows 100 requests per 10 s for private apps. @default 5 */
+    requestsPerSecond: z.number().int().positive().max(300).default(5),
+  }),
+  z.strictObject({
+    type: z.literal('webhook'),
+    url: z.string().url().refine((url) => url.startsWith('https://'), 'must be an https:// URL'),
+    /** Secret whose value signs the requests (x-pql-radar-signature), as the local runtime's webhooks are signed. */
+    signingSecret: secretName,
+  }),
+  z.strictObject({
+    type: z.literal('email'),
+    addresses: z.array(z.string().email()).min(1),
+  }),
+  z.strictObject({
+    type: z.literal('sqs'),
+  }),
+  z.strictObject({
+    type: z.literal('lambda'),
+    functionArn: z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$/, 'must be a Lambda function ARN'),
+  }),
+]);
+export type Destination = z.output<typeof destinationSchema>;
+
+const routeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a route name: lowercase letters, digits and -, as the rules file uses it');
+
+export const configSchema = z.strictObject({
+  /** The rules file, relative to the config file. */
+  rules: z.string().min(1),
+  evaluation: z
+    .strictObject({
+      /** Minutes between evaluator runs. @default 1 */
+      everyMinutes: z.number().int().min(1).max(60).default(1),
+      /** Shards of the dirty index: one schedule and one evaluator invocation per shard. @default 4 */
+      shards: z.number().int().min(1).max(64).default(4),
+    })
+    .default({ everyMinutes: 1, shards: 4 }),
+  /** Days events are kept. @default 400 */
+  retentionDays: z.number().int().min(1).max(3650).default(400),
+  /** Deletion protection of the table. @default true */
+  deletionProtection: z.boolean().default(true),
+  /** Workspaces that get a write key at deploy time, stored in Secrets Manager (pql-radar/write-key/<workspace>). */
+  writeKeys: z.array(z.strictObject({ workspace: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/) })).default([]),
+  ingest: z
+    .strictObject({
+      /** @default 1000 */
+      rateLimit: z.number().int().positive().default(1000),
+      /** @default 2000 */
+      burstLimit: z.number().int().positive().default(2000),
+    })
+    .default({ rateLimit: 1000, burstLimit: 2000 }),
+  /** Who gets the alarms (SNS e-mail subscriptions). */
+  alarmEmails: z.array(z.string().email()).default([]),
+  /** Routes as the rules file's tiers name them, each with its destinations. */
+  routes: z.record(routeName, z.array(destinationSchema).min(1)).default({}),
+});
+
+export type PqlRadarConfig = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: FileProblem[],
+  ) {
+    super(describeProblems(source, problems));
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads and validates the config file, and the rules file it names (relative to the config file), so a wrong
+ * config or rules file fails `cdk synth` with every problem, its path and line, before anything is deployed.
+ */
+export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesFile: string; ruleset: Ruleset } {
+  const parsed = parseYamlFile(readFileSync(configPath, 'utf8'), configSchema);
+  if (!parsed.ok) throw new ConfigError(configPath, parsed.problems);
+  const config = parsed.data;
+  const rulesFile = resolve(dirname(configPath), config.rules);
+  if (!existsSync(rulesFile)) throw new ConfigError(configPath, [parsed.problemAt(['rules'], `no rules file at ${rulesFile}`)]);
+  const ruleset = loadRules(readFileSync(rulesFile, 'utf8'), rulesFile);
+  // A route no tier uses would never receive a lead: almost certainly a typo on one side or the other.
+  const tierRoutes = new Set(ruleset.file.tiers.map((tier) => tier.route));
+  const unused = Object.keys(config.routes).filter((route) => !tierRoutes.has(route));
+  if (unused.length > 0) {
+    throw new ConfigError(
+      configPath,
+      unused.map((route) => parsed.problemAt(['routes', route], `no tier of ${config.rules} routes to "${route}" (its tiers route to: ${[...tierRoutes].join(', ')})`)),
+    );
+  }
+  return { config, rulesFile, ruleset };
+}
