@@ -7,11 +7,6 @@
  *
  * Budget: at most 1.2 write units per event, amortized. Exits 1 when over it.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import {
   BatchWriteItemCommand,
   ScanCommand,
@@ -19,12 +14,12 @@ import {
   type DynamoDBClient,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { build } from 'esbuild';
 import { CapacityTally } from '../functions/adapters/dynamodb/capacity';
 import { changesSortKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { startDev } from '../functions/local/dev';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { bundleFunction } from './bundle';
 
 type Item = Record<string, AttributeValue>;
 
@@ -39,7 +34,6 @@ const usersPerBatch = 8;
 const accountsPerBatch = 3;
 const concurrency = 4;
 const budgetUnitsPerEvent = 1.2;
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 // ---- the event stream ----
 
@@ -258,27 +252,7 @@ async function writeBare(client: DynamoDBClient, tableName: string, items: Item[
 }
 
 async function bundleSize(): Promise<{ bytes: number; gzipBytes: number }> {
-  const outdir = await mkdtemp(join(tmpdir(), 'pql-radar-bench-'));
-  try {
-    await build({
-      entryPoints: [join(projectRoot, 'functions/ingest/handler.ts')],
-      outfile: join(outdir, 'index.mjs'),
-      bundle: true,
-      minify: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node22',
-      // As lib/lambda-function.ts bundles it, so the size is the deployed one: ESM builds of the SDK, and `require`
-      // for the CommonJS parts.
-      mainFields: ['module', 'main'],
-      banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
-      logLevel: 'error',
-    });
-    const code = await readFile(join(outdir, 'index.mjs'));
-    return { bytes: code.length, gzipBytes: gzipSync(code).length };
-  } finally {
-    await rm(outdir, { recursive: true, force: true });
-  }
+  return bundleFunction('functions/ingest/handler.ts', { sdk: 'bundled' });
 }
 
 // ---- report ----

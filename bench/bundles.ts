@@ -1,0 +1,48 @@
+/**
+ * `npm run bench:bundles`: each Lambda's bundle size and its init time (importing the bundle in a fresh Node
+ * process, median of 10), with the AWS SDK bundled (as deployed) beside the same function with the SDK left out.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { bundleFunction, projectRoot } from './bundle';
+
+const runs = Number(process.env['BENCH_RUNS'] ?? 10);
+
+/** Each function with the environment its module needs at import time (what the stack sets). */
+const functions: { name: string; entry: string; env: Record<string, string> }[] = [
+  { name: 'ingest', entry: 'functions/ingest/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
+  {
+    name: 'evaluator',
+    entry: 'functions/evaluator/handler.ts',
+    env: { TABLE_NAME: 'pql-radar', EVENT_BUS_NAME: 'pql-radar-leads', RULES_FILE: join(projectRoot, 'examples/activation.rules.yaml') },
+  },
+];
+
+function initMs(file: string, env: Record<string, string>): number {
+  const script = 'const t = performance.now(); await import(process.argv[1]); console.log(performance.now() - t);';
+  const output = execFileSync(process.execPath, ['--input-type=module', '-e', script, pathToFileURL(file).href], {
+    env: { PATH: process.env['PATH'] ?? '', AWS_REGION: 'us-east-1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    encoding: 'utf8',
+  });
+  return Number(output.trim());
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`.padStart(8);
+console.log(`Lambda bundles (minified ESM, node22 target); init = import in a fresh Node ${process.version} process, median of ${runs}`);
+console.log('function     SDK bundled: size     gzip   init ms   |  SDK external: size     gzip   init ms');
+for (const fn of functions) {
+  const row: string[] = [fn.name.padEnd(12)];
+  for (const sdk of ['bundled', 'external'] as const) {
+    const bundle = await bundleFunction(fn.entry, { sdk });
+    const times = Array.from({ length: runs }, () => initMs(bundle.outfile, fn.env));
+    row.push(`${kb(bundle.bytes)} ${kb(bundle.gzipBytes)} ${median(times).toFixed(1).padStart(9)}`);
+  }
+  console.log(`${row[0]}${' '.repeat(7)}${row[1]}   |${' '.repeat(9)}${row[2]}`);
+}
+console.log("SDK external: @aws-sdk/* and @smithy/* resolved from this project's node_modules, as the runtime's own SDK copy would be on Lambda.");
