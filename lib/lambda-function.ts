@@ -1,9 +1,9 @@
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 
@@ -50,6 +50,19 @@ export interface LambdaFunctionProps {
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * Concurrent executions set aside for this function, which also caps it.
+   * @default - none: the function draws on the account's unreserved concurrency
+   */
+  readonly reservedConcurrentExecutions?: number;
+  /**
+   * Files copied into the bundle after esbuild ran, e.g. a configuration file the handler reads at cold start.
+   * `from` is an absolute path, `to` a file name in the bundle's root (the function's working directory).
+   * Copied with `cp` by the local bundling, so synthesizing needs a POSIX shell. Nothing is copied when bundling
+   * is skipped by context: the placeholder code reads no files.
+   * @default - none
+   */
+  readonly copyFiles?: readonly { readonly from: string; readonly to: string }[];
 }
 
 /**
@@ -80,6 +93,7 @@ export class LambdaFunction extends Construct {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memorySize ?? 256,
       timeout: props.timeout ?? Duration.seconds(10),
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
@@ -116,6 +130,7 @@ export class LambdaFunction extends Construct {
             sourcesContent: false,
             // Nothing external: the AWS SDK goes into the bundle too.
             externalModules: [],
+            ...(props.copyFiles?.length ? { commandHooks: copyHooks(props.copyFiles) } : {}),
           },
         });
 
@@ -128,4 +143,15 @@ export class LambdaFunction extends Construct {
         'permissions; every other statement of this role names its resources.',
     });
   }
+}
+
+/** POSIX single quotes, so that a path with spaces or quotes stays one argument. */
+const shellQuote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
+
+function copyHooks(files: readonly { readonly from: string; readonly to: string }[]): ICommandHooks {
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_inputDir, outputDir) => files.map(({ from, to }) => `cp ${shellQuote(from)} ${shellQuote(join(outputDir, to))}`),
+  };
 }

@@ -62,6 +62,11 @@ export interface EvaluationStore {
   /** The ruleset version the shard last evaluated everyone with, and how far a re-evaluation under a new one got. */
   rulesetProgress(shard: string): Promise<RulesetProgress>;
   saveRulesetProgress(shard: string, progress: RulesetProgress): Promise<void>;
+  /**
+   * When the oldest change of the shard that no run has evaluated yet was made (ISO 8601), or undefined when every
+   * change was evaluated: the evaluator's lag.
+   */
+  oldestChange(shard: string): Promise<string | undefined>;
   /** Candidates of the shard, at most `limit`: changed users before changed accounts, then leads due for a sweep. */
   candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<{ candidates: EvaluationCandidate[]; next?: string }>;
   /**

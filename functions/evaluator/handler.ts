@@ -20,6 +20,11 @@ const environment = z
     RETENTION_DAYS: z.coerce.number().int().positive().default(400),
     /** Stop starting new entities this long before the Lambda timeout, so state is never cut mid-save. */
     SAFETY_MARGIN_MS: z.coerce.number().int().positive().default(15_000),
+    /**
+     * The schedule's interval: a run also stops within it (less the margin), so that it has ended when the next run
+     * of its shard starts; two runs of one entity at once could each overwrite the other's rollup totals.
+     */
+    RUN_INTERVAL_SECONDS: z.coerce.number().int().positive().optional(),
   })
   .parse(process.env);
 
@@ -46,7 +51,7 @@ export async function handler(input: unknown, context: Pick<Context, 'getRemaini
       ruleset,
       shards,
       now: new Date(),
-      deadline: Date.now() + context.getRemainingTimeInMillis() - environment.SAFETY_MARGIN_MS,
+      deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (environment.RUN_INTERVAL_SECONDS ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
     });
     logger.info('evaluation run', {
       shards,
@@ -56,10 +61,13 @@ export async function handler(input: unknown, context: Pick<Context, 'getRemaini
       published: summary.published,
       unpublished: summary.unpublished.length,
       incompleteShards: summary.incompleteShards,
+      lagSeconds: summary.lagSeconds,
     });
     metrics.addMetric('EntitiesEvaluated', MetricUnit.Count, summary.evaluated);
     metrics.addMetric('LeadTransitions', MetricUnit.Count, summary.transitions.length);
     metrics.addMetric('LeadEventsUnpublished', MetricUnit.Count, summary.unpublished.length);
+    // One value per invocation (a shard); the alarm takes the Maximum.
+    metrics.addMetric('EvaluatorLagSeconds', MetricUnit.Seconds, summary.lagSeconds);
     return { evaluated: summary.evaluated, transitions: summary.transitions.length, incompleteShards: summary.incompleteShards };
   } finally {
     metrics.publishStoredMetrics();

@@ -116,6 +116,24 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     this.capacity.add('write', ConsumedCapacity);
   }
 
+  async oldestChange(shard: string): Promise<string | undefined> {
+    const { dirtyIndex } = tableDefinition;
+    // The index sorts a shard's markers by dirtySince, which a mark sets only when absent: the first is the oldest.
+    const page = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: dirtyIndex.indexName,
+        KeyConditionExpression: `${dirtyIndex.partitionKey} = :shard`,
+        ExpressionAttributeValues: { ':shard': { S: changedPartition(shard) } },
+        ScanIndexForward: true,
+        Limit: 1,
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    this.capacity.add('read', page.ConsumedCapacity);
+    return page.Items?.[0]?.[dirtyIndex.sortKey]?.S;
+  }
+
   async candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) {
     const cursor: { phase: 'changed' | 'sweep'; key?: Record<string, AttributeValue> } = options.after ? JSON.parse(options.after) : { phase: 'changed' };
     const { dirtyIndex } = tableDefinition;

@@ -1,0 +1,191 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
+import { loadRules, type Ruleset } from '../functions/core/rules/load';
+import { LambdaFunction } from './lambda-function';
+
+/**
+ * What the evaluator does with the table, item by item: reads entities, rollups and the outbox by key and by
+ * Query, writes state, rollups and markers, deletes markers and published outbox items. Its TransactWriteItems
+ * (state and outbox together) needs no action of its own: IAM authorizes each Put of a transaction as PutItem.
+ * No Scan, no ConditionCheckItem (its transactions hold Puts only).
+ */
+export const evaluatorTableActions = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+];
+
+/** The file name the rules file gets in the bundle, which is the function's working directory. */
+const bundledRulesFile = 'rules.yaml';
+
+/**
+ * A run that has waited this long is superseded by a later one, which reads the same markers: neither Scheduler
+ * nor Lambda's asynchronous queue should keep it longer.
+ */
+const staleAfter = Duration.minutes(5);
+
+export interface EvaluatorProps {
+  /** The table of the EventStore: changed entities are found through its `dirty` index. */
+  readonly table: dynamodb.ITable;
+  /** The bus lead events are published to; the evaluator may put events on it and on no other bus. */
+  readonly eventBus: events.IEventBus;
+  /**
+   * Absolute path of the PQL rules file (YAML or JSON). It is validated at synth time, so a wrong file fails
+   * `cdk synth` with every problem, and bundled with the function as `rules.yaml`.
+   */
+  readonly rulesFile: string;
+  /**
+   * Shards of the `dirty` index; must equal the ingest function's. One schedule, and one concurrent run, per shard.
+   * @default 4
+   */
+  readonly shards?: number;
+  /**
+   * Minutes between two runs of a shard.
+   * @default 1
+   */
+  readonly everyMinutes?: number;
+  /**
+   * Days a daily rollup is kept, as the events it sums up.
+   * @default 400
+   */
+  readonly retentionDays?: number;
+  /**
+   * How long the function's logs are kept.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The evaluator: a Lambda that evaluates the rules over the entities that changed and publishes lead events, run
+ * by EventBridge Scheduler with one schedule per shard (input `{"shard": N}`) every `everyMinutes`.
+ *
+ * One run per shard at a time protects the table and the evaluator's state: two runs evaluating one entity at once
+ * could each overwrite the other's rollup totals. Two things keep it so. A run stops taking new entities within the
+ * interval (RUN_INTERVAL_SECONDS, less the handler's safety margin), so it has ended when its shard's next tick
+ * comes. And reserved concurrency equals the number of shards, so whatever happens (a slow publish, retries, a
+ * backlog of queued invocations) no more than `shards` runs use the table at once, and ingest can never take the
+ * evaluator's concurrency. Neither is a lock: a run whose last entity or publish outlasts the interval by more
+ * than the margin can still meet the next run of its shard. Reserving concurrency needs an account whose
+ * unreserved concurrency stays at 100 or more afterwards (new accounts with a limit of 10 must ask for more first).
+ *
+ * Scheduler invokes the function asynchronously: its retry policy and dead-letter queue cover invocations Lambda
+ * did not accept; the function's own asynchronous configuration does not retry a failed run and drops a run that
+ * waited longer than five minutes, because the next tick does the same work.
+ */
+export class Evaluator extends Construct {
+  public readonly handler: lambda.Function;
+  /** Invocations Scheduler could not deliver after its retries; kept 14 days. */
+  public readonly deadLetterQueue: sqs.Queue;
+  /** The group of the evaluator's schedules; only its schedules may assume the scheduler role. */
+  public readonly scheduleGroup: scheduler.ScheduleGroup;
+  /** One schedule per shard, in shard order. */
+  public readonly schedules: scheduler.Schedule[];
+  /** The validated rules, e.g. to check that every route a tier names has destinations. */
+  public readonly ruleset: Ruleset;
+
+  constructor(scope: Construct, id: string, props: EvaluatorProps) {
+    super(scope, id);
+    const shards = props.shards ?? 4;
+    const everyMinutes = props.everyMinutes ?? 1;
+    if (!Number.isInteger(shards) || shards < 1) throw new Error(`Evaluator: shards must be a positive integer, got ${shards}`);
+    if (!Number.isInteger(everyMinutes) || everyMinutes < 1) {
+      throw new Error(`Evaluator: everyMinutes must be a positive integer, got ${everyMinutes}`);
+    }
+    if (!isAbsolute(props.rulesFile)) throw new Error(`Evaluator: rulesFile must be an absolute path, got ${props.rulesFile}`);
+    // Throws RulesError listing every problem with its path and line: the deploy stops before anything changes.
+    this.ruleset = loadRules(readFileSync(props.rulesFile, 'utf8'), props.rulesFile);
+
+    this.handler = new LambdaFunction(this, 'Handler', {
+      entry: 'functions/evaluator/handler.ts',
+      description: 'pql-radar evaluator: PQL rules over changed entities, lead events to the bus',
+      memorySize: 1024,
+      timeout: Duration.minutes(5),
+      reservedConcurrentExecutions: shards,
+      logRetention: props.logRetention,
+      copyFiles: [{ from: props.rulesFile, to: bundledRulesFile }],
+      environment: {
+        TABLE_NAME: props.table.tableName,
+        EVENT_BUS_NAME: props.eventBus.eventBusName,
+        DIRTY_SHARDS: String(shards),
+        RETENTION_DAYS: String(props.retentionDays ?? 400),
+        RULES_FILE: bundledRulesFile,
+        RUN_INTERVAL_SECONDS: String(everyMinutes * 60),
+      },
+    }).function;
+    this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });
+
+    // Explicit rather than grantReadWriteData, which would add Scan, ConditionCheckItem and every index.
+    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: evaluatorTableActions, resources: [props.table.tableArn] }));
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:Query'],
+        resources: [`${props.table.tableArn}/index/${tableDefinition.dirtyIndex.indexName}`],
+      }),
+    );
+    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: ['events:PutEvents'], resources: [props.eventBus.eventBusArn] }));
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        "This queue is a dead-letter queue, of the evaluator's EventBridge Scheduler schedules; cdk-nag recognizes " +
+        'only dead-letter queues of SQS queues and Lambda functions.',
+    });
+
+    // Holds nothing but the schedules below: it goes with the stack.
+    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'Schedules', { removalPolicy: RemovalPolicy.DESTROY });
+    const stack = Stack.of(this);
+    const schedulerRole = new iam.Role(this, 'SchedulerRole', {
+      // Confused-deputy guard: only schedules of this group, in this account, act with this role.
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account, 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
+        },
+      }),
+      description: 'pql-radar: EventBridge Scheduler runs the evaluator',
+    });
+    // Written out instead of LambdaInvoke's grantInvoke, which would also allow every version and alias (`:*`).
+    schedulerRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.handler.functionArn] }));
+    schedulerRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.queueArn] }));
+
+    this.schedules = Array.from({ length: shards }, (_, shard) => {
+      const target: scheduler.IScheduleTarget = {
+        bind: () => ({
+          arn: this.handler.functionArn,
+          role: schedulerRole,
+          input: scheduler.ScheduleTargetInput.fromObject({ shard }),
+          retryPolicy: { maximumRetryAttempts: 2, maximumEventAgeInSeconds: staleAfter.toSeconds() },
+          deadLetterConfig: { arn: this.deadLetterQueue.queueArn },
+        }),
+      };
+      const schedule = new scheduler.Schedule(this, `Shard${shard}`, {
+        description: `pql-radar evaluator, shard ${shard}`,
+        scheduleGroup: this.scheduleGroup,
+        schedule: scheduler.ScheduleExpression.rate(Duration.minutes(everyMinutes)),
+        target,
+      });
+      // The schedule names its group by a literal name, which gives CloudFormation no order to create them in.
+      schedule.node.addDependency(this.scheduleGroup);
+      return schedule;
+    });
+  }
+}
