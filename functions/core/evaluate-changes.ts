@@ -59,7 +59,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       const { state, transition } = decide(previous, evaluation, facts, ruleset, now);
       const event = transition?.notify ? buildLeadEvent(ref.workspace, facts, evaluation, transition, ruleset, now) : undefined;
       const nextSweep = state.tier !== null ? new Date(now.getTime() + sweepIntervalMs) : null;
-      await store.save(ref, state, event, token, nextSweep);
+      if (!(await store.save(ref, state, event, token, nextSweep))) continue;
       if (event) transitions.push(event);
       evaluated++;
     }

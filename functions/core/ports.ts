@@ -77,7 +77,8 @@ export interface EvaluationStore {
   load(ref: EntityRef, ruleset: Ruleset, now: Date): Promise<{ facts: EntityFacts; state?: LeadState; token: unknown }>;
   /**
    * Saves the lead state, and the lead event in the outbox in the same write, clears the change marker unless
-   * the entity changed meanwhile, schedules the next sweep, and marks a user's accounts as changed.
+   * the entity changed meanwhile, schedules the next sweep, and marks a user's accounts as changed. Returns false,
+   * saving nothing, when an overlapping run saved the entity since `load`: the entity stays marked for the next run.
    */
-  save(ref: EntityRef, state: LeadState, event: LeadEvent | undefined, token: unknown, nextSweep: Date | null): Promise<void>;
+  save(ref: EntityRef, state: LeadState, event: LeadEvent | undefined, token: unknown, nextSweep: Date | null): Promise<boolean>;
 }

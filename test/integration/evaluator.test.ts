@@ -4,6 +4,8 @@ import { inject } from 'vitest';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
+import { decide } from '../../functions/core/lead-state';
+import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { eventBridgeClientFor, startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
@@ -171,6 +173,33 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     const key = leads.published[0]!.detail.idempotencyKey;
     await dev.evaluateOnce(day(0));
     expect(leads.published.map((event) => event.detail.idempotencyKey)).toEqual([key]);
+  });
+
+  it('keeps counts exact when a run dies after reading, and lets only one of two overlapping runs save', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    const ruleset = loadRules(rulesYaml(), 'test rules');
+    await send(dev, [track('max', 'Dashboard Created', day(-2))]);
+    await dev.evaluateOnce(day(0));
+    await send(dev, [track('max', 'Dashboard Created', day(-1))]);
+    const ref = { workspace: dev.workspace, type: 'user' as const, id: 'max' };
+
+    // A run that read the change and died before saving leaves no trace: the next run counts the day once.
+    await dev.evaluation.load(ref, ruleset, day(0));
+    // Two runs overlapping on the same entity: the second to save finds the state moved on, and saves nothing.
+    const first = await dev.evaluation.load(ref, ruleset, day(0));
+    const second = await dev.evaluation.load(ref, ruleset, day(0));
+    const saveAs = (loaded: typeof first) => {
+      const { state } = decide(loaded.state, evaluate(loaded.facts, ruleset, day(0)), loaded.facts, ruleset, day(0));
+      return dev.evaluation.save(ref, state, undefined, loaded.token, null);
+    };
+    expect(await saveAs(first)).toBe(true);
+    expect(await saveAs(second)).toBe(false);
+
+    await send(dev, [track('max', 'Data Exported', day(0))]);
+    const third = await dev.evaluation.load(ref, ruleset, day(0));
+    expect(third.facts.lifetime.measures['dashboards']?.count).toBe(2);
+    expect(third.facts.lifetime.activity).toBe(3);
   });
 
   it('re-evaluates everyone after a rules change, notifying only leads whose tier moved', async () => {

@@ -48,12 +48,18 @@ export interface DynamoDbEvaluationStoreOptions {
 /** Sorts after every real due time: evaluated entities that are not leads wait in the sweep index for a rules change only. */
 const neverDue = '9999-12-31T00:00:00.000Z';
 const dayMs = 86_400_000;
+/** Changed days saved in the state's transaction (DynamoDB allows 100 items; the state and an outbox item take two). */
+const maxDaysPerSave = 90;
 /** Members read at once when rolling an account up. */
 const memberReadConcurrency = 8;
 
 /** What load() learnt that save() must persist or act on; opaque to the use case. */
 interface LoadToken {
   markerVersion?: string;
+  /** The state's revision when read; the save succeeds only if it is unchanged (no overlapping run saved meanwhile). */
+  revision?: number;
+  /** Recomputed daily rollups, written with the state so the lifetime total and the days never disagree. */
+  days: DayRollup[];
   changedDays: string[];
   accounts: string[];
   lifetime: DayRollup;
@@ -191,6 +197,8 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     };
     const token: LoadToken = {
       ...(marker?.['version']?.N !== undefined ? { markerVersion: marker['version'].N } : {}),
+      ...(stateItem?.['revision']?.N !== undefined ? { revision: Number(stateItem['revision'].N) } : {}),
+      days: rollups.changed,
       changedDays,
       accounts,
       lifetime: rollups.lifetime,
@@ -201,42 +209,44 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     return { facts, ...(stored?.lead ? { state: stored.lead } : {}), token };
   }
 
-  async save(ref: EntityRef, lead: LeadState, event: LeadEvent | undefined, token: unknown, nextSweep: Date | null): Promise<void> {
+  async save(ref: EntityRef, lead: LeadState, event: LeadEvent | undefined, token: unknown, nextSweep: Date | null): Promise<boolean> {
     const loaded = token as LoadToken;
     const pk = entityPartitionKey(ref.workspace, ref.type, ref.id);
     const shard = shardOf(pk, this.dirtyShards);
+    const revision = (loaded.revision ?? 0) + 1;
     const state: StoredState = { lead, lifetime: loaded.lifetime, firstSeen: loaded.firstSeen, lastSeen: loaded.lastSeen, rollupVersion: lead.rulesetVersion };
     const stateItem: Item = {
       pk: { S: pk },
       sk: { S: stateSortKey },
       state: { S: JSON.stringify(state) },
+      revision: { N: String(revision) },
       [tableDefinition.dirtyIndex.partitionKey]: { S: sweepPartition(shard) },
       [tableDefinition.dirtyIndex.sortKey]: { S: nextSweep?.toISOString() ?? neverDue },
     };
-    if (event) {
-      // State and lead event in one transaction: a crash after it loses nothing, the outbox is published later.
+    // Optimistic concurrency: a run that overlaps this one and saved first wins; this one leaves the marker for later.
+    const unchanged =
+      loaded.revision === undefined
+        ? { ConditionExpression: 'attribute_not_exists(revision)' }
+        : { ConditionExpression: 'revision = :revision', ExpressionAttributeValues: { ':revision': { N: String(loaded.revision) } } };
+    const outbox = event
+      ? [{ pk: { S: outboxPartitionKey(shard) }, sk: { S: outboxSortKey(event.detail.evaluatedAt, event.detail.idempotencyKey) }, event: { S: JSON.stringify(event) } }]
+      : [];
+    // State, recomputed days and lead event in one transaction: a crash before it changes nothing, after it loses
+    // nothing (the outbox is published later), and the lifetime total always matches the stored days.
+    try {
       const { ConsumedCapacity } = await this.client.send(
         new TransactWriteItemsCommand({
           TransactItems: [
-            { Put: { TableName: this.tableName, Item: stateItem } },
-            {
-              Put: {
-                TableName: this.tableName,
-                Item: {
-                  pk: { S: outboxPartitionKey(shard) },
-                  sk: { S: outboxSortKey(event.detail.evaluatedAt, event.detail.idempotencyKey) },
-                  event: { S: JSON.stringify(event) },
-                },
-              },
-            },
+            { Put: { TableName: this.tableName, Item: stateItem, ...unchanged } },
+            ...[...outbox, ...loaded.days.map((day) => this.dayItem(pk, day))].map((Item) => ({ Put: { TableName: this.tableName, Item } })),
           ],
           ReturnConsumedCapacity: 'TOTAL',
         }),
       );
       this.capacity.add('write', ConsumedCapacity);
-    } else {
-      const { ConsumedCapacity } = await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: stateItem, ReturnConsumedCapacity: 'TOTAL' }));
-      this.capacity.add('write', ConsumedCapacity);
+    } catch (error) {
+      if (error instanceof Error && error.name === 'TransactionCanceledException' && /ConditionalCheckFailed/.test(error.message)) return false;
+      throw error;
     }
 
     if (loaded.markerVersion !== undefined) await this.clearMarker(pk, loaded.markerVersion);
@@ -255,6 +265,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
         ),
       );
     }
+    return true;
   }
 
   /** Deletes the change marker only if no event arrived since it was read; otherwise the next run sees the new days. */
@@ -277,7 +288,9 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   /** Recomputes the changed days from their events (or every day after a rules change) and reads the days the windows reach. */
   private async userRollups(pk: string, ruleset: Ruleset, now: Date, stored: StoredState | undefined, changedDays: string[], traits: Record<string, unknown>) {
-    const rebuild = stored === undefined || stored.rollupVersion !== ruleset.version;
+    // Rebuilt from every event under a new ruleset, or when more days changed than one transaction can save with the
+    // state; a rebuild is idempotent, so its days can be written before the state.
+    const rebuild = stored === undefined || stored.rollupVersion !== ruleset.version || changedDays.length > maxDaysPerSave;
     const eventsByDay = new Map<string, UsageEvent[]>();
     const eventQueries = rebuild
       ? [this.queryAll({ KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pk }, ':prefix': { S: eventSortKeyPrefix } } })]
@@ -309,12 +322,19 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
       lifetime = mergeRollups('lifetime', [stored.lifetime, ...fresh.values()]);
       for (const previous of previousDays.values()) subtractCounts(lifetime, previous);
     }
-    await putAll(this.client, this.tableName, [...fresh.values()].map((rollup) => this.dayItem(pk, rollup)), { capacity: this.capacity });
+    if (rebuild) await putAll(this.client, this.tableName, [...fresh.values()].map((rollup) => this.dayItem(pk, rollup)), { capacity: this.capacity });
 
     const signupDay = signupDayOf(firstSeen, traits, ruleset);
     const windowed = await this.readDayRange(pk, ruleset, now, signupDay);
     for (const [day, rollup] of fresh) windowed.set(day, rollup);
-    return { days: [...windowed.values()].sort((a, b) => a.day.localeCompare(b.day)), lifetime, firstSeen, lastSeen, members: [] as MemberFacts[] };
+    return {
+      days: [...windowed.values()].sort((a, b) => a.day.localeCompare(b.day)),
+      changed: rebuild ? [] : [...fresh.values()],
+      lifetime,
+      firstSeen,
+      lastSeen,
+      members: [] as MemberFacts[],
+    };
   }
 
   /** An account's figures are its members' added up: their daily rollups, their lifetimes, and their own lead state. */
@@ -350,7 +370,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     await Promise.all(Array.from({ length: Math.min(memberReadConcurrency, memberIds.length) }, worker));
     members.sort((a, b) => a.id.localeCompare(b.id));
     const days = [...dayGroups.entries()].map(([day, rollups]) => mergeRollups(day, rollups)).sort((a, b) => a.day.localeCompare(b.day));
-    return { days, lifetime: mergeRollups('lifetime', lifetimes), firstSeen, lastSeen, members };
+    return { days, changed: [] as DayRollup[], lifetime: mergeRollups('lifetime', lifetimes), firstSeen, lastSeen, members };
   }
 
   /** The daily rollups in the longest rolling window, and in the since-signup span. */

@@ -1,0 +1,104 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateSecretCommand, DescribeSecretCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
+import { z } from 'zod';
+import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import { logger } from '../shared/powertools';
+
+/**
+ * The write-key bootstrap: a CloudFormation custom resource (lib/write-key-bootstrap.ts) that gives each configured
+ * workspace a write key at deploy time and puts it in a Secrets Manager secret `<prefix><workspace>`, where the
+ * user reads it with the AWS CLI. Only the key's hash is in the table; the secret is the one place the key is kept.
+ */
+
+/** The secrets side of the bootstrap: a port, so the core below runs against DynamoDB Local in tests. */
+export interface SecretStore {
+  exists(name: string): Promise<boolean>;
+  create(name: string, value: string, description: string): Promise<void>;
+}
+
+export class SecretsManagerSecretStore implements SecretStore {
+  constructor(private readonly client: Pick<SecretsManagerClient, 'send'>) {}
+
+  async exists(name: string): Promise<boolean> {
+    try {
+      const secret = await this.client.send(new DescribeSecretCommand({ SecretId: name }));
+      if (secret.DeletedDate) {
+        // Creating it again would fail, and skipping it would leave the workspace without a readable key.
+        throw new Error(
+          `the secret ${name} is scheduled for deletion: restore it (aws secretsmanager restore-secret --secret-id ${name}) ` +
+            'or delete it now (aws secretsmanager delete-secret --force-delete-without-recovery), then deploy again',
+        );
+      }
+      return true;
+    } catch (error) {
+      if (error instanceof ResourceNotFoundException) return false;
+      throw error;
+    }
+  }
+
+  async create(name: string, value: string, description: string): Promise<void> {
+    // No KmsKeyId: the AWS managed key aws/secretsmanager, which any reader with GetSecretValue can use.
+    await this.client.send(new CreateSecretCommand({ Name: name, SecretString: value, Description: description }));
+  }
+}
+
+export interface BootstrapWriteKeysInput {
+  workspaces: readonly string[];
+  secretNamePrefix: string;
+  keys: Pick<DynamoDbWriteKeyStore, 'create'>;
+  secrets: SecretStore;
+}
+
+/**
+ * Creates a key for every workspace whose secret does not exist yet; a workspace with a secret is left alone,
+ * so a redeploy never rotates a key that SDKs already use. The key goes into the table before the secret: a
+ * failure in between leaves a key nobody knows (harmless, revocable with `pql-radar keys revoke`), never a
+ * secret whose key does not authenticate.
+ */
+export async function bootstrapWriteKeys(input: BootstrapWriteKeysInput): Promise<{ created: string[]; existing: string[] }> {
+  const created: string[] = [];
+  const existing: string[] = [];
+  for (const workspace of input.workspaces) {
+    const secretName = `${input.secretNamePrefix}${workspace}`;
+    if (await input.secrets.exists(secretName)) {
+      existing.push(workspace);
+      continue;
+    }
+    const { key, record } = await input.keys.create(workspace);
+    await input.secrets.create(
+      secretName,
+      key,
+      `pql-radar write key ${record.keyId} of workspace ${workspace}. Replace it with "pql-radar keys create" and "keys revoke ${record.keyId}".`,
+    );
+    created.push(workspace);
+  }
+  return { created, existing };
+}
+
+const resourceProperties = z.object({
+  TableName: z.string().min(1),
+  SecretNamePrefix: z.string().min(1),
+  Workspaces: z.array(z.string().min(1)).min(1),
+});
+
+const secrets = new SecretsManagerSecretStore(new SecretsManagerClient({}));
+const dynamodb = new DynamoDBClient({});
+
+/** The Provider framework's onEvent handler: it answers CloudFormation with what this returns, or with the error. */
+export async function handler(event: CloudFormationCustomResourceEvent): Promise<{ PhysicalResourceId: string }> {
+  // Keys and secrets outlive the stack: the table is retained with the keys in it, and the secret is the only
+  // copy of a key that production SDKs may still send. Retire a key with `pql-radar keys revoke`.
+  if (event.RequestType === 'Delete') return { PhysicalResourceId: event.PhysicalResourceId };
+
+  const properties = resourceProperties.parse(event.ResourceProperties);
+  const result = await bootstrapWriteKeys({
+    workspaces: properties.Workspaces,
+    secretNamePrefix: properties.SecretNamePrefix,
+    keys: new DynamoDbWriteKeyStore(dynamodb, properties.TableName),
+    secrets,
+  });
+  // Workspace names only: the keys never reach a log.
+  logger.info('write keys bootstrapped', { ...result });
+  return { PhysicalResourceId: event.RequestType === 'Update' ? event.PhysicalResourceId : properties.SecretNamePrefix };
+}

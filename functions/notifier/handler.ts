@@ -1,0 +1,97 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { z } from 'zod';
+import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
+import { logger, metrics } from '../shared/powertools';
+import { slackMessage, webhookRequest } from './format';
+
+const httpsUrl = z
+  .string()
+  .url()
+  .refine((url) => url.startsWith('https://'), 'must be an https:// URL');
+
+const environment = z
+  .discriminatedUnion('DESTINATION_TYPE', [
+    z.object({
+      DESTINATION_TYPE: z.literal('slack'),
+      /** Its value is the incoming-webhook URL. */
+      SECRET_ARN: z.string().min(1),
+      ENTITY_URL_TEMPLATE: z.string().url().optional(),
+    }),
+    z.object({
+      DESTINATION_TYPE: z.literal('webhook'),
+      /** Its value signs the requests. */
+      SECRET_ARN: z.string().min(1),
+      WEBHOOK_URL: httpsUrl,
+    }),
+  ])
+  .parse(process.env);
+
+const secrets = new SecretsManagerClient({});
+let secretValue: Promise<string> | undefined;
+
+/** Read once per execution environment; a failed read is not cached, so the retry reads again. */
+function secret(): Promise<string> {
+  secretValue ??= secrets
+    .send(new GetSecretValueCommand({ SecretId: environment.SECRET_ARN }))
+    .then((output) => {
+      const value = output.SecretString?.trim();
+      if (!value) throw new Error('the secret has no string value');
+      return value;
+    })
+    .catch((error: unknown) => {
+      secretValue = undefined;
+      throw error;
+    });
+  return secretValue;
+}
+
+const eventSchema = z.object({ 'detail-type': z.enum(leadEventTypes), detail: leadEventDetailSchema });
+
+async function request(event: LeadEvent): Promise<{ url: string; headers: Record<string, string>; body: string }> {
+  if (environment.DESTINATION_TYPE === 'webhook') {
+    return { url: environment.WEBHOOK_URL, ...webhookRequest(event, await secret(), Date.now()) };
+  }
+  const url = httpsUrl.safeParse(await secret());
+  // The URL is the secret: the error names the problem, never the value.
+  if (!url.success) throw new Error('the Slack secret is not an https:// incoming-webhook URL');
+  return {
+    url: url.data,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(slackMessage(event.detail, environment.ENTITY_URL_TEMPLATE)),
+  };
+}
+
+/**
+ * Invoked asynchronously by the route's rule with the whole EventBridge event. Throws on anything but a 2xx
+ * answer, so Lambda retries and then sends the event to the destination's dead-letter queue.
+ */
+export async function handler(input: unknown): Promise<void> {
+  const parsed = eventSchema.parse(input);
+  const event: LeadEvent = { detailType: parsed['detail-type'], detail: parsed.detail };
+  const log = { destination: environment.DESTINATION_TYPE, idempotencyKey: event.detail.idempotencyKey };
+  try {
+    const { url, headers, body } = await request(event);
+    const response = await fetch(url, {
+      method: 'POST',
+      headers,
+      body,
+      redirect: 'manual',
+      // Under the function's 10 s timeout, so a slow receiver ends in an error that is logged, not a timeout.
+      signal: AbortSignal.timeout(8_000),
+    });
+    // Read the answer to the end so the connection can be reused; its content is not needed.
+    await response.arrayBuffer().catch(() => undefined);
+    if (response.status < 200 || response.status >= 300) {
+      throw new Error(`${environment.DESTINATION_TYPE} answered HTTP ${response.status}`);
+    }
+    logger.info('lead event delivered', { ...log, status: response.status });
+    metrics.addMetric('LeadNotificationsDelivered', MetricUnit.Count, 1);
+  } catch (error) {
+    logger.error('lead event not delivered', { ...log, error: error as Error });
+    metrics.addMetric('LeadNotificationsFailed', MetricUnit.Count, 1);
+    throw error;
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}
