@@ -54,6 +54,10 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       const key = `${ref.workspace}\n${ref.type}\n${ref.id}`;
       if (seen.has(key)) continue;
       seen.add(key);
+      if (ref.type === 'account' && !ruleset.evaluatesAccounts) {
+        await store.dismiss(ref);
+        continue;
+      }
       const { facts, state: previous, token } = await store.load(ref, ruleset, now);
       const evaluation = evaluate(facts, ruleset, now);
       const { state, transition } = decide(previous, evaluation, facts, ruleset, now);

@@ -81,4 +81,6 @@ export interface EvaluationStore {
    * saving nothing, when an overlapping run saved the entity since `load`: the entity stays marked for the next run.
    */
   save(ref: EntityRef, state: LeadState, event: LeadEvent | undefined, token: unknown, nextSweep: Date | null): Promise<boolean>;
+  /** Clears the change marker of an entity the rules do not evaluate (accounts, when no rule looks at accounts). */
+  dismiss(ref: EntityRef): Promise<void>;
 }

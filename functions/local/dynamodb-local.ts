@@ -46,7 +46,8 @@ export interface DynamoDbLocal {
  * of the region and credentials a client uses.
  */
 export async function startDynamoDbLocal(options: { port?: number; dataDir?: string } = {}): Promise<DynamoDbLocal> {
-  const port = options.port ?? (await findFreePort());
+  // 0 means any free port, as for the ingest endpoint; Java itself would refuse it.
+  const port = options.port || (await findFreePort());
   // The package spawns java in its own directory, so a relative dataDir must be made absolute here.
   const path = options.dataDir === undefined ? null : resolve(options.dataDir);
   if (path !== null) await mkdir(path, { recursive: true });

@@ -1,6 +1,6 @@
 import { leadEventType, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
-import { leadEventEnvelope } from '../local/lead-sinks';
 import { signWebhook, webhookHeaders } from '../core/webhook-signature';
+import { leadEventEnvelope } from '../local/lead-sinks';
 
 /**
  * What the notifier sends, as pure functions of a lead event: a Slack Block Kit message, and a signed webhook

@@ -11,7 +11,7 @@ import {
 import type { LeadEvent } from '../../core/lead-event';
 import type { LeadState } from '../../core/lead-state';
 import type { EntityRef, EvaluationCandidate, EvaluationStore, RulesetProgress } from '../../core/ports';
-import { mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../../core/rules/engine';
+import { mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type Measure, type EntityFacts, type MemberFacts, type UsageEvent } from '../../core/rules/engine';
 import type { Ruleset } from '../../core/rules/load';
 import { tableDefinition } from './table-definition';
 import { deleteAll, getAll, putAll, type Item } from './batch-write';
@@ -200,8 +200,9 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
       ...(stateItem?.['revision']?.N !== undefined ? { revision: Number(stateItem['revision'].N) } : {}),
       days: rollups.changed,
       changedDays,
-      accounts,
-      lifetime: rollups.lifetime,
+      // Accounts are re-evaluated after a member only when some rule looks at accounts.
+      accounts: ruleset.evaluatesAccounts ? accounts : [],
+      lifetime: pruneLifetime(rollups.lifetime, ruleset),
       firstSeen: rollups.firstSeen,
       lastSeen: rollups.lastSeen,
       previousTier: stored?.lead?.tier ?? null,
@@ -266,6 +267,17 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
       );
     }
     return true;
+  }
+
+  async dismiss(ref: EntityRef): Promise<void> {
+    const { ConsumedCapacity } = await this.client.send(
+      new DeleteItemCommand({
+        TableName: this.tableName,
+        Key: { pk: { S: entityPartitionKey(ref.workspace, ref.type, ref.id) }, sk: { S: changesSortKey } },
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    this.capacity.add('write', ConsumedCapacity);
   }
 
   /** Deletes the change marker only if no event arrived since it was read; otherwise the next run sees the new days. */
@@ -463,4 +475,14 @@ function subtractCounts(lifetime: DayRollup, day: DayRollup): void {
     total.count -= measure.count;
     total.sum -= measure.sum;
   }
+}
+
+/**
+ * The lifetime total is saved with every evaluation, so it keeps only what a rule reads from it: the measures of
+ * signals without a window. Everything else in it would grow with history and make each save cost more.
+ */
+function pruneLifetime(lifetime: DayRollup, ruleset: Ruleset): DayRollup {
+  const measures: Record<string, Measure> = {};
+  for (const name of ruleset.lifetimeSignals) if (Object.hasOwn(lifetime.measures, name)) measures[name] = lifetime.measures[name]!;
+  return { day: lifetime.day, activity: lifetime.activity, ...(lifetime.lastActivity ? { lastActivity: lifetime.lastActivity } : {}), names: {}, measures };
 }

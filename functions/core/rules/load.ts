@@ -28,6 +28,10 @@ export interface Ruleset {
   maxSinceSignupDays: number;
   /** Tier names best first, for comparisons such as best_member_tier. */
   tierRank: Map<string, number>;
+  /** Event signals over the whole retained history (no window, no since_signup): the only measures a lifetime total needs. */
+  lifetimeSignals: string[];
+  /** Whether any rule looks at accounts; without one, accounts are not evaluated at all. */
+  evaluatesAccounts: boolean;
 }
 
 /** Parses and validates a rules file (YAML or JSON); throws RulesError listing every problem with its path and line. */
@@ -54,6 +58,10 @@ export function loadRules(text: string, source = 'rules'): Ruleset {
     maxWindowDays: days((s) => (s.kind === 'event' ? s.window : s.kind === 'active_users' ? s.active_users : s.kind === 'inactivity' ? s.inactive_for : undefined)),
     maxSinceSignupDays: days((s) => (s.kind === 'event' ? s.since_signup : undefined)),
     tierRank: new Map(file.tiers.map((tier, index) => [tier.name, index])),
+    lifetimeSignals: signals
+      .filter(([, signal]) => signal.kind === 'event' && signal.window === undefined && signal.since_signup === undefined)
+      .map(([name]) => name),
+    evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
   };
 }
 
