@@ -1,35 +1,20 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { resolve } from 'node:path';
+import { loadConfig } from '../lib/config';
 import { PqlRadarStack } from '../lib/pql-radar-stack';
 
 const app = new App();
 
-// Settings come from context for now (`cdk deploy -c retentionDays=30`); values given with -c are strings.
-function numberContext(key: string): number | undefined {
-  const raw: unknown = app.node.tryGetContext(key);
-  if (raw === undefined) return undefined;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`context ${key}=${String(raw)}: expected a positive integer`);
-  return value;
-}
+// The deployment config: `pql-radar.config.yaml` in the working directory, or another with `-c config=path`.
+const configPath = resolve(String(app.node.tryGetContext('config') ?? 'pql-radar.config.yaml'));
+// A wrong config or rules file stops the synth here, with every problem, its path and line.
+const { config, rulesFile } = loadConfig(configPath);
 
-function booleanContext(key: string): boolean | undefined {
-  const raw: unknown = app.node.tryGetContext(key);
-  if (raw === undefined) return undefined;
-  if (raw === true || raw === 'true') return true;
-  if (raw === false || raw === 'false') return false;
-  throw new Error(`context ${key}=${String(raw)}: expected true or false`);
-}
-
-new PqlRadarStack(app, 'PqlRadar', {
+new PqlRadarStack(app, String(app.node.tryGetContext('stackName') ?? 'PqlRadar'), {
   description: 'pql-radar: product-qualified leads from Segment-compatible usage events',
-  retentionDays: numberContext('retentionDays'),
-  dirtyShards: numberContext('dirtyShards'),
-  deletionProtection: booleanContext('deletionProtection'),
-  throttling: {
-    rateLimit: numberContext('throttleRateLimit'),
-    burstLimit: numberContext('throttleBurstLimit'),
-  },
+  config,
+  rulesFile,
 });
 
 // cdk-nag 3 runs as a policy validation plugin (no longer an Aspect); findings fail the synth.

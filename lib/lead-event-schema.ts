@@ -1,0 +1,73 @@
+import * as eventschemas from 'aws-cdk-lib/aws-eventschemas';
+import { Construct } from 'constructs';
+import { z } from 'zod';
+import { leadEventDetailSchema, leadEventSource, leadEventTypes } from '../functions/core/lead-event';
+
+export interface LeadEventSchemaProps {
+  /**
+   * Registry names are unique per account and region: a second pql-radar stack there needs another one.
+   * @default 'pql-radar'
+   */
+  readonly registryName?: string;
+}
+
+/** The name of the lead event's schema in the registry, after EventBridge's own `<source>@<name>` convention. */
+export const leadEventSchemaName = `${leadEventSource}@LeadEvent`;
+
+/**
+ * The lead event as subscribers receive it from EventBridge, as a JSON Schema draft 4 document: the envelope
+ * EventBridge adds, with `source` and `detail-type` pinned to pql-radar's, and the detail generated from
+ * `leadEventDetailSchema`, so the registry can never drift from the zod contract the evaluator publishes with.
+ */
+function leadEventJsonSchema(): Record<string, unknown> {
+  // `io: 'input'` describes what the zod schema accepts rather than what it outputs: parse strips unknown keys,
+  // so the output form says `additionalProperties: false`, which would make validators built from the registry
+  // reject every event as soon as a later version adds a field to the detail.
+  const { $schema, ...detail } = z.toJSONSchema(leadEventDetailSchema, { target: 'draft-04', io: 'input' });
+  return {
+    $schema,
+    title: 'pql-radar lead event',
+    description: 'A lead transition published by pql-radar on its event bus; deduplicate on detail.idempotencyKey.',
+    type: 'object',
+    properties: {
+      version: { type: 'string' },
+      id: { type: 'string' },
+      'detail-type': { type: 'string', enum: [...leadEventTypes] },
+      source: { type: 'string', enum: [leadEventSource] },
+      account: { type: 'string' },
+      time: { type: 'string', format: 'date-time' },
+      region: { type: 'string' },
+      resources: { type: 'array', items: { type: 'string' } },
+      detail,
+    },
+    required: ['version', 'id', 'detail-type', 'source', 'account', 'time', 'region', 'resources', 'detail'],
+  };
+}
+
+/**
+ * An EventBridge schema registry holding the lead event's JSON Schema, so subscribers can browse it in the
+ * console and download code bindings (`aws schemas get-code-binding-source`) instead of guessing the shape.
+ * TypeScript subscribers can import `leadEventDetailSchema` itself (functions/core/lead-event.ts) and validate
+ * with zod.
+ */
+export class LeadEventSchema extends Construct {
+  public readonly registry: eventschemas.CfnRegistry;
+  public readonly schema: eventschemas.CfnSchema;
+
+  constructor(scope: Construct, id: string, props: LeadEventSchemaProps = {}) {
+    super(scope, id);
+
+    this.registry = new eventschemas.CfnRegistry(this, 'Registry', {
+      registryName: props.registryName ?? 'pql-radar',
+      description: 'pql-radar: the lead events published on its event bus',
+    });
+    this.schema = new eventschemas.CfnSchema(this, 'Schema', {
+      // The attribute, not the name: CloudFormation then creates the registry first.
+      registryName: this.registry.attrRegistryName,
+      schemaName: leadEventSchemaName,
+      type: 'JSONSchemaDraft4',
+      description: `Lead Qualified, Lead Tier Changed and Lead Disqualified events from source ${leadEventSource}`,
+      content: JSON.stringify(leadEventJsonSchema()),
+    });
+  }
+}

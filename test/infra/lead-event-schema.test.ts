@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { leadEventDetailSchema, leadEventSource, leadEventTypes } from '../../functions/core/lead-event';
+import { LeadEventSchema, leadEventSchemaName } from '../../lib/lead-event-schema';
+
+function build(context: Record<string, unknown> = {}, registryName?: string) {
+  const app = new App({ context });
+  const stack = new Stack(app, 'Schemas');
+  const schema = new LeadEventSchema(stack, 'LeadEventSchema', registryName === undefined ? {} : { registryName });
+  return { app, stack, schema, template: Template.fromStack(stack) };
+}
+
+describe('lead event schema registry', () => {
+  const { stack, schema, template } = build();
+  const registryId = stack.getLogicalId(schema.registry as CfnElement);
+  const [schemaResource] = Object.values(template.findResources('AWS::EventSchemas::Schema')) as { Properties: Record<string, any> }[];
+  const content = JSON.parse(schemaResource!.Properties.Content);
+
+  it('is one registry named pql-radar, unless told otherwise', () => {
+    template.resourceCountIs('AWS::EventSchemas::Registry', 1);
+    template.hasResourceProperties('AWS::EventSchemas::Registry', { RegistryName: 'pql-radar' });
+    build({}, 'pql-radar-staging').template.hasResourceProperties('AWS::EventSchemas::Registry', { RegistryName: 'pql-radar-staging' });
+  });
+
+  it('holds one JSON Schema draft 4 schema named after the source, in that registry', () => {
+    template.resourceCountIs('AWS::EventSchemas::Schema', 1);
+    expect(schemaResource!.Properties).toMatchObject({
+      RegistryName: { 'Fn::GetAtt': [registryId, 'RegistryName'] },
+      SchemaName: 'pql-radar@LeadEvent',
+      Type: 'JSONSchemaDraft4',
+    });
+    expect(leadEventSchemaName).toBe('pql-radar@LeadEvent');
+    expect(content.$schema).toBe('http://json-schema.org/draft-04/schema#');
+  });
+
+  it('describes the whole EventBridge event, with pql-radar\'s source and detail types', () => {
+    expect(content.type).toBe('object');
+    expect(content.required).toEqual(['version', 'id', 'detail-type', 'source', 'account', 'time', 'region', 'resources', 'detail']);
+    expect(content.properties.source).toEqual({ type: 'string', enum: [leadEventSource] });
+    expect(content.properties['detail-type']).toEqual({ type: 'string', enum: [...leadEventTypes] });
+    expect(content.properties.resources).toEqual({ type: 'array', items: { type: 'string' } });
+  });
+
+  it('has as detail exactly the JSON Schema zod generates from leadEventDetailSchema', () => {
+    const { $schema, ...generated } = z.toJSONSchema(leadEventDetailSchema, { target: 'draft-04', io: 'input' });
+    expect($schema).toBe(content.$schema);
+    expect(content.properties.detail).toEqual(generated);
+    // Spot checks that the generated schema really is the contract.
+    expect(content.properties.detail.required).toEqual(expect.arrayContaining(['workspace', 'entity', 'idempotencyKey', 'route', 'summary']));
+    expect(content.properties.detail.properties.tier).toEqual({ type: ['string', 'null'] });
+  });
+
+  it('lets a later version add detail fields without breaking validators built from it', () => {
+    expect(JSON.stringify(content)).not.toContain('additionalProperties');
+  });
+});
+
+it('passes the AwsSolutions checks with no acknowledgement', () => {
+  const { app } = build({ '@aws-cdk/core:failSynthOnValidationErrors': false });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const report = JSON.parse(readFileSync(join(app.synth().directory, 'validation-report.json'), 'utf8'));
+  const findings = report.pluginReports.flatMap((plugin: any) =>
+    plugin.violations.flatMap((violation: any) => violation.violatingConstructs.map((construct: any) => `${violation.ruleName} ${construct.constructPath}`)),
+  );
+  expect(findings).toEqual([]);
+  const acknowledged = app.node.findAll().flatMap((construct) => construct.node.metadata.filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY));
+  expect(acknowledged).toEqual([]);
+});

@@ -1,0 +1,306 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Duration, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EventStore } from '../../lib/event-store';
+import { IngestApi } from '../../lib/ingest-api';
+import { LambdaFunction, SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import { customMetricDimensions, customMetricNamespace, Monitoring, type MonitoringProps } from '../../lib/monitoring';
+
+type Resource = { Type: string; Properties: Record<string, any> };
+
+/** A small stack with what Monitoring watches: the ingest API, an evaluator, a queue with its dead-letter queue. */
+function build(props: Partial<MonitoringProps> = {}, context: Record<string, unknown> = {}) {
+  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
+  const stack = new Stack(app, 'Watched');
+  const { table } = new EventStore(stack, 'EventStore');
+  const ingestApi = new IngestApi(stack, 'IngestApi', { table });
+  const evaluator = new LambdaFunction(stack, 'Evaluator', { entry: 'functions/evaluator/handler.ts' }).function;
+  const deadLetterQueue = new sqs.Queue(stack, 'DeadLetterQueue', { enforceSSL: true });
+  new sqs.Queue(stack, 'Work', { enforceSSL: true, deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: 3 } });
+  const monitoring = new Monitoring(stack, 'Monitoring', {
+    ingestApi,
+    evaluator,
+    deadLetterQueues: [deadLetterQueue],
+    functions: [ingestApi.handler, evaluator],
+    alarmEmails: ['ops@example.com', 'oncall@example.com'],
+    ...props,
+  });
+  return { app, stack, ingestApi, evaluator, deadLetterQueue, monitoring };
+}
+
+let built: ReturnType<typeof build>;
+let template: Template;
+const logicalId = (construct: IConstruct) => built.stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
+const resource = (id: string): Resource => template.toJSON().Resources[id];
+const ref = (construct: IConstruct) => ({ Ref: logicalId(construct) });
+
+beforeAll(() => {
+  built = build();
+  template = Template.fromStack(built.stack);
+});
+
+describe('alarm topic', () => {
+  it('is encrypted with a rotated customer managed key that CloudWatch may use, and nobody else but the account', () => {
+    const topic = resource(logicalId(built.monitoring.alarmTopic));
+    const keyId = logicalId(built.monitoring.topicKey);
+    expect(topic.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [keyId, 'Arn'] });
+    const key = resource(keyId);
+    expect(key.Properties.EnableKeyRotation).toBe(true);
+    expect(key.Properties.KeyPolicy.Statement).toHaveLength(2);
+    expect(key.Properties.KeyPolicy.Statement).toContainEqual({
+      Effect: 'Allow',
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      Resource: '*',
+    });
+    expect(key.Properties.KeyPolicy.Statement[0].Principal.AWS['Fn::Join'][1]).toContain(':root');
+  });
+
+  it('accepts publishing over TLS only, from this account\'s CloudWatch alarms', () => {
+    const [policy] = Object.values(template.findResources('AWS::SNS::TopicPolicy')) as Resource[];
+    expect(policy!.Properties.Topics).toEqual([ref(built.monitoring.alarmTopic)]);
+    const statements = policy!.Properties.PolicyDocument.Statement;
+    expect(statements).toHaveLength(2);
+    expect(statements).toContainEqual({
+      Sid: 'AllowPublishThroughSSLOnly',
+      Effect: 'Deny',
+      Principal: '*',
+      Action: 'sns:Publish',
+      Resource: ref(built.monitoring.alarmTopic),
+      Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+    });
+    expect(statements).toContainEqual({
+      Sid: '1',
+      Effect: 'Allow',
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Action: 'sns:Publish',
+      Resource: ref(built.monitoring.alarmTopic),
+      Condition: {
+        ArnLike: {
+          'aws:SourceArn': {
+            'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':cloudwatch:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':alarm:*']],
+          },
+        },
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      },
+    });
+  });
+
+  it('has one e-mail subscription per address, and none without addresses', () => {
+    const subscriptions = Object.values(template.findResources('AWS::SNS::Subscription')) as Resource[];
+    expect(subscriptions.map((subscription) => subscription.Properties)).toEqual(
+      ['ops@example.com', 'oncall@example.com'].map((email) => ({ Protocol: 'email', Endpoint: email, TopicArn: ref(built.monitoring.alarmTopic) })),
+    );
+    Template.fromStack(build({ alarmEmails: [] }).stack).resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+});
+
+describe('alarms', () => {
+  const alarm = (id: string) => resource(logicalId(built.monitoring.node.findChild(id)));
+  const common = (threshold: number, comparison: string, treatMissingData: string) => ({
+    Threshold: threshold,
+    ComparisonOperator: comparison,
+    TreatMissingData: treatMissingData,
+    AlarmActions: [ref(built.monitoring.alarmTopic)],
+    OKActions: [ref(built.monitoring.alarmTopic)],
+  });
+
+  it('are exactly one per dead-letter queue plus four, all notifying the topic on ALARM and on OK', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    expect(built.monitoring.alarms).toHaveLength(5);
+    for (const each of Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[]) {
+      expect(each.Properties.AlarmActions).toEqual([ref(built.monitoring.alarmTopic)]);
+      expect(each.Properties.OKActions).toEqual([ref(built.monitoring.alarmTopic)]);
+      expect(each.Properties.AlarmName).toMatch(/^Watched /);
+      expect(each.Properties.AlarmDescription.length).toBeGreaterThan(40);
+    }
+  });
+
+  it('fire on the first message in a dead-letter queue; an idle queue reports no data, which is no message', () => {
+    expect(alarm('DeadLetters-DeadLetterQueue').Properties).toEqual({
+      AlarmName: 'Watched dead letters in DeadLetterQueue',
+      AlarmDescription: expect.stringContaining('dead-letter queue DeadLetterQueue'),
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [logicalId(built.deadLetterQueue), 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      ...common(1, 'GreaterThanOrEqualToThreshold', 'notBreaching'),
+    });
+  });
+
+  it('fire on any ingest 5xx of the HTTP API (ApiId dimension), missing data being no requests', () => {
+    expect(alarm('Ingest5xx').Properties).toEqual({
+      AlarmName: 'Watched ingest 5xx',
+      AlarmDescription: expect.any(String),
+      Namespace: 'AWS/ApiGateway',
+      MetricName: '5xx',
+      Dimensions: [{ Name: 'ApiId', Value: ref(built.ingestApi.httpApi) }],
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      ...common(1, 'GreaterThanOrEqualToThreshold', 'notBreaching'),
+    });
+  });
+
+  it.each([
+    ['IngestErrors', 'Watched ingest function errors', () => built.ingestApi.handler],
+    ['EvaluatorErrors', 'Watched evaluator errors', () => built.evaluator],
+  ])('%s fires on one Lambda error in 5 minutes, missing data being no invocations', (id, name, fn: () => lambda.IFunction) => {
+    expect(alarm(id).Properties).toEqual({
+      AlarmName: name,
+      AlarmDescription: expect.any(String),
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: ref(fn()) }],
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      ...common(1, 'GreaterThanOrEqualToThreshold', 'notBreaching'),
+    });
+  });
+
+  it('fire when the evaluator lag stays over 10 minutes for 3 periods, or the evaluator reports nothing', () => {
+    expect(alarm('EvaluatorLag').Properties).toEqual({
+      AlarmName: 'Watched evaluator lag',
+      AlarmDescription: expect.stringContaining('more than 10 minutes'),
+      Namespace: 'pql-radar',
+      MetricName: 'EvaluatorLagSeconds',
+      Dimensions: [{ Name: 'service', Value: 'pql-radar' }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      ...common(600, 'GreaterThanThreshold', 'breaching'),
+    });
+  });
+
+  it('take the lag threshold and a longer evaluation interval as the lag period', () => {
+    const custom = build({ lagThreshold: Duration.minutes(45), evaluationInterval: Duration.minutes(15) });
+    const lag = Template.fromStack(custom.stack).toJSON().Resources[custom.stack.getLogicalId(custom.monitoring.node.findChild('EvaluatorLag').node.defaultChild as CfnElement)];
+    expect(lag.Properties).toMatchObject({ Threshold: 2700, Period: 900, EvaluationPeriods: 3 });
+  });
+
+  it('refuse a lag threshold an on-time evaluator could reach, and an interval of part minutes', () => {
+    expect(() => build({ lagThreshold: Duration.minutes(5), evaluationInterval: Duration.minutes(5) })).toThrow(
+      /lagThreshold \(5 minutes\) must exceed evaluationInterval \(5 minutes\)/,
+    );
+    expect(() => build({ evaluationInterval: Duration.seconds(90) })).toThrow(/whole number of minutes/);
+  });
+
+  it('watch the metrics the functions emit, where LambdaFunction tells Powertools to put them', () => {
+    const environment = resource(logicalId(built.evaluator)).Properties.Environment.Variables;
+    expect(customMetricNamespace).toBe(environment.POWERTOOLS_METRICS_NAMESPACE);
+    // Powertools' default dimension is `service` = the service name (no other dimension is added by the handlers).
+    expect(customMetricDimensions).toEqual({ service: environment.POWERTOOLS_SERVICE_NAME });
+    for (const path of ['functions/ingest/handler.ts', 'functions/evaluator/handler.ts', 'functions/shared/powertools.ts']) {
+      expect(readFileSync(join(import.meta.dirname, '../..', path), 'utf8'), path).not.toMatch(/addDimension|defaultDimensions|singleMetric/);
+    }
+  });
+});
+
+describe('dashboard', () => {
+  type Widget = { type: string; width: number; properties: { title: string; metrics?: unknown[][]; alarms?: unknown[] } };
+  let widgets: Widget[];
+
+  beforeAll(() => {
+    // The body is a Fn::Join of strings and references; references become placeholders so it parses as JSON.
+    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard')) as Resource[];
+    const parts: unknown[] = dashboard!.Properties.DashboardBody['Fn::Join'][1];
+    const body = parts.map((part) => (typeof part === 'string' ? part : `{${Object.values(part as object)[0]}}`)).join('');
+    widgets = JSON.parse(body).widgets;
+  });
+
+  const metricsOf = (title: string) => {
+    const widget = widgets.find((candidate) => candidate.properties.title === title);
+    expect(widget, title).toBeDefined();
+    return widget!.properties.metrics!.map((metric) => metric.slice(0, 2).concat(metric.slice(2, -1).length ? [metric.slice(2, -1).join(' ')] : []));
+  };
+
+  it('exists, once', () => {
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('shows ingest requests, 4xx/5xx and latency of the HTTP API', () => {
+    const api = `ApiId {${logicalId(built.ingestApi.httpApi)}}`;
+    expect(metricsOf('Ingest requests')).toEqual([['AWS/ApiGateway', 'Count', api]]);
+    expect(metricsOf('Ingest 4xx and 5xx')).toEqual([['AWS/ApiGateway', '4xx', api], ['AWS/ApiGateway', '5xx', api]]);
+    expect(metricsOf('Ingest latency (ms)')).toEqual([
+      ['AWS/ApiGateway', 'Latency', api],
+      ['AWS/ApiGateway', 'Latency', api],
+      ['AWS/ApiGateway', 'IntegrationLatency', api],
+    ]);
+  });
+
+  it('shows the custom metrics under the names the handlers emit them', () => {
+    expect(metricsOf('Events accepted and rejected')).toEqual([
+      ['pql-radar', 'AcceptedEvents', 'service pql-radar'],
+      ['pql-radar', 'RejectedEvents', 'service pql-radar'],
+    ]);
+    expect(metricsOf('Evaluator: entities and lead transitions')).toEqual([
+      ['pql-radar', 'EntitiesEvaluated', 'service pql-radar'],
+      ['pql-radar', 'LeadTransitions', 'service pql-radar'],
+      ['pql-radar', 'LeadEventsUnpublished', 'service pql-radar'],
+    ]);
+    expect(metricsOf('Evaluator lag (s)')).toEqual([['pql-radar', 'EvaluatorLagSeconds', 'service pql-radar']]);
+    const emitted = ['functions/ingest/handler.ts', 'functions/evaluator/handler.ts']
+      .map((path) => readFileSync(join(import.meta.dirname, '../..', path), 'utf8'))
+      .flatMap((source) => [...source.matchAll(/addMetric\('(\w+)'/g)].map((match) => match[1]));
+    const shown = widgets.flatMap((widget) => widget.properties.metrics ?? []).filter((metric) => metric[0] === 'pql-radar').map((metric) => metric[1]);
+    expect(shown.filter((name) => !emitted.includes(name as string))).toEqual([]);
+  });
+
+  it('shows errors and p99 duration of every function, and the depth of every dead-letter queue', () => {
+    const functions = [built.ingestApi.handler, built.evaluator].map((fn) => `FunctionName {${logicalId(fn)}}`);
+    expect(metricsOf('Function errors')).toEqual(functions.map((fn) => ['AWS/Lambda', 'Errors', fn]));
+    expect(metricsOf('Function duration p99 (ms)')).toEqual(functions.map((fn) => ['AWS/Lambda', 'Duration', fn]));
+    expect(metricsOf('Dead-letter queues: messages waiting')).toEqual([
+      ['AWS/SQS', 'ApproximateNumberOfMessagesVisible', `QueueName {${logicalId(built.deadLetterQueue)},QueueName}`],
+    ]);
+    const labels = widgets.find((widget) => widget.properties.title === 'Function errors')!.properties.metrics!.map((metric) => (metric.at(-1) as { label: string }).label);
+    expect(labels).toEqual(['IngestApi/Handler/Function', 'Evaluator/Function']);
+  });
+
+  it('shows the state of every alarm', () => {
+    const status = widgets.find((widget) => widget.type === 'alarm');
+    expect(status!.properties.alarms).toHaveLength(built.monitoring.alarms.length);
+  });
+
+  it('has a console link for the stack output', () => {
+    expect(built.stack.resolve(built.monitoring.dashboardUrl)).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          'https://',
+          { Ref: 'AWS::Region' },
+          '.console.aws.amazon.com/cloudwatch/home?region=',
+          { Ref: 'AWS::Region' },
+          '#dashboards/dashboard/',
+          { Ref: logicalId(built.monitoring.dashboard) },
+        ],
+      ],
+    });
+  });
+});
+
+it('passes the AwsSolutions checks with no acknowledgement', () => {
+  const { app } = build({}, { '@aws-cdk/core:failSynthOnValidationErrors': false });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const report = JSON.parse(readFileSync(join(app.synth().directory, 'validation-report.json'), 'utf8'));
+  const findings = report.pluginReports.flatMap((plugin: any) =>
+    plugin.violations.flatMap((violation: any) => violation.violatingConstructs.map((construct: any) => `${violation.ruleName} ${construct.constructPath}`)),
+  );
+  expect(findings).toEqual([]);
+  const acknowledged = app.node
+    .findAll()
+    .filter((construct) => construct.node.path.startsWith('Watched/Monitoring'))
+    .flatMap((construct) => construct.node.metadata.filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY));
+  expect(acknowledged).toEqual([]);
+});

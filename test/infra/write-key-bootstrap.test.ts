@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { describe, expect, it } from 'vitest';
+import { EventStore } from '../../lib/event-store';
+import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import { WriteKeyBootstrap, type WriteKeyBootstrapProps } from '../../lib/write-key-bootstrap';
+
+type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
+
+function build(props: Partial<WriteKeyBootstrapProps> = {}, context: Record<string, unknown> = {}) {
+  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
+  const stack = new Stack(app, 'Keys');
+  const { table } = new EventStore(stack, 'EventStore');
+  const bootstrap = new WriteKeyBootstrap(stack, 'WriteKeyBootstrap', { table, workspaces: ['acme', 'beta'], ...props });
+  return { app, stack, table, bootstrap };
+}
+
+const { stack, table, bootstrap } = build();
+const template = Template.fromStack(stack);
+const logicalId = (construct: IConstruct) => stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
+const resource = (id: string): Resource => template.toJSON().Resources[id];
+const getAtt = (id: string, attribute: string) => ({ 'Fn::GetAtt': [id, attribute] });
+const frameworkRole = bootstrap.node.findChild('ProviderRole');
+const frameworkFunction = bootstrap.provider.node.findChild('framework-onEvent');
+
+/** The statements of the one policy attached to a role. */
+function statementsOf(role: IConstruct) {
+  const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
+    policy.Properties.Roles.some((attached: unknown) => JSON.stringify(attached) === JSON.stringify({ Ref: logicalId(role) })),
+  );
+  expect(policies).toHaveLength(1);
+  return policies[0]!.Properties.PolicyDocument.Statement as unknown[];
+}
+
+const secretArn = (name: string) => ({
+  'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:secret:${name}`]],
+});
+
+describe('write-key custom resource', () => {
+  it('passes the table, the secret name prefix and the workspaces to the provider', () => {
+    const resources = Object.values(template.findResources('Custom::PqlRadarWriteKeys')) as Resource[];
+    expect(resources).toHaveLength(1);
+    expect(resources[0]!.Properties).toEqual({
+      ServiceToken: getAtt(logicalId(frameworkFunction), 'Arn'),
+      TableName: { Ref: logicalId(table) },
+      SecretNamePrefix: 'pql-radar/write-key/',
+      Workspaces: ['acme', 'beta'],
+    });
+    expect(bootstrap.secretNames).toEqual({ acme: 'pql-radar/write-key/acme', beta: 'pql-radar/write-key/beta' });
+  });
+
+  it('declares no secret: the key never passes through the template', () => {
+    template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+  });
+
+  it('has the provider framework call the bootstrap function, built like every other function', () => {
+    expect(resource(logicalId(frameworkFunction)).Properties.Environment.Variables).toEqual({
+      USER_ON_EVENT_FUNCTION_ARN: getAtt(logicalId(bootstrap.handler), 'Arn'),
+    });
+    const handler = resource(logicalId(bootstrap.handler)).Properties;
+    expect(handler).toMatchObject({ Architectures: ['arm64'], Runtime: 'nodejs24.x', Timeout: 60, TracingConfig: { Mode: 'Active' } });
+    // The table name comes with each event, so a replaced table needs no new function configuration.
+    expect(Object.keys(handler.Environment.Variables).sort()).toEqual(['NODE_OPTIONS', 'POWERTOOLS_METRICS_NAMESPACE', 'POWERTOOLS_SERVICE_NAME']);
+  });
+
+  it('keeps the framework logs in a log group with a retention', () => {
+    const logGroup = bootstrap.node.findChild('ProviderLogGroup');
+    expect(resource(logicalId(frameworkFunction)).Properties.LoggingConfig.LogGroup).toEqual({ Ref: logicalId(logGroup) });
+    expect(resource(logicalId(logGroup)).Properties.RetentionInDays).toBe(30);
+  });
+
+  it('honours another secret name prefix', () => {
+    const other = build({ secretNamePrefix: 'staging/pql-radar/write-key/', workspaces: ['acme'] });
+    Template.fromStack(other.stack).hasResourceProperties('Custom::PqlRadarWriteKeys', { SecretNamePrefix: 'staging/pql-radar/write-key/' });
+    expect(other.bootstrap.secretNames).toEqual({ acme: 'staging/pql-radar/write-key/acme' });
+  });
+
+  it('refuses no workspaces, an invalid one and a repeated one', () => {
+    expect(() => build({ workspaces: [] })).toThrow(/at least one workspace/);
+    expect(() => build({ workspaces: ['Acme Corp'] })).toThrow(/workspace "Acme Corp" is not valid/);
+    expect(() => build({ workspaces: ['acme', 'acme'] })).toThrow(/must be unique/);
+  });
+});
+
+describe('bootstrap function role', () => {
+  it('is assumed by Lambda and carries no managed or inline policies', () => {
+    const role = resource(logicalId(bootstrap.handler.role!));
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+    ]);
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(role.Properties.Policies).toBeUndefined();
+  });
+
+  it('may write its logs, send traces, put items in the table and create or describe its workspaces\' secrets, nothing more', () => {
+    const statements = statementsOf(bootstrap.handler.role!);
+    expect(statements).toHaveLength(4);
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      Resource: getAtt(logicalId(bootstrap.handler.node.scope!.node.findChild('LogGroup')), 'Arn'),
+    });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], Resource: '*' });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: getAtt(logicalId(table), 'Arn') });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['secretsmanager:DescribeSecret', 'secretsmanager:CreateSecret'],
+      // `-??????` is the random suffix of an existing secret's ARN; the bare name is how a missing one is authorized.
+      Resource: ['acme', 'beta'].flatMap((workspace) => [
+        secretArn(`pql-radar/write-key/${workspace}-??????`),
+        secretArn(`pql-radar/write-key/${workspace}`),
+      ]),
+    });
+  });
+});
+
+describe('provider framework role', () => {
+  it('is the construct\'s own role, with no managed policy', () => {
+    expect(resource(logicalId(frameworkFunction)).Properties.Role).toEqual(getAtt(logicalId(frameworkRole), 'Arn'));
+    const role = resource(logicalId(frameworkRole));
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+    ]);
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('may write its logs and invoke and look up the bootstrap function, nothing more', () => {
+    const statements = statementsOf(frameworkRole);
+    const handlerArn = getAtt(logicalId(bootstrap.handler), 'Arn');
+    expect(statements).toHaveLength(3);
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      Resource: getAtt(logicalId(bootstrap.node.findChild('ProviderLogGroup')), 'Arn'),
+    });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: 'lambda:InvokeFunction',
+      Resource: [handlerArn, { 'Fn::Join': ['', [handlerArn, ':*']] }],
+    });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'lambda:GetFunction', Resource: handlerArn });
+  });
+});
+
+describe('AwsSolutions checks', () => {
+  it('find nothing unacknowledged', () => {
+    const { app } = build({}, { '@aws-cdk/core:failSynthOnValidationErrors': false });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    const report = JSON.parse(readFileSync(join(app.synth().directory, 'validation-report.json'), 'utf8'));
+    const findings = report.pluginReports.flatMap((plugin: any) =>
+      plugin.violations.flatMap((violation: any) => violation.violatingConstructs.map((construct: any) => `${violation.ruleName} ${construct.constructPath}`)),
+    );
+    expect(findings).toEqual([]);
+  });
+
+  it('are acknowledged only where reviewed: the two function roles, one finding each', () => {
+    const acknowledged = build()
+      .app.node.findAll()
+      .flatMap((construct) =>
+        construct.node.metadata
+          .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+          .flatMap((entry) => Object.keys(entry.data as Record<string, string>).map((id) => `${construct.node.path} ${id}`)),
+      );
+    expect(acknowledged.sort()).toEqual(
+      [
+        'Keys/WriteKeyBootstrap/Handler/Role Annotation::AwsSolutions-IAM5[Resource::*]',
+        `Keys/WriteKeyBootstrap/ProviderRole Annotation::AwsSolutions-IAM5[Resource::<${logicalId(bootstrap.handler)}.Arn>:*]`,
+      ].sort(),
+    );
+  });
+});

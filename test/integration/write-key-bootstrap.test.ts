@@ -1,0 +1,154 @@
+import {
+  CreateSecretCommand,
+  DescribeSecretCommand,
+  ResourceNotFoundException,
+  type SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import type { CloudFormationCustomResourceDeleteEvent } from 'aws-lambda';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
+import { bootstrapWriteKeys, handler, SecretsManagerSecretStore, type SecretStore } from '../../functions/bootstrap/handler';
+import { parseWriteKey, secretMatches } from '../../functions/core/write-key';
+import { freshTable } from '../support/dynamodb';
+
+const prefix = 'pql-radar/write-key/';
+
+/** Secrets Manager as far as the bootstrap uses it, in memory; `failCreates` makes the next creates fail. */
+class InMemorySecrets implements SecretStore {
+  readonly values = new Map<string, string>();
+  readonly descriptions = new Map<string, string>();
+  failCreates = 0;
+
+  async exists(name: string) {
+    return this.values.has(name);
+  }
+
+  async create(name: string, value: string, description: string) {
+    if (this.failCreates > 0) {
+      this.failCreates--;
+      throw new Error('Secrets Manager is unavailable');
+    }
+    if (this.values.has(name)) throw new Error(`ResourceExistsException: ${name}`);
+    this.values.set(name, value);
+    this.descriptions.set(name, description);
+  }
+}
+
+let keys: DynamoDbWriteKeyStore;
+let secrets: InMemorySecrets;
+
+beforeEach(async () => {
+  const { client, tableName } = await freshTable();
+  keys = new DynamoDbWriteKeyStore(client, tableName);
+  secrets = new InMemorySecrets();
+});
+
+const run = (workspaces: string[]) => bootstrapWriteKeys({ workspaces, secretNamePrefix: prefix, keys, secrets });
+
+/** The workspace a stored key authenticates for, as ingest checks it; undefined when it does not. */
+async function authenticate(key: string) {
+  const parsed = parseWriteKey(key);
+  if (!parsed) return undefined;
+  const record = await keys.find(parsed.keyId);
+  return record && !record.revokedAt && secretMatches(parsed.secret, record) ? record.workspace : undefined;
+}
+
+describe('bootstrapWriteKeys against DynamoDB Local', () => {
+  it('creates one key per workspace, each in its own secret, that authenticates for that workspace only', async () => {
+    expect(await run(['acme', 'beta'])).toEqual({ created: ['acme', 'beta'], existing: [] });
+
+    expect([...secrets.values.keys()].sort()).toEqual([`${prefix}acme`, `${prefix}beta`]);
+    expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
+    expect(await authenticate(secrets.values.get(`${prefix}beta`)!)).toBe('beta');
+    const records = await keys.list();
+    expect(records.map((record) => record.workspace).sort()).toEqual(['acme', 'beta']);
+
+    // The description names the key id (for `keys revoke`), never the key.
+    const acmeKey = secrets.values.get(`${prefix}acme`)!;
+    const acmeRecord = records.find((record) => record.workspace === 'acme')!;
+    expect(secrets.descriptions.get(`${prefix}acme`)).toContain(acmeRecord.keyId);
+    expect(secrets.descriptions.get(`${prefix}acme`)).not.toContain(parseWriteKey(acmeKey)!.secret);
+    // Only the hash is stored.
+    expect(JSON.stringify(records)).not.toContain(parseWriteKey(acmeKey)!.secret);
+  });
+
+  it('creates nothing on a second run: a redeploy never rotates keys', async () => {
+    await run(['acme', 'beta']);
+    const before = new Map(secrets.values);
+    const recordsBefore = await keys.list();
+
+    expect(await run(['acme', 'beta'])).toEqual({ created: [], existing: ['acme', 'beta'] });
+    expect(secrets.values).toEqual(before);
+    expect(await keys.list()).toEqual(recordsBefore);
+    expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
+  });
+
+  it('creates a key only for a workspace added later', async () => {
+    await run(['acme']);
+    const acmeKey = secrets.values.get(`${prefix}acme`);
+    expect(await run(['acme', 'gamma'])).toEqual({ created: ['gamma'], existing: ['acme'] });
+    expect(secrets.values.get(`${prefix}acme`)).toBe(acmeKey);
+    expect(await authenticate(secrets.values.get(`${prefix}gamma`)!)).toBe('gamma');
+    expect(await keys.list()).toHaveLength(2);
+  });
+
+  it('after a failure between table and secret, leaves only an unknown key behind and recovers on the next run', async () => {
+    secrets.failCreates = 1;
+    await expect(run(['acme'])).rejects.toThrow('Secrets Manager is unavailable');
+    expect(secrets.values.size).toBe(0);
+    expect(await keys.list()).toHaveLength(1);
+
+    expect(await run(['acme'])).toEqual({ created: ['acme'], existing: [] });
+    expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
+    expect(await keys.list()).toHaveLength(2);
+  });
+});
+
+describe('SecretsManagerSecretStore', () => {
+  function storeAnswering(answer: (command: unknown) => unknown) {
+    const sent: unknown[] = [];
+    const client = {
+      send: async (command: unknown) => {
+        sent.push(command);
+        return answer(command);
+      },
+    } as unknown as Pick<SecretsManagerClient, 'send'>;
+    return { store: new SecretsManagerSecretStore(client), sent };
+  }
+
+  it('reads a secret that DescribeSecret finds as existing, and ResourceNotFoundException as absent', async () => {
+    const { store, sent } = storeAnswering((command) => {
+      if ((command as DescribeSecretCommand).input.SecretId === `${prefix}acme`) return { Name: `${prefix}acme` };
+      throw new ResourceNotFoundException({ message: "Secrets Manager can't find the specified secret.", $metadata: {} });
+    });
+    expect(await store.exists(`${prefix}acme`)).toBe(true);
+    expect(await store.exists(`${prefix}beta`)).toBe(false);
+    expect(sent.every((command) => command instanceof DescribeSecretCommand)).toBe(true);
+  });
+
+  it('refuses a secret scheduled for deletion, saying how to get out of it', async () => {
+    const { store } = storeAnswering(() => ({ Name: `${prefix}acme`, DeletedDate: new Date() }));
+    await expect(store.exists(`${prefix}acme`)).rejects.toThrow(/scheduled for deletion: restore it .*restore-secret/);
+  });
+
+  it('lets any other error through', async () => {
+    const { store } = storeAnswering(() => {
+      throw Object.assign(new Error('denied'), { name: 'AccessDeniedException' });
+    });
+    await expect(store.exists(`${prefix}acme`)).rejects.toThrow('denied');
+  });
+
+  it('creates the secret with the AWS managed key (no KmsKeyId)', async () => {
+    const { store, sent } = storeAnswering(() => ({}));
+    await store.create(`${prefix}acme`, 'pqr_key', 'a description');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toBeInstanceOf(CreateSecretCommand);
+    expect((sent[0] as CreateSecretCommand).input).toEqual({ Name: `${prefix}acme`, SecretString: 'pqr_key', Description: 'a description' });
+  });
+});
+
+it('does nothing on Delete: keys and secrets outlive the stack', async () => {
+  const event = { RequestType: 'Delete', PhysicalResourceId: prefix } as CloudFormationCustomResourceDeleteEvent;
+  // No AWS is reachable here: touching DynamoDB or Secrets Manager would fail the test.
+  expect(await handler(event)).toEqual({ PhysicalResourceId: prefix });
+});
