@@ -11,6 +11,9 @@ declare module 'vitest' {
  * One in-memory DynamoDB Local for the whole run; test files stay independent by using their own tables
  * (see freshTable). An endpoint already set in AWS_ENDPOINT_URL_DYNAMODB is used instead.
  */
+// The SDK warns on Node 20 that future SDK releases need Node 22; the pinned versions run fine.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export default async function setup(project: TestProject): Promise<(() => Promise<void>) | void> {
   const configured = process.env.AWS_ENDPOINT_URL_DYNAMODB;
   if (configured) {
