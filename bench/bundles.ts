@@ -17,6 +17,12 @@ const functions: { name: string; entry: string; env: Record<string, string> }[] 
     entry: 'functions/evaluator/handler.ts',
     env: { TABLE_NAME: 'pql-radar', EVENT_BUS_NAME: 'pql-radar-leads', RULES_FILE: join(projectRoot, 'examples/activation.rules.yaml') },
   },
+  {
+    name: 'notifier',
+    entry: 'functions/notifier/handler.ts',
+    env: { DESTINATION_TYPE: 'webhook', SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:hook', WEBHOOK_URL: 'https://hooks.example.com/pql' },
+  },
+  { name: 'bootstrap', entry: 'functions/bootstrap/handler.ts', env: {} },
 ];
 
 function initMs(file: string, env: Record<string, string>): number {
