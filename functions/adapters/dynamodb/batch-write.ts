@@ -1,9 +1,11 @@
 import {
   BatchGetItemCommand,
   BatchWriteItemCommand,
+  QueryCommand,
   type AttributeValue,
   type BatchGetItemCommandOutput,
   type DynamoDBClient,
+  type QueryCommandInput,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -112,4 +114,24 @@ export async function getAll(
     }
   }
   return found;
+}
+
+/** Every item a Query finds, page after page, up to `limit` items when given. */
+export async function queryAll(
+  client: DynamoDBClient,
+  input: QueryCommandInput & { TableName: string },
+  options: { limit?: number; capacity?: CapacityTally } = {},
+): Promise<Item[]> {
+  const items: Item[] = [];
+  let startKey: Item | undefined;
+  do {
+    const remaining = options.limit === undefined ? undefined : options.limit - items.length;
+    const page = await client.send(
+      new QueryCommand({ ...input, ...(remaining !== undefined ? { Limit: remaining } : {}), ExclusiveStartKey: startKey, ReturnConsumedCapacity: 'TOTAL' }),
+    );
+    options.capacity?.add('read', page.ConsumedCapacity);
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey && (options.limit === undefined || items.length < options.limit));
+  return items;
 }

@@ -14,7 +14,7 @@ import type { EntityRef, EvaluationCandidate, EvaluationStore, RulesetProgress }
 import { mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type Measure, type EntityFacts, type MemberFacts, type UsageEvent } from '../../core/rules/engine';
 import type { Ruleset } from '../../core/rules/load';
 import { tableDefinition } from './table-definition';
-import { deleteAll, getAll, putAll, type Item } from './batch-write';
+import { deleteAll, getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
 import {
@@ -436,16 +436,8 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     return sortKeys.map((sk) => found.get(sk));
   }
 
-  private async queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<Record<string, AttributeValue>[]> {
-    const items: Record<string, AttributeValue>[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.client.send(new QueryCommand({ ...input, TableName: this.tableName, ExclusiveStartKey: startKey, ReturnConsumedCapacity: 'TOTAL' }));
-      this.capacity.add('read', page.ConsumedCapacity);
-      items.push(...(page.Items ?? []));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return items;
+  private queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    return queryAll(this.client, { ...input, TableName: this.tableName }, { capacity: this.capacity });
   }
 
   private metaKey(shard: string) {

@@ -1,14 +1,13 @@
 import {
   BatchGetItemCommand,
   type BatchGetItemCommandOutput,
-  QueryCommand,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import type { AcceptedMessage, RejectedMessage } from '../../core/ingest';
 import type { EventStore, Refusal } from '../../core/ports';
-import { getAll, putAll, type Item } from './batch-write';
+import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
 import {
@@ -211,34 +210,21 @@ export class DynamoDbEventStore implements EventStore {
 
   /** The quarantined messages of a workspace, newest first. */
   async listRejected(workspace: string, limit = 100): Promise<QuarantinedMessage[]> {
-    const found: QuarantinedMessage[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': { S: quarantinePartitionKey(workspace) } },
-          ScanIndexForward: false,
-          Limit: limit - found.length,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        found.push({
-          receivedAt: item['receivedAt']?.S ?? '',
-          requestId: item['requestId']?.S ?? '',
-          index: Number(item['index']?.N ?? 0),
-          ...(item['messageId']?.S ? { messageId: item['messageId'].S } : {}),
-          path: item['path']?.S ?? '',
-          reason: item['reason']?.S ?? '',
-          raw: item['raw']?.S ?? '',
-          rawTruncated: item['rawTruncated']?.BOOL ?? false,
-        });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey && found.length < limit);
-    return found;
+    const items = await queryAll(
+      this.client,
+      { TableName: this.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: quarantinePartitionKey(workspace) } }, ScanIndexForward: false },
+      { limit, capacity: this.capacity },
+    );
+    return items.map((item) => ({
+      receivedAt: item['receivedAt']?.S ?? '',
+      requestId: item['requestId']?.S ?? '',
+      index: Number(item['index']?.N ?? 0),
+      ...(item['messageId']?.S ? { messageId: item['messageId'].S } : {}),
+      path: item['path']?.S ?? '',
+      reason: item['reason']?.S ?? '',
+      raw: item['raw']?.S ?? '',
+      rawTruncated: item['rawTruncated']?.BOOL ?? false,
+    }));
   }
 
   private eventItem(workspace: string, message: AcceptedMessage): Item {

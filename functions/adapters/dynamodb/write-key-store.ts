@@ -1,4 +1,5 @@
-import { GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { queryAll } from './batch-write';
 import type { WriteKeyStore } from '../../core/ports';
 import { generateWriteKey, hashSecret, parseWriteKey, workspacePattern, type WriteKeyRecord } from '../../core/write-key';
 import { writeKeySortKey, writeKeysPartition } from './item-keys';
@@ -44,21 +45,12 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
   }
 
   async list(): Promise<WriteKeyRecord[]> {
-    const records: WriteKeyRecord[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': { S: writeKeysPartition } },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      records.push(...(page.Items ?? []).map(toRecord));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return records;
+    const items = await queryAll(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': { S: writeKeysPartition } },
+    });
+    return items.map(toRecord);
   }
 
   /** Revokes a key; false when there is no such key. Revoking twice keeps the first revocation time. */
