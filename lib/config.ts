@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
-import { describeProblems, parseYamlFile, type FileProblem } from '../functions/core/yaml-file';
+import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 
 /**
  * The deployment config: one YAML or JSON file the user keeps in their repo (`pql-radar.config.yaml`), read by
@@ -83,14 +83,8 @@ export const configSchema = z.strictObject({
 
 export type PqlRadarConfig = z.output<typeof configSchema>;
 
-export class ConfigError extends Error {
-  constructor(
-    readonly source: string,
-    readonly problems: FileProblem[],
-  ) {
-    super(describeProblems(source, problems));
-    this.name = 'ConfigError';
-  }
+export class ConfigError extends FileProblemsError {
+  override name = 'ConfigError';
 }
 
 /**

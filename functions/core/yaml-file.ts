@@ -18,6 +18,16 @@ export function describeProblems(source: string, problems: readonly FileProblem[
   return `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`;
 }
 
+/** A file with problems: every one of them, with its path and line, in the message. */
+export class FileProblemsError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: FileProblem[],
+  ) {
+    super(describeProblems(source, problems));
+  }
+}
+
 type Parsed<T> =
   | { ok: true; data: T; problemAt: (path: readonly PropertyKey[], message: string) => FileProblem }
   | { ok: false; problems: FileProblem[] };

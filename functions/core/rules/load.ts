@@ -1,17 +1,11 @@
 import { createHash } from 'node:crypto';
-import { describeProblems, parseYamlFile, type FileProblem } from '../yaml-file';
+import { FileProblemsError, parseYamlFile, type FileProblem } from '../yaml-file';
 import { rulesFileSchema, type RulesFile, type Signal } from './schema';
 
 export type RulesProblem = FileProblem;
 
-export class RulesError extends Error {
-  constructor(
-    readonly source: string,
-    readonly problems: RulesProblem[],
-  ) {
-    super(describeProblems(source, problems));
-    this.name = 'RulesError';
-  }
+export class RulesError extends FileProblemsError {
+  override name = 'RulesError';
 }
 
 /** A validated ruleset, with what the engine and the evaluator need worked out once. */
