@@ -7,6 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import { LambdaFunction } from './lambda-function';
 
 /** The Segment HTTP Tracking API paths; `/v1/import` is handled as a batch. */
@@ -32,6 +33,9 @@ export const ingestTableActions = [
   'dynamodb:GetItem',
   'dynamodb:BatchGetItem',
 ];
+
+/** Partition keys the ingest may touch (functions/adapters/dynamodb/item-keys.ts): write keys and workspace data. */
+export const ingestPartitions = [writeKeysPartition, 'WS#*'];
 
 export interface IngestApiProps {
   /** The table events, entity state, write keys and quarantined messages live in. */
@@ -96,7 +100,12 @@ export class IngestApi extends Construct {
     }).function;
     // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs.
     this.handler.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ingestTableActions, resources: [props.table.tableArn] }),
+      new iam.PolicyStatement({
+        actions: ingestTableActions,
+        resources: [props.table.tableArn],
+        // Only the write keys and workspace partitions: never the evaluator's outbox or its rules progress.
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ingestPartitions } },
+      }),
     );
 
     this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {

@@ -206,6 +206,7 @@ describe('ingest role', () => {
       Effect: 'Allow',
       Action: ingestTableActions,
       Resource: getAtt(ids.table, 'Arn'),
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS', 'WS#*'] } },
     });
     // Spelled out again so that widening the shared constant cannot slip through.
     expect(ingestTableActions).toEqual([
