@@ -1,0 +1,67 @@
+import type { Estimate } from './stats';
+
+/**
+ * What a backtest finds: the contract between the backtest (which computes it), `--json` (which prints it) and the
+ * HTML report (which renders it). Rates are fractions (0.12 = 12%); days are whole or fractional days.
+ */
+export interface BacktestReport {
+  generatedAt: string;
+  rules: { source: string; version: string };
+  /** The replayed period and its step; qualification is judged at every step using only earlier events. */
+  period: { from: string; to: string; stepDays: number; horizonDays: number };
+  input: { eventsRead: number; linesSkipped: number; entities: { user: number; account: number }; conversions: number };
+  tiers: TierReport[];
+  signals: SignalReport[];
+  /** Precision and recall if the minimum score were each of these values (users, any tier's requirements ignored). */
+  thresholds: ThresholdPoint[];
+  /** Entities entering a tier per ISO week (Monday), by tier. */
+  weekly: { week: string; qualified: Record<string, number> }[];
+  /** Converters the rules never qualified before they converted (first 50). */
+  missedConverters: { type: 'user' | 'account'; id: string; convertedAt: string }[];
+  warnings: string[];
+}
+
+export interface Outcome {
+  /** Entities judged (qualified at some step, or the comparison group). */
+  entities: number;
+  converted: number;
+  rate: Estimate;
+}
+
+export interface TierReport {
+  tier: string;
+  route: string;
+  level: 'user' | 'account' | 'both';
+  qualified: Outcome;
+  notQualified: Outcome;
+  /** Qualified entities per week over the period. */
+  alertsPerWeek: number;
+  /** Conversion rate of the qualified over that of the rest; null when either group is empty. */
+  lift: Estimate | null;
+  /** Of those it qualified, how many converted within the horizon (= qualified.rate.value). */
+  precision: number;
+  /** Of all who converted, how many it qualified before they did. */
+  recall: number;
+  f1: number;
+  /** Median days from qualification to conversion, over the qualified who converted within the horizon. */
+  medianDaysToConversion: number | null;
+}
+
+export interface SignalReport {
+  signal: string;
+  level: 'user' | 'account';
+  fired: Outcome;
+  notFired: Outcome;
+  lift: Estimate | null;
+  precision: number;
+  recall: number;
+  /** Share of the judged entities for which the signal fired at some step. */
+  fireRate: number;
+}
+
+export interface ThresholdPoint {
+  minScore: number;
+  qualified: number;
+  precision: number;
+  recall: number;
+}
