@@ -9,7 +9,6 @@
  */
 import {
   BatchWriteItemCommand,
-  ScanCommand,
   type AttributeValue,
   type DynamoDBClient,
   type WriteRequest,
@@ -19,6 +18,7 @@ import { changesSortKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { startDev } from '../functions/local/dev';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { scanAll } from '../test/support/scan';
 import { bundleFunction } from './bundle';
 
 type Item = Record<string, AttributeValue>;
@@ -214,23 +214,8 @@ async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Pr
 /** Nearest-rank percentile. */
 const percentile = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
-async function scanEvents(client: DynamoDBClient, tableName: string): Promise<Item[]> {
-  const items: Item[] = [];
-  let startKey: Item | undefined;
-  do {
-    const page = await client.send(
-      new ScanCommand({
-        TableName: tableName,
-        FilterExpression: 'begins_with(sk, :evt)',
-        ExpressionAttributeValues: { ':evt': { S: eventSortKeyPrefix } },
-        ConsistentRead: true,
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return items;
+function scanEvents(client: DynamoDBClient, tableName: string): Promise<Item[]> {
+  return scanAll(client, tableName, { FilterExpression: 'begins_with(sk, :evt)', ExpressionAttributeValues: { ':evt': { S: eventSortKeyPrefix } } });
 }
 
 /** The floor: the same event items put with bare BatchWriteItem, 25 per call, nothing else written. */

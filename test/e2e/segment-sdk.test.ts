@@ -12,6 +12,7 @@ import {
   type EntityType,
 } from '../../functions/adapters/dynamodb/item-keys';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { allPages } from '../support/scan';
 
 type Item = Record<string, AttributeValue>;
 
@@ -26,11 +27,9 @@ afterAll(async () => {
 });
 
 /** Every item of one entity's partition, read back the way the evaluator would: by key, not by Scan. */
-async function partition(type: EntityType, id: string): Promise<Item[]> {
-  const items: Item[] = [];
-  let startKey: Item | undefined;
-  do {
-    const page = await dev.client.send(
+function partition(type: EntityType, id: string): Promise<Item[]> {
+  return allPages((startKey) =>
+    dev.client.send(
       new QueryCommand({
         TableName: dev.tableName,
         KeyConditionExpression: 'pk = :pk',
@@ -38,11 +37,8 @@ async function partition(type: EntityType, id: string): Promise<Item[]> {
         ConsistentRead: true,
         ExclusiveStartKey: startKey,
       }),
-    );
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return items;
+    ),
+  );
 }
 
 const bySortKey = (items: Item[], sk: string) => items.find((item) => item['sk']?.S === sk);

@@ -1,20 +1,15 @@
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import type { CfnElement } from 'aws-cdk-lib';
 import { expect, it } from 'vitest';
-import { buildStack } from './synth';
+import { buildStack, bundledFunction, loadHandler } from './synth';
 
 it('bundles the ingest handler into one minified ESM file that includes the AWS SDK', { timeout: 120_000 }, () => {
   // Asset metadata tells which staged asset directory belongs to which function.
   const { app, stack } = buildStack({ bundle: true, context: { 'aws:cdk:enable-asset-metadata': true } });
-  const assembly = app.synth();
-  const handlerId = stack.getLogicalId(stack.ingestApi.handler.node.defaultChild as CfnElement);
-  const handler = assembly.getStackByName(stack.stackName).template.Resources[handlerId];
-  expect(handler.Properties.Handler).toBe('index.handler');
+  const bundled = bundledFunction(app, stack.ingestApi.handler);
+  expect(bundled.resource.Properties.Handler).toBe('index.handler');
 
-  const assetDir = join(assembly.directory, handler.Metadata['aws:asset:path']);
+  const { assetDir } = bundled;
   expect(readdirSync(assetDir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
   const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
 
@@ -29,15 +24,5 @@ it('bundles the ingest handler into one minified ESM file that includes the AWS 
   expect(bundle.slice(-40)).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
 
   // The bundle loads (banner, ESM syntax, cold-start configuration) with the environment the template gives it.
-  const environment: Record<string, string> = { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1' };
-  for (const [name, value] of Object.entries<unknown>(handler.Properties.Environment.Variables)) {
-    environment[name] = typeof value === 'string' ? value : `resolved-at-deploy-${name}`;
-  }
-  const bundleUrl = JSON.stringify(pathToFileURL(join(assetDir, 'index.mjs')).href);
-  const loaded = execFileSync(
-    process.execPath,
-    ['--input-type=module', '-e', `const m = await import(${bundleUrl}); console.log(typeof m.handler);`],
-    { env: environment, encoding: 'utf8' },
-  );
-  expect(loaded.trim()).toBe('function');
+  expect(loadHandler(bundled)).toBe('function');
 });

@@ -1,20 +1,19 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { App, type CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RulesError } from '../../functions/core/rules/load';
 import { EventStore } from '../../lib/event-store';
 import { Evaluator, evaluatorTableActions, type EvaluatorProps } from '../../lib/evaluator';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
+import { bundledFunction, loadHandler } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[]; DeletionPolicy?: string };
 
@@ -281,27 +280,11 @@ describe('scheduler role', () => {
   });
 });
 
-interface ValidationReport {
-  pluginReports: { pluginName: string; violations: { ruleName: string; violatingConstructs: { constructPath?: string }[] }[] }[];
-}
-
 describe('AwsSolutions checks', () => {
   it('find nothing unacknowledged, and the acknowledgements are the reviewed ones', () => {
-    const { app } = build({}, { '@aws-cdk/core:failSynthOnValidationErrors': false });
-    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-    const assembly = app.synth();
-    const report: ValidationReport = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8'));
-    const findings = report.pluginReports.flatMap((plugin) =>
-      plugin.violations.flatMap((violation) => violation.violatingConstructs.map((construct) => `${violation.ruleName} ${construct.constructPath}`)),
-    );
-    expect(findings).toEqual([]);
-
-    const acknowledged = app.node.findAll().flatMap((construct) =>
-      construct.node.metadata
-        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-        .flatMap((entry) => Object.keys(entry.data as Record<string, string>).map((id) => `${construct.node.path} ${id}`)),
-    );
-    expect(acknowledged.sort()).toEqual([
+    const { app } = build({}, reportValidationErrors);
+    expect(nagFindings(app)).toEqual([]);
+    expect(acknowledgements(app).sort()).toEqual([
       'EvaluatorTest/Evaluator/DeadLetterQueue Annotation::AwsSolutions-SQS3',
       'EvaluatorTest/Evaluator/Handler/Role Annotation::AwsSolutions-IAM5[Resource::*]',
     ]);
@@ -309,24 +292,12 @@ describe('AwsSolutions checks', () => {
 });
 
 it('bundles the rules file as rules.yaml beside the handler, which loads it at cold start', { timeout: 120_000 }, () => {
-  const { app, stack, evaluator } = build({}, { [SKIP_BUNDLING_CONTEXT]: false, 'aws:cdk:enable-asset-metadata': true });
-  const assembly = app.synth();
-  const handlerId = stack.getLogicalId(evaluator.handler.node.defaultChild as CfnElement);
-  const handler = assembly.getStackByName(stack.stackName).template.Resources[handlerId];
-  const assetDir = join(assembly.directory, handler.Metadata['aws:asset:path']);
+  const { app, evaluator } = build({}, { [SKIP_BUNDLING_CONTEXT]: false, 'aws:cdk:enable-asset-metadata': true });
+  const bundled = bundledFunction(app, evaluator.handler);
+  const { assetDir } = bundled;
   expect(readdirSync(assetDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'rules.yaml']);
   expect(readFileSync(join(assetDir, 'rules.yaml'), 'utf8')).toBe(readFileSync(rulesFile, 'utf8'));
 
   // Lambda runs the handler with the bundle as its working directory; RULES_FILE is relative to it.
-  const environment: Record<string, string> = { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1' };
-  for (const [name, value] of Object.entries<unknown>(handler.Properties.Environment.Variables)) {
-    environment[name] = typeof value === 'string' ? value : `resolved-at-deploy-${name}`;
-  }
-  const bundleUrl = JSON.stringify(pathToFileURL(join(assetDir, 'index.mjs')).href);
-  const loaded = execFileSync(
-    process.execPath,
-    ['--input-type=module', '-e', `const m = await import(${bundleUrl}); console.log(typeof m.handler);`],
-    { cwd: assetDir, env: environment, encoding: 'utf8' },
-  );
-  expect(loaded.trim()).toBe('function');
+  expect(loadHandler(bundled)).toBe('function');
 });

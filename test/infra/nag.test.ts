@@ -1,69 +1,19 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { type App, Validations } from 'aws-cdk-lib';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { ingestPaths } from '../../lib/ingest-api';
+import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
 import { buildStack } from './synth';
-
-interface Finding {
-  readonly plugin: string;
-  readonly rule: string;
-  readonly severity: string;
-  readonly path: string;
-}
-
-interface ValidationReport {
-  pluginReports: {
-    pluginName: string;
-    violations: { ruleName: string; severity: string; violatingConstructs: { constructPath?: string }[] }[];
-  }[];
-}
-
-/**
- * Registers cdk-nag as bin/app.ts does, synthesizes, and returns every unacknowledged finding of the
- * validation report: cdk-nag's errors and warnings, and those of CDK's built-in CloudFormation validation.
- * cdk-nag 3 reports through CDK's policy validation, not through annotations.
- */
-function findings(app: App): Finding[] {
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  const assembly = app.synth();
-  // Written whenever a plugin is registered; a missing file means the checks did not run, and fails the test.
-  const report: ValidationReport = JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8'));
-  return report.pluginReports.flatMap((plugin) =>
-    plugin.violations.flatMap((violation) =>
-      violation.violatingConstructs.map((construct) => ({
-        plugin: plugin.pluginName,
-        rule: violation.ruleName,
-        severity: violation.severity,
-        path: construct.constructPath ?? '?',
-      })),
-    ),
-  );
-}
-
-// Report findings instead of throwing on the first error, so the test can show all of them.
-const context = { '@aws-cdk/core:failSynthOnValidationErrors': false };
-
-function acknowledgements(app: App) {
-  return app.node.findAll().flatMap((construct) =>
-    construct.node.metadata
-      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-      .flatMap((entry) => Object.keys(entry.data as Record<string, string>).map((id) => `${construct.node.path} ${id}`)),
-  );
-}
 
 describe('AwsSolutions checks', () => {
   it('find nothing unacknowledged in the stack', () => {
-    const { app } = buildStack({ context, validate: true });
-    expect(findings(app)).toEqual([]);
+    const { app } = buildStack({ context: reportValidationErrors, validate: true });
+    expect(nagFindings(app)).toEqual([]);
   });
 
   it('report a finding when one appears (the checks really run)', () => {
-    const { app, stack } = buildStack({ context });
+    const { app, stack } = buildStack({ context: reportValidationErrors });
     new sqs.Queue(stack, 'Unprotected');
-    expect(findings(app)).toEqual(
+    expect(nagFindings(app)).toEqual(
       expect.arrayContaining([
         { plugin: 'AwsSolutions', rule: 'AwsSolutions-SQS3', severity: 'error', path: 'PqlRadar/Unprotected/Resource' },
         { plugin: 'AwsSolutions', rule: 'AwsSolutions-SQS4', severity: 'error', path: 'PqlRadar/Unprotected/Resource' },

@@ -1,6 +1,9 @@
-import { App } from 'aws-cdk-lib';
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { resolve } from 'node:path';
+import type { IConstruct } from 'constructs';
 import { configSchema, type PqlRadarConfig } from '../../lib/config';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
@@ -55,4 +58,39 @@ export function buildStack({ config = {}, bundle = false, context = {}, validate
 /** The synthesized template of a stack whose Lambda code is an inline placeholder. */
 export function synth(config?: Record<string, unknown>): Template {
   return Template.fromStack(buildStack({ config: config ?? {} }).stack);
+}
+
+/** A bundled function: its resource in the synthesized template and the directory its code asset is staged in. */
+export interface BundledFunction {
+  readonly resource: { Properties: Record<string, any>; Metadata: Record<string, any> };
+  readonly assetDir: string;
+}
+
+/**
+ * Synthesizes `app` and locates the bundle of `fn` (a function of one of its stacks). The app needs bundling on and the
+ * 'aws:cdk:enable-asset-metadata' context, which tells which staged asset directory belongs to which function.
+ */
+export function bundledFunction(app: App, fn: IConstruct): BundledFunction {
+  const assembly = app.synth();
+  const stack = Stack.of(fn);
+  const resource = assembly.getStackByName(stack.stackName).template.Resources[stack.getLogicalId(fn.node.defaultChild as CfnElement)];
+  return { resource, assetDir: join(assembly.directory, resource.Metadata['aws:asset:path']) };
+}
+
+/**
+ * Imports a bundle in a new Node.js process as Lambda would (the bundle as working directory, the environment the
+ * template gives it, with deploy-time values stubbed) and returns `typeof` its handler export.
+ */
+export function loadHandler({ resource, assetDir }: BundledFunction): string {
+  const environment: Record<string, string> = { PATH: process.env.PATH ?? '', AWS_REGION: 'us-east-1' };
+  for (const [name, value] of Object.entries<unknown>(resource.Properties.Environment.Variables)) {
+    environment[name] = typeof value === 'string' ? value : `resolved-at-deploy-${name}`;
+  }
+  const bundleUrl = JSON.stringify(pathToFileURL(join(assetDir, 'index.mjs')).href);
+  const loaded = execFileSync(
+    process.execPath,
+    ['--input-type=module', '-e', `const m = await import(${bundleUrl}); console.log(typeof m.handler);`],
+    { cwd: assetDir, env: environment, encoding: 'utf8' },
+  );
+  return loaded.trim();
 }

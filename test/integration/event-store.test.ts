@@ -1,4 +1,4 @@
-import { GetItemCommand, QueryCommand, ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
 import { changesSortKey, entityPartitionKey, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
@@ -6,6 +6,7 @@ import { ensureTable } from '../../functions/local/dynamodb-local';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
 import { ingest, validateMessage, type AcceptedMessage } from '../../functions/core/ingest';
 import { freshTable } from '../support/dynamodb';
+import { scanAll } from '../support/scan';
 import { leaveItemsUnprocessed, throttlingClient } from '../support/faults';
 
 const receivedAt = new Date('2024-05-01T12:00:00.000Z');
@@ -27,14 +28,9 @@ const sampleBatch = () =>
     { type: 'track', anonymousId: 'anon-7', event: 'Pricing Viewed', messageId: 't3', timestamp: '2024-05-01T10:05:00Z' },
   ]);
 
+/** Every item of the table, in key order. */
 async function allItems(client: DynamoDBClient, tableName: string) {
-  const items: Record<string, AttributeValue>[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await client.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey: startKey, ConsistentRead: true }));
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  const items = await scanAll(client, tableName);
   return items.sort((a, b) => `${a['pk']?.S}${a['sk']?.S}`.localeCompare(`${b['pk']?.S}${b['sk']?.S}`));
 }
 

@@ -7,6 +7,7 @@ import { decide, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { generateSample, generateSampleStream, toJsonl } from '../../functions/local/sample-stream';
+import { factsFor as sharedFactsFor } from '../support/facts';
 
 /**
  * Properties of the engine over generated event sets: the result never depends on the order events arrive in or on
@@ -78,28 +79,9 @@ const accountTraitsArb = fc.array(
 /** Events (in any order) with the same events shuffled. */
 const eventsAndShuffledArb = eventsArb.chain((events) => fc.tuple(fc.constant(events), fc.shuffledSubarray(events, { minLength: events.length, maxLength: events.length })));
 
-function factsFor(events: readonly UsageEvent[], ruleset: Ruleset, extra: Partial<EntityFacts> = {}): EntityFacts {
-  const byDay = new Map<string, UsageEvent[]>();
-  for (const event of events) {
-    const day = event.timestamp.slice(0, 10);
-    byDay.set(day, [...(byDay.get(day) ?? []), event]);
-  }
-  // Days in the order they were first seen: evaluate must not depend on it.
-  const days = [...byDay.entries()].map(([day, dayEvents]) => rollupDay(day, dayEvents, ruleset));
-  const stamps = events.map((event) => event.timestamp).sort();
-  return {
-    type: 'user',
-    id: 'user-1',
-    traits: {},
-    accountTraits: [],
-    firstSeen: stamps[0] ?? null,
-    lastSeen: stamps.at(-1) ?? null,
-    days,
-    lifetime: mergeRollups('lifetime', days),
-    members: [],
-    ...extra,
-  };
-}
+/** Facts with the days in the order they were first seen: evaluate must not depend on it. */
+const factsFor = (events: readonly UsageEvent[], ruleset: Ruleset, extra: Partial<EntityFacts> = {}): EntityFacts =>
+  sharedFactsFor(events, ruleset, extra, { dayOrder: 'first-seen' });
 
 describe('order independence', () => {
   it('rolling up shuffled events and evaluating gives the same Evaluation', () => {

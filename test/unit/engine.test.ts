@@ -6,7 +6,6 @@ import { buildLeadEvent, decide, idempotencyKey, type LeadState } from '../../fu
 import {
   evaluate,
   mergeRollups,
-  rollupDay,
   type DayRollup,
   type EntityFacts,
   type Evaluation,
@@ -14,6 +13,7 @@ import {
   type UsageEvent,
 } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
+import { factsFor } from '../support/facts';
 
 // Every test evaluates at this fixed moment: midday, so "N days ago" lands on a well-defined UTC day.
 const now = new Date('2024-06-15T12:00:00.000Z');
@@ -36,29 +36,6 @@ function rulesWith(signals: string, options: { top?: string; tiers?: string; res
 }
 
 type FactsOptions = Partial<Omit<EntityFacts, 'days' | 'lifetime'>>;
-
-/** An entity's facts as the store would assemble them: one rollup per UTC day, a lifetime rollup, first and last seen. */
-function factsFor(events: readonly UsageEvent[], ruleset: Ruleset, options: FactsOptions = {}): EntityFacts {
-  const byDay = new Map<string, UsageEvent[]>();
-  for (const event of events) {
-    const day = event.timestamp.slice(0, 10);
-    byDay.set(day, [...(byDay.get(day) ?? []), event]);
-  }
-  const days = [...byDay.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([day, dayEvents]) => rollupDay(day, dayEvents, ruleset));
-  const stamps = events.map((event) => event.timestamp).sort();
-  return {
-    type: 'user',
-    id: 'user-1',
-    traits: {},
-    accountTraits: [],
-    firstSeen: stamps[0] ?? null,
-    lastSeen: stamps.at(-1) ?? null,
-    days,
-    lifetime: mergeRollups('lifetime', days),
-    members: [],
-    ...options,
-  };
-}
 
 /** An account's facts from its members' facts: their days merged day by day, as the evaluator rolls them up. */
 function accountFor(memberFacts: readonly EntityFacts[], ruleset: Ruleset, options: FactsOptions = {}): EntityFacts {

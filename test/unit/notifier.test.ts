@@ -4,12 +4,13 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { leadEventSource, type LeadEvent } from '../../functions/core/lead-event';
 import { buildLeadEvent, decide, type LeadState } from '../../functions/core/lead-state';
-import { evaluate, mergeRollups, rollupDay, type EntityFacts, type MemberFacts, type UsageEvent } from '../../functions/core/rules/engine';
+import { evaluate, mergeRollups, type EntityFacts, type MemberFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { verifyWebhookSignature, webhookHeaders } from '../../functions/core/webhook-signature';
 import { leadEventEnvelope, WebhookLeadSink } from '../../functions/local/lead-sinks';
 import { entityUrl, slackMessage, webhookRequest, type SlackBlock, type SlackMessage } from '../../functions/notifier/format';
 import { emailInput, hubspotInput, type InputTransformer } from '../../lib/lead-fanout';
+import { factsFor } from '../support/facts';
 
 // Lead events as the evaluator builds them: facts -> evaluate -> decide -> buildLeadEvent, with the example rules.
 const now = new Date('2024-06-15T12:00:00.000Z');
@@ -22,26 +23,6 @@ const times = <T>(count: number, make: (index: number) => T): T[] => Array.from(
 const example = (name: string) => loadRules(readFileSync(join(import.meta.dirname, '../../examples', name), 'utf8'), name);
 const activation = example('activation.rules.yaml');
 const teams = example('team-accounts.rules.yaml');
-
-/** An entity's facts as the store assembles them: one rollup per UTC day and a lifetime rollup. */
-function factsFor(events: readonly UsageEvent[], ruleset: Ruleset, options: Partial<EntityFacts> = {}): EntityFacts {
-  const byDay = new Map<string, UsageEvent[]>();
-  for (const event of events) byDay.set(event.timestamp.slice(0, 10), [...(byDay.get(event.timestamp.slice(0, 10)) ?? []), event]);
-  const days = [...byDay.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([day, dayEvents]) => rollupDay(day, dayEvents, ruleset));
-  const stamps = events.map((event) => event.timestamp).sort();
-  return {
-    type: 'user',
-    id: 'user-45',
-    traits: {},
-    accountTraits: [],
-    firstSeen: stamps[0] ?? null,
-    lastSeen: stamps.at(-1) ?? null,
-    days,
-    lifetime: mergeRollups('lifetime', days),
-    members: [],
-    ...options,
-  };
-}
 
 /** The lead event of the transition from `previous` that evaluating `facts` at `at` decides. */
 function transition(facts: EntityFacts, ruleset: Ruleset, at: Date, previous?: LeadState): { event: LeadEvent; state: LeadState } {
@@ -60,7 +41,7 @@ const activationSteps = [
   track('Logged In', ago(20)),
 ];
 const keyFeatureAndIntent = [track('Dashboard Shared', ago(3)), track('Plan Limit Reached', ago(2), { limit: 'seats' }), track('Logged In', ago(1))];
-const userOptions = { traits: userTraits, accountTraits: [{ name: 'Acme Analytics', employees: 200, industry: 'software' }] };
+const userOptions = { id: 'user-45', traits: userTraits, accountTraits: [{ name: 'Acme Analytics', employees: 200, industry: 'software' }] };
 
 const pqlA = factsFor([...activationSteps, ...keyFeatureAndIntent], activation, userOptions);
 const qualified = transition(pqlA, activation, now);
