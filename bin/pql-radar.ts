@@ -268,6 +268,126 @@ async function readJsonl(file: string): Promise<unknown[]> {
   return messages;
 }
 
+program
+  .command('backtest')
+  .description('replay past events through a rules file, step by step as the evaluator would have, and measure how well it predicted conversion')
+  .requiredOption('--rules <file>', 'PQL rules file (YAML or JSON)')
+  .requiredOption('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
+  .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
+  .option('--from <day>', 'first day replayed, YYYY-MM-DD (default: the first event\'s day)')
+  .option('--to <day>', 'last day replayed, YYYY-MM-DD (default: the last event\'s day)')
+  .option('--step <duration>', 'time between evaluations, in days or weeks (e.g. 1d, 7d, 1w)', '1d')
+  .option('--horizon <duration>', 'a qualified lead counts as converted when it converts within this long (days or weeks)', '30d')
+  .option('--report <file>', 'also write the report as one self-contained HTML file')
+  .option('--json', 'print the report as JSON instead of the summary tables')
+  .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
+  .action(async (options: { rules: string; events: string[]; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; skipBad?: boolean }) => {
+    const { durationSchema } = await import('../functions/core/rules/schema');
+    const { EventHistory, replay, dayEnd } = await import('../functions/core/backtest/replay');
+    const { buildReport, formatSummary } = await import('../functions/core/backtest/metrics');
+    const { InputError, readConversions, readEvents, terminalProgress } = await import('../functions/local/backtest-input');
+    const days = (flag: string, value: string) => {
+      const parsed = durationSchema.safeParse(value);
+      if (!parsed.success) throw new InvalidArgumentError(`${flag} ${value}: must be a duration in days or weeks, such as 1d, 7d or 2w`);
+      return parsed.data;
+    };
+    const day = (flag: string, value: string | undefined) => {
+      if (value === undefined) return undefined;
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || new Date(`${value}T00:00:00Z`).toISOString().slice(0, 10) !== value) {
+        throw new InvalidArgumentError(`${flag} ${value}: must be a day, YYYY-MM-DD`);
+      }
+      return value;
+    };
+    const stepDays = days('--step', options.step);
+    const horizonDays = days('--horizon', options.horizon);
+    const from = day('--from', options.from);
+    const to = day('--to', options.to);
+    if (from !== undefined && to !== undefined && from > to) throw new InvalidArgumentError(`--from ${from} is after --to ${to}`);
+
+    const ruleset = await readRules(options.rules);
+    const conversions = await readConversions(options.conversions);
+    const history = new EventHistory(ruleset, to !== undefined ? { until: dayEnd(to) } : {});
+    const reader = readEvents(options.events, { skipBad: options.skipBad ?? false });
+    try {
+      for await (const message of reader) history.add(message);
+    } catch (error) {
+      if (error instanceof InputError && error.line > 0) throw new Error(`${error.message} (--skip-bad skips such lines and counts them)`);
+      throw error;
+    }
+    const { eventsRead, linesSkipped, skipped } = reader.stats;
+    if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
+    const { firstTimestamp, lastTimestamp } = history.stats;
+    if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${options.events.join(', ')}${to !== undefined ? ` up to ${to}` : ''}`);
+    const period = { from: from ?? firstTimestamp.slice(0, 10), to: to ?? lastTimestamp.slice(0, 10) };
+    if (period.from > period.to) throw new InvalidArgumentError(`--from ${period.from} is after the last event's day (${period.to})`);
+
+    const progress = terminalProgress();
+    const result = replay(history, { ...period, stepDays, onStep: (index, steps) => progress.update(`replaying: step ${index} of ${steps}`) });
+    progress.done();
+    const report = buildReport({
+      replay: result,
+      conversions,
+      ruleset,
+      rulesSource: options.rules,
+      horizonDays,
+      input: { eventsRead, linesSkipped, duplicates: history.stats.duplicates },
+    });
+    if (options.json) console.log(JSON.stringify(report, null, 2));
+    else process.stdout.write(formatSummary(report));
+    if (options.report) {
+      const { renderReportHtml } = await import('../functions/core/backtest/html');
+      await writeFile(options.report, renderReportHtml(report));
+      (options.json ? console.error : console.log)(`\nwrote ${options.report}`);
+    }
+  });
+
+program
+  .command('discover')
+  .description('find the usage signals that predicted conversion in past events, and suggest a rules file')
+  .requiredOption('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
+  .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
+  .option('--out <file>', 'write the suggested rules (YAML, commented) to this file')
+  .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
+  .option('--signup-trait <name>', 'trait holding the signup time, as the rules\' signup.trait; "none": the first event', 'createdAt')
+  .option('--min-users <n>', 'an event is a candidate when at least this many users did it', integer('--min-users'), 30)
+  .option('--max-signals <n>', 'at most this many signals in the suggestion', integer('--max-signals'), 8)
+  .option('--top <n>', 'rows of the ranked table', integer('--top'), 30)
+  .action(async (options: { events: string[]; conversions: string; out?: string; skipBad?: boolean; signupTrait: string; minUsers: number; maxSignals: number; top: number }) => {
+    const { DiscoveryCollector, discover, formatDiscoveryTable, suggestedRulesYaml } = await import('../functions/core/backtest/discover');
+    const { InputError, readConversions, readEvents } = await import('../functions/local/backtest-input');
+    // Conversions first: the collector drops every event at or after its user's conversion as it reads.
+    const conversions = await readConversions(options.conversions);
+    const collector = new DiscoveryCollector(conversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });
+    const reader = readEvents(options.events, { skipBad: options.skipBad ?? false });
+    try {
+      for await (const message of reader) collector.add(message);
+    } catch (error) {
+      if (error instanceof InputError && error.line > 0) throw new Error(`${error.message} (--skip-bad skips such lines and counts them)`);
+      throw error;
+    }
+    const result = discover(collector.snapshot(), { minUsers: options.minUsers, maxSignals: options.maxSignals });
+    const { eventsRead, linesSkipped, skipped } = reader.stats;
+    console.log(`read ${eventsRead.toLocaleString('en-US')} messages and ${conversions.length.toLocaleString('en-US')} conversions` +
+      (linesSkipped > 0 ? `; skipped ${linesSkipped.toLocaleString('en-US')} bad lines (first: ${skipped[0]?.message ?? ''})` : '') +
+      (result.input.duplicates > 0 ? `; ${result.input.duplicates.toLocaleString('en-US')} repeated messages counted once` : ''));
+    console.log(formatDiscoveryTable(result, options.top));
+    if (!options.out) {
+      if (result.selected.length > 0) console.log('\n--out FILE writes these signals and tiers as a rules file.');
+      return;
+    }
+    const yaml = suggestedRulesYaml(result, { generatedAt: new Date(), source: options.events.join(', ') });
+    if (yaml === null) {
+      console.error(`\nno rules file written to ${options.out}: no signal was confirmed on the holdout`);
+      process.exitCode = 1;
+      return;
+    }
+    // The file is checked as `rules check` checks it before it is written: a suggestion always loads.
+    const ruleset = loadRules(yaml, options.out);
+    await writeFile(options.out, yaml);
+    console.log(`\nwrote ${options.out}: ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers; ` +
+      `\`pql-radar rules check ${options.out}\` accepts it. Replay it with \`pql-radar backtest --rules ${options.out}\` before it goes live.`);
+  });
+
 const keys = program.command('keys').description('manage write keys');
 keys
   .command('create')

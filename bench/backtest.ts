@@ -1,0 +1,187 @@
+/**
+ * Backtest and discover benchmark: events per second and peak memory (RSS) of `pql-radar backtest` and
+ * `pql-radar discover` on a large event file.
+ *
+ * 1. Generates BENCH_EVENTS Segment messages (default 1,000,000) with planted signals (functions/core/backtest/planted.ts,
+ *    the behaviours of examples/backtest, a fixed seed) into a temporary events.jsonl.gz, and their conversions.csv.
+ * 2. Runs `pql-radar backtest --rules examples/activation.rules.yaml --json` and `pql-radar discover --out ...` on them,
+ *    each in a fresh child process (the real CLI, as a user runs it), so each one's peak RSS is its own:
+ *    process.resourceUsage().maxRSS, recorded by the child as it exits.
+ * 3. Prints, for each: events, wall time (the whole command: start-up, reading the gzip, replay or discovery, output),
+ *    events per second, peak RSS, and PASS/FAIL against the budget: peak RSS under 1 GiB. Exits 1 on any FAIL.
+ *
+ *   npm run bench:backtest                          1,000,000 events
+ *   BENCH_EVENTS=100000 npm run bench:backtest      a quick try first
+ *
+ * Other knobs: BENCH_SEED (1), BENCH_DAYS (60: the span of the stream), BENCH_KEEP=1 keeps the temporary directory.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { createGzip } from 'node:zlib';
+import { exampleBehaviours, generatePlantedStream, type PlantedStreamOptions } from '../functions/local/planted-stream';
+
+const positiveInt = (name: string, fallback: number) => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${process.env[name]}`);
+  return value;
+};
+const eventCount = positiveInt('BENCH_EVENTS', 1_000_000);
+const seed = positiveInt('BENCH_SEED', 1);
+const days = positiveInt('BENCH_DAYS', 60);
+const keep = process.env['BENCH_KEEP'] === '1';
+const budgetBytes = 1024 ** 3;
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'bin/pql-radar.ts');
+const rules = join(root, 'examples/activation.rules.yaml');
+
+const mib = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
+const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
+
+// ---- 1. the input ----
+
+const streamOptions = (users: number): PlantedStreamOptions => ({
+  seed,
+  users,
+  accounts: Math.max(1, Math.round(users / 10)),
+  days,
+  end: new Date('2025-03-31T00:00:00.000Z'),
+  behaviours: exampleBehaviours,
+  baseRate: 0.04,
+});
+
+/** Enough users for eventCount messages: measured on a sample of the same stream, with a margin; cut to exactly eventCount. */
+function generate() {
+  const sampleUsers = 2_000;
+  const perUser = generatePlantedStream(streamOptions(sampleUsers)).messages.length / sampleUsers;
+  let users = Math.max(10, Math.ceil((eventCount / perUser) * 1.03));
+  for (;;) {
+    const stream = generatePlantedStream(streamOptions(users));
+    if (stream.messages.length >= eventCount) return { ...stream, users };
+    users = Math.ceil(users * 1.1);
+  }
+}
+
+const directory = await mkdtemp(join(tmpdir(), 'pql-radar-bench-backtest-'));
+const eventsFile = join(directory, 'events.jsonl.gz');
+const conversionsFile = join(directory, 'conversions.csv');
+const suggestedFile = join(directory, 'suggested.rules.yaml');
+
+let started = performance.now();
+const stream = generate();
+// The earliest eventCount messages (the stream is sorted by time): the file ends a little before the generated period.
+const messages = stream.messages.slice(0, eventCount);
+const lastTimestamp = messages.at(-1)!.timestamp;
+async function* lines() {
+  const batch = 2_000;
+  for (let i = 0; i < messages.length; i += batch) yield messages.slice(i, i + batch).map((message) => `${JSON.stringify(message)}\n`).join('');
+}
+await pipeline(Readable.from(lines()), createGzip({ level: 6 }), createWriteStream(eventsFile));
+await writeFile(
+  conversionsFile,
+  'entity_type,entity_id,converted_at,value\n' + stream.conversions.map((c) => `${c.type},${c.id},${c.convertedAt},${c.value ?? ''}`).join('\n') + '\n',
+);
+const userConversions = stream.conversions.filter((c) => c.type === 'user').length;
+console.log(
+  `generated ${thousands(messages.length)} messages of ${thousands(stream.users)} users (${stream.start.slice(0, 10)} to ${lastTimestamp.slice(0, 10)}, seed ${seed}), ` +
+    `${thousands(userConversions)} user and ${thousands(stream.conversions.length - userConversions)} account conversions, ` +
+    `in ${((performance.now() - started) / 1000).toFixed(1)} s: ${eventsFile} (${mib((await stat(eventsFile)).size)})`,
+);
+messages.length = 0;
+stream.messages.length = 0;
+
+// ---- 2. the runs, each in a fresh process ----
+
+/** Loaded into the child before the CLI: on exit, writes its peak RSS (KiB, as resourceUsage gives it) to a file. */
+const rssProbe = `data:text/javascript,${encodeURIComponent(
+  "import { writeFileSync } from 'node:fs'; process.on('exit', () => writeFileSync(process.env.BENCH_RSS_FILE, JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS })));",
+)}`;
+
+interface Run {
+  name: string;
+  seconds: number;
+  peakRssBytes: number;
+  exitCode: number | null;
+  output: string;
+}
+
+async function run(name: string, args: string[]): Promise<Run> {
+  const rssFile = join(directory, `${name}.rss.json`);
+  const outputFile = join(directory, `${name}.out`);
+  const output = createWriteStream(outputFile);
+  const begin = performance.now();
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', rssProbe, cli, ...args], {
+    cwd: root,
+    env: { ...process.env, BENCH_RSS_FILE: rssFile },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pipe(output);
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exitCode = await new Promise<number | null>((done) => child.on('close', done));
+  const seconds = (performance.now() - begin) / 1000;
+  await new Promise((done) => output.end(done));
+  let peakRssBytes = Number.NaN;
+  try {
+    peakRssBytes = (JSON.parse(await readFile(rssFile, 'utf8')) as { maxRssKiB: number }).maxRssKiB * 1024;
+  } catch {
+    // No record: the child died before exiting normally; reported as a failure below.
+  }
+  return { name, seconds, peakRssBytes, exitCode, output: (await readFile(outputFile, 'utf8')) + stderr };
+}
+
+started = performance.now();
+const backtest = await run('backtest', ['backtest', '--rules', rules, '--events', eventsFile, '--conversions', conversionsFile, '--json']);
+const discover = await run('discover', ['discover', '--events', eventsFile, '--conversions', conversionsFile, '--out', suggestedFile, '--top', '15']);
+
+// ---- 3. the figures ----
+
+const runs = [backtest, discover];
+let failed = false;
+const rows = runs.map((result) => {
+  const ok = result.exitCode === 0 && result.peakRssBytes < budgetBytes;
+  if (!ok) failed = true;
+  return [
+    result.name,
+    thousands(eventCount),
+    result.seconds.toFixed(1),
+    thousands(eventCount / result.seconds),
+    Number.isNaN(result.peakRssBytes) ? 'unknown' : mib(result.peakRssBytes),
+    result.exitCode === 0 ? (ok ? 'PASS' : 'FAIL') : `FAIL (exit ${result.exitCode})`,
+  ];
+});
+const header = ['command', 'events', 'seconds', 'events/s', 'peak RSS', `budget < ${mib(budgetBytes)}`];
+const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+const line = (cells: string[]) => cells.map((cell, column) => (column === 0 || column === 5 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
+
+for (const result of runs) {
+  if (result.exitCode !== 0) console.log(`\n${result.name} failed (exit ${result.exitCode}):\n${result.output.slice(-3000)}`);
+}
+if (backtest.exitCode === 0) {
+  const report = JSON.parse(backtest.output.slice(0, backtest.output.lastIndexOf('}') + 1)) as {
+    input: { eventsRead: number; entities: { user: number; account: number } };
+    period: { from: string; to: string; stepDays: number };
+    tiers: { tier: string; qualified: { entities: number }; lift: { value: number; low: number; high: number } | null }[];
+  };
+  console.log(
+    `\nbacktest: ${thousands(report.input.eventsRead)} events, ${thousands(report.input.entities.user)} users and ${thousands(report.input.entities.account)} accounts ` +
+      `replayed ${report.period.from} to ${report.period.to} every ${report.period.stepDays}d (examples/activation.rules.yaml); ` +
+      report.tiers.map((tier) => `${tier.tier} ${thousands(tier.qualified.entities)} qualified, lift ${tier.lift ? `${tier.lift.value.toFixed(2)} [${tier.lift.low.toFixed(2)}, ${tier.lift.high.toFixed(2)}]` : 'n/a'}`).join('; '),
+  );
+}
+if (discover.exitCode === 0) {
+  const selected = discover.output.split('\n').filter((row) => row.includes('SELECTED'));
+  console.log(`discover: ${selected.length} signals selected:\n${selected.join('\n')}`);
+}
+console.log(`\n${line(header)}\n${line(widths.map((width) => '-'.repeat(width)))}\n${rows.map(line).join('\n')}`);
+console.log(`\n(wall time of the whole command in a fresh process; peak RSS = process.resourceUsage().maxRSS of that process; ${process.version}, runs took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
+
+if (keep) console.log(`kept ${directory}`);
+else await rm(directory, { recursive: true, force: true });
+process.exitCode = failed ? 1 : 0;

@@ -1,0 +1,330 @@
+import type { Ruleset } from '../rules/load';
+import { signalLevel } from '../rules/load';
+import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
+import { f1, lift, median, proportion, type Estimate } from './stats';
+import type { EntityHistoryResult, ReplayResult } from './replay';
+
+/**
+ * From a replay and the conversions, the backtest report (report.ts). Pure. The definitions, which the report's
+ * readers (the summary table, the HTML report, --json) all share:
+ *
+ * - Judged entities: those seen by the last step (a user by its first message, an account when its first member
+ *   joined it), except those that converted before the period began or before they were first seen: nothing the
+ *   rules said could have come before their conversion. An entity's start is the later of the period's first day and
+ *   its first sighting.
+ * - Qualified in a tier: the entity ENTERED that tier (exactly that tier: entering a better one does not count) at a
+ *   step of the period, before it converted; its qualification time is its first entry. Converted (qualified
+ *   group): converted within the horizon after that qualification.
+ * - Not qualified: every other judged entity of the tier's level (never entered it, or only after converting).
+ *   Converted (comparison group): converted at any time from its start up to the end of the period plus the horizon.
+ * - Converters: judged entities that converted between their start and the end of the period plus the horizon.
+ *   Recall = qualified who converted within the horizon / converters. Precision = the qualified group's rate. F1 of the two.
+ * - Lift = qualified rate / not-qualified rate, with the log-method 95% interval (stats.ts); rates with Wilson intervals.
+ * - Alerts per week: entries into the tier during the period (every entry is a lead event) / the period's weeks.
+ *   `weekly` counts the same entries per ISO week (Monday).
+ * - Signals: the same, with "fired" (matched at some step, first time before converting) instead of qualified.
+ *   fireRate = share of judged entities for which it matched at any step.
+ * - Thresholds (users only): qualified = the user's score reached the threshold at some step before converting.
+ * - An entity that converted several times is judged by its first conversion.
+ */
+
+/** An entity's conversion (a purchase, an upgrade), as the conversions file gives it. */
+export interface Conversion {
+  type: 'user' | 'account';
+  id: string;
+  /** ISO 8601, UTC. */
+  convertedAt: string;
+  value?: number;
+}
+
+export interface BuildReportOptions {
+  replay: ReplayResult;
+  conversions: readonly Conversion[];
+  ruleset: Ruleset;
+  /** The rules file, as named to the user. */
+  rulesSource: string;
+  horizonDays: number;
+  input: { eventsRead: number; linesSkipped: number; duplicates?: number };
+  generatedAt?: Date;
+}
+
+const dayMs = 86_400_000;
+const smallSample = 30;
+const grid = 5;
+const maxMissed = 50;
+
+interface Judged {
+  entity: EntityHistoryResult;
+  start: string;
+  convertedAt: string | null;
+  /** Converted between its start and the end of the period plus the horizon. */
+  converter: boolean;
+}
+
+export function buildReport(options: BuildReportOptions): BacktestReport {
+  const { replay, ruleset, horizonDays } = options;
+  const horizonMs = horizonDays * dayMs;
+  const periodStart = `${replay.from}T00:00:00.000Z`;
+  const lastStep = replay.steps.at(-1)!;
+  const outcomeEnd = new Date(Date.parse(lastStep) + horizonMs).toISOString();
+  const warnings: string[] = [];
+
+  const firstConversion = new Map<string, string>();
+  for (const conversion of options.conversions) {
+    const key = `${conversion.type}\n${conversion.id}`;
+    const earlier = firstConversion.get(key);
+    if (earlier === undefined || conversion.convertedAt < earlier) firstConversion.set(key, conversion.convertedAt);
+  }
+
+  const seen = { user: 0, account: 0 };
+  const judged: Record<'user' | 'account', Judged[]> = { user: [], account: [] };
+  const known = new Set<string>();
+  let convertedBefore = 0;
+  for (const entity of replay.entities) {
+    seen[entity.type]++;
+    const key = `${entity.type}\n${entity.id}`;
+    known.add(key);
+    const convertedAt = firstConversion.get(key) ?? null;
+    const start = entity.firstSeen > periodStart ? entity.firstSeen : periodStart;
+    if (convertedAt !== null && convertedAt < start) {
+      convertedBefore++;
+      continue;
+    }
+    if (entity.type === 'account' && !replay.accountsEvaluated) continue;
+    judged[entity.type].push({ entity, start, convertedAt, converter: convertedAt !== null && convertedAt <= outcomeEnd });
+  }
+  const unknown = [...firstConversion.keys()].filter((key) => !known.has(key)).length;
+
+  /** The two groups a "first time" (qualification, firing, threshold reached) splits the judged entities into. */
+  const split = (population: readonly Judged[], firstTime: (entity: EntityHistoryResult) => string | undefined) => {
+    let inCount = 0;
+    let inConverted = 0;
+    let outCount = 0;
+    let outConverted = 0;
+    const daysToConversion: number[] = [];
+    for (const judgedEntity of population) {
+      const { convertedAt } = judgedEntity;
+      const at = firstTime(judgedEntity.entity);
+      if (at !== undefined && (convertedAt === null || at < convertedAt)) {
+        inCount++;
+        if (convertedAt !== null && Date.parse(convertedAt) - Date.parse(at) <= horizonMs) {
+          inConverted++;
+          daysToConversion.push((Date.parse(convertedAt) - Date.parse(at)) / dayMs);
+        }
+      } else {
+        outCount++;
+        if (judgedEntity.converter) outConverted++;
+      }
+    }
+    const converters = population.filter((entity) => entity.converter).length;
+    const precision = inCount === 0 ? 0 : inConverted / inCount;
+    const recall = converters === 0 ? 0 : inConverted / converters;
+    return {
+      in: outcome(inCount, inConverted),
+      out: outcome(outCount, outConverted),
+      lift: roundEstimate(lift(inConverted, inCount, outConverted, outCount)),
+      precision,
+      recall,
+      f1: f1(precision, recall),
+      medianDays: median(daysToConversion),
+    };
+  };
+
+  const periodDays = Math.round((Date.parse(lastStep) - Date.parse(periodStart)) / dayMs);
+  const weeks = Math.max(1, periodDays) / 7;
+  const entriesInto = (tier: string) => replay.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === tier));
+  const populationOf = (level: 'user' | 'account' | 'both') =>
+    level === 'both' ? [...judged.user, ...judged.account] : judged[level];
+
+  const tiers: TierReport[] = ruleset.file.tiers.map((tier) => {
+    const result = split(populationOf(tier.level), (entity) => entity.transitions.find((transition) => transition.to === tier.name)?.at);
+    return {
+      tier: tier.name,
+      route: tier.route,
+      level: tier.level,
+      qualified: result.in,
+      notQualified: result.out,
+      alertsPerWeek: round(entriesInto(tier.name).length / weeks, 2),
+      lift: result.lift,
+      precision: round(result.precision),
+      recall: round(result.recall),
+      f1: round(result.f1),
+      medianDaysToConversion: result.medianDays === null ? null : round(result.medianDays, 1),
+    };
+  });
+
+  const signals: SignalReport[] = [];
+  for (const name of Object.keys(ruleset.file.signals)) {
+    const level = signalLevel(ruleset.file.signals[name]!);
+    if (level === 'account' && !replay.accountsEvaluated) continue;
+    const population = judged[level];
+    const fired = (entity: EntityHistoryResult) => (Object.hasOwn(entity.firstFired, name) ? entity.firstFired[name] : undefined);
+    const result = split(population, fired);
+    const everFired = population.filter((entity) => fired(entity.entity) !== undefined).length;
+    signals.push({
+      signal: name,
+      level,
+      fired: result.in,
+      notFired: result.out,
+      lift: result.lift,
+      precision: round(result.precision),
+      recall: round(result.recall),
+      fireRate: population.length === 0 ? 0 : round(everFired / population.length),
+    });
+  }
+
+  const thresholds: ThresholdPoint[] = [];
+  const range = replay.scoreRange.user;
+  if (range !== null && judged.user.length > 0) {
+    const low = Math.floor(range.min / grid) * grid;
+    const high = Math.ceil(range.max / grid) * grid;
+    const step = grid * Math.max(1, Math.ceil((high - low) / grid / 40));
+    for (let minScore = low; minScore <= high; minScore += step) {
+      const result = split(judged.user, (entity) => entity.maxScore.find((point) => point.score >= minScore)?.at);
+      thresholds.push({ minScore, qualified: result.in.entities, precision: round(result.precision), recall: round(result.recall) });
+    }
+  }
+
+  const weekly = weeksOf(replay.from, replay.to).map((week) => ({ week, qualified: Object.fromEntries(ruleset.file.tiers.map((tier) => [tier.name, 0])) as Record<string, number> }));
+  const weekIndex = new Map(weekly.map((entry, index) => [entry.week, index]));
+  for (const entity of replay.entities) {
+    for (const transition of entity.transitions) {
+      if (transition.to === null) continue;
+      const entry = weekly[weekIndex.get(mondayOf(transition.at.slice(0, 10)))!];
+      if (entry) entry.qualified[transition.to] = (entry.qualified[transition.to] ?? 0) + 1;
+    }
+  }
+
+  const missed = [...judged.user, ...judged.account]
+    .filter((entity) => entity.converter && !entity.entity.transitions.some((transition) => transition.to !== null && transition.at < entity.convertedAt!))
+    .sort((a, b) => (a.convertedAt! < b.convertedAt! ? -1 : a.convertedAt! > b.convertedAt! ? 1 : a.entity.id.localeCompare(b.entity.id)));
+  const missedConverters = missed.slice(0, maxMissed).map((entity) => ({ type: entity.entity.type, id: entity.entity.id, convertedAt: entity.convertedAt! }));
+
+  // Warnings: what a reader must know before trusting a figure.
+  if (options.input.linesSkipped > 0) warnings.push(`${options.input.linesSkipped} malformed input lines were skipped (--skip-bad).`);
+  if ((options.input.duplicates ?? 0) > 0) warnings.push(`${options.input.duplicates} messages repeated the messageId of an earlier one (same user and day) and were counted once, as ingest stores them.`);
+  if (unknown > 0) warnings.push(`${unknown} converted entities never appear in the events by the last step: they are not judged.`);
+  if (convertedBefore > 0) warnings.push(`${convertedBefore} entities converted before the period began or before their first event: they are not judged.`);
+  const converters = judged.user.filter((entity) => entity.converter).length + judged.account.filter((entity) => entity.converter).length;
+  if (converters === 0) warnings.push('No judged entity converted during the period (plus the horizon): precision, recall and lift cannot be measured.');
+  const lastConversion = options.conversions.reduce<string | null>((last, conversion) => (last === null || conversion.convertedAt > last ? conversion.convertedAt : last), null);
+  if (lastConversion !== null && lastConversion < `${replay.to}T00:00:00.000Z`) {
+    warnings.push(`The last conversion is on ${lastConversion.slice(0, 10)}, before the period ends (${replay.to}): if the conversions stop there, later qualifications look worse than they are.`);
+  }
+  for (const tier of tiers) {
+    if (tier.qualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.qualified.entities} qualified entities (under ${smallSample}): too few to trust its rates.`);
+    if (tier.notQualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.notQualified.entities} entities in its comparison group (under ${smallSample}): too few to trust its lift.`);
+    if (tier.lift === null) warnings.push(`Tier ${tier.tier}: no lift (${tier.qualified.entities === 0 ? 'nobody qualified' : 'nobody was left to compare with'}).`);
+    else if (tier.lift.low <= 1 && tier.lift.high >= 1) {
+      warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${fixed(tier.lift.low)} to ${fixed(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
+    }
+  }
+  for (const signal of signals) {
+    if (signal.fired.entities + signal.notFired.entities === 0) continue;
+    if (signal.fireRate === 0) warnings.push(`Signal ${signal.signal} never fired: it tells nothing on this data.`);
+    else if (signal.fireRate >= 0.95) warnings.push(`Signal ${signal.signal} fired for ${percent(signal.fireRate)} of ${signal.level}s: it cannot tell them apart.`);
+  }
+  const unproven = signals.filter((signal) => signal.lift !== null && signal.lift.low <= 1 && signal.lift.high >= 1);
+  if (unproven.length > 0) {
+    warnings.push(`Signals whose lift's 95% interval includes 1 (no evidence they predict conversion on this data): ${unproven.map((signal) => signal.signal).join(', ')}.`);
+  }
+  const fewFired = signals.filter((signal) => signal.fired.entities > 0 && signal.fired.entities < smallSample);
+  if (fewFired.length > 0) {
+    warnings.push(`Signals that fired for fewer than ${smallSample} entities before they converted (rates not to be trusted): ${fewFired.map((signal) => `${signal.signal} (${signal.fired.entities})`).join(', ')}.`);
+  }
+
+  return {
+    generatedAt: (options.generatedAt ?? new Date()).toISOString(),
+    rules: { source: options.rulesSource, version: ruleset.version },
+    period: { from: replay.from, to: replay.to, stepDays: replay.stepDays, horizonDays },
+    input: { eventsRead: options.input.eventsRead, linesSkipped: options.input.linesSkipped, entities: seen, conversions: options.conversions.length },
+    tiers,
+    signals,
+    thresholds,
+    weekly,
+    missedConverters,
+    warnings,
+  };
+}
+
+function outcome(entities: number, converted: number): Outcome {
+  const rate = proportion(converted, entities);
+  return { entities, converted, rate: { value: round(rate.value), low: round(rate.low), high: round(rate.high) } };
+}
+
+const round = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
+const roundEstimate = (estimate: Estimate | null): Estimate | null =>
+  estimate === null ? null : { value: round(estimate.value, 3), low: round(estimate.low, 3), high: round(estimate.high, 3) };
+
+/** The Monday (UTC) of a day's ISO week, YYYY-MM-DD. */
+export function mondayOf(day: string): string {
+  const ms = Date.parse(`${day}T00:00:00Z`);
+  const weekday = (new Date(ms).getUTCDay() + 6) % 7;
+  return new Date(ms - weekday * dayMs).toISOString().slice(0, 10);
+}
+
+function weeksOf(from: string, to: string): string[] {
+  const weeks: string[] = [];
+  for (let week = mondayOf(from); week <= to; week = new Date(Date.parse(`${week}T00:00:00Z`) + 7 * dayMs).toISOString().slice(0, 10)) weeks.push(week);
+  return weeks;
+}
+
+const fixed = (value: number) => (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2));
+const percent = (value: number) => `${(value * 100).toFixed(value < 0.1 && value > 0 ? 1 : 0)}%`;
+
+/** The report as a few plain-text tables: what `pql-radar backtest` prints. */
+export function formatSummary(report: BacktestReport): string {
+  const lines: string[] = [];
+  const { period, input } = report;
+  lines.push(`Backtest of ${report.rules.source} (version ${report.rules.version})`);
+  lines.push(`Period ${period.from} to ${period.to}, a step every ${period.stepDays} day${period.stepDays === 1 ? '' : 's'}, conversions counted within ${period.horizonDays} days of qualifying`);
+  lines.push(
+    `Input: ${input.eventsRead.toLocaleString('en-US')} events${input.linesSkipped > 0 ? ` (${input.linesSkipped} bad lines skipped)` : ''}, ` +
+      `${input.entities.user.toLocaleString('en-US')} users, ${input.entities.account.toLocaleString('en-US')} accounts, ${input.conversions.toLocaleString('en-US')} conversions`,
+  );
+  const rate = (o: Outcome) => `${o.converted}/${o.entities} ${percent(o.rate.value)} (${percent(o.rate.low)}-${percent(o.rate.high)})`;
+  const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : `${fixed(estimate.value)} (${fixed(estimate.low)}-${fixed(estimate.high)})`);
+  lines.push('', 'Tiers: qualified = entered the tier before converting; converted = within the horizon after qualifying');
+  lines.push(
+    table(
+      ['tier', 'level', 'qualified: converted', 'not qualified: converted', 'lift (95% CI)', 'precision', 'recall', 'F1', 'alerts/wk', 'median days'],
+      report.tiers.map((tier) => [
+        tier.tier,
+        tier.level,
+        rate(tier.qualified),
+        rate(tier.notQualified),
+        liftText(tier.lift),
+        percent(tier.precision),
+        percent(tier.recall),
+        tier.f1.toFixed(2),
+        tier.alertsPerWeek.toFixed(1),
+        tier.medianDaysToConversion === null ? '-' : tier.medianDaysToConversion.toFixed(1),
+      ]),
+    ),
+  );
+  lines.push('', 'Signals: fired = matched at a step before converting');
+  lines.push(
+    table(
+      ['signal', 'level', 'fire rate', 'fired: converted', 'not fired: converted', 'lift (95% CI)', 'precision', 'recall'],
+      report.signals.map((signal) => [signal.signal, signal.level, percent(signal.fireRate), rate(signal.fired), rate(signal.notFired), liftText(signal.lift), percent(signal.precision), percent(signal.recall)]),
+    ),
+  );
+  if (report.thresholds.length > 0) {
+    lines.push('', 'Score thresholds (users): qualified = score reached the threshold before converting');
+    lines.push(table(['min score', 'qualified', 'precision', 'recall'], report.thresholds.map((point) => [String(point.minScore), String(point.qualified), percent(point.precision), percent(point.recall)])));
+  }
+  if (report.missedConverters.length > 0) {
+    lines.push('', `Converters never qualified before converting (first ${report.missedConverters.length}): ${report.missedConverters.slice(0, 10).map((entity) => `${entity.type} ${entity.id}`).join(', ')}${report.missedConverters.length > 10 ? ', ...' : ''}`);
+  }
+  if (report.warnings.length > 0) {
+    lines.push('', 'Warnings:');
+    for (const warning of report.warnings) lines.push(`  - ${warning}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]) => cells.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd();
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,511 @@
+import { createHash } from 'node:crypto';
+import type { AcceptedMessage } from '../ingest';
+import { decide, type LeadState } from '../lead-state';
+import { evaluate, mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../rules/engine';
+import type { Ruleset } from '../rules/load';
+
+/**
+ * Point-in-time replay: what the evaluator would have decided, step by step, had the rules been live over the period.
+ *
+ * Reading (`EventHistory.add`) keeps what the evaluator keeps, never the raw events: one daily rollup per user and day
+ * (the engine's own `rollupDay`, so the input need not be sorted: a rollup does not depend on the order of its events),
+ * each user's first message, the traits of identify and group calls with the time each was set, and memberships with
+ * the time each began. Memory grows with users x active days, not with events.
+ *
+ * Replaying (`replay`): a step is the END of a UTC day (23:59:59.999Z), every `stepDays` days from `from` to `to`.
+ * At a step only what happened at or before it counts: the rollups of that day and earlier, the traits set at or
+ * before it, the memberships begun at or before it. Later days, traits and members are simply not looked at, so no
+ * future data can reach a decision (test/unit/backtest.test.ts replays with and without the future and compares).
+ *
+ * At every step:
+ *  1. Every user seen so far is evaluated by the engine (`evaluate`) with the facts the evaluator's store would give
+ *     it (the day rollups its windows and since-signup span reach, the lifetime rollup, first and last seen, its
+ *     traits and its accounts' traits). The signals that match and the score are recorded: what the rules say of the
+ *     user at that moment.
+ *  2. The lead state machine (`decide`, with the cooldown) runs for the users the deployed evaluator would evaluate
+ *     then: those with new messages since the previous step, and qualified leads (swept every 6 hours, so at every
+ *     step). A user with nothing new and no tier keeps its state, as in the evaluator. The tier changes are recorded.
+ *  3. Accounts (only when some rule looks at accounts), after their members, as the evaluator does: their facts are
+ *     their members' rollups added up, and each member's last seen, tier and matched signals from the member's lead
+ *     state. They are decided when a member had new messages, when a member's tier moved, or when they are leads.
+ *
+ * The first step starts from no lead state: whatever the history before `from` qualifies shows as a qualification at
+ * `from`. What a daily step cannot see: the deployed evaluator runs every minute, so a lead that qualified at 10:00 is
+ * recorded at the end of its day (up to a step late, never early); traits apply in the order of their timestamps, where
+ * the live profile keeps the last to arrive; and within a step members always come before their accounts. Pure: no I/O.
+ */
+
+const dayMs = 86_400_000;
+/** Product events buffered per user and day before they are rolled up (a rollup per event would cost more). */
+const bucketFlushAt = 256;
+/** All buffered events are rolled up when this many are waiting, so memory stays bounded on unsorted input. */
+const totalFlushAt = 20_000;
+const productTypes = new Set(['track', 'page', 'screen']);
+/**
+ * Event counts by name are for lead events' context only, never for the rules: every kept rollup shares this one
+ * empty record instead (the engine never writes into the rollups it is given).
+ */
+const noNames: Record<string, number> = Object.freeze({}) as Record<string, number>;
+
+interface TraitEntry {
+  at: string;
+  seq: number;
+  traits: Record<string, unknown>;
+}
+
+interface UserRecord {
+  id: string;
+  firstSeen: string;
+  /** Rolled-up days, by day; a day with only identify/group/alias messages has an empty rollup, as in the evaluator. */
+  days: Map<string, DayRollup>;
+  /** Product events waiting to be rolled up, by day. */
+  pending: Map<string, UsageEvent[]>;
+  traits: TraitEntry[];
+  /** Account id -> when the user first appeared in it (group call or context.groupId). */
+  accounts: Map<string, string>;
+}
+
+export interface EventHistoryStats {
+  /** Messages added. */
+  messages: number;
+  /** Messages that repeated the user, day and messageId of an earlier one: ingest stores those once. */
+  duplicates: number;
+  /** Messages after `until`, not kept. */
+  ignoredAfter: number;
+  firstTimestamp: string | null;
+  lastTimestamp: string | null;
+}
+
+export interface EventHistoryOptions {
+  /** Messages after this time are not kept (a replay never looks past its last step). */
+  until?: string;
+}
+
+/** The compact history a replay runs on, built one message at a time. */
+export class EventHistory {
+  readonly stats: EventHistoryStats = { messages: 0, duplicates: 0, ignoredAfter: 0, firstTimestamp: null, lastTimestamp: null };
+  private readonly users = new Map<string, UserRecord>();
+  private readonly accountTraits = new Map<string, TraitEntry[]>();
+  /** 52-bit hashes of user, day and messageId: ingest keys an event by them, so a repeat rewrites the same item. */
+  private readonly seen = new Set<number>();
+  private readonly traitNames: Set<string>;
+  private pendingTotal = 0;
+  private seq = 0;
+  private finished = false;
+
+  constructor(
+    readonly ruleset: Ruleset,
+    private readonly options: EventHistoryOptions = {},
+  ) {
+    this.traitNames = traitsRead(ruleset);
+  }
+
+  /** Adds one message as ingest accepted it (validateMessage). Returns false when it is not kept (a duplicate, or after `until`). */
+  add(message: Pick<AcceptedMessage, 'type' | 'timestamp' | 'userKey' | 'messageId' | 'groupId' | 'traits' | 'message'>): boolean {
+    if (this.finished) throw new Error('EventHistory: add() after replay started');
+    const { timestamp } = message;
+    if (this.options.until !== undefined && timestamp > this.options.until) {
+      this.stats.ignoredAfter++;
+      return false;
+    }
+    const day = timestamp.slice(0, 10);
+    const key = Number.parseInt(createHash('md5').update(`${message.userKey}\n${day}\n${message.messageId}`).digest('hex').slice(0, 13), 16);
+    if (this.seen.has(key)) {
+      this.stats.duplicates++;
+      return false;
+    }
+    this.seen.add(key);
+    this.stats.messages++;
+    if (this.stats.firstTimestamp === null || timestamp < this.stats.firstTimestamp) this.stats.firstTimestamp = timestamp;
+    if (this.stats.lastTimestamp === null || timestamp > this.stats.lastTimestamp) this.stats.lastTimestamp = timestamp;
+
+    let user = this.users.get(message.userKey);
+    if (!user) {
+      user = { id: message.userKey, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map() };
+      this.users.set(message.userKey, user);
+    }
+    if (timestamp < user.firstSeen) user.firstSeen = timestamp;
+
+    if (productTypes.has(message.type)) {
+      const raw = message.message;
+      const event: UsageEvent = { type: message.type, timestamp };
+      if (typeof raw['event'] === 'string') event.event = raw['event'];
+      if (typeof raw['name'] === 'string') event.name = raw['name'];
+      if (raw['properties'] !== null && typeof raw['properties'] === 'object') event.properties = raw['properties'] as Record<string, unknown>;
+      const bucket = user.pending.get(day) ?? [];
+      if (bucket.length === 0) user.pending.set(day, bucket);
+      bucket.push(event);
+      this.pendingTotal++;
+      if (bucket.length >= bucketFlushAt) this.flushBucket(user, day);
+      if (this.pendingTotal >= totalFlushAt) this.flushAll();
+    } else if (!user.days.has(day) && !user.pending.has(day)) {
+      user.days.set(day, emptyRollup(day));
+    }
+
+    if (message.groupId !== undefined) {
+      const joined = user.accounts.get(message.groupId);
+      if (joined === undefined || timestamp < joined) user.accounts.set(message.groupId, timestamp);
+    }
+    if (message.traits && (message.type === 'identify' || message.type === 'group')) {
+      const kept: Record<string, unknown> = {};
+      let any = false;
+      for (const [name, value] of Object.entries(message.traits)) {
+        if (!this.traitNames.has(name)) continue;
+        kept[name] = value;
+        any = true;
+      }
+      if (any) {
+        const entry = { at: timestamp, seq: this.seq++, traits: kept };
+        if (message.type === 'identify') user.traits.push(entry);
+        else {
+          const list = this.accountTraits.get(message.groupId!) ?? [];
+          if (list.length === 0) this.accountTraits.set(message.groupId!, list);
+          list.push(entry);
+        }
+      }
+    }
+    return true;
+  }
+
+  private flushBucket(user: UserRecord, day: string) {
+    const events = user.pending.get(day);
+    if (!events || events.length === 0) return;
+    user.pending.delete(day);
+    this.pendingTotal -= events.length;
+    const fresh = rollupDay(day, events, this.ruleset);
+    fresh.names = noNames;
+    const existing = user.days.get(day);
+    const merged = existing ? mergeRollups(day, [existing, fresh]) : fresh;
+    merged.names = noNames;
+    user.days.set(day, merged);
+  }
+
+  private flushAll() {
+    for (const user of this.users.values()) for (const day of [...user.pending.keys()]) this.flushBucket(user, day);
+  }
+
+  /** @internal Rolls up what is still buffered and hands the records to the replay. */
+  finish(): { users: Map<string, UserRecord>; accountTraits: Map<string, TraitEntry[]> } {
+    if (!this.finished) {
+      this.flushAll();
+      this.finished = true;
+      this.seen.clear();
+    }
+    return { users: this.users, accountTraits: this.accountTraits };
+  }
+}
+
+/** The traits some rule reads (the signup trait, trait signals): the only ones worth keeping. */
+function traitsRead(ruleset: Ruleset): Set<string> {
+  const names = new Set<string>();
+  if (ruleset.file.signup?.trait !== undefined) names.add(ruleset.file.signup.trait);
+  for (const signal of Object.values(ruleset.file.signals)) if (signal.kind === 'trait') names.add(signal.trait);
+  return names;
+}
+
+const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, names: noNames, measures: {} });
+
+export interface ReplayOptions {
+  /** First step's day, YYYY-MM-DD (UTC). */
+  from: string;
+  /** Last step's day at the latest, YYYY-MM-DD (UTC). */
+  to: string;
+  /** Days between steps. @default 1 */
+  stepDays?: number;
+  /** Called after each step, e.g. for progress. */
+  onStep?: (index: number, steps: number) => void;
+}
+
+export interface TierTransition {
+  /** The step at which it happened (the end of a day, ISO 8601). */
+  at: string;
+  from: string | null;
+  to: string | null;
+}
+
+/** What the replay saw of one entity. */
+export interface EntityHistoryResult {
+  type: 'user' | 'account';
+  id: string;
+  /** Users: their first message. Accounts: when their first member joined them (a message naming the account). */
+  firstSeen: string;
+  /** Every tier change the lead state machine made, in order. */
+  transitions: TierTransition[];
+  /** The first step at which each signal matched, by signal name. */
+  firstFired: Record<string, string>;
+  /** The running maximum of the score over the steps: an entry each time it rises (the first step included). */
+  maxScore: { at: string; score: number }[];
+}
+
+export interface ReplayResult {
+  from: string;
+  to: string;
+  stepDays: number;
+  /** The step times: the end of each step's day. */
+  steps: string[];
+  /** Entities seen at or before the last step: users, then accounts (listed, without a history, when no rule looks at accounts). */
+  entities: EntityHistoryResult[];
+  /** The lowest and highest score seen at any step, by entity type. */
+  scoreRange: { user: { min: number; max: number } | null; account: { min: number; max: number } | null };
+  /** Whether accounts were evaluated (some rule looks at accounts). */
+  accountsEvaluated: boolean;
+}
+
+/** The end of a UTC day, the moment a step evaluates at. */
+export const dayEnd = (day: string) => `${day}T23:59:59.999Z`;
+export const addDays = (day: string, days: number) => new Date(Date.parse(`${day}T00:00:00Z`) + days * dayMs).toISOString().slice(0, 10);
+
+interface Lead {
+  history: EntityHistoryResult;
+  state?: LeadState;
+  /** The highest score so far. */
+  best: number;
+}
+
+interface UserRun extends Lead {
+  record: UserRecord;
+  dayList: DayRollup[];
+  /** How many of dayList are at or before the current step's day. */
+  upto: number;
+  lifetime: DayRollup;
+  lastSeen: string | null;
+  traitCursor: number;
+  traits: Record<string, unknown>;
+  /** [account, joinedAt], by account id. */
+  accounts: [AccountRun, string][];
+  /** Whether the lead state machine ran for the user: the evaluator's store then holds its state, which accounts read. */
+  evaluated: boolean;
+}
+
+interface AccountRun extends Lead {
+  id: string;
+  traitEntries: TraitEntry[];
+  traitCursor: number;
+  traits: Record<string, unknown>;
+  /** [member, joinedAt], by user id. */
+  members: [UserRun, string][];
+  joinedFirst: string;
+  marked: boolean;
+}
+
+/** Replays the history through the rules, step by step; see the comment at the top of this file. */
+export function replay(history: EventHistory, options: ReplayOptions): ReplayResult {
+  const { ruleset } = history;
+  const stepDays = options.stepDays ?? 1;
+  if (!Number.isInteger(stepDays) || stepDays < 1) throw new Error('stepDays must be a whole number of days, at least 1');
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(options.from) || !/^\d{4}-\d{2}-\d{2}$/.test(options.to)) throw new Error('from and to must be days, YYYY-MM-DD');
+  if (options.from > options.to) throw new Error(`from (${options.from}) is after to (${options.to})`);
+  const steps: string[] = [];
+  for (let day = options.from; day <= options.to; day = addDays(day, stepDays)) steps.push(day);
+  const lastStep = dayEnd(steps.at(-1)!);
+
+  const { users: records, accountTraits } = history.finish();
+  const byTraitOrder = (a: TraitEntry, b: TraitEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.seq - b.seq);
+  const newHistory = (type: 'user' | 'account', id: string, firstSeen: string): EntityHistoryResult => ({ type, id, firstSeen, transitions: [], firstFired: {}, maxScore: [] });
+
+  const users: UserRun[] = [];
+  for (const record of records.values()) {
+    if (record.firstSeen > lastStep) continue;
+    record.traits.sort(byTraitOrder);
+    users.push({
+      record,
+      dayList: [...record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)),
+      upto: 0,
+      lifetime: emptyRollup('lifetime'),
+      lastSeen: null,
+      traitCursor: 0,
+      traits: {},
+      accounts: [],
+      evaluated: false,
+      history: newHistory('user', record.id, record.firstSeen),
+      best: Number.NEGATIVE_INFINITY,
+    });
+  }
+  users.sort((a, b) => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0));
+
+  const accountsById = new Map<string, AccountRun>();
+  for (const user of users) {
+    for (const [accountId, joinedAt] of user.record.accounts) {
+      if (joinedAt > lastStep) continue;
+      let account = accountsById.get(accountId);
+      if (!account) {
+        const traitEntries = (accountTraits.get(accountId) ?? []).sort(byTraitOrder);
+        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY };
+        accountsById.set(accountId, account);
+      }
+      if (joinedAt < account.joinedFirst) account.joinedFirst = joinedAt;
+      account.members.push([user, joinedAt]);
+      user.accounts.push([account, joinedAt]);
+    }
+  }
+  const accounts = [...accountsById.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const account of accounts) account.history.firstSeen = account.joinedFirst;
+  for (const account of accounts) account.members.sort(([a], [b]) => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0));
+  for (const user of users) user.accounts.sort(([a], [b]) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+
+  const accountsEvaluated = ruleset.evaluatesAccounts;
+  const scoreRange: ReplayResult['scoreRange'] = { user: null, account: null };
+
+  const record = (lead: Lead, type: 'user' | 'account', evaluation: ReturnType<typeof evaluate>, at: string) => {
+    for (const [name, result] of Object.entries(evaluation.signals)) {
+      if (result.matched && !Object.hasOwn(lead.history.firstFired, name)) lead.history.firstFired[name] = at;
+    }
+    const score = evaluation.score.total;
+    if (score > lead.best) {
+      lead.best = score;
+      lead.history.maxScore.push({ at, score });
+    }
+    const range = scoreRange[type];
+    if (range === null) scoreRange[type] = { min: score, max: score };
+    else {
+      if (score < range.min) range.min = score;
+      if (score > range.max) range.max = score;
+    }
+  };
+  const decideFor = (lead: Lead, evaluation: ReturnType<typeof evaluate>, facts: EntityFacts, now: Date, at: string): boolean => {
+    const { state, transition } = decide(lead.state, evaluation, facts, ruleset, now);
+    // The history of reasons is for lead events only; dropping it keeps the replay's memory flat.
+    lead.state = { ...state, history: [] };
+    if (!transition) return false;
+    lead.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
+    return true;
+  };
+
+  steps.forEach((day, index) => {
+    const at = dayEnd(day);
+    const now = new Date(at);
+    const windowFrom = ruleset.maxWindowDays > 0 ? windowStart(now, ruleset.maxWindowDays) : null;
+
+    for (const account of accounts) {
+      account.marked = false;
+      while (account.traitCursor < account.traitEntries.length && account.traitEntries[account.traitCursor]!.at <= at) {
+        Object.assign(account.traits, account.traitEntries[account.traitCursor]!.traits);
+        account.traitCursor++;
+      }
+    }
+
+    for (const user of users) {
+      if (user.record.firstSeen > at) continue;
+      const before = user.upto;
+      const fresh: DayRollup[] = [];
+      while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
+      if (fresh.length > 0) {
+        user.lifetime = mergeRollups('lifetime', [user.lifetime, ...fresh]);
+        for (const rollup of fresh) if (rollup.lastActivity && (user.lastSeen === null || rollup.lastActivity > user.lastSeen)) user.lastSeen = rollup.lastActivity;
+      }
+      const entries = user.record.traits;
+      while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);
+      const changed = user.upto > before;
+
+      const facts: EntityFacts = {
+        type: 'user',
+        id: user.record.id,
+        traits: user.traits,
+        accountTraits: user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
+        firstSeen: user.record.firstSeen,
+        lastSeen: user.lastSeen,
+        days: daysInReach(user.dayList, user.upto, windowFrom, signupTime({ traits: user.traits, firstSeen: user.record.firstSeen }, ruleset)?.slice(0, 10) ?? null, ruleset.maxSinceSignupDays),
+        lifetime: user.lifetime,
+        members: [],
+      };
+      const evaluation = evaluate(facts, ruleset, now);
+      record(user, 'user', evaluation, at);
+      if (changed || (user.state?.tier ?? null) !== null) {
+        const previousTier = user.state?.tier ?? null;
+        decideFor(user, evaluation, facts, now, at);
+        user.evaluated = true;
+        const tierMoved = (user.state?.tier ?? null) !== previousTier;
+        // The evaluator marks the user's accounts after saving a user with new days or a new tier.
+        if (changed || tierMoved) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
+      }
+    }
+
+    if (accountsEvaluated) {
+      for (const account of accounts) {
+        if (account.joinedFirst > at) continue;
+        const facts = accountFacts(account, at, windowFrom, ruleset);
+        const evaluation = evaluate(facts, ruleset, now);
+        record(account, 'account', evaluation, at);
+        if (account.marked || (account.state?.tier ?? null) !== null) decideFor(account, evaluation, facts, now, at);
+      }
+    }
+    options.onStep?.(index + 1, steps.length);
+  });
+
+  const entities: EntityHistoryResult[] = [...users.map((user) => user.history), ...(accountsEvaluated ? accounts.map((account) => account.history) : [])];
+  if (!accountsEvaluated) {
+    // Accounts are counted as seen even when no rule looks at them (the report says how many there were).
+    for (const account of accounts) entities.push(account.history);
+  }
+  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: steps.map(dayEnd), entities, scoreRange, accountsEvaluated };
+}
+
+/**
+ * The day rollups the evaluator's store reads for an entity: the longest rolling window ending today, and the
+ * since-signup span; only days at or before the step (the first `upto` of the sorted list).
+ */
+function daysInReach(dayList: readonly DayRollup[], upto: number, windowFrom: string | null, signupDay: string | null, sinceSignupDays: number): DayRollup[] {
+  const ranges: [string, string][] = [];
+  if (windowFrom !== null) ranges.push([windowFrom, '9999-12-31']);
+  if (sinceSignupDays > 0 && signupDay !== null) ranges.push([signupDay, addDays(signupDay, sinceSignupDays - 1)]);
+  if (ranges.length === 0 || upto === 0) return [];
+  const lowest = ranges.reduce((low, [from]) => (from < low ? from : low), ranges[0]![0]);
+  const days: DayRollup[] = [];
+  for (let i = lowerBound(dayList, upto, lowest); i < upto; i++) {
+    const rollup = dayList[i]!;
+    if (ranges.some(([from, to]) => rollup.day >= from && rollup.day <= to)) days.push(rollup);
+  }
+  return days;
+}
+
+/** The first index in the sorted dayList[0..upto) whose day is >= `day`. */
+function lowerBound(dayList: readonly DayRollup[], upto: number, day: string): number {
+  let low = 0;
+  let high = upto;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (dayList[middle]!.day < day) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/**
+ * An account's facts as the evaluator's store assembles them: its members (joined by now) with the last seen, tier and
+ * matched signals of their lead state; their day rollups (each member's window and since-signup span, the span from
+ * the member's first message) added up day by day; their lifetimes added up; first and last seen over the members.
+ */
+function accountFacts(account: AccountRun, at: string, windowFrom: string | null, ruleset: Ruleset): EntityFacts {
+  const members: MemberFacts[] = [];
+  const lifetimes: DayRollup[] = [];
+  const dayGroups = new Map<string, DayRollup[]>();
+  let firstSeen: string | null = null;
+  let lastSeen: string | null = null;
+  for (const [member, joinedAt] of account.members) {
+    if (joinedAt > at) continue;
+    const state = member.evaluated ? member.state : undefined;
+    members.push({ id: member.record.id, lastSeen: state?.lastSeen ?? null, tier: state?.tier ?? null, matched: state?.matched ?? [] });
+    if (!state) continue;
+    lifetimes.push(member.lifetime);
+    if (firstSeen === null || member.record.firstSeen < firstSeen) firstSeen = member.record.firstSeen;
+    if (state.lastSeen && (lastSeen === null || state.lastSeen > lastSeen)) lastSeen = state.lastSeen;
+    const signupDay = signupTime({ firstSeen: member.record.firstSeen, traits: {} }, ruleset)?.slice(0, 10) ?? null;
+    for (const rollup of daysInReach(member.dayList, member.upto, windowFrom, signupDay, ruleset.maxSinceSignupDays)) {
+      const group = dayGroups.get(rollup.day);
+      if (group) group.push(rollup);
+      else dayGroups.set(rollup.day, [rollup]);
+    }
+  }
+  const days = [...dayGroups.entries()].map(([day, rollups]) => (rollups.length === 1 ? rollups[0]! : mergeRollups(day, rollups))).sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+  return {
+    type: 'account',
+    id: account.id,
+    traits: account.traits,
+    accountTraits: [],
+    firstSeen,
+    lastSeen,
+    days,
+    lifetime: mergeRollups('lifetime', lifetimes),
+    members,
+  };
+}

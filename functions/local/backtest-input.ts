@@ -1,0 +1,335 @@
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { createGunzip } from 'node:zlib';
+import type { Conversion } from '../core/backtest/metrics';
+import { validateMessage, type AcceptedMessage } from '../core/ingest';
+
+/**
+ * The files of `pql-radar backtest` and `discover`, read as streams: events (JSONL of Segment messages, the ingest
+ * format, optionally gzipped) and conversions (CSV or JSONL). No file is ever held whole in memory: lines are read
+ * one at a time, and each message goes through ingest's own validation (`validateMessage`), so the backtest sees
+ * exactly what ingest would have stored, with the same resolved timestamp and user key.
+ */
+
+/** A problem in an input file, at a line: `events.jsonl:12: userId: userId or anonymousId is required`. */
+export class InputError extends Error {
+  override name = 'InputError';
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly reason: string,
+  ) {
+    super(line > 0 ? `${file}:${line}: ${reason}` : `${file}: ${reason}`);
+  }
+}
+
+/** Lines longer than this are refused (ingest itself refuses events over 32 KB). */
+export const maxLineBytes = 1024 * 1024;
+/** The workspace name given to validateMessage: it only seeds the ids of messages that come without a messageId. */
+const backtestWorkspace = 'backtest';
+
+/** Reports progress; the terminal one rewrites a line on stderr every half second. */
+export interface Progress {
+  update(text: string): void;
+  done(): void;
+}
+
+/** Progress on stderr when it is a terminal (a line rewritten with \r at most every 0.5 s); silent otherwise. */
+export function terminalProgress(stream: NodeJS.WriteStream = process.stderr, intervalMs = 500): Progress {
+  if (!stream.isTTY) return { update: () => {}, done: () => {} };
+  let last = 0;
+  let shown = false;
+  return {
+    update(text) {
+      const now = Date.now();
+      if (now - last < intervalMs) return;
+      last = now;
+      shown = true;
+      stream.write(`\r\x1b[K${text}`);
+    },
+    done() {
+      if (shown) stream.write('\r\x1b[K');
+      shown = false;
+    },
+  };
+}
+
+export interface ReadEventsOptions {
+  /** Count malformed lines and go on, instead of stopping at the first with an InputError. */
+  skipBad?: boolean;
+  /** Where progress goes. @default terminalProgress() (silent unless stderr is a terminal) */
+  progress?: Progress;
+}
+
+export interface ReadEventsStats {
+  /** Valid messages read. */
+  eventsRead: number;
+  /** Malformed or invalid lines skipped (only with skipBad). */
+  linesSkipped: number;
+  /** The first few skipped lines, with their reasons. */
+  skipped: InputError[];
+}
+
+/**
+ * Segment messages from JSONL files (`.gz` files are gunzipped as they stream), validated as ingest validates them.
+ * Iterate it with `for await`; `stats` counts what was read and skipped. A line that is not JSON, a message ingest
+ * would reject, or a message without a time of its own (a backtest needs to know when each event happened) throws an
+ * InputError naming the file and line, unless `skipBad`.
+ */
+export function readEvents(files: readonly string[], options: ReadEventsOptions = {}): EventReader {
+  return new EventReader(files, options);
+}
+
+export class EventReader implements AsyncIterable<AcceptedMessage> {
+  readonly stats: ReadEventsStats = { eventsRead: 0, linesSkipped: 0, skipped: [] };
+
+  constructor(
+    private readonly files: readonly string[],
+    private readonly options: ReadEventsOptions,
+  ) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<AcceptedMessage> {
+    const progress = this.options.progress ?? terminalProgress();
+    try {
+      for (const file of this.files) {
+        for await (const { line, number } of readLines(file)) {
+          const outcome = parseEvent(file, line, number);
+          if (outcome === undefined) continue;
+          if (outcome instanceof InputError) {
+            if (!this.options.skipBad) throw outcome;
+            this.stats.linesSkipped++;
+            if (this.stats.skipped.length < 10) this.stats.skipped.push(outcome);
+            continue;
+          }
+          this.stats.eventsRead++;
+          progress.update(`reading events: ${this.stats.eventsRead.toLocaleString('en-US')}${this.stats.linesSkipped > 0 ? ` (${this.stats.linesSkipped} lines skipped)` : ''}`);
+          yield outcome;
+        }
+      }
+    } finally {
+      progress.done();
+    }
+  }
+}
+
+/** One line of an events file: the accepted message, undefined for a blank line, or the reason it is bad. */
+export function parseEvent(file: string, line: string | Error, number: number): AcceptedMessage | InputError | undefined {
+  if (line instanceof Error) return new InputError(file, number, line.message);
+  if (line.trim() === '') return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch (error) {
+    const hint = line.charCodeAt(0) === 0x1f ? ' (the file looks gzip-compressed: name it .gz)' : '';
+    return new InputError(file, number, `not valid JSON (${error instanceof Error ? error.message : 'parse error'})${hint}`);
+  }
+  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAtOf(raw));
+  if ('reason' in outcome) return new InputError(file, number, outcome.path ? `${outcome.path}: ${outcome.reason}` : outcome.reason);
+  if (outcome.serverTimed) return new InputError(file, number, 'timestamp: the message has no timestamp or originalTimestamp, and a backtest needs the time each event happened');
+  return outcome;
+}
+
+/**
+ * The time ingest would have received the message: exports of Segment data carry `receivedAt`; without it, `sentAt`
+ * (no clock-skew correction then). Only used to correct originalTimestamp by sentAt, as ingest does.
+ */
+function receivedAtOf(raw: unknown): Date {
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+    for (const key of ['receivedAt', 'sentAt']) {
+      const value = (raw as Record<string, unknown>)[key];
+      if (typeof value === 'string') {
+        const parsed = new Date(value);
+        if (!Number.isNaN(parsed.getTime())) return parsed;
+      }
+    }
+  }
+  return new Date(0);
+}
+
+/**
+ * The lines of a file, numbered from 1, streamed (gunzipped when the name ends in .gz); a line over maxLineBytes is
+ * given as an Error in its place (and skipped over) so a reader can report or skip it. Errors of the file itself
+ * (missing, unreadable, a corrupt gzip) throw an InputError naming the file.
+ */
+export async function* readLines(file: string): AsyncGenerator<{ line: string | Error; number: number }> {
+  const source = createReadStream(file);
+  let stream: Readable = source;
+  if (file.endsWith('.gz')) {
+    const gunzip = createGunzip();
+    pipeline(source, gunzip, () => {});
+    stream = gunzip;
+  }
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  let number = 0;
+  let oversized = false;
+  try {
+    for await (const chunk of stream) {
+      let text = pending + decoder.write(chunk as Buffer);
+      let start = 0;
+      for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
+        number++;
+        if (oversized || newline - start > maxLineBytes) {
+          oversized = false;
+          yield { line: new Error(`the line is longer than ${maxLineBytes} bytes`), number };
+        } else {
+          const end = newline > start && text.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
+          yield { line: text.slice(start, end), number };
+        }
+        start = newline + 1;
+      }
+      text = text.slice(start);
+      if (text.length > maxLineBytes) {
+        oversized = true;
+        text = '';
+      }
+      pending = oversized ? '' : text;
+    }
+    pending += decoder.end();
+    if (oversized) yield { line: new Error(`the line is longer than ${maxLineBytes} bytes`), number: number + 1 };
+    else if (pending !== '') yield { line: pending.endsWith('\r') ? pending.slice(0, -1) : pending, number: number + 1 };
+  } catch (error) {
+    throw fileError(file, number, error);
+  } finally {
+    source.destroy();
+  }
+}
+
+function fileError(file: string, line: number, error: unknown): InputError {
+  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+  if (code === 'ENOENT') return new InputError(file, 0, 'no such file');
+  if (code === 'EISDIR') return new InputError(file, 0, 'is a directory, not a file');
+  if (code === 'EACCES') return new InputError(file, 0, 'permission denied');
+  if (code?.startsWith('Z_')) return new InputError(file, line + 1, `not a valid gzip file (${error instanceof Error ? error.message : String(error)})`);
+  return new InputError(file, line, error instanceof Error ? error.message : String(error));
+}
+
+export type { Conversion };
+
+const requiredColumns = ['entity_type', 'entity_id', 'converted_at'] as const;
+
+/**
+ * Conversions from a CSV file (a header line naming entity_type, entity_id, converted_at and optionally value, in any
+ * order; other columns are ignored) or a JSONL file (one object a line: entityType or entity_type, entityId or
+ * entity_id, convertedAt or converted_at, value); which one is told by the first line. `.gz` is gunzipped. Any bad
+ * line throws an InputError with its line number.
+ */
+export async function readConversions(file: string): Promise<Conversion[]> {
+  const conversions: Conversion[] = [];
+  let format: 'csv' | 'jsonl' | undefined;
+  let columns: Map<string, number> | undefined;
+  for await (const { line, number } of readLines(file)) {
+    if (line instanceof Error) throw new InputError(file, number, line.message);
+    if (line.trim() === '') continue;
+    format ??= line.trimStart().startsWith('{') ? 'jsonl' : 'csv';
+    if (format === 'jsonl') {
+      conversions.push(conversionFromJson(file, number, line));
+      continue;
+    }
+    const cells = splitCsvLine(line);
+    if (cells === undefined) throw new InputError(file, number, 'unterminated quoted field (quoted fields cannot span lines)');
+    if (columns === undefined) {
+      columns = new Map(cells.map((cell, index) => [cell.trim().toLowerCase(), index]));
+      const missing = requiredColumns.filter((name) => !columns!.has(name));
+      if (missing.length > 0) {
+        throw new InputError(file, number, `the header must name the columns ${requiredColumns.join(', ')} (and optionally value); missing: ${missing.join(', ')}`);
+      }
+      continue;
+    }
+    const cell = (name: string) => {
+      const index = columns!.get(name);
+      return index === undefined ? undefined : cells[index]?.trim();
+    };
+    conversions.push(conversionFrom(file, number, { type: cell('entity_type'), id: cell('entity_id'), convertedAt: cell('converted_at'), value: cell('value') }, 'csv'));
+  }
+  return conversions;
+}
+
+function conversionFromJson(file: string, number: number, line: string): Conversion {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch (error) {
+    throw new InputError(file, number, `not valid JSON (${error instanceof Error ? error.message : 'parse error'})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new InputError(file, number, 'must be a JSON object');
+  const record = raw as Record<string, unknown>;
+  const pick = (...names: string[]) => names.map((name) => record[name]).find((value) => value !== undefined);
+  return conversionFrom(file, number, {
+    type: pick('entityType', 'entity_type'),
+    id: pick('entityId', 'entity_id'),
+    convertedAt: pick('convertedAt', 'converted_at'),
+    value: pick('value'),
+  }, 'jsonl');
+}
+
+function conversionFrom(file: string, number: number, fields: { type: unknown; id: unknown; convertedAt: unknown; value: unknown }, format: 'csv' | 'jsonl'): Conversion {
+  const name = (csv: string, json: string) => (format === 'csv' ? csv : json);
+  const fail = (field: string, reason: string): never => {
+    throw new InputError(file, number, `${field}: ${reason}`);
+  };
+  const type = typeof fields.type === 'string' ? fields.type.toLowerCase() : fields.type;
+  if (type !== 'user' && type !== 'account') fail(name('entity_type', 'entityType'), `must be user or account${fields.type === undefined || fields.type === '' ? '' : `, got ${JSON.stringify(fields.type)}`}`);
+  const id = typeof fields.id === 'number' && Number.isFinite(fields.id) ? String(fields.id) : fields.id;
+  if (typeof id !== 'string' || id === '') fail(name('entity_id', 'entityId'), 'is required');
+  const convertedAt = parseTime(fields.convertedAt);
+  if (convertedAt === undefined) {
+    fail(name('converted_at', 'convertedAt'), `must be an ISO 8601 date or date-time (e.g. 2024-05-01 or 2024-05-01T12:00:00Z) or epoch seconds${fields.convertedAt === undefined || fields.convertedAt === '' ? '' : `, got ${JSON.stringify(fields.convertedAt)}`}`);
+  }
+  let value: number | undefined;
+  if (fields.value !== undefined && fields.value !== null && fields.value !== '') {
+    value = typeof fields.value === 'number' ? fields.value : typeof fields.value === 'string' ? Number(fields.value) : Number.NaN;
+    if (!Number.isFinite(value)) fail('value', `must be a number, got ${JSON.stringify(fields.value)}`);
+  }
+  return { type: type as Conversion['type'], id: id as string, convertedAt: convertedAt!, ...(value !== undefined ? { value } : {}) };
+}
+
+const isoTime = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/** An ISO date (start of the day, UTC), an ISO date-time (UTC when it has no offset), or epoch seconds / milliseconds. */
+export function parseTime(value: unknown): string | undefined {
+  let epoch: number | undefined;
+  if (typeof value === 'number') epoch = value;
+  else if (typeof value === 'string' && /^\d{9,13}$/.test(value.trim())) epoch = Number(value.trim());
+  if (epoch !== undefined) {
+    if (!Number.isFinite(epoch)) return undefined;
+    const date = new Date(Math.abs(epoch) < 1e11 ? epoch * 1000 : epoch);
+    return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
+  }
+  if (typeof value !== 'string') return undefined;
+  const match = isoTime.exec(value.trim());
+  if (!match) return undefined;
+  const [, day, time, zone] = match;
+  const date = new Date(time === undefined ? `${day}T00:00:00Z` : `${day}T${time}${zone ?? 'Z'}`);
+  // Rejects impossible dates (2024-02-31) that Date would roll over.
+  if (Number.isNaN(date.getTime()) || (zone === undefined || /^z$/i.test(zone) ? date.toISOString().slice(0, 10) !== day : false)) return undefined;
+  return date.toISOString();
+}
+
+/** One CSV line split into cells (RFC 4180 quoting: "a, b" and "" for a quote); undefined when a quote is left open. */
+export function splitCsvLine(line: string): string[] | undefined {
+  const cells: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const char = line[i]!;
+    if (quoted) {
+      if (char === '"' && line[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (char === '"') quoted = false;
+      else cell += char;
+    } else if (char === '"' && cell.trim() === '') {
+      quoted = true;
+      cell = '';
+    } else if (char === ',') {
+      cells.push(cell);
+      cell = '';
+    } else cell += char;
+  }
+  if (quoted) return undefined;
+  cells.push(cell);
+  return cells;
+}

@@ -1,0 +1,89 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { BacktestReport } from '../../functions/core/backtest/report';
+import { exampleFiles } from '../../examples/backtest/generate';
+
+const root = join(import.meta.dirname, '../..');
+const example = join(root, 'examples/backtest');
+const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `pql-radar` as a newcomer would, and gives its exit code and output. */
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [join(root, 'bin/pql-radar.js'), ...args], { cwd: root, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const exampleArgs = ['backtest', '--rules', 'examples/activation.rules.yaml', '--events', 'examples/backtest/events.jsonl.gz', '--conversions', 'examples/backtest/conversions.csv'];
+
+describe('pql-radar backtest', () => {
+  it('ships an example that the planted-signal generator reproduces exactly', () => {
+    const files = exampleFiles();
+    expect(gunzipSync(readFileSync(join(example, 'events.jsonl.gz'))).toString('utf8')).toBe(files.events);
+    expect(readFileSync(join(example, 'conversions.csv'), 'utf8')).toBe(files.conversions);
+  });
+
+  it('runs the example: a summary on stdout, the report as JSON, and the HTML report', async () => {
+    const summary = await cli(...exampleArgs);
+    expect(summary.code, summary.stderr).toBe(0);
+    expect(summary.stdout).toContain('Backtest of examples/activation.rules.yaml');
+    expect(summary.stdout).toMatch(/^PQL-A\s+user\s+\d+\/\d+/m);
+
+    const html = join(dir, 'report.html');
+    const json = await cli(...exampleArgs, '--json', '--report', html);
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout) as BacktestReport;
+    expect(report.period).toEqual({ from: '2025-01-30', to: '2025-03-30', stepDays: 1, horizonDays: 30 });
+    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, conversions: 197 });
+    // Activation drives conversion in the example; sharing dashboards (key_feature) does not.
+    const pqlA = report.tiers.find((tier) => tier.tier === 'PQL-A')!;
+    expect(pqlA.lift!.low).toBeGreaterThan(1);
+    const signal = (name: string) => report.signals.find((candidate) => candidate.signal === name)!;
+    expect(signal('activated').lift!.low).toBeGreaterThan(3);
+    expect(signal('key_feature').lift!.low).toBeLessThan(1);
+    expect(signal('key_feature').lift!.high).toBeGreaterThan(1);
+    // The summary and the JSON are the same figures.
+    expect(summary.stdout).toContain(`${pqlA.qualified.converted}/${pqlA.qualified.entities}`);
+    expect(json.stderr).toContain(`wrote ${html}`);
+    expect(readFileSync(html, 'utf8')).toMatch(/^<!doctype html>/i);
+  }, 120_000);
+
+  it('exits non-zero naming the file and line of a malformed event, and skips it with --skip-bad', async () => {
+    const events = join(dir, 'events.jsonl');
+    const good = (day: string) => JSON.stringify({ type: 'track', userId: 'ann', event: 'Dashboard Shared', timestamp: `2025-01-${day}T10:00:00Z` });
+    writeFileSync(events, `${good('01')}\n${good('02')}\n{"type":"track","userId":"ann"\n${good('03')}\n`);
+    const conversions = join(dir, 'conversions.csv');
+    writeFileSync(conversions, 'entity_type,entity_id,converted_at\nuser,ann,2025-01-20\n');
+    const args = ['backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--conversions', conversions];
+
+    const failed = await cli(...args);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('');
+    expect(failed.stderr).toMatch(new RegExp(`^pql-radar: ${events.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: not valid JSON \\(.+\\) \\(--skip-bad skips such lines and counts them\\)\\n$`));
+
+    const skipped = await cli(...args, '--skip-bad', '--json');
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stderr).toContain(`skipped 1 bad lines; the first: ${events}:3: not valid JSON`);
+    const report = JSON.parse(skipped.stdout) as BacktestReport;
+    expect(report.input).toMatchObject({ eventsRead: 3, linesSkipped: 1 });
+    expect(report.warnings).toContain('1 malformed input lines were skipped (--skip-bad).');
+
+    const badConversions = join(dir, 'bad-conversions.csv');
+    writeFileSync(badConversions, 'entity_type,entity_id,converted_at\nuser,ann,soon\n');
+    const badConversion = await cli('backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--conversions', badConversions, '--skip-bad');
+    expect(badConversion.code).toBe(1);
+    expect(badConversion.stderr).toContain(`${badConversions}:2: converted_at: must be an ISO 8601 date`);
+
+    const badStep = await cli(...args, '--step', '1h');
+    expect(badStep.code).toBe(1);
+    expect(badStep.stderr).toContain('--step 1h: must be a duration in days or weeks');
+    expect(existsSync(join(dir, 'nothing.html'))).toBe(false);
+  }, 120_000);
+});

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InputError, parseTime, readConversions, readEvents, readLines, splitCsvLine, type Progress } from '../../functions/local/backtest-input';
+
+const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-input-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const file = (name: string, content: string | Buffer) => {
+  const path = join(dir, name);
+  writeFileSync(path, content);
+  return path;
+};
+
+const track = (userId: string, timestamp: string, extra: Record<string, unknown> = {}) => JSON.stringify({ type: 'track', event: 'Logged In', userId, timestamp, messageId: `${userId}-${timestamp}`, ...extra });
+const good = [track('ann', '2025-01-01T10:00:00Z'), track('bob', '2025-01-02T10:00:00Z'), JSON.stringify({ type: 'identify', anonymousId: 'a-1', traits: { plan: 'free' }, originalTimestamp: '2025-01-03T10:00:00Z', sentAt: '2025-01-03T10:00:05Z', receivedAt: '2025-01-03T10:00:07Z' })];
+
+async function collect(files: string[], options: Parameters<typeof readEvents>[1] = {}) {
+  const reader = readEvents(files, options);
+  const messages = [];
+  for await (const message of reader) messages.push(message);
+  return { messages, stats: reader.stats };
+}
+
+async function failure(promise: Promise<unknown>): Promise<InputError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(InputError);
+    return error as InputError;
+  }
+  throw new Error('expected an InputError');
+}
+
+describe('readEvents', () => {
+  it('streams JSONL and gzipped JSONL through ingest validation, with resolved timestamps and user keys', async () => {
+    const plain = file('events.jsonl', `${good.join('\n')}\n\n`);
+    const zipped = file('more.jsonl.gz', gzipSync(`${track('cy', '2025-01-04T10:00:00Z')}\r\n${track('cy', '2025-01-05T10:00:00Z')}`));
+    const { messages, stats } = await collect([plain, zipped]);
+    expect(messages.map((message) => [message.userKey, message.timestamp])).toEqual([
+      ['ann', '2025-01-01T10:00:00.000Z'],
+      ['bob', '2025-01-02T10:00:00.000Z'],
+      // Clock-skew corrected as ingest does: receivedAt - (sentAt - originalTimestamp).
+      ['anonymous:a-1', '2025-01-03T10:00:02.000Z'],
+      ['cy', '2025-01-04T10:00:00.000Z'],
+      ['cy', '2025-01-05T10:00:00.000Z'],
+    ]);
+    expect(stats).toEqual({ eventsRead: 5, linesSkipped: 0, skipped: [] });
+  });
+
+  it('stops at a malformed line naming the file, the line and the reason', async () => {
+    const bad = file('bad.jsonl', [good[0], '{"type":"track",', good[1]].join('\n'));
+    expect((await failure(collect([bad]))).message).toBe(`${bad}:2: not valid JSON (${jsonError('{"type":"track",')})`);
+
+    const invalid = file('invalid.jsonl', [good[0], good[1], JSON.stringify({ type: 'track', event: 'X', timestamp: '2025-01-01T00:00:00Z' })].join('\n'));
+    expect((await failure(collect([invalid]))).message).toBe(`${invalid}:3: userId: userId or anonymousId is required`);
+
+    const timeless = file('timeless.jsonl', JSON.stringify({ type: 'track', event: 'X', userId: 'ann' }));
+    expect((await failure(collect([timeless]))).message).toMatch(new RegExp(`^${escape(timeless)}:1: timestamp: the message has no timestamp or originalTimestamp`));
+
+    const wrongType = file('type.jsonl', JSON.stringify({ type: 'purchase', userId: 'ann', timestamp: '2025-01-01T00:00:00Z' }));
+    expect((await failure(collect([wrongType]))).message).toBe(`${wrongType}:1: type: must be one of track, identify, group, page, screen, alias`);
+
+    const notGzipped = file('really-gzip.jsonl', gzipSync(good[0]!));
+    expect((await failure(collect([notGzipped]))).message).toContain('(the file looks gzip-compressed: name it .gz)');
+  });
+
+  it('skips and counts bad lines with skipBad, keeping the first reasons', async () => {
+    const mixed = file('mixed.jsonl', [good[0], 'nonsense', good[1], '[1,2]', JSON.stringify({ type: 'track', event: 'X', userId: 'ann', timestamp: 'yesterday' })].join('\n'));
+    const { messages, stats } = await collect([mixed], { skipBad: true });
+    expect(messages).toHaveLength(2);
+    expect(stats.eventsRead).toBe(2);
+    expect(stats.linesSkipped).toBe(3);
+    expect(stats.skipped.map((error) => [error.line, error.reason])).toEqual([
+      [2, expect.stringMatching(/^not valid JSON/)],
+      [4, 'must be a JSON object'],
+      [5, 'timestamp: must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z'],
+    ]);
+  });
+
+  it('names a missing file and a corrupt gzip', async () => {
+    const missing = join(dir, 'nowhere.jsonl');
+    expect((await failure(collect([missing]))).message).toBe(`${missing}: no such file`);
+    const corrupt = file('corrupt.jsonl.gz', gzipSync(good.join('\n')).subarray(0, 30));
+    expect((await failure(collect([corrupt]))).message).toMatch(new RegExp(`^${escape(corrupt)}:\\d+: not a valid gzip file`));
+  });
+
+  it('reports progress while reading, and says when it is done', async () => {
+    const updates: string[] = [];
+    let done = 0;
+    const progress: Progress = { update: (text) => updates.push(text), done: () => done++ };
+    await collect([file('progress.jsonl', good.join('\n'))], { progress });
+    expect(updates.at(-1)).toBe('reading events: 3');
+    expect(done).toBe(1);
+  });
+
+  it('reads long files line by line without holding them', async () => {
+    const lines = Array.from({ length: 20_000 }, (_, index) => track(`u${index % 50}`, new Date(Date.UTC(2025, 0, 1) + index * 60_000).toISOString()));
+    const big = file('big.jsonl.gz', gzipSync(lines.join('\n')));
+    let count = 0;
+    for await (const { line } of readLines(big)) if (typeof line === 'string' && line !== '') count++;
+    expect(count).toBe(20_000);
+    const tooLong = file('long.jsonl', `${good[0]}\n${'x'.repeat(1024 * 1024 + 10)}\n${good[1]}\n`);
+    const { stats } = await collect([tooLong], { skipBad: true });
+    expect(stats.eventsRead).toBe(2);
+    expect(stats.skipped[0]!.message).toBe(`${tooLong}:2: the line is longer than 1048576 bytes`);
+  });
+});
+
+describe('readConversions', () => {
+  it('reads CSV with a header in any order, quoted cells, optional values and extra columns', async () => {
+    const csv = file('conversions.csv', 'entity_id,entity_type,converted_at,value,note\nann,user,2025-02-01T10:00:00Z,99,"first, paid"\n"acme",Account,2025-02-03,,\nbob,user,2025-02-04 09:30,12.5,\n');
+    expect(await readConversions(csv)).toEqual([
+      { type: 'user', id: 'ann', convertedAt: '2025-02-01T10:00:00.000Z', value: 99 },
+      { type: 'account', id: 'acme', convertedAt: '2025-02-03T00:00:00.000Z' },
+      { type: 'user', id: 'bob', convertedAt: '2025-02-04T09:30:00.000Z', value: 12.5 },
+    ]);
+  });
+
+  it('reads JSONL in either spelling, gzipped too', async () => {
+    const jsonl = file('conversions.jsonl.gz', gzipSync('{"entityType":"user","entityId":"ann","convertedAt":"2025-02-01T10:00:00+02:00"}\n{"entity_type":"account","entity_id":7,"converted_at":1738400000,"value":5}\n'));
+    expect(await readConversions(jsonl)).toEqual([
+      { type: 'user', id: 'ann', convertedAt: '2025-02-01T08:00:00.000Z' },
+      { type: 'account', id: '7', convertedAt: '2025-02-01T08:53:20.000Z', value: 5 },
+    ]);
+  });
+
+  it('stops at a bad line with its number and the reason', async () => {
+    const noHeader = file('no-header.csv', 'ann,user,2025-02-01\n');
+    expect((await failure(readConversions(noHeader))).message).toBe(`${noHeader}:1: the header must name the columns entity_type, entity_id, converted_at (and optionally value); missing: entity_type, entity_id, converted_at`);
+    const badType = file('bad-type.csv', 'entity_type,entity_id,converted_at\nuser,ann,2025-02-01\ncompany,acme,2025-02-01\n');
+    expect((await failure(readConversions(badType))).message).toBe(`${badType}:3: entity_type: must be user or account, got "company"`);
+    const badDate = file('bad-date.csv', 'entity_type,entity_id,converted_at\n\nuser,ann,2025-02-31\n');
+    expect((await failure(readConversions(badDate))).message).toMatch(new RegExp(`^${escape(badDate)}:3: converted_at: must be an ISO 8601 date`));
+    const badValue = file('bad-value.jsonl', '{"entityType":"user","entityId":"ann","convertedAt":"2025-02-01","value":"lots"}\n');
+    expect((await failure(readConversions(badValue))).message).toBe(`${badValue}:1: value: must be a number, got "lots"`);
+    const missingId = file('missing-id.jsonl', '{"entityType":"user","convertedAt":"2025-02-01"}\n');
+    expect((await failure(readConversions(missingId))).message).toBe(`${missingId}:1: entityId: is required`);
+    const open = file('open-quote.csv', 'entity_type,entity_id,converted_at\nuser,"ann,2025-02-01\n');
+    expect((await failure(readConversions(open))).message).toBe(`${open}:2: unterminated quoted field (quoted fields cannot span lines)`);
+  });
+
+  it('parses times and CSV cells strictly', () => {
+    expect(parseTime('2025-02-01')).toBe('2025-02-01T00:00:00.000Z');
+    expect(parseTime('2025-02-01T10:00')).toBe('2025-02-01T10:00:00.000Z');
+    expect(parseTime('1738400000000')).toBe('2025-02-01T08:53:20.000Z');
+    expect(parseTime('2025-13-01')).toBeUndefined();
+    expect(parseTime('next tuesday')).toBeUndefined();
+    expect(splitCsvLine('a,"b ""quoted"", c",d')).toEqual(['a', 'b "quoted", c', 'd']);
+  });
+});
+
+function jsonError(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  return '';
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,380 @@
+import { describe, expect, it } from 'vitest';
+import { buildReport, formatSummary, mondayOf, type Conversion } from '../../functions/core/backtest/metrics';
+import { generatePlantedStream, type PlantedBehaviour } from '../../functions/local/planted-stream';
+import { addDays, dayEnd, EventHistory, replay, type EntityHistoryResult, type ReplayResult } from '../../functions/core/backtest/replay';
+import { lift, proportion } from '../../functions/core/backtest/stats';
+import { validateMessage } from '../../functions/core/ingest';
+import { loadRules, type Ruleset } from '../../functions/core/rules/load';
+import type { SampleMessage } from '../../functions/local/sample-stream';
+
+/** The history a replay runs on, from messages validated exactly as ingest validates them. */
+function historyOf(messages: readonly object[], ruleset: Ruleset): EventHistory {
+  const history = new EventHistory(ruleset);
+  messages.forEach((message, index) => {
+    const accepted = validateMessage(message, index, 'test', new Date(0));
+    if ('reason' in accepted) throw new Error(`message ${index}: ${accepted.path}: ${accepted.reason}`);
+    history.add(accepted);
+  });
+  return history;
+}
+
+const firstAndLastDay = (messages: readonly SampleMessage[]) => ({ from: messages[0]!.timestamp.slice(0, 10), to: messages.at(-1)!.timestamp.slice(0, 10) });
+
+describe('statistics', () => {
+  it('gives Wilson intervals of known proportions', () => {
+    const zero = proportion(0, 10);
+    expect(zero.value).toBe(0);
+    expect(zero.low).toBe(0);
+    expect(zero.high).toBeCloseTo(0.2775, 4);
+    const half = proportion(5, 10);
+    expect(half.low).toBeCloseTo(0.2366, 4);
+    expect(half.high).toBeCloseTo(0.7634, 4);
+    const all = proportion(10, 10);
+    expect(all.low).toBeCloseTo(0.7225, 4);
+    expect(all.high).toBeCloseTo(1, 12);
+    expect(proportion(0, 0)).toEqual({ value: 0, low: 0, high: 1 });
+  });
+
+  it('gives lift with the log-method interval, and Haldane-corrects a zero cell', () => {
+    // 20/100 against 10/100: ratio 2, SE of the log = sqrt(1/20 - 1/100 + 1/10 - 1/100) = sqrt(0.13).
+    const known = lift(20, 100, 10, 100)!;
+    expect(known.value).toBeCloseTo(2, 10);
+    expect(known.low).toBeCloseTo(2 * Math.exp(-1.959964 * Math.sqrt(0.13)), 6);
+    expect(known.high).toBeCloseTo(2 * Math.exp(1.959964 * Math.sqrt(0.13)), 6);
+    expect(known.low).toBeCloseTo(0.9866, 3);
+    expect(known.high).toBeCloseTo(4.0543, 3);
+    // Nobody converted outside: only the corrected ratio is finite, (5.5/101) / (0.5/101) = 11.
+    const zero = lift(5, 100, 0, 100)!;
+    expect(zero.value).toBeCloseTo(11, 10);
+    expect(Number.isFinite(zero.high)).toBe(true);
+    expect(lift(1, 0, 1, 10)).toBeNull();
+  });
+});
+
+const plantedRules = loadRules(`
+version: 1
+signals:
+  scheduled_report: { event: Report Scheduled, points: 50 }
+  changed_theme: { event: Theme Changed, points: 10 }
+  opened_help: { event: Help Opened, points: 10 }
+tiers:
+  - { name: PQL, min_score: 50, route: sales }
+`);
+const plantedBehaviours: PlantedBehaviour[] = [
+  { name: 'scheduled', share: 0.3, conversionRate: 0.3, events: [{ event: 'Report Scheduled', count: [1, 2] }] },
+  { name: 'theme', share: 0.4, events: [{ event: 'Theme Changed' }] },
+  { name: 'help', share: 0.5, events: [{ event: 'Help Opened', count: [1, 3] }] },
+];
+
+describe('the backtest on a stream with planted signals', () => {
+  const stream = generatePlantedStream({ seed: 3, users: 2_000, days: 45, baseRate: 0.06, behaviours: plantedBehaviours });
+  const history = historyOf(stream.messages, plantedRules);
+  const result = replay(history, firstAndLastDay(stream.messages));
+  const report = buildReport({ replay: result, conversions: stream.conversions, ruleset: plantedRules, rulesSource: 'planted.rules.yaml', horizonDays: 30, input: { eventsRead: stream.messages.length, linesSkipped: 0 } });
+  const signal = (name: string) => report.signals.find((candidate) => candidate.signal === name)!;
+
+  it('recovers the planted lift (p1 / p0 = 0.3 / 0.06 = 5) inside its 95% interval, for the signal and the tier built on it', () => {
+    const planted = signal('scheduled_report');
+    expect(planted.lift!.low).toBeLessThan(5);
+    expect(planted.lift!.high).toBeGreaterThan(5);
+    expect(planted.lift!.low).toBeGreaterThan(2);
+    const tier = report.tiers[0]!;
+    expect(tier.lift!.low).toBeLessThan(5);
+    expect(tier.lift!.high).toBeGreaterThan(5);
+    // The planted behaviour's users, and only they, reached the tier: before they converted.
+    const doers = stream.users.filter((user) => user.did.includes('scheduled')).length;
+    expect(tier.qualified.entities).toBe(doers);
+    expect(tier.precision).toBeCloseTo(tier.qualified.rate.value, 4);
+    expect(report.input.entities).toEqual({ user: 2_000, account: 200 });
+  });
+
+  it('gives noise signals a lift whose interval includes 1, and warns about them', () => {
+    for (const name of ['changed_theme', 'opened_help']) {
+      const noise = signal(name);
+      expect(noise.lift!.low, name).toBeLessThan(1);
+      expect(noise.lift!.high, name).toBeGreaterThan(1);
+      expect(noise.fireRate).toBeGreaterThan(0.3);
+    }
+    expect(report.warnings).toContain("Signals whose lift's 95% interval includes 1 (no evidence they predict conversion on this data): changed_theme, opened_help.");
+    expect(report.warnings.some((warning) => warning.startsWith('Tier PQL'))).toBe(false);
+  });
+
+  it('counts recall over every converter, and lists the converters it missed', () => {
+    const tier = report.tiers[0]!;
+    const converters = tier.qualified.converted + tier.notQualified.converted;
+    expect(tier.recall).toBeCloseTo(tier.qualified.converted / converters, 4);
+    expect(report.missedConverters).toHaveLength(50);
+    const missed = new Set(report.missedConverters.map((entity) => entity.id));
+    for (const user of stream.users.filter((candidate) => missed.has(candidate.id))) expect(user.did).not.toContain('scheduled');
+    // Score thresholds: 50 is the tier's own threshold, so the same users qualify.
+    expect(report.thresholds.find((point) => point.minScore === 50)!.qualified).toBe(tier.qualified.entities);
+    expect(report.thresholds[0]!.qualified).toBe(2_000);
+  });
+
+  it('counts alerts per week from the tier entries', () => {
+    const entries = result.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === 'PQL'));
+    expect(report.weekly.reduce((sum, week) => sum + (week.qualified['PQL'] ?? 0), 0)).toBe(entries.length);
+    const days = (Date.parse(result.steps.at(-1)!) - Date.parse(`${result.from}T00:00:00Z`)) / 86_400_000;
+    expect(report.tiers[0]!.alertsPerWeek).toBeCloseTo(entries.length / (Math.round(days) / 7), 1);
+    expect(report.weekly.every((week) => mondayOf(week.week) === week.week)).toBe(true);
+  });
+});
+
+/** Every kind of signal, trait signals on traits that change, accounts, a cooldown: what could leak, can. */
+const everythingRules = loadRules(`
+version: 1
+signup: { trait: createdAt }
+signals:
+  reports: { event: Report Scheduled, window: 14d, points: 25, decay: 7d }
+  early_theme: { event: Theme Changed, since_signup: 7d, points: 10 }
+  invites: { event: Teammate Invited, distinct: invitee, window: 30d, at_least: 2, points: 20 }
+  rows: { event: Data Exported, sum: rows, window: 30d, at_least: 5000, points: 15 }
+  logins: { event: Logged In, window: 7d, at_least: 3, points: 15 }
+  ever_exported: { event: Data Exported, points: 5 }
+  inactive: { inactive_for: 7d, points: -40 }
+  old: { signup_older_than: 30d, points: -10 }
+  pro: { trait: plan, is: pro, points: -100 }
+  big: { trait: employees, of: account, is: { gte: 100 }, points: 10 }
+  engaged: { all: [logins, invites], points: 10 }
+  team_logins: { level: account, event: Logged In, window: 7d, at_least: 5, points: 30 }
+  team_active: { level: account, active_users: 7d, at_least: 2, points: 30 }
+  builders: { level: account, members_matching: invites, points: 20 }
+  has_lead: { level: account, best_member_tier: hot, points: 20 }
+  account_big: { level: account, trait: employees, is: { gte: 100 }, points: 10 }
+tiers:
+  - { name: hot, min_score: 45, route: sales, level: user }
+  - { name: warm, min_score: 20, route: nurture, level: user }
+  - { name: team, min_score: 50, route: sales, level: account }
+policy: { cooldown: 5d }
+`);
+const everythingBehaviours: PlantedBehaviour[] = [
+  { name: 'reports', share: 0.3, conversionRate: 0.3, events: [{ event: 'Report Scheduled', count: [1, 3] }] },
+  { name: 'invites', share: 0.3, conversionRate: 0.25, events: [{ event: 'Teammate Invited', count: [1, 4], distinct: 'invitee' }] },
+  { name: 'exports', share: 0.3, events: [{ event: 'Data Exported', count: [1, 3], properties: { rows: [500, 2000, 4000] } }] },
+  { name: 'theme', share: 0.4, events: [{ event: 'Theme Changed' }] },
+];
+
+describe('no future data reaches a decision', () => {
+  const stream = generatePlantedStream({ seed: 11, users: 150, accounts: 12, days: 40, baseRate: 0.05, behaviours: everythingBehaviours });
+  const { from, to } = firstAndLastDay(stream.messages);
+  const full = replay(historyOf(stream.messages, everythingRules), { from, to });
+
+  const upTo = (entity: EntityHistoryResult, at: string) => ({
+    transitions: entity.transitions.filter((transition) => transition.at <= at),
+    firstFired: Object.fromEntries(Object.entries(entity.firstFired).filter(([, time]) => time <= at)),
+    maxScore: entity.maxScore.filter((point) => point.at <= at),
+  });
+
+  it('has something to decide: qualifications, disqualifications, account tiers, later traits', () => {
+    const transitions = full.entities.flatMap((entity) => entity.transitions);
+    expect(transitions.some((transition) => transition.to === 'hot')).toBe(true);
+    expect(transitions.some((transition) => transition.to === 'team')).toBe(true);
+    expect(transitions.some((transition) => transition.from !== null && transition.to === null)).toBe(true);
+    expect(full.entities.some((entity) => Object.hasOwn(entity.firstFired, 'pro'))).toBe(true);
+    expect(full.accountsEvaluated).toBe(true);
+  });
+
+  it.each([7, 15, 24, 33])('decides every step up to day %i the same with and without the events after it', (offset) => {
+    const cut = addDays(from, offset);
+    const at = dayEnd(cut);
+    const past = stream.messages.filter((message) => message.timestamp <= at);
+    expect(past.length).toBeLessThan(stream.messages.length);
+    const truncated = replay(historyOf(past, everythingRules), { from, to: cut });
+    const seenByThen = full.entities.filter((entity) => entity.firstSeen <= at);
+    expect(truncated.entities.map((entity) => `${entity.type} ${entity.id}`).sort()).toEqual(seenByThen.map((entity) => `${entity.type} ${entity.id}`).sort());
+    const byKey = new Map(truncated.entities.map((entity) => [`${entity.type} ${entity.id}`, entity]));
+    for (const entity of seenByThen) {
+      const key = `${entity.type} ${entity.id}`;
+      expect(upTo(byKey.get(key)!, at), key).toEqual(upTo(entity, at));
+    }
+    expect(to > cut).toBe(true);
+  });
+
+  it('uses a trait only from the moment it was set', () => {
+    const rules = loadRules(`
+version: 1
+signals:
+  pro: { trait: plan, is: pro, points: 50 }
+  acme: { trait: industry, of: account, is: software, points: 10 }
+tiers:
+  - { name: paying, min_score: 50, route: sales }
+`);
+    const messages = [
+      { type: 'identify', userId: 'ann', traits: { plan: 'free' }, timestamp: '2025-01-01T10:00:00Z', messageId: 'm1' },
+      { type: 'track', userId: 'ann', event: 'Logged In', timestamp: '2025-01-02T10:00:00Z', messageId: 'm2' },
+      // Out of order on purpose: the input need not be sorted.
+      { type: 'identify', userId: 'ann', traits: { plan: 'pro' }, timestamp: '2025-01-05T10:00:00Z', messageId: 'm4' },
+      { type: 'group', userId: 'ann', groupId: 'acme', traits: { industry: 'software' }, timestamp: '2025-01-04T10:00:00Z', messageId: 'm3' },
+      { type: 'identify', userId: 'ann', traits: { plan: 'free' }, timestamp: '2025-01-08T10:00:00Z', messageId: 'm5' },
+    ];
+    const result = replay(historyOf(messages, rules), { from: '2025-01-01', to: '2025-01-10' });
+    const ann = result.entities.find((entity) => entity.id === 'ann')!;
+    expect(ann.firstFired).toEqual({ acme: '2025-01-04T23:59:59.999Z', pro: '2025-01-05T23:59:59.999Z' });
+    expect(ann.transitions).toEqual([
+      { at: '2025-01-05T23:59:59.999Z', from: null, to: 'paying' },
+      { at: '2025-01-08T23:59:59.999Z', from: 'paying', to: null },
+    ]);
+    expect(ann.maxScore).toEqual([
+      { at: '2025-01-01T23:59:59.999Z', score: 0 },
+      { at: '2025-01-04T23:59:59.999Z', score: 10 },
+      { at: '2025-01-05T23:59:59.999Z', score: 60 },
+    ]);
+  });
+});
+
+describe('the replay', () => {
+  const rules = loadRules(`
+version: 1
+signals:
+  exported: { event: Data Exported, window: 7d, points: 30 }
+  never_seen: { event: Nothing Like This, points: 5 }
+tiers:
+  - { name: lead, min_score: 30, route: sales }
+policy: { cooldown: 3d }
+`);
+  const track = (userId: string, event: string, timestamp: string, messageId: string) => ({ type: 'track', userId, event, timestamp, messageId });
+
+  it('qualifies at the end of the event\'s day, drops out when the window passes, and re-qualifies only when the evaluator would look again', () => {
+    const messages = [
+      track('bo', 'Data Exported', '2025-02-01T09:00:00Z', 'a'),
+      // Qualifies on score again, but the 3-day cooldown after dropping out on 02-08 holds it back.
+      track('bo', 'Data Exported', '2025-02-09T10:00:00Z', 'b'),
+      // The cooldown is over at the end of 02-11, but nothing happens to make the evaluator look at bo until 02-12.
+      track('bo', 'Logged In', '2025-02-12T08:00:00Z', 'c'),
+    ];
+    const result = replay(historyOf(messages, rules), { from: '2025-02-01', to: '2025-02-14' });
+    expect(result.steps[0]).toBe('2025-02-01T23:59:59.999Z');
+    expect(result.entities[0]!.transitions).toEqual([
+      { at: '2025-02-01T23:59:59.999Z', from: null, to: 'lead' },
+      // The 7-day window ending 02-08 starts on 02-02.
+      { at: '2025-02-08T23:59:59.999Z', from: 'lead', to: null },
+      { at: '2025-02-12T23:59:59.999Z', from: null, to: 'lead' },
+    ]);
+    // Signals and scores are what the rules say at every step, whether or not the evaluator would have looked.
+    expect(result.entities[0]!.firstFired).toEqual({ exported: '2025-02-01T23:59:59.999Z' });
+  });
+
+  it('steps every stepDays days, counts a repeated messageId once, and keeps nothing after `until`', () => {
+    const messages = [
+      track('cy', 'Data Exported', '2025-03-01T09:00:00Z', 'same'),
+      track('cy', 'Data Exported', '2025-03-01T10:00:00Z', 'same'),
+      track('cy', 'Data Exported', '2025-03-02T10:00:00Z', 'same'),
+      track('cy', 'Data Exported', '2025-03-20T10:00:00Z', 'late'),
+    ];
+    const history = new EventHistory(rules, { until: dayEnd('2025-03-10') });
+    for (const [index, message] of messages.entries()) {
+      const accepted = validateMessage(message, index, 'test', new Date(0));
+      if ('reason' in accepted) throw new Error(accepted.reason);
+      history.add(accepted);
+    }
+    expect(history.stats).toMatchObject({ messages: 2, duplicates: 1, ignoredAfter: 1, firstTimestamp: '2025-03-01T09:00:00.000Z', lastTimestamp: '2025-03-02T10:00:00.000Z' });
+    const result = replay(history, { from: '2025-03-01', to: '2025-03-10', stepDays: 3 });
+    expect(result.steps).toEqual(['2025-03-01', '2025-03-04', '2025-03-07', '2025-03-10'].map(dayEnd));
+    expect(result.entities[0]!.transitions).toEqual([
+      { at: dayEnd('2025-03-01'), from: null, to: 'lead' },
+      { at: dayEnd('2025-03-10'), from: 'lead', to: null },
+    ]);
+    expect(() => replay(history, { from: '2025-03-05', to: '2025-03-01' })).toThrow('is after');
+  });
+});
+
+describe('the report', () => {
+  const rules = loadRules(`
+version: 1
+signals:
+  a: { event: A, points: 10 }
+  b: { event: B, points: 0 }
+tiers:
+  - { name: top, min_score: 10, route: sales }
+`);
+  const steps = Array.from({ length: 14 }, (_, index) => dayEnd(addDays('2025-04-01', index)));
+  const entity = (id: string, firstSeen: string, qualifiedAt?: string): EntityHistoryResult => ({
+    type: 'user',
+    id,
+    firstSeen,
+    transitions: qualifiedAt ? [{ at: qualifiedAt, from: null, to: 'top' }] : [],
+    firstFired: qualifiedAt ? { a: qualifiedAt } : {},
+    maxScore: [{ at: steps[0]!, score: 0 }, ...(qualifiedAt ? [{ at: qualifiedAt, score: 10 }] : [])],
+  });
+  const replayResult: ReplayResult = {
+    from: '2025-04-01',
+    to: '2025-04-14',
+    stepDays: 1,
+    steps,
+    accountsEvaluated: false,
+    scoreRange: { user: { min: 0, max: 10 }, account: null },
+    entities: [
+      entity('u1', '2025-04-01T08:00:00.000Z', steps[1]), // qualified 04-02, converts 04-05: a hit
+      entity('u2', '2025-04-01T08:00:00.000Z', steps[2]), // qualified 04-03, converts 40 days later: outside the horizon
+      entity('u3', '2025-04-02T08:00:00.000Z', steps[5]), // converts 04-04, before qualifying on 04-06: missed
+      entity('u4', '2025-04-03T08:00:00.000Z'), // never qualified, converts 04-10: missed
+      entity('u5', '2025-04-03T08:00:00.000Z'), // never qualified, never converts
+      entity('u6', '2025-04-05T08:00:00.000Z', steps[6]), // converted before it was first seen: not judged
+      entity('u7', '2025-04-01T08:00:00.000Z', steps[3]), // qualified, never converts
+    ],
+  };
+  const conversions: Conversion[] = [
+    { type: 'user', id: 'u1', convertedAt: '2025-04-05T12:00:00.000Z' },
+    { type: 'user', id: 'u1', convertedAt: '2025-04-09T12:00:00.000Z', value: 10 },
+    { type: 'user', id: 'u2', convertedAt: '2025-05-13T12:00:00.000Z' },
+    { type: 'user', id: 'u3', convertedAt: '2025-04-04T12:00:00.000Z' },
+    { type: 'user', id: 'u4', convertedAt: '2025-04-10T12:00:00.000Z' },
+    { type: 'user', id: 'u6', convertedAt: '2025-04-02T12:00:00.000Z' },
+    { type: 'user', id: 'stranger', convertedAt: '2025-04-02T12:00:00.000Z' },
+  ];
+  const report = buildReport({ replay: replayResult, conversions, ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 100, linesSkipped: 2 }, generatedAt: new Date('2025-05-01T00:00:00Z') });
+
+  it('applies the definitions: qualified before converting, converted within the horizon, judged entities only', () => {
+    const top = report.tiers[0]!;
+    // Qualified before converting: u1, u2, u7 (u3 qualified after it converted; u6 is not judged).
+    expect(top.qualified).toMatchObject({ entities: 3, converted: 1 });
+    // The comparison group: u3 (converted), u4 (converted), u5.
+    expect(top.notQualified).toMatchObject({ entities: 3, converted: 2 });
+    expect(top.precision).toBeCloseTo(1 / 3, 4);
+    // Converters within the period plus the horizon (ending 05-14): u1, u2 (05-13), u3, u4.
+    expect(top.recall).toBeCloseTo(1 / 4, 4);
+    expect(top.f1).toBeCloseTo((2 * (1 / 3) * (1 / 4)) / (1 / 3 + 1 / 4), 4);
+    expect(top.medianDaysToConversion).toBeCloseTo(2.5, 1);
+    expect(top.lift!.value).toBeCloseTo(1 / 3 / (2 / 3), 3);
+    expect(top.alertsPerWeek).toBeCloseTo(5 / 2, 2);
+    expect(report.missedConverters.map((missed) => missed.id)).toEqual(['u3', 'u4']);
+    expect(report.signals.find((signal) => signal.signal === 'a')).toMatchObject({ fired: { entities: 3, converted: 1 }, fireRate: 0.6667 });
+    expect(report.input).toEqual({ eventsRead: 100, linesSkipped: 2, entities: { user: 7, account: 0 }, conversions: 7 });
+    expect(report.weekly).toEqual([
+      { week: '2025-03-31', qualified: { top: 4 } },
+      { week: '2025-04-07', qualified: { top: 1 } },
+      { week: '2025-04-14', qualified: { top: 0 } },
+    ]);
+  });
+
+  it('warns about small groups, a lift interval that includes 1, signals that fire never or for nearly everyone, and unjudged input', () => {
+    expect(report.warnings).toEqual(
+      expect.arrayContaining([
+        '2 malformed input lines were skipped (--skip-bad).',
+        '1 converted entities never appear in the events by the last step: they are not judged.',
+        '1 entities converted before the period began or before their first event: they are not judged.',
+        'Tier top: only 3 qualified entities (under 30): too few to trust its rates.',
+        'Tier top: only 3 entities in its comparison group (under 30): too few to trust its lift.',
+        expect.stringMatching(/^Tier top: its lift's 95% interval \(0\.\d+ to \d+\.\d+\) includes 1/),
+        'Signal b never fired: it tells nothing on this data.',
+      ]),
+    );
+    const everyone = buildReport({
+      replay: { ...replayResult, entities: replayResult.entities.map((item) => ({ ...item, firstFired: { ...item.firstFired, b: steps[0]! } })) },
+      conversions,
+      ruleset: rules,
+      rulesSource: 'r.yaml',
+      horizonDays: 30,
+      input: { eventsRead: 100, linesSkipped: 0 },
+    });
+    expect(everyone.warnings).toContain('Signal b fired for 100% of users: it cannot tell them apart.');
+  });
+
+  it('prints a summary with every tier and signal', () => {
+    const summary = formatSummary(report);
+    expect(summary).toContain('Backtest of r.yaml');
+    expect(summary).toMatch(/top\s+both\s+1\/3 33% \(\d+\.?\d*%-\d+%\)\s+2\/3 67%/);
+    expect(summary).toContain('Warnings:');
+    expect(summary).toContain('Converters never qualified before converting (first 2): user u3, user u4');
+  });
+});
