@@ -272,7 +272,9 @@ program
   .command('backtest')
   .description('replay past events through a rules file, step by step as the evaluator would have, and measure how well it predicted conversion')
   .requiredOption('--rules <file>', 'PQL rules file (YAML or JSON)')
-  .requiredOption('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
+  .option('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
+  .option('--source <source>', 'where events come from: files (--events) or dynamodb (the live table: --table, --endpoint, --workspace)', 'files')
+  .option('--workspace <name>', 'with --source dynamodb: the workspace whose events are replayed', 'default')
   .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
   .option('--from <day>', 'first day replayed, YYYY-MM-DD (default: the first event\'s day)')
   .option('--to <day>', 'last day replayed, YYYY-MM-DD (default: the last event\'s day)')
@@ -281,11 +283,12 @@ program
   .option('--report <file>', 'also write the report as one self-contained HTML file')
   .option('--json', 'print the report as JSON instead of the summary tables')
   .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
-  .action(async (options: { rules: string; events: string[]; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; skipBad?: boolean }) => {
+  .action(async (options: { rules: string; events?: string[]; source: string; workspace: string; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; skipBad?: boolean }) => {
     const { durationSchema } = await import('../functions/core/rules/schema');
     const { EventHistory, replay, dayEnd } = await import('../functions/core/backtest/replay');
     const { buildReport, formatSummary } = await import('../functions/core/backtest/metrics');
-    const { InputError, readConversions, readEvents, terminalProgress } = await import('../functions/local/backtest-input');
+    const { InputError, readConversions, readEvents, readEventTexts, terminalProgress } = await import('../functions/local/backtest-input');
+    const { storedEventTexts } = await import('../functions/adapters/dynamodb/stored-events');
     const days = (flag: string, value: string) => {
       const parsed = durationSchema.safeParse(value);
       if (!parsed.success) throw new InvalidArgumentError(`${flag} ${value}: must be a duration in days or weeks, such as 1d, 7d or 2w`);
@@ -307,7 +310,16 @@ program
     const ruleset = await readRules(options.rules);
     const conversions = await readConversions(options.conversions);
     const history = new EventHistory(ruleset, to !== undefined ? { until: dayEnd(to) } : {});
-    const reader = readEvents(options.events, { skipBad: options.skipBad ?? false });
+    if (options.source !== 'files' && options.source !== 'dynamodb') throw new InvalidArgumentError(`--source ${options.source}: must be files or dynamodb`);
+    if ((options.source === 'files') !== (options.events !== undefined)) {
+      throw new InvalidArgumentError(options.source === 'files' ? '--events is required (or --source dynamodb)' : '--events and --source dynamodb exclude each other');
+    }
+    const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
+    const eventsSource = options.events?.join(', ') ?? `table ${table}, workspace ${options.workspace}`;
+    const reader =
+      options.events !== undefined
+        ? readEvents(options.events, { skipBad: options.skipBad ?? false })
+        : readEventTexts(`dynamodb:${table}`, storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace), { skipBad: options.skipBad ?? false });
     try {
       for await (const message of reader) history.add(message);
     } catch (error) {
@@ -317,7 +329,7 @@ program
     const { eventsRead, linesSkipped, skipped } = reader.stats;
     if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
     const { firstTimestamp, lastTimestamp } = history.stats;
-    if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${options.events.join(', ')}${to !== undefined ? ` up to ${to}` : ''}`);
+    if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${eventsSource}${to !== undefined ? ` up to ${to}` : ''}`);
     const period = { from: from ?? firstTimestamp.slice(0, 10), to: to ?? lastTimestamp.slice(0, 10) };
     if (period.from > period.to) throw new InvalidArgumentError(`--from ${period.from} is after the last event's day (${period.to})`);
 
@@ -344,7 +356,9 @@ program
 program
   .command('discover')
   .description('find the usage signals that predicted conversion in past events, and suggest a rules file')
-  .requiredOption('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
+  .option('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
+  .option('--source <source>', 'where events come from: files (--events) or dynamodb (the live table: --table, --endpoint, --workspace)', 'files')
+  .option('--workspace <name>', 'with --source dynamodb: the workspace whose events are replayed', 'default')
   .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
   .option('--out <file>', 'write the suggested rules (YAML, commented) to this file')
   .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')

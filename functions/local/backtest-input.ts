@@ -79,34 +79,51 @@ export interface ReadEventsStats {
  * InputError naming the file and line, unless `skipBad`.
  */
 export function readEvents(files: readonly string[], options: ReadEventsOptions = {}): EventReader {
-  return new EventReader(files, options);
+  return new EventReader(async function* () {
+    for (const file of files) for await (const { line, number } of readLines(file)) yield { source: file, line, number };
+  }, options);
+}
+
+/**
+ * The same, for messages that come one JSON text at a time from elsewhere (e.g. the events stored in the live table,
+ * `backtest --source dynamodb`): `source` names where they came from in errors, and `number` counts them.
+ */
+export function readEventTexts(source: string, texts: AsyncIterable<string>, options: ReadEventsOptions = {}): EventReader {
+  return new EventReader(async function* () {
+    let number = 0;
+    for await (const line of texts) yield { source, line, number: ++number };
+  }, options);
+}
+
+interface SourceLine {
+  source: string;
+  line: string | Error;
+  number: number;
 }
 
 export class EventReader implements AsyncIterable<AcceptedMessage> {
   readonly stats: ReadEventsStats = { eventsRead: 0, linesSkipped: 0, skipped: [] };
 
   constructor(
-    private readonly files: readonly string[],
+    private readonly lines: () => AsyncIterable<SourceLine>,
     private readonly options: ReadEventsOptions,
   ) {}
 
   async *[Symbol.asyncIterator](): AsyncIterator<AcceptedMessage> {
     const progress = this.options.progress ?? terminalProgress();
     try {
-      for (const file of this.files) {
-        for await (const { line, number } of readLines(file)) {
-          const outcome = parseEvent(file, line, number);
-          if (outcome === undefined) continue;
-          if (outcome instanceof InputError) {
-            if (!this.options.skipBad) throw outcome;
-            this.stats.linesSkipped++;
-            if (this.stats.skipped.length < 10) this.stats.skipped.push(outcome);
-            continue;
-          }
-          this.stats.eventsRead++;
-          progress.update(`reading events: ${this.stats.eventsRead.toLocaleString('en-US')}${this.stats.linesSkipped > 0 ? ` (${this.stats.linesSkipped} lines skipped)` : ''}`);
-          yield outcome;
+      for await (const { source, line, number } of this.lines()) {
+        const outcome = parseEvent(source, line, number);
+        if (outcome === undefined) continue;
+        if (outcome instanceof InputError) {
+          if (!this.options.skipBad) throw outcome;
+          this.stats.linesSkipped++;
+          if (this.stats.skipped.length < 10) this.stats.skipped.push(outcome);
+          continue;
         }
+        this.stats.eventsRead++;
+        progress.update(`reading events: ${this.stats.eventsRead.toLocaleString('en-US')}${this.stats.linesSkipped > 0 ? ` (${this.stats.linesSkipped} lines skipped)` : ''}`);
+        yield outcome;
       }
     } finally {
       progress.done();

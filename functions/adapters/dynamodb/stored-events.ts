@@ -1,0 +1,23 @@
+import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { eventSortKeyPrefix } from './item-keys';
+
+/**
+ * Every event a workspace has stored, as the JSON ingest kept: what `backtest --source dynamodb` replays. A Scan,
+ * which reads (and is billed for) the whole table: an offline export, never part of the evaluator's work.
+ */
+export async function* storedEventTexts(client: DynamoDBClient, tableName: string, workspace: string): AsyncGenerator<string> {
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(
+      new ScanCommand({
+        TableName: tableName,
+        FilterExpression: 'begins_with(pk, :users) AND begins_with(sk, :events)',
+        ExpressionAttributeValues: { ':users': { S: `WS#${workspace}#user#` }, ':events': { S: eventSortKeyPrefix } },
+        ProjectionExpression: 'msg',
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of page.Items ?? []) if (item['msg']?.S !== undefined) yield item['msg'].S;
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+}
