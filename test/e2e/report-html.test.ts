@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -262,4 +263,32 @@ describe('the backtest HTML report', () => {
       await page.close();
     }
   });
+
+  it('shows exactly the figures of a real backtest\'s --json, for the example a newcomer runs', async () => {
+    const root = join(import.meta.dirname, '../..');
+    const reportPath = join(dir, 'example.html');
+    const stdout = execFileSync(
+      process.execPath,
+      [join(root, 'bin/pql-radar.js'), 'backtest', '--rules', 'examples/activation.rules.yaml', '--events', 'examples/backtest/events.jsonl.gz',
+        '--conversions', 'examples/backtest/conversions.csv', '--json', '--report', reportPath],
+      { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    );
+    const report = JSON.parse(stdout) as BacktestReport;
+    const expected = expectedMetrics(report);
+    const { page, watch } = await openWatched();
+    try {
+      await page.goto(pathToFileURL(reportPath).href, { waitUntil: 'load' });
+      const onPage = await page.$$eval('[data-metric]', (all) => all.map((e) => [e.getAttribute('data-metric')!, e.getAttribute('data-value')!] as const));
+      const wrong = onPage.filter(([key, value]) => !expected.has(key) || JSON.parse(value) !== expected.get(key)).map(([key, value]) => `${key}=${value}`);
+      const missing = [...expected.keys()].filter((key) => !onPage.some(([shown]) => shown === key));
+      expect(wrong).toEqual([]);
+      expect(missing).toEqual([]);
+      expect(report.tiers.length).toBeGreaterThan(0);
+      expect(watch.pageErrors).toEqual([]);
+      expect(watch.consoleErrors).toEqual([]);
+      expect(watch.requests).toEqual([pathToFileURL(reportPath).href]);
+    } finally {
+      await page.close();
+    }
+  }, 120_000);
 });
