@@ -9,6 +9,7 @@ import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluati
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import { DynamoDbWriteKeyStore } from '../functions/adapters/dynamodb/write-key-store';
 import { EventBridgePublisher } from '../functions/adapters/eventbridge/publisher';
+import type { AcceptedMessage } from '../functions/core/ingest';
 import type { LeadPublisher } from '../functions/core/ports';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { rulesJsonSchema } from '../functions/core/rules/schema';
@@ -268,13 +269,50 @@ async function readJsonl(file: string): Promise<unknown[]> {
   return messages;
 }
 
-program
-  .command('backtest')
-  .description('replay past events through a rules file, step by step as the evaluator would have, and measure how well it predicted conversion')
-  .requiredOption('--rules <file>', 'PQL rules file (YAML or JSON)')
-  .option('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
-  .option('--source <source>', 'where events come from: files (--events) or dynamodb (the live table: --table, --endpoint, --workspace)', 'files')
-  .option('--workspace <name>', 'with --source dynamodb: the workspace whose events are replayed', 'default')
+interface EventSourceOptions {
+  events?: string[];
+  source: string;
+  workspace: string;
+  skipBad?: boolean;
+}
+
+/**
+ * Reads the events of `backtest` and `discover` into `consume`: from JSONL files, or with `--source dynamodb` from
+ * what the live table stored. Returns the reader's counts and a description of the source for messages.
+ */
+async function consumeEvents(options: EventSourceOptions, consume: (message: AcceptedMessage) => void) {
+  const { InputError, readEvents, readEventTexts } = await import('../functions/local/backtest-input');
+  if (options.source !== 'files' && options.source !== 'dynamodb') throw new InvalidArgumentError(`--source ${options.source}: must be files or dynamodb`);
+  if ((options.source === 'files') !== (options.events !== undefined)) {
+    throw new InvalidArgumentError(options.source === 'files' ? '--events is required (or --source dynamodb)' : '--events and --source dynamodb exclude each other');
+  }
+  const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
+  const skipBad = options.skipBad ?? false;
+  const reader =
+    options.events !== undefined
+      ? readEvents(options.events, { skipBad })
+      : readEventTexts(`dynamodb:${table}`, (await import('../functions/adapters/dynamodb/stored-events')).storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace), { skipBad });
+  try {
+    for await (const message of reader) consume(message);
+  } catch (error) {
+    if (error instanceof InputError && error.line > 0) throw new Error(`${error.message} (--skip-bad skips such lines and counts them)`);
+    throw error;
+  }
+  return { stats: reader.stats, source: options.events?.join(', ') ?? `table ${table}, workspace ${options.workspace}` };
+}
+
+const eventSourceOptions = (command: Command) =>
+  command
+    .option('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
+    .option('--source <source>', 'where events come from: files (--events) or dynamodb (the live table: --table, --endpoint, --workspace)', 'files')
+    .option('--workspace <name>', 'with --source dynamodb: the workspace whose events are read', 'default');
+
+eventSourceOptions(
+  program
+    .command('backtest')
+    .description('replay past events through a rules file, step by step as the evaluator would have, and measure how well it predicted conversion')
+    .requiredOption('--rules <file>', 'PQL rules file (YAML or JSON)'),
+)
   .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
   .option('--from <day>', 'first day replayed, YYYY-MM-DD (default: the first event\'s day)')
   .option('--to <day>', 'last day replayed, YYYY-MM-DD (default: the last event\'s day)')
@@ -283,12 +321,11 @@ program
   .option('--report <file>', 'also write the report as one self-contained HTML file')
   .option('--json', 'print the report as JSON instead of the summary tables')
   .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
-  .action(async (options: { rules: string; events?: string[]; source: string; workspace: string; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; skipBad?: boolean }) => {
+  .action(async (options: EventSourceOptions & { rules: string; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean }) => {
     const { durationSchema } = await import('../functions/core/rules/schema');
     const { EventHistory, replay, dayEnd } = await import('../functions/core/backtest/replay');
     const { buildReport, formatSummary } = await import('../functions/core/backtest/metrics');
-    const { InputError, readConversions, readEvents, readEventTexts, terminalProgress } = await import('../functions/local/backtest-input');
-    const { storedEventTexts } = await import('../functions/adapters/dynamodb/stored-events');
+    const { readConversions, terminalProgress } = await import('../functions/local/backtest-input');
     const days = (flag: string, value: string) => {
       const parsed = durationSchema.safeParse(value);
       if (!parsed.success) throw new InvalidArgumentError(`${flag} ${value}: must be a duration in days or weeks, such as 1d, 7d or 2w`);
@@ -310,23 +347,8 @@ program
     const ruleset = await readRules(options.rules);
     const conversions = await readConversions(options.conversions);
     const history = new EventHistory(ruleset, to !== undefined ? { until: dayEnd(to) } : {});
-    if (options.source !== 'files' && options.source !== 'dynamodb') throw new InvalidArgumentError(`--source ${options.source}: must be files or dynamodb`);
-    if ((options.source === 'files') !== (options.events !== undefined)) {
-      throw new InvalidArgumentError(options.source === 'files' ? '--events is required (or --source dynamodb)' : '--events and --source dynamodb exclude each other');
-    }
-    const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
-    const eventsSource = options.events?.join(', ') ?? `table ${table}, workspace ${options.workspace}`;
-    const reader =
-      options.events !== undefined
-        ? readEvents(options.events, { skipBad: options.skipBad ?? false })
-        : readEventTexts(`dynamodb:${table}`, storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace), { skipBad: options.skipBad ?? false });
-    try {
-      for await (const message of reader) history.add(message);
-    } catch (error) {
-      if (error instanceof InputError && error.line > 0) throw new Error(`${error.message} (--skip-bad skips such lines and counts them)`);
-      throw error;
-    }
-    const { eventsRead, linesSkipped, skipped } = reader.stats;
+    const { stats, source: eventsSource } = await consumeEvents(options, (message) => history.add(message));
+    const { eventsRead, linesSkipped, skipped } = stats;
     if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
     const { firstTimestamp, lastTimestamp } = history.stats;
     if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${eventsSource}${to !== undefined ? ` up to ${to}` : ''}`);
@@ -353,12 +375,7 @@ program
     }
   });
 
-program
-  .command('discover')
-  .description('find the usage signals that predicted conversion in past events, and suggest a rules file')
-  .option('--events <files...>', 'JSONL of Segment messages, the ingest format (.gz accepted), one or more files')
-  .option('--source <source>', 'where events come from: files (--events) or dynamodb (the live table: --table, --endpoint, --workspace)', 'files')
-  .option('--workspace <name>', 'with --source dynamodb: the workspace whose events are replayed', 'default')
+eventSourceOptions(program.command('discover').description('find the usage signals that predicted conversion in past events, and suggest a rules file'))
   .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
   .option('--out <file>', 'write the suggested rules (YAML, commented) to this file')
   .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
@@ -366,21 +383,15 @@ program
   .option('--min-users <n>', 'an event is a candidate when at least this many users did it', integer('--min-users'), 30)
   .option('--max-signals <n>', 'at most this many signals in the suggestion', integer('--max-signals'), 8)
   .option('--top <n>', 'rows of the ranked table', integer('--top'), 30)
-  .action(async (options: { events: string[]; conversions: string; out?: string; skipBad?: boolean; signupTrait: string; minUsers: number; maxSignals: number; top: number }) => {
+  .action(async (options: EventSourceOptions & { conversions: string; out?: string; signupTrait: string; minUsers: number; maxSignals: number; top: number }) => {
     const { DiscoveryCollector, discover, formatDiscoveryTable, suggestedRulesYaml } = await import('../functions/core/backtest/discover');
-    const { InputError, readConversions, readEvents } = await import('../functions/local/backtest-input');
+    const { readConversions } = await import('../functions/local/backtest-input');
     // Conversions first: the collector drops every event at or after its user's conversion as it reads.
     const conversions = await readConversions(options.conversions);
     const collector = new DiscoveryCollector(conversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });
-    const reader = readEvents(options.events, { skipBad: options.skipBad ?? false });
-    try {
-      for await (const message of reader) collector.add(message);
-    } catch (error) {
-      if (error instanceof InputError && error.line > 0) throw new Error(`${error.message} (--skip-bad skips such lines and counts them)`);
-      throw error;
-    }
+    const { stats, source } = await consumeEvents(options, (message) => collector.add(message));
     const result = discover(collector.snapshot(), { minUsers: options.minUsers, maxSignals: options.maxSignals });
-    const { eventsRead, linesSkipped, skipped } = reader.stats;
+    const { eventsRead, linesSkipped, skipped } = stats;
     console.log(`read ${eventsRead.toLocaleString('en-US')} messages and ${conversions.length.toLocaleString('en-US')} conversions` +
       (linesSkipped > 0 ? `; skipped ${linesSkipped.toLocaleString('en-US')} bad lines (first: ${skipped[0]?.message ?? ''})` : '') +
       (result.input.duplicates > 0 ? `; ${result.input.duplicates.toLocaleString('en-US')} repeated messages counted once` : ''));
@@ -389,7 +400,7 @@ program
       if (result.selected.length > 0) console.log('\n--out FILE writes these signals and tiers as a rules file.');
       return;
     }
-    const yaml = suggestedRulesYaml(result, { generatedAt: new Date(), source: options.events.join(', ') });
+    const yaml = suggestedRulesYaml(result, { generatedAt: new Date(), source });
     if (yaml === null) {
       console.error(`\nno rules file written to ${options.out}: no signal was confirmed on the holdout`);
       process.exitCode = 1;

@@ -20,7 +20,7 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-it('replays the events stored in the live table exactly as the same events from a file', async () => {
+it('replays and mines the events stored in the live table exactly as the same events from a file', async () => {
   const stream = generatePlantedStream({ seed: 7, users: 60, accounts: 6, days: 20, behaviours: exampleBehaviours });
   const events = join(dir, 'events.jsonl');
   const conversions = join(dir, 'conversions.csv');
@@ -51,6 +51,14 @@ it('replays the events stored in the live table exactly as the same events from 
   const fileReport = JSON.parse(fromFile.stdout) as BacktestReport;
   expect(fileReport.input.eventsRead).toBe(stream.messages.length);
   expect(strip(JSON.parse(fromTable.stdout) as BacktestReport)).toEqual(strip(fileReport));
+
+  // discover reads through the same path.
+  const discoverArgs = ['discover', '--conversions', conversions, '--min-users', '5'];
+  const discoverFile = await cli(...discoverArgs, '--events', events);
+  const discoverTable = await cli('--endpoint', inject('dynamoEndpoint'), '--table', tableName, ...discoverArgs, '--source', 'dynamodb', '--workspace', 'acme');
+  expect(discoverFile.code, discoverFile.stderr).toBe(0);
+  expect(discoverTable.stdout).toBe(discoverFile.stdout);
+  expect(discoverFile.stdout).toContain(`read ${stream.messages.length.toLocaleString('en-US')} messages`);
 
   const both = await cli('--endpoint', inject('dynamoEndpoint'), '--table', tableName, ...common, '--source', 'dynamodb', '--events', events);
   expect(both.code).toBe(1);
