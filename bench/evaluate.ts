@@ -32,6 +32,7 @@ import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
 import { allShards, runEvaluator } from '../functions/evaluator/run';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/local/sample-stream';
 
 const positiveInt = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
@@ -205,12 +206,6 @@ function random(seed: number) {
 type Random = ReturnType<typeof random>;
 const seedOf = (...parts: number[]) => parts.reduce((hash, part) => Math.imul(hash ^ part, 0x9e3779b1) ^ (hash >>> 15), 0x1234567);
 
-const firstNames = ['Ada', 'Ben', 'Chloe', 'Dev', 'Elena', 'Farid', 'Grace', 'Hugo', 'Ines', 'Jonas', 'Kemi', 'Liam', 'Maya', 'Noah', 'Olga', 'Priya', 'Quinn', 'Rosa', 'Sami', 'Tara', 'Umar', 'Vera', 'Wen', 'Yusuf', 'Zoe'];
-const lastNames = ['Okafor', 'Schmidt', 'Tanaka', 'Silva', 'Novak', 'Haddad', 'Larsen', 'Moreau', 'Kowalski', 'Reyes', 'Ivanova', 'Chen', 'Walsh', 'Mensah', 'Berg', 'Rossi'];
-const companyPrefixes = ['Acme', 'Northwind', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark', 'Wayne', 'Tyrell', 'Soylent', 'Cyberdyne', 'Vandelay', 'Wonka', 'Aperture', 'Massive', 'Pied Piper'];
-const companySuffixes = ['Analytics', 'Labs', 'Logistics', 'Health', 'Finance', 'Retail', 'Media', 'Systems'];
-const industries = ['software', 'fintech', 'ecommerce', 'healthcare', 'education', 'media', 'logistics', 'manufacturing'];
-const employeeCounts = [4, 9, 25, 60, 140, 320, 900, 2500];
 const pages = ['Home', 'Dashboards', 'Dashboards', 'Docs', 'Settings', 'Pricing', 'Billing'];
 const templates = ['blank', 'revenue', 'funnel', 'retention', 'marketing', 'support'];
 const dataSources = ['postgres', 'snowflake', 'bigquery', 'stripe', 'hubspot', 'google_sheets'];

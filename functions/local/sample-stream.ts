@@ -113,12 +113,13 @@ class Random {
   }
 }
 
-const firstNames = ['Ada', 'Ben', 'Chloe', 'Dev', 'Elena', 'Farid', 'Grace', 'Hugo', 'Ines', 'Jonas', 'Kemi', 'Liam', 'Maya', 'Noah', 'Olga', 'Priya', 'Quinn', 'Rosa', 'Sami', 'Tara', 'Umar', 'Vera', 'Wen', 'Yusuf', 'Zoe'];
-const lastNames = ['Okafor', 'Schmidt', 'Tanaka', 'Silva', 'Novak', 'Haddad', 'Larsen', 'Moreau', 'Kowalski', 'Reyes', 'Ivanova', 'Chen', 'Walsh', 'Mensah', 'Berg', 'Rossi'];
-const companyPrefixes = ['Acme', 'Northwind', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark', 'Wayne', 'Tyrell', 'Soylent', 'Cyberdyne', 'Vandelay', 'Wonka', 'Aperture', 'Massive', 'Pied Piper'];
-const companySuffixes = ['Analytics', 'Labs', 'Logistics', 'Health', 'Finance', 'Retail', 'Media', 'Systems'];
-const industries = ['software', 'fintech', 'ecommerce', 'healthcare', 'education', 'media', 'logistics', 'manufacturing'];
-const employeeCounts = [4, 9, 25, 60, 140, 320, 900, 2500];
+/** The vocabulary of the sample product's people and companies, shared with the benchmarks that need realistic names. */
+export const firstNames = ['Ada', 'Ben', 'Chloe', 'Dev', 'Elena', 'Farid', 'Grace', 'Hugo', 'Ines', 'Jonas', 'Kemi', 'Liam', 'Maya', 'Noah', 'Olga', 'Priya', 'Quinn', 'Rosa', 'Sami', 'Tara', 'Umar', 'Vera', 'Wen', 'Yusuf', 'Zoe'];
+export const lastNames = ['Okafor', 'Schmidt', 'Tanaka', 'Silva', 'Novak', 'Haddad', 'Larsen', 'Moreau', 'Kowalski', 'Reyes', 'Ivanova', 'Chen', 'Walsh', 'Mensah', 'Berg', 'Rossi'];
+export const companyPrefixes = ['Acme', 'Northwind', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark', 'Wayne', 'Tyrell', 'Soylent', 'Cyberdyne', 'Vandelay', 'Wonka', 'Aperture', 'Massive', 'Pied Piper'];
+export const companySuffixes = ['Analytics', 'Labs', 'Logistics', 'Health', 'Finance', 'Retail', 'Media', 'Systems'];
+export const industries = ['software', 'fintech', 'ecommerce', 'healthcare', 'education', 'media', 'logistics', 'manufacturing'];
+export const employeeCounts = [4, 9, 25, 60, 140, 320, 900, 2500];
 const pages = [
   { name: 'Home', path: '/' },
   { name: 'Dashboards', path: '/dashboards' },
