@@ -24,7 +24,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
-import { exampleBehaviours, generatePlantedStream, type PlantedStreamOptions } from '../functions/local/planted-stream';
+import { exampleBehaviours, generatePlantedStream, type PlantedStreamOptions } from '../functions/cli/planted-stream';
 
 const positiveInt = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);

@@ -25,14 +25,14 @@ import { Engine, type RuleProperties, type TopLevelCondition } from 'json-rules-
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import { entityPartitionKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
-import { validateMessage, type AcceptedMessage } from '../functions/core/ingest';
+import { validateMessage, type AcceptedMessage } from '../functions/core/messages';
 import type { EntityRef, LeadPublisher } from '../functions/core/ports';
 import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
-import { allShards, runEvaluator } from '../functions/evaluator/run';
+import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
-import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/local/sample-stream';
+import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/cli/sample-stream';
 
 const positiveInt = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);

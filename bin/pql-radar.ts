@@ -9,15 +9,15 @@ import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluati
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import { DynamoDbWriteKeyStore } from '../functions/adapters/dynamodb/write-key-store';
 import { EventBridgePublisher } from '../functions/adapters/eventbridge/publisher';
-import type { AcceptedMessage } from '../functions/core/ingest';
+import type { AcceptedMessage } from '../functions/core/messages';
 import type { LeadPublisher } from '../functions/core/ports';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { rulesJsonSchema } from '../functions/core/rules/schema';
-import { allShards, runEvaluator, type EvaluatorRunSummary } from '../functions/evaluator/run';
+import { allShards, runEvaluator, type EvaluatorRunSummary } from '../functions/core/evaluate-leads';
 import { startDev } from '../functions/local/dev';
 import { createDynamoDbClient } from '../functions/local/dynamodb-local';
 import { ConsoleLeadSink, FanOutLeadSink, JsonlLeadSink, WebhookLeadSink } from '../functions/local/lead-sinks';
-import { generateSampleStream, toJsonl } from '../functions/local/sample-stream';
+import { generateSampleStream, toJsonl } from '../functions/cli/sample-stream';
 
 // The SDK warns on Node 20 that *future* SDK releases need Node 22; the versions pinned in package-lock.json run fine.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
@@ -281,7 +281,7 @@ interface EventSourceOptions {
  * what the live table stored. Returns the reader's counts and a description of the source for messages.
  */
 async function consumeEvents(options: EventSourceOptions, consume: (message: AcceptedMessage) => void) {
-  const { InputError, readEvents, readEventTexts } = await import('../functions/local/backtest-input');
+  const { InputError, readEvents, readEventTexts } = await import('../functions/cli/backtest-input');
   if (options.source !== 'files' && options.source !== 'dynamodb') throw new InvalidArgumentError(`--source ${options.source}: must be files or dynamodb`);
   if ((options.source === 'files') !== (options.events !== undefined)) {
     throw new InvalidArgumentError(options.source === 'files' ? '--events is required (or --source dynamodb)' : '--events and --source dynamodb exclude each other');
@@ -323,9 +323,9 @@ eventSourceOptions(
   .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
   .action(async (options: EventSourceOptions & { rules: string; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean }) => {
     const { durationSchema } = await import('../functions/core/rules/schema');
-    const { EventHistory, replay, dayEnd } = await import('../functions/core/backtest/replay');
-    const { buildReport, formatSummary } = await import('../functions/core/backtest/metrics');
-    const { readConversions, terminalProgress } = await import('../functions/local/backtest-input');
+    const { EventHistory, replay, dayEnd } = await import('../functions/analysis/replay');
+    const { buildReport, formatSummary } = await import('../functions/analysis/metrics');
+    const { readConversions, terminalProgress } = await import('../functions/cli/backtest-input');
     const days = (flag: string, value: string) => {
       const parsed = durationSchema.safeParse(value);
       if (!parsed.success) throw new InvalidArgumentError(`${flag} ${value}: must be a duration in days or weeks, such as 1d, 7d or 2w`);
@@ -369,7 +369,7 @@ eventSourceOptions(
     if (options.json) console.log(JSON.stringify(report, null, 2));
     else process.stdout.write(formatSummary(report));
     if (options.report) {
-      const { renderReportHtml } = await import('../functions/core/backtest/html');
+      const { renderReportHtml } = await import('../functions/analysis/html');
       await writeFile(options.report, renderReportHtml(report));
       (options.json ? console.error : console.log)(`\nwrote ${options.report}`);
     }
@@ -384,8 +384,8 @@ eventSourceOptions(program.command('discover').description('find the usage signa
   .option('--max-signals <n>', 'at most this many signals in the suggestion', integer('--max-signals'), 8)
   .option('--top <n>', 'rows of the ranked table', integer('--top'), 30)
   .action(async (options: EventSourceOptions & { conversions: string; out?: string; signupTrait: string; minUsers: number; maxSignals: number; top: number }) => {
-    const { DiscoveryCollector, discover, formatDiscoveryTable, suggestedRulesYaml } = await import('../functions/core/backtest/discover');
-    const { readConversions } = await import('../functions/local/backtest-input');
+    const { DiscoveryCollector, discover, formatDiscoveryTable, suggestedRulesYaml } = await import('../functions/analysis/discover');
+    const { readConversions } = await import('../functions/cli/backtest-input');
     // Conversions first: the collector drops every event at or after its user's conversion as it reads.
     const conversions = await readConversions(options.conversions);
     const collector = new DiscoveryCollector(conversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });

@@ -10,8 +10,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { exampleStreamOptions, generatePlantedStream, type PlantedStream } from '../../functions/local/planted-stream';
-import { toJsonl } from '../../functions/local/sample-stream';
+import { exampleStreamOptions, generatePlantedStream, type PlantedStream } from '../../functions/cli/planted-stream';
+import { toJsonl } from '../../functions/cli/sample-stream';
 
 /** The two files' contents (the events uncompressed). */
 export function exampleFiles(stream: PlantedStream = generatePlantedStream(exampleStreamOptions)): { events: string; conversions: string } {

@@ -2,7 +2,7 @@ import type { LeadEvent } from './lead-event';
 import type { LeadState } from './lead-state';
 import type { EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
-import type { AcceptedMessage, RejectedMessage } from './ingest';
+import type { AcceptedMessage, RejectedMessage } from './messages';
 import type { WriteKeyRecord } from './write-key';
 
 /** Where accepted events go. An implementation resolves only once every message is durably stored. */

@@ -1,6 +1,6 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
-import { formatPath } from './ingest';
+import { formatPath } from './field-path';
 
 export interface FileProblem {
   /** Path inside the file, e.g. `signals.activated.all[1]`. */

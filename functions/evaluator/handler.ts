@@ -8,7 +8,7 @@ import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
 import { loadRules } from '../core/rules/load';
 import { logger, metrics } from '../shared/powertools';
-import { allShards, runEvaluator } from './run';
+import { allShards, runEvaluator } from '../core/evaluate-leads';
 
 const environment = z
   .object({

@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { gunzipSync } from 'node:zlib';
-import { callTypes, ingest, ingestLimits, type CallType, type IngestDependencies, type IngestResponse } from '../core/ingest';
+import { ingestLimits } from '../core/messages';
+import { callTypes, ingest, type CallType, type IngestDependencies, type IngestResponse } from '../core/ingest';
 
 export interface IngestObserver {
   /** Called once per request with what may be logged: counts, status, workspace and key id, never message contents. */

@@ -5,7 +5,7 @@ import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
-import { allShards, runEvaluator, type EvaluatorRunSummary } from '../evaluator/run';
+import { allShards, runEvaluator, type EvaluatorRunSummary } from '../core/evaluate-leads';
 import { parseWriteKey } from '../core/write-key';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { renderReportHtml } from '../../functions/core/backtest/html';
-import type { BacktestReport } from '../../functions/core/backtest/report';
+import { renderReportHtml } from '../../functions/analysis/html';
+import type { BacktestReport } from '../../functions/analysis/report';
 import { chromiumLaunchOptions, ensureChromium } from '../support/chromium';
 import { sampleReport, xssId } from '../support/sample-report';
 

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, inject, it } from 'vitest';
-import type { BacktestReport } from '../../functions/core/backtest/report';
+import type { BacktestReport } from '../../functions/analysis/report';
 import { startDev } from '../../functions/local/dev';
-import { exampleBehaviours, generatePlantedStream } from '../../functions/local/planted-stream';
+import { exampleBehaviours, generatePlantedStream } from '../../functions/cli/planted-stream';
 
 const root = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-ddb-'));

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
-import { validateMessage, type AcceptedMessage } from '../../functions/core/ingest';
+import { validateMessage, type AcceptedMessage } from '../../functions/core/messages';
 import type { LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
-import { runEvaluator } from '../../functions/evaluator/run';
+import { runEvaluator } from '../../functions/core/evaluate-leads';
 import { freshTable } from '../support/dynamodb';
 
 const first = new Date('2024-05-01T12:00:00.000Z');

@@ -4,7 +4,8 @@ import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-stor
 import { changesSortKey, entityPartitionKey, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { ensureTable } from '../../functions/local/dynamodb-local';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
-import { ingest, validateMessage, type AcceptedMessage } from '../../functions/core/ingest';
+import { ingest } from '../../functions/core/ingest';
+import { validateMessage, type AcceptedMessage } from '../../functions/core/messages';
 import { parseWriteKey } from '../../functions/core/write-key';
 import { freshTable } from '../support/dynamodb';
 import { scanAll } from '../support/scan';

@@ -1,5 +1,5 @@
-import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from '../../functions/core/backtest/report';
-import { f1, lift, proportion } from '../../functions/core/backtest/stats';
+import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from '../../functions/analysis/report';
+import { f1, lift, proportion } from '../../functions/analysis/stats';
 
 /**
  * A realistic BacktestReport, as the backtest would write it for examples/activation.rules.yaml over eight weeks:

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { BacktestReport } from '../../functions/core/backtest/report';
+import type { BacktestReport } from '../../functions/analysis/report';
 import { exampleFiles } from '../../examples/backtest/generate';
 
 const root = join(import.meta.dirname, '../..');

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError, parseTime, readConversions, readEvents, readLines, splitCsvLine, type Progress } from '../../functions/local/backtest-input';
+import { InputError, parseTime, readConversions, readEvents, readLines, splitCsvLine, type Progress } from '../../functions/cli/backtest-input';
 
 const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-input-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

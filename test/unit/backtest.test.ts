@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { buildReport, formatSummary, mondayOf, type Conversion } from '../../functions/core/backtest/metrics';
-import { generatePlantedStream, type PlantedBehaviour } from '../../functions/local/planted-stream';
-import { addDays, dayEnd, EventHistory, replay, type EntityHistoryResult, type ReplayResult } from '../../functions/core/backtest/replay';
-import { lift, proportion } from '../../functions/core/backtest/stats';
-import { validateMessage } from '../../functions/core/ingest';
+import { buildReport, formatSummary, mondayOf, type Conversion } from '../../functions/analysis/metrics';
+import { generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
+import { addDays, dayEnd, EventHistory, replay, type EntityHistoryResult, type ReplayResult } from '../../functions/analysis/replay';
+import { lift, proportion } from '../../functions/analysis/stats';
+import { validateMessage } from '../../functions/core/messages';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
-import type { SampleMessage } from '../../functions/local/sample-stream';
+import type { SampleMessage } from '../../functions/cli/sample-stream';
 
 /** The history a replay runs on, from messages validated exactly as ingest validates them. */
 function historyOf(messages: readonly object[], ruleset: Ruleset): EventHistory {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { exampleBehaviours, generatePlantedStream, type PlantedBehaviour } from '../../functions/local/planted-stream';
+import { exampleBehaviours, generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
 import {
   DiscoveryCollector,
   discover,
@@ -8,11 +8,11 @@ import {
   suggestedRulesYaml,
   type DiscoveryConversion,
   type DiscoveryMessage,
-} from '../../functions/core/backtest/discover';
-import { validateMessage } from '../../functions/core/ingest';
+} from '../../functions/analysis/discover';
+import { validateMessage } from '../../functions/core/messages';
 import { evaluate, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
-import { parseEvent } from '../../functions/local/backtest-input';
+import { parseEvent } from '../../functions/cli/backtest-input';
 import { factsFor } from '../support/facts';
 
 const dayMs = 86_400_000;

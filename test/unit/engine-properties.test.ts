@@ -2,11 +2,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { validateMessage } from '../../functions/core/ingest';
+import { validateMessage } from '../../functions/core/messages';
 import { decide, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
-import { generateSample, generateSampleStream, toJsonl } from '../../functions/local/sample-stream';
+import { generateSample, generateSampleStream, toJsonl } from '../../functions/cli/sample-stream';
 import { factsFor as sharedFactsFor } from '../support/facts';
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ingest, ingestLimits, resolveTimestamp, validateMessage, type AcceptedMessage, type IngestRequest, type RejectedMessage } from '../../functions/core/ingest';
+import { ingest, type IngestRequest } from '../../functions/core/ingest';
+import { ingestLimits, resolveTimestamp, validateMessage, type AcceptedMessage, type RejectedMessage } from '../../functions/core/messages';
 import type { EventStore, Refusal, WriteKeyStore } from '../../functions/core/ports';
 import { generateWriteKey, hashSecret, parseWriteKey, secretMatches, writeKeyFromRequest, type WriteKeyRecord } from '../../functions/core/write-key';
 

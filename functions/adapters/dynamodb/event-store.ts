@@ -5,7 +5,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import type { AcceptedMessage, RejectedMessage } from '../../core/ingest';
+import type { AcceptedMessage, RejectedMessage } from '../../core/messages';
 import type { EventStore, Refusal } from '../../core/ports';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';

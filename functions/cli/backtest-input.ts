@@ -3,8 +3,8 @@ import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
-import type { Conversion } from '../core/backtest/metrics';
-import { validateMessage, type AcceptedMessage } from '../core/ingest';
+import type { Conversion } from '../analysis/metrics';
+import { validateMessage, type AcceptedMessage } from '../core/messages';
 
 /**
  * The files of `pql-radar backtest` and `discover`, read as streams: events (JSONL of Segment messages, the ingest

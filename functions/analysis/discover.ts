@@ -1,6 +1,6 @@
-import type { AcceptedMessage } from '../ingest';
-import { eventName, signupTime } from '../rules/engine';
-import type { Ruleset } from '../rules/load';
+import type { AcceptedMessage } from '../core/messages';
+import { eventName, signupTime } from '../core/rules/engine';
+import type { Ruleset } from '../core/rules/load';
 import type { Conversion } from './metrics';
 import { lift, proportion, type Estimate } from './stats';
 

@@ -1,4 +1,4 @@
-import type { Conversion } from '../core/backtest/metrics';
+import type { Conversion } from '../analysis/metrics';
 import { mulberry32, type SampleMessage } from './sample-stream';
 
 /**

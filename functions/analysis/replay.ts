@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { AcceptedMessage } from '../ingest';
-import { decide, type LeadState } from '../lead-state';
-import { evaluate, mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../rules/engine';
-import type { Ruleset } from '../rules/load';
+import type { AcceptedMessage } from '../core/messages';
+import { decide, type LeadState } from '../core/lead-state';
+import { evaluate, mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../core/rules/engine';
+import type { Ruleset } from '../core/rules/load';
 
 /**
  * Point-in-time replay: what the evaluator would have decided, step by step, had the rules been live over the period.
