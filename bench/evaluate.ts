@@ -31,6 +31,7 @@ import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } 
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
 import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
+import { dayMs } from '../functions/core/days';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/cli/sample-stream';
 
@@ -51,7 +52,7 @@ const dirtyShards = 4;
 const budgetRatio = 1.1;
 /** Fixed, so every run computes the same windows. Events fall between 07:00 and 18:00 UTC of their day. */
 const now = new Date('2025-06-02T18:30:00.000Z');
-const dayMs = 86_400_000;
+
 const workspace = 'ws_bench';
 /**
  * The fixed dates lie in the past: with the default 400-day retention, DynamoDB Local could expire the older

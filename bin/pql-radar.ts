@@ -323,7 +323,8 @@ eventSourceOptions(
   .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
   .action(async (options: EventSourceOptions & { rules: string; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean }) => {
     const { durationSchema } = await import('../functions/core/rules/schema');
-    const { EventHistory, replay, dayEnd } = await import('../functions/analysis/replay');
+    const { EventHistory, replay } = await import('../functions/analysis/replay');
+    const { dayEnd } = await import('../functions/core/days');
     const { buildReport, formatSummary } = await import('../functions/analysis/metrics');
     const { readConversions, terminalProgress } = await import('../functions/cli/backtest-input');
     const days = (flag: string, value: string) => {

@@ -3,6 +3,7 @@ import { eventName, signupTime } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 import type { Conversion } from './metrics';
 import { lift, proportion, type Estimate } from './stats';
+import { dayMs } from '../core/days';
 
 /**
  * Signal discovery: the cohort analysis the PQL literature describes ("compare users who converted with users who
@@ -160,7 +161,6 @@ export interface DiscoveryResult {
   warnings: string[];
 }
 
-const dayMs = 86_400_000;
 const noConversion = Number.POSITIVE_INFINITY;
 /** Distinct values kept per user, event and property: the earliest ones, enough for the thresholds and slack. */
 const keptDistinctValues = 12;

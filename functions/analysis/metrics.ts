@@ -3,6 +3,7 @@ import { signalLevel } from '../core/rules/load';
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import { f1, lift, median, proportion, type Estimate } from './stats';
 import type { EntityHistoryResult, ReplayResult } from './replay';
+import { addDays, dayMs, dayOf, mondayOf } from '../core/days';
 
 /**
  * From a replay and the conversions, the backtest report (report.ts). Pure. The definitions, which the report's
@@ -48,7 +49,6 @@ export interface BuildReportOptions {
   generatedAt?: Date;
 }
 
-const dayMs = 86_400_000;
 const smallSample = 30;
 const grid = 5;
 const maxMissed = 50;
@@ -190,7 +190,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   for (const entity of replay.entities) {
     for (const transition of entity.transitions) {
       if (transition.to === null) continue;
-      const entry = weekly[weekIndex.get(mondayOf(transition.at.slice(0, 10)))!];
+      const entry = weekly[weekIndex.get(mondayOf(dayOf(transition.at)))!];
       if (entry) entry.qualified[transition.to] = (entry.qualified[transition.to] ?? 0) + 1;
     }
   }
@@ -256,16 +256,9 @@ const round = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 
 const roundEstimate = (estimate: Estimate | null): Estimate | null =>
   estimate === null ? null : { value: round(estimate.value, 3), low: round(estimate.low, 3), high: round(estimate.high, 3) };
 
-/** The Monday (UTC) of a day's ISO week, YYYY-MM-DD. */
-export function mondayOf(day: string): string {
-  const ms = Date.parse(`${day}T00:00:00Z`);
-  const weekday = (new Date(ms).getUTCDay() + 6) % 7;
-  return new Date(ms - weekday * dayMs).toISOString().slice(0, 10);
-}
-
 function weeksOf(from: string, to: string): string[] {
   const weeks: string[] = [];
-  for (let week = mondayOf(from); week <= to; week = new Date(Date.parse(`${week}T00:00:00Z`) + 7 * dayMs).toISOString().slice(0, 10)) weeks.push(week);
+  for (let week = mondayOf(from); week <= to; week = addDays(week, 7)) weeks.push(week);
   return weeks;
 }
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { AcceptedMessage } from '../core/messages';
 import { decide, type LeadState } from '../core/lead-state';
-import { evaluate, mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../core/rules/engine';
+import { addDays, dayEnd, dayOf, isDay, windowStart } from '../core/days';
+import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 
 /**
@@ -35,7 +36,6 @@ import type { Ruleset } from '../core/rules/load';
  * the live profile keeps the last to arrive; and within a step members always come before their accounts. Pure: no I/O.
  */
 
-const dayMs = 86_400_000;
 /** Product events buffered per user and day before they are rolled up (a rollup per event would cost more). */
 const bucketFlushAt = 256;
 /** All buffered events are rolled up when this many are waiting, so memory stays bounded on unsorted input. */
@@ -108,7 +108,7 @@ export class EventHistory {
       this.stats.ignoredAfter++;
       return false;
     }
-    const day = timestamp.slice(0, 10);
+    const day = dayOf(timestamp);
     const key = Number.parseInt(createHash('md5').update(`${message.userKey}\n${day}\n${message.messageId}`).digest('hex').slice(0, 13), 16);
     if (this.seen.has(key)) {
       this.stats.duplicates++;
@@ -251,9 +251,6 @@ export interface ReplayResult {
   accountsEvaluated: boolean;
 }
 
-/** The end of a UTC day, the moment a step evaluates at. */
-export const dayEnd = (day: string) => `${day}T23:59:59.999Z`;
-export const addDays = (day: string, days: number) => new Date(Date.parse(`${day}T00:00:00Z`) + days * dayMs).toISOString().slice(0, 10);
 
 interface Lead {
   history: EntityHistoryResult;
@@ -293,7 +290,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
   const { ruleset } = history;
   const stepDays = options.stepDays ?? 1;
   if (!Number.isInteger(stepDays) || stepDays < 1) throw new Error('stepDays must be a whole number of days, at least 1');
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(options.from) || !/^\d{4}-\d{2}-\d{2}$/.test(options.to)) throw new Error('from and to must be days, YYYY-MM-DD');
+  if (!isDay(options.from) || !isDay(options.to)) throw new Error('from and to must be days, YYYY-MM-DD');
   if (options.from > options.to) throw new Error(`from (${options.from}) is after to (${options.to})`);
   const steps: string[] = [];
   for (let day = options.from; day <= options.to; day = addDays(day, stepDays)) steps.push(day);

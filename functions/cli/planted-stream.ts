@@ -1,5 +1,6 @@
 import type { Conversion } from '../analysis/metrics';
 import { mulberry32, type SampleMessage } from './sample-stream';
+import { dayMs } from '../core/days';
 
 /**
  * Event streams with planted signals: a realistic product's usage (identify and group calls, logins and page views on
@@ -80,7 +81,6 @@ export interface PlantedStream {
   end: string;
 }
 
-const dayMs = 86_400_000;
 const minuteMs = 60_000;
 const pages = [
   { name: 'Home', path: '/' },

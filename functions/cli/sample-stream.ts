@@ -16,6 +16,8 @@
  * nothing; half of them signed up months ago) and churners (a good first week, then silent for three weeks or more).
  */
 
+import { dayMs } from '../core/days';
+
 export type Persona = 'activator' | 'power_user' | 'tire_kicker' | 'churner';
 
 export interface SampleStreamOptions {
@@ -70,7 +72,6 @@ export interface SampleStream {
   end: string;
 }
 
-const dayMs = 86_400_000;
 const minuteMs = 60_000;
 
 /** mulberry32: a tiny, fast, seedable PRNG; good enough for sample data, and the same on every platform. */

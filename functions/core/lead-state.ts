@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { leadEventType, maxLeadEventDetailBytes, type LeadEvent } from './lead-event';
-import { windowStart, type EntityFacts, type Evaluation } from './rules/engine';
+import { dayMs, windowStart } from './days';
+import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
 /**
@@ -45,7 +46,6 @@ export interface Transition {
 }
 
 const maxHistory = 20;
-const dayMs = 86_400_000;
 
 export function decide(
   previous: LeadState | undefined,

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { generatePlantedStream } from '../../functions/cli/planted-stream';
-import { addDays, dayEnd, EventHistory, replay } from '../../functions/analysis/replay';
+import { addDays, dayEnd } from '../../functions/core/days';
+import { EventHistory, replay } from '../../functions/analysis/replay';
 import { validateMessage } from '../../functions/core/messages';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';

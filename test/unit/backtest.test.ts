@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { buildReport, formatSummary, mondayOf, type Conversion } from '../../functions/analysis/metrics';
+import { buildReport, formatSummary, type Conversion } from '../../functions/analysis/metrics';
+import { mondayOf } from '../../functions/core/days';
 import { generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
-import { addDays, dayEnd, EventHistory, replay, type EntityHistoryResult, type ReplayResult } from '../../functions/analysis/replay';
+import { addDays, dayEnd } from '../../functions/core/days';
+import { EventHistory, replay, type EntityHistoryResult, type ReplayResult } from '../../functions/analysis/replay';
 import { lift, proportion } from '../../functions/analysis/stats';
 import { validateMessage } from '../../functions/core/messages';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';

@@ -11,7 +11,8 @@ import {
 import type { LeadEvent } from '../../core/lead-event';
 import type { LeadState } from '../../core/lead-state';
 import type { EntityRef, EvaluationCandidate, EvaluationStore, RulesetProgress } from '../../core/ports';
-import { mergeRollups, rollupDay, signupTime, windowStart, type DayRollup, type Measure, type EntityFacts, type MemberFacts, type UsageEvent } from '../../core/rules/engine';
+import { addDays, dayOf, windowStart } from '../../core/days';
+import { mergeRollups, rollupDay, signupTime, type DayRollup, type Measure, type EntityFacts, type MemberFacts, type UsageEvent } from '../../core/rules/engine';
 import type { Ruleset } from '../../core/rules/load';
 import { tableDefinition } from './table-definition';
 import { deleteAll, getAll, putAll, queryAll, type Item } from './batch-write';
@@ -47,7 +48,6 @@ export interface DynamoDbEvaluationStoreOptions {
 
 /** Sorts after every real due time: evaluated entities that are not leads wait in the sweep index for a rules change only. */
 const neverDue = '9999-12-31T00:00:00.000Z';
-const dayMs = 86_400_000;
 /** Changed days saved in the state's transaction (DynamoDB allows 100 items; the state and an outbox item take two). */
 const maxDaysPerSave = 90;
 /** Members read at once when rolling an account up. */
@@ -254,7 +254,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     // A member's change can move its accounts (counts, active users, members' tiers): evaluate them after it.
     const tierMoved = lead.tier !== loaded.previousTier;
     if (ref.type === 'user' && (loaded.changedDays.length > 0 || tierMoved)) {
-      const days = new Set(loaded.changedDays.length > 0 ? loaded.changedDays : [lead.evaluatedAt.slice(0, 10)]);
+      const days = new Set(loaded.changedDays.length > 0 ? loaded.changedDays : [dayOf(lead.evaluatedAt)]);
       await Promise.all(
         loaded.accounts.map((accountId) =>
           markChanged(
@@ -388,10 +388,10 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   /** The daily rollups in the longest rolling window, and in the since-signup span. */
   private async readDayRange(pk: string, ruleset: Ruleset, now: Date, signupDay: string | null): Promise<Map<string, DayRollup>> {
     const ranges: [string, string][] = [];
-    const today = now.toISOString().slice(0, 10);
+    const today = dayOf(now);
     if (ruleset.maxWindowDays > 0) ranges.push([windowStart(now, ruleset.maxWindowDays), today]);
     if (ruleset.maxSinceSignupDays > 0 && signupDay !== null) {
-      ranges.push([signupDay, new Date(Date.parse(signupDay) + (ruleset.maxSinceSignupDays - 1) * dayMs).toISOString().slice(0, 10)]);
+      ranges.push([signupDay, addDays(signupDay, ruleset.maxSinceSignupDays - 1)]);
     }
     const days = new Map<string, DayRollup>();
     for (const [from, to] of ranges) {

@@ -1,3 +1,4 @@
+import { addDays, dayMs, dayOf, daysBetween, windowStart } from '../days';
 import type { Ruleset } from './load';
 import { signalLevel } from './load';
 import type { Condition, Signal } from './schema';
@@ -80,7 +81,6 @@ export interface Evaluation {
 }
 
 const productTypes = new Set(['track', 'page', 'screen']);
-const dayMs = 86_400_000;
 
 /** The name an event is matched by: track events by their name, pages and screens as Segment's spec names them. */
 export function eventName(event: UsageEvent): string | undefined {
@@ -195,10 +195,6 @@ export function conditionHolds(condition: Condition, value: unknown): boolean {
 }
 
 /** The first day of the window of `days` days that ends on the day of `now` (UTC). */
-export function windowStart(now: Date, days: number): string {
-  return new Date(now.getTime() - (days - 1) * dayMs).toISOString().slice(0, 10);
-}
-
 /** When the entity signed up: the signup trait when the rules name one and it parses, else first seen. */
 export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, ruleset: Ruleset): string | null {
   const trait = ruleset.file.signup?.trait;
@@ -217,7 +213,6 @@ function thresholdMet(signal: { at_least?: number | undefined; at_most?: number 
   return value >= (signal.at_least ?? 1);
 }
 
-const daysBetween = (from: string, to: Date) => Math.floor((to.getTime() - Date.parse(from)) / dayMs);
 
 /** Evaluates every signal of the entity's level, scores them, and picks the first tier it meets. */
 export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evaluation {
@@ -250,8 +245,8 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
     let lastOccurrence: string | undefined;
     switch (signal.kind) {
       case 'event': {
-        const from = signal.window !== undefined ? windowStart(now, signal.window) : signal.since_signup !== undefined ? signupAt?.slice(0, 10) ?? null : null;
-        const to = signal.since_signup !== undefined && signupAt !== null ? new Date(Date.parse(signupAt) + (signal.since_signup - 1) * dayMs).toISOString().slice(0, 10) : null;
+        const from = signal.window !== undefined ? windowStart(now, signal.window) : signal.since_signup !== undefined ? (signupAt !== null ? dayOf(signupAt) : null) : null;
+        const to = signal.since_signup !== undefined && signupAt !== null ? addDays(dayOf(signupAt), signal.since_signup - 1) : null;
         // "within N days of signup" with no known signup has nothing to count.
         const measure = signal.since_signup !== undefined && signupAt === null ? { count: 0, sum: 0 } : measureOver(name, from, to);
         value = signal.distinct !== undefined ? measure.distinct?.length ?? 0 : signal.sum !== undefined ? measure.sum : measure.count;
@@ -284,7 +279,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
         break;
       case 'active_users': {
         const since = windowStart(now, signal.active_users);
-        value = facts.members.filter((member) => member.lastSeen !== null && member.lastSeen.slice(0, 10) >= since).length;
+        value = facts.members.filter((member) => member.lastSeen !== null && dayOf(member.lastSeen) >= since).length;
         matched = thresholdMet(signal, value);
         break;
       }
