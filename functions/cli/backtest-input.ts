@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import type { Conversion } from '../analysis/metrics';
-import { validateMessage, type AcceptedMessage } from '../core/messages';
+import { parseMessageJson, validateMessage, type AcceptedMessage } from '../core/messages';
 
 /**
  * The files of `pql-radar backtest` and `discover`, read as streams: events (JSONL of Segment messages, the ingest
@@ -137,7 +137,7 @@ export function parseEvent(file: string, line: string | Error, number: number): 
   if (line.trim() === '') return undefined;
   let raw: unknown;
   try {
-    raw = JSON.parse(line);
+    raw = parseMessageJson(line);
   } catch (error) {
     const hint = line.charCodeAt(0) === 0x1f ? ' (the file looks gzip-compressed: name it .gz)' : '';
     return new InputError(file, number, `not valid JSON (${error instanceof Error ? error.message : 'parse error'})${hint}`);

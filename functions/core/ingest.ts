@@ -1,6 +1,6 @@
 import type { EventStore, WriteKeyStore } from './ports';
 import { formatPath } from './field-path';
-import { ingestLimits, isPlainObject, validateMessage, type AcceptedMessage, type RejectedMessage } from './messages';
+import { hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, type AcceptedMessage, type RejectedMessage } from './messages';
 import { batchEnvelopeSchema, messageTypes } from './segment-schema';
 import { parseWriteKey, secretMatches, writeKeyFromRequest } from './write-key';
 
@@ -58,8 +58,9 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
 
   const accepted: AcceptedMessage[] = [];
   const rejected: RejectedMessage[] = [];
+  const invalidBytes = hasInvalidBytes(request.body);
   split.messages.forEach((raw, index) => {
-    const outcome = validateMessage(raw, index, workspace, request.receivedAt);
+    const outcome = validateMessage(raw, index, workspace, request.receivedAt, invalidBytes);
     if ('reason' in outcome) rejected.push(outcome);
     else accepted.push(outcome);
   });
@@ -115,8 +116,8 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
     const itemContext = message['context'];
     return {
       ...message,
-      ...(sentAt !== undefined && message['sentAt'] === undefined ? { sentAt } : {}),
-      ...(context !== undefined && (itemContext === undefined || isPlainObject(itemContext))
+      ...(sentAt != null && message['sentAt'] === undefined ? { sentAt } : {}),
+      ...(context != null && (itemContext === undefined || isPlainObject(itemContext))
         ? { context: { ...context, ...(itemContext as Record<string, unknown> | undefined) } }
         : {}),
     };
@@ -126,7 +127,7 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false; reason: string } {
   try {
-    return { ok: true, value: JSON.parse(text) };
+    return { ok: true, value: parseMessageJson(text) };
   } catch (error) {
     // A RangeError here is JSON nested deeper than the parser's stack: still the client's bad input.
     return { ok: false, reason: `the body is not valid JSON (${error instanceof Error ? error.message : 'parse error'})` };

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { formatPath } from './field-path';
@@ -50,8 +51,11 @@ export interface RejectedMessage extends Rejection {
   raw: unknown;
 }
 
-/** Validates one message; returns it normalised, or the first reason it cannot be stored. */
-export function validateMessage(raw: unknown, index: number, workspace: string, receivedAt: Date): AcceptedMessage | RejectedMessage {
+/**
+ * Validates one message; returns it normalised, or the first reason it cannot be stored. `invalidBytes`: the request
+ * body had bytes that are not UTF-8 (hasInvalidBytes), so the message is searched for their marks.
+ */
+export function validateMessage(raw: unknown, index: number, workspace: string, receivedAt: Date, invalidBytes = false): AcceptedMessage | RejectedMessage {
   // Echoed in the answer and kept in the quarantine: bounded, whatever the client sent.
   const messageId = isPlainObject(raw) && typeof raw['messageId'] === 'string' ? raw['messageId'].slice(0, maxEchoedChars) : undefined;
   const reject = (path: string, reason: string): RejectedMessage => ({ index, ...(messageId ? { messageId } : {}), path: path.slice(0, maxEchoedChars), reason, raw });
@@ -60,6 +64,8 @@ export function validateMessage(raw: unknown, index: number, workspace: string, 
   // Depth first: measuring the size serialises the message, and serialising thousands of levels overflows the stack.
   const unsafe = findUnsafeStructure(raw);
   if (unsafe) return reject(unsafe.path, unsafe.reason);
+  const invalidAt = invalidBytes ? findInvalidBytes(raw) : undefined;
+  if (invalidAt !== undefined) return reject(invalidAt, 'holds bytes that are not valid UTF-8');
   const size = Buffer.byteLength(JSON.stringify(raw));
   if (size > ingestLimits.maxEventBytes) return reject('', `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`);
 
@@ -68,13 +74,16 @@ export function validateMessage(raw: unknown, index: number, workspace: string, 
     const issue = result.error.issues[0]!;
     return reject(formatPath(issue.path), describeIssue(issue));
   }
-  return normalise(result.data, index, workspace, receivedAt);
+  const time = resolveTimestamp(result.data, receivedAt);
+  const outOfRange = timeOutOfRange(result.data, time, receivedAt);
+  if (outOfRange) return reject(result.data.timestamp !== undefined ? 'timestamp' : 'originalTimestamp', outOfRange);
+  return normalise(result.data, time, index, workspace);
 }
 
-function normalise(message: SegmentMessage, index: number, workspace: string, receivedAt: Date): AcceptedMessage {
-  const timestamp = resolveTimestamp(message, receivedAt).toISOString();
+function normalise(message: SegmentMessage, time: Date, index: number, workspace: string): AcceptedMessage {
+  const timestamp = time.toISOString();
   const hasOwnTime = message.timestamp !== undefined || message.originalTimestamp !== undefined;
-  const messageId = message.messageId ?? derivedMessageId(workspace, message, index, hasOwnTime ? undefined : timestamp);
+  const messageId = message.messageId ?? derivedMessageId(workspace, message, index);
   const userKey = message.userId ? message.userId : `anonymous:${message.anonymousId}`;
   const groupId = message.type === 'group' ? message.groupId : message.context?.groupId;
   const name = message.type === 'track' ? message.event : message.type === 'page' || message.type === 'screen' ? message.name : undefined;
@@ -112,15 +121,140 @@ export function resolveTimestamp(
 }
 
 /**
- * A message sent without a messageId gets one derived from its content and position, not a random one,
- * so that an SDK retrying the same request does not store the message twice.
+ * A message sent without a messageId gets one derived from its content and position, not a random one, so that an
+ * SDK retrying the same request does not store the message twice. The time it was received is not part of it (a retry
+ * is received later): the same message without id nor time sent again is taken for a retry.
  */
-function derivedMessageId(workspace: string, message: SegmentMessage, index: number, serverTimestamp: string | undefined): string {
+function derivedMessageId(workspace: string, message: SegmentMessage, index: number): string {
   const { sentAt: _sentAt, ...content } = message;
   const digest = createHash('sha256')
-    .update(`${workspace}\n${index}\n${serverTimestamp ?? ''}\n${JSON.stringify(content)}`)
+    .update(`${workspace}\n${index}\n${JSON.stringify(content)}`)
     .digest('hex');
   return `auto-${digest.slice(0, 32)}`;
+}
+
+/** The Segment fields that name an identity: SDKs may send them as numbers, which must keep every digit. */
+const identifierFields = new Set(['userId', 'anonymousId', 'groupId', 'previousId', 'messageId']);
+
+/**
+ * JSON.parse, except that an integer written as an identifier's value (`"userId": 12345678901234567890`) is read as
+ * the string of its digits: as a number it would be rounded past 2^53, and two users would become one.
+ */
+export function parseMessageJson(text: string): unknown {
+  // Sixteen digits in a row are needed to leave the safe integers; most bodies have none and take the fast path.
+  if (!/\d{16}/.test(text)) return JSON.parse(text);
+  return JSON.parse(quoteLongIdentifiers(text));
+}
+
+/** Puts quotes around integer literals of 16 or more digits that are the value of an identifier field. */
+function quoteLongIdentifiers(text: string): string {
+  let out = '';
+  let copiedUpTo = 0;
+  let lastString = '';
+  let i = 0;
+  while (i < text.length) {
+    const char = text[i]!;
+    if (char === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      lastString = text.slice(i + 1, end);
+      i = end + 1;
+      continue;
+    }
+    if (char === ':') {
+      let start = i + 1;
+      while (start < text.length && /\s/.test(text[start]!)) start++;
+      const literal = /^-?\d+(?=[\s,}\]]|$)/.exec(text.slice(start, start + 400))?.[0];
+      if (literal !== undefined && identifierFields.has(lastString) && !Number.isSafeInteger(Number(literal))) {
+        out += `${text.slice(copiedUpTo, start)}"${literal}"`;
+        copiedUpTo = start + literal.length;
+        i = copiedUpTo;
+        continue;
+      }
+    }
+    i++;
+  }
+  return out + text.slice(copiedUpTo);
+}
+
+/**
+ * Decodes UTF-8 without losing what is not UTF-8: each invalid byte becomes a lone surrogate (which valid UTF-8 never
+ * decodes to), so validation refuses the message that holds it, naming the field, instead of storing U+FFFD and
+ * letting distinct byte sequences become one identifier.
+ */
+export function decodeUtf8(bytes: Buffer): string {
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  let text = '';
+  let start = 0;
+  let i = 0;
+  while (i < bytes.length) {
+    const length = validSequenceLength(bytes, i);
+    if (length > 0) {
+      i += length;
+      continue;
+    }
+    text += bytes.toString('utf8', start, i) + invalidByteMark;
+    i++;
+    start = i;
+  }
+  return text + bytes.toString('utf8', start);
+}
+
+/** What decodeUtf8 puts for an invalid byte: a lone low surrogate, which nothing else in decoded text produces. */
+const invalidByteMark = '\udfff';
+const loneMark = /(?<![\ud800-\udbff])\udfff/;
+
+/** True when the decoded request body had bytes that are not UTF-8 (before its JSON escapes are read). */
+export const hasInvalidBytes = (decodedBody: string): boolean => loneMark.test(decodedBody);
+
+/** The path of the first key or string that holds an invalid byte's mark; called once the depth is known to be bounded. */
+function findInvalidBytes(value: unknown, path: (string | number)[] = []): string | undefined {
+  if (typeof value === 'string') return loneMark.test(value) ? formatPath(path) : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const at = [...path, Array.isArray(value) ? Number(key) : key];
+    if (loneMark.test(key)) return formatPath(at);
+    const found = findInvalidBytes(item, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** The length of the well-formed UTF-8 sequence at `i` (Unicode's table 3-7), or 0 when there is none. */
+function validSequenceLength(bytes: Buffer, i: number): number {
+  const first = bytes[i]!;
+  if (first < 0x80) return 1;
+  const continuation = (at: number, low = 0x80, high = 0xbf) => at < bytes.length && bytes[at]! >= low && bytes[at]! <= high;
+  if (first >= 0xc2 && first <= 0xdf) return continuation(i + 1) ? 2 : 0;
+  if (first >= 0xe0 && first <= 0xef) {
+    const [low, high] = first === 0xe0 ? [0xa0, 0xbf] : first === 0xed ? [0x80, 0x9f] : [0x80, 0xbf];
+    return continuation(i + 1, low, high) && continuation(i + 2) ? 3 : 0;
+  }
+  if (first >= 0xf0 && first <= 0xf4) {
+    const [low, high] = first === 0xf0 ? [0x90, 0xbf] : first === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    return continuation(i + 1, low, high) && continuation(i + 2) && continuation(i + 3) ? 4 : 0;
+  }
+  return 0;
+}
+
+/** Events before this are refused: a time that old is a wrong device clock or a forged one. */
+const earliestEventTime = Date.UTC(2000, 0, 1);
+/** Beyond this a day is no longer YYYY-MM-DD, which the stored keys are made of. */
+const latestEventTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/** How far past the time it was received a skew-corrected event may land: a corrected time is one the device says has passed. */
+const maxCorrectedFutureMs = 86_400_000;
+
+/** Why a resolved time cannot be stored, or undefined when it can. */
+function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date): string | undefined {
+  if (message.timestamp === undefined && message.originalTimestamp === undefined) return undefined; // the receive time is trusted
+  const ms = time.getTime();
+  const corrected = message.timestamp === undefined && message.originalTimestamp !== undefined && message.sentAt !== undefined;
+  const latest = corrected ? Math.min(latestEventTime, receivedAt.getTime() + maxCorrectedFutureMs) : latestEventTime;
+  if (ms >= earliestEventTime && ms <= latest) return undefined;
+  const resolved = Number.isNaN(ms) ? 'no valid time' : new Date(ms).toISOString();
+  return corrected
+    ? `with sentAt, resolves to ${resolved} after clock-skew correction: outside 2000-01-01 to one day after the request was received`
+    : `is ${resolved}: outside 2000-01-01 to 9999-12-31`;
 }
 
 /** `__proto__` keys and very deep nesting are refused: both are how JSON payloads attack the code that reads them later. */

@@ -82,8 +82,9 @@ export type SegmentMessage = z.output<typeof segmentMessageSchema>;
 /** The envelope of /v1/batch and /v1/import. Items are validated one by one so one bad item costs only itself. */
 export const batchEnvelopeSchema = z.looseObject({
   batch: z.array(z.unknown(), { message: 'must be an array of messages' }),
-  context: jsonObject.optional(),
-  sentAt: isoTimestamp.optional(),
+  // Some SDKs send null for an absent envelope field; null means absent, as it does for userId.
+  context: jsonObject.nullish(),
+  sentAt: isoTimestamp.nullish(),
   writeKey: z.string().optional(),
 });
 

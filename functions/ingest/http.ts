@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { gunzipSync } from 'node:zlib';
-import { ingestLimits } from '../core/messages';
+import { decodeUtf8, ingestLimits } from '../core/messages';
 import { callTypes, ingest, type CallType, type IngestDependencies, type IngestResponse } from '../core/ingest';
 
 export interface IngestObserver {
@@ -68,7 +68,7 @@ export function decodeBody(event: Pick<APIGatewayProxyEventV2, 'body' | 'isBase6
     return { ok: false, status: 415, reason: `Content-Encoding "${encoding}" is not supported; use gzip or none` };
   }
   if (bytes.length > ingestLimits.maxRequestBytes) return { ok: false, status: 413, reason: tooLarge };
-  return { ok: true, body: bytes.toString('utf8') };
+  return { ok: true, body: decodeUtf8(bytes) };
 }
 
 function isCallType(value: string | undefined): value is CallType {

@@ -6,6 +6,11 @@ type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxy
 
 /** API Gateway's own payload limit: the Lambda behind it never sees more, so neither does the local one. */
 const maxBodyBytes = 10 * 1024 * 1024;
+/**
+ * A body refused for its size is still read, and thrown away, up to this much, so the answer reaches the client and
+ * its keep-alive connection stays usable; past it the connection is closed.
+ */
+const maxDiscardBytes = 64 * 1024 * 1024;
 
 /**
  * Serves an HTTP API (payload v2) Lambda handler on a Node HTTP server, translating requests the way API Gateway
@@ -17,14 +22,16 @@ export function serveHttpApi(handler: HttpApiHandler, options: { port: number; h
       response.writeHead(status, { 'content-type': 'application/json', ...headers });
       response.end(body);
     };
+    const refuse = (status: number, reason: string, headers: Record<string, string> = {}) =>
+      send(status, JSON.stringify({ success: false, error: reason, path: '', reason }), headers);
     try {
-      if (request.method !== 'POST') {
-        send(405, JSON.stringify({ success: false, error: 'only POST is supported' }), { allow: 'POST' });
-        return;
-      }
       const body = await readBody(request);
       if (body === undefined) {
-        send(413, JSON.stringify({ success: false, error: `the request body is larger than ${maxBodyBytes} bytes` }));
+        refuse(413, `the request body is larger than ${maxBodyBytes} bytes`);
+        return;
+      }
+      if (request.method !== 'POST') {
+        refuse(405, `${request.method ?? 'this method'} is not supported: send events with POST`, { allow: 'POST' });
         return;
       }
       const result = await handler(toHttpApiEvent(request, body));
@@ -45,15 +52,19 @@ export function serveHttpApi(handler: HttpApiHandler, options: { port: number; h
   });
 }
 
+/** The whole body, or undefined when it is over the limit (read to its end all the same, up to maxDiscardBytes). */
 async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
     size += (chunk as Buffer).length;
-    if (size > maxBodyBytes) return undefined;
-    chunks.push(chunk as Buffer);
+    if (size > maxDiscardBytes) {
+      request.socket.destroySoon();
+      return undefined;
+    }
+    if (size <= maxBodyBytes) chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks);
+  return size > maxBodyBytes ? undefined : Buffer.concat(chunks);
 }
 
 function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {

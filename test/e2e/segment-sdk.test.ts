@@ -225,11 +225,14 @@ describe('plain HTTP clients', () => {
 
   // The event's sort key holds the day of its timestamp, and a message without one takes the time it was received:
   // the retry must take the first receipt's time, or it lands under another day and counts twice (invariant 2).
-  it('keeps one event when a message without a timestamp is delivered again after midnight', async () => {
+  it.each([
+    ['with a messageId', (user: string) => ({ type: 'track', userId: user, event: 'Export Started', messageId: randomUUID() })],
+    ['with neither messageId nor timestamp', (user: string) => ({ type: 'track', userId: user, event: 'Export Started' })],
+  ])('keeps one event when a message without a timestamp, %s, is delivered again after midnight', async (_name, message) => {
     const user = `midnight-${randomUUID()}`;
     // Only Date is faked: the server in this process stamps receivedAt with it, while sockets and timers stay real.
     vi.useFakeTimers({ toFake: ['Date'] });
-    const body = JSON.stringify({ batch: [{ type: 'track', userId: user, event: 'Export Started', messageId: randomUUID() }] });
+    const body = JSON.stringify({ batch: [message(user)] });
     const midnight = new Date(`${daysAgo(-1).toISOString().slice(0, 10)}T00:00:00.000Z`);
 
     vi.setSystemTime(midnight.getTime() - 200);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ingest, type IngestRequest } from '../../functions/core/ingest';
-import { ingestLimits, resolveTimestamp, validateMessage, type AcceptedMessage, type RejectedMessage } from '../../functions/core/messages';
+import { decodeUtf8, ingestLimits, parseMessageJson, resolveTimestamp, validateMessage, type AcceptedMessage, type RejectedMessage } from '../../functions/core/messages';
 import type { EventStore, Refusal, WriteKeyStore } from '../../functions/core/ports';
 import { generateWriteKey, hashSecret, parseWriteKey, secretMatches, writeKeyFromRequest, type WriteKeyRecord } from '../../functions/core/write-key';
 
@@ -251,5 +251,72 @@ describe('the ingest use case', () => {
     expect(response.status).toBe(200);
     expect(response.body['rejected']).toEqual([{ index: 0, messageId: 'big', path: '', reason: expect.stringContaining('bytes allowed per event') }]);
     expect(events.saved[0]?.messages).toHaveLength(1);
+  });
+});
+
+describe('input made canonical before anything depends on it', () => {
+  it('refuses, naming the field, a message holding bytes that are not UTF-8, and stores the rest of the batch', async () => {
+    const good = JSON.stringify(track({ userId: 'caf\u00e9', messageId: 'm-good' }));
+    const bad = JSON.stringify(track({ userId: 'cafXX', messageId: 'm-bad' }));
+    // 0xE9 alone is Latin-1 é, not UTF-8; a lossy decoder would turn it into U+FFFD and it could meet another user.
+    const bytes = Buffer.from(`{"batch":[${good},${bad}]}`, 'utf8');
+    const at = bytes.indexOf('cafXX') + 3;
+    bytes[at] = 0xe9;
+    bytes[at + 1] = 0x20;
+    const { response, events } = await send({ body: decodeUtf8(bytes) });
+    expect(response.status).toBe(200);
+    expect(response.body['rejected']).toEqual([{ index: 1, messageId: 'm-bad', path: 'userId', reason: 'holds bytes that are not valid UTF-8' }]);
+    expect(events.saved[0]!.messages.map((message) => message.userKey)).toEqual(['caf\u00e9']);
+    expect(events.quarantined[0]!.rejected).toHaveLength(1);
+  });
+
+  it('decodes UTF-8 exactly as Node does when it is valid, and marks each invalid byte otherwise', () => {
+    const valid = Buffer.from('plain, caf\u00e9, \u{1f600}, \ud7ff, \ue000', 'utf8');
+    expect(decodeUtf8(valid)).toBe(valid.toString('utf8'));
+    // An overlong "/" (C0 AF), an encoded surrogate (ED A0 80), a truncated 4-byte sequence and a byte past U+10FFFF.
+    for (const invalid of [[0xc0, 0xaf], [0xed, 0xa0, 0x80], [0xf0, 0x9f, 0x98], [0xf5, 0x80, 0x80, 0x80]]) {
+      const decoded = decodeUtf8(Buffer.from([0x61, ...invalid, 0x62]));
+      expect(decoded.startsWith('a') && decoded.endsWith('b')).toBe(true);
+      expect(decoded.isWellFormed()).toBe(false);
+    }
+  });
+
+  it('keeps every digit of numeric ids beyond 2^53, so two users stay two', async () => {
+    const body = '{"batch":[{"type":"track","userId":12345678901234567890,"event":"x","messageId":"a","timestamp":"2024-05-01T11:00:00Z"},' +
+      '{"type":"track","userId":12345678901234567891,"event":"x","messageId":"b","timestamp":"2024-05-01T11:00:00Z","properties":{"userId":"12345678901234567892 inside a string"}}]}';
+    const { response, events } = await send({ body });
+    expect(response.status).toBe(200);
+    expect(events.saved[0]!.messages.map((message) => message.userKey)).toEqual(['12345678901234567890', '12345678901234567891']);
+    expect(parseMessageJson('{"userId": 7, "n": 12345678901234567890}')).toEqual({ userId: 7, n: 12345678901234567890 });
+    expect(parseMessageJson('{"groupId":-98765432109876543210}')).toEqual({ groupId: '-98765432109876543210' });
+  });
+
+  it.each([
+    ['a skew correction that lands years ahead', { originalTimestamp: '9999-01-01T00:00:00Z', sentAt: '2000-01-01T00:00:00Z' }, 'originalTimestamp'],
+    ['a skew correction that lands before 2000', { originalTimestamp: '1999-12-31T00:00:00Z', sentAt: '2024-05-01T12:00:00Z' }, 'originalTimestamp'],
+    ['a timestamp before 2000', { timestamp: '1970-01-01T00:00:00Z' }, 'timestamp'],
+    ['a timestamp past year 9999 once its offset is applied', { timestamp: '9999-12-31T23:59:59-23:59' }, 'timestamp'],
+  ])('refuses %s, naming the field, instead of filing it under a day like +012026-11', (_name, times, path) => {
+    const outcome = validateMessage({ type: 'track', userId: 'u', event: 'x', ...times }, 0, 'acme', receivedAt);
+    expect(outcome).toMatchObject({ path, reason: expect.stringContaining('outside') });
+  });
+
+  it('still corrects an ordinary skew and accepts a device a day ahead', () => {
+    const outcome = validateMessage({ type: 'track', userId: 'u', event: 'x', originalTimestamp: '2024-05-02T11:00:00Z', sentAt: '2024-05-02T12:00:00Z' }, 0, 'acme', receivedAt);
+    expect(outcome).toMatchObject({ timestamp: '2024-05-01T11:00:00.000Z' });
+  });
+
+  it('takes a null envelope context or sentAt for an absent one, storing the batch', async () => {
+    const { response, events } = await send({ body: JSON.stringify({ batch: [track()], context: null, sentAt: null }) });
+    expect(response.status).toBe(200);
+    expect(events.saved[0]!.messages).toHaveLength(1);
+  });
+
+  it('gives a message with neither messageId nor time the same id when it is sent again later', () => {
+    const message = { type: 'track', userId: 'u', event: 'x' };
+    const first = validateMessage(message, 0, 'acme', receivedAt) as AcceptedMessage;
+    const retried = validateMessage(message, 0, 'acme', new Date(receivedAt.getTime() + 3_600_000)) as AcceptedMessage;
+    expect(first.serverTimed).toBe(true);
+    expect(retried.messageId).toBe(first.messageId);
   });
 });

@@ -164,7 +164,7 @@ export class DynamoDbEventStore implements EventStore {
    * rewrites the same item. Messages with their own timestamp need none of this (nor its extra write).
    */
   private async withFirstReceipts(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date) {
-    const serverTimed = messages.filter((message) => message.serverTimed && !message.messageId.startsWith('auto-'));
+    const serverTimed = messages.filter((message) => message.serverTimed);
     if (serverTimed.length === 0) return { messages, receipts: [] as Item[] };
     const keys = [...new Set(serverTimed.map((message) => message.messageId))].map((messageId) => ({
       pk: { S: receiptPartitionKey(workspace, messageId) },

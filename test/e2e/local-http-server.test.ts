@@ -1,0 +1,46 @@
+import { Agent, request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { serveHttpApi } from '../../functions/local/http-server';
+import type { Server } from 'node:http';
+
+/** One keep-alive connection: every request below goes over the same socket unless the server closes it. */
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+let server: Server;
+let url: string;
+
+beforeAll(async () => {
+  ({ server, url } = await serveHttpApi(async (event) => ({ statusCode: 200, body: JSON.stringify({ bytes: Buffer.from(event.body ?? '', 'base64').length }) }), { port: 0 }));
+});
+afterAll(async () => {
+  agent.destroy();
+  server.closeAllConnections();
+  await new Promise((done) => server.close(done));
+});
+
+function send(method: string, body: Buffer): Promise<{ status: number; answer: Record<string, unknown>; reusedSocket: boolean }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(`${url}/v1/batch`, { method, agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, answer: JSON.parse(Buffer.concat(chunks).toString()), reusedSocket: outgoing.reusedSocket }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
+}
+
+describe('the local HTTP server', () => {
+  it('answers 405 and 413 with a path and a reason, and keeps the keep-alive connection usable after each', async () => {
+    const first = await send('POST', Buffer.from('{}'));
+    expect(first).toMatchObject({ status: 200, answer: { bytes: 2 } });
+
+    const wrongMethod = await send('PUT', Buffer.from('{"batch":[]}'));
+    expect(wrongMethod).toMatchObject({ status: 405, answer: { success: false, path: '', reason: expect.stringContaining('POST') }, reusedSocket: true });
+
+    const tooLarge = await send('POST', Buffer.alloc(10 * 1024 * 1024 + 1, 'x'));
+    expect(tooLarge).toMatchObject({ status: 413, answer: { success: false, path: '', reason: expect.stringContaining('larger than') }, reusedSocket: true });
+
+    const after = await send('POST', Buffer.from('{"a":1}'));
+    expect(after).toMatchObject({ status: 200, answer: { bytes: 7 }, reusedSocket: true });
+  });
+});
