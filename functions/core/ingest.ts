@@ -1,6 +1,7 @@
 import type { EventStore, WriteKeyStore } from './ports';
 import { formatPath } from './field-path';
 import { hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, type AcceptedMessage, type RejectedMessage } from './messages';
+import { originAllowed } from './origins';
 import { batchEnvelopeSchema, messageTypes } from './segment-schema';
 import { parseWriteKey, secretMatches, writeKeyFromRequest } from './write-key';
 
@@ -8,11 +9,26 @@ export const callTypes = [...messageTypes, 'batch', 'import'] as const;
 
 export type CallType = (typeof callTypes)[number];
 
+/** The one-letter paths browser SDKs post to (analytics.js: `/v1/t`, `/v1/p`, ..., `/v1/b` when batching). */
+const shortPaths: Record<string, CallType> = { t: 'track', i: 'identify', g: 'group', p: 'page', s: 'screen', a: 'alias', b: 'batch' };
+
+/** Every path ingest answers: the Segment HTTP API's and the browser SDKs' short ones. */
+export const ingestPaths = [...callTypes, ...Object.keys(shortPaths)].map((name) => `/v1/${name}`);
+
+/** The call a request path names (a trailing slash allowed), or undefined for any other path. */
+export function callTypeOfPath(path: string): CallType | undefined {
+  const name = /^\/v1\/([a-z]+)\/?$/.exec(path)?.[1];
+  if (name === undefined) return undefined;
+  return (callTypes as readonly string[]).includes(name) ? (name as CallType) : shortPaths[name];
+}
+
 export interface IngestRequest {
   callType: CallType;
   /** The decoded (un-gzipped) request body. */
   body: string;
   authorization?: string;
+  /** The Origin header of a browser's request; absent for servers and mobile apps. */
+  origin?: string;
   receivedAt: Date;
   requestId: string;
 }
@@ -20,6 +36,8 @@ export interface IngestRequest {
 export interface IngestResponse {
   status: number;
   body: Record<string, unknown>;
+  /** The request's origin, when its workspace accepts it: the browser may read the answer. */
+  allowOrigin?: string;
   /** What the caller may log: never the message contents. */
   summary: { workspace?: string; keyId?: string; accepted: number; rejected: number };
 }
@@ -47,14 +65,21 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
     return requestError(401, 'writeKey', 'unknown or revoked write key');
   }
   const workspace = record.workspace;
+  if (request.origin !== undefined && !originAllowed((await dependencies.keys.allowedOrigins()).get(workspace) ?? [], request.origin)) {
+    return {
+      ...requestError(403, 'origin', `${request.origin} is not an origin this workspace accepts browser events from; add it to the workspace's allowed origins`),
+      summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 },
+    };
+  }
+  const allowOrigin = request.origin !== undefined ? { allowOrigin: request.origin } : {};
 
   const single = request.callType !== 'batch' && request.callType !== 'import';
   const size = Buffer.byteLength(request.body);
   if (single && size > ingestLimits.maxEventBytes) {
-    return { ...requestError(413, '', `the event is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`), summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
+    return { ...requestError(413, '', `the event is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`), ...allowOrigin, summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
   }
   const split = splitMessages(request.callType, body);
-  if (!split.ok) return { ...requestError(split.status, split.path, split.reason), summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
+  if (!split.ok) return { ...requestError(split.status, split.path, split.reason), ...allowOrigin, summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
 
   const accepted: AcceptedMessage[] = [];
   const rejected: RejectedMessage[] = [];
@@ -85,9 +110,9 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
     const first = rejections[0];
     const path = first ? prefixPath(split.pathPrefix(first.index), first.path) : 'batch';
     const reason = first ? first.reason : 'must contain at least one message';
-    return { status: 400, body: { success: false, error: `${path || 'message'}: ${reason}`, path, reason, rejected: rejections }, summary };
+    return { status: 400, body: { success: false, error: `${path || 'message'}: ${reason}`, path, reason, rejected: rejections }, ...allowOrigin, summary };
   }
-  return { status: 200, body: rejections.length > 0 ? { success: true, rejected: rejections } : { success: true }, summary };
+  return { status: 200, body: rejections.length > 0 ? { success: true, rejected: rejections } : { success: true }, ...allowOrigin, summary };
 }
 
 type Split =

@@ -24,6 +24,8 @@ export interface Refusal {
 
 export interface WriteKeyStore {
   find(keyId: string): Promise<WriteKeyRecord | undefined>;
+  /** The browser origins each workspace accepts events from (canonical origins, or `*`), by workspace. */
+  allowedOrigins(): Promise<ReadonlyMap<string, readonly string[]>>;
 }
 
 /** Where lead events go: the EventBridge bus when deployed; the console, a JSONL file and webhooks locally. */

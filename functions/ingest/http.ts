@@ -1,7 +1,8 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { gunzipSync } from 'node:zlib';
 import { decodeUtf8, ingestLimits } from '../core/messages';
-import { callTypes, ingest, type CallType, type IngestDependencies, type IngestResponse } from '../core/ingest';
+import { callTypeOfPath, callTypes, ingest, type IngestDependencies, type IngestResponse } from '../core/ingest';
+import { originAllowed } from '../core/origins';
 
 export interface IngestObserver {
   /** Called once per request with what may be logged: counts, status, workspace and key id, never message contents. */
@@ -19,10 +20,12 @@ const throttlingErrors = new Set(['ProvisionedThroughputExceededException', 'Thr
 export function createIngestHandler(dependencies: IngestDependencies, observer?: IngestObserver) {
   return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
     const requestId = event.requestContext.requestId;
-    const callType = event.rawPath.match(/^\/v1\/([a-z]+)\/?$/)?.[1];
-    if (!isCallType(callType)) {
+    const callType = callTypeOfPath(event.rawPath);
+    if (callType === undefined) {
       return json(404, { success: false, error: `no such endpoint: ${event.rawPath}; use /v1/${callTypes.join(', /v1/')}`, path: '', reason: 'not found' });
     }
+    const origin = event.headers['origin'];
+    if (event.requestContext.http.method === 'OPTIONS') return preflight(origin, dependencies);
     const decoded = decodeBody(event);
     if (!decoded.ok) return json(decoded.status, { success: false, error: decoded.reason, path: '', reason: decoded.reason });
 
@@ -32,13 +35,14 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
           callType,
           body: decoded.body,
           authorization: event.headers['authorization'],
+          ...(origin !== undefined ? { origin } : {}),
           receivedAt: new Date(event.requestContext.timeEpoch || Date.now()),
           requestId,
         },
         dependencies,
       );
       observer?.onResponse(response, requestId);
-      return json(response.status, response.body);
+      return json(response.status, response.body, response.allowOrigin !== undefined ? corsHeaders(response.allowOrigin) : {});
     } catch (error) {
       observer?.onError(error, requestId);
       if (error instanceof Error && throttlingErrors.has(error.name)) {
@@ -71,9 +75,31 @@ export function decodeBody(event: Pick<APIGatewayProxyEventV2, 'body' | 'isBase6
   return { ok: true, body: decodeUtf8(bytes) };
 }
 
-function isCallType(value: string | undefined): value is CallType {
-  return (callTypes as readonly string[]).includes(value ?? '');
+/**
+ * Browser SDKs send their write key in an Authorization header (and analytics.js an X-Retry-Count), so the browser
+ * asks first. The preflight carries no key, so it cannot tell the workspace: an origin that some workspace accepts
+ * passes it, and the request itself is then checked against its own workspace's origins.
+ */
+async function preflight(origin: string | undefined, dependencies: IngestDependencies): Promise<APIGatewayProxyStructuredResultV2> {
+  const accepted = origin !== undefined && [...(await dependencies.keys.allowedOrigins()).values()].some((origins) => originAllowed(origins, origin));
+  if (!accepted) {
+    const reason = origin === undefined ? 'a preflight needs an Origin header' : `${origin} is not an origin any workspace accepts browser events from`;
+    return json(403, { success: false, error: reason, path: 'origin', reason });
+  }
+  return {
+    statusCode: 204,
+    headers: {
+      ...corsHeaders(origin),
+      'access-control-allow-methods': 'POST',
+      'access-control-allow-headers': 'authorization, content-type, content-encoding, x-retry-count',
+      // Chromium keeps a preflight for at most 2 hours: one per page session instead of one per call.
+      'access-control-max-age': '7200',
+    },
+  };
 }
+
+/** The answer's origin is the request's own, never `*`: browsers then also accept it for requests with credentials. */
+const corsHeaders = (origin: string) => ({ 'access-control-allow-origin': origin, vary: 'origin' });
 
 function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 {
   return { statusCode, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };

@@ -30,8 +30,8 @@ export function serveHttpApi(handler: HttpApiHandler, options: { port: number; h
         refuse(413, `the request body is larger than ${maxBodyBytes} bytes`);
         return;
       }
-      if (request.method !== 'POST') {
-        refuse(405, `${request.method ?? 'this method'} is not supported: send events with POST`, { allow: 'POST' });
+      if (request.method !== 'POST' && request.method !== 'OPTIONS') {
+        refuse(405, `${request.method ?? 'this method'} is not supported: send events with POST`, { allow: 'POST, OPTIONS' });
         return;
       }
       const result = await handler(toHttpApiEvent(request, body));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ingest, type IngestRequest } from '../../functions/core/ingest';
+import { callTypeOfPath, ingest, type IngestRequest } from '../../functions/core/ingest';
+import { canonicalOrigin } from '../../functions/core/origins';
 import { decodeUtf8, ingestLimits, parseMessageJson, resolveTimestamp, validateMessage, type AcceptedMessage, type RejectedMessage } from '../../functions/core/messages';
 import type { EventStore, Refusal, WriteKeyStore } from '../../functions/core/ports';
 import { generateWriteKey, hashSecret, parseWriteKey, secretMatches, writeKeyFromRequest, type WriteKeyRecord } from '../../functions/core/write-key';
@@ -22,16 +23,18 @@ class RecordingEventStore implements EventStore {
   }
 }
 
-function keyFor(workspace: string): { key: string; keys: WriteKeyStore } {
+const noOrigins = async () => new Map<string, string[]>();
+
+function keyFor(workspace: string, origins: string[] = []): { key: string; keys: WriteKeyStore } {
   const { keyId, key, secret } = generateWriteKey();
   const record: WriteKeyRecord = { keyId, workspace, secretHash: hashSecret(secret), createdAt: receivedAt.toISOString() };
-  return { key, keys: { find: async (id) => (id === keyId ? record : undefined) } };
+  return { key, keys: { find: async (id) => (id === keyId ? record : undefined), allowedOrigins: async () => new Map([[workspace, origins]]) } };
 }
 
 const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
-async function send(request: Partial<IngestRequest> & { body: string }, workspace = 'acme') {
-  const { key, keys } = keyFor(workspace);
+async function send(request: Partial<IngestRequest> & { body: string }, workspace = 'acme', origins: string[] = []) {
+  const { key, keys } = keyFor(workspace, origins);
   const events = new RecordingEventStore();
   const response = await ingest(
     { callType: 'batch', authorization: basic(key), receivedAt, requestId: 'req-1', ...request },
@@ -227,7 +230,7 @@ describe('the ingest use case', () => {
     const events = new RecordingEventStore();
     const response = await ingest(
       { callType: 'batch', body: JSON.stringify({ batch: [track()] }), authorization: basic(key), receivedAt, requestId: 'r' },
-      { keys: { find: async () => record }, events },
+      { keys: { find: async () => record, allowedOrigins: noOrigins }, events },
     );
     expect(response.status).toBe(401);
     expect(events.saved).toEqual([]);
@@ -318,5 +321,50 @@ describe('input made canonical before anything depends on it', () => {
     const retried = validateMessage(message, 0, 'acme', new Date(receivedAt.getTime() + 3_600_000)) as AcceptedMessage;
     expect(first.serverTimed).toBe(true);
     expect(retried.messageId).toBe(first.messageId);
+  });
+});
+
+describe('browser origins', () => {
+  it('stores a browser request from an origin its workspace accepts, and lets the browser read the answer', async () => {
+    const { response, events } = await send({ body: JSON.stringify({ batch: [track()] }), origin: 'https://app.acme.com' }, 'acme', ['https://app.acme.com']);
+    expect(response).toMatchObject({ status: 200, allowOrigin: 'https://app.acme.com' });
+    expect(events.saved[0]!.messages).toHaveLength(1);
+    const anywhere = await send({ body: JSON.stringify({ batch: [track()] }), origin: 'https://elsewhere.example' }, 'acme', ['*']);
+    expect(anywhere.response).toMatchObject({ status: 200, allowOrigin: 'https://elsewhere.example' });
+  });
+
+  it('refuses, storing nothing, a browser request from an origin its workspace does not accept', async () => {
+    const { response, events } = await send({ body: JSON.stringify({ batch: [track()] }), origin: 'https://copied.example' }, 'acme', ['https://app.acme.com']);
+    expect(response.status).toBe(403);
+    expect(response.body).toMatchObject({ path: 'origin', reason: expect.stringContaining('https://copied.example') });
+    expect(response.allowOrigin).toBeUndefined();
+    expect(events.saved).toEqual([]);
+  });
+
+  it('needs no origin from servers, and sends them no CORS answer', async () => {
+    const { response } = await send({ body: JSON.stringify({ batch: [track()] }) }, 'acme', []);
+    expect(response.status).toBe(200);
+    expect(response.allowOrigin).toBeUndefined();
+  });
+
+  it.each([
+    ['https://app.example.com', 'https://app.example.com'],
+    ['https://app.example.com/', 'https://app.example.com'],
+    ['http://localhost:5173', 'http://localhost:5173'],
+    ['*', '*'],
+    ['https://app.example.com/path', undefined],
+    ['https://APP.example.com:443', 'https://app.example.com'],
+    ['ftp://example.com', undefined],
+    ['https://user:pw@example.com', undefined],
+    ['example.com', undefined],
+  ])('reads %s as the origin %s', (value, expected) => {
+    expect(canonicalOrigin(value)).toBe(expected);
+  });
+
+  it('maps the browser SDKs\' one-letter paths and the HTTP API\'s paths to their calls', () => {
+    expect(['/v1/t', '/v1/i', '/v1/g', '/v1/p', '/v1/s', '/v1/a', '/v1/b', '/v1/batch/', '/v1/import'].map(callTypeOfPath)).toEqual([
+      'track', 'identify', 'group', 'page', 'screen', 'alias', 'batch', 'batch', 'import',
+    ]);
+    expect(['/v1/x', '/v2/t', '/v1/', '/v1/track/extra'].map(callTypeOfPath)).toEqual([undefined, undefined, undefined, undefined]);
   });
 });

@@ -13,6 +13,9 @@ export const eventSortKeyPrefix = 'EVT#';
 export const memberSortKeyPrefix = 'MEMBER#';
 
 export const writeKeySortKey = (keyId: string) => `KEY#${keyId}`;
+/** A workspace's allowed browser origins, beside the keys: ingest reads both, and only this partition of settings. */
+export const originsSortKeyPrefix = 'ORIGINS#';
+export const originsSortKey = (workspace: string) => `${originsSortKeyPrefix}${workspace}`;
 export const entityPartitionKey = (workspace: string, type: EntityType, id: string) => `WS#${workspace}#${type}#${id}`;
 /** Events sort by day, so the evaluator can read exactly the days that changed. */
 export const eventSortKey = (timestamp: string, messageId: string) => `${eventSortKeyPrefix}${timestamp.slice(0, 10)}#${messageId}`;

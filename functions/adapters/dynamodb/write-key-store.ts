@@ -1,8 +1,8 @@
-import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { queryAll } from './batch-write';
 import type { WriteKeyStore } from '../../core/ports';
 import { generateWriteKey, hashSecret, parseWriteKey, workspacePattern, type WriteKeyRecord } from '../../core/write-key';
-import { writeKeySortKey, writeKeysPartition } from './item-keys';
+import { originsSortKey, originsSortKeyPrefix, writeKeySortKey, writeKeysPartition } from './item-keys';
 
 /** Write keys in the table: one item per key, holding only the SHA-256 of its secret. */
 export class DynamoDbWriteKeyStore implements WriteKeyStore {
@@ -44,13 +44,32 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
     return { key, record };
   }
 
+  async allowedOrigins(): Promise<ReadonlyMap<string, readonly string[]>> {
+    const items = await queryAll(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': { S: writeKeysPartition }, ':prefix': { S: originsSortKeyPrefix } },
+    });
+    return new Map(items.map((item) => [item['workspace']!.S!, item['origins']?.SS ?? []]));
+  }
+
+  /** Sets the browser origins a workspace accepts events from (canonical origins or `*`); none means browsers are refused. */
+  async setAllowedOrigins(workspace: string, origins: readonly string[]): Promise<void> {
+    const key = { pk: { S: writeKeysPartition }, sk: { S: originsSortKey(workspace) } };
+    if (origins.length === 0) {
+      await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: key }));
+      return;
+    }
+    await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: { ...key, workspace: { S: workspace }, origins: { SS: [...new Set(origins)] } } }));
+  }
+
   async list(): Promise<WriteKeyRecord[]> {
     const items = await queryAll(this.client, {
       TableName: this.tableName,
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': { S: writeKeysPartition } },
     });
-    return items.map(toRecord);
+    return items.filter((item) => item['sk']?.S?.startsWith(writeKeySortKey(''))).map(toRecord);
   }
 
   /** Revokes a key; false when there is no such key. Revoking twice keeps the first revocation time. */
@@ -95,10 +114,11 @@ function toRecord(item: Record<string, AttributeValue>): WriteKeyRecord {
 
 /**
  * Remembers lookups for a short time, so a warm Lambda does not read the key on every request.
- * A revocation therefore takes effect within `ttlMs`.
+ * A revocation, or a change of a workspace's origins, therefore takes effect within `ttlMs`.
  */
 export class CachedWriteKeyStore implements WriteKeyStore {
   private readonly cache = new Map<string, { record: WriteKeyRecord | undefined; expires: number }>();
+  private origins: { value: ReadonlyMap<string, readonly string[]>; expires: number } | undefined;
 
   constructor(
     private readonly inner: WriteKeyStore,
@@ -114,5 +134,12 @@ export class CachedWriteKeyStore implements WriteKeyStore {
     this.cache.set(keyId, { record, expires: this.now() + this.ttlMs });
     if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
     return record;
+  }
+
+  async allowedOrigins(): Promise<ReadonlyMap<string, readonly string[]>> {
+    if (this.origins && this.origins.expires > this.now()) return this.origins.value;
+    const value = await this.inner.allowedOrigins();
+    this.origins = { value, expires: this.now() + this.ttlMs };
+    return value;
   }
 }
