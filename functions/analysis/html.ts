@@ -142,6 +142,18 @@ function outcomeCells(key: string, outcome: Outcome): string {
   );
 }
 
+/** The header cells over outcomeCells. */
+const outcomeHeaders = '<th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th>';
+
+/** A tier's or a signal's lift with its verdict, precision and recall. */
+function liftCells(key: string, figures: Pick<TierReport, 'lift' | 'precision' | 'recall'>): string {
+  return (
+    `<td class="num">${showWithInterval(`${key}:lift`, figures.lift, times)}<div>${verdictBadge(figures.lift)}</div></td>\n` +
+    `<td class="num">${show(`${key}:precision`, figures.precision, percentFine)}</td>\n` +
+    `<td class="num">${show(`${key}:recall`, figures.recall, percentFine)}</td>`
+  );
+}
+
 function tiersSection(report: BacktestReport): string {
   const { tiers } = report;
   if (tiers.length === 0) return section('tiers', 'Tiers', '<p class="empty">The rules have no tiers.</p>');
@@ -151,9 +163,7 @@ function tiersSection(report: BacktestReport): string {
 <th scope="row">${esc(t.tier)}<span class="meta">route ${esc(t.route)} · ${esc(t.level)}</span></th>
 ${outcomeCells(`${k}:qualified`, t.qualified)}
 ${outcomeCells(`${k}:notQualified`, t.notQualified)}
-<td class="num">${showWithInterval(`${k}:lift`, t.lift, times)}<div>${verdictBadge(t.lift)}</div></td>
-<td class="num">${show(`${k}:precision`, t.precision, percentFine)}</td>
-<td class="num">${show(`${k}:recall`, t.recall, percentFine)}</td>
+${liftCells(k, t)}
 <td class="num">${show(`${k}:f1`, t.f1, decimals(3))}</td>
 <td class="num">${show(`${k}:alertsPerWeek`, t.alertsPerWeek, decimals(1))}</td>
 <td class="num">${show(`${k}:medianDaysToConversion`, t.medianDaysToConversion, days)}</td>
@@ -168,8 +178,8 @@ ${outcomeCells(`${k}:notQualified`, t.notQualified)}
 <th scope="col" rowspan="2">Lift (95% CI)</th>
 <th scope="col" rowspan="2">Precision</th><th scope="col" rowspan="2">Recall</th><th scope="col" rowspan="2">F1</th>
 <th scope="col" rowspan="2">Alerts / week</th><th scope="col" rowspan="2">Median days to conversion</th></tr>
-<tr><th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th>
-<th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th></tr>
+<tr>${outcomeHeaders}
+${outcomeHeaders}</tr>
 `,
     rows,
   );
@@ -226,9 +236,7 @@ function signalsSection(signals: SignalReport[]): string {
 ${outcomeCells(`${k}:fired`, s.fired)}
 <td class="num">${show(`${k}:fireRate`, s.fireRate, percentFine)}</td>
 ${outcomeCells(`${k}:notFired`, s.notFired)}
-<td class="num">${showWithInterval(`${k}:lift`, s.lift, times)}<div>${verdictBadge(s.lift)}</div></td>
-<td class="num">${show(`${k}:precision`, s.precision, percentFine)}</td>
-<td class="num">${show(`${k}:recall`, s.recall, percentFine)}</td>
+${liftCells(k, s)}
 </tr>`;
   });
   const table = dataTable(
@@ -239,8 +247,8 @@ ${outcomeCells(`${k}:notFired`, s.notFired)}
 <th scope="colgroup" colspan="4">Fired</th><th scope="colgroup" colspan="3">Never fired</th>
 <th scope="col" rowspan="2">Lift (95% CI)</th>
 <th scope="col" rowspan="2">Precision</th><th scope="col" rowspan="2">Recall</th></tr>
-<tr><th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th><th scope="col">Fire rate</th>
-<th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th></tr>
+<tr>${outcomeHeaders}<th scope="col">Fire rate</th>
+${outcomeHeaders}</tr>
 `,
     rows,
   );
