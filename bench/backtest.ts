@@ -2,7 +2,7 @@
  * Backtest and discover benchmark: events per second and peak memory (RSS) of `pql-radar backtest` and
  * `pql-radar discover` on a large event file.
  *
- * 1. Generates BENCH_EVENTS Segment messages (default 1,000,000) with planted signals (functions/core/backtest/planted.ts,
+ * 1. Generates BENCH_EVENTS Segment messages (default 1,000,000) with planted signals (functions/cli/planted-stream.ts,
  *    the behaviours of examples/backtest, a fixed seed) into a temporary events.jsonl.gz, and their conversions.csv.
  * 2. Runs `pql-radar backtest --rules examples/activation.rules.yaml --json` and `pql-radar discover --out ...` on them,
  *    each in a fresh child process (the real CLI, as a user runs it), so each one's peak RSS is its own:

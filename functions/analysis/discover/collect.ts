@@ -25,7 +25,7 @@ import { dayMs } from '../../core/days';
 /** A conversion, as the conversions file gives it (readConversions). Only user conversions are used: discovery works per user. */
 export type DiscoveryConversion = Conversion;
 
-/** What discovery needs of a validated message (`validateMessage` in core/ingest gives exactly this). */
+/** What discovery needs of a validated message (`validateMessage` in core/messages gives exactly this). */
 export type DiscoveryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'userKey' | 'messageId' | 'message'> & Partial<Pick<AcceptedMessage, 'name' | 'traits'>>;
 
 export interface DiscoveryCollectorOptions {

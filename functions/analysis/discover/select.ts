@@ -27,7 +27,6 @@ import {
  * - Each chosen signal gets points from its lift, and two tiers get the scores that training converters reach.
  *
  * "Within N days of signup" means what the rules engine means: the signup day and the N-1 days after it, UTC.
- * Pure: the same snapshot and options always give the same result.
  */
 
 export type WindowDays = 7 | 14 | 30 | null;
