@@ -2,7 +2,7 @@
  * Backtest and discover benchmark: events per second and peak memory (RSS) of `pql-radar backtest` and
  * `pql-radar discover` on a large event file.
  *
- * 1. Generates BENCH_EVENTS Segment messages (default 1,000,000) with planted signals (functions/core/backtest/planted.ts,
+ * 1. Generates BENCH_EVENTS Segment messages (default 1,000,000) with planted signals (functions/cli/planted-stream.ts,
  *    the behaviours of examples/backtest, a fixed seed) into a temporary events.jsonl.gz, and their conversions.csv.
  * 2. Runs `pql-radar backtest --rules examples/activation.rules.yaml --json` and `pql-radar discover --out ...` on them,
  *    each in a fresh child process (the real CLI, as a user runs it), so each one's peak RSS is its own:
@@ -25,6 +25,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { exampleBehaviours, generatePlantedStream, type PlantedStreamOptions } from '../functions/cli/planted-stream';
+import { count, decimals, textTable, withInterval } from '../functions/analysis/format';
 
 const positiveInt = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
@@ -42,7 +43,6 @@ const cli = join(root, 'bin/pql-radar.ts');
 const rules = join(root, 'examples/activation.rules.yaml');
 
 const mib = (bytes: number) => `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
-const thousands = (value: number) => Math.round(value).toLocaleString('en-US');
 
 // ---- 1. the input ----
 
@@ -89,8 +89,8 @@ await writeFile(
 );
 const userConversions = stream.conversions.filter((c) => c.type === 'user').length;
 console.log(
-  `generated ${thousands(messages.length)} messages of ${thousands(stream.users)} users (${stream.start.slice(0, 10)} to ${lastTimestamp.slice(0, 10)}, seed ${seed}), ` +
-    `${thousands(userConversions)} user and ${thousands(stream.conversions.length - userConversions)} account conversions, ` +
+  `generated ${count(messages.length)} messages of ${count(stream.users)} users (${stream.start.slice(0, 10)} to ${lastTimestamp.slice(0, 10)}, seed ${seed}), ` +
+    `${count(userConversions)} user and ${count(stream.conversions.length - userConversions)} account conversions, ` +
     `in ${((performance.now() - started) / 1000).toFixed(1)} s: ${eventsFile} (${mib((await stat(eventsFile)).size)})`,
 );
 messages.length = 0;
@@ -149,16 +149,14 @@ const rows = runs.map((result) => {
   if (!ok) failed = true;
   return [
     result.name,
-    thousands(eventCount),
+    count(eventCount),
     result.seconds.toFixed(1),
-    thousands(eventCount / result.seconds),
+    count(Math.round(eventCount / result.seconds)),
     Number.isNaN(result.peakRssBytes) ? 'unknown' : mib(result.peakRssBytes),
     result.exitCode === 0 ? (ok ? 'PASS' : 'FAIL') : `FAIL (exit ${result.exitCode})`,
   ];
 });
 const header = ['command', 'events', 'seconds', 'events/s', 'peak RSS', `budget < ${mib(budgetBytes)}`];
-const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-const line = (cells: string[]) => cells.map((cell, column) => (column === 0 || column === 5 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ');
 
 for (const result of runs) {
   if (result.exitCode !== 0) console.log(`\n${result.name} failed (exit ${result.exitCode}):\n${result.output.slice(-3000)}`);
@@ -170,16 +168,16 @@ if (backtest.exitCode === 0) {
     tiers: { tier: string; qualified: { entities: number }; lift: { value: number; low: number; high: number } | null }[];
   };
   console.log(
-    `\nbacktest: ${thousands(report.input.eventsRead)} events, ${thousands(report.input.entities.user)} users and ${thousands(report.input.entities.account)} accounts ` +
+    `\nbacktest: ${count(report.input.eventsRead)} events, ${count(report.input.entities.user)} users and ${count(report.input.entities.account)} accounts ` +
       `replayed ${report.period.from} to ${report.period.to} every ${report.period.stepDays}d (examples/activation.rules.yaml); ` +
-      report.tiers.map((tier) => `${tier.tier} ${thousands(tier.qualified.entities)} qualified, lift ${tier.lift ? `${tier.lift.value.toFixed(2)} [${tier.lift.low.toFixed(2)}, ${tier.lift.high.toFixed(2)}]` : 'n/a'}`).join('; '),
+      report.tiers.map((tier) => `${tier.tier} ${count(tier.qualified.entities)} qualified, lift ${tier.lift ? withInterval(tier.lift, decimals(2), '[low, high]') : 'n/a'}`).join('; '),
   );
 }
 if (discover.exitCode === 0) {
   const selected = discover.output.split('\n').filter((row) => row.includes('SELECTED'));
   console.log(`discover: ${selected.length} signals selected:\n${selected.join('\n')}`);
 }
-console.log(`\n${line(header)}\n${line(widths.map((width) => '-'.repeat(width)))}\n${rows.map(line).join('\n')}`);
+console.log(`\n${textTable(header, rows, (column) => column !== 0 && column !== 5)}`);
 console.log(`\n(wall time of the whole command in a fresh process; peak RSS = process.resourceUsage().maxRSS of that process; ${process.version}, runs took ${((performance.now() - started) / 1000).toFixed(0)} s)`);
 
 if (keep) console.log(`kept ${directory}`);

@@ -34,6 +34,7 @@ import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
 import { dayMs } from '../functions/core/days';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/cli/sample-stream';
+import { bytes, count, fixed } from '../functions/analysis/format';
 
 const positiveInt = (name: string, fallback: number) => {
   const value = Number(process.env[name] ?? fallback);
@@ -857,10 +858,6 @@ async function prepareTable(client: DynamoDBClient, reader: DynamoDBClient, call
 }
 
 // ---- report ----
-
-const fixed = (value: number, digits: number, width: number) => value.toFixed(digits).padStart(width);
-const count = (value: number) => value.toLocaleString('en-US');
-const bytes = (value: number) => `${Math.round(value).toLocaleString('en-US')} B`;
 
 async function main() {
   // The SDK warns on Node 20 that future releases need Node 22; the pinned version runs fine (as in vitest.config.ts).

@@ -20,6 +20,7 @@ import { startDev } from '../functions/local/dev';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { scanAll } from '../test/support/scan';
 import { bundleFunction } from './bundle';
+import { bytes, fixed } from '../functions/analysis/format';
 
 type Item = Record<string, AttributeValue>;
 
@@ -241,9 +242,6 @@ async function bundleSize(): Promise<{ bytes: number; gzipBytes: number }> {
 }
 
 // ---- report ----
-
-const fixed = (value: number, digits: number, width: number) => value.toFixed(digits).padStart(width);
-const bytes = (value: number) => `${value.toLocaleString('en-US')} B`;
 
 async function main() {
   const { bodies, eventBytes } = makeStream(20240501);

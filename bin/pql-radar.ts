@@ -385,7 +385,9 @@ eventSourceOptions(program.command('discover').description('find the usage signa
   .option('--max-signals <n>', 'at most this many signals in the suggestion', integer('--max-signals'), 8)
   .option('--top <n>', 'rows of the ranked table', integer('--top'), 30)
   .action(async (options: EventSourceOptions & { conversions: string; out?: string; signupTrait: string; minUsers: number; maxSignals: number; top: number }) => {
-    const { DiscoveryCollector, discover, formatDiscoveryTable, suggestedRulesYaml } = await import('../functions/analysis/discover');
+    const { DiscoveryCollector } = await import('../functions/analysis/discover/collect');
+    const { discover } = await import('../functions/analysis/discover/select');
+    const { formatDiscoveryTable, suggestedRulesYaml } = await import('../functions/analysis/discover/present');
     const { readConversions } = await import('../functions/cli/backtest-input');
     // Conversions first: the collector drops every event at or after its user's conversion as it reads.
     const conversions = await readConversions(options.conversions);

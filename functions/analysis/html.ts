@@ -1,5 +1,6 @@
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import type { Estimate } from './stats';
+import { count, days, decimals, percentFine, score, times, type Format } from './format';
 
 /**
  * The backtest's `--report`: one self-contained HTML file that opens without a network (inline CSS, inline SVG
@@ -48,7 +49,7 @@ ${glossary(report)}
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Escaping, hooks and number formats
+// Escaping and hooks (the number formats are format.ts's)
 
 /** Escapes text for HTML content and for attribute values (both quote kinds). */
 export function escapeHtml(text: string): string {
@@ -66,8 +67,6 @@ function hook(key: string, value: number | null): string {
   return `data-metric="${esc(key)}" data-value="${rawValue(value)}"`;
 }
 
-type Format = (value: number) => string;
-
 const dash = '—';
 
 function show(key: string, value: number | null, format: Format, tag = 'span', attrs = ''): string {
@@ -75,21 +74,8 @@ function show(key: string, value: number | null, format: Format, tag = 'span', a
   return `<${tag} ${hook(key, value)}${attrs ? ` ${attrs}` : ''}>${esc(text)}</${tag}>`;
 }
 
-function grouped(whole: string): string {
-  return whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-}
-const count: Format = (n) => (Number.isInteger(n) ? grouped(String(n)) : grouped(n.toFixed(2)));
-const percent: Format = (x) => {
-  const p = x * 100;
-  return `${p !== 0 && Math.abs(p) < 1 ? p.toFixed(2) : p.toFixed(1)}%`;
-};
-const times: Format = (x) => `${x < 0.1 ? x.toFixed(3) : x.toFixed(2)}×`;
-const score: Format = (n) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
-const fixed = (digits: number): Format => (n) => n.toFixed(digits);
-const days: Format = (n) => `${n.toFixed(1)} d`;
-
 /** A figure with its 95% interval; every number its own hooked span. */
-function withInterval(key: string, estimate: Estimate | null, format: Format): string {
+function showWithInterval(key: string, estimate: Estimate | null, format: Format): string {
   if (estimate === null) return show(key, null, format);
   return (
     `${show(`${key}:value`, estimate.value, format)}<span class="ci"> (${show(`${key}:low`, estimate.low, format)}` +
@@ -152,7 +138,19 @@ function outcomeCells(key: string, outcome: Outcome): string {
   return (
     `<td class="num">${show(`${key}:entities`, outcome.entities, count)}</td>` +
     `<td class="num">${show(`${key}:converted`, outcome.converted, count)}</td>` +
-    `<td class="num">${withInterval(`${key}:rate`, outcome.rate, percent)}</td>`
+    `<td class="num">${showWithInterval(`${key}:rate`, outcome.rate, percentFine)}</td>`
+  );
+}
+
+/** The header cells over outcomeCells. */
+const outcomeHeaders = '<th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th>';
+
+/** A tier's or a signal's lift with its verdict, precision and recall. */
+function liftCells(key: string, figures: Pick<TierReport, 'lift' | 'precision' | 'recall'>): string {
+  return (
+    `<td class="num">${showWithInterval(`${key}:lift`, figures.lift, times)}<div>${verdictBadge(figures.lift)}</div></td>\n` +
+    `<td class="num">${show(`${key}:precision`, figures.precision, percentFine)}</td>\n` +
+    `<td class="num">${show(`${key}:recall`, figures.recall, percentFine)}</td>`
   );
 }
 
@@ -165,29 +163,26 @@ function tiersSection(report: BacktestReport): string {
 <th scope="row">${esc(t.tier)}<span class="meta">route ${esc(t.route)} · ${esc(t.level)}</span></th>
 ${outcomeCells(`${k}:qualified`, t.qualified)}
 ${outcomeCells(`${k}:notQualified`, t.notQualified)}
-<td class="num">${withInterval(`${k}:lift`, t.lift, times)}<div>${verdictBadge(t.lift)}</div></td>
-<td class="num">${show(`${k}:precision`, t.precision, percent)}</td>
-<td class="num">${show(`${k}:recall`, t.recall, percent)}</td>
-<td class="num">${show(`${k}:f1`, t.f1, fixed(3))}</td>
-<td class="num">${show(`${k}:alertsPerWeek`, t.alertsPerWeek, fixed(1))}</td>
+${liftCells(k, t)}
+<td class="num">${show(`${k}:f1`, t.f1, decimals(3))}</td>
+<td class="num">${show(`${k}:alertsPerWeek`, t.alertsPerWeek, decimals(1))}</td>
 <td class="num">${show(`${k}:medianDaysToConversion`, t.medianDaysToConversion, days)}</td>
 </tr>`;
   });
-  const table = `<div class="table-wrap"><table>
-<caption>Per tier: who it qualified and how they converted within the ${esc(String(report.period.horizonDays))}-day horizon, against everyone it did not qualify</caption>
-<thead>
+  const table = dataTable(
+    'table-wrap',
+    `Per tier: who it qualified and how they converted within the ${esc(String(report.period.horizonDays))}-day horizon, against everyone it did not qualify`,
+    `
 <tr><th scope="col" rowspan="2">Tier</th>
 <th scope="colgroup" colspan="3">Qualified</th><th scope="colgroup" colspan="3">The rest</th>
 <th scope="col" rowspan="2">Lift (95% CI)</th>
 <th scope="col" rowspan="2">Precision</th><th scope="col" rowspan="2">Recall</th><th scope="col" rowspan="2">F1</th>
 <th scope="col" rowspan="2">Alerts / week</th><th scope="col" rowspan="2">Median days to conversion</th></tr>
-<tr><th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th>
-<th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th></tr>
-</thead>
-<tbody>
-${rows.join('\n')}
-</tbody>
-</table></div>`;
+<tr>${outcomeHeaders}
+${outcomeHeaders}</tr>
+`,
+    rows,
+  );
   const chart = liftChart(
     'chart-tier-lift',
     'Lift per tier, with 95% intervals',
@@ -201,15 +196,14 @@ function thresholdsSection(points: ThresholdPoint[]): string {
   if (points.length === 0) return section('thresholds', 'Precision and recall by minimum score', '<p class="empty">No thresholds in this report.</p>');
   const rows = points.map((p) => {
     const k = thresholdKey(p);
-    return `<tr><th scope="row">${show(`${k}:minScore`, p.minScore, score)}</th><td class="num">${show(`${k}:qualified`, p.qualified, count)}</td><td class="num">${show(`${k}:precision`, p.precision, percent)}</td><td class="num">${show(`${k}:recall`, p.recall, percent)}</td></tr>`;
+    return `<tr><th scope="row">${show(`${k}:minScore`, p.minScore, score)}</th><td class="num">${show(`${k}:qualified`, p.qualified, count)}</td><td class="num">${show(`${k}:precision`, p.precision, percentFine)}</td><td class="num">${show(`${k}:recall`, p.recall, percentFine)}</td></tr>`;
   });
-  const table = `<div class="table-wrap narrow"><table>
-<caption>Users qualified, precision and recall if the minimum score were each value (tiers' required signals ignored)</caption>
-<thead><tr><th scope="col">Minimum score</th><th scope="col">Qualified</th><th scope="col">Precision</th><th scope="col">Recall</th></tr></thead>
-<tbody>
-${rows.join('\n')}
-</tbody>
-</table></div>`;
+  const table = dataTable(
+    'table-wrap narrow',
+    "Users qualified, precision and recall if the minimum score were each value (tiers' required signals ignored)",
+    '<tr><th scope="col">Minimum score</th><th scope="col">Qualified</th><th scope="col">Precision</th><th scope="col">Recall</th></tr>',
+    rows,
+  );
   return section('thresholds', 'Precision and recall by minimum score', `<div class="side">${thresholdChart(points)}\n${table}</div>`);
 }
 
@@ -224,13 +218,12 @@ function weeklySection(report: BacktestReport): string {
         .map((name) => `<td class="num">${name in w.qualified ? show(`weekly:${w.week}:qualified:${name}`, w.qualified[name]!, count) : dash}</td>`)
         .join('')}</tr>`,
   );
-  const table = `<details><summary>The figures as a table</summary><div class="table-wrap narrow"><table>
-<caption>Entities entering each tier, per ISO week (starting Monday)</caption>
-<thead><tr><th scope="col">Week of</th>${names.map((n) => `<th scope="col">${esc(n)}</th>`).join('')}</tr></thead>
-<tbody>
-${rows.join('\n')}
-</tbody>
-</table></div></details>`;
+  const table = `<details><summary>The figures as a table</summary>${dataTable(
+    'table-wrap narrow',
+    'Entities entering each tier, per ISO week (starting Monday)',
+    `<tr><th scope="col">Week of</th>${names.map((n) => `<th scope="col">${esc(n)}</th>`).join('')}</tr>`,
+    rows,
+  )}</details>`;
   return section('weekly', title, `${weeklyChart(report, names)}\n${table}`);
 }
 
@@ -241,27 +234,24 @@ function signalsSection(signals: SignalReport[]): string {
     return `<tr>
 <th scope="row"><code>${esc(s.signal)}</code></th><td>${esc(s.level)}</td>
 ${outcomeCells(`${k}:fired`, s.fired)}
-<td class="num">${show(`${k}:fireRate`, s.fireRate, percent)}</td>
+<td class="num">${show(`${k}:fireRate`, s.fireRate, percentFine)}</td>
 ${outcomeCells(`${k}:notFired`, s.notFired)}
-<td class="num">${withInterval(`${k}:lift`, s.lift, times)}<div>${verdictBadge(s.lift)}</div></td>
-<td class="num">${show(`${k}:precision`, s.precision, percent)}</td>
-<td class="num">${show(`${k}:recall`, s.recall, percent)}</td>
+${liftCells(k, s)}
 </tr>`;
   });
-  const table = `<div class="table-wrap"><table>
-<caption>Per signal: the entities it fired for at some step, against those it never fired for</caption>
-<thead>
+  const table = dataTable(
+    'table-wrap',
+    'Per signal: the entities it fired for at some step, against those it never fired for',
+    `
 <tr><th scope="col" rowspan="2">Signal</th><th scope="col" rowspan="2">Level</th>
 <th scope="colgroup" colspan="4">Fired</th><th scope="colgroup" colspan="3">Never fired</th>
 <th scope="col" rowspan="2">Lift (95% CI)</th>
 <th scope="col" rowspan="2">Precision</th><th scope="col" rowspan="2">Recall</th></tr>
-<tr><th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th><th scope="col">Fire rate</th>
-<th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th></tr>
-</thead>
-<tbody>
-${rows.join('\n')}
-</tbody>
-</table></div>`;
+<tr>${outcomeHeaders}<th scope="col">Fire rate</th>
+${outcomeHeaders}</tr>
+`,
+    rows,
+  );
   const chart = liftChart(
     'chart-signal-lift',
     'Lift per signal, with 95% intervals',
@@ -283,13 +273,12 @@ function missedSection(report: BacktestReport): string {
     'missed',
     title,
     `<p>Entities that converted without any tier having qualified them first. ${esc(note)}</p>
-<div class="table-wrap narrow"><table>
-<caption>Converters never qualified before they converted</caption>
-<thead><tr><th scope="col">Type</th><th scope="col">Id</th><th scope="col">Converted at</th></tr></thead>
-<tbody>
-${rows.join('\n')}
-</tbody>
-</table></div>`,
+${dataTable(
+      'table-wrap narrow',
+      'Converters never qualified before they converted',
+      '<tr><th scope="col">Type</th><th scope="col">Id</th><th scope="col">Converted at</th></tr>',
+      rows,
+    )}`,
   );
 }
 
@@ -304,6 +293,17 @@ function glossary(report: BacktestReport): string {
 </dl>
 <p>Each qualification is judged at every ${esc(String(report.period.stepDays))}-day step using only the events before it, with the evaluator's own engine.</p>
 </footer>`;
+}
+
+/** A table of figures; `caption` and `head` are HTML already. */
+function dataTable(wrapClass: 'table-wrap' | 'table-wrap narrow', caption: string, head: string, rows: readonly string[]): string {
+  return `<div class="${wrapClass}"><table>
+<caption>${caption}</caption>
+<thead>${head}</thead>
+<tbody>
+${rows.join('\n')}
+</tbody>
+</table></div>`;
 }
 
 function section(id: string, title: string, body: string): string {
@@ -454,7 +454,7 @@ function thresholdChart(points: ThresholdPoint[]): string {
     const path = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${r(x(p.minScore))},${r(y(p[field]))}`).join(' ');
     const marks = points.map((p) => {
       const key = `${thresholdKey(p)}:${field}`;
-      const tip = `<title>${esc(`Minimum score ${score(p.minScore)}: ${field} ${percent(p[field])} (${count(p.qualified)} qualified)`)}</title>`;
+      const tip = `<title>${esc(`Minimum score ${score(p.minScore)}: ${field} ${percentFine(p[field])} (${count(p.qualified)} qualified)`)}</title>`;
       const cx = x(p.minScore);
       const cy = y(p[field]);
       return marker === 'circle'

@@ -4,6 +4,7 @@ import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport 
 import { f1, lift, median, proportion, type Estimate } from './stats';
 import type { EntityHistoryResult, ReplayResult } from './replay';
 import { addDays, dayMs, dayOf, mondayOf } from '../core/days';
+import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } from './format';
 
 /**
  * From a replay and the conversions, the backtest report (report.ts). Pure. The definitions, which the report's
@@ -216,13 +217,13 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     if (tier.notQualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.notQualified.entities} entities in its comparison group (under ${smallSample}): too few to trust its lift.`);
     if (tier.lift === null) warnings.push(`Tier ${tier.tier}: no lift (${tier.qualified.entities === 0 ? 'nobody qualified' : 'nobody was left to compare with'}).`);
     else if (tier.lift.low <= 1 && tier.lift.high >= 1) {
-      warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${fixed(tier.lift.low)} to ${fixed(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
+      warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${twoDecimalsBelow100(tier.lift.low)} to ${twoDecimalsBelow100(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
     }
   }
   for (const signal of signals) {
     if (signal.fired.entities + signal.notFired.entities === 0) continue;
     if (signal.fireRate === 0) warnings.push(`Signal ${signal.signal} never fired: it tells nothing on this data.`);
-    else if (signal.fireRate >= 0.95) warnings.push(`Signal ${signal.signal} fired for ${percent(signal.fireRate)} of ${signal.level}s: it cannot tell them apart.`);
+    else if (signal.fireRate >= 0.95) warnings.push(`Signal ${signal.signal} fired for ${percentCoarse(signal.fireRate)} of ${signal.level}s: it cannot tell them apart.`);
   }
   const unproven = signals.filter((signal) => signal.lift !== null && signal.lift.low <= 1 && signal.lift.high >= 1);
   if (unproven.length > 0) {
@@ -262,9 +263,6 @@ function weeksOf(from: string, to: string): string[] {
   return weeks;
 }
 
-const fixed = (value: number) => (Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(2));
-const percent = (value: number) => `${(value * 100).toFixed(value < 0.1 && value > 0 ? 1 : 0)}%`;
-
 /** The report as a few plain-text tables: what `pql-radar backtest` prints. */
 export function formatSummary(report: BacktestReport): string {
   const lines: string[] = [];
@@ -272,11 +270,13 @@ export function formatSummary(report: BacktestReport): string {
   lines.push(`Backtest of ${report.rules.source} (version ${report.rules.version})`);
   lines.push(`Period ${period.from} to ${period.to}, a step every ${period.stepDays} day${period.stepDays === 1 ? '' : 's'}, conversions counted within ${period.horizonDays} days of qualifying`);
   lines.push(
-    `Input: ${input.eventsRead.toLocaleString('en-US')} events${input.linesSkipped > 0 ? ` (${input.linesSkipped} bad lines skipped)` : ''}, ` +
-      `${input.entities.user.toLocaleString('en-US')} users, ${input.entities.account.toLocaleString('en-US')} accounts, ${input.conversions.toLocaleString('en-US')} conversions`,
+    `Input: ${count(input.eventsRead)} events${input.linesSkipped > 0 ? ` (${input.linesSkipped} bad lines skipped)` : ''}, ` +
+      `${count(input.entities.user)} users, ${count(input.entities.account)} accounts, ${count(input.conversions)} conversions`,
   );
-  const rate = (o: Outcome) => `${o.converted}/${o.entities} ${percent(o.rate.value)} (${percent(o.rate.low)}-${percent(o.rate.high)})`;
-  const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : `${fixed(estimate.value)} (${fixed(estimate.low)}-${fixed(estimate.high)})`);
+  const rate = (o: Outcome) => `${o.converted}/${o.entities} ${withInterval(o.rate, percentCoarse, '(low-high)')}`;
+  const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));
+  // The first two columns name a row (tier or signal, its level); the others are figures, flush right.
+  const table = (header: string[], rows: string[][]) => textTable(header, rows, (column) => column >= 2);
   lines.push('', 'Tiers: qualified = entered the tier before converting; converted = within the horizon after qualifying');
   lines.push(
     table(
@@ -287,8 +287,8 @@ export function formatSummary(report: BacktestReport): string {
         rate(tier.qualified),
         rate(tier.notQualified),
         liftText(tier.lift),
-        percent(tier.precision),
-        percent(tier.recall),
+        percentCoarse(tier.precision),
+        percentCoarse(tier.recall),
         tier.f1.toFixed(2),
         tier.alertsPerWeek.toFixed(1),
         tier.medianDaysToConversion === null ? '-' : tier.medianDaysToConversion.toFixed(1),
@@ -299,12 +299,12 @@ export function formatSummary(report: BacktestReport): string {
   lines.push(
     table(
       ['signal', 'level', 'fire rate', 'fired: converted', 'not fired: converted', 'lift (95% CI)', 'precision', 'recall'],
-      report.signals.map((signal) => [signal.signal, signal.level, percent(signal.fireRate), rate(signal.fired), rate(signal.notFired), liftText(signal.lift), percent(signal.precision), percent(signal.recall)]),
+      report.signals.map((signal) => [signal.signal, signal.level, percentCoarse(signal.fireRate), rate(signal.fired), rate(signal.notFired), liftText(signal.lift), percentCoarse(signal.precision), percentCoarse(signal.recall)]),
     ),
   );
   if (report.thresholds.length > 0) {
     lines.push('', 'Score thresholds (users): qualified = score reached the threshold before converting');
-    lines.push(table(['min score', 'qualified', 'precision', 'recall'], report.thresholds.map((point) => [String(point.minScore), String(point.qualified), percent(point.precision), percent(point.recall)])));
+    lines.push(table(['min score', 'qualified', 'precision', 'recall'], report.thresholds.map((point) => [String(point.minScore), String(point.qualified), percentCoarse(point.precision), percentCoarse(point.recall)])));
   }
   if (report.missedConverters.length > 0) {
     lines.push('', `Converters never qualified before converting (first ${report.missedConverters.length}): ${report.missedConverters.slice(0, 10).map((entity) => `${entity.type} ${entity.id}`).join(', ')}${report.missedConverters.length > 10 ? ', ...' : ''}`);
@@ -314,10 +314,4 @@ export function formatSummary(report: BacktestReport): string {
     for (const warning of report.warnings) lines.push(`  - ${warning}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) => cells.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd();
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }

@@ -1,14 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { exampleBehaviours, generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
-import {
-  DiscoveryCollector,
-  discover,
-  discoverFromMessages,
-  pointsFor,
-  suggestedRulesYaml,
-  type DiscoveryConversion,
-  type DiscoveryMessage,
-} from '../../functions/analysis/discover';
+import { DiscoveryCollector, type DiscoveryConversion, type DiscoveryMessage } from '../../functions/analysis/discover/collect';
+import { discover, discoverFromMessages, pointsFor } from '../../functions/analysis/discover/select';
+import { suggestedRulesYaml } from '../../functions/analysis/discover/present';
 import { validateMessage } from '../../functions/core/messages';
 import { evaluate, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';

@@ -196,7 +196,7 @@ export function conditionHolds(condition: Condition, value: unknown): boolean {
 
 /** The first day of the window of `days` days that ends on the day of `now` (UTC). */
 /** When the entity signed up: the signup trait when the rules name one and it parses, else first seen. */
-export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, ruleset: Ruleset): string | null {
+export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, ruleset: { file: Pick<Ruleset['file'], 'signup'> }): string | null {
   const trait = ruleset.file.signup?.trait;
   const value = trait !== undefined ? facts.traits[trait] : undefined;
   if (typeof value === 'string' || typeof value === 'number') {

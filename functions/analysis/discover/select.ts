@@ -1,50 +1,33 @@
-import type { AcceptedMessage } from '../core/messages';
-import { eventName, signupTime } from '../core/rules/engine';
-import type { Ruleset } from '../core/rules/load';
-import type { Conversion } from './metrics';
-import { lift, proportion, type Estimate } from './stats';
-import { dayMs } from '../core/days';
+import { signupTime } from '../../core/rules/engine';
+import { percent } from '../format';
+import { lift, proportion, type Estimate } from '../stats';
+import { dayMs } from '../../core/days';
+import {
+  DiscoveryCollector,
+  distinctKey,
+  noConversion,
+  type ActivitySnapshot,
+  type DiscoveryCollectorOptions,
+  type DiscoveryConversion,
+  type DiscoveryInput,
+  type DiscoveryMessage,
+} from './collect';
 
 /**
- * Signal discovery: the cohort analysis the PQL literature describes ("compare users who converted with users who
- * did not, and find the in-product behaviours that appear significantly more often in the converting group"), done
- * so that its answer can be trusted:
+ * Signal discovery, second step (after collect.ts, before present.ts): the cohort analysis the PQL literature
+ * describes ("compare users who converted with users who did not, and find the in-product behaviours that appear
+ * significantly more often in the converting group"), done so that its answer can be trusted:
  *
- * - Every candidate signal is computed only from events BEFORE the user's conversion (or before the cutoff, for
- *   users who did not convert). The collector below drops later events as it reads them, so nothing after a
- *   conversion can ever make a candidate fire.
  * - Candidates are ranked by the lower bound of the 95% interval of their lift, which penalises small samples,
  *   and are measured twice: on a training set and on a time-based holdout (users whose signup falls in the last
  *   ~30% of the period). A candidate is kept only when its holdout lift's interval lies above 1.
  * - The chosen signals are not redundant: a candidate that fires for mostly the same users as a better one
  *   (Jaccard >= 0.8) is skipped, and so is one that shows no lift within either group a better one splits the
  *   users into (it only echoes it); each event (or event property) and window gets one threshold only.
+ * - Each chosen signal gets points from its lift, and two tiers get the scores that training converters reach.
  *
- * Pure: no I/O. `DiscoveryCollector` takes validated messages one at a time (one streaming pass, a compact per-user
- * aggregate), `discover` ranks and selects, `formatDiscoveryTable` and `suggestedRulesYaml` present the result.
- *
- * The signals mean what the rules engine means by them (signup = the signup trait, else the first message; "within
- * N days of signup" = the signup day and the N-1 days after it, UTC; distinct values = String(value) cut to 200
- * characters; a message repeating the user, day and messageId of another counts once, as ingest stores it), so the
- * suggested rules file fires for the users discover measured (test/unit/discover.test.ts checks it with the engine).
- *
- * Limits, by design: users only (account conversions are counted and reported, not analysed); alias calls do not
- * merge identities; distinct counts keep each user's 12 earliest values per event property, which is exact unless
- * more than 7 of them came before the signup day; only top-level scalar properties are candidates.
+ * "Within N days of signup" means what the rules engine means: the signup day and the N-1 days after it, UTC.
  */
-
-/** A conversion, as the conversions file gives it (readConversions). Only user conversions are used: discovery works per user. */
-export type DiscoveryConversion = Conversion;
-
-/** What discovery needs of a validated message (`validateMessage` in core/ingest gives exactly this). */
-export type DiscoveryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'userKey' | 'messageId' | 'message'> & Partial<Pick<AcceptedMessage, 'name' | 'traits'>>;
-
-export interface DiscoveryCollectorOptions {
-  /** The trait that holds the signup time, as the rules' `signup.trait`; null to use the first message. @default createdAt */
-  signupTrait?: string | null;
-  /** Ignore every message at or after this time, and conversions at or after it. @default none (the end of the data) */
-  cutoff?: Date;
-}
 
 export type WindowDays = 7 | 14 | 30 | null;
 
@@ -138,18 +121,7 @@ export interface DiscoveryResult {
   /** The period the messages span; signups from holdoutFrom on form the holdout. */
   period: { from: string; to: string; holdoutFrom: string };
   signupTrait: string | null;
-  input: {
-    messages: number;
-    /** Messages that repeated the user, day and messageId of an earlier one: counted once, as ingest stores them. */
-    duplicates: number;
-    productEvents: number;
-    /** Messages dropped because they came at or after their user's conversion: never counted. */
-    afterConversion: number;
-    /** Messages at or after the cutoff. */
-    afterCutoff: number;
-    users: number;
-    conversions: { users: number; accounts: number; unseen: number; beforeFirstMessage: number };
-  };
+  input: DiscoveryInput;
   /** The users of each group (by signup time) and how many of them converted. */
   groups: { train: { users: number; converted: number }; holdout: { users: number; converted: number } };
   /** Every candidate, best first (by the lower bound of its training lift). */
@@ -159,240 +131,6 @@ export interface DiscoveryResult {
   tiers: SuggestedTier[];
   options: Required<DiscoverOptions>;
   warnings: string[];
-}
-
-const noConversion = Number.POSITIVE_INFINITY;
-/** Distinct values kept per user, event and property: the earliest ones, enough for the thresholds and slack. */
-const keptDistinctValues = 12;
-/** Property names tracked per event: client-made names are unbounded, the analysis needs a handful. */
-const maxPropertiesPerEvent = 32;
-/** Keys combine an event index and a property index into one number. */
-const propertySpace = 1 << 16;
-
-interface UserActivity {
-  convertedMs: number;
-  firstMs: number;
-  /** The signup trait's value and the time of the identify call that brought it (the latest wins). */
-  trait: unknown;
-  traitMs: number;
-  /** Event index -> UTC day numbers of its events, in arrival order. */
-  events: Map<number, number[]>;
-  /** eventIndex * propertySpace + propertyIndex -> flat [hash, first day, hash, first day, ...]. */
-  distinct: Map<number, number[]>;
-}
-
-/**
- * One streaming pass over validated messages, kept as a compact per-user aggregate: per event name, the days of
- * the user's events; per event property, the first day each distinct value was seen (the earliest few). Messages
- * at or after the user's conversion are dropped on arrival, so they cannot influence anything downstream.
- * Memory: about 8 bytes per product event, plus a small constant per user, event and property.
- */
-export class DiscoveryCollector {
-  readonly signupTrait: string | null;
-  private readonly cutoffMs: number;
-  private readonly conversionMs = new Map<string, number>();
-  private readonly users = new Map<string, UserActivity>();
-  private readonly eventIndex = new Map<string, number>();
-  private readonly eventNames: string[] = [];
-  private readonly propertyIndex = new Map<string, number>();
-  private readonly propertyNames: string[] = [];
-  /** Per event index: the property indexes seen on it. */
-  private readonly eventProperties: Set<number>[] = [];
-  /** Users with a message only after their conversion. */
-  private readonly lateConverters = new Set<string>();
-  private readonly conversionCounts = { users: 0, accounts: 0 };
-  private counts = { messages: 0, duplicates: 0, productEvents: 0, afterConversion: 0, afterCutoff: 0 };
-  /** 53-bit fingerprints of user, day and messageId, to count a repeated message once. */
-  private readonly seen = new Set<number>();
-  private firstMs = Number.POSITIVE_INFINITY;
-  private lastMs = Number.NEGATIVE_INFINITY;
-
-  constructor(conversions: Iterable<DiscoveryConversion>, options: DiscoveryCollectorOptions = {}) {
-    this.signupTrait = options.signupTrait === undefined ? 'createdAt' : options.signupTrait;
-    this.cutoffMs = options.cutoff ? options.cutoff.getTime() : Number.POSITIVE_INFINITY;
-    for (const conversion of conversions) {
-      if (conversion.type !== 'user') {
-        this.conversionCounts.accounts++;
-        continue;
-      }
-      const at = Date.parse(conversion.convertedAt);
-      if (Number.isNaN(at) || at >= this.cutoffMs) continue;
-      const known = this.conversionMs.get(conversion.id);
-      // The first conversion is the one signals must precede.
-      if (known === undefined) this.conversionCounts.users++;
-      if (known === undefined || at < known) this.conversionMs.set(conversion.id, at);
-    }
-  }
-
-  /** Adds one validated message. Order does not matter. */
-  add(message: DiscoveryMessage): void {
-    this.counts.messages++;
-    const ms = Date.parse(message.timestamp);
-    if (!(ms < this.cutoffMs)) {
-      this.counts.afterCutoff++;
-      return;
-    }
-    const key = message.userKey;
-    // Ingest keys a stored event by user, day and messageId: a repeat rewrites the same item, so it counts once here too.
-    const fingerprint = messageFingerprint(key, message.timestamp, message.messageId);
-    if (this.seen.has(fingerprint)) {
-      this.counts.duplicates++;
-      return;
-    }
-    this.seen.add(fingerprint);
-    const convertedMs = this.conversionMs.get(key) ?? noConversion;
-    if (ms >= convertedMs) {
-      // Never counted: a conversion must not be "predicted" by what happened after it.
-      this.counts.afterConversion++;
-      if (!this.users.has(key)) this.lateConverters.add(key);
-      return;
-    }
-    let user = this.users.get(key);
-    if (user === undefined) {
-      user = { convertedMs, firstMs: ms, trait: undefined, traitMs: Number.NEGATIVE_INFINITY, events: new Map(), distinct: new Map() };
-      this.users.set(key, user);
-      this.lateConverters.delete(key);
-    }
-    if (ms < user.firstMs) user.firstMs = ms;
-    if (ms < this.firstMs) this.firstMs = ms;
-    if (ms > this.lastMs) this.lastMs = ms;
-
-    if (message.type === 'identify') {
-      if (this.signupTrait !== null && ms >= user.traitMs) {
-        const traits = message.traits ?? (message.message['traits'] as Record<string, unknown> | undefined);
-        if (traits && Object.hasOwn(traits, this.signupTrait)) {
-          user.trait = traits[this.signupTrait];
-          user.traitMs = ms;
-        }
-      }
-      return;
-    }
-    const name = eventName({ type: message.type, event: message.name ?? (message.message['event'] as string | undefined), timestamp: message.timestamp });
-    if (name === undefined || name === '*') return;
-    this.counts.productEvents++;
-    let index = this.eventIndex.get(name);
-    if (index === undefined) {
-      index = this.eventNames.length;
-      this.eventIndex.set(name, index);
-      this.eventNames.push(name);
-      this.eventProperties.push(new Set());
-    }
-    const day = Math.floor(ms / dayMs);
-    const days = user.events.get(index);
-    if (days === undefined) user.events.set(index, [day]);
-    else days.push(day);
-
-    const properties = message.message['properties'];
-    if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) return;
-    const seen = this.eventProperties[index]!;
-    for (const property in properties) {
-      if (!Object.hasOwn(properties, property)) continue;
-      const value = (properties as Record<string, unknown>)[property];
-      const type = typeof value;
-      if (type !== 'string' && type !== 'number' && type !== 'boolean') continue;
-      // A dotted name would be read as a path by the rules engine.
-      if (property.includes('.')) continue;
-      let propertyIndex = this.propertyIndex.get(property);
-      if (propertyIndex === undefined) {
-        if (this.propertyNames.length >= propertySpace) continue;
-        propertyIndex = this.propertyNames.length;
-        this.propertyIndex.set(property, propertyIndex);
-        this.propertyNames.push(property);
-      }
-      if (!seen.has(propertyIndex)) {
-        if (seen.size >= maxPropertiesPerEvent) continue;
-        seen.add(propertyIndex);
-      }
-      const text = type === 'string' ? (value as string) : String(value);
-      addDistinct(user.distinct, index * propertySpace + propertyIndex, hashValue(text.length > 200 ? text.slice(0, 200) : text), day);
-    }
-  }
-
-  /** The aggregate, for discover(). */
-  snapshot(): ActivitySnapshot {
-    const unseen = [...this.conversionMs.keys()].filter((id) => !this.users.has(id) && !this.lateConverters.has(id)).length;
-    return {
-      signupTrait: this.signupTrait,
-      users: this.users,
-      eventNames: this.eventNames,
-      propertyNames: this.propertyNames,
-      eventProperties: this.eventProperties,
-      firstMs: this.firstMs,
-      lastMs: this.lastMs,
-      input: {
-        ...this.counts,
-        users: this.users.size,
-        conversions: { ...this.conversionCounts, unseen, beforeFirstMessage: this.lateConverters.size },
-      },
-    };
-  }
-}
-
-/** What the collector gathered; opaque to callers. */
-export interface ActivitySnapshot {
-  signupTrait: string | null;
-  users: ReadonlyMap<string, UserActivity>;
-  eventNames: readonly string[];
-  propertyNames: readonly string[];
-  eventProperties: readonly ReadonlySet<number>[];
-  firstMs: number;
-  lastMs: number;
-  input: DiscoveryResult['input'];
-}
-
-/** Keeps the earliest `keptDistinctValues` distinct values (by the day first seen) of one user, event and property. */
-function addDistinct(store: Map<number, number[]>, key: number, hash: number, day: number) {
-  const values = store.get(key);
-  if (values === undefined) {
-    store.set(key, [hash, day]);
-    return;
-  }
-  let latest = -1;
-  for (let i = 0; i < values.length; i += 2) {
-    if (values[i] === hash) {
-      if (day < values[i + 1]!) values[i + 1] = day;
-      return;
-    }
-    if (latest < 0 || values[i + 1]! > values[latest + 1]!) latest = i;
-  }
-  if (values.length < keptDistinctValues * 2) values.push(hash, day);
-  else if (day < values[latest + 1]!) {
-    values[latest] = hash;
-    values[latest + 1] = day;
-  }
-}
-
-/**
- * 53 bits identifying user, day and messageId (two 32-bit FNV-1a variants over the three, no string built): ingest
- * keys a stored event by them. A chance collision among a million messages is about one in ten million.
- */
-function messageFingerprint(userKey: string, timestamp: string, messageId: string): number {
-  let a = 0x811c9dc5;
-  let b = 0x01234567;
-  const mix = (text: string, end: number) => {
-    for (let i = 0; i < end; i++) {
-      const code = text.charCodeAt(i);
-      a = Math.imul(a ^ code, 0x01000193);
-      b = Math.imul(b ^ code, 0x5bd1e995);
-      b ^= b >>> 15;
-    }
-    a = Math.imul(a ^ 10, 0x01000193);
-    b = Math.imul(b ^ 10, 0x5bd1e995);
-  };
-  mix(userKey, userKey.length);
-  mix(timestamp, 10);
-  mix(messageId, messageId.length);
-  return ((a >>> 0) % 0x200000) * 0x100000000 + (b >>> 0);
-}
-
-/** FNV-1a, 32 bits: a value's identity for distinct counting (a collision among a user's handful of values is negligible). */
-function hashValue(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
 }
 
 /** Collects messages and discovers signals in one call, for tests and small inputs. */
@@ -537,7 +275,8 @@ interface CandidateSpec {
 export function discover(snapshot: ActivitySnapshot, options: DiscoverOptions = {}): DiscoveryResult {
   const settings: Required<DiscoverOptions> = { ...defaults, ...options };
   const warnings: string[] = [];
-  const signupRules = { file: { signup: snapshot.signupTrait === null ? undefined : { trait: snapshot.signupTrait } } } as unknown as Ruleset;
+  // Signup as the engine reads it: all signupTime needs of a rules file is its signup part.
+  const signupRules = { file: snapshot.signupTrait === null ? {} : { signup: { trait: snapshot.signupTrait } } };
 
   // ---- the users, their signup, their group (train or holdout) and outcome ----
   const entries = [...snapshot.users.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -567,14 +306,14 @@ export function discover(snapshot: ActivitySnapshot, options: DiscoverOptions = 
   const specs: CandidateSpec[] = [];
   /** eventIndex -> first spec of its count candidates (windows x thresholds, in that order). */
   const countBase = new Map<number, number>();
-  /** eventIndex * propertySpace + propertyIndex -> first spec of its distinct candidates. */
+  /** distinctKey(event index, property index) -> first spec of its distinct candidates. */
   const distinctBase = new Map<number, number>();
   snapshot.eventNames.forEach((_, eventIndex) => {
     if (!eligible[eventIndex]) return;
     countBase.set(eventIndex, specs.length);
     for (const windowDays of windows) for (const threshold of thresholds) specs.push({ kind: 'count', eventIndex, windowDays, threshold, fired: new Bits(size) });
     for (const propertyIndex of [...snapshot.eventProperties[eventIndex]!].sort((a, b) => a - b)) {
-      distinctBase.set(eventIndex * propertySpace + propertyIndex, specs.length);
+      distinctBase.set(distinctKey(eventIndex, propertyIndex), specs.length);
       for (const threshold of distinctThresholds) {
         specs.push({ kind: 'distinct', eventIndex, propertyIndex, windowDays: settings.distinctWindow, threshold, fired: new Bits(size) });
       }
@@ -783,158 +522,4 @@ function signalName(candidate: Candidate, taken: Set<string>): string {
   for (let n = 2; taken.has(name); n++) name = `${name.slice(0, 60)}_${n}`;
   taken.add(name);
   return name;
-}
-
-// ---- presentation ----
-
-const percent = (value: number, digits = 0) => `${(value * 100).toFixed(digits)}%`;
-const fixed = (value: number) => (value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2));
-const interval = (estimate: Estimate | null) => (estimate ? `${fixed(estimate.value)} [${fixed(estimate.low)}, ${fixed(estimate.high)}]` : 'n/a');
-const share = (estimate: Estimate) => `${percent(estimate.value)} [${percent(estimate.low)}, ${percent(estimate.high)}]`;
-const thousands = (value: number) => value.toLocaleString('en-US');
-
-const statusText: Record<CandidateStatus, string> = {
-  selected: 'SELECTED',
-  few_fired: 'too few',
-  train_lift: 'lift ~1',
-  holdout_lift: 'not confirmed',
-  same_event_window: 'other threshold',
-  redundant: 'redundant',
-  explained: 'explained',
-  limit: 'over limit',
-};
-
-/** The ranked table: the selected signals, then the best of the rest (up to `limit` rows in all). */
-export function formatDiscoveryTable(result: DiscoveryResult, limit = 30): string {
-  const rows = [...result.selected, ...result.candidates.filter((candidate) => candidate.status !== 'selected')].slice(0, Math.max(limit, result.selected.length));
-  const rankOf = new Map(result.candidates.map((candidate, index) => [candidate, index + 1]));
-  const header = ['rank', 'signal', 'fired', 'rate', 'lift train [95% CI]', 'lift holdout [95% CI]', 'precision train [95% CI]', 'points', 'status'];
-  const table = rows.map((candidate) => [
-    String(rankOf.get(candidate)),
-    candidate.description,
-    thousands(candidate.train.fired),
-    percent(candidate.train.rate, 1),
-    interval(candidate.train.lift),
-    interval(candidate.holdout.lift),
-    share(candidate.train.precision),
-    candidate.points !== undefined ? String(candidate.points) : '',
-    statusText[candidate.status],
-  ]);
-  const widths = header.map((title, column) => Math.max(title.length, ...table.map((row) => row[column]!.length)));
-  const numeric = new Set([0, 2, 3, 7]);
-  const line = (cells: string[]) => cells.map((cell, column) => (numeric.has(column) ? cell.padStart(widths[column]!) : cell.padEnd(widths[column]!))).join('  ').trimEnd();
-  const { input, period } = result;
-  const { users: trainUsers, converted: trainConverted } = result.groups.train;
-  const { users: holdoutUsers, converted: holdoutConverted } = result.groups.holdout;
-  const out = [
-    `${thousands(input.productEvents)} product events of ${thousands(input.users)} users, ${period.from.slice(0, 10)} to ${period.to.slice(0, 10)}; ` +
-      `${thousands(input.afterConversion)} messages after their user's conversion were not counted.`,
-    `train: signup before ${period.holdoutFrom.slice(0, 10)}, ${thousands(trainUsers)} users, ${thousands(trainConverted)} converted; ` +
-      `holdout: signup from then on, ${thousands(holdoutUsers)} users, ${thousands(holdoutConverted)} converted.`,
-    `${thousands(result.candidates.length)} candidate signals, ranked by the lower bound of their training lift; ` +
-      `fired and rate are for training users; kept when the holdout lift's interval is above 1.`,
-    '',
-    line(header),
-    line(widths.map((width) => '-'.repeat(width))),
-    ...table.map(line),
-  ];
-  if (result.tiers.length > 0) {
-    out.push('', 'Suggested tiers:');
-    for (const tier of result.tiers) {
-      out.push(
-        `  ${tier.name} (score >= ${tier.minScore}, ${tier.route}): ${tier.basis}; ` +
-          `train ${thousands(tier.train.fired)} qualified, precision ${share(tier.train.precision)}, lift ${interval(tier.train.lift)}; ` +
-          `holdout ${thousands(tier.holdout.fired)} qualified, precision ${share(tier.holdout.precision)}, lift ${interval(tier.holdout.lift)}`,
-      );
-    }
-  }
-  if (result.warnings.length > 0) out.push('', ...result.warnings.map((warning) => `warning: ${warning}`));
-  return out.join('\n');
-}
-
-const yamlString = (text: string) => JSON.stringify(text);
-
-function measuredComment(label: string, measured: Measured): string {
-  return (
-    `${label}: fired for ${thousands(measured.fired)} of ${thousands(measured.users)} users (${percent(measured.rate, 1)}); ` +
-    `${percent(measured.precision.value, 1)} of them converted [${percent(measured.precision.low, 1)}, ${percent(measured.precision.high, 1)}]; ` +
-    `lift ${interval(measured.lift)}; recall ${percent(measured.recall, 1)}`
-  );
-}
-
-/**
- * The suggested rules file: the selected signals with their points and the tiers, every number commented with
- * where it came from. `loadRules` accepts it. Null when no signal was selected (a rules file needs one).
- */
-export function suggestedRulesYaml(result: DiscoveryResult, options: { generatedAt?: Date; source?: string } = {}): string | null {
-  if (result.selected.length === 0 || result.tiers.length === 0) return null;
-  const { input, period } = result;
-  const { train, holdout } = result.groups;
-  const lines = [
-    `# PQL rules suggested by \`pql-radar discover\`${options.generatedAt ? ` on ${options.generatedAt.toISOString().slice(0, 10)}` : ''}${options.source ? ` from ${options.source}` : ''}.`,
-    '# A starting point measured on past data, not a verdict: read it, rename what you like, then check it with',
-    '# `pql-radar rules check` and replay it with `pql-radar backtest` before it goes live.',
-    '#',
-    `# Data: ${thousands(input.productEvents)} product events of ${thousands(input.users)} users, ${period.from.slice(0, 10)} to ${period.to.slice(0, 10)}.`,
-    `#   Only events BEFORE each user's conversion (before the end of the data for the others) were counted;`,
-    `#   ${thousands(input.afterConversion)} later messages were ignored.`,
-    `#   train:   users who signed up before ${period.holdoutFrom.slice(0, 10)}: ${thousands(train.users)}, of whom ${thousands(train.converted)} converted.`,
-    `#   holdout: users who signed up from ${period.holdoutFrom.slice(0, 10)} on (the last ${percent(result.options.holdoutShare)} of the period): ${thousands(holdout.users)}, of whom ${thousands(holdout.converted)} converted.`,
-    '# How the signals were chosen: every event done by at least ' +
-      `${result.options.minUsers} users x at least ${result.options.thresholds.join('/')} times x within ` +
-      `${result.options.windows.map((w) => (w === null ? 'ever' : `${w}d of signup`)).join('/')},`,
-    `#   and ${result.options.distinctThresholds.join('/')}+ distinct values of each event property within ${result.options.distinctWindow}d of signup: ` +
-      `${thousands(result.candidates.length)} candidates,`,
-    '#   ranked by the lower bound of the 95% interval of their lift on the training users (conversion rate of those',
-    '#   it fired for over that of the rest), kept only when the lower bound of their lift on the holdout is above 1,',
-    `#   skipped when they fire for mostly the same users as a better one (Jaccard >= ${result.options.maxOverlap}) or show no lift`,
-    '#   within either group a better one splits the users into (they only echo it); one threshold per event and window.',
-    '# Points: 10 x log2(lower bound of the training lift), rounded to 5 (at least 5): 10 points per doubling of the',
-    '#   conversion rate, so points add up roughly like evidence does.',
-    '# Precision intervals are Wilson 95% intervals; lift intervals are log-method (Katz) 95% intervals.',
-    'version: 1',
-    'name: discovered',
-  ];
-  if (result.signupTrait !== null) {
-    lines.push(
-      '',
-      `# Signup time: the ${result.signupTrait} trait from identify() when present, else the first event (as discover measured it).`,
-      'signup:',
-      `  trait: ${yamlString(result.signupTrait)}`,
-    );
-  } else lines.push('', '# Signup time: the first event (as discover measured it).');
-  lines.push('', 'signals:');
-  for (const candidate of result.selected) {
-    const rank = result.candidates.indexOf(candidate) + 1;
-    lines.push(
-      `  # ${candidate.description} (rank ${rank} of ${result.candidates.length})`,
-      `  #   ${measuredComment('train  ', candidate.train)}`,
-      `  #   ${measuredComment('holdout', candidate.holdout)}`,
-      `  #   points: 10 x log2(${fixed(candidate.train.lift!.low)}) = ${(10 * Math.log2(candidate.train.lift!.low)).toFixed(1)} -> ${candidate.points}`,
-      `  ${candidate.name}:`,
-      `    description: ${yamlString(candidate.description)}`,
-      `    event: ${yamlString(candidate.event)}`,
-    );
-    if (candidate.kind === 'distinct') lines.push(`    distinct: ${yamlString(candidate.property!)}`);
-    if (candidate.windowDays !== null) lines.push(`    since_signup: ${candidate.windowDays}d`);
-    else lines.push('    # no window: all retained history (discover counted everything before conversion)');
-    lines.push(`    at_least: ${candidate.threshold}`, `    points: ${candidate.points}`);
-  }
-  lines.push(
-    '',
-    '# Tiers, top-down (the first one met wins). A score is the sum of the points above; the figures of a tier are for',
-    '# the users in exactly that tier (PQL-B: at least its score, below PQL-A\'s) against all the others, as the backtest reports them.',
-    'tiers:',
-  );
-  for (const tier of result.tiers) {
-    lines.push(
-      `  # ${tier.name}: min_score ${tier.minScore} = ${tier.basis}.`,
-      `  #   ${measuredComment('train  ', tier.train).replace('fired for', 'qualifies')}`,
-      `  #   ${measuredComment('holdout', tier.holdout).replace('fired for', 'qualifies')}`,
-      `  - name: ${tier.name}`,
-      `    min_score: ${tier.minScore}`,
-      `    route: ${tier.route}`,
-    );
-  }
-  return lines.join('\n') + '\n';
 }

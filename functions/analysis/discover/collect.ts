@@ -1,0 +1,290 @@
+import type { AcceptedMessage } from '../../core/messages';
+import { eventName } from '../../core/rules/engine';
+import type { Conversion } from '../metrics';
+import { dayMs } from '../../core/days';
+
+/**
+ * Signal discovery, first step (then select.ts and present.ts): validated messages, read one at a time in one
+ * streaming pass, become a compact per-user aggregate: per event name, the days of the user's events; per event
+ * property, the first day each distinct value was seen.
+ *
+ * Every candidate signal is computed only from events BEFORE the user's conversion (or before the cutoff, for users
+ * who did not convert): the collector drops later events as it reads them, so nothing after a conversion can ever
+ * make a candidate fire.
+ *
+ * It reads messages as the rules engine does (signup = the signup trait, else the first message; distinct values =
+ * String(value) cut to 200 characters; a message repeating the user, day and messageId of another counts once, as
+ * ingest stores it), so the suggested rules file fires for the users discover measured (test/unit/discover.test.ts
+ * checks it with the engine).
+ *
+ * Limits, by design: users only (account conversions are counted and reported, not analysed); alias calls do not
+ * merge identities; distinct counts keep each user's 12 earliest values per event property, which is exact unless
+ * more than 7 of them came before the signup day; only top-level scalar properties are candidates.
+ */
+
+/** A conversion, as the conversions file gives it (readConversions). Only user conversions are used: discovery works per user. */
+export type DiscoveryConversion = Conversion;
+
+/** What discovery needs of a validated message (`validateMessage` in core/messages gives exactly this). */
+export type DiscoveryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'userKey' | 'messageId' | 'message'> & Partial<Pick<AcceptedMessage, 'name' | 'traits'>>;
+
+export interface DiscoveryCollectorOptions {
+  /** The trait that holds the signup time, as the rules' `signup.trait`; null to use the first message. @default createdAt */
+  signupTrait?: string | null;
+  /** Ignore every message at or after this time, and conversions at or after it. @default none (the end of the data) */
+  cutoff?: Date;
+}
+
+/** What the collector read, and what of it it left out. */
+export interface DiscoveryInput {
+  messages: number;
+  /** Messages that repeated the user, day and messageId of an earlier one: counted once, as ingest stores them. */
+  duplicates: number;
+  productEvents: number;
+  /** Messages dropped because they came at or after their user's conversion: never counted. */
+  afterConversion: number;
+  /** Messages at or after the cutoff. */
+  afterCutoff: number;
+  users: number;
+  conversions: { users: number; accounts: number; unseen: number; beforeFirstMessage: number };
+}
+
+/** A user's conversion time when the user never converted (before the cutoff). */
+export const noConversion = Number.POSITIVE_INFINITY;
+/** Distinct values kept per user, event and property: the earliest ones, enough for the thresholds and slack. */
+const keptDistinctValues = 12;
+/** Property names tracked per event: client-made names are unbounded, the analysis needs a handful. */
+const maxPropertiesPerEvent = 32;
+/** Keys combine an event index and a property index into one number. */
+const propertySpace = 1 << 16;
+
+/** The key of one event's property in `UserActivity.distinct` and wherever distinct candidates are looked up. */
+export function distinctKey(eventIndex: number, propertyIndex: number): number {
+  return eventIndex * propertySpace + propertyIndex;
+}
+
+export interface UserActivity {
+  convertedMs: number;
+  firstMs: number;
+  /** The signup trait's value and the time of the identify call that brought it (the latest wins). */
+  trait: unknown;
+  traitMs: number;
+  /** Event index -> UTC day numbers of its events, in arrival order. */
+  events: Map<number, number[]>;
+  /** distinctKey(event index, property index) -> flat [hash, first day, hash, first day, ...]. */
+  distinct: Map<number, number[]>;
+}
+
+/**
+ * One streaming pass over validated messages, kept as a compact per-user aggregate: per event name, the days of
+ * the user's events; per event property, the first day each distinct value was seen (the earliest few). Messages
+ * at or after the user's conversion are dropped on arrival, so they cannot influence anything downstream.
+ * Memory: about 8 bytes per product event, plus a small constant per user, event and property.
+ */
+export class DiscoveryCollector {
+  readonly signupTrait: string | null;
+  private readonly cutoffMs: number;
+  private readonly conversionMs = new Map<string, number>();
+  private readonly users = new Map<string, UserActivity>();
+  private readonly eventIndex = new Map<string, number>();
+  private readonly eventNames: string[] = [];
+  private readonly propertyIndex = new Map<string, number>();
+  private readonly propertyNames: string[] = [];
+  /** Per event index: the property indexes seen on it. */
+  private readonly eventProperties: Set<number>[] = [];
+  /** Users with a message only after their conversion. */
+  private readonly lateConverters = new Set<string>();
+  private readonly conversionCounts = { users: 0, accounts: 0 };
+  private counts = { messages: 0, duplicates: 0, productEvents: 0, afterConversion: 0, afterCutoff: 0 };
+  /** 53-bit fingerprints of user, day and messageId, to count a repeated message once. */
+  private readonly seen = new Set<number>();
+  private firstMs = Number.POSITIVE_INFINITY;
+  private lastMs = Number.NEGATIVE_INFINITY;
+
+  constructor(conversions: Iterable<DiscoveryConversion>, options: DiscoveryCollectorOptions = {}) {
+    this.signupTrait = options.signupTrait === undefined ? 'createdAt' : options.signupTrait;
+    this.cutoffMs = options.cutoff ? options.cutoff.getTime() : Number.POSITIVE_INFINITY;
+    for (const conversion of conversions) {
+      if (conversion.type !== 'user') {
+        this.conversionCounts.accounts++;
+        continue;
+      }
+      const at = Date.parse(conversion.convertedAt);
+      if (Number.isNaN(at) || at >= this.cutoffMs) continue;
+      const known = this.conversionMs.get(conversion.id);
+      // The first conversion is the one signals must precede.
+      if (known === undefined) this.conversionCounts.users++;
+      if (known === undefined || at < known) this.conversionMs.set(conversion.id, at);
+    }
+  }
+
+  /** Adds one validated message. Order does not matter. */
+  add(message: DiscoveryMessage): void {
+    this.counts.messages++;
+    const ms = Date.parse(message.timestamp);
+    if (!(ms < this.cutoffMs)) {
+      this.counts.afterCutoff++;
+      return;
+    }
+    const key = message.userKey;
+    // Ingest keys a stored event by user, day and messageId: a repeat rewrites the same item, so it counts once here too.
+    const fingerprint = messageFingerprint(key, message.timestamp, message.messageId);
+    if (this.seen.has(fingerprint)) {
+      this.counts.duplicates++;
+      return;
+    }
+    this.seen.add(fingerprint);
+    const convertedMs = this.conversionMs.get(key) ?? noConversion;
+    if (ms >= convertedMs) {
+      // Never counted: a conversion must not be "predicted" by what happened after it.
+      this.counts.afterConversion++;
+      if (!this.users.has(key)) this.lateConverters.add(key);
+      return;
+    }
+    let user = this.users.get(key);
+    if (user === undefined) {
+      user = { convertedMs, firstMs: ms, trait: undefined, traitMs: Number.NEGATIVE_INFINITY, events: new Map(), distinct: new Map() };
+      this.users.set(key, user);
+      this.lateConverters.delete(key);
+    }
+    if (ms < user.firstMs) user.firstMs = ms;
+    if (ms < this.firstMs) this.firstMs = ms;
+    if (ms > this.lastMs) this.lastMs = ms;
+
+    if (message.type === 'identify') {
+      if (this.signupTrait !== null && ms >= user.traitMs) {
+        const traits = message.traits ?? (message.message['traits'] as Record<string, unknown> | undefined);
+        if (traits && Object.hasOwn(traits, this.signupTrait)) {
+          user.trait = traits[this.signupTrait];
+          user.traitMs = ms;
+        }
+      }
+      return;
+    }
+    const name = eventName({ type: message.type, event: message.name ?? (message.message['event'] as string | undefined), timestamp: message.timestamp });
+    if (name === undefined || name === '*') return;
+    this.counts.productEvents++;
+    let index = this.eventIndex.get(name);
+    if (index === undefined) {
+      index = this.eventNames.length;
+      this.eventIndex.set(name, index);
+      this.eventNames.push(name);
+      this.eventProperties.push(new Set());
+    }
+    const day = Math.floor(ms / dayMs);
+    const days = user.events.get(index);
+    if (days === undefined) user.events.set(index, [day]);
+    else days.push(day);
+
+    const properties = message.message['properties'];
+    if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) return;
+    const seen = this.eventProperties[index]!;
+    for (const property in properties) {
+      if (!Object.hasOwn(properties, property)) continue;
+      const value = (properties as Record<string, unknown>)[property];
+      const type = typeof value;
+      if (type !== 'string' && type !== 'number' && type !== 'boolean') continue;
+      // A dotted name would be read as a path by the rules engine.
+      if (property.includes('.')) continue;
+      let propertyIndex = this.propertyIndex.get(property);
+      if (propertyIndex === undefined) {
+        if (this.propertyNames.length >= propertySpace) continue;
+        propertyIndex = this.propertyNames.length;
+        this.propertyIndex.set(property, propertyIndex);
+        this.propertyNames.push(property);
+      }
+      if (!seen.has(propertyIndex)) {
+        if (seen.size >= maxPropertiesPerEvent) continue;
+        seen.add(propertyIndex);
+      }
+      const text = type === 'string' ? (value as string) : String(value);
+      addDistinct(user.distinct, distinctKey(index, propertyIndex), hashValue(text.length > 200 ? text.slice(0, 200) : text), day);
+    }
+  }
+
+  /** The aggregate, for discover(). */
+  snapshot(): ActivitySnapshot {
+    const unseen = [...this.conversionMs.keys()].filter((id) => !this.users.has(id) && !this.lateConverters.has(id)).length;
+    return {
+      signupTrait: this.signupTrait,
+      users: this.users,
+      eventNames: this.eventNames,
+      propertyNames: this.propertyNames,
+      eventProperties: this.eventProperties,
+      firstMs: this.firstMs,
+      lastMs: this.lastMs,
+      input: {
+        ...this.counts,
+        users: this.users.size,
+        conversions: { ...this.conversionCounts, unseen, beforeFirstMessage: this.lateConverters.size },
+      },
+    };
+  }
+}
+
+/** What the collector gathered, for select.ts's discover(). */
+export interface ActivitySnapshot {
+  signupTrait: string | null;
+  users: ReadonlyMap<string, UserActivity>;
+  eventNames: readonly string[];
+  propertyNames: readonly string[];
+  eventProperties: readonly ReadonlySet<number>[];
+  firstMs: number;
+  lastMs: number;
+  input: DiscoveryInput;
+}
+
+/** Keeps the earliest `keptDistinctValues` distinct values (by the day first seen) of one user, event and property. */
+function addDistinct(store: Map<number, number[]>, key: number, hash: number, day: number) {
+  const values = store.get(key);
+  if (values === undefined) {
+    store.set(key, [hash, day]);
+    return;
+  }
+  let latest = -1;
+  for (let i = 0; i < values.length; i += 2) {
+    if (values[i] === hash) {
+      if (day < values[i + 1]!) values[i + 1] = day;
+      return;
+    }
+    if (latest < 0 || values[i + 1]! > values[latest + 1]!) latest = i;
+  }
+  if (values.length < keptDistinctValues * 2) values.push(hash, day);
+  else if (day < values[latest + 1]!) {
+    values[latest] = hash;
+    values[latest + 1] = day;
+  }
+}
+
+/**
+ * 53 bits identifying user, day and messageId (two 32-bit FNV-1a variants over the three, no string built): ingest
+ * keys a stored event by them. A chance collision among a million messages is about one in ten million.
+ */
+function messageFingerprint(userKey: string, timestamp: string, messageId: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x01234567;
+  const mix = (text: string, end: number) => {
+    for (let i = 0; i < end; i++) {
+      const code = text.charCodeAt(i);
+      a = Math.imul(a ^ code, 0x01000193);
+      b = Math.imul(b ^ code, 0x5bd1e995);
+      b ^= b >>> 15;
+    }
+    a = Math.imul(a ^ 10, 0x01000193);
+    b = Math.imul(b ^ 10, 0x5bd1e995);
+  };
+  mix(userKey, userKey.length);
+  mix(timestamp, 10);
+  mix(messageId, messageId.length);
+  return ((a >>> 0) % 0x200000) * 0x100000000 + (b >>> 0);
+}
+
+/** FNV-1a, 32 bits: a value's identity for distinct counting (a collision among a user's handful of values is negligible). */
+function hashValue(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
