@@ -7,8 +7,8 @@
  *     Both must give every entity the same tier (and the same matched signals), or the benchmark fails.
  * (b) The evaluator against DynamoDB Local: a stored history per user, a first evaluation that builds the state,
  *     then one new day of events for every user and a second evaluation, measured: read and write capacity units
- *     per evaluated entity, and entities per second. Repeated with 10x the stored history per user: invariant 3 of
- *     DESIGN.md (an evaluation reads what changed, not the whole history) says the figures must not move. It also
+ *     per evaluated entity, and entities per second. Repeated with 10x the stored history per user: an evaluation
+ *     reads what changed, not the whole history, so the figures must not move. It also
  *     checks that every user's tier and score after the incremental runs equal an evaluation of its whole history.
  *
  *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~2 min on 2 cores)
