@@ -40,9 +40,11 @@ export class SeededRandom {
     return copy;
   }
 
-  /** `digits` lowercase hexadecimal digits. */
+  /** `digits` lowercase hexadecimal digits, eight from each number drawn. */
   hex(digits: number): string {
-    return Array.from({ length: digits }, () => Math.floor(this.next() * 16).toString(16)).join('');
+    let text = '';
+    while (text.length < digits) text += Math.floor(this.next() * 4_294_967_296).toString(16).padStart(8, '0');
+    return text.slice(0, digits);
   }
 }
 

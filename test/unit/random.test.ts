@@ -17,4 +17,9 @@ describe('SeededRandom', () => {
     const drawn = new Set(Array.from({ length: 200 }, () => random.int(3, 5)));
     expect([...drawn].sort()).toEqual([3, 4, 5]);
   });
+
+  it('writes hexadecimal digits, as many as asked for', () => {
+    const random = new SeededRandom(1);
+    expect([3, 8, 12].map((digits) => random.hex(digits))).toEqual([expect.stringMatching(/^[0-9a-f]{3}$/), expect.stringMatching(/^[0-9a-f]{8}$/), expect.stringMatching(/^[0-9a-f]{12}$/)]);
+  });
 });
