@@ -7,8 +7,8 @@
  *     Both must give every entity the same tier (and the same matched signals), or the benchmark fails.
  * (b) The evaluator against DynamoDB Local: a stored history per user, a first evaluation that builds the state,
  *     then one new day of events for every user and a second evaluation, measured: read and write capacity units
- *     per evaluated entity, and entities per second. Repeated with 10x the stored history per user: invariant 3 of
- *     DESIGN.md (an evaluation reads what changed, not the whole history) says the figures must not move. It also
+ *     per evaluated entity, and entities per second. Repeated with 10x the stored history per user: an evaluation
+ *     reads what changed, not the whole history, so the figures must not move. It also
  *     checks that every user's tier and score after the incremental runs equal an evaluation of its whole history.
  *
  *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~2 min on 2 cores)
@@ -32,6 +32,7 @@ import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
 import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
 import { dayMs } from '../functions/core/days';
+import { SeededRandom, seedFrom } from '../functions/core/random';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/cli/sample-stream';
 import { bytes, count, fixed } from '../functions/analysis/format';
@@ -187,26 +188,6 @@ tiers:
 
 // ---- the event stream ----
 
-/** A seeded PRNG (mulberry32), so every run makes the same stream. */
-function random(seed: number) {
-  let state = seed | 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (from: number, to: number) => from + Math.floor(next() * (to - from + 1));
-  return {
-    next,
-    int,
-    chance: (probability: number) => next() < probability,
-    pick: <T>(values: readonly T[]) => values[Math.floor(next() * values.length)]!,
-    hex8: () => Math.floor(next() * 4294967296).toString(16).padStart(8, '0'),
-  };
-}
-type Random = ReturnType<typeof random>;
-const seedOf = (...parts: number[]) => parts.reduce((hash, part) => Math.imul(hash ^ part, 0x9e3779b1) ^ (hash >>> 15), 0x1234567);
 
 const pages = ['Home', 'Dashboards', 'Dashboards', 'Docs', 'Settings', 'Pricing', 'Billing'];
 const templates = ['blank', 'revenue', 'funnel', 'retention', 'marketing', 'support'];
@@ -247,7 +228,7 @@ interface User {
 type Message = Record<string, unknown> & { type: string; timestamp: string; messageId: string; event?: string; properties?: Record<string, unknown> };
 
 function makeAccounts(count: number, seed: number): Account[] {
-  const rng = random(seedOf(seed, 1));
+  const rng = new SeededRandom(seedFrom(seed, 1));
   return Array.from({ length: count }, (_, index) => {
     const name = `${rng.pick(companyPrefixes)} ${rng.pick(companySuffixes)} ${index + 1}`;
     return {
@@ -263,7 +244,7 @@ function makeAccounts(count: number, seed: number): Account[] {
 
 /** A user whose history starts about `history` days ago (some activators sign up later, when `lateSignups`). */
 function makeUser(index: number, accounts: readonly Account[], history: number, today: Date, lateSignups: boolean, seed: number): User {
-  const rng = random(seedOf(seed, 2, index));
+  const rng = new SeededRandom(seedFrom(seed, 2, index));
   const persona = personaPattern[index % personaPattern.length]!;
   const account = accounts[index % accounts.length]!;
   const first = rng.pick(firstNames);
@@ -294,7 +275,7 @@ function dayMessages(user: User, offset: number, today: Date, seed: number, forc
   const daysSinceSignup = user.signupOffset - offset;
   if (daysSinceSignup < 0) return [];
   const onboarding = daysSinceSignup < 14;
-  const rng = random(onboarding ? seedOf(seed, 3, user.index, daysSinceSignup) : seedOf(seed, 4, user.index, offset));
+  const rng = new SeededRandom(onboarding ? seedFrom(seed, 3, user.index, daysSinceSignup) : seedFrom(seed, 4, user.index, offset));
   const dayStart = Date.parse(`${isoDay(today.getTime() - offset * dayMs)}T00:00:00.000Z`);
   const messages: Message[] = [];
   const context = {
@@ -306,7 +287,7 @@ function dayMessages(user: User, offset: number, today: Date, seed: number, forc
     userAgent: userAgents[user.index % userAgents.length],
   };
   let counter = 0;
-  const base = (at: number) => ({ messageId: `${user.id}-${isoDay(at)}-${String(counter++).padStart(3, '0')}-${rng.hex8()}`, userId: user.id, timestamp: new Date(at).toISOString(), context });
+  const base = (at: number) => ({ messageId: `${user.id}-${isoDay(at)}-${String(counter++).padStart(3, '0')}-${rng.hex(8)}`, userId: user.id, timestamp: new Date(at).toISOString(), context });
   const track = (at: number, event: string, properties: Record<string, unknown>) => messages.push({ ...base(at), type: 'track', event, properties });
   const page = (at: number, name = rng.pick(pages)) => {
     const path = `/${name.toLowerCase()}`;
@@ -318,8 +299,8 @@ function dayMessages(user: User, offset: number, today: Date, seed: number, forc
     const invitee = `${firstNames[colleague % firstNames.length]}.${lastNames[Math.floor(colleague / firstNames.length) % lastNames.length]}@${user.account.domain}`.toLowerCase();
     track(at, 'Teammate Invited', { invitee, role: rng.pick(['editor', 'viewer']) });
   };
-  const dashboard = (at: number) => track(at, 'Dashboard Created', { dashboard_id: `dash_${rng.hex8()}`, template: rng.pick(templates), widgets: rng.int(2, 16) });
-  const share = (at: number) => track(at, 'Dashboard Shared', { dashboard_id: `dash_${rng.hex8()}`, with: rng.chance(0.75) ? 'team' : 'public_link' });
+  const dashboard = (at: number) => track(at, 'Dashboard Created', { dashboard_id: `dash_${rng.hex(8)}`, template: rng.pick(templates), widgets: rng.int(2, 16) });
+  const share = (at: number) => track(at, 'Dashboard Shared', { dashboard_id: `dash_${rng.hex(8)}`, with: rng.chance(0.75) ? 'team' : 'public_link' });
   const exportData = (at: number, big: boolean) =>
     track(at, 'Data Exported', { format: rng.pick(['csv', 'xlsx', 'parquet']), rows: big ? rng.int(1_000, 60_000) : rng.int(20, 4_000) });
   /** A session from a random time of the day: a login, then what `fill` adds, a few minutes apart. */

@@ -14,6 +14,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { CapacityTally } from '../functions/adapters/dynamodb/capacity';
+import { SeededRandom } from '../functions/core/random';
 import { changesSortKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { startDev } from '../functions/local/dev';
@@ -38,37 +39,20 @@ const budgetUnitsPerEvent = 1.2;
 
 // ---- the event stream ----
 
-/** A seeded PRNG (mulberry32), so every run sends the same stream. */
-function random(seed: number) {
-  let state = seed;
-  const next = () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return {
-    next,
-    int: (below: number) => Math.floor(next() * below),
-    pick: <T>(values: readonly T[]) => values[Math.floor(next() * values.length)]!,
-    hex: (length: number) => Array.from({ length }, () => Math.floor(next() * 16).toString(16)).join(''),
-  };
-}
-
 const featureEvents = ['Dashboard Created', 'Report Exported', 'Query Run', 'Alert Configured', 'Teammate Invited', 'Integration Connected', 'Chart Shared', 'API Key Created'];
 const pages = ['Pricing', 'Billing', 'Settings', 'Docs', 'Dashboard', 'Integrations'];
 const plans = ['free', 'trial', 'team', 'business'];
 
 function makeStream(seed: number): { bodies: string[]; eventBytes: number[] } {
-  const rng = random(seed);
+  const rng = new SeededRandom(seed);
   const userAccount = (user: number) => user % accountCount;
   const start = Date.now() - 3 * 86_400_000;
   const bodies: string[] = [];
   const eventBytes: number[] = [];
   for (let b = 0; b < batches; b++) {
-    const accounts = Array.from({ length: accountsPerBatch }, () => rng.int(accountCount));
+    const accounts = Array.from({ length: accountsPerBatch }, () => rng.int(0, accountCount - 1));
     // Users of the chosen accounts: user u belongs to account u % accountCount.
-    const users = Array.from({ length: usersPerBatch }, () => rng.pick(accounts) + accountCount * rng.int(userCount / accountCount));
+    const users = Array.from({ length: usersPerBatch }, () => rng.pick(accounts) + accountCount * rng.int(0, userCount / accountCount - 1));
     const batch = Array.from({ length: eventsPerBatch }, (_, i) => {
       const user = rng.pick(users);
       const userId = `user-${String(user).padStart(4, '0')}`;
@@ -81,7 +65,7 @@ function makeStream(seed: number): { bodies: string[]; eventBytes: number[] } {
         context: {
           library: { name: 'analytics-node-next', version: '3.1.0' },
           groupId,
-          ip: `10.0.${rng.int(256)}.${rng.int(256)}`,
+          ip: `10.0.${rng.int(0, 255)}.${rng.int(0, 255)}`,
           locale: 'en-US',
           timezone: 'Europe/Berlin',
           userAgent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
@@ -89,10 +73,10 @@ function makeStream(seed: number): { bodies: string[]; eventBytes: number[] } {
       };
       const kind = rng.next();
       if (kind < 0.05) {
-        return { ...common, type: 'identify', traits: { email: `${userId}@example.com`, name: `User ${user}`, plan: rng.pick(plans), seats: 1 + rng.int(50) } };
+        return { ...common, type: 'identify', traits: { email: `${userId}@example.com`, name: `User ${user}`, plan: rng.pick(plans), seats: 1 + rng.int(0, 49) } };
       }
       if (kind < 0.1) {
-        return { ...common, type: 'group', groupId, traits: { name: `Account ${userAccount(user)}`, plan: rng.pick(plans), employees: 10 + rng.int(5000) } };
+        return { ...common, type: 'group', groupId, traits: { name: `Account ${userAccount(user)}`, plan: rng.pick(plans), employees: 10 + rng.int(0, 4999) } };
       }
       if (kind < 0.2) {
         return { ...common, type: 'page', name: rng.pick(pages), properties: { path: `/app/${rng.hex(6)}`, referrer: 'https://example.com/', title: 'pql-radar bench' } };
@@ -101,7 +85,7 @@ function makeStream(seed: number): { bodies: string[]; eventBytes: number[] } {
         ...common,
         type: 'track',
         event: rng.pick(featureEvents),
-        properties: { plan: rng.pick(plans), durationMs: rng.int(60_000), items: rng.int(100), source: rng.pick(['web', 'api', 'cli']), requestId: rng.hex(24) },
+        properties: { plan: rng.pick(plans), durationMs: rng.int(0, 59_999), items: rng.int(0, 99), source: rng.pick(['web', 'api', 'cli']), requestId: rng.hex(24) },
       };
     });
     for (const event of batch) {

@@ -1,5 +1,6 @@
 import type { Conversion } from '../analysis/metrics';
-import { mulberry32, type SampleMessage } from './sample-stream';
+import { SeededRandom } from '../core/random';
+import type { SampleMessage } from './sample-stream';
 import { dayMs } from '../core/days';
 
 /**
@@ -13,7 +14,7 @@ import { dayMs } from '../core/days';
  * Timing keeps the truth measurable: a user's behaviour events all happen in the first `onsetDays` days after they are
  * first seen, and conversions come after that (by `conversionDelayDays`), so every signal a user shows fires before
  * they convert. A converted user's plan trait changes to "pro" at conversion (an identify call): a later trait that a
- * replay must not see early. Deterministic: the same options always give the same stream (seeded mulberry32).
+ * replay must not see early. Deterministic: the same options always give the same stream (a seeded random generator).
  */
 
 export interface PlantedEvent {
@@ -106,19 +107,17 @@ export function generatePlantedStream(options: PlantedStreamOptions): PlantedStr
   const baseRate = options.baseRate ?? 0.05;
   const onsetDays = Math.max(1, options.onsetDays ?? 4);
   const [delayMin, delayMax] = options.conversionDelayDays ?? [1, 21];
-  const next = mulberry32(seed);
-  const int = (min: number, max: number) => min + Math.floor(next() * (max - min + 1));
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
+  const random = new SeededRandom(seed);
   const iso = (ms: number) => new Date(ms).toISOString();
   const messages: SampleMessage[] = [];
   let counter = 0;
 
   const accounts = Array.from({ length: accountCount }, (_, index) => ({
     id: `acct_${String(index + 1).padStart(4, '0')}`,
-    name: `${pick(companies)} ${index + 1}`,
-    employees: pick(employeeCounts),
-    industry: pick(industries),
-    plan: next() < 0.8 ? 'free' : 'trial',
+    name: `${random.pick(companies)} ${index + 1}`,
+    employees: random.pick(employeeCounts),
+    industry: random.pick(industries),
+    plan: random.next() < 0.8 ? 'free' : 'trial',
   }));
 
   const users: PlantedUser[] = [];
@@ -126,7 +125,7 @@ export function generatePlantedStream(options: PlantedStreamOptions): PlantedStr
   const accountConversion = new Map<string, string>();
   for (let index = 0; index < userCount; index++) {
     const id = `user_${String(index + 1).padStart(5, '0')}`;
-    const account = accounts.length > 0 && next() < accountShare ? pick(accounts) : null;
+    const account = accounts.length > 0 && random.next() < accountShare ? random.pick(accounts) : null;
     const context = account ? { context: { groupId: account.id } } : {};
     const emit = (message: Omit<SampleMessage, 'userId' | 'messageId'>) => {
       if (Date.parse(message.timestamp) > endMs) return;
@@ -134,20 +133,20 @@ export function generatePlantedStream(options: PlantedStreamOptions): PlantedStr
     };
     const track = (at: number, event: string, properties: Record<string, unknown>) => emit({ type: 'track', event, properties, timestamp: iso(at), ...context });
     const page = (at: number) => {
-      const shown = pick(pages);
+      const shown = random.pick(pages);
       emit({ type: 'page', name: shown.name, properties: { path: shown.path, title: shown.name, url: `https://app.example.com${shown.path}` }, timestamp: iso(at), ...context });
     };
     /** A moment of a day's working hours. */
-    const dayTime = (dayStart: number) => dayStart + int(7 * 60, 19 * 60) * minuteMs + int(0, 59) * 1000;
+    const dayTime = (dayStart: number) => dayStart + random.int(7 * 60, 19 * 60) * minuteMs + random.int(0, 59) * 1000;
 
-    const firstSeenMs = Math.floor((startMs + next() * (endMs - startMs - (onsetDays + 1) * dayMs)) / 1000) * 1000;
+    const firstSeenMs = Math.floor((startMs + random.next() * (endMs - startMs - (onsetDays + 1) * dayMs)) / 1000) * 1000;
     const firstDay = firstSeenMs - (firstSeenMs % dayMs);
-    const plan = account?.plan ?? (next() < 0.85 ? 'free' : 'trial');
+    const plan = account?.plan ?? (random.next() < 0.85 ? 'free' : 'trial');
     emit({ type: 'identify', timestamp: iso(firstSeenMs), traits: { createdAt: iso(firstSeenMs), plan, email: `${id}@example.com`, name: `User ${index + 1}`, ...(account ? { company: account.name } : {}) } });
     if (account) {
       emit({ type: 'group', groupId: account.id, timestamp: iso(firstSeenMs + 1000), traits: { name: account.name, employees: account.employees, industry: account.industry, plan: account.plan } });
     }
-    track(firstSeenMs + 2000, 'Logged In', { method: pick(['password', 'google', 'sso']) });
+    track(firstSeenMs + 2000, 'Logged In', { method: random.pick(['password', 'google', 'sso']) });
     page(firstSeenMs + 3000);
 
     // Planted and noise behaviours, each drawn independently, in the onset days (never before the first message).
@@ -155,15 +154,15 @@ export function generatePlantedStream(options: PlantedStreamOptions): PlantedStr
     let conversionRate = baseRate;
     let plantedRate: number | undefined;
     for (const behaviour of options.behaviours) {
-      if (next() >= behaviour.share) continue;
+      if (random.next() >= behaviour.share) continue;
       did.push(behaviour.name);
       if (behaviour.conversionRate !== undefined) plantedRate = Math.max(plantedRate ?? 0, behaviour.conversionRate);
       for (const planted of behaviour.events) {
         const [min, max] = planted.count ?? [1, 1];
-        for (let n = int(min, max), k = 1; k <= n; k++) {
-          const at = Math.max(dayTime(firstDay + int(0, onsetDays - 1) * dayMs), firstSeenMs + 4000 + k * 1000);
+        for (let n = random.int(min, max), k = 1; k <= n; k++) {
+          const at = Math.max(dayTime(firstDay + random.int(0, onsetDays - 1) * dayMs), firstSeenMs + 4000 + k * 1000);
           const properties: Record<string, unknown> = {};
-          for (const [name, values] of Object.entries(planted.properties ?? {})) properties[name] = pick(values);
+          for (const [name, values] of Object.entries(planted.properties ?? {})) properties[name] = random.pick(values);
           if (planted.distinct !== undefined) properties[planted.distinct] = `${planted.distinct}-${k}.${id}@example.com`;
           track(at, planted.event, properties);
         }
@@ -172,19 +171,19 @@ export function generatePlantedStream(options: PlantedStreamOptions): PlantedStr
     if (plantedRate !== undefined) conversionRate = plantedRate;
 
     // An ordinary habit of coming back: logins and page views, unrelated to conversion.
-    const habit = pick(habits);
+    const habit = random.pick(habits);
     for (let day = firstDay + dayMs; day < endMs; day += dayMs) {
-      if (next() >= habit) continue;
+      if (random.next() >= habit) continue;
       const at = dayTime(day);
-      track(at, 'Logged In', { method: pick(['password', 'google', 'sso']) });
-      for (let n = int(1, 3); n > 0; n--) page(at + n * int(1, 9) * minuteMs);
+      track(at, 'Logged In', { method: random.pick(['password', 'google', 'sso']) });
+      for (let n = random.int(1, 3); n > 0; n--) page(at + n * random.int(1, 9) * minuteMs);
     }
 
     let convertedAt: string | null = null;
-    if (next() < conversionRate) {
-      const atMs = firstDay + (onsetDays + int(delayMin, delayMax)) * dayMs + int(8 * 60, 18 * 60) * minuteMs;
+    if (random.next() < conversionRate) {
+      const atMs = firstDay + (onsetDays + random.int(delayMin, delayMax)) * dayMs + random.int(8 * 60, 18 * 60) * minuteMs;
       convertedAt = iso(atMs);
-      conversions.push({ type: 'user', id, convertedAt, value: pick([49, 99, 299]) });
+      conversions.push({ type: 'user', id, convertedAt, value: random.pick([49, 99, 299]) });
       emit({ type: 'identify', timestamp: convertedAt, traits: { plan: 'pro' } });
       if (account && (!accountConversion.has(account.id) || convertedAt < accountConversion.get(account.id)!)) accountConversion.set(account.id, convertedAt);
     }

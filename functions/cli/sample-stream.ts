@@ -1,6 +1,6 @@
 /**
  * A deterministic stream of Segment messages from a made-up analytics product, for demos, the backtest and tests.
- * The same options always give the same messages (a seeded mulberry32 generator, no clock unless `end` is left out),
+ * The same options always give the same messages (a seeded random generator, no clock unless `end` is left out),
  * and the event names are the ones the rules files in examples/ use:
  *
  *   track   Logged In {method}                  Dashboard Created {dashboard_id, template, widgets}
@@ -17,6 +17,7 @@
  */
 
 import { dayMs } from '../core/days';
+import { SeededRandom } from '../core/random';
 
 export type Persona = 'activator' | 'power_user' | 'tire_kicker' | 'churner';
 
@@ -74,46 +75,6 @@ export interface SampleStream {
 
 const minuteMs = 60_000;
 
-/** mulberry32: a tiny, fast, seedable PRNG; good enough for sample data, and the same on every platform. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-class Random {
-  private readonly next: () => number;
-  constructor(seed: number) {
-    this.next = mulberry32(seed);
-  }
-  float(): number {
-    return this.next();
-  }
-  /** An integer in [min, max]. */
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1));
-  }
-  chance(probability: number): boolean {
-    return this.next() < probability;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)]!;
-  }
-  shuffle<T>(items: readonly T[]): T[] {
-    const copy = [...items];
-    for (let i = copy.length - 1; i > 0; i--) {
-      const j = Math.floor(this.next() * (i + 1));
-      [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-    }
-    return copy;
-  }
-}
-
 /** The vocabulary of the sample product's people and companies, shared with the benchmarks that need realistic names. */
 export const firstNames = ['Ada', 'Ben', 'Chloe', 'Dev', 'Elena', 'Farid', 'Grace', 'Hugo', 'Ines', 'Jonas', 'Kemi', 'Liam', 'Maya', 'Noah', 'Olga', 'Priya', 'Quinn', 'Rosa', 'Sami', 'Tara', 'Umar', 'Vera', 'Wen', 'Yusuf', 'Zoe'];
 export const lastNames = ['Okafor', 'Schmidt', 'Tanaka', 'Silva', 'Novak', 'Haddad', 'Larsen', 'Moreau', 'Kowalski', 'Reyes', 'Ivanova', 'Chen', 'Walsh', 'Mensah', 'Berg', 'Rossi'];
@@ -145,7 +106,7 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
   const days = Math.max(1, options.days ?? 30);
   const endMs = (options.end ?? new Date()).getTime();
   const startMs = endMs - days * dayMs;
-  const random = new Random(seed);
+  const random = new SeededRandom(seed);
   const messages: SampleMessage[] = [];
   let counter = 0;
   const messageId = () => `sample-${seed}-${(counter++).toString(36).padStart(6, '0')}`;
@@ -200,21 +161,21 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
     let firstSeenMs: number;
     switch (persona) {
       case 'activator':
-        signupMs = startMs + random.float() * Math.max(0, span - 8 * dayMs);
+        signupMs = startMs + random.next() * Math.max(0, span - 8 * dayMs);
         firstSeenMs = signupMs;
         break;
       case 'power_user':
         // Existing users: signed up before or early in the stream, busy throughout.
-        signupMs = startMs - random.int(0, 40) * dayMs + random.float() * Math.min(span * 0.2, 3 * dayMs);
-        firstSeenMs = Math.max(signupMs, startMs + random.float() * Math.min(span * 0.1, dayMs));
+        signupMs = startMs - random.int(0, 40) * dayMs + random.next() * Math.min(span * 0.2, 3 * dayMs);
+        firstSeenMs = Math.max(signupMs, startMs + random.next() * Math.min(span * 0.1, dayMs));
         break;
       case 'tire_kicker':
         // Half signed up months ago and drop by once; half sign up now and never come back.
-        firstSeenMs = startMs + random.float() * Math.max(0, span - 15 * dayMs);
+        firstSeenMs = startMs + random.next() * Math.max(0, span - 15 * dayMs);
         signupMs = random.chance(0.5) ? Math.min(firstSeenMs, endMs - random.int(65, 120) * dayMs) : firstSeenMs;
         break;
       case 'churner':
-        signupMs = startMs + random.float() * Math.max(span * 0.1, span - 28 * dayMs);
+        signupMs = startMs + random.next() * Math.max(span * 0.1, span - 28 * dayMs);
         firstSeenMs = signupMs;
         break;
     }

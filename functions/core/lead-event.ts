@@ -1,15 +1,15 @@
 import { z } from 'zod';
 
 /**
- * The contract of lead events on the bus (DESIGN.md, "Lead events"): what subscribers receive as the
- * EventBridge `detail`, with `source` = leadEventSource and `detail-type` one of leadEventTypes.
- * Subscribers can import this schema to validate and type what they receive.
+ * The contract of lead events on the bus: what subscribers receive as the EventBridge `detail`, with `source` =
+ * leadEventSource and `detail-type` one of leadEventTypes. Subscribers can import this schema to validate and type
+ * what they receive.
  */
 export const leadEventSource = 'pql-radar';
 export const leadEventTypes = ['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified'] as const;
 export type LeadEventType = (typeof leadEventTypes)[number];
 
-/** EventBridge refuses entries over 256 KB; DESIGN.md keeps a detail far below, so every target can carry it. */
+/** EventBridge refuses entries over 256 KB; a detail stays far below, so every target can carry it. */
 export const maxLeadEventDetailBytes = 64 * 1024;
 
 const entitySchema = z.object({
@@ -58,6 +58,20 @@ export type LeadEventDetail = z.infer<typeof leadEventDetailSchema>;
 export interface LeadEvent {
   detailType: LeadEventType;
   detail: LeadEventDetail;
+}
+
+/**
+ * A lead event as an EventBridge entry, with Detail parsed: the body of a lead-event webhook, and a line of the
+ * local runtime's JSONL file.
+ */
+export interface LeadEventEnvelope {
+  Source: typeof leadEventSource;
+  DetailType: LeadEventType;
+  Detail: LeadEventDetail;
+}
+
+export function leadEventEnvelope(event: LeadEvent): LeadEventEnvelope {
+  return { Source: leadEventSource, DetailType: event.detailType, Detail: event.detail };
 }
 
 export function leadEventType(previousTier: string | null, tier: string | null): LeadEventType {

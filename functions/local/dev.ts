@@ -52,7 +52,10 @@ export interface DevRuntime {
   events: DynamoDbEventStore;
   keys: DynamoDbWriteKeyStore;
   evaluation: DynamoDbEvaluationStore;
-  /** One evaluator pass over every shard, as the deployed schedule does, at `now` (default: the clock). */
+  /**
+   * One evaluator pass over every shard, as the deployed schedule does, at `now` (default: the clock when it
+   * starts). It starts once the runs asked for before it, timed ones included, have finished.
+   */
   evaluateOnce(now?: Date): Promise<EvaluatorRunSummary>;
   stop(): Promise<void>;
 }
@@ -72,10 +75,13 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   const client = createDynamoDbClient(endpoint);
   let server: Server | undefined;
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
+  let stopping = false;
+  /** The last run asked for; the next one starts only after it has settled. */
+  let lastRun: Promise<unknown> = Promise.resolve();
   const stop = async () => {
-    clearInterval(timer);
-    await running.catch(() => {});
+    stopping = true;
+    clearTimeout(timer);
+    await lastRun.catch(() => {});
     if (server) {
       server.closeAllConnections();
       await new Promise((done) => server!.close(done));
@@ -102,18 +108,31 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const dirtyShards = options.dirtyShards ?? 4;
     const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
     const leads = options.leads ?? new ConsoleLeadSink();
-    const evaluateOnce = (now = new Date()) => {
-      if (!options.ruleset) throw new Error('no rules: start the local runtime with a rules file to evaluate');
-      const run = runEvaluator({ store: evaluation, publisher: leads, ruleset: options.ruleset, shards: allShards(dirtyShards), now, deadline: Number.POSITIVE_INFINITY });
-      // Runs never overlap: each waits for the one before, as a single scheduled Lambda per shard would.
-      running = running.catch(() => {}).then(() => run);
+    const evaluateOnce = (now?: Date) => {
+      const ruleset = options.ruleset;
+      if (!ruleset) throw new Error('no rules: start the local runtime with a rules file to evaluate');
+      // Runs never overlap: two runs at once would both read the outbox and deliver its transitions twice. Each
+      // starts once the one before has settled, and reads the clock then.
+      const run = lastRun
+        .catch(() => {})
+        .then(() => runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: now ?? new Date(), deadline: Number.POSITIVE_INFINITY }));
+      lastRun = run;
       return run;
     };
     const every = options.evaluateEveryMs ?? 10_000;
     if (options.ruleset && every > 0) {
-      timer = setInterval(() => {
-        evaluateOnce().then(options.onEvaluation, options.onEvaluationError ?? ((error) => console.error('evaluator run failed:', error)));
-      }, every);
+      // The next timed run is scheduled when the last one has finished, so a slow run delays the next instead of
+      // letting runs pile up.
+      const scheduleRun = () => {
+        timer = setTimeout(() => {
+          evaluateOnce()
+            .then(options.onEvaluation, options.onEvaluationError ?? ((error) => console.error('evaluator run failed:', error)))
+            .finally(() => {
+              if (!stopping) scheduleRun();
+            });
+        }, every);
+      };
+      scheduleRun();
     }
     return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, evaluation, evaluateOnce, stop };
   } catch (error) {

@@ -1,25 +1,13 @@
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { leadEventSource, type LeadEvent, type LeadEventDetail, type LeadEventType } from '../core/lead-event';
+import { deliverWebhook, signedLeadEventRequest, type WebhookDeliveryOptions } from '../adapters/webhook/delivery';
+import { leadEventEnvelope, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
 import type { LeadPublisher } from '../core/ports';
-import { signWebhook, webhookHeaders } from '../core/webhook-signature';
 
 /**
  * Where lead events go when pql-radar runs locally (`npm start`) instead of on the EventBridge bus: the console,
  * a JSONL file and webhooks, usually all at once through FanOutLeadSink. Each is a LeadPublisher.
  */
-
-/** A lead event as an EventBridge entry, with Detail parsed: what the JSONL file holds and what webhooks receive. */
-export interface LeadEventEnvelope {
-  Source: typeof leadEventSource;
-  DetailType: LeadEventType;
-  Detail: LeadEventDetail;
-}
-
-export function leadEventEnvelope(event: LeadEvent): LeadEventEnvelope {
-  return { Source: leadEventSource, DetailType: event.detailType, Detail: event.detail };
-}
 
 const noFailures = (): { failed: string[] } => ({ failed: [] });
 const keysOf = (events: readonly LeadEvent[]) => events.map((event) => event.detail.idempotencyKey);
@@ -155,77 +143,45 @@ export interface WebhookDeliveryFailure {
   error?: string;
 }
 
-export interface WebhookLeadSinkOptions {
+export interface WebhookLeadSinkOptions extends WebhookDeliveryOptions {
   /** http(s) URL the events are POSTed to. */
   url: string;
   /** Shared secret of the HMAC signature (see functions/core/webhook-signature.ts). */
   secret: string;
-  /** Attempts per event, the first included. @default 6 */
-  maxAttempts?: number;
-  /** Backoff before the second attempt; doubles each time, with jitter (between half and all of it). @default 500 */
-  baseDelayMs?: number;
-  /** Upper bound of one backoff delay. @default 30_000 */
-  maxDelayMs?: number;
-  /** Upper bound of a wait asked for by Retry-After. @default 60_000 */
-  maxRetryAfterMs?: number;
-  /** Timeout of one attempt, response body included; a timeout is retried like a network error. @default 10_000 */
-  timeoutMs?: number;
   /** Events of different entities delivered at once; one entity's events always go in order. @default 4 */
   concurrency?: number;
-  fetch?: typeof globalThis.fetch;
-  /** Clock in milliseconds, for the signature timestamp and HTTP-date Retry-After. @default Date.now */
-  now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
   /** Told about each event given up on. @default a console.warn line naming the origin, key and cause */
   onFailure?: (failure: WebhookDeliveryFailure) => void;
 }
 
-type AttemptOutcome = { ok: true } | { ok: false; retryable: boolean; retryAfterMs?: number; status?: number; error?: string };
-
 /**
- * POSTs each event as JSON (the LeadEventEnvelope) with a signature, a timestamp and the idempotency key in headers.
- * Retries network errors, timeouts, 408, 429 and 5xx with exponential backoff and jitter, honouring Retry-After
- * (seconds or HTTP date, capped); other answers (4xx, and 3xx: redirects are not followed) fail at once. Each
- * attempt is signed afresh, so a late retry does not carry a stale timestamp.
+ * POSTs each event, signed, through the webhook delivery adapter (timeout, retries with backoff, Retry-After),
+ * one entity's events in order and several entities at once.
  */
 export class WebhookLeadSink implements LeadPublisher {
   readonly url: string;
   readonly #secret: string;
-  readonly #maxAttempts: number;
-  readonly #baseDelayMs: number;
-  readonly #maxDelayMs: number;
-  readonly #maxRetryAfterMs: number;
-  readonly #timeoutMs: number;
   readonly #concurrency: number;
-  readonly #fetch: typeof globalThis.fetch;
-  readonly #now: () => number;
-  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #delivery: WebhookDeliveryOptions;
   readonly #onFailure: (failure: WebhookDeliveryFailure) => void;
 
-  constructor(options: WebhookLeadSinkOptions) {
+  constructor({ url, secret, concurrency, onFailure, ...delivery }: WebhookLeadSinkOptions) {
     let parsed: URL;
     try {
-      parsed = new URL(options.url);
+      parsed = new URL(url);
     } catch {
       throw new Error('webhook url is not a valid URL');
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('webhook url must be http or https');
-    if (!options.secret) throw new Error('webhook secret must not be empty');
-    this.url = options.url;
-    this.#secret = options.secret;
-    this.#maxAttempts = Math.max(1, Math.floor(options.maxAttempts ?? 6));
-    this.#baseDelayMs = Math.max(0, options.baseDelayMs ?? 500);
-    this.#maxDelayMs = Math.max(0, options.maxDelayMs ?? 30_000);
-    this.#maxRetryAfterMs = Math.max(0, options.maxRetryAfterMs ?? 60_000);
-    this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
-    this.#fetch = options.fetch ?? globalThis.fetch;
-    this.#now = options.now ?? Date.now;
-    this.#sleep = options.sleep ?? ((ms) => delay(ms));
+    if (!secret) throw new Error('webhook secret must not be empty');
+    this.url = url;
+    this.#secret = secret;
+    this.#concurrency = Math.max(1, Math.floor(concurrency ?? 4));
+    this.#delivery = delivery;
     // Only the origin: webhook URLs (Slack's, for one) often carry their secret in the path.
     const origin = parsed.origin;
     this.#onFailure =
-      options.onFailure ??
+      onFailure ??
       ((failure) =>
         console.warn(
           `pql-radar: webhook ${origin}: lead ${failure.idempotencyKey} not delivered after ${failure.attempts} attempt(s): ${failure.status !== undefined ? `HTTP ${failure.status}` : failure.error}`,
@@ -256,72 +212,10 @@ export class WebhookLeadSink implements LeadPublisher {
   }
 
   async #deliver(event: LeadEvent): Promise<boolean> {
-    const body = JSON.stringify(leadEventEnvelope(event));
-    for (let attempt = 1; ; attempt++) {
-      const outcome = await this.#attempt(event, body);
-      if (outcome.ok) return true;
-      if (!outcome.retryable || attempt >= this.#maxAttempts) {
-        const failure: WebhookDeliveryFailure = { idempotencyKey: event.detail.idempotencyKey, attempts: attempt };
-        if (outcome.status !== undefined) failure.status = outcome.status;
-        if (outcome.error !== undefined) failure.error = outcome.error;
-        this.#onFailure(failure);
-        return false;
-      }
-      await this.#sleep(outcome.retryAfterMs ?? this.#backoff(attempt));
-    }
+    const { delivered, ...outcome } = await deliverWebhook(this.url, (nowMs) => signedLeadEventRequest(event, this.#secret, nowMs), this.#delivery);
+    if (!delivered) this.#onFailure({ idempotencyKey: event.detail.idempotencyKey, ...outcome });
+    return delivered;
   }
-
-  #backoff(attempt: number): number {
-    const ceiling = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 1));
-    return ceiling / 2 + Math.random() * (ceiling / 2);
-  }
-
-  async #attempt(event: LeadEvent, body: string): Promise<AttemptOutcome> {
-    const timestamp = Math.floor(this.#now() / 1000);
-    try {
-      const response = await this.#fetch(this.url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          [webhookHeaders.timestamp]: String(timestamp),
-          [webhookHeaders.signature]: signWebhook(body, this.#secret, timestamp),
-          [webhookHeaders.idempotencyKey]: event.detail.idempotencyKey,
-        },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      // Read the answer to the end so the connection can be reused; its content is not needed.
-      await response.arrayBuffer().catch(() => undefined);
-      const { status } = response;
-      if (status >= 200 && status < 300) return { ok: true };
-      const retryable = status === 408 || status === 429 || status >= 500;
-      const outcome: AttemptOutcome = { ok: false, retryable, status };
-      if (retryable) {
-        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.#now());
-        if (retryAfterMs !== undefined) outcome.retryAfterMs = Math.min(retryAfterMs, this.#maxRetryAfterMs);
-      }
-      return outcome;
-    } catch (error) {
-      return { ok: false, retryable: true, error: describeError(error) };
-    }
-  }
-}
-
-/** Milliseconds to wait from a Retry-After header (delay-seconds or HTTP-date); undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | null | undefined, nowMs: number = Date.now()): number | undefined {
-  const text = value?.trim();
-  if (!text) return undefined;
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
-}
-
-function describeError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = (error as { cause?: unknown }).cause;
-  const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
-  return code ? `${error.message} (${code})` : `${error.name}: ${error.message}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -1,11 +1,6 @@
-import { leadEventType, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
-import { signWebhook, webhookHeaders } from '../core/webhook-signature';
-import { leadEventEnvelope } from '../local/lead-sinks';
+import { leadEventType, type LeadEventDetail } from '../core/lead-event';
 
-/**
- * What the notifier sends, as pure functions of a lead event: a Slack Block Kit message, and a signed webhook
- * request carrying the same envelope and headers as the local runtime's webhooks.
- */
+/** What the notifier sends to Slack, as a pure function of a lead event: a Block Kit message. */
 
 interface PlainText {
   type: 'plain_text';
@@ -134,24 +129,4 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
   });
 
   return { text: escape(detail.summary), blocks };
-}
-
-export interface WebhookRequest {
-  body: string;
-  headers: Record<string, string>;
-}
-
-/** The POST of a lead event to a webhook, signed at `nowMs` (milliseconds since the epoch) as the local runtime signs. */
-export function webhookRequest(event: LeadEvent, secret: string, nowMs: number): WebhookRequest {
-  const body = JSON.stringify(leadEventEnvelope(event));
-  const timestamp = Math.floor(nowMs / 1000);
-  return {
-    body,
-    headers: {
-      'content-type': 'application/json',
-      [webhookHeaders.timestamp]: String(timestamp),
-      [webhookHeaders.signature]: signWebhook(body, secret, timestamp),
-      [webhookHeaders.idempotencyKey]: event.detail.idempotencyKey,
-    },
-  };
 }

@@ -1,9 +1,10 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
+import { deliverWebhook, signedLeadEventRequest, type WebhookRequest } from '../adapters/webhook/delivery';
 import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
 import { logger, metrics } from '../shared/powertools';
-import { slackMessage, webhookRequest } from './format';
+import { slackMessage } from './format';
 
 const httpsUrl = z
   .string()
@@ -48,18 +49,16 @@ function secret(): Promise<string> {
 
 const eventSchema = z.object({ 'detail-type': z.enum(leadEventTypes), detail: leadEventDetailSchema });
 
-async function request(event: LeadEvent): Promise<{ url: string; headers: Record<string, string>; body: string }> {
+async function destination(event: LeadEvent): Promise<{ url: string; request: (nowMs: number) => WebhookRequest }> {
   if (environment.DESTINATION_TYPE === 'webhook') {
-    return { url: environment.WEBHOOK_URL, ...webhookRequest(event, await secret(), Date.now()) };
+    const secretValue = await secret();
+    return { url: environment.WEBHOOK_URL, request: (nowMs) => signedLeadEventRequest(event, secretValue, nowMs) };
   }
   const url = httpsUrl.safeParse(await secret());
   // The URL is the secret: the error names the problem, never the value.
   if (!url.success) throw new Error('the Slack secret is not an https:// incoming-webhook URL');
-  return {
-    url: url.data,
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(slackMessage(event.detail, environment.ENTITY_URL_TEMPLATE)),
-  };
+  const request = { headers: { 'content-type': 'application/json' }, body: JSON.stringify(slackMessage(event.detail, environment.ENTITY_URL_TEMPLATE)) };
+  return { url: url.data, request: () => request };
 }
 
 /**
@@ -71,21 +70,14 @@ export async function handler(input: unknown): Promise<void> {
   const event: LeadEvent = { detailType: parsed['detail-type'], detail: parsed.detail };
   const log = { destination: environment.DESTINATION_TYPE, idempotencyKey: event.detail.idempotencyKey };
   try {
-    const { url, headers, body } = await request(event);
-    const response = await fetch(url, {
-      method: 'POST',
-      headers,
-      body,
-      redirect: 'manual',
-      // Under the function's 10 s timeout, so a slow receiver ends in an error that is logged, not a timeout.
-      signal: AbortSignal.timeout(8_000),
-    });
-    // Read the answer to the end so the connection can be reused; its content is not needed.
-    await response.arrayBuffer().catch(() => undefined);
-    if (response.status < 200 || response.status >= 300) {
-      throw new Error(`${environment.DESTINATION_TYPE} answered HTTP ${response.status}`);
+    const { url, request } = await destination(event);
+    // One attempt, under the function's 10 s timeout: Lambda retries a failed invocation, then the destination's
+    // dead-letter queue keeps the event, so a slow receiver ends in a logged error rather than a timeout.
+    const result = await deliverWebhook(url, request, { maxAttempts: 1, timeoutMs: 8_000 });
+    if (!result.delivered) {
+      throw new Error(`${environment.DESTINATION_TYPE} ${result.status !== undefined ? `answered HTTP ${result.status}` : `could not be reached: ${result.error}`}`);
     }
-    logger.info('lead event delivered', { ...log, status: response.status });
+    logger.info('lead event delivered', { ...log, status: result.status });
     metrics.addMetric('LeadNotificationsDelivered', MetricUnit.Count, 1);
   } catch (error) {
     logger.error('lead event not delivered', { ...log, error: error as Error });

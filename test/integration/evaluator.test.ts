@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
@@ -7,7 +8,7 @@ import type { LeadPublisher } from '../../functions/core/ports';
 import { decide } from '../../functions/core/lead-state';
 import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
-import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { startDev, type DevOptions, type DevRuntime } from '../../functions/local/dev';
 import { eventBridgeClientFor, startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
 
 const rulesYaml = (extra = '') => `
@@ -47,7 +48,7 @@ afterEach(async () => {
   runtime = undefined;
 });
 
-async function start(leads: LeadPublisher, rules = rulesYaml()) {
+async function start(leads: LeadPublisher, rules = rulesYaml(), options: Partial<DevOptions> = {}) {
   runtime = await startDev({
     port: 0,
     endpoint: inject('dynamoEndpoint'),
@@ -55,6 +56,7 @@ async function start(leads: LeadPublisher, rules = rulesYaml()) {
     ruleset: loadRules(rules, 'test rules'),
     leads,
     evaluateEveryMs: 0,
+    ...options,
   });
   return runtime;
 }
@@ -239,6 +241,51 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     } finally {
       await bus.close();
     }
+  });
+});
+
+describe('the local runtime\'s evaluator runs', () => {
+  /**
+   * Holds each publish for a while, long enough for several timers to fire meanwhile, and counts the publishes in
+   * flight: a run that started while another was publishing would show here, and would publish the outbox again.
+   */
+  class SlowPublisher implements LeadPublisher {
+    inFlight = 0;
+    mostInFlight = 0;
+    published: LeadEvent[] = [];
+    async publish(events: readonly LeadEvent[]) {
+      this.mostInFlight = Math.max(this.mostInFlight, ++this.inFlight);
+      await sleep(300);
+      this.published.push(...events);
+      this.inFlight--;
+      return { failed: [] };
+    }
+  }
+
+  async function until(condition: () => boolean) {
+    while (!condition()) await sleep(20);
+  }
+
+  it('never overlap, timed or asked for, and deliver each transition once', async () => {
+    const leads = new SlowPublisher();
+    let runs = 0;
+    const dev = await start(leads, rulesYaml(), { evaluateEveryMs: 100, onEvaluation: () => void runs++ });
+    const users = Array.from({ length: 30 }, (_, index) => `run-${index}`);
+    const yesterday = day(-1, new Date());
+    await send(dev, users.flatMap((user) => [track(user, 'Data Exported', yesterday), track(user, 'Dashboard Created', yesterday), track(user, 'Dashboard Created', day(0.1, yesterday))]));
+    // Runs asked for while timed ones keep coming: each waits for the one before.
+    const asked = Promise.all([dev.evaluateOnce(), dev.evaluateOnce(), dev.evaluateOnce()]);
+    const overlapped = () => leads.mostInFlight > 1;
+    await until(() => overlapped() || leads.published.length >= users.length);
+    // Timed runs after every transition was delivered: none may deliver one again.
+    const runsSoFar = runs;
+    await until(() => overlapped() || runs >= runsSoFar + 3);
+
+    expect(leads.mostInFlight).toBe(1);
+    const keys = leads.published.map((event) => event.detail.idempotencyKey);
+    expect(keys).toHaveLength(new Set(keys).size);
+    expect(leads.published.map((event) => event.detail.entity.id).sort()).toEqual([...users].sort());
+    expect((await asked).every((summary) => summary.unpublished.length === 0)).toBe(true);
   });
 });
 

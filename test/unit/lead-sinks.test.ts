@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
+import { parseRetryAfter } from '../../functions/adapters/webhook/delivery';
 import { verifyWebhookSignature } from '../../functions/core/webhook-signature';
 import {
   ConsoleLeadSink,
@@ -13,7 +14,6 @@ import {
   JsonlLeadSink,
   WebhookLeadSink,
   formatLeadEvent,
-  parseRetryAfter,
   type WebhookDeliveryFailure,
 } from '../../functions/local/lead-sinks';
 import { sampleLeadEvent } from '../support/lead-events';

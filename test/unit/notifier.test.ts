@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { leadEventSource, type LeadEvent } from '../../functions/core/lead-event';
+import { signedLeadEventRequest } from '../../functions/adapters/webhook/delivery';
+import { leadEventEnvelope, leadEventSource, type LeadEvent } from '../../functions/core/lead-event';
 import { buildLeadEvent, decide, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, type EntityFacts, type MemberFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { verifyWebhookSignature, webhookHeaders } from '../../functions/core/webhook-signature';
-import { leadEventEnvelope, WebhookLeadSink } from '../../functions/local/lead-sinks';
-import { entityUrl, slackMessage, webhookRequest, type SlackBlock, type SlackMessage } from '../../functions/notifier/format';
+import { WebhookLeadSink } from '../../functions/local/lead-sinks';
+import { entityUrl, slackMessage, type SlackBlock, type SlackMessage } from '../../functions/notifier/format';
 import { emailInput, hubspotInput, type InputTransformer } from '../../lib/lead-fanout';
 import { factsFor } from '../support/facts';
 
@@ -204,7 +205,7 @@ describe('slackMessage', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-describe('webhookRequest', () => {
+describe('signedLeadEventRequest', () => {
   const secret = 'whsec_test_0123456789';
   const nowMs = Date.parse('2024-06-15T12:00:05.678Z');
 
@@ -214,7 +215,7 @@ describe('webhookRequest', () => {
     ['disqualified', disqualified.event],
     ['account', account],
   ])('%s: the envelope as body, signed so that verifyWebhookSignature accepts it', (_name, event) => {
-    const { body, headers } = webhookRequest(event, secret, nowMs);
+    const { body, headers } = signedLeadEventRequest(event, secret, nowMs);
     expect(JSON.parse(body)).toEqual(leadEventEnvelope(event));
     expect(JSON.parse(body)).toMatchObject({ Source: leadEventSource, DetailType: event.detailType });
     expect(headers[webhookHeaders.timestamp]).toBe('1718452805');
@@ -238,7 +239,7 @@ describe('webhookRequest', () => {
       },
     });
     await sink.publish([qualified.event]);
-    expect(sent).toEqual([webhookRequest(qualified.event, secret, nowMs)]);
+    expect(sent).toEqual([signedLeadEventRequest(qualified.event, secret, nowMs)]);
   });
 });
 

@@ -9,6 +9,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelayMs } from '../backoff';
 import type { CapacityTally } from './capacity';
 
 export type Item = Record<string, AttributeValue>;
@@ -75,8 +76,8 @@ async function writeChunk(client: DynamoDBClient, tableName: string, requests: W
 }
 
 /** Exponential backoff with full jitter, capped at 5 s: what AWS recommends for retrying unprocessed items. */
-export function backoff(round: number, baseDelayMs = 50): Promise<void> {
-  return sleep(Math.random() * Math.min(5000, baseDelayMs * 2 ** round));
+function backoff(round: number, baseDelayMs = 50): Promise<void> {
+  return sleep(backoffDelayMs(round, baseDelayMs, 5000));
 }
 
 /**

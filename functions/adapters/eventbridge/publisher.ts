@@ -1,5 +1,6 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelayMs } from '../backoff';
 import { leadEventSource, maxLeadEventDetailBytes, type LeadEvent } from '../../core/lead-event';
 import type { LeadPublisher } from '../../core/ports';
 
@@ -27,7 +28,7 @@ interface Pending {
 }
 
 /**
- * Publishes lead events to the bus, at least once each (DESIGN.md, invariant 4). PutEvents can accept part of a
+ * Publishes lead events to the bus, at least once each. PutEvents can accept part of a
  * call and fail the rest entry by entry, so each round resends exactly the entries that failed; whatever still
  * fails after the last round is returned by idempotency key, never dropped, so the caller can keep it for later.
  */
@@ -52,7 +53,7 @@ export class EventBridgePublisher implements LeadPublisher {
     let callError: unknown;
 
     for (let round = 0; round < this.maxRounds && pending.length > 0; round++) {
-      if (round > 0) await sleep(Math.random() * Math.min(maxDelayMs, this.baseDelayMs * 2 ** (round - 1)));
+      if (round > 0) await sleep(backoffDelayMs(round, this.baseDelayMs, maxDelayMs));
       const retry: Pending[] = [];
       // Calls go one after the other: one evaluation publishes a handful of calls at most, and the bus then
       // receives the transitions in the order the evaluator produced them.
