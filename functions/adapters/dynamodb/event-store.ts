@@ -10,6 +10,7 @@ import type { EventStore, Refusal } from '../../core/ports';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
+import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
 import {
   entityPartitionKey,
   eventSortKey,
@@ -82,9 +83,9 @@ export class DynamoDbEventStore implements EventStore {
   constructor(options: DynamoDbEventStoreOptions) {
     this.client = options.client;
     this.tableName = options.tableName;
-    this.retentionSeconds = (options.retentionDays ?? 400) * secondsPerDay;
-    this.quarantineRetentionSeconds = (options.quarantineRetentionDays ?? 14) * secondsPerDay;
-    this.dirtyShards = options.dirtyShards ?? 4;
+    this.retentionSeconds = (options.retentionDays ?? defaultRetentionDays) * secondsPerDay;
+    this.quarantineRetentionSeconds = (options.quarantineRetentionDays ?? defaultQuarantineRetentionDays) * secondsPerDay;
+    this.dirtyShards = options.dirtyShards ?? defaultDirtyShards;
   }
 
   async save(workspace: string, received: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }> {
