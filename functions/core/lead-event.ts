@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The contract of lead events on the bus (DESIGN.md, "Lead events"): what subscribers receive as the
+ * The contract of lead events on the bus: what subscribers receive as the
  * EventBridge `detail`, with `source` = leadEventSource and `detail-type` one of leadEventTypes.
  * Subscribers can import this schema to validate and type what they receive.
  */
@@ -9,7 +9,7 @@ export const leadEventSource = 'pql-radar';
 export const leadEventTypes = ['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified'] as const;
 export type LeadEventType = (typeof leadEventTypes)[number];
 
-/** EventBridge refuses entries over 256 KB; DESIGN.md keeps a detail far below, so every target can carry it. */
+/** EventBridge refuses entries over 256 KB; a detail stays far below, so that every target can carry it. */
 export const maxLeadEventDetailBytes = 64 * 1024;
 
 const entitySchema = z.object({
