@@ -16,9 +16,9 @@ import { LambdaFunction } from './lambda-function';
 
 /**
  * What the evaluator does with the table, item by item: reads entities, rollups and the outbox by key and by
- * Query, writes state, rollups and markers, deletes markers and published outbox items. Its TransactWriteItems
- * (state and outbox together) needs no action of its own: IAM authorizes each Put of a transaction as PutItem.
- * No Scan, no ConditionCheckItem (its transactions hold Puts only).
+ * Query, writes state, rollups, markers and the table's shard count, deletes markers and published outbox items.
+ * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
+ * transaction as PutItem. No Scan, no ConditionCheckItem (its transactions hold Puts only).
  */
 export const evaluatorTableActions = [
   'dynamodb:GetItem',
