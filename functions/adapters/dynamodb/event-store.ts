@@ -7,10 +7,10 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { AcceptedMessage, RejectedMessage } from '../../core/messages';
 import type { EventStore, Refusal } from '../../core/ports';
+import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
-import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
 import {
   entityPartitionKey,
   eventSortKey,
