@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
+import { defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
 
 /**
  * The deployment config: one YAML or JSON file the user keeps in their repo (`pql-radar.config.yaml`), read by
@@ -58,11 +59,11 @@ export const configSchema = z.strictObject({
       /** Minutes between evaluator runs. @default 1 */
       everyMinutes: z.number().int().min(1).max(60).default(1),
       /** Shards of the dirty index: one schedule and one evaluator invocation per shard. @default 4 */
-      shards: z.number().int().min(1).max(64).default(4),
+      shards: z.number().int().min(1).max(64).default(defaultDirtyShards),
     })
-    .default({ everyMinutes: 1, shards: 4 }),
+    .default({ everyMinutes: 1, shards: defaultDirtyShards }),
   /** Days events are kept. @default 400 */
-  retentionDays: z.number().int().min(1).max(3650).default(400),
+  retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table. @default true */
   deletionProtection: z.boolean().default(true),
   /** Workspaces that get a write key at deploy time, stored in Secrets Manager (pql-radar/write-key/<workspace>). */
@@ -87,19 +88,30 @@ export class ConfigError extends FileProblemsError {
   override name = 'ConfigError';
 }
 
+/** A rules file read and validated once, at synth: its absolute path (bundled into the evaluator) and its rules. */
+export interface LoadedRulesFile {
+  readonly path: string;
+  readonly ruleset: Ruleset;
+}
+
+/** Reads and validates a rules file; throws RulesError listing every problem with its path and line. */
+export function loadRulesFile(path: string): LoadedRulesFile {
+  return { path, ruleset: loadRules(readFileSync(path, 'utf8'), path) };
+}
+
 /**
  * Reads and validates the config file, and the rules file it names (relative to the config file), so a wrong
  * config or rules file fails `cdk synth` with every problem, its path and line, before anything is deployed.
  */
-export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesFile: string; ruleset: Ruleset } {
+export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesFile: LoadedRulesFile } {
   const parsed = parseYamlFile(readFileSync(configPath, 'utf8'), configSchema);
   if (!parsed.ok) throw new ConfigError(configPath, parsed.problems);
   const config = parsed.data;
-  const rulesFile = resolve(dirname(configPath), config.rules);
-  if (!existsSync(rulesFile)) throw new ConfigError(configPath, [parsed.problemAt(['rules'], `no rules file at ${rulesFile}`)]);
-  const ruleset = loadRules(readFileSync(rulesFile, 'utf8'), rulesFile);
+  const rulesPath = resolve(dirname(configPath), config.rules);
+  if (!existsSync(rulesPath)) throw new ConfigError(configPath, [parsed.problemAt(['rules'], `no rules file at ${rulesPath}`)]);
+  const rulesFile = loadRulesFile(rulesPath);
   // A route no tier uses would never receive a lead: almost certainly a typo on one side or the other.
-  const tierRoutes = new Set(ruleset.file.tiers.map((tier) => tier.route));
+  const tierRoutes = new Set(rulesFile.ruleset.file.tiers.map((tier) => tier.route));
   const unused = Object.keys(config.routes).filter((route) => !tierRoutes.has(route));
   if (unused.length > 0) {
     throw new ConfigError(
@@ -107,5 +119,5 @@ export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesF
       unused.map((route) => parsed.problemAt(['routes', route], `no tier of ${config.rules} routes to "${route}" (its tiers route to: ${[...tierRoutes].join(', ')})`)),
     );
   }
-  return { config, rulesFile, ruleset };
+  return { config, rulesFile };
 }

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -10,14 +9,16 @@ import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
-import { loadRules, type Ruleset } from '../functions/core/rules/load';
+import type { Ruleset } from '../functions/core/rules/load';
+import { defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
+import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
 
 /**
  * What the evaluator does with the table, item by item: reads entities, rollups and the outbox by key and by
- * Query, writes state, rollups and markers, deletes markers and published outbox items. Its TransactWriteItems
- * (state and outbox together) needs no action of its own: IAM authorizes each Put of a transaction as PutItem.
- * No Scan, no ConditionCheckItem (its transactions hold Puts only).
+ * Query, writes state, rollups, markers and the table's shard count, deletes markers and published outbox items.
+ * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
+ * transaction as PutItem. No Scan, no ConditionCheckItem (its transactions hold Puts only).
  */
 export const evaluatorTableActions = [
   'dynamodb:GetItem',
@@ -44,10 +45,11 @@ export interface EvaluatorProps {
   /** The bus lead events are published to; the evaluator may put events on it and on no other bus. */
   readonly eventBus: events.IEventBus;
   /**
-   * Absolute path of the PQL rules file (YAML or JSON). It is validated at synth time, so a wrong file fails
-   * `cdk synth` with every problem, and bundled with the function as `rules.yaml`.
+   * The PQL rules file (YAML or JSON) as `loadConfig` or `loadRulesFile` (lib/config.ts) read and validated it at
+   * synth, so a wrong file has already failed `cdk synth` with every problem. Its absolute path is bundled with the
+   * function as `rules.yaml`.
    */
-  readonly rulesFile: string;
+  readonly rulesFile: LoadedRulesFile;
   /**
    * Shards of the `dirty` index; must equal the ingest function's. One schedule, and one concurrent run, per shard.
    * @default 4
@@ -100,15 +102,15 @@ export class Evaluator extends Construct {
 
   constructor(scope: Construct, id: string, props: EvaluatorProps) {
     super(scope, id);
-    const shards = props.shards ?? 4;
+    const shards = props.shards ?? defaultDirtyShards;
     const everyMinutes = props.everyMinutes ?? 1;
     if (!Number.isInteger(shards) || shards < 1) throw new Error(`Evaluator: shards must be a positive integer, got ${shards}`);
     if (!Number.isInteger(everyMinutes) || everyMinutes < 1) {
       throw new Error(`Evaluator: everyMinutes must be a positive integer, got ${everyMinutes}`);
     }
-    if (!isAbsolute(props.rulesFile)) throw new Error(`Evaluator: rulesFile must be an absolute path, got ${props.rulesFile}`);
-    // Throws RulesError listing every problem with its path and line: the deploy stops before anything changes.
-    this.ruleset = loadRules(readFileSync(props.rulesFile, 'utf8'), props.rulesFile);
+    const rulesPath = props.rulesFile.path;
+    if (!isAbsolute(rulesPath)) throw new Error(`Evaluator: rulesFile must be an absolute path, got ${rulesPath}`);
+    this.ruleset = props.rulesFile.ruleset;
 
     this.handler = new LambdaFunction(this, 'Handler', {
       entry: 'functions/evaluator/handler.ts',
@@ -117,14 +119,14 @@ export class Evaluator extends Construct {
       timeout: Duration.minutes(5),
       reservedConcurrentExecutions: shards,
       logRetention: props.logRetention,
-      copyFiles: [{ from: props.rulesFile, to: bundledRulesFile }],
+      copyFiles: [{ from: rulesPath, to: bundledRulesFile }],
       environment: {
-        TABLE_NAME: props.table.tableName,
-        EVENT_BUS_NAME: props.eventBus.eventBusName,
-        DIRTY_SHARDS: String(shards),
-        RETENTION_DAYS: String(props.retentionDays ?? 400),
-        RULES_FILE: bundledRulesFile,
-        RUN_INTERVAL_SECONDS: String(everyMinutes * 60),
+        [environmentNames.tableName]: props.table.tableName,
+        [environmentNames.eventBusName]: props.eventBus.eventBusName,
+        [environmentNames.dirtyShards]: String(shards),
+        [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
+        [environmentNames.rulesFile]: bundledRulesFile,
+        [environmentNames.runIntervalSeconds]: String(everyMinutes * 60),
       },
     }).function;
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });

@@ -7,7 +7,13 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
+import { workspacePartitionsPattern, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
+import {
+  defaultDirtyShards,
+  defaultQuarantineRetentionDays,
+  defaultRetentionDays,
+  environmentNames,
+} from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
 
 /** The Segment HTTP Tracking API paths; `/v1/import` is handled as a batch. */
@@ -35,7 +41,7 @@ export const ingestTableActions = [
 ];
 
 /** Partition keys the ingest may touch (functions/adapters/dynamodb/item-keys.ts): write keys and workspace data. */
-export const ingestPartitions = [writeKeysPartition, 'WS#*'];
+export const ingestPartitions = [writeKeysPartition, workspacePartitionsPattern];
 
 export interface IngestApiProps {
   /** The table events, entity state, write keys and quarantined messages live in. */
@@ -92,10 +98,10 @@ export class IngestApi extends Construct {
       timeout: Duration.seconds(10),
       logRetention,
       environment: {
-        TABLE_NAME: props.table.tableName,
-        RETENTION_DAYS: String(props.retentionDays ?? 400),
-        QUARANTINE_RETENTION_DAYS: String(props.quarantineRetentionDays ?? 14),
-        DIRTY_SHARDS: String(props.dirtyShards ?? 4),
+        [environmentNames.tableName]: props.table.tableName,
+        [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
+        [environmentNames.quarantineRetentionDays]: String(props.quarantineRetentionDays ?? defaultQuarantineRetentionDays),
+        [environmentNames.dirtyShards]: String(props.dirtyShards ?? defaultDirtyShards),
       },
     }).function;
     // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs.

@@ -6,6 +6,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { environmentNames, metricNamespace, serviceName } from '../functions/shared/settings';
 
 /**
  * CDK context key: when `true`, functions get a tiny inline placeholder instead of an esbuild bundle,
@@ -99,8 +100,8 @@ export class LambdaFunction extends Construct {
       loggingFormat: lambda.LoggingFormat.JSON,
       tracing: lambda.Tracing.ACTIVE,
       environment: {
-        POWERTOOLS_SERVICE_NAME: 'pql-radar',
-        POWERTOOLS_METRICS_NAMESPACE: 'pql-radar',
+        [environmentNames.serviceName]: serviceName,
+        [environmentNames.metricNamespace]: metricNamespace,
         NODE_OPTIONS: '--enable-source-maps',
         ...props.environment,
       },

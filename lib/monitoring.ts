@@ -9,14 +9,15 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
+import { metricNames, metricNamespace, serviceName } from '../functions/shared/settings';
 
 /**
  * Where the functions' Powertools metrics land: the namespace is POWERTOOLS_METRICS_NAMESPACE and the one
  * dimension is Powertools' default `service` dimension (POWERTOOLS_SERVICE_NAME), both set by LambdaFunction.
  * A metric published with any further dimension is a different metric, which these alarms would not see.
  */
-export const customMetricNamespace = 'pql-radar';
-export const customMetricDimensions = { service: 'pql-radar' };
+export const customMetricNamespace = metricNamespace;
+export const customMetricDimensions = { service: serviceName };
 
 export interface MonitoringProps {
   /** The ingest endpoint: its API for the request metrics and its function for the error alarm. */
@@ -120,7 +121,7 @@ export class Monitoring extends Construct {
     for (const email of props.alarmEmails) this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(email));
 
     const lagPeriod = Duration.seconds(Math.max(fiveMinutes.toSeconds(), evaluationInterval.toSeconds()));
-    const lagMetric = customMetric('EvaluatorLagSeconds', 'Maximum', lagPeriod);
+    const lagMetric = customMetric(metricNames.evaluatorLagSeconds, 'Maximum', lagPeriod);
 
     this.alarms = [
       ...props.deadLetterQueues.map(
@@ -212,15 +213,15 @@ export class Monitoring extends Construct {
             api.metricIntegrationLatency({ period: fiveMinutes, statistic: 'p99', label: 'integration p99' }),
           ]),
           graph('Events accepted and rejected', [
-            customMetric('AcceptedEvents', 'Sum', fiveMinutes, 'accepted'),
-            customMetric('RejectedEvents', 'Sum', fiveMinutes, 'rejected'),
+            customMetric(metricNames.acceptedEvents, 'Sum', fiveMinutes, 'accepted'),
+            customMetric(metricNames.rejectedEvents, 'Sum', fiveMinutes, 'rejected'),
           ]),
         ],
         [
           graph('Evaluator: entities and lead transitions', [
-            customMetric('EntitiesEvaluated', 'Sum', fiveMinutes, 'entities evaluated'),
-            customMetric('LeadTransitions', 'Sum', fiveMinutes, 'lead transitions'),
-            customMetric('LeadEventsUnpublished', 'Sum', fiveMinutes, 'lead events left in the outbox'),
+            customMetric(metricNames.entitiesEvaluated, 'Sum', fiveMinutes, 'entities evaluated'),
+            customMetric(metricNames.leadTransitions, 'Sum', fiveMinutes, 'lead transitions'),
+            customMetric(metricNames.leadEventsUnpublished, 'Sum', fiveMinutes, 'lead events left in the outbox'),
           ]),
           graph('Evaluator lag (s)', [lagMetric.with({ label: 'oldest unevaluated change' })], {
             leftAnnotations: [{ value: lagThreshold.toSeconds(), label: 'alarm threshold' }],

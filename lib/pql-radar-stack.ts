@@ -1,6 +1,6 @@
 import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { PqlRadarConfig } from './config';
+import type { LoadedRulesFile, PqlRadarConfig } from './config';
 import { Evaluator } from './evaluator';
 import { EventStore } from './event-store';
 import { IngestApi } from './ingest-api';
@@ -12,8 +12,8 @@ import { WriteKeyBootstrap } from './write-key-bootstrap';
 export interface PqlRadarStackProps extends StackProps {
   /** The validated deployment config (lib/config.ts `loadConfig`). */
   readonly config: PqlRadarConfig;
-  /** Absolute path of the rules file the config names; bundled into the evaluator. */
-  readonly rulesFile: string;
+  /** The rules file the config names, as `loadConfig` read and validated it; bundled into the evaluator. */
+  readonly rulesFile: LoadedRulesFile;
 }
 
 /**

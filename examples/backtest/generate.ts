@@ -1,6 +1,6 @@
 /**
  * Writes this folder's sample: events.jsonl.gz (Segment messages, the ingest format) and conversions.csv, from the
- * planted-signal generator with fixed options (functions/core/backtest/planted.ts, exampleStreamOptions), so the
+ * planted-signal generator with fixed options (functions/cli/planted-stream.ts, exampleStreamOptions), so the
  * files are the same on every run. test/unit/backtest-cli.test.ts checks that they still are.
  *
  *   npx tsx examples/backtest/generate.ts

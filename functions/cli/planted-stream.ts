@@ -5,7 +5,7 @@ import { dayMs } from '../core/days';
 
 /**
  * Event streams with planted signals: a realistic product's usage (identify and group calls, logins and page views on
- * a user's active days, members' events carrying context.groupId, as in functions/local/sample-stream.ts) in which
+ * a user's active days, members' events carrying context.groupId, as in sample-stream.ts) in which
  * chosen behaviours have KNOWN effects on conversion. Users who show a planted behaviour convert with its
  * `conversionRate` (p1); the others with `baseRate` (p0); noise behaviours (no conversionRate) change nothing. The
  * true lift of a planted behaviour is therefore p1 / p0, and that of a noise behaviour 1, which is what the tests of

@@ -27,9 +27,9 @@ export interface EvaluateShardResult {
 }
 
 /**
- * One evaluator run over one shard: publish what an earlier run left in the outbox, then evaluate changed
- * entities (users before accounts, so accounts see their members' new state), leads due for a sweep, and, after a
- * rules change, everyone; save each lead's state with its transition, then publish the transitions.
+ * One evaluator run over one shard: evaluate changed entities (users before accounts, so accounts see their members'
+ * new state), leads due for a sweep, and, after a rules change, everyone, saving each lead's state together with its
+ * transition in the outbox; then publish the outbox, this run's transitions and whatever an earlier run left there.
  */
 export async function evaluateShard(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateShardOptions): Promise<EvaluateShardResult> {
   const { shard, ruleset, now } = options;

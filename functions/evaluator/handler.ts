@@ -5,53 +5,58 @@ import type { Context } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
+import { recordShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
 import { loadRules } from '../core/rules/load';
 import { logger, metrics } from '../shared/powertools';
+import { environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
 
-const environment = z
-  .object({
-    TABLE_NAME: z.string().min(1),
-    EVENT_BUS_NAME: z.string().min(1),
+const environment = tableEnvironmentSchema
+  .extend({
+    [environmentNames.eventBusName]: z.string().min(1),
     /** The rules file bundled beside the handler. */
-    RULES_FILE: z.string().min(1).default('rules.yaml'),
-    DIRTY_SHARDS: z.coerce.number().int().positive().default(4),
-    RETENTION_DAYS: z.coerce.number().int().positive().default(400),
+    [environmentNames.rulesFile]: z.string().min(1),
     /** Stop starting new entities this long before the Lambda timeout, so state is never cut mid-save. */
     SAFETY_MARGIN_MS: z.coerce.number().int().positive().default(15_000),
     /**
      * The schedule's interval: a run also stops within it (less the margin), so that it has ended when the next run
      * of its shard starts; two runs of one entity at once could each overwrite the other's rollup totals.
      */
-    RUN_INTERVAL_SECONDS: z.coerce.number().int().positive().optional(),
+    [environmentNames.runIntervalSeconds]: z.coerce.number().int().positive().optional(),
   })
   .parse(process.env);
+const tableName = environment[environmentNames.tableName];
+const dirtyShards = environment[environmentNames.dirtyShards];
+const rulesFile = environment[environmentNames.rulesFile];
+const runIntervalSeconds = environment[environmentNames.runIntervalSeconds];
 
 // A wrong rules file fails the cold start, with every problem listed, before any lead is touched.
-const ruleset = loadRules(readFileSync(environment.RULES_FILE, 'utf8'), environment.RULES_FILE);
-const store = new DynamoDbEvaluationStore({
-  client: new DynamoDBClient({ maxAttempts: 6 }),
-  tableName: environment.TABLE_NAME,
-  dirtyShards: environment.DIRTY_SHARDS,
-  retentionDays: environment.RETENTION_DAYS,
-});
-const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment.EVENT_BUS_NAME });
+const ruleset = loadRules(readFileSync(rulesFile, 'utf8'), rulesFile);
+const client = new DynamoDBClient({ maxAttempts: 6 });
+const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays: environment[environmentNames.retentionDays] });
+const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
+/** Once per process: in the handler rather than at init, so that importing the bundle touches no table. */
+let shardCountRecorded = false;
 
 const inputSchema = z.object({ shard: z.coerce.number().int().min(0).optional() }).passthrough();
 
 /** Scheduled: one schedule per shard passes `{ "shard": N }`; without it, the run covers every shard. */
 export async function handler(input: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>) {
   const { shard } = inputSchema.parse(input ?? {});
-  const shards = shard === undefined ? allShards(environment.DIRTY_SHARDS) : [String(shard)];
+  const shards = shard === undefined ? allShards(dirtyShards) : [String(shard)];
   try {
+    if (!shardCountRecorded) {
+      await recordShardCount(client, tableName, dirtyShards);
+      shardCountRecorded = true;
+    }
     const summary = await runEvaluator({
       store,
       publisher,
       ruleset,
       shards,
       now: new Date(),
-      deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (environment.RUN_INTERVAL_SECONDS ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
+      deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (runIntervalSeconds ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
     });
     logger.info('evaluation run', {
       shards,
@@ -63,11 +68,11 @@ export async function handler(input: unknown, context: Pick<Context, 'getRemaini
       incompleteShards: summary.incompleteShards,
       lagSeconds: summary.lagSeconds,
     });
-    metrics.addMetric('EntitiesEvaluated', MetricUnit.Count, summary.evaluated);
-    metrics.addMetric('LeadTransitions', MetricUnit.Count, summary.transitions.length);
-    metrics.addMetric('LeadEventsUnpublished', MetricUnit.Count, summary.unpublished.length);
+    metrics.addMetric(metricNames.entitiesEvaluated, MetricUnit.Count, summary.evaluated);
+    metrics.addMetric(metricNames.leadTransitions, MetricUnit.Count, summary.transitions.length);
+    metrics.addMetric(metricNames.leadEventsUnpublished, MetricUnit.Count, summary.unpublished.length);
     // One value per invocation (a shard); the alarm takes the Maximum.
-    metrics.addMetric('EvaluatorLagSeconds', MetricUnit.Seconds, summary.lagSeconds);
+    metrics.addMetric(metricNames.evaluatorLagSeconds, MetricUnit.Seconds, summary.lagSeconds);
     return { evaluated: summary.evaluated, transitions: summary.transitions.length, incompleteShards: summary.incompleteShards };
   } finally {
     metrics.publishStoredMetrics();

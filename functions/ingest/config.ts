@@ -1,12 +1,8 @@
 import { z } from 'zod';
+import { defaultQuarantineRetentionDays, environmentNames, tableEnvironmentSchema } from '../shared/settings';
 
-const positiveInteger = (fallback: number) => z.coerce.number().int().positive().default(fallback);
-
-const environmentSchema = z.object({
-  TABLE_NAME: z.string().min(1, 'is required: the DynamoDB table of pql-radar'),
-  RETENTION_DAYS: positiveInteger(400),
-  QUARANTINE_RETENTION_DAYS: positiveInteger(14),
-  DIRTY_SHARDS: positiveInteger(4),
+const environmentSchema = tableEnvironmentSchema.extend({
+  [environmentNames.quarantineRetentionDays]: z.coerce.number().int().positive().default(defaultQuarantineRetentionDays),
   /** How long a warm function trusts a write-key lookup; a revoked key is refused at most this much later. */
   KEY_CACHE_SECONDS: z.coerce.number().int().min(0).default(60),
 });
@@ -28,10 +24,10 @@ export function ingestConfigFromEnvironment(environment: Record<string, string |
   }
   const env = parsed.data;
   return {
-    tableName: env.TABLE_NAME,
-    retentionDays: env.RETENTION_DAYS,
-    quarantineRetentionDays: env.QUARANTINE_RETENTION_DAYS,
-    dirtyShards: env.DIRTY_SHARDS,
+    tableName: env[environmentNames.tableName],
+    retentionDays: env[environmentNames.retentionDays],
+    quarantineRetentionDays: env[environmentNames.quarantineRetentionDays],
+    dirtyShards: env[environmentNames.dirtyShards],
     keyCacheSeconds: env.KEY_CACHE_SECONDS,
   };
 }

@@ -4,6 +4,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { logger, metrics } from '../shared/powertools';
+import { metricNames } from '../shared/settings';
 import { ingestConfigFromEnvironment } from './config';
 import { createIngestHandler } from './http';
 
@@ -19,12 +20,12 @@ const handleRequest = createIngestHandler(
   {
     onResponse(response, requestId) {
       logger.info('ingest request', { requestId, status: response.status, ...response.summary });
-      metrics.addMetric('AcceptedEvents', MetricUnit.Count, response.summary.accepted);
-      metrics.addMetric('RejectedEvents', MetricUnit.Count, response.summary.rejected);
+      metrics.addMetric(metricNames.acceptedEvents, MetricUnit.Count, response.summary.accepted);
+      metrics.addMetric(metricNames.rejectedEvents, MetricUnit.Count, response.summary.rejected);
     },
     onError(error, requestId) {
       logger.error('ingest request failed', { requestId, error: error as Error });
-      metrics.addMetric('IngestErrors', MetricUnit.Count, 1);
+      metrics.addMetric(metricNames.ingestErrors, MetricUnit.Count, 1);
     },
   },
 );

@@ -2,11 +2,14 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Server } from 'node:http';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
+import { recordShardCount } from '../adapters/dynamodb/shard-count';
+import { defaultLocalTableName } from '../adapters/dynamodb/table-definition';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import { allShards, runEvaluator, type EvaluatorRunSummary } from '../core/evaluate-leads';
 import { parseWriteKey } from '../core/write-key';
+import { defaultDirtyShards } from '../shared/settings';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
@@ -29,6 +32,7 @@ export interface DevOptions {
   workspace?: string;
   /** Settings of the event store, as the deployed function gets them. */
   retentionDays?: number;
+  /** Shards of the `dirty` index, recorded in the table for `pql-radar evaluate`. @default 4 */
   dirtyShards?: number;
   observer?: IngestObserver;
   /** The rules the evaluator applies; without them only ingest runs. */
@@ -65,7 +69,8 @@ export interface DevRuntime {
  * served over HTTP. Everything it starts, stop() stops.
  */
 export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
-  const tableName = options.tableName ?? 'pql-radar';
+  const tableName = options.tableName ?? defaultLocalTableName;
+  const dirtyShards = options.dirtyShards ?? defaultDirtyShards;
   const workspace = options.workspace ?? 'default';
   const configuredEndpoint = options.endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'];
   const dynamoDbLocal: DynamoDbLocal | undefined = configuredEndpoint
@@ -92,20 +97,20 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
 
   try {
     await ensureTable(client, tableName);
+    await recordShardCount(client, tableName, dirtyShards);
     const keys = new DynamoDbWriteKeyStore(client, tableName);
     const writeKey = await registeredWriteKey(keys, workspace, options.writeKey);
     const events = new DynamoDbEventStore({
       client,
       tableName,
+      dirtyShards,
       ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}),
-      ...(options.dirtyShards !== undefined ? { dirtyShards: options.dirtyShards } : {}),
     });
     // No key cache here: locally, a revoked key should stop working at once.
     const handler = createIngestHandler({ keys, events }, options.observer);
     const served = await serveHttpApi(handler, { port: options.port ?? 3000 });
     server = served.server;
 
-    const dirtyShards = options.dirtyShards ?? 4;
     const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
     const leads = options.leads ?? new ConsoleLeadSink();
     const evaluateOnce = (now?: Date) => {

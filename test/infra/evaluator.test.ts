@@ -9,6 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RulesError } from '../../functions/core/rules/load';
+import { loadRulesFile } from '../../lib/config';
 import { EventStore } from '../../lib/event-store';
 import { Evaluator, evaluatorTableActions, type EvaluatorProps } from '../../lib/evaluator';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
@@ -25,7 +26,7 @@ function build(props: Partial<EvaluatorProps> = {}, context: Record<string, unkn
   const stack = new Stack(app, 'EvaluatorTest');
   const { table } = new EventStore(stack, 'EventStore');
   const eventBus = new events.EventBus(stack, 'Bus');
-  const evaluator = new Evaluator(stack, 'Evaluator', { table, eventBus, rulesFile, ...props });
+  const evaluator = new Evaluator(stack, 'Evaluator', { table, eventBus, rulesFile: loadRulesFile(rulesFile), ...props });
   const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
   return { app, stack, evaluator, logicalId, ids: { table: logicalId(table), bus: logicalId(eventBus) } };
 }
@@ -124,7 +125,7 @@ describe('evaluator function', () => {
   it('refuses shard counts and intervals that are not positive integers, and a relative rules path', () => {
     expect(() => build({ shards: 0 })).toThrow(/shards must be a positive integer/);
     expect(() => build({ everyMinutes: 0.5 })).toThrow(/everyMinutes must be a positive integer/);
-    expect(() => build({ rulesFile: 'examples/activation.rules.yaml' })).toThrow(/rulesFile must be an absolute path/);
+    expect(() => build({ rulesFile: loadRulesFile('examples/activation.rules.yaml') })).toThrow(/rulesFile must be an absolute path/);
   });
 });
 
@@ -138,7 +139,7 @@ describe('rules file', () => {
     );
     let error: unknown;
     try {
-      build({ rulesFile: broken });
+      build({ rulesFile: loadRulesFile(broken) });
     } catch (thrown) {
       error = thrown;
     } finally {

@@ -6,6 +6,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { metricNames } from '../../functions/shared/settings';
 import { EventStore } from '../../lib/event-store';
 import { IngestApi } from '../../lib/ingest-api';
 import { LambdaFunction, SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
@@ -252,7 +253,7 @@ describe('dashboard', () => {
     expect(metricsOf('Evaluator lag (s)')).toEqual([['pql-radar', 'EvaluatorLagSeconds', 'service pql-radar']]);
     const emitted = ['functions/ingest/handler.ts', 'functions/evaluator/handler.ts']
       .map((path) => readFileSync(join(import.meta.dirname, '../..', path), 'utf8'))
-      .flatMap((source) => [...source.matchAll(/addMetric\('(\w+)'/g)].map((match) => match[1]));
+      .flatMap((source) => [...source.matchAll(/addMetric\(metricNames\.(\w+)/g)].map((match): string => metricNames[match[1] as keyof typeof metricNames]));
     const shown = widgets.flatMap((widget) => widget.properties.metrics ?? []).filter((metric) => metric[0] === 'pql-radar').map((metric) => metric[1]);
     expect(shown.filter((name) => !emitted.includes(name as string))).toEqual([]);
   });

@@ -1,10 +1,14 @@
-import type { CfnElement } from 'aws-cdk-lib';
+import { join } from 'node:path';
+import { App, type CfnElement } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
+import { loadConfig } from '../../lib/config';
 import { ingestPaths, ingestTableActions } from '../../lib/ingest-api';
+import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, synth } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string; UpdateReplacePolicy?: string };
@@ -222,4 +226,12 @@ describe('ingest role', () => {
 it('outputs the ingest URL and the table name', () => {
   template.hasOutput('IngestUrl', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
   template.hasOutput('TableName', { Value: { Ref: ids.table } });
+});
+
+describe('rules file', () => {
+  it('is parsed once at synth, by the config loader: the evaluator holds the very ruleset loadConfig read', () => {
+    const { config, rulesFile } = loadConfig(join(import.meta.dirname, '../../pql-radar.config.yaml'));
+    const stack = new PqlRadarStack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'RulesOnce', { config, rulesFile });
+    expect(stack.evaluator.ruleset).toBe(rulesFile.ruleset);
+  });
 });

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { configSchema, type PqlRadarConfig } from '../../lib/config';
+import { configSchema, loadRulesFile, type PqlRadarConfig } from '../../lib/config';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 
@@ -52,7 +52,7 @@ export function buildStack({ config = {}, bundle = false, context = {}, validate
     context: { [SKIP_BUNDLING_CONTEXT]: !bundle, ...context },
     builtinCloudFormationValidation: validate,
   });
-  return { app, stack: new PqlRadarStack(app, 'PqlRadar', { config: testConfig(config), rulesFile: testRulesFile }) };
+  return { app, stack: new PqlRadarStack(app, 'PqlRadar', { config: testConfig(config), rulesFile: loadRulesFile(testRulesFile) }) };
 }
 
 /** The synthesized template of a stack whose Lambda code is an inline placeholder. */

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,18 +6,10 @@ import { afterAll, expect, inject, it } from 'vitest';
 import type { BacktestReport } from '../../functions/analysis/report';
 import { startDev } from '../../functions/local/dev';
 import { exampleBehaviours, generatePlantedStream } from '../../functions/cli/planted-stream';
+import { cli } from '../support/cli';
 
-const root = join(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-ddb-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [join(root, 'bin/pql-radar.js'), ...args], { cwd: root, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 it('replays and mines the events stored in the live table exactly as the same events from a file', async () => {
   const stream = generatePlantedStream({ seed: 7, users: 60, accounts: 6, days: 20, behaviours: exampleBehaviours });

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,20 +5,12 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BacktestReport } from '../../functions/analysis/report';
 import { exampleFiles } from '../../examples/backtest/generate';
+import { cli } from '../support/cli';
 
 const root = join(import.meta.dirname, '../..');
 const example = join(root, 'examples/backtest');
 const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** Runs `pql-radar` as a newcomer would, and gives its exit code and output. */
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [join(root, 'bin/pql-radar.js'), ...args], { cwd: root, timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 const exampleArgs = ['backtest', '--rules', 'examples/activation.rules.yaml', '--events', 'examples/backtest/events.jsonl.gz', '--conversions', 'examples/backtest/conversions.csv'];
 

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { AcceptedMessage, RejectedMessage } from '../../core/messages';
 import type { EventStore, Refusal } from '../../core/ports';
+import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
@@ -82,9 +83,9 @@ export class DynamoDbEventStore implements EventStore {
   constructor(options: DynamoDbEventStoreOptions) {
     this.client = options.client;
     this.tableName = options.tableName;
-    this.retentionSeconds = (options.retentionDays ?? 400) * secondsPerDay;
-    this.quarantineRetentionSeconds = (options.quarantineRetentionDays ?? 14) * secondsPerDay;
-    this.dirtyShards = options.dirtyShards ?? 4;
+    this.retentionSeconds = (options.retentionDays ?? defaultRetentionDays) * secondsPerDay;
+    this.quarantineRetentionSeconds = (options.quarantineRetentionDays ?? defaultQuarantineRetentionDays) * secondsPerDay;
+    this.dirtyShards = options.dirtyShards ?? defaultDirtyShards;
   }
 
   async save(workspace: string, received: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }> {

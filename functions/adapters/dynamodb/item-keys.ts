@@ -16,7 +16,11 @@ export const writeKeySortKey = (keyId: string) => `KEY#${keyId}`;
 /** A workspace's allowed browser origins, beside the keys: ingest reads both, and only this partition of settings. */
 export const originsSortKeyPrefix = 'ORIGINS#';
 export const originsSortKey = (workspace: string) => `${originsSortKeyPrefix}${workspace}`;
-export const entityPartitionKey = (workspace: string, type: EntityType, id: string) => `WS#${workspace}#${type}#${id}`;
+/** The start of the partition key of every entity of one type in a workspace. */
+export const entityPartitionPrefix = (workspace: string, type: EntityType) => `WS#${workspace}#${type}#`;
+export const entityPartitionKey = (workspace: string, type: EntityType, id: string) => `${entityPartitionPrefix(workspace, type)}${id}`;
+/** Every partition of workspace data (entities, receipts, quarantine), as an IAM `dynamodb:LeadingKeys` pattern. */
+export const workspacePartitionsPattern = 'WS#*';
 /** Events sort by day, so the evaluator can read exactly the days that changed. */
 export const eventSortKey = (timestamp: string, messageId: string) => `${eventSortKeyPrefix}${timestamp.slice(0, 10)}#${messageId}`;
 export const memberSortKey = (userKey: string) => `${memberSortKeyPrefix}${userKey}`;
@@ -36,6 +40,8 @@ export const daySortKey = (day: string) => `${daySortKeyPrefix}${day}`;
 export const outboxPartitionKey = (shard: string) => `OUTBOX#${shard}`;
 export const outboxSortKey = (evaluatedAt: string, idempotencyKey: string) => `${evaluatedAt}#${idempotencyKey}`;
 export const metaPartitionKey = 'META';
+/** The shard count of the deployment writing to the table, for `pql-radar evaluate` (shard-count.ts). */
+export const shardCountSortKey = 'SHARDS';
 /** The ruleset version a shard last evaluated everyone with. */
 export const rulesetSortKey = (shard: string) => `RULESET#${shard}`;
 

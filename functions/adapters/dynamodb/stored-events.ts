@@ -1,5 +1,5 @@
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { eventSortKeyPrefix } from './item-keys';
+import { entityPartitionPrefix, eventSortKeyPrefix } from './item-keys';
 
 /**
  * Every event a workspace has stored, as the JSON ingest kept: what `backtest --source dynamodb` replays. A Scan,
@@ -12,7 +12,7 @@ export async function* storedEventTexts(client: DynamoDBClient, tableName: strin
       new ScanCommand({
         TableName: tableName,
         FilterExpression: 'begins_with(pk, :users) AND begins_with(sk, :events)',
-        ExpressionAttributeValues: { ':users': { S: `WS#${workspace}#user#` }, ':events': { S: eventSortKeyPrefix } },
+        ExpressionAttributeValues: { ':users': { S: entityPartitionPrefix(workspace, 'user') }, ':events': { S: eventSortKeyPrefix } },
         ProjectionExpression: 'msg',
         ExclusiveStartKey: startKey,
       }),

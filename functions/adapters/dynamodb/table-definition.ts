@@ -3,13 +3,21 @@
  * The CDK construct (lib/event-store.ts) and the local runtime (functions/local) both build the table
  * from this object, so the deployed table and DynamoDB Local can never disagree.
  *
- * Item layout (single table, all keys are strings):
- * | item                 | pk                          | sk                              |
- * |----------------------|-----------------------------|---------------------------------|
- * | write key            | `KEYS`                      | `KEY#<keyId>`                   |
- * | event                | `WS#<ws>#user#<userId>`     | `EVT#<yyyy-mm-dd>#<messageId>`  |
- * | entity profile       | `WS#<ws>#<type>#<id>`       | `PROFILE`                       |
- * | quarantined message  | `WS#<ws>#REJECTED`          | `<receivedAt>#<requestId>#<i>`  |
+ * Item layout (single table, all keys are strings; item-keys.ts builds them):
+ * | item                               | pk                          | sk                              |
+ * |------------------------------------|-----------------------------|---------------------------------|
+ * | write key                          | `KEYS`                      | `KEY#<keyId>`                   |
+ * | event                              | `WS#<ws>#user#<userId>`     | `EVT#<yyyy-mm-dd>#<messageId>`  |
+ * | entity profile (traits)            | `WS#<ws>#<type>#<id>`       | `PROFILE`                       |
+ * | account member                     | `WS#<ws>#account#<id>`      | `MEMBER#<userKey>`              |
+ * | change marker                      | `WS#<ws>#<type>#<id>`       | `CHANGES`                       |
+ * | lead state, lifetime rollup        | `WS#<ws>#<type>#<id>`       | `STATE`                         |
+ * | a user's day rollup                | `WS#<ws>#user#<userId>`     | `DAY#<yyyy-mm-dd>`              |
+ * | first receipt of a message         | `WS#<ws>#MSG#<messageId>`   | `RECEIPT`                       |
+ * | quarantined message                | `WS#<ws>#REJECTED`          | `<receivedAt>#<requestId>#<i>`  |
+ * | unpublished lead event (outbox)    | `OUTBOX#<shard>`            | `<evaluatedAt>#<idempotencyKey>`|
+ * | a shard's ruleset progress         | `META`                      | `RULESET#<shard>`               |
+ * | the table's shard count            | `META`                      | `SHARDS`                        |
  *
  * Entities with unevaluated changes carry `dirtyShard` and `dirtySince`, the keys of the sparse `dirty` index,
  * so the evaluator finds them with a Query per shard instead of a Scan.

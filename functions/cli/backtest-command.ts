@@ -1,0 +1,76 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { consumeEvents, eventSourceOptions, type EventSourceOptions } from './event-source';
+import { readRules } from './options';
+
+type BacktestOptions = EventSourceOptions & { rules: string; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean };
+
+/** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
+export function addBacktestCommand(program: Command) {
+  eventSourceOptions(
+    program
+      .command('backtest')
+      .description('replay past events through a rules file, step by step as the evaluator would have, and measure how well it predicted conversion')
+      .requiredOption('--rules <file>', 'PQL rules file (YAML or JSON)'),
+  )
+    .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
+    .option('--from <day>', 'first day replayed, YYYY-MM-DD (default: the first event\'s day)')
+    .option('--to <day>', 'last day replayed, YYYY-MM-DD (default: the last event\'s day)')
+    .option('--step <duration>', 'time between evaluations, in days or weeks (e.g. 1d, 7d, 1w)', '1d')
+    .option('--horizon <duration>', 'a qualified lead counts as converted when it converts within this long (days or weeks)', '30d')
+    .option('--report <file>', 'also write the report as one self-contained HTML file')
+    .option('--json', 'print the report as JSON instead of the summary tables')
+    .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
+    .action(async (options: BacktestOptions) => {
+      const { durationSchema } = await import('../core/rules/schema');
+      const { EventHistory, replay } = await import('../analysis/replay');
+      const { dayEnd, isDay } = await import('../core/days');
+      const { buildReport, formatSummary } = await import('../analysis/metrics');
+      const { readConversions, terminalProgress } = await import('./backtest-input');
+      const days = (flag: string, value: string) => {
+        const parsed = durationSchema.safeParse(value);
+        if (!parsed.success) throw new InvalidArgumentError(`${flag} ${value}: must be a duration in days or weeks, such as 1d, 7d or 2w`);
+        return parsed.data;
+      };
+      const day = (flag: string, value: string | undefined) => {
+        if (value === undefined) return undefined;
+        if (!isDay(value)) throw new InvalidArgumentError(`${flag} ${value}: must be a day, YYYY-MM-DD`);
+        return value;
+      };
+      const stepDays = days('--step', options.step);
+      const horizonDays = days('--horizon', options.horizon);
+      const from = day('--from', options.from);
+      const to = day('--to', options.to);
+      if (from !== undefined && to !== undefined && from > to) throw new InvalidArgumentError(`--from ${from} is after --to ${to}`);
+
+      const ruleset = await readRules(options.rules);
+      const conversions = await readConversions(options.conversions);
+      const history = new EventHistory(ruleset, to !== undefined ? { until: dayEnd(to) } : {});
+      const { stats, source: eventsSource } = await consumeEvents(program, options, (message) => history.add(message));
+      const { eventsRead, linesSkipped, skipped } = stats;
+      if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
+      const { firstTimestamp, lastTimestamp } = history.stats;
+      if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${eventsSource}${to !== undefined ? ` up to ${to}` : ''}`);
+      const period = { from: from ?? firstTimestamp.slice(0, 10), to: to ?? lastTimestamp.slice(0, 10) };
+      if (period.from > period.to) throw new InvalidArgumentError(`--from ${period.from} is after the last event's day (${period.to})`);
+
+      const progress = terminalProgress();
+      const result = replay(history, { ...period, stepDays, onStep: (index, steps) => progress.update(`replaying: step ${index} of ${steps}`) });
+      progress.done();
+      const report = buildReport({
+        replay: result,
+        conversions,
+        ruleset,
+        rulesSource: options.rules,
+        horizonDays,
+        input: { eventsRead, linesSkipped, duplicates: history.stats.duplicates },
+      });
+      if (options.json) console.log(JSON.stringify(report, null, 2));
+      else process.stdout.write(formatSummary(report));
+      if (options.report) {
+        const { renderReportHtml } = await import('../analysis/html');
+        await writeFile(options.report, renderReportHtml(report));
+        (options.json ? console.error : console.log)(`\nwrote ${options.report}`);
+      }
+    });
+}

@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import { startDev } from '../local/dev';
+import { localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
+
+type DevOptions = SinkOptions & { port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number };
+
+/** `pql-radar dev`: the local runtime, running until Ctrl-C. */
+export function addDevCommand(program: Command) {
+  const dev = program
+    .command('dev')
+    .description('run pql-radar locally: DynamoDB Local, the table, a write key, the ingest endpoint and the evaluator')
+    .option('--port <port>', 'port of the ingest endpoint', integer('--port'), 3000)
+    .option('--dynamodb-port <port>', 'port for DynamoDB Local, so other commands can reach it', integer('--dynamodb-port'), 8000)
+    .option('--data-dir <dir>', 'keep DynamoDB Local data in this directory (default: in memory)')
+    .option('--write-key <key>', 'accept this write key (default: create one and print it)')
+    .option('--workspace <name>', 'workspace of the write key', 'default')
+    .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
+    .option('--evaluate-every <duration>', 'how often the evaluator runs', duration('--evaluate-every'), 10_000);
+  sinkOptions(dev).action(async (options: DevOptions) => {
+    const { table, endpoint } = tableOptions(program);
+    const ruleset = await readRules(options.rules);
+    const runtime = await startDev({
+      ruleset,
+      leads: localSinks(options),
+      evaluateEveryMs: options.evaluateEvery,
+      onEvaluation: printRun,
+      port: options.port,
+      dynamoDbPort: options.dynamodbPort,
+      tableName: table,
+      workspace: options.workspace,
+      ...(endpoint !== undefined ? { endpoint } : {}),
+      ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+      ...(options.writeKey !== undefined ? { writeKey: options.writeKey } : {}),
+      observer: {
+        onResponse: (response) =>
+          console.log(`ingest ${response.status} workspace=${response.summary.workspace ?? '-'} accepted=${response.summary.accepted} rejected=${response.summary.rejected}`),
+        onError: (error, requestId) => console.error(`ingest failed (request ${requestId}):`, error),
+      },
+    });
+    const auth = Buffer.from(`${runtime.writeKey}:`).toString('base64');
+    console.log(`pql-radar is running.
+  ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import}
+  DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}${options.dataDir ? `, data in ${options.dataDir}` : ', in memory'})
+  write key        ${runtime.writeKey} (workspace ${runtime.workspace})
+  rules            ${options.rules} (version ${ruleset.version}), evaluated every ${options.evaluateEvery / 1000} s
+  lead events      console${options.leadsFile ? `, ${options.leadsFile}` : ''}${options.webhook.length > 0 ? `, ${options.webhook.length} webhook(s)` : ''}
+
+Send an event:
+  curl -s ${runtime.url}/v1/track -H 'Authorization: Basic ${auth}' -H 'Content-Type: application/json' \\
+    -d '{"userId":"user-1","event":"Dashboard Created","properties":{"dashboards":1}}'
+
+Replay 30 days of a realistic sample product (users qualify, change tier and drop out):
+  npx pql-radar replay --url ${runtime.url} --write-key ${runtime.writeKey}
+
+Other commands against this DynamoDB:
+  npx pql-radar --endpoint ${runtime.endpoint} keys list
+  npx pql-radar --endpoint ${runtime.endpoint} rejected list --workspace ${runtime.workspace}
+
+Ctrl-C stops everything.`);
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`\n${signal}: stopping pql-radar`);
+      await runtime.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  });
+}

@@ -1,0 +1,76 @@
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { InvalidArgumentError, type Command } from 'commander';
+import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
+import { readShardCount } from '../adapters/dynamodb/shard-count';
+import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
+import { dayMs } from '../core/days';
+import { allShards, runEvaluator } from '../core/evaluate-leads';
+import { createDynamoDbClient } from '../local/dynamodb-local';
+import { localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
+
+type EvaluateOptions = SinkOptions & { once?: boolean; rules: string; shards?: number; evaluateEvery: number; eventBus?: string; at?: string };
+
+/** `pql-radar evaluate`: the evaluator's runs, from this machine, against the configured DynamoDB. */
+export function addEvaluateCommand(program: Command) {
+  const evaluate = program
+    .command('evaluate')
+    .description('run the evaluator against the configured DynamoDB and print what changed')
+    .option('--once', 'one pass over every shard, then exit (default: keep running every --evaluate-every)')
+    .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
+    .option('--shards <n>', 'shards of the dirty index; the table records them (its evaluator or `pql-radar dev` does), and a different count is refused', integer('--shards'))
+    .option('--evaluate-every <duration>', 'pause between passes without --once', duration('--evaluate-every'), 10_000)
+    .option('--event-bus <name>', 'also publish lead events to this EventBridge bus')
+    .option('--at <time>', 'evaluate as of this time instead of now: an ISO date or +Nd (e.g. +21d to see inactive leads drop out); local data only');
+  sinkOptions(evaluate).action(async (options: EvaluateOptions) => {
+    const { table, endpoint } = tableOptions(program);
+    const local = Boolean(endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB']);
+    if (!local && !options.eventBus) {
+      // Against a deployed table, a pass publishes transitions only here and marks them delivered: subscribers would miss them.
+      throw new InvalidArgumentError('against AWS, pass --event-bus <name> so lead events reach your subscribers (or --endpoint for a local DynamoDB)');
+    }
+    if (options.at !== undefined && !local) throw new InvalidArgumentError('--at moves the lead state through time: use it on a local DynamoDB only');
+    const at = options.at === undefined ? undefined : parseAt(options.at);
+    const ruleset = await readRules(options.rules);
+    const client = createDynamoDbClient(endpoint);
+    const shards = await shardCountOf(client, table, options.shards);
+    const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards });
+    const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
+    const publisher = localSinks(options, bus);
+    for (;;) {
+      const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(shards), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
+      if (options.once) {
+        console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
+        if (summary.unpublished.length > 0) process.exitCode = 1;
+        return;
+      }
+      printRun(summary);
+      await new Promise((done) => setTimeout(done, options.evaluateEvery));
+    }
+  });
+}
+
+/**
+ * The shard count the table records. It is never assumed: a count below the deployment's would skip the changed
+ * entities of the other shards without a word, and mark accounts in shards the deployed evaluator does not read.
+ */
+export async function shardCountOf(client: DynamoDBClient, table: string, requested: number | undefined): Promise<number> {
+  const recorded = await readShardCount(client, table);
+  if (recorded === undefined) {
+    throw new InvalidArgumentError(
+      `table ${table} records no shard count yet: its deployed evaluator records it on its first run, \`pql-radar dev\` when it starts`,
+    );
+  }
+  if (requested !== undefined && requested !== recorded) {
+    throw new InvalidArgumentError(`--shards ${requested}: table ${table} has ${recorded} shards (recorded by its evaluator); leave --shards out`);
+  }
+  return recorded;
+}
+
+function parseAt(value: string): Date {
+  const offset = /^\+(\d+)d$/.exec(value);
+  const at = offset ? new Date(Date.now() + Number(offset[1]) * dayMs) : new Date(value);
+  if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(`--at ${value}: expected an ISO date or +Nd`);
+  return at;
+}

@@ -1,0 +1,42 @@
+import type { Command } from 'commander';
+import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import { storage } from './options';
+
+/** `pql-radar keys create|list|revoke`. */
+export function addKeysCommands(program: Command) {
+  const keys = program.command('keys').description('manage write keys');
+  keys
+    .command('create')
+    .description('create a write key for a workspace and print it (it is shown only this once)')
+    .requiredOption('--workspace <name>', 'workspace the key writes into')
+    .option('--key <key>', 'register this existing key (e.g. a Segment write key your SDKs already send) instead of a new one')
+    .action(async (options: { workspace: string; key?: string }) => {
+      const { client, tableName } = storage(program);
+      const { key, record } = await new DynamoDbWriteKeyStore(client, tableName).create(options.workspace, options.key !== undefined ? { existingKey: options.key } : {});
+      console.log(`key id    ${record.keyId}\nworkspace ${record.workspace}\nwrite key ${key}\n\nStore it now: pql-radar keeps only its hash.`);
+    });
+  keys
+    .command('list')
+    .description('list write keys (ids and workspaces, never the keys)')
+    .action(async () => {
+      const { client, tableName } = storage(program);
+      const records = await new DynamoDbWriteKeyStore(client, tableName).list();
+      if (records.length === 0) console.log('no write keys');
+      for (const record of records) {
+        console.log(`${record.keyId}  ${record.workspace.padEnd(20)}  created ${record.createdAt}${record.revokedAt ? `  REVOKED ${record.revokedAt}` : ''}`);
+      }
+    });
+  keys
+    .command('revoke')
+    .description('revoke a write key by its id; deployed functions stop accepting it within a minute')
+    .argument('<keyId>', 'the key id that `keys list` shows')
+    .action(async (keyId: string) => {
+      const { client, tableName } = storage(program);
+      if (!(await new DynamoDbWriteKeyStore(client, tableName).revoke(keyId))) {
+        console.error(`no write key with id ${keyId}; \`pql-radar keys list\` shows the ids`);
+        process.exitCode = 1;
+        return;
+      }
+      console.log(`revoked ${keyId}`);
+    });
+}

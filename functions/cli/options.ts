@@ -1,0 +1,41 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadRules, type Ruleset } from '../core/rules/load';
+import { createDynamoDbClient } from '../local/dynamodb-local';
+
+/** Option parsers and defaults the commands share. */
+
+export const integer = (name: string) => (value: string) => {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
+  return parsed;
+};
+
+/** `10s`, `1m`, `500ms`: how often the evaluator runs. */
+export const duration = (name: string) => (value: string) => {
+  const match = /^(\d+)(ms|s|m)$/.exec(value);
+  if (!match) throw new InvalidArgumentError(`${name} must be a duration such as 10s, 1m or 500ms`);
+  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+};
+
+export const collect = (value: string, previous: string[]) => [...previous, value];
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const defaultRulesFile = resolve(projectRoot, 'examples/activation.rules.yaml');
+
+export async function readRules(path: string): Promise<Ruleset> {
+  return loadRules(await readFile(path, 'utf8'), path);
+}
+
+/** The program's global options: the table, and the DynamoDB endpoint when it is not AWS's. */
+export function tableOptions(program: Command): { table: string; endpoint?: string } {
+  return program.opts<{ table: string; endpoint?: string }>();
+}
+
+/** A client for the configured DynamoDB and the table's name. */
+export function storage(program: Command) {
+  const { table, endpoint } = tableOptions(program);
+  return { client: createDynamoDbClient(endpoint), tableName: table };
+}

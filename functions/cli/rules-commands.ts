@@ -1,0 +1,27 @@
+import type { Command } from 'commander';
+import { rulesJsonSchema } from '../core/rules/schema';
+import { readRules } from './options';
+
+/** `pql-radar rules check|schema`. */
+export function addRulesCommands(program: Command) {
+  const rules = program.command('rules').description('check PQL rules files and print their JSON Schema');
+  rules
+    .command('check')
+    .description('validate rules files; prints every problem with its path and line, exits non-zero on any')
+    .argument('<files...>', 'rules files (YAML or JSON)')
+    .action(async (files: string[]) => {
+      for (const file of files) {
+        try {
+          const ruleset = await readRules(file);
+          console.log(`${file}: ok, ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers, version ${ruleset.version}`);
+        } catch (error) {
+          console.error(error instanceof Error ? error.message : String(error));
+          process.exitCode = 1;
+        }
+      }
+    });
+  rules
+    .command('schema')
+    .description('print the JSON Schema of the rules file, for editors (e.g. yaml-language-server)')
+    .action(() => console.log(JSON.stringify(rulesJsonSchema(), null, 2)));
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/**
+ * The settings that ingest, the evaluator, the CLI, the local runtime and the stack must agree on, defined once: the
+ * defaults a deployment starts from, the environment variables the constructs in lib/ set and the functions read,
+ * and the metrics the functions emit and the alarms and dashboard watch.
+ */
+
+/** Shards of the sparse `dirty` index: ingest spreads its change markers over them, the evaluator runs one invocation per shard. */
+export const defaultDirtyShards = 4;
+/** Days an event, and the daily rollup summing it up, is kept after its own time. */
+export const defaultRetentionDays = 400;
+/** Days a message ingest rejected stays in the quarantine for an operator to list. */
+export const defaultQuarantineRetentionDays = 14;
+
+/**
+ * The environment variables lib/ sets and the functions read. Knobs a function reads but the stack never sets
+ * (KEY_CACHE_SECONDS, SAFETY_MARGIN_MS) are named only in that function's schema.
+ */
+export const environmentNames = {
+  tableName: 'TABLE_NAME',
+  dirtyShards: 'DIRTY_SHARDS',
+  retentionDays: 'RETENTION_DAYS',
+  quarantineRetentionDays: 'QUARANTINE_RETENTION_DAYS',
+  eventBusName: 'EVENT_BUS_NAME',
+  rulesFile: 'RULES_FILE',
+  runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
+  /** Powertools' own variables: the service name is the one dimension of every custom metric. */
+  serviceName: 'POWERTOOLS_SERVICE_NAME',
+  metricNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
+} as const;
+
+const positiveInteger = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+
+/** The table settings both ingest and the evaluator read from their environment, with the same defaults. */
+export const tableEnvironmentSchema = z.object({
+  [environmentNames.tableName]: z.string().min(1, 'is required: the DynamoDB table of pql-radar'),
+  [environmentNames.dirtyShards]: positiveInteger(defaultDirtyShards),
+  [environmentNames.retentionDays]: positiveInteger(defaultRetentionDays),
+});
+
+/** Powertools' service name and the namespace of the custom metrics, as LambdaFunction sets them. */
+export const serviceName = 'pql-radar';
+export const metricNamespace = 'pql-radar';
+
+/** The custom metrics the functions emit; lib/monitoring.ts alarms on and charts them under these names. */
+export const metricNames = {
+  acceptedEvents: 'AcceptedEvents',
+  rejectedEvents: 'RejectedEvents',
+  ingestErrors: 'IngestErrors',
+  entitiesEvaluated: 'EntitiesEvaluated',
+  leadTransitions: 'LeadTransitions',
+  leadEventsUnpublished: 'LeadEventsUnpublished',
+  evaluatorLagSeconds: 'EvaluatorLagSeconds',
+} as const;
