@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { canonicalOrigin } from '../functions/core/origins';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 import { defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
@@ -67,7 +68,17 @@ export const configSchema = z.strictObject({
   /** Deletion protection of the table. @default true */
   deletionProtection: z.boolean().default(true),
   /** Workspaces that get a write key at deploy time, stored in Secrets Manager (pql-radar/write-key/<workspace>). */
-  writeKeys: z.array(z.strictObject({ workspace: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/) })).default([]),
+  writeKeys: z
+    .array(
+      z.strictObject({
+        workspace: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
+        /** Browser origins the workspace accepts events from (a page using analytics.js), or `*`; set on every deploy. */
+        allowedOrigins: z
+          .array(z.string().transform((value, ctx) => canonicalOrigin(value) ?? (ctx.addIssue({ code: 'custom', message: 'must be an origin: scheme, host and port only, e.g. https://app.example.com, or *' }), z.NEVER)))
+          .optional(),
+      }),
+    )
+    .default([]),
   ingest: z
     .strictObject({
       /** @default 1000 */

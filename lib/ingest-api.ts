@@ -16,17 +16,13 @@ import {
 } from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
 
-/** The Segment HTTP Tracking API paths; `/v1/import` is handled as a batch. */
-export const ingestPaths = [
-  '/v1/track',
-  '/v1/identify',
-  '/v1/group',
-  '/v1/page',
-  '/v1/screen',
-  '/v1/alias',
-  '/v1/batch',
-  '/v1/import',
-] as const;
+/**
+ * One route per method for every call: the function knows the paths (the Segment HTTP API's and the browser SDKs'
+ * one-letter ones) and answers 404 for the rest. OPTIONS is the browsers' CORS preflight, which the function answers
+ * from the workspaces' allowed origins (API Gateway's own CORS settings are one static list for the whole API).
+ */
+export const ingestRoute = '/v1/{call}';
+export const ingestMethods = [apigwv2.HttpMethod.POST, apigwv2.HttpMethod.OPTIONS];
 
 /**
  * The ingest Lambda writes, reads back and marks items by key, one at a time or in batches. It never queries,
@@ -159,15 +155,14 @@ export class IngestApi extends Construct {
     const integration = new HttpLambdaIntegration('Ingest', this.handler, {
       payloadFormatVersion: apigwv2.PayloadFormatVersion.VERSION_2_0,
     });
-    for (const path of ingestPaths) {
-      for (const route of this.httpApi.addRoutes({ path, methods: [apigwv2.HttpMethod.POST], integration })) {
-        Validations.of(route).acknowledge({
-          id: 'AwsSolutions-APIG4',
-          reason:
-            'Segment clients authenticate with a write key (Basic auth or `writeKey` in the body) that the ingest ' +
-            'Lambda checks, answering 401; an API Gateway authorizer cannot read a key from the body.',
-        });
-      }
+    for (const route of this.httpApi.addRoutes({ path: ingestRoute, methods: ingestMethods, integration })) {
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          'Segment clients authenticate with a write key (Basic auth or `writeKey` in the body) that the ingest ' +
+          'Lambda checks, answering 401; an API Gateway authorizer cannot read a key from the body, and a CORS ' +
+          'preflight carries no credentials by definition.',
+      });
     }
   }
 }

@@ -53,7 +53,11 @@ export class PqlRadarStack extends Stack {
     new LeadEventSchema(this, 'LeadEventSchema');
     const bootstrap =
       config.writeKeys.length > 0
-        ? new WriteKeyBootstrap(this, 'WriteKeyBootstrap', { table, workspaces: config.writeKeys.map((key) => key.workspace) })
+        ? new WriteKeyBootstrap(this, 'WriteKeyBootstrap', {
+            table,
+            workspaces: config.writeKeys.map((key) => key.workspace),
+            allowedOrigins: Object.fromEntries(config.writeKeys.flatMap((key) => (key.allowedOrigins ? [[key.workspace, key.allowedOrigins]] : []))),
+          })
         : undefined;
     this.monitoring = new Monitoring(this, 'Monitoring', {
       ingestApi: this.ingestApi,

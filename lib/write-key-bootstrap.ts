@@ -14,6 +14,11 @@ export interface WriteKeyBootstrapProps {
   /** The workspaces that get a write key; at least one. */
   readonly workspaces: readonly string[];
   /**
+   * The browser origins some workspaces accept events from, set on every deploy (canonical origins, or `*`); a
+   * workspace not named keeps what `pql-radar origins set` gave it. @default {}
+   */
+  readonly allowedOrigins?: Readonly<Record<string, readonly string[]>>;
+  /**
    * Secret names are unique per account and region: a second pql-radar stack there needs another prefix.
    * @default 'pql-radar/write-key/'
    */
@@ -61,7 +66,10 @@ export class WriteKeyBootstrap extends Construct {
       logRetention,
     }).function;
     // DynamoDbWriteKeyStore.create is a single conditional PutItem.
-    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: ['dynamodb:PutItem'], resources: [props.table.tableArn] }));
+    const setsOrigins = props.allowedOrigins !== undefined && Object.keys(props.allowedOrigins).length > 0;
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])], resources: [props.table.tableArn] }),
+    );
     const stack = Stack.of(this);
     const secretArn = (name: string) =>
       stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
@@ -97,6 +105,7 @@ export class WriteKeyBootstrap extends Construct {
         TableName: props.table.tableName,
         SecretNamePrefix: prefix,
         Workspaces: [...props.workspaces],
+        ...(setsOrigins ? { AllowedOrigins: props.allowedOrigins } : {}),
       },
     });
 

@@ -45,8 +45,10 @@ export class SecretsManagerSecretStore implements SecretStore {
 
 export interface BootstrapWriteKeysInput {
   workspaces: readonly string[];
+  /** Browser origins to set, by workspace; a workspace not named keeps its own. */
+  allowedOrigins?: Readonly<Record<string, readonly string[]>>;
   secretNamePrefix: string;
-  keys: Pick<DynamoDbWriteKeyStore, 'create'>;
+  keys: Pick<DynamoDbWriteKeyStore, 'create' | 'setAllowedOrigins'>;
   secrets: SecretStore;
 }
 
@@ -73,6 +75,7 @@ export async function bootstrapWriteKeys(input: BootstrapWriteKeysInput): Promis
     );
     created.push(workspace);
   }
+  for (const [workspace, origins] of Object.entries(input.allowedOrigins ?? {})) await input.keys.setAllowedOrigins(workspace, origins);
   return { created, existing };
 }
 
@@ -80,6 +83,7 @@ const resourceProperties = z.object({
   TableName: z.string().min(1),
   SecretNamePrefix: z.string().min(1),
   Workspaces: z.array(z.string().min(1)).min(1),
+  AllowedOrigins: z.record(z.string(), z.array(z.string())).default({}),
 });
 
 const secrets = new SecretsManagerSecretStore(new SecretsManagerClient({}));
@@ -94,6 +98,7 @@ export async function handler(event: CloudFormationCustomResourceEvent): Promise
   const properties = resourceProperties.parse(event.ResourceProperties);
   const result = await bootstrapWriteKeys({
     workspaces: properties.Workspaces,
+    allowedOrigins: properties.AllowedOrigins,
     secretNamePrefix: properties.SecretNamePrefix,
     keys: new DynamoDbWriteKeyStore(dynamodb, properties.TableName),
     secrets,

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { startDev } from '../local/dev';
 import { localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
-import { defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
+import { browserOrigin, defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
 
-type DevOptions = SinkOptions & { port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number };
+type DevOptions = SinkOptions & { allowOrigin: string[]; port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number };
 
 /** `pql-radar dev`: the local runtime, running until Ctrl-C. */
 export function addDevCommand(program: Command) {
@@ -15,6 +15,7 @@ export function addDevCommand(program: Command) {
     .option('--data-dir <dir>', 'keep DynamoDB Local data in this directory (default: in memory)')
     .option('--write-key <key>', 'accept this write key (default: create one and print it)')
     .option('--workspace <name>', 'workspace of the write key', 'default')
+    .option('--allow-origin <origin>', 'accept browser events from this origin, e.g. http://localhost:5173, or * for any (repeatable)', browserOrigin, [])
     .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
     .option('--evaluate-every <duration>', 'how often the evaluator runs', duration('--evaluate-every'), 10_000);
   sinkOptions(dev).action(async (options: DevOptions) => {
@@ -29,6 +30,7 @@ export function addDevCommand(program: Command) {
       dynamoDbPort: options.dynamodbPort,
       tableName: table,
       workspace: options.workspace,
+      ...(options.allowOrigin.length > 0 ? { allowedOrigins: options.allowOrigin } : {}),
       ...(endpoint !== undefined ? { endpoint } : {}),
       ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
       ...(options.writeKey !== undefined ? { writeKey: options.writeKey } : {}),
@@ -40,9 +42,10 @@ export function addDevCommand(program: Command) {
     });
     const auth = Buffer.from(`${runtime.writeKey}:`).toString('base64');
     console.log(`pql-radar is running.
-  ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import}
+  ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import} (and t, i, g, p, s, a, b)
   DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}${options.dataDir ? `, data in ${options.dataDir}` : ', in memory'})
   write key        ${runtime.writeKey} (workspace ${runtime.workspace})
+  browser origins  ${options.allowOrigin.length > 0 ? options.allowOrigin.join(', ') : 'none (--allow-origin ORIGIN lets a page send with analytics.js)'}
   rules            ${options.rules} (version ${ruleset.version}), evaluated every ${options.evaluateEvery / 1000} s
   lead events      console${options.leadsFile ? `, ${options.leadsFile}` : ''}${options.webhook.length > 0 ? `, ${options.webhook.length} webhook(s)` : ''}
 

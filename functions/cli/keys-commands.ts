@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
-import { storage } from './options';
+import { browserOrigin, storage } from './options';
 
-/** `pql-radar keys create|list|revoke`. */
+/** `pql-radar keys create|list|revoke` and `origins set|list`: who may send into a workspace. */
 export function addKeysCommands(program: Command) {
   const keys = program.command('keys').description('manage write keys');
   keys
@@ -38,5 +38,27 @@ export function addKeysCommands(program: Command) {
         return;
       }
       console.log(`revoked ${keyId}`);
+    });
+
+  const origins = program.command('origins').description("the browser origins each workspace accepts events from (a browser SDK's page)");
+  origins
+    .command('set')
+    .description('set the origins a workspace accepts (replacing the list); no origin refuses every browser; deployed functions follow within a minute')
+    .requiredOption('--workspace <name>', 'the workspace')
+    .argument('[origins...]', 'origins such as https://app.example.com, or * for any')
+    .action(async (values: string[], options: { workspace: string }) => {
+      const { client, tableName } = storage(program);
+      const allowed = values.reduce<string[]>((list, value) => browserOrigin(value, list), []);
+      await new DynamoDbWriteKeyStore(client, tableName).setAllowedOrigins(options.workspace, allowed);
+      console.log(allowed.length > 0 ? `${options.workspace} accepts browser events from ${allowed.join(', ')}` : `${options.workspace} accepts no browser events`);
+    });
+  origins
+    .command('list')
+    .description('list each workspace with the origins it accepts')
+    .action(async () => {
+      const { client, tableName } = storage(program);
+      const allowed = await new DynamoDbWriteKeyStore(client, tableName).allowedOrigins();
+      if (allowed.size === 0) console.log('no workspace accepts browser events');
+      for (const [workspace, list] of allowed) console.log(`${workspace.padEnd(20)}  ${list.join(', ')}`);
     });
 }

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRules, type Ruleset } from '../core/rules/load';
 import { createDynamoDbClient } from '../local/dynamodb-local';
+import { canonicalOrigin } from '../core/origins';
 
 /** Option parsers and defaults the commands share. */
 
@@ -21,6 +22,13 @@ export const duration = (name: string) => (value: string) => {
 };
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** A repeatable browser origin, in its canonical form. */
+export const browserOrigin = (value: string, previous: string[]) => {
+  const origin = canonicalOrigin(value);
+  if (origin === undefined) throw new InvalidArgumentError(`${value} is not an origin: scheme, host and port only, e.g. https://app.example.com, or *`);
+  return [...previous, origin];
+};
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const defaultRulesFile = resolve(projectRoot, 'examples/activation.rules.yaml');

@@ -12,9 +12,6 @@ export type CallType = (typeof callTypes)[number];
 /** The one-letter paths browser SDKs post to (analytics.js: `/v1/t`, `/v1/p`, ..., `/v1/b` when batching). */
 const shortPaths: Record<string, CallType> = { t: 'track', i: 'identify', g: 'group', p: 'page', s: 'screen', a: 'alias', b: 'batch' };
 
-/** Every path ingest answers: the Segment HTTP API's and the browser SDKs' short ones. */
-export const ingestPaths = [...callTypes, ...Object.keys(shortPaths)].map((name) => `/v1/${name}`);
-
 /** The call a request path names (a trailing slash allowed), or undefined for any other path. */
 export function callTypeOfPath(path: string): CallType | undefined {
   const name = /^\/v1\/([a-z]+)\/?$/.exec(path)?.[1];

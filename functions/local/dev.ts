@@ -30,6 +30,11 @@ export interface DevOptions {
   writeKey?: string;
   /** @default 'default' */
   workspace?: string;
+  /**
+   * Browser origins the workspace accepts events from (e.g. `http://localhost:5173`, or `*`); when given they replace
+   * what the table holds. @default what the table holds, none in a new one: browsers are refused
+   */
+  allowedOrigins?: readonly string[];
   /** Settings of the event store, as the deployed function gets them. */
   retentionDays?: number;
   /** Shards of the `dirty` index, recorded in the table for `pql-radar evaluate`. @default 4 */
@@ -100,6 +105,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     await recordShardCount(client, tableName, dirtyShards);
     const keys = new DynamoDbWriteKeyStore(client, tableName);
     const writeKey = await registeredWriteKey(keys, workspace, options.writeKey);
+    if (options.allowedOrigins !== undefined) await keys.setAllowedOrigins(workspace, options.allowedOrigins);
     const events = new DynamoDbEventStore({
       client,
       tableName,

@@ -1,6 +1,6 @@
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { describe, expect, it } from 'vitest';
-import { ingestPaths } from '../../lib/ingest-api';
+import { ingestMethods } from '../../lib/ingest-api';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
 import { buildStack } from './synth';
 
@@ -32,9 +32,7 @@ describe('AwsSolutions checks', () => {
         // The CDK custom-resource provider invokes its handler's versions (lib/write-key-bootstrap.ts).
         'PqlRadar/WriteKeyBootstrap/ProviderRole Annotation::AwsSolutions-IAM5[Resource::<WriteKeyBootstrapHandlerFunctionFC19C522.Arn>:*]',
         // Segment clients authenticate with a write key the function checks (lib/ingest-api.ts).
-        ...ingestPaths.map(
-          (path) => `PqlRadar/IngestApi/HttpApi/POST${path.replaceAll('/', '--')} Annotation::AwsSolutions-APIG4`,
-        ),
+        ...ingestMethods.map((method) => `PqlRadar/IngestApi/HttpApi/${method}--v1--{call} Annotation::AwsSolutions-APIG4`),
         // Dead-letter queues of schedules and rule targets, which cdk-nag does not recognise as DLQs.
         ...['Evaluator', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Hubspot1', 'LeadFanout/sales/Lambda1', 'LeadFanout/sales/Slack1', 'LeadFanout/sales/Webhook1'].map(
           (owner) => `PqlRadar/${owner}/DeadLetterQueue Annotation::AwsSolutions-SQS3`,

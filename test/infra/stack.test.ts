@@ -6,7 +6,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
 import { loadConfig } from '../../lib/config';
-import { ingestPaths, ingestTableActions } from '../../lib/ingest-api';
+import { ingestMethods, ingestTableActions } from '../../lib/ingest-api';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, synth } from './synth';
@@ -121,9 +121,9 @@ describe('ingest function', () => {
 });
 
 describe('HTTP API', () => {
-  it('routes every Segment path, POST only, to the ingest function with payload format 2.0', () => {
+  it('routes every call, POST and the CORS preflight, to the ingest function with payload format 2.0', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')) as Resource[];
-    expect(routes.map((route) => route.Properties.RouteKey).sort()).toEqual(ingestPaths.map((path) => `POST ${path}`).sort());
+    expect(routes.map((route) => route.Properties.RouteKey).sort()).toEqual(['OPTIONS /v1/{call}', 'POST /v1/{call}']);
     for (const route of routes) {
       expect(route.Properties.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: ids.integration }]] });
     }
@@ -139,7 +139,7 @@ describe('HTTP API', () => {
     const permissions = (Object.values(template.findResources('AWS::Lambda::Permission')) as Resource[]).filter(
       (permission) => JSON.stringify(permission.Properties.FunctionName) === JSON.stringify(getAtt(ids.handler, 'Arn')),
     );
-    expect(permissions).toHaveLength(ingestPaths.length);
+    expect(permissions).toHaveLength(ingestMethods.length);
     for (const permission of permissions) {
       expect(permission.Properties).toMatchObject({
         Action: 'lambda:InvokeFunction',

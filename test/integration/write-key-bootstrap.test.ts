@@ -83,6 +83,16 @@ describe('bootstrapWriteKeys against DynamoDB Local', () => {
     expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
   });
 
+  it('sets the browser origins the config names, leaving other workspaces their own, and keeps them out of the key list', async () => {
+    await keys.setAllowedOrigins('beta', ['https://beta.example']);
+    await bootstrapWriteKeys({ workspaces: ['acme', 'beta'], allowedOrigins: { acme: ['https://app.acme.com', '*'] }, secretNamePrefix: prefix, keys, secrets });
+    expect(await keys.allowedOrigins()).toEqual(new Map([['acme', ['*', 'https://app.acme.com']], ['beta', ['https://beta.example']]]));
+    expect((await keys.list()).map((record) => record.workspace).sort()).toEqual(['acme', 'beta']);
+
+    await bootstrapWriteKeys({ workspaces: ['acme', 'beta'], allowedOrigins: { acme: [] }, secretNamePrefix: prefix, keys, secrets });
+    expect(await keys.allowedOrigins()).toEqual(new Map([['beta', ['https://beta.example']]]));
+  });
+
   it('creates a key only for a workspace added later', async () => {
     await run(['acme']);
     const acmeKey = secrets.values.get(`${prefix}acme`);

@@ -13,9 +13,8 @@ export const eventSortKeyPrefix = 'EVT#';
 export const memberSortKeyPrefix = 'MEMBER#';
 
 export const writeKeySortKey = (keyId: string) => `KEY#${keyId}`;
-/** A workspace's allowed browser origins, beside the keys: ingest reads both, and only this partition of settings. */
-export const originsSortKeyPrefix = 'ORIGINS#';
-export const originsSortKey = (workspace: string) => `${originsSortKeyPrefix}${workspace}`;
+/** Every workspace's allowed browser origins, in one item beside the keys: ingest reads both. */
+export const originsSortKey = 'ORIGINS';
 /** The start of the partition key of every entity of one type in a workspace. */
 export const entityPartitionPrefix = (workspace: string, type: EntityType) => `WS#${workspace}#${type}#`;
 export const entityPartitionKey = (workspace: string, type: EntityType, id: string) => `${entityPartitionPrefix(workspace, type)}${id}`;

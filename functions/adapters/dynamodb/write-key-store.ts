@@ -1,8 +1,12 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { queryAll } from './batch-write';
 import type { WriteKeyStore } from '../../core/ports';
 import { generateWriteKey, hashSecret, parseWriteKey, workspacePattern, type WriteKeyRecord } from '../../core/write-key';
-import { originsSortKey, originsSortKeyPrefix, writeKeySortKey, writeKeysPartition } from './item-keys';
+import { originsSortKey, writeKeySortKey, writeKeysPartition } from './item-keys';
+
+const originsKey = { pk: { S: writeKeysPartition }, sk: { S: originsSortKey } };
+/** One attribute per workspace in the origins item: `origins:<workspace>`, a string set. */
+const originsAttributePrefix = 'origins:';
 
 /** Write keys in the table: one item per key, holding only the SHA-256 of its secret. */
 export class DynamoDbWriteKeyStore implements WriteKeyStore {
@@ -45,22 +49,27 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
   }
 
   async allowedOrigins(): Promise<ReadonlyMap<string, readonly string[]>> {
-    const items = await queryAll(this.client, {
-      TableName: this.tableName,
-      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-      ExpressionAttributeValues: { ':pk': { S: writeKeysPartition }, ':prefix': { S: originsSortKeyPrefix } },
-    });
-    return new Map(items.map((item) => [item['workspace']!.S!, item['origins']?.SS ?? []]));
+    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: originsKey, ConsistentRead: true }));
+    const allowed = new Map<string, string[]>();
+    for (const [name, value] of Object.entries(Item ?? {})) {
+      if (name.startsWith(originsAttributePrefix) && value.SS) allowed.set(name.slice(originsAttributePrefix.length), [...value.SS].sort());
+    }
+    return allowed;
   }
 
   /** Sets the browser origins a workspace accepts events from (canonical origins or `*`); none means browsers are refused. */
   async setAllowedOrigins(workspace: string, origins: readonly string[]): Promise<void> {
-    const key = { pk: { S: writeKeysPartition }, sk: { S: originsSortKey(workspace) } };
-    if (origins.length === 0) {
-      await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: key }));
-      return;
-    }
-    await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: { ...key, workspace: { S: workspace }, origins: { SS: [...new Set(origins)] } } }));
+    // One item holds every workspace's list, so ingest reads them all (for a preflight, which names no workspace) at once.
+    await this.client.send(
+      new UpdateItemCommand({
+        TableName: this.tableName,
+        Key: originsKey,
+        ...(origins.length > 0
+          ? { UpdateExpression: 'SET #workspace = :origins', ExpressionAttributeValues: { ':origins': { SS: [...new Set(origins)] } } }
+          : { UpdateExpression: 'REMOVE #workspace' }),
+        ExpressionAttributeNames: { '#workspace': `${originsAttributePrefix}${workspace}` },
+      }),
+    );
   }
 
   async list(): Promise<WriteKeyRecord[]> {
@@ -69,7 +78,7 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
       KeyConditionExpression: 'pk = :pk',
       ExpressionAttributeValues: { ':pk': { S: writeKeysPartition } },
     });
-    return items.filter((item) => item['sk']?.S?.startsWith(writeKeySortKey(''))).map(toRecord);
+    return items.filter((item) => item['sk']?.S !== originsSortKey).map(toRecord);
   }
 
   /** Revokes a key; false when there is no such key. Revoking twice keeps the first revocation time. */
