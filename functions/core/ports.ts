@@ -1,5 +1,4 @@
 import type { LeadEvent } from './lead-event';
-import type { LeadState } from './lead-state';
 import type { DayRange, StoredEntityState } from './facts';
 import type { DayRollup, UsageEvent } from './rules/engine';
 import type { AcceptedMessage, RejectedMessage } from './messages';
