@@ -4,11 +4,10 @@ import { generatePlantedStream } from '../../functions/cli/planted-stream';
 import { addDays, dayEnd } from '../../functions/core/days';
 import { EventHistory, replay } from '../../functions/analysis/replay';
 import { validateMessage } from '../../functions/core/messages';
-import type { LeadEvent } from '../../functions/core/lead-event';
-import type { LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
 import type { Signal } from '../../functions/core/rules/schema';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { RecordingPublisher } from '../support/lead-events';
 
 /**
  * The evaluator and the backtest agree on who qualifies and when. The same planted stream goes through the real
@@ -63,14 +62,6 @@ const signalKinds: Record<Signal['kind'], true> = {
   members: true,
   best_member: true,
 };
-
-class RecordingPublisher implements LeadPublisher {
-  readonly published: LeadEvent[] = [];
-  async publish(events: readonly LeadEvent[]) {
-    this.published.push(...events);
-    return { failed: [] };
-  }
-}
 
 let runtime: DevRuntime | undefined;
 afterEach(async () => {

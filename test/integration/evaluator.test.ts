@@ -10,6 +10,7 @@ import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { eventBridgeClientFor, startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
+import { RecordingPublisher } from '../support/lead-events';
 
 const rulesYaml = (extra = '') => `
 version: 1
@@ -25,20 +26,6 @@ tiers:
   - { name: PQL-B, min_score: 30, route: nurture }
 policy: { cooldown: 7d }
 `;
-
-/** Collects what the evaluator publishes, and can fail like a crash between saving state and publishing. */
-class RecordingPublisher implements LeadPublisher {
-  published: LeadEvent[] = [];
-  crashNext = false;
-  async publish(events: readonly LeadEvent[]) {
-    if (this.crashNext) {
-      this.crashNext = false;
-      throw new Error('simulated crash after the state was saved');
-    }
-    this.published.push(...events);
-    return { failed: [] };
-  }
-}
 
 const day = (offset: number, base = new Date('2024-06-20T12:00:00Z')) => new Date(base.getTime() + offset * 86_400_000);
 

@@ -5,6 +5,7 @@ import type { LeadEvent } from '../../functions/core/lead-event';
 import type { EntityRef, LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
 import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
+import { RecordingPublisher } from '../support/lead-events';
 
 const ruleset = loadRules(`
 version: 1
@@ -22,20 +23,6 @@ const now = new Date('2025-03-10T12:00:00.000Z');
 const hoursAgo = (hours: number) => new Date(now.getTime() - hours * 3_600_000).toISOString();
 const user = (id: string): EntityRef => ({ workspace, type: 'user', id });
 const account = (id: string): EntityRef => ({ workspace, type: 'account', id });
-
-/** Collects what it is given; can fail once like a crash after the states were saved. */
-class RecordingPublisher implements LeadPublisher {
-  readonly published: LeadEvent[] = [];
-  crashNext = false;
-  async publish(events: readonly LeadEvent[]) {
-    if (this.crashNext) {
-      this.crashNext = false;
-      throw new Error('crash after saving');
-    }
-    this.published.push(...events);
-    return { failed: [] };
-  }
-}
 
 const summary = (events: readonly LeadEvent[]) => events.map((event) => `${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`);
 
@@ -84,7 +71,7 @@ describe('the evaluator use case', () => {
     const publisher = new RecordingPublisher();
     qualify(store, 'cat');
     publisher.crashNext = true;
-    await expect(run(store, publisher)).rejects.toThrow('crash after saving');
+    await expect(run(store, publisher)).rejects.toThrow('simulated crash');
     expect(store.outbox).toHaveLength(1);
     const key = store.outbox[0]!.detail.idempotencyKey;
 
