@@ -26,8 +26,9 @@ import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluati
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import { entityPartitionKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { validateMessage, type AcceptedMessage } from '../functions/core/messages';
-import type { EntityRef, LeadPublisher } from '../functions/core/ports';
-import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../functions/core/rules/engine';
+import type { EntityRef, EntityUpdate, LeadPublisher } from '../functions/core/ports';
+import { eventsByDay, recomputeDays, userFacts } from '../functions/core/facts';
+import { evaluate, type EntityFacts, type UsageEvent } from '../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
 import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
@@ -384,36 +385,19 @@ function dayMessages(user: User, offset: number, today: Date, seed: number, forc
 
 // ---- (a) facts for the engine, and flat facts for json-rules-engine ----
 
-const productTypes = new Set(['track', 'page', 'screen']);
 const nameOf = (message: Message) => (message.type === 'track' ? message.event : message.type === 'page' ? 'Page Viewed' : message.type === 'screen' ? 'Screen Viewed' : undefined);
 
-/** The engine's facts, as the evaluation store assembles them: one rollup per active day, and their lifetime sum. */
+/** The engine's facts, as the evaluator builds them (core/facts) from every stored event of the user. */
 function entityFacts(user: User, messages: readonly Message[], ruleset: Ruleset): EntityFacts {
-  const byDay = new Map<string, UsageEvent[]>();
-  let firstSeen: string | null = null;
-  let lastSeen: string | null = null;
-  for (const message of messages) {
-    if (firstSeen === null || message.timestamp < firstSeen) firstSeen = message.timestamp;
-    if (!productTypes.has(message.type)) continue;
-    if (lastSeen === null || message.timestamp > lastSeen) lastSeen = message.timestamp;
-    const day = message.timestamp.slice(0, 10);
-    const list = byDay.get(day) ?? [];
-    list.push(message as unknown as UsageEvent);
-    byDay.set(day, list);
-  }
-  const days = [...byDay.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([day, events]) => rollupDay(day, events, ruleset));
+  const { days, totals } = recomputeDays(ruleset, eventsByDay(messages as unknown as UsageEvent[]), undefined);
   const { account } = user;
-  return {
-    type: 'user',
+  return userFacts({
     id: user.id,
     traits: { createdAt: user.signupAt, name: user.name, email: user.email, plan: user.plan, company: account.name },
     accountTraits: [{ name: account.name, employees: account.employees, industry: account.industry, plan: account.plan }],
-    firstSeen,
-    lastSeen,
+    totals,
     days,
-    lifetime: mergeRollups('lifetime', days),
-    members: [],
-  };
+  });
 }
 
 type Flat = Record<string, number | string | boolean | null>;
@@ -629,9 +613,10 @@ interface Share {
 
 /**
  * The evaluation store as the use case sees it, attributing the capacity of each call to what it was for: a user's
- * or an account's load and save, or the run itself (candidates, outbox, ruleset progress, lag). The use case calls the
- * store one call at a time, so the differences of the tally around a call are that call's. A proxy, so that every
- * method of the store passes through, whatever the port grows.
+ * or an account's evaluation (from reading its rows to saving it), or the run itself (candidates, outbox, ruleset
+ * progress, lag). The use case works on one entity at a time, and its calls overlap only within one entity's reads,
+ * so the tally's difference over each stretch of calls in flight is that stretch's. A proxy, so that every method of
+ * the store passes through, whatever the port grows.
  */
 class AttributingStore {
   readonly shares: Record<'user' | 'account' | 'run', Share> = { user: { read: 0, write: 0, evaluated: 0 }, account: { read: 0, write: 0, evaluated: 0 }, run: { read: 0, write: 0, evaluated: 0 } };
@@ -641,23 +626,31 @@ class AttributingStore {
 
   constructor(readonly inner: DynamoDbEvaluationStore) {
     const { shares, users } = this;
+    const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'dismiss']);
+    let entity: EntityRef | undefined;
+    let inFlight = 0;
+    let before = { readUnits: 0, writeUnits: 0 };
     this.store = new Proxy(inner, {
       get(target, property) {
         const value: unknown = Reflect.get(target, property, target);
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
-          const entity = property === 'load' || property === 'save' ? (args[0] as EntityRef) : undefined;
-          const share = shares[entity?.type ?? 'run'];
+          if (property === 'entity') entity = args[0] as EntityRef;
+          const share = shares[runCalls.has(String(property)) ? 'run' : entity!.type];
           if (property === 'save') {
             share.evaluated++;
-            const state = args[1] as { tier: string | null; score: number };
-            if (entity?.type === 'user') users.set(entity.id, { tier: state.tier, score: state.score });
+            const { lead } = (args[1] as EntityUpdate).state;
+            if (entity!.type === 'user' && lead) users.set(entity!.id, { tier: lead.tier, score: lead.score });
           }
-          const { readUnits, writeUnits } = target.capacity;
-          const result: unknown = await value.apply(target, args);
-          share.read += target.capacity.readUnits - readUnits;
-          share.write += target.capacity.writeUnits - writeUnits;
-          return result;
+          if (inFlight++ === 0) before = { ...target.capacity };
+          try {
+            return (await value.apply(target, args)) as unknown;
+          } finally {
+            if (--inFlight === 0) {
+              share.read += target.capacity.readUnits - before.readUnits;
+              share.write += target.capacity.writeUnits - before.writeUnits;
+            }
+          }
         };
       },
     });

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { AcceptedMessage } from '../core/messages';
 import { decide, type LeadState } from '../core/lead-state';
-import { addDays, dayEnd, dayOf, isDay, windowStart } from '../core/days';
-import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type MemberFacts, type UsageEvent } from '../core/rules/engine';
+import { addDays, dayEnd, dayOf, isDay } from '../core/days';
+import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
+import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 
 /**
@@ -19,16 +20,16 @@ import type { Ruleset } from '../core/rules/load';
  * future data can reach a decision (test/unit/backtest.test.ts replays with and without the future and compares).
  *
  * At every step:
- *  1. Every user seen so far is evaluated by the engine (`evaluate`) with the facts the evaluator's store would give
- *     it (the day rollups its windows and since-signup span reach, the lifetime rollup, first and last seen, its
- *     traits and its accounts' traits). The signals that match and the score are recorded: what the rules say of the
+ *  1. Every user seen so far is evaluated by the engine (`evaluate`) with the facts the evaluator builds (core/facts:
+ *     the day rollups its windows and since-signup span reach, the lifetime rollup, first and last seen, its traits
+ *     and its accounts' traits). The signals that match and the score are recorded: what the rules say of the
  *     user at that moment.
  *  2. The lead state machine (`decide`, with the cooldown) runs for the users the deployed evaluator would evaluate
  *     then: those with new messages since the previous step, and qualified leads (swept every 6 hours, so at every
  *     step). A user with nothing new and no tier keeps its state, as in the evaluator. The tier changes are recorded.
  *  3. Accounts (only when some rule looks at accounts), after their members, as the evaluator does: their facts are
  *     their members' rollups added up, and each member's last seen, tier and matched signals from the member's lead
- *     state. They are decided when a member had new messages, when a member's tier moved, or when they are leads.
+ *     state (core/facts' accountFacts). They are decided when a member had new messages, when a member's tier moved, or when they are leads.
  *
  * The first step starts from no lead state: whatever the history before `from` qualifies shows as a qualification at
  * `from`. What a daily step cannot see: the deployed evaluator runs every minute, so a lead that qualified at 10:00 is
@@ -264,8 +265,7 @@ interface UserRun extends Lead {
   dayList: DayRollup[];
   /** How many of dayList are at or before the current step's day. */
   upto: number;
-  lifetime: DayRollup;
-  lastSeen: string | null;
+  totals: EntityTotals;
   traitCursor: number;
   traits: Record<string, unknown>;
   /** [account, joinedAt], by account id. */
@@ -308,8 +308,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       record,
       dayList: [...record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)),
       upto: 0,
-      lifetime: emptyRollup('lifetime'),
-      lastSeen: null,
+      totals: { lifetime: emptyRollup('lifetime'), firstSeen: record.firstSeen, lastSeen: null },
       traitCursor: 0,
       traits: {},
       accounts: [],
@@ -371,7 +370,6 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
   steps.forEach((day, index) => {
     const at = dayEnd(day);
     const now = new Date(at);
-    const windowFrom = ruleset.maxWindowDays > 0 ? windowStart(now, ruleset.maxWindowDays) : null;
 
     for (const account of accounts) {
       account.marked = false;
@@ -386,25 +384,18 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
-      if (fresh.length > 0) {
-        user.lifetime = mergeRollups('lifetime', [user.lifetime, ...fresh]);
-        for (const rollup of fresh) if (rollup.lastActivity && (user.lastSeen === null || rollup.lastActivity > user.lastSeen)) user.lastSeen = rollup.lastActivity;
-      }
+      if (fresh.length > 0) user.totals = addToTotals(user.totals, fresh, [], null);
       const entries = user.record.traits;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);
       const changed = user.upto > before;
 
-      const facts: EntityFacts = {
-        type: 'user',
+      const facts = userFacts({
         id: user.record.id,
         traits: user.traits,
         accountTraits: user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
-        firstSeen: user.record.firstSeen,
-        lastSeen: user.lastSeen,
-        days: daysInReach(user.dayList, user.upto, windowFrom, signupTime({ traits: user.traits, firstSeen: user.record.firstSeen }, ruleset)?.slice(0, 10) ?? null, ruleset.maxSinceSignupDays),
-        lifetime: user.lifetime,
-        members: [],
-      };
+        totals: user.totals,
+        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupDay({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset))),
+      });
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
       if (changed || (user.state?.tier ?? null) !== null) {
@@ -420,7 +411,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
     if (accountsEvaluated) {
       for (const account of accounts) {
         if (account.joinedFirst > at) continue;
-        const facts = accountFacts(account, at, windowFrom, ruleset);
+        const facts = accountFacts(account, membersAt(account, at, now, ruleset));
         const evaluation = evaluate(facts, ruleset, now);
         record(account, 'account', evaluation, at);
         if (account.marked || (account.state?.tier ?? null) !== null) decideFor(account, evaluation, facts, now, at);
@@ -437,20 +428,14 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
   return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: steps.map(dayEnd), entities, scoreRange, accountsEvaluated };
 }
 
-/**
- * The day rollups the evaluator's store reads for an entity: the longest rolling window ending today, and the
- * since-signup span; only days at or before the step (the first `upto` of the sorted list).
- */
-function daysInReach(dayList: readonly DayRollup[], upto: number, windowFrom: string | null, signupDay: string | null, sinceSignupDays: number): DayRollup[] {
-  const ranges: [string, string][] = [];
-  if (windowFrom !== null) ranges.push([windowFrom, '9999-12-31']);
-  if (sinceSignupDays > 0 && signupDay !== null) ranges.push([signupDay, addDays(signupDay, sinceSignupDays - 1)]);
+/** The rollups of a sorted day list in the ranges; only days at or before the step (the first `upto` of the list). */
+function daysInReach(dayList: readonly DayRollup[], upto: number, ranges: readonly DayRange[]): DayRollup[] {
   if (ranges.length === 0 || upto === 0) return [];
-  const lowest = ranges.reduce((low, [from]) => (from < low ? from : low), ranges[0]![0]);
+  const lowest = ranges.reduce((low, { from }) => (from < low ? from : low), ranges[0]!.from);
   const days: DayRollup[] = [];
   for (let i = lowerBound(dayList, upto, lowest); i < upto; i++) {
     const rollup = dayList[i]!;
-    if (ranges.some(([from, to]) => rollup.day >= from && rollup.day <= to)) days.push(rollup);
+    if (inReach(ranges, rollup.day)) days.push(rollup);
   }
   return days;
 }
@@ -468,41 +453,20 @@ function lowerBound(dayList: readonly DayRollup[], upto: number, day: string): n
 }
 
 /**
- * An account's facts as the evaluator's store assembles them: its members (joined by now) with the last seen, tier and
- * matched signals of their lead state; their day rollups (each member's window and since-signup span, the span from
- * the member's first message) added up day by day; their lifetimes added up; first and last seen over the members.
+ * What the evaluator's store holds of an account's members at the step: those joined by then, each with its state
+ * as last decided (none until the lead state machine ran for it) and its day rollups in reach.
  */
-function accountFacts(account: AccountRun, at: string, windowFrom: string | null, ruleset: Ruleset): EntityFacts {
-  const members: MemberFacts[] = [];
-  const lifetimes: DayRollup[] = [];
-  const dayGroups = new Map<string, DayRollup[]>();
-  let firstSeen: string | null = null;
-  let lastSeen: string | null = null;
+function membersAt(account: AccountRun, at: string, now: Date, ruleset: Ruleset): MemberRows[] {
+  const members: MemberRows[] = [];
   for (const [member, joinedAt] of account.members) {
     if (joinedAt > at) continue;
-    const state = member.evaluated ? member.state : undefined;
-    members.push({ id: member.record.id, lastSeen: state?.lastSeen ?? null, tier: state?.tier ?? null, matched: state?.matched ?? [] });
-    if (!state) continue;
-    lifetimes.push(member.lifetime);
-    if (firstSeen === null || member.record.firstSeen < firstSeen) firstSeen = member.record.firstSeen;
-    if (state.lastSeen && (lastSeen === null || state.lastSeen > lastSeen)) lastSeen = state.lastSeen;
-    const signupDay = signupTime({ firstSeen: member.record.firstSeen, traits: {} }, ruleset)?.slice(0, 10) ?? null;
-    for (const rollup of daysInReach(member.dayList, member.upto, windowFrom, signupDay, ruleset.maxSinceSignupDays)) {
-      const group = dayGroups.get(rollup.day);
-      if (group) group.push(rollup);
-      else dayGroups.set(rollup.day, [rollup]);
+    const lead = member.evaluated ? member.state : undefined;
+    if (!lead) {
+      members.push({ id: member.record.id, days: [] });
+      continue;
     }
+    const state = { lead, lifetime: member.totals.lifetime, firstSeen: member.totals.firstSeen, lastSeen: lead.lastSeen };
+    members.push({ id: member.record.id, state, days: daysInReach(member.dayList, member.upto, memberRangesInReach(state, ruleset, now)) });
   }
-  const days = [...dayGroups.entries()].map(([day, rollups]) => (rollups.length === 1 ? rollups[0]! : mergeRollups(day, rollups))).sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
-  return {
-    type: 'account',
-    id: account.id,
-    traits: account.traits,
-    accountTraits: [],
-    firstSeen,
-    lastSeen,
-    days,
-    lifetime: mergeRollups('lifetime', lifetimes),
-    members,
-  };
+  return members;
 }

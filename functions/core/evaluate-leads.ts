@@ -1,7 +1,9 @@
+import { dayOf } from './days';
+import { accountFacts, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts } from './facts';
 import type { LeadEvent } from './lead-event';
-import { buildLeadEvent, decide } from './lead-state';
-import type { EvaluationStore, LeadPublisher } from './ports';
-import { evaluate } from './rules/engine';
+import { buildLeadEvent, decide, type LeadState } from './lead-state';
+import type { EntityRef, EntityRows, EntityUpdate, EvaluationStore, LeadPublisher } from './ports';
+import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
 export interface EvaluateShardOptions {
@@ -58,12 +60,13 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
         await store.dismiss(ref);
         continue;
       }
-      const { facts, state: previous, token } = await store.load(ref, ruleset, now);
-      const evaluation = evaluate(facts, ruleset, now);
-      const { state, transition } = decide(previous, evaluation, facts, ruleset, now);
-      const event = transition?.notify ? buildLeadEvent(ref.workspace, facts, evaluation, transition, ruleset, now) : undefined;
+      const loaded = await readFacts(store, ref, ruleset, now);
+      const evaluation = evaluate(loaded.facts, ruleset, now);
+      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now);
+      const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now) : undefined;
       const nextSweep = state.tier !== null ? new Date(now.getTime() + sweepIntervalMs) : null;
-      if (!(await store.save(ref, state, event, token, nextSweep))) continue;
+      const saved = await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token);
+      if (!saved) continue;
       if (event) transitions.push(event);
       evaluated++;
     }
@@ -85,6 +88,65 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
     unpublished = failed;
   }
   return { evaluated, transitions, published, unpublished, incomplete };
+}
+
+/** An entity's rows as read for one evaluation, its facts, and the day rollups the evaluation recomputed. */
+export interface LoadedEntity {
+  ref: EntityRef;
+  rows: EntityRows;
+  facts: EntityFacts;
+  days: DayRollup[];
+  /** Whether `days` were rebuilt from every event rather than recomputed for the changed days. */
+  rebuilt: boolean;
+}
+
+/**
+ * Reads what the evaluation of one entity needs, and builds its facts (core/facts): for a user, the changed days
+ * recomputed from their events (every day after a rules change) and the days its windows reach; for an account,
+ * its members' states and the days their windows reach.
+ */
+export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset: Ruleset, now: Date): Promise<LoadedEntity> {
+  const rows = await store.entity(ref);
+  if (ref.type === 'account') {
+    const members = await store.members(ref);
+    const evaluated = members.filter((member) => member.state !== undefined);
+    const memberDays = await store.dayRollupsIn(
+      evaluated.map((member) => ({ ref: { workspace: ref.workspace, type: 'user', id: member.id }, ranges: memberRangesInReach(member.state!, ruleset, now) })),
+    );
+    const daysOf = new Map(evaluated.map((member, index) => [member.id, memberDays[index]!]));
+    const facts = accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
+    return { ref, rows, facts, days: [], rebuilt: false };
+  }
+
+  const rebuilt = needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
+  const [events, replaced] = await Promise.all([
+    store.events(ref, rebuilt ? 'all' : rows.changedDays),
+    rebuilt ? [] : store.dayRollups(ref, rows.changedDays),
+  ]);
+  const recomputed = recomputeDays(ruleset, eventsByDay(events), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
+  const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
+  const [[stored = []], accountTraits] = await Promise.all([store.dayRollupsIn([{ ref, ranges }]), rows.accounts.length > 0 ? store.accountTraits(ref.workspace, rows.accounts) : []]);
+  // The recomputed days are not saved yet: they replace what the store still holds for them.
+  const days = new Map(stored.map((rollup) => [rollup.day, rollup]));
+  for (const rollup of recomputed.days) days.set(rollup.day, rollup);
+  const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
+  return { ref, rows, facts, days: recomputed.days, rebuilt };
+}
+
+/** What saving an evaluation writes: the new state with its pruned totals, the recomputed days, the lead event. */
+export function entityUpdate(loaded: LoadedEntity, lead: LeadState, event: LeadEvent | undefined, nextSweep: Date | null, ruleset: Ruleset, now: Date): EntityUpdate {
+  const { ref, rows, facts } = loaded;
+  // A member's new days or new tier can move its accounts (counts, active users, members' tiers).
+  const moved = rows.changedDays.length > 0 || lead.tier !== (rows.state?.lead?.tier ?? null);
+  const markAccounts = ref.type === 'user' && ruleset.evaluatesAccounts && moved ? { ids: rows.accounts, days: rows.changedDays.length > 0 ? rows.changedDays : [dayOf(now)], at: now } : undefined;
+  return {
+    state: { lead, lifetime: pruneLifetime(facts.lifetime, ruleset), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen, rollupVersion: ruleset.version },
+    days: loaded.rebuilt ? [] : loaded.days,
+    rebuiltDays: loaded.rebuilt ? loaded.days : [],
+    ...(event ? { event } : {}),
+    nextSweep,
+    ...(markAccounts ? { markAccounts } : {}),
+  };
 }
 
 export interface EvaluatorRunOptions {

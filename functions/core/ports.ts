@@ -1,7 +1,6 @@
 import type { LeadEvent } from './lead-event';
-import type { LeadState } from './lead-state';
-import type { EntityFacts } from './rules/engine';
-import type { Ruleset } from './rules/load';
+import type { DayRange, StoredEntityState } from './facts';
+import type { DayRollup, UsageEvent } from './rules/engine';
 import type { AcceptedMessage, RejectedMessage } from './messages';
 import type { WriteKeyRecord } from './write-key';
 
@@ -55,7 +54,42 @@ export interface RulesetProgress {
   migrating?: { version: string; after?: string };
 }
 
-/** What the evaluator reads and writes; the DynamoDB implementation keeps every read proportional to what changed. */
+/** What the evaluator reads of an entity first; the rest of its reads depend on it. */
+export interface EntityRows {
+  /** The entity's state as last saved; absent until its first evaluation. */
+  state?: StoredEntityState;
+  /** The days with events not evaluated yet (late events included). */
+  changedDays: string[];
+  /** The entity's own traits (identify calls for a user, group calls for an account). */
+  traits: Record<string, unknown>;
+  /** A user's accounts; none for an account. */
+  accounts: string[];
+  /** Opaque to the use case: what `save` needs to notice an overlapping run and to clear the change marker safely. */
+  token: unknown;
+}
+
+/** What one evaluation writes. */
+export interface EntityUpdate {
+  state: StoredEntityState;
+  /** Recomputed day rollups, saved in the same write as the state so the lifetime total and the days always agree. */
+  days: DayRollup[];
+  /** Days rebuilt from every event: idempotent, so the store may write them before the state and in several writes. */
+  rebuiltDays: DayRollup[];
+  /** The lead event of a transition, saved in the outbox in the same write as the state. */
+  event?: LeadEvent;
+  /** When a sweep should evaluate the entity again without new events; null for none (it is not a lead). */
+  nextSweep: Date | null;
+  /**
+   * Accounts to mark changed on these days once the state is saved (a member's change can move its accounts); `at`
+   * is when the change was seen, for the evaluator's lag.
+   */
+  markAccounts?: { ids: string[]; days: string[]; at: Date };
+}
+
+/**
+ * What the evaluator reads and writes: rows in, rows out, no rule logic (core/facts turns the rows into facts).
+ * The DynamoDB implementation keeps every read proportional to what the use case asks for.
+ */
 export interface EvaluationStore {
   /** Lead events saved but not yet published (a crash, or a failed publish), oldest first. */
   pendingLeadEvents(shard: string): Promise<LeadEvent[]>;
@@ -71,18 +105,26 @@ export interface EvaluationStore {
   oldestChange(shard: string): Promise<string | undefined>;
   /** Candidates of the shard, at most `limit`: changed users before changed accounts, then leads due for a sweep. */
   candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<{ candidates: EvaluationCandidate[]; next?: string }>;
+  /** The most changed days one `save` can write with the state; more and the use case rebuilds the entity's days. */
+  readonly maxChangedDaysPerSave: number;
+  /** The entity's state, change marker, traits and accounts. */
+  entity(ref: EntityRef): Promise<EntityRows>;
+  /** A user's stored events of the given days, or all of them. */
+  events(ref: EntityRef, days: readonly string[] | 'all'): Promise<UsageEvent[]>;
+  /** The stored day rollups of the given days (missing days are left out). */
+  dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]>;
+  /** Each entity's stored day rollups within its ranges, in the order of `entities`. */
+  dayRollupsIn(entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]): Promise<DayRollup[][]>;
+  /** The traits of the workspace's accounts, in the order of `ids`. */
+  accountTraits(workspace: string, ids: readonly string[]): Promise<Record<string, unknown>[]>;
+  /** An account's members with their stored state (absent for a member never evaluated). */
+  members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]>;
   /**
-   * Brings the entity's rollups up to date (recomputing only the days that changed, or everything when they were
-   * computed under another ruleset) and returns its facts and lead state, with a token that `save` uses to clear
-   * the change marker only if nothing changed meanwhile.
+   * Saves the state, the days and the lead event in one write, clears the change marker unless the entity changed
+   * since `entity()`, schedules the next sweep and marks the accounts. Returns false, saving nothing, when an
+   * overlapping run saved the entity since `entity()`: the entity stays marked for the next run.
    */
-  load(ref: EntityRef, ruleset: Ruleset, now: Date): Promise<{ facts: EntityFacts; state?: LeadState; token: unknown }>;
-  /**
-   * Saves the lead state, and the lead event in the outbox in the same write, clears the change marker unless
-   * the entity changed meanwhile, schedules the next sweep, and marks a user's accounts as changed. Returns false,
-   * saving nothing, when an overlapping run saved the entity since `load`: the entity stays marked for the next run.
-   */
-  save(ref: EntityRef, state: LeadState, event: LeadEvent | undefined, token: unknown, nextSweep: Date | null): Promise<boolean>;
+  save(ref: EntityRef, update: EntityUpdate, token: unknown): Promise<boolean>;
   /** Clears the change marker of an entity the rules do not evaluate (accounts, when no rule looks at accounts). */
   dismiss(ref: EntityRef): Promise<void>;
 }

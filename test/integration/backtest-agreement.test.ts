@@ -4,22 +4,22 @@ import { generatePlantedStream } from '../../functions/cli/planted-stream';
 import { addDays, dayEnd } from '../../functions/core/days';
 import { EventHistory, replay } from '../../functions/analysis/replay';
 import { validateMessage } from '../../functions/core/messages';
-import type { LeadEvent } from '../../functions/core/lead-event';
-import type { LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
+import type { Signal } from '../../functions/core/rules/schema';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { RecordingPublisher } from '../support/lead-events';
 
 /**
  * The evaluator and the backtest agree on who qualifies and when. The same planted stream goes through the real
  * thing (the HTTP endpoint, DynamoDB Local, the evaluator, one day at a time: that day's events, then evaluator runs
  * at the end of the day) and through the backtest's replay (step 1d); every tier change must be the same, at the
- * same step.
+ * same step. The rules use every kind of signal the rules file offers, so every way of building facts is compared.
  *
  * The evaluator runs until a run has nothing left to do, as the deployed one does a minute later: a qualified
- * member swept in a run's second phase marks its accounts for the next run. One shard and under 100 entities keep a
- * run's changed users and accounts on one page, users first. The rules leave out members_matching and
- * best_member_tier: those read a member's lead state, which the evaluator refreshes for a quiet member only when its
- * sweep comes (it may then run after the account in the same run), while the replay always evaluates members first.
+ * member swept in a run marks its accounts when its tier moves. One shard and under 100 entities keep a run's
+ * candidates on one page. Member signals (members_matching, best_member_tier) read each member's lead state as last
+ * saved; a changed account is evaluated before the sweep of a quiet member in the same run, which the replay's
+ * order (members first) does not model, but the member's sweep marks the account again when its tier moves.
  */
 
 const rulesYaml = `
@@ -30,13 +30,20 @@ signals:
   early_invites: { event: Teammate Invited, distinct: invitee, since_signup: 7d, at_least: 2, points: 20 }
   logins: { event: Logged In, window: 7d, at_least: 2, points: 15 }
   exported: { event: Data Exported, sum: rows, window: 14d, at_least: 3000, points: 10 }
+  big_exports: { event: Data Exported, where: { rows: { gte: 1500 } }, window: 14d, at_least: 2, points: 5 }
   ever_exported: { event: Data Exported, points: 5 }
   inactive: { inactive_for: 5d, points: -40 }
+  veteran: { signup_older_than: 14d, points: 5 }
   pro: { trait: plan, is: pro, points: -100 }
   big: { trait: employees, of: account, is: { gte: 100 }, points: 10 }
+  reporting_habit: { all: [reports, logins], points: 5 }
+  sharing: { any: [early_invites, big_exports], not: inactive, points: 5 }
   team_logins: { level: account, event: Logged In, window: 7d, at_least: 4, points: 30 }
   team_active: { level: account, active_users: 7d, at_least: 2, points: 30 }
   account_big: { level: account, trait: employees, is: { gte: 100 }, points: 10 }
+  reporters: { level: account, members_matching: reports, at_least: 2, points: 15 }
+  all_logged_in: { level: account, members_matching: logins, every: true, points: 10 }
+  hot_member: { level: account, best_member_tier: hot, points: 15 }
 tiers:
   - { name: hot, min_score: 45, route: sales, level: user }
   - { name: warm, min_score: 25, route: nurture, level: user }
@@ -44,13 +51,17 @@ tiers:
 policy: { cooldown: 4d }
 `;
 
-class RecordingPublisher implements LeadPublisher {
-  readonly published: LeadEvent[] = [];
-  async publish(events: readonly LeadEvent[]) {
-    this.published.push(...events);
-    return { failed: [] };
-  }
-}
+/** Every kind of signal the rules file offers: a new kind fails to compile here until the rules above use it. */
+const signalKinds: Record<Signal['kind'], true> = {
+  event: true,
+  inactivity: true,
+  signup_age: true,
+  trait: true,
+  combination: true,
+  active_users: true,
+  members: true,
+  best_member: true,
+};
 
 let runtime: DevRuntime | undefined;
 afterEach(async () => {
@@ -85,6 +96,18 @@ describe('the evaluator and the backtest', () => {
       history.add(accepted);
     });
     const replayed = replay(history, { from: firstDay, to: lastDay, stepDays: 1 });
+
+    // The rules use every kind, with every option of event signals, and every signal matches somewhere.
+    const signals = Object.values(ruleset.file.signals);
+    expect(new Set(signals.map((signal) => signal.kind))).toEqual(new Set(Object.keys(signalKinds)));
+    const eventOptions = signals.flatMap((signal) => (signal.kind === 'event' ? Object.keys(signal).filter((key) => signal[key as keyof typeof signal] !== undefined) : []));
+    for (const option of ['where', 'window', 'since_signup', 'decay', 'distinct', 'sum']) expect(eventOptions).toContain(option);
+    expect(signals.some((signal) => signal.kind === 'trait' && signal.level === 'account')).toBe(true);
+    expect(signals.some((signal) => signal.kind === 'trait' && signal.level === 'user')).toBe(true);
+    expect(signals.some((signal) => signal.kind === 'members' && signal.every)).toBe(true);
+    expect(signals.some((signal) => signal.kind === 'members' && !signal.every)).toBe(true);
+    const fired = new Set(replayed.entities.flatMap((entity) => Object.keys(entity.firstFired)));
+    expect([...fired].sort()).toEqual(Object.keys(ruleset.file.signals).sort());
 
     // The evaluator, fed one day at a time.
     const leads = new RecordingPublisher();

@@ -5,11 +5,13 @@ import { inject } from 'vitest';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
+import { entityUpdate, readFacts } from '../../functions/core/evaluate-leads';
 import { decide } from '../../functions/core/lead-state';
 import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevOptions, type DevRuntime } from '../../functions/local/dev';
 import { eventBridgeClientFor, startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
+import { RecordingPublisher } from '../support/lead-events';
 
 const rulesYaml = (extra = '') => `
 version: 1
@@ -25,20 +27,6 @@ tiers:
   - { name: PQL-B, min_score: 30, route: nurture }
 policy: { cooldown: 7d }
 `;
-
-/** Collects what the evaluator publishes, and can fail like a crash between saving state and publishing. */
-class RecordingPublisher implements LeadPublisher {
-  published: LeadEvent[] = [];
-  crashNext = false;
-  async publish(events: readonly LeadEvent[]) {
-    if (this.crashNext) {
-      this.crashNext = false;
-      throw new Error('simulated crash after the state was saved');
-    }
-    this.published.push(...events);
-    return { failed: [] };
-  }
-}
 
 const day = (offset: number, base = new Date('2024-06-20T12:00:00Z')) => new Date(base.getTime() + offset * 86_400_000);
 
@@ -187,19 +175,19 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     const ref = { workspace: dev.workspace, type: 'user' as const, id: 'max' };
 
     // A run that read the change and died before saving leaves no trace: the next run counts the day once.
-    await dev.evaluation.load(ref, ruleset, day(0));
+    await readFacts(dev.evaluation, ref, ruleset, day(0));
     // Two runs overlapping on the same entity: the second to save finds the state moved on, and saves nothing.
-    const first = await dev.evaluation.load(ref, ruleset, day(0));
-    const second = await dev.evaluation.load(ref, ruleset, day(0));
+    const first = await readFacts(dev.evaluation, ref, ruleset, day(0));
+    const second = await readFacts(dev.evaluation, ref, ruleset, day(0));
     const saveAs = (loaded: typeof first) => {
-      const { state } = decide(loaded.state, evaluate(loaded.facts, ruleset, day(0)), loaded.facts, ruleset, day(0));
-      return dev.evaluation.save(ref, state, undefined, loaded.token, null);
+      const { state } = decide(loaded.rows.state?.lead, evaluate(loaded.facts, ruleset, day(0)), loaded.facts, ruleset, day(0));
+      return dev.evaluation.save(ref, entityUpdate(loaded, state, undefined, null, ruleset, day(0)), loaded.rows.token);
     };
     expect(await saveAs(first)).toBe(true);
     expect(await saveAs(second)).toBe(false);
 
     await send(dev, [track('max', 'Data Exported', day(0))]);
-    const third = await dev.evaluation.load(ref, ruleset, day(0));
+    const third = await readFacts(dev.evaluation, ref, ruleset, day(0));
     const dashboards = third.facts.days.reduce((sum, rollup) => sum + (rollup.measures['dashboards']?.count ?? 0), 0);
     expect(dashboards).toBe(2);
     // The lifetime total moves by each recomputed day's difference: a lost or doubled day would show here.

@@ -1,4 +1,5 @@
-import { mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
+import { eventsByDay, recomputeDays, userFacts } from '../../functions/core/facts';
+import type { EntityFacts, UsageEvent } from '../../functions/core/rules/engine';
 import type { Ruleset } from '../../functions/core/rules/load';
 
 export interface FactsForOptions {
@@ -10,8 +11,9 @@ export interface FactsForOptions {
 }
 
 /**
- * An entity's facts as the store would assemble them from `events`: one rollup per UTC day, a lifetime rollup, first
- * and last seen. A user called user-1 with no traits and no members, unless `overrides` says otherwise.
+ * An entity's facts as the evaluator builds them (core/facts) from `events`, every day of them: one rollup per UTC
+ * day, a lifetime rollup, first and last seen. A user called user-1 with no traits and no members, unless
+ * `overrides` says otherwise.
  */
 export function factsFor(
   events: readonly UsageEvent[],
@@ -19,25 +21,9 @@ export function factsFor(
   overrides: Partial<EntityFacts> = {},
   { dayOrder = 'by-day' }: FactsForOptions = {},
 ): EntityFacts {
-  const byDay = new Map<string, UsageEvent[]>();
-  for (const event of events) {
-    const day = event.timestamp.slice(0, 10);
-    byDay.set(day, [...(byDay.get(day) ?? []), event]);
-  }
-  const dayEvents = [...byDay.entries()];
-  if (dayOrder === 'by-day') dayEvents.sort(([a], [b]) => a.localeCompare(b));
-  const days = dayEvents.map(([day, eventsOfDay]) => rollupDay(day, eventsOfDay, ruleset));
-  const stamps = events.map((event) => event.timestamp).sort();
-  return {
-    type: 'user',
-    id: 'user-1',
-    traits: {},
-    accountTraits: [],
-    firstSeen: stamps[0] ?? null,
-    lastSeen: stamps.at(-1) ?? null,
-    days,
-    lifetime: mergeRollups('lifetime', days),
-    members: [],
-    ...overrides,
-  };
+  const { days, totals } = recomputeDays(ruleset, eventsByDay(events), undefined);
+  const facts = userFacts({ id: 'user-1', traits: {}, accountTraits: [], totals, days });
+  // recomputeDays keeps the order each day first came in; userFacts sorts by day.
+  if (dayOrder === 'first-seen') facts.days = days;
+  return { ...facts, ...overrides };
 }

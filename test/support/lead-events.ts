@@ -1,3 +1,4 @@
+import type { LeadPublisher } from '../../functions/core/ports';
 import { leadEventDetailSchema, leadEventType, type LeadEvent, type LeadEventDetail, type LeadEventType } from '../../functions/core/lead-event';
 
 export type LeadEventOverrides = Partial<Omit<LeadEventDetail, 'context'>> & {
@@ -51,4 +52,19 @@ export function sampleLeadEvent(overrides: LeadEventOverrides = {}): LeadEvent {
     },
   });
   return { detailType: detailType ?? leadEventType(detail.previousTier, detail.tier), detail };
+}
+
+/** A publisher that keeps what it is given, and can fail once like a crash between saving state and publishing. */
+export class RecordingPublisher implements LeadPublisher {
+  readonly published: LeadEvent[] = [];
+  crashNext = false;
+
+  async publish(events: readonly LeadEvent[]) {
+    if (this.crashNext) {
+      this.crashNext = false;
+      throw new Error('simulated crash after the state was saved');
+    }
+    this.published.push(...events);
+    return { failed: [] };
+  }
 }

@@ -14,6 +14,7 @@ import {
 } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { factsFor } from '../support/facts';
+import { accountFacts } from '../../functions/core/facts';
 
 // Every test evaluates at this fixed moment: midday, so "N days ago" lands on a well-defined UTC day.
 const now = new Date('2024-06-15T12:00:00.000Z');
@@ -37,27 +38,14 @@ function rulesWith(signals: string, options: { top?: string; tiers?: string; res
 
 type FactsOptions = Partial<Omit<EntityFacts, 'days' | 'lifetime'>>;
 
-/** An account's facts from its members' facts: their days merged day by day, as the evaluator rolls them up. */
+/** An account's facts from its members' facts, rolled up by the evaluator's builder; each member's lead state is its evaluation now. */
 function accountFor(memberFacts: readonly EntityFacts[], ruleset: Ruleset, options: FactsOptions = {}): EntityFacts {
-  const dayNames = [...new Set(memberFacts.flatMap((facts) => facts.days.map((day) => day.day)))].sort();
-  const days = dayNames.map((name) => mergeRollups(name, memberFacts.flatMap((facts) => facts.days.filter((day) => day.day === name))));
-  const members: MemberFacts[] = memberFacts.map((facts) => {
+  const members = memberFacts.map((facts) => {
     const evaluation = evaluate(facts, ruleset, now);
-    return { id: facts.id, lastSeen: facts.lastSeen, tier: evaluation.tier, matched: Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched) };
+    const lead = { tier: evaluation.tier, matched: matchedNames(evaluation) };
+    return { id: facts.id, state: { lead, lifetime: facts.lifetime, firstSeen: facts.firstSeen, lastSeen: facts.lastSeen }, days: facts.days };
   });
-  const seen = memberFacts.flatMap((facts) => [facts.firstSeen, facts.lastSeen]).filter((value): value is string => value !== null).sort();
-  return {
-    type: 'account',
-    id: 'acct-1',
-    traits: {},
-    accountTraits: [],
-    firstSeen: seen[0] ?? null,
-    lastSeen: seen.at(-1) ?? null,
-    days,
-    lifetime: mergeRollups('lifetime', days),
-    members,
-    ...options,
-  };
+  return { ...accountFacts({ id: 'acct-1', traits: {} }, members), ...options };
 }
 
 const matchedNames = (evaluation: Evaluation) => Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched);

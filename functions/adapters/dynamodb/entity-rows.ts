@@ -1,0 +1,229 @@
+import { DeleteItemCommand, TransactWriteItemsCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import type { DayRange, StoredEntityState } from '../../core/facts';
+import type { EntityRef, EntityRows, EntityUpdate } from '../../core/ports';
+import type { DayRollup, UsageEvent } from '../../core/rules/engine';
+import { getAll, putAll, queryAll, type Item } from './batch-write';
+import type { CapacityTally } from './capacity';
+import { markChanged } from './change-marker';
+import { outboxItem } from './outbox';
+import {
+  changesSortKey,
+  daySortKey,
+  daySortKeyPrefix,
+  entityPartitionKey,
+  eventSortKeyPrefix,
+  memberSortKeyPrefix,
+  profileSortKey,
+  shardOf,
+  stateSortKey,
+  sweepPartition,
+} from './item-keys';
+import { tableDefinition } from './table-definition';
+
+/** Sorts after every real due time: evaluated entities that are not leads wait in the sweep index for a rules change only. */
+const neverDue = '9999-12-31T00:00:00.000Z';
+/** Entities whose day rollups are read at once (an account's members). */
+const readConcurrency = 8;
+/** DynamoDB allows 100 items in a transaction; the state and an outbox item take two of them. */
+const maxChangedDaysPerSave = 90;
+
+/** What `entity()` learnt that `save()` needs. */
+interface SaveToken {
+  /** The change marker's version when read; the marker is cleared only if no event arrived since. */
+  markerVersion?: string;
+  /** The state's revision when read; the save succeeds only if it is unchanged (no overlapping run saved meanwhile). */
+  revision?: number;
+}
+
+/**
+ * An entity's rows, as the evaluator reads and writes them: its STATE item (lead state and totals), its change
+ * marker, its profile, its events, one rollup item per day beside the events, and an account's member items.
+ * Rows in, rows out: what they mean to the rules is core/facts' business.
+ */
+export class DynamoDbEntityRows {
+  readonly maxChangedDaysPerSave = maxChangedDaysPerSave;
+
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+    private readonly capacity: CapacityTally,
+    private readonly options: { dirtyShards: number; retentionSeconds: number },
+  ) {}
+
+  async entity(ref: EntityRef): Promise<EntityRows> {
+    const [marker, stateItem, profile] = await this.getItems(pkOf(ref), [changesSortKey, stateSortKey, profileSortKey]);
+    const token: SaveToken = {
+      ...(marker?.['version']?.N !== undefined ? { markerVersion: marker['version'].N } : {}),
+      ...(stateItem?.['revision']?.N !== undefined ? { revision: Number(stateItem['revision'].N) } : {}),
+    };
+    const state = stateOf(stateItem);
+    return { ...(state ? { state } : {}), changedDays: marker?.['days']?.SS ?? [], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], token };
+  }
+
+  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<UsageEvent[]> {
+    const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
+    const pages = await Promise.all(
+      prefixes.map((prefix) => this.queryAll({ KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } })),
+    );
+    return pages.flat().map((item) => JSON.parse(item['msg']!.S!) as UsageEvent);
+  }
+
+  async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {
+    return (await this.getItems(pkOf(ref), days.map(daySortKey))).filter((item) => item?.['rollup']?.S !== undefined).map((item) => rollupOf(item!));
+  }
+
+  async dayRollupsIn(entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]): Promise<DayRollup[][]> {
+    const results: DayRollup[][] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < entities.length) {
+        const index = next++;
+        results[index] = await this.dayRange(entities[index]!.ref, entities[index]!.ranges);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(readConcurrency, entities.length) }, worker));
+    return results;
+  }
+
+  async accountTraits(workspace: string, ids: readonly string[]): Promise<Record<string, unknown>[]> {
+    const profiles: Record<string, unknown>[] = [];
+    for (const id of ids) {
+      const [profile] = await this.getItems(entityPartitionKey(workspace, 'account', id), [profileSortKey]);
+      profiles.push(traitsOf(profile));
+    }
+    return profiles;
+  }
+
+  async members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]> {
+    const memberItems = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: memberSortKeyPrefix } },
+    });
+    const ids = memberItems.map((item) => item['userKey']!.S!);
+    const keys = ids.map((id) => ({ pk: { S: entityPartitionKey(ref.workspace, 'user', id) }, sk: { S: stateSortKey } }));
+    const states = new Map((await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })).map((item) => [item['pk']!.S!, stateOf(item)]));
+    return ids.map((id) => {
+      const state = states.get(entityPartitionKey(ref.workspace, 'user', id));
+      return state ? { id, state } : { id };
+    });
+  }
+
+  async save(ref: EntityRef, update: EntityUpdate, token: unknown): Promise<boolean> {
+    const loaded = token as SaveToken;
+    const pk = pkOf(ref);
+    const shard = shardOf(pk, this.options.dirtyShards);
+    const stateItem: Item = {
+      pk: { S: pk },
+      sk: { S: stateSortKey },
+      state: { S: JSON.stringify(update.state) },
+      revision: { N: String((loaded.revision ?? 0) + 1) },
+      [tableDefinition.dirtyIndex.partitionKey]: { S: sweepPartition(shard) },
+      [tableDefinition.dirtyIndex.sortKey]: { S: update.nextSweep?.toISOString() ?? neverDue },
+    };
+    // Optimistic concurrency: a run that overlaps this one and saved first wins; this one leaves the marker for later.
+    const unchanged =
+      loaded.revision === undefined
+        ? { ConditionExpression: 'attribute_not_exists(revision)' }
+        : { ConditionExpression: 'revision = :revision', ExpressionAttributeValues: { ':revision': { N: String(loaded.revision) } } };
+    // Rebuilt days may be more than a transaction holds; rewriting them is harmless, so they go first.
+    if (update.rebuiltDays.length > 0) await putAll(this.client, this.tableName, update.rebuiltDays.map((rollup) => this.dayItem(pk, rollup)), { capacity: this.capacity });
+    // State, recomputed days and lead event in one transaction: a crash before it changes nothing, after it loses
+    // nothing (the outbox is published later), and the lifetime total always matches the stored days.
+    try {
+      const { ConsumedCapacity } = await this.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            { Put: { TableName: this.tableName, Item: stateItem, ...unchanged } },
+            ...[...(update.event ? [outboxItem(shard, update.event)] : []), ...update.days.map((day) => this.dayItem(pk, day))].map((Item) => ({ Put: { TableName: this.tableName, Item } })),
+          ],
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.capacity.add('write', ConsumedCapacity);
+    } catch (error) {
+      if (error instanceof Error && error.name === 'TransactionCanceledException' && /ConditionalCheckFailed/.test(error.message)) return false;
+      throw error;
+    }
+
+    if (loaded.markerVersion !== undefined) await this.clearMarker(pk, loaded.markerVersion);
+    const { markAccounts } = update;
+    if (markAccounts) {
+      await Promise.all(
+        markAccounts.ids.map((id) =>
+          markChanged(
+            this.client,
+            this.tableName,
+            { pk: entityPartitionKey(ref.workspace, 'account', id), type: 'account', id, days: new Set(markAccounts.days) },
+            { at: markAccounts.at, shards: this.options.dirtyShards, capacity: this.capacity },
+          ),
+        ),
+      );
+    }
+    return true;
+  }
+
+  /** Deletes the change marker only if no event arrived since it was read; otherwise the next run sees the new days. */
+  private async clearMarker(pk: string, version: string): Promise<void> {
+    try {
+      const { ConsumedCapacity } = await this.client.send(
+        new DeleteItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: pk }, sk: { S: changesSortKey } },
+          ConditionExpression: 'version = :version',
+          ExpressionAttributeValues: { ':version': { N: version } },
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.capacity.add('write', ConsumedCapacity);
+    } catch (error) {
+      if (!(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+    }
+  }
+
+  /** The entity's day rollups within the ranges, each day once. */
+  private async dayRange(ref: EntityRef, ranges: readonly DayRange[]): Promise<DayRollup[]> {
+    const days = new Map<string, DayRollup>();
+    for (const { from, to } of ranges) {
+      const items = await this.queryAll({
+        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+        ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':from': { S: daySortKey(from) }, ':to': { S: daySortKey(to) } },
+      });
+      for (const item of items) days.set(item['sk']!.S!.slice(daySortKeyPrefix.length), rollupOf(item));
+    }
+    return [...days.values()];
+  }
+
+  private dayItem(pk: string, rollup: DayRollup): Item {
+    return {
+      pk: { S: pk },
+      sk: { S: daySortKey(rollup.day) },
+      rollup: { S: JSON.stringify(rollup) },
+      expiresAt: { N: String(Math.floor(Date.parse(rollup.day) / 1000) + this.options.retentionSeconds) },
+    };
+  }
+
+  /** Strongly consistent reads of several items of one entity, in the order of the sort keys given. */
+  private async getItems(pk: string, sortKeys: string[]): Promise<(Item | undefined)[]> {
+    const keys = sortKeys.map((sk) => ({ pk: { S: pk }, sk: { S: sk } }));
+    const found = new Map((await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })).map((item) => [item['sk']!.S!, item]));
+    return sortKeys.map((sk) => found.get(sk));
+  }
+
+  private queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
+    return queryAll(this.client, { ...input, TableName: this.tableName }, { capacity: this.capacity });
+  }
+}
+
+const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
+
+const stateOf = (item: Item | undefined): StoredEntityState | undefined => (item?.['state']?.S ? (JSON.parse(item['state'].S) as StoredEntityState) : undefined);
+
+const rollupOf = (item: Item): DayRollup => JSON.parse(item['rollup']!.S!) as DayRollup;
+
+function traitsOf(profile: Record<string, AttributeValue> | undefined): Record<string, unknown> {
+  const traits: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(profile ?? {})) {
+    if (name.startsWith('trait:') && value.S !== undefined) traits[name.slice('trait:'.length)] = JSON.parse(value.S);
+  }
+  return traits;
+}

@@ -1,0 +1,190 @@
+import { addDays, dayOf, windowStart } from './days';
+import type { LeadState } from './lead-state';
+import { mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Measure, type MemberFacts, type UsageEvent } from './rules/engine';
+import type { Ruleset } from './rules/load';
+
+/**
+ * What the rule engine sees of a user or an account, built from stored rows: the one place where day rollups,
+ * lifetime totals and an account's members become `EntityFacts`. The evaluator (from DynamoDB rows), the backtest
+ * (from its in-memory history), the bench and the tests all build facts here, so they cannot drift apart. Pure.
+ */
+
+/** The running figures of an entity, saved with its lead state and moved by every recomputed day. */
+export interface EntityTotals {
+  /** Every retained day added up, pruned to what a rule reads of it (see pruneLifetime). */
+  lifetime: DayRollup;
+  firstSeen: string | null;
+  lastSeen: string | null;
+}
+
+/** The stored state of an evaluated entity: its lead state and its totals. */
+export interface StoredEntityState extends EntityTotals {
+  lead?: LeadState;
+  /** The ruleset version the rollups were computed with; another version means they are rebuilt from the events. */
+  rollupVersion: string;
+}
+
+/** Days from `from` to `to`, both included. */
+export interface DayRange {
+  from: string;
+  to: string;
+}
+
+/** The day an entity signed up: the signup trait when the rules name one, else its first message. */
+export function signupDay(entity: Pick<EntityFacts, 'traits' | 'firstSeen'>, ruleset: Ruleset): string | null {
+  const signup = signupTime(entity, ruleset);
+  return signup === null ? null : dayOf(signup);
+}
+
+/**
+ * The day rollups an evaluation at `now` needs: the longest rolling window ending today, and the since-signup span.
+ * Older days are never read, so an evaluation costs what the rules look at, not the whole history.
+ */
+export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null): DayRange[] {
+  const ranges: DayRange[] = [];
+  if (ruleset.maxWindowDays > 0) ranges.push({ from: windowStart(now, ruleset.maxWindowDays), to: dayOf(now) });
+  if (ruleset.maxSinceSignupDays > 0 && signup !== null) ranges.push({ from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) });
+  return ranges;
+}
+
+export const inReach = (ranges: readonly DayRange[], day: string): boolean => ranges.some((range) => day >= range.from && day <= range.to);
+
+/** Stored events grouped by their UTC day, in the order they come. */
+export function eventsByDay(events: Iterable<UsageEvent>): Map<string, UsageEvent[]> {
+  const byDay = new Map<string, UsageEvent[]>();
+  for (const event of events) {
+    const day = dayOf(event.timestamp);
+    const list = byDay.get(day);
+    if (list) list.push(event);
+    else byDay.set(day, [event]);
+  }
+  return byDay;
+}
+
+/**
+ * Whether a user's rollups are rebuilt from every stored event: never evaluated, evaluated under a ruleset that
+ * measured other things, or more changed days than the store can save with the state at once.
+ */
+export function needsRebuild(stored: StoredEntityState | undefined, ruleset: Ruleset, changedDays: readonly string[], maxChangedDays: number): boolean {
+  return stored === undefined || stored.rollupVersion !== ruleset.version || changedDays.length > maxChangedDays;
+}
+
+export interface RecomputedDays {
+  /** The recomputed day rollups, by day. */
+  days: DayRollup[];
+  totals: EntityTotals;
+}
+
+/**
+ * Recomputes a user's days from their events and moves the totals by the difference: `previous` are the totals
+ * before, undefined for a rebuild (then `events` are all the user's events); `replaced` the stored rollups of the
+ * recomputed days. A changed day with no event left is recomputed as an empty day.
+ */
+export function recomputeDays(
+  ruleset: Ruleset,
+  events: ReadonlyMap<string, readonly UsageEvent[]>,
+  previous: { totals: EntityTotals; changedDays: readonly string[]; replaced: readonly DayRollup[] } | undefined,
+): RecomputedDays {
+  const dayNames = new Set([...(previous?.changedDays ?? []), ...events.keys()]);
+  const days = [...dayNames].map((day) => rollupDay(day, events.get(day) ?? [], ruleset));
+  let firstEvent: string | null = null;
+  for (const list of events.values()) for (const event of list) if (firstEvent === null || event.timestamp < firstEvent) firstEvent = event.timestamp;
+  return { days, totals: addToTotals(previous?.totals, days, previous?.replaced ?? [], firstEvent) };
+}
+
+/**
+ * Totals moved by new or recomputed days: each fresh rollup added, what a recomputed day held before taken out,
+ * first seen the earliest message, last seen the latest activity.
+ */
+export function addToTotals(totals: EntityTotals | undefined, fresh: readonly DayRollup[], replaced: readonly DayRollup[], firstMessage: string | null): EntityTotals {
+  const lifetime = mergeRollups('lifetime', totals ? [totals.lifetime, ...fresh] : fresh);
+  for (const day of replaced) subtractCounts(lifetime, day);
+  let firstSeen = totals?.firstSeen ?? null;
+  if (firstMessage !== null && (firstSeen === null || firstMessage < firstSeen)) firstSeen = firstMessage;
+  let lastSeen = totals?.lastSeen ?? null;
+  for (const rollup of fresh) if (rollup.lastActivity && (lastSeen === null || rollup.lastActivity > lastSeen)) lastSeen = rollup.lastActivity;
+  return { lifetime, firstSeen, lastSeen };
+}
+
+/** Takes a day's old counts out of a lifetime total. Distinct values and last times only grow, so they stay. */
+function subtractCounts(lifetime: DayRollup, day: DayRollup): void {
+  lifetime.activity -= day.activity;
+  for (const [name, count] of Object.entries(day.names)) lifetime.names[name] = (lifetime.names[name] ?? 0) - count;
+  for (const [name, measure] of Object.entries(day.measures)) {
+    const total = lifetime.measures[name];
+    if (!total) continue;
+    total.count -= measure.count;
+    total.sum -= measure.sum;
+  }
+}
+
+/**
+ * The lifetime total is saved with every evaluation, so it keeps only what a rule reads from it: the measures of
+ * signals without a window. Everything else in it would grow with history and make each save cost more.
+ */
+export function pruneLifetime(lifetime: DayRollup, ruleset: Ruleset): DayRollup {
+  const measures: Record<string, Measure> = {};
+  for (const name of ruleset.lifetimeSignals) if (Object.hasOwn(lifetime.measures, name)) measures[name] = lifetime.measures[name]!;
+  return { day: lifetime.day, activity: lifetime.activity, ...(lifetime.lastActivity ? { lastActivity: lifetime.lastActivity } : {}), names: {}, measures };
+}
+
+const byDay = (a: DayRollup, b: DayRollup) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0);
+
+/** A user's facts: its own traits, its accounts' traits, its totals and the day rollups in reach (any order). */
+export function userFacts(user: { id: string; traits: Record<string, unknown>; accountTraits: Record<string, unknown>[]; totals: EntityTotals; days: readonly DayRollup[] }): EntityFacts {
+  return {
+    type: 'user',
+    id: user.id,
+    traits: user.traits,
+    accountTraits: user.accountTraits,
+    firstSeen: user.totals.firstSeen,
+    lastSeen: user.totals.lastSeen,
+    days: [...user.days].sort(byDay),
+    lifetime: user.totals.lifetime,
+    members: [],
+  };
+}
+
+/** What an account reads of one member: its stored state (absent until evaluated) and its day rollups in reach. */
+export interface MemberRows {
+  id: string;
+  state?: { lead?: Pick<LeadState, 'tier' | 'matched'> } & EntityTotals;
+  days: readonly DayRollup[];
+}
+
+/**
+ * The day rollups an account reads of a member: the member's window and since-signup span, the span from the
+ * member's first message (an account does not read its members' traits).
+ */
+export function memberRangesInReach(member: EntityTotals, ruleset: Ruleset, now: Date): DayRange[] {
+  return rangesInReach(ruleset, now, signupDay({ firstSeen: member.firstSeen, traits: {} }, ruleset));
+}
+
+/**
+ * An account's facts are its members' added up: their day rollups day by day, their lifetimes, first and last seen
+ * over them, and each member's last seen, tier and matched signals from its own lead state. A member never
+ * evaluated counts as a member with nothing.
+ */
+export function accountFacts(account: { id: string; traits: Record<string, unknown> }, members: readonly MemberRows[]): EntityFacts {
+  const memberFacts: MemberFacts[] = [];
+  const lifetimes: DayRollup[] = [];
+  const dayGroups = new Map<string, DayRollup[]>();
+  let firstSeen: string | null = null;
+  let lastSeen: string | null = null;
+  for (const member of members) {
+    const { state } = member;
+    memberFacts.push({ id: member.id, lastSeen: state?.lastSeen ?? null, tier: state?.lead?.tier ?? null, matched: state?.lead?.matched ?? [] });
+    if (!state) continue;
+    lifetimes.push(state.lifetime);
+    if (state.firstSeen && (firstSeen === null || state.firstSeen < firstSeen)) firstSeen = state.firstSeen;
+    if (state.lastSeen && (lastSeen === null || state.lastSeen > lastSeen)) lastSeen = state.lastSeen;
+    for (const rollup of member.days) {
+      const group = dayGroups.get(rollup.day);
+      if (group) group.push(rollup);
+      else dayGroups.set(rollup.day, [rollup]);
+    }
+  }
+  memberFacts.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const days = [...dayGroups.entries()].map(([day, rollups]) => (rollups.length === 1 ? rollups[0]! : mergeRollups(day, rollups))).sort(byDay);
+  return { type: 'account', id: account.id, traits: account.traits, accountTraits: [], firstSeen, lastSeen, days, lifetime: mergeRollups('lifetime', lifetimes), members: memberFacts };
+}

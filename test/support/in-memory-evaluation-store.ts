@@ -1,0 +1,205 @@
+import { dayOf } from '../../functions/core/days';
+import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
+import type { LeadEvent } from '../../functions/core/lead-event';
+import type { EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress } from '../../functions/core/ports';
+import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
+
+interface Entity {
+  ref: EntityRef;
+  traits: Record<string, unknown>;
+  /** Users: the accounts they belong to. Accounts: their members. */
+  links: string[];
+  events: UsageEvent[];
+  days: Map<string, DayRollup>;
+  state?: StoredEntityState;
+  revision: number;
+  /** The change marker: the days to re-read, a version bumped by every mark, and when the oldest unevaluated change came. */
+  marker?: { days: Set<string>; version: number; since: string };
+  /** When a sweep is due; absent when the entity is not waiting for one. */
+  sweepDue?: string;
+}
+
+interface Token {
+  revision: number;
+  markerVersion?: number;
+}
+
+const neverDue = '9999-12-31T00:00:00.000Z';
+
+/**
+ * The EvaluationStore port in memory, with one shard ("0"), keeping the promises the DynamoDB store keeps: a save is
+ * all or nothing and refused when an overlapping run saved since the read, the change marker is cleared only if no
+ * event came since, lead events wait in an outbox until marked published. For unit tests of the evaluator use case.
+ */
+export class InMemoryEvaluationStore implements EvaluationStore {
+  readonly maxChangedDaysPerSave: number;
+  readonly outbox: LeadEvent[] = [];
+  /** The entities read by `entity()`, as "type id", in order. */
+  readonly reads: string[] = [];
+  /** Called once per `entity()` after the rows are read and before they are returned: a place for another run to overlap. */
+  afterRead: ((ref: EntityRef) => Promise<void>) | undefined;
+  private readonly entities = new Map<string, Entity>();
+  private progress: RulesetProgress = {};
+
+  constructor(options: { maxChangedDaysPerSave?: number } = {}) {
+    this.maxChangedDaysPerSave = options.maxChangedDaysPerSave ?? 90;
+  }
+
+  // ---- what ingest would store ----
+
+  /** Stores a user's event and marks the user, as ingest does; `receivedAt` is when the change counts as made. */
+  track(workspace: string, userId: string, event: Omit<UsageEvent, 'type'> & { type?: string }, receivedAt = event.timestamp): void {
+    const user = this.entityOf({ workspace, type: 'user', id: userId });
+    user.events.push({ type: 'track', ...event });
+    this.mark(user, dayOf(event.timestamp), receivedAt);
+  }
+
+  /** Sets traits of a user or an account. */
+  setTraits(ref: EntityRef, traits: Record<string, unknown>): void {
+    Object.assign(this.entityOf(ref).traits, traits);
+  }
+
+  /** Makes a user a member of an account. */
+  join(workspace: string, userId: string, accountId: string): void {
+    const user = this.entityOf({ workspace, type: 'user', id: userId });
+    const account = this.entityOf({ workspace, type: 'account', id: accountId });
+    if (!user.links.includes(accountId)) user.links.push(accountId);
+    if (!account.links.includes(userId)) account.links.push(userId);
+  }
+
+  /** The saved state of an entity. */
+  stateOf(ref: EntityRef): StoredEntityState | undefined {
+    return this.entities.get(keyOf(ref))?.state;
+  }
+
+  isMarked(ref: EntityRef): boolean {
+    return this.entities.get(keyOf(ref))?.marker !== undefined;
+  }
+
+  // ---- the port ----
+
+  async pendingLeadEvents(): Promise<LeadEvent[]> {
+    return structuredClone(this.outbox);
+  }
+
+  async markPublished(_shard: string, events: readonly LeadEvent[]): Promise<void> {
+    const delivered = new Set(events.map((event) => event.detail.idempotencyKey));
+    this.outbox.splice(0, this.outbox.length, ...this.outbox.filter((event) => !delivered.has(event.detail.idempotencyKey)));
+  }
+
+  async rulesetProgress(): Promise<RulesetProgress> {
+    return structuredClone(this.progress);
+  }
+
+  async saveRulesetProgress(_shard: string, progress: RulesetProgress): Promise<void> {
+    this.progress = structuredClone(progress);
+  }
+
+  async oldestChange(): Promise<string | undefined> {
+    return [...this.entities.values()].flatMap((entity) => (entity.marker ? [entity.marker.since] : [])).sort()[0];
+  }
+
+  /** Every changed user, then every changed account, then the entities due for a sweep (all evaluated ones for everyone), users first. */
+  async candidates(_shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) {
+    const cursor: { phase: 'changed' | 'sweep'; offset: number } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0 };
+    const all = [...this.entities.values()];
+    const due = (entity: Entity) => entity.sweepDue !== undefined && (options.everyone || entity.sweepDue <= now.toISOString());
+    const listed = (cursor.phase === 'changed' ? all.filter((entity) => entity.marker) : all.filter(due)).sort(
+      (a, b) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'user' ? -1 : 1) || keyOf(a.ref).localeCompare(keyOf(b.ref)),
+    );
+    const reason: EvaluationCandidate['reason'] = cursor.phase === 'changed' ? 'changed' : options.everyone ? 'rules-changed' : 'sweep';
+    const candidates = listed.slice(cursor.offset, cursor.offset + limit).map((entity) => ({ ref: entity.ref, reason }));
+    const next =
+      cursor.offset + limit < listed.length
+        ? JSON.stringify({ phase: cursor.phase, offset: cursor.offset + limit })
+        : cursor.phase === 'changed'
+          ? JSON.stringify({ phase: 'sweep', offset: 0 })
+          : undefined;
+    return { candidates, ...(next !== undefined ? { next } : {}) };
+  }
+
+  async entity(ref: EntityRef): Promise<EntityRows> {
+    this.reads.push(`${ref.type} ${ref.id}`);
+    const entity = this.entityOf(ref);
+    const token: Token = { revision: entity.revision, ...(entity.marker ? { markerVersion: entity.marker.version } : {}) };
+    const rows: EntityRows = {
+      ...(entity.state ? { state: structuredClone(entity.state) } : {}),
+      changedDays: [...(entity.marker?.days ?? [])].sort(),
+      traits: structuredClone(entity.traits),
+      accounts: ref.type === 'user' ? [...entity.links] : [],
+      token,
+    };
+    const overlap = this.afterRead;
+    if (overlap) {
+      this.afterRead = undefined;
+      await overlap(ref);
+    }
+    return rows;
+  }
+
+  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<UsageEvent[]> {
+    const events = this.entityOf(ref).events;
+    return structuredClone(days === 'all' ? events : events.filter((event) => days.includes(dayOf(event.timestamp))));
+  }
+
+  async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {
+    const stored = this.entityOf(ref).days;
+    return structuredClone(days.flatMap((day) => stored.get(day) ?? []));
+  }
+
+  async dayRollupsIn(entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]): Promise<DayRollup[][]> {
+    return entities.map(({ ref, ranges }) => structuredClone([...this.entityOf(ref).days.values()].filter((rollup) => inReach(ranges, rollup.day))));
+  }
+
+  async accountTraits(workspace: string, ids: readonly string[]): Promise<Record<string, unknown>[]> {
+    return ids.map((id) => structuredClone(this.entityOf({ workspace, type: 'account', id }).traits));
+  }
+
+  async members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]> {
+    return this.entityOf(ref).links.map((id) => {
+      const state = this.entities.get(keyOf({ workspace: ref.workspace, type: 'user', id }))?.state;
+      return state ? { id, state: structuredClone(state) } : { id };
+    });
+  }
+
+  async save(ref: EntityRef, update: EntityUpdate, token: unknown): Promise<boolean> {
+    const read = token as Token;
+    const entity = this.entityOf(ref);
+    if (entity.revision !== read.revision) return false;
+    for (const rollup of [...update.rebuiltDays, ...update.days]) entity.days.set(rollup.day, structuredClone(rollup));
+    entity.state = structuredClone(update.state);
+    entity.revision++;
+    entity.sweepDue = update.nextSweep?.toISOString() ?? neverDue;
+    if (update.event) this.outbox.push(structuredClone(update.event));
+    if (entity.marker && entity.marker.version === read.markerVersion) delete entity.marker;
+    if (update.markAccounts) {
+      for (const id of update.markAccounts.ids) {
+        const account = this.entityOf({ workspace: ref.workspace, type: 'account', id });
+        for (const day of update.markAccounts.days) this.mark(account, day, update.markAccounts.at.toISOString());
+      }
+    }
+    return true;
+  }
+
+  async dismiss(ref: EntityRef): Promise<void> {
+    delete this.entityOf(ref).marker;
+  }
+
+  private mark(entity: Entity, day: string, at: string): void {
+    if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at };
+    entity.marker.days.add(day);
+    entity.marker.version++;
+  }
+
+  private entityOf(ref: EntityRef): Entity {
+    const key = keyOf(ref);
+    let entity = this.entities.get(key);
+    if (!entity) {
+      entity = { ref, traits: {}, links: [], events: [], days: new Map(), revision: 0 };
+      this.entities.set(key, entity);
+    }
+    return entity;
+  }
+}
+
+const keyOf = (ref: EntityRef) => `${ref.workspace}\n${ref.type}\n${ref.id}`;

@@ -1,0 +1,147 @@
+import { describe, expect, it } from 'vitest';
+import { dayMs } from '../../functions/core/days';
+import { evaluateShard, runEvaluator, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
+import type { LeadEvent } from '../../functions/core/lead-event';
+import type { EntityRef, LeadPublisher } from '../../functions/core/ports';
+import { loadRules } from '../../functions/core/rules/load';
+import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
+import { RecordingPublisher } from '../support/lead-events';
+
+const ruleset = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+  inactive: { inactive_for: 3d, points: -100 }
+  team_lead: { level: account, best_member_tier: pql, points: 50 }
+tiers:
+  - { name: pql, min_score: 50, route: sales, level: user }
+  - { name: team, min_score: 50, route: sales, level: account }
+`);
+
+const workspace = 'ws';
+const now = new Date('2025-03-10T12:00:00.000Z');
+const hoursAgo = (hours: number) => new Date(now.getTime() - hours * 3_600_000).toISOString();
+const user = (id: string): EntityRef => ({ workspace, type: 'user', id });
+const account = (id: string): EntityRef => ({ workspace, type: 'account', id });
+
+const summary = (events: readonly LeadEvent[]) => events.map((event) => `${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`);
+
+function run(store: InMemoryEvaluationStore, publisher: LeadPublisher, options: Partial<EvaluateShardOptions> = {}) {
+  return evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false, ...options });
+}
+
+/** Two dashboards today: enough for the pql tier. */
+function qualify(store: InMemoryEvaluationStore, id: string) {
+  store.track(workspace, id, { event: 'Dashboard Created', timestamp: hoursAgo(2) });
+  store.track(workspace, id, { event: 'Dashboard Created', timestamp: hoursAgo(1) });
+}
+
+describe('the evaluator use case', () => {
+  it('evaluates changed users before changed accounts, then only the leads due for a sweep', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.join(workspace, 'ann', 'acme');
+    store.join(workspace, 'bob', 'acme');
+    // A day earlier bob's change marks acme: the account changed before ann did, yet ann must be evaluated first.
+    store.track(workspace, 'bob', { event: 'Logged In', timestamp: hoursAgo(27) });
+    await run(store, publisher, { now: new Date(now.getTime() - dayMs) });
+    expect(store.isMarked(account('acme'))).toBe(true);
+    store.reads.length = 0;
+    qualify(store, 'ann');
+
+    const first = await run(store, publisher);
+    expect(store.reads).toEqual(['user ann', 'account acme']);
+    // The account saw its member's new tier in the same run.
+    expect(summary(first.transitions)).toEqual(['user ann: none -> pql', 'account acme: none -> team']);
+    expect(first.published).toBe(2);
+
+    // Nothing new, no sweep due yet: nothing to read.
+    store.reads.length = 0;
+    expect((await run(store, publisher)).evaluated).toBe(0);
+    expect(store.reads).toEqual([]);
+
+    // Four quiet days later the sweep finds the leads inactive; bob, no lead and quiet, is not read.
+    const later = await run(store, publisher, { now: new Date(now.getTime() + 4 * dayMs) });
+    expect(store.reads).toEqual(['user ann', 'account acme']);
+    expect(summary(later.transitions)).toEqual(['user ann: pql -> none', 'account acme: team -> none']);
+  });
+
+  it('publishes after a crash between saving and publishing, with the same key, and notifies nobody twice', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    qualify(store, 'cat');
+    publisher.crashNext = true;
+    await expect(run(store, publisher)).rejects.toThrow('simulated crash');
+    expect(store.outbox).toHaveLength(1);
+    const key = store.outbox[0]!.detail.idempotencyKey;
+
+    const retry = await run(store, publisher);
+    expect(retry.transitions).toEqual([]);
+    expect(retry.published).toBe(1);
+    await run(store, publisher);
+    expect(publisher.published.map((event) => event.detail.idempotencyKey)).toEqual([key]);
+    expect(store.outbox).toEqual([]);
+  });
+
+  it('lets only one of two overlapping runs save an entity, counting its events once', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    qualify(store, 'dan');
+    let overlapping: Awaited<ReturnType<typeof run>> | undefined;
+    // A second run starts after the first read dan, and saves dan first.
+    store.afterRead = async () => {
+      overlapping = await run(store, publisher);
+    };
+
+    const first = await run(store, publisher);
+    expect(overlapping?.evaluated).toBe(1);
+    expect(first.evaluated).toBe(0);
+    expect(first.transitions).toEqual([]);
+    expect(summary(publisher.published)).toEqual(['user dan: none -> pql']);
+    expect(store.stateOf(user('dan'))?.lifetime.activity).toBe(2);
+
+    // A late event still counts, once.
+    store.track(workspace, 'dan', { event: 'Dashboard Created', timestamp: hoursAgo(30) });
+    await run(store, publisher);
+    expect(store.stateOf(user('dan'))?.lifetime.activity).toBe(3);
+    expect(publisher.published).toHaveLength(1);
+  });
+
+  it('re-reads a day that changed while it was evaluated, without counting it twice', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: hoursAgo(2) });
+    // An event arrives after the run read eve's marker: the save goes through, the marker stays for the next run.
+    store.afterRead = async () => store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: hoursAgo(1) });
+    const first = await run(store, publisher);
+    expect(summary(first.transitions)).toEqual(['user eve: none -> pql']);
+    expect(store.isMarked(user('eve'))).toBe(true);
+
+    const next = await run(store, publisher);
+    expect(next).toMatchObject({ evaluated: 1, transitions: [] });
+    expect(store.stateOf(user('eve'))?.lifetime.activity).toBe(2);
+    expect(store.isMarked(user('eve'))).toBe(false);
+  });
+
+  it('stops taking entities at the deadline, reports the run incomplete, and leaves the rest marked', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    // A first run records that the shard evaluated everyone under these rules: from then on only changes are candidates.
+    await run(store, publisher);
+    for (const id of ['fay', 'gus', 'hal']) qualify(store, id);
+
+    const stopped = await run(store, publisher, { outOfTime: () => store.reads.length >= 2 });
+    expect(stopped).toMatchObject({ evaluated: 2, incomplete: true });
+    expect(summary(publisher.published)).toEqual(['user fay: none -> pql', 'user gus: none -> pql']);
+    expect(store.isMarked(user('hal'))).toBe(true);
+
+    // A run whose deadline has passed starts nothing, and reports its lag: the age of the oldest change left.
+    const late = await runEvaluator({ store, publisher, ruleset, shards: ['0'], now, deadline: 0 });
+    expect(late).toMatchObject({ evaluated: 0, incompleteShards: ['0'], lagSeconds: 2 * 3600 });
+
+    const rest = await run(store, publisher);
+    expect(rest).toMatchObject({ evaluated: 1, incomplete: false });
+    expect(summary(rest.transitions)).toEqual(['user hal: none -> pql']);
+    expect(store.isMarked(user('hal'))).toBe(false);
+  });
+});
