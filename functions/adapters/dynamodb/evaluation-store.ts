@@ -2,6 +2,8 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DayRange } from '../../core/facts';
 import type { LeadEvent } from '../../core/lead-event';
 import type { EntityRef, EntityUpdate, EvaluationStore, RulesetProgress } from '../../core/ports';
+import { dayMs } from '../../core/days';
+import { defaultDirtyShards, defaultRetentionDays } from '../../shared/settings';
 import { CapacityTally } from './capacity';
 import { DynamoDbEntityRows } from './entity-rows';
 import { DynamoDbEvaluationCandidates } from './evaluation-candidates';
@@ -31,7 +33,10 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     const { client, tableName } = options;
     this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
-    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, { dirtyShards: options.dirtyShards ?? 4, retentionSeconds: (options.retentionDays ?? 400) * 86_400 });
+    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, {
+      dirtyShards: options.dirtyShards ?? defaultDirtyShards,
+      retentionSeconds: ((options.retentionDays ?? defaultRetentionDays) * dayMs) / 1000,
+    });
     this.maxChangedDaysPerSave = this.rows.maxChangedDaysPerSave;
   }
 
