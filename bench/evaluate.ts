@@ -636,7 +636,8 @@ class AttributingStore {
         if (typeof value !== 'function') return value;
         return async (...args: unknown[]) => {
           if (property === 'entity') entity = args[0] as EntityRef;
-          const share = shares[runCalls.has(String(property)) ? 'run' : entity!.type];
+          // A visitor's reads and writes (forwarded to its user, or dismissed) are the user's cost.
+          const share = shares[runCalls.has(String(property)) ? 'run' : entity!.type === 'account' ? 'account' : 'user'];
           if (property === 'save') {
             share.evaluated++;
             const { lead } = (args[1] as EntityUpdate).state;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { decide, type LeadState } from '../core/lead-state';
 import { addDays, dayEnd, dayOf, isDay } from '../core/days';
@@ -75,17 +76,25 @@ export interface EventHistoryStats {
   ignoredAfter: number;
   firstTimestamp: string | null;
   lastTimestamp: string | null;
+  /** Identifiers (anonymous visitors, aliased userIds) whose history merged into a user's (core/identity); set by the replay. */
+  mergedIdentifiers: number;
+  /** Anonymous visitors nobody claimed, left out of the replay (unless `anonymous`); set by the replay. */
+  anonymousLeftOut: number;
 }
 
 export interface EventHistoryOptions {
   /** Messages after this time are not kept (a replay never looks past its last step). */
   until?: string;
+  /** Replay anonymous visitors nobody claimed as leads of their own, as the evaluator does with `identity.anonymous_leads`. @default the rules' setting */
+  anonymous?: boolean;
 }
 
 /** The compact history a replay runs on, built one message at a time. */
 export class EventHistory {
-  readonly stats: EventHistoryStats = { messages: 0, duplicates: 0, ignoredAfter: 0, firstTimestamp: null, lastTimestamp: null };
+  readonly stats: EventHistoryStats = { messages: 0, duplicates: 0, ignoredAfter: 0, firstTimestamp: null, lastTimestamp: null, mergedIdentifiers: 0, anonymousLeftOut: 0 };
+  /** By identityKey: users and anonymous visitors apart, until finish() merges them (core/identity). */
   private readonly users = new Map<string, UserRecord>();
+  private readonly claims = new ClaimSet();
   private readonly accountTraits = new Map<string, TraitEntry[]>();
   /** 52-bit hashes of user, day and messageId: ingest keys an event by them, so a repeat rewrites the same item. */
   private readonly seen = new Set<number>();
@@ -102,7 +111,7 @@ export class EventHistory {
   }
 
   /** Adds one message as ingest accepted it (validateMessage). Returns false when it is not kept (a duplicate, or after `until`). */
-  add(message: Pick<AcceptedMessage, 'type' | 'timestamp' | 'userKey' | 'messageId' | 'groupId' | 'traits' | 'message'>): boolean {
+  add(message: Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>): boolean {
     if (this.finished) throw new Error('EventHistory: add() after replay started');
     const { timestamp } = message;
     if (this.options.until !== undefined && timestamp > this.options.until) {
@@ -110,7 +119,8 @@ export class EventHistory {
       return false;
     }
     const day = dayOf(timestamp);
-    const key = Number.parseInt(createHash('md5').update(`${message.userKey}\n${day}\n${message.messageId}`).digest('hex').slice(0, 13), 16);
+    const owner = identityKey(message.identity);
+    const key = Number.parseInt(createHash('md5').update(`${owner}\n${day}\n${message.messageId}`).digest('hex').slice(0, 13), 16);
     if (this.seen.has(key)) {
       this.stats.duplicates++;
       return false;
@@ -120,10 +130,11 @@ export class EventHistory {
     if (this.stats.firstTimestamp === null || timestamp < this.stats.firstTimestamp) this.stats.firstTimestamp = timestamp;
     if (this.stats.lastTimestamp === null || timestamp > this.stats.lastTimestamp) this.stats.lastTimestamp = timestamp;
 
-    let user = this.users.get(message.userKey);
+    for (const claim of claimsOf(message.message as unknown as IdentifiedMessage)) this.claims.add(claim);
+    let user = this.users.get(owner);
     if (!user) {
-      user = { id: message.userKey, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map() };
-      this.users.set(message.userKey, user);
+      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map() };
+      this.users.set(owner, user);
     }
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
 
@@ -143,7 +154,8 @@ export class EventHistory {
       user.days.set(day, emptyRollup(day));
     }
 
-    if (message.groupId !== undefined) {
+    // As ingest: accounts have users as members, not anonymous visitors.
+    if (message.groupId !== undefined && message.identity.kind === 'user') {
       const joined = user.accounts.get(message.groupId);
       if (joined === undefined || timestamp < joined) user.accounts.set(message.groupId, timestamp);
     }
@@ -185,14 +197,49 @@ export class EventHistory {
     for (const user of this.users.values()) for (const day of [...user.pending.keys()]) this.flushBucket(user, day);
   }
 
-  /** @internal Rolls up what is still buffered and hands the records to the replay. */
+  /**
+   * @internal Rolls up what is still buffered, merges every identity into the user it resolves to (core/identity, as
+   * the evaluator), leaves out anonymous visitors nobody claimed unless asked, and hands the records to the replay.
+   */
   finish(): { users: Map<string, UserRecord>; accountTraits: Map<string, TraitEntry[]> } {
     if (!this.finished) {
       this.flushAll();
       this.finished = true;
       this.seen.clear();
+      const anonymous = this.options.anonymous ?? this.ruleset.anonymousLeads;
+      for (const [key, record] of [...this.users]) {
+        const identity = { kind: key.startsWith('visitor:') ? 'visitor' : 'user', id: record.id } as const;
+        const root = this.claims.rootOf(identity);
+        const rootKey = identityKey(root);
+        if (rootKey !== key) {
+          this.users.delete(key);
+          const into = this.users.get(rootKey);
+          if (into) mergeRecord(into, record);
+          else this.users.set(rootKey, { ...record, id: root.id });
+          this.stats.mergedIdentifiers++;
+        } else if (root.kind === 'visitor' && !anonymous) {
+          this.users.delete(key);
+          this.stats.anonymousLeftOut++;
+        }
+      }
     }
     return { users: this.users, accountTraits: this.accountTraits };
+  }
+}
+
+/** Adds a merged identity's history to its user's: its days, first message, traits and accounts. */
+function mergeRecord(into: UserRecord, from: UserRecord): void {
+  if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
+  for (const [day, rollup] of from.days) {
+    const existing = into.days.get(day);
+    const merged = existing ? mergeRollups(day, [existing, rollup]) : rollup;
+    merged.names = noNames;
+    into.days.set(day, merged);
+  }
+  into.traits.push(...from.traits);
+  for (const [accountId, joinedAt] of from.accounts) {
+    const joined = into.accounts.get(accountId);
+    if (joined === undefined || joinedAt < joined) into.accounts.set(accountId, joinedAt);
   }
 }
 

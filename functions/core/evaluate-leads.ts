@@ -2,6 +2,7 @@ import { dayOf } from './days';
 import { accountFacts, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, type LeadState } from './lead-state';
+import { mergedEvents, ownerOf } from './merge-identities';
 import type { EntityRef, EntityRows, EntityUpdate, EvaluationStore, LeadPublisher } from './ports';
 import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
@@ -60,10 +61,19 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
         await store.dismiss(ref);
         continue;
       }
-      const loaded = await readFacts(store, ref, ruleset, now);
+      const rows = await store.entity(ref);
+      if (ref.type !== 'account') {
+        // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
+        const owner = await ownerOf(store, ref, rows, ruleset);
+        if (owner !== ref) {
+          await store.forward(ref, rows.token, owner && { ref: owner, days: rows.changedDays, at: now });
+          continue;
+        }
+      }
+      const loaded = await readFacts(store, ref, ruleset, now, rows);
       const evaluation = evaluate(loaded.facts, ruleset, now);
       const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now);
-      const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now) : undefined;
+      const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
       const nextSweep = state.tier !== null ? new Date(now.getTime() + sweepIntervalMs) : null;
       const saved = await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token);
       if (!saved) continue;
@@ -98,6 +108,8 @@ export interface LoadedEntity {
   days: DayRollup[];
   /** Whether `days` were rebuilt from every event rather than recomputed for the changed days. */
   rebuilt: boolean;
+  /** The identities merged into a user (core/merge-identities), saved with its state. */
+  merged: string[];
 }
 
 /**
@@ -105,8 +117,8 @@ export interface LoadedEntity {
  * recomputed from their events (every day after a rules change) and the days its windows reach; for an account,
  * its members' states and the days their windows reach.
  */
-export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset: Ruleset, now: Date): Promise<LoadedEntity> {
-  const rows = await store.entity(ref);
+export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset: Ruleset, now: Date, read?: EntityRows): Promise<LoadedEntity> {
+  const rows = read ?? (await store.entity(ref));
   if (ref.type === 'account') {
     const members = await store.members(ref);
     const evaluated = members.filter((member) => member.state !== undefined);
@@ -115,14 +127,13 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
     );
     const daysOf = new Map(evaluated.map((member, index) => [member.id, memberDays[index]!]));
     const facts = accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
-    return { ref, rows, facts, days: [], rebuilt: false };
+    return { ref, rows, facts, days: [], rebuilt: false, merged: [] };
   }
 
-  const rebuilt = needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
-  const [events, replaced] = await Promise.all([
-    store.events(ref, rebuilt ? 'all' : rows.changedDays),
-    rebuilt ? [] : store.dayRollups(ref, rows.changedDays),
-  ]);
+  // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
+  const history = await mergedEvents(store, ref, rows, needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave) ? 'all' : rows.changedDays, now);
+  const { events, all: rebuilt } = history;
+  const replaced = rebuilt ? [] : await store.dayRollups(ref, rows.changedDays);
   const recomputed = recomputeDays(ruleset, eventsByDay(events), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
   const [[stored = []], accountTraits] = await Promise.all([store.dayRollupsIn([{ ref, ranges }]), rows.accounts.length > 0 ? store.accountTraits(ref.workspace, rows.accounts) : []]);
@@ -130,7 +141,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const days = new Map(stored.map((rollup) => [rollup.day, rollup]));
   for (const rollup of recomputed.days) days.set(rollup.day, rollup);
   const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
-  return { ref, rows, facts, days: recomputed.days, rebuilt };
+  return { ref, rows, facts, days: recomputed.days, rebuilt, merged: history.merged };
 }
 
 /** What saving an evaluation writes: the new state with its pruned totals, the recomputed days, the lead event. */
@@ -140,7 +151,7 @@ export function entityUpdate(loaded: LoadedEntity, lead: LeadState, event: LeadE
   const moved = rows.changedDays.length > 0 || lead.tier !== (rows.state?.lead?.tier ?? null);
   const markAccounts = ref.type === 'user' && ruleset.evaluatesAccounts && moved ? { ids: rows.accounts, days: rows.changedDays.length > 0 ? rows.changedDays : [dayOf(now)], at: now } : undefined;
   return {
-    state: { lead, lifetime: pruneLifetime(facts.lifetime, ruleset), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen, rollupVersion: ruleset.version },
+    state: { lead, lifetime: pruneLifetime(facts.lifetime, ruleset), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen, rollupVersion: ruleset.version, ...(loaded.merged.length > 0 ? { merged: loaded.merged } : {}) },
     days: loaded.rebuilt ? [] : loaded.days,
     rebuiltDays: loaded.rebuilt ? loaded.days : [],
     ...(event ? { event } : {}),

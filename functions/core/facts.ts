@@ -22,6 +22,8 @@ export interface StoredEntityState extends EntityTotals {
   lead?: LeadState;
   /** The ruleset version the rollups were computed with; another version means they are rebuilt from the events. */
   rollupVersion: string;
+  /** The identities (identityKey) merged into this user when it was saved: their events are its events. */
+  merged?: string[];
 }
 
 /** Days from `from` to `to`, both included. */

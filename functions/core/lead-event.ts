@@ -13,7 +13,8 @@ export type LeadEventType = (typeof leadEventTypes)[number];
 export const maxLeadEventDetailBytes = 64 * 1024;
 
 const entitySchema = z.object({
-  type: z.enum(['user', 'account']),
+  /** visitor: an anonymous visitor, only when the rules file sets `identity.anonymous_leads`. */
+  type: z.enum(['user', 'account', 'visitor']),
   id: z.string(),
 });
 

@@ -128,6 +128,8 @@ export function buildLeadEvent(
   transition: Transition,
   ruleset: Ruleset,
   now: Date,
+  /** Who the lead is: facts of a user-level entity may be those of an anonymous visitor (rules opting in). */
+  entityType: 'user' | 'account' | 'visitor' = facts.type,
 ): LeadEvent {
   const since = windowStart(now, Math.max(1, ruleset.maxWindowDays));
   const counts = new Map<string, number>();
@@ -149,7 +151,7 @@ export function buildLeadEvent(
     detailType: leadEventType(transition.previousTier, transition.tier),
     detail: {
       workspace,
-      entity: { type: facts.type, id: facts.id },
+      entity: { type: entityType, id: facts.id },
       tier: transition.tier,
       previousTier: transition.previousTier,
       score: evaluation.score,

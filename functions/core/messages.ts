@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { formatPath } from './field-path';
+import { identityOf, type Identity } from './identity';
 import { messageTypes, segmentMessageSchema, type MessageType, type SegmentMessage } from './segment-schema';
 
 /** The Segment HTTP API's own limits, so SDKs that already respect them never hit ours. */
@@ -26,8 +27,8 @@ export interface AcceptedMessage {
   timestamp: string;
   /** The message had no time of its own: its timestamp is the time it was received, different on every retry. */
   serverTimed: boolean;
-  /** The user the event belongs to: userId, or `anonymous:<anonymousId>` before identification. */
-  userKey: string;
+  /** Whom the event belongs to: the user of its userId, else the anonymous visitor of its anonymousId (core/identity). */
+  identity: Identity;
   /** The account named by the message itself (group call, or context.groupId). */
   groupId?: string;
   /** identify: user traits; group: account traits. */
@@ -84,7 +85,6 @@ function normalise(message: SegmentMessage, time: Date, index: number, workspace
   const timestamp = time.toISOString();
   const hasOwnTime = message.timestamp !== undefined || message.originalTimestamp !== undefined;
   const messageId = message.messageId ?? derivedMessageId(workspace, message, index);
-  const userKey = message.userId ? message.userId : `anonymous:${message.anonymousId}`;
   const groupId = message.type === 'group' ? message.groupId : message.context?.groupId;
   const name = message.type === 'track' ? message.event : message.type === 'page' || message.type === 'screen' ? message.name : undefined;
   const traits = message.type === 'identify' || message.type === 'group' ? message.traits : undefined;
@@ -95,7 +95,7 @@ function normalise(message: SegmentMessage, time: Date, index: number, workspace
     ...(name !== undefined ? { name } : {}),
     timestamp,
     serverTimed: !hasOwnTime,
-    userKey,
+    identity: identityOf(message),
     ...(groupId !== undefined ? { groupId } : {}),
     ...(traits !== undefined ? { traits } : {}),
     ...(message.type === 'alias' ? { previousId: message.previousId } : {}),

@@ -1,5 +1,6 @@
 import type { LeadEvent } from './lead-event';
 import type { DayRange, StoredEntityState } from './facts';
+import type { Claim, Identity, IdentifiedMessage } from './identity';
 import type { DayRollup, UsageEvent } from './rules/engine';
 import type { AcceptedMessage, RejectedMessage } from './messages';
 import type { WriteKeyRecord } from './write-key';
@@ -38,7 +39,8 @@ export interface LeadPublisher {
 
 export interface EntityRef {
   workspace: string;
-  type: 'user' | 'account';
+  /** A visitor is an anonymousId never claimed by a user (core/identity); it is evaluated only when the rules opt in. */
+  type: 'user' | 'account' | 'visitor';
   id: string;
 }
 
@@ -64,9 +66,14 @@ export interface EntityRows {
   traits: Record<string, unknown>;
   /** A user's accounts; none for an account. */
   accounts: string[];
+  /** The claim that merges this user or visitor into a user (core/identity), when one was stored. */
+  claim?: Claim;
   /** Opaque to the use case: what `save` needs to notice an overlapping run and to clear the change marker safely. */
   token: unknown;
 }
+
+/** A stored event as the evaluator reads it: what the rules measure, and who sent it (for identity claims). */
+export type StoredEvent = UsageEvent & IdentifiedMessage;
 
 /** What one evaluation writes. */
 export interface EntityUpdate {
@@ -109,8 +116,23 @@ export interface EvaluationStore {
   readonly maxChangedDaysPerSave: number;
   /** The entity's state, change marker, traits and accounts. */
   entity(ref: EntityRef): Promise<EntityRows>;
-  /** A user's stored events of the given days, or all of them. */
-  events(ref: EntityRef, days: readonly string[] | 'all'): Promise<UsageEvent[]>;
+  /** A user's (or visitor's) stored events of the given days, or all of them. */
+  events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]>;
+  /** The claims stored on these identities, by identityKey (unclaimed ones are left out). */
+  claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>>;
+  /**
+   * Stores the claim on its identity unless an earlier claim holds it (core/identity's order); idempotent. Returns
+   * the claim that holds the identity afterwards, and the claim it replaced, whose claimant must look again.
+   */
+  claim(workspace: string, claim: Claim): Promise<{ held: Claim; replaced?: Claim }>;
+  /**
+   * Done with a user or visitor that is not evaluated itself (merged into a user, or an anonymous visitor the rules
+   * do not evaluate): marks `to` changed on the days given, then clears the entity's change marker unless it changed
+   * since `entity()`. A crash between the two leaves the marker, so the next run forwards again.
+   */
+  forward(ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }): Promise<void>;
+  /** Marks an entity changed on these days (seen at `at`), so the next run evaluates it. */
+  mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void>;
   /** The stored day rollups of the given days (missing days are left out). */
   dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]>;
   /** Each entity's stored day rollups within its ranges, in the order of `entities`. */

@@ -1,7 +1,8 @@
 import { dayOf } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import type { LeadEvent } from '../../functions/core/lead-event';
-import type { EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress } from '../../functions/core/ports';
+import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
+import type { EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress, StoredEvent } from '../../functions/core/ports';
 import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
 
 interface Entity {
@@ -9,8 +10,9 @@ interface Entity {
   traits: Record<string, unknown>;
   /** Users: the accounts they belong to. Accounts: their members. */
   links: string[];
-  events: UsageEvent[];
+  events: StoredEvent[];
   days: Map<string, DayRollup>;
+  claim?: Claim;
   state?: StoredEntityState;
   revision: number;
   /** The change marker: the days to re-read, a version bumped by every mark, and when the oldest unevaluated change came. */
@@ -50,8 +52,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   /** Stores a user's event and marks the user, as ingest does; `receivedAt` is when the change counts as made. */
   track(workspace: string, userId: string, event: Omit<UsageEvent, 'type'> & { type?: string }, receivedAt = event.timestamp): void {
     const user = this.entityOf({ workspace, type: 'user', id: userId });
-    user.events.push({ type: 'track', ...event });
-    this.mark(user, dayOf(event.timestamp), receivedAt);
+    user.events.push({ type: 'track', messageId: `m${user.events.length}`, userId, ...event });
+    this.markEntity(user, dayOf(event.timestamp), receivedAt);
   }
 
   /** Sets traits of a user or an account. */
@@ -127,6 +129,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       changedDays: [...(entity.marker?.days ?? [])].sort(),
       traits: structuredClone(entity.traits),
       accounts: ref.type === 'user' ? [...entity.links] : [],
+      ...(entity.claim ? { claim: structuredClone(entity.claim) } : {}),
       token,
     };
     const overlap = this.afterRead;
@@ -137,7 +140,34 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return rows;
   }
 
-  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<UsageEvent[]> {
+  async claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>> {
+    const claims = new Map<string, Claim>();
+    for (const identity of identities) {
+      const claim = this.entities.get(keyOf({ workspace, type: identity.kind, id: identity.id }))?.claim;
+      if (claim) claims.set(identityKey(identity), structuredClone(claim));
+    }
+    return claims;
+  }
+
+  async claim(workspace: string, claim: Claim): Promise<{ held: Claim; replaced?: Claim }> {
+    const entity = this.entityOf({ workspace, type: claim.from.kind, id: claim.from.id });
+    const replaced = entity.claim;
+    if (replaced && !claimsBefore(claim, replaced)) return { held: structuredClone(replaced) };
+    entity.claim = structuredClone(claim);
+    return { held: claim, ...(replaced ? { replaced } : {}) };
+  }
+
+  async forward(ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }): Promise<void> {
+    if (to) await this.mark(to.ref, to.days, to.at);
+    const entity = this.entityOf(ref);
+    if (entity.marker && entity.marker.version === (token as Token).markerVersion) delete entity.marker;
+  }
+
+  async mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void> {
+    for (const day of days) this.markEntity(this.entityOf(ref), day, at.toISOString());
+  }
+
+  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
     const events = this.entityOf(ref).events;
     return structuredClone(days === 'all' ? events : events.filter((event) => days.includes(dayOf(event.timestamp))));
   }
@@ -175,7 +205,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     if (update.markAccounts) {
       for (const id of update.markAccounts.ids) {
         const account = this.entityOf({ workspace: ref.workspace, type: 'account', id });
-        for (const day of update.markAccounts.days) this.mark(account, day, update.markAccounts.at.toISOString());
+        for (const day of update.markAccounts.days) this.markEntity(account, day, update.markAccounts.at.toISOString());
       }
     }
     return true;
@@ -185,7 +215,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     delete this.entityOf(ref).marker;
   }
 
-  private mark(entity: Entity, day: string, at: string): void {
+  private markEntity(entity: Entity, day: string, at: string): void {
     if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at };
     entity.marker.days.add(day);
     entity.marker.version++;

@@ -1,3 +1,4 @@
+import { identityKey } from '../../functions/core/identity';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,13 +39,13 @@ describe('readEvents', () => {
     const plain = file('events.jsonl', `${good.join('\n')}\n\n`);
     const zipped = file('more.jsonl.gz', gzipSync(`${track('cy', '2025-01-04T10:00:00Z')}\r\n${track('cy', '2025-01-05T10:00:00Z')}`));
     const { messages, stats } = await collect([plain, zipped]);
-    expect(messages.map((message) => [message.userKey, message.timestamp])).toEqual([
-      ['ann', '2025-01-01T10:00:00.000Z'],
-      ['bob', '2025-01-02T10:00:00.000Z'],
+    expect(messages.map((message) => [identityKey(message.identity), message.timestamp])).toEqual([
+      ['user:ann', '2025-01-01T10:00:00.000Z'],
+      ['user:bob', '2025-01-02T10:00:00.000Z'],
       // Clock-skew corrected as ingest does: receivedAt - (sentAt - originalTimestamp).
-      ['anonymous:a-1', '2025-01-03T10:00:02.000Z'],
-      ['cy', '2025-01-04T10:00:00.000Z'],
-      ['cy', '2025-01-05T10:00:00.000Z'],
+      ['visitor:a-1', '2025-01-03T10:00:02.000Z'],
+      ['user:cy', '2025-01-04T10:00:00.000Z'],
+      ['user:cy', '2025-01-05T10:00:00.000Z'],
     ]);
     expect(stats).toEqual({ eventsRead: 5, linesSkipped: 0, skipped: [] });
   });

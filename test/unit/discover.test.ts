@@ -181,10 +181,10 @@ describe('discover on planted data: finds what was planted, and nothing else', (
     const convertedAt = new Map(stream.conversions.filter((c) => c.type === 'user').map((c) => [c.id, c.convertedAt]));
     const byUser = new Map<string, { events: UsageEvent[]; first: string; createdAt?: unknown }>();
     for (const message of messages) {
-      const conversion = convertedAt.get(message.userKey);
+      const conversion = convertedAt.get(message.identity.id);
       if (conversion !== undefined && message.timestamp >= conversion) continue;
-      const user = byUser.get(message.userKey) ?? { events: [], first: message.timestamp };
-      byUser.set(message.userKey, user);
+      const user = byUser.get(message.identity.id) ?? { events: [], first: message.timestamp };
+      byUser.set(message.identity.id, user);
       if (message.timestamp < user.first) user.first = message.timestamp;
       if (message.type === 'identify' && message.traits?.['createdAt'] !== undefined) user.createdAt = message.traits['createdAt'];
       else if (message.type !== 'identify' && message.type !== 'group') user.events.push(message.message as unknown as UsageEvent);

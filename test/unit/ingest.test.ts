@@ -82,12 +82,12 @@ describe('message schemas', () => {
 
   it('accepts numeric ids as strings, keeps unknown fields, and normalises every call type', () => {
     const cases = [
-      [{ type: 'track', userId: 42, event: 'Exported Data', properties: { rows: 10 }, custom: 'kept' }, { type: 'track', name: 'Exported Data', userKey: '42' }],
-      [{ type: 'identify', anonymousId: 'anon-9', traits: { plan: 'free' } }, { type: 'identify', userKey: 'anonymous:anon-9', traits: { plan: 'free' } }],
+      [{ type: 'track', userId: 42, event: 'Exported Data', properties: { rows: 10 }, custom: 'kept' }, { type: 'track', name: 'Exported Data', identity: { kind: 'user', id: '42' } }],
+      [{ type: 'identify', anonymousId: 'anon-9', traits: { plan: 'free' } }, { type: 'identify', identity: { kind: 'visitor', id: 'anon-9' }, traits: { plan: 'free' } }],
       [{ type: 'group', userId: 'u', groupId: 'acct-1', traits: { employees: 120 } }, { type: 'group', groupId: 'acct-1', traits: { employees: 120 } }],
       [{ type: 'page', userId: 'u', name: 'Pricing' }, { type: 'page', name: 'Pricing' }],
       [{ type: 'screen', userId: 'u', name: 'Home' }, { type: 'screen', name: 'Home' }],
-      [{ type: 'alias', userId: 'u', previousId: 'anon-9' }, { type: 'alias', userKey: 'u', previousId: 'anon-9' }],
+      [{ type: 'alias', userId: 'u', previousId: 'anon-9' }, { type: 'alias', identity: { kind: 'user', id: 'u' }, previousId: 'anon-9' }],
       [{ type: 'track', userId: 'u', event: 'x', context: { groupId: 'acct-2' } }, { groupId: 'acct-2' }],
     ] as const;
     for (const [message, expected] of cases) {
@@ -269,7 +269,7 @@ describe('input made canonical before anything depends on it', () => {
     const { response, events } = await send({ body: decodeUtf8(bytes) });
     expect(response.status).toBe(200);
     expect(response.body['rejected']).toEqual([{ index: 1, messageId: 'm-bad', path: 'userId', reason: 'holds bytes that are not valid UTF-8' }]);
-    expect(events.saved[0]!.messages.map((message) => message.userKey)).toEqual(['caf\u00e9']);
+    expect(events.saved[0]!.messages.map((message) => message.identity.id)).toEqual(['caf\u00e9']);
     expect(events.quarantined[0]!.rejected).toHaveLength(1);
   });
 
@@ -289,7 +289,7 @@ describe('input made canonical before anything depends on it', () => {
       '{"type":"track","userId":12345678901234567891,"event":"x","messageId":"b","timestamp":"2024-05-01T11:00:00Z","properties":{"userId":"12345678901234567892 inside a string"}}]}';
     const { response, events } = await send({ body });
     expect(response.status).toBe(200);
-    expect(events.saved[0]!.messages.map((message) => message.userKey)).toEqual(['12345678901234567890', '12345678901234567891']);
+    expect(events.saved[0]!.messages.map((message) => message.identity.id)).toEqual(['12345678901234567890', '12345678901234567891']);
     expect(parseMessageJson('{"userId": 7, "n": 12345678901234567890}')).toEqual({ userId: 7, n: 12345678901234567890 });
     expect(parseMessageJson('{"groupId":-98765432109876543210}')).toEqual({ groupId: '-98765432109876543210' });
   });

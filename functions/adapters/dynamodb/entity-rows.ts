@@ -1,19 +1,22 @@
-import { DeleteItemCommand, TransactWriteItemsCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, TransactWriteItemsCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
-import type { EntityRef, EntityRows, EntityUpdate } from '../../core/ports';
-import type { DayRollup, UsageEvent } from '../../core/rules/engine';
+import { identityKey, type Claim, type Identity } from '../../core/identity';
+import type { EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../core/ports';
+import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
 import { outboxItem } from './outbox';
 import {
   changesSortKey,
+  claimAttributes,
   daySortKey,
   daySortKeyPrefix,
   entityPartitionKey,
   eventSortKeyPrefix,
   memberSortKeyPrefix,
   profileSortKey,
+  parseEntityPartitionKey,
   shardOf,
   stateSortKey,
   sweepPartition,
@@ -57,15 +60,67 @@ export class DynamoDbEntityRows {
       ...(stateItem?.['revision']?.N !== undefined ? { revision: Number(stateItem['revision'].N) } : {}),
     };
     const state = stateOf(stateItem);
-    return { ...(state ? { state } : {}), changedDays: marker?.['days']?.SS ?? [], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], token };
+    const claim = ref.type === 'account' ? undefined : claimOf(ref, profile);
+    return { ...(state ? { state } : {}), changedDays: marker?.['days']?.SS ?? [], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], ...(claim ? { claim } : {}), token };
   }
 
-  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<UsageEvent[]> {
+  async claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>> {
+    const keys = identities.map((identity) => ({ pk: { S: entityPartitionKey(workspace, identity.kind, identity.id) }, sk: { S: profileSortKey } }));
+    const projection = `pk, ${Object.values(claimAttributes).join(', ')}`;
+    const claims = new Map<string, Claim>();
+    for (const item of await getAll(this.client, this.tableName, keys, { projection, consistent: true, capacity: this.capacity })) {
+      const ref = parseEntityPartitionKey(item['pk']!.S!);
+      const claim = ref && ref.type !== 'account' ? claimOf(ref, item) : undefined;
+      if (claim) claims.set(identityKey(claim.from), claim);
+    }
+    return claims;
+  }
+
+  async claim(workspace: string, claim: Claim): Promise<{ held: Claim; replaced?: Claim }> {
+    const ref: EntityRef = { workspace, type: claim.from.kind, id: claim.from.id };
+    const { to, at, messageId } = claimAttributes;
+    try {
+      const output = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: pkOf(ref) }, sk: { S: profileSortKey } },
+          UpdateExpression: 'SET #to = :to, #at = :at, #mid = :mid',
+          // First claim wins (core/identity's claimsBefore): the earlier message, then the smaller messageId, then claimant.
+          ConditionExpression: 'attribute_not_exists(#at) OR #at > :at OR (#at = :at AND (#mid > :mid OR (#mid = :mid AND #to > :to)))',
+          ExpressionAttributeNames: { '#to': to, '#at': at, '#mid': messageId },
+          ExpressionAttributeValues: { ':to': { S: claim.to }, ':at': { S: claim.at }, ':mid': { S: claim.messageId } },
+          ReturnValues: 'UPDATED_OLD',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.capacity.add('write', output.ConsumedCapacity);
+      const replaced = claimOf(ref, output.Attributes);
+      return { held: claim, ...(replaced ? { replaced } : {}) };
+    } catch (error) {
+      if (!(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+      // The same claim again, or an earlier one: it keeps the identity.
+      const item = (error as Error & { Item?: Item }).Item;
+      return { held: claimOf(ref, item) ?? claim };
+    }
+  }
+
+  async forward(ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }): Promise<void> {
+    if (to && to.days.length > 0) await this.mark(to.ref, to.days, to.at);
+    const { markerVersion } = token as SaveToken;
+    if (markerVersion !== undefined) await this.clearMarker(pkOf(ref), markerVersion);
+  }
+
+  async mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void> {
+    await markChanged(this.client, this.tableName, { pk: pkOf(ref), type: ref.type, id: ref.id, days: new Set(days) }, { at, shards: this.options.dirtyShards, capacity: this.capacity });
+  }
+
+  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
     const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
     const pages = await Promise.all(
       prefixes.map((prefix) => this.queryAll({ KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } })),
     );
-    return pages.flat().map((item) => JSON.parse(item['msg']!.S!) as UsageEvent);
+    return pages.flat().map((item) => JSON.parse(item['msg']!.S!) as StoredEvent);
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {
@@ -217,6 +272,15 @@ export class DynamoDbEntityRows {
 const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
 
 const stateOf = (item: Item | undefined): StoredEntityState | undefined => (item?.['state']?.S ? (JSON.parse(item['state'].S) as StoredEntityState) : undefined);
+
+/** The claim stored on a user's or visitor's profile item, if any. */
+function claimOf(ref: EntityRef, item: Record<string, AttributeValue> | undefined): Claim | undefined {
+  const to = item?.[claimAttributes.to]?.S;
+  const at = item?.[claimAttributes.at]?.S;
+  const messageId = item?.[claimAttributes.messageId]?.S;
+  if (to === undefined || at === undefined || messageId === undefined) return undefined;
+  return { from: { kind: ref.type === 'visitor' ? 'visitor' : 'user', id: ref.id }, to, at, messageId };
+}
 
 const rollupOf = (item: Item): DayRollup => JSON.parse(item['rollup']!.S!) as DayRollup;
 

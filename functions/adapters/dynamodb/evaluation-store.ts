@@ -1,5 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DayRange } from '../../core/facts';
+import type { Claim, Identity } from '../../core/identity';
 import type { LeadEvent } from '../../core/lead-event';
 import type { EntityRef, EntityUpdate, EvaluationStore, RulesetProgress } from '../../core/ports';
 import { dayMs } from '../../core/days';
@@ -51,6 +52,10 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   entity = (ref: EntityRef) => this.rows.entity(ref);
   events = (ref: EntityRef, days: readonly string[] | 'all') => this.rows.events(ref, days);
+  claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
+  claim = (workspace: string, claim: Claim) => this.rows.claim(workspace, claim);
+  forward = (ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }) => this.rows.forward(ref, token, to);
+  mark = (ref: EntityRef, days: readonly string[], at: Date) => this.rows.mark(ref, days, at);
   dayRollups = (ref: EntityRef, days: readonly string[]) => this.rows.dayRollups(ref, days);
   dayRollupsIn = (entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]) => this.rows.dayRollupsIn(entities);
   accountTraits = (workspace: string, ids: readonly string[]) => this.rows.accountTraits(workspace, ids);

@@ -63,7 +63,6 @@ interface EntityChange {
   /** Indexes of the messages that brought the traits, refused together if the profile cannot take them. */
   traitSources: number[];
   accountsJoined: Set<string>;
-  aliases: Set<string>;
 }
 
 /**
@@ -90,13 +89,14 @@ export class DynamoDbEventStore implements EventStore {
 
   async save(workspace: string, received: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }> {
     const { messages, receipts } = await this.withFirstReceipts(workspace, received, receivedAt);
-    const memberships = await this.currentMemberships(workspace, [...new Set(messages.map((m) => m.userKey))]);
+    const userIds = messages.filter((message) => message.identity.kind === 'user').map((message) => message.identity.id);
+    const memberships = await this.currentMemberships(workspace, [...new Set(userIds)]);
     const changes = new Map<string, EntityChange>();
     const change = (type: EntityType, id: string) => {
       const key = entityPartitionKey(workspace, type, id);
       let entry = changes.get(key);
       if (!entry) {
-        entry = { type, id, days: new Set(), traits: new Map(), traitSources: [], accountsJoined: new Set(), aliases: new Set() };
+        entry = { type, id, days: new Set(), traits: new Map(), traitSources: [], accountsJoined: new Set() };
         changes.set(key, entry);
       }
       return entry;
@@ -105,16 +105,19 @@ export class DynamoDbEventStore implements EventStore {
     const memberItems = new Map<number, Item>();
     for (const message of messages) {
       const day = message.timestamp.slice(0, 10);
-      const user = change('user', message.userKey);
+      const { kind, id } = message.identity;
+      const user = change(kind, id);
       user.days.add(day);
-      if (message.groupId !== undefined) {
+      // Accounts have users as members: an anonymous visitor's group is not a membership (core/identity merges
+      // the visitor's events into its user, and the user's own messages name its accounts).
+      if (message.groupId !== undefined && kind === 'user') {
         change('account', message.groupId).days.add(day);
-        const accounts = memberships.get(message.userKey) ?? new Set<string>();
-        memberships.set(message.userKey, accounts);
+        const accounts = memberships.get(id) ?? new Set<string>();
+        memberships.set(id, accounts);
         if (!accounts.has(message.groupId)) {
           accounts.add(message.groupId);
           user.accountsJoined.add(message.groupId);
-          memberItems.set(message.index, this.memberItem(workspace, message.groupId, message.userKey, message.timestamp));
+          memberItems.set(message.index, this.memberItem(workspace, message.groupId, id, message.timestamp));
         }
       }
       const traitsOf = message.type === 'identify' ? user : message.type === 'group' ? change('account', message.groupId!) : undefined;
@@ -122,7 +125,6 @@ export class DynamoDbEventStore implements EventStore {
         for (const [name, value] of Object.entries(message.traits)) traitsOf.traits.set(name, value);
         traitsOf.traitSources.push(message.index);
       }
-      if (message.previousId !== undefined) user.aliases.add(message.previousId);
     }
     // Every account a user belongs to is re-evaluated when the user changes; taken after the loop, so the
     // marks are the same whatever the order of the messages, and the same when a request is retried.
@@ -231,7 +233,7 @@ export class DynamoDbEventStore implements EventStore {
   private eventItem(workspace: string, message: AcceptedMessage): Item {
     const eventSeconds = Math.floor(Date.parse(message.timestamp) / 1000);
     return {
-      pk: { S: entityPartitionKey(workspace, 'user', message.userKey) },
+      pk: { S: entityPartitionKey(workspace, message.identity.kind, message.identity.id) },
       sk: { S: eventSortKey(message.timestamp, message.messageId) },
       // The message as JSON, not as a DynamoDB map: any JSON survives (numbers beyond DynamoDB's range, empty keys).
       msg: { S: JSON.stringify(message.message) },
@@ -260,11 +262,13 @@ export class DynamoDbEventStore implements EventStore {
     return memberships;
   }
 
-  /** Writes traits, memberships and aliases; a profile is touched only when the request changes one of them. */
+  /**
+   * Writes traits and memberships; a profile is touched only when the request changes one of them. Identity links
+   * cost ingest nothing: the evaluator learns them from the events it reads (core/identity, evaluate-leads).
+   */
   private async updateProfile(pk: string, entry: EntityChange, receivedAt: Date): Promise<void> {
     const traitEntries = [...entry.traits.entries()];
-    const hasOtherChanges = entry.accountsJoined.size > 0 || entry.aliases.size > 0;
-    if (traitEntries.length === 0 && !hasOtherChanges) return;
+    if (traitEntries.length === 0 && entry.accountsJoined.size === 0) return;
 
     const traitGroups: [string, unknown][][] = [];
     for (let i = 0; i < traitEntries.length; i += traitsPerUpdate) traitGroups.push(traitEntries.slice(i, i + traitsPerUpdate));
@@ -288,10 +292,6 @@ export class DynamoDbEventStore implements EventStore {
         if (entry.accountsJoined.size > 0) {
           values[':accounts'] = { SS: [...entry.accountsJoined] };
           add.push('accounts :accounts');
-        }
-        if (entry.aliases.size > 0) {
-          values[':aliases'] = { SS: [...entry.aliases] };
-          add.push('aliases :aliases');
         }
       }
       const output = await this.client.send(

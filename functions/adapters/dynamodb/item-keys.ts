@@ -3,7 +3,8 @@ import type { EntityRef } from '../../core/ports';
 
 /** Key builders for the items described in table-definition.ts; every adapter builds keys here and nowhere else. */
 
-export type EntityType = 'user' | 'account';
+/** Users, accounts, and anonymous visitors apart from users (a userId never shares a partition with an anonymousId). */
+export type EntityType = 'user' | 'account' | 'visitor';
 
 export const writeKeysPartition = 'KEYS';
 export const profileSortKey = 'PROFILE';
@@ -11,6 +12,8 @@ export const profileSortKey = 'PROFILE';
 export const changesSortKey = 'CHANGES';
 export const eventSortKeyPrefix = 'EVT#';
 export const memberSortKeyPrefix = 'MEMBER#';
+/** The claim that merges an identity into a user, on the claimed identity's profile: `claimTo`, `claimAt`, `claimMessageId`. */
+export const claimAttributes = { to: 'claimTo', at: 'claimAt', messageId: 'claimMessageId' } as const;
 
 export const writeKeySortKey = (keyId: string) => `KEY#${keyId}`;
 /** Every workspace's allowed browser origins, in one item beside the keys: ingest reads both. */
@@ -54,6 +57,6 @@ export function shardOf(entityPartitionKey: string, shards: number): string {
 }
 
 export function parseEntityPartitionKey(pk: string): EntityRef | undefined {
-  const match = /^WS#([^#]+)#(user|account)#(.+)$/s.exec(pk);
+  const match = /^WS#([^#]+)#(user|account|visitor)#(.+)$/s.exec(pk);
   return match ? { workspace: match[1]!, type: match[2] as EntityType, id: match[3]! } : undefined;
 }

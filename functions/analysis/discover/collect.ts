@@ -1,3 +1,4 @@
+import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage } from '../../core/identity';
 import type { AcceptedMessage } from '../../core/messages';
 import { eventName } from '../../core/rules/engine';
 import type { Conversion } from '../metrics';
@@ -17,8 +18,11 @@ import { dayMs } from '../../core/days';
  * ingest stores it), so the suggested rules file fires for the users discover measured (test/unit/discover.test.ts
  * checks it with the engine).
  *
- * Limits, by design: users only (account conversions are counted and reported, not analysed); alias calls do not
- * merge identities; distinct counts keep each user's 12 earliest values per event property, which is exact unless
+ * Identities resolve as the evaluator resolves them (core/identity): an anonymous visitor's messages are kept aside
+ * and join the user that claimed it once everything is read; a userId aliased into another joins that user's
+ * activity; visitors nobody claimed are left out (counted).
+ *
+ * Limits, by design: users only (account conversions are counted and reported, not analysed); distinct counts keep each user's 12 earliest values per event property, which is exact unless
  * more than 7 of them came before the signup day; only top-level scalar properties are candidates.
  */
 
@@ -26,7 +30,7 @@ import { dayMs } from '../../core/days';
 export type DiscoveryConversion = Conversion;
 
 /** What discovery needs of a validated message (`validateMessage` in core/messages gives exactly this). */
-export type DiscoveryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'userKey' | 'messageId' | 'message'> & Partial<Pick<AcceptedMessage, 'name' | 'traits'>>;
+export type DiscoveryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'message'> & Partial<Pick<AcceptedMessage, 'name' | 'traits'>>;
 
 export interface DiscoveryCollectorOptions {
   /** The trait that holds the signup time, as the rules' `signup.trait`; null to use the first message. @default createdAt */
@@ -46,6 +50,10 @@ export interface DiscoveryInput {
   /** Messages at or after the cutoff. */
   afterCutoff: number;
   users: number;
+  /** Identifiers (anonymous visitors, aliased userIds) whose activity joined a user's. */
+  mergedIdentifiers: number;
+  /** Anonymous visitors nobody claimed: left out. */
+  anonymousLeftOut: number;
   conversions: { users: number; accounts: number; unseen: number; beforeFirstMessage: number };
 }
 
@@ -98,6 +106,10 @@ export class DiscoveryCollector {
   private counts = { messages: 0, duplicates: 0, productEvents: 0, afterConversion: 0, afterCutoff: 0 };
   /** 53-bit fingerprints of user, day and messageId, to count a repeated message once. */
   private readonly seen = new Set<number>();
+  private readonly claims = new ClaimSet();
+  /** Anonymous visitors' messages, by anonymousId: whose they are is known only once every claim is read. */
+  private readonly visitorMessages = new Map<string, DiscoveryMessage[]>();
+  private identities = { merged: 0, anonymousLeftOut: 0, resolved: false };
   private firstMs = Number.POSITIVE_INFINITY;
   private lastMs = Number.NEGATIVE_INFINITY;
 
@@ -120,15 +132,27 @@ export class DiscoveryCollector {
 
   /** Adds one validated message. Order does not matter. */
   add(message: DiscoveryMessage): void {
+    if (this.identities.resolved) throw new Error('DiscoveryCollector: add() after snapshot()');
     this.counts.messages++;
     const ms = Date.parse(message.timestamp);
     if (!(ms < this.cutoffMs)) {
       this.counts.afterCutoff++;
       return;
     }
-    const key = message.userKey;
+    for (const claim of claimsOf(message.message as unknown as IdentifiedMessage)) this.claims.add(claim);
+    if (message.identity.kind === 'visitor') {
+      const list = this.visitorMessages.get(message.identity.id);
+      if (list) list.push(message);
+      else this.visitorMessages.set(message.identity.id, [message]);
+      return;
+    }
+    this.addForUser(message.identity.id, message, ms);
+  }
+
+  /** Counts a message as the user's: its own, or one of an identity merged into it. */
+  private addForUser(key: string, message: DiscoveryMessage, ms: number): void {
     // Ingest keys a stored event by user, day and messageId: a repeat rewrites the same item, so it counts once here too.
-    const fingerprint = messageFingerprint(key, message.timestamp, message.messageId);
+    const fingerprint = messageFingerprint(identityKey(message.identity), message.timestamp, message.messageId);
     if (this.seen.has(fingerprint)) {
       this.counts.duplicates++;
       return;
@@ -202,8 +226,37 @@ export class DiscoveryCollector {
     }
   }
 
+  /**
+   * Once every claim is read: visitors' messages join the users that claimed them, and a userId aliased into another
+   * user joins that user's activity (its own conversion had already filtered it).
+   */
+  private resolveIdentities(): void {
+    if (this.identities.resolved) return;
+    this.identities.resolved = true;
+    for (const [anonymousId, messages] of this.visitorMessages) {
+      const root = this.claims.rootOf({ kind: 'visitor', id: anonymousId });
+      if (root.kind === 'visitor') {
+        this.identities.anonymousLeftOut++;
+        continue;
+      }
+      this.identities.merged++;
+      for (const message of messages) this.addForUser(root.id, message, Date.parse(message.timestamp));
+    }
+    this.visitorMessages.clear();
+    for (const [id, activity] of [...this.users]) {
+      const root = this.claims.rootOf({ kind: 'user', id });
+      if (root.id === id) continue;
+      this.identities.merged++;
+      this.users.delete(id);
+      const into = this.users.get(root.id);
+      if (into) mergeActivity(into, activity);
+      else this.users.set(root.id, activity);
+    }
+  }
+
   /** The aggregate, for discover(). */
   snapshot(): ActivitySnapshot {
+    this.resolveIdentities();
     const unseen = [...this.conversionMs.keys()].filter((id) => !this.users.has(id) && !this.lateConverters.has(id)).length;
     return {
       signupTrait: this.signupTrait,
@@ -216,6 +269,8 @@ export class DiscoveryCollector {
       input: {
         ...this.counts,
         users: this.users.size,
+        mergedIdentifiers: this.identities.merged,
+        anonymousLeftOut: this.identities.anonymousLeftOut,
         conversions: { ...this.conversionCounts, unseen, beforeFirstMessage: this.lateConverters.size },
       },
     };
@@ -232,6 +287,17 @@ export interface ActivitySnapshot {
   firstMs: number;
   lastMs: number;
   input: DiscoveryInput;
+}
+
+/** Adds an aliased user's activity to the user it merged into. */
+function mergeActivity(into: UserActivity, from: UserActivity): void {
+  into.firstMs = Math.min(into.firstMs, from.firstMs);
+  if (from.traitMs > into.traitMs) {
+    into.trait = from.trait;
+    into.traitMs = from.traitMs;
+  }
+  for (const [event, days] of from.events) into.events.set(event, [...(into.events.get(event) ?? []), ...days]);
+  for (const [key, values] of from.distinct) for (let i = 0; i < values.length; i += 2) addDistinct(into.distinct, key, values[i]!, values[i + 1]!);
 }
 
 /** Keeps the earliest `keptDistinctValues` distinct values (by the day first seen) of one user, event and property. */

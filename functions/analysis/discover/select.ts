@@ -19,8 +19,8 @@ import {
  * significantly more often in the converting group"), done so that its answer can be trusted:
  *
  * - Candidates are ranked by the lower bound of the 95% interval of their lift, which penalises small samples,
- *   and are measured twice: on a training set and on a time-based holdout (users whose signup falls in the last
- *   ~30% of the period). A candidate is kept only when its holdout lift's interval lies above 1.
+ *   and are measured twice: on a training set and on a time-based holdout (the latest
+ *   30% of signups). A candidate is kept only when its holdout lift's interval lies above 1.
  * - The chosen signals are not redundant: a candidate that fires for mostly the same users as a better one
  *   (Jaccard >= 0.8) is skipped, and so is one that shows no lift within either group a better one splits the
  *   users into (it only echoes it); each event (or event property) and window gets one threshold only.
@@ -42,7 +42,7 @@ export interface DiscoverOptions {
   distinctThresholds?: number[];
   /** The window of the distinct-value candidates, in days since signup. @default 30 */
   distinctWindow?: 7 | 14 | 30;
-  /** Share of the period, at its end, whose signups form the holdout. @default 0.3 */
+  /** Share of the users, the latest to sign up, that forms the holdout. @default 0.3 */
   holdoutShare?: number;
   /** A candidate needs to fire for at least this many training users to be selected. @default 10 */
   minFired?: number;
@@ -283,12 +283,14 @@ export function discover(snapshot: ActivitySnapshot, options: DiscoverOptions = 
   const size = entries.length;
   const firstMs = Number.isFinite(snapshot.firstMs) ? snapshot.firstMs : 0;
   const lastMs = Number.isFinite(snapshot.lastMs) ? snapshot.lastMs : 0;
-  const holdoutFromMs = firstMs + (1 - settings.holdoutShare) * (lastMs - firstMs);
   const population: Population = { size, train: new Bits(size), holdout: new Bits(size), converted: new Bits(size) };
   const signupDays = new Float64Array(size);
+  const signupMsOf = entries.map(([, user]) => Date.parse(signupTime({ traits: user.trait === undefined ? {} : { [snapshot.signupTrait!]: user.trait }, firstSeen: new Date(user.firstMs).toISOString() }, signupRules)!));
+  // The holdout is the latest share of signups (not of the period's time span: signups may stop before the data does).
+  const bySignup = [...signupMsOf].sort((a, b) => a - b);
+  const holdoutFromMs = size === 0 ? lastMs : bySignup[Math.min(size - 1, Math.floor(size * (1 - settings.holdoutShare)))]!;
   entries.forEach(([, user], index) => {
-    const signup = signupTime({ traits: user.trait === undefined ? {} : { [snapshot.signupTrait!]: user.trait }, firstSeen: new Date(user.firstMs).toISOString() }, signupRules)!;
-    const signupMs = Date.parse(signup);
+    const signupMs = signupMsOf[index]!;
     signupDays[index] = Math.floor(signupMs / dayMs);
     if (signupMs >= holdoutFromMs) population.holdout.set(index);
     else population.train.set(index);

@@ -26,6 +26,8 @@ export interface Ruleset {
   lifetimeSignals: string[];
   /** Whether any rule looks at accounts; without one, accounts are not evaluated at all. */
   evaluatesAccounts: boolean;
+  /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
+  anonymousLeads: boolean;
 }
 
 /** Parses and validates a rules file (YAML or JSON); throws RulesError listing every problem with its path and line. */
@@ -56,6 +58,7 @@ export function loadRules(text: string, source = 'rules'): Ruleset {
       .filter(([, signal]) => signal.kind === 'event' && signal.window === undefined && signal.since_signup === undefined)
       .map(([name]) => name),
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
+    anonymousLeads: file.identity.anonymous_leads,
   };
 }
 

@@ -180,6 +180,15 @@ export const rulesFileSchema = z.strictObject({
   scoring: z.strictObject({ cap: z.number().positive().optional() }).default({}),
   /** Evaluated top-down: a lead gets the first tier whose minimum score and required signals it meets. */
   tiers: z.array(tierSchema).min(1, 'must define at least one tier'),
+  identity: z
+    .strictObject({
+      /**
+       * Evaluate anonymous visitors never claimed by a user (no identify, no alias) as leads of their own: no email, no
+       * one to call, so off by default, and then they cost no evaluation. @default false
+       */
+      anonymous_leads: z.boolean().default(false),
+    })
+    .default({ anonymous_leads: false }),
   policy: z
     .strictObject({
       /** Which transitions are published. @default all three */
