@@ -8,6 +8,7 @@ import { addKeysCommands } from '../functions/cli/keys-commands';
 import { addRejectedCommand } from '../functions/cli/rejected-command';
 import { addRulesCommands } from '../functions/cli/rules-commands';
 import { addSampleCommands } from '../functions/cli/sample-commands';
+import { addWebhooksCommand } from '../functions/cli/webhooks-command';
 
 // The SDK warns on Node 20 that *future* SDK releases need Node 22; the versions pinned in package-lock.json run fine.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
@@ -27,6 +28,7 @@ addBacktestCommand(program);
 addDiscoverCommand(program);
 addKeysCommands(program);
 addRejectedCommand(program);
+addWebhooksCommand(program);
 
 try {
   await program.parseAsync();

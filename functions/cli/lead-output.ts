@@ -15,13 +15,17 @@ export interface SinkOptions {
 export const sinkOptions = (command: Command) =>
   command
     .option('--leads-file <file>', 'append lead events to this JSONL file (one EventBridge entry per line)')
-    .option('--webhook <url>', 'POST lead events to this URL, signed (repeatable)', collect, [])
-    .option('--webhook-secret <secret>', 'secret for the webhook signatures (default: PQL_RADAR_WEBHOOK_SECRET)', process.env['PQL_RADAR_WEBHOOK_SECRET']);
+    .option('--webhook <url>', 'POST lead events to this URL, signed per Standard Webhooks (repeatable)', collect, [])
+    .option(
+      '--webhook-secret <secret>',
+      'Standard Webhooks secret (whsec_..., `pql-radar webhooks secret` makes one; several separated by spaces during a rotation; default: PQL_RADAR_WEBHOOK_SECRET)',
+      process.env['PQL_RADAR_WEBHOOK_SECRET'],
+    );
 
 /** The local destinations of lead events: always the console, plus a JSONL file and webhooks when asked for. */
 export function localSinks(options: SinkOptions, extra: LeadPublisher[] = []): LeadPublisher {
   if (options.webhook.length > 0 && !options.webhookSecret) {
-    throw new InvalidArgumentError('--webhook needs --webhook-secret (or PQL_RADAR_WEBHOOK_SECRET): receivers verify the signature with it');
+    throw new InvalidArgumentError('--webhook needs --webhook-secret (or PQL_RADAR_WEBHOOK_SECRET): receivers verify the signature with it; `pql-radar webhooks secret` makes one');
   }
   return new FanOutLeadSink([
     new ConsoleLeadSink(),

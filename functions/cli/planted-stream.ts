@@ -1,6 +1,6 @@
 import type { Conversion } from '../analysis/metrics';
 import { SeededRandom } from '../core/random';
-import type { SampleMessage } from './sample-stream';
+import { companyPrefixes, employeeCounts as sampleEmployeeCounts, industries, pages as samplePages, type SampleMessage } from './sample-stream';
 import { dayMs } from '../core/days';
 
 /**
@@ -83,16 +83,10 @@ export interface PlantedStream {
 }
 
 const minuteMs = 60_000;
-const pages = [
-  { name: 'Home', path: '/' },
-  { name: 'Dashboards', path: '/dashboards' },
-  { name: 'Pricing', path: '/pricing' },
-  { name: 'Settings', path: '/settings' },
-  { name: 'Docs', path: '/docs' },
-];
-const companies = ['Acme', 'Northwind', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark', 'Wayne', 'Tyrell', 'Soylent', 'Cyberdyne', 'Vandelay', 'Wonka', 'Aperture'];
-const industries = ['software', 'fintech', 'ecommerce', 'healthcare', 'education', 'media', 'logistics', 'manufacturing'];
-const employeeCounts = [4, 9, 25, 60, 140, 320, 900];
+// The sample product's vocabulary, minus its last entries: the planted streams (and examples/backtest/) were made with these.
+const pages = samplePages.slice(0, 5);
+const companies = companyPrefixes.slice(0, 14);
+const employeeCounts = sampleEmployeeCounts.slice(0, 7);
 /** How often users come back on an ordinary day: everyone has a habit, whatever they will do. */
 const habits = [0.04, 0.1, 0.2, 0.35, 0.55];
 

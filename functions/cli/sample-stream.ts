@@ -82,7 +82,7 @@ export const companyPrefixes = ['Acme', 'Northwind', 'Globex', 'Initech', 'Umbre
 export const companySuffixes = ['Analytics', 'Labs', 'Logistics', 'Health', 'Finance', 'Retail', 'Media', 'Systems'];
 export const industries = ['software', 'fintech', 'ecommerce', 'healthcare', 'education', 'media', 'logistics', 'manufacturing'];
 export const employeeCounts = [4, 9, 25, 60, 140, 320, 900, 2500];
-const pages = [
+export const pages = [
   { name: 'Home', path: '/' },
   { name: 'Dashboards', path: '/dashboards' },
   { name: 'Pricing', path: '/pricing' },

@@ -87,7 +87,8 @@ function normalise(message: SegmentMessage, time: Date, index: number, workspace
   const messageId = message.messageId ?? derivedMessageId(workspace, message, index);
   const groupId = message.type === 'group' ? message.groupId : message.context?.groupId;
   const name = message.type === 'track' ? message.event : message.type === 'page' || message.type === 'screen' ? message.name : undefined;
-  const traits = message.type === 'identify' || message.type === 'group' ? message.traits : undefined;
+  // RudderStack's identify carries its traits in context.traits only; Segment's, at the top.
+  const traits = message.type === 'identify' ? (message.traits ?? message.context?.traits) : message.type === 'group' ? message.traits : undefined;
   return {
     index,
     messageId,

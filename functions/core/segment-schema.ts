@@ -31,10 +31,13 @@ const context = z.looseObject({
   traits: jsonObject.optional(),
 });
 
+/** An SDK's "no id yet": RudderStack sends `userId: ""` before identify, Segment's SDKs null or nothing. */
+const absentWhenEmpty = (value: unknown) => (value === '' ? undefined : value);
+
 const common = {
   messageId: identifier.optional(),
-  userId: identifier.nullish(),
-  anonymousId: identifier.nullish(),
+  userId: z.preprocess(absentWhenEmpty, identifier.nullish()),
+  anonymousId: z.preprocess(absentWhenEmpty, identifier.nullish()),
   timestamp: isoTimestamp.optional(),
   originalTimestamp: isoTimestamp.optional(),
   sentAt: isoTimestamp.optional(),

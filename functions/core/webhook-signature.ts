@@ -1,82 +1,59 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 /**
- * Signing of lead-event webhooks, shared by the local webhook sink and the deployed webhook destination, and
- * meant for receivers to import. Pure: node:crypto only.
- *
- * A request carries
- *   x-pql-radar-timestamp: <unix seconds>
- *   x-pql-radar-signature: v1=<hex HMAC-SHA256 of "<timestamp>.<raw body>" keyed with the shared secret>
- * Signing the timestamp with the body lets a receiver refuse replays of an old request.
+ * Webhook signatures per Standard Webhooks (standardwebhooks.com), so receivers verify with an off-the-shelf library
+ * (`standardwebhooks` on npm, Svix's libraries, and their ports to other languages). A request carries
+ *   webhook-id:        the lead event's idempotency key, the same on every delivery of one transition
+ *   webhook-timestamp: unix seconds
+ *   webhook-signature: `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<raw body>">`, one per active secret, space-separated
+ * A secret is `whsec_` and the base64 of its key bytes. During a rotation the sender signs with the old and the new
+ * secret, and a receiver holding either verifies.
  */
 export const webhookHeaders = {
-  timestamp: 'x-pql-radar-timestamp',
-  signature: 'x-pql-radar-signature',
-  idempotencyKey: 'x-pql-radar-idempotency-key',
+  id: 'webhook-id',
+  timestamp: 'webhook-timestamp',
+  signature: 'webhook-signature',
 } as const;
 
-/** The signature scheme version, the prefix of the signature header value. */
-export const webhookSignatureVersion = 'v1';
+const secretPrefix = 'whsec_';
 
-/** How far a timestamp may be from the receiver's clock (either way) by default: five minutes. */
-export const defaultWebhookToleranceSeconds = 300;
-
-function hmacHex(body: string | Uint8Array, secret: string, timestampSeconds: number | string): string {
-  return createHmac('sha256', secret).update(`${timestampSeconds}.`).update(body).digest('hex');
+/** A new secret: 24 random bytes, as Standard Webhooks' own tools make them. */
+export function generateWebhookSecret(): string {
+  return `${secretPrefix}${randomBytes(24).toString('base64')}`;
 }
 
 /**
- * The value of the `x-pql-radar-signature` header for this body, sent with `x-pql-radar-timestamp: <timestampSeconds>`.
- * Sign the exact bytes you send: re-serialising the JSON on the receiving side breaks the signature.
+ * The secrets in a setting (a CLI option, an environment variable, a Secrets Manager value): one, or several separated
+ * by spaces, commas or new lines during a rotation. Throws, saying why, when one is not a `whsec_` secret.
  */
-export function signWebhook(body: string | Uint8Array, secret: string, timestampSeconds: number): string {
-  if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) throw new Error('timestampSeconds must be a non-negative integer (unix seconds)');
-  if (secret.length === 0) throw new Error('the webhook secret must not be empty');
-  return `${webhookSignatureVersion}=${hmacHex(body, secret, timestampSeconds)}`;
-}
-
-export interface VerifyWebhookSignatureInput {
-  /** The raw request body, exactly as received (string or bytes), not re-serialised JSON. */
-  body: string | Uint8Array;
-  /** The `x-pql-radar-timestamp` header. */
-  timestamp: string | number | undefined | null;
-  /** The `x-pql-radar-signature` header: `v1=<hex>`; several signatures separated by commas or spaces are accepted. */
-  signature: string | undefined | null;
-  /** The shared secret; several during a rotation (any one matching is enough). */
-  secret: string | readonly string[];
-  /** @default 300 */
-  toleranceSeconds?: number;
-  /** The receiver's clock, in milliseconds since the epoch. @default Date.now */
-  now?: () => number;
-}
-
-/**
- * True when the signature is a valid `v1` signature of `"<timestamp>.<body>"` under one of the secrets and the
- * timestamp is within `toleranceSeconds` of now. Compares in constant time; any malformed input is simply false.
- */
-export function verifyWebhookSignature(input: VerifyWebhookSignatureInput): boolean {
-  const { body, signature, toleranceSeconds = defaultWebhookToleranceSeconds, now = Date.now } = input;
-  const timestamp = typeof input.timestamp === 'number' ? String(input.timestamp) : input.timestamp?.trim();
-  if (!timestamp || !/^\d{1,15}$/.test(timestamp) || typeof signature !== 'string') return false;
-  const ageSeconds = Math.abs(now() / 1000 - Number(timestamp));
-  if (!(ageSeconds <= toleranceSeconds)) return false;
-
-  const provided = signature
-    .split(/[\s,]+/)
-    .filter((part) => part.startsWith(`${webhookSignatureVersion}=`))
-    .map((part) => part.slice(webhookSignatureVersion.length + 1).toLowerCase())
-    .filter((hex) => /^[0-9a-f]{64}$/.test(hex))
-    .map((hex) => Buffer.from(hex, 'hex'));
-  if (provided.length === 0) return false;
-
-  const secrets = (typeof input.secret === 'string' ? [input.secret] : input.secret).filter((s) => s.length > 0);
-  let valid = false;
-  // Every combination is compared, so the time taken does not tell which one matched.
+export function parseWebhookSecrets(value: string): string[] {
+  const secrets = value.split(/[\s,]+/).filter((part) => part.length > 0);
+  if (secrets.length === 0) throw new Error('no webhook secret: make one with `pql-radar webhooks secret`');
   for (const secret of secrets) {
-    const expected = Buffer.from(hmacHex(body, secret, timestamp), 'hex');
-    for (const candidate of provided) {
-      if (timingSafeEqual(expected, candidate)) valid = true;
+    const key = secret.startsWith(secretPrefix) ? Buffer.from(secret.slice(secretPrefix.length), 'base64') : undefined;
+    if (!key || key.length < 16 || key.toString('base64') !== secret.slice(secretPrefix.length)) {
+      throw new Error('a webhook secret must be "whsec_" followed by the base64 of at least 16 random bytes (`pql-radar webhooks secret` makes one)');
     }
   }
-  return valid;
+  return secrets;
+}
+
+export interface SignWebhookInput {
+  /** The message id: the lead event's idempotency key. */
+  id: string;
+  timestampSeconds: number;
+  /** The exact bytes sent: re-serialising the JSON on the receiving side breaks the signature. */
+  body: string;
+  /** One secret, or several during a rotation (each gives a signature). */
+  secrets: readonly string[];
+}
+
+/** The Standard Webhooks headers of one request. */
+export function signWebhook({ id, timestampSeconds, body, secrets }: SignWebhookInput): Record<string, string> {
+  if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) throw new Error('timestampSeconds must be a non-negative integer (unix seconds)');
+  const signatures = parseWebhookSecrets(secrets.join(' ')).map((secret) => {
+    const key = Buffer.from(secret.slice(secretPrefix.length), 'base64');
+    return `v1,${createHmac('sha256', key).update(`${id}.${timestampSeconds}.${body}`).digest('base64')}`;
+  });
+  return { [webhookHeaders.id]: id, [webhookHeaders.timestamp]: String(timestampSeconds), [webhookHeaders.signature]: signatures.join(' ') };
 }

@@ -25,7 +25,7 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
       return json(404, { success: false, error: `no such endpoint: ${event.rawPath}; use /v1/${callTypes.join(', /v1/')}`, path: '', reason: 'not found' });
     }
     const origin = event.headers['origin'];
-    if (event.requestContext.http.method === 'OPTIONS') return preflight(origin, dependencies);
+    if (event.requestContext.http.method === 'OPTIONS') return preflight(origin, event.headers, dependencies);
     const decoded = decodeBody(event);
     if (!decoded.ok) return json(decoded.status, { success: false, error: decoded.reason, path: '', reason: decoded.reason });
 
@@ -80,7 +80,7 @@ export function decodeBody(event: Pick<APIGatewayProxyEventV2, 'body' | 'isBase6
  * asks first. The preflight carries no key, so it cannot tell the workspace: an origin that some workspace accepts
  * passes it, and the request itself is then checked against its own workspace's origins.
  */
-async function preflight(origin: string | undefined, dependencies: IngestDependencies): Promise<APIGatewayProxyStructuredResultV2> {
+async function preflight(origin: string | undefined, headers: APIGatewayProxyEventV2['headers'], dependencies: IngestDependencies): Promise<APIGatewayProxyStructuredResultV2> {
   const accepted = origin !== undefined && [...(await dependencies.keys.allowedOrigins()).values()].some((origins) => originAllowed(origins, origin));
   if (!accepted) {
     const reason = origin === undefined ? 'a preflight needs an Origin header' : `${origin} is not an origin any workspace accepts browser events from`;
@@ -91,11 +91,20 @@ async function preflight(origin: string | undefined, dependencies: IngestDepende
     headers: {
       ...corsHeaders(origin),
       'access-control-allow-methods': 'POST',
-      'access-control-allow-headers': 'authorization, content-type, content-encoding, x-retry-count',
+      'access-control-allow-headers': allowedRequestHeaders(headers['access-control-request-headers']),
       // Chromium keeps a preflight for at most 2 hours: one per page session instead of one per call.
       'access-control-max-age': '7200',
     },
   };
+}
+
+/**
+ * The headers the browser asks to send. SDKs add their own (analytics.js X-Retry-Count; RudderStack AnonymousId,
+ * SentAt and its Rsa-* retry headers) and ingest reads none of them but the key, so any well-formed list is allowed.
+ */
+function allowedRequestHeaders(requested: string | undefined): string {
+  const names = (requested ?? '').split(',').map((name) => name.trim().toLowerCase()).filter((name) => /^[a-z0-9-]{1,64}$/.test(name));
+  return [...new Set(['authorization', 'content-type', 'content-encoding', ...names.slice(0, 32)])].join(', ');
 }
 
 /** The answer's origin is the request's own, never `*`: browsers then also accept it for requests with credentials. */

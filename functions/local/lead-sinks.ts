@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { deliverWebhook, signedLeadEventRequest, type WebhookDeliveryOptions } from '../adapters/webhook/delivery';
 import { leadEventEnvelope, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
 import type { LeadPublisher } from '../core/ports';
+import { parseWebhookSecrets } from '../core/webhook-signature';
 
 /**
  * Where lead events go when pql-radar runs locally (`npm start`) instead of on the EventBridge bus: the console,
@@ -146,7 +147,7 @@ export interface WebhookDeliveryFailure {
 export interface WebhookLeadSinkOptions extends WebhookDeliveryOptions {
   /** http(s) URL the events are POSTed to. */
   url: string;
-  /** Shared secret of the HMAC signature (see functions/core/webhook-signature.ts). */
+  /** The Standard Webhooks secret (`whsec_...`), or several separated by spaces during a rotation. */
   secret: string;
   /** Events of different entities delivered at once; one entity's events always go in order. @default 4 */
   concurrency?: number;
@@ -155,12 +156,12 @@ export interface WebhookLeadSinkOptions extends WebhookDeliveryOptions {
 }
 
 /**
- * POSTs each event, signed, through the webhook delivery adapter (timeout, retries with backoff, Retry-After),
+ * POSTs each event, signed per Standard Webhooks, through the webhook delivery adapter (timeout, retries with backoff, Retry-After),
  * one entity's events in order and several entities at once.
  */
 export class WebhookLeadSink implements LeadPublisher {
   readonly url: string;
-  readonly #secret: string;
+  readonly #secrets: readonly string[];
   readonly #concurrency: number;
   readonly #delivery: WebhookDeliveryOptions;
   readonly #onFailure: (failure: WebhookDeliveryFailure) => void;
@@ -173,9 +174,8 @@ export class WebhookLeadSink implements LeadPublisher {
       throw new Error('webhook url is not a valid URL');
     }
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('webhook url must be http or https');
-    if (!secret) throw new Error('webhook secret must not be empty');
     this.url = url;
-    this.#secret = secret;
+    this.#secrets = parseWebhookSecrets(secret);
     this.#concurrency = Math.max(1, Math.floor(concurrency ?? 4));
     this.#delivery = delivery;
     // Only the origin: webhook URLs (Slack's, for one) often carry their secret in the path.
@@ -212,7 +212,7 @@ export class WebhookLeadSink implements LeadPublisher {
   }
 
   async #deliver(event: LeadEvent): Promise<boolean> {
-    const { delivered, ...outcome } = await deliverWebhook(this.url, (nowMs) => signedLeadEventRequest(event, this.#secret, nowMs), this.#delivery);
+    const { delivered, ...outcome } = await deliverWebhook(this.url, (nowMs) => signedLeadEventRequest(event, this.#secrets, nowMs), this.#delivery);
     if (!delivered) this.#onFailure({ idempotencyKey: event.detail.idempotencyKey, ...outcome });
     return delivered;
   }

@@ -2,6 +2,7 @@ import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
 import { deliverWebhook, signedLeadEventRequest, type WebhookRequest } from '../adapters/webhook/delivery';
+import { parseWebhookSecrets } from '../core/webhook-signature';
 import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
 import { logger, metrics } from '../shared/powertools';
 import { slackMessage } from './format';
@@ -51,8 +52,9 @@ const eventSchema = z.object({ 'detail-type': z.enum(leadEventTypes), detail: le
 
 async function destination(event: LeadEvent): Promise<{ url: string; request: (nowMs: number) => WebhookRequest }> {
   if (environment.DESTINATION_TYPE === 'webhook') {
-    const secretValue = await secret();
-    return { url: environment.WEBHOOK_URL, request: (nowMs) => signedLeadEventRequest(event, secretValue, nowMs) };
+    // Several secrets in the value (space-separated) during a rotation: each signs, a receiver holding either verifies.
+    const secrets = parseWebhookSecrets(await secret());
+    return { url: environment.WEBHOOK_URL, request: (nowMs) => signedLeadEventRequest(event, secrets, nowMs) };
   }
   const url = httpsUrl.safeParse(await secret());
   // The URL is the secret: the error names the problem, never the value.

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { build } from 'esbuild';
+import type { Server } from 'node:http';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventSortKeyPrefix, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import type { IngestResponse } from '../../functions/core/ingest';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { bundleForBrowser, servePage } from '../support/browser-page';
 import { chromiumLaunchOptions, ensureChromium } from '../support/chromium';
 import { scanAll } from '../support/scan';
 
@@ -21,30 +21,7 @@ let dev: DevRuntime;
 const responses: IngestResponse[] = [];
 
 /** analytics-next as one script for the page: what a product's own bundler would make of `@segment/analytics-next`. */
-async function analyticsBundle(): Promise<string> {
-  const result = await build({
-    stdin: { contents: "import { AnalyticsBrowser } from '@segment/analytics-next'; window.AnalyticsBrowser = AnalyticsBrowser;", resolveDir: process.cwd() },
-    bundle: true,
-    format: 'iife',
-    platform: 'browser',
-    write: false,
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0]!.text;
-}
-
-async function servePage(script: string): Promise<{ server: Server; origin: string }> {
-  const server = createServer((request, response) => {
-    if (request.url === '/analytics.js') {
-      response.writeHead(200, { 'content-type': 'text/javascript' }).end(script);
-      return;
-    }
-    response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>product</title><script src="/analytics.js"></script><h1>product</h1>');
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const address = server.address();
-  return { server, origin: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` };
-}
+const analyticsBundle = () => bundleForBrowser("import { AnalyticsBrowser } from '@segment/analytics-next'; window.AnalyticsBrowser = AnalyticsBrowser;");
 
 beforeAll(async () => {
   const [executablePath, script] = await Promise.all([ensureChromium(), analyticsBundle()]);

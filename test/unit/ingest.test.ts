@@ -62,7 +62,7 @@ describe('message schemas', () => {
     ['alias without previousId', { type: 'alias', userId: 'u' }, 'previousId', 'is required'],
     ['traits that are not an object', { type: 'identify', userId: 'u', traits: ['a'] }, 'traits', 'must be a JSON object'],
     ['a bad timestamp', { type: 'track', userId: 'u', event: 'x', timestamp: 'yesterday' }, 'timestamp', 'must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z'],
-    ['an empty userId', { type: 'track', userId: '', anonymousId: 'a', event: 'x' }, 'userId', 'must not be empty'],
+    ['an empty userId and no anonymousId', { type: 'track', userId: '', event: 'x' }, 'userId', 'userId or anonymousId is required'],
     ['a lone surrogate in the event name', { type: 'track', userId: 'u', event: 'bad\ud800' }, 'event', 'must be well-formed unicode (no lone surrogates)'],
     ['a __proto__ key', JSON.parse('{"type":"track","userId":"u","event":"x","properties":{"a":{"__proto__":{"admin":true}}}}'), 'properties.a.__proto__', 'the key "__proto__" is not allowed'],
     ['a context groupId of the wrong type', { type: 'track', userId: 'u', event: 'x', context: { groupId: {} } }, 'context.groupId', 'must be a string or a number'],
@@ -321,6 +321,20 @@ describe('input made canonical before anything depends on it', () => {
     const retried = validateMessage(message, 0, 'acme', new Date(receivedAt.getTime() + 3_600_000)) as AcceptedMessage;
     expect(first.serverTimed).toBe(true);
     expect(retried.messageId).toBe(first.messageId);
+  });
+});
+
+describe('what other SDKs send', () => {
+  it("takes RudderStack's empty userId before identify for no userId: the anonymous visitor's event is stored", () => {
+    const outcome = validateMessage({ type: 'track', userId: '', anonymousId: 'visitor-1', event: 'Viewed' }, 0, 'acme', receivedAt);
+    expect(outcome).toMatchObject({ userKey: 'anonymous:visitor-1' });
+  });
+
+  it("reads an identify's traits from context.traits when it has none at the top, as RudderStack sends them", () => {
+    const rudder = validateMessage({ type: 'identify', userId: 'u', context: { traits: { plan: 'trial' } } }, 0, 'acme', receivedAt);
+    expect(rudder).toMatchObject({ traits: { plan: 'trial' } });
+    const segment = validateMessage({ type: 'identify', userId: 'u', traits: { plan: 'pro' }, context: { traits: { plan: 'trial' } } }, 0, 'acme', receivedAt);
+    expect(segment).toMatchObject({ traits: { plan: 'pro' } });
   });
 });
 

@@ -7,7 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
 import { parseRetryAfter } from '../../functions/adapters/webhook/delivery';
-import { verifyWebhookSignature } from '../../functions/core/webhook-signature';
+import { generateWebhookSecret } from '../../functions/core/webhook-signature';
+import { verifiedByLibrary } from '../support/webhooks';
 import {
   ConsoleLeadSink,
   FanOutLeadSink,
@@ -194,7 +195,7 @@ class Receiver {
 
 describe('WebhookLeadSink', () => {
   const receiver = new Receiver();
-  const secret = 'whsec_local_test';
+  const secret = generateWebhookSecret();
   let failures: WebhookDeliveryFailure[] = [];
   beforeAll(() => receiver.start());
   afterAll(() => receiver.stop());
@@ -206,42 +207,41 @@ describe('WebhookLeadSink', () => {
   const sink = (options: Partial<ConstructorParameters<typeof WebhookLeadSink>[0]> = {}) =>
     new WebhookLeadSink({ url: receiver.url, secret, baseDelayMs: 5, onFailure: (failure) => failures.push(failure), ...options });
 
-  it('POSTs the signed EventBridge-shaped entry with the idempotency key', async () => {
+  it('POSTs the EventBridge-shaped entry signed per Standard Webhooks, the idempotency key as webhook-id', async () => {
     expect(await sink().publish([qualified])).toEqual({ failed: [] });
     expect(receiver.received).toHaveLength(1);
     const [request] = receiver.received;
     const { headers, body } = request!;
     expect(headers['content-type']).toBe('application/json');
-    expect(headers['x-pql-radar-idempotency-key']).toBe(qualified.detail.idempotencyKey);
+    expect(headers['webhook-id']).toBe(qualified.detail.idempotencyKey);
     expect(JSON.parse(body)).toEqual({ Source: 'pql-radar', DetailType: 'Lead Qualified', Detail: qualified.detail });
 
-    const timestamp = headers['x-pql-radar-timestamp'] as string;
-    const signature = headers['x-pql-radar-signature'] as string;
-    expect(Math.abs(Number(timestamp) - Date.now() / 1000)).toBeLessThan(5);
-    expect(signature).toMatch(/^v1=[0-9a-f]{64}$/);
-    expect(verifyWebhookSignature({ body, timestamp, signature, secret })).toBe(true);
-    expect(verifyWebhookSignature({ body, timestamp, signature, secret: 'whsec_wrong' })).toBe(false);
-    expect(verifyWebhookSignature({ body: body.replace('"PQL-A"', '"PQL-B"'), timestamp, signature, secret })).toBe(false);
-    expect(verifyWebhookSignature({ body, timestamp, signature, secret, now: () => (Number(timestamp) + 301) * 1000 })).toBe(false);
+    const timestamp = Number(headers['webhook-timestamp']);
+    expect(Math.abs(timestamp - Date.now() / 1000)).toBeLessThan(5);
+    expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+    const signed = headers as Record<string, string>;
+    expect(verifiedByLibrary(secret, body, signed, timestamp * 1000)).toEqual(JSON.parse(body));
+    expect(() => verifiedByLibrary(generateWebhookSecret(), body, signed, timestamp * 1000)).toThrow();
+    expect(() => verifiedByLibrary(secret, body.replace('"PQL-A"', '"PQL-B"'), signed, timestamp * 1000)).toThrow();
+    expect(() => verifiedByLibrary(secret, body, signed, (timestamp + 301) * 1000)).toThrow();
   });
 
   it('signs with the injected clock', async () => {
     await sink({ now: () => 1_714_564_800_999 }).publish([qualified]);
     const { headers, body } = receiver.received[0]!;
-    expect(headers['x-pql-radar-timestamp']).toBe('1714564800');
-    const check = { body, timestamp: headers['x-pql-radar-timestamp'] as string, signature: headers['x-pql-radar-signature'] as string, secret };
-    expect(verifyWebhookSignature({ ...check, now: () => 1_714_564_900_000 })).toBe(true);
-    expect(verifyWebhookSignature(check)).toBe(false); // stale by the real clock
+    expect(headers['webhook-timestamp']).toBe('1714564800');
+    expect(verifiedByLibrary(secret, body, headers as Record<string, string>, 1_714_564_900_000)).toEqual(JSON.parse(body));
+    expect(() => verifiedByLibrary(secret, body, headers as Record<string, string>, Date.now())).toThrow(); // stale by the real clock
   });
 
   it('retries a 503, then succeeds, with the same key and a fresh signature', async () => {
     receiver.replies = [{ status: 503 }];
     expect(await sink().publish([qualified])).toEqual({ failed: [] });
     expect(receiver.received).toHaveLength(2);
-    const keys = receiver.received.map((r) => r.headers['x-pql-radar-idempotency-key']);
+    const keys = receiver.received.map((r) => r.headers['webhook-id']);
     expect(keys).toEqual([qualified.detail.idempotencyKey, qualified.detail.idempotencyKey]);
     for (const { body, headers } of receiver.received) {
-      expect(verifyWebhookSignature({ body, timestamp: headers['x-pql-radar-timestamp'] as string, signature: headers['x-pql-radar-signature'] as string, secret })).toBe(true);
+      expect(verifiedByLibrary(secret, body, headers as Record<string, string>, Date.now())).toEqual(JSON.parse(body));
     }
     expect(failures).toEqual([]);
   });
@@ -293,7 +293,7 @@ describe('WebhookLeadSink', () => {
     receiver.replies = [{ status: 500 }, { status: 500 }, { status: 500 }];
     const mixed = await sink({ maxAttempts: 3, baseDelayMs: 2, concurrency: 1 }).publish([qualified, other]);
     expect(mixed).toEqual({ failed: [qualified.detail.idempotencyKey] });
-    expect(receiver.received.at(-1)!.headers['x-pql-radar-idempotency-key']).toBe(other.detail.idempotencyKey);
+    expect(receiver.received.at(-1)!.headers['webhook-id']).toBe(other.detail.idempotencyKey);
   });
 
   it('delivers one entity\'s events in order', async () => {
@@ -302,7 +302,7 @@ describe('WebhookLeadSink', () => {
     expect(await sink({ concurrency: 4 }).publish(events)).toEqual({ failed: [] });
     const forU42 = receiver.received
       .filter((r) => JSON.parse(r.body).Detail.entity.id === 'u-42')
-      .map((r) => r.headers['x-pql-radar-idempotency-key']);
+      .map((r) => r.headers['webhook-id']);
     const expected = [qualified, tierChanged, disqualified].map((e) => e.detail.idempotencyKey);
     expect(forU42.filter((key, i) => key !== forU42[i - 1])).toEqual(expected);
   });
@@ -330,7 +330,7 @@ describe('parseRetryAfter', () => {
     let calls = 0;
     const sink = new WebhookLeadSink({
       url: 'http://example.invalid/hook',
-      secret: 's',
+      secret: generateWebhookSecret(),
       maxRetryAfterMs: 60_000,
       onFailure: () => {},
       sleep: async (ms) => void sleeps.push(ms),

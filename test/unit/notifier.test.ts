@@ -7,7 +7,8 @@ import { leadEventEnvelope, leadEventSource, type LeadEvent } from '../../functi
 import { buildLeadEvent, decide, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, type EntityFacts, type MemberFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
-import { verifyWebhookSignature, webhookHeaders } from '../../functions/core/webhook-signature';
+import { generateWebhookSecret, webhookHeaders } from '../../functions/core/webhook-signature';
+import { verifiedByLibrary } from '../support/webhooks';
 import { WebhookLeadSink } from '../../functions/local/lead-sinks';
 import { entityUrl, slackMessage, type SlackBlock, type SlackMessage } from '../../functions/notifier/format';
 import { emailInput, hubspotInput, type InputTransformer } from '../../lib/lead-fanout';
@@ -206,7 +207,7 @@ describe('slackMessage', () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe('signedLeadEventRequest', () => {
-  const secret = 'whsec_test_0123456789';
+  const secret = generateWebhookSecret();
   const nowMs = Date.parse('2024-06-15T12:00:05.678Z');
 
   it.each([
@@ -214,17 +215,16 @@ describe('signedLeadEventRequest', () => {
     ['tier changed', tierChanged.event],
     ['disqualified', disqualified.event],
     ['account', account],
-  ])('%s: the envelope as body, signed so that verifyWebhookSignature accepts it', (_name, event) => {
-    const { body, headers } = signedLeadEventRequest(event, secret, nowMs);
+  ])('%s: the envelope as body, signed so that the Standard Webhooks library accepts it', (_name, event) => {
+    const { body, headers } = signedLeadEventRequest(event, [secret], nowMs);
     expect(JSON.parse(body)).toEqual(leadEventEnvelope(event));
     expect(JSON.parse(body)).toMatchObject({ Source: leadEventSource, DetailType: event.detailType });
     expect(headers[webhookHeaders.timestamp]).toBe('1718452805');
-    expect(headers[webhookHeaders.idempotencyKey]).toBe(event.detail.idempotencyKey);
-    const input = { body, timestamp: headers[webhookHeaders.timestamp], signature: headers[webhookHeaders.signature], secret, now: () => nowMs };
-    expect(verifyWebhookSignature(input)).toBe(true);
-    expect(verifyWebhookSignature({ ...input, secret: 'another secret' })).toBe(false);
-    expect(verifyWebhookSignature({ ...input, body: body.replace('acme', 'acmf') })).toBe(false);
-    expect(verifyWebhookSignature({ ...input, now: () => nowMs + 301_000 })).toBe(false);
+    expect(headers[webhookHeaders.id]).toBe(event.detail.idempotencyKey);
+    expect(verifiedByLibrary(secret, body, headers, nowMs)).toEqual(JSON.parse(body));
+    expect(() => verifiedByLibrary(generateWebhookSecret(), body, headers, nowMs)).toThrow();
+    expect(() => verifiedByLibrary(secret, body.replace('acme', 'acmf'), headers, nowMs)).toThrow();
+    expect(() => verifiedByLibrary(secret, body, headers, nowMs + 301_000)).toThrow();
   });
 
   it('sends exactly what the local runtime webhook sends: the same body and headers', async () => {
@@ -239,7 +239,7 @@ describe('signedLeadEventRequest', () => {
       },
     });
     await sink.publish([qualified.event]);
-    expect(sent).toEqual([signedLeadEventRequest(qualified.event, secret, nowMs)]);
+    expect(sent).toEqual([signedLeadEventRequest(qualified.event, [secret], nowMs)]);
   });
 });
 
@@ -391,17 +391,19 @@ describe('handler', () => {
     expect(JSON.parse(String(init!.body))).toEqual(slackMessage(qualified.event.detail, 'https://crm.example.com/{id}'));
   });
 
-  it('posts a signed envelope to the webhook', async () => {
+  it('posts an envelope signed per Standard Webhooks to the webhook, with every secret of a rotation', async () => {
+    const [rotated, webhookSecret] = [generateWebhookSecret(), generateWebhookSecret()];
     const { handler, fetch } = await load(
       { DESTINATION_TYPE: 'webhook', SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-AbCdEf', WEBHOOK_URL: 'https://hooks.example.com/pql' },
-      'whsec_test',
+      `${rotated} ${webhookSecret}`,
     );
     await handler(onTheBus(account));
     const [url, init] = fetch.mock.calls[0]!;
     expect(url).toBe('https://hooks.example.com/pql');
     const headers = init!.headers as Record<string, string>;
     expect(JSON.parse(String(init!.body))).toEqual(leadEventEnvelope(account));
-    expect(verifyWebhookSignature({ body: String(init!.body), timestamp: headers[webhookHeaders.timestamp], signature: headers[webhookHeaders.signature], secret: 'whsec_test' })).toBe(true);
+    // Mid-rotation the secret holds two: a receiver with either one verifies.
+    for (const receiverSecret of [rotated, webhookSecret]) expect(verifiedByLibrary(receiverSecret, String(init!.body), headers, Date.now())).toEqual(leadEventEnvelope(account));
   });
 
   it('throws on a non-2xx answer, so Lambda retries, without naming the secret URL', async () => {

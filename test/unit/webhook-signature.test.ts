@@ -1,69 +1,46 @@
-import { createHmac } from 'node:crypto';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { signWebhook, verifyWebhookSignature } from '../../functions/core/webhook-signature';
+import { generateWebhookSecret, parseWebhookSecrets, signWebhook, webhookHeaders } from '../../functions/core/webhook-signature';
+import { verifiedByLibrary as verify } from '../support/webhooks';
 
-const secret = 'whsec_test_5b1f0c';
 const body = JSON.stringify({ Source: 'pql-radar', DetailType: 'Lead Qualified', Detail: { idempotencyKey: 'k-1' } });
 const timestamp = 1_714_564_800; // 2024-05-01T12:00:00Z
-const at = (seconds: number) => () => seconds * 1000;
+const secret = generateWebhookSecret();
 
-describe('signWebhook', () => {
-  it('is v1= the hex HMAC-SHA256 of "<timestamp>.<body>"', () => {
-    const expected = createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
-    expect(signWebhook(body, secret, timestamp)).toBe(`v1=${expected}`);
+const verifiedByLibrary = (receiverSecret: string, headers: Record<string, string>, payload = body, nowSeconds = timestamp + 10) =>
+  verify(receiverSecret, payload, headers, nowSeconds * 1000);
+
+describe('Standard Webhooks signatures, verified with the standardwebhooks library', () => {
+  it('carry the message id, the timestamp and a v1 signature the library accepts', () => {
+    const headers = signWebhook({ id: 'k-1', timestampSeconds: timestamp, body, secrets: [secret] });
+    expect(headers[webhookHeaders.id]).toBe('k-1');
+    expect(headers[webhookHeaders.timestamp]).toBe(String(timestamp));
+    expect(headers[webhookHeaders.signature]).toMatch(/^v1,[A-Za-z0-9+/]+=*$/);
+    expect(verifiedByLibrary(secret, headers)).toEqual(JSON.parse(body));
+    // The library's own signature of the same message is ours.
+    expect(new Webhook(secret).sign('k-1', new Date(timestamp * 1000), body)).toBe(headers[webhookHeaders.signature]);
   });
 
-  it('signs bytes and the same string alike', () => {
-    expect(signWebhook(Buffer.from(body), secret, timestamp)).toBe(signWebhook(body, secret, timestamp));
+  it('fail the library for another secret, a changed body, another id and a stale timestamp', () => {
+    const headers = signWebhook({ id: 'k-1', timestampSeconds: timestamp, body, secrets: [secret] });
+    expect(() => verifiedByLibrary(generateWebhookSecret(), headers)).toThrow(WebhookVerificationError);
+    expect(() => verifiedByLibrary(secret, headers, body.replace('k-1', 'k-2'))).toThrow(WebhookVerificationError);
+    expect(() => verifiedByLibrary(secret, { ...headers, [webhookHeaders.id]: 'k-2' })).toThrow(WebhookVerificationError);
+    expect(() => verifiedByLibrary(secret, headers, body, timestamp + 600)).toThrow(WebhookVerificationError);
   });
 
-  it('refuses an empty secret and a timestamp that is not whole seconds', () => {
-    expect(() => signWebhook(body, '', timestamp)).toThrow(/secret/);
-    expect(() => signWebhook(body, secret, 1.5)).toThrow(/timestamp/);
-  });
-});
-
-describe('verifyWebhookSignature', () => {
-  const signature = signWebhook(body, secret, timestamp);
-  const verify = (overrides: Partial<Parameters<typeof verifyWebhookSignature>[0]> = {}) =>
-    verifyWebhookSignature({ body, timestamp: String(timestamp), signature, secret, now: at(timestamp + 10), ...overrides });
-
-  it('accepts the signature of the body it was made for, as string or bytes', () => {
-    expect(verify()).toBe(true);
-    expect(verify({ body: Buffer.from(body) })).toBe(true);
-    expect(verify({ timestamp })).toBe(true);
+  it('carry one signature per secret during a rotation, so a receiver holding either verifies', () => {
+    const next = generateWebhookSecret();
+    const headers = signWebhook({ id: 'k-1', timestampSeconds: timestamp, body, secrets: [secret, next] });
+    expect(headers[webhookHeaders.signature]!.split(' ')).toHaveLength(2);
+    expect(verifiedByLibrary(secret, headers)).toEqual(JSON.parse(body));
+    expect(verifiedByLibrary(next, headers)).toEqual(JSON.parse(body));
   });
 
-  it('rejects a wrong secret, a tampered body and a changed timestamp', () => {
-    expect(verify({ secret: 'whsec_other' })).toBe(false);
-    expect(verify({ body: body.replace('k-1', 'k-2') })).toBe(false);
-    expect(verify({ body: `${body} ` })).toBe(false);
-    expect(verify({ timestamp: String(timestamp + 1) })).toBe(false);
-  });
-
-  it('rejects timestamps outside the tolerance, either way', () => {
-    expect(verify({ now: at(timestamp + 300) })).toBe(true);
-    expect(verify({ now: at(timestamp + 301) })).toBe(false);
-    expect(verify({ now: at(timestamp - 301) })).toBe(false);
-    expect(verify({ now: at(timestamp + 3600), toleranceSeconds: 3600 })).toBe(true);
-  });
-
-  it('rejects malformed or missing headers instead of throwing', () => {
-    for (const bad of [undefined, null, '', 'v1=', 'v1=zz', signature.slice(0, -2), signature.replace('v1=', 'v0='), signature.slice(3)]) {
-      expect(verify({ signature: bad })).toBe(false);
-    }
-    for (const bad of [undefined, null, '', 'soon', '-1', '1714564800.5', ' ']) {
-      expect(verify({ timestamp: bad })).toBe(false);
-    }
-    expect(verify({ secret: '' })).toBe(false);
-    expect(verify({ secret: [] })).toBe(false);
-  });
-
-  it('accepts any of several signatures and any of several secrets (rotation)', () => {
-    const old = signWebhook(body, 'whsec_old', timestamp);
-    expect(verify({ signature: `${old}, ${signature}` })).toBe(true);
-    expect(verify({ signature: old, secret: ['whsec_new', 'whsec_old'] })).toBe(true);
-    expect(verify({ signature: old, secret: ['whsec_new'] })).toBe(false);
-    expect(verify({ signature: signature.toUpperCase().replace('V1=', 'v1=') })).toBe(true);
+  it('take secrets as Standard Webhooks writes them, and refuse anything else saying why', () => {
+    expect(generateWebhookSecret()).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
+    expect(parseWebhookSecrets(` ${secret},\n${secret} `)).toEqual([secret, secret]);
+    for (const bad of ['', 'not-a-secret', 'whsec_', 'whsec_c2hvcnQ=', `${secret}!`]) expect(() => parseWebhookSecrets(bad)).toThrow(/whsec_|no webhook secret/);
+    expect(() => signWebhook({ id: 'k-1', timestampSeconds: 1.5, body, secrets: [secret] })).toThrow(/timestamp/);
   });
 });

@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { leadEventEnvelope, type LeadEvent } from '../../core/lead-event';
-import { signWebhook, webhookHeaders } from '../../core/webhook-signature';
+import { signWebhook } from '../../core/webhook-signature';
 import { backoffDelayMs } from '../backoff';
 
 /**
@@ -14,17 +14,17 @@ export interface WebhookRequest {
   headers: Record<string, string>;
 }
 
-/** The POST of a lead event to a webhook: its envelope as JSON, signed at `nowMs` (milliseconds since the epoch). */
-export function signedLeadEventRequest(event: LeadEvent, secret: string, nowMs: number): WebhookRequest {
+/**
+ * The POST of a lead event to a webhook: its envelope as JSON, signed per Standard Webhooks at `nowMs` (milliseconds
+ * since the epoch) with each of `secrets`, the idempotency key as the message id.
+ */
+export function signedLeadEventRequest(event: LeadEvent, secrets: readonly string[], nowMs: number): WebhookRequest {
   const body = JSON.stringify(leadEventEnvelope(event));
-  const timestamp = Math.floor(nowMs / 1000);
   return {
     body,
     headers: {
       'content-type': 'application/json',
-      [webhookHeaders.timestamp]: String(timestamp),
-      [webhookHeaders.signature]: signWebhook(body, secret, timestamp),
-      [webhookHeaders.idempotencyKey]: event.detail.idempotencyKey,
+      ...signWebhook({ id: event.detail.idempotencyKey, timestampSeconds: Math.floor(nowMs / 1000), body, secrets }),
     },
   };
 }
