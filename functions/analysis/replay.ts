@@ -65,6 +65,8 @@ interface UserRecord {
   traits: TraitEntry[];
   /** Account id -> when the user first appeared in it (group call or context.groupId). */
   accounts: Map<string, string>;
+  /** Histories of identifiers claimed for this user, merged into it at the step their claim is known (`at`). */
+  joins: { at: string; record: UserRecord }[];
 }
 
 export interface EventHistoryStats {
@@ -133,7 +135,7 @@ export class EventHistory {
     for (const claim of claimsOf(message.message as unknown as IdentifiedMessage)) this.claims.add(claim);
     let user = this.users.get(owner);
     if (!user) {
-      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map() };
+      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [] };
       this.users.set(owner, user);
     }
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
@@ -213,9 +215,19 @@ export class EventHistory {
         const rootKey = identityKey(root);
         if (rootKey !== key) {
           this.users.delete(key);
-          const into = this.users.get(rootKey);
-          if (into) mergeRecord(into, record);
-          else this.users.set(rootKey, { ...record, id: root.id });
+          const at = this.claims.joinedRootAt(identity)!;
+          let into = this.users.get(rootKey);
+          if (!into) {
+            into = { id: root.id, firstSeen: at, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [] };
+            this.users.set(rootKey, into);
+          }
+          into.joins.push({ at, record });
+          // Memberships are wired before the replay starts: the user is in the merged identifier's accounts from the join.
+          for (const [accountId, joinedAt] of record.accounts) {
+            const from = joinedAt > at ? joinedAt : at;
+            const joined = into.accounts.get(accountId);
+            if (joined === undefined || from < joined) into.accounts.set(accountId, from);
+          }
           this.stats.mergedIdentifiers++;
         } else if (root.kind === 'visitor' && !anonymous) {
           this.users.delete(key);
@@ -227,7 +239,7 @@ export class EventHistory {
   }
 }
 
-/** Adds a merged identity's history to its user's: its days, first message, traits and accounts. */
+/** Adds a merged identity's history to its user's: its days, first message and traits (its accounts are wired in finish). */
 function mergeRecord(into: UserRecord, from: UserRecord): void {
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   for (const [day, rollup] of from.days) {
@@ -237,10 +249,6 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
     into.days.set(day, merged);
   }
   into.traits.push(...from.traits);
-  for (const [accountId, joinedAt] of from.accounts) {
-    const joined = into.accounts.get(accountId);
-    if (joined === undefined || joinedAt < joined) into.accounts.set(accountId, joinedAt);
-  }
 }
 
 /** The traits some rule reads (the signup trait, trait signals): the only ones worth keeping. */
@@ -428,6 +436,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
 
     for (const user of users) {
       if (user.record.firstSeen > at) continue;
+      joinClaimed(user, at, byTraitOrder);
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
@@ -473,6 +482,24 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
     for (const account of accounts) entities.push(account.history);
   }
   return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: steps.map(dayEnd), entities, scoreRange, accountsEvaluated };
+}
+
+/**
+ * Merges the histories claimed for the user by `at` (a step's end) and has the user re-read from its first day, as
+ * the evaluator rebuilds a user whose merged identities changed: the next pass over the days counts them all.
+ */
+function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b: TraitEntry) => number): void {
+  const due = user.record.joins.filter((join) => join.at <= at);
+  if (due.length === 0) return;
+  user.record.joins = user.record.joins.filter((join) => join.at > at);
+  // Every identifier joins its chain's root directly (finish), so a join brings no joins of its own.
+  for (const { record } of due) mergeRecord(user.record, record);
+  user.dayList = [...user.record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
+  user.upto = 0;
+  user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstSeen, lastSeen: null };
+  user.record.traits.sort(byTraitOrder);
+  user.traitCursor = 0;
+  user.traits = {};
 }
 
 /** The rollups of a sorted day list in the ranges; only days at or before the step (the first `upto` of the list). */

@@ -108,6 +108,22 @@ export function rootOf(identity: Identity, claimOf: ClaimLookup): Identity {
   }
 }
 
+/**
+ * When an identifier's events became its root's: the latest claim on the way to the root (an anonymous visitor claimed
+ * on Monday by A, A aliased to B on Friday: Friday). Before then nobody knew they were one person; the backtest merges
+ * from then on, as the evaluator could. Undefined for an identifier that is its own root.
+ */
+export function joinedRootAt(identity: Identity, claimOf: ClaimLookup): string | undefined {
+  const root = identityKey(rootOf(identity, claimOf));
+  let joined: string | undefined;
+  for (let current = identity; identityKey(current) !== root; ) {
+    const claim = claimOf(current)!;
+    if (joined === undefined || claim.at > joined) joined = claim.at;
+    current = { kind: 'user', id: claim.to };
+  }
+  return joined;
+}
+
 /** The winning claims on a set of identifiers, gathered from messages read in any order (backtest, discover). */
 export class ClaimSet {
   private readonly claims = new Map<string, Claim>();
@@ -125,6 +141,10 @@ export class ClaimSet {
 
   rootOf(identity: Identity): Identity {
     return rootOf(identity, this.claimOf);
+  }
+
+  joinedRootAt(identity: Identity): string | undefined {
+    return joinedRootAt(identity, this.claimOf);
   }
 }
 

@@ -376,7 +376,7 @@ function partitionsOf(messages: unknown[]): { type: EntityType; id: string }[] {
     if (!isPlainObject(message)) continue;
     add('user', usableId(message['userId']));
     const anonymousId = usableId(message['anonymousId']);
-    add('user', anonymousId === undefined ? undefined : `anonymous:${anonymousId}`);
+    add('visitor', anonymousId);
     add('account', usableId(message['groupId']));
     if (isPlainObject(message['context'])) add('account', usableId(message['context']['groupId']));
   }
@@ -406,7 +406,7 @@ async function count(pk: string, sortKeyCondition?: { operator: 'begins_with' | 
 
 const pkOf = ({ type, id }: { type: EntityType; id: string }) => entityPartitionKey(dev.workspace, type, id);
 const storedEvents = async (partitions: { type: EntityType; id: string }[]) =>
-  (await Promise.all(partitions.filter(({ type }) => type === 'user').map((p) => count(pkOf(p), { operator: 'begins_with', value: eventSortKeyPrefix })))).reduce((a, b) => a + b, 0);
+  (await Promise.all(partitions.filter(({ type }) => type !== 'account').map((p) => count(pkOf(p), { operator: 'begins_with', value: eventSortKeyPrefix })))).reduce((a, b) => a + b, 0);
 
 /** What the answer says was accepted, after checking that the answer has the documented shape. */
 function acceptedCount(sent: Sent, messages: unknown[]): number {

@@ -327,7 +327,7 @@ describe('input made canonical before anything depends on it', () => {
 describe('what other SDKs send', () => {
   it("takes RudderStack's empty userId before identify for no userId: the anonymous visitor's event is stored", () => {
     const outcome = validateMessage({ type: 'track', userId: '', anonymousId: 'visitor-1', event: 'Viewed' }, 0, 'acme', receivedAt);
-    expect(outcome).toMatchObject({ userKey: 'anonymous:visitor-1' });
+    expect(outcome).toMatchObject({ identity: { kind: 'visitor', id: 'visitor-1' } });
   });
 
   it("reads an identify's traits from context.traits when it has none at the top, as RudderStack sends them", () => {
