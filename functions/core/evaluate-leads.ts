@@ -1,3 +1,4 @@
+import { accountConversion, firstConversion } from './conversion';
 import { dayOf } from './days';
 import { accountFacts, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts } from './facts';
 import type { LeadEvent } from './lead-event';
@@ -62,7 +63,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       }
       const loaded = await readFacts(store, ref, ruleset, now);
       const evaluation = evaluate(loaded.facts, ruleset, now);
-      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now);
+      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt);
       const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now) : undefined;
       const nextSweep = state.tier !== null ? new Date(now.getTime() + sweepIntervalMs) : null;
       const saved = await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token);
@@ -98,6 +99,8 @@ export interface LoadedEntity {
   days: DayRollup[];
   /** Whether `days` were rebuilt from every event rather than recomputed for the changed days. */
   rebuilt: boolean;
+  /** A conversion seen in what was read (core/conversion), null for none; the lead state records the first one. */
+  convertedAt: string | null;
 }
 
 /**
@@ -115,7 +118,8 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
     );
     const daysOf = new Map(evaluated.map((member, index) => [member.id, memberDays[index]!]));
     const facts = accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
-    return { ref, rows, facts, days: [], rebuilt: false };
+    const convertedAt = ruleset.file.conversion ? accountConversion(ruleset.file.conversion, rows.traits, members.map((member) => member.state?.lead?.conversion?.at), now) : null;
+    return { ref, rows, facts, days: [], rebuilt: false, convertedAt };
   }
 
   const rebuilt = needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
@@ -130,7 +134,9 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const days = new Map(stored.map((rollup) => [rollup.day, rollup]));
   for (const rollup of recomputed.days) days.set(rollup.day, rollup);
   const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
-  return { ref, rows, facts, days: recomputed.days, rebuilt };
+  // The messages read are the changed days' (every day on a rebuild): a conversion is seen when its day changes.
+  const convertedAt = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
+  return { ref, rows, facts, days: recomputed.days, rebuilt, convertedAt };
 }
 
 /** What saving an evaluation writes: the new state with its pruned totals, the recomputed days, the lead event. */
