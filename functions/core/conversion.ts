@@ -58,3 +58,9 @@ export function accountConversion(rule: ConversionRule, traits: Record<string, u
   }
   return first;
 }
+
+/** The rule in words, for reports: `event "Order Completed" where {...}` or `trait "plan" {"in":["pro"]}`. */
+export function describeConversion(rule: ConversionRule): string {
+  if (rule.event !== undefined) return `event "${rule.event}"${rule.where !== undefined ? ` where ${JSON.stringify(rule.where)}` : ''}`;
+  return `trait "${rule.trait}" ${JSON.stringify(rule.is)}`;
+}
