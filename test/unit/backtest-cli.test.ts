@@ -62,6 +62,22 @@ describe('pql-radar backtest', () => {
     expect(without.stderr).toContain(`${rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
   }, 120_000);
 
+  it('discover takes conversions from the events as told, or from a file, and says which', async () => {
+    const events = ['--events', 'examples/backtest/events.jsonl.gz', '--min-users', '1000000'];
+    const fromTrait = await cli('discover', ...events, '--conversion-trait', 'plan=pro,business');
+    expect(fromTrait.code, fromTrait.stderr).toBe(0);
+    expect(fromTrait.stdout).toContain('read 30,724 messages and 112 conversions from the events (trait "plan" {"in":["pro","business"]})');
+    const fromEvent = await cli('discover', ...events, '--conversion-event', 'Plan Limit Reached');
+    expect(fromEvent.stdout).toMatch(/read 30,724 messages and \d+ conversions from the events \(event "Plan Limit Reached"\)/);
+    const fromFile = await cli('discover', ...events, '--conversions', 'examples/backtest/conversions.csv');
+    expect(fromFile.stdout).toContain('read 30,724 messages and 197 conversions from the file examples/backtest/conversions.csv');
+    const neither = await cli('discover', ...events);
+    expect(neither.code).toBe(1);
+    expect(neither.stderr).toContain('say what converting means with one of --conversion-event NAME, --conversion-trait NAME=VALUES or --conversions FILE');
+    const malformed = await cli('discover', ...events, '--conversion-trait', 'plan');
+    expect(malformed.stderr).toContain('--conversion-trait plan: must be NAME=VALUE[,VALUE...]');
+  }, 120_000);
+
   it('exits non-zero naming the file and line of a malformed event, and skips it with --skip-bad', async () => {
     const events = join(dir, 'events.jsonl');
     const good = (day: string) => JSON.stringify({ type: 'track', userId: 'ann', event: 'Dashboard Shared', timestamp: `2025-01-${day}T10:00:00Z` });

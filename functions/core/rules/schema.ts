@@ -175,7 +175,7 @@ const tierSchema = z.strictObject({
  * What converting means: an event (with property filters, as event signals have), or a trait taking a value (from
  * identify calls for users, group calls for accounts). An account converts when it or one of its members does.
  */
-const conversionSchema = z.strictObject({
+export const conversionSchema = z.strictObject({
   /** A track event name, e.g. `Order Completed`. */
   event: z.string().min(1).optional(),
   /** Property filters on the event, all of which must hold, as in event signals. */
