@@ -14,6 +14,7 @@ export interface ConversionMessage {
   event?: unknown;
   properties?: unknown;
   traits?: unknown;
+  context?: unknown;
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -29,7 +30,14 @@ export function convertsBy(rule: ConversionRule, message: ConversionMessage, lev
     // Accounts have no events of their own: they convert through their members (accountConversion).
     return level === 'user' && message.type === 'track' && message.event === rule.event && whereHolds(rule.where, isRecord(message.properties) ? message.properties : {});
   }
-  return message.type === (level === 'user' ? 'identify' : 'group') && isRecord(message.traits) && traitsConvert(rule, message.traits);
+  if (message.type !== (level === 'user' ? 'identify' : 'group')) return false;
+  const traits = level === 'user' ? identifyTraits(message) : message.traits;
+  return isRecord(traits) && traitsConvert(rule, traits);
+}
+
+/** An identify call's traits where ingest takes them: at the top (Segment), else in context.traits (RudderStack). */
+function identifyTraits(message: ConversionMessage): unknown {
+  return message.traits ?? (isRecord(message.context) ? message.context['traits'] : undefined);
 }
 
 /** Whether traits meet a trait rule: the trait is present and its value meets `is`. Event rules: never. */

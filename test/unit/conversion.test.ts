@@ -48,6 +48,9 @@ describe('conversion detection', () => {
     expect(convertsBy(planRule, group({ plan: 'business' }, iso(0)), 'account')).toBe(true);
     expect(convertsBy(planRule, identify({ plan: 'pro' }, iso(0)), 'account')).toBe(false);
     expect(convertsBy(planRule, track('Order Completed', iso(0), { plan: 'pro' }), 'user')).toBe(false);
+    // RudderStack's identify carries its traits in context.traits only.
+    expect(convertsBy(planRule, { type: 'identify', timestamp: iso(0), context: { traits: { plan: 'pro' } } }, 'user')).toBe(true);
+    expect(convertsBy(planRule, { type: 'group', timestamp: iso(0), context: { traits: { plan: 'pro' } } }, 'account')).toBe(false);
   });
 
   it('a call that does not carry the trait never converts, even for negative conditions', () => {
