@@ -66,7 +66,7 @@ export class LeadEventSchema extends Construct {
       registryName: this.registry.attrRegistryName,
       schemaName: leadEventSchemaName,
       type: 'JSONSchemaDraft4',
-      description: `Lead Qualified, Lead Tier Changed and Lead Disqualified events from source ${leadEventSource}`,
+      description: `${leadEventTypes.join(', ')} events from source ${leadEventSource}`,
       content: JSON.stringify(leadEventJsonSchema()),
     });
   }

@@ -11,7 +11,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { leadEventSource, type LeadEventType } from '../functions/core/lead-event';
+import { leadEventSource, leadEventTypes, type LeadEventType } from '../functions/core/lead-event';
 import type { Destination } from './config';
 import { LambdaFunction } from './lambda-function';
 
@@ -24,7 +24,7 @@ export interface InputTransformer {
 /**
  * The bodies of the HubSpot PATCH requests (`/crm/v3/objects/{contacts|companies}/{id}`). Every placeholder stands
  * outside quotes, so EventBridge inserts the value as JSON: strings quoted and escaped, the score a number.
- * Create the properties pql_tier, pql_score, pql_signals, pql_qualified_at (date-time) and pql_route in HubSpot first.
+ * Create the properties pql_tier, pql_score, pql_signals, pql_qualified_at (date-time), pql_converted_at (date-time) and pql_route in HubSpot first.
  */
 export const hubspotInput = {
   /** Qualified or tier changed. */
@@ -46,6 +46,14 @@ export const hubspotInput = {
   disqualified: {
     inputPathsMap: { score: '$.detail.score.total', summary: '$.detail.summary', route: '$.detail.route' },
     inputTemplate: '{"properties":{"pql_tier":"","pql_score":<score>,"pql_signals":<summary>,"pql_route":<route>}}',
+  },
+  /**
+   * Converted: pql_tier is left alone, so the record keeps the tier the lead converted from (the event's tier may be
+   * null once the customer leaves the tiers), and pql_converted_at says when.
+   */
+  converted: {
+    inputPathsMap: { convertedAt: '$.detail.conversion.convertedAt', score: '$.detail.score.total', summary: '$.detail.summary', route: '$.detail.route' },
+    inputTemplate: '{"properties":{"pql_converted_at":<convertedAt>,"pql_score":<score>,"pql_signals":<summary>,"pql_route":<route>}}',
   },
 } as const satisfies Record<string, InputTransformer>;
 
@@ -94,6 +102,7 @@ class TransformedInput extends events.RuleTargetInput {
 
 const leadDetailTypes: LeadEventType[] = ['Lead Qualified', 'Lead Tier Changed'];
 const disqualifiedDetailTypes: LeadEventType[] = ['Lead Disqualified'];
+const convertedDetailTypes: LeadEventType[] = ['Lead Converted'];
 
 /** EventBridge refuses a sixth target on a rule. */
 const maxTargetsPerRule = 5;
@@ -177,7 +186,7 @@ export class LeadFanout extends Construct {
 
     this.eventBus = new events.EventBus(this, 'Bus', {
       eventBusName: props.eventBusName ?? 'pql-radar-leads',
-      description: 'pql-radar lead events: Lead Qualified, Lead Tier Changed, Lead Disqualified',
+      description: `pql-radar lead events: ${leadEventTypes.join(', ')}`,
     });
     this.archive = this.eventBus.archive('Archive', {
       description: 'pql-radar lead events, for replay to the destinations',
@@ -369,6 +378,7 @@ export class LeadFanout extends Construct {
     const transitions = [
       { id: 'Lead', detailTypes: leadDetailTypes, input: hubspotInput.lead },
       { id: 'Disqualified', detailTypes: disqualifiedDetailTypes, input: hubspotInput.disqualified },
+      { id: 'Converted', detailTypes: convertedDetailTypes, input: hubspotInput.converted },
     ];
     for (const object of objects) {
       for (const transition of transitions) {

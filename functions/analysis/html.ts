@@ -117,6 +117,7 @@ ${fact('Lines skipped', show('input:linesSkipped', input.linesSkipped, count))}
 ${fact('Users', show('input:entities:user', input.entities.user, count))}
 ${fact('Accounts', show('input:entities:account', input.entities.account, count))}
 ${fact('Conversions', show('input:conversions', input.conversions, count))}
+${fact('Conversions from', esc(input.conversionsFrom))}
 </dl>
 </header>`;
 }

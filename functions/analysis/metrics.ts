@@ -30,7 +30,7 @@ import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } fr
  * - An entity that converted several times is judged by its first conversion.
  */
 
-/** An entity's conversion (a purchase, an upgrade), as the conversions file gives it. */
+/** An entity's conversion (a purchase, an upgrade), as the conversions file gives it or the replay recorded it. */
 export interface Conversion {
   type: 'user' | 'account';
   id: string;
@@ -42,12 +42,19 @@ export interface Conversion {
 export interface BuildReportOptions {
   replay: ReplayResult;
   conversions: readonly Conversion[];
+  /** Where the conversions came from, in words, for the report: the event stream or a file. */
+  conversionsFrom: string;
   ruleset: Ruleset;
   /** The rules file, as named to the user. */
   rulesSource: string;
   horizonDays: number;
   input: { eventsRead: number; linesSkipped: number; duplicates?: number };
   generatedAt?: Date;
+}
+
+/** The conversions the replay recorded (the rules file's conversion, detected in the event stream as the evaluator does). */
+export function replayedConversions(replay: ReplayResult): Conversion[] {
+  return replay.entities.flatMap((entity) => (entity.convertedAt !== undefined ? [{ type: entity.type, id: entity.id, convertedAt: entity.convertedAt }] : []));
 }
 
 const smallSample = 30;
@@ -238,7 +245,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     generatedAt: (options.generatedAt ?? new Date()).toISOString(),
     rules: { source: options.rulesSource, version: ruleset.version },
     period: { from: replay.from, to: replay.to, stepDays: replay.stepDays, horizonDays },
-    input: { eventsRead: options.input.eventsRead, linesSkipped: options.input.linesSkipped, entities: seen, conversions: options.conversions.length },
+    input: { eventsRead: options.input.eventsRead, linesSkipped: options.input.linesSkipped, entities: seen, conversions: options.conversions.length, conversionsFrom: options.conversionsFrom },
     tiers,
     signals,
     thresholds,
@@ -271,7 +278,7 @@ export function formatSummary(report: BacktestReport): string {
   lines.push(`Period ${period.from} to ${period.to}, a step every ${period.stepDays} day${period.stepDays === 1 ? '' : 's'}, conversions counted within ${period.horizonDays} days of qualifying`);
   lines.push(
     `Input: ${count(input.eventsRead)} events${input.linesSkipped > 0 ? ` (${input.linesSkipped} bad lines skipped)` : ''}, ` +
-      `${count(input.entities.user)} users, ${count(input.entities.account)} accounts, ${count(input.conversions)} conversions`,
+      `${count(input.entities.user)} users, ${count(input.entities.account)} accounts, ${count(input.conversions)} conversions from ${input.conversionsFrom}`,
   );
   const rate = (o: Outcome) => `${o.converted}/${o.entities} ${withInterval(o.rate, percentCoarse, '(low-high)')}`;
   const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));

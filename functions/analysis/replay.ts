@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
+import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, type LeadState } from '../core/lead-state';
 import { addDays, dayEnd, dayOf, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
@@ -67,6 +68,8 @@ interface UserRecord {
   accounts: Map<string, string>;
   /** Histories of identifiers claimed for this user, merged into it at the step their claim is known (`at`). */
   joins: { at: string; record: UserRecord }[];
+  /** The user's earliest converting message (core/conversion), null for none. */
+  convertedAt: string | null;
 }
 
 export interface EventHistoryStats {
@@ -135,10 +138,12 @@ export class EventHistory {
     for (const claim of claimsOf(message.message as unknown as IdentifiedMessage)) this.claims.add(claim);
     let user = this.users.get(owner);
     if (!user) {
-      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [] };
+      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
       this.users.set(owner, user);
     }
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
+    const conversion = this.ruleset.file.conversion;
+    if (conversion && convertsBy(conversion, { ...message.message, type: message.type, timestamp }, 'user') && (user.convertedAt === null || timestamp < user.convertedAt)) user.convertedAt = timestamp;
 
     if (productTypes.has(message.type)) {
       const raw = message.message;
@@ -218,7 +223,7 @@ export class EventHistory {
           const at = this.claims.joinedRootAt(identity)!;
           let into = this.users.get(rootKey);
           if (!into) {
-            into = { id: root.id, firstSeen: at, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [] };
+            into = { id: root.id, firstSeen: at, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
             this.users.set(rootKey, into);
           }
           into.joins.push({ at, record });
@@ -239,7 +244,7 @@ export class EventHistory {
   }
 }
 
-/** Adds a merged identity's history to its user's: its days, first message and traits (its accounts are wired in finish). */
+/** Adds a merged identity's history to its user's: its days, first message, traits and conversion (its accounts are wired in finish). */
 function mergeRecord(into: UserRecord, from: UserRecord): void {
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   for (const [day, rollup] of from.days) {
@@ -249,11 +254,13 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
     into.days.set(day, merged);
   }
   into.traits.push(...from.traits);
+  if (from.convertedAt !== null && (into.convertedAt === null || from.convertedAt < into.convertedAt)) into.convertedAt = from.convertedAt;
 }
 
-/** The traits some rule reads (the signup trait, trait signals): the only ones worth keeping. */
+/** The traits some rule reads (the signup trait, trait signals, the conversion trait): the only ones worth keeping. */
 function traitsRead(ruleset: Ruleset): Set<string> {
   const names = new Set<string>();
+  if (ruleset.file.conversion?.trait !== undefined) names.add(ruleset.file.conversion.trait);
   if (ruleset.file.signup?.trait !== undefined) names.add(ruleset.file.signup.trait);
   for (const signal of Object.values(ruleset.file.signals)) if (signal.kind === 'trait') names.add(signal.trait);
   return names;
@@ -291,6 +298,8 @@ export interface EntityHistoryResult {
   firstFired: Record<string, string>;
   /** The running maximum of the score over the steps: an entry each time it rises (the first step included). */
   maxScore: { at: string; score: number }[];
+  /** When it converted, as the rules file's conversion defines it and the lead state recorded it; absent for none. */
+  convertedAt?: string;
 }
 
 export interface ReplayResult {
@@ -413,10 +422,11 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       if (score > range.max) range.max = score;
     }
   };
-  const decideFor = (lead: Lead, evaluation: ReturnType<typeof evaluate>, facts: EntityFacts, now: Date, at: string): boolean => {
-    const { state, transition } = decide(lead.state, evaluation, facts, ruleset, now);
+  const decideFor = (lead: Lead, evaluation: ReturnType<typeof evaluate>, facts: EntityFacts, now: Date, at: string, convertedAt: string | null): boolean => {
+    const { state, transition } = decide(lead.state, evaluation, facts, ruleset, now, convertedAt);
     // The history of reasons is for lead events only; dropping it keeps the replay's memory flat.
     lead.state = { ...state, history: [] };
+    if (state.conversion) lead.history.convertedAt = state.conversion.at;
     if (!transition) return false;
     lead.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
     return true;
@@ -456,7 +466,8 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       record(user, 'user', evaluation, at);
       if (changed || (user.state?.tier ?? null) !== null) {
         const previousTier = user.state?.tier ?? null;
-        decideFor(user, evaluation, facts, now, at);
+        const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
+        decideFor(user, evaluation, facts, now, at, convertedAt);
         user.evaluated = true;
         const tierMoved = (user.state?.tier ?? null) !== previousTier;
         // The evaluator marks the user's accounts after saving a user with new days or a new tier.
@@ -470,7 +481,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
         const facts = accountFacts(account, membersAt(account, at, now, ruleset));
         const evaluation = evaluate(facts, ruleset, now);
         record(account, 'account', evaluation, at);
-        if (account.marked || (account.state?.tier ?? null) !== null) decideFor(account, evaluation, facts, now, at);
+        if (account.marked || (account.state?.tier ?? null) !== null) decideFor(account, evaluation, facts, now, at, accountConvertedAt(account, at, now, ruleset));
       }
     }
     options.onStep?.(index + 1, steps.length);
@@ -524,6 +535,13 @@ function lowerBound(dayList: readonly DayRollup[], upto: number, day: string): n
     else high = middle;
   }
   return low;
+}
+
+/** An account's conversion as the evaluator would see it at the step: from its traits then, and its members' states. */
+function accountConvertedAt(account: AccountRun, at: string, now: Date, ruleset: Ruleset): string | null {
+  if (!ruleset.file.conversion) return null;
+  const memberConversions = account.members.filter(([member, joinedAt]) => joinedAt <= at && member.evaluated).map(([member]) => member.state?.conversion?.at);
+  return accountConversion(ruleset.file.conversion, account.traits, memberConversions, now);
 }
 
 /**

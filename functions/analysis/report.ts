@@ -9,7 +9,8 @@ export interface BacktestReport {
   rules: { source: string; version: string };
   /** The replayed period and its step; qualification is judged at every step using only earlier events. */
   period: { from: string; to: string; stepDays: number; horizonDays: number };
-  input: { eventsRead: number; linesSkipped: number; entities: { user: number; account: number }; conversions: number };
+  /** conversionsFrom: where the conversions came from, e.g. the event stream by the rules file's definition, or a file. */
+  input: { eventsRead: number; linesSkipped: number; entities: { user: number; account: number }; conversions: number; conversionsFrom: string };
   tiers: TierReport[];
   signals: SignalReport[];
   /** Precision and recall if the minimum score were each of these values (users, any tier's requirements ignored). */

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { consumeEvents, eventSourceOptions, type EventSourceOptions } from './event-source';
 import { readRules } from './options';
 
-type BacktestOptions = EventSourceOptions & { rules: string; conversions: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean };
+type BacktestOptions = EventSourceOptions & { rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean };
 
 /** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
 export function addBacktestCommand(program: Command) {
@@ -13,7 +13,7 @@ export function addBacktestCommand(program: Command) {
       .description('replay past events through a rules file, step by step as the evaluator would have, and measure how well it predicted conversion')
       .requiredOption('--rules <file>', 'PQL rules file (YAML or JSON)'),
   )
-    .requiredOption('--conversions <file>', 'conversions: CSV (entity_type, entity_id, converted_at[, value]) or JSONL')
+    .option('--conversions <file>', "conversions from a file instead of the event stream: CSV (entity_type, entity_id, converted_at[, value]) or JSONL (default: the rules file's conversion, detected in the events)")
     .option('--from <day>', 'first day replayed, YYYY-MM-DD (default: the first event\'s day)')
     .option('--to <day>', 'last day replayed, YYYY-MM-DD (default: the last event\'s day)')
     .option('--step <duration>', 'time between evaluations, in days or weeks (e.g. 1d, 7d, 1w)', '1d')
@@ -25,7 +25,8 @@ export function addBacktestCommand(program: Command) {
       const { durationSchema } = await import('../core/rules/schema');
       const { EventHistory, replay } = await import('../analysis/replay');
       const { dayEnd, isDay } = await import('../core/days');
-      const { buildReport, formatSummary } = await import('../analysis/metrics');
+      const { buildReport, formatSummary, replayedConversions } = await import('../analysis/metrics');
+      const { describeConversion } = await import('../core/conversion');
       const { readConversions, terminalProgress } = await import('./backtest-input');
       const days = (flag: string, value: string) => {
         const parsed = durationSchema.safeParse(value);
@@ -44,7 +45,11 @@ export function addBacktestCommand(program: Command) {
       if (from !== undefined && to !== undefined && from > to) throw new InvalidArgumentError(`--from ${from} is after --to ${to}`);
 
       const ruleset = await readRules(options.rules);
-      const conversions = await readConversions(options.conversions);
+      // Without a file, conversions come from the stream, as the evaluator detects them: the rules must define them.
+      if (options.conversions === undefined && !ruleset.file.conversion) {
+        throw new InvalidArgumentError(`${options.rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
+      }
+      const fileConversions = options.conversions !== undefined ? await readConversions(options.conversions) : undefined;
       const history = new EventHistory(ruleset, to !== undefined ? { until: dayEnd(to) } : {});
       const { stats, source: eventsSource } = await consumeEvents(program, options, (message) => history.add(message));
       const { eventsRead, linesSkipped, skipped } = stats;
@@ -59,7 +64,8 @@ export function addBacktestCommand(program: Command) {
       progress.done();
       const report = buildReport({
         replay: result,
-        conversions,
+        conversions: fileConversions ?? replayedConversions(result),
+        conversionsFrom: options.conversions !== undefined ? `the file ${options.conversions}` : `the event stream, by the rules file's conversion (${describeConversion(ruleset.file.conversion!)})`,
         ruleset,
         rulesSource: options.rules,
         horizonDays,

@@ -1,3 +1,4 @@
+import { accountConversion, firstConversion } from './conversion';
 import { dayOf } from './days';
 import { accountFacts, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts } from './facts';
 import type { LeadEvent } from './lead-event';
@@ -72,7 +73,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       }
       const loaded = await readFacts(store, ref, ruleset, now, rows);
       const evaluation = evaluate(loaded.facts, ruleset, now);
-      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now);
+      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt);
       const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
       const nextSweep = state.tier !== null ? new Date(now.getTime() + sweepIntervalMs) : null;
       const saved = await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token);
@@ -110,6 +111,8 @@ export interface LoadedEntity {
   rebuilt: boolean;
   /** The identities merged into a user (core/merge-identities), saved with its state. */
   merged: string[];
+  /** A conversion seen in what was read (core/conversion), null for none; the lead state records the first one. */
+  convertedAt: string | null;
 }
 
 /**
@@ -127,7 +130,8 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
     );
     const daysOf = new Map(evaluated.map((member, index) => [member.id, memberDays[index]!]));
     const facts = accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
-    return { ref, rows, facts, days: [], rebuilt: false, merged: [] };
+    const convertedAt = ruleset.file.conversion ? accountConversion(ruleset.file.conversion, rows.traits, members.map((member) => member.state?.lead?.conversion?.at), now) : null;
+    return { ref, rows, facts, days: [], rebuilt: false, merged: [], convertedAt };
   }
 
   // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
@@ -141,7 +145,9 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const days = new Map(stored.map((rollup) => [rollup.day, rollup]));
   for (const rollup of recomputed.days) days.set(rollup.day, rollup);
   const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
-  return { ref, rows, facts, days: recomputed.days, rebuilt, merged: history.merged };
+  // The messages read are the changed days' (every day on a rebuild): a conversion is seen when its day changes.
+  const convertedAt = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
+  return { ref, rows, facts, days: recomputed.days, rebuilt, merged: history.merged, convertedAt };
 }
 
 /** What saving an evaluation writes: the new state with its pruned totals, the recomputed days, the lead event. */

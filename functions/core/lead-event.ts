@@ -6,7 +6,7 @@ import { z } from 'zod';
  * what they receive.
  */
 export const leadEventSource = 'pql-radar';
-export const leadEventTypes = ['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified'] as const;
+export const leadEventTypes = ['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted'] as const;
 export type LeadEventType = (typeof leadEventTypes)[number];
 
 /** EventBridge refuses entries over 256 KB; a detail stays far below, so every target can carry it. */
@@ -21,13 +21,16 @@ const entitySchema = z.object({
 export const leadEventDetailSchema = z.object({
   workspace: z.string(),
   entity: entitySchema,
-  /** The tier now; null once disqualified. */
+  /** The tier now; null once disqualified, or once converted unless the rules keep customers in the tiers. */
   tier: z.string().nullable(),
   previousTier: z.string().nullable(),
   score: z.object({ total: z.number(), engagement: z.number(), fit: z.number() }),
   /** Each matched signal, with the value observed and the points it gave. */
   signals: z.array(z.object({ name: z.string(), value: z.union([z.number(), z.string(), z.boolean(), z.null()]), points: z.number() })),
-  /** The route of the tier (e.g. sales, nurture); for a disqualification, the route of the tier it left. */
+  /**
+   * The route of the tier (e.g. sales, nurture); for a disqualification, the route of the tier it left; for a
+   * conversion, the route of the tier held at the time (or, when it held none, of the tier it last qualified in).
+   */
   route: z.string().nullable(),
   rulesetVersion: z.string(),
   evaluatedAt: z.string(),
@@ -37,6 +40,21 @@ export const leadEventDetailSchema = z.object({
   reasons: z.array(z.string()),
   /** The transition, score and matched signals in one line, for destinations that cannot format lists. */
   summary: z.string(),
+  /** Lead Converted only: the conversion, and the qualification it followed. */
+  conversion: z
+    .object({
+      /** When the conversion happened (the converting message's time, as the rules file defines conversion). */
+      convertedAt: z.string(),
+      /** The tier held at the time; null when the lead had been disqualified before converting. */
+      tier: z.string().nullable(),
+      /** When the lead last qualified, the tier it qualified in, and the signals it qualified on. */
+      qualifiedAt: z.string(),
+      qualifiedTier: z.string(),
+      qualifiedOn: z.array(z.string()),
+      /** Whole days from the qualification to the conversion. */
+      daysSinceQualification: z.number(),
+    })
+    .optional(),
   context: z.object({
     traits: z.object({
       name: z.string().optional(),
@@ -75,7 +93,8 @@ export function leadEventEnvelope(event: LeadEvent): LeadEventEnvelope {
   return { Source: leadEventSource, DetailType: event.detailType, Detail: event.detail };
 }
 
-export function leadEventType(previousTier: string | null, tier: string | null): LeadEventType {
+export function leadEventType(previousTier: string | null, tier: string | null, converted = false): LeadEventType {
+  if (converted) return 'Lead Converted';
   if (previousTier === null) return 'Lead Qualified';
   return tier === null ? 'Lead Disqualified' : 'Lead Tier Changed';
 }

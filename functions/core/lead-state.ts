@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { leadEventType, maxLeadEventDetailBytes, type LeadEvent } from './lead-event';
-import { dayMs, windowStart } from './days';
+import { dayMs, daysBetween, windowStart } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
@@ -33,34 +33,60 @@ export interface LeadState {
   lastSeen: string | null;
   /** Newest last, at most maxHistory entries. */
   history: LeadHistoryEntry[];
+  /** The last qualification (none -> tier): what a conversion reports it followed. Absent until the first one. */
+  qualification?: { at: string; tier: string; signals: string[] };
+  /** The conversion, recorded once (the rules file's `conversion`), with the tier held then. Absent until it happens. */
+  conversion?: { at: string; tier: string | null };
 }
 
 export interface Transition {
-  kind: 'qualified' | 'tier_changed' | 'disqualified';
+  kind: 'qualified' | 'tier_changed' | 'disqualified' | 'converted';
   previousTier: string | null;
   tier: string | null;
   sequence: number;
   /** Whether the rules' notification policy publishes this kind of transition. */
   notify: boolean;
   reasons: string[];
+  /** Converted only: the conversion and the qualification it followed. */
+  conversion?: ConversionReport;
+}
+
+export interface ConversionReport {
+  convertedAt: string;
+  tier: string | null;
+  qualifiedAt: string;
+  qualifiedTier: string;
+  qualifiedOn: string[];
+  daysSinceQualification: number;
 }
 
 const maxHistory = 20;
 
+/**
+ * Decides the lead state after an evaluation. `convertedAt` is the entity's conversion as core/conversion detected
+ * it (null: none seen); the first one is recorded and never replaced. A converted customer leaves the tiers unless
+ * the rules keep them in; a conversion of an entity that once qualified is a `converted` transition (one lead event,
+ * whatever its tier does at the same time), while that of one that never qualified is only recorded: no one worked it.
+ */
 export function decide(
   previous: LeadState | undefined,
   evaluation: Evaluation,
   facts: Pick<EntityFacts, 'lastSeen'>,
   ruleset: Ruleset,
   now: Date,
+  convertedAt: string | null = null,
 ): { state: LeadState; transition?: Transition } {
   const previousTier = previous?.tier ?? null;
+  const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier } : undefined);
+  const newlyConverted = conversion !== undefined && previous?.conversion === undefined;
   const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > now.toISOString();
-  const tier = coolingDown ? null : evaluation.tier;
+  const customer = conversion !== undefined && ruleset.file.conversion !== undefined && !ruleset.file.conversion.keep_in_tiers;
+  const outOfTiers = coolingDown || customer;
+  const tier = outOfTiers ? null : evaluation.tier;
   const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
   const base: LeadState = {
     tier,
-    route: coolingDown ? null : evaluation.route,
+    route: outOfTiers ? null : evaluation.route,
     score: evaluation.score.total,
     since: previous?.since ?? null,
     cooldownUntil: previous?.cooldownUntil ?? null,
@@ -70,21 +96,38 @@ export function decide(
     matched,
     lastSeen: facts.lastSeen,
     history: previous?.history ?? [],
+    ...(previous?.qualification ? { qualification: previous.qualification } : {}),
+    ...(conversion ? { conversion } : {}),
   };
-  if (tier === previousTier) return { state: base };
+  const reported = newlyConverted && previous?.qualification !== undefined;
+  if (tier === previousTier && !reported) return { state: base };
 
-  const kind = previousTier === null ? 'qualified' : tier === null ? 'disqualified' : 'tier_changed';
-  const reasons = explain(evaluation, ruleset, tier, previousTier);
+  const kind = reported ? 'converted' : previousTier === null ? 'qualified' : tier === null ? 'disqualified' : 'tier_changed';
+  const reasons = kind === 'converted' ? [`converted at ${conversion!.at}`, ...explain(evaluation, ruleset, tier, previousTier)] : explain(evaluation, ruleset, tier, previousTier);
   const sequence = base.sequence + 1;
   const cooldownDays = ruleset.file.policy.cooldown ?? 0;
   const state: LeadState = {
     ...base,
-    since: now.toISOString(),
+    since: tier !== previousTier ? now.toISOString() : base.since,
     sequence,
     cooldownUntil: kind === 'disqualified' && cooldownDays > 0 ? new Date(now.getTime() + cooldownDays * dayMs).toISOString() : base.cooldownUntil,
     history: [...base.history, { tier, previousTier, at: now.toISOString(), reasons }].slice(-maxHistory),
+    ...(kind === 'qualified' ? { qualification: { at: now.toISOString(), tier: tier!, signals: matched } } : {}),
   };
-  return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons } };
+  const report = reported ? conversionReport(conversion!, previous!.qualification!) : undefined;
+  return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons, ...(report ? { conversion: report } : {}) } };
+}
+
+function conversionReport(conversion: NonNullable<LeadState['conversion']>, qualification: NonNullable<LeadState['qualification']>): ConversionReport {
+  return {
+    convertedAt: conversion.at,
+    tier: conversion.tier,
+    qualifiedAt: qualification.at,
+    qualifiedTier: qualification.tier,
+    qualifiedOn: qualification.signals,
+    // Negative only when the converting message is older than the qualification (it arrived late).
+    daysSinceQualification: daysBetween(qualification.at, new Date(conversion.at)),
+  };
 }
 
 /** Why the lead is where it is, in words a salesperson can read. */
@@ -148,7 +191,7 @@ export function buildLeadEvent(
     ...(stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan') ? { plan: (stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan'))! } : {}),
   };
   const event: LeadEvent = {
-    detailType: leadEventType(transition.previousTier, transition.tier),
+    detailType: leadEventType(transition.previousTier, transition.tier, transition.kind === 'converted'),
     detail: {
       workspace,
       entity: { type: entityType, id: facts.id },
@@ -158,13 +201,13 @@ export function buildLeadEvent(
       signals: Object.entries(evaluation.signals)
         .filter(([, result]) => result.matched)
         .map(([name, result]) => ({ name, value: result.value, points: result.points })),
-      // A disqualification goes to the route of the tier it left: whoever was working the lead should hear of it.
-      route: transition.tier === null ? ruleset.file.tiers.find((tier) => tier.name === transition.previousTier)?.route ?? null : evaluation.route,
+      route: leadEventRoute(transition, evaluation, ruleset),
       rulesetVersion: ruleset.version,
       evaluatedAt: now.toISOString(),
       idempotencyKey: idempotencyKey(workspace, facts, transition.sequence),
       reasons: transition.reasons,
       summary: summaryLine(facts, transition, evaluation),
+      ...(transition.conversion ? { conversion: transition.conversion } : {}),
       context: {
         traits,
         firstSeen: facts.firstSeen,
@@ -179,6 +222,17 @@ export function buildLeadEvent(
     event.detail.context.members = event.detail.context.members!.slice(0, Math.floor(event.detail.context.members!.length / 2));
   }
   return event;
+}
+
+/**
+ * Whoever was working the lead should hear what became of it: a disqualification goes to the route of the tier it
+ * left, and a conversion to the route of the tier held when it converted (the tier it last qualified in, when it had
+ * been disqualified since), not to the route of a tier it may still hold as a customer.
+ */
+function leadEventRoute(transition: Transition, evaluation: Evaluation, ruleset: Ruleset): string | null {
+  const routeOf = (name: string | null | undefined) => ruleset.file.tiers.find((tier) => tier.name === name)?.route ?? null;
+  if (transition.conversion) return routeOf(transition.conversion.tier ?? transition.conversion.qualifiedTier);
+  return transition.tier === null ? routeOf(transition.previousTier) : evaluation.route;
 }
 
 /** One line for destinations that cannot loop over fields (e-mail subjects, CRM properties, input transformers). */

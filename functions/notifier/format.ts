@@ -76,7 +76,7 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
   const blocks: SlackBlock[] = [
     {
       type: 'header',
-      text: { type: 'plain_text', text: truncate(`${leadEventType(detail.previousTier, detail.tier)}: ${transition}`, maxHeader) },
+      text: { type: 'plain_text', text: truncate(`${leadEventType(detail.previousTier, detail.tier, detail.conversion !== undefined)}: ${transition}`, maxHeader) },
     },
     {
       type: 'section',

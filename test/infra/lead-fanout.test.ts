@@ -105,8 +105,8 @@ describe('rules', () => {
     // sales: the e-mail topic, the queue, two notifiers and the function (HubSpot has rules of its own).
     expect(routeRule('sales').targets).toHaveLength(5);
     expect(routeRule('nurture').targets).toHaveLength(2);
-    // The four HubSpot rules, the two route rules, nothing else.
-    expect(rules()).toHaveLength(6);
+    // The six HubSpot rules (contacts and companies, by lead, disqualified and converted), the two route rules, nothing else.
+    expect(rules()).toHaveLength(8);
   });
 
   it('gives every target a retry policy and a dead-letter queue of its own destination', () => {
@@ -376,11 +376,11 @@ describe('hubspot destination', () => {
         DeadLetterConfig: { Arn: deadLetterQueue },
         RoleArn: getAtt(idOf(scope().node.findChild('ApiDestination').node.findChild('EventsRole'))),
       });
-      const disqualified = JSON.stringify(pattern['detail-type']) === JSON.stringify(['Lead Disqualified']);
-      if (!disqualified) expect(pattern['detail-type']).toEqual(['Lead Qualified', 'Lead Tier Changed']);
-      const body = disqualified ? hubspotInput.disqualified : hubspotInput.lead;
+      const transition = JSON.stringify(pattern['detail-type']) === JSON.stringify(['Lead Disqualified']) ? 'disqualified' : JSON.stringify(pattern['detail-type']) === JSON.stringify(['Lead Converted']) ? 'converted' : 'lead';
+      if (transition === 'lead') expect(pattern['detail-type']).toEqual(['Lead Qualified', 'Lead Tier Changed']);
+      const body = hubspotInput[transition];
       expect(target!.InputTransformer).toEqual({ InputPathsMap: body.inputPathsMap, InputTemplate: body.inputTemplate });
-      return { pattern: { source: pattern.source, detail: pattern.detail }, http: target!.HttpParameters, disqualified };
+      return { pattern: { source: pattern.source, detail: pattern.detail }, http: target!.HttpParameters, transition };
     });
     const contact = {
       pattern: { source: ['pql-radar'], detail: { route: ['sales'], entity: { type: ['user'] }, context: { traits: { email: [{ exists: true }] } } } },
@@ -390,13 +390,15 @@ describe('hubspot destination', () => {
       pattern: { source: ['pql-radar'], detail: { route: ['sales'], entity: { type: ['account'] } } },
       http: { PathParameterValues: ['companies', '$.detail.entity.id'], QueryStringParameters: { idProperty: 'pql_radar_account_id' } },
     };
-    expect(seen).toHaveLength(4);
+    expect(seen).toHaveLength(6);
     expect(seen).toEqual(
       expect.arrayContaining([
-        { ...contact, disqualified: false },
-        { ...contact, disqualified: true },
-        { ...company, disqualified: false },
-        { ...company, disqualified: true },
+        { ...contact, transition: 'lead' },
+        { ...contact, transition: 'disqualified' },
+        { ...contact, transition: 'converted' },
+        { ...company, transition: 'lead' },
+        { ...company, transition: 'disqualified' },
+        { ...company, transition: 'converted' },
       ]),
     );
   });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { generatePlantedStream } from '../../functions/cli/planted-stream';
 import { addDays, dayEnd } from '../../functions/core/days';
+import { replayedConversions } from '../../functions/analysis/metrics';
 import { EventHistory, replay } from '../../functions/analysis/replay';
 import { validateMessage } from '../../functions/core/messages';
 import { loadRules } from '../../functions/core/rules/load';
@@ -20,6 +21,9 @@ import { RecordingPublisher } from '../support/lead-events';
  * candidates on one page. Member signals (members_matching, best_member_tier) read each member's lead state as last
  * saved; a changed account is evaluated before the sweep of a quiet member in the same run, which the replay's
  * order (members first) does not model, but the member's sweep marks the account again when its tier moves.
+ *
+ * Conversions come from the stream on both sides (the planted users move to the pro plan when they convert), with the
+ * rules file's conversion and core/conversion: the same conversions, and the same Lead Converted transitions.
  */
 
 const rulesYaml = `
@@ -48,6 +52,7 @@ tiers:
   - { name: hot, min_score: 45, route: sales, level: user }
   - { name: warm, min_score: 25, route: nurture, level: user }
   - { name: team, min_score: 50, route: sales, level: account }
+conversion: { trait: plan, is: pro }
 policy: { cooldown: 4d }
 `;
 
@@ -167,5 +172,21 @@ describe('the evaluator and the backtest', () => {
     // Some entity enters the same tier twice: after dropping out, once its cooldown is over.
     const entries = fromEvaluator.map((line) => line.slice(line.indexOf(' ') + 1)).filter((line) => !line.endsWith('-> none'));
     expect(new Set(entries).size).toBeLessThan(entries.length);
+
+    // Conversions: the replay finds the stream's own (the planted users'), and both sides report the same leads converted.
+    const plantedUsers = stream.conversions.filter((conversion) => conversion.type === 'user' && conversion.convertedAt <= stream.messages.at(-1)!.timestamp);
+    const replayedUsers = replayedConversions(replayed).filter((conversion) => conversion.type === 'user');
+    expect(replayedUsers.map(({ id, convertedAt }) => `${id} ${convertedAt}`).sort()).toEqual(plantedUsers.map(({ id, convertedAt }) => `${id} ${convertedAt}`).sort());
+    const convertedByEvaluator = leads.published
+      .filter((event) => event.detailType === 'Lead Converted')
+      .map((event) => `${event.detail.entity.type} ${event.detail.entity.id} ${event.detail.conversion!.convertedAt}`)
+      .sort();
+    const convertedByBacktest = replayed.entities
+      .filter((entity) => entity.convertedAt !== undefined && entity.transitions.some((transition) => transition.to !== null))
+      .map((entity) => `${entity.type} ${entity.id} ${entity.convertedAt}`)
+      .sort();
+    expect(convertedByBacktest).toEqual(convertedByEvaluator);
+    expect(convertedByEvaluator.some((line) => line.startsWith('user '))).toBe(true);
+    expect(convertedByEvaluator.some((line) => line.startsWith('account '))).toBe(true);
   }, 300_000);
 });

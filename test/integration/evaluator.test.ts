@@ -291,3 +291,64 @@ async function startAgainWithRules(dev: DevRuntime, leads: LeadPublisher, rules:
   });
   return runtime;
 }
+
+describe('conversions, as the rules file defines them, against DynamoDB Local', () => {
+  const orderRules = rulesYaml().replace('policy:', 'conversion: { event: Order Completed, where: { total: { gte: 100 } } }\npolicy:');
+
+  it('records a lead conversion once and publishes one Lead Converted, surviving a crash between save and publish', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads, orderRules);
+    await send(dev, [track('gus', 'Data Exported', day(-3)), track('gus', 'Dashboard Created', day(-3)), track('gus', 'Dashboard Created', day(-3, day(0.1)))]);
+    await dev.evaluateOnce(day(-2));
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
+
+    // A small order is not a conversion; the one at the threshold is.
+    await send(dev, [track('gus', 'Order Completed', day(-1), { total: 99 })]);
+    await dev.evaluateOnce(day(-1));
+    expect(leads.published).toHaveLength(1);
+    await send(dev, [track('gus', 'Order Completed', day(-0.5), { total: 100 })]);
+    leads.crashNext = true;
+    await expect(dev.evaluateOnce(day(0))).rejects.toThrow('simulated crash');
+    await dev.evaluateOnce(day(0));
+    await send(dev, [track('gus', 'Order Completed', day(0.1), { total: 500 }), track('gus', 'Dashboard Created', day(0.1))]);
+    await dev.evaluateOnce(day(1));
+
+    expect(summaryOf(leads.published)).toEqual(['Lead Converted: user gus PQL-B -> none', 'Lead Qualified: user gus none -> PQL-B']);
+    const converted = leads.published.find((event) => event.detailType === 'Lead Converted')!;
+    expect(leadEventDetailSchema.parse(converted.detail)).toBeTruthy();
+    expect(converted.detail).toMatchObject({
+      route: 'nurture',
+      tier: null,
+      previousTier: 'PQL-B',
+      conversion: { convertedAt: day(-0.5).toISOString(), tier: 'PQL-B', qualifiedAt: day(-2).toISOString(), qualifiedTier: 'PQL-B', qualifiedOn: ['dashboards', 'exported'], daysSinceQualification: 1 },
+    });
+    expect(new Set(leads.published.map((event) => event.detail.idempotencyKey)).size).toBe(2);
+  });
+
+  it('converts an account when a member converts, and a user by a trait change, keeping them in the tiers when the rules say so', async () => {
+    const leads = new RecordingPublisher();
+    const rules = rulesYaml().replace('policy:', 'conversion: { trait: plan, is: { in: [pro, business] }, keep_in_tiers: true }\npolicy:');
+    const dev = await start(leads, rules);
+    await send(dev, [
+      { type: 'group', userId: 'ada', groupId: 'acme', traits: { name: 'Acme' }, timestamp: day(-5).toISOString(), messageId: 'g-ada' },
+      { type: 'group', userId: 'bob', groupId: 'acme', timestamp: day(-5).toISOString(), messageId: 'g-bob' },
+      track('ada', 'Page Viewed', day(-1), {}, 'acme'),
+      track('bob', 'Data Exported', day(-1), {}, 'acme'),
+      track('bob', 'Dashboard Created', day(-1), {}, 'acme'),
+      track('bob', 'Dashboard Created', day(-1, day(0.1)), {}, 'acme'),
+    ]);
+    await dev.evaluateOnce(day(0));
+    await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: account acme none -> PQL-B', 'Lead Qualified: user bob none -> PQL-B']);
+
+    await send(dev, [{ type: 'identify', userId: 'bob', traits: { plan: 'free' }, timestamp: day(0.2).toISOString(), messageId: 'i-bob-1' }]);
+    await dev.evaluateOnce(day(0.3));
+    expect(leads.published).toHaveLength(2);
+    await send(dev, [{ type: 'identify', userId: 'bob', traits: { plan: 'pro' }, timestamp: day(0.4).toISOString(), messageId: 'i-bob-2' }]);
+    await dev.evaluateOnce(day(0.5));
+    await dev.evaluateOnce(day(0.6));
+    expect(summaryOf(leads.published.slice(2))).toEqual(['Lead Converted: account acme PQL-B -> PQL-B', 'Lead Converted: user bob PQL-B -> PQL-B']);
+    const account = leads.published.find((event) => event.detailType === 'Lead Converted' && event.detail.entity.type === 'account')!;
+    expect(account.detail.conversion).toMatchObject({ convertedAt: day(0.4).toISOString(), tier: 'PQL-B' });
+  });
+});

@@ -146,6 +146,7 @@ export const sampleReport: BacktestReport = {
     linesSkipped: 12,
     entities: { user: users, account: accounts },
     conversions: userConverters + accountConverters,
+    conversionsFrom: 'the event stream: the rules file\'s conversion (event "Order Completed")',
   },
   tiers,
   signals,

@@ -32,7 +32,7 @@ describe('pql-radar backtest', () => {
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout) as BacktestReport;
     expect(report.period).toEqual({ from: '2025-01-30', to: '2025-03-30', stepDays: 1, horizonDays: 30 });
-    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, conversions: 197 });
+    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, conversions: 197, conversionsFrom: 'the file examples/backtest/conversions.csv' });
     // Activation drives conversion in the example; sharing dashboards (key_feature) does not.
     const pqlA = report.tiers.find((tier) => tier.tier === 'PQL-A')!;
     expect(pqlA.lift!.low).toBeGreaterThan(1);
@@ -44,6 +44,38 @@ describe('pql-radar backtest', () => {
     expect(summary.stdout).toContain(`${pqlA.qualified.converted}/${pqlA.qualified.entities}`);
     expect(json.stderr).toContain(`wrote ${html}`);
     expect(readFileSync(html, 'utf8')).toMatch(/^<!doctype html>/i);
+  }, 120_000);
+
+  it('takes conversions from the event stream by default, by the rules file conversion, and says so', async () => {
+    const json = await cli(...exampleArgs.slice(0, -2), '--json');
+    expect(json.code, json.stderr).toBe(0);
+    const report = JSON.parse(json.stdout) as BacktestReport;
+    // The sample's users move to the pro plan at conversion; conversions after the events end are not in the stream.
+    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, conversions: 112, conversionsFrom: 'the event stream, by the rules file\'s conversion (trait "plan" "pro")' });
+    expect(report.tiers.find((tier) => tier.tier === 'PQL-A')!.lift!.low).toBeGreaterThan(1);
+    expect(report.signals.find((candidate) => candidate.signal === 'activated')!.lift!.low).toBeGreaterThan(3);
+
+    const rules = join(dir, 'no-conversion.rules.yaml');
+    writeFileSync(rules, readFileSync(join(root, 'examples/activation.rules.yaml'), 'utf8').replace(/\nconversion:\n  trait: plan\n  is: pro\n/, '\n'));
+    const without = await cli('backtest', '--rules', rules, '--events', 'examples/backtest/events.jsonl.gz');
+    expect(without.code).toBe(1);
+    expect(without.stderr).toContain(`${rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
+  }, 120_000);
+
+  it('discover takes conversions from the events as told, or from a file, and says which', async () => {
+    const events = ['--events', 'examples/backtest/events.jsonl.gz', '--min-users', '1000000'];
+    const fromTrait = await cli('discover', ...events, '--conversion-trait', 'plan=pro,business');
+    expect(fromTrait.code, fromTrait.stderr).toBe(0);
+    expect(fromTrait.stdout).toContain('read 30,724 messages and 112 conversions from the events (trait "plan" {"in":["pro","business"]})');
+    const fromEvent = await cli('discover', ...events, '--conversion-event', 'Plan Limit Reached');
+    expect(fromEvent.stdout).toMatch(/read 30,724 messages and \d+ conversions from the events \(event "Plan Limit Reached"\)/);
+    const fromFile = await cli('discover', ...events, '--conversions', 'examples/backtest/conversions.csv');
+    expect(fromFile.stdout).toContain('read 30,724 messages and 197 conversions from the file examples/backtest/conversions.csv');
+    const neither = await cli('discover', ...events);
+    expect(neither.code).toBe(1);
+    expect(neither.stderr).toContain('say what converting means with one of --conversion-event NAME, --conversion-trait NAME=VALUES or --conversions FILE');
+    const malformed = await cli('discover', ...events, '--conversion-trait', 'plan');
+    expect(malformed.stderr).toContain('--conversion-trait plan: must be NAME=VALUE[,VALUE...]');
   }, 120_000);
 
   it('exits non-zero naming the file and line of a malformed event, and skips it with --skip-bad', async () => {

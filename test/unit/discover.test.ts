@@ -3,6 +3,7 @@ import { exampleBehaviours, generatePlantedStream, type PlantedBehaviour } from 
 import { DiscoveryCollector, type DiscoveryConversion, type DiscoveryMessage } from '../../functions/analysis/discover/collect';
 import { discover, discoverFromMessages, pointsFor } from '../../functions/analysis/discover/select';
 import { suggestedRulesYaml } from '../../functions/analysis/discover/present';
+import { conversionSchema } from '../../functions/core/rules/schema';
 import { validateMessage } from '../../functions/core/messages';
 import { evaluate, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
@@ -110,6 +111,9 @@ describe('discover: the rules file it suggests', () => {
     expect(Object.keys(ruleset.file.signals)).toEqual(result.selected.map((candidate) => candidate.name));
     expect(ruleset.file.tiers[0]!.name).toBe('PQL-A');
     expect(ruleset.file.signup?.trait).toBe('createdAt');
+    // Discovered against conversions from the stream, the suggestion carries their definition.
+    const withConversion = loadRules(suggestedRulesYaml(result, { conversion: conversionSchema.parse({ event: 'Order Completed', where: { total: { gte: 1 } } }) })!, 'suggested.rules.yaml');
+    expect(withConversion.file.conversion).toEqual({ event: 'Order Completed', where: { total: { gte: 1 } }, keep_in_tiers: false });
   });
 });
 

@@ -540,7 +540,7 @@ tiers:
     expect(ruleset.file.signals['invited']).toMatchObject({ kind: 'event', window: 14, points: 5, level: 'user' });
     expect(ruleset.file.signals['big']).toMatchObject({ kind: 'trait', of: 'self', points: 0 });
     expect(ruleset.file.tiers[0]).toEqual({ name: 'hot', route: 'sales', require: [], level: 'both' });
-    expect(ruleset.file.policy).toEqual({ notify: ['qualified', 'tier_changed', 'disqualified'] });
+    expect(ruleset.file.policy).toEqual({ notify: ['qualified', 'tier_changed', 'disqualified', 'converted'] });
     expect(ruleset.eventSignals).toEqual(['invited', 'early']);
     expect(ruleset.maxWindowDays).toBe(30);
     expect(ruleset.maxSinceSignupDays).toBe(10);
@@ -604,7 +604,7 @@ describe('rulesJsonSchema', () => {
 
   it('is a JSON Schema of the file with every top-level key', () => {
     expect(schema['$schema']).toMatch(/json-schema\.org/);
-    expect(Object.keys(schema['properties'] as object)).toEqual(['version', 'name', 'signup', 'signals', 'scoring', 'tiers', 'identity', 'policy']);
+    expect(Object.keys(schema['properties'] as object)).toEqual(['version', 'name', 'signup', 'signals', 'scoring', 'tiers', 'identity', 'conversion', 'policy']);
     expect(schema['additionalProperties']).toBe(false);
     expect(JSON.parse(JSON.stringify(schema))).toEqual(schema);
   });

@@ -1,3 +1,4 @@
+import type { ConversionRule } from '../../core/rules/schema';
 import { count, percent, textTable, threeFigures, withInterval } from '../format';
 import type { Estimate } from '../stats';
 import type { CandidateStatus, DiscoveryResult, Measured } from './select';
@@ -79,7 +80,7 @@ function measuredComment(label: string, measured: Measured): string {
  * The suggested rules file: the selected signals with their points and the tiers, every number commented with
  * where it came from. `loadRules` accepts it. Null when no signal was selected (a rules file needs one).
  */
-export function suggestedRulesYaml(result: DiscoveryResult, options: { generatedAt?: Date; source?: string } = {}): string | null {
+export function suggestedRulesYaml(result: DiscoveryResult, options: { generatedAt?: Date; source?: string; conversion?: ConversionRule } = {}): string | null {
   if (result.selected.length === 0 || result.tiers.length === 0) return null;
   const { input, period } = result;
   const { train, holdout } = result.groups;
@@ -149,5 +150,12 @@ export function suggestedRulesYaml(result: DiscoveryResult, options: { generated
       `    route: ${tier.route}`,
     );
   }
+  // The conversion discover measured against, so the evaluator and the backtest detect the same one.
+  if (options.conversion) lines.push('', '# What converting means, as discover measured it.', `conversion: ${JSON.stringify(definedOnly(options.conversion))}`);
   return lines.join('\n') + '\n';
+}
+
+/** The rule's keys that are set, without the defaults a rules file need not repeat. */
+function definedOnly(rule: ConversionRule): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(rule).filter(([key, value]) => value !== undefined && key !== 'keep_in_tiers'));
 }

@@ -163,7 +163,12 @@ function addDistinct(measure: Measure, values: readonly string[]) {
 function eventMatches(signal: Extract<Signal, { kind: 'event' }>, name: string, properties: Record<string, unknown>): boolean {
   const names = signal.events ?? [signal.event!];
   if (!names.includes('*') && !names.includes(name)) return false;
-  return Object.entries(signal.where ?? {}).every(([path, condition]) => conditionHolds(condition, propertyAt(properties, path)));
+  return whereHolds(signal.where, properties);
+}
+
+/** Whether every property filter of a `where` holds (no filters: true); shared by event signals and conversions. */
+export function whereHolds(where: Record<string, Condition> | undefined, properties: Record<string, unknown>): boolean {
+  return Object.entries(where ?? {}).every(([path, condition]) => conditionHolds(condition, propertyAt(properties, path)));
 }
 
 /** Dotted paths reach nested properties; own properties only, so `__proto__`-like names never reach prototypes. */

@@ -118,6 +118,13 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
         break;
     }
   }
+  const conversion = file.conversion;
+  if (conversion) {
+    if ((conversion.event === undefined) === (conversion.trait === undefined)) problems.push({ path: ['conversion'], message: 'give either event (with optional where) or trait (with is)' });
+    if (conversion.trait !== undefined && conversion.is === undefined) problems.push({ path: ['conversion', 'is'], message: 'a trait conversion needs is: the value that converts, e.g. { in: [pro, business] }' });
+    if (conversion.event === undefined && conversion.where !== undefined) problems.push({ path: ['conversion', 'where'], message: 'where filters the properties of a conversion event: give event' });
+    if (conversion.trait === undefined && conversion.is !== undefined) problems.push({ path: ['conversion', 'is'], message: 'is is the condition on a conversion trait: give trait' });
+  }
   const seenTiers = new Set<string>();
   file.tiers.forEach((tier, index) => {
     if (seenTiers.has(tier.name)) problems.push({ path: ['tiers', index, 'name'], message: `tier "${tier.name}" is defined twice` });

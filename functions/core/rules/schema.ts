@@ -171,6 +171,24 @@ const tierSchema = z.strictObject({
   level: z.enum(['user', 'account', 'both']).default('both'),
 });
 
+/**
+ * What converting means: an event (with property filters, as event signals have), or a trait taking a value (from
+ * identify calls for users, group calls for accounts). An account converts when it or one of its members does.
+ */
+export const conversionSchema = z.strictObject({
+  /** A track event name, e.g. `Order Completed`. */
+  event: z.string().min(1).optional(),
+  /** Property filters on the event, all of which must hold, as in event signals. */
+  where: z.record(z.string(), conditionSchema).optional(),
+  /** A trait whose new value, set by an identify or group call, converts, e.g. `plan`. */
+  trait: z.string().min(1).optional(),
+  /** The condition on the trait's new value, e.g. `{ in: [pro, business] }`. */
+  is: conditionSchema.optional(),
+  /** Converted customers leave the lead tiers unless this is true. @default false */
+  keep_in_tiers: z.boolean().default(false),
+});
+export type ConversionRule = z.output<typeof conversionSchema>;
+
 export const rulesFileSchema = z.strictObject({
   version: z.literal(1, { error: 'must be 1 (the rules file format version)' }),
   name: z.string().optional(),
@@ -189,14 +207,16 @@ export const rulesFileSchema = z.strictObject({
       anonymous_leads: z.boolean().default(false),
     })
     .default({ anonymous_leads: false }),
+  /** What converting means; without it the evaluator records no conversions. */
+  conversion: conversionSchema.optional(),
   policy: z
     .strictObject({
-      /** Which transitions are published. @default all three */
-      notify: z.array(z.enum(['qualified', 'tier_changed', 'disqualified'])).default(['qualified', 'tier_changed', 'disqualified']),
+      /** Which transitions are published. @default all four */
+      notify: z.array(z.enum(['qualified', 'tier_changed', 'disqualified', 'converted'])).default(['qualified', 'tier_changed', 'disqualified', 'converted']),
       /** After a lead is disqualified, it cannot qualify again for this long. @default 0d */
       cooldown: durationSchema.optional(),
     })
-    .default({ notify: ['qualified', 'tier_changed', 'disqualified'] }),
+    .default({ notify: ['qualified', 'tier_changed', 'disqualified', 'converted'] }),
 });
 
 export type RulesFile = z.output<typeof rulesFileSchema>;
