@@ -4,6 +4,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventSortKeyPrefix, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import type { IngestResponse } from '../../functions/core/ingest';
+import type { LeadEvent } from '../../functions/core/lead-event';
+import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { bundleForBrowser, servePage } from '../support/browser-page';
 import { chromiumLaunchOptions, ensureChromium } from '../support/chromium';
@@ -136,5 +138,67 @@ describe('Segment analytics-next in Chromium, from another origin', () => {
     } finally {
       stranger.server.close();
     }
+  });
+});
+
+describe('an anonymous visitor of a page using analytics-next', () => {
+  /** Two template previews before signup and a dashboard after it make a PQL-A lead: only with the anonymous history. */
+  const rules = `
+version: 1
+signals:
+  previewed_templates: { event: Template Previewed, window: 7d, at_least: 2, points: 40 }
+  created_dashboard: { event: Dashboard Created, window: 7d, at_least: 1, points: 30 }
+tiers:
+  - { name: PQL-A, min_score: 60, require: [previewed_templates, created_dashboard], route: sales }
+`;
+  let leadDev: DevRuntime;
+  const published: LeadEvent[] = [];
+
+  beforeAll(async () => {
+    leadDev = await startDev({
+      port: 0,
+      endpoint: inject('dynamoEndpoint'),
+      tableName: `e2e-browser-lead-${randomUUID()}`,
+      allowedOrigins: [page.origin],
+      ruleset: loadRules(rules, 'inline.rules.yaml'),
+      evaluateEveryMs: 0,
+      leads: { publish: async (events) => (published.push(...events), { failed: [] }) },
+    });
+  });
+  afterAll(async () => {
+    await leadDev?.stop();
+  });
+
+  it('becomes a qualified lead after signing up, with the events before signup among its signals', async () => {
+    const user = `signup-${randomUUID()}`;
+    const tab = await browser.newPage();
+    await tab.goto(`${page.origin}/`);
+    const apiHost = `${new URL(leadDev.url).host}/v1`;
+    await tab.evaluate(
+      `(async () => {
+        const segmentIo = { apiKey: ${JSON.stringify(leadDev.writeKey)}, apiHost: ${JSON.stringify(apiHost)}, protocol: 'http' };
+        const [analytics] = await window.AnalyticsBrowser.load(
+          { writeKey: ${JSON.stringify(leadDev.writeKey)}, cdnSettings: { integrations: { 'Segment.io': segmentIo }, metrics: { sampleRate: 0 } } },
+          { integrations: { 'Segment.io': { apiHost: ${JSON.stringify(apiHost)}, protocol: 'http' } } },
+        );
+        await analytics.track('Template Previewed', { template: 'funnel' });
+        await analytics.track('Template Previewed', { template: 'revenue' });
+        await analytics.identify(${JSON.stringify(user)}, { email: 'ann@example.com' });
+        await analytics.track('Dashboard Created');
+      })()`,
+    );
+    await tab.close();
+    const stored = async () => (await scanAll(leadDev.client, leadDev.tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).length;
+    await expect.poll(stored, { timeout: 20_000 }).toBe(4);
+
+    const summary = await leadDev.evaluateOnce();
+    const lead = summary.transitions.find((event) => event.detail.entity.id === user);
+    expect(lead?.detailType).toBe('Lead Qualified');
+    expect(lead?.detail).toMatchObject({ entity: { type: 'user', id: user }, tier: 'PQL-A' });
+    expect(lead?.detail.signals).toContainEqual({ name: 'previewed_templates', value: 2, points: 40 });
+    expect(lead?.detail.reasons.some((reason) => reason.startsWith('previewed_templates = 2'))).toBe(true);
+    // The visitor alone is no lead, before or after the merge.
+    expect(summary.transitions.filter((event) => event.detail.entity.type !== 'user')).toEqual([]);
+    expect(published.map((event) => event.detail.idempotencyKey)).toContain(lead!.detail.idempotencyKey);
   });
 });
