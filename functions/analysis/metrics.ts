@@ -89,6 +89,8 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   const known = new Set<string>();
   let convertedBefore = 0;
   for (const entity of replay.entities) {
+    // An identifier merged into a user by the end is that user's history: one person, judged once, as that user.
+    if (entity.mergedInto !== undefined) continue;
     seen[entity.type]++;
     const key = `${entity.type}\n${entity.id}`;
     known.add(key);
