@@ -116,6 +116,8 @@ ${fact('Events read', show('input:eventsRead', input.eventsRead, count))}
 ${fact('Lines skipped', show('input:linesSkipped', input.linesSkipped, count))}
 ${fact('Users', show('input:entities:user', input.entities.user, count))}
 ${fact('Accounts', show('input:entities:account', input.entities.account, count))}
+${fact('Identifiers merged into users', show('input:mergedIdentifiers', input.mergedIdentifiers, count))}
+${fact('Anonymous visitors left out', show('input:anonymousLeftOut', input.anonymousLeftOut, count))}
 ${fact('Conversions', show('input:conversions', input.conversions, count))}
 ${fact('Conversions from', esc(input.conversionsFrom))}
 </dl>

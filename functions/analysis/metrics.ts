@@ -2,7 +2,7 @@ import type { Ruleset } from '../core/rules/load';
 import { signalLevel } from '../core/rules/load';
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import { f1, lift, median, proportion, type Estimate } from './stats';
-import type { EntityHistoryResult, ReplayResult } from './replay';
+import type { EntityHistoryResult, EventHistoryStats, ReplayResult } from './replay';
 import { addDays, dayMs, dayOf, mondayOf } from '../core/days';
 import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } from './format';
 
@@ -48,7 +48,7 @@ export interface BuildReportOptions {
   /** The rules file, as named to the user. */
   rulesSource: string;
   horizonDays: number;
-  input: { eventsRead: number; linesSkipped: number; duplicates?: number };
+  input: { eventsRead: number; linesSkipped: number; duplicates?: number } & Pick<EventHistoryStats, 'mergedIdentifiers' | 'anonymousLeftOut'>;
   generatedAt?: Date;
 }
 
@@ -89,6 +89,8 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   const known = new Set<string>();
   let convertedBefore = 0;
   for (const entity of replay.entities) {
+    // An identifier merged into a user by the end is that user's history: one person, judged once, as that user.
+    if (entity.mergedInto !== undefined) continue;
     seen[entity.type]++;
     const key = `${entity.type}\n${entity.id}`;
     known.add(key);
@@ -245,7 +247,13 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     generatedAt: (options.generatedAt ?? new Date()).toISOString(),
     rules: { source: options.rulesSource, version: ruleset.version },
     period: { from: replay.from, to: replay.to, stepDays: replay.stepDays, horizonDays },
-    input: { eventsRead: options.input.eventsRead, linesSkipped: options.input.linesSkipped, entities: seen, conversions: options.conversions.length, conversionsFrom: options.conversionsFrom },
+    input: {
+      eventsRead: options.input.eventsRead,
+      linesSkipped: options.input.linesSkipped,
+      entities: seen,
+      mergedIdentifiers: options.input.mergedIdentifiers,
+      anonymousLeftOut: options.input.anonymousLeftOut,
+      conversions: options.conversions.length, conversionsFrom: options.conversionsFrom },
     tiers,
     signals,
     thresholds,
@@ -279,6 +287,7 @@ export function formatSummary(report: BacktestReport): string {
   lines.push(
     `Input: ${count(input.eventsRead)} events${input.linesSkipped > 0 ? ` (${input.linesSkipped} bad lines skipped)` : ''}, ` +
       `${count(input.entities.user)} users, ${count(input.entities.account)} accounts, ${count(input.conversions)} conversions from ${input.conversionsFrom}`,
+    `Identities: ${count(input.mergedIdentifiers)} identifiers merged into their users; ${count(input.anonymousLeftOut)} anonymous visitors nobody claimed left out`,
   );
   const rate = (o: Outcome) => `${o.converted}/${o.entities} ${withInterval(o.rate, percentCoarse, '(low-high)')}`;
   const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));

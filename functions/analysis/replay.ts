@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage } from '../core/identity';
+import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage, type Identity } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, type LeadState } from '../core/lead-state';
@@ -68,6 +68,12 @@ interface UserRecord {
   accounts: Map<string, string>;
   /** Histories of identifiers claimed for this user, merged into it at the step their claim is known (`at`). */
   joins: { at: string; record: UserRecord }[];
+  /**
+   * For an identifier claimed by a user and evaluated on its own until then (a user, or a visitor when anonymous
+   * visitors are leads): when it joined its first claimant, and the user its chain ends at. From then on the
+   * evaluator hands its changes to that user and never decides it again.
+   */
+  merged?: { at: string; into: string };
   /** The user's earliest converting message (core/conversion), null for none. */
   convertedAt: string | null;
 }
@@ -216,31 +222,41 @@ export class EventHistory {
       const anonymous = this.options.anonymous ?? this.ruleset.anonymousLeads;
       for (const [key, record] of [...this.users]) {
         const identity = { kind: key.startsWith('visitor:') ? 'visitor' : 'user', id: record.id } as const;
-        const root = this.claims.rootOf(identity);
-        const rootKey = identityKey(root);
-        if (rootKey !== key) {
-          this.users.delete(key);
-          const at = this.claims.joinedRootAt(identity)!;
-          let into = this.users.get(rootKey);
-          if (!into) {
-            into = { id: root.id, firstSeen: at, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
-            this.users.set(rootKey, into);
+        const evaluatedOnItsOwn = identity.kind === 'user' || anonymous;
+        const path = this.claims.claimPath(identity);
+        if (path.length > 0) {
+          // Its history is each claimant's along the chain from the time it became theirs (point in time).
+          for (const { user, joinedAt } of path) {
+            const into = this.recordOf(user, joinedAt);
+            into.joins.push({ at: joinedAt, record });
+            // Memberships are wired before the replay starts: the claimant is in the identifier's accounts from the join.
+            for (const [accountId, memberSince] of record.accounts) {
+              const from = memberSince > joinedAt ? memberSince : joinedAt;
+              const joined = into.accounts.get(accountId);
+              if (joined === undefined || from < joined) into.accounts.set(accountId, from);
+            }
           }
-          into.joins.push({ at, record });
-          // Memberships are wired before the replay starts: the user is in the merged identifier's accounts from the join.
-          for (const [accountId, joinedAt] of record.accounts) {
-            const from = joinedAt > at ? joinedAt : at;
-            const joined = into.accounts.get(accountId);
-            if (joined === undefined || from < joined) into.accounts.set(accountId, from);
-          }
+          if (evaluatedOnItsOwn) record.merged = { at: path[0]!.joinedAt, into: path.at(-1)!.user.id };
+          else this.users.delete(key);
           this.stats.mergedIdentifiers++;
-        } else if (root.kind === 'visitor' && !anonymous) {
+        } else if (identity.kind === 'visitor' && !anonymous) {
           this.users.delete(key);
           this.stats.anonymousLeftOut++;
         }
       }
     }
     return { users: this.users, accountTraits: this.accountTraits };
+  }
+
+  /** A user's record, made empty (first seen at `firstSeen`) for a claimant with no messages of its own. */
+  private recordOf(user: Identity, firstSeen: string): UserRecord {
+    const key = identityKey(user);
+    let record = this.users.get(key);
+    if (!record) {
+      record = { id: user.id, firstSeen, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      this.users.set(key, record);
+    }
+    return record;
   }
 }
 
@@ -300,6 +316,11 @@ export interface EntityHistoryResult {
   maxScore: { at: string; score: number }[];
   /** When it converted, as the rules file's conversion defines it and the lead state recorded it; absent for none. */
   convertedAt?: string;
+  /**
+   * The user it merged into by the last step (an aliased user): its transitions are those of before the merge, as
+   * the evaluator published them; as a person it is that user's, so the report does not judge it on its own.
+   */
+  mergedInto?: string;
 }
 
 export interface ReplayResult {
@@ -377,7 +398,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       traits: {},
       accounts: [],
       evaluated: false,
-      history: newHistory('user', record.id, record.firstSeen),
+      history: { ...newHistory('user', record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
     });
   }
@@ -446,6 +467,8 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
 
     for (const user of users) {
       if (user.record.firstSeen > at) continue;
+      // Merged into another user: the evaluator forwards its changes there and leaves its lead state as it was.
+      if (user.record.merged !== undefined && user.record.merged.at <= at) continue;
       joinClaimed(user, at, byTraitOrder);
       const before = user.upto;
       const fresh: DayRollup[] = [];
@@ -502,8 +525,9 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
 function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b: TraitEntry) => number): void {
   const due = user.record.joins.filter((join) => join.at <= at);
   if (due.length === 0) return;
-  user.record.joins = user.record.joins.filter((join) => join.at > at);
-  // Every identifier joins its chain's root directly (finish), so a join brings no joins of its own.
+  // A copy: the record's own history is what it brings to the users it merges into later (an aliased user), and
+  // every identifier joins each claimant on its chain directly (finish), so a join brings no joins of its own.
+  user.record = { ...user.record, days: new Map(user.record.days), traits: [...user.record.traits], joins: user.record.joins.filter((join) => join.at > at) };
   for (const { record } of due) mergeRecord(user.record, record);
   user.dayList = [...user.record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
   user.upto = 0;

@@ -10,7 +10,17 @@ export interface BacktestReport {
   /** The replayed period and its step; qualification is judged at every step using only earlier events. */
   period: { from: string; to: string; stepDays: number; horizonDays: number };
   /** conversionsFrom: where the conversions came from, e.g. the event stream by the rules file's definition, or a file. */
-  input: { eventsRead: number; linesSkipped: number; entities: { user: number; account: number }; conversions: number; conversionsFrom: string };
+  input: {
+    eventsRead: number;
+    linesSkipped: number;
+    entities: { user: number; account: number };
+    /** Identifiers (anonymous visitors, aliased userIds) whose history joined a user's: counted in that user, once. */
+    mergedIdentifiers: number;
+    /** Anonymous visitors nobody claimed, not judged (unless the run included them). */
+    anonymousLeftOut: number;
+    conversions: number;
+    conversionsFrom: string;
+  };
   tiers: TierReport[];
   signals: SignalReport[];
   /** Precision and recall if the minimum score were each of these values (users, any tier's requirements ignored). */

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { consumeEvents, eventSourceOptions, type EventSourceOptions } from './event-source';
 import { readRules } from './options';
 
-type BacktestOptions = EventSourceOptions & { rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean };
+type BacktestOptions = EventSourceOptions & { rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean };
 
 /** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
 export function addBacktestCommand(program: Command) {
@@ -20,6 +20,7 @@ export function addBacktestCommand(program: Command) {
     .option('--horizon <duration>', 'a qualified lead counts as converted when it converts within this long (days or weeks)', '30d')
     .option('--report <file>', 'also write the report as one self-contained HTML file')
     .option('--json', 'print the report as JSON instead of the summary tables')
+    .option('--anonymous', "judge anonymous visitors nobody claimed as people of their own (default: the rules file's identity.anonymous_leads)")
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
     .action(async (options: BacktestOptions) => {
       const { durationSchema } = await import('../core/rules/schema');
@@ -50,7 +51,7 @@ export function addBacktestCommand(program: Command) {
         throw new InvalidArgumentError(`${options.rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
       }
       const fileConversions = options.conversions !== undefined ? await readConversions(options.conversions) : undefined;
-      const history = new EventHistory(ruleset, to !== undefined ? { until: dayEnd(to) } : {});
+      const history = new EventHistory(ruleset, { ...(to !== undefined ? { until: dayEnd(to) } : {}), ...(options.anonymous ? { anonymous: true } : {}) });
       const { stats, source: eventsSource } = await consumeEvents(program, options, (message) => history.add(message));
       const { eventsRead, linesSkipped, skipped } = stats;
       if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
@@ -69,7 +70,7 @@ export function addBacktestCommand(program: Command) {
         ruleset,
         rulesSource: options.rules,
         horizonDays,
-        input: { eventsRead, linesSkipped, duplicates: history.stats.duplicates },
+        input: { eventsRead, linesSkipped, duplicates: history.stats.duplicates, mergedIdentifiers: history.stats.mergedIdentifiers, anonymousLeftOut: history.stats.anonymousLeftOut },
       });
       if (options.json) console.log(JSON.stringify(report, null, 2));
       else process.stdout.write(formatSummary(report));

@@ -109,19 +109,21 @@ export function rootOf(identity: Identity, claimOf: ClaimLookup): Identity {
 }
 
 /**
- * When an identifier's events became its root's: the latest claim on the way to the root (an anonymous visitor claimed
- * on Monday by A, A aliased to B on Friday: Friday). Before then nobody knew they were one person; the backtest merges
- * from then on, as the evaluator could. Undefined for an identifier that is its own root.
+ * The users an identifier's events belong to, one after the other, along its chain of claims to its root: each with
+ * the time the identifier's events became theirs, the latest claim on the way (an anonymous visitor claimed on
+ * Monday by A, A aliased to B on Friday: A from Monday, B from Friday). Before then nobody knew they were one person;
+ * the backtest merges from then on, as the evaluator could. Empty for an identifier that is its own root.
  */
-export function joinedRootAt(identity: Identity, claimOf: ClaimLookup): string | undefined {
+export function claimPath(identity: Identity, claimOf: ClaimLookup): { user: Identity; joinedAt: string }[] {
   const root = identityKey(rootOf(identity, claimOf));
-  let joined: string | undefined;
+  const path: { user: Identity; joinedAt: string }[] = [];
   for (let current = identity; identityKey(current) !== root; ) {
     const claim = claimOf(current)!;
-    if (joined === undefined || claim.at > joined) joined = claim.at;
+    const previous = path.at(-1)?.joinedAt;
     current = { kind: 'user', id: claim.to };
+    path.push({ user: current, joinedAt: previous !== undefined && previous > claim.at ? previous : claim.at });
   }
-  return joined;
+  return path;
 }
 
 /** The winning claims on a set of identifiers, gathered from messages read in any order (backtest, discover). */
@@ -143,8 +145,8 @@ export class ClaimSet {
     return rootOf(identity, this.claimOf);
   }
 
-  joinedRootAt(identity: Identity): string | undefined {
-    return joinedRootAt(identity, this.claimOf);
+  claimPath(identity: Identity): { user: Identity; joinedAt: string }[] {
+    return claimPath(identity, this.claimOf);
   }
 }
 

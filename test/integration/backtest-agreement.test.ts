@@ -5,7 +5,7 @@ import { addDays, dayEnd } from '../../functions/core/days';
 import { replayedConversions } from '../../functions/analysis/metrics';
 import { EventHistory, replay } from '../../functions/analysis/replay';
 import { validateMessage } from '../../functions/core/messages';
-import { loadRules } from '../../functions/core/rules/load';
+import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import type { Signal } from '../../functions/core/rules/schema';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { RecordingPublisher } from '../support/lead-events';
@@ -74,6 +74,65 @@ afterEach(async () => {
   runtime = undefined;
 });
 
+/** A Segment message as a test writes it: userId, anonymousId, previousId as the case needs. */
+type StreamMessage = { type: string; messageId: string; timestamp: string; userId?: string; anonymousId?: string; previousId?: string };
+
+/**
+ * Runs the messages through the backtest's replay (step 1d) and through the real evaluator (the HTTP endpoint,
+ * DynamoDB Local, one day at a time: that day's events, then evaluator runs at the end of the day until a run has
+ * nothing left to do), and lists every tier change of each side as `at type id: from -> to`, sorted.
+ */
+async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]) {
+  const firstDay = messages[0]!.timestamp.slice(0, 10);
+  const lastDay = messages.at(-1)!.timestamp.slice(0, 10);
+
+  const history = new EventHistory(ruleset);
+  messages.forEach((message, index) => {
+    const accepted = validateMessage(message, index, 'test', new Date(0));
+    if ('reason' in accepted) throw new Error(accepted.reason);
+    history.add(accepted);
+  });
+  const replayed = replay(history, { from: firstDay, to: lastDay, stepDays: 1 });
+
+  const leads = new RecordingPublisher();
+  runtime = await startDev({
+    port: 0,
+    endpoint: inject('dynamoEndpoint'),
+    tableName: `backtest-${randomUUID()}`,
+    ruleset,
+    leads,
+    evaluateEveryMs: 0,
+    dirtyShards: 1,
+    // The stream's dates are fixed; DynamoDB Local would expire events older than the retention by TTL.
+    retentionDays: 36_500,
+  });
+  const authorization = `Basic ${Buffer.from(`${runtime.writeKey}:`).toString('base64')}`;
+  for (let day = firstDay; day <= lastDay; day = addDays(day, 1)) {
+    const batch = messages.filter((message) => message.timestamp.slice(0, 10) === day);
+    for (let i = 0; i < batch.length; i += 500) {
+      const response = await fetch(`${runtime.url}/v1/batch`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify({ batch: batch.slice(i, i + 500) }),
+      });
+      expect(await response.json()).toEqual({ success: true });
+    }
+    for (let run = 0; run < 5; run++) {
+      const summary = await runtime.evaluateOnce(new Date(dayEnd(day)));
+      expect(summary.incompleteShards).toEqual([]);
+      if (summary.evaluated === 0) break;
+    }
+  }
+
+  const fromEvaluator = leads.published
+    .map((event) => `${event.detail.evaluatedAt} ${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`)
+    .sort();
+  const fromBacktest = replayed.entities
+    .flatMap((entity) => entity.transitions.map((transition) => `${transition.at} ${entity.type} ${entity.id}: ${transition.from ?? 'none'} -> ${transition.to ?? 'none'}`))
+    .sort();
+  return { history, replayed, leads, fromEvaluator, fromBacktest };
+}
+
 describe('the evaluator and the backtest', () => {
   it('qualify the same entities in the same tiers on the same days', async () => {
     const ruleset = loadRules(rulesYaml, 'agreement rules');
@@ -90,17 +149,7 @@ describe('the evaluator and the backtest', () => {
         { name: 'exports', share: 0.4, events: [{ event: 'Data Exported', count: [1, 3], properties: { rows: [800, 1500, 2500] } }] },
       ],
     });
-    const firstDay = stream.messages[0]!.timestamp.slice(0, 10);
-    const lastDay = stream.messages.at(-1)!.timestamp.slice(0, 10);
-
-    // The backtest.
-    const history = new EventHistory(ruleset);
-    stream.messages.forEach((message, index) => {
-      const accepted = validateMessage(message, index, 'test', new Date(0));
-      if ('reason' in accepted) throw new Error(accepted.reason);
-      history.add(accepted);
-    });
-    const replayed = replay(history, { from: firstDay, to: lastDay, stepDays: 1 });
+    const { replayed, leads, fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream.messages);
 
     // The rules use every kind, with every option of event signals, and every signal matches somewhere.
     const signals = Object.values(ruleset.file.signals);
@@ -113,45 +162,6 @@ describe('the evaluator and the backtest', () => {
     expect(signals.some((signal) => signal.kind === 'members' && !signal.every)).toBe(true);
     const fired = new Set(replayed.entities.flatMap((entity) => Object.keys(entity.firstFired)));
     expect([...fired].sort()).toEqual(Object.keys(ruleset.file.signals).sort());
-
-    // The evaluator, fed one day at a time.
-    const leads = new RecordingPublisher();
-    runtime = await startDev({
-      port: 0,
-      endpoint: inject('dynamoEndpoint'),
-      tableName: `backtest-${randomUUID()}`,
-      ruleset,
-      leads,
-      evaluateEveryMs: 0,
-      dirtyShards: 1,
-      // The stream's dates are fixed; DynamoDB Local would expire events older than the retention by TTL.
-      retentionDays: 36_500,
-    });
-    const authorization = `Basic ${Buffer.from(`${runtime.writeKey}:`).toString('base64')}`;
-    for (let day = firstDay; day <= lastDay; day = addDays(day, 1)) {
-      const batch = stream.messages.filter((message) => message.timestamp.slice(0, 10) === day);
-      for (let i = 0; i < batch.length; i += 500) {
-        const response = await fetch(`${runtime.url}/v1/batch`, {
-          method: 'POST',
-          headers: { authorization, 'content-type': 'application/json' },
-          body: JSON.stringify({ batch: batch.slice(i, i + 500) }),
-        });
-        expect(await response.json()).toEqual({ success: true });
-      }
-      for (let run = 0; run < 5; run++) {
-        const summary = await runtime.evaluateOnce(new Date(dayEnd(day)));
-        expect(summary.incompleteShards).toEqual([]);
-        if (summary.evaluated === 0) break;
-      }
-    }
-
-    const fromEvaluator = leads.published
-      .map((event) => `${event.detail.evaluatedAt} ${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`)
-      .sort();
-    const fromBacktest = replayed.entities
-      .flatMap((entity) => entity.transitions.map((transition) => `${transition.at} ${entity.type} ${entity.id}: ${transition.from ?? 'none'} -> ${transition.to ?? 'none'}`))
-      .sort();
-    expect(fromBacktest).toEqual(fromEvaluator);
 
     // First qualification per entity and tier, as the report uses them.
     const firstEntries = (lines: string[]) => {
@@ -188,5 +198,70 @@ describe('the evaluator and the backtest', () => {
     expect(convertedByBacktest).toEqual(convertedByEvaluator);
     expect(convertedByEvaluator.some((line) => line.startsWith('user '))).toBe(true);
     expect(convertedByEvaluator.some((line) => line.startsWith('account '))).toBe(true);
+  }, 300_000);
+
+  it('agree on merged identities: pre-signup visitors, late anonymous events, an alias chain, a double claim', async () => {
+    const ruleset = loadRules(
+      `
+version: 1
+signup: { trait: createdAt }
+signals:
+  pricing: { event: Pricing Viewed, window: 14d, at_least: 3, points: 40 }
+  docs: { event: Docs Read, window: 7d, points: 10 }
+  inactive: { inactive_for: 4d, points: -40 }
+tiers:
+  - { name: hot, min_score: 50, route: sales }
+  - { name: warm, min_score: 40, route: nurture }
+policy: { cooldown: 2d }
+`,
+      'identity agreement rules',
+    );
+    const at = (day: number, hour: number) => new Date(Date.UTC(2025, 2, 3 + day, hour)).toISOString();
+    let sequence = 0;
+    const message = (type: string, day: number, hour: number, fields: Record<string, unknown>): StreamMessage => ({ type, messageId: `m${String(sequence++).padStart(4, '0')}`, timestamp: at(day, hour), ...fields });
+    const view = (ids: { userId?: string; anonymousId?: string }, day: number, hour = 12) => message('track', day, hour, { event: 'Pricing Viewed', ...ids });
+    const signUp = (userId: string, anonymousId: string, day: number) => message('identify', day, 10, { userId, anonymousId, traits: { createdAt: at(day, 10), email: `${userId}@example.com` } });
+
+    const stream: StreamMessage[] = [];
+    // Visitors who sign up two days after two pricing views. The even ones view pricing once more as users; the odd
+    // ones only once more as visitors, two days after signing up (a late event under the anonymousId alone), so
+    // they qualify only if both their pre-signup and their late events are theirs.
+    for (let i = 0; i < 6; i++) {
+      const userId = `signup-${i}`;
+      const anonymousId = `visitor-${i}`;
+      stream.push(view({ anonymousId }, i), view({ anonymousId }, i + 1), signUp(userId, anonymousId, i + 2));
+      stream.push(message('track', i + 2, 11, { event: 'Docs Read', userId, anonymousId }));
+      stream.push(i % 2 === 0 ? view({ userId, anonymousId }, i + 2) : view({ anonymousId }, i + 4, 15));
+    }
+    // Visitors who never sign up: no one's lead (identity.anonymous_leads is off).
+    for (let j = 0; j < 3; j++) for (let day = j; day < j + 4; day++) stream.push(view({ anonymousId: `browser-${j}` }, day));
+    // A chain: a visitor signs up as alias-a, which qualifies; alias-a is later aliased to alias-b.
+    stream.push(view({ anonymousId: 'visitor-a' }, 1), view({ anonymousId: 'visitor-a' }, 2), signUp('alias-a', 'visitor-a', 3), view({ userId: 'alias-a' }, 4));
+    stream.push(message('track', 4, 13, { event: 'Docs Read', userId: 'alias-a' }));
+    stream.push(view({ userId: 'alias-b' }, 6), message('alias', 7, 10, { userId: 'alias-b', previousId: 'alias-a' }), message('track', 8, 11, { event: 'Docs Read', userId: 'alias-b' }));
+    // A double claim: two users claim one visitor; the first claim wins, the second user gets none of its history.
+    stream.push(view({ anonymousId: 'visitor-z' }, 2), view({ anonymousId: 'visitor-z' }, 3), signUp('first-claim', 'visitor-z', 5), view({ userId: 'first-claim' }, 5));
+    stream.push(signUp('second-claim', 'visitor-z', 6), view({ userId: 'second-claim', anonymousId: 'visitor-z' }, 6), message('track', 6, 13, { event: 'Docs Read', userId: 'second-claim' }));
+    // The last days: the leads drop out as they go quiet.
+    stream.push(view({ anonymousId: 'browser-0' }, 16));
+    stream.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
+
+    const { history, replayed, leads, fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream);
+    expect(fromBacktest).toEqual(fromEvaluator);
+    // alias-a qualified on its own (with its visitor's views) before the alias: the replay keeps that, and judges it as alias-b.
+    expect(fromEvaluator.filter((line) => line.includes(' alias-a:'))).toEqual(['2025-03-07T23:59:59.999Z user alias-a: none -> hot']);
+    expect(replayed.entities.find((entity) => entity.id === 'alias-a')?.mergedInto).toBe('alias-b');
+
+    // Every visitor who signed up, its alias and the first claimant are merged; the three who never signed up are left out.
+    expect(history.stats).toMatchObject({ mergedIdentifiers: 9, anonymousLeftOut: 3 });
+    const qualified = new Set(leads.published.filter((event) => event.detail.tier !== null).map((event) => `${event.detail.entity.type} ${event.detail.entity.id}`));
+    expect([...qualified].sort()).toEqual(['user alias-a', 'user alias-b', 'user first-claim', ...Array.from({ length: 6 }, (_, i) => `user signup-${i}`)].sort());
+    // The pre-signup (and late) views count in the user's signals: three views, of which one as the user at most.
+    for (let i = 0; i < 6; i++) {
+      const first = leads.published.find((event) => event.detail.entity.id === `signup-${i}` && event.detail.tier !== null)!;
+      expect(first.detail.signals).toContainEqual(expect.objectContaining({ name: 'pricing', value: 3 }));
+    }
+    // Leads also drop out, so the comparison covers both directions.
+    expect(fromEvaluator.some((line) => line.endsWith('-> none'))).toBe(true);
   }, 300_000);
 });

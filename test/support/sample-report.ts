@@ -145,6 +145,8 @@ export const sampleReport: BacktestReport = {
     eventsRead: 1_284_377,
     linesSkipped: 12,
     entities: { user: users, account: accounts },
+    mergedIdentifiers: 1_904,
+    anonymousLeftOut: 6_311,
     conversions: userConverters + accountConverters,
     conversionsFrom: 'the event stream: the rules file\'s conversion (event "Order Completed")',
   },

@@ -32,7 +32,7 @@ describe('pql-radar backtest', () => {
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout) as BacktestReport;
     expect(report.period).toEqual({ from: '2025-01-30', to: '2025-03-30', stepDays: 1, horizonDays: 30 });
-    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, conversions: 197, conversionsFrom: 'the file examples/backtest/conversions.csv' });
+    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, mergedIdentifiers: 0, anonymousLeftOut: 0, conversions: 197, conversionsFrom: 'the file examples/backtest/conversions.csv' });
     // Activation drives conversion in the example; sharing dashboards (key_feature) does not.
     const pqlA = report.tiers.find((tier) => tier.tier === 'PQL-A')!;
     expect(pqlA.lift!.low).toBeGreaterThan(1);
@@ -51,7 +51,7 @@ describe('pql-radar backtest', () => {
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout) as BacktestReport;
     // The sample's users move to the pro plan at conversion; conversions after the events end are not in the stream.
-    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, conversions: 112, conversionsFrom: 'the event stream, by the rules file\'s conversion (trait "plan" "pro")' });
+    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, mergedIdentifiers: 0, anonymousLeftOut: 0, conversions: 112, conversionsFrom: 'the event stream, by the rules file\'s conversion (trait "plan" "pro")' });
     expect(report.tiers.find((tier) => tier.tier === 'PQL-A')!.lift!.low).toBeGreaterThan(1);
     expect(report.signals.find((candidate) => candidate.signal === 'activated')!.lift!.low).toBeGreaterThan(3);
 

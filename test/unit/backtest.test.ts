@@ -72,7 +72,7 @@ describe('the backtest on a stream with planted signals', () => {
   const stream = generatePlantedStream({ seed: 3, users: 2_000, days: 45, baseRate: 0.06, behaviours: plantedBehaviours });
   const history = historyOf(stream.messages, plantedRules);
   const result = replay(history, firstAndLastDay(stream.messages));
-  const report = buildReport({ replay: result, conversions: stream.conversions, conversionsFrom: 'the planted stream', ruleset: plantedRules, rulesSource: 'planted.rules.yaml', horizonDays: 30, input: { eventsRead: stream.messages.length, linesSkipped: 0 } });
+  const report = buildReport({ replay: result, conversions: stream.conversions, conversionsFrom: 'the planted stream', ruleset: plantedRules, rulesSource: 'planted.rules.yaml', horizonDays: 30, input: { eventsRead: stream.messages.length, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 } });
   const signal = (name: string) => report.signals.find((candidate) => candidate.signal === name)!;
 
   it('recovers the planted lift (p1 / p0 = 0.3 / 0.06 = 5) inside its 95% interval, for the signal and the tier built on it', () => {
@@ -324,7 +324,7 @@ tiers:
     { type: 'user', id: 'u6', convertedAt: '2025-04-02T12:00:00.000Z' },
     { type: 'user', id: 'stranger', convertedAt: '2025-04-02T12:00:00.000Z' },
   ];
-  const report = buildReport({ replay: replayResult, conversions, conversionsFrom: 'a test list', ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 100, linesSkipped: 2 }, generatedAt: new Date('2025-05-01T00:00:00Z') });
+  const report = buildReport({ replay: replayResult, conversions, conversionsFrom: 'a test list', ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 100, linesSkipped: 2, mergedIdentifiers: 3, anonymousLeftOut: 4 }, generatedAt: new Date('2025-05-01T00:00:00Z') });
 
   it('applies the definitions: qualified before converting, converted within the horizon, judged entities only', () => {
     const top = report.tiers[0]!;
@@ -341,7 +341,8 @@ tiers:
     expect(top.alertsPerWeek).toBeCloseTo(5 / 2, 2);
     expect(report.missedConverters.map((missed) => missed.id)).toEqual(['u3', 'u4']);
     expect(report.signals.find((signal) => signal.signal === 'a')).toMatchObject({ fired: { entities: 3, converted: 1 }, fireRate: 0.6667 });
-    expect(report.input).toEqual({ eventsRead: 100, linesSkipped: 2, entities: { user: 7, account: 0 }, conversions: 7, conversionsFrom: 'a test list' });
+    expect(report.input).toEqual({ eventsRead: 100, linesSkipped: 2, entities: { user: 7, account: 0 }, mergedIdentifiers: 3, anonymousLeftOut: 4, conversions: 7, conversionsFrom: 'a test list' });
+    expect(formatSummary(report)).toContain('Identities: 3 identifiers merged into their users; 4 anonymous visitors nobody claimed left out');
     expect(report.weekly).toEqual([
       { week: '2025-03-31', qualified: { top: 4 } },
       { week: '2025-04-07', qualified: { top: 1 } },
@@ -368,7 +369,7 @@ tiers:
       ruleset: rules,
       rulesSource: 'r.yaml',
       horizonDays: 30,
-      input: { eventsRead: 100, linesSkipped: 0 },
+      input: { eventsRead: 100, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 },
     });
     expect(everyone.warnings).toContain('Signal b fired for 100% of users: it cannot tell them apart.');
   });

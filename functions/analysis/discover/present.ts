@@ -45,6 +45,7 @@ export function formatDiscoveryTable(result: DiscoveryResult, limit = 30): strin
   const out = [
     `${count(input.productEvents)} product events of ${count(input.users)} users, ${period.from.slice(0, 10)} to ${period.to.slice(0, 10)}; ` +
       `${count(input.afterConversion)} messages after their user's conversion were not counted.`,
+    `identities: ${count(input.mergedIdentifiers)} identifiers merged into their users; ${count(input.anonymousLeftOut)} anonymous visitors nobody claimed left out.`,
     `train: signup before ${period.holdoutFrom.slice(0, 10)}, ${count(trainUsers)} users, ${count(trainConverted)} converted; ` +
       `holdout: signup from then on, ${count(holdoutUsers)} users, ${count(holdoutConverted)} converted.`,
     `${count(result.candidates.length)} candidate signals, ranked by the lower bound of their training lift; ` +
