@@ -203,3 +203,36 @@ describe('discover on planted data: finds what was planted, and nothing else', (
     for (const candidate of result.selected) expect(matched.get(candidate.name), candidate.name).toBe(candidate.train.fired + candidate.holdout.fired);
   });
 });
+
+describe('discover: people, and the holdout of the latest signups', () => {
+  it('holds out the latest 30% of signups even when signups stop long before the data ends', () => {
+    const messages: DiscoveryMessage[] = [];
+    // 100 users sign up over the first 20 days; activity goes on for 200 days more.
+    for (let n = 0; n < 100; n++) {
+      const signup = Math.floor(n / 5);
+      messages.push(identify(`u${n}`, signup));
+      messages.push(track(`u${n}`, 'Logged In', signup + 200));
+    }
+    const result = discoverFromMessages(messages, [], { minUsers: 1 });
+    expect(result.groups.holdout.users).toBe(30);
+    expect(result.groups.train.users).toBe(70);
+    expect(result.period.holdoutFrom.slice(0, 10)).toBe(at(14).slice(0, 10));
+  });
+
+  it("counts a visitor's events before signup as its user's, once, and leaves unclaimed visitors out", () => {
+    const messages: DiscoveryMessage[] = [
+      accepted({ type: 'track', anonymousId: 'v1', event: 'Pricing Viewed', timestamp: at(1) }),
+      accepted({ type: 'track', anonymousId: 'v1', event: 'Pricing Viewed', timestamp: at(2) }),
+      accepted({ type: 'identify', userId: 'ann', anonymousId: 'v1', traits: { createdAt: at(3, 9) }, timestamp: at(3, 9) }),
+      accepted({ type: 'track', anonymousId: 'v2', event: 'Pricing Viewed', timestamp: at(2) }),
+    ];
+    const collector = new DiscoveryCollector([]);
+    for (const message of [...messages, ...messages]) collector.add(message);
+    const snapshot = collector.snapshot();
+    expect([...snapshot.users.keys()]).toEqual(['ann']);
+    // Two views on two days, each sent twice: counted once each, on the user.
+    const pricing = snapshot.eventNames.indexOf('Pricing Viewed');
+    expect(snapshot.users.get('ann')!.events.get(pricing)).toHaveLength(2);
+    expect(discover(snapshot, { minUsers: 1 }).groups.train.users + discover(snapshot, { minUsers: 1 }).groups.holdout.users).toBe(1);
+  });
+});
