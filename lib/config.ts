@@ -61,8 +61,14 @@ export const configSchema = z.strictObject({
       everyMinutes: z.number().int().min(1).max(60).default(1),
       /** Shards of the dirty index: one schedule and one evaluator invocation per shard. @default 4 */
       shards: z.number().int().min(1).max(64).default(defaultDirtyShards),
+      /**
+       * Reserve one concurrent execution per shard for the evaluator, so ingest can never take its concurrency.
+       * Lambda keeps 100 executions of the account unreserved: an account whose limit is lower (new accounts get 10)
+       * fails to deploy with this on until it is raised. @default false
+       */
+      reservedConcurrency: z.boolean().default(false),
     })
-    .default({ everyMinutes: 1, shards: defaultDirtyShards }),
+    .default({ everyMinutes: 1, shards: defaultDirtyShards, reservedConcurrency: false }),
   /** Days events are kept. @default 400 */
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table. @default true */

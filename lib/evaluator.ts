@@ -51,10 +51,16 @@ export interface EvaluatorProps {
    */
   readonly rulesFile: LoadedRulesFile;
   /**
-   * Shards of the `dirty` index; must equal the ingest function's. One schedule, and one concurrent run, per shard.
+   * Shards of the `dirty` index; must equal the ingest function's. One schedule per shard.
    * @default 4
    */
   readonly shards?: number;
+  /**
+   * Reserve one concurrent execution per shard, which also caps the evaluator at that. Needs an account whose
+   * unreserved concurrency stays at 100 or more afterwards: new accounts, with a limit of 10, must ask for more first.
+   * @default false
+   */
+  readonly reservedConcurrency?: boolean;
   /**
    * Minutes between two runs of a shard.
    * @default 1
@@ -76,14 +82,11 @@ export interface EvaluatorProps {
  * The evaluator: a Lambda that evaluates the rules over the entities that changed and publishes lead events, run
  * by EventBridge Scheduler with one schedule per shard (input `{"shard": N}`) every `everyMinutes`.
  *
- * One run per shard at a time protects the table and the evaluator's state: two runs evaluating one entity at once
- * could each overwrite the other's rollup totals. Two things keep it so. A run stops taking new entities within the
- * interval (RUN_INTERVAL_SECONDS, less the handler's safety margin), so it has ended when its shard's next tick
- * comes. And reserved concurrency equals the number of shards, so whatever happens (a slow publish, retries, a
- * backlog of queued invocations) no more than `shards` runs use the table at once, and ingest can never take the
- * evaluator's concurrency. Neither is a lock: a run whose last entity or publish outlasts the interval by more
- * than the margin can still meet the next run of its shard. Reserving concurrency needs an account whose
- * unreserved concurrency stays at 100 or more afterwards (new accounts with a limit of 10 must ask for more first).
+ * Overlapping runs are safe: an entity's state is saved only if nobody saved it since it was read, so of two runs
+ * evaluating one entity at once one saves and the other leaves the entity marked for later. A run also stops taking
+ * new entities within the interval (RUN_INTERVAL_SECONDS, less the handler's safety margin), so runs of one shard
+ * rarely meet. No concurrency is reserved unless asked (`reservedConcurrency`): reserving it fails the deploy in an
+ * account at the default concurrency limit of new accounts.
  *
  * Scheduler invokes the function asynchronously: its retry policy and dead-letter queue cover invocations Lambda
  * did not accept; the function's own asynchronous configuration does not retry a failed run and drops a run that
@@ -117,7 +120,7 @@ export class Evaluator extends Construct {
       description: 'pql-radar evaluator: PQL rules over changed entities, lead events to the bus',
       memorySize: 1024,
       timeout: Duration.minutes(5),
-      reservedConcurrentExecutions: shards,
+      reservedConcurrentExecutions: props.reservedConcurrency ? shards : undefined,
       logRetention: props.logRetention,
       copyFiles: [{ from: rulesPath, to: bundledRulesFile }],
       environment: {

@@ -48,6 +48,7 @@ export class PqlRadarStack extends Stack {
       rulesFile: props.rulesFile,
       shards: config.evaluation.shards,
       everyMinutes: config.evaluation.everyMinutes,
+      reservedConcurrency: config.evaluation.reservedConcurrency,
       retentionDays: config.retentionDays,
     });
     new LeadEventSchema(this, 'LeadEventSchema');
