@@ -43,7 +43,8 @@ let shardCountRecorded = false;
 const inputSchema = z.object({ shard: z.coerce.number().int().min(0).optional() }).passthrough();
 
 /** Scheduled: one schedule per shard passes `{ "shard": N }`; without it, the run covers every shard. */
-export async function handler(input: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>) {
+export async function handler(input: unknown, context: Context) {
+  logger.addContext(context);
   const { shard } = inputSchema.parse(input ?? {});
   const shards = shard === undefined ? allShards(dirtyShards) : [String(shard)];
   try {

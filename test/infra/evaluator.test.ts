@@ -84,7 +84,8 @@ describe('evaluator function', () => {
     expect(props.Timeout).toBe(300);
     // Reserving it would fail the deploy in an account at the default limit of 10 (Lambda keeps 100 unreserved).
     expect(props.ReservedConcurrentExecutions).toBeUndefined();
-    expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+    // No Powertools Tracer in the handlers, so no X-Ray (lib/lambda-function.ts).
+    expect(props.TracingConfig).toBeUndefined();
     expect(props.LoggingConfig).toEqual({ LogFormat: 'JSON', LogGroup: { Ref: ids.handlerLogGroup } });
     expect(resource(ids.handlerLogGroup).Properties.RetentionInDays).toBe(30);
   });
@@ -225,18 +226,13 @@ describe('evaluator role', () => {
     expect(role.Properties.Policies).toBeUndefined();
   });
 
-  it('may write its logs, send traces, use the table and its dirty index, and publish to its own bus only', () => {
+  it('may write its logs, use the table and its dirty index, and publish to its own bus only', () => {
     const statements = policyStatementsOf(ids.handlerRole);
-    expect(statements).toHaveLength(5);
+    expect(statements).toHaveLength(4);
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: getAtt(ids.handlerLogGroup),
-    });
-    expect(statements).toContainEqual({
-      Effect: 'Allow',
-      Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
-      Resource: '*',
     });
     expect(statements).toContainEqual({ Effect: 'Allow', Action: evaluatorTableActions, Resource: getAtt(ids.table) });
     expect(statements).toContainEqual({
@@ -288,7 +284,6 @@ describe('AwsSolutions checks', () => {
     expect(nagFindings(app)).toEqual([]);
     expect(acknowledgements(app).sort()).toEqual([
       'EvaluatorTest/Evaluator/DeadLetterQueue Annotation::AwsSolutions-SQS3',
-      'EvaluatorTest/Evaluator/Handler/Role Annotation::AwsSolutions-IAM5[Resource::*]',
     ]);
   });
 });

@@ -92,7 +92,8 @@ describe('ingest function', () => {
     expect(props.Architectures).toEqual(['arm64']);
     expect(props.MemorySize).toBe(512);
     expect(props.Timeout).toBe(10);
-    expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+    // No Powertools Tracer in the handlers, so no X-Ray (lib/lambda-function.ts).
+    expect(props.TracingConfig).toBeUndefined();
     expect(props.ReservedConcurrentExecutions).toBeUndefined();
   });
 
@@ -189,22 +190,17 @@ describe('ingest role', () => {
     expect(role.Properties.Policies).toBeUndefined();
   });
 
-  it('may write its logs, send traces and use the table by key, and nothing more', () => {
+  it('may write its logs and use the table by key, and nothing more', () => {
     const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
       policy.Properties.Roles.some((role: unknown) => JSON.stringify(role) === JSON.stringify({ Ref: ids.role })),
     );
     expect(policies).toHaveLength(1);
     const statements = policies[0]!.Properties.PolicyDocument.Statement;
-    expect(statements).toHaveLength(3);
+    expect(statements).toHaveLength(2);
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: getAtt(ids.handlerLogGroup, 'Arn'),
-    });
-    expect(statements).toContainEqual({
-      Effect: 'Allow',
-      Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
-      Resource: '*',
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',
