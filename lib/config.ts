@@ -73,7 +73,7 @@ export const configSchema = z.strictObject({
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table. @default true */
   deletionProtection: z.boolean().default(true),
-  /** Workspaces that get a write key at deploy time, stored in Secrets Manager (pql-radar/write-key/<workspace>). */
+  /** Workspaces that get a write key at deploy time, stored in Secrets Manager (<stack name>/write-key/<workspace>). */
   writeKeys: z
     .array(
       z.strictObject({

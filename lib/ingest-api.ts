@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -111,6 +111,8 @@ export class IngestApi extends Construct {
     );
 
     this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
+      // Named after the stack, so the APIs of several stacks in one account tell apart in the console.
+      apiName: `${Stack.of(this).stackName}-ingest`,
       description: 'pql-radar ingest (Segment HTTP Tracking API)',
       // The default stage HttpApi would create takes neither throttling nor access logs.
       createDefaultStage: false,

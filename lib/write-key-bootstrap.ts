@@ -19,8 +19,8 @@ export interface WriteKeyBootstrapProps {
    */
   readonly allowedOrigins?: Readonly<Record<string, readonly string[]>>;
   /**
-   * Secret names are unique per account and region: a second pql-radar stack there needs another prefix.
-   * @default 'pql-radar/write-key/'
+   * Secret names are unique per account and region: derived from the stack's, so several stacks can share one.
+   * @default `${stackName}/write-key/`
    */
   readonly secretNamePrefix?: string;
   /**
@@ -32,8 +32,8 @@ export interface WriteKeyBootstrapProps {
 
 /**
  * Gives each configured workspace a write key at deploy time, in a Secrets Manager secret
- * `pql-radar/write-key/<workspace>` that the user reads once:
- * `aws secretsmanager get-secret-value --secret-id pql-radar/write-key/<workspace> --query SecretString --output text`.
+ * `<stack name>/write-key/<workspace>` that the user reads once:
+ * `aws secretsmanager get-secret-value --secret-id <stack name>/write-key/<workspace> --query SecretString --output text`.
  *
  * A custom resource (functions/bootstrap/handler.ts) creates a key only for a workspace without a secret, so a
  * redeploy never rotates keys; removing a workspace or the stack deletes nothing. The secrets are created by the
@@ -50,7 +50,8 @@ export class WriteKeyBootstrap extends Construct {
 
   constructor(scope: Construct, id: string, props: WriteKeyBootstrapProps) {
     super(scope, id);
-    const prefix = props.secretNamePrefix ?? 'pql-radar/write-key/';
+    const stack = Stack.of(this);
+    const prefix = props.secretNamePrefix ?? `${stack.stackName}/write-key/`;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     if (props.workspaces.length === 0) throw new Error('WriteKeyBootstrap needs at least one workspace');
     for (const workspace of props.workspaces) {
@@ -70,7 +71,6 @@ export class WriteKeyBootstrap extends Construct {
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])], resources: [props.table.tableArn] }),
     );
-    const stack = Stack.of(this);
     const secretArn = (name: string) =>
       stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     this.handler.addToRolePolicy(

@@ -80,9 +80,9 @@ beforeAll(() => {
 });
 
 describe('bus and archive', () => {
-  it('creates the custom bus pql-radar-leads, or the name given', () => {
+  it('creates the custom bus <stack name>-leads, or the name given', () => {
     template.resourceCountIs('AWS::Events::EventBus', 1);
-    template.hasResourceProperties('AWS::Events::EventBus', { Name: 'pql-radar-leads' });
+    template.hasResourceProperties('AWS::Events::EventBus', { Name: 'LeadFanoutTest-leads' });
     build({ eventBusName: 'leads-staging' }).template.hasResourceProperties('AWS::Events::EventBus', { Name: 'leads-staging' });
   });
 

@@ -45,10 +45,10 @@ describe('write-key custom resource', () => {
     expect(resources[0]!.Properties).toEqual({
       ServiceToken: getAtt(logicalId(frameworkFunction), 'Arn'),
       TableName: { Ref: logicalId(table) },
-      SecretNamePrefix: 'pql-radar/write-key/',
+      SecretNamePrefix: 'Keys/write-key/',
       Workspaces: ['acme', 'beta'],
     });
-    expect(bootstrap.secretNames).toEqual({ acme: 'pql-radar/write-key/acme', beta: 'pql-radar/write-key/beta' });
+    expect(bootstrap.secretNames).toEqual({ acme: 'Keys/write-key/acme', beta: 'Keys/write-key/beta' });
   });
 
   it('declares no secret: the key never passes through the template', () => {
@@ -109,8 +109,8 @@ describe('bootstrap function role', () => {
       Action: ['secretsmanager:DescribeSecret', 'secretsmanager:CreateSecret'],
       // `-??????` is the random suffix of an existing secret's ARN; the bare name is how a missing one is authorized.
       Resource: ['acme', 'beta'].flatMap((workspace) => [
-        secretArn(`pql-radar/write-key/${workspace}-??????`),
-        secretArn(`pql-radar/write-key/${workspace}`),
+        secretArn(`Keys/write-key/${workspace}-??????`),
+        secretArn(`Keys/write-key/${workspace}`),
       ]),
     });
   });
