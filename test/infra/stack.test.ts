@@ -219,9 +219,38 @@ describe('ingest role', () => {
   });
 });
 
-it('outputs the ingest URL and the table name', () => {
-  template.hasOutput('IngestUrl', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
-  template.hasOutput('TableName', { Value: { Ref: ids.table } });
+describe('outputs', () => {
+  it('are the ingest URL and the table name', () => {
+    template.hasOutput('IngestUrl', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
+    template.hasOutput('TableName', { Value: { Ref: ids.table } });
+  });
+
+  it('name a route\'s queue and a workspace\'s secret in PascalCase after the prefix, as the README says', () => {
+    const { stack } = buildStack({
+      config: { writeKeys: [{ workspace: 'default' }, { workspace: 'acme_eu' }], routes: { nurture: [{ type: 'sqs' }], 'high-touch': [{ type: 'sqs' }] } },
+    });
+    const outputs = Template.fromStack(stack).toJSON().Outputs as Record<string, { Value: unknown }>;
+    const queueRef = (route: string) => ({ Ref: stack.getLogicalId(stack.leadFanout.queues[route]!.node.defaultChild as CfnElement) });
+    expect(outputs['LeadQueueUrlNurture']?.Value).toEqual(queueRef('nurture'));
+    expect(outputs['LeadQueueUrlHighTouch']?.Value).toEqual(queueRef('high-touch'));
+    expect(outputs['WriteKeySecretDefault']?.Value).toBe('PqlRadar/write-key/default');
+    expect(outputs['WriteKeySecretAcmeEu']?.Value).toBe('PqlRadar/write-key/acme_eu');
+    expect(Object.keys(outputs).filter((id) => /^(LeadQueueUrl|WriteKeySecret)/.test(id)).sort()).toEqual([
+      'LeadQueueUrlHighTouch',
+      'LeadQueueUrlNurture',
+      'WriteKeySecretAcmeEu',
+      'WriteKeySecretDefault',
+    ]);
+  });
+
+  it('fail the synth, naming both, for two routes or workspaces that would share an output', () => {
+    expect(() => buildStack({ config: { routes: { 'high-touch': [{ type: 'sqs' }], hightouch: [{ type: 'sqs' }] } } })).toThrow(
+      'the routes "high-touch" and "hightouch" would both be the stack output LeadQueueUrlHighTouch (case aside): rename one of them',
+    );
+    expect(() => buildStack({ config: { writeKeys: [{ workspace: 'acme-eu' }, { workspace: 'acme_eu' }] } })).toThrow(
+      'the workspaces "acme-eu" and "acme_eu" would both be the stack output WriteKeySecretAcmeEu',
+    );
+  });
 });
 
 describe('rules file', () => {
