@@ -1,4 +1,4 @@
-import { CfnOutput, type CfnOutputProps, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, type CfnOutputProps, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { LoadedRulesFile, PqlRadarConfig } from './config';
 import { Evaluator } from './evaluator';
@@ -68,6 +68,14 @@ export class PqlRadarStack extends Stack {
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });
+    // A warning, not an error: the topic may well be subscribed outside the config (a pager, AWS Chatbot), and a
+    // first `cdk deploy` of the default config should go through.
+    if (config.alarmEmails.length === 0) {
+      Annotations.of(this.monitoring.alarmTopic).addWarningV2(
+        'pql-radar:noAlarmEmails',
+        'No alarmEmails in the config: alarms go only to the SNS topic of the AlarmTopicArn output, which nothing subscribes to yet. Add alarmEmails or subscribe an endpoint to that topic.',
+      );
+    }
 
     new CfnOutput(this, 'IngestUrl', { description: 'Segment-compatible endpoint: point your SDK or backend at it', value: this.ingestApi.url });
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (for `pql-radar --table ... keys create`)', value: table.tableName });
