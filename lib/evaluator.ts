@@ -8,6 +8,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import type { Ruleset } from '../functions/core/rules/load';
 import { defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
@@ -16,19 +17,18 @@ import { LambdaFunction } from './lambda-function';
 
 /**
  * What the evaluator does with the table, item by item: reads entities, rollups and the outbox by key and by
- * Query, writes state, rollups, markers and the table's shard count, deletes markers and published outbox items.
+ * Query; writes state, rollups and markers (entity partitions `WS#*`), lead events into and out of its outbox
+ * (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
  * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
- * transaction as PutItem. No Scan, no ConditionCheckItem (its transactions hold Puts only).
+ * transaction as PutItem, partition by partition. No Scan, no ConditionCheckItem (its transactions hold Puts only).
  */
-export const evaluatorTableActions = [
-  'dynamodb:GetItem',
-  'dynamodb:BatchGetItem',
-  'dynamodb:Query',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:BatchWriteItem',
-];
+export const evaluatorTableAccess = {
+  read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
+  write: {
+    actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
+    partitions: [workspacePartitionsPattern, outboxPartitionsPattern, metaPartitionKey],
+  },
+};
 
 /** The file name the rules file gets in the bundle, which is the function's working directory. */
 const bundledRulesFile = 'rules.yaml';
@@ -135,7 +135,15 @@ export class Evaluator extends Construct {
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });
 
     // Explicit rather than grantReadWriteData, which would add Scan, ConditionCheckItem and every index.
-    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: evaluatorTableActions, resources: [props.table.tableArn] }));
+    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: evaluatorTableAccess.read, resources: [props.table.tableArn] }));
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: evaluatorTableAccess.write.actions,
+        resources: [props.table.tableArn],
+        // Never the write keys.
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': evaluatorTableAccess.write.partitions } },
+      }),
+    );
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['dynamodb:Query'],

@@ -5,6 +5,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import { workspacePattern } from '../functions/core/write-key';
 import { LambdaFunction } from './lambda-function';
 
@@ -69,7 +70,12 @@ export class WriteKeyBootstrap extends Construct {
     // DynamoDbWriteKeyStore.create is a single conditional PutItem.
     const setsOrigins = props.allowedOrigins !== undefined && Object.keys(props.allowedOrigins).length > 0;
     this.handler.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])], resources: [props.table.tableArn] }),
+      new iam.PolicyStatement({
+        actions: ['dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])],
+        resources: [props.table.tableArn],
+        // The keys and the origins item, nothing else of the table.
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [writeKeysPartition] } },
+      }),
     );
     const secretArn = (name: string) =>
       stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });

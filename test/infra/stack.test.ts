@@ -6,7 +6,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
 import { loadConfig } from '../../lib/config';
-import { ingestMethods, ingestTableActions } from '../../lib/ingest-api';
+import { ingestMethods, ingestTableAccess } from '../../lib/ingest-api';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, synth } from './synth';
@@ -190,32 +190,33 @@ describe('ingest role', () => {
     expect(role.Properties.Policies).toBeUndefined();
   });
 
-  it('may write its logs and use the table by key, and nothing more', () => {
+  it('may write its logs, read keys and workspace data by key and write only workspace data, and nothing more', () => {
     const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
       policy.Properties.Roles.some((role: unknown) => JSON.stringify(role) === JSON.stringify({ Ref: ids.role })),
     );
     expect(policies).toHaveLength(1);
     const statements = policies[0]!.Properties.PolicyDocument.Statement;
-    expect(statements).toHaveLength(2);
+    expect(statements).toHaveLength(3);
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: getAtt(ids.handlerLogGroup, 'Arn'),
     });
+    // Spelled out rather than taken from ingestTableAccess, so that widening it cannot slip through.
     expect(statements).toContainEqual({
       Effect: 'Allow',
-      Action: ingestTableActions,
+      Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
       Resource: getAtt(ids.table, 'Arn'),
       Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS', 'WS#*'] } },
     });
-    // Spelled out again so that widening the shared constant cannot slip through.
-    expect(ingestTableActions).toEqual([
-      'dynamodb:BatchWriteItem',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-      'dynamodb:GetItem',
-      'dynamodb:BatchGetItem',
-    ]);
+    // The write keys and the origins item (KEYS) are read-only to ingest: a leaked role cannot mint a key.
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      Resource: getAtt(ids.table, 'Arn'),
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } },
+    });
+    expect(ingestTableAccess.write.partitions).toEqual(['WS#*']);
   });
 });
 

@@ -103,7 +103,12 @@ describe('bootstrap function role', () => {
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: getAtt(logicalId(bootstrap.handler.node.scope!.node.findChild('LogGroup')), 'Arn'),
     });
-    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'dynamodb:PutItem', Resource: getAtt(logicalId(table), 'Arn') });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: 'dynamodb:PutItem',
+      Resource: getAtt(logicalId(table), 'Arn'),
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS'] } },
+    });
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['secretsmanager:DescribeSecret', 'secretsmanager:CreateSecret'],
