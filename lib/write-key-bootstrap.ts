@@ -7,7 +7,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import { workspacePattern } from '../functions/core/write-key';
-import { LambdaFunction } from './lambda-function';
+import { ignoreRedundantRoleDependency, LambdaFunction } from './lambda-function';
 
 export interface WriteKeyBootstrapProps {
   /** The table the write keys (their hashes) go into. */
@@ -103,6 +103,7 @@ export class WriteKeyBootstrap extends Construct {
       frameworkOnEventRole: frameworkRole,
       logGroup: frameworkLogGroup,
     });
+    ignoreRedundantRoleDependency(this.provider.node.findChild('framework-onEvent') as lambda.Function);
 
     this.resource = new CustomResource(this, 'WriteKeys', {
       serviceToken: this.provider.serviceToken,
