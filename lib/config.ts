@@ -61,13 +61,19 @@ export const configSchema = z.strictObject({
       everyMinutes: z.number().int().min(1).max(60).default(1),
       /** Shards of the dirty index: one schedule and one evaluator invocation per shard. @default 4 */
       shards: z.number().int().min(1).max(64).default(defaultDirtyShards),
+      /**
+       * Reserve one concurrent execution per shard for the evaluator, so ingest can never take its concurrency.
+       * Lambda keeps 100 executions of the account unreserved: an account whose limit is lower (new accounts get 10)
+       * fails to deploy with this on until it is raised. @default false
+       */
+      reservedConcurrency: z.boolean().default(false),
     })
-    .default({ everyMinutes: 1, shards: defaultDirtyShards }),
+    .default({ everyMinutes: 1, shards: defaultDirtyShards, reservedConcurrency: false }),
   /** Days events are kept. @default 400 */
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table. @default true */
   deletionProtection: z.boolean().default(true),
-  /** Workspaces that get a write key at deploy time, stored in Secrets Manager (pql-radar/write-key/<workspace>). */
+  /** Workspaces that get a write key at deploy time, stored in Secrets Manager (<stack name>/write-key/<workspace>). */
   writeKeys: z
     .array(
       z.strictObject({
@@ -89,8 +95,8 @@ export const configSchema = z.strictObject({
     .default({ rateLimit: 1000, burstLimit: 2000 }),
   /** Who gets the alarms (SNS e-mail subscriptions). */
   alarmEmails: z.array(z.string().email()).default([]),
-  /** Routes as the rules file's tiers name them, each with its destinations. */
-  routes: z.record(routeName, z.array(destinationSchema).min(1)).default({}),
+  /** Routes as the rules file's tiers name them, each with its destinations: every route a tier names needs one. */
+  routes: z.record(routeName, z.array(destinationSchema).min(1, 'a route needs at least one destination, e.g. - type: sqs')).default({}),
 });
 
 export type PqlRadarConfig = z.output<typeof configSchema>;
@@ -128,6 +134,16 @@ export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesF
     throw new ConfigError(
       configPath,
       unused.map((route) => parsed.problemAt(['routes', route], `no tier of ${config.rules} routes to "${route}" (its tiers route to: ${[...tierRoutes].join(', ')})`)),
+    );
+  }
+  // A tier whose route has no destination would qualify leads that reach no one but the bus.
+  const undelivered = rulesFile.ruleset.file.tiers.filter((tier) => !Object.hasOwn(config.routes, tier.route));
+  if (undelivered.length > 0) {
+    throw new ConfigError(
+      configPath,
+      undelivered.map((tier) =>
+        parsed.problemAt(['routes'], `route "${tier.route}" (of tier ${tier.name} in ${config.rules}) has no destination: add one under routes.${tier.route}, e.g. - type: sqs`),
+      ),
     );
   }
   return { config, rulesFile };

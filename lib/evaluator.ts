@@ -8,6 +8,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import type { Ruleset } from '../functions/core/rules/load';
 import { defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
@@ -16,19 +17,18 @@ import { LambdaFunction } from './lambda-function';
 
 /**
  * What the evaluator does with the table, item by item: reads entities, rollups and the outbox by key and by
- * Query, writes state, rollups, markers and the table's shard count, deletes markers and published outbox items.
+ * Query; writes state, rollups and markers (entity partitions `WS#*`), lead events into and out of its outbox
+ * (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
  * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
- * transaction as PutItem. No Scan, no ConditionCheckItem (its transactions hold Puts only).
+ * transaction as PutItem, partition by partition. No Scan, no ConditionCheckItem (its transactions hold Puts only).
  */
-export const evaluatorTableActions = [
-  'dynamodb:GetItem',
-  'dynamodb:BatchGetItem',
-  'dynamodb:Query',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
-  'dynamodb:BatchWriteItem',
-];
+export const evaluatorTableAccess = {
+  read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
+  write: {
+    actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
+    partitions: [workspacePartitionsPattern, outboxPartitionsPattern, metaPartitionKey],
+  },
+};
 
 /** The file name the rules file gets in the bundle, which is the function's working directory. */
 const bundledRulesFile = 'rules.yaml';
@@ -51,10 +51,16 @@ export interface EvaluatorProps {
    */
   readonly rulesFile: LoadedRulesFile;
   /**
-   * Shards of the `dirty` index; must equal the ingest function's. One schedule, and one concurrent run, per shard.
+   * Shards of the `dirty` index; must equal the ingest function's. One schedule per shard.
    * @default 4
    */
   readonly shards?: number;
+  /**
+   * Reserve one concurrent execution per shard, which also caps the evaluator at that. Needs an account whose
+   * unreserved concurrency stays at 100 or more afterwards: new accounts, with a limit of 10, must ask for more first.
+   * @default false
+   */
+  readonly reservedConcurrency?: boolean;
   /**
    * Minutes between two runs of a shard.
    * @default 1
@@ -76,14 +82,11 @@ export interface EvaluatorProps {
  * The evaluator: a Lambda that evaluates the rules over the entities that changed and publishes lead events, run
  * by EventBridge Scheduler with one schedule per shard (input `{"shard": N}`) every `everyMinutes`.
  *
- * One run per shard at a time protects the table and the evaluator's state: two runs evaluating one entity at once
- * could each overwrite the other's rollup totals. Two things keep it so. A run stops taking new entities within the
- * interval (RUN_INTERVAL_SECONDS, less the handler's safety margin), so it has ended when its shard's next tick
- * comes. And reserved concurrency equals the number of shards, so whatever happens (a slow publish, retries, a
- * backlog of queued invocations) no more than `shards` runs use the table at once, and ingest can never take the
- * evaluator's concurrency. Neither is a lock: a run whose last entity or publish outlasts the interval by more
- * than the margin can still meet the next run of its shard. Reserving concurrency needs an account whose
- * unreserved concurrency stays at 100 or more afterwards (new accounts with a limit of 10 must ask for more first).
+ * Overlapping runs are safe: an entity's state is saved only if nobody saved it since it was read, so of two runs
+ * evaluating one entity at once one saves and the other leaves the entity marked for later. A run also stops taking
+ * new entities within the interval (RUN_INTERVAL_SECONDS, less the handler's safety margin), so runs of one shard
+ * rarely meet. No concurrency is reserved unless asked (`reservedConcurrency`): reserving it fails the deploy in an
+ * account at the default concurrency limit of new accounts.
  *
  * Scheduler invokes the function asynchronously: its retry policy and dead-letter queue cover invocations Lambda
  * did not accept; the function's own asynchronous configuration does not retry a failed run and drops a run that
@@ -117,7 +120,7 @@ export class Evaluator extends Construct {
       description: 'pql-radar evaluator: PQL rules over changed entities, lead events to the bus',
       memorySize: 1024,
       timeout: Duration.minutes(5),
-      reservedConcurrentExecutions: shards,
+      reservedConcurrentExecutions: props.reservedConcurrency ? shards : undefined,
       logRetention: props.logRetention,
       copyFiles: [{ from: rulesPath, to: bundledRulesFile }],
       environment: {
@@ -132,7 +135,15 @@ export class Evaluator extends Construct {
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });
 
     // Explicit rather than grantReadWriteData, which would add Scan, ConditionCheckItem and every index.
-    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: evaluatorTableActions, resources: [props.table.tableArn] }));
+    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: evaluatorTableAccess.read, resources: [props.table.tableArn] }));
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: evaluatorTableAccess.write.actions,
+        resources: [props.table.tableArn],
+        // Never the write keys.
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': evaluatorTableAccess.write.partitions } },
+      }),
+    );
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['dynamodb:Query'],

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
@@ -25,19 +25,15 @@ export const ingestRoute = '/v1/{call}';
 export const ingestMethods = [apigwv2.HttpMethod.POST, apigwv2.HttpMethod.OPTIONS];
 
 /**
- * The ingest Lambda writes, reads back and marks items by key, one at a time or in batches. It never queries,
- * scans, deletes (expiry is the TTL's job) or touches the index.
+ * What the ingest Lambda may do with the table, by partition (functions/adapters/dynamodb/item-keys.ts): read write
+ * keys and the origins item (`KEYS`) and workspace data; write (events, profiles, change markers, receipts, the
+ * quarantine) only workspace data, since keys and origins are written by the CLI and the bootstrap. By key, one at a
+ * time or in batches: it never queries, scans, deletes (expiry is the TTL's job) or touches the index.
  */
-export const ingestTableActions = [
-  'dynamodb:BatchWriteItem',
-  'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:GetItem',
-  'dynamodb:BatchGetItem',
-];
-
-/** Partition keys the ingest may touch (functions/adapters/dynamodb/item-keys.ts): write keys and workspace data. */
-export const ingestPartitions = [writeKeysPartition, workspacePartitionsPattern];
+export const ingestTableAccess = {
+  read: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], partitions: [writeKeysPartition, workspacePartitionsPattern] },
+  write: { actions: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], partitions: [workspacePartitionsPattern] },
+};
 
 export interface IngestApiProps {
   /** The table events, entity state, write keys and quarantined messages live in. */
@@ -100,17 +96,21 @@ export class IngestApi extends Construct {
         [environmentNames.dirtyShards]: String(props.dirtyShards ?? defaultDirtyShards),
       },
     }).function;
-    // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs.
-    this.handler.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ingestTableActions,
-        resources: [props.table.tableArn],
-        // Only the write keys and workspace partitions: never the evaluator's outbox or its rules progress.
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ingestPartitions } },
-      }),
-    );
+    // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs; never the
+    // evaluator's outbox or its rules progress.
+    for (const { actions, partitions } of [ingestTableAccess.read, ingestTableAccess.write]) {
+      this.handler.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions,
+          resources: [props.table.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': partitions } },
+        }),
+      );
+    }
 
     this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
+      // Named after the stack, so the APIs of several stacks in one account tell apart in the console.
+      apiName: `${Stack.of(this).stackName}-ingest`,
       description: 'pql-radar ingest (Segment HTTP Tracking API)',
       // The default stage HttpApi would create takes neither throttling nor access logs.
       createDefaultStage: false,

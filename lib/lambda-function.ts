@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -69,7 +69,10 @@ export interface LambdaFunctionProps {
 /**
  * The one way pql-radar builds a Lambda function: Node.js 24 on arm64, a minified ESM bundle that includes
  * the AWS SDK (pinned version, faster cold start than the runtime's copy), source maps, JSON logs into its
- * own log group with a retention, active X-Ray tracing, and a role that can write only to that log group.
+ * own log group with a retention, and a role that can write only to that log group.
+ *
+ * No X-Ray tracing: the handlers use no Powertools Tracer, so active tracing would record little more than each
+ * invocation's duration (already a metric), and its permissions support no resource-level restriction.
  */
 export class LambdaFunction extends Construct {
   public readonly function: lambda.Function;
@@ -98,7 +101,6 @@ export class LambdaFunction extends Construct {
       role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      tracing: lambda.Tracing.ACTIVE,
       environment: {
         [environmentNames.serviceName]: serviceName,
         [environmentNames.metricNamespace]: metricNamespace,
@@ -134,16 +136,16 @@ export class LambdaFunction extends Construct {
             ...(props.copyFiles?.length ? { commandHooks: copyHooks(props.copyFiles) } : {}),
           },
         });
-
-    // cdk-nag cannot tell statements apart, so this would also hide a later wildcard on this role: the infra
-    // tests pin every role's statements one by one.
-    Validations.of(role).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'Active tracing needs xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level ' +
-        'permissions; every other statement of this role names its resources.',
-    });
+    ignoreRedundantRoleDependency(this.function);
   }
+}
+
+/**
+ * A CDK Function depends on its role both through `Role` (a GetAtt) and an explicit DependsOn, which cfn-lint
+ * reports as W3005 (redundant dependency); harmless, and not ours to remove. Ignored on that function only.
+ */
+export function ignoreRedundantRoleDependency(fn: lambda.IFunction): void {
+  (fn.node.defaultChild as lambda.CfnFunction).addMetadata('cfn-lint', { config: { ignore_checks: ['W3005'] } });
 }
 
 /** POSIX single quotes, so that a path with spaces or quotes stays one argument. */

@@ -1,3 +1,4 @@
+import { Stack } from 'aws-cdk-lib';
 import * as eventschemas from 'aws-cdk-lib/aws-eventschemas';
 import { Construct } from 'constructs';
 import { z } from 'zod';
@@ -5,8 +6,8 @@ import { leadEventDetailSchema, leadEventSource, leadEventTypes } from '../funct
 
 export interface LeadEventSchemaProps {
   /**
-   * Registry names are unique per account and region: a second pql-radar stack there needs another one.
-   * @default 'pql-radar'
+   * Registry names are unique per account and region: derived from the stack's, so several stacks can share one.
+   * @default `${stackName}-leads`
    */
   readonly registryName?: string;
 }
@@ -58,7 +59,7 @@ export class LeadEventSchema extends Construct {
     super(scope, id);
 
     this.registry = new eventschemas.CfnRegistry(this, 'Registry', {
-      registryName: props.registryName ?? 'pql-radar',
+      registryName: props.registryName ?? `${Stack.of(this).stackName}-leads`,
       description: 'pql-radar: the lead events published on its event bus',
     });
     this.schema = new eventschemas.CfnSchema(this, 'Schema', {

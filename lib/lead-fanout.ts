@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, SecretValue, Stack, Validations } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -117,7 +117,8 @@ export interface LeadFanoutProps {
    */
   readonly routes: Readonly<Record<string, readonly Destination[]>>;
   /**
-   * @default 'pql-radar-leads'
+   * Bus names are unique per account and region: derived from the stack's, so several stacks can share one.
+   * @default `${stackName}-leads`
    */
   readonly eventBusName?: string;
   /**
@@ -185,7 +186,7 @@ export class LeadFanout extends Construct {
     this.#logRetention = props.logRetention;
 
     this.eventBus = new events.EventBus(this, 'Bus', {
-      eventBusName: props.eventBusName ?? 'pql-radar-leads',
+      eventBusName: props.eventBusName ?? `${Stack.of(this).stackName}-leads`,
       description: `pql-radar lead events: ${leadEventTypes.join(', ')}`,
     });
     this.archive = this.eventBus.archive('Archive', {

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, type CfnOutputProps, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { LoadedRulesFile, PqlRadarConfig } from './config';
 import { Evaluator } from './evaluator';
@@ -48,6 +48,7 @@ export class PqlRadarStack extends Stack {
       rulesFile: props.rulesFile,
       shards: config.evaluation.shards,
       everyMinutes: config.evaluation.everyMinutes,
+      reservedConcurrency: config.evaluation.reservedConcurrency,
       retentionDays: config.retentionDays,
     });
     new LeadEventSchema(this, 'LeadEventSchema');
@@ -67,6 +68,14 @@ export class PqlRadarStack extends Stack {
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });
+    // A warning, not an error: the topic may well be subscribed outside the config (a pager, AWS Chatbot), and a
+    // first `cdk deploy` of the default config should go through.
+    if (config.alarmEmails.length === 0) {
+      Annotations.of(this.monitoring.alarmTopic).addWarningV2(
+        'pql-radar:noAlarmEmails',
+        'No alarmEmails in the config: alarms go only to the SNS topic of the AlarmTopicArn output, which nothing subscribes to yet. Add alarmEmails or subscribe an endpoint to that topic.',
+      );
+    }
 
     new CfnOutput(this, 'IngestUrl', { description: 'Segment-compatible endpoint: point your SDK or backend at it', value: this.ingestApi.url });
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (for `pql-radar --table ... keys create`)', value: table.tableName });
@@ -74,11 +83,38 @@ export class PqlRadarStack extends Stack {
     new CfnOutput(this, 'EventBusArn', { value: this.leadFanout.eventBus.eventBusArn });
     new CfnOutput(this, 'DashboardUrl', { description: 'CloudWatch dashboard', value: this.monitoring.dashboardUrl });
     new CfnOutput(this, 'AlarmTopicArn', { description: 'Alarms go here; subscribe more endpoints if you like', value: this.monitoring.alarmTopic.topicArn });
-    for (const [route, queue] of Object.entries(this.leadFanout.queues)) {
-      new CfnOutput(this, `LeadQueueUrl-${route}`, { description: `Lead events of route ${route}, for your own consumers`, value: queue.queueUrl });
-    }
-    for (const [workspace, secretName] of Object.entries(bootstrap?.secretNames ?? {})) {
-      new CfnOutput(this, `WriteKeySecret-${workspace}`, { description: `Write key of workspace ${workspace}: aws secretsmanager get-secret-value --secret-id ...`, value: secretName });
+    this.#outputsByName('LeadQueueUrl', 'route', this.leadFanout.queues, (route, queue) => ({
+      description: `Lead events of route ${route}, for your own consumers`,
+      value: queue.queueUrl,
+    }));
+    this.#outputsByName('WriteKeySecret', 'workspace', bootstrap?.secretNames ?? {}, (workspace, secretName) => ({
+      description: `Write key of workspace ${workspace}: aws secretsmanager get-secret-value --secret-id ...`,
+      value: secretName,
+    }));
+  }
+
+  /**
+   * One output per route or workspace, named `outputId(prefix, name)`. Two names that would give one output id (or
+   * ids that differ only in case, which are easy to mistake) fail the synth, naming both.
+   */
+  #outputsByName<T>(prefix: string, kind: string, byName: Readonly<Record<string, T>>, props: (name: string, value: T) => CfnOutputProps) {
+    const taken = new Map<string, { name: string; id: string }>();
+    for (const [name, value] of Object.entries(byName)) {
+      const id = outputId(prefix, name);
+      const other = taken.get(id.toLowerCase());
+      if (other !== undefined) {
+        throw new Error(`the ${kind}s "${other.name}" and "${name}" would both be the stack output ${other.id} (case aside): rename one of them`);
+      }
+      taken.set(id.toLowerCase(), { name, id });
+      new CfnOutput(this, id, props(name, value));
     }
   }
+}
+
+/**
+ * The stack output of one route or workspace: CloudFormation output ids are letters and digits only, so the name is
+ * written in PascalCase after the prefix, e.g. `LeadQueueUrl` and route `high-touch` give `LeadQueueUrlHighTouch`.
+ */
+export function outputId(prefix: string, name: string): string {
+  return prefix + name.split(/[-_]/).map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join('');
 }

@@ -5,8 +5,9 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
+import { writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import { workspacePattern } from '../functions/core/write-key';
-import { LambdaFunction } from './lambda-function';
+import { ignoreRedundantRoleDependency, LambdaFunction } from './lambda-function';
 
 export interface WriteKeyBootstrapProps {
   /** The table the write keys (their hashes) go into. */
@@ -19,8 +20,8 @@ export interface WriteKeyBootstrapProps {
    */
   readonly allowedOrigins?: Readonly<Record<string, readonly string[]>>;
   /**
-   * Secret names are unique per account and region: a second pql-radar stack there needs another prefix.
-   * @default 'pql-radar/write-key/'
+   * Secret names are unique per account and region: derived from the stack's, so several stacks can share one.
+   * @default `${stackName}/write-key/`
    */
   readonly secretNamePrefix?: string;
   /**
@@ -32,8 +33,8 @@ export interface WriteKeyBootstrapProps {
 
 /**
  * Gives each configured workspace a write key at deploy time, in a Secrets Manager secret
- * `pql-radar/write-key/<workspace>` that the user reads once:
- * `aws secretsmanager get-secret-value --secret-id pql-radar/write-key/<workspace> --query SecretString --output text`.
+ * `<stack name>/write-key/<workspace>` that the user reads once:
+ * `aws secretsmanager get-secret-value --secret-id <stack name>/write-key/<workspace> --query SecretString --output text`.
  *
  * A custom resource (functions/bootstrap/handler.ts) creates a key only for a workspace without a secret, so a
  * redeploy never rotates keys; removing a workspace or the stack deletes nothing. The secrets are created by the
@@ -50,7 +51,8 @@ export class WriteKeyBootstrap extends Construct {
 
   constructor(scope: Construct, id: string, props: WriteKeyBootstrapProps) {
     super(scope, id);
-    const prefix = props.secretNamePrefix ?? 'pql-radar/write-key/';
+    const stack = Stack.of(this);
+    const prefix = props.secretNamePrefix ?? `${stack.stackName}/write-key/`;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     if (props.workspaces.length === 0) throw new Error('WriteKeyBootstrap needs at least one workspace');
     for (const workspace of props.workspaces) {
@@ -68,9 +70,13 @@ export class WriteKeyBootstrap extends Construct {
     // DynamoDbWriteKeyStore.create is a single conditional PutItem.
     const setsOrigins = props.allowedOrigins !== undefined && Object.keys(props.allowedOrigins).length > 0;
     this.handler.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])], resources: [props.table.tableArn] }),
+      new iam.PolicyStatement({
+        actions: ['dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])],
+        resources: [props.table.tableArn],
+        // The keys and the origins item, nothing else of the table.
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [writeKeysPartition] } },
+      }),
     );
-    const stack = Stack.of(this);
     const secretArn = (name: string) =>
       stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
     this.handler.addToRolePolicy(
@@ -97,6 +103,7 @@ export class WriteKeyBootstrap extends Construct {
       frameworkOnEventRole: frameworkRole,
       logGroup: frameworkLogGroup,
     });
+    ignoreRedundantRoleDependency(this.provider.node.findChild('framework-onEvent') as lambda.Function);
 
     this.resource = new CustomResource(this, 'WriteKeys', {
       serviceToken: this.provider.serviceToken,

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, DescribeSecretCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { CloudFormationCustomResourceEvent } from 'aws-lambda';
+import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { logger } from '../shared/powertools';
@@ -90,7 +90,8 @@ const secrets = new SecretsManagerSecretStore(new SecretsManagerClient({}));
 const dynamodb = new DynamoDBClient({});
 
 /** The Provider framework's onEvent handler: it answers CloudFormation with what this returns, or with the error. */
-export async function handler(event: CloudFormationCustomResourceEvent): Promise<{ PhysicalResourceId: string }> {
+export async function handler(event: CloudFormationCustomResourceEvent, context: Context): Promise<{ PhysicalResourceId: string }> {
+  logger.addContext(context);
   // Keys and secrets outlive the stack: the table is retained with the keys in it, and the secret is the only
   // copy of a key that production SDKs may still send. Retire a key with `pql-radar keys revoke`.
   if (event.RequestType === 'Delete') return { PhysicalResourceId: event.PhysicalResourceId };

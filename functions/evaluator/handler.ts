@@ -21,7 +21,8 @@ const environment = tableEnvironmentSchema
     SAFETY_MARGIN_MS: z.coerce.number().int().positive().default(15_000),
     /**
      * The schedule's interval: a run also stops within it (less the margin), so that it has ended when the next run
-     * of its shard starts; two runs of one entity at once could each overwrite the other's rollup totals.
+     * of its shard starts. Overlapping runs are safe (a save is refused if another run saved the entity first), but
+     * they do the same work twice.
      */
     [environmentNames.runIntervalSeconds]: z.coerce.number().int().positive().optional(),
   })
@@ -42,7 +43,8 @@ let shardCountRecorded = false;
 const inputSchema = z.object({ shard: z.coerce.number().int().min(0).optional() }).passthrough();
 
 /** Scheduled: one schedule per shard passes `{ "shard": N }`; without it, the run covers every shard. */
-export async function handler(input: unknown, context: Pick<Context, 'getRemainingTimeInMillis'>) {
+export async function handler(input: unknown, context: Context) {
+  logger.addContext(context);
   const { shard } = inputSchema.parse(input ?? {});
   const shards = shard === undefined ? allShards(dirtyShards) : [String(shard)];
   try {

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { logger, metrics } from '../shared/powertools';
@@ -30,7 +30,8 @@ const handleRequest = createIngestHandler(
   },
 );
 
-export async function handler(event: APIGatewayProxyEventV2) {
+export async function handler(event: APIGatewayProxyEventV2, context: Context) {
+  logger.addContext(context);
   try {
     return await handleRequest(event);
   } finally {

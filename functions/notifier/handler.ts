@@ -1,5 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { deliverWebhook, signedLeadEventRequest, type WebhookRequest } from '../adapters/webhook/delivery';
 import { parseWebhookSecrets } from '../core/webhook-signature';
@@ -67,7 +68,8 @@ async function destination(event: LeadEvent): Promise<{ url: string; request: (n
  * Invoked asynchronously by the route's rule with the whole EventBridge event. Throws on anything but a 2xx
  * answer, so Lambda retries and then sends the event to the destination's dead-letter queue.
  */
-export async function handler(input: unknown): Promise<void> {
+export async function handler(input: unknown, context: Context): Promise<void> {
+  logger.addContext(context);
   const parsed = eventSchema.parse(input);
   const event: LeadEvent = { detailType: parsed['detail-type'], detail: parsed.detail };
   const log = { destination: environment.DESTINATION_TYPE, idempotencyKey: event.detail.idempotencyKey };

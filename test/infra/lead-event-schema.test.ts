@@ -19,9 +19,9 @@ describe('lead event schema registry', () => {
   const [schemaResource] = Object.values(template.findResources('AWS::EventSchemas::Schema')) as { Properties: Record<string, any> }[];
   const content = JSON.parse(schemaResource!.Properties.Content);
 
-  it('is one registry named pql-radar, unless told otherwise', () => {
+  it('is one registry named <stack name>-leads, unless told otherwise', () => {
     template.resourceCountIs('AWS::EventSchemas::Registry', 1);
-    template.hasResourceProperties('AWS::EventSchemas::Registry', { RegistryName: 'pql-radar' });
+    template.hasResourceProperties('AWS::EventSchemas::Registry', { RegistryName: 'Schemas-leads' });
     build({}, 'pql-radar-staging').template.hasResourceProperties('AWS::EventSchemas::Registry', { RegistryName: 'pql-radar-staging' });
   });
 

@@ -25,10 +25,6 @@ describe('AwsSolutions checks', () => {
     const { app } = buildStack();
     expect(acknowledgements(app).sort()).toEqual(
       [
-        // X-Ray's PutTraceSegments/PutTelemetryRecords take no resource: every function role (lib/lambda-function.ts).
-        ...['IngestApi/Handler', 'Evaluator/Handler', 'LeadFanout/sales/Slack1/Notifier', 'LeadFanout/sales/Webhook1/Notifier', 'WriteKeyBootstrap/Handler'].map(
-          (fn) => `PqlRadar/${fn}/Role Annotation::AwsSolutions-IAM5[Resource::*]`,
-        ),
         // The CDK custom-resource provider invokes its handler's versions (lib/write-key-bootstrap.ts).
         'PqlRadar/WriteKeyBootstrap/ProviderRole Annotation::AwsSolutions-IAM5[Resource::<WriteKeyBootstrapHandlerFunctionFC19C522.Arn>:*]',
         // Segment clients authenticate with a write key the function checks (lib/ingest-api.ts).

@@ -6,7 +6,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
 import { loadConfig } from '../../lib/config';
-import { ingestMethods, ingestTableActions } from '../../lib/ingest-api';
+import { ingestMethods, ingestTableAccess } from '../../lib/ingest-api';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, synth } from './synth';
@@ -92,7 +92,8 @@ describe('ingest function', () => {
     expect(props.Architectures).toEqual(['arm64']);
     expect(props.MemorySize).toBe(512);
     expect(props.Timeout).toBe(10);
-    expect(props.TracingConfig).toEqual({ Mode: 'Active' });
+    // No Powertools Tracer in the handlers, so no X-Ray (lib/lambda-function.ts).
+    expect(props.TracingConfig).toBeUndefined();
     expect(props.ReservedConcurrentExecutions).toBeUndefined();
   });
 
@@ -189,7 +190,7 @@ describe('ingest role', () => {
     expect(role.Properties.Policies).toBeUndefined();
   });
 
-  it('may write its logs, send traces and use the table by key, and nothing more', () => {
+  it('may write its logs, read keys and workspace data by key and write only workspace data, and nothing more', () => {
     const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
       policy.Properties.Roles.some((role: unknown) => JSON.stringify(role) === JSON.stringify({ Ref: ids.role })),
     );
@@ -201,31 +202,56 @@ describe('ingest role', () => {
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: getAtt(ids.handlerLogGroup, 'Arn'),
     });
+    // Spelled out rather than taken from ingestTableAccess, so that widening it cannot slip through.
     expect(statements).toContainEqual({
       Effect: 'Allow',
-      Action: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'],
-      Resource: '*',
-    });
-    expect(statements).toContainEqual({
-      Effect: 'Allow',
-      Action: ingestTableActions,
+      Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
       Resource: getAtt(ids.table, 'Arn'),
       Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS', 'WS#*'] } },
     });
-    // Spelled out again so that widening the shared constant cannot slip through.
-    expect(ingestTableActions).toEqual([
-      'dynamodb:BatchWriteItem',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-      'dynamodb:GetItem',
-      'dynamodb:BatchGetItem',
-    ]);
+    // The write keys and the origins item (KEYS) are read-only to ingest: a leaked role cannot mint a key.
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+      Resource: getAtt(ids.table, 'Arn'),
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } },
+    });
+    expect(ingestTableAccess.write.partitions).toEqual(['WS#*']);
   });
 });
 
-it('outputs the ingest URL and the table name', () => {
-  template.hasOutput('IngestUrl', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
-  template.hasOutput('TableName', { Value: { Ref: ids.table } });
+describe('outputs', () => {
+  it('are the ingest URL and the table name', () => {
+    template.hasOutput('IngestUrl', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
+    template.hasOutput('TableName', { Value: { Ref: ids.table } });
+  });
+
+  it('name a route\'s queue and a workspace\'s secret in PascalCase after the prefix, as the README says', () => {
+    const { stack } = buildStack({
+      config: { writeKeys: [{ workspace: 'default' }, { workspace: 'acme_eu' }], routes: { nurture: [{ type: 'sqs' }], 'high-touch': [{ type: 'sqs' }] } },
+    });
+    const outputs = Template.fromStack(stack).toJSON().Outputs as Record<string, { Value: unknown }>;
+    const queueRef = (route: string) => ({ Ref: stack.getLogicalId(stack.leadFanout.queues[route]!.node.defaultChild as CfnElement) });
+    expect(outputs['LeadQueueUrlNurture']?.Value).toEqual(queueRef('nurture'));
+    expect(outputs['LeadQueueUrlHighTouch']?.Value).toEqual(queueRef('high-touch'));
+    expect(outputs['WriteKeySecretDefault']?.Value).toBe('PqlRadar/write-key/default');
+    expect(outputs['WriteKeySecretAcmeEu']?.Value).toBe('PqlRadar/write-key/acme_eu');
+    expect(Object.keys(outputs).filter((id) => /^(LeadQueueUrl|WriteKeySecret)/.test(id)).sort()).toEqual([
+      'LeadQueueUrlHighTouch',
+      'LeadQueueUrlNurture',
+      'WriteKeySecretAcmeEu',
+      'WriteKeySecretDefault',
+    ]);
+  });
+
+  it('fail the synth, naming both, for two routes or workspaces that would share an output', () => {
+    expect(() => buildStack({ config: { routes: { 'high-touch': [{ type: 'sqs' }], hightouch: [{ type: 'sqs' }] } } })).toThrow(
+      'the routes "high-touch" and "hightouch" would both be the stack output LeadQueueUrlHighTouch (case aside): rename one of them',
+    );
+    expect(() => buildStack({ config: { writeKeys: [{ workspace: 'acme-eu' }, { workspace: 'acme_eu' }] } })).toThrow(
+      'the workspaces "acme-eu" and "acme_eu" would both be the stack output WriteKeySecretAcmeEu',
+    );
+  });
 });
 
 describe('rules file', () => {

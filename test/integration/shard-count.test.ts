@@ -6,6 +6,7 @@ import { readShardCount } from '../../functions/adapters/dynamodb/shard-count';
 import { startDev } from '../../functions/local/dev';
 import { cli } from '../support/cli';
 import { freshTable } from '../support/dynamodb';
+import { lambdaContext } from '../support/lambda-context';
 
 // The shard count cannot disagree between the CLI and whatever writes to the table: the table records it.
 
@@ -27,7 +28,7 @@ it('the deployed evaluator records its DIRTY_SHARDS in the table on its first ru
   for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
   try {
     const { handler } = await import('../../functions/evaluator/handler');
-    await handler({ shard: 0 }, { getRemainingTimeInMillis: () => 60_000 });
+    await handler({ shard: 0 }, lambdaContext());
   } finally {
     vi.unstubAllEnvs();
   }

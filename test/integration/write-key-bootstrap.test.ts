@@ -10,6 +10,7 @@ import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-k
 import { bootstrapWriteKeys, handler, SecretsManagerSecretStore, type SecretStore } from '../../functions/bootstrap/handler';
 import { parseWriteKey, secretMatches } from '../../functions/core/write-key';
 import { freshTable } from '../support/dynamodb';
+import { lambdaContext } from '../support/lambda-context';
 
 const prefix = 'pql-radar/write-key/';
 
@@ -160,5 +161,5 @@ describe('SecretsManagerSecretStore', () => {
 it('does nothing on Delete: keys and secrets outlive the stack', async () => {
   const event = { RequestType: 'Delete', PhysicalResourceId: prefix } as CloudFormationCustomResourceDeleteEvent;
   // No AWS is reachable here: touching DynamoDB or Secrets Manager would fail the test.
-  expect(await handler(event)).toEqual({ PhysicalResourceId: prefix });
+  expect(await handler(event, lambdaContext())).toEqual({ PhysicalResourceId: prefix });
 });

@@ -13,6 +13,7 @@ import { WebhookLeadSink } from '../../functions/local/lead-sinks';
 import { entityUrl, slackMessage, type SlackBlock, type SlackMessage } from '../../functions/notifier/format';
 import { emailInput, hubspotInput, type InputTransformer } from '../../lib/lead-fanout';
 import { factsFor } from '../support/facts';
+import { lambdaContext } from '../support/lambda-context';
 
 // Lead events as the evaluator builds them: facts -> evaluate -> decide -> buildLeadEvent, with the example rules.
 const now = new Date('2024-06-15T12:00:00.000Z');
@@ -381,8 +382,8 @@ describe('handler', () => {
       { DESTINATION_TYPE: 'slack', SECRET_ARN: 'pql-radar/slack', ENTITY_URL_TEMPLATE: 'https://crm.example.com/{id}' },
       'https://hooks.slack.com/services/T000/B000/XXXX\n',
     );
-    await handler(onTheBus(qualified.event));
-    await handler(onTheBus(disqualified.event));
+    await handler(onTheBus(qualified.event), lambdaContext());
+    await handler(onTheBus(disqualified.event), lambdaContext());
     expect(send).toHaveBeenCalledTimes(1);
     expect(fetch).toHaveBeenCalledTimes(2);
     const [url, init] = fetch.mock.calls[0]!;
@@ -397,7 +398,7 @@ describe('handler', () => {
       { DESTINATION_TYPE: 'webhook', SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-AbCdEf', WEBHOOK_URL: 'https://hooks.example.com/pql' },
       `${rotated} ${webhookSecret}`,
     );
-    await handler(onTheBus(account));
+    await handler(onTheBus(account), lambdaContext());
     const [url, init] = fetch.mock.calls[0]!;
     expect(url).toBe('https://hooks.example.com/pql');
     const headers = init!.headers as Record<string, string>;
@@ -408,14 +409,23 @@ describe('handler', () => {
 
   it('throws on a non-2xx answer, so Lambda retries, without naming the secret URL', async () => {
     const { handler } = await load({ DESTINATION_TYPE: 'slack', SECRET_ARN: 'pql-radar/slack' }, 'https://hooks.slack.com/services/T000/B000/XXXX', 404);
-    const failure = handler(onTheBus(qualified.event));
+    const failure = handler(onTheBus(qualified.event), lambdaContext());
     await expect(failure).rejects.toThrow('slack answered HTTP 404');
     await expect(failure).rejects.not.toThrow(/hooks\.slack\.com/);
   });
 
+  it('logs with the Lambda context: every line names the request and the function', async () => {
+    const environment = { DESTINATION_TYPE: 'webhook', SECRET_ARN: 's', WEBHOOK_URL: 'https://hooks.example.com/pql', POWERTOOLS_LOG_LEVEL: 'INFO' };
+    const { handler } = await load(environment, generateWebhookSecret());
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    await handler(onTheBus(qualified.event), lambdaContext({ awsRequestId: 'request-1' }));
+    const lines = write.mock.calls.map(([chunk]) => JSON.parse(String(chunk)) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ message: 'lead event delivered', function_request_id: 'request-1', function_name: 'pql-radar-test' }));
+  });
+
   it('refuses an event that is not a lead event, and a configuration that is incomplete', async () => {
     const { handler, fetch } = await load({ DESTINATION_TYPE: 'webhook', SECRET_ARN: 's', WEBHOOK_URL: 'https://hooks.example.com/pql' }, 'x');
-    await expect(handler({ 'detail-type': 'Lead Qualified', detail: { workspace: 'acme' } })).rejects.toThrow();
+    await expect(handler({ 'detail-type': 'Lead Qualified', detail: { workspace: 'acme' } }, lambdaContext())).rejects.toThrow();
     expect(fetch).not.toHaveBeenCalled();
     vi.resetModules();
     await expect(load({ DESTINATION_TYPE: 'webhook', SECRET_ARN: 's', WEBHOOK_URL: 'http://insecure.example.com' }, 'x')).rejects.toThrow(/https/);

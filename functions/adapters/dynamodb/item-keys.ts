@@ -40,6 +40,8 @@ export const daySortKeyPrefix = 'DAY#';
 export const daySortKey = (day: string) => `${daySortKeyPrefix}${day}`;
 /** Lead events saved with the state that caused them and not yet published: the outbox of one shard. */
 export const outboxPartitionKey = (shard: string) => `OUTBOX#${shard}`;
+/** Every shard's outbox, as an IAM `dynamodb:LeadingKeys` pattern. */
+export const outboxPartitionsPattern = 'OUTBOX#*';
 export const outboxSortKey = (evaluatedAt: string, idempotencyKey: string) => `${evaluatedAt}#${idempotencyKey}`;
 export const metaPartitionKey = 'META';
 /** The shard count of the deployment writing to the table, for `pql-radar evaluate` (shard-count.ts). */
