@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { LaunchOptions } from 'playwright-core';
 
@@ -62,10 +63,11 @@ async function locateOrInstall(): Promise<string> {
   }
   const started = Date.now();
   process.stderr.write(`[ensureChromium] ${chromiumPath} is missing: installing Debian's chromium with apt-get…\n`);
-  // Another test process may be running apt-get at the same time: wait for its lock rather than fail.
-  const lockWait = ['-o', 'DPkg::Lock::Timeout=600'];
-  await run(aptGet, ['update', ...lockWait]);
-  await run(aptGet, ['install', '-y', '--no-install-recommends', ...lockWait, 'chromium']);
+  // Several test files (separate processes) may need Chromium at once: one installs under a file lock, the others
+  // wait for it and find Chromium there. dpkg's own lock is waited for too, should anything else hold it.
+  const lockWait = '-o DPkg::Lock::Timeout=600';
+  const install = `${aptGet} update ${lockWait} && ${aptGet} install -y --no-install-recommends ${lockWait} chromium`;
+  await run('flock', ['--wait', '900', join(tmpdir(), 'pql-radar-chromium-install.lock'), 'sh', '-c', `test -x ${chromiumPath} || { ${install}; }`]);
   if (!isExecutable(chromiumPath)) {
     throw new Error(`apt-get installed chromium, but ${chromiumPath} is still missing or not executable`);
   }
