@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { loadRules } from '../../functions/core/rules/load';
+import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
+import { allShards, runEvaluator } from '../../functions/core/evaluate-leads';
+import { createDynamoDbClient } from '../../functions/local/dynamodb-local';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { defaultDirtyShards } from '../../functions/shared/settings';
 import { RecordingPublisher } from '../support/lead-events';
 
 const rules = `
@@ -53,4 +57,33 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     const { facts } = await (await import('../../functions/core/evaluate-leads')).readFacts(dev.evaluation, { workspace: dev.workspace, type: 'user', id: 'ann' }, loadRules(rules, 'rules'), new Date(at(3, 1)));
     expect(facts.days.reduce((sum, day) => sum + (day.names['Pricing Viewed'] ?? 0), 0)).toBe(4);
   });
+
+  it('completes a merge cut short by a crash between storing the claim and saving the user, notifying once', async () => {
+    const leads = new RecordingPublisher();
+    const ruleset = loadRules(rules, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `identity-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 0 }));
+    const view = (id: string, day: number, fields: Record<string, unknown>) => ({ type: 'track', event: 'Pricing Viewed', messageId: id, timestamp: at(day), ...fields });
+    await send(dev, [view('p1', 0, { anonymousId: 'x' }), view('p2', 1, { anonymousId: 'x' })]);
+    await send(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', messageId: 'i1', timestamp: at(2) }, view('p3', 2, { userId: 'ann' })]);
+
+    // The evaluator process dies at its first save: the claim may be stored, the user's state is not.
+    const crashing = createDynamoDbClient(inject('dynamoEndpoint'));
+    crashing.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'TransactWriteItemsCommand') throw new Error('the process died');
+        return next(args);
+      },
+      { step: 'initialize', name: 'crashAtSave' },
+    );
+    const store = new DynamoDbEvaluationStore({ client: crashing, tableName: dev.tableName });
+    await expect(runEvaluator({ store, publisher: leads, ruleset, shards: allShards(defaultDirtyShards), now: new Date(at(2, 23)), deadline: Number.POSITIVE_INFINITY })).rejects.toThrow('the process died');
+    crashing.destroy();
+    expect(leads.published).toEqual([]);
+
+    await dev.evaluateOnce(new Date(at(2, 23)));
+    await dev.evaluateOnce(new Date(at(2, 23)));
+    expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([['ann', 'PQL']]);
+    expect(leads.published[0]!.detail.signals).toEqual([expect.objectContaining({ name: 'pricing', value: 3 })]);
+  });
 });
+
