@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventSortKeyPrefix, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import type { IngestResponse } from '../../functions/core/ingest';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
-import { bundleForBrowser, servePage } from '../support/browser-page';
-import { chromiumLaunchOptions, ensureChromium } from '../support/chromium';
+import { bundleForBrowser, servePage, startBrowserScenario } from '../support/browser-page';
 import { scanAll } from '../support/scan';
 
 /**
@@ -22,26 +21,15 @@ let page: { server: Server; origin: string };
 let dev: DevRuntime;
 const responses: IngestResponse[] = [];
 
-/** analytics-next as one script for the page: what a product's own bundler would make of `@segment/analytics-next`. */
-const analyticsBundle = () => bundleForBrowser("import { AnalyticsBrowser } from '@segment/analytics-next'; window.AnalyticsBrowser = AnalyticsBrowser;");
+/** analytics-next on the page: what a product's own bundler would make of `@segment/analytics-next`. */
+const analyticsEntry = "import { AnalyticsBrowser } from '@segment/analytics-next'; window.AnalyticsBrowser = AnalyticsBrowser;";
 
+let stop: () => Promise<void>;
 beforeAll(async () => {
-  const [executablePath, script] = await Promise.all([ensureChromium(), analyticsBundle()]);
-  page = await servePage(script);
-  dev = await startDev({
-    port: 0,
-    endpoint: inject('dynamoEndpoint'),
-    tableName: `e2e-browser-${randomUUID()}`,
-    allowedOrigins: [page.origin],
-    observer: { onResponse: (response) => responses.push(response), onError: () => {} },
-  });
-  browser = await chromium.launch(chromiumLaunchOptions(executablePath));
+  ({ browser, page, dev, stop } = await startBrowserScenario({ entry: analyticsEntry, tableName: `e2e-browser-${randomUUID()}`, responses }));
 }, 300_000);
-
 afterAll(async () => {
-  await browser?.close();
-  await dev?.stop();
-  page?.server.close();
+  await stop?.();
 });
 
 /** Runs analytics-next on the page with these calls, and waits until ingest has answered `requests` requests. */
@@ -124,7 +112,7 @@ describe('Segment analytics-next in Chromium, from another origin', () => {
   });
 
   it('refuses a page whose origin no workspace accepts: the preflight fails and nothing is stored', async () => {
-    const stranger = await servePage(await analyticsBundle());
+    const stranger = await servePage(await bundleForBrowser(analyticsEntry));
     try {
       const tab = await browser.newPage();
       await tab.goto(`${stranger.origin}/`);

@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entityPartitionKey, eventSortKeyPrefix, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import type { IngestResponse } from '../../functions/core/ingest';
-import { startDev, type DevRuntime } from '../../functions/local/dev';
-import { bundleForBrowser, servePage } from '../support/browser-page';
-import { chromiumLaunchOptions, ensureChromium } from '../support/chromium';
+import type { DevRuntime } from '../../functions/local/dev';
+import { startBrowserScenario } from '../support/browser-page';
 import { scanAll } from '../support/scan';
 
 /**
@@ -25,8 +24,8 @@ const responses: IngestResponse[] = [];
 /** The source configuration requests the page's server answered, as the SDK made them. */
 const configRequests: { url: string; authorization: string | undefined }[] = [];
 
-/** The SDK as one script for the page: what a product's own bundler would make of `@rudderstack/analytics-js/bundled`. */
-const analyticsBundle = () => bundleForBrowser("import { RudderAnalytics } from '@rudderstack/analytics-js/bundled'; window.RudderAnalytics = RudderAnalytics;");
+/** The SDK on the page: what a product's own bundler would make of `@rudderstack/analytics-js/bundled`. */
+const analyticsEntry = "import { RudderAnalytics } from '@rudderstack/analytics-js/bundled'; window.RudderAnalytics = RudderAnalytics;";
 
 /**
  * The smallest source configuration the SDK accepts (a source with an id, a config and no device-mode destinations),
@@ -53,23 +52,12 @@ function answerSourceConfig(request: IncomingMessage, response: ServerResponse):
   return true;
 }
 
+let stop: () => Promise<void>;
 beforeAll(async () => {
-  const [executablePath, script] = await Promise.all([ensureChromium(), analyticsBundle()]);
-  page = await servePage(script, answerSourceConfig);
-  dev = await startDev({
-    port: 0,
-    endpoint: inject('dynamoEndpoint'),
-    tableName: `e2e-rudderstack-${randomUUID()}`,
-    allowedOrigins: [page.origin],
-    observer: { onResponse: (response) => responses.push(response), onError: () => {} },
-  });
-  browser = await chromium.launch(chromiumLaunchOptions(executablePath));
+  ({ browser, page, dev, stop } = await startBrowserScenario({ entry: analyticsEntry, tableName: `e2e-rudderstack-${randomUUID()}`, responses, route: answerSourceConfig }));
 }, 300_000);
-
 afterAll(async () => {
-  await browser?.close();
-  await dev?.stop();
-  page?.server.close();
+  await stop?.();
 });
 
 interface SentRequest {

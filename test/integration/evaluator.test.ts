@@ -12,6 +12,7 @@ import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevOptions, type DevRuntime } from '../../functions/local/dev';
 import { eventBridgeClientFor, startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
 import { RecordingPublisher } from '../support/lead-events';
+import { sendBatch } from '../support/send-batch';
 
 const rulesYaml = (extra = '') => `
 version: 1
@@ -49,16 +50,6 @@ async function start(leads: LeadPublisher, rules = rulesYaml(), options: Partial
   return runtime;
 }
 
-async function send(dev: DevRuntime, batch: Record<string, unknown>[]) {
-  const response = await fetch(`${dev.url}/v1/batch`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${dev.writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ batch }),
-  });
-  expect(response.status).toBe(200);
-  expect(await response.json()).toEqual({ success: true });
-}
-
 const track = (userId: string, event: string, at: Date, properties: Record<string, unknown> = {}, groupId?: string) => ({
   type: 'track',
   userId,
@@ -76,7 +67,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
   it('qualifies users and accounts with reasons, and a second pass changes nothing', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);
-    await send(dev, [
+    await sendBatch(dev, [
       { type: 'group', userId: 'ada', groupId: 'acme', traits: { name: 'Acme', employees: 120 }, timestamp: day(-5).toISOString(), messageId: 'g-ada' },
       { type: 'group', userId: 'bob', groupId: 'acme', timestamp: day(-5).toISOString(), messageId: 'g-bob' },
       track('ada', 'Dashboard Created', day(-3)),
@@ -121,11 +112,11 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
   it('counts a late event in its own day and moves the lead up a tier', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);
-    await send(dev, [track('dee', 'Data Exported', day(-1)), track('dee', 'Dashboard Created', day(-1))]);
+    await sendBatch(dev, [track('dee', 'Data Exported', day(-1)), track('dee', 'Dashboard Created', day(-1))]);
     await dev.evaluateOnce(day(0));
     expect(summaryOf(leads.published)).toEqual([]);
     // Arrives now, happened ten days ago: still inside the 30-day windows.
-    await send(dev, [track('dee', 'Dashboard Created', day(-10)), track('dee', 'Teammate Invited', day(-10), { invitee: 'eve' })]);
+    await sendBatch(dev, [track('dee', 'Dashboard Created', day(-10)), track('dee', 'Teammate Invited', day(-10), { invitee: 'eve' })]);
     await dev.evaluateOnce(day(0));
     expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user dee none -> PQL-A']);
   });
@@ -133,7 +124,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
   it('disqualifies an inactive lead by the clock alone, then keeps it out during the cooldown', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);
-    await send(dev, [track('fay', 'Dashboard Created', day(-1)), track('fay', 'Dashboard Created', day(-1, day(0.1))), track('fay', 'Data Exported', day(-1))]);
+    await sendBatch(dev, [track('fay', 'Dashboard Created', day(-1)), track('fay', 'Dashboard Created', day(-1, day(0.1))), track('fay', 'Data Exported', day(-1))]);
     await dev.evaluateOnce(day(0));
     expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user fay none -> PQL-B']);
 
@@ -143,16 +134,16 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect(later.transitions[0]!.detail.reasons[0]).toBe('score -50 < 30 needed for PQL-B');
 
     // Active again two days later: qualifies on score, but the 7-day cooldown holds it back.
-    await send(dev, [track('fay', 'Dashboard Created', day(16)), track('fay', 'Dashboard Created', day(16.1)), track('fay', 'Data Exported', day(16))]);
+    await sendBatch(dev, [track('fay', 'Dashboard Created', day(16)), track('fay', 'Dashboard Created', day(16.1)), track('fay', 'Data Exported', day(16))]);
     expect((await dev.evaluateOnce(day(17))).transitions).toEqual([]);
-    await send(dev, [track('fay', 'Data Exported', day(23))]);
+    await sendBatch(dev, [track('fay', 'Data Exported', day(23))]);
     expect(summaryOf((await dev.evaluateOnce(day(23))).transitions)).toEqual(['Lead Qualified: user fay none -> PQL-B']);
   });
 
   it('loses nothing when it crashes between saving state and publishing, and re-delivers with the same key', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);
-    await send(dev, [track('gus', 'Data Exported', day(-1)), track('gus', 'Dashboard Created', day(-1)), track('gus', 'Dashboard Created', day(-1, day(0.1)))]);
+    await sendBatch(dev, [track('gus', 'Data Exported', day(-1)), track('gus', 'Dashboard Created', day(-1)), track('gus', 'Dashboard Created', day(-1, day(0.1)))]);
     leads.crashNext = true;
     await expect(dev.evaluateOnce(day(0))).rejects.toThrow('simulated crash');
     expect(leads.published).toEqual([]);
@@ -169,9 +160,9 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     const leads = new RecordingPublisher();
     const dev = await start(leads);
     const ruleset = loadRules(rulesYaml(), 'test rules');
-    await send(dev, [track('max', 'Dashboard Created', day(-2))]);
+    await sendBatch(dev, [track('max', 'Dashboard Created', day(-2))]);
     await dev.evaluateOnce(day(0));
-    await send(dev, [track('max', 'Dashboard Created', day(-1))]);
+    await sendBatch(dev, [track('max', 'Dashboard Created', day(-1))]);
     const ref = { workspace: dev.workspace, type: 'user' as const, id: 'max' };
 
     // A run that read the change and died before saving leaves no trace: the next run counts the day once.
@@ -186,7 +177,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect(await saveAs(first)).toBe(true);
     expect(await saveAs(second)).toBe(false);
 
-    await send(dev, [track('max', 'Data Exported', day(0))]);
+    await sendBatch(dev, [track('max', 'Data Exported', day(0))]);
     const third = await readFacts(dev.evaluation, ref, ruleset, day(0));
     const dashboards = third.facts.days.reduce((sum, rollup) => sum + (rollup.measures['dashboards']?.count ?? 0), 0);
     expect(dashboards).toBe(2);
@@ -197,7 +188,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
   it('re-evaluates everyone after a rules change, notifying only leads whose tier moved', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);
-    await send(dev, [
+    await sendBatch(dev, [
       track('hal', 'Data Exported', day(-1)),
       track('hal', 'Dashboard Created', day(-1)),
       track('hal', 'Dashboard Created', day(-1, day(0.1))),
@@ -221,7 +212,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     try {
       const publisher = new EventBridgePublisher({ client: eventBridgeClientFor(bus.url), eventBusName: 'pql-radar-test', baseDelayMs: 1 });
       const dev = await start(publisher);
-      await send(dev, ['jo', 'kim', 'lee'].flatMap((user) => [track(user, 'Data Exported', day(-1)), track(user, 'Dashboard Created', day(-1)), track(user, 'Dashboard Created', day(-1, day(0.1)))]));
+      await sendBatch(dev, ['jo', 'kim', 'lee'].flatMap((user) => [track(user, 'Data Exported', day(-1)), track(user, 'Dashboard Created', day(-1)), track(user, 'Dashboard Created', day(-1, day(0.1)))]));
       bus.failEntries(2);
       await dev.evaluateOnce(day(0));
       expect(bus.accepted.map((entry) => entry.detail.entity.id).sort()).toEqual(['jo', 'kim', 'lee']);
@@ -260,7 +251,7 @@ describe('the local runtime\'s evaluator runs', () => {
     const dev = await start(leads, rulesYaml(), { evaluateEveryMs: 100, onEvaluation: () => void runs++ });
     const users = Array.from({ length: 30 }, (_, index) => `run-${index}`);
     const yesterday = day(-1, new Date());
-    await send(dev, users.flatMap((user) => [track(user, 'Data Exported', yesterday), track(user, 'Dashboard Created', yesterday), track(user, 'Dashboard Created', day(0.1, yesterday))]));
+    await sendBatch(dev, users.flatMap((user) => [track(user, 'Data Exported', yesterday), track(user, 'Dashboard Created', yesterday), track(user, 'Dashboard Created', day(0.1, yesterday))]));
     // Runs asked for while timed ones keep coming: each waits for the one before.
     const asked = Promise.all([dev.evaluateOnce(), dev.evaluateOnce(), dev.evaluateOnce()]);
     const overlapped = () => leads.mostInFlight > 1;
@@ -298,19 +289,19 @@ describe('conversions, as the rules file defines them, against DynamoDB Local', 
   it('records a lead conversion once and publishes one Lead Converted, surviving a crash between save and publish', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads, orderRules);
-    await send(dev, [track('gus', 'Data Exported', day(-3)), track('gus', 'Dashboard Created', day(-3)), track('gus', 'Dashboard Created', day(-3, day(0.1)))]);
+    await sendBatch(dev, [track('gus', 'Data Exported', day(-3)), track('gus', 'Dashboard Created', day(-3)), track('gus', 'Dashboard Created', day(-3, day(0.1)))]);
     await dev.evaluateOnce(day(-2));
     expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
 
     // A small order is not a conversion; the one at the threshold is.
-    await send(dev, [track('gus', 'Order Completed', day(-1), { total: 99 })]);
+    await sendBatch(dev, [track('gus', 'Order Completed', day(-1), { total: 99 })]);
     await dev.evaluateOnce(day(-1));
     expect(leads.published).toHaveLength(1);
-    await send(dev, [track('gus', 'Order Completed', day(-0.5), { total: 100 })]);
+    await sendBatch(dev, [track('gus', 'Order Completed', day(-0.5), { total: 100 })]);
     leads.crashNext = true;
     await expect(dev.evaluateOnce(day(0))).rejects.toThrow('simulated crash');
     await dev.evaluateOnce(day(0));
-    await send(dev, [track('gus', 'Order Completed', day(0.1), { total: 500 }), track('gus', 'Dashboard Created', day(0.1))]);
+    await sendBatch(dev, [track('gus', 'Order Completed', day(0.1), { total: 500 }), track('gus', 'Dashboard Created', day(0.1))]);
     await dev.evaluateOnce(day(1));
 
     expect(summaryOf(leads.published)).toEqual(['Lead Converted: user gus PQL-B -> none', 'Lead Qualified: user gus none -> PQL-B']);
@@ -329,7 +320,7 @@ describe('conversions, as the rules file defines them, against DynamoDB Local', 
     const leads = new RecordingPublisher();
     const rules = rulesYaml().replace('policy:', 'conversion: { trait: plan, is: { in: [pro, business] }, keep_in_tiers: true }\npolicy:');
     const dev = await start(leads, rules);
-    await send(dev, [
+    await sendBatch(dev, [
       { type: 'group', userId: 'ada', groupId: 'acme', traits: { name: 'Acme' }, timestamp: day(-5).toISOString(), messageId: 'g-ada' },
       { type: 'group', userId: 'bob', groupId: 'acme', timestamp: day(-5).toISOString(), messageId: 'g-bob' },
       track('ada', 'Page Viewed', day(-1), {}, 'acme'),
@@ -341,10 +332,10 @@ describe('conversions, as the rules file defines them, against DynamoDB Local', 
     await dev.evaluateOnce(day(0));
     expect(summaryOf(leads.published)).toEqual(['Lead Qualified: account acme none -> PQL-B', 'Lead Qualified: user bob none -> PQL-B']);
 
-    await send(dev, [{ type: 'identify', userId: 'bob', traits: { plan: 'free' }, timestamp: day(0.2).toISOString(), messageId: 'i-bob-1' }]);
+    await sendBatch(dev, [{ type: 'identify', userId: 'bob', traits: { plan: 'free' }, timestamp: day(0.2).toISOString(), messageId: 'i-bob-1' }]);
     await dev.evaluateOnce(day(0.3));
     expect(leads.published).toHaveLength(2);
-    await send(dev, [{ type: 'identify', userId: 'bob', traits: { plan: 'pro' }, timestamp: day(0.4).toISOString(), messageId: 'i-bob-2' }]);
+    await sendBatch(dev, [{ type: 'identify', userId: 'bob', traits: { plan: 'pro' }, timestamp: day(0.4).toISOString(), messageId: 'i-bob-2' }]);
     await dev.evaluateOnce(day(0.5));
     await dev.evaluateOnce(day(0.6));
     expect(summaryOf(leads.published.slice(2))).toEqual(['Lead Converted: account acme PQL-B -> PQL-B', 'Lead Converted: user bob PQL-B -> PQL-B']);

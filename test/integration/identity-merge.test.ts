@@ -7,6 +7,7 @@ import { createDynamoDbClient } from '../../functions/local/dynamodb-local';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { defaultDirtyShards } from '../../functions/shared/settings';
 import { RecordingPublisher } from '../support/lead-events';
+import { sendBatch } from '../support/send-batch';
 
 const rules = `
 version: 1
@@ -24,34 +25,25 @@ afterEach(async () => {
   runtime = undefined;
 });
 
-async function send(dev: DevRuntime, batch: Record<string, unknown>[]) {
-  const response = await fetch(`${dev.url}/v1/batch`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${dev.writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ batch }),
-  });
-  expect(response.status).toBe(200);
-}
-
 describe('identity resolution in the evaluator, on DynamoDB Local', () => {
   it('qualifies a user on anonymous pre-signup activity after identify, and counts late anonymous events', async () => {
     const leads = new RecordingPublisher();
     const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `identity-${randomUUID()}`, ruleset: loadRules(rules, 'rules'), leads, evaluateEveryMs: 0 }));
     const view = (id: string, day: number, fields: Record<string, unknown>) => ({ type: 'track', event: 'Pricing Viewed', messageId: id, timestamp: at(day), ...fields });
 
-    await send(dev, [view('p1', 0, { anonymousId: 'x' }), view('p2', 1, { anonymousId: 'x' }), { type: 'track', anonymousId: 'y', event: 'Pricing Viewed', messageId: 'p9', timestamp: at(1) }]);
+    await sendBatch(dev, [view('p1', 0, { anonymousId: 'x' }), view('p2', 1, { anonymousId: 'x' }), { type: 'track', anonymousId: 'y', event: 'Pricing Viewed', messageId: 'p9', timestamp: at(1) }]);
     await dev.evaluateOnce(new Date(at(1, 23)));
     expect(leads.published).toEqual([]);
 
-    await send(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', traits: { email: 'ann@example.com' }, messageId: 'i1', timestamp: at(2) }, view('p3', 2, { userId: 'ann', anonymousId: 'x' })]);
+    await sendBatch(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', traits: { email: 'ann@example.com' }, messageId: 'i1', timestamp: at(2) }, view('p3', 2, { userId: 'ann', anonymousId: 'x' })]);
     await dev.evaluateOnce(new Date(at(2, 23)));
     expect(leads.published.map((event) => [event.detail.entity, event.detail.tier])).toEqual([[{ type: 'user', id: 'ann' }, 'PQL']]);
     // Three views: two of them before signup, under the anonymousId.
     expect(leads.published[0]!.detail.signals).toEqual([expect.objectContaining({ name: 'pricing', value: 3 })]);
 
     // A late (retried) anonymous event lands on ann; repeated, it counts once.
-    await send(dev, [view('p0', 0, { anonymousId: 'x' })]);
-    await send(dev, [view('p0', 0, { anonymousId: 'x' })]);
+    await sendBatch(dev, [view('p0', 0, { anonymousId: 'x' })]);
+    await sendBatch(dev, [view('p0', 0, { anonymousId: 'x' })]);
     await dev.evaluateOnce(new Date(at(3, 1)));
     await dev.evaluateOnce(new Date(at(3, 1)));
     const { facts } = await (await import('../../functions/core/evaluate-leads')).readFacts(dev.evaluation, { workspace: dev.workspace, type: 'user', id: 'ann' }, loadRules(rules, 'rules'), new Date(at(3, 1)));
@@ -63,8 +55,8 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     const ruleset = loadRules(rules, 'rules');
     const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `identity-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 0 }));
     const view = (id: string, day: number, fields: Record<string, unknown>) => ({ type: 'track', event: 'Pricing Viewed', messageId: id, timestamp: at(day), ...fields });
-    await send(dev, [view('p1', 0, { anonymousId: 'x' }), view('p2', 1, { anonymousId: 'x' })]);
-    await send(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', messageId: 'i1', timestamp: at(2) }, view('p3', 2, { userId: 'ann' })]);
+    await sendBatch(dev, [view('p1', 0, { anonymousId: 'x' }), view('p2', 1, { anonymousId: 'x' })]);
+    await sendBatch(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', messageId: 'i1', timestamp: at(2) }, view('p3', 2, { userId: 'ann' })]);
 
     // The evaluator process dies at its first save: the claim may be stored, the user's state is not.
     const crashing = createDynamoDbClient(inject('dynamoEndpoint'));

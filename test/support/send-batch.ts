@@ -1,0 +1,13 @@
+import { expect } from 'vitest';
+import type { DevRuntime } from '../../functions/local/dev';
+
+/** Posts a batch to the local runtime's endpoint as a server SDK would, and expects every message stored. */
+export async function sendBatch(dev: DevRuntime, batch: Record<string, unknown>[]): Promise<void> {
+  const response = await fetch(`${dev.url}/v1/batch`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${dev.writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ batch }),
+  });
+  expect(response.status).toBe(200);
+  expect(await response.json()).toEqual({ success: true });
+}
