@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage, type Identity } from '../core/identity';
+import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, type LeadState } from '../core/lead-state';
@@ -141,7 +141,7 @@ export class EventHistory {
     if (this.stats.firstTimestamp === null || timestamp < this.stats.firstTimestamp) this.stats.firstTimestamp = timestamp;
     if (this.stats.lastTimestamp === null || timestamp > this.stats.lastTimestamp) this.stats.lastTimestamp = timestamp;
 
-    for (const claim of claimsOf(message.message as unknown as IdentifiedMessage)) this.claims.add(claim);
+    for (const claim of claimsOf(message.message)) this.claims.add(claim);
     let user = this.users.get(owner);
     if (!user) {
       user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
@@ -149,7 +149,7 @@ export class EventHistory {
     }
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
     const conversion = this.ruleset.file.conversion;
-    if (conversion && convertsBy(conversion, { ...message.message, type: message.type, timestamp }, 'user') && (user.convertedAt === null || timestamp < user.convertedAt)) user.convertedAt = timestamp;
+    if (conversion && convertsBy(conversion, message.message, 'user') && (user.convertedAt === null || timestamp < user.convertedAt)) user.convertedAt = timestamp;
 
     if (productTypes.has(message.type)) {
       const raw = message.message;
@@ -221,7 +221,7 @@ export class EventHistory {
       this.seen.clear();
       const anonymous = this.options.anonymous ?? this.ruleset.anonymousLeads;
       for (const [key, record] of [...this.users]) {
-        const identity = { kind: key.startsWith('visitor:') ? 'visitor' : 'user', id: record.id } as const;
+        const identity = parseIdentityKey(key);
         const evaluatedOnItsOwn = identity.kind === 'user' || anonymous;
         const path = this.claims.claimPath(identity);
         if (path.length > 0) {

@@ -6,7 +6,7 @@ import { loadRules } from '../core/rules/load';
 import { conversionSchema, type ConversionRule } from '../core/rules/schema';
 import { consumeEvents, eventSourceOptions, type EventSourceOptions } from './event-source';
 import { integer } from './options';
-import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage, type Identity } from '../core/identity';
+import { ClaimSet, claimsOf, identityKey, type Identity } from '../core/identity';
 
 type DiscoverOptions = EventSourceOptions & { conversions?: string; conversionEvent?: string; conversionTrait?: string; out?: string; signupTrait: string; minUsers: number; maxSignals: number; top: number };
 
@@ -78,10 +78,10 @@ async function streamConversions(program: Command, options: DiscoverOptions, rul
   const claims = new ClaimSet();
   const first = new Map<string, { identity: Identity; at: string }>();
   await consumeEvents(program, options, (message) => {
-    for (const claim of claimsOf(message.message as unknown as IdentifiedMessage)) claims.add(claim);
+    for (const claim of claimsOf(message.message)) claims.add(claim);
     const key = identityKey(message.identity);
     const known = first.get(key);
-    if ((known === undefined || message.timestamp < known.at) && convertsBy(rule, { ...message.message, type: message.type, timestamp: message.timestamp }, 'user')) {
+    if ((known === undefined || message.timestamp < known.at) && convertsBy(rule, message.message, 'user')) {
       first.set(key, { identity: message.identity, at: message.timestamp });
     }
   });

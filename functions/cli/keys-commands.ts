@@ -4,6 +4,10 @@ import { browserOrigin, storage } from './options';
 
 /** `pql-radar keys create|list|revoke` and `origins set|list`: who may send into a workspace. */
 export function addKeysCommands(program: Command) {
+  const keyStore = () => {
+    const { client, tableName } = storage(program);
+    return new DynamoDbWriteKeyStore(client, tableName);
+  };
   const keys = program.command('keys').description('manage write keys');
   keys
     .command('create')
@@ -11,16 +15,14 @@ export function addKeysCommands(program: Command) {
     .requiredOption('--workspace <name>', 'workspace the key writes into')
     .option('--key <key>', 'register this existing key (e.g. a Segment write key your SDKs already send) instead of a new one')
     .action(async (options: { workspace: string; key?: string }) => {
-      const { client, tableName } = storage(program);
-      const { key, record } = await new DynamoDbWriteKeyStore(client, tableName).create(options.workspace, options.key !== undefined ? { existingKey: options.key } : {});
+      const { key, record } = await keyStore().create(options.workspace, options.key !== undefined ? { existingKey: options.key } : {});
       console.log(`key id    ${record.keyId}\nworkspace ${record.workspace}\nwrite key ${key}\n\nStore it now: pql-radar keeps only its hash.`);
     });
   keys
     .command('list')
     .description('list write keys (ids and workspaces, never the keys)')
     .action(async () => {
-      const { client, tableName } = storage(program);
-      const records = await new DynamoDbWriteKeyStore(client, tableName).list();
+      const records = await keyStore().list();
       if (records.length === 0) console.log('no write keys');
       for (const record of records) {
         console.log(`${record.keyId}  ${record.workspace.padEnd(20)}  created ${record.createdAt}${record.revokedAt ? `  REVOKED ${record.revokedAt}` : ''}`);
@@ -31,8 +33,7 @@ export function addKeysCommands(program: Command) {
     .description('revoke a write key by its id; deployed functions stop accepting it within a minute')
     .argument('<keyId>', 'the key id that `keys list` shows')
     .action(async (keyId: string) => {
-      const { client, tableName } = storage(program);
-      if (!(await new DynamoDbWriteKeyStore(client, tableName).revoke(keyId))) {
+      if (!(await keyStore().revoke(keyId))) {
         console.error(`no write key with id ${keyId}; \`pql-radar keys list\` shows the ids`);
         process.exitCode = 1;
         return;
@@ -47,17 +48,15 @@ export function addKeysCommands(program: Command) {
     .requiredOption('--workspace <name>', 'the workspace')
     .argument('[origins...]', 'origins such as https://app.example.com, or * for any')
     .action(async (values: string[], options: { workspace: string }) => {
-      const { client, tableName } = storage(program);
       const allowed = values.reduce<string[]>((list, value) => browserOrigin(value, list), []);
-      await new DynamoDbWriteKeyStore(client, tableName).setAllowedOrigins(options.workspace, allowed);
+      await keyStore().setAllowedOrigins(options.workspace, allowed);
       console.log(allowed.length > 0 ? `${options.workspace} accepts browser events from ${allowed.join(', ')}` : `${options.workspace} accepts no browser events`);
     });
   origins
     .command('list')
     .description('list each workspace with the origins it accepts')
     .action(async () => {
-      const { client, tableName } = storage(program);
-      const allowed = await new DynamoDbWriteKeyStore(client, tableName).allowedOrigins();
+      const allowed = await keyStore().allowedOrigins();
       if (allowed.size === 0) console.log('no workspace accepts browser events');
       for (const [workspace, list] of allowed) console.log(`${workspace.padEnd(20)}  ${list.join(', ')}`);
     });

@@ -1,3 +1,4 @@
+import { identifyTraits } from './messages';
 import { conditionHolds, whereHolds } from './rules/engine';
 import type { ConversionRule } from './rules/schema';
 
@@ -33,11 +34,6 @@ export function convertsBy(rule: ConversionRule, message: ConversionMessage, lev
   if (message.type !== (level === 'user' ? 'identify' : 'group')) return false;
   const traits = level === 'user' ? identifyTraits(message) : message.traits;
   return isRecord(traits) && traitsConvert(rule, traits);
-}
-
-/** An identify call's traits where ingest takes them: at the top (Segment), else in context.traits (RudderStack). */
-function identifyTraits(message: ConversionMessage): unknown {
-  return message.traits ?? (isRecord(message.context) ? message.context['traits'] : undefined);
 }
 
 /** Whether traits meet a trait rule: the trait is present and its value meets `is`. Event rules: never. */

@@ -62,10 +62,11 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
     return requestError(401, 'writeKey', 'unknown or revoked write key');
   }
   const workspace = record.workspace;
+  const nothingStored = { workspace, keyId: record.keyId, accepted: 0, rejected: 0 };
   if (request.origin !== undefined && !originAllowed((await dependencies.keys.allowedOrigins()).get(workspace) ?? [], request.origin)) {
     return {
       ...requestError(403, 'origin', `${request.origin} is not an origin this workspace accepts browser events from; add it to the workspace's allowed origins`),
-      summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 },
+      summary: nothingStored,
     };
   }
   const allowOrigin = request.origin !== undefined ? { allowOrigin: request.origin } : {};
@@ -73,10 +74,10 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
   const single = request.callType !== 'batch' && request.callType !== 'import';
   const size = Buffer.byteLength(request.body);
   if (single && size > ingestLimits.maxEventBytes) {
-    return { ...requestError(413, '', `the event is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`), ...allowOrigin, summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
+    return { ...requestError(413, '', `the event is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`), ...allowOrigin, summary: nothingStored };
   }
   const split = splitMessages(request.callType, body);
-  if (!split.ok) return { ...requestError(split.status, split.path, split.reason), ...allowOrigin, summary: { workspace, keyId: record.keyId, accepted: 0, rejected: 0 } };
+  if (!split.ok) return { ...requestError(split.status, split.path, split.reason), ...allowOrigin, summary: nothingStored };
 
   const accepted: AcceptedMessage[] = [];
   const rejected: RejectedMessage[] = [];

@@ -36,8 +36,11 @@ export interface AcceptedMessage {
   /** alias: the identity being merged into userId. */
   previousId?: string;
   /** The message as received and validated (batch context merged, messageId and timestamp resolved, no writeKey). */
-  message: Record<string, unknown>;
+  message: StoredMessage;
 }
+
+/** A message as it is stored: the Segment message, whatever fields it has, with its type, id and resolved time. */
+export type StoredMessage = Record<string, unknown> & { type: MessageType; messageId: string; timestamp: string };
 
 export interface Rejection {
   index: number;
@@ -87,8 +90,8 @@ function normalise(message: SegmentMessage, time: Date, index: number, workspace
   const messageId = message.messageId ?? derivedMessageId(workspace, message, index);
   const groupId = message.type === 'group' ? message.groupId : message.context?.groupId;
   const name = message.type === 'track' ? message.event : message.type === 'page' || message.type === 'screen' ? message.name : undefined;
-  // RudderStack's identify carries its traits in context.traits only; Segment's, at the top.
-  const traits = message.type === 'identify' ? (message.traits ?? message.context?.traits) : message.type === 'group' ? message.traits : undefined;
+  // Validated: both places hold a JSON object when present.
+  const traits = message.type === 'identify' ? (identifyTraits(message) as Record<string, unknown> | undefined) : message.type === 'group' ? message.traits : undefined;
   return {
     index,
     messageId,
@@ -102,6 +105,14 @@ function normalise(message: SegmentMessage, time: Date, index: number, workspace
     ...(message.type === 'alias' ? { previousId: message.previousId } : {}),
     message: { ...message, messageId, timestamp },
   };
+}
+
+/**
+ * An identify call's traits: at the top (Segment), else in context.traits (RudderStack's identify carries them only
+ * there). Ingest keeps these on the profile, and conversion detection reads the same ones.
+ */
+export function identifyTraits(message: { traits?: unknown; context?: unknown }): unknown {
+  return message.traits ?? (isPlainObject(message.context) ? message.context['traits'] : undefined);
 }
 
 /**

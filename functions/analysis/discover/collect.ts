@@ -1,4 +1,4 @@
-import { ClaimSet, claimsOf, identityKey, type IdentifiedMessage } from '../../core/identity';
+import { ClaimSet, claimsOf, identityKey } from '../../core/identity';
 import type { AcceptedMessage } from '../../core/messages';
 import { eventName } from '../../core/rules/engine';
 import type { Conversion } from '../metrics';
@@ -139,7 +139,7 @@ export class DiscoveryCollector {
       this.counts.afterCutoff++;
       return;
     }
-    for (const claim of claimsOf(message.message as unknown as IdentifiedMessage)) this.claims.add(claim);
+    for (const claim of claimsOf(message.message)) this.claims.add(claim);
     if (message.identity.kind === 'visitor') {
       const list = this.visitorMessages.get(message.identity.id);
       if (list) list.push(message);
