@@ -108,9 +108,9 @@ export class DynamoDbEventStore implements EventStore {
       const { kind, id } = message.identity;
       const user = change(kind, id);
       user.days.add(day);
-      // Accounts have users as members: an anonymous visitor's group is not a membership (core/identity merges
-      // the visitor's events into its user, and the user's own messages name its accounts).
-      // A visitor's group call still sets the account's traits, so the account changes that day.
+      // Accounts have users as members: an anonymous visitor's group is not a membership (core/identity merges the
+      // visitor's events into its user, and the user's own messages name its accounts), but a visitor's group call
+      // still sets the account's traits, so the account changes that day.
       if (message.groupId !== undefined && (kind === 'user' || message.type === 'group')) change('account', message.groupId).days.add(day);
       if (message.groupId !== undefined && kind === 'user') {
         const accounts = memberships.get(id) ?? new Set<string>();
