@@ -40,6 +40,8 @@ export const leadEventDetailSchema = z.object({
   reasons: z.array(z.string()),
   /** The transition, score and matched signals in one line, for destinations that cannot format lists. */
   summary: z.string(),
+  /** A sample from `pql-radar destinations test`: no one qualified, act on nothing. Absent on real lead events. */
+  test: z.literal(true).optional(),
   /** Lead Converted only: the conversion, and the qualification it followed. */
   conversion: z
     .object({

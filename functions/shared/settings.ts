@@ -13,6 +13,11 @@ export const defaultRetentionDays = 400;
 /** Days a message ingest rejected stays in the quarantine for an operator to list. */
 export const defaultQuarantineRetentionDays = 14;
 
+/** Days the delivery log keeps each attempt, and each destination remembers the idempotency keys it took. */
+export const defaultDeliveryLogDays = 14;
+/** Hours a lead event is retried at a destination before it goes to the destination's dead-letter queue. */
+export const defaultDeliveryRetryHours = 24;
+
 /**
  * The environment variables lib/ sets and the functions read. Knobs a function reads but the stack never sets
  * (KEY_CACHE_SECONDS, SAFETY_MARGIN_MS) are named only in that function's schema.
@@ -25,6 +30,17 @@ export const environmentNames = {
   eventBusName: 'EVENT_BUS_NAME',
   rulesFile: 'RULES_FILE',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
+  /** The notifier's destination: its id (`<route>-<kind>-<n>`), kind, secret, and the knobs of its delivery. */
+  destinationId: 'DESTINATION_ID',
+  destinationKind: 'DESTINATION_KIND',
+  secretArn: 'SECRET_ARN',
+  webhookUrl: 'WEBHOOK_URL',
+  entityUrlTemplate: 'ENTITY_URL_TEMPLATE',
+  companyIdProperty: 'COMPANY_ID_PROPERTY',
+  requestsPerSecond: 'REQUESTS_PER_SECOND',
+  retryHours: 'RETRY_HOURS',
+  deliveryLogDays: 'DELIVERY_LOG_DAYS',
+  deadLetterQueueUrl: 'DEAD_LETTER_QUEUE_URL',
   /** Powertools' own variables: the service name is the one dimension of every custom metric. */
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
@@ -52,4 +68,7 @@ export const metricNames = {
   leadTransitions: 'LeadTransitions',
   leadEventsUnpublished: 'LeadEventsUnpublished',
   evaluatorLagSeconds: 'EvaluatorLagSeconds',
+  leadDeliveries: 'LeadDeliveries',
+  leadDeliveriesRetried: 'LeadDeliveriesRetried',
+  leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',
 } as const;

@@ -1,0 +1,209 @@
+import type { LeadEvent } from './lead-event';
+
+/**
+ * Delivery of one lead event to one destination (Slack, a signed webhook, a CRM), the same deployed (an SQS FIFO
+ * queue in front of the notifier Lambda) and locally (a queue in the table in front of the local runtime's worker):
+ * skip what the destination already took, make one attempt, log it, and say what the queue should do next.
+ */
+
+/** The destinations pql-radar delivers to itself, through a delivery queue, a deduplicating notifier and the log. */
+export const notifierKinds = ['slack', 'webhook', 'hubspot'] as const;
+export type NotifierKind = (typeof notifierKinds)[number];
+
+export interface DeliveryPolicy {
+  /** How long a lead event is retried, from when its queue first received it, before it goes to the dead-letter queue. */
+  retryWindowMs: number;
+  /** Backoff before the second attempt; doubles each time, with full jitter. */
+  baseDelayMs: number;
+  /** Upper bound of one backoff delay. */
+  maxDelayMs: number;
+  /** Upper bound of a wait asked for by Retry-After (SQS hides a message for at most 12 hours). */
+  maxRetryAfterMs: number;
+}
+
+export const defaultDeliveryPolicy: DeliveryPolicy = {
+  retryWindowMs: 24 * 60 * 60_000,
+  baseDelayMs: 10_000,
+  maxDelayMs: 15 * 60_000,
+  maxRetryAfterMs: 6 * 60 * 60_000,
+};
+
+/**
+ * What one attempt came to. `retryable`: the destination may take it later (network error, timeout, 408, 429,
+ * 5xx, and 401/403, which a rotated credential fixes without a deploy). `permanent`: the same request will never
+ * succeed (another 4xx). `skipped`: nothing to send (e.g. a CRM contact without an e-mail to match it by).
+ */
+export type AttemptOutcome = 'delivered' | 'retryable' | 'permanent' | 'skipped';
+
+export interface AttemptResult {
+  outcome: AttemptOutcome;
+  /** The HTTP status, when the destination answered. */
+  status?: number;
+  /** The network error, or why the attempt was skipped. */
+  error?: string;
+  /** What Retry-After asked for, in milliseconds. */
+  retryAfterMs?: number;
+  /** The start of the answer's body, for an operator (see responseExcerpt). */
+  excerpt?: string;
+  latencyMs: number;
+}
+
+/** How an HTTP status is treated, the same for every destination. */
+export function classifyStatus(status: number): 'delivered' | 'retryable' | 'permanent' {
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 401 || status === 403 || status === 408 || status === 429 || status >= 500) return 'retryable';
+  return 'permanent';
+}
+
+const emailPattern = /[^\s@"'<>()[\],;:]+@[^\s@"'<>()[\],;:]+\.[^\s@"'<>()[\],;:]+/g;
+const maxExcerpt = 200;
+
+/** The start of a response body for the delivery log: one line, e-mail addresses masked, at most 200 characters. */
+export function responseExcerpt(body: string): string {
+  const line = body.replace(/\s+/g, ' ').trim().replace(emailPattern, '[email]');
+  return line.length <= maxExcerpt ? line : `${line.slice(0, maxExcerpt - 1)}…`;
+}
+
+/** What the queue does with the message after an attempt. */
+export type DeliveryDecision = { action: 'done' } | { action: 'retry'; delayMs: number } | { action: 'dead-letter'; reason: string };
+
+export interface AttemptContext {
+  /** 1 for the first attempt. */
+  attempt: number;
+  /** When the queue first received the event: the retry window runs from there. */
+  queuedAt: Date;
+  now: Date;
+}
+
+/** The next step after an attempt: retry with backoff (or what Retry-After asked) within the window, else dead-letter. */
+export function nextStep(result: AttemptResult, context: AttemptContext, policy: DeliveryPolicy, random: () => number = Math.random): DeliveryDecision {
+  if (result.outcome === 'delivered' || result.outcome === 'skipped') return { action: 'done' };
+  const cause = result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'no answer');
+  if (result.outcome === 'permanent') return { action: 'dead-letter', reason: `${cause}: the destination refused it, a retry would not change that` };
+  const delayMs =
+    result.retryAfterMs !== undefined
+      ? Math.min(result.retryAfterMs, policy.maxRetryAfterMs)
+      : Math.max(1000, random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (context.attempt - 1)));
+  const deadline = context.queuedAt.getTime() + policy.retryWindowMs;
+  if (context.now.getTime() + delayMs > deadline) {
+    return { action: 'dead-letter', reason: `${cause} after ${context.attempt} attempt(s) over ${Math.round((context.now.getTime() - context.queuedAt.getTime()) / 60_000)} min: the retry window has passed` };
+  }
+  return { action: 'retry', delayMs };
+}
+
+/** One line of the delivery log: no personal data (ids, keys, statuses and a masked excerpt only). */
+export interface DeliveryLogEntry {
+  at: string;
+  destination: string;
+  kind: NotifierKind;
+  idempotencyKey: string;
+  detailType: LeadEvent['detailType'];
+  workspace: string;
+  entity: { type: string; id: string };
+  attempt: number;
+  /** An attempt's outcome, or `duplicate` (already delivered, nothing sent) or `superseded` (a newer transition of the lead was applied). */
+  outcome: AttemptOutcome | 'duplicate' | 'superseded';
+  /** What the queue did next. */
+  next: DeliveryDecision['action'];
+  status?: number;
+  error?: string;
+  latencyMs?: number;
+  excerpt?: string;
+  /** A sample from `pql-radar destinations test`. */
+  test?: boolean;
+}
+
+/** The delivery log and the record of what each destination took, by idempotency key (with a TTL). */
+export interface DeliveryLedger {
+  /** Whether the destination took this idempotency key already. */
+  delivered(destination: string, idempotencyKey: string): Promise<boolean>;
+  /**
+   * For a CRM, whose record must end in the lead's latest state: when the destination last applied a transition of
+   * this lead (the event's evaluatedAt), if it did.
+   */
+  lastApplied(destination: string, event: LeadEvent): Promise<string | undefined>;
+  /** Logs an attempt; when it delivered, records the key (and, for a CRM, the transition's time) in the same write. */
+  record(entry: DeliveryLogEntry, event: LeadEvent): Promise<void>;
+}
+
+/** One destination, as the use case sees it. */
+export interface LeadDestination {
+  /** Stable id, unique in the deployment: `<route>-<kind>-<n>`, or `crm-hubspot-<n>`. */
+  id: string;
+  kind: NotifierKind;
+  /** A CRM keeps state: an older transition arriving after a newer one is not applied. */
+  keepsState: boolean;
+  send(event: LeadEvent): Promise<AttemptResult>;
+}
+
+/**
+ * Delivers a lead event to a destination once: skips a key the destination already took (a redelivery, a replay,
+ * an evaluator that published again after a crash), and, for a CRM, a transition older than one already applied.
+ * Every attempt and skip is logged. Returns what the queue should do with the message.
+ */
+export async function deliverLeadEvent(
+  event: LeadEvent,
+  ports: { destination: LeadDestination; ledger: DeliveryLedger },
+  context: AttemptContext,
+  policy: DeliveryPolicy = defaultDeliveryPolicy,
+): Promise<DeliveryDecision> {
+  const { destination, ledger } = ports;
+  const { detail } = event;
+  const base = {
+    destination: destination.id,
+    kind: destination.kind,
+    idempotencyKey: detail.idempotencyKey,
+    detailType: event.detailType,
+    workspace: detail.workspace,
+    entity: { type: detail.entity.type, id: detail.entity.id },
+    attempt: context.attempt,
+    ...(detail.test ? { test: true } : {}),
+  };
+  if (await ledger.delivered(destination.id, detail.idempotencyKey)) {
+    await ledger.record({ ...base, at: context.now.toISOString(), outcome: 'duplicate', next: 'done' }, event);
+    return { action: 'done' };
+  }
+  if (destination.keepsState && !detail.test) {
+    const applied = await ledger.lastApplied(destination.id, event);
+    if (applied !== undefined && applied > detail.evaluatedAt) {
+      await ledger.record({ ...base, at: context.now.toISOString(), outcome: 'superseded', next: 'done' }, event);
+      return { action: 'done' };
+    }
+  }
+  const result = await destination.send(event);
+  const decision = nextStep(result, context, policy);
+  const entry: DeliveryLogEntry = { ...base, at: context.now.toISOString(), outcome: result.outcome, next: decision.action, latencyMs: result.latencyMs };
+  if (result.status !== undefined) entry.status = result.status;
+  if (result.error !== undefined) entry.error = result.error;
+  if (result.excerpt !== undefined) entry.excerpt = result.excerpt;
+  if (decision.action === 'dead-letter') entry.error = decision.reason;
+  await ledger.record(entry, event);
+  return decision;
+}
+
+/**
+ * The sample lead `pql-radar destinations test` sends through the real path: marked `test: true` in the detail and
+ * TEST in its summary, with a fresh idempotency key, so no one mistakes it for a lead and no deduplication hides it.
+ */
+export function testLeadEvent(route: string, workspace: string, now: Date, key: string): LeadEvent {
+  const evaluatedAt = now.toISOString();
+  return {
+    detailType: 'Lead Qualified',
+    detail: {
+      workspace,
+      entity: { type: 'user', id: 'pql-radar-test-lead' },
+      tier: 'TEST',
+      previousTier: null,
+      score: { total: 0, engagement: 0, fit: 0 },
+      signals: [],
+      route,
+      rulesetVersion: 'test',
+      evaluatedAt,
+      idempotencyKey: `test-${key}`,
+      reasons: ['a test from pql-radar destinations test: no one qualified'],
+      summary: `TEST from pql-radar destinations test (route ${route}): not a lead, act on nothing`,
+      test: true,
+      context: { traits: {}, firstSeen: null, lastSeen: null, topEvents: [] },
+    },
+  };
+}
