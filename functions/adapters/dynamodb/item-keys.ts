@@ -46,6 +46,22 @@ export const outboxSortKey = (evaluatedAt: string, idempotencyKey: string) => `$
 export const metaPartitionKey = 'META';
 /** The shard count of the deployment writing to the table, for `pql-radar evaluate` (shard-count.ts). */
 export const shardCountSortKey = 'SHARDS';
+/** A destination of the deployment (or of the local runtime), for the delivery commands of the CLI. */
+export const destinationSortKeyPrefix = 'DESTINATION#';
+export const destinationSortKey = (id: string) => `${destinationSortKeyPrefix}${id}`;
+/** The delivery log: one partition per UTC day of attempts, newest last. */
+export const deliveryLogPartitionKey = (day: string) => `DELIVERIES#${day}`;
+export const deliveryLogSortKey = (at: string, destination: string, idempotencyKey: string, attempt: number, outcome: string) =>
+  `${at}#${destination}#${idempotencyKey}#${attempt}#${outcome}`;
+/** What a destination took: its idempotency keys, and for a CRM the time of the last transition applied per lead. */
+export const deliveredPartitionKey = (destination: string) => `DELIVERED#${destination}`;
+export const deliveredKeySortKey = (idempotencyKey: string) => `KEY#${idempotencyKey}`;
+export const appliedSortKey = (workspace: string, type: string, id: string) => `LEAD#${workspace}#${type}#${id}`;
+/** Every partition the notifier writes, as IAM `dynamodb:LeadingKeys` patterns. */
+export const deliveryPartitionsPatterns = ['DELIVERIES#*', 'DELIVERED#*'] as const;
+/** The local runtime's delivery queue of a destination and its dead letters (deployed, SQS holds both). */
+export const localQueuePartitionKey = (destination: string) => `DELIVERYQ#${destination}`;
+export const localDeadLetterPartitionKey = (destination: string) => `DEADLETTER#${destination}`;
 /** The ruleset version a shard last evaluated everyone with. */
 export const rulesetSortKey = (shard: string) => `RULESET#${shard}`;
 
