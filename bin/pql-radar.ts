@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { defaultLocalTableName } from '../functions/adapters/dynamodb/table-definition';
 import { addBacktestCommand } from '../functions/cli/backtest-command';
+import { addDeliveryCommands } from '../functions/cli/delivery-commands';
 import { addDevCommand } from '../functions/cli/dev-command';
 import { addDiscoverCommand } from '../functions/cli/discover-command';
 import { addEvaluateCommand } from '../functions/cli/evaluate-command';
@@ -29,6 +30,7 @@ addDiscoverCommand(program);
 addKeysCommands(program);
 addRejectedCommand(program);
 addWebhooksCommand(program);
+addDeliveryCommands(program);
 
 try {
   await program.parseAsync();

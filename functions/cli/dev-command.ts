@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { startDev } from '../local/dev';
-import { localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
 import { browserOrigin, defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
 
 type DevOptions = SinkOptions & { allowOrigin: string[]; port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number };
@@ -24,6 +24,7 @@ export function addDevCommand(program: Command) {
     const runtime = await startDev({
       ruleset,
       leads: localSinks(options),
+      destinations: localDestinations(options),
       evaluateEveryMs: options.evaluateEvery,
       onEvaluation: printRun,
       port: options.port,
@@ -59,6 +60,8 @@ Replay 30 days of a realistic sample product (users qualify, change tier and dro
 Other commands against this DynamoDB:
   npx pql-radar --endpoint ${runtime.endpoint} keys list
   npx pql-radar --endpoint ${runtime.endpoint} rejected list --workspace ${runtime.workspace}
+  npx pql-radar --endpoint ${runtime.endpoint} deliveries list        (every webhook attempt; --failed, --lead ID)
+  npx pql-radar --endpoint ${runtime.endpoint} destinations test '*'  (a marked sample lead to every webhook)
 
 Ctrl-C stops everything.`);
     let stopping = false;

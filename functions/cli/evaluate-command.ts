@@ -7,7 +7,8 @@ import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
 import { dayMs } from '../core/days';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
 import { createDynamoDbClient } from '../local/dynamodb-local';
-import { localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { LocalDeliveryWorker } from '../local/delivery-worker';
+import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
 
 type EvaluateOptions = SinkOptions & { once?: boolean; rules: string; shards?: number; evaluateEvery: number; eventBus?: string; at?: string };
@@ -37,9 +38,13 @@ export function addEvaluateCommand(program: Command) {
     const shards = await shardCountOf(client, table, options.shards);
     const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards });
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
-    const publisher = localSinks(options, bus);
+    const destinations = localDestinations(options);
+    // Webhooks are delivered through the same queues as `dev` delivers them: what a pass cannot deliver stays queued.
+    const deliveries = destinations.length > 0 ? new LocalDeliveryWorker({ client, tableName: table, destinations }) : undefined;
+    const publisher = localSinks(options, [...bus, ...(deliveries ? [deliveries] : [])]);
     for (;;) {
       const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(shards), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
+      await deliveries?.drain();
       if (options.once) {
         console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
         if (summary.unpublished.length > 0) process.exitCode = 1;

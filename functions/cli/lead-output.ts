@@ -1,7 +1,9 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { EvaluatorRunSummary } from '../core/evaluate-leads';
 import type { LeadPublisher } from '../core/ports';
-import { ConsoleLeadSink, FanOutLeadSink, JsonlLeadSink, WebhookLeadSink } from '../local/lead-sinks';
+import { staticSecret, webhookDestination } from '../adapters/destinations';
+import type { LeadDestination } from '../core/delivery';
+import { ConsoleLeadSink, FanOutLeadSink, JsonlLeadSink } from '../local/lead-sinks';
 import { collect } from './options';
 
 /** Where `dev` and `evaluate` send lead events, and how they print a run. */
@@ -22,17 +24,25 @@ export const sinkOptions = (command: Command) =>
       process.env['PQL_RADAR_WEBHOOK_SECRET'],
     );
 
-/** The local destinations of lead events: always the console, plus a JSONL file and webhooks when asked for. */
+/** Where lead events are written at once: always the console, plus a JSONL file when asked for. */
 export function localSinks(options: SinkOptions, extra: LeadPublisher[] = []): LeadPublisher {
+  return new FanOutLeadSink([new ConsoleLeadSink(), ...(options.leadsFile ? [new JsonlLeadSink(options.leadsFile)] : []), ...extra]);
+}
+
+/** The webhooks asked for, as destinations of the local delivery worker (queued, retried, deduplicated, logged). */
+export function localDestinations(options: SinkOptions): LeadDestination[] {
   if (options.webhook.length > 0 && !options.webhookSecret) {
     throw new InvalidArgumentError('--webhook needs --webhook-secret (or PQL_RADAR_WEBHOOK_SECRET): receivers verify the signature with it; `pql-radar webhooks secret` makes one');
   }
-  return new FanOutLeadSink([
-    new ConsoleLeadSink(),
-    ...(options.leadsFile ? [new JsonlLeadSink(options.leadsFile)] : []),
-    ...options.webhook.map((url) => new WebhookLeadSink({ url, secret: options.webhookSecret! })),
-    ...extra,
-  ]);
+  return options.webhook.map((url, index) => {
+    try {
+      const parsed = new URL(url);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error();
+    } catch {
+      throw new InvalidArgumentError(`--webhook ${url}: must be an http:// or https:// URL`);
+    }
+    return webhookDestination(`local-webhook-${index + 1}`, url, staticSecret(options.webhookSecret!));
+  });
 }
 
 export function printRun(summary: EvaluatorRunSummary) {

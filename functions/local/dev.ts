@@ -13,7 +13,9 @@ import { defaultDirtyShards } from '../shared/settings';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
-import { ConsoleLeadSink } from './lead-sinks';
+import { LocalDeliveryWorker } from './delivery-worker';
+import { ConsoleLeadSink, FanOutLeadSink } from './lead-sinks';
+import type { DeliveryPolicy, LeadDestination } from '../core/delivery';
 
 export interface DevOptions {
   /** Port of the ingest endpoint; 0 picks a free one. @default 3000 */
@@ -42,8 +44,14 @@ export interface DevOptions {
   observer?: IngestObserver;
   /** The rules the evaluator applies; without them only ingest runs. */
   ruleset?: Ruleset;
-  /** Where lead events go. @default the console */
+  /** Where lead events are written at once. @default the console */
   leads?: LeadPublisher;
+  /** Where lead events are delivered through the delivery queues (webhooks): retried, deduplicated, logged. @default none */
+  destinations?: readonly LeadDestination[];
+  /** Milliseconds between passes of the delivery worker; 0 delivers only when deliverOnce() is called. @default 1000 */
+  deliverEveryMs?: number;
+  /** Retries of the delivery worker. @default core/delivery's: 24 hours */
+  deliveryPolicy?: DeliveryPolicy;
   /** Milliseconds between evaluator runs; 0 runs it only when evaluateOnce() is called. @default 10000 */
   evaluateEveryMs?: number;
   /** Called with each timed run's summary, e.g. to print it. */
@@ -61,6 +69,8 @@ export interface DevRuntime {
   events: DynamoDbEventStore;
   keys: DynamoDbWriteKeyStore;
   evaluation: DynamoDbEvaluationStore;
+  /** The delivery queues, their worker and its log. */
+  deliveries: LocalDeliveryWorker;
   /**
    * One evaluator pass over every shard, as the deployed schedule does, at `now` (default: the clock when it
    * starts). It starts once the runs asked for before it, timed ones included, have finished.
@@ -84,6 +94,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   const endpoint = configuredEndpoint ?? dynamoDbLocal!.endpoint;
   const client = createDynamoDbClient(endpoint);
   let server: Server | undefined;
+  let deliveries: LocalDeliveryWorker | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
   /** The last run asked for; the next one starts only after it has settled. */
@@ -92,6 +103,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     stopping = true;
     clearTimeout(timer);
     await lastRun.catch(() => {});
+    await deliveries?.stop();
     if (server) {
       server.closeAllConnections();
       await new Promise((done) => server!.close(done));
@@ -118,7 +130,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     server = served.server;
 
     const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
-    const leads = options.leads ?? new ConsoleLeadSink();
+    deliveries = new LocalDeliveryWorker({ client, tableName, destinations: options.destinations ?? [], ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
+    await deliveries.register();
+    const deliverEvery = options.deliverEveryMs ?? 1000;
+    if (deliverEvery > 0) deliveries.start(deliverEvery);
+    const leads = new FanOutLeadSink([options.leads ?? new ConsoleLeadSink(), deliveries]);
     const evaluateOnce = (now?: Date) => {
       const ruleset = options.ruleset;
       if (!ruleset) throw new Error('no rules: start the local runtime with a rules file to evaluate');
@@ -145,7 +161,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       };
       scheduleRun();
     }
-    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, evaluation, evaluateOnce, stop };
+    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, evaluation, deliveries, evaluateOnce, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,13 +1,11 @@
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { deliverWebhook, signedLeadEventRequest, type WebhookDeliveryOptions } from '../adapters/webhook/delivery';
 import { leadEventEnvelope, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
 import type { LeadPublisher } from '../core/ports';
-import { parseWebhookSecrets } from '../core/webhook-signature';
 
 /**
- * Where lead events go when pql-radar runs locally (`npm start`) instead of on the EventBridge bus: the console,
- * a JSONL file and webhooks, usually all at once through FanOutLeadSink. Each is a LeadPublisher.
+ * Where lead events go when pql-radar runs locally (`npm start`) instead of on the EventBridge bus: the console and
+ * a JSONL file, with the delivery worker's queues (webhooks) through FanOutLeadSink. Each is a LeadPublisher.
  */
 
 const noFailures = (): { failed: string[] } => ({ failed: [] });
@@ -133,99 +131,13 @@ async function endsWithPartialLine(path: string): Promise<boolean> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Webhook
-
-export interface WebhookDeliveryFailure {
-  idempotencyKey: string;
-  attempts: number;
-  /** The last HTTP status, when the receiver answered. */
-  status?: number;
-  /** The last network error, when it did not. */
-  error?: string;
-}
-
-export interface WebhookLeadSinkOptions extends WebhookDeliveryOptions {
-  /** http(s) URL the events are POSTed to. */
-  url: string;
-  /** The Standard Webhooks secret (`whsec_...`), or several separated by spaces during a rotation. */
-  secret: string;
-  /** Events of different entities delivered at once; one entity's events always go in order. @default 4 */
-  concurrency?: number;
-  /** Told about each event given up on. @default a console.warn line naming the origin, key and cause */
-  onFailure?: (failure: WebhookDeliveryFailure) => void;
-}
-
-/**
- * POSTs each event, signed per Standard Webhooks, through the webhook delivery adapter (timeout, retries with backoff, Retry-After),
- * one entity's events in order and several entities at once.
- */
-export class WebhookLeadSink implements LeadPublisher {
-  readonly url: string;
-  readonly #secrets: readonly string[];
-  readonly #concurrency: number;
-  readonly #delivery: WebhookDeliveryOptions;
-  readonly #onFailure: (failure: WebhookDeliveryFailure) => void;
-
-  constructor({ url, secret, concurrency, onFailure, ...delivery }: WebhookLeadSinkOptions) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new Error('webhook url is not a valid URL');
-    }
-    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('webhook url must be http or https');
-    this.url = url;
-    this.#secrets = parseWebhookSecrets(secret);
-    this.#concurrency = Math.max(1, Math.floor(concurrency ?? 4));
-    this.#delivery = delivery;
-    // Only the origin: webhook URLs (Slack's, for one) often carry their secret in the path.
-    const origin = parsed.origin;
-    this.#onFailure =
-      onFailure ??
-      ((failure) =>
-        console.warn(
-          `pql-radar: webhook ${origin}: lead ${failure.idempotencyKey} not delivered after ${failure.attempts} attempt(s): ${failure.status !== undefined ? `HTTP ${failure.status}` : failure.error}`,
-        ));
-  }
-
-  async publish(events: readonly LeadEvent[]): Promise<{ failed: string[] }> {
-    // One queue per entity, so a receiver sees one lead's transitions in order; entities go in parallel.
-    const queues = new Map<string, LeadEvent[]>();
-    for (const event of events) {
-      const { workspace, entity } = event.detail;
-      const id = JSON.stringify([workspace, entity.type, entity.id]);
-      const queue = queues.get(id);
-      if (queue) queue.push(event);
-      else queues.set(id, [event]);
-    }
-    const pending = [...queues.values()];
-    const failed: string[] = [];
-    const worker = async () => {
-      for (let queue = pending.shift(); queue; queue = pending.shift()) {
-        for (const event of queue) {
-          if (!(await this.#deliver(event))) failed.push(event.detail.idempotencyKey);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, pending.length) }, worker));
-    return { failed };
-  }
-
-  async #deliver(event: LeadEvent): Promise<boolean> {
-    const { delivered, ...outcome } = await deliverWebhook(this.url, (nowMs) => signedLeadEventRequest(event, this.#secrets, nowMs), this.#delivery);
-    if (!delivered) this.#onFailure({ idempotencyKey: event.detail.idempotencyKey, ...outcome });
-    return delivered;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // Fan-out
 
 /**
  * Publishes every event to every sink, in parallel. An event counts as failed if any sink failed it (a sink that
  * throws fails all of the call's events). When the caller publishes a failed event again, it goes only to the
  * sinks that have not had it yet: this sink remembers the last `rememberDelivered` keys each sink took, so a
- * webhook that is down does not make the console and the JSONL file repeat the lead on every retry.
+ * queue that cannot be written does not make the console and the JSONL file repeat the lead on every retry.
  */
 export class FanOutLeadSink implements LeadPublisher {
   readonly #delivered: Set<string>[];

@@ -1,93 +1,154 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import type { Context } from 'aws-lambda';
+import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { deliverWebhook, signedLeadEventRequest, type WebhookRequest } from '../adapters/webhook/delivery';
-import { parseWebhookSecrets } from '../core/webhook-signature';
+import { DynamoDbDeliveryLedger } from '../adapters/dynamodb/delivery-ledger';
+import { cachedSecret, slackDestination, webhookDestination, type SecretSource } from '../adapters/destinations';
+import { Pacer } from '../adapters/pacer';
+import { defaultDeliveryPolicy, deliverLeadEvent, notifierKinds, type DeliveryDecision, type LeadDestination } from '../core/delivery';
 import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
 import { logger, metrics } from '../shared/powertools';
-import { slackMessage } from './format';
-
-const httpsUrl = z
-  .string()
-  .url()
-  .refine((url) => url.startsWith('https://'), 'must be an https:// URL');
-
-const environment = z
-  .discriminatedUnion('DESTINATION_TYPE', [
-    z.object({
-      DESTINATION_TYPE: z.literal('slack'),
-      /** Its value is the incoming-webhook URL. */
-      SECRET_ARN: z.string().min(1),
-      ENTITY_URL_TEMPLATE: z.string().url().optional(),
-    }),
-    z.object({
-      DESTINATION_TYPE: z.literal('webhook'),
-      /** Its value signs the requests. */
-      SECRET_ARN: z.string().min(1),
-      WEBHOOK_URL: httpsUrl,
-    }),
-  ])
-  .parse(process.env);
-
-const secrets = new SecretsManagerClient({});
-let secretValue: Promise<string> | undefined;
-
-/** Read once per execution environment; a failed read is not cached, so the retry reads again. */
-function secret(): Promise<string> {
-  secretValue ??= secrets
-    .send(new GetSecretValueCommand({ SecretId: environment.SECRET_ARN }))
-    .then((output) => {
-      const value = output.SecretString?.trim();
-      if (!value) throw new Error('the secret has no string value');
-      return value;
-    })
-    .catch((error: unknown) => {
-      secretValue = undefined;
-      throw error;
-    });
-  return secretValue;
-}
-
-const eventSchema = z.object({ 'detail-type': z.enum(leadEventTypes), detail: leadEventDetailSchema });
-
-async function destination(event: LeadEvent): Promise<{ url: string; request: (nowMs: number) => WebhookRequest }> {
-  if (environment.DESTINATION_TYPE === 'webhook') {
-    // Several secrets in the value (space-separated) during a rotation: each signs, a receiver holding either verifies.
-    const secrets = parseWebhookSecrets(await secret());
-    return { url: environment.WEBHOOK_URL, request: (nowMs) => signedLeadEventRequest(event, secrets, nowMs) };
-  }
-  const url = httpsUrl.safeParse(await secret());
-  // The URL is the secret: the error names the problem, never the value.
-  if (!url.success) throw new Error('the Slack secret is not an https:// incoming-webhook URL');
-  const request = { headers: { 'content-type': 'application/json' }, body: JSON.stringify(slackMessage(event.detail, environment.ENTITY_URL_TEMPLATE)) };
-  return { url: url.data, request: () => request };
-}
+import { defaultDeliveryLogDays, defaultDeliveryRetryHours, environmentNames as names, metricNames } from '../shared/settings';
 
 /**
- * Invoked asynchronously by the route's rule with the whole EventBridge event. Throws on anything but a 2xx
- * answer, so Lambda retries and then sends the event to the destination's dead-letter queue.
+ * The notifier of one destination (Slack, a signed webhook, HubSpot), fed by the destination's SQS FIFO delivery
+ * queue, which its EventBridge rule fills. For each message, in order: core/delivery's one attempt (deduplicated on
+ * the idempotency key, logged), then what the queue should do: delete it, hide it until the backoff or Retry-After
+ * has passed (the message and everything after it in the batch are reported failed, so the FIFO group waits), or,
+ * once the retry window has passed, move it to the dead-letter queue.
  */
-export async function handler(input: unknown, context: Context): Promise<void> {
-  logger.addContext(context);
-  const parsed = eventSchema.parse(input);
-  const event: LeadEvent = { detailType: parsed['detail-type'], detail: parsed.detail };
-  const log = { destination: environment.DESTINATION_TYPE, idempotencyKey: event.detail.idempotencyKey };
-  try {
-    const { url, request } = await destination(event);
-    // One attempt, under the function's 10 s timeout: Lambda retries a failed invocation, then the destination's
-    // dead-letter queue keeps the event, so a slow receiver ends in a logged error rather than a timeout.
-    const result = await deliverWebhook(url, request, { maxAttempts: 1, timeoutMs: 8_000 });
-    if (!result.delivered) {
-      throw new Error(`${environment.DESTINATION_TYPE} ${result.status !== undefined ? `answered HTTP ${result.status}` : `could not be reached: ${result.error}`}`);
+
+const environment = z
+  .object({
+    [names.tableName]: z.string().min(1),
+    [names.destinationId]: z.string().min(1),
+    [names.destinationKind]: z.enum(notifierKinds),
+    /** Slack: the incoming-webhook URL; webhook: the whsec_ signing secret(s); hubspot: the private-app token. */
+    [names.secretArn]: z.string().min(1),
+    [names.webhookUrl]: z.string().url().optional(),
+    [names.entityUrlTemplate]: z.string().url().optional(),
+    [names.companyIdProperty]: z.string().min(1).optional(),
+    [names.requestsPerSecond]: z.coerce.number().positive(),
+    [names.retryHours]: z.coerce.number().positive().default(defaultDeliveryRetryHours),
+    [names.deliveryLogDays]: z.coerce.number().int().positive().default(defaultDeliveryLogDays),
+    [names.queueUrl]: z.string().url(),
+    [names.deadLetterQueueUrl]: z.string().url(),
+  })
+  .parse(process.env);
+
+const secretsManager = new SecretsManagerClient({});
+const sqs = new SQSClient({});
+const ledger = new DynamoDbDeliveryLedger(new DynamoDBClient({}), environment[names.tableName], environment[names.deliveryLogDays]);
+const policy = { ...defaultDeliveryPolicy, retryWindowMs: environment[names.retryHours] * 3_600_000 };
+const pacer = new Pacer(environment[names.requestsPerSecond]);
+const destinationId = environment[names.destinationId];
+
+/** Read at run time, cached for five minutes: rotating the secret needs no deploy. */
+const secret: SecretSource = cachedSecret(async () => {
+  const output = await secretsManager.send(new GetSecretValueCommand({ SecretId: environment[names.secretArn] }));
+  const value = output.SecretString?.trim();
+  if (!value) throw new Error('the secret has no string value');
+  return value;
+});
+
+function destination(): LeadDestination {
+  const kind = environment[names.destinationKind];
+  // The attempt stays well inside the function's timeout, which covers a batch of ten.
+  const options = { timeoutMs: 5_000 };
+  switch (kind) {
+    case 'slack':
+      return slackDestination(destinationId, secret, environment[names.entityUrlTemplate], options);
+    case 'webhook': {
+      const url = environment[names.webhookUrl];
+      if (url === undefined) throw new Error(`${names.webhookUrl} is required for a webhook destination`);
+      return webhookDestination(destinationId, url, secret, options);
     }
-    logger.info('lead event delivered', { ...log, status: result.status });
-    metrics.addMetric('LeadNotificationsDelivered', MetricUnit.Count, 1);
-  } catch (error) {
-    logger.error('lead event not delivered', { ...log, error: error as Error });
-    metrics.addMetric('LeadNotificationsFailed', MetricUnit.Count, 1);
-    throw error;
+    case 'hubspot':
+      throw new Error('hubspot is not wired yet');
+  }
+}
+const target = destination();
+
+const envelopeSchema = z.object({ 'detail-type': z.enum(leadEventTypes), detail: leadEventDetailSchema });
+
+function leadEventOf(record: SQSRecord): LeadEvent {
+  const parsed = envelopeSchema.parse(JSON.parse(record.body));
+  return { detailType: parsed['detail-type'], detail: parsed.detail };
+}
+
+/** SQS hides a message for at most twelve hours. */
+const maxVisibilitySeconds = 12 * 60 * 60;
+
+export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  logger.addContext(context);
+  const failed: string[] = [];
+  try {
+    for (const record of event.Records) {
+      // FIFO: once a message waits, the ones after it wait too, so the destination sees them in order.
+      if (failed.length > 0) {
+        failed.push(record.messageId);
+        continue;
+      }
+      const decision = await deliver(record);
+      if (decision.action === 'retry') failed.push(record.messageId);
+    }
   } finally {
     metrics.publishStoredMetrics();
   }
+  return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+}
+
+async function deliver(record: SQSRecord): Promise<DeliveryDecision> {
+  let lead: LeadEvent;
+  try {
+    lead = leadEventOf(record);
+  } catch (error) {
+    // Not a lead event (a message sent to the queue by hand): no retry can fix it, the dead-letter queue keeps it.
+    return settle(record, undefined, { action: 'dead-letter', reason: `not a lead event: ${(error as Error).message.slice(0, 300)}` });
+  }
+  try {
+    await pacer.wait();
+    const context = { attempt: Number(record.attributes.ApproximateReceiveCount), queuedAt: new Date(Number(record.attributes.SentTimestamp)), now: new Date() };
+    return await settle(record, lead, await deliverLeadEvent(lead, { destination: target, ledger }, context, policy));
+  } catch (error) {
+    // The ledger could not be read or written: try again after the queue's visibility timeout.
+    logger.error('lead event delivery failed', { destination: destinationId, idempotencyKey: lead.detail.idempotencyKey, error: error as Error });
+    return { action: 'retry', delayMs: 0 };
+  }
+}
+
+async function settle(record: SQSRecord, lead: LeadEvent | undefined, decision: DeliveryDecision): Promise<DeliveryDecision> {
+  const log = { destination: destinationId, idempotencyKey: lead?.detail.idempotencyKey, attempt: Number(record.attributes.ApproximateReceiveCount) };
+  switch (decision.action) {
+    case 'done':
+      metrics.addMetric(metricNames.leadDeliveries, MetricUnit.Count, 1);
+      break;
+    case 'retry':
+      await sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: environment[names.queueUrl],
+          ReceiptHandle: record.receiptHandle,
+          VisibilityTimeout: Math.min(maxVisibilitySeconds, Math.ceil(decision.delayMs / 1000)),
+        }),
+      );
+      logger.info('lead event delivery retried later', { ...log, delaySeconds: Math.ceil(decision.delayMs / 1000) });
+      metrics.addMetric(metricNames.leadDeliveriesRetried, MetricUnit.Count, 1);
+      break;
+    case 'dead-letter':
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: environment[names.deadLetterQueueUrl],
+          MessageBody: record.body,
+          MessageGroupId: destinationId,
+          MessageDeduplicationId: record.messageId,
+          MessageAttributes: { reason: { DataType: 'String', StringValue: decision.reason.slice(0, 1000) } },
+        }),
+      );
+      logger.warn('lead event moved to the dead-letter queue', { ...log, reason: decision.reason });
+      metrics.addMetric(metricNames.leadDeliveriesDeadLettered, MetricUnit.Count, 1);
+      break;
+  }
+  return decision;
 }

@@ -40,6 +40,7 @@ export const environmentNames = {
   requestsPerSecond: 'REQUESTS_PER_SECOND',
   retryHours: 'RETRY_HOURS',
   deliveryLogDays: 'DELIVERY_LOG_DAYS',
+  queueUrl: 'QUEUE_URL',
   deadLetterQueueUrl: 'DEAD_LETTER_QUEUE_URL',
   /** Powertools' own variables: the service name is the one dimension of every custom metric. */
   serviceName: 'POWERTOOLS_SERVICE_NAME',

@@ -10,7 +10,7 @@ import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { generateWebhookSecret, webhookHeaders } from '../../functions/core/webhook-signature';
 import { verifiedByLibrary } from '../support/webhooks';
 import { WebhookLeadSink } from '../../functions/local/lead-sinks';
-import { entityUrl, slackMessage, type SlackBlock, type SlackMessage } from '../../functions/notifier/format';
+import { entityUrl, slackMessage, type SlackBlock, type SlackMessage } from '../../functions/core/slack-message';
 import { emailInput, hubspotInput, type InputTransformer } from '../../lib/lead-fanout';
 import { factsFor } from '../support/facts';
 import { lambdaContext } from '../support/lambda-context';

@@ -1,4 +1,4 @@
-import { leadEventType, type LeadEventDetail } from '../core/lead-event';
+import { leadEventType, type LeadEventDetail } from './lead-event';
 
 /** What the notifier sends to Slack, as a pure function of a lead event: a Block Kit message. */
 

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import type { AttemptResult, LeadDestination } from '../core/delivery';
+import type { LeadEvent } from '../core/lead-event';
+import { parseWebhookSecrets } from '../core/webhook-signature';
+import { slackMessage } from '../core/slack-message';
+import { httpAttempt, signedLeadEventRequest, type HttpAttemptOptions } from './webhook/delivery';
+
+/**
+ * The destinations pql-radar delivers to itself, as core/delivery's LeadDestination: a signed webhook, Slack, and
+ * (adapters/hubspot) HubSpot. The same objects serve the notifier Lambda and the local runtime's worker.
+ */
+
+/** A credential read when needed: cached for a while, and read again at once after the destination refused it. */
+export interface SecretSource {
+  value(): Promise<string>;
+  /** Called after a 401 or 403, so a rotated secret is picked up on the next attempt, with no deploy. */
+  invalidate(): void;
+}
+
+export const staticSecret = (value: string): SecretSource => ({ value: async () => value, invalidate: () => {} });
+
+/** Reads through `read` at most every `ttlMs`; a failed read is not cached. */
+export function cachedSecret(read: () => Promise<string>, ttlMs = 5 * 60_000, now: () => number = Date.now): SecretSource {
+  let cached: { value: Promise<string>; at: number } | undefined;
+  return {
+    value() {
+      if (cached === undefined || now() - cached.at > ttlMs) {
+        const value = read();
+        cached = { value, at: now() };
+        value.catch(() => (cached = undefined));
+      }
+      return cached.value;
+    },
+    invalidate: () => (cached = undefined),
+  };
+}
+
+const httpsUrl = z.string().url().refine((url) => url.startsWith('https://'), 'must be an https:// URL');
+
+/** The attempt, with the credential dropped from the cache when the destination refused it. */
+async function attemptWith(secret: SecretSource, attempt: (value: string) => Promise<AttemptResult>): Promise<AttemptResult> {
+  let value: string;
+  try {
+    value = await secret.value();
+  } catch (error) {
+    // Retryable: a secret that cannot be read now (throttled, not created yet) may be readable later.
+    return { outcome: 'retryable', error: `the destination's secret could not be read: ${(error as Error).message}`, latencyMs: 0 };
+  }
+  const result = await attempt(value);
+  if (result.status === 401 || result.status === 403) secret.invalidate();
+  return result;
+}
+
+/** POSTs the lead event envelope to `url`, signed per Standard Webhooks with the secret's `whsec_` secrets. */
+export function webhookDestination(id: string, url: string, secret: SecretSource, options: HttpAttemptOptions = {}): LeadDestination {
+  return {
+    id,
+    kind: 'webhook',
+    keepsState: false,
+    send: (event: LeadEvent) =>
+      attemptWith(secret, (value) => {
+        const request = signedLeadEventRequest(event, parseWebhookSecrets(value), (options.now ?? Date.now)());
+        return httpAttempt(url, { method: 'POST', ...request }, options);
+      }),
+  };
+}
+
+/** POSTs a Block Kit message to Slack's incoming webhook, whose URL is the secret. */
+export function slackDestination(id: string, webhookUrl: SecretSource, entityUrlTemplate: string | undefined, options: HttpAttemptOptions = {}): LeadDestination {
+  return {
+    id,
+    kind: 'slack',
+    keepsState: false,
+    send: (event: LeadEvent) =>
+      attemptWith(webhookUrl, async (value) => {
+        const url = httpsUrl.safeParse(value.trim());
+        // The URL is the secret: the error names the problem, never the value.
+        if (!url.success) return { outcome: 'permanent', error: 'the Slack secret is not an https:// incoming-webhook URL', latencyMs: 0 };
+        const body = JSON.stringify(slackMessage(event.detail, entityUrlTemplate));
+        return httpAttempt(url.data, { method: 'POST', headers: { 'content-type': 'application/json' }, body }, options);
+      }),
+  };
+}

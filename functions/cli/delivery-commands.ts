@@ -1,0 +1,201 @@
+import { EventBridgeClient, PutEventsCommand, StartReplayCommand } from '@aws-sdk/client-eventbridge';
+import { GetQueueAttributesCommand, SQSClient, StartMessageMoveTaskCommand } from '@aws-sdk/client-sqs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DynamoDbDeliveryLedger } from '../adapters/dynamodb/delivery-ledger';
+import { DynamoDbDestinationRegistry, type DestinationRecord } from '../adapters/dynamodb/destination-registry';
+import { TableDeliveryQueue } from '../adapters/dynamodb/table-delivery-queue';
+import { testLeadEvent, type DeliveryLogEntry } from '../core/delivery';
+import { dayMs } from '../core/days';
+import { leadEventSource } from '../core/lead-event';
+import { defaultDeliveryLogDays } from '../shared/settings';
+import { integer, storage } from './options';
+
+/**
+ * `pql-radar deliveries list`, `destinations list|test|replay` and `dlq list|redrive`: the delivery log and the
+ * destinations of a deployment (its table records them) or of the local runtime, by the same commands.
+ */
+
+/** `7d`, `12h`, `30m`: how far back. */
+const age = (name: string) => (value: string) => {
+  const match = /^(\d+)(d|h|m)$/.exec(value);
+  if (!match) throw new InvalidArgumentError(`${name} must be an age such as 7d, 12h or 30m`);
+  return Number(match[1]) * { d: dayMs, h: 3_600_000, m: 60_000 }[match[2] as 'd' | 'h' | 'm'];
+};
+
+const isoTime = (name: string) => (value: string) => {
+  const at = new Date(value);
+  if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(`${name} must be an ISO 8601 time, e.g. 2026-11-30T09:00:00Z`);
+  return at;
+};
+
+function formatEntry(entry: DeliveryLogEntry): string {
+  const answer = entry.status !== undefined ? `HTTP ${entry.status}` : (entry.error ?? '');
+  const parts = [
+    entry.at,
+    entry.destination,
+    `${entry.outcome}${entry.next === 'done' ? '' : ` -> ${entry.next}`}`,
+    `${entry.detailType} ${entry.entity.type} ${entry.entity.id}`,
+    `attempt ${entry.attempt}`,
+    ...(answer ? [answer] : []),
+    ...(entry.latencyMs !== undefined ? [`${entry.latencyMs} ms`] : []),
+    `key ${entry.idempotencyKey}`,
+    ...(entry.test ? ['TEST'] : []),
+    ...(entry.status !== undefined && entry.error ? [entry.error] : []),
+    ...(entry.excerpt ? [`"${entry.excerpt}"`] : []),
+  ];
+  return parts.join('  ');
+}
+
+export function addDeliveryCommands(program: Command) {
+  const registry = () => {
+    const { client, tableName } = storage(program);
+    return new DynamoDbDestinationRegistry(client, tableName);
+  };
+  const find = async (id: string): Promise<DestinationRecord> => {
+    const all = await registry().list();
+    const found = all.find((record) => record.id === id);
+    if (!found) throw new InvalidArgumentError(`no destination ${id}: the table records ${all.map((record) => record.id).join(', ') || 'none (deploy, or start `pql-radar dev --webhook URL`)'}`);
+    return found;
+  };
+
+  program
+    .command('deliveries')
+    .description('the delivery log: every attempt at a destination, with its status, latency and a short excerpt of the answer')
+    .command('list')
+    .description('list delivery attempts, newest first')
+    .option('--lead <id>', 'only the deliveries of this lead (user or account id)')
+    .option('--failed', 'only attempts that did not deliver')
+    .option('--since <age>', 'how far back, e.g. 7d, 12h or 30m (the log keeps 14 days by default)', age('--since'), defaultDeliveryLogDays * dayMs)
+    .option('--limit <n>', 'at most this many', integer('--limit'), 100)
+    .option('--json', 'one JSON object per line')
+    .action(async (options: { lead?: string; failed?: boolean; since: number; limit: number; json?: boolean }) => {
+      const { client, tableName } = storage(program);
+      const until = new Date();
+      const entries = await new DynamoDbDeliveryLedger(client, tableName, defaultDeliveryLogDays).list({
+        since: new Date(until.getTime() - options.since),
+        until,
+        limit: options.limit,
+        ...(options.lead !== undefined ? { lead: options.lead } : {}),
+        ...(options.failed ? { failed: true } : {}),
+      });
+      for (const entry of entries) console.log(options.json ? JSON.stringify(entry) : formatEntry(entry));
+      if (entries.length === 0 && !options.json) console.log('no deliveries');
+    });
+
+  const destinations = program.command('destinations').description('the destinations lead events are delivered to');
+  destinations
+    .command('list')
+    .description('the destinations the table records (the deployment\'s, or the local runtime\'s webhooks)')
+    .option('--json', 'one JSON object per line')
+    .action(async (options: { json?: boolean }) => {
+      const records = await registry().list();
+      for (const record of records) console.log(options.json ? JSON.stringify(record) : `${record.id}  ${record.kind}  route ${record.route}  via ${record.transport === 'table' ? 'the local runtime' : 'SQS/EventBridge'}`);
+      if (records.length === 0 && !options.json) console.log('no destinations recorded');
+    });
+
+  destinations
+    .command('test')
+    .argument('<route>', 'the route whose destinations get the sample (`*`: every destination of the local runtime)')
+    .description('send a clearly marked sample lead (test: true, TEST in its summary) through the real path, and show what each destination answered')
+    .option('--workspace <name>', 'workspace named in the sample', 'default')
+    .option('--wait <seconds>', 'how long to wait for the attempts', integer('--wait'), 30)
+    .action(async (route: string, options: { workspace: string; wait: number }) => {
+      const records = (await registry().list()).filter((record) => record.route === route || record.route === '*' || route === '*');
+      if (records.length === 0) throw new InvalidArgumentError(`no destination receives route ${route}`);
+      const now = new Date();
+      const event = testLeadEvent(route === '*' ? 'test' : route, options.workspace, now, randomUUID());
+      const deployed = records.find((record) => record.transport === 'sqs' && record.eventBusName !== undefined);
+      if (deployed) {
+        const result = await new EventBridgeClient({}).send(
+          new PutEventsCommand({ Entries: [{ EventBusName: deployed.eventBusName, Source: leadEventSource, DetailType: event.detailType, Detail: JSON.stringify(event.detail) }] }),
+        );
+        if (result.FailedEntryCount) throw new Error(`the bus refused the sample: ${result.Entries?.[0]?.ErrorMessage ?? 'unknown error'}`);
+      }
+      const { client, tableName } = storage(program);
+      const queue = new TableDeliveryQueue(client, tableName);
+      for (const record of records.filter((record) => record.transport === 'table')) await queue.enqueue(record.id, [event], now);
+      console.log(`sent test lead ${event.detail.idempotencyKey} to ${records.map((record) => record.id).join(', ')}`);
+
+      // Only notifier destinations log attempts; e-mail, queues and functions take the event from EventBridge.
+      const logged = records.filter((record) => record.kind === 'slack' || record.kind === 'webhook' || record.kind === 'hubspot');
+      const ledger = new DynamoDbDeliveryLedger(client, tableName, defaultDeliveryLogDays);
+      const deadline = Date.now() + options.wait * 1000;
+      let entries: DeliveryLogEntry[] = [];
+      for (;;) {
+        entries = (await ledger.list({ since: now, until: new Date(Date.now() + 60_000), limit: 1000 })).filter((entry) => entry.idempotencyKey === event.detail.idempotencyKey);
+        const settled = new Set(entries.filter((entry) => entry.next !== 'retry').map((entry) => entry.destination));
+        if (logged.every((record) => settled.has(record.id)) || Date.now() > deadline) break;
+        await delay(1000);
+      }
+      for (const entry of entries.reverse()) console.log(formatEntry(entry));
+      const delivered = new Set(entries.filter((entry) => entry.outcome === 'delivered').map((entry) => entry.destination));
+      const missing = logged.filter((record) => !delivered.has(record.id)).map((record) => record.id);
+      if (missing.length > 0) {
+        console.log(`not delivered (yet) to: ${missing.join(', ')}: see \`pql-radar deliveries list --lead pql-radar-test-lead\``);
+        process.exitCode = 1;
+      }
+    });
+
+  destinations
+    .command('replay')
+    .argument('<destination>', 'the destination id (`destinations list`)')
+    .description('replay archived lead events to this one destination (its rule alone); what it already took within the log\'s days is skipped')
+    .requiredOption('--from <time>', 'first event time, ISO 8601', isoTime('--from'))
+    .option('--to <time>', 'last event time, ISO 8601 (default: now)', isoTime('--to'))
+    .action(async (id: string, options: { from: Date; to?: Date }) => {
+      const record = await find(id);
+      if (!record.archiveArn || !record.ruleArn || !record.eventBusName) throw new InvalidArgumentError(`${id} is not a deployed destination: the local runtime keeps no archive`);
+      // arn:<partition>:events:<region>:<account>:archive/<name>: the bus lives beside it.
+      const [arnPrefix] = record.archiveArn.split(':archive/');
+      const name = `${id}-${Date.now()}`.slice(0, 64);
+      await new EventBridgeClient({}).send(
+        new StartReplayCommand({
+          ReplayName: name,
+          EventSourceArn: record.archiveArn,
+          EventStartTime: options.from,
+          EventEndTime: options.to ?? new Date(),
+          Destination: { Arn: `${arnPrefix}:event-bus/${record.eventBusName}`, FilterArns: [record.ruleArn] },
+        }),
+      );
+      console.log(`replay ${name} started: aws events describe-replay --replay-name ${name}`);
+    });
+
+  const dlq = program.command('dlq').description('lead events a destination gave up on after its retry window');
+  dlq
+    .command('list')
+    .description('how many lead events each destination\'s dead-letter queue holds')
+    .action(async () => {
+      const { client, tableName } = storage(program);
+      for (const record of await registry().list()) {
+        if (record.transport === 'table') {
+          const letters = await new TableDeliveryQueue(client, tableName).deadLetters(record.id);
+          console.log(`${record.id}  ${letters.length} dead letter(s)`);
+          for (const letter of letters) console.log(`  ${letter.deadLetteredAt}  ${letter.event.detailType} ${letter.event.detail.entity.type} ${letter.event.detail.entity.id}  key ${letter.event.detail.idempotencyKey}  ${letter.reason}`);
+        } else if (record.deadLetterQueueUrl) {
+          const { Attributes } = await new SQSClient({}).send(new GetQueueAttributesCommand({ QueueUrl: record.deadLetterQueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+          console.log(`${record.id}  ${Attributes?.ApproximateNumberOfMessages ?? '?'} dead letter(s)  ${record.deadLetterQueueUrl}`);
+        }
+      }
+    });
+  dlq
+    .command('redrive')
+    .argument('<destination>', 'the destination id (`destinations list`)')
+    .description('send the destination\'s dead letters back to its delivery queue, with a fresh retry window')
+    .action(async (id: string) => {
+      const record = await find(id);
+      if (record.transport === 'table') {
+        const { client, tableName } = storage(program);
+        const count = await new TableDeliveryQueue(client, tableName).redrive(id, new Date());
+        console.log(`${count} dead letter(s) of ${id} queued again: the running \`pql-radar dev\` delivers them`);
+        return;
+      }
+      if (!record.queueArn || !record.deadLetterQueueArn) {
+        // E-mail, sqs and lambda targets: EventBridge's dead-letter queue has no source queue SQS could move back to.
+        throw new InvalidArgumentError(`${id} is delivered by EventBridge directly: replay it from the archive instead (pql-radar destinations replay ${id} --from ...)`);
+      }
+      const { TaskHandle } = await new SQSClient({}).send(new StartMessageMoveTaskCommand({ SourceArn: record.deadLetterQueueArn, DestinationArn: record.queueArn }));
+      console.log(`redrive of ${id} started (task ${TaskHandle}): its notifier delivers the events again, skipping any already delivered`);
+    });
+}
