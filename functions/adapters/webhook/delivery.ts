@@ -121,7 +121,8 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number 
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
-function describeError(error: unknown): string {
+/** A network error or timeout in one line: the message and, when there is one, the system error code (ECONNREFUSED…). */
+export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = (error as { cause?: unknown }).cause;
   const code = cause && typeof cause === 'object' && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
