@@ -1,0 +1,97 @@
+import { hubspotUpsert } from '../../core/crm-properties';
+import { classifyStatus, responseExcerpt, type AttemptResult } from '../../core/delivery';
+import type { LeadEvent } from '../../core/lead-event';
+import { describeError, parseRetryAfter } from '../webhook/delivery';
+
+/**
+ * The HubSpot destination: one attempt to leave a lead's contact or company in the state its latest transition
+ * describes (HubSpot's CRM v3 batch upsert), answered as an AttemptResult for the delivery queue to act on.
+ * E-mail addresses travel only in request bodies, never in URLs, errors or excerpts.
+ */
+
+export const defaultHubspotBaseUrl = 'https://api.hubapi.com';
+
+/** The property a test event checks: it exists once the pql_* properties were created. */
+const checkedProperty = 'pql_tier';
+
+export interface HubspotSyncOptions {
+  /** A private-app access token with the crm.objects.contacts.write and crm.objects.companies.write scopes. */
+  token: string;
+  /** The unique company property that holds the account id (see defaultCompanyIdProperty). */
+  companyIdProperty: string;
+  /** @default https://api.hubapi.com */
+  baseUrl?: string;
+  /** @default the global fetch */
+  fetch?: typeof globalThis.fetch;
+  /** Timeout of the request, response body included; a timeout is retryable like a network error. @default 10_000 */
+  timeoutMs?: number;
+  /** Clock in milliseconds, for the latency and an HTTP-date Retry-After. @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * Syncs one lead event to HubSpot with one request. A user becomes a contact (by e-mail) and an account a company
+ * (by `companyIdProperty`), created when missing; what cannot be matched (no e-mail, a visitor) is `skipped` without
+ * a request. A test event writes nothing: it reads the pql_tier contact property instead, which proves the token
+ * works and the properties were created. Network errors and timeouts are `retryable`; an answer is classified with
+ * classifyStatus, with HubSpot's Retry-After when it sends one.
+ */
+export async function syncLeadToHubspot(event: LeadEvent, options: HubspotSyncOptions): Promise<AttemptResult> {
+  if (event.detail.test) {
+    const { result } = await exchange('GET', `/crm/v3/properties/contacts/${checkedProperty}`, undefined, options);
+    if (result.outcome === 'delivered') result.excerpt = `the contact property ${checkedProperty} exists`;
+    if (result.status === 404) result.error = `the HubSpot property ${checkedProperty} does not exist: create the pql_* properties first`;
+    return result;
+  }
+  const upsert = hubspotUpsert(event, options.companyIdProperty);
+  if ('skip' in upsert) return { outcome: 'skipped', error: upsert.skip, latencyMs: 0 };
+  const { result, body } = await exchange('POST', `/crm/v3/objects/${upsert.object}/batch/upsert`, upsert.body, options);
+  const written = body === undefined ? undefined : upsertedRecord(body);
+  if (written) result.excerpt = `${upsert.object === 'contacts' ? 'contact' : 'company'} ${written.id} ${written.created ? 'created' : 'updated'}`;
+  return result;
+}
+
+/**
+ * One request and its answer, read to the end. A 2xx answer's body is returned apart, for the caller to summarise
+ * (an upsert's echoes the contact's e-mail); any other answer gets responseExcerpt, which masks e-mail addresses.
+ */
+async function exchange(method: 'GET' | 'POST', path: string, body: unknown, options: HubspotSyncOptions): Promise<{ result: AttemptResult; body?: string }> {
+  const now = options.now ?? Date.now;
+  // Looked up at each call, not at import, so that a fetch replaced later (in tests) is the one used.
+  const fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const url = `${(options.baseUrl ?? defaultHubspotBaseUrl).replace(/\/+$/, '')}${path}`;
+  const headers: Record<string, string> = { authorization: `Bearer ${options.token}`, accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const started = now();
+  try {
+    const response = await fetch(url, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    });
+    const text = await response.text();
+    const result: AttemptResult = { outcome: classifyStatus(response.status), status: response.status, latencyMs: Math.max(0, now() - started) };
+    if (result.outcome === 'delivered') return { result, body: text };
+    result.excerpt = responseExcerpt(text);
+    // HubSpot documents no Retry-After on its 429s (its body names the limit hit); when one comes anyway, or from a
+    // proxy in between, it is honoured, else the queue's backoff applies.
+    const retryAfterMs = result.outcome === 'retryable' ? parseRetryAfter(response.headers.get('retry-after'), now()) : undefined;
+    if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
+    return { result };
+  } catch (error) {
+    return { result: { outcome: 'retryable', error: describeError(error), latencyMs: Math.max(0, now() - started) } };
+  }
+}
+
+/** The record a batch upsert wrote (HubSpot's `results[0]`), when the answer says. */
+function upsertedRecord(body: string): { id: string; created: boolean } | undefined {
+  try {
+    const parsed = JSON.parse(body) as { results?: { id?: unknown; new?: unknown }[] };
+    const record = parsed.results?.[0];
+    return typeof record?.id === 'string' ? { id: record.id, created: record.new === true } : undefined;
+  } catch {
+    return undefined;
+  }
+}
