@@ -3,6 +3,7 @@ import type { AttemptResult, LeadDestination } from '../core/delivery';
 import type { LeadEvent } from '../core/lead-event';
 import { parseWebhookSecrets } from '../core/webhook-signature';
 import { slackMessage } from '../core/slack-message';
+import { syncLeadToHubspot } from './hubspot/client';
 import { httpAttempt, signedLeadEventRequest, type HttpAttemptOptions } from './webhook/delivery';
 
 /**
@@ -79,5 +80,18 @@ export function slackDestination(id: string, webhookUrl: SecretSource, entityUrl
         const body = JSON.stringify(slackMessage(event.detail, entityUrlTemplate));
         return httpAttempt(url.data, { method: 'POST', headers: { 'content-type': 'application/json' }, body }, options);
       }),
+  };
+}
+
+/**
+ * Keeps HubSpot's contact (users, by e-mail) or company (accounts, by `companyIdProperty`) in the lead's latest
+ * state: a CRM, so a transition older than one it already applied is not sent (core/delivery).
+ */
+export function hubspotDestination(id: string, token: SecretSource, companyIdProperty: string, options: HttpAttemptOptions & { baseUrl?: string } = {}): LeadDestination {
+  return {
+    id,
+    kind: 'hubspot',
+    keepsState: true,
+    send: (event: LeadEvent) => attemptWith(token, (value) => syncLeadToHubspot(event, { token: value, companyIdProperty, ...options })),
   };
 }

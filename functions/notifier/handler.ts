@@ -5,7 +5,8 @@ import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbDeliveryLedger } from '../adapters/dynamodb/delivery-ledger';
-import { cachedSecret, slackDestination, webhookDestination, type SecretSource } from '../adapters/destinations';
+import { cachedSecret, hubspotDestination, slackDestination, webhookDestination, type SecretSource } from '../adapters/destinations';
+import { defaultCompanyIdProperty } from '../core/crm-properties';
 import { Pacer } from '../adapters/pacer';
 import { defaultDeliveryPolicy, deliverLeadEvent, notifierKinds, type DeliveryDecision, type LeadDestination } from '../core/delivery';
 import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
@@ -66,7 +67,7 @@ function destination(): LeadDestination {
       return webhookDestination(destinationId, url, secret, options);
     }
     case 'hubspot':
-      throw new Error('hubspot is not wired yet');
+      return hubspotDestination(destinationId, secret, environment[names.companyIdProperty] ?? defaultCompanyIdProperty, options);
   }
 }
 const target = destination();

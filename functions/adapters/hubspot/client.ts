@@ -1,7 +1,7 @@
 import { hubspotUpsert } from '../../core/crm-properties';
-import { classifyStatus, responseExcerpt, type AttemptResult } from '../../core/delivery';
+import type { AttemptResult } from '../../core/delivery';
 import type { LeadEvent } from '../../core/lead-event';
-import { describeError, parseRetryAfter } from '../webhook/delivery';
+import { httpAttempt, type HttpAttemptOptions } from '../webhook/delivery';
 
 /**
  * The HubSpot destination: one attempt to leave a lead's contact or company in the state its latest transition
@@ -14,19 +14,13 @@ export const defaultHubspotBaseUrl = 'https://api.hubapi.com';
 /** The property a test event checks: it exists once the pql_* properties were created. */
 const checkedProperty = 'pql_tier';
 
-export interface HubspotSyncOptions {
+export interface HubspotSyncOptions extends HttpAttemptOptions {
   /** A private-app access token with the crm.objects.contacts.write and crm.objects.companies.write scopes. */
   token: string;
   /** The unique company property that holds the account id (see defaultCompanyIdProperty). */
   companyIdProperty: string;
   /** @default https://api.hubapi.com */
   baseUrl?: string;
-  /** @default the global fetch */
-  fetch?: typeof globalThis.fetch;
-  /** Timeout of the request, response body included; a timeout is retryable like a network error. @default 10_000 */
-  timeoutMs?: number;
-  /** Clock in milliseconds, for the latency and an HTTP-date Retry-After. @default Date.now */
-  now?: () => number;
 }
 
 /**
@@ -52,37 +46,16 @@ export async function syncLeadToHubspot(event: LeadEvent, options: HubspotSyncOp
 }
 
 /**
- * One request and its answer, read to the end. A 2xx answer's body is returned apart, for the caller to summarise
- * (an upsert's echoes the contact's e-mail); any other answer gets responseExcerpt, which masks e-mail addresses.
+ * One request through httpAttempt. A 2xx answer's excerpt is left to the caller: an upsert's echoes the contact's
+ * e-mail, which must not reach the delivery log.
  */
 async function exchange(method: 'GET' | 'POST', path: string, body: unknown, options: HubspotSyncOptions): Promise<{ result: AttemptResult; body?: string }> {
-  const now = options.now ?? Date.now;
-  // Looked up at each call, not at import, so that a fetch replaced later (in tests) is the one used.
-  const fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const url = `${(options.baseUrl ?? defaultHubspotBaseUrl).replace(/\/+$/, '')}${path}`;
   const headers: Record<string, string> = { authorization: `Bearer ${options.token}`, accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const started = now();
-  try {
-    const response = await fetch(url, {
-      method,
-      headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      redirect: 'manual',
-      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-    });
-    const text = await response.text();
-    const result: AttemptResult = { outcome: classifyStatus(response.status), status: response.status, latencyMs: Math.max(0, now() - started) };
-    if (result.outcome === 'delivered') return { result, body: text };
-    result.excerpt = responseExcerpt(text);
-    // HubSpot documents no Retry-After on its 429s (its body names the limit hit); when one comes anyway, or from a
-    // proxy in between, it is honoured, else the queue's backoff applies.
-    const retryAfterMs = result.outcome === 'retryable' ? parseRetryAfter(response.headers.get('retry-after'), now()) : undefined;
-    if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
-    return { result };
-  } catch (error) {
-    return { result: { outcome: 'retryable', error: describeError(error), latencyMs: Math.max(0, now() - started) } };
-  }
+  const { body: answer, ...result } = await httpAttempt(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) }, options);
+  if (result.outcome === 'delivered') delete result.excerpt;
+  return answer === undefined ? { result } : { result, body: answer };
 }
 
 /** The record a batch upsert wrote (HubSpot's `results[0]`), when the answer says. */

@@ -38,10 +38,15 @@ export interface HttpAttemptOptions {
 }
 
 /**
- * Sends one request and says what came of it (core/delivery's classification of the status). Redirects are not
- * followed: a webhook that moved answers 3xx, a permanent failure an operator must look at.
+ * Sends one request and says what came of it (core/delivery's classification of the status), with a 2xx answer's
+ * body apart for a caller that summarises it. Redirects are not followed: a webhook that moved answers 3xx, a
+ * permanent failure an operator must look at.
  */
-export async function httpAttempt(url: string, init: { method: string; headers: Record<string, string>; body?: string }, options: HttpAttemptOptions = {}): Promise<AttemptResult> {
+export async function httpAttempt(
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string },
+  options: HttpAttemptOptions = {},
+): Promise<AttemptResult & { body?: string }> {
   const now = options.now ?? Date.now;
   const fetch = options.fetch ?? ((input, request) => globalThis.fetch(input, request));
   const started = now();
@@ -50,7 +55,8 @@ export async function httpAttempt(url: string, init: { method: string; headers: 
     // Read to the end, so the keep-alive connection goes back to the pool.
     const body = await response.text().catch(() => '');
     const outcome = classifyStatus(response.status);
-    const result: AttemptResult = { outcome, status: response.status, latencyMs: now() - started };
+    const result: AttemptResult & { body?: string } = { outcome, status: response.status, latencyMs: now() - started };
+    if (outcome === 'delivered') result.body = body;
     const excerpt = responseExcerpt(body);
     if (excerpt) result.excerpt = excerpt;
     if (outcome === 'retryable') {
