@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { staticSecret, webhookDestination } from '../../functions/adapters/destinations';
+import { defaultDeliveryPolicy } from '../../functions/core/delivery';
+import { generateWebhookSecret } from '../../functions/core/webhook-signature';
+import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { cli } from '../support/cli';
+import { sampleLeadEvent } from '../support/lead-events';
+import { verifiedByLibrary } from '../support/webhooks';
+
+/**
+ * The delivery commands as an operator runs them against `npm start`: `destinations list|test`, `deliveries list`,
+ * `dlq list|redrive`, on the local runtime's webhooks.
+ */
+describe('delivery commands against the local runtime', () => {
+  const secret = generateWebhookSecret();
+  const tableName = `delivery-cli-${randomUUID()}`;
+  const endpoint = inject('dynamoEndpoint');
+  const received: { key: string; body: string; headers: Record<string, string>; at: number }[] = [];
+  let status = 200;
+  let receiver: Server;
+  let dev: DevRuntime;
+  const run = (...args: string[]) => cli('--endpoint', endpoint, '--table', tableName, ...args);
+
+  beforeAll(async () => {
+    receiver = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const headers = request.headers as Record<string, string>;
+        received.push({ key: headers['webhook-id']!, body: Buffer.concat(chunks).toString('utf8'), headers, at: Date.now() });
+        response.writeHead(status).end(status === 200 ? 'ok' : 'not now');
+      });
+    });
+    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    dev = await startDev({
+      port: 0,
+      endpoint,
+      tableName,
+      evaluateEveryMs: 0,
+      deliverEveryMs: 100,
+      destinations: [webhookDestination('local-webhook-1', url, staticSecret(secret))],
+      // A short window, so a failing receiver fills the dead letters within the test.
+      deliveryPolicy: { ...defaultDeliveryPolicy, baseDelayMs: 10, maxDelayMs: 50, retryWindowMs: 1500 },
+    });
+  });
+
+  afterAll(async () => {
+    await dev?.stop();
+    receiver.closeAllConnections();
+    await new Promise((done) => receiver.close(done));
+  });
+
+  it('lists the destination, sends a marked test lead through the worker, and shows the attempt', async () => {
+    const listed = await run('destinations', 'list');
+    expect(listed.stdout).toContain('local-webhook-1  webhook  route *  via the local runtime');
+
+    const tested = await run('destinations', 'test', '*', '--wait', '20');
+    expect(tested.stderr).toBe('');
+    expect(tested.code).toBe(0);
+    expect(tested.stdout).toMatch(/sent test lead test-[0-9a-f-]+ to local-webhook-1/);
+    expect(tested.stdout).toMatch(/local-webhook-1 {2}delivered {2}Lead Qualified user pql-radar-test-lead {2}attempt 1 {2}HTTP 200 .* TEST/);
+    const sample = received.find((request) => request.key.startsWith('test-'))!;
+    expect(verifiedByLibrary(secret, sample.body, sample.headers, sample.at)).toMatchObject({ Detail: { test: true, summary: expect.stringMatching(/^TEST/) } });
+  });
+
+  it('lists deliveries of one lead and the failed ones, dead-letters after the window and redrives', async () => {
+    status = 503;
+    const lead = sampleLeadEvent({ entity: { type: 'user', id: 'u-cli' }, evaluatedAt: new Date().toISOString() });
+    await dev.deliveries.publish([lead]);
+    // The worker retries until the 1.5 s window has passed, then moves the event to the dead letters.
+    const deadline = Date.now() + 20_000;
+    while ((await dev.deliveries.queue.deadLetters('local-webhook-1')).length === 0 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
+
+    const failed = await run('deliveries', 'list', '--failed', '--lead', 'u-cli');
+    expect(failed.code).toBe(0);
+    const lines = failed.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines[0]).toMatch(/local-webhook-1 {2}retryable -> dead-letter {2}Lead Qualified user u-cli .* HTTP 503 /);
+    expect(lines.every((line) => line.includes('u-cli') && line.includes('HTTP 503'))).toBe(true);
+
+    const dlq = await run('dlq', 'list');
+    expect(dlq.stdout).toContain('local-webhook-1  1 dead letter(s)');
+    expect(dlq.stdout).toMatch(/user u-cli {2}key .* HTTP 503 after \d+ attempt\(s\)/);
+
+    status = 200;
+    const redriven = await run('dlq', 'redrive', 'local-webhook-1');
+    expect(redriven.stdout).toContain('1 dead letter(s) of local-webhook-1 queued again');
+    while (!received.some((request) => request.key === lead.detail.idempotencyKey && request.body.includes('u-cli')) && Date.now() < deadline + 10_000) {
+      await new Promise((done) => setTimeout(done, 100));
+    }
+    const json = await run('deliveries', 'list', '--lead', 'u-cli', '--json');
+    const entries = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as { outcome: string; attempt: number });
+    expect(entries[0]).toMatchObject({ outcome: 'delivered', attempt: 1 });
+    expect(entries.filter((entry) => entry.outcome === 'delivered')).toHaveLength(1);
+
+    const unknown = await run('dlq', 'redrive', 'nope');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no destination nope: the table records local-webhook-1');
+  });
+});
