@@ -122,8 +122,11 @@ export interface DeliveryLedger {
    * this lead (the event's evaluatedAt), if it did.
    */
   lastApplied(destination: string, event: LeadEvent): Promise<string | undefined>;
-  /** Logs an attempt; when it delivered, records the key (and, for a CRM, the transition's time) in the same write. */
-  record(entry: DeliveryLogEntry, event: LeadEvent): Promise<void>;
+  /**
+   * Logs an attempt; when it delivered, records the key, and, for a destination that keeps state (a CRM), the
+   * transition's time, in the same write.
+   */
+  record(entry: DeliveryLogEntry, event: LeadEvent, keepsState?: boolean): Promise<void>;
 }
 
 /** One destination, as the use case sees it. */
@@ -177,7 +180,7 @@ export async function deliverLeadEvent(
   if (result.error !== undefined) entry.error = result.error;
   if (result.excerpt !== undefined) entry.excerpt = result.excerpt;
   if (decision.action === 'dead-letter') entry.error = decision.reason;
-  await ledger.record(entry, event);
+  await ledger.record(entry, event, destination.keepsState);
   return decision;
 }
 

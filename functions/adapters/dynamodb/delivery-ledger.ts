@@ -3,6 +3,7 @@ import type { DeliveryLedger, DeliveryLogEntry } from '../../core/delivery';
 import { addDays, dayMs, dayOf } from '../../core/days';
 import type { LeadEvent } from '../../core/lead-event';
 import { putAll, type Item } from './batch-write';
+import type { CapacityTally } from './capacity';
 import { appliedSortKey, deliveredKeySortKey, deliveredPartitionKey, deliveryLogPartitionKey, deliveryLogSortKey } from './item-keys';
 
 /**
@@ -16,34 +17,40 @@ export class DynamoDbDeliveryLedger implements DeliveryLedger {
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly logDays: number,
+    /** Adds up the units the ledger consumes, for the delivery bench. @default none */
+    private readonly capacity?: CapacityTally,
   ) {}
 
   async delivered(destination: string, idempotencyKey: string): Promise<boolean> {
-    const { Item } = await this.client.send(
+    const { Item, ConsumedCapacity } = await this.client.send(
       new GetItemCommand({
         TableName: this.tableName,
         Key: { pk: { S: deliveredPartitionKey(destination) }, sk: { S: deliveredKeySortKey(idempotencyKey) } },
         // A redelivery can follow the delivery within a second: an eventually consistent read could miss it.
         ConsistentRead: true,
         ProjectionExpression: 'pk',
+        ReturnConsumedCapacity: 'TOTAL',
       }),
     );
+    this.capacity?.add('read', ConsumedCapacity);
     return Item !== undefined;
   }
 
   async lastApplied(destination: string, event: LeadEvent): Promise<string | undefined> {
     const { workspace, entity } = event.detail;
-    const { Item } = await this.client.send(
+    const { Item, ConsumedCapacity } = await this.client.send(
       new GetItemCommand({
         TableName: this.tableName,
         Key: { pk: { S: deliveredPartitionKey(destination) }, sk: { S: appliedSortKey(workspace, entity.type, entity.id) } },
         ConsistentRead: true,
+        ReturnConsumedCapacity: 'TOTAL',
       }),
     );
+    this.capacity?.add('read', ConsumedCapacity);
     return Item?.['appliedAt']?.S;
   }
 
-  async record(entry: DeliveryLogEntry, event: LeadEvent): Promise<void> {
+  async record(entry: DeliveryLogEntry, event: LeadEvent, keepsState = false): Promise<void> {
     const expiresAt = { N: String(Math.floor((Date.parse(entry.at) + this.logDays * dayMs) / 1000)) };
     const items: Item[] = [
       {
@@ -59,12 +66,12 @@ export class DynamoDbDeliveryLedger implements DeliveryLedger {
       const destination = { S: deliveredPartitionKey(entry.destination) };
       items.push({ pk: destination, sk: { S: deliveredKeySortKey(entry.idempotencyKey) }, expiresAt });
       // Only real transitions move a CRM's record of what it holds; a test lead never does.
-      if (!entry.test) {
+      if (keepsState && !entry.test) {
         const { workspace, entity, evaluatedAt } = event.detail;
         items.push({ pk: destination, sk: { S: appliedSortKey(workspace, entity.type, entity.id) }, appliedAt: { S: evaluatedAt }, expiresAt });
       }
     }
-    await putAll(this.client, this.tableName, items);
+    await putAll(this.client, this.tableName, items, this.capacity ? { capacity: this.capacity } : {});
   }
 
   /**
