@@ -134,7 +134,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     await deliveries.register();
     const deliverEvery = options.deliverEveryMs ?? 1000;
     if (deliverEvery > 0) deliveries.start(deliverEvery);
-    const leads = new FanOutLeadSink([options.leads ?? new ConsoleLeadSink(), deliveries]);
+    const written = options.leads ?? new ConsoleLeadSink();
+    const leads = options.destinations?.length ? new FanOutLeadSink([written, deliveries]) : written;
     const evaluateOnce = (now?: Date) => {
       const ruleset = options.ruleset;
       if (!ruleset) throw new Error('no rules: start the local runtime with a rules file to evaluate');
