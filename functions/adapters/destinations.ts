@@ -28,7 +28,10 @@ export function cachedSecret(read: () => Promise<string>, ttlMs = 5 * 60_000, no
       if (cached === undefined || now() - cached.at > ttlMs) {
         const value = read();
         cached = { value, at: now() };
-        value.catch(() => (cached = undefined));
+        // Only this read's entry: a newer read (after invalidate() or the TTL) stays cached when an older one fails.
+        value.catch(() => {
+          if (cached?.value === value) cached = undefined;
+        });
       }
       return cached.value;
     },
@@ -59,8 +62,15 @@ export function webhookDestination(id: string, url: string, secret: SecretSource
     kind: 'webhook',
     keepsState: false,
     send: (event: LeadEvent) =>
-      attemptWith(secret, (value) => {
-        const request = signedLeadEventRequest(event, parseWebhookSecrets(value), (options.now ?? Date.now)());
+      attemptWith(secret, async (value) => {
+        let secrets: string[];
+        try {
+          secrets = parseWebhookSecrets(value);
+        } catch (error) {
+          // Like a Slack secret that is not a URL: logged and dead-lettered, not thrown (the message names the problem, never the value).
+          return { outcome: 'permanent', error: `the webhook secret is not usable: ${(error as Error).message}`, latencyMs: 0 };
+        }
+        const request = signedLeadEventRequest(event, secrets, (options.now ?? Date.now)());
         return httpAttempt(url, { method: 'POST', ...request }, options);
       }),
   };

@@ -1,19 +1,26 @@
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { staticSecret, webhookDestination } from '../../functions/adapters/destinations';
+import { DynamoDbDeliveryLedger } from '../../functions/adapters/dynamodb/delivery-ledger';
 import { signedLeadEventRequest } from '../../functions/adapters/webhook/delivery';
+import type { DeliveryLogEntry } from '../../functions/core/delivery';
 import { leadEventEnvelope, leadEventSource, type LeadEvent } from '../../functions/core/lead-event';
 import { buildLeadEvent, decide, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, type EntityFacts, type MemberFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { generateWebhookSecret, webhookHeaders } from '../../functions/core/webhook-signature';
 import { verifiedByLibrary } from '../support/webhooks';
-import { WebhookLeadSink } from '../../functions/local/lead-sinks';
 import { entityUrl, slackMessage, type SlackBlock, type SlackMessage } from '../../functions/core/slack-message';
 import { emailInput, hubspotInput, type InputTransformer } from '../../lib/lead-fanout';
+import { freshTable } from '../support/dynamodb';
 import { factsFor } from '../support/facts';
+import { HttpReceiver } from '../support/http-receiver';
 import { lambdaContext } from '../support/lambda-context';
+import { startSqsEndpoint, type SqsEndpoint } from '../support/sqs-endpoint';
 
 // Lead events as the evaluator builds them: facts -> evaluate -> decide -> buildLeadEvent, with the example rules.
 const now = new Date('2024-06-15T12:00:00.000Z');
@@ -228,19 +235,17 @@ describe('signedLeadEventRequest', () => {
     expect(() => verifiedByLibrary(secret, body, headers, nowMs + 301_000)).toThrow();
   });
 
-  it('sends exactly what the local runtime webhook sends: the same body and headers', async () => {
-    const sent: { body: string; headers: Record<string, string> }[] = [];
-    const sink = new WebhookLeadSink({
-      url: 'https://hooks.example.com/pql',
-      secret,
+  it('is exactly what webhookDestination sends: the same body and headers', async () => {
+    const sent: { url: string; body: string; headers: Record<string, string> }[] = [];
+    const destination = webhookDestination('sales-webhook-1', 'https://hooks.example.com/pql', staticSecret(secret), {
       now: () => nowMs,
-      fetch: async (_url, init) => {
-        sent.push({ body: String(init!.body), headers: init!.headers as Record<string, string> });
+      fetch: async (url, init) => {
+        sent.push({ url: String(url), body: String(init!.body), headers: init!.headers as Record<string, string> });
         return new Response(null, { status: 204 });
       },
     });
-    await sink.publish([qualified.event]);
-    expect(sent).toEqual([signedLeadEventRequest(qualified.event, [secret], nowMs)]);
+    expect(await destination.send(qualified.event)).toMatchObject({ outcome: 'delivered', status: 204 });
+    expect(sent).toEqual([{ url: 'https://hooks.example.com/pql', ...signedLeadEventRequest(qualified.event, [secret], nowMs) }]);
   });
 });
 
@@ -355,79 +360,382 @@ describe('e-mail text', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * The notifier Lambda as SQS invokes it, against DynamoDB Local (the delivery log and the delivered keys), a local
+ * SQS endpoint (the real SDK client changes visibility and sends to the dead-letter queue over the wire) and a real
+ * HTTP receiver as the webhook. Only Secrets Manager is stubbed.
+ */
 describe('handler', () => {
+  const destinationId = 'sales-webhook-1';
+  const webhookSecret = generateWebhookSecret();
+  const receiver = new HttpReceiver('/hooks/pql');
+  let sqs: SqsEndpoint;
+  const queueUrl = () => sqs.queueUrl(`pql-radar-${destinationId}.fifo`);
+  const deadLetterQueueUrl = () => sqs.queueUrl(`pql-radar-${destinationId}-dlq.fifo`);
+  /** An address in any log line or log entry would be personal data where it does not belong. */
+  const emailAddress = /[^\s@"'<>]+@[^\s@"'<>]+\.[a-z]{2,}/i;
+
+  beforeAll(async () => {
+    sqs = await startSqsEndpoint();
+    await receiver.start();
+  });
+  afterAll(async () => {
+    await sqs.close();
+    await receiver.stop();
+  });
   afterEach(() => {
     vi.unstubAllEnvs();
     vi.unstubAllGlobals();
     vi.restoreAllMocks();
     vi.resetModules();
+    sqs.reset();
+    receiver.reset();
   });
 
-  async function load(environment: Record<string, string>, secretValue: string, status = 200) {
-    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
-    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
-    for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
-    const send = vi.spyOn(SecretsManagerClient.prototype, 'send').mockImplementation(async (command) => {
+  /** Loads the handler in a fresh module registry with the notifier's environment (and `environment` over it). */
+  async function load(environment: Record<string, string | undefined> = {}, secretValue = webhookSecret) {
+    const { client, tableName } = await freshTable();
+    const settings: Record<string, string | undefined> = {
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+      AWS_REGION: 'eu-west-1',
+      AWS_ACCESS_KEY_ID: 'AKIDLOCAL',
+      AWS_SECRET_ACCESS_KEY: 'local-secret',
+      AWS_SESSION_TOKEN: undefined,
+      AWS_PROFILE: undefined,
+      AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
+      AWS_ENDPOINT_URL_SQS: sqs.url,
+      TABLE_NAME: tableName,
+      DESTINATION_ID: destinationId,
+      DESTINATION_KIND: 'webhook',
+      SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-radar/sales-webhook-1-AbCdEf',
+      WEBHOOK_URL: receiver.url,
+      REQUESTS_PER_SECOND: '50',
+      RETRY_HOURS: '1',
+      QUEUE_URL: queueUrl(),
+      DEAD_LETTER_QUEUE_URL: deadLetterQueueUrl(),
+      ...environment,
+    };
+    for (const [name, value] of Object.entries(settings)) vi.stubEnv(name, value);
+    const secretReads = vi.spyOn(SecretsManagerClient.prototype, 'send').mockImplementation(async (command) => {
       expect(command).toBeInstanceOf(GetSecretValueCommand);
+      expect((command as GetSecretValueCommand).input).toEqual({ SecretId: settings['SECRET_ARN'] });
       return { SecretString: secretValue };
     });
-    const fetch = vi.fn(async (_url: string | URL | Request, _init?: RequestInit) => new Response('ok', { status }));
-    vi.stubGlobal('fetch', fetch);
     const { handler } = await import('../../functions/notifier/handler');
-    return { handler, send, fetch };
+    const ledger = new DynamoDbDeliveryLedger(client, tableName, 14);
+    const startedAt = Date.now();
+    /** The delivery log of this test's table. */
+    const log = () => ledger.list({ since: new Date(startedAt - 60_000), until: new Date(Date.now() + 60_000), limit: 100 });
+    return { handler, secretReads, log };
   }
 
-  it('posts the Slack message to the URL kept in the secret, reading the secret once', async () => {
-    const { handler, send, fetch } = await load(
-      { DESTINATION_TYPE: 'slack', SECRET_ARN: 'pql-radar/slack', ENTITY_URL_TEMPLATE: 'https://crm.example.com/{id}' },
-      'https://hooks.slack.com/services/T000/B000/XXXX\n',
+  let sequence = 0;
+  /** An SQS record as Lambda's event source mapping hands it over, from the destination's FIFO queue. */
+  function sqsRecord(body: string, options: { receiveCount?: number; sentAt?: number } = {}): SQSRecord {
+    const messageId = randomUUID();
+    const sentAt = options.sentAt ?? Date.now() - 1_500;
+    sequence++;
+    return {
+      messageId,
+      receiptHandle: `AQEB${sequence}/${messageId}`,
+      body,
+      attributes: {
+        ApproximateReceiveCount: String(options.receiveCount ?? 1),
+        SentTimestamp: String(sentAt),
+        SenderId: 'AROAEVENTBRIDGE:pql-radar-rule',
+        ApproximateFirstReceiveTimestamp: String(sentAt + 500),
+        SequenceNumber: String(sequence).padStart(20, '0'),
+        MessageGroupId: destinationId,
+        MessageDeduplicationId: randomUUID(),
+      },
+      messageAttributes: {},
+      md5OfBody: createHash('md5').update(body).digest('hex'),
+      eventSource: 'aws:sqs',
+      eventSourceARN: `arn:aws:sqs:eu-west-1:123456789012:pql-radar-${destinationId}.fifo`,
+      awsRegion: 'eu-west-1',
+    };
+  }
+  const leadRecord = (event: LeadEvent, options: { receiveCount?: number; sentAt?: number } = {}) => sqsRecord(JSON.stringify(onTheBus(event)), options);
+  /** The same message received again: a new receipt handle, one more receive. */
+  const receivedAgain = (record: SQSRecord): SQSRecord => ({
+    ...record,
+    receiptHandle: `${record.receiptHandle}/again`,
+    attributes: { ...record.attributes, ApproximateReceiveCount: String(Number(record.attributes.ApproximateReceiveCount) + 1) },
+  });
+  const batch = (...records: SQSRecord[]): SQSEvent => ({ Records: records });
+  const failures = (...records: SQSRecord[]) => ({ batchItemFailures: records.map((record) => ({ itemIdentifier: record.messageId })) });
+  const keyOf = (event: LeadEvent) => event.detail.idempotencyKey;
+  const postedKeys = () => receiver.received.map((request) => request.headers[webhookHeaders.id]);
+  /** The log as [key, outcome, next, attempt], in a stable order (entries of one millisecond sort by key). */
+  const summary = (entries: DeliveryLogEntry[]) =>
+    entries
+      .map((entry) => [entry.idempotencyKey, entry.outcome, entry.next, entry.attempt] as const)
+      .sort((a, b) => a.join(' ').localeCompare(b.join(' ')));
+  const sorted = <T extends readonly unknown[]>(rows: T[]) => [...rows].sort((a, b) => a.join(' ').localeCompare(b.join(' ')));
+
+  // One lead's history (qualified, then disqualified) and another lead: three transitions, three keys.
+  const first = qualified.event;
+  const second = disqualified.event;
+  const third = account;
+
+  it('delivers a batch in order, logs each lead, and skips a key already delivered', async () => {
+    expect(new Set([first, second, third].map(keyOf)).size).toBe(3);
+    const { handler, secretReads, log } = await load();
+    const records = [leadRecord(first), leadRecord(second), leadRecord(first), leadRecord(third)];
+    expect(await handler(batch(...records), lambdaContext())).toEqual({ batchItemFailures: [] });
+
+    // The third record carries the first lead event again (published twice): logged, not posted.
+    expect(postedKeys()).toEqual([keyOf(first), keyOf(second), keyOf(third)]);
+    receiver.received.forEach((request, index) => {
+      const event = [first, second, third][index]!;
+      expect(request.method).toBe('POST');
+      expect(JSON.parse(request.body)).toEqual(leadEventEnvelope(event));
+      expect(verifiedByLibrary(webhookSecret, request.body, request.headers as Record<string, string>, Date.now())).toEqual(leadEventEnvelope(event));
+    });
+    expect(secretReads).toHaveBeenCalledTimes(1);
+    // Done: Lambda deletes them; the queue is not called.
+    expect(sqs.operations).toEqual([]);
+
+    // A redelivery (the batch's deletion was lost): logged as a duplicate, not posted again.
+    expect(await handler(batch(receivedAgain(records[1]!)), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(receiver.received).toHaveLength(3);
+    expect(secretReads).toHaveBeenCalledTimes(1);
+
+    const entries = await log();
+    expect(summary(entries)).toEqual(
+      sorted([
+        [keyOf(first), 'delivered', 'done', 1],
+        [keyOf(second), 'delivered', 'done', 1],
+        [keyOf(first), 'duplicate', 'done', 1],
+        [keyOf(third), 'delivered', 'done', 1],
+        [keyOf(second), 'duplicate', 'done', 2],
+      ]),
     );
-    await handler(onTheBus(qualified.event), lambdaContext());
-    await handler(onTheBus(disqualified.event), lambdaContext());
-    expect(send).toHaveBeenCalledTimes(1);
-    expect(fetch).toHaveBeenCalledTimes(2);
-    const [url, init] = fetch.mock.calls[0]!;
-    expect(url).toBe('https://hooks.slack.com/services/T000/B000/XXXX');
-    expect(init).toMatchObject({ method: 'POST', headers: { 'content-type': 'application/json' } });
-    expect(JSON.parse(String(init!.body))).toEqual(slackMessage(qualified.event.detail, 'https://crm.example.com/{id}'));
+    const delivered = entries.find((entry) => entry.idempotencyKey === keyOf(third) && entry.outcome === 'delivered')!;
+    expect(delivered).toMatchObject({
+      destination: destinationId,
+      kind: 'webhook',
+      detailType: 'Lead Qualified',
+      workspace: 'acme',
+      entity: { type: 'account', id: 'acct/eu & <co>' },
+      status: 200,
+      excerpt: '{"ok":true}',
+      latencyMs: expect.any(Number),
+    });
+    expect(Date.parse(delivered.at)).toBeGreaterThan(Date.now() - 60_000);
+    expect(JSON.stringify(entries)).not.toMatch(emailAddress);
   });
 
-  it('posts an envelope signed per Standard Webhooks to the webhook, with every secret of a rotation', async () => {
-    const [rotated, webhookSecret] = [generateWebhookSecret(), generateWebhookSecret()];
-    const { handler, fetch } = await load(
-      { DESTINATION_TYPE: 'webhook', SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-AbCdEf', WEBHOOK_URL: 'https://hooks.example.com/pql' },
-      `${rotated} ${webhookSecret}`,
+  it('on a retryable failure, hides the message for the backoff and reports it and every later record failed', async () => {
+    const { handler, log } = await load();
+    receiver.reply({ status: 503, body: 'upstream unavailable' });
+    const records = [leadRecord(first), leadRecord(second), leadRecord(third)];
+    expect(await handler(batch(...records), lambdaContext())).toEqual(failures(...records));
+    // FIFO: nothing after the failed record was attempted.
+    expect(postedKeys()).toEqual([keyOf(first)]);
+    expect(sqs.visibilityChanges).toEqual([{ queueUrl: queueUrl(), receiptHandle: records[0]!.receiptHandle, visibilityTimeout: expect.any(Number) }]);
+    // First attempt: full jitter up to the 10 s base, at least a second.
+    const { visibilityTimeout } = sqs.visibilityChanges[0]!;
+    expect(visibilityTimeout).toBeGreaterThanOrEqual(1);
+    expect(visibilityTimeout).toBeLessThanOrEqual(10);
+    expect(sqs.sent).toEqual([]);
+    expect(await log()).toEqual([expect.objectContaining({ idempotencyKey: keyOf(first), outcome: 'retryable', next: 'retry', status: 503, excerpt: 'upstream unavailable', attempt: 1 })]);
+
+    // The group is received again, in order: now the webhook takes all three.
+    sqs.reset();
+    expect(await handler(batch(...records.map(receivedAgain)), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(postedKeys()).toEqual([keyOf(first), keyOf(first), keyOf(second), keyOf(third)]);
+    expect(sqs.operations).toEqual([]);
+    expect(summary(await log())).toContainEqual([keyOf(first), 'delivered', 'done', 2]);
+  });
+
+  it('reports only the failed record and those after it, and backs off longer with each receive', async () => {
+    const { handler } = await load();
+    receiver.reply({ status: 200 }, { status: 502 });
+    const records = [leadRecord(first), leadRecord(second, { receiveCount: 4 }), leadRecord(third)];
+    expect(await handler(batch(...records), lambdaContext())).toEqual(failures(records[1]!, records[2]!));
+    expect(postedKeys()).toEqual([keyOf(first), keyOf(second)]);
+    expect(sqs.visibilityChanges).toEqual([{ queueUrl: queueUrl(), receiptHandle: records[1]!.receiptHandle, visibilityTimeout: expect.any(Number) }]);
+    // Fourth attempt: up to 10 s doubled three times.
+    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeGreaterThanOrEqual(1);
+    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeLessThanOrEqual(80);
+  });
+
+  it('waits what Retry-After asks: a 429 with Retry-After: 120 hides the message for 120 s', async () => {
+    const { handler, log } = await load();
+    receiver.reply({ status: 429, headers: { 'retry-after': '120' }, body: '{"error":"rate limited"}' });
+    const record = leadRecord(first);
+    expect(await handler(batch(record), lambdaContext())).toEqual(failures(record));
+    expect(sqs.visibilityChanges).toEqual([{ queueUrl: queueUrl(), receiptHandle: record.receiptHandle, visibilityTimeout: 120 }]);
+    expect(await log()).toEqual([expect.objectContaining({ outcome: 'retryable', next: 'retry', status: 429 })]);
+  });
+
+  it('moves a message that still fails after RETRY_HOURS to the dead-letter queue, and goes on with the next', async () => {
+    const { handler, log } = await load({ RETRY_HOURS: '1' });
+    receiver.reply({ status: 503 });
+    const old = leadRecord(first, { sentAt: Date.now() - 61 * 60_000, receiveCount: 30 });
+    const next = leadRecord(second);
+    expect(await handler(batch(old, next), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(postedKeys()).toEqual([keyOf(first), keyOf(second)]);
+    expect(sqs.visibilityChanges).toEqual([]);
+    expect(sqs.sent).toEqual([
+      {
+        queueUrl: deadLetterQueueUrl(),
+        messageId: expect.any(String),
+        body: old.body,
+        groupId: destinationId,
+        deduplicationId: old.messageId,
+        attributes: { reason: expect.stringMatching(/^HTTP 503 after 30 attempt\(s\) over 61 min: the retry window has passed$/) },
+      },
+    ]);
+    const entries = await log();
+    expect(entries.find((entry) => entry.idempotencyKey === keyOf(first))).toMatchObject({
+      outcome: 'retryable',
+      next: 'dead-letter',
+      status: 503,
+      attempt: 30,
+      error: sqs.sent[0]!.attributes['reason'],
+    });
+    expect(entries.find((entry) => entry.idempotencyKey === keyOf(second))).toMatchObject({ outcome: 'delivered', next: 'done' });
+  });
+
+  it('dead-letters a 400 at once: a retry would not change it', async () => {
+    const { handler, log } = await load();
+    receiver.reply({ status: 400, body: '{"error":"unknown field Detail"}' });
+    const record = leadRecord(first);
+    expect(await handler(batch(record), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(sqs.visibilityChanges).toEqual([]);
+    expect(sqs.sent).toEqual([expect.objectContaining({ queueUrl: deadLetterQueueUrl(), body: record.body, groupId: destinationId, attributes: { reason: expect.stringMatching(/^HTTP 400: /) } })]);
+    expect(await log()).toEqual([expect.objectContaining({ outcome: 'permanent', next: 'dead-letter', status: 400, excerpt: '{"error":"unknown field Detail"}', error: expect.stringMatching(/^HTTP 400: /) })]);
+  });
+
+  it('dead-letters a message that is not a lead event without posting it, and goes on with the next', async () => {
+    const { handler, log } = await load();
+    const partial = sqsRecord(JSON.stringify({ 'detail-type': 'Lead Qualified', detail: { workspace: 'acme', context: { traits: { email: 'eve@example.com' } } } }));
+    const wrongType = sqsRecord(JSON.stringify({ ...onTheBus(first), 'detail-type': 'Lead Invented' }));
+    const notJson = sqsRecord('hello from the console');
+    const good = leadRecord(second);
+    expect(await handler(batch(partial, wrongType, notJson, good), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(postedKeys()).toEqual([keyOf(second)]);
+    expect(sqs.sent.map((message) => [message.queueUrl, message.body, message.groupId, message.deduplicationId])).toEqual(
+      [partial, wrongType, notJson].map((record) => [deadLetterQueueUrl(), record.body, destinationId, record.messageId]),
     );
-    await handler(onTheBus(account), lambdaContext());
-    const [url, init] = fetch.mock.calls[0]!;
-    expect(url).toBe('https://hooks.example.com/pql');
-    const headers = init!.headers as Record<string, string>;
-    expect(JSON.parse(String(init!.body))).toEqual(leadEventEnvelope(account));
-    // Mid-rotation the secret holds two: a receiver with either one verifies.
-    for (const receiverSecret of [rotated, webhookSecret]) expect(verifiedByLibrary(receiverSecret, String(init!.body), headers, Date.now())).toEqual(leadEventEnvelope(account));
+    for (const message of sqs.sent) {
+      expect(message.attributes['reason']).toMatch(/^not a lead event: /);
+      expect(message.attributes['reason']).not.toMatch(emailAddress);
+    }
+    expect(summary(await log())).toEqual([[keyOf(second), 'delivered', 'done', 1]]);
   });
 
-  it('throws on a non-2xx answer, so Lambda retries, without naming the secret URL', async () => {
-    const { handler } = await load({ DESTINATION_TYPE: 'slack', SECRET_ARN: 'pql-radar/slack' }, 'https://hooks.slack.com/services/T000/B000/XXXX', 404);
-    const failure = handler(onTheBus(qualified.event), lambdaContext());
-    await expect(failure).rejects.toThrow('slack answered HTTP 404');
-    await expect(failure).rejects.not.toThrow(/hooks\.slack\.com/);
+  it('keeps a message in the queue when SQS cannot take the retry or the dead-letter', async () => {
+    const { handler } = await load();
+    // The dead-letter queue refuses: the message must not be deleted (reported failed, retried later).
+    sqs.failNext('SendMessage', 1);
+    receiver.reply({ status: 410 });
+    const gone = leadRecord(first);
+    const after = leadRecord(second);
+    expect(await handler(batch(gone, after), lambdaContext())).toEqual(failures(gone, after));
+    expect(sqs.operations).toEqual(['SendMessage']);
+    expect(sqs.sent).toEqual([]);
+    expect(postedKeys()).toEqual([keyOf(first)]);
+
+    // Nor when the visibility cannot be changed.
+    sqs.reset();
+    receiver.reset();
+    sqs.failNext('ChangeMessageVisibility', 1);
+    receiver.reply({ status: 503 });
+    const busy = leadRecord(third);
+    expect(await handler(batch(busy), lambdaContext())).toEqual(failures(busy));
+    expect(sqs.operations).toEqual(['ChangeMessageVisibility']);
   });
 
-  it('logs with the Lambda context: every line names the request and the function', async () => {
-    const environment = { DESTINATION_TYPE: 'webhook', SECRET_ARN: 's', WEBHOOK_URL: 'https://hooks.example.com/pql', POWERTOOLS_LOG_LEVEL: 'INFO' };
-    const { handler } = await load(environment, generateWebhookSecret());
-    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    await handler(onTheBus(qualified.event), lambdaContext({ awsRequestId: 'request-1' }));
-    const lines = write.mock.calls.map(([chunk]) => JSON.parse(String(chunk)) as Record<string, unknown>);
-    expect(lines).toContainEqual(expect.objectContaining({ message: 'lead event delivered', function_request_id: 'request-1', function_name: 'pql-radar-test' }));
+  it('reads the secret once, and again after a 401, so a rotated secret needs no deploy', async () => {
+    const rotated = generateWebhookSecret();
+    const { handler, secretReads } = await load({}, webhookSecret);
+    receiver.reply({ status: 401, body: '{"error":"bad signature"}' });
+    const record = leadRecord(first);
+    expect(await handler(batch(record), lambdaContext())).toEqual(failures(record));
+    expect(secretReads).toHaveBeenCalledTimes(1);
+    // The secret was rotated meanwhile: the next attempt reads and signs with the new one.
+    secretReads.mockImplementation(async () => ({ SecretString: `${webhookSecret} ${rotated}` }));
+    expect(await handler(batch(receivedAgain(record)), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(secretReads).toHaveBeenCalledTimes(2);
+    const last = receiver.received.at(-1)!;
+    expect(verifiedByLibrary(rotated, last.body, last.headers as Record<string, string>, Date.now())).toEqual(leadEventEnvelope(first));
   });
 
-  it('refuses an event that is not a lead event, and a configuration that is incomplete', async () => {
-    const { handler, fetch } = await load({ DESTINATION_TYPE: 'webhook', SECRET_ARN: 's', WEBHOOK_URL: 'https://hooks.example.com/pql' }, 'x');
-    await expect(handler({ 'detail-type': 'Lead Qualified', detail: { workspace: 'acme' } }, lambdaContext())).rejects.toThrow();
-    expect(fetch).not.toHaveBeenCalled();
+  it('logs with the Lambda context, and never an e-mail address', async () => {
+    const { handler, log } = await load({ POWERTOOLS_LOG_LEVEL: 'INFO' });
+    const written: string[] = [];
+    const capture = (chunk: unknown) => (written.push(String(chunk)), true);
+    vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    receiver.reply(
+      { status: 503, body: '{"error":"ada@example.com is locked","owner":"sam@example.com"}' },
+      { status: 422, body: 'contact ada@example.com rejected' },
+    );
+    const retried = leadRecord(first);
+    const refused = leadRecord(second);
+    const notALead = sqsRecord(JSON.stringify({ 'detail-type': 'Lead Qualified', detail: { email: 'eve@example.com' } }));
+    await handler(batch(retried), lambdaContext({ awsRequestId: 'request-1' }));
+    await handler(batch(refused, notALead), lambdaContext({ awsRequestId: 'request-2' }));
+    vi.mocked(process.stdout.write).mockRestore();
+    vi.mocked(process.stderr.write).mockRestore();
+
+    const lines = written.flatMap((chunk) => chunk.split('\n')).filter((line) => line.trim() !== '');
+    const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(parsed).toContainEqual(
+      expect.objectContaining({
+        message: 'lead event delivery retried later',
+        function_request_id: 'request-1',
+        function_name: 'pql-radar-test',
+        destination: destinationId,
+        idempotencyKey: keyOf(first),
+        attempt: 1,
+        delaySeconds: expect.any(Number),
+      }),
+    );
+    expect(parsed).toContainEqual(
+      expect.objectContaining({ message: 'lead event moved to the dead-letter queue', function_request_id: 'request-2', idempotencyKey: keyOf(second), reason: expect.stringMatching(/^HTTP 422/) }),
+    );
+    expect(parsed).toContainEqual(expect.objectContaining({ message: 'lead event moved to the dead-letter queue', function_request_id: 'request-2', reason: expect.stringMatching(/^not a lead event/) }));
+    for (const line of lines) expect(line).not.toMatch(emailAddress);
+    // The answers held addresses: the delivery log keeps them masked.
+    const entries = await log();
+    expect(entries.map((entry) => entry.excerpt).sort()).toEqual(['contact [email] rejected', '{"error":"[email] is locked","owner":"[email]"}']);
+    expect(JSON.stringify(entries)).not.toMatch(emailAddress);
+  });
+
+  it('posts the Slack message to the URL kept in the secret', async () => {
+    const slackUrl = 'https://hooks.slack.com/services/T0001/B0002/XXXXSECRETXXXX';
+    // Slack is https: the global fetch the handler uses reaches the local receiver instead, everything else as sent.
+    const realFetch = globalThis.fetch;
+    const urls: string[] = [];
+    vi.stubGlobal('fetch', (url: string | URL | Request, init?: RequestInit) => {
+      urls.push(String(url));
+      return realFetch(String(url) === slackUrl ? receiver.url : url, init);
+    });
+    const { handler, log } = await load(
+      { DESTINATION_ID: 'sales-slack-1', DESTINATION_KIND: 'slack', WEBHOOK_URL: undefined, ENTITY_URL_TEMPLATE: 'https://crm.example.com/{type}/{id}' },
+      `${slackUrl}\n`,
+    );
+    receiver.reply({ status: 200, body: 'ok' });
+    expect(await handler(batch(leadRecord(first)), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(urls).toEqual([slackUrl]);
+    expect(JSON.parse(receiver.received[0]!.body)).toEqual(slackMessage(first.detail, 'https://crm.example.com/{type}/{id}'));
+    expect(await log()).toEqual([expect.objectContaining({ destination: 'sales-slack-1', kind: 'slack', outcome: 'delivered', excerpt: 'ok' })]);
+  });
+
+  it('refuses a configuration that is incomplete', async () => {
+    await expect(load({ WEBHOOK_URL: undefined })).rejects.toThrow(/WEBHOOK_URL is required/);
     vi.resetModules();
-    await expect(load({ DESTINATION_TYPE: 'webhook', SECRET_ARN: 's', WEBHOOK_URL: 'http://insecure.example.com' }, 'x')).rejects.toThrow(/https/);
+    await expect(load({ QUEUE_URL: undefined })).rejects.toThrow(/QUEUE_URL/);
+    vi.resetModules();
+    await expect(load({ DESTINATION_KIND: 'email' })).rejects.toThrow(/DESTINATION_KIND/);
+    vi.resetModules();
+    await expect(load({ REQUESTS_PER_SECOND: '0' })).rejects.toThrow(/REQUESTS_PER_SECOND/);
   });
 });
