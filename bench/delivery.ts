@@ -37,8 +37,8 @@ const price = {
   lambdaGbSecond: 0.0000133334,
   eventBridgeEvent: 1 / 1e6,
 };
-/** The notifier's memory (lib/lambda-function.ts default). */
-const notifierGb = 256 / 1024;
+/** The notifier's memory (lib/notifier-destination.ts). */
+const notifierGb = 128 / 1024;
 
 let status = 200;
 const receiver = createServer((request, response) => {

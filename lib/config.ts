@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { canonicalOrigin } from '../functions/core/origins';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
-import { defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
+import { defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
 
 /**
  * The deployment config: one YAML or JSON file the user keeps in their repo (`pql-radar.config.yaml`), read by
@@ -13,28 +13,37 @@ import { defaultDirtyShards, defaultRetentionDays } from '../functions/shared/se
 
 const secretName = z.string().min(1).describe('name or ARN of a Secrets Manager secret');
 
+/** Why a HubSpot destination under a route is refused: it belongs under `crm`. */
+export const hubspotUnderRouteMessage = 'hubspot syncs every transition of every lead, whatever the route: move it to crm:';
+
+/**
+ * How many requests per second a notifier sends to one destination; it paces itself and keeps the order of the
+ * lead events (one batch at a time per destination).
+ */
+const requestsPerSecond = (fallback: number, max: number) => z.number().int().positive().max(max).default(fallback);
+
+/** A destination of a route: it receives the lead events of the tiers routing to it. */
 export const destinationSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('slack'),
-    /** Secret whose value is the Slack incoming-webhook URL. */
+    /** Secret whose value is the Slack incoming-webhook URL; read at run time, so replacing it needs no deploy. */
     webhookUrlSecret: secretName,
     /** Link to the lead in your own tools; `{type}`, `{id}` and `{workspace}` are replaced. */
     entityUrlTemplate: z.string().url().optional(),
-  }),
-  z.strictObject({
-    type: z.literal('hubspot'),
-    /** Secret whose value is a HubSpot private-app token with crm.objects.contacts/companies write scopes. */
-    tokenSecret: secretName,
-    /** The unique company property holding pql-radar's account id. @default pql_radar_account_id */
-    companyIdProperty: z.string().min(1).default('pql_radar_account_id'),
-    /** HubSpot allows 100 requests per 10 s for private apps. @default 5 */
-    requestsPerSecond: z.number().int().positive().max(300).default(5),
+    /** Slack accepts about one message per second per incoming webhook. @default 1 */
+    requestsPerSecond: requestsPerSecond(1, 10),
   }),
   z.strictObject({
     type: z.literal('webhook'),
     url: z.string().url().refine((url) => url.startsWith('https://'), 'must be an https:// URL'),
-    /** Secret whose value signs the requests (x-pql-radar-signature), as the local runtime's webhooks are signed. */
+    /**
+     * Secret whose value signs the requests per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature
+     * headers), as the local runtime's webhooks are signed: a `whsec_...` secret (`npx pql-radar webhooks secret`),
+     * or several separated by spaces during a rotation, each of which signs. Read at run time: rotating needs no deploy.
+     */
     signingSecret: secretName,
+    /** @default 10 */
+    requestsPerSecond: requestsPerSecond(10, 100),
   }),
   z.strictObject({
     type: z.literal('email'),
@@ -47,8 +56,46 @@ export const destinationSchema = z.discriminatedUnion('type', [
     type: z.literal('lambda'),
     functionArn: z.string().regex(/^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$/, 'must be a Lambda function ARN'),
   }),
+  // Refused with a message that says where it goes, rather than zod's list of the types a route takes.
+  z.looseObject({ type: z.literal('hubspot') }).transform((_value, ctx) => {
+    ctx.addIssue({ code: 'custom', message: hubspotUnderRouteMessage });
+    return z.NEVER;
+  }),
 ]);
 export type Destination = z.output<typeof destinationSchema>;
+
+/** A CRM: it receives every transition of every user and account lead, whatever the route, and keeps the latest. */
+export const crmSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    type: z.literal('hubspot'),
+    /**
+     * Secret whose value is a HubSpot private-app token with the crm.objects.contacts.write and
+     * crm.objects.companies.write scopes; read at run time, so rotating it needs no deploy.
+     */
+    tokenSecret: secretName,
+    /** The unique company property holding pql-radar's account id. @default pql_radar_account_id */
+    companyIdProperty: z.string().min(1).default('pql_radar_account_id'),
+    /**
+     * HubSpot allows private apps 100 requests per 10 s (more on some plans, 250 at most): the default leaves room for
+     * your other integrations. @default 5
+     */
+    requestsPerSecond: requestsPerSecond(5, 25),
+  }),
+]);
+export type CrmDestination = z.output<typeof crmSchema>;
+
+/** How the notifiers deliver to slack, webhook and CRM destinations. */
+export const deliverySchema = z.strictObject({
+  /**
+   * Hours a lead event is retried at a destination, from when its delivery queue received it, before it goes to the
+   * destination's dead-letter queue. At most 14 days, SQS's longest retention (a window that long may let a message
+   * expire from its queue before the notifier dead-letters it). @default 24
+   */
+  retryHours: z.number().int().min(1).max(336).default(defaultDeliveryRetryHours),
+  /** Days the delivery log keeps each attempt, and each destination remembers the lead events it took. @default 14 */
+  logDays: z.number().int().min(1).max(400).default(defaultDeliveryLogDays),
+});
+export type DeliveryConfig = z.output<typeof deliverySchema>;
 
 const routeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a route name: lowercase letters, digits and -, as the rules file uses it');
 
@@ -97,6 +144,10 @@ export const configSchema = z.strictObject({
   alarmEmails: z.array(z.string().email()).default([]),
   /** Routes as the rules file's tiers name them, each with its destinations: every route a tier names needs one. */
   routes: z.record(routeName, z.array(destinationSchema).min(1, 'a route needs at least one destination, e.g. - type: sqs')).default({}),
+  /** CRMs that every lead transition of users and accounts goes to, whatever the route. */
+  crm: z.array(crmSchema).default([]),
+  /** Retries and log of the slack, webhook and CRM deliveries. */
+  delivery: deliverySchema.default({ retryHours: defaultDeliveryRetryHours, logDays: defaultDeliveryLogDays }),
 });
 
 export type PqlRadarConfig = z.output<typeof configSchema>;

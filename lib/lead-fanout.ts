@@ -1,61 +1,25 @@
-import { Duration, RemovalPolicy, SecretValue, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { leadEventSource, leadEventTypes, type LeadEventType } from '../functions/core/lead-event';
-import type { Destination } from './config';
-import { LambdaFunction } from './lambda-function';
+import type { DestinationRecord } from '../functions/adapters/dynamodb/destination-registry';
+import { leadEventSource, leadEventTypes } from '../functions/core/lead-event';
+import { defaultDeliveryLogDays, defaultDeliveryRetryHours } from '../functions/shared/settings';
+import type { CrmDestination, Destination } from './config';
+import { NotifierDestination, type NotifierDestinationProps } from './notifier-destination';
 
 /** An EventBridge input transformer as data: what a target receives instead of the whole event. */
 export interface InputTransformer {
   readonly inputPathsMap: Readonly<Record<string, string>>;
   readonly inputTemplate: string;
 }
-
-/**
- * The bodies of the HubSpot PATCH requests (`/crm/v3/objects/{contacts|companies}/{id}`). Every placeholder stands
- * outside quotes, so EventBridge inserts the value as JSON: strings quoted and escaped, the score a number.
- * Create the properties pql_tier, pql_score, pql_signals, pql_qualified_at (date-time), pql_converted_at (date-time) and pql_route in HubSpot first.
- */
-export const hubspotInput = {
-  /** Qualified or tier changed. */
-  lead: {
-    inputPathsMap: {
-      tier: '$.detail.tier',
-      score: '$.detail.score.total',
-      summary: '$.detail.summary',
-      evaluatedAt: '$.detail.evaluatedAt',
-      route: '$.detail.route',
-    },
-    inputTemplate:
-      '{"properties":{"pql_tier":<tier>,"pql_score":<score>,"pql_signals":<summary>,"pql_qualified_at":<evaluatedAt>,"pql_route":<route>}}',
-  },
-  /**
-   * Disqualified: the event's tier is null, but HubSpot clears a property with "" (null is not a property value).
-   * pql_qualified_at is left alone, so the record still tells when the lead last qualified.
-   */
-  disqualified: {
-    inputPathsMap: { score: '$.detail.score.total', summary: '$.detail.summary', route: '$.detail.route' },
-    inputTemplate: '{"properties":{"pql_tier":"","pql_score":<score>,"pql_signals":<summary>,"pql_route":<route>}}',
-  },
-  /**
-   * Converted: pql_tier is left alone, so the record keeps the tier the lead converted from (the event's tier may be
-   * null once the customer leaves the tiers), and pql_converted_at says when.
-   */
-  converted: {
-    inputPathsMap: { convertedAt: '$.detail.conversion.convertedAt', score: '$.detail.score.total', summary: '$.detail.summary', route: '$.detail.route' },
-    inputTemplate: '{"properties":{"pql_converted_at":<convertedAt>,"pql_score":<score>,"pql_signals":<summary>,"pql_route":<route>}}',
-  },
-} as const satisfies Record<string, InputTransformer>;
 
 /**
  * The plain-text e-mail. One quoted string per line is EventBridge's form for multi-line text: the target gets the
@@ -100,22 +64,26 @@ class TransformedInput extends events.RuleTargetInput {
   }
 }
 
-const leadDetailTypes: LeadEventType[] = ['Lead Qualified', 'Lead Tier Changed'];
-const disqualifiedDetailTypes: LeadEventType[] = ['Lead Disqualified'];
-const convertedDetailTypes: LeadEventType[] = ['Lead Converted'];
+/** The destination kinds of a route, as destination ids name them. */
+type RouteKind = Destination['type'];
 
-/** EventBridge refuses a sixth target on a rule. */
-const maxTargetsPerRule = 5;
-
-/** Lambda keeps an asynchronous event for at most six hours. */
-const maxLambdaEventAge = Duration.hours(6);
+/** How lead events reach a destination: the record the deploy writes to the table (DestinationRecord). */
+type DeployedDestination = Omit<DestinationRecord, 'transport'> & { transport: 'sqs' };
 
 export interface LeadFanoutProps {
   /**
-   * Routes as the rules file's tiers name them, each with its destinations (lib/config.ts). Construct ids follow
-   * the route and, per type, the order of the destinations: reordering two destinations of one type recreates them.
+   * Routes as the rules file's tiers name them, each with its destinations (lib/config.ts). Destination ids and
+   * construct ids follow the route and, per kind, the order of the destinations: reordering two destinations of one
+   * kind swaps their ids (and recreates their resources).
    */
   readonly routes: Readonly<Record<string, readonly Destination[]>>;
+  /**
+   * CRMs that receive every transition of every user and account lead, whatever the route.
+   * @default []
+   */
+  readonly crm?: readonly CrmDestination[];
+  /** The table the notifiers keep the delivery log and the delivered keys in. */
+  readonly table: dynamodb.ITable;
   /**
    * Bus names are unique per account and region: derived from the stack's, so several stacks can share one.
    * @default `${stackName}-leads`
@@ -127,16 +95,27 @@ export interface LeadFanoutProps {
    */
   readonly archiveRetention?: Duration;
   /**
-   * How long EventBridge (and Lambda, for the notifiers, at most six hours) keeps retrying a delivery before the
-   * event goes to the destination's dead-letter queue.
+   * How long EventBridge keeps retrying to hand a lead event to a target (a notifier's delivery queue, a topic, a
+   * queue, a function) before the event goes to that target's dead-letter queue. 24 hours is EventBridge's maximum.
    * @default Duration.hours(24)
    */
   readonly maxEventAge?: Duration;
   /**
-   * Delivery attempts EventBridge retries within maxEventAge.
+   * Attempts EventBridge makes within maxEventAge.
    * @default 185
    */
   readonly retryAttempts?: number;
+  /**
+   * Hours a notifier retries a lead event at its destination (slack, webhook, CRM), from when its delivery queue
+   * received it, before it moves the event to the destination's dead-letter queue.
+   * @default 24 (defaultDeliveryRetryHours)
+   */
+  readonly retryHours?: number;
+  /**
+   * Days the delivery log keeps each attempt, and a destination remembers the lead events it took.
+   * @default 14 (defaultDeliveryLogDays)
+   */
+  readonly deliveryLogDays?: number;
   /**
    * How long the notifier functions' logs are kept.
    * @default logs.RetentionDays.ONE_MONTH
@@ -145,45 +124,55 @@ export interface LeadFanoutProps {
 }
 
 /**
- * The lead event bus and everything that delivers its events to the user's destinations: an archive for replay,
- * one rule per route (pattern on `detail.route`; a route of more than five targets, EventBridge's limit, gets a
- * second rule) with one target per destination, and, for HubSpot, rules of its own that also match the entity type
- * and the transition. Every target has a retry policy and a dead-letter queue of its own
- * destination.
+ * The lead event bus and everything that delivers its events to the user's destinations: an archive for replay and
+ * one rule per destination, so a replay can target one destination (StartReplay's FilterArns take rule ARNs).
+ * Destination ids are `<route>-<kind>-<n>` (n counts per route and kind from 1) and `crm-hubspot-<n>`; the deploy
+ * records every destination in the table (`destinations`, written by the bootstrap custom resource), where the CLI
+ * finds them.
  *
- * - email: an SNS topic per route (KMS key with rotation; EventBridge may use it), a plain-text transformer.
- * - sqs: a queue per route for the user's consumers, with a redrive queue; it receives the whole event.
+ * - A route's rule matches `source` pql-radar and `detail.route`. A CRM's rule matches every lead event type of users
+ *   and accounts, whatever the route.
+ * - slack, webhook, hubspot: a NotifierDestination each (lib/notifier-destination.ts): a FIFO delivery queue, one
+ *   message group per destination, drained by a notifier Lambda that paces, retries for `retryHours`, deduplicates,
+ *   logs each attempt and dead-letters what it gives up on.
+ * - email: one SNS topic per route (KMS key with rotation; EventBridge may use it), a plain-text transformer.
+ * - sqs: one queue per route for the user's consumers, with a redrive queue; it receives the whole event.
  * - lambda: the user's function, invoked asynchronously with the whole event.
- * - slack, webhook: a notifier Lambda per destination. Slack's webhook URL is itself the secret (an API
- *   destination would write it into the template), its message loops over the signals (a transformer cannot),
- *   and a webhook signature is an HMAC of the body (an API destination adds static headers only). The notifier
- *   throws on a non-2xx answer; Lambda retries twice, then sends the invocation record to the same dead-letter
- *   queue that holds what EventBridge could not hand to Lambda.
- * - hubspot: an API destination through a Connection that keeps the token, rate-limited; PATCHes the contact
- *   (users with an email) or the company (accounts) with the pql_* properties.
+ *
+ * Every target has a retry policy (maxEventAge, retryAttempts) and a dead-letter queue of its own destination.
  */
 export class LeadFanout extends Construct {
   public readonly eventBus: events.EventBus;
   public readonly archive: events.Archive;
-  /** Every dead-letter queue: one per destination, and the sqs destinations' redrive queues. For alarms. */
+  /**
+   * Every destination as the deploy records it in the table: route by route (its email topic and sqs queue first,
+   * then the others in config order), then the CRMs.
+   */
+  public readonly destinations: DeployedDestination[] = [];
+  /**
+   * Every dead-letter queue, for alarms: each target's, the notifiers' FIFO ones, and the sqs destinations'
+   * redrive queues.
+   */
   public readonly deadLetterQueues: sqs.Queue[] = [];
   /** The sqs destinations' queues by route, for the stack outputs. */
   public readonly queues: Record<string, sqs.Queue> = {};
   /** The email destinations' topics by route. */
   public readonly topics: Record<string, sns.Topic> = {};
-  /** The notifier functions of the slack and webhook destinations. */
+  /** The slack, webhook and CRM destinations. */
+  public readonly notifierDestinations: NotifierDestination[] = [];
+  /** Their notifier functions, for monitoring. */
   public readonly notifiers: lambda.Function[] = [];
 
+  readonly #props: LeadFanoutProps;
   readonly #maxEventAge: Duration;
   readonly #retryAttempts: number;
-  readonly #logRetention: logs.RetentionDays | undefined;
   #topicKey: kms.Key | undefined;
 
   constructor(scope: Construct, id: string, props: LeadFanoutProps) {
     super(scope, id);
+    this.#props = props;
     this.#maxEventAge = props.maxEventAge ?? Duration.hours(24);
     this.#retryAttempts = props.retryAttempts ?? 185;
-    this.#logRetention = props.logRetention;
 
     this.eventBus = new events.EventBus(this, 'Bus', {
       eventBusName: props.eventBusName ?? `${Stack.of(this).stackName}-leads`,
@@ -195,64 +184,146 @@ export class LeadFanout extends Construct {
       retention: props.archiveRetention ?? Duration.days(90),
     });
 
-    for (const [route, destinations] of Object.entries(props.routes)) {
-      this.#addRoute(new Construct(this, route), route, destinations);
+    for (const [route, destinations] of Object.entries(props.routes)) this.#addRoute(new Construct(this, route), route, destinations);
+    if (props.crm !== undefined && props.crm.length > 0) {
+      const scope = new Construct(this, 'Crm');
+      props.crm.forEach((crm, index) => this.#addCrm(scope, crm, index + 1));
     }
   }
 
   #addRoute(scope: Construct, route: string, destinations: readonly Destination[]) {
-    const routeTargets: events.IRuleTarget[] = [];
-    const ordinals = new Map<string, number>();
-    const destinationScope = (kind: string) => {
-      const ordinal = (ordinals.get(kind) ?? 0) + 1;
-      ordinals.set(kind, ordinal);
-      return new Construct(scope, `${kind}${ordinal}`);
+    const counts = new Map<RouteKind, number>();
+    const next = (kind: RouteKind) => {
+      const n = (counts.get(kind) ?? 0) + 1;
+      counts.set(kind, n);
+      return n;
     };
+    const pattern: events.EventPattern = { source: [leadEventSource], detail: { route: [route] } };
+    const purpose = `lead events of route ${route}`;
 
     // One topic and one queue per route, whatever the number of entries that ask for them.
     const addresses = [...new Set(destinations.flatMap((destination) => (destination.type === 'email' ? destination.addresses : [])))];
-    if (addresses.length > 0) routeTargets.push(this.#email(new Construct(scope, 'Email'), route, addresses));
-    if (destinations.some((destination) => destination.type === 'sqs')) routeTargets.push(this.#queue(new Construct(scope, 'Queue'), route));
+    if (addresses.length > 0) this.#email(new Construct(scope, 'Email'), route, `${route}-email-${next('email')}`, addresses, pattern);
+    if (destinations.some((destination) => destination.type === 'sqs')) this.#queue(new Construct(scope, 'Queue'), route, `${route}-sqs-${next('sqs')}`, pattern);
 
     for (const destination of destinations) {
       switch (destination.type) {
-        case 'lambda':
-          routeTargets.push(this.#lambda(destinationScope('Lambda'), destination));
+        case 'lambda': {
+          const n = next('lambda');
+          this.#lambda(new Construct(scope, `Lambda${n}`), route, `${route}-lambda-${n}`, destination, pattern);
           break;
-        case 'slack':
-          routeTargets.push(this.#notifier(destinationScope('Slack'), route, destination));
+        }
+        case 'slack': {
+          const n = next('slack');
+          this.#notifier(scope, `Slack${n}`, route, {
+            destinationId: `${route}-slack-${n}`,
+            kind: 'slack',
+            purpose,
+            secret: destination.webhookUrlSecret,
+            entityUrlTemplate: destination.entityUrlTemplate,
+            requestsPerSecond: destination.requestsPerSecond,
+            eventPattern: pattern,
+          });
           break;
-        case 'webhook':
-          routeTargets.push(this.#notifier(destinationScope('Webhook'), route, destination));
+        }
+        case 'webhook': {
+          const n = next('webhook');
+          this.#notifier(scope, `Webhook${n}`, route, {
+            destinationId: `${route}-webhook-${n}`,
+            kind: 'webhook',
+            purpose,
+            secret: destination.signingSecret,
+            webhookUrl: destination.url,
+            requestsPerSecond: destination.requestsPerSecond,
+            eventPattern: pattern,
+          });
           break;
-        case 'hubspot':
-          this.#hubspot(destinationScope('Hubspot'), route, destination);
+        }
+        case 'email':
+        case 'sqs':
           break;
       }
     }
-
-    for (let first = 0; first < routeTargets.length; first += maxTargetsPerRule) {
-      const part = first / maxTargetsPerRule;
-      new events.Rule(scope, part === 0 ? 'Rule' : `Rule${part + 1}`, {
-        eventBus: this.eventBus,
-        description: `pql-radar: lead events of route ${route} to its destinations`,
-        eventPattern: { source: [leadEventSource], detail: { route: [route] } },
-        targets: routeTargets.slice(first, first + maxTargetsPerRule),
-      });
-    }
   }
 
-  /** Retry policy and dead-letter queue of one destination's targets. */
-  #delivery(scope: Construct): targets.TargetBaseProps & { deadLetterQueue: sqs.Queue } {
+  #addCrm(scope: Construct, crm: CrmDestination, n: number) {
+    this.#notifier(scope, `Hubspot${n}`, '*', {
+      destinationId: `crm-hubspot-${n}`,
+      kind: 'hubspot',
+      purpose: 'every lead event of users and accounts',
+      secret: crm.tokenSecret,
+      companyIdProperty: crm.companyIdProperty,
+      requestsPerSecond: crm.requestsPerSecond,
+      // A CRM keeps each lead's latest state: every transition, whatever the route (a disqualification or a
+      // conversion may carry another route than the qualification, or none). Visitors have no CRM record.
+      eventPattern: { source: [leadEventSource], detailType: [...leadEventTypes], detail: { entity: { type: ['user', 'account'] } } },
+    });
+  }
+
+  #notifier(
+    scope: Construct,
+    id: string,
+    route: string,
+    props: Pick<
+      NotifierDestinationProps,
+      'destinationId' | 'kind' | 'purpose' | 'secret' | 'webhookUrl' | 'entityUrlTemplate' | 'companyIdProperty' | 'requestsPerSecond' | 'eventPattern'
+    >,
+  ) {
+    const destination = new NotifierDestination(scope, id, {
+      ...props,
+      table: this.#props.table,
+      eventBus: this.eventBus,
+      retryHours: this.#props.retryHours ?? defaultDeliveryRetryHours,
+      deliveryLogDays: this.#props.deliveryLogDays ?? defaultDeliveryLogDays,
+      maxEventAge: this.#maxEventAge,
+      retryAttempts: this.#retryAttempts,
+      logRetention: this.#props.logRetention,
+    });
+    this.notifierDestinations.push(destination);
+    this.notifiers.push(destination.function);
+    this.deadLetterQueues.push(destination.deadLetterQueue, destination.targetDeadLetterQueue);
+    this.#record({
+      id: props.destinationId,
+      kind: props.kind,
+      route,
+      rule: destination.rule,
+      queue: destination.queue,
+      deadLetterQueue: destination.deadLetterQueue,
+    });
+  }
+
+  /** The rule of one email, sqs or lambda destination, with its target's retry policy and dead-letter queue. */
+  #rule(scope: Construct, id: string, kind: 'email' | 'sqs' | 'lambda', route: string, pattern: events.EventPattern, target: (delivery: targets.TargetBaseProps) => events.IRuleTarget) {
     const deadLetterQueue = this.#newQueue(scope, 'DeadLetterQueue');
     Validations.of(deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason:
-        'This queue is the dead-letter queue of EventBridge targets (the rule target DeadLetterConfig, which the ' +
-        'check does not recognise); a dead-letter queue of its own would only move the same messages once more.',
+        'This queue is the dead-letter queue of an EventBridge rule target (its DeadLetterConfig, which the check ' +
+        'does not recognise); a dead-letter queue of its own would only move the same messages once more.',
     });
     this.deadLetterQueues.push(deadLetterQueue);
-    return { deadLetterQueue, maxEventAge: this.#maxEventAge, retryAttempts: this.#retryAttempts };
+    const rule = new events.Rule(scope, 'Rule', {
+      eventBus: this.eventBus,
+      description: `pql-radar: lead events of route ${route} to ${id}`,
+      eventPattern: pattern,
+      targets: [target({ deadLetterQueue, maxEventAge: this.#maxEventAge, retryAttempts: this.#retryAttempts })],
+    });
+    this.#record({ id, kind, route, rule, deadLetterQueue });
+  }
+
+  #record(destination: { id: string; kind: DestinationRecord['kind']; route: string; rule: events.Rule; queue?: sqs.Queue; deadLetterQueue: sqs.Queue }) {
+    this.destinations.push({
+      id: destination.id,
+      kind: destination.kind,
+      route: destination.route,
+      transport: 'sqs',
+      ruleArn: destination.rule.ruleArn,
+      eventBusName: this.eventBus.eventBusName,
+      archiveArn: this.archive.archiveArn,
+      ...(destination.queue ? { queueUrl: destination.queue.queueUrl, queueArn: destination.queue.queueArn } : {}),
+      deadLetterQueueUrl: destination.deadLetterQueue.queueUrl,
+      deadLetterQueueArn: destination.deadLetterQueue.queueArn,
+    });
   }
 
   #newQueue(scope: Construct, id: string, props: sqs.QueueProps = {}): sqs.Queue {
@@ -265,7 +336,7 @@ export class LeadFanout extends Construct {
     });
   }
 
-  #email(scope: Construct, route: string, addresses: readonly string[]): events.IRuleTarget {
+  #email(scope: Construct, route: string, id: string, addresses: readonly string[], pattern: events.EventPattern) {
     // A customer managed key because EventBridge publishes as events.amazonaws.com, which the AWS managed SNS key's
     // policy does not admit; SnsTopic grants it kms:Decrypt and kms:GenerateDataKey* in this key's policy.
     this.#topicKey ??= new kms.Key(this, 'TopicKey', {
@@ -282,125 +353,26 @@ export class LeadFanout extends Construct {
     });
     for (const address of addresses) topic.addSubscription(new subscriptions.EmailSubscription(address));
     this.topics[route] = topic;
-    return new targets.SnsTopic(topic, { message: new TransformedInput(emailInput), ...this.#delivery(scope) });
+    this.#rule(scope, id, 'email', route, pattern, (delivery) => new targets.SnsTopic(topic, { message: new TransformedInput(emailInput), ...delivery }));
   }
 
-  #queue(scope: Construct, route: string): events.IRuleTarget {
+  #queue(scope: Construct, route: string, id: string, pattern: events.EventPattern) {
     const consumerDeadLetterQueue = this.#newQueue(scope, 'ConsumerDeadLetterQueue');
     this.deadLetterQueues.push(consumerDeadLetterQueue);
     const queue = this.#newQueue(scope, 'Queue', {
       deadLetterQueue: { queue: consumerDeadLetterQueue, maxReceiveCount: 5 },
     });
     this.queues[route] = queue;
-    return new targets.SqsQueue(queue, this.#delivery(scope));
+    this.#rule(scope, id, 'sqs', route, pattern, (delivery) => new targets.SqsQueue(queue, delivery));
   }
 
-  #lambda(scope: Construct, destination: Extract<Destination, { type: 'lambda' }>): events.IRuleTarget {
+  #lambda(scope: Construct, route: string, id: string, destination: Extract<Destination, { type: 'lambda' }>, pattern: events.EventPattern) {
     // fromFunctionArn would skip the invoke permission whenever the stack's account is not known at synth time
     // (an environment-agnostic stack); a rule target must be in the stack's account and region anyway.
     const handler = lambda.Function.fromFunctionAttributes(scope, 'Function', {
       functionArn: destination.functionArn,
       sameEnvironment: true,
     });
-    return new targets.LambdaFunction(handler, this.#delivery(scope));
-  }
-
-  #notifier(scope: Construct, route: string, destination: Extract<Destination, { type: 'slack' | 'webhook' }>): events.IRuleTarget {
-    const secretId = destination.type === 'slack' ? destination.webhookUrlSecret : destination.signingSecret;
-    const secret = secretId.startsWith('arn:')
-      ? secretsmanager.Secret.fromSecretCompleteArn(scope, 'Secret', secretId)
-      : secretsmanager.Secret.fromSecretNameV2(scope, 'Secret', secretId);
-    const environment: Record<string, string> = { DESTINATION_TYPE: destination.type, SECRET_ARN: secret.secretArn };
-    if (destination.type === 'webhook') environment['WEBHOOK_URL'] = destination.url;
-    if (destination.type === 'slack' && destination.entityUrlTemplate !== undefined) {
-      environment['ENTITY_URL_TEMPLATE'] = destination.entityUrlTemplate;
-    }
-
-    const notifier = new LambdaFunction(scope, 'Notifier', {
-      entry: 'functions/notifier/handler.ts',
-      description: `pql-radar: delivers lead events of route ${route} to a ${destination.type} destination`,
-      timeout: Duration.seconds(10),
-      logRetention: this.#logRetention,
-      environment,
-    }).function;
-    notifier.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue'],
-        // A secret known by name has an ARN ending in "-" and six random characters.
-        resources: [secret.secretFullArn ?? `${secret.secretArn}-??????`],
-      }),
-    );
-    this.notifiers.push(notifier);
-
-    const delivery = this.#delivery(scope);
-    notifier.configureAsyncInvoke({
-      retryAttempts: 2,
-      maxEventAge: Duration.seconds(Math.min(this.#maxEventAge.toSeconds(), maxLambdaEventAge.toSeconds())),
-      onFailure: new SqsDestination(delivery.deadLetterQueue),
-    });
-    return new targets.LambdaFunction(notifier, delivery);
-  }
-
-  #hubspot(scope: Construct, route: string, destination: Extract<Destination, { type: 'hubspot' }>) {
-    const connection = new events.Connection(scope, 'Connection', {
-      description: `pql-radar ${route}: HubSpot private-app token`,
-      // The template holds "Bearer " and a dynamic reference, never the token: CloudFormation resolves it into
-      // the Connection, which keeps it in a secret of its own.
-      authorization: events.Authorization.apiKey(
-        'Authorization',
-        SecretValue.unsafePlainText(`Bearer ${SecretValue.secretsManager(destination.tokenSecret).unsafeUnwrap()}`),
-      ),
-    });
-    // One API destination for contacts and companies, so the rate limit is the private app's, not twice it.
-    const apiDestination = new events.ApiDestination(scope, 'ApiDestination', {
-      description: `pql-radar ${route}: HubSpot CRM objects`,
-      connection,
-      endpoint: 'https://api.hubapi.com/crm/v3/objects/*/*',
-      httpMethod: events.HttpMethod.PATCH,
-      rateLimitPerSecond: destination.requestsPerSecond,
-    });
-    const delivery = this.#delivery(scope);
-
-    const objects = [
-      {
-        id: 'Contact',
-        // A contact is found by its email; users without one cannot be matched and are left out.
-        detail: { entity: { type: ['user'] }, context: { traits: { email: [{ exists: true }] } } },
-        pathParameterValues: ['contacts', '$.detail.context.traits.email'],
-        idProperty: 'email',
-      },
-      {
-        id: 'Company',
-        detail: { entity: { type: ['account'] } },
-        pathParameterValues: ['companies', '$.detail.entity.id'],
-        idProperty: destination.companyIdProperty,
-      },
-    ];
-    const transitions = [
-      { id: 'Lead', detailTypes: leadDetailTypes, input: hubspotInput.lead },
-      { id: 'Disqualified', detailTypes: disqualifiedDetailTypes, input: hubspotInput.disqualified },
-      { id: 'Converted', detailTypes: convertedDetailTypes, input: hubspotInput.converted },
-    ];
-    for (const object of objects) {
-      for (const transition of transitions) {
-        new events.Rule(scope, `${object.id}${transition.id}Rule`, {
-          eventBus: this.eventBus,
-          description: `pql-radar: lead events of route ${route} to HubSpot ${object.pathParameterValues[0]}`,
-          eventPattern: {
-            source: [leadEventSource],
-            detailType: transition.detailTypes,
-            detail: { route: [route], ...object.detail },
-          },
-          targets: [
-            new targets.ApiDestination(apiDestination, {
-              event: new TransformedInput(transition.input),
-              pathParameterValues: object.pathParameterValues,
-              queryStringParameters: { idProperty: object.idProperty },
-              ...delivery,
-            }),
-          ],
-        });
-      }
-    }
+    this.#rule(scope, id, 'lambda', route, pattern, (delivery) => new targets.LambdaFunction(handler, delivery));
   }
 }

@@ -18,8 +18,8 @@ export interface PqlRadarStackProps extends StackProps {
 
 /**
  * pql-radar in one stack: the event store (stateful, retained), the ingest API, the evaluator on a schedule, the
- * lead bus with its fan-out to the configured destinations, the lead event schema, the write-key bootstrap, and
- * the alarms and dashboard over all of it.
+ * lead bus with its fan-out to the configured destinations (routes and CRMs), the lead event schema, the deploy
+ * bootstrap (write keys, and the destinations recorded in the table), and the alarms and dashboard over all of it.
  */
 export class PqlRadarStack extends Stack {
   public readonly eventStore: EventStore;
@@ -41,7 +41,13 @@ export class PqlRadarStack extends Stack {
       dirtyShards: config.evaluation.shards,
       throttling: config.ingest,
     });
-    this.leadFanout = new LeadFanout(this, 'LeadFanout', { routes: config.routes });
+    this.leadFanout = new LeadFanout(this, 'LeadFanout', {
+      routes: config.routes,
+      crm: config.crm,
+      table,
+      retryHours: config.delivery.retryHours,
+      deliveryLogDays: config.delivery.logDays,
+    });
     this.evaluator = new Evaluator(this, 'Evaluator', {
       table,
       eventBus: this.leadFanout.eventBus,
@@ -52,17 +58,17 @@ export class PqlRadarStack extends Stack {
       retentionDays: config.retentionDays,
     });
     new LeadEventSchema(this, 'LeadEventSchema');
-    const bootstrap =
-      config.writeKeys.length > 0
-        ? new WriteKeyBootstrap(this, 'WriteKeyBootstrap', {
-            table,
-            workspaces: config.writeKeys.map((key) => key.workspace),
-            allowedOrigins: Object.fromEntries(config.writeKeys.flatMap((key) => (key.allowedOrigins ? [[key.workspace, key.allowedOrigins]] : []))),
-          })
-        : undefined;
+    // Always there, with or without write keys: it also records the destinations in the table for the CLI.
+    const bootstrap = new WriteKeyBootstrap(this, 'WriteKeyBootstrap', {
+      table,
+      workspaces: config.writeKeys.map((key) => key.workspace),
+      allowedOrigins: Object.fromEntries(config.writeKeys.flatMap((key) => (key.allowedOrigins ? [[key.workspace, key.allowedOrigins]] : []))),
+      destinations: this.leadFanout.destinations,
+    });
     this.monitoring = new Monitoring(this, 'Monitoring', {
       ingestApi: this.ingestApi,
       evaluator: this.evaluator.handler,
+      // Every dead-letter queue of the fan-out: the targets', the notifiers' FIFO ones and the sqs redrive queues.
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       functions: [this.ingestApi.handler, this.evaluator.handler, ...this.leadFanout.notifiers],
       alarmEmails: config.alarmEmails,
@@ -87,7 +93,7 @@ export class PqlRadarStack extends Stack {
       description: `Lead events of route ${route}, for your own consumers`,
       value: queue.queueUrl,
     }));
-    this.#outputsByName('WriteKeySecret', 'workspace', bootstrap?.secretNames ?? {}, (workspace, secretName) => ({
+    this.#outputsByName('WriteKeySecret', 'workspace', bootstrap.secretNames, (workspace, secretName) => ({
       description: `Write key of workspace ${workspace}: aws secretsmanager get-secret-value --secret-id ...`,
       value: secretName,
     }));

@@ -5,15 +5,22 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-import { writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
+import type { DestinationRecord } from '../functions/adapters/dynamodb/destination-registry';
+import { metaPartitionKey, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import { workspacePattern } from '../functions/core/write-key';
 import { ignoreRedundantRoleDependency, LambdaFunction } from './lambda-function';
 
 export interface WriteKeyBootstrapProps {
-  /** The table the write keys (their hashes) go into. */
+  /** The table the write keys (their hashes) and the destination records go into. */
   readonly table: dynamodb.ITable;
-  /** The workspaces that get a write key; at least one. */
+  /** The workspaces that get a write key; none is fine (the destinations are still recorded). */
   readonly workspaces: readonly string[];
+  /**
+   * The deployment's destinations (LeadFanout.destinations), recorded in the table on every deploy that changes
+   * them, exactly: a destination no longer listed disappears from the table.
+   * @default [] (the table then records none)
+   */
+  readonly destinations?: readonly DestinationRecord[];
   /**
    * The browser origins some workspaces accept events from, set on every deploy (canonical origins, or `*`); a
    * workspace not named keeps what `pql-radar origins set` gave it. @default {}
@@ -32,15 +39,22 @@ export interface WriteKeyBootstrapProps {
 }
 
 /**
- * Gives each configured workspace a write key at deploy time, in a Secrets Manager secret
- * `<stack name>/write-key/<workspace>` that the user reads once:
- * `aws secretsmanager get-secret-value --secret-id <stack name>/write-key/<workspace> --query SecretString --output text`.
+ * What the deploy writes into the table, through one custom resource (functions/bootstrap/handler.ts) that exists in
+ * every stack, with or without write keys:
  *
- * A custom resource (functions/bootstrap/handler.ts) creates a key only for a workspace without a secret, so a
- * redeploy never rotates keys; removing a workspace or the stack deletes nothing. The secrets are created by the
- * function, not declared in the template, so no key value ever passes through CloudFormation. They are encrypted
- * with the AWS managed key and not rotated automatically: a write key is rotated by creating a new one and
- * revoking the old with the CLI once the SDKs send the new one, which no rotation Lambda can coordinate.
+ * - Write keys: each configured workspace gets one at deploy time, in a Secrets Manager secret
+ *   `<stack name>/write-key/<workspace>` that the user reads once:
+ *   `aws secretsmanager get-secret-value --secret-id <stack name>/write-key/<workspace> --query SecretString --output text`.
+ *   A key is created only for a workspace without a secret, so a redeploy never rotates keys; removing a workspace or
+ *   the stack deletes nothing. The secrets are created by the function, not declared in the template, so no key value
+ *   ever passes through CloudFormation. They are encrypted with the AWS managed key and not rotated automatically: a
+ *   write key is rotated by creating a new one and revoking the old with the CLI once the SDKs send the new one, which
+ *   no rotation Lambda can coordinate.
+ * - Destinations: the records of LeadFanout's destinations (`META`, `DESTINATION#<id>`), replaced on every create
+ *   and update, so the CLI's delivery commands find the queues, rules and archive with `--table` alone. Deleting the
+ *   stack leaves them (the table is retained, and a replaced resource's delete must not erase its successor's records).
+ *
+ * The class keeps its name, and the resource its id and type, so that existing stacks update it in place.
  */
 export class WriteKeyBootstrap extends Construct {
   public readonly handler: lambda.Function;
@@ -54,7 +68,8 @@ export class WriteKeyBootstrap extends Construct {
     const stack = Stack.of(this);
     const prefix = props.secretNamePrefix ?? `${stack.stackName}/write-key/`;
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
-    if (props.workspaces.length === 0) throw new Error('WriteKeyBootstrap needs at least one workspace');
+    const destinations = props.destinations ?? [];
+    if (new Set(destinations.map((destination) => destination.id)).size !== destinations.length) throw new Error('WriteKeyBootstrap destination ids must be unique');
     for (const workspace of props.workspaces) {
       if (!workspacePattern.test(workspace)) throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_"`);
     }
@@ -63,7 +78,7 @@ export class WriteKeyBootstrap extends Construct {
 
     this.handler = new LambdaFunction(this, 'Handler', {
       entry: 'functions/bootstrap/handler.ts',
-      description: 'pql-radar write-key bootstrap: one key per configured workspace, kept in Secrets Manager',
+      description: 'pql-radar deploy bootstrap: a write key per configured workspace (Secrets Manager), the destinations in the table',
       timeout: Duration.minutes(1),
       logRetention,
     }).function;
@@ -77,21 +92,32 @@ export class WriteKeyBootstrap extends Construct {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [writeKeysPartition] } },
       }),
     );
-    const secretArn = (name: string) =>
-      stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    // DynamoDbDestinationRegistry.replace: a Query of the recorded destinations, a DeleteItem per one removed, a
+    // PutItem per one kept. A statement of its own, so that DeleteItem never reaches the write keys.
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ['secretsmanager:DescribeSecret', 'secretsmanager:CreateSecret'],
-        resources: Object.values(this.secretNames).flatMap((name) => [
-          // A secret's ARN is its name, a hyphen and six random characters: `??????` matches exactly those, where
-          // `*` would also match a longer name, e.g. another workspace's `<name>-eu`.
-          secretArn(`${name}-??????`),
-          // A request about a secret that does not exist yet is authorized against its name alone (no suffix), and
-          // DescribeSecret answers ResourceNotFoundException only if that is allowed.
-          secretArn(name),
-        ]),
+        actions: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        resources: [props.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [metaPartitionKey] } },
       }),
     );
+    const secretArn = (name: string) =>
+      stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: name, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    if (props.workspaces.length > 0) {
+      this.handler.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions: ['secretsmanager:DescribeSecret', 'secretsmanager:CreateSecret'],
+          resources: Object.values(this.secretNames).flatMap((name) => [
+            // A secret's ARN is its name, a hyphen and six random characters: `??????` matches exactly those, where
+            // `*` would also match a longer name, e.g. another workspace's `<name>-eu`.
+            secretArn(`${name}-??????`),
+            // A request about a secret that does not exist yet is authorized against its name alone (no suffix), and
+            // DescribeSecret answers ResourceNotFoundException only if that is allowed.
+            secretArn(name),
+          ]),
+        }),
+      );
+    }
 
     // An own role and log group for the framework function: the default role carries the managed
     // AWSLambdaBasicExecutionRole policy, and the default log group never expires.
@@ -113,6 +139,9 @@ export class WriteKeyBootstrap extends Construct {
         SecretNamePrefix: prefix,
         Workspaces: [...props.workspaces],
         ...(setsOrigins ? { AllowedOrigins: props.allowedOrigins } : {}),
+        // Left out when empty: the function records no destination then either, and a template without them stays
+        // as it was.
+        ...(destinations.length > 0 ? { Destinations: destinations.map((destination) => ({ ...destination })) } : {}),
       },
     });
 

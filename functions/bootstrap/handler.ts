@@ -2,13 +2,16 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateSecretCommand, DescribeSecretCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { z } from 'zod';
+import { DynamoDbDestinationRegistry, type DestinationRecord } from '../adapters/dynamodb/destination-registry';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import { notifierKinds } from '../core/delivery';
 import { logger } from '../shared/powertools';
 
 /**
- * The write-key bootstrap: a CloudFormation custom resource (lib/write-key-bootstrap.ts) that gives each configured
- * workspace a write key at deploy time and puts it in a Secrets Manager secret `<prefix><workspace>`, where the
- * user reads it with the AWS CLI. Only the key's hash is in the table; the secret is the one place the key is kept.
+ * The deploy bootstrap: a CloudFormation custom resource (lib/write-key-bootstrap.ts) that, on every create and
+ * update, gives each configured workspace without one a write key, put in a Secrets Manager secret
+ * `<prefix><workspace>` where the user reads it with the AWS CLI (only the key's hash is in the table; the secret is
+ * the one place the key is kept), and records the deployment's destinations in the table for the CLI.
  */
 
 /** The secrets side of the bootstrap: a port, so the core below runs against DynamoDB Local in tests. */
@@ -79,12 +82,52 @@ export async function bootstrapWriteKeys(input: BootstrapWriteKeysInput): Promis
   return { created, existing };
 }
 
-const resourceProperties = z.object({
+const optional = z.string().min(1).optional();
+
+/** A destination as the template passes it (every value a string, as CloudFormation passes them all). */
+const destinationRecord = z.object({
+  id: z.string().min(1),
+  kind: z.enum([...notifierKinds, 'email', 'sqs', 'lambda']),
+  route: z.string().min(1),
+  transport: z.enum(['sqs', 'table']),
+  ruleArn: optional,
+  eventBusName: optional,
+  archiveArn: optional,
+  queueUrl: optional,
+  queueArn: optional,
+  deadLetterQueueUrl: optional,
+  deadLetterQueueArn: optional,
+}) satisfies z.ZodType<DestinationRecord>;
+
+/** The custom resource's properties, as lib/write-key-bootstrap.ts writes them. */
+export const resourceProperties = z.object({
   TableName: z.string().min(1),
   SecretNamePrefix: z.string().min(1),
-  Workspaces: z.array(z.string().min(1)).min(1),
+  Workspaces: z.array(z.string().min(1)).default([]),
   AllowedOrigins: z.record(z.string(), z.array(z.string())).default({}),
+  /** Left out by the template when there are none: then no destination stays recorded. */
+  Destinations: z.array(destinationRecord).default([]),
 });
+export type ResourceProperties = z.output<typeof resourceProperties>;
+
+export interface BootstrapPorts {
+  keys: BootstrapWriteKeysInput['keys'];
+  secrets: SecretStore;
+  registry: Pick<DynamoDbDestinationRegistry, 'replace'>;
+}
+
+/** What a create or an update does: the write keys (and origins), then the destinations, replaced as a whole. */
+export async function bootstrap(properties: ResourceProperties, ports: BootstrapPorts): Promise<{ created: string[]; existing: string[]; destinations: string[] }> {
+  const keys = await bootstrapWriteKeys({
+    workspaces: properties.Workspaces,
+    allowedOrigins: properties.AllowedOrigins,
+    secretNamePrefix: properties.SecretNamePrefix,
+    keys: ports.keys,
+    secrets: ports.secrets,
+  });
+  await ports.registry.replace(properties.Destinations);
+  return { ...keys, destinations: properties.Destinations.map((destination) => destination.id) };
+}
 
 const secrets = new SecretsManagerSecretStore(new SecretsManagerClient({}));
 const dynamodb = new DynamoDBClient({});
@@ -93,18 +136,17 @@ const dynamodb = new DynamoDBClient({});
 export async function handler(event: CloudFormationCustomResourceEvent, context: Context): Promise<{ PhysicalResourceId: string }> {
   logger.addContext(context);
   // Keys and secrets outlive the stack: the table is retained with the keys in it, and the secret is the only
-  // copy of a key that production SDKs may still send. Retire a key with `pql-radar keys revoke`.
+  // copy of a key that production SDKs may still send. Retire a key with `pql-radar keys revoke`. The destination
+  // records stay too: when CloudFormation replaces this resource, it deletes the old one after the new one wrote them.
   if (event.RequestType === 'Delete') return { PhysicalResourceId: event.PhysicalResourceId };
 
   const properties = resourceProperties.parse(event.ResourceProperties);
-  const result = await bootstrapWriteKeys({
-    workspaces: properties.Workspaces,
-    allowedOrigins: properties.AllowedOrigins,
-    secretNamePrefix: properties.SecretNamePrefix,
+  const result = await bootstrap(properties, {
     keys: new DynamoDbWriteKeyStore(dynamodb, properties.TableName),
     secrets,
+    registry: new DynamoDbDestinationRegistry(dynamodb, properties.TableName),
   });
-  // Workspace names only: the keys never reach a log.
-  logger.info('write keys bootstrapped', { ...result });
+  // Workspace names and destination ids only: the keys never reach a log.
+  logger.info('deployment bootstrapped', { ...result });
   return { PhysicalResourceId: event.RequestType === 'Update' ? event.PhysicalResourceId : properties.SecretNamePrefix };
 }

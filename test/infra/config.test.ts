@@ -27,6 +27,49 @@ describe('routes', () => {
   });
 });
 
+describe('crm', () => {
+  it('refuses hubspot under a route, saying where it goes', () => {
+    expect(load('routes:\n  sales:\n    - type: sqs\n    - type: hubspot\n      tokenSecret: pql-radar/hubspot\n  nurture:\n    - type: sqs\n')).toThrow(
+      /line 5: routes\.sales\[1\]: hubspot syncs every transition of every lead, whatever the route: move it to crm:/s,
+    );
+  });
+
+  it('takes hubspot under crm, with the defaults of its company property and pace', () => {
+    const { config } = load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\ncrm:\n  - type: hubspot\n    tokenSecret: pql-radar/hubspot\n')();
+    expect(config.crm).toEqual([{ type: 'hubspot', tokenSecret: 'pql-radar/hubspot', companyIdProperty: 'pql_radar_account_id', requestsPerSecond: 5 }]);
+  });
+
+  it('is empty by default', () => {
+    expect(load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n')().config.crm).toEqual([]);
+  });
+});
+
+describe('delivery', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+
+  it('retries 24 hours and logs 14 days by default', () => {
+    expect(load(routes)().config.delivery).toEqual({ retryHours: 24, logDays: 14 });
+  });
+
+  it('takes a retry window of 1 to 336 hours and a log of 1 to 400 days', () => {
+    expect(load(`${routes}delivery:\n  retryHours: 336\n  logDays: 400\n`)().config.delivery).toEqual({ retryHours: 336, logDays: 400 });
+    expect(load(`${routes}delivery:\n  retryHours: 337\n`)).toThrow(/delivery\.retryHours/);
+    expect(load(`${routes}delivery:\n  retryHours: 0\n`)).toThrow(/delivery\.retryHours/);
+    expect(load(`${routes}delivery:\n  logDays: 401\n`)).toThrow(/delivery\.logDays/);
+  });
+
+  it('paces slack at one request per second and webhooks at ten by default', () => {
+    const { config } = load(
+      'routes:\n  sales:\n    - type: slack\n      webhookUrlSecret: s\n    - type: webhook\n      url: https://hooks.example.com/x\n      signingSecret: w\n      requestsPerSecond: 2\n  nurture:\n    - type: webhook\n      url: https://hooks.example.com/y\n      signingSecret: w\n',
+    )();
+    expect(config.routes['sales']).toEqual([
+      { type: 'slack', webhookUrlSecret: 's', requestsPerSecond: 1 },
+      { type: 'webhook', url: 'https://hooks.example.com/x', signingSecret: 'w', requestsPerSecond: 2 },
+    ]);
+    expect(config.routes['nurture']).toEqual([{ type: 'webhook', url: 'https://hooks.example.com/y', signingSecret: 'w', requestsPerSecond: 10 }]);
+  });
+});
+
 describe('alarmEmails', () => {
   const noEmails = 'No alarmEmails in the config: alarms go only to the SNS topic of the AlarmTopicArn output';
 

@@ -2,9 +2,12 @@ import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Destination } from '../../lib/config';
+import { leadEventTypes } from '../../functions/core/lead-event';
+import { crmSchema, destinationSchema, type CrmDestination, type Destination } from '../../lib/config';
+import { EventStore } from '../../lib/event-store';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
-import { emailInput, hubspotInput, LeadFanout, type LeadFanoutProps } from '../../lib/lead-fanout';
+import { emailInput, LeadFanout, type LeadFanoutProps } from '../../lib/lead-fanout';
+import type { NotifierDestination } from '../../lib/notifier-destination';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
 
 type Resource = { Type: string; Properties: Record<string, any> };
@@ -13,30 +16,35 @@ type Target = Record<string, any>;
 const webhookSecretArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-radar/webhook-AbCdEf';
 const crmSyncArn = 'arn:aws:lambda:eu-west-1:123456789012:function:crm-sync';
 
-/** Every kind of destination, one route with two of a kind and a duplicated e-mail address. */
+/** Destinations as the config gives them, with the config's defaults. */
+const destination = (input: Record<string, unknown>): Destination => destinationSchema.parse(input);
+
+/** Every kind of destination: two webhooks in one route, two e-mail entries (one address twice), a CRM. */
 const routes: Record<string, Destination[]> = {
   sales: [
-    { type: 'slack', webhookUrlSecret: 'pql-radar/slack-sales', entityUrlTemplate: 'https://crm.example.com/{type}/{id}' },
-    { type: 'hubspot', tokenSecret: 'pql-radar/hubspot', companyIdProperty: 'pql_radar_account_id', requestsPerSecond: 5 },
-    { type: 'webhook', url: 'https://hooks.example.com/pql', signingSecret: webhookSecretArn },
-    { type: 'email', addresses: ['sales@example.com', 'lead@example.com'] },
-    { type: 'sqs' },
-    { type: 'lambda', functionArn: crmSyncArn },
+    destination({ type: 'slack', webhookUrlSecret: 'pql-radar/slack-sales', entityUrlTemplate: 'https://crm.example.com/{type}/{id}' }),
+    destination({ type: 'webhook', url: 'https://hooks.example.com/pql', signingSecret: webhookSecretArn }),
+    destination({ type: 'email', addresses: ['sales@example.com', 'lead@example.com'] }),
+    destination({ type: 'sqs' }),
+    destination({ type: 'lambda', functionArn: crmSyncArn }),
+    destination({ type: 'webhook', url: 'https://hooks.example.com/other', signingSecret: 'pql-radar/webhook-2', requestsPerSecond: 3 }),
   ],
   nurture: [
-    { type: 'email', addresses: ['growth@example.com'] },
-    { type: 'email', addresses: ['growth@example.com'] },
-    { type: 'sqs' },
+    destination({ type: 'email', addresses: ['growth@example.com'] }),
+    destination({ type: 'email', addresses: ['growth@example.com'] }),
+    destination({ type: 'sqs' }),
   ],
 };
+const crm: CrmDestination[] = [crmSchema.parse({ type: 'hubspot', tokenSecret: 'pql-radar/hubspot' })];
 
-/** The fan-out in a stack of its own. */
+/** The fan-out in a stack of its own, with the table it logs deliveries in. */
 function build(props: Partial<LeadFanoutProps> = {}, context: Record<string, unknown> = {}) {
   const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
   const stack = new Stack(app, 'LeadFanoutTest');
-  const fanout = new LeadFanout(stack, 'LeadFanout', { routes, ...props });
-  const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
-  return { app, stack, fanout, logicalId, template: Template.fromStack(stack) };
+  const { table } = new EventStore(stack, 'EventStore');
+  const fanout = new LeadFanout(stack, 'LeadFanout', { routes, crm, table, ...props });
+  const logicalId = (construct: IConstruct) => stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
+  return { app, stack, table, fanout, logicalId, template: Template.fromStack(stack) };
 }
 
 let built: ReturnType<typeof build>;
@@ -48,16 +56,23 @@ const idOf = (construct: IConstruct) => built.logicalId(construct);
 const child = (...path: string[]) => path.reduce<IConstruct>((scope, id) => scope.node.findChild(id), built.fanout);
 
 /** The rules, each with its logical id, pattern and targets. */
-const rules = () =>
-  Object.entries(resourcesOf('AWS::Events::Rule')).map(([id, rule]) => ({
+const rules = (t = template) =>
+  Object.entries(resourcesOf('AWS::Events::Rule', t)).map(([id, rule]) => ({
     id,
     pattern: rule.Properties.EventPattern,
     targets: rule.Properties.Targets as Target[],
   }));
-const routeRule = (route: string) => {
-  const found = rules().filter((rule) => JSON.stringify(rule.pattern) === JSON.stringify({ source: ['pql-radar'], detail: { route: [route] } }));
-  expect(found).toHaveLength(1);
-  return found[0]!;
+/** The rule of one destination, found by the ARN its record gives. */
+const ruleOf = (destinationId: string) => {
+  const record = built.fanout.destinations.find((candidate) => candidate.id === destinationId);
+  expect(record, destinationId).toBeDefined();
+  const ruleId = (built.stack.resolve(record!.ruleArn) as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+  return rules().find((rule) => rule.id === ruleId)!;
+};
+const onlyTarget = (destinationId: string) => {
+  const { targets } = ruleOf(destinationId);
+  expect(targets).toHaveLength(1);
+  return targets[0]!;
 };
 const statementsOf = (roleId: string) => {
   const policies = Object.values(resourcesOf('AWS::IAM::Policy')).filter((policy) =>
@@ -73,6 +88,16 @@ const queuePolicyOf = (queueId: string) => {
   expect(policies).toHaveLength(1);
   return policies[0]!.Properties.PolicyDocument.Statement as Record<string, any>[];
 };
+const tlsOnly = (queueId: string) => ({
+  Action: 'sqs:*',
+  Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+  Effect: 'Deny',
+  Principal: { AWS: '*' },
+  Resource: getAtt(queueId),
+});
+
+const routeIds = ['sales-email-1', 'sales-sqs-1', 'sales-slack-1', 'sales-webhook-1', 'sales-lambda-1', 'sales-webhook-2', 'nurture-email-1', 'nurture-sqs-1'];
+const allIds = [...routeIds, 'crm-hubspot-1'];
 
 beforeAll(() => {
   built = build();
@@ -99,69 +124,70 @@ describe('bus and archive', () => {
 });
 
 describe('rules', () => {
-  it('has one rule per route, on the bus, with the route pattern, and one target per destination', () => {
+  it('has one rule per destination, on the bus, each with the one target of its destination', () => {
+    expect(built.fanout.destinations.map((record) => record.id).sort()).toEqual([...allIds].sort());
     const bus = ref(idOf(built.fanout.eventBus));
-    for (const rule of Object.values(resourcesOf('AWS::Events::Rule'))) expect(rule.Properties.EventBusName).toEqual(bus);
-    // sales: the e-mail topic, the queue, two notifiers and the function (HubSpot has rules of its own).
-    expect(routeRule('sales').targets).toHaveLength(5);
-    expect(routeRule('nurture').targets).toHaveLength(2);
-    // The six HubSpot rules (contacts and companies, by lead, disqualified and converted), the two route rules, nothing else.
-    expect(rules()).toHaveLength(8);
+    expect(rules()).toHaveLength(allIds.length);
+    for (const rule of Object.values(resourcesOf('AWS::Events::Rule'))) {
+      expect(rule.Properties.EventBusName).toEqual(bus);
+      expect(rule.Properties.Targets).toHaveLength(1);
+    }
+    // Each destination's rule is its own: a replay to one (FilterArns) reaches no other.
+    expect(new Set(allIds.map((id) => ruleOf(id).id)).size).toBe(allIds.length);
   });
 
-  it('gives every target a retry policy and a dead-letter queue of its own destination', () => {
+  it('matches the route of a route’s destination', () => {
+    for (const id of routeIds) {
+      const route = id.split('-')[0];
+      expect(ruleOf(id).pattern).toEqual({ source: ['pql-radar'], detail: { route: [route] } });
+    }
+  });
+
+  it('matches every transition of every user and account lead for a CRM, whatever the route', () => {
+    const { pattern } = ruleOf('crm-hubspot-1');
+    expect(pattern).toEqual({ source: ['pql-radar'], 'detail-type': [...leadEventTypes], detail: { entity: { type: ['user', 'account'] } } });
+    expect(pattern['detail-type']).toEqual(['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted']);
+    expect(JSON.stringify(pattern)).not.toContain('route');
+  });
+
+  it('gives every target EventBridge’s 24 h retry and a standard dead-letter queue of its own destination', () => {
     const deadLetterQueueIds = built.fanout.deadLetterQueues.map(idOf);
-    const destinationsByQueue = new Map<string, Set<string>>();
-    for (const target of rules().flatMap((rule) => rule.targets)) {
+    const queues = resourcesOf('AWS::SQS::Queue');
+    const seen = new Set<string>();
+    for (const id of allIds) {
+      const target = onlyTarget(id);
       expect(target.RetryPolicy).toEqual({ MaximumEventAgeInSeconds: 86_400, MaximumRetryAttempts: 185 });
       const queueId = target.DeadLetterConfig.Arn['Fn::GetAtt'][0] as string;
       expect(deadLetterQueueIds).toContain(queueId);
-      destinationsByQueue.set(queueId, (destinationsByQueue.get(queueId) ?? new Set()).add(JSON.stringify(target.Arn)));
+      // An EventBridge dead-letter queue cannot be FIFO.
+      expect(queues[queueId]!.Properties.FifoQueue).toBeUndefined();
+      seen.add(queueId);
     }
-    // Eight destinations (two topics, two queues, two notifiers, the function, HubSpot): eight queues, none shared.
-    expect(destinationsByQueue.size).toBe(8);
-    for (const destinations of destinationsByQueue.values()) expect(destinations.size).toBe(1);
+    expect(seen.size).toBe(allIds.length);
   });
 
-  it('lets each rule, and only its rules, send to a dead-letter queue: encrypted, TLS only, kept 14 days', () => {
+  it('lets each rule, and only its rule, send to its target’s dead-letter queue: encrypted, TLS only, kept 14 days', () => {
     const queues = resourcesOf('AWS::SQS::Queue');
-    const rulesByQueue = new Map<string, string[]>();
-    for (const rule of rules()) {
-      for (const target of rule.targets) {
-        const queueId = target.DeadLetterConfig.Arn['Fn::GetAtt'][0] as string;
-        rulesByQueue.set(queueId, [...(rulesByQueue.get(queueId) ?? []), rule.id]);
-      }
-    }
-    for (const [queueId, ruleIds] of rulesByQueue) {
+    for (const id of allIds) {
+      const rule = ruleOf(id);
+      const queueId = rule.targets[0]!.DeadLetterConfig.Arn['Fn::GetAtt'][0] as string;
       expect(queues[queueId]!.Properties).toEqual({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
       const statements = queuePolicyOf(queueId);
-      expect(statements).toContainEqual({
-        Action: 'sqs:*',
-        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-        Effect: 'Deny',
-        Principal: { AWS: '*' },
-        Resource: getAtt(queueId),
-      });
+      expect(statements).toContainEqual(tlsOnly(queueId));
       const allowed = statements.filter((statement) => statement.Effect === 'Allow');
-      expect(allowed.map((statement) => statement.Condition.ArnEquals['aws:SourceArn']).sort()).toEqual(ruleIds.map((id) => getAtt(id)).sort());
-      for (const statement of allowed) {
-        expect(statement).toMatchObject({ Action: 'sqs:SendMessage', Principal: { Service: 'events.amazonaws.com' }, Resource: getAtt(queueId) });
-      }
+      expect(allowed).toHaveLength(1);
+      expect(allowed[0]).toMatchObject({
+        Action: 'sqs:SendMessage',
+        Principal: { Service: 'events.amazonaws.com' },
+        Resource: getAtt(queueId),
+        Condition: { ArnEquals: { 'aws:SourceArn': getAtt(rule.id) } },
+      });
     }
   });
 
-  it('splits a route of more than five targets over several rules, as EventBridge allows five', () => {
-    const webhooks = Array.from({ length: 7 }, (_, index) => ({
-      type: 'webhook' as const,
-      url: `https://hooks.example.com/${index}`,
-      signingSecret: 'pql-radar/webhook',
-    }));
-    const t = build({ routes: { sales: webhooks } }).template;
-    const targetCounts = Object.values(resourcesOf('AWS::Events::Rule', t)).map((rule) => {
-      expect(rule.Properties.EventPattern).toEqual({ source: ['pql-radar'], detail: { route: ['sales'] } });
-      return rule.Properties.Targets.length;
-    });
-    expect(targetCounts.sort()).toEqual([2, 5]);
+  it('takes another retry policy for the targets', () => {
+    const t = build({ maxEventAge: Duration.hours(2), retryAttempts: 10 }).template;
+    for (const rule of rules(t)) expect(rule.targets[0]!.RetryPolicy).toEqual({ MaximumEventAgeInSeconds: 7200, MaximumRetryAttempts: 10 });
   });
 });
 
@@ -172,7 +198,6 @@ describe('email destination', () => {
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
     expect(Object.keys(built.fanout.topics).sort()).toEqual(['nurture', 'sales']);
     for (const topic of Object.values(built.fanout.topics)) {
-      template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: getAtt(key) });
       expect(resourcesOf('AWS::SNS::Topic')[idOf(topic)]!.Properties.KmsMasterKeyId).toEqual(getAtt(key));
     }
     const subscriptions = Object.values(resourcesOf('AWS::SNS::Subscription')).map((subscription) => [
@@ -193,7 +218,8 @@ describe('email destination', () => {
 
   it('sends the readable text of the input transformer, and EventBridge may publish and use the key', () => {
     const sales = idOf(built.fanout.topics['sales']!);
-    const target = routeRule('sales').targets.find((candidate) => JSON.stringify(candidate.Arn) === JSON.stringify(ref(sales)))!;
+    const target = onlyTarget('sales-email-1');
+    expect(target.Arn).toEqual(ref(sales));
     expect(target.InputTransformer).toEqual({ InputPathsMap: emailInput.inputPathsMap, InputTemplate: emailInput.inputTemplate });
     const topicPolicy = Object.values(resourcesOf('AWS::SNS::TopicPolicy')).find(
       (policy) => JSON.stringify(policy.Properties.Topics) === JSON.stringify([ref(sales)]),
@@ -226,12 +252,14 @@ describe('sqs destination', () => {
         RedrivePolicy: { deadLetterTargetArn: getAtt(idOf(consumerDeadLetterQueue)), maxReceiveCount: 5 },
       });
       expect(built.fanout.deadLetterQueues).toContain(consumerDeadLetterQueue);
-      const target = routeRule(route).targets.find((candidate) => JSON.stringify(candidate.Arn) === JSON.stringify(getAtt(queueId)))!;
+      const target = onlyTarget(`${route}-sqs-1`);
+      expect(target.Arn).toEqual(getAtt(queueId));
       expect(target.InputTransformer).toBeUndefined();
       expect(target.Input).toBeUndefined();
+      expect(target.SqsParameters).toBeUndefined();
       expect(queuePolicyOf(queueId)).toContainEqual({
         Action: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
-        Condition: { ArnEquals: { 'aws:SourceArn': getAtt(routeRule(route).id) } },
+        Condition: { ArnEquals: { 'aws:SourceArn': getAtt(ruleOf(`${route}-sqs-1`).id) } },
         Effect: 'Allow',
         Principal: { Service: 'events.amazonaws.com' },
         Resource: getAtt(queueId),
@@ -241,173 +269,236 @@ describe('sqs destination', () => {
 });
 
 describe('lambda destination', () => {
-  it('invokes the existing function, which the rule, and only the rule, may invoke', () => {
-    const rule = routeRule('sales');
-    expect(rule.targets.filter((target) => target.Arn === crmSyncArn)).toHaveLength(1);
+  it('invokes the existing function, which its rule, and only its rule, may invoke', () => {
+    expect(onlyTarget('sales-lambda-1').Arn).toBe(crmSyncArn);
     const permissions = Object.values(resourcesOf('AWS::Lambda::Permission')).filter((permission) => permission.Properties.FunctionName === crmSyncArn);
     expect(permissions.map((permission) => permission.Properties)).toEqual([
-      { Action: 'lambda:InvokeFunction', FunctionName: crmSyncArn, Principal: 'events.amazonaws.com', SourceArn: getAtt(rule.id) },
+      { Action: 'lambda:InvokeFunction', FunctionName: crmSyncArn, Principal: 'events.amazonaws.com', SourceArn: getAtt(ruleOf('sales-lambda-1').id) },
     ]);
   });
 });
 
-describe('slack and webhook notifiers', () => {
-  const notifier = (kind: string) => {
-    const scope = child('sales', kind);
-    const fn = scope.node.findChild('Notifier').node.findChild('Function');
+describe('slack, webhook and hubspot notifiers', () => {
+  const notifiers: Record<string, string[]> = {
+    'sales-slack-1': ['sales', 'Slack1'],
+    'sales-webhook-1': ['sales', 'Webhook1'],
+    'sales-webhook-2': ['sales', 'Webhook2'],
+    'crm-hubspot-1': ['Crm', 'Hubspot1'],
+  };
+  const notifier = (destinationId: string) => {
+    const scope = child(...notifiers[destinationId]!) as NotifierDestination;
+    const lambdaFunction = scope.node.findChild('Notifier');
     return {
-      id: idOf(fn),
-      role: idOf(scope.node.findChild('Notifier').node.findChild('Role')),
-      logGroup: idOf(scope.node.findChild('Notifier').node.findChild('LogGroup')),
-      deadLetterQueue: idOf(scope.node.findChild('DeadLetterQueue')),
+      scope,
+      id: idOf(scope.function),
+      role: idOf(lambdaFunction.node.findChild('Role')),
+      logGroup: idOf(lambdaFunction.node.findChild('LogGroup')),
+      queue: idOf(scope.queue),
+      deadLetterQueue: idOf(scope.deadLetterQueue),
+      targetDeadLetterQueue: idOf(scope.targetDeadLetterQueue),
     };
   };
   const secretArnByName = (name: string) => ({
     'Fn::Join': ['', ['arn:', ref('AWS::Partition'), ':secretsmanager:', ref('AWS::Region'), ':', ref('AWS::AccountId'), `:secret:${name}`]],
   });
 
-  it('builds one function per destination, with its configuration in the environment', () => {
-    expect(built.fanout.notifiers.map(idOf).sort()).toEqual([notifier('Slack1').id, notifier('Webhook1').id].sort());
-    const functions = resourcesOf('AWS::Lambda::Function');
-    const base = { POWERTOOLS_SERVICE_NAME: 'pql-radar', POWERTOOLS_METRICS_NAMESPACE: 'pql-radar', NODE_OPTIONS: '--enable-source-maps' };
-    expect(functions[notifier('Slack1').id]!.Properties.Environment.Variables).toEqual({
-      ...base,
-      DESTINATION_TYPE: 'slack',
-      SECRET_ARN: secretArnByName('pql-radar/slack-sales'),
-      ENTITY_URL_TEMPLATE: 'https://crm.example.com/{type}/{id}',
-    });
-    expect(functions[notifier('Webhook1').id]!.Properties.Environment.Variables).toEqual({
-      ...base,
-      DESTINATION_TYPE: 'webhook',
-      SECRET_ARN: webhookSecretArn,
-      WEBHOOK_URL: 'https://hooks.example.com/pql',
-    });
-    for (const kind of ['Slack1', 'Webhook1']) {
-      expect(functions[notifier(kind).id]!.Properties).toMatchObject({ Timeout: 10, Architectures: ['arm64'], Runtime: 'nodejs24.x' });
-    }
+  it('has one notifier per slack, webhook and CRM destination, and no API destination', () => {
+    expect(built.fanout.notifiers.map(idOf).sort()).toEqual(Object.keys(notifiers).map((id) => notifier(id).id).sort());
+    expect(built.fanout.notifierDestinations.map((destination) => destination.node.path.split('/').slice(-2).join('/')).sort()).toEqual(
+      ['Crm/Hubspot1', 'sales/Slack1', 'sales/Webhook1', 'sales/Webhook2'],
+    );
+    template.resourceCountIs('AWS::Events::ApiDestination', 0);
+    template.resourceCountIs('AWS::Events::Connection', 0);
   });
 
-  it('is invoked asynchronously by the route rule; Lambda retries twice, then sends to the dead-letter queue', () => {
-    const rule = routeRule('sales');
-    for (const kind of ['Slack1', 'Webhook1']) {
-      const { id, deadLetterQueue } = notifier(kind);
-      const target = rule.targets.find((candidate) => JSON.stringify(candidate.Arn) === JSON.stringify(getAtt(id)))!;
-      expect(target.DeadLetterConfig).toEqual({ Arn: getAtt(deadLetterQueue) });
-      expect(target.InputTransformer).toBeUndefined();
-      template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
-        FunctionName: ref(id),
-        Qualifier: '$LATEST',
-        MaximumRetryAttempts: 2,
-        MaximumEventAgeInSeconds: 21_600,
-        DestinationConfig: { OnFailure: { Destination: getAtt(deadLetterQueue) } },
-      });
-      template.hasResourceProperties('AWS::Lambda::Permission', {
-        Action: 'lambda:InvokeFunction',
-        FunctionName: getAtt(id),
-        Principal: 'events.amazonaws.com',
-        SourceArn: getAtt(rule.id),
-      });
+  it.each(Object.keys(notifiers))('%s: the rule puts each event into a FIFO delivery queue, one message group for the destination', (destinationId) => {
+    const { queue, deadLetterQueue, targetDeadLetterQueue } = notifier(destinationId);
+    const target = onlyTarget(destinationId);
+    expect(target.Arn).toEqual(getAtt(queue));
+    expect(target.SqsParameters).toEqual({ MessageGroupId: destinationId });
+    expect(target.DeadLetterConfig).toEqual({ Arn: getAtt(targetDeadLetterQueue) });
+    expect(target.InputTransformer).toBeUndefined();
+
+    const queues = resourcesOf('AWS::SQS::Queue');
+    expect(queues[queue]!.Properties).toEqual({
+      FifoQueue: true,
+      ContentBasedDeduplication: true,
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 1_209_600,
+      // At least six times the function's timeout, as Lambda advises.
+      VisibilityTimeout: 360,
+      // A safety net only: the notifier dead-letters once the retry window has passed.
+      RedrivePolicy: { deadLetterTargetArn: getAtt(deadLetterQueue), maxReceiveCount: 1000 },
+    });
+    expect(queues[deadLetterQueue]!.Properties).toEqual({ FifoQueue: true, ContentBasedDeduplication: true, SqsManagedSseEnabled: true, MessageRetentionPeriod: 1_209_600 });
+    const functionTimeout = resourcesOf('AWS::Lambda::Function')[notifier(destinationId).id]!.Properties.Timeout as number;
+    expect(queues[queue]!.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * functionTimeout);
+
+    const statements = queuePolicyOf(queue);
+    expect(statements).toContainEqual(tlsOnly(queue));
+    expect(statements.filter((statement) => statement.Effect === 'Allow')).toEqual([
+      {
+        Action: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
+        Condition: { ArnEquals: { 'aws:SourceArn': getAtt(ruleOf(destinationId).id) } },
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Resource: getAtt(queue),
+      },
+    ]);
+    // Nobody but the notifier (through its role) sends to the FIFO dead-letter queue: TLS only, no grant.
+    expect(queuePolicyOf(deadLetterQueue)).toEqual([tlsOnly(deadLetterQueue)]);
+  });
+
+  it.each(Object.keys(notifiers))('%s: the notifier drains the queue in batches of ten and reports the messages it did not deliver', (destinationId) => {
+    const { id, queue } = notifier(destinationId);
+    const mappings = Object.values(resourcesOf('AWS::Lambda::EventSourceMapping')).filter((mapping) => JSON.stringify(mapping.Properties.FunctionName) === JSON.stringify(ref(id)));
+    expect(mappings.map((mapping) => mapping.Properties)).toEqual([
+      { FunctionName: ref(id), EventSourceArn: getAtt(queue), BatchSize: 10, FunctionResponseTypes: ['ReportBatchItemFailures'] },
+    ]);
+    const props = resourcesOf('AWS::Lambda::Function')[id]!.Properties;
+    expect(props).toMatchObject({ Timeout: 60, MemorySize: 128, Architectures: ['arm64'], Runtime: 'nodejs24.x' });
+    expect(props.ReservedConcurrentExecutions).toBeUndefined();
+    // Invoked by the event source mapping only: no asynchronous invocations, no permission for EventBridge.
+    template.resourcePropertiesCountIs('AWS::Lambda::EventInvokeConfig', { FunctionName: ref(id) }, 0);
+    template.resourcePropertiesCountIs('AWS::Lambda::Permission', { FunctionName: getAtt(id) }, 0);
+  });
+
+  it('configures each notifier through its environment', () => {
+    const functions = resourcesOf('AWS::Lambda::Function');
+    const environment = (destinationId: string) => functions[notifier(destinationId).id]!.Properties.Environment.Variables;
+    const common = (destinationId: string, kind: string, secret: unknown, requestsPerSecond: string) => ({
+      POWERTOOLS_SERVICE_NAME: 'pql-radar',
+      POWERTOOLS_METRICS_NAMESPACE: 'pql-radar',
+      NODE_OPTIONS: '--enable-source-maps',
+      TABLE_NAME: ref(idOf(built.table)),
+      DESTINATION_ID: destinationId,
+      DESTINATION_KIND: kind,
+      SECRET_ARN: secret,
+      REQUESTS_PER_SECOND: requestsPerSecond,
+      RETRY_HOURS: '24',
+      DELIVERY_LOG_DAYS: '14',
+      QUEUE_URL: ref(notifier(destinationId).queue),
+      DEAD_LETTER_QUEUE_URL: ref(notifier(destinationId).deadLetterQueue),
+    });
+    expect(environment('sales-slack-1')).toEqual({
+      ...common('sales-slack-1', 'slack', secretArnByName('pql-radar/slack-sales'), '1'),
+      ENTITY_URL_TEMPLATE: 'https://crm.example.com/{type}/{id}',
+    });
+    expect(environment('sales-webhook-1')).toEqual({
+      ...common('sales-webhook-1', 'webhook', webhookSecretArn, '10'),
+      WEBHOOK_URL: 'https://hooks.example.com/pql',
+    });
+    expect(environment('sales-webhook-2')).toEqual({
+      ...common('sales-webhook-2', 'webhook', secretArnByName('pql-radar/webhook-2'), '3'),
+      WEBHOOK_URL: 'https://hooks.example.com/other',
+    });
+    expect(environment('crm-hubspot-1')).toEqual({
+      ...common('crm-hubspot-1', 'hubspot', secretArnByName('pql-radar/hubspot'), '5'),
+      COMPANY_ID_PROPERTY: 'pql_radar_account_id',
+    });
+  });
+
+  it('passes the retry window and the days of the delivery log', () => {
+    const other = build({ retryHours: 72, deliveryLogDays: 30 });
+    for (const fn of other.fanout.notifiers) {
+      const variables = (other.template.toJSON().Resources[other.logicalId(fn)] as Resource).Properties.Environment.Variables;
+      expect(variables).toMatchObject({ RETRY_HOURS: '72', DELIVERY_LOG_DAYS: '30' });
     }
   });
 
   it.each([
-    ['Slack1', secretArnByName('pql-radar/slack-sales-??????')],
-    ['Webhook1', webhookSecretArn],
-  ])('%s may log, read its own secret and fill its dead-letter queue, and nothing more', (kind, secretResource) => {
-    const { role, logGroup, deadLetterQueue } = notifier(kind);
+    ['sales-slack-1', secretArnByName('pql-radar/slack-sales-??????')],
+    ['sales-webhook-1', webhookSecretArn],
+    ['crm-hubspot-1', secretArnByName('pql-radar/hubspot-??????')],
+  ])('%s may log, consume its queue, read its secret, dead-letter and log deliveries, and nothing more', (destinationId, secretResource) => {
+    const { role, logGroup, queue, deadLetterQueue } = notifier(destinationId);
     const statements = statementsOf(role);
-    expect(statements).toHaveLength(3);
+    expect(statements).toHaveLength(5);
     expect(statements).toContainEqual({ Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: getAtt(logGroup) });
-    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: secretResource });
+    // The event source mapping's grant, which includes hiding a message for a backoff.
     expect(statements).toContainEqual({
       Effect: 'Allow',
-      Action: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl'],
-      Resource: getAtt(deadLetterQueue),
+      Action: ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      Resource: getAtt(queue),
     });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: secretResource });
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'sqs:SendMessage', Resource: getAtt(deadLetterQueue) });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query'],
+      Resource: getAtt(idOf(built.table)),
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['DELIVERIES#*', 'DELIVERED#*'] } },
+    });
+  });
+
+  it('exposes every dead-letter queue for the alarms: each notifier’s FIFO one and its target’s', () => {
+    for (const destinationId of Object.keys(notifiers)) {
+      const { scope } = notifier(destinationId);
+      expect(built.fanout.deadLetterQueues).toContain(scope.deadLetterQueue);
+      expect(built.fanout.deadLetterQueues).toContain(scope.targetDeadLetterQueue);
+    }
+    // Per destination: the target's (9), the notifiers' FIFO ones (4), the sqs redrive queues (2).
+    expect(built.fanout.deadLetterQueues).toHaveLength(allIds.length + Object.keys(notifiers).length + 2);
+    expect(new Set(built.fanout.deadLetterQueues).size).toBe(built.fanout.deadLetterQueues.length);
   });
 });
 
-describe('hubspot destination', () => {
-  const scope = () => child('sales', 'Hubspot1');
-  // Neither the Connection nor the ApiDestination names its CloudFormation resource as a default child.
-  const onlyResourceOf = (type: string) => {
-    const ids = Object.keys(resourcesOf(type));
-    expect(ids).toHaveLength(1);
-    return ids[0]!;
-  };
-  const apiDestination = () => onlyResourceOf('AWS::Events::ApiDestination');
-  const hubspotRules = () => rules().filter((rule) => rule.targets.some((target) => JSON.stringify(target.Arn) === JSON.stringify(getAtt(apiDestination()))));
+describe('destination records', () => {
+  it('give the CLI each destination’s rule, bus, archive and queues', () => {
+    const bus = ref(idOf(built.fanout.eventBus));
+    const archive = getAtt(idOf(built.fanout.archive));
+    const byId = Object.fromEntries(built.fanout.destinations.map((record) => [record.id, JSON.parse(JSON.stringify(built.stack.resolve(record)))]));
+    const targetDeadLetterQueue = (destinationId: string) => ruleOf(destinationId).targets[0]!.DeadLetterConfig.Arn['Fn::GetAtt'][0] as string;
 
-  it('authorizes with a Bearer token resolved from Secrets Manager at deploy time, never written in the template', () => {
-    const connections = Object.values(resourcesOf('AWS::Events::Connection'));
-    expect(connections).toHaveLength(1);
-    expect(connections[0]!.Properties).toMatchObject({
-      AuthorizationType: 'API_KEY',
-      AuthParameters: {
-        ApiKeyAuthParameters: {
-          ApiKeyName: 'Authorization',
-          ApiKeyValue: 'Bearer {{resolve:secretsmanager:pql-radar/hubspot:SecretString:::}}',
-        },
-      },
+    for (const destinationId of Object.keys(byId)) {
+      expect(byId[destinationId]).toMatchObject({ id: destinationId, transport: 'sqs', ruleArn: getAtt(ruleOf(destinationId).id), eventBusName: bus, archiveArn: archive });
+    }
+    const slack = queuesOf('Slack1');
+    expect(byId['sales-slack-1']).toEqual({
+      id: 'sales-slack-1',
+      kind: 'slack',
+      route: 'sales',
+      transport: 'sqs',
+      ruleArn: getAtt(ruleOf('sales-slack-1').id),
+      eventBusName: bus,
+      archiveArn: archive,
+      queueUrl: ref(slack.queue),
+      queueArn: getAtt(slack.queue),
+      deadLetterQueueUrl: ref(slack.deadLetterQueue),
+      deadLetterQueueArn: getAtt(slack.deadLetterQueue),
     });
-  });
-
-  it('PATCHes HubSpot CRM objects through one rate-limited API destination', () => {
-    expect(Object.values(resourcesOf('AWS::Events::ApiDestination')).map((destination) => destination.Properties)).toEqual([
-      expect.objectContaining({
-        ConnectionArn: getAtt(onlyResourceOf('AWS::Events::Connection')),
-        HttpMethod: 'PATCH',
-        InvocationEndpoint: 'https://api.hubapi.com/crm/v3/objects/*/*',
-        InvocationRateLimitPerSecond: 5,
-      }),
-    ]);
-    const faster = routes['sales']!.map((destination) => (destination.type === 'hubspot' ? { ...destination, requestsPerSecond: 9 } : destination));
-    build({ routes: { sales: faster } }).template.hasResourceProperties('AWS::Events::ApiDestination', { InvocationRateLimitPerSecond: 9 });
-  });
-
-  it('updates contacts by email for users that have one, companies by their pql-radar id, each transition with its body', () => {
-    const deadLetterQueue = getAtt(idOf(scope().node.findChild('DeadLetterQueue')));
-    const seen = hubspotRules().map(({ pattern, targets }) => {
-      expect(targets).toHaveLength(1);
-      const [target] = targets;
-      expect(target).toMatchObject({
-        RetryPolicy: { MaximumEventAgeInSeconds: 86_400, MaximumRetryAttempts: 185 },
-        DeadLetterConfig: { Arn: deadLetterQueue },
-        RoleArn: getAtt(idOf(scope().node.findChild('ApiDestination').node.findChild('EventsRole'))),
+    expect(byId['crm-hubspot-1']).toMatchObject({ kind: 'hubspot', route: '*', queueUrl: ref(queuesOf('Crm', 'Hubspot1').queue) });
+    for (const destinationId of ['sales-email-1', 'sales-sqs-1', 'sales-lambda-1', 'nurture-email-1', 'nurture-sqs-1']) {
+      const deadLetterQueue = targetDeadLetterQueue(destinationId);
+      expect(byId[destinationId].queueUrl).toBeUndefined();
+      expect(byId[destinationId]).toMatchObject({
+        kind: destinationId.split('-')[1],
+        route: destinationId.split('-')[0],
+        deadLetterQueueUrl: ref(deadLetterQueue),
+        deadLetterQueueArn: getAtt(deadLetterQueue),
       });
-      const transition = JSON.stringify(pattern['detail-type']) === JSON.stringify(['Lead Disqualified']) ? 'disqualified' : JSON.stringify(pattern['detail-type']) === JSON.stringify(['Lead Converted']) ? 'converted' : 'lead';
-      if (transition === 'lead') expect(pattern['detail-type']).toEqual(['Lead Qualified', 'Lead Tier Changed']);
-      const body = hubspotInput[transition];
-      expect(target!.InputTransformer).toEqual({ InputPathsMap: body.inputPathsMap, InputTemplate: body.inputTemplate });
-      return { pattern: { source: pattern.source, detail: pattern.detail }, http: target!.HttpParameters, transition };
-    });
-    const contact = {
-      pattern: { source: ['pql-radar'], detail: { route: ['sales'], entity: { type: ['user'] }, context: { traits: { email: [{ exists: true }] } } } },
-      http: { PathParameterValues: ['contacts', '$.detail.context.traits.email'], QueryStringParameters: { idProperty: 'email' } },
-    };
-    const company = {
-      pattern: { source: ['pql-radar'], detail: { route: ['sales'], entity: { type: ['account'] } } },
-      http: { PathParameterValues: ['companies', '$.detail.entity.id'], QueryStringParameters: { idProperty: 'pql_radar_account_id' } },
-    };
-    expect(seen).toHaveLength(6);
-    expect(seen).toEqual(
-      expect.arrayContaining([
-        { ...contact, transition: 'lead' },
-        { ...contact, transition: 'disqualified' },
-        { ...contact, transition: 'converted' },
-        { ...company, transition: 'lead' },
-        { ...company, transition: 'disqualified' },
-        { ...company, transition: 'converted' },
-      ]),
-    );
+    }
   });
 
-  it('lets EventBridge invoke this API destination and nothing else', () => {
-    const role = idOf(scope().node.findChild('ApiDestination').node.findChild('EventsRole'));
-    expect(resourcesOf('AWS::IAM::Role')[role]!.Properties.AssumeRolePolicyDocument.Statement).toEqual([
-      { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' } },
-    ]);
-    expect(statementsOf(role)).toEqual([{ Action: 'events:InvokeApiDestination', Effect: 'Allow', Resource: getAtt(apiDestination()) }]);
+  /** A notifier's queues, by its construct path under the fan-out (sales/<id> unless given in full). */
+  function queuesOf(...path: string[]) {
+    const scope = child(...(path.length === 1 ? ['sales', ...path] : path)) as NotifierDestination;
+    return { queue: idOf(scope.queue), deadLetterQueue: idOf(scope.deadLetterQueue) };
+  }
+
+  it('count per route and kind from 1, in config order, and CRMs as crm-hubspot-<n>', () => {
+    const two = build({
+      routes: { sales: [destination({ type: 'slack', webhookUrlSecret: 'a' }), destination({ type: 'slack', webhookUrlSecret: 'b' })], nurture: [destination({ type: 'slack', webhookUrlSecret: 'c' })] },
+      crm: [crm[0]!, { ...crm[0]!, tokenSecret: 'pql-radar/hubspot-2' }],
+    });
+    expect(two.fanout.destinations.map((record) => record.id)).toEqual(['sales-slack-1', 'sales-slack-2', 'nurture-slack-1', 'crm-hubspot-1', 'crm-hubspot-2']);
+  });
+
+  it('are none without routes or CRMs: the bus and the archive alone', () => {
+    const bare = build({ routes: {}, crm: [] });
+    expect(bare.fanout.destinations).toEqual([]);
+    bare.template.resourceCountIs('AWS::Events::Rule', 0);
+    bare.template.resourceCountIs('AWS::SQS::Queue', 0);
   });
 });
 
@@ -416,12 +507,14 @@ describe('AwsSolutions checks', () => {
     const { app } = build({}, reportValidationErrors);
     expect(nagFindings(app)).toEqual([]);
 
-    const acknowledged = acknowledgements(app);
     const prefix = 'LeadFanoutTest/LeadFanout';
-    expect(acknowledged.sort()).toEqual(
+    expect(acknowledgements(app).sort()).toEqual(
       [
-        ...['sales/Email', 'sales/Queue', 'sales/Slack1', 'sales/Webhook1', 'sales/Lambda1', 'sales/Hubspot1', 'nurture/Email', 'nurture/Queue'].map(
+        ...['sales/Email', 'sales/Queue', 'sales/Lambda1', 'nurture/Email', 'nurture/Queue'].map(
           (destination) => `${prefix}/${destination}/DeadLetterQueue Annotation::AwsSolutions-SQS3`,
+        ),
+        ...['sales/Slack1', 'sales/Webhook1', 'sales/Webhook2', 'Crm/Hubspot1'].map(
+          (destination) => `${prefix}/${destination}/TargetDeadLetterQueue Annotation::AwsSolutions-SQS3`,
         ),
       ].sort(),
     );

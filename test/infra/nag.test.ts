@@ -30,8 +30,12 @@ describe('AwsSolutions checks', () => {
         // Segment clients authenticate with a write key the function checks (lib/ingest-api.ts).
         ...ingestMethods.map((method) => `PqlRadar/IngestApi/HttpApi/${method}--v1--{call} Annotation::AwsSolutions-APIG4`),
         // Dead-letter queues of schedules and rule targets, which cdk-nag does not recognise as DLQs.
-        ...['Evaluator', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Hubspot1', 'LeadFanout/sales/Lambda1', 'LeadFanout/sales/Slack1', 'LeadFanout/sales/Webhook1'].map(
+        ...['Evaluator', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Lambda1'].map(
           (owner) => `PqlRadar/${owner}/DeadLetterQueue Annotation::AwsSolutions-SQS3`,
+        ),
+        // The notifiers' rule targets (their FIFO dead-letter queues are the delivery queues' redrive, which it does see).
+        ...['LeadFanout/sales/Slack1', 'LeadFanout/sales/Webhook1', 'LeadFanout/Crm/Hubspot1'].map(
+          (owner) => `PqlRadar/${owner}/TargetDeadLetterQueue Annotation::AwsSolutions-SQS3`,
         ),
       ].sort(),
     );

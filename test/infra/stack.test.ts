@@ -261,3 +261,42 @@ describe('rules file', () => {
     expect(stack.evaluator.ruleset).toBe(rulesFile.ruleset);
   });
 });
+
+describe('lead delivery', () => {
+  it('alarms on every dead-letter queue of the fan-out and charts every notifier', () => {
+    const { stack } = buildStack();
+    const t = Template.fromStack(stack);
+    const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+    const alarmedQueues = (Object.values(t.findResources('AWS::CloudWatch::Alarm')) as Resource[]).flatMap((alarm) =>
+      (alarm.Properties.Dimensions ?? []).filter((dimension: { Name: string }) => dimension.Name === 'QueueName').map((dimension: { Value: unknown }) => JSON.stringify(dimension.Value)),
+    );
+    expect(stack.leadFanout.deadLetterQueues.length).toBeGreaterThan(0);
+    for (const queue of stack.leadFanout.deadLetterQueues) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
+    const dashboard = JSON.stringify(Object.values(t.findResources('AWS::CloudWatch::Dashboard'))[0]);
+    expect(stack.leadFanout.notifiers).toHaveLength(3);
+    for (const notifier of stack.leadFanout.notifiers) expect(dashboard).toContain(JSON.stringify({ Ref: logicalId(notifier) }));
+  });
+
+  it('records the destinations in the table at deploy, also without write keys', () => {
+    for (const writeKeys of [[{ workspace: 'default' }], []]) {
+      const { stack } = buildStack({ config: { writeKeys } });
+      const [resource] = Object.values(Template.fromStack(stack).findResources('Custom::PqlRadarWriteKeys')) as Resource[];
+      expect(resource!.Properties.Workspaces).toEqual(writeKeys.map((key) => key.workspace));
+      expect(resource!.Properties.Destinations.map((destination: { id: string }) => destination.id)).toEqual([
+        'sales-slack-1',
+        'sales-webhook-1',
+        'sales-lambda-1',
+        'nurture-email-1',
+        'nurture-sqs-1',
+        'crm-hubspot-1',
+      ]);
+      expect(resource!.Properties.Destinations).toEqual(stack.resolve(stack.leadFanout.destinations));
+    }
+  });
+
+  it('passes the delivery settings to the notifiers', () => {
+    synth({ delivery: { retryHours: 48, logDays: 7 } }).hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ DESTINATION_ID: 'crm-hubspot-1', RETRY_HOURS: '48', DELIVERY_LOG_DAYS: '7' }) },
+    });
+  });
+});

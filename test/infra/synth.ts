@@ -23,12 +23,12 @@ export function testConfig(overrides: Record<string, unknown> = {}): PqlRadarCon
     routes: {
       sales: [
         { type: 'slack', webhookUrlSecret: 'pql-radar/slack-webhook', entityUrlTemplate: 'https://admin.example.com/{type}/{id}' },
-        { type: 'hubspot', tokenSecret: 'pql-radar/hubspot-token' },
         { type: 'webhook', url: 'https://hooks.example.com/pql', signingSecret: 'pql-radar/webhook-secret' },
         { type: 'lambda', functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:crm-sync' },
       ],
       nurture: [{ type: 'email', addresses: ['growth@example.com'] }, { type: 'sqs' }],
     },
+    crm: [{ type: 'hubspot', tokenSecret: 'pql-radar/hubspot-token' }],
     ...overrides,
   });
 }

@@ -38,11 +38,12 @@ const secretArn = (name: string) => ({
   'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':secretsmanager:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:secret:${name}`]],
 });
 
+const resources = () => Object.values(template.findResources('Custom::PqlRadarWriteKeys')) as Resource[];
+
 describe('write-key custom resource', () => {
   it('passes the table, the secret name prefix and the workspaces to the provider', () => {
-    const resources = Object.values(template.findResources('Custom::PqlRadarWriteKeys')) as Resource[];
-    expect(resources).toHaveLength(1);
-    expect(resources[0]!.Properties).toEqual({
+    expect(resources()).toHaveLength(1);
+    expect(resources()[0]!.Properties).toEqual({
       ServiceToken: getAtt(logicalId(frameworkFunction), 'Arn'),
       TableName: { Ref: logicalId(table) },
       SecretNamePrefix: 'Keys/write-key/',
@@ -78,8 +79,29 @@ describe('write-key custom resource', () => {
     expect(other.bootstrap.secretNames).toEqual({ acme: 'staging/pql-radar/write-key/acme' });
   });
 
-  it('refuses no workspaces, an invalid one and a repeated one', () => {
-    expect(() => build({ workspaces: [] })).toThrow(/at least one workspace/);
+  it('passes the destinations to record, and leaves them out when there are none', () => {
+    const destinations = [
+      { id: 'sales-slack-1', kind: 'slack' as const, route: 'sales', transport: 'sqs' as const, ruleArn: 'arn:aws:events:eu-west-1:123456789012:rule/bus/r1' },
+      { id: 'crm-hubspot-1', kind: 'hubspot' as const, route: '*', transport: 'sqs' as const },
+    ];
+    const other = build({ destinations });
+    Template.fromStack(other.stack).hasResourceProperties('Custom::PqlRadarWriteKeys', { Destinations: destinations });
+    expect(resources()[0]!.Properties.Destinations).toBeUndefined();
+    expect(() => build({ destinations: [destinations[0]!, destinations[0]!] })).toThrow(/destination ids must be unique/);
+  });
+
+  it('exists without workspaces, to record the destinations, and may then touch no secret', () => {
+    const other = build({ workspaces: [] });
+    const otherTemplate = Template.fromStack(other.stack);
+    otherTemplate.hasResourceProperties('Custom::PqlRadarWriteKeys', { Workspaces: [] });
+    expect(other.bootstrap.secretNames).toEqual({});
+    const actions = Object.values(otherTemplate.findResources('AWS::IAM::Policy')).flatMap((policy) =>
+      (policy as Resource).Properties.PolicyDocument.Statement.flatMap((statement: { Action: string | string[] }) => statement.Action),
+    );
+    expect(actions.filter((action: string) => action.startsWith('secretsmanager:'))).toEqual([]);
+  });
+
+  it('refuses an invalid workspace and a repeated one', () => {
     expect(() => build({ workspaces: ['Acme Corp'] })).toThrow(/workspace "Acme Corp" is not valid/);
     expect(() => build({ workspaces: ['acme', 'acme'] })).toThrow(/must be unique/);
   });
@@ -97,7 +119,7 @@ describe('bootstrap function role', () => {
 
   it('may write its logs, put items in the table and create or describe its workspaces\' secrets, nothing more', () => {
     const statements = statementsOf(bootstrap.handler.role!);
-    expect(statements).toHaveLength(3);
+    expect(statements).toHaveLength(4);
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
@@ -108,6 +130,13 @@ describe('bootstrap function role', () => {
       Action: 'dynamodb:PutItem',
       Resource: getAtt(logicalId(table), 'Arn'),
       Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS'] } },
+    });
+    // The destination records (DynamoDbDestinationRegistry.replace), in META alone: DeleteItem never reaches a key.
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+      Resource: getAtt(logicalId(table), 'Arn'),
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['META'] } },
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',

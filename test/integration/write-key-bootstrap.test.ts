@@ -6,8 +6,9 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceDeleteEvent } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { DynamoDbDestinationRegistry, type DestinationRecord } from '../../functions/adapters/dynamodb/destination-registry';
 import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
-import { bootstrapWriteKeys, handler, SecretsManagerSecretStore, type SecretStore } from '../../functions/bootstrap/handler';
+import { bootstrap, bootstrapWriteKeys, handler, resourceProperties, SecretsManagerSecretStore, type SecretStore } from '../../functions/bootstrap/handler';
 import { parseWriteKey, secretMatches } from '../../functions/core/write-key';
 import { freshTable } from '../support/dynamodb';
 import { lambdaContext } from '../support/lambda-context';
@@ -37,11 +38,15 @@ class InMemorySecrets implements SecretStore {
 
 let keys: DynamoDbWriteKeyStore;
 let secrets: InMemorySecrets;
+let registry: DynamoDbDestinationRegistry;
+let table: string;
 
 beforeEach(async () => {
   const { client, tableName } = await freshTable();
   keys = new DynamoDbWriteKeyStore(client, tableName);
   secrets = new InMemorySecrets();
+  registry = new DynamoDbDestinationRegistry(client, tableName);
+  table = tableName;
 });
 
 const run = (workspaces: string[]) => bootstrapWriteKeys({ workspaces, secretNamePrefix: prefix, keys, secrets });
@@ -112,6 +117,66 @@ describe('bootstrapWriteKeys against DynamoDB Local', () => {
     expect(await run(['acme'])).toEqual({ created: ['acme'], existing: [] });
     expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
     expect(await keys.list()).toHaveLength(2);
+  });
+});
+
+describe('destinations against DynamoDB Local', () => {
+  const slack: DestinationRecord = {
+    id: 'sales-slack-1',
+    kind: 'slack',
+    route: 'sales',
+    transport: 'sqs',
+    ruleArn: 'arn:aws:events:eu-west-1:123456789012:rule/PqlRadar-leads/PqlRadar-LeadFanoutsalesSlack1Rule-ABC',
+    eventBusName: 'PqlRadar-leads',
+    archiveArn: 'arn:aws:events:eu-west-1:123456789012:archive/LeadFanoutBusArchive-XYZ',
+    queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/PqlRadar-LeadFanoutsalesSlack1Queue-1.fifo',
+    queueArn: 'arn:aws:sqs:eu-west-1:123456789012:PqlRadar-LeadFanoutsalesSlack1Queue-1.fifo',
+    deadLetterQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/PqlRadar-LeadFanoutsalesSlack1DeadLetterQueue-2.fifo',
+    deadLetterQueueArn: 'arn:aws:sqs:eu-west-1:123456789012:PqlRadar-LeadFanoutsalesSlack1DeadLetterQueue-2.fifo',
+  };
+  const email: DestinationRecord = {
+    id: 'nurture-email-1',
+    kind: 'email',
+    route: 'nurture',
+    transport: 'sqs',
+    ruleArn: 'arn:aws:events:eu-west-1:123456789012:rule/PqlRadar-leads/PqlRadar-LeadFanoutnurtureEmailRule-DEF',
+    eventBusName: 'PqlRadar-leads',
+    deadLetterQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/PqlRadar-LeadFanoutnurtureEmailDeadLetterQueue-3',
+  };
+  const hubspot: DestinationRecord = { id: 'crm-hubspot-1', kind: 'hubspot', route: '*', transport: 'sqs' };
+  const byId = (records: DestinationRecord[]) => [...records].sort((a, b) => a.id.localeCompare(b.id));
+
+  /** A create or update of the custom resource, with the properties as CloudFormation passes them. */
+  const deploy = (properties: Record<string, unknown>) =>
+    bootstrap(resourceProperties.parse({ TableName: table, SecretNamePrefix: prefix, ...properties }), { keys, secrets, registry });
+
+  it('records the destinations of the template, and a redeploy without one makes it disappear', async () => {
+    expect(await deploy({ Workspaces: ['acme'], Destinations: [slack, email, hubspot] })).toEqual({
+      created: ['acme'],
+      existing: [],
+      destinations: ['sales-slack-1', 'nurture-email-1', 'crm-hubspot-1'],
+    });
+    expect(byId(await registry.list())).toEqual(byId([slack, email, hubspot]));
+
+    const changedSlack = { ...slack, queueUrl: `${slack.queueUrl!.slice(0, -6)}2.fifo` };
+    await deploy({ Workspaces: ['acme'], Destinations: [changedSlack, hubspot] });
+    expect(byId(await registry.list())).toEqual(byId([changedSlack, hubspot]));
+    // The keys are left as they were.
+    expect((await keys.list()).map((record) => record.workspace)).toEqual(['acme']);
+  });
+
+  it('records them without write keys, and none when the template leaves them out', async () => {
+    await deploy({ Workspaces: [], Destinations: [hubspot] });
+    expect(await registry.list()).toEqual([hubspot]);
+    expect(secrets.values.size).toBe(0);
+
+    await deploy({});
+    expect(await registry.list()).toEqual([]);
+    expect(await keys.list()).toEqual([]);
+  });
+
+  it('refuses a destination the template could not have written', () => {
+    expect(() => resourceProperties.parse({ TableName: table, SecretNamePrefix: prefix, Destinations: [{ ...hubspot, kind: 'fax' }] })).toThrow();
   });
 });
 

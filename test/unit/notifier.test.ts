@@ -15,7 +15,7 @@ import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { generateWebhookSecret, webhookHeaders } from '../../functions/core/webhook-signature';
 import { verifiedByLibrary } from '../support/webhooks';
 import { entityUrl, slackMessage, type SlackBlock, type SlackMessage } from '../../functions/core/slack-message';
-import { emailInput, hubspotInput, type InputTransformer } from '../../lib/lead-fanout';
+import { emailInput, type InputTransformer } from '../../lib/lead-fanout';
 import { freshTable } from '../support/dynamodb';
 import { factsFor } from '../support/facts';
 import { HttpReceiver } from '../support/http-receiver';
@@ -300,44 +300,6 @@ function fill(transformer: InputTransformer, event: unknown): string {
   }
   return output;
 }
-
-describe('HubSpot request body', () => {
-  it.each([
-    ['qualified', qualified.event],
-    ['tier changed', tierChanged.event],
-  ])('%s: sets tier, score, signals, qualified-at and route, each of the type HubSpot expects', (_name, event) => {
-    const body = JSON.parse(fill(hubspotInput.lead, onTheBus(event)));
-    expect(body).toEqual({
-      properties: {
-        pql_tier: 'PQL-A',
-        pql_score: event.detail.score.total,
-        pql_signals: event.detail.summary,
-        pql_qualified_at: now.toISOString(),
-        pql_route: 'sales',
-      },
-    });
-    expect(typeof body.properties.pql_score).toBe('number');
-    expect(body.properties.pql_signals).toMatch(/^user user-45: .* -> PQL-A, score \d+; /);
-  });
-
-  it('disqualified: clears the tier with an empty string (the event has null) and keeps when it last qualified', () => {
-    expect(disqualified.event.detail.tier).toBeNull();
-    const body = JSON.parse(fill(hubspotInput.disqualified, onTheBus(disqualified.event)));
-    expect(body).toEqual({
-      properties: {
-        pql_tier: '',
-        pql_score: disqualified.event.detail.score.total,
-        pql_signals: disqualified.event.detail.summary,
-        pql_route: 'sales',
-      },
-    });
-  });
-
-  it('works for an account (a company) too', () => {
-    const body = JSON.parse(fill(hubspotInput.lead, onTheBus(account)));
-    expect(body.properties).toMatchObject({ pql_tier: 'team-pql', pql_score: account.detail.score.total, pql_route: 'sales' });
-  });
-});
 
 describe('e-mail text', () => {
   it('is readable plain text: one JSON string per line, each decoded by EventBridge', () => {
