@@ -1,7 +1,7 @@
 import { hubspotUpsert } from '../../core/crm-properties';
 import type { AttemptResult } from '../../core/delivery';
 import type { LeadEvent } from '../../core/lead-event';
-import { httpAttempt, type HttpAttemptOptions } from '../webhook/delivery';
+import { httpExchange, type HttpAttemptOptions } from '../webhook/delivery';
 
 /**
  * The HubSpot destination: one attempt to leave a lead's contact or company in the state its latest transition
@@ -46,16 +46,16 @@ export async function syncLeadToHubspot(event: LeadEvent, options: HubspotSyncOp
 }
 
 /**
- * One request through httpAttempt. A 2xx answer's excerpt is left to the caller: an upsert's echoes the contact's
+ * One request through httpExchange. A 2xx answer's excerpt is left to the caller: an upsert's echoes the contact's
  * e-mail, which must not reach the delivery log.
  */
 async function exchange(method: 'GET' | 'POST', path: string, body: unknown, options: HubspotSyncOptions): Promise<{ result: AttemptResult; body?: string }> {
   const url = `${(options.baseUrl ?? defaultHubspotBaseUrl).replace(/\/+$/, '')}${path}`;
   const headers: Record<string, string> = { authorization: `Bearer ${options.token}`, accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const { body: answer, ...result } = await httpAttempt(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) }, options);
-  if (result.outcome === 'delivered') delete result.excerpt;
-  return answer === undefined ? { result } : { result, body: answer };
+  const exchanged = await httpExchange(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) }, options);
+  if (exchanged.result.outcome === 'delivered') delete exchanged.result.excerpt;
+  return exchanged;
 }
 
 /** The record a batch upsert wrote (HubSpot's `results[0]`), when the answer says. */

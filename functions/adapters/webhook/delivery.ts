@@ -38,15 +38,21 @@ export interface HttpAttemptOptions {
 }
 
 /**
- * Sends one request and says what came of it (core/delivery's classification of the status), with a 2xx answer's
- * body apart for a caller that summarises it. Redirects are not followed: a webhook that moved answers 3xx, a
- * permanent failure an operator must look at.
+ * Sends one request and says what came of it (core/delivery's classification of the status). Redirects are not
+ * followed: a webhook that moved answers 3xx, a permanent failure an operator must look at.
  */
-export async function httpAttempt(
-  url: string,
-  init: { method: string; headers: Record<string, string>; body?: string },
-  options: HttpAttemptOptions = {},
-): Promise<AttemptResult & { body?: string }> {
+export async function httpAttempt(url: string, init: HttpRequest, options: HttpAttemptOptions = {}): Promise<AttemptResult> {
+  return (await httpExchange(url, init, options)).result;
+}
+
+export interface HttpRequest {
+  method: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** httpAttempt, with a 2xx answer's body apart for a caller that summarises it (HubSpot's upsert result). */
+export async function httpExchange(url: string, init: HttpRequest, options: HttpAttemptOptions = {}): Promise<{ result: AttemptResult; body?: string }> {
   const now = options.now ?? Date.now;
   const fetch = options.fetch ?? ((input, request) => globalThis.fetch(input, request));
   const started = now();
@@ -55,17 +61,16 @@ export async function httpAttempt(
     // Read to the end, so the keep-alive connection goes back to the pool.
     const body = await response.text().catch(() => '');
     const outcome = classifyStatus(response.status);
-    const result: AttemptResult & { body?: string } = { outcome, status: response.status, latencyMs: now() - started };
-    if (outcome === 'delivered') result.body = body;
+    const result: AttemptResult = { outcome, status: response.status, latencyMs: now() - started };
     const excerpt = responseExcerpt(body);
     if (excerpt) result.excerpt = excerpt;
     if (outcome === 'retryable') {
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
       if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
     }
-    return result;
+    return outcome === 'delivered' ? { result, body } : { result };
   } catch (error) {
-    return { outcome: 'retryable', error: describeError(error), latencyMs: now() - started };
+    return { result: { outcome: 'retryable', error: describeError(error), latencyMs: now() - started } };
   }
 }
 
