@@ -26,6 +26,17 @@ export interface MonitoringProps {
   readonly evaluator: lambda.IFunction;
   /** Every dead-letter queue of the stack; each gets an alarm on its first message. */
   readonly deadLetterQueues: sqs.IQueue[];
+  /**
+   * The delivery queues of the Slack, webhook and HubSpot destinations; each gets an alarm when its oldest lead event
+   * has waited `deliveryDelayThreshold`: a destination that is down, hours before its events reach the dead-letter queue.
+   * @default none
+   */
+  readonly deliveryQueues?: sqs.IQueue[];
+  /**
+   * How long a lead event may wait in a delivery queue before its alarm fires.
+   * @default Duration.hours(1)
+   */
+  readonly deliveryDelayThreshold?: Duration;
   /** Every function of the stack, for the error and duration widgets. */
   readonly functions: lambda.IFunction[];
   /** Who gets the alarms by e-mail; each address must confirm the subscription once. */
@@ -120,6 +131,7 @@ export class Monitoring extends Construct {
     );
     for (const email of props.alarmEmails) this.alarmTopic.addSubscription(new subscriptions.EmailSubscription(email));
 
+    const deliveryDelayThreshold = props.deliveryDelayThreshold ?? Duration.hours(1);
     const lagPeriod = Duration.seconds(Math.max(fiveMinutes.toSeconds(), evaluationInterval.toSeconds()));
     const lagMetric = customMetric(metricNames.evaluatorLagSeconds, 'Maximum', lagPeriod);
 
@@ -130,12 +142,26 @@ export class Monitoring extends Construct {
             alarmName: `${stack.stackName} dead letters in ${relativePath(queue)}`,
             alarmDescription:
               `A message that exhausted its retries is waiting in the dead-letter queue ${relativePath(queue)}. ` +
-              'Read it (aws sqs receive-message), fix the cause, then redrive or delete it.',
+              'See why with `pql-radar deliveries list --failed` (or aws sqs receive-message), fix the cause, then `pql-radar dlq redrive`.',
             metric: queue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }),
             threshold: 1,
             comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
             evaluationPeriods: 1,
             // SQS stops publishing metrics for an empty, idle queue: no data means no messages.
+            treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          }),
+      ),
+      ...(props.deliveryQueues ?? []).map(
+        (queue) =>
+          new cloudwatch.Alarm(this, `DeliveryDelayed-${relativePath(queue).replaceAll('/', '-')}`, {
+            alarmName: `${stack.stackName} delivery delayed in ${relativePath(queue)}`,
+            alarmDescription:
+              `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue ${relativePath(queue)}: its ` +
+              'destination keeps failing. `pql-radar deliveries list --failed` shows the answers; after the retry window the events go to the dead-letter queue.',
+            metric: queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
+            threshold: deliveryDelayThreshold.toSeconds(),
+            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluationPeriods: 1,
             treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
           }),
       ),

@@ -70,6 +70,7 @@ export class PqlRadarStack extends Stack {
       evaluator: this.evaluator.handler,
       // Every dead-letter queue of the fan-out: the targets', the notifiers' FIFO ones and the sqs redrive queues.
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
+      deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       functions: [this.ingestApi.handler, this.evaluator.handler, ...this.leadFanout.notifiers],
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),

@@ -137,6 +137,34 @@ describe('alarms', () => {
     });
   });
 
+  it('fire when a lead event has waited an hour (or the threshold given) in a delivery queue', () => {
+    const withDelivery = build({ deliveryQueues: [], deliveryDelayThreshold: Duration.minutes(30) });
+    const deliveryQueue = new sqs.Queue(withDelivery.stack, 'DeliveryQueue', { enforceSSL: true });
+    const monitored = new Monitoring(withDelivery.stack, 'DeliveryMonitoring', {
+      ingestApi: withDelivery.ingestApi,
+      evaluator: withDelivery.evaluator,
+      deadLetterQueues: [],
+      deliveryQueues: [deliveryQueue],
+      deliveryDelayThreshold: Duration.minutes(30),
+      functions: [],
+      alarmEmails: [],
+    });
+    const alarms = Template.fromStack(withDelivery.stack).findResources('AWS::CloudWatch::Alarm');
+    const delayed = Object.entries(alarms).filter(([, each]) => (each as Resource).Properties.MetricName === 'ApproximateAgeOfOldestMessage');
+    expect(delayed).toHaveLength(1);
+    expect((delayed[0]![1] as Resource).Properties).toMatchObject({
+      AlarmName: 'Watched delivery delayed in DeliveryQueue',
+      AlarmDescription: expect.stringContaining('pql-radar deliveries list --failed'),
+      Namespace: 'AWS/SQS',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [withDelivery.stack.getLogicalId(deliveryQueue.node.defaultChild as CfnElement), 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Threshold: 1800,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    expect(monitored.alarms).toHaveLength(5);
+  });
+
   it('fire on any ingest 5xx of the HTTP API (ApiId dimension), missing data being no requests', () => {
     expect(alarm('Ingest5xx').Properties).toEqual({
       AlarmName: 'Watched ingest 5xx',

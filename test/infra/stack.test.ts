@@ -272,6 +272,8 @@ describe('lead delivery', () => {
     );
     expect(stack.leadFanout.deadLetterQueues.length).toBeGreaterThan(0);
     for (const queue of stack.leadFanout.deadLetterQueues) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
+    // Each notifier's delivery queue too: its oldest event's age, long before the dead-letter queue hears of it.
+    for (const { queue } of stack.leadFanout.notifierDestinations) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
     const dashboard = JSON.stringify(Object.values(t.findResources('AWS::CloudWatch::Dashboard'))[0]);
     expect(stack.leadFanout.notifiers).toHaveLength(3);
     for (const notifier of stack.leadFanout.notifiers) expect(dashboard).toContain(JSON.stringify({ Ref: logicalId(notifier) }));
