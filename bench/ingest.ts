@@ -451,11 +451,12 @@ function mobileMessage(rng: SeededRandom, action: Action, visitor: Visitor<Mobil
 // ---- write units, from item sizes ----
 
 /**
- * An attribute value's size by DynamoDB's rules: strings in UTF-8 bytes, numbers 1 byte per 2 significant digits
- * plus 1, booleans 1. Only the types the store writes are sized.
+ * An attribute value's size by DynamoDB's rules: strings in UTF-8 bytes, binary in bytes, numbers 1 byte per 2
+ * significant digits plus 1, booleans 1. Only the types the store writes are sized.
  */
 function attributeValueSize(value: AttributeValue): number {
   if (value.S !== undefined) return Buffer.byteLength(value.S);
+  if (value.B !== undefined) return value.B.length;
   if (value.N !== undefined) return numberSize(value.N);
   if (value.SS !== undefined) return value.SS.reduce((sum, s) => sum + Buffer.byteLength(s), 0);
   if (value.BOOL !== undefined) return 1;

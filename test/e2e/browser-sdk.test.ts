@@ -1,3 +1,4 @@
+import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Browser } from 'playwright-core';
@@ -66,7 +67,7 @@ async function runOnPage(calls: string, options: { batching: boolean; requests: 
 async function storedEvents() {
   const items = await scanAll(dev.client, dev.tableName);
   return {
-    events: items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).map((item) => JSON.parse(item['msg']!.S!) as Record<string, unknown>),
+    events: items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).map((item) => JSON.parse(eventBodyOf(item)!) as Record<string, unknown>),
     profiles: items.filter((item) => item['sk']?.S === profileSortKey),
   };
 }

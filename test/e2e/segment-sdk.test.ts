@@ -1,3 +1,4 @@
+import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
@@ -43,7 +44,7 @@ function partition(type: EntityType, id: string): Promise<Item[]> {
 
 const bySortKey = (items: Item[], sk: string) => items.find((item) => item['sk']?.S === sk);
 const eventsIn = (items: Item[]) => items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
-const storedMessage = (item: Item) => JSON.parse(item['msg']!.S!) as Record<string, unknown>;
+const storedMessage = (item: Item) => JSON.parse(eventBodyOf(item)!) as Record<string, unknown>;
 const basicAuth = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
 

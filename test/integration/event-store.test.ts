@@ -1,3 +1,4 @@
+import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
 import { GetItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
@@ -62,7 +63,7 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
       // An anonymous visitor is an entity kind of its own: anonymousId `x` never shares a partition with userId `anonymous:x`.
       ['WS#acme#visitor#anon-7', 'EVT#2024-05-01#t3', undefined],
     ]);
-    expect(JSON.parse(events[2]!['msg']!.S!)).toMatchObject({ event: 'Dashboard Created', properties: { count: 1 }, messageId: 't1' });
+    expect(JSON.parse(eventBodyOf(events[2]!)!)).toMatchObject({ event: 'Dashboard Created', properties: { count: 1 }, messageId: 't1' });
     // Retention: 400 days after the event's own time.
     expect(Number(events[2]!['expiresAt']!.N)).toBe(Date.parse('2024-04-30T09:02:00Z') / 1000 + 400 * 86_400);
 

@@ -6,6 +6,7 @@ import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
+import { eventBodyOf } from './event-body';
 import { outboxItem } from './outbox';
 import {
   changesSortKey,
@@ -120,7 +121,7 @@ export class DynamoDbEntityRows {
     const pages = await Promise.all(
       prefixes.map((prefix) => this.queryAll({ KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } })),
     );
-    return pages.flat().map((item) => JSON.parse(item['msg']!.S!) as StoredEvent);
+    return pages.flat().map((item) => JSON.parse(eventBodyOf(item)!) as StoredEvent);
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {

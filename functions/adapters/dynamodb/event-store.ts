@@ -11,6 +11,7 @@ import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDay
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { markChanged } from './change-marker';
+import { eventBodyAttributes } from './event-body';
 import {
   entityPartitionKey,
   eventSortKey,
@@ -89,8 +90,12 @@ export class DynamoDbEventStore implements EventStore {
 
   async save(workspace: string, received: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }> {
     const { messages, receipts } = await this.withFirstReceipts(workspace, received, receivedAt);
-    const userIds = messages.filter((message) => message.identity.kind === 'user').map((message) => message.identity.id);
-    const memberships = await this.currentMemberships(workspace, [...new Set(userIds)]);
+    const profiles = await this.currentProfiles(workspace, messages);
+    const memberships = new Map<string, Set<string>>();
+    for (const message of messages) {
+      const { kind, id } = message.identity;
+      if (kind === 'user' && !memberships.has(id)) memberships.set(id, new Set(profiles.get(entityPartitionKey(workspace, 'user', id))?.['accounts']?.SS ?? []));
+    }
     const changes = new Map<string, EntityChange>();
     const change = (type: EntityType, id: string) => {
       const key = entityPartitionKey(workspace, type, id);
@@ -139,7 +144,7 @@ export class DynamoDbEventStore implements EventStore {
     await Promise.all(
       [...changes.entries()].map(async ([pk, entry]) => {
         try {
-          await this.updateProfile(pk, entry, receivedAt);
+          await this.updateProfile(pk, withoutUnchangedTraits(entry, profiles.get(pk)), receivedAt);
         } catch (error) {
           if (!isItemTooLarge(error)) throw error;
           const reason = `the traits would make the ${entry.type} profile larger than DynamoDB's 400 KB item limit; send fewer or smaller traits`;
@@ -237,7 +242,7 @@ export class DynamoDbEventStore implements EventStore {
       pk: { S: entityPartitionKey(workspace, message.identity.kind, message.identity.id) },
       sk: { S: eventSortKey(message.timestamp, message.messageId) },
       // The message as JSON, not as a DynamoDB map: any JSON survives (numbers beyond DynamoDB's range, empty keys).
-      msg: { S: JSON.stringify(message.message) },
+      ...eventBodyAttributes(JSON.stringify(message.message)),
       ...(message.groupId !== undefined ? { account: { S: message.groupId } } : {}),
       expiresAt: { N: String(eventSeconds + this.retentionSeconds) },
     };
@@ -252,15 +257,23 @@ export class DynamoDbEventStore implements EventStore {
     };
   }
 
-  /** The accounts each user already belongs to, from their profiles. */
-  private async currentMemberships(workspace: string, userKeys: string[]) {
-    const keys = userKeys.map((userKey) => ({ pk: { S: entityPartitionKey(workspace, 'user', userKey) }, sk: { S: profileSortKey } }));
-    const memberships = new Map<string, Set<string>>();
-    for (const item of await getAll(this.client, this.tableName, keys, { projection: 'entityId, accounts', capacity: this.capacity })) {
-      const userKey = item['entityId']?.S;
-      if (userKey !== undefined) memberships.set(userKey, new Set(item['accounts']?.SS ?? []));
+  /**
+   * The stored profiles of the request's users (their accounts) and of every entity it sets traits on (so traits sent
+   * again unchanged, as analytics.js does on every page, are not written again). Strongly consistent: a write skipped
+   * on a stale read would let an earlier value win over the latest request's. A read unit costs a fifth of a write.
+   */
+  private async currentProfiles(workspace: string, messages: readonly AcceptedMessage[]): Promise<Map<string, Item>> {
+    const pks = new Set<string>();
+    for (const message of messages) {
+      const { kind, id } = message.identity;
+      const hasTraits = message.traits !== undefined && Object.keys(message.traits).length > 0;
+      if (kind === 'user' || (message.type === 'identify' && hasTraits)) pks.add(entityPartitionKey(workspace, kind, id));
+      if (message.type === 'group' && message.groupId !== undefined && hasTraits) pks.add(entityPartitionKey(workspace, 'account', message.groupId));
     }
-    return memberships;
+    const keys = [...pks].map((pk) => ({ pk: { S: pk }, sk: { S: profileSortKey } }));
+    const profiles = new Map<string, Item>();
+    for (const item of await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })) profiles.set(item['pk']!.S!, item);
+    return profiles;
   }
 
   /**
@@ -286,7 +299,7 @@ export class DynamoDbEventStore implements EventStore {
       const add: string[] = [];
       traits.forEach(([name, value], i) => {
         names[`#t${i}`] = `trait:${name}`;
-        values[`:t${i}`] = { S: JSON.stringify(value) ?? 'null' };
+        values[`:t${i}`] = { S: traitValue(value) };
         set.push(`#t${i} = :t${i}`);
       });
       if (groupIndex === 0) {
@@ -309,6 +322,16 @@ export class DynamoDbEventStore implements EventStore {
     }
   }
 }
+
+/** The change without the traits the stored profile already holds with the same value. */
+function withoutUnchangedTraits(entry: EntityChange, profile: Item | undefined): EntityChange {
+  if (profile === undefined || entry.traits.size === 0) return entry;
+  const traits = new Map([...entry.traits].filter(([name, value]) => profile[`trait:${name}`]?.S !== traitValue(value)));
+  return traits.size === entry.traits.size ? entry : { ...entry, traits };
+}
+
+/** A trait as the profile stores it: its JSON. */
+const traitValue = (value: unknown): string => JSON.stringify(value) ?? 'null';
 
 /** DynamoDB refuses items over 400 KB with a ValidationException that says so. */
 function isItemTooLarge(error: unknown): boolean {

@@ -1,4 +1,5 @@
 import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { eventBodyOf, eventBodyProjection } from './event-body';
 import { entityPartitionPrefix, eventSortKeyPrefix } from './item-keys';
 
 /**
@@ -13,11 +14,14 @@ export async function* storedEventTexts(client: DynamoDBClient, tableName: strin
         TableName: tableName,
         FilterExpression: 'begins_with(pk, :users) AND begins_with(sk, :events)',
         ExpressionAttributeValues: { ':users': { S: entityPartitionPrefix(workspace, 'user') }, ':events': { S: eventSortKeyPrefix } },
-        ProjectionExpression: 'msg',
+        ProjectionExpression: eventBodyProjection,
         ExclusiveStartKey: startKey,
       }),
     );
-    for (const item of page.Items ?? []) if (item['msg']?.S !== undefined) yield item['msg'].S;
+    for (const item of page.Items ?? []) {
+      const body = eventBodyOf(item);
+      if (body !== undefined) yield body;
+    }
     startKey = page.LastEvaluatedKey;
   } while (startKey);
 }
