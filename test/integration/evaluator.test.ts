@@ -183,6 +183,15 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect(dashboards).toBe(2);
     // The lifetime total moves by each recomputed day's difference: a lost or doubled day would show here.
     expect(third.facts.lifetime.activity).toBe(3);
+
+    // A save of the state alone (no day to rewrite, nothing to notify) is a single conditional put, as exclusive.
+    expect(await saveAs(third)).toBe(true);
+    const [quietFirst, quietSecond] = [await readFacts(dev.evaluation, ref, ruleset, day(0)), await readFacts(dev.evaluation, ref, ruleset, day(0))];
+    expect(quietFirst.days).toEqual([]);
+    const writesBefore = dev.evaluation.capacity.writeUnits;
+    expect(await saveAs(quietFirst)).toBe(true);
+    expect(dev.evaluation.capacity.writeUnits - writesBefore).toBeLessThan(2);
+    expect(await saveAs(quietSecond)).toBe(false);
   });
 
   it('re-evaluates everyone after a rules change, notifying only leads whose tier moved', async () => {

@@ -1,4 +1,4 @@
-import { DeleteItemCommand, TransactWriteItemsCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, TransactWriteItemsCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
 import { identityKey, type Claim, type Identity } from '../../core/identity';
 import type { EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../core/ports';
@@ -184,19 +184,22 @@ export class DynamoDbEntityRows {
     // Rebuilt days may be more than a transaction holds; rewriting them is harmless, so they go first.
     if (update.rebuiltDays.length > 0) await putAll(this.client, this.tableName, update.rebuiltDays.map((rollup) => this.dayItem(pk, rollup)), { capacity: this.capacity });
     // State, recomputed days and lead event in one transaction: a crash before it changes nothing, after it loses
-    // nothing (the outbox is published later), and the lifetime total always matches the stored days.
+    // nothing (the outbox is published later), and the lifetime total always matches the stored days. A save of the
+    // state alone (an account, a sweep, nothing to notify) is one conditional put: a transaction bills every write twice.
+    const others = [...(update.event ? [outboxItem(shard, update.event)] : []), ...update.days.map((day) => this.dayItem(pk, day))];
     try {
-      const { ConsumedCapacity } = await this.client.send(
-        new TransactWriteItemsCommand({
-          TransactItems: [
-            { Put: { TableName: this.tableName, Item: stateItem, ...unchanged } },
-            ...[...(update.event ? [outboxItem(shard, update.event)] : []), ...update.days.map((day) => this.dayItem(pk, day))].map((Item) => ({ Put: { TableName: this.tableName, Item } })),
-          ],
-          ReturnConsumedCapacity: 'TOTAL',
-        }),
-      );
+      const { ConsumedCapacity } =
+        others.length === 0
+          ? await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: stateItem, ...unchanged, ReturnConsumedCapacity: 'TOTAL' }))
+          : await this.client.send(
+              new TransactWriteItemsCommand({
+                TransactItems: [{ Put: { TableName: this.tableName, Item: stateItem, ...unchanged } }, ...others.map((Item) => ({ Put: { TableName: this.tableName, Item } }))],
+                ReturnConsumedCapacity: 'TOTAL',
+              }),
+            );
       this.capacity.add('write', ConsumedCapacity);
     } catch (error) {
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
       if (error instanceof Error && error.name === 'TransactionCanceledException' && /ConditionalCheckFailed/.test(error.message)) return false;
       throw error;
     }
