@@ -7,6 +7,8 @@ import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
 import { dayMs } from '../core/days';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
 import { createDynamoDbClient } from '../local/dynamodb-local';
+import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
+import { LocalChangeStream } from '../local/change-stream';
 import { LocalDeliveryWorker } from '../local/delivery-worker';
 import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
@@ -42,12 +44,18 @@ export function addEvaluateCommand(program: Command) {
     // Webhooks are delivered through the same queues as `dev` delivers them: what a pass cannot deliver stays queued.
     const deliveries = destinations.length > 0 ? new LocalDeliveryWorker({ client, tableName: table, destinations }) : undefined;
     const publisher = localSinks(options, [...bus, ...(deliveries ? [deliveries] : [])]);
+    // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass. Deployed,
+    // the change-capture Lambda does it.
+    const localEndpoint = endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'];
+    const changeStream = localEndpoint ? new LocalChangeStream(client, table, localEndpoint, new DynamoDbChangeCapture(client, table, shards)) : undefined;
     for (;;) {
+      await changeStream?.drain();
       const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(shards), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
       await deliveries?.drain();
       if (options.once) {
         console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
         if (summary.unpublished.length > 0) process.exitCode = 1;
+        changeStream?.stop();
         return;
       }
       printRun(summary);

@@ -13,6 +13,8 @@ import { defaultDirtyShards } from '../shared/settings';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
+import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
+import { LocalChangeStream } from './change-stream';
 import { LocalDeliveryWorker } from './delivery-worker';
 import { ConsoleLeadSink, FanOutLeadSink } from './lead-sinks';
 import type { DeliveryPolicy, LeadDestination } from '../core/delivery';
@@ -72,6 +74,11 @@ export interface DevRuntime {
   /** The delivery queues, their worker and its log. */
   deliveries: LocalDeliveryWorker;
   /**
+   * Reads the table's stream and marks what changed for the evaluator, as the deployed change-capture Lambda does;
+   * every evaluator run does it first. Returns the keys read.
+   */
+  collectChanges(): Promise<number>;
+  /**
    * One evaluator pass over every shard, as the deployed schedule does, at `now` (default: the clock when it
    * starts). It starts once the runs asked for before it, timed ones included, have finished.
    */
@@ -95,6 +102,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   const client = createDynamoDbClient(endpoint);
   let server: Server | undefined;
   let deliveries: LocalDeliveryWorker | undefined;
+  let changeStream: LocalChangeStream | undefined;
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
   /** The last run asked for; the next one starts only after it has settled. */
@@ -104,6 +112,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     clearTimeout(timer);
     await lastRun.catch(() => {});
     await deliveries?.stop();
+    changeStream?.stop();
     if (server) {
       server.closeAllConnections();
       await new Promise((done) => server!.close(done));
@@ -129,6 +138,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const served = await serveHttpApi(handler, { port: options.port ?? 3000 });
     server = served.server;
 
+    changeStream = new LocalChangeStream(client, tableName, endpoint, new DynamoDbChangeCapture(client, tableName, dirtyShards));
+    const collectChanges = () => changeStream!.drain();
     const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
     deliveries = new LocalDeliveryWorker({ client, tableName, destinations: options.destinations ?? [], ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
     await deliveries.register();
@@ -143,6 +154,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       // starts once the one before has settled, and reads the clock then.
       const run = lastRun
         .catch(() => {})
+        .then(collectChanges)
         .then(() => runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: now ?? new Date(), deadline: Number.POSITIVE_INFINITY }));
       lastRun = run;
       return run;
@@ -162,7 +174,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       };
       scheduleRun();
     }
-    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, evaluation, deliveries, evaluateOnce, stop };
+    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, evaluation, deliveries, collectChanges, evaluateOnce, stop };
   } catch (error) {
     await stop();
     throw error;

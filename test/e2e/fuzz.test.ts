@@ -565,6 +565,7 @@ describe('regressions found by fuzzing', () => {
     const sent = await send({ path: '/v1/batch', payload, encoding: { transform: 'none' }, authorization: basicAuth(dev.writeKey) });
 
     expect(sent.status).toBeLessThan(500);
+    await dev.collectChanges();
     expect(await count(entityPartitionKey(dev.workspace, 'user', `${run.tag}-u2`), { operator: 'begins_with', value: changesSortKey })).toBe(1);
   });
 });

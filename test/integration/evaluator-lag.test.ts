@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
+import { DynamoDbChangeCapture } from '../../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
+import { entityPartitionKey, eventSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { validateMessage, type AcceptedMessage } from '../../functions/core/messages';
 import type { LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
@@ -26,10 +28,14 @@ function track(userId: string, receivedAt: Date): AcceptedMessage[] {
 async function storesWithChanges() {
   const { client, tableName } = await freshTable();
   const events = new DynamoDbEventStore({ client, tableName, dirtyShards: 1 });
-  await events.save('acme', track('u1', first), first);
-  await events.save('acme', track('u2', second), second);
-  // A later change of an entity already waiting keeps its first time: the change that waits longest counts.
-  await events.save('acme', track('u1', third), third);
+  const capture = new DynamoDbChangeCapture(client, tableName, 1);
+  // Change capture marks each write at the stream record's time: here, the time each event was received.
+  for (const [userId, at] of [['u1', first], ['u2', second], ['u1', third]] as const) {
+    const [message] = track(userId, at);
+    await events.save('acme', [message!], at);
+    // A later change of an entity already waiting keeps its first time: the change that waits longest counts.
+    await capture.mark([{ pk: entityPartitionKey('acme', 'user', userId), sk: eventSortKey(message!.timestamp, message!.messageId), at }]);
+  }
   return new DynamoDbEvaluationStore({ client, tableName, dirtyShards: 1 });
 }
 

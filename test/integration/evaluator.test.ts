@@ -164,6 +164,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     await dev.evaluateOnce(day(0));
     await sendBatch(dev, [track('max', 'Dashboard Created', day(-1))]);
     const ref = { workspace: dev.workspace, type: 'user' as const, id: 'max' };
+    await dev.collectChanges();
 
     // A run that read the change and died before saving leaves no trace: the next run counts the day once.
     await readFacts(dev.evaluation, ref, ruleset, day(0));
@@ -178,6 +179,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect(await saveAs(second)).toBe(false);
 
     await sendBatch(dev, [track('max', 'Data Exported', day(0))]);
+    await dev.collectChanges();
     const third = await readFacts(dev.evaluation, ref, ruleset, day(0));
     const dashboards = third.facts.days.reduce((sum, rollup) => sum + (rollup.measures['dashboards']?.count ?? 0), 0);
     expect(dashboards).toBe(2);

@@ -57,6 +57,7 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     const view = (id: string, day: number, fields: Record<string, unknown>) => ({ type: 'track', event: 'Pricing Viewed', messageId: id, timestamp: at(day), ...fields });
     await sendBatch(dev, [view('p1', 0, { anonymousId: 'x' }), view('p2', 1, { anonymousId: 'x' })]);
     await sendBatch(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', messageId: 'i1', timestamp: at(2) }, view('p3', 2, { userId: 'ann' })]);
+    await dev.collectChanges();
 
     // The evaluator process dies at its first save: the claim may be stored, the user's state is not.
     const crashing = createDynamoDbClient(inject('dynamoEndpoint'));

@@ -132,19 +132,14 @@ export class DynamoDbEventStore implements EventStore {
         traitsOf.traitSources.push(message.index);
       }
     }
-    // Every account a user belongs to is re-evaluated when the user changes; taken after the loop, so the
-    // marks are the same whatever the order of the messages, and the same when a request is retried.
-    for (const entry of [...changes.values()]) {
-      if (entry.type !== 'user') continue;
-      for (const accountId of memberships.get(entry.id) ?? []) for (const day of entry.days) change('account', accountId).days.add(day);
-    }
-
     // Profiles first: traits that cannot fit refuse their messages, which are then not stored as events either.
     const refused: Refusal[] = [];
     await Promise.all(
-      [...changes.entries()].map(async ([pk, entry]) => {
+      [...changes.entries()].map(async ([pk, requested]) => {
+        const entry = withoutUnchangedTraits(requested, profiles.get(pk));
+        changes.set(pk, entry);
         try {
-          await this.updateProfile(pk, withoutUnchangedTraits(entry, profiles.get(pk)), receivedAt);
+          await this.updateProfile(pk, entry, receivedAt);
         } catch (error) {
           if (!isItemTooLarge(error)) throw error;
           const reason = `the traits would make the ${entry.type} profile larger than DynamoDB's 400 KB item limit; send fewer or smaller traits`;
@@ -154,15 +149,16 @@ export class DynamoDbEventStore implements EventStore {
     );
     const refusedIndexes = new Set(refused.map((refusal) => refusal.index));
     const stored = messages.filter((message) => !refusedIndexes.has(message.index));
-    // Then the events, then the change markers the evaluator looks for, so a marker never points at missing events.
+    // Then the events. Their users and the users' accounts are marked for the evaluator by change capture, from the
+    // table's stream (change-capture.ts): no marker write here. An account whose traits a group call changed is
+    // marked here, since the event of that call is stored under its sender, who need not be a member (a visitor).
     const members = stored.map((message) => memberItems.get(message.index)).filter((item): item is Item => item !== undefined);
     await putAll(this.client, this.tableName, [...stored.map((message) => this.eventItem(workspace, message)), ...members, ...receipts], {
       capacity: this.capacity,
     });
+    const retraited = [...changes.entries()].filter(([, entry]) => entry.type === 'account' && entry.traits.size > 0 && !entry.traitSources.every((index) => refusedIndexes.has(index)));
     await Promise.all(
-      [...changes.entries()].map(([pk, entry]) =>
-        markChanged(this.client, this.tableName, { pk, ...entry }, { at: receivedAt, shards: this.dirtyShards, capacity: this.capacity }),
-      ),
+      retraited.map(([pk, entry]) => markChanged(this.client, this.tableName, { pk, ...entry }, { at: receivedAt, shards: this.dirtyShards, capacity: this.capacity })),
     );
     return { refused };
   }

@@ -26,6 +26,11 @@ export const tableDefinition = {
   partitionKey: 'pk',
   sortKey: 'sk',
   timeToLiveAttribute: 'expiresAt',
+  /**
+   * The table's change stream: the keys of every written item, which change capture turns into the evaluator's
+   * change markers (adapters/dynamodb/change-capture.ts), so ingest pays no marker write per request.
+   */
+  streamViewType: 'KEYS_ONLY',
   dirtyIndex: {
     indexName: 'dirty',
     partitionKey: 'dirtyShard',
@@ -45,6 +50,7 @@ export function createTableInput(tableName: string) {
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST' as const,
+    StreamSpecification: { StreamEnabled: true, StreamViewType: tableDefinition.streamViewType },
     AttributeDefinitions: [
       { AttributeName: partitionKey, AttributeType: 'S' as const },
       { AttributeName: sortKey, AttributeType: 'S' as const },

@@ -1,0 +1,74 @@
+import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand, type GetRecordsCommandOutput, type _Record } from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDbChangeCapture, WrittenKey } from '../adapters/dynamodb/change-capture';
+
+/**
+ * The local runtime's reader of the table's stream, in place of the deployed change-capture Lambda: each drain()
+ * reads every shard of DynamoDB Local's stream up to its end and hands the written keys to change capture.
+ * Iterators are kept between drains, so each record is read once per process (a restart reads the stream's last 24
+ * hours again, which marks entities a second time: harmless).
+ */
+export class LocalChangeStream {
+  readonly #streams: DynamoDBStreamsClient;
+  /** Next iterator by shard id; null once a closed shard is read to its end. */
+  readonly #iterators = new Map<string, string | null>();
+  #streamArn: string | undefined;
+  #draining: Promise<number> = Promise.resolve(0);
+
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+    /** DynamoDB Local's endpoint: it serves its streams there too. */
+    endpoint: string,
+    private readonly capture: DynamoDbChangeCapture,
+  ) {
+    this.#streams = new DynamoDBStreamsClient({ endpoint, region: process.env['AWS_REGION'] ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+  }
+
+  /** Reads what the stream holds now and marks the entities; calls are serialised. Returns the keys read. */
+  drain(): Promise<number> {
+    const run = this.#draining.catch(() => 0).then(() => this.#drainOnce());
+    this.#draining = run;
+    return run;
+  }
+
+  stop(): void {
+    this.#streams.destroy();
+  }
+
+  async #drainOnce(): Promise<number> {
+    this.#streamArn ??= (await this.client.send(new DescribeTableCommand({ TableName: this.tableName }))).Table?.LatestStreamArn;
+    if (!this.#streamArn) throw new Error(`table ${this.tableName} has no stream: change capture needs one`);
+    const { StreamDescription } = await this.#streams.send(new DescribeStreamCommand({ StreamArn: this.#streamArn }));
+    let read = 0;
+    // Parents first (shards are listed in creation order), so a user's records are marked in the order written.
+    for (const shard of StreamDescription?.Shards ?? []) {
+      const shardId = shard.ShardId!;
+      let iterator = this.#iterators.get(shardId);
+      if (iterator === null) continue;
+      iterator ??= (await this.#streams.send(new GetShardIteratorCommand({ StreamArn: this.#streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+      while (iterator) {
+        const page: GetRecordsCommandOutput = await this.#streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+        const keys = (page.Records ?? []).flatMap(writtenKey);
+        if (keys.length > 0) await this.capture.mark(keys);
+        read += keys.length;
+        // An open shard's iterator stays valid for the next drain; an empty page means this shard is read to its end for now.
+        if ((page.Records ?? []).length === 0) {
+          this.#iterators.set(shardId, page.NextShardIterator ?? null);
+          break;
+        }
+        iterator = page.NextShardIterator;
+        if (!iterator) this.#iterators.set(shardId, null);
+      }
+    }
+    return read;
+  }
+}
+
+function writtenKey(record: _Record): WrittenKey[] {
+  const keys = record.dynamodb?.Keys;
+  const pk = keys?.['pk']?.S;
+  const sk = keys?.['sk']?.S;
+  if (record.eventName === 'REMOVE' || pk === undefined || sk === undefined) return [];
+  return [{ pk, sk, at: record.dynamodb?.ApproximateCreationDateTime ?? new Date() }];
+}
