@@ -37,6 +37,8 @@ export class EventStore extends Construct {
       sortKey: stringKey(sortKey),
       billing: dynamodb.Billing.onDemand(),
       timeToLiveAttribute,
+      // Change capture (lib/change-capture.ts) reads the keys of what is written.
+      dynamoStream: dynamodb.StreamViewType.KEYS_ONLY,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryptionV2.awsManagedKey(),
       deletionProtection: props.deletionProtection ?? true,

@@ -24,6 +24,14 @@ export interface MonitoringProps {
   readonly ingestApi: { readonly httpApi: apigwv2.IHttpApi; readonly handler: lambda.IFunction };
   /** The evaluator function. */
   readonly evaluator: lambda.IFunction;
+  /**
+   * The change-capture function on the table's stream: alarmed when its oldest unread record is over
+   * `changeCaptureDelayThreshold` old (marking has fallen behind, or keeps failing; records leave the stream at 24 h).
+   * @default none
+   */
+  readonly changeCapture?: lambda.IFunction;
+  /** @default Duration.minutes(10) */
+  readonly changeCaptureDelayThreshold?: Duration;
   /** Every dead-letter queue of the stack; each gets an alarm on its first message. */
   readonly deadLetterQueues: sqs.IQueue[];
   /**
@@ -165,6 +173,21 @@ export class Monitoring extends Construct {
             treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
           }),
       ),
+      ...(props.changeCapture
+        ? [
+            new cloudwatch.Alarm(this, 'ChangeCaptureBehind', {
+              alarmName: `${stack.stackName} change capture behind`,
+              alarmDescription:
+                'The change-capture function has not read the table stream for a while (its iterator age is high): new events are not ' +
+                'marked for the evaluator. Its logs say why; a record older than 24 hours leaves the stream unread.',
+              metric: props.changeCapture.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
+              threshold: (props.changeCaptureDelayThreshold ?? Duration.minutes(10)).toMilliseconds(),
+              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+              evaluationPeriods: 2,
+              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+            }),
+          ]
+        : []),
       new cloudwatch.Alarm(this, 'Ingest5xx', {
         alarmName: `${stack.stackName} ingest 5xx`,
         alarmDescription:

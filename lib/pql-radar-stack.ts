@@ -1,6 +1,7 @@
 import { Annotations, CfnOutput, type CfnOutputProps, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { LoadedRulesFile, PqlRadarConfig } from './config';
+import { ChangeCapture } from './change-capture';
 import { Evaluator } from './evaluator';
 import { EventStore } from './event-store';
 import { IngestApi } from './ingest-api';
@@ -24,6 +25,7 @@ export interface PqlRadarStackProps extends StackProps {
 export class PqlRadarStack extends Stack {
   public readonly eventStore: EventStore;
   public readonly ingestApi: IngestApi;
+  public readonly changeCapture: ChangeCapture;
   public readonly leadFanout: LeadFanout;
   public readonly evaluator: Evaluator;
   public readonly monitoring: Monitoring;
@@ -41,6 +43,7 @@ export class PqlRadarStack extends Stack {
       dirtyShards: config.evaluation.shards,
       throttling: config.ingest,
     });
+    this.changeCapture = new ChangeCapture(this, 'ChangeCapture', { table, dirtyShards: config.evaluation.shards });
     this.leadFanout = new LeadFanout(this, 'LeadFanout', {
       routes: config.routes,
       crm: config.crm,
@@ -71,7 +74,8 @@ export class PqlRadarStack extends Stack {
       // Every dead-letter queue of the fan-out: the targets', the notifiers' FIFO ones and the sqs redrive queues.
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
-      functions: [this.ingestApi.handler, this.evaluator.handler, ...this.leadFanout.notifiers],
+      changeCapture: this.changeCapture.handler,
+      functions: [this.ingestApi.handler, this.changeCapture.handler, this.evaluator.handler, ...this.leadFanout.notifiers],
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });

@@ -69,6 +69,7 @@ export const metricNames = {
   leadTransitions: 'LeadTransitions',
   leadEventsUnpublished: 'LeadEventsUnpublished',
   evaluatorLagSeconds: 'EvaluatorLagSeconds',
+  entitiesMarked: 'EntitiesMarked',
   leadDeliveries: 'LeadDeliveries',
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',

@@ -16,7 +16,7 @@ import { nagFindings, reportValidationErrors } from './nag-report';
 type Resource = { Type: string; Properties: Record<string, any> };
 
 /** A small stack with what Monitoring watches: the ingest API, an evaluator, a queue with its dead-letter queue. */
-function build(props: Partial<MonitoringProps> = {}, context: Record<string, unknown> = {}) {
+function build(props: Partial<MonitoringProps> | ((stack: Stack) => Partial<MonitoringProps>) = {}, context: Record<string, unknown> = {}) {
   const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
   const stack = new Stack(app, 'Watched');
   const { table } = new EventStore(stack, 'EventStore');
@@ -30,7 +30,7 @@ function build(props: Partial<MonitoringProps> = {}, context: Record<string, unk
     deadLetterQueues: [deadLetterQueue],
     functions: [ingestApi.handler, evaluator],
     alarmEmails: ['ops@example.com', 'oncall@example.com'],
-    ...props,
+    ...(typeof props === 'function' ? props(stack) : props),
   });
   return { app, stack, ingestApi, evaluator, deadLetterQueue, monitoring };
 }
@@ -138,16 +138,10 @@ describe('alarms', () => {
   });
 
   it('fire when a lead event has waited an hour (or the threshold given) in a delivery queue', () => {
-    const withDelivery = build({ deliveryQueues: [], deliveryDelayThreshold: Duration.minutes(30) });
-    const deliveryQueue = new sqs.Queue(withDelivery.stack, 'DeliveryQueue', { enforceSSL: true });
-    const monitored = new Monitoring(withDelivery.stack, 'DeliveryMonitoring', {
-      ingestApi: withDelivery.ingestApi,
-      evaluator: withDelivery.evaluator,
-      deadLetterQueues: [],
-      deliveryQueues: [deliveryQueue],
-      deliveryDelayThreshold: Duration.minutes(30),
-      functions: [],
-      alarmEmails: [],
+    let deliveryQueue: sqs.Queue | undefined;
+    const withDelivery = build((stack) => {
+      deliveryQueue = new sqs.Queue(stack, 'DeliveryQueue', { enforceSSL: true });
+      return { deliveryQueues: [deliveryQueue], deliveryDelayThreshold: Duration.minutes(30) };
     });
     const alarms = Template.fromStack(withDelivery.stack).findResources('AWS::CloudWatch::Alarm');
     const delayed = Object.entries(alarms).filter(([, each]) => (each as Resource).Properties.MetricName === 'ApproximateAgeOfOldestMessage');
@@ -156,13 +150,22 @@ describe('alarms', () => {
       AlarmName: 'Watched delivery delayed in DeliveryQueue',
       AlarmDescription: expect.stringContaining('pql-radar deliveries list --failed'),
       Namespace: 'AWS/SQS',
-      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [withDelivery.stack.getLogicalId(deliveryQueue.node.defaultChild as CfnElement), 'QueueName'] } }],
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [withDelivery.stack.getLogicalId(deliveryQueue!.node.defaultChild as CfnElement), 'QueueName'] } }],
       Statistic: 'Maximum',
       Threshold: 1800,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
     });
-    expect(monitored.alarms).toHaveLength(5);
+    // One per dead-letter queue, one per delivery queue, and four.
+    expect(withDelivery.monitoring.alarms).toHaveLength(6);
+  });
+
+  it('fire when change capture has not read the table stream for ten minutes (its iterator age)', () => {
+    const capturing = build((stack) => ({ changeCapture: new LambdaFunction(stack, 'ChangeCapture', { entry: 'functions/change-capture/handler.ts' }).function }));
+    const alarms = Object.values(Template.fromStack(capturing.stack).findResources('AWS::CloudWatch::Alarm')) as Resource[];
+    expect(alarms.filter((each) => each.Properties.MetricName === 'IteratorAge').map((each) => each.Properties)).toEqual([
+      expect.objectContaining({ AlarmName: 'Watched change capture behind', Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: 600_000, EvaluationPeriods: 2, TreatMissingData: 'notBreaching' }),
+    ]);
   });
 
   it('fire on any ingest 5xx of the HTTP API (ApiId dimension), missing data being no requests', () => {

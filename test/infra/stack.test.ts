@@ -302,3 +302,28 @@ describe('lead delivery', () => {
     });
   });
 });
+
+describe('change capture', () => {
+  it('reads the keys of new event items from the table stream, and writes markers in entity partitions only', () => {
+    const { stack } = buildStack();
+    const t = Template.fromStack(stack);
+    const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+    t.hasResourceProperties('AWS::DynamoDB::GlobalTable', { StreamSpecification: { StreamViewType: 'KEYS_ONLY' } });
+    const functionId = logicalId(stack.changeCapture.handler);
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: functionId },
+      EventSourceArn: Match.anyValue(),
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 30,
+      BisectBatchOnFunctionError: true,
+      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { sk: { S: [{ prefix: 'EVT#' }] } } } }) }] },
+    });
+    const policies = Object.values(t.findResources('AWS::IAM::Policy')) as { Properties: { Roles: unknown[]; PolicyDocument: { Statement: { Action: unknown; Condition?: unknown }[] } } }[];
+    const role = logicalId(stack.changeCapture.handler.role!);
+    const statements = policies.filter((policy) => JSON.stringify(policy.Properties.Roles) === JSON.stringify([{ Ref: role }])).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Action: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } } }),
+    );
+  });
+});
