@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from 'aws-cdk-lib';
 import { build, type Metafile } from 'esbuild';
 import ts from 'typescript';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as lambdaZod from '../../functions/shared/lambda-zod-members';
 import { bundleFunction, projectRoot } from '../../bench/bundle';
 import { lambdaBundling } from '../../lib/lambda-bundling';
@@ -50,6 +50,8 @@ beforeAll(() => {
   // Asset metadata tells which staged asset directory belongs to which function.
   ({ app, stack } = buildStack({ bundle: true, context: { 'aws:cdk:enable-asset-metadata': true } }));
 }, 300_000);
+
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 it('bundles the ingest handler into one minified ESM file that includes the AWS SDK', () => {
   const bundled = bundledFunction(app, stack.ingestApi.handler);
