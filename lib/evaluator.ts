@@ -1,4 +1,7 @@
-import { isAbsolute } from 'node:path';
+import { createHash } from 'node:crypto';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, isAbsolute, join } from 'node:path';
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
@@ -30,8 +33,25 @@ export const evaluatorTableAccess = {
   },
 };
 
-/** The file name the rules file gets in the bundle, which is the function's working directory. */
-const bundledRulesFile = 'rules.yaml';
+/**
+ * The file name the rules get in the bundle, which is the function's working directory: the rules file's data as
+ * JSON (`LoadedRulesFile.json`), so the function needs no YAML parser.
+ */
+const bundledRulesFile = 'rules.json';
+
+/**
+ * Writes the rules' JSON where the bundling can copy it from: a file named by its content under the system's
+ * temporary directory, so synthesizing again reuses it rather than leaving another copy behind.
+ */
+function stageRulesJson(json: string): string {
+  const file = join(tmpdir(), 'pql-radar-rules', `${createHash('sha256').update(json).digest('hex').slice(0, 32)}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  // Written beside and renamed, so that a synth running at the same time never copies half a file.
+  const partial = `${file}.${process.pid}.partial`;
+  writeFileSync(partial, json);
+  renameSync(partial, file);
+  return file;
+}
 
 /**
  * A run that has waited this long is superseded by a later one, which reads the same markers: neither Scheduler
@@ -46,8 +66,8 @@ export interface EvaluatorProps {
   readonly eventBus: events.IEventBus;
   /**
    * The PQL rules file (YAML or JSON) as `loadConfig` or `loadRulesFile` (lib/config.ts) read and validated it at
-   * synth, so a wrong file has already failed `cdk synth` with every problem. Its absolute path is bundled with the
-   * function as `rules.yaml`.
+   * synth, so a wrong file has already failed `cdk synth` with every problem. Its data is bundled with the function
+   * as `rules.json`.
    */
   readonly rulesFile: LoadedRulesFile;
   /**
@@ -122,7 +142,7 @@ export class Evaluator extends Construct {
       timeout: Duration.minutes(5),
       reservedConcurrentExecutions: props.reservedConcurrency ? shards : undefined,
       logRetention: props.logRetention,
-      copyFiles: [{ from: rulesPath, to: bundledRulesFile }],
+      copyFiles: [{ from: stageRulesJson(props.rulesFile.json), to: bundledRulesFile }],
       environment: {
         [environmentNames.tableName]: props.table.tableName,
         [environmentNames.eventBusName]: props.eventBus.eventBusName,

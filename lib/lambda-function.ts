@@ -7,6 +7,7 @@ import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aw
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { environmentNames, metricNamespace, serviceName } from '../functions/shared/settings';
+import { lambdaBundling } from './lambda-bundling';
 
 /**
  * CDK context key: when `true`, functions get a tiny inline placeholder instead of an esbuild bundle,
@@ -17,9 +18,6 @@ export const SKIP_BUNDLING_CONTEXT = 'pql-radar:skipBundling';
 
 /** Resolved from this file, not from process.cwd(), so synth works from any directory. */
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
-// esbuild's ESM output has no `require`; CommonJS dependencies inside the bundle still call it.
-const esmRequireBanner = "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
 
 export interface LambdaFunctionProps {
   /** Path of the handler module relative to the project root, e.g. `functions/ingest/handler.ts`. */
@@ -124,15 +122,18 @@ export class LambdaFunction extends Construct {
           handler: props.handler ?? 'handler',
           projectRoot,
           depsLockFilePath: resolve(projectRoot, 'package-lock.json'),
+          // lib/lambda-bundling.ts in NodejsFunction's terms; test/infra/bundling.test.ts checks nothing is lost.
           bundling: {
+            target: lambdaBundling.target,
             format: OutputFormat.ESM,
-            mainFields: ['module', 'main'],
-            banner: esmRequireBanner,
-            minify: true,
-            sourceMap: true,
-            sourcesContent: false,
+            mainFields: [...lambdaBundling.mainFields],
+            banner: lambdaBundling.banner.js,
+            minify: lambdaBundling.minify,
+            sourceMap: lambdaBundling.sourcemap,
+            sourcesContent: lambdaBundling.sourcesContent,
             // Nothing external: the AWS SDK goes into the bundle too.
             externalModules: [],
+            esbuildArgs: { '--alias': Object.entries(lambdaBundling.alias).map(([name, replacement]) => `${name}=${replacement}`) },
             ...(props.copyFiles?.length ? { commandHooks: copyHooks(props.copyFiles) } : {}),
           },
         });

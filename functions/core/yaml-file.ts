@@ -1,36 +1,23 @@
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { formatPath } from './field-path';
+import { type FileProblem, type ProblemAt, validateFile } from './file-problems';
 
-export interface FileProblem {
-  /** Path inside the file, e.g. `signals.activated.all[1]`. */
-  path: string;
-  /** 1-based line, when the path can be found (YAML, and JSON, which is YAML too). */
-  line?: number;
-  message: string;
+export { describeProblems, type FileProblem, FileProblemsError, formatProblem } from './file-problems';
+
+type Parsed<T> = { ok: true; data: T; problemAt: ProblemAt } | { ok: false; problems: FileProblem[] };
+
+const parseOptions = { uniqueKeys: true, prettyErrors: false } as const;
+
+/**
+ * A YAML or JSON file as plain data, as parseYamlFile validates it: what the evaluator's bundle gets as JSON
+ * (lib/config.ts). Throws on a syntax error; parseYamlFile reports those as problems.
+ */
+export function yamlFileData(text: string): unknown {
+  const document = parseDocument(text, parseOptions);
+  if (document.errors.length > 0) throw document.errors[0]!;
+  return document.toJS();
 }
-
-export function formatProblem(problem: FileProblem): string {
-  return `${problem.line !== undefined ? `line ${problem.line}: ` : ''}${problem.path || '(file)'}: ${problem.message}`;
-}
-
-export function describeProblems(source: string, problems: readonly FileProblem[]): string {
-  return `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`;
-}
-
-/** A file with problems: every one of them, with its path and line, in the message. */
-export class FileProblemsError extends Error {
-  constructor(
-    readonly source: string,
-    readonly problems: FileProblem[],
-  ) {
-    super(describeProblems(source, problems));
-  }
-}
-
-type Parsed<T> =
-  | { ok: true; data: T; problemAt: (path: readonly PropertyKey[], message: string) => FileProblem }
-  | { ok: false; problems: FileProblem[] };
 
 /**
  * Parses a YAML or JSON config file and validates it with a zod schema, turning every syntax error and every
@@ -43,7 +30,7 @@ export function parseYamlFile<S extends z.ZodType>(
   issuePath: (path: PropertyKey[], document: Document) => PropertyKey[] = (path) => path,
 ): Parsed<z.output<S>> {
   const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const document = parseDocument(text, { lineCounter, ...parseOptions });
   if (document.errors.length > 0) {
     return { ok: false, problems: document.errors.map((error) => ({ path: '', line: lineCounter.linePos(error.pos[0]).line, message: error.message.split('\n')[0]! })) };
   }
@@ -66,23 +53,6 @@ export function parseYamlFile<S extends z.ZodType>(
     return { path: formatPath(path), ...(line !== undefined ? { line } : {}), message };
   };
 
-  const parsed = schema.safeParse(document.toJS(), { reportInput: true });
-  if (!parsed.success) {
-    return {
-      ok: false,
-      problems: parsed.error.issues.flatMap((issue) =>
-        // One problem per misspelt key, on that key's own line.
-        issue.code === 'unrecognized_keys'
-          ? issue.keys.map((key) => problemAt([...issue.path, key], `unknown key "${key}"`))
-          : [problemAt(issuePath(issue.path, document), describe(issue))],
-      ),
-    };
-  }
-  return { ok: true, data: parsed.data, problemAt };
-}
-
-function describe(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
-  return issue.message;
+  const validated = validateFile(document.toJS(), schema, problemAt, (path) => issuePath(path, document));
+  return validated.ok ? { ok: true, data: validated.data, problemAt } : validated;
 }

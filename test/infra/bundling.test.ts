@@ -1,11 +1,59 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { App } from 'aws-cdk-lib';
+import { build, type Metafile } from 'esbuild';
+import ts from 'typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as lambdaZod from '../../functions/shared/lambda-zod-members';
+import { bundleFunction, projectRoot } from '../../bench/bundle';
+import { lambdaBundling } from '../../lib/lambda-bundling';
+import type { PqlRadarStack } from '../../lib/pql-radar-stack';
+import { WriteKeyBootstrap } from '../../lib/write-key-bootstrap';
 import { buildStack, bundledFunction, loadHandler } from './synth';
 
-it('bundles the ingest handler into one minified ESM file that includes the AWS SDK', { timeout: 120_000 }, () => {
+/** Every bundle, minified with the AWS SDK inside, as deployed (issue 11). */
+const budgetBytes = 400 * 1024;
+
+/** The four Lambda entries, and where the stack keeps a function of each. */
+const functions = [
+  { name: 'ingest', entry: 'functions/ingest/handler.ts', of: (stack: PqlRadarStack) => stack.ingestApi.handler },
+  { name: 'evaluator', entry: 'functions/evaluator/handler.ts', of: (stack: PqlRadarStack) => stack.evaluator.handler },
+  { name: 'notifier', entry: 'functions/notifier/handler.ts', of: (stack: PqlRadarStack) => stack.leadFanout.notifiers[0]! },
+  {
+    name: 'bootstrap',
+    entry: 'functions/bootstrap/handler.ts',
+    of: (stack: PqlRadarStack) => stack.node.findAll().find((construct) => construct instanceof WriteKeyBootstrap)!.handler,
+  },
+];
+
+/** Inputs no bundle may contain: what lib/lambda-bundling.ts replaces, and why. */
+const leftOut: { what: string; pattern: RegExp; only?: string }[] = [
+  {
+    what: 'the default credential chain (SSO, STS, sign-in, ini, process, web identity, container and instance metadata)',
+    pattern: /node_modules\/(@aws-sdk\/(credential-provider-(?!env\/)[a-z-]+|nested-clients|token-providers)|@smithy\/credential-provider-imds)\//,
+  },
+  { what: 'zod locales other than en', pattern: /node_modules\/zod\/v4\/locales\/(?!en\.js$)/ },
+  { what: "zod's JSON Schema import and compiler", pattern: /node_modules\/zod\/v4\/(classic\/from-json-schema|core\/compile)\.js$/ },
+  { what: 'SDK event streams', pattern: /node_modules\/@smithy\/core\/dist-es\/submodules\/event-streams\// },
+  { what: 'the YAML parser', pattern: /node_modules\/yaml\//, only: 'evaluator' },
+];
+
+let app: App;
+let stack: PqlRadarStack;
+/** This run's own bundles and probes, apart from a benchmark running meanwhile. */
+const outDir = mkdtempSync(join(tmpdir(), 'pql-radar-bundles-'));
+
+beforeAll(() => {
   // Asset metadata tells which staged asset directory belongs to which function.
-  const { app, stack } = buildStack({ bundle: true, context: { 'aws:cdk:enable-asset-metadata': true } });
+  ({ app, stack } = buildStack({ bundle: true, context: { 'aws:cdk:enable-asset-metadata': true } }));
+}, 300_000);
+
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+it('bundles the ingest handler into one minified ESM file that includes the AWS SDK', () => {
   const bundled = bundledFunction(app, stack.ingestApi.handler);
   expect(bundled.resource.Properties.Handler).toBe('index.handler');
 
@@ -25,4 +73,141 @@ it('bundles the ingest handler into one minified ESM file that includes the AWS 
 
   // The bundle loads (banner, ESM syntax, cold-start configuration) with the environment the template gives it.
   expect(loadHandler(bundled)).toBe('function');
+});
+
+describe.each(functions)('the $name bundle', ({ name, entry, of }) => {
+  let deployed: Buffer;
+  let bench: { bytes: number; code: Buffer; metafile: Metafile };
+  let inputs: string[];
+
+  beforeAll(async () => {
+    deployed = readFileSync(join(bundledFunction(app, of(stack)).assetDir, 'index.mjs'));
+    const bundle = await bundleFunction(entry, { sdk: 'bundled', outDir });
+    bench = { bytes: bundle.bytes, code: readFileSync(bundle.outfile), metafile: bundle.metafile };
+    // The files that put code into the bundle: esbuild also lists the ones it read and then shook out entirely.
+    inputs = Object.keys(Object.values(bench.metafile.outputs).find((output) => output.entryPoint)!.inputs);
+  }, 120_000);
+
+  it('is byte for byte what bench/bundle.ts builds, so the benchmark and the checks below see what is deployed', () => {
+    expect(deployed.length).toBe(bench.bytes);
+    expect(deployed.equals(bench.code), 'identical bytes').toBe(true);
+  });
+
+  it(`is at most ${budgetBytes / 1024} KB`, () => {
+    expect(deployed.length).toBeLessThanOrEqual(budgetBytes);
+  });
+
+  it.each(leftOut.filter((cut) => cut.only === undefined || cut.only === name))('leaves out $what', ({ pattern }) => {
+    expect(inputs.filter((input) => pattern.test(input))).toEqual([]);
+  });
+
+  it("keeps zod's English messages and the SDK's environment credentials", () => {
+    expect(inputs.filter((input) => /node_modules\/zod\/v4\/locales\//.test(input)).map((input) => input.slice(input.lastIndexOf('/') + 1))).toEqual(['en.js']);
+    expect(inputs.some((input) => /node_modules\/@aws-sdk\/credential-provider-env\//.test(input))).toBe(true);
+  });
+
+  it('calls no z.<member> that its zod (functions/shared/lambda-zod-members.ts) leaves undefined', () => {
+    const sources = inputs.filter((input) => !input.includes('node_modules/') && /\.ts$/.test(input));
+    expect(sources.length).toBeGreaterThan(0);
+    const missing = sources.flatMap((source) =>
+      zodMembersCalled(join(projectRoot, source))
+        .filter((member) => !(member in lambdaZod))
+        .map((member) => `${source}: z.${member}`),
+    );
+    expect(missing).toEqual([]);
+  });
+});
+
+/** The members of `z` a file uses as values (`z.string()`, `z.coerce.number()`), not as types (`z.output<...>`). */
+function zodMembersCalled(file: string): string[] {
+  const source = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true);
+  const members = new Set<string>();
+  const visit = (node: ts.Node) => {
+    if (ts.isPropertyAccessExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'z') members.add(node.name.text);
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  return [...members];
+}
+
+describe('the replacements inside a bundle', () => {
+  /** Bundles `contents` (TypeScript in the project root) as the functions are bundled, and returns its file URL. */
+  async function bundleProbe(name: string, contents: string): Promise<string> {
+    const outfile = join(outDir, 'probes', name, 'index.mjs');
+    mkdirSync(dirname(outfile), { recursive: true });
+    await build({
+      ...lambdaBundling,
+      mainFields: [...lambdaBundling.mainFields],
+      absWorkingDir: projectRoot,
+      stdin: { contents, resolveDir: projectRoot, sourcefile: `${name}.ts`, loader: 'ts' },
+      outfile,
+      bundle: true,
+      logLevel: 'error',
+    });
+    return pathToFileURL(outfile).href;
+  }
+
+  it('zod gives the same issues, in the same English, as the package', { timeout: 60_000 }, async () => {
+    const probe = await bundleProbe(
+      'zod-messages',
+      `export { segmentMessageSchema } from './functions/core/segment-schema';
+       export { rulesFileSchema } from './functions/core/rules/schema';`,
+    );
+    const bundled = await import(probe);
+    const { segmentMessageSchema } = await import('../../functions/core/segment-schema');
+    const { rulesFileSchema } = await import('../../functions/core/rules/schema');
+    const wrong = {
+      segment: [
+        { type: 'track', userId: 42, event: '', timestamp: 'yesterday', properties: [] },
+        { type: 'nope' },
+        { type: 'identify', anonymousId: '', traits: 'x', context: { groupId: '' } },
+      ],
+      rules: [
+        { version: 2, signals: { a: { event: 'x', window: 'soon', points: 'ten' } }, tiers: [{ name: 1 }], extra: true },
+        { version: 1, signals: [], tiers: {} },
+      ],
+    };
+    const issues = (schema: { safeParse: (value: unknown) => { error?: { issues: unknown } } }, value: unknown) =>
+      JSON.parse(JSON.stringify(schema.safeParse(value).error?.issues ?? null));
+    for (const value of wrong.segment) {
+      const expected = issues(segmentMessageSchema, value);
+      expect(expected).not.toBeNull();
+      expect(issues(bundled.segmentMessageSchema, value)).toEqual(expected);
+    }
+    for (const value of wrong.rules) {
+      const expected = issues(rulesFileSchema, value);
+      expect(expected).not.toBeNull();
+      expect(issues(bundled.rulesFileSchema, value)).toEqual(expected);
+    }
+  });
+
+  it('SDK clients take credentials from the environment, and from nothing else', { timeout: 60_000 }, async () => {
+    const probe = await bundleProbe(
+      'credentials',
+      `import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+       const credentials = await new DynamoDBClient({ region: 'us-east-1' }).config.credentials().then(
+         ({ accessKeyId, secretAccessKey, sessionToken }) => ({ accessKeyId, secretAccessKey, sessionToken }),
+         (error) => ({ error: error.message }),
+       );
+       console.log(JSON.stringify(credentials));`,
+    );
+    const run = (env: Record<string, string>) =>
+      JSON.parse(
+        execFileSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(probe)});`], {
+          env: { PATH: process.env.PATH ?? '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+          encoding: 'utf8',
+        }),
+      );
+    // What Lambda sets for the function's role.
+    expect(run({ AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'token' })).toEqual({
+      accessKeyId: 'AKIDEXAMPLE',
+      secretAccessKey: 'secret',
+      sessionToken: 'token',
+    });
+    // A profile in a config file, which the SDK's default chain would read: not in a Lambda bundle.
+    const home = join(outDir, 'home');
+    mkdirSync(join(home, '.aws'), { recursive: true });
+    writeFileSync(join(home, '.aws/credentials'), '[default]\naws_access_key_id = AKIDFROMFILE\naws_secret_access_key = fromfile\n');
+    expect(run({ HOME: home })).toEqual({ error: 'Unable to find environment variable credentials.' });
+  });
 });

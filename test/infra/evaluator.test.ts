@@ -8,7 +8,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RulesError } from '../../functions/core/rules/load';
+import { parse } from 'yaml';
+import { loadRulesJson, RulesError } from '../../functions/core/rules/load';
 import { loadRulesFile } from '../../lib/config';
 import { EventStore } from '../../lib/event-store';
 import { Evaluator, type EvaluatorProps } from '../../lib/evaluator';
@@ -99,7 +100,7 @@ describe('evaluator function', () => {
       EVENT_BUS_NAME: { Ref: ids.bus },
       DIRTY_SHARDS: '4',
       RETENTION_DAYS: '400',
-      RULES_FILE: 'rules.yaml',
+      RULES_FILE: 'rules.json',
       RUN_INTERVAL_SECONDS: '60',
     });
   });
@@ -158,6 +159,21 @@ describe('rules file', () => {
   it('exposes the validated rules', () => {
     const { evaluator } = build();
     expect(evaluator.ruleset.file.tiers.map((tier) => tier.route)).toEqual(expect.arrayContaining(['sales']));
+  });
+
+  it('compiles the rules to JSON, which loads into the same rules without a YAML parser', () => {
+    const loaded = loadRulesFile(rulesFile);
+    expect(JSON.parse(loaded.json)).toEqual(parse(readFileSync(rulesFile, 'utf8')));
+    const fromJson = loadRulesJson(loaded.json, 'rules.json');
+    expect(fromJson.version).toBe(loaded.ruleset.version);
+    expect(fromJson.file).toEqual(loaded.ruleset.file);
+  });
+
+  it('reports problems of rules read as JSON by their path', () => {
+    expect(() => loadRulesJson('{"version": 1, "signals": {}, "tiers": [{"name": "A", "min_score": "high", "route": "sales"}]}', 'rules.json')).toThrow(
+      /^rules\.json: \d+ problems?\n(.*\n)*  tiers\[0\]\.min_score: /,
+    );
+    expect(() => loadRulesJson('version: 1', 'rules.json')).toThrow(RulesError);
   });
 });
 
@@ -289,12 +305,12 @@ describe('AwsSolutions checks', () => {
   });
 });
 
-it('bundles the rules file as rules.yaml beside the handler, which loads it at cold start', { timeout: 120_000 }, () => {
+it('bundles the rules as rules.json beside the handler, which loads it at cold start', { timeout: 120_000 }, () => {
   const { app, evaluator } = build({}, { [SKIP_BUNDLING_CONTEXT]: false, 'aws:cdk:enable-asset-metadata': true });
   const bundled = bundledFunction(app, evaluator.handler);
   const { assetDir } = bundled;
-  expect(readdirSync(assetDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'rules.yaml']);
-  expect(readFileSync(join(assetDir, 'rules.yaml'), 'utf8')).toBe(readFileSync(rulesFile, 'utf8'));
+  expect(readdirSync(assetDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'rules.json']);
+  expect(readFileSync(join(assetDir, 'rules.json'), 'utf8')).toBe(loadRulesFile(rulesFile).json);
 
   // Lambda runs the handler with the bundle as its working directory; RULES_FILE is relative to it.
   expect(loadHandler(bundled)).toBe('function');

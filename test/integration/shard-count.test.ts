@@ -1,12 +1,21 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, inject, it, vi } from 'vitest';
 import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import { readShardCount } from '../../functions/adapters/dynamodb/shard-count';
 import { startDev } from '../../functions/local/dev';
+import { loadRulesFile } from '../../lib/config';
 import { cli } from '../support/cli';
 import { freshTable } from '../support/dynamodb';
 import { lambdaContext } from '../support/lambda-context';
+
+function rulesJsonFile(rulesPath: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'pql-radar-rules-')), 'rules.json');
+  writeFileSync(file, loadRulesFile(rulesPath).json);
+  return file;
+}
 
 // The shard count cannot disagree between the CLI and whatever writes to the table: the table records it.
 
@@ -16,7 +25,8 @@ it('the deployed evaluator records its DIRTY_SHARDS in the table on its first ru
   const environment = {
     TABLE_NAME: tableName,
     EVENT_BUS_NAME: 'pql-radar-leads',
-    RULES_FILE: join(import.meta.dirname, '../../examples/activation.rules.yaml'),
+    // The rules as the stack bundles them: JSON compiled from the YAML at synth.
+    RULES_FILE: rulesJsonFile(join(import.meta.dirname, '../../examples/activation.rules.yaml')),
     DIRTY_SHARDS: '8',
     AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
     AWS_REGION: 'us-east-1',

@@ -1,6 +1,6 @@
 import { addDays, dayMs, dayOf, daysBetween, windowStart } from '../days';
-import type { Ruleset } from './load';
-import { signalLevel } from './load';
+import type { Ruleset } from './ruleset';
+import { signalLevel } from './ruleset';
 import type { Condition, Signal } from './schema';
 
 /**

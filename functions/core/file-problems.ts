@@ -1,0 +1,69 @@
+import type { z } from 'zod';
+import { formatPath } from './field-path';
+
+/**
+ * Problems of a config or rules file, and zod's issues turned into them, apart from any file format: the YAML side
+ * is ./yaml-file.ts. The evaluator's bundle validates its rules from JSON (./rules/ruleset.ts) and carries no YAML
+ * parser, about 110 KB.
+ */
+
+export interface FileProblem {
+  /** Path inside the file, e.g. `signals.activated.all[1]`. */
+  path: string;
+  /** 1-based line, when the path can be found (YAML, and JSON, which is YAML too). */
+  line?: number;
+  message: string;
+}
+
+export function formatProblem(problem: FileProblem): string {
+  return `${problem.line !== undefined ? `line ${problem.line}: ` : ''}${problem.path || '(file)'}: ${problem.message}`;
+}
+
+export function describeProblems(source: string, problems: readonly FileProblem[]): string {
+  return `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`;
+}
+
+/** A file with problems: every one of them, with its path and line, in the message. */
+export class FileProblemsError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: FileProblem[],
+  ) {
+    super(describeProblems(source, problems));
+  }
+}
+
+/** A problem at a path of the file, with its line when the format knows lines. */
+export type ProblemAt = (path: readonly PropertyKey[], message: string) => FileProblem;
+
+/** A problem at a path, without a line (a file read as plain JSON). */
+export const problemWithoutLine: ProblemAt = (path, message) => ({ path: formatPath(path), message });
+
+/**
+ * Validates a parsed file with a zod schema, turning every issue into a problem at its path. `issuePath` lets a
+ * caller move an issue to a better place (e.g. from an implied key to its object).
+ */
+export function validateFile<S extends z.ZodType>(
+  value: unknown,
+  schema: S,
+  problemAt: ProblemAt,
+  issuePath: (path: PropertyKey[]) => PropertyKey[] = (path) => path,
+): { ok: true; data: z.output<S> } | { ok: false; problems: FileProblem[] } {
+  const parsed = schema.safeParse(value, { reportInput: true });
+  if (parsed.success) return { ok: true, data: parsed.data };
+  return {
+    ok: false,
+    problems: parsed.error.issues.flatMap((issue) =>
+      // One problem per misspelt key, on that key's own line.
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => problemAt([...issue.path, key], `unknown key "${key}"`))
+        : [problemAt(issuePath(issue.path), describe(issue))],
+    ),
+  };
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
+  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  return issue.message;
+}

@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
+import { rulesFileSchema, type RulesFile, type Signal } from './schema';
+
+/**
+ * Rules files validated into a Ruleset, from plain data: ./load.ts reads the YAML (or JSON) a person edits, with
+ * lines in its problems; the deployed evaluator reads the rules as the JSON its bundle carries (`loadRulesJson`),
+ * compiled from that YAML at synth (lib/config.ts), and imports no YAML parser (about 110 KB of its bundle).
+ */
+
+export type RulesProblem = FileProblem;
+
+export class RulesError extends FileProblemsError {
+  override name = 'RulesError';
+}
+
+/** A validated ruleset, with what the engine and the evaluator need worked out once. */
+export interface Ruleset {
+  file: RulesFile;
+  /** Changes whenever the meaning of the file changes: a new version makes the evaluator re-evaluate everyone. */
+  version: string;
+  /** Signal names in an order where every combination comes after the signals it combines. */
+  order: string[];
+  /** Event signals: the measures stored in the daily rollups. */
+  eventSignals: string[];
+  /** The longest rolling window and the longest since-signup span, in days: how far back the evaluator reads. */
+  maxWindowDays: number;
+  maxSinceSignupDays: number;
+  /** Tier names best first, for comparisons such as best_member_tier. */
+  tierRank: Map<string, number>;
+  /** Event signals over the whole retained history (no window, no since_signup): the only measures a lifetime total needs. */
+  lifetimeSignals: string[];
+  /** Whether any rule looks at accounts; without one, accounts are not evaluated at all. */
+  evaluatesAccounts: boolean;
+  /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
+  anonymousLeads: boolean;
+}
+
+/**
+ * Where an issue belongs: `kind` is implied by a signal's keys, so when the file does not spell it out, the problem
+ * belongs to the signal.
+ */
+export function rulesIssuePath(path: PropertyKey[], hasIn: (path: PropertyKey[]) => boolean): PropertyKey[] {
+  return path.length === 3 && path[0] === 'signals' && path[2] === 'kind' && !hasIn(path) ? path.slice(0, -1) : path;
+}
+
+/** Checks the references of a rules file valid against the schema and works out its Ruleset; throws RulesError. */
+export function rulesetOf(file: RulesFile, problem: ProblemAt, source: string): Ruleset {
+  const problems = checkReferences(file).map(({ path, message }) => problem(path, message));
+  const order = combinationOrder(file, (path, message) => problems.push(problem(path, message)));
+  if (problems.length > 0) throw new RulesError(source, problems);
+
+  const signals = Object.entries(file.signals);
+  const eventSignals = signals.filter(([, signal]) => signal.kind === 'event').map(([name]) => name);
+  const days = (pick: (signal: Signal) => number | undefined) => Math.max(0, ...signals.map(([, signal]) => pick(signal) ?? 0));
+  return {
+    file,
+    version: createHash('sha256').update(JSON.stringify(file)).digest('hex').slice(0, 12),
+    order,
+    eventSignals,
+    maxWindowDays: days((s) => (s.kind === 'event' ? s.window : s.kind === 'active_users' ? s.active_users : s.kind === 'inactivity' ? s.inactive_for : undefined)),
+    maxSinceSignupDays: days((s) => (s.kind === 'event' ? s.since_signup : undefined)),
+    tierRank: new Map(file.tiers.map((tier, index) => [tier.name, index])),
+    lifetimeSignals: signals
+      .filter(([, signal]) => signal.kind === 'event' && signal.window === undefined && signal.since_signup === undefined)
+      .map(([name]) => name),
+    evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
+    anonymousLeads: file.identity.anonymous_leads,
+  };
+}
+
+/**
+ * Parses and validates a rules file written as JSON (problems have paths, no lines); throws RulesError. What the
+ * evaluator loads at cold start: the rules as lib/config.ts compiled them, already validated at synth.
+ */
+export function loadRulesJson(text: string, source = 'rules'): Ruleset {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new RulesError(source, [{ path: '', message: (error as Error).message }]);
+  }
+  const validated = validateFile(data, rulesFileSchema, problemWithoutLine, (path) => rulesIssuePath(path, (at) => hasIn(data, at)));
+  if (!validated.ok) throw new RulesError(source, validated.problems);
+  return rulesetOf(validated.data, problemWithoutLine, source);
+}
+
+/** Whether plain data has a value at `path` (own keys only). */
+function hasIn(data: unknown, path: readonly PropertyKey[]): boolean {
+  let node = data;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(node, key)) return false;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return true;
+}
+
+/** Levels a signal kind can have: the member-based kinds only make sense for accounts. */
+const accountOnly = new Set(['active_users', 'members', 'best_member']);
+
+export function signalLevel(signal: Signal): 'user' | 'account' {
+  return accountOnly.has(signal.kind) ? 'account' : signal.level;
+}
+
+const anLevel = (level: 'user' | 'account') => (level === 'account' ? 'an account' : 'a user');
+
+function checkReferences(file: RulesFile): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const signals = file.signals;
+  const tierNames = new Set(file.tiers.map((tier) => tier.name));
+  // Own keys only: `name in signals` would find "constructor" on every object.
+  const reference = (path: (string | number)[], name: string) => {
+    if (Object.hasOwn(signals, name)) return signals[name];
+    problems.push({ path, message: `no signal named "${name}"` });
+    return undefined;
+  };
+
+  for (const [name, signal] of Object.entries(signals)) {
+    const at = (...rest: (string | number)[]) => ['signals', name, ...rest];
+    const level = signalLevel(signal);
+    if ('at_least' in signal || 'at_most' in signal || 'exactly' in signal) {
+      const given = ['at_least', 'at_most', 'exactly'].filter((key) => (signal as Record<string, unknown>)[key] !== undefined);
+      if (given.length > 1) problems.push({ path: at(given[1]!), message: `give one threshold, not ${given.join(' and ')}` });
+    }
+    switch (signal.kind) {
+      case 'event':
+        if ((signal.event === undefined) === (signal.events === undefined)) problems.push({ path: at('event'), message: 'give either event or events' });
+        if (signal.distinct !== undefined && signal.sum !== undefined) problems.push({ path: at('sum'), message: 'give either distinct or sum, not both' });
+        if (signal.window !== undefined && signal.since_signup !== undefined) problems.push({ path: at('since_signup'), message: 'give either window or since_signup, not both' });
+        break;
+      case 'trait':
+        if (signal.of === 'account' && level === 'account') problems.push({ path: at('of'), message: 'of: account is for user signals; an account signal reads its own traits' });
+        break;
+      case 'combination': {
+        const parts = [...(signal.all ?? []), ...(signal.any ?? []), ...(signal.not !== undefined ? [signal.not] : [])];
+        if (parts.length === 0) problems.push({ path: at(), message: 'a combination needs all, any or not' });
+        const keyed = [...(signal.all ?? []).map((n, i) => [at('all', i), n] as const), ...(signal.any ?? []).map((n, i) => [at('any', i), n] as const), ...(signal.not !== undefined ? [[at('not'), signal.not] as const] : [])];
+        for (const [path, part] of keyed) {
+          const target = reference(path, part);
+          if (target && signalLevel(target) !== level) problems.push({ path, message: `"${part}" is ${anLevel(signalLevel(target))} signal and cannot be combined into ${anLevel(level)} signal` });
+        }
+        break;
+      }
+      case 'members': {
+        const target = reference(at('members_matching'), signal.members_matching);
+        if (target && signalLevel(target) !== 'user') problems.push({ path: at('members_matching'), message: `"${signal.members_matching}" must be a user signal` });
+        break;
+      }
+      case 'best_member':
+        if (!tierNames.has(signal.best_member_tier)) problems.push({ path: at('best_member_tier'), message: `no tier named "${signal.best_member_tier}"` });
+        break;
+    }
+  }
+  const conversion = file.conversion;
+  if (conversion) {
+    if ((conversion.event === undefined) === (conversion.trait === undefined)) problems.push({ path: ['conversion'], message: 'give either event (with optional where) or trait (with is)' });
+    if (conversion.trait !== undefined && conversion.is === undefined) problems.push({ path: ['conversion', 'is'], message: 'a trait conversion needs is: the value that converts, e.g. { in: [pro, business] }' });
+    if (conversion.event === undefined && conversion.where !== undefined) problems.push({ path: ['conversion', 'where'], message: 'where filters the properties of a conversion event: give event' });
+    if (conversion.trait === undefined && conversion.is !== undefined) problems.push({ path: ['conversion', 'is'], message: 'is is the condition on a conversion trait: give trait' });
+  }
+  const seenTiers = new Set<string>();
+  file.tiers.forEach((tier, index) => {
+    if (seenTiers.has(tier.name)) problems.push({ path: ['tiers', index, 'name'], message: `tier "${tier.name}" is defined twice` });
+    seenTiers.add(tier.name);
+    tier.require.forEach((name, i) => {
+      const target = reference(['tiers', index, 'require', i], name);
+      if (target && tier.level !== 'both' && signalLevel(target) !== tier.level) {
+        problems.push({ path: ['tiers', index, 'require', i], message: `"${name}" is ${anLevel(signalLevel(target))} signal, but the tier is for ${tier.level}s` });
+      }
+    });
+  });
+  return problems;
+}
+
+/** Orders the signals so combinations come after their parts; a cycle is reported with its path. */
+function combinationOrder(file: RulesFile, report: (path: (string | number)[], message: string) => void): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 'visiting' | 'done'>();
+  const visit = (name: string, trail: string[]) => {
+    if (state.get(name) === 'done' || !Object.hasOwn(file.signals, name)) return;
+    if (state.get(name) === 'visiting') {
+      report(['signals', name], `combinations form a cycle: ${[...trail, name].join(' -> ')}`);
+      return;
+    }
+    state.set(name, 'visiting');
+    const signal = file.signals[name]!;
+    if (signal.kind === 'combination') {
+      for (const part of [...(signal.all ?? []), ...(signal.any ?? []), ...(signal.not !== undefined ? [signal.not] : [])]) visit(part, [...trail, name]);
+    }
+    state.set(name, 'done');
+    order.push(name);
+  };
+  for (const name of Object.keys(file.signals)) visit(name, []);
+  return order;
+}
