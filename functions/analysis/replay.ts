@@ -3,10 +3,10 @@ import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, type LeadState } from '../core/lead-state';
-import { addDays, dayEnd, dayOf, isDay } from '../core/days';
+import { addDays, dayEnd, dayMs, dayOf, isDay, windowStart } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
-import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../core/rules/engine';
-import type { Ruleset } from '../core/rules/load';
+import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Evaluation, type UsageEvent } from '../core/rules/engine';
+import { signalLevel, type Ruleset } from '../core/rules/load';
 
 /**
  * Point-in-time replay: what the evaluator would have decided, step by step, had the rules been live over the period.
@@ -293,6 +293,8 @@ export interface ReplayOptions {
   stepDays?: number;
   /** Called after each step, e.g. for progress. */
   onStep?: (index: number, steps: number) => void;
+  /** @internal Evaluate every user at every step, even those whose evaluation cannot have changed (for the tests that compare). */
+  reevaluateAll?: boolean;
 }
 
 export interface TierTransition {
@@ -357,6 +359,14 @@ interface UserRun extends Lead {
   accounts: [AccountRun, string][];
   /** Whether the lead state machine ran for the user: the evaluator's store then holds its state, which accounts read. */
   evaluated: boolean;
+  /**
+   * Until when (epoch ms, excluded) the last evaluation stays what the engine would say with nothing new: the first
+   * time a windowed count loses a day, an inactivity or signup age crosses its threshold, or a decay moves points.
+   * -Infinity before the first evaluation and after anything new (days, traits, accounts, merges).
+   */
+  stableUntil: number;
+  /** How many of its accounts it had joined at the last step: a new one brings its traits. */
+  accountsJoined: number;
 }
 
 interface AccountRun extends Lead {
@@ -368,6 +378,8 @@ interface AccountRun extends Lead {
   members: [UserRun, string][];
   joinedFirst: string;
   marked: boolean;
+  /** Its traits changed at this step (a group call applied): its members' evaluations are stale. */
+  traitsMoved: boolean;
 }
 
 /** Replays the history through the rules, step by step; see the comment at the top of this file. */
@@ -398,6 +410,8 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       traits: {},
       accounts: [],
       evaluated: false,
+      stableUntil: Number.NEGATIVE_INFINITY,
+      accountsJoined: 0,
       history: { ...newHistory('user', record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
     });
@@ -411,7 +425,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       let account = accountsById.get(accountId);
       if (!account) {
         const traitEntries = (accountTraits.get(accountId) ?? []).sort(byTraitOrder);
-        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY };
+        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, traitsMoved: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY };
         accountsById.set(accountId, account);
       }
       if (joinedAt < account.joinedFirst) account.joinedFirst = joinedAt;
@@ -457,11 +471,14 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
     const at = dayEnd(day);
     const now = new Date(at);
 
+    const atMs = now.getTime();
     for (const account of accounts) {
       account.marked = false;
+      account.traitsMoved = false;
       while (account.traitCursor < account.traitEntries.length && account.traitEntries[account.traitCursor]!.at <= at) {
         Object.assign(account.traits, account.traitEntries[account.traitCursor]!.traits);
         account.traitCursor++;
+        account.traitsMoved = true;
       }
     }
 
@@ -469,14 +486,29 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       if (user.record.firstSeen > at) continue;
       // Merged into another user: the evaluator forwards its changes there and leaves its lead state as it was.
       if (user.record.merged !== undefined && user.record.merged.at <= at) continue;
-      joinClaimed(user, at, byTraitOrder);
+      if (joinClaimed(user, at, byTraitOrder)) user.stableUntil = Number.NEGATIVE_INFINITY;
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
       if (fresh.length > 0) user.totals = addToTotals(user.totals, fresh, [], null);
       const entries = user.record.traits;
+      const traitsBefore = user.traitCursor;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);
       const changed = user.upto > before;
+
+      // Nothing new, no tier (so no lead state to move) and nothing time can change: the engine would say again what
+      // it said at the last evaluation, which the history already holds. Skipping it changes no figure.
+      let accountsJoined = 0;
+      let accountTraitsMoved = false;
+      for (const [account, joinedAt] of user.accounts) {
+        if (joinedAt > at) continue;
+        accountsJoined++;
+        if (account.traitsMoved) accountTraitsMoved = true;
+      }
+      const stale = changed || user.traitCursor > traitsBefore || accountsJoined !== user.accountsJoined || accountTraitsMoved;
+      user.accountsJoined = accountsJoined;
+      if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
+      else if (atMs < user.stableUntil && (user.state?.tier ?? null) === null && !options.reevaluateAll) continue;
 
       const facts = userFacts({
         id: user.record.id,
@@ -487,6 +519,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       });
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
+      user.stableUntil = stableUntil(facts, evaluation, ruleset, now);
       if (changed || (user.state?.tier ?? null) !== null) {
         const previousTier = user.state?.tier ?? null;
         const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
@@ -522,9 +555,10 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
  * Merges the histories claimed for the user by `at` (a step's end) and has the user re-read from its first day, as
  * the evaluator rebuilds a user whose merged identities changed: the next pass over the days counts them all.
  */
-function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b: TraitEntry) => number): void {
+function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b: TraitEntry) => number): boolean {
+  if (user.record.joins.length === 0) return false;
   const due = user.record.joins.filter((join) => join.at <= at);
-  if (due.length === 0) return;
+  if (due.length === 0) return false;
   // A copy: the record's own history is what it brings to the users it merges into later (an aliased user), and
   // every identifier joins each claimant on its chain directly (finish), so a join brings no joins of its own.
   user.record = { ...user.record, days: new Map(user.record.days), traits: [...user.record.traits], joins: user.record.joins.filter((join) => join.at > at) };
@@ -535,6 +569,47 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
   user.record.traits.sort(byTraitOrder);
   user.traitCursor = 0;
   user.traits = {};
+  return true;
+}
+
+/**
+ * Until when (epoch ms, excluded) a user's evaluation at `now` stays the same if nothing new arrives: which signals
+ * match and the points they give only move with time through
+ *  - a windowed event signal, whose value changes when a day that counts for it leaves the window (the day after
+ *    `window` days have passed),
+ *  - an inactivity or signup age not yet reached (once reached, they stay reached while nothing new comes),
+ *  - decay, which lowers the points of a matched event signal at every step.
+ * Lifetime and since-signup counts, traits and combinations of these do not move with time alone.
+ */
+function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date): number {
+  let until = Number.POSITIVE_INFINITY;
+  const nowMs = now.getTime();
+  for (const name of ruleset.order) {
+    const signal = ruleset.file.signals[name]!;
+    if (signalLevel(signal) !== 'user') continue;
+    const matched = evaluation.signals[name]?.matched === true;
+    switch (signal.kind) {
+      case 'event': {
+        if (signal.decay !== undefined && matched) return nowMs + 1;
+        if (signal.window === undefined) break;
+        const from = windowStart(now, signal.window);
+        const oldest = facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name));
+        if (oldest !== undefined) until = Math.min(until, Date.parse(`${addDays(oldest.day, signal.window)}T00:00:00Z`));
+        break;
+      }
+      case 'inactivity':
+        if (!matched && facts.lastSeen !== null) until = Math.min(until, Date.parse(facts.lastSeen) + signal.inactive_for * dayMs);
+        break;
+      case 'signup_age': {
+        const signup = signupTime(facts, ruleset);
+        if (!matched && signup !== null) until = Math.min(until, Date.parse(signup) + signal.signup_older_than * dayMs);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return until;
 }
 
 /** The rollups of a sorted day list in the ranges; only days at or before the step (the first `upto` of the list). */
