@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
@@ -7,6 +6,7 @@ import { addDays, dayEnd, dayMs, dayOf, isDay, windowStart } from '../core/days'
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Evaluation, type UsageEvent } from '../core/rules/engine';
 import { signalLevel, type Ruleset } from '../core/rules/load';
+import { hash52, HashSet52 } from './seen-set';
 
 /**
  * Point-in-time replay: what the evaluator would have decided, step by step, had the rules been live over the period.
@@ -108,7 +108,7 @@ export class EventHistory {
   private readonly claims = new ClaimSet();
   private readonly accountTraits = new Map<string, TraitEntry[]>();
   /** 52-bit hashes of user, day and messageId: ingest keys an event by them, so a repeat rewrites the same item. */
-  private readonly seen = new Set<number>();
+  private readonly seen = new HashSet52();
   private readonly traitNames: Set<string>;
   private pendingTotal = 0;
   private seq = 0;
@@ -131,17 +131,17 @@ export class EventHistory {
     }
     const day = dayOf(timestamp);
     const owner = identityKey(message.identity);
-    const key = Number.parseInt(createHash('md5').update(`${owner}\n${day}\n${message.messageId}`).digest('hex').slice(0, 13), 16);
-    if (this.seen.has(key)) {
+    if (!this.seen.add(hash52(`${owner}\n${day}\n${message.messageId}`))) {
       this.stats.duplicates++;
       return false;
     }
-    this.seen.add(key);
     this.stats.messages++;
     if (this.stats.firstTimestamp === null || timestamp < this.stats.firstTimestamp) this.stats.firstTimestamp = timestamp;
     if (this.stats.lastTimestamp === null || timestamp > this.stats.lastTimestamp) this.stats.lastTimestamp = timestamp;
 
-    for (const claim of claimsOf(message.message)) this.claims.add(claim);
+    // Only a message with an anonymousId, or an alias, claims anything (core/identity's claimsOf).
+    const { anonymousId } = message.message;
+    if ((typeof anonymousId === 'string' && anonymousId !== '') || message.type === 'alias') for (const claim of claimsOf(message.message)) this.claims.add(claim);
     let user = this.users.get(owner);
     if (!user) {
       user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
@@ -472,6 +472,8 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
     const now = new Date(at);
 
     const atMs = now.getTime();
+    /** The first day of each window at this step, by its length in days. */
+    const windowFrom = new Map<number, string>();
     for (const account of accounts) {
       account.marked = false;
       account.traitsMoved = false;
@@ -519,7 +521,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       });
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
-      user.stableUntil = stableUntil(facts, evaluation, ruleset, now);
+      user.stableUntil = stableUntil(facts, evaluation, ruleset, now, windowFrom);
       if (changed || (user.state?.tier ?? null) !== null) {
         const previousTier = user.state?.tier ?? null;
         const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
@@ -581,7 +583,7 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
  *  - decay, which lowers the points of a matched event signal at every step.
  * Lifetime and since-signup counts, traits and combinations of these do not move with time alone.
  */
-function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date): number {
+function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date, windowFrom: Map<number, string>): number {
   let until = Number.POSITIVE_INFINITY;
   const nowMs = now.getTime();
   for (const name of ruleset.order) {
@@ -592,9 +594,11 @@ function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Rulese
       case 'event': {
         if (signal.decay !== undefined && matched) return nowMs + 1;
         if (signal.window === undefined) break;
-        const from = windowStart(now, signal.window);
+        // A day d leaves a window of w days at the step of day d + w.
+        let from = windowFrom.get(signal.window);
+        if (from === undefined) windowFrom.set(signal.window, (from = windowStart(now, signal.window)));
         const oldest = facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name));
-        if (oldest !== undefined) until = Math.min(until, Date.parse(`${addDays(oldest.day, signal.window)}T00:00:00Z`));
+        if (oldest !== undefined) until = Math.min(until, Date.parse(`${oldest.day}T00:00:00Z`) + signal.window * dayMs);
         break;
       }
       case 'inactivity':
