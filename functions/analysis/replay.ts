@@ -367,6 +367,8 @@ interface UserRun extends Lead {
   stableUntil: number;
   /** How many of its accounts it had joined at the last step: a new one brings its traits. */
   accountsJoined: number;
+  /** Its signup time (engine's signupTime) as of `cursor` traits read and first seen `firstSeen`; reset by a merge. */
+  signup?: { cursor: number; firstSeen: string | null; at: string | null };
 }
 
 interface AccountRun extends Lead {
@@ -512,16 +514,21 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
       else if (atMs < user.stableUntil && (user.state?.tier ?? null) === null && !options.reevaluateAll) continue;
 
+      // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
+      if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
+        user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
+      }
+      const signupAt = user.signup.at;
       const facts = userFacts({
         id: user.record.id,
         traits: user.traits,
         accountTraits: user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
         totals: user.totals,
-        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupDay({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset))),
+        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : dayOf(signupAt))),
       });
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
-      user.stableUntil = stableUntil(facts, evaluation, ruleset, now, windowFrom);
+      user.stableUntil = stableUntil(facts, evaluation, ruleset, now, windowFrom, signupAt);
       if (changed || (user.state?.tier ?? null) !== null) {
         const previousTier = user.state?.tier ?? null;
         const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
@@ -571,6 +578,7 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
   user.record.traits.sort(byTraitOrder);
   user.traitCursor = 0;
   user.traits = {};
+  user.signup = undefined;
   return true;
 }
 
@@ -583,7 +591,7 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
  *  - decay, which lowers the points of a matched event signal at every step.
  * Lifetime and since-signup counts, traits and combinations of these do not move with time alone.
  */
-function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date, windowFrom: Map<number, string>): number {
+function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date, windowFrom: Map<number, string>, signup: string | null): number {
   let until = Number.POSITIVE_INFINITY;
   const nowMs = now.getTime();
   for (const name of ruleset.order) {
@@ -605,7 +613,6 @@ function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Rulese
         if (!matched && facts.lastSeen !== null) until = Math.min(until, Date.parse(facts.lastSeen) + signal.inactive_for * dayMs);
         break;
       case 'signup_age': {
-        const signup = signupTime(facts, ruleset);
         if (!matched && signup !== null) until = Math.min(until, Date.parse(signup) + signal.signup_older_than * dayMs);
         break;
       }
