@@ -385,7 +385,7 @@ interface AccountRun extends Lead {
 }
 
 /** Replays the history through the rules, step by step; see the comment at the top of this file. */
-export function replay(history: EventHistory, options: ReplayOptions): ReplayResult {
+export function replay(history: EventHistory | ReplayPartition, options: ReplayOptions): ReplayResult {
   const { ruleset } = history;
   const stepDays = options.stepDays ?? 1;
   if (!Number.isInteger(stepDays) || stepDays < 1) throw new Error('stepDays must be a whole number of days, at least 1');
@@ -395,7 +395,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
   for (let day = options.from; day <= options.to; day = addDays(day, stepDays)) steps.push(day);
   const lastStep = dayEnd(steps.at(-1)!);
 
-  const { users: records, accountTraits } = history.finish();
+  const { users: records, accountTraits } = history instanceof EventHistory ? history.finish() : history;
   const byTraitOrder = (a: TraitEntry, b: TraitEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.seq - b.seq);
   const newHistory = (type: 'user' | 'account', id: string, firstSeen: string): EntityHistoryResult => ({ type, id, firstSeen, transitions: [], firstFired: {}, maxScore: [] });
 
@@ -671,4 +671,78 @@ function membersAt(account: AccountRun, at: string, now: Date, ruleset: Ruleset)
     members.push({ id: member.record.id, state, days: daysInReach(member.dayList, member.upto, memberRangesInReach(state, ruleset, now)) });
   }
   return members;
+}
+
+/** A share of a finished history: some users (with what merged into them) and every account's traits. */
+export interface ReplayPartition {
+  ruleset: Ruleset;
+  users: Map<string, UserRecord>;
+  accountTraits: Map<string, TraitEntry[]>;
+}
+
+/**
+ * Splits a history by entity into `count` partitions that replay apart: `replay` on each, then `mergeReplays`,
+ * gives exactly what `replay` on the whole gives (test/unit/replay-skip.test.ts). Users never read each other's
+ * state; what merged into a user travels with it; accounts read their members, so a user and its accounts (and their
+ * other members) stay in one partition, as do entities of the same id (their order in the report is kept). Account
+ * traits are read-only and shared. Which partition is a hash of the group's first id: the same input always splits
+ * the same way, so partitions could run in other threads or on other machines.
+ */
+export function partitionHistory(history: EventHistory, count: number): ReplayPartition[] {
+  if (!Number.isInteger(count) || count < 1) throw new Error('count must be a whole number, at least 1');
+  const { users, accountTraits } = history.finish();
+  // Union-find over users, linked by shared accounts and shared ids.
+  const parent = new Map<string, string>();
+  const find = (key: string): string => {
+    let root = key;
+    while (parent.get(root) !== root) root = parent.get(root)!;
+    for (let node = key; node !== root; ) {
+      const next = parent.get(node)!;
+      parent.set(node, root);
+      node = next;
+    }
+    return root;
+  };
+  const union = (a: string, b: string) => {
+    const rootA = find(a);
+    const rootB = find(b);
+    if (rootA !== rootB) parent.set(rootA < rootB ? rootB : rootA, rootA < rootB ? rootA : rootB);
+  };
+  const link = (node: string) => {
+    if (!parent.has(node)) parent.set(node, node);
+    return node;
+  };
+  for (const [key, record] of users) {
+    link(key);
+    union(key, link(`id:${record.id}`));
+    for (const accountId of record.accounts.keys()) union(key, link(`account:${accountId}`));
+  }
+  const partitions: ReplayPartition[] = Array.from({ length: count }, () => ({ ruleset: history.ruleset, users: new Map(), accountTraits }));
+  for (const [key, record] of users) partitions[hash52(find(key)) % count]!.users.set(key, record);
+  return partitions;
+}
+
+/** The replay of a whole history from the replays of its partitions (partitionHistory), in the same order. */
+export function mergeReplays(parts: readonly ReplayResult[]): ReplayResult {
+  const first = parts[0];
+  if (first === undefined) throw new Error('mergeReplays: no replay to merge');
+  for (const part of parts) {
+    if (part.from !== first.from || part.to !== first.to || part.stepDays !== first.stepDays || part.accountsEvaluated !== first.accountsEvaluated) {
+      throw new Error('mergeReplays: the replays cover different periods or steps');
+    }
+  }
+  const byId = (a: EntityHistoryResult, b: EntityHistoryResult) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  // Stable sorts: entities of the same id come from one partition, in its order.
+  const users = parts.flatMap((part) => part.entities.filter((entity) => entity.type === 'user')).sort(byId);
+  const accounts = parts.flatMap((part) => part.entities.filter((entity) => entity.type === 'account')).sort(byId);
+  const range = (type: 'user' | 'account') => {
+    let merged: { min: number; max: number } | null = null;
+    for (const part of parts) {
+      const own = part.scoreRange[type];
+      if (own === null) continue;
+      merged = merged === null ? { ...own } : { min: Math.min(merged.min, own.min), max: Math.max(merged.max, own.max) };
+    }
+    return merged;
+  };
+  return { from: first.from, to: first.to, stepDays: first.stepDays, steps: first.steps, entities: [...users, ...accounts], scoreRange: { user: range('user'), account: range('account') }, accountsEvaluated: first.accountsEvaluated };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EventHistory, replay } from '../../functions/analysis/replay';
+import { EventHistory, mergeReplays, partitionHistory, replay } from '../../functions/analysis/replay';
 import { generatePlantedStream, exampleBehaviours } from '../../functions/cli/planted-stream';
 import { validateMessage } from '../../functions/core/messages';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
@@ -85,6 +85,24 @@ describe('skipping users whose evaluation cannot have changed', () => {
       const everything = replay(history(messages, ruleset, anonymous), { ...options, reevaluateAll: true });
       expect(skipping).toStrictEqual(everything);
       expect(skipping.entities.some((entity) => entity.transitions.length > 0)).toBe(true);
+    }
+  });
+});
+
+describe('replaying by partition', () => {
+  const messages = messagesWithIdentities();
+  const days = messages.map((message) => (message as { timestamp: string }).timestamp.slice(0, 10)).sort();
+  const rulesets: [string, Ruleset][] = [['time-based', timeRules], ['activation', example('activation')], ['team-accounts', example('team-accounts')]];
+
+  it.each(rulesets)('gives the whole replay once merged: %s', (_name, ruleset) => {
+    for (const anonymous of [false, true]) {
+      const options = { from: days[0]!, to: days.at(-1)! };
+      const whole = replay(history(messages, ruleset, anonymous), options);
+      for (const count of [1, 3, 7]) {
+        const parts = partitionHistory(history(messages, ruleset, anonymous), count);
+        expect(parts.filter((part) => part.users.size > 0).length).toBe(count);
+        expect(mergeReplays(parts.map((part) => replay(part, options)))).toStrictEqual(whole);
+      }
     }
   });
 });
