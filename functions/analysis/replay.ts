@@ -1,12 +1,12 @@
-import { createHash } from 'node:crypto';
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, type LeadState } from '../core/lead-state';
-import { addDays, dayEnd, dayOf, isDay } from '../core/days';
+import { addDays, dayEnd, dayMs, dayOf, isDay, windowStart } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
-import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../core/rules/engine';
-import type { Ruleset } from '../core/rules/load';
+import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Evaluation, type UsageEvent } from '../core/rules/engine';
+import { signalLevel, type Ruleset } from '../core/rules/load';
+import { hash52, HashSet52 } from './seen-set';
 
 /**
  * Point-in-time replay: what the evaluator would have decided, step by step, had the rules been live over the period.
@@ -108,7 +108,7 @@ export class EventHistory {
   private readonly claims = new ClaimSet();
   private readonly accountTraits = new Map<string, TraitEntry[]>();
   /** 52-bit hashes of user, day and messageId: ingest keys an event by them, so a repeat rewrites the same item. */
-  private readonly seen = new Set<number>();
+  private readonly seen = new HashSet52();
   private readonly traitNames: Set<string>;
   private pendingTotal = 0;
   private seq = 0;
@@ -131,17 +131,17 @@ export class EventHistory {
     }
     const day = dayOf(timestamp);
     const owner = identityKey(message.identity);
-    const key = Number.parseInt(createHash('md5').update(`${owner}\n${day}\n${message.messageId}`).digest('hex').slice(0, 13), 16);
-    if (this.seen.has(key)) {
+    if (!this.seen.add(hash52(`${owner}\n${day}\n${message.messageId}`))) {
       this.stats.duplicates++;
       return false;
     }
-    this.seen.add(key);
     this.stats.messages++;
     if (this.stats.firstTimestamp === null || timestamp < this.stats.firstTimestamp) this.stats.firstTimestamp = timestamp;
     if (this.stats.lastTimestamp === null || timestamp > this.stats.lastTimestamp) this.stats.lastTimestamp = timestamp;
 
-    for (const claim of claimsOf(message.message)) this.claims.add(claim);
+    // Only a message with an anonymousId, or an alias, claims anything (core/identity's claimsOf).
+    const { anonymousId } = message.message;
+    if ((typeof anonymousId === 'string' && anonymousId !== '') || message.type === 'alias') for (const claim of claimsOf(message.message)) this.claims.add(claim);
     let user = this.users.get(owner);
     if (!user) {
       user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
@@ -293,6 +293,8 @@ export interface ReplayOptions {
   stepDays?: number;
   /** Called after each step, e.g. for progress. */
   onStep?: (index: number, steps: number) => void;
+  /** @internal Evaluate every user at every step, even those whose evaluation cannot have changed (for the tests that compare). */
+  reevaluateAll?: boolean;
 }
 
 export interface TierTransition {
@@ -357,6 +359,16 @@ interface UserRun extends Lead {
   accounts: [AccountRun, string][];
   /** Whether the lead state machine ran for the user: the evaluator's store then holds its state, which accounts read. */
   evaluated: boolean;
+  /**
+   * Until when (epoch ms, excluded) the last evaluation stays what the engine would say with nothing new: the first
+   * time a windowed count loses a day, an inactivity or signup age crosses its threshold, or a decay moves points.
+   * -Infinity before the first evaluation and after anything new (days, traits, accounts, merges).
+   */
+  stableUntil: number;
+  /** How many of its accounts it had joined at the last step: a new one brings its traits. */
+  accountsJoined: number;
+  /** Its signup time (engine's signupTime) as of `cursor` traits read and first seen `firstSeen`; reset by a merge. */
+  signup?: { cursor: number; firstSeen: string | null; at: string | null };
 }
 
 interface AccountRun extends Lead {
@@ -368,10 +380,12 @@ interface AccountRun extends Lead {
   members: [UserRun, string][];
   joinedFirst: string;
   marked: boolean;
+  /** Its traits changed at this step (a group call applied): its members' evaluations are stale. */
+  traitsMoved: boolean;
 }
 
 /** Replays the history through the rules, step by step; see the comment at the top of this file. */
-export function replay(history: EventHistory, options: ReplayOptions): ReplayResult {
+export function replay(history: EventHistory | ReplayPartition, options: ReplayOptions): ReplayResult {
   const { ruleset } = history;
   const stepDays = options.stepDays ?? 1;
   if (!Number.isInteger(stepDays) || stepDays < 1) throw new Error('stepDays must be a whole number of days, at least 1');
@@ -381,7 +395,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
   for (let day = options.from; day <= options.to; day = addDays(day, stepDays)) steps.push(day);
   const lastStep = dayEnd(steps.at(-1)!);
 
-  const { users: records, accountTraits } = history.finish();
+  const { users: records, accountTraits } = history instanceof EventHistory ? history.finish() : history;
   const byTraitOrder = (a: TraitEntry, b: TraitEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.seq - b.seq);
   const newHistory = (type: 'user' | 'account', id: string, firstSeen: string): EntityHistoryResult => ({ type, id, firstSeen, transitions: [], firstFired: {}, maxScore: [] });
 
@@ -398,6 +412,8 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       traits: {},
       accounts: [],
       evaluated: false,
+      stableUntil: Number.NEGATIVE_INFINITY,
+      accountsJoined: 0,
       history: { ...newHistory('user', record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
     });
@@ -411,7 +427,7 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       let account = accountsById.get(accountId);
       if (!account) {
         const traitEntries = (accountTraits.get(accountId) ?? []).sort(byTraitOrder);
-        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY };
+        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, traitsMoved: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY };
         accountsById.set(accountId, account);
       }
       if (joinedAt < account.joinedFirst) account.joinedFirst = joinedAt;
@@ -457,11 +473,16 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
     const at = dayEnd(day);
     const now = new Date(at);
 
+    const atMs = now.getTime();
+    /** The first day of each window at this step, by its length in days. */
+    const windowFrom = new Map<number, string>();
     for (const account of accounts) {
       account.marked = false;
+      account.traitsMoved = false;
       while (account.traitCursor < account.traitEntries.length && account.traitEntries[account.traitCursor]!.at <= at) {
         Object.assign(account.traits, account.traitEntries[account.traitCursor]!.traits);
         account.traitCursor++;
+        account.traitsMoved = true;
       }
     }
 
@@ -469,24 +490,45 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
       if (user.record.firstSeen > at) continue;
       // Merged into another user: the evaluator forwards its changes there and leaves its lead state as it was.
       if (user.record.merged !== undefined && user.record.merged.at <= at) continue;
-      joinClaimed(user, at, byTraitOrder);
+      if (joinClaimed(user, at, byTraitOrder)) user.stableUntil = Number.NEGATIVE_INFINITY;
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
       if (fresh.length > 0) user.totals = addToTotals(user.totals, fresh, [], null);
       const entries = user.record.traits;
+      const traitsBefore = user.traitCursor;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);
       const changed = user.upto > before;
 
+      // Nothing new, no tier (so no lead state to move) and nothing time can change: the engine would say again what
+      // it said at the last evaluation, which the history already holds. Skipping it changes no figure.
+      let accountsJoined = 0;
+      let accountTraitsMoved = false;
+      for (const [account, joinedAt] of user.accounts) {
+        if (joinedAt > at) continue;
+        accountsJoined++;
+        if (account.traitsMoved) accountTraitsMoved = true;
+      }
+      const stale = changed || user.traitCursor > traitsBefore || accountsJoined !== user.accountsJoined || accountTraitsMoved;
+      user.accountsJoined = accountsJoined;
+      if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
+      else if (atMs < user.stableUntil && (user.state?.tier ?? null) === null && !options.reevaluateAll) continue;
+
+      // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
+      if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
+        user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
+      }
+      const signupAt = user.signup.at;
       const facts = userFacts({
         id: user.record.id,
         traits: user.traits,
         accountTraits: user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
         totals: user.totals,
-        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupDay({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset))),
+        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : dayOf(signupAt))),
       });
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
+      user.stableUntil = stableUntil(facts, evaluation, ruleset, now, windowFrom, signupAt);
       if (changed || (user.state?.tier ?? null) !== null) {
         const previousTier = user.state?.tier ?? null;
         const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
@@ -522,9 +564,10 @@ export function replay(history: EventHistory, options: ReplayOptions): ReplayRes
  * Merges the histories claimed for the user by `at` (a step's end) and has the user re-read from its first day, as
  * the evaluator rebuilds a user whose merged identities changed: the next pass over the days counts them all.
  */
-function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b: TraitEntry) => number): void {
+function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b: TraitEntry) => number): boolean {
+  if (user.record.joins.length === 0) return false;
   const due = user.record.joins.filter((join) => join.at <= at);
-  if (due.length === 0) return;
+  if (due.length === 0) return false;
   // A copy: the record's own history is what it brings to the users it merges into later (an aliased user), and
   // every identifier joins each claimant on its chain directly (finish), so a join brings no joins of its own.
   user.record = { ...user.record, days: new Map(user.record.days), traits: [...user.record.traits], joins: user.record.joins.filter((join) => join.at > at) };
@@ -535,6 +578,49 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
   user.record.traits.sort(byTraitOrder);
   user.traitCursor = 0;
   user.traits = {};
+  user.signup = undefined;
+  return true;
+}
+
+/**
+ * Until when (epoch ms, excluded) a user's evaluation at `now` stays the same if nothing new arrives: which signals
+ * match and the points they give only move with time through
+ *  - a windowed event signal, whose value changes when a day that counts for it leaves the window (the day after
+ *    `window` days have passed),
+ *  - an inactivity or signup age not yet reached (once reached, they stay reached while nothing new comes),
+ *  - decay, which lowers the points of a matched event signal at every step.
+ * Lifetime and since-signup counts, traits and combinations of these do not move with time alone.
+ */
+function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date, windowFrom: Map<number, string>, signup: string | null): number {
+  let until = Number.POSITIVE_INFINITY;
+  const nowMs = now.getTime();
+  for (const name of ruleset.order) {
+    const signal = ruleset.file.signals[name]!;
+    if (signalLevel(signal) !== 'user') continue;
+    const matched = evaluation.signals[name]?.matched === true;
+    switch (signal.kind) {
+      case 'event': {
+        if (signal.decay !== undefined && matched) return nowMs + 1;
+        if (signal.window === undefined) break;
+        // A day d leaves a window of w days at the step of day d + w.
+        let from = windowFrom.get(signal.window);
+        if (from === undefined) windowFrom.set(signal.window, (from = windowStart(now, signal.window)));
+        const oldest = facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name));
+        if (oldest !== undefined) until = Math.min(until, Date.parse(`${oldest.day}T00:00:00Z`) + signal.window * dayMs);
+        break;
+      }
+      case 'inactivity':
+        if (!matched && facts.lastSeen !== null) until = Math.min(until, Date.parse(facts.lastSeen) + signal.inactive_for * dayMs);
+        break;
+      case 'signup_age': {
+        if (!matched && signup !== null) until = Math.min(until, Date.parse(signup) + signal.signup_older_than * dayMs);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return until;
 }
 
 /** The rollups of a sorted day list in the ranges; only days at or before the step (the first `upto` of the list). */
@@ -585,4 +671,78 @@ function membersAt(account: AccountRun, at: string, now: Date, ruleset: Ruleset)
     members.push({ id: member.record.id, state, days: daysInReach(member.dayList, member.upto, memberRangesInReach(state, ruleset, now)) });
   }
   return members;
+}
+
+/** A share of a finished history: some users (with what merged into them) and every account's traits. */
+export interface ReplayPartition {
+  ruleset: Ruleset;
+  users: Map<string, UserRecord>;
+  accountTraits: Map<string, TraitEntry[]>;
+}
+
+/**
+ * Splits a history by entity into `count` partitions that replay apart: `replay` on each, then `mergeReplays`,
+ * gives exactly what `replay` on the whole gives (test/unit/replay-skip.test.ts). Users never read each other's
+ * state; what merged into a user travels with it; accounts read their members, so a user and its accounts (and their
+ * other members) stay in one partition, as do entities of the same id (their order in the report is kept). Account
+ * traits are read-only and shared. Which partition is a hash of the group's first id: the same input always splits
+ * the same way, so partitions could run in other threads or on other machines.
+ */
+export function partitionHistory(history: EventHistory, count: number): ReplayPartition[] {
+  if (!Number.isInteger(count) || count < 1) throw new Error('count must be a whole number, at least 1');
+  const { users, accountTraits } = history.finish();
+  // Union-find over users, linked by shared accounts and shared ids.
+  const parent = new Map<string, string>();
+  const find = (key: string): string => {
+    let root = key;
+    while (parent.get(root) !== root) root = parent.get(root)!;
+    for (let node = key; node !== root; ) {
+      const next = parent.get(node)!;
+      parent.set(node, root);
+      node = next;
+    }
+    return root;
+  };
+  const union = (a: string, b: string) => {
+    const rootA = find(a);
+    const rootB = find(b);
+    if (rootA !== rootB) parent.set(rootA < rootB ? rootB : rootA, rootA < rootB ? rootA : rootB);
+  };
+  const link = (node: string) => {
+    if (!parent.has(node)) parent.set(node, node);
+    return node;
+  };
+  for (const [key, record] of users) {
+    link(key);
+    union(key, link(`id:${record.id}`));
+    for (const accountId of record.accounts.keys()) union(key, link(`account:${accountId}`));
+  }
+  const partitions: ReplayPartition[] = Array.from({ length: count }, () => ({ ruleset: history.ruleset, users: new Map(), accountTraits }));
+  for (const [key, record] of users) partitions[hash52(find(key)) % count]!.users.set(key, record);
+  return partitions;
+}
+
+/** The replay of a whole history from the replays of its partitions (partitionHistory), in the same order. */
+export function mergeReplays(parts: readonly ReplayResult[]): ReplayResult {
+  const first = parts[0];
+  if (first === undefined) throw new Error('mergeReplays: no replay to merge');
+  for (const part of parts) {
+    if (part.from !== first.from || part.to !== first.to || part.stepDays !== first.stepDays || part.accountsEvaluated !== first.accountsEvaluated) {
+      throw new Error('mergeReplays: the replays cover different periods or steps');
+    }
+  }
+  const byId = (a: EntityHistoryResult, b: EntityHistoryResult) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  // Stable sorts: entities of the same id come from one partition, in its order.
+  const users = parts.flatMap((part) => part.entities.filter((entity) => entity.type === 'user')).sort(byId);
+  const accounts = parts.flatMap((part) => part.entities.filter((entity) => entity.type === 'account')).sort(byId);
+  const range = (type: 'user' | 'account') => {
+    let merged: { min: number; max: number } | null = null;
+    for (const part of parts) {
+      const own = part.scoreRange[type];
+      if (own === null) continue;
+      merged = merged === null ? { ...own } : { min: Math.min(merged.min, own.min), max: Math.max(merged.max, own.max) };
+    }
+    return merged;
+  };
+  return { from: first.from, to: first.to, stepDays: first.stepDays, steps: first.steps, entities: [...users, ...accounts], scoreRange: { user: range('user'), account: range('account') }, accountsEvaluated: first.accountsEvaluated };
 }

@@ -1,0 +1,108 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EventHistory, mergeReplays, partitionHistory, replay } from '../../functions/analysis/replay';
+import { generatePlantedStream, exampleBehaviours } from '../../functions/cli/planted-stream';
+import { validateMessage } from '../../functions/core/messages';
+import { loadRules, type Ruleset } from '../../functions/core/rules/load';
+
+/**
+ * The replay skips users whose evaluation cannot have changed since the last one (nothing new, no tier, nothing time
+ * moves: see stableUntil in replay.ts). Skipping must change nothing: every ruleset here is replayed with and without
+ * it and the results compared whole. The rules put every time-based signal kind in play: windows that lose days,
+ * at_most counts that come to match when they do, inactivity, signup age, decay, account traits that change later.
+ */
+
+const examples = join(import.meta.dirname, '../../examples');
+const example = (name: string) => loadRules(readFileSync(join(examples, `${name}.rules.yaml`), 'utf8'), name);
+
+const timeRules = loadRules(`
+version: 1
+signup: { trait: createdAt }
+signals:
+  recent_shares: { event: Dashboard Shared, window: 10d, points: 15 }
+  quiet_week: { events: ['*'], window: 7d, at_most: 2, points: -5 }
+  no_exports: { event: Data Exported, window: 14d, exactly: 0, points: 3 }
+  invites: { event: Teammate Invited, distinct: invitee, window: 21d, at_least: 2, points: 20 }
+  limits: { event: Plan Limit Reached, window: 5d, points: 10, decay: 3d }
+  exported_lately: { event: Data Exported, window: 20d, points: -20, decay: 4d }
+  inactive: { inactive_for: 9d, points: -30 }
+  old: { signup_older_than: 20d, points: -10 }
+  early: { event: Dashboard Created, since_signup: 7d, at_least: 2, points: 10 }
+  ever: { event: Data Source Connected, points: 5 }
+  big: { trait: employees, of: account, is: { gte: 50 }, points: 15 }
+  pro: { trait: plan, is: pro, points: -50 }
+  combo: { all: [recent_shares, invites], not: inactive, points: 10 }
+tiers:
+  - { name: hot, min_score: 40, route: sales, level: user }
+  - { name: warm, min_score: 20, route: nurture, level: user }
+policy: { cooldown: 5d }
+`);
+
+/** The planted stream, with anonymous visits before some users identify and aliases between others. */
+function messagesWithIdentities() {
+  const stream = generatePlantedStream({ seed: 5, users: 250, accounts: 20, days: 45, behaviours: exampleBehaviours, baseRate: 0.05 });
+  const extra: object[] = [];
+  stream.users.forEach((user, index) => {
+    const first = Date.parse(user.firstSeen);
+    if (index % 7 === 0) {
+      const anonymousId = `anon-${user.id}`;
+      extra.push({ type: 'page', anonymousId, name: 'Pricing', timestamp: new Date(first - 3 * 86_400_000).toISOString(), messageId: `x-${index}-1` });
+      extra.push({ type: 'track', anonymousId, event: 'Dashboard Shared', timestamp: new Date(first - 2 * 86_400_000).toISOString(), messageId: `x-${index}-2` });
+      extra.push({ type: 'identify', userId: user.id, anonymousId, traits: {}, timestamp: new Date(first + 5 * 86_400_000).toISOString(), messageId: `x-${index}-3` });
+    }
+    if (index % 11 === 0 && index + 1 < stream.users.length) {
+      extra.push({ type: 'alias', userId: stream.users[index + 1]!.id, previousId: user.id, timestamp: new Date(first + 9 * 86_400_000).toISOString(), messageId: `x-${index}-4` });
+    }
+    // An account's traits change through one member's group call, under the others who send nothing then.
+    if (index % 17 === 0 && user.accountId !== null) {
+      extra.push({ type: 'group', userId: user.id, groupId: user.accountId, traits: { employees: 1000 }, timestamp: new Date(first + 20 * 86_400_000).toISOString(), messageId: `x-${index}-6` });
+    }
+    if (index % 13 === 0) extra.push({ type: 'page', anonymousId: `lone-${index}`, timestamp: new Date(first).toISOString(), messageId: `x-${index}-5` });
+  });
+  return [...stream.messages, ...extra];
+}
+
+function history(messages: readonly object[], ruleset: Ruleset, anonymous: boolean) {
+  const result = new EventHistory(ruleset, { anonymous });
+  messages.forEach((message, index) => {
+    const accepted = validateMessage(message, index, 'test', new Date(0));
+    if ('reason' in accepted) throw new Error(`message ${index}: ${accepted.path}: ${accepted.reason}`);
+    result.add(accepted);
+  });
+  return result;
+}
+
+describe('skipping users whose evaluation cannot have changed', () => {
+  const messages = messagesWithIdentities();
+  const days = messages.map((message) => (message as { timestamp: string }).timestamp.slice(0, 10)).sort();
+  const rulesets: [string, Ruleset][] = [['time-based', timeRules], ['activation', example('activation')], ['plan-limits', example('plan-limits')], ['team-accounts', example('team-accounts')]];
+
+  it.each(rulesets.flatMap(([name, ruleset]) => [1, 3].map((stepDays) => [name, stepDays, ruleset] as const)))('changes nothing: %s, every %i days', (_name, stepDays, ruleset) => {
+    for (const anonymous of [false, true]) {
+      const options = { from: days[0]!, to: days.at(-1)!, stepDays };
+      const skipping = replay(history(messages, ruleset, anonymous), options);
+      const everything = replay(history(messages, ruleset, anonymous), { ...options, reevaluateAll: true });
+      expect(skipping).toStrictEqual(everything);
+      expect(skipping.entities.some((entity) => entity.transitions.length > 0)).toBe(true);
+    }
+  });
+});
+
+describe('replaying by partition', () => {
+  const messages = messagesWithIdentities();
+  const days = messages.map((message) => (message as { timestamp: string }).timestamp.slice(0, 10)).sort();
+  const rulesets: [string, Ruleset][] = [['time-based', timeRules], ['activation', example('activation')], ['team-accounts', example('team-accounts')]];
+
+  it.each(rulesets)('gives the whole replay once merged: %s', (_name, ruleset) => {
+    for (const anonymous of [false, true]) {
+      const options = { from: days[0]!, to: days.at(-1)! };
+      const whole = replay(history(messages, ruleset, anonymous), options);
+      for (const count of [1, 3, 7]) {
+        const parts = partitionHistory(history(messages, ruleset, anonymous), count);
+        expect(parts.filter((part) => part.users.size > 0).length).toBe(count);
+        expect(mergeReplays(parts.map((part) => replay(part, options)))).toStrictEqual(whole);
+      }
+    }
+  });
+});
