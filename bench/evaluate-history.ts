@@ -9,7 +9,7 @@ import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluati
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import { entityPartitionKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { validateMessage, type AcceptedMessage } from '../functions/core/messages';
-import type { EntityRef, EntityUpdate, LeadPublisher } from '../functions/core/ports';
+import type { EntityRef, EntityUpdate, EvaluationCandidate, LeadPublisher } from '../functions/core/ports';
 import { eventsByDay, recomputeDays, userFacts } from '../functions/core/facts';
 import { evaluate, type EntityFacts, type UsageEvent } from '../functions/core/rules/engine';
 import type { Ruleset } from '../functions/core/rules/load';
@@ -376,19 +376,33 @@ export interface Share {
 /**
  * The evaluation store as the use case sees it, attributing the capacity of each call to what it was for: a user's
  * or an account's evaluation (from reading its rows to saving it), or the run itself (candidates, outbox, ruleset
- * progress, lag). The use case works on one entity at a time, and its calls overlap only within one entity's reads,
+ * progress, lag); and, apart, an evaluation's to why its entity was a candidate (changed, due for a sweep, or a rules
+ * change). The use case works on one entity at a time, and its calls overlap only within one entity's reads,
  * so the tally's difference over each stretch of calls in flight is that stretch's. A proxy, so that every method of
  * the store passes through, whatever the port grows.
  */
 export class AttributingStore {
   readonly shares: Record<'user' | 'account' | 'run', Share> = { user: { read: 0, write: 0, evaluated: 0 }, account: { read: 0, write: 0, evaluated: 0 }, run: { read: 0, write: 0, evaluated: 0 } };
+  /** The user and account shares again, by the reason their entities were candidates. */
+  readonly reasons: Record<EvaluationCandidate['reason'], Share> = {
+    changed: { read: 0, write: 0, evaluated: 0 },
+    sweep: { read: 0, write: 0, evaluated: 0 },
+    'rules-changed': { read: 0, write: 0, evaluated: 0 },
+  };
+  /** Users (and visitors) saved, by the reason they were candidates. */
+  readonly usersSaved: Record<EvaluationCandidate['reason'], number> = { changed: 0, sweep: 0, 'rules-changed': 0 };
   /** The last tier and score saved per user. */
   readonly users = new Map<string, { tier: string | null; score: number }>();
+  /** When the saved leads are due for a sweep (ms since the epoch), one entry per save that scheduled one. */
+  readonly sweeps: number[] = [];
   readonly store: DynamoDbEvaluationStore;
 
   constructor(readonly inner: DynamoDbEvaluationStore) {
-    const { shares, users } = this;
+    const { shares, reasons, usersSaved, users, sweeps } = this;
     const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'dismiss']);
+    const refKey = (ref: EntityRef) => `${ref.workspace}\n${ref.type}\n${ref.id}`;
+    /** Why each candidate of the pages read so far was one; an entity read otherwise (a visitor's owner) counts as changed. */
+    const why = new Map<string, EvaluationCandidate['reason']>();
     let entity: EntityRef | undefined;
     let inFlight = 0;
     let before = { readUnits: 0, writeUnits: 0 };
@@ -399,19 +413,29 @@ export class AttributingStore {
         return async (...args: unknown[]) => {
           if (property === 'entity') entity = args[0] as EntityRef;
           // A visitor's reads and writes (forwarded to its user, or dismissed) are the user's cost.
-          const share = shares[runCalls.has(String(property)) ? 'run' : entity!.type === 'account' ? 'account' : 'user'];
+          const runCall = runCalls.has(String(property));
+          const share = shares[runCall ? 'run' : entity!.type === 'account' ? 'account' : 'user'];
+          const reasonName = runCall ? undefined : (why.get(refKey(entity!)) ?? 'changed');
+          const reason = reasonName && reasons[reasonName];
           if (property === 'save') {
             share.evaluated++;
-            const { lead } = (args[1] as EntityUpdate).state;
-            if (entity!.type === 'user' && lead) users.set(entity!.id, { tier: lead.tier, score: lead.score });
+            if (reason) reason.evaluated++;
+            if (reasonName && entity!.type !== 'account') usersSaved[reasonName]++;
+            const { state, nextSweep } = args[1] as EntityUpdate;
+            if (entity!.type === 'user' && state.lead) users.set(entity!.id, { tier: state.lead.tier, score: state.lead.score });
+            if (nextSweep) sweeps.push(nextSweep.getTime());
           }
           if (inFlight++ === 0) before = { ...target.capacity };
           try {
-            return (await value.apply(target, args)) as unknown;
+            const result = (await value.apply(target, args)) as unknown;
+            if (property === 'candidates') for (const candidate of (result as { candidates: EvaluationCandidate[] }).candidates) why.set(refKey(candidate.ref), candidate.reason);
+            return result;
           } finally {
             if (--inFlight === 0) {
-              share.read += target.capacity.readUnits - before.readUnits;
-              share.write += target.capacity.writeUnits - before.writeUnits;
+              for (const into of reason ? [share, reason] : [share]) {
+                into.read += target.capacity.readUnits - before.readUnits;
+                into.write += target.capacity.writeUnits - before.writeUnits;
+              }
             }
           }
         };
@@ -422,7 +446,8 @@ export class AttributingStore {
   reset() {
     this.inner.capacity.readUnits = 0;
     this.inner.capacity.writeUnits = 0;
-    for (const share of Object.values(this.shares)) Object.assign(share, { read: 0, write: 0, evaluated: 0 });
+    for (const share of [...Object.values(this.shares), ...Object.values(this.reasons)]) Object.assign(share, { read: 0, write: 0, evaluated: 0 });
+    Object.assign(this.usersSaved, { changed: 0, sweep: 0, 'rules-changed': 0 });
   }
 }
 

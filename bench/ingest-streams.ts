@@ -9,8 +9,8 @@
  *   browser+backend   browserAndBackend(share): the browser stream for a share of the events, the server stream for the
  *                     rest, the same users, merged in time
  *
- * Every stream has userCount users in accountCount accounts; a stream's seed is fixed, so the same window gives the
- * same stream. Also here: an item's size by DynamoDB's rules, and a small pool to send calls with.
+ * Every stream has userCount users in accountCount accounts unless told otherwise; a stream's seed is fixed, so the
+ * same options give the same stream. Also here: an item's size by DynamoDB's rules, and the sending of a stream's calls to an ingest endpoint.
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
 import { gzipSync } from 'node:zlib';
@@ -40,12 +40,24 @@ export interface Stream {
   senders: string;
 }
 
-/** How many events a stream has, and the stretch of time they are spread over. */
-export interface StreamWindow {
+/** How many events a stream has, the stretch of time they are spread over, and the people who send them. */
+export interface StreamOptions {
   events: number;
   /** Start of the window, ms since the epoch. */
   start: number;
   windowMs: number;
+  /** Users in all, user u in account u % accounts: a multiple of `accounts`. @default userCount */
+  users?: number;
+  /** @default accountCount */
+  accounts?: number;
+}
+
+/** The users and accounts of a stream's options. */
+function population(options: StreamOptions): { users: number; accounts: number } {
+  const users = options.users ?? userCount;
+  const accounts = options.accounts ?? accountCount;
+  if (!Number.isInteger(users / accounts) || accounts < 1) throw new Error(`a stream's users (${users}) must be a multiple of its accounts (${accounts})`);
+  return { users, accounts };
 }
 
 export interface Mix {
@@ -54,7 +66,7 @@ export interface Mix {
   sdk: string;
   /** Write units per event the mix must stay under, if it has a budget yet. */
   budgetUnitsPerEvent?: number;
-  stream(writeKey: string, window: StreamWindow): Stream;
+  stream(writeKey: string, options: StreamOptions): Stream;
 }
 
 const featureEvents = ['Dashboard Created', 'Report Exported', 'Query Run', 'Alert Configured', 'Teammate Invited', 'Integration Connected', 'Chart Shared', 'API Key Created'];
@@ -62,8 +74,6 @@ const pages = ['Pricing', 'Billing', 'Settings', 'Docs', 'Dashboard', 'Integrati
 const plans = ['free', 'trial', 'team', 'business'];
 
 export const userIdOf = (user: number) => `user-${String(user).padStart(4, '0')}`;
-/** User u belongs to account u % accountCount. */
-const accountOf = (user: number) => user % accountCount;
 const accountIdOf = (account: number) => `account-${String(account).padStart(3, '0')}`;
 const uuid = (rng: SeededRandom) => `${rng.hex(8)}-${rng.hex(4)}-4${rng.hex(3)}-a${rng.hex(3)}-${rng.hex(12)}`;
 const userTraits = (rng: SeededRandom, user: number) => ({ email: `${userIdOf(user)}@example.com`, name: `User ${user}`, plan: rng.pick(plans), seats: 1 + rng.int(0, 49) });
@@ -84,17 +94,19 @@ export const server: Mix = {
   name: 'server',
   sdk: `analytics-node: batches of ${serverEventsPerBatch} to /v1/batch, application/json, Basic auth`,
   budgetUnitsPerEvent: 1.2,
-  stream(writeKey, { events, start, windowMs }) {
+  stream(writeKey, options) {
+    const { events, start, windowMs } = options;
+    const people = population(options);
     const rng = new SeededRandom(20240501);
     const authorization = basicAuthorization(writeKey);
     const calls: Call[] = [];
     const messages: Message[] = [];
     for (let first = 0; first < events; first += serverEventsPerBatch) {
-      const accounts = Array.from({ length: serverAccountsPerBatch }, () => rng.int(0, accountCount - 1));
-      const users = Array.from({ length: serverUsersPerBatch }, () => rng.pick(accounts) + accountCount * rng.int(0, userCount / accountCount - 1));
+      const accounts = Array.from({ length: serverAccountsPerBatch }, () => rng.int(0, people.accounts - 1));
+      const users = Array.from({ length: serverUsersPerBatch }, () => rng.pick(accounts) + people.accounts * rng.int(0, people.users / people.accounts - 1));
       const batch = Array.from({ length: Math.min(serverEventsPerBatch, events - first) }, (_, i) => {
         const user = rng.pick(users);
-        const account = accountOf(user);
+        const account = user % people.accounts;
         const common = {
           messageId: uuid(rng),
           userId: userIdOf(user),
@@ -137,7 +149,7 @@ export const server: Mix = {
     return {
       calls,
       messages,
-      senders: `${userCount} users in ${accountCount} accounts, ${serverUsersPerBatch} users from ${serverAccountsPerBatch} accounts per batch`,
+      senders: `${people.users} users in ${people.accounts} accounts, ${serverUsersPerBatch} users from ${serverAccountsPerBatch} accounts per batch`,
     };
   },
 };
@@ -148,6 +160,8 @@ interface Visitor<Device> {
   device: Device;
   /** The user the visitor identifies as; none for an anonymous-only visitor. */
   user: number | undefined;
+  /** The user's account. */
+  account: number | undefined;
   identified: boolean;
 }
 
@@ -167,22 +181,27 @@ interface Session<Device> {
 }
 
 /**
- * What visitors of a product do, session by session, `window.events` actions in all: a first view, then views and tracks;
+ * What visitors of a product do, session by session, `options.events` actions in all: a first view, then views and tracks;
  * a visitor who will identify does so once, in their first session, and selects their account (a group call) after it
  * now and then. Half the sessions are a returning visitor's. Sessions follow each other through the window.
  */
 function visitorSessions<Device>(
   rng: SeededRandom,
-  window: StreamWindow,
+  stream: StreamOptions,
   options: { anonymousShare: number; sessionLength: () => number; views: readonly string[]; newDevice: () => Device },
 ): Session<Device>[] {
-  const { events, start, windowMs } = window;
+  const { events, start, windowMs } = stream;
+  const people = population(stream);
   const visitors: Visitor<Device>[] = [];
   const sessions: Session<Device>[] = [];
   for (let done = 0; done < events; ) {
     let visitor = visitors.length > 0 && rng.chance(0.5) ? rng.pick(visitors) : undefined;
     if (!visitor) {
-      visitor = { anonymousId: uuid(rng), device: options.newDevice(), user: rng.chance(options.anonymousShare) ? undefined : rng.int(0, userCount - 1), identified: false };
+      // In this order: the generator draws the id, the device, then the user.
+      const anonymousId = uuid(rng);
+      const device = options.newDevice();
+      const user = rng.chance(options.anonymousShare) ? undefined : rng.int(0, people.users - 1);
+      visitor = { anonymousId, device, user, account: user === undefined ? undefined : user % people.accounts, identified: false };
       visitors.push(visitor);
     }
     const length = Math.min(options.sessionLength(), events - done);
@@ -214,10 +233,11 @@ function visitorSessions<Device>(
 }
 
 /** The visitors of the sessions, and how many of them never identified, for the report. */
-function visitorCounts(sessions: Session<unknown>[]): string {
+function visitorCounts(sessions: Session<unknown>[], options: StreamOptions): string {
+  const people = population(options);
   const visitors = new Set(sessions.map((session) => session.visitor));
   const anonymous = [...visitors].filter((visitor) => !visitor.identified).length;
-  return `${count(sessions.length)} sessions of ${count(visitors.size)} visitors, ${percent(anonymous / visitors.size)} never identified; ${userCount} users in ${accountCount} accounts`;
+  return `${count(sessions.length)} sessions of ${count(visitors.size)} visitors, ${percent(anonymous / visitors.size)} never identified; ${people.users} users in ${people.accounts} accounts`;
 }
 
 interface Browser {
@@ -272,9 +292,9 @@ const browserPaths: Record<Action['type'], string> = { view: '/v1/p', track: '/v
 export const browser: Mix = {
   name: 'browser',
   sdk: 'analytics.js (analytics-next 1.84.3) defaults: one event per request to /v1/{t,p,i,g}, text/plain, Basic auth and writeKey in the body',
-  stream(writeKey, window) {
+  stream(writeKey, options) {
     const rng = new SeededRandom(20240502);
-    const sessions = visitorSessions<Browser>(rng, window, {
+    const sessions = visitorSessions<Browser>(rng, options, {
       anonymousShare: 0.3,
       sessionLength: () => rng.int(3, 20),
       views: pages,
@@ -297,7 +317,7 @@ export const browser: Mix = {
     return {
       calls: sent.map(({ time, path, message }) => ({ path, headers, body: JSON.stringify(message), at: time })),
       messages: sent.map(({ message }) => message),
-      senders: visitorCounts(sessions),
+      senders: visitorCounts(sessions, options),
     };
   },
 };
@@ -307,6 +327,7 @@ function browserMessage(rng: SeededRandom, action: Action, visitor: Visitor<Brow
   const { device } = visitor;
   // Only a visitor with a user identifies or selects an account.
   const user = visitor.user!;
+  const account = visitor.account!;
   const call =
     action.type === 'view'
       ? { type: 'page', properties: { ...page, name: action.view }, name: action.view }
@@ -314,7 +335,7 @@ function browserMessage(rng: SeededRandom, action: Action, visitor: Visitor<Brow
         ? { event: rng.pick(featureEvents), type: 'track', properties: trackProperties(rng, 'web') }
         : action.type === 'identify'
           ? { type: 'identify', userId: action.userId, traits: userTraits(rng, user) }
-          : { type: 'group', traits: accountTraits(rng, accountOf(user)), groupId: accountIdOf(accountOf(user)) };
+          : { type: 'group', traits: accountTraits(rng, account), groupId: accountIdOf(account) };
   const campaign = new URLSearchParams(page['search']);
   return {
     timestamp: isoTime(action.time),
@@ -376,9 +397,9 @@ const kotlinVersion = '1.19.1';
 export const mobile: Mix = {
   name: 'mobile',
   sdk: `analytics-kotlin ${kotlinVersion}: batches of ${mobileBatchSize} events of one user to /v1/b, gzipped text/plain, writeKey in the body`,
-  stream(writeKey, window) {
+  stream(writeKey, options) {
     const rng = new SeededRandom(20240503);
-    const sessions = visitorSessions<MobileDevice>(rng, window, {
+    const sessions = visitorSessions<MobileDevice>(rng, options, {
       // Most apps sit behind a login: fewer people stay anonymous than on a website.
       anonymousShare: 0.1,
       // The SDK uploads every 20 events (flushAt), so a session goes out as whole batches.
@@ -398,7 +419,7 @@ export const mobile: Mix = {
     return {
       calls: uploads.map(({ sentAt, batch }) => ({ path: '/v1/b', headers, body: gzipSync(JSON.stringify({ batch, sentAt: isoTime(sentAt), writeKey })), at: sentAt })),
       messages: uploads.flatMap(({ batch }) => batch),
-      senders: visitorCounts(sessions),
+      senders: visitorCounts(sessions, options),
     };
   },
 };
@@ -408,6 +429,7 @@ function mobileMessage(rng: SeededRandom, action: Action, visitor: Visitor<Mobil
   const { phone, ...device } = visitor.device;
   // Only a visitor with a user identifies or selects an account.
   const user = visitor.user!;
+  const account = visitor.account!;
   const call =
     action.type === 'view'
       ? { type: 'screen', name: action.view, properties: {} }
@@ -415,7 +437,7 @@ function mobileMessage(rng: SeededRandom, action: Action, visitor: Visitor<Mobil
         ? { type: 'track', event: rng.pick(featureEvents), properties: trackProperties(rng, 'android') }
         : action.type === 'identify'
           ? { type: 'identify', traits: userTraits(rng, user) }
-          : { type: 'group', groupId: accountIdOf(accountOf(user)), traits: accountTraits(rng, accountOf(user)) };
+          : { type: 'group', groupId: accountIdOf(account), traits: accountTraits(rng, account) };
   return {
     ...call,
     userId: action.userId,
@@ -450,10 +472,10 @@ export function browserAndBackend(browserShare: number): Mix {
   return {
     name: 'browser+backend',
     sdk: `${percentCoarse(browserShare)} of the events from analytics.js (one per request), ${percentCoarse(1 - browserShare)} from analytics-node (batches of ${serverEventsPerBatch}), the same users`,
-    stream(writeKey, window) {
-      const browserEvents = Math.min(window.events - 1, Math.max(1, Math.round(window.events * browserShare)));
-      const front = browser.stream(writeKey, { ...window, events: browserEvents });
-      const back = server.stream(writeKey, { ...window, events: window.events - browserEvents });
+    stream(writeKey, options) {
+      const browserEvents = Math.min(options.events - 1, Math.max(1, Math.round(options.events * browserShare)));
+      const front = browser.stream(writeKey, { ...options, events: browserEvents });
+      const back = server.stream(writeKey, { ...options, events: options.events - browserEvents });
       return {
         // Stable: a browser call and a batch sent at the same millisecond keep their streams' order.
         calls: [...front.calls, ...back.calls].sort((a, b) => a.at - b.at),
@@ -501,4 +523,20 @@ export async function pool<T>(items: readonly T[], limit: number, work: (item: T
     while (next < items.length) await work(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/**
+ * Sends `calls` to the ingest endpoint at `url`, `concurrency` in flight, each as its SDK would; every one must be
+ * answered 200 {"success":true}. Returns each request's milliseconds, in the order they finished.
+ */
+export async function sendCalls(url: string, calls: readonly Call[], concurrency: number, what: string): Promise<number[]> {
+  const latencies: number[] = [];
+  await pool(calls, concurrency, async (call) => {
+    const sent = performance.now();
+    const response = await fetch(`${url}${call.path}`, { method: 'POST', headers: call.headers, body: call.body });
+    const answer = await response.text();
+    latencies.push(performance.now() - sent);
+    if (response.status !== 200 || answer !== '{"success":true}') throw new Error(`the ingest answered ${what}'s ${call.path} with ${response.status} ${answer.slice(0, 300)}`);
+  });
+  return latencies;
 }

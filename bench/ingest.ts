@@ -29,7 +29,7 @@ import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functi
 import { scanAll } from '../test/support/scan';
 import { bundleFunction } from './bundle';
 import { bytes, count, fixed, percentCoarse } from '../functions/analysis/format';
-import { itemSize, jsonBytes, mobile, pool, server, browser, type Mix, type Stream } from './ingest-streams';
+import { itemSize, jsonBytes, mobile, pool, sendCalls, server, browser, type Mix, type Stream } from './ingest-streams';
 
 type Item = Record<string, AttributeValue>;
 
@@ -164,15 +164,8 @@ async function measureMix(mix: Mix): Promise<MixResult> {
     const { url } = dev;
     const bySize = countWriteUnitsBySize(dev.client);
     const stream = mix.stream(dev.writeKey, { events: eventsPerMix, start: windowStart, windowMs });
-    const latencies: number[] = [];
     const started = performance.now();
-    await pool(stream.calls, concurrency, async (call) => {
-      const sent = performance.now();
-      const response = await fetch(`${url}${call.path}`, { method: 'POST', headers: call.headers, body: call.body });
-      const answer = await response.text();
-      latencies.push(performance.now() - sent);
-      if (response.status !== 200 || answer !== '{"success":true}') throw new Error(`the ingest answered ${mix.name}'s ${call.path} with ${response.status} ${answer.slice(0, 300)}`);
-    });
+    const latencies = await sendCalls(url, stream.calls, concurrency, mix.name);
     const seconds = (performance.now() - started) / 1000;
     latencies.sort((a, b) => a - b);
 
