@@ -46,8 +46,7 @@ export function addEvaluateCommand(program: Command) {
     const publisher = localSinks(options, [...bus, ...(deliveries ? [deliveries] : [])]);
     // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass. Deployed,
     // the change-capture Lambda does it.
-    const localEndpoint = endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'];
-    const changeStream = localEndpoint ? new LocalChangeStream(client, table, localEndpoint, new DynamoDbChangeCapture(client, table, shards)) : undefined;
+    const changeStream = local ? new LocalChangeStream(client, table, new DynamoDbChangeCapture(client, table, shards)) : undefined;
     for (;;) {
       await changeStream?.drain();
       const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(shards), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });

@@ -9,7 +9,7 @@ import type { DynamoDbChangeCapture, WrittenKey } from '../adapters/dynamodb/cha
  * hours again, which marks entities a second time: harmless).
  */
 export class LocalChangeStream {
-  readonly #streams: DynamoDBStreamsClient;
+  #streams: DynamoDBStreamsClient | undefined;
   /** Next iterator by shard id; null once a closed shard is read to its end. */
   readonly #iterators = new Map<string, string | null>();
   #streamArn: string | undefined;
@@ -18,12 +18,8 @@ export class LocalChangeStream {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
-    /** DynamoDB Local's endpoint: it serves its streams there too. */
-    endpoint: string,
     private readonly capture: DynamoDbChangeCapture,
-  ) {
-    this.#streams = new DynamoDBStreamsClient({ endpoint, region: process.env['AWS_REGION'] ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
-  }
+  ) {}
 
   /** Reads what the stream holds now and marks the entities; calls are serialised. Returns the keys read. */
   drain(): Promise<number> {
@@ -33,22 +29,33 @@ export class LocalChangeStream {
   }
 
   stop(): void {
-    this.#streams.destroy();
+    this.#streams?.destroy();
+  }
+
+  /** A streams client on the table client's endpoint: DynamoDB Local serves its streams there too. */
+  async #streamsClient(): Promise<DynamoDBStreamsClient> {
+    if (this.#streams) return this.#streams;
+    const endpoint = await this.client.config.endpoint?.();
+    if (!endpoint) throw new Error('the local change stream needs a DynamoDB client with an endpoint (DynamoDB Local)');
+    const url = `${endpoint.protocol}//${endpoint.hostname}${endpoint.port ? `:${endpoint.port}` : ''}${endpoint.path}`;
+    this.#streams = new DynamoDBStreamsClient({ endpoint: url, region: await this.client.config.region(), credentials: await this.client.config.credentials() });
+    return this.#streams;
   }
 
   async #drainOnce(): Promise<number> {
+    const streams = await this.#streamsClient();
     this.#streamArn ??= (await this.client.send(new DescribeTableCommand({ TableName: this.tableName }))).Table?.LatestStreamArn;
     if (!this.#streamArn) throw new Error(`table ${this.tableName} has no stream: change capture needs one`);
-    const { StreamDescription } = await this.#streams.send(new DescribeStreamCommand({ StreamArn: this.#streamArn }));
+    const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: this.#streamArn }));
     let read = 0;
     // Parents first (shards are listed in creation order), so a user's records are marked in the order written.
     for (const shard of StreamDescription?.Shards ?? []) {
       const shardId = shard.ShardId!;
       let iterator = this.#iterators.get(shardId);
       if (iterator === null) continue;
-      iterator ??= (await this.#streams.send(new GetShardIteratorCommand({ StreamArn: this.#streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
+      iterator ??= (await streams.send(new GetShardIteratorCommand({ StreamArn: this.#streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
       while (iterator) {
-        const page: GetRecordsCommandOutput = await this.#streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+        const page: GetRecordsCommandOutput = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
         const keys = (page.Records ?? []).flatMap(writtenKey);
         if (keys.length > 0) await this.capture.mark(keys);
         read += keys.length;

@@ -138,7 +138,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const served = await serveHttpApi(handler, { port: options.port ?? 3000 });
     server = served.server;
 
-    changeStream = new LocalChangeStream(client, tableName, endpoint, new DynamoDbChangeCapture(client, tableName, dirtyShards));
+    changeStream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards));
     const collectChanges = () => changeStream!.drain();
     const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
     deliveries = new LocalDeliveryWorker({ client, tableName, destinations: options.destinations ?? [], ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
