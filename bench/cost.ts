@@ -137,8 +137,7 @@ function configuredMemoryMb(file: string): number {
 }
 const ingestMemoryMb = configuredMemoryMb('lib/ingest-api.ts');
 const evaluatorMemoryMb = configuredMemoryMb('lib/evaluator.ts');
-/** lib/change-capture.ts sets no memory: the LambdaFunction default. */
-const captureMemoryMb = configuredMemoryMb('lib/lambda-function.ts');
+const captureMemoryMb = configuredMemoryMb('lib/change-capture.ts');
 /** The deployed change capture's batching window (lib/change-capture.ts). */
 const captureWindowMs = 30_000;
 

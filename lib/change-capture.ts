@@ -49,6 +49,8 @@ export class ChangeCapture extends Construct {
       entry: 'functions/change-capture/handler.ts',
       description: 'pql-radar: marks the users and accounts whose events were written, from the table stream',
       timeout: Duration.seconds(60),
+      // A batch is a few thousand keys and a few hundred writes: little memory, mostly waiting on DynamoDB.
+      memorySize: 256,
       logRetention: props.logRetention,
       environment: {
         [environmentNames.tableName]: props.table.tableName,
