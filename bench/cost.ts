@@ -328,7 +328,10 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
     const capture = { batches: 0, ms: 0 };
     const send = async (calls: Call[]) => {
       const byWindow = new Map<number, Call[]>();
-      for (const call of calls) byWindow.set(Math.floor(call.at / captureWindowMs), [...(byWindow.get(Math.floor(call.at / captureWindowMs)) ?? []), call]);
+      for (const call of calls) {
+        const window = Math.floor(call.at / captureWindowMs);
+        byWindow.set(window, [...(byWindow.get(window) ?? []), call]);
+      }
       for (const window of [...byWindow.keys()].sort((a, b) => a - b)) {
         await sendCalls(served.url, byWindow.get(window)!, concurrency, mix.name);
         const started = performance.now();

@@ -1,8 +1,8 @@
-import { GetItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DeliveryLedger, DeliveryLogEntry } from '../../core/delivery';
 import { addDays, dayMs, dayOf } from '../../core/days';
 import type { LeadEvent } from '../../core/lead-event';
-import { putAll, type Item } from './batch-write';
+import { putAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
 import { appliedSortKey, deliveredKeySortKey, deliveredPartitionKey, deliveryLogPartitionKey, deliveryLogSortKey } from './item-keys';
 
@@ -92,29 +92,24 @@ export class DynamoDbDeliveryLedger implements DeliveryLedger {
       values[':permanent'] = { S: 'permanent' };
     }
     for (let day = dayOf(options.until); day >= dayOf(options.since) && entries.length < options.limit; day = addDays(day, -1)) {
-      let startKey: Record<string, AttributeValue> | undefined;
-      do {
-        const page = await this.client.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-            ExpressionAttributeValues: {
-              ':pk': { S: deliveryLogPartitionKey(day) },
-              ':from': { S: options.since.toISOString() },
-              // Sort keys start with the attempt's time: every key of that millisecond sorts below this.
-              ':to': { S: `${options.until.toISOString()}~` },
-              ...values,
-            },
-            ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
-            ScanIndexForward: false,
-            ExclusiveStartKey: startKey,
-          }),
-        );
-        for (const item of page.Items ?? []) {
-          if (entries.length < options.limit) entries.push(JSON.parse(item['entry']!.S!) as DeliveryLogEntry);
-        }
-        startKey = entries.length < options.limit ? page.LastEvaluatedKey : undefined;
-      } while (startKey);
+      const items = await queryAll(
+        this.client,
+        {
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: {
+            ':pk': { S: deliveryLogPartitionKey(day) },
+            ':from': { S: options.since.toISOString() },
+            // Sort keys start with the attempt's time: every key of that millisecond sorts below this.
+            ':to': { S: `${options.until.toISOString()}~` },
+            ...values,
+          },
+          ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+          ScanIndexForward: false,
+        },
+        { limit: options.limit - entries.length, ...(this.capacity ? { capacity: this.capacity } : {}) },
+      );
+      for (const item of items) entries.push(JSON.parse(item['entry']!.S!) as DeliveryLogEntry);
     }
     return entries;
   }

@@ -1,4 +1,5 @@
-import { DeleteItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { queryAll } from './batch-write';
 import type { NotifierKind } from '../../core/delivery';
 import { destinationSortKey, destinationSortKeyPrefix, metaPartitionKey } from './item-keys';
 
@@ -39,15 +40,13 @@ export class DynamoDbDestinationRegistry {
   ) {}
 
   async list(): Promise<DestinationRecord[]> {
-    const { Items = [] } = await this.client.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-        ExpressionAttributeValues: { ':pk': { S: metaPartitionKey }, ':prefix': { S: destinationSortKeyPrefix } },
-        ConsistentRead: true,
-      }),
-    );
-    return Items.map((item) => {
+    const items = await queryAll(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': { S: metaPartitionKey }, ':prefix': { S: destinationSortKeyPrefix } },
+      ConsistentRead: true,
+    });
+    return items.map((item) => {
       const record: Record<string, string> = { id: item['sk']!.S!.slice(destinationSortKeyPrefix.length) };
       for (const field of fields) if (item[field]?.S !== undefined) record[field] = item[field].S;
       return record as unknown as DestinationRecord;

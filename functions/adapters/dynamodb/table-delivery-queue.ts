@@ -1,4 +1,5 @@
-import { DeleteItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { queryAll } from './batch-write';
 import type { LeadEvent } from '../../core/lead-event';
 import { localDeadLetterPartitionKey, localQueuePartitionKey } from './item-keys';
 
@@ -104,21 +105,12 @@ export class TableDeliveryQueue {
   }
 
   async deadLetters(destination: string): Promise<DeadLetter[]> {
-    const items: Record<string, AttributeValue>[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': { S: localDeadLetterPartitionKey(destination) } },
-          ConsistentRead: true,
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      items.push(...(page.Items ?? []));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    const items = await queryAll(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': { S: localDeadLetterPartitionKey(destination) } },
+      ConsistentRead: true,
+    });
     return items.map((item) => ({
       event: JSON.parse(item['event']!.S!) as LeadEvent,
       reason: item['reason']!.S!,
