@@ -1,3 +1,4 @@
+import { backoffDelayMs } from './backoff';
 import type { LeadEvent } from './lead-event';
 
 /**
@@ -83,7 +84,7 @@ export function nextStep(result: AttemptResult, context: AttemptContext, policy:
   const delayMs =
     result.retryAfterMs !== undefined
       ? Math.min(result.retryAfterMs, policy.maxRetryAfterMs)
-      : Math.max(1000, random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (context.attempt - 1)));
+      : Math.max(1000, backoffDelayMs(context.attempt, policy.baseDelayMs, policy.maxDelayMs, random));
   const deadline = context.queuedAt.getTime() + policy.retryWindowMs;
   if (context.now.getTime() + delayMs > deadline) {
     return { action: 'dead-letter', reason: `${cause} after ${context.attempt} attempt(s) over ${Math.round((context.now.getTime() - context.queuedAt.getTime()) / 60_000)} min: the retry window has passed` };

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { backoffDelayMs } from '../../functions/adapters/backoff';
+import { backoffDelayMs } from '../../functions/core/backoff';
 import { describeError, httpAttempt } from '../../functions/adapters/webhook/delivery';
 import { HttpReceiver, refusingUrl } from '../support/http-receiver';
 

@@ -9,7 +9,7 @@ import {
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffDelayMs } from '../backoff';
+import { backoffDelayMs } from '../../core/backoff';
 import type { CapacityTally } from './capacity';
 
 export type Item = Record<string, AttributeValue>;

@@ -1,6 +1,6 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffDelayMs } from '../backoff';
+import { backoffDelayMs } from '../../core/backoff';
 import { leadEventSource, maxLeadEventDetailBytes, type LeadEvent } from '../../core/lead-event';
 import type { LeadPublisher } from '../../core/ports';
 
