@@ -57,11 +57,14 @@ export function classifyStatus(status: number): 'delivered' | 'retryable' | 'per
 }
 
 const emailPattern = /[^\s@"'<>()[\],;:]+@[^\s@"'<>()[\],;:]+\.[^\s@"'<>()[\],;:]+/g;
+
+/** The text with anything shaped like an e-mail address replaced by [email]: for logs and operator output. */
+export const maskEmails = (text: string): string => text.replace(emailPattern, '[email]');
 const maxExcerpt = 200;
 
 /** The start of a response body for the delivery log: one line, e-mail addresses masked, at most 200 characters. */
 export function responseExcerpt(body: string): string {
-  const line = body.replace(/\s+/g, ' ').trim().replace(emailPattern, '[email]');
+  const line = maskEmails(body.replace(/\s+/g, ' ').trim());
   return line.length <= maxExcerpt ? line : `${line.slice(0, maxExcerpt - 1)}…`;
 }
 

@@ -1,5 +1,6 @@
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { maskEmails } from '../core/delivery';
 import { leadEventEnvelope, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
 import type { LeadPublisher } from '../core/ports';
 
@@ -14,7 +15,6 @@ const keysOf = (events: readonly LeadEvent[]) => events.map((event) => event.det
 // ---------------------------------------------------------------------------------------------------------------
 // Console
 
-const emailPattern = /[^\s@"'<>()[\],;:]+@[^\s@"'<>()[\],;:]+\.[^\s@"'<>()[\],;:]+/g;
 
 /**
  * One readable line per event, for a developer watching `npm start`. It never shows personal data: no traits
@@ -47,7 +47,7 @@ function signalValue(value: LeadEventDetail['signals'][number]['value']): string
 }
 
 function redact(line: string, detail: LeadEventDetail): string {
-  let out = line.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ').replace(emailPattern, '[email]');
+  let out = maskEmails(line.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' '));
   for (const value of [detail.context.traits.email, detail.context.traits.name]) {
     const trimmed = value?.trim();
     if (trimmed && trimmed.length >= 3) out = out.split(trimmed).join('[redacted]');
