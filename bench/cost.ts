@@ -51,7 +51,7 @@ import { DynamoDbChangeCapture } from '../functions/adapters/dynamodb/change-cap
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import {
-  changesSortKey,
+  changeListPartitionKey,
   daySortKeyPrefix,
   eventSortKeyPrefix,
   memberSortKeyPrefix,
@@ -251,12 +251,12 @@ interface MixResult {
 function storedKind(item: Record<string, AttributeValue>): string {
   const pk = item['pk']?.S ?? '';
   const sk = item['sk']?.S ?? '';
+  if (pk.startsWith(changeListPartitionKey(''))) return 'change lists';
   if (sk.startsWith(eventSortKeyPrefix)) return 'events';
   if (sk.startsWith(daySortKeyPrefix)) return 'day rollups';
   if (sk === stateSortKey) return 'states';
   if (sk === profileSortKey) return 'profiles';
   if (sk.startsWith(memberSortKeyPrefix)) return 'members';
-  if (sk === changesSortKey) return 'change markers';
   if (sk === receiptSortKey) return 'receipts';
   if (pk.startsWith('OUTBOX#')) return 'outbox';
   return 'other';

@@ -401,7 +401,7 @@ export class AttributingStore {
 
   constructor(readonly inner: DynamoDbEvaluationStore) {
     const { shares, reasons, usersSaved, users, sweeps } = this;
-    const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'dismiss']);
+    const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'settle']);
     const refKey = (ref: EntityRef) => `${ref.workspace}\n${ref.type}\n${ref.id}`;
     /** Why each candidate of the pages read so far was one; an entity read otherwise (a visitor's owner) counts as changed. */
     const why = new Map<string, EvaluationCandidate['reason']>();
@@ -539,7 +539,8 @@ export async function evaluateUntilSettled(evaluation: AttributingStore, publish
   for (let pass = 0; pass < 5; pass++) {
     const before = { ...evaluation.inner.capacity };
     const shares = JSON.stringify(evaluation.shares);
-    const summary = await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY });
+    // One entity at a time: the attribution above follows the calls of one entity after another.
+    const summary = await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, concurrency: 1 });
     if (summary.evaluated === 0) {
       // The run that only finds nothing left is not part of the work: take its reads back out.
       evaluation.inner.capacity.readUnits = before.readUnits;

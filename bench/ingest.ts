@@ -26,7 +26,7 @@ import { CapacityTally } from '../functions/adapters/dynamodb/capacity';
 import { DynamoDbChangeCapture, type WrittenKey } from '../functions/adapters/dynamodb/change-capture';
 import { eventBodyOf } from '../functions/adapters/dynamodb/event-body';
 import { defaultDirtyShards } from '../functions/shared/settings';
-import { changesSortKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
+import { changeListPartitionKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { startDev, type DevRuntime } from '../functions/local/dev';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
@@ -47,14 +47,14 @@ const windowStart = Date.now() - windowMs;
 
 // ---- write units, from item sizes ----
 
-const itemKinds = ['events', 'members', 'profiles', 'change markers', 'dirty index', 'other'] as const;
+const itemKinds = ['events', 'members', 'profiles', 'change lists', 'dirty index', 'other'] as const;
 
-/** Which of the items in table-definition.ts a sort key names, for the breakdown of the write units. */
-function itemKind(sk: string): (typeof itemKinds)[number] {
+/** Which of the items in table-definition.ts a key names, for the breakdown of the write units. */
+function itemKind(pk: string, sk: string): (typeof itemKinds)[number] {
+  if (pk.startsWith(changeListPartitionKey(''))) return 'change lists';
   if (sk.startsWith(eventSortKeyPrefix)) return 'events';
   if (sk.startsWith(memberSortKeyPrefix)) return 'members';
   if (sk === profileSortKey) return 'profiles';
-  if (sk === changesSortKey) return 'change markers';
   return 'other';
 }
 
@@ -80,7 +80,7 @@ function countWriteUnitsBySize(client: DynamoDBClient): { units: number; byKind:
     const size = itemSize(item);
     const indexed = item[dirtyIndex.partitionKey] !== undefined && item[dirtyIndex.sortKey] !== undefined;
     const indexKey = indexed ? `${item[dirtyIndex.partitionKey]!.S}\n${item[dirtyIndex.sortKey]!.S}` : undefined;
-    add(itemKind(item[sortKey]?.S ?? ''), writeUnits(Math.max(size, before?.size ?? 0)));
+    add(itemKind(item[partitionKey]?.S ?? '', item[sortKey]?.S ?? ''), writeUnits(Math.max(size, before?.size ?? 0)));
     if (indexKey !== before?.indexKey) {
       const entrySize = itemSize({
         [partitionKey]: item[partitionKey]!,

@@ -5,17 +5,14 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { eventSortKeyPrefix, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
+import { changeListPartitionsPattern, eventSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { defaultDirtyShards, environmentNames } from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
 
-/**
- * What change capture does to the table, and nothing more: reads profiles (a user's accounts) and writes change
- * markers, in entity partitions only.
- */
+/** What change capture does to the table, and nothing more: writes the evaluator's change lists. */
 export const changeCaptureTableAccess = {
-  actions: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
-  partitions: [workspacePartitionsPattern],
+  actions: ['dynamodb:PutItem'],
+  partitions: [changeListPartitionsPattern],
 };
 
 export interface ChangeCaptureProps {
@@ -24,8 +21,8 @@ export interface ChangeCaptureProps {
   /** Shards of the `dirty` index, as the evaluator reads them. @default 4 */
   readonly dirtyShards?: number;
   /**
-   * How long the stream's records gather before a batch is marked: the longer, the fewer marker writes for an
-   * active user (one per user per batch), and the later the evaluator sees the change.
+   * How long the stream's records gather before a batch is listed: the longer, the fewer and fuller the change lists
+   * (one per shard per batch), and the later the evaluator sees the change.
    * @default Duration.seconds(30)
    */
   readonly batchingWindow?: Duration;
@@ -34,9 +31,10 @@ export interface ChangeCaptureProps {
 }
 
 /**
- * Change capture: a Lambda on the table's stream that turns the keys of new event items into the evaluator's change
- * markers, once per user per batch, in place of a marker write per entity per ingest request. Lambda's reads of a
- * DynamoDB stream are free, and the filter keeps every other item's record (state, rollups, markers) from invoking it.
+ * Change capture: a Lambda on the table's stream that turns the keys of new event items (and account profiles) into
+ * the evaluator's change lists, one write per shard per batch, in place of a marker write per entity per ingest
+ * request. Lambda's reads of a DynamoDB stream are free, and the filter keeps every other item's record (state,
+ * rollups, lists) from invoking it.
  * A failing batch is retried, split in halves, until it succeeds or its records leave the stream (24 hours): the
  * IteratorAge alarm (lib/monitoring.ts) says when it falls behind.
  */
@@ -63,7 +61,11 @@ export class ChangeCapture extends Construct {
         batchSize: 1000,
         maxBatchingWindow: props.batchingWindow ?? Duration.seconds(30),
         bisectBatchOnError: true,
-        filters: [lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.or('INSERT', 'MODIFY'), dynamodb: { Keys: { sk: { S: lambda.FilterRule.beginsWith(eventSortKeyPrefix) } } } })],
+        // Events, and profiles (an account's traits); the function skips a user's profile, which comes with an event.
+        filters: [
+          lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.or('INSERT', 'MODIFY'), dynamodb: { Keys: { sk: { S: lambda.FilterRule.beginsWith(eventSortKeyPrefix) } } } }),
+          lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.or('INSERT', 'MODIFY'), dynamodb: { Keys: { sk: { S: lambda.FilterRule.isEqual(profileSortKey) } } } }),
+        ],
       }),
     );
     this.handler.addToRolePolicy(

@@ -11,7 +11,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
+import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import type { Ruleset } from '../functions/core/rules/load';
 import { defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
@@ -19,9 +19,10 @@ import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
 
 /**
- * What the evaluator does with the table, item by item: reads entities, rollups and the outbox by key and by
- * Query; writes state, rollups and markers (entity partitions `WS#*`), lead events into and out of its outbox
- * (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
+ * What the evaluator does with the table, item by item: reads entities, rollups, change lists and the outbox by key
+ * and by Query; writes state, rollups and claims (entity partitions `WS#*`, where it also deletes the change markers of
+ * earlier versions), change lists (`CHANGES#*`: what a run leaves, and deleting what it did), lead events into and out
+ * of its outbox (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
  * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
  * transaction as PutItem, partition by partition. No Scan, no ConditionCheckItem (its transactions hold Puts only).
  */
@@ -29,7 +30,7 @@ export const evaluatorTableAccess = {
   read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
   write: {
     actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
-    partitions: [workspacePartitionsPattern, outboxPartitionsPattern, metaPartitionKey],
+    partitions: [workspacePartitionsPattern, changeListPartitionsPattern, outboxPartitionsPattern, metaPartitionKey],
   },
 };
 
@@ -54,7 +55,7 @@ function stageRulesJson(json: string): string {
 }
 
 /**
- * A run that has waited this long is superseded by a later one, which reads the same markers: neither Scheduler
+ * A run that has waited this long is superseded by a later one, which reads the same change lists: neither Scheduler
  * nor Lambda's asynchronous queue should keep it longer.
  */
 const staleAfter = Duration.minutes(5);

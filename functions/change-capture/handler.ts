@@ -6,8 +6,8 @@ import { logger, metrics } from '../shared/powertools';
 import { environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
 
 /**
- * Change capture: a batch of the table's stream (the event source mapping filters it to event items) marks the
- * changed users, visitors and accounts for the evaluator. A failure throws: the mapping retries the batch, splitting
+ * Change capture: a batch of the table's stream (the event source mapping filters it to event and profile items)
+ * lists the changed users, visitors and accounts for the evaluator. A failure throws: the mapping retries the batch, splitting
  * it, until it succeeds, so no change is skipped (the IteratorAge alarm says when it falls behind).
  */
 const environment = tableEnvironmentSchema.parse(process.env);

@@ -1,10 +1,11 @@
 import { accountConversion, firstConversion } from './conversion';
 import { dayOf } from './days';
-import { accountFacts, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts } from './facts';
+import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts, withOpenDays } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
-import type { EntityRef, EntityRows, EntityUpdate, EvaluationStore, LeadPublisher } from './ports';
+import { forEachConcurrently } from './concurrency';
+import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
 import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
@@ -16,6 +17,8 @@ export interface EvaluateShardOptions {
   outOfTime: () => boolean;
   /** Candidates read per page. @default 100 */
   pageSize?: number;
+  /** Entities of a page evaluated at once (their reads and writes overlap). @default 8 */
+  concurrency?: number;
   /** How long a qualified lead waits before a sweep re-evaluates it without new events. @default 6 hours */
   sweepIntervalMs?: number;
 }
@@ -31,13 +34,15 @@ export interface EvaluateShardResult {
 }
 
 /**
- * One evaluator run over one shard: evaluate changed entities (users before accounts, so accounts see their members'
- * new state), leads due for a sweep, and, after a rules change, everyone, saving each lead's state together with its
- * transition in the outbox; then publish the outbox, this run's transitions and whatever an earlier run left there.
+ * One evaluator run over one shard: evaluate changed entities, leads due for a sweep, and, after a rules change,
+ * everyone, saving each lead's state together with its transition in the outbox; then publish the outbox, this run's
+ * transitions and whatever an earlier run left there. Within a page, users come before accounts, so an account sees
+ * its members' new state: the accounts a member's change moved are evaluated after the page's users.
  */
 export async function evaluateShard(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateShardOptions): Promise<EvaluateShardResult> {
   const { shard, ruleset, now } = options;
   const pageSize = options.pageSize ?? 100;
+  const concurrency = options.concurrency ?? 8;
   const sweepIntervalMs = options.sweepIntervalMs ?? 6 * 3_600_000;
   const transitions: LeadEvent[] = [];
 
@@ -48,27 +53,35 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   // A re-evaluation of everyone that ran out of time resumes where it stopped instead of starting over.
   let after = everyone && progress.migrating?.version === ruleset.version ? progress.migrating.after : undefined;
   const seen = new Set<string>();
+  // Names what this run leaves for later, which it must not read again itself.
+  const run = `${now.toISOString()}#${crypto.randomUUID()}`;
   do {
-    const page = await store.candidates(shard, now, pageSize, { everyone, ...(after !== undefined ? { after } : {}) });
-    for (const { ref } of page.candidates) {
+    const page = await store.candidates(shard, now, pageSize, { everyone, run, ...(after !== undefined ? { after } : {}) });
+    /** What this page leaves for a later run: changes not evaluated (time, an overlapping run) and forwarded ones. */
+    const marks: ChangeMark[] = [];
+    const leave = (candidate: EvaluationCandidate) => {
+      // A sweep or a rules change finds the entity again by itself; a change must be kept.
+      if (candidate.reason === 'changed') marks.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString() });
+    };
+    const accounts = new Map<string, EvaluationCandidate>();
+    const evaluateCandidate = async (candidate: EvaluationCandidate) => {
+      const { ref } = candidate;
       if (options.outOfTime()) {
         incomplete = true;
-        break;
+        return leave(candidate);
       }
-      const key = `${ref.workspace}\n${ref.type}\n${ref.id}`;
-      if (seen.has(key)) continue;
+      const key = entityKey(ref);
+      // Changed again since this run evaluated it: the next run reads the new days.
+      if (seen.has(key)) return leave(candidate);
       seen.add(key);
-      if (ref.type === 'account' && !ruleset.evaluatesAccounts) {
-        await store.dismiss(ref);
-        continue;
-      }
-      const rows = await store.entity(ref);
+      if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
+      const rows = await store.entity(ref, candidate.days);
       if (ref.type !== 'account') {
         // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
         const owner = await ownerOf(store, ref, rows, ruleset);
         if (owner !== ref) {
-          await store.forward(ref, rows.token, owner && { ref: owner, days: rows.changedDays, at: now });
-          continue;
+          if (owner && candidate.days.length > 0) marks.push({ ref: owner, days: candidate.days, since: candidate.since ?? now.toISOString() });
+          return;
         }
       }
       const loaded = await readFacts(store, ref, ruleset, now, rows);
@@ -76,11 +89,23 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt);
       const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
       const nextSweep = state.tier !== null ? new Date(now.getTime() + sweepIntervalMs) : null;
-      const saved = await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token);
-      if (!saved) continue;
+      // An overlapping run saved first: evaluate again later, from what it saved.
+      if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
       if (event) transitions.push(event);
       evaluated++;
-    }
+      for (const account of movedAccounts(ref, rows, state.tier, ruleset, now)) {
+        const listed = accounts.get(entityKey(account.ref));
+        accounts.set(entityKey(account.ref), listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
+      }
+    };
+    for (const candidate of page.candidates) if (candidate.ref.type === 'account') accounts.set(entityKey(candidate.ref), candidate);
+    await forEachConcurrently(
+      page.candidates.filter((candidate) => candidate.ref.type !== 'account'),
+      concurrency,
+      evaluateCandidate,
+    );
+    await forEachConcurrently([...accounts.values()], concurrency, evaluateCandidate);
+    await store.settle(shard, run, page.changes, marks);
     if (incomplete) break;
     after = page.next;
     if (everyone) await store.saveRulesetProgress(shard, after === undefined ? { version: ruleset.version } : { ...progress, migrating: { version: ruleset.version, after } });
@@ -99,6 +124,16 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
     unpublished = failed;
   }
   return { evaluated, transitions, published, unpublished, incomplete };
+}
+
+const entityKey = (ref: EntityRef) => `${ref.workspace}\n${ref.type}\n${ref.id}`;
+
+/** The accounts a user's evaluation can move (counts, active members, members' tiers), as candidates for after the users. */
+function movedAccounts(ref: EntityRef, rows: EntityRows, tier: string | null, ruleset: Ruleset, now: Date): EvaluationCandidate[] {
+  const moved = rows.changedDays.length > 0 || tier !== (rows.state?.lead?.tier ?? null);
+  if (ref.type !== 'user' || !ruleset.evaluatesAccounts || !moved) return [];
+  const days = rows.changedDays.length > 0 ? rows.changedDays : [dayOf(now)];
+  return rows.accounts.map((id) => ({ ref: { workspace: ref.workspace, type: 'account', id }, reason: 'changed', days, since: now.toISOString() }));
 }
 
 /** An entity's rows as read for one evaluation, its facts, and the day rollups the evaluation recomputed. */
@@ -128,7 +163,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
     const memberDays = await store.dayRollupsIn(
       evaluated.map((member) => ({ ref: { workspace: ref.workspace, type: 'user', id: member.id }, ranges: memberRangesInReach(member.state!, ruleset, now) })),
     );
-    const daysOf = new Map(evaluated.map((member, index) => [member.id, memberDays[index]!]));
+    const daysOf = new Map(evaluated.map((member, index) => [member.id, withOpenDays(memberDays[index]!, member.state, memberRangesInReach(member.state!, ruleset, now))]));
     const facts = accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
     const convertedAt = ruleset.file.conversion ? accountConversion(ruleset.file.conversion, rows.traits, members.map((member) => member.state?.lead?.conversion?.at), now) : null;
     return { ref, rows, facts, days: [], rebuilt: false, merged: [], convertedAt };
@@ -137,12 +172,12 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
   const history = await mergedEvents(store, ref, rows, needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave) ? 'all' : rows.changedDays, now);
   const { events, all: rebuilt } = history;
-  const replaced = rebuilt ? [] : await store.dayRollups(ref, rows.changedDays);
+  const replaced = rebuilt ? [] : await replacedDays(store, ref, rows);
   const recomputed = recomputeDays(ruleset, eventsByDay(events), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
   const [[stored = []], accountTraits] = await Promise.all([store.dayRollupsIn([{ ref, ranges }]), rows.accounts.length > 0 ? store.accountTraits(ref.workspace, rows.accounts) : []]);
   // The recomputed days are not saved yet: they replace what the store still holds for them.
-  const days = new Map(stored.map((rollup) => [rollup.day, rollup]));
+  const days = new Map(withOpenDays(stored, rebuilt ? undefined : rows.state, ranges).map((rollup) => [rollup.day, rollup]));
   for (const rollup of recomputed.days) days.set(rollup.day, rollup);
   const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
   // The messages read are the changed days' (every day on a rebuild): a conversion is seen when its day changes.
@@ -150,19 +185,35 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   return { ref, rows, facts, days: recomputed.days, rebuilt, merged: history.merged, convertedAt };
 }
 
-/** What saving an evaluation writes: the new state with its pruned totals, the recomputed days, the lead event. */
+/** What a user's changed days held before: the state's open days, else the stored day items. */
+async function replacedDays(store: EvaluationStore, ref: EntityRef, rows: EntityRows): Promise<DayRollup[]> {
+  const open = new Map((rows.state?.openDays ?? []).map((rollup) => [rollup.day, rollup]));
+  const unopened = rows.changedDays.filter((day) => !open.has(day));
+  return [...rows.changedDays.flatMap((day) => open.get(day) ?? []), ...(unopened.length > 0 ? await store.dayRollups(ref, unopened) : [])];
+}
+
+/**
+ * What saving an evaluation writes: the new state with its pruned totals and its open days, the days it writes out,
+ * the lead event. A rebuild writes every day out and keeps none open.
+ */
 export function entityUpdate(loaded: LoadedEntity, lead: LeadState, event: LeadEvent | undefined, nextSweep: Date | null, ruleset: Ruleset, now: Date): EntityUpdate {
-  const { ref, rows, facts } = loaded;
-  // A member's new days or new tier can move its accounts (counts, active users, members' tiers).
-  const moved = rows.changedDays.length > 0 || lead.tier !== (rows.state?.lead?.tier ?? null);
-  const markAccounts = ref.type === 'user' && ruleset.evaluatesAccounts && moved ? { ids: rows.accounts, days: rows.changedDays.length > 0 ? rows.changedDays : [dayOf(now)], at: now } : undefined;
+  const { facts } = loaded;
+  const { open, closed } = loaded.rebuilt ? { open: [], closed: [] } : closeDays(loaded.rows.state?.openDays ?? [], loaded.days, now);
   return {
-    state: { lead, lifetime: pruneLifetime(facts.lifetime, ruleset), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen, rollupVersion: ruleset.version, ...(loaded.merged.length > 0 ? { merged: loaded.merged } : {}) },
-    days: loaded.rebuilt ? [] : loaded.days,
+    state: {
+      lead,
+      lifetime: pruneLifetime(facts.lifetime, ruleset),
+      firstSeen: facts.firstSeen,
+      lastSeen: facts.lastSeen,
+      rollupVersion: ruleset.version,
+      ...(loaded.merged.length > 0 ? { merged: loaded.merged } : {}),
+      ...(open.length > 0 ? { openDays: open } : {}),
+    },
+    days: closed,
     rebuiltDays: loaded.rebuilt ? loaded.days : [],
     ...(event ? { event } : {}),
     nextSweep,
-    ...(markAccounts ? { markAccounts } : {}),
+    evaluatedAt: now,
   };
 }
 
@@ -176,10 +227,12 @@ export interface EvaluatorRunOptions {
   /** Wall-clock time after which no new entity is started. */
   deadline: number;
   sweepIntervalMs?: number;
+  /** Entities of a page evaluated at once. @default 8 */
+  concurrency?: number;
 }
 
 export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomplete'> {
-  /** Shards that stopped for time with work left; their markers stay for the next run. */
+  /** Shards that stopped for time with work left; their changes stay for the next run. */
   incompleteShards: string[];
   /**
    * Age in whole seconds, at `now`, of the oldest change in these shards that is still unevaluated after the run
@@ -198,6 +251,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
       now: options.now,
       outOfTime: () => Date.now() >= options.deadline,
       ...(options.sweepIntervalMs !== undefined ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
+      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     });
     summary.evaluated += result.evaluated;
     summary.transitions.push(...result.transitions);

@@ -24,6 +24,32 @@ export interface StoredEntityState extends EntityTotals {
   rollupVersion: string;
   /** The identities (identityKey) merged into this user when it was saved: their events are its events. */
   merged?: string[];
+  /**
+   * Day rollups saved inside the state rather than as day items: the days the last evaluations recomputed (today, as a
+   * rule). They win over the day items of the same days. Keeping them here makes an evaluation one write of one
+   * item; a day is written out as its own item once it is older than yesterday and no evaluation recomputes it.
+   */
+  openDays?: DayRollup[];
+}
+
+/** An entity's day rollups in reach: the stored day items with the state's open days over them. */
+export function withOpenDays(stored: readonly DayRollup[], state: Pick<StoredEntityState, 'openDays'> | undefined, ranges: readonly DayRange[]): DayRollup[] {
+  const days = new Map(stored.map((rollup) => [rollup.day, rollup]));
+  for (const rollup of state?.openDays ?? []) if (inReach(ranges, rollup.day)) days.set(rollup.day, rollup);
+  return [...days.values()];
+}
+
+/**
+ * Which days a save keeps open in the state and which it writes out as day items: every recomputed day stays open
+ * (two overlapping runs may have recomputed it from different events, and only the state's conditional write decides
+ * between them); an earlier open day is written out once it is older than yesterday, with the value every run that
+ * read the same state agrees on.
+ */
+export function closeDays(previous: readonly DayRollup[], recomputed: readonly DayRollup[], now: Date): { open: DayRollup[]; closed: DayRollup[] } {
+  const fresh = new Set(recomputed.map((rollup) => rollup.day));
+  const yesterday = addDays(dayOf(now), -1);
+  const carried = previous.filter((rollup) => !fresh.has(rollup.day));
+  return { open: [...recomputed, ...carried.filter((rollup) => rollup.day >= yesterday)].sort(byDay), closed: carried.filter((rollup) => rollup.day < yesterday) };
 }
 
 /** Days from `from` to `to`, both included. */
@@ -65,7 +91,7 @@ export function eventsByDay(events: Iterable<UsageEvent>): Map<string, UsageEven
 
 /**
  * Whether a user's rollups are rebuilt from every stored event: never evaluated, evaluated under a ruleset that
- * measured other things, or more changed days than the store can save with the state at once.
+ * measured other things, or more changed days than the state should carry open at once.
  */
 export function needsRebuild(stored: StoredEntityState | undefined, ruleset: Ruleset, changedDays: readonly string[], maxChangedDays: number): boolean {
   return stored === undefined || stored.rollupVersion !== ruleset.version || changedDays.length > maxChangedDays;

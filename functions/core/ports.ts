@@ -48,6 +48,25 @@ export interface EntityRef {
 export interface EvaluationCandidate {
   ref: EntityRef;
   reason: 'changed' | 'sweep' | 'rules-changed';
+  /** The days with events not evaluated yet (late events included); none for a sweep or a rules change. */
+  days: string[];
+  /** When the oldest of those changes was made (ISO 8601): the evaluator's lag counts from it. */
+  since?: string;
+}
+
+/** An entity to evaluate in a later run, on these days (or none: its state, traits or members moved). */
+export interface ChangeMark {
+  ref: EntityRef;
+  days: string[];
+  /** When the change was made (ISO 8601): the evaluator's lag counts from it. */
+  since: string;
+}
+
+/** A page of candidates; `changes` is what `settle` forgets once the page is done (opaque to the use case). */
+export interface CandidatePage {
+  candidates: EvaluationCandidate[];
+  next?: string;
+  changes?: unknown;
 }
 
 export interface RulesetProgress {
@@ -60,7 +79,7 @@ export interface RulesetProgress {
 export interface EntityRows {
   /** The entity's state as last saved; absent until its first evaluation. */
   state?: StoredEntityState;
-  /** The days with events not evaluated yet (late events included). */
+  /** The days with events not evaluated yet (late events included): the candidate's. */
   changedDays: string[];
   /** The entity's own traits (identify calls for a user, group calls for an account). */
   traits: Record<string, unknown>;
@@ -68,7 +87,7 @@ export interface EntityRows {
   accounts: string[];
   /** The claim that merges this user or visitor into a user (core/identity), when one was stored. */
   claim?: Claim;
-  /** Opaque to the use case: what `save` needs to notice an overlapping run and to clear the change marker safely. */
+  /** Opaque to the use case: what `save` needs to notice an overlapping run and to keep the sweep index still. */
   token: unknown;
 }
 
@@ -78,7 +97,10 @@ export type StoredEvent = UsageEvent & IdentifiedMessage;
 /** What one evaluation writes. */
 export interface EntityUpdate {
   state: StoredEntityState;
-  /** Recomputed day rollups, saved in the same write as the state so the lifetime total and the days always agree. */
+  /**
+   * Days the state no longer keeps open (facts.ts closeDays), written as day items before the state: each one only if
+   * no save of a later state revision wrote that day already, so a slow run cannot bring back an older value.
+   */
   days: DayRollup[];
   /** Days rebuilt from every event: idempotent, so the store may write them before the state and in several writes. */
   rebuiltDays: DayRollup[];
@@ -86,11 +108,8 @@ export interface EntityUpdate {
   event?: LeadEvent;
   /** When a sweep should evaluate the entity again without new events; null for none (it is not a lead). */
   nextSweep: Date | null;
-  /**
-   * Accounts to mark changed on these days once the state is saved (a member's change can move its accounts); `at`
-   * is when the change was seen, for the evaluator's lag.
-   */
-  markAccounts?: { ids: string[]; days: string[]; at: Date };
+  /** When the evaluation ran: a sweep already scheduled later than this and earlier than `nextSweep` is kept. */
+  evaluatedAt: Date;
 }
 
 /**
@@ -110,12 +129,21 @@ export interface EvaluationStore {
    * change was evaluated: the evaluator's lag.
    */
   oldestChange(shard: string): Promise<string | undefined>;
-  /** Candidates of the shard, at most `limit`: changed users before changed accounts, then leads due for a sweep. */
-  candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<{ candidates: EvaluationCandidate[]; next?: string }>;
-  /** The most changed days one `save` can write with the state; more and the use case rebuilds the entity's days. */
+  /**
+   * Candidates of the shard, about `limit`: changed entities (users before accounts within a page), then leads due for
+   * a sweep (everyone evaluated before, after a rules change). What the run `run` settled for later is not among
+   * them, so a run never meets again what it left.
+   */
+  candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }): Promise<CandidatePage>;
+  /**
+   * Once a page of the run `run` is done: keeps `marks` for a later run (what the run left, or must evaluate next),
+   * then forgets the page's changes. A change made after the page was read is not forgotten: the next run sees it.
+   */
+  settle(shard: string, run: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void>;
+  /** The most changed days one `save` keeps open in the state; more and the use case rebuilds the entity's days. */
   readonly maxChangedDaysPerSave: number;
-  /** The entity's state, change marker, traits and accounts. */
-  entity(ref: EntityRef): Promise<EntityRows>;
+  /** The entity's state, traits and accounts, with the changed days of its candidate. */
+  entity(ref: EntityRef, changedDays?: readonly string[]): Promise<EntityRows>;
   /** A user's (or visitor's) stored events of the given days, or all of them. */
   events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]>;
   /** The claims stored on these identities, by identityKey (unclaimed ones are left out). */
@@ -125,12 +153,6 @@ export interface EvaluationStore {
    * the claim that holds the identity afterwards, and the claim it replaced, whose claimant must look again.
    */
   claim(workspace: string, claim: Claim): Promise<{ held: Claim; replaced?: Claim }>;
-  /**
-   * Done with a user or visitor that is not evaluated itself (merged into a user, or an anonymous visitor the rules
-   * do not evaluate): marks `to` changed on the days given, then clears the entity's change marker unless it changed
-   * since `entity()`. A crash between the two leaves the marker, so the next run forwards again.
-   */
-  forward(ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }): Promise<void>;
   /** Marks an entity changed on these days (seen at `at`), so the next run evaluates it. */
   mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void>;
   /** The stored day rollups of the given days (missing days are left out). */
@@ -142,11 +164,9 @@ export interface EvaluationStore {
   /** An account's members with their stored state (absent for a member never evaluated). */
   members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]>;
   /**
-   * Saves the state, the days and the lead event in one write, clears the change marker unless the entity changed
-   * since `entity()`, schedules the next sweep and marks the accounts. Returns false, saving nothing, when an
-   * overlapping run saved the entity since `entity()`: the entity stays marked for the next run.
+   * Writes out the days the state closes, then saves the state (with its open days) and the lead event in one write
+   * and schedules the next sweep. Returns false, saving no state, when an overlapping run saved the entity since
+   * `entity()`.
    */
   save(ref: EntityRef, update: EntityUpdate, token: unknown): Promise<boolean>;
-  /** Clears the change marker of an entity the rules do not evaluate (accounts, when no rule looks at accounts). */
-  dismiss(ref: EntityRef): Promise<void>;
 }

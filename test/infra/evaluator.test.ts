@@ -256,12 +256,12 @@ describe('evaluator role', () => {
       Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
       Resource: getAtt(ids.table),
     });
-    // Entity state, rollups and markers (WS#*), its outbox and its shard count and rules progress: never the keys.
+    // Entity state, rollups and claims (WS#*), its change lists, its outbox and its shard count and rules progress: never the keys.
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
       Resource: getAtt(ids.table),
-      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*', 'OUTBOX#*', 'META'] } },
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*', 'CHANGES#*', 'OUTBOX#*', 'META'] } },
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',

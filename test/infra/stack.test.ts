@@ -304,7 +304,7 @@ describe('lead delivery', () => {
 });
 
 describe('change capture', () => {
-  it('reads the keys of new event items from the table stream, and writes markers in entity partitions only', () => {
+  it('reads the keys of new event and profile items from the table stream, and writes change lists only', () => {
     const { stack } = buildStack();
     const t = Template.fromStack(stack);
     const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
@@ -317,13 +317,18 @@ describe('change capture', () => {
       BatchSize: 1000,
       MaximumBatchingWindowInSeconds: 30,
       BisectBatchOnFunctionError: true,
-      FilterCriteria: { Filters: [{ Pattern: JSON.stringify({ eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { sk: { S: [{ prefix: 'EVT#' }] } } } }) }] },
+      FilterCriteria: {
+        Filters: [
+          { Pattern: JSON.stringify({ eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { sk: { S: [{ prefix: 'EVT#' }] } } } }) },
+          { Pattern: JSON.stringify({ eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { sk: { S: ['PROFILE'] } } } }) },
+        ],
+      },
     });
     const policies = Object.values(t.findResources('AWS::IAM::Policy')) as { Properties: { Roles: unknown[]; PolicyDocument: { Statement: { Action: unknown; Condition?: unknown }[] } } }[];
     const role = logicalId(stack.changeCapture.handler.role!);
     const statements = policies.filter((policy) => JSON.stringify(policy.Properties.Roles) === JSON.stringify([{ Ref: role }])).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
     expect(statements).toContainEqual(
-      expect.objectContaining({ Action: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } } }),
+      expect.objectContaining({ Action: 'dynamodb:PutItem', Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CHANGES#*'] } } }),
     );
   });
 });

@@ -1,14 +1,14 @@
 import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
-import { GetItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
-import { changesSortKey, entityPartitionKey, profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
+import { profileSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { ensureTable } from '../../functions/local/dynamodb-local';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
 import { ingest } from '../../functions/core/ingest';
 import { validateMessage, type AcceptedMessage } from '../../functions/core/messages';
 import { parseWriteKey } from '../../functions/core/write-key';
-import { collectChanges } from '../support/change-capture';
+import { changeListCount, collectChanges, listedChanges } from '../support/change-capture';
 import { freshTable } from '../support/dynamodb';
 import { scanAll } from '../support/scan';
 import { leaveItemsUnprocessed, throttlingClient } from '../support/faults';
@@ -39,8 +39,6 @@ async function allItems(client: DynamoDBClient, tableName: string) {
 }
 
 const eventItems = (items: Record<string, AttributeValue>[]) => items.filter((item) => item['sk']?.S?.startsWith('EVT#'));
-/** The change marker's `version` counts every write, retries included (the evaluator needs that): everything else must be equal. */
-const withoutVersion = (items: Record<string, AttributeValue>[]) => items.map(({ version: _version, ...item }) => item);
 
 describe('DynamoDbEventStore on DynamoDB Local', () => {
   let client: DynamoDBClient;
@@ -49,14 +47,12 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     ({ client, tableName } = await freshTable());
   });
 
-  it('stores each event once under its user, with the account, profiles, membership and, from the stream, change markers', async () => {
+  it('stores each event once under its user, with the account, profiles, membership and, from the stream, change lists', async () => {
     const { client, tableName } = await freshTable();
     const store = new DynamoDbEventStore({ client, tableName });
     await store.save('acme', sampleBatch(), receivedAt);
-    // Ingest marks only the account whose traits the group call set; change capture marks the rest from the stream.
-    const beforeCapture = await allItems(client, tableName);
-    expect(beforeCapture.filter((item) => item['sk']?.S === changesSortKey).map((item) => item['pk']?.S)).toEqual(['WS#acme#account#acct-1']);
-    const captureStarted = Date.now();
+    // Ingest lists nothing itself; change capture lists what changed from the stream.
+    expect(await changeListCount(client, tableName)).toBe(0);
     await collectChanges(client, tableName);
     const items = await allItems(client, tableName);
 
@@ -81,28 +77,23 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     expect(JSON.parse(accountProfile['trait:employees']!.S!)).toBe(120);
     expect(byKey.get('WS#acme#account#acct-1|MEMBER#u1')?.['userKey']?.S).toBe('u1');
 
-    const userChanges = byKey.get(`WS#acme#user#u1|${changesSortKey}`)!;
-    expect(userChanges['days']?.SS?.sort()).toEqual(['2024-04-30', '2024-05-01']);
-    // The time the stream saw the write (DynamoDB Local rounds it to the minute).
-    expect(Date.parse(userChanges['dirtySince']!.S!)).toBeGreaterThan(captureStarted - 120_000);
-    expect(Number(userChanges['dirtyShard']?.S)).toBeLessThan(4);
-    // The user's accounts, from its profile, for the same days; the visitor too.
-    expect(byKey.get(`WS#acme#account#acct-1|${changesSortKey}`)?.['days']?.SS?.sort()).toEqual(['2024-04-30', '2024-05-01']);
-    expect(byKey.get(`WS#acme#account#acct-2|${changesSortKey}`)?.['days']?.SS?.sort()).toEqual(['2024-04-30', '2024-05-01']);
-    expect(byKey.get(`WS#acme#visitor#anon-7|${changesSortKey}`)?.['days']?.SS).toEqual(['2024-05-01']);
+    // The user and the visitor with every day their events touched; the account whose traits the group call set, with
+    // no day (its figures are its members'). A member's other accounts are the evaluator's to reach, after the member.
+    expect(Object.fromEntries(await listedChanges(client, tableName))).toEqual({
+      'user u1': ['2024-04-30', '2024-05-01'],
+      'visitor anon-7': ['2024-05-01'],
+      'account acct-1': [],
+    });
   });
 
-  it('marks every account of a user, known from an earlier group call, when the user changes', async () => {
+  it('lists a stream batch in one write per shard, an entity once with every day it touched', async () => {
+    const { client, tableName } = await freshTable();
     const store = new DynamoDbEventStore({ client, tableName });
-    await store.save('late', accepted([{ type: 'group', userId: 'u9', groupId: 'acct-9', messageId: 'g', timestamp: '2024-05-01T08:00:00Z' }]), receivedAt);
+    await store.save('late', accepted([{ type: 'track', userId: 'u9', event: 'Exported Data', messageId: 'f', timestamp: '2024-05-01T08:00:00Z' }]), receivedAt);
     await store.save('late', accepted([{ type: 'track', userId: 'u9', event: 'Exported Data', messageId: 'e', timestamp: '2024-05-03T09:00:00Z' }]), receivedAt);
-    await collectChanges(client, tableName);
-    const { Item } = await client.send(
-      new GetItemCommand({ TableName: tableName, Key: { pk: { S: entityPartitionKey('late', 'account', 'acct-9') }, sk: { S: changesSortKey } }, ConsistentRead: true }),
-    );
-    expect(Item?.['days']?.SS?.sort()).toEqual(['2024-05-01', '2024-05-03']);
-    // One mark for the whole stream batch: both requests' events in one write.
-    expect(Item?.['version']?.N).toBe('1');
+    await collectChanges(client, tableName, 1);
+    expect(Object.fromEntries(await listedChanges(client, tableName, 1))).toEqual({ 'user u9': ['2024-05-01', '2024-05-03'] });
+    expect(await changeListCount(client, tableName, 1)).toBe(1);
   });
 
   it('leaves exactly the same stored items when the same batch is stored three times', async () => {
@@ -114,7 +105,7 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     await store.save('acme', sampleBatch(), new Date(receivedAt.getTime() + 2000));
     const thrice = await allItems(client, tableName);
     expect(eventItems(thrice)).toEqual(eventItems(once));
-    expect(withoutVersion(thrice)).toEqual(withoutVersion(once));
+    expect(thrice).toEqual(once);
   });
 
   it('loses nothing with 20 concurrent clients writing to the same users and accounts', async () => {
@@ -143,10 +134,10 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     await collectChanges(client, tableName);
     const items = await allItems(client, tableName);
     expect(eventItems(items)).toHaveLength(clients * perClient);
-    // Every user and account the requests touched is marked, with every day it touched.
-    const changes = items.filter((item) => item['sk']?.S === changesSortKey);
-    expect(changes).toHaveLength(7 + 3);
-    for (const change of changes) expect(change['days']?.SS?.sort()).toEqual(['2024-05-01', '2024-05-02', '2024-05-03']);
+    // Every user the requests touched is listed, with every day it touched.
+    const changes = await listedChanges(client, tableName);
+    expect([...changes.keys()].sort()).toEqual(Array.from({ length: 7 }, (_, i) => `user user-${i}`));
+    for (const days of changes.values()) expect(days).toEqual(['2024-05-01', '2024-05-02', '2024-05-03']);
     const members = items.filter((item) => item['sk']?.S?.startsWith('MEMBER#'));
     // i % 7 and i % 3 over 60 messages meet in all 21 user-account pairs.
     expect(members).toHaveLength(21);

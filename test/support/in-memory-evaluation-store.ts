@@ -2,7 +2,7 @@ import { dayOf } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
-import type { EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress, StoredEvent } from '../../functions/core/ports';
+import type { CandidatePage, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress, StoredEvent } from '../../functions/core/ports';
 import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
 
 interface Entity {
@@ -16,22 +16,21 @@ interface Entity {
   state?: StoredEntityState;
   revision: number;
   /** The change marker: the days to re-read, a version bumped by every mark, and when the oldest unevaluated change came. */
-  marker?: { days: Set<string>; version: number; since: string };
+  marker?: { days: Set<string>; version: number; since: string; leftBy?: string };
   /** When a sweep is due; absent when the entity is not waiting for one. */
   sweepDue?: string;
 }
 
 interface Token {
   revision: number;
-  markerVersion?: number;
 }
 
 const neverDue = '9999-12-31T00:00:00.000Z';
 
 /**
  * The EvaluationStore port in memory, with one shard ("0"), keeping the promises the DynamoDB store keeps: a save is
- * all or nothing and refused when an overlapping run saved since the read, the change marker is cleared only if no
- * event came since, lead events wait in an outbox until marked published. For unit tests of the evaluator use case.
+ * all or nothing and refused when an overlapping run saved since the read, a settled page forgets only the changes it
+ * listed (not one made since), lead events wait in an outbox until marked published. For unit tests of the evaluator use case.
  */
 export class InMemoryEvaluationStore implements EvaluationStore {
   readonly maxChangedDaysPerSave: number;
@@ -102,31 +101,50 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   }
 
   /** Every changed user, then every changed account, then the entities due for a sweep (all evaluated ones for everyone), users first. */
-  async candidates(_shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) {
+  async candidates(_shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }): Promise<CandidatePage> {
     const cursor: { phase: 'changed' | 'sweep'; offset: number } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0 };
     const all = [...this.entities.values()];
     const due = (entity: Entity) => entity.sweepDue !== undefined && (options.everyone || entity.sweepDue <= now.toISOString());
-    const listed = (cursor.phase === 'changed' ? all.filter((entity) => entity.marker) : all.filter(due)).sort(
+    const listed = (cursor.phase === 'changed' ? all.filter((entity) => entity.marker && entity.marker.leftBy !== options.run) : all.filter(due)).sort(
       (a, b) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'user' ? -1 : 1) || keyOf(a.ref).localeCompare(keyOf(b.ref)),
     );
     const reason: EvaluationCandidate['reason'] = cursor.phase === 'changed' ? 'changed' : options.everyone ? 'rules-changed' : 'sweep';
-    const candidates = listed.slice(cursor.offset, cursor.offset + limit).map((entity) => ({ ref: entity.ref, reason }));
+    const page = listed.slice(cursor.offset, cursor.offset + limit);
+    const candidates = page.map((entity): EvaluationCandidate => {
+      const marker = cursor.phase === 'changed' ? entity.marker : undefined;
+      return { ref: entity.ref, reason, days: [...(marker?.days ?? [])].sort(), ...(marker ? { since: marker.since } : {}) };
+    });
+    // What settle may forget: each listed marker as it was read (a mark after this bumps its version).
+    const changes = cursor.phase === 'changed' ? page.map((entity) => ({ key: keyOf(entity.ref), version: entity.marker!.version })) : [];
     const next =
       cursor.offset + limit < listed.length
-        ? JSON.stringify({ phase: cursor.phase, offset: cursor.offset + limit })
+        ? JSON.stringify({ phase: cursor.phase, offset: cursor.phase === 'changed' ? cursor.offset : cursor.offset + limit })
         : cursor.phase === 'changed'
           ? JSON.stringify({ phase: 'sweep', offset: 0 })
           : undefined;
-    return { candidates, ...(next !== undefined ? { next } : {}) };
+    return { candidates, changes, ...(next !== undefined ? { next } : {}) };
   }
 
-  async entity(ref: EntityRef): Promise<EntityRows> {
+  async settle(_shard: string, run: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
+    for (const { key, version } of changes as { key: string; version: number }[]) {
+      const entity = this.entities.get(key)!;
+      if (entity.marker?.version === version) delete entity.marker;
+    }
+    for (const mark of marks) {
+      const entity = this.entityOf(mark.ref);
+      for (const day of mark.days) this.markEntity(entity, day, mark.since);
+      if (mark.days.length === 0) this.markEntity(entity, undefined, mark.since);
+      entity.marker!.leftBy = run;
+    }
+  }
+
+  async entity(ref: EntityRef, changedDays: readonly string[] = []): Promise<EntityRows> {
     this.reads.push(`${ref.type} ${ref.id}`);
     const entity = this.entityOf(ref);
-    const token: Token = { revision: entity.revision, ...(entity.marker ? { markerVersion: entity.marker.version } : {}) };
+    const token: Token = { revision: entity.revision };
     const rows: EntityRows = {
       ...(entity.state ? { state: structuredClone(entity.state) } : {}),
-      changedDays: [...(entity.marker?.days ?? [])].sort(),
+      changedDays: [...changedDays],
       traits: structuredClone(entity.traits),
       accounts: ref.type === 'user' ? [...entity.links] : [],
       ...(entity.claim ? { claim: structuredClone(entity.claim) } : {}),
@@ -155,12 +173,6 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     if (replaced && !claimsBefore(claim, replaced)) return { held: structuredClone(replaced) };
     entity.claim = structuredClone(claim);
     return { held: claim, ...(replaced ? { replaced } : {}) };
-  }
-
-  async forward(ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }): Promise<void> {
-    if (to) await this.mark(to.ref, to.days, to.at);
-    const entity = this.entityOf(ref);
-    if (entity.marker && entity.marker.version === (token as Token).markerVersion) delete entity.marker;
   }
 
   async mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void> {
@@ -201,24 +213,16 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     entity.revision++;
     entity.sweepDue = update.nextSweep?.toISOString() ?? neverDue;
     if (update.event) this.outbox.push(structuredClone(update.event));
-    if (entity.marker && entity.marker.version === read.markerVersion) delete entity.marker;
-    if (update.markAccounts) {
-      for (const id of update.markAccounts.ids) {
-        const account = this.entityOf({ workspace: ref.workspace, type: 'account', id });
-        for (const day of update.markAccounts.days) this.markEntity(account, day, update.markAccounts.at.toISOString());
-      }
-    }
     return true;
   }
 
-  async dismiss(ref: EntityRef): Promise<void> {
-    delete this.entityOf(ref).marker;
-  }
-
-  private markEntity(entity: Entity, day: string, at: string): void {
+  /** Marks the entity changed on `day` (or on no day: its traits or members moved). */
+  private markEntity(entity: Entity, day: string | undefined, at: string): void {
     if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at };
-    entity.marker.days.add(day);
+    if (day !== undefined) entity.marker.days.add(day);
+    if (at < entity.marker.since) entity.marker.since = at;
     entity.marker.version++;
+    delete entity.marker.leftBy;
   }
 
   private entityOf(ref: EntityRef): Entity {

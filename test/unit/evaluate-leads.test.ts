@@ -42,10 +42,14 @@ describe('the evaluator use case', () => {
     const publisher = new RecordingPublisher();
     store.join(workspace, 'ann', 'acme');
     store.join(workspace, 'bob', 'acme');
-    // A day earlier bob's change marks acme: the account changed before ann did, yet ann must be evaluated first.
+    // A day earlier bob's change moves acme, which the same run evaluates after bob.
     store.track(workspace, 'bob', { event: 'Logged In', timestamp: hoursAgo(27) });
     await run(store, publisher, { now: new Date(now.getTime() - dayMs) });
-    expect(store.isMarked(account('acme'))).toBe(true);
+    expect(store.reads).toEqual(['user bob', 'account acme']);
+    expect(store.isMarked(account('acme'))).toBe(false);
+    // acme's traits change before ann's events arrive, yet ann must be evaluated first.
+    store.setTraits(account('acme'), { employees: 40 });
+    await store.mark(account('acme'), [], new Date(hoursAgo(5)));
     store.reads.length = 0;
     qualify(store, 'ann');
 

@@ -5,11 +5,10 @@ import type { EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../cor
 import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
-import { markChanged } from './change-marker';
+import type { DynamoDbChangeLists } from './change-lists';
 import { eventBodyOf } from './event-body';
 import { outboxItem } from './outbox';
 import {
-  changesSortKey,
   claimAttributes,
   daySortKey,
   daySortKeyPrefix,
@@ -28,21 +27,21 @@ import { tableDefinition } from './table-definition';
 const neverDue = '9999-12-31T00:00:00.000Z';
 /** Entities whose day rollups are read at once (an account's members). */
 const readConcurrency = 8;
-/** DynamoDB allows 100 items in a transaction; the state and an outbox item take two of them. */
+/** Changed days the state keeps open at once (facts.ts closeDays): more, and the entity's days are rebuilt instead. */
 const maxChangedDaysPerSave = 90;
 
 /** What `entity()` learnt that `save()` needs. */
 interface SaveToken {
-  /** The change marker's version when read; the marker is cleared only if no event arrived since. */
-  markerVersion?: string;
   /** The state's revision when read; the save succeeds only if it is unchanged (no overlapping run saved meanwhile). */
   revision?: number;
+  /** The sweep time the `dirty` index holds for the entity, kept when still ahead and not later than the new one. */
+  sweep?: string;
 }
 
 /**
- * An entity's rows, as the evaluator reads and writes them: its STATE item (lead state and totals), its change
- * marker, its profile, its events, one rollup item per day beside the events, and an account's member items.
- * Rows in, rows out: what they mean to the rules is core/facts' business.
+ * An entity's rows, as the evaluator reads and writes them: its STATE item (lead state and totals), its profile, its
+ * events, one rollup item per day beside the events, and an account's member items. Rows in, rows out: what they
+ * mean to the rules is core/facts' business.
  */
 export class DynamoDbEntityRows {
   readonly maxChangedDaysPerSave = maxChangedDaysPerSave;
@@ -51,18 +50,19 @@ export class DynamoDbEntityRows {
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly capacity: CapacityTally,
+    private readonly lists: DynamoDbChangeLists,
     private readonly options: { dirtyShards: number; retentionSeconds: number },
   ) {}
 
-  async entity(ref: EntityRef): Promise<EntityRows> {
-    const [marker, stateItem, profile] = await this.getItems(pkOf(ref), [changesSortKey, stateSortKey, profileSortKey]);
+  async entity(ref: EntityRef, changedDays: readonly string[] = []): Promise<EntityRows> {
+    const [stateItem, profile] = await this.getItems(pkOf(ref), [stateSortKey, profileSortKey]);
     const token: SaveToken = {
-      ...(marker?.['version']?.N !== undefined ? { markerVersion: marker['version'].N } : {}),
       ...(stateItem?.['revision']?.N !== undefined ? { revision: Number(stateItem['revision'].N) } : {}),
+      ...(stateItem?.[tableDefinition.dirtyIndex.sortKey]?.S !== undefined ? { sweep: stateItem[tableDefinition.dirtyIndex.sortKey]!.S! } : {}),
     };
     const state = stateOf(stateItem);
     const claim = ref.type === 'account' ? undefined : claimOf(ref, profile);
-    return { ...(state ? { state } : {}), changedDays: marker?.['days']?.SS ?? [], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], ...(claim ? { claim } : {}), token };
+    return { ...(state ? { state } : {}), changedDays: [...changedDays], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], ...(claim ? { claim } : {}), token };
   }
 
   async claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>> {
@@ -106,14 +106,8 @@ export class DynamoDbEntityRows {
     }
   }
 
-  async forward(ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }): Promise<void> {
-    if (to && to.days.length > 0) await this.mark(to.ref, to.days, to.at);
-    const { markerVersion } = token as SaveToken;
-    if (markerVersion !== undefined) await this.clearMarker(pkOf(ref), markerVersion);
-  }
-
   async mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void> {
-    await markChanged(this.client, this.tableName, { pk: pkOf(ref), type: ref.type, id: ref.id, days: new Set(days) }, { at, shards: this.options.dirtyShards, capacity: this.capacity });
+    await this.lists.add([{ ref, days: [...days], since: at.toISOString() }]);
   }
 
   async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
@@ -174,62 +168,51 @@ export class DynamoDbEntityRows {
       state: { S: JSON.stringify(update.state) },
       revision: { N: String((loaded.revision ?? 0) + 1) },
       [tableDefinition.dirtyIndex.partitionKey]: { S: sweepPartition(shard) },
-      [tableDefinition.dirtyIndex.sortKey]: { S: update.nextSweep?.toISOString() ?? neverDue },
+      [tableDefinition.dirtyIndex.sortKey]: { S: sweepIndexed(loaded.sweep, update.nextSweep?.toISOString() ?? neverDue, update.evaluatedAt.toISOString()) },
     };
-    // Optimistic concurrency: a run that overlaps this one and saved first wins; this one leaves the marker for later.
+    // Optimistic concurrency: a run that overlaps this one and saved first wins; this one leaves the change for later.
     const unchanged =
       loaded.revision === undefined
         ? { ConditionExpression: 'attribute_not_exists(revision)' }
         : { ConditionExpression: 'revision = :revision', ExpressionAttributeValues: { ':revision': { N: String(loaded.revision) } } };
-    // Rebuilt days may be more than a transaction holds; rewriting them is harmless, so they go first.
-    if (update.rebuiltDays.length > 0) await putAll(this.client, this.tableName, update.rebuiltDays.map((rollup) => this.dayItem(pk, rollup)), { capacity: this.capacity });
-    // State, recomputed days and lead event in one transaction: a crash before it changes nothing, after it loses
-    // nothing (the outbox is published later), and the lifetime total always matches the stored days. A save of the
-    // state alone (an account, a sweep, nothing to notify) is one conditional put: a transaction bills every write twice.
-    const others = [...(update.event ? [outboxItem(shard, update.event)] : []), ...update.days.map((day) => this.dayItem(pk, day))];
+    const readRevision = loaded.revision ?? 0;
+    // Days first, state last: a crash between them leaves the state read before, whose open days still win over
+    // the day items, so the lifetime total always matches the days. Rebuilt days are idempotent (many, batched).
+    if (update.rebuiltDays.length > 0) await putAll(this.client, this.tableName, update.rebuiltDays.map((rollup) => this.dayItem(pk, rollup, readRevision)), { capacity: this.capacity });
+    await Promise.all(update.days.map((rollup) => this.closeDay(pk, rollup, readRevision)));
+    // The state alone is one conditional put; with a lead event, a transaction puts it in the outbox too (a crash
+    // after it loses nothing: the outbox is published later). A transaction bills every write twice: only then.
     try {
-      const { ConsumedCapacity } =
-        others.length === 0
-          ? await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: stateItem, ...unchanged, ReturnConsumedCapacity: 'TOTAL' }))
-          : await this.client.send(
-              new TransactWriteItemsCommand({
-                TransactItems: [{ Put: { TableName: this.tableName, Item: stateItem, ...unchanged } }, ...others.map((Item) => ({ Put: { TableName: this.tableName, Item } }))],
-                ReturnConsumedCapacity: 'TOTAL',
-              }),
-            );
+      const { ConsumedCapacity } = update.event
+        ? await this.client.send(
+            new TransactWriteItemsCommand({
+              TransactItems: [{ Put: { TableName: this.tableName, Item: stateItem, ...unchanged } }, { Put: { TableName: this.tableName, Item: outboxItem(shard, update.event) } }],
+              ReturnConsumedCapacity: 'TOTAL',
+            }),
+          )
+        : await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: stateItem, ...unchanged, ReturnConsumedCapacity: 'TOTAL' }));
       this.capacity.add('write', ConsumedCapacity);
     } catch (error) {
       if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
       if (error instanceof Error && error.name === 'TransactionCanceledException' && /ConditionalCheckFailed/.test(error.message)) return false;
       throw error;
     }
-
-    if (loaded.markerVersion !== undefined) await this.clearMarker(pk, loaded.markerVersion);
-    const { markAccounts } = update;
-    if (markAccounts) {
-      await Promise.all(
-        markAccounts.ids.map((id) =>
-          markChanged(
-            this.client,
-            this.tableName,
-            { pk: entityPartitionKey(ref.workspace, 'account', id), type: 'account', id, days: new Set(markAccounts.days) },
-            { at: markAccounts.at, shards: this.options.dirtyShards, capacity: this.capacity },
-          ),
-        ),
-      );
-    }
     return true;
   }
 
-  /** Deletes the change marker only if no event arrived since it was read; otherwise the next run sees the new days. */
-  private async clearMarker(pk: string, version: string): Promise<void> {
+  /**
+   * Writes a day the state closes, unless a save of a later state revision wrote it already: a run that read an older
+   * state and is slow to write must not bring back the value that state held.
+   */
+  private async closeDay(pk: string, rollup: DayRollup, revision: number): Promise<void> {
     try {
       const { ConsumedCapacity } = await this.client.send(
-        new DeleteItemCommand({
+        new PutItemCommand({
           TableName: this.tableName,
-          Key: { pk: { S: pk }, sk: { S: changesSortKey } },
-          ConditionExpression: 'version = :version',
-          ExpressionAttributeValues: { ':version': { N: version } },
+          Item: this.dayItem(pk, rollup, revision),
+          ConditionExpression: 'attribute_not_exists(#revision) OR #revision <= :revision',
+          ExpressionAttributeNames: { '#revision': 'stateRevision' },
+          ExpressionAttributeValues: { ':revision': { N: String(revision) } },
           ReturnConsumedCapacity: 'TOTAL',
         }),
       );
@@ -252,11 +235,13 @@ export class DynamoDbEntityRows {
     return [...days.values()];
   }
 
-  private dayItem(pk: string, rollup: DayRollup): Item {
+  /** A day item, with the revision of the state it was read from or rebuilt on. */
+  private dayItem(pk: string, rollup: DayRollup, stateRevision: number): Item {
     return {
       pk: { S: pk },
       sk: { S: daySortKey(rollup.day) },
       rollup: { S: JSON.stringify(rollup) },
+      stateRevision: { N: String(stateRevision) },
       expiresAt: { N: String(Math.floor(Date.parse(rollup.day) / 1000) + this.options.retentionSeconds) },
     };
   }
@@ -274,6 +259,15 @@ export class DynamoDbEntityRows {
 }
 
 const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
+
+/**
+ * The sweep time to index: a new time moves the index key, which costs an index write (a delete and a put) on every
+ * save of a lead; keeping an earlier time still ahead costs nothing but one early sweep, which then indexes the real
+ * time. A time already past (this is that sweep, or a late one) is replaced.
+ */
+function sweepIndexed(indexed: string | undefined, next: string, now: string): string {
+  return indexed !== undefined && indexed > now && indexed <= next ? indexed : next;
+}
 
 const stateOf = (item: Item | undefined): StoredEntityState | undefined => (item?.['state']?.S ? (JSON.parse(item['state'].S) as StoredEntityState) : undefined);
 

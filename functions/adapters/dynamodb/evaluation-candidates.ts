@@ -1,12 +1,14 @@
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { EntityRef, EvaluationCandidate, RulesetProgress } from '../../core/ports';
+import { GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { CandidatePage, ChangeMark, EntityRef, EvaluationCandidate, RulesetProgress } from '../../core/ports';
+import type { Item } from './batch-write';
 import type { CapacityTally } from './capacity';
-import { changedPartition, changesSortKey, entityPartitionKey, metaPartitionKey, parseEntityPartitionKey, rulesetSortKey, sweepPartition } from './item-keys';
+import type { DynamoDbChangeLists } from './change-lists';
+import { metaPartitionKey, parseEntityPartitionKey, rulesetSortKey, sweepPartition } from './item-keys';
 import { tableDefinition } from './table-definition';
 
 /**
- * Which entities the evaluator looks at: changed ones through the sparse `dirty` index (the change markers ingest
- * writes), leads due for a sweep (the sweep partition the entity rows schedule), and everyone after a rules change,
+ * Which entities the evaluator looks at: changed ones from the shard's change lists (change-lists.ts), leads due for a
+ * sweep (the sweep partition of the `dirty` index, which the entity rows schedule), and everyone after a rules change,
  * with each shard's progress through such a re-evaluation.
  */
 export class DynamoDbEvaluationCandidates {
@@ -14,6 +16,7 @@ export class DynamoDbEvaluationCandidates {
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly capacity: CapacityTally,
+    private readonly lists: DynamoDbChangeLists,
   ) {}
 
   async rulesetProgress(shard: string): Promise<RulesetProgress> {
@@ -31,69 +34,50 @@ export class DynamoDbEvaluationCandidates {
     this.capacity.add('write', ConsumedCapacity);
   }
 
-  async oldestChange(shard: string): Promise<string | undefined> {
-    const { dirtyIndex } = tableDefinition;
-    // The index sorts a shard's markers by dirtySince, which a mark sets only when absent: the first is the oldest.
-    const page = await this.client.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        IndexName: dirtyIndex.indexName,
-        KeyConditionExpression: `${dirtyIndex.partitionKey} = :shard`,
-        ExpressionAttributeValues: { ':shard': { S: changedPartition(shard) } },
-        ScanIndexForward: true,
-        Limit: 1,
-        ReturnConsumedCapacity: 'TOTAL',
-      }),
-    );
-    this.capacity.add('read', page.ConsumedCapacity);
-    return page.Items?.[0]?.[dirtyIndex.sortKey]?.S;
+  oldestChange(shard: string): Promise<string | undefined> {
+    return this.lists.oldest(shard);
   }
 
-  async candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) {
+  async candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }): Promise<CandidatePage> {
     const cursor: { phase: 'changed' | 'sweep'; key?: Record<string, AttributeValue> } = options.after ? JSON.parse(options.after) : { phase: 'changed' };
+    if (cursor.phase === 'changed') {
+      if (cursor.key === undefined) await this.lists.adoptMarkers(shard);
+      const { marks, keys, next } = await this.lists.read(shard, { skipRun: options.run, limit, ...(cursor.key ? { after: cursor.key } : {}) });
+      const candidates = marks.map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since })).sort(usersFirst);
+      return { candidates, changes: keys, next: JSON.stringify(next ? { phase: 'changed', key: next } : { phase: 'sweep' }) };
+    }
     const { dirtyIndex } = tableDefinition;
-    const sweepDue = cursor.phase === 'sweep' && !options.everyone;
+    const sweepDue = !options.everyone;
     const page = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: dirtyIndex.indexName,
         KeyConditionExpression: `${dirtyIndex.partitionKey} = :shard${sweepDue ? ` AND ${dirtyIndex.sortKey} <= :now` : ''}`,
-        ExpressionAttributeValues: {
-          ':shard': { S: cursor.phase === 'changed' ? changedPartition(shard) : sweepPartition(shard) },
-          ...(sweepDue ? { ':now': { S: now.toISOString() } } : {}),
-        },
+        ExpressionAttributeValues: { ':shard': { S: sweepPartition(shard) }, ...(sweepDue ? { ':now': { S: now.toISOString() } } : {}) },
         Limit: limit,
         ExclusiveStartKey: cursor.key,
         ReturnConsumedCapacity: 'TOTAL',
       }),
     );
     this.capacity.add('read', page.ConsumedCapacity);
-    const reason: EvaluationCandidate['reason'] = cursor.phase === 'changed' ? 'changed' : options.everyone ? 'rules-changed' : 'sweep';
+    const reason: EvaluationCandidate['reason'] = options.everyone ? 'rules-changed' : 'sweep';
     const candidates = (page.Items ?? [])
       .map((item) => parseEntityPartitionKey(item['pk']?.S ?? ''))
       .filter((ref): ref is EntityRef => ref !== undefined)
-      // Users first: an account rolls up its members' fresh state.
-      .sort((a, b) => (a.type === b.type ? 0 : a.type === 'user' ? -1 : 1))
-      .map((ref) => ({ ref, reason }));
-    const next = page.LastEvaluatedKey
-      ? JSON.stringify({ phase: cursor.phase, key: page.LastEvaluatedKey })
-      : cursor.phase === 'changed'
-        ? JSON.stringify({ phase: 'sweep' })
-        : undefined;
-    return { candidates, ...(next !== undefined ? { next } : {}) };
+      .map((ref): EvaluationCandidate => ({ ref, reason, days: [] }))
+      .sort(usersFirst);
+    return { candidates, ...(page.LastEvaluatedKey ? { next: JSON.stringify({ phase: 'sweep', key: page.LastEvaluatedKey }) } : {}) };
   }
 
-  /** Drops the change marker of an entity the rules do not evaluate. */
-  async dismiss(ref: EntityRef): Promise<void> {
-    const { ConsumedCapacity } = await this.client.send(
-      new DeleteItemCommand({
-        TableName: this.tableName,
-        Key: { pk: { S: entityPartitionKey(ref.workspace, ref.type, ref.id) }, sk: { S: changesSortKey } },
-        ReturnConsumedCapacity: 'TOTAL',
-      }),
-    );
-    this.capacity.add('write', ConsumedCapacity);
+  /** Lists what the page left, then deletes the lists it came from (in that order: a crash between repeats work, loses none). */
+  async settle(run: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
+    if (marks.length > 0) await this.lists.add(marks, run);
+    const keys = (changes as Item[] | undefined) ?? [];
+    if (keys.length > 0) await this.lists.remove(keys);
   }
 }
+
+/** Users first: an account rolls up its members' fresh state. */
+const usersFirst = (a: EvaluationCandidate, b: EvaluationCandidate) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'account' ? 1 : b.ref.type === 'account' ? -1 : 0);
 
 const metaKey = (shard: string) => ({ pk: { S: metaPartitionKey }, sk: { S: rulesetSortKey(shard) } });

@@ -2,10 +2,11 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DayRange } from '../../core/facts';
 import type { Claim, Identity } from '../../core/identity';
 import type { LeadEvent } from '../../core/lead-event';
-import type { EntityRef, EntityUpdate, EvaluationStore, RulesetProgress } from '../../core/ports';
+import type { ChangeMark, EntityRef, EntityUpdate, EvaluationStore, RulesetProgress } from '../../core/ports';
 import { dayMs } from '../../core/days';
 import { defaultDirtyShards, defaultRetentionDays } from '../../shared/settings';
 import { CapacityTally } from './capacity';
+import { DynamoDbChangeLists } from './change-lists';
 import { DynamoDbEntityRows } from './entity-rows';
 import { DynamoDbEvaluationCandidates } from './evaluation-candidates';
 import { DynamoDbOutbox } from './outbox';
@@ -13,7 +14,7 @@ import { DynamoDbOutbox } from './outbox';
 export interface DynamoDbEvaluationStoreOptions {
   client: DynamoDBClient;
   tableName: string;
-  /** Must equal the ingest function's DIRTY_SHARDS. @default 4 */
+  /** Must equal change capture's DIRTY_SHARDS. @default 4 */
   dirtyShards?: number;
   /** Days a daily rollup is kept, as the events it sums up. @default 400 */
   retentionDays?: number;
@@ -32,9 +33,10 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   constructor(options: DynamoDbEvaluationStoreOptions) {
     const { client, tableName } = options;
-    this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity);
+    const lists = new DynamoDbChangeLists(client, tableName, { shards: options.dirtyShards ?? defaultDirtyShards, capacity: this.capacity });
+    this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, lists);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
-    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, {
+    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, lists, {
       dirtyShards: options.dirtyShards ?? defaultDirtyShards,
       retentionSeconds: ((options.retentionDays ?? defaultRetentionDays) * dayMs) / 1000,
     });
@@ -47,14 +49,13 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   rulesetProgress = (shard: string) => this.candidatesIndex.rulesetProgress(shard);
   saveRulesetProgress = (shard: string, progress: RulesetProgress) => this.candidatesIndex.saveRulesetProgress(shard, progress);
   oldestChange = (shard: string) => this.candidatesIndex.oldestChange(shard);
-  candidates = (shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) => this.candidatesIndex.candidates(shard, now, limit, options);
-  dismiss = (ref: EntityRef) => this.candidatesIndex.dismiss(ref);
+  candidates = (shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }) => this.candidatesIndex.candidates(shard, now, limit, options);
+  settle = (_shard: string, run: string, changes: unknown, marks: readonly ChangeMark[]) => this.candidatesIndex.settle(run, changes, marks);
 
-  entity = (ref: EntityRef) => this.rows.entity(ref);
+  entity = (ref: EntityRef, changedDays?: readonly string[]) => this.rows.entity(ref, changedDays);
   events = (ref: EntityRef, days: readonly string[] | 'all') => this.rows.events(ref, days);
   claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
   claim = (workspace: string, claim: Claim) => this.rows.claim(workspace, claim);
-  forward = (ref: EntityRef, token: unknown, to?: { ref: EntityRef; days: readonly string[]; at: Date }) => this.rows.forward(ref, token, to);
   mark = (ref: EntityRef, days: readonly string[], at: Date) => this.rows.mark(ref, days, at);
   dayRollups = (ref: EntityRef, days: readonly string[]) => this.rows.dayRollups(ref, days);
   dayRollupsIn = (entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]) => this.rows.dayRollupsIn(entities);

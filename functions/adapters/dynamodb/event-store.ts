@@ -10,7 +10,6 @@ import type { EventStore, Refusal } from '../../core/ports';
 import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
-import { markChanged } from './change-marker';
 import { eventBodyAttributes } from './event-body';
 import {
   entityPartitionKey,
@@ -149,17 +148,12 @@ export class DynamoDbEventStore implements EventStore {
     );
     const refusedIndexes = new Set(refused.map((refusal) => refusal.index));
     const stored = messages.filter((message) => !refusedIndexes.has(message.index));
-    // Then the events. Their users and the users' accounts are marked for the evaluator by change capture, from the
-    // table's stream (change-capture.ts): no marker write here. An account whose traits a group call changed is
-    // marked here, since the event of that call is stored under its sender, who need not be a member (a visitor).
+    // Then the events. Change capture lists their users for the evaluator from the table's stream, and the accounts
+    // whose profile (traits) was written above (change-capture.ts): ingest writes no marker.
     const members = stored.map((message) => memberItems.get(message.index)).filter((item): item is Item => item !== undefined);
     await putAll(this.client, this.tableName, [...stored.map((message) => this.eventItem(workspace, message)), ...members, ...receipts], {
       capacity: this.capacity,
     });
-    const retraited = [...changes.entries()].filter(([, entry]) => entry.type === 'account' && entry.traits.size > 0 && !entry.traitSources.every((index) => refusedIndexes.has(index)));
-    await Promise.all(
-      retraited.map(([pk, entry]) => markChanged(this.client, this.tableName, { pk, ...entry }, { at: receivedAt, shards: this.dirtyShards, capacity: this.capacity })),
-    );
     return { refused };
   }
 

@@ -8,7 +8,10 @@ export type EntityType = 'user' | 'account' | 'visitor';
 
 export const writeKeysPartition = 'KEYS';
 export const profileSortKey = 'PROFILE';
-/** The marker of an entity with unevaluated changes; it carries the keys of the sparse `dirty` index. */
+/**
+ * The change marker of one entity, as versions before change lists wrote it (keys of the sparse `dirty` index under the
+ * shard's number): the evaluator moves any it finds into a list (change-lists.ts).
+ */
 export const changesSortKey = 'CHANGES';
 export const eventSortKeyPrefix = 'EVT#';
 export const memberSortKeyPrefix = 'MEMBER#';
@@ -65,7 +68,13 @@ export const localDeadLetterPartitionKey = (destination: string) => `DEADLETTER#
 /** The ruleset version a shard last evaluated everyone with. */
 export const rulesetSortKey = (shard: string) => `RULESET#${shard}`;
 
-/** Partitions of the `dirty` index: changed entities, and evaluated entities waiting for their next sweep. */
+/** The evaluator's lists of changed entities of one shard, oldest change first (change-lists.ts). */
+export const changeListPartitionKey = (shard: string) => `CHANGES#${shard}`;
+/** Every shard's change lists, as an IAM `dynamodb:LeadingKeys` pattern. */
+export const changeListPartitionsPattern = 'CHANGES#*';
+export const changeListSortKey = (since: string, unique: string) => `${since}#${unique}`;
+
+/** Partitions of the `dirty` index: the markers of earlier versions, and evaluated entities waiting for their next sweep. */
 export const changedPartition = (shard: string) => shard;
 export const sweepPartition = (shard: string) => `sweep#${shard}`;
 

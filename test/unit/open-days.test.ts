@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { forEachConcurrently } from '../../functions/core/concurrency';
+import { closeDays, withOpenDays } from '../../functions/core/facts';
+import { loadRules } from '../../functions/core/rules/load';
+import { rollupDay, type DayRollup } from '../../functions/core/rules/engine';
+
+const ruleset = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+tiers:
+  - { name: pql, min_score: 50, route: sales }
+`);
+const rollup = (day: string, dashboards: number): DayRollup =>
+  rollupDay(day, Array.from({ length: dashboards }, (_, i) => ({ type: 'track', event: 'Dashboard Created', timestamp: `${day}T10:00:0${i}Z` })), ruleset);
+const days = (rollups: readonly DayRollup[]) => rollups.map((day) => `${day.day}:${day.activity}`);
+const now = new Date('2025-03-10T12:00:00Z');
+
+describe('open days: the day rollups an evaluation keeps inside the state', () => {
+  it('keeps every recomputed day open, carries yesterday and today, and closes older days with the value the state held', () => {
+    const previous = [rollup('2025-03-07', 1), rollup('2025-03-08', 2), rollup('2025-03-09', 3), rollup('2025-03-10', 4)];
+    // A late event recomputes March 7th: it stays open, whatever its age.
+    const { open, closed } = closeDays(previous, [rollup('2025-03-07', 2), rollup('2025-03-10', 5)], now);
+    expect(days(open)).toEqual(['2025-03-07:2', '2025-03-09:3', '2025-03-10:5']);
+    expect(days(closed)).toEqual(['2025-03-08:2']);
+  });
+
+  it('changes nothing for an evaluation that recomputed nothing on the same day', () => {
+    const previous = [rollup('2025-03-09', 3), rollup('2025-03-10', 4)];
+    expect(closeDays(previous, [], now)).toEqual({ open: previous, closed: [] });
+    // The next morning March 9th is older than yesterday: written out.
+    expect(days(closeDays(previous, [], new Date('2025-03-11T08:00:00Z')).closed)).toEqual(['2025-03-09:3']);
+  });
+
+  it('lets open days win over stored day items, within reach only', () => {
+    const stored = [rollup('2025-03-01', 9), rollup('2025-03-09', 1)];
+    const state = { openDays: [rollup('2025-03-09', 3), rollup('2025-03-10', 4)] };
+    expect(days(withOpenDays(stored, state, [{ from: '2025-03-02', to: '2025-03-10' }])).sort()).toEqual(['2025-03-01:9', '2025-03-09:3', '2025-03-10:4']);
+    expect(days(withOpenDays(stored, state, [{ from: '2025-03-02', to: '2025-03-09' }])).sort()).toEqual(['2025-03-01:9', '2025-03-09:3']);
+    expect(withOpenDays(stored, undefined, [])).toEqual(stored);
+  });
+});
+
+describe('forEachConcurrently', () => {
+  it('runs every item, never more than the limit at once', async () => {
+    let running = 0;
+    let most = 0;
+    const done: number[] = [];
+    await forEachConcurrently([1, 2, 3, 4, 5, 6, 7], 3, async (item) => {
+      most = Math.max(most, ++running);
+      await new Promise((resolve) => setTimeout(resolve, item % 3));
+      running--;
+      done.push(item);
+    });
+    expect(done.sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(most).toBe(3);
+  });
+
+  it('starts nothing after a failure and rejects with it once the running tasks are done', async () => {
+    const started: number[] = [];
+    let finished = 0;
+    const run = forEachConcurrently([1, 2, 3, 4, 5], 2, async (item) => {
+      started.push(item);
+      if (item === 1) throw new Error('first failed');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      finished++;
+    });
+    await expect(run).rejects.toThrow('first failed');
+    expect(started).toEqual([1, 2]);
+    expect(finished).toBe(1);
+  });
+});
