@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbChangeCapture } from '../../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
-import { entityPartitionKey, eventSortKey } from '../../functions/adapters/dynamodb/item-keys';
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { changesSortKey, entityPartitionKey, eventSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { validateMessage, type AcceptedMessage } from '../../functions/core/messages';
 import type { LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
@@ -72,5 +73,33 @@ describe('evaluator lag', () => {
     const complete = await runEvaluator({ store, publisher, ruleset, shards: ['0', '1'], now, deadline: Number.POSITIVE_INFINITY });
     expect(complete.evaluated).toBe(2);
     expect(complete.lagSeconds).toBe(0);
+  });
+
+  it('evaluates the change markers an earlier version left, and deletes them', async () => {
+    const { client, tableName } = await freshTable();
+    const events = new DynamoDbEventStore({ client, tableName, dirtyShards: 1 });
+    const [message] = track('old', first);
+    await events.save('acme', [message!], first);
+    // What change capture wrote before change lists: a marker per entity, keyed in the dirty index by its shard.
+    await client.send(
+      new PutItemCommand({
+        TableName: tableName,
+        Item: {
+          pk: { S: entityPartitionKey('acme', 'user', 'old') },
+          sk: { S: changesSortKey },
+          entityType: { S: 'user' },
+          entityId: { S: 'old' },
+          dirtyShard: { S: '0' },
+          dirtySince: { S: first.toISOString() },
+          days: { SS: ['2024-05-01'] },
+          version: { N: '1' },
+        },
+      }),
+    );
+    const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards: 1 });
+    const run = await runEvaluator({ store, publisher, ruleset, shards: ['0'], now: second, deadline: Number.POSITIVE_INFINITY });
+    expect(run).toMatchObject({ evaluated: 1, lagSeconds: 0 });
+    const { Item } = await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: entityPartitionKey('acme', 'user', 'old') }, sk: { S: changesSortKey } }, ConsistentRead: true }));
+    expect(Item).toBeUndefined();
   });
 });

@@ -10,7 +10,7 @@
  * | event                              | `WS#<ws>#user#<userId>`     | `EVT#<yyyy-mm-dd>#<messageId>`  |
  * | entity profile (traits)            | `WS#<ws>#<type>#<id>`       | `PROFILE`                       |
  * | account member                     | `WS#<ws>#account#<id>`      | `MEMBER#<userKey>`              |
- * | change marker                      | `WS#<ws>#<type>#<id>`       | `CHANGES`                       |
+ * | change list of a shard             | `CHANGES#<shard>`           | `<since>#<unique>`              |
  * | lead state, lifetime rollup        | `WS#<ws>#<type>#<id>`       | `STATE`                         |
  * | a user's day rollup                | `WS#<ws>#user#<userId>`     | `DAY#<yyyy-mm-dd>`              |
  * | first receipt of a message         | `WS#<ws>#MSG#<messageId>`   | `RECEIPT`                       |
@@ -19,8 +19,9 @@
  * | a shard's ruleset progress         | `META`                      | `RULESET#<shard>`               |
  * | the table's shard count            | `META`                      | `SHARDS`                        |
  *
- * Entities with unevaluated changes carry `dirtyShard` and `dirtySince`, the keys of the sparse `dirty` index,
- * so the evaluator finds them with a Query per shard instead of a Scan.
+ * Evaluated entities carry `dirtyShard` and `dirtySince` on their STATE item, the keys of the sparse `dirty` index:
+ * the evaluator finds the leads due for a sweep with a Query per shard instead of a Scan. (Change markers of earlier
+ * versions, `CHANGES` items under the entity, sit in the same index under the shard's number until a run lists them.)
  */
 export const tableDefinition = {
   partitionKey: 'pk',
@@ -28,7 +29,7 @@ export const tableDefinition = {
   timeToLiveAttribute: 'expiresAt',
   /**
    * The table's change stream: the keys of every written item, which change capture turns into the evaluator's
-   * change markers (adapters/dynamodb/change-capture.ts), so ingest pays no marker write per request.
+   * change lists (adapters/dynamodb/change-capture.ts), so ingest pays no marker write per request.
    */
   streamViewType: 'KEYS_ONLY',
   dirtyIndex: {
