@@ -25,6 +25,7 @@ import { evaluate, type EntityFacts } from '../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
 import { dayMs } from '../functions/core/days';
+import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import {
@@ -37,6 +38,7 @@ import {
   makeUser,
   measureNewDay,
   now,
+  storeAndEvaluate,
   prepareHistory,
   rulesYaml,
   type HistoryTable,
@@ -373,6 +375,20 @@ async function main() {
       unreported.length === 0
         ? '  DynamoDB Local reported consumed capacity for every one of them.'
         : `  NOT reported for: ${unreported.map((name) => `${name.replace(/Command$/, '')} (${merged.get(name)!.calls - merged.get(name)!.reported} of ${merged.get(name)!.calls} calls)`).join(', ')}: those calls count 0 units above`,
+    );
+    // (c) Throughput of one shard's run: the same table, two more days of events for every user, the first evaluated one
+    // entity at a time (as every run did before runs overlapped their entities), the second as deployed.
+    const throughput: string[] = [];
+    for (const [offset, concurrency] of [[1, 1], [2, evaluatorConcurrency]] as const) {
+      const at = new Date(now.getTime() + offset * dayMs);
+      const table = tables[0]!;
+      const round = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, undefined, concurrency);
+      throughput.push(`${String(concurrency).padStart(11)} ${fixed(round.evaluated, 0, 9)} ${fixed(round.seconds, 2, 9)} ${fixed(round.evaluated / round.seconds, 1, 10)}`);
+    }
+    lines.push(
+      `(c) one shard's throughput on the ${small.days}d table, a further day of events for every user each: entities evaluated per second of wall time`,
+      'concurrency evaluated seconds entities/s',
+      ...throughput,
     );
     console.log(lines.join('\n'));
     if (!pass) process.exitCode = 1;

@@ -9,6 +9,9 @@ import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandida
 import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
+/** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
+export const defaultEvaluatorConcurrency = 8;
+
 export interface EvaluateShardOptions {
   shard: string;
   ruleset: Ruleset;
@@ -42,7 +45,7 @@ export interface EvaluateShardResult {
 export async function evaluateShard(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateShardOptions): Promise<EvaluateShardResult> {
   const { shard, ruleset, now } = options;
   const pageSize = options.pageSize ?? 100;
-  const concurrency = options.concurrency ?? 8;
+  const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
   const sweepIntervalMs = options.sweepIntervalMs ?? 6 * 3_600_000;
   const transitions: LeadEvent[] = [];
 
