@@ -26,7 +26,7 @@ export const ingestMethods = [apigwv2.HttpMethod.POST, apigwv2.HttpMethod.OPTION
 
 /**
  * What the ingest Lambda may do with the table, by partition (functions/adapters/dynamodb/item-keys.ts): read write
- * keys and the origins item (`KEYS`) and workspace data; write (events, profiles, change markers, receipts, the
+ * keys and the origins item (`KEYS`) and workspace data; write (events, profiles, members, receipts, the
  * quarantine) only workspace data, since keys and origins are written by the CLI and the bootstrap. By key, one at a
  * time or in batches: it never queries, scans, deletes (expiry is the TTL's job) or touches the index.
  */

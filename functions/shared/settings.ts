@@ -6,7 +6,7 @@ import { z } from 'zod';
  * and the metrics the functions emit and the alarms and dashboard watch.
  */
 
-/** Shards of the sparse `dirty` index: ingest spreads its change markers over them, the evaluator runs one invocation per shard. */
+/** Shards of the change lists and of the sweep index: change capture spreads entities over them, the evaluator runs one invocation per shard. */
 export const defaultDirtyShards = 4;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */
 export const defaultRetentionDays = 400;
