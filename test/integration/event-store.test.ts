@@ -1,4 +1,5 @@
-import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
+import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
+import { chunkId } from '../../functions/adapters/dynamodb/event-chunks';
 import { QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
@@ -39,6 +40,7 @@ async function allItems(client: DynamoDBClient, tableName: string) {
 }
 
 const eventItems = (items: Record<string, AttributeValue>[]) => items.filter((item) => item['sk']?.S?.startsWith('EVT#'));
+const storedMessages = (items: Record<string, AttributeValue>[]) => eventItems(items).flatMap(eventMessagesOf);
 
 describe('DynamoDbEventStore on DynamoDB Local', () => {
   let client: DynamoDBClient;
@@ -47,7 +49,7 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     ({ client, tableName } = await freshTable());
   });
 
-  it('stores each event once under its user, with the account, profiles, membership and, from the stream, change lists', async () => {
+  it('stores the events of a user and day in one item, with profiles, membership and, from the stream, change lists', async () => {
     const { client, tableName } = await freshTable();
     const store = new DynamoDbEventStore({ client, tableName });
     await store.save('acme', sampleBatch(), receivedAt);
@@ -57,17 +59,16 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     const items = await allItems(client, tableName);
 
     const events = eventItems(items);
-    expect(events.map((item) => [item['pk']?.S, item['sk']?.S, item['account']?.S])).toEqual([
-      ['WS#acme#user#u1', 'EVT#2024-04-30#g1', 'acct-1'],
-      ['WS#acme#user#u1', 'EVT#2024-04-30#i1', undefined],
-      ['WS#acme#user#u1', 'EVT#2024-04-30#t1', undefined],
-      ['WS#acme#user#u1', 'EVT#2024-05-01#t2', 'acct-2'],
+    const layout = events.map((item) => [item['pk']?.S, item['sk']?.S, eventMessagesOf(item).map((message) => message.messageId)]);
+    expect(layout).toEqual([
+      ['WS#acme#user#u1', `EVT#2024-04-30#${chunkId(['i1', 'g1', 't1'])}`, ['i1', 'g1', 't1']],
+      ['WS#acme#user#u1', `EVT#2024-05-01#${chunkId(['t2'])}`, ['t2']],
       // An anonymous visitor is an entity kind of its own: anonymousId `x` never shares a partition with userId `anonymous:x`.
-      ['WS#acme#visitor#anon-7', 'EVT#2024-05-01#t3', undefined],
+      ['WS#acme#visitor#anon-7', `EVT#2024-05-01#${chunkId(['t3'])}`, ['t3']],
     ]);
-    expect(JSON.parse(eventBodyOf(events[2]!)!)).toMatchObject({ event: 'Dashboard Created', properties: { count: 1 }, messageId: 't1' });
-    // Retention: 400 days after the event's own time.
-    expect(Number(events[2]!['expiresAt']!.N)).toBe(Date.parse('2024-04-30T09:02:00Z') / 1000 + 400 * 86_400);
+    expect(eventMessagesOf(events[0]!)[2]).toMatchObject({ event: 'Dashboard Created', properties: { count: 1 }, messageId: 't1' });
+    // Retention: 400 days after the end of the events' day.
+    expect(Number(events[0]!['expiresAt']!.N)).toBe(Date.parse('2024-05-01T00:00:00Z') / 1000 + 400 * 86_400);
 
     const byKey = new Map(items.map((item) => [`${item['pk']?.S}|${item['sk']?.S}`, item]));
     const userProfile = byKey.get(`WS#acme#user#u1|${profileSortKey}`)!;
@@ -133,7 +134,9 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     );
     await collectChanges(client, tableName);
     const items = await allItems(client, tableName);
-    expect(eventItems(items)).toHaveLength(clients * perClient);
+    expect(storedMessages(items)).toHaveLength(clients * perClient);
+    // One item per request, user and day: the 60 messages of a request fall on 21 user-days.
+    expect(eventItems(items)).toHaveLength(clients * 21);
     // Every user the requests touched is listed, with every day it touched.
     const changes = await listedChanges(client, tableName);
     expect([...changes.keys()].sort()).toEqual(Array.from({ length: 7 }, (_, i) => `user user-${i}`));
@@ -149,12 +152,15 @@ describe('DynamoDbEventStore on DynamoDB Local', () => {
     const unprocessed = leaveItemsUnprocessed(client, 4, 2);
     const store = new DynamoDbEventStore({ client, tableName });
     const messages = accepted(
-      Array.from({ length: 60 }, (_, i) => ({ type: 'track', userId: `u${i % 4}`, event: 'Exported Data', messageId: `m${i}`, timestamp: '2024-05-01T10:00:00Z' })),
+      // 60 users, so 60 event items: more than one BatchWriteItem call holds.
+      Array.from({ length: 60 }, (_, i) => ({ type: 'track', userId: `u${i}`, event: 'Exported Data', messageId: `m${i}`, timestamp: '2024-05-01T10:00:00Z' })),
     );
     await store.save('acme', messages, receivedAt);
     expect(counts.throttled).toBe(3);
     expect(unprocessed.partial).toBe(4);
-    expect(eventItems(await allItems(setup, tableName))).toHaveLength(60);
+    const items = await allItems(setup, tableName);
+    expect(eventItems(items)).toHaveLength(60);
+    expect(storedMessages(items).map((message) => message.messageId).sort()).toEqual(messages.map((message) => message.messageId).sort());
   });
 
   it('fails, rather than reporting success, when throttling outlasts every retry', async () => {

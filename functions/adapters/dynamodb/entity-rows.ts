@@ -6,7 +6,8 @@ import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
 import type { DynamoDbChangeLists } from './change-lists';
-import { eventBodyOf } from './event-body';
+import { eventMessagesOf } from './event-body';
+import { uniqueByMessageId } from './event-chunks';
 import { outboxItem } from './outbox';
 import {
   claimAttributes,
@@ -115,7 +116,8 @@ export class DynamoDbEntityRows {
     const pages = await Promise.all(
       prefixes.map((prefix) => this.queryAll({ KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } })),
     );
-    return pages.flat().map((item) => JSON.parse(eventBodyOf(item)!) as StoredEvent);
+    // A message retried in a request batched differently sits in two chunks: the first copy, in days' and sort-key order, counts.
+    return uniqueByMessageId(pages.flat().flatMap(eventMessagesOf) as StoredEvent[]);
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {

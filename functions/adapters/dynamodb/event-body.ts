@@ -1,11 +1,13 @@
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { StoredMessage } from '../../core/messages';
 import type { Item } from './batch-write';
 
 /**
- * How an event's message is kept in its item: as JSON text (`msg`), or, when that is long enough to cost a second
- * write unit (DynamoDB bills writes per KB, reads per 4 KB), deflated (`z`, binary). A browser event with its
- * context (page, user agent, campaign) is about 1.1 KB of JSON and under 0.6 KB deflated: one write unit instead
- * of two, and half the read units when the evaluator reads the day again.
+ * How an event item keeps its messages: a JSON array of the messages of one chunk (event-chunks.ts), or, in items
+ * written before chunks, one message's JSON; as text (`msg`), or, when that is long enough to cost a second write
+ * unit (DynamoDB bills writes per KB, reads per 4 KB), deflated (`z`, binary). A browser event with its context (page,
+ * user agent, campaign) is about 1.1 KB of JSON and under 0.6 KB deflated: one write unit instead of two, and half
+ * the read units when the evaluator reads the day again; a chunk of a dozen deflates further still.
  */
 
 /** Below this, deflating cannot bring the item under a smaller billing unit worth the CPU. */
@@ -22,6 +24,14 @@ export function eventBodyOf(item: Item): string | undefined {
   const deflated = item['z']?.B;
   if (deflated !== undefined) return inflateRawSync(deflated).toString('utf8');
   return item['msg']?.S;
+}
+
+/** The messages an event item holds, in stored order: a chunk's array, or the one message of an item written before chunks. */
+export function eventMessagesOf(item: Item): StoredMessage[] {
+  const body = eventBodyOf(item);
+  if (body === undefined) return [];
+  const parsed = JSON.parse(body) as StoredMessage | StoredMessage[];
+  return Array.isArray(parsed) ? parsed : [parsed];
 }
 
 /** The attributes to project when only the body is needed. */

@@ -11,6 +11,7 @@ import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDay
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { eventBodyAttributes } from './event-body';
+import { eventChunks, type EventChunk } from './event-chunks';
 import {
   entityPartitionKey,
   eventSortKey,
@@ -26,7 +27,7 @@ import {
 export interface DynamoDbEventStoreOptions {
   client: DynamoDBClient;
   tableName: string;
-  /** Days an event is kept after its timestamp. @default 400 */
+  /** Days an event is kept after its day. @default 400 */
   retentionDays?: number;
   /** Days a rejected message is kept in the quarantine. @default 14 */
   quarantineRetentionDays?: number;
@@ -66,10 +67,11 @@ interface EntityChange {
 }
 
 /**
- * Stores events in DynamoDB, once per messageId: each event is one item under its user, keyed by day and
- * messageId, so a retried message rewrites the same item. Events are not copied under accounts (that would
- * double the write cost): an account has member items, and each change of a member marks the account too,
- * so the evaluator rolls account-wide figures up from its members.
+ * Stores events in DynamoDB under their user or visitor: the messages of one request for one entity and one day in
+ * one item (a chunk, event-chunks.ts), keyed by day and an id derived from the chunk's messageIds, so a retried
+ * request rewrites the same items; a message retried in another request lands in a second item, and readers keep one
+ * copy. Events are not copied under accounts (that would double the write cost): an account has member items, and
+ * each change of a member marks the account too, so the evaluator rolls account-wide figures up from its members.
  */
 export class DynamoDbEventStore implements EventStore {
   readonly capacity = new CapacityTally();
@@ -151,9 +153,16 @@ export class DynamoDbEventStore implements EventStore {
     // Then the events. Change capture lists their users for the evaluator from the table's stream, and the accounts
     // whose profile (traits) was written above (change-capture.ts): ingest writes no marker.
     const members = stored.map((message) => memberItems.get(message.index)).filter((item): item is Item => item !== undefined);
-    await putAll(this.client, this.tableName, [...stored.map((message) => this.eventItem(workspace, message)), ...members, ...receipts], {
-      capacity: this.capacity,
-    });
+    const chunks = eventChunks(
+      stored.map((message) => ({
+        entity: entityPartitionKey(workspace, message.identity.kind, message.identity.id),
+        day: message.timestamp.slice(0, 10),
+        messageId: message.messageId,
+        // The message as JSON, not as a DynamoDB map: any JSON survives (numbers beyond DynamoDB's range, empty keys).
+        json: JSON.stringify(message.message),
+      })),
+    );
+    await putAll(this.client, this.tableName, [...chunks.map((chunk) => this.eventItem(chunk)), ...members, ...receipts], { capacity: this.capacity });
     return { refused };
   }
 
@@ -226,15 +235,14 @@ export class DynamoDbEventStore implements EventStore {
     }));
   }
 
-  private eventItem(workspace: string, message: AcceptedMessage): Item {
-    const eventSeconds = Math.floor(Date.parse(message.timestamp) / 1000);
+  private eventItem(chunk: EventChunk): Item {
+    // Kept from the end of its day, so that no message of the chunk goes before its retention is over.
+    const endOfDaySeconds = Date.parse(chunk.day) / 1000 + secondsPerDay;
     return {
-      pk: { S: entityPartitionKey(workspace, message.identity.kind, message.identity.id) },
-      sk: { S: eventSortKey(message.timestamp, message.messageId) },
-      // The message as JSON, not as a DynamoDB map: any JSON survives (numbers beyond DynamoDB's range, empty keys).
-      ...eventBodyAttributes(JSON.stringify(message.message)),
-      ...(message.groupId !== undefined ? { account: { S: message.groupId } } : {}),
-      expiresAt: { N: String(eventSeconds + this.retentionSeconds) },
+      pk: { S: chunk.entity },
+      sk: { S: eventSortKey(chunk.day, chunk.id) },
+      ...eventBodyAttributes(chunk.json),
+      expiresAt: { N: String(endOfDaySeconds + this.retentionSeconds) },
     };
   }
 

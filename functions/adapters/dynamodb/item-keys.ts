@@ -26,8 +26,11 @@ export const entityPartitionPrefix = (workspace: string, type: EntityType) => `W
 export const entityPartitionKey = (workspace: string, type: EntityType, id: string) => `${entityPartitionPrefix(workspace, type)}${id}`;
 /** Every partition of workspace data (entities, receipts, quarantine), as an IAM `dynamodb:LeadingKeys` pattern. */
 export const workspacePartitionsPattern = 'WS#*';
-/** Events sort by day, so the evaluator can read exactly the days that changed. */
-export const eventSortKey = (timestamp: string, messageId: string) => `${eventSortKeyPrefix}${timestamp.slice(0, 10)}#${messageId}`;
+/**
+ * Events sort by day, so the evaluator can read exactly the days that changed; `day` may be any timestamp of it. The id
+ * is a chunk's (event-chunks.ts), or, in items written before chunks, the one message's messageId.
+ */
+export const eventSortKey = (day: string, id: string) => `${eventSortKeyPrefix}${day.slice(0, 10)}#${id}`;
 export const memberSortKey = (userKey: string) => `${memberSortKeyPrefix}${userKey}`;
 /** The first receipt of a message that has no timestamp of its own, so a retry keeps the first receipt's time. */
 export const receiptPartitionKey = (workspace: string, messageId: string) => `WS#${workspace}#MSG#${messageId}`;
