@@ -24,7 +24,7 @@ import {
 import { gunzipSync } from 'node:zlib';
 import { CapacityTally } from '../functions/adapters/dynamodb/capacity';
 import { DynamoDbChangeCapture, type WrittenKey } from '../functions/adapters/dynamodb/change-capture';
-import { eventBodyOf } from '../functions/adapters/dynamodb/event-body';
+import { eventMessagesOf } from '../functions/adapters/dynamodb/event-body';
 import { defaultDirtyShards } from '../functions/shared/settings';
 import { changeListPartitionKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
@@ -158,6 +158,8 @@ interface MixResult {
   floor: Awaited<ReturnType<typeof writeBare>>;
   /** Change capture's marker writes, replayed per request and per 30-second window (see captureReplays). */
   capture: { perRequest: CaptureUnits; perWindow: CaptureUnits };
+  /** The size of each event item stored (a chunk of a request's events of one entity and day). */
+  stored: number[];
 }
 
 interface CaptureUnits {
@@ -184,22 +186,24 @@ async function captureReplays(endpoint: string, tableName: string, stored: reado
     const body = JSON.parse(text) as { batch?: { messageId: string }[]; messageId?: string };
     for (const message of body.batch ?? [body]) if (message.messageId !== undefined) requestOf.set(message.messageId, index);
   });
-  const replay = async (batchOf: (item: Item, at: number) => number): Promise<CaptureUnits> => {
+  const replay = async (batchOf: (messageId: string, at: number) => number): Promise<CaptureUnits> => {
     const client = createDynamoDbClient(endpoint);
     const tally = new CapacityTally();
     const capture = new DynamoDbChangeCapture(client, tableName, defaultDirtyShards, tally);
     const batches = new Map<number, WrittenKey[]>();
     for (const item of stored) {
-      const at = Date.parse((JSON.parse(eventBodyOf(item)!) as { timestamp: string }).timestamp);
-      const batch = batchOf(item, at);
+      // The stream carries an item once, when its request writes it: a chunk's first message places it.
+      const [first] = eventMessagesOf(item);
+      const at = Date.parse(first!.timestamp);
+      const batch = batchOf(first!.messageId, at);
       batches.set(batch, [...(batches.get(batch) ?? []), { pk: item['pk']!.S!, sk: item['sk']!.S!, at: new Date(at) }]);
     }
     for (const batch of [...batches.keys()].sort((a, b) => a - b)) await capture.mark(batches.get(batch)!);
     client.destroy();
     return { writeUnits: tally.writeUnits, readUnits: tally.readUnits, batches: batches.size };
   };
-  const perRequest = await replay((item) => requestOf.get(item['sk']!.S!.slice(eventSortKeyPrefix.length + 11)) ?? -1);
-  const perWindow = await replay((_item, at) => Math.floor(at / captureWindowMs));
+  const perRequest = await replay((messageId) => requestOf.get(messageId) ?? -1);
+  const perWindow = await replay((_messageId, at) => Math.floor(at / captureWindowMs));
   return { perRequest, perWindow };
 }
 
@@ -219,12 +223,13 @@ async function measureMix(mix: Mix): Promise<MixResult> {
     latencies.sort((a, b) => a - b);
 
     const stored = await scanEvents(dev.client, dev.tableName);
-    if (stored.length !== stream.messages.length) throw new Error(`${mix.name}: expected ${stream.messages.length} stored events, found ${stored.length}`);
+    const storedMessages = stored.reduce((sum, item) => sum + eventMessagesOf(item).length, 0);
+    if (storedMessages !== stream.messages.length) throw new Error(`${mix.name}: expected ${stream.messages.length} stored events, found ${storedMessages}`);
     const floorTable = 'bench-floor';
     await ensureTable(floorClient, floorTable);
     const floor = await writeBare(floorClient, floorTable, stored);
     const capture = await captureReplays(dynamoDb.endpoint, dev.tableName, stored, stream.calls);
-    return { mix, stream, seconds, latencies, reported: dev.events.capacity.writeUnits, bySize, floor, capture };
+    return { mix, stream, seconds, latencies, reported: dev.events.capacity.writeUnits, bySize, floor, capture, stored: stored.map(itemSize) };
   } finally {
     floorClient.destroy();
     await dev?.stop();
@@ -235,7 +240,7 @@ async function measureMix(mix: Mix): Promise<MixResult> {
 // ---- report ----
 
 /** A mix's lines of the report, and whether it is within its budget (always, without one). */
-function reportMix({ mix, stream, seconds, latencies, reported, bySize, floor, capture }: MixResult): { lines: string[]; pass: boolean } {
+function reportMix({ mix, stream, seconds, latencies, reported, bySize, floor, capture, stored }: MixResult): { lines: string[]; pass: boolean } {
   const events = stream.messages.length;
   const types = new Map<string, number>();
   for (const message of stream.messages) types.set(String(message['type']), (types.get(String(message['type'])) ?? 0) + 1);
@@ -256,6 +261,7 @@ function reportMix({ mix, stream, seconds, latencies, reported, bySize, floor, c
     `${mix.name}: ${mix.sdk}`,
     `stream   ${count(stream.calls.length)} requests, ${count(events)} events (${(events / stream.calls.length).toFixed(1)} per request, ${bytes(average(requestBytes))} per request on the wire); ${stream.senders}`,
     `events   ${typeShares}; ${bytes(average(eventBytes))} average, ${bytes(Math.max(...eventBytes))} largest`,
+    `items    ${count(stored.length)} event items, ${(stored.length / events).toFixed(3)} per event; ${bytes(average(stored))} average, ${bytes(Math.max(...stored))} largest`,
     '',
     '                        events/s   p50 ms   p99 ms   WCU/event   WCU/event by size',
     `runtime (HTTP ingest)  ${fixed(events / seconds, 0, 8)} ${fixed(percentile(latencies, 50), 1, 8)} ${fixed(percentile(latencies, 99), 1, 8)} ${fixed(runtimeUnits, 3, 11)} ${fixed(bySize.units / events, 3, 19)}`,

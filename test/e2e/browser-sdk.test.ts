@@ -1,4 +1,4 @@
-import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
+import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { Browser } from 'playwright-core';
@@ -67,7 +67,7 @@ async function runOnPage(calls: string, options: { batching: boolean; requests: 
 async function storedEvents() {
   const items = await scanAll(dev.client, dev.tableName);
   return {
-    events: items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).map((item) => JSON.parse(eventBodyOf(item)!) as Record<string, unknown>),
+    events: items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).flatMap(eventMessagesOf) as Record<string, unknown>[],
     profiles: items.filter((item) => item['sk']?.S === profileSortKey),
   };
 }
@@ -177,7 +177,7 @@ tiers:
       })()`,
     );
     await tab.close();
-    const stored = async () => (await scanAll(leadDev.client, leadDev.tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).length;
+    const stored = async () => (await scanAll(leadDev.client, leadDev.tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).flatMap(eventMessagesOf).length;
     await expect.poll(stored, { timeout: 20_000 }).toBe(4);
 
     const summary = await leadDev.evaluateOnce();

@@ -3,6 +3,8 @@ import { gzipSync } from 'node:zlib';
 import { QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { queryAll } from '../../functions/adapters/dynamodb/batch-write';
+import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
 import { entityPartitionKey, eventSortKeyPrefix, quarantinePartitionKey, type EntityType } from '../../functions/adapters/dynamodb/item-keys';
 import { messageTypes } from '../../functions/core/segment-schema';
 import { generateWriteKey } from '../../functions/core/write-key';
@@ -406,8 +408,18 @@ async function count(pk: string, sortKeyCondition?: { operator: 'begins_with' | 
 }
 
 const pkOf = ({ type, id }: { type: EntityType; id: string }) => entityPartitionKey(dev.workspace, type, id);
-const storedEvents = async (partitions: { type: EntityType; id: string }[]) =>
-  (await Promise.all(partitions.filter(({ type }) => type !== 'account').map((p) => count(pkOf(p), { operator: 'begins_with', value: eventSortKeyPrefix })))).reduce((a, b) => a + b, 0);
+/** The messages in the partitions' event items (an item holds a request's messages of one entity and day). */
+async function storedEvents(partitions: { type: EntityType; id: string }[]): Promise<number> {
+  const query = (pk: string) =>
+    queryAll(dev.client, {
+      TableName: dev.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :sk)',
+      ExpressionAttributeValues: { ':pk': { S: pk }, ':sk': { S: eventSortKeyPrefix } },
+      ConsistentRead: true,
+    });
+  const items = await Promise.all(partitions.filter(({ type }) => type !== 'account').map((p) => query(pkOf(p))));
+  return items.flat().reduce((sum, item) => sum + eventMessagesOf(item).length, 0);
+}
 
 /** What the answer says was accepted, after checking that the answer has the documented shape. */
 function acceptedCount(sent: Sent, messages: unknown[]): number {

@@ -1,4 +1,4 @@
-import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
+import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -59,7 +59,7 @@ describe.each(['analytics-kotlin', 'analytics-swift'])('%s uploads', (name) => {
     }
     const stored = (await scanAll(dev.client, dev.tableName))
       .filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix))
-      .map((item) => JSON.parse(eventBodyOf(item)!) as Record<string, unknown>);
+      .flatMap(eventMessagesOf) as Record<string, unknown>[];
     const ids = recorded.body.batch.map((message) => message['messageId']);
     const mine = stored.filter((message) => ids.includes(message['messageId']));
     expect(mine.map((message) => message['messageId']).sort()).toEqual([...ids].sort());

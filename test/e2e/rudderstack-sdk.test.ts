@@ -1,4 +1,4 @@
-import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
+import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Browser } from 'playwright-core';
@@ -101,7 +101,7 @@ async function runOnPage(calls: string, options: { requests: number }) {
 
 async function storedEvents() {
   const items = await scanAll(dev.client, dev.tableName);
-  return items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).map((item) => JSON.parse(eventBodyOf(item)!) as Record<string, unknown>);
+  return items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix)).flatMap(eventMessagesOf) as Record<string, unknown>[];
 }
 
 describe('RudderStack analytics-js in Chromium, from another origin, offline', () => {

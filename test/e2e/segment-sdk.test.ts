@@ -1,4 +1,4 @@
-import { eventBodyOf } from '../../functions/adapters/dynamodb/event-body';
+import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
 import { randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { QueryCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
@@ -44,7 +44,10 @@ function partition(type: EntityType, id: string): Promise<Item[]> {
 
 const bySortKey = (items: Item[], sk: string) => items.find((item) => item['sk']?.S === sk);
 const eventsIn = (items: Item[]) => items.filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
-const storedMessage = (item: Item) => JSON.parse(eventBodyOf(item)!) as Record<string, unknown>;
+/** Each stored message, with the item that holds it (a request's messages of one user and day share one). */
+const messagesIn = (items: Item[]) => eventsIn(items).flatMap((item) => eventMessagesOf(item).map((message) => ({ item, message: message as Record<string, unknown> })));
+/** The account a stored message names, as the Segment spec places it. */
+const accountOf = (message: Record<string, unknown>) => message['groupId'] ?? (message['context'] as { groupId?: unknown } | undefined)?.groupId;
 const basicAuth = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
 
@@ -111,21 +114,20 @@ describe('the official Segment Node SDK against the local runtime', () => {
     // The change lists come from the table's stream, which every evaluator run reads first.
     await dev.collectChanges();
     const users = { [alice]: await partition('user', alice), [bob]: await partition('user', bob), [carol]: await partition('user', carol) };
-    const events = Object.values(users).flatMap(eventsIn);
-    expect(events).toHaveLength(sent.size);
+    const stored = Object.values(users).flatMap(messagesIn);
+    expect(stored).toHaveLength(sent.size);
     for (const [messageId, expected] of sent) {
-      const matching = events.filter((item) => storedMessage(item)['messageId'] === messageId);
+      const matching = stored.filter(({ message }) => message['messageId'] === messageId);
       expect(matching, `messageId ${messageId}`).toHaveLength(1);
-      const item = matching[0]!;
-      const message = storedMessage(item);
+      const { item, message } = matching[0]!;
       expect(item['pk']?.S).toBe(entityPartitionKey(dev.workspace, 'user', expected.userId));
       expect(message).toMatchObject({ type: expected.type, userId: expected.userId });
       if (expected.event !== undefined) expect(message['event']).toBe(expected.event);
       if (expected.name !== undefined) expect(message['name']).toBe(expected.name);
-      if (expected.groupId !== undefined) expect(item['account']?.S).toBe(expected.groupId);
+      if (expected.groupId !== undefined) expect(accountOf(message)).toBe(expected.groupId);
     }
     // Carol never joined an account, so none of her events may claim one.
-    expect(eventsIn(users[carol]!).map((item) => item['account'])).toEqual([undefined, undefined, undefined]);
+    expect(messagesIn(users[carol]!).map(({ message }) => accountOf(message))).toEqual([undefined, undefined, undefined]);
 
     const aliceProfile = bySortKey(users[alice]!, profileSortKey)!;
     expect(aliceProfile['trait:email']?.S).toBe(JSON.stringify('alice@acme.test'));
@@ -180,8 +182,8 @@ describe('plain HTTP clients', () => {
 
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ success: true });
-    const events = eventsIn(await partition('user', user));
-    expect(events.map((item) => storedMessage(item)['messageId']).toSorted()).toEqual(messageIds.toSorted());
+    const stored = messagesIn(await partition('user', user));
+    expect(stored.map(({ message }) => message['messageId']).toSorted()).toEqual(messageIds.toSorted());
   });
 
   it('leaves exactly the same items when the same batch is sent three times', async () => {
@@ -205,7 +207,7 @@ describe('plain HTTP clients', () => {
 
     expect((await post(body)).status).toBe(200);
     const afterFirst = await everything();
-    expect(eventsIn(afterFirst)).toHaveLength(4);
+    expect(messagesIn(afterFirst)).toHaveLength(4);
 
     expect((await post(body)).status).toBe(200);
     expect((await post(body)).status).toBe(200);
@@ -231,6 +233,6 @@ describe('plain HTTP clients', () => {
     vi.setSystemTime(midnight.getTime() + 200);
     expect((await post(body)).status).toBe(200);
 
-    expect(eventsIn(await partition('user', user))).toHaveLength(1);
+    expect(messagesIn(await partition('user', user))).toHaveLength(1);
   });
 });

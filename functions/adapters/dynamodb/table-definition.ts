@@ -7,7 +7,7 @@
  * | item                               | pk                          | sk                              |
  * |------------------------------------|-----------------------------|---------------------------------|
  * | write key                          | `KEYS`                      | `KEY#<keyId>`                   |
- * | event                              | `WS#<ws>#user#<userId>`     | `EVT#<yyyy-mm-dd>#<messageId>`  |
+ * | events (a chunk; user or visitor)  | `WS#<ws>#<type>#<id>`       | `EVT#<yyyy-mm-dd>#<chunkId>`    |
  * | entity profile (traits)            | `WS#<ws>#<type>#<id>`       | `PROFILE`                       |
  * | account member                     | `WS#<ws>#account#<id>`      | `MEMBER#<userKey>`              |
  * | change list of a shard             | `CHANGES#<shard>`           | `<since>#<unique>`              |
@@ -18,6 +18,11 @@
  * | unpublished lead event (outbox)    | `OUTBOX#<shard>`            | `<evaluatedAt>#<idempotencyKey>`|
  * | a shard's ruleset progress         | `META`                      | `RULESET#<shard>`               |
  * | the table's shard count            | `META`                      | `SHARDS`                        |
+ *
+ * An event item holds the messages of one request for one user or visitor and one UTC day, as a (deflated) JSON
+ * array, cut so that no item comes near the 400 KB limit; its chunkId hashes the messageIds, so a retried request
+ * rewrites it (event-chunks.ts). Items written before chunks hold one message, under `EVT#<yyyy-mm-dd>#<messageId>`;
+ * readers take both, each messageId once.
  *
  * Evaluated entities carry `dirtyShard` and `dirtySince` on their STATE item, the keys of the sparse `dirty` index:
  * the evaluator finds the leads due for a sweep with a Query per shard instead of a Scan. (Change markers of earlier
