@@ -101,6 +101,28 @@ describe('event chunks on DynamoDB Local', () => {
     expect(leads.published[0]!.detail.signals).toEqual([expect.objectContaining({ name: 'pricing', value: 4 })]);
   });
 
+  it('exports each message once across many users: a Scan returns the items of a user and day together', async () => {
+    const { client, tableName } = await freshTable();
+    const store = new DynamoDbEventStore({ client, tableName });
+    const receivedAt = new Date(at(3));
+    const accepted = (messages: Record<string, unknown>[]) =>
+      messages.map((message, index) => {
+        const outcome = validateMessage(message, index, 'acme', receivedAt);
+        if ('reason' in outcome) throw new Error(`message ${index} is invalid: ${outcome.path} ${outcome.reason}`);
+        return outcome;
+      });
+    const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
+    const mine = (user: string, id: string, day: number) => ({ ...view(`${user}-${id}`, day), userId: user });
+    // Every user's a1 and b2 are sent twice, each time beside another message.
+    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'a1', 1), mine(user, 'b1', 1), mine(user, 'a2', 2)])), receivedAt);
+    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'a1', 1), mine(user, 'c1', 1), mine(user, 'b2', 2)])), receivedAt);
+    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'b2', 2), mine(user, 'c2', 2)])), receivedAt);
+    const texts: string[] = [];
+    for await (const text of storedEventTexts(client, tableName, 'acme')) texts.push(text);
+    const ids = texts.map((text) => (JSON.parse(text) as { messageId: string }).messageId);
+    expect(ids.toSorted()).toEqual(users.flatMap((user) => ['a1', 'b1', 'c1', 'a2', 'b2', 'c2'].map((id) => `${user}-${id}`)).toSorted());
+  });
+
   it('splits a user day too large for one item into several, every message stored once', async () => {
     const { client, tableName } = await freshTable();
     const store = new DynamoDbEventStore({ client, tableName });

@@ -31,6 +31,8 @@ export const workspacePartitionsPattern = 'WS#*';
  * is a chunk's (event-chunks.ts), or, in items written before chunks, the one message's messageId.
  */
 export const eventSortKey = (day: string, id: string) => `${eventSortKeyPrefix}${day.slice(0, 10)}#${id}`;
+/** The day (`yyyy-mm-dd`) of an event item's sort key. */
+export const eventDayOf = (sortKey: string) => sortKey.slice(eventSortKeyPrefix.length, eventSortKeyPrefix.length + 10);
 export const memberSortKey = (userKey: string) => `${memberSortKeyPrefix}${userKey}`;
 /** The first receipt of a message that has no timestamp of its own, so a retry keeps the first receipt's time. */
 export const receiptPartitionKey = (workspace: string, messageId: string) => `WS#${workspace}#MSG#${messageId}`;

@@ -2,7 +2,7 @@ import { ScanCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/
 import type { StoredMessage } from '../../core/messages';
 import { eventBodyProjection, eventMessagesOf } from './event-body';
 import { uniqueByMessageId } from './event-chunks';
-import { entityPartitionPrefix, eventSortKeyPrefix } from './item-keys';
+import { entityPartitionPrefix, eventDayOf, eventSortKeyPrefix } from './item-keys';
 
 /**
  * Every event a workspace has stored, as the JSON ingest kept: what `backtest --source dynamodb` replays. A Scan,
@@ -26,8 +26,7 @@ export async function* storedEventTexts(client: DynamoDBClient, tableName: strin
       }),
     );
     for (const item of page.Items ?? []) {
-      // The partition and the day of the sort key (`EVT#<yyyy-mm-dd>#...`).
-      const key = `${item['pk']!.S!}\n${item['sk']!.S!.slice(0, eventSortKeyPrefix.length + 10)}`;
+      const key = `${item['pk']!.S!}\n${eventDayOf(item['sk']!.S!)}`;
       if (run?.key !== key) {
         if (run) yield* textsOf(run.messages);
         run = { key, messages: [] };
