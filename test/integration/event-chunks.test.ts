@@ -1,4 +1,4 @@
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { eventBodyAttributes, eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
@@ -26,11 +26,18 @@ tiers:
 const at = (day: number, hour = 10) => new Date(Date.UTC(2024, 5, 10 + day, hour)).toISOString();
 const view = (messageId: string, day: number, extra: Record<string, unknown> = {}) => ({ type: 'track', userId: 'ann', event: 'Pricing Viewed', messageId, timestamp: at(day), ...extra });
 const ann = (dev: DevRuntime) => ({ workspace: dev.workspace, type: 'user' as const, id: 'ann' });
-const exported = async (dev: DevRuntime) => {
+/** What `backtest --source dynamodb` reads of a workspace. */
+const exported = async ({ client, tableName, workspace }: { client: DynamoDBClient; tableName: string; workspace: string }) => {
   const texts: string[] = [];
-  for await (const text of storedEventTexts(dev.client, dev.tableName, dev.workspace)) texts.push(text);
+  for await (const text of storedEventTexts(client, tableName, workspace)) texts.push(text);
   return texts.map((text) => JSON.parse(text) as { messageId: string; properties?: { copy?: string } });
 };
+const accepted = (messages: Record<string, unknown>[], receivedAt: Date) =>
+  messages.map((message, index) => {
+    const outcome = validateMessage(message, index, 'acme', receivedAt);
+    if ('reason' in outcome) throw new Error(`message ${index} is invalid: ${outcome.path} ${outcome.reason}`);
+    return outcome;
+  });
 
 let runtime: DevRuntime | undefined;
 afterEach(async () => {
@@ -105,21 +112,13 @@ describe('event chunks on DynamoDB Local', () => {
     const { client, tableName } = await freshTable();
     const store = new DynamoDbEventStore({ client, tableName });
     const receivedAt = new Date(at(3));
-    const accepted = (messages: Record<string, unknown>[]) =>
-      messages.map((message, index) => {
-        const outcome = validateMessage(message, index, 'acme', receivedAt);
-        if ('reason' in outcome) throw new Error(`message ${index} is invalid: ${outcome.path} ${outcome.reason}`);
-        return outcome;
-      });
     const users = Array.from({ length: 40 }, (_, i) => `user-${i}`);
     const mine = (user: string, id: string, day: number) => ({ ...view(`${user}-${id}`, day), userId: user });
     // Every user's a1 and b2 are sent twice, each time beside another message.
-    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'a1', 1), mine(user, 'b1', 1), mine(user, 'a2', 2)])), receivedAt);
-    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'a1', 1), mine(user, 'c1', 1), mine(user, 'b2', 2)])), receivedAt);
-    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'b2', 2), mine(user, 'c2', 2)])), receivedAt);
-    const texts: string[] = [];
-    for await (const text of storedEventTexts(client, tableName, 'acme')) texts.push(text);
-    const ids = texts.map((text) => (JSON.parse(text) as { messageId: string }).messageId);
+    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'a1', 1), mine(user, 'b1', 1), mine(user, 'a2', 2)]), receivedAt), receivedAt);
+    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'a1', 1), mine(user, 'c1', 1), mine(user, 'b2', 2)]), receivedAt), receivedAt);
+    await store.save('acme', accepted(users.flatMap((user) => [mine(user, 'b2', 2), mine(user, 'c2', 2)]), receivedAt), receivedAt);
+    const ids = (await exported({ client, tableName, workspace: 'acme' })).map((message) => message.messageId);
     expect(ids.toSorted()).toEqual(users.flatMap((user) => ['a1', 'b1', 'c1', 'a2', 'b2', 'c2'].map((id) => `${user}-${id}`)).toSorted());
   });
 
@@ -128,11 +127,10 @@ describe('event chunks on DynamoDB Local', () => {
     const store = new DynamoDbEventStore({ client, tableName });
     const receivedAt = new Date(at(1, 12));
     // 1.2 MB of barely compressible text under one user and day, more than DynamoDB's 400 KB item limit takes deflated.
-    const messages = Array.from({ length: 40 }, (_, i) => {
-      const outcome = validateMessage({ ...view(`big-${i}`, 1), properties: { blob: randomBytes(22_000).toString('base64') } }, i, 'acme', receivedAt);
-      if ('reason' in outcome) throw new Error(`message ${i} is invalid: ${outcome.path} ${outcome.reason}`);
-      return outcome;
-    });
+    const messages = accepted(
+      Array.from({ length: 40 }, (_, i) => ({ ...view(`big-${i}`, 1), properties: { blob: randomBytes(22_000).toString('base64') } })),
+      receivedAt,
+    );
     await store.save('acme', messages, receivedAt);
     const items = (await scanAll(client, tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
     expect(items.length).toBeGreaterThan(3);
