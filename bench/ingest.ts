@@ -12,7 +12,7 @@
  *   npm run bench:ingest                    20,000 events per mix (the server mix: 200 batches of 100)
  *   BENCH_EVENTS=2000 npm run bench:ingest  fewer; BENCH_EVENTS replaces BENCH_BATCHES (server batches = events / 100)
  *
- * Budget: the server mix at most 1.2 write units per event, amortized; exits 1 when over it. Browser and mobile have
+ * Budget: the server mix at most 0.4 write units per event, amortized, change capture included; exits 1 when over it. Browser and mobile have
  * none yet.
  */
 import {
