@@ -299,7 +299,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
     const keys = new DynamoDbWriteKeyStore(client, tableName);
     const { key: writeKey } = await keys.create(workspace);
     // As functions/ingest/handler.ts wires it when deployed: default retention, write keys cached for a minute.
-    const events = new DynamoDbEventStore({ client, tableName, dirtyShards });
+    const events = new DynamoDbEventStore({ client, tableName });
     const handler = createIngestHandler({ events, keys: new CachedWriteKeyStore(keys, 60_000) });
     const handlerMs: number[] = [];
     const timed = async (event: APIGatewayProxyEventV2) => {
@@ -322,7 +322,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
       stream.messages.filter((message) => typeof message['userId'] === 'string').map((message) => `${message['userId']}\n${String(message['timestamp']).slice(0, 10)}`),
     ).size;
 
-    // Change capture as deployed: a batch of the stream every 30 seconds of arrivals, one marker per changed entity.
+    // Change capture as deployed: a batch of the stream every 30 seconds of arrivals, one change list per shard it touches.
     const captureTally = new CapacityTally();
     changes = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards, captureTally));
     const capture = { batches: 0, ms: 0 };
@@ -364,7 +364,8 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
     const run = async (at: number): Promise<EvaluatorWork> => {
       const before = snapshot(0);
       const started = performance.now();
-      await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: new Date(at), deadline: Number.POSITIVE_INFINITY });
+      // One entity at a time, so that AttributingStore puts each call's units on the right entity and reason.
+      await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: new Date(at), deadline: Number.POSITIVE_INFINITY, concurrency: 1 });
       return { ...addWork(snapshot(performance.now() - started), before, -1), runs: 1 };
     };
 

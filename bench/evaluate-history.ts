@@ -582,7 +582,7 @@ export async function prepareHistory(client: DynamoDBClient, ruleset: Ruleset, o
   const { days } = options;
   const tableName = `bench-evaluate-${days}d-${Date.now().toString(36)}`;
   await ensureTable(client, tableName);
-  const events = new DynamoDbEventStore({ client, tableName, dirtyShards, retentionDays });
+  const events = new DynamoDbEventStore({ client, tableName, retentionDays });
   // Marking is change capture's work, not the evaluator's: it has no tally here, and it runs before the calls are counted.
   const changes = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards));
   const evaluation = new AttributingStore(new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays }));

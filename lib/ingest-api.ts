@@ -9,7 +9,6 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { workspacePartitionsPattern, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import {
-  defaultDirtyShards,
   defaultQuarantineRetentionDays,
   defaultRetentionDays,
   environmentNames,
@@ -48,11 +47,6 @@ export interface IngestApiProps {
    * @default 14
    */
   readonly quarantineRetentionDays?: number;
-  /**
-   * Number of partitions of the sparse `dirty` index; more shards spread a hot write load.
-   * @default 4
-   */
-  readonly dirtyShards?: number;
   /**
    * Default-stage throttling; over it clients get 429, which Segment SDKs retry.
    * @default - rateLimit 1000 requests per second, burstLimit 2000
@@ -93,7 +87,6 @@ export class IngestApi extends Construct {
         [environmentNames.tableName]: props.table.tableName,
         [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
         [environmentNames.quarantineRetentionDays]: String(props.quarantineRetentionDays ?? defaultQuarantineRetentionDays),
-        [environmentNames.dirtyShards]: String(props.dirtyShards ?? defaultDirtyShards),
       },
     }).function;
     // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs; never the

@@ -39,10 +39,9 @@ export class PqlRadarStack extends Stack {
     this.ingestApi = new IngestApi(this, 'IngestApi', {
       table,
       retentionDays: config.retentionDays,
-      // Ingest and evaluator must agree on the shards of the dirty index.
-      dirtyShards: config.evaluation.shards,
       throttling: config.ingest,
     });
+    // Change capture and the evaluator must agree on the shards of the change lists.
     this.changeCapture = new ChangeCapture(this, 'ChangeCapture', { table, dirtyShards: config.evaluation.shards });
     this.leadFanout = new LeadFanout(this, 'LeadFanout', {
       routes: config.routes,

@@ -11,7 +11,6 @@ export interface IngestConfig {
   tableName: string;
   retentionDays: number;
   quarantineRetentionDays: number;
-  dirtyShards: number;
   keyCacheSeconds: number;
 }
 
@@ -27,7 +26,6 @@ export function ingestConfigFromEnvironment(environment: Record<string, string |
     tableName: env[environmentNames.tableName],
     retentionDays: env[environmentNames.retentionDays],
     quarantineRetentionDays: env[environmentNames.quarantineRetentionDays],
-    dirtyShards: env[environmentNames.dirtyShards],
     keyCacheSeconds: env.KEY_CACHE_SECONDS,
   };
 }

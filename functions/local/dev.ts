@@ -130,7 +130,6 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const events = new DynamoDbEventStore({
       client,
       tableName,
-      dirtyShards,
       ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}),
     });
     // No key cache here: locally, a revoked key should stop working at once.

@@ -105,14 +105,13 @@ describe('ingest function', () => {
       TABLE_NAME: { Ref: ids.table },
       RETENTION_DAYS: '400',
       QUARANTINE_RETENTION_DAYS: '14',
-      DIRTY_SHARDS: '4',
     });
   });
 
-  it('passes retentionDays and dirtyShards through', () => {
-    synth({ retentionDays: 30, evaluation: { shards: 16 } }).hasResourceProperties('AWS::Lambda::Function', {
-      Environment: { Variables: Match.objectLike({ RETENTION_DAYS: '30', DIRTY_SHARDS: '16' }) },
-    });
+  it('passes retentionDays through, and the shards to change capture', () => {
+    const template = synth({ retentionDays: 30, evaluation: { shards: 16 } });
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ RETENTION_DAYS: '30', QUARANTINE_RETENTION_DAYS: '14' }) } });
+    template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ DIRTY_SHARDS: '16' }) } });
   });
 
   it('logs JSON into its own log group with a one-month retention', () => {

@@ -28,7 +28,7 @@ function track(userId: string, receivedAt: Date): AcceptedMessage[] {
 /** One shard, so that every entity lands in shard "0" and shard "1" stays empty. */
 async function storesWithChanges() {
   const { client, tableName } = await freshTable();
-  const events = new DynamoDbEventStore({ client, tableName, dirtyShards: 1 });
+  const events = new DynamoDbEventStore({ client, tableName });
   const capture = new DynamoDbChangeCapture(client, tableName, 1);
   // Change capture marks each write at the stream record's time: here, the time each event was received.
   for (const [userId, at] of [['u1', first], ['u2', second], ['u1', third]] as const) {
@@ -77,7 +77,7 @@ describe('evaluator lag', () => {
 
   it('evaluates the change markers an earlier version left, and deletes them', async () => {
     const { client, tableName } = await freshTable();
-    const events = new DynamoDbEventStore({ client, tableName, dirtyShards: 1 });
+    const events = new DynamoDbEventStore({ client, tableName });
     const [message] = track('old', first);
     await events.save('acme', [message!], first);
     // What change capture wrote before change lists: a marker per entity, keyed in the dirty index by its shard.

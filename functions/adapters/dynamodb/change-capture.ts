@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ChangeMark } from '../../core/ports';
 import type { CapacityTally } from './capacity';
 import { DynamoDbChangeLists, merged } from './change-lists';
-import { eventSortKeyPrefix, parseEntityPartitionKey, profileSortKey } from './item-keys';
+import { eventDayOf, eventSortKeyPrefix, parseEntityPartitionKey, profileSortKey } from './item-keys';
 
 /**
  * Change capture: the keys of the items written to the table (its stream: the deployed change-capture Lambda reads
@@ -36,7 +36,7 @@ export class DynamoDbChangeCapture {
       if (!ref) continue;
       const since = key.at.toISOString();
       if (key.sk.startsWith(eventSortKeyPrefix) && ref.type !== 'account') {
-        marks.push({ ref, days: [key.sk.slice(eventSortKeyPrefix.length, eventSortKeyPrefix.length + 10)], since });
+        marks.push({ ref, days: [eventDayOf(key.sk)], since });
       } else if (key.sk === profileSortKey && ref.type === 'account') {
         // An account's traits changed (a group call): no days of its own, its figures come from its members.
         marks.push({ ref, days: [], since });

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import type { AcceptedMessage, RejectedMessage } from '../../core/messages';
 import type { EventStore, Refusal } from '../../core/ports';
-import { defaultDirtyShards, defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
+import { defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { eventBodyAttributes } from './event-body';
@@ -31,8 +31,6 @@ export interface DynamoDbEventStoreOptions {
   retentionDays?: number;
   /** Days a rejected message is kept in the quarantine. @default 14 */
   quarantineRetentionDays?: number;
-  /** Shards of the `dirty` index; the evaluator can run one invocation per shard. @default 4 */
-  dirtyShards?: number;
 }
 
 export interface QuarantinedMessage {
@@ -79,14 +77,12 @@ export class DynamoDbEventStore implements EventStore {
   private readonly tableName: string;
   private readonly retentionSeconds: number;
   private readonly quarantineRetentionSeconds: number;
-  private readonly dirtyShards: number;
 
   constructor(options: DynamoDbEventStoreOptions) {
     this.client = options.client;
     this.tableName = options.tableName;
     this.retentionSeconds = (options.retentionDays ?? defaultRetentionDays) * secondsPerDay;
     this.quarantineRetentionSeconds = (options.quarantineRetentionDays ?? defaultQuarantineRetentionDays) * secondsPerDay;
-    this.dirtyShards = options.dirtyShards ?? defaultDirtyShards;
   }
 
   async save(workspace: string, received: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }> {
