@@ -9,6 +9,7 @@ import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluati
 import { DynamoDbChangeCapture } from '../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import { LocalChangeStream } from '../functions/local/change-stream';
+import { stateOf } from '../functions/adapters/dynamodb/entity-rows';
 import { entityPartitionKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { validateMessage, type AcceptedMessage } from '../functions/core/messages';
 import type { EntityRef, EntityUpdate, EvaluationCandidate, LeadPublisher } from '../functions/core/ports';
@@ -20,7 +21,7 @@ import { dayMs } from '../functions/core/days';
 import { SeededRandom, seedFrom } from '../functions/core/random';
 import { ensureTable } from '../functions/local/dynamodb-local';
 import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/cli/sample-stream';
-import { pool } from './ingest-streams';
+import { itemSize, pool } from './ingest-streams';
 
 export const dirtyShards = 4;
 /** Fixed, so every run computes the same windows. Events fall between 07:00 and 18:00 UTC of their day. */
@@ -517,7 +518,7 @@ export interface TableResult extends EvaluationRound {
   stateBytes: Record<'user' | 'account', { item: number; lifetime: number }>;
 }
 
-/** The average size of the entities' STATE items (DynamoDB's rule: attribute names and values; every attribute here is a string). */
+/** The average size of the entities' STATE items, by DynamoDB's rule (attribute names and values), and of their lifetime rollup. */
 async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user' | 'account', ids: readonly string[]) {
   let item = 0;
   let lifetime = 0;
@@ -526,8 +527,8 @@ async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user
     const output = await client.send(new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: keys } } }));
     if (Object.keys(output.UnprocessedKeys ?? {}).length > 0) throw new Error('DynamoDB Local left STATE items unprocessed');
     for (const found of output.Responses?.[tableName] ?? []) {
-      item += Object.entries(found).reduce((sum: number, [name, value]: [string, AttributeValue]) => sum + Buffer.byteLength(name) + Buffer.byteLength(value.S ?? ''), 0);
-      lifetime += Buffer.byteLength(JSON.stringify((JSON.parse(found['state']!.S!) as { lifetime: unknown }).lifetime));
+      item += itemSize(found);
+      lifetime += Buffer.byteLength(JSON.stringify(stateOf(found)!.lifetime));
     }
   }
   return { item: item / ids.length, lifetime: lifetime / ids.length };

@@ -5,6 +5,7 @@ import type { EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../cor
 import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
+import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
 import type { DynamoDbChangeLists } from './change-lists';
 import { eventMessagesOf } from './event-body';
 import { uniqueByMessageId } from './event-chunks';
@@ -167,7 +168,8 @@ export class DynamoDbEntityRows {
     const stateItem: Item = {
       pk: { S: pk },
       sk: { S: stateSortKey },
-      state: { S: JSON.stringify(update.state) },
+      // Deflated when long: a user's state with its open days is ~1.6 KB of JSON, two write units, and one deflated.
+      ...compressedJson(JSON.stringify(update.state), stateAttributes),
       revision: { N: String((loaded.revision ?? 0) + 1) },
       [tableDefinition.dirtyIndex.partitionKey]: { S: sweepPartition(shard) },
       [tableDefinition.dirtyIndex.sortKey]: { S: sweepIndexed(loaded.sweep, update.nextSweep?.toISOString() ?? neverDue, update.evaluatedAt.toISOString()) },
@@ -271,7 +273,13 @@ function sweepIndexed(indexed: string | undefined, next: string, now: string): s
   return indexed !== undefined && indexed > now && indexed <= next ? indexed : next;
 }
 
-const stateOf = (item: Item | undefined): StoredEntityState | undefined => (item?.['state']?.S ? (JSON.parse(item['state'].S) as StoredEntityState) : undefined);
+const stateAttributes: CompressedJsonAttributes = { text: 'state', deflated: 'stateZ' };
+
+/** The entity state a STATE item holds, in either of its forms. */
+export const stateOf = (item: Item | undefined): StoredEntityState | undefined => {
+  const json = compressedJsonOf(item, stateAttributes);
+  return json === undefined ? undefined : (JSON.parse(json) as StoredEntityState);
+};
 
 /** The claim stored on a user's or visitor's profile item, if any. */
 function claimOf(ref: EntityRef, item: Record<string, AttributeValue> | undefined): Claim | undefined {

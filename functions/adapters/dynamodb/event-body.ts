@@ -1,6 +1,6 @@
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { StoredMessage } from '../../core/messages';
 import type { Item } from './batch-write';
+import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
 
 /**
  * How an event item keeps its messages: a JSON array of the messages of one chunk (event-chunks.ts), or, in items
@@ -10,21 +10,12 @@ import type { Item } from './batch-write';
  * the read units when the evaluator reads the day again; a chunk of a dozen deflates further still.
  */
 
-/** Below this, deflating cannot bring the item under a smaller billing unit worth the CPU. */
-const deflateFrom = 600;
+const eventBody: CompressedJsonAttributes = { text: 'msg', deflated: 'z' };
 
-export function eventBodyAttributes(json: string): Item {
-  if (Buffer.byteLength(json) < deflateFrom) return { msg: { S: json } };
-  const deflated = deflateRawSync(json);
-  return deflated.length < Buffer.byteLength(json) ? { z: { B: deflated } } : { msg: { S: json } };
-}
+export const eventBodyAttributes = (json: string): Item => compressedJson(json, eventBody);
 
 /** The message's JSON text, from either form; undefined for an item that holds no event body. */
-export function eventBodyOf(item: Item): string | undefined {
-  const deflated = item['z']?.B;
-  if (deflated !== undefined) return inflateRawSync(deflated).toString('utf8');
-  return item['msg']?.S;
-}
+export const eventBodyOf = (item: Item): string | undefined => compressedJsonOf(item, eventBody);
 
 /** The messages an event item holds, in stored order: a chunk's array, or the one message of an item written before chunks. */
 export function eventMessagesOf(item: Item): StoredMessage[] {
