@@ -4,7 +4,7 @@
  * DynamoDbEventStore, runs the evaluator use case (runEvaluator) over it with the DynamoDB evaluation store, and
  * attributes each call's consumed capacity to a user's, an account's or the run's share.
  */
-import { BatchGetItemCommand, type AttributeValue, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbChangeCapture } from '../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';

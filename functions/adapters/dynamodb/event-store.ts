@@ -252,16 +252,17 @@ export class DynamoDbEventStore implements EventStore {
   }
 
   /**
-   * The stored profiles of the request's users (their accounts) and of every entity it sets traits on (so traits sent
-   * again unchanged, as analytics.js does on every page, are not written again). Strongly consistent: a write skipped
-   * on a stale read would let an earlier value win over the latest request's. A read unit costs a fifth of a write.
+   * The stored profiles of the request's users that name an account (their accounts: is it a new membership?) and of
+   * every entity it sets traits on (so traits sent again unchanged, as analytics.js does on every page, are not written
+   * again); a page or track call that does neither reads nothing. Strongly consistent: a write skipped on a stale read
+   * would let an earlier value win over the latest request's. A read unit costs a fifth of a write.
    */
   private async currentProfiles(workspace: string, messages: readonly AcceptedMessage[]): Promise<Map<string, Item>> {
     const pks = new Set<string>();
     for (const message of messages) {
       const { kind, id } = message.identity;
       const hasTraits = message.traits !== undefined && Object.keys(message.traits).length > 0;
-      if (kind === 'user' || (message.type === 'identify' && hasTraits)) pks.add(entityPartitionKey(workspace, kind, id));
+      if ((kind === 'user' && message.groupId !== undefined) || (message.type === 'identify' && hasTraits)) pks.add(entityPartitionKey(workspace, kind, id));
       if (message.type === 'group' && message.groupId !== undefined && hasTraits) pks.add(entityPartitionKey(workspace, 'account', message.groupId));
     }
     const keys = [...pks].map((pk) => ({ pk: { S: pk }, sk: { S: profileSortKey } }));
