@@ -57,7 +57,15 @@ export class DynamoDbEntityRows {
   ) {}
 
   async entity(ref: EntityRef, changedDays: readonly string[] = []): Promise<EntityRows> {
-    const [stateItem, profile] = await this.getItems(pkOf(ref), [stateSortKey, profileSortKey]);
+    // PROFILE and STATE sort next to each other, with nothing between them: one Query reads both for the units of their
+    // summed size (usually one), where two gets bill a unit each.
+    const items = await this.queryAll({
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :profile AND :state',
+      ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':profile': { S: profileSortKey }, ':state': { S: stateSortKey } },
+      ConsistentRead: true,
+    });
+    const stateItem = items.find((item) => item['sk']?.S === stateSortKey);
+    const profile = items.find((item) => item['sk']?.S === profileSortKey);
     const token: SaveToken = {
       ...(stateItem?.['revision']?.N !== undefined ? { revision: Number(stateItem['revision'].N) } : {}),
       ...(stateItem?.[tableDefinition.dirtyIndex.sortKey]?.S !== undefined ? { sweep: stateItem[tableDefinition.dirtyIndex.sortKey]!.S! } : {}),
