@@ -6,7 +6,7 @@ import { buildLeadEvent, decide, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
 import { forEachConcurrently } from './concurrency';
 import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
-import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
+import { changesByTimeAt, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
 /** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
@@ -22,8 +22,11 @@ export interface EvaluateShardOptions {
   pageSize?: number;
   /** Entities of a page evaluated at once (their reads and writes overlap). @default 8 */
   concurrency?: number;
-  /** How long a qualified lead waits before a sweep re-evaluates it without new events. @default 6 hours */
-  sweepIntervalMs?: number;
+  /**
+   * How often a sweep re-evaluates a qualified lead whose points decay, without new events. Other leads are swept
+   * exactly when time alone can change them (rules/engine.ts changesByTimeAt). @default 6 hours
+   */
+  decayIntervalMs?: number;
 }
 
 export interface EvaluateShardResult {
@@ -46,7 +49,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   const { shard, ruleset, now } = options;
   const pageSize = options.pageSize ?? 100;
   const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
-  const sweepIntervalMs = options.sweepIntervalMs ?? 6 * 3_600_000;
+  const decayIntervalMs = options.decayIntervalMs ?? 6 * 3_600_000;
   const transitions: LeadEvent[] = [];
 
   const progress = await store.rulesetProgress(shard);
@@ -91,7 +94,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       const evaluation = evaluate(loaded.facts, ruleset, now);
       const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt);
       const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
-      const nextSweep = state.tier !== null ? new Date(now.getTime() + sweepIntervalMs) : null;
+      const nextSweep = state.tier !== null ? changesByTimeAt(loaded.facts, ruleset, now, decayIntervalMs) : null;
       // An overlapping run saved first: evaluate again later, from what it saved.
       if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
       if (event) transitions.push(event);
@@ -229,7 +232,7 @@ export interface EvaluatorRunOptions {
   now: Date;
   /** Wall-clock time after which no new entity is started. */
   deadline: number;
-  sweepIntervalMs?: number;
+  decayIntervalMs?: number;
   /** Entities of a page evaluated at once. @default 8 */
   concurrency?: number;
 }
@@ -253,7 +256,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
       ruleset: options.ruleset,
       now: options.now,
       outOfTime: () => Date.now() >= options.deadline,
-      ...(options.sweepIntervalMs !== undefined ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
+      ...(options.decayIntervalMs !== undefined ? { decayIntervalMs: options.decayIntervalMs } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     });
     summary.evaluated += result.evaluated;
