@@ -6,6 +6,7 @@ import { addDays, dayEnd, dayMs, dayOf, isDay, windowStart } from '../core/days'
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Evaluation, type UsageEvent } from '../core/rules/engine';
 import { signalLevel, type Ruleset } from '../core/rules/load';
+import { Groups } from './groups';
 import { hash52, HashSet52 } from './seen-set';
 
 /**
@@ -691,34 +692,13 @@ export interface ReplayPartition {
 export function partitionHistory(history: EventHistory, count: number): ReplayPartition[] {
   if (!Number.isInteger(count) || count < 1) throw new Error('count must be a whole number, at least 1');
   const { users, accountTraits } = history.finish();
-  // Union-find over users, linked by shared accounts and shared ids.
-  const parent = new Map<string, string>();
-  const find = (key: string): string => {
-    let root = key;
-    while (parent.get(root) !== root) root = parent.get(root)!;
-    for (let node = key; node !== root; ) {
-      const next = parent.get(node)!;
-      parent.set(node, root);
-      node = next;
-    }
-    return root;
-  };
-  const union = (a: string, b: string) => {
-    const rootA = find(a);
-    const rootB = find(b);
-    if (rootA !== rootB) parent.set(rootA < rootB ? rootB : rootA, rootA < rootB ? rootA : rootB);
-  };
-  const link = (node: string) => {
-    if (!parent.has(node)) parent.set(node, node);
-    return node;
-  };
+  const groups = new Groups<string>();
   for (const [key, record] of users) {
-    link(key);
-    union(key, link(`id:${record.id}`));
-    for (const accountId of record.accounts.keys()) union(key, link(`account:${accountId}`));
+    groups.join(key, `id:${record.id}`);
+    for (const accountId of record.accounts.keys()) groups.join(key, `account:${accountId}`);
   }
   const partitions: ReplayPartition[] = Array.from({ length: count }, () => ({ ruleset: history.ruleset, users: new Map(), accountTraits }));
-  for (const [key, record] of users) partitions[hash52(find(key)) % count]!.users.set(key, record);
+  for (const [key, record] of users) partitions[hash52(groups.find(key)) % count]!.users.set(key, record);
   return partitions;
 }
 
