@@ -1,5 +1,5 @@
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from '../core/identity';
-import type { AcceptedMessage } from '../core/messages';
+import { identifyTraits, type AcceptedMessage, type StoredMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, type LeadState } from '../core/lead-state';
 import { addDays, dayEnd, dayMs, dayOf, isDay, windowStart } from '../core/days';
@@ -101,6 +101,26 @@ export interface EventHistoryOptions {
   anonymous?: boolean;
 }
 
+/** What EventHistory.add reads of an accepted message. */
+export type HistoryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>;
+
+/**
+ * An accepted message cut to what EventHistory.add reads, which gives the same history: what a partitioned backtest
+ * writes to its temporary files, leaving out the rest (a Segment message's context is often most of it). Kept of the
+ * message itself: its identifiers (claims), event, name and properties (rollups, conversion) and an identify's traits
+ * (conversion by trait, read as core/messages' identifyTraits reads them).
+ */
+export function historyMessage(message: HistoryMessage): HistoryMessage {
+  const { type, timestamp, identity, messageId, groupId, traits, message: raw } = message;
+  const kept: StoredMessage = { type: raw.type, messageId: raw.messageId, timestamp: raw.timestamp };
+  for (const key of keptFields) if (Object.hasOwn(raw, key)) kept[key] = raw[key];
+  const identified = raw.type === 'identify' ? identifyTraits(raw as { traits?: unknown; context?: unknown }) : undefined;
+  if (identified !== undefined) kept['traits'] = identified;
+  return { type, timestamp, identity, messageId, ...(groupId !== undefined ? { groupId } : {}), ...(traits !== undefined ? { traits } : {}), message: kept };
+}
+
+const keptFields = ['userId', 'anonymousId', 'previousId', 'event', 'name', 'properties'];
+
 /** The compact history a replay runs on, built one message at a time. */
 export class EventHistory {
   readonly stats: EventHistoryStats = { messages: 0, duplicates: 0, ignoredAfter: 0, firstTimestamp: null, lastTimestamp: null, mergedIdentifiers: 0, anonymousLeftOut: 0 };
@@ -123,7 +143,7 @@ export class EventHistory {
   }
 
   /** Adds one message as ingest accepted it (validateMessage). Returns false when it is not kept (a duplicate, or after `until`). */
-  add(message: Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>): boolean {
+  add(message: HistoryMessage): boolean {
     if (this.finished) throw new Error('EventHistory: add() after replay started');
     const { timestamp } = message;
     if (this.options.until !== undefined && timestamp > this.options.until) {

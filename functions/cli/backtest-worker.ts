@@ -2,17 +2,17 @@ import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Groups } from '../analysis/groups';
-import { EventHistory, replay, type ReplayResult } from '../analysis/replay';
+import { EventHistory, historyMessage, replay, type HistoryMessage, type ReplayResult } from '../analysis/replay';
 import { hash52 } from '../analysis/seen-set';
 import { claimsOf } from '../core/identity';
-import type { AcceptedMessage } from '../core/messages';
 import { loadRules } from '../core/rules/load';
 import { InputError, parseEvent } from './backtest-input';
 
 /**
  * A worker thread of a partitioned backtest (backtest-partitions.ts describes the whole). It does the work that costs:
  *  - spill: parses and validates a batch of lines (ingest's validation, as a single-threaded read would), appends the
- *    accepted ones to its spill file, each prefixed with its place in the input and its owner's node, and returns
+ *    accepted ones to its spill file (historyMessage: what the history reads of them), each prefixed with its place in
+ *    the input and its owner's node, and returns
  *    the bad lines, the times seen and the links between entities (a message's user and its account, a claimed
  *    identifier and its claimant) that the main thread gathers into groups;
  *  - regroup: moves its spill file's lines to one file per partition, by the partition of the owner's group;
@@ -133,7 +133,7 @@ function spillBatch(task: SpillTask): SpillResult {
     if (outcome.groupId !== undefined) link(owner, accountNode(outcome.groupId));
     // A claimed identifier's history becomes its claimant's (EventHistory.finish): one group with the claimant.
     for (const claim of claimsOf(outcome.message)) link(identifierNode(claim.from.id), identifierNode(claim.to));
-    spill.write(`${task.firstSeq + index}\t${number}\t${owner}\t${line as string}\n`);
+    spill.write(`${task.firstSeq + index}\t${owner}\t${JSON.stringify(historyMessage(outcome))}\n`);
   });
   result.bytes = spill.bytes - startBytes;
   return result;
@@ -153,23 +153,18 @@ function regroup(partitions: number, partitionOf: Map<number, number>): void {
 /** Replays one partition: its files (one from each worker) read back in input order, so duplicates and trait ties resolve as in one pass. */
 function replayPartition(files: string[], from: string, to: string, stepDays: number): ReplayPartResult {
   const history = new EventHistory(ruleset, { ...(setup.until !== undefined ? { until: setup.until } : {}), ...(setup.anonymous ? { anonymous: true } : {}) });
-  for (const line of inInputOrder(files)) {
-    const { number, text } = spilled(line);
-    // Accepted once already by the same function: it accepts again.
-    history.add(parseEvent('spill', text, number) as AcceptedMessage);
-  }
+  for (const line of inInputOrder(files)) history.add(JSON.parse(spilled(line).message) as HistoryMessage);
   for (const file of files) rmSync(file);
   const result = replay(history, { from, to, stepDays });
   const { duplicates, mergedIdentifiers, anonymousLeftOut } = history.stats;
   return { result, duplicates, mergedIdentifiers, anonymousLeftOut };
 }
 
-/** A spilled line: `seq \t number \t owner \t line` (the line itself may hold tabs; it comes last). */
+/** A spilled line: `seq \t owner \t message` (historyMessage's JSON). */
 function spilled(line: string) {
   const first = line.indexOf('\t');
   const second = line.indexOf('\t', first + 1);
-  const third = line.indexOf('\t', second + 1);
-  return { seq: Number(line.slice(0, first)), number: Number(line.slice(first + 1, second)), owner: Number(line.slice(second + 1, third)), text: line.slice(third + 1) };
+  return { owner: Number(line.slice(first + 1, second)), message: line.slice(second + 1) };
 }
 
 /** The lines of sorted spill files merged by their place in the input. */
