@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Groups } from '../analysis/groups';
-import { mergeReplays, type ReplayResult } from '../analysis/replay';
+import { mergeReplays } from '../analysis/replay';
 import { InputError, terminalProgress, type Progress, type SourceLine } from './backtest-input';
 import type { ReplayPartResult, SpillResult, Task, WorkerSetup } from './backtest-worker';
 
@@ -11,10 +11,11 @@ import type { ReplayPartResult, SpillResult, Task, WorkerSetup } from './backtes
  * A backtest on worker threads, with memory bounded by a partition rather than by all users:
  *
  *  1. Spill. The main thread reads the lines (gunzip and split) and hands batches to the workers in turn; each parses
- *     and validates its batches and appends the accepted lines to a file of its own. The main thread gathers, in input
- *     order, the bad lines (the first stops the run unless skipBad), the first and last times, and the links between
- *     entities into groups (core of partitionHistory's grouping: a user with its accounts, and so with their other
- *     members; a claimed identifier with its claimant; the same id as user and visitor).
+ *     and validates its batches and appends what the history reads of the accepted messages (historyMessage) to a
+ *     file of its own. The main thread gathers, in input order, the bad lines (the first stops the run unless
+ *     skipBad), the first and last times, and the links between entities into groups, as partitionHistory groups a
+ *     history in memory: a user with its accounts, and so with their other members; a claimed identifier with its
+ *     claimant; the same id as user and visitor.
  *  2. Regroup. Each worker moves its spilled lines to one file per partition, by the partition of the owner's group:
  *     a group never spans partitions. There are enough partitions that each holds about `partitionBytes` of lines.
  *  3. Replay. The workers take the partitions one at a time: each reads a partition's lines back in input order
@@ -24,7 +25,7 @@ import type { ReplayPartResult, SpillResult, Task, WorkerSetup } from './backtes
  *
  * The figures are those of one EventHistory over the whole input, whatever the number of workers or partitions
  * (test/unit/backtest-partitions.test.ts). Temporary files go under the system's temporary directory (TMPDIR): about
- * the size of the uncompressed events, twice at the peak of the regroup.
+ * the size of the events without their context, twice that at the peak of the regroup.
  */
 
 export interface PartitionedReadOptions {
@@ -52,13 +53,10 @@ export interface PartitionedReadStats {
   lastTimestamp: string | null;
 }
 
-export interface PartitionedReplay {
-  result: ReplayResult;
+/** The whole replay, and the history's counts, summed over the partitions. */
+export interface PartitionedReplay extends ReplayPartResult {
   /** Partitions the history was replayed in. */
   partitions: number;
-  duplicates: number;
-  mergedIdentifiers: number;
-  anonymousLeftOut: number;
 }
 
 /** Lines a batch holds: enough to make a message between threads cheap beside the parsing. */

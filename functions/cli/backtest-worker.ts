@@ -60,6 +60,7 @@ export type Task =
   | { kind: 'regroup'; partitions: number; partitionOf: Map<number, number> }
   | { kind: 'replay'; files: string[]; from: string; to: string; stepDays: number };
 
+/** A partition's replay, and the counts of its history. */
 export interface ReplayPartResult {
   result: ReplayResult;
   duplicates: number;
