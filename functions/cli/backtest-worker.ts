@@ -12,9 +12,8 @@ import { InputError, parseEvent } from './backtest-input';
  * A worker thread of a partitioned backtest (backtest-partitions.ts describes the whole). It does the work that costs:
  *  - spill: parses and validates a batch of lines (ingest's validation, as a single-threaded read would), appends the
  *    accepted ones to its spill file (historyMessage: what the history reads of them), each prefixed with its place in
- *    the input and its owner's node, and returns
- *    the bad lines, the times seen and the links between entities (a message's user and its account, a claimed
- *    identifier and its claimant) that the main thread gathers into groups;
+ *    the input and its owner's node, and returns the bad lines, the times seen and the links between entities (a
+ *    message's user and its account, a claimed identifier and its claimant) that the main thread gathers into groups;
  *  - regroup: moves its spill file's lines to one file per partition, by the partition of the owner's group;
  *  - replay: reads one partition's files in input order into an EventHistory and replays it.
  */
@@ -69,7 +68,7 @@ export interface ReplayPartResult {
 }
 
 /** The node of an identifier (a user's or a visitor's id: the same id is one node, as partitionHistory groups them). */
-export const identifierNode = (id: string) => hash52(id);
+const identifierNode = (id: string) => hash52(id);
 /** The node of an account. A hash shared by chance only joins two groups: partitions get coarser, never wrong. */
 const accountNode = (id: string) => hash52(`account\n${id}`);
 
