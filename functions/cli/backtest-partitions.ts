@@ -196,7 +196,9 @@ class WorkerPool {
 
   constructor(setups: WorkerSetup[]) {
     this.workers = setups.map((setup) => {
-      const worker = new Worker(new URL('./backtest-worker.mjs', import.meta.url), { workerData: setup });
+      // A larger young generation than V8's default: parsing and replaying make many short-lived objects, and fewer
+      // scavenges cost less CPU (measured: some 5% of a worker's), for some 50 MiB more per worker.
+      const worker = new Worker(new URL('./backtest-worker.mjs', import.meta.url), { workerData: setup, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
       worker.on('message', ({ id, result, error }: { id: number; result?: unknown; error?: string }) => {
         const call = this.pending.get(id)!;
         this.pending.delete(id);
