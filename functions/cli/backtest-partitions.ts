@@ -17,7 +17,8 @@ import type { ReplayPartResult, SpillResult, Task, WorkerSetup } from './backtes
  *     history in memory: a user with its accounts, and so with their other members; a claimed identifier with its
  *     claimant; the same id as user and visitor.
  *  2. Regroup. Each worker moves its spilled lines to one file per partition, by the partition of the owner's group:
- *     a group never spans partitions. There are enough partitions that each holds about `partitionBytes` of lines.
+ *     a group never spans partitions. There are enough partitions that each holds at most about `partitionBytes` of
+ *     lines, a multiple of the workers.
  *  3. Replay. The workers take the partitions one at a time: each reads a partition's lines back in input order
  *     (so repeats and trait ties resolve as in one pass), builds its EventHistory and replays it; the main thread
  *     merges the replays (mergeReplays). Only the partitions being replayed are in memory, and the merged entity
@@ -157,7 +158,8 @@ export class PartitionedHistory {
    */
   async replay(options: { from: string; to: string; stepDays: number; onPartition?: (done: number, partitions: number) => void }): Promise<PartitionedReplay> {
     const { pool, directory } = this;
-    const partitions = Math.max(pool.size, Math.ceil(this.spilledBytes / (this.options.partitionBytes ?? defaultPartitionBytes)));
+    // A multiple of the workers, so that none waits for the others' last partition with nothing to do.
+    const partitions = pool.size * Math.max(1, Math.ceil(this.spilledBytes / (this.options.partitionBytes ?? defaultPartitionBytes) / pool.size));
     // Only nodes linked to others are listed; any other owner is a group of its own (its node is its representative).
     const partitionOf = new Map<number, number>();
     for (const [node, representative] of this.groups.representatives()) partitionOf.set(node, representative % partitions);
