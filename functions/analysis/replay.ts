@@ -1,11 +1,12 @@
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from '../core/identity';
-import type { AcceptedMessage } from '../core/messages';
+import { identifyTraits, type AcceptedMessage, type StoredMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, type LeadState } from '../core/lead-state';
 import { addDays, dayEnd, dayMs, dayOf, isDay, windowStart } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Evaluation, type UsageEvent } from '../core/rules/engine';
 import { signalLevel, type Ruleset } from '../core/rules/load';
+import { Groups } from './groups';
 import { hash52, HashSet52 } from './seen-set';
 
 /**
@@ -100,6 +101,26 @@ export interface EventHistoryOptions {
   anonymous?: boolean;
 }
 
+/** What EventHistory.add reads of an accepted message. */
+export type HistoryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>;
+
+/**
+ * An accepted message cut to what EventHistory.add reads, which gives the same history: what a partitioned backtest
+ * writes to its temporary files, leaving out the rest (a Segment message's context is often most of it). Kept of the
+ * message itself: its identifiers (claims), event, name and properties (rollups, conversion) and an identify's traits
+ * (conversion by trait, read as core/messages' identifyTraits reads them).
+ */
+export function historyMessage(message: HistoryMessage): HistoryMessage {
+  const { type, timestamp, identity, messageId, groupId, traits, message: raw } = message;
+  const kept: StoredMessage = { type: raw.type, messageId: raw.messageId, timestamp: raw.timestamp };
+  for (const key of keptFields) if (Object.hasOwn(raw, key)) kept[key] = raw[key];
+  const identified = raw.type === 'identify' ? identifyTraits(raw as { traits?: unknown; context?: unknown }) : undefined;
+  if (identified !== undefined) kept['traits'] = identified;
+  return { type, timestamp, identity, messageId, ...(groupId !== undefined ? { groupId } : {}), ...(traits !== undefined ? { traits } : {}), message: kept };
+}
+
+const keptFields = ['userId', 'anonymousId', 'previousId', 'event', 'name', 'properties'];
+
 /** The compact history a replay runs on, built one message at a time. */
 export class EventHistory {
   readonly stats: EventHistoryStats = { messages: 0, duplicates: 0, ignoredAfter: 0, firstTimestamp: null, lastTimestamp: null, mergedIdentifiers: 0, anonymousLeftOut: 0 };
@@ -122,7 +143,7 @@ export class EventHistory {
   }
 
   /** Adds one message as ingest accepted it (validateMessage). Returns false when it is not kept (a duplicate, or after `until`). */
-  add(message: Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>): boolean {
+  add(message: HistoryMessage): boolean {
     if (this.finished) throw new Error('EventHistory: add() after replay started');
     const { timestamp } = message;
     if (this.options.until !== undefined && timestamp > this.options.until) {
@@ -691,34 +712,13 @@ export interface ReplayPartition {
 export function partitionHistory(history: EventHistory, count: number): ReplayPartition[] {
   if (!Number.isInteger(count) || count < 1) throw new Error('count must be a whole number, at least 1');
   const { users, accountTraits } = history.finish();
-  // Union-find over users, linked by shared accounts and shared ids.
-  const parent = new Map<string, string>();
-  const find = (key: string): string => {
-    let root = key;
-    while (parent.get(root) !== root) root = parent.get(root)!;
-    for (let node = key; node !== root; ) {
-      const next = parent.get(node)!;
-      parent.set(node, root);
-      node = next;
-    }
-    return root;
-  };
-  const union = (a: string, b: string) => {
-    const rootA = find(a);
-    const rootB = find(b);
-    if (rootA !== rootB) parent.set(rootA < rootB ? rootB : rootA, rootA < rootB ? rootA : rootB);
-  };
-  const link = (node: string) => {
-    if (!parent.has(node)) parent.set(node, node);
-    return node;
-  };
+  const groups = new Groups<string>();
   for (const [key, record] of users) {
-    link(key);
-    union(key, link(`id:${record.id}`));
-    for (const accountId of record.accounts.keys()) union(key, link(`account:${accountId}`));
+    groups.join(key, `id:${record.id}`);
+    for (const accountId of record.accounts.keys()) groups.join(key, `account:${accountId}`);
   }
   const partitions: ReplayPartition[] = Array.from({ length: count }, () => ({ ruleset: history.ruleset, users: new Map(), accountTraits }));
-  for (const [key, record] of users) partitions[hash52(find(key)) % count]!.users.set(key, record);
+  for (const [key, record] of users) partitions[hash52(groups.find(key)) % count]!.users.set(key, record);
   return partitions;
 }
 

@@ -1,9 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
-import { consumeEvents, eventSourceOptions, type EventSourceOptions } from './event-source';
-import { readRules } from './options';
+import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { eventLines, eventSourceOptions, type EventSourceOptions } from './event-source';
 
-type BacktestOptions = EventSourceOptions & { rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean };
+
+type BacktestOptions = EventSourceOptions & { workers: string; partitionSize: string; rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean };
 
 /** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
 export function addBacktestCommand(program: Command) {
@@ -22,13 +23,16 @@ export function addBacktestCommand(program: Command) {
     .option('--json', 'print the report as JSON instead of the summary tables')
     .option('--anonymous', "judge anonymous visitors nobody claimed as people of their own (default: the rules file's identity.anonymous_leads)")
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
+    .option('--workers <n>', 'worker threads that read and replay the events (default: the cores available)', String(availableParallelism()))
+    .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of JSON, one at a time per worker: what bounds memory', '128')
     .action(async (options: BacktestOptions) => {
       const { durationSchema } = await import('../core/rules/schema');
-      const { EventHistory, replay } = await import('../analysis/replay');
+      const { loadRules } = await import('../core/rules/load');
       const { dayEnd, isDay } = await import('../core/days');
       const { buildReport, formatSummary, replayedConversions } = await import('../analysis/metrics');
       const { describeConversion } = await import('../core/conversion');
-      const { readConversions, terminalProgress } = await import('./backtest-input');
+      const { readConversions, terminalProgress, withSkipBadHint } = await import('./backtest-input');
+      const { PartitionedHistory } = await import('./backtest-partitions');
       const days = (flag: string, value: string) => {
         const parsed = durationSchema.safeParse(value);
         if (!parsed.success) throw new InvalidArgumentError(`${flag} ${value}: must be a duration in days or weeks, such as 1d, 7d or 2w`);
@@ -39,30 +43,52 @@ export function addBacktestCommand(program: Command) {
         if (!isDay(value)) throw new InvalidArgumentError(`${flag} ${value}: must be a day, YYYY-MM-DD`);
         return value;
       };
+      const positive = (flag: string, value: string) => {
+        const number = Number(value);
+        if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError(`${flag} ${value}: must be a whole number, at least 1`);
+        return number;
+      };
       const stepDays = days('--step', options.step);
       const horizonDays = days('--horizon', options.horizon);
       const from = day('--from', options.from);
       const to = day('--to', options.to);
       if (from !== undefined && to !== undefined && from > to) throw new InvalidArgumentError(`--from ${from} is after --to ${to}`);
+      const workers = positive('--workers', options.workers);
+      const partitionBytes = positive('--partition-size', options.partitionSize) * 1024 ** 2;
 
-      const ruleset = await readRules(options.rules);
+      const rulesText = await readFile(options.rules, 'utf8');
+      const ruleset = loadRules(rulesText, options.rules);
       // Without a file, conversions come from the stream, as the evaluator detects them: the rules must define them.
       if (options.conversions === undefined && !ruleset.file.conversion) {
         throw new InvalidArgumentError(`${options.rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
       }
       const fileConversions = options.conversions !== undefined ? await readConversions(options.conversions) : undefined;
-      const history = new EventHistory(ruleset, { ...(to !== undefined ? { until: dayEnd(to) } : {}), ...(options.anonymous ? { anonymous: true } : {}) });
-      const { stats, source: eventsSource } = await consumeEvents(program, options, (message) => history.add(message));
-      const { eventsRead, linesSkipped, skipped } = stats;
-      if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
-      const { firstTimestamp, lastTimestamp } = history.stats;
-      if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${eventsSource}${to !== undefined ? ` up to ${to}` : ''}`);
-      const period = { from: from ?? firstTimestamp.slice(0, 10), to: to ?? lastTimestamp.slice(0, 10) };
-      if (period.from > period.to) throw new InvalidArgumentError(`--from ${period.from} is after the last event's day (${period.to})`);
-
-      const progress = terminalProgress();
-      const result = replay(history, { ...period, stepDays, onStep: (index, steps) => progress.update(`replaying: step ${index} of ${steps}`) });
-      progress.done();
+      const { lines, source: eventsSource } = await eventLines(program, options);
+      const history = await PartitionedHistory.read(lines(), {
+        rulesText,
+        rulesSource: options.rules,
+        workers,
+        partitionBytes,
+        ...(options.skipBad ? { skipBad: true } : {}),
+        ...(to !== undefined ? { until: dayEnd(to) } : {}),
+        ...(options.anonymous ? { anonymous: true } : {}),
+      }).catch((error: unknown) => {
+        throw withSkipBadHint(error);
+      });
+      let replayed;
+      try {
+        const { eventsRead, linesSkipped, skipped, firstTimestamp, lastTimestamp } = history.stats;
+        if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
+        if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${eventsSource}${to !== undefined ? ` up to ${to}` : ''}`);
+        const period = { from: from ?? firstTimestamp.slice(0, 10), to: to ?? lastTimestamp.slice(0, 10) };
+        if (period.from > period.to) throw new InvalidArgumentError(`--from ${period.from} is after the last event's day (${period.to})`);
+        const progress = terminalProgress();
+        replayed = { eventsRead, linesSkipped, ...(await history.replay({ ...period, stepDays, onPartition: (done, partitions) => progress.update(`replaying: ${done} of ${partitions} partitions done`) })) };
+        progress.done();
+      } finally {
+        await history.close();
+      }
+      const { result, eventsRead, linesSkipped, duplicates, mergedIdentifiers, anonymousLeftOut } = replayed;
       const report = buildReport({
         replay: result,
         conversions: fileConversions ?? replayedConversions(result),
@@ -70,7 +96,7 @@ export function addBacktestCommand(program: Command) {
         ruleset,
         rulesSource: options.rules,
         horizonDays,
-        input: { eventsRead, linesSkipped, duplicates: history.stats.duplicates, mergedIdentifiers: history.stats.mergedIdentifiers, anonymousLeftOut: history.stats.anonymousLeftOut },
+        input: { eventsRead, linesSkipped, duplicates, mergedIdentifiers, anonymousLeftOut },
       });
       if (options.json) console.log(JSON.stringify(report, null, 2));
       else process.stdout.write(formatSummary(report));

@@ -27,6 +27,11 @@ export class InputError extends Error {
   }
 }
 
+/** A bad line's error, telling the operator how to go on past such lines (other errors unchanged). */
+export function withSkipBadHint(error: unknown): unknown {
+  return error instanceof InputError && error.line > 0 ? new Error(`${error.message} (--skip-bad skips such lines and counts them)`) : error;
+}
+
 /** Lines longer than this are refused (ingest itself refuses events over 32 KB). */
 export const maxLineBytes = 1024 * 1024;
 /** The workspace name given to validateMessage: it only seeds the ids of messages that come without a messageId. */
@@ -81,9 +86,7 @@ export interface ReadEventsStats {
  * InputError naming the file and line, unless `skipBad`.
  */
 export function readEvents(files: readonly string[], options: ReadEventsOptions = {}): EventReader {
-  return new EventReader(async function* () {
-    for (const file of files) for await (const { line, number } of readLines(file)) yield { source: file, line, number };
-  }, options);
+  return new EventReader(() => fileLines(files), options);
 }
 
 /**
@@ -91,16 +94,25 @@ export function readEvents(files: readonly string[], options: ReadEventsOptions 
  * `backtest --source dynamodb`): `source` names where they came from in errors, and `number` counts them.
  */
 export function readEventTexts(source: string, texts: AsyncIterable<string>, options: ReadEventsOptions = {}): EventReader {
-  return new EventReader(async function* () {
-    let number = 0;
-    for await (const line of texts) yield { source, line, number: ++number };
-  }, options);
+  return new EventReader(() => textLines(source, texts), options);
 }
 
-interface SourceLine {
+/** One line of events, unparsed, with where it came from: what parseEvent takes. */
+export interface SourceLine {
   source: string;
   line: string | Error;
   number: number;
+}
+
+/** The lines of events files, in order, each with its file and number. */
+export async function* fileLines(files: readonly string[]): AsyncGenerator<SourceLine> {
+  for (const file of files) for await (const { line, number } of readLines(file)) yield { source: file, line, number };
+}
+
+/** JSON texts from elsewhere as numbered lines of `source`. */
+export async function* textLines(source: string, texts: AsyncIterable<string>): AsyncGenerator<SourceLine> {
+  let number = 0;
+  for await (const line of texts) yield { source, line, number: ++number };
 }
 
 export class EventReader implements AsyncIterable<AcceptedMessage> {

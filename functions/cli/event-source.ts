@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { AcceptedMessage } from '../core/messages';
 import { createDynamoDbClient } from '../local/dynamodb-local';
+import type { SourceLine } from './backtest-input';
 import { tableOptions } from './options';
 
 /** The events `backtest` and `discover` read: JSONL files, or what the live table stored. */
@@ -19,26 +20,34 @@ export const eventSourceOptions = (command: Command) =>
     .option('--workspace <name>', 'with --source dynamodb: the workspace whose events are read', 'default');
 
 /**
- * Reads the events of `backtest` and `discover` into `consume`: from JSONL files, or with `--source dynamodb` from
- * what the live table stored. Returns the reader's counts and a description of the source for messages.
+ * The unparsed lines of `backtest` and `discover`'s events: from JSONL files, or with `--source dynamodb` the JSON
+ * texts the live table stored. `source` describes where they come from, for messages.
  */
-export async function consumeEvents(program: Command, options: EventSourceOptions, consume: (message: AcceptedMessage) => void) {
-  const { InputError, readEvents, readEventTexts } = await import('./backtest-input');
+export async function eventLines(program: Command, options: EventSourceOptions): Promise<{ lines: () => AsyncIterable<SourceLine>; source: string }> {
+  const { fileLines, textLines } = await import('./backtest-input');
   if (options.source !== 'files' && options.source !== 'dynamodb') throw new InvalidArgumentError(`--source ${options.source}: must be files or dynamodb`);
   if ((options.source === 'files') !== (options.events !== undefined)) {
     throw new InvalidArgumentError(options.source === 'files' ? '--events is required (or --source dynamodb)' : '--events and --source dynamodb exclude each other');
   }
   const { table, endpoint } = tableOptions(program);
-  const skipBad = options.skipBad ?? false;
-  const reader =
-    options.events !== undefined
-      ? readEvents(options.events, { skipBad })
-      : readEventTexts(`dynamodb:${table}`, (await import('../adapters/dynamodb/stored-events')).storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace), { skipBad });
+  const files = options.events;
+  if (files !== undefined) return { lines: () => fileLines(files), source: files.join(', ') };
+  const { storedEventTexts } = await import('../adapters/dynamodb/stored-events');
+  return { lines: () => textLines(`dynamodb:${table}`, storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace)), source: `table ${table}, workspace ${options.workspace}` };
+}
+
+/**
+ * Reads the events of `discover` into `consume`, validated as ingest validates them. Returns the reader's counts
+ * and a description of the source for messages.
+ */
+export async function consumeEvents(program: Command, options: EventSourceOptions, consume: (message: AcceptedMessage) => void) {
+  const { EventReader, withSkipBadHint } = await import('./backtest-input');
+  const { lines, source } = await eventLines(program, options);
+  const reader = new EventReader(lines, { skipBad: options.skipBad ?? false });
   try {
     for await (const message of reader) consume(message);
   } catch (error) {
-    if (error instanceof InputError && error.line > 0) throw new Error(`${error.message} (--skip-bad skips such lines and counts them)`);
-    throw error;
+    throw withSkipBadHint(error);
   }
-  return { stats: reader.stats, source: options.events?.join(', ') ?? `table ${table}, workspace ${options.workspace}` };
+  return { stats: reader.stats, source };
 }

@@ -1,0 +1,237 @@
+import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Groups } from '../analysis/groups';
+import { EventHistory, historyMessage, replay, type HistoryMessage, type ReplayResult } from '../analysis/replay';
+import { hash52 } from '../analysis/seen-set';
+import { claimsOf } from '../core/identity';
+import { loadRules } from '../core/rules/load';
+import { InputError, parseEvent } from './backtest-input';
+
+/**
+ * A worker thread of a partitioned backtest (backtest-partitions.ts describes the whole). It does the work that costs:
+ *  - spill: parses and validates a batch of lines (ingest's validation, as a single-threaded read would), appends the
+ *    accepted ones to its spill file (historyMessage: what the history reads of them), each prefixed with its place in
+ *    the input and its owner's node, and returns the bad lines, the times seen and the links between entities (a
+ *    message's user and its account, a claimed identifier and its claimant) that the main thread gathers into groups;
+ *  - regroup: moves its spill file's lines to one file per partition, by the partition of the owner's group;
+ *  - replay: reads one partition's files in input order into an EventHistory and replays it.
+ */
+
+export interface WorkerSetup {
+  rulesText: string;
+  rulesSource: string;
+  /** This worker's spill file, and its share of each partition's files: `${partitionPrefix}${partition}`. */
+  spillFile: string;
+  partitionPrefix: string;
+  /** Messages after this time are not kept (EventHistory's `until`). */
+  until?: string;
+  anonymous?: boolean;
+}
+
+export interface SpillTask {
+  kind: 'spill';
+  source: string;
+  /** The place in the whole input of the batch's first line: partitions read their lines back in this order. */
+  firstSeq: number;
+  numbers: number[];
+  /** A line, or the reason the reader could not give it (a line too long). */
+  lines: (string | { error: string })[];
+}
+
+export interface SpillResult {
+  source: string;
+  accepted: number;
+  /** Bad lines, in order: their number and reason. */
+  errors: { number: number; reason: string }[];
+  /** The earliest and latest time of the messages kept (not after `until`), null for none. */
+  first: string | null;
+  last: string | null;
+  /** Pairs of nodes [a0, b0, a1, b1, ...] newly linked by this batch (links this worker had already seen left out). */
+  links: number[];
+  /** Bytes appended to the spill file. */
+  bytes: number;
+}
+
+export type Task =
+  | SpillTask
+  | { kind: 'close' }
+  | { kind: 'regroup'; partitions: number; partitionOf: Map<number, number> }
+  | { kind: 'replay'; files: string[]; from: string; to: string; stepDays: number };
+
+/** A partition's replay, and the counts of its history. */
+export interface ReplayPartResult {
+  result: ReplayResult;
+  duplicates: number;
+  mergedIdentifiers: number;
+  anonymousLeftOut: number;
+}
+
+/** The node of an identifier (a user's or a visitor's id: the same id is one node, as partitionHistory groups them). */
+const identifierNode = (id: string) => hash52(id);
+/** The node of an account. A hash shared by chance only joins two groups: partitions get coarser, never wrong. */
+const accountNode = (id: string) => hash52(`account\n${id}`);
+
+/** Appends lines to a new file through a 1 MiB buffer (a worker thread may block on its own writes). */
+class LineWriter {
+  private readonly fd: number;
+  private chunks: string[] = [];
+  private buffered = 0;
+  /** Characters written so far (bytes for the ASCII most events are: a measure of size, not an offset). */
+  bytes = 0;
+
+  constructor(file: string) {
+    this.fd = openSync(file, 'w');
+  }
+
+  write(text: string): void {
+    this.chunks.push(text);
+    this.buffered += text.length;
+    this.bytes += text.length;
+    if (this.buffered >= 1 << 20) this.flush();
+  }
+
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+
+  private flush() {
+    if (this.buffered === 0) return;
+    writeSync(this.fd, this.chunks.join(''));
+    this.chunks = [];
+    this.buffered = 0;
+  }
+}
+
+const setup = workerData as WorkerSetup;
+const ruleset = loadRules(setup.rulesText, setup.rulesSource);
+const links = new Groups<number>();
+const spill = new LineWriter(setup.spillFile);
+
+function spillBatch(task: SpillTask): SpillResult {
+  const result: SpillResult = { source: task.source, accepted: 0, errors: [], first: null, last: null, links: [], bytes: 0 };
+  const link = (a: number, b: number) => {
+    if (links.join(a, b)) result.links.push(a, b);
+  };
+  const startBytes = spill.bytes;
+  task.lines.forEach((line, index) => {
+    const number = task.numbers[index]!;
+    const outcome = parseEvent(task.source, typeof line === 'string' ? line : new Error(line.error), number);
+    if (outcome === undefined) return;
+    if (outcome instanceof InputError) {
+      result.errors.push({ number: outcome.line, reason: outcome.reason });
+      return;
+    }
+    result.accepted++;
+    const { timestamp } = outcome;
+    if (setup.until !== undefined && timestamp > setup.until) return;
+    if (result.first === null || timestamp < result.first) result.first = timestamp;
+    if (result.last === null || timestamp > result.last) result.last = timestamp;
+    const owner = identifierNode(outcome.identity.id);
+    // Accounts read their members, and an account's traits come from group calls: one group with the account.
+    if (outcome.groupId !== undefined) link(owner, accountNode(outcome.groupId));
+    // A claimed identifier's history becomes its claimant's (EventHistory.finish): one group with the claimant.
+    for (const claim of claimsOf(outcome.message)) link(identifierNode(claim.from.id), identifierNode(claim.to));
+    spill.write(`${task.firstSeq + index}\t${owner}\t${JSON.stringify(historyMessage(outcome))}\n`);
+  });
+  result.bytes = spill.bytes - startBytes;
+  return result;
+}
+
+/** Splits this worker's spill file into its share of each partition's files, deleting it. */
+function regroup(partitions: number, partitionOf: Map<number, number>): void {
+  const writers = Array.from({ length: partitions }, (_, partition) => new LineWriter(`${setup.partitionPrefix}${partition}`));
+  for (const line of linesOf(setup.spillFile)) {
+    const { owner } = spilled(line);
+    writers[partitionOf.get(owner) ?? owner % partitions]!.write(`${line}\n`);
+  }
+  for (const writer of writers) writer.close();
+  rmSync(setup.spillFile);
+}
+
+/** Replays one partition: its files (one from each worker) read back in input order, so duplicates and trait ties resolve as in one pass. */
+function replayPartition(files: string[], from: string, to: string, stepDays: number): ReplayPartResult {
+  const history = new EventHistory(ruleset, { ...(setup.until !== undefined ? { until: setup.until } : {}), ...(setup.anonymous ? { anonymous: true } : {}) });
+  for (const line of inInputOrder(files)) history.add(JSON.parse(spilled(line).message) as HistoryMessage);
+  for (const file of files) rmSync(file);
+  const result = replay(history, { from, to, stepDays });
+  const { duplicates, mergedIdentifiers, anonymousLeftOut } = history.stats;
+  return { result, duplicates, mergedIdentifiers, anonymousLeftOut };
+}
+
+/** A spilled line: `seq \t owner \t message` (historyMessage's JSON). */
+function spilled(line: string) {
+  const first = line.indexOf('\t');
+  const second = line.indexOf('\t', first + 1);
+  return { owner: Number(line.slice(first + 1, second)), message: line.slice(second + 1) };
+}
+
+/** The lines of sorted spill files merged by their place in the input. */
+function* inInputOrder(files: string[]): Generator<string> {
+  const heads = files.map((file) => {
+    const lines = linesOf(file);
+    const head = { lines, line: '', seq: 0, done: false };
+    advance(head);
+    return head;
+  });
+  for (;;) {
+    let next: (typeof heads)[number] | undefined;
+    for (const head of heads) if (!head.done && (next === undefined || head.seq < next.seq)) next = head;
+    if (next === undefined) return;
+    yield next.line;
+    advance(next);
+  }
+}
+
+function advance(head: { lines: Generator<string>; line: string; seq: number; done: boolean }) {
+  const step = head.lines.next();
+  if (step.done) head.done = true;
+  else {
+    head.line = step.value;
+    head.seq = Number(step.value.slice(0, step.value.indexOf('\t')));
+  }
+}
+
+/** The lines of a file written by LineWriter (every line ends with \n), read in 1 MiB chunks. */
+function* linesOf(file: string): Generator<string> {
+  const fd = openSync(file, 'r');
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  const decoder = new StringDecoder('utf8');
+  let pending = '';
+  try {
+    for (let read = readSync(fd, buffer); read > 0; read = readSync(fd, buffer)) {
+      const text = pending + decoder.write(buffer.subarray(0, read));
+      let start = 0;
+      for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
+        yield text.slice(start, newline);
+        start = newline + 1;
+      }
+      pending = text.slice(start);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+parentPort!.on('message', ({ id, task }: { id: number; task: Task }) => {
+  try {
+    parentPort!.postMessage({ id, result: run(task) });
+  } catch (error) {
+    parentPort!.postMessage({ id, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  }
+});
+
+function run(task: Task): unknown {
+  switch (task.kind) {
+    case 'spill':
+      return spillBatch(task);
+    case 'close':
+      spill.close();
+      return null;
+    case 'regroup':
+      return regroup(task.partitions, task.partitionOf);
+    case 'replay':
+      return replayPartition(task.files, task.from, task.to, task.stepDays);
+  }
+}

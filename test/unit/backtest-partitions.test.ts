@@ -1,0 +1,101 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EventHistory, replay } from '../../functions/analysis/replay';
+import { fileLines, readEvents } from '../../functions/cli/backtest-input';
+import { PartitionedHistory } from '../../functions/cli/backtest-partitions';
+import { loadRules } from '../../functions/core/rules/load';
+import { cli } from '../support/cli';
+import { messagesWithIdentities } from '../support/identity-stream';
+
+/**
+ * A backtest on worker threads spills the events to files by entity group, replays the partitions apart and merges
+ * them: the figures must be those of one pass over the whole input, for any number of workers and partitions. The
+ * stream puts every way entities meet in play: accounts shared by members, anonymous visits claimed later, aliases,
+ * an account's traits set by a visitor's group call, repeated messages (one kept: the first), messages without a
+ * messageId (their id comes from their line number), and identifiers that are a user's and a visitor's at once.
+ */
+
+const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-partitions-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const examples = join(import.meta.dirname, '../../examples');
+
+function eventsFile(): string {
+  const messages = messagesWithIdentities() as Record<string, unknown>[];
+  const lines = messages.map((message) => JSON.stringify(message));
+  // Repeats, one of them changed (the first kept wins), at both ends of the file so they land in different batches.
+  for (let i = 0; i < messages.length; i += 97) lines.push(JSON.stringify(messages[i]));
+  lines.splice(3, 0, JSON.stringify({ ...messages[200], properties: { changed: true } }));
+  const first = messages[0]!;
+  lines.push(
+    JSON.stringify({ type: 'group', anonymousId: 'visitor-1', groupId: (messages.find((message) => message['type'] === 'group')!['groupId'] as string), traits: { employees: 5000 }, timestamp: first['timestamp'], messageId: 'visitor-group' }),
+    JSON.stringify({ type: 'track', userId: 'visitor-1', event: 'Dashboard Shared', timestamp: first['timestamp'] }),
+    JSON.stringify({ type: 'track', userId: 'visitor-1', event: 'Dashboard Shared', timestamp: first['timestamp'] }),
+    '',
+  );
+  const file = join(dir, 'events.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+describe('a backtest partitioned on worker threads', () => {
+  const file = eventsFile();
+  const rulesFiles = ['activation', 'team-accounts'].map((name) => join(examples, `${name}.rules.yaml`));
+
+  it.each(rulesFiles)('replays exactly as one pass does, whatever the workers and partitions: %s', async (rulesSource) => {
+    const rulesText = readFileSync(rulesSource, 'utf8');
+    const ruleset = loadRules(rulesText, rulesSource);
+    for (const anonymous of [false, true]) {
+      const whole = new EventHistory(ruleset, { anonymous });
+      for await (const message of readEvents([file])) whole.add(message);
+      const { firstTimestamp, lastTimestamp } = whole.stats;
+      const options = { from: firstTimestamp!.slice(0, 10), to: lastTimestamp!.slice(0, 10), stepDays: 1 };
+      const expected = replay(whole, options);
+      expect(whole.stats.duplicates).toBeGreaterThan(0);
+      expect(whole.stats.mergedIdentifiers).toBeGreaterThan(0);
+
+      for (const [workers, partitionBytes] of [[1, 1e9], [3, 30_000]] as const) {
+        const history = await PartitionedHistory.read(fileLines([file]), { rulesText, rulesSource, workers, partitionBytes, anonymous });
+        try {
+          expect(history.stats).toMatchObject({ eventsRead: whole.stats.messages + whole.stats.duplicates, linesSkipped: 0, firstTimestamp, lastTimestamp });
+          const replayed = await history.replay(options);
+          // Many partitions, so that groups that span them, if any, would show.
+          if (workers === 1) expect(replayed.partitions).toBe(1);
+          else expect(replayed.partitions).toBeGreaterThan(20);
+          expect(replayed.result).toStrictEqual(expected);
+          const { duplicates, mergedIdentifiers, anonymousLeftOut } = whole.stats;
+          expect(replayed).toMatchObject({ duplicates, mergedIdentifiers, anonymousLeftOut });
+        } finally {
+          await history.close();
+        }
+      }
+    }
+  }, 120_000);
+
+  it('stops at the first bad line of the input, or counts the bad lines with skipBad', async () => {
+    const good = JSON.stringify({ type: 'track', userId: 'ann', event: 'Dashboard Shared', timestamp: '2025-01-01T10:00:00Z' });
+    const bad = join(dir, 'bad.jsonl');
+    // Far enough apart to be in different batches: the first in the input is the one named.
+    writeFileSync(bad, `${Array.from({ length: 5_000 }, (_, i) => (i === 2_500 ? '{"type":"track"' : i === 4_500 ? '[]' : good)).join('\n')}\n`);
+    const rulesSource = join(examples, 'activation.rules.yaml');
+    const options = { rulesText: readFileSync(rulesSource, 'utf8'), rulesSource, workers: 2 };
+    await expect(PartitionedHistory.read(fileLines([bad]), options)).rejects.toThrow(`${bad}:2501: not valid JSON`);
+    const skipping = await PartitionedHistory.read(fileLines([bad]), { ...options, skipBad: true });
+    await skipping.close();
+    expect(skipping.stats).toMatchObject({ eventsRead: 4_998, linesSkipped: 2 });
+    expect(skipping.stats.skipped.map((error) => error.line)).toEqual([2_501, 4_501]);
+  });
+
+  it('gives the same JSON report from the CLI with one worker and with several', async () => {
+    const file = eventsFile();
+    const run = async (...extra: string[]) => {
+      const result = await cli('backtest', '--rules', 'examples/activation.rules.yaml', '--events', file, '--json', ...extra);
+      expect(result.code, result.stderr).toBe(0);
+      return result.stdout.replace(/"generatedAt": "[^"]+"/, '');
+    };
+    const single = await run('--workers', '1');
+    expect(JSON.parse(`${single.replace(/^\{\s*,?/, '{')}`)).toHaveProperty('tiers');
+    expect(await run('--workers', '3', '--partition-size', '1')).toBe(single);
+  }, 120_000);
+});
