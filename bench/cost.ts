@@ -515,14 +515,14 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     `           ${count(result.activeUserDays)} active user-days: ${(events / result.activeUserDays).toFixed(1)} events per active user-day (anonymous visitors' included)`,
     `evaluator  every ${minutesText(result.interval.minutes)} of simulated time (predicted ${result.interval.predicted.toFixed(2)} evaluations per active user-day, for a target of ${targetEvaluations}): ${count(work.runs)} runs with work, ${count(result.idleTicks)} ticks with none;`,
     `           ${count(work.changed.evaluated)} evaluations after changes (${count(work.usersChanged)} of users: ${(work.usersChanged / result.activeUserDays).toFixed(2)} per active user-day), ${eachText(work.changed)};`,
-    `           ${count(work.sweep.evaluated)} sweeps of leads idle for 6 h, ${eachText(work.sweep)}; ${count(work.published)} lead events`,
+    `           ${count(work.sweep.evaluated)} sweeps of leads (when time alone can change them), ${eachText(work.sweep)}; ${count(work.published)} lead events`,
     ...(scaled
       ? [`           priced at ${targetEvaluations} evaluations per active user-day: the work after changes x${scale.toFixed(2)} (cost per evaluation as measured)`]
       : []),
     '',
     `${'component'.padEnd(21)}${'measured'.padEnd(100)}${'$/M events'.padStart(10)}`,
     row('ingest DynamoDB', `${per(ingest.write)} WCU + ${per(ingest.read)} RCU per event`, ingestDollars),
-    row('capture DynamoDB', `${per(capture.write)} WCU + ${per(capture.read)} RCU per event: change markers from the stream, ${capture.batches} batches of <= ${captureWindowMs / 1000} s`, captureDollars),
+    row('capture DynamoDB', `${per(capture.write)} WCU + ${per(capture.read)} RCU per event: change lists from the stream, ${capture.batches} batches of <= ${captureWindowMs / 1000} s`, captureDollars),
     row(
       'evaluation DynamoDB',
       `${(measured.read / measured.evaluations).toFixed(2)} RCU + ${(measured.write / measured.evaluations).toFixed(2)} WCU per evaluation; ${per(evaluator.read)} RCU + ${per(evaluator.write)} WCU per event${scaled ? ` (as run: ${per(measured.read)} + ${per(measured.write)})` : ''}`,

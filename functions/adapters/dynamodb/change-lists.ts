@@ -18,6 +18,9 @@ import { tableDefinition } from './table-definition';
  * one, and lists are read eventually consistent (a list not visible yet waits for the next run).
  */
 export class DynamoDbChangeLists {
+  /** Shards found without an earlier version's markers: none can appear later (nothing writes them any more). */
+  private readonly withoutMarkers = new Set<string>();
+
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
@@ -97,6 +100,7 @@ export class DynamoDbChangeLists {
    * them. A marker is deleted only if unchanged since it was read, as that version's evaluator did.
    */
   async adoptMarkers(shard: string, limit = 100): Promise<number> {
+    if (this.withoutMarkers.has(shard)) return 0;
     const { dirtyIndex } = tableDefinition;
     const page = await this.client.send(
       new QueryCommand({
@@ -110,7 +114,10 @@ export class DynamoDbChangeLists {
     );
     this.options.capacity?.add('read', page.ConsumedCapacity);
     const keys = (page.Items ?? []).map((item) => ({ pk: item['pk']!, sk: { S: changesSortKey } }));
-    if (keys.length === 0) return 0;
+    if (keys.length === 0) {
+      this.withoutMarkers.add(shard);
+      return 0;
+    }
     const markers = await getAll(this.client, this.tableName, keys, { consistent: true, ...(this.options.capacity ? { capacity: this.options.capacity } : {}) });
     const adopted = markers.flatMap((marker) => {
       const ref = parseEntityPartitionKey(marker['pk']!.S!);

@@ -20,9 +20,8 @@ export class DynamoDbEvaluationCandidates {
   ) {}
 
   async rulesetProgress(shard: string): Promise<RulesetProgress> {
-    const { Item, ConsumedCapacity } = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: metaKey(shard), ConsistentRead: true, ReturnConsumedCapacity: 'TOTAL' }),
-    );
+    // Eventually consistent: a progress a second stale only makes an overlapping run re-evaluate some entities again.
+    const { Item, ConsumedCapacity } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: metaKey(shard), ReturnConsumedCapacity: 'TOTAL' }));
     this.capacity.add('read', ConsumedCapacity);
     return Item?.['progress']?.S ? (JSON.parse(Item['progress'].S) as RulesetProgress) : {};
   }
