@@ -324,7 +324,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
 
     // Change capture as deployed: a batch of the stream every 30 seconds of arrivals, one change list per shard it touches.
     const captureTally = new CapacityTally();
-    changes = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards, captureTally));
+    changes = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards, { capacity: captureTally }));
     const capture = { batches: 0, ms: 0 };
     const send = async (calls: Call[]) => {
       const byWindow = new Map<number, Call[]>();

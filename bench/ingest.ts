@@ -189,7 +189,7 @@ async function captureReplays(endpoint: string, tableName: string, stored: reado
   const replay = async (batchOf: (messageId: string, at: number) => number): Promise<CaptureUnits> => {
     const client = createDynamoDbClient(endpoint);
     const tally = new CapacityTally();
-    const capture = new DynamoDbChangeCapture(client, tableName, defaultDirtyShards, tally);
+    const capture = new DynamoDbChangeCapture(client, tableName, defaultDirtyShards, { capacity: tally });
     const batches = new Map<number, WrittenKey[]>();
     for (const item of stored) {
       // The stream carries an item once, when its request writes it: a chunk's first message places it.

@@ -3,7 +3,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context, DynamoDBStreamEvent } from 'aws-lambda';
 import { DynamoDbChangeCapture, type WrittenKey } from '../adapters/dynamodb/change-capture';
 import { logger, metrics } from '../shared/powertools';
-import { environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
+import { deployedListSettleMs, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
 
 /**
  * Change capture: a batch of the table's stream (the event source mapping filters it to event and profile items)
@@ -11,7 +11,9 @@ import { environmentNames, metricNames, tableEnvironmentSchema } from '../shared
  * it, until it succeeds, so no change is skipped (the IteratorAge alarm says when it falls behind).
  */
 const environment = tableEnvironmentSchema.parse(process.env);
-const capture = new DynamoDbChangeCapture(new DynamoDBClient({ maxAttempts: 6 }), environment[environmentNames.tableName], environment[environmentNames.dirtyShards]);
+const capture = new DynamoDbChangeCapture(new DynamoDBClient({ maxAttempts: 6 }), environment[environmentNames.tableName], environment[environmentNames.dirtyShards], {
+  settleMs: deployedListSettleMs,
+});
 
 export async function handler(event: DynamoDBStreamEvent, context: Context): Promise<void> {
   logger.addContext(context);

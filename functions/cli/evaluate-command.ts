@@ -12,6 +12,7 @@ import { LocalChangeStream } from '../local/change-stream';
 import { LocalDeliveryWorker } from '../local/delivery-worker';
 import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
+import { deployedListSettleMs } from '../shared/settings';
 
 type EvaluateOptions = SinkOptions & { once?: boolean; rules: string; shards?: number; evaluateEvery: number; eventBus?: string; at?: string };
 
@@ -38,7 +39,8 @@ export function addEvaluateCommand(program: Command) {
     const ruleset = await readRules(options.rules);
     const client = createDynamoDbClient(endpoint);
     const shards = await shardCountOf(client, table, options.shards);
-    const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards });
+    // A deployed table's change lists are written by change capture as this runs: read only those settled.
+    const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards, ...(local ? {} : { listSettleMs: deployedListSettleMs }) });
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
     const destinations = localDestinations(options);
     // Webhooks are delivered through the same queues as `dev` delivers them: what a pass cannot deliver stays queued.

@@ -59,10 +59,8 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   // A re-evaluation of everyone that ran out of time resumes where it stopped instead of starting over.
   let after = everyone && progress.migrating?.version === ruleset.version ? progress.migrating.after : undefined;
   const seen = new Set<string>();
-  // Names what this run leaves for later, which it must not read again itself.
-  const run = `${now.toISOString()}#${crypto.randomUUID()}`;
   do {
-    const page = await store.candidates(shard, now, pageSize, { everyone, run, ...(after !== undefined ? { after } : {}) });
+    const page = await store.candidates(shard, now, pageSize, { everyone, ...(after !== undefined ? { after } : {}) });
     /** What this page leaves for a later run: changes not evaluated (time, an overlapping run) and forwarded ones. */
     const marks: ChangeMark[] = [];
     const leave = (candidate: EvaluationCandidate) => {
@@ -111,7 +109,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       evaluateCandidate,
     );
     await forEachConcurrently([...accounts.values()], concurrency, evaluateCandidate);
-    await store.settle(shard, run, page.changes, marks);
+    await store.settle(shard, page.changes, marks);
     if (incomplete) break;
     after = page.next;
     if (everyone) await store.saveRulesetProgress(shard, after === undefined ? { version: ruleset.version } : { ...progress, migrating: { version: ruleset.version, after } });

@@ -131,15 +131,15 @@ export interface EvaluationStore {
   oldestChange(shard: string): Promise<string | undefined>;
   /**
    * Candidates of the shard, about `limit`: changed entities (users before accounts within a page), then leads due for
-   * a sweep (everyone evaluated before, after a rules change). What the run `run` settled for later is not among
-   * them, so a run never meets again what it left.
+   * a sweep (everyone evaluated before, after a rules change). What the run settles for later is not among them, so
+   * a run never meets again what it left.
    */
-  candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }): Promise<CandidatePage>;
+  candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<CandidatePage>;
   /**
-   * Once a page of the run `run` is done: keeps `marks` for a later run (what the run left, or must evaluate next),
-   * then forgets the page's changes. A change made after the page was read is not forgotten: the next run sees it.
+   * Once a page is done: keeps `marks` for a later run (what the run left, or must evaluate next), then forgets the
+   * page's changes. A change made after the page was read is not forgotten: the next run sees it.
    */
-  settle(shard: string, run: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void>;
+  settle(shard: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void>;
   /** The most changed days one `save` keeps open in the state; more and the use case rebuilds the entity's days. */
   readonly maxChangedDaysPerSave: number;
   /** The entity's state, traits and accounts, with the changed days of its candidate. */

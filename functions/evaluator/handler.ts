@@ -9,7 +9,7 @@ import { recordShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
 import { loadRulesJson } from '../core/rules/ruleset';
 import { logger, metrics } from '../shared/powertools';
-import { environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
+import { deployedListSettleMs, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
 
 const environment = tableEnvironmentSchema
@@ -36,7 +36,7 @@ const runIntervalSeconds = environment[environmentNames.runIntervalSeconds];
 // a person edits: the YAML parser would add over 100 KB to the bundle.
 const ruleset = loadRulesJson(readFileSync(rulesFile, 'utf8'), rulesFile);
 const client = new DynamoDBClient({ maxAttempts: 6 });
-const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays: environment[environmentNames.retentionDays] });
+const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays: environment[environmentNames.retentionDays], listSettleMs: deployedListSettleMs });
 const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
 /** Once per process: in the handler rather than at init, so that importing the bundle touches no table. */
 let shardCountRecorded = false;

@@ -8,6 +8,11 @@ import { z } from 'zod';
 
 /** Shards of the change lists and of the sweep index: change capture spreads entities over them, the evaluator runs one invocation per shard. */
 export const defaultDirtyShards = 4;
+/**
+ * Deployed, the longest a change list write may take (adapters/dynamodb/change-lists.ts): change capture abandons a
+ * write that takes longer, and an evaluator run leaves the lists written this recently to the next run.
+ */
+export const deployedListSettleMs = 20_000;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */
 export const defaultRetentionDays = 400;
 /** Days a message ingest rejected stays in the quarantine for an operator to list. */

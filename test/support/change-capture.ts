@@ -1,6 +1,7 @@
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbChangeCapture } from '../../functions/adapters/dynamodb/change-capture';
 import { DynamoDbChangeLists, merged } from '../../functions/adapters/dynamodb/change-lists';
+import { changeListPartitionKey } from '../../functions/adapters/dynamodb/item-keys';
 import { LocalChangeStream } from '../../functions/local/change-stream';
 import { defaultDirtyShards } from '../../functions/shared/settings';
 
@@ -14,16 +15,24 @@ export async function collectChanges(client: DynamoDBClient, tableName: string, 
   }
 }
 
-/** Every entity the change lists hold, merged ("type id" -> its days, sorted), whatever the shard. */
+/** Every entity the change lists hold that no run evaluated yet, merged ("type id" -> its days, sorted), whatever the shard. */
 export async function listedChanges(client: DynamoDBClient, tableName: string, shards = defaultDirtyShards): Promise<Map<string, string[]>> {
   const lists = new DynamoDbChangeLists(client, tableName, { shards });
-  const marks = (await Promise.all(Array.from({ length: shards }, (_, shard) => lists.read(String(shard), { skipRun: '', limit: Number.MAX_SAFE_INTEGER })))).flatMap((page) => page.marks);
-  return new Map(merged(marks).map((mark) => [`${mark.ref.type} ${mark.ref.id}`, mark.days]));
+  const pages = await Promise.all(
+    Array.from({ length: shards }, async (_, shard) => lists.read(String(shard), { after: await lists.cursor(String(shard)), upTo: '~', limit: Number.MAX_SAFE_INTEGER })),
+  );
+  return new Map(merged(pages.flatMap((page) => page.marks)).map((mark) => [`${mark.ref.type} ${mark.ref.id}`, mark.days]));
 }
 
-/** How many change list items the table holds. */
+/** How many change list items the table holds, evaluated or not. */
 export async function changeListCount(client: DynamoDBClient, tableName: string, shards = defaultDirtyShards): Promise<number> {
-  const lists = new DynamoDbChangeLists(client, tableName, { shards });
-  const pages = await Promise.all(Array.from({ length: shards }, (_, shard) => lists.read(String(shard), { skipRun: '', limit: Number.MAX_SAFE_INTEGER })));
-  return pages.reduce((sum, page) => sum + page.keys.length, 0);
+  const counts = await Promise.all(
+    Array.from({ length: shards }, async (_, shard) => {
+      const output = await client.send(
+        new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey(String(shard)) } }, Select: 'COUNT', ConsistentRead: true }),
+      );
+      return output.Count ?? 0;
+    }),
+  );
+  return counts.reduce((sum, count) => sum + count, 0);
 }

@@ -16,7 +16,7 @@ interface Entity {
   state?: StoredEntityState;
   revision: number;
   /** The change marker: the days to re-read, a version bumped by every mark, and when the oldest unevaluated change came. */
-  marker?: { days: Set<string>; version: number; since: string; leftBy?: string };
+  marker?: { days: Set<string>; version: number; since: string; sequence: number };
   /** When a sweep is due; absent when the entity is not waiting for one. */
   sweepDue?: string;
 }
@@ -41,6 +41,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   afterRead: ((ref: EntityRef) => Promise<void>) | undefined;
   private readonly entities = new Map<string, Entity>();
   private progress: RulesetProgress = {};
+  /** Counts marks, so that a run can tell the marks made before it started from those made since. */
+  private sequence = 0;
 
   constructor(options: { maxChangedDaysPerSave?: number } = {}) {
     this.maxChangedDaysPerSave = options.maxChangedDaysPerSave ?? 90;
@@ -101,11 +103,12 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   }
 
   /** Every changed user, then every changed account, then the entities due for a sweep (all evaluated ones for everyone), users first. */
-  async candidates(_shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }): Promise<CandidatePage> {
-    const cursor: { phase: 'changed' | 'sweep'; offset: number } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0 };
+  async candidates(_shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<CandidatePage> {
+    // A run reads the changes marked before it started (`upTo`), as the DynamoDB store reads the lists written before.
+    const cursor: { phase: 'changed' | 'sweep'; offset: number; upTo: number } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0, upTo: this.sequence };
     const all = [...this.entities.values()];
     const due = (entity: Entity) => entity.sweepDue !== undefined && (options.everyone || entity.sweepDue <= now.toISOString());
-    const listed = (cursor.phase === 'changed' ? all.filter((entity) => entity.marker && entity.marker.leftBy !== options.run) : all.filter(due)).sort(
+    const listed = (cursor.phase === 'changed' ? all.filter((entity) => entity.marker && entity.marker.sequence <= cursor.upTo) : all.filter(due)).sort(
       (a, b) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'user' ? -1 : 1) || keyOf(a.ref).localeCompare(keyOf(b.ref)),
     );
     const reason: EvaluationCandidate['reason'] = cursor.phase === 'changed' ? 'changed' : options.everyone ? 'rules-changed' : 'sweep';
@@ -118,14 +121,14 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const changes = cursor.phase === 'changed' ? page.map((entity) => ({ key: keyOf(entity.ref), version: entity.marker!.version })) : [];
     const next =
       cursor.offset + limit < listed.length
-        ? JSON.stringify({ phase: cursor.phase, offset: cursor.phase === 'changed' ? cursor.offset : cursor.offset + limit })
+        ? JSON.stringify({ ...cursor, offset: cursor.phase === 'changed' ? cursor.offset : cursor.offset + limit })
         : cursor.phase === 'changed'
-          ? JSON.stringify({ phase: 'sweep', offset: 0 })
+          ? JSON.stringify({ phase: 'sweep', offset: 0, upTo: cursor.upTo })
           : undefined;
     return { candidates, changes, ...(next !== undefined ? { next } : {}) };
   }
 
-  async settle(_shard: string, run: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
+  async settle(_shard: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
     for (const { key, version } of changes as { key: string; version: number }[]) {
       const entity = this.entities.get(key)!;
       if (entity.marker?.version === version) delete entity.marker;
@@ -134,7 +137,6 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       const entity = this.entityOf(mark.ref);
       for (const day of mark.days) this.markEntity(entity, day, mark.since);
       if (mark.days.length === 0) this.markEntity(entity, undefined, mark.since);
-      entity.marker!.leftBy = run;
     }
   }
 
@@ -218,11 +220,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
 
   /** Marks the entity changed on `day` (or on no day: its traits or members moved). */
   private markEntity(entity: Entity, day: string | undefined, at: string): void {
-    if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at };
+    if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at, sequence: 0 };
     if (day !== undefined) entity.marker.days.add(day);
     if (at < entity.marker.since) entity.marker.since = at;
     entity.marker.version++;
-    delete entity.marker.leftBy;
+    entity.marker.sequence = ++this.sequence;
   }
 
   private entityOf(ref: EntityRef): Entity {

@@ -24,8 +24,8 @@ export interface WrittenKey {
 export class DynamoDbChangeCapture {
   private readonly lists: DynamoDbChangeLists;
 
-  constructor(client: DynamoDBClient, tableName: string, dirtyShards: number, capacity?: CapacityTally) {
-    this.lists = new DynamoDbChangeLists(client, tableName, { shards: dirtyShards, ...(capacity ? { capacity } : {}) });
+  constructor(client: DynamoDBClient, tableName: string, dirtyShards: number, options: { settleMs?: number; capacity?: CapacityTally } = {}) {
+    this.lists = new DynamoDbChangeLists(client, tableName, { shards: dirtyShards, ...options });
   }
 
   /** Lists the entities whose events or account traits were written; returns how many entities. */

@@ -1,21 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { DeleteItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ChangeMark } from '../../core/ports';
-import { deleteAll, getAll, type Item } from './batch-write';
+import { getAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
-import { changeListPartitionKey, changeListSortKey, changedPartition, changesSortKey, entityPartitionKey, parseEntityPartitionKey, shardOf } from './item-keys';
+import { changeCursorSortKey, changeListPartitionKey, changeListSortKey, changedPartition, changesSortKey, entityPartitionKey, metaPartitionKey, parseEntityPartitionKey, shardOf } from './item-keys';
 import { tableDefinition } from './table-definition';
 
 /**
  * The evaluator's to-do lists: which entities changed, on which days, one item per shard for many entities. Change
- * capture writes one per shard per stream batch, the evaluator one per page for what it leaves (and the accounts it
- * could not reach); the evaluator deletes a list once every entity in it is evaluated. A list never loses a change:
- * one written while a run works is not among the lists that run read, so it is not deleted and the next run sees it.
+ * capture writes one per shard per stream batch, the evaluator one per page for what it leaves (and for the owners of
+ * forwarded identities). Lists sort by the time they were written; each shard has a cursor, the last list evaluated,
+ * which a run moves past the lists it has evaluated. Nothing is deleted (a delete bills a write as large as the item):
+ * lists expire by TTL, which is free.
+ *
+ * A list written while a run works is never skipped: a run reads only lists written before its start minus
+ * `settleMs`, and every list write either completes within `settleMs` of the time in its key or fails (its writer
+ * then retries with a new list: change capture's batch is retried, an evaluator run that fails leaves its cursor).
  *
  * Why lists rather than a marker item per entity: a marker costs a write and an index write when set and the same
- * again when cleared, about four write units per evaluation; an entry in a list is ~40 bytes, a few hundredths of
- * one, and lists are read eventually consistent (a list not visible yet waits for the next run).
+ * again when cleared, about four write units per evaluation; an entry in a list is ~40 bytes, a few hundredths of one.
  */
 export class DynamoDbChangeLists {
   /** Shards found without an earlier version's markers: none can appear later (nothing writes them any more). */
@@ -24,11 +28,20 @@ export class DynamoDbChangeLists {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
-    private readonly options: { shards: number; capacity?: CapacityTally },
+    private readonly options: {
+      shards: number;
+      /**
+       * The longest a list write may take: a write not done by then is abandoned (and retried as a new list by its
+       * writer), and a run leaves the lists written in this last stretch to the next run. 0 where lists are written
+       * and evaluated in turn by one process (the local runtime, the tests). @default 0
+       */
+      settleMs?: number;
+      capacity?: CapacityTally;
+    },
   ) {}
 
-  /** Writes the marks, one list per shard (several for a very long one); `run` names the evaluator run that left them. */
-  async add(marks: readonly ChangeMark[], run?: string): Promise<void> {
+  /** Writes the marks, one list per shard (several for a very long one). */
+  async add(marks: readonly ChangeMark[]): Promise<void> {
     const byShard = new Map<string, ChangeMark[]>();
     for (const mark of merged(marks)) {
       const shard = shardOf(entityPartitionKey(mark.ref.workspace, mark.ref.type, mark.ref.id), this.options.shards);
@@ -36,62 +49,90 @@ export class DynamoDbChangeLists {
     }
     const writes: Promise<void>[] = [];
     for (const [shard, shardMarks] of byShard) {
-      for (let start = 0; start < shardMarks.length; start += entriesPerList) writes.push(this.put(shard, shardMarks.slice(start, start + entriesPerList), run));
+      for (let start = 0; start < shardMarks.length; start += entriesPerList) writes.push(this.put(shard, shardMarks.slice(start, start + entriesPerList)));
     }
     await Promise.all(writes);
   }
 
+  /** The newest list a run may read now: one written `settleMs` ago or earlier. */
+  readableUpTo(): string {
+    // '~' sorts after every list written in that millisecond ('#' and the unique tail).
+    return `${new Date(Date.now() - (this.options.settleMs ?? 0)).toISOString()}~`;
+  }
+
+  /** The last list of the shard a run evaluated (undefined before the first). A stale read only repeats work. */
+  async cursor(shard: string): Promise<string | undefined> {
+    const { Item, ConsumedCapacity } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: cursorKey(shard), ReturnConsumedCapacity: 'TOTAL' }));
+    this.options.capacity?.add('read', ConsumedCapacity);
+    return Item?.['upTo']?.S;
+  }
+
   /**
-   * Lists of the shard, oldest change first, from `after` on, until they hold at least `limit` entries (or none is
-   * left), except those the run `skipRun` left: their entries merged by entity, the keys to delete once they are
-   * done, and where the next page starts.
+   * The shard's lists after `after` and up to `upTo`, in the order written, until they hold at least `limit` entries:
+   * their entries merged by entity, and the last list read (undefined when none was left).
    */
-  async read(shard: string, page: { skipRun: string; limit: number; after?: Record<string, AttributeValue> }): Promise<{ marks: ChangeMark[]; keys: Item[]; next?: Record<string, AttributeValue> }> {
+  async read(shard: string, page: { after: string | undefined; upTo: string; limit: number }): Promise<{ marks: ChangeMark[]; last?: string }> {
     const marks: ChangeMark[] = [];
-    const keys: Item[] = [];
-    let next = page.after;
-    do {
+    let last = page.after;
+    let more = true;
+    while (more && marks.length < page.limit) {
       const output = await this.client.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          FilterExpression: 'attribute_not_exists(#run) OR #run <> :run',
-          ExpressionAttributeNames: { '#run': 'run' },
-          ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey(shard) }, ':run': { S: page.skipRun } },
+          KeyConditionExpression: 'pk = :pk AND sk <= :upTo',
+          ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey(shard) }, ':upTo': { S: page.upTo } },
+          ...(last !== undefined ? { ExclusiveStartKey: { pk: { S: changeListPartitionKey(shard) }, sk: { S: last } } } : {}),
+          // Strongly consistent: a list whose write completed must be seen, or the cursor would pass it.
+          ConsistentRead: true,
           Limit: listsPerQuery,
-          ExclusiveStartKey: next,
           ReturnConsumedCapacity: 'TOTAL',
         }),
       );
       this.options.capacity?.add('read', output.ConsumedCapacity);
       for (const item of output.Items ?? []) {
-        keys.push({ pk: item['pk']!, sk: item['sk']! });
         marks.push(...decode(item['entries']!.B!));
+        last = item['sk']!.S!;
       }
-      next = output.LastEvaluatedKey;
-    } while (next !== undefined && marks.length < page.limit);
-    return { marks: merged(marks), keys, ...(next !== undefined ? { next } : {}) };
+      more = output.LastEvaluatedKey !== undefined;
+    }
+    return { marks: merged(marks), ...(last !== page.after && last !== undefined ? { last } : {}) };
   }
 
-  /** Deletes lists whose entities are all done. */
-  async remove(keys: readonly Item[]): Promise<void> {
-    await deleteAll(this.client, this.tableName, keys, this.options.capacity ? { capacity: this.options.capacity } : {});
+  /** Moves the shard's cursor to `upTo`, never back (an overlapping run may have moved it further). */
+  async advance(shard: string, upTo: string): Promise<void> {
+    try {
+      const output = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: cursorKey(shard),
+          UpdateExpression: 'SET upTo = :upTo',
+          ConditionExpression: 'attribute_not_exists(upTo) OR upTo < :upTo',
+          ExpressionAttributeValues: { ':upTo': { S: upTo } },
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.options.capacity?.add('write', output.ConsumedCapacity);
+    } catch (error) {
+      if (!(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+    }
   }
 
-  /** When the oldest change still listed in the shard was made (ISO 8601), or undefined when none is. */
+  /** When the oldest change not evaluated yet in the shard was made (ISO 8601), or undefined when none is left. */
   async oldest(shard: string): Promise<string | undefined> {
+    const after = await this.cursor(shard);
     const page = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: 'pk = :pk',
         ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey(shard) } },
-        ProjectionExpression: 'sk',
+        ...(after !== undefined ? { ExclusiveStartKey: { pk: { S: changeListPartitionKey(shard) }, sk: { S: after } } } : {}),
+        ProjectionExpression: 'since',
         Limit: 1,
         ReturnConsumedCapacity: 'TOTAL',
       }),
     );
     this.options.capacity?.add('read', page.ConsumedCapacity);
-    return page.Items?.[0]?.['sk']?.S?.split('#')[0];
+    return page.Items?.[0]?.['since']?.S;
   }
 
   /**
@@ -144,23 +185,25 @@ export class DynamoDbChangeLists {
     return adopted.length;
   }
 
-  private async put(shard: string, marks: readonly ChangeMark[], run: string | undefined): Promise<void> {
+  private async put(shard: string, marks: readonly ChangeMark[]): Promise<void> {
     const since = marks.reduce((oldest, mark) => (mark.since < oldest ? mark.since : oldest), marks[0]!.since);
+    const writtenAt = Date.now();
     const output = await this.client.send(
       new PutItemCommand({
         TableName: this.tableName,
         Item: {
           pk: { S: changeListPartitionKey(shard) },
-          // The oldest change first: lists sort by it, so the lag is the first list's, and a unique tail, so lists
-          // written at the same moment never overwrite each other.
-          sk: { S: changeListSortKey(since, randomBytes(6).toString('hex')) },
+          // The time of writing, and a unique tail so lists written at the same moment never overwrite each other.
+          sk: { S: changeListSortKey(new Date(writtenAt).toISOString(), randomBytes(6).toString('hex')) },
+          since: { S: since },
           entries: { B: encode(marks) },
-          ...(run !== undefined ? { run: { S: run } } : {}),
-          // A safety net only: a shard no evaluator reads any more (fewer shards) does not keep its lists forever.
-          expiresAt: { N: String(Math.floor(Date.now() / 1000) + abandonedListSeconds) },
+          // Long after any run has read it; a shard no evaluator reads any more (fewer shards) does not keep its lists.
+          expiresAt: { N: String(Math.floor(writtenAt / 1000) + listLifetimeSeconds) },
         },
         ReturnConsumedCapacity: 'TOTAL',
       }),
+      // Done within settleMs of the time in its key, or abandoned: a run may read past that time.
+      ...(this.options.settleMs ? [{ abortSignal: AbortSignal.timeout(this.options.settleMs / 2) }] : []),
     );
     this.options.capacity?.add('write', output.ConsumedCapacity);
   }
@@ -168,8 +211,10 @@ export class DynamoDbChangeLists {
 
 /** Entities per list item: ~40 bytes each before compression keeps an item far below DynamoDB's 400 KB. */
 const entriesPerList = 2_000;
-/** Far longer than any evaluator outage worth recovering from; a rules change re-evaluates everyone anyway. */
-const abandonedListSeconds = 90 * 86_400;
+
+const cursorKey = (shard: string): Item => ({ pk: { S: metaPartitionKey }, sk: { S: changeCursorSortKey(shard) } });
+/** Far longer than any evaluator outage worth recovering from (the lag alarm fires after minutes). */
+const listLifetimeSeconds = 30 * 86_400;
 /** Lists per Query page. */
 const listsPerQuery = 25;
 

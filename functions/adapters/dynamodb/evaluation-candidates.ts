@@ -1,6 +1,5 @@
 import { GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { CandidatePage, ChangeMark, EntityRef, EvaluationCandidate, RulesetProgress } from '../../core/ports';
-import type { Item } from './batch-write';
 import type { CapacityTally } from './capacity';
 import type { DynamoDbChangeLists } from './change-lists';
 import { metaPartitionKey, parseEntityPartitionKey, rulesetSortKey, sweepPartition } from './item-keys';
@@ -37,13 +36,22 @@ export class DynamoDbEvaluationCandidates {
     return this.lists.oldest(shard);
   }
 
-  async candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }): Promise<CandidatePage> {
-    const cursor: { phase: 'changed' | 'sweep'; key?: Record<string, AttributeValue> } = options.after ? JSON.parse(options.after) : { phase: 'changed' };
+  async candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<CandidatePage> {
+    const cursor = (options.after ? JSON.parse(options.after) : { phase: 'changed' }) as
+      | { phase: 'changed'; lists?: { after?: string; upTo: string } }
+      | { phase: 'sweep'; key?: Record<string, AttributeValue> };
     if (cursor.phase === 'changed') {
-      if (cursor.key === undefined) await this.lists.adoptMarkers(shard);
-      const { marks, keys, next } = await this.lists.read(shard, { skipRun: options.run, limit, ...(cursor.key ? { after: cursor.key } : {}) });
+      // The first page fixes what this run reads: the lists after the shard's cursor written before it started.
+      let lists = cursor.lists;
+      if (lists === undefined) {
+        await this.lists.adoptMarkers(shard);
+        const after = await this.lists.cursor(shard);
+        lists = { ...(after !== undefined ? { after } : {}), upTo: this.lists.readableUpTo() };
+      }
+      const { marks, last } = await this.lists.read(shard, { after: lists.after, upTo: lists.upTo, limit });
       const candidates = marks.map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since })).sort(usersFirst);
-      return { candidates, changes: keys, next: JSON.stringify(next ? { phase: 'changed', key: next } : { phase: 'sweep' }) };
+      if (last === undefined) return { candidates, next: JSON.stringify({ phase: 'sweep' }) };
+      return { candidates, changes: last, next: JSON.stringify({ phase: 'changed', lists: { after: last, upTo: lists.upTo } }) };
     }
     const { dirtyIndex } = tableDefinition;
     const sweepDue = !options.everyone;
@@ -69,10 +77,10 @@ export class DynamoDbEvaluationCandidates {
   }
 
   /** Lists what the page left, then deletes the lists it came from (in that order: a crash between repeats work, loses none). */
-  async settle(run: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
-    if (marks.length > 0) await this.lists.add(marks, run);
-    const keys = (changes as Item[] | undefined) ?? [];
-    if (keys.length > 0) await this.lists.remove(keys);
+  /** Lists what the page left, then moves the shard's cursor past the page (a crash between repeats work, loses none). */
+  async settle(shard: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
+    if (marks.length > 0) await this.lists.add(marks);
+    if (typeof changes === 'string') await this.lists.advance(shard, changes);
   }
 }
 

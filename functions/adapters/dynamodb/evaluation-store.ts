@@ -16,6 +16,8 @@ export interface DynamoDbEvaluationStoreOptions {
   tableName: string;
   /** Must equal change capture's DIRTY_SHARDS. @default 4 */
   dirtyShards?: number;
+  /** How long a change list write may take (change-lists.ts): deployed, settings' listSettleMs. @default 0 */
+  listSettleMs?: number;
   /** Days a daily rollup is kept, as the events it sums up. @default 400 */
   retentionDays?: number;
 }
@@ -33,7 +35,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   constructor(options: DynamoDbEvaluationStoreOptions) {
     const { client, tableName } = options;
-    const lists = new DynamoDbChangeLists(client, tableName, { shards: options.dirtyShards ?? defaultDirtyShards, capacity: this.capacity });
+    const lists = new DynamoDbChangeLists(client, tableName, { shards: options.dirtyShards ?? defaultDirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
     this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, lists);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
     this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, lists, {
@@ -49,8 +51,8 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   rulesetProgress = (shard: string) => this.candidatesIndex.rulesetProgress(shard);
   saveRulesetProgress = (shard: string, progress: RulesetProgress) => this.candidatesIndex.saveRulesetProgress(shard, progress);
   oldestChange = (shard: string) => this.candidatesIndex.oldestChange(shard);
-  candidates = (shard: string, now: Date, limit: number, options: { everyone: boolean; run: string; after?: string }) => this.candidatesIndex.candidates(shard, now, limit, options);
-  settle = (_shard: string, run: string, changes: unknown, marks: readonly ChangeMark[]) => this.candidatesIndex.settle(run, changes, marks);
+  candidates = (shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) => this.candidatesIndex.candidates(shard, now, limit, options);
+  settle = (shard: string, changes: unknown, marks: readonly ChangeMark[]) => this.candidatesIndex.settle(shard, changes, marks);
 
   entity = (ref: EntityRef, changedDays?: readonly string[]) => this.rows.entity(ref, changedDays);
   events = (ref: EntityRef, days: readonly string[] | 'all') => this.rows.events(ref, days);

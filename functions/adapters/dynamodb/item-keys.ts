@@ -77,7 +77,10 @@ export const rulesetSortKey = (shard: string) => `RULESET#${shard}`;
 export const changeListPartitionKey = (shard: string) => `CHANGES#${shard}`;
 /** Every shard's change lists, as an IAM `dynamodb:LeadingKeys` pattern. */
 export const changeListPartitionsPattern = 'CHANGES#*';
-export const changeListSortKey = (since: string, unique: string) => `${since}#${unique}`;
+/** A list sorts by the time it was written, then a unique tail. */
+export const changeListSortKey = (writtenAt: string, unique: string) => `${writtenAt}#${unique}`;
+/** The last change list of a shard the evaluator has evaluated. */
+export const changeCursorSortKey = (shard: string) => `LISTS#${shard}`;
 
 /** Partitions of the `dirty` index: the markers of earlier versions, and evaluated entities waiting for their next sweep. */
 export const changedPartition = (shard: string) => shard;
