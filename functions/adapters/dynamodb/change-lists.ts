@@ -213,8 +213,8 @@ export class DynamoDbChangeLists {
 const entriesPerList = 2_000;
 
 const cursorKey = (shard: string): Item => ({ pk: { S: metaPartitionKey }, sk: { S: changeCursorSortKey(shard) } });
-/** Far longer than any evaluator outage worth recovering from (the lag alarm fires after minutes). */
-const listLifetimeSeconds = 30 * 86_400;
+/** Two weeks: far longer than an evaluator outage should last (the lag alarm fires after minutes). */
+const listLifetimeSeconds = 14 * 86_400;
 /** Lists per Query page. */
 const listsPerQuery = 25;
 
