@@ -52,7 +52,7 @@ const basicAuth = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('bas
 const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
 
 describe('the official Segment Node SDK against the local runtime', () => {
-  it('stores every call exactly once, with the profiles, memberships and change markers', async () => {
+  it('stores every call exactly once, with the profiles, memberships and change lists', async () => {
     const errors: unknown[] = [];
     const statuses: number[] = [];
     const analytics = new Analytics({

@@ -146,13 +146,14 @@ export class DynamoDbEntityRows {
     return results;
   }
 
+  /**
+   * One batch read, eventually consistent (half the units): account traits a second stale are read again with the
+   * member's next change, and a change of the account's own traits lists the account, which reads them consistently.
+   */
   async accountTraits(workspace: string, ids: readonly string[]): Promise<Record<string, unknown>[]> {
-    const profiles: Record<string, unknown>[] = [];
-    for (const id of ids) {
-      const [profile] = await this.getItems(entityPartitionKey(workspace, 'account', id), [profileSortKey]);
-      profiles.push(traitsOf(profile));
-    }
-    return profiles;
+    const keys = ids.map((id) => ({ pk: { S: entityPartitionKey(workspace, 'account', id) }, sk: { S: profileSortKey } }));
+    const profiles = new Map((await getAll(this.client, this.tableName, keys, { capacity: this.capacity })).map((item) => [item['pk']!.S!, item]));
+    return ids.map((id) => traitsOf(profiles.get(entityPartitionKey(workspace, 'account', id))));
   }
 
   async members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]> {
