@@ -179,7 +179,7 @@ export class Monitoring extends Construct {
               alarmName: `${stack.stackName} change capture behind`,
               alarmDescription:
                 'The change-capture function has not read the table stream for a while (its iterator age is high): new events are not ' +
-                'marked for the evaluator. Its logs say why; a record older than 24 hours leaves the stream unread.',
+                'listed for the evaluator. Its logs say why; a record older than 24 hours leaves the stream unread.',
               metric: props.changeCapture.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
               threshold: (props.changeCaptureDelayThreshold ?? Duration.minutes(10)).toMilliseconds(),
               comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -214,7 +214,7 @@ export class Monitoring extends Construct {
         alarmName: `${stack.stackName} evaluator errors`,
         alarmDescription:
           'The evaluator failed (e.g. a rules file that does not load, a timeout, DynamoDB errors). ' +
-          'Changed entities stay marked and are evaluated by the next successful run. See its log group.',
+          'Changed entities stay listed and are evaluated by the next successful run. See its log group.',
         metric: props.evaluator.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
