@@ -4,6 +4,7 @@ import { identityKey, type Claim, type Identity } from '../../core/identity';
 import type { EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../core/ports';
 import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
+import { forEachConcurrently } from '../../core/concurrency';
 import type { CapacityTally } from './capacity';
 import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
 import type { DynamoDbChangeLists } from './change-lists';
@@ -135,14 +136,13 @@ export class DynamoDbEntityRows {
 
   async dayRollupsIn(entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]): Promise<DayRollup[][]> {
     const results: DayRollup[][] = [];
-    let next = 0;
-    const worker = async () => {
-      while (next < entities.length) {
-        const index = next++;
-        results[index] = await this.dayRange(entities[index]!.ref, entities[index]!.ranges);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(readConcurrency, entities.length) }, worker));
+    await forEachConcurrently(
+      entities.map((entity, index) => ({ ...entity, index })),
+      readConcurrency,
+      async ({ ref, ranges, index }) => {
+        results[index] = await this.dayRange(ref, ranges);
+      },
+    );
     return results;
   }
 
