@@ -251,7 +251,7 @@ interface MixResult {
 function storedKind(item: Record<string, AttributeValue>): string {
   const pk = item['pk']?.S ?? '';
   const sk = item['sk']?.S ?? '';
-  if (pk === changeListPartitionKey) return 'change lists';
+  if (pk.startsWith(changeListPartitionKey(''))) return 'change lists';
   if (sk.startsWith(eventSortKeyPrefix)) return 'events';
   if (sk.startsWith(daySortKeyPrefix)) return 'day rollups';
   if (sk === stateSortKey) return 'states';

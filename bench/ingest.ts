@@ -51,7 +51,7 @@ const itemKinds = ['events', 'members', 'profiles', 'change lists', 'dirty index
 
 /** Which of the items in table-definition.ts a key names, for the breakdown of the write units. */
 function itemKind(pk: string, sk: string): (typeof itemKinds)[number] {
-  if (pk === changeListPartitionKey) return 'change lists';
+  if (pk.startsWith(changeListPartitionKey(''))) return 'change lists';
   if (sk.startsWith(eventSortKeyPrefix)) return 'events';
   if (sk.startsWith(memberSortKeyPrefix)) return 'members';
   if (sk === profileSortKey) return 'profiles';

@@ -5,14 +5,14 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { changeListPartitionKey, eventSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
+import { changeListPartitionsPattern, eventSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { defaultDirtyShards, environmentNames } from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
 
 /** What change capture does to the table, and nothing more: writes the evaluator's change lists. */
 export const changeCaptureTableAccess = {
   actions: ['dynamodb:PutItem'],
-  partitions: [changeListPartitionKey],
+  partitions: [changeListPartitionsPattern],
 };
 
 export interface ChangeCaptureProps {

@@ -11,7 +11,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { changeListPartitionKey, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
+import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import type { Ruleset } from '../functions/core/rules/load';
 import { defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
@@ -21,7 +21,7 @@ import { LambdaFunction } from './lambda-function';
 /**
  * What the evaluator does with the table, item by item: reads entities, rollups, change lists and the outbox by key
  * and by Query; writes state, rollups and claims (entity partitions `WS#*`, where it also deletes the change markers of
- * earlier versions), change lists (`CHANGES`: what a run leaves; its cursors are in `META`), lead events into and out
+ * earlier versions), change lists (`CHANGES#*`: what a run leaves, and deleting what it did), lead events into and out
  * of its outbox (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
  * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
  * transaction as PutItem, partition by partition. No Scan, no ConditionCheckItem (its transactions hold Puts only).
@@ -30,7 +30,7 @@ export const evaluatorTableAccess = {
   read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
   write: {
     actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
-    partitions: [workspacePartitionsPattern, changeListPartitionKey, outboxPartitionsPattern, metaPartitionKey],
+    partitions: [workspacePartitionsPattern, changeListPartitionsPattern, outboxPartitionsPattern, metaPartitionKey],
   },
 };
 

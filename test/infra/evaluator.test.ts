@@ -261,7 +261,7 @@ describe('evaluator role', () => {
       Effect: 'Allow',
       Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
       Resource: getAtt(ids.table),
-      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*', 'CHANGES', 'OUTBOX#*', 'META'] } },
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*', 'CHANGES#*', 'OUTBOX#*', 'META'] } },
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',

@@ -327,7 +327,7 @@ describe('change capture', () => {
     const role = logicalId(stack.changeCapture.handler.role!);
     const statements = policies.filter((policy) => JSON.stringify(policy.Properties.Roles) === JSON.stringify([{ Ref: role }])).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
     expect(statements).toContainEqual(
-      expect.objectContaining({ Action: 'dynamodb:PutItem', Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CHANGES'] } } }),
+      expect.objectContaining({ Action: 'dynamodb:PutItem', Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CHANGES#*'] } } }),
     );
   });
 });

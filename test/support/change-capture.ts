@@ -25,9 +25,14 @@ export async function listedChanges(client: DynamoDBClient, tableName: string, s
 }
 
 /** How many change list items the table holds, evaluated or not. */
-export async function changeListCount(client: DynamoDBClient, tableName: string): Promise<number> {
-  const output = await client.send(
-    new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey } }, Select: 'COUNT', ConsistentRead: true }),
+export async function changeListCount(client: DynamoDBClient, tableName: string, shards = defaultDirtyShards): Promise<number> {
+  const counts = await Promise.all(
+    Array.from({ length: shards }, async (_, shard) => {
+      const output = await client.send(
+        new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey(String(shard)) } }, Select: 'COUNT', ConsistentRead: true }),
+      );
+      return output.Count ?? 0;
+    }),
   );
-  return output.Count ?? 0;
+  return counts.reduce((sum, count) => sum + count, 0);
 }

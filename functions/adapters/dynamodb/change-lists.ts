@@ -8,13 +8,11 @@ import { changeCursorSortKey, changeListPartitionKey, changeListSortKey, changed
 import { tableDefinition } from './table-definition';
 
 /**
- * The evaluator's to-do lists: which entities changed, on which days, one item for many entities of every shard.
- * Change capture writes one per stream batch, the evaluator one per page for what it leaves (and for the owners of
- * forwarded identities). Lists sort by the time they were written, in one partition (a list per stream batch is far
- * below a partition's 1,000 writes a second); each shard has a cursor, the last list its runs evaluated, and a run
- * reads every list past it, keeping its shard's entries. One list per batch rather than one per shard: with sparse
- * traffic a batch holds an entity or two, and a write unit is paid per item. Nothing is deleted (a delete bills a
- * write as large as the item): lists expire by TTL, which is free.
+ * The evaluator's to-do lists: which entities changed, on which days, one item per shard for many entities. Change
+ * capture writes one per shard per stream batch, the evaluator one per page for what it leaves (and for the owners of
+ * forwarded identities). Lists sort by the time they were written; each shard has a cursor, the last list evaluated,
+ * which a run moves past the lists it has evaluated. Nothing is deleted (a delete bills a write as large as the item):
+ * lists expire by TTL, which is free.
  *
  * A list written while a run works is never skipped: a run reads only lists written before its start minus
  * `settleMs`, and every list write either completes within `settleMs` of the time in its key or fails (its writer
@@ -42,11 +40,17 @@ export class DynamoDbChangeLists {
     },
   ) {}
 
-  /** Writes the marks as one list (several for a very long one). */
+  /** Writes the marks, one list per shard (several for a very long one). */
   async add(marks: readonly ChangeMark[]): Promise<void> {
-    const entries = merged(marks);
+    const byShard = new Map<string, ChangeMark[]>();
+    for (const mark of merged(marks)) {
+      const shard = shardOf(entityPartitionKey(mark.ref.workspace, mark.ref.type, mark.ref.id), this.options.shards);
+      byShard.set(shard, [...(byShard.get(shard) ?? []), mark]);
+    }
     const writes: Promise<void>[] = [];
-    for (let start = 0; start < entries.length; start += entriesPerList) writes.push(this.put(entries.slice(start, start + entriesPerList)));
+    for (const [shard, shardMarks] of byShard) {
+      for (let start = 0; start < shardMarks.length; start += entriesPerList) writes.push(this.put(shard, shardMarks.slice(start, start + entriesPerList)));
+    }
     await Promise.all(writes);
   }
 
@@ -64,8 +68,8 @@ export class DynamoDbChangeLists {
   }
 
   /**
-   * The lists after `after` and up to `upTo`, in the order written, until they hold at least `limit` entries of the
-   * shard: those entries merged by entity, and the last list read (undefined when none was left).
+   * The shard's lists after `after` and up to `upTo`, in the order written, until they hold at least `limit` entries:
+   * their entries merged by entity, and the last list read (undefined when none was left).
    */
   async read(shard: string, page: { after: string | undefined; upTo: string; limit: number }): Promise<{ marks: ChangeMark[]; last?: string }> {
     const marks: ChangeMark[] = [];
@@ -76,8 +80,8 @@ export class DynamoDbChangeLists {
         new QueryCommand({
           TableName: this.tableName,
           KeyConditionExpression: 'pk = :pk AND sk <= :upTo',
-          ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey }, ':upTo': { S: page.upTo } },
-          ...(last !== undefined ? { ExclusiveStartKey: { pk: { S: changeListPartitionKey }, sk: { S: last } } } : {}),
+          ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey(shard) }, ':upTo': { S: page.upTo } },
+          ...(last !== undefined ? { ExclusiveStartKey: { pk: { S: changeListPartitionKey(shard) }, sk: { S: last } } } : {}),
           // Strongly consistent: a list whose write completed must be seen, or the cursor would pass it.
           ConsistentRead: true,
           Limit: listsPerQuery,
@@ -86,7 +90,7 @@ export class DynamoDbChangeLists {
       );
       this.options.capacity?.add('read', output.ConsumedCapacity);
       for (const item of output.Items ?? []) {
-        marks.push(...decode(item['entries']!.B!).filter((mark) => shardOf(entityPartitionKey(mark.ref.workspace, mark.ref.type, mark.ref.id), this.options.shards) === shard));
+        marks.push(...decode(item['entries']!.B!));
         last = item['sk']!.S!;
       }
       more = output.LastEvaluatedKey !== undefined;
@@ -113,18 +117,15 @@ export class DynamoDbChangeLists {
     }
   }
 
-  /**
-   * When the oldest change the shard's runs have not evaluated yet was made (ISO 8601): that of the first list past
-   * the shard's cursor, whichever shards its entries belong to (every run passes every list). Undefined when none is.
-   */
+  /** When the oldest change not evaluated yet in the shard was made (ISO 8601), or undefined when none is left. */
   async oldest(shard: string): Promise<string | undefined> {
     const after = await this.cursor(shard);
     const page = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey } },
-        ...(after !== undefined ? { ExclusiveStartKey: { pk: { S: changeListPartitionKey }, sk: { S: after } } } : {}),
+        ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey(shard) } },
+        ...(after !== undefined ? { ExclusiveStartKey: { pk: { S: changeListPartitionKey(shard) }, sk: { S: after } } } : {}),
         ProjectionExpression: 'since',
         Limit: 1,
         ReturnConsumedCapacity: 'TOTAL',
@@ -184,14 +185,14 @@ export class DynamoDbChangeLists {
     return adopted.length;
   }
 
-  private async put(marks: readonly ChangeMark[]): Promise<void> {
+  private async put(shard: string, marks: readonly ChangeMark[]): Promise<void> {
     const since = marks.reduce((oldest, mark) => (mark.since < oldest ? mark.since : oldest), marks[0]!.since);
     const writtenAt = Date.now();
     const output = await this.client.send(
       new PutItemCommand({
         TableName: this.tableName,
         Item: {
-          pk: { S: changeListPartitionKey },
+          pk: { S: changeListPartitionKey(shard) },
           // The time of writing, and a unique tail so lists written at the same moment never overwrite each other.
           sk: { S: changeListSortKey(new Date(writtenAt).toISOString(), randomBytes(6).toString('hex')) },
           since: { S: since },

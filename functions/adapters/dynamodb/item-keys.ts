@@ -73,8 +73,10 @@ export const localDeadLetterPartitionKey = (destination: string) => `DEADLETTER#
 /** The ruleset version a shard last evaluated everyone with. */
 export const rulesetSortKey = (shard: string) => `RULESET#${shard}`;
 
-/** The evaluator's lists of changed entities, every shard's in one partition (change-lists.ts). */
-export const changeListPartitionKey = 'CHANGES';
+/** The evaluator's lists of changed entities of one shard, oldest change first (change-lists.ts). */
+export const changeListPartitionKey = (shard: string) => `CHANGES#${shard}`;
+/** Every shard's change lists, as an IAM `dynamodb:LeadingKeys` pattern. */
+export const changeListPartitionsPattern = 'CHANGES#*';
 /** A list sorts by the time it was written, then a unique tail. */
 export const changeListSortKey = (writtenAt: string, unique: string) => `${writtenAt}#${unique}`;
 /** The last change list of a shard the evaluator has evaluated. */

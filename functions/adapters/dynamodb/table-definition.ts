@@ -10,7 +10,7 @@
  * | events (a chunk; user or visitor)  | `WS#<ws>#<type>#<id>`       | `EVT#<yyyy-mm-dd>#<chunkId>`    |
  * | entity profile (traits)            | `WS#<ws>#<type>#<id>`       | `PROFILE`                       |
  * | account member                     | `WS#<ws>#account#<id>`      | `MEMBER#<userKey>`              |
- * | change list (every shard's)        | `CHANGES`                   | `<writtenAt>#<unique>`          |
+ * | change list of a shard             | `CHANGES#<shard>`           | `<since>#<unique>`              |
  * | lead state, lifetime rollup        | `WS#<ws>#<type>#<id>`       | `STATE`                         |
  * | a user's day rollup                | `WS#<ws>#user#<userId>`     | `DAY#<yyyy-mm-dd>`              |
  * | first receipt of a message         | `WS#<ws>#MSG#<messageId>`   | `RECEIPT`                       |
