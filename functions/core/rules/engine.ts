@@ -192,11 +192,22 @@ export function conditionHolds(condition: Condition, value: unknown): boolean {
     if (typeof value === 'string') return value.includes(condition.contains);
     return Array.isArray(value) && value.includes(condition.contains);
   }
-  if (typeof value !== 'number') return false;
-  if ('gt' in condition) return value > condition.gt;
-  if ('gte' in condition) return value >= condition.gte;
-  if ('lt' in condition) return value < condition.lt;
-  return value <= condition.lte;
+  const number = numericValue(value);
+  if (number === undefined) return false;
+  if ('gt' in condition) return number > condition.gt;
+  if ('gte' in condition) return number >= condition.gte;
+  if ('lt' in condition) return number < condition.lt;
+  return number <= condition.lte;
+}
+
+/**
+ * A number, or a string holding one in plain decimal notation ("42", "-3.5"): SDKs and CRMs often send numbers as
+ * strings, and `employees: "42"` should compare as 42. Anything else ("", "42 seats", "0x2A", "Infinity") is no number.
+ */
+function numericValue(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+  if (typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value)) return Number(value);
+  return undefined;
 }
 
 /** The first day of the window of `days` days that ends on the day of `now` (UTC). */
