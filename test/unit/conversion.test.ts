@@ -33,7 +33,9 @@ describe('conversion detection', () => {
     expect(convertsBy(orderRule, track('Order Completed', iso(0), { total: 100, currency: 'USD' }), 'user')).toBe(true);
     expect(convertsBy(orderRule, track('Order Completed', iso(0), { total: 99.99, currency: 'USD' }), 'user')).toBe(false);
     expect(convertsBy(orderRule, track('Order Completed', iso(0), { total: 500 }), 'user')).toBe(false);
-    expect(convertsBy(orderRule, track('Order Completed', iso(0), { total: '500', currency: 'USD' }), 'user')).toBe(false);
+    // A number sent as a string compares as that number; a string that is no number never does.
+    expect(convertsBy(orderRule, track('Order Completed', iso(0), { total: '500', currency: 'USD' }), 'user')).toBe(true);
+    expect(convertsBy(orderRule, track('Order Completed', iso(0), { total: '500 USD', currency: 'USD' }), 'user')).toBe(false);
     expect(convertsBy(orderRule, track('Order Started', iso(0), { total: 500, currency: 'USD' }), 'user')).toBe(false);
     expect(convertsBy(orderRule, { type: 'page', timestamp: iso(0), properties: { total: 500, currency: 'USD' } }, 'user')).toBe(false);
     const any = rules('conversion: { event: Order Completed }').file.conversion!;
