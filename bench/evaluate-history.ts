@@ -16,6 +16,7 @@ import type { EntityRef, EntityUpdate, EvaluationCandidate, LeadPublisher } from
 import { eventsByDay, recomputeDays, userFacts } from '../functions/core/facts';
 import { evaluate, type EntityFacts, type UsageEvent } from '../functions/core/rules/engine';
 import type { Ruleset } from '../functions/core/rules/load';
+import { entityKey } from '../functions/core/changes';
 import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
 import { dayMs } from '../functions/core/days';
 import { SeededRandom, seedFrom } from '../functions/core/random';
@@ -403,7 +404,6 @@ export class AttributingStore {
   constructor(readonly inner: DynamoDbEvaluationStore) {
     const { shares, reasons, usersSaved, users, sweeps } = this;
     const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'settle']);
-    const refKey = (ref: EntityRef) => `${ref.workspace}\n${ref.type}\n${ref.id}`;
     /** Why each candidate of the pages read so far was one; an entity read otherwise (a visitor's owner) counts as changed. */
     const why = new Map<string, EvaluationCandidate['reason']>();
     let entity: EntityRef | undefined;
@@ -418,7 +418,7 @@ export class AttributingStore {
           // A visitor's reads and writes (forwarded to its user, or dismissed) are the user's cost.
           const runCall = runCalls.has(String(property));
           const share = shares[runCall ? 'run' : entity!.type === 'account' ? 'account' : 'user'];
-          const reasonName = runCall ? undefined : (why.get(refKey(entity!)) ?? 'changed');
+          const reasonName = runCall ? undefined : (why.get(entityKey(entity!)) ?? 'changed');
           const reason = reasonName && reasons[reasonName];
           if (property === 'save') {
             share.evaluated++;
@@ -431,7 +431,7 @@ export class AttributingStore {
           if (inFlight++ === 0) before = { ...target.capacity };
           try {
             const result = (await value.apply(target, args)) as unknown;
-            if (property === 'candidates') for (const candidate of (result as { candidates: EvaluationCandidate[] }).candidates) why.set(refKey(candidate.ref), candidate.reason);
+            if (property === 'candidates') for (const candidate of (result as { candidates: EvaluationCandidate[] }).candidates) why.set(entityKey(candidate.ref), candidate.reason);
             return result;
           } finally {
             if (--inFlight === 0) {

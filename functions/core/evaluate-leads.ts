@@ -4,6 +4,7 @@ import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
+import { entityKey } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
 import { changesByTimeAt, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
@@ -129,8 +130,6 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   }
   return { evaluated, transitions, published, unpublished, incomplete };
 }
-
-const entityKey = (ref: EntityRef) => `${ref.workspace}\n${ref.type}\n${ref.id}`;
 
 /** The accounts a user's evaluation can move (counts, active members, members' tiers), as candidates for after the users. */
 function movedAccounts(ref: EntityRef, rows: EntityRows, tier: string | null, ruleset: Ruleset, now: Date): EvaluationCandidate[] {

@@ -1,6 +1,7 @@
 import { QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbChangeCapture } from '../../functions/adapters/dynamodb/change-capture';
-import { DynamoDbChangeLists, merged } from '../../functions/adapters/dynamodb/change-lists';
+import { DynamoDbChangeLists } from '../../functions/adapters/dynamodb/change-lists';
+import { mergeMarks } from '../../functions/core/changes';
 import { changeListPartitionKey } from '../../functions/adapters/dynamodb/item-keys';
 import { LocalChangeStream } from '../../functions/local/change-stream';
 import { defaultDirtyShards } from '../../functions/shared/settings';
@@ -21,7 +22,7 @@ export async function listedChanges(client: DynamoDBClient, tableName: string, s
   const pages = await Promise.all(
     Array.from({ length: shards }, async (_, shard) => lists.read(String(shard), { after: await lists.cursor(String(shard)), upTo: '~', limit: Number.MAX_SAFE_INTEGER })),
   );
-  return new Map(merged(pages.flatMap((page) => page.marks)).map((mark) => [`${mark.ref.type} ${mark.ref.id}`, mark.days]));
+  return new Map(mergeMarks(pages.flatMap((page) => page.marks)).map((mark) => [`${mark.ref.type} ${mark.ref.id}`, mark.days]));
 }
 
 /** How many change list items the table holds, evaluated or not. */

@@ -1,3 +1,4 @@
+import { entityKey } from '../../functions/core/changes';
 import { dayOf } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import type { LeadEvent } from '../../functions/core/lead-event';
@@ -72,11 +73,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
 
   /** The saved state of an entity. */
   stateOf(ref: EntityRef): StoredEntityState | undefined {
-    return this.entities.get(keyOf(ref))?.state;
+    return this.entities.get(entityKey(ref))?.state;
   }
 
   isMarked(ref: EntityRef): boolean {
-    return this.entities.get(keyOf(ref))?.marker !== undefined;
+    return this.entities.get(entityKey(ref))?.marker !== undefined;
   }
 
   // ---- the port ----
@@ -109,7 +110,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const all = [...this.entities.values()];
     const due = (entity: Entity) => entity.sweepDue !== undefined && (options.everyone || entity.sweepDue <= now.toISOString());
     const listed = (cursor.phase === 'changed' ? all.filter((entity) => entity.marker && entity.marker.sequence <= cursor.upTo) : all.filter(due)).sort(
-      (a, b) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'user' ? -1 : 1) || keyOf(a.ref).localeCompare(keyOf(b.ref)),
+      (a, b) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'user' ? -1 : 1) || entityKey(a.ref).localeCompare(entityKey(b.ref)),
     );
     const reason: EvaluationCandidate['reason'] = cursor.phase === 'changed' ? 'changed' : options.everyone ? 'rules-changed' : 'sweep';
     const page = listed.slice(cursor.offset, cursor.offset + limit);
@@ -118,7 +119,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       return { ref: entity.ref, reason, days: [...(marker?.days ?? [])].sort(), ...(marker ? { since: marker.since } : {}) };
     });
     // What settle may forget: each listed marker as it was read (a mark after this bumps its version).
-    const changes = cursor.phase === 'changed' ? page.map((entity) => ({ key: keyOf(entity.ref), version: entity.marker!.version })) : [];
+    const changes = cursor.phase === 'changed' ? page.map((entity) => ({ key: entityKey(entity.ref), version: entity.marker!.version })) : [];
     const next =
       cursor.offset + limit < listed.length
         ? JSON.stringify({ ...cursor, offset: cursor.phase === 'changed' ? cursor.offset : cursor.offset + limit })
@@ -163,7 +164,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   async claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>> {
     const claims = new Map<string, Claim>();
     for (const identity of identities) {
-      const claim = this.entities.get(keyOf({ workspace, type: identity.kind, id: identity.id }))?.claim;
+      const claim = this.entities.get(entityKey({ workspace, type: identity.kind, id: identity.id }))?.claim;
       if (claim) claims.set(identityKey(identity), structuredClone(claim));
     }
     return claims;
@@ -201,7 +202,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
 
   async members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]> {
     return this.entityOf(ref).links.map((id) => {
-      const state = this.entities.get(keyOf({ workspace: ref.workspace, type: 'user', id }))?.state;
+      const state = this.entities.get(entityKey({ workspace: ref.workspace, type: 'user', id }))?.state;
       return state ? { id, state: structuredClone(state) } : { id };
     });
   }
@@ -228,7 +229,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   }
 
   private entityOf(ref: EntityRef): Entity {
-    const key = keyOf(ref);
+    const key = entityKey(ref);
     let entity = this.entities.get(key);
     if (!entity) {
       entity = { ref, traits: {}, links: [], events: [], days: new Map(), revision: 0 };
@@ -238,4 +239,3 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   }
 }
 
-const keyOf = (ref: EntityRef) => `${ref.workspace}\n${ref.type}\n${ref.id}`;

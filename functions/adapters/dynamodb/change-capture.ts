@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ChangeMark } from '../../core/ports';
 import type { CapacityTally } from './capacity';
-import { DynamoDbChangeLists, merged } from './change-lists';
+import { DynamoDbChangeLists } from './change-lists';
 import { eventDayOf, eventSortKeyPrefix, parseEntityPartitionKey, profileSortKey } from './item-keys';
 
 /**
@@ -42,8 +42,6 @@ export class DynamoDbChangeCapture {
         marks.push({ ref, days: [], since });
       }
     }
-    const entities = merged(marks);
-    if (entities.length > 0) await this.lists.add(entities);
-    return entities.length;
+    return marks.length > 0 ? this.lists.add(marks) : 0;
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { mergeMarks } from '../../core/changes';
 import type { ChangeMark } from '../../core/ports';
 import { getAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
@@ -40,10 +41,11 @@ export class DynamoDbChangeLists {
     },
   ) {}
 
-  /** Writes the marks, one list per shard (several for a very long one). */
-  async add(marks: readonly ChangeMark[]): Promise<void> {
+  /** Writes the marks, one list per shard (several for a very long one); returns how many entities they name. */
+  async add(marks: readonly ChangeMark[]): Promise<number> {
+    const entities = mergeMarks(marks);
     const byShard = new Map<string, ChangeMark[]>();
-    for (const mark of merged(marks)) {
+    for (const mark of entities) {
       const shard = shardOf(entityPartitionKey(mark.ref.workspace, mark.ref.type, mark.ref.id), this.options.shards);
       byShard.set(shard, [...(byShard.get(shard) ?? []), mark]);
     }
@@ -52,6 +54,7 @@ export class DynamoDbChangeLists {
       for (let start = 0; start < shardMarks.length; start += entriesPerList) writes.push(this.put(shard, shardMarks.slice(start, start + entriesPerList)));
     }
     await Promise.all(writes);
+    return entities.length;
   }
 
   /** The newest list a run may read now: one written `settleMs` ago or earlier. */
@@ -95,7 +98,7 @@ export class DynamoDbChangeLists {
       }
       more = output.LastEvaluatedKey !== undefined;
     }
-    return { marks: merged(marks), ...(last !== page.after && last !== undefined ? { last } : {}) };
+    return { marks: mergeMarks(marks), ...(last !== page.after && last !== undefined ? { last } : {}) };
   }
 
   /** Moves the shard's cursor to `upTo`, never back (an overlapping run may have moved it further). */
@@ -217,20 +220,6 @@ const cursorKey = (shard: string): Item => ({ pk: { S: metaPartitionKey }, sk: {
 const listLifetimeSeconds = 14 * 86_400;
 /** Lists per Query page. */
 const listsPerQuery = 25;
-
-/** One mark per entity: the union of its days, the oldest `since`. */
-export function merged(marks: readonly ChangeMark[]): ChangeMark[] {
-  const byEntity = new Map<string, ChangeMark>();
-  for (const mark of marks) {
-    const key = `${mark.ref.workspace}\n${mark.ref.type}\n${mark.ref.id}`;
-    const seen = byEntity.get(key);
-    byEntity.set(
-      key,
-      seen ? { ref: seen.ref, days: [...new Set([...seen.days, ...mark.days])].sort(), since: mark.since < seen.since ? mark.since : seen.since } : { ...mark, days: [...new Set(mark.days)].sort() },
-    );
-  }
-  return [...byEntity.values()];
-}
 
 /** A list's entries as deflated JSON rows `[workspace, type, id, since, ...days]`. */
 function encode(marks: readonly ChangeMark[]): Uint8Array {

@@ -345,6 +345,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
  */
 export function changesByTimeAt(facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number): Date | null {
   const signupAt = signupTime(facts, ruleset);
+  const nextMidnight = Date.parse(`${addDays(dayOf(now), 1)}T00:00:00.000Z`);
   const moments: number[] = [];
   const afterDays = (from: string, days: number) => Date.parse(from) + days * dayMs;
   for (const name of ruleset.order) {
@@ -352,11 +353,11 @@ export function changesByTimeAt(facts: EntityFacts, ruleset: Ruleset, now: Date,
     if (signalLevel(signal) !== facts.type) continue;
     switch (signal.kind) {
       case 'event':
-        if (signal.window !== undefined) moments.push(Date.parse(`${addDays(dayOf(now), 1)}T00:00:00.000Z`));
+        if (signal.window !== undefined) moments.push(nextMidnight);
         if (signal.decay !== undefined) moments.push(now.getTime() + decayIntervalMs);
         break;
       case 'active_users':
-        moments.push(Date.parse(`${addDays(dayOf(now), 1)}T00:00:00.000Z`));
+        moments.push(nextMidnight);
         break;
       case 'inactivity':
         if (facts.lastSeen !== null) moments.push(afterDays(facts.lastSeen, signal.inactive_for));
