@@ -1,11 +1,12 @@
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from '../core/identity';
 import { identifyTraits, type AcceptedMessage, type StoredMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
-import { decide, type LeadState } from '../core/lead-state';
-import { addDays, dayEnd, dayMs, dayOf, isDay, windowStart } from '../core/days';
-import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, signupDay, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
-import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Evaluation, type UsageEvent } from '../core/rules/engine';
-import { signalLevel, type Ruleset } from '../core/rules/load';
+import { decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from '../core/lead-state';
+import { addDays, dayEnd, dayOf, isDay } from '../core/days';
+import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
+import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type UsageEvent } from '../core/rules/engine';
+import type { Ruleset } from '../core/rules/load';
+import { changesByTimeAt } from '../core/rules/time-changes';
 import { Groups } from './groups';
 import { hash52, HashSet52 } from './seen-set';
 
@@ -28,11 +29,12 @@ import { hash52, HashSet52 } from './seen-set';
  *     and its accounts' traits). The signals that match and the score are recorded: what the rules say of the
  *     user at that moment.
  *  2. The lead state machine (`decide`, with the cooldown) runs for the users the deployed evaluator would evaluate
- *     then: those with new messages since the previous step, and qualified leads (swept every 6 hours, so at every
- *     step). A user with nothing new and no tier keeps its state, as in the evaluator. The tier changes are recorded.
+ *     then: those with new messages since the previous step, qualified leads (swept every 6 hours, so at every
+ *     step), and users without a tier whose sweep is due (lead-state's nextDecisionAt: time alone can raise them into
+ *     a tier). Any other user with nothing new and no tier keeps its state, as in the evaluator. The tier changes are recorded.
  *  3. Accounts (only when some rule looks at accounts), after their members, as the evaluator does: their facts are
  *     their members' rollups added up, and each member's last seen, tier and matched signals from the member's lead
- *     state (core/facts' accountFacts). They are decided when a member had new messages, when a member's tier moved, or when they are leads.
+ *     state (core/facts' accountFacts). They are decided when a member had new messages, when a member's tier moved, when they are leads, or when their sweep is due.
  *
  * The first step starts from no lead state: whatever the history before `from` qualifies shows as a qualification at
  * `from`. What a daily step cannot see: the deployed evaluator runs every minute, so a lead that qualified at 10:00 is
@@ -366,6 +368,8 @@ interface Lead {
   state?: LeadState;
   /** The highest score so far. */
   best: number;
+  /** When the evaluator would sweep it next (lead-state's nextDecisionAt at its last decision), epoch ms. */
+  decideAt: number;
 }
 
 interface UserRun extends Lead {
@@ -437,6 +441,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       accountsJoined: 0,
       history: { ...newHistory('user', record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
+      decideAt: Number.POSITIVE_INFINITY,
     });
   }
   users.sort((a, b) => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0));
@@ -448,7 +453,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       let account = accountsById.get(accountId);
       if (!account) {
         const traitEntries = (accountTraits.get(accountId) ?? []).sort(byTraitOrder);
-        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, traitsMoved: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY };
+        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, traitsMoved: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY, decideAt: Number.POSITIVE_INFINITY };
         accountsById.set(accountId, account);
       }
       if (joinedAt < account.joinedFirst) account.joinedFirst = joinedAt;
@@ -484,6 +489,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     const { state, transition } = decide(lead.state, evaluation, facts, ruleset, now, convertedAt);
     // The history of reasons is for lead events only; dropping it keeps the replay's memory flat.
     lead.state = { ...state, history: [] };
+    lead.decideAt = nextDecisionAt(state, evaluation, facts, ruleset, now, defaultDecayIntervalMs);
     if (state.conversion) lead.history.convertedAt = state.conversion.at;
     if (!transition) return false;
     lead.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
@@ -495,8 +501,6 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     const now = new Date(at);
 
     const atMs = now.getTime();
-    /** The first day of each window at this step, by its length in days. */
-    const windowFrom = new Map<number, string>();
     for (const account of accounts) {
       account.marked = false;
       account.traitsMoved = false;
@@ -533,7 +537,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const stale = changed || user.traitCursor > traitsBefore || accountsJoined !== user.accountsJoined || accountTraitsMoved;
       user.accountsJoined = accountsJoined;
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
-      else if (atMs < user.stableUntil && (user.state?.tier ?? null) === null && !options.reevaluateAll) continue;
+      else if (atMs < user.stableUntil && atMs < user.decideAt && (user.state?.tier ?? null) === null && !options.reevaluateAll) continue;
 
       // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
       if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
@@ -549,8 +553,9 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       });
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
-      user.stableUntil = stableUntil(facts, evaluation, ruleset, now, windowFrom, signupAt);
-      if (changed || (user.state?.tier ?? null) !== null) {
+      // Decay moves points at once: the next step evaluates again.
+      user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
+      if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
         const previousTier = user.state?.tier ?? null;
         const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
         decideFor(user, evaluation, facts, now, at, convertedAt);
@@ -567,7 +572,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
         const facts = accountFacts(account, membersAt(account, at, now, ruleset));
         const evaluation = evaluate(facts, ruleset, now);
         record(account, 'account', evaluation, at);
-        if (account.marked || (account.state?.tier ?? null) !== null) decideFor(account, evaluation, facts, now, at, accountConvertedAt(account, at, now, ruleset));
+        if (account.marked || (account.state?.tier ?? null) !== null || account.decideAt <= atMs) decideFor(account, evaluation, facts, now, at, accountConvertedAt(account, at, now, ruleset));
       }
     }
     options.onStep?.(index + 1, steps.length);
@@ -601,47 +606,6 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
   user.traits = {};
   user.signup = undefined;
   return true;
-}
-
-/**
- * Until when (epoch ms, excluded) a user's evaluation at `now` stays the same if nothing new arrives: which signals
- * match and the points they give only move with time through
- *  - a windowed event signal, whose value changes when a day that counts for it leaves the window (the day after
- *    `window` days have passed),
- *  - an inactivity or signup age not yet reached (once reached, they stay reached while nothing new comes),
- *  - decay, which lowers the points of a matched event signal at every step.
- * Lifetime and since-signup counts, traits and combinations of these do not move with time alone.
- */
-function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date, windowFrom: Map<number, string>, signup: string | null): number {
-  let until = Number.POSITIVE_INFINITY;
-  const nowMs = now.getTime();
-  for (const name of ruleset.order) {
-    const signal = ruleset.file.signals[name]!;
-    if (signalLevel(signal) !== 'user') continue;
-    const matched = evaluation.signals[name]?.matched === true;
-    switch (signal.kind) {
-      case 'event': {
-        if (signal.decay !== undefined && matched) return nowMs + 1;
-        if (signal.window === undefined) break;
-        // A day d leaves a window of w days at the step of day d + w.
-        let from = windowFrom.get(signal.window);
-        if (from === undefined) windowFrom.set(signal.window, (from = windowStart(now, signal.window)));
-        const oldest = facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name));
-        if (oldest !== undefined) until = Math.min(until, Date.parse(`${oldest.day}T00:00:00Z`) + signal.window * dayMs);
-        break;
-      }
-      case 'inactivity':
-        if (!matched && facts.lastSeen !== null) until = Math.min(until, Date.parse(facts.lastSeen) + signal.inactive_for * dayMs);
-        break;
-      case 'signup_age': {
-        if (!matched && signup !== null) until = Math.min(until, Date.parse(signup) + signal.signup_older_than * dayMs);
-        break;
-      }
-      default:
-        break;
-    }
-  }
-  return until;
 }
 
 /** The rollups of a sorted day list in the ranges; only days at or before the step (the first `upto` of the list). */

@@ -2,12 +2,12 @@ import { accountConversion, firstConversion } from './conversion';
 import { dayOf } from './days';
 import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts, withOpenDays } from './facts';
 import type { LeadEvent } from './lead-event';
-import { buildLeadEvent, decide, type LeadState } from './lead-state';
+import { buildLeadEvent, decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
 import { entityKey } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
-import { changesByTimeAt, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
+import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
 /** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
@@ -24,8 +24,8 @@ export interface EvaluateShardOptions {
   /** Entities of a page evaluated at once (their reads and writes overlap). @default 8 */
   concurrency?: number;
   /**
-   * How often a sweep re-evaluates a qualified lead whose points decay, without new events. Other leads are swept
-   * exactly when time alone can change them (rules/engine.ts changesByTimeAt). @default 6 hours
+   * How often a sweep re-evaluates a lead whose points decay, without new events. Otherwise entities are swept exactly
+   * when time alone can change their outcome (lead-state.ts nextDecisionAt). @default 6 hours
    */
   decayIntervalMs?: number;
 }
@@ -50,7 +50,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   const { shard, ruleset, now } = options;
   const pageSize = options.pageSize ?? 100;
   const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
-  const decayIntervalMs = options.decayIntervalMs ?? 6 * 3_600_000;
+  const decayIntervalMs = options.decayIntervalMs ?? defaultDecayIntervalMs;
   const transitions: LeadEvent[] = [];
 
   const progress = await store.rulesetProgress(shard);
@@ -93,7 +93,8 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       const evaluation = evaluate(loaded.facts, ruleset, now);
       const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt);
       const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
-      const nextSweep = state.tier !== null ? changesByTimeAt(loaded.facts, ruleset, now, decayIntervalMs) : null;
+      const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
+      const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
       // An overlapping run saved first: evaluate again later, from what it saved.
       if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
       if (event) transitions.push(event);

@@ -3,6 +3,7 @@ import { leadEventType, maxLeadEventDetailBytes, type LeadEvent } from './lead-e
 import { dayMs, daysBetween, windowStart } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
+import { changesByTimeAt } from './rules/time-changes';
 
 /**
  * The lead state machine: none -> tier, tier -> tier, tier -> none, with a cooldown after disqualification,
@@ -80,8 +81,7 @@ export function decide(
   const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier } : undefined);
   const newlyConverted = conversion !== undefined && previous?.conversion === undefined;
   const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > now.toISOString();
-  const customer = conversion !== undefined && ruleset.file.conversion !== undefined && !ruleset.file.conversion.keep_in_tiers;
-  const outOfTiers = coolingDown || customer;
+  const outOfTiers = coolingDown || convertedOutOfTiers(conversion, ruleset);
   const tier = outOfTiers ? null : evaluation.tier;
   const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
   const base: LeadState = {
@@ -116,6 +116,27 @@ export function decide(
   };
   const report = reported ? conversionReport(conversion!, previous!.qualification!) : undefined;
   return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons, ...(report ? { conversion: report } : {}) } };
+}
+
+/** How often a sweep looks again at an entity whose points decay (continuously). */
+export const defaultDecayIntervalMs = 6 * 3_600_000;
+
+/** A converted customer leaves the tiers for good, unless the rules keep customers in them. */
+const convertedOutOfTiers = (conversion: LeadState['conversion'], ruleset: Ruleset): boolean =>
+  conversion !== undefined && ruleset.file.conversion !== undefined && !ruleset.file.conversion.keep_in_tiers;
+
+/**
+ * When the state machine must run again for an entity that gets no new events (epoch ms; Infinity: not before its
+ * next change), for the evaluator's sweeps and the backtest alike: a lead whenever time can change its evaluation; an
+ * entity without a tier when time can raise it into one, or when the cooldown holding it out ends while its
+ * evaluation has a tier; a converted customer out of the tiers never.
+ */
+export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number): number {
+  if (state.tier !== null) return changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs });
+  if (convertedOutOfTiers(state.conversion, ruleset)) return Number.POSITIVE_INFINITY;
+  const qualifying = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'qualifying', decayIntervalMs });
+  const cooldownEnds = state.cooldownUntil !== null && evaluation.tier !== null ? Date.parse(state.cooldownUntil) : Number.POSITIVE_INFINITY;
+  return Math.min(qualifying, cooldownEnds > now.getTime() ? cooldownEnds : Number.POSITIVE_INFINITY);
 }
 
 function conversionReport(conversion: NonNullable<LeadState['conversion']>, qualification: NonNullable<LeadState['qualification']>): ConversionReport {

@@ -144,6 +144,37 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect(summaryOf((await dev.evaluateOnce(day(23))).transitions)).toEqual(['Lead Qualified: user fay none -> PQL-B']);
   });
 
+  it('qualifies a user without a tier by the clock alone, and sweeps no quiet user that time cannot change', async () => {
+    const leads = new RecordingPublisher();
+    const rules = `
+version: 1
+signals:
+  exported: { event: Data Exported, window: 30d, points: 20 }
+  errors: { event: Error Seen, window: 3d }
+  no_errors: { not: errors, points: 20 }
+  veteran: { signup_older_than: 10d, points: 10 }
+  inactive: { inactive_for: 5d, points: -100 }
+tiers:
+  - { name: PQL-A, min_score: 50, route: sales }
+  - { name: PQL-B, min_score: 40, route: nurture }
+`;
+    const dev = await start(leads, rules);
+    await sendBatch(dev, [
+      track('gus', 'Data Exported', day(0)),
+      track('gus', 'Error Seen', day(0)),
+      // Quiet: 20 points (no errors), nothing that time can raise before its signup age (inactivity takes points).
+      track('hal', 'Logged In', day(0)),
+    ]);
+    expect((await dev.evaluateOnce(day(0.1))).evaluated).toBe(2);
+    expect(leads.published).toEqual([]);
+
+    // No new events. Nothing is due before gus's error leaves its 3-day window (the midnight after its third day).
+    expect((await dev.evaluateOnce(day(2.4))).evaluated).toBe(0);
+    const noErrors = await dev.evaluateOnce(day(2.6));
+    expect(noErrors.evaluated).toBe(1);
+    expect(summaryOf(noErrors.transitions)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
+  });
+
   it('loses nothing when it crashes between saving state and publishing, and re-delivers with the same key', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);

@@ -236,12 +236,12 @@ policy: { cooldown: 3d }
 `);
   const track = (userId: string, event: string, timestamp: string, messageId: string) => ({ type: 'track', userId, event, timestamp, messageId });
 
-  it('qualifies at the end of the event\'s day, drops out when the window passes, and re-qualifies only when the evaluator would look again', () => {
+  it('qualifies at the end of the event\'s day, drops out when the window passes, and re-qualifies when its cooldown ends', () => {
     const messages = [
       track('bo', 'Data Exported', '2025-02-01T09:00:00Z', 'a'),
       // Qualifies on score again, but the 3-day cooldown after dropping out on 02-08 holds it back.
       track('bo', 'Data Exported', '2025-02-09T10:00:00Z', 'b'),
-      // The cooldown is over at the end of 02-11, but nothing happens to make the evaluator look at bo until 02-12.
+      // The cooldown is over at the end of 02-11: a sweep looks at bo then, by time alone, before this event.
       track('bo', 'Logged In', '2025-02-12T08:00:00Z', 'c'),
     ];
     const result = replay(historyOf(messages, rules), { from: '2025-02-01', to: '2025-02-14' });
@@ -250,7 +250,7 @@ policy: { cooldown: 3d }
       { at: '2025-02-01T23:59:59.999Z', from: null, to: 'lead' },
       // The 7-day window ending 02-08 starts on 02-02.
       { at: '2025-02-08T23:59:59.999Z', from: 'lead', to: null },
-      { at: '2025-02-12T23:59:59.999Z', from: null, to: 'lead' },
+      { at: '2025-02-11T23:59:59.999Z', from: null, to: 'lead' },
     ]);
     // Signals and scores are what the rules say at every step, whether or not the evaluator would have looked.
     expect(result.entities[0]!.firstFired).toEqual({ exported: '2025-02-01T23:59:59.999Z' });

@@ -76,7 +76,6 @@ export class DynamoDbEvaluationCandidates {
     return { candidates, ...(page.LastEvaluatedKey ? { next: JSON.stringify({ phase: 'sweep', key: page.LastEvaluatedKey }) } : {}) };
   }
 
-  /** Lists what the page left, then deletes the lists it came from (in that order: a crash between repeats work, loses none). */
   /** Lists what the page left, then moves the shard's cursor past the page (a crash between repeats work, loses none). */
   async settle(shard: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
     if (marks.length > 0) await this.lists.add(marks);

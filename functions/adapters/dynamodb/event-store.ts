@@ -1,6 +1,4 @@
 import {
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,

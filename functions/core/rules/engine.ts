@@ -210,7 +210,6 @@ function numericValue(value: unknown): number | undefined {
   return undefined;
 }
 
-/** The first day of the window of `days` days that ends on the day of `now` (UTC). */
 /** When the entity signed up: the signup trait when the rules name one and it parses, else first seen. */
 export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, ruleset: { file: Pick<Ruleset['file'], 'signup'> }): string | null {
   const trait = ruleset.file.signup?.trait;
@@ -335,38 +334,4 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
       candidate.require.every((name) => signals[name]?.matched === true),
   );
   return { signals, score: { total, engagement, fit }, tier: tier?.name ?? null, route: tier?.route ?? null };
-}
-
-/**
- * The first moment after `now` at which `evaluate` can give another result for the same facts, by time alone: when a
- * day leaves a rolling window (midnight UTC), when an inactivity or signup-age threshold is reached, and, while points
- * decay (continuously), `decayIntervalMs` from now. Null when nothing in the rules moves with time for this entity:
- * then no sweep needs to look at it until it changes.
- */
-export function changesByTimeAt(facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number): Date | null {
-  const signupAt = signupTime(facts, ruleset);
-  const nextMidnight = Date.parse(`${addDays(dayOf(now), 1)}T00:00:00.000Z`);
-  const moments: number[] = [];
-  const afterDays = (from: string, days: number) => Date.parse(from) + days * dayMs;
-  for (const name of ruleset.order) {
-    const signal = ruleset.file.signals[name]!;
-    if (signalLevel(signal) !== facts.type) continue;
-    switch (signal.kind) {
-      case 'event':
-        if (signal.window !== undefined) moments.push(nextMidnight);
-        if (signal.decay !== undefined) moments.push(now.getTime() + decayIntervalMs);
-        break;
-      case 'active_users':
-        moments.push(nextMidnight);
-        break;
-      case 'inactivity':
-        if (facts.lastSeen !== null) moments.push(afterDays(facts.lastSeen, signal.inactive_for));
-        break;
-      case 'signup_age':
-        if (signupAt !== null) moments.push(afterDays(signupAt, signal.signup_older_than));
-        break;
-    }
-  }
-  const next = Math.min(...moments.filter((moment) => moment > now.getTime()));
-  return Number.isFinite(next) ? new Date(next) : null;
 }
