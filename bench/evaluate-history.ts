@@ -358,7 +358,7 @@ export function dayMessages(user: User, offset: number, today: Date, seed: numbe
 
 /** The engine's facts, as the evaluator builds them (core/facts) from every stored event of the user. */
 export function entityFacts(user: User, messages: readonly Message[], ruleset: Ruleset): EntityFacts {
-  const { days, totals } = recomputeDays(ruleset, eventsByDay(messages as unknown as UsageEvent[]), undefined);
+  const { days, totals } = recomputeDays(ruleset, eventsByDay(messages as unknown as UsageEvent[], ruleset.calendar), undefined);
   const { account } = user;
   return userFacts({
     id: user.id,

@@ -48,6 +48,11 @@ export interface IngestApiProps {
    */
   readonly quarantineRetentionDays?: number;
   /**
+   * The rules file's time zone: events are stored by their day in it, the days the evaluator recomputes.
+   * @default UTC
+   */
+  readonly timeZone?: string;
+  /**
    * Default-stage throttling; over it clients get 429, which Segment SDKs retry.
    * @default - rateLimit 1000 requests per second, burstLimit 2000
    */
@@ -87,6 +92,7 @@ export class IngestApi extends Construct {
         [environmentNames.tableName]: props.table.tableName,
         [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
         [environmentNames.quarantineRetentionDays]: String(props.quarantineRetentionDays ?? defaultQuarantineRetentionDays),
+        [environmentNames.timeZone]: props.timeZone ?? 'UTC',
       },
     }).function;
     // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs; never the

@@ -40,6 +40,7 @@ export class PqlRadarStack extends Stack {
       table,
       retentionDays: config.retentionDays,
       throttling: config.ingest,
+      timeZone: props.rulesFile.ruleset.calendar.timeZone,
     });
     // Change capture and the evaluator must agree on the shards of the change lists.
     this.changeCapture = new ChangeCapture(this, 'ChangeCapture', { table, dirtyShards: config.evaluation.shards });

@@ -3,7 +3,7 @@ import { signalLevel } from '../core/rules/load';
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import { f1, lift, median, proportion, type Estimate } from './stats';
 import type { EntityHistoryResult, EventHistoryStats, ReplayResult } from './replay';
-import { addDays, dayMs, dayOf, mondayOf } from '../core/days';
+import { addDays, dayMs, mondayOf } from '../core/days';
 import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } from './format';
 
 /**
@@ -200,7 +200,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   for (const entity of replay.entities) {
     for (const transition of entity.transitions) {
       if (transition.to === null) continue;
-      const entry = weekly[weekIndex.get(mondayOf(dayOf(transition.at)))!];
+      const entry = weekly[weekIndex.get(mondayOf(ruleset.calendar.dayOf(transition.at)))!];
       if (entry) entry.qualified[transition.to] = (entry.qualified[transition.to] ?? 0) + 1;
     }
   }

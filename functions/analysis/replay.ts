@@ -2,7 +2,7 @@ import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from
 import { identifyTraits, type AcceptedMessage, type StoredMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from '../core/lead-state';
-import { addDays, dayEnd, dayOf, isDay } from '../core/days';
+import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
@@ -152,7 +152,7 @@ export class EventHistory {
       this.stats.ignoredAfter++;
       return false;
     }
-    const day = dayOf(timestamp);
+    const day = this.ruleset.calendar.dayOf(timestamp);
     const owner = identityKey(message.identity);
     if (!this.seen.add(hash52(`${owner}\n${day}\n${message.messageId}`))) {
       this.stats.duplicates++;
@@ -418,7 +418,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   if (options.from > options.to) throw new Error(`from (${options.from}) is after to (${options.to})`);
   const steps: string[] = [];
   for (let day = options.from; day <= options.to; day = addDays(day, stepDays)) steps.push(day);
-  const lastStep = dayEnd(steps.at(-1)!);
+  const lastStep = ruleset.calendar.endOf(steps.at(-1)!);
 
   const { users: records, accountTraits } = history instanceof EventHistory ? history.finish() : history;
   const byTraitOrder = (a: TraitEntry, b: TraitEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.seq - b.seq);
@@ -497,7 +497,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   };
 
   steps.forEach((day, index) => {
-    const at = dayEnd(day);
+    const at = ruleset.calendar.endOf(day);
     const now = new Date(at);
 
     const atMs = now.getTime();
@@ -549,7 +549,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
         traits: user.traits,
         accountTraits: user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
         totals: user.totals,
-        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : dayOf(signupAt))),
+        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : ruleset.calendar.dayOf(signupAt))),
       });
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
@@ -583,7 +583,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     // Accounts are counted as seen even when no rule looks at them (the report says how many there were).
     for (const account of accounts) entities.push(account.history);
   }
-  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: steps.map(dayEnd), entities, scoreRange, accountsEvaluated };
+  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: steps.map((day) => ruleset.calendar.endOf(day)), entities, scoreRange, accountsEvaluated };
 }
 
 /**

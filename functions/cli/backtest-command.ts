@@ -28,7 +28,7 @@ export function addBacktestCommand(program: Command) {
     .action(async (options: BacktestOptions) => {
       const { durationSchema } = await import('../core/rules/schema');
       const { loadRules } = await import('../core/rules/load');
-      const { dayEnd, isDay } = await import('../core/days');
+      const { isDay } = await import('../core/days');
       const { buildReport, formatSummary, replayedConversions } = await import('../analysis/metrics');
       const { describeConversion } = await import('../core/conversion');
       const { readConversions, terminalProgress, withSkipBadHint } = await import('./backtest-input');
@@ -70,7 +70,7 @@ export function addBacktestCommand(program: Command) {
         workers,
         partitionBytes,
         ...(options.skipBad ? { skipBad: true } : {}),
-        ...(to !== undefined ? { until: dayEnd(to) } : {}),
+        ...(to !== undefined ? { until: ruleset.calendar.endOf(to) } : {}),
         ...(options.anonymous ? { anonymous: true } : {}),
       }).catch((error: unknown) => {
         throw withSkipBadHint(error);
@@ -80,7 +80,7 @@ export function addBacktestCommand(program: Command) {
         const { eventsRead, linesSkipped, skipped, firstTimestamp, lastTimestamp } = history.stats;
         if (linesSkipped > 0) console.error(`skipped ${linesSkipped.toLocaleString('en-US')} bad lines; the first: ${skipped[0]?.message ?? ''}`);
         if (firstTimestamp === null || lastTimestamp === null) throw new Error(`no events to replay in ${eventsSource}${to !== undefined ? ` up to ${to}` : ''}`);
-        const period = { from: from ?? firstTimestamp.slice(0, 10), to: to ?? lastTimestamp.slice(0, 10) };
+        const period = { from: from ?? ruleset.calendar.dayOf(firstTimestamp), to: to ?? ruleset.calendar.dayOf(lastTimestamp) };
         if (period.from > period.to) throw new InvalidArgumentError(`--from ${period.from} is after the last event's day (${period.to})`);
         const progress = terminalProgress();
         replayed = { eventsRead, linesSkipped, ...(await history.replay({ ...period, stepDays, onPartition: (done, partitions) => progress.update(`replaying: ${done} of ${partitions} partitions done`) })) };

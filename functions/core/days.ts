@@ -44,3 +44,73 @@ export function mondayOf(day: string): string {
   const weekday = (new Date(`${day}T00:00:00Z`).getUTCDay() + 6) % 7;
   return addDays(day, -weekday);
 }
+
+/**
+ * Calendar days in one time zone (the rules file's `timezone`): which day a time falls on, when a day begins, and
+ * the rolling windows, so that "today" and "the last 7 days" are the days of the product's users. Day names and
+ * `addDays` stay plain date arithmetic; only the boundaries between days move with the zone (and its daylight saving).
+ */
+export interface Calendar {
+  /** An IANA time zone, e.g. Europe/Berlin; UTC by default. */
+  readonly timeZone: string;
+  /** The day (YYYY-MM-DD) of a time in this zone. */
+  dayOf(time: string | Date | number): string;
+  /** Epoch ms of a day's first moment in this zone (its midnight, or the first moment after a daylight-saving gap). */
+  startOf(day: string): number;
+  /** The first day of a rolling window of `days` days that ends on the day of `now`. */
+  windowStart(now: Date, days: number): string;
+  /** The last millisecond of a day (ISO 8601, UTC), the moment a backtest step evaluates at. */
+  endOf(day: string): string;
+}
+
+export const utcCalendar: Calendar = {
+  timeZone: 'UTC',
+  dayOf,
+  startOf: (day) => Date.parse(`${day}T00:00:00Z`),
+  windowStart,
+  endOf: dayEnd,
+};
+
+/** Zone offsets and daylight-saving switches fall on quarter hours, so a day is the same within one. */
+const quarterHourMs = 900_000;
+
+/** The calendar of an IANA time zone; throws a RangeError naming the zone when it is unknown. */
+export function calendarOf(timeZone: string): Calendar {
+  if (timeZone === 'UTC') return utcCalendar;
+  const format = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  const wallClock = (ms: number) => {
+    const parts: Record<string, number> = {};
+    for (const part of format.formatToParts(ms)) if (part.type !== 'literal') parts[part.type] = Number(part.value);
+    return Date.UTC(parts['year']!, parts['month']! - 1, parts['day']!, parts['hour']!, parts['minute']!, parts['second']!);
+  };
+  // Formatting is slow next to the rest of a backtest's day arithmetic: remember each quarter hour's day.
+  const days = new Map<number, string>();
+  const zonedDayOf = (time: string | Date | number): string => {
+    const ms = typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : time.getTime();
+    const quarter = Math.floor(ms / quarterHourMs);
+    let day = days.get(quarter);
+    if (day === undefined) {
+      day = new Date(wallClock(quarter * quarterHourMs)).toISOString().slice(0, 10);
+      if (days.size >= maxDayNames) days.clear();
+      days.set(quarter, day);
+    }
+    return day;
+  };
+  const startOf = (day: string): number => {
+    const midnight = Date.parse(`${day}T00:00:00Z`);
+    // The UTC moment whose wall clock reads midnight, corrected once for an offset that differs on either side.
+    let start = midnight - (wallClock(midnight) - midnight);
+    start = midnight - (wallClock(start) - start);
+    start -= start % quarterHourMs;
+    while (zonedDayOf(start) < day) start += quarterHourMs;
+    while (zonedDayOf(start - quarterHourMs) === day) start -= quarterHourMs;
+    return start;
+  };
+  return {
+    timeZone,
+    dayOf: zonedDayOf,
+    startOf,
+    windowStart: (now, length) => addDays(zonedDayOf(now), -(length - 1)),
+    endOf: (day) => new Date(startOf(addDays(day, 1)) - 1).toISOString(),
+  };
+}

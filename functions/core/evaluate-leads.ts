@@ -1,5 +1,4 @@
 import { accountConversion, firstConversion } from './conversion';
-import { dayOf } from './days';
 import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts, withOpenDays } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from './lead-state';
@@ -136,7 +135,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
 function movedAccounts(ref: EntityRef, rows: EntityRows, tier: string | null, ruleset: Ruleset, now: Date): EvaluationCandidate[] {
   const moved = rows.changedDays.length > 0 || tier !== (rows.state?.lead?.tier ?? null);
   if (ref.type !== 'user' || !ruleset.evaluatesAccounts || !moved) return [];
-  const days = rows.changedDays.length > 0 ? rows.changedDays : [dayOf(now)];
+  const days = rows.changedDays.length > 0 ? rows.changedDays : [ruleset.calendar.dayOf(now)];
   return rows.accounts.map((id) => ({ ref: { workspace: ref.workspace, type: 'account', id }, reason: 'changed', days, since: now.toISOString() }));
 }
 
@@ -174,10 +173,10 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   }
 
   // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
-  const history = await mergedEvents(store, ref, rows, needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave) ? 'all' : rows.changedDays, now);
+  const history = await mergedEvents(store, ref, rows, needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave) ? 'all' : rows.changedDays, now, ruleset.calendar);
   const { events, all: rebuilt } = history;
   const replaced = rebuilt ? [] : await replacedDays(store, ref, rows);
-  const recomputed = recomputeDays(ruleset, eventsByDay(events), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
+  const recomputed = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
   const [[stored = []], accountTraits] = await Promise.all([store.dayRollupsIn([{ ref, ranges }]), rows.accounts.length > 0 ? store.accountTraits(ref.workspace, rows.accounts) : []]);
   // The recomputed days are not saved yet: they replace what the store still holds for them.
@@ -202,7 +201,7 @@ async function replacedDays(store: EvaluationStore, ref: EntityRef, rows: Entity
  */
 export function entityUpdate(loaded: LoadedEntity, lead: LeadState, event: LeadEvent | undefined, nextSweep: Date | null, ruleset: Ruleset, now: Date): EntityUpdate {
   const { facts } = loaded;
-  const { open, closed } = loaded.rebuilt ? { open: [], closed: [] } : closeDays(loaded.rows.state?.openDays ?? [], loaded.days, now);
+  const { open, closed } = loaded.rebuilt ? { open: [], closed: [] } : closeDays(loaded.rows.state?.openDays ?? [], loaded.days, now, ruleset.calendar);
   return {
     state: {
       lead,

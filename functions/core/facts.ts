@@ -1,4 +1,4 @@
-import { addDays, dayOf, windowStart } from './days';
+import { addDays, type Calendar } from './days';
 import type { LeadState } from './lead-state';
 import { mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Measure, type MemberFacts, type UsageEvent } from './rules/engine';
 import type { Ruleset } from './rules/load';
@@ -45,9 +45,9 @@ export function withOpenDays(stored: readonly DayRollup[], state: Pick<StoredEnt
  * between them); an earlier open day is written out once it is older than yesterday, with the value every run that
  * read the same state agrees on.
  */
-export function closeDays(previous: readonly DayRollup[], recomputed: readonly DayRollup[], now: Date): { open: DayRollup[]; closed: DayRollup[] } {
+export function closeDays(previous: readonly DayRollup[], recomputed: readonly DayRollup[], now: Date, calendar: Calendar): { open: DayRollup[]; closed: DayRollup[] } {
   const fresh = new Set(recomputed.map((rollup) => rollup.day));
-  const yesterday = addDays(dayOf(now), -1);
+  const yesterday = addDays(calendar.dayOf(now), -1);
   const carried = previous.filter((rollup) => !fresh.has(rollup.day));
   return { open: [...recomputed, ...carried.filter((rollup) => rollup.day >= yesterday)].sort(byDay), closed: carried.filter((rollup) => rollup.day < yesterday) };
 }
@@ -61,7 +61,7 @@ export interface DayRange {
 /** The day an entity signed up: the signup trait when the rules name one, else its first message. */
 export function signupDay(entity: Pick<EntityFacts, 'traits' | 'firstSeen'>, ruleset: Ruleset): string | null {
   const signup = signupTime(entity, ruleset);
-  return signup === null ? null : dayOf(signup);
+  return signup === null ? null : ruleset.calendar.dayOf(signup);
 }
 
 /**
@@ -70,18 +70,18 @@ export function signupDay(entity: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
  */
 export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null): DayRange[] {
   const ranges: DayRange[] = [];
-  if (ruleset.maxWindowDays > 0) ranges.push({ from: windowStart(now, ruleset.maxWindowDays), to: dayOf(now) });
+  if (ruleset.maxWindowDays > 0) ranges.push({ from: ruleset.calendar.windowStart(now, ruleset.maxWindowDays), to: ruleset.calendar.dayOf(now) });
   if (ruleset.maxSinceSignupDays > 0 && signup !== null) ranges.push({ from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) });
   return ranges;
 }
 
 export const inReach = (ranges: readonly DayRange[], day: string): boolean => ranges.some((range) => day >= range.from && day <= range.to);
 
-/** Stored events grouped by their UTC day, in the order they come. */
-export function eventsByDay(events: Iterable<UsageEvent>): Map<string, UsageEvent[]> {
+/** Stored events grouped by their day in the rules' calendar, in the order they come. */
+export function eventsByDay(events: Iterable<UsageEvent>, calendar: Calendar): Map<string, UsageEvent[]> {
   const byDay = new Map<string, UsageEvent[]>();
   for (const event of events) {
-    const day = dayOf(event.timestamp);
+    const day = calendar.dayOf(event.timestamp);
     const list = byDay.get(day);
     if (list) list.push(event);
     else byDay.set(day, [event]);

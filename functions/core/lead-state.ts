@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { leadEventType, maxLeadEventDetailBytes, type LeadEvent } from './lead-event';
-import { dayMs, daysBetween, windowStart } from './days';
+import { dayMs, daysBetween } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 import { changesByTimeAt } from './rules/time-changes';
@@ -195,7 +195,7 @@ export function buildLeadEvent(
   /** Who the lead is: facts of a user-level entity may be those of an anonymous visitor (rules opting in). */
   entityType: 'user' | 'account' | 'visitor' = facts.type,
 ): LeadEvent {
-  const since = windowStart(now, Math.max(1, ruleset.maxWindowDays));
+  const since = ruleset.calendar.windowStart(now, Math.max(1, ruleset.maxWindowDays));
   const counts = new Map<string, number>();
   for (const day of facts.days) {
     if (day.day < since) continue;

@@ -1,4 +1,4 @@
-import { dayOf } from './days';
+import type { Calendar } from './days';
 import { claimsBefore, claimsOf, identityKey, mergedInto, parseIdentityKey, rootOf, type Claim, type Identity } from './identity';
 import type { EntityRef, EntityRows, EvaluationStore, StoredEvent } from './ports';
 import type { Ruleset } from './rules/load';
@@ -49,7 +49,7 @@ export interface MergedEvents {
  * read are stored (first claim wins), and a claim that joins a new identity reads its whole history, which may
  * carry further claims (a chain), until nothing changes.
  */
-export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date): Promise<MergedEvents> {
+export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date, calendar: Calendar): Promise<MergedEvents> {
   const self = identityOfRef(ref);
   const known = rows.state?.merged ?? [];
   const claims = known.length > 0 ? await store.claims(ref.workspace, known.map(parseIdentityKey)) : new Map<string, Claim>();
@@ -58,7 +58,7 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
   for (;;) {
     const identities = [self, ...merged.map(parseIdentityKey)];
     const events = (await Promise.all(identities.map((identity) => store.events(refOf(ref.workspace, identity), all ? 'all' : days)))).flat();
-    await storeClaims(store, ref.workspace, events, claims, now);
+    await storeClaims(store, ref.workspace, events, claims, now, calendar);
     const next = sortedKeys(mergedInto(self, claims));
     if (sameKeys(next, merged)) return { merged, events, all };
     merged = next;
@@ -70,7 +70,7 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
  * Stores the claims the events make, where they come first; `claims` ends up holding the claim on every identity
  * the events name. A claim that takes an identity from another user marks that user, which then lets it go.
  */
-async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date): Promise<void> {
+async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<void> {
   const earliest = new Map<string, Claim>();
   for (const event of events) {
     for (const claim of claimsOf(event)) {
@@ -87,7 +87,7 @@ async function storeClaims(store: EvaluationStore, workspace: string, events: re
     const result = await store.claim(workspace, claim);
     claims.set(key, result.held);
     if (result.replaced && result.replaced.to !== result.held.to) {
-      await store.mark({ workspace, type: 'user', id: result.replaced.to }, [dayOf(now)], now);
+      await store.mark({ workspace, type: 'user', id: result.replaced.to }, [calendar.dayOf(now)], now);
     }
   }
 }

@@ -5,6 +5,7 @@ const environmentSchema = tableEnvironmentSchema.extend({
   [environmentNames.quarantineRetentionDays]: z.coerce.number().int().positive().default(defaultQuarantineRetentionDays),
   /** How long a warm function trusts a write-key lookup; a revoked key is refused at most this much later. */
   KEY_CACHE_SECONDS: z.coerce.number().int().min(0).default(60),
+  [environmentNames.timeZone]: z.string().min(1).default('UTC'),
 });
 
 export interface IngestConfig {
@@ -12,6 +13,7 @@ export interface IngestConfig {
   retentionDays: number;
   quarantineRetentionDays: number;
   keyCacheSeconds: number;
+  timeZone: string;
 }
 
 /** Reads the ingest function's settings; a wrong value fails the cold start with the variable's name and the reason. */
@@ -27,5 +29,6 @@ export function ingestConfigFromEnvironment(environment: Record<string, string |
     retentionDays: env[environmentNames.retentionDays],
     quarantineRetentionDays: env[environmentNames.quarantineRetentionDays],
     keyCacheSeconds: env.KEY_CACHE_SECONDS,
+    timeZone: env[environmentNames.timeZone],
   };
 }

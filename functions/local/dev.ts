@@ -131,6 +131,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       client,
       tableName,
       ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}),
+      ...(options.ruleset ? { timeZone: options.ruleset.calendar.timeZone } : {}),
     });
     // No key cache here: locally, a revoked key should stop working at once.
     const handler = createIngestHandler({ keys, events }, options.observer);

@@ -34,6 +34,8 @@ export const environmentNames = {
   quarantineRetentionDays: 'QUARANTINE_RETENTION_DAYS',
   eventBusName: 'EVENT_BUS_NAME',
   rulesFile: 'RULES_FILE',
+  /** The rules file's time zone, for the days ingest stores events by. */
+  timeZone: 'TIME_ZONE',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
   /** The notifier's destination: its id (`<route>-<kind>-<n>`), kind, secret, and the knobs of its delivery. */
   destinationId: 'DESTINATION_ID',

@@ -21,7 +21,7 @@ export function factsFor(
   overrides: Partial<EntityFacts> = {},
   { dayOrder = 'by-day' }: FactsForOptions = {},
 ): EntityFacts {
-  const { days, totals } = recomputeDays(ruleset, eventsByDay(events), undefined);
+  const { days, totals } = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), undefined);
   const facts = userFacts({ id: 'user-1', traits: {}, accountTraits: [], totals, days });
   // recomputeDays keeps the order each day first came in; userFacts sorts by day.
   if (dayOrder === 'first-seen') facts.days = days;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { forEachConcurrently } from '../../functions/core/concurrency';
+import { utcCalendar } from '../../functions/core/days';
 import { closeDays, withOpenDays } from '../../functions/core/facts';
 import { loadRules } from '../../functions/core/rules/load';
 import { rollupDay, type DayRollup } from '../../functions/core/rules/engine';
@@ -20,16 +21,16 @@ describe('open days: the day rollups an evaluation keeps inside the state', () =
   it('keeps every recomputed day open, carries yesterday and today, and closes older days with the value the state held', () => {
     const previous = [rollup('2025-03-07', 1), rollup('2025-03-08', 2), rollup('2025-03-09', 3), rollup('2025-03-10', 4)];
     // A late event recomputes March 7th: it stays open, whatever its age.
-    const { open, closed } = closeDays(previous, [rollup('2025-03-07', 2), rollup('2025-03-10', 5)], now);
+    const { open, closed } = closeDays(previous, [rollup('2025-03-07', 2), rollup('2025-03-10', 5)], now, utcCalendar);
     expect(days(open)).toEqual(['2025-03-07:2', '2025-03-09:3', '2025-03-10:5']);
     expect(days(closed)).toEqual(['2025-03-08:2']);
   });
 
   it('changes nothing for an evaluation that recomputed nothing on the same day', () => {
     const previous = [rollup('2025-03-09', 3), rollup('2025-03-10', 4)];
-    expect(closeDays(previous, [], now)).toEqual({ open: previous, closed: [] });
+    expect(closeDays(previous, [], now, utcCalendar)).toEqual({ open: previous, closed: [] });
     // The next morning March 9th is older than yesterday: written out.
-    expect(days(closeDays(previous, [], new Date('2025-03-11T08:00:00Z')).closed)).toEqual(['2025-03-09:3']);
+    expect(days(closeDays(previous, [], new Date('2025-03-11T08:00:00Z'), utcCalendar).closed)).toEqual(['2025-03-09:3']);
   });
 
   it('lets open days win over stored day items, within reach only', () => {

@@ -604,7 +604,7 @@ describe('rulesJsonSchema', () => {
 
   it('is a JSON Schema of the file with every top-level key', () => {
     expect(schema['$schema']).toMatch(/json-schema\.org/);
-    expect(Object.keys(schema['properties'] as object)).toEqual(['version', 'name', 'signup', 'signals', 'scoring', 'tiers', 'identity', 'conversion', 'policy']);
+    expect(Object.keys(schema['properties'] as object)).toEqual(['version', 'name', 'timezone', 'signup', 'signals', 'scoring', 'tiers', 'identity', 'conversion', 'policy']);
     expect(schema['additionalProperties']).toBe(false);
     expect(JSON.parse(JSON.stringify(schema))).toEqual(schema);
   });

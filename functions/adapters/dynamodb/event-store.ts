@@ -3,6 +3,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import { calendarOf, type Calendar } from '../../core/days';
 import type { AcceptedMessage, RejectedMessage } from '../../core/messages';
 import type { EventStore, Refusal } from '../../core/ports';
 import { defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
@@ -29,6 +30,11 @@ export interface DynamoDbEventStoreOptions {
   retentionDays?: number;
   /** Days a rejected message is kept in the quarantine. @default 14 */
   quarantineRetentionDays?: number;
+  /**
+   * The time zone of the rules' calendar (the rules file's `timezone`): events are stored by their day in it, so the
+   * evaluator reads a changed day as one set of items. @default UTC
+   */
+  timeZone?: string;
 }
 
 export interface QuarantinedMessage {
@@ -55,7 +61,6 @@ const traitsPerUpdate = 50;
 interface EntityChange {
   type: EntityType;
   id: string;
-  days: Set<string>;
   traits: Map<string, unknown>;
   /** Indexes of the messages that brought the traits, refused together if the profile cannot take them. */
   traitSources: number[];
@@ -75,12 +80,14 @@ export class DynamoDbEventStore implements EventStore {
   private readonly tableName: string;
   private readonly retentionSeconds: number;
   private readonly quarantineRetentionSeconds: number;
+  private readonly calendar: Calendar;
 
   constructor(options: DynamoDbEventStoreOptions) {
     this.client = options.client;
     this.tableName = options.tableName;
     this.retentionSeconds = (options.retentionDays ?? defaultRetentionDays) * secondsPerDay;
     this.quarantineRetentionSeconds = (options.quarantineRetentionDays ?? defaultQuarantineRetentionDays) * secondsPerDay;
+    this.calendar = calendarOf(options.timeZone ?? 'UTC');
   }
 
   async save(workspace: string, received: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }> {
@@ -96,7 +103,7 @@ export class DynamoDbEventStore implements EventStore {
       const key = entityPartitionKey(workspace, type, id);
       let entry = changes.get(key);
       if (!entry) {
-        entry = { type, id, days: new Set(), traits: new Map(), traitSources: [], accountsJoined: new Set() };
+        entry = { type, id, traits: new Map(), traitSources: [], accountsJoined: new Set() };
         changes.set(key, entry);
       }
       return entry;
@@ -104,14 +111,12 @@ export class DynamoDbEventStore implements EventStore {
 
     const memberItems = new Map<number, Item>();
     for (const message of messages) {
-      const day = message.timestamp.slice(0, 10);
       const { kind, id } = message.identity;
       const user = change(kind, id);
-      user.days.add(day);
       // Accounts have users as members: an anonymous visitor's group is not a membership (core/identity merges the
       // visitor's events into its user, and the user's own messages name its accounts), but a visitor's group call
       // still sets the account's traits, so the account changes that day.
-      if (message.groupId !== undefined && (kind === 'user' || message.type === 'group')) change('account', message.groupId).days.add(day);
+      if (message.groupId !== undefined && (kind === 'user' || message.type === 'group')) change('account', message.groupId);
       if (message.groupId !== undefined && kind === 'user') {
         const accounts = memberships.get(id) ?? new Set<string>();
         memberships.set(id, accounts);
@@ -150,7 +155,7 @@ export class DynamoDbEventStore implements EventStore {
     const chunks = eventChunks(
       stored.map((message) => ({
         entity: entityPartitionKey(workspace, message.identity.kind, message.identity.id),
-        day: message.timestamp.slice(0, 10),
+        day: this.calendar.dayOf(message.timestamp),
         messageId: message.messageId,
         // The message as JSON, not as a DynamoDB map: any JSON survives (numbers beyond DynamoDB's range, empty keys).
         json: JSON.stringify(message.message),

@@ -1,4 +1,4 @@
-import { addDays, dayMs, dayOf, daysBetween, windowStart } from '../days';
+import { addDays, dayMs, daysBetween } from '../days';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import type { Condition, Signal } from './schema';
@@ -231,7 +231,7 @@ function thresholdMet(signal: { at_least?: number | undefined; at_most?: number 
 
 /** Evaluates every signal of the entity's level, scores them, and picks the first tier it meets. */
 export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evaluation {
-  const { file } = ruleset;
+  const { file, calendar } = ruleset;
   const signals: Record<string, SignalResult> = {};
   const signupAt = signupTime(facts, ruleset);
   // Adds up one signal's measure over the days in range: cheaper than merging whole rollups once per signal.
@@ -260,8 +260,8 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
     let lastOccurrence: string | undefined;
     switch (signal.kind) {
       case 'event': {
-        const from = signal.window !== undefined ? windowStart(now, signal.window) : signal.since_signup !== undefined ? (signupAt !== null ? dayOf(signupAt) : null) : null;
-        const to = signal.since_signup !== undefined && signupAt !== null ? addDays(dayOf(signupAt), signal.since_signup - 1) : null;
+        const from = signal.window !== undefined ? calendar.windowStart(now, signal.window) : signal.since_signup !== undefined ? (signupAt !== null ? calendar.dayOf(signupAt) : null) : null;
+        const to = signal.since_signup !== undefined && signupAt !== null ? addDays(calendar.dayOf(signupAt), signal.since_signup - 1) : null;
         // "within N days of signup" with no known signup has nothing to count.
         const measure = signal.since_signup !== undefined && signupAt === null ? { count: 0, sum: 0 } : measureOver(name, from, to);
         value = signal.distinct !== undefined ? measure.distinct?.length ?? 0 : signal.sum !== undefined ? measure.sum : measure.count;
@@ -293,8 +293,8 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
         value = matched;
         break;
       case 'active_users': {
-        const since = windowStart(now, signal.active_users);
-        value = facts.members.filter((member) => member.lastSeen !== null && dayOf(member.lastSeen) >= since).length;
+        const since = calendar.windowStart(now, signal.active_users);
+        value = facts.members.filter((member) => member.lastSeen !== null && calendar.dayOf(member.lastSeen) >= since).length;
         matched = thresholdMet(signal, value);
         break;
       }

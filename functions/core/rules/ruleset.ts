@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { calendarOf, type Calendar } from '../days';
 import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
 import { rulesFileSchema, type RulesFile, type Signal } from './schema';
 
@@ -34,6 +35,8 @@ export interface Ruleset {
   evaluatesAccounts: boolean;
   /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
   anonymousLeads: boolean;
+  /** The days the rules count in: the file's `timezone`, UTC by default. */
+  calendar: Calendar;
 }
 
 /**
@@ -66,6 +69,7 @@ export function rulesetOf(file: RulesFile, problem: ProblemAt, source: string): 
       .map(([name]) => name),
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
     anonymousLeads: file.identity.anonymous_leads,
+    calendar: calendarOf(file.timezone ?? 'UTC'),
   };
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { calendarOf } from '../days';
 
 /**
  * The rules file: named signals over events and traits, scored and sorted into tiers. Kept in the user's repo as
@@ -192,6 +193,14 @@ export type ConversionRule = z.output<typeof conversionSchema>;
 export const rulesFileSchema = z.strictObject({
   version: z.literal(1, { error: 'must be 1 (the rules file format version)' }),
   name: z.string().optional(),
+  /**
+   * The time zone whose calendar days the rules count in (windows, since-signup spans, day rollups), an IANA name such
+   * as Europe/Berlin. Changing it re-evaluates everyone from the stored events. @default UTC
+   */
+  timezone: z
+    .string()
+    .refine((zone) => isTimeZone(zone), 'must be an IANA time zone such as Europe/Berlin or America/New_York')
+    .optional(),
   /** Where signup time comes from: a trait (e.g. createdAt) when set and present, else the first event. */
   signup: z.strictObject({ trait: z.string().min(1) }).optional(),
   signals: z.record(signalName, signalSchema).refine((signals) => Object.keys(signals).length > 0, 'must define at least one signal'),
@@ -220,6 +229,15 @@ export const rulesFileSchema = z.strictObject({
 });
 
 export type RulesFile = z.output<typeof rulesFileSchema>;
+
+function isTimeZone(zone: string): boolean {
+  try {
+    calendarOf(zone);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** The JSON Schema of the rules file, for editors (`pql-radar rules schema`). Signals are listed without `kind`. */
 export function rulesJsonSchema(): Record<string, unknown> {

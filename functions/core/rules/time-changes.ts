@@ -1,4 +1,4 @@
-import { dayMs, dayOf, windowStart } from '../days';
+import { addDays, dayMs, type Calendar } from '../days';
 import { signupTime, type EntityFacts, type Evaluation } from './engine';
 import { signalLevel, type Ruleset } from './ruleset';
 import type { Signal } from './schema';
@@ -51,7 +51,7 @@ export function changesByTimeAt(
     if (signalLevel(signal) !== facts.type) continue;
     const result = evaluation.signals[name];
     const move =
-      signal.kind === 'combination' ? combinationMove(signal, moves) : leafMove(name, signal, result?.matched === true, result?.value ?? null, facts, signup, now, options.decayIntervalMs);
+      signal.kind === 'combination' ? combinationMove(signal, moves) : leafMove(name, signal, result?.matched === true, result?.value ?? null, facts, ruleset.calendar, signup, now, options.decayIntervalMs);
     if (move !== undefined && move.at > nowMs) moves.set(name, move);
   }
 
@@ -76,18 +76,21 @@ function leafMove(
   matched: boolean,
   value: number | string | boolean | null,
   facts: EntityFacts,
+  calendar: Calendar,
   signup: () => string | null,
   now: Date,
   decayIntervalMs: number,
 ): SignalMove | undefined {
   const at = (from: string, days: number) => Date.parse(from) + days * dayMs;
+  // A day counted in a window of `days` days leaves it when the day `days` later begins.
+  const leaves = (day: string, days: number) => calendar.startOf(addDays(day, days));
   switch (signal.kind) {
     case 'event': {
       const decays = signal.decay !== undefined && matched && signal.points !== 0;
       const decayAt = decays ? now.getTime() + decayIntervalMs : Number.POSITIVE_INFINITY;
-      const from = signal.window !== undefined ? windowStart(now, signal.window) : undefined;
+      const from = signal.window !== undefined ? calendar.windowStart(now, signal.window) : undefined;
       const oldest = from !== undefined ? facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name)) : undefined;
-      const leavesAt = oldest !== undefined ? at(oldest.day, signal.window!) : Number.POSITIVE_INFINITY;
+      const leavesAt = oldest !== undefined ? leaves(oldest.day, signal.window!) : Number.POSITIVE_INFINITY;
       if (!decays && oldest === undefined) return undefined;
       const falling = oldest !== undefined ? fallingValue(signal, matched, value) : { turnsOn: false, turnsOff: false };
       return { at: Math.min(decayAt, leavesAt), ...falling, pointsRise: decays && signal.points < 0 };
@@ -99,14 +102,14 @@ function leafMove(
       return !matched && signupAt !== null ? { at: at(signupAt, signal.signup_older_than), turnsOn: true, turnsOff: false, pointsRise: false } : undefined;
     }
     case 'active_users': {
-      const from = windowStart(now, signal.active_users);
+      const from = calendar.windowStart(now, signal.active_users);
       let oldest: string | undefined;
       for (const member of facts.members) {
         if (member.lastSeen === null) continue;
-        const day = dayOf(member.lastSeen);
+        const day = calendar.dayOf(member.lastSeen);
         if (day >= from && (oldest === undefined || day < oldest)) oldest = day;
       }
-      return oldest === undefined ? undefined : { at: at(oldest, signal.active_users), ...fallingValue(signal, matched, value), pointsRise: false };
+      return oldest === undefined ? undefined : { at: leaves(oldest, signal.active_users), ...fallingValue(signal, matched, value), pointsRise: false };
     }
     default:
       // Traits, lifetime and since-signup counts and members' outcomes move only with new data.
