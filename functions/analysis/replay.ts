@@ -630,7 +630,7 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
  * Until when (epoch ms, excluded) a user's evaluation at `now` stays the same if nothing new arrives: which signals
  * match and the points they give only move with time through
  *  - a windowed event signal, whose value changes when a day that counts for it leaves the window (the day after
- *    `window` days have passed),
+ *    `window` days have passed), or, split `per` day or week, at the next midnight (its days change periods),
  *  - an inactivity or signup age not yet reached (once reached, they stay reached while nothing new comes),
  *  - decay, which lowers the points of a matched event signal at every step.
  * Lifetime and since-signup counts, traits and combinations of these do not move with time alone.
@@ -650,7 +650,10 @@ function stableUntil(facts: EntityFacts, evaluation: Evaluation, ruleset: Rulese
         let from = windowFrom.get(signal.window);
         if (from === undefined) windowFrom.set(signal.window, (from = windowStart(now, signal.window)));
         const oldest = facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name));
-        if (oldest !== undefined) until = Math.min(until, Date.parse(`${oldest.day}T00:00:00Z`) + signal.window * dayMs);
+        if (oldest === undefined) break;
+        // Split per day or week, every day in the window moves to another period at each midnight.
+        if (signal.per !== undefined) until = Math.min(until, Date.parse(`${addDays(dayOf(now), 1)}T00:00:00Z`));
+        else until = Math.min(until, Date.parse(`${oldest.day}T00:00:00Z`) + signal.window * dayMs);
         break;
       }
       case 'inactivity':

@@ -236,6 +236,31 @@ describe('the replay counts sessions of a day rolled up in parts', () => {
   });
 });
 
+describe('the replay re-evaluates habits as their days change periods', () => {
+  it('two logins 3 days apart are in one week, then in two, with nothing new', () => {
+    const ruleset = loadRules(`version: 1
+signals:
+  two_weeks: { event: Logged In, window: 2w, per: week, periods: 2 }
+tiers:
+  - { name: unreachable, min_score: 100000, route: sales }
+`);
+    const history = () => {
+      const result = new EventHistory(ruleset);
+      ['2024-06-01T10:00:00.000Z', '2024-06-04T10:00:00.000Z'].forEach((timestamp, index) => {
+        const accepted = validateMessage({ type: 'track', event: 'Logged In', userId: 'u1', messageId: `m${index}`, timestamp }, index, 'test', new Date(0));
+        if ('reason' in accepted) throw new Error(accepted.reason);
+        result.add(accepted);
+      });
+      return result;
+    };
+    const options = { from: '2024-06-01', to: '2024-06-20' };
+    const skipping = replay(history(), options);
+    // Blocks end on the step's day: on the 7th the logins are 6 and 3 days old (one week), on the 8th 7 and 4 (two).
+    expect(skipping.entities[0]!.firstFired).toEqual({ two_weeks: '2024-06-08T23:59:59.999Z' });
+    expect(skipping).toStrictEqual(replay(history(), { ...options, reevaluateAll: true }));
+  });
+});
+
 describe('the rules check', () => {
   function problemsOf(signals: string, top = ''): RulesProblem[] {
     try {
