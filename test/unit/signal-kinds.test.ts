@@ -287,7 +287,7 @@ describe('the rules check', () => {
     { name: 'consecutive without per', signals: '  x: { event: A, window: 7d, consecutive: 2 }', path: 'signals.x.consecutive', message: /give per/ },
     { name: 'time to value to an unknown signal', signals: '  x: { to: nope, within: 1d }', path: 'signals.x.to', message: /no signal named "nope"/ },
     { name: 'time to value from an unknown signal', signals: '  x: { from: nope, to: a, within: 1d }\n  a: { event: A }', path: 'signals.x.from', message: /no signal named "nope"/ },
-    { name: 'time to value to a signal of another kind', signals: '  x: { to: idle, within: 1d }\n  idle: { inactive_for: 3d }', path: 'signals.x.to', message: /"idle" is a inactivity signal; time to value reads the first event of an event signal/ },
+    { name: 'time to value to a signal of another kind', signals: '  x: { to: idle, within: 1d }\n  idle: { inactive_for: 3d }', path: 'signals.x.to', message: /"idle" is not an event signal \(it is inactivity\): time to value reads the first event of an event signal/ },
     { name: 'time to value to a signal of another level', signals: '  x: { level: account, to: a, within: 1d }\n  a: { event: A }', path: 'signals.x.to', message: /"a" is a user signal, but this is an account signal/ },
     { name: 'time to value without within', signals: '  x: { to: a }\n  a: { event: A }', path: 'signals.x.within', message: /.+/ },
   ])('$name', ({ signals, path, message }) => {

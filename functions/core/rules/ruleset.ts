@@ -153,7 +153,7 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
           if (key === 'from' && part === 'signup') continue;
           const target = reference(at(key), part);
           if (!target) continue;
-          if (target.kind !== 'event') problems.push({ path: at(key), message: `"${part}" is a ${target.kind} signal; time to value reads the first event of an event signal` });
+          if (target.kind !== 'event') problems.push({ path: at(key), message: `"${part}" is not an event signal (it is ${target.kind}): time to value reads the first event of an event signal` });
           else if (signalLevel(target) !== level) problems.push({ path: at(key), message: `"${part}" is ${anLevel(signalLevel(target))} signal, but this is ${anLevel(level)} signal` });
         }
         break;
