@@ -4,7 +4,7 @@ import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
-import { evaluate, mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type UsageEvent } from '../core/rules/engine';
+import { evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 import { changesByTimeAt } from '../core/rules/time-changes';
 import { Groups } from './groups';
@@ -14,7 +14,8 @@ import { hash52, HashSet52 } from './seen-set';
  * Point-in-time replay: what the evaluator would have decided, step by step, had the rules been live over the period.
  *
  * Reading (`EventHistory.add`) keeps what the evaluator keeps, never the raw events: one daily rollup per user and day
- * (the engine's own `rollupDay`, so the input need not be sorted: a rollup does not depend on the order of its events),
+ * (the engine's own `rollupDay`, so the input need not be sorted: a rollup does not depend on the order of its events;
+ * sessions are joined as spans, see UserRecord.sessions),
  * each user's first message, the traits of identify and group calls with the time each was set, and memberships with
  * the time each began. Memory grows with users x active days, not with events.
  *
@@ -66,6 +67,12 @@ interface UserRecord {
   days: Map<string, DayRollup>;
   /** Product events waiting to be rolled up, by day. */
   pending: Map<string, UsageEvent[]>;
+  /**
+   * The sessions of count: sessions signals as spans, by day and signal: a day is rolled up in parts, and merged
+   * identities' days join it, so its session counts come from the joined spans (a session may span parts), never
+   * from adding counts. Empty when no signal counts sessions.
+   */
+  sessions: Map<string, Record<string, SessionSpan[]>>;
   traits: TraitEntry[];
   /** Account id -> when the user first appeared in it (group call or context.groupId). */
   accounts: Map<string, string>;
@@ -167,7 +174,7 @@ export class EventHistory {
     if ((typeof anonymousId === 'string' && anonymousId !== '') || message.type === 'alias') for (const claim of claimsOf(message.message)) this.claims.add(claim);
     let user = this.users.get(owner);
     if (!user) {
-      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
       this.users.set(owner, user);
     }
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
@@ -221,11 +228,12 @@ export class EventHistory {
     if (!events || events.length === 0) return;
     user.pending.delete(day);
     this.pendingTotal -= events.length;
-    const fresh = rollupDay(day, events, this.ruleset);
+    const { rollup: fresh, sessions } = rollupDayWithSessions(day, events, this.ruleset);
     fresh.names = noNames;
     const existing = user.days.get(day);
     const merged = existing ? mergeRollups(day, [existing, fresh]) : fresh;
     merged.names = noNames;
+    joinSessions(user, merged, sessions);
     user.days.set(day, merged);
   }
 
@@ -276,7 +284,7 @@ export class EventHistory {
     const key = identityKey(user);
     let record = this.users.get(key);
     if (!record) {
-      record = { id: user.id, firstSeen, days: new Map(), pending: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      record = { id: user.id, firstSeen, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
       this.users.set(key, record);
     }
     return record;
@@ -290,10 +298,25 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
     const existing = into.days.get(day);
     const merged = existing ? mergeRollups(day, [existing, rollup]) : rollup;
     merged.names = noNames;
+    joinSessions(into, merged, from.sessions.get(day) ?? {});
     into.days.set(day, merged);
   }
   into.traits.push(...from.traits);
   if (from.convertedAt !== null && (into.convertedAt === null || from.convertedAt < into.convertedAt)) into.convertedAt = from.convertedAt;
+}
+
+/** Joins a part of a day's session spans into the record's, and sets the day's session counts from the joined spans. */
+function joinSessions(record: UserRecord, rollup: DayRollup, spans: Readonly<Record<string, readonly SessionSpan[]>>): void {
+  const names = Object.keys(spans);
+  if (names.length === 0) return;
+  // A new record each time: a merged identity's spans are shared with every user it merges into.
+  const joined = { ...record.sessions.get(rollup.day) };
+  for (const name of names) {
+    const sessions = sessionsOf([...(joined[name] ?? []), ...spans[name]!]);
+    joined[name] = sessions;
+    rollup.measures[name]!.sessions = sessions.length;
+  }
+  record.sessions.set(rollup.day, joined);
 }
 
 /** The traits some rule reads (the signup trait, trait signals, the conversion trait): the only ones worth keeping. */
@@ -519,7 +542,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
-      if (fresh.length > 0) user.totals = addToTotals(user.totals, fresh, [], null);
+      if (fresh.length > 0) user.totals = addToTotals(ruleset, user.totals, fresh, [], null);
       const entries = user.record.traits;
       const traitsBefore = user.traitCursor;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);
@@ -596,7 +619,7 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
   if (due.length === 0) return false;
   // A copy: the record's own history is what it brings to the users it merges into later (an aliased user), and
   // every identifier joins each claimant on its chain directly (finish), so a join brings no joins of its own.
-  user.record = { ...user.record, days: new Map(user.record.days), traits: [...user.record.traits], joins: user.record.joins.filter((join) => join.at > at) };
+  user.record = { ...user.record, days: new Map(user.record.days), sessions: new Map(user.record.sessions), traits: [...user.record.traits], joins: user.record.joins.filter((join) => join.at > at) };
   for (const { record } of due) mergeRecord(user.record, record);
   user.dayList = [...user.record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
   user.upto = 0;

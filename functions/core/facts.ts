@@ -117,16 +117,22 @@ export function recomputeDays(
   const days = [...dayNames].map((day) => rollupDay(day, events.get(day) ?? [], ruleset));
   let firstEvent: string | null = null;
   for (const list of events.values()) for (const event of list) if (firstEvent === null || event.timestamp < firstEvent) firstEvent = event.timestamp;
-  return { days, totals: addToTotals(previous?.totals, days, previous?.replaced ?? [], firstEvent) };
+  return { days, totals: addToTotals(ruleset, previous?.totals, days, previous?.replaced ?? [], firstEvent) };
 }
 
 /**
  * Totals moved by new or recomputed days: each fresh rollup added, what a recomputed day held before taken out,
  * first seen the earliest message, last seen the latest activity.
  */
-export function addToTotals(totals: EntityTotals | undefined, fresh: readonly DayRollup[], replaced: readonly DayRollup[], firstMessage: string | null): EntityTotals {
+export function addToTotals(ruleset: Ruleset, totals: EntityTotals | undefined, fresh: readonly DayRollup[], replaced: readonly DayRollup[], firstMessage: string | null): EntityTotals {
   const lifetime = mergeRollups('lifetime', totals ? [totals.lifetime, ...fresh] : fresh);
   for (const day of replaced) subtractCounts(lifetime, day);
+  // A day counts once whatever its events: a recomputed day moves the counter only if it gained or lost its matches.
+  for (const name of ruleset.lifetimeDaySignals) {
+    const change = daysMatching(fresh, name) - daysMatching(replaced, name);
+    const measure = lifetime.measures[name];
+    if (measure) measure.days = (measure.days ?? 0) + change;
+  }
   let firstSeen = totals?.firstSeen ?? null;
   if (firstMessage !== null && (firstSeen === null || firstMessage < firstSeen)) firstSeen = firstMessage;
   let lastSeen = totals?.lastSeen ?? null;
@@ -134,7 +140,9 @@ export function addToTotals(totals: EntityTotals | undefined, fresh: readonly Da
   return { lifetime, firstSeen, lastSeen };
 }
 
-/** Takes a day's old counts out of a lifetime total. Distinct values and last times only grow, so they stay. */
+const daysMatching = (days: readonly DayRollup[], name: string): number => days.filter((day) => (day.measures[name]?.count ?? 0) > 0).length;
+
+/** Takes a day's old counts out of a lifetime total. Distinct values, first and last times only grow, so they stay. */
 function subtractCounts(lifetime: DayRollup, day: DayRollup): void {
   lifetime.activity -= day.activity;
   for (const [name, count] of Object.entries(day.names)) lifetime.names[name] = (lifetime.names[name] ?? 0) - count;
@@ -143,12 +151,14 @@ function subtractCounts(lifetime: DayRollup, day: DayRollup): void {
     if (!total) continue;
     total.count -= measure.count;
     total.sum -= measure.sum;
+    if (measure.sessions !== undefined) total.sessions = (total.sessions ?? 0) - measure.sessions;
   }
 }
 
 /**
  * The lifetime total is saved with every evaluation, so it keeps only what a rule reads from it: the measures of
- * signals without a window. Everything else in it would grow with history and make each save cost more.
+ * signals without a window, and of those a time-to-value signal reads. Everything else in it would grow with
+ * history and make each save cost more.
  */
 export function pruneLifetime(lifetime: DayRollup, ruleset: Ruleset): DayRollup {
   const measures: Record<string, Measure> = {};

@@ -48,6 +48,17 @@ signals:
   reporters: { level: account, members_matching: reports, at_least: 2, points: 15 }
   all_logged_in: { level: account, members_matching: logins, every: true, points: 10 }
   hot_member: { level: account, best_member_tier: hot, points: 15 }
+  active_days: { event: '*', count: days, window: 14d, at_least: 4, points: 5 }
+  one_day_only: { event: Logged In, count: days, at_most: 1, points: -5 }
+  sessions: { event: '*', count: sessions, window: 7d, at_least: 3, points: 5 }
+  two_login_weeks: { event: Logged In, window: 2w, per: week, periods: 2, points: 5 }
+  streak: { event: '*', window: 7d, per: day, consecutive: 2, points: 5 }
+  quick_report: { to: reports, within: 2d, points: 10 }
+  export_after_report: { from: reports, to: ever_exported, within: 3d, points: 5 }
+  team_days: { level: account, event: Logged In, count: days, window: 7d, at_least: 3, points: 10 }
+  team_sessions: { level: account, event: '*', count: sessions, at_least: 12, points: 5 }
+  team_export_weeks: { level: account, event: Data Exported, count: sessions, window: 2w, per: week, at_least: 1, points: 5 }
+  team_quick_export: { level: account, to: team_export_weeks, within: 5d, points: 5 }
 tiers:
   - { name: hot, min_score: 45, route: sales, level: user }
   - { name: warm, min_score: 25, route: nurture, level: user }
@@ -66,6 +77,7 @@ const signalKinds: Record<Signal['kind'], true> = {
   active_users: true,
   members: true,
   best_member: true,
+  time_to_value: true,
 };
 
 let runtime: DevRuntime | undefined;
@@ -155,7 +167,11 @@ describe('the evaluator and the backtest', () => {
     const signals = Object.values(ruleset.file.signals);
     expect(new Set(signals.map((signal) => signal.kind))).toEqual(new Set(Object.keys(signalKinds)));
     const eventOptions = signals.flatMap((signal) => (signal.kind === 'event' ? Object.keys(signal).filter((key) => signal[key as keyof typeof signal] !== undefined) : []));
-    for (const option of ['where', 'window', 'since_signup', 'decay', 'distinct', 'sum']) expect(eventOptions).toContain(option);
+    for (const option of ['where', 'window', 'since_signup', 'decay', 'distinct', 'sum', 'count', 'per', 'periods', 'consecutive']) expect(eventOptions).toContain(option);
+    const counts = signals.flatMap((signal) => (signal.kind === 'event' && signal.count !== undefined ? [`${signal.level} ${signal.count} ${signal.window === undefined ? 'lifetime' : 'window'}`] : []));
+    for (const count of ['user days lifetime', 'user days window', 'user sessions window', 'account days window', 'account sessions lifetime']) expect(counts).toContain(count);
+    expect(signals.some((signal) => signal.kind === 'time_to_value' && signal.from !== 'signup')).toBe(true);
+    expect(signals.some((signal) => signal.kind === 'time_to_value' && signal.level === 'account')).toBe(true);
     expect(signals.some((signal) => signal.kind === 'trait' && signal.level === 'account')).toBe(true);
     expect(signals.some((signal) => signal.kind === 'trait' && signal.level === 'user')).toBe(true);
     expect(signals.some((signal) => signal.kind === 'members' && signal.every)).toBe(true);

@@ -10,7 +10,8 @@ import { loadRules, type Ruleset } from '../../functions/core/rules/load';
  * The replay skips users whose evaluation cannot have changed since the last one (nothing new, no tier, nothing time
  * moves: see stableUntil in replay.ts). Skipping must change nothing: every ruleset here is replayed with and without
  * it and the results compared whole. The rules put every time-based signal kind in play: windows that lose days,
- * at_most counts that come to match when they do, inactivity, signup age, decay, account traits that change later.
+ * at_most counts that come to match when they do, inactivity, signup age, decay, account traits that change later,
+ * habits split per day or week.
  */
 
 const examples = join(import.meta.dirname, '../../examples');
@@ -39,6 +40,25 @@ tiers:
 policy: { cooldown: 5d }
 `);
 
+/** Issue 13's kinds: days and sessions, habits per day and week (whose days change periods every midnight), time to value. */
+const habitRules = loadRules(`
+version: 1
+signup: { trait: createdAt }
+signals:
+  active_days: { events: ['*'], count: days, window: 14d, at_least: 3, points: 10 }
+  few_days: { events: ['*'], count: days, at_most: 2, points: -5 }
+  sessions: { events: ['*'], count: sessions, window: 7d, at_least: 2, points: 10 }
+  weekly: { events: ['*'], window: 3w, per: week, at_least: 2, periods: 2, points: 15 }
+  quiet_weeks: { events: ['*'], window: 2w, per: week, at_most: 1, periods: 2, points: 10 }
+  streak: { events: ['*'], window: 5d, per: day, consecutive: 2, points: 15 }
+  fast: { to: shared, within: 3d, points: 10 }
+  shared: { event: Dashboard Shared, window: 10d }
+tiers:
+  - { name: hot, min_score: 40, route: sales, level: user }
+  - { name: warm, min_score: 20, route: nurture, level: user }
+policy: { cooldown: 5d }
+`);
+
 function history(messages: readonly object[], ruleset: Ruleset, anonymous: boolean) {
   const result = new EventHistory(ruleset, { anonymous });
   messages.forEach((message, index) => {
@@ -52,7 +72,7 @@ function history(messages: readonly object[], ruleset: Ruleset, anonymous: boole
 describe('skipping users whose evaluation cannot have changed', () => {
   const messages = messagesWithIdentities();
   const days = messages.map((message) => (message as { timestamp: string }).timestamp.slice(0, 10)).sort();
-  const rulesets: [string, Ruleset][] = [['time-based', timeRules], ['activation', example('activation')], ['plan-limits', example('plan-limits')], ['team-accounts', example('team-accounts')]];
+  const rulesets: [string, Ruleset][] = [['time-based', timeRules], ['habits', habitRules], ['activation', example('activation')], ['plan-limits', example('plan-limits')], ['team-accounts', example('team-accounts')]];
 
   it.each(rulesets.flatMap(([name, ruleset]) => [1, 3].map((stepDays) => [name, stepDays, ruleset] as const)))('changes nothing: %s, every %i days', (_name, stepDays, ruleset) => {
     for (const anonymous of [false, true]) {
@@ -68,7 +88,7 @@ describe('skipping users whose evaluation cannot have changed', () => {
 describe('replaying by partition', () => {
   const messages = messagesWithIdentities();
   const days = messages.map((message) => (message as { timestamp: string }).timestamp.slice(0, 10)).sort();
-  const rulesets: [string, Ruleset][] = [['time-based', timeRules], ['activation', example('activation')], ['team-accounts', example('team-accounts')]];
+  const rulesets: [string, Ruleset][] = [['time-based', timeRules], ['habits', habitRules], ['activation', example('activation')], ['team-accounts', example('team-accounts')]];
 
   it.each(rulesets)('gives the whole replay once merged: %s', (_name, ruleset) => {
     for (const anonymous of [false, true]) {

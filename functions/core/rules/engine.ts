@@ -1,7 +1,7 @@
 import { addDays, dayMs, daysBetween } from '../days';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
-import type { Condition, Signal } from './schema';
+import { periodDays, type Condition, type Signal } from './schema';
 
 /**
  * The PQL engine: pure functions from stored events to daily rollups, and from rollups and traits to signals,
@@ -24,7 +24,22 @@ export interface Measure {
   distinct?: string[];
   /** Timestamp of the last matching event, for decay. */
   last?: string;
+  /** Signals with count: sessions: the sessions of the day (added up over days and over an account's members). */
+  sessions?: number;
+  /**
+   * Signals with count: days over the whole history, in a lifetime total only: the days with a matching event. A day
+   * rollup has none (a day with a measure is one day); core/facts' addToTotals moves it as days are recomputed.
+   */
+  days?: number;
+  /** Signals a time-to-value signal reads: timestamp of the first matching event. */
+  first?: string;
 }
+
+/** Matching events less than this apart are one session. */
+export const sessionGapMs = 30 * 60_000;
+
+/** A session as the times of its first and last event (epoch ms). */
+export type SessionSpan = readonly [start: number, end: number];
 
 /** One entity's activity on one UTC day, reduced to what the ruleset measures. */
 export interface DayRollup {
@@ -92,7 +107,16 @@ export function eventName(event: UsageEvent): string | undefined {
 
 /** Reduces one day's events of one entity to its rollup. Order of events does not matter. */
 export function rollupDay(day: string, events: readonly UsageEvent[], ruleset: Ruleset): DayRollup {
+  return rollupDayWithSessions(day, events, ruleset).rollup;
+}
+
+/**
+ * rollupDay, and the sessions of each count: sessions signal as spans: the replay rolls a day up in parts and joins
+ * the parts' spans (sessionsOf), since a session may run across parts and adding counts would count it twice.
+ */
+export function rollupDayWithSessions(day: string, events: readonly UsageEvent[], ruleset: Ruleset): { rollup: DayRollup; sessions: Record<string, SessionSpan[]> } {
   const rollup: DayRollup = { day, activity: 0, names: {}, measures: {} };
+  const sessions: Record<string, SessionSpan[]> = {};
   for (const event of events) {
     const name = eventName(event);
     if (name === undefined || !productTypes.has(event.type)) continue;
@@ -113,9 +137,31 @@ export function rollupDay(day: string, events: readonly UsageEvent[], ruleset: R
         if (value !== undefined && value !== null) addDistinct(measure, [String(value).slice(0, 200)]);
       }
       if (!measure.last || event.timestamp > measure.last) measure.last = event.timestamp;
+      if (ruleset.firstSignals.includes(signalName) && (!measure.first || event.timestamp < measure.first)) measure.first = event.timestamp;
+      if (signal.count === 'sessions') {
+        const at = Date.parse(event.timestamp);
+        (ownValue(sessions, signalName) ?? setOwn(sessions, signalName, [])).push([at, at]);
+      }
     }
   }
-  return rollup;
+  for (const [signalName, spans] of Object.entries(sessions)) {
+    const joined = sessionsOf(spans);
+    sessions[signalName] = joined;
+    rollup.measures[signalName]!.sessions = joined.length;
+  }
+  return { rollup, sessions };
+}
+
+/** Joins spans of events into sessions: spans (in any order) less than sessionGapMs apart become one; sorted by start. */
+export function sessionsOf(spans: readonly SessionSpan[]): SessionSpan[] {
+  const sorted = [...spans].sort((a, b) => a[0] - b[0]);
+  const joined: [number, number][] = [];
+  for (const [start, end] of sorted) {
+    const current = joined.at(-1);
+    if (current !== undefined && start - current[1] < sessionGapMs) current[1] = Math.max(current[1], end);
+    else joined.push([start, end]);
+  }
+  return joined;
 }
 
 /** Adds rollups together: days into a lifetime total, or members' days into their account's. */
@@ -131,6 +177,9 @@ export function mergeRollups(day: string, rollups: readonly DayRollup[]): DayRol
       into.sum += measure.sum;
       if (measure.distinct) addDistinct(into, measure.distinct);
       if (measure.last && (!into.last || measure.last > into.last)) into.last = measure.last;
+      if (measure.first && (!into.first || measure.first < into.first)) into.first = measure.first;
+      if (measure.sessions !== undefined) into.sessions = (into.sessions ?? 0) + measure.sessions;
+      if (measure.days !== undefined) into.days = (into.days ?? 0) + measure.days;
     }
   }
   return merged;
@@ -229,27 +278,67 @@ function thresholdMet(signal: { at_least?: number | undefined; at_most?: number 
 }
 
 
+type EventSignal = Extract<Signal, { kind: 'event' }>;
+
+/** What an event signal counts of a measure: distinct values, a sum, days, sessions or events. */
+function eventValue(signal: EventSignal, measure: Measure): number {
+  if (signal.distinct !== undefined) return measure.distinct?.length ?? 0;
+  if (signal.sum !== undefined) return measure.sum;
+  if (signal.count === 'days') return measure.days ?? 0;
+  if (signal.count === 'sessions') return measure.sessions ?? 0;
+  return measure.count;
+}
+
+/**
+ * One signal's measure added up over day rollups (each day at most once): cheaper than merging whole rollups once
+ * per signal. `days` counts the days with a matching event.
+ */
+function measureOfDays(name: string, days: readonly DayRollup[]): Measure {
+  const total: Measure = { count: 0, sum: 0, days: 0 };
+  const distinct = new Set<string>();
+  for (const day of days) {
+    const measure = ownValue(day.measures, name);
+    if (!measure) continue;
+    total.count += measure.count;
+    total.sum += measure.sum;
+    if (measure.count > 0) total.days!++;
+    if (measure.sessions !== undefined) total.sessions = (total.sessions ?? 0) + measure.sessions;
+    for (const value of measure.distinct ?? []) if (distinct.size < maxDistinctValues) distinct.add(value);
+    if (measure.last && (!total.last || measure.last > total.last)) total.last = measure.last;
+  }
+  if (distinct.size > 0) total.distinct = [...distinct];
+  return total;
+}
+
+/** The longest run of true in a list. */
+function longestRun(flags: readonly boolean[]): number {
+  let longest = 0;
+  let run = 0;
+  for (const flag of flags) {
+    run = flag ? run + 1 : 0;
+    longest = Math.max(longest, run);
+  }
+  return longest;
+}
+
 /** Evaluates every signal of the entity's level, scores them, and picks the first tier it meets. */
 export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evaluation {
   const { file, calendar } = ruleset;
   const signals: Record<string, SignalResult> = {};
   const signupAt = signupTime(facts, ruleset);
-  // Adds up one signal's measure over the days in range: cheaper than merging whole rollups once per signal.
   const measureOver = (name: string, from: string | null, to: string | null): Measure => {
     if (from === null && to === null) return ownValue(facts.lifetime.measures, name) ?? { count: 0, sum: 0 };
-    const total: Measure = { count: 0, sum: 0 };
-    const distinct = new Set<string>();
+    return measureOfDays(name, facts.days.filter((day) => (from === null || day.day >= from) && (to === null || day.day <= to)));
+  };
+  /** One measure per period of the window ending today, the latest first. */
+  const measuresPerPeriod = (name: string, windowDays: number, periodLength: number): Measure[] => {
+    const periods: DayRollup[][] = Array.from({ length: windowDays / periodLength }, () => []);
+    const today = new Date(`${calendar.dayOf(now)}T00:00:00.000Z`);
     for (const day of facts.days) {
-      if ((from !== null && day.day < from) || (to !== null && day.day > to)) continue;
-      const measure = ownValue(day.measures, name);
-      if (!measure) continue;
-      total.count += measure.count;
-      total.sum += measure.sum;
-      for (const value of measure.distinct ?? []) if (distinct.size < maxDistinctValues) distinct.add(value);
-      if (measure.last && (!total.last || measure.last > total.last)) total.last = measure.last;
+      const age = daysBetween(day.day, today);
+      if (age >= 0 && age < windowDays) periods[Math.floor(age / periodLength)]!.push(day);
     }
-    if (distinct.size > 0) total.distinct = [...distinct];
-    return total;
+    return periods.map((days) => measureOfDays(name, days));
   };
 
   for (const name of ruleset.order) {
@@ -260,13 +349,33 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
     let lastOccurrence: string | undefined;
     switch (signal.kind) {
       case 'event': {
+        if (signal.per !== undefined) {
+          const periods = measuresPerPeriod(name, signal.window!, periodDays[signal.per]);
+          const met = periods.map((measure) => thresholdMet(signal, eventValue(signal, measure)));
+          value = signal.consecutive !== undefined ? longestRun(met) : met.filter(Boolean).length;
+          matched = value >= (signal.consecutive ?? signal.periods ?? 1);
+          lastOccurrence = periods.find((measure) => measure.last !== undefined)?.last;
+          break;
+        }
         const from = signal.window !== undefined ? calendar.windowStart(now, signal.window) : signal.since_signup !== undefined ? (signupAt !== null ? calendar.dayOf(signupAt) : null) : null;
         const to = signal.since_signup !== undefined && signupAt !== null ? addDays(calendar.dayOf(signupAt), signal.since_signup - 1) : null;
         // "within N days of signup" with no known signup has nothing to count.
         const measure = signal.since_signup !== undefined && signupAt === null ? { count: 0, sum: 0 } : measureOver(name, from, to);
-        value = signal.distinct !== undefined ? measure.distinct?.length ?? 0 : signal.sum !== undefined ? measure.sum : measure.count;
+        value = eventValue(signal, measure);
         matched = thresholdMet(signal, value);
         lastOccurrence = measure.last;
+        break;
+      }
+      case 'time_to_value': {
+        const firstOf = (signalName: string) => ownValue(facts.lifetime.measures, signalName)?.first ?? null;
+        const start = signal.from === 'signup' ? signupAt : firstOf(signal.from);
+        const end = firstOf(signal.to);
+        if (start === null || end === null) break;
+        let elapsed = Date.parse(end) - Date.parse(start);
+        if (signal.from === 'signup') elapsed = Math.max(0, elapsed);
+        // + 0: a `to` just before its `from` rounds to -0, which is no value to show.
+        value = Math.round((elapsed / dayMs) * 10) / 10 + 0;
+        matched = elapsed >= 0 && elapsed <= signal.within * dayMs;
         break;
       }
       case 'inactivity':

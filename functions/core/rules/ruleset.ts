@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { calendarOf, type Calendar } from '../days';
 import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
-import { rulesFileSchema, type RulesFile, type Signal } from './schema';
+import { periodDays, rulesFileSchema, type RulesFile, type Signal } from './schema';
 
 /**
  * Rules files validated into a Ruleset, from plain data: ./load.ts reads the YAML (or JSON) a person edits, with
@@ -29,8 +29,15 @@ export interface Ruleset {
   maxSinceSignupDays: number;
   /** Tier names best first, for comparisons such as best_member_tier. */
   tierRank: Map<string, number>;
-  /** Event signals over the whole retained history (no window, no since_signup): the only measures a lifetime total needs. */
+  /**
+   * The only measures a lifetime total needs: event signals over the whole retained history (no window, no
+   * since_signup) and those whose first event a time-to-value signal reads.
+   */
   lifetimeSignals: string[];
+  /** Event signals counting days over the whole history: their lifetime measure keeps a day counter (Measure.days). */
+  lifetimeDaySignals: string[];
+  /** Event signals a time-to-value signal reads: their measures keep the time of the first matching event (Measure.first). */
+  firstSignals: string[];
   /** Whether any rule looks at accounts; without one, accounts are not evaluated at all. */
   evaluatesAccounts: boolean;
   /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
@@ -55,6 +62,7 @@ export function rulesetOf(file: RulesFile, problem: ProblemAt, source: string): 
 
   const signals = Object.entries(file.signals);
   const eventSignals = signals.filter(([, signal]) => signal.kind === 'event').map(([name]) => name);
+  const firstSignals = eventSignals.filter((name) => signals.some(([, signal]) => signal.kind === 'time_to_value' && (signal.to === name || (signal.from !== 'signup' && signal.from === name))));
   const days = (pick: (signal: Signal) => number | undefined) => Math.max(0, ...signals.map(([, signal]) => pick(signal) ?? 0));
   return {
     file,
@@ -64,13 +72,23 @@ export function rulesetOf(file: RulesFile, problem: ProblemAt, source: string): 
     maxWindowDays: days((s) => (s.kind === 'event' ? s.window : s.kind === 'active_users' ? s.active_users : s.kind === 'inactivity' ? s.inactive_for : undefined)),
     maxSinceSignupDays: days((s) => (s.kind === 'event' ? s.since_signup : undefined)),
     tierRank: new Map(file.tiers.map((tier, index) => [tier.name, index])),
-    lifetimeSignals: signals
-      .filter(([, signal]) => signal.kind === 'event' && signal.window === undefined && signal.since_signup === undefined)
-      .map(([name]) => name),
+    lifetimeSignals: eventSignals.filter((name) => overWholeHistory(file.signals[name]!) || firstSignals.includes(name)),
+    lifetimeDaySignals: eventSignals.filter((name) => {
+      const signal = file.signals[name]!;
+      return overWholeHistory(signal) && signal.count === 'days';
+    }),
+    firstSignals,
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
     anonymousLeads: file.identity.anonymous_leads,
     calendar: calendarOf(file.timezone ?? 'UTC'),
   };
+}
+
+type EventSignal = Extract<Signal, { kind: 'event' }>;
+
+/** An event signal with neither window nor since_signup: it reads the lifetime total. */
+function overWholeHistory(signal: Signal): signal is EventSignal {
+  return signal.kind === 'event' && signal.window === undefined && signal.since_signup === undefined;
 }
 
 /**
@@ -131,6 +149,17 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
         if ((signal.event === undefined) === (signal.events === undefined)) problems.push({ path: at('event'), message: 'give either event or events' });
         if (signal.distinct !== undefined && signal.sum !== undefined) problems.push({ path: at('sum'), message: 'give either distinct or sum, not both' });
         if (signal.window !== undefined && signal.since_signup !== undefined) problems.push({ path: at('since_signup'), message: 'give either window or since_signup, not both' });
+        checkCounting(signal, level, at, problems);
+        break;
+      case 'time_to_value':
+        for (const key of ['from', 'to'] as const) {
+          const part = signal[key];
+          if (key === 'from' && part === 'signup') continue;
+          const target = reference(at(key), part);
+          if (!target) continue;
+          if (target.kind !== 'event') problems.push({ path: at(key), message: `"${part}" is not an event signal (it is ${target.kind}): time to value reads the first event of an event signal` });
+          else if (signalLevel(target) !== level) problems.push({ path: at(key), message: `"${part}" is ${anLevel(signalLevel(target))} signal, but this is ${anLevel(level)} signal` });
+        }
         break;
       case 'trait':
         if (signal.of === 'account' && level === 'account') problems.push({ path: at('of'), message: 'of: account is for user signals; an account signal reads its own traits' });
@@ -174,6 +203,37 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
     });
   });
   return problems;
+}
+
+/** The checks of what an event signal counts: count, and the periods of per. */
+function checkCounting(signal: EventSignal, level: 'user' | 'account', at: (...rest: (string | number)[]) => (string | number)[], problems: { path: (string | number)[]; message: string }[]): void {
+  if (signal.count !== undefined) {
+    for (const other of ['distinct', 'sum'] as const) {
+      if (signal[other] !== undefined) problems.push({ path: at('count'), message: `count: ${signal.count} cannot be combined with ${other} (that counts ${other === 'sum' ? 'a sum' : 'distinct values'}): give one of them` });
+    }
+    if (signal.count === 'days' && level === 'account' && overWholeHistory(signal)) {
+      problems.push({ path: at('count'), message: "count: days over an account's whole history cannot be worked out exactly from its members' totals (two members active on one day are one day): give window or since_signup" });
+    }
+  }
+  if (signal.per === undefined) {
+    for (const key of ['periods', 'consecutive'] as const) if (signal[key] !== undefined) problems.push({ path: at(key), message: `${key} counts periods of the window: give per (day or week) and window` });
+    return;
+  }
+  if (signal.periods !== undefined && signal.consecutive !== undefined) problems.push({ path: at('consecutive'), message: 'give either periods or consecutive, not both' });
+  if (signal.window === undefined) {
+    problems.push({ path: at('per'), message: 'per splits the window into periods: give window' });
+    return;
+  }
+  const length = periodDays[signal.per];
+  if (signal.window % length !== 0) {
+    problems.push({ path: at('window'), message: `must be a whole number of ${signal.per}s to split per ${signal.per} (${signal.window} days is not)` });
+    return;
+  }
+  const count = signal.window / length;
+  for (const key of ['periods', 'consecutive'] as const) {
+    const wanted = signal[key];
+    if (wanted !== undefined && wanted > count) problems.push({ path: at(key), message: `can never be met: the window holds ${count} ${signal.per}${count === 1 ? '' : 's'}` });
+  }
 }
 
 /** Orders the signals so combinations come after their parts; a cycle is reported with its path. */

@@ -62,12 +62,50 @@ const eventSignal = z.strictObject({
   distinct: z.string().optional(),
   /** Sum this numeric property instead of counting events. */
   sum: z.string().optional(),
+  /**
+   * What is counted instead of events: `days` with a matching event, or `sessions`, runs of matching events with gaps
+   * under 30 minutes. Sessions are counted per UTC day: one running across midnight counts on both days. An
+   * account's days are the days any member matched; its sessions are its members' added up. Not with distinct or sum.
+   * @default events
+   */
+  count: z.enum(['events', 'days', 'sessions']).optional(),
   /** Rolling window ending now. Without window or since_signup, the whole retained history counts. */
   window: durationSchema.optional(),
+  /**
+   * Splits the window into periods ending today (today is the last day of the first one; weeks are rolling 7-day
+   * blocks, not calendar weeks) and applies the threshold to each period's count: the value is the number of periods
+   * that meet it. The window must be a whole number of periods.
+   */
+  per: z.enum(['day', 'week']).optional(),
+  /** With per: matched when at least this many periods meet the threshold ("in any week" is 1). @default 1 */
+  periods: z.number().int().min(1).optional(),
+  /** With per: matched when this many consecutive periods meet the threshold; the value is then the longest run. */
+  consecutive: z.number().int().min(1).optional(),
   /** Only events within this long of signup. */
   since_signup: durationSchema.optional(),
   /** Halve the points for every this-long since the last matching event. */
   decay: durationSchema.optional(),
+});
+
+/** Days in a period of `per`. */
+export const periodDays = { day: 1, week: 7 } as const;
+
+const timeToValueSignal = z.strictObject({
+  kind: z.literal('time_to_value'),
+  ...scoring,
+  /**
+   * Where the clock starts: `signup` (the signup time), or the first event of this event signal (its event and
+   * where; its window, since_signup and count do not apply). @default signup
+   */
+  from: signalName.default('signup'),
+  /** The event signal whose first event stops the clock (its event and where). Unmatched until it happens. */
+  to: signalName,
+  /**
+   * Matched when the first `to` event came at most this long after the start; a `to` before the first `from` event
+   * does not match (one before signup counts as at signup: the signup trait and the events come from different
+   * clocks). The value is the time it took in days, to one decimal.
+   */
+  within: durationSchema,
 });
 
 const inactivitySignal = z.strictObject({
@@ -128,7 +166,7 @@ const bestMemberSignal = z.strictObject({
   best_member_tier: z.string().min(1),
 });
 
-const signalVariants = [eventSignal, inactivitySignal, signupAgeSignal, traitSignal, combinationSignal, activeUsersSignal, membersSignal, bestMemberSignal] as const;
+const signalVariants = [eventSignal, timeToValueSignal, inactivitySignal, signupAgeSignal, traitSignal, combinationSignal, activeUsersSignal, membersSignal, bestMemberSignal] as const;
 
 /** Which kind a signal is follows from its defining key, so rule authors never write `kind`. */
 const kindByKey: [string, string][] = [
@@ -143,6 +181,8 @@ const kindByKey: [string, string][] = [
   ['active_users', 'active_users'],
   ['members_matching', 'members'],
   ['best_member_tier', 'best_member'],
+  ['to', 'time_to_value'],
+  ['within', 'time_to_value'],
 ];
 
 const signalSchema = z.preprocess(

@@ -31,7 +31,8 @@ interface SignalMove {
 /**
  * The first moment after `now` (epoch ms) at which `evaluate` can give a result that matters (see TimeChangeScope)
  * for the same facts, by time alone; Infinity when none. The moments: a day that counts for a rolling window leaving
- * it (at the midnight UTC after the window's last day holding it), an inactivity or signup age reaching its
+ * it (when the day after the window's last day holding it begins, in the rules' calendar), the next midnight for a
+ * window split `per` day or week (its days change periods), an inactivity or signup age reaching its
  * threshold, an active member of an account leaving an `active_users` window, and, while points decay
  * (continuously), `decayIntervalMs` from now.
  */
@@ -90,9 +91,11 @@ function leafMove(
       const decayAt = decays ? now.getTime() + decayIntervalMs : Number.POSITIVE_INFINITY;
       const from = signal.window !== undefined ? calendar.windowStart(now, signal.window) : undefined;
       const oldest = from !== undefined ? facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name)) : undefined;
-      const leavesAt = oldest !== undefined ? leaves(oldest.day, signal.window!) : Number.POSITIVE_INFINITY;
       if (!decays && oldest === undefined) return undefined;
-      const falling = oldest !== undefined ? fallingValue(signal, matched, value) : { turnsOn: false, turnsOff: false };
+      // Split per day or week, every counted day moves to another period at each midnight: either way, at once.
+      const perPeriod = signal.per !== undefined;
+      const leavesAt = oldest === undefined ? Number.POSITIVE_INFINITY : perPeriod ? calendar.startOf(addDays(calendar.dayOf(now), 1)) : leaves(oldest.day, signal.window!);
+      const falling = oldest === undefined ? { turnsOn: false, turnsOff: false } : perPeriod ? { turnsOn: !matched, turnsOff: matched } : fallingValue(signal, matched, value);
       return { at: Math.min(decayAt, leavesAt), ...falling, pointsRise: decays && signal.points < 0 };
     }
     case 'inactivity':
