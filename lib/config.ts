@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { canonicalOrigin } from '../functions/core/origins';
-import { loadRules, loadRulesJson, type Ruleset } from '../functions/core/rules/load';
-import { FileProblemsError, parseYamlFile, yamlFileData } from '../functions/core/yaml-file';
+import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
+import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
 
 /**
@@ -156,35 +156,7 @@ export class ConfigError extends FileProblemsError {
   override name = 'ConfigError';
 }
 
-/** A rules file read and validated once, at synth: its absolute path, its rules, and the rules as the evaluator bundles them. */
-export interface LoadedRulesFile {
-  readonly path: string;
-  readonly ruleset: Ruleset;
-  /**
-   * The file's data as JSON, which the evaluator's bundle carries instead of the file, so that the deployed function
-   * reads its rules without a YAML parser (lib/evaluator.ts). Loads into the same rules, checked here.
-   */
-  readonly json: string;
-}
-
-/** Reads and validates a rules file; throws RulesError listing every problem with its path and line. */
-export function loadRulesFile(path: string): LoadedRulesFile {
-  const text = readFileSync(path, 'utf8');
-  const ruleset = loadRules(text, path);
-  const json = `${JSON.stringify(yamlFileData(text), null, 2)}\n`;
-  // Checked rather than assumed: a YAML value without a JSON form would change the rules on the way (none passes the
-  // schema today); the synth fails rather than deploy other rules than the file says.
-  let compiled: Ruleset | undefined;
-  try {
-    compiled = loadRulesJson(json, `${path} as JSON`);
-  } catch (error) {
-    throw new Error(`${path}: the rules do not survive conversion to JSON, which the evaluator reads:\n${(error as Error).message}`);
-  }
-  if (compiled.version !== ruleset.version) {
-    throw new Error(`${path}: the rules change on conversion to JSON, which the evaluator reads (version ${ruleset.version} becomes ${compiled.version})`);
-  }
-  return { path, ruleset, json };
-}
+export { loadRulesFile, type LoadedRulesFile };
 
 /**
  * Reads and validates the config file, and the rules file it names (relative to the config file), so a wrong

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { eventLines, eventSourceOptions, type EventSourceOptions } from './event-source';
 
@@ -27,7 +27,7 @@ export function addBacktestCommand(program: Command) {
     .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of JSON, one at a time per worker: what bounds memory', '128')
     .action(async (options: BacktestOptions) => {
       const { durationSchema } = await import('../core/rules/schema');
-      const { loadRules } = await import('../core/rules/load');
+      const { loadRulesFile } = await import('../local/rules-file');
       const { isDay } = await import('../core/days');
       const { buildReport, formatSummary, replayedConversions } = await import('../analysis/metrics');
       const { describeConversion } = await import('../core/conversion');
@@ -56,8 +56,7 @@ export function addBacktestCommand(program: Command) {
       const workers = positive('--workers', options.workers);
       const partitionBytes = positive('--partition-size', options.partitionSize) * 1024 ** 2;
 
-      const rulesText = await readFile(options.rules, 'utf8');
-      const ruleset = loadRules(rulesText, options.rules);
+      const { ruleset, json: rulesJson } = loadRulesFile(options.rules);
       // Without a file, conversions come from the stream, as the evaluator detects them: the rules must define them.
       if (options.conversions === undefined && !ruleset.file.conversion) {
         throw new InvalidArgumentError(`${options.rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
@@ -65,7 +64,8 @@ export function addBacktestCommand(program: Command) {
       const fileConversions = options.conversions !== undefined ? await readConversions(options.conversions) : undefined;
       const { lines, source: eventsSource } = await eventLines(program, options);
       const history = await PartitionedHistory.read(lines(), {
-        rulesText,
+        // The rules as the evaluator reads them, list files inlined: the workers read no other file.
+        rulesText: rulesJson,
         rulesSource: options.rules,
         workers,
         partitionBytes,

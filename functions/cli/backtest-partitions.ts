@@ -30,6 +30,7 @@ import type { ReplayPartResult, SpillResult, Task, WorkerSetup } from './backtes
  */
 
 export interface PartitionedReadOptions {
+  /** The rules file's text (YAML or JSON), list files inlined (`LoadedRulesFile.json`). */
   rulesText: string;
   rulesSource: string;
   /** Worker threads, at least 1. */

@@ -19,6 +19,7 @@ import { InputError, parseEvent } from './backtest-input';
  */
 
 export interface WorkerSetup {
+  /** The rules file's text (YAML or JSON), list files inlined (`LoadedRulesFile.json`). */
   rulesText: string;
   rulesSource: string;
   /** This worker's spill file, and its share of each partition's files: `${partitionPrefix}${partition}`. */

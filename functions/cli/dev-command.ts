@@ -20,7 +20,7 @@ export function addDevCommand(program: Command) {
     .option('--evaluate-every <duration>', 'how often the evaluator runs', duration('--evaluate-every'), 10_000);
   sinkOptions(dev).action(async (options: DevOptions) => {
     const { table, endpoint } = tableOptions(program);
-    const ruleset = await readRules(options.rules);
+    const ruleset = readRules(options.rules);
     const runtime = await startDev({
       ruleset,
       leads: localSinks(options),

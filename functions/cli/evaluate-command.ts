@@ -36,7 +36,7 @@ export function addEvaluateCommand(program: Command) {
     }
     if (options.at !== undefined && !local) throw new InvalidArgumentError('--at moves the lead state through time: use it on a local DynamoDB only');
     const at = options.at === undefined ? undefined : parseAt(options.at);
-    const ruleset = await readRules(options.rules);
+    const ruleset = readRules(options.rules);
     const client = createDynamoDbClient(endpoint);
     const shards = await shardCountOf(client, table, options.shards);
     // A deployed table's change lists are written by change capture as this runs: read only those settled.

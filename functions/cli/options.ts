@@ -1,9 +1,9 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadRules, type Ruleset } from '../core/rules/load';
+import type { Ruleset } from '../core/rules/load';
 import { createDynamoDbClient } from '../local/dynamodb-local';
+import { loadRulesFile } from '../local/rules-file';
 import { canonicalOrigin } from '../core/origins';
 
 /** Option parsers and defaults the commands share. */
@@ -33,8 +33,9 @@ export const browserOrigin = (value: string, previous: string[]) => {
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const defaultRulesFile = resolve(projectRoot, 'examples/activation.rules.yaml');
 
-export async function readRules(path: string): Promise<Ruleset> {
-  return loadRules(await readFile(path, 'utf8'), path);
+/** A rules file and the list files it names, read from disk and validated; throws RulesError. */
+export function readRules(path: string): Ruleset {
+  return loadRulesFile(path).ruleset;
 }
 
 /** The program's global options: the table, and the DynamoDB endpoint when it is not AWS's. */

@@ -12,7 +12,7 @@ export function addRulesCommands(program: Command) {
     .action(async (files: string[]) => {
       for (const file of files) {
         try {
-          const ruleset = await readRules(file);
+          const ruleset = readRules(file);
           console.log(`${file}: ok, ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers, version ${ruleset.version}`);
         } catch (error) {
           console.error(error instanceof Error ? error.message : String(error));

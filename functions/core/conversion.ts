@@ -1,5 +1,6 @@
 import { identifyTraits } from './messages';
-import { conditionHolds, whereHolds } from './rules/engine';
+import { conditionHolds } from './rules/conditions';
+import { whereHolds } from './rules/engine';
 import type { ConversionRule } from './rules/schema';
 
 /**

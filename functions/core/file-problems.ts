@@ -1,4 +1,5 @@
-import type { z } from 'zod';
+import { z } from 'zod';
+import { didYouMean } from './did-you-mean';
 import { formatPath } from './field-path';
 
 /**
@@ -49,14 +50,25 @@ export function validateFile<S extends z.ZodType>(
   problemAt: ProblemAt,
   issuePath: (path: PropertyKey[]) => PropertyKey[] = (path) => path,
 ): { ok: true; data: z.output<S> } | { ok: false; problems: FileProblem[] } {
-  const parsed = schema.safeParse(value, { reportInput: true });
+  // The keys each object with an unknown key allows, by the object's path: zod's issue names the unknown keys only,
+  // while its error map still sees the object's schema.
+  const allowedKeys = new Map<string, string[]>();
+  const parsed = schema.safeParse(value, {
+    reportInput: true,
+    error: (issue) => {
+      if (issue.code === 'unrecognized_keys' && issue.path !== undefined && issue.inst instanceof z.ZodObject) allowedKeys.set(JSON.stringify(issue.path), Object.keys(issue.inst.shape));
+      return undefined;
+    },
+  });
   if (parsed.success) return { ok: true, data: parsed.data };
+  // zod finalizes its issues, calling the error map, when they are first read: before the keys are looked up.
+  const issues = parsed.error.issues;
   return {
     ok: false,
-    problems: parsed.error.issues.flatMap((issue) =>
+    problems: issues.flatMap((issue) =>
       // One problem per misspelt key, on that key's own line.
       issue.code === 'unrecognized_keys'
-        ? issue.keys.map((key) => problemAt([...issue.path, key], `unknown key "${key}"`))
+        ? issue.keys.map((key) => problemAt([...issue.path, key], `unknown key "${key}"${didYouMean(key, allowedKeys.get(JSON.stringify(issue.path)) ?? [])}`))
         : [problemAt(issuePath(issue.path), describe(issue))],
     ),
   };

@@ -38,7 +38,7 @@ signals:
 ${tiers}`,
       path: 'signals.created.pointz',
       line: 5,
-      message: 'unknown key "pointz"',
+      message: 'unknown key "pointz"; did you mean "points"?',
     },
     {
       name: 'unknown key holding a nested map is reported on the key, not on its first child',
@@ -51,7 +51,7 @@ signals:
 ${tiers}`,
       path: 'signals.created.wher',
       line: 5,
-      message: 'unknown key "wher"',
+      message: 'unknown key "wher"; did you mean "where"?',
     },
     {
       name: 'unknown top-level key',
@@ -465,7 +465,227 @@ ${tiers}`,
       text: `{"version": 1, "signals": {"created": {"event": "Dashboard Created", "widow": "7d"}}, "tiers": [{"name": "hot", "route": "sales"}]}`,
       path: 'signals.created.widow',
       line: 1,
-      message: 'unknown key "widow"',
+      message: 'unknown key "widow"; did you mean "window"?',
+    },
+    {
+      name: 'a misspelt key, with the closest key of that object',
+      text: `version: 1
+signals:
+  created:
+    event: Dashboard Created
+    windw: 7d
+${tiers}`,
+      path: 'signals.created.windw',
+      line: 5,
+      message: 'unknown key "windw"; did you mean "window"?',
+    },
+    {
+      name: 'a misspelt key of a tier',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+tiers:
+  - name: hot
+    min_scor: 10
+    route: sales
+`,
+      path: 'tiers[0].min_scor',
+      line: 6,
+      message: 'unknown key "min_scor"; did you mean "min_score"?',
+    },
+    {
+      name: 'an unknown key close to no key of its object has no suggestion',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created, colour: blue }
+${tiers}`,
+      path: 'signals.created.colour',
+      line: 3,
+      message: 'unknown key "colour"',
+    },
+    {
+      name: "a misspelt signal's defining key",
+      text: `version: 1
+signals:
+  created:
+    evnt: Dashboard Created
+    window: 7d
+${tiers}`,
+      path: 'signals.created',
+      line: 3,
+      message: /^a signal needs one of these keys: event, .*; did you mean "event" for "evnt"\?$/,
+    },
+    {
+      name: 'a misspelt signal in all',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+  invited: { event: Teammate Invited }
+  activated:
+    all: [created, invtied]
+${tiers}`,
+      path: 'signals.activated.all[1]',
+      line: 6,
+      message: 'no signal named "invtied"; did you mean "invited"?',
+    },
+    {
+      name: 'a misspelt signal in members_matching',
+      text: `version: 1
+signals:
+  power_user: { event: Report Run, at_least: 10 }
+  team: { members_matching: power_users, at_least: 2 }
+${tiers}`,
+      path: 'signals.team.members_matching',
+      line: 4,
+      message: 'no signal named "power_users"; did you mean "power_user"?',
+    },
+    {
+      name: 'a misspelt signal in a tier require',
+      text: `version: 1
+signals:
+  activated: { event: Dashboard Created }
+tiers:
+  - name: hot
+    require: [activted]
+    route: sales
+`,
+      path: 'tiers[0].require[0]',
+      line: 6,
+      message: 'no signal named "activted"; did you mean "activated"?',
+    },
+    {
+      name: 'a misspelt tier in best_member_tier, whatever its case',
+      text: `version: 1
+signals:
+  best: { best_member_tier: pql-a }
+tiers:
+  - { name: PQL-A, route: sales }
+`,
+      path: 'signals.best.best_member_tier',
+      line: 3,
+      message: 'no tier named "pql-a"; did you mean "PQL-A"?',
+    },
+    {
+      name: 'a misspelt list',
+      text: `version: 1
+lists:
+  free_mail: [gmail.com]
+signals:
+  work_email: { trait: email, is: { domain: { not_in_list: free_mial } } }
+${tiers}`,
+      path: 'signals.work_email.is.domain.not_in_list',
+      line: 5,
+      message: 'no list named "free_mial"; did you mean "free_mail"?',
+    },
+    {
+      name: 'a list in a where, with no lists defined',
+      text: `version: 1
+signals:
+  signed_up: { event: Signed Up, where: { plan: { in_list: paid_plans } } }
+${tiers}`,
+      path: 'signals.signed_up.where.plan.in_list',
+      line: 3,
+      message: 'no list named "paid_plans": define it under lists',
+    },
+    {
+      name: 'an invalid regular expression',
+      text: `version: 1
+signals:
+  plan:
+    trait: plan
+    is: { matches: "^(pro|team" }
+${tiers}`,
+      path: 'signals.plan.is.matches',
+      line: 5,
+      message: '"^(pro|team" is not a valid regular expression: Unterminated group',
+    },
+    {
+      name: 'a regular expression with a flag that makes matching stateful',
+      text: `version: 1
+signals:
+  created: { event: Dashboard Created }
+${tiers}conversion:
+  event: Order Completed
+  where: { coupon: { matches: "/^launch/gi" } }
+`,
+      path: 'conversion.where.coupon.matches',
+      line: 10,
+      message: '"/^launch/gi" is not a valid regular expression: flags may be i, m, s and u, not "gi"',
+    },
+    {
+      name: 'a domain condition under domain',
+      text: `version: 1
+signals:
+  work_email: { trait: email, is: { domain: { domain: { exists: true } } } }
+${tiers}`,
+      path: 'signals.work_email.is',
+      line: 3,
+      message: /^domain takes a condition on the domain: a value, or an object with one of: equals, .*not_in_list$/,
+    },
+    {
+      name: 'a list that is neither values nor a file',
+      text: `version: 1
+lists:
+  free_mail: gmail.com
+signals:
+  created: { event: Dashboard Created }
+${tiers}`,
+      path: 'lists.free_mail',
+      line: 3,
+      message: 'must be a list of values, or { file: path } naming a text file with one value a line',
+    },
+    {
+      name: 'distinct on a field of the message, not a property',
+      text: `version: 1
+signals:
+  active_days:
+    event: '*'
+    distinct: timestamp
+    at_least: 3
+${tiers}`,
+      path: 'signals.active_days.distinct',
+      line: 5,
+      message: '"timestamp" is a field of the message, not an event property: distinct counts distinct values of an event property; to count active days use `count: days`',
+    },
+    {
+      name: 'distinct on the day',
+      text: `version: 1
+signals:
+  active_days: { event: '*', distinct: day, at_least: 3 }
+${tiers}`,
+      path: 'signals.active_days.distinct',
+      line: 3,
+      message: '"day" is the event\'s day, not an event property: distinct counts distinct values of an event property; to count active days use `count: days`',
+    },
+    {
+      name: 'distinct on a nested field of the message',
+      text: `version: 1
+signals:
+  pages: { event: Page Viewed, distinct: context.page.path }
+${tiers}`,
+      path: 'signals.pages.distinct',
+      line: 3,
+      message: /^"context.page.path" is a field of the message, not an event property/,
+    },
+    {
+      name: 'sum on a property written with its properties. prefix',
+      text: `version: 1
+signals:
+  rows: { event: Data Exported, sum: properties.rows }
+${tiers}`,
+      path: 'signals.rows.sum',
+      line: 3,
+      message: 'sum reads the event\'s properties: write "rows", not "properties.rows"',
+    },
+    {
+      name: 'sum on a field of the message',
+      text: `version: 1
+signals:
+  total: { event: Order Completed, sum: receivedAt }
+${tiers}`,
+      path: 'signals.total.sum',
+      line: 3,
+      message: '"receivedAt" is a field of the message, not an event property: sum adds up a numeric event property',
     },
     {
       name: 'JSON with a syntax error',
@@ -552,6 +772,30 @@ tiers:
     ]);
   });
 
+  it('accepts distinct on a property named like no message field, nested or not', () => {
+    const ruleset = loadRules(`version: 1
+signals:
+  invitees: { event: Teammate Invited, distinct: invitee.email, at_least: 3 }
+  formats: { event: Data Exported, distinct: format }
+${tiers}`);
+    expect(ruleset.eventSignals).toEqual(['invitees', 'formats']);
+  });
+
+  it('prints a misspelt signal and a misspelt key as rules check does: line, path, and the name meant', () => {
+    const problems = problemsOf(`version: 1
+signals:
+  invited: { event: Teammate Invited, windw: 7d }
+  activated: { all: [invitd] }
+${tiers}`);
+    // Schema problems first: the reference is only checked once the file parses.
+    expect(problems.map(formatProblem)).toEqual(['line 3: signals.invited.windw: unknown key "windw"; did you mean "window"?']);
+    expect(problemsOf(`version: 1
+signals:
+  invited: { event: Teammate Invited, window: 7d }
+  activated: { all: [invitd] }
+${tiers}`).map(formatProblem)).toEqual(['line 4: signals.activated.all[0]: no signal named "invitd"; did you mean "invited"?']);
+  });
+
   it('changes the ruleset version when the meaning changes, not when comments or layout do', () => {
     const base = `version: 1
 signals:
@@ -604,7 +848,7 @@ describe('rulesJsonSchema', () => {
 
   it('is a JSON Schema of the file with every top-level key', () => {
     expect(schema['$schema']).toMatch(/json-schema\.org/);
-    expect(Object.keys(schema['properties'] as object)).toEqual(['version', 'name', 'timezone', 'signup', 'signals', 'scoring', 'tiers', 'identity', 'conversion', 'policy']);
+    expect(Object.keys(schema['properties'] as object)).toEqual(['version', 'name', 'timezone', 'lists', 'signup', 'signals', 'scoring', 'tiers', 'identity', 'conversion', 'policy']);
     expect(schema['additionalProperties']).toBe(false);
     expect(JSON.parse(JSON.stringify(schema))).toEqual(schema);
   });

@@ -1,6 +1,7 @@
 import { addDays, dayMs, daysBetween } from '../days';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
+import { conditionHolds } from './conditions';
 import { periodDays, type Condition, type Signal } from './schema';
 
 /**
@@ -228,35 +229,6 @@ function propertyAt(object: Record<string, unknown>, path: string): unknown {
     current = (current as Record<string, unknown>)[part];
   }
   return current;
-}
-
-export function conditionHolds(condition: Condition, value: unknown): boolean {
-  if (typeof condition !== 'object') return value === condition;
-  if ('equals' in condition) return value === condition.equals;
-  if ('not_equals' in condition) return value !== condition.not_equals;
-  if ('in' in condition) return condition.in.includes(value as string | number | boolean);
-  if ('not_in' in condition) return !condition.not_in.includes(value as string | number | boolean);
-  if ('exists' in condition) return (value !== undefined && value !== null) === condition.exists;
-  if ('contains' in condition) {
-    if (typeof value === 'string') return value.includes(condition.contains);
-    return Array.isArray(value) && value.includes(condition.contains);
-  }
-  const number = numericValue(value);
-  if (number === undefined) return false;
-  if ('gt' in condition) return number > condition.gt;
-  if ('gte' in condition) return number >= condition.gte;
-  if ('lt' in condition) return number < condition.lt;
-  return number <= condition.lte;
-}
-
-/**
- * A number, or a string holding one in plain decimal notation ("42", "-3.5"): SDKs and CRMs often send numbers as
- * strings, and `employees: "42"` should compare as 42. Anything else ("", "42 seats", "0x2A", "Infinity") is no number.
- */
-function numericValue(value: unknown): number | undefined {
-  if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
-  if (typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value)) return Number(value);
-  return undefined;
 }
 
 /** When the entity signed up: the signup trait when the rules name one and it parses, else first seen. */

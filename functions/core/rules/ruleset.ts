@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { calendarOf, type Calendar } from '../days';
+import { didYouMean } from '../did-you-mean';
 import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
-import { periodDays, rulesFileSchema, type RulesFile, type Signal } from './schema';
+import { attachList, type ListCondition, listFileValues, regexProblem } from './conditions';
+import { type Condition, periodDays, rulesFileSchema, type RulesFile, type Signal } from './schema';
 
 /**
  * Rules files validated into a Ruleset, from plain data: ./load.ts reads the YAML (or JSON) a person edits, with
@@ -54,11 +56,24 @@ export function rulesIssuePath(path: PropertyKey[], hasIn: (path: PropertyKey[])
   return path.length === 3 && path[0] === 'signals' && path[2] === 'kind' && !hasIn(path) ? path.slice(0, -1) : path;
 }
 
-/** Checks the references of a rules file valid against the schema and works out its Ruleset; throws RulesError. */
-export function rulesetOf(file: RulesFile, problem: ProblemAt, source: string): Ruleset {
-  const problems = checkReferences(file).map(({ path, message }) => problem(path, message));
-  const order = combinationOrder(file, (path, message) => problems.push(problem(path, message)));
+/**
+ * Reads a list file the rules name, by its path as written (relative to the rules file); throws when it cannot. Given
+ * where rules files are read from disk (functions/local/rules-file.ts): the rules themselves read no files.
+ */
+export type ReadListFile = (path: string) => string;
+
+/**
+ * Checks the references of a rules file valid against the schema and works out its Ruleset; throws RulesError. List
+ * files are read with `readListFile` and their values inlined, so the version changes with them.
+ */
+export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string, readListFile?: ReadListFile): Ruleset {
+  const problems: FileProblem[] = [];
+  const report = (path: (string | number)[], message: string) => problems.push(problem(path, message));
+  const file = withListFilesInlined(parsed, readListFile, report);
+  for (const { path, message } of checkReferences(file)) report(path, message);
+  const order = combinationOrder(file, report);
   if (problems.length > 0) throw new RulesError(source, problems);
+  attachLists(file);
 
   const signals = Object.entries(file.signals);
   const eventSignals = signals.filter(([, signal]) => signal.kind === 'event').map(([name]) => name);
@@ -107,6 +122,64 @@ export function loadRulesJson(text: string, source = 'rules'): Ruleset {
   return rulesetOf(validated.data, problemWithoutLine, source);
 }
 
+/** The rules with each list file's values in place of its path: what the version hashes and the evaluator's JSON carries. */
+function withListFilesInlined(file: RulesFile, readListFile: ReadListFile | undefined, report: (path: (string | number)[], message: string) => void): RulesFile {
+  if (file.lists === undefined) return file;
+  const lists = Object.entries(file.lists).map(([name, list]): [string, string[]] => {
+    if (Array.isArray(list)) return [name, list];
+    const at = ['lists', name, 'file'];
+    if (readListFile === undefined) {
+      report(at, 'list files are read with the rules file, from disk (rules check, dev, backtest, cdk synth): here, give the values inline');
+      return [name, []];
+    }
+    let values: string[] = [];
+    try {
+      values = listFileValues(readListFile(list.file));
+      if (values.length === 0) report(at, `${list.file} holds no values (one a line; blank lines and lines starting with # are skipped)`);
+    } catch (error) {
+      report(at, `cannot read ${list.file}: ${(error as Error).message}`);
+    }
+    return [name, values];
+  });
+  return { ...file, lists: Object.fromEntries(lists) };
+}
+
+/** Every condition of the rules with its path, a `domain` condition's inner condition too. */
+function conditionsOf(file: RulesFile): { path: (string | number)[]; condition: Condition }[] {
+  const found: { path: (string | number)[]; condition: Condition }[] = [];
+  const add = (path: (string | number)[], condition: Condition) => {
+    found.push({ path, condition });
+    if (typeof condition === 'object' && 'domain' in condition) found.push({ path: [...path, 'domain'], condition: condition.domain });
+  };
+  const addWhere = (path: (string | number)[], where: Record<string, Condition> | undefined) => {
+    for (const [property, condition] of Object.entries(where ?? {})) add([...path, 'where', property], condition);
+  };
+  for (const [name, signal] of Object.entries(file.signals)) {
+    if (signal.kind === 'event') addWhere(['signals', name], signal.where);
+    if (signal.kind === 'trait') add(['signals', name, 'is'], signal.is);
+  }
+  addWhere(['conversion'], file.conversion?.where);
+  if (file.conversion?.is !== undefined) add(['conversion', 'is'], file.conversion.is);
+  return found;
+}
+
+/** The list a condition names, with its operator; undefined for other conditions. */
+function listReference(condition: Condition): { operator: 'in_list' | 'not_in_list'; list: string; condition: ListCondition } | undefined {
+  if (typeof condition !== 'object') return undefined;
+  if ('in_list' in condition) return { operator: 'in_list', list: condition.in_list, condition };
+  if ('not_in_list' in condition) return { operator: 'not_in_list', list: condition.not_in_list, condition };
+  return undefined;
+}
+
+/** Gives every list condition its list's values, lowercased (lists compare case-insensitively), once per ruleset. */
+function attachLists(file: RulesFile) {
+  const values = new Map(Object.entries(file.lists ?? {}).map(([name, list]) => [name, new Set((Array.isArray(list) ? list : []).map((value) => value.toLowerCase()))]));
+  for (const { condition } of conditionsOf(file)) {
+    const reference = listReference(condition);
+    if (reference !== undefined) attachList(reference.condition, values.get(reference.list)!);
+  }
+}
+
 /** Whether plain data has a value at `path` (own keys only). */
 function hasIn(data: unknown, path: readonly PropertyKey[]): boolean {
   let node = data;
@@ -133,7 +206,7 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
   // Own keys only: `name in signals` would find "constructor" on every object.
   const reference = (path: (string | number)[], name: string) => {
     if (Object.hasOwn(signals, name)) return signals[name];
-    problems.push({ path, message: `no signal named "${name}"` });
+    problems.push({ path, message: `no signal named "${name}"${didYouMean(name, Object.keys(signals))}` });
     return undefined;
   };
 
@@ -148,6 +221,11 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
       case 'event':
         if ((signal.event === undefined) === (signal.events === undefined)) problems.push({ path: at('event'), message: 'give either event or events' });
         if (signal.distinct !== undefined && signal.sum !== undefined) problems.push({ path: at('sum'), message: 'give either distinct or sum, not both' });
+        for (const key of ['distinct', 'sum'] as const) {
+          const property = signal[key];
+          const message = property !== undefined ? notAPropertyProblem(key, property) : undefined;
+          if (message !== undefined) problems.push({ path: at(key), message });
+        }
         if (signal.window !== undefined && signal.since_signup !== undefined) problems.push({ path: at('since_signup'), message: 'give either window or since_signup, not both' });
         checkCounting(signal, level, at, problems);
         break;
@@ -180,7 +258,7 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
         break;
       }
       case 'best_member':
-        if (!tierNames.has(signal.best_member_tier)) problems.push({ path: at('best_member_tier'), message: `no tier named "${signal.best_member_tier}"` });
+        if (!tierNames.has(signal.best_member_tier)) problems.push({ path: at('best_member_tier'), message: `no tier named "${signal.best_member_tier}"${didYouMean(signal.best_member_tier, tierNames)}` });
         break;
     }
   }
@@ -190,6 +268,18 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
     if (conversion.trait !== undefined && conversion.is === undefined) problems.push({ path: ['conversion', 'is'], message: 'a trait conversion needs is: the value that converts, e.g. { in: [pro, business] }' });
     if (conversion.event === undefined && conversion.where !== undefined) problems.push({ path: ['conversion', 'where'], message: 'where filters the properties of a conversion event: give event' });
     if (conversion.trait === undefined && conversion.is !== undefined) problems.push({ path: ['conversion', 'is'], message: 'is is the condition on a conversion trait: give trait' });
+  }
+  const listNames = Object.keys(file.lists ?? {});
+  for (const { path, condition } of conditionsOf(file)) {
+    if (typeof condition === 'object' && 'matches' in condition) {
+      const reason = regexProblem(condition.matches);
+      if (reason !== undefined) problems.push({ path: [...path, 'matches'], message: `"${condition.matches}" is not a valid regular expression: ${reason}` });
+    }
+    const reference = listReference(condition);
+    if (reference !== undefined && !listNames.includes(reference.list)) {
+      const hint = listNames.length === 0 ? ': define it under lists' : didYouMean(reference.list, listNames);
+      problems.push({ path: [...path, reference.operator], message: `no list named "${reference.list}"${hint}` });
+    }
   }
   const seenTiers = new Set<string>();
   file.tiers.forEach((tier, index) => {
@@ -234,6 +324,23 @@ function checkCounting(signal: EventSignal, level: 'user' | 'account', at: (...r
     const wanted = signal[key];
     if (wanted !== undefined && wanted > count) problems.push({ path: at(key), message: `can never be met: the window holds ${count} ${signal.per}${count === 1 ? '' : 's'}` });
   }
+}
+
+/** What names that read as message fields are instead: distinct and sum read event properties, and these are none. */
+const notProperties = new Map([
+  ...['timestamp', 'event', 'type', 'userId', 'anonymousId', 'messageId', 'receivedAt', 'sentAt', 'originalTimestamp', 'context', 'integrations', 'properties', 'traits'].map((field) => [field, 'a field of the message'] as const),
+  ['day', "the event's day"],
+  ['date', "the event's day"],
+]);
+
+/** Why distinct or sum cannot read `property`, or undefined when it names an event property. */
+function notAPropertyProblem(key: 'distinct' | 'sum', property: string): string | undefined {
+  const [first, ...rest] = property.split('.');
+  if (first === 'properties' && rest.length > 0) return `${key} reads the event's properties: write "${rest.join('.')}", not "${property}"`;
+  const what = notProperties.get(first!);
+  if (what === undefined) return undefined;
+  const instead = key === 'distinct' ? 'distinct counts distinct values of an event property; to count active days use `count: days`' : 'sum adds up a numeric event property';
+  return `"${property}" is ${what}, not an event property: ${instead}`;
 }
 
 /** Orders the signals so combinations come after their parts; a cycle is reported with its path. */

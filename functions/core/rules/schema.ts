@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { calendarOf } from '../days';
+import { closestName } from '../did-you-mean';
 
 /**
  * The rules file: named signals over events and traits, scored and sorted into tiers. Kept in the user's repo as
@@ -13,10 +14,14 @@ export const durationSchema = z
   .transform((value) => Number(value.slice(0, -1)) * (value.endsWith('w') ? 7 : 1));
 
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
+const oneOrMoreStrings = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
-/** A condition on one value: a bare scalar means equals; otherwise exactly one operator. */
-export const conditionSchema = z.union([
-  scalar,
+/** Lowercase letters, digits and _: the names rules refer to one another by. */
+const identifier = (what: string) => z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, `must be a ${what} name: lowercase letters, digits and _, starting with a letter`);
+const listName = identifier('list');
+
+/** One operator each; the text operators (starts_with to not_in_list) hold only for a string value. */
+const operatorConditions = [
   z.strictObject({ equals: scalar }),
   z.strictObject({ not_equals: scalar }),
   z.strictObject({ in: z.array(scalar).min(1) }),
@@ -27,10 +32,33 @@ export const conditionSchema = z.union([
   z.strictObject({ lte: z.number() }),
   z.strictObject({ exists: z.boolean() }),
   z.strictObject({ contains: z.string() }),
-], { error: 'must be a value, or an object with one of: equals, not_equals, in, not_in, gt, gte, lt, lte, exists, contains' });
+  /** Case-insensitive, as e-mail addresses and domains are; a list means any of them. */
+  z.strictObject({ starts_with: oneOrMoreStrings }),
+  z.strictObject({ ends_with: oneOrMoreStrings }),
+  /** A JavaScript regular expression, `^a.*z$`, or with flags, `/^a.*z$/i`; it matches anywhere unless anchored. */
+  z.strictObject({ matches: z.string().min(1) }),
+  /** A list of the rules file's `lists`, compared case-insensitively. */
+  z.strictObject({ in_list: listName }),
+  z.strictObject({ not_in_list: listName }),
+] as const;
+const operators = operatorConditions.map((object) => Object.keys(object.shape)[0]!).join(', ');
+const valueCondition = z.union([scalar, ...operatorConditions]);
+
+/**
+ * A condition on one value: a bare scalar means equals; otherwise exactly one operator. `domain` applies a condition
+ * to the domain of an e-mail address (after the last @, lowercased); a value without one matches only
+ * `domain: { exists: false }`.
+ */
+export const conditionSchema = z.union([scalar, ...operatorConditions, z.strictObject({ domain: valueCondition })], {
+  // The issue is the whole condition's: say which part is wrong when it is the condition under domain.
+  error: (issue) =>
+    issue.input !== null && typeof issue.input === 'object' && 'domain' in issue.input
+      ? `domain takes a condition on the domain: a value, or an object with one of: ${operators}`
+      : `must be a value, or an object with one of: ${operators}, domain`,
+});
 export type Condition = z.output<typeof conditionSchema>;
 
-const signalName = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be a signal name: lowercase letters, digits and _, starting with a letter');
+const signalName = identifier('signal');
 
 const thresholds = {
   /** Matched when the value is at least this (the default is at_least: 1). */
@@ -185,6 +213,19 @@ const kindByKey: [string, string][] = [
   ['within', 'time_to_value'],
 ];
 
+const definingKeys = [...new Set(kindByKey.map(([key]) => key))];
+const signalKeys = new Set(signalVariants.flatMap((variant) => Object.keys(variant.shape)));
+
+/** `; did you mean "event" for "evnt"?` when a signal has no defining key because it is misspelt. */
+function definingKeySuggestion(signal: unknown): string {
+  if (signal === null || typeof signal !== 'object') return '';
+  for (const key of Object.keys(signal).filter((key) => !signalKeys.has(key))) {
+    const meant = closestName(key, definingKeys);
+    if (meant !== undefined) return `; did you mean "${meant}" for "${key}"?`;
+  }
+  return '';
+}
+
 const signalSchema = z.preprocess(
   (value) => {
     if (value === null || typeof value !== 'object' || Array.isArray(value) || 'kind' in value) return value;
@@ -192,10 +233,7 @@ const signalSchema = z.preprocess(
     return kind ? { kind, ...value } : value;
   },
   z.discriminatedUnion('kind', signalVariants, {
-    error: (issue) =>
-      issue.code === 'invalid_union'
-        ? `a signal needs one of these keys: ${[...new Set(kindByKey.map(([key]) => key))].join(', ')}`
-        : undefined,
+    error: (issue) => (issue.code === 'invalid_union' ? `a signal needs one of these keys: ${definingKeys.join(', ')}${definingKeySuggestion(issue.input)}` : undefined),
   }),
 );
 export type Signal = z.output<typeof signalSchema>;
@@ -230,6 +268,15 @@ export const conversionSchema = z.strictObject({
 });
 export type ConversionRule = z.output<typeof conversionSchema>;
 
+/**
+ * A named list of values for in_list and not_in_list: inline, or a text file with one value a line (blank lines and
+ * lines starting with # are skipped), relative to the rules file. A file is read where the rules file is read from
+ * disk, and its values inlined: the evaluator's bundle carries them (lib/config.ts).
+ */
+const listSchema = z.union([z.array(z.string().min(1)).min(1), z.strictObject({ file: z.string().min(1) })], {
+  error: 'must be a list of values, or { file: path } naming a text file with one value a line',
+});
+
 export const rulesFileSchema = z.strictObject({
   version: z.literal(1, { error: 'must be 1 (the rules file format version)' }),
   name: z.string().optional(),
@@ -241,6 +288,8 @@ export const rulesFileSchema = z.strictObject({
     .string()
     .refine((zone) => isTimeZone(zone), 'must be an IANA time zone such as Europe/Berlin or America/New_York')
     .optional(),
+  /** Lists of values by name, e.g. free mail domains, for the in_list and not_in_list conditions. */
+  lists: z.record(listName, listSchema).optional(),
   /** Where signup time comes from: a trait (e.g. createdAt) when set and present, else the first event. */
   signup: z.strictObject({ trait: z.string().min(1) }).optional(),
   signals: z.record(signalName, signalSchema).refine((signals) => Object.keys(signals).length > 0, 'must define at least one signal'),

@@ -1,0 +1,36 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { cli } from '../support/cli';
+
+const dir = mkdtempSync(join(tmpdir(), 'pql-rules-check-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('pql-radar rules check', () => {
+  it('reads list files relative to the rules file, and names the signal, list or key meant by a misspelt one', async () => {
+    mkdirSync(join(dir, 'lists'));
+    writeFileSync(join(dir, 'lists/free.txt'), '# free mail\ngmail.com\n');
+    const rules = (list: string, signal: string, key: string) => `version: 1
+lists:
+  free_mail: { file: lists/free.txt }
+signals:
+  work_email: { trait: email, is: { domain: { not_in_list: ${list} } }, points: 5 }
+tiers:
+  - { name: hot, route: sales, require: [${signal}], ${key}: 5 }
+`;
+    writeFileSync(join(dir, 'ok.rules.yaml'), rules('free_mail', 'work_email', 'min_score'));
+    writeFileSync(join(dir, 'misspelt-key.rules.yaml'), rules('free_mail', 'work_email', 'min_scor'));
+    writeFileSync(join(dir, 'misspelt-names.rules.yaml'), rules('free_mial', 'work_emial', 'min_score'));
+
+    const checked = await cli('rules', 'check', ...['ok', 'misspelt-key', 'misspelt-names'].map((name) => join(dir, `${name}.rules.yaml`)));
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toMatch(/ok\.rules\.yaml: ok, 1 signals, 1 tiers, version [0-9a-f]{12}/);
+    expect(checked.stderr).toContain('misspelt-key.rules.yaml: 1 problem\n  line 7: tiers[0].min_scor: unknown key "min_scor"; did you mean "min_score"?');
+    expect(checked.stderr).toContain(
+      'misspelt-names.rules.yaml: 2 problems\n' +
+        '  line 5: signals.work_email.is.domain.not_in_list: no list named "free_mial"; did you mean "free_mail"?\n' +
+        '  line 7: tiers[0].require[0]: no signal named "work_emial"; did you mean "work_email"?',
+    );
+  });
+});
