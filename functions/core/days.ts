@@ -1,6 +1,7 @@
 /**
- * Day arithmetic. The rules, the stored rollups, the replay's steps and the generators all count in whole UTC days
- * named YYYY-MM-DD; this module is the one place that turns times into days and back.
+ * Day arithmetic. The rules, the stored rollups, the replay's steps and the generators all count in whole days named
+ * YYYY-MM-DD: UTC days, or the days of the rules file's time zone through a Calendar; this module is the one place
+ * that turns times into days and back.
  */
 
 export const dayMs = 86_400_000;

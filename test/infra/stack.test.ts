@@ -105,6 +105,8 @@ describe('ingest function', () => {
       TABLE_NAME: { Ref: ids.table },
       RETENTION_DAYS: '400',
       QUARANTINE_RETENTION_DAYS: '14',
+      // The rules file's time zone, which the stored events' days follow.
+      TIME_ZONE: 'UTC',
     });
   });
 

@@ -5,8 +5,8 @@ import { inject } from 'vitest';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
-import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { entityPartitionKey, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
+import { GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { entityPartitionKey, eventSortKeyPrefix, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { dayOf } from '../../functions/core/days';
 import { itemSize } from '../../bench/ingest-streams';
 import { entityUpdate, readFacts } from '../../functions/core/evaluate-leads';
@@ -173,6 +173,22 @@ tiers:
     const noErrors = await dev.evaluateOnce(day(2.6));
     expect(noErrors.evaluated).toBe(1);
     expect(summaryOf(noErrors.transitions)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
+  });
+
+  it('counts days in the rules file\'s time zone: stores an evening event on its local day, and drops the lead at local midnight', async () => {
+    const leads = new RecordingPublisher();
+    const rules = 'version: 1\ntimezone: America/New_York\nsignals:\n  today: { event: Login, window: 1d, points: 1 }\ntiers:\n  - { name: pql, min_score: 1, route: sales }\n';
+    const dev = await start(leads, rules);
+    // 22:30 on the 14th in New York.
+    await sendBatch(dev, [track('ivy', 'Login', new Date('2024-06-15T02:30:00.000Z'))]);
+    const { Items } = await dev.client.send(
+      new QueryCommand({ TableName: dev.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :events)', ExpressionAttributeValues: { ':pk': { S: entityPartitionKey(dev.workspace, 'user', 'ivy') }, ':events': { S: eventSortKeyPrefix } } }),
+    );
+    expect(Items?.map((item) => item['sk']!.S!.slice(0, eventSortKeyPrefix.length + 10))).toEqual([`${eventSortKeyPrefix}2024-06-14`]);
+
+    expect(summaryOf((await dev.evaluateOnce(new Date('2024-06-15T03:30:00.000Z'))).transitions)).toEqual(['Lead Qualified: user ivy none -> pql']);
+    expect((await dev.evaluateOnce(new Date('2024-06-15T03:59:00.000Z'))).evaluated).toBe(0);
+    expect(summaryOf((await dev.evaluateOnce(new Date('2024-06-15T04:00:30.000Z'))).transitions)).toEqual(['Lead Disqualified: user ivy pql -> none']);
   });
 
   it('loses nothing when it crashes between saving state and publishing, and re-delivers with the same key', async () => {

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadRulesFile } from '../../functions/local/rules-file';
 import { loadRules, RulesError, type RulesProblem } from '../../functions/core/rules/load';
 import { formatProblem } from '../../functions/core/yaml-file';
 import { rulesJsonSchema } from '../../functions/core/rules/schema';
@@ -814,8 +815,8 @@ describe('the example rules files', () => {
     expect(files).toEqual(expect.arrayContaining(['activation.rules.yaml', 'plan-limits.rules.yaml', 'team-accounts.rules.yaml']));
   });
 
-  it.each(files)('%s loads', (name) => {
-    const ruleset = loadRules(readFileSync(join(examplesDir, name), 'utf8'), name);
+  it.each(files)('%s loads, its list files with it', (name) => {
+    const { ruleset } = loadRulesFile(join(examplesDir, name));
     expect(ruleset.file.tiers.length).toBeGreaterThan(0);
     expect(ruleset.eventSignals.length).toBeGreaterThan(0);
   });
