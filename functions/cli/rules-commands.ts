@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { rulesJsonSchema } from '../core/rules/schema';
+import { rulesJsonSchema } from '../core/rules/json-schema';
 import { readRules } from './options';
 
 /** `pql-radar rules check|schema`. */

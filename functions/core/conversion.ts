@@ -1,4 +1,4 @@
-import { identifyTraits } from './messages';
+import { identifyTraits } from './message-traits';
 import { conditionHolds } from './rules/conditions';
 import { whereHolds } from './rules/engine';
 import type { ConversionRule } from './rules/schema';

@@ -56,7 +56,9 @@ export function validateFile<S extends z.ZodType>(
   const parsed = schema.safeParse(value, {
     reportInput: true,
     error: (issue) => {
-      if (issue.code === 'unrecognized_keys' && issue.path !== undefined && issue.inst instanceof z.ZodObject) allowedKeys.set(JSON.stringify(issue.path), Object.keys(issue.inst.shape));
+      // The object's shape, read without z.ZodObject: the Lambda bundles' zod carries only the builders they call.
+      const shape = issue.code === 'unrecognized_keys' ? (issue.inst as { shape?: unknown } | undefined)?.shape : undefined;
+      if (shape !== null && typeof shape === 'object' && issue.path !== undefined) allowedKeys.set(JSON.stringify(issue.path), Object.keys(shape));
       return undefined;
     },
   });

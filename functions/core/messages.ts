@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { formatPath } from './field-path';
+import { identifyTraits, isPlainObject } from './message-traits';
 import { identityOf, type Identity } from './identity';
 import { messageTypes, segmentMessageSchema, type MessageType, type SegmentMessage } from './segment-schema';
 
@@ -105,14 +106,6 @@ function normalise(message: SegmentMessage, time: Date, index: number, workspace
     ...(message.type === 'alias' ? { previousId: message.previousId } : {}),
     message: { ...message, messageId, timestamp },
   };
-}
-
-/**
- * An identify call's traits: at the top (Segment), else in context.traits (RudderStack's identify carries them only
- * there). Ingest keeps these on the profile, and conversion detection reads the same ones.
- */
-export function identifyTraits(message: { traits?: unknown; context?: unknown }): unknown {
-  return message.traits ?? (isPlainObject(message.context) ? message.context['traits'] : undefined);
 }
 
 /**
@@ -295,6 +288,4 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
+export { identifyTraits, isPlainObject };

@@ -20,7 +20,6 @@ export {
   preprocess,
   record,
   strictObject,
-  toJSONSchema,
   string,
   union,
   unknown,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { generatePlantedStream } from '../../functions/cli/planted-stream';
-import { addDays, dayEnd } from '../../functions/core/days';
+import { addDays } from '../../functions/core/days';
 import { replayedConversions } from '../../functions/analysis/metrics';
 import { EventHistory, replay } from '../../functions/analysis/replay';
 import { validateMessage } from '../../functions/core/messages';
@@ -95,8 +95,10 @@ type StreamMessage = { type: string; messageId: string; timestamp: string; userI
  * nothing left to do), and lists every tier change of each side as `at type id: from -> to`, sorted.
  */
 async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]) {
-  const firstDay = messages[0]!.timestamp.slice(0, 10);
-  const lastDay = messages.at(-1)!.timestamp.slice(0, 10);
+  // Days of the rules' time zone: a day's messages arrive, then the evaluator runs at that day's end.
+  const { calendar } = ruleset;
+  const firstDay = calendar.dayOf(messages[0]!.timestamp);
+  const lastDay = calendar.dayOf(messages.at(-1)!.timestamp);
 
   const history = new EventHistory(ruleset);
   messages.forEach((message, index) => {
@@ -120,7 +122,7 @@ async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]
   });
   const authorization = `Basic ${Buffer.from(`${runtime.writeKey}:`).toString('base64')}`;
   for (let day = firstDay; day <= lastDay; day = addDays(day, 1)) {
-    const batch = messages.filter((message) => message.timestamp.slice(0, 10) === day);
+    const batch = messages.filter((message) => calendar.dayOf(message.timestamp) === day);
     for (let i = 0; i < batch.length; i += 500) {
       const response = await fetch(`${runtime.url}/v1/batch`, {
         method: 'POST',
@@ -130,7 +132,7 @@ async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]
       expect(await response.json()).toEqual({ success: true });
     }
     for (let run = 0; run < 5; run++) {
-      const summary = await runtime.evaluateOnce(new Date(dayEnd(day)));
+      const summary = await runtime.evaluateOnce(new Date(calendar.endOf(day)));
       expect(summary.incompleteShards).toEqual([]);
       if (summary.evaluated === 0) break;
     }
@@ -145,22 +147,37 @@ async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]
   return { history, replayed, leads, fromEvaluator, fromBacktest };
 }
 
+/** Planted users whose reports, invites and exports lead to conversions, in 4 accounts over 21 days. */
+const plantedStream = () =>
+  generatePlantedStream({
+    seed: 5,
+    users: 40,
+    accounts: 4,
+    accountShare: 0.8,
+    days: 21,
+    baseRate: 0.1,
+    behaviours: [
+      { name: 'reports', share: 0.4, conversionRate: 0.4, events: [{ event: 'Report Scheduled', count: [1, 3] }] },
+      { name: 'invites', share: 0.4, events: [{ event: 'Teammate Invited', count: [1, 4], distinct: 'invitee' }] },
+      { name: 'exports', share: 0.4, events: [{ event: 'Data Exported', count: [1, 3], properties: { rows: [800, 1500, 2500] } }] },
+    ],
+  });
+
+/** The first qualification per entity and tier, as the report uses them, from `at type id: from -> to` lines. */
+function firstEntries(lines: readonly string[]): Map<string, string> {
+  const first = new Map<string, string>();
+  for (const line of lines) {
+    const [at, type, idColon, , , , tier] = line.split(' ');
+    const key = `${type} ${idColon!.slice(0, -1)} ${tier}`;
+    if (tier !== 'none' && !first.has(key)) first.set(key, at!);
+  }
+  return first;
+}
+
 describe('the evaluator and the backtest', () => {
   it('qualify the same entities in the same tiers on the same days', async () => {
     const ruleset = loadRules(rulesYaml, 'agreement rules');
-    const stream = generatePlantedStream({
-      seed: 5,
-      users: 40,
-      accounts: 4,
-      accountShare: 0.8,
-      days: 21,
-      baseRate: 0.1,
-      behaviours: [
-        { name: 'reports', share: 0.4, conversionRate: 0.4, events: [{ event: 'Report Scheduled', count: [1, 3] }] },
-        { name: 'invites', share: 0.4, events: [{ event: 'Teammate Invited', count: [1, 4], distinct: 'invitee' }] },
-        { name: 'exports', share: 0.4, events: [{ event: 'Data Exported', count: [1, 3], properties: { rows: [800, 1500, 2500] } }] },
-      ],
-    });
+    const stream = plantedStream();
     const { replayed, leads, fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream.messages);
 
     // The rules use every kind, with every option of event signals, and every signal matches somewhere.
@@ -179,16 +196,6 @@ describe('the evaluator and the backtest', () => {
     const fired = new Set(replayed.entities.flatMap((entity) => Object.keys(entity.firstFired)));
     expect([...fired].sort()).toEqual(Object.keys(ruleset.file.signals).sort());
 
-    // First qualification per entity and tier, as the report uses them.
-    const firstEntries = (lines: string[]) => {
-      const first = new Map<string, string>();
-      for (const line of lines) {
-        const [at, type, idColon, , , , tier] = line.split(' ');
-        const key = `${type} ${idColon!.slice(0, -1)} ${tier}`;
-        if (tier !== 'none' && !first.has(key)) first.set(key, at!);
-      }
-      return first;
-    };
     expect(firstEntries(fromBacktest)).toEqual(firstEntries(fromEvaluator));
 
     // The comparison means something: every tier is reached, leads drop out, accounts qualify.
@@ -214,6 +221,15 @@ describe('the evaluator and the backtest', () => {
     expect(convertedByBacktest).toEqual(convertedByEvaluator);
     expect(convertedByEvaluator.some((line) => line.startsWith('user '))).toBe(true);
     expect(convertedByEvaluator.some((line) => line.startsWith('account '))).toBe(true);
+  }, 300_000);
+
+  it('agree in a time zone: the days, windows and steps of New York', async () => {
+    const ruleset = loadRules(`timezone: America/New_York\n${rulesYaml}`, 'agreement rules in New York');
+    const { fromEvaluator, fromBacktest } = await runBothSides(ruleset, plantedStream().messages);
+    expect(firstEntries(fromBacktest)).toEqual(firstEntries(fromEvaluator));
+    expect(fromEvaluator.length).toBeGreaterThan(30);
+    // Every decision is at the end of a New York day (04:59:59.999Z in winter, 03:59:59.999Z in summer).
+    for (const line of fromEvaluator) expect(line.slice(10, 24)).toMatch(/^T0[34]:59:59\.999Z$/);
   }, 300_000);
 
   it('agree on merged identities: pre-signup visitors, late anonymous events, an alias chain, a double claim', async () => {

@@ -4,7 +4,7 @@ import { leadEventDetailSchema } from '../../functions/core/lead-event';
 import { buildLeadEvent, decide, type LeadState } from '../../functions/core/lead-state';
 import type { Evaluation } from '../../functions/core/rules/engine';
 import { loadRules, RulesError, type Ruleset } from '../../functions/core/rules/load';
-import { rulesJsonSchema } from '../../functions/core/rules/schema';
+import { rulesJsonSchema } from '../../functions/core/rules/json-schema';
 import { factsFor } from '../support/facts';
 
 const now = new Date('2024-06-15T12:00:00.000Z');

@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { loadRulesFile } from '../../functions/local/rules-file';
 import { loadRules, RulesError, type RulesProblem } from '../../functions/core/rules/load';
 import { formatProblem } from '../../functions/core/yaml-file';
-import { rulesJsonSchema } from '../../functions/core/rules/schema';
+import { rulesJsonSchema } from '../../functions/core/rules/json-schema';
 
 const examplesDir = join(import.meta.dirname, '../../examples');
 

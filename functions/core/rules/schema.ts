@@ -58,7 +58,7 @@ export const conditionSchema = z.union([scalar, ...operatorConditions, z.strictO
 });
 export type Condition = z.output<typeof conditionSchema>;
 
-const signalName = identifier('signal');
+export const signalName = identifier('signal');
 
 const thresholds = {
   /** Matched when the value is at least this (the default is at_least: 1). */
@@ -194,7 +194,7 @@ const bestMemberSignal = z.strictObject({
   best_member_tier: z.string().min(1),
 });
 
-const signalVariants = [eventSignal, timeToValueSignal, inactivitySignal, signupAgeSignal, traitSignal, combinationSignal, activeUsersSignal, membersSignal, bestMemberSignal] as const;
+export const signalVariants = [eventSignal, timeToValueSignal, inactivitySignal, signupAgeSignal, traitSignal, combinationSignal, activeUsersSignal, membersSignal, bestMemberSignal] as const;
 
 /** Which kind a signal is follows from its defining key, so rule authors never write `kind`. */
 const kindByKey: [string, string][] = [
@@ -328,9 +328,3 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
-/** The JSON Schema of the rules file, for editors (`pql-radar rules schema`). Signals are listed without `kind`. */
-export function rulesJsonSchema(): Record<string, unknown> {
-  const editorSignal = z.union(signalVariants.map((variant) => (variant as z.ZodObject<z.ZodRawShape>).omit({ kind: true })));
-  const editorFile = rulesFileSchema.extend({ signals: z.record(signalName, editorSignal) });
-  return z.toJSONSchema(editorFile, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
-}
