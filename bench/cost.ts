@@ -515,7 +515,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     `           ${count(result.activeUserDays)} active user-days: ${(events / result.activeUserDays).toFixed(1)} events per active user-day (anonymous visitors' included)`,
     `evaluator  every ${minutesText(result.interval.minutes)} of simulated time (predicted ${result.interval.predicted.toFixed(2)} evaluations per active user-day, for a target of ${targetEvaluations}): ${count(work.runs)} runs with work, ${count(result.idleTicks)} ticks with none;`,
     `           ${count(work.changed.evaluated)} evaluations after changes (${count(work.usersChanged)} of users: ${(work.usersChanged / result.activeUserDays).toFixed(2)} per active user-day), ${eachText(work.changed)};`,
-    `           ${count(work.sweep.evaluated)} sweeps of leads (when time alone can change them), ${eachText(work.sweep)}; ${count(work.published)} lead events`,
+    `           ${count(work.sweep.evaluated)} sweeps (entities time alone can change: leads, and those time can raise into a tier), ${eachText(work.sweep)}; ${count(work.published)} lead events`,
     ...(scaled
       ? [`           priced at ${targetEvaluations} evaluations per active user-day: the work after changes x${scale.toFixed(2)} (cost per evaluation as measured)`]
       : []),

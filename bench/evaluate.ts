@@ -291,7 +291,7 @@ async function benchEngine(ruleset: Ruleset) {
 async function main() {
   // The SDK warns on Node 20 that future releases need Node 22; the pinned version runs fine (as in vitest.config.ts).
   process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
-  const ruleset = loadRules(withNewKinds ? rulesYaml.replace('\ntiers:', `${newKindsYaml}tiers:`) : rulesYaml, 'bench-evaluate.rules.yaml');
+  const ruleset = loadRules(withNewKinds ? rulesYaml.replace('\nscoring:', `${newKindsYaml}scoring:`) : rulesYaml, 'bench-evaluate.rules.yaml');
   const signals = Object.values(ruleset.file.signals);
   const kinds = (kind: Signal['kind']) => signals.filter((signal) => signal.kind === kind).length;
   const lines: string[] = ['pql-radar evaluate benchmark', `now ${now.toISOString()}; ${signals.length} signals (${kinds('event')} event, ${kinds('inactivity')} inactivity, ${kinds('trait')} trait, ${kinds('combination')} combinations), ${ruleset.file.tiers.length} tiers; windows <= ${ruleset.maxWindowDays}d, since_signup <= ${ruleset.maxSinceSignupDays}d`, ''];
@@ -341,7 +341,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     const shareText = (share: Share) => (share.evaluated === 0 ? '-' : `${(share.read / share.evaluated).toFixed(1)}/${(share.write / share.evaluated).toFixed(1)}`);
     const label = (result: TableResult) => `${result.days}d`.padEnd(9);
     lines.push(
-      `(b) evaluator on DynamoDB Local: ${userCount} users in ${accountCount} accounts, ${dirtyShards} shards, the rules of (a); stored history up to yesterday, first run (builds`,
+      `(b) evaluator on DynamoDB Local: ${userCount} users in ${accountCount} accounts, ${dirtyShards} shards, the rules of (a)${withNewKinds ? " with the 8 newer kinds" : ""}; stored history up to yesterday, first run (builds`,
       `    the state) at ${new Date(now.getTime() - dayMs).toISOString()}; then one new day of events for every user, and the measured run at ${now.toISOString()},`,
       '    repeated until a run finds nothing left (accounts marked again by members evaluated after them)',
       'history  stored events  ingest s  first run s  new events  evaluated (runs)  RCU/entity  WCU/entity  entities/s',
