@@ -35,12 +35,8 @@ import { createGzip } from 'node:zlib';
 import { exampleBehaviours, generatePlantedStream, type PlantedStreamOptions } from '../functions/cli/planted-stream';
 import type { Conversion } from '../functions/analysis/metrics';
 import { count, decimals, textTable, withInterval } from '../functions/analysis/format';
+import { positiveInt } from './knobs';
 
-const positiveInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${process.env[name]}`);
-  return value;
-};
 const eventCount = positiveInt('BENCH_EVENTS', 1_000_000);
 const seed = positiveInt('BENCH_SEED', 1);
 const days = positiveInt('BENCH_DAYS', 60);

@@ -9,8 +9,9 @@ import { pathToFileURL } from 'node:url';
 import { loadRulesFile } from '../lib/config';
 import { lambdaBundling } from '../lib/lambda-bundling';
 import { bundleFunction, projectRoot } from './bundle';
+import { positiveInt } from './knobs';
 
-const runs = Number(process.env['BENCH_RUNS'] ?? 10);
+const runs = positiveInt('BENCH_RUNS', 10);
 
 /** The evaluator reads its rules as the stack bundles them: the rules file's data as JSON (lib/evaluator.ts). */
 const rulesJson = join(projectRoot, 'node_modules/.cache/pql-radar-bench/rules.json');

@@ -84,16 +84,11 @@ import {
   type Share,
 } from './evaluate-history';
 import { browser, browserAndBackend, itemSize, sendCalls, server, type Call, type Mix, type Stream } from './ingest-streams';
+import { positiveInt, positiveNumber } from './knobs';
 
-const positiveInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${process.env[name]}`);
-  return value;
-};
 const eventsPerMix = positiveInt('BENCH_EVENTS', 20_000);
 const browserShare = Number(process.env['BENCH_BROWSER_SHARE'] ?? 0.3);
-const targetEvaluations = Number(process.env['BENCH_EVALUATIONS_PER_DAY'] ?? 5);
-if (!(targetEvaluations > 0)) throw new Error(`BENCH_EVALUATIONS_PER_DAY must be a positive number, got ${process.env['BENCH_EVALUATIONS_PER_DAY']}`);
+const targetEvaluations = positiveNumber('BENCH_EVALUATIONS_PER_DAY', 5);
 const historyUsers = positiveInt('BENCH_HISTORY_USERS', 40);
 const historyAccounts = Math.max(1, Math.round(historyUsers / 10));
 const historyDays = positiveInt('BENCH_DAYS', 30);

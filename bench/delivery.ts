@@ -21,9 +21,10 @@ import type { LeadEvent } from '../functions/core/lead-event';
 import { generateWebhookSecret } from '../functions/core/webhook-signature';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { count } from '../functions/analysis/format';
+import { positiveInt, positiveNumber } from './knobs';
 
-const deliveries = Number(process.env['BENCH_DELIVERIES'] ?? 2000);
-const receiverMs = Number(process.env['BENCH_RECEIVER_MS'] ?? 300);
+const deliveries = positiveInt('BENCH_DELIVERIES', 2000);
+const receiverMs = positiveNumber('BENCH_RECEIVER_MS', 300);
 /** Deliveries at once: a few, as a handful of notifiers would run, so DynamoDB Local's queueing does not inflate the times. */
 const concurrency = 8;
 

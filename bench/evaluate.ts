@@ -50,12 +50,8 @@ import {
   type TableResult,
   type User,
 } from './evaluate-history';
+import { positiveInt } from './knobs';
 
-const positiveInt = (name: string, fallback: number) => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${process.env[name]}`);
-  return value;
-};
 const entityCount = positiveInt('BENCH_ENTITIES', 10_000);
 const runs = positiveInt('BENCH_RUNS', 5);
 const warmupRounds = positiveInt('BENCH_WARMUP', 3);

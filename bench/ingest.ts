@@ -34,12 +34,12 @@ import { scanAll } from '../test/support/scan';
 import { bundleFunction } from './bundle';
 import { bytes, count, fixed, percentCoarse } from '../functions/analysis/format';
 import { itemSize, jsonBytes, mobile, pool, sendCalls, server, browser, type Call, type Mix, type Stream } from './ingest-streams';
+import { positiveInt } from './knobs';
 
 type Item = Record<string, AttributeValue>;
 
 if (process.env['BENCH_BATCHES'] !== undefined) throw new Error('BENCH_BATCHES is replaced by BENCH_EVENTS, the events of each mix (100 per server batch)');
-const eventsPerMix = Number(process.env['BENCH_EVENTS'] ?? 20_000);
-if (!Number.isInteger(eventsPerMix) || eventsPerMix < 1) throw new Error(`BENCH_EVENTS must be a positive integer, got ${process.env['BENCH_EVENTS']}`);
+const eventsPerMix = positiveInt('BENCH_EVENTS', 20_000);
 const concurrency = 4;
 /** Every stream spreads its events over the last three days, ordered in time as the SDKs would send them. */
 const windowMs = 3 * 86_400_000;
