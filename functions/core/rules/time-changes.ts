@@ -43,48 +43,105 @@ export function changesByTimeAt(
   now: Date,
   options: { scope: TimeChangeScope; decayIntervalMs: number },
 ): number {
+  const plan = timePlanOf(ruleset)[facts.type];
+  if (plan.length === 0) return Number.POSITIVE_INFINITY;
   const nowMs = now.getTime();
-  const moves = new Map<string, SignalMove>();
-  let signupAt: string | null | undefined;
-  const signup = () => (signupAt === undefined ? (signupAt = signupTime(facts, ruleset)) : signupAt);
-  for (const name of ruleset.order) {
-    const signal = ruleset.file.signals[name]!;
-    if (signalLevel(signal) !== facts.type) continue;
-    const result = evaluation.signals[name];
-    const move =
-      signal.kind === 'combination' ? combinationMove(signal, moves) : leafMove(name, signal, result?.matched === true, result?.value ?? null, facts, ruleset.calendar, signup, now, options.decayIntervalMs);
-    if (move !== undefined && move.at > nowMs) moves.set(name, move);
-  }
-
-  const required = options.scope === 'qualifying' ? new Set(ruleset.file.tiers.flatMap((tier) => tier.require)) : undefined;
+  const qualifying = options.scope === 'qualifying';
+  const signupAt = plan.readsSignup ? signupTime(facts, ruleset) : null;
+  // By the signal's place in the plan: a combination's parts come before it.
+  const moves: (SignalMove | undefined)[] = [];
   let first = Number.POSITIVE_INFINITY;
-  for (const [name, move] of moves) {
+  for (const step of plan) {
+    const result = evaluation.signals[step.name];
+    const move =
+      step.signal.kind === 'combination'
+        ? combinationMove(step.parts, step.inverted, moves)
+        : leafMove(step.name, step.signal, result?.matched === true, result?.value ?? null, facts, ruleset.calendar, signupAt, now, options.decayIntervalMs);
+    if (move === undefined || move.at <= nowMs) continue;
+    moves[step.index] = move;
     if (move.at >= first) continue;
-    if (required !== undefined) {
-      const { points } = ruleset.file.signals[name]!;
-      const raises = (move.turnsOn && (points > 0 || required.has(name))) || (move.turnsOff && points < 0) || move.pointsRise;
-      if (!raises) continue;
-    }
+    if (qualifying && !((move.turnsOn && step.raisesWhenOn) || (move.turnsOff && step.raisesWhenOff) || move.pointsRise)) continue;
     first = move.at;
   }
   return first;
 }
 
+/** A signal as changesByTimeAt walks it: what its moves mean for an entity without a tier, and its parts' places. */
+interface PlanStep {
+  name: string;
+  index: number;
+  signal: Signal;
+  /** Turning on raises the score or meets a tier's requirement. */
+  raisesWhenOn: boolean;
+  /** Turning off gives back negative points. */
+  raisesWhenOff: boolean;
+  /** Combinations: the places of their all/any parts and of their not part, among the steps before. */
+  parts: number[];
+  inverted: number[];
+}
+
+type TimePlan = PlanStep[] & { readsSignup: boolean };
+
+/** Worked out once per ruleset: a sweep runs this for every entity it saves, the backtest for every user at every step. */
+const timePlans = new WeakMap<Ruleset, Record<'user' | 'account', TimePlan>>();
+
+/**
+ * The signals time alone can move, per level, in combination order: kinds that move with time, and combinations with
+ * such a part. Everything else (traits, lifetime and since-signup counts, members) moves only with new data.
+ */
+function timePlanOf(ruleset: Ruleset): Record<'user' | 'account', TimePlan> {
+  let plans = timePlans.get(ruleset);
+  if (plans !== undefined) return plans;
+  const required = new Set(ruleset.file.tiers.flatMap((tier) => tier.require));
+  const planFor = (level: 'user' | 'account'): TimePlan => {
+    const steps: PlanStep[] = [];
+    const places = new Map<string, number>();
+    for (const name of ruleset.order) {
+      const signal = ruleset.file.signals[name]!;
+      if (signalLevel(signal) !== level) continue;
+      const parts = signal.kind === 'combination' ? [...(signal.all ?? []), ...(signal.any ?? [])].flatMap((part) => places.get(part) ?? []) : [];
+      const inverted = signal.kind === 'combination' && signal.not !== undefined ? [places.get(signal.not) ?? []].flat() : [];
+      const moves = signal.kind === 'combination' ? parts.length + inverted.length > 0 : movesWithTime(signal);
+      if (!moves) continue;
+      places.set(name, steps.length);
+      steps.push({ name, index: steps.length, signal, raisesWhenOn: signal.points > 0 || required.has(name), raisesWhenOff: signal.points < 0, parts, inverted });
+    }
+    return Object.assign(steps, { readsSignup: steps.some((step) => step.signal.kind === 'signup_age') });
+  };
+  plans = { user: planFor('user'), account: planFor('account') };
+  timePlans.set(ruleset, plans);
+  return plans;
+}
+
+function movesWithTime(signal: Signal): boolean {
+  switch (signal.kind) {
+    case 'event':
+      return signal.window !== undefined || signal.decay !== undefined;
+    case 'inactivity':
+    case 'signup_age':
+    case 'active_users':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** When a day counted in a window of `days` days leaves it: when the day `days` later begins. */
+const leavesWindowAt = (calendar: Calendar, day: string, days: number) => calendar.startOf(addDays(day, days));
+const daysAfter = (from: string, days: number) => Date.parse(from) + days * dayMs;
+
 /** Counts over a rolling window only fall with time: the oldest day holding one leaves first. */
 function leafMove(
   name: string,
-  signal: Exclude<Signal, { kind: 'combination' }>,
+  signal: Signal,
   matched: boolean,
   value: number | string | boolean | null,
   facts: EntityFacts,
   calendar: Calendar,
-  signup: () => string | null,
+  signupAt: string | null,
   now: Date,
   decayIntervalMs: number,
 ): SignalMove | undefined {
-  const at = (from: string, days: number) => Date.parse(from) + days * dayMs;
-  // A day counted in a window of `days` days leaves it when the day `days` later begins.
-  const leaves = (day: string, days: number) => calendar.startOf(addDays(day, days));
   switch (signal.kind) {
     case 'event': {
       const decays = signal.decay !== undefined && matched && signal.points !== 0;
@@ -94,16 +151,14 @@ function leafMove(
       if (!decays && oldest === undefined) return undefined;
       // Split per day or week, every counted day moves to another period at each midnight: either way, at once.
       const perPeriod = signal.per !== undefined;
-      const leavesAt = oldest === undefined ? Number.POSITIVE_INFINITY : perPeriod ? calendar.startOf(addDays(calendar.dayOf(now), 1)) : leaves(oldest.day, signal.window!);
+      const leavesAt = oldest === undefined ? Number.POSITIVE_INFINITY : perPeriod ? calendar.startOf(addDays(calendar.dayOf(now), 1)) : leavesWindowAt(calendar, oldest.day, signal.window!);
       const falling = oldest === undefined ? { turnsOn: false, turnsOff: false } : perPeriod ? { turnsOn: !matched, turnsOff: matched } : fallingValue(signal, matched, value);
       return { at: Math.min(decayAt, leavesAt), ...falling, pointsRise: decays && signal.points < 0 };
     }
     case 'inactivity':
-      return !matched && facts.lastSeen !== null ? { at: at(facts.lastSeen, signal.inactive_for), turnsOn: true, turnsOff: false, pointsRise: false } : undefined;
-    case 'signup_age': {
-      const signupAt = signup();
-      return !matched && signupAt !== null ? { at: at(signupAt, signal.signup_older_than), turnsOn: true, turnsOff: false, pointsRise: false } : undefined;
-    }
+      return !matched && facts.lastSeen !== null ? { at: daysAfter(facts.lastSeen, signal.inactive_for), turnsOn: true, turnsOff: false, pointsRise: false } : undefined;
+    case 'signup_age':
+      return !matched && signupAt !== null ? { at: daysAfter(signupAt, signal.signup_older_than), turnsOn: true, turnsOff: false, pointsRise: false } : undefined;
     case 'active_users': {
       const from = calendar.windowStart(now, signal.active_users);
       let oldest: string | undefined;
@@ -112,10 +167,9 @@ function leafMove(
         const day = calendar.dayOf(member.lastSeen);
         if (day >= from && (oldest === undefined || day < oldest)) oldest = day;
       }
-      return oldest === undefined ? undefined : { at: leaves(oldest, signal.active_users), ...fallingValue(signal, matched, value), pointsRise: false };
+      return oldest === undefined ? undefined : { at: leavesWindowAt(calendar, oldest, signal.active_users), ...fallingValue(signal, matched, value), pointsRise: false };
     }
     default:
-      // Traits, lifetime and since-signup counts and members' outcomes move only with new data.
       return undefined;
   }
 }
@@ -136,18 +190,23 @@ function fallingValue(
 }
 
 /** A combination moves when a part does: all/any follow their parts, not turns the other way. */
-function combinationMove(signal: Extract<Signal, { kind: 'combination' }>, moves: ReadonlyMap<string, SignalMove>): SignalMove | undefined {
+function combinationMove(parts: readonly number[], inverted: readonly number[], moves: readonly (SignalMove | undefined)[]): SignalMove | undefined {
   let at = Number.POSITIVE_INFINITY;
   let turnsOn = false;
   let turnsOff = false;
-  const follow = (name: string, inverted: boolean) => {
-    const move = moves.get(name);
-    if (move === undefined) return;
+  for (const place of parts) {
+    const move = moves[place];
+    if (move === undefined) continue;
     at = Math.min(at, move.at);
-    turnsOn ||= inverted ? move.turnsOff : move.turnsOn;
-    turnsOff ||= inverted ? move.turnsOn : move.turnsOff;
-  };
-  for (const part of [...(signal.all ?? []), ...(signal.any ?? [])]) follow(part, false);
-  if (signal.not !== undefined) follow(signal.not, true);
+    turnsOn ||= move.turnsOn;
+    turnsOff ||= move.turnsOff;
+  }
+  for (const place of inverted) {
+    const move = moves[place];
+    if (move === undefined) continue;
+    at = Math.min(at, move.at);
+    turnsOn ||= move.turnsOff;
+    turnsOff ||= move.turnsOn;
+  }
   return Number.isFinite(at) ? { at, turnsOn, turnsOff, pointsRise: false } : undefined;
 }
