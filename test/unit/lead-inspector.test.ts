@@ -1,4 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { compressedJson } from '../../functions/adapters/dynamodb/compressed-json';
+import { pruneLifetime } from '../../functions/core/facts';
+import { evaluate } from '../../functions/core/rules/engine';
+import { factsFor } from '../support/facts';
 import { renderLeadHtml, renderLeadListHtml } from '../../functions/analysis/lead-html';
 import type { StoredEntityState } from '../../functions/core/facts';
 import { decide, maxScores, withScore, type LeadState } from '../../functions/core/lead-state';
@@ -83,6 +89,40 @@ describe('the score history in decide()', () => {
       { name: 'plan', value: 'x'.repeat(200), points: 5 },
     ]);
     expect(state.matched).toEqual(['logins', 'plan']);
+  });
+});
+
+describe('the STATE item with a full history', () => {
+  it('stays under two write units deflated: the score history and the signal values add about half a KB', () => {
+    const activation = loadRules(readFileSync(join(import.meta.dirname, '../../examples/activation.rules.yaml'), 'utf8'), 'activation.rules.yaml');
+    const start = Date.parse('2024-05-01T09:00:00.000Z');
+    const names = ['Dashboard Created', 'Teammate Invited', 'Data Source Connected', 'Dashboard Shared', 'Plan Limit Reached', 'Data Exported', 'Logged In'];
+    const events = Array.from({ length: 60 }, (_, index) => ({ type: 'track' as const, event: names[index % names.length]!, properties: { invitee: `p${index}` }, timestamp: new Date(start + index * 9 * 3_600_000).toISOString() }));
+    const entity = factsFor(events, activation, { traits: { createdAt: new Date(start).toISOString(), employees: 80 }, accountTraits: [{ employees: 80, industry: 'software' }] });
+    const real = evaluate(entity, activation, new Date(start + 30 * 86_400_000));
+    let lead: LeadState | undefined;
+    // 60 evaluations 15 days apart (past any cooldown), at odd milliseconds as real runs are: the score moves every
+    // time and the tier every other time, so the history (20) and the score history (30) are both full.
+    for (let step = 0; step < 60; step++) {
+      const tier = step % 4 < 2 ? activation.file.tiers[step % 2]!.name : null;
+      const total = 40 + step;
+      const at = new Date(start + (45 + step * 15) * 86_400_000 + ((step * 7919) % 60_000));
+      const route = activation.file.tiers.find((candidate) => candidate.name === tier)?.route ?? null;
+      lead = decide(lead, { ...real, tier, route, score: { total, engagement: total - 15, fit: 15 } }, entity, activation, at).state;
+    }
+    expect(lead!.history).toHaveLength(20);
+    expect(lead!.scores).toHaveLength(maxScores);
+    const { scores: _scores, signals: _signals, ...before } = lead!;
+    const stored = (state: object) => {
+      const json = JSON.stringify({ lead: state, lifetime: pruneLifetime(entity.lifetime, activation), firstSeen: entity.firstSeen, lastSeen: entity.lastSeen, rollupVersion: activation.version, openDays: entity.days.slice(-2) });
+      const item = compressedJson(json, { text: 'state', deflated: 'stateZ' });
+      return { json: Buffer.byteLength(json), stored: item['stateZ']?.B?.length ?? Buffer.byteLength(json) };
+    };
+    const [without, withScores] = [stored(before), stored(lead!)];
+    console.log(`STATE of a lead with a full history: ${without.json} B JSON, ${without.stored} B deflated without scores and signal values; ${withScores.json} B JSON, ${withScores.stored} B deflated with them`);
+    // Keys, revision and the sweep index attributes take about 100 bytes more: under 2 KB is two write units.
+    expect(withScores.stored).toBeLessThan(1900);
+    expect(withScores.stored - without.stored).toBeLessThan(600);
   });
 });
 
