@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoDbLeadReader } from '../../functions/adapters/dynamodb/lead-reader';
 import type { LeadSummary, LeadView } from '../../functions/core/lead-view';
@@ -131,6 +134,21 @@ describe('pql-radar leads, against DynamoDB Local', () => {
     const badType = await leadsCli('show', 'ada', '--type', 'team');
     expect(badType.code).not.toBe(0);
     expect(badType.stderr).toContain('--type team: must be one of user, account, visitor');
+  });
+
+  it('serves the same pages on 127.0.0.1 alone with `leads serve`, and no ingest', async () => {
+    const serve = spawn(process.execPath, [join(import.meta.dirname, '../../bin/pql-radar.js'), '--endpoint', dev.endpoint, '--table', dev.tableName, 'leads', 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const [line] = (await once(serve.stdout, 'data')) as [Buffer];
+      const url = /(http:\/\/127\.0\.0\.1:\d+)\/leads/.exec(line.toString())![1]!;
+      const page = await fetch(`${url}/leads/user/ada`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('data-metric="score:total" data-value="70"');
+      expect((await fetch(`${url}/leads/user/nobody`)).status).toBe(404);
+      expect((await fetch(`${url}/v1/track`, { method: 'POST', body: '{}' })).status).toBe(404);
+    } finally {
+      serve.kill();
+    }
   });
 
   it('reads the list from the sweep index and the STATE items only, and a lead from its own rows', async () => {
