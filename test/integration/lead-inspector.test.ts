@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoDbLeadReader } from '../../functions/adapters/dynamodb/lead-reader';
-import type { LeadSummary, LeadView } from '../../functions/core/lead-view';
+import { leadView, type LeadSummary, type LeadView } from '../../functions/core/lead-view';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../../functions/shared/settings';
@@ -58,6 +58,10 @@ beforeAll(async () => {
   await dev.evaluateOnce(ago(1.5));
   // A day later ada invites a teammate and moves up: a second transition and a second point of her score.
   await sendBatch(dev, [track('ada', 'Teammate Invited', ago(1), { invitee: 'bob' })]);
+  // 30 page views of one visitor over 6 days, in separate requests (separate chunks of a day): not a lead, but evaluated.
+  for (let request = 0; request < 3; request++) {
+    await sendBatch(dev, Array.from({ length: 10 }, (_, index) => ({ type: 'page', userId: 'eve', name: `P${request * 10 + index}`, timestamp: ago((request * 10 + index) / 5).toISOString(), messageId: `eve-${request}-${index}` })));
+  }
   await dev.evaluateOnce(now);
 });
 
@@ -155,13 +159,18 @@ describe('pql-radar leads, against DynamoDB Local', () => {
     const reader = new DynamoDbLeadReader(dev.client, dev.tableName, { shards: defaultDirtyShards, deliveryLogDays: defaultDeliveryLogDays });
     const states = await reader.leadStates();
     const listUnits = reader.capacity.readUnits;
-    // Four evaluated entities (ada, bob, cy, acme): a Query per shard (0.5 unit each, eventually consistent) and a
-    // half unit per STATE item read.
-    expect(states).toHaveLength(4);
+    // Five evaluated entities (ada, bob, cy, eve, acme): a Query per shard (0.5 unit each, eventually consistent) and
+    // a half unit per STATE item read.
+    expect(states).toHaveLength(5);
     expect(listUnits).toBeLessThanOrEqual(defaultDirtyShards * 0.5 + states.length * 0.5);
     await reader.lead({ workspace: 'default', type: 'user', id: 'ada' }, now);
     const showUnits = reader.capacity.readUnits - listUnits;
     console.log(`lead inspector read units: list ${listUnits} for ${states.length} evaluated entities; show ${showUnits} for one user (state, events, accounts, ${defaultDeliveryLogDays} days of the delivery log)`);
     expect(showUnits).toBeGreaterThan(0);
+
+    // The newest 20 of eve's 30 events, though a day's chunks sort by their hash and not by time.
+    const eve = leadView((await reader.lead({ workspace: 'default', type: 'user', id: 'eve' }, now))!)!;
+    expect(eve.tier).toBeNull();
+    expect(eve.lastEvents).toEqual(Array.from({ length: 20 }, (_, index) => ({ name: 'Page Viewed', at: ago(index / 5).toISOString() })));
   });
 });

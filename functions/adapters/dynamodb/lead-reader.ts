@@ -8,7 +8,6 @@ import type { EntityRef } from '../../core/ports';
 import { getAll, queryAll, type Item } from './batch-write';
 import { DynamoDbDeliveryLedger } from './delivery-ledger';
 import { eventMessagesOf } from './event-body';
-import { uniqueByMessageId } from './event-chunks';
 import { DynamoDbEvaluationStore } from './evaluation-store';
 import { entityPartitionKey, eventDayOf, eventSortKeyPrefix, parseEntityPartitionKey, stateSortKey, sweepPartition } from './item-keys';
 import { stateOf } from './entity-rows';
@@ -95,7 +94,8 @@ export class DynamoDbLeadReader {
    * by day, but a day's chunks sort by their hash, not by time: a day is read whole before stopping.
    */
   private async latestMessages(ref: EntityRef): Promise<StoredMessage[]> {
-    const messages: StoredMessage[] = [];
+    // Each messageId once (a retried message may sit in two chunks of its day).
+    const messages = new Map<string, StoredMessage>();
     let day: string | undefined;
     let startKey: Item | undefined;
     do {
@@ -113,13 +113,13 @@ export class DynamoDbLeadReader {
       this.capacity.add('read', page.ConsumedCapacity);
       for (const item of page.Items ?? []) {
         const itemDay = eventDayOf(item['sk']!.S!);
-        if (itemDay !== day && uniqueByMessageId(messages).length >= maxLastEvents) return uniqueByMessageId(messages);
+        if (itemDay !== day && messages.size >= maxLastEvents) return [...messages.values()];
         day = itemDay;
-        messages.push(...eventMessagesOf(item));
+        for (const message of eventMessagesOf(item)) if (!messages.has(message.messageId)) messages.set(message.messageId, message);
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return uniqueByMessageId(messages);
+    return [...messages.values()];
   }
 
   /** The delivery log's attempts for this lead within the log's days (the log is kept per day, filtered by entity id). */
