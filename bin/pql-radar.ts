@@ -6,6 +6,7 @@ import { addDevCommand } from '../functions/cli/dev-command';
 import { addDiscoverCommand } from '../functions/cli/discover-command';
 import { addEvaluateCommand } from '../functions/cli/evaluate-command';
 import { addKeysCommands } from '../functions/cli/keys-commands';
+import { addLeadsCommands } from '../functions/cli/leads-commands';
 import { addRejectedCommand } from '../functions/cli/rejected-command';
 import { addRulesCommands } from '../functions/cli/rules-commands';
 import { addSampleCommands } from '../functions/cli/sample-commands';
@@ -23,6 +24,7 @@ const program = new Command()
 // In this order in `--help`.
 addDevCommand(program);
 addEvaluateCommand(program);
+addLeadsCommands(program);
 addRulesCommands(program);
 addSampleCommands(program);
 addBacktestCommand(program);

@@ -10,19 +10,12 @@ import { testLeadEvent, type DeliveryLogEntry } from '../core/delivery';
 import { dayMs } from '../core/days';
 import { leadEventSource } from '../core/lead-event';
 import { defaultDeliveryLogDays } from '../shared/settings';
-import { integer, storage } from './options';
+import { age, integer, storage } from './options';
 
 /**
  * `pql-radar deliveries list`, `destinations list|test|replay` and `dlq list|redrive`: the delivery log and the
  * destinations of a deployment (its table records them) or of the local runtime, by the same commands.
  */
-
-/** `7d`, `12h`, `30m`: how far back. */
-const age = (name: string) => (value: string) => {
-  const match = /^(\d+)(d|h|m)$/.exec(value);
-  if (!match) throw new InvalidArgumentError(`${name} must be an age such as 7d, 12h or 30m`);
-  return Number(match[1]) * { d: dayMs, h: 3_600_000, m: 60_000 }[match[2] as 'd' | 'h' | 'm'];
-};
 
 const isoTime = (name: string) => (value: string) => {
   const at = new Date(value);

@@ -5,6 +5,7 @@ import type { Ruleset } from '../core/rules/load';
 import { createDynamoDbClient } from '../local/dynamodb-local';
 import { loadRulesFile } from '../local/rules-file';
 import { canonicalOrigin } from '../core/origins';
+import { ageMs } from '../core/days';
 
 /** Option parsers and defaults the commands share. */
 
@@ -19,6 +20,13 @@ export const duration = (name: string) => (value: string) => {
   const match = /^(\d+)(ms|s|m)$/.exec(value);
   if (!match) throw new InvalidArgumentError(`${name} must be a duration such as 10s, 1m or 500ms`);
   return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+};
+
+/** `7d`, `12h`, `30m`: how far back, in milliseconds. */
+export const age = (name: string) => (value: string) => {
+  const ms = ageMs(value);
+  if (ms === undefined) throw new InvalidArgumentError(`${name} must be an age such as 7d, 12h or 30m`);
+  return ms;
 };
 
 export const collect = (value: string, previous: string[]) => [...previous, value];

@@ -6,6 +6,12 @@
 
 export const dayMs = 86_400_000;
 
+/** `7d`, `12h`, `30m`: how far back, in milliseconds; undefined for anything else. */
+export function ageMs(value: string): number | undefined {
+  const match = /^(\d+)(d|h|m)$/.exec(value);
+  return match ? Number(match[1]) * { d: dayMs, h: 3_600_000, m: 60_000 }[match[2] as 'd' | 'h' | 'm'] : undefined;
+}
+
 /** The day (YYYY-MM-DD, UTC) of an ISO 8601 time, a Date or epoch milliseconds. */
 export function dayOf(time: string | Date | number): string {
   if (typeof time === 'string') return time.slice(0, 10);

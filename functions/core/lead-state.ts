@@ -17,6 +17,21 @@ export interface LeadHistoryEntry {
   reasons: string[];
 }
 
+/** The score at one evaluation: the inspector's score over time. Numbers and an ISO time only: the state is rewritten (and billed per KB) on every evaluation. */
+export interface ScorePoint {
+  at: string;
+  total: number;
+  engagement: number;
+  fit: number;
+}
+
+/** A matched signal with its value and points, as lead events carry them. */
+export interface MatchedSignal {
+  name: string;
+  value: number | string | boolean | null;
+  points: number;
+}
+
 export interface LeadState {
   tier: string | null;
   route: string | null;
@@ -34,6 +49,13 @@ export interface LeadState {
   lastSeen: string | null;
   /** Newest last, at most maxHistory entries. */
   history: LeadHistoryEntry[];
+  /**
+   * The score each time one of its parts changed, newest last, at most maxScores entries; none while it is 0. Absent in
+   * states saved before it was kept.
+   */
+  scores?: ScorePoint[];
+  /** The matched signals' values and points at the last evaluation (what `matched` names), for the lead inspector. */
+  signals?: MatchedSignal[];
   /** The last qualification (none -> tier): what a conversion reports it followed. Absent until the first one. */
   qualification?: { at: string; tier: string; signals: string[] };
   /** The conversion, recorded once (the rules file's `conversion`), with the tier held then. Absent until it happens. */
@@ -62,6 +84,25 @@ export interface ConversionReport {
 }
 
 const maxHistory = 20;
+/** 30 points of about 70 bytes of JSON each, deflated with the rest of the state (compressed-json.ts). */
+export const maxScores = 30;
+/** A signal's string value (a trait) kept in the state is cut here: the state's size is billed on every save. */
+const maxStateValueLength = 200;
+const zeroScore = { total: 0, engagement: 0, fit: 0 };
+
+/** The score history with this evaluation's score appended when it differs from the last one (none counts as 0). */
+export function withScore(scores: readonly ScorePoint[], score: Evaluation['score'], at: Date): ScorePoint[] {
+  const last = scores.at(-1) ?? zeroScore;
+  if (last.total === score.total && last.engagement === score.engagement && last.fit === score.fit) return [...scores];
+  return [...scores, { at: at.toISOString(), total: score.total, engagement: score.engagement, fit: score.fit }].slice(-maxScores);
+}
+
+/** The evaluation's matched signals, with their values (a long string value cut) and points. */
+export function matchedSignals(evaluation: Evaluation): MatchedSignal[] {
+  return Object.entries(evaluation.signals)
+    .filter(([, result]) => result.matched)
+    .map(([name, result]) => ({ name, value: typeof result.value === 'string' ? result.value.slice(0, maxStateValueLength) : result.value, points: result.points }));
+}
 
 /**
  * Decides the lead state after an evaluation. `convertedAt` is the entity's conversion as core/conversion detected
@@ -96,6 +137,8 @@ export function decide(
     matched,
     lastSeen: facts.lastSeen,
     history: previous?.history ?? [],
+    scores: withScore(previous?.scores ?? [], evaluation.score, now),
+    signals: matchedSignals(evaluation),
     ...(previous?.qualification ? { qualification: previous.qualification } : {}),
     ...(conversion ? { conversion } : {}),
   };

@@ -9,7 +9,9 @@ import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import { allShards, runEvaluator, type EvaluatorRunSummary } from '../core/evaluate-leads';
 import { parseWriteKey } from '../core/write-key';
-import { defaultDirtyShards } from '../shared/settings';
+import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
+import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
+import { leadPages } from './lead-inspector';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
@@ -135,7 +137,9 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     });
     // No key cache here: locally, a revoked key should stop working at once.
     const handler = createIngestHandler({ keys, events }, options.observer);
-    const served = await serveHttpApi(handler, { port: options.port ?? 3000 });
+    // The lead inspector's pages beside ingest, on 127.0.0.1 like it.
+    const pages = leadPages(new DynamoDbLeadReader(client, tableName, { shards: dirtyShards, deliveryLogDays: defaultDeliveryLogDays }));
+    const served = await serveHttpApi(handler, { port: options.port ?? 3000, pages });
     server = served.server;
 
     changeStream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards));

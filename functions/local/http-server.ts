@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { PageHandler } from './lead-inspector';
 
 type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -15,8 +16,12 @@ const maxDiscardBytes = 64 * 1024 * 1024;
 /**
  * Serves an HTTP API (payload v2) Lambda handler on a Node HTTP server, translating requests the way API Gateway
  * does (lowercase headers, binary bodies base64-encoded), so the local runtime runs the deployed code unchanged.
+ * `pages` answers GET requests of its own paths (the lead inspector); without a handler only they are served.
  */
-export function serveHttpApi(handler: HttpApiHandler, options: { port: number; host?: string }): Promise<{ server: Server; url: string }> {
+export function serveHttpApi(
+  handler: HttpApiHandler | undefined,
+  options: { port: number; host?: string; pages?: PageHandler },
+): Promise<{ server: Server; url: string }> {
   const server = createServer(async (request, response) => {
     const send = (status: number, body: string, headers: Record<string, string | number | boolean> = {}) => {
       response.writeHead(status, { 'content-type': 'application/json', ...headers });
@@ -25,6 +30,19 @@ export function serveHttpApi(handler: HttpApiHandler, options: { port: number; h
     const refuse = (status: number, reason: string, headers: Record<string, string> = {}) =>
       send(status, JSON.stringify({ success: false, error: reason, path: '', reason }), headers);
     try {
+      if (options.pages && (request.method === 'GET' || request.method === 'HEAD')) {
+        // The Host header names the page's origin, which the pages check (a rebound name is not a loopback one).
+        const page = await options.pages(new URL(request.url ?? '/', `http://${request.headers.host ?? 'localhost'}`));
+        if (page) {
+          response.writeHead(page.status, page.headers);
+          response.end(request.method === 'HEAD' ? undefined : page.body);
+          return;
+        }
+      }
+      if (!handler) {
+        refuse(404, 'this server serves the lead inspector only: /leads');
+        return;
+      }
       const body = await readBody(request);
       if (body === undefined) {
         refuse(413, `the request body is larger than ${maxBodyBytes} bytes`);

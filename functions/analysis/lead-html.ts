@@ -1,0 +1,195 @@
+import type { LeadSummary, LeadView } from '../core/lead-view';
+import type { ScorePoint } from '../core/lead-state';
+import { escapeHtml as esc } from './html';
+
+/**
+ * The lead inspector's pages (served by the local runtime and `pql-radar leads serve`): the list and one page per
+ * lead, from the same views `leads list|show --json` print (core/lead-view). Like the backtest report, a page is
+ * self-contained: inline CSS and SVG, no script, font or image, and its Content-Security-Policy forbids them. Every
+ * value comes from clients (ids, event names, traits) and is escaped.
+ *
+ * Figures also in the JSON carry `data-metric` (their name) and `data-value` (the exact JSON number):
+ *   list:   lead:<type>:<id>:score
+ *   lead:   score:total, score:engagement, score:fit, scores:<index>:total|engagement|fit, signal:<name>:points
+ */
+
+/** What the pages send as a header too, so the page stays offline even if an escape were missed. */
+export const leadPagesCsp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'";
+
+/** The list's filters as the form holds them (the `since` age as typed, e.g. 7d). */
+export interface LeadListForm {
+  workspace?: string;
+  tier?: string;
+  route?: string;
+  since?: string;
+}
+
+export function renderLeadListHtml(rows: readonly LeadSummary[], form: LeadListForm, choices: { tiers: string[]; routes: string[] }): string {
+  const select = (name: 'tier' | 'route', values: string[]) =>
+    `<label>${name} <select name="${name}"><option value="">any</option>${values
+      .map((value) => `<option value="${esc(value)}"${form[name] === value ? ' selected' : ''}>${esc(value)}</option>`)
+      .join('')}</select></label>`;
+  const body = rows.map(
+    (row) => `<tr>
+<th scope="row"><a href="${esc(leadPath(row))}">${esc(row.type)} <code>${esc(row.id)}</code></a></th>
+<td>${esc(row.workspace)}</td><td>${esc(row.tier)}</td><td>${esc(row.route ?? '—')}</td>
+<td class="num"><span data-metric="${esc(`lead:${row.type}:${row.id}:score`)}" data-value="${row.score}">${row.score}</span></td>
+<td>${esc(row.since ?? '—')}</td></tr>`,
+  );
+  return page(
+    'Leads',
+    `<h1>Leads</h1>
+<form method="get" action="/leads" class="filters">
+${form.workspace !== undefined ? `<input type="hidden" name="workspace" value="${esc(form.workspace)}">` : ''}
+${select('tier', choices.tiers)} ${select('route', choices.routes)}
+<label>since <input name="since" value="${esc(form.since ?? '')}" placeholder="7d" size="6"></label>
+<button type="submit">Filter</button>
+</form>
+${rows.length === 0 ? '<p class="empty">No lead in a tier matches.</p>' : table('leads', `${rows.length} lead${rows.length === 1 ? '' : 's'} in a tier, newest first`, ['Lead', 'Workspace', 'Tier', 'Route', 'Score', 'Since'], body)}`,
+  );
+}
+
+export function renderLeadHtml(view: LeadView): string {
+  const { entity } = view;
+  const figure = (key: string, value: number | null) =>
+    `<span data-metric="${esc(key)}" data-value="${value === null ? 'null' : value}">${value === null ? '—' : value}</span>`;
+  const fact = (label: string, value: string) => `<div><dt>${esc(label)}</dt><dd>${value}</dd></div>`;
+  const text = (value: string | null) => esc(value ?? '—');
+  const tiered = (rows: { id: string; tier: string | null }[], type: 'user' | 'account') =>
+    rows.map((row) => `<tr><th scope="row"><a href="${esc(leadPath({ workspace: entity.workspace, type, id: row.id }))}"><code>${esc(row.id)}</code></a></th><td>${text(row.tier)}</td></tr>`);
+  const sections = [
+    `<h1>${esc(entity.type)} <code>${esc(entity.id)}</code></h1>
+<p class="sub">workspace <code>${esc(entity.workspace)}</code> · evaluated ${esc(view.evaluatedAt)} · rules version <code>${esc(view.rulesetVersion)}</code> · <a href="/leads?workspace=${encodeURIComponent(entity.workspace)}">all leads</a></p>
+<dl class="facts">
+${fact('Tier', text(view.tier))}${fact('Route', text(view.route))}${fact('Since', text(view.since))}
+${fact('Score', figure('score:total', view.score.total))}${fact('Engagement', figure('score:engagement', view.score.engagement))}${fact('Fit', figure('score:fit', view.score.fit))}
+${fact('First seen', text(view.firstSeen))}${fact('Last seen', text(view.lastSeen))}
+${view.cooldownUntil ? fact('Cooldown until', text(view.cooldownUntil)) : ''}${view.qualification ? fact('Last qualified', `${esc(view.qualification.at)} (${esc(view.qualification.tier)})`) : ''}${view.conversion ? fact('Converted', `${esc(view.conversion.at)}${view.conversion.tier ? ` (${esc(view.conversion.tier)})` : ''}`) : ''}
+</dl>`,
+    section('scores', 'Score over time', view.scores.length === 0 ? '<p class="empty">The score has stayed 0 (or was last saved before scores were kept).</p>' : `${scoreChart(view.scores, view.evaluatedAt)}
+${table('score-table', 'Each change of the score, oldest first', ['At', 'Total', 'Engagement', 'Fit'], view.scores.map((point, index) => `<tr><th scope="row">${esc(point.at)}</th>${(['total', 'engagement', 'fit'] as const).map((part) => `<td class="num">${figure(`scores:${index}:${part}`, point[part])}</td>`).join('')}</tr>`))}`),
+    section('signals', 'Matched signals', view.signals.length === 0 ? '<p class="empty">None.</p>' : table('signal-table', 'Signals that matched at the last evaluation', ['Signal', 'Value', 'Points'], view.signals.map((signal) => `<tr><th scope="row">${esc(signal.name)}</th><td><code>${esc(signal.value === null ? '—' : String(signal.value))}</code></td><td class="num">${figure(`signal:${signal.name}:points`, signal.points)}</td></tr>`))),
+    section('transitions', 'Transitions', view.transitions.length === 0 ? '<p class="empty">None.</p>' : `<ol class="transitions">${view.transitions.map((entry) => `<li><strong>${text(entry.previousTier ?? 'none')} → ${text(entry.tier ?? 'none')}</strong> <span class="sub">${esc(entry.at)}</span><ul>${entry.reasons.map((reason) => `<li>${esc(reason)}</li>`).join('')}</ul></li>`).join('')}</ol>`),
+    section('events', 'Last events', entity.type === 'account' ? '<p class="empty">An account has no events of its own: its members\' pages list theirs.</p>' : view.lastEvents.length === 0 ? '<p class="empty">None stored.</p>' : table('event-table', `The latest ${view.lastEvents.length}, newest first (names and times only)`, ['At', 'Event'], view.lastEvents.map((event) => `<tr><th scope="row">${esc(event.at)}</th><td>${esc(event.name)}</td></tr>`))),
+    entity.type === 'account'
+      ? section('members', 'Members', view.members.length === 0 ? '<p class="empty">None.</p>' : table('member-table', 'Its users and their tiers', ['User', 'Tier'], tiered(view.members, 'user')))
+      : section('accounts', 'Accounts', view.accounts.length === 0 ? '<p class="empty">None.</p>' : table('account-table', 'The accounts it belongs to and their tiers', ['Account', 'Tier'], tiered(view.accounts, 'account'))),
+    section('deliveries', 'Deliveries', view.deliveries.length === 0 ? '<p class="empty">None in the delivery log.</p>' : table('delivery-table', 'Attempts in the delivery log, newest first', ['At', 'Destination', 'Event', 'Attempt', 'Outcome', 'HTTP'], view.deliveries.map((entry) => `<tr><th scope="row">${esc(entry.at)}</th><td>${esc(entry.destination)}</td><td>${esc(entry.detailType)}</td><td class="num">${entry.attempt}</td><td>${esc(entry.outcome)}</td><td class="num">${entry.status ?? '—'}</td></tr>`))),
+    section('traits', 'Traits', `<pre>${esc(JSON.stringify(view.traits, null, 2))}</pre>`),
+  ];
+  return page(`${entity.type} ${entity.id}: ${view.tier ?? 'no tier'}`, sections.join('\n'));
+}
+
+export function renderNotFoundHtml(message: string): string {
+  return page('Not found', `<h1>Not found</h1><p id="problem">${esc(message)}</p><p><a href="/leads">All leads</a></p>`);
+}
+
+/** The path of a lead's page; ids may hold any character. */
+export function leadPath(lead: { workspace: string; type: string; id: string }): string {
+  return `/leads/${encodeURIComponent(lead.type)}/${encodeURIComponent(lead.id)}?workspace=${encodeURIComponent(lead.workspace)}`;
+}
+
+/** Coordinates rounded to 0.01 to keep the page small. */
+const r = (n: number) => String(Math.round(n * 100) / 100);
+
+/**
+ * The total score as a step line (a score holds until its next change, up to the last evaluation), a dot per change.
+ * The table under it holds every figure; the chart is its picture.
+ */
+function scoreChart(points: readonly ScorePoint[], until: string): string {
+  const width = 760;
+  const height = 260;
+  const left = 48;
+  const right = 16;
+  const top = 16;
+  const bottom = 40;
+  const times = points.map((point) => Date.parse(point.at));
+  const start = times[0]!;
+  const end = Math.max(Date.parse(until), times.at(-1)!, start + 1);
+  const low = Math.min(0, ...points.map((point) => point.total));
+  const high = Math.max(1, ...points.map((point) => point.total));
+  const x = (time: number) => left + ((time - start) / (end - start)) * (width - left - right);
+  const y = (value: number) => top + ((high - value) / (high - low)) * (height - top - bottom);
+  let path = '';
+  points.forEach((point, index) => {
+    const next = index + 1 < points.length ? times[index + 1]! : end;
+    path += `${index === 0 ? 'M' : 'L'}${r(x(times[index]!))} ${r(y(point.total))} L${r(x(next))} ${r(y(point.total))} `;
+  });
+  const dots = points.map(
+    (point, index) =>
+      `<circle cx="${r(x(times[index]!))}" cy="${r(y(point.total))}" r="4" data-metric="scores:${index}:total" data-value="${point.total}"><title>${esc(`${point.at}: ${point.total} (engagement ${point.engagement}, fit ${point.fit})`)}</title></circle>`,
+  );
+  const axis = [high, low === 0 ? 0 : low, ...(low < 0 ? [0] : [])].map(
+    (value) => `<line class="grid" x1="${left}" x2="${width - right}" y1="${r(y(value))}" y2="${r(y(value))}"/><text class="tick" x="${left - 6}" y="${r(y(value) + 4)}" text-anchor="end">${value}</text>`,
+  );
+  return `<figure><svg id="chart-score" class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-labelledby="chart-score-title" xmlns="http://www.w3.org/2000/svg">
+<title id="chart-score-title">Total score from ${esc(points[0]!.at)} to ${esc(until)}</title>
+${axis.join('\n')}
+<path class="score" d="${path.trim()}"/>
+${dots.join('\n')}
+<text class="tick" x="${left}" y="${height - 14}">${esc(points[0]!.at.slice(0, 10))}</text>
+<text class="tick" x="${width - right}" y="${height - 14}" text-anchor="end">${esc(until.slice(0, 10))}</text>
+</svg><figcaption>Total score at each change, held until the next; the table below has every figure.</figcaption></figure>`;
+}
+
+function table(id: string, caption: string, headers: string[], rows: readonly string[]): string {
+  return `<div class="table-wrap"><table id="${esc(id)}"><caption>${esc(caption)}</caption><thead><tr>${headers.map((header) => `<th scope="col">${esc(header)}</th>`).join('')}</tr></thead><tbody>${rows.join('\n')}</tbody></table></div>`;
+}
+
+function section(id: string, title: string, body: string): string {
+  return `<section id="${esc(id)}"><h2>${esc(title)}</h2>${body}</section>`;
+}
+
+function page(title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="${leadPagesCsp}">
+<link rel="icon" href="data:,">
+<title>${esc(title)}</title>
+<style>${css}</style>
+</head>
+<body>
+<main>
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+const css = `
+:root { --ink: #1d2330; --muted: #5b6475; --line: #d9dee7; --panel: #f5f7fa; --accent: #0072B2; }
+* { box-sizing: border-box; }
+body { margin: 0; color: var(--ink); font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 28px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+a { color: var(--accent); }
+code, pre { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 0.92em; }
+pre { background: var(--panel); padding: 10px; border-radius: 6px; overflow-x: auto; }
+.sub { color: var(--muted); }
+.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 8px; margin: 12px 0 0; }
+.facts div { background: var(--panel); border-radius: 6px; padding: 8px 10px; }
+.facts dt { color: var(--muted); font-size: 12px; }
+.facts dd { margin: 2px 0 0; font-weight: 600; word-break: break-all; }
+.filters { display: flex; gap: 12px; align-items: center; margin: 12px 0; }
+.table-wrap { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
+caption { text-align: left; color: var(--muted); padding: 0 0 6px; }
+th, td { padding: 5px 7px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+thead th { background: var(--panel); font-size: 12.5px; }
+tbody th { font-weight: 400; }
+td.num { text-align: right; }
+.transitions li { margin: 6px 0; }
+figure { margin: 8px 0; max-width: 100%; }
+figcaption { color: var(--muted); font-size: 12.5px; }
+svg.chart { max-width: 100%; height: auto; }
+svg.chart .grid { stroke: #e6e9ef; }
+svg.chart .tick { fill: var(--muted); font-size: 11px; }
+svg.chart .score { fill: none; stroke: var(--accent); stroke-width: 2; }
+svg.chart circle { fill: var(--accent); }
+.empty { color: var(--muted); font-style: italic; }
+`;

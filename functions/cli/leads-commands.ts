@@ -1,0 +1,87 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
+import type { LeadSummary, LeadView } from '../core/lead-view';
+import type { EntityRef } from '../core/ports';
+import { entityTypes, inspectLead, inspectLeads, leadPages, unknownLead } from '../local/lead-inspector';
+import { serveHttpApi } from '../local/http-server';
+import { defaultDeliveryLogDays } from '../shared/settings';
+import { shardCountOf } from './evaluate-command';
+import { age, integer, storage } from './options';
+
+/**
+ * `pql-radar leads list|show|serve`: the lead inspector against the configured table (DynamoDB Local with --endpoint,
+ * else AWS with the operator's own credentials). Reads only.
+ */
+export function addLeadsCommands(program: Command) {
+  const reader = async () => {
+    const { client, tableName } = storage(program);
+    return new DynamoDbLeadReader(client, tableName, { shards: await shardCountOf(client, tableName, undefined), deliveryLogDays: defaultDeliveryLogDays });
+  };
+  const leads = program.command('leads').description('the lead inspector: leads in a tier, and why each is where it is');
+
+  leads
+    .command('list')
+    .description('leads currently in a tier, newest first (by when they entered it)')
+    .option('--tier <name>', 'only this tier')
+    .option('--route <name>', 'only this route')
+    .option('--since <age>', 'only leads that entered their tier within this age, e.g. 7d, 12h or 30m', age('--since'))
+    .option('--workspace <name>', 'only this workspace (default: every workspace)')
+    .option('--json', 'one JSON object per line')
+    .action(async (options: { tier?: string; route?: string; since?: number; workspace?: string; json?: boolean }) => {
+      const rows = await inspectLeads(await reader(), {
+        ...(options.workspace !== undefined ? { workspace: options.workspace } : {}),
+        ...(options.tier !== undefined ? { tier: options.tier } : {}),
+        ...(options.route !== undefined ? { route: options.route } : {}),
+        ...(options.since !== undefined ? { since: new Date(Date.now() - options.since) } : {}),
+      });
+      for (const row of rows) console.log(options.json ? JSON.stringify(row) : summaryLine(row));
+      if (rows.length === 0 && !options.json) console.log('no lead in a tier matches');
+    });
+
+  leads
+    .command('show')
+    .argument('<id>', 'the user id, account (group) id or anonymous id')
+    .description('one lead: tier, score and its history, matched signals, transitions and their reasons, last events, accounts or members, deliveries')
+    .option('--type <type>', `${entityTypes.join(', ')}`, entityType, 'user')
+    .option('--workspace <name>', 'its workspace', 'default')
+    .option('--json', 'the whole view as JSON (what the /leads page shows)')
+    .action(async (id: string, options: { type: EntityRef['type']; workspace: string; json?: boolean }) => {
+      const ref: EntityRef = { workspace: options.workspace, type: options.type, id };
+      const view = await inspectLead(await reader(), ref, new Date());
+      if (!view) throw new InvalidArgumentError(unknownLead(ref));
+      console.log(options.json ? JSON.stringify(view, null, 2) : viewText(view).join('\n'));
+    });
+
+  leads
+    .command('serve')
+    .description('serve the /leads pages on 127.0.0.1 against the configured table (a deployed one with your own AWS credentials)')
+    .option('--port <port>', 'port on 127.0.0.1', integer('--port'), 3001)
+    .action(async (options: { port: number }) => {
+      // Loopback only: the pages show traits (personal data) to whoever holds the credentials that read the table.
+      const { url } = await serveHttpApi(undefined, { port: options.port, host: '127.0.0.1', pages: leadPages(await reader()) });
+      console.log(`lead inspector on ${url}/leads (table ${storage(program).tableName}); Ctrl-C stops it`);
+    });
+}
+
+const entityType = (value: string): EntityRef['type'] => {
+  if (!entityTypes.includes(value as EntityRef['type'])) throw new InvalidArgumentError(`--type ${value}: must be one of ${entityTypes.join(', ')}`);
+  return value as EntityRef['type'];
+};
+
+const summaryLine = (row: LeadSummary) => `${row.since ?? '-'}  ${row.tier}  route ${row.route ?? '-'}  score ${row.score}  ${row.type} ${row.id}  (${row.workspace})`;
+
+function viewText(view: LeadView): string[] {
+  const { entity, score } = view;
+  const related = entity.type === 'account' ? view.members : view.accounts;
+  return [
+    `${entity.type} ${entity.id} (${entity.workspace})  tier ${view.tier ?? 'none'}  route ${view.route ?? '-'}  since ${view.since ?? '-'}`,
+    `score ${score.total} (engagement ${score.engagement ?? '?'}, fit ${score.fit ?? '?'})  evaluated ${view.evaluatedAt}  last seen ${view.lastSeen ?? '-'}`,
+    `score history: ${view.scores.map((point) => `${point.at} ${point.total}`).join(', ') || 'none'}`,
+    `signals: ${view.signals.map((signal) => `${signal.name}=${String(signal.value ?? '?')} (${signal.points ?? '?'})`).join(', ') || 'none'}`,
+    'transitions (newest first):',
+    ...view.transitions.flatMap((entry) => [`  ${entry.at}  ${entry.previousTier ?? 'none'} -> ${entry.tier ?? 'none'}`, ...entry.reasons.map((reason) => `      ${reason}`)]),
+    `${entity.type === 'account' ? 'members' : 'accounts'}: ${related.map((row) => `${row.id} (${row.tier ?? 'no tier'})`).join(', ') || 'none'}`,
+    `last events: ${view.lastEvents.map((event) => `${event.at} ${event.name}`).join(', ') || (entity.type === 'account' ? 'an account has none of its own' : 'none')}`,
+    `deliveries: ${view.deliveries.map((entry) => `${entry.at} ${entry.destination} ${entry.outcome}`).join(', ') || 'none'}`,
+  ];
+}

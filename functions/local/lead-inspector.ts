@@ -1,0 +1,88 @@
+import { renderLeadHtml, renderLeadListHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
+import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
+import { ageMs } from '../core/days';
+import { leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
+import type { EntityRef } from '../core/ports';
+
+/**
+ * The lead inspector: `pql-radar leads list|show` and the /leads pages both gather their views here, from one read
+ * of the reader and core/lead-view's formatting, so the page and `--json` cannot show different figures.
+ */
+
+export const entityTypes: readonly EntityRef['type'][] = ['user', 'account', 'visitor'];
+
+/** The leads in a tier that pass the filters, newest first. */
+export async function inspectLeads(reader: DynamoDbLeadReader, filters: LeadFilters): Promise<LeadSummary[]> {
+  return leadList(await reader.leadStates(), filters);
+}
+
+/** One lead's view; undefined when the table has no evaluated entity of that type and id in that workspace. */
+export async function inspectLead(reader: DynamoDbLeadReader, ref: EntityRef, now: Date): Promise<LeadView | undefined> {
+  const record = await reader.lead(ref, now);
+  return record && leadView(record);
+}
+
+/** The error an unknown lead gets, naming what was asked for. */
+export const unknownLead = (ref: EntityRef) => `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated`;
+
+export interface HtmlPage {
+  status: number;
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** Answers the GET requests under /leads; undefined for any other path. */
+export type PageHandler = (url: URL) => Promise<HtmlPage | undefined>;
+
+/** Host names a page may be asked for by: a page of another site rebinding its name to 127.0.0.1 gets nothing. */
+const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/**
+ * The /leads pages: `/leads?tier=&route=&since=7d&workspace=` and `/leads/<type>/<id>?workspace=default`. Nothing a
+ * page shows is logged: a failure logs its error's name only (lead data is personal data).
+ */
+export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => new Date()): PageHandler {
+  return async (url) => {
+    const parts = url.pathname.split('/').slice(1);
+    if (parts[0] !== 'leads') return undefined;
+    if (!loopbackHosts.has(url.hostname)) return html(403, renderNotFoundHtml(`the lead inspector answers on 127.0.0.1 or localhost only, not ${url.hostname}`));
+    try {
+      const workspace = url.searchParams.get('workspace') ?? 'default';
+      if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) return await listPage(reader, url.searchParams, now());
+      if (parts.length !== 3) return html(404, renderNotFoundHtml(`no page ${url.pathname}: the pages are /leads and /leads/<type>/<id>`));
+      const type = decodeURIComponent(parts[1]!);
+      const id = decodeURIComponent(parts[2]!);
+      if (!entityTypes.includes(type as EntityRef['type'])) return html(404, renderNotFoundHtml(`no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`));
+      const ref: EntityRef = { workspace, type: type as EntityRef['type'], id };
+      const view = await inspectLead(reader, ref, now());
+      return view ? html(200, renderLeadHtml(view)) : html(404, renderNotFoundHtml(unknownLead(ref)));
+    } catch (error) {
+      if (error instanceof URIError) return html(400, renderNotFoundHtml(`the path ${url.pathname} is not well-formed percent-encoding`));
+      console.error(`lead inspector: ${error instanceof Error ? error.name : 'error'} while answering a page`);
+      return html(500, renderNotFoundHtml('the lead inspector could not read the table; the terminal says why'));
+    }
+  };
+}
+
+async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {
+  const field = (name: string) => (query.get(name) ?? '') || undefined;
+  const form: LeadListForm = { ...(query.has('workspace') ? { workspace: query.get('workspace')! } : {}), ...(field('tier') ? { tier: field('tier')! } : {}), ...(field('route') ? { route: field('route')! } : {}), ...(field('since') ? { since: field('since')! } : {}) };
+  const since = form.since === undefined ? undefined : ageMs(form.since);
+  if (form.since !== undefined && since === undefined) return html(400, renderNotFoundHtml(`since ${JSON.stringify(form.since)}: must be an age such as 7d, 12h or 30m`));
+  const states = await reader.leadStates();
+  const all = leadList(states, form.workspace !== undefined ? { workspace: form.workspace } : {});
+  const rows = leadList(states, {
+    ...(form.workspace !== undefined ? { workspace: form.workspace } : {}),
+    ...(form.tier !== undefined ? { tier: form.tier } : {}),
+    ...(form.route !== undefined ? { route: form.route } : {}),
+    ...(since !== undefined ? { since: new Date(now.getTime() - since) } : {}),
+  });
+  const distinct = (values: (string | null)[]) => [...new Set(values.filter((value): value is string => value !== null))].sort();
+  return html(200, renderLeadListHtml(rows, form, { tiers: distinct(all.map((row) => row.tier)), routes: distinct(all.map((row) => row.route)) }));
+}
+
+const html = (status: number, body: string): HtmlPage => ({
+  status,
+  body,
+  headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': leadPagesCsp, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' },
+});
