@@ -125,6 +125,11 @@ export function decide(
   const outOfTiers = coolingDown || convertedOutOfTiers(conversion, ruleset);
   const tier = outOfTiers ? null : evaluation.tier;
   const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
+  // The inspector's score over time and signal values, for leads (and the evaluation that ends one): kept for every
+  // entity, they would grow every state a save rewrites and bills. A former lead keeps what it had.
+  const inspected = tier !== null || previousTier !== null;
+  const scores = inspected ? withScore(previous?.scores ?? [], evaluation.score, now) : previous?.scores;
+  const signals = inspected ? matchedSignals(evaluation) : previous?.signals;
   const base: LeadState = {
     tier,
     route: outOfTiers ? null : evaluation.route,
@@ -137,8 +142,8 @@ export function decide(
     matched,
     lastSeen: facts.lastSeen,
     history: previous?.history ?? [],
-    scores: withScore(previous?.scores ?? [], evaluation.score, now),
-    signals: matchedSignals(evaluation),
+    ...(scores ? { scores } : {}),
+    ...(signals ? { signals } : {}),
     ...(previous?.qualification ? { qualification: previous.qualification } : {}),
     ...(conversion ? { conversion } : {}),
   };

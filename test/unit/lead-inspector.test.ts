@@ -66,8 +66,9 @@ describe('the score history in decide()', () => {
     ]);
   });
 
-  it('keeps no point while the score stays 0, and keeps the newest maxScores', () => {
-    expect(walk([evaluation(0), evaluation(0)]).scores).toEqual([]);
+  it('keeps nothing for an entity that never held a tier, and keeps the newest maxScores', () => {
+    expect(walk([evaluation(0), evaluation(5)]).scores).toBeUndefined();
+    expect(walk([evaluation(0), evaluation(5)]).signals).toBeUndefined();
     const many = Array.from({ length: maxScores + 12 }, (_, index) => evaluation(10 + index));
     const state = walk(many);
     expect(state.scores).toHaveLength(maxScores);
