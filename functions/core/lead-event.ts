@@ -32,6 +32,15 @@ export const leadEventDetailSchema = z.object({
    * conversion, the route of the tier held at the time (or, when it held none, of the tier it last qualified in).
    */
   route: z.string().nullable(),
+  owner: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "Who owns the lead: the value of the trait the tier names as owner (a user's own, or the first of their accounts by " +
+        'account id that has it), e.g. an e-mail, a Slack member id or a HubSpot owner id; null when that trait is not set. ' +
+        'Absent when the tier names no owner trait.',
+    ),
   rulesetVersion: z.string(),
   evaluatedAt: z.string(),
   /** The same on every delivery of one transition: deduplicate on it. */
