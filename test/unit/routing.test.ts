@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { leadEventDetailSchema } from '../../functions/core/lead-event';
 import { buildLeadEvent, decide } from '../../functions/core/lead-state';
@@ -195,5 +197,17 @@ describe('rules check of routes', () => {
   it('keeps a literal route as it was, and takes a route by trait with an owner', () => {
     expect(loadRules(withRoute('sales')).file.tiers[0]).toEqual({ name: 'PQL-A', route: 'sales', require: [], level: 'both' });
     expect(loadRules(routedRules).file.tiers[0]).toMatchObject({ route: { by: 'region', map: { emea: 'sales-emea', us: 'sales-us' }, default: 'sales' }, owner: 'owner_email' });
+  });
+});
+
+describe("the README's routing example", () => {
+  const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
+  const example = /\*\*Routing to owners\.\*\*[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+  const ruleset = loadRules(`version: 1\nsignals:\n  active: { event: Logged In, points: 60 }\n${example}`);
+
+  it('routes by the first account with a region, and names its owner', () => {
+    const facts = factsFor([login], ruleset, { traits: { region: 'us' }, accountTraits: [{ name: 'No region' }, { region: 'UK', owner_email: 'ann@example.com' }] });
+    expect(evaluate(facts, ruleset, now)).toMatchObject({ tier: 'PQL-A', route: 'sales-emea', owner: 'ann@example.com' });
+    expect(ruleset.file.tiers.flatMap((tier) => routesOf(tier.route))).toEqual(['sales-emea', 'sales-us', 'sales-apac', 'sales', 'nurture']);
   });
 });

@@ -283,12 +283,8 @@ const tierSchema = z.strictObject({
   min_score: z.number().optional(),
   /** Signals that must all match. */
   require: z.array(signalName).default([]),
-  /**
-   * Where leads of this tier go, e.g. sales or nurture, or a route chosen by a trait (routeByTrait); the lead events
-   * carry it for routing.
-   */
+  // Described with .describe rather than TSDoc: the JSON Schema editors get from `rules schema` shows it.
   route: routeSchema.describe('Where leads of this tier go: a route name such as sales, or { by, map, default } to choose it from a trait.'),
-  /** The trait naming the lead's owner (see owner in the lead event). */
   owner: traitReference
     .optional()
     .describe(
