@@ -653,7 +653,8 @@ describe('handler', () => {
       { status: 503, body: '{"error":"ada@example.com is locked","owner":"sam@example.com"}' },
       { status: 422, body: 'contact ada@example.com rejected' },
     );
-    const retried = leadRecord(first);
+    // The owner is personal data too: it goes to the destination, never to the logs.
+    const retried = leadRecord({ ...first, detail: { ...first.detail, owner: 'owner@example.com' } });
     const refused = leadRecord(second);
     const notALead = sqsRecord(JSON.stringify({ 'detail-type': 'Lead Qualified', detail: { email: 'eve@example.com' } }));
     await handler(batch(retried), lambdaContext({ awsRequestId: 'request-1' }));
