@@ -5,6 +5,7 @@ import { leadEventDetailSchema } from '../../functions/core/lead-event';
 import { buildLeadEvent, decide } from '../../functions/core/lead-state';
 import { evaluate, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, RulesError, type RulesProblem } from '../../functions/core/rules/load';
+import { rulesJsonSchema } from '../../functions/core/rules/json-schema';
 import { chooseRoute, describeRoute, ownerOf, routesOf } from '../../functions/core/rules/routing';
 import { formatProblem } from '../../functions/core/yaml-file';
 import { factsFor } from '../support/facts';
@@ -209,5 +210,14 @@ describe("the README's routing example", () => {
     const facts = factsFor([login], ruleset, { traits: { region: 'us' }, accountTraits: [{ name: 'No region' }, { region: 'UK', owner_email: 'ann@example.com' }] });
     expect(evaluate(facts, ruleset, now)).toMatchObject({ tier: 'PQL-A', route: 'sales-emea', owner: 'ann@example.com' });
     expect(ruleset.file.tiers.flatMap((tier) => routesOf(tier.route))).toEqual(['sales-emea', 'sales-us', 'sales-apac', 'sales', 'nurture']);
+  });
+});
+
+describe('the rules JSON Schema', () => {
+  it('offers editors both forms of route, and says how a route by trait and an owner are read', () => {
+    const tier = (rulesJsonSchema() as { properties: { tiers: { items: { properties: Record<string, any> } } } }).properties.tiers.items.properties;
+    expect(tier['route'].anyOf).toHaveLength(2);
+    expect(tier['route'].anyOf[1]).toMatchObject({ required: ['by', 'map', 'default'], description: expect.stringContaining('the first account by account id whose trait is set') });
+    expect(tier['owner'].description).toMatch(/^The trait that names who owns the lead/);
   });
 });
