@@ -1,7 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { didYouMean } from '../functions/core/did-you-mean';
 import { canonicalOrigin } from '../functions/core/origins';
+import { routesOf } from '../functions/core/rules/routing';
+import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
@@ -97,8 +100,6 @@ export const deliverySchema = z.strictObject({
 });
 export type DeliveryConfig = z.output<typeof deliverySchema>;
 
-const routeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a route name: lowercase letters, digits and -, as the rules file uses it');
-
 export const configSchema = z.strictObject({
   /** The rules file, relative to the config file. */
   rules: z.string().min(1),
@@ -169,24 +170,31 @@ export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesF
   const rulesPath = resolve(dirname(configPath), config.rules);
   if (!existsSync(rulesPath)) throw new ConfigError(configPath, [parsed.problemAt(['rules'], `no rules file at ${rulesPath}`)]);
   const rulesFile = loadRulesFile(rulesPath);
-  // A route no tier uses would never receive a lead: almost certainly a typo on one side or the other.
-  const tierRoutes = new Set(rulesFile.ruleset.file.tiers.map((tier) => tier.route));
-  const unused = Object.keys(config.routes).filter((route) => !tierRoutes.has(route));
-  if (unused.length > 0) {
-    throw new ConfigError(
-      configPath,
-      unused.map((route) => parsed.problemAt(['routes', route], `no tier of ${config.rules} routes to "${route}" (its tiers route to: ${[...tierRoutes].join(', ')})`)),
-    );
-  }
-  // A tier whose route has no destination would qualify leads that reach no one but the bus.
-  const undelivered = rulesFile.ruleset.file.tiers.filter((tier) => !Object.hasOwn(config.routes, tier.route));
-  if (undelivered.length > 0) {
-    throw new ConfigError(
-      configPath,
-      undelivered.map((tier) =>
-        parsed.problemAt(['routes'], `route "${tier.route}" (of tier ${tier.name} in ${config.rules}) has no destination: add one under routes.${tier.route}, e.g. - type: sqs`),
-      ),
-    );
-  }
+  const problems = routeProblems(config, rulesFile.ruleset.file.tiers).map(({ path, message }) => parsed.problemAt(path, message));
+  if (problems.length > 0) throw new ConfigError(configPath, problems);
   return { config, rulesFile };
+}
+
+/**
+ * The config's routes against the routes the tiers can give (a tier routing by a trait gives every route of its map
+ * and its default): a tier route without destinations would qualify leads that reach no one but the bus, and a
+ * configured route no tier gives would never receive a lead, almost certainly a typo on one side or the other.
+ */
+export function routeProblems(config: Pick<PqlRadarConfig, 'rules' | 'routes'>, tiers: readonly Tier[]): { path: string[]; message: string }[] {
+  // Each route with the first tier that can give it, for the message.
+  const tierOf = new Map<string, string>();
+  for (const tier of tiers) for (const route of routesOf(tier.route)) if (!tierOf.has(route)) tierOf.set(route, tier.name);
+  const configured = Object.keys(config.routes);
+  const unused = configured.filter((route) => !tierOf.has(route));
+  const undelivered = [...tierOf].filter(([route]) => !Object.hasOwn(config.routes, route));
+  return [
+    ...unused.map((route) => ({
+      path: ['routes', route],
+      message: `no tier of ${config.rules} routes to "${route}"${didYouMean(route, tierOf.keys())} (its tiers route to: ${[...tierOf.keys()].join(', ')})`,
+    })),
+    ...undelivered.map(([route, tier]) => ({
+      path: ['routes'],
+      message: `route "${route}" (of tier ${tier} in ${config.rules}) has no destination: add one under routes.${route}, e.g. - type: sqs${didYouMean(route, unused)}`,
+    })),
+  ];
 }

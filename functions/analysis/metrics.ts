@@ -1,5 +1,6 @@
 import type { Ruleset } from '../core/rules/load';
 import { signalLevel } from '../core/rules/load';
+import { describeRoute } from '../core/rules/routing';
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import { f1, lift, median, proportion, type Estimate } from './stats';
 import type { EntityHistoryResult, EventHistoryStats, ReplayResult } from './replay';
@@ -150,7 +151,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     const result = split(populationOf(tier.level), (entity) => entity.transitions.find((transition) => transition.to === tier.name)?.at);
     return {
       tier: tier.name,
-      route: tier.route,
+      route: describeRoute(tier.route),
       level: tier.level,
       qualified: result.in,
       notQualified: result.out,

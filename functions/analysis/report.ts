@@ -41,6 +41,7 @@ export interface Outcome {
 
 export interface TierReport {
   tier: string;
+  /** The tier's route, or how it is chosen from a trait (`by region (emea: sales-emea; else sales)`). */
   route: string;
   level: 'user' | 'account' | 'both';
   qualified: Outcome;

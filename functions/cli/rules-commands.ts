@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { rulesJsonSchema } from '../core/rules/json-schema';
+import { routesOf } from '../core/rules/routing';
 import { readRules } from './options';
 
 /** `pql-radar rules check|schema`. */
@@ -13,7 +14,8 @@ export function addRulesCommands(program: Command) {
       for (const file of files) {
         try {
           const ruleset = readRules(file);
-          console.log(`${file}: ok, ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers, version ${ruleset.version}`);
+          const routes = new Set(ruleset.file.tiers.flatMap((tier) => routesOf(tier.route)));
+          console.log(`${file}: ok, ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers, version ${ruleset.version}; routes: ${[...routes].join(', ')}`);
         } catch (error) {
           console.error(error instanceof Error ? error.message : String(error));
           process.exitCode = 1;

@@ -37,6 +37,14 @@ export const hubspotProperties: readonly HubspotPropertyDefinition[] = [
   { name: 'pql_fit', type: 'number', fieldType: 'number', label: 'PQL fit score', description: 'Fit part of the score', objects: both },
   { name: 'pql_signals', type: 'string', fieldType: 'textarea', label: 'PQL signals', description: 'The last transition, score and matched signals in one line', objects: both },
   { name: 'pql_route', type: 'string', fieldType: 'text', label: 'PQL route', description: "The current tier's route (e.g. sales); empty when not a lead", objects: both },
+  {
+    name: 'pql_owner',
+    type: 'string',
+    fieldType: 'text',
+    label: 'PQL owner',
+    description: "The lead's owner as the rules' owner trait names it, when that is not a HubSpot owner id (e.g. an e-mail)",
+    objects: both,
+  },
   { name: 'pql_evaluated_at', type: 'datetime', fieldType: 'date', label: 'PQL evaluated at', description: 'When the last transition was evaluated', objects: both },
   { name: 'pql_qualified_at', type: 'datetime', fieldType: 'date', label: 'PQL qualified at', description: 'When the lead last qualified', objects: both },
   { name: 'pql_disqualified_at', type: 'datetime', fieldType: 'date', label: 'PQL disqualified at', description: 'When the lead was last disqualified', objects: both },
@@ -98,11 +106,12 @@ function leadProperties({ detailType, detail }: LeadEvent): Record<string, strin
     pql_signals: truncate(detail.summary, maxHubspotStringLength),
     pql_evaluated_at: detail.evaluatedAt,
   };
+  const owner = ownerProperties(detail.owner);
   switch (detailType) {
     case 'Lead Qualified':
-      return { ...properties, pql_tier: detail.tier ?? '', pql_route: detail.route ?? '', pql_qualified_at: detail.evaluatedAt };
+      return { ...properties, pql_tier: detail.tier ?? '', pql_route: detail.route ?? '', ...owner, pql_qualified_at: detail.evaluatedAt };
     case 'Lead Tier Changed':
-      return { ...properties, pql_tier: detail.tier ?? '', pql_route: detail.route ?? '' };
+      return { ...properties, pql_tier: detail.tier ?? '', pql_route: detail.route ?? '', ...owner };
     case 'Lead Disqualified':
       // No tier, so no route either: "" clears a HubSpot property (null is not a property value). The summary in
       // pql_signals still says which tier the lead left.
@@ -110,9 +119,20 @@ function leadProperties({ detailType, detail }: LeadEvent): Record<string, strin
     case 'Lead Converted': {
       const converted = { ...properties, pql_converted_at: detail.conversion?.convertedAt ?? detail.evaluatedAt };
       // A customer may leave the tiers (tier null): the record then keeps the tier and route it converted from.
-      return detail.tier === null ? converted : { ...converted, pql_tier: detail.tier, pql_route: detail.route ?? '' };
+      return detail.tier === null ? converted : { ...converted, pql_tier: detail.tier, pql_route: detail.route ?? '', ...owner };
     }
   }
+}
+
+/**
+ * The owner a lead in a tier gets in HubSpot. A HubSpot owner id (digits: the `id` of GET /crm/v3/owners) becomes the
+ * record's owner, hubspot_owner_id; anything else (an e-mail, a Slack member id) goes to the text property pql_owner,
+ * since HubSpot refuses the whole upsert over an owner id it does not know. Without an owner nothing is written: an
+ * owner assigned in HubSpot is never cleared, and a disqualified lead keeps its owner.
+ */
+function ownerProperties(owner: string | null | undefined): Record<string, string> {
+  if (owner === undefined || owner === null) return {};
+  return /^\d+$/.test(owner) ? { hubspot_owner_id: owner } : { pql_owner: owner };
 }
 
 /** At most `max` UTF-16 units, without leaving half of a surrogate pair at the end. */

@@ -178,7 +178,8 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const replaced = rebuilt ? [] : await replacedDays(store, ref, rows);
   const recomputed = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
-  const [[stored = []], accountTraits] = await Promise.all([store.dayRollupsIn([{ ref, ranges }]), rows.accounts.length > 0 ? store.accountTraits(ref.workspace, rows.accounts) : []]);
+  // In account id order: routing by an account trait takes the first account that has it (core/rules/routing.ts).
+  const [[stored = []], accountTraits] = await Promise.all([store.dayRollupsIn([{ ref, ranges }]), rows.accounts.length > 0 ? store.accountTraits(ref.workspace, [...rows.accounts].sort()) : []]);
   // The recomputed days are not saved yet: they replace what the store still holds for them.
   const days = new Map(withOpenDays(stored, rebuilt ? undefined : rows.state, ranges).map((rollup) => [rollup.day, rollup]));
   for (const rollup of recomputed.days) days.set(rollup.day, rollup);

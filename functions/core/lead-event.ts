@@ -28,10 +28,20 @@ export const leadEventDetailSchema = z.object({
   /** Each matched signal, with the value observed and the points it gave. */
   signals: z.array(z.object({ name: z.string(), value: z.union([z.number(), z.string(), z.boolean(), z.null()]), points: z.number() })),
   /**
-   * The route of the tier (e.g. sales, nurture); for a disqualification, the route of the tier it left; for a
-   * conversion, the route of the tier held at the time (or, when it held none, of the tier it last qualified in).
+   * The route of the tier (e.g. sales, nurture), or the one its route map chose from the lead's traits; for a
+   * disqualification, the route of the tier it left; for a conversion, the route of the tier held at the time (or, when
+   * it held none, of the tier it last qualified in). A map's route is the one the current traits choose.
    */
   route: z.string().nullable(),
+  owner: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      "Who owns the lead: the value of the trait the tier names as owner (a user's own, or the first of their accounts by " +
+        'account id that has it), e.g. an e-mail, a Slack member id or a HubSpot owner id; null when that trait is not set. ' +
+        'Absent when the tier names no owner trait.',
+    ),
   rulesetVersion: z.string(),
   evaluatedAt: z.string(),
   /** The same on every delivery of one transition: deduplicate on it. */

@@ -3,6 +3,7 @@ import { leadEventType, maxLeadEventDetailBytes, type LeadEvent } from './lead-e
 import { dayMs, daysBetween } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
+import { chooseRoute, ownerOf } from './rules/routing';
 import { changesByTimeAt } from './rules/time-changes';
 
 /**
@@ -34,6 +35,10 @@ export interface MatchedSignal {
 
 export interface LeadState {
   tier: string | null;
+  /**
+   * The route chosen at the last evaluation. A route that changes while the tier stays (a trait a tier routes by
+   * changed) is saved here without a transition: no one is told, and the next lead event goes to the new route.
+   */
   route: string | null;
   score: number;
   /** When the current tier was entered. */
@@ -270,7 +275,7 @@ export function buildLeadEvent(
       signals: Object.entries(evaluation.signals)
         .filter(([, result]) => result.matched)
         .map(([name, result]) => ({ name, value: result.value, points: result.points })),
-      route: leadEventRoute(transition, evaluation, ruleset),
+      ...leadEventRouting(transition, evaluation, facts, ruleset),
       rulesetVersion: ruleset.version,
       evaluatedAt: now.toISOString(),
       idempotencyKey: idempotencyKey(workspace, facts, transition.sequence),
@@ -296,12 +301,17 @@ export function buildLeadEvent(
 /**
  * Whoever was working the lead should hear what became of it: a disqualification goes to the route of the tier it
  * left, and a conversion to the route of the tier held when it converted (the tier it last qualified in, when it had
- * been disqualified since), not to the route of a tier it may still hold as a customer.
+ * been disqualified since), not to the route of a tier it may still hold as a customer. A tier routing by a trait
+ * gives the route the current traits choose, as it would now, so the route is always one the deployment delivers.
+ * `owner` is there only when that tier names an owner trait, so events of rules without one stay as they were.
  */
-function leadEventRoute(transition: Transition, evaluation: Evaluation, ruleset: Ruleset): string | null {
-  const routeOf = (name: string | null | undefined) => ruleset.file.tiers.find((tier) => tier.name === name)?.route ?? null;
-  if (transition.conversion) return routeOf(transition.conversion.tier ?? transition.conversion.qualifiedTier);
-  return transition.tier === null ? routeOf(transition.previousTier) : evaluation.route;
+function leadEventRouting(transition: Transition, evaluation: Evaluation, facts: EntityFacts, ruleset: Ruleset): { route: string | null; owner?: string | null } {
+  const tierName = transition.conversion ? (transition.conversion.tier ?? transition.conversion.qualifiedTier) : (transition.tier ?? transition.previousTier);
+  const tier = ruleset.file.tiers.find((candidate) => candidate.name === tierName);
+  const heldNow = transition.conversion === undefined && transition.tier !== null;
+  const route = heldNow ? evaluation.route : tier ? chooseRoute(tier.route, facts) : null;
+  if (tier?.owner === undefined) return { route };
+  return { route, owner: heldNow ? evaluation.owner : ownerOf(tier.owner, facts) };
 }
 
 /** One line for destinations that cannot loop over fields (e-mail subjects, CRM properties, input transformers). */

@@ -56,6 +56,14 @@ function list(title: string, lines: readonly string[], maxLines = Number.POSITIV
   return truncate(text + more(lines.length - shown), maxSectionText);
 }
 
+/** A Slack member id (U..., or W... on Enterprise Grid): the one form of owner Slack can mention. */
+const slackMemberId = /^[UW][A-Z0-9]{2,}$/;
+
+/** The owner as a mention when it is a Slack member id, so they get notified; anything else (an e-mail) as text. */
+function ownerText(owner: string): string {
+  return slackMemberId.test(owner) ? `<@${owner}>` : escape(owner);
+}
+
 function signalValue(value: LeadEventDetail['signals'][number]['value']): string {
   return typeof value === 'string' ? JSON.stringify(value) : String(value);
 }
@@ -85,6 +93,7 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
         `*Tier*\n${escape(transition)}`,
         `*Score*\n${total} (engagement ${engagement}, fit ${fit})`,
         `*Route*\n${escape(detail.route ?? 'none')}`,
+        ...(typeof detail.owner === 'string' ? [`*Owner*\n${ownerText(detail.owner)}`] : []),
       ].map((text) => ({ type: 'mrkdwn', text: truncate(text, maxField) })),
     },
   ];

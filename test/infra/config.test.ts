@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import { buildStack, testRulesFile } from './synth';
+import { buildStack, loadRoutedConfig, testRulesFile } from './synth';
 
 /** Writes a config file naming the example rules (tiers routing to sales and nurture) and loads it as bin/app.ts does. */
 function load(rest: string) {
@@ -24,6 +24,25 @@ describe('routes', () => {
 
   it('pass when every route of a tier has a destination', () => {
     expect(load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n')().config.routes).toEqual({ sales: [{ type: 'sqs' }], nurture: [{ type: 'sqs' }] });
+  });
+});
+
+describe('routes of a tier routing by a trait', () => {
+  it('pass when every route of the map and the default has destinations', () => {
+    expect(Object.keys(loadRoutedConfig(['sales-emea', 'sales-us', 'sales', 'nurture'])().config.routes)).toEqual(['sales-emea', 'sales-us', 'sales', 'nurture']);
+  });
+
+  it.each([
+    ['a route of the map', ['sales-emea', 'sales', 'nurture'], 'sales-us'],
+    ['the default', ['sales-emea', 'sales-us', 'nurture'], 'sales'],
+  ])('fail the synth, naming the route, when %s has no destination', (_name, routes, missing) => {
+    expect(loadRoutedConfig(routes)).toThrow(`routes: route "${missing}" (of tier PQL-A in routed.rules.yaml) has no destination: add one under routes.${missing}, e.g. - type: sqs`);
+  });
+
+  it('fail the synth on a misspelt route, naming the route meant on both sides', () => {
+    const load = loadRoutedConfig(['sales-emae', 'sales-us', 'sales', 'nurture']);
+    expect(load).toThrow('line 3: routes.sales-emae: no tier of routed.rules.yaml routes to "sales-emae"; did you mean "sales-emea"? (its tiers route to: sales-emea, sales-us, sales, nurture)');
+    expect(load).toThrow('routes: route "sales-emea" (of tier PQL-A in routed.rules.yaml) has no destination: add one under routes.sales-emea, e.g. - type: sqs; did you mean "sales-emae"?');
   });
 });
 

@@ -53,6 +53,13 @@ describe('lead event schema registry', () => {
     expect(content.properties.detail.properties.tier).toEqual({ type: ['string', 'null'] });
   });
 
+  it('has owner as an optional string or null, described, so events without it stay valid', () => {
+    const owner = content.properties.detail.properties.owner;
+    expect(owner).toEqual({ type: ['string', 'null'], description: expect.stringMatching(/^Who owns the lead: the value of the trait the tier names as owner/) });
+    expect(content.properties.detail.required).not.toContain('owner');
+    expect(content.properties.detail.required).toContain('route');
+  });
+
   it('lets a later version add detail fields without breaking validators built from it', () => {
     expect(JSON.stringify(content)).not.toContain('additionalProperties');
   });

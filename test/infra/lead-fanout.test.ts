@@ -3,12 +3,14 @@ import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { leadEventTypes } from '../../functions/core/lead-event';
+import { routesOf } from '../../functions/core/rules/routing';
 import { crmSchema, destinationSchema, type CrmDestination, type Destination } from '../../lib/config';
 import { EventStore } from '../../lib/event-store';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { emailInput, LeadFanout, type LeadFanoutProps } from '../../lib/lead-fanout';
 import type { NotifierDestination } from '../../lib/notifier-destination';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
+import { loadRoutedConfig } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any> };
 type Target = Record<string, any>;
@@ -499,6 +501,18 @@ describe('destination records', () => {
     expect(bare.fanout.destinations).toEqual([]);
     bare.template.resourceCountIs('AWS::Events::Rule', 0);
     bare.template.resourceCountIs('AWS::SQS::Queue', 0);
+  });
+});
+
+describe('a tier routing by a trait', () => {
+  it('gets an EventBridge rule for every route of its map and its default, each matching its route', () => {
+    const { config, rulesFile } = loadRoutedConfig(['sales-emea', 'sales-us', 'sales', 'nurture'])();
+    const routed = build({ routes: config.routes, crm: [] });
+    const tierRoutes = rulesFile.ruleset.file.tiers.flatMap((tier) => routesOf(tier.route));
+    expect(tierRoutes.sort()).toEqual(['nurture', 'sales', 'sales-emea', 'sales-us']);
+    const patterns = rules(routed.template).map((rule) => rule.pattern);
+    expect(patterns).toHaveLength(tierRoutes.length);
+    for (const route of tierRoutes) expect(patterns).toContainEqual({ source: ['pql-radar'], detail: { route: [route] } });
   });
 });
 

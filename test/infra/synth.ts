@@ -1,15 +1,37 @@
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
-import { configSchema, loadRulesFile, type PqlRadarConfig } from '../../lib/config';
+import { configSchema, loadConfig, loadRulesFile, type PqlRadarConfig } from '../../lib/config';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 
 /** The example rules, whose tiers route to sales and nurture. */
 export const testRulesFile = resolve(import.meta.dirname, '../../examples/activation.rules.yaml');
+
+/** Rules whose PQL-A routes by its accounts' region (sales-emea, sales-us, else sales) and PQL-B to nurture. */
+export const routedRules = `version: 1
+signals:
+  active: { event: Logged In, points: 10 }
+tiers:
+  - name: PQL-A
+    min_score: 20
+    route: { by: account.region, map: { emea: sales-emea, uk: sales-emea, us: sales-us }, default: sales }
+    owner: account.owner_email
+  - { name: PQL-B, min_score: 10, route: nurture }
+`;
+
+/** Writes routedRules and a config naming them, with an sqs destination for each of `routes`; loads it as bin/app.ts does. */
+export function loadRoutedConfig(routes: readonly string[]): () => ReturnType<typeof loadConfig> {
+  const dir = mkdtempSync(join(tmpdir(), 'pql-radar-config-'));
+  writeFileSync(join(dir, 'routed.rules.yaml'), routedRules);
+  writeFileSync(join(dir, 'pql-radar.config.yaml'), `rules: routed.rules.yaml\nroutes:\n${routes.map((route) => `  ${route}:\n    - type: sqs\n`).join('')}`);
+  return () => loadConfig(join(dir, 'pql-radar.config.yaml'));
+}
 
 /**
  * A config with every destination type, so the stack tests and cdk-nag see every resource the stack can make.

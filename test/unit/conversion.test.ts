@@ -126,6 +126,7 @@ describe('decide with conversions', () => {
     score: { total, engagement: total, fit: 0 },
     tier,
     route: tier === 'hot' ? 'sales' : tier === 'warm' ? 'nurture' : null,
+    owner: null,
   });
   const facts = { lastSeen: iso(0) };
   const qualifiedHot = (rulesetUsed: Ruleset): LeadState => decide(undefined, evaluation('hot'), facts, rulesetUsed, now).state;

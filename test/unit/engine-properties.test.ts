@@ -6,6 +6,7 @@ import { validateMessage } from '../../functions/core/messages';
 import { decide, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
+import { routesOf } from '../../functions/core/rules/routing';
 import { generateSample, generateSampleStream, toJsonl } from '../../functions/cli/sample-stream';
 import { factsFor as sharedFactsFor } from '../support/facts';
 
@@ -146,7 +147,7 @@ describe('idempotent decisions', () => {
         sequence: fc.nat({ max: 50 }),
       }).map(({ tier, cooldownDays, sequence }): LeadState => ({
         tier,
-        route: tier === null ? null : ruleset.file.tiers.find((candidate) => candidate.name === tier)!.route,
+        route: tier === null ? null : routesOf(ruleset.file.tiers.find((candidate) => candidate.name === tier)!.route)[0]!,
         score: 0,
         since: null,
         cooldownUntil: cooldownDays === null ? null : new Date(now.getTime() + cooldownDays * dayMs).toISOString(),

@@ -588,6 +588,7 @@ describe('decide: the lead state machine', () => {
     score: { total, engagement: total, fit: 0 },
     tier,
     route: tier === 'hot' ? 'sales' : tier === 'warm' ? 'nurture' : null,
+    owner: null,
   });
   const facts = { lastSeen: ago(1) };
   const later = (days: number) => new Date(now.getTime() + days * dayMs);

@@ -148,4 +148,27 @@ describe('the evaluator use case', () => {
     expect(summary(rest.transitions)).toEqual(['user hal: none -> pql']);
     expect(store.isMarked(user('hal'))).toBe(false);
   });
+
+  it("routes by the traits of a user's accounts in account id order, whatever order they were joined in", async () => {
+    const routed = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+tiers:
+  - name: pql
+    min_score: 50
+    level: user
+    route: { by: account.region, map: { emea: sales-emea, us: sales-us }, default: sales }
+    owner: account.owner_email
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.join(workspace, 'dan', 'zeta');
+    store.join(workspace, 'dan', 'acme');
+    store.setTraits(account('zeta'), { region: 'us', owner_email: 'zed@example.com' });
+    store.setTraits(account('acme'), { region: 'emea', owner_email: 'ann@example.com' });
+    qualify(store, 'dan');
+    const { transitions } = await run(store, publisher, { ruleset: routed });
+    expect(transitions.map((event) => [event.detail.entity.id, event.detail.route, event.detail.owner])).toEqual([['dan', 'sales-emea', 'ann@example.com']]);
+  });
 });

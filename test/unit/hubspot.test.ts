@@ -277,11 +277,25 @@ describe('hubspotUpsert', () => {
     expect(properties.pql_signals).toBe('x'.repeat(maxHubspotStringLength - 1));
   });
 
-  it('sets only properties the README asks users to create (besides the company name)', () => {
-    const created = new Set(hubspotProperties.map((property) => property.name));
-    for (const event of [qualified, downgraded, disqualified, converted, accountQualified]) {
+  it.each<[string, LeadEvent, Record<string, string>]>([
+    ['a HubSpot owner id as the contact owner', sampleLeadEvent({ owner: '41629779' }), { hubspot_owner_id: '41629779' }],
+    ['a HubSpot owner id as the company owner', sampleLeadEvent({ entity: { type: 'account', id: 'acct-9' }, owner: '41629779' }), { hubspot_owner_id: '41629779' }],
+    ['an e-mail in pql_owner, not as the owner HubSpot would refuse', sampleLeadEvent({ owner: 'ann@example.com' }), { pql_owner: 'ann@example.com' }],
+    ['a Slack member id in pql_owner', sampleLeadEvent({ previousTier: 'PQL-B', tier: 'PQL-A', owner: 'U024BE7LH' }), { pql_owner: 'U024BE7LH' }],
+    ['nothing for an owner trait not set: an owner given in HubSpot stays', sampleLeadEvent({ owner: null }), {}],
+    ['nothing without an owner', qualified, {}],
+    ['nothing on a disqualification: the record keeps its owner', sampleLeadEvent({ previousTier: 'PQL-A', tier: null, owner: '41629779' }), {}],
+  ])('sets %s', (_name, event, owner) => {
+    const { properties } = inputOf(event);
+    expect({ hubspot_owner_id: properties.hubspot_owner_id, pql_owner: properties.pql_owner }).toEqual({ hubspot_owner_id: undefined, pql_owner: undefined, ...owner });
+  });
+
+  it('sets only properties the README asks users to create (besides the company name), and HubSpot\'s own owner', () => {
+    const created = new Set([...hubspotProperties.map((property) => property.name), 'name', 'hubspot_owner_id']);
+    const withOwners = [sampleLeadEvent({ owner: '41629779' }), sampleLeadEvent({ owner: 'ann@example.com' })];
+    for (const event of [qualified, downgraded, disqualified, converted, accountQualified, ...withOwners]) {
       const names = Object.keys(inputOf(event).properties);
-      expect(names.filter((name) => name !== 'name' && !created.has(name))).toEqual([]);
+      expect(names.filter((name) => !created.has(name))).toEqual([]);
     }
   });
 });

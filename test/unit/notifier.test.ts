@@ -195,6 +195,20 @@ describe('slackMessage', () => {
     expect(texts(hostileMessage).join('\n')).not.toMatch(/<[!h]/);
   });
 
+  it.each([
+    ['a Slack member id as a mention, so the owner is notified', 'U024BE7LH', '*Owner*\n<@U024BE7LH>'],
+    ['an Enterprise Grid member id as a mention', 'W012A3CDE', '*Owner*\n<@W012A3CDE>'],
+    ['an e-mail as text', 'ann@example.com', '*Owner*\nann@example.com'],
+    ['anything else as text that cannot become markup', '<!channel> u024be7lh', '*Owner*\n&lt;!channel&gt; u024be7lh'],
+  ])('shows the owner: %s', (_name, owner, field) => {
+    const [fields] = blocksOf(slackMessage({ ...qualified.event.detail, owner }), 'section').filter((block) => 'fields' in block);
+    expect((fields as { fields: { text: string }[] }).fields.at(-1)).toEqual({ type: 'mrkdwn', text: field });
+  });
+
+  it('has no owner field when the lead has none', () => {
+    for (const owner of [null, undefined]) expect(texts(slackMessage({ ...qualified.event.detail, owner })).join('\n')).not.toContain('*Owner*');
+  });
+
   it('keeps within Slack limits however much there is to say', () => {
     const signals = times(200, (index) => ({ name: `signal_${index}`, value: 'v'.repeat(100), points: index }));
     const huge = { ...account.detail, signals, reasons: times(200, () => 'r'.repeat(500)), entity: { type: 'account' as const, id: 'x'.repeat(3000) } };
@@ -639,7 +653,8 @@ describe('handler', () => {
       { status: 503, body: '{"error":"ada@example.com is locked","owner":"sam@example.com"}' },
       { status: 422, body: 'contact ada@example.com rejected' },
     );
-    const retried = leadRecord(first);
+    // The owner is personal data too: it goes to the destination, never to the logs.
+    const retried = leadRecord({ ...first, detail: { ...first.detail, owner: 'owner@example.com' } });
     const refused = leadRecord(second);
     const notALead = sqsRecord(JSON.stringify({ 'detail-type': 'Lead Qualified', detail: { email: 'eve@example.com' } }));
     await handler(batch(retried), lambdaContext({ awsRequestId: 'request-1' }));

@@ -25,12 +25,24 @@ tiers:
 
     const checked = await cli('rules', 'check', ...['ok', 'misspelt-key', 'misspelt-names'].map((name) => join(dir, `${name}.rules.yaml`)));
     expect(checked.code).toBe(1);
-    expect(checked.stdout).toMatch(/ok\.rules\.yaml: ok, 1 signals, 1 tiers, version [0-9a-f]{12}/);
+    expect(checked.stdout).toMatch(/ok\.rules\.yaml: ok, 1 signals, 1 tiers, version [0-9a-f]{12}; routes: sales\n/);
     expect(checked.stderr).toContain('misspelt-key.rules.yaml: 1 problem\n  line 7: tiers[0].min_scor: unknown key "min_scor"; did you mean "min_score"?');
     expect(checked.stderr).toContain(
       'misspelt-names.rules.yaml: 2 problems\n' +
         '  line 5: signals.work_email.is.domain.not_in_list: no list named "free_mial"; did you mean "free_mail"?\n' +
         '  line 7: tiers[0].require[0]: no signal named "work_emial"; did you mean "work_email"?',
+    );
+  });
+
+  it('lists every route the tiers can give, and names the key meant in a route chosen by a trait', async () => {
+    const tier = (route: string) => `version: 1\nsignals:\n  active: { event: Logged In, points: 10 }\ntiers:\n  - { name: hot, route: ${route} }\n  - { name: warm, route: nurture }\n`;
+    writeFileSync(join(dir, 'routed.rules.yaml'), tier('{ by: account.region, map: { emea: sales-emea, us: sales-us }, default: sales }'));
+    writeFileSync(join(dir, 'misspelt-route.rules.yaml'), tier('{ by: region, map: { emea: sales-emea }, defualt: sales }'));
+    const checked = await cli('rules', 'check', join(dir, 'routed.rules.yaml'), join(dir, 'misspelt-route.rules.yaml'));
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toMatch(/routed\.rules\.yaml: ok, 1 signals, 2 tiers, version [0-9a-f]{12}; routes: sales-emea, sales-us, sales, nurture\n/);
+    expect(checked.stderr).toContain(
+      'misspelt-route.rules.yaml: 1 problem\n  line 5: tiers[0].route: a route chosen by a trait needs by (the trait), map ({ trait value: route }) and default (a route); did you mean "default" for "defualt"?',
     );
   });
 });

@@ -2,6 +2,7 @@ import { addDays, dayMs, daysBetween } from '../days';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import { conditionHolds } from './conditions';
+import { chooseRoute, ownerOf } from './routing';
 import { periodDays, type Condition, type Signal } from './schema';
 
 /**
@@ -70,7 +71,7 @@ export interface EntityFacts {
   type: 'user' | 'account';
   id: string;
   traits: Record<string, unknown>;
-  /** Users: the traits of each account they belong to. */
+  /** Users: the traits of each account they belong to, in account id order (routing by account traits relies on it). */
   accountTraits: Record<string, unknown>[];
   firstSeen: string | null;
   lastSeen: string | null;
@@ -93,7 +94,10 @@ export interface Evaluation {
   signals: Record<string, SignalResult>;
   score: { total: number; engagement: number; fit: number };
   tier: string | null;
+  /** The tier's route, chosen from the traits when the tier routes by one; null without a tier. */
   route: string | null;
+  /** The value of the tier's `owner` trait; null without a tier, an owner trait, or its value. */
+  owner: string | null;
 }
 
 const productTypes = new Set(['track', 'page', 'screen']);
@@ -414,5 +418,11 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
       (candidate.min_score === undefined || total >= candidate.min_score) &&
       candidate.require.every((name) => signals[name]?.matched === true),
   );
-  return { signals, score: { total, engagement, fit }, tier: tier?.name ?? null, route: tier?.route ?? null };
+  return {
+    signals,
+    score: { total, engagement, fit },
+    tier: tier?.name ?? null,
+    route: tier ? chooseRoute(tier.route, facts) : null,
+    owner: tier ? ownerOf(tier.owner, facts) : null,
+  };
 }

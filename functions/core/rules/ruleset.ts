@@ -3,6 +3,7 @@ import { calendarOf, type Calendar } from '../days';
 import { didYouMean } from '../did-you-mean';
 import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
 import { attachList, type ListCondition, listFileValues, regexProblem } from './conditions';
+import { sameMapKey } from './routing';
 import { type Condition, periodDays, rulesFileSchema, type RulesFile, type Signal } from './schema';
 
 /**
@@ -285,6 +286,13 @@ function checkReferences(file: RulesFile): { path: (string | number)[]; message:
   file.tiers.forEach((tier, index) => {
     if (seenTiers.has(tier.name)) problems.push({ path: ['tiers', index, 'name'], message: `tier "${tier.name}" is defined twice` });
     seenTiers.add(tier.name);
+    if (typeof tier.route === 'object') {
+      const keys = Object.keys(tier.route.map);
+      keys.forEach((key, i) => {
+        const same = keys.slice(0, i).find((earlier) => sameMapKey(earlier, key));
+        if (same !== undefined) problems.push({ path: ['tiers', index, 'route', 'map', key], message: `"${key}" and "${same}" are one trait value: values are compared trimmed, without regard to case` });
+      });
+    }
     tier.require.forEach((name, i) => {
       const target = reference(['tiers', index, 'require', i], name);
       if (target && tier.level !== 'both' && signalLevel(target) !== tier.level) {

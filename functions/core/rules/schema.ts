@@ -238,17 +238,64 @@ const signalSchema = z.preprocess(
 );
 export type Signal = z.output<typeof signalSchema>;
 
+/**
+ * A route as the deployment config names it (lib/config.ts): a route outside this form could never have destinations.
+ */
+export const routeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a route name: lowercase letters, digits and -, starting with a letter, at most 32 characters');
+
+/** The prefix of a trait reference that reads the traits of the user's accounts (see routing.ts). */
+export const accountTraitPrefix = 'account.';
+
+/** A trait of the entity (`region`), or of the user's accounts (`account.region`; an account reads its own). */
+const traitReference = z
+  .string()
+  .min(1)
+  .refine((name) => name !== accountTraitPrefix, `must name the trait after ${accountTraitPrefix}, e.g. ${accountTraitPrefix}region`);
+
+const routeByTrait = z
+  .strictObject({
+    by: traitReference,
+    map: z.record(z.string().min(1), routeName).refine((map) => Object.keys(map).length > 0, 'must map at least one trait value to a route'),
+    default: routeName,
+  })
+  .describe(
+    'Chooses the route from a trait: `by` names a trait of the entity (region) or of the user\'s accounts (account.region: ' +
+      'the first account by account id whose trait is set; an account reads its own trait); its value, trimmed and compared ' +
+      'without regard to case, picks a route from `map`; `default` is the route when the trait is missing or not in the map.',
+  );
+
+const routeByTraitKeys = Object.keys(routeByTrait.shape);
+
+const routeSchema = z.union([routeName, routeByTrait], {
+  // zod names no branch when a key is missing: say what a route by trait needs, and which key was meant when misspelt.
+  error: (issue) => {
+    if (issue.code !== 'invalid_union') return undefined;
+    if (issue.input === null || typeof issue.input !== 'object') return 'must be a route name, or { by, map, default } to choose the route from a trait';
+    const misspelt = Object.keys(issue.input).filter((key) => !routeByTraitKeys.includes(key));
+    const meant = misspelt.map((key) => [key, closestName(key, routeByTraitKeys)] as const).find(([, closest]) => closest !== undefined);
+    return `a route chosen by a trait needs by (the trait), map ({ trait value: route }) and default (a route)${meant ? `; did you mean "${meant[1]}" for "${meant[0]}"?` : ''}`;
+  },
+});
+
 const tierSchema = z.strictObject({
   name: z.string().min(1),
   /** @default no minimum */
   min_score: z.number().optional(),
   /** Signals that must all match. */
   require: z.array(signalName).default([]),
-  /** Where leads of this tier go, e.g. sales or nurture; the lead events carry it for routing. */
-  route: z.string().min(1),
+  // Described with .describe rather than TSDoc: the JSON Schema editors get from `rules schema` shows it.
+  route: routeSchema.describe('Where leads of this tier go: a route name such as sales, or { by, map, default } to choose it from a trait.'),
+  owner: traitReference
+    .optional()
+    .describe(
+      'The trait that names who owns the lead, e.g. owner_email, or account.owner_email for the user\'s accounts (the first by ' +
+        'account id whose trait is set): the lead events carry its value as owner (null when the trait is missing).',
+    ),
   /** @default both */
   level: z.enum(['user', 'account', 'both']).default('both'),
 });
+export type Tier = z.output<typeof tierSchema>;
+export type TierRoute = Tier['route'];
 
 /**
  * What converting means: an event (with property filters, as event signals have), or a trait taking a value (from
