@@ -33,6 +33,7 @@ const evaluation = (engagement: number, fit = 0, plan: string | null = null): Ev
     score: { total, engagement, fit },
     tier: total >= 30 ? 'hot' : total >= 10 ? 'warm' : null,
     route: total >= 30 ? 'sales' : total >= 10 ? 'nurture' : null,
+    owner: null,
   };
 };
 const facts = { lastSeen: now.toISOString() };
@@ -108,7 +109,8 @@ describe('the STATE item with a full history', () => {
       const tier = step % 4 < 2 ? activation.file.tiers[step % 2]!.name : null;
       const total = 40 + step;
       const at = new Date(start + (45 + step * 15) * 86_400_000 + ((step * 7919) % 60_000));
-      const route = activation.file.tiers.find((candidate) => candidate.name === tier)?.route ?? null;
+      // The activation rules' routes are plain names.
+      const route = (activation.file.tiers.find((candidate) => candidate.name === tier)?.route as string | undefined) ?? null;
       lead = decide(lead, { ...real, tier, route, score: { total, engagement: total - 15, fit: 15 } }, entity, activation, at).state;
     }
     expect(lead!.history).toHaveLength(20);
