@@ -58,6 +58,7 @@ const headline: Record<LeadEventType, (detail: LeadEventDetail) => string> = {
   'Lead Qualified': (detail) => `Qualified as ${detail.tier}`,
   'Lead Tier Changed': (detail) => `Moved from ${detail.previousTier} to ${detail.tier}`,
   'Lead Disqualified': (detail) => `No longer a lead (was ${detail.previousTier})`,
+  'Lead Feedback': (detail) => `Sales feedback: ${detail.feedback?.outcome ?? '?'}${detail.feedback?.reason ? ` (${detail.feedback.reason.replaceAll('_', ' ')})` : ''}, held out until ${detail.feedback?.heldUntil ?? '?'}`,
   'Lead Converted': (detail) => `Converted ${detail.conversion?.daysSinceQualification ?? '?'} days after qualifying (as ${detail.conversion?.tier ?? 'no tier'})`,
 };
 

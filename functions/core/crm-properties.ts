@@ -116,6 +116,10 @@ function leadProperties({ detailType, detail }: LeadEvent): Record<string, strin
       // No tier, so no route either: "" clears a HubSpot property (null is not a property value). The summary in
       // pql_signals still says which tier the lead left.
       return { ...properties, pql_tier: '', pql_route: '', pql_disqualified_at: detail.evaluatedAt };
+    case 'Lead Feedback':
+      // Sales took the lead out of the tiers (done or disqualified, in detail.feedback): the record says so like a
+      // disqualification, and only a disqualification stamps pql_disqualified_at.
+      return { ...properties, pql_tier: '', pql_route: '', ...(detail.feedback?.outcome === 'disqualified' ? { pql_disqualified_at: detail.evaluatedAt } : {}) };
     case 'Lead Converted': {
       const converted = { ...properties, pql_converted_at: detail.conversion?.convertedAt ?? detail.evaluatedAt };
       // A customer may leave the tiers (tier null): the record then keeps the tier and route it converted from.

@@ -6,7 +6,7 @@ import { z } from 'zod';
  * what they receive.
  */
 export const leadEventSource = 'pql-radar';
-export const leadEventTypes = ['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted'] as const;
+export const leadEventTypes = ['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted', 'Lead Feedback'] as const;
 export type LeadEventType = (typeof leadEventTypes)[number];
 
 /** EventBridge refuses entries over 256 KB; a detail stays far below, so every target can carry it. */
@@ -67,6 +67,23 @@ export const leadEventDetailSchema = z.object({
       daysSinceQualification: z.number(),
     })
     .optional(),
+  /** Lead Feedback only: what sales said (core/lead-feedback.ts); the lead is out of the tiers until `heldUntil`. */
+  feedback: z
+    .object({
+      outcome: z.enum(['done', 'disqualified']),
+      /** A code of the rules file's policy.feedback_reasons, e.g. not_a_fit; null when none was given. */
+      reason: z.string().nullable(),
+      givenAt: z.string(),
+      via: z.enum(['link', 'cli', 'page']),
+      heldUntil: z.string(),
+    })
+    .optional(),
+  /**
+   * Lead Qualified and Lead Tier Changed, when the deployment signs them: one-click feedback links (signed, expiring,
+   * single use), done and disqualified for each reason. The link opens a confirmation page; the feedback is applied
+   * by its button (a POST), so a link previewed or prefetched by Slack or a mail scanner changes nothing.
+   */
+  feedbackLinks: z.array(z.object({ outcome: z.enum(['done', 'disqualified']), reason: z.string().nullable(), url: z.string() })).optional(),
   context: z.object({
     traits: z.object({
       name: z.string().optional(),

@@ -5,6 +5,7 @@ import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 import { chooseRoute, ownerOf } from './rules/routing';
 import { changesByTimeAt } from './rules/time-changes';
+import { feedbackHoldUntil, feedbackReasonLine, type LeadFeedback } from './lead-feedback';
 
 /**
  * The lead state machine: none -> tier, tier -> tier, tier -> none, with a cooldown after disqualification,
@@ -43,7 +44,10 @@ export interface LeadState {
   score: number;
   /** When the current tier was entered. */
   since: string | null;
-  /** A disqualified lead cannot qualify again before this time. */
+  /**
+   * A disqualified lead cannot qualify again before this time; nor can a lead sales gave feedback on (the reason is
+   * in its history): one field for both holds keeps the state, billed per KB on every save, small.
+   */
   cooldownUntil: string | null;
   /** Transitions so far; the idempotency key of a transition derives from it, so a re-delivery carries the same key. */
   sequence: number;
@@ -68,7 +72,7 @@ export interface LeadState {
 }
 
 export interface Transition {
-  kind: 'qualified' | 'tier_changed' | 'disqualified' | 'converted';
+  kind: 'qualified' | 'tier_changed' | 'disqualified' | 'converted' | 'feedback';
   previousTier: string | null;
   tier: string | null;
   sequence: number;
@@ -77,6 +81,8 @@ export interface Transition {
   reasons: string[];
   /** Converted only: the conversion and the qualification it followed. */
   conversion?: ConversionReport;
+  /** Feedback only: the newest feedback applied, and when its hold ends. */
+  feedback?: LeadFeedback & { heldUntil: string };
 }
 
 export interface ConversionReport {
@@ -114,6 +120,8 @@ export function matchedSignals(evaluation: Evaluation): MatchedSignal[] {
  * it (null: none seen); the first one is recorded and never replaced. A converted customer leaves the tiers unless
  * the rules keep them in; a conversion of an entity that once qualified is a `converted` transition (one lead event,
  * whatever its tier does at the same time), while that of one that never qualified is only recorded: no one worked it.
+ * Sales feedback not applied yet (oldest first) takes the lead out of the tiers until its hold ends (the newest one's),
+ * adds a history entry each, and is one `feedback` transition, always published: sales' word reaches the CRM.
  */
 export function decide(
   previous: LeadState | undefined,
@@ -122,12 +130,15 @@ export function decide(
   ruleset: Ruleset,
   now: Date,
   convertedAt: string | null = null,
+  feedback: readonly LeadFeedback[] = [],
 ): { state: LeadState; transition?: Transition } {
   const previousTier = previous?.tier ?? null;
+  const given = [...feedback].sort((a, b) => a.at.localeCompare(b.at) || a.id.localeCompare(b.id));
+  const newest = given.at(-1);
   const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier } : undefined);
   const newlyConverted = conversion !== undefined && previous?.conversion === undefined;
   const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > now.toISOString();
-  const outOfTiers = coolingDown || convertedOutOfTiers(conversion, ruleset);
+  const outOfTiers = newest !== undefined || coolingDown || convertedOutOfTiers(conversion, ruleset);
   const tier = outOfTiers ? null : evaluation.tier;
   const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
   // The inspector's score over time and signal values, for leads (and the evaluation that ends one): kept for every
@@ -152,6 +163,7 @@ export function decide(
     ...(previous?.qualification ? { qualification: previous.qualification } : {}),
     ...(conversion ? { conversion } : {}),
   };
+  if (newest !== undefined) return withFeedback(base, previousTier, given, ruleset, now);
   const reported = newlyConverted && previous?.qualification !== undefined;
   if (tier === previousTier && !reported) return { state: base };
 
@@ -169,6 +181,27 @@ export function decide(
   };
   const report = reported ? conversionReport(conversion!, previous!.qualification!) : undefined;
   return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons, ...(report ? { conversion: report } : {}) } };
+}
+
+/** The state after sales feedback: out of the tiers until the newest feedback's hold ends, each one in the history. */
+function withFeedback(base: LeadState, previousTier: string | null, given: readonly LeadFeedback[], ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
+  const entries = given.map((feedback) => {
+    const heldUntil = feedbackHoldUntil(feedback, ruleset);
+    return { feedback, heldUntil, entry: { tier: null, previousTier, at: now.toISOString(), reasons: [feedbackReasonLine(feedback, heldUntil, ruleset)] } };
+  });
+  const newest = entries.at(-1)!;
+  const sequence = base.sequence + 1;
+  const state: LeadState = {
+    ...base,
+    since: previousTier !== null ? now.toISOString() : base.since,
+    sequence,
+    cooldownUntil: newest.heldUntil,
+    history: [...base.history, ...entries.map(({ entry }) => entry)].slice(-maxHistory),
+  };
+  return {
+    state,
+    transition: { kind: 'feedback', previousTier, tier: null, sequence, notify: true, reasons: newest.entry.reasons, feedback: { ...newest.feedback, heldUntil: newest.heldUntil } },
+  };
 }
 
 /** How often a sweep looks again at an entity whose points decay (continuously). */
@@ -265,7 +298,7 @@ export function buildLeadEvent(
     ...(stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan') ? { plan: (stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan'))! } : {}),
   };
   const event: LeadEvent = {
-    detailType: leadEventType(transition.previousTier, transition.tier, transition.kind === 'converted'),
+    detailType: transition.kind === 'feedback' ? 'Lead Feedback' : leadEventType(transition.previousTier, transition.tier, transition.kind === 'converted'),
     detail: {
       workspace,
       entity: { type: entityType, id: facts.id },
@@ -282,6 +315,7 @@ export function buildLeadEvent(
       reasons: transition.reasons,
       summary: summaryLine(facts, transition, evaluation),
       ...(transition.conversion ? { conversion: transition.conversion } : {}),
+      ...(transition.feedback ? { feedback: { outcome: transition.feedback.outcome, reason: transition.feedback.reason, givenAt: transition.feedback.at, via: transition.feedback.via, heldUntil: transition.feedback.heldUntil } } : {}),
       context: {
         traits,
         firstSeen: facts.firstSeen,

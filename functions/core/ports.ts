@@ -1,4 +1,5 @@
 import type { LeadEvent } from './lead-event';
+import type { LeadFeedback } from './lead-feedback';
 import type { DayRange, StoredEntityState } from './facts';
 import type { Claim, Identity, IdentifiedMessage } from './identity';
 import type { DayRollup, UsageEvent } from './rules/engine';
@@ -26,6 +27,19 @@ export interface WriteKeyStore {
   find(keyId: string): Promise<WriteKeyRecord | undefined>;
   /** The browser origins each workspace accepts events from (canonical origins, or `*`), by workspace. */
   allowedOrigins(): Promise<ReadonlyMap<string, readonly string[]>>;
+}
+
+/**
+ * Where the CLI, the lead page and the feedback link put sales feedback: beside the entity, for the evaluator to apply
+ * through the state machine on its next run (it is the one writer of a lead's state).
+ */
+export interface FeedbackStore {
+  /** Whether the entity has been evaluated (only those can get feedback). */
+  evaluated(ref: EntityRef): Promise<boolean>;
+  /** Keeps the feedback for the evaluator; with `once`, only if that link nonce was never used (false: it was). */
+  give(ref: EntityRef, feedback: LeadFeedback, once?: { expires: Date }): Promise<boolean>;
+  /** Whether the link nonce was used already. */
+  used(workspace: string, nonce: string): Promise<boolean>;
 }
 
 /** Where lead events go: the EventBridge bus when deployed; the console, a JSONL file and webhooks locally. */
@@ -87,6 +101,8 @@ export interface EntityRows {
   accounts: string[];
   /** The claim that merges this user or visitor into a user (core/identity), when one was stored. */
   claim?: Claim;
+  /** Sales feedback given since the last save (core/lead-feedback), which this evaluation applies. */
+  feedback: LeadFeedback[];
   /** Opaque to the use case: what `save` needs to notice an overlapping run and to keep the sweep index still. */
   token: unknown;
 }
@@ -106,6 +122,8 @@ export interface EntityUpdate {
   rebuiltDays: DayRollup[];
   /** The lead event of a transition, saved in the outbox in the same write as the state. */
   event?: LeadEvent;
+  /** The feedback the state applied, forgotten in the same write: applied once, and never lost before. */
+  appliedFeedback: LeadFeedback[];
   /** When a sweep should evaluate the entity again without new events; null for none (it is not a lead). */
   nextSweep: Date | null;
   /** When the evaluation ran: a sweep already scheduled later than this and earlier than `nextSweep` is kept. */

@@ -1,4 +1,5 @@
 import { leadEventType, type LeadEventDetail } from './lead-event';
+import { feedbackLinkLabel } from './lead-feedback';
 
 /** What the notifier sends to Slack, as a pure function of a lead event: a Block Kit message. */
 
@@ -84,7 +85,7 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
   const blocks: SlackBlock[] = [
     {
       type: 'header',
-      text: { type: 'plain_text', text: truncate(`${leadEventType(detail.previousTier, detail.tier, detail.conversion !== undefined)}: ${transition}`, maxHeader) },
+      text: { type: 'plain_text', text: truncate(`${detail.feedback ? 'Lead Feedback' : leadEventType(detail.previousTier, detail.tier, detail.conversion !== undefined)}: ${transition}`, maxHeader) },
     },
     {
       type: 'section',
@@ -117,6 +118,13 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
     blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: truncate(escape(`Top events: ${events}`), maxField) }] });
   }
 
+  // Plain links, not buttons: each opens a confirmation page whose button applies it, so Slack's unfurling or a
+  // scanner fetching the URL changes nothing.
+  const links = (detail.feedbackLinks ?? []).filter((link) => link.url.length <= maxUrl);
+  if (links.length > 0) {
+    const text = `*Feedback* (one click, no login): ${links.map((link) => `<${link.url}|${escape(feedbackLinkLabel(link))}>`).join(' · ')}`;
+    if (text.length <= maxSectionText) blocks.push({ type: 'section', text: { type: 'mrkdwn', text } });
+  }
   if (entityUrlTemplate !== undefined) {
     const url = entityUrl(entityUrlTemplate, detail);
     // Slack refuses the whole message over a button URL that is too long: better no button than no message.

@@ -3,6 +3,9 @@ import { gunzipSync } from 'node:zlib';
 import { decodeUtf8, ingestLimits } from '../core/messages';
 import { callTypeOfPath, callTypes, ingest, type IngestDependencies, type IngestResponse } from '../core/ingest';
 import { originAllowed } from '../core/origins';
+import { feedbackPath } from '../core/lead-feedback';
+
+export type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
 export interface IngestObserver {
   /** Called once per request with what may be logged: counts, status, workspace and key id, never message contents. */
@@ -17,8 +20,10 @@ const throttlingErrors = new Set(['ProvisionedThroughputExceededException', 'Thr
  * The ingest primary adapter: an API Gateway HTTP API (payload v2) request in, the ingest use case, a response out.
  * The local runtime serves this very function behind a Node HTTP server.
  */
-export function createIngestHandler(dependencies: IngestDependencies, observer?: IngestObserver) {
+export function createIngestHandler(dependencies: IngestDependencies, observer?: IngestObserver, feedback?: HttpApiHandler) {
   return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+    // Sales feedback links (feedback-http.ts) are served by this function too: one function, one URL to sign for.
+    if (feedback && event.rawPath === feedbackPath) return feedback(event);
     const requestId = event.requestContext.requestId;
     const callType = callTypeOfPath(event.rawPath);
     if (callType === undefined) {

@@ -20,6 +20,8 @@ import { LocalChangeStream } from './change-stream';
 import { LocalDeliveryWorker } from './delivery-worker';
 import { ConsoleLeadSink, FanOutLeadSink } from './lead-sinks';
 import type { DeliveryPolicy, LeadDestination } from '../core/delivery';
+import { DynamoDbFeedbackStore, ensureFeedbackSecret } from '../adapters/dynamodb/feedback-store';
+import { createFeedbackLinkHandler } from '../ingest/feedback-http';
 
 export interface DevOptions {
   /** Port of the ingest endpoint; 0 picks a free one. @default 3000 */
@@ -135,8 +137,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}),
       ...(options.ruleset ? { timeZone: options.ruleset.calendar.timeZone } : {}),
     });
+    // Feedback links are signed with a key kept in the table, as deployed, and point at this server.
+    const feedbackSecret = await ensureFeedbackSecret(client, tableName);
+    const feedback = createFeedbackLinkHandler({ store: new DynamoDbFeedbackStore(client, tableName), secret: async () => feedbackSecret });
     // No key cache here: locally, a revoked key should stop working at once.
-    const handler = createIngestHandler({ keys, events }, options.observer);
+    const handler = createIngestHandler({ keys, events }, options.observer, feedback);
     // The lead inspector's pages beside ingest, on 127.0.0.1 like it.
     const pages = leadPages(new DynamoDbLeadReader(client, tableName, { shards: dirtyShards, deliveryLogDays: defaultDeliveryLogDays }));
     const served = await serveHttpApi(handler, { port: options.port ?? 3000, pages });
@@ -159,7 +164,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       const run = lastRun
         .catch(() => {})
         .then(collectChanges)
-        .then(() => runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: now ?? new Date(), deadline: Number.POSITIVE_INFINITY }));
+        .then(() => runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: now ?? new Date(), deadline: Number.POSITIVE_INFINITY, feedbackLinks: { secret: feedbackSecret, baseUrl: served.url } }));
       lastRun = run;
       return run;
     };

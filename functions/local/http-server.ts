@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { PageHandler } from './lead-inspector';
+import { feedbackPath } from '../core/lead-feedback';
 
 type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -48,7 +49,9 @@ export function serveHttpApi(
         refuse(413, `the request body is larger than ${maxBodyBytes} bytes`);
         return;
       }
-      if (request.method !== 'POST' && request.method !== 'OPTIONS') {
+      // GET is the ingest API's for feedback links only, as deployed (lib/ingest-api.ts).
+      const feedbackLink = request.method === 'GET' && new URL(request.url ?? '/', 'http://localhost').pathname === feedbackPath;
+      if (request.method !== 'POST' && request.method !== 'OPTIONS' && !feedbackLink) {
         refuse(405, `${request.method ?? 'this method'} is not supported: send events with POST`, { allow: 'POST, OPTIONS' });
         return;
       }

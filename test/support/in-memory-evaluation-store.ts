@@ -151,6 +151,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       traits: structuredClone(entity.traits),
       accounts: ref.type === 'user' ? [...entity.links] : [],
       ...(entity.claim ? { claim: structuredClone(entity.claim) } : {}),
+      // Feedback is the DynamoDB store's (tested against DynamoDB Local); none here.
+      feedback: [],
       token,
     };
     const overlap = this.afterRead;

@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { ChangeMark } from '../../core/ports';
 import type { CapacityTally } from './capacity';
 import { DynamoDbChangeLists } from './change-lists';
-import { eventDayOf, eventSortKeyPrefix, parseEntityPartitionKey, profileSortKey } from './item-keys';
+import { eventDayOf, eventSortKeyPrefix, feedbackSortKeyPrefix, parseEntityPartitionKey, profileSortKey } from './item-keys';
 
 /**
  * Change capture: the keys of the items written to the table (its stream: the deployed change-capture Lambda reads
@@ -39,6 +39,9 @@ export class DynamoDbChangeCapture {
         marks.push({ ref, days: [eventDayOf(key.sk)], since });
       } else if (key.sk === profileSortKey && ref.type === 'account') {
         // An account's traits changed (a group call): no days of its own, its figures come from its members.
+        marks.push({ ref, days: [], since });
+      } else if (key.sk.startsWith(feedbackSortKeyPrefix)) {
+        // Sales feedback waits beside the entity: its next evaluation applies it.
         marks.push({ ref, days: [], since });
       }
     }

@@ -1,4 +1,4 @@
-import { PutItemCommand, TransactWriteItemsCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, TransactWriteItemsCommand, type TransactWriteItem, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
 import { identityKey, type Claim, type Identity } from '../../core/identity';
 import type { EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../core/ports';
@@ -17,6 +17,8 @@ import {
   daySortKeyPrefix,
   entityPartitionKey,
   eventSortKeyPrefix,
+  feedbackSortKey,
+  feedbackSortKeyPrefix,
   memberSortKeyPrefix,
   profileSortKey,
   parseEntityPartitionKey,
@@ -25,6 +27,7 @@ import {
   sweepPartition,
 } from './item-keys';
 import { tableDefinition } from './table-definition';
+import type { LeadFeedback } from '../../core/lead-feedback';
 
 /** Sorts after every real due time: evaluated entities that are not leads wait in the sweep index for a rules change only. */
 const neverDue = '9999-12-31T00:00:00.000Z';
@@ -58,8 +61,8 @@ export class DynamoDbEntityRows {
   ) {}
 
   async entity(ref: EntityRef, changedDays: readonly string[] = []): Promise<EntityRows> {
-    // PROFILE and STATE sort next to each other, with nothing between them: one Query reads both for the units of their
-    // summed size (usually one), where two gets bill a unit each.
+    // PROFILE and STATE sort next to each other, with only feedback waiting to be applied between them: one Query
+    // reads them all for the units of their summed size (usually one), where two gets bill a unit each.
     const items = await this.queryAll({
       KeyConditionExpression: 'pk = :pk AND sk BETWEEN :profile AND :state',
       ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':profile': { S: profileSortKey }, ':state': { S: stateSortKey } },
@@ -73,7 +76,8 @@ export class DynamoDbEntityRows {
     };
     const state = stateOf(stateItem);
     const claim = ref.type === 'account' ? undefined : claimOf(ref, profile);
-    return { ...(state ? { state } : {}), changedDays: [...changedDays], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], ...(claim ? { claim } : {}), token };
+    const feedback = items.filter((item) => item['sk']?.S?.startsWith(feedbackSortKeyPrefix)).map((item) => JSON.parse(item['feedback']!.S!) as LeadFeedback);
+    return { ...(state ? { state } : {}), changedDays: [...changedDays], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], ...(claim ? { claim } : {}), feedback, token };
   }
 
   async claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>> {
@@ -194,12 +198,17 @@ export class DynamoDbEntityRows {
     if (update.rebuiltDays.length > 0) await putAll(this.client, this.tableName, update.rebuiltDays.map((rollup) => this.dayItem(pk, rollup, readRevision)), { capacity: this.capacity });
     await Promise.all(update.days.map((rollup) => this.closeDay(pk, rollup, readRevision)));
     // The state alone is one conditional put; with a lead event, a transaction puts it in the outbox too (a crash
-    // after it loses nothing: the outbox is published later). A transaction bills every write twice: only then.
+    // after it loses nothing: the outbox is published later), and forgets the feedback the state applied (applied
+    // once; until then it waits). A transaction bills every write twice: only then.
+    const together: TransactWriteItem[] = [
+      ...(update.event ? [{ Put: { TableName: this.tableName, Item: outboxItem(shard, update.event) } }] : []),
+      ...update.appliedFeedback.map((feedback) => ({ Delete: { TableName: this.tableName, Key: { pk: { S: pk }, sk: { S: feedbackSortKey(feedback.at, feedback.id) } } } })),
+    ];
     try {
-      const { ConsumedCapacity } = update.event
+      const { ConsumedCapacity } = together.length > 0
         ? await this.client.send(
             new TransactWriteItemsCommand({
-              TransactItems: [{ Put: { TableName: this.tableName, Item: stateItem, ...unchanged } }, { Put: { TableName: this.tableName, Item: outboxItem(shard, update.event) } }],
+              TransactItems: [{ Put: { TableName: this.tableName, Item: stateItem, ...unchanged } }, ...together],
               ReturnConsumedCapacity: 'TOTAL',
             }),
           )

@@ -41,6 +41,18 @@ export const quarantinePartitionKey = (workspace: string) => `WS#${workspace}#RE
 export const quarantineSortKey = (receivedAt: Date, requestId: string, index: number) =>
   `${receivedAt.toISOString()}#${requestId}#${String(index).padStart(4, '0')}`;
 
+/**
+ * Sales feedback waiting for the evaluator, in the entity's partition. It sorts between PROFILE and STATE, so the one
+ * Query that reads both for every evaluation reads it too, at no extra request.
+ */
+export const feedbackSortKeyPrefix = `${profileSortKey}#FEEDBACK#`;
+export const feedbackSortKey = (at: string, id: string) => `${feedbackSortKeyPrefix}${at}#${id}`;
+/** A feedback link's nonce once used (until the link expires): single use. In the workspace's data, not an entity's. */
+export const usedFeedbackLinkPartitionKey = (workspace: string, nonce: string) => `WS#${workspace}#FEEDBACKLINK#${nonce}`;
+export const usedFeedbackLinkSortKey = 'USED';
+/** The key feedback links are signed with, beside the shard count: written by the evaluator, read by ingest. */
+export const feedbackSecretSortKey = 'FEEDBACK_SECRET';
+
 /** An entity's lead state, lifetime rollup and first/last seen, written by the evaluator. */
 export const stateSortKey = 'STATE';
 export const daySortKeyPrefix = 'DAY#';

@@ -360,6 +360,11 @@ export const rulesFileSchema = z.strictObject({
       notify: z.array(z.enum(['qualified', 'tier_changed', 'disqualified', 'converted'])).default(['qualified', 'tier_changed', 'disqualified', 'converted']),
       /** After a lead is disqualified, it cannot qualify again for this long. @default 0d */
       cooldown: durationSchema.optional(),
+      /**
+       * Sales feedback's reason codes and how long each holds a lead out of the tiers (core/lead-feedback.ts).
+       * @default { not_a_fit: 30d, bad_timing: 14d, already_customer: 365d }; feedback without a reason holds for cooldown, else 30d
+       */
+      feedback_reasons: z.record(identifier('feedback reason'), durationSchema).optional(),
     })
     .default({ notify: ['qualified', 'tier_changed', 'disqualified', 'converted'] }),
 });
