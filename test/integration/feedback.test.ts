@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, expect, inject, it } from 'vitest';
+import { readFeedbackSecret } from '../../functions/adapters/dynamodb/feedback-store';
+import { leadEventDetailSchema } from '../../functions/core/lead-event';
+import { signFeedbackToken } from '../../functions/core/lead-feedback';
+import { loadRules } from '../../functions/core/rules/load';
+import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { RecordingPublisher } from '../support/lead-events';
+import { sendBatch } from '../support/send-batch';
+
+// Lifetime counts only: the lead still qualifies when its hold ends a month later.
+const rules = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, at_least: 2, points: 70 }
+tiers:
+  - { name: PQL-A, min_score: 70, route: sales }
+policy: { cooldown: 7d, feedback_reasons: { not_a_fit: 30d, bad_timing: 14d } }
+`);
+
+const dayMs = 86_400_000;
+// Feedback holds count from when it was given (the real clock), so the evaluations run on it too.
+const base = new Date();
+const later = (days: number) => new Date(base.getTime() + days * dayMs);
+
+let runtime: DevRuntime | undefined;
+afterEach(async () => {
+  await runtime?.stop();
+  runtime = undefined;
+});
+
+const track = (userId: string, at: Date) => ({ type: 'track', userId, event: 'Dashboard Created', timestamp: at.toISOString(), messageId: `${userId}-${at.toISOString()}` });
+const postToken = (url: string, token: string) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ t: token }).toString() });
+
+it('a lead marked "not a fit" through a signed link is not notified again within the hold, and re-qualifies after it', async () => {
+  const leads = new RecordingPublisher();
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, evaluateEveryMs: 0, deliverEveryMs: 0 }));
+  await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1))]);
+  await dev.evaluateOnce(base);
+  expect(leads.published.map((event) => event.detailType)).toEqual(['Lead Qualified']);
+  const links = leads.published[0]!.detail.feedbackLinks!;
+  expect(links.map((link) => `${link.outcome} ${link.reason}`)).toEqual(['done null', 'disqualified not_a_fit', 'disqualified bad_timing']);
+  const link = links.find((candidate) => candidate.reason === 'not_a_fit')!.url;
+  expect(link.startsWith(`${dev.url}/v1/feedback?t=`)).toBe(true);
+  const token = new URL(link).searchParams.get('t')!;
+
+  // Opening the link (or a scanner prefetching it) only asks to confirm.
+  const opened = await fetch(link);
+  expect(opened.status).toBe(200);
+  expect(await opened.text()).toContain('<form method="post">');
+  await dev.evaluateOnce(later(0.001));
+  expect(leads.published).toHaveLength(1);
+
+  const confirmed = await postToken(`${dev.url}/v1/feedback`, token);
+  expect(confirmed.status).toBe(200);
+  expect(await confirmed.text()).toContain('Feedback recorded');
+  // Used once: opening or confirming again changes nothing.
+  expect((await fetch(link)).status).toBe(410);
+  expect((await postToken(`${dev.url}/v1/feedback`, token)).status).toBe(410);
+
+  await dev.evaluateOnce(later(0.01));
+  expect(leads.published.map((event) => event.detailType)).toEqual(['Lead Qualified', 'Lead Feedback']);
+  const feedback = leads.published[1]!.detail;
+  expect(leadEventDetailSchema.parse(feedback)).toBeTruthy();
+  expect(feedback).toMatchObject({ tier: null, previousTier: 'PQL-A', route: 'sales', feedback: { outcome: 'disqualified', reason: 'not_a_fit', via: 'link' } });
+  expect(Date.parse(feedback.feedback!.heldUntil)).toBeGreaterThan(later(29.9).getTime());
+
+  // New events and sweeps within the hold: no re-notification.
+  await sendBatch(dev, [track('ada', later(0.02))]);
+  await dev.evaluateOnce(later(0.03));
+  await dev.evaluateOnce(later(20));
+  expect(leads.published).toHaveLength(2);
+
+  // The sweep at the hold's end re-qualifies it: the rules still say so.
+  await dev.evaluateOnce(later(30.1));
+  expect(leads.published.map((event) => event.detailType)).toEqual(['Lead Qualified', 'Lead Feedback', 'Lead Qualified']);
+});
+
+it('refuses forged, malformed and unknown-lead links with a page saying why, changing nothing', async () => {
+  const leads = new RecordingPublisher();
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, evaluateEveryMs: 0, deliverEveryMs: 0 }));
+  await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1))]);
+  await dev.evaluateOnce(base);
+  const secret = (await readFeedbackSecret(dev.client, dev.tableName))!;
+  const claim = { workspace: 'default', type: 'user' as const, id: 'ada', outcome: 'disqualified' as const, reason: 'not_a_fit', expires: Math.floor(later(1).getTime() / 1000), nonce: 'n' };
+
+  const forged = await postToken(`${dev.url}/v1/feedback`, signFeedbackToken(claim, 'not-the-secret'));
+  expect(forged.status).toBe(403);
+  expect(await forged.text()).toContain('signature does not match');
+  expect((await fetch(`${dev.url}/v1/feedback?t=nonsense`)).status).toBe(400);
+  const expired = await fetch(`${dev.url}/v1/feedback?t=${signFeedbackToken({ ...claim, expires: Math.floor(later(-1).getTime() / 1000) }, secret)}`);
+  expect(expired.status).toBe(410);
+  expect(await expired.text()).toContain('expired');
+  const unknown = await postToken(`${dev.url}/v1/feedback`, signFeedbackToken({ ...claim, id: 'nobody' }, secret));
+  expect(unknown.status).toBe(404);
+  expect(await unknown.text()).toContain('no lead user &quot;nobody&quot; in workspace &quot;default&quot;');
+
+  await dev.evaluateOnce(later(0.01));
+  expect(leads.published.map((event) => event.detailType)).toEqual(['Lead Qualified']);
+});
