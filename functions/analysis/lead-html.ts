@@ -49,7 +49,8 @@ ${rows.length === 0 ? '<p class="empty">No lead in a tier matches.</p>' : table(
   );
 }
 
-export function renderLeadHtml(view: LeadView): string {
+/** With `feedback`, the page offers sales feedback: a form POSTed to the lead's own /feedback path. */
+export function renderLeadHtml(view: LeadView, feedback?: { reasons: readonly string[] }): string {
   const { entity } = view;
   const figure = (key: string, value: number | null) =>
     `<span data-metric="${esc(key)}" data-value="${value === null ? 'null' : value}">${value === null ? '—' : value}</span>`;
@@ -76,8 +77,24 @@ ${table('score-table', 'Each change of the score, oldest first', ['At', 'Total',
       : section('accounts', 'Accounts', view.accounts.length === 0 ? '<p class="empty">None.</p>' : table('account-table', 'The accounts it belongs to and their tiers', ['Account', 'Tier'], tiered(view.accounts, 'account'))),
     section('deliveries', 'Deliveries', view.deliveries.length === 0 ? '<p class="empty">None in the delivery log.</p>' : table('delivery-table', 'Attempts in the delivery log, newest first', ['At', 'Destination', 'Event', 'Attempt', 'Outcome', 'HTTP'], view.deliveries.map((entry) => `<tr><th scope="row">${esc(entry.at)}</th><td>${esc(entry.destination)}</td><td>${esc(entry.detailType)}</td><td class="num">${entry.attempt}</td><td>${esc(entry.outcome)}</td><td class="num">${entry.status ?? '—'}</td></tr>`))),
     section('traits', 'Traits', `<pre>${esc(JSON.stringify(view.traits, null, 2))}</pre>`),
+    ...(feedback ? [section('feedback', 'Sales feedback', feedbackForm(entity, feedback.reasons))] : []),
   ];
   return page(`${entity.type} ${entity.id}: ${view.tier ?? 'no tier'}`, sections.join('\n'));
+}
+
+function feedbackForm(entity: { workspace: string; type: string; id: string }, reasons: readonly string[]): string {
+  const action = `/leads/${encodeURIComponent(entity.type)}/${encodeURIComponent(entity.id)}/feedback?workspace=${encodeURIComponent(entity.workspace)}`;
+  return `<form method="post" action="${esc(action)}">
+<label>outcome <select name="outcome"><option value="done">done (we are on it)</option><option value="disqualified">disqualified</option></select></label>
+<label>reason <select name="reason"><option value="">none (policy.cooldown)</option>${reasons.map((reason) => `<option value="${esc(reason)}">${esc(reason)}</option>`).join('')}</select></label>
+<button type="submit">Give feedback</button>
+</form>
+<p class="sub">Takes the lead out of its tier for the reason's hold at the evaluator's next run; it is not notified again meanwhile.</p>`;
+}
+
+/** A short page after a form was handled: what happened, and the way back. */
+export function renderMessageHtml(title: string, message: string, back: string): string {
+  return page(title, `<h1>${esc(title)}</h1><p id="message">${esc(message)}</p><p><a href="${esc(back)}">Back</a></p>`);
 }
 
 export function renderNotFoundHtml(message: string): string {

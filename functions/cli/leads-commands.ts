@@ -6,7 +6,9 @@ import { entityTypes, inspectLead, inspectLeads, leadPages, unknownLead } from '
 import { serveHttpApi } from '../local/http-server';
 import { defaultDeliveryLogDays } from '../shared/settings';
 import { shardCountOf } from './evaluate-command';
-import { age, integer, storage } from './options';
+import { age, defaultRulesFile, integer, readRules, storage } from './options';
+import { DynamoDbFeedbackStore } from '../adapters/dynamodb/feedback-store';
+import { feedbackOutcomes, giveFeedback } from '../core/lead-feedback';
 
 /**
  * `pql-radar leads list|show|serve`: the lead inspector against the configured table (DynamoDB Local with --endpoint,
@@ -53,12 +55,32 @@ export function addLeadsCommands(program: Command) {
     });
 
   leads
+    .command('feedback')
+    .argument('<id>', 'the user id, account (group) id or anonymous id')
+    .description("sales feedback: takes the lead out of its tier for the reason's hold, without notifying it again meanwhile")
+    .requiredOption('--outcome <outcome>', feedbackOutcomes.join(' or '))
+    .option('--reason <code>', "one of the rules' policy.feedback_reasons (e.g. not_a_fit, or \"not a fit\"); without one, the hold is policy.cooldown")
+    .option('--type <type>', `${entityTypes.join(', ')}`, entityType, 'user')
+    .option('--workspace <name>', 'its workspace', 'default')
+    .option('--rules <file>', 'the rules file the deployment evaluates with (its feedback reasons)', defaultRulesFile)
+    .action(async (id: string, options: { outcome: string; reason?: string; type: EntityRef['type']; workspace: string; rules: string }) => {
+      const { client, tableName } = storage(program);
+      const ref: EntityRef = { workspace: options.workspace, type: options.type, id };
+      const given = await giveFeedback(new DynamoDbFeedbackStore(client, tableName), ref, options, readRules(options.rules), 'cli', new Date());
+      if (!given.ok) throw new InvalidArgumentError(given.error);
+      console.log(`feedback kept for ${ref.type} ${ref.id} (${ref.workspace}): ${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}; the evaluator's next run applies it`);
+    });
+
+  leads
     .command('serve')
     .description('serve the /leads pages on 127.0.0.1 against the configured table (a deployed one with your own AWS credentials)')
     .option('--port <port>', 'port on 127.0.0.1', integer('--port'), 3001)
-    .action(async (options: { port: number }) => {
+    .option('--rules <file>', "the rules file the deployment evaluates with: the lead page's feedback form offers its reasons", defaultRulesFile)
+    .action(async (options: { port: number; rules: string }) => {
+      const { client, tableName } = storage(program);
+      const feedback = { store: new DynamoDbFeedbackStore(client, tableName), ruleset: readRules(options.rules) };
       // Loopback only: the pages show traits (personal data) to whoever holds the credentials that read the table.
-      const { url } = await serveHttpApi(undefined, { port: options.port, host: '127.0.0.1', pages: leadPages(await reader()) });
+      const { url } = await serveHttpApi(undefined, { port: options.port, host: '127.0.0.1', pages: leadPages(await reader(), undefined, feedback) });
       console.log(`lead inspector on ${url}/leads (table ${storage(program).tableName}); Ctrl-C stops it`);
     });
 }

@@ -139,11 +139,16 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     });
     // Feedback links are signed with a key kept in the table, as deployed, and point at this server.
     const feedbackSecret = await ensureFeedbackSecret(client, tableName);
-    const feedback = createFeedbackLinkHandler({ store: new DynamoDbFeedbackStore(client, tableName), secret: async () => feedbackSecret });
+    const feedbackStore = new DynamoDbFeedbackStore(client, tableName);
+    const feedback = createFeedbackLinkHandler({ store: feedbackStore, secret: async () => feedbackSecret });
     // No key cache here: locally, a revoked key should stop working at once.
     const handler = createIngestHandler({ keys, events }, options.observer, feedback);
     // The lead inspector's pages beside ingest, on 127.0.0.1 like it.
-    const pages = leadPages(new DynamoDbLeadReader(client, tableName, { shards: dirtyShards, deliveryLogDays: defaultDeliveryLogDays }));
+    const pages = leadPages(
+      new DynamoDbLeadReader(client, tableName, { shards: dirtyShards, deliveryLogDays: defaultDeliveryLogDays }),
+      undefined,
+      options.ruleset && { store: feedbackStore, ruleset: options.ruleset },
+    );
     const served = await serveHttpApi(handler, { port: options.port ?? 3000, pages });
     server = served.server;
 

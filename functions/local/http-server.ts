@@ -40,6 +40,17 @@ export function serveHttpApi(
           return;
         }
       }
+      // A form posted by a lead page (sales feedback).
+      if (options.pages && request.method === 'POST' && (request.url ?? '').startsWith('/leads/')) {
+        const posted = await readBody(request);
+        const origin = request.headers.origin;
+        const page = await options.pages(new URL(request.url!, `http://${request.headers.host ?? 'localhost'}`), { origin, body: posted?.toString('utf8') ?? '' });
+        if (page) {
+          response.writeHead(page.status, page.headers);
+          response.end(page.body);
+          return;
+        }
+      }
       if (!handler) {
         refuse(404, 'this server serves the lead inspector only: /leads');
         return;

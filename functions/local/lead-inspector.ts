@@ -1,4 +1,7 @@
-import { renderLeadHtml, renderLeadListHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
+import { leadPath, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
+import { feedbackReasons, giveFeedback } from '../core/lead-feedback';
+import type { FeedbackStore } from '../core/ports';
+import type { Ruleset } from '../core/rules/load';
 import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { ageMs } from '../core/days';
 import { leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
@@ -31,8 +34,14 @@ export interface HtmlPage {
   headers: Record<string, string>;
 }
 
-/** Answers the GET requests under /leads; undefined for any other path. */
-export type PageHandler = (url: URL) => Promise<HtmlPage | undefined>;
+/** A form POSTed to a page: the request's Origin header (same-origin only) and its urlencoded body. */
+export interface PostedForm {
+  origin: string | undefined;
+  body: string;
+}
+
+/** Answers the GET requests under /leads (and a form POSTed to one); undefined for any other path. */
+export type PageHandler = (url: URL, form?: PostedForm) => Promise<HtmlPage | undefined>;
 
 /** Host names a page may be asked for by: a page of another site rebinding its name to 127.0.0.1 gets nothing. */
 const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -41,13 +50,14 @@ const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
  * The /leads pages: `/leads?tier=&route=&since=7d&workspace=` and `/leads/<type>/<id>?workspace=default`. Nothing a
  * page shows is logged: a failure logs its error's name only (lead data is personal data).
  */
-export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => new Date()): PageHandler {
-  return async (url) => {
+export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => new Date(), feedback?: { store: FeedbackStore; ruleset: Ruleset }): PageHandler {
+  return async (url, form) => {
     const parts = url.pathname.split('/').slice(1);
     if (parts[0] !== 'leads') return undefined;
     if (!loopbackHosts.has(url.hostname)) return html(403, renderNotFoundHtml(`the lead inspector answers on 127.0.0.1 or localhost only, not ${url.hostname}`));
     try {
       const workspace = url.searchParams.get('workspace') ?? 'default';
+      if (form) return await feedbackPosted(url, parts, form, workspace, feedback, now());
       if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) return await listPage(reader, url.searchParams, now());
       if (parts.length !== 3) return html(404, renderNotFoundHtml(`no page ${url.pathname}: the pages are /leads and /leads/<type>/<id>`));
       const type = decodeURIComponent(parts[1]!);
@@ -55,13 +65,29 @@ export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => ne
       if (!entityTypes.includes(type as EntityRef['type'])) return html(404, renderNotFoundHtml(`no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`));
       const ref: EntityRef = { workspace, type: type as EntityRef['type'], id };
       const view = await inspectLead(reader, ref, now());
-      return view ? html(200, renderLeadHtml(view)) : html(404, renderNotFoundHtml(unknownLead(ref)));
+      return view ? html(200, renderLeadHtml(view, feedback && { reasons: Object.keys(feedbackReasons(feedback.ruleset)) })) : html(404, renderNotFoundHtml(unknownLead(ref)));
     } catch (error) {
       if (error instanceof URIError) return html(400, renderNotFoundHtml(`the path ${url.pathname} is not well-formed percent-encoding`));
       console.error(`lead inspector: ${error instanceof Error ? error.name : 'error'} while answering a page`);
       return html(500, renderNotFoundHtml('the lead inspector could not read the table; the terminal says why'));
     }
   };
+}
+
+/**
+ * `POST /leads/<type>/<id>/feedback`: the lead page's feedback form. Same-origin only (the form's own page sends its
+ * Origin): another site's page cannot post feedback through a browser on this machine.
+ */
+async function feedbackPosted(url: URL, parts: string[], form: PostedForm, workspace: string, feedback: { store: FeedbackStore; ruleset: Ruleset } | undefined, now: Date): Promise<HtmlPage> {
+  if (!feedback || parts.length !== 4 || parts[3] !== 'feedback') return html(404, renderNotFoundHtml(`nothing to post to at ${url.pathname}`));
+  if (form.origin !== url.origin) return html(403, renderNotFoundHtml('feedback is accepted from the lead page itself only (same origin)'));
+  const type = decodeURIComponent(parts[1]!);
+  if (!entityTypes.includes(type as EntityRef['type'])) return html(404, renderNotFoundHtml(`no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`));
+  const ref: EntityRef = { workspace, type: type as EntityRef['type'], id: decodeURIComponent(parts[2]!) };
+  const fields = new URLSearchParams(form.body);
+  const given = await giveFeedback(feedback.store, ref, { outcome: fields.get('outcome') ?? '', reason: fields.get('reason') ?? '' }, feedback.ruleset, 'page', now);
+  if (!given.ok) return html(given.status, renderNotFoundHtml(given.error));
+  return html(200, renderMessageHtml('Feedback recorded', `${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}: the evaluator's next run applies it`, leadPath(ref)));
 }
 
 async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {

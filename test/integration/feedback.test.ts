@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, expect, inject, it } from 'vitest';
 import { readFeedbackSecret } from '../../functions/adapters/dynamodb/feedback-store';
 import { leadEventDetailSchema } from '../../functions/core/lead-event';
@@ -7,16 +10,18 @@ import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
+import { cli } from '../support/cli';
 
 // Lifetime counts only: the lead still qualifies when its hold ends a month later.
-const rules = loadRules(`
+const rulesYaml = `
 version: 1
 signals:
   dashboards: { event: Dashboard Created, at_least: 2, points: 70 }
 tiers:
   - { name: PQL-A, min_score: 70, route: sales }
 policy: { cooldown: 7d, feedback_reasons: { not_a_fit: 30d, bad_timing: 14d } }
-`);
+`;
+const rules = loadRules(rulesYaml);
 
 const dayMs = 86_400_000;
 // Feedback holds count from when it was given (the real clock), so the evaluations run on it too.
@@ -98,4 +103,46 @@ it('refuses forged, malformed and unknown-lead links with a page saying why, cha
 
   await dev.evaluateOnce(later(0.01));
   expect(leads.published.map((event) => event.detailType)).toEqual(['Lead Qualified']);
+});
+
+it('takes feedback from the CLI and the lead page, refusing an unknown reason, outcome or lead by name', async () => {
+  const leads = new RecordingPublisher();
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, evaluateEveryMs: 0, deliverEveryMs: 0 }));
+  await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1)), track('bob', later(-2)), track('bob', later(-1))]);
+  await dev.evaluateOnce(base);
+  const rulesFile = join(mkdtempSync(join(tmpdir(), 'feedback-rules-')), 'rules.yaml');
+  writeFileSync(rulesFile, rulesYaml);
+  const feedbackCli = (...args: string[]) => cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'leads', 'feedback', ...args, '--rules', rulesFile);
+
+  const unknownReason = await feedbackCli('ada', '--outcome', 'disqualified', '--reason', 'too small');
+  expect(unknownReason.code).toBe(1);
+  expect(unknownReason.stderr).toContain('reason "too small" is not one of the rules\' feedback reasons: not_a_fit, bad_timing');
+  const unknownLead = await feedbackCli('nobody', '--outcome', 'done');
+  expect(unknownLead.code).toBe(1);
+  expect(unknownLead.stderr).toContain('no lead user "nobody" in workspace "default"');
+  const badOutcome = await feedbackCli('ada', '--outcome', 'won');
+  expect(badOutcome.stderr).toContain('outcome "won" must be one of done, disqualified');
+  const given = await feedbackCli('ada', '--outcome', 'disqualified', '--reason', 'not a fit');
+  expect(given.stderr).toBe('');
+  expect(given.code).toBe(0);
+
+  // The lead page's form: same origin only.
+  const page = await (await fetch(`${dev.url}/leads/user/bob`)).text();
+  expect(page).toContain('action="/leads/user/bob/feedback?workspace=default"');
+  const form = new URLSearchParams({ outcome: 'done', reason: '' }).toString();
+  const post = (origin: string) => fetch(`${dev.url}/leads/user/bob/feedback?workspace=default`, { method: 'POST', headers: { origin, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+  expect((await post('http://evil.example')).status).toBe(403);
+  expect((await post(dev.url)).status).toBe(200);
+
+  await dev.evaluateOnce(later(0.01));
+  const feedback = leads.published.filter((event) => event.detailType === 'Lead Feedback').map((event) => [event.detail.entity.id, event.detail.feedback?.outcome, event.detail.feedback?.reason, event.detail.feedback?.via]);
+  expect(feedback.sort()).toEqual([
+    ['ada', 'disqualified', 'not_a_fit', 'cli'],
+    ['bob', 'done', null, 'page'],
+  ]);
+  // done without a reason holds for policy.cooldown (7d): notified again once it ends, not before.
+  await dev.evaluateOnce(later(6.9));
+  expect(leads.published.filter((event) => event.detailType === 'Lead Qualified')).toHaveLength(2);
+  await dev.evaluateOnce(later(7.1));
+  expect(leads.published.filter((event) => event.detailType === 'Lead Qualified').map((event) => event.detail.entity.id).sort()).toEqual(['ada', 'bob', 'bob']);
 });
