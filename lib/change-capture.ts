@@ -5,7 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { changeListPartitionsPattern, eventSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
+import { changeListPartitionsPattern, eventSortKeyPrefix, feedbackSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { defaultDirtyShards, environmentNames } from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
 
@@ -61,10 +61,12 @@ export class ChangeCapture extends Construct {
         batchSize: 1000,
         maxBatchingWindow: props.batchingWindow ?? Duration.seconds(30),
         bisectBatchOnError: true,
-        // Events, and profiles (an account's traits); the function skips a user's profile, which comes with an event.
+        // Events, profiles (an account's traits; the function skips a user's profile, which comes with an event) and feedback.
         filters: [
           lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.or('INSERT', 'MODIFY'), dynamodb: { Keys: { sk: { S: lambda.FilterRule.beginsWith(eventSortKeyPrefix) } } } }),
           lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.or('INSERT', 'MODIFY'), dynamodb: { Keys: { sk: { S: lambda.FilterRule.isEqual(profileSortKey) } } } }),
+          // Sales feedback waiting for the evaluator.
+          lambda.FilterCriteria.filter({ eventName: lambda.FilterRule.isEqual('INSERT'), dynamodb: { Keys: { sk: { S: lambda.FilterRule.beginsWith(feedbackSortKeyPrefix) } } } }),
         ],
       }),
     );

@@ -7,7 +7,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { workspacePartitionsPattern, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
+import { metaPartitionKey, workspacePartitionsPattern, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
+import { feedbackPath } from '../functions/core/lead-feedback';
 import {
   defaultQuarantineRetentionDays,
   defaultRetentionDays,
@@ -22,15 +23,20 @@ import { LambdaFunction } from './lambda-function';
  */
 export const ingestRoute = '/v1/{call}';
 export const ingestMethods = [apigwv2.HttpMethod.POST, apigwv2.HttpMethod.OPTIONS];
+/**
+ * Sales feedback links (functions/ingest/feedback-http.ts): GET answers a confirmation page and changes nothing (link
+ * previews and scanners fetch it), POST from that page applies the feedback. The signed token is the authorization.
+ */
+export const feedbackMethods = [apigwv2.HttpMethod.GET, apigwv2.HttpMethod.POST];
 
 /**
  * What the ingest Lambda may do with the table, by partition (functions/adapters/dynamodb/item-keys.ts): read write
- * keys and the origins item (`KEYS`) and workspace data; write (events, profiles, members, receipts, the
+ * keys and the origins item (`KEYS`), workspace data, and the feedback links' signing key (`META`); write (events, profiles, members, receipts, the
  * quarantine) only workspace data, since keys and origins are written by the CLI and the bootstrap. By key, one at a
  * time or in batches: it never queries, scans, deletes (expiry is the TTL's job) or touches the index.
  */
 export const ingestTableAccess = {
-  read: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], partitions: [writeKeysPartition, workspacePartitionsPattern] },
+  read: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], partitions: [writeKeysPartition, workspacePartitionsPattern, metaPartitionKey] },
   write: { actions: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], partitions: [workspacePartitionsPattern] },
 };
 
@@ -161,6 +167,12 @@ export class IngestApi extends Construct {
           'Segment clients authenticate with a write key (Basic auth or `writeKey` in the body) that the ingest ' +
           'Lambda checks, answering 401; an API Gateway authorizer cannot read a key from the body, and a CORS ' +
           'preflight carries no credentials by definition.',
+      });
+    }
+    for (const route of this.httpApi.addRoutes({ path: feedbackPath, methods: feedbackMethods, integration })) {
+      Validations.of(route).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason: 'Feedback links are one click with no login: the HMAC-signed, expiring, single-use token in the link is what the Lambda checks.',
       });
     }
   }

@@ -59,6 +59,7 @@ export class PqlRadarStack extends Stack {
       everyMinutes: config.evaluation.everyMinutes,
       reservedConcurrency: config.evaluation.reservedConcurrency,
       retentionDays: config.retentionDays,
+      feedbackBaseUrl: this.ingestApi.url,
     });
     new LeadEventSchema(this, 'LeadEventSchema');
     // Always there, with or without write keys: it also records the destinations in the table for the CLI.

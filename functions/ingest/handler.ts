@@ -7,10 +7,19 @@ import { logger, metrics } from '../shared/powertools';
 import { metricNames } from '../shared/settings';
 import { ingestConfigFromEnvironment } from './config';
 import { createIngestHandler } from './http';
+import { DynamoDbFeedbackStore, readFeedbackSecret } from '../adapters/dynamodb/feedback-store';
+import { createFeedbackLinkHandler } from './feedback-http';
 
 const config = ingestConfigFromEnvironment(process.env);
 // More attempts than the SDK's default 3: a throttled write retried here is a 200 instead of a client retry.
 const client = new DynamoDBClient({ maxAttempts: 6 });
+
+/** The links' signing key, read once it exists (the evaluator makes it before it signs the first link). */
+let feedbackSecret: string | undefined;
+const feedback = createFeedbackLinkHandler({
+  store: new DynamoDbFeedbackStore(client, config.tableName),
+  secret: async () => (feedbackSecret ??= await readFeedbackSecret(client, config.tableName)),
+});
 
 const handleRequest = createIngestHandler(
   {
@@ -28,6 +37,7 @@ const handleRequest = createIngestHandler(
       metrics.addMetric(metricNames.ingestErrors, MetricUnit.Count, 1);
     },
   },
+  feedback,
 );
 
 export async function handler(event: APIGatewayProxyEventV2, context: Context) {

@@ -1,6 +1,6 @@
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { describe, expect, it } from 'vitest';
-import { ingestMethods } from '../../lib/ingest-api';
+import { feedbackMethods, ingestMethods } from '../../lib/ingest-api';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
 import { buildStack } from './synth';
 
@@ -29,6 +29,8 @@ describe('AwsSolutions checks', () => {
         'PqlRadar/WriteKeyBootstrap/ProviderRole Annotation::AwsSolutions-IAM5[Resource::<WriteKeyBootstrapHandlerFunctionFC19C522.Arn>:*]',
         // Segment clients authenticate with a write key the function checks (lib/ingest-api.ts).
         ...ingestMethods.map((method) => `PqlRadar/IngestApi/HttpApi/${method}--v1--{call} Annotation::AwsSolutions-APIG4`),
+        // Feedback links: the signed, expiring, single-use token is the authorization (lib/ingest-api.ts).
+        ...feedbackMethods.map((method) => `PqlRadar/IngestApi/HttpApi/${method}--v1--feedback Annotation::AwsSolutions-APIG4`),
         // Dead-letter queues of schedules and rule targets, which cdk-nag does not recognise as DLQs.
         ...['Evaluator', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Lambda1'].map(
           (owner) => `PqlRadar/${owner}/DeadLetterQueue Annotation::AwsSolutions-SQS3`,

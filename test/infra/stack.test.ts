@@ -6,7 +6,7 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
 import { loadConfig } from '../../lib/config';
-import { ingestMethods, ingestTableAccess } from '../../lib/ingest-api';
+import { feedbackMethods, ingestMethods, ingestTableAccess } from '../../lib/ingest-api';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, synth } from './synth';
@@ -125,7 +125,8 @@ describe('ingest function', () => {
 describe('HTTP API', () => {
   it('routes every call, POST and the CORS preflight, to the ingest function with payload format 2.0', () => {
     const routes = Object.values(template.findResources('AWS::ApiGatewayV2::Route')) as Resource[];
-    expect(routes.map((route) => route.Properties.RouteKey).sort()).toEqual(['OPTIONS /v1/{call}', 'POST /v1/{call}']);
+    // GET only for the feedback links' confirmation page; their POST applies the feedback.
+    expect(routes.map((route) => route.Properties.RouteKey).sort()).toEqual(['GET /v1/feedback', 'OPTIONS /v1/{call}', 'POST /v1/feedback', 'POST /v1/{call}']);
     for (const route of routes) {
       expect(route.Properties.Target).toEqual({ 'Fn::Join': ['', ['integrations/', { Ref: ids.integration }]] });
     }
@@ -137,11 +138,19 @@ describe('HTTP API', () => {
     });
   });
 
+  it('is where the evaluator points feedback links: its stage URL', () => {
+    const { stack } = buildStack();
+    const t = Template.fromStack(stack);
+    const evaluator = t.toJSON().Resources[stack.getLogicalId(stack.evaluator.handler.node.defaultChild as CfnElement)];
+    const api = stack.getLogicalId(stack.ingestApi.httpApi.node.defaultChild as CfnElement);
+    expect(JSON.stringify(evaluator.Properties.Environment.Variables.FEEDBACK_BASE_URL)).toMatch(new RegExp(`^\\{"Fn::Join":\\["",\\["https://",\\{"Ref":"${api}"\\},".execute-api.`));
+  });
+
   it('lets API Gateway invoke the function, and nobody else', () => {
     const permissions = (Object.values(template.findResources('AWS::Lambda::Permission')) as Resource[]).filter(
       (permission) => JSON.stringify(permission.Properties.FunctionName) === JSON.stringify(getAtt(ids.handler, 'Arn')),
     );
-    expect(permissions).toHaveLength(ingestMethods.length);
+    expect(permissions).toHaveLength(ingestMethods.length + feedbackMethods.length);
     for (const permission of permissions) {
       expect(permission.Properties).toMatchObject({
         Action: 'lambda:InvokeFunction',
@@ -208,7 +217,8 @@ describe('ingest role', () => {
       Effect: 'Allow',
       Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
       Resource: getAtt(ids.table, 'Arn'),
-      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS', 'WS#*'] } },
+      // META: the key feedback links are signed with, which the evaluator writes.
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS', 'WS#*', 'META'] } },
     });
     // The write keys and the origins item (KEYS) are read-only to ingest: a leaked role cannot mint a key.
     expect(statements).toContainEqual({
@@ -322,6 +332,7 @@ describe('change capture', () => {
         Filters: [
           { Pattern: JSON.stringify({ eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { sk: { S: [{ prefix: 'EVT#' }] } } } }) },
           { Pattern: JSON.stringify({ eventName: ['INSERT', 'MODIFY'], dynamodb: { Keys: { sk: { S: ['PROFILE'] } } } }) },
+          { Pattern: JSON.stringify({ eventName: ['INSERT'], dynamodb: { Keys: { sk: { S: [{ prefix: 'PROFILE#FEEDBACK#' }] } } } }) },
         ],
       },
     });
