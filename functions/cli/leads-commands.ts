@@ -8,7 +8,8 @@ import { defaultDeliveryLogDays } from '../shared/settings';
 import { shardCountOf } from './evaluate-command';
 import { age, defaultRulesFile, integer, readRules, storage } from './options';
 import { DynamoDbFeedbackStore } from '../adapters/dynamodb/feedback-store';
-import { feedbackOutcomes, giveFeedback } from '../core/lead-feedback';
+import { feedbackOutcomes } from '../core/lead-feedback';
+import { giveFeedback } from '../core/give-feedback';
 
 /**
  * `pql-radar leads list|show|serve`: the lead inspector against the configured table (DynamoDB Local with --endpoint,

@@ -1,6 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { dayMs } from './days';
-import type { EntityRef, FeedbackStore } from './ports';
 import type { Ruleset } from './rules/load';
 
 /**
@@ -58,30 +57,6 @@ export function checkFeedbackOutcome(outcome: string | undefined): { ok: true; o
   return { ok: false, error: `outcome ${JSON.stringify(outcome ?? '')} must be one of ${feedbackOutcomes.join(', ')}` };
 }
 
-export type GivenFeedback = { ok: true; feedback: LeadFeedback } | { ok: false; status: 400 | 404; error: string };
-
-/**
- * Feedback from the CLI or the lead page: checked against the rules (outcome, reason) and the table (a lead that was
- * evaluated), then kept for the evaluator. Bad input changes nothing and says which field.
- */
-export async function giveFeedback(
-  store: FeedbackStore,
-  ref: EntityRef,
-  input: { outcome?: string; reason?: string },
-  ruleset: Ruleset,
-  via: Exclude<FeedbackSource, 'link'>,
-  now: Date,
-): Promise<GivenFeedback> {
-  const outcome = checkFeedbackOutcome(input.outcome);
-  if (!outcome.ok) return { ok: false, status: 400, error: outcome.error };
-  const reason = checkFeedbackReason(input.reason, ruleset);
-  if (!reason.ok) return { ok: false, status: 400, error: reason.error };
-  if (!(await store.evaluated(ref))) return { ok: false, status: 404, error: `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated` };
-  const feedback: LeadFeedback = { outcome: outcome.outcome, reason: reason.reason, at: now.toISOString(), via, id: randomBytes(12).toString('base64url') };
-  await store.give(ref, feedback);
-  return { ok: true, feedback };
-}
-
 /** The line a feedback adds to the lead's history and to its Lead Feedback event. */
 export function feedbackReasonLine(feedback: LeadFeedback, heldUntil: string, ruleset: Ruleset): string {
   const unknown = feedback.reason !== null && feedbackReasons(ruleset)[feedback.reason] === undefined;
@@ -97,7 +72,7 @@ export function feedbackReasonLine(feedback: LeadFeedback, heldUntil: string, ru
 
 export interface FeedbackClaim {
   workspace: string;
-  type: EntityRef['type'];
+  type: 'user' | 'account' | 'visitor';
   id: string;
   outcome: FeedbackOutcome;
   reason: string | null;
@@ -164,7 +139,7 @@ export interface FeedbackLinkSigner {
 }
 
 /** A link per choice a salesperson has: done, and disqualified for each of the rules' reasons. */
-export function feedbackLinks(signer: FeedbackLinkSigner, ref: EntityRef, ruleset: Ruleset, now: Date, nonce: () => string = () => randomBytes(12).toString('base64url')): FeedbackLink[] {
+export function feedbackLinks(signer: FeedbackLinkSigner, ref: Pick<FeedbackClaim, 'workspace' | 'type' | 'id'>, ruleset: Ruleset, now: Date, nonce: () => string = () => randomBytes(12).toString('base64url')): FeedbackLink[] {
   const expires = Math.floor(now.getTime() / 1000) + feedbackLinkDays * 86_400;
   const choices: { outcome: FeedbackOutcome; reason: string | null }[] = [{ outcome: 'done', reason: null }, ...Object.keys(feedbackReasons(ruleset)).map((reason) => ({ outcome: 'disqualified' as const, reason }))];
   const base = signer.baseUrl.replace(/\/+$/, '');

@@ -1,5 +1,6 @@
 import { leadPath, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
-import { feedbackReasons, giveFeedback } from '../core/lead-feedback';
+import { feedbackReasons } from '../core/lead-feedback';
+import { giveFeedback } from '../core/give-feedback';
 import type { FeedbackStore } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';

@@ -60,6 +60,16 @@ describe('lead event schema registry', () => {
     expect(content.properties.detail.required).toContain('route');
   });
 
+  it('adds Lead Feedback, its feedback and the feedback links as optional fields: events before them stay valid', () => {
+    expect(content.properties['detail-type'].enum).toEqual(['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted', 'Lead Feedback']);
+    const { feedback, feedbackLinks } = content.properties.detail.properties;
+    expect(feedback.properties.outcome).toEqual({ type: 'string', enum: ['done', 'disqualified'] });
+    expect(feedback.required).toEqual(['outcome', 'reason', 'givenAt', 'via', 'heldUntil']);
+    expect(feedbackLinks.items.required).toEqual(['outcome', 'reason', 'url']);
+    expect(content.properties.detail.required).not.toContain('feedback');
+    expect(content.properties.detail.required).not.toContain('feedbackLinks');
+  });
+
   it('lets a later version add detail fields without breaking validators built from it', () => {
     expect(JSON.stringify(content)).not.toContain('additionalProperties');
   });

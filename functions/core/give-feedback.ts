@@ -1,0 +1,29 @@
+import { randomBytes } from 'node:crypto';
+import { checkFeedbackOutcome, checkFeedbackReason, type FeedbackSource, type LeadFeedback } from './lead-feedback';
+import type { EntityRef, FeedbackStore } from './ports';
+import type { Ruleset } from './rules/load';
+
+export type GivenFeedback = { ok: true; feedback: LeadFeedback } | { ok: false; status: 400 | 404; error: string };
+
+/**
+ * Feedback from the CLI or the lead page: checked against the rules (outcome, reason) and the table (a lead that was
+ * evaluated), then kept for the evaluator. Bad input changes nothing and says which field.
+ */
+export async function giveFeedback(
+  store: FeedbackStore,
+  ref: EntityRef,
+  input: { outcome?: string; reason?: string },
+  ruleset: Ruleset,
+  via: Exclude<FeedbackSource, 'link'>,
+  now: Date,
+): Promise<GivenFeedback> {
+  const outcome = checkFeedbackOutcome(input.outcome);
+  if (!outcome.ok) return { ok: false, status: 400, error: outcome.error };
+  const reason = checkFeedbackReason(input.reason, ruleset);
+  if (!reason.ok) return { ok: false, status: 400, error: reason.error };
+  if (!(await store.evaluated(ref))) return { ok: false, status: 404, error: `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated` };
+  const feedback: LeadFeedback = { outcome: outcome.outcome, reason: reason.reason, at: now.toISOString(), via, id: randomBytes(12).toString('base64url') };
+  await store.give(ref, feedback);
+  return { ok: true, feedback };
+}
+
