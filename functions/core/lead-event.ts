@@ -1,16 +1,12 @@
 import { z } from 'zod';
+import { leadEventSource, type LeadEventType } from './lead-event-names';
 
 /**
  * The contract of lead events on the bus: what subscribers receive as the EventBridge `detail`, with `source` =
  * leadEventSource and `detail-type` one of leadEventTypes. Subscribers can import this schema to validate and type
  * what they receive.
  */
-export const leadEventSource = 'pql-radar';
-export const leadEventTypes = ['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted', 'Lead Feedback'] as const;
-export type LeadEventType = (typeof leadEventTypes)[number];
-
-/** EventBridge refuses entries over 256 KB; a detail stays far below, so every target can carry it. */
-export const maxLeadEventDetailBytes = 64 * 1024;
+export { leadEventSource, leadEventType, leadEventTypes, maxLeadEventDetailBytes, type LeadEventType } from './lead-event-names';
 
 const entitySchema = z.object({
   /** visitor: an anonymous visitor, only when the rules file sets `identity.anonymous_leads`. */
@@ -120,10 +116,4 @@ export interface LeadEventEnvelope {
 
 export function leadEventEnvelope(event: LeadEvent): LeadEventEnvelope {
   return { Source: leadEventSource, DetailType: event.detailType, Detail: event.detail };
-}
-
-export function leadEventType(previousTier: string | null, tier: string | null, converted = false): LeadEventType {
-  if (converted) return 'Lead Converted';
-  if (previousTier === null) return 'Lead Qualified';
-  return tier === null ? 'Lead Disqualified' : 'Lead Tier Changed';
 }

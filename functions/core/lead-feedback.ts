@@ -57,12 +57,9 @@ export function checkFeedbackOutcome(outcome: string | undefined): { ok: true; o
   return { ok: false, error: `outcome ${JSON.stringify(outcome ?? '')} must be one of ${feedbackOutcomes.join(', ')}` };
 }
 
-/** The line a feedback adds to the lead's history and to its Lead Feedback event. */
-export function feedbackReasonLine(feedback: LeadFeedback, heldUntil: string, ruleset: Ruleset): string {
-  const unknown = feedback.reason !== null && feedbackReasons(ruleset)[feedback.reason] === undefined;
-  const reason = feedback.reason === null ? 'no reason' : `reason ${feedback.reason}${unknown ? ' (no longer in the rules: the default hold)' : ''}`;
-  return `feedback (${feedback.via}): ${feedback.outcome}, ${reason}; held out of the tiers until ${heldUntil}`;
-}
+/** The line a feedback adds to the lead's history and to its Lead Feedback event (a reason the rules no longer name gets the default hold). */
+export const feedbackReasonLine = (feedback: LeadFeedback, ruleset: Ruleset): string =>
+  `feedback (${feedback.via}): ${feedback.outcome}, reason ${feedback.reason ?? 'none'}; held out of the tiers until ${feedbackHoldUntil(feedback, ruleset)}`;
 
 /* ------------------------------------------------------------------------------------------------------------------
  * Feedback links: one click, no login. A token is an HMAC-SHA256, with a secret only the deployment holds, over what

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { leadEventType, maxLeadEventDetailBytes, type LeadEvent } from './lead-event';
+import type { LeadEvent } from './lead-event';
+import { leadEventType, maxLeadEventDetailBytes } from './lead-event-names';
 import { dayMs, daysBetween } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
@@ -81,8 +82,8 @@ export interface Transition {
   reasons: string[];
   /** Converted only: the conversion and the qualification it followed. */
   conversion?: ConversionReport;
-  /** Feedback only: the newest feedback applied, and when its hold ends. */
-  feedback?: LeadFeedback & { heldUntil: string };
+  /** Feedback only: the newest feedback applied, as the Lead Feedback event carries it. */
+  feedback?: NonNullable<LeadEvent['detail']['feedback']>;
 }
 
 export interface ConversionReport {
@@ -185,23 +186,12 @@ export function decide(
 
 /** The state after sales feedback: out of the tiers until the newest feedback's hold ends, each one in the history. */
 function withFeedback(base: LeadState, previousTier: string | null, given: readonly LeadFeedback[], ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
-  const entries = given.map((feedback) => {
-    const heldUntil = feedbackHoldUntil(feedback, ruleset);
-    return { feedback, heldUntil, entry: { tier: null, previousTier, at: now.toISOString(), reasons: [feedbackReasonLine(feedback, heldUntil, ruleset)] } };
-  });
-  const newest = entries.at(-1)!;
+  const entries = given.map((feedback) => ({ tier: null, previousTier, at: now.toISOString(), reasons: [feedbackReasonLine(feedback, ruleset)] }));
+  const { outcome, reason, at: givenAt, via } = given.at(-1)!;
+  const heldUntil = feedbackHoldUntil(given.at(-1)!, ruleset);
   const sequence = base.sequence + 1;
-  const state: LeadState = {
-    ...base,
-    since: previousTier !== null ? now.toISOString() : base.since,
-    sequence,
-    cooldownUntil: newest.heldUntil,
-    history: [...base.history, ...entries.map(({ entry }) => entry)].slice(-maxHistory),
-  };
-  return {
-    state,
-    transition: { kind: 'feedback', previousTier, tier: null, sequence, notify: true, reasons: newest.entry.reasons, feedback: { ...newest.feedback, heldUntil: newest.heldUntil } },
-  };
+  const state: LeadState = { ...base, since: previousTier !== null ? now.toISOString() : base.since, sequence, cooldownUntil: heldUntil, history: [...base.history, ...entries].slice(-maxHistory) };
+  return { state, transition: { kind: 'feedback', previousTier, tier: null, sequence, notify: true, reasons: entries.at(-1)!.reasons, feedback: { outcome, reason, givenAt, via, heldUntil } } };
 }
 
 /** How often a sweep looks again at an entity whose points decay (continuously). */
@@ -315,7 +305,7 @@ export function buildLeadEvent(
       reasons: transition.reasons,
       summary: summaryLine(facts, transition, evaluation),
       ...(transition.conversion ? { conversion: transition.conversion } : {}),
-      ...(transition.feedback ? { feedback: { outcome: transition.feedback.outcome, reason: transition.feedback.reason, givenAt: transition.feedback.at, via: transition.feedback.via, heldUntil: transition.feedback.heldUntil } } : {}),
+      ...(transition.feedback ? { feedback: transition.feedback } : {}),
       context: {
         traits,
         firstSeen: facts.firstSeen,

@@ -27,7 +27,7 @@ const environment = tableEnvironmentSchema
      * they do the same work twice.
      */
     [environmentNames.runIntervalSeconds]: z.coerce.number().int().positive().optional(),
-    [environmentNames.feedbackBaseUrl]: z.string().url().optional(),
+    [environmentNames.feedbackBaseUrl]: z.string().min(1).optional(),
   })
   .parse(process.env);
 const tableName = environment[environmentNames.tableName];

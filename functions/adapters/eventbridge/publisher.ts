@@ -1,7 +1,8 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelayMs } from '../../core/backoff';
-import { leadEventSource, maxLeadEventDetailBytes, type LeadEvent } from '../../core/lead-event';
+import type { LeadEvent } from '../../core/lead-event';
+import { leadEventSource, maxLeadEventDetailBytes } from '../../core/lead-event-names';
 import type { LeadPublisher } from '../../core/ports';
 
 /** EventBridge's limits for one PutEvents call: 10 entries, and their total size below 256 KB. */
