@@ -5,6 +5,7 @@ import { stateOf } from '../../functions/adapters/dynamodb/entity-rows';
 import { entityPartitionKey, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { cli } from '../support/cli';
 import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
 
@@ -127,4 +128,18 @@ describe('GET /v1/leads/... against DynamoDB Local, after an evaluator pass', ()
     await dev.evaluateOnce(now);
     expect((await get('/v1/leads/user/mallory', bearer(readKey))).status).toBe(404);
   });
+
+  it('takes a read key made by `pql-radar keys create --read-only`, which `keys list` shows as read', async () => {
+    const keysCli = (...args: string[]) => cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'keys', ...args);
+    const created = await keysCli('create', '--read-only', '--workspace', dev.workspace);
+    expect(created.code, created.stderr).toBe(0);
+    const key = /^read key\s+(pqr_read_\S+)$/m.exec(created.stdout)?.[1];
+    expect(key).toBeDefined();
+    expect((await get('/v1/leads/user/ada', bearer(key!))).status).toBe(200);
+    const keyId = /^key id\s+(\S+)$/m.exec(created.stdout)![1]!;
+    expect((await keysCli('list')).stdout).toMatch(new RegExp(`^${keyId}\\s+${dev.workspace}\\s+read\\s+created`, 'm'));
+    const imported = await keysCli('create', '--read-only', '--key', 'an-existing-segment-key', '--workspace', dev.workspace);
+    expect(imported.code).toBe(1);
+    expect(imported.stderr).toContain('a read key cannot be imported');
+  }, 60_000);
 });
