@@ -66,12 +66,9 @@ export interface LeadStatusResponse {
   summary: { workspace?: string; keyId?: string; type?: AskedType; found?: boolean };
 }
 
-/** Whether a path is this endpoint's, so that a server with several routes can hand it here. */
-export const isLeadStatusPath = (path: string) => path.startsWith(leadStatusPathPrefix);
-
 /** The lead status use case: authenticate a read key, check the type and id, read one entity's state. */
 export async function leadStatus(request: LeadStatusRequest, dependencies: LeadStatusDependencies): Promise<LeadStatusResponse> {
-  if (!isLeadStatusPath(request.path)) return failure(404, '', `no such endpoint: ${request.path}; use ${leadStatusPathPrefix}user/<userId> or ${leadStatusPathPrefix}account/<groupId>`);
+  if (!request.path.startsWith(leadStatusPathPrefix)) return failure(404, '', `no such endpoint: ${request.path}; use ${leadStatusPathPrefix}user/<userId> or ${leadStatusPathPrefix}account/<groupId>`);
   const key = keyFromAuthorization(request.authorization);
   if (!key) return failure(401, 'authorization', 'a read key is required: Authorization: Bearer <read key> (or HTTP Basic with the key as user name)');
   const record = await verifiedKey(key, (keyId) => dependencies.keys.find(keyId));

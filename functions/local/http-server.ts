@@ -125,7 +125,7 @@ function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxy
   };
 }
 
-/** The path percent-decoded, or as it came when it is not well-formed percent-encoding (API Gateway refuses those). */
+/** The path percent-decoded, or as it came when it is not well-formed percent-encoding. */
 function decodedPath(path: string): string {
   try {
     return decodeURIComponent(path);
