@@ -29,6 +29,8 @@ describe('AwsSolutions checks', () => {
         'PqlRadar/WriteKeyBootstrap/ProviderRole Annotation::AwsSolutions-IAM5[Resource::<WriteKeyBootstrapHandlerFunctionFC19C522.Arn>:*]',
         // Segment clients authenticate with a write key the function checks (lib/ingest-api.ts).
         ...ingestMethods.map((method) => `PqlRadar/IngestApi/HttpApi/${method}--v1--{call} Annotation::AwsSolutions-APIG4`),
+        // The product's backend authenticates with a read key the function checks (lib/lead-status-api.ts).
+        'PqlRadar/LeadStatusApi/Route Annotation::AwsSolutions-APIG4',
         // Dead-letter queues of schedules and rule targets, which cdk-nag does not recognise as DLQs.
         ...['Evaluator', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Lambda1'].map(
           (owner) => `PqlRadar/${owner}/DeadLetterQueue Annotation::AwsSolutions-SQS3`,
