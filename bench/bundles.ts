@@ -21,6 +21,7 @@ writeFileSync(rulesJson, loadRulesFile(join(projectRoot, 'examples/activation.ru
 /** Each function with the environment its module needs at import time (what the stack sets). */
 const functions: { name: string; entry: string; env: Record<string, string> }[] = [
   { name: 'ingest', entry: 'functions/ingest/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
+  { name: 'lead-status', entry: 'functions/lead-status/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   {
     name: 'evaluator',
     entry: 'functions/evaluator/handler.ts',

@@ -85,6 +85,7 @@ import {
 } from './evaluate-history';
 import { browser, browserAndBackend, itemSize, sendCalls, server, type Call, type Mix, type Stream } from './ingest-streams';
 import { positiveInt, positiveNumber } from './knobs';
+import { listPrices } from './prices';
 
 const eventsPerMix = positiveInt('BENCH_EVENTS', 20_000);
 const browserShare = Number(process.env['BENCH_BROWSER_SHARE'] ?? 0.3);
@@ -109,18 +110,7 @@ const intervals = [1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 240, 288, 360, 480,
 /** Evaluator runs a month per shard, deployed: one a minute. */
 const runsPerMonth = 30 * 24 * 60;
 
-/** us-east-1 list prices, USD. */
-const price = {
-  writeUnit: 0.625 / 1e6,
-  readUnit: 0.125 / 1e6,
-  httpRequest: 1 / 1e6,
-  lambdaRequest: 0.2 / 1e6,
-  /** arm64, per GB-second. */
-  lambdaGbSecond: 0.0000133334,
-  eventBridgeEvent: 1 / 1e6,
-  storageGbMonth: 0.25,
-  pitrGbMonth: 0.2,
-};
+const price = listPrices;
 const gib = 2 ** 30;
 
 /** The memory a construct in lib/ gives its function, read from its source so that a change there shows here. */

@@ -5,6 +5,7 @@ import { ChangeCapture } from './change-capture';
 import { Evaluator } from './evaluator';
 import { EventStore } from './event-store';
 import { IngestApi } from './ingest-api';
+import { LeadStatusApi } from './lead-status-api';
 import { LeadEventSchema } from './lead-event-schema';
 import { LeadFanout } from './lead-fanout';
 import { Monitoring } from './monitoring';
@@ -25,6 +26,7 @@ export interface PqlRadarStackProps extends StackProps {
 export class PqlRadarStack extends Stack {
   public readonly eventStore: EventStore;
   public readonly ingestApi: IngestApi;
+  public readonly leadStatusApi: LeadStatusApi;
   public readonly changeCapture: ChangeCapture;
   public readonly leadFanout: LeadFanout;
   public readonly evaluator: Evaluator;
@@ -42,6 +44,7 @@ export class PqlRadarStack extends Stack {
       throttling: config.ingest,
       timeZone: props.rulesFile.ruleset.calendar.timeZone,
     });
+    this.leadStatusApi = new LeadStatusApi(this, 'LeadStatusApi', { table, httpApi: this.ingestApi.httpApi });
     // Change capture and the evaluator must agree on the shards of the change lists.
     this.changeCapture = new ChangeCapture(this, 'ChangeCapture', { table, dirtyShards: config.evaluation.shards });
     this.leadFanout = new LeadFanout(this, 'LeadFanout', {
@@ -76,7 +79,7 @@ export class PqlRadarStack extends Stack {
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       changeCapture: this.changeCapture.handler,
-      functions: [this.ingestApi.handler, this.changeCapture.handler, this.evaluator.handler, ...this.leadFanout.notifiers],
+      functions: [this.ingestApi.handler, this.leadStatusApi.handler, this.changeCapture.handler, this.evaluator.handler, ...this.leadFanout.notifiers],
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });

@@ -45,6 +45,7 @@ export function addDevCommand(program: Command) {
     console.log(`pql-radar is running.
   ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import} (and t, i, g, p, s, a, b)
   lead inspector   ${runtime.url}/leads (127.0.0.1 only; \`pql-radar leads list|show\` print the same)
+  lead status      ${runtime.url}/v1/leads/{user,account}/<id> (GET, with a read key: keys create --read-only, below)
   DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}${options.dataDir ? `, data in ${options.dataDir}` : ', in memory'})
   write key        ${runtime.writeKey} (workspace ${runtime.workspace})
   browser origins  ${options.allowOrigin.length > 0 ? options.allowOrigin.join(', ') : 'none (--allow-origin ORIGIN lets a page send with analytics.js)'}
@@ -60,6 +61,7 @@ Replay 30 days of a realistic sample product (users qualify, change tier and dro
 
 Other commands against this DynamoDB:
   npx pql-radar --endpoint ${runtime.endpoint} keys list
+  npx pql-radar --endpoint ${runtime.endpoint} keys create --read-only --workspace ${runtime.workspace}   (for GET /v1/leads/...)
   npx pql-radar --endpoint ${runtime.endpoint} leads list             (leads in a tier; leads show ID for one)
   npx pql-radar --endpoint ${runtime.endpoint} rejected list --workspace ${runtime.workspace}
   npx pql-radar --endpoint ${runtime.endpoint} deliveries list        (every webhook attempt; --failed, --lead ID)

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import { accessOf } from '../core/write-key';
 import { browserOrigin, storage } from './options';
 
 /** `pql-radar keys create|list|revoke` and `origins set|list`: who may send into a workspace. */
@@ -8,33 +9,44 @@ export function addKeysCommands(program: Command) {
     const { client, tableName } = storage(program);
     return new DynamoDbWriteKeyStore(client, tableName);
   };
-  const keys = program.command('keys').description('manage write keys');
+  const keys = program.command('keys').description('manage write keys and read keys');
   keys
     .command('create')
-    .description('create a write key for a workspace and print it (it is shown only this once)')
-    .requiredOption('--workspace <name>', 'workspace the key writes into')
+    .description('create a write key for a workspace (or with --read-only a read key) and print it (it is shown only this once)')
+    .requiredOption('--workspace <name>', 'workspace the key writes into (or reads from)')
     .option('--key <key>', 'register this existing key (e.g. a Segment write key your SDKs already send) instead of a new one')
-    .action(async (options: { workspace: string; key?: string }) => {
-      const { key, record } = await keyStore().create(options.workspace, options.key !== undefined ? { existingKey: options.key } : {});
-      console.log(`key id    ${record.keyId}\nworkspace ${record.workspace}\nwrite key ${key}\n\nStore it now: pql-radar keeps only its hash.`);
+    .option('--read-only', "a read key for your product's backend: it reads lead status (GET /v1/leads/...) and cannot send events")
+    .action(async (options: { workspace: string; key?: string; readOnly?: boolean }) => {
+      if (options.readOnly && options.key !== undefined) {
+        console.error('--read-only makes a new key: a read key cannot be imported with --key');
+        process.exitCode = 1;
+        return;
+      }
+      const { key, record } = await keyStore().create(options.workspace, {
+        ...(options.key !== undefined ? { existingKey: options.key } : {}),
+        ...(options.readOnly ? { access: 'read' as const } : {}),
+      });
+      const label = options.readOnly ? 'read key ' : 'write key';
+      const use = options.readOnly ? '\nUse it from your backend only (Authorization: Bearer <read key>); never ship it to a browser or an app.' : '';
+      console.log(`key id    ${record.keyId}\nworkspace ${record.workspace}\n${label} ${key}\n\nStore it now: pql-radar keeps only its hash.${use}`);
     });
   keys
     .command('list')
-    .description('list write keys (ids and workspaces, never the keys)')
+    .description('list keys (ids, workspaces and whether they write or only read; never the keys)')
     .action(async () => {
       const records = await keyStore().list();
-      if (records.length === 0) console.log('no write keys');
+      if (records.length === 0) console.log('no keys');
       for (const record of records) {
-        console.log(`${record.keyId}  ${record.workspace.padEnd(20)}  created ${record.createdAt}${record.revokedAt ? `  REVOKED ${record.revokedAt}` : ''}`);
+        console.log(`${record.keyId}  ${record.workspace.padEnd(20)}  ${accessOf(record).padEnd(5)}  created ${record.createdAt}${record.revokedAt ? `  REVOKED ${record.revokedAt}` : ''}`);
       }
     });
   keys
     .command('revoke')
-    .description('revoke a write key by its id; deployed functions stop accepting it within a minute')
+    .description('revoke a key (write or read) by its id; deployed functions stop accepting it within a minute')
     .argument('<keyId>', 'the key id that `keys list` shows')
     .action(async (keyId: string) => {
       if (!(await keyStore().revoke(keyId))) {
-        console.error(`no write key with id ${keyId}; \`pql-radar keys list\` shows the ids`);
+        console.error(`no key with id ${keyId}; \`pql-radar keys list\` shows the ids`);
         process.exitCode = 1;
         return;
       }

@@ -3,7 +3,7 @@ import { formatPath } from './field-path';
 import { hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, type AcceptedMessage, type RejectedMessage } from './messages';
 import { originAllowed } from './origins';
 import { batchEnvelopeSchema, messageTypes } from './segment-schema';
-import { parseWriteKey, secretMatches, writeKeyFromRequest } from './write-key';
+import { accessOf, verifiedKey, writeKeyFromRequest } from './write-key';
 
 export const callTypes = [...messageTypes, 'batch', 'import'] as const;
 
@@ -56,10 +56,10 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
 
   const writeKey = writeKeyFromRequest(request.authorization, body['writeKey']);
   if (!writeKey) return requestError(401, 'writeKey', 'a write key is required: HTTP Basic auth with the key as user name, or writeKey in the body');
-  const parsedKey = parseWriteKey(writeKey);
-  const record = parsedKey && (await dependencies.keys.find(parsedKey.keyId));
-  if (!parsedKey || !record || record.revokedAt || !secretMatches(parsedKey.secret, record)) {
-    return requestError(401, 'writeKey', 'unknown or revoked write key');
+  const record = await verifiedKey(writeKey, (keyId) => dependencies.keys.find(keyId));
+  if (!record) return requestError(401, 'writeKey', 'unknown or revoked write key');
+  if (accessOf(record) !== 'write') {
+    return requestError(403, 'writeKey', 'this is a read-only key: it reads lead status (GET /v1/leads/...) and cannot send events; send with a write key');
   }
   const workspace = record.workspace;
   const nothingStored = { workspace, keyId: record.keyId, accepted: 0, rejected: 0 };

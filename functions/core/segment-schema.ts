@@ -11,7 +11,8 @@ export type MessageType = (typeof messageTypes)[number];
 /** Identifiers become DynamoDB key parts: bounded, non-empty, well-formed unicode. */
 const maxIdentifierLength = 200;
 
-const identifier = z
+/** A userId, groupId, ...: what a message carries, and what a lead status request names (core/lead-status). */
+export const identifier = z
   .union([z.string(), z.number().finite()], { error: 'must be a string or a number' })
   .transform((value) => String(value))
   .pipe(

@@ -4,6 +4,7 @@ import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { recordShardCount } from '../adapters/dynamodb/shard-count';
 import { defaultLocalTableName } from '../adapters/dynamodb/table-definition';
+import { DynamoDbLeadStatusReader } from '../adapters/dynamodb/lead-status-reader';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
@@ -13,6 +14,7 @@ import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { leadPages } from './lead-inspector';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
+import { createLeadStatusHandler } from '../lead-status/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
 import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
@@ -149,7 +151,9 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       undefined,
       options.ruleset && { store: feedbackStore, ruleset: options.ruleset },
     );
-    const served = await serveHttpApi(handler, { port: options.port ?? 3000, pages });
+    // The product's reads of lead status, uncached: locally a fresh evaluation shows at once.
+    const reads = createLeadStatusHandler({ keys, leads: new DynamoDbLeadStatusReader(client, tableName) }, { maxAgeSeconds: 0 });
+    const served = await serveHttpApi(handler, { port: options.port ?? 3000, pages, reads });
     server = served.server;
 
     changeStream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards));

@@ -18,10 +18,11 @@ const maxDiscardBytes = 64 * 1024 * 1024;
  * Serves an HTTP API (payload v2) Lambda handler on a Node HTTP server, translating requests the way API Gateway
  * does (lowercase headers, binary bodies base64-encoded), so the local runtime runs the deployed code unchanged.
  * `pages` answers GET requests of its own paths (the lead inspector); without a handler only they are served.
+ * `reads` answers the API's other GET requests (the lead status), as its deployed GET route does; `handler` the rest.
  */
 export function serveHttpApi(
   handler: HttpApiHandler | undefined,
-  options: { port: number; host?: string; pages?: PageHandler },
+  options: { port: number; host?: string; pages?: PageHandler; reads?: HttpApiHandler },
 ): Promise<{ server: Server; url: string }> {
   const server = createServer(async (request, response) => {
     const send = (status: number, body: string, headers: Record<string, string | number | boolean> = {}) => {
@@ -60,13 +61,14 @@ export function serveHttpApi(
         refuse(413, `the request body is larger than ${maxBodyBytes} bytes`);
         return;
       }
-      // GET is the ingest API's for feedback links only, as deployed (lib/ingest-api.ts).
+      // GET is the lead status reads', and the ingest API's for feedback links (lib/ingest-api.ts).
       const feedbackLink = request.method === 'GET' && new URL(request.url ?? '/', 'http://localhost').pathname === feedbackPath;
-      if (request.method !== 'POST' && request.method !== 'OPTIONS' && !feedbackLink) {
-        refuse(405, `${request.method ?? 'this method'} is not supported: send events with POST`, { allow: 'POST, OPTIONS' });
+      const target = feedbackLink ? handler : request.method === 'GET' ? options.reads : request.method === 'POST' || request.method === 'OPTIONS' ? handler : undefined;
+      if (!target) {
+        refuse(405, `${request.method ?? 'this method'} is not supported: send events with POST`, { allow: `${options.reads ? 'GET, ' : ''}POST, OPTIONS` });
         return;
       }
-      const result = await handler(toHttpApiEvent(request, body));
+      const result = await target(toHttpApiEvent(request, body));
       send(result.statusCode ?? 200, result.body ?? '', result.headers ?? {});
     } catch (error) {
       // The handler answers every expected failure itself; reaching here is a bug worth seeing in the terminal.
@@ -110,7 +112,8 @@ function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxy
   return {
     version: '2.0',
     routeKey: `${method} ${url.pathname}`,
-    rawPath: url.pathname,
+    // API Gateway's HTTP API hands the function the path percent-decoded (a userId in it arrives as sent).
+    rawPath: decodedPath(url.pathname),
     rawQueryString: url.search.slice(1),
     headers,
     isBase64Encoded: true,
@@ -134,4 +137,13 @@ function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxy
       timeEpoch: now,
     },
   };
+}
+
+/** The path percent-decoded, or as it came when it is not well-formed percent-encoding. */
+function decodedPath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }

@@ -17,9 +17,10 @@ import { buildStack, bundledFunction, loadHandler } from './synth';
 /** Every bundle, minified with the AWS SDK inside, as deployed (issue 11). */
 const budgetBytes = 400 * 1024;
 
-/** The four Lambda entries, and where the stack keeps a function of each. */
+/** The Lambda entries, and where the stack keeps a function of each. */
 const functions = [
   { name: 'ingest', entry: 'functions/ingest/handler.ts', of: (stack: PqlRadarStack) => stack.ingestApi.handler },
+  { name: 'lead-status', entry: 'functions/lead-status/handler.ts', of: (stack: PqlRadarStack) => stack.leadStatusApi.handler },
   { name: 'evaluator', entry: 'functions/evaluator/handler.ts', of: (stack: PqlRadarStack) => stack.evaluator.handler },
   { name: 'notifier', entry: 'functions/notifier/handler.ts', of: (stack: PqlRadarStack) => stack.leadFanout.notifiers[0]! },
   {

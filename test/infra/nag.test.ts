@@ -31,6 +31,8 @@ describe('AwsSolutions checks', () => {
         ...ingestMethods.map((method) => `PqlRadar/IngestApi/HttpApi/${method}--v1--{call} Annotation::AwsSolutions-APIG4`),
         // Feedback links: the signed, expiring, single-use token is the authorization (lib/ingest-api.ts).
         ...feedbackMethods.map((method) => `PqlRadar/IngestApi/HttpApi/${method}--v1--feedback Annotation::AwsSolutions-APIG4`),
+        // The product's backend authenticates with a read key the function checks (lib/lead-status-api.ts).
+        'PqlRadar/LeadStatusApi/Route Annotation::AwsSolutions-APIG4',
         // Dead-letter queues of schedules and rule targets, which cdk-nag does not recognise as DLQs.
         ...['Evaluator', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Lambda1'].map(
           (owner) => `PqlRadar/${owner}/DeadLetterQueue Annotation::AwsSolutions-SQS3`,

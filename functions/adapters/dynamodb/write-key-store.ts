@@ -1,7 +1,8 @@
 import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { queryAll } from './batch-write';
 import type { WriteKeyStore } from '../../core/ports';
-import { generateWriteKey, hashSecret, parseWriteKey, workspacePattern, type WriteKeyRecord } from '../../core/write-key';
+import { TtlCache } from '../../core/ttl-cache';
+import { generateWriteKey, hashSecret, parseWriteKey, workspacePattern, type KeyAccess, type WriteKeyRecord } from '../../core/write-key';
 import { originsSortKey, writeKeySortKey, writeKeysPartition } from './item-keys';
 
 const originsKey = { pk: { S: writeKeysPartition }, sk: { S: originsSortKey } };
@@ -25,13 +26,23 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
   /**
    * Creates a key for the workspace and returns it: the only time the full key is ever available.
    * With `existingKey`, registers that key (e.g. a Segment write key the SDKs already use) instead of a new one.
+   * With `access: 'read'`, a read key: it reads the workspace's lead status and cannot send events.
    */
-  async create(workspace: string, options: { existingKey?: string; now?: Date } = {}): Promise<{ key: string; record: WriteKeyRecord }> {
+  async create(workspace: string, options: { existingKey?: string; now?: Date; access?: KeyAccess } = {}): Promise<{ key: string; record: WriteKeyRecord }> {
     if (!workspacePattern.test(workspace)) {
       throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit`);
     }
-    const { key, keyId, secret } = options.existingKey === undefined ? generateWriteKey() : importedKey(options.existingKey);
-    const record: WriteKeyRecord = { keyId, workspace, secretHash: hashSecret(secret), createdAt: (options.now ?? new Date()).toISOString() };
+    const access = options.access ?? 'write';
+    // Keys are imported only for SDKs that already send one; a read key is always made here, so that it is recognisable.
+    if (access === 'read' && options.existingKey !== undefined) throw new Error('a read key cannot be imported: create a new one');
+    const { key, keyId, secret } = options.existingKey === undefined ? generateWriteKey(access) : importedKey(options.existingKey);
+    const record: WriteKeyRecord = {
+      keyId,
+      workspace,
+      secretHash: hashSecret(secret),
+      createdAt: (options.now ?? new Date()).toISOString(),
+      ...(access === 'read' ? { access } : {}),
+    };
     await this.client.send(
       new PutItemCommand({
         TableName: this.tableName,
@@ -41,6 +52,7 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
           workspace: { S: workspace },
           secretHash: { S: record.secretHash },
           createdAt: { S: record.createdAt },
+          ...(record.access ? { access: { S: record.access } } : {}),
         },
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
@@ -118,6 +130,7 @@ function toRecord(item: Record<string, AttributeValue>): WriteKeyRecord {
     secretHash: item['secretHash']?.S ?? '',
     createdAt: item['createdAt']?.S ?? '',
     ...(item['revokedAt']?.S ? { revokedAt: item['revokedAt'].S } : {}),
+    ...(item['access']?.S === 'read' ? { access: 'read' as const } : {}),
   };
 }
 
@@ -126,23 +139,19 @@ function toRecord(item: Record<string, AttributeValue>): WriteKeyRecord {
  * A revocation, or a change of a workspace's origins, therefore takes effect within `ttlMs`.
  */
 export class CachedWriteKeyStore implements WriteKeyStore {
-  private readonly cache = new Map<string, { record: WriteKeyRecord | undefined; expires: number }>();
+  private readonly records: TtlCache<WriteKeyRecord | undefined>;
   private origins: { value: ReadonlyMap<string, readonly string[]>; expires: number } | undefined;
 
   constructor(
     private readonly inner: WriteKeyStore,
     private readonly ttlMs: number,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.records = new TtlCache(ttlMs, 10_000, now);
+  }
 
-  async find(keyId: string): Promise<WriteKeyRecord | undefined> {
-    const cached = this.cache.get(keyId);
-    if (cached && cached.expires > this.now()) return cached.record;
-    const record = await this.inner.find(keyId);
-    // Unknown key ids are cached too, so a flood of made-up keys cannot turn into a flood of reads.
-    this.cache.set(keyId, { record, expires: this.now() + this.ttlMs });
-    if (this.cache.size > 10_000) this.cache.delete(this.cache.keys().next().value!);
-    return record;
+  find(keyId: string): Promise<WriteKeyRecord | undefined> {
+    return this.records.get(keyId, () => this.inner.find(keyId));
   }
 
   async allowedOrigins(): Promise<ReadonlyMap<string, readonly string[]>> {

@@ -266,13 +266,15 @@ function eventValue(signal: EventSignal, measure: Measure): number {
 }
 
 /**
- * One signal's measure added up over day rollups (each day at most once): cheaper than merging whole rollups once
- * per signal. `days` counts the days with a matching event.
+ * One signal's measure added up over day rollups (each day at most once), those from `from` to `to` when given:
+ * cheaper than merging whole rollups once per signal. `days` counts the days with a matching event.
  */
-function measureOfDays(name: string, days: readonly DayRollup[]): Measure {
+function measureOfDays(name: string, days: readonly DayRollup[], from: string | null = null, to: string | null = null): Measure {
   const total: Measure = { count: 0, sum: 0, days: 0 };
   const distinct = new Set<string>();
   for (const day of days) {
+    // A range rather than a filtered copy: this runs once per event signal of every evaluation.
+    if ((from !== null && day.day < from) || (to !== null && day.day > to)) continue;
     const measure = ownValue(day.measures, name);
     if (!measure) continue;
     total.count += measure.count;
@@ -304,7 +306,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
   const signupAt = signupTime(facts, ruleset);
   const measureOver = (name: string, from: string | null, to: string | null): Measure => {
     if (from === null && to === null) return ownValue(facts.lifetime.measures, name) ?? { count: 0, sum: 0 };
-    return measureOfDays(name, facts.days.filter((day) => (from === null || day.day >= from) && (to === null || day.day <= to)));
+    return measureOfDays(name, facts.days, from, to);
   };
   /** One measure per period of the window ending today, the latest first. */
   const measuresPerPeriod = (name: string, windowDays: number, periodLength: number): Measure[] => {

@@ -1,4 +1,3 @@
-import type { EntityFacts } from './engine';
 import { accountTraitPrefix, type TierRoute } from './schema';
 
 /**
@@ -6,7 +5,13 @@ import { accountTraitPrefix, type TierRoute } from './schema';
  * the traits the engine already has. Pure, like the engine that calls it.
  */
 
-type TraitFacts = Pick<EntityFacts, 'type' | 'traits' | 'accountTraits'>;
+/** What routing reads of an entity's facts (engine.ts EntityFacts), spelt out so that the engine can import this. */
+interface TraitFacts {
+  type: 'user' | 'account';
+  traits: Record<string, unknown>;
+  /** Users: the traits of each of their accounts, by account id. */
+  accountTraits: Record<string, unknown>[];
+}
 
 /** Every route a tier can give a lead: the routes the rules name, which the deployment must give destinations. */
 export function routesOf(route: TierRoute): string[] {
