@@ -22,7 +22,7 @@ import { LambdaFunction } from './lambda-function';
  * What the evaluator does with the table, item by item: reads entities, rollups, change lists and the outbox by key
  * and by Query; writes state, rollups and claims (entity partitions `WS#*`, where it also deletes the change markers of
  * earlier versions), change lists (`CHANGES#*`: what a run leaves, and deleting what it did), lead events into and out
- * of its outbox (`OUTBOX#*`), and the shard count, rules progress and feedback links' signing key (`META`), and nothing else (functions/adapters/dynamodb/).
+ * of its outbox (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
  * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
  * transaction as PutItem, partition by partition. No Scan, no ConditionCheckItem (its transactions hold Puts only).
  */
@@ -93,11 +93,6 @@ export interface EvaluatorProps {
    */
   readonly retentionDays?: number;
   /**
-   * The ingest API's base URL: lead events of leads in a tier then carry signed one-click feedback links to it.
-   * @default no links
-   */
-  readonly feedbackBaseUrl?: string;
-  /**
    * How long the function's logs are kept.
    * @default logs.RetentionDays.ONE_MONTH
    */
@@ -156,7 +151,6 @@ export class Evaluator extends Construct {
         [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
         [environmentNames.rulesFile]: bundledRulesFile,
         [environmentNames.runIntervalSeconds]: String(everyMinutes * 60),
-        ...(props.feedbackBaseUrl !== undefined ? { [environmentNames.feedbackBaseUrl]: props.feedbackBaseUrl } : {}),
       },
     }).function;
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });

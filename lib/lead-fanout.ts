@@ -82,6 +82,12 @@ export interface LeadFanoutProps {
    * @default []
    */
   readonly crm?: readonly CrmDestination[];
+  /**
+   * One-click sales feedback links in Slack messages and webhook payloads (functions/core/lead-feedback.ts): the
+   * ingest API's base URL they point at and the rules' reason codes.
+   * @default no links
+   */
+  readonly feedbackLinks?: NotifierDestinationProps['feedbackLinks'];
   /** The table the notifiers keep the delivery log and the delivered keys in. */
   readonly table: dynamodb.ITable;
   /**
@@ -278,6 +284,7 @@ export class LeadFanout extends Construct {
       maxEventAge: this.#maxEventAge,
       retryAttempts: this.#retryAttempts,
       logRetention: this.#props.logRetention,
+      ...(this.#props.feedbackLinks && (props.kind === 'slack' || props.kind === 'webhook') ? { feedbackLinks: this.#props.feedbackLinks } : {}),
     });
     this.notifierDestinations.push(destination);
     this.notifiers.push(destination.function);

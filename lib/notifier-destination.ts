@@ -9,7 +9,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { deliveryPartitionsPatterns } from '../functions/adapters/dynamodb/item-keys';
+import { deliveryPartitionsPatterns, metaPartitionKey } from '../functions/adapters/dynamodb/item-keys';
 import type { NotifierKind } from '../functions/core/delivery';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, environmentNames } from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
@@ -48,6 +48,12 @@ export interface NotifierDestinationProps {
   readonly kind: NotifierKind;
   /** What the function's description says it delivers, e.g. `lead events of route sales`. */
   readonly purpose: string;
+  /**
+   * Slack and webhook: sign one-click sales feedback links into the events of leads in a tier, to `baseUrl` (the
+   * ingest API), one per reason code. The key is read from the table (`META`), where the deploy's bootstrap made it.
+   * @default no links
+   */
+  readonly feedbackLinks?: { readonly baseUrl: string; readonly reasons: readonly string[] };
   /**
    * Name or ARN of the Secrets Manager secret the notifier reads at run time (slack: the webhook URL; webhook: the
    * signing secrets; hubspot: the token), so replacing its value needs no deploy.
@@ -189,6 +195,10 @@ export class NotifierDestination extends Construct {
     if (kind === 'webhook') environment[environmentNames.webhookUrl] = props.webhookUrl!;
     if (kind === 'slack' && props.entityUrlTemplate !== undefined) environment[environmentNames.entityUrlTemplate] = props.entityUrlTemplate;
     if (kind === 'hubspot') environment[environmentNames.companyIdProperty] = props.companyIdProperty!;
+    if (props.feedbackLinks) {
+      environment[environmentNames.feedbackBaseUrl] = props.feedbackLinks.baseUrl;
+      environment[environmentNames.feedbackReasons] = props.feedbackLinks.reasons.join(',');
+    }
 
     this.function = new LambdaFunction(this, 'Notifier', {
       entry: 'functions/notifier/handler.ts',
@@ -219,6 +229,12 @@ export class NotifierDestination extends Construct {
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': notifierTableAccess.partitions } },
       }),
     );
+    if (props.feedbackLinks) {
+      // The feedback links' signing key, by key: META also holds the shard count and rules progress, read-only here.
+      this.function.addToRolePolicy(
+        new iam.PolicyStatement({ actions: ['dynamodb:GetItem'], resources: [props.table.tableArn], conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [metaPartitionKey] } } }),
+      );
+    }
 
     this.rule = new events.Rule(this, 'Rule', {
       eventBus: props.eventBus,

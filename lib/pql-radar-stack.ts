@@ -5,6 +5,7 @@ import { ChangeCapture } from './change-capture';
 import { Evaluator } from './evaluator';
 import { EventStore } from './event-store';
 import { IngestApi } from './ingest-api';
+import { feedbackReasons } from '../functions/core/lead-feedback';
 import { LeadStatusApi } from './lead-status-api';
 import { LeadEventSchema } from './lead-event-schema';
 import { LeadFanout } from './lead-fanout';
@@ -53,6 +54,7 @@ export class PqlRadarStack extends Stack {
       table,
       retryHours: config.delivery.retryHours,
       deliveryLogDays: config.delivery.logDays,
+      feedbackLinks: { baseUrl: this.ingestApi.url, reasons: Object.keys(feedbackReasons(props.rulesFile.ruleset)) },
     });
     this.evaluator = new Evaluator(this, 'Evaluator', {
       table,
@@ -62,7 +64,6 @@ export class PqlRadarStack extends Stack {
       everyMinutes: config.evaluation.everyMinutes,
       reservedConcurrency: config.evaluation.reservedConcurrency,
       retentionDays: config.retentionDays,
-      feedbackBaseUrl: this.ingestApi.url,
     });
     new LeadEventSchema(this, 'LeadEventSchema');
     // Always there, with or without write keys: it also records the destinations in the table for the CLI.

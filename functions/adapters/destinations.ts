@@ -3,6 +3,7 @@ import type { AttemptResult, LeadDestination } from '../core/delivery';
 import type { LeadEvent } from '../core/lead-event';
 import { parseWebhookSecrets } from '../core/webhook-signature';
 import { slackMessage } from '../core/slack-message';
+import { feedbackLinks, type FeedbackLinkSigner } from '../core/lead-feedback';
 import { syncLeadToHubspot } from './hubspot/client';
 import { httpAttempt, signedLeadEventRequest, type HttpAttemptOptions } from './webhook/delivery';
 
@@ -10,6 +11,25 @@ import { httpAttempt, signedLeadEventRequest, type HttpAttemptOptions } from './
  * The destinations pql-radar delivers to itself, as core/delivery's LeadDestination: a signed webhook, Slack, and
  * (adapters/hubspot) HubSpot. The same objects serve the notifier Lambda and the local runtime's worker.
  */
+
+/**
+ * A Slack or webhook destination whose lead events of a lead in a tier (qualified, tier changed) carry one-click
+ * feedback links (core/lead-feedback.ts), signed at delivery: the links reach the people who act on the lead,
+ * and neither the bus, its 90-day archive nor the other subscribers hold them.
+ */
+export function withFeedbackLinks(destination: LeadDestination, signer: () => Promise<FeedbackLinkSigner | undefined>, reasons: readonly string[], now: () => Date = () => new Date()): LeadDestination {
+  return {
+    ...destination,
+    send: async (event) => {
+      const { detail, detailType } = event;
+      const signing = detail.test || (detailType !== 'Lead Qualified' && detailType !== 'Lead Tier Changed') ? undefined : await signer();
+      // No key yet (a table the deploy's bootstrap has not run on): the event goes without links rather than not at all.
+      if (!signing) return destination.send(event);
+      const links = feedbackLinks(signing, { workspace: detail.workspace, type: detail.entity.type, id: detail.entity.id }, reasons, now());
+      return destination.send({ detailType, detail: { ...detail, feedbackLinks: links } });
+    },
+  };
+}
 
 /** A credential read when needed: cached for a while, and read again at once after the destination refused it. */
 export interface SecretSource {

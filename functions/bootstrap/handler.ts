@@ -4,6 +4,7 @@ import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbDestinationRegistry, type DestinationRecord } from '../adapters/dynamodb/destination-registry';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
+import { createFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { notifierKinds } from '../core/delivery';
 import { logger } from '../shared/powertools';
 
@@ -146,6 +147,8 @@ export async function handler(event: CloudFormationCustomResourceEvent, context:
     secrets,
     registry: new DynamoDbDestinationRegistry(dynamodb, properties.TableName),
   });
+  // The key the notifiers sign feedback links with (the ingest API checks them), made once per table.
+  await createFeedbackSecret(dynamodb, properties.TableName);
   // Workspace names and destination ids only: the keys never reach a log.
   logger.info('deployment bootstrapped', { ...result });
   return { PhysicalResourceId: event.RequestType === 'Update' ? event.PhysicalResourceId : properties.SecretNamePrefix };

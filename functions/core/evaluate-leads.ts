@@ -8,7 +8,6 @@ import { forEachConcurrently } from './concurrency';
 import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
 import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
-import { feedbackLinks, type FeedbackLinkSigner } from './lead-feedback';
 
 /** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
 export const defaultEvaluatorConcurrency = 8;
@@ -28,8 +27,6 @@ export interface EvaluateShardOptions {
    * when time alone can change their outcome (lead-state.ts nextDecisionAt). @default 6 hours
    */
   decayIntervalMs?: number;
-  /** Signs one-click feedback links into the events of leads in a tier; without it events carry none. */
-  feedbackLinks?: FeedbackLinkSigner;
 }
 
 export interface EvaluateShardResult {
@@ -95,7 +92,6 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
       const evaluation = evaluate(loaded.facts, ruleset, now);
       const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
       const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
-      if (event && options.feedbackLinks && event.detail.tier !== null && event.detailType !== 'Lead Converted') event.detail.feedbackLinks = feedbackLinks(options.feedbackLinks, ref, ruleset, now);
       const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
       const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
       // An overlapping run saved first: evaluate again later, from what it saved.
@@ -238,7 +234,6 @@ export interface EvaluatorRunOptions {
   decayIntervalMs?: number;
   /** Entities of a page evaluated at once. @default 8 */
   concurrency?: number;
-  feedbackLinks?: FeedbackLinkSigner;
 }
 
 export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomplete'> {
@@ -262,7 +257,6 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
       outOfTime: () => Date.now() >= options.deadline,
       ...(options.decayIntervalMs !== undefined ? { decayIntervalMs: options.decayIntervalMs } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
-      ...(options.feedbackLinks ? { feedbackLinks: options.feedbackLinks } : {}),
     });
     summary.evaluated += result.evaluated;
     summary.transitions.push(...result.transitions);

@@ -135,10 +135,10 @@ export interface FeedbackLinkSigner {
   baseUrl: string;
 }
 
-/** A link per choice a salesperson has: done, and disqualified for each of the rules' reasons. */
-export function feedbackLinks(signer: FeedbackLinkSigner, ref: Pick<FeedbackClaim, 'workspace' | 'type' | 'id'>, ruleset: Ruleset, now: Date, nonce: () => string = () => randomBytes(12).toString('base64url')): FeedbackLink[] {
+/** A link per choice a salesperson has: done, and disqualified for each of the rules' reason codes. */
+export function feedbackLinks(signer: FeedbackLinkSigner, ref: Pick<FeedbackClaim, 'workspace' | 'type' | 'id'>, reasons: readonly string[], now: Date, nonce: () => string = () => randomBytes(12).toString('base64url')): FeedbackLink[] {
   const expires = Math.floor(now.getTime() / 1000) + feedbackLinkDays * 86_400;
-  const choices: { outcome: FeedbackOutcome; reason: string | null }[] = [{ outcome: 'done', reason: null }, ...Object.keys(feedbackReasons(ruleset)).map((reason) => ({ outcome: 'disqualified' as const, reason }))];
+  const choices: { outcome: FeedbackOutcome; reason: string | null }[] = [{ outcome: 'done', reason: null }, ...reasons.map((reason) => ({ outcome: 'disqualified' as const, reason }))];
   const base = signer.baseUrl.replace(/\/+$/, '');
   return choices.map((choice) => {
     const token = signFeedbackToken({ workspace: ref.workspace, type: ref.type, id: ref.id, ...choice, expires, nonce: nonce() }, signer.secret);

@@ -11,8 +11,6 @@ import { loadRulesJson } from '../core/rules/ruleset';
 import { logger, metrics } from '../shared/powertools';
 import { deployedListSettleMs, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
-import { ensureFeedbackSecret } from '../adapters/dynamodb/feedback-store';
-import type { FeedbackLinkSigner } from '../core/lead-feedback';
 
 const environment = tableEnvironmentSchema
   .extend({
@@ -27,7 +25,6 @@ const environment = tableEnvironmentSchema
      * they do the same work twice.
      */
     [environmentNames.runIntervalSeconds]: z.coerce.number().int().positive().optional(),
-    [environmentNames.feedbackBaseUrl]: z.string().min(1).optional(),
   })
   .parse(process.env);
 const tableName = environment[environmentNames.tableName];
@@ -43,9 +40,6 @@ const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, rete
 const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
 /** Once per process: in the handler rather than at init, so that importing the bundle touches no table. */
 let shardCountRecorded = false;
-const feedbackBaseUrl = environment[environmentNames.feedbackBaseUrl];
-/** Read (made, on a new table) once per process, in the handler for the same reason. */
-let feedbackLinks: FeedbackLinkSigner | undefined;
 
 const inputSchema = z.object({ shard: z.coerce.number().int().min(0).optional() }).passthrough();
 
@@ -59,14 +53,12 @@ export async function handler(input: unknown, context: Context) {
       await recordShardCount(client, tableName, dirtyShards);
       shardCountRecorded = true;
     }
-    if (feedbackBaseUrl !== undefined && feedbackLinks === undefined) feedbackLinks = { secret: await ensureFeedbackSecret(client, tableName), baseUrl: feedbackBaseUrl };
     const summary = await runEvaluator({
       store,
       publisher,
       ruleset,
       shards,
       now: new Date(),
-      ...(feedbackLinks ? { feedbackLinks } : {}),
       deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (runIntervalSeconds ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
     });
     logger.info('evaluation run', {

@@ -24,6 +24,8 @@ import { ConsoleLeadSink, FanOutLeadSink } from './lead-sinks';
 import type { DeliveryPolicy, LeadDestination } from '../core/delivery';
 import { DynamoDbFeedbackStore, ensureFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { createFeedbackLinkHandler } from '../ingest/feedback-http';
+import { withFeedbackLinks } from '../adapters/destinations';
+import { feedbackReasons } from '../core/lead-feedback';
 
 export interface DevOptions {
   /** Port of the ingest endpoint; 0 picks a free one. @default 3000 */
@@ -159,7 +161,11 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     changeStream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards));
     const collectChanges = () => changeStream!.drain();
     const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
-    deliveries = new LocalDeliveryWorker({ client, tableName, destinations: options.destinations ?? [], ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
+    // Webhooks (and Slack) get feedback links to this server, signed with the table's key, as deployed notifiers do.
+    const signer = async () => ({ secret: feedbackSecret, baseUrl: served.url });
+    const reasons = options.ruleset ? Object.keys(feedbackReasons(options.ruleset)) : [];
+    const destinations = (options.destinations ?? []).map((destination) => (options.ruleset && (destination.kind === 'webhook' || destination.kind === 'slack') ? withFeedbackLinks(destination, signer, reasons) : destination));
+    deliveries = new LocalDeliveryWorker({ client, tableName, destinations, ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
     await deliveries.register();
     const deliverEvery = options.deliverEveryMs ?? 1000;
     if (deliverEvery > 0) deliveries.start(deliverEvery);
@@ -173,7 +179,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       const run = lastRun
         .catch(() => {})
         .then(collectChanges)
-        .then(() => runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: now ?? new Date(), deadline: Number.POSITIVE_INFINITY, feedbackLinks: { secret: feedbackSecret, baseUrl: served.url } }));
+        .then(() => runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: now ?? new Date(), deadline: Number.POSITIVE_INFINITY }));
       lastRun = run;
       return run;
     };

@@ -5,7 +5,8 @@ import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbDeliveryLedger } from '../adapters/dynamodb/delivery-ledger';
-import { cachedSecret, hubspotDestination, slackDestination, webhookDestination, type SecretSource } from '../adapters/destinations';
+import { cachedSecret, hubspotDestination, slackDestination, webhookDestination, withFeedbackLinks, type SecretSource } from '../adapters/destinations';
+import { readFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { defaultCompanyIdProperty } from '../core/crm-properties';
 import { Pacer } from '../adapters/pacer';
 import { defaultDeliveryPolicy, deliverLeadEvent, notifierKinds, type DeliveryDecision, type LeadDestination } from '../core/delivery';
@@ -36,12 +37,16 @@ const environment = z
     [names.deliveryLogDays]: z.coerce.number().int().positive().default(defaultDeliveryLogDays),
     [names.queueUrl]: z.string().url(),
     [names.deadLetterQueueUrl]: z.string().url(),
+    [names.feedbackBaseUrl]: z.string().url().optional(),
+    /** Comma-separated reason codes of the rules file (lib/config.ts), one link each. */
+    [names.feedbackReasons]: z.string().default(''),
   })
   .parse(process.env);
 
 const secretsManager = new SecretsManagerClient({});
 const sqs = new SQSClient({});
-const ledger = new DynamoDbDeliveryLedger(new DynamoDBClient({}), environment[names.tableName], environment[names.deliveryLogDays]);
+const dynamodb = new DynamoDBClient({});
+const ledger = new DynamoDbDeliveryLedger(dynamodb, environment[names.tableName], environment[names.deliveryLogDays]);
 const policy = { ...defaultDeliveryPolicy, retryWindowMs: environment[names.retryHours] * 3_600_000 };
 const pacer = new Pacer(environment[names.requestsPerSecond]);
 const destinationId = environment[names.destinationId];
@@ -70,7 +75,15 @@ function destination(): LeadDestination {
       return hubspotDestination(destinationId, secret, environment[names.companyIdProperty] ?? defaultCompanyIdProperty, options);
   }
 }
-const target = destination();
+const feedbackBaseUrl = environment[names.feedbackBaseUrl];
+/** The key feedback links are signed with (made by the deploy's bootstrap), read once it exists. */
+let feedbackSecret: string | undefined;
+const feedbackSigner = async () => {
+  feedbackSecret ??= await readFeedbackSecret(dynamodb, environment[names.tableName]);
+  return feedbackSecret === undefined || feedbackBaseUrl === undefined ? undefined : { secret: feedbackSecret, baseUrl: feedbackBaseUrl };
+};
+const reasons = environment[names.feedbackReasons].split(',').filter((reason) => reason !== '');
+const target = feedbackBaseUrl === undefined ? destination() : withFeedbackLinks(destination(), feedbackSigner, reasons);
 
 const envelopeSchema = z.object({ 'detail-type': z.enum(leadEventTypes), detail: leadEventDetailSchema });
 

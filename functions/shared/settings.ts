@@ -37,8 +37,9 @@ export const environmentNames = {
   /** The rules file's time zone, for the days ingest stores events by. */
   timeZone: 'TIME_ZONE',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
-  /** The ingest API's base URL, which the evaluator's feedback links point at; without it events carry no links. */
+  /** A Slack or webhook notifier's feedback links: the ingest API's base URL they point at, and the rules' reason codes. */
   feedbackBaseUrl: 'FEEDBACK_BASE_URL',
+  feedbackReasons: 'FEEDBACK_REASONS',
   /** The notifier's destination: its id (`<route>-<kind>-<n>`), kind, secret, and the knobs of its delivery. */
   destinationId: 'DESTINATION_ID',
   destinationKind: 'DESTINATION_KIND',

@@ -148,7 +148,7 @@ describe('rules', () => {
   it('matches every transition of every user and account lead for a CRM, whatever the route', () => {
     const { pattern } = ruleOf('crm-hubspot-1');
     expect(pattern).toEqual({ source: ['pql-radar'], 'detail-type': [...leadEventTypes], detail: { entity: { type: ['user', 'account'] } } });
-    expect(pattern['detail-type']).toEqual(['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted']);
+    expect(pattern['detail-type']).toEqual(['Lead Qualified', 'Lead Tier Changed', 'Lead Disqualified', 'Lead Converted', 'Lead Feedback']);
     expect(JSON.stringify(pattern)).not.toContain('route');
   });
 

@@ -140,12 +140,20 @@ describe('HTTP API', () => {
     });
   });
 
-  it('is where the evaluator points feedback links: its stage URL', () => {
+  it('is where Slack and webhook notifiers point feedback links, with the rules\' reason codes; the CRM gets none', () => {
     const { stack } = buildStack();
-    const t = Template.fromStack(stack);
-    const evaluator = t.toJSON().Resources[stack.getLogicalId(stack.evaluator.handler.node.defaultChild as CfnElement)];
+    const resources = Template.fromStack(stack).toJSON().Resources;
     const api = stack.getLogicalId(stack.ingestApi.httpApi.node.defaultChild as CfnElement);
-    expect(JSON.stringify(evaluator.Properties.Environment.Variables.FEEDBACK_BASE_URL)).toMatch(new RegExp(`^\\{"Fn::Join":\\["",\\["https://",\\{"Ref":"${api}"\\},".execute-api.`));
+    const variables = (fn: IConstruct) => resources[stack.getLogicalId(fn.node.defaultChild as CfnElement)].Properties.Environment.Variables;
+    for (const notifier of stack.leadFanout.notifierDestinations) {
+      const env = variables(notifier.function);
+      if (notifier.node.id.startsWith('Hubspot')) {
+        expect(env.FEEDBACK_BASE_URL).toBeUndefined();
+        continue;
+      }
+      expect(JSON.stringify(env.FEEDBACK_BASE_URL)).toMatch(new RegExp(`^\\{"Fn::Join":\\["",\\["https://",\\{"Ref":"${api}"\\},".execute-api.`));
+      expect(env.FEEDBACK_REASONS).toBe('not_a_fit,bad_timing,already_customer');
+    }
   });
 
   it('lets API Gateway invoke the function, and nobody else', () => {

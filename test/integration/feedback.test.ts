@@ -11,6 +11,10 @@ import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
 import { cli } from '../support/cli';
+import { HttpReceiver } from '../support/http-receiver';
+import { staticSecret, webhookDestination } from '../../functions/adapters/destinations';
+import { generateWebhookSecret } from '../../functions/core/webhook-signature';
+import type { LeadEventEnvelope } from '../../functions/core/lead-event';
 
 // Lifetime counts only: the lead still qualifies when its hold ends a month later.
 const rulesYaml = `
@@ -29,22 +33,32 @@ const base = new Date();
 const later = (days: number) => new Date(base.getTime() + days * dayMs);
 
 let runtime: DevRuntime | undefined;
+let receiver: HttpReceiver | undefined;
 afterEach(async () => {
   await runtime?.stop();
+  await receiver?.stop();
   runtime = undefined;
+  receiver = undefined;
 });
 
 const track = (userId: string, at: Date) => ({ type: 'track', userId, event: 'Dashboard Created', timestamp: at.toISOString(), messageId: `${userId}-${at.toISOString()}` });
 const postToken = (url: string, token: string) =>
   fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ t: token }).toString() });
 
-it('a lead marked "not a fit" through a signed link is not notified again within the hold, and re-qualifies after it', async () => {
+it('a lead marked "not a fit" through a signed link in its webhook is not notified again within the hold, and re-qualifies after it', async () => {
   const leads = new RecordingPublisher();
-  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, evaluateEveryMs: 0, deliverEveryMs: 0 }));
+  receiver = await new HttpReceiver().start();
+  const hook = webhookDestination('local-webhook-1', receiver.url, staticSecret(generateWebhookSecret()));
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, destinations: [hook], evaluateEveryMs: 0, deliverEveryMs: 0 }));
   await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1))]);
   await dev.evaluateOnce(base);
   expect(leads.published.map((event) => event.detailType)).toEqual(['Lead Qualified']);
-  const links = leads.published[0]!.detail.feedbackLinks!;
+  // Signed at delivery: the webhook's payload has them, the bus event (here the recorded one) does not.
+  expect(leads.published[0]!.detail.feedbackLinks).toBeUndefined();
+  await dev.deliveries.drain();
+  const delivered = JSON.parse(receiver.received[0]!.body) as LeadEventEnvelope;
+  expect(delivered.DetailType).toBe('Lead Qualified');
+  const links = delivered.Detail.feedbackLinks!;
   expect(links.map((link) => `${link.outcome} ${link.reason}`)).toEqual(['done null', 'disqualified not_a_fit', 'disqualified bad_timing']);
   const link = links.find((candidate) => candidate.reason === 'not_a_fit')!.url;
   expect(link.startsWith(`${dev.url}/v1/feedback?t=`)).toBe(true);

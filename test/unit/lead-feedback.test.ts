@@ -107,7 +107,7 @@ describe('feedback link tokens', () => {
   });
 
   it('signs a link per choice, each with its own nonce, pointing at the feedback route', () => {
-    const links = feedbackLinks({ secret, baseUrl: 'https://api.example.com/' }, { workspace: 'default', type: 'user', id: 'ada' }, ruleset, start);
+    const links = feedbackLinks({ secret, baseUrl: 'https://api.example.com/' }, { workspace: 'default', type: 'user', id: 'ada' }, ['not_a_fit', 'bad_timing'], start);
     expect(links.map((link) => `${link.outcome} ${link.reason}`)).toEqual(['done null', 'disqualified not_a_fit', 'disqualified bad_timing']);
     const claims = links.map((link) => verifyFeedbackToken(new URL(link.url).searchParams.get('t'), secret, start));
     expect(links[0]!.url.startsWith('https://api.example.com/v1/feedback?t=v1.')).toBe(true);

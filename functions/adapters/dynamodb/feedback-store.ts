@@ -68,12 +68,17 @@ const secretKey = { pk: { S: metaPartitionKey }, sk: { S: feedbackSecretSortKey 
  * can sign links, so a role meant to read leads only should not get GetItem on the META partition.
  */
 export async function ensureFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<string> {
+  await createFeedbackSecret(client, tableName);
+  return (await readFeedbackSecret(client, tableName))!;
+}
+
+/** Makes the signing key unless the table has one (the deploy's bootstrap, every deploy; `npm start`). */
+export async function createFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<void> {
   try {
     await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: randomBytes(32).toString('base64url') } }, ConditionExpression: 'attribute_not_exists(pk)' }));
   } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException) && !(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
   }
-  return (await readFeedbackSecret(client, tableName))!;
 }
 
 /** The signing key, or undefined when no link was ever signed with this table. */
