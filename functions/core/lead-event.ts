@@ -75,9 +75,9 @@ export const leadEventDetailSchema = z.object({
     })
     .optional(),
   /**
-   * Lead Qualified and Lead Tier Changed, when the deployment signs them: one-click feedback links (signed, expiring,
-   * single use), done and disqualified for each reason. The link opens a confirmation page; the feedback is applied
-   * by its button (a POST), so a link previewed or prefetched by Slack or a mail scanner changes nothing.
+   * Lead Qualified and Lead Tier Changed as delivered to Slack and webhooks (never on the bus): one-click feedback
+   * links (signed, expiring, single use), done and disqualified for each reason. The link opens a confirmation page;
+   * the feedback is applied by its button (a POST), so a link previewed or prefetched by Slack or a scanner changes nothing.
    */
   feedbackLinks: z.array(z.object({ outcome: z.enum(['done', 'disqualified']), reason: z.string().nullable(), url: z.string() })).optional(),
   context: z.object({

@@ -64,7 +64,8 @@ export const feedbackReasonLine = (feedback: LeadFeedback, ruleset: Ruleset): st
 /* ------------------------------------------------------------------------------------------------------------------
  * Feedback links: one click, no login. A token is an HMAC-SHA256, with a secret only the deployment holds, over what
  * the click does (workspace, entity, outcome, reason), when it stops working, and a nonce that the link handler
- * records once, so a link is used at most once. The evaluator signs them into lead events; the ingest API checks them.
+ * records once, so a link is used at most once. Slack and webhook notifiers sign them into the lead events they
+ * deliver (adapters/destinations.ts withFeedbackLinks); the ingest API checks them.
  * ---------------------------------------------------------------------------------------------------------------- */
 
 export interface FeedbackClaim {

@@ -14,7 +14,7 @@ const config = ingestConfigFromEnvironment(process.env);
 // More attempts than the SDK's default 3: a throttled write retried here is a 200 instead of a client retry.
 const client = new DynamoDBClient({ maxAttempts: 6 });
 
-/** The links' signing key, read once it exists (the evaluator makes it before it signs the first link). */
+/** The links' signing key (made by the deploy's bootstrap), read once it exists. */
 let feedbackSecret: string | undefined;
 const feedback = createFeedbackLinkHandler({
   store: new DynamoDbFeedbackStore(client, config.tableName),

@@ -63,7 +63,7 @@ const usedKey = (workspace: string, nonce: string) => ({ pk: { S: usedFeedbackLi
 const secretKey = { pk: { S: metaPartitionKey }, sk: { S: feedbackSecretSortKey } };
 
 /**
- * The key feedback links are signed with, made once per table (whoever asks first; a conditional put keeps the first)
+ * The key feedback links are signed with, made once per table (a conditional put keeps the first)
  * and kept in it, like the write keys' hashes: no other secret store to create or pay for. Whoever can read this item
  * can sign links, so a role meant to read leads only should not get GetItem on the META partition.
  */
