@@ -153,6 +153,14 @@ describe('HTTP API', () => {
       }
       expect(JSON.stringify(env.FEEDBACK_BASE_URL)).toMatch(new RegExp(`^\\{"Fn::Join":\\["",\\["https://",\\{"Ref":"${api}"\\},".execute-api.`));
       expect(env.FEEDBACK_REASONS).toBe('not_a_fit,bad_timing,already_customer');
+      // The signing key by key in META, and nothing else there.
+      const role = stack.getLogicalId(notifier.function.role!.node.defaultChild as CfnElement);
+      const statements = Object.values(resources as Record<string, Resource>)
+        .filter((candidate) => candidate.Type === 'AWS::IAM::Policy' && JSON.stringify(candidate.Properties.Roles) === JSON.stringify([{ Ref: role }]))
+        .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: unknown; Condition?: unknown }[]);
+      expect(statements.filter((statement) => JSON.stringify(statement.Condition ?? {}).includes('META'))).toEqual([
+        expect.objectContaining({ Action: 'dynamodb:GetItem', Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['META'] } } }),
+      ]);
     }
   });
 

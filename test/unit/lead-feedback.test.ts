@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { buildLeadEvent, decide, nextDecisionAt, type LeadState } from '../../functions/core/lead-state';
-import { leadEventDetailSchema } from '../../functions/core/lead-event';
+import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
+import { withFeedbackLinks } from '../../functions/adapters/destinations';
+import type { AttemptResult, LeadDestination } from '../../functions/core/delivery';
+import { sampleLeadEvent } from '../support/lead-events';
 import {
   checkFeedbackReason,
   feedbackLinks,
@@ -113,5 +116,32 @@ describe('feedback link tokens', () => {
     expect(links[0]!.url.startsWith('https://api.example.com/v1/feedback?t=v1.')).toBe(true);
     expect(new Set(claims.map((checked) => (checked.ok ? checked.claim.nonce : 'bad'))).size).toBe(3);
     expect(claims.every((checked) => checked.ok && checked.claim.expires === Math.floor(at(14).getTime() / 1000))).toBe(true);
+  });
+});
+
+describe('feedback links at delivery (withFeedbackLinks)', () => {
+  const sent: LeadEvent[] = [];
+  const destination: LeadDestination = { id: 'sales-webhook-1', kind: 'webhook', keepsState: false, send: async (event): Promise<AttemptResult> => {
+      sent.push(event);
+      return { outcome: 'delivered', status: 200, latencyMs: 1 };
+    },
+  };
+  const signer = async () => ({ secret: 'test-secret', baseUrl: 'https://api.example.com/' });
+
+  it('adds links to events of a lead in a tier only, and Slack shows them as links', async () => {
+    const linked = withFeedbackLinks(destination, signer, ['not_a_fit'], () => start);
+    await linked.send(sampleLeadEvent({ previousTier: null, tier: 'PQL-A' }));
+    await linked.send(sampleLeadEvent({ previousTier: 'PQL-A', tier: null }));
+    await linked.send(sampleLeadEvent({ previousTier: null, tier: 'PQL-A', test: true }));
+    expect(sent.map((event) => event.detail.feedbackLinks?.map((link) => link.reason))).toEqual([[null, 'not_a_fit'], undefined, undefined]);
+    const text = JSON.stringify(slackMessage(sent[0]!.detail).blocks);
+    expect(text).toContain('<https://api.example.com/v1/feedback?t=v1.');
+    expect(text).toContain('|Disqualify: not a fit>');
+  });
+
+  it('sends without links while the table has no key', async () => {
+    sent.length = 0;
+    await withFeedbackLinks(destination, async () => undefined, ['not_a_fit']).send(sampleLeadEvent({ previousTier: null, tier: 'PQL-A' }));
+    expect(sent[0]!.detail.feedbackLinks).toBeUndefined();
   });
 });
