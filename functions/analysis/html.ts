@@ -22,26 +22,40 @@ import { count, days, decimals, percentFine, score, times, type Format } from '.
 export function renderReportHtml(report: BacktestReport): string {
   const { rules, period } = report;
   const title = `PQL backtest: ${rules.source}, ${period.from} to ${period.to}`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<meta name="generator" content="pql-radar backtest">
-<title>${esc(title)}</title>
-<style>${css}</style>
-</head>
-<body>
-<main>
-${header(report)}
+  return htmlDocument({
+    title,
+    csp: "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    head: '<meta name="generator" content="pql-radar backtest">',
+    css,
+    body: `${header(report)}
 ${warningsSection(report.warnings)}
 ${tiersSection(report)}
 ${thresholdsSection(report.thresholds)}
 ${weeklySection(report)}
 ${signalsSection(report.signals)}
 ${missedSection(report)}
-${glossary(report)}
+${glossary(report)}`,
+  });
+}
+
+/**
+ * A self-contained page: everything inline and a Content-Security-Policy that lets nothing else load, so a page
+ * showing data that came from clients cannot run or fetch anything. The backtest report and the lead pages share it.
+ */
+export function htmlDocument(page: { title: string; /** A constant of the code, written as is. */ csp: string; head?: string; css: string; body: string }): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="${page.csp}">
+${page.head ?? ''}
+<title>${esc(page.title)}</title>
+<style>${page.css}</style>
+</head>
+<body>
+<main>
+${page.body}
 </main>
 </body>
 </html>

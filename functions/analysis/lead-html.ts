@@ -1,6 +1,6 @@
 import type { LeadSummary, LeadView } from '../core/lead-view';
 import type { ScorePoint } from '../core/lead-state';
-import { escapeHtml as esc } from './html';
+import { escapeHtml as esc, htmlDocument } from './html';
 
 /**
  * The lead inspector's pages (served by the local runtime and `pql-radar leads serve`): the list and one page per
@@ -158,23 +158,7 @@ function section(id: string, title: string, body: string): string {
 }
 
 function page(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="${leadPagesCsp}">
-<link rel="icon" href="data:,">
-<title>${esc(title)}</title>
-<style>${css}</style>
-</head>
-<body>
-<main>
-${body}
-</main>
-</body>
-</html>
-`;
+  return htmlDocument({ title, csp: leadPagesCsp, head: '<link rel="icon" href="data:,">', css, body });
 }
 
 const css = `
