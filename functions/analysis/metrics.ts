@@ -222,14 +222,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   if (lastConversion !== null && lastConversion < `${replay.to}T00:00:00.000Z`) {
     warnings.push(`The last conversion is on ${lastConversion.slice(0, 10)}, before the period ends (${replay.to}): if the conversions stop there, later qualifications look worse than they are.`);
   }
-  for (const tier of tiers) {
-    if (tier.qualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.qualified.entities} qualified entities (under ${smallSample}): too few to trust its rates.`);
-    if (tier.notQualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.notQualified.entities} entities in its comparison group (under ${smallSample}): too few to trust its lift.`);
-    if (tier.lift === null) warnings.push(`Tier ${tier.tier}: no lift (${tier.qualified.entities === 0 ? 'nobody qualified' : 'nobody was left to compare with'}).`);
-    else if (tier.lift.low <= 1 && tier.lift.high >= 1) {
-      warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${twoDecimalsBelow100(tier.lift.low)} to ${twoDecimalsBelow100(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
-    }
-  }
+  for (const tier of tiers) warnings.push(...tierWarnings(tier));
   for (const signal of signals) {
     if (signal.fired.entities + signal.notFired.entities === 0) continue;
     if (signal.fireRate === 0) warnings.push(`Signal ${signal.signal} never fired: it tells nothing on this data.`);
@@ -264,13 +257,29 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   };
 }
 
-function outcome(entities: number, converted: number): Outcome {
+/**
+ * What a reader must know before trusting a tier's figures (the backtest's and rule health's alike): groups too small,
+ * no lift, or a lift whose interval includes 1.
+ */
+export function tierWarnings(tier: Pick<TierReport, 'tier' | 'qualified' | 'notQualified' | 'lift'>): string[] {
+  const warnings: string[] = [];
+  if (tier.qualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.qualified.entities} qualified entities (under ${smallSample}): too few to trust its rates.`);
+  if (tier.notQualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.notQualified.entities} entities in its comparison group (under ${smallSample}): too few to trust its lift.`);
+  if (tier.lift === null) warnings.push(`Tier ${tier.tier}: no lift (${tier.qualified.entities === 0 ? 'nobody qualified' : 'nobody was left to compare with'}).`);
+  else if (tier.lift.low <= 1 && tier.lift.high >= 1) {
+    warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${twoDecimalsBelow100(tier.lift.low)} to ${twoDecimalsBelow100(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
+  }
+  return warnings;
+}
+
+/** A group's size, its converters and their rate with its Wilson interval. */
+export function outcome(entities: number, converted: number): Outcome {
   const rate = proportion(converted, entities);
   return { entities, converted, rate: { value: round(rate.value), low: round(rate.low), high: round(rate.high) } };
 }
 
-const round = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
-const roundEstimate = (estimate: Estimate | null): Estimate | null =>
+export const round = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
+export const roundEstimate = (estimate: Estimate | null): Estimate | null =>
   estimate === null ? null : { value: round(estimate.value, 3), low: round(estimate.low, 3), high: round(estimate.high, 3) };
 
 function weeksOf(from: string, to: string): string[] {
@@ -278,6 +287,11 @@ function weeksOf(from: string, to: string): string[] {
   for (let week = mondayOf(from); week <= to; week = addDays(week, 7)) weeks.push(week);
   return weeks;
 }
+
+/** A group's rate in the summaries' style: `12/40 30% (18-45%)`. */
+export const rateText = (o: Outcome) => `${o.converted}/${o.entities} ${withInterval(o.rate, percentCoarse, '(low-high)')}`;
+/** A lift and its interval in the summaries' style: `4.00 (2.10-7.60)`; `-` when there is none. */
+export const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));
 
 /** The report as a few plain-text tables: what `pql-radar backtest` prints. */
 export function formatSummary(report: BacktestReport): string {
@@ -290,8 +304,6 @@ export function formatSummary(report: BacktestReport): string {
       `${count(input.entities.user)} users, ${count(input.entities.account)} accounts, ${count(input.conversions)} conversions from ${input.conversionsFrom}`,
     `Identities: ${count(input.mergedIdentifiers)} identifiers merged into their users; ${count(input.anonymousLeftOut)} anonymous visitors nobody claimed left out`,
   );
-  const rate = (o: Outcome) => `${o.converted}/${o.entities} ${withInterval(o.rate, percentCoarse, '(low-high)')}`;
-  const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));
   // The first two columns name a row (tier or signal, its level); the others are figures, flush right.
   const table = (header: string[], rows: string[][]) => textTable(header, rows, (column) => column >= 2);
   lines.push('', 'Tiers: qualified = entered the tier before converting; converted = within the horizon after qualifying');
@@ -301,8 +313,8 @@ export function formatSummary(report: BacktestReport): string {
       report.tiers.map((tier) => [
         tier.tier,
         tier.level,
-        rate(tier.qualified),
-        rate(tier.notQualified),
+        rateText(tier.qualified),
+        rateText(tier.notQualified),
         liftText(tier.lift),
         percentCoarse(tier.precision),
         percentCoarse(tier.recall),
@@ -316,7 +328,7 @@ export function formatSummary(report: BacktestReport): string {
   lines.push(
     table(
       ['signal', 'level', 'fire rate', 'fired: converted', 'not fired: converted', 'lift (95% CI)', 'precision', 'recall'],
-      report.signals.map((signal) => [signal.signal, signal.level, percentCoarse(signal.fireRate), rate(signal.fired), rate(signal.notFired), liftText(signal.lift), percentCoarse(signal.precision), percentCoarse(signal.recall)]),
+      report.signals.map((signal) => [signal.signal, signal.level, percentCoarse(signal.fireRate), rateText(signal.fired), rateText(signal.notFired), liftText(signal.lift), percentCoarse(signal.precision), percentCoarse(signal.recall)]),
     ),
   );
   if (report.thresholds.length > 0) {

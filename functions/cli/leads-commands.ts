@@ -16,10 +16,7 @@ import { giveFeedback } from '../core/give-feedback';
  * else AWS with the operator's own credentials). Reads only.
  */
 export function addLeadsCommands(program: Command) {
-  const reader = async () => {
-    const { client, tableName } = storage(program);
-    return new DynamoDbLeadReader(client, tableName, { shards: await shardCountOf(client, tableName, undefined), deliveryLogDays: defaultDeliveryLogDays });
-  };
+  const reader = () => leadReader(program);
   const leads = program.command('leads').description('the lead inspector: leads in a tier, and why each is where it is');
 
   leads
@@ -84,6 +81,12 @@ export function addLeadsCommands(program: Command) {
       const { url } = await serveHttpApi(undefined, { port: options.port, host: '127.0.0.1', pages: leadPages(await reader(), undefined, feedback) });
       console.log(`lead inspector on ${url}/leads (table ${storage(program).tableName}); Ctrl-C stops it`);
     });
+}
+
+/** The reader of the configured table's lead states, on as many shards as the table records. */
+export async function leadReader(program: Command): Promise<DynamoDbLeadReader> {
+  const { client, tableName } = storage(program);
+  return new DynamoDbLeadReader(client, tableName, { shards: await shardCountOf(client, tableName, undefined), deliveryLogDays: defaultDeliveryLogDays });
 }
 
 const entityType = (value: string): EntityRef['type'] => {

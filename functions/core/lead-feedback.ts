@@ -61,6 +61,17 @@ export function checkFeedbackOutcome(outcome: string | undefined): { ok: true; o
 export const feedbackReasonLine = (feedback: LeadFeedback, ruleset: Ruleset): string =>
   `feedback (${feedback.via}): ${feedback.outcome}, reason ${feedback.reason ?? 'none'}; held out of the tiers until ${feedbackHoldUntil(feedback, ruleset)}`;
 
+/**
+ * The outcome and reason of a history line feedbackReasonLine wrote; undefined for any other line. The state keeps
+ * feedback only as these lines (the feedback item is deleted when applied), so rule health reads them back here,
+ * next to the writer, where a change of the line's wording must change the reading too.
+ */
+export function feedbackOfReasonLine(line: string): Pick<LeadFeedback, 'outcome' | 'reason'> | undefined {
+  const match = /^feedback \(\w+\): (\w+), reason (\S+?);/.exec(line);
+  if (!match || !feedbackOutcomes.includes(match[1] as FeedbackOutcome)) return undefined;
+  return { outcome: match[1] as FeedbackOutcome, reason: match[2] === 'none' ? null : match[2]! };
+}
+
 /* ------------------------------------------------------------------------------------------------------------------
  * Feedback links: one click, no login. A token is an HMAC-SHA256, with a secret only the deployment holds, over what
  * the click does (workspace, entity, outcome, reason), when it stops working, and a nonce that the link handler

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import { buildHealthReport, formatHealth, type EvaluatedLead } from '../../functions/analysis/live-health';
+import { feedbackOfReasonLine, feedbackReasonLine, type LeadFeedback } from '../../functions/core/lead-feedback';
+import type { LeadHistoryEntry, LeadState } from '../../functions/core/lead-state';
+import { loadRules } from '../../functions/core/rules/load';
+
+const dayMs = 86_400_000;
+const now = new Date('2026-06-30T00:00:00Z');
+const daysAgo = (days: number) => new Date(now.getTime() - days * dayMs).toISOString();
+const ruleset = loadRules(`
+version: 1
+signals:
+  active: { event: Login, window: 90d, points: 50 }
+tiers:
+  - { name: PQL-A, min_score: 50, route: sales }
+policy: { feedback_reasons: { not_a_fit: 30d, bad_timing: 14d } }
+`);
+
+/** A lead state as the evaluator leaves it: only the fields rule health reads matter. */
+function state(fields: { history?: LeadHistoryEntry[]; qualification?: LeadState['qualification']; conversion?: LeadState['conversion']; evaluatedAt?: string }): LeadState {
+  return {
+    tier: null,
+    route: null,
+    score: 0,
+    since: null,
+    cooldownUntil: null,
+    sequence: fields.history?.length ?? 0,
+    rulesetVersion: 'v1',
+    evaluatedAt: fields.evaluatedAt ?? daysAgo(1),
+    matched: [],
+    lastSeen: null,
+    history: fields.history ?? [],
+    ...(fields.qualification ? { qualification: fields.qualification } : {}),
+    ...(fields.conversion ? { conversion: fields.conversion } : {}),
+  };
+}
+
+let serial = 0;
+const user = (lead: LeadState, type: 'user' | 'account' = 'user'): EvaluatedLead => ({ ref: { workspace: 'default', type, id: `${type}_${serial++}` }, lead });
+
+/** Qualified into `tier` `qualifiedDaysAgo`; converted `convertedAfterDays` later, if given; with these history lines after qualifying. */
+function lead(tier: string, qualifiedDaysAgo: number, convertedAfterDays?: number, laterHistory: LeadHistoryEntry[] = []): LeadState {
+  const at = daysAgo(qualifiedDaysAgo);
+  return state({
+    history: [{ tier, previousTier: null, at, reasons: [`${tier}: score 60 >= 50`] }, ...laterHistory],
+    qualification: { at, tier, signals: ['active'] },
+    ...(convertedAfterDays !== undefined ? { conversion: { at: daysAgo(qualifiedDaysAgo - convertedAfterDays), tier } } : {}),
+  });
+}
+
+const nonLead = (convertedDaysAgo?: number) => state(convertedDaysAgo !== undefined ? { conversion: { at: daysAgo(convertedDaysAgo), tier: null } } : {});
+
+const feedbackEntry = (tier: string, daysAgoGiven: number, feedback: Pick<LeadFeedback, 'outcome' | 'reason'>): LeadHistoryEntry => {
+  const at = daysAgo(daysAgoGiven);
+  return { tier: null, previousTier: tier, at, reasons: [feedbackReasonLine({ ...feedback, at, via: 'link', id: `f${serial++}` }, ruleset)] };
+};
+
+/** PQL-A: 100 leads, 40 converted (40%); non-leads: 300, 30 converted (10%). PQL-B: 5 leads. Feedback on some PQL-A leads. */
+function plantedLeads(): EvaluatedLead[] {
+  const leads: EvaluatedLead[] = [];
+  for (let index = 0; index < 100; index++) {
+    const history =
+      index >= 90 ? [feedbackEntry('PQL-A', 10, { outcome: 'disqualified', reason: index < 97 ? 'not_a_fit' : 'bad_timing' })] : index === 89 ? [feedbackEntry('PQL-A', 10, { outcome: 'done', reason: null })] : [];
+    leads.push(user(lead('PQL-A', 60, index < 40 ? 10 : undefined, history)));
+  }
+  for (let index = 0; index < 300; index++) leads.push(user(nonLead(index < 30 ? 20 : undefined)));
+  for (let index = 0; index < 5; index++) leads.push(user(lead('PQL-B', 30, index < 2 ? 4 : undefined)));
+  return leads;
+}
+
+describe('rule health after go-live', () => {
+  const report = buildHealthReport({ leads: plantedLeads(), now, periodDays: 90 });
+  const tier = (name: string) => report.tiers.find((candidate) => candidate.tier === name)!;
+
+  it("recovers a tier's conversion rate, the non-leads' and the lift with its interval", () => {
+    const a = tier('PQL-A');
+    expect(a.qualified).toMatchObject({ entities: 100, converted: 40 });
+    expect(a.qualified.rate.value).toBeCloseTo(0.4);
+    expect(a.qualified.rate.low).toBeLessThan(0.4);
+    expect(a.qualified.rate.high).toBeGreaterThan(0.4);
+    // The non-leads exclude PQL-B's five leads: they entered a tier.
+    expect(a.notQualified).toMatchObject({ entities: 300, converted: 30 });
+    expect(a.lift!.value).toBeCloseTo(4, 1);
+    expect(a.lift!.low).toBeGreaterThan(2.5);
+    expect(a.lift!.low).toBeLessThan(4);
+    expect(a.lift!.high).toBeGreaterThan(4);
+    expect(a.medianDaysToConversion).toBe(10);
+    // 100 entries over 90 days.
+    expect(a.alertsPerWeek).toBeCloseTo(100 / (90 / 7), 2);
+    expect(report.entities).toEqual({ user: 405, account: 0 });
+  });
+
+  it('warns about small samples as the backtest does, and not about a tier with enough', () => {
+    expect(report.warnings).toContain('Tier PQL-B: only 5 qualified entities (under 30): too few to trust its rates.');
+    expect(report.warnings.filter((warning) => warning.startsWith('Tier PQL-A'))).toEqual([]);
+    expect(tier('PQL-B').qualified).toMatchObject({ entities: 5, converted: 2 });
+  });
+
+  it('counts sales feedback per tier by outcome and reason', () => {
+    expect(tier('PQL-A').feedback).toEqual([
+      { outcome: 'disqualified', reason: 'not_a_fit', count: 7 },
+      { outcome: 'disqualified', reason: 'bad_timing', count: 3 },
+      { outcome: 'done', reason: null, count: 1 },
+    ]);
+    expect(tier('PQL-B').feedback).toEqual([]);
+  });
+
+  it('leaves out what falls outside the period: old qualifications, old feedback, entities converted before it', () => {
+    const old = buildHealthReport({
+      leads: [
+        // Qualified before the period, evaluated in it: neither a lead of the period nor a non-lead.
+        user(lead('PQL-A', 120, undefined, [feedbackEntry('PQL-A', 100, { outcome: 'disqualified', reason: 'not_a_fit' })])),
+        user(lead('PQL-A', 120, 5)),
+        user(nonLead(95)),
+        user(state({ evaluatedAt: daysAgo(91) })),
+        user(nonLead()),
+      ],
+      now,
+      periodDays: 90,
+    });
+    expect(old.tiers).toEqual([]);
+    expect(old.entities).toEqual({ user: 2, account: 0 });
+    const withNewLead = buildHealthReport({ leads: [user(lead('PQL-A', 120)), user(lead('PQL-A', 10)), user(nonLead())], now, periodDays: 90 });
+    expect(withNewLead.tiers[0]).toMatchObject({ tier: 'PQL-A', qualified: { entities: 1 }, notQualified: { entities: 1 } });
+  });
+
+  it('does not count a qualification after converting: the rules did not find that customer', () => {
+    const late = buildHealthReport({ leads: [user(lead('PQL-A', 10, -5)), user(nonLead())], now, periodDays: 90 });
+    expect(late.tiers[0]!.qualified.entities).toBe(0);
+    expect(late.tiers[0]!.notQualified).toMatchObject({ entities: 2, converted: 1 });
+  });
+
+  it('compares an account tier with the accounts that did not qualify, not the users', () => {
+    const accounts = buildHealthReport({ leads: [user(lead('ACCT', 10, 1), 'account'), user(nonLead(3), 'account'), user(nonLead(3)), user(nonLead())], now, periodDays: 90 });
+    expect(accounts.tiers[0]).toMatchObject({ tier: 'ACCT', level: 'account', qualified: { entities: 1, converted: 1 }, notQualified: { entities: 1, converted: 1 } });
+  });
+
+  it('prints a table with each tier and the warnings', () => {
+    const text = formatHealth(report);
+    expect(text).toMatch(/PQL-A +user +40\/100 40% \(31%-50%\) +30\/300 10% \(7.1%-14%\) +4.00 \(2.64-6.06\)/);
+    expect(text).toContain('disqualified not_a_fit 7');
+    expect(text).toContain('Warnings:');
+  });
+});
+
+describe('reading feedback back from a history line', () => {
+  it('gives the outcome and reason feedbackReasonLine wrote, and nothing for other lines', () => {
+    const line = (feedback: Pick<LeadFeedback, 'outcome' | 'reason'>) => feedbackReasonLine({ ...feedback, at: now.toISOString(), via: 'cli', id: 'x' }, ruleset);
+    expect(feedbackOfReasonLine(line({ outcome: 'disqualified', reason: 'not_a_fit' }))).toEqual({ outcome: 'disqualified', reason: 'not_a_fit' });
+    expect(feedbackOfReasonLine(line({ outcome: 'done', reason: null }))).toEqual({ outcome: 'done', reason: null });
+    expect(feedbackOfReasonLine('PQL-A: score 60 >= 50')).toBeUndefined();
+  });
+});
