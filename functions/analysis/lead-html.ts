@@ -1,6 +1,8 @@
 import type { LeadSummary, LeadView } from '../core/lead-view';
 import type { ScorePoint } from '../core/lead-state';
 import { escapeHtml as esc, htmlDocument } from './html';
+import type { HealthReport } from './live-health';
+import { liftText } from './metrics';
 
 /**
  * The lead inspector's pages (served by the local runtime and `pql-radar leads serve`): the list and one page per
@@ -95,6 +97,31 @@ function feedbackForm(entity: { workspace: string; type: string; id: string }, r
 /** A short page after a form was handled: what happened, and the way back. */
 export function renderMessageHtml(title: string, message: string, back: string): string {
   return page(title, `<h1>${esc(title)}</h1><p id="message">${esc(message)}</p><p><a href="${esc(back)}">Back</a></p>`);
+}
+
+/** Rule health (`pql-radar health`): each tier's row, its figures hooked as on the lead pages, and the warnings. */
+export function renderHealthHtml(report: HealthReport): string {
+  const figure = (key: string, value: number | null, text: string) => `<span data-metric="${esc(key)}" data-value="${value === null ? 'null' : value}">${esc(text)}</span>`;
+  const rows = report.tiers.map((tier) => {
+    const key = (name: string) => `health:${tier.tier}:${name}`;
+    return `<tr><th scope="row">${esc(tier.tier)}</th><td>${esc(tier.level)}</td>
+<td class="num">${figure(key('qualified:converted'), tier.qualified.converted, String(tier.qualified.converted))} / ${figure(key('qualified:entities'), tier.qualified.entities, String(tier.qualified.entities))}</td>
+<td class="num">${figure(key('notQualified:converted'), tier.notQualified.converted, String(tier.notQualified.converted))} / ${figure(key('notQualified:entities'), tier.notQualified.entities, String(tier.notQualified.entities))}</td>
+<td class="num">${figure(key('lift:value'), tier.lift?.value ?? null, tier.lift ? liftText(tier.lift) : '—')}</td>
+<td class="num">${figure(key('alertsPerWeek'), tier.alertsPerWeek, tier.alertsPerWeek.toFixed(1))}</td>
+<td class="num">${figure(key('medianDaysToConversion'), tier.medianDaysToConversion, tier.medianDaysToConversion === null ? '—' : tier.medianDaysToConversion.toFixed(1))}</td>
+<td>${esc(tier.feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ') || '—')}</td></tr>`;
+  });
+  const warnings = report.warnings.length > 0 ? section('warnings', 'Warnings', `<ul>${report.warnings.map((warning) => `<li>${esc(warning)}</li>`).join('')}</ul>`) : '';
+  return page(
+    'Rule health',
+    `<h1>Rule health</h1>
+<p>The last ${report.period.days} days (${esc(report.period.from.slice(0, 10))} to ${esc(report.period.to.slice(0, 10))}): ${report.entities.user} users and ${report.entities.account} accounts evaluated. Qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now.</p>
+<form method="get" action="/leads/health" class="filters"><label>since <input name="since" value="${report.period.days}d" size="6"></label> <button type="submit">Show</button></form>
+${rows.length === 0 ? '<p class="empty">No entity entered a tier in the period.</p>' : table('health', 'Each tier against the non-leads of its level', ['Tier', 'Level', 'Leads converted', 'Non-leads converted', 'Lift (95% CI)', 'Alerts/week', 'Median days to convert', 'Feedback'], rows)}
+${warnings}
+<p><a href="/leads">All leads</a></p>`,
+  );
 }
 
 export function renderNotFoundHtml(message: string): string {

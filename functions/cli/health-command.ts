@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
 import { dayMs } from '../core/days';
-import { buildHealthReport, formatHealth } from '../analysis/live-health';
+import { formatHealth } from '../analysis/live-health';
+import { defaultHealthDays, inspectHealth } from '../local/lead-inspector';
 import { leadReader } from './leads-commands';
 import { age } from './options';
-
-/** The period rule health looks back over unless --since says otherwise. */
-const defaultHealthDays = 90;
 
 /**
  * `pql-radar health`: how the deployed rules' leads of a recent period converted against the entities they left
@@ -19,9 +17,7 @@ export function addHealthCommand(program: Command) {
     .option('--workspace <name>', 'only this workspace (default: every workspace)')
     .option('--json', 'the report as JSON')
     .action(async (options: { since?: number; workspace?: string; json?: boolean }) => {
-      const states = await (await leadReader(program)).leadStates();
-      const leads = options.workspace === undefined ? states : states.filter((state) => state.ref.workspace === options.workspace);
-      const report = buildHealthReport({ leads, now: new Date(), periodDays: (options.since ?? defaultHealthDays * dayMs) / dayMs });
+      const report = await inspectHealth(await leadReader(program), { workspace: options.workspace, periodDays: (options.since ?? defaultHealthDays * dayMs) / dayMs, now: new Date() });
       process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatHealth(report));
     });
 }

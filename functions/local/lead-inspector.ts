@@ -1,10 +1,11 @@
-import { leadPath, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
+import { leadPath, renderHealthHtml, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
+import { buildHealthReport, type HealthReport } from '../analysis/live-health';
 import { feedbackReasons } from '../core/lead-feedback';
 import { giveFeedback } from '../core/give-feedback';
 import type { FeedbackStore } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
-import { ageMs } from '../core/days';
+import { ageMs, dayMs } from '../core/days';
 import { leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
 import type { EntityRef } from '../core/ports';
 
@@ -24,6 +25,16 @@ export async function inspectLeads(reader: DynamoDbLeadReader, filters: LeadFilt
 export async function inspectLead(reader: DynamoDbLeadReader, ref: EntityRef, now: Date): Promise<LeadView | undefined> {
   const record = await reader.lead(ref, now);
   return record && leadView(record);
+}
+
+/** The period rule health looks back over unless asked otherwise. */
+export const defaultHealthDays = 90;
+
+/** Rule health over the lead states (analysis/live-health.ts): what `pql-radar health` prints and /leads/health shows. */
+export async function inspectHealth(reader: DynamoDbLeadReader, options: { workspace?: string | undefined; periodDays: number; now: Date }): Promise<HealthReport> {
+  const states = await reader.leadStates();
+  const leads = options.workspace === undefined ? states : states.filter((state) => state.ref.workspace === options.workspace);
+  return buildHealthReport({ leads, now: options.now, periodDays: options.periodDays });
 }
 
 /** The error an unknown lead gets, naming what was asked for. */
@@ -48,7 +59,8 @@ export type PageHandler = (url: URL, form?: PostedForm) => Promise<HtmlPage | un
 const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
- * The /leads pages: `/leads?tier=&route=&since=7d&workspace=` and `/leads/<type>/<id>?workspace=default`. Nothing a
+ * The /leads pages: `/leads?tier=&route=&since=7d&workspace=`, `/leads/<type>/<id>?workspace=default` and
+ * `/leads/health?since=90d&workspace=` (rule health, as `pql-radar health`). Nothing a
  * page shows is logged: a failure logs its error's name only (lead data is personal data).
  */
 export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => new Date(), feedback?: { store: FeedbackStore; ruleset: Ruleset }): PageHandler {
@@ -60,7 +72,8 @@ export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => ne
       const workspace = url.searchParams.get('workspace') ?? 'default';
       if (form) return await feedbackPosted(url, parts, form, workspace, feedback, now());
       if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) return await listPage(reader, url.searchParams, now());
-      if (parts.length !== 3) return html(404, renderNotFoundHtml(`no page ${url.pathname}: the pages are /leads and /leads/<type>/<id>`));
+      if (parts.length === 2 && parts[1] === 'health') return await healthPage(reader, url.searchParams, now());
+      if (parts.length !== 3) return html(404, renderNotFoundHtml(`no page ${url.pathname}: the pages are /leads, /leads/health and /leads/<type>/<id>`));
       const type = decodeURIComponent(parts[1]!);
       const id = decodeURIComponent(parts[2]!);
       if (!entityTypes.includes(type as EntityRef['type'])) return html(404, renderNotFoundHtml(`no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`));
@@ -106,6 +119,14 @@ async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now:
   });
   const distinct = (values: (string | null)[]) => [...new Set(values.filter((value): value is string => value !== null))].sort();
   return html(200, renderLeadListHtml(rows, form, { tiers: distinct(all.map((row) => row.tier)), routes: distinct(all.map((row) => row.route)) }));
+}
+
+async function healthPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {
+  const since = query.get('since') || `${defaultHealthDays}d`;
+  const periodMs = ageMs(since);
+  if (periodMs === undefined) return html(400, renderNotFoundHtml(`since ${JSON.stringify(since)}: must be an age such as 30d`));
+  const report = await inspectHealth(reader, { workspace: query.get('workspace') ?? undefined, periodDays: periodMs / dayMs, now });
+  return html(200, renderHealthHtml(report));
 }
 
 const html = (status: number, body: string): HtmlPage => ({

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { HealthReport } from '../../functions/analysis/live-health';
 import type { LeadSummary, LeadView } from '../../functions/core/lead-view';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
@@ -161,6 +162,27 @@ describe('the /leads pages of the local runtime', () => {
 
       expect(watch.problems).toEqual([]);
       expect(watch.requests).toEqual([`${dev.url}/leads/user/ada`]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('show rule health with the figures of `health --json`', async () => {
+    const { stdout } = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--json');
+    const report = JSON.parse(stdout) as HealthReport;
+    expect(report.tiers.length).toBeGreaterThan(0);
+    const { page, watch } = await openWatched();
+    try {
+      await page.goto(`${dev.url}/leads/health`);
+      const shown = new Map((await hooks(page)).map(([key, value]) => [key, value === 'null' ? null : Number(value)]));
+      for (const tier of report.tiers) {
+        expect(shown.get(`health:${tier.tier}:qualified:entities`)).toBe(tier.qualified.entities);
+        expect(shown.get(`health:${tier.tier}:notQualified:entities`)).toBe(tier.notQualified.entities);
+        expect(shown.get(`health:${tier.tier}:lift:value`)).toBe(tier.lift?.value ?? null);
+      }
+      expect(await page.locator('#health tbody th').allTextContents()).toEqual(report.tiers.map((tier) => tier.tier));
+      expect(watch.problems).toEqual([]);
+      expect(watch.requests.filter((url) => !url.startsWith(`${dev.url}/`))).toEqual([]);
     } finally {
       await page.close();
     }

@@ -60,6 +60,26 @@ describe('pql-radar health, against DynamoDB Local', () => {
     expect(report.warnings).toContain('Tier PQL-A: only 2 qualified entities (under 30): too few to trust its rates.');
   });
 
+  it('shows the same figures on /leads/health as the CLI prints with --json', async () => {
+    const { stdout } = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--since', '30d', '--workspace', 'default', '--json');
+    const tier = (JSON.parse(stdout) as HealthReport).tiers[0]!;
+    const response = await fetch(`${dev.url}/leads/health?since=30d&workspace=default`);
+    expect(response.status).toBe(200);
+    const page = await response.text();
+    const shown = Object.fromEntries([...page.matchAll(/data-metric="([^"]+)" data-value="([^"]+)"/g)].map(([, key, value]) => [key, value === 'null' ? null : Number(value)]));
+    expect(shown).toEqual({
+      'health:PQL-A:qualified:converted': tier.qualified.converted,
+      'health:PQL-A:qualified:entities': tier.qualified.entities,
+      'health:PQL-A:notQualified:converted': tier.notQualified.converted,
+      'health:PQL-A:notQualified:entities': tier.notQualified.entities,
+      'health:PQL-A:lift:value': tier.lift!.value,
+      'health:PQL-A:alertsPerWeek': tier.alertsPerWeek,
+      'health:PQL-A:medianDaysToConversion': tier.medianDaysToConversion,
+    });
+    expect(page).toContain('too few to trust its rates');
+    expect((await fetch(`${dev.url}/leads/health?since=soon`)).status).toBe(400);
+  });
+
   it('prints the table, and nothing evaluated in another workspace', async () => {
     const table = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health');
     expect(table.code).toBe(0);
