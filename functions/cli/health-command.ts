@@ -3,10 +3,9 @@ import { dayMs } from '../core/days';
 import { buildHealthReport, formatHealth } from '../analysis/live-health';
 import { leadReader } from './leads-commands';
 import { age } from './options';
-import { defaultHealthPeriodDays } from '../shared/settings';
 
-/** The period rule health looks back over unless --since says otherwise: the daily rule-health job's. */
-const defaultHealthDays = defaultHealthPeriodDays;
+/** The period rule health looks back over unless --since says otherwise. */
+const defaultHealthDays = 90;
 
 /**
  * `pql-radar health`: how the deployed rules' leads of a recent period converted against the entities they left

@@ -20,7 +20,7 @@ export const defaultQuarantineRetentionDays = 14;
 
 /** Days the delivery log keeps each attempt, and each destination remembers the idempotency keys it took. */
 export const defaultDeliveryLogDays = 14;
-/** Days rule health (`pql-radar health`, the daily rule-health job) looks back over. */
+/** Days the daily rule-health job looks back over: the default of `pql-radar health` (`defaultHealthDays`, 90), too. */
 export const defaultHealthPeriodDays = 90;
 
 /** Hours a lead event is retried at a destination before it goes to the destination's dead-letter queue. */
