@@ -147,6 +147,18 @@ export const configSchema = z.strictObject({
   routes: z.record(routeName, z.array(destinationSchema).min(1, 'a route needs at least one destination, e.g. - type: sqs')).default({}),
   /** CRMs that every lead transition of users and accounts goes to, whatever the route. */
   crm: z.array(crmSchema).default([]),
+  /**
+   * The daily rule-health job (lib/rule-health.ts): the top tier's lift of each workspace over the last 90 days, as
+   * `pql-radar health` reports it, and an alarm to alarmEmails when its 95% lower bound falls below `liftAlarmBelow`.
+   */
+  health: z
+    .strictObject({
+      /** The alarm fires when a workspace's top tier's lift, at its 95% lower bound, is below this. @default 1.0 */
+      liftAlarmBelow: z.number().positive().default(1),
+      /** Hours between runs, and the alarm's period; at most 24. @default 24 */
+      everyHours: z.number().int().min(1).max(24).default(24),
+    })
+    .default({ liftAlarmBelow: 1, everyHours: 24 }),
   /** Retries and log of the slack, webhook and CRM deliveries. */
   delivery: deliverySchema.default({ retryHours: defaultDeliveryRetryHours, logDays: defaultDeliveryLogDays }),
 });

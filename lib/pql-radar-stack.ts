@@ -1,4 +1,5 @@
 import { Annotations, CfnOutput, type CfnOutputProps, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { Construct } from 'constructs';
 import type { LoadedRulesFile, PqlRadarConfig } from './config';
 import { ChangeCapture } from './change-capture';
@@ -10,6 +11,7 @@ import { LeadStatusApi } from './lead-status-api';
 import { LeadEventSchema } from './lead-event-schema';
 import { LeadFanout } from './lead-fanout';
 import { Monitoring } from './monitoring';
+import { RuleHealth } from './rule-health';
 import { WriteKeyBootstrap } from './write-key-bootstrap';
 
 export interface PqlRadarStackProps extends StackProps {
@@ -21,7 +23,7 @@ export interface PqlRadarStackProps extends StackProps {
 
 /**
  * pql-radar in one stack: the event store (stateful, retained), the ingest API, the evaluator on a schedule, the
- * lead bus with its fan-out to the configured destinations (routes and CRMs), the lead event schema, the deploy
+ * lead bus with its fan-out to the configured destinations (routes and CRMs), the daily rule-health job, the lead event schema, the deploy
  * bootstrap (write keys, and the destinations recorded in the table), and the alarms and dashboard over all of it.
  */
 export class PqlRadarStack extends Stack {
@@ -32,6 +34,7 @@ export class PqlRadarStack extends Stack {
   public readonly leadFanout: LeadFanout;
   public readonly evaluator: Evaluator;
   public readonly monitoring: Monitoring;
+  public readonly ruleHealth: RuleHealth;
 
   constructor(scope: Construct, id: string, props: PqlRadarStackProps) {
     super(scope, id, props);
@@ -73,6 +76,13 @@ export class PqlRadarStack extends Stack {
       allowedOrigins: Object.fromEntries(config.writeKeys.flatMap((key) => (key.allowedOrigins ? [[key.workspace, key.allowedOrigins]] : []))),
       destinations: this.leadFanout.destinations,
     });
+    this.ruleHealth = new RuleHealth(this, 'RuleHealth', {
+      table,
+      tierOrder: props.rulesFile.ruleset.file.tiers.map((tier) => tier.name),
+      shards: config.evaluation.shards,
+      everyHours: config.health.everyHours,
+      liftAlarmBelow: config.health.liftAlarmBelow,
+    });
     this.monitoring = new Monitoring(this, 'Monitoring', {
       ingestApi: this.ingestApi,
       evaluator: this.evaluator.handler,
@@ -80,10 +90,12 @@ export class PqlRadarStack extends Stack {
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       changeCapture: this.changeCapture.handler,
-      functions: [this.ingestApi.handler, this.leadStatusApi.handler, this.changeCapture.handler, this.evaluator.handler, ...this.leadFanout.notifiers],
+      functions: [this.ingestApi.handler, this.leadStatusApi.handler, this.changeCapture.handler, this.evaluator.handler, ...this.leadFanout.notifiers, this.ruleHealth.handler],
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });
+    this.ruleHealth.alarm.addAlarmAction(new actions.SnsAction(this.monitoring.alarmTopic));
+    this.ruleHealth.alarm.addOkAction(new actions.SnsAction(this.monitoring.alarmTopic));
     // A warning, not an error: the topic may well be subscribed outside the config (a pager, AWS Chatbot), and a
     // first `cdk deploy` of the default config should go through.
     if (config.alarmEmails.length === 0) {

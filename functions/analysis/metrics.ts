@@ -1,5 +1,5 @@
 import type { Ruleset } from '../core/rules/load';
-import { signalLevel } from '../core/rules/load';
+import { signalLevel } from '../core/rules/ruleset';
 import { describeRoute } from '../core/rules/routing';
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import { f1, lift, median, proportion, type Estimate } from './stats';

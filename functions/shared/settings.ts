@@ -20,6 +20,9 @@ export const defaultQuarantineRetentionDays = 14;
 
 /** Days the delivery log keeps each attempt, and each destination remembers the idempotency keys it took. */
 export const defaultDeliveryLogDays = 14;
+/** Days the daily rule-health job looks back over: the default of `pql-radar health` (`defaultHealthDays`, 90), too. */
+export const defaultHealthPeriodDays = 90;
+
 /** Hours a lead event is retried at a destination before it goes to the destination's dead-letter queue. */
 export const defaultDeliveryRetryHours = 24;
 
@@ -37,6 +40,9 @@ export const environmentNames = {
   /** The rules file's time zone, for the days ingest stores events by. */
   timeZone: 'TIME_ZONE',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
+  /** The rule-health job: the rules' tier names in order (comma-separated), and the days it looks back over. */
+  tierOrder: 'TIER_ORDER',
+  healthPeriodDays: 'HEALTH_PERIOD_DAYS',
   /** A Slack or webhook notifier's feedback links: the ingest API's base URL they point at, and the rules' reason codes. */
   feedbackBaseUrl: 'FEEDBACK_BASE_URL',
   feedbackReasons: 'FEEDBACK_REASONS',
@@ -83,4 +89,7 @@ export const metricNames = {
   leadDeliveries: 'LeadDeliveries',
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',
+  /** The rule-health job: the top tier's lift per workspace, and its 95% interval's lower bound. */
+  tierLift: 'TierLift',
+  tierLiftLowerBound: 'TierLiftLowerBound',
 } as const;

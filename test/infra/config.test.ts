@@ -63,6 +63,21 @@ describe('crm', () => {
   });
 });
 
+describe('health', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+
+  it('alarms below a lift of 1.0 and runs every 24 hours by default', () => {
+    expect(load(routes)().config.health).toEqual({ liftAlarmBelow: 1, everyHours: 24 });
+  });
+
+  it('takes a positive threshold and 1 to 24 hours, and no other key', () => {
+    expect(load(`${routes}health:\n  liftAlarmBelow: 1.5\n  everyHours: 6\n`)().config.health).toEqual({ liftAlarmBelow: 1.5, everyHours: 6 });
+    expect(load(`${routes}health:\n  everyHours: 25\n`)).toThrow(/health\.everyHours/);
+    expect(load(`${routes}health:\n  liftAlarmBelow: 0\n`)).toThrow(/health\.liftAlarmBelow/);
+    expect(load(`${routes}health:\n  liftAlarmBellow: 1\n`)).toThrow(/liftAlarmBellow/);
+  });
+});
+
 describe('delivery', () => {
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
 

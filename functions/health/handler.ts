@@ -1,0 +1,66 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
+import { buildHealthReport, type EvaluatedLead } from '../analysis/live-health';
+import { logger, metrics } from '../shared/powertools';
+import { defaultDeliveryLogDays, defaultHealthPeriodDays, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
+import { topTierLift } from './top-tier';
+
+const environment = tableEnvironmentSchema
+  .extend({
+    /** The rules' tier names in their order, comma-separated: the top tier is the first that qualified leads. */
+    [environmentNames.tierOrder]: z.string().default(''),
+    [environmentNames.healthPeriodDays]: z.coerce.number().int().positive().default(defaultHealthPeriodDays),
+  })
+  .parse(process.env);
+const tierOrder = environment[environmentNames.tierOrder].split(',').filter((tier) => tier.length > 0);
+const periodDays = environment[environmentNames.healthPeriodDays];
+
+const client = new DynamoDBClient({ maxAttempts: 6 });
+// The delivery log is never read here (leadStates only); its days are the reader's own default.
+const reader = new DynamoDbLeadReader(client, environment[environmentNames.tableName], {
+  shards: environment[environmentNames.dirtyShards],
+  deliveryLogDays: defaultDeliveryLogDays,
+});
+
+/**
+ * Scheduled daily: rule health (analysis/live-health.ts) of each workspace over the last `periodDays`, and its top
+ * tier's lift as metrics. Two records per workspace: `TierLift` and `TierLiftLowerBound` by `Tier`, for the
+ * dashboard, and `TierLiftLowerBound` with the service dimension only, the one the alarm watches (its Minimum over
+ * the workspaces). The workspace is metadata of the record (in the log, not a dimension), so the metrics stay few.
+ * Reads only.
+ */
+export async function handler(_input: unknown, context: Context) {
+  logger.addContext(context);
+  const now = new Date();
+  const states = await reader.leadStates();
+  const byWorkspace = new Map<string, EvaluatedLead[]>();
+  for (const state of states) byWorkspace.set(state.ref.workspace, [...(byWorkspace.get(state.ref.workspace) ?? []), state]);
+
+  const reported: { tier: string; lift: number; lowerBound: number }[] = [];
+  for (const [workspace, leads] of [...byWorkspace].sort(([a], [b]) => a.localeCompare(b))) {
+    const top = topTierLift(buildHealthReport({ leads, now, periodDays }), tierOrder);
+    if (!top) continue;
+    metrics.addDimension('Tier', top.tier);
+    metrics.addMetadata('workspace', workspace);
+    metrics.addMetric(metricNames.tierLift, MetricUnit.NoUnit, top.lift.value);
+    metrics.addMetric(metricNames.tierLiftLowerBound, MetricUnit.NoUnit, top.lift.low);
+    metrics.publishStoredMetrics();
+    metrics.addMetadata('workspace', workspace);
+    metrics.addMetadata('tier', top.tier);
+    metrics.addMetric(metricNames.tierLiftLowerBound, MetricUnit.NoUnit, top.lift.low);
+    metrics.publishStoredMetrics();
+    reported.push({ tier: top.tier, lift: top.lift.value, lowerBound: top.lift.low });
+  }
+  // Counts and lifts only: no entity id, trait or workspace name.
+  logger.info('rule health', {
+    periodDays,
+    workspaces: byWorkspace.size,
+    states: states.length,
+    reported: reported.length,
+    lowestLowerBound: reported.length > 0 ? Math.min(...reported.map((entry) => entry.lowerBound)) : null,
+  });
+  return { workspaces: byWorkspace.size, reported: reported.length };
+}

@@ -1,0 +1,161 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as scheduler from 'aws-cdk-lib/aws-scheduler';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
+import { defaultDirtyShards, defaultHealthPeriodDays, environmentNames, metricNames } from '../functions/shared/settings';
+import { LambdaFunction } from './lambda-function';
+import { customMetricDimensions, customMetricNamespace } from './monitoring';
+
+/**
+ * What the rule-health job does with the table: reads the lead states, through the `dirty` index's sweep partitions
+ * (Query) and the STATE items by key (BatchGetItem, GetItem), as `DynamoDbLeadReader.leadStates()` does. Nothing else.
+ */
+export const ruleHealthTableAccess = {
+  table: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+  dirtyIndex: ['dynamodb:Query'],
+};
+
+export interface RuleHealthProps {
+  /** The table of the EventStore: lead states are found through its `dirty` index. */
+  readonly table: dynamodb.ITable;
+  /** The rules' tier names in the rules file's order: the top tier of a workspace is the first that qualified leads. */
+  readonly tierOrder: readonly string[];
+  /**
+   * Shards of the `dirty` index; must equal the evaluator's.
+   * @default 4
+   */
+  readonly shards?: number;
+  /**
+   * Hours between two runs; also the alarm's period. At most 24, CloudWatch's longest alarm window.
+   * @default 24
+   */
+  readonly everyHours?: number;
+  /**
+   * Days the report looks back over.
+   * @default 90
+   */
+  readonly periodDays?: number;
+  /**
+   * The alarm fires when a workspace's top tier's lift, at the lower bound of its 95% interval, is below this: its
+   * leads may convert no better than the entities the rules left alone.
+   * @default 1.0
+   */
+  readonly liftAlarmBelow?: number;
+  /**
+   * Where the alarm notifies, on ALARM and on OK.
+   * @default - no notification: the alarm only shows in CloudWatch
+   */
+  readonly alarmTopic?: sns.ITopic;
+  /**
+   * How long the function's logs are kept.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The rule-health job: a Lambda (functions/health/handler.ts) that builds `pql-radar health`'s report of each
+ * workspace and emits its top tier's lift, run by EventBridge Scheduler every `everyHours`, reading the table only;
+ * and an alarm on the lift's lower bound. No data (no tier qualified a lead, or the job did not run) is not breaching:
+ * a quiet period is not a bad rule, and failed runs show in the function's error metric.
+ */
+export class RuleHealth extends Construct {
+  public readonly handler: lambda.Function;
+  /** The group of the job's schedule; only its schedule may assume the scheduler role. */
+  public readonly scheduleGroup: scheduler.ScheduleGroup;
+  public readonly schedule: scheduler.Schedule;
+  public readonly alarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: RuleHealthProps) {
+    super(scope, id);
+    const everyHours = props.everyHours ?? 24;
+    const liftAlarmBelow = props.liftAlarmBelow ?? 1;
+    if (!Number.isInteger(everyHours) || everyHours < 1 || everyHours > 24) {
+      throw new Error(`RuleHealth: everyHours must be a whole number from 1 to 24, got ${everyHours}`);
+    }
+    if (props.tierOrder.some((tier) => tier.includes(','))) throw new Error('RuleHealth: a tier name must not contain a comma');
+
+    this.handler = new LambdaFunction(this, 'Handler', {
+      entry: 'functions/health/handler.ts',
+      description: 'pql-radar rule health: the top tier lift of each workspace, as metrics',
+      memorySize: 1024,
+      timeout: Duration.minutes(5),
+      logRetention: props.logRetention,
+      environment: {
+        [environmentNames.tableName]: props.table.tableName,
+        [environmentNames.dirtyShards]: String(props.shards ?? defaultDirtyShards),
+        [environmentNames.tierOrder]: props.tierOrder.join(','),
+        [environmentNames.healthPeriodDays]: String(props.periodDays ?? defaultHealthPeriodDays),
+      },
+    }).function;
+    // A failed run is not retried: the next one reads the same states.
+    this.handler.configureAsyncInvoke({ retryAttempts: 0 });
+
+    // Read-only, written out: grantReadData would add Scan, ConditionCheckItem, DescribeTable and every index.
+    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: ruleHealthTableAccess.table, resources: [props.table.tableArn] }));
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ruleHealthTableAccess.dirtyIndex,
+        resources: [`${props.table.tableArn}/index/${tableDefinition.dirtyIndex.indexName}`],
+      }),
+    );
+
+    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'Schedules', { removalPolicy: RemovalPolicy.DESTROY });
+    const stack = Stack.of(this);
+    const schedulerRole = new iam.Role(this, 'SchedulerRole', {
+      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account, 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
+        },
+      }),
+      description: 'pql-radar: EventBridge Scheduler runs the rule-health job',
+    });
+    schedulerRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.handler.functionArn] }));
+    const target: scheduler.IScheduleTarget = {
+      bind: () => ({
+        arn: this.handler.functionArn,
+        role: schedulerRole,
+        input: scheduler.ScheduleTargetInput.fromObject({}),
+        retryPolicy: { maximumRetryAttempts: 2, maximumEventAgeInSeconds: Duration.hours(1).toSeconds() },
+      }),
+    };
+    this.schedule = new scheduler.Schedule(this, 'Schedule', {
+      description: 'pql-radar rule health',
+      scheduleGroup: this.scheduleGroup,
+      schedule: scheduler.ScheduleExpression.rate(Duration.hours(everyHours)),
+      target,
+    });
+    this.schedule.node.addDependency(this.scheduleGroup);
+
+    this.alarm = new cloudwatch.Alarm(this, 'LiftAlarm', {
+      alarmName: `${stack.stackName} rule health lift`,
+      alarmDescription:
+        `The top tier of a workspace had a lift whose 95% lower bound is below ${liftAlarmBelow} over the last ` +
+        `${props.periodDays ?? defaultHealthPeriodDays} days: its leads may convert no better than the entities the rules left alone. ` +
+        'See `pql-radar health` and the job\'s log (the workspace is in the metric record).',
+      metric: new cloudwatch.Metric({
+        namespace: customMetricNamespace,
+        metricName: metricNames.tierLiftLowerBound,
+        dimensionsMap: customMetricDimensions,
+        statistic: 'Minimum',
+        period: Duration.hours(everyHours),
+      }),
+      threshold: liftAlarmBelow,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      // No qualified leads, no lift: not a bad rule.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    if (props.alarmTopic) {
+      this.alarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+      this.alarm.addOkAction(new actions.SnsAction(props.alarmTopic));
+    }
+  }
+}

@@ -1,0 +1,132 @@
+import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import type { IConstruct } from 'constructs';
+import { describe, expect, it } from 'vitest';
+import { EventStore } from '../../lib/event-store';
+import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import { RuleHealth, type RuleHealthProps } from '../../lib/rule-health';
+import { buildStack, synth } from './synth';
+
+type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
+
+/** The job in a stack of its own, with the table it reads. */
+function build(props: Partial<RuleHealthProps> = {}) {
+  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } });
+  const stack = new Stack(app, 'RuleHealthTest');
+  const { table } = new EventStore(stack, 'EventStore');
+  const ruleHealth = new RuleHealth(stack, 'RuleHealth', { table, tierOrder: ['PQL-A', 'PQL-B'], ...props });
+  const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+  return { stack, ruleHealth, template: Template.fromStack(stack), logicalId, tableId: logicalId(table) };
+}
+
+const resources = (template: Template, type: string) => Object.values(template.findResources(type)) as Resource[];
+const statementsOfRole = (template: Template, roleId: string) =>
+  resources(template, 'AWS::IAM::Policy')
+    .filter((policy) => policy.Properties.Roles.some((role: unknown) => JSON.stringify(role) === JSON.stringify({ Ref: roleId })))
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+const actionsOf = (statement: { Action: string | string[] }) => [statement.Action].flat();
+
+describe('rule-health function', () => {
+  it('gets the table, the shards, the tiers in rules order and the period in its environment', () => {
+    const { template, tableId } = build({ shards: 8 });
+    const [fn] = resources(template, 'AWS::Lambda::Function');
+    expect(fn!.Properties.Environment.Variables).toMatchObject({
+      TABLE_NAME: { Ref: tableId },
+      DIRTY_SHARDS: '8',
+      TIER_ORDER: 'PQL-A,PQL-B',
+      HEALTH_PERIOD_DAYS: '90',
+    });
+  });
+
+  it("may only read: GetItem and BatchGetItem on the table, Query on the dirty index, nothing else of DynamoDB", () => {
+    const { template, ruleHealth, logicalId, tableId } = build();
+    const statements = statementsOfRole(template, logicalId(ruleHealth.handler.role!));
+    const dynamodb = statements.filter((statement) => actionsOf(statement).some((action) => action.startsWith('dynamodb:')));
+    expect(dynamodb.flatMap(actionsOf).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query']);
+    const [onTable, onIndex] = [
+      dynamodb.find((statement) => actionsOf(statement).includes('dynamodb:GetItem'))!,
+      dynamodb.find((statement) => actionsOf(statement).includes('dynamodb:Query'))!,
+    ];
+    expect(actionsOf(onTable).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem']);
+    expect(onTable.Resource).toEqual({ 'Fn::GetAtt': [tableId, 'Arn'] });
+    expect(actionsOf(onIndex)).toEqual(['dynamodb:Query']);
+    expect(JSON.stringify(onIndex.Resource)).toContain('/index/dirty');
+    // Only DynamoDB reads and its own logs.
+    expect(statements.flatMap(actionsOf).filter((action) => !action.startsWith('dynamodb:') && !action.startsWith('logs:'))).toEqual([]);
+  });
+});
+
+describe('rule-health schedule', () => {
+  it('runs the function every 24 hours by default, from a group of its own, with a role only that group may assume', () => {
+    const { template, ruleHealth, logicalId } = build();
+    const [schedule] = resources(template, 'AWS::Scheduler::Schedule');
+    expect(resources(template, 'AWS::Scheduler::Schedule')).toHaveLength(1);
+    // Scheduler's own spelling of 24 hours.
+    expect(schedule!.Properties.ScheduleExpression).toBe('rate(1 day)');
+    expect(schedule!.Properties.Target.Arn).toEqual({ 'Fn::GetAtt': [logicalId(ruleHealth.handler), 'Arn'] });
+    expect(schedule!.DependsOn).toContain(logicalId(ruleHealth.scheduleGroup));
+    const schedulerRoleId = logicalId(ruleHealth.node.findChild('SchedulerRole'));
+    const role = template.toJSON().Resources[schedulerRoleId] as Resource;
+    expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument)).toContain(logicalId(ruleHealth.scheduleGroup));
+    expect(statementsOfRole(template, schedulerRoleId).flatMap(actionsOf)).toEqual(['lambda:InvokeFunction']);
+  });
+
+  it('takes everyHours, from 1 to 24', () => {
+    const [schedule] = resources(build({ everyHours: 6 }).template, 'AWS::Scheduler::Schedule');
+    expect(schedule!.Properties.ScheduleExpression).toBe('rate(6 hours)');
+    expect(() => build({ everyHours: 25 })).toThrow(/everyHours/);
+    expect(() => build({ everyHours: 0 })).toThrow(/everyHours/);
+  });
+});
+
+describe('rule-health alarm', () => {
+  it('fires when the lowest TierLiftLowerBound of a period is below the threshold, and no data is not breaching', () => {
+    const { template } = build({ liftAlarmBelow: 1.2, everyHours: 12 });
+    const [alarm] = resources(template, 'AWS::CloudWatch::Alarm');
+    expect(alarm!.Properties).toMatchObject({
+      Namespace: 'pql-radar',
+      MetricName: 'TierLiftLowerBound',
+      Dimensions: [{ Name: 'service', Value: 'pql-radar' }],
+      Statistic: 'Minimum',
+      Period: 12 * 3600,
+      Threshold: 1.2,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+  });
+
+  it('alarms below 1.0 by default and notifies the given topic on ALARM and OK', () => {
+    const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } });
+    const stack = new Stack(app, 'WithTopic');
+    const topic = new sns.Topic(stack, 'Topic');
+    new RuleHealth(stack, 'RuleHealth', { table: new EventStore(stack, 'EventStore').table, tierOrder: ['PQL-A'], alarmTopic: topic });
+    const [alarm] = resources(Template.fromStack(stack), 'AWS::CloudWatch::Alarm');
+    const topicRef = { Ref: stack.getLogicalId(topic.node.defaultChild as CfnElement) };
+    expect(alarm!.Properties.Threshold).toBe(1);
+    expect(alarm!.Properties.AlarmActions).toEqual([topicRef]);
+    expect(alarm!.Properties.OKActions).toEqual([topicRef]);
+  });
+});
+
+describe('in the stack', () => {
+  it("takes the config's health section, the rules' tiers in order, and notifies the alarm topic", () => {
+    const { stack } = buildStack({ config: { health: { liftAlarmBelow: 0.9, everyHours: 24 }, evaluation: { shards: 16 } } });
+    const template = Template.fromStack(stack);
+    const alarm = resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'TierLiftLowerBound')!;
+    expect(alarm.Properties.Threshold).toBe(0.9);
+    const topicId = stack.getLogicalId(stack.monitoring.alarmTopic.node.defaultChild as CfnElement);
+    expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+    const fn = resources(template, 'AWS::Lambda::Function').find((each) => each.Properties.Environment?.Variables?.TIER_ORDER !== undefined)!;
+    expect(fn.Properties.Environment.Variables.DIRTY_SHARDS).toBe('16');
+    expect(fn.Properties.Environment.Variables.TIER_ORDER).toBe(stack.evaluator.ruleset.file.tiers.map((tier) => tier.name).join(','));
+  });
+
+  it('runs daily with a 1.0 threshold by default', () => {
+    const template = synth();
+    expect(resources(template, 'AWS::Scheduler::Schedule').filter((each) => each.Properties.ScheduleExpression === 'rate(1 day)')).toHaveLength(1);
+    const alarm = resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'TierLiftLowerBound')!;
+    expect(alarm.Properties.Threshold).toBe(1);
+  });
+});
