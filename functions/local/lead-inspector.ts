@@ -6,6 +6,7 @@ import type { FeedbackStore } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { ageMs, dayMs } from '../core/days';
+import { defaultHealthPeriodDays } from '../shared/settings';
 import { leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
 import type { EntityRef } from '../core/ports';
 
@@ -26,9 +27,6 @@ export async function inspectLead(reader: DynamoDbLeadReader, ref: EntityRef, no
   const record = await reader.lead(ref, now);
   return record && leadView(record);
 }
-
-/** The period rule health looks back over unless asked otherwise. */
-export const defaultHealthDays = 90;
 
 /** Rule health over the lead states (analysis/live-health.ts): what `pql-radar health` prints and /leads/health shows. */
 export async function inspectHealth(reader: DynamoDbLeadReader, options: { workspace?: string | undefined; periodDays: number; now: Date }): Promise<HealthReport> {
@@ -122,7 +120,7 @@ async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now:
 }
 
 async function healthPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {
-  const since = query.get('since') || `${defaultHealthDays}d`;
+  const since = query.get('since') || `${defaultHealthPeriodDays}d`;
   const periodMs = ageMs(since);
   if (periodMs === undefined) return html(400, renderNotFoundHtml(`since ${JSON.stringify(since)}: must be an age such as 30d`));
   const report = await inspectHealth(reader, { workspace: query.get('workspace') ?? undefined, periodDays: periodMs / dayMs, now });

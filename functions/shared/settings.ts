@@ -20,7 +20,7 @@ export const defaultQuarantineRetentionDays = 14;
 
 /** Days the delivery log keeps each attempt, and each destination remembers the idempotency keys it took. */
 export const defaultDeliveryLogDays = 14;
-/** Days the daily rule-health job looks back over: the default of `pql-radar health` (`defaultHealthDays`, 90), too. */
+/** Days rule health looks back over by default: the daily job, `pql-radar health` and the /leads/health page. */
 export const defaultHealthPeriodDays = 90;
 
 /** Hours a lead event is retried at a destination before it goes to the destination's dead-letter queue. */
