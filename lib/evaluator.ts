@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -11,6 +11,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { scheduleInvoker } from './schedule-invoker';
 import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import type { Ruleset } from '../functions/core/rules/load';
@@ -185,20 +186,8 @@ export class Evaluator extends Construct {
         'only dead-letter queues of SQS queues and Lambda functions.',
     });
 
-    // Holds nothing but the schedules below: it goes with the stack.
-    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'Schedules', { removalPolicy: RemovalPolicy.DESTROY });
-    const stack = Stack.of(this);
-    const schedulerRole = new iam.Role(this, 'SchedulerRole', {
-      // Confused-deputy guard: only schedules of this group, in this account, act with this role.
-      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account, 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
-        },
-      }),
-      description: 'pql-radar: EventBridge Scheduler runs the evaluator',
-    });
-    // Written out instead of LambdaInvoke's grantInvoke, which would also allow every version and alias (`:*`).
-    schedulerRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.handler.functionArn] }));
+    const { group, role: schedulerRole } = scheduleInvoker(this, this.handler, 'pql-radar: EventBridge Scheduler runs the evaluator');
+    this.scheduleGroup = group;
     schedulerRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.deadLetterQueue.queueArn] }));
 
     this.schedules = Array.from({ length: shards }, (_, shard) => {

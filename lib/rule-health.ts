@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -8,6 +8,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
+import { scheduleInvoker } from './schedule-invoker';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { defaultDirtyShards, defaultHealthPeriodDays, environmentNames, metricNames } from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
@@ -107,17 +108,8 @@ export class RuleHealth extends Construct {
       }),
     );
 
-    this.scheduleGroup = new scheduler.ScheduleGroup(this, 'Schedules', { removalPolicy: RemovalPolicy.DESTROY });
-    const stack = Stack.of(this);
-    const schedulerRole = new iam.Role(this, 'SchedulerRole', {
-      assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account, 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
-        },
-      }),
-      description: 'pql-radar: EventBridge Scheduler runs the rule-health job',
-    });
-    schedulerRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.handler.functionArn] }));
+    const { group, role: schedulerRole } = scheduleInvoker(this, this.handler, 'pql-radar: EventBridge Scheduler runs the rule-health job');
+    this.scheduleGroup = group;
     const target: scheduler.IScheduleTarget = {
       bind: () => ({
         arn: this.handler.functionArn,
@@ -135,7 +127,7 @@ export class RuleHealth extends Construct {
     this.schedule.node.addDependency(this.scheduleGroup);
 
     this.alarm = new cloudwatch.Alarm(this, 'LiftAlarm', {
-      alarmName: `${stack.stackName} rule health lift`,
+      alarmName: `${Stack.of(this).stackName} rule health lift`,
       alarmDescription:
         `The top tier of a workspace had a lift whose 95% lower bound is below ${liftAlarmBelow} over the last ` +
         `${props.periodDays ?? defaultHealthPeriodDays} days: its leads may convert no better than the entities the rules left alone. ` +
