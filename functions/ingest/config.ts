@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defaultQuarantineRetentionDays, environmentNames, tableEnvironmentSchema } from '../shared/settings';
+import { settingsFromEnvironment } from '../shared/environment';
 
 const environmentSchema = tableEnvironmentSchema.extend({
   [environmentNames.quarantineRetentionDays]: z.coerce.number().int().positive().default(defaultQuarantineRetentionDays),
@@ -18,12 +19,7 @@ export interface IngestConfig {
 
 /** Reads the ingest function's settings; a wrong value fails the cold start with the variable's name and the reason. */
 export function ingestConfigFromEnvironment(environment: Record<string, string | undefined>): IngestConfig {
-  const parsed = environmentSchema.safeParse(environment);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ');
-    throw new Error(`ingest configuration is invalid: ${problems}`);
-  }
-  const env = parsed.data;
+  const env = settingsFromEnvironment(environmentSchema, environment, 'ingest');
   return {
     tableName: env[environmentNames.tableName],
     retentionDays: env[environmentNames.retentionDays],

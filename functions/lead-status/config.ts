@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { environmentNames } from '../shared/settings';
+import { settingsFromEnvironment } from '../shared/environment';
 
 const environmentSchema = z.object({
   [environmentNames.tableName]: z.string().min(1, 'is required: the DynamoDB table of pql-radar'),
@@ -17,11 +18,6 @@ export interface LeadStatusConfig {
 
 /** Reads the lead status function's settings; a wrong value fails the cold start with the variable's name and the reason. */
 export function leadStatusConfigFromEnvironment(environment: Record<string, string | undefined>): LeadStatusConfig {
-  const parsed = environmentSchema.safeParse(environment);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ');
-    throw new Error(`lead status configuration is invalid: ${problems}`);
-  }
-  const env = parsed.data;
+  const env = settingsFromEnvironment(environmentSchema, environment, 'lead status');
   return { tableName: env[environmentNames.tableName], keyCacheSeconds: env.KEY_CACHE_SECONDS, leadCacheSeconds: env.LEAD_CACHE_SECONDS };
 }
