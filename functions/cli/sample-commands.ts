@@ -1,9 +1,10 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { integer } from './options';
 import { generateSampleStream, toJsonl } from './sample-stream';
+import { evaluatePath } from '../local/evaluate-route';
 
 /** `pql-radar sample` writes a sample event stream; `pql-radar replay` sends one to an ingest endpoint. */
 export function addSampleCommands(program: Command) {
@@ -27,22 +28,61 @@ export function addSampleCommands(program: Command) {
     .requiredOption('--write-key <key>', 'write key of the endpoint')
     .option('--url <url>', 'ingest endpoint', 'http://127.0.0.1:3000')
     .option('--batch-size <n>', 'messages per /v1/batch request', integer('--batch-size'), 100)
-    .action(async (file: string | undefined, options: { writeKey: string; url: string; batchSize: number }) => {
-      const messages: unknown[] = file ? await readJsonl(file) : generateSampleStream();
+    .option('--paced', "send a day at a time, the local runtime's evaluator running at each day's end (`npm start` only): leads qualify on the days they would have live")
+    .action(async (file: string | undefined, options: { writeKey: string; url: string; batchSize: number; paced?: boolean }) => {
+      const messages = file ? await readJsonl(file) : generateSampleStream();
       const authorization = `Basic ${Buffer.from(`${options.writeKey}:`).toString('base64')}`;
       let rejected = 0;
-      for (let i = 0; i < messages.length; i += options.batchSize) {
-        const response = await fetch(`${options.url}/v1/batch`, {
-          method: 'POST',
-          headers: { authorization, 'content-type': 'application/json' },
-          body: JSON.stringify({ batch: messages.slice(i, i + options.batchSize) }),
-        });
-        const body = (await response.json()) as { rejected?: unknown[]; error?: string };
-        if (!response.ok) throw new Error(`${options.url} answered ${response.status}: ${body.error ?? 'no reason given'}`);
-        rejected += body.rejected?.length ?? 0;
+      const send = async (batch: readonly unknown[]) => {
+        for (let i = 0; i < batch.length; i += options.batchSize) {
+          const body = await post(`${options.url}/v1/batch`, { batch: batch.slice(i, i + options.batchSize) }, authorization);
+          rejected += (body as { rejected?: unknown[] }).rejected?.length ?? 0;
+        }
+      };
+      if (!options.paced) await send(messages);
+      else {
+        const days = byDay(messages);
+        if (days.length === 0) throw new InvalidArgumentError('--paced: no message has a timestamp to pace by');
+        // A run before the first day: it holds the runtime's own timed runs, which would date the days sent today.
+        await evaluateAt(options.url, `${days[0]!.day}T00:00:00.000Z`);
+        for (const [index, { day, messages: ofDay }] of days.entries()) {
+          await send(ofDay);
+          const end = index === days.length - 1 ? new Date().toISOString() : `${days[index + 1]!.day}T00:00:00.000Z`;
+          const run = await evaluateAt(options.url, end < new Date().toISOString() ? end : new Date().toISOString());
+          console.log(`${day}: sent ${ofDay.length} messages; evaluated ${run.evaluated}, ${run.transitions} transitions`);
+        }
       }
       console.log(`sent ${messages.length} messages to ${options.url}${rejected > 0 ? `, ${rejected} rejected (see \`pql-radar rejected list\`)` : ''}`);
     });
+}
+
+/** Messages grouped by their UTC day, in order; a message without a timestamp goes with the one before it. */
+function byDay(messages: readonly unknown[]): { day: string; messages: unknown[] }[] {
+  const days: { day: string; messages: unknown[] }[] = [];
+  for (const message of messages) {
+    const timestamp = (message as { timestamp?: unknown }).timestamp;
+    const day = typeof timestamp === 'string' && !Number.isNaN(Date.parse(timestamp)) ? new Date(timestamp).toISOString().slice(0, 10) : days.at(-1)?.day;
+    if (day === undefined) continue;
+    const last = days.at(-1);
+    if (last && last.day >= day) last.messages.push(message);
+    else days.push({ day, messages: [message] });
+  }
+  return days;
+}
+
+async function evaluateAt(url: string, at: string): Promise<{ evaluated: number; transitions: number }> {
+  const answer = await fetch(`${url}${evaluatePath}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ at }) });
+  if (answer.status === 404 || answer.status === 405) throw new Error(`--paced: ${url} has no evaluator to pace (${answer.status}); it works with the local runtime (npm start) only`);
+  const body = (await answer.json()) as { evaluated: number; transitions: number; error?: string };
+  if (!answer.ok) throw new Error(`--paced: ${url} answered ${answer.status}: ${body.error ?? 'no reason given'}`);
+  return body;
+}
+
+async function post(url: string, payload: object, authorization: string): Promise<unknown> {
+  const response = await fetch(url, { method: 'POST', headers: { authorization, 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+  const body = (await response.json()) as { error?: string };
+  if (!response.ok) throw new Error(`${url} answered ${response.status}: ${body.error ?? 'no reason given'}`);
+  return body;
 }
 
 async function readJsonl(file: string): Promise<unknown[]> {

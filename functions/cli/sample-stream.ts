@@ -14,6 +14,9 @@
  * Users follow one of four personas: activators (dashboards, invites and a data source in their first week),
  * power users (daily logins, exports, premium features, plan limits), tire kickers (a couple of page views, then
  * nothing; half of them signed up months ago) and churners (a good first week, then silent for three weeks or more).
+ * Some users upgrade to the pro plan (an identify with plan "pro", the example rules' conversion), most often the
+ * activators and power users a week or more after their milestones, sometimes a tire kicker or a churner: so a
+ * backtest, or the live rule health after a paced replay, has conversions to measure against.
  */
 
 import { dayMs } from '../core/days';
@@ -55,6 +58,8 @@ export interface SampleUser {
   /** The createdAt trait: may be before the stream starts. */
   signupAt: string;
   email: string;
+  /** When the user upgraded to the pro plan, or null: not within the stream. */
+  convertedAt: string | null;
 }
 
 export interface SampleAccount {
@@ -95,6 +100,13 @@ const dataSources = ['postgres', 'snowflake', 'bigquery', 'stripe', 'hubspot', '
 const premiumFeatures = ['sso', 'audit_log', 'scheduled_reports', 'custom_roles', 'api_access'];
 const limits = ['dashboards', 'seats', 'data_sources', 'rows'];
 const limitMax: Record<string, number> = { dashboards: 3, seats: 3, data_sources: 2, rows: 100_000 };
+/** Chance of upgrading to pro, and when (ms after the user's first day), by persona. */
+const upgrades: Record<Persona, { chance: number; afterDays: [number, number] }> = {
+  activator: { chance: 0.45, afterDays: [8, 20] },
+  power_user: { chance: 0.4, afterDays: [10, 26] },
+  tire_kicker: { chance: 0.1, afterDays: [1, 12] },
+  churner: { chance: 0.08, afterDays: [2, 9] },
+};
 /** Spread so that any prefix of four users has every persona, and tire kickers and activators are the most common. */
 const personaPattern: Persona[] = ['activator', 'power_user', 'tire_kicker', 'churner', 'activator', 'tire_kicker', 'power_user', 'activator', 'churner', 'tire_kicker'];
 
@@ -107,6 +119,8 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
   const endMs = (options.end ?? new Date()).getTime();
   const startMs = endMs - days * dayMs;
   const random = new SeededRandom(seed);
+  // Upgrades draw from their own sequence, so the rest of the stream is the same with or without them.
+  const upgradeRandom = new SeededRandom(seed ^ 0x9e3779b9);
   const messages: SampleMessage[] = [];
   let counter = 0;
   const messageId = () => `sample-${seed}-${(counter++).toString(36).padStart(6, '0')}`;
@@ -181,7 +195,8 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
     }
     signupMs = Math.floor(signupMs / 1000) * 1000;
     firstSeenMs = Math.max(Math.floor(firstSeenMs / 1000) * 1000, Math.ceil(startMs / 1000) * 1000);
-    users.push({ id, persona, accountId: account?.id ?? null, signupAt: iso(signupMs), email });
+    const user: SampleUser = { id, persona, accountId: account?.id ?? null, signupAt: iso(signupMs), email, convertedAt: null };
+    users.push(user);
 
     emit({
       type: 'identify',
@@ -293,6 +308,14 @@ export function generateSample(options: SampleStreamOptions = {}): SampleStream 
         }
         break;
       }
+    }
+
+    const upgrade = upgrades[persona];
+    const [roll, after, hour] = [upgradeRandom.next(), upgradeRandom.next(), upgradeRandom.next()];
+    const upgradeMs = Math.floor((firstDay + (upgrade.afterDays[0] + after * (upgrade.afterDays[1] - upgrade.afterDays[0])) * dayMs + (8 + hour * 10) * 3_600_000) / 1000) * 1000;
+    if (roll < upgrade.chance && upgradeMs <= endMs) {
+      user.convertedAt = iso(upgradeMs);
+      messages.push({ userId: id, messageId: `sample-${seed}-upgrade-${index + 1}`, type: 'identify', timestamp: user.convertedAt, traits: { plan: 'pro' } });
     }
   }
 

@@ -12,7 +12,8 @@ import { allShards, runEvaluator, type EvaluatorRunSummary } from '../core/evalu
 import { parseWriteKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
-import { leadPages } from './lead-inspector';
+import { leadPages, type PageHandler } from './lead-inspector';
+import { EvaluationTimeTooEarly, evaluateRoute } from './evaluate-route';
 import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createLeadStatusHandler } from '../lead-status/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
@@ -26,6 +27,9 @@ import { DynamoDbFeedbackStore, ensureFeedbackSecret } from '../adapters/dynamod
 import { createFeedbackLinkHandler } from '../ingest/feedback-http';
 import { withFeedbackLinks } from '../adapters/destinations';
 import { feedbackReasons } from '../core/lead-feedback';
+
+/** How long timed runs wait after a paced replay's last run: a paused replay hands the clock back. */
+const pacedHoldMs = 30_000;
 
 export interface DevOptions {
   /** Port of the ingest endpoint; 0 picks a free one. @default 3000 */
@@ -147,12 +151,14 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const feedback = createFeedbackLinkHandler({ store: feedbackStore, secret: async () => feedbackSecret });
     // No key cache here: locally, a revoked key should stop working at once.
     const handler = createIngestHandler({ keys, events }, options.observer, feedback);
-    // The lead inspector's pages beside ingest, on 127.0.0.1 like it.
-    const pages = leadPages(
+    // The lead inspector's pages beside ingest, on 127.0.0.1 like it, and the evaluator control of a paced replay.
+    const inspector = leadPages(
       new DynamoDbLeadReader(client, tableName, { shards: dirtyShards, deliveryLogDays: defaultDeliveryLogDays }),
       undefined,
       options.ruleset && { store: feedbackStore, ruleset: options.ruleset },
     );
+    const control = options.ruleset && evaluateRoute((at) => evaluatePaced(at));
+    const pages: PageHandler = control ? async (url, form) => (await control(url, form)) ?? inspector(url, form) : inspector;
     // The product's reads of lead status, uncached: locally a fresh evaluation shows at once.
     const reads = createLeadStatusHandler({ keys, leads: new DynamoDbLeadStatusReader(client, tableName) }, { maxAgeSeconds: 0 });
     const served = await serveHttpApi(handler, { port: options.port ?? 3000, pages, reads });
@@ -171,6 +177,10 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     if (deliverEvery > 0) deliveries.start(deliverEvery);
     const written = options.leads ?? new ConsoleLeadSink();
     const leads = options.destinations?.length ? new FanOutLeadSink([written, deliveries]) : written;
+    /** The latest time a run evaluated anything at: a run at an earlier time would move leads back in time. */
+    let latestEvaluatedAt = 0;
+    /** Until then timed runs wait: a paced replay runs the evaluator at the times of the history it sends. */
+    let pacedUntil = 0;
     const evaluateOnce = (now?: Date) => {
       const ruleset = options.ruleset;
       if (!ruleset) throw new Error('no rules: start the local runtime with a rules file to evaluate');
@@ -179,9 +189,26 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       const run = lastRun
         .catch(() => {})
         .then(collectChanges)
-        .then(() => runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: now ?? new Date(), deadline: Number.POSITIVE_INFINITY }));
+        .then(async () => {
+          const at = now ?? new Date();
+          const summary = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY });
+          if (summary.evaluated > 0) latestEvaluatedAt = Math.max(latestEvaluatedAt, at.getTime());
+          return summary;
+        });
       lastRun = run;
       return run;
+    };
+    const evaluatePaced = async (at: Date) => {
+      if (at.getTime() < latestEvaluatedAt) {
+        throw new EvaluationTimeTooEarly(
+          `the local evaluator has already evaluated leads at ${new Date(latestEvaluatedAt).toISOString()}, after ${at.toISOString()}: replay paced history into a fresh runtime (npm start without --data-dir)`,
+        );
+      }
+      pacedUntil = Date.now() + pacedHoldMs;
+      const summary = await evaluateOnce(at);
+      pacedUntil = Date.now() + pacedHoldMs;
+      options.onEvaluation?.(summary);
+      return summary;
     };
     const every = options.evaluateEveryMs ?? 10_000;
     if (options.ruleset && every > 0) {
@@ -189,6 +216,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       // letting runs pile up.
       const scheduleRun = () => {
         timer = setTimeout(() => {
+          if (Date.now() < pacedUntil) return scheduleRun();
           evaluateOnce()
             .then(options.onEvaluation, options.onEvaluationError ?? ((error) => console.error('evaluator run failed:', error)))
             .finally(() => {

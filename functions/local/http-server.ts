@@ -17,7 +17,8 @@ const maxDiscardBytes = 64 * 1024 * 1024;
 /**
  * Serves an HTTP API (payload v2) Lambda handler on a Node HTTP server, translating requests the way API Gateway
  * does (lowercase headers, binary bodies base64-encoded), so the local runtime runs the deployed code unchanged.
- * `pages` answers GET requests of its own paths (the lead inspector); without a handler only they are served.
+ * `pages` answers GET requests of its own paths (the lead inspector) and POSTs under /leads/ and /local/; without a
+ * handler only they are served.
  * `reads` answers the API's other GET requests (the lead status), as its deployed GET route does; `handler` the rest.
  */
 export function serveHttpApi(
@@ -41,8 +42,8 @@ export function serveHttpApi(
           return;
         }
       }
-      // A form posted by a lead page (sales feedback).
-      if (options.pages && request.method === 'POST' && (request.url ?? '').startsWith('/leads/')) {
+      // A form posted by a lead page (sales feedback), or the local runtime's evaluator control (a paced replay).
+      if (options.pages && request.method === 'POST' && /^\/(leads|local)\//.test(request.url ?? '')) {
         const posted = await readBody(request);
         const origin = request.headers.origin;
         const page = await options.pages(new URL(request.url!, `http://${request.headers.host ?? 'localhost'}`), { origin, body: posted?.toString('utf8') ?? '' });

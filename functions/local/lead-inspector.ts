@@ -54,7 +54,7 @@ export interface PostedForm {
 export type PageHandler = (url: URL, form?: PostedForm) => Promise<HtmlPage | undefined>;
 
 /** Host names a page may be asked for by: a page of another site rebinding its name to 127.0.0.1 gets nothing. */
-const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
+export const loopbackHosts = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
  * The /leads pages: `/leads?tier=&route=&since=7d&workspace=`, `/leads/<type>/<id>?workspace=default` and
