@@ -3,6 +3,9 @@ import type { ScorePoint } from '../core/lead-state';
 import { escapeHtml as esc, htmlDocument } from './html';
 import type { HealthReport } from './live-health';
 import { liftText } from './metrics';
+import { percentCoarse } from './format';
+import type { Outcome } from './report';
+import type { Estimate } from './stats';
 
 /**
  * The lead inspector's pages (served by the local runtime and `pql-radar leads serve`): the list and one page per
@@ -110,18 +113,40 @@ export function renderHealthHtml(report: HealthReport): string {
 <td class="num">${figure(key('lift:value'), tier.lift?.value ?? null, tier.lift ? liftText(tier.lift) : '—')}</td>
 <td class="num">${figure(key('alertsPerWeek'), tier.alertsPerWeek, tier.alertsPerWeek.toFixed(1))}</td>
 <td class="num">${figure(key('medianDaysToConversion'), tier.medianDaysToConversion, tier.medianDaysToConversion === null ? '—' : tier.medianDaysToConversion.toFixed(1))}</td>
-<td>${esc(tier.feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ') || '—')}</td></tr>`;
+<td>${esc(tier.feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ') || '—')}</td>${report.promised ? promisedCells(key, tier.promised && { outcome: tier.promised.qualified, lift: tier.promised.lift }) : ''}</tr>`;
   });
+  const signalRows = report.signals.map((signal) => {
+    const key = (name: string) => `health:signal:${signal.signal}:${name}`;
+    return `<tr><th scope="row">${esc(signal.signal)}</th><td>${esc(signal.level)}</td>
+<td class="num">${figure(key('fireRate'), signal.fireRate, percentCoarse(signal.fireRate))}</td>
+<td class="num">${figure(key('fired:converted'), signal.fired.converted, String(signal.fired.converted))} / ${figure(key('fired:entities'), signal.fired.entities, String(signal.fired.entities))}</td>
+<td class="num">${figure(key('notFired:converted'), signal.notFired.converted, String(signal.notFired.converted))} / ${figure(key('notFired:entities'), signal.notFired.entities, String(signal.notFired.entities))}</td>
+<td class="num">${figure(key('lift:value'), signal.lift?.value ?? null, signal.lift ? liftText(signal.lift) : '—')}</td>${report.promised ? promisedCells(key, signal.promised && { outcome: signal.promised.fired, lift: signal.promised.lift }) : ''}</tr>`;
+  });
+  const promisedHeaders = report.promised ? ['Backtest: converted', 'Backtest lift'] : [];
+  const promised = report.promised
+    ? `<p id="promised">Beside the live figures: the backtest of rules version ${esc(report.promised.rules.version)} (${esc(report.promised.period.from)} to ${esc(report.promised.period.to)}, conversions within ${report.promised.period.horizonDays} days of qualifying).</p>`
+    : '';
   const warnings = report.warnings.length > 0 ? section('warnings', 'Warnings', `<ul>${report.warnings.map((warning) => `<li>${esc(warning)}</li>`).join('')}</ul>`) : '';
   return page(
     'Rule health',
     `<h1>Rule health</h1>
 <p>The last ${report.period.days} days (${esc(report.period.from.slice(0, 10))} to ${esc(report.period.to.slice(0, 10))}): ${report.entities.user} users and ${report.entities.account} accounts evaluated. Qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now.</p>
 <form method="get" action="/leads/health" class="filters"><label>since <input name="since" value="${report.period.days}d" size="6"></label> <button type="submit">Show</button></form>
-${rows.length === 0 ? '<p class="empty">No entity entered a tier in the period.</p>' : table('health', 'Each tier against the non-leads of its level', ['Tier', 'Level', 'Leads converted', 'Non-leads converted', 'Lift (95% CI)', 'Alerts/week', 'Median days to convert', 'Feedback'], rows)}
+${promised}
+${rows.length === 0 ? '<p class="empty">No entity entered a tier in the period.</p>' : table('health', 'Each tier against the non-leads of its level', ['Tier', 'Level', 'Leads converted', 'Non-leads converted', 'Lift (95% CI)', 'Alerts/week', 'Median days to convert', 'Feedback', ...promisedHeaders], rows)}
+${signalRows.length === 0 ? '' : table('health-signals', 'Each signal: the entities it fired for against the rest of their level', ['Signal', 'Level', 'Fired for', 'Fired: converted', 'Not fired: converted', 'Lift (95% CI)', ...promisedHeaders], signalRows)}
 ${warnings}
 <p><a href="/leads">All leads</a></p>`,
   );
+}
+
+/** A recorded backtest's rate and lift beside the live ones; dashes where it has no such tier or signal. */
+function promisedCells(key: (name: string) => string, promised: { outcome: Outcome; lift: Estimate | null } | null): string {
+  const figure = (name: string, value: number | null, text: string) => `<span data-metric="${esc(key(name))}" data-value="${value === null ? 'null' : value}">${esc(text)}</span>`;
+  if (!promised) return '<td class="num">—</td><td class="num">—</td>';
+  return `<td class="num">${figure('promised:converted', promised.outcome.converted, String(promised.outcome.converted))} / ${figure('promised:entities', promised.outcome.entities, String(promised.outcome.entities))}</td>
+<td class="num">${figure('promised:lift:value', promised.lift?.value ?? null, promised.lift ? liftText(promised.lift) : '—')}</td>`;
 }
 
 export function renderNotFoundHtml(message: string): string {

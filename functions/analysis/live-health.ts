@@ -2,10 +2,10 @@ import { dayMs } from '../core/days';
 import { feedbackOfReasonLine, type FeedbackOutcome } from '../core/lead-feedback';
 import type { LeadState } from '../core/lead-state';
 import type { EntityRef } from '../core/ports';
-import { liftText, outcome, rateText, round, roundEstimate, tierWarnings } from './metrics';
-import type { Outcome } from './report';
+import { liftText, outcome, rateText, round, roundEstimate, signalWarnings, tierWarnings } from './metrics';
+import type { BacktestReport, Outcome, SignalReport, TierReport } from './report';
 import { lift, median, type Estimate } from './stats';
-import { count, textTable } from './format';
+import { count, percentCoarse, textTable } from './format';
 
 /**
  * Rule health after go-live: how the leads the deployed rules qualified in a recent period converted, against the
@@ -21,8 +21,15 @@ import { count, textTable } from './format';
  *   before the period only is in neither group). Converted: converted in the period. One comparison group per
  *   level, shared by the tiers of that level.
  * - Lift = qualified rate / non-lead rate with the log-method 95% interval; rates with Wilson intervals (stats.ts).
- * - Alerts per week: every entry into the tier in the period / the period's weeks.
+ * - Alerts per week: every entry into the tier in the period / the weeks of the period the states cover (from its
+ *   earliest transition, when the rules went live after the period began).
  * - Feedback: sales feedback given in the period, counted under the tier the lead was in (else its last qualification's).
+ * - Signals: a judged entity's signal fired when it matched at the conversion's evaluation (a converter), or at its last
+ *   evaluation or its qualification in the period (the others); converters whose state predates the signals kept at
+ *   conversion are left out of the signals' figures. Lift = fired rate / not-fired rate, as the backtest's.
+ * - Promised vs delivered: the backtest recorded for the rules version of the period's latest evaluation (`pql-radar
+ *   backtest --record`), tier by tier and signal by signal. Its rates count conversions within its horizon; live
+ *   ones count them up to now.
  *
  * A state keeps its last 20 transitions: an entity with more in the period has its earliest ones forgotten.
  */
@@ -36,6 +43,29 @@ export interface HealthOptions {
   leads: readonly EvaluatedLead[];
   now: Date;
   periodDays: number;
+  /** The backtest recorded for `rulesVersionOf(leads, ...)`, if any: its figures go beside the live ones. */
+  backtest?: RecordedBacktest | undefined;
+}
+
+/** What `pql-radar backtest --record` keeps of a report: enough to put the promise beside what was delivered. */
+export interface RecordedBacktest {
+  rules: BacktestReport['rules'];
+  period: BacktestReport['period'];
+  generatedAt: string;
+  conversionsFrom: string;
+  tiers: Pick<TierReport, 'tier' | 'qualified' | 'notQualified' | 'lift' | 'alertsPerWeek' | 'medianDaysToConversion'>[];
+  signals: Pick<SignalReport, 'signal' | 'level' | 'fired' | 'notFired' | 'lift' | 'fireRate'>[];
+}
+
+export function recordOf(report: BacktestReport): RecordedBacktest {
+  return {
+    rules: report.rules,
+    period: report.period,
+    generatedAt: report.generatedAt,
+    conversionsFrom: report.input.conversionsFrom,
+    tiers: report.tiers.map(({ tier, qualified, notQualified, lift, alertsPerWeek, medianDaysToConversion }) => ({ tier, qualified, notQualified, lift, alertsPerWeek, medianDaysToConversion })),
+    signals: report.signals.map(({ signal, level, fired, notFired, lift, fireRate }) => ({ signal, level, fired, notFired, lift, fireRate })),
+  };
 }
 
 export interface FeedbackCount {
@@ -56,14 +86,33 @@ export interface TierHealth {
   /** Median days from qualification to conversion, over the qualified who converted. */
   medianDaysToConversion: number | null;
   feedback: FeedbackCount[];
+  /** The recorded backtest's figures for this tier; null without one (or when it had no such tier). */
+  promised: RecordedBacktest['tiers'][number] | null;
+}
+
+export interface SignalHealth {
+  signal: string;
+  level: 'user' | 'account';
+  fired: Outcome;
+  notFired: Outcome;
+  lift: Estimate | null;
+  /** Share of the level's judged entities it fired for. */
+  fireRate: number;
+  /** The recorded backtest's figures for this signal; null without one. */
+  promised: RecordedBacktest['signals'][number] | null;
 }
 
 export interface HealthReport {
   generatedAt: string;
   period: { from: string; to: string; days: number };
+  /** The rules version of the period's latest evaluation; null when nothing was evaluated in it. */
+  rulesVersion: string | null;
+  /** The backtest the figures are put beside: one recorded for `rulesVersion`, else null. */
+  promised: Pick<RecordedBacktest, 'rules' | 'period' | 'generatedAt' | 'conversionsFrom'> | null;
   /** Judged entities by level. */
   entities: Record<'user' | 'account', number>;
   tiers: TierHealth[];
+  signals: SignalHealth[];
   warnings: string[];
 }
 
@@ -79,10 +128,22 @@ interface Judged {
   entries: Map<string, string[]>;
 }
 
+const periodStartOf = (now: Date, periodDays: number) => new Date(now.getTime() - periodDays * dayMs).toISOString();
+
+/** The rules version of the latest evaluation in the period: the rules now deployed, whose backtest is the promise. */
+export function rulesVersionOf(leads: readonly EvaluatedLead[], now: Date, periodDays: number): string | null {
+  const periodStart = periodStartOf(now, periodDays);
+  let latest: LeadState | null = null;
+  for (const { lead } of leads) if (lead.evaluatedAt >= periodStart && (latest === null || lead.evaluatedAt > latest.evaluatedAt)) latest = lead;
+  return latest?.rulesetVersion ?? null;
+}
+
 export function buildHealthReport(options: HealthOptions): HealthReport {
   const { now, periodDays } = options;
-  const periodStart = new Date(now.getTime() - periodDays * dayMs).toISOString();
+  const periodStart = periodStartOf(now, periodDays);
   const to = now.toISOString();
+  const rulesVersion = rulesVersionOf(options.leads, now, periodDays);
+  const backtest = options.backtest !== undefined && options.backtest.rules.version === rulesVersion ? options.backtest : undefined;
 
   const judged: Judged[] = [];
   for (const { ref, lead } of options.leads) {
@@ -97,7 +158,8 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
   const qualifiedAt = (entity: Judged, tier: string) => inPeriod(entity, tier).find((at) => beforeConverting(entity, at));
   const neverQualified = (entity: Judged) => ![...entity.entries.values()].flat().some((at) => beforeConverting(entity, at));
   const tierNames = [...new Set(judged.flatMap((entity) => [...entity.entries.keys()].filter((tier) => inPeriod(entity, tier).length > 0)))].sort();
-  const weeks = periodDays / 7;
+  const earliest = judged.reduce((first, entity) => [...entity.entries.values()].flat().reduce((min, at) => (at >= periodStart && at < min ? at : min), first), to);
+  const weeks = (now.getTime() - Date.parse(earliest < to ? earliest : periodStart)) / (7 * dayMs) || periodDays / 7;
 
   const tiers = tierNames.map((tier): TierHealth => {
     const qualified = judged.flatMap((entity) => {
@@ -119,18 +181,57 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
       alertsPerWeek: round(alerts / weeks, 2),
       medianDaysToConversion: roundedMedian(converted.map(({ entity, at }) => (Date.parse(entity.convertedAt!) - Date.parse(at)) / dayMs)),
       feedback: feedbackCounts(judged.map((entity) => entity.lead), tier, periodStart),
+      promised: backtest?.tiers.find((promised) => promised.tier === tier) ?? null,
     };
   });
+  const signals = signalHealth(judged, periodStart, backtest);
 
-  const warnings = tiers.flatMap(tierWarnings);
+  const warnings = [...tiers.flatMap(tierWarnings), ...signalWarnings(signals)];
   if (judged.length === 0) warnings.unshift(`No entity was evaluated in the last ${periodDays} days.`);
+  const versions = new Set(judged.map((entity) => entity.lead.rulesetVersion));
+  if (versions.size > 1) warnings.push(`The period's entities were last evaluated by ${versions.size} rules versions: its figures mix them; a shorter --since shows the latest alone.`);
+  if (rulesVersion !== null && !backtest) warnings.push(`No backtest is recorded for rules version ${rulesVersion}: \`pql-radar backtest --rules FILE --record\` puts its figures beside these.`);
   return {
     generatedAt: to,
     period: { from: periodStart, to, days: periodDays },
+    rulesVersion,
+    promised: backtest ? { rules: backtest.rules, period: backtest.period, generatedAt: backtest.generatedAt, conversionsFrom: backtest.conversionsFrom } : null,
     entities: { user: judged.filter((entity) => entity.level === 'user').length, account: judged.filter((entity) => entity.level === 'account').length },
     tiers,
+    signals,
     warnings,
   };
+}
+
+/** Each signal that fired for a judged entity: its converters' rate against the rest of its level's. */
+function signalHealth(judged: readonly Judged[], periodStart: string, backtest: RecordedBacktest | undefined): SignalHealth[] {
+  // A converter's signals are those seen when it converted; states from before they were kept cannot say.
+  const known = judged.filter((entity) => entity.convertedAt === null || entity.lead.conversion?.signals !== undefined);
+  const firedFor = new Map<Judged, Set<string>>();
+  for (const entity of known) {
+    const { lead } = entity;
+    const qualifiedInPeriod = lead.qualification && lead.qualification.at >= periodStart && (entity.convertedAt === null || lead.qualification.at <= entity.convertedAt) ? lead.qualification.signals : [];
+    firedFor.set(entity, new Set([...(lead.conversion?.signals ?? lead.matched), ...qualifiedInPeriod]));
+  }
+  const names = new Map<string, 'user' | 'account'>();
+  for (const [entity, fired] of firedFor) for (const name of fired) if (!names.has(name)) names.set(name, entity.level);
+  return [...names]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([signal, level]) => {
+      const population = known.filter((entity) => entity.level === level);
+      const fired = population.filter((entity) => firedFor.get(entity)!.has(signal));
+      const notFired = population.filter((entity) => !firedFor.get(entity)!.has(signal));
+      const converted = (group: readonly Judged[]) => group.filter((entity) => entity.convertedAt !== null).length;
+      return {
+        signal,
+        level,
+        fired: outcome(fired.length, converted(fired)),
+        notFired: outcome(notFired.length, converted(notFired)),
+        lift: roundEstimate(lift(converted(fired), fired.length, converted(notFired), notFired.length)),
+        fireRate: population.length === 0 ? 0 : round(fired.length / population.length),
+        promised: backtest?.signals.find((promised) => promised.signal === signal) ?? null,
+      };
+    });
 }
 
 /** Each tier's entries: transitions into it, and the last qualification (kept even when the history's 20 forgot it). */
@@ -189,6 +290,32 @@ export function formatHealth(report: HealthReport): string {
           tier.feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ') || '-',
         ]),
         (column) => column >= 2 && column <= 6,
+      ),
+    );
+  }
+  if (report.signals.length > 0) {
+    lines.push(
+      '',
+      'Signals: fired = matched when it converted, else at its last evaluation or qualification in the period',
+      textTable(
+        ['signal', 'level', 'fired for', 'fired: converted', 'not fired: converted', 'lift (95% CI)'],
+        report.signals.map((signal) => [signal.signal, signal.level, percentCoarse(signal.fireRate), rateText(signal.fired), rateText(signal.notFired), liftText(signal.lift)]),
+        (column) => column >= 2,
+      ),
+    );
+  }
+  if (report.promised) {
+    const { period, rules } = report.promised;
+    lines.push(
+      '',
+      `Promised vs delivered: the backtest of rules version ${rules.version} (${period.from} to ${period.to}, conversions within ${period.horizonDays} days) beside the live figures`,
+      textTable(
+        ['tier / signal', 'backtest: converted', 'live: converted', 'backtest lift', 'live lift', 'alerts/wk backtest', 'alerts/wk live'],
+        [
+          ...report.tiers.map((tier) => [tier.tier, tier.promised ? rateText(tier.promised.qualified) : '-', rateText(tier.qualified), liftText(tier.promised?.lift ?? null), liftText(tier.lift), tier.promised ? tier.promised.alertsPerWeek.toFixed(1) : '-', tier.alertsPerWeek.toFixed(1)]),
+          ...report.signals.map((signal) => [signal.signal, signal.promised ? rateText(signal.promised.fired) : '-', rateText(signal.fired), liftText(signal.promised?.lift ?? null), liftText(signal.lift), '', '']),
+        ],
+        (column) => column >= 1,
       ),
     );
   }

@@ -223,19 +223,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     warnings.push(`The last conversion is on ${lastConversion.slice(0, 10)}, before the period ends (${replay.to}): if the conversions stop there, later qualifications look worse than they are.`);
   }
   for (const tier of tiers) warnings.push(...tierWarnings(tier));
-  for (const signal of signals) {
-    if (signal.fired.entities + signal.notFired.entities === 0) continue;
-    if (signal.fireRate === 0) warnings.push(`Signal ${signal.signal} never fired: it tells nothing on this data.`);
-    else if (signal.fireRate >= 0.95) warnings.push(`Signal ${signal.signal} fired for ${percentCoarse(signal.fireRate)} of ${signal.level}s: it cannot tell them apart.`);
-  }
-  const unproven = signals.filter((signal) => signal.lift !== null && signal.lift.low <= 1 && signal.lift.high >= 1);
-  if (unproven.length > 0) {
-    warnings.push(`Signals whose lift's 95% interval includes 1 (no evidence they predict conversion on this data): ${unproven.map((signal) => signal.signal).join(', ')}.`);
-  }
-  const fewFired = signals.filter((signal) => signal.fired.entities > 0 && signal.fired.entities < smallSample);
-  if (fewFired.length > 0) {
-    warnings.push(`Signals that fired for fewer than ${smallSample} entities before they converted (rates not to be trusted): ${fewFired.map((signal) => `${signal.signal} (${signal.fired.entities})`).join(', ')}.`);
-  }
+  warnings.push(...signalWarnings(signals));
 
   return {
     generatedAt: (options.generatedAt ?? new Date()).toISOString(),
@@ -268,6 +256,25 @@ export function tierWarnings(tier: Pick<TierReport, 'tier' | 'qualified' | 'notQ
   if (tier.lift === null) warnings.push(`Tier ${tier.tier}: no lift (${tier.qualified.entities === 0 ? 'nobody qualified' : 'nobody was left to compare with'}).`);
   else if (tier.lift.low <= 1 && tier.lift.high >= 1) {
     warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${twoDecimalsBelow100(tier.lift.low)} to ${twoDecimalsBelow100(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
+  }
+  return warnings;
+}
+
+/** What a reader must know before trusting the signals' figures (the backtest's and rule health's alike). */
+export function signalWarnings(signals: readonly Pick<SignalReport, 'signal' | 'level' | 'fired' | 'notFired' | 'lift' | 'fireRate'>[]): string[] {
+  const warnings: string[] = [];
+  for (const signal of signals) {
+    if (signal.fired.entities + signal.notFired.entities === 0) continue;
+    if (signal.fireRate === 0) warnings.push(`Signal ${signal.signal} never fired: it tells nothing on this data.`);
+    else if (signal.fireRate >= 0.95) warnings.push(`Signal ${signal.signal} fired for ${percentCoarse(signal.fireRate)} of ${signal.level}s: it cannot tell them apart.`);
+  }
+  const unproven = signals.filter((signal) => signal.lift !== null && signal.lift.low <= 1 && signal.lift.high >= 1);
+  if (unproven.length > 0) {
+    warnings.push(`Signals whose lift's 95% interval includes 1 (no evidence they predict conversion on this data): ${unproven.map((signal) => signal.signal).join(', ')}.`);
+  }
+  const fewFired = signals.filter((signal) => signal.fired.entities > 0 && signal.fired.entities < smallSample);
+  if (fewFired.length > 0) {
+    warnings.push(`Signals that fired for fewer than ${smallSample} entities before they converted (rates not to be trusted): ${fewFired.map((signal) => `${signal.signal} (${signal.fired.entities})`).join(', ')}.`);
   }
   return warnings;
 }

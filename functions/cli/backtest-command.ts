@@ -4,7 +4,7 @@ import { availableParallelism } from 'node:os';
 import { eventLines, eventSourceOptions, type EventSourceOptions } from './event-source';
 
 
-type BacktestOptions = EventSourceOptions & { workers: string; partitionSize: string; rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean };
+type BacktestOptions = EventSourceOptions & { workers: string; partitionSize: string; rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean; record?: boolean };
 
 /** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
 export function addBacktestCommand(program: Command) {
@@ -21,6 +21,7 @@ export function addBacktestCommand(program: Command) {
     .option('--horizon <duration>', 'a qualified lead counts as converted when it converts within this long (days or weeks)', '30d')
     .option('--report <file>', 'also write the report as one self-contained HTML file')
     .option('--json', 'print the report as JSON instead of the summary tables')
+    .option('--record', "keep the figures in the table (--table, --endpoint) for its rules version: `pql-radar health` and the daily rule-health job put them beside the live ones (promised vs delivered)")
     .option('--anonymous', "judge anonymous visitors nobody claimed as people of their own (default: the rules file's identity.anonymous_leads)")
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
     .option('--workers <n>', 'worker threads that read and replay the events (default: the cores available)', String(availableParallelism()))
@@ -100,6 +101,15 @@ export function addBacktestCommand(program: Command) {
       });
       if (options.json) console.log(JSON.stringify(report, null, 2));
       else process.stdout.write(formatSummary(report));
+      if (options.record) {
+        const { recordOf } = await import('../analysis/live-health');
+        const { recordBacktest } = await import('../adapters/dynamodb/backtest-records');
+        const { storage } = await import('./options');
+        const { client, tableName } = storage(program);
+        await recordBacktest(client, tableName, recordOf(report));
+        client.destroy();
+        (options.json ? console.error : console.log)(`\nrecorded the figures of rules version ${report.rules.version} in table ${tableName} for rule health`);
+      }
       if (options.report) {
         const { renderReportHtml } = await import('../analysis/html');
         await writeFile(options.report, renderReportHtml(report));

@@ -68,8 +68,12 @@ export interface LeadState {
   signals?: MatchedSignal[];
   /** The last qualification (none -> tier): what a conversion reports it followed. Absent until the first one. */
   qualification?: { at: string; tier: string; signals: string[] };
-  /** The conversion, recorded once (the rules file's `conversion`), with the tier held then. Absent until it happens. */
-  conversion?: { at: string; tier: string | null };
+  /**
+   * The conversion, recorded once (the rules file's `conversion`), with the tier held then and the signals matched at
+   * the evaluation that saw it (rule health's signal rates; absent in states recorded before they were kept). Absent
+   * until it happens.
+   */
+  conversion?: { at: string; tier: string | null; signals?: string[] };
 }
 
 export interface Transition {
@@ -136,12 +140,12 @@ export function decide(
   const previousTier = previous?.tier ?? null;
   const given = [...feedback].sort((a, b) => a.at.localeCompare(b.at) || a.id.localeCompare(b.id));
   const newest = given.at(-1);
-  const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier } : undefined);
+  const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
+  const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier, signals: matched } : undefined);
   const newlyConverted = conversion !== undefined && previous?.conversion === undefined;
   const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > now.toISOString();
   const outOfTiers = newest !== undefined || coolingDown || convertedOutOfTiers(conversion, ruleset);
   const tier = outOfTiers ? null : evaluation.tier;
-  const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
   // The inspector's score over time and signal values, for leads (and the evaluation that ends one): kept for every
   // entity, they would grow every state a save rewrites and bills. A former lead keeps what it had.
   const inspected = tier !== null || previousTier !== null;
@@ -169,7 +173,8 @@ export function decide(
   if (tier === previousTier && !reported) return { state: base };
 
   const kind = reported ? 'converted' : previousTier === null ? 'qualified' : tier === null ? 'disqualified' : 'tier_changed';
-  const reasons = kind === 'converted' ? [`converted at ${conversion!.at}`, ...explain(evaluation, ruleset, tier, previousTier)] : explain(evaluation, ruleset, tier, previousTier);
+  const reasons =
+    kind === 'converted' ? [`converted at ${conversion!.at}`, ...explain(evaluation, ruleset, tier, previousTier, 'a customer now: customers leave the tiers')] : explain(evaluation, ruleset, tier, previousTier);
   const sequence = base.sequence + 1;
   const cooldownDays = ruleset.file.policy.cooldown ?? 0;
   const state: LeadState = {
@@ -228,7 +233,7 @@ function conversionReport(conversion: NonNullable<LeadState['conversion']>, qual
 }
 
 /** Why the lead is where it is, in words a salesperson can read. */
-function explain(evaluation: Evaluation, ruleset: Ruleset, tier: string | null, previousTier: string | null): string[] {
+function explain(evaluation: Evaluation, ruleset: Ruleset, tier: string | null, previousTier: string | null, heldOut = 'in cooldown after an earlier disqualification'): string[] {
   const reasons: string[] = [];
   const tierRule = ruleset.file.tiers.find((candidate) => candidate.name === (tier ?? previousTier));
   const threshold = tierRule?.min_score;
@@ -238,7 +243,7 @@ function explain(evaluation: Evaluation, ruleset: Ruleset, tier: string | null, 
     const missing = tierRule.require.filter((name) => !evaluation.signals[name]?.matched);
     if (threshold !== undefined && evaluation.score.total < threshold) reasons.push(`score ${evaluation.score.total} < ${threshold} needed for ${tierRule.name}`);
     if (missing.length > 0) reasons.push(`no longer matches ${missing.join(', ')}`);
-    if (reasons.length === 0) reasons.push('in cooldown after an earlier disqualification');
+    if (reasons.length === 0) reasons.push(heldOut);
   }
   const matched = Object.entries(evaluation.signals)
     .filter(([, result]) => result.matched && result.points !== 0)

@@ -3,7 +3,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
-import { buildHealthReport, type EvaluatedLead } from '../analysis/live-health';
+import { buildHealthReport, rulesVersionOf, type EvaluatedLead } from '../analysis/live-health';
 import { logger, metrics } from '../shared/powertools';
 import { defaultDeliveryLogDays, defaultHealthPeriodDays, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
 import { topTierLift } from './top-tier';
@@ -27,7 +27,8 @@ const reader = new DynamoDbLeadReader(client, environment[environmentNames.table
 
 /**
  * Scheduled daily: rule health (analysis/live-health.ts) of each workspace over the last `periodDays`, and its top
- * tier's lift as metrics. Two records per workspace: `TierLift` and `TierLiftLowerBound` by `Tier`, for the
+ * tier's lift as metrics. Two records per workspace: `TierLift`, `TierLiftLowerBound` and (when a backtest of the
+ * rules version is recorded) `TierLiftPromised` by `Tier`, for the
  * dashboard, and `TierLiftLowerBound` with the service dimension only, the one the alarm watches (its Minimum over
  * the workspaces). The workspace is metadata of the record (in the log, not a dimension), so the metrics stay few.
  * Reads only.
@@ -39,20 +40,23 @@ export async function handler(_input: unknown, context: Context) {
   const byWorkspace = new Map<string, EvaluatedLead[]>();
   for (const state of states) byWorkspace.set(state.ref.workspace, [...(byWorkspace.get(state.ref.workspace) ?? []), state]);
 
-  const reported: { tier: string; lift: number; lowerBound: number }[] = [];
+  const reported: { tier: string; lift: number; lowerBound: number; promised: number | null }[] = [];
   for (const [workspace, leads] of [...byWorkspace].sort(([a], [b]) => a.localeCompare(b))) {
-    const top = topTierLift(buildHealthReport({ leads, now, periodDays }), tierOrder);
+    const version = rulesVersionOf(leads, now, periodDays);
+    const backtest = version === null ? undefined : await reader.recordedBacktest(version);
+    const top = topTierLift(buildHealthReport({ leads, now, periodDays, backtest }), tierOrder);
     if (!top) continue;
     metrics.addDimension('Tier', top.tier);
     metrics.addMetadata('workspace', workspace);
     metrics.addMetric(metricNames.tierLift, MetricUnit.NoUnit, top.lift.value);
     metrics.addMetric(metricNames.tierLiftLowerBound, MetricUnit.NoUnit, top.lift.low);
+    if (top.promised) metrics.addMetric(metricNames.tierLiftPromised, MetricUnit.NoUnit, top.promised.value);
     metrics.publishStoredMetrics();
     metrics.addMetadata('workspace', workspace);
     metrics.addMetadata('tier', top.tier);
     metrics.addMetric(metricNames.tierLiftLowerBound, MetricUnit.NoUnit, top.lift.low);
     metrics.publishStoredMetrics();
-    reported.push({ tier: top.tier, lift: top.lift.value, lowerBound: top.lift.low });
+    reported.push({ tier: top.tier, lift: top.lift.value, lowerBound: top.lift.low, promised: top.promised?.value ?? null });
   }
   // Counts and lifts only: no entity id, trait or workspace name.
   logger.info('rule health', {

@@ -5,6 +5,8 @@ import type { Estimate } from '../analysis/stats';
 export interface TopTierLift {
   tier: string;
   lift: Estimate;
+  /** The lift the recorded backtest of the same rules version found for the tier; null: none recorded. */
+  promised: Estimate | null;
 }
 
 /**
@@ -22,5 +24,5 @@ export function topTierLift(report: HealthReport, tierOrder: readonly string[]):
     .filter((tier) => tier.qualified.entities > 0)
     .map((tier, index) => ({ tier, index }))
     .sort((a, b) => rank(a.tier.tier) - rank(b.tier.tier) || a.index - b.index)[0]?.tier;
-  return top?.lift ? { tier: top.tier, lift: top.lift } : undefined;
+  return top?.lift ? { tier: top.tier, lift: top.lift, promised: top.promised?.lift ?? null } : undefined;
 }

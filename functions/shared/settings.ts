@@ -89,7 +89,11 @@ export const metricNames = {
   leadDeliveries: 'LeadDeliveries',
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',
-  /** The rule-health job: the top tier's lift per workspace, and its 95% interval's lower bound. */
+  /**
+   * The rule-health job: the top tier's lift per workspace, its 95% interval's lower bound, and the lift the backtest
+   * recorded for the same rules version promised (when one is recorded).
+   */
   tierLift: 'TierLift',
   tierLiftLowerBound: 'TierLiftLowerBound',
+  tierLiftPromised: 'TierLiftPromised',
 } as const;

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { HealthReport } from '../../functions/analysis/live-health';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { recordBacktest } from '../../functions/adapters/dynamodb/backtest-records';
+import type { HealthReport, RecordedBacktest } from '../../functions/analysis/live-health';
+import { outcome } from '../../functions/analysis/metrics';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { cli } from '../support/cli';
+import { lambdaContext } from '../support/lambda-context';
 import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
 
@@ -62,7 +65,8 @@ describe('pql-radar health, against DynamoDB Local', () => {
 
   it('shows the same figures on /leads/health as the CLI prints with --json', async () => {
     const { stdout } = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--since', '30d', '--workspace', 'default', '--json');
-    const tier = (JSON.parse(stdout) as HealthReport).tiers[0]!;
+    const report = JSON.parse(stdout) as HealthReport;
+    const tier = report.tiers[0]!;
     const response = await fetch(`${dev.url}/leads/health?since=30d&workspace=default`);
     expect(response.status).toBe(200);
     const page = await response.text();
@@ -75,7 +79,21 @@ describe('pql-radar health, against DynamoDB Local', () => {
       'health:PQL-A:lift:value': tier.lift!.value,
       'health:PQL-A:alertsPerWeek': tier.alertsPerWeek,
       'health:PQL-A:medianDaysToConversion': tier.medianDaysToConversion,
+      ...Object.fromEntries(
+        report.signals.flatMap((signal) => {
+          const key = (name: string) => `health:signal:${signal.signal}:${name}`;
+          return [
+            [key('fireRate'), signal.fireRate],
+            [key('fired:converted'), signal.fired.converted],
+            [key('fired:entities'), signal.fired.entities],
+            [key('notFired:converted'), signal.notFired.converted],
+            [key('notFired:entities'), signal.notFired.entities],
+            [key('lift:value'), signal.lift?.value ?? null],
+          ];
+        }),
+      ),
     });
+    expect(report.signals.map((signal) => signal.signal)).toEqual(['dashboards']);
     expect(page).toContain('too few to trust its rates');
     expect((await fetch(`${dev.url}/leads/health?since=soon`)).status).toBe(400);
   });
@@ -86,5 +104,63 @@ describe('pql-radar health, against DynamoDB Local', () => {
     expect(table.stdout).toMatch(/PQL-A +user +1\/2 50% /);
     const elsewhere = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--workspace', 'nobody', '--json');
     expect((JSON.parse(elsewhere.stdout) as HealthReport).warnings).toEqual(['No entity was evaluated in the last 90 days.']);
+  });
+});
+
+/** A backtest of these rules, as `pql-radar backtest --record` keeps it: the promise beside the live figures. */
+const recorded = (version: string): RecordedBacktest => ({
+  rules: { source: 'health rules', version },
+  period: { from: '2026-01-01', to: '2026-03-31', stepDays: 1, horizonDays: 30 },
+  generatedAt: '2026-04-01T00:00:00.000Z',
+  conversionsFrom: 'the event stream',
+  tiers: [{ tier: 'PQL-A', qualified: outcome(120, 48), notQualified: outcome(900, 90), lift: { value: 4, low: 2.9, high: 5.5 }, alertsPerWeek: 9.2, medianDaysToConversion: 6 }],
+  signals: [{ signal: 'dashboards', level: 'user', fired: outcome(120, 48), notFired: outcome(900, 90), lift: { value: 4, low: 2.9, high: 5.5 }, fireRate: 0.12 }],
+});
+
+describe('promised vs delivered, against DynamoDB Local', () => {
+  it("puts the backtest recorded for the rules version beside the live figures, in the CLI's --json and its table", async () => {
+    await recordBacktest(dev.client, dev.tableName, recorded(rules.version));
+    const { stdout } = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--since', '30d', '--json');
+    const report = JSON.parse(stdout) as HealthReport;
+    expect(report.rulesVersion).toBe(rules.version);
+    expect(report.promised).toMatchObject({ rules: { version: rules.version }, period: { horizonDays: 30 } });
+    expect(report.tiers[0]!.promised).toMatchObject({ qualified: { entities: 120, converted: 48 }, lift: { value: 4 } });
+    expect(report.signals.find((signal) => signal.signal === 'dashboards')).toMatchObject({ fired: { entities: 2, converted: 1 }, promised: { lift: { value: 4 } } });
+    const table = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--since', '30d');
+    expect(table.stdout).toMatch(/PQL-A +48\/120 40% .* +1\/2 50% .* +4\.00 \(2\.90-5\.50\)/);
+  });
+
+  it('the deployed rule-health job reads the states and the recorded backtest, and emits the top tier\'s lift, its lower bound and the promised lift', async () => {
+    await recordBacktest(dev.client, dev.tableName, recorded(rules.version));
+    const environment = {
+      TABLE_NAME: dev.tableName,
+      DIRTY_SHARDS: '4',
+      TIER_ORDER: 'PQL-A',
+      HEALTH_PERIOD_DAYS: '30',
+      AWS_ENDPOINT_URL_DYNAMODB: dev.endpoint,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+      POWERTOOLS_LOG_LEVEL: 'SILENT',
+    };
+    for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
+    const written: string[] = [];
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      const { handler } = await import('../../functions/health/handler');
+      expect(await handler({}, lambdaContext())).toEqual({ workspaces: 1, reported: 1 });
+    } finally {
+      write.mockRestore();
+      vi.unstubAllEnvs();
+    }
+    // Embedded metric format records, one JSON object a line.
+    const records = written.join('').split('\n').filter((line) => line.includes('"_aws"')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const byTier = records.find((record) => record['Tier'] === 'PQL-A')!;
+    expect(byTier).toMatchObject({ TierLiftLowerBound: expect.any(Number), TierLiftPromised: 4 });
+    expect(byTier['TierLift']).toBeCloseTo(1);
+    expect(records.some((record) => record['Tier'] === undefined && typeof record['TierLiftLowerBound'] === 'number')).toBe(true);
   });
 });

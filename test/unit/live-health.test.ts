@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildHealthReport, formatHealth, type EvaluatedLead } from '../../functions/analysis/live-health';
+import { buildHealthReport, formatHealth, rulesVersionOf, type EvaluatedLead, type RecordedBacktest } from '../../functions/analysis/live-health';
+import { outcome } from '../../functions/analysis/metrics';
 import { feedbackOfReasonLine, feedbackReasonLine, type LeadFeedback } from '../../functions/core/lead-feedback';
 import type { LeadHistoryEntry, LeadState } from '../../functions/core/lead-state';
 import { loadRules } from '../../functions/core/rules/load';
@@ -17,7 +18,7 @@ policy: { feedback_reasons: { not_a_fit: 30d, bad_timing: 14d } }
 `);
 
 /** A lead state as the evaluator leaves it: only the fields rule health reads matter. */
-function state(fields: { history?: LeadHistoryEntry[]; qualification?: LeadState['qualification']; conversion?: LeadState['conversion']; evaluatedAt?: string }): LeadState {
+function state(fields: { history?: LeadHistoryEntry[]; qualification?: LeadState['qualification']; conversion?: LeadState['conversion']; evaluatedAt?: string; matched?: string[]; rulesetVersion?: string }): LeadState {
   return {
     tier: null,
     route: null,
@@ -25,9 +26,9 @@ function state(fields: { history?: LeadHistoryEntry[]; qualification?: LeadState
     since: null,
     cooldownUntil: null,
     sequence: fields.history?.length ?? 0,
-    rulesetVersion: 'v1',
+    rulesetVersion: fields.rulesetVersion ?? 'v1',
     evaluatedAt: fields.evaluatedAt ?? daysAgo(1),
-    matched: [],
+    matched: fields.matched ?? [],
     lastSeen: null,
     history: fields.history ?? [],
     ...(fields.qualification ? { qualification: fields.qualification } : {}),
@@ -85,8 +86,8 @@ describe('rule health after go-live', () => {
     expect(a.lift!.low).toBeLessThan(4);
     expect(a.lift!.high).toBeGreaterThan(4);
     expect(a.medianDaysToConversion).toBe(10);
-    // 100 entries over 90 days.
-    expect(a.alertsPerWeek).toBeCloseTo(100 / (90 / 7), 2);
+    // 100 entries over the 60 days since the first transition of the period (the rules went live then).
+    expect(a.alertsPerWeek).toBeCloseTo(100 / (60 / 7), 2);
     expect(report.entities).toEqual({ user: 405, account: 0 });
   });
 
@@ -140,6 +141,64 @@ describe('rule health after go-live', () => {
     expect(text).toMatch(/PQL-A +user +40\/100 40% \(31%-50%\) +30\/300 10% \(7.1%-14%\) +4.00 \(2.64-6.06\)/);
     expect(text).toContain('disqualified not_a_fit 7');
     expect(text).toContain('Warnings:');
+  });
+});
+
+describe("each signal's live conversion rate", () => {
+  /** 60 users the signal fired for (30 converted: it matched when they converted), 240 it did not (24 converted). */
+  const leads = [
+    ...Array.from({ length: 60 }, (_, index) => user(state(index < 30 ? { conversion: { at: daysAgo(5), tier: null, signals: ['invited'] } } : { matched: ['invited'] }))),
+    ...Array.from({ length: 240 }, (_, index) => user(state(index < 24 ? { conversion: { at: daysAgo(5), tier: null, signals: [] }, matched: ['invited'] } : {}))),
+    // A converter recorded before the signals were kept at conversion: its current matches say nothing of then.
+    user(state({ conversion: { at: daysAgo(5), tier: null }, matched: ['invited'] })),
+  ];
+  const report = buildHealthReport({ leads, now, periodDays: 90 });
+
+  it('recovers the planted rates and lift, leaving out converters whose signals at conversion are unknown', () => {
+    expect(report.signals).toHaveLength(1);
+    const invited = report.signals[0]!;
+    expect(invited).toMatchObject({ signal: 'invited', level: 'user', fired: { entities: 60, converted: 30 }, notFired: { entities: 240, converted: 24 }, fireRate: 0.2 });
+    expect(invited.lift!.value).toBeCloseTo(5, 1);
+    expect(invited.lift!.low).toBeGreaterThan(3);
+    expect(formatHealth(report)).toMatch(/invited +user +20% +30\/60 50% .* +24\/240 10% .* +5\.00 \(/);
+  });
+});
+
+describe('promised vs delivered', () => {
+  const backtest = (version: string): RecordedBacktest => ({
+    rules: { source: 'rules.yaml', version },
+    period: { from: '2026-01-01', to: '2026-03-31', stepDays: 1, horizonDays: 30 },
+    generatedAt: '2026-04-01T00:00:00.000Z',
+    conversionsFrom: 'the event stream',
+    tiers: [{ tier: 'PQL-A', qualified: outcome(200, 90), notQualified: outcome(2000, 160), lift: { value: 5.63, low: 4.5, high: 7 }, alertsPerWeek: 15.4, medianDaysToConversion: 8 }],
+    signals: [{ signal: 'active', level: 'user', fired: outcome(300, 100), notFired: outcome(1900, 150), lift: { value: 4.2, low: 3.3, high: 5.4 }, fireRate: 0.14 }],
+  });
+
+  it("puts the backtest of the period's rules version beside each tier", () => {
+    const report = buildHealthReport({ leads: plantedLeads(), now, periodDays: 90, backtest: backtest('v1') });
+    expect(report.rulesVersion).toBe('v1');
+    expect(report.promised).toMatchObject({ rules: { version: 'v1' }, period: { horizonDays: 30 } });
+    expect(report.tiers.find((tier) => tier.tier === 'PQL-A')!.promised).toMatchObject({ qualified: { entities: 200, converted: 90 }, lift: { value: 5.63 } });
+    expect(report.tiers.find((tier) => tier.tier === 'PQL-B')!.promised).toBeNull();
+    const text = formatHealth(report);
+    expect(text).toContain('Promised vs delivered: the backtest of rules version v1 (2026-01-01 to 2026-03-31, conversions within 30 days)');
+    expect(text).toMatch(/PQL-A +90\/200 45% .* +40\/100 40% .* +5\.63 \(4\.50-7\.00\) +4\.00 \(2\.64-6\.06\) +15\.4 +11\.7/);
+    expect(report.warnings.some((warning) => warning.startsWith('No backtest is recorded'))).toBe(false);
+  });
+
+  it("ignores a backtest of other rules, and says none is recorded for the period's", () => {
+    const report = buildHealthReport({ leads: plantedLeads(), now, periodDays: 90, backtest: backtest('v0') });
+    expect(report.promised).toBeNull();
+    expect(report.tiers.every((tier) => tier.promised === null)).toBe(true);
+    expect(formatHealth(report)).not.toContain('Promised vs delivered');
+    expect(report.warnings).toContain('No backtest is recorded for rules version v1: `pql-radar backtest --rules FILE --record` puts its figures beside these.');
+  });
+
+  it("takes the rules version of the period's latest evaluation, and warns when the period mixes versions", () => {
+    const leads = [user(state({ rulesetVersion: 'old', evaluatedAt: daysAgo(40) })), user(state({ rulesetVersion: 'new', evaluatedAt: daysAgo(2) })), user(state({ rulesetVersion: 'older', evaluatedAt: daysAgo(100) }))];
+    expect(rulesVersionOf(leads, now, 90)).toBe('new');
+    expect(rulesVersionOf(leads, now, 1)).toBeNull();
+    expect(buildHealthReport({ leads, now, periodDays: 90 }).warnings).toContain('The period\'s entities were last evaluated by 2 rules versions: its figures mix them; a shorter --since shows the latest alone.');
   });
 });
 

@@ -52,6 +52,8 @@ export const usedFeedbackLinkPartitionKey = (workspace: string, nonce: string) =
 export const usedFeedbackLinkSortKey = 'USED';
 /** The key feedback links are signed with, beside the shard count: written by the evaluator, read by ingest. */
 export const feedbackSecretSortKey = 'FEEDBACK_SECRET';
+/** A backtest's figures kept under META for rule health's promised vs delivered, one per rules version. */
+export const backtestSortKey = (rulesVersion: string) => `BACKTEST#${rulesVersion}`;
 
 /** An entity's lead state, lifetime rollup and first/last seen, written by the evaluator. */
 export const stateSortKey = 'STATE';

@@ -5,6 +5,8 @@ import type { LeadState } from '../../core/lead-state';
 import { maxLastEvents, type LeadRecord } from '../../core/lead-view';
 import type { StoredMessage } from '../../core/messages';
 import type { EntityRef } from '../../core/ports';
+import type { RecordedBacktest } from '../../analysis/live-health';
+import { recordedBacktest } from './backtest-records';
 import { getAll, queryAll, type Item } from './batch-write';
 import { DynamoDbDeliveryLedger } from './delivery-ledger';
 import { eventMessagesOf } from './event-body';
@@ -64,6 +66,11 @@ export class DynamoDbLeadReader {
       const lead = stateOf(item)?.lead;
       return ref && lead ? [{ ref, lead }] : [];
     });
+  }
+
+  /** The backtest recorded for a rules version (`pql-radar backtest --record`): rule health's promise. */
+  recordedBacktest(rulesVersion: string): Promise<RecordedBacktest | undefined> {
+    return recordedBacktest(this.client, this.tableName, rulesVersion);
   }
 
   /** One entity's rows for its view; undefined when it has no STATE item (never evaluated, or no such entity). */

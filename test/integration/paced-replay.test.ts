@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { HealthReport } from '../../functions/analysis/live-health';
+import { loadRulesFile } from '../../functions/local/rules-file';
+import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { evaluatePath } from '../../functions/local/evaluate-route';
+import { cli } from '../support/cli';
+import { RecordingPublisher } from '../support/lead-events';
+
+/**
+ * `pql-radar replay --paced` into the local runtime: a day of the sample at a time, the runtime's evaluator run at each
+ * day's end, so leads qualify on the days they would have live and rule health sees them qualify before converting.
+ */
+
+const { ruleset } = loadRulesFile(join(import.meta.dirname, '../../examples/activation.rules.yaml'));
+const leads = new RecordingPublisher();
+let dev: DevRuntime;
+
+beforeAll(async () => {
+  // Timed runs every 50 ms: without the paced replay's hold they would evaluate its days at the wall clock.
+  dev = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `paced-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 50 });
+});
+
+afterAll(async () => {
+  await dev?.stop();
+});
+
+describe('replay --paced', () => {
+  it('qualifies leads at the ends of their days, before their conversions, and rule health measures them', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'pql-radar-paced-')), 'sample.jsonl');
+    expect((await cli('sample', '--out', file, '--users', '40', '--days', '20')).code).toBe(0);
+    const replay = await cli('replay', file, '--url', dev.url, '--write-key', dev.writeKey, '--paced');
+    expect(replay.stderr).toBe('');
+    expect(replay.code).toBe(0);
+    expect(replay.stdout).toMatch(/^\d{4}-\d\d-\d\d: sent \d+ messages; evaluated \d+, \d+ transitions$/m);
+
+    const qualified = leads.published.filter((event) => event.detailType === 'Lead Qualified');
+    expect(qualified.length).toBeGreaterThan(3);
+    // Every run but the last (at the wall clock, the stream's end) was at a day's end: no timed run slipped in.
+    const midnights = qualified.filter((event) => event.detail.evaluatedAt.endsWith('T00:00:00.000Z'));
+    expect(midnights.length).toBeGreaterThanOrEqual(qualified.length - 1);
+    expect(new Set(qualified.map((event) => event.detail.evaluatedAt.slice(0, 10))).size).toBeGreaterThan(3);
+
+    const health = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--json');
+    const report = JSON.parse(health.stdout) as HealthReport;
+    const converted = report.tiers.reduce((sum, tier) => sum + tier.qualified.converted, 0);
+    expect(converted).toBeGreaterThan(0);
+    expect(report.tiers.some((tier) => tier.lift !== null)).toBe(true);
+  });
+
+  it('refuses a time before one already evaluated, a bad time, the future, and other sites', async () => {
+    const post = (body: string, headers: Record<string, string> = {}) => fetch(`${dev.url}${evaluatePath}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+    const early = await post(JSON.stringify({ at: '2020-01-01T00:00:00Z' }));
+    expect(early.status).toBe(409);
+    expect(((await early.json()) as { error: string }).error).toMatch(/already evaluated leads at .*: replay paced history into a fresh runtime/);
+    const bad = await post(JSON.stringify({ at: 'yesterday' }));
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ path: 'at', error: expect.stringContaining('must be an ISO time') });
+    expect((await post(JSON.stringify({ at: new Date(Date.now() + 3_600_000).toISOString() }))).status).toBe(400);
+    expect((await post('not json')).status).toBe(400);
+    expect((await post(JSON.stringify({ at: new Date().toISOString() }), { origin: 'https://evil.example' })).status).toBe(403);
+    const now = await post(JSON.stringify({ at: new Date().toISOString() }));
+    expect(now.status).toBe(200);
+    expect(await now.json()).toMatchObject({ evaluated: expect.any(Number), transitions: expect.any(Number) });
+  });
+
+  it('says the endpoint cannot pace when it has no local evaluator', async () => {
+    const ingestOnly = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `paced-${randomUUID()}`, evaluateEveryMs: 0 });
+    try {
+      const file = join(mkdtempSync(join(tmpdir(), 'pql-radar-paced-')), 'sample.jsonl');
+      await cli('sample', '--out', file, '--users', '4', '--days', '2');
+      const replay = await cli('replay', file, '--url', ingestOnly.url, '--write-key', ingestOnly.writeKey, '--paced');
+      expect(replay.code).not.toBe(0);
+      expect(replay.stderr).toContain('has no evaluator to pace');
+    } finally {
+      await ingestOnly.stop();
+    }
+  });
+});
