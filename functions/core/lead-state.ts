@@ -292,6 +292,7 @@ export function buildLeadEvent(
     ...(stringTrait(facts.traits, 'company', 'company_name') ?? stringTrait(facts.accountTraits[0] ?? {}, 'name') ? { company: (stringTrait(facts.traits, 'company', 'company_name') ?? stringTrait(facts.accountTraits[0] ?? {}, 'name'))! } : {}),
     ...(stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan') ? { plan: (stringTrait(facts.traits, 'plan') ?? stringTrait(facts.accountTraits[0] ?? {}, 'plan'))! } : {}),
   };
+  const routing = leadEventRouting(transition, evaluation, facts, ruleset);
   const event: LeadEvent = {
     detailType: transition.kind === 'feedback' ? 'Lead Feedback' : leadEventType(transition.previousTier, transition.tier, transition.kind === 'converted'),
     detail: {
@@ -303,12 +304,12 @@ export function buildLeadEvent(
       signals: Object.entries(evaluation.signals)
         .filter(([, result]) => result.matched)
         .map(([name, result]) => ({ name, value: result.value, points: result.points })),
-      ...leadEventRouting(transition, evaluation, facts, ruleset),
+      ...routing,
       rulesetVersion: ruleset.version,
       evaluatedAt: now.toISOString(),
       idempotencyKey: idempotencyKey(workspace, facts, transition.sequence),
       reasons: transition.reasons,
-      summary: summaryLine(facts, transition, evaluation),
+      summary: summaryLine(facts, transition, evaluation, routing.owner),
       ...(transition.conversion ? { conversion: transition.conversion } : {}),
       ...(transition.feedback ? { feedback: transition.feedback } : {}),
       context: {
@@ -344,9 +345,9 @@ function leadEventRouting(transition: Transition, evaluation: Evaluation, facts:
 }
 
 /** One line for destinations that cannot loop over fields (e-mail subjects, CRM properties, input transformers). */
-function summaryLine(facts: EntityFacts, transition: Transition, evaluation: Evaluation): string {
+function summaryLine(facts: EntityFacts, transition: Transition, evaluation: Evaluation, owner: string | null | undefined): string {
   const matched = Object.entries(evaluation.signals)
     .filter(([, result]) => result.matched)
     .map(([name, result]) => (typeof result.value === 'boolean' ? name : `${name}=${String(result.value)}`));
-  return `${facts.type} ${facts.id}: ${transition.previousTier ?? 'none'} -> ${transition.tier ?? 'none'}, score ${evaluation.score.total}${matched.length > 0 ? `; ${matched.join(', ')}` : ''}`.slice(0, 1000);
+  return `${facts.type} ${facts.id}: ${transition.previousTier ?? 'none'} -> ${transition.tier ?? 'none'}, score ${evaluation.score.total}${owner ? `, owner ${owner}` : ''}${matched.length > 0 ? `; ${matched.join(', ')}` : ''}`.slice(0, 1000);
 }

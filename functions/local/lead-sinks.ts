@@ -33,6 +33,7 @@ export function formatLeadEvent(event: LeadEvent): string {
     `tier ${tier}`,
     `score ${total} (engagement ${engagement}, fit ${fit})`,
     `route ${detail.route ?? 'none'}`,
+    ...(detail.owner ? [`owner ${detail.owner}`] : []),
     `signals: ${signals}`,
   ];
   if (detail.context.members !== undefined) parts.push(`members ${detail.context.members.length}`);

@@ -62,6 +62,12 @@ describe('ConsoleLeadSink', () => {
     expect(plain).not.toMatch(/ada@acme\.example|Ada Lovelace|Acme Analytics|trial/);
   });
 
+  it("shows the lead's owner, masked when it is an e-mail address", async () => {
+    const [byId, byEmail] = await lines([sampleLeadEvent({ owner: 'U024BE7LH' }), sampleLeadEvent({ owner: 'ann@example.com' })]);
+    expect(byId).toContain('  route sales  owner U024BE7LH  signals: ');
+    expect(byEmail).toContain('  owner [email]  ');
+  });
+
   it('quotes string signal values that are not plain words', () => {
     const event = sampleLeadEvent({ signals: [{ name: 'plan', value: 'team plus', points: 5 }, { name: 'sso', value: true, points: 5 }, { name: 'seats', value: null, points: 0 }] });
     expect(formatLeadEvent(event)).toContain('signals: plan="team plus", sso=true, seats=null');

@@ -110,6 +110,8 @@ describe('evaluate, decide and the lead event with a route chosen by a trait', (
     expect(state.route).toBe('sales-us');
     const detail = leadEventDetailSchema.parse(buildLeadEvent('acme', facts, evaluation, transition!, ruleset, now).detail);
     expect(detail).toMatchObject({ tier: 'PQL-A', route: 'sales-us', owner: 'ann@example.com' });
+    // The one-line summary names the owner too, for destinations that show it alone (the e-mail, the CRM).
+    expect(detail.summary).toMatch(/^user \S+: none -> PQL-A, score \d+, owner ann@example\.com/);
   });
 
   it('publishes owner null when the owner trait is not set, and no owner when the tier names no owner trait', () => {
