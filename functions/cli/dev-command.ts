@@ -56,8 +56,9 @@ Send an event:
   curl -s ${runtime.url}/v1/track -H 'Authorization: Basic ${auth}' -H 'Content-Type: application/json' \\
     -d '{"userId":"user-1","event":"Dashboard Created","properties":{"dashboards":1}}'
 
-Replay 30 days of a realistic sample product (users qualify, change tier and drop out):
-  npx pql-radar replay --url ${runtime.url} --write-key ${runtime.writeKey}
+Replay 30 days of a realistic sample product, a day at a time (users qualify, change tier, drop out and convert):
+  npx pql-radar replay --url ${runtime.url} --write-key ${runtime.writeKey} --paced
+  npx pql-radar --endpoint ${runtime.endpoint} health                 (then: each tier's live lift)
 
 Other commands against this DynamoDB:
   npx pql-radar --endpoint ${runtime.endpoint} keys list
