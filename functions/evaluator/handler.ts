@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { recordShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
-import { loadRulesJson } from '../core/rules/ruleset';
+import { loadCompiledRules } from '../core/rules/ruleset';
 import { logger, metrics } from '../shared/powertools';
 import { deployedListSettleMs, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
@@ -15,7 +15,7 @@ import { allShards, runEvaluator } from '../core/evaluate-leads';
 const environment = tableEnvironmentSchema
   .extend({
     [environmentNames.eventBusName]: z.string().min(1),
-    /** The rules bundled beside the handler, as JSON (lib/config.ts compiles them at synth from the YAML). */
+    /** The rules bundled beside the handler, compiled at synth (lib/evaluator.ts). */
     [environmentNames.rulesFile]: z.string().min(1),
     /** Stop starting new entities this long before the Lambda timeout, so state is never cut mid-save. */
     SAFETY_MARGIN_MS: z.coerce.number().int().positive().default(15_000),
@@ -32,9 +32,9 @@ const dirtyShards = environment[environmentNames.dirtyShards];
 const rulesFile = environment[environmentNames.rulesFile];
 const runIntervalSeconds = environment[environmentNames.runIntervalSeconds];
 
-// A wrong rules file fails the cold start, with every problem listed, before any lead is touched. JSON, not the YAML
-// a person edits: the YAML parser would add over 100 KB to the bundle.
-const ruleset = loadRulesJson(readFileSync(rulesFile, 'utf8'), rulesFile);
+// Rules that are not what synth compiled (another format, or edited since) fail the cold start, before any lead is
+// touched. Compiled, not the YAML a person edits: the YAML parser and the schema would add over 200 KB to the bundle.
+const ruleset = loadCompiledRules(readFileSync(rulesFile, 'utf8'), rulesFile);
 const client = new DynamoDBClient({ maxAttempts: 6 });
 const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays: environment[environmentNames.retentionDays], listSettleMs: deployedListSettleMs });
 const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
