@@ -40,6 +40,7 @@ it('the deployed evaluator records its DIRTY_SHARDS in the table on its first ru
   try {
     const { handler } = await import('../../functions/evaluator/handler');
     await handler({ shard: 0 }, lambdaContext());
+    await expect(handler({ shard: -1 }, lambdaContext())).rejects.toThrow(new Error('shard must be a whole number from 0, not -1'));
   } finally {
     vi.unstubAllEnvs();
   }
