@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { compiledRulesJson } from '../functions/core/rules/ruleset';
 import { loadRulesFile } from '../lib/config';
 import { lambdaBundling } from '../lib/lambda-bundling';
 import { bundleFunction, projectRoot } from './bundle';
@@ -13,10 +14,10 @@ import { positiveInt } from './knobs';
 
 const runs = positiveInt('BENCH_RUNS', 10);
 
-/** The evaluator reads its rules as the stack bundles them: the rules file's data as JSON (lib/evaluator.ts). */
+/** The evaluator reads its rules as the stack bundles them: compiled at synth (lib/evaluator.ts). */
 const rulesJson = join(projectRoot, 'node_modules/.cache/pql-radar-bench/rules.json');
 mkdirSync(join(rulesJson, '..'), { recursive: true });
-writeFileSync(rulesJson, loadRulesFile(join(projectRoot, 'examples/activation.rules.yaml')).json);
+writeFileSync(rulesJson, compiledRulesJson(loadRulesFile(join(projectRoot, 'examples/activation.rules.yaml')).ruleset));
 
 /** Each function with the environment its module needs at import time (what the stack sets). */
 const functions: { name: string; entry: string; env: Record<string, string> }[] = [

@@ -14,7 +14,7 @@ import { Construct } from 'constructs';
 import { scheduleInvoker } from './schedule-invoker';
 import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
-import type { Ruleset } from '../functions/core/rules/load';
+import { compiledRulesJson, type Ruleset } from '../functions/core/rules/ruleset';
 import { defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
 import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
@@ -36,8 +36,8 @@ export const evaluatorTableAccess = {
 };
 
 /**
- * The file name the rules get in the bundle, which is the function's working directory: the rules file's data as
- * JSON (`LoadedRulesFile.json`), so the function needs no YAML parser.
+ * The file name the rules get in the bundle, which is the function's working directory: the rules as validated at
+ * synth, compiled (`compiledRulesJson`), so the function needs neither the YAML parser nor the schema (zod).
  */
 const bundledRulesFile = 'rules.json';
 
@@ -68,8 +68,8 @@ export interface EvaluatorProps {
   readonly eventBus: events.IEventBus;
   /**
    * The PQL rules file (YAML or JSON) as `loadConfig` or `loadRulesFile` (lib/config.ts) read and validated it at
-   * synth, so a wrong file has already failed `cdk synth` with every problem. Its data is bundled with the function
-   * as `rules.json`.
+   * synth, so a wrong file has already failed `cdk synth` with every problem. Its rules are bundled with the function,
+   * compiled, as `rules.json`.
    */
   readonly rulesFile: LoadedRulesFile;
   /**
@@ -144,7 +144,7 @@ export class Evaluator extends Construct {
       timeout: Duration.minutes(5),
       reservedConcurrentExecutions: props.reservedConcurrency ? shards : undefined,
       logRetention: props.logRetention,
-      copyFiles: [{ from: stageRulesJson(props.rulesFile.json), to: bundledRulesFile }],
+      copyFiles: [{ from: stageRulesJson(compiledRulesJson(this.ruleset)), to: bundledRulesFile }],
       environment: {
         [environmentNames.tableName]: props.table.tableName,
         [environmentNames.eventBusName]: props.eventBus.eventBusName,

@@ -3,14 +3,15 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context, DynamoDBStreamEvent } from 'aws-lambda';
 import { DynamoDbChangeCapture, type WrittenKey } from '../adapters/dynamodb/change-capture';
 import { logger, metrics } from '../shared/powertools';
-import { deployedListSettleMs, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
+import { variablesFromEnvironment } from '../shared/environment';
+import { deployedListSettleMs, environmentNames, metricNames, tableVariables } from '../shared/settings';
 
 /**
  * Change capture: a batch of the table's stream (the event source mapping filters it to event and profile items)
  * lists the changed users, visitors and accounts for the evaluator. A failure throws: the mapping retries the batch, splitting
  * it, until it succeeds, so no change is skipped (the IteratorAge alarm says when it falls behind).
  */
-const environment = tableEnvironmentSchema.parse(process.env);
+const environment = variablesFromEnvironment(tableVariables(), process.env, 'change capture');
 const capture = new DynamoDbChangeCapture(new DynamoDBClient({ maxAttempts: 6 }), environment[environmentNames.tableName], environment[environmentNames.dirtyShards], {
   settleMs: deployedListSettleMs,
 });

@@ -6,6 +6,9 @@
 
 export const dayMs = 86_400_000;
 
+/** Days in a period of an event signal's `per` (rules/schema.ts). */
+export const periodDays = { day: 1, week: 7 } as const;
+
 /** `7d`, `12h`, `30m`: how far back, in milliseconds; undefined for anything else. */
 export function ageMs(value: string): number | undefined {
   const match = /^(\d+)(d|h|m)$/.exec(value);

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { didYouMean } from './did-you-mean';
 import { formatPath } from './field-path';
 

@@ -3,50 +3,66 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { Context } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { recordShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
-import { loadRulesJson } from '../core/rules/ruleset';
+import { loadCompiledRules } from '../core/rules/ruleset';
+import { integerFrom, requiredText, variablesFromEnvironment } from '../shared/environment';
 import { logger, metrics } from '../shared/powertools';
-import { deployedListSettleMs, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
+import { deployedListSettleMs, environmentNames, metricNames, tableVariables } from '../shared/settings';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
 
-const environment = tableEnvironmentSchema
-  .extend({
-    [environmentNames.eventBusName]: z.string().min(1),
-    /** The rules bundled beside the handler, as JSON (lib/config.ts compiles them at synth from the YAML). */
-    [environmentNames.rulesFile]: z.string().min(1),
+// Read without zod, as the rules are: the evaluator's bundle carries no zod (test/infra/bundling.test.ts).
+const environment = variablesFromEnvironment(
+  {
+    ...tableVariables(),
+    [environmentNames.eventBusName]: requiredText('the event bus lead events are published to'),
+    /** The rules bundled beside the handler, compiled at synth (lib/evaluator.ts). */
+    [environmentNames.rulesFile]: requiredText('the compiled rules file beside the handler'),
     /** Stop starting new entities this long before the Lambda timeout, so state is never cut mid-save. */
-    SAFETY_MARGIN_MS: z.coerce.number().int().positive().default(15_000),
+    SAFETY_MARGIN_MS: integerFrom(1, 15_000),
     /**
      * The schedule's interval: a run also stops within it (less the margin), so that it has ended when the next run
      * of its shard starts. Overlapping runs are safe (a save is refused if another run saved the entity first), but
      * they do the same work twice.
      */
-    [environmentNames.runIntervalSeconds]: z.coerce.number().int().positive().optional(),
-  })
-  .parse(process.env);
+    [environmentNames.runIntervalSeconds]: integerFrom(1),
+  },
+  process.env,
+  'evaluator',
+);
 const tableName = environment[environmentNames.tableName];
 const dirtyShards = environment[environmentNames.dirtyShards];
 const rulesFile = environment[environmentNames.rulesFile];
 const runIntervalSeconds = environment[environmentNames.runIntervalSeconds];
 
-// A wrong rules file fails the cold start, with every problem listed, before any lead is touched. JSON, not the YAML
-// a person edits: the YAML parser would add over 100 KB to the bundle.
-const ruleset = loadRulesJson(readFileSync(rulesFile, 'utf8'), rulesFile);
+// Rules that are not what synth compiled (another format, or edited since) fail the cold start, before any lead is
+// touched. Compiled, not the YAML a person edits: the YAML parser and the schema would add over 200 KB to the bundle.
+const ruleset = loadCompiledRules(readFileSync(rulesFile, 'utf8'), rulesFile);
 const client = new DynamoDBClient({ maxAttempts: 6 });
 const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays: environment[environmentNames.retentionDays], listSettleMs: deployedListSettleMs });
 const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
 /** Once per process: in the handler rather than at init, so that importing the bundle touches no table. */
 let shardCountRecorded = false;
 
-const inputSchema = z.object({ shard: z.coerce.number().int().min(0).optional() }).passthrough();
+/**
+ * The shard an input names: `{ "shard": N }`, N a whole number from 0 (as `Number` reads it: the console's test
+ * events may give "2"), or undefined without one, for every shard.
+ */
+function shardOf(input: unknown): number | undefined {
+  if (input === undefined || input === null) return undefined;
+  if (typeof input !== 'object' || Array.isArray(input)) throw new Error(`the input must be an object such as { "shard": 0 }, not ${JSON.stringify(input)}`);
+  const given = (input as { shard?: unknown }).shard;
+  if (given === undefined) return undefined;
+  const shard = Number(given);
+  if (!Number.isSafeInteger(shard) || shard < 0) throw new Error(`shard must be a whole number from 0, not ${JSON.stringify(given)}`);
+  return shard;
+}
 
 /** Scheduled: one schedule per shard passes `{ "shard": N }`; without it, the run covers every shard. */
 export async function handler(input: unknown, context: Context) {
   logger.addContext(context);
-  const { shard } = inputSchema.parse(input ?? {});
+  const shard = shardOf(input);
   const shards = shard === undefined ? allShards(dirtyShards) : [String(shard)];
   try {
     if (!shardCountRecorded) {

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { buildHealthReport, rulesVersionOf, type EvaluatedLead } from '../analysis/live-health';
 import { logger, metrics } from '../shared/powertools';
-import { defaultDeliveryLogDays, defaultHealthPeriodDays, environmentNames, metricNames, tableEnvironmentSchema } from '../shared/settings';
+import { defaultDeliveryLogDays, defaultHealthPeriodDays, environmentNames, metricNames } from '../shared/settings';
+import { tableEnvironmentSchema } from '../shared/table-environment';
 import { topTierLift } from './top-tier';
 
 const environment = tableEnvironmentSchema

@@ -1,13 +1,5 @@
-import { z } from 'zod';
-import { defaultQuarantineRetentionDays, environmentNames, tableEnvironmentSchema } from '../shared/settings';
-import { settingsFromEnvironment } from '../shared/environment';
-
-const environmentSchema = tableEnvironmentSchema.extend({
-  [environmentNames.quarantineRetentionDays]: z.coerce.number().int().positive().default(defaultQuarantineRetentionDays),
-  /** How long a warm function trusts a write-key lookup; a revoked key is refused at most this much later. */
-  KEY_CACHE_SECONDS: z.coerce.number().int().min(0).default(60),
-  [environmentNames.timeZone]: z.string().min(1).default('UTC'),
-});
+import { integerFrom, textOr, variablesFromEnvironment } from '../shared/environment';
+import { defaultQuarantineRetentionDays, environmentNames, tableVariables } from '../shared/settings';
 
 export interface IngestConfig {
   tableName: string;
@@ -19,7 +11,17 @@ export interface IngestConfig {
 
 /** Reads the ingest function's settings; a wrong value fails the cold start with the variable's name and the reason. */
 export function ingestConfigFromEnvironment(environment: Record<string, string | undefined>): IngestConfig {
-  const env = settingsFromEnvironment(environmentSchema, environment, 'ingest');
+  const env = variablesFromEnvironment(
+    {
+      ...tableVariables(),
+      [environmentNames.quarantineRetentionDays]: integerFrom(1, defaultQuarantineRetentionDays),
+      /** How long a warm function trusts a write-key lookup; a revoked key is refused at most this much later. */
+      KEY_CACHE_SECONDS: integerFrom(0, 60),
+      [environmentNames.timeZone]: textOr('UTC'),
+    },
+    environment,
+    'ingest',
+  );
   return {
     tableName: env[environmentNames.tableName],
     retentionDays: env[environmentNames.retentionDays],

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { integerFrom, requiredText } from './environment';
 
 /**
  * The settings that ingest, the evaluator, the CLI, the local runtime and the stack must agree on, defined once: the
@@ -63,14 +63,19 @@ export const environmentNames = {
   metricNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;
 
-const positiveInteger = (fallback: number) => z.coerce.number().int().positive().default(fallback);
-
-/** The table settings both ingest and the evaluator read from their environment, with the same defaults. */
-export const tableEnvironmentSchema = z.object({
-  [environmentNames.tableName]: z.string().min(1, 'is required: the DynamoDB table of pql-radar'),
-  [environmentNames.dirtyShards]: positiveInteger(defaultDirtyShards),
-  [environmentNames.retentionDays]: positiveInteger(defaultRetentionDays),
-});
+/**
+ * The table settings ingest, change capture, the evaluator and rule health read from their environment, with the same
+ * defaults: plain readers (./environment.ts), so that this module, which every function imports, carries no zod;
+ * ./table-environment.ts gives them to rule health, which reads the rest of its settings with zod. A function rather
+ * than an object, so that the bundles that read no table settings leave it and the readers out.
+ */
+export function tableVariables() {
+  return {
+    [environmentNames.tableName]: requiredText('the DynamoDB table of pql-radar'),
+    [environmentNames.dirtyShards]: integerFrom(1, defaultDirtyShards),
+    [environmentNames.retentionDays]: integerFrom(1, defaultRetentionDays),
+  };
+}
 
 /** Powertools' service name and the namespace of the custom metrics, as LambdaFunction sets them. */
 export const serviceName = 'pql-radar';

@@ -9,7 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadRulesJson, RulesError } from '../../functions/core/rules/load';
+import { compiledRulesJson, loadCompiledRules, loadRulesJson, RulesError } from '../../functions/core/rules/load';
 import { loadRulesFile } from '../../lib/config';
 import { EventStore } from '../../lib/event-store';
 import { Evaluator, type EvaluatorProps } from '../../lib/evaluator';
@@ -161,12 +161,19 @@ describe('rules file', () => {
     expect(evaluator.ruleset.file.tiers.map((tier) => tier.route)).toEqual(expect.arrayContaining(['sales']));
   });
 
-  it('compiles the rules to JSON, which loads into the same rules without a YAML parser', () => {
+  it('writes the rules as JSON, which loads into the same rules without a YAML parser', () => {
     const loaded = loadRulesFile(rulesFile);
     expect(JSON.parse(loaded.json)).toEqual(parse(readFileSync(rulesFile, 'utf8')));
     const fromJson = loadRulesJson(loaded.json, 'rules.json');
     expect(fromJson.version).toBe(loaded.ruleset.version);
     expect(fromJson.file).toEqual(loaded.ruleset.file);
+  });
+
+  it('compiles the rules for the function, which loads them into the same rules without the schema', () => {
+    const { evaluator } = build();
+    const compiled = loadCompiledRules(compiledRulesJson(evaluator.ruleset), 'rules.json');
+    expect(compiled.version).toBe(evaluator.ruleset.version);
+    expect(compiled.file).toEqual(evaluator.ruleset.file);
   });
 
   it('reports problems of rules read as JSON by their path', () => {
@@ -310,7 +317,7 @@ it('bundles the rules as rules.json beside the handler, which loads it at cold s
   const bundled = bundledFunction(app, evaluator.handler);
   const { assetDir } = bundled;
   expect(readdirSync(assetDir).sort()).toEqual(['index.mjs', 'index.mjs.map', 'rules.json']);
-  expect(readFileSync(join(assetDir, 'rules.json'), 'utf8')).toBe(loadRulesFile(rulesFile).json);
+  expect(readFileSync(join(assetDir, 'rules.json'), 'utf8')).toBe(compiledRulesJson(loadRulesFile(rulesFile).ruleset));
 
   // Lambda runs the handler with the bundle as its working directory; RULES_FILE is relative to it.
   expect(loadHandler(bundled)).toBe('function');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { expect, inject, it, vi } from 'vitest';
 import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import { readShardCount } from '../../functions/adapters/dynamodb/shard-count';
+import { compiledRulesJson } from '../../functions/core/rules/ruleset';
 import { startDev } from '../../functions/local/dev';
 import { loadRulesFile } from '../../lib/config';
 import { cli } from '../support/cli';
@@ -13,7 +14,7 @@ import { lambdaContext } from '../support/lambda-context';
 
 function rulesJsonFile(rulesPath: string): string {
   const file = join(mkdtempSync(join(tmpdir(), 'pql-radar-rules-')), 'rules.json');
-  writeFileSync(file, loadRulesFile(rulesPath).json);
+  writeFileSync(file, compiledRulesJson(loadRulesFile(rulesPath).ruleset));
   return file;
 }
 
@@ -25,7 +26,7 @@ it('the deployed evaluator records its DIRTY_SHARDS in the table on its first ru
   const environment = {
     TABLE_NAME: tableName,
     EVENT_BUS_NAME: 'pql-radar-leads',
-    // The rules as the stack bundles them: JSON compiled from the YAML at synth.
+    // The rules as the stack bundles them: compiled from the YAML at synth.
     RULES_FILE: rulesJsonFile(join(import.meta.dirname, '../../examples/activation.rules.yaml')),
     DIRTY_SHARDS: '8',
     AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
@@ -39,6 +40,7 @@ it('the deployed evaluator records its DIRTY_SHARDS in the table on its first ru
   try {
     const { handler } = await import('../../functions/evaluator/handler');
     await handler({ shard: 0 }, lambdaContext());
+    await expect(handler({ shard: -1 }, lambdaContext())).rejects.toThrow(new Error('shard must be a whole number from 0, not -1'));
   } finally {
     vi.unstubAllEnvs();
   }

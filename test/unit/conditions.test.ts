@@ -181,7 +181,7 @@ tiers:
     expect(problems).toEqual([{ path: 'lists.free_mail.file', line: 3, message: expect.stringMatching(message) }]);
   });
 
-  it('is read from disk with the rules file, and the JSON the evaluator gets carries its values', () => {
+  it('is read from disk with the rules file, and the rules as JSON (LoadedRulesFile.json) carry its values', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pql-lists-'));
     try {
       mkdirSync(join(dir, 'lists'));

@@ -1,9 +1,9 @@
-import { addDays, dayMs, daysBetween } from '../days';
+import { addDays, dayMs, daysBetween, periodDays } from '../days';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import { conditionHolds } from './conditions';
 import { chooseRoute, ownerOf } from './routing';
-import { periodDays, type Condition, type Signal } from './schema';
+import type { Condition, Signal } from './schema';
 
 /**
  * The PQL engine: pure functions from stored events to daily rollups, and from rollups and traits to signals,

@@ -1,14 +1,15 @@
+import { problemWithoutLine, validateFile } from '../file-problems';
 import { parseYamlFile, yamlFileData } from '../yaml-file';
 import { type ReadListFile, rulesetOf, rulesIssuePath, RulesError, type Ruleset } from './ruleset';
 import { rulesFileSchema } from './schema';
 
-export { loadRulesJson, type ReadListFile, RulesError, type Ruleset, type RulesProblem, signalLevel } from './ruleset';
+export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, type Ruleset, type RulesProblem, signalLevel } from './ruleset';
 
 /**
  * Parses and validates a rules file (YAML or JSON); throws RulesError listing every problem with its path and line.
- * The YAML side of the rules, for the CLI, the local runtime and synth; the deployed evaluator reads the JSON its
- * bundle carries through ./ruleset.ts, without the YAML parser. `readListFile` reads the list files the rules name:
- * without it, lists must be inline.
+ * The YAML side of the rules, for the CLI, the local runtime and synth; the deployed evaluator reads the rules its
+ * bundle carries, compiled (`compiledRulesJson`), through ./ruleset.ts, without the YAML parser or the schema.
+ * `readListFile` reads the list files the rules name: without it, lists must be inline.
  */
 export function loadRules(text: string, source = 'rules', readListFile?: ReadListFile): Ruleset {
   const parsed = parseYamlFile(text, rulesFileSchema, (path, document) => rulesIssuePath(path, (at) => document.hasIn(at)));
@@ -17,8 +18,35 @@ export function loadRules(text: string, source = 'rules', readListFile?: ReadLis
 }
 
 /**
- * The rules file `text`, loaded as `ruleset`, as the JSON the evaluator's bundle carries: the file's own data (not the
- * ruleset's, whose durations are numbers by now) with its list files' values inlined, as `loadRulesJson` reads it.
+ * Parses and validates a rules file written as JSON (problems have paths, no lines); throws RulesError. What checks
+ * that `rulesJsonOf`'s JSON loads into the rules it was written from (functions/local/rules-file.ts).
+ */
+export function loadRulesJson(text: string, source = 'rules'): Ruleset {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new RulesError(source, [{ path: '', message: (error as Error).message }]);
+  }
+  const validated = validateFile(data, rulesFileSchema, problemWithoutLine, (path) => rulesIssuePath(path, (at) => hasIn(data, at)));
+  if (!validated.ok) throw new RulesError(source, validated.problems);
+  return rulesetOf(validated.data, problemWithoutLine, source);
+}
+
+/** Whether plain data has a value at `path` (own keys only). */
+function hasIn(data: unknown, path: readonly PropertyKey[]): boolean {
+  let node = data;
+  for (const key of path) {
+    if (node === null || typeof node !== 'object' || !Object.hasOwn(node, key)) return false;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return true;
+}
+
+/**
+ * The rules file `text`, loaded as `ruleset`, as JSON: the file's own data (not the ruleset's, whose durations are
+ * numbers by now) with its list files' values inlined, as `loadRulesJson` reads it: the text the backtest's workers
+ * load the rules from (functions/local/rules-file.ts). The evaluator's bundle carries `compiledRulesJson` instead.
  */
 export function rulesJsonOf(text: string, ruleset: Ruleset): string {
   const data = yamlFileData(text) as Record<string, unknown>;

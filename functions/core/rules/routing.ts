@@ -1,4 +1,5 @@
-import { accountTraitPrefix, type TierRoute } from './schema';
+import type { TierRoute } from './schema';
+import { accountTraitPrefix } from './trait-reference';
 
 /**
  * Routing to owners: the route a tier gives a lead, literal or chosen from a trait, and the lead's owner, read from

@@ -1,15 +1,16 @@
 import { createHash } from 'node:crypto';
-import { calendarOf, type Calendar } from '../days';
+import { calendarOf, type Calendar, periodDays } from '../days';
 import { didYouMean } from '../did-you-mean';
-import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
+import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine } from '../file-problems';
 import { attachList, type ListCondition, listFileValues, regexProblem } from './conditions';
 import { sameMapKey } from './routing';
-import { type Condition, periodDays, rulesFileSchema, type RulesFile, type Signal } from './schema';
+import type { Condition, RulesFile, Signal } from './schema';
 
 /**
  * Rules files validated into a Ruleset, from plain data: ./load.ts reads the YAML (or JSON) a person edits, with
- * lines in its problems; the deployed evaluator reads the rules as the JSON its bundle carries (`loadRulesJson`),
- * compiled from that YAML at synth (lib/config.ts), and imports no YAML parser (about 110 KB of its bundle).
+ * lines in its problems, and validates it with the zod schema (./schema.ts); the deployed evaluator reads the rules
+ * its bundle carries as compiled at synth (`compiledRulesJson`, `loadCompiledRules`), already validated, so its bundle
+ * carries neither the YAML parser (about 110 KB) nor zod (about 100 KB). Both end in `rulesetOf`.
  */
 
 export type RulesProblem = FileProblem;
@@ -82,7 +83,7 @@ export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string,
   const days = (pick: (signal: Signal) => number | undefined) => Math.max(0, ...signals.map(([, signal]) => pick(signal) ?? 0));
   return {
     file,
-    version: createHash('sha256').update(JSON.stringify(file)).digest('hex').slice(0, 12),
+    version: rulesVersion(file),
     order,
     eventSignals,
     maxWindowDays: days((s) => (s.kind === 'event' ? s.window : s.kind === 'active_users' ? s.active_users : s.kind === 'inactivity' ? s.inactive_for : undefined)),
@@ -107,20 +108,52 @@ function overWholeHistory(signal: Signal): signal is EventSignal {
   return signal.kind === 'event' && signal.window === undefined && signal.since_signup === undefined;
 }
 
+/** Changes whenever the meaning of the rules changes: the hash of the validated file, list files inlined. */
+function rulesVersion(file: RulesFile): string {
+  return createHash('sha256').update(JSON.stringify(file)).digest('hex').slice(0, 12);
+}
+
 /**
- * Parses and validates a rules file written as JSON (problems have paths, no lines); throws RulesError. What the
- * evaluator loads at cold start: the rules as lib/config.ts compiled them, already validated at synth.
+ * The format of compiled rules: the validated file as the schema outputs it (kinds and defaults filled in, durations
+ * in days). A change to that output (./schema.ts) must change this marker, so that a function never reads rules
+ * compiled in another shape as its own; test/unit/compiled-rules.test.ts pins the output's shape to it.
  */
-export function loadRulesJson(text: string, source = 'rules'): Ruleset {
+export const compiledRulesFormat = 'pql-radar-compiled-rules/1';
+
+/**
+ * The rules as the evaluator's bundle carries them (lib/evaluator.ts): the validated file, list files inlined, with
+ * the format marker and the version it hashes to, which `loadCompiledRules` checks instead of validating again.
+ */
+export function compiledRulesJson(ruleset: Ruleset): string {
+  return `${JSON.stringify({ format: compiledRulesFormat, version: ruleset.version, rules: ruleset.file }, null, 2)}\n`;
+}
+
+/**
+ * The Ruleset of rules compiled by `compiledRulesJson`, which the deployed evaluator loads at cold start; throws
+ * RulesError. No schema: the rules were validated when compiled (cdk synth, `rules check`). A file of another format
+ * (compiled by another pql-radar version) or whose rules no longer hash to its version (edited after it was compiled)
+ * is refused, naming the field, rather than trusted.
+ */
+export function loadCompiledRules(text: string, source: string): Ruleset {
+  const refuse = (path: string, message: string) => new RulesError(source, [{ path, message }]);
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch (error) {
-    throw new RulesError(source, [{ path: '', message: (error as Error).message }]);
+    throw refuse('', (error as Error).message);
   }
-  const validated = validateFile(data, rulesFileSchema, problemWithoutLine, (path) => rulesIssuePath(path, (at) => hasIn(data, at)));
-  if (!validated.ok) throw new RulesError(source, validated.problems);
-  return rulesetOf(validated.data, problemWithoutLine, source);
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw refuse('', `must be the rules as cdk synth compiles them, an object with format ${compiledRulesFormat}`);
+  const { format, version, rules } = data as Record<string, unknown>;
+  if (format !== compiledRulesFormat) {
+    throw refuse('format', `is ${JSON.stringify(format)}, not ${compiledRulesFormat}: compile the rules file again with this pql-radar (cdk synth)`);
+  }
+  if (rules === null || typeof rules !== 'object' || Array.isArray(rules)) throw refuse('rules', 'must be the compiled rules file, an object');
+  // Hashed before anything reads the rules: what hashes to the version is exactly what synth compiled and validated.
+  const hashed = rulesVersion(rules as RulesFile);
+  if (version !== hashed) {
+    throw refuse('version', `is ${JSON.stringify(version)}, but the rules hash to "${hashed}": they were changed after they were compiled; edit the rules file and compile it again (cdk synth)`);
+  }
+  return rulesetOf(rules as RulesFile, problemWithoutLine, source);
 }
 
 /** The rules with each list file's values in place of its path: what the version hashes and the evaluator's JSON carries. */
@@ -179,16 +212,6 @@ function attachLists(file: RulesFile) {
     const reference = listReference(condition);
     if (reference !== undefined) attachList(reference.condition, values.get(reference.list)!);
   }
-}
-
-/** Whether plain data has a value at `path` (own keys only). */
-function hasIn(data: unknown, path: readonly PropertyKey[]): boolean {
-  let node = data;
-  for (const key of path) {
-    if (node === null || typeof node !== 'object' || !Object.hasOwn(node, key)) return false;
-    node = (node as Record<PropertyKey, unknown>)[key];
-  }
-  return true;
 }
 
 /** Levels a signal kind can have: the member-based kinds only make sense for accounts. */

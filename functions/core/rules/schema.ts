@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { calendarOf } from '../days';
 import { closestName } from '../did-you-mean';
+import { accountTraitPrefix } from './trait-reference';
 
 /**
  * The rules file: named signals over events and traits, scored and sorted into tiers. Kept in the user's repo as
@@ -114,9 +115,6 @@ const eventSignal = z.strictObject({
   /** Halve the points for every this-long since the last matching event. */
   decay: durationSchema.optional(),
 });
-
-/** Days in a period of `per`. */
-export const periodDays = { day: 1, week: 7 } as const;
 
 const timeToValueSignal = z.strictObject({
   kind: z.literal('time_to_value'),
@@ -242,9 +240,6 @@ export type Signal = z.output<typeof signalSchema>;
  * A route as the deployment config names it (lib/config.ts): a route outside this form could never have destinations.
  */
 export const routeName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'must be a route name: lowercase letters, digits and -, starting with a letter, at most 32 characters');
-
-/** The prefix of a trait reference that reads the traits of the user's accounts (see routing.ts). */
-export const accountTraitPrefix = 'account.';
 
 /** A trait of the entity (`region`), or of the user's accounts (`account.region`; an account reads its own). */
 const traitReference = z
