@@ -291,6 +291,17 @@ export class Monitoring extends Construct {
           ),
           new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 12, height: 6 }),
         ],
+        [
+          graph(
+            "Rule health: each workspace's top tier lift, live and as its backtest promised",
+            [
+              tierLiftSearch(metricNames.tierLift, 'live'),
+              tierLiftSearch(metricNames.tierLiftLowerBound, 'live, 95% lower bound'),
+              tierLiftSearch(metricNames.tierLiftPromised, 'backtest'),
+            ],
+            { width: 24, leftAnnotations: [{ value: 1, label: 'no better than chance' }] },
+          ),
+        ],
       ],
     });
 
@@ -298,6 +309,20 @@ export class Monitoring extends Construct {
       `https://${stack.region}.console.aws.amazon.com/cloudwatch/home?region=${stack.region}` +
       `#dashboards/dashboard/${this.dashboard.dashboardName}`;
   }
+}
+
+/**
+ * The rule-health job's daily figure for every tier it reported (the `Tier` dimension names the top tier, which the
+ * rules decide): a search, so a renamed tier shows without a deploy.
+ */
+function tierLiftSearch(metricName: string, label: string): cloudwatch.MathExpression {
+  const day = Duration.days(1);
+  return new cloudwatch.MathExpression({
+    expression: `SEARCH('{${customMetricNamespace},Tier,service} MetricName="${metricName}"', 'Maximum', ${day.toSeconds()})`,
+    label,
+    period: day,
+    usingMetrics: {},
+  });
 }
 
 function customMetric(metricName: string, statistic: string, period: Duration, label?: string): cloudwatch.Metric {

@@ -300,6 +300,17 @@ describe('dashboard', () => {
     expect(labels).toEqual(['IngestApi/Handler/Function', 'Evaluator/Function']);
   });
 
+  it("shows the rule-health job's lifts, live and promised, by a search over the tiers it reports", () => {
+    const title = "Rule health: each workspace's top tier lift, live and as its backtest promised";
+    const widget = widgets.find((candidate) => candidate.properties.title === title)!;
+    const expressions = widget.properties.metrics!.map((metric) => (metric[0] as { expression: string }).expression);
+    const emitted = readFileSync(join(import.meta.dirname, '../../functions/health/handler.ts'), 'utf8');
+    for (const name of [metricNames.tierLift, metricNames.tierLiftLowerBound, metricNames.tierLiftPromised]) {
+      expect(expressions).toContain(`SEARCH('{pql-radar,Tier,service} MetricName="${name}"', 'Maximum', 86400)`);
+      expect(emitted).toContain(`metricNames.${Object.entries(metricNames).find(([, value]) => value === name)![0]}`);
+    }
+  });
+
   it('shows the state of every alarm', () => {
     const status = widgets.find((widget) => widget.type === 'alarm');
     expect(status!.properties.alarms).toHaveLength(built.monitoring.alarms.length);
