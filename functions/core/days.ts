@@ -31,8 +31,22 @@ export function dayOf(time: string | Date | number): string {
 const dayNames = new Map<number, string>();
 const maxDayNames = 100_000;
 
+/** Epoch ms of a day's UTC midnight (NaN for anything but a day). */
+function utcMidnight(day: string): number {
+  // Parsing the date is most of what window and sweep arithmetic costs in a backtest, over a few hundred distinct days.
+  let ms = midnights.get(day);
+  if (ms === undefined) {
+    ms = Date.parse(`${day}T00:00:00Z`);
+    if (midnights.size >= maxDayNames) midnights.clear();
+    midnights.set(day, ms);
+  }
+  return ms;
+}
+
+const midnights = new Map<string, number>();
+
 /** The day `days` after `day` (before it when negative). */
-export const addDays = (day: string, days: number): string => dayOf(Date.parse(`${day}T00:00:00Z`) + days * dayMs);
+export const addDays = (day: string, days: number): string => dayOf(utcMidnight(day) + days * dayMs);
 
 /** The last millisecond of a day, the moment a backtest step evaluates at. */
 export const dayEnd = (day: string): string => `${day}T23:59:59.999Z`;
@@ -73,7 +87,7 @@ export interface Calendar {
 export const utcCalendar: Calendar = {
   timeZone: 'UTC',
   dayOf,
-  startOf: (day) => Date.parse(`${day}T00:00:00Z`),
+  startOf: utcMidnight,
   windowStart,
   endOf: dayEnd,
 };
@@ -103,14 +117,20 @@ export function calendarOf(timeZone: string): Calendar {
     }
     return day;
   };
+  // Sweeps and the replay ask for the start of the same few hundred days again and again: remember each.
+  const starts = new Map<string, number>();
   const startOf = (day: string): number => {
-    const midnight = Date.parse(`${day}T00:00:00Z`);
+    let start = starts.get(day);
+    if (start !== undefined) return start;
+    const midnight = utcMidnight(day);
     // The UTC moment whose wall clock reads midnight, corrected once for an offset that differs on either side.
-    let start = midnight - (wallClock(midnight) - midnight);
+    start = midnight - (wallClock(midnight) - midnight);
     start = midnight - (wallClock(start) - start);
     start -= start % quarterHourMs;
     while (zonedDayOf(start) < day) start += quarterHourMs;
     while (zonedDayOf(start - quarterHourMs) === day) start -= quarterHourMs;
+    if (starts.size >= maxDayNames) starts.clear();
+    starts.set(day, start);
     return start;
   };
   return {

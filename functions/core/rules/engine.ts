@@ -240,11 +240,21 @@ export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
   const trait = ruleset.file.signup?.trait;
   const value = trait !== undefined ? facts.traits[trait] : undefined;
   if (typeof value === 'string' || typeof value === 'number') {
-    // A number is epoch time; one below 1e11 (before 1973 as milliseconds) is in seconds, as many SDKs send createdAt.
-    const parsed = new Date(typeof value === 'number' && Math.abs(value) < 1e11 ? value * 1000 : value);
-    if (!Number.isNaN(parsed.getTime())) return parsed.toISOString();
+    // An evaluation asks several times for the same entity's signup (its signals, then its sweep time): parsing and
+    // formatting the trait's time was a tenth of a backtest's replay, so the last one is remembered.
+    if (value !== lastSignup.value) lastSignup = { value, time: signupTraitTime(value) };
+    if (lastSignup.time !== null) return lastSignup.time;
   }
   return facts.firstSeen;
+}
+
+let lastSignup: { value: unknown; time: string | null } = { value: undefined, time: null };
+
+/** A signup trait's time, ISO 8601; null when it is no time. */
+function signupTraitTime(value: string | number): string | null {
+  // A number is epoch time; one below 1e11 (before 1973 as milliseconds) is in seconds, as many SDKs send createdAt.
+  const parsed = new Date(typeof value === 'number' && Math.abs(value) < 1e11 ? value * 1000 : value);
+  return Number.isNaN(parsed.getTime()) ? null : parsed.toISOString();
 }
 
 function thresholdMet(signal: { at_least?: number | undefined; at_most?: number | undefined; exactly?: number | undefined }, value: number): boolean {
@@ -271,7 +281,8 @@ function eventValue(signal: EventSignal, measure: Measure): number {
  */
 function measureOfDays(name: string, days: readonly DayRollup[], from: string | null = null, to: string | null = null): Measure {
   const total: Measure = { count: 0, sum: 0, days: 0 };
-  const distinct = new Set<string>();
+  // Made only for a signal counting distinct values: this runs for every event signal of every evaluation.
+  let distinct: Set<string> | undefined;
   for (const day of days) {
     // A range rather than a filtered copy: this runs once per event signal of every evaluation.
     if ((from !== null && day.day < from) || (to !== null && day.day > to)) continue;
@@ -281,10 +292,13 @@ function measureOfDays(name: string, days: readonly DayRollup[], from: string | 
     total.sum += measure.sum;
     if (measure.count > 0) total.days!++;
     if (measure.sessions !== undefined) total.sessions = (total.sessions ?? 0) + measure.sessions;
-    for (const value of measure.distinct ?? []) if (distinct.size < maxDistinctValues) distinct.add(value);
+    if (measure.distinct !== undefined) {
+      distinct ??= new Set();
+      for (const value of measure.distinct) if (distinct.size < maxDistinctValues) distinct.add(value);
+    }
     if (measure.last && (!total.last || measure.last > total.last)) total.last = measure.last;
   }
-  if (distinct.size > 0) total.distinct = [...distinct];
+  if (distinct !== undefined && distinct.size > 0) total.distinct = [...distinct];
   return total;
 }
 
