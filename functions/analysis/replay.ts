@@ -328,6 +328,9 @@ function traitsRead(ruleset: Ruleset): Set<string> {
   return names;
 }
 
+/** The account traits of a user in no account, shared (the engine never writes into the facts it is given). */
+const noAccountTraits: Record<string, unknown>[] = [];
+
 const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, names: noNames, measures: {} });
 
 export interface ReplayOptions {
@@ -396,6 +399,8 @@ interface Lead {
 }
 
 interface UserRun extends Lead {
+  /** Its index in the replay's users, sorted by id. */
+  place: number;
   record: UserRecord;
   dayList: DayRollup[];
   /** How many of dayList are at or before the current step's day. */
@@ -452,6 +457,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     if (record.firstSeen > lastStep) continue;
     record.traits.sort(byTraitOrder);
     users.push({
+      place: 0,
       record,
       dayList: [...record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)),
       upto: 0,
@@ -465,9 +471,13 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       history: { ...newHistory('user', record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
       decideAt: Number.POSITIVE_INFINITY,
+      // Set later, named now: users keep one shape, so the step loop's reads of them stay fast.
+      state: undefined,
+      signup: undefined,
     });
   }
   users.sort((a, b) => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0));
+  users.forEach((user, place) => (user.place = place));
 
   const accountsById = new Map<string, AccountRun>();
   for (const user of users) {
@@ -493,9 +503,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const scoreRange: ReplayResult['scoreRange'] = { user: null, account: null };
 
   const record = (lead: Lead, type: 'user' | 'account', evaluation: ReturnType<typeof evaluate>, at: string) => {
-    for (const [name, result] of Object.entries(evaluation.signals)) {
-      if (result.matched && !Object.hasOwn(lead.history.firstFired, name)) lead.history.firstFired[name] = at;
-    }
+    const { firstFired } = lead.history;
+    for (const name in evaluation.signals) if (evaluation.signals[name]!.matched && !Object.hasOwn(firstFired, name)) firstFired[name] = at;
     const score = evaluation.score.total;
     if (score > lead.best) {
       lead.best = score;
@@ -511,7 +520,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const decideFor = (lead: Lead, evaluation: ReturnType<typeof evaluate>, facts: EntityFacts, now: Date, at: string, convertedAt: string | null): boolean => {
     const { state, transition } = decide(lead.state, evaluation, facts, ruleset, now, convertedAt);
     // The history of reasons is for lead events only; dropping it keeps the replay's memory flat.
-    lead.state = { ...state, history: [] };
+    lead.state = state.history.length === 0 ? state : { ...state, history: [] };
     lead.decideAt = nextDecisionAt(state, evaluation, facts, ruleset, now, defaultDecayIntervalMs);
     if (state.conversion) lead.history.convertedAt = state.conversion.at;
     if (!transition) return false;
@@ -519,11 +528,69 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     return true;
   };
 
-  steps.forEach((day, index) => {
-    const at = ruleset.calendar.endOf(day);
-    const now = new Date(at);
+  /** Evaluates a user at a step (`changed`: it has new days), and runs the lead state machine when the evaluator would. */
+  const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean) => {
+    // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
+    if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
+      user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
+    }
+    const signupAt = user.signup.at;
+    const facts = userFacts({
+      id: user.record.id,
+      traits: user.traits,
+      accountTraits: user.accounts.length === 0 ? noAccountTraits : user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
+      totals: user.totals,
+      days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : ruleset.calendar.dayOf(signupAt))),
+    });
+    const evaluation = evaluate(facts, ruleset, now);
+    record(user, 'user', evaluation, at);
+    // Decay moves points at once: the next step evaluates again.
+    user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
+    if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
+      const previousTier = user.state?.tier ?? null;
+      const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
+      decideFor(user, evaluation, facts, now, at, convertedAt);
+      user.evaluated = true;
+      const tierMoved = (user.state?.tier ?? null) !== previousTier;
+      // The evaluator marks the user's accounts after saving a user with new days or a new tier.
+      if (changed || tierMoved) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
+    }
+  };
 
-    const atMs = now.getTime();
+  const stepTimes = steps.map((day) => ruleset.calendar.endOf(day));
+  const stepMs = stepTimes.map((at) => Date.parse(at));
+  /**
+   * The users each step looks at, by their place in `users`. A user is looked at again only from the first step at
+   * which something can have changed for it (nextVisit): new days, traits, accounts or merged identities, a tier, the
+   * time its evaluation or its sweep moves; the accounts' new traits call their members (below). At any other step the
+   * pass would find nothing new and skip the user, so not looking changes nothing; a user looked at once more than
+   * needed is skipped as before.
+   */
+  const visits: number[][] = steps.map(() => []);
+  /** The first step from `from` whose time is not before `time`, an ISO 8601 time or epoch ms (none: steps.length; NaN: `from`). */
+  const firstStepAt = (time: string | number, from: number) =>
+    firstNotBelow(from, steps.length, typeof time === 'string' ? (index) => stepTimes[index]! < time : (index) => stepMs[index]! < time);
+  users.forEach((user, place) => visits[firstStepAt(user.record.firstSeen, 0)]?.push(place));
+  const nextVisit = (user: UserRun, index: number): number => {
+    const after = index + 1;
+    if (options.reevaluateAll || (user.state?.tier ?? null) !== null) return after;
+    let next = Math.min(firstStepAt(user.stableUntil, after), firstStepAt(user.decideAt, after));
+    if (user.upto < user.dayList.length) {
+      const day = user.dayList[user.upto]!.day;
+      next = Math.min(next, firstNotBelow(after, steps.length, (index) => steps[index]! < day));
+    }
+    const traits = user.record.traits;
+    if (user.traitCursor < traits.length) next = Math.min(next, firstStepAt(traits[user.traitCursor]!.at, after));
+    for (const join of user.record.joins) next = Math.min(next, firstStepAt(join.at, after));
+    for (const [, joinedAt] of user.accounts) if (joinedAt > stepTimes[index]!) next = Math.min(next, firstStepAt(joinedAt, after));
+    return next;
+  };
+
+  steps.forEach((day, index) => {
+    const at = stepTimes[index]!;
+    const now = new Date(at);
+    const atMs = stepMs[index]!;
+    const due = visits[index]!;
     for (const account of accounts) {
       account.marked = false;
       account.traitsMoved = false;
@@ -532,9 +599,16 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
         account.traitCursor++;
         account.traitsMoved = true;
       }
+      if (account.traitsMoved) for (const [member, joinedAt] of account.members) if (joinedAt <= at) due.push(member.place);
     }
 
-    for (const user of users) {
+    // In the users' order, as a pass over all of them would; a user may be due for several reasons.
+    due.sort((a, b) => a - b);
+    let previous = -1;
+    for (const place of due) {
+      if (place === previous) continue;
+      previous = place;
+      const user = users[place]!;
       if (user.record.firstSeen > at) continue;
       // Merged into another user: the evaluator forwards its changes there and leaves its lead state as it was.
       if (user.record.merged !== undefined && user.record.merged.at <= at) continue;
@@ -560,33 +634,9 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const stale = changed || user.traitCursor > traitsBefore || accountsJoined !== user.accountsJoined || accountTraitsMoved;
       user.accountsJoined = accountsJoined;
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
-      else if (atMs < user.stableUntil && atMs < user.decideAt && (user.state?.tier ?? null) === null && !options.reevaluateAll) continue;
-
-      // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
-      if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
-        user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
-      }
-      const signupAt = user.signup.at;
-      const facts = userFacts({
-        id: user.record.id,
-        traits: user.traits,
-        accountTraits: user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
-        totals: user.totals,
-        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : ruleset.calendar.dayOf(signupAt))),
-      });
-      const evaluation = evaluate(facts, ruleset, now);
-      record(user, 'user', evaluation, at);
-      // Decay moves points at once: the next step evaluates again.
-      user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
-      if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
-        const previousTier = user.state?.tier ?? null;
-        const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
-        decideFor(user, evaluation, facts, now, at, convertedAt);
-        user.evaluated = true;
-        const tierMoved = (user.state?.tier ?? null) !== previousTier;
-        // The evaluator marks the user's accounts after saving a user with new days or a new tier.
-        if (changed || tierMoved) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
-      }
+      const skip = !stale && atMs < user.stableUntil && atMs < user.decideAt && (user.state?.tier ?? null) === null && !options.reevaluateAll;
+      if (!skip) evaluateUser(user, at, now, atMs, changed);
+      visits[nextVisit(user, index)]?.push(place);
     }
 
     if (accountsEvaluated) {
@@ -606,7 +656,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     // Accounts are counted as seen even when no rule looks at them (the report says how many there were).
     for (const account of accounts) entities.push(account.history);
   }
-  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: steps.map((day) => ruleset.calendar.endOf(day)), entities, scoreRange, accountsEvaluated };
+  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: stepTimes, entities, scoreRange, accountsEvaluated };
 }
 
 /**
@@ -636,20 +686,20 @@ function daysInReach(dayList: readonly DayRollup[], upto: number, ranges: readon
   if (ranges.length === 0 || upto === 0) return [];
   const lowest = ranges.reduce((low, { from }) => (from < low ? from : low), ranges[0]!.from);
   const days: DayRollup[] = [];
-  for (let i = lowerBound(dayList, upto, lowest); i < upto; i++) {
+  for (let i = firstNotBelow(0, upto, (index) => dayList[index]!.day < lowest); i < upto; i++) {
     const rollup = dayList[i]!;
     if (inReach(ranges, rollup.day)) days.push(rollup);
   }
   return days;
 }
 
-/** The first index in the sorted dayList[0..upto) whose day is >= `day`. */
-function lowerBound(dayList: readonly DayRollup[], upto: number, day: string): number {
-  let low = 0;
-  let high = upto;
+/** The first index in [from, to) at which `below` is false, `below` being true up to some index and false after it (`to` for none). */
+function firstNotBelow(from: number, to: number, below: (index: number) => boolean): number {
+  let low = from;
+  let high = to;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (dayList[middle]!.day < day) low = middle + 1;
+    if (below(middle)) low = middle + 1;
     else high = middle;
   }
   return low;
