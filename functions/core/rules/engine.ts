@@ -1,4 +1,5 @@
 import { addDays, dayMs, daysBetween } from '../days';
+import { remembered } from '../remembered';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import { conditionHolds } from './conditions';
@@ -240,22 +241,21 @@ export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
   const trait = ruleset.file.signup?.trait;
   const value = trait !== undefined ? facts.traits[trait] : undefined;
   if (typeof value === 'string' || typeof value === 'number') {
-    // An evaluation asks several times for the same entity's signup (its signals, then its sweep time): parsing and
-    // formatting the trait's time was a tenth of a backtest's replay, so the last one is remembered.
-    if (value !== lastSignup.value) lastSignup = { value, time: signupTraitTime(value) };
-    if (lastSignup.time !== null) return lastSignup.time;
+    const time = signupTraitTime(value);
+    if (time !== null) return time;
   }
   return facts.firstSeen;
 }
 
-let lastSignup: { value: unknown; time: string | null } = { value: undefined, time: null };
-
-/** A signup trait's time, ISO 8601; null when it is no time. */
-function signupTraitTime(value: string | number): string | null {
+/**
+ * A signup trait's time, ISO 8601; null when it is no time. Remembered: an evaluation asks several times for the same
+ * entity's signup (its signals, then its sweep time), and parsing and formatting it was a tenth of a backtest's replay.
+ */
+const signupTraitTime = remembered((value: string | number): string | null => {
   // A number is epoch time; one below 1e11 (before 1973 as milliseconds) is in seconds, as many SDKs send createdAt.
   const parsed = new Date(typeof value === 'number' && Math.abs(value) < 1e11 ? value * 1000 : value);
   return Number.isNaN(parsed.getTime()) ? null : parsed.toISOString();
-}
+});
 
 function thresholdMet(signal: { at_least?: number | undefined; at_most?: number | undefined; exactly?: number | undefined }, value: number): boolean {
   if (signal.exactly !== undefined) return value === signal.exactly;
