@@ -113,22 +113,55 @@ export interface EventHistoryOptions {
 /** What EventHistory.add reads of an accepted message. */
 export type HistoryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>;
 
+/** The traits and (top-level) properties a ruleset's history reads of messages: of the others, none is ever looked at. */
+export interface HistoryReads {
+  traits: ReadonlySet<string>;
+  properties: ReadonlySet<string>;
+}
+
+/** What EventHistory.add reads of traits and properties under these rules: see historyMessage. */
+export function historyReads(ruleset: Ruleset): HistoryReads {
+  const properties = new Set<string>();
+  // Paths are dotted (core/rules/engine's propertyAt): what they reach lies under their first name.
+  const read = (path: string | undefined) => path !== undefined && properties.add(path.split('.')[0]!);
+  for (const signal of Object.values(ruleset.file.signals)) {
+    if (signal.kind !== 'event') continue;
+    for (const path of Object.keys(signal.where ?? {})) read(path);
+    read(signal.distinct);
+    read(signal.sum);
+  }
+  for (const path of Object.keys(ruleset.file.conversion?.where ?? {})) read(path);
+  return { traits: traitsRead(ruleset), properties };
+}
+
 /**
- * An accepted message cut to what EventHistory.add reads, which gives the same history: what a partitioned backtest
- * writes to its temporary files, leaving out the rest (a Segment message's context is often most of it). Kept of the
- * message itself: its identifiers (claims), event, name and properties (rollups, conversion) and an identify's traits
- * (conversion by trait, read as core/messages' identifyTraits reads them).
+ * An accepted message cut to what EventHistory.add reads under the rules (`reads`), which gives the same history:
+ * what a partitioned backtest writes to its temporary files, leaving out the rest (a Segment message's context is
+ * often most of it, and traits and properties no rule reads the rest of it). Kept of the message itself: its
+ * identifiers (claims), event, name and the properties read (rollups, conversion) and an identify's traits read
+ * (conversion by trait, read as core/messages' identifyTraits reads them); of the accepted message, the traits read.
  */
-export function historyMessage(message: HistoryMessage): HistoryMessage {
+export function historyMessage(message: HistoryMessage, reads: HistoryReads): HistoryMessage {
   const { type, timestamp, identity, messageId, groupId, traits, message: raw } = message;
   const kept: StoredMessage = { type: raw.type, messageId: raw.messageId, timestamp: raw.timestamp };
   for (const key of keptFields) if (Object.hasOwn(raw, key)) kept[key] = raw[key];
+  if (isRecord(kept['properties'])) kept['properties'] = picked(kept['properties'], reads.properties);
   const identified = raw.type === 'identify' ? identifyTraits(raw as { traits?: unknown; context?: unknown }) : undefined;
-  if (identified !== undefined) kept['traits'] = identified;
-  return { type, timestamp, identity, messageId, ...(groupId !== undefined ? { groupId } : {}), ...(traits !== undefined ? { traits } : {}), message: kept };
+  if (identified !== undefined) kept['traits'] = isRecord(identified) ? picked(identified, reads.traits) : identified;
+  const keptTraits = traits !== undefined ? picked(traits, reads.traits) : undefined;
+  return { type, timestamp, identity, messageId, ...(groupId !== undefined ? { groupId } : {}), ...(keptTraits !== undefined ? { traits: keptTraits } : {}), message: kept };
 }
 
 const keptFields = ['userId', 'anonymousId', 'previousId', 'event', 'name', 'properties'];
+
+const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** The record's own entries of these names (never `__proto__`: ingest's validation refuses that key). */
+function picked(record: Record<string, unknown>, names: ReadonlySet<string>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const name of names) if (Object.hasOwn(record, name)) kept[name] = record[name];
+  return kept;
+}
 
 /** The compact history a replay runs on, built one message at a time. */
 export class EventHistory {
