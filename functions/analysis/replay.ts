@@ -28,7 +28,8 @@ import { hash52, HashSet52 } from './seen-set';
  *  1. Every user seen so far is evaluated by the engine (`evaluate`) with the facts the evaluator builds (core/facts:
  *     the day rollups its windows and since-signup span reach, the lifetime rollup, first and last seen, its traits
  *     and its accounts' traits). The signals that match and the score are recorded: what the rules say of the
- *     user at that moment.
+ *     user at that moment. A user whose evaluation cannot have changed since its last one is neither evaluated nor
+ *     even looked at (its last evaluation stands: see `visits` in replay), which changes no figure.
  *  2. The lead state machine (`decide`, with the cooldown) runs for the users the deployed evaluator would evaluate
  *     then: those with new messages since the previous step, qualified leads (swept every 6 hours, so at every
  *     step), and users without a tier whose sweep is due (lead-state's nextDecisionAt: time alone can raise them into
