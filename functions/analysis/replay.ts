@@ -28,7 +28,8 @@ import { hash52, HashSet52 } from './seen-set';
  *  1. Every user seen so far is evaluated by the engine (`evaluate`) with the facts the evaluator builds (core/facts:
  *     the day rollups its windows and since-signup span reach, the lifetime rollup, first and last seen, its traits
  *     and its accounts' traits). The signals that match and the score are recorded: what the rules say of the
- *     user at that moment.
+ *     user at that moment. A user whose evaluation cannot have changed since its last one is neither evaluated nor
+ *     even looked at (its last evaluation stands: see `visits` in replay), which changes no figure.
  *  2. The lead state machine (`decide`, with the cooldown) runs for the users the deployed evaluator would evaluate
  *     then: those with new messages since the previous step, qualified leads (swept every 6 hours, so at every
  *     step), and users without a tier whose sweep is due (lead-state's nextDecisionAt: time alone can raise them into
@@ -113,22 +114,55 @@ export interface EventHistoryOptions {
 /** What EventHistory.add reads of an accepted message. */
 export type HistoryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>;
 
+/** The traits and (top-level) properties a ruleset's history reads of messages: of the others, none is ever looked at. */
+export interface HistoryReads {
+  traits: ReadonlySet<string>;
+  properties: ReadonlySet<string>;
+}
+
+/** What EventHistory.add reads of traits and properties under these rules: see historyMessage. */
+export function historyReads(ruleset: Ruleset): HistoryReads {
+  const properties = new Set<string>();
+  // Paths are dotted (core/rules/engine's propertyAt): what they reach lies under their first name.
+  const read = (path: string | undefined) => path !== undefined && properties.add(path.split('.')[0]!);
+  for (const signal of Object.values(ruleset.file.signals)) {
+    if (signal.kind !== 'event') continue;
+    for (const path of Object.keys(signal.where ?? {})) read(path);
+    read(signal.distinct);
+    read(signal.sum);
+  }
+  for (const path of Object.keys(ruleset.file.conversion?.where ?? {})) read(path);
+  return { traits: traitsRead(ruleset), properties };
+}
+
 /**
- * An accepted message cut to what EventHistory.add reads, which gives the same history: what a partitioned backtest
- * writes to its temporary files, leaving out the rest (a Segment message's context is often most of it). Kept of the
- * message itself: its identifiers (claims), event, name and properties (rollups, conversion) and an identify's traits
- * (conversion by trait, read as core/messages' identifyTraits reads them).
+ * An accepted message cut to what EventHistory.add reads under the rules (`reads`), which gives the same history:
+ * what a partitioned backtest writes to its temporary files, leaving out the rest (a Segment message's context is
+ * often most of it, and traits and properties no rule reads the rest of it). Kept of the message itself: its
+ * identifiers (claims), event, name and the properties read (rollups, conversion) and an identify's traits read
+ * (conversion by trait, read as core/messages' identifyTraits reads them); of the accepted message, the traits read.
  */
-export function historyMessage(message: HistoryMessage): HistoryMessage {
+export function historyMessage(message: HistoryMessage, reads: HistoryReads): HistoryMessage {
   const { type, timestamp, identity, messageId, groupId, traits, message: raw } = message;
   const kept: StoredMessage = { type: raw.type, messageId: raw.messageId, timestamp: raw.timestamp };
   for (const key of keptFields) if (Object.hasOwn(raw, key)) kept[key] = raw[key];
+  if (isRecord(kept['properties'])) kept['properties'] = picked(kept['properties'], reads.properties);
   const identified = raw.type === 'identify' ? identifyTraits(raw as { traits?: unknown; context?: unknown }) : undefined;
-  if (identified !== undefined) kept['traits'] = identified;
-  return { type, timestamp, identity, messageId, ...(groupId !== undefined ? { groupId } : {}), ...(traits !== undefined ? { traits } : {}), message: kept };
+  if (identified !== undefined) kept['traits'] = isRecord(identified) ? picked(identified, reads.traits) : identified;
+  const keptTraits = traits !== undefined ? picked(traits, reads.traits) : undefined;
+  return { type, timestamp, identity, messageId, ...(groupId !== undefined ? { groupId } : {}), ...(keptTraits !== undefined ? { traits: keptTraits } : {}), message: kept };
 }
 
 const keptFields = ['userId', 'anonymousId', 'previousId', 'event', 'name', 'properties'];
+
+const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** The record's own entries of these names (never `__proto__`: ingest's validation refuses that key). */
+function picked(record: Record<string, unknown>, names: ReadonlySet<string>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  for (const name of names) if (Object.hasOwn(record, name)) kept[name] = record[name];
+  return kept;
+}
 
 /** The compact history a replay runs on, built one message at a time. */
 export class EventHistory {
@@ -328,6 +362,9 @@ function traitsRead(ruleset: Ruleset): Set<string> {
   return names;
 }
 
+/** The account traits of a user in no account, shared (the engine never writes into the facts it is given). */
+const noAccountTraits: Record<string, unknown>[] = [];
+
 const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, names: noNames, measures: {} });
 
 export interface ReplayOptions {
@@ -396,6 +433,8 @@ interface Lead {
 }
 
 interface UserRun extends Lead {
+  /** Its index in the replay's users, sorted by id. */
+  place: number;
   record: UserRecord;
   dayList: DayRollup[];
   /** How many of dayList are at or before the current step's day. */
@@ -452,6 +491,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     if (record.firstSeen > lastStep) continue;
     record.traits.sort(byTraitOrder);
     users.push({
+      place: 0,
       record,
       dayList: [...record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)),
       upto: 0,
@@ -465,9 +505,13 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       history: { ...newHistory('user', record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
       decideAt: Number.POSITIVE_INFINITY,
+      // Set later, named now: users keep one shape, so the step loop's reads of them stay fast.
+      state: undefined,
+      signup: undefined,
     });
   }
   users.sort((a, b) => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0));
+  users.forEach((user, place) => (user.place = place));
 
   const accountsById = new Map<string, AccountRun>();
   for (const user of users) {
@@ -493,9 +537,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const scoreRange: ReplayResult['scoreRange'] = { user: null, account: null };
 
   const record = (lead: Lead, type: 'user' | 'account', evaluation: ReturnType<typeof evaluate>, at: string) => {
-    for (const [name, result] of Object.entries(evaluation.signals)) {
-      if (result.matched && !Object.hasOwn(lead.history.firstFired, name)) lead.history.firstFired[name] = at;
-    }
+    const { firstFired } = lead.history;
+    for (const name in evaluation.signals) if (evaluation.signals[name]!.matched && !Object.hasOwn(firstFired, name)) firstFired[name] = at;
     const score = evaluation.score.total;
     if (score > lead.best) {
       lead.best = score;
@@ -511,7 +554,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const decideFor = (lead: Lead, evaluation: ReturnType<typeof evaluate>, facts: EntityFacts, now: Date, at: string, convertedAt: string | null): boolean => {
     const { state, transition } = decide(lead.state, evaluation, facts, ruleset, now, convertedAt);
     // The history of reasons is for lead events only; dropping it keeps the replay's memory flat.
-    lead.state = { ...state, history: [] };
+    lead.state = state.history.length === 0 ? state : { ...state, history: [] };
     lead.decideAt = nextDecisionAt(state, evaluation, facts, ruleset, now, defaultDecayIntervalMs);
     if (state.conversion) lead.history.convertedAt = state.conversion.at;
     if (!transition) return false;
@@ -519,11 +562,69 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     return true;
   };
 
-  steps.forEach((day, index) => {
-    const at = ruleset.calendar.endOf(day);
-    const now = new Date(at);
+  /** Evaluates a user at a step (`changed`: it has new days), and runs the lead state machine when the evaluator would. */
+  const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean) => {
+    // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
+    if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
+      user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
+    }
+    const signupAt = user.signup.at;
+    const facts = userFacts({
+      id: user.record.id,
+      traits: user.traits,
+      accountTraits: user.accounts.length === 0 ? noAccountTraits : user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
+      totals: user.totals,
+      days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : ruleset.calendar.dayOf(signupAt))),
+    });
+    const evaluation = evaluate(facts, ruleset, now);
+    record(user, 'user', evaluation, at);
+    // Decay moves points at once: the next step evaluates again.
+    user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
+    if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
+      const previousTier = user.state?.tier ?? null;
+      const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
+      decideFor(user, evaluation, facts, now, at, convertedAt);
+      user.evaluated = true;
+      const tierMoved = (user.state?.tier ?? null) !== previousTier;
+      // The evaluator marks the user's accounts after saving a user with new days or a new tier.
+      if (changed || tierMoved) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
+    }
+  };
 
-    const atMs = now.getTime();
+  const stepTimes = steps.map((day) => ruleset.calendar.endOf(day));
+  const stepMs = stepTimes.map((at) => Date.parse(at));
+  /**
+   * The users each step looks at, by their place in `users`. A user is looked at again only from the first step at
+   * which something can have changed for it (nextVisit): new days, traits, accounts or merged identities, a tier, the
+   * time its evaluation or its sweep moves; the accounts' new traits call their members (below). At any other step the
+   * pass would find nothing new and skip the user, so not looking changes nothing; a user looked at once more than
+   * needed is skipped as before.
+   */
+  const visits: number[][] = steps.map(() => []);
+  /** The first step from `from` whose time is not before `time`, an ISO 8601 time or epoch ms (none: steps.length; NaN: `from`). */
+  const firstStepAt = (time: string | number, from: number) =>
+    firstNotBelow(from, steps.length, typeof time === 'string' ? (index) => stepTimes[index]! < time : (index) => stepMs[index]! < time);
+  users.forEach((user, place) => visits[firstStepAt(user.record.firstSeen, 0)]?.push(place));
+  const nextVisit = (user: UserRun, index: number): number => {
+    const after = index + 1;
+    if (options.reevaluateAll || (user.state?.tier ?? null) !== null) return after;
+    let next = Math.min(firstStepAt(user.stableUntil, after), firstStepAt(user.decideAt, after));
+    if (user.upto < user.dayList.length) {
+      const day = user.dayList[user.upto]!.day;
+      next = Math.min(next, firstNotBelow(after, steps.length, (index) => steps[index]! < day));
+    }
+    const traits = user.record.traits;
+    if (user.traitCursor < traits.length) next = Math.min(next, firstStepAt(traits[user.traitCursor]!.at, after));
+    for (const join of user.record.joins) next = Math.min(next, firstStepAt(join.at, after));
+    for (const [, joinedAt] of user.accounts) if (joinedAt > stepTimes[index]!) next = Math.min(next, firstStepAt(joinedAt, after));
+    return next;
+  };
+
+  steps.forEach((day, index) => {
+    const at = stepTimes[index]!;
+    const now = new Date(at);
+    const atMs = stepMs[index]!;
+    const due = visits[index]!;
     for (const account of accounts) {
       account.marked = false;
       account.traitsMoved = false;
@@ -532,9 +633,16 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
         account.traitCursor++;
         account.traitsMoved = true;
       }
+      if (account.traitsMoved) for (const [member, joinedAt] of account.members) if (joinedAt <= at) due.push(member.place);
     }
 
-    for (const user of users) {
+    // In the users' order, as a pass over all of them would; a user may be due for several reasons.
+    due.sort((a, b) => a - b);
+    let previous = -1;
+    for (const place of due) {
+      if (place === previous) continue;
+      previous = place;
+      const user = users[place]!;
       if (user.record.firstSeen > at) continue;
       // Merged into another user: the evaluator forwards its changes there and leaves its lead state as it was.
       if (user.record.merged !== undefined && user.record.merged.at <= at) continue;
@@ -560,33 +668,9 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const stale = changed || user.traitCursor > traitsBefore || accountsJoined !== user.accountsJoined || accountTraitsMoved;
       user.accountsJoined = accountsJoined;
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
-      else if (atMs < user.stableUntil && atMs < user.decideAt && (user.state?.tier ?? null) === null && !options.reevaluateAll) continue;
-
-      // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
-      if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
-        user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
-      }
-      const signupAt = user.signup.at;
-      const facts = userFacts({
-        id: user.record.id,
-        traits: user.traits,
-        accountTraits: user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
-        totals: user.totals,
-        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : ruleset.calendar.dayOf(signupAt))),
-      });
-      const evaluation = evaluate(facts, ruleset, now);
-      record(user, 'user', evaluation, at);
-      // Decay moves points at once: the next step evaluates again.
-      user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
-      if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
-        const previousTier = user.state?.tier ?? null;
-        const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
-        decideFor(user, evaluation, facts, now, at, convertedAt);
-        user.evaluated = true;
-        const tierMoved = (user.state?.tier ?? null) !== previousTier;
-        // The evaluator marks the user's accounts after saving a user with new days or a new tier.
-        if (changed || tierMoved) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
-      }
+      const skip = !stale && atMs < user.stableUntil && atMs < user.decideAt && (user.state?.tier ?? null) === null && !options.reevaluateAll;
+      if (!skip) evaluateUser(user, at, now, atMs, changed);
+      visits[nextVisit(user, index)]?.push(place);
     }
 
     if (accountsEvaluated) {
@@ -606,7 +690,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     // Accounts are counted as seen even when no rule looks at them (the report says how many there were).
     for (const account of accounts) entities.push(account.history);
   }
-  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: steps.map((day) => ruleset.calendar.endOf(day)), entities, scoreRange, accountsEvaluated };
+  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: stepTimes, entities, scoreRange, accountsEvaluated };
 }
 
 /**
@@ -636,20 +720,20 @@ function daysInReach(dayList: readonly DayRollup[], upto: number, ranges: readon
   if (ranges.length === 0 || upto === 0) return [];
   const lowest = ranges.reduce((low, { from }) => (from < low ? from : low), ranges[0]!.from);
   const days: DayRollup[] = [];
-  for (let i = lowerBound(dayList, upto, lowest); i < upto; i++) {
+  for (let i = firstNotBelow(0, upto, (index) => dayList[index]!.day < lowest); i < upto; i++) {
     const rollup = dayList[i]!;
     if (inReach(ranges, rollup.day)) days.push(rollup);
   }
   return days;
 }
 
-/** The first index in the sorted dayList[0..upto) whose day is >= `day`. */
-function lowerBound(dayList: readonly DayRollup[], upto: number, day: string): number {
-  let low = 0;
-  let high = upto;
+/** The first index in [from, to) at which `below` is false, `below` being true up to some index and false after it (`to` for none). */
+function firstNotBelow(from: number, to: number, below: (index: number) => boolean): number {
+  let low = from;
+  let high = to;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (dayList[middle]!.day < day) low = middle + 1;
+    if (below(middle)) low = middle + 1;
     else high = middle;
   }
   return low;

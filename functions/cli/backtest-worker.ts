@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Groups } from '../analysis/groups';
-import { EventHistory, historyMessage, replay, type HistoryMessage, type ReplayResult } from '../analysis/replay';
+import { EventHistory, historyMessage, historyReads, replay, type HistoryMessage, type ReplayResult } from '../analysis/replay';
 import { hash52 } from '../analysis/seen-set';
 import { claimsOf } from '../core/identity';
 import { loadRules } from '../core/rules/load';
@@ -107,6 +107,7 @@ class LineWriter {
 
 const setup = workerData as WorkerSetup;
 const ruleset = loadRules(setup.rulesText, setup.rulesSource);
+const reads = historyReads(ruleset);
 const links = new Groups<number>();
 const spill = new LineWriter(setup.spillFile);
 
@@ -134,7 +135,7 @@ function spillBatch(task: SpillTask): SpillResult {
     if (outcome.groupId !== undefined) link(owner, accountNode(outcome.groupId));
     // A claimed identifier's history becomes its claimant's (EventHistory.finish): one group with the claimant.
     for (const claim of claimsOf(outcome.message)) link(identifierNode(claim.from.id), identifierNode(claim.to));
-    spill.write(`${task.firstSeq + index}\t${owner}\t${JSON.stringify(historyMessage(outcome))}\n`);
+    spill.write(`${task.firstSeq + index}\t${owner}\t${JSON.stringify(historyMessage(outcome, reads))}\n`);
   });
   result.bytes = spill.bytes - startBytes;
   return result;

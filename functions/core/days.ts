@@ -4,6 +4,8 @@
  * that turns times into days and back.
  */
 
+import { remembered } from './remembered';
+
 export const dayMs = 86_400_000;
 
 /** Days in a period of an event signal's `per` (rules/schema.ts). */
@@ -19,23 +21,17 @@ export function ageMs(value: string): number | undefined {
 export function dayOf(time: string | Date | number): string {
   if (typeof time === 'string') return time.slice(0, 10);
   const ms = typeof time === 'number' ? time : time.getTime();
-  // Formatting a Date is most of what a backtest's window arithmetic costs, over a few hundred distinct days.
-  const index = Math.floor(ms / dayMs);
-  let day = dayNames.get(index);
-  if (day === undefined) {
-    day = new Date(ms).toISOString().slice(0, 10);
-    if (dayNames.size >= maxDayNames) dayNames.clear();
-    dayNames.set(index, day);
-  }
-  return day;
+  return dayNamed(Math.floor(ms / dayMs));
 }
 
-/** Days by their number since 1970-01-01 (NaN and out-of-range times are not kept: toISOString throws on them). */
-const dayNames = new Map<number, string>();
-const maxDayNames = 100_000;
+/** A day by its number since 1970-01-01 (NaN and out-of-range numbers throw: toISOString does). */
+const dayNamed = remembered((index: number) => new Date(index * dayMs).toISOString().slice(0, 10));
+
+/** Epoch ms of a day's UTC midnight (NaN for anything but a day). */
+const utcMidnight = remembered((day: string) => Date.parse(`${day}T00:00:00Z`));
 
 /** The day `days` after `day` (before it when negative). */
-export const addDays = (day: string, days: number): string => dayOf(Date.parse(`${day}T00:00:00Z`) + days * dayMs);
+export const addDays = (day: string, days: number): string => dayOf(utcMidnight(day) + days * dayMs);
 
 /** The last millisecond of a day, the moment a backtest step evaluates at. */
 export const dayEnd = (day: string): string => `${day}T23:59:59.999Z`;
@@ -76,7 +72,7 @@ export interface Calendar {
 export const utcCalendar: Calendar = {
   timeZone: 'UTC',
   dayOf,
-  startOf: (day) => Date.parse(`${day}T00:00:00Z`),
+  startOf: utcMidnight,
   windowStart,
   endOf: dayEnd,
 };
@@ -93,21 +89,14 @@ export function calendarOf(timeZone: string): Calendar {
     for (const part of format.formatToParts(ms)) if (part.type !== 'literal') parts[part.type] = Number(part.value);
     return Date.UTC(parts['year']!, parts['month']! - 1, parts['day']!, parts['hour']!, parts['minute']!, parts['second']!);
   };
-  // Formatting is slow next to the rest of a backtest's day arithmetic: remember each quarter hour's day.
-  const days = new Map<number, string>();
+  // Formatting is slow next to the rest of a backtest's day arithmetic: each quarter hour's day is remembered.
+  const quarterDay = remembered((quarter: number) => new Date(wallClock(quarter * quarterHourMs)).toISOString().slice(0, 10));
   const zonedDayOf = (time: string | Date | number): string => {
     const ms = typeof time === 'number' ? time : typeof time === 'string' ? Date.parse(time) : time.getTime();
-    const quarter = Math.floor(ms / quarterHourMs);
-    let day = days.get(quarter);
-    if (day === undefined) {
-      day = new Date(wallClock(quarter * quarterHourMs)).toISOString().slice(0, 10);
-      if (days.size >= maxDayNames) days.clear();
-      days.set(quarter, day);
-    }
-    return day;
+    return quarterDay(Math.floor(ms / quarterHourMs));
   };
-  const startOf = (day: string): number => {
-    const midnight = Date.parse(`${day}T00:00:00Z`);
+  const startOf = remembered((day: string): number => {
+    const midnight = utcMidnight(day);
     // The UTC moment whose wall clock reads midnight, corrected once for an offset that differs on either side.
     let start = midnight - (wallClock(midnight) - midnight);
     start = midnight - (wallClock(start) - start);
@@ -115,7 +104,7 @@ export function calendarOf(timeZone: string): Calendar {
     while (zonedDayOf(start) < day) start += quarterHourMs;
     while (zonedDayOf(start - quarterHourMs) === day) start -= quarterHourMs;
     return start;
-  };
+  });
   return {
     timeZone,
     dayOf: zonedDayOf,

@@ -62,17 +62,19 @@ export function identityOf(message: Pick<IdentifiedMessage, 'userId' | 'anonymou
 export function claimsOf(message: IdentifiedMessage): Claim[] {
   const userId = idOf(message.userId);
   if (userId === undefined) return [];
-  const claim = (from: Identity): Claim => ({ from, to: userId, at: message.timestamp, messageId: message.messageId });
   const claims: Claim[] = [];
   const anonymousId = idOf(message.anonymousId);
-  if (anonymousId !== undefined) claims.push(claim({ kind: 'visitor', id: anonymousId }));
+  if (anonymousId !== undefined) claims.push(claimOf({ kind: 'visitor', id: anonymousId }, userId, message));
   const previousId = idOf(message.previousId);
   if (message.type === 'alias' && previousId !== undefined) {
-    if (previousId !== anonymousId) claims.push(claim({ kind: 'visitor', id: previousId }));
-    if (previousId !== userId) claims.push(claim({ kind: 'user', id: previousId }));
+    if (previousId !== anonymousId) claims.push(claimOf({ kind: 'visitor', id: previousId }, userId, message));
+    if (previousId !== userId) claims.push(claimOf({ kind: 'user', id: previousId }, userId, message));
   }
   return claims;
 }
+
+/** A function of its own, not a closure in claimsOf: that runs for every message a backtest reads. */
+const claimOf = (from: Identity, to: string, message: IdentifiedMessage): Claim => ({ from, to, at: message.timestamp, messageId: message.messageId });
 
 /** Whether claim `a` comes before claim `b`: the earlier message, ties by messageId, then by claimant. */
 export function claimsBefore(a: Pick<Claim, 'at' | 'messageId' | 'to'>, b: Pick<Claim, 'at' | 'messageId' | 'to'>): boolean {

@@ -41,7 +41,7 @@ function eventsFile(): string {
 
 describe('a backtest partitioned on worker threads', () => {
   const file = eventsFile();
-  const rulesFiles = ['activation', 'team-accounts'].map((name) => join(examples, `${name}.rules.yaml`));
+  const rulesFiles = ['activation', 'team-accounts', 'plan-limits'].map((name) => join(examples, `${name}.rules.yaml`));
 
   it.each(rulesFiles)('replays exactly as one pass does, whatever the workers and partitions: %s', async (rulesSource) => {
     const rulesText = readFileSync(rulesSource, 'utf8');

@@ -85,6 +85,33 @@ describe('skipping users whose evaluation cannot have changed', () => {
   });
 });
 
+describe('looking again at users with nothing new of their own', () => {
+  // A quiet member of an account whose traits change later (another member's group call): only the account's news
+  // can move its evaluation, at the step they arrive.
+  const accountRules = loadRules(`
+version: 1
+signals:
+  big: { trait: employees, of: account, is: { gte: 50 }, points: 30 }
+tiers:
+  - { name: hot, min_score: 20, route: sales, level: user }
+`);
+  const at = (day: number) => `2025-01-${String(day).padStart(2, '0')}T12:00:00.000Z`;
+  const messages = [
+    { type: 'track', userId: 'active', event: 'Logged In', messageId: 'm1', timestamp: at(1) },
+    { type: 'group', userId: 'active', groupId: 'acme', traits: { employees: 10 }, messageId: 'm2', timestamp: at(1) },
+    { type: 'track', userId: 'quiet', event: 'Logged In', messageId: 'm3', timestamp: at(2), context: { groupId: 'acme' } },
+    { type: 'group', userId: 'active', groupId: 'acme', traits: { employees: 80 }, messageId: 'm4', timestamp: at(6) },
+  ];
+
+  it('takes in its account\'s new traits at the step they arrive, as evaluating everyone does', () => {
+    const options = { from: '2025-01-01', to: '2025-01-10' };
+    const skipping = replay(history(messages, accountRules, false), options);
+    expect(skipping).toStrictEqual(replay(history(messages, accountRules, false), { ...options, reevaluateAll: true }));
+    const quiet = skipping.entities.find((entity) => entity.id === 'quiet')!;
+    expect(quiet.firstFired).toStrictEqual({ big: '2025-01-06T23:59:59.999Z' });
+  });
+});
+
 describe('replaying by partition', () => {
   const messages = messagesWithIdentities();
   const days = messages.map((message) => (message as { timestamp: string }).timestamp.slice(0, 10)).sort();

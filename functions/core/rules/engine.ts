@@ -1,4 +1,5 @@
 import { addDays, dayMs, daysBetween, periodDays } from '../days';
+import { remembered } from '../remembered';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import { conditionHolds } from './conditions';
@@ -240,12 +241,21 @@ export function signupTime(facts: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
   const trait = ruleset.file.signup?.trait;
   const value = trait !== undefined ? facts.traits[trait] : undefined;
   if (typeof value === 'string' || typeof value === 'number') {
-    // A number is epoch time; one below 1e11 (before 1973 as milliseconds) is in seconds, as many SDKs send createdAt.
-    const parsed = new Date(typeof value === 'number' && Math.abs(value) < 1e11 ? value * 1000 : value);
-    if (!Number.isNaN(parsed.getTime())) return parsed.toISOString();
+    const time = signupTraitTime(value);
+    if (time !== null) return time;
   }
   return facts.firstSeen;
 }
+
+/**
+ * A signup trait's time, ISO 8601; null when it is no time. Remembered: an evaluation asks several times for the same
+ * entity's signup (its signals, then its sweep time), and parsing and formatting it was a tenth of a backtest's replay.
+ */
+const signupTraitTime = remembered((value: string | number): string | null => {
+  // A number is epoch time; one below 1e11 (before 1973 as milliseconds) is in seconds, as many SDKs send createdAt.
+  const parsed = new Date(typeof value === 'number' && Math.abs(value) < 1e11 ? value * 1000 : value);
+  return Number.isNaN(parsed.getTime()) ? null : parsed.toISOString();
+});
 
 function thresholdMet(signal: { at_least?: number | undefined; at_most?: number | undefined; exactly?: number | undefined }, value: number): boolean {
   if (signal.exactly !== undefined) return value === signal.exactly;
@@ -271,7 +281,8 @@ function eventValue(signal: EventSignal, measure: Measure): number {
  */
 function measureOfDays(name: string, days: readonly DayRollup[], from: string | null = null, to: string | null = null): Measure {
   const total: Measure = { count: 0, sum: 0, days: 0 };
-  const distinct = new Set<string>();
+  // Made only for a signal counting distinct values: this runs for every event signal of every evaluation.
+  let distinct: Set<string> | undefined;
   for (const day of days) {
     // A range rather than a filtered copy: this runs once per event signal of every evaluation.
     if ((from !== null && day.day < from) || (to !== null && day.day > to)) continue;
@@ -281,10 +292,13 @@ function measureOfDays(name: string, days: readonly DayRollup[], from: string | 
     total.sum += measure.sum;
     if (measure.count > 0) total.days!++;
     if (measure.sessions !== undefined) total.sessions = (total.sessions ?? 0) + measure.sessions;
-    for (const value of measure.distinct ?? []) if (distinct.size < maxDistinctValues) distinct.add(value);
+    if (measure.distinct !== undefined) {
+      distinct ??= new Set();
+      for (const value of measure.distinct) if (distinct.size < maxDistinctValues) distinct.add(value);
+    }
     if (measure.last && (!total.last || measure.last > total.last)) total.last = measure.last;
   }
-  if (distinct.size > 0) total.distinct = [...distinct];
+  if (distinct !== undefined && distinct.size > 0) total.distinct = [...distinct];
   return total;
 }
 
@@ -299,25 +313,37 @@ function longestRun(flags: readonly boolean[]): number {
   return longest;
 }
 
+/*
+ * The helpers of `evaluate` are functions of their own rather than closures inside it: it runs for every entity at
+ * every step of a backtest, and a closure made per call costs (under tsx, which keeps function names, a defineProperty
+ * each).
+ */
+
+/** A signal's measure over its days from `from` to `to`, or its lifetime measure without either. */
+function measureOver(facts: EntityFacts, name: string, from: string | null, to: string | null): Measure {
+  if (from === null && to === null) return ownValue(facts.lifetime.measures, name) ?? { count: 0, sum: 0 };
+  return measureOfDays(name, facts.days, from, to);
+}
+
+/** One measure per period of the window ending today, the latest first. */
+function measuresPerPeriod(facts: EntityFacts, calendar: Ruleset['calendar'], now: Date, name: string, windowDays: number, periodLength: number): Measure[] {
+  const periods: DayRollup[][] = Array.from({ length: windowDays / periodLength }, () => []);
+  const today = new Date(`${calendar.dayOf(now)}T00:00:00.000Z`);
+  for (const day of facts.days) {
+    const age = daysBetween(day.day, today);
+    if (age >= 0 && age < windowDays) periods[Math.floor(age / periodLength)]!.push(day);
+  }
+  return periods.map((days) => measureOfDays(name, days));
+}
+
+/** When a signal's first matching event happened, over the lifetime (null for none). */
+const firstOccurrence = (facts: EntityFacts, name: string): string | null => ownValue(facts.lifetime.measures, name)?.first ?? null;
+
 /** Evaluates every signal of the entity's level, scores them, and picks the first tier it meets. */
 export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evaluation {
   const { file, calendar } = ruleset;
   const signals: Record<string, SignalResult> = {};
   const signupAt = signupTime(facts, ruleset);
-  const measureOver = (name: string, from: string | null, to: string | null): Measure => {
-    if (from === null && to === null) return ownValue(facts.lifetime.measures, name) ?? { count: 0, sum: 0 };
-    return measureOfDays(name, facts.days, from, to);
-  };
-  /** One measure per period of the window ending today, the latest first. */
-  const measuresPerPeriod = (name: string, windowDays: number, periodLength: number): Measure[] => {
-    const periods: DayRollup[][] = Array.from({ length: windowDays / periodLength }, () => []);
-    const today = new Date(`${calendar.dayOf(now)}T00:00:00.000Z`);
-    for (const day of facts.days) {
-      const age = daysBetween(day.day, today);
-      if (age >= 0 && age < windowDays) periods[Math.floor(age / periodLength)]!.push(day);
-    }
-    return periods.map((days) => measureOfDays(name, days));
-  };
 
   for (const name of ruleset.order) {
     const signal = file.signals[name]!;
@@ -328,7 +354,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
     switch (signal.kind) {
       case 'event': {
         if (signal.per !== undefined) {
-          const periods = measuresPerPeriod(name, signal.window!, periodDays[signal.per]);
+          const periods = measuresPerPeriod(facts, calendar, now, name, signal.window!, periodDays[signal.per]);
           const met = periods.map((measure) => thresholdMet(signal, eventValue(signal, measure)));
           value = signal.consecutive !== undefined ? longestRun(met) : met.filter(Boolean).length;
           matched = value >= (signal.consecutive ?? signal.periods ?? 1);
@@ -338,16 +364,15 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
         const from = signal.window !== undefined ? calendar.windowStart(now, signal.window) : signal.since_signup !== undefined ? (signupAt !== null ? calendar.dayOf(signupAt) : null) : null;
         const to = signal.since_signup !== undefined && signupAt !== null ? addDays(calendar.dayOf(signupAt), signal.since_signup - 1) : null;
         // "within N days of signup" with no known signup has nothing to count.
-        const measure = signal.since_signup !== undefined && signupAt === null ? { count: 0, sum: 0 } : measureOver(name, from, to);
+        const measure = signal.since_signup !== undefined && signupAt === null ? { count: 0, sum: 0 } : measureOver(facts, name, from, to);
         value = eventValue(signal, measure);
         matched = thresholdMet(signal, value);
         lastOccurrence = measure.last;
         break;
       }
       case 'time_to_value': {
-        const firstOf = (signalName: string) => ownValue(facts.lifetime.measures, signalName)?.first ?? null;
-        const start = signal.from === 'signup' ? signupAt : firstOf(signal.from);
-        const end = firstOf(signal.to);
+        const start = signal.from === 'signup' ? signupAt : firstOccurrence(facts, signal.from);
+        const end = firstOccurrence(facts, signal.to);
         if (start === null || end === null) break;
         let elapsed = Date.parse(end) - Date.parse(start);
         if (signal.from === 'signup') elapsed = Math.max(0, elapsed);
@@ -408,10 +433,13 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
     signals[name] = { matched, value, points, category };
   }
 
-  const sum = (category: 'engagement' | 'fit') =>
-    Object.values(signals).reduce((total, result) => total + (result.category === category ? result.points : 0), 0);
-  const engagement = sum('engagement');
-  const fit = sum('fit');
+  let engagement = 0;
+  let fit = 0;
+  for (const name in signals) {
+    const { category, points } = signals[name]!;
+    if (category === 'engagement') engagement += points;
+    else if (category === 'fit') fit += points;
+  }
   const uncapped = engagement + fit;
   const total = file.scoring.cap !== undefined ? Math.min(file.scoring.cap, uncapped) : uncapped;
   const tier = file.tiers.find(
