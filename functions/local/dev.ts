@@ -28,9 +28,6 @@ import { createFeedbackLinkHandler } from '../ingest/feedback-http';
 import { withFeedbackLinks } from '../adapters/destinations';
 import { feedbackReasons } from '../core/lead-feedback';
 
-/** How long timed runs wait after a paced replay's last run: a paused replay hands the clock back. */
-const pacedHoldMs = 30_000;
-
 export interface DevOptions {
   /** Port of the ingest endpoint; 0 picks a free one. @default 3000 */
   port?: number;
@@ -68,6 +65,11 @@ export interface DevOptions {
   deliveryPolicy?: DeliveryPolicy;
   /** Milliseconds between evaluator runs; 0 runs it only when evaluateOnce() is called. @default 10000 */
   evaluateEveryMs?: number;
+  /**
+   * How long timed runs wait after a paced replay's last call or event (`POST /local/evaluate`): a replay stopped
+   * half-way hands the clock back after it. @default 30000
+   */
+  pacedHoldMs?: number;
   /** Called with each timed run's summary, e.g. to print it. */
   onEvaluation?: (summary: EvaluatorRunSummary) => void;
   onEvaluationError?: (error: unknown) => void;
@@ -150,7 +152,23 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const feedbackStore = new DynamoDbFeedbackStore(client, tableName);
     const feedback = createFeedbackLinkHandler({ store: feedbackStore, secret: async () => feedbackSecret });
     // No key cache here: locally, a revoked key should stop working at once.
-    const handler = createIngestHandler({ keys, events }, options.observer, feedback);
+    /**
+     * Until then timed runs wait: a paced replay runs the evaluator at the times of the history it sends. Its calls
+     * and the events it sends meanwhile keep the hold, however long a day of history takes to send.
+     */
+    let pacedUntil = 0;
+    const pacedHoldMs = options.pacedHoldMs ?? 30_000;
+    const holdWhilePaced = () => {
+      if (Date.now() < pacedUntil) pacedUntil = Date.now() + pacedHoldMs;
+    };
+    const observer: IngestObserver = {
+      onResponse: (response, requestId) => {
+        holdWhilePaced();
+        options.observer?.onResponse(response, requestId);
+      },
+      onError: (error, requestId) => options.observer?.onError(error, requestId),
+    };
+    const handler = createIngestHandler({ keys, events }, observer, feedback);
     // The lead inspector's pages beside ingest, on 127.0.0.1 like it, and the evaluator control of a paced replay.
     const inspector = leadPages(
       new DynamoDbLeadReader(client, tableName, { shards: dirtyShards, deliveryLogDays: defaultDeliveryLogDays }),
@@ -179,8 +197,6 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const leads = options.destinations?.length ? new FanOutLeadSink([written, deliveries]) : written;
     /** The latest time a run evaluated anything at: a run at an earlier time would move leads back in time. */
     let latestEvaluatedAt = 0;
-    /** Until then timed runs wait: a paced replay runs the evaluator at the times of the history it sends. */
-    let pacedUntil = 0;
     const evaluateOnce = (now?: Date) => {
       const ruleset = options.ruleset;
       if (!ruleset) throw new Error('no rules: start the local runtime with a rules file to evaluate');

@@ -67,6 +67,41 @@ describe('replay --paced', () => {
     expect(await now.json()).toMatchObject({ evaluated: expect.any(Number), transitions: expect.any(Number) });
   });
 
+  it('holds the timed runs while the replay keeps sending, however long a day takes, and hands the clock back after', async () => {
+    const runs: string[] = [];
+    const paced = await startDev({
+      port: 0,
+      endpoint: inject('dynamoEndpoint'),
+      tableName: `paced-${randomUUID()}`,
+      ruleset,
+      leads: new RecordingPublisher(),
+      evaluateEveryMs: 20,
+      pacedHoldMs: 300,
+      onEvaluation: () => runs.push(new Date().toISOString()),
+    });
+    try {
+      const post = (at: string) => fetch(`${paced.url}${evaluatePath}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ at }) });
+      expect((await post(new Date(Date.now() - 86_400_000).toISOString())).status).toBe(200);
+      const afterCall = runs.length;
+      // Events for three times the hold, one every 100 ms: no timed run in between.
+      for (let sent = 0; sent < 9; sent++) {
+        const response = await fetch(`${paced.url}/v1/track`, {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from(`${paced.writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ userId: 'slow-day', event: 'Page Viewed', timestamp: new Date(Date.now() - 86_400_000).toISOString() }),
+        });
+        expect(response.status).toBe(200);
+        await new Promise((done) => setTimeout(done, 100));
+      }
+      expect(runs.length).toBe(afterCall);
+      // Then silence: the hold ends and timed runs come back.
+      await new Promise((done) => setTimeout(done, 800));
+      expect(runs.length).toBeGreaterThan(afterCall);
+    } finally {
+      await paced.stop();
+    }
+  });
+
   it('says the endpoint cannot pace when it has no local evaluator', async () => {
     const ingestOnly = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `paced-${randomUUID()}`, evaluateEveryMs: 0 });
     try {
