@@ -76,8 +76,8 @@ function rawValue(value: number | null): string {
   return value !== null && Number.isFinite(value) ? String(value) : 'null';
 }
 
-/** The attributes that tie an element to a figure of the JSON. */
-function hook(key: string, value: number | null): string {
+/** The attributes that tie an element to a figure of the JSON (the lead pages' too). */
+export function metricHook(key: string, value: number | null): string {
   return `data-metric="${esc(key)}" data-value="${rawValue(value)}"`;
 }
 
@@ -85,7 +85,7 @@ const dash = '—';
 
 function show(key: string, value: number | null, format: Format, tag = 'span', attrs = ''): string {
   const text = value === null || !Number.isFinite(value) ? dash : format(value);
-  return `<${tag} ${hook(key, value)}${attrs ? ` ${attrs}` : ''}>${esc(text)}</${tag}>`;
+  return `<${tag} ${metricHook(key, value)}${attrs ? ` ${attrs}` : ''}>${esc(text)}</${tag}>`;
 }
 
 /** A figure with its 95% interval; every number its own hooked span. */
@@ -420,11 +420,11 @@ function liftChart(id: string, title: string, desc: string, rows: LiftRow[]): st
     const v = verdict(e);
     const tip = `${row.label}: lift ${times(e.value)} (95% CI ${times(e.low)}–${times(e.high)}), ${v.text}`;
     const cap = (key: string, value: number) =>
-      `<line class="cap ${v.kind}" x1="${r(x(value))}" x2="${r(x(value))}" y1="${r(y - 7)}" y2="${r(y + 7)}" ${hook(key, value)}><title>${esc(tip)}</title></line>`;
+      `<line class="cap ${v.kind}" x1="${r(x(value))}" x2="${r(x(value))}" y1="${r(y - 7)}" y2="${r(y + 7)}" ${metricHook(key, value)}><title>${esc(tip)}</title></line>`;
     return `<g class="row">${label}
 <line class="whisker ${v.kind}" x1="${r(x(e.low))}" x2="${r(x(e.high))}" y1="${r(y)}" y2="${r(y)}"/>
 ${cap(`${row.key}:low`, e.low)}${cap(`${row.key}:high`, e.high)}
-<circle class="dot ${v.kind}" cx="${r(x(e.value))}" cy="${r(y)}" r="6" ${hook(`${row.key}:value`, e.value)}><title>${esc(tip)}</title></circle>
+<circle class="dot ${v.kind}" cx="${r(x(e.value))}" cy="${r(y)}" r="6" ${metricHook(`${row.key}:value`, e.value)}><title>${esc(tip)}</title></circle>
 <text class="value" x="${width - right + 12}" y="${r(y + 4)}">${show(`${row.key}:value`, e.value, times, 'tspan')}<tspan class="ci"> (${show(`${row.key}:low`, e.low, times, 'tspan')}–${show(`${row.key}:high`, e.high, times, 'tspan')})</tspan></text></g>`;
   });
   const ref = `<line class="ref" x1="${r(x(1))}" x2="${r(x(1))}" y1="${top - 14}" y2="${plotBottom}" data-reference="1"/>` +
@@ -475,8 +475,8 @@ function thresholdChart(points: ThresholdPoint[]): string {
       const cx = x(p.minScore);
       const cy = y(p[field]);
       return marker === 'circle'
-        ? `<circle cx="${r(cx)}" cy="${r(cy)}" r="4.5" fill="${colour}" ${hook(key, p[field])}>${tip}</circle>`
-        : `<rect x="${r(cx - 4)}" y="${r(cy - 4)}" width="8" height="8" fill="${colour}" ${hook(key, p[field])}>${tip}</rect>`;
+        ? `<circle cx="${r(cx)}" cy="${r(cy)}" r="4.5" fill="${colour}" ${metricHook(key, p[field])}>${tip}</circle>`
+        : `<rect x="${r(cx - 4)}" y="${r(cy - 4)}" width="8" height="8" fill="${colour}" ${metricHook(key, p[field])}>${tip}</rect>`;
     });
     return `<g class="series ${field}"><path d="${path}" fill="none" stroke="${colour}" stroke-width="2.5"${dashed ? ' stroke-dasharray="7 4"' : ''}/>${marks.join('')}</g>`;
   };
@@ -532,7 +532,7 @@ function weeklyChart(report: BacktestReport, names: string[]): string {
       const v = w.qualified[name]!;
       const h = Math.max(0, (Number.isFinite(v) ? v : 0) / yTop) * plotHeight;
       return [
-        `<rect x="${r(x0 + j * barWidth)}" y="${r(top + plotHeight - h)}" width="${r(Math.max(1, barWidth - 1))}" height="${r(h)}" fill="${palette[j % palette.length]}" ${hook(`weekly:${w.week}:qualified:${name}`, v)}><title>${esc(`Week of ${w.week}: ${count(v)} entered ${name}`)}</title></rect>`,
+        `<rect x="${r(x0 + j * barWidth)}" y="${r(top + plotHeight - h)}" width="${r(Math.max(1, barWidth - 1))}" height="${r(h)}" fill="${palette[j % palette.length]}" ${metricHook(`weekly:${w.week}:qualified:${name}`, v)}><title>${esc(`Week of ${w.week}: ${count(v)} entered ${name}`)}</title></rect>`,
       ];
     });
     const label = i % labelEvery === 0 ? `<text class="tick" x="${r(x0 + (groupWidth - gap) / 2)}" y="${top + plotHeight + 18}" text-anchor="middle">${esc(w.week)}</text>` : '';

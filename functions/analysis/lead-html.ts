@@ -1,7 +1,7 @@
 import type { LeadSummary, LeadView } from '../core/lead-view';
 import type { ScorePoint } from '../core/lead-state';
-import { escapeHtml as esc, htmlDocument } from './html';
-import type { HealthReport } from './live-health';
+import { escapeHtml as esc, htmlDocument, metricHook } from './html';
+import { feedbackText, type HealthReport } from './live-health';
 import { liftText } from './metrics';
 import { percentCoarse } from './format';
 import type { Outcome } from './report';
@@ -38,7 +38,7 @@ export function renderLeadListHtml(rows: readonly LeadSummary[], form: LeadListF
     (row) => `<tr>
 <th scope="row"><a href="${esc(leadPath(row))}">${esc(row.type)} <code>${esc(row.id)}</code></a></th>
 <td>${esc(row.workspace)}</td><td>${esc(row.tier)}</td><td>${esc(row.route ?? '—')}</td>
-<td class="num"><span data-metric="${esc(`lead:${row.type}:${row.id}:score`)}" data-value="${row.score}">${row.score}</span></td>
+<td class="num">${figure(`lead:${row.type}:${row.id}:score`, row.score)}</td>
 <td>${esc(row.since ?? '—')}</td></tr>`,
   );
   return page(
@@ -57,8 +57,6 @@ ${rows.length === 0 ? '<p class="empty">No lead in a tier matches.</p>' : table(
 /** With `feedback`, the page offers sales feedback: a form POSTed to the lead's own /feedback path. */
 export function renderLeadHtml(view: LeadView, feedback?: { reasons: readonly string[] }): string {
   const { entity } = view;
-  const figure = (key: string, value: number | null) =>
-    `<span data-metric="${esc(key)}" data-value="${value === null ? 'null' : value}">${value === null ? '—' : value}</span>`;
   const fact = (label: string, value: string) => `<div><dt>${esc(label)}</dt><dd>${value}</dd></div>`;
   const text = (value: string | null) => esc(value ?? '—');
   const tiered = (rows: { id: string; tier: string | null }[], type: 'user' | 'account') =>
@@ -104,24 +102,23 @@ export function renderMessageHtml(title: string, message: string, back: string):
 
 /** Rule health (`pql-radar health`): each tier's row, its figures hooked as on the lead pages, and the warnings. */
 export function renderHealthHtml(report: HealthReport): string {
-  const figure = (key: string, value: number | null, text: string) => `<span data-metric="${esc(key)}" data-value="${value === null ? 'null' : value}">${esc(text)}</span>`;
   const rows = report.tiers.map((tier) => {
-    const key = (name: string) => `health:${tier.tier}:${name}`;
+    const key = `health:${tier.tier}`;
     return `<tr><th scope="row">${esc(tier.tier)}</th><td>${esc(tier.level)}</td>
-<td class="num">${figure(key('qualified:converted'), tier.qualified.converted, String(tier.qualified.converted))} / ${figure(key('qualified:entities'), tier.qualified.entities, String(tier.qualified.entities))}</td>
-<td class="num">${figure(key('notQualified:converted'), tier.notQualified.converted, String(tier.notQualified.converted))} / ${figure(key('notQualified:entities'), tier.notQualified.entities, String(tier.notQualified.entities))}</td>
-<td class="num">${figure(key('lift:value'), tier.lift?.value ?? null, tier.lift ? liftText(tier.lift) : '—')}</td>
-<td class="num">${figure(key('alertsPerWeek'), tier.alertsPerWeek, tier.alertsPerWeek.toFixed(1))}</td>
-<td class="num">${figure(key('medianDaysToConversion'), tier.medianDaysToConversion, tier.medianDaysToConversion === null ? '—' : tier.medianDaysToConversion.toFixed(1))}</td>
-<td>${esc(tier.feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ') || '—')}</td>${report.promised ? promisedCells(key, tier.promised && { outcome: tier.promised.qualified, lift: tier.promised.lift }) : ''}</tr>`;
+<td class="num">${outcomeFigures(`${key}:qualified`, tier.qualified)}</td>
+<td class="num">${outcomeFigures(`${key}:notQualified`, tier.notQualified)}</td>
+<td class="num">${liftFigure(`${key}:lift`, tier.lift)}</td>
+<td class="num">${figure(`${key}:alertsPerWeek`, tier.alertsPerWeek, tier.alertsPerWeek.toFixed(1))}</td>
+<td class="num">${figure(`${key}:medianDaysToConversion`, tier.medianDaysToConversion, tier.medianDaysToConversion?.toFixed(1))}</td>
+<td>${esc(feedbackText(tier.feedback) || '—')}</td>${report.promised ? promisedCells(key, tier.promised && { outcome: tier.promised.qualified, lift: tier.promised.lift }) : ''}</tr>`;
   });
   const signalRows = report.signals.map((signal) => {
-    const key = (name: string) => `health:signal:${signal.signal}:${name}`;
+    const key = `health:signal:${signal.signal}`;
     return `<tr><th scope="row">${esc(signal.signal)}</th><td>${esc(signal.level)}</td>
-<td class="num">${figure(key('fireRate'), signal.fireRate, percentCoarse(signal.fireRate))}</td>
-<td class="num">${figure(key('fired:converted'), signal.fired.converted, String(signal.fired.converted))} / ${figure(key('fired:entities'), signal.fired.entities, String(signal.fired.entities))}</td>
-<td class="num">${figure(key('notFired:converted'), signal.notFired.converted, String(signal.notFired.converted))} / ${figure(key('notFired:entities'), signal.notFired.entities, String(signal.notFired.entities))}</td>
-<td class="num">${figure(key('lift:value'), signal.lift?.value ?? null, signal.lift ? liftText(signal.lift) : '—')}</td>${report.promised ? promisedCells(key, signal.promised && { outcome: signal.promised.fired, lift: signal.promised.lift }) : ''}</tr>`;
+<td class="num">${figure(`${key}:fireRate`, signal.fireRate, percentCoarse(signal.fireRate))}</td>
+<td class="num">${outcomeFigures(`${key}:fired`, signal.fired)}</td>
+<td class="num">${outcomeFigures(`${key}:notFired`, signal.notFired)}</td>
+<td class="num">${liftFigure(`${key}:lift`, signal.lift)}</td>${report.promised ? promisedCells(key, signal.promised && { outcome: signal.promised.fired, lift: signal.promised.lift }) : ''}</tr>`;
   });
   const promisedHeaders = report.promised ? ['Backtest: converted', 'Backtest lift'] : [];
   const promised = report.promised
@@ -142,12 +139,22 @@ ${warnings}
 }
 
 /** A recorded backtest's rate and lift beside the live ones; dashes where it has no such tier or signal. */
-function promisedCells(key: (name: string) => string, promised: { outcome: Outcome; lift: Estimate | null } | null): string {
-  const figure = (name: string, value: number | null, text: string) => `<span data-metric="${esc(key(name))}" data-value="${value === null ? 'null' : value}">${esc(text)}</span>`;
+function promisedCells(key: string, promised: { outcome: Outcome; lift: Estimate | null } | null): string {
   if (!promised) return '<td class="num">—</td><td class="num">—</td>';
-  return `<td class="num">${figure('promised:converted', promised.outcome.converted, String(promised.outcome.converted))} / ${figure('promised:entities', promised.outcome.entities, String(promised.outcome.entities))}</td>
-<td class="num">${figure('promised:lift:value', promised.lift?.value ?? null, promised.lift ? liftText(promised.lift) : '—')}</td>`;
+  return `<td class="num">${outcomeFigures(`${key}:promised`, promised.outcome)}</td>
+<td class="num">${liftFigure(`${key}:promised:lift`, promised.lift)}</td>`;
 }
+
+/** A figure of the JSON on the page, hooked by its key; shown as `text` (default: the number), a dash for none. */
+function figure(key: string, value: number | null, text = value === null ? undefined : String(value)): string {
+  return `<span ${metricHook(key, value)}>${esc(text ?? '—')}</span>`;
+}
+
+/** `converted / entities` of a group, each hooked as `<key>:converted` and `<key>:entities`. */
+const outcomeFigures = (key: string, outcome: Outcome) => `${figure(`${key}:converted`, outcome.converted)} / ${figure(`${key}:entities`, outcome.entities)}`;
+
+/** A lift with its interval, hooked by its value as `<key>:value`. */
+const liftFigure = (key: string, lift: Estimate | null) => figure(`${key}:value`, lift?.value ?? null, lift ? liftText(lift) : undefined);
 
 export function renderNotFoundHtml(message: string): string {
   return page('Not found', `<h1>Not found</h1><p id="problem">${esc(message)}</p><p><a href="/leads">All leads</a></p>`);

@@ -267,6 +267,9 @@ const roundedMedian = (values: readonly number[]) => {
   return middle === null ? null : round(middle, 1);
 };
 
+/** A tier's feedback in a few words, `disqualified not_a_fit 7, done no reason 1`; empty without any. */
+export const feedbackText = (feedback: readonly FeedbackCount[]) => feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ');
+
 /** The report as a plain-text table and its warnings: what `pql-radar health` prints. */
 export function formatHealth(report: HealthReport): string {
   const lines = [
@@ -287,7 +290,7 @@ export function formatHealth(report: HealthReport): string {
           liftText(tier.lift),
           tier.alertsPerWeek.toFixed(1),
           tier.medianDaysToConversion === null ? '-' : tier.medianDaysToConversion.toFixed(1),
-          tier.feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ') || '-',
+          feedbackText(tier.feedback) || '-',
         ]),
         (column) => column >= 2 && column <= 6,
       ),
