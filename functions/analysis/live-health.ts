@@ -138,6 +138,18 @@ export function rulesVersionOf(leads: readonly EvaluatedLead[], now: Date, perio
   return latest?.rulesetVersion ?? null;
 }
 
+/** Where recorded backtests are read (adapters/dynamodb/backtest-records.ts: one item per rules version). */
+export interface RecordedBacktests {
+  recordedBacktest(rulesVersion: string): Promise<RecordedBacktest | undefined>;
+}
+
+/** The report of these leads, with the backtest recorded for their rules version beside it, when one is. */
+export async function healthWithPromise(options: Omit<HealthOptions, 'backtest'>, backtests: RecordedBacktests): Promise<HealthReport> {
+  const version = rulesVersionOf(options.leads, options.now, options.periodDays);
+  const backtest = version === null ? undefined : await backtests.recordedBacktest(version);
+  return buildHealthReport({ ...options, backtest });
+}
+
 export function buildHealthReport(options: HealthOptions): HealthReport {
   const { now, periodDays } = options;
   const periodStart = periodStartOf(now, periodDays);
@@ -158,8 +170,10 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
   const qualifiedAt = (entity: Judged, tier: string) => inPeriod(entity, tier).find((at) => beforeConverting(entity, at));
   const neverQualified = (entity: Judged) => ![...entity.entries.values()].flat().some((at) => beforeConverting(entity, at));
   const tierNames = [...new Set(judged.flatMap((entity) => [...entity.entries.keys()].filter((tier) => inPeriod(entity, tier).length > 0)))].sort();
-  const earliest = judged.reduce((first, entity) => [...entity.entries.values()].flat().reduce((min, at) => (at >= periodStart && at < min ? at : min), first), to);
-  const weeks = (now.getTime() - Date.parse(earliest < to ? earliest : periodStart)) / (7 * dayMs) || periodDays / 7;
+  // The weeks the states cover: from the period's first entry into a tier, when the rules went live after it began.
+  const entryTimes = judged.flatMap((entity) => [...entity.entries.values()].flat().filter((at) => at >= periodStart && at < to));
+  const coveredFrom = entryTimes.length > 0 ? entryTimes.reduce((first, at) => (at < first ? at : first)) : periodStart;
+  const weeks = (now.getTime() - Date.parse(coveredFrom)) / (7 * dayMs);
 
   const tiers = tierNames.map((tier): TierHealth => {
     const qualified = judged.flatMap((entity) => {

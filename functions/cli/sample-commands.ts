@@ -47,8 +47,10 @@ export function addSampleCommands(program: Command) {
         await evaluateAt(options.url, `${days[0]!.day}T00:00:00.000Z`);
         for (const [index, { day, messages: ofDay }] of days.entries()) {
           await send(ofDay);
-          const end = index === days.length - 1 ? new Date().toISOString() : `${days[index + 1]!.day}T00:00:00.000Z`;
-          const run = await evaluateAt(options.url, end < new Date().toISOString() ? end : new Date().toISOString());
+          // The next day's midnight, or now for the last day (and for a next day that has not ended).
+          const now = new Date().toISOString();
+          const nextMidnight = index < days.length - 1 ? `${days[index + 1]!.day}T00:00:00.000Z` : now;
+          const run = await evaluateAt(options.url, nextMidnight < now ? nextMidnight : now);
           console.log(`${day}: sent ${ofDay.length} messages; evaluated ${run.evaluated}, ${run.transitions} transitions`);
         }
       }

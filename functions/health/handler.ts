@@ -3,7 +3,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
-import { buildHealthReport, rulesVersionOf, type EvaluatedLead } from '../analysis/live-health';
+import { healthWithPromise, type EvaluatedLead } from '../analysis/live-health';
 import { logger, metrics } from '../shared/powertools';
 import { defaultDeliveryLogDays, defaultHealthPeriodDays, environmentNames, metricNames } from '../shared/settings';
 import { tableEnvironmentSchema } from '../shared/table-environment';
@@ -43,9 +43,7 @@ export async function handler(_input: unknown, context: Context) {
 
   const reported: { tier: string; lift: number; lowerBound: number; promised: number | null }[] = [];
   for (const [workspace, leads] of [...byWorkspace].sort(([a], [b]) => a.localeCompare(b))) {
-    const version = rulesVersionOf(leads, now, periodDays);
-    const backtest = version === null ? undefined : await reader.recordedBacktest(version);
-    const top = topTierLift(buildHealthReport({ leads, now, periodDays, backtest }), tierOrder);
+    const top = topTierLift(await healthWithPromise({ leads, now, periodDays }, reader), tierOrder);
     if (!top) continue;
     metrics.addDimension('Tier', top.tier);
     metrics.addMetadata('workspace', workspace);

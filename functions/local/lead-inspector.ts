@@ -1,5 +1,5 @@
 import { leadPath, renderHealthHtml, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
-import { buildHealthReport, rulesVersionOf, type HealthReport } from '../analysis/live-health';
+import { healthWithPromise, type HealthReport } from '../analysis/live-health';
 import { feedbackReasons } from '../core/lead-feedback';
 import { giveFeedback } from '../core/give-feedback';
 import type { FeedbackStore } from '../core/ports';
@@ -32,9 +32,7 @@ export async function inspectLead(reader: DynamoDbLeadReader, ref: EntityRef, no
 export async function inspectHealth(reader: DynamoDbLeadReader, options: { workspace?: string | undefined; periodDays: number; now: Date }): Promise<HealthReport> {
   const states = await reader.leadStates();
   const leads = options.workspace === undefined ? states : states.filter((state) => state.ref.workspace === options.workspace);
-  const version = rulesVersionOf(leads, options.now, options.periodDays);
-  const backtest = version === null ? undefined : await reader.recordedBacktest(version);
-  return buildHealthReport({ leads, now: options.now, periodDays: options.periodDays, backtest });
+  return healthWithPromise({ leads, now: options.now, periodDays: options.periodDays }, reader);
 }
 
 /** The error an unknown lead gets, naming what was asked for. */
