@@ -42,7 +42,6 @@ const functions: { name: string; entry: string; env: Record<string, string> }[] 
       DEAD_LETTER_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/dead-letters.fifo',
     },
   },
-  { name: 'change-capture', entry: 'functions/change-capture/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   { name: 'bootstrap', entry: 'functions/bootstrap/handler.ts', env: {} },
 ];
 

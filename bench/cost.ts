@@ -47,8 +47,7 @@
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CapacityTally } from '../functions/adapters/dynamodb/capacity';
-import { DynamoDbChangeCapture } from '../functions/adapters/dynamodb/change-capture';
+import { changeMarks } from '../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import {
@@ -63,7 +62,7 @@ import {
 import { recordShardCount } from '../functions/adapters/dynamodb/shard-count';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../functions/adapters/dynamodb/write-key-store';
-import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
+import { allShards, evaluateChanges, runEvaluator } from '../functions/core/evaluate-leads';
 import type { LeadPublisher } from '../functions/core/ports';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { createIngestHandler } from '../functions/ingest/http';
@@ -123,7 +122,6 @@ function configuredMemoryMb(file: string): number {
 }
 const ingestMemoryMb = configuredMemoryMb('lib/ingest-api.ts');
 const evaluatorMemoryMb = configuredMemoryMb('lib/evaluator.ts');
-const captureMemoryMb = configuredMemoryMb('lib/change-capture.ts');
 /** The deployed change capture's batching window (lib/change-capture.ts). */
 const captureWindowMs = 30_000;
 
@@ -220,8 +218,8 @@ interface MixResult {
   interval: { minutes: number; predicted: number };
   activeUserDays: number;
   ingest: { write: number; read: number; ms: number[] };
-  /** Change capture from the table's stream: its units, its batches (one Lambda invocation each) and their time. */
-  capture: { write: number; read: number; batches: number; ms: number };
+  /** Batches of the table's stream that the evaluator read (one invocation each; their units and time are in `work`). */
+  capture: { batches: number };
   /** The runs that had work: new events came, something was evaluated or written. */
   work: EvaluatorWork;
   /** Ticks with nothing to do (skipped, or run and found empty). */
@@ -229,6 +227,8 @@ interface MixResult {
   /** The median of the runs that find nothing (every 20th idle tick, and nine after the stream): what every shard pays every minute, deployed, whatever the traffic. */
   emptyRun: EvaluatorWork;
   storage: Map<string, StoredKind>;
+  /** The evaluator store's units by call, over the whole simulation (working and empty runs). */
+  byCall: Map<string, { read: number; write: number; calls: number }>;
   /** Wall time of the simulation. */
   seconds: number;
 }
@@ -308,10 +308,10 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
       stream.messages.filter((message) => typeof message['userId'] === 'string').map((message) => `${message['userId']}\n${String(message['timestamp']).slice(0, 10)}`),
     ).size;
 
-    // Change capture as deployed: a batch of the stream every 30 seconds of arrivals, one change list per shard it touches.
-    const captureTally = new CapacityTally();
-    changes = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards, { capacity: captureTally }));
-    const capture = { batches: 0, ms: 0 };
+    // Change capture as deployed: a batch of the stream every 30 seconds of arrivals, its changes evaluated at once by
+    // the evaluator (one invocation per batch), at the time of the batch's last call.
+    changes = new LocalChangeStream(client, tableName, { mark: async () => {} });
+    const capture = { batches: 0 };
     const send = async (calls: Call[]) => {
       const byWindow = new Map<number, Call[]>();
       for (const call of calls) {
@@ -319,10 +319,17 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
         byWindow.set(window, [...(byWindow.get(window) ?? []), call]);
       }
       for (const window of [...byWindow.keys()].sort((a, b) => a - b)) {
-        await sendCalls(served.url, byWindow.get(window)!, concurrency, mix.name);
+        const batch = byWindow.get(window)!;
+        await sendCalls(served.url, batch, concurrency, mix.name);
+        const now = new Date(Math.max(...batch.map((call) => call.at)));
+        const before = snapshot(0);
         const started = performance.now();
-        if ((await changes!.drain()) > 0) capture.batches++;
-        capture.ms += performance.now() - started;
+        const read = await changes!.drain({
+          mark: (keys) => evaluateChanges(evaluation.store, publisher, { marks: changeMarks(keys), ruleset, now, outOfTime: () => false, concurrency: 1 }),
+        });
+        if (read > 0) capture.batches++;
+        // The stream's evaluations are the events' work, all of it: no share of the schedule's empty runs to take off.
+        work = addWork(work, { ...addWork(snapshot(performance.now() - started), before, -1), runs: 0 });
       }
     };
     const evaluation = new AttributingStore(new DynamoDbEvaluationStore({ client, tableName, dirtyShards }));
@@ -396,11 +403,12 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
       interval,
       activeUserDays,
       ingest: { write: events.capacity.writeUnits, read: events.capacity.readUnits, ms: handlerMs },
-      capture: { write: captureTally.writeUnits, read: captureTally.readUnits, ...capture },
+      capture,
       work,
       idleTicks,
       emptyRun,
       storage: await storedBytes(reader, tableName),
+      byCall: evaluation.byCall,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
@@ -469,9 +477,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
   const evaluator = eventsShare(result);
 
   const ingestDollars = perMillion(ingest.write * price.writeUnit + ingest.read * price.readUnit, events);
-  const captureDollars = perMillion(capture.write * price.writeUnit + capture.read * price.readUnit, events);
-  const captureGbSeconds = (capture.ms / 1000) * (captureMemoryMb / 1024);
-  const lambdaCaptureDollars = perMillion(capture.batches * price.lambdaRequest + captureGbSeconds * price.lambdaGbSecond, events);
+  const lambdaCaptureDollars = perMillion(capture.batches * price.lambdaRequest, events);
   const evaluationDollars = perMillion(evaluator.read * price.readUnit + evaluator.write * price.writeUnit, events);
   const httpDollars = perMillion(requests * price.httpRequest, events);
   const ingestGbSeconds = billedSeconds(ingest.ms) * (ingestMemoryMb / 1024);
@@ -485,11 +491,10 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
 
   const components: Priced[] = [
     { label: 'ingest DynamoDB', dollars: ingestDollars },
-    { label: 'capture DynamoDB', dollars: captureDollars },
     { label: 'evaluation DynamoDB', dollars: evaluationDollars },
     { label: 'HTTP API', dollars: httpDollars },
     { label: 'Lambda ingest', dollars: lambdaIngestDollars },
-    { label: 'Lambda capture', dollars: lambdaCaptureDollars },
+    { label: 'Lambda stream', dollars: lambdaCaptureDollars },
     { label: 'Lambda evaluator', dollars: lambdaEvaluatorDollars },
     { label: 'EventBridge', dollars: eventBridgeDollars },
   ];
@@ -516,7 +521,6 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     '',
     `${'component'.padEnd(21)}${'measured'.padEnd(100)}${'$/M events'.padStart(10)}`,
     row('ingest DynamoDB', `${per(ingest.write)} WCU + ${per(ingest.read)} RCU per event`, ingestDollars),
-    row('capture DynamoDB', `${per(capture.write)} WCU + ${per(capture.read)} RCU per event: change lists from the stream, ${capture.batches} batches of <= ${captureWindowMs / 1000} s`, captureDollars),
     row(
       'evaluation DynamoDB',
       `${(measured.read / measured.evaluations).toFixed(2)} RCU + ${(measured.write / measured.evaluations).toFixed(2)} WCU per evaluation; ${per(evaluator.read)} RCU + ${per(evaluator.write)} WCU per event${scaled ? ` (as run: ${per(measured.read)} + ${per(measured.write)})` : ''}`,
@@ -524,12 +528,17 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     ),
     row('HTTP API', `${per(requests, 4)} requests per event`, httpDollars),
     row('Lambda ingest', `${per(requests, 4)} requests per event, median ${medianMs.toFixed(1)} ms at ${ingestMemoryMb} MB: ${per(ingestGbSeconds, 5)} GB-s per event`, lambdaIngestDollars),
-    row('Lambda capture', `${capture.batches} invocations, ${(capture.ms / Math.max(1, capture.batches)).toFixed(1)} ms each at ${captureMemoryMb} MB`, lambdaCaptureDollars),
+    row('Lambda stream', `${capture.batches} invocations of the evaluator by the table stream (<= ${captureWindowMs / 1000} s batches; their time is in the evaluator's line)`, lambdaCaptureDollars),
     row('Lambda evaluator', `${(measured.ms / measured.evaluations).toFixed(1)} ms per evaluation at ${evaluatorMemoryMb} MB: ${per(evaluatorGbSeconds, 5)} GB-s per event; invocations: the schedule's`, lambdaEvaluatorDollars),
     row('EventBridge', `${per(work.published, 5)} lead events per event`, eventBridgeDollars),
     row('total', target.withoutHttp ? 'with the HTTP API' : '', total),
     ...(target.withoutHttp ? [row('', "apart from the HTTP API's $1.00 per million requests", totalWithoutHttp)] : []),
     `target     <= ${money(target.dollars)}${target.withoutHttp ? ' besides the HTTP API' : ''}: ${judged <= target.dollars ? 'PASS' : 'FAIL'} (${money(judged)})`,
+    `by call    ${[...result.byCall.entries()]
+      .filter(([, tally]) => tally.read + tally.write > 0)
+      .sort((a, b) => b[1].read + b[1].write - (a[1].read + a[1].write))
+      .map(([call, tally]) => `${call} ${per(tally.read)}/${per(tally.write)}`)
+      .join(', ')} (evaluator RCU/WCU per event, all runs)`,
     `storage    ${bytes(stored / events)} stored per event (${storageKinds.map(([kind, entry]) => `${kind} ${bytes(entry.bytes / events)}`).join(', ')}): ${money(storagePerMonth)} per million events per month kept`,
   ];
   return { lines, components, total, totalWithoutHttp, storagePerMonth, target };

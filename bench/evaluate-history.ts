@@ -399,11 +399,13 @@ export class AttributingStore {
   readonly users = new Map<string, { tier: string | null; score: number }>();
   /** When the saved leads are due for a sweep (ms since the epoch), one entry per save that scheduled one. */
   readonly sweeps: number[] = [];
+  /** Units by store call, for finding where an evaluation's units go. */
+  readonly byCall = new Map<string, { read: number; write: number; calls: number }>();
   readonly store: DynamoDbEvaluationStore;
 
   constructor(readonly inner: DynamoDbEvaluationStore) {
-    const { shares, reasons, usersSaved, users, sweeps } = this;
-    const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'settle']);
+    const { shares, reasons, usersSaved, users, sweeps, byCall } = this;
+    const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'settle', 'keep']);
     /** Why each candidate of the pages read so far was one; an entity read otherwise (a visitor's owner) counts as changed. */
     const why = new Map<string, EvaluationCandidate['reason']>();
     let entity: EntityRef | undefined;
@@ -413,6 +415,8 @@ export class AttributingStore {
       get(target, property) {
         const value: unknown = Reflect.get(target, property, target);
         if (typeof value !== 'function') return value;
+        // Synchronous and free: no call to the table.
+        if (property === 'shardOf') return value.bind(target);
         return async (...args: unknown[]) => {
           if (property === 'entity') entity = args[0] as EntityRef;
           // A visitor's reads and writes (forwarded to its user, or dismissed) are the user's cost.
@@ -429,11 +433,17 @@ export class AttributingStore {
             if (nextSweep) sweeps.push(nextSweep.getTime());
           }
           if (inFlight++ === 0) before = { ...target.capacity };
+          const callBefore = { ...target.capacity };
           try {
             const result = (await value.apply(target, args)) as unknown;
             if (property === 'candidates') for (const candidate of (result as { candidates: EvaluationCandidate[] }).candidates) why.set(entityKey(candidate.ref), candidate.reason);
             return result;
           } finally {
+            const tally = byCall.get(String(property)) ?? { read: 0, write: 0, calls: 0 };
+            tally.calls++;
+            tally.read += target.capacity.readUnits - callBefore.readUnits;
+            tally.write += target.capacity.writeUnits - callBefore.writeUnits;
+            byCall.set(String(property), tally);
             if (--inFlight === 0) {
               for (const into of reason ? [share, reason] : [share]) {
                 into.read += target.capacity.readUnits - before.readUnits;

@@ -78,8 +78,10 @@ export interface EvaluatorProps {
    */
   readonly shards?: number;
   /**
-   * Reserve one concurrent execution per shard, which also caps the evaluator at that. Needs an account whose
-   * unreserved concurrency stays at 100 or more afterwards: new accounts, with a limit of 10, must ask for more first.
+   * Reserve one concurrent execution per shard, which also caps the evaluator at that: the table stream's batches
+   * (lib/change-capture.ts) then share those executions with the scheduled runs, and wait (the stream's event source
+   * retries a throttled batch) while they are busy. Needs an account whose unreserved concurrency stays at 100 or more
+   * afterwards: new accounts, with a limit of 10, must ask for more first.
    * @default false
    */
   readonly reservedConcurrency?: boolean;
@@ -101,8 +103,10 @@ export interface EvaluatorProps {
 }
 
 /**
- * The evaluator: a Lambda that evaluates the rules over the entities that changed and publishes lead events, run
- * by EventBridge Scheduler with one schedule per shard (input `{"shard": N}`) every `everyMinutes`.
+ * The evaluator: a Lambda that evaluates the rules over the entities that changed and publishes lead events. The
+ * table's stream invokes it with each batch of changes (lib/change-capture.ts), which it evaluates at once; EventBridge
+ * Scheduler runs it with one schedule per shard (input `{"shard": N}`) every `everyMinutes` for what time alone
+ * changes (sweeps), what a batch left, and everyone after a rules change.
  *
  * Overlapping runs are safe: an entity's state is saved only if nobody saved it since it was read, so of two runs
  * evaluating one entity at once one saves and the other leaves the entity marked for later. A run also stops taking

@@ -25,8 +25,9 @@ export interface MonitoringProps {
   /** The evaluator function. */
   readonly evaluator: lambda.IFunction;
   /**
-   * The change-capture function on the table's stream: alarmed when its oldest unread record is over
-   * `changeCaptureDelayThreshold` old (marking has fallen behind, or keeps failing; records leave the stream at 24 h).
+   * The function reading the table's stream (the evaluator, lib/change-capture.ts): alarmed when its oldest unread
+   * record is over `changeCaptureDelayThreshold` old (evaluation has fallen behind, or keeps failing; records leave the
+   * stream at 24 h).
    * @default none
    */
   readonly changeCapture?: lambda.IFunction;
@@ -178,8 +179,8 @@ export class Monitoring extends Construct {
             new cloudwatch.Alarm(this, 'ChangeCaptureBehind', {
               alarmName: `${stack.stackName} change capture behind`,
               alarmDescription:
-                'The change-capture function has not read the table stream for a while (its iterator age is high): new events are not ' +
-                'listed for the evaluator. Its logs say why; a record older than 24 hours leaves the stream unread.',
+                'The evaluator has not read the table stream for a while (its iterator age is high): new events are not ' +
+                'evaluated. Its logs say why; a record older than 24 hours leaves the stream unread.',
               metric: props.changeCapture.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
               threshold: (props.changeCaptureDelayThreshold ?? Duration.minutes(10)).toMilliseconds(),
               comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

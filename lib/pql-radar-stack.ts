@@ -49,8 +49,6 @@ export class PqlRadarStack extends Stack {
       timeZone: props.rulesFile.ruleset.calendar.timeZone,
     });
     this.leadStatusApi = new LeadStatusApi(this, 'LeadStatusApi', { table, httpApi: this.ingestApi.httpApi });
-    // Change capture and the evaluator must agree on the shards of the change lists.
-    this.changeCapture = new ChangeCapture(this, 'ChangeCapture', { table, dirtyShards: config.evaluation.shards });
     this.leadFanout = new LeadFanout(this, 'LeadFanout', {
       routes: config.routes,
       crm: config.crm,
@@ -68,6 +66,7 @@ export class PqlRadarStack extends Stack {
       reservedConcurrency: config.evaluation.reservedConcurrency,
       retentionDays: config.retentionDays,
     });
+    this.changeCapture = new ChangeCapture(this, 'ChangeCapture', { table, evaluator: this.evaluator.handler });
     new LeadEventSchema(this, 'LeadEventSchema');
     // Always there, with or without write keys: it also records the destinations in the table for the CLI.
     const bootstrap = new WriteKeyBootstrap(this, 'WriteKeyBootstrap', {
@@ -90,7 +89,7 @@ export class PqlRadarStack extends Stack {
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       changeCapture: this.changeCapture.handler,
-      functions: [this.ingestApi.handler, this.leadStatusApi.handler, this.changeCapture.handler, this.evaluator.handler, ...this.leadFanout.notifiers, this.ruleHealth.handler],
+      functions: [this.ingestApi.handler, this.leadStatusApi.handler, this.evaluator.handler, ...this.leadFanout.notifiers, this.ruleHealth.handler],
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });

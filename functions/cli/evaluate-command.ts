@@ -47,7 +47,7 @@ export function addEvaluateCommand(program: Command) {
     const deliveries = destinations.length > 0 ? new LocalDeliveryWorker({ client, tableName: table, destinations }) : undefined;
     const publisher = localSinks(options, [...bus, ...(deliveries ? [deliveries] : [])]);
     // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass. Deployed,
-    // the change-capture Lambda does it.
+    // the evaluator reads the stream itself.
     const changeStream = local ? new LocalChangeStream(client, table, new DynamoDbChangeCapture(client, table, shards)) : undefined;
     for (;;) {
       await changeStream?.drain();

@@ -3,7 +3,7 @@ import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
-import { entityKey } from './changes';
+import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
 import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
@@ -46,10 +46,8 @@ export interface EvaluateShardResult {
  * its members' new state: the accounts a member's change moved are evaluated after the page's users.
  */
 export async function evaluateShard(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateShardOptions): Promise<EvaluateShardResult> {
-  const { shard, ruleset, now } = options;
+  const { shard, ruleset } = options;
   const pageSize = options.pageSize ?? 100;
-  const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
-  const decayIntervalMs = options.decayIntervalMs ?? defaultDecayIntervalMs;
   const transitions: LeadEvent[] = [];
 
   const progress = await store.rulesetProgress(shard);
@@ -60,75 +58,131 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   let after = everyone && progress.migrating?.version === ruleset.version ? progress.migrating.after : undefined;
   const seen = new Set<string>();
   do {
-    const page = await store.candidates(shard, now, pageSize, { everyone, ...(after !== undefined ? { after } : {}) });
-    /** What this page leaves for a later run: changes not evaluated (time, an overlapping run) and forwarded ones. */
-    const marks: ChangeMark[] = [];
-    const leave = (candidate: EvaluationCandidate) => {
-      // A sweep or a rules change finds the entity again by itself; a change must be kept.
-      if (candidate.reason === 'changed') marks.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString() });
-    };
-    const accounts = new Map<string, EvaluationCandidate>();
-    const evaluateCandidate = async (candidate: EvaluationCandidate) => {
-      const { ref } = candidate;
-      if (options.outOfTime()) {
-        incomplete = true;
-        return leave(candidate);
-      }
-      const key = entityKey(ref);
-      // Changed again since this run evaluated it: the next run reads the new days.
-      if (seen.has(key)) return leave(candidate);
-      seen.add(key);
-      if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
-      const rows = await store.entity(ref, candidate.days);
-      if (ref.type !== 'account') {
-        // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
-        const owner = await ownerOf(store, ref, rows, ruleset);
-        if (owner !== ref) {
-          if (owner && candidate.days.length > 0) marks.push({ ref: owner, days: candidate.days, since: candidate.since ?? now.toISOString() });
-          return;
-        }
-      }
-      const loaded = await readFacts(store, ref, ruleset, now, rows);
-      const evaluation = evaluate(loaded.facts, ruleset, now);
-      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
-      const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
-      const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
-      const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
-      // An overlapping run saved first: evaluate again later, from what it saved.
-      if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
-      if (event) transitions.push(event);
-      evaluated++;
-      for (const account of movedAccounts(ref, rows, state.tier, ruleset, now)) {
-        const listed = accounts.get(entityKey(account.ref));
-        accounts.set(entityKey(account.ref), listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
-      }
-    };
-    for (const candidate of page.candidates) if (candidate.ref.type === 'account') accounts.set(entityKey(candidate.ref), candidate);
-    await forEachConcurrently(
-      page.candidates.filter((candidate) => candidate.ref.type !== 'account'),
-      concurrency,
-      evaluateCandidate,
-    );
-    await forEachConcurrently([...accounts.values()], concurrency, evaluateCandidate);
-    await store.settle(shard, page.changes, marks);
+    const page = await store.candidates(shard, options.now, pageSize, { everyone, ...(after !== undefined ? { after } : {}) });
+    const done = await evaluateCandidates(store, page.candidates, seen, options);
+    evaluated += done.evaluated;
+    transitions.push(...done.transitions);
+    incomplete = done.incomplete;
+    await store.settle(shard, page.changes, done.left);
     if (incomplete) break;
     after = page.next;
     if (everyone) await store.saveRulesetProgress(shard, after === undefined ? { version: ruleset.version } : { ...progress, migrating: { version: ruleset.version, after } });
   } while (after !== undefined);
 
   // The outbox holds this run's transitions and anything an earlier run could not deliver.
-  const pending = await store.pendingLeadEvents(shard);
-  let published = 0;
-  let unpublished: string[] = [];
-  if (pending.length > 0) {
-    const { failed } = await publisher.publish(pending);
-    const failedKeys = new Set(failed);
-    const delivered = pending.filter((event) => !failedKeys.has(event.detail.idempotencyKey));
-    await store.markPublished(shard, delivered);
-    published = delivered.length;
-    unpublished = failed;
-  }
+  const { published, unpublished } = await publishOutbox(store, publisher, shard);
   return { evaluated, transitions, published, unpublished, incomplete };
+}
+
+export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
+  /** What changed: entities and the days their new events fall on (from the table's stream). */
+  marks: readonly ChangeMark[];
+}
+
+export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomplete'> {
+  /** Changes left for the evaluator's next scheduled run (time ran out, an overlapping save, merged identities' owners). */
+  left: number;
+}
+
+/**
+ * Evaluates the entities that just changed, as they come off the table's stream, then publishes the outbox of their
+ * shards: no change list is written or read for them. Users come before accounts, and the accounts their evaluation
+ * moved are evaluated after them. Whatever cannot be evaluated now (time, an overlapping save, the owner of a merged
+ * identity) is kept for the scheduled run, which also handles sweeps and rules changes.
+ */
+export async function evaluateChanges(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateChangesOptions): Promise<EvaluateChangesResult> {
+  const candidates = mergeMarks(options.marks).map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since }));
+  const done = await evaluateCandidates(store, candidates, new Set(), options);
+  const { left } = done;
+  if (left.length > 0) await store.keep(left);
+  let published = 0;
+  const unpublished: string[] = [];
+  const touched = new Set(done.transitions.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id })));
+  for (const shard of touched) {
+    const outcome = await publishOutbox(store, publisher, shard);
+    published += outcome.published;
+    unpublished.push(...outcome.unpublished);
+  }
+  return { evaluated: done.evaluated, transitions: done.transitions, published, unpublished, left: left.length };
+}
+
+/**
+ * Evaluates a page of candidates, users before the accounts they moved, saving each with its transition in the
+ * outbox. `seen` holds the entities evaluated earlier in the same run: changed again since, they are left.
+ */
+async function evaluateCandidates(
+  store: EvaluationStore,
+  candidates: readonly EvaluationCandidate[],
+  seen: Set<string>,
+  options: Omit<EvaluateShardOptions, 'shard' | 'pageSize'>,
+): Promise<{ evaluated: number; transitions: LeadEvent[]; left: ChangeMark[]; incomplete: boolean }> {
+  const { ruleset, now } = options;
+  const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
+  const decayIntervalMs = options.decayIntervalMs ?? defaultDecayIntervalMs;
+  const transitions: LeadEvent[] = [];
+  let evaluated = 0;
+  let incomplete = false;
+  /** What this page leaves for a later run: changes not evaluated (time, an overlapping run) and forwarded ones. */
+  const left: ChangeMark[] = [];
+  const leave = (candidate: EvaluationCandidate) => {
+    // A sweep or a rules change finds the entity again by itself; a change must be kept.
+    if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString() });
+  };
+  const accounts = new Map<string, EvaluationCandidate>();
+  const evaluateCandidate = async (candidate: EvaluationCandidate) => {
+    const { ref } = candidate;
+    if (options.outOfTime()) {
+      incomplete = true;
+      return leave(candidate);
+    }
+    const key = entityKey(ref);
+    // Changed again since this run evaluated it: the next run reads the new days.
+    if (seen.has(key)) return leave(candidate);
+    seen.add(key);
+    if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
+    const rows = await store.entity(ref, candidate.days);
+    if (ref.type !== 'account') {
+      // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
+      const owner = await ownerOf(store, ref, rows, ruleset);
+      if (owner !== ref) {
+        if (owner && candidate.days.length > 0) left.push({ ref: owner, days: candidate.days, since: candidate.since ?? now.toISOString() });
+        return;
+      }
+    }
+    const loaded = await readFacts(store, ref, ruleset, now, rows);
+    const evaluation = evaluate(loaded.facts, ruleset, now);
+    const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
+    const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
+    const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
+    const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
+    // An overlapping run saved first: evaluate again later, from what it saved.
+    if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
+    if (event) transitions.push(event);
+    evaluated++;
+    for (const account of movedAccounts(ref, rows, state.tier, ruleset, now)) {
+      const listed = accounts.get(entityKey(account.ref));
+      accounts.set(entityKey(account.ref), listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
+    }
+  };
+  for (const candidate of candidates) if (candidate.ref.type === 'account') accounts.set(entityKey(candidate.ref), candidate);
+  await forEachConcurrently(
+    candidates.filter((candidate) => candidate.ref.type !== 'account'),
+    concurrency,
+    evaluateCandidate,
+  );
+  await forEachConcurrently([...accounts.values()], concurrency, evaluateCandidate);
+  return { evaluated, transitions, left, incomplete };
+}
+
+/** Publishes the shard's outbox (this run's transitions and whatever an earlier run could not deliver). */
+async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, shard: string): Promise<{ published: number; unpublished: string[] }> {
+  const pending = await store.pendingLeadEvents(shard);
+  if (pending.length === 0) return { published: 0, unpublished: [] };
+  const { failed } = await publisher.publish(pending);
+  const failedKeys = new Set(failed);
+  const delivered = pending.filter((event) => !failedKeys.has(event.detail.idempotencyKey));
+  await store.markPublished(shard, delivered);
+  return { published: delivered.length, unpublished: failed };
 }
 
 /** The accounts a user's evaluation can move (counts, active members, members' tiers), as candidates for after the users. */

@@ -158,6 +158,10 @@ export interface EvaluationStore {
    * page's changes. A change made after the page was read is not forgotten: the next run sees it.
    */
   settle(shard: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void>;
+  /** Keeps changes for the next scheduled run (what an evaluation of fresh changes could not finish). */
+  keep(marks: readonly ChangeMark[]): Promise<void>;
+  /** The shard an entity belongs to (its outbox, its sweeps). */
+  shardOf(ref: EntityRef): string;
   /** The most changed days one `save` keeps open in the state; more and the use case rebuilds the entity's days. */
   readonly maxChangedDaysPerSave: number;
   /** The entity's state, traits and accounts, with the changed days of its candidate. */

@@ -1,8 +1,9 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import type { Context } from 'aws-lambda';
+import type { Context, DynamoDBStreamEvent } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
+import { changeMarks, type WrittenKey } from '../adapters/dynamodb/change-capture';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { recordShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
@@ -10,7 +11,7 @@ import { loadCompiledRules } from '../core/rules/ruleset';
 import { integerFrom, requiredText, variablesFromEnvironment } from '../shared/environment';
 import { logger, metrics } from '../shared/powertools';
 import { deployedListSettleMs, environmentNames, metricNames, tableVariables } from '../shared/settings';
-import { allShards, runEvaluator } from '../core/evaluate-leads';
+import { allShards, evaluateChanges, runEvaluator } from '../core/evaluate-leads';
 
 // Read without zod, as the rules are: the evaluator's bundle carries no zod (test/infra/bundling.test.ts).
 const environment = variablesFromEnvironment(
@@ -59,41 +60,89 @@ function shardOf(input: unknown): number | undefined {
   return shard;
 }
 
-/** Scheduled: one schedule per shard passes `{ "shard": N }`; without it, the run covers every shard. */
+/**
+ * Scheduled: one schedule per shard passes `{ "shard": N }`; without it, the run covers every shard. From the table's
+ * stream (lib/change-capture.ts): a batch of written keys, whose changed entities are evaluated at once.
+ */
 export async function handler(input: unknown, context: Context) {
   logger.addContext(context);
-  const shard = shardOf(input);
-  const shards = shard === undefined ? allShards(dirtyShards) : [String(shard)];
   try {
     if (!shardCountRecorded) {
       await recordShardCount(client, tableName, dirtyShards);
       shardCountRecorded = true;
     }
-    const summary = await runEvaluator({
-      store,
-      publisher,
-      ruleset,
-      shards,
-      now: new Date(),
-      deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (runIntervalSeconds ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
-    });
-    logger.info('evaluation run', {
-      shards,
-      rulesetVersion: ruleset.version,
-      evaluated: summary.evaluated,
-      transitions: summary.transitions.length,
-      published: summary.published,
-      unpublished: summary.unpublished.length,
-      incompleteShards: summary.incompleteShards,
-      lagSeconds: summary.lagSeconds,
-    });
-    metrics.addMetric(metricNames.entitiesEvaluated, MetricUnit.Count, summary.evaluated);
-    metrics.addMetric(metricNames.leadTransitions, MetricUnit.Count, summary.transitions.length);
-    metrics.addMetric(metricNames.leadEventsUnpublished, MetricUnit.Count, summary.unpublished.length);
-    // One value per invocation (a shard); the alarm takes the Maximum.
-    metrics.addMetric(metricNames.evaluatorLagSeconds, MetricUnit.Seconds, summary.lagSeconds);
-    return { evaluated: summary.evaluated, transitions: summary.transitions.length, incompleteShards: summary.incompleteShards };
+    return isStreamBatch(input) ? await evaluateStreamBatch(input, context) : await scheduledRun(input, context);
   } finally {
     metrics.publishStoredMetrics();
   }
 }
+
+async function scheduledRun(input: unknown, context: Context) {
+  const shard = shardOf(input);
+  const shards = shard === undefined ? allShards(dirtyShards) : [String(shard)];
+  const summary = await runEvaluator({
+    store,
+    publisher,
+    ruleset,
+    shards,
+    now: new Date(),
+    deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (runIntervalSeconds ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
+  });
+  logger.info('evaluation run', {
+    shards,
+    rulesetVersion: ruleset.version,
+    evaluated: summary.evaluated,
+    transitions: summary.transitions.length,
+    published: summary.published,
+    unpublished: summary.unpublished.length,
+    incompleteShards: summary.incompleteShards,
+    lagSeconds: summary.lagSeconds,
+  });
+  addRunMetrics(summary);
+  // One value per invocation (a shard); the alarm takes the Maximum.
+  metrics.addMetric(metricNames.evaluatorLagSeconds, MetricUnit.Seconds, summary.lagSeconds);
+  return { evaluated: summary.evaluated, transitions: summary.transitions.length, incompleteShards: summary.incompleteShards };
+}
+
+/**
+ * A batch of the stream: its changes evaluated now, what is left listed for the scheduled run. A failure throws, and
+ * the event source mapping retries the batch, split in halves, until it succeeds: no change is skipped.
+ */
+async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context) {
+  const keys: WrittenKey[] = event.Records.flatMap((record) => {
+    const pk = record.dynamodb?.Keys?.['pk']?.S;
+    const sk = record.dynamodb?.Keys?.['sk']?.S;
+    if (pk === undefined || sk === undefined || record.eventName === 'REMOVE') return [];
+    const seconds = record.dynamodb?.ApproximateCreationDateTime;
+    return [{ pk, sk, at: seconds === undefined ? new Date() : new Date(seconds * 1000) }];
+  });
+  const marks = changeMarks(keys);
+  const summary = await evaluateChanges(store, publisher, {
+    marks,
+    ruleset,
+    now: new Date(),
+    outOfTime: () => context.getRemainingTimeInMillis() < environment.SAFETY_MARGIN_MS,
+  });
+  logger.info('changes evaluated', {
+    records: event.Records.length,
+    changes: marks.length,
+    rulesetVersion: ruleset.version,
+    evaluated: summary.evaluated,
+    transitions: summary.transitions.length,
+    published: summary.published,
+    unpublished: summary.unpublished.length,
+    left: summary.left,
+  });
+  addRunMetrics(summary);
+  metrics.addMetric(metricNames.changesLeft, MetricUnit.Count, summary.left);
+  return { evaluated: summary.evaluated, transitions: summary.transitions.length, left: summary.left };
+}
+
+function addRunMetrics(summary: { evaluated: number; transitions: readonly unknown[]; unpublished: readonly unknown[] }) {
+  metrics.addMetric(metricNames.entitiesEvaluated, MetricUnit.Count, summary.evaluated);
+  metrics.addMetric(metricNames.leadTransitions, MetricUnit.Count, summary.transitions.length);
+  metrics.addMetric(metricNames.leadEventsUnpublished, MetricUnit.Count, summary.unpublished.length);
+}
+
+const isStreamBatch = (input: unknown): input is DynamoDBStreamEvent =>
+  typeof input === 'object' && input !== null && Array.isArray((input as { Records?: unknown }).Records);

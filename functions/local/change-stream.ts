@@ -1,10 +1,16 @@
 import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand, type GetRecordsCommandOutput, type _Record } from '@aws-sdk/client-dynamodb-streams';
-import type { DynamoDbChangeCapture, WrittenKey } from '../adapters/dynamodb/change-capture';
+import type { WrittenKey } from '../adapters/dynamodb/change-capture';
+
+/** What takes the keys read: change capture into lists, or the evaluator evaluating them at once. */
+export interface ChangeSink {
+  mark(keys: readonly WrittenKey[]): Promise<unknown>;
+}
 
 /**
- * The local runtime's reader of the table's stream, in place of the deployed change-capture Lambda: each drain()
- * reads every shard of DynamoDB Local's stream up to its end and hands the written keys to change capture.
+ * The local runtime's reader of the table's stream, in place of the deployed event source mapping: each drain() reads
+ * every shard of DynamoDB Local's stream up to its end and hands the written keys to a sink (the evaluator, or change
+ * capture into lists). A sink that fails leaves the keys unread: the next drain reads them again.
  * Iterators are kept between drains, so each record is read once per process (a restart reads the stream's last 24
  * hours again, which marks entities a second time: harmless).
  */
@@ -18,12 +24,12 @@ export class LocalChangeStream {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
-    private readonly capture: DynamoDbChangeCapture,
+    private readonly sink: ChangeSink,
   ) {}
 
-  /** Reads what the stream holds now and marks the entities; calls are serialised. Returns the keys read. */
-  drain(): Promise<number> {
-    const run = this.#draining.catch(() => 0).then(() => this.#drainOnce());
+  /** Reads what the stream holds now into the sink (the constructor's unless given); calls are serialised. Returns the keys read. */
+  drain(sink: ChangeSink = this.sink): Promise<number> {
+    const run = this.#draining.catch(() => 0).then(() => this.#drainOnce(sink));
     this.#draining = run;
     return run;
   }
@@ -42,7 +48,7 @@ export class LocalChangeStream {
     return this.#streams;
   }
 
-  async #drainOnce(): Promise<number> {
+  async #drainOnce(sink: ChangeSink): Promise<number> {
     const streams = await this.#streamsClient();
     this.#streamArn ??= (await this.client.send(new DescribeTableCommand({ TableName: this.tableName }))).Table?.LatestStreamArn;
     if (!this.#streamArn) throw new Error(`table ${this.tableName} has no stream: change capture needs one`);
@@ -57,7 +63,7 @@ export class LocalChangeStream {
       while (iterator) {
         const page: GetRecordsCommandOutput = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
         const keys = (page.Records ?? []).flatMap(writtenKey);
-        if (keys.length > 0) await this.capture.mark(keys);
+        if (keys.length > 0) await sink.mark(keys);
         read += keys.length;
         // An open shard's iterator stays valid for the next drain; an empty page means this shard is read to its end for now.
         if ((page.Records ?? []).length === 0) {

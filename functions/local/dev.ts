@@ -8,7 +8,7 @@ import { DynamoDbLeadStatusReader } from '../adapters/dynamodb/lead-status-reade
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
-import { allShards, runEvaluator, type EvaluatorRunSummary } from '../core/evaluate-leads';
+import { allShards, evaluateChanges, runEvaluator, type EvaluatorRunSummary } from '../core/evaluate-leads';
 import { parseWriteKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
@@ -18,7 +18,7 @@ import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createLeadStatusHandler } from '../lead-status/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
-import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
+import { changeMarks, DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from './change-stream';
 import { LocalDeliveryWorker } from './delivery-worker';
 import { ConsoleLeadSink, FanOutLeadSink } from './lead-sinks';
@@ -88,8 +88,8 @@ export interface DevRuntime {
   /** The delivery queues, their worker and its log. */
   deliveries: LocalDeliveryWorker;
   /**
-   * Reads the table's stream and marks what changed for the evaluator, as the deployed change-capture Lambda does;
-   * every evaluator run does it first. Returns the keys read.
+   * Reads the table's stream into change lists for the next evaluator run (an evaluator run reads it too, evaluating
+   * what changed at once, as deployed). Returns the keys read.
    */
   collectChanges(): Promise<number>;
   /**
@@ -204,10 +204,22 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       // starts once the one before has settled, and reads the clock then.
       const run = lastRun
         .catch(() => {})
-        .then(collectChanges)
         .then(async () => {
           const at = now ?? new Date();
-          const summary = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY });
+          // As deployed: the scheduled run (sweeps, what is left, everyone after a rules change), and the stream's
+          // changes evaluated as they are read. Locally one after the other, the scheduled run first: on a fresh table
+          // its pass over everyone finds no one, instead of evaluating again what the stream just evaluated.
+          const scheduled = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY });
+          const summary: EvaluatorRunSummary = { ...scheduled, transitions: [...scheduled.transitions], unpublished: [...scheduled.unpublished] };
+          await changeStream!.drain({
+            mark: async (keys) => {
+              const done = await evaluateChanges(evaluation, leads, { marks: changeMarks(keys), ruleset, now: at, outOfTime: () => false });
+              summary.evaluated += done.evaluated;
+              summary.transitions.push(...done.transitions);
+              summary.published += done.published;
+              summary.unpublished = [...new Set([...summary.unpublished, ...done.unpublished])];
+            },
+          });
           if (summary.evaluated > 0) latestEvaluatedAt = Math.max(latestEvaluatedAt, at.getTime());
           return summary;
         });

@@ -90,7 +90,7 @@ export const metricNames = {
   leadTransitions: 'LeadTransitions',
   leadEventsUnpublished: 'LeadEventsUnpublished',
   evaluatorLagSeconds: 'EvaluatorLagSeconds',
-  entitiesMarked: 'EntitiesMarked',
+  changesLeft: 'ChangesLeft',
   leadDeliveries: 'LeadDeliveries',
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',

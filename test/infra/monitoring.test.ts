@@ -160,8 +160,8 @@ describe('alarms', () => {
     expect(withDelivery.monitoring.alarms).toHaveLength(6);
   });
 
-  it('fire when change capture has not read the table stream for ten minutes (its iterator age)', () => {
-    const capturing = build((stack) => ({ changeCapture: new LambdaFunction(stack, 'ChangeCapture', { entry: 'functions/change-capture/handler.ts' }).function }));
+  it('fire when the evaluator has not read the table stream for ten minutes (its iterator age)', () => {
+    const capturing = build((stack) => ({ changeCapture: stack.node.findChild('Evaluator').node.findChild('Function') as lambda.IFunction }));
     const alarms = Object.values(Template.fromStack(capturing.stack).findResources('AWS::CloudWatch::Alarm')) as Resource[];
     expect(alarms.filter((each) => each.Properties.MetricName === 'IteratorAge').map((each) => each.Properties)).toEqual([
       expect.objectContaining({ AlarmName: 'Watched change capture behind', Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: 600_000, EvaluationPeriods: 2, TreatMissingData: 'notBreaching' }),

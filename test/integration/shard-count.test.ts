@@ -1,42 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, inject, it, vi } from 'vitest';
 import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import { readShardCount } from '../../functions/adapters/dynamodb/shard-count';
-import { compiledRulesJson } from '../../functions/core/rules/ruleset';
 import { startDev } from '../../functions/local/dev';
 import { loadRulesFile } from '../../lib/config';
 import { cli } from '../support/cli';
 import { freshTable } from '../support/dynamodb';
+import { stubEvaluatorEnvironment } from '../support/evaluator-environment';
 import { lambdaContext } from '../support/lambda-context';
 
-function rulesJsonFile(rulesPath: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'pql-radar-rules-')), 'rules.json');
-  writeFileSync(file, compiledRulesJson(loadRulesFile(rulesPath).ruleset));
-  return file;
-}
 
 // The shard count cannot disagree between the CLI and whatever writes to the table: the table records it.
 
 it('the deployed evaluator records its DIRTY_SHARDS in the table on its first run', async () => {
   const { client, tableName } = await freshTable();
   expect(await readShardCount(client, tableName)).toBeUndefined();
-  const environment = {
-    TABLE_NAME: tableName,
-    EVENT_BUS_NAME: 'pql-radar-leads',
-    // The rules as the stack bundles them: compiled from the YAML at synth.
-    RULES_FILE: rulesJsonFile(join(import.meta.dirname, '../../examples/activation.rules.yaml')),
-    DIRTY_SHARDS: '8',
-    AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    POWERTOOLS_METRICS_DISABLED: 'true',
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
-  };
-  for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
+  // The rules as the stack bundles them: compiled from the YAML at synth.
+  stubEvaluatorEnvironment({ tableName, ruleset: loadRulesFile(join(import.meta.dirname, '../../examples/activation.rules.yaml')).ruleset, shards: 8 });
   try {
     const { handler } = await import('../../functions/evaluator/handler');
     await handler({ shard: 0 }, lambdaContext());

@@ -76,6 +76,20 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return this.entities.get(entityKey(ref))?.state;
   }
 
+  /**
+   * The changes waiting for a run, taken off the lists: what the table's stream carries to the deployed evaluator,
+   * which evaluates them without a list (core evaluateChanges).
+   */
+  takeChanges(): ChangeMark[] {
+    const marks: ChangeMark[] = [];
+    for (const entity of this.entities.values()) {
+      if (!entity.marker) continue;
+      marks.push({ ref: entity.ref, days: [...entity.marker.days].sort(), since: entity.marker.since });
+      delete entity.marker;
+    }
+    return marks;
+  }
+
   isMarked(ref: EntityRef): boolean {
     return this.entities.get(entityKey(ref))?.marker !== undefined;
   }
@@ -134,6 +148,14 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       const entity = this.entities.get(key)!;
       if (entity.marker?.version === version) delete entity.marker;
     }
+    await this.keep(marks);
+  }
+
+  shardOf(): string {
+    return '0';
+  }
+
+  async keep(marks: readonly ChangeMark[]): Promise<void> {
     for (const mark of marks) {
       const entity = this.entityOf(mark.ref);
       for (const day of mark.days) this.markEntity(entity, day, mark.since);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dayMs } from '../../functions/core/days';
-import { evaluateShard, runEvaluator, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
+import { evaluateChanges, evaluateShard, runEvaluator, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import type { EntityRef, LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
@@ -170,5 +170,55 @@ tiers:
     qualify(store, 'dan');
     const { transitions } = await run(store, publisher, { ruleset: routed });
     expect(transitions.map((event) => [event.detail.entity.id, event.detail.route, event.detail.owner])).toEqual([['dan', 'sales-emea', 'ann@example.com']]);
+  });
+});
+
+describe('the evaluation of fresh changes (the table stream)', () => {
+  const fresh = (store: InMemoryEvaluationStore, publisher: LeadPublisher, options: { outOfTime?: () => boolean } = {}) =>
+    evaluateChanges(store, publisher, { marks: store.takeChanges(), ruleset, now, outOfTime: options.outOfTime ?? (() => false) });
+
+  it('evaluates the changed users, then the accounts they moved, and publishes their transitions at once', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.join(workspace, 'ann', 'acme');
+    qualify(store, 'ann');
+
+    const result = await fresh(store, publisher);
+    expect(store.reads).toEqual(['user ann', 'account acme']);
+    expect(summary(result.transitions)).toEqual(['user ann: none -> pql', 'account acme: none -> team']);
+    expect(summary(publisher.published)).toEqual(['user ann: none -> pql', 'account acme: none -> team']);
+    expect(store.outbox).toEqual([]);
+    expect(result.left).toBe(0);
+    // Nothing kept for the scheduled run, whose first pass (everyone, under a ruleset new to it) changes nothing.
+    expect(store.isMarked(user('ann'))).toBe(false);
+    expect((await run(store, publisher)).transitions).toEqual([]);
+  });
+
+  it('keeps what it could not evaluate for the scheduled run', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    qualify(store, 'bea');
+
+    const result = await fresh(store, publisher, { outOfTime: () => true });
+    expect(result).toMatchObject({ evaluated: 0, left: 1 });
+    expect(store.isMarked(user('bea'))).toBe(true);
+    expect(summary((await run(store, publisher)).transitions)).toEqual(['user bea: none -> pql']);
+  });
+
+  it('leaves a transition it could not publish in the outbox, which the scheduled run publishes with the same key', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    qualify(store, 'cy');
+    publisher.crashNext = true;
+    await expect(fresh(store, publisher)).rejects.toThrow('simulated crash');
+    expect(store.outbox).toHaveLength(1);
+    const key = store.outbox[0]!.detail.idempotencyKey;
+
+    // A retried batch evaluates cy again: no second transition.
+    qualify(store, 'cy');
+    store.takeChanges();
+    await run(store, publisher);
+    expect(publisher.published.map((event) => event.detail.idempotencyKey)).toEqual([key]);
+    expect(store.outbox).toEqual([]);
   });
 });

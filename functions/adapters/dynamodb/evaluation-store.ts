@@ -10,6 +10,7 @@ import { DynamoDbChangeLists } from './change-lists';
 import { DynamoDbEntityRows } from './entity-rows';
 import { DynamoDbEvaluationCandidates } from './evaluation-candidates';
 import { DynamoDbOutbox } from './outbox';
+import { entityPartitionKey, shardOf } from './item-keys';
 
 export interface DynamoDbEvaluationStoreOptions {
   client: DynamoDBClient;
@@ -32,10 +33,14 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   readonly outbox: DynamoDbOutbox;
   readonly rows: DynamoDbEntityRows;
   readonly maxChangedDaysPerSave: number;
+  private readonly lists: DynamoDbChangeLists;
+  private readonly dirtyShards: number;
 
   constructor(options: DynamoDbEvaluationStoreOptions) {
     const { client, tableName } = options;
-    const lists = new DynamoDbChangeLists(client, tableName, { shards: options.dirtyShards ?? defaultDirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
+    this.dirtyShards = options.dirtyShards ?? defaultDirtyShards;
+    const lists = new DynamoDbChangeLists(client, tableName, { shards: this.dirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
+    this.lists = lists;
     this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, lists);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
     this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, lists, {
@@ -53,6 +58,10 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   oldestChange = (shard: string) => this.candidatesIndex.oldestChange(shard);
   candidates = (shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) => this.candidatesIndex.candidates(shard, now, limit, options);
   settle = (shard: string, changes: unknown, marks: readonly ChangeMark[]) => this.candidatesIndex.settle(shard, changes, marks);
+  keep = async (marks: readonly ChangeMark[]) => {
+    await this.lists.add(marks);
+  };
+  shardOf = (ref: EntityRef) => shardOf(entityPartitionKey(ref.workspace, ref.type, ref.id), this.dirtyShards);
 
   entity = (ref: EntityRef, changedDays?: readonly string[]) => this.rows.entity(ref, changedDays);
   events = (ref: EntityRef, days: readonly string[] | 'all') => this.rows.events(ref, days);
