@@ -1,3 +1,4 @@
+import { reachesEvaluator } from '../../functions/adapters/dynamodb/change-capture';
 import { join } from 'node:path';
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -354,5 +355,14 @@ describe('change capture', () => {
       },
     });
     expect(stack.changeCapture.handler).toBe(stack.evaluator.handler);
+    // The filter and the predicate bench:cost counts invocations with agree.
+    const mapping = Object.values(t.findResources('AWS::Lambda::EventSourceMapping', { Properties: { FunctionName: { Ref: logicalId(stack.evaluator.handler) } } }))[0] as {
+      Properties: { FilterCriteria: { Filters: { Pattern: string }[] } };
+    };
+    const patterns = mapping.Properties.FilterCriteria.Filters.map((filter) => (JSON.parse(filter.Pattern) as { dynamodb: { Keys: { sk: { S: (string | { prefix: string })[] } } } }).dynamodb.Keys.sk.S[0]!);
+    const filtered = (sk: string) => patterns.some((pattern) => (typeof pattern === 'string' ? sk === pattern : sk.startsWith(pattern.prefix)));
+    for (const sk of ['EVT#2026-01-01#0123', 'PROFILE', 'PROFILE#FEEDBACK#2026-01-01T00:00:00.000Z#f1', 'STATE', 'DAY#2026-01-01', 'MEMBER#WS#w#user#u', 'LISTS#0']) {
+      expect(filtered(sk), sk).toBe(reachesEvaluator(sk));
+    }
   });
 });

@@ -21,6 +21,12 @@ export interface WrittenKey {
   at: Date;
 }
 
+/**
+ * Whether a write of an item with this sort key reaches the evaluator: events, profiles (an account's traits; a user's
+ * comes with its events) and sales feedback. lib/change-capture.ts filters the stream on the same keys.
+ */
+export const reachesEvaluator = (sk: string): boolean => sk.startsWith(eventSortKeyPrefix) || sk === profileSortKey || sk.startsWith(feedbackSortKeyPrefix);
+
 /** The changes the written keys make: events of users and visitors, accounts' traits, sales feedback. */
 export function changeMarks(keys: readonly WrittenKey[]): ChangeMark[] {
   const marks: ChangeMark[] = [];
