@@ -41,8 +41,9 @@
  *   npm run bench:cost                      20,000 events per mix (~13 min on 2 cores)
  *   BENCH_EVENTS=5000 npm run bench:cost    5,000 per mix on 50 users (~6 min): the same figures within a few percent
  *
- * Knobs: BENCH_EVENTS (20,000 per mix), BENCH_BROWSER_SHARE (0.3), BENCH_EVALUATIONS_PER_DAY (5),
- * BENCH_HISTORY_USERS (40, ten to an account), BENCH_DAYS (30), BENCH_SCALE (10), BENCH_RUNS_PER_DAY (20).
+ * Knobs: BENCH_EVENTS (20,000 per mix), BENCH_MIXES (all three, or some by name: server,browser+backend,browser),
+ * BENCH_BROWSER_SHARE (0.3), BENCH_EVALUATIONS_PER_DAY (5), BENCH_HISTORY_USERS (40, ten to an account), BENCH_DAYS (30),
+ * BENCH_SCALE (10), BENCH_RUNS_PER_DAY (20).
  */
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
@@ -89,6 +90,8 @@ import { listPrices } from './prices';
 
 const eventsPerMix = positiveInt('BENCH_EVENTS', 20_000);
 const browserShare = Number(process.env['BENCH_BROWSER_SHARE'] ?? 0.3);
+/** BENCH_MIXES=server,browser: only those mixes (by name), for a quicker look at one. */
+const onlyMixes = process.env['BENCH_MIXES']?.split(',');
 const targetEvaluations = positiveNumber('BENCH_EVALUATIONS_PER_DAY', 5);
 const historyUsers = positiveInt('BENCH_HISTORY_USERS', 40);
 const historyAccounts = Math.max(1, Math.round(historyUsers / 10));
@@ -589,7 +592,7 @@ async function main() {
       { mix: server, target: { dollars: 0.6, withoutHttp: false } },
       { mix: browserAndBackend(browserShare), target: { dollars: 1, withoutHttp: false } },
       { mix: browser, target: { dollars: 1, withoutHttp: true } },
-    ];
+    ].filter(({ mix }) => onlyMixes === undefined || onlyMixes.includes(mix.name));
     const costs: { name: string; cost: MixCost; result: MixResult }[] = [];
     for (const { mix, target } of mixes) {
       const result = await simulateMix(dynamoDb.endpoint, mix, ruleset);

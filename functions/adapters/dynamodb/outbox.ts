@@ -2,6 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LeadEvent } from '../../core/lead-event';
 import { deleteAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
+import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
 import { outboxPartitionKey, outboxSortKey } from './item-keys';
 
 /**
@@ -21,7 +22,7 @@ export class DynamoDbOutbox {
       { TableName: this.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: outboxPartitionKey(shard) } }, ConsistentRead: true },
       { capacity: this.capacity },
     );
-    return items.map((item) => JSON.parse(item['event']!.S!) as LeadEvent);
+    return items.map((item) => JSON.parse(compressedJsonOf(item, eventAttributes)!) as LeadEvent);
   }
 
   async markPublished(shard: string, events: readonly LeadEvent[]): Promise<void> {
@@ -32,5 +33,11 @@ export class DynamoDbOutbox {
 
 const outboxKey = (shard: string, event: LeadEvent): Item => ({ pk: { S: outboxPartitionKey(shard) }, sk: { S: outboxSortKey(event.detail.evaluatedAt, event.detail.idempotencyKey) } });
 
+/**
+ * A lead event with its context is 1-3 KB of JSON, and a transaction bills each of its writes twice: deflated, the
+ * outbox item is a write unit or two smaller, on every transition.
+ */
+const eventAttributes: CompressedJsonAttributes = { text: 'event', deflated: 'eventDeflated' };
+
 /** The outbox item of a lead event, for the transaction that saves the state that caused it. */
-export const outboxItem = (shard: string, event: LeadEvent): Item => ({ ...outboxKey(shard, event), event: { S: JSON.stringify(event) } });
+export const outboxItem = (shard: string, event: LeadEvent): Item => ({ ...outboxKey(shard, event), ...compressedJson(JSON.stringify(event), eventAttributes) });
