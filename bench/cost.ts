@@ -126,7 +126,7 @@ function configuredMemoryMb(file: string): number {
 const ingestMemoryMb = configuredMemoryMb('lib/ingest-api.ts');
 const evaluatorMemoryMb = configuredMemoryMb('lib/evaluator.ts');
 /** The deployed change capture's batching window (lib/change-capture.ts). */
-const captureWindowMs = 30_000;
+const captureWindowMs = 60_000;
 
 // ---- the evaluator's interval ----
 
@@ -311,7 +311,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
       stream.messages.filter((message) => typeof message['userId'] === 'string').map((message) => `${message['userId']}\n${String(message['timestamp']).slice(0, 10)}`),
     ).size;
 
-    // Change capture as deployed: a batch of the stream every 30 seconds of arrivals, its changes evaluated at once by
+    // Change capture as deployed: a batch of the stream every minute of arrivals, its changes evaluated at once by
     // the evaluator (one invocation per batch), at the time of the batch's last call.
     changes = new LocalChangeStream(client, tableName, { mark: async () => {} });
     const capture = { batches: 0 };

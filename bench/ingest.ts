@@ -12,8 +12,8 @@
  *   npm run bench:ingest                    20,000 events per mix (the server mix: 200 batches of 100)
  *   BENCH_EVENTS=2000 npm run bench:ingest  fewer; BENCH_EVENTS replaces BENCH_BATCHES (server batches = events / 100)
  *
- * Budget: the server mix at most 0.4 write units per event, amortized, change capture included; exits 1 when over it. Browser and mobile have
- * none yet.
+ * Budget: the server mix at most 0.4 write units per event, amortized; exits 1 when over it. Browser and mobile have none yet.
+ * Change capture adds no write: the evaluator evaluates the table stream's batches as it reads them.
  */
 import {
   BatchWriteItemCommand,
@@ -21,11 +21,8 @@ import {
   type DynamoDBClient,
   type WriteRequest,
 } from '@aws-sdk/client-dynamodb';
-import { gunzipSync } from 'node:zlib';
 import { CapacityTally } from '../functions/adapters/dynamodb/capacity';
-import { DynamoDbChangeCapture, type WrittenKey } from '../functions/adapters/dynamodb/change-capture';
 import { eventMessagesOf } from '../functions/adapters/dynamodb/event-body';
-import { defaultDirtyShards } from '../functions/shared/settings';
 import { changeListPartitionKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { startDev, type DevRuntime } from '../functions/local/dev';
@@ -33,7 +30,7 @@ import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functi
 import { scanAll } from '../test/support/scan';
 import { bundleFunction } from './bundle';
 import { bytes, count, fixed, percentCoarse } from '../functions/analysis/format';
-import { itemSize, jsonBytes, mobile, pool, sendCalls, server, browser, type Call, type Mix, type Stream } from './ingest-streams';
+import { itemSize, jsonBytes, mobile, pool, sendCalls, server, browser, type Mix, type Stream } from './ingest-streams';
 import { positiveInt } from './knobs';
 
 type Item = Record<string, AttributeValue>;
@@ -156,55 +153,8 @@ interface MixResult {
   reported: number;
   bySize: ReturnType<typeof countWriteUnitsBySize>;
   floor: Awaited<ReturnType<typeof writeBare>>;
-  /** Change capture's marker writes, replayed per request and per 30-second window (see captureReplays). */
-  capture: { perRequest: CaptureUnits; perWindow: CaptureUnits };
   /** The size of each event item stored (a chunk of a request's events of one entity and day). */
   stored: number[];
-}
-
-interface CaptureUnits {
-  writeUnits: number;
-  readUnits: number;
-  batches: number;
-}
-
-/** The deployed change capture's batching window (lib/change-capture.ts). */
-const captureWindowMs = 30_000;
-
-/**
- * Change capture as deployed marks each changed entity once per stream batch, and a batch holds what was written in
- * about 30 seconds. How many events share a batch depends on traffic this bench does not have (it sends as fast as it
- * can), so the stored keys are replayed through change capture two ways, on a client of their own so the units are
- * measured apart from ingest's: one batch per request (the most marks there can be: a request's events are always
- * written together), and one batch per 30 seconds of the events' own times (live traffic, where an event is sent as
- * it happens).
- */
-async function captureReplays(endpoint: string, tableName: string, stored: readonly Item[], calls: readonly Call[]) {
-  const requestOf = new Map<string, number>();
-  calls.forEach((call, index) => {
-    const text = call.headers['content-encoding'] === 'gzip' ? gunzipSync(call.body).toString('utf8') : call.body.toString();
-    const body = JSON.parse(text) as { batch?: { messageId: string }[]; messageId?: string };
-    for (const message of body.batch ?? [body]) if (message.messageId !== undefined) requestOf.set(message.messageId, index);
-  });
-  const replay = async (batchOf: (messageId: string, at: number) => number): Promise<CaptureUnits> => {
-    const client = createDynamoDbClient(endpoint);
-    const tally = new CapacityTally();
-    const capture = new DynamoDbChangeCapture(client, tableName, defaultDirtyShards, { capacity: tally });
-    const batches = new Map<number, WrittenKey[]>();
-    for (const item of stored) {
-      // The stream carries an item once, when its request writes it: a chunk's first message places it.
-      const [first] = eventMessagesOf(item);
-      const at = Date.parse(first!.timestamp);
-      const batch = batchOf(first!.messageId, at);
-      batches.set(batch, [...(batches.get(batch) ?? []), { pk: item['pk']!.S!, sk: item['sk']!.S!, at: new Date(at) }]);
-    }
-    for (const batch of [...batches.keys()].sort((a, b) => a - b)) await capture.mark(batches.get(batch)!);
-    client.destroy();
-    return { writeUnits: tally.writeUnits, readUnits: tally.readUnits, batches: batches.size };
-  };
-  const perRequest = await replay((messageId) => requestOf.get(messageId) ?? -1);
-  const perWindow = await replay((_messageId, at) => Math.floor(at / captureWindowMs));
-  return { perRequest, perWindow };
 }
 
 /** Sends a mix through its own local runtime and DynamoDB Local, then writes the events it stored bare beside it. */
@@ -228,8 +178,7 @@ async function measureMix(mix: Mix): Promise<MixResult> {
     const floorTable = 'bench-floor';
     await ensureTable(floorClient, floorTable);
     const floor = await writeBare(floorClient, floorTable, stored);
-    const capture = await captureReplays(dynamoDb.endpoint, dev.tableName, stored, stream.calls);
-    return { mix, stream, seconds, latencies, reported: dev.events.capacity.writeUnits, bySize, floor, capture, stored: stored.map(itemSize) };
+    return { mix, stream, seconds, latencies, reported: dev.events.capacity.writeUnits, bySize, floor, stored: stored.map(itemSize) };
   } finally {
     floorClient.destroy();
     await dev?.stop();
@@ -240,7 +189,7 @@ async function measureMix(mix: Mix): Promise<MixResult> {
 // ---- report ----
 
 /** A mix's lines of the report, and whether it is within its budget (always, without one). */
-function reportMix({ mix, stream, seconds, latencies, reported, bySize, floor, capture, stored }: MixResult): { lines: string[]; pass: boolean } {
+function reportMix({ mix, stream, seconds, latencies, reported, bySize, floor, stored }: MixResult): { lines: string[]; pass: boolean } {
   const events = stream.messages.length;
   const types = new Map<string, number>();
   for (const message of stream.messages) types.set(String(message['type']), (types.get(String(message['type'])) ?? 0) + 1);
@@ -254,9 +203,7 @@ function reportMix({ mix, stream, seconds, latencies, reported, bySize, floor, c
   const runtimeUnits = (reported > 0 ? reported : bySize.units) / events;
   const floorUnits = (floor.reported > 0 ? floor.reported : floor.bySize) / events;
   const budget = mix.budgetUnitsPerEvent;
-  // The budget counts what marks the events for the evaluator too, wherever it is written: at most one batch per request.
-  const withCapture = runtimeUnits + capture.perRequest.writeUnits / events;
-  const pass = budget === undefined || withCapture <= budget;
+  const pass = budget === undefined || runtimeUnits <= budget;
   const lines = [
     `${mix.name}: ${mix.sdk}`,
     `stream   ${count(stream.calls.length)} requests, ${count(events)} events (${(events / stream.calls.length).toFixed(1)} per request, ${bytes(average(requestBytes))} per request on the wire); ${stream.senders}`,
@@ -270,11 +217,9 @@ function reportMix({ mix, stream, seconds, latencies, reported, bySize, floor, c
     '',
     `write units: ${method}`,
     `write units per event by item, from sizes: ${itemKinds.map((kind) => `${kind} ${((bySize.byKind.get(kind) ?? 0) / events).toFixed(3)}`).join(', ')}`,
-    `change capture, WCU/RCU per event: one batch per request (the most) ${(capture.perRequest.writeUnits / events).toFixed(3)}/${(capture.perRequest.readUnits / events).toFixed(3)}, ` +
-      `per ${captureWindowMs / 1000} s of event time (live traffic) ${(capture.perWindow.writeUnits / events).toFixed(3)}/${(capture.perWindow.readUnits / events).toFixed(3)}`,
     budget === undefined
-      ? `budget: no budget yet (${withCapture.toFixed(3)} WCU/event with change capture)`
-      : `budget: <= ${budget.toFixed(2)} WCU/event amortized, change capture included: ${pass ? 'PASS' : 'FAIL'} (${withCapture.toFixed(3)})`,
+      ? `budget: no budget yet (${runtimeUnits.toFixed(3)} WCU/event)`
+      : `budget: <= ${budget.toFixed(2)} WCU/event amortized: ${pass ? 'PASS' : 'FAIL'} (${runtimeUnits.toFixed(3)})`,
   ];
   return { lines, pass };
 }

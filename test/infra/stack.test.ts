@@ -344,7 +344,7 @@ describe('change capture', () => {
       EventSourceArn: Match.anyValue(),
       StartingPosition: 'TRIM_HORIZON',
       BatchSize: 1000,
-      MaximumBatchingWindowInSeconds: 30,
+      MaximumBatchingWindowInSeconds: 60,
       BisectBatchOnFunctionError: true,
       FilterCriteria: {
         Filters: [
