@@ -39,11 +39,10 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   constructor(options: DynamoDbEvaluationStoreOptions) {
     const { client, tableName } = options;
     this.dirtyShards = options.dirtyShards ?? defaultDirtyShards;
-    const lists = new DynamoDbChangeLists(client, tableName, { shards: this.dirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
-    this.lists = lists;
-    this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, lists);
+    this.lists = new DynamoDbChangeLists(client, tableName, { shards: this.dirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
+    this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, this.lists);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
-    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, lists, {
+    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, this.lists, {
       dirtyShards: options.dirtyShards ?? defaultDirtyShards,
       retentionSeconds: ((options.retentionDays ?? defaultRetentionDays) * dayMs) / 1000,
     });
@@ -58,9 +57,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   oldestChange = (shard: string) => this.candidatesIndex.oldestChange(shard);
   candidates = (shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }) => this.candidatesIndex.candidates(shard, now, limit, options);
   settle = (shard: string, changes: unknown, marks: readonly ChangeMark[]) => this.candidatesIndex.settle(shard, changes, marks);
-  keep = async (marks: readonly ChangeMark[]) => {
-    await this.lists.add(marks);
-  };
+  keep = async (marks: readonly ChangeMark[]) => void (await this.lists.add(marks));
   shardOf = (ref: EntityRef) => shardOf(entityPartitionKey(ref.workspace, ref.type, ref.id), this.dirtyShards);
 
   entity = (ref: EntityRef, changedDays?: readonly string[]) => this.rows.entity(ref, changedDays);
