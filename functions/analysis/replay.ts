@@ -456,6 +456,8 @@ interface UserRun extends Lead {
   accountsJoined: number;
   /** Its signup time (engine's signupTime) as of `cursor` traits read and first seen `firstSeen`; reset by a merge. */
   signup?: { cursor: number; firstSeen: string | null; at: string | null };
+  /** A lead's last evaluation and its facts, while it has a tier (see evaluateUser). */
+  lastLook?: { facts: EntityFacts; evaluation: ReturnType<typeof evaluate> };
 }
 
 interface AccountRun extends Lead {
@@ -508,6 +510,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       // Set later, named now: users keep one shape, so the step loop's reads of them stay fast.
       state: undefined,
       signup: undefined,
+      lastLook: undefined,
     });
   }
   users.sort((a, b) => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0));
@@ -564,22 +567,30 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
 
   /** Evaluates a user at a step (`changed`: it has new days), and runs the lead state machine when the evaluator would. */
   const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean) => {
-    // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
-    if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
-      user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
+    let look = user.lastLook;
+    // A lead is looked at every step, for its state machine. With nothing new and nothing time can move since its last
+    // evaluation (stableUntil), the engine would say again what it said then, with the same facts as far as they reach
+    // (windows only shrink), so the state machine runs on that evaluation: leads were most of a replay's evaluations.
+    if (look === undefined || atMs >= user.stableUntil || options.reevaluateAll) {
+      // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
+      if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
+        user.signup = { cursor: user.traitCursor, firstSeen: user.totals.firstSeen, at: signupTime({ traits: user.traits, firstSeen: user.totals.firstSeen }, ruleset) };
+      }
+      const signupAt = user.signup.at;
+      const facts = userFacts({
+        id: user.record.id,
+        traits: user.traits,
+        accountTraits: user.accounts.length === 0 ? noAccountTraits : user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
+        totals: user.totals,
+        days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : ruleset.calendar.dayOf(signupAt))),
+      });
+      const evaluation = evaluate(facts, ruleset, now);
+      record(user, 'user', evaluation, at);
+      // Decay moves points at once: the next step evaluates again.
+      user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
+      look = { facts, evaluation };
     }
-    const signupAt = user.signup.at;
-    const facts = userFacts({
-      id: user.record.id,
-      traits: user.traits,
-      accountTraits: user.accounts.length === 0 ? noAccountTraits : user.accounts.filter(([, joinedAt]) => joinedAt <= at).map(([account]) => account.traits),
-      totals: user.totals,
-      days: daysInReach(user.dayList, user.upto, rangesInReach(ruleset, now, signupAt === null ? null : ruleset.calendar.dayOf(signupAt))),
-    });
-    const evaluation = evaluate(facts, ruleset, now);
-    record(user, 'user', evaluation, at);
-    // Decay moves points at once: the next step evaluates again.
-    user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
+    const { facts, evaluation } = look;
     if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
       const previousTier = user.state?.tier ?? null;
       const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
@@ -589,6 +600,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       // The evaluator marks the user's accounts after saving a user with new days or a new tier.
       if (changed || tierMoved) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
     }
+    // Kept for leads only: the others are not looked at while nothing moves, and memory stays that of the leads.
+    user.lastLook = (user.state?.tier ?? null) !== null ? look : undefined;
   };
 
   const stepTimes = steps.map((day) => ruleset.calendar.endOf(day));

@@ -4,7 +4,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Groups } from '../analysis/groups';
 import { EventHistory, historyMessage, historyReads, replay, type HistoryMessage, type ReplayResult } from '../analysis/replay';
 import { hash52 } from '../analysis/seen-set';
-import { claimsOf } from '../core/identity';
+import { claimsOf, identityOf, type IdentifiedMessage } from '../core/identity';
+import type { StoredMessage } from '../core/messages';
 import { loadRules } from '../core/rules/load';
 import { InputError, parseEvent } from './backtest-input';
 
@@ -135,7 +136,7 @@ function spillBatch(task: SpillTask): SpillResult {
     if (outcome.groupId !== undefined) link(owner, accountNode(outcome.groupId));
     // A claimed identifier's history becomes its claimant's (EventHistory.finish): one group with the claimant.
     for (const claim of claimsOf(outcome.message)) link(identifierNode(claim.from.id), identifierNode(claim.to));
-    spill.write(`${task.firstSeq + index}\t${owner}\t${JSON.stringify(historyMessage(outcome, reads))}\n`);
+    spill.write(`${task.firstSeq + index}\t${owner}\t${spillText(historyMessage(outcome, reads))}\n`);
   });
   result.bytes = spill.bytes - startBytes;
   return result;
@@ -155,14 +156,34 @@ function regroup(partitions: number, partitionOf: Map<number, number>): void {
 /** Replays one partition: its files (one from each worker) read back in input order, so duplicates and trait ties resolve as in one pass. */
 function replayPartition(files: string[], from: string, to: string, stepDays: number): ReplayPartResult {
   const history = new EventHistory(ruleset, { ...(setup.until !== undefined ? { until: setup.until } : {}), ...(setup.anonymous ? { anonymous: true } : {}) });
-  for (const line of inInputOrder(files)) history.add(JSON.parse(spilled(line).message) as HistoryMessage);
+  for (const line of inInputOrder(files)) history.add(spilledMessage(spilled(line).message));
   for (const file of files) rmSync(file);
   const result = replay(history, { from, to, stepDays });
   const { duplicates, mergedIdentifiers, anonymousLeftOut } = history.stats;
   return { result, duplicates, mergedIdentifiers, anonymousLeftOut };
 }
 
-/** A spilled line: `seq \t owner \t message` (historyMessage's JSON). */
+/**
+ * A history message as a spilled line writes it: the JSON of [type, timestamp, messageId, groupId or null, traits or
+ * null, the message's other fields]. Validation resolves the message's own type, messageId and timestamp to the
+ * accepted message's, and its identity is that of its ids (core/identity's identityOf, as validation gives it): each
+ * written once, the lines are less than half as long as historyMessage's JSON (the bench's events: 132 characters, 305),
+ * and cheaper to write, regroup and parse back (measured on the 200,000: written in 0.36 to 0.40 CPU-s instead of 0.51 to
+ * 0.70, read back in 0.36 to 0.40 instead of 0.50 to 0.53).
+ */
+function spillText(message: HistoryMessage): string {
+  const { type, messageId, timestamp, ...fields } = message.message;
+  return JSON.stringify([message.type, message.timestamp, message.messageId, message.groupId ?? null, message.traits ?? null, fields]);
+}
+
+/** The history message of spillText's text, as historyMessage gave it. */
+function spilledMessage(text: string): HistoryMessage {
+  const [type, timestamp, messageId, groupId, traits, fields] = JSON.parse(text) as [StoredMessage['type'], string, string, string | null, Record<string, unknown> | null, Record<string, unknown>];
+  const message: StoredMessage = { type, messageId, timestamp, ...fields };
+  return { type, timestamp, identity: identityOf(message as IdentifiedMessage), messageId, ...(groupId !== null ? { groupId } : {}), ...(traits !== null ? { traits } : {}), message };
+}
+
+/** A spilled line: `seq \t owner \t message` (spillText). */
 function spilled(line: string) {
   const first = line.indexOf('\t');
   const second = line.indexOf('\t', first + 1);
