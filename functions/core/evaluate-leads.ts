@@ -18,6 +18,11 @@ export interface EvaluateShardOptions {
   now: Date;
   /** Stop taking new entities once this returns true; what is left stays marked for the next run. */
   outOfTime: () => boolean;
+  /**
+   * Entities already evaluated in the same pass (their entity keys), which the run does not evaluate again: the local
+   * runtime evaluates the stream's changes first, then the scheduled run. @default none
+   */
+  seen?: Set<string>;
   /** Candidates read per page. @default 100 */
   pageSize?: number;
   /** Entities of a page evaluated at once (their reads and writes overlap). @default 8 */
@@ -56,7 +61,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   let incomplete = false;
   // A re-evaluation of everyone that ran out of time resumes where it stopped instead of starting over.
   let after = everyone && progress.migrating?.version === ruleset.version ? progress.migrating.after : undefined;
-  const seen = new Set<string>();
+  const seen = options.seen ?? new Set<string>();
   do {
     const page = await store.candidates(shard, options.now, pageSize, { everyone, ...(after !== undefined ? { after } : {}) });
     const done = await evaluateCandidates(store, page.candidates, seen, options);
@@ -92,7 +97,7 @@ export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomp
  */
 export async function evaluateChanges(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateChangesOptions): Promise<EvaluateChangesResult> {
   const candidates = mergeMarks(options.marks).map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since }));
-  const done = await evaluateCandidates(store, candidates, new Set(), options);
+  const done = await evaluateCandidates(store, candidates, options.seen ?? new Set(), options);
   const { left } = done;
   if (left.length > 0) await store.keep(left);
   let published = 0;
@@ -288,6 +293,8 @@ export interface EvaluatorRunOptions {
   decayIntervalMs?: number;
   /** Entities of a page evaluated at once. @default 8 */
   concurrency?: number;
+  /** Entities already evaluated in the same pass (see EvaluateShardOptions.seen). @default none */
+  seen?: Set<string>;
 }
 
 export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomplete'> {
@@ -309,6 +316,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
       ruleset: options.ruleset,
       now: options.now,
       outOfTime: () => Date.now() >= options.deadline,
+      ...(options.seen ? { seen: options.seen } : {}),
       ...(options.decayIntervalMs !== undefined ? { decayIntervalMs: options.decayIntervalMs } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     });

@@ -10,7 +10,7 @@ export interface ChangeSink {
 /**
  * The local runtime's reader of the table's stream, in place of the deployed event source mapping: each drain() reads
  * every shard of DynamoDB Local's stream up to its end and hands the written keys to a sink (the evaluator, or change
- * capture into lists). A sink that fails leaves the keys unread: the next drain reads them again.
+ * capture into lists), all at once. A sink that fails leaves the keys unread: the next drain reads them again.
  * Iterators are kept between drains, so each record is read once per process (a restart reads the stream's last 24
  * hours again, which marks entities a second time: harmless).
  */
@@ -53,7 +53,10 @@ export class LocalChangeStream {
     this.#streamArn ??= (await this.client.send(new DescribeTableCommand({ TableName: this.tableName }))).Table?.LatestStreamArn;
     if (!this.#streamArn) throw new Error(`table ${this.tableName} has no stream: change capture needs one`);
     const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: this.#streamArn }));
-    let read = 0;
+    // Every record up to the end of every shard goes to the sink in one call (an entity's records may sit on several
+    // pages and shards), and the iterators move on only once it has taken them.
+    const keys: WrittenKey[] = [];
+    const next = new Map<string, string | null>();
     // Parents first (shards are listed in creation order), so a user's records are marked in the order written.
     for (const shard of StreamDescription?.Shards ?? []) {
       const shardId = shard.ShardId!;
@@ -62,19 +65,19 @@ export class LocalChangeStream {
       iterator ??= (await streams.send(new GetShardIteratorCommand({ StreamArn: this.#streamArn, ShardId: shardId, ShardIteratorType: 'TRIM_HORIZON' }))).ShardIterator;
       while (iterator) {
         const page: GetRecordsCommandOutput = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
-        const keys = (page.Records ?? []).flatMap(writtenKey);
-        if (keys.length > 0) await sink.mark(keys);
-        read += keys.length;
+        keys.push(...(page.Records ?? []).flatMap(writtenKey));
         // An open shard's iterator stays valid for the next drain; an empty page means this shard is read to its end for now.
         if ((page.Records ?? []).length === 0) {
-          this.#iterators.set(shardId, page.NextShardIterator ?? null);
+          next.set(shardId, page.NextShardIterator ?? null);
           break;
         }
         iterator = page.NextShardIterator;
-        if (!iterator) this.#iterators.set(shardId, null);
+        if (!iterator) next.set(shardId, null);
       }
     }
-    return read;
+    if (keys.length > 0) await sink.mark(keys);
+    for (const [shardId, iterator] of next) this.#iterators.set(shardId, iterator);
+    return keys.length;
   }
 }
 

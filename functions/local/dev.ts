@@ -8,6 +8,7 @@ import { DynamoDbLeadStatusReader } from '../adapters/dynamodb/lead-status-reade
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
+import type { LeadEvent } from '../core/lead-event';
 import { allShards, evaluateChanges, runEvaluator, type EvaluatorRunSummary } from '../core/evaluate-leads';
 import { parseWriteKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
@@ -206,20 +207,27 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
         .catch(() => {})
         .then(async () => {
           const at = now ?? new Date();
-          // As deployed: the scheduled run (sweeps, what is left, everyone after a rules change), and the stream's
-          // changes evaluated as they are read. Locally one after the other, the scheduled run first: on a fresh table
-          // its pass over everyone finds no one, instead of evaluating again what the stream just evaluated.
-          const scheduled = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY });
-          const summary: EvaluatorRunSummary = { ...scheduled, transitions: [...scheduled.transitions], unpublished: [...scheduled.unpublished] };
+          // As deployed: the stream's changes evaluated as they are read, and the scheduled run (sweeps, what is left,
+          // everyone after a rules change). Locally one pass at one time: the changes first, then the scheduled run,
+          // which skips what they evaluated, so a sweep never runs on a state its new events have not reached yet.
+          const seen = new Set<string>();
+          const fresh = { evaluated: 0, transitions: [] as LeadEvent[], published: 0 };
           await changeStream!.drain({
             mark: async (keys) => {
-              const done = await evaluateChanges(evaluation, leads, { marks: changeMarks(keys), ruleset, now: at, outOfTime: () => false });
-              summary.evaluated += done.evaluated;
-              summary.transitions.push(...done.transitions);
-              summary.published += done.published;
-              summary.unpublished = [...new Set([...summary.unpublished, ...done.unpublished])];
+              const done = await evaluateChanges(evaluation, leads, { marks: changeMarks(keys), ruleset, now: at, outOfTime: () => false, seen });
+              fresh.evaluated += done.evaluated;
+              fresh.transitions.push(...done.transitions);
+              fresh.published += done.published;
             },
           });
+          const scheduled = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, seen });
+          // The scheduled run publishes every shard's outbox after them: what it could not publish is all that is left.
+          const summary: EvaluatorRunSummary = {
+            ...scheduled,
+            evaluated: fresh.evaluated + scheduled.evaluated,
+            transitions: [...fresh.transitions, ...scheduled.transitions],
+            published: fresh.published + scheduled.published,
+          };
           if (summary.evaluated > 0) latestEvaluatedAt = Math.max(latestEvaluatedAt, at.getTime());
           return summary;
         });
