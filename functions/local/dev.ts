@@ -8,8 +8,7 @@ import { DynamoDbLeadStatusReader } from '../adapters/dynamodb/lead-status-reade
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
-import type { LeadEvent } from '../core/lead-event';
-import { allShards, evaluateChanges, runEvaluator, type EvaluatorRunSummary } from '../core/evaluate-leads';
+import { allShards, evaluateChanges, runEvaluator, type EvaluateChangesResult, type EvaluatorRunSummary } from '../core/evaluate-leads';
 import { parseWriteKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
@@ -211,23 +210,14 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
           // everyone after a rules change). Locally one pass at one time: the changes first, then the scheduled run,
           // which skips what they evaluated, so a sweep never runs on a state its new events have not reached yet.
           const seen = new Set<string>();
-          const fresh = { evaluated: 0, transitions: [] as LeadEvent[], published: 0 };
-          await changeStream!.drain({
-            mark: async (keys) => {
-              const done = await evaluateChanges(evaluation, leads, { marks: changeMarks(keys), ruleset, now: at, outOfTime: () => false, seen });
-              fresh.evaluated += done.evaluated;
-              fresh.transitions.push(...done.transitions);
-              fresh.published += done.published;
-            },
-          });
+          let fresh: EvaluateChangesResult | undefined;
+          // A drain hands its sink every key read, in one call.
+          await changeStream!.drain({ mark: async (keys) => (fresh = await evaluateChanges(evaluation, leads, { marks: changeMarks(keys), ruleset, now: at, outOfTime: () => false, seen })) });
           const scheduled = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, seen });
           // The scheduled run publishes every shard's outbox after them: what it could not publish is all that is left.
-          const summary: EvaluatorRunSummary = {
-            ...scheduled,
-            evaluated: fresh.evaluated + scheduled.evaluated,
-            transitions: [...fresh.transitions, ...scheduled.transitions],
-            published: fresh.published + scheduled.published,
-          };
+          const summary: EvaluatorRunSummary = fresh
+            ? { ...scheduled, evaluated: fresh.evaluated + scheduled.evaluated, transitions: [...fresh.transitions, ...scheduled.transitions], published: fresh.published + scheduled.published }
+            : scheduled;
           if (summary.evaluated > 0) latestEvaluatedAt = Math.max(latestEvaluatedAt, at.getTime());
           return summary;
         });
