@@ -780,7 +780,7 @@ describe('buildLeadEvent', () => {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-describe('the articles in /work/shared/reference, as rules', () => {
+describe('the PQL playbooks the example rules files express, as rules', () => {
   const activation = example('activation.rules.yaml');
   const planLimits = example('plan-limits.rules.yaml');
   const teams = example('team-accounts.rules.yaml');
