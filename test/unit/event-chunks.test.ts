@@ -1,3 +1,4 @@
+import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { eventMessagesOf, eventBodyAttributes } from '../../functions/adapters/dynamodb/event-body';
 import { chunkId, eventChunks, maxChunkJsonBytes, uniqueByMessageId, type ChunkedMessage } from '../../functions/adapters/dynamodb/event-chunks';
@@ -81,15 +82,16 @@ describe('uniqueByMessageId', () => {
 });
 
 describe('eventMessagesOf', () => {
-  it('reads a chunk, deflated or not, and an item written before chunks (one message)', () => {
+  it('reads a chunk, deflated or not, and items written before chunks (one message) or before the dictionary (`z`)', () => {
     const single = { type: 'track', messageId: 'old', timestamp: '2024-05-01T10:00:00.000Z' };
     expect(eventMessagesOf(eventBodyAttributes(JSON.stringify(single)))).toEqual([single]);
     const [small] = eventChunks([message('u1', '2024-05-01', 'a')]);
     expect(eventMessagesOf(eventBodyAttributes(small!.json)).map((m) => m.messageId)).toEqual(['a']);
     const [large] = eventChunks(Array.from({ length: 12 }, (_, i) => message('u1', '2024-05-01', `m${i}`, { context: { page: { url: 'https://example.com/pricing' } } })));
     const item = eventBodyAttributes(large!.json);
-    expect(item['z']?.B).toBeDefined();
+    expect(item['zd']?.B).toBeDefined();
     expect(eventMessagesOf(item).map((m) => m.messageId)).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`));
+    expect(eventMessagesOf({ z: { B: deflateRawSync(large!.json) } }).map((m) => m.messageId)).toEqual(Array.from({ length: 12 }, (_, i) => `m${i}`));
     expect(eventMessagesOf({})).toEqual([]);
   });
 });

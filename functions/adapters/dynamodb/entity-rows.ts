@@ -8,6 +8,7 @@ import { forEachConcurrently } from '../../core/concurrency';
 import type { CapacityTally } from './capacity';
 import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
 import type { DynamoDbChangeLists } from './change-lists';
+import { stateDictionary } from './dictionaries';
 import { eventMessagesOf } from './event-body';
 import { uniqueByMessageId } from './event-chunks';
 import { outboxItem } from './outbox';
@@ -181,8 +182,7 @@ export class DynamoDbEntityRows {
     const stateItem: Item = {
       pk: { S: pk },
       sk: { S: stateSortKey },
-      // Deflated when long: a user's state with its open days is ~1.6 KB of JSON, two write units, and one deflated.
-      ...compressedJson(JSON.stringify(update.state), stateAttributes),
+      ...stateBodyAttributes(update.state),
       revision: { N: String((loaded.revision ?? 0) + 1) },
       [tableDefinition.dirtyIndex.partitionKey]: { S: sweepPartition(shard) },
       [tableDefinition.dirtyIndex.sortKey]: { S: sweepIndexed(loaded.sweep, update.nextSweep?.toISOString() ?? neverDue, update.evaluatedAt.toISOString()) },
@@ -291,7 +291,14 @@ function sweepIndexed(indexed: string | undefined, next: string, now: string): s
   return indexed !== undefined && indexed > now && indexed <= next ? indexed : next;
 }
 
-const stateAttributes: CompressedJsonAttributes = { text: 'state', deflated: 'stateZ' };
+const stateAttributes: CompressedJsonAttributes = { text: 'state', deflated: 'stateZ', dictionary: stateDictionary };
+
+/**
+ * The attribute holding an entity state, deflated with the states' dictionary: a user's state with its open days is
+ * ~2 KB of JSON, ~0.7 KB deflated alone and ~0.5 KB with the dictionary, which keeps most STATE items (keys, revision
+ * and sweep index included) within one write unit.
+ */
+export const stateBodyAttributes = (state: StoredEntityState): Item => compressedJson(JSON.stringify(state), stateAttributes);
 
 /** The entity state a STATE item holds, in either of its forms. */
 export const stateOf = (item: Item | undefined): StoredEntityState | undefined => {

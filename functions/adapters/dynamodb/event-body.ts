@@ -1,16 +1,18 @@
 import type { StoredMessage } from '../../core/messages';
 import type { Item } from './batch-write';
 import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
+import { eventDictionary } from './dictionaries';
 
 /**
  * How an event item keeps its messages: a JSON array of the messages of one chunk (event-chunks.ts), or, in items
- * written before chunks, one message's JSON; as text (`msg`), or, when that is long enough to cost a second write
- * unit (DynamoDB bills writes per KB, reads per 4 KB), deflated (`z`, binary). A browser event with its context (page,
- * user agent, campaign) is about 1.1 KB of JSON and under 0.6 KB deflated: one write unit instead of two, and half
- * the read units when the evaluator reads the day again; a chunk of a dozen deflates further still.
+ * written before chunks, one message's JSON; deflated with the Segment messages' dictionary (`zd`, binary), or as
+ * text (`msg`) in the rare case that is shorter. Items written before the dictionary hold the text or, deflated with
+ * none, `z`. A browser event with its context (page, user agent, library) is about 1 KB of JSON, 0.58 KB deflated
+ * alone and 0.29 KB with the dictionary: one write unit, and half the read units each time the evaluator reads the
+ * day again; a chunk of a server batch's events of a user deflates by a third more with it than without.
  */
 
-const eventBody: CompressedJsonAttributes = { text: 'msg', deflated: 'z' };
+const eventBody: CompressedJsonAttributes = { text: 'msg', deflated: 'z', dictionary: eventDictionary };
 
 export const eventBodyAttributes = (json: string): Item => compressedJson(json, eventBody);
 
@@ -26,4 +28,4 @@ export function eventMessagesOf(item: Item): StoredMessage[] {
 }
 
 /** The attributes to project when only the body is needed. */
-export const eventBodyProjection = 'msg, z';
+export const eventBodyProjection = 'msg, z, zd';
