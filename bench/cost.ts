@@ -24,6 +24,9 @@
  * invocations are in it. The work after changes is then scaled to exactly 5 evaluations per active user-day (the cost
  * per evaluation as measured): a stream whose users send fewer separate requests a day (the server stream's send about
  * 2.7) cannot be evaluated more often. Sweeps (a lead with no events for 6 hours is evaluated again) count as measured.
+ * The table stream's invocations of the evaluator are likewise at most one per stream shard per minute (a fixed
+ * cost, printed with the schedule's) plus one per 1,000 records: the events' share is the latter, where the
+ * simulation's thin traffic (a few events a minute) makes nearly every minute an invocation of its own.
  *
  * Priced per component: ingest DynamoDB (WRU $0.625/M, RRU $0.125/M), evaluation DynamoDB, HTTP API ($1.00/M
  * requests), Lambda (arm64 $0.0000133334/GB-s, billed per ms, and $0.20/M requests; memory read from lib/ingest-api.ts
@@ -49,6 +52,7 @@ import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { changeMarks, reachesEvaluator } from '../functions/adapters/dynamodb/change-capture';
+import { changeBatchSize, defaultChangeBatchingSeconds } from '../lib/change-capture';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import {
@@ -125,8 +129,8 @@ function configuredMemoryMb(file: string): number {
 }
 const ingestMemoryMb = configuredMemoryMb('lib/ingest-api.ts');
 const evaluatorMemoryMb = configuredMemoryMb('lib/evaluator.ts');
-/** The deployed change capture's batching window (lib/change-capture.ts). */
-const captureWindowMs = 60_000;
+/** The deployed change capture's batching window. */
+const captureWindowMs = defaultChangeBatchingSeconds * 1000;
 
 // ---- the evaluator's interval ----
 
@@ -222,7 +226,8 @@ interface MixResult {
   activeUserDays: number;
   ingest: { write: number; read: number; ms: number[] };
   /** Batches of the table's stream that the evaluator read (one invocation each; their units and time are in `work`). */
-  capture: { batches: number };
+  /** The stream's invocations of the evaluator (one per minute with events), and the records they carried. */
+  capture: { batches: number; records: number };
   /** The runs that had work: new events came, something was evaluated or written. */
   work: EvaluatorWork;
   /** Ticks with nothing to do (skipped, or run and found empty). */
@@ -314,7 +319,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
     // Change capture as deployed: a batch of the stream every minute of arrivals, its changes evaluated at once by
     // the evaluator (one invocation per batch), at the time of the batch's last call.
     changes = new LocalChangeStream(client, tableName, { mark: async () => {} });
-    const capture = { batches: 0 };
+    const capture = { batches: 0, records: 0 };
     const send = async (calls: Call[]) => {
       const byWindow = new Map<number, Call[]>();
       for (const call of calls) {
@@ -334,6 +339,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
             const streamed = keys.filter((key) => reachesEvaluator(key.sk));
             if (streamed.length === 0) return;
             invoked = true;
+            capture.records += streamed.length;
             await evaluateChanges(evaluation.store, publisher, { marks: changeMarks(streamed), ruleset, now, outOfTime: () => false, concurrency: 1 });
           },
         });
@@ -487,7 +493,10 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
   const evaluator = eventsShare(result);
 
   const ingestDollars = perMillion(ingest.write * price.writeUnit + ingest.read * price.readUnit, events);
-  const lambdaCaptureDollars = perMillion(capture.batches * price.lambdaRequest, events);
+  // Invocations are at most one per stream shard per batching window, a fixed cost whatever the traffic (printed with
+  // the schedule's), or one per full batch: what the events add is the latter (the simulation's thin traffic makes
+  // its every minute with events an invocation, which is the fixed cost's own count).
+  const lambdaCaptureDollars = perMillion((capture.records / changeBatchSize) * price.lambdaRequest, events);
   const evaluationDollars = perMillion(evaluator.read * price.readUnit + evaluator.write * price.writeUnit, events);
   const httpDollars = perMillion(requests * price.httpRequest, events);
   const ingestGbSeconds = billedSeconds(ingest.ms) * (ingestMemoryMb / 1024);
@@ -538,7 +547,11 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     ),
     row('HTTP API', `${per(requests, 4)} requests per event`, httpDollars),
     row('Lambda ingest', `${per(requests, 4)} requests per event, median ${medianMs.toFixed(1)} ms at ${ingestMemoryMb} MB: ${per(ingestGbSeconds, 5)} GB-s per event`, lambdaIngestDollars),
-    row('Lambda stream', `${capture.batches} invocations of the evaluator by the table stream (<= ${captureWindowMs / 1000} s batches; their time is in the evaluator's line)`, lambdaCaptureDollars),
+    row(
+      'Lambda stream',
+      `${per(capture.records)} stream records per event, ${changeBatchSize} to a full batch (run here: ${capture.batches} invocations, a minute's each; time in the evaluator's line)`,
+      lambdaCaptureDollars,
+    ),
     row('Lambda evaluator', `${(measured.ms / measured.evaluations).toFixed(1)} ms per evaluation at ${evaluatorMemoryMb} MB: ${per(evaluatorGbSeconds, 5)} GB-s per event; invocations: the schedule's`, lambdaEvaluatorDollars),
     row('EventBridge', `${per(work.published, 5)} lead events per event`, eventBridgeDollars),
     row('total', target.withoutHttp ? 'with the HTTP API' : '', total),
@@ -619,9 +632,11 @@ async function main() {
     const empty = empties[Math.floor((empties.length - 1) / 2)]!;
     const fixedGbSeconds = runsPerMonth * (Math.ceil(empty.ms) / 1000) * (evaluatorMemoryMb / 1024);
     const fixedDollars = fixedGbSeconds * price.lambdaGbSecond + runsPerMonth * dirtyShards * price.lambdaRequest + runsPerMonth * (empty.read * price.readUnit + empty.write * price.writeUnit);
+    const streamWindowsPerMonth = (30 * 24 * 3600) / defaultChangeBatchingSeconds;
     table.push(
       `Fixed per month, whatever the traffic: the evaluator's schedule, ${dirtyShards} shards every minute, a run of all of them that finds nothing measured at ${empty.ms.toFixed(0)} ms and ${empty.read} RCU (the mixes' median):`,
       `  ${count(runsPerMonth * dirtyShards)} invocations, ${count(Math.round(fixedGbSeconds))} GB-s, ${count(runsPerMonth * empty.read)} RCU = ${money(fixedDollars)} a month (before the free tier).`,
+      `And at most, the stream's invocations by batching window: ${count(streamWindowsPerMonth)} a month per stream shard (a minute's records each) = ${money(streamWindowsPerMonth * price.lambdaRequest)} per shard a month; a table's stream has a shard per partition.`,
     );
     console.log(table.join('\n'));
 
@@ -641,7 +656,8 @@ async function main() {
         ...days.map(({ table: history, rounds }) => {
           const first = rounds[0]!;
           const last = rounds.at(-1)!;
-          const growth = `RCU x${((last.read / last.evaluated) / (first.read / first.evaluated)).toFixed(2)}, WCU x${((last.write / last.evaluated) / (first.write / first.evaluated)).toFixed(2)}`;
+          const dollars = (round: EvaluationRound) => (round.read * price.readUnit + round.write * price.writeUnit) / round.evaluated;
+          const growth = `RCU x${((last.read / last.evaluated) / (first.read / first.evaluated)).toFixed(2)}, WCU x${((last.write / last.evaluated) / (first.write / first.evaluated)).toFixed(2)}, $ x${(dollars(last) / dollars(first)).toFixed(2)}`;
           return `${`${history.days}d`.padEnd(9)}${fixed(history.storedEvents, 0, 9)}${shown.map((run) => cell(rounds[run - 1]!)).join('')}   ${growth}`;
         }),
         `${`${historyDays * historyScale}d/${historyDays}d`.padEnd(18)}${shown

@@ -5,6 +5,11 @@ import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { Construct } from 'constructs';
 import { eventSortKeyPrefix, feedbackSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 
+/** Stream records to an invocation at most: a busy stream's invocations cost $0.20 per million per 1,000 records. */
+export const changeBatchSize = 1000;
+/** The default of `batchingWindow`, in seconds. */
+export const defaultChangeBatchingSeconds = 60;
+
 export interface ChangeCaptureProps {
   /** The table, with its stream (KEYS_ONLY): every event item written is a record. */
   readonly table: dynamodb.ITable;
@@ -39,8 +44,8 @@ export class ChangeCapture extends Construct {
     this.handler.addEventSource(
       new DynamoEventSource(props.table, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 1000,
-        maxBatchingWindow: props.batchingWindow ?? Duration.seconds(60),
+        batchSize: changeBatchSize,
+        maxBatchingWindow: props.batchingWindow ?? Duration.seconds(defaultChangeBatchingSeconds),
         bisectBatchOnError: true,
         // Events, profiles (an account's traits; the evaluator skips a user's profile, which comes with an event) and feedback.
         filters: [
