@@ -8,6 +8,7 @@ import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
+import { defaultBufferBatchingSeconds } from './ingest-buffer';
 
 /**
  * The deployment config: one YAML or JSON file the user keeps in their repo (`pql-radar.config.yaml`), read by
@@ -141,6 +142,19 @@ export const configSchema = z.strictObject({
       burstLimit: z.number().int().positive().default(2000),
     })
     .default({ rateLimit: 1000, burstLimit: 2000 }),
+  /**
+   * The opt-in ingest buffer (lib/ingest-buffer.ts): ingest puts each request's accepted messages on a Kinesis stream,
+   * which a consumer writes to the table in batches, a visitor's events in a window sharing one item. Absent: no buffer,
+   * ingest writes the table itself.
+   */
+  ingestBuffer: z
+    .strictObject({
+      /** Provisioned shards of the stream, each a fixed monthly cost. @default 1 */
+      shards: z.number().int().min(1).max(64).default(1),
+      /** Seconds the stream's records gather before a batch is written (Lambda takes at most 300). @default 60 */
+      batchingWindowSeconds: z.number().int().min(0).max(300).default(defaultBufferBatchingSeconds),
+    })
+    .optional(),
   /** Who gets the alarms (SNS e-mail subscriptions). */
   alarmEmails: z.array(z.string().email()).default([]),
   /** Routes as the rules file's tiers name them, each with its destinations: every route a tier names needs one. */

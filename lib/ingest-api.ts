@@ -40,7 +40,34 @@ export const ingestTableAccess = {
   write: { actions: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], partitions: [workspacePartitionsPattern] },
 };
 
-export interface IngestApiProps {
+/**
+ * What storing accepted messages takes (functions/adapters/dynamodb/event-store.ts), which is all the ingest buffer's
+ * consumer (lib/ingest-buffer.ts) does: `ingestTableAccess` narrowed to workspace data, since only the HTTP side reads
+ * the write keys and the feedback links' key.
+ */
+export const storingTableAccess = {
+  read: { actions: ingestTableAccess.read.actions, partitions: ingestTableAccess.write.partitions },
+  write: ingestTableAccess.write,
+};
+
+/**
+ * Allows `fn` each of `access`'s actions on the table, by key (`dynamodb:LeadingKeys`) in its partitions only.
+ * Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs.
+ */
+export function grantTableAccess(fn: lambda.IFunction, table: dynamodb.ITable, access: typeof ingestTableAccess): void {
+  for (const { actions, partitions } of [access.read, access.write]) {
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions,
+        resources: [table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': partitions } },
+      }),
+    );
+  }
+}
+
+/** Where and how what ingest accepted is stored: the settings ingest and the ingest buffer's consumer share. */
+export interface IngestStorageProps {
   /** The table events, entity state, write keys and quarantined messages live in. */
   readonly table: dynamodb.ITable;
   /**
@@ -58,6 +85,19 @@ export interface IngestApiProps {
    * @default UTC
    */
   readonly timeZone?: string;
+}
+
+/** The environment of a function that stores what ingest accepted (functions/ingest/config.ts reads it). */
+export function ingestStorageEnvironment(props: IngestStorageProps): Record<string, string> {
+  return {
+    [environmentNames.tableName]: props.table.tableName,
+    [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
+    [environmentNames.quarantineRetentionDays]: String(props.quarantineRetentionDays ?? defaultQuarantineRetentionDays),
+    [environmentNames.timeZone]: props.timeZone ?? 'UTC',
+  };
+}
+
+export interface IngestApiProps extends IngestStorageProps {
   /**
    * Default-stage throttling; over it clients get 429, which Segment SDKs retry.
    * @default - rateLimit 1000 requests per second, burstLimit 2000
@@ -94,24 +134,10 @@ export class IngestApi extends Construct {
       memorySize: 512,
       timeout: Duration.seconds(10),
       logRetention,
-      environment: {
-        [environmentNames.tableName]: props.table.tableName,
-        [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
-        [environmentNames.quarantineRetentionDays]: String(props.quarantineRetentionDays ?? defaultQuarantineRetentionDays),
-        [environmentNames.timeZone]: props.timeZone ?? 'UTC',
-      },
+      environment: ingestStorageEnvironment(props),
     }).function;
-    // Explicit rather than grantReadWriteData, which would add Query, Scan, DeleteItem and the index ARNs; never the
-    // evaluator's outbox or its rules progress.
-    for (const { actions, partitions } of [ingestTableAccess.read, ingestTableAccess.write]) {
-      this.handler.addToRolePolicy(
-        new iam.PolicyStatement({
-          actions,
-          resources: [props.table.tableArn],
-          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': partitions } },
-        }),
-      );
-    }
+    // Never the evaluator's outbox or its rules progress.
+    grantTableAccess(this.handler, props.table, ingestTableAccess);
 
     this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
       // Named after the stack, so the APIs of several stacks in one account tell apart in the console.

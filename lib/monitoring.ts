@@ -33,6 +33,18 @@ export interface MonitoringProps {
   readonly changeCapture?: lambda.IFunction;
   /** @default Duration.minutes(10) */
   readonly changeCaptureDelayThreshold?: Duration;
+  /**
+   * The opt-in ingest buffer's consumer (lib/ingest-buffer.ts): alarmed on its errors, and when its oldest unread record
+   * is over `ingestBufferDelayThreshold` old (accepted events are not being stored; records leave the stream at its
+   * retention, 24 h by default, and are lost).
+   * @default none
+   */
+  readonly ingestBuffer?: lambda.IFunction;
+  /**
+   * Well over the buffer's batching window (at most 5 minutes), and most of the default retention still left to fix the cause.
+   * @default Duration.hours(1)
+   */
+  readonly ingestBufferDelayThreshold?: Duration;
   /** Every dead-letter queue of the stack; each gets an alarm on its first message. */
   readonly deadLetterQueues: sqs.IQueue[];
   /**
@@ -73,7 +85,8 @@ const fiveMinutes = Duration.minutes(5);
 /**
  * Alarms to an SNS topic (e-mail) and one CloudWatch dashboard for pql-radar.
  *
- * Alarms: a message in any dead-letter queue, ingest 5xx, ingest and evaluator function errors, and evaluator lag.
+ * Alarms: a message in any dead-letter queue, ingest 5xx, ingest and evaluator function errors, and evaluator lag;
+ * with the ingest buffer, its consumer's errors and iterator age.
  * Each notifies on ALARM and again on OK, so whoever was woken up also learns when it is over.
  *
  * The topic is encrypted with a customer managed KMS key because CloudWatch cannot use the AWS managed
@@ -185,6 +198,34 @@ export class Monitoring extends Construct {
               threshold: (props.changeCaptureDelayThreshold ?? Duration.minutes(10)).toMilliseconds(),
               comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
               evaluationPeriods: 2,
+              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+            }),
+          ]
+        : []),
+      ...(props.ingestBuffer
+        ? [
+            new cloudwatch.Alarm(this, 'IngestBufferBehind', {
+              alarmName: `${stack.stackName} ingest buffer behind`,
+              alarmDescription:
+                'The ingest buffer has not written its stream to the table for a while (its iterator age is high): accepted ' +
+                "events are neither stored nor evaluated. The consumer's logs say why; a record older than the stream's " +
+                'retention (24 hours by default) is lost.',
+              metric: props.ingestBuffer.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
+              threshold: (props.ingestBufferDelayThreshold ?? Duration.hours(1)).toMilliseconds(),
+              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+              evaluationPeriods: 2,
+              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+            }),
+            new cloudwatch.Alarm(this, 'IngestBufferErrors', {
+              alarmName: `${stack.stackName} ingest buffer errors`,
+              alarmDescription:
+                "The ingest buffer's consumer failed (DynamoDB errors, a timeout, a crash): the batch is retried, split, until " +
+                'it is stored or leaves the stream. See its log group.',
+              metric: props.ingestBuffer.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+              threshold: 1,
+              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+              evaluationPeriods: 1,
+              // No invocations, no data: nothing failed.
               treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
             }),
           ]

@@ -6,6 +6,7 @@ import { ChangeCapture } from './change-capture';
 import { Evaluator } from './evaluator';
 import { EventStore } from './event-store';
 import { IngestApi } from './ingest-api';
+import { IngestBuffer } from './ingest-buffer';
 import { feedbackReasons } from '../functions/core/lead-feedback';
 import { LeadStatusApi } from './lead-status-api';
 import { LeadEventSchema } from './lead-event-schema';
@@ -22,13 +23,15 @@ export interface PqlRadarStackProps extends StackProps {
 }
 
 /**
- * pql-radar in one stack: the event store (stateful, retained), the ingest API, the evaluator on a schedule, the
- * lead bus with its fan-out to the configured destinations (routes and CRMs), the daily rule-health job, the lead event schema, the deploy
+ * pql-radar in one stack: the event store (stateful, retained), the ingest API (and the opt-in ingest buffer behind
+ * it), the evaluator on a schedule, the lead bus with its fan-out to the configured destinations (routes and CRMs), the daily rule-health job, the lead event schema, the deploy
  * bootstrap (write keys, and the destinations recorded in the table), and the alarms and dashboard over all of it.
  */
 export class PqlRadarStack extends Stack {
   public readonly eventStore: EventStore;
   public readonly ingestApi: IngestApi;
+  /** The opt-in ingest buffer, when the config's `ingestBuffer` asks for it. */
+  public readonly ingestBuffer?: IngestBuffer;
   public readonly leadStatusApi: LeadStatusApi;
   public readonly changeCapture: ChangeCapture;
   public readonly leadFanout: LeadFanout;
@@ -42,12 +45,16 @@ export class PqlRadarStack extends Stack {
 
     this.eventStore = new EventStore(this, 'EventStore', { deletionProtection: config.deletionProtection });
     const table = this.eventStore.table;
-    this.ingestApi = new IngestApi(this, 'IngestApi', {
-      table,
-      retentionDays: config.retentionDays,
-      throttling: config.ingest,
-      timeZone: props.rulesFile.ruleset.calendar.timeZone,
-    });
+    const storage = { table, retentionDays: config.retentionDays, timeZone: props.rulesFile.ruleset.calendar.timeZone };
+    this.ingestApi = new IngestApi(this, 'IngestApi', { ...storage, throttling: config.ingest });
+    if (config.ingestBuffer) {
+      this.ingestBuffer = new IngestBuffer(this, 'IngestBuffer', {
+        ...storage,
+        ingest: this.ingestApi.handler,
+        shards: config.ingestBuffer.shards,
+        batchingWindow: Duration.seconds(config.ingestBuffer.batchingWindowSeconds),
+      });
+    }
     this.leadStatusApi = new LeadStatusApi(this, 'LeadStatusApi', { table, httpApi: this.ingestApi.httpApi });
     this.leadFanout = new LeadFanout(this, 'LeadFanout', {
       routes: config.routes,
@@ -89,7 +96,15 @@ export class PqlRadarStack extends Stack {
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       changeCapture: this.changeCapture.handler,
-      functions: [this.ingestApi.handler, this.leadStatusApi.handler, this.evaluator.handler, ...this.leadFanout.notifiers, this.ruleHealth.handler],
+      ingestBuffer: this.ingestBuffer?.consumer,
+      functions: [
+        this.ingestApi.handler,
+        ...(this.ingestBuffer ? [this.ingestBuffer.consumer] : []),
+        this.leadStatusApi.handler,
+        this.evaluator.handler,
+        ...this.leadFanout.notifiers,
+        this.ruleHealth.handler,
+      ],
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });

@@ -126,3 +126,22 @@ it('reserves evaluator concurrency only when evaluation.reservedConcurrency is t
   expect(reserved({})).toBeUndefined();
   expect(reserved({ evaluation: { shards: 6, reservedConcurrency: true } })).toBe(6);
 });
+
+describe('ingestBuffer', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+
+  it('is off when absent', () => {
+    expect(load(routes)().config.ingestBuffer).toBeUndefined();
+  });
+
+  it('takes shards and a batching window, one shard and 60 seconds by default', () => {
+    expect(load(`${routes}ingestBuffer:\n  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ shards: 2, batchingWindowSeconds: 300 });
+    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 60 });
+  });
+
+  it('fails the synth naming the field: no shard, a window over Lambda\'s 300 seconds, a misspelt key', () => {
+    expect(load(`${routes}ingestBuffer:\n  shards: 0\n`)).toThrow(/line 8: ingestBuffer\.shards: Too small/);
+    expect(load(`${routes}ingestBuffer:\n  batchingWindowSeconds: 301\n`)).toThrow(/line 8: ingestBuffer\.batchingWindowSeconds: Too big/);
+    expect(load(`${routes}ingestBuffer:\n  batchWindowSeconds: 30\n`)).toThrow(/ingestBuffer.*batchWindowSeconds/s);
+  });
+});

@@ -1,0 +1,109 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { KinesisEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { environmentNames } from '../functions/shared/settings';
+import { grantTableAccess, type IngestStorageProps, ingestStorageEnvironment, storingTableAccess } from './ingest-api';
+import { LambdaFunction } from './lambda-function';
+
+/** Stream records to an invocation at most: each record is one request's accepted messages. */
+export const bufferBatchSize = 1000;
+/** The default of `batchingWindow`, in seconds. */
+export const defaultBufferBatchingSeconds = 60;
+
+export interface IngestBufferProps extends IngestStorageProps {
+  /**
+   * The ingest function: it may put records on the stream (PutRecord, nothing else), and gets the stream's name as
+   * INGEST_STREAM_NAME, which switches it from writing the table to putting each request's accepted messages there.
+   */
+  readonly ingest: lambda.Function;
+  /**
+   * Provisioned shards of the stream: each takes 1,000 records (requests) or 1 MB a second, and costs the same
+   * whatever the traffic. The consumer reads each shard with one invocation at a time.
+   * @default 1
+   */
+  readonly shards?: number;
+  /**
+   * How long the stream keeps a record. Records older than that are lost if the consumer cannot write to the table for
+   * that long (the iterator-age alarm of lib/monitoring.ts fires long before); a retention over 24 hours (up to 365
+   * days) costs more per shard hour.
+   * @default Duration.hours(24)
+   */
+  readonly retention?: Duration;
+  /**
+   * How long the stream's records gather before the consumer writes a batch: the longer, the more of a visitor's
+   * events share an item (one write instead of several) and the fewer the invocations, and the later a lead is seen.
+   * At most 5 minutes.
+   * @default Duration.seconds(60)
+   */
+  readonly batchingWindow?: Duration;
+  /**
+   * How long the consumer's logs are kept.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The opt-in ingest buffer: the ingest function still authenticates and validates every request and answers it as
+ * before, but puts a request's accepted messages on a Kinesis stream as one record instead of writing them to the
+ * table; a consumer function reads the stream in batches and stores each batch's events a chunk per entity and day,
+ * so a visitor's several events in a batching window share one item. Fewer DynamoDB writes for browser traffic (one
+ * event per request), for a provisioned shard's fixed monthly cost: hence opt-in.
+ *
+ * A failing batch is retried, split in halves, until it succeeds or its records leave the stream (`retention`):
+ * a record is events ingest has already accepted, answered 200 for, so dropping it earlier would lose them. Storing a
+ * batch again is harmless: a chunk's key derives from its messages' ids, and readers keep one copy of a message stored
+ * twice (functions/adapters/dynamodb/event-store.ts).
+ */
+export class IngestBuffer extends Construct {
+  public readonly stream: kinesis.Stream;
+  /** The function writing the stream's records to the table. */
+  public readonly consumer: lambda.Function;
+
+  constructor(scope: Construct, id: string, props: IngestBufferProps) {
+    super(scope, id);
+    const shards = props.shards ?? 1;
+    if (!Number.isInteger(shards) || shards < 1) throw new Error(`IngestBuffer: shards must be a positive integer, got ${shards}`);
+
+    this.stream = new kinesis.Stream(this, 'Stream', {
+      streamMode: kinesis.StreamMode.PROVISIONED,
+      shardCount: shards,
+      retentionPeriod: props.retention ?? Duration.hours(24),
+      // The AWS managed key (aws/kinesis): encrypted at rest, with no key to pay for or grant.
+      encryption: kinesis.StreamEncryption.MANAGED,
+      // A stream retained after its consumer is gone would cost its shards every month and be read by nothing.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    this.consumer = new LambdaFunction(this, 'Consumer', {
+      entry: 'functions/ingest-buffer/handler.ts',
+      description: "pql-radar ingest buffer: the stream's accepted messages to DynamoDB",
+      memorySize: 512,
+      // A full batch is 1,000 requests' messages, written in a few dozen batched calls; a timed-out batch is retried.
+      timeout: Duration.minutes(2),
+      logRetention: props.logRetention,
+      environment: ingestStorageEnvironment(props),
+    }).function;
+    grantTableAccess(this.consumer, props.table, storingTableAccess);
+    this.consumer.addEventSource(
+      new KinesisEventSource(this.stream, {
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: bufferBatchSize,
+        maxBatchingWindow: props.batchingWindow ?? Duration.seconds(defaultBufferBatchingSeconds),
+        bisectBatchOnError: true,
+        // Until the record leaves the stream: it holds events already answered 200, which no client will send again.
+        retryAttempts: -1,
+        // The whole batch is retried (and split): storing a record's messages again is harmless (see above).
+        reportBatchItemFailures: false,
+      }),
+    );
+
+    // PutRecord only, rather than grantWrite's PutRecords and ListShards: ingest puts one record per request.
+    props.ingest.addToRolePolicy(new iam.PolicyStatement({ actions: ['kinesis:PutRecord'], resources: [this.stream.streamArn] }));
+    props.ingest.addEnvironment(environmentNames.ingestStream, this.stream.streamName);
+  }
+}

@@ -1,0 +1,167 @@
+import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EventStore } from '../../lib/event-store';
+import { IngestApi } from '../../lib/ingest-api';
+import { IngestBuffer } from '../../lib/ingest-buffer';
+import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import type { PqlRadarStack } from '../../lib/pql-radar-stack';
+import { buildStack, synth } from './synth';
+
+type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string };
+
+let stack: PqlRadarStack;
+let buffer: IngestBuffer;
+let template: Template;
+const logicalId = (construct: IConstruct) => stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
+const resource = (construct: IConstruct): Resource => template.toJSON().Resources[logicalId(construct)];
+const getAtt = (construct: IConstruct, attribute: string) => ({ 'Fn::GetAtt': [logicalId(construct), attribute] });
+/** The statements of the one policy of `role`. */
+const statements = (role: IConstruct) => {
+  const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
+    policy.Properties.Roles.some((each: unknown) => JSON.stringify(each) === JSON.stringify({ Ref: logicalId(role) })),
+  );
+  expect(policies).toHaveLength(1);
+  return policies[0]!.Properties.PolicyDocument.Statement as Record<string, unknown>[];
+};
+
+beforeAll(() => {
+  ({ stack } = buildStack({ config: { ingestBuffer: { shards: 2, batchingWindowSeconds: 30 } } }));
+  buffer = stack.ingestBuffer!;
+  template = Template.fromStack(stack);
+});
+
+describe('with ingestBuffer in the config', () => {
+  it('has one provisioned stream of the configured shards, encrypted with the AWS managed key, kept 24 hours, unnamed and deleted with the stack', () => {
+    template.resourceCountIs('AWS::Kinesis::Stream', 1);
+    const stream = resource(buffer.stream);
+    expect(stream.Properties).toEqual({
+      ShardCount: 2,
+      StreamModeDetails: { StreamMode: 'PROVISIONED' },
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+      RetentionPeriodHours: 24,
+    });
+    expect(stream.DeletionPolicy).toBe('Delete');
+  });
+
+  it('feeds the stream to the consumer from its oldest record, in batches of 1,000 over the configured window, retrying (split) until records expire', () => {
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping', { Properties: { EventSourceArn: getAtt(buffer.stream, 'Arn') } })) as Resource[];
+    expect(mappings.map((mapping) => mapping.Properties)).toEqual([
+      {
+        FunctionName: { Ref: logicalId(buffer.consumer) },
+        EventSourceArn: getAtt(buffer.stream, 'Arn'),
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: 1000,
+        MaximumBatchingWindowInSeconds: 30,
+        BisectBatchOnFunctionError: true,
+        MaximumRetryAttempts: -1,
+        // No FunctionResponseTypes: a failing batch is retried whole, not record by record.
+      },
+    ]);
+  });
+
+  it('lets the ingest function put records on the stream, and tells it the stream', () => {
+    expect(resource(stack.ingestApi.handler).Properties.Environment.Variables.INGEST_STREAM_NAME).toEqual({ Ref: logicalId(buffer.stream) });
+    const kinesis = statements(stack.ingestApi.handler.role!).filter((statement) => JSON.stringify(statement.Action).includes('kinesis:'));
+    expect(kinesis).toEqual([{ Effect: 'Allow', Action: 'kinesis:PutRecord', Resource: getAtt(buffer.stream, 'Arn') }]);
+  });
+
+  it('gives the consumer the table environment of the ingest function', () => {
+    const ingest = resource(stack.ingestApi.handler).Properties.Environment.Variables;
+    const consumer = resource(buffer.consumer).Properties;
+    expect(consumer.Environment.Variables).toEqual({
+      POWERTOOLS_SERVICE_NAME: 'pql-radar',
+      POWERTOOLS_METRICS_NAMESPACE: 'pql-radar',
+      NODE_OPTIONS: '--enable-source-maps',
+      TABLE_NAME: { Ref: logicalId(stack.eventStore.table) },
+      RETENTION_DAYS: '400',
+      QUARANTINE_RETENTION_DAYS: '14',
+      TIME_ZONE: 'UTC',
+    });
+    for (const name of ['TABLE_NAME', 'RETENTION_DAYS', 'QUARANTINE_RETENTION_DAYS', 'TIME_ZONE']) expect(consumer.Environment.Variables[name]).toEqual(ingest[name]);
+    expect(consumer.Runtime).toBe(resource(stack.ingestApi.handler).Properties.Runtime);
+    expect(consumer.Architectures).toEqual(['arm64']);
+  });
+
+  it('lets the consumer read the stream, write its logs, and read and write workspace data by key, nothing more', () => {
+    const table = getAtt(stack.eventStore.table, 'Arn');
+    const workspaceData = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } };
+    // Spelled out rather than taken from storingTableAccess, so that widening it cannot slip through.
+    expect(statements(buffer.consumer.role!)).toEqual([
+      { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: getAtt(buffer.consumer.logGroup, 'Arn') },
+      // Not the write keys (KEYS) nor the feedback links' key (META): those are the HTTP side's.
+      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], Resource: table, Condition: workspaceData },
+      { Effect: 'Allow', Action: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], Resource: table, Condition: workspaceData },
+      {
+        Effect: 'Allow',
+        Action: expect.arrayContaining(['kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:DescribeStream', 'kinesis:ListShards']),
+        Resource: getAtt(buffer.stream, 'Arn'),
+      },
+    ]);
+  });
+
+  it('alarms on the topic when the consumer fails or has not read the stream for an hour, and charts it', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[];
+    const consumer = [{ Name: 'FunctionName', Value: { Ref: logicalId(buffer.consumer) } }];
+    const topic = [{ Ref: logicalId(stack.monitoring.alarmTopic) }];
+    expect(alarms.filter((alarm) => JSON.stringify(alarm.Properties.Dimensions) === JSON.stringify(consumer)).map((alarm) => alarm.Properties)).toEqual([
+      expect.objectContaining({
+        AlarmName: 'PqlRadar ingest buffer behind',
+        MetricName: 'IteratorAge',
+        Namespace: 'AWS/Lambda',
+        Statistic: 'Maximum',
+        Threshold: 3_600_000,
+        EvaluationPeriods: 2,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: topic,
+        OKActions: topic,
+      }),
+      expect.objectContaining({
+        AlarmName: 'PqlRadar ingest buffer errors',
+        MetricName: 'Errors',
+        Statistic: 'Sum',
+        Threshold: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: topic,
+        OKActions: topic,
+      }),
+    ]);
+    // The dashboard's function errors and durations include the consumer.
+    expect(JSON.stringify(resource(stack.monitoring.dashboard).Properties.DashboardBody)).toContain('IngestBuffer/Consumer/Function');
+  });
+
+  it('takes the defaults for what the config leaves out: one shard, a 60-second window', () => {
+    const defaults = synth({ ingestBuffer: {} });
+    defaults.hasResourceProperties('AWS::Kinesis::Stream', { ShardCount: 1 });
+    defaults.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumBatchingWindowInSeconds: 60, MaximumRetryAttempts: -1 });
+  });
+});
+
+describe('without ingestBuffer in the config', () => {
+  it('has no stream, no consumer, and no INGEST_STREAM_NAME for ingest', () => {
+    const { stack } = buildStack();
+    const template = Template.fromStack(stack);
+    expect(stack.ingestBuffer).toBeUndefined();
+    template.resourceCountIs('AWS::Kinesis::Stream', 0);
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/INGEST_STREAM_NAME|kinesis:|IngestBuffer/);
+  });
+});
+
+describe('IngestBuffer', () => {
+  const build = (props: Partial<ConstructorParameters<typeof IngestBuffer>[2]>) => {
+    const stack = new Stack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'Buffered');
+    const { table } = new EventStore(stack, 'EventStore');
+    new IngestBuffer(stack, 'IngestBuffer', { table, ingest: new IngestApi(stack, 'IngestApi', { table }).handler, ...props });
+    return Template.fromStack(stack);
+  };
+
+  it('keeps records for the retention given', () => {
+    build({ retention: Duration.days(7) }).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 168 });
+  });
+
+  it('refuses a shard count that is not a positive integer', () => {
+    expect(() => build({ shards: 0 })).toThrow('IngestBuffer: shards must be a positive integer, got 0');
+    expect(() => build({ shards: 1.5 })).toThrow('IngestBuffer: shards must be a positive integer, got 1.5');
+  });
+});
