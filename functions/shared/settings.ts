@@ -39,6 +39,8 @@ export const environmentNames = {
   rulesFile: 'RULES_FILE',
   /** The rules file's time zone, for the days ingest stores events by. */
   timeZone: 'TIME_ZONE',
+  /** The opt-in ingest buffer's Kinesis stream: when set, ingest puts accepted requests there instead of writing the table. */
+  ingestStream: 'INGEST_STREAM_NAME',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
   /** The rule-health job: the rules' tier names in order (comma-separated), and the days it looks back over. */
   tierOrder: 'TIER_ORDER',
