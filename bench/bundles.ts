@@ -22,6 +22,7 @@ writeFileSync(rulesJson, compiledRulesJson(loadRulesFile(join(projectRoot, 'exam
 /** Each function with the environment its module needs at import time (what the stack sets). */
 const functions: { name: string; entry: string; env: Record<string, string> }[] = [
   { name: 'ingest', entry: 'functions/ingest/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
+  { name: 'ingest-buffer', entry: 'functions/ingest-buffer/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   { name: 'lead-status', entry: 'functions/lead-status/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   {
     name: 'evaluator',

@@ -91,7 +91,7 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
   // Accepted events first: once they are durable, a failure to quarantine makes the client retry, which is idempotent.
   let stored = accepted;
   if (accepted.length > 0) {
-    const { refused } = await dependencies.events.save(workspace, accepted, request.receivedAt);
+    const { refused } = await dependencies.events.save(workspace, accepted, request.receivedAt, request.requestId);
     const refusedAt = new Map(refused.map((refusal) => [refusal.index, refusal]));
     stored = accepted.filter((message) => !refusedAt.has(message.index));
     for (const message of accepted) {

@@ -10,9 +10,10 @@ import type { WriteKeyRecord } from './write-key';
 export interface EventStore {
   /**
    * Stores the messages under their entities and marks those entities for the evaluator. Idempotent per messageId.
-   * Returns the messages it refused to store (e.g. traits that would outgrow an entity's profile), with the reason.
+   * Returns the messages it refused to store (e.g. traits that would outgrow an entity's profile), with the reason;
+   * a store that buffers them (core/ingest-buffer.ts) refuses later, and quarantines under the request's id.
    */
-  save(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date): Promise<{ refused: Refusal[] }>;
+  save(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date, requestId: string): Promise<{ refused: Refusal[] }>;
   /** Keeps rejected messages of an authenticated request, with their reasons, for an operator to inspect. */
   quarantine(workspace: string, requestId: string, rejected: readonly RejectedMessage[], receivedAt: Date): Promise<void>;
 }

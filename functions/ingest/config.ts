@@ -7,6 +7,8 @@ export interface IngestConfig {
   quarantineRetentionDays: number;
   keyCacheSeconds: number;
   timeZone: string;
+  /** The ingest buffer's stream (lib/ingest-buffer.ts); empty when the buffer is off. */
+  ingestStreamName: string;
 }
 
 /** Reads the ingest function's settings; a wrong value fails the cold start with the variable's name and the reason. */
@@ -18,6 +20,7 @@ export function ingestConfigFromEnvironment(environment: Record<string, string |
       /** How long a warm function trusts a write-key lookup; a revoked key is refused at most this much later. */
       KEY_CACHE_SECONDS: integerFrom(0, 60),
       [environmentNames.timeZone]: textOr('UTC'),
+      [environmentNames.ingestStream]: textOr(''),
     },
     environment,
     'ingest',
@@ -28,5 +31,6 @@ export function ingestConfigFromEnvironment(environment: Record<string, string |
     quarantineRetentionDays: env[environmentNames.quarantineRetentionDays],
     keyCacheSeconds: env.KEY_CACHE_SECONDS,
     timeZone: env[environmentNames.timeZone],
+    ingestStreamName: env[environmentNames.ingestStream],
   };
 }

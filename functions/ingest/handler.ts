@@ -1,7 +1,9 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
+import { KinesisEventBuffer } from '../adapters/kinesis/event-buffer';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { logger, metrics } from '../shared/powertools';
 import { metricNames } from '../shared/settings';
@@ -21,9 +23,11 @@ const feedback = createFeedbackLinkHandler({
   secret: async () => (feedbackSecret ??= await readFeedbackSecret(client, config.tableName)),
 });
 
+const table = new DynamoDbEventStore({ client, ...config });
 const handleRequest = createIngestHandler(
   {
-    events: new DynamoDbEventStore({ client, ...config }),
+    // With the ingest buffer on (lib/ingest-buffer.ts), its consumer writes the table a batch of requests at a time.
+    events: config.ingestStreamName ? new KinesisEventBuffer(new KinesisClient({ maxAttempts: 6 }), config.ingestStreamName, table) : table,
     keys: new CachedWriteKeyStore(new DynamoDbWriteKeyStore(client, config.tableName), config.keyCacheSeconds * 1000),
   },
   {
