@@ -20,6 +20,7 @@ const budgetBytes = 400 * 1024;
 /** The Lambda entries, and where the stack keeps a function of each. */
 const functions = [
   { name: 'ingest', entry: 'functions/ingest/handler.ts', of: (stack: PqlRadarStack) => stack.ingestApi.handler },
+  { name: 'ingest-buffer', entry: 'functions/ingest-buffer/handler.ts', of: (stack: PqlRadarStack) => stack.ingestBuffer!.consumer },
   { name: 'lead-status', entry: 'functions/lead-status/handler.ts', of: (stack: PqlRadarStack) => stack.leadStatusApi.handler },
   { name: 'evaluator', entry: 'functions/evaluator/handler.ts', of: (stack: PqlRadarStack) => stack.evaluator.handler },
   { name: 'notifier', entry: 'functions/notifier/handler.ts', of: (stack: PqlRadarStack) => stack.leadFanout.notifiers[0]! },
@@ -30,6 +31,9 @@ const functions = [
     of: (stack: PqlRadarStack) => stack.node.findAll().find((construct) => construct instanceof WriteKeyBootstrap)!.handler,
   },
 ];
+
+/** The bundles with no zod at all. */
+const zodFree = ['evaluator', 'ingest-buffer'];
 
 /** Inputs no bundle may contain: what lib/lambda-bundling.ts replaces, and why. */
 const leftOut: { what: string; pattern: RegExp; only?: string | string[] }[] = [
@@ -42,8 +46,9 @@ const leftOut: { what: string; pattern: RegExp; only?: string | string[] }[] = [
   { what: 'SDK event streams', pattern: /node_modules\/@smithy\/core\/dist-es\/submodules\/event-streams\// },
   // The rule-health job reads no file: analysis/ must reach the rules only through ruleset.ts, never load.ts.
   { what: 'the YAML parser', pattern: /node_modules\/yaml\//, only: ['evaluator', 'rule-health'] },
-  // Its rules come compiled at synth (loadCompiledRules) and its settings through plain readers (shared/environment.ts).
-  { what: 'zod', pattern: /node_modules\/zod\//, only: 'evaluator' },
+  // The evaluator's rules come compiled at synth (loadCompiledRules); the ingest buffer's consumer stores messages ingest
+  // validated. Both read their settings through plain readers (shared/environment.ts).
+  { what: 'zod', pattern: /node_modules\/zod\//, only: zodFree },
 ];
 
 let app: App;
@@ -52,8 +57,9 @@ let stack: PqlRadarStack;
 const outDir = mkdtempSync(join(tmpdir(), 'pql-radar-bundles-'));
 
 beforeAll(() => {
-  // Asset metadata tells which staged asset directory belongs to which function.
-  ({ app, stack } = buildStack({ bundle: true, context: { 'aws:cdk:enable-asset-metadata': true } }));
+  // Asset metadata tells which staged asset directory belongs to which function. With the opt-in ingest buffer, so
+  // that its consumer is bundled too and ingest loads in its buffered mode.
+  ({ app, stack } = buildStack({ bundle: true, config: { ingestBuffer: {} }, context: { 'aws:cdk:enable-asset-metadata': true } }));
 }, 300_000);
 
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
@@ -77,6 +83,12 @@ it('bundles the ingest handler into one minified ESM file that includes the AWS 
   expect(bundle.slice(-40)).toMatch(/\/\/# sourceMappingURL=index\.mjs\.map\s*$/);
 
   // The bundle loads (banner, ESM syntax, cold-start configuration) with the environment the template gives it.
+  expect(loadHandler(bundled)).toBe('function');
+});
+
+it("bundles the ingest buffer's consumer, which loads with the environment the template gives it", () => {
+  const bundled = bundledFunction(app, stack.ingestBuffer!.consumer);
+  expect(bundled.resource.Properties.Handler).toBe('index.handler');
   expect(loadHandler(bundled)).toBe('function');
 });
 
@@ -108,7 +120,7 @@ describe.each(functions)('the $name bundle', ({ name, entry, of }) => {
 
   it("keeps zod's English messages (in the bundles with zod) and the SDK's environment credentials", () => {
     const locales = inputs.filter((input) => /node_modules\/zod\/v4\/locales\//.test(input)).map((input) => input.slice(input.lastIndexOf('/') + 1));
-    expect(locales).toEqual(name === 'evaluator' ? [] : ['en.js']);
+    expect(locales).toEqual(zodFree.includes(name) ? [] : ['en.js']);
     expect(inputs.some((input) => /node_modules\/@aws-sdk\/credential-provider-env\//.test(input))).toBe(true);
   });
 
