@@ -7,6 +7,8 @@
  *   browser+backend   BENCH_BROWSER_SHARE (30%) of the events from analytics.js, one per request, the rest from
  *                     analytics-node batches of 100 in the product's backend, for the same users
  *   browser           analytics.js, one request per call (bench:ingest's browser stream)
+ *   browser-buffered  the same through the opt-in ingest buffer (lib/ingest-buffer.ts): ingest puts each request on a
+ *                     Kinesis stream (a local endpoint here), and the consumer stores each minute's records at once
  *
  * Each mix has its own table in one DynamoDB Local and one user per 100 events, ten to an account (bench:ingest's 200
  * users in 20 accounts at the default 20,000 events), so that a smaller BENCH_EVENTS keeps the events per user and
@@ -48,11 +50,13 @@
  * BENCH_BROWSER_SHARE (0.3), BENCH_EVALUATIONS_PER_DAY (5), BENCH_HISTORY_USERS (40, ten to an account), BENCH_DAYS (30),
  * BENCH_SCALE (10), BENCH_RUNS_PER_DAY (20).
  */
+import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { changeMarks, reachesEvaluator } from '../functions/adapters/dynamodb/change-capture';
 import { changeBatchSize, defaultChangeBatchingSeconds } from '../lib/change-capture';
+import { bufferBatchSize } from '../lib/ingest-buffer';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import {
@@ -67,6 +71,8 @@ import {
 import { recordShardCount } from '../functions/adapters/dynamodb/shard-count';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../functions/adapters/dynamodb/write-key-store';
+import { KinesisEventBuffer, bufferedRequestOf } from '../functions/adapters/kinesis/event-buffer';
+import { storeBufferedRequests } from '../functions/core/ingest-buffer';
 import { allShards, evaluateChanges, runEvaluator } from '../functions/core/evaluate-leads';
 import type { LeadPublisher } from '../functions/core/ports';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
@@ -75,6 +81,7 @@ import { LocalChangeStream } from '../functions/local/change-stream';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
 import { bytes, count, fixed } from '../functions/analysis/format';
+import { startKinesisEndpoint } from '../test/support/kinesis-endpoint';
 import { scanAll } from '../test/support/scan';
 import {
   AttributingStore,
@@ -129,6 +136,9 @@ function configuredMemoryMb(file: string): number {
 }
 const ingestMemoryMb = configuredMemoryMb('lib/ingest-api.ts');
 const evaluatorMemoryMb = configuredMemoryMb('lib/evaluator.ts');
+const bufferConsumerMemoryMb = configuredMemoryMb('lib/ingest-buffer.ts');
+/** Kinesis bills a record's data and partition key per started 25 KB. */
+const kinesisPutUnitBytes = 25 * 1024;
 /** The deployed change capture's batching window. */
 const captureWindowMs = defaultChangeBatchingSeconds * 1000;
 
@@ -225,9 +235,10 @@ interface MixResult {
   interval: { minutes: number; predicted: number };
   activeUserDays: number;
   ingest: { write: number; read: number; ms: number[] };
-  /** Batches of the table's stream that the evaluator read (one invocation each; their units and time are in `work`). */
   /** The stream's invocations of the evaluator (one per minute with events), and the records they carried. */
   capture: { batches: number; records: number };
+  /** With the ingest buffer: the records put (and their Kinesis PUT payload units), and the consumer's time per batch. */
+  buffer?: { records: number; putUnits: number; ms: number[] };
   /** The runs that had work: new events came, something was evaluated or written. */
   work: EvaluatorWork;
   /** Ticks with nothing to do (skipped, or run and found empty). */
@@ -280,13 +291,15 @@ async function storedBytes(client: DynamoDBClient, tableName: string): Promise<M
  * Sends the mix's stream through the ingest handler and runs the evaluator on a simulated clock: at every tick of
  * its interval, the calls sent by then go in first, then one run over every shard at the tick's time.
  */
-async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promise<MixResult> {
+async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffered: boolean): Promise<MixResult> {
   const client = createDynamoDbClient(endpoint);
   const reader = createDynamoDbClient(endpoint);
   const tableName = `bench-cost-${mix.name.replace(/[^a-z]+/g, '-')}`;
   const started = performance.now();
   let closeServer = async () => {};
   let changes: LocalChangeStream | undefined;
+  const kinesis = buffered ? await startKinesisEndpoint() : undefined;
+  const kinesisClient = kinesis ? new KinesisClient({ endpoint: kinesis.url, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 6 }) : undefined;
   try {
     await ensureTable(client, tableName);
     await recordShardCount(client, tableName, dirtyShards);
@@ -294,7 +307,10 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
     const { key: writeKey } = await keys.create(workspace);
     // As functions/ingest/handler.ts wires it when deployed: default retention, write keys cached for a minute.
     const events = new DynamoDbEventStore({ client, tableName });
-    const handler = createIngestHandler({ events, keys: new CachedWriteKeyStore(keys, 60_000) });
+    // With the ingest buffer on, ingest puts each request on the stream (a local Kinesis endpoint) and the consumer
+    // stores a window's records at once, as functions/ingest-buffer/handler.ts does deployed.
+    const handler = createIngestHandler({ events: kinesisClient ? new KinesisEventBuffer(kinesisClient, 'bench-ingest-buffer', events) : events, keys: new CachedWriteKeyStore(keys, 60_000) });
+    const buffer = kinesis ? { records: 0, putUnits: 0, ms: [] as number[] } : undefined;
     const handlerMs: number[] = [];
     const timed = async (event: APIGatewayProxyEventV2) => {
       const started = performance.now();
@@ -329,6 +345,14 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
       for (const window of [...byWindow.keys()].sort((a, b) => a - b)) {
         const batch = byWindow.get(window)!;
         await sendCalls(served.url, batch, concurrency, mix.name);
+        if (kinesis && buffer) {
+          const records = kinesis.records.slice(buffer.records);
+          const consumed = performance.now();
+          await storeBufferedRequests(events, records.map((record) => bufferedRequestOf(record.data)));
+          buffer.ms.push(performance.now() - consumed);
+          buffer.records += records.length;
+          buffer.putUnits += sum(records.map((record) => Math.ceil((record.data.length + Buffer.byteLength(record.partitionKey)) / kinesisPutUnitBytes)));
+        }
         const now = new Date(Math.max(...batch.map((call) => call.at)));
         const before = snapshot(0);
         const started = performance.now();
@@ -420,6 +444,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
       activeUserDays,
       ingest: { write: events.capacity.writeUnits, read: events.capacity.readUnits, ms: handlerMs },
       capture,
+      ...(buffer ? { buffer } : {}),
       work,
       idleTicks,
       emptyRun,
@@ -429,6 +454,8 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset): Promis
     };
   } finally {
     await closeServer();
+    kinesisClient?.destroy();
+    await kinesis?.close();
     changes?.stop();
     client.destroy();
     reader.destroy();
@@ -504,6 +531,11 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
   const evaluatorGbSeconds = (evaluator.ms / 1000) * (evaluatorMemoryMb / 1024);
   const lambdaEvaluatorDollars = perMillion(evaluatorGbSeconds * price.lambdaGbSecond, events);
   const eventBridgeDollars = perMillion(work.published * price.eventBridgeEvent, events);
+  const { buffer } = result;
+  const kinesisDollars = buffer ? perMillion(buffer.putUnits * price.kinesisPutUnit, events) : 0;
+  const bufferGbSeconds = buffer ? billedSeconds(buffer.ms) * (bufferConsumerMemoryMb / 1024) : 0;
+  // As the table stream's: at most one invocation per shard per window (the fixed cost) plus one per full batch.
+  const lambdaBufferDollars = buffer ? perMillion((buffer.records / bufferBatchSize) * price.lambdaRequest + bufferGbSeconds * price.lambdaGbSecond, events) : 0;
 
   const stored = sum([...result.storage.values()].map((kind) => kind.bytes));
   const storagePerMonth = perMillion((stored / gib) * (price.storageGbMonth + price.pitrGbMonth), events);
@@ -514,6 +546,8 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     { label: 'HTTP API', dollars: httpDollars },
     { label: 'Lambda ingest', dollars: lambdaIngestDollars },
     { label: 'Lambda stream', dollars: lambdaCaptureDollars },
+    { label: 'Kinesis buffer', dollars: kinesisDollars },
+    { label: 'Lambda buffer', dollars: lambdaBufferDollars },
     { label: 'Lambda evaluator', dollars: lambdaEvaluatorDollars },
     { label: 'EventBridge', dollars: eventBridgeDollars },
   ];
@@ -552,6 +586,12 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
       `${per(capture.records)} stream records per event, ${changeBatchSize} to a full batch (run here: ${capture.batches} invocations, a minute's each; time in the evaluator's line)`,
       lambdaCaptureDollars,
     ),
+    ...(buffer
+      ? [
+          row('Kinesis buffer', `${per(buffer.records, 4)} records per event, ${per(buffer.putUnits, 4)} PUT payload units (25 KB) per event; shard hours in the fixed cost`, kinesisDollars),
+          row('Lambda buffer', `the consumer: ${(sum(buffer.ms) / buffer.records).toFixed(2)} ms per record at ${bufferConsumerMemoryMb} MB (${buffer.ms.length} batches, a minute's each), ${bufferBatchSize} records to a full batch`, lambdaBufferDollars),
+        ]
+      : []),
     row('Lambda evaluator', `${(measured.ms / measured.evaluations).toFixed(1)} ms per evaluation at ${evaluatorMemoryMb} MB: ${per(evaluatorGbSeconds, 5)} GB-s per event; invocations: the schedule's`, lambdaEvaluatorDollars),
     row('EventBridge', `${per(work.published, 5)} lead events per event`, eventBridgeDollars),
     row('total', target.withoutHttp ? 'with the HTTP API' : '', total),
@@ -601,14 +641,15 @@ async function main() {
   const dynamoDb = await startDynamoDbLocal();
   const client = createDynamoDbClient(dynamoDb.endpoint);
   try {
-    const mixes: { mix: Mix; target: MixCost['target'] }[] = [
+    const mixes: { mix: Mix; target: MixCost['target']; buffered?: boolean }[] = [
       { mix: server, target: { dollars: 0.6, withoutHttp: false } },
       { mix: browserAndBackend(browserShare), target: { dollars: 1, withoutHttp: false } },
       { mix: browser, target: { dollars: 1, withoutHttp: true } },
+      { mix: { ...browser, name: 'browser-buffered', sdk: `${browser.sdk}; through the opt-in ingest buffer (Kinesis)` }, target: { dollars: 1, withoutHttp: true }, buffered: true },
     ].filter(({ mix }) => onlyMixes === undefined || onlyMixes.includes(mix.name));
     const costs: { name: string; cost: MixCost; result: MixResult }[] = [];
-    for (const { mix, target } of mixes) {
-      const result = await simulateMix(dynamoDb.endpoint, mix, ruleset);
+    for (const { mix, target, buffered } of mixes) {
+      const result = await simulateMix(dynamoDb.endpoint, mix, ruleset, buffered === true);
       const cost = priceMix(result, target);
       console.log(['', ...cost.lines].join('\n'));
       costs.push({ name: mix.name, cost, result });
@@ -638,6 +679,12 @@ async function main() {
       `  ${count(runsPerMonth * dirtyShards)} invocations, ${count(Math.round(fixedGbSeconds))} GB-s, ${count(runsPerMonth * empty.read)} RCU = ${money(fixedDollars)} a month (before the free tier).`,
       `And at most, the stream's invocations by batching window: ${count(streamWindowsPerMonth)} a month per stream shard (a minute's records each) = ${money(streamWindowsPerMonth * price.lambdaRequest)} per shard a month; a table's stream has a shard per partition.`,
     );
+    if (costs.some(({ result }) => result.buffer)) {
+      const shardMonth = 30 * 24 * price.kinesisShardHour;
+      table.push(
+        `With the ingest buffer on: ${money(shardMonth)} a month per Kinesis shard (1,000 records/s, 1 MB/s each), and at most ${count(streamWindowsPerMonth)} consumer invocations per shard (${money(streamWindowsPerMonth * price.lambdaRequest)}).`,
+      );
+    }
     console.log(table.join('\n'));
 
     // Through a day, and with 10x the history.

@@ -153,6 +153,11 @@ export const configSchema = z.strictObject({
       shards: z.number().int().min(1).max(64).default(1),
       /** Seconds the stream's records gather before a batch is written (Lambda takes at most 300). @default 60 */
       batchingWindowSeconds: z.number().int().min(0).max(300).default(defaultBufferBatchingSeconds),
+      /**
+       * The first of the two deploys that turn the buffer off: ingest writes the table again, and the consumer stores
+       * what the stream still holds; once the buffer's iterator age is 0, remove `ingestBuffer`. @default false
+       */
+      draining: z.boolean().default(false),
     })
     .optional(),
   /** Who gets the alarms (SNS e-mail subscriptions). */

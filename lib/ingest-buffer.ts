@@ -41,6 +41,13 @@ export interface IngestBufferProps extends IngestStorageProps {
    */
   readonly batchingWindow?: Duration;
   /**
+   * Whether ingest puts its requests on the stream. False is the first of the two deploys that turn the buffer off:
+   * ingest writes the table again while the consumer still stores what the stream holds; deleting the stream before
+   * that is done would lose records (accepted events).
+   * @default true
+   */
+  readonly acceptingRequests?: boolean;
+  /**
    * How long the consumer's logs are kept.
    * @default logs.RetentionDays.ONE_MONTH
    */
@@ -102,8 +109,10 @@ export class IngestBuffer extends Construct {
       }),
     );
 
-    // PutRecord only, rather than grantWrite's PutRecords and ListShards: ingest puts one record per request.
-    props.ingest.addToRolePolicy(new iam.PolicyStatement({ actions: ['kinesis:PutRecord'], resources: [this.stream.streamArn] }));
-    props.ingest.addEnvironment(environmentNames.ingestStream, this.stream.streamName);
+    if (props.acceptingRequests ?? true) {
+      // PutRecord only, rather than grantWrite's PutRecords and ListShards: ingest puts one record per request.
+      props.ingest.addToRolePolicy(new iam.PolicyStatement({ actions: ['kinesis:PutRecord'], resources: [this.stream.streamArn] }));
+      props.ingest.addEnvironment(environmentNames.ingestStream, this.stream.streamName);
+    }
   }
 }

@@ -53,6 +53,7 @@ export class PqlRadarStack extends Stack {
         ingest: this.ingestApi.handler,
         shards: config.ingestBuffer.shards,
         batchingWindow: Duration.seconds(config.ingestBuffer.batchingWindowSeconds),
+        acceptingRequests: !config.ingestBuffer.draining,
       });
     }
     this.leadStatusApi = new LeadStatusApi(this, 'LeadStatusApi', { table, httpApi: this.ingestApi.httpApi });

@@ -138,6 +138,18 @@ describe('with ingestBuffer in the config', () => {
   });
 });
 
+describe('with ingestBuffer draining (the first deploy of turning it off)', () => {
+  it('keeps the stream and its consumer, and ingest writes the table again: no INGEST_STREAM_NAME, no PutRecord', () => {
+    const { stack } = buildStack({ config: { ingestBuffer: { draining: true } } });
+    const template = Template.fromStack(stack);
+    template.resourceCountIs('AWS::Kinesis::Stream', 1);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { StartingPosition: 'TRIM_HORIZON', MaximumRetryAttempts: -1 });
+    const ingest = template.toJSON().Resources[stack.getLogicalId(stack.ingestApi.handler.node.defaultChild as CfnElement)] as Resource;
+    expect(ingest.Properties.Environment.Variables.INGEST_STREAM_NAME).toBeUndefined();
+    expect(JSON.stringify(template.findResources('AWS::IAM::Policy'))).not.toContain('kinesis:PutRecord');
+  });
+});
+
 describe('without ingestBuffer in the config', () => {
   it('has no stream, no consumer, and no INGEST_STREAM_NAME for ingest', () => {
     const { stack } = buildStack();
