@@ -56,7 +56,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { changeMarks, reachesEvaluator } from '../functions/adapters/dynamodb/change-capture';
 import { changeBatchSize, defaultChangeBatchingSeconds } from '../lib/change-capture';
-import { bufferBatchSize } from '../lib/ingest-buffer';
+import { bufferBatchSize, defaultBufferBatchingSeconds } from '../lib/ingest-buffer';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import {
@@ -81,7 +81,7 @@ import { LocalChangeStream } from '../functions/local/change-stream';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
 import { bytes, count, fixed } from '../functions/analysis/format';
-import { startKinesisEndpoint } from '../test/support/kinesis-endpoint';
+import { startKinesisEndpoint, type PutRecord } from '../test/support/kinesis-endpoint';
 import { scanAll } from '../test/support/scan';
 import {
   AttributingStore,
@@ -141,6 +141,8 @@ const bufferConsumerMemoryMb = configuredMemoryMb('lib/ingest-buffer.ts');
 const kinesisPutUnitBytes = 25 * 1024;
 /** The deployed change capture's batching window. */
 const captureWindowMs = defaultChangeBatchingSeconds * 1000;
+/** The ingest buffer's batching window, deployed by default. */
+const bufferWindowMs = defaultBufferBatchingSeconds * 1000;
 
 // ---- the evaluator's interval ----
 
@@ -336,6 +338,44 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
     // the evaluator (one invocation per batch), at the time of the batch's last call.
     changes = new LocalChangeStream(client, tableName, { mark: async () => {} });
     const capture = { batches: 0, records: 0 };
+    /** The table stream's new records, as the evaluator reads a batch of them at `now`. */
+    const evaluateStream = async (now: Date) => {
+      const before = snapshot(0);
+      const started = performance.now();
+      let invoked = false;
+      await changes!.drain({
+        mark: async (keys) => {
+          // Deployed, the stream's filter leaves out every other write (the evaluator's own): no invocation for those.
+          const streamed = keys.filter((key) => reachesEvaluator(key.sk));
+          if (streamed.length === 0) return;
+          invoked = true;
+          capture.records += streamed.length;
+          await evaluateChanges(evaluation.store, publisher, { marks: changeMarks(streamed), ruleset, now, outOfTime: () => false, concurrency: 1 });
+        },
+      });
+      if (invoked) capture.batches++;
+      // The stream's evaluations are the events' work, all of it: no share of the schedule's empty runs to take off.
+      work = addWork(work, { ...addWork(snapshot(performance.now() - started), before, -1), runs: 0 });
+    };
+    /** With the buffer: the records put and not stored yet, by the end of their batching window (simulated time). */
+    const pending: { records: PutRecord[]; storeAt: number }[] = [];
+    /** Stores the buffered records whose batching window has ended by `at`, a batch per window; true if any. */
+    const storeBuffered = async (at: number) => {
+      if (!buffer) return false;
+      const due = pending.filter((entry) => entry.storeAt <= at);
+      if (due.length === 0) return false;
+      pending.splice(0, due.length);
+      for (const storeAt of [...new Set(due.map((entry) => entry.storeAt))]) {
+        const records = due.filter((entry) => entry.storeAt === storeAt).flatMap((entry) => entry.records);
+        const started = performance.now();
+        await storeBufferedRequests(events, records.map((record) => bufferedRequestOf(record.data)));
+        buffer.ms.push(performance.now() - started);
+        buffer.records += records.length;
+        buffer.putUnits += sum(records.map((record) => Math.ceil((record.data.length + Buffer.byteLength(record.partitionKey)) / kinesisPutUnitBytes)));
+      }
+      return true;
+    };
+    /** Sends calls a batching window of the table stream at a time, each window's changes evaluated at its last call. */
     const send = async (calls: Call[]) => {
       const byWindow = new Map<number, Call[]>();
       for (const call of calls) {
@@ -344,32 +384,14 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
       }
       for (const window of [...byWindow.keys()].sort((a, b) => a - b)) {
         const batch = byWindow.get(window)!;
+        const put = kinesis?.records.length ?? 0;
         await sendCalls(served.url, batch, concurrency, mix.name);
-        if (kinesis && buffer) {
-          const records = kinesis.records.slice(buffer.records);
-          const consumed = performance.now();
-          await storeBufferedRequests(events, records.map((record) => bufferedRequestOf(record.data)));
-          buffer.ms.push(performance.now() - consumed);
-          buffer.records += records.length;
-          buffer.putUnits += sum(records.map((record) => Math.ceil((record.data.length + Buffer.byteLength(record.partitionKey)) / kinesisPutUnitBytes)));
+        const last = Math.max(...batch.map((call) => call.at));
+        if (kinesis) {
+          pending.push({ records: kinesis.records.slice(put), storeAt: (Math.floor(last / bufferWindowMs) + 1) * bufferWindowMs });
+          await storeBuffered(last);
         }
-        const now = new Date(Math.max(...batch.map((call) => call.at)));
-        const before = snapshot(0);
-        const started = performance.now();
-        let invoked = false;
-        await changes!.drain({
-          mark: async (keys) => {
-            // Deployed, the stream's filter leaves out every other write (the evaluator's own): no invocation for those.
-            const streamed = keys.filter((key) => reachesEvaluator(key.sk));
-            if (streamed.length === 0) return;
-            invoked = true;
-            capture.records += streamed.length;
-            await evaluateChanges(evaluation.store, publisher, { marks: changeMarks(streamed), ruleset, now, outOfTime: () => false, concurrency: 1 });
-          },
-        });
-        if (invoked) capture.batches++;
-        // The stream's evaluations are the events' work, all of it: no share of the schedule's empty runs to take off.
-        work = addWork(work, { ...addWork(snapshot(performance.now() - started), before, -1), runs: 0 });
+        await evaluateStream(new Date(last));
       }
     };
     const evaluation = new AttributingStore(new DynamoDbEvaluationStore({ client, tableName, dirtyShards }));
@@ -415,8 +437,11 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
       const due: Call[] = [];
       while (next < stream.calls.length && stream.calls[next]!.at <= tick) due.push(stream.calls[next++]!);
       if (due.length > 0) await send(due);
+      // Buffered records whose window has ended since are stored, and their changes evaluated, before the run.
+      const stored = await storeBuffered(tick);
+      if (stored) await evaluateStream(new Date(tick));
       const sweepDue = evaluation.sweeps.some((at) => at > tick - step && at <= tick);
-      if (due.length === 0 && !sweepDue && !leftOver) {
+      if (due.length === 0 && !stored && !sweepDue && !leftOver) {
         if (++idleTicks % emptySampleEvery === 0) {
           const empty = await run(tick);
           if (empty.changed.evaluated + empty.sweep.evaluated > 0 || empty.write > 0) throw new Error(`${mix.name}: a tick with nothing due evaluated or wrote something at ${new Date(tick).toISOString()}`);
@@ -427,12 +452,13 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
       const done = await run(tick);
       const evaluated = done.changed.evaluated + done.sweep.evaluated;
       // A run that finds nothing (a sweep superseded by a later evaluation) is the schedule's, not the events'.
-      if (due.length > 0 || evaluated > 0 || done.write > 0) work = addWork(work, done);
+      if (due.length > 0 || stored || evaluated > 0 || done.write > 0) work = addWork(work, done);
       else idleTicks++;
       // What a run leaves (accounts marked by the members it evaluated) the next tick takes.
       leftOver = evaluated > 0;
     }
     if (next < stream.calls.length) throw new Error(`${mix.name}: ${stream.calls.length - next} calls were never sent`);
+    if (pending.length > 0) throw new Error(`${mix.name}: ${pending.length} batches of buffered records were never stored`);
 
     for (let i = 0; i < 9; i++) empties.push(await run(windowEnd + dayMs + i * 60_000));
     const emptyRun = empties.sort((a, b) => a.ms - b.ms)[Math.floor(empties.length / 2)]!;
@@ -589,7 +615,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     ...(buffer
       ? [
           row('Kinesis buffer', `${per(buffer.records, 4)} records per event, ${per(buffer.putUnits, 4)} PUT payload units (25 KB) per event; shard hours in the fixed cost`, kinesisDollars),
-          row('Lambda buffer', `the consumer: ${(sum(buffer.ms) / buffer.records).toFixed(2)} ms per record at ${bufferConsumerMemoryMb} MB (${buffer.ms.length} batches, a minute's each), ${bufferBatchSize} records to a full batch`, lambdaBufferDollars),
+          row('Lambda buffer', `the consumer: ${(sum(buffer.ms) / buffer.records).toFixed(2)} ms per record at ${bufferConsumerMemoryMb} MB (${buffer.ms.length} batches, ${bufferWindowMs / 1000} s each), ${bufferBatchSize} records to a full batch`, lambdaBufferDollars),
         ]
       : []),
     row('Lambda evaluator', `${(measured.ms / measured.evaluations).toFixed(1)} ms per evaluation at ${evaluatorMemoryMb} MB: ${per(evaluatorGbSeconds, 5)} GB-s per event; invocations: the schedule's`, lambdaEvaluatorDollars),

@@ -151,7 +151,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Provisioned shards of the stream, each a fixed monthly cost. @default 1 */
       shards: z.number().int().min(1).max(64).default(1),
-      /** Seconds the stream's records gather before a batch is written (Lambda takes at most 300). @default 60 */
+      /** Seconds the stream's records gather before a batch is written (Lambda takes at most 300). @default 300 */
       batchingWindowSeconds: z.number().int().min(0).max(300).default(defaultBufferBatchingSeconds),
       /**
        * The first of the two deploys that turn the buffer off: ingest writes the table again, and the consumer stores

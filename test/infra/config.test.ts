@@ -134,10 +134,10 @@ describe('ingestBuffer', () => {
     expect(load(routes)().config.ingestBuffer).toBeUndefined();
   });
 
-  it('takes shards and a batching window, one shard and 60 seconds by default', () => {
+  it('takes shards and a batching window, one shard and 300 seconds by default', () => {
     expect(load(`${routes}ingestBuffer:\n  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ shards: 2, batchingWindowSeconds: 300, draining: false });
-    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 60, draining: false });
-    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 60, draining: true });
+    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, draining: false });
+    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, draining: true });
   });
 
   it('fails the synth naming the field: no shard, a window over Lambda\'s 300 seconds, a misspelt key', () => {

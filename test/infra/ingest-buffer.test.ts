@@ -45,14 +45,14 @@ describe('with ingestBuffer in the config', () => {
     expect(stream.DeletionPolicy).toBe('Delete');
   });
 
-  it('feeds the stream to the consumer from its oldest record, in batches of 1,000 over the configured window, retrying (split) until records expire', () => {
+  it('feeds the stream to the consumer from its oldest record, in batches of up to 10,000 over the configured window, retrying (split) until records expire', () => {
     const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping', { Properties: { EventSourceArn: getAtt(buffer.stream, 'Arn') } })) as Resource[];
     expect(mappings.map((mapping) => mapping.Properties)).toEqual([
       {
         FunctionName: { Ref: logicalId(buffer.consumer) },
         EventSourceArn: getAtt(buffer.stream, 'Arn'),
         StartingPosition: 'TRIM_HORIZON',
-        BatchSize: 1000,
+        BatchSize: 10000,
         MaximumBatchingWindowInSeconds: 30,
         BisectBatchOnFunctionError: true,
         MaximumRetryAttempts: -1,
@@ -131,10 +131,10 @@ describe('with ingestBuffer in the config', () => {
     expect(JSON.stringify(resource(stack.monitoring.dashboard).Properties.DashboardBody)).toContain('IngestBuffer/Consumer/Function');
   });
 
-  it('takes the defaults for what the config leaves out: one shard, a 60-second window', () => {
+  it('takes the defaults for what the config leaves out: one shard, a 300-second window', () => {
     const defaults = synth({ ingestBuffer: {} });
     defaults.hasResourceProperties('AWS::Kinesis::Stream', { ShardCount: 1 });
-    defaults.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumBatchingWindowInSeconds: 60, MaximumRetryAttempts: -1 });
+    defaults.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumBatchingWindowInSeconds: 300, MaximumRetryAttempts: -1 });
   });
 });
 
