@@ -157,6 +157,18 @@ export class Monitoring extends Construct {
     const lagPeriod = Duration.seconds(Math.max(fiveMinutes.toSeconds(), evaluationInterval.toSeconds()));
     const lagMetric = customMetric(metricNames.evaluatorLagSeconds, 'Maximum', lagPeriod);
 
+    /** A stream's reader has fallen behind: its oldest unread record, over two periods, is older than `threshold`. */
+    const readerBehind = (id: string, what: string, description: string, reader: lambda.IFunction, threshold: Duration) =>
+      new cloudwatch.Alarm(this, id, {
+        alarmName: `${stack.stackName} ${what} behind`,
+        alarmDescription: description,
+        metric: reader.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
+        threshold: threshold.toMilliseconds(),
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 2,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+
     this.alarms = [
       ...props.deadLetterQueues.map(
         (queue) =>
@@ -189,33 +201,27 @@ export class Monitoring extends Construct {
       ),
       ...(props.changeCapture
         ? [
-            new cloudwatch.Alarm(this, 'ChangeCaptureBehind', {
-              alarmName: `${stack.stackName} change capture behind`,
-              alarmDescription:
-                'The evaluator has not read the table stream for a while (its iterator age is high): new events are not ' +
+            readerBehind(
+              'ChangeCaptureBehind',
+              'change capture',
+              'The evaluator has not read the table stream for a while (its iterator age is high): new events are not ' +
                 'evaluated. Its logs say why; a record older than 24 hours leaves the stream unread.',
-              metric: props.changeCapture.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
-              threshold: (props.changeCaptureDelayThreshold ?? Duration.minutes(10)).toMilliseconds(),
-              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-              evaluationPeriods: 2,
-              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-            }),
+              props.changeCapture,
+              props.changeCaptureDelayThreshold ?? Duration.minutes(10),
+            ),
           ]
         : []),
       ...(props.ingestBuffer
         ? [
-            new cloudwatch.Alarm(this, 'IngestBufferBehind', {
-              alarmName: `${stack.stackName} ingest buffer behind`,
-              alarmDescription:
-                'The ingest buffer has not written its stream to the table for a while (its iterator age is high): accepted ' +
+            readerBehind(
+              'IngestBufferBehind',
+              'ingest buffer',
+              'The ingest buffer has not written its stream to the table for a while (its iterator age is high): accepted ' +
                 "events are neither stored nor evaluated. The consumer's logs say why; a record older than the stream's " +
                 'retention (24 hours by default) is lost.',
-              metric: props.ingestBuffer.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
-              threshold: (props.ingestBufferDelayThreshold ?? Duration.hours(1)).toMilliseconds(),
-              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-              evaluationPeriods: 2,
-              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-            }),
+              props.ingestBuffer,
+              props.ingestBufferDelayThreshold ?? Duration.hours(1),
+            ),
             new cloudwatch.Alarm(this, 'IngestBufferErrors', {
               alarmName: `${stack.stackName} ingest buffer errors`,
               alarmDescription:

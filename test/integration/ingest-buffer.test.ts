@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { afterEach, expect, inject, it, vi } from 'vitest';
+import { afterEach, expect, it, vi } from 'vitest';
 import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
 import { eventSortKeyPrefix, quarantinePartitionKey } from '../../functions/adapters/dynamodb/item-keys';
 import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
 import { serveHttpApi } from '../../functions/local/http-server';
 import { freshTable } from '../support/dynamodb';
+import { stubFunctionEnvironment } from '../support/evaluator-environment';
 import { kinesisEvent, startKinesisEndpoint, type KinesisEndpoint } from '../support/kinesis-endpoint';
 import { lambdaContext } from '../support/lambda-context';
 import { scanAll } from '../support/scan';
@@ -25,18 +26,7 @@ afterEach(async () => {
 async function deployed() {
   const { client, tableName } = await freshTable();
   kinesis = await startKinesisEndpoint();
-  const environment = {
-    TABLE_NAME: tableName,
-    INGEST_STREAM_NAME: 'pql-radar-IngestBuffer',
-    AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
-    AWS_ENDPOINT_URL_KINESIS: kinesis.url,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'local',
-    AWS_SECRET_ACCESS_KEY: 'local',
-    POWERTOOLS_METRICS_DISABLED: 'true',
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
-  };
-  for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
+  stubFunctionEnvironment({ TABLE_NAME: tableName, INGEST_STREAM_NAME: 'pql-radar-IngestBuffer', AWS_ENDPOINT_URL_KINESIS: kinesis.url });
   const { key } = await new DynamoDbWriteKeyStore(client, tableName).create('acme');
   const ingest = await import('../../functions/ingest/handler');
   const consumer = await import('../../functions/ingest-buffer/handler');

@@ -16,18 +16,28 @@ export function compiledRulesFile(ruleset: Ruleset): string {
  * EventBridge endpoint; `vi.unstubAllEnvs()` takes it away.
  */
 export function stubEvaluatorEnvironment(options: { tableName: string; ruleset: Ruleset; shards: number; eventBridgeUrl?: string }): void {
-  const environment = {
+  stubFunctionEnvironment({
     TABLE_NAME: options.tableName,
     EVENT_BUS_NAME: 'pql-radar-leads',
     RULES_FILE: compiledRulesFile(options.ruleset),
     DIRTY_SHARDS: String(options.shards),
-    AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
     ...(options.eventBridgeUrl ? { AWS_ENDPOINT_URL_EVENTBRIDGE: options.eventBridgeUrl } : {}),
+  });
+}
+
+/**
+ * A deployed function's environment: `variables`, on the test run's DynamoDB Local, with local credentials, and
+ * Powertools quiet; `vi.unstubAllEnvs()` takes it away.
+ */
+export function stubFunctionEnvironment(variables: Record<string, string>): void {
+  const environment = {
+    AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
     POWERTOOLS_METRICS_DISABLED: 'true',
     POWERTOOLS_LOG_LEVEL: 'SILENT',
+    ...variables,
   };
   for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
 }
