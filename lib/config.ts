@@ -154,6 +154,11 @@ export const configSchema = z.strictObject({
       /** Seconds the stream's records gather before a batch is written (Lambda takes at most 300). @default 300 */
       batchingWindowSeconds: z.number().int().min(0).max(300).default(defaultBufferBatchingSeconds),
       /**
+       * Hours the stream keeps a record its consumer has not stored (while the table cannot be written, say): over 24
+       * costs more per shard hour. @default 24
+       */
+      retentionHours: z.number().int().min(24).max(8760).default(24),
+      /**
        * The first of the two deploys that turn the buffer off: ingest writes the table again, and the consumer stores
        * what the stream still holds; once the buffer's iterator age is 0, remove `ingestBuffer`. @default false
        */

@@ -53,6 +53,7 @@ export class PqlRadarStack extends Stack {
         ingest: this.ingestApi.handler,
         shards: config.ingestBuffer.shards,
         batchingWindow: Duration.seconds(config.ingestBuffer.batchingWindowSeconds),
+        retention: Duration.hours(config.ingestBuffer.retentionHours),
         acceptingRequests: !config.ingestBuffer.draining,
       });
     }

@@ -135,9 +135,11 @@ describe('ingestBuffer', () => {
   });
 
   it('takes shards and a batching window, one shard and 300 seconds by default', () => {
-    expect(load(`${routes}ingestBuffer:\n  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ shards: 2, batchingWindowSeconds: 300, draining: false });
-    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, draining: false });
-    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, draining: true });
+    expect(load(`${routes}ingestBuffer:\n  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ shards: 2, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
+    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
+    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: true });
+    expect(load(`${routes}ingestBuffer:\n  retentionHours: 72\n`)().config.ingestBuffer?.retentionHours).toBe(72);
+    expect(load(`${routes}ingestBuffer:\n  retentionHours: 12\n`)).toThrow(/ingestBuffer\.retentionHours: Too small/);
   });
 
   it('fails the synth naming the field: no shard, a window over Lambda\'s 300 seconds, a misspelt key', () => {

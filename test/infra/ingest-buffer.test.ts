@@ -136,6 +136,10 @@ describe('with ingestBuffer in the config', () => {
     defaults.hasResourceProperties('AWS::Kinesis::Stream', { ShardCount: 1 });
     defaults.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumBatchingWindowInSeconds: 300, MaximumRetryAttempts: -1 });
   });
+
+  it("keeps records the config's retentionHours", () => {
+    synth({ ingestBuffer: { retentionHours: 72 } }).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 72 });
+  });
 });
 
 describe('with ingestBuffer draining (the first deploy of turning it off)', () => {
