@@ -707,8 +707,9 @@ async function main() {
     );
     if (costs.some(({ result }) => result.buffer)) {
       const shardMonth = 30 * 24 * price.kinesisShardHour;
+      const bufferWindowsPerMonth = (30 * 24 * 3600_000) / bufferWindowMs;
       table.push(
-        `With the ingest buffer on: ${money(shardMonth)} a month per Kinesis shard (1,000 records/s, 1 MB/s each), and at most ${count(streamWindowsPerMonth)} consumer invocations per shard (${money(streamWindowsPerMonth * price.lambdaRequest)}).`,
+        `With the ingest buffer on: ${money(shardMonth)} a month per Kinesis shard (1,000 records/s, 1 MB/s each), and at most ${count(bufferWindowsPerMonth)} consumer invocations per shard (${money(bufferWindowsPerMonth * price.lambdaRequest)}).`,
       );
     }
     console.log(table.join('\n'));
