@@ -104,9 +104,16 @@ export interface SourceLine {
   number: number;
 }
 
-/** The lines of events files, in order, each with its file and number. */
-export async function* fileLines(files: readonly string[]): AsyncGenerator<SourceLine> {
-  for (const file of files) for await (const { line, number } of readLines(file)) yield { source: file, line, number };
+/**
+ * The lines of events files, in order, each with its file and number. One file's are its readLines as they are: a
+ * generator re-yielding every line cost the main thread a fifth more (a million lines: 1.17 to 1.29 CPU-s, 0.95 to
+ * 1.06 without it).
+ */
+export function fileLines(files: readonly string[]): AsyncIterable<SourceLine> {
+  if (files.length === 1) return readLines(files[0]!);
+  return (async function* () {
+    for (const file of files) yield* readLines(file);
+  })();
 }
 
 /** JSON texts from elsewhere as numbered lines of `source`. */
@@ -351,11 +358,11 @@ function receivedAtOf(raw: unknown): Date {
 }
 
 /**
- * The lines of a file, numbered from 1, streamed (gunzipped when the name ends in .gz); a line over maxLineBytes is
- * given as an Error in its place (and skipped over) so a reader can report or skip it. Errors of the file itself
- * (missing, unreadable, a corrupt gzip) throw an InputError naming the file.
+ * The lines of a file, each with the file and its number from 1, streamed (gunzipped when the name ends in .gz); a
+ * line over maxLineBytes is given as an Error in its place (and skipped over) so a reader can report or skip it.
+ * Errors of the file itself (missing, unreadable, a corrupt gzip) throw an InputError naming the file.
  */
-export async function* readLines(file: string): AsyncGenerator<{ line: string | Error; number: number }> {
+export async function* readLines(file: string): AsyncGenerator<SourceLine> {
   const source = createReadStream(file);
   let stream: Readable = source;
   if (file.endsWith('.gz')) {
@@ -376,10 +383,10 @@ export async function* readLines(file: string): AsyncGenerator<{ line: string | 
         number++;
         if (oversized || newline - start > maxLineBytes) {
           oversized = false;
-          yield { line: new Error(`the line is longer than ${maxLineBytes} bytes`), number };
+          yield { source: file, line: new Error(`the line is longer than ${maxLineBytes} bytes`), number };
         } else {
           const end = newline > start && text.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
-          yield { line: text.slice(start, end), number };
+          yield { source: file, line: text.slice(start, end), number };
         }
         start = newline + 1;
       }
@@ -391,8 +398,8 @@ export async function* readLines(file: string): AsyncGenerator<{ line: string | 
       pending = oversized ? '' : text;
     }
     pending += decoder.end();
-    if (oversized) yield { line: new Error(`the line is longer than ${maxLineBytes} bytes`), number: number + 1 };
-    else if (pending !== '') yield { line: pending.endsWith('\r') ? pending.slice(0, -1) : pending, number: number + 1 };
+    if (oversized) yield { source: file, line: new Error(`the line is longer than ${maxLineBytes} bytes`), number: number + 1 };
+    else if (pending !== '') yield { source: file, line: pending.endsWith('\r') ? pending.slice(0, -1) : pending, number: number + 1 };
   } catch (error) {
     throw fileError(file, number, error);
   } finally {
