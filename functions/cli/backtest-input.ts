@@ -199,8 +199,8 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
   const userId = optionalIdentifier(input, 'userId');
   const anonymousId = optionalIdentifier(input, 'anonymousId');
   if (userId === invalid || anonymousId === invalid || (!userId && !anonymousId)) return undefined;
-  const time = Date.parse(timestamp);
-  if (!(time >= earliestEventTime && time <= latestEventTime)) return undefined;
+  const resolved = resolvedTime(timestamp);
+  if (resolved === undefined) return undefined;
 
   const message: Record<string, unknown> = {};
   for (const key of shape.keys) {
@@ -246,26 +246,23 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
   if (shape.required !== undefined && !Object.hasOwn(message, shape.required)) return undefined;
   for (const key of Object.keys(input)) if (!shape.known.has(key)) message[key] = input[key];
 
-  // A time already written as toISOString writes it (the pattern checked the fields) needs no formatting.
-  const resolved = timestamp.length === 24 && timestamp.charCodeAt(19) === 46 && timestamp.charCodeAt(23) === 90 ? timestamp : new Date(time).toISOString();
   // As normalise's { ...message, messageId, timestamp }: both keys are there already, so the order is the same.
   message['timestamp'] = resolved;
   const context = message['context'] as Record<string, unknown> | undefined;
   const groupId = (type === 'group' ? message['groupId'] : context?.['groupId']) as string | undefined;
   const name = (type === 'track' ? message['event'] : type === 'page' || type === 'screen' ? message['name'] : undefined) as string | undefined;
   const traits = (type === 'identify' ? identifyTraits(message) : type === 'group' ? message['traits'] : undefined) as Record<string, unknown> | undefined;
-  return {
-    index,
-    messageId: messageId as string,
-    type: type as AcceptedMessage['type'],
-    ...(name !== undefined ? { name } : {}),
-    timestamp: resolved,
-    serverTimed: false,
-    identity: identityOf(message),
-    ...(groupId !== undefined ? { groupId } : {}),
-    ...(traits !== undefined ? { traits } : {}),
-    message: message as StoredMessage,
-  };
+  // Set one by one, in the order of validateMessage's keys: spreading `{ name }` or `{}` into a literal, three times,
+  // was a third of this fast path's time.
+  const accepted: Partial<AcceptedMessage> = { index, messageId: messageId as string, type: type as AcceptedMessage['type'] };
+  if (name !== undefined) accepted.name = name;
+  accepted.timestamp = resolved;
+  accepted.serverTimed = false;
+  accepted.identity = identityOf(message);
+  if (groupId !== undefined) accepted.groupId = groupId;
+  if (traits !== undefined) accepted.traits = traits;
+  accepted.message = message as StoredMessage;
+  return accepted as AcceptedMessage;
 }
 
 /**
@@ -276,6 +273,19 @@ const fastPathMaxChars = 2_000;
 /** core/messages' range of storable times. */
 const earliestEventTime = Date.UTC(2000, 0, 1);
 const latestEventTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+const earliestEventIso = new Date(earliestEventTime).toISOString();
+
+/**
+ * A timestamp that matched isoDateTime, as toISOString writes it; undefined when it is outside the storable times.
+ * One written that way already (24 characters: milliseconds and Z) is its own, and its fields checked by the pattern
+ * (a real date, four digits of year), it compares with the earliest as text: Date.parse was a tenth of the fast path.
+ * @internal exported for its test
+ */
+export function resolvedTime(timestamp: string): string | undefined {
+  if (timestamp.length === 24 && timestamp.charCodeAt(19) === 46 && timestamp.charCodeAt(23) === 90) return timestamp >= earliestEventIso ? timestamp : undefined;
+  const time = Date.parse(timestamp);
+  return time >= earliestEventTime && time <= latestEventTime ? new Date(time).toISOString() : undefined;
+}
 /** zod's own ISO date-time check (segment-schema's timestamps), so both paths accept the same times. */
 const isoDateTime = (z.iso.datetime({ offset: true })._zod as unknown as { pattern: RegExp }).pattern;
 const common = ['messageId', 'userId', 'anonymousId', 'timestamp', 'originalTimestamp', 'sentAt', 'context', 'integrations', 'type'];
