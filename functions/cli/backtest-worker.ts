@@ -236,7 +236,12 @@ function spillText(message: HistoryMessage): string {
 function spilledMessage(text: string): HistoryMessage {
   const [type, timestamp, messageId, groupId, traits, fields] = JSON.parse(text) as [StoredMessage['type'], string, string, string | null, Record<string, unknown> | null, Record<string, unknown>];
   const message: StoredMessage = { type, messageId, timestamp, ...fields };
-  return { type, timestamp, identity: identityOf(message as IdentifiedMessage), messageId, ...(groupId !== null ? { groupId } : {}), ...(traits !== null ? { traits } : {}), message };
+  // As historyMessage sets them, key by key.
+  const history: Partial<HistoryMessage> = { type, timestamp, identity: identityOf(message as IdentifiedMessage), messageId };
+  if (groupId !== null) history.groupId = groupId;
+  if (traits !== null) history.traits = traits;
+  history.message = message;
+  return history as HistoryMessage;
 }
 
 /** The message of a spilled line, `seq \t owner \t message` (spillText). */
