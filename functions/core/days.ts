@@ -33,17 +33,6 @@ const utcMidnight = remembered((day: string) => Date.parse(`${day}T00:00:00Z`));
 /** The day `days` after `day` (before it when negative). */
 export const addDays = (day: string, days: number): string => dayOf(utcMidnight(day) + days * dayMs);
 
-let lastIso = { ms: Number.NaN, iso: '' };
-/**
- * `time.toISOString()`, remembered for the last time asked: an evaluator pass or a backtest step decides every entity
- * at one `now` (formatting it anew was 2% of a backtest's replay). An invalid Date throws, as toISOString does.
- */
-export function isoOf(time: Date): string {
-  const ms = time.getTime();
-  if (ms !== lastIso.ms) lastIso = { ms, iso: time.toISOString() };
-  return lastIso.iso;
-}
-
 /** The last millisecond of a day, the moment a backtest step evaluates at. */
 export const dayEnd = (day: string): string => `${day}T23:59:59.999Z`;
 

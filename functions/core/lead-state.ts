@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { LeadEvent } from './lead-event';
 import { leadEventType, maxLeadEventDetailBytes } from './lead-event-names';
-import { dayMs, daysBetween, isoOf } from './days';
+import { dayMs, daysBetween } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 import { chooseRoute, ownerOf } from './rules/routing';
@@ -138,13 +138,12 @@ export function decide(
   feedback: readonly LeadFeedback[] = [],
 ): { state: LeadState; transition?: Transition } {
   const previousTier = previous?.tier ?? null;
-  const nowIso = isoOf(now);
   const given = [...feedback].sort((a, b) => a.at.localeCompare(b.at) || a.id.localeCompare(b.id));
   const newest = given.at(-1);
   const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
   const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier, signals: matched } : undefined);
   const newlyConverted = conversion !== undefined && previous?.conversion === undefined;
-  const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > nowIso;
+  const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > now.toISOString();
   const outOfTiers = newest !== undefined || coolingDown || convertedOutOfTiers(conversion, ruleset);
   const tier = outOfTiers ? null : evaluation.tier;
   // The inspector's score over time and signal values, for leads (and the evaluation that ends one): kept for every
@@ -160,7 +159,7 @@ export function decide(
     cooldownUntil: previous?.cooldownUntil ?? null,
     sequence: previous?.sequence ?? 0,
     rulesetVersion: ruleset.version,
-    evaluatedAt: nowIso,
+    evaluatedAt: now.toISOString(),
     matched,
     lastSeen: facts.lastSeen,
     history: previous?.history ?? [],
@@ -181,11 +180,11 @@ export function decide(
   const cooldownDays = ruleset.file.policy.cooldown ?? 0;
   const state: LeadState = {
     ...base,
-    since: tier !== previousTier ? nowIso : base.since,
+    since: tier !== previousTier ? now.toISOString() : base.since,
     sequence,
     cooldownUntil: kind === 'disqualified' && cooldownDays > 0 ? new Date(now.getTime() + cooldownDays * dayMs).toISOString() : base.cooldownUntil,
-    history: [...base.history, { tier, previousTier, at: nowIso, reasons }].slice(-maxHistory),
-    ...(kind === 'qualified' ? { qualification: { at: nowIso, tier: tier!, signals: matched } } : {}),
+    history: [...base.history, { tier, previousTier, at: now.toISOString(), reasons }].slice(-maxHistory),
+    ...(kind === 'qualified' ? { qualification: { at: now.toISOString(), tier: tier!, signals: matched } } : {}),
   };
   const report = reported ? conversionReport(conversion!, previous!.qualification!) : undefined;
   return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons, ...(report ? { conversion: report } : {}) } };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { remembered } from '../../functions/core/remembered';
-import { addDays, calendarOf, dayOf, isoOf } from '../../functions/core/days';
+import { addDays, calendarOf, dayOf } from '../../functions/core/days';
 
 describe('remembered', () => {
   it('computes each key once, null and NaN results included', () => {
@@ -40,16 +40,5 @@ describe('remembered', () => {
       expect(berlin.dayOf('2024-03-30T23:30:00Z')).toBe('2024-03-31');
       expect(berlin.startOf('2024-03-31')).toBe(Date.UTC(2024, 2, 30, 23));
     }
-  });
-
-  it('isoOf gives toISOString of the time asked, not of the one before: the same Date moved, another at the same time', () => {
-    const now = new Date('2025-03-01T23:59:59.999Z');
-    expect(isoOf(now)).toBe('2025-03-01T23:59:59.999Z');
-    now.setTime(now.getTime() + 1);
-    expect(isoOf(now)).toBe(now.toISOString());
-    expect(isoOf(new Date(now.getTime()))).toBe('2025-03-02T00:00:00.000Z');
-    for (const ms of [0, -1, Date.UTC(2024, 1, 29, 12), 8.64e15, 0]) expect(isoOf(new Date(ms))).toBe(new Date(ms).toISOString());
-    expect(() => isoOf(new Date(Number.NaN))).toThrow(RangeError);
-    expect(() => isoOf(new Date(Number.NaN))).toThrow(RangeError);
   });
 });
