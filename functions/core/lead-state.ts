@@ -163,12 +163,11 @@ export function decide(
     matched,
     lastSeen: facts.lastSeen,
     history: previous?.history ?? [],
+    ...(scores ? { scores } : {}),
+    ...(signals ? { signals } : {}),
+    ...(previous?.qualification ? { qualification: previous.qualification } : {}),
+    ...(conversion ? { conversion } : {}),
   };
-  // Set in this order, not spread from conditional literals: a backtest decides hundreds of thousands of states.
-  if (scores) base.scores = scores;
-  if (signals) base.signals = signals;
-  if (previous?.qualification) base.qualification = previous.qualification;
-  if (conversion) base.conversion = conversion;
   if (newest !== undefined) return withFeedback(base, previousTier, given, ruleset, now);
   const reported = newlyConverted && previous?.qualification !== undefined;
   if (tier === previousTier && !reported) return { state: base };
