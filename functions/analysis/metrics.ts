@@ -66,6 +66,8 @@ interface Judged {
   entity: EntityHistoryResult;
   start: string;
   convertedAt: string | null;
+  /** convertedAt as epoch ms (NaN for none), parsed once for the many splits. */
+  convertedMs: number;
   /** Converted between its start and the end of the period plus the horizon. */
   converter: boolean;
 }
@@ -102,7 +104,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       continue;
     }
     if (entity.type === 'account' && !replay.accountsEvaluated) continue;
-    judged[entity.type].push({ entity, start, convertedAt, converter: convertedAt !== null && convertedAt <= outcomeEnd });
+    judged[entity.type].push({ entity, start, convertedAt, convertedMs: convertedAt !== null ? Date.parse(convertedAt) : Number.NaN, converter: convertedAt !== null && convertedAt <= outcomeEnd });
   }
   const unknown = [...firstConversion.keys()].filter((key) => !known.has(key)).length;
 
@@ -112,22 +114,29 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     let inConverted = 0;
     let outCount = 0;
     let outConverted = 0;
+    let converters = 0;
+    let reached = 0;
     const daysToConversion: number[] = [];
+    // One pass, each time parsed once: a report splits every population some sixty times (tiers, signals, thresholds).
     for (const judgedEntity of population) {
       const { convertedAt } = judgedEntity;
       const at = firstTime(judgedEntity.entity);
+      if (judgedEntity.converter) converters++;
+      if (at !== undefined) reached++;
       if (at !== undefined && (convertedAt === null || at < convertedAt)) {
         inCount++;
-        if (convertedAt !== null && Date.parse(convertedAt) - Date.parse(at) <= horizonMs) {
-          inConverted++;
-          daysToConversion.push((Date.parse(convertedAt) - Date.parse(at)) / dayMs);
+        if (convertedAt !== null) {
+          const elapsed = judgedEntity.convertedMs - Date.parse(at);
+          if (elapsed <= horizonMs) {
+            inConverted++;
+            daysToConversion.push(elapsed / dayMs);
+          }
         }
       } else {
         outCount++;
         if (judgedEntity.converter) outConverted++;
       }
     }
-    const converters = population.filter((entity) => entity.converter).length;
     const precision = inCount === 0 ? 0 : inConverted / inCount;
     const recall = converters === 0 ? 0 : inConverted / converters;
     return {
@@ -138,6 +147,8 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       recall,
       f1: f1(precision, recall),
       medianDays: median(daysToConversion),
+      // Entities with a first time at all, before their conversion or not.
+      reached,
     };
   };
 
@@ -171,7 +182,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     const population = judged[level];
     const fired = (entity: EntityHistoryResult) => (Object.hasOwn(entity.firstFired, name) ? entity.firstFired[name] : undefined);
     const result = split(population, fired);
-    const everFired = population.filter((entity) => fired(entity.entity) !== undefined).length;
+    const everFired = result.reached;
     signals.push({
       signal: name,
       level,
@@ -191,7 +202,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     const high = Math.ceil(range.max / grid) * grid;
     const step = grid * Math.max(1, Math.ceil((high - low) / grid / 40));
     for (let minScore = low; minScore <= high; minScore += step) {
-      const result = split(judged.user, (entity) => entity.maxScore.find((point) => point.score >= minScore)?.at);
+      const result = split(judged.user, (entity) => firstReached(entity.maxScore, minScore));
       thresholds.push({ minScore, qualified: result.in.entities, precision: round(result.precision), recall: round(result.recall) });
     }
   }
@@ -243,6 +254,12 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     missedConverters,
     warnings,
   };
+}
+
+/** When a running maximum of the score first reached `minScore` (a loop, not find: no closure per entity and threshold). */
+function firstReached(maxScore: EntityHistoryResult['maxScore'], minScore: number): string | undefined {
+  for (const point of maxScore) if (point.score >= minScore) return point.at;
+  return undefined;
 }
 
 /**

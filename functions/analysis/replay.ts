@@ -149,8 +149,12 @@ export function historyMessage(message: HistoryMessage, reads: HistoryReads): Hi
   if (isRecord(kept['properties'])) kept['properties'] = picked(kept['properties'], reads.properties);
   const identified = raw.type === 'identify' ? identifyTraits(raw as { traits?: unknown; context?: unknown }) : undefined;
   if (identified !== undefined) kept['traits'] = isRecord(identified) ? picked(identified, reads.traits) : identified;
-  const keptTraits = traits !== undefined ? picked(traits, reads.traits) : undefined;
-  return { type, timestamp, identity, messageId, ...(groupId !== undefined ? { groupId } : {}), ...(keptTraits !== undefined ? { traits: keptTraits } : {}), message: kept };
+  // Set key by key, not spread from conditional literals: this runs for every message a backtest reads.
+  const history: Partial<HistoryMessage> = { type, timestamp, identity, messageId };
+  if (groupId !== undefined) history.groupId = groupId;
+  if (traits !== undefined) history.traits = picked(traits, reads.traits);
+  history.message = kept;
+  return history as HistoryMessage;
 }
 
 const keptFields = ['userId', 'anonymousId', 'previousId', 'event', 'name', 'properties'];

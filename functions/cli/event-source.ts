@@ -1,10 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { AcceptedMessage } from '../core/messages';
-import { createDynamoDbClient } from '../local/dynamodb-local';
 import type { SourceLine } from './backtest-input';
-import { tableOptions } from './options';
 
-/** The events `backtest` and `discover` read: JSONL files, or what the live table stored. */
+/**
+ * The events `backtest` and `discover` read: JSONL files, or what the live table stored. The DynamoDB modules load
+ * only for the table, so reading files starts without the AWS SDK.
+ */
 
 export interface EventSourceOptions {
   events?: string[];
@@ -29,10 +30,12 @@ export async function eventLines(program: Command, options: EventSourceOptions):
   if ((options.source === 'files') !== (options.events !== undefined)) {
     throw new InvalidArgumentError(options.source === 'files' ? '--events is required (or --source dynamodb)' : '--events and --source dynamodb exclude each other');
   }
-  const { table, endpoint } = tableOptions(program);
   const files = options.events;
   if (files !== undefined) return { lines: () => fileLines(files), source: files.join(', ') };
+  const { tableOptions } = await import('./options');
+  const { createDynamoDbClient } = await import('../local/dynamodb-local');
   const { storedEventTexts } = await import('../adapters/dynamodb/stored-events');
+  const { table, endpoint } = tableOptions(program);
   return { lines: () => textLines(`dynamodb:${table}`, storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace)), source: `table ${table}, workspace ${options.workspace}` };
 }
 

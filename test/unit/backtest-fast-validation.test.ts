@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { acceptCommonMessage, parseEvent } from '../../functions/cli/backtest-input';
+import { acceptCommonMessage, parseEvent, resolvedTime } from '../../functions/cli/backtest-input';
 import { validateMessage } from '../../functions/core/messages';
 
 /**
@@ -110,5 +110,31 @@ describe('the backtest validation fast path', () => {
       expect(acceptCommonMessage(raw, index + 1)).toBeDefined();
       expect(parseEvent('f', JSON.stringify(line), index + 1)).toStrictEqual(validateMessage(raw, index + 1, 'backtest', new Date(0)));
     });
+  });
+
+  it('resolves a time as Date.parse and toISOString do, the ones already written that way compared as text', () => {
+    const slow = (timestamp: string) => {
+      const time = Date.parse(timestamp);
+      return time >= Date.UTC(2000, 0, 1) && time <= Date.UTC(9999, 11, 31, 23, 59, 59, 999) ? new Date(time).toISOString() : undefined;
+    };
+    const cases = [
+      '1999-12-31T23:59:59.999Z',
+      '2000-01-01T00:00:00.000Z',
+      '9999-12-31T23:59:59.999Z',
+      // Written otherwise: what text comparison would get wrong (an offset moves it before 2000 or after 9999).
+      '2000-01-01T00:30:00.000+01:00',
+      '9999-12-31T23:59:59.999-01:00',
+      '2025-01-01T00:00:00Z',
+      '2025-01-01T00:00:00.5Z',
+    ];
+    for (const timestamp of cases) expect(resolvedTime(timestamp)).toBe(slow(timestamp));
+    expect(resolvedTime('2000-01-01T00:30:00.000+01:00')).toBeUndefined();
+    expect(resolvedTime('2025-01-01T00:00:00Z')).toBe('2025-01-01T00:00:00.000Z');
+    fc.assert(
+      fc.property(fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2040, 0, 1) }), (ms) => {
+        const timestamp = new Date(ms).toISOString();
+        expect(resolvedTime(timestamp)).toBe(slow(timestamp));
+      }),
+    );
   });
 });
