@@ -353,7 +353,9 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
           await evaluateChanges(evaluation.store, publisher, { marks: changeMarks(streamed), ruleset, now, outOfTime: () => false, concurrency: 1 });
         },
       });
-      if (invoked) capture.batches++;
+      // No record for the evaluator, no invocation: reading the local stream to find that out costs nothing deployed.
+      if (!invoked) return;
+      capture.batches++;
       // The stream's evaluations are the events' work, all of it: no share of the schedule's empty runs to take off.
       work = addWork(work, { ...addWork(snapshot(performance.now() - started), before, -1), runs: 0 });
     };
