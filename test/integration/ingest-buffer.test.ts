@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, expect, it, vi } from 'vitest';
 import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
+import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
 import { eventSortKeyPrefix, quarantinePartitionKey } from '../../functions/adapters/dynamodb/item-keys';
 import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
+import { storeBufferedRequests, type BufferedRequest } from '../../functions/core/ingest-buffer';
+import { validateMessage } from '../../functions/core/messages';
 import { serveHttpApi } from '../../functions/local/http-server';
 import { freshTable } from '../support/dynamodb';
 import { stubFunctionEnvironment } from '../support/evaluator-environment';
@@ -88,4 +91,18 @@ it('quarantines what the table refuses after the 200 (traits beyond a profile it
   expect(quarantined.length).toBeGreaterThan(0);
   expect(quarantined.every((item) => item['reason']?.S?.includes('400 KB'))).toBe(true);
   expect(quarantined.map((item) => item['path']?.S)).toEqual(quarantined.map(() => 'traits'));
+});
+
+it("counts once a message without a time of its own that a batch holds twice, a retry across midnight, under its first receipt's day", async () => {
+  const { client, tableName } = await freshTable();
+  const store = new DynamoDbEventStore({ client, tableName });
+  const sent = { type: 'track', userId: 'ann', event: 'Report Exported', messageId: 'no-time' };
+  const request = (requestId: string, receivedAt: Date): BufferedRequest => {
+    const outcome = validateMessage(sent, 0, 'acme', receivedAt);
+    if ('reason' in outcome) throw new Error(outcome.reason);
+    return { workspace: 'acme', requestId, receivedAt: receivedAt.toISOString(), messages: [outcome] };
+  };
+  await storeBufferedRequests(store, [request('first', new Date('2026-11-29T23:59:59.500Z')), request('retry', new Date('2026-11-30T00:00:00.500Z'))]);
+  const stored = (await scanAll(client, tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
+  expect(stored.flatMap((item) => eventMessagesOf(item).map((message) => [item['sk']!.S!.slice(0, 15), message.timestamp]))).toEqual([['EVT#2026-11-29#', '2026-11-29T23:59:59.500Z']]);
 });

@@ -177,18 +177,22 @@ export class DynamoDbEventStore implements EventStore {
       pk: { S: receiptPartitionKey(workspace, messageId) },
       sk: { S: receiptSortKey },
     }));
-    const earlier = new Map<string, string>();
+    const first = new Map<string, string>();
     const found = await getAll(this.client, this.tableName, keys, { projection: 'messageId, receivedAt', capacity: this.capacity });
-    for (const item of found) earlier.set(item['messageId']!.S!, item['receivedAt']!.S!);
+    for (const item of found) first.set(item['messageId']!.S!, item['receivedAt']!.S!);
     const expiresAt = { N: String(Math.floor(receivedAt.getTime() / 1000) + receiptRetentionSeconds) };
-    const receipts = serverTimed
-      .filter((message) => !earlier.has(message.messageId))
-      .map((message): Item => ({ ...keys.find((key) => key.pk.S === receiptPartitionKey(workspace, message.messageId))!, messageId: { S: message.messageId }, receivedAt: { S: message.timestamp }, expiresAt }));
+    // A messageId met twice in one save (a retry buffered with the original, lib/ingest-buffer.ts) takes its first copy's time.
+    const receipts: Item[] = [];
+    for (const message of serverTimed) {
+      if (first.has(message.messageId)) continue;
+      first.set(message.messageId, message.timestamp);
+      receipts.push({ ...keys.find((key) => key.pk.S === receiptPartitionKey(workspace, message.messageId))!, messageId: { S: message.messageId }, receivedAt: { S: message.timestamp }, expiresAt });
+    }
     return {
       receipts,
       messages: messages.map((message) => {
-        const first = message.serverTimed ? earlier.get(message.messageId) : undefined;
-        return first === undefined ? message : { ...message, timestamp: first, message: { ...message.message, timestamp: first } };
+        const firstTime = message.serverTimed ? first.get(message.messageId) : undefined;
+        return firstTime === undefined || firstTime === message.timestamp ? message : { ...message, timestamp: firstTime, message: { ...message.message, timestamp: firstTime } };
       }),
     };
   }
