@@ -8,7 +8,8 @@
  *                     analytics-node batches of 100 in the product's backend, for the same users
  *   browser           analytics.js, one request per call (bench:ingest's browser stream)
  *   browser-buffered  the same through the opt-in ingest buffer (lib/ingest-buffer.ts): ingest puts each request on a
- *                     Kinesis stream (a local endpoint here), and the consumer stores each minute's records at once
+ *                     Kinesis stream (a local endpoint here), and the consumer stores each batching window's records
+ *                     (5 minutes, lib/ingest-buffer.ts) at once
  *
  * Each mix has its own table in one DynamoDB Local and one user per 100 events, ten to an account (bench:ingest's 200
  * users in 20 accounts at the default 20,000 events), so that a smaller BENCH_EVENTS keeps the events per user and
@@ -121,8 +122,10 @@ const windowEnd = windowStart + windowDays * dayMs;
 const workspace = 'bench';
 /** Evaluator intervals to choose from, in minutes: the deployed schedule's 1 up to once a day. */
 const intervals = [1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 240, 288, 360, 480, 720, 1440];
+/** Batching windows (or scheduled runs) of this length in a 30-day month. */
+const windowsPerMonth = (windowMs: number) => (30 * dayMs) / windowMs;
 /** Evaluator runs a month per shard, deployed: one a minute. */
-const runsPerMonth = 30 * 24 * 60;
+const runsPerMonth = windowsPerMonth(60_000);
 
 const price = listPrices;
 const gib = 2 ** 30;
@@ -701,7 +704,7 @@ async function main() {
     const empty = empties[Math.floor((empties.length - 1) / 2)]!;
     const fixedGbSeconds = runsPerMonth * (Math.ceil(empty.ms) / 1000) * (evaluatorMemoryMb / 1024);
     const fixedDollars = fixedGbSeconds * price.lambdaGbSecond + runsPerMonth * dirtyShards * price.lambdaRequest + runsPerMonth * (empty.read * price.readUnit + empty.write * price.writeUnit);
-    const streamWindowsPerMonth = (30 * 24 * 3600) / defaultChangeBatchingSeconds;
+    const streamWindowsPerMonth = windowsPerMonth(captureWindowMs);
     table.push(
       `Fixed per month, whatever the traffic: the evaluator's schedule, ${dirtyShards} shards every minute, a run of all of them that finds nothing measured at ${empty.ms.toFixed(0)} ms and ${empty.read} RCU (the mixes' median):`,
       `  ${count(runsPerMonth * dirtyShards)} invocations, ${count(Math.round(fixedGbSeconds))} GB-s, ${count(runsPerMonth * empty.read)} RCU = ${money(fixedDollars)} a month (before the free tier).`,
@@ -709,7 +712,7 @@ async function main() {
     );
     if (costs.some(({ result }) => result.buffer)) {
       const shardMonth = 30 * 24 * price.kinesisShardHour;
-      const bufferWindowsPerMonth = (30 * 24 * 3600_000) / bufferWindowMs;
+      const bufferWindowsPerMonth = windowsPerMonth(bufferWindowMs);
       table.push(
         `With the ingest buffer on: ${money(shardMonth)} a month per Kinesis shard (1,000 records/s, 1 MB/s each), and at most ${count(bufferWindowsPerMonth)} consumer invocations per shard (${money(bufferWindowsPerMonth * price.lambdaRequest)}).`,
       );

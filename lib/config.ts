@@ -160,7 +160,7 @@ export const configSchema = z.strictObject({
       retentionHours: z.number().int().min(24).max(8760).default(24),
       /**
        * The first of the two deploys that turn the buffer off: ingest writes the table again, and the consumer stores
-       * what the stream still holds; once the buffer's iterator age is 0, remove `ingestBuffer`. @default false
+       * what the stream still holds; once it has (README, "Ingest buffer"), remove `ingestBuffer`. @default false
        */
       draining: z.boolean().default(false),
     })

@@ -49,7 +49,11 @@ export interface BufferedStoreOutcome {
  */
 export async function storeBufferedRequests(store: EventStore, requests: readonly BufferedRequest[]): Promise<BufferedStoreOutcome> {
   const byWorkspace = new Map<string, BufferedRequest[]>();
-  for (const request of requests) byWorkspace.set(request.workspace, [...(byWorkspace.get(request.workspace) ?? []), request]);
+  for (const request of requests) {
+    const group = byWorkspace.get(request.workspace);
+    if (group) group.push(request);
+    else byWorkspace.set(request.workspace, [request]);
+  }
   let stored = 0;
   let refusedCount = 0;
   for (const [workspace, group] of byWorkspace) {
