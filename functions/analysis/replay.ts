@@ -31,9 +31,11 @@ import { hash52, HashSet52 } from './seen-set';
  *     user at that moment. A user whose evaluation cannot have changed since its last one is neither evaluated nor
  *     even looked at (its last evaluation stands: see `visits` in replay), which changes no figure.
  *  2. The lead state machine (`decide`, with the cooldown) runs for the users the deployed evaluator would evaluate
- *     then: those with new messages since the previous step, qualified leads (swept every 6 hours, so at every
- *     step), and users without a tier whose sweep is due (lead-state's nextDecisionAt: time alone can raise them into
- *     a tier). Any other user with nothing new and no tier keeps its state, as in the evaluator. The tier changes are recorded.
+ *     then: those with new messages since the previous step, and those whose sweep is due (lead-state's
+ *     nextDecisionAt: a lead when time can change its evaluation, a user without a tier when time can raise it into
+ *     one). Any other user keeps its state, as in the evaluator: run on the same evaluation, a lead's state machine
+ *     would keep its tier (only a conversion coming in moves it, and the replay looks at the lead then). The tier
+ *     changes are recorded.
  *  3. Accounts (only when some rule looks at accounts), after their members, as the evaluator does: their facts are
  *     their members' rollups added up, and each member's last seen, tier and matched signals from the member's lead
  *     state (core/facts' accountFacts). They are decided when a member had new messages, when a member's tier moved, when they are leads, or when their sweep is due.
@@ -572,9 +574,9 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   /** Evaluates a user at a step (`changed`: it has new days), and runs the lead state machine when the evaluator would. */
   const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean) => {
     let look = user.lastLook;
-    // A lead is looked at every step, for its state machine. With nothing new and nothing time can move since its last
-    // evaluation (stableUntil), the engine would say again what it said then, with the same facts as far as they reach
-    // (windows only shrink), so the state machine runs on that evaluation: leads were most of a replay's evaluations.
+    // With nothing new and nothing time can move since a lead's last evaluation (stableUntil), the engine would say
+    // again what it said then, with the same facts as far as they reach (windows only shrink), so its state machine
+    // runs on that evaluation: leads were most of a replay's evaluations.
     if (look === undefined || atMs >= user.stableUntil || options.reevaluateAll) {
       // The signup time moves only with the traits and first seen (core/facts' signupDay, computed once for both uses).
       if (user.signup === undefined || user.signup.cursor !== user.traitCursor || user.signup.firstSeen !== user.totals.firstSeen) {
@@ -612,10 +614,11 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const stepMs = stepTimes.map((at) => Date.parse(at));
   /**
    * The users each step looks at, by their place in `users`. A user is looked at again only from the first step at
-   * which something can have changed for it (nextVisit): new days, traits, accounts or merged identities, a tier, the
-   * time its evaluation or its sweep moves; the accounts' new traits call their members (below). At any other step the
-   * pass would find nothing new and skip the user, so not looking changes nothing; a user looked at once more than
-   * needed is skipped as before.
+   * which something can have changed for it (nextVisit): new days, traits, accounts or merged identities, the time
+   * its evaluation or its sweep moves, a lead's conversion; the accounts' new traits call their members (below). At
+   * any other step the pass would find nothing new and skip the user (a lead too: its state machine, run on the same
+   * evaluation, would keep its tier), so not looking changes nothing; a user looked at once more than needed is
+   * skipped as before.
    */
   const visits: number[][] = steps.map(() => []);
   /** The first step from `from` whose time is not before `time`, an ISO 8601 time or epoch ms (none: steps.length; NaN: `from`). */
@@ -624,8 +627,10 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   users.forEach((user, place) => visits[firstStepAt(user.record.firstSeen, 0)]?.push(place));
   const nextVisit = (user: UserRun, index: number): number => {
     const after = index + 1;
-    if (options.reevaluateAll || (user.state?.tier ?? null) !== null) return after;
+    if (options.reevaluateAll) return after;
     let next = Math.min(firstStepAt(user.stableUntil, after), firstStepAt(user.decideAt, after));
+    const conversion = leadConversionAhead(user);
+    if (conversion !== null) next = Math.min(next, firstStepAt(conversion, after));
     if (user.upto < user.dayList.length) {
       const day = user.dayList[user.upto]!.day;
       next = Math.min(next, firstNotBelow(after, steps.length, (index) => steps[index]! < day));
@@ -685,7 +690,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const stale = changed || user.traitCursor > traitsBefore || accountsJoined !== user.accountsJoined || accountTraitsMoved;
       user.accountsJoined = accountsJoined;
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
-      const skip = !stale && atMs < user.stableUntil && atMs < user.decideAt && (user.state?.tier ?? null) === null && !options.reevaluateAll;
+      const conversion = leadConversionAhead(user);
+      const skip = !stale && atMs < user.stableUntil && atMs < user.decideAt && (conversion === null || conversion > at) && !options.reevaluateAll;
       if (!skip) evaluateUser(user, at, now, atMs, changed);
       visits[nextVisit(user, index)]?.push(place);
     }
@@ -730,6 +736,15 @@ function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b:
   user.traits = {};
   user.signup = undefined;
   return true;
+}
+
+/**
+ * The conversion a lead's state machine has yet to record (null: none, or no tier). It is the one thing the state
+ * machine, run again on a lead's last evaluation with nothing else new, would change (decide: the tier and score stay).
+ */
+function leadConversionAhead(user: UserRun): string | null {
+  if (user.state === undefined || user.state.tier === null || user.state.conversion !== undefined) return null;
+  return user.record.convertedAt;
 }
 
 /** The rollups of a sorted day list in the ranges; only days at or before the step (the first `upto` of the list). */
