@@ -106,10 +106,13 @@ class LineWriter {
   }
 }
 
-/** Appends bytes to a new file through a 1 MiB buffer: the regroup copies spilled lines as they are, never decoding them. */
+/**
+ * Appends bytes to a new file through a 256 KiB buffer: the regroup copies spilled lines as they are, never decoding
+ * them. A worker has one for each partition at once, and small partitions make many (a 10-million-event input, some 200).
+ */
 class ByteWriter {
   private readonly fd: number;
-  private readonly buffer = Buffer.allocUnsafe(1 << 20);
+  private readonly buffer = Buffer.allocUnsafe(1 << 18);
   private buffered = 0;
 
   constructor(file: string) {
