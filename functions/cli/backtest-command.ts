@@ -25,7 +25,7 @@ export function addBacktestCommand(program: Command) {
     .option('--anonymous', "judge anonymous visitors nobody claimed as people of their own (default: the rules file's identity.anonymous_leads)")
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
     .option('--workers <n>', 'worker threads that read and replay the events (default: the cores available)', String(availableParallelism()))
-    .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of JSON, one at a time per worker: what bounds memory', '56')
+    .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of spilled lines, one at a time per worker: what bounds memory', '8')
     .action(async (options: BacktestOptions) => {
       const { durationSchema } = await import('../core/rules/schema');
       const { loadRulesFile } = await import('../local/rules-file');

@@ -42,7 +42,7 @@ export interface PartitionedReadOptions {
   until?: string;
   /** Replay anonymous visitors nobody claimed as leads of their own. @default the rules' setting */
   anonymous?: boolean;
-  /** Spilled lines per partition, about (bytes): what a worker holds at once. @default 56 MiB */
+  /** Spilled lines per partition, about (bytes): what a worker holds at once. @default 8 MiB */
   partitionBytes?: number;
   progress?: Progress;
 }
@@ -67,11 +67,14 @@ const batchLines = 2_000;
 /** Batches in flight per worker: enough to keep it busy while the main thread reads, few enough to bound memory. */
 const batchesPerWorker = 4;
 /**
- * What bounds memory: 56 MiB of spilled lines (backtest-worker's spillText) are about as many events as the 128 MiB
- * of the longer lines before them (the bench's million events: a peak of 996 MiB with 128 MiB of the compact lines, 691
- * MiB with 56).
+ * What bounds memory, and what the replay's CPU grows with: a worker holds one partition's history at a time, and the
+ * larger that heap, the more each event costs (garbage collection, cache misses). Smaller partitions also cost less
+ * CPU down to a few MiB, where the gain flattens within the noise (the 1M-event golden input, two workers, at a load of 2
+ * to 6: 56 MiB, 4 partitions, 32.8 to 37.1 CPU-s and 680 to 905 MiB at the peak; 28 MiB 32.7 to 33.6 and 670 to 690;
+ * 14 MiB 30.6 to 32.1 and 580 to 640; 8 MiB, 20 partitions, 30.1 to 32.2 and 515 to 580; 3 MiB 30.0 to 31.2 and 460 to
+ * 490). Smaller still makes many more partitions of a large input, each a regroup buffer (ByteWriter) in every worker.
  */
-const defaultPartitionBytes = 56 * 1024 ** 2;
+const defaultPartitionBytes = 8 * 1024 ** 2;
 
 /** Reads events into a partitioned history on worker threads (step 1); `replay` does steps 2 and 3; `close` in any case. */
 export class PartitionedHistory {

@@ -106,31 +106,44 @@ class LineWriter {
   }
 }
 
-/** Appends bytes to a new file through a 1 MiB buffer: the regroup copies spilled lines as they are, never decoding them. */
+/**
+ * Appends bytes to a new file through a 256 KiB buffer: the regroup copies spilled lines as they are, never decoding
+ * them. A worker has one for every partition at once, and small partitions make many (a 10-million-event input, some
+ * 200 a worker): the file is open only while a full buffer is written, so that they hold no file descriptors (every
+ * worker's writers open at once would be workers x partitions of them).
+ */
 class ByteWriter {
-  private readonly fd: number;
-  private readonly buffer = Buffer.allocUnsafe(1 << 20);
+  private readonly buffer = Buffer.allocUnsafe(1 << 18);
   private buffered = 0;
+  private created = false;
 
-  constructor(file: string) {
-    this.fd = openSync(file, 'w');
-  }
+  constructor(private readonly file: string) {}
 
   /** Appends bytes [start, end) of `source`. */
   write(source: Buffer, start: number, end: number): void {
-    if (this.buffered + end - start > this.buffer.length) this.flush();
-    if (end - start > this.buffer.length) writeSync(this.fd, source, start, end - start);
+    if (this.buffered > 0 && this.buffered + end - start > this.buffer.length) this.flush();
+    if (end - start > this.buffer.length) this.append(source, start, end);
     else this.buffered += source.copy(this.buffer, this.buffered, start, end);
   }
 
+  /** Writes what is left; the file is made even when empty (the replay reads every worker's file of a partition). */
   close(): void {
-    this.flush();
-    closeSync(this.fd);
+    if (this.buffered > 0 || !this.created) this.flush();
   }
 
   private flush() {
-    if (this.buffered > 0) writeSync(this.fd, this.buffer, 0, this.buffered);
+    this.append(this.buffer, 0, this.buffered);
     this.buffered = 0;
+  }
+
+  private append(bytes: Buffer, start: number, end: number) {
+    const fd = openSync(this.file, this.created ? 'a' : 'w');
+    this.created = true;
+    try {
+      writeSync(fd, bytes, start, end - start);
+    } finally {
+      closeSync(fd);
+    }
   }
 }
 
