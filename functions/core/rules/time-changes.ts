@@ -1,5 +1,5 @@
 import { addDays, dayMs, type Calendar } from '../days';
-import { signupTime, type EntityFacts, type Evaluation } from './engine';
+import { signupTime, type DayRollup, type EntityFacts, type Evaluation } from './engine';
 import { signalLevel, type Ruleset } from './ruleset';
 import type { Signal } from './schema';
 
@@ -147,7 +147,16 @@ function leafMove(
       const decays = signal.decay !== undefined && matched && signal.points !== 0;
       const decayAt = decays ? now.getTime() + decayIntervalMs : Number.POSITIVE_INFINITY;
       const from = signal.window !== undefined ? calendar.windowStart(now, signal.window) : undefined;
-      const oldest = from !== undefined ? facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name)) : undefined;
+      // The oldest day in the window holding the signal (days come in day order); a loop, not find(): no closure per call.
+      let oldest: DayRollup | undefined;
+      if (from !== undefined) {
+        for (const rollup of facts.days) {
+          if (rollup.day >= from && Object.hasOwn(rollup.measures, name)) {
+            oldest = rollup;
+            break;
+          }
+        }
+      }
       if (!decays && oldest === undefined) return undefined;
       // Split per day or week, every counted day moves to another period at each midnight: either way, at once.
       const perPeriod = signal.per !== undefined;
