@@ -163,11 +163,12 @@ export function decide(
     matched,
     lastSeen: facts.lastSeen,
     history: previous?.history ?? [],
-    ...(scores ? { scores } : {}),
-    ...(signals ? { signals } : {}),
-    ...(previous?.qualification ? { qualification: previous.qualification } : {}),
-    ...(conversion ? { conversion } : {}),
   };
+  // Set one by one rather than spread in: a spread into an object literal copies the generic (and slow) way.
+  if (scores) base.scores = scores;
+  if (signals) base.signals = signals;
+  if (previous?.qualification) base.qualification = previous.qualification;
+  if (conversion) base.conversion = conversion;
   if (newest !== undefined) return withFeedback(base, previousTier, given, ruleset, now);
   const reported = newlyConverted && previous?.qualification !== undefined;
   if (tier === previousTier && !reported) return { state: base };

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { validateMessage } from '../../functions/core/messages';
 import { decide, type LeadState } from '../../functions/core/lead-state';
-import { evaluate, mergeRollups, rollupDay, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
+import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { routesOf } from '../../functions/core/rules/routing';
 import { generateSample, generateSampleStream, toJsonl } from '../../functions/cli/sample-stream';
@@ -134,6 +134,104 @@ describe('order independence', () => {
         const single = evaluate({ ...together, type: 'account', id: 'acct' }, ruleset, now);
         expect(account).toEqual(single);
       }),
+    );
+  });
+});
+
+describe('event signals over day rollups', () => {
+  // Signals of every kind of count over windows and since-signup spans, one named like a member of Object.prototype.
+  const spans = loadRules(
+    `version: 1
+name: spans
+signup: { trait: createdAt }
+signals:
+  constructor: { event: A, window: 7d, points: 1 }
+  recent_sum: { event: A, window: 30d, sum: rows, points: 1 }
+  recent_days: { event: B, window: 14d, count: days, points: 1 }
+  recent_sessions: { event: B, window: 3d, count: sessions, points: 1 }
+  early_distinct: { event: A, since_signup: 7d, distinct: invitee, points: 1 }
+  early_count: { event: B, since_signup: 3d, points: 1 }
+tiers: [{ name: lead, min_score: 1, route: sales }]
+`,
+    'spans',
+  );
+  const signalNames = ['constructor', 'recent_sum', 'recent_days', 'recent_sessions', 'early_distinct', 'early_count'];
+  // Client-chosen names a stored rollup may hold, next to the signals' own ("other" becomes "__proto__" below).
+  const measureNames = [...signalNames, 'toString', 'hasOwnProperty', 'other'];
+  const measureArb = fc.record(
+    {
+      count: fc.nat({ max: 3 }),
+      sum: fc.double({ min: -1e6, max: 1e6, noNaN: true }),
+      distinct: fc.uniqueArray(fc.constantFrom('a', 'b', 'c', 'd', 'e'), { maxLength: 3 }),
+      sessions: fc.nat({ max: 3 }),
+      last: fc.nat({ max: 40 * dayMs }).map((offset) => new Date(now.getTime() - offset).toISOString()),
+    },
+    { requiredKeys: ['count', 'sum'] },
+  );
+  // Days up to 40 before now, each at most once, in any order; measures parsed from JSON, as a store gives them.
+  const daysArb = fc
+    .uniqueArray(fc.nat({ max: 40 }), { maxLength: 25 })
+    .chain((ages) => fc.tuple(...ages.map((age) => fc.tuple(fc.constant(age), fc.dictionary(fc.constantFrom(...measureNames), measureArb, { maxKeys: 5 })))))
+    .map((days) =>
+      days.map(([age, measures]) => ({
+        day: new Date(now.getTime() - age * dayMs).toISOString().slice(0, 10),
+        activity: 1,
+        names: {},
+        measures: JSON.parse(JSON.stringify(measures).replace(/"other"/g, '"__proto__"')) as DayRollup['measures'],
+      })),
+    );
+  const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+  /** What a signal counts over the days from `from` to `to`: each day looked up on its own, in the order given. */
+  function plainValue(name: string, days: readonly DayRollup[], from: string, to: string | null): number {
+    let count = 0;
+    let sum = 0;
+    let withEvents = 0;
+    let sessions = 0;
+    const distinct = new Set<string>();
+    for (const day of days) {
+      if (day.day < from || (to !== null && day.day > to) || !Object.hasOwn(day.measures, name)) continue;
+      const measure = day.measures[name]!;
+      count += measure.count;
+      sum += measure.sum;
+      if (measure.count > 0) withEvents++;
+      sessions += measure.sessions ?? 0;
+      for (const value of measure.distinct ?? []) distinct.add(value);
+    }
+    const signal = spans.file.signals[name]! as { sum?: string; distinct?: string; count?: string };
+    return signal.sum !== undefined ? sum : signal.distinct !== undefined ? distinct.size : signal.count === 'days' ? withEvents : signal.count === 'sessions' ? sessions : count;
+  }
+
+  it('count each signal over the days of its window and since-signup span only, whatever the order of the days and the names stored', () => {
+    fc.assert(
+      fc.property(daysArb, fc.option(fc.nat({ max: 45 })), fc.boolean(), (days, signupAge, inOrder) => {
+        const ordered = inOrder ? [...days].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)) : days;
+        const signup = signupAge === null ? null : now.getTime() - signupAge * dayMs;
+        const facts: EntityFacts = {
+          type: 'user',
+          id: 'u',
+          traits: signup === null ? {} : { createdAt: new Date(signup).toISOString() },
+          accountTraits: [],
+          // No first seen: without the trait, no signup.
+          firstSeen: null,
+          lastSeen: null,
+          days: ordered,
+          lifetime: mergeRollups('lifetime', ordered),
+          members: [],
+        };
+        const { signals } = evaluate(facts, spans, now);
+        const windowFrom = (days: number) => dayOf(now.getTime() - (days - 1) * dayMs);
+        const signupDay = signup === null ? null : dayOf(signup);
+        const sinceSignup = (days: number): [string, string] | null => (signupDay === null ? null : [signupDay, dayOf(Date.parse(signupDay) + (days - 1) * dayMs)]);
+        expect(signals['constructor']!.value).toBe(plainValue('constructor', ordered, windowFrom(7), null));
+        expect(signals['recent_sum']!.value).toBe(plainValue('recent_sum', ordered, windowFrom(30), null));
+        expect(signals['recent_days']!.value).toBe(plainValue('recent_days', ordered, windowFrom(14), null));
+        expect(signals['recent_sessions']!.value).toBe(plainValue('recent_sessions', ordered, windowFrom(3), null));
+        for (const [name, span] of [['early_distinct', sinceSignup(7)], ['early_count', sinceSignup(3)]] as const) {
+          expect(signals[name]!.value).toBe(span === null ? 0 : plainValue(name, ordered, span[0], span[1]));
+        }
+      }),
+      { numRuns: 300 },
     );
   });
 });

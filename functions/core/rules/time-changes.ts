@@ -1,5 +1,5 @@
 import { addDays, dayMs, type Calendar } from '../days';
-import { signupTime, type EntityFacts, type Evaluation } from './engine';
+import { signupTime, type DayRollup, type EntityFacts, type Evaluation } from './engine';
 import { signalLevel, type Ruleset } from './ruleset';
 import type { Signal } from './schema';
 
@@ -49,7 +49,7 @@ export function changesByTimeAt(
   const qualifying = options.scope === 'qualifying';
   const signupAt = plan.readsSignup ? signupTime(facts, ruleset) : null;
   // By the signal's place in the plan: a combination's parts come before it.
-  const moves: (SignalMove | undefined)[] = [];
+  const moves: (SignalMove | undefined)[] = new Array(plan.length);
   let first = Number.POSITIVE_INFINITY;
   for (const step of plan) {
     const result = evaluation.signals[step.name];
@@ -147,13 +147,23 @@ function leafMove(
       const decays = signal.decay !== undefined && matched && signal.points !== 0;
       const decayAt = decays ? now.getTime() + decayIntervalMs : Number.POSITIVE_INFINITY;
       const from = signal.window !== undefined ? calendar.windowStart(now, signal.window) : undefined;
-      const oldest = from !== undefined ? facts.days.find((rollup) => rollup.day >= from && Object.hasOwn(rollup.measures, name)) : undefined;
+      // The oldest day in the window holding the signal (days come in day order); a loop, not find(): no closure per call.
+      let oldest: DayRollup | undefined;
+      if (from !== undefined) {
+        for (const rollup of facts.days) {
+          if (rollup.day >= from && Object.hasOwn(rollup.measures, name)) {
+            oldest = rollup;
+            break;
+          }
+        }
+      }
       if (!decays && oldest === undefined) return undefined;
       // Split per day or week, every counted day moves to another period at each midnight: either way, at once.
       const perPeriod = signal.per !== undefined;
       const leavesAt = oldest === undefined ? Number.POSITIVE_INFINITY : perPeriod ? calendar.startOf(addDays(calendar.dayOf(now), 1)) : leavesWindowAt(calendar, oldest.day, signal.window!);
-      const falling = oldest === undefined ? { turnsOn: false, turnsOff: false } : perPeriod ? { turnsOn: !matched, turnsOff: matched } : fallingValue(signal, matched, value);
-      return { at: Math.min(decayAt, leavesAt), ...falling, pointsRise: decays && signal.points < 0 };
+      const falling = oldest === undefined ? noTurn : perPeriod ? { turnsOn: !matched, turnsOff: matched } : fallingValue(signal, matched, value);
+      // Properties rather than a spread: a spread into an object literal copies the generic (and slow) way.
+      return { at: Math.min(decayAt, leavesAt), turnsOn: falling.turnsOn, turnsOff: falling.turnsOff, pointsRise: decays && signal.points < 0 };
     }
     case 'inactivity':
       return !matched && facts.lastSeen !== null ? { at: daysAfter(facts.lastSeen, signal.inactive_for), turnsOn: true, turnsOff: false, pointsRise: false } : undefined;
@@ -167,12 +177,16 @@ function leafMove(
         const day = calendar.dayOf(member.lastSeen);
         if (day >= from && (oldest === undefined || day < oldest)) oldest = day;
       }
-      return oldest === undefined ? undefined : { at: leavesWindowAt(calendar, oldest, signal.active_users), ...fallingValue(signal, matched, value), pointsRise: false };
+      if (oldest === undefined) return undefined;
+      const falling = fallingValue(signal, matched, value);
+      return { at: leavesWindowAt(calendar, oldest, signal.active_users), turnsOn: falling.turnsOn, turnsOff: falling.turnsOff, pointsRise: false };
     }
     default:
       return undefined;
   }
 }
+
+const noTurn: Pick<SignalMove, 'turnsOn' | 'turnsOff'> = Object.freeze({ turnsOn: false, turnsOff: false });
 
 /**
  * How a threshold's outcome can move while its value falls: at_least can only turn off, at_most only on, exactly
