@@ -69,7 +69,7 @@ const batchesPerWorker = 4;
 /**
  * What bounds memory, and what the replay's CPU grows with: a worker holds one partition's history at a time, and the
  * larger that heap, the more each event costs (garbage collection, cache misses). Smaller partitions also cost less
- * CPU down to a few MiB, where the gain flattens within the noise (the 1M-event golden input, two workers, at a load of 2
+ * CPU down to a few MiB, where the gain flattens within the noise (bench:backtest's million events, two workers, at a load of 2
  * to 6: 56 MiB, 4 partitions, 32.8 to 37.1 CPU-s and 680 to 905 MiB at the peak; 28 MiB 32.7 to 33.6 and 670 to 690;
  * 14 MiB 30.6 to 32.1 and 580 to 640; 8 MiB, 20 partitions, 30.1 to 32.2 and 515 to 580; 3 MiB 30.0 to 31.2 and 460 to
  * 490). Smaller still makes many more partitions of a large input, each a regroup buffer (ByteWriter) in every worker.
