@@ -113,6 +113,26 @@ describe('the backtest on a stream with planted signals', () => {
     expect(report.thresholds[0]!.qualified).toBe(2_000);
   });
 
+  it('counts at every score threshold the users whose running maximum reached it before they converted', () => {
+    const convertedAt = new Map<string, string>();
+    for (const { id, convertedAt: at } of stream.conversions) if (!convertedAt.has(id) || at < convertedAt.get(id)!) convertedAt.set(id, at);
+    const periodStart = `${result.from}T00:00:00.000Z`;
+    const judged = result.entities.filter((entity) => {
+      const converted = convertedAt.get(entity.id);
+      return entity.type === 'user' && !(converted !== undefined && converted < (entity.firstSeen > periodStart ? entity.firstSeen : periodStart));
+    });
+    // Scores move by 10 to 70 at once here, so a rise often passes several thresholds.
+    expect(report.thresholds.length).toBeGreaterThan(10);
+    for (const { minScore, qualified } of report.thresholds) {
+      const reached = judged.filter((user) => {
+        const at = user.maxScore.find((point) => point.score >= minScore)?.at;
+        const converted = convertedAt.get(user.id);
+        return at !== undefined && (converted === undefined || at < converted);
+      });
+      expect(qualified, `min score ${minScore}`).toBe(reached.length);
+    }
+  });
+
   it('counts alerts per week from the tier entries', () => {
     const entries = result.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === 'PQL'));
     expect(report.weekly.reduce((sum, week) => sum + (week.qualified['PQL'] ?? 0), 0)).toBe(entries.length);
