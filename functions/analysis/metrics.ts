@@ -153,6 +153,38 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     };
   };
 
+  /**
+   * Splits a population by several first times at once: `firstTimes` fills an entity's time for each split (left
+   * undefined: none), once per entity. Reading every entity's own lists again for each split was most of the report's
+   * time (its objects lie all over the heap); kept in a column per split, the times are read in order.
+   */
+  const splitEach = (population: readonly Judged[], splits: number, firstTimes: (entity: EntityHistoryResult, into: (string | undefined)[]) => void) => {
+    const times: string[] = [];
+    const places = new Map<string, number>();
+    const columns = new Int32Array(splits * population.length);
+    const row: (string | undefined)[] = new Array<string | undefined>(splits);
+    population.forEach(({ entity }, index) => {
+      row.fill(undefined);
+      firstTimes(entity, row);
+      for (let column = 0; column < splits; column++) {
+        const at = row[column];
+        let place = at === undefined ? -1 : (places.get(at) ?? -1);
+        if (at !== undefined && place === -1) {
+          place = times.length;
+          times.push(at);
+          places.set(at, place);
+        }
+        columns[column * population.length + index] = place;
+      }
+    });
+    return Array.from({ length: splits }, (_, column) =>
+      split(population, (_entity, index) => {
+        const place = columns[column * population.length + index]!;
+        return place === -1 ? undefined : times[place];
+      }),
+    );
+  };
+
   const periodDays = Math.round((Date.parse(lastStep) - Date.parse(periodStart)) / dayMs);
   const weeks = Math.max(1, periodDays) / 7;
   const entriesInto = (tier: string) => replay.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === tier));
@@ -177,12 +209,17 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   });
 
   const signals: SignalReport[] = [];
-  for (const name of Object.keys(ruleset.file.signals)) {
+  const signalNames = Object.keys(ruleset.file.signals).filter((name) => replay.accountsEvaluated || signalLevel(ruleset.file.signals[name]!) !== 'account');
+  const firedSplits = new Map<string, ReturnType<typeof split>>();
+  for (const level of ['user', 'account'] as const) {
+    const names = signalNames.filter((name) => signalLevel(ruleset.file.signals[name]!) === level);
+    const results = splitEach(judged[level], names.length, ({ firstFired }, into) => names.forEach((name, index) => (into[index] = Object.hasOwn(firstFired, name) ? firstFired[name] : undefined)));
+    names.forEach((name, index) => firedSplits.set(name, results[index]!));
+  }
+  for (const name of signalNames) {
     const level = signalLevel(ruleset.file.signals[name]!);
-    if (level === 'account' && !replay.accountsEvaluated) continue;
     const population = judged[level];
-    const fired = (entity: EntityHistoryResult) => (Object.hasOwn(entity.firstFired, name) ? entity.firstFired[name] : undefined);
-    const result = split(population, fired);
+    const result = firedSplits.get(name)!;
     const everFired = result.reached;
     signals.push({
       signal: name,
@@ -202,18 +239,17 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     const low = Math.floor(range.min / grid) * grid;
     const high = Math.ceil(range.max / grid) * grid;
     const step = grid * Math.max(1, Math.ceil((high - low) / grid / 40));
-    // Each user's place in its running maximum, moved on as the thresholds rise (split asks once per user, in order):
-    // one walk of each list for all the thresholds, where a walk per threshold was most of the report's time.
-    const places = new Int32Array(judged.user.length);
-    for (let minScore = low; minScore <= high; minScore += step) {
-      const result = split(judged.user, ({ maxScore }, index) => {
-        let place = places[index]!;
-        while (place < maxScore.length && maxScore[place]!.score < minScore) place++;
-        places[index] = place;
-        return maxScore[place]?.at;
-      });
+    const minScores: number[] = [];
+    for (let minScore = low; minScore <= high; minScore += step) minScores.push(minScore);
+    // One walk of each user's running maximum for all the thresholds: both rise.
+    const results = splitEach(judged.user, minScores.length, ({ maxScore }, into) => {
+      let threshold = 0;
+      for (const point of maxScore) while (threshold < minScores.length && point.score >= minScores[threshold]!) into[threshold++] = point.at;
+    });
+    minScores.forEach((minScore, index) => {
+      const result = results[index]!;
       thresholds.push({ minScore, qualified: result.in.entities, precision: round(result.precision), recall: round(result.recall) });
-    }
+    });
   }
 
   const weekly = weeksOf(replay.from, replay.to).map((week) => ({ week, qualified: Object.fromEntries(ruleset.file.tiers.map((tier) => [tier.name, 0])) as Record<string, number> }));
