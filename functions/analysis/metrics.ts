@@ -161,6 +161,11 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   const splitEach = (population: readonly Judged[], splits: number, firstTimes: (entity: EntityHistoryResult, into: (string | undefined)[]) => void) => {
     const times: string[] = [];
     const places = new Map<string, number>();
+    const placeOf = (at: string) => {
+      let place = places.get(at);
+      if (place === undefined) places.set(at, (place = times.push(at) - 1));
+      return place;
+    };
     const columns = new Int32Array(splits * population.length);
     const row: (string | undefined)[] = new Array<string | undefined>(splits);
     population.forEach(({ entity }, index) => {
@@ -168,13 +173,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       firstTimes(entity, row);
       for (let column = 0; column < splits; column++) {
         const at = row[column];
-        let place = at === undefined ? -1 : (places.get(at) ?? -1);
-        if (at !== undefined && place === -1) {
-          place = times.length;
-          times.push(at);
-          places.set(at, place);
-        }
-        columns[column * population.length + index] = place;
+        columns[column * population.length + index] = at === undefined ? -1 : placeOf(at);
       }
     });
     return Array.from({ length: splits }, (_, column) =>
