@@ -63,8 +63,8 @@ export function addBacktestCommand(program: Command) {
         throw new InvalidArgumentError(`${options.rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
       }
       const fileConversions = options.conversions !== undefined ? await readConversions(options.conversions) : undefined;
-      const { lines, source: eventsSource } = await eventLines(program, options);
-      const history = await PartitionedHistory.read(lines(), {
+      const { blocks, source: eventsSource } = await eventLines(program, options);
+      const history = await PartitionedHistory.read(blocks(), {
         // The rules as the evaluator reads them, list files inlined: the workers read no other file.
         rulesText: rulesJson,
         rulesSource: options.rules,

@@ -5,14 +5,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Groups } from '../analysis/groups';
 import { mergeReplays } from '../analysis/replay';
-import { InputError, terminalProgress, type Progress, type SourceLine } from './backtest-input';
-import type { ReplayPartResult, SpillResult, Task, WorkerSetup } from './backtest-worker';
+import { InputError, terminalProgress, type LineBlock, type Progress, type SourceLine } from './backtest-input';
+import type { ReplayPartResult, SpillResult, SpillTask, Task, WorkerSetup } from './backtest-worker';
 
 /**
  * A backtest on worker threads, with memory bounded by a partition rather than by all users:
  *
- *  1. Spill. The main thread reads the lines (gunzip and split) and hands batches to the workers in turn; each parses
- *     and validates its batches and appends what the history reads of the accepted messages (historyMessage) to a
+ *  1. Spill. The main thread reads the input and hands batches of lines to the workers in turn (from files, blocks of
+ *     bytes it only gunzips and cuts at line ends: fileBlocks); each splits, parses and validates its batches and appends what the history reads of the accepted messages (historyMessage) to a
  *     file of its own. The main thread gathers, in input order, the bad lines (the first stops the run unless
  *     skipBad), the first and last times, and the links between entities into groups, as partitionHistory groups a
  *     history in memory: a user with its accounts, and so with their other members; a claimed identifier with its
@@ -88,7 +88,7 @@ export class PartitionedHistory {
     private readonly options: PartitionedReadOptions,
   ) {}
 
-  static async read(lines: AsyncIterable<SourceLine>, options: PartitionedReadOptions): Promise<PartitionedHistory> {
+  static async read(lines: AsyncIterable<SourceLine | LineBlock>, options: PartitionedReadOptions): Promise<PartitionedHistory> {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`workers must be a whole number, at least 1 (got ${options.workers})`);
     const directory = await mkdtemp(join(tmpdir(), 'pql-radar-backtest-'));
     const setups = Array.from({ length: options.workers }, (_, index): WorkerSetup => ({
@@ -109,28 +109,40 @@ export class PartitionedHistory {
     return history;
   }
 
-  private async spill(lines: AsyncIterable<SourceLine>) {
+  private async spill(lines: AsyncIterable<SourceLine | LineBlock>) {
     const progress = this.options.progress ?? terminalProgress();
     const { pool } = this;
     // Results are taken in input order, so the first bad line is the first in the input, as in one pass.
     const inFlight: Promise<SpillResult>[] = [];
     const take = async () => this.gather((await inFlight.shift()!) as SpillResult);
-    let batch: Omit<Extract<Task, { kind: 'spill' }>, 'kind'> | undefined;
+    // Lines gathered into a batch, sent when full or when the next line does not follow it.
+    let batch: { source: string; firstSeq: number; firstNumber: number; lines: (string | { error: string })[] } | undefined;
     let seq = 0;
     let next = 0;
-    const send = async () => {
-      if (batch === undefined) return;
-      inFlight.push(pool.run(next, { kind: 'spill', ...batch }) as Promise<SpillResult>);
+    const run = async (task: SpillTask) => {
+      // A block's bytes move to the worker: the main thread never copies them again.
+      inFlight.push(pool.run(next, task, Array.isArray(task.lines) ? [] : [task.lines.bytes.buffer]) as Promise<SpillResult>);
       next = (next + 1) % pool.size;
-      batch = undefined;
       if (inFlight.length >= pool.size * batchesPerWorker) await take();
       progress.update(`reading events: ${this.stats.eventsRead.toLocaleString('en-US')}`);
     };
+    const send = async () => {
+      if (batch === undefined) return;
+      const task: SpillTask = { kind: 'spill', ...batch };
+      batch = undefined;
+      await run(task);
+    };
     try {
-      for await (const { source, line, number } of lines) {
-        if (batch !== undefined && batch.source !== source) await send();
-        batch ??= { source, firstSeq: seq, numbers: [], lines: [] };
-        batch.numbers.push(number);
+      for await (const item of lines) {
+        if ('bytes' in item) {
+          await send();
+          await run({ kind: 'spill', source: item.source, firstSeq: seq, firstNumber: item.firstNumber, lines: { bytes: item.bytes } });
+          seq += item.lines;
+          continue;
+        }
+        const { source, line, number } = item;
+        if (batch !== undefined && (batch.source !== source || batch.firstNumber + batch.lines.length !== number)) await send();
+        batch ??= { source, firstSeq: seq, firstNumber: number, lines: [] };
         batch.lines.push(typeof line === 'string' ? line : { error: line.message });
         seq++;
         if (batch.lines.length === batchLines) await send();
@@ -268,12 +280,13 @@ class WorkerPool {
     return this.workers.length;
   }
 
-  run(worker: number, task: Task): Promise<unknown> {
+  /** `transfer`: memory the task moves to the worker (postMessage's transfer list). */
+  run(worker: number, task: Task, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const result = new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.workers[worker]!.postMessage({ id, task });
+      this.workers[worker]!.postMessage({ id, task }, transfer);
     });
     // Callers await their results in order: a failure of one not yet awaited is not unhandled (it is awaited later).
     result.catch(() => {});

@@ -7,7 +7,7 @@ import { hash52 } from '../analysis/seen-set';
 import { claimsOf, identityOf, type IdentifiedMessage } from '../core/identity';
 import type { StoredMessage } from '../core/messages';
 import { loadRules } from '../core/rules/load';
-import { InputError, parseEvent } from './backtest-input';
+import { InputError, linesOfBlock, parseEvent, type LineBlock } from './backtest-input';
 
 /**
  * A worker thread of a partitioned backtest (backtest-partitions.ts describes the whole). It does the work that costs:
@@ -36,9 +36,10 @@ export interface SpillTask {
   source: string;
   /** The place in the whole input of the batch's first line: partitions read their lines back in this order. */
   firstSeq: number;
-  numbers: number[];
-  /** A line, or the reason the reader could not give it (a line too long). */
-  lines: (string | { error: string })[];
+  /** The number of the batch's first line in its source: the others follow it. */
+  firstNumber: number;
+  /** Lines, each a line or the reason the reader could not give it (a line too long); or a block of a file's lines (fileBlocks). */
+  lines: (string | { error: string })[] | Pick<LineBlock, 'bytes'>;
 }
 
 export interface SpillResult {
@@ -159,8 +160,9 @@ function spillBatch(task: SpillTask): SpillResult {
     if (links.join(a, b)) result.links.push(a, b);
   };
   const startBytes = spill.bytes;
-  task.lines.forEach((line, index) => {
-    const number = task.numbers[index]!;
+  const lines = Array.isArray(task.lines) ? task.lines : linesOfBlock(task.lines);
+  lines.forEach((line, index) => {
+    const number = task.firstNumber + index;
     const outcome = parseEvent(task.source, typeof line === 'string' ? line : new Error(line.error), number);
     if (outcome === undefined) return;
     if (outcome instanceof InputError) {

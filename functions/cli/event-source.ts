@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { AcceptedMessage } from '../core/messages';
-import type { SourceLine } from './backtest-input';
+import type { LineBlock, SourceLine } from './backtest-input';
 
 /**
  * The events `backtest` and `discover` read: JSONL files, or what the live table stored. The DynamoDB modules load
@@ -22,21 +22,23 @@ export const eventSourceOptions = (command: Command) =>
 
 /**
  * The unparsed lines of `backtest` and `discover`'s events: from JSONL files, or with `--source dynamodb` the JSON
- * texts the live table stored. `source` describes where they come from, for messages.
+ * texts the live table stored. `blocks` gives the same lines, a file's in blocks of bytes (fileBlocks) for the
+ * backtest's worker threads to split. `source` describes where they come from, for messages.
  */
-export async function eventLines(program: Command, options: EventSourceOptions): Promise<{ lines: () => AsyncIterable<SourceLine>; source: string }> {
-  const { fileLines, textLines } = await import('./backtest-input');
+export async function eventLines(program: Command, options: EventSourceOptions): Promise<{ lines: () => AsyncIterable<SourceLine>; blocks: () => AsyncIterable<SourceLine | LineBlock>; source: string }> {
+  const { fileBlocks, fileLines, textLines } = await import('./backtest-input');
   if (options.source !== 'files' && options.source !== 'dynamodb') throw new InvalidArgumentError(`--source ${options.source}: must be files or dynamodb`);
   if ((options.source === 'files') !== (options.events !== undefined)) {
     throw new InvalidArgumentError(options.source === 'files' ? '--events is required (or --source dynamodb)' : '--events and --source dynamodb exclude each other');
   }
   const files = options.events;
-  if (files !== undefined) return { lines: () => fileLines(files), source: files.join(', ') };
+  if (files !== undefined) return { lines: () => fileLines(files), blocks: () => fileBlocks(files), source: files.join(', ') };
   const { tableOptions } = await import('./options');
   const { createDynamoDbClient } = await import('../local/dynamodb-local');
   const { storedEventTexts } = await import('../adapters/dynamodb/stored-events');
   const { table, endpoint } = tableOptions(program);
-  return { lines: () => textLines(`dynamodb:${table}`, storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace)), source: `table ${table}, workspace ${options.workspace}` };
+  const lines = () => textLines(`dynamodb:${table}`, storedEventTexts(createDynamoDbClient(endpoint), table, options.workspace));
+  return { lines, blocks: lines, source: `table ${table}, workspace ${options.workspace}` };
 }
 
 /**

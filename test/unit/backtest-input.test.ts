@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError, parseTime, readConversions, readEvents, readLines, splitCsvLine, type Progress } from '../../functions/cli/backtest-input';
+import { fileBlocks, fileLines, InputError, linesOfBlock, maxLineBytes, parseTime, readConversions, readEvents, readLines, splitCsvLine, type Progress, type SourceLine } from '../../functions/cli/backtest-input';
 
 const dir = mkdtempSync(join(tmpdir(), 'pql-backtest-input-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,6 +106,52 @@ describe('readEvents', () => {
     const { stats } = await collect([tooLong], { skipBad: true });
     expect(stats.eventsRead).toBe(2);
     expect(stats.skipped[0]!.message).toBe(`${tooLong}:2: the line is longer than 1048576 bytes`);
+  });
+});
+
+describe('fileBlocks', () => {
+  /** Each line as [file, number, text or error message], from readLines or from the blocks split as a worker splits them. */
+  const plain = (item: SourceLine) => [item.source, item.number, typeof item.line === 'string' ? item.line : `error: ${item.line.message}`];
+  async function both(files: string[]) {
+    const expected = [];
+    for await (const item of fileLines(files)) expected.push(plain(item));
+    const actual = [];
+    for await (const item of fileBlocks(files)) {
+      if (!('bytes' in item)) {
+        actual.push(plain(item));
+        continue;
+      }
+      // Its own memory, so that it can be moved to a worker thread.
+      expect(item.bytes.byteOffset).toBe(0);
+      expect(item.bytes.buffer.byteLength).toBe(item.bytes.length);
+      const lines = linesOfBlock(item);
+      expect(lines).toHaveLength(item.lines);
+      lines.forEach((line, index) => actual.push([item.source, item.firstNumber + index, line]));
+    }
+    return { expected, actual };
+  }
+
+  it('gives the lines readLines gives, in blocks cut at line ends, across chunks, files and gzip', async () => {
+    // Lines of many lengths, so that line ends fall everywhere in the streams' chunks; multi-byte characters, CRLF,
+    // blank lines, and no newline at the end.
+    const lines = Array.from({ length: 30_000 }, (_, index) => (index % 97 === 0 ? '' : `${index}:${'é€😀x'.repeat(index % 53)}${index % 5 === 0 ? '\r' : ''}`));
+    const text = lines.join('\n');
+    const files = [file('blocks.jsonl', text), file('blocks.jsonl.gz', gzipSync(`${text}\n`)), file('empty.jsonl', '')];
+    const { expected, actual } = await both(files);
+    expect(expected).toHaveLength(60_000);
+    expect(actual).toEqual(expected);
+  });
+
+  it('gives a line over maxLineBytes as an error in its place, wherever it ends', async () => {
+    // Just over the limit (found at its newline) and far over it (found before: its bytes are never held), in the
+    // middle and at the end of a file; a line of exactly the limit is a line.
+    for (const length of [maxLineBytes, maxLineBytes + 1, maxLineBytes + 10, maxLineBytes + 300_000]) {
+      const long = 'x'.repeat(length);
+      const files = [file('long-middle.jsonl', `a\n${long}\nb\n`), file('long-end.jsonl.gz', gzipSync(`a\nb\n${long}`))];
+      const { expected, actual } = await both(files);
+      expect(expected.filter(([, , line]) => line === `error: the line is longer than ${maxLineBytes} bytes`)).toHaveLength(length > maxLineBytes ? 2 : 0);
+      expect(actual).toEqual(expected);
+    }
   });
 });
 

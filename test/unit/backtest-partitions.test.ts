@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventHistory, replay } from '../../functions/analysis/replay';
-import { fileLines, readEvents } from '../../functions/cli/backtest-input';
+import { fileBlocks, fileLines, readEvents } from '../../functions/cli/backtest-input';
 import { PartitionedHistory } from '../../functions/cli/backtest-partitions';
 import { loadRules } from '../../functions/core/rules/load';
 import { cli } from '../support/cli';
@@ -55,8 +55,9 @@ describe('a backtest partitioned on worker threads', () => {
       expect(whole.stats.duplicates).toBeGreaterThan(0);
       expect(whole.stats.mergedIdentifiers).toBeGreaterThan(0);
 
-      for (const [workers, partitionBytes] of [[1, 1e9], [3, 30_000]] as const) {
-        const history = await PartitionedHistory.read(fileLines([file]), { rulesText, rulesSource, workers, partitionBytes, anonymous });
+      // Lines one by one (as from the table) and in blocks of bytes (as from files).
+      for (const [workers, partitionBytes, lines] of [[1, 1e9, fileLines], [3, 30_000, fileBlocks]] as const) {
+        const history = await PartitionedHistory.read(lines([file]), { rulesText, rulesSource, workers, partitionBytes, anonymous });
         try {
           expect(history.stats).toMatchObject({ eventsRead: whole.stats.messages + whole.stats.duplicates, linesSkipped: 0, firstTimestamp, lastTimestamp });
           const replayed = await history.replay(options);
@@ -80,11 +81,13 @@ describe('a backtest partitioned on worker threads', () => {
     writeFileSync(bad, `${Array.from({ length: 5_000 }, (_, i) => (i === 2_500 ? '{"type":"track"' : i === 4_500 ? '[]' : good)).join('\n')}\n`);
     const rulesSource = join(examples, 'activation.rules.yaml');
     const options = { rulesText: readFileSync(rulesSource, 'utf8'), rulesSource, workers: 2 };
-    await expect(PartitionedHistory.read(fileLines([bad]), options)).rejects.toThrow(`${bad}:2501: not valid JSON`);
-    const skipping = await PartitionedHistory.read(fileLines([bad]), { ...options, skipBad: true });
-    await skipping.close();
-    expect(skipping.stats).toMatchObject({ eventsRead: 4_998, linesSkipped: 2 });
-    expect(skipping.stats.skipped.map((error) => error.line)).toEqual([2_501, 4_501]);
+    for (const lines of [fileLines, fileBlocks]) {
+      await expect(PartitionedHistory.read(lines([bad]), options)).rejects.toThrow(`${bad}:2501: not valid JSON`);
+      const skipping = await PartitionedHistory.read(lines([bad]), { ...options, skipBad: true });
+      await skipping.close();
+      expect(skipping.stats).toMatchObject({ eventsRead: 4_998, linesSkipped: 2 });
+      expect(skipping.stats.skipped.map((error) => error.line)).toEqual([2_501, 4_501]);
+    }
   });
 
   it('gives the same JSON report from the CLI with one worker and with several', async () => {
