@@ -1,5 +1,5 @@
-import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Identity } from '../core/identity';
-import { identifyTraits, type AcceptedMessage, type StoredMessage } from '../core/messages';
+import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Claim, type Identity } from '../core/identity';
+import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
@@ -7,6 +7,7 @@ import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach,
 import { evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 import { changesByTimeAt } from '../core/rules/time-changes';
+import type { MessageType } from '../core/segment-schema';
 import { Groups } from './groups';
 import { hash52, HashSet52 } from './seen-set';
 
@@ -50,7 +51,7 @@ import { hash52, HashSet52 } from './seen-set';
 const bucketFlushAt = 256;
 /** All buffered events are rolled up when this many are waiting, so memory stays bounded on unsorted input. */
 const totalFlushAt = 20_000;
-const productTypes = new Set(['track', 'page', 'screen']);
+export const productTypes: ReadonlySet<string> = new Set(['track', 'page', 'screen']);
 /**
  * Event counts by name are for lead events' context only, never for the rules: every kept rollup shares this one
  * empty record instead (the engine never writes into the rollups it is given).
@@ -116,13 +117,36 @@ export interface EventHistoryOptions {
 /** What EventHistory.add reads of an accepted message. */
 export type HistoryMessage = Pick<AcceptedMessage, 'type' | 'timestamp' | 'identity' | 'messageId' | 'groupId' | 'traits' | 'message'>;
 
+/**
+ * What EventHistory keeps of a message, worked out once (historyEntry): a partitioned backtest writes these to its
+ * temporary files and reads them back, so that reading back does not parse the message and work them out again.
+ */
+export interface HistoryEntry {
+  type: MessageType;
+  timestamp: string;
+  /** Whom it belongs to, and its identityKey. */
+  identity: Identity;
+  owner: string;
+  messageId: string;
+  /** It converts its user (core/conversion). */
+  converts: boolean;
+  /** The identifiers it claims (core/identity): for its user, at its time, by its messageId. Most claim none. */
+  claims: readonly Claim[];
+  /** The account it names (group call, or context.groupId). */
+  groupId: string | undefined;
+  /** An identify's or a group's traits that the rules read, when it has any. */
+  traits: Record<string, unknown> | undefined;
+  /** A product event (track, page, screen), as the rollups read it. */
+  usage: UsageEvent | undefined;
+}
+
 /** The traits and (top-level) properties a ruleset's history reads of messages: of the others, none is ever looked at. */
 export interface HistoryReads {
   traits: ReadonlySet<string>;
   properties: ReadonlySet<string>;
 }
 
-/** What EventHistory.add reads of traits and properties under these rules: see historyMessage. */
+/** What a history entry keeps of traits and properties under these rules: see historyEntry. */
 export function historyReads(ruleset: Ruleset): HistoryReads {
   const properties = new Set<string>();
   // Paths are dotted (core/rules/engine's propertyAt): what they reach lies under their first name.
@@ -133,33 +157,42 @@ export function historyReads(ruleset: Ruleset): HistoryReads {
     read(signal.distinct);
     read(signal.sum);
   }
-  for (const path of Object.keys(ruleset.file.conversion?.where ?? {})) read(path);
   return { traits: traitsRead(ruleset), properties };
 }
 
 /**
- * An accepted message cut to what EventHistory.add reads under the rules (`reads`), which gives the same history:
- * what a partitioned backtest writes to its temporary files, leaving out the rest (a Segment message's context is
- * often most of it, and traits and properties no rule reads the rest of it). Kept of the message itself: its
- * identifiers (claims), event, name and the properties read (rollups, conversion) and an identify's traits read
- * (conversion by trait, read as core/messages' identifyTraits reads them); of the accepted message, the traits read.
+ * What EventHistory keeps of an accepted message under these rules (`reads`): its conversion is decided on the whole
+ * message, and of traits and properties only those the rules read are kept (a Segment message's context is often most
+ * of it, and traits and properties no rule reads the rest of it). A product event keeps its type, time, event name (the
+ * engine matches pages and screens by their type: core/rules/engine's eventName) and properties.
  */
-export function historyMessage(message: HistoryMessage, reads: HistoryReads): HistoryMessage {
-  const { type, timestamp, identity, messageId, groupId, traits, message: raw } = message;
-  const kept: StoredMessage = { type: raw.type, messageId: raw.messageId, timestamp: raw.timestamp };
-  for (const key of keptFields) if (Object.hasOwn(raw, key)) kept[key] = raw[key];
-  if (isRecord(kept['properties'])) kept['properties'] = picked(kept['properties'], reads.properties);
-  const identified = raw.type === 'identify' ? identifyTraits(raw as { traits?: unknown; context?: unknown }) : undefined;
-  if (identified !== undefined) kept['traits'] = isRecord(identified) ? picked(identified, reads.traits) : identified;
-  // Set key by key, not spread from conditional literals: this runs for every message a backtest reads.
-  const history: Partial<HistoryMessage> = { type, timestamp, identity, messageId };
-  if (groupId !== undefined) history.groupId = groupId;
-  if (traits !== undefined) history.traits = picked(traits, reads.traits);
-  history.message = kept;
-  return history as HistoryMessage;
+export function historyEntry(message: HistoryMessage, ruleset: Ruleset, reads: HistoryReads): HistoryEntry {
+  const { type, timestamp, identity, message: raw } = message;
+  const owner = identityKey(identity);
+  const conversion = ruleset.file.conversion;
+  // Only a message with an anonymousId, or an alias, claims anything (core/identity's claimsOf).
+  const { anonymousId } = raw;
+  const claims = (typeof anonymousId === 'string' && anonymousId !== '') || type === 'alias' ? claimsOf(raw) : noClaims;
+  const traits = message.traits !== undefined && (type === 'identify' || type === 'group') ? picked(message.traits, reads.traits) : undefined;
+  const properties = raw['properties'];
+  // Every entry and usage event has all its fields, in this order, as the spill's read back (cli/backtest-spill): one
+  // shape for the code that reads them.
+  return {
+    type,
+    timestamp,
+    identity,
+    owner,
+    messageId: message.messageId,
+    converts: conversion !== undefined && convertsBy(conversion, raw, 'user'),
+    claims,
+    groupId: message.groupId,
+    traits: traits !== undefined && Object.keys(traits).length > 0 ? traits : undefined,
+    usage: productTypes.has(type) ? { type, timestamp, event: type === 'track' && typeof raw['event'] === 'string' ? raw['event'] : undefined, properties: isRecord(properties) ? picked(properties, reads.properties) : undefined } : undefined,
+  };
 }
 
-const keptFields = ['userId', 'anonymousId', 'previousId', 'event', 'name', 'properties'];
+/** The claims of the many messages that make none, shared. */
+export const noClaims: readonly Claim[] = Object.freeze([]);
 
 const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
@@ -179,7 +212,7 @@ export class EventHistory {
   private readonly accountTraits = new Map<string, TraitEntry[]>();
   /** 52-bit hashes of user, day and messageId: ingest keys an event by them, so a repeat rewrites the same item. */
   private readonly seen = new HashSet52();
-  private readonly traitNames: Set<string>;
+  private readonly reads: HistoryReads;
   private pendingTotal = 0;
   private seq = 0;
   private finished = false;
@@ -188,20 +221,24 @@ export class EventHistory {
     readonly ruleset: Ruleset,
     private readonly options: EventHistoryOptions = {},
   ) {
-    this.traitNames = traitsRead(ruleset);
+    this.reads = historyReads(ruleset);
   }
 
   /** Adds one message as ingest accepted it (validateMessage). Returns false when it is not kept (a duplicate, or after `until`). */
   add(message: HistoryMessage): boolean {
+    return this.addEntry(historyEntry(message, this.ruleset, this.reads));
+  }
+
+  /** Adds what historyEntry kept of a message under this history's rules, as `add` does. */
+  addEntry(entry: HistoryEntry): boolean {
     if (this.finished) throw new Error('EventHistory: add() after replay started');
-    const { timestamp } = message;
+    const { timestamp } = entry;
     if (this.options.until !== undefined && timestamp > this.options.until) {
       this.stats.ignoredAfter++;
       return false;
     }
     const day = this.ruleset.calendar.dayOf(timestamp);
-    const owner = identityKey(message.identity);
-    if (!this.seen.add(hash52(`${owner}\n${day}\n${message.messageId}`))) {
+    if (!this.seen.add(hash52(`${entry.owner}\n${day}\n${entry.messageId}`))) {
       this.stats.duplicates++;
       return false;
     }
@@ -209,27 +246,19 @@ export class EventHistory {
     if (this.stats.firstTimestamp === null || timestamp < this.stats.firstTimestamp) this.stats.firstTimestamp = timestamp;
     if (this.stats.lastTimestamp === null || timestamp > this.stats.lastTimestamp) this.stats.lastTimestamp = timestamp;
 
-    // Only a message with an anonymousId, or an alias, claims anything (core/identity's claimsOf).
-    const { anonymousId } = message.message;
-    if ((typeof anonymousId === 'string' && anonymousId !== '') || message.type === 'alias') for (const claim of claimsOf(message.message)) this.claims.add(claim);
-    let user = this.users.get(owner);
+    for (const claim of entry.claims) this.claims.add(claim);
+    let user = this.users.get(entry.owner);
     if (!user) {
-      user = { id: message.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
-      this.users.set(owner, user);
+      user = { id: entry.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      this.users.set(entry.owner, user);
     }
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
-    const conversion = this.ruleset.file.conversion;
-    if (conversion && convertsBy(conversion, message.message, 'user') && (user.convertedAt === null || timestamp < user.convertedAt)) user.convertedAt = timestamp;
+    if (entry.converts && (user.convertedAt === null || timestamp < user.convertedAt)) user.convertedAt = timestamp;
 
-    if (productTypes.has(message.type)) {
-      const raw = message.message;
-      const event: UsageEvent = { type: message.type, timestamp };
-      if (typeof raw['event'] === 'string') event.event = raw['event'];
-      if (typeof raw['name'] === 'string') event.name = raw['name'];
-      if (raw['properties'] !== null && typeof raw['properties'] === 'object') event.properties = raw['properties'] as Record<string, unknown>;
+    if (entry.usage !== undefined) {
       const bucket = user.pending.get(day) ?? [];
       if (bucket.length === 0) user.pending.set(day, bucket);
-      bucket.push(event);
+      bucket.push(entry.usage);
       this.pendingTotal++;
       if (bucket.length >= bucketFlushAt) this.flushBucket(user, day);
       if (this.pendingTotal >= totalFlushAt) this.flushAll();
@@ -238,26 +267,17 @@ export class EventHistory {
     }
 
     // As ingest: accounts have users as members, not anonymous visitors.
-    if (message.groupId !== undefined && message.identity.kind === 'user') {
-      const joined = user.accounts.get(message.groupId);
-      if (joined === undefined || timestamp < joined) user.accounts.set(message.groupId, timestamp);
+    if (entry.groupId !== undefined && entry.identity.kind === 'user') {
+      const joined = user.accounts.get(entry.groupId);
+      if (joined === undefined || timestamp < joined) user.accounts.set(entry.groupId, timestamp);
     }
-    if (message.traits && (message.type === 'identify' || message.type === 'group')) {
-      const kept: Record<string, unknown> = {};
-      let any = false;
-      for (const [name, value] of Object.entries(message.traits)) {
-        if (!this.traitNames.has(name)) continue;
-        kept[name] = value;
-        any = true;
-      }
-      if (any) {
-        const entry = { at: timestamp, seq: this.seq++, traits: kept };
-        if (message.type === 'identify') user.traits.push(entry);
-        else {
-          const list = this.accountTraits.get(message.groupId!) ?? [];
-          if (list.length === 0) this.accountTraits.set(message.groupId!, list);
-          list.push(entry);
-        }
+    if (entry.traits !== undefined) {
+      const traits = { at: timestamp, seq: this.seq++, traits: entry.traits };
+      if (entry.type === 'identify') user.traits.push(traits);
+      else {
+        const list = this.accountTraits.get(entry.groupId!) ?? [];
+        if (list.length === 0) this.accountTraits.set(entry.groupId!, list);
+        list.push(traits);
       }
     }
     return true;

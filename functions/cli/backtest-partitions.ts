@@ -12,7 +12,8 @@ import type { ReplayPartResult, SpillResult, SpillTask, Task, WorkerSetup } from
  * A backtest on worker threads, with memory bounded by a partition rather than by all users:
  *
  *  1. Spill. The main thread reads the input and hands batches of lines to the workers in turn (from files, blocks of
- *     bytes it only gunzips and cuts at line ends: fileBlocks); each splits, parses and validates its batches and appends what the history reads of the accepted messages (historyMessage) to a
+ *     bytes it only gunzips and cuts at line ends: fileBlocks); each splits, parses and validates its batches and
+ *     appends what the history keeps of the accepted messages (historyEntry) to a
  *     file of its own. The main thread gathers, in input order, the bad lines (the first stops the run unless
  *     skipBad), the first and last times, and the links between entities into groups, as partitionHistory groups a
  *     history in memory: a user with its accounts, and so with their other members; a claimed identifier with its

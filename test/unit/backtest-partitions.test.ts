@@ -74,6 +74,29 @@ describe('a backtest partitioned on worker threads', () => {
     }
   }, 120_000);
 
+  it('keeps nothing after `until`, as one pass does', async () => {
+    const rulesSource = rulesFiles[0]!;
+    const rulesText = readFileSync(rulesSource, 'utf8');
+    const all = new EventHistory(loadRules(rulesText, rulesSource));
+    for await (const message of readEvents([file])) all.add(message);
+    const { firstTimestamp, lastTimestamp } = all.stats;
+    const until = new Date((Date.parse(firstTimestamp!) + Date.parse(lastTimestamp!)) / 2).toISOString();
+    const whole = new EventHistory(loadRules(rulesText, rulesSource), { until });
+    for await (const message of readEvents([file])) whole.add(message);
+    expect(whole.stats.ignoredAfter).toBeGreaterThan(0);
+    const options = { from: firstTimestamp!.slice(0, 10), to: lastTimestamp!.slice(0, 10), stepDays: 1 };
+    const expected = replay(whole, options);
+    const history = await PartitionedHistory.read(fileLines([file]), { rulesText, rulesSource, workers: 2, partitionBytes: 30_000, until });
+    try {
+      expect(history.stats).toMatchObject({ firstTimestamp, lastTimestamp: whole.stats.lastTimestamp });
+      const replayed = await history.replay(options);
+      expect(replayed.result).toStrictEqual(expected);
+      expect(replayed).toMatchObject({ duplicates: whole.stats.duplicates, mergedIdentifiers: whole.stats.mergedIdentifiers });
+    } finally {
+      await history.close();
+    }
+  }, 120_000);
+
   it('stops at the first bad line of the input, or counts the bad lines with skipBad', async () => {
     const good = JSON.stringify({ type: 'track', userId: 'ann', event: 'Dashboard Shared', timestamp: '2025-01-01T10:00:00Z' });
     const bad = join(dir, 'bad.jsonl');
