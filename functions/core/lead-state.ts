@@ -5,7 +5,7 @@ import { dayMs, daysBetween } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 import { chooseRoute, ownerOf } from './rules/routing';
-import { changesByTimeAt } from './rules/time-changes';
+import { changesByTimeAt, type TimeChanges } from './rules/time-changes';
 import { feedbackHoldUntil, feedbackReasonLine, type LeadFeedback } from './lead-feedback';
 
 /**
@@ -211,12 +211,14 @@ const convertedOutOfTiers = (conversion: LeadState['conversion'], ruleset: Rules
  * When the state machine must run again for an entity that gets no new events (epoch ms; Infinity: not before its
  * next change), for the evaluator's sweeps and the backtest alike: a lead whenever time can change its evaluation; an
  * entity without a tier when time can raise it into one, or when the cooldown holding it out ends while its
- * evaluation has a tier; a converted customer out of the tiers never.
+ * evaluation has a tier; a converted customer out of the tiers never. `changes`: changesByTimeAt of the same facts,
+ * evaluation and time with this decayIntervalMs, when the caller has them already (or with any interval, when
+ * time-changes' decayIntervalMatters says it does not matter).
  */
-export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number): number {
-  if (state.tier !== null) return changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs });
-  if (convertedOutOfTiers(state.conversion, ruleset)) return Number.POSITIVE_INFINITY;
-  const qualifying = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'qualifying', decayIntervalMs });
+export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number, changes?: TimeChanges): number {
+  if (state.tier === null && convertedOutOfTiers(state.conversion, ruleset)) return Number.POSITIVE_INFINITY;
+  const { any, qualifying } = changes ?? changesByTimeAt(facts, evaluation, ruleset, now, decayIntervalMs);
+  if (state.tier !== null) return any;
   const cooldownEnds = state.cooldownUntil !== null && evaluation.tier !== null ? Date.parse(state.cooldownUntil) : Number.POSITIVE_INFINITY;
   return Math.min(qualifying, cooldownEnds > now.getTime() ? cooldownEnds : Number.POSITIVE_INFINITY);
 }

@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { validateMessage } from '../../functions/core/messages';
-import { decide, type LeadState } from '../../functions/core/lead-state';
+import { decide, nextDecisionAt, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { routesOf } from '../../functions/core/rules/routing';
+import { changesByTimeAt, decayIntervalMatters } from '../../functions/core/rules/time-changes';
 import { generateSample, generateSampleStream, toJsonl } from '../../functions/cli/sample-stream';
 import { factsFor as sharedFactsFor } from '../support/facts';
 
@@ -236,29 +237,30 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
   });
 });
 
-describe('idempotent decisions', () => {
-  const previousArb = (ruleset: Ruleset): fc.Arbitrary<LeadState | undefined> =>
-    fc.option(
-      fc.record({
-        tier: fc.constantFrom(null, ...ruleset.file.tiers.map((tier) => tier.name)),
-        cooldownDays: fc.option(fc.integer({ min: -20, max: 20 })),
-        sequence: fc.nat({ max: 50 }),
-      }).map(({ tier, cooldownDays, sequence }): LeadState => ({
-        tier,
-        route: tier === null ? null : routesOf(ruleset.file.tiers.find((candidate) => candidate.name === tier)!.route)[0]!,
-        score: 0,
-        since: null,
-        cooldownUntil: cooldownDays === null ? null : new Date(now.getTime() + cooldownDays * dayMs).toISOString(),
-        sequence,
-        rulesetVersion: 'older',
-        evaluatedAt: new Date(now.getTime() - dayMs).toISOString(),
-        matched: [],
-        lastSeen: null,
-        history: [],
-      })),
-      { nil: undefined },
-    );
+/** A lead state decided before, or none, with any tier of the rules and a cooldown past, pending or none. */
+const previousArb = (ruleset: Ruleset): fc.Arbitrary<LeadState | undefined> =>
+  fc.option(
+    fc.record({
+      tier: fc.constantFrom(null, ...ruleset.file.tiers.map((tier) => tier.name)),
+      cooldownDays: fc.option(fc.integer({ min: -20, max: 20 })),
+      sequence: fc.nat({ max: 50 }),
+    }).map(({ tier, cooldownDays, sequence }): LeadState => ({
+      tier,
+      route: tier === null ? null : routesOf(ruleset.file.tiers.find((candidate) => candidate.name === tier)!.route)[0]!,
+      score: 0,
+      since: null,
+      cooldownUntil: cooldownDays === null ? null : new Date(now.getTime() + cooldownDays * dayMs).toISOString(),
+      sequence,
+      rulesetVersion: 'older',
+      evaluatedAt: new Date(now.getTime() - dayMs).toISOString(),
+      matched: [],
+      lastSeen: null,
+      history: [],
+    })),
+    { nil: undefined },
+  );
 
+describe('idempotent decisions', () => {
   it('evaluating the same facts twice and deciding twice yields no second transition', () => {
     fc.assert(
       fc.property(
@@ -278,6 +280,40 @@ describe('idempotent decisions', () => {
           // A transition happened exactly when the tier moved, and it was numbered once.
           expect(once.transition !== undefined).toBe(once.state.tier !== (previous?.tier ?? null));
           expect(once.state.sequence).toBe((previous?.sequence ?? 0) + (once.transition ? 1 : 0));
+        },
+      ),
+    );
+  });
+});
+
+describe('when time alone changes an evaluation', () => {
+  const sixHours = 6 * 3_600_000;
+
+  it('the decay interval changes the moments only where decayIntervalMatters says it may', () => {
+    fc.assert(
+      fc.property(rulesetArb, eventsArb, traitsArb, accountTraitsArb, (ruleset, events, traits, accountTraits) => {
+        const facts = factsFor(events, ruleset, { traits, accountTraits });
+        const evaluation = evaluate(facts, ruleset, now);
+        if (!decayIntervalMatters(ruleset, 'user')) expect(changesByTimeAt(facts, evaluation, ruleset, now, 1)).toEqual(changesByTimeAt(facts, evaluation, ruleset, now, sixHours));
+      }),
+    );
+  });
+
+  it('nextDecisionAt from moments the caller has (the backtest) equals nextDecisionAt working them out', () => {
+    fc.assert(
+      fc.property(
+        rulesetArb.chain((ruleset) => fc.tuple(fc.constant(ruleset), previousArb(ruleset))),
+        eventsArb,
+        traitsArb,
+        fc.option(fc.integer({ min: -20, max: 0 })),
+        ([ruleset, previous], events, traits, convertedDays) => {
+          const facts = factsFor(events, ruleset, { traits });
+          const evaluation = evaluate(facts, ruleset, now);
+          const convertedAt = convertedDays === null ? null : new Date(now.getTime() + convertedDays * dayMs).toISOString();
+          const { state } = decide(previous, evaluation, facts, ruleset, now, convertedAt);
+          const next = nextDecisionAt(state, evaluation, facts, ruleset, now, sixHours);
+          expect(nextDecisionAt(state, evaluation, facts, ruleset, now, sixHours, changesByTimeAt(facts, evaluation, ruleset, now, sixHours))).toBe(next);
+          if (!decayIntervalMatters(ruleset, 'user')) expect(nextDecisionAt(state, evaluation, facts, ruleset, now, sixHours, changesByTimeAt(facts, evaluation, ruleset, now, 1))).toBe(next);
         },
       ),
     );
