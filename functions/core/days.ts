@@ -33,6 +33,23 @@ const utcMidnight = remembered((day: string) => Date.parse(`${day}T00:00:00Z`));
 /** The day `days` after `day` (before it when negative). */
 export const addDays = (day: string, days: number): string => dayOf(utcMidnight(day) + days * dayMs);
 
+let isoTimeMs = Number.NaN;
+let isoTimeText = '';
+
+/**
+ * A time's toISOString(), the last one remembered: an evaluator's pass and a backtest's step decide many entities at
+ * one time, and formatting it again for each was a fortieth of a replay. Throws as toISOString does for an invalid
+ * time (NaN is never the one remembered).
+ */
+export function isoTime(time: Date): string {
+  const ms = time.getTime();
+  if (ms !== isoTimeMs) {
+    isoTimeText = time.toISOString();
+    isoTimeMs = ms;
+  }
+  return isoTimeText;
+}
+
 /** The last millisecond of a day, the moment a backtest step evaluates at. */
 export const dayEnd = (day: string): string => `${day}T23:59:59.999Z`;
 
