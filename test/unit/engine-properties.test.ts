@@ -152,11 +152,12 @@ signals:
   recent_sessions: { event: B, window: 3d, count: sessions, points: 1 }
   early_distinct: { event: A, since_signup: 7d, distinct: invitee, points: 1 }
   early_count: { event: B, since_signup: 3d, points: 1 }
+  recent_decaying: { event: B, window: 7d, points: 8, decay: 3d }
 tiers: [{ name: lead, min_score: 1, route: sales }]
 `,
     'spans',
   );
-  const signalNames = ['constructor', 'recent_sum', 'recent_days', 'recent_sessions', 'early_distinct', 'early_count'];
+  const signalNames = ['constructor', 'recent_sum', 'recent_days', 'recent_sessions', 'early_distinct', 'early_count', 'recent_decaying'];
   // Client-chosen names a stored rollup may hold, next to the signals' own ("other" becomes "__proto__" below).
   const measureNames = [...signalNames, 'toString', 'hasOwnProperty', 'other'];
   const measureArb = fc.record(
@@ -203,7 +204,7 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
     return signal.sum !== undefined ? sum : signal.distinct !== undefined ? distinct.size : signal.count === 'days' ? withEvents : signal.count === 'sessions' ? sessions : count;
   }
 
-  it('count each signal over the days of its window and since-signup span only, whatever the order of the days and the names stored', () => {
+  it('count each signal over the days of its window and since-signup span only, and decay from the last event there, whatever the order of the days and the names stored', () => {
     fc.assert(
       fc.property(daysArb, fc.option(fc.nat({ max: 45 })), fc.boolean(), (days, signupAge, inOrder) => {
         const ordered = inOrder ? [...days].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)) : days;
@@ -231,6 +232,12 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
         for (const [name, span] of [['early_distinct', sinceSignup(7)], ['early_count', sinceSignup(3)]] as const) {
           expect(signals[name]!.value).toBe(span === null ? 0 : plainValue(name, ordered, span[0], span[1]));
         }
+        // Decayed from the last matching event in the window (none known: not decayed).
+        const decaying = ordered.filter((day) => day.day >= windowFrom(7) && Object.hasOwn(day.measures, 'recent_decaying')).map((day) => day.measures['recent_decaying']!);
+        const last = decaying.reduce<string | undefined>((latest, measure) => (measure.last !== undefined && (latest === undefined || measure.last > latest) ? measure.last : latest), undefined);
+        const count = decaying.reduce((sum, measure) => sum + measure.count, 0);
+        const decayed = last === undefined ? 8 : Math.round(8 * 0.5 ** (Math.max(0, now.getTime() - Date.parse(last)) / (3 * dayMs)) * 100) / 100;
+        expect(signals['recent_decaying']!.points).toBe(count >= 1 ? decayed : 0);
       }),
       { numRuns: 300 },
     );
