@@ -3,7 +3,7 @@ import { identifyTraits, type AcceptedMessage, type StoredMessage } from '../cor
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
-import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
+import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 import { changesByTimeAt, decayIntervalMatters, type TimeChanges } from '../core/rules/time-changes';
@@ -678,7 +678,9 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
-      if (fresh.length > 0) user.totals = addToTotals(ruleset, user.totals, fresh, [], null);
+      // Only what a rule reads of the lifetime is added up, as the evaluator saves it (core/facts' pruneLifetime):
+      // merging every measure of every new day into a new lifetime was a tenth of the replay.
+      if (fresh.length > 0) user.totals = addToTotals(ruleset, user.totals, fresh.map((rollup) => pruneLifetime(rollup, ruleset)), [], null);
       const entries = user.record.traits;
       const traitsBefore = user.traitCursor;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);

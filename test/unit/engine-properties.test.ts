@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { addToTotals, pruneLifetime, type EntityTotals } from '../../functions/core/facts';
 import { validateMessage } from '../../functions/core/messages';
 import { decide, nextDecisionAt, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
@@ -266,6 +267,36 @@ const previousArb = (ruleset: Ruleset): fc.Arbitrary<LeadState | undefined> =>
     })),
     { nil: undefined },
   );
+
+describe('the lifetime the backtest adds up', () => {
+  // The playbook's time-to-value and day counts over the whole history read the lifetime, as does a time to value
+  // to a windowed signal; the other examples none of it.
+  const playbook = loadRules(readFileSync(join(examples, 'playbook.rules.yaml'), 'utf8'), 'playbook', (path) => readFileSync(join(examples, path), 'utf8'));
+  const windowedFirst = loadRules(
+    `version: 1
+signup: { trait: createdAt }
+signals:
+  shared: { event: Dashboard Shared, window: 7d, points: 1 }
+  fast: { to: shared, within: 3d, points: 10 }
+  login_days: { event: Logged In, count: days, at_least: 2, points: 1 }
+tiers: [{ name: lead, min_score: 1, route: sales }]
+`,
+    'windowed-first',
+  );
+
+  it('adding up only what pruneLifetime keeps of each day, in batches, gives the evaluation of adding up everything', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(playbook, windowedFirst, ...Object.values(rulesets)), eventsArb, traitsArb, fc.nat(), (ruleset, events, traits, cut) => {
+        const facts = factsFor(events, ruleset, { traits });
+        const at = cut % (facts.days.length + 1);
+        let totals: EntityTotals | undefined;
+        for (const batch of [facts.days.slice(0, at), facts.days.slice(at)]) totals = addToTotals(ruleset, totals, batch.map((day) => pruneLifetime(day, ruleset)), [], null);
+        expect(totals!.lifetime).toEqual(pruneLifetime(facts.lifetime, ruleset));
+        expect(evaluate({ ...facts, lifetime: totals!.lifetime }, ruleset, now)).toEqual(evaluate(facts, ruleset, now));
+      }),
+    );
+  });
+});
 
 describe('idempotent decisions', () => {
   it('evaluating the same facts twice and deciding twice yields no second transition', () => {
