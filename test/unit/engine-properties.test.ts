@@ -284,6 +284,13 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
     'windowed-first',
   );
 
+  it('pruneLifetime keeps the day, the activity, the last activity when there is one, and the measures a lifetime is read for, in that order', () => {
+    const measures = { invites: { count: 1, sum: 0 }, premium_feature: { count: 2, sum: 0 } };
+    const rollup: DayRollup = { day: '2024-06-10', activity: 3, lastActivity: '2024-06-10T10:00:00.000Z', names: { 'Teammate Invited': 1 }, measures };
+    expect(JSON.stringify(pruneLifetime(rollup, playbook))).toBe('{"day":"2024-06-10","activity":3,"lastActivity":"2024-06-10T10:00:00.000Z","names":{},"measures":{"invites":{"count":1,"sum":0}}}');
+    expect(JSON.stringify(pruneLifetime({ ...rollup, lastActivity: undefined }, playbook))).toBe('{"day":"2024-06-10","activity":3,"names":{},"measures":{"invites":{"count":1,"sum":0}}}');
+  });
+
   it('adding up only what pruneLifetime keeps of each day, in batches, gives the evaluation of adding up everything', () => {
     fc.assert(
       fc.property(fc.constantFrom(playbook, windowedFirst, ...Object.values(rulesets)), eventsArb, traitsArb, fc.nat(), (ruleset, events, traits, cut) => {
