@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { remembered } from '../../functions/core/remembered';
-import { addDays, calendarOf, dayOf, isoTime } from '../../functions/core/days';
+import { addDays, calendarOf, dayOf, isoTime, timeMs } from '../../functions/core/days';
 
 describe('remembered', () => {
   it('computes each key once, null and NaN results included', () => {
@@ -51,5 +51,12 @@ describe('remembered', () => {
     expect(isoTime(moving)).toBe('1970-01-02T00:00:00.000Z');
     expect(() => isoTime(new Date(Number.NaN))).toThrow(RangeError);
     expect(() => isoTime(new Date(Number.NaN))).toThrow(RangeError);
+  });
+
+  it('timeMs is Date.parse, for times asked again, in turn, or anew, and for what is no time', () => {
+    const a = '2024-06-15T12:00:00.000Z';
+    const b = '2024-03-01T08:30:00.000Z';
+    const c = '2023-12-31T23:59:59.999Z';
+    for (const time of [a, a, b, a, b, c, a, b, c, c, '', 'not a time', '', a]) expect(timeMs(time)).toBe(Date.parse(time));
   });
 });

@@ -1,4 +1,4 @@
-import { addDays, dayMs, type Calendar } from '../days';
+import { addDays, dayMs, timeMs, type Calendar } from '../days';
 import { signupTime, type DayRollup, type EntityFacts, type Evaluation } from './engine';
 import { signalLevel, type Ruleset } from './ruleset';
 import type { Signal } from './schema';
@@ -133,7 +133,7 @@ function movesWithTime(signal: Signal): boolean {
 
 /** When a day counted in a window of `days` days leaves it: when the day `days` later begins. */
 const leavesWindowAt = (calendar: Calendar, day: string, days: number) => calendar.startOf(addDays(day, days));
-const daysAfter = (from: string, days: number) => Date.parse(from) + days * dayMs;
+const daysAfter = (from: string, days: number) => timeMs(from) + days * dayMs;
 
 /** Counts over a rolling window only fall with time: the oldest day holding one leaves first. */
 function leafMove(
