@@ -572,11 +572,12 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     return true;
   };
 
+  const userDecays = decayIntervalMatters(ruleset, 'user');
   /** Evaluates a user at a step (`changed`: it has new days), and runs the lead state machine when the evaluator would. */
   const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean) => {
     let look = user.lastLook;
-    // Set when the user is evaluated now and no signal decays: the moments stableUntil comes from are then those
-    // nextDecisionAt would work out again (the decay interval is all that tells them apart).
+    // Set when the user is evaluated now and no user signal decays: the moments stableUntil comes from are then
+    // those nextDecisionAt would work out again (the decay interval is all that tells them apart).
     let changes: TimeChanges | undefined;
     // With nothing new and nothing time can move since a lead's last evaluation (stableUntil), the engine would say
     // again what it said then, with the same facts as far as they reach (windows only shrink), so its state machine
@@ -599,7 +600,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       // Decay moves points at once: the next step evaluates again.
       const moments = changesByTimeAt(facts, evaluation, ruleset, now, 1);
       user.stableUntil = moments.any;
-      if (!decayIntervalMatters(ruleset, 'user')) changes = moments;
+      if (!userDecays) changes = moments;
       look = { facts, evaluation };
     }
     const { facts, evaluation } = look;
