@@ -3,10 +3,10 @@ import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
-import { accountFacts, addToTotals, inReach, memberRangesInReach, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
+import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
-import { changesByTimeAt } from '../core/rules/time-changes';
+import { changesByTimeAt, decayIntervalMatters, type TimeChanges } from '../core/rules/time-changes';
 import type { MessageType } from '../core/segment-schema';
 import { Groups } from './groups';
 import { hash52, HashSet52 } from './seen-set';
@@ -580,20 +580,25 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       if (score > range.max) range.max = score;
     }
   };
-  const decideFor = (lead: Lead, evaluation: ReturnType<typeof evaluate>, facts: EntityFacts, now: Date, at: string, convertedAt: string | null): boolean => {
+  /** `changes`: what lead-state's nextDecisionAt works out from, when the caller has it already. */
+  const decideFor = (lead: Lead, evaluation: ReturnType<typeof evaluate>, facts: EntityFacts, now: Date, at: string, convertedAt: string | null, changes?: TimeChanges): boolean => {
     const { state, transition } = decide(lead.state, evaluation, facts, ruleset, now, convertedAt);
     // The history of reasons is for lead events only; dropping it keeps the replay's memory flat.
     lead.state = state.history.length === 0 ? state : { ...state, history: [] };
-    lead.decideAt = nextDecisionAt(state, evaluation, facts, ruleset, now, defaultDecayIntervalMs);
+    lead.decideAt = nextDecisionAt(state, evaluation, facts, ruleset, now, defaultDecayIntervalMs, changes);
     if (state.conversion) lead.history.convertedAt = state.conversion.at;
     if (!transition) return false;
     lead.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
     return true;
   };
 
+  const userDecays = decayIntervalMatters(ruleset, 'user');
   /** Evaluates a user at a step (`changed`: it has new days), and runs the lead state machine when the evaluator would. */
   const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean) => {
     let look = user.lastLook;
+    // Set when the user is evaluated now and no user signal decays: the moments stableUntil comes from are then
+    // those nextDecisionAt would work out again (the decay interval is all that tells them apart).
+    let changes: TimeChanges | undefined;
     // With nothing new and nothing time can move since a lead's last evaluation (stableUntil), the engine would say
     // again what it said then, with the same facts as far as they reach (windows only shrink), so its state machine
     // runs on that evaluation: leads were most of a replay's evaluations.
@@ -613,14 +618,16 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const evaluation = evaluate(facts, ruleset, now);
       record(user, 'user', evaluation, at);
       // Decay moves points at once: the next step evaluates again.
-      user.stableUntil = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs: 1 });
+      const moments = changesByTimeAt(facts, evaluation, ruleset, now, 1);
+      user.stableUntil = moments.any;
+      if (!userDecays) changes = moments;
       look = { facts, evaluation };
     }
     const { facts, evaluation } = look;
     if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
       const previousTier = user.state?.tier ?? null;
       const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
-      decideFor(user, evaluation, facts, now, at, convertedAt);
+      decideFor(user, evaluation, facts, now, at, convertedAt, changes);
       user.evaluated = true;
       const tierMoved = (user.state?.tier ?? null) !== previousTier;
       // The evaluator marks the user's accounts after saving a user with new days or a new tier.
@@ -692,7 +699,9 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
-      if (fresh.length > 0) user.totals = addToTotals(ruleset, user.totals, fresh, [], null);
+      // Only what a rule reads of the lifetime is added up, as the evaluator saves it (core/facts' pruneLifetime):
+      // merging every measure of every new day into a new lifetime was a tenth of the replay.
+      if (fresh.length > 0) user.totals = addToTotals(ruleset, user.totals, fresh.map((rollup) => pruneLifetime(rollup, ruleset)), [], null);
       const entries = user.record.traits;
       const traitsBefore = user.traitCursor;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);

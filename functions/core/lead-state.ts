@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { LeadEvent } from './lead-event';
 import { leadEventType, maxLeadEventDetailBytes } from './lead-event-names';
-import { dayMs, daysBetween } from './days';
+import { dayMs, daysBetween, isoTime } from './days';
 import type { EntityFacts, Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 import { chooseRoute, ownerOf } from './rules/routing';
-import { changesByTimeAt } from './rules/time-changes';
+import { changesByTimeAt, type TimeChanges } from './rules/time-changes';
 import { feedbackHoldUntil, feedbackReasonLine, type LeadFeedback } from './lead-feedback';
 
 /**
@@ -110,7 +110,7 @@ const zeroScore = { total: 0, engagement: 0, fit: 0 };
 export function withScore(scores: readonly ScorePoint[], score: Evaluation['score'], at: Date): ScorePoint[] {
   const last = scores.at(-1) ?? zeroScore;
   if (last.total === score.total && last.engagement === score.engagement && last.fit === score.fit) return [...scores];
-  return [...scores, { at: at.toISOString(), total: score.total, engagement: score.engagement, fit: score.fit }].slice(-maxScores);
+  return [...scores, { at: isoTime(at), total: score.total, engagement: score.engagement, fit: score.fit }].slice(-maxScores);
 }
 
 /** The evaluation's matched signals, with their values (a long string value cut) and points. */
@@ -140,10 +140,12 @@ export function decide(
   const previousTier = previous?.tier ?? null;
   const given = [...feedback].sort((a, b) => a.at.localeCompare(b.at) || a.id.localeCompare(b.id));
   const newest = given.at(-1);
-  const matched = Object.entries(evaluation.signals).filter(([, result]) => result.matched).map(([name]) => name);
+  // A loop rather than entries().filter().map(): no pair per signal, for every entity a backtest decides.
+  const matched: string[] = [];
+  for (const name in evaluation.signals) if (evaluation.signals[name]!.matched) matched.push(name);
   const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier, signals: matched } : undefined);
   const newlyConverted = conversion !== undefined && previous?.conversion === undefined;
-  const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > now.toISOString();
+  const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > isoTime(now);
   const outOfTiers = newest !== undefined || coolingDown || convertedOutOfTiers(conversion, ruleset);
   const tier = outOfTiers ? null : evaluation.tier;
   // The inspector's score over time and signal values, for leads (and the evaluation that ends one): kept for every
@@ -159,7 +161,7 @@ export function decide(
     cooldownUntil: previous?.cooldownUntil ?? null,
     sequence: previous?.sequence ?? 0,
     rulesetVersion: ruleset.version,
-    evaluatedAt: now.toISOString(),
+    evaluatedAt: isoTime(now),
     matched,
     lastSeen: facts.lastSeen,
     history: previous?.history ?? [],
@@ -180,11 +182,11 @@ export function decide(
   const cooldownDays = ruleset.file.policy.cooldown ?? 0;
   const state: LeadState = {
     ...base,
-    since: tier !== previousTier ? now.toISOString() : base.since,
+    since: tier !== previousTier ? isoTime(now) : base.since,
     sequence,
     cooldownUntil: kind === 'disqualified' && cooldownDays > 0 ? new Date(now.getTime() + cooldownDays * dayMs).toISOString() : base.cooldownUntil,
-    history: [...base.history, { tier, previousTier, at: now.toISOString(), reasons }].slice(-maxHistory),
-    ...(kind === 'qualified' ? { qualification: { at: now.toISOString(), tier: tier!, signals: matched } } : {}),
+    history: [...base.history, { tier, previousTier, at: isoTime(now), reasons }].slice(-maxHistory),
+    ...(kind === 'qualified' ? { qualification: { at: isoTime(now), tier: tier!, signals: matched } } : {}),
   };
   const report = reported ? conversionReport(conversion!, previous!.qualification!) : undefined;
   return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons, ...(report ? { conversion: report } : {}) } };
@@ -192,11 +194,11 @@ export function decide(
 
 /** The state after sales feedback: out of the tiers until the newest feedback's hold ends, each one in the history. */
 function withFeedback(base: LeadState, previousTier: string | null, given: readonly LeadFeedback[], ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
-  const entries = given.map((feedback) => ({ tier: null, previousTier, at: now.toISOString(), reasons: [feedbackReasonLine(feedback, ruleset)] }));
+  const entries = given.map((feedback) => ({ tier: null, previousTier, at: isoTime(now), reasons: [feedbackReasonLine(feedback, ruleset)] }));
   const { outcome, reason, at: givenAt, via } = given.at(-1)!;
   const heldUntil = feedbackHoldUntil(given.at(-1)!, ruleset);
   const sequence = base.sequence + 1;
-  const state: LeadState = { ...base, since: previousTier !== null ? now.toISOString() : base.since, sequence, cooldownUntil: heldUntil, history: [...base.history, ...entries].slice(-maxHistory) };
+  const state: LeadState = { ...base, since: previousTier !== null ? isoTime(now) : base.since, sequence, cooldownUntil: heldUntil, history: [...base.history, ...entries].slice(-maxHistory) };
   return { state, transition: { kind: 'feedback', previousTier, tier: null, sequence, notify: true, reasons: entries.at(-1)!.reasons, feedback: { outcome, reason, givenAt, via, heldUntil } } };
 }
 
@@ -211,12 +213,14 @@ const convertedOutOfTiers = (conversion: LeadState['conversion'], ruleset: Rules
  * When the state machine must run again for an entity that gets no new events (epoch ms; Infinity: not before its
  * next change), for the evaluator's sweeps and the backtest alike: a lead whenever time can change its evaluation; an
  * entity without a tier when time can raise it into one, or when the cooldown holding it out ends while its
- * evaluation has a tier; a converted customer out of the tiers never.
+ * evaluation has a tier; a converted customer out of the tiers never. `changes`: changesByTimeAt of the same facts,
+ * evaluation and time with this decayIntervalMs, when the caller has them already (or with any interval, when
+ * time-changes' decayIntervalMatters says it does not matter).
  */
-export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number): number {
-  if (state.tier !== null) return changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'any', decayIntervalMs });
-  if (convertedOutOfTiers(state.conversion, ruleset)) return Number.POSITIVE_INFINITY;
-  const qualifying = changesByTimeAt(facts, evaluation, ruleset, now, { scope: 'qualifying', decayIntervalMs });
+export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number, changes?: TimeChanges): number {
+  if (state.tier === null && convertedOutOfTiers(state.conversion, ruleset)) return Number.POSITIVE_INFINITY;
+  const { any, qualifying } = changes ?? changesByTimeAt(facts, evaluation, ruleset, now, decayIntervalMs);
+  if (state.tier !== null) return any;
   const cooldownEnds = state.cooldownUntil !== null && evaluation.tier !== null ? Date.parse(state.cooldownUntil) : Number.POSITIVE_INFINITY;
   return Math.min(qualifying, cooldownEnds > now.getTime() ? cooldownEnds : Number.POSITIVE_INFINITY);
 }
@@ -307,7 +311,7 @@ export function buildLeadEvent(
         .map(([name, result]) => ({ name, value: result.value, points: result.points })),
       ...routing,
       rulesetVersion: ruleset.version,
-      evaluatedAt: now.toISOString(),
+      evaluatedAt: isoTime(now),
       idempotencyKey: idempotencyKey(workspace, facts, transition.sequence),
       reasons: transition.reasons,
       summary: summaryLine(facts, transition, evaluation, routing.owner),

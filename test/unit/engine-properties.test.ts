@@ -2,11 +2,13 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { addToTotals, pruneLifetime, type EntityTotals } from '../../functions/core/facts';
 import { validateMessage } from '../../functions/core/messages';
-import { decide, type LeadState } from '../../functions/core/lead-state';
+import { decide, nextDecisionAt, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { routesOf } from '../../functions/core/rules/routing';
+import { changesByTimeAt, decayIntervalMatters } from '../../functions/core/rules/time-changes';
 import { generateSample, generateSampleStream, toJsonl } from '../../functions/cli/sample-stream';
 import { factsFor as sharedFactsFor } from '../support/facts';
 
@@ -151,11 +153,12 @@ signals:
   recent_sessions: { event: B, window: 3d, count: sessions, points: 1 }
   early_distinct: { event: A, since_signup: 7d, distinct: invitee, points: 1 }
   early_count: { event: B, since_signup: 3d, points: 1 }
+  recent_decaying: { event: B, window: 7d, points: 8, decay: 3d }
 tiers: [{ name: lead, min_score: 1, route: sales }]
 `,
     'spans',
   );
-  const signalNames = ['constructor', 'recent_sum', 'recent_days', 'recent_sessions', 'early_distinct', 'early_count'];
+  const signalNames = ['constructor', 'recent_sum', 'recent_days', 'recent_sessions', 'early_distinct', 'early_count', 'recent_decaying'];
   // Client-chosen names a stored rollup may hold, next to the signals' own ("other" becomes "__proto__" below).
   const measureNames = [...signalNames, 'toString', 'hasOwnProperty', 'other'];
   const measureArb = fc.record(
@@ -202,7 +205,7 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
     return signal.sum !== undefined ? sum : signal.distinct !== undefined ? distinct.size : signal.count === 'days' ? withEvents : signal.count === 'sessions' ? sessions : count;
   }
 
-  it('count each signal over the days of its window and since-signup span only, whatever the order of the days and the names stored', () => {
+  it('count each signal over the days of its window and since-signup span only, and decay from the last event there, whatever the order of the days and the names stored', () => {
     fc.assert(
       fc.property(daysArb, fc.option(fc.nat({ max: 45 })), fc.boolean(), (days, signupAge, inOrder) => {
         const ordered = inOrder ? [...days].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)) : days;
@@ -230,35 +233,79 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
         for (const [name, span] of [['early_distinct', sinceSignup(7)], ['early_count', sinceSignup(3)]] as const) {
           expect(signals[name]!.value).toBe(span === null ? 0 : plainValue(name, ordered, span[0], span[1]));
         }
+        // Decayed from the last matching event in the window (none known: not decayed).
+        const decaying = ordered.filter((day) => day.day >= windowFrom(7) && Object.hasOwn(day.measures, 'recent_decaying')).map((day) => day.measures['recent_decaying']!);
+        const last = decaying.reduce<string | undefined>((latest, measure) => (measure.last !== undefined && (latest === undefined || measure.last > latest) ? measure.last : latest), undefined);
+        const count = decaying.reduce((sum, measure) => sum + measure.count, 0);
+        const decayed = last === undefined ? 8 : Math.round(8 * 0.5 ** (Math.max(0, now.getTime() - Date.parse(last)) / (3 * dayMs)) * 100) / 100;
+        expect(signals['recent_decaying']!.points).toBe(count >= 1 ? decayed : 0);
       }),
       { numRuns: 300 },
     );
   });
 });
 
-describe('idempotent decisions', () => {
-  const previousArb = (ruleset: Ruleset): fc.Arbitrary<LeadState | undefined> =>
-    fc.option(
-      fc.record({
-        tier: fc.constantFrom(null, ...ruleset.file.tiers.map((tier) => tier.name)),
-        cooldownDays: fc.option(fc.integer({ min: -20, max: 20 })),
-        sequence: fc.nat({ max: 50 }),
-      }).map(({ tier, cooldownDays, sequence }): LeadState => ({
-        tier,
-        route: tier === null ? null : routesOf(ruleset.file.tiers.find((candidate) => candidate.name === tier)!.route)[0]!,
-        score: 0,
-        since: null,
-        cooldownUntil: cooldownDays === null ? null : new Date(now.getTime() + cooldownDays * dayMs).toISOString(),
-        sequence,
-        rulesetVersion: 'older',
-        evaluatedAt: new Date(now.getTime() - dayMs).toISOString(),
-        matched: [],
-        lastSeen: null,
-        history: [],
-      })),
-      { nil: undefined },
-    );
+/** A lead state decided before, or none, with any tier of the rules and a cooldown past, pending or none. */
+const previousArb = (ruleset: Ruleset): fc.Arbitrary<LeadState | undefined> =>
+  fc.option(
+    fc.record({
+      tier: fc.constantFrom(null, ...ruleset.file.tiers.map((tier) => tier.name)),
+      cooldownDays: fc.option(fc.integer({ min: -20, max: 20 })),
+      sequence: fc.nat({ max: 50 }),
+    }).map(({ tier, cooldownDays, sequence }): LeadState => ({
+      tier,
+      route: tier === null ? null : routesOf(ruleset.file.tiers.find((candidate) => candidate.name === tier)!.route)[0]!,
+      score: 0,
+      since: null,
+      cooldownUntil: cooldownDays === null ? null : new Date(now.getTime() + cooldownDays * dayMs).toISOString(),
+      sequence,
+      rulesetVersion: 'older',
+      evaluatedAt: new Date(now.getTime() - dayMs).toISOString(),
+      matched: [],
+      lastSeen: null,
+      history: [],
+    })),
+    { nil: undefined },
+  );
 
+describe('the lifetime the backtest adds up', () => {
+  // The playbook's time-to-value and day counts over the whole history read the lifetime, as does a time to value
+  // to a windowed signal; the other examples none of it.
+  const playbook = loadRules(readFileSync(join(examples, 'playbook.rules.yaml'), 'utf8'), 'playbook', (path) => readFileSync(join(examples, path), 'utf8'));
+  const windowedFirst = loadRules(
+    `version: 1
+signup: { trait: createdAt }
+signals:
+  shared: { event: Dashboard Shared, window: 7d, points: 1 }
+  fast: { to: shared, within: 3d, points: 10 }
+  login_days: { event: Logged In, count: days, at_least: 2, points: 1 }
+tiers: [{ name: lead, min_score: 1, route: sales }]
+`,
+    'windowed-first',
+  );
+
+  it('pruneLifetime keeps the day, the activity, the last activity when there is one, and the measures a lifetime is read for, in that order', () => {
+    const measures = { invites: { count: 1, sum: 0 }, premium_feature: { count: 2, sum: 0 } };
+    const rollup: DayRollup = { day: '2024-06-10', activity: 3, lastActivity: '2024-06-10T10:00:00.000Z', names: { 'Teammate Invited': 1 }, measures };
+    expect(JSON.stringify(pruneLifetime(rollup, playbook))).toBe('{"day":"2024-06-10","activity":3,"lastActivity":"2024-06-10T10:00:00.000Z","names":{},"measures":{"invites":{"count":1,"sum":0}}}');
+    expect(JSON.stringify(pruneLifetime({ ...rollup, lastActivity: undefined }, playbook))).toBe('{"day":"2024-06-10","activity":3,"names":{},"measures":{"invites":{"count":1,"sum":0}}}');
+  });
+
+  it('adding up only what pruneLifetime keeps of each day, in batches, gives the evaluation of adding up everything', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(playbook, windowedFirst, ...Object.values(rulesets)), eventsArb, traitsArb, fc.nat(), (ruleset, events, traits, cut) => {
+        const facts = factsFor(events, ruleset, { traits });
+        const at = cut % (facts.days.length + 1);
+        let totals: EntityTotals | undefined;
+        for (const batch of [facts.days.slice(0, at), facts.days.slice(at)]) totals = addToTotals(ruleset, totals, batch.map((day) => pruneLifetime(day, ruleset)), [], null);
+        expect(totals!.lifetime).toEqual(pruneLifetime(facts.lifetime, ruleset));
+        expect(evaluate({ ...facts, lifetime: totals!.lifetime }, ruleset, now)).toEqual(evaluate(facts, ruleset, now));
+      }),
+    );
+  });
+});
+
+describe('idempotent decisions', () => {
   it('evaluating the same facts twice and deciding twice yields no second transition', () => {
     fc.assert(
       fc.property(
@@ -278,6 +325,40 @@ describe('idempotent decisions', () => {
           // A transition happened exactly when the tier moved, and it was numbered once.
           expect(once.transition !== undefined).toBe(once.state.tier !== (previous?.tier ?? null));
           expect(once.state.sequence).toBe((previous?.sequence ?? 0) + (once.transition ? 1 : 0));
+        },
+      ),
+    );
+  });
+});
+
+describe('when time alone changes an evaluation', () => {
+  const sixHours = 6 * 3_600_000;
+
+  it('the decay interval changes the moments only where decayIntervalMatters says it may', () => {
+    fc.assert(
+      fc.property(rulesetArb, eventsArb, traitsArb, accountTraitsArb, (ruleset, events, traits, accountTraits) => {
+        const facts = factsFor(events, ruleset, { traits, accountTraits });
+        const evaluation = evaluate(facts, ruleset, now);
+        if (!decayIntervalMatters(ruleset, 'user')) expect(changesByTimeAt(facts, evaluation, ruleset, now, 1)).toEqual(changesByTimeAt(facts, evaluation, ruleset, now, sixHours));
+      }),
+    );
+  });
+
+  it('nextDecisionAt from moments the caller has (the backtest) equals nextDecisionAt working them out', () => {
+    fc.assert(
+      fc.property(
+        rulesetArb.chain((ruleset) => fc.tuple(fc.constant(ruleset), previousArb(ruleset))),
+        eventsArb,
+        traitsArb,
+        fc.option(fc.integer({ min: -20, max: 0 })),
+        ([ruleset, previous], events, traits, convertedDays) => {
+          const facts = factsFor(events, ruleset, { traits });
+          const evaluation = evaluate(facts, ruleset, now);
+          const convertedAt = convertedDays === null ? null : new Date(now.getTime() + convertedDays * dayMs).toISOString();
+          const { state } = decide(previous, evaluation, facts, ruleset, now, convertedAt);
+          const next = nextDecisionAt(state, evaluation, facts, ruleset, now, sixHours);
+          expect(nextDecisionAt(state, evaluation, facts, ruleset, now, sixHours, changesByTimeAt(facts, evaluation, ruleset, now, sixHours))).toBe(next);
+          if (!decayIntervalMatters(ruleset, 'user')) expect(nextDecisionAt(state, evaluation, facts, ruleset, now, sixHours, changesByTimeAt(facts, evaluation, ruleset, now, 1))).toBe(next);
         },
       ),
     );

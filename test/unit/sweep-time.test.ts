@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decide, nextDecisionAt, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
-import { changesByTimeAt, type TimeChangeScope } from '../../functions/core/rules/time-changes';
+import { changesByTimeAt, decayIntervalMatters, type TimeChangeScope } from '../../functions/core/rules/time-changes';
 import { SeededRandom } from '../../functions/core/random';
 import { factsFor } from '../support/facts';
 
@@ -17,7 +17,7 @@ const rules = (signals: string, tiers = '  - { name: pql, min_score: 1, route: s
   loadRules(`version: 1\nsignals:\n${signals}\ntiers:\n${tiers}\n${extra}`);
 const momentOf = (ruleset: Ruleset, events: UsageEvent[], scope: TimeChangeScope, when = now) => {
   const facts = factsFor(events, ruleset);
-  return changesByTimeAt(facts, evaluate(facts, ruleset, when), ruleset, when, { scope, decayIntervalMs: sixHours });
+  return changesByTimeAt(facts, evaluate(facts, ruleset, when), ruleset, when, sixHours)[scope];
 };
 
 describe('when time alone can change an evaluation', () => {
@@ -123,10 +123,20 @@ describe('when time alone can change an evaluation', () => {
     });
   }
 
+  it('the decay interval matters only with a decaying signal', () => {
+    const decaying = rules('  a: { event: Login, window: 7d, points: 1 }\n  b: { event: Login, points: 10, decay: 7d }');
+    const events = [track('Login', at(-dayMs))];
+    expect(decayIntervalMatters(decaying, 'user')).toBe(true);
+    expect(momentOf(decaying, events, 'any')).toBe(at(sixHours).getTime());
+    const facts = factsFor(events, decaying);
+    expect(changesByTimeAt(facts, evaluate(facts, decaying, now), decaying, now, 1).any).toBe(now.getTime() + 1);
+    expect(decayIntervalMatters(rules('  a: { event: Login, window: 7d, points: 1 }'), 'user')).toBe(false);
+  });
+
   it('is right: the evaluation is the same just before the moment and may differ from it on', () => {
     const ruleset = rules('  a: { inactive_for: 3d, points: 1 }');
     const facts = factsFor([track('Login', at(-2 * dayMs - hourMs))], ruleset);
-    const moment = changesByTimeAt(facts, evaluate(facts, ruleset, now), ruleset, now, { scope: 'any', decayIntervalMs: sixHours });
+    const moment = changesByTimeAt(facts, evaluate(facts, ruleset, now), ruleset, now, sixHours).any;
     expect(evaluate(facts, ruleset, new Date(moment - 1)).tier).toBe(evaluate(facts, ruleset, now).tier);
     expect(evaluate(facts, ruleset, new Date(moment)).tier).not.toBe(evaluate(facts, ruleset, now).tier);
   });

@@ -79,7 +79,7 @@ describe('rules counting in a time zone', () => {
     // Saturday 2024-03-30 in Berlin; Sunday the 31st has 23 hours, so it begins at 23:00 UTC the day before.
     const facts = factsFor([login('2024-03-30T10:00:00.000Z')], ruleset);
     const now = new Date('2024-03-30T12:00:00.000Z');
-    const moment = changesByTimeAt(facts, evaluate(facts, ruleset, now), ruleset, now, { scope: 'any', decayIntervalMs: 3_600_000 });
+    const moment = changesByTimeAt(facts, evaluate(facts, ruleset, now), ruleset, now, 3_600_000).any;
     expect(iso(moment)).toBe('2024-03-30T23:00:00.000Z');
     expect(evaluate(facts, ruleset, new Date(moment - 1)).signals['today']!.matched).toBe(true);
     expect(evaluate(facts, ruleset, new Date(moment)).signals['today']!.matched).toBe(false);

@@ -1,4 +1,4 @@
-import { addDays, dayMs, type Calendar } from '../days';
+import { addDays, dayMs, timeMs, type Calendar } from '../days';
 import { signupTime, type DayRollup, type EntityFacts, type Evaluation } from './engine';
 import { signalLevel, type Ruleset } from './ruleset';
 import type { Signal } from './schema';
@@ -18,6 +18,9 @@ import type { Signal } from './schema';
  */
 export type TimeChangeScope = 'any' | 'qualifying';
 
+/** The first moment of a change that matters, by scope (epoch ms; Infinity: none). */
+export type TimeChanges = Readonly<Record<TimeChangeScope, number>>;
+
 /** How a signal's outcome can move by time alone, and from when. */
 interface SignalMove {
   /** Epoch ms of the first moment it can move. */
@@ -28,43 +31,45 @@ interface SignalMove {
   pointsRise: boolean;
 }
 
+const noChanges: TimeChanges = Object.freeze({ any: Number.POSITIVE_INFINITY, qualifying: Number.POSITIVE_INFINITY });
+
 /**
- * The first moment after `now` (epoch ms) at which `evaluate` can give a result that matters (see TimeChangeScope)
- * for the same facts, by time alone; Infinity when none. The moments: a day that counts for a rolling window leaving
+ * The first moments after `now` (epoch ms) at which `evaluate` can give a result that matters, for each scope (see
+ * TimeChangeScope), for the same facts, by time alone; Infinity when none. One walk gives both: the backtest needs
+ * both for most users. The moments: a day that counts for a rolling window leaving
  * it (when the day after the window's last day holding it begins, in the rules' calendar), the next midnight for a
  * window split `per` day or week (its days change periods), an inactivity or signup age reaching its
  * threshold, an active member of an account leaving an `active_users` window, and, while points decay
  * (continuously), `decayIntervalMs` from now.
  */
-export function changesByTimeAt(
-  facts: EntityFacts,
-  evaluation: Evaluation,
-  ruleset: Ruleset,
-  now: Date,
-  options: { scope: TimeChangeScope; decayIntervalMs: number },
-): number {
+export function changesByTimeAt(facts: EntityFacts, evaluation: Evaluation, ruleset: Ruleset, now: Date, decayIntervalMs: number): TimeChanges {
   const plan = timePlanOf(ruleset)[facts.type];
-  if (plan.length === 0) return Number.POSITIVE_INFINITY;
+  if (plan.length === 0) return noChanges;
   const nowMs = now.getTime();
-  const qualifying = options.scope === 'qualifying';
   const signupAt = plan.readsSignup ? signupTime(facts, ruleset) : null;
   // By the signal's place in the plan: a combination's parts come before it.
   const moves: (SignalMove | undefined)[] = new Array(plan.length);
-  let first = Number.POSITIVE_INFINITY;
+  let any = Number.POSITIVE_INFINITY;
+  let qualifying = Number.POSITIVE_INFINITY;
   for (const step of plan) {
     const result = evaluation.signals[step.name];
     const move =
       step.signal.kind === 'combination'
         ? combinationMove(step.parts, step.inverted, moves)
-        : leafMove(step.name, step.signal, result?.matched === true, result?.value ?? null, facts, ruleset.calendar, signupAt, now, options.decayIntervalMs);
+        : leafMove(step.name, step.signal, result?.matched === true, result?.value ?? null, facts, ruleset.calendar, signupAt, now, decayIntervalMs);
     if (move === undefined || move.at <= nowMs) continue;
     moves[step.index] = move;
-    if (move.at >= first) continue;
-    if (qualifying && !((move.turnsOn && step.raisesWhenOn) || (move.turnsOff && step.raisesWhenOff) || move.pointsRise)) continue;
-    first = move.at;
+    if (move.at < any) any = move.at;
+    if (move.at < qualifying && ((move.turnsOn && step.raisesWhenOn) || (move.turnsOff && step.raisesWhenOff) || move.pointsRise)) qualifying = move.at;
   }
-  return first;
+  return { any, qualifying };
 }
+
+/**
+ * Whether changesByTimeAt's `decayIntervalMs` can change its result for entities of this type: only a decaying
+ * signal reads it. Without one, a caller needing the moments for two intervals (the backtest) works them out once.
+ */
+export const decayIntervalMatters = (ruleset: Ruleset, type: EntityFacts['type']): boolean => timePlanOf(ruleset)[type].decays;
 
 /** A signal as changesByTimeAt walks it: what its moves mean for an entity without a tier, and its parts' places. */
 interface PlanStep {
@@ -80,7 +85,7 @@ interface PlanStep {
   inverted: number[];
 }
 
-type TimePlan = PlanStep[] & { readsSignup: boolean };
+type TimePlan = PlanStep[] & { readsSignup: boolean; decays: boolean };
 
 /** Worked out once per ruleset: a sweep runs this for every entity it saves, the backtest for every user at every step. */
 const timePlans = new WeakMap<Ruleset, Record<'user' | 'account', TimePlan>>();
@@ -106,7 +111,7 @@ function timePlanOf(ruleset: Ruleset): Record<'user' | 'account', TimePlan> {
       places.set(name, steps.length);
       steps.push({ name, index: steps.length, signal, raisesWhenOn: signal.points > 0 || required.has(name), raisesWhenOff: signal.points < 0, parts, inverted });
     }
-    return Object.assign(steps, { readsSignup: steps.some((step) => step.signal.kind === 'signup_age') });
+    return Object.assign(steps, { readsSignup: steps.some((step) => step.signal.kind === 'signup_age'), decays: steps.some((step) => step.signal.kind === 'event' && step.signal.decay !== undefined) });
   };
   plans = { user: planFor('user'), account: planFor('account') };
   timePlans.set(ruleset, plans);
@@ -128,7 +133,7 @@ function movesWithTime(signal: Signal): boolean {
 
 /** When a day counted in a window of `days` days leaves it: when the day `days` later begins. */
 const leavesWindowAt = (calendar: Calendar, day: string, days: number) => calendar.startOf(addDays(day, days));
-const daysAfter = (from: string, days: number) => Date.parse(from) + days * dayMs;
+const daysAfter = (from: string, days: number) => timeMs(from) + days * dayMs;
 
 /** Counts over a rolling window only fall with time: the oldest day holding one leaves first. */
 function leafMove(
