@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -367,20 +367,23 @@ function receivedAtOf(raw: unknown): Date {
   return new Date(0);
 }
 
+/** A file's bytes, gunzipped when its name ends in .gz (`stream`), and the file's own stream (`source`), to destroy. */
+function fileBytes(file: string): { source: ReadStream; stream: Readable } {
+  const source = createReadStream(file);
+  if (!file.endsWith('.gz')) return { source, stream: source };
+  // Larger chunks than zlib's 16 KB: fewer round trips through the stream for the same bytes.
+  const gunzip = createGunzip({ chunkSize: 128 * 1024 });
+  pipeline(source, gunzip, () => {});
+  return { source, stream: gunzip };
+}
+
 /**
  * The lines of a file, each with the file and its number from 1, streamed (gunzipped when the name ends in .gz); a
  * line over maxLineBytes is given as an Error in its place (and skipped over) so a reader can report or skip it.
  * Errors of the file itself (missing, unreadable, a corrupt gzip) throw an InputError naming the file.
  */
 export async function* readLines(file: string): AsyncGenerator<SourceLine> {
-  const source = createReadStream(file);
-  let stream: Readable = source;
-  if (file.endsWith('.gz')) {
-    // Larger chunks than zlib's 16 KB: fewer round trips through the stream for the same bytes.
-    const gunzip = createGunzip({ chunkSize: 128 * 1024 });
-    pipeline(source, gunzip, () => {});
-    stream = gunzip;
-  }
+  const { source, stream } = fileBytes(file);
   const decoder = new StringDecoder('utf8');
   let pending = '';
   let number = 0;
@@ -441,13 +444,7 @@ export async function* fileBlocks(files: readonly string[]): AsyncGenerator<Line
 }
 
 async function* blocksOf(file: string): AsyncGenerator<LineBlock | SourceLine> {
-  const source = createReadStream(file);
-  let stream: Readable = source;
-  if (file.endsWith('.gz')) {
-    const gunzip = createGunzip({ chunkSize: 128 * 1024 });
-    pipeline(source, gunzip, () => {});
-    stream = gunzip;
-  }
+  const { source, stream } = fileBytes(file);
   // Lines given so far; whole lines held for the next block (slices of the chunks: a stream never reuses a chunk's
   // memory); the start of a line not yet ended (dropped once it is too long: `skipping` to its end).
   let number = 0;
