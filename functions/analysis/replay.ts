@@ -494,6 +494,7 @@ interface AccountRun extends Lead {
   /** [member, joinedAt], by user id. */
   members: [UserRun, string][];
   joinedFirst: string;
+  /** A member with new days or a new tier was saved at this step: the evaluator would evaluate the account. */
   marked: boolean;
   /** Its traits changed at this step (a group call applied): its members' evaluations are stale. */
   traitsMoved: boolean;
@@ -652,6 +653,19 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const firstStepAt = (time: string | number, from: number) =>
     firstNotBelow(from, steps.length, typeof time === 'string' ? (index) => stepTimes[index]! < time : (index) => stepMs[index]! < time);
   users.forEach((user, place) => visits[firstStepAt(user.record.firstSeen, 0)]?.push(place));
+  /**
+   * The accounts whose traits change at each step: a step applies only theirs, rather than asking every account
+   * (accounts x steps, for a year of daily steps over many accounts).
+   */
+  const traitSteps: AccountRun[][] = steps.map(() => []);
+  for (const account of accounts) {
+    let last = -1;
+    for (const entry of account.traitEntries) {
+      const step = firstStepAt(entry.at, 0);
+      if (step !== last && step < steps.length) traitSteps[step]!.push(account);
+      last = step;
+    }
+  }
   const nextVisit = (user: UserRun, index: number): number => {
     const after = index + 1;
     if (options.reevaluateAll) return after;
@@ -674,15 +688,14 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     const now = new Date(at);
     const atMs = stepMs[index]!;
     const due = visits[index]!;
-    for (const account of accounts) {
-      account.marked = false;
-      account.traitsMoved = false;
+    const traitsMoved = traitSteps[index]!;
+    for (const account of traitsMoved) {
       while (account.traitCursor < account.traitEntries.length && account.traitEntries[account.traitCursor]!.at <= at) {
         Object.assign(account.traits, account.traitEntries[account.traitCursor]!.traits);
         account.traitCursor++;
-        account.traitsMoved = true;
       }
-      if (account.traitsMoved) for (const [member, joinedAt] of account.members) if (joinedAt <= at) due.push(member.place);
+      account.traitsMoved = true;
+      for (const [member, joinedAt] of account.members) if (joinedAt <= at) due.push(member.place);
     }
 
     // In the users' order, as a pass over all of them would; a user may be due for several reasons.
@@ -727,13 +740,16 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
 
     if (accountsEvaluated) {
       for (const account of accounts) {
+        const { marked } = account;
+        account.marked = false;
         if (account.joinedFirst > at) continue;
         const facts = accountFacts(account, membersAt(account, at, now, ruleset));
         const evaluation = evaluate(facts, ruleset, now);
         record(account, 'account', evaluation, at);
-        if (account.marked || (account.state?.tier ?? null) !== null || account.decideAt <= atMs) decideFor(account, evaluation, facts, now, at, accountConvertedAt(account, at, now, ruleset));
+        if (marked || (account.state?.tier ?? null) !== null || account.decideAt <= atMs) decideFor(account, evaluation, facts, now, at, accountConvertedAt(account, at, now, ruleset));
       }
     }
+    for (const account of traitsMoved) account.traitsMoved = false;
     options.onStep?.(index + 1, steps.length);
   });
 
