@@ -367,6 +367,9 @@ function receivedAtOf(raw: unknown): Date {
   return new Date(0);
 }
 
+/** What readLines and fileBlocks give in place of a line over maxLineBytes. */
+const lineTooLong = () => new Error(`the line is longer than ${maxLineBytes} bytes`);
+
 /** A file's bytes, gunzipped when its name ends in .gz (`stream`), and the file's own stream (`source`), to destroy. */
 function fileBytes(file: string): { source: ReadStream; stream: Readable } {
   const source = createReadStream(file);
@@ -396,7 +399,7 @@ export async function* readLines(file: string): AsyncGenerator<SourceLine> {
         number++;
         if (oversized || newline - start > maxLineBytes) {
           oversized = false;
-          yield { source: file, line: new Error(`the line is longer than ${maxLineBytes} bytes`), number };
+          yield { source: file, line: lineTooLong(), number };
         } else {
           const end = newline > start && text.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
           yield { source: file, line: text.slice(start, end), number };
@@ -411,7 +414,7 @@ export async function* readLines(file: string): AsyncGenerator<SourceLine> {
       pending = oversized ? '' : text;
     }
     pending += decoder.end();
-    if (oversized) yield { source: file, line: new Error(`the line is longer than ${maxLineBytes} bytes`), number: number + 1 };
+    if (oversized) yield { source: file, line: lineTooLong(), number: number + 1 };
     else if (pending !== '') yield { source: file, line: pending.endsWith('\r') ? pending.slice(0, -1) : pending, number: number + 1 };
   } catch (error) {
     throw fileError(file, number, error);
@@ -473,7 +476,7 @@ async function* blocksOf(file: string): AsyncGenerator<LineBlock | SourceLine> {
     heldBytes = 0;
     heldLines = 0;
   }
-  const tooLong = (): SourceLine => ({ source: file, line: new Error(`the line is longer than ${maxLineBytes} bytes`), number: ++number });
+  const tooLong = (): SourceLine => ({ source: file, line: lineTooLong(), number: ++number });
   try {
     for await (const chunk of stream) {
       const bytes = chunk as Buffer;
