@@ -73,7 +73,12 @@ const identifierNode = (id: string) => hash52(id);
 /** The node of an account. A hash shared by chance only joins two groups: partitions get coarser, never wrong. */
 const accountNode = (id: string) => hash52(`account\n${id}`);
 
-/** Appends lines to a new file through a 1 MiB buffer (a worker thread may block on its own writes). */
+/**
+ * Appends lines to a new file through a 64 KiB buffer (a worker thread may block on its own writes). Not more: the
+ * buffered lines are strings on the heap, and those of a 1 MiB buffer lived through young-generation collections, which
+ * copied them (parsing and spilling 300k lines: 1.49 to 1.65 CPU-s with 1 MiB, 1.37 to 1.51 with 64 KiB, no better
+ * with 16 KiB).
+ */
 class LineWriter {
   private readonly fd: number;
   private chunks: string[] = [];
@@ -89,7 +94,7 @@ class LineWriter {
     this.chunks.push(text);
     this.buffered += text.length;
     this.bytes += text.length;
-    if (this.buffered >= 1 << 20) this.flush();
+    if (this.buffered >= 1 << 16) this.flush();
   }
 
   close(): void {
