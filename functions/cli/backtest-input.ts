@@ -191,8 +191,8 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
   const input = raw as Record<string, unknown>;
   const type = input['type'];
-  const shape = typeof type === 'string' ? fastShapes.get(type) : undefined;
-  if (shape === undefined || !shallowAndSafe(input, 0)) return undefined;
+  const known = typeof type === 'string' ? schemaKeys.get(type) : undefined;
+  if (known === undefined || !shallowAndSafe(input, 0)) return undefined;
   const { messageId, timestamp } = input;
   if (!isIdentifier(messageId) || typeof timestamp !== 'string' || !isoDateTime.test(timestamp)) return undefined;
   if (Object.hasOwn(input, 'originalTimestamp') || Object.hasOwn(input, 'sentAt')) return undefined;
@@ -202,49 +202,52 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
   const resolved = resolvedTime(timestamp);
   if (resolved === undefined) return undefined;
 
+  // The schema's keys in its order (originalTimestamp and sentAt are not here; a track's event and a group's groupId are
+  // required), each set by its name: a loop over the keys, storing by a key that changes, took a third more of this
+  // path's time (300k messages: 0.27 CPU-s, 0.20 now).
   const message: Record<string, unknown> = {};
-  for (const key of shape.keys) {
-    if (!Object.hasOwn(input, key)) continue;
-    const value = input[key];
-    switch (key) {
-      case 'userId':
-        message[key] = userId;
-        break;
-      case 'anonymousId':
-        message[key] = anonymousId;
-        break;
-      case 'context': {
-        const context = copyContext(value);
-        if (context === undefined) return undefined;
-        message[key] = context;
-        break;
-      }
-      case 'integrations':
-      case 'properties':
-      case 'traits':
-        // zod copies these objects; the copy would hold the same keys and values, and the parsed line is not kept.
-        if (!isPlainRecord(value)) return undefined;
-        message[key] = value;
-        break;
-      case 'event':
-      case 'name':
-        if (!isEventName(value)) return undefined;
-        message[key] = value;
-        break;
-      case 'category':
-        if (typeof value !== 'string') return undefined;
-        message[key] = value;
-        break;
-      case 'groupId':
-        if (!isIdentifier(value)) return undefined;
-        message[key] = value;
-        break;
-      default:
-        message[key] = value;
+  if (Object.hasOwn(input, 'messageId')) message['messageId'] = messageId;
+  if (Object.hasOwn(input, 'userId')) message['userId'] = userId;
+  if (Object.hasOwn(input, 'anonymousId')) message['anonymousId'] = anonymousId;
+  if (Object.hasOwn(input, 'timestamp')) message['timestamp'] = timestamp;
+  if (Object.hasOwn(input, 'context')) {
+    const context = copyContext(input['context']);
+    if (context === undefined) return undefined;
+    message['context'] = context;
+  }
+  if (Object.hasOwn(input, 'integrations')) {
+    if (!isPlainRecord(input['integrations'])) return undefined;
+    message['integrations'] = input['integrations'];
+  }
+  if (Object.hasOwn(input, 'type')) message['type'] = type;
+  if (type === 'track') {
+    const event = input['event'];
+    if (!isEventName(event)) return undefined;
+    message['event'] = event;
+  } else if (type === 'group') {
+    const groupId = input['groupId'];
+    if (!isIdentifier(groupId)) return undefined;
+    message['groupId'] = groupId;
+  } else if (type === 'page' || type === 'screen') {
+    if (Object.hasOwn(input, 'name')) {
+      if (!isEventName(input['name'])) return undefined;
+      message['name'] = input['name'];
+    }
+    if (type === 'page' && Object.hasOwn(input, 'category')) {
+      if (typeof input['category'] !== 'string') return undefined;
+      message['category'] = input['category'];
     }
   }
-  if (shape.required !== undefined && !Object.hasOwn(message, shape.required)) return undefined;
-  for (const key of Object.keys(input)) if (!shape.known.has(key)) message[key] = input[key];
+  if (type === 'identify' || type === 'group') {
+    if (Object.hasOwn(input, 'traits')) {
+      if (!isPlainRecord(input['traits'])) return undefined;
+      message['traits'] = input['traits'];
+    }
+  } else if (Object.hasOwn(input, 'properties')) {
+    if (!isPlainRecord(input['properties'])) return undefined;
+    message['properties'] = input['properties'];
+  }
+  for (const key of Object.keys(input)) if (!known.has(key)) message[key] = input[key];
 
   // As normalise's { ...message, messageId, timestamp }: both keys are there already, so the order is the same.
   message['timestamp'] = resolved;
@@ -288,21 +291,20 @@ export function resolvedTime(timestamp: string): string | undefined {
 }
 /** zod's own ISO date-time check (segment-schema's timestamps), so both paths accept the same times. */
 const isoDateTime = (z.iso.datetime({ offset: true })._zod as unknown as { pattern: RegExp }).pattern;
-const common = ['messageId', 'userId', 'anonymousId', 'timestamp', 'originalTimestamp', 'sentAt', 'context', 'integrations', 'type'];
-/** segment-schema's keys by type, in its order (zod's output puts the schema's keys first, then the others). */
-const fastShapes = new Map<string, { keys: string[]; known: Set<string>; required?: string }>(
+/**
+ * segment-schema's keys by type (the common ones, then the type's own): zod's output puts them first, in the schema's
+ * order (acceptCommonMessage writes them in it), then the others.
+ */
+const schemaKeys = new Map<string, Set<string>>(
   (
     [
-      ['track', ['event', 'properties'], 'event'],
+      ['track', ['event', 'properties']],
       ['identify', ['traits']],
-      ['group', ['groupId', 'traits'], 'groupId'],
+      ['group', ['groupId', 'traits']],
       ['page', ['name', 'category', 'properties']],
       ['screen', ['name', 'properties']],
-    ] as [string, string[], string?][]
-  ).map(([type, own, required]) => {
-    const keys = [...common, ...own];
-    return [type, { keys, known: new Set(keys), ...(required !== undefined ? { required } : {}) }] as const;
-  }),
+    ] as const
+  ).map(([type, own]) => [type, new Set(['messageId', 'userId', 'anonymousId', 'timestamp', 'originalTimestamp', 'sentAt', 'context', 'integrations', 'type', ...own])]),
 );
 const invalid = Symbol('invalid');
 

