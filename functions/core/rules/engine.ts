@@ -123,30 +123,31 @@ export function rollupDay(day: string, events: readonly UsageEvent[], ruleset: R
 export function rollupDayWithSessions(day: string, events: readonly UsageEvent[], ruleset: Ruleset): { rollup: DayRollup; sessions: Record<string, SessionSpan[]> } {
   const rollup: DayRollup = { day, activity: 0, names: {}, measures: {} };
   const sessions: Record<string, SessionSpan[]> = {};
+  const measured = measuredSignalsOf(ruleset);
   for (const event of events) {
     const name = eventName(event);
     if (name === undefined || !productTypes.has(event.type)) continue;
     rollup.activity++;
     if (!rollup.lastActivity || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
     setOwn(rollup.names, name, (ownValue(rollup.names, name) ?? 0) + 1);
-    for (const signalName of ruleset.eventSignals) {
-      const signal = ruleset.file.signals[signalName]!;
-      if (signal.kind !== 'event' || !eventMatches(signal, name, event.properties ?? {})) continue;
-      const measure = ownValue(rollup.measures, signalName) ?? setOwn(rollup.measures, signalName, { count: 0, sum: 0 });
+    const properties = event.properties ?? noProperties;
+    for (const signal of measured) {
+      if ((!signal.anyEvent && !signal.events.includes(name)) || !pathsHold(signal.where, properties)) continue;
+      const measure = ownValue(rollup.measures, signal.name) ?? setOwn(rollup.measures, signal.name, { count: 0, sum: 0 });
       measure.count++;
       if (signal.sum !== undefined) {
-        const value = propertyAt(event.properties ?? {}, signal.sum);
+        const value = valueAt(properties, signal.sum);
         if (typeof value === 'number' && Number.isFinite(value)) measure.sum += value;
       }
       if (signal.distinct !== undefined) {
-        const value = propertyAt(event.properties ?? {}, signal.distinct);
+        const value = valueAt(properties, signal.distinct);
         if (value !== undefined && value !== null) addDistinct(measure, [String(value).slice(0, 200)]);
       }
       if (!measure.last || event.timestamp > measure.last) measure.last = event.timestamp;
-      if (ruleset.firstSignals.includes(signalName) && (!measure.first || event.timestamp < measure.first)) measure.first = event.timestamp;
-      if (signal.count === 'sessions') {
+      if (signal.keepsFirst && (!measure.first || event.timestamp < measure.first)) measure.first = event.timestamp;
+      if (signal.countsSessions) {
         const at = Date.parse(event.timestamp);
-        (ownValue(sessions, signalName) ?? setOwn(sessions, signalName, [])).push([at, at]);
+        (ownValue(sessions, signal.name) ?? setOwn(sessions, signal.name, [])).push([at, at]);
       }
     }
   }
@@ -156,6 +157,69 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
     rollup.measures[signalName]!.sessions = joined.length;
   }
   return { rollup, sessions };
+}
+
+/** What a day rollup reads of an event without properties; never written to. */
+const noProperties: Record<string, unknown> = Object.freeze({});
+
+/**
+ * An event signal as a day rollup measures it, worked out once per ruleset: a rollup looks at every event signal
+ * for every event, and splitting its paths and listing its event names and filters each time were most of that.
+ */
+interface MeasuredSignal {
+  name: string;
+  /** `*`: any product event. */
+  anyEvent: boolean;
+  events: readonly string[];
+  /** Its `where`: property paths (split at dots) and their conditions. */
+  where: readonly PathCondition[];
+  sum: string[] | undefined;
+  distinct: string[] | undefined;
+  /** A time-to-value signal reads its first event. */
+  keepsFirst: boolean;
+  countsSessions: boolean;
+}
+
+type PathCondition = [path: string[], condition: Condition];
+
+const measuredSignals = new WeakMap<Ruleset, MeasuredSignal[]>();
+
+function measuredSignalsOf(ruleset: Ruleset): MeasuredSignal[] {
+  let measured = measuredSignals.get(ruleset);
+  if (measured === undefined) {
+    measured = [];
+    for (const name of ruleset.eventSignals) {
+      const signal = ruleset.file.signals[name]!;
+      if (signal.kind !== 'event') continue;
+      const events = signal.events ?? [signal.event!];
+      measured.push({
+        name,
+        anyEvent: events.includes('*'),
+        events,
+        where: pathConditions(signal.where),
+        sum: signal.sum?.split('.'),
+        distinct: signal.distinct?.split('.'),
+        keepsFirst: ruleset.firstSignals.includes(name),
+        countsSessions: signal.count === 'sessions',
+      });
+    }
+    measuredSignals.set(ruleset, measured);
+  }
+  return measured;
+}
+
+const splitWheres = new WeakMap<Record<string, Condition>, readonly PathCondition[]>();
+const noConditions: readonly PathCondition[] = Object.freeze([]);
+
+/** A `where` as its paths split at the dots, with their conditions; split once per `where` of the rules. */
+function pathConditions(where: Record<string, Condition> | undefined): readonly PathCondition[] {
+  if (where === undefined) return noConditions;
+  let split = splitWheres.get(where);
+  if (split === undefined) {
+    split = Object.entries(where).map(([path, condition]) => [path.split('.'), condition]);
+    splitWheres.set(where, split);
+  }
+  return split;
 }
 
 /** Joins spans of events into sessions: spans (in any order) less than sessionGapMs apart become one; sorted by start. */
@@ -217,21 +281,20 @@ function addDistinct(measure: Measure, values: readonly string[]) {
   measure.distinct = [...set].sort();
 }
 
-function eventMatches(signal: Extract<Signal, { kind: 'event' }>, name: string, properties: Record<string, unknown>): boolean {
-  const names = signal.events ?? [signal.event!];
-  if (!names.includes('*') && !names.includes(name)) return false;
-  return whereHolds(signal.where, properties);
-}
-
 /** Whether every property filter of a `where` holds (no filters: true); shared by event signals and conversions. */
 export function whereHolds(where: Record<string, Condition> | undefined, properties: Record<string, unknown>): boolean {
-  return Object.entries(where ?? {}).every(([path, condition]) => conditionHolds(condition, propertyAt(properties, path)));
+  return pathsHold(pathConditions(where), properties);
 }
 
-/** Dotted paths reach nested properties; own properties only, so `__proto__`-like names never reach prototypes. */
-function propertyAt(object: Record<string, unknown>, path: string): unknown {
+function pathsHold(where: readonly PathCondition[], properties: Record<string, unknown>): boolean {
+  for (const [path, condition] of where) if (!conditionHolds(condition, valueAt(properties, path))) return false;
+  return true;
+}
+
+/** Dotted paths (split at the dots) reach nested properties; own properties only, so `__proto__`-like names never reach prototypes. */
+function valueAt(object: Record<string, unknown>, path: readonly string[]): unknown {
   let current: unknown = object;
-  for (const part of path.split('.')) {
+  for (const part of path) {
     if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) return undefined;
     current = (current as Record<string, unknown>)[part];
   }
