@@ -7,6 +7,8 @@ import { validateMessage } from '../../functions/core/messages';
 import { decide, nextDecisionAt, type LeadState } from '../../functions/core/lead-state';
 import { evaluate, mergeRollups, rollupDay, type DayRollup, type EntityFacts, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
+import type { Signal } from '../../functions/core/rules/schema';
+import { conditionHolds } from '../../functions/core/rules/conditions';
 import { routesOf } from '../../functions/core/rules/routing';
 import { changesByTimeAt, decayIntervalMatters } from '../../functions/core/rules/time-changes';
 import { generateSample, generateSampleStream, toJsonl } from '../../functions/cli/sample-stream';
@@ -140,6 +142,72 @@ describe('order independence', () => {
   });
 });
 
+describe('day rollups', () => {
+  // Filters on nested paths and on a name of Object.prototype, sums, distinct values, sessions and a first event.
+  const filtered = loadRules(
+    `version: 1
+name: filtered
+signals:
+  nested_pro: { event: Dashboard Created, where: { nested.tier: pro, rows: { gte: 1000 } }, sum: usage, points: 1 }
+  tagged: { events: ['*'], where: { nested.tags: { contains: beta } }, distinct: nested.tier, points: 1 }
+  plain: { events: [Data Exported, Logged In], where: { constructor.name: { exists: false } }, count: sessions, points: 1 }
+  invites: { event: Teammate Invited, distinct: invitee, points: 1 }
+  fast_invite: { to: invites, within: 3d, points: 1 }
+tiers: [{ name: lead, min_score: 1, route: sales }]
+`,
+    'filtered',
+  );
+
+  /** A property by its dotted path, own properties only. */
+  const plainProperty = (properties: Record<string, unknown>, path: string): unknown =>
+    path.split('.').reduce<unknown>((value, part) => (value !== null && typeof value === 'object' && Object.hasOwn(value, part) ? (value as Record<string, unknown>)[part] : undefined), properties);
+
+  /** A day's rollup worked out plainly: every event against every event signal, its filters read path by path. */
+  function plainRollup(day: string, events: readonly UsageEvent[], ruleset: Ruleset): DayRollup {
+    const rollup: DayRollup = { day, activity: 0, names: {}, measures: {} };
+    const sessionTimes: Record<string, number[]> = {};
+    for (const event of events) {
+      const name = event.type === 'track' ? event.event : event.type === 'page' ? 'Page Viewed' : event.type === 'screen' ? 'Screen Viewed' : undefined;
+      if (name === undefined) continue;
+      rollup.activity++;
+      if (rollup.lastActivity === undefined || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
+      rollup.names[name] = (rollup.names[name] ?? 0) + 1;
+      const properties = event.properties ?? {};
+      for (const signalName of ruleset.eventSignals) {
+        const signal = ruleset.file.signals[signalName]! as Extract<Signal, { kind: 'event' }>;
+        const names = signal.events ?? [signal.event!];
+        if (!names.includes('*') && !names.includes(name)) continue;
+        if (!Object.entries(signal.where ?? {}).every(([path, condition]) => conditionHolds(condition, plainProperty(properties, path)))) continue;
+        const measure = (rollup.measures[signalName] ??= { count: 0, sum: 0 });
+        measure.count++;
+        const summed = signal.sum === undefined ? undefined : plainProperty(properties, signal.sum);
+        if (typeof summed === 'number' && Number.isFinite(summed)) measure.sum += summed;
+        const value = signal.distinct === undefined ? undefined : plainProperty(properties, signal.distinct);
+        if (value !== undefined && value !== null) measure.distinct = [...new Set([...(measure.distinct ?? []), String(value).slice(0, 200)])].sort();
+        if (measure.last === undefined || event.timestamp > measure.last) measure.last = event.timestamp;
+        if (ruleset.firstSignals.includes(signalName) && (measure.first === undefined || event.timestamp < measure.first)) measure.first = event.timestamp;
+        if (signal.count === 'sessions') (sessionTimes[signalName] ??= []).push(Date.parse(event.timestamp));
+      }
+    }
+    for (const [signalName, times] of Object.entries(sessionTimes)) {
+      const sorted = times.sort((a, b) => a - b);
+      rollup.measures[signalName]!.sessions = sorted.filter((time, index) => index === 0 || time - sorted[index - 1]! >= 30 * 60_000).length;
+    }
+    return rollup;
+  }
+
+  it('hold what a plain walk of every event against every signal gives, in the same order', () => {
+    fc.assert(
+      fc.property(fc.constantFrom(filtered, ...Object.values(rulesets)), eventsArb, (ruleset, events) => {
+        const sameDay = events.map((event) => ({ ...event, timestamp: `2024-06-10${event.timestamp.slice(10)}` }));
+        // Serialized: the same names and measures in the same order, as a store keeps them.
+        expect(JSON.stringify(rollupDay('2024-06-10', sameDay, ruleset))).toBe(JSON.stringify(plainRollup('2024-06-10', sameDay, ruleset)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe('event signals over day rollups', () => {
   // Signals of every kind of count over windows and since-signup spans, one named like a member of Object.prototype.
   const spans = loadRules(
@@ -239,6 +307,83 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
         const count = decaying.reduce((sum, measure) => sum + measure.count, 0);
         const decayed = last === undefined ? 8 : Math.round(8 * 0.5 ** (Math.max(0, now.getTime() - Date.parse(last)) / (3 * dayMs)) * 100) / 100;
         expect(signals['recent_decaying']!.points).toBe(count >= 1 ? decayed : 0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('trait signals, combinations and tiers', () => {
+  const rules = loadRules(
+    `version: 1
+name: traits
+signals:
+  size: { trait: employees, of: account, is: { gte: 50 }, points: 10 }
+  industry: { trait: industry, of: account, is: { in: [software, fintech] }, points: 5 }
+  no_coupon: { trait: coupon, of: account, is: { exists: false }, points: 3 }
+  plan: { trait: plan, is: { in: [trial, team] }, points: 4 }
+  own_coupon_missing: { trait: coupon, is: { exists: false }, category: engagement, points: 2 }
+  both: { all: [size, plan], points: 7 }
+  either: { any: [industry, own_coupon_missing], points: 1 }
+  small: { not: size, points: -3 }
+  mixed: { all: [plan], any: [size, industry], not: no_coupon, points: 2 }
+tiers:
+  - { name: accounts_only, level: account, route: sales }
+  - { name: top, min_score: 20, require: [mixed], route: sales }
+  - { name: mid, min_score: 10, require: [either, plan], route: sales }
+  - { name: low, min_score: 0, route: nurture }
+`,
+    'traits',
+  );
+  const traitArb = fc.record(
+    {
+      employees: fc.constantFrom(5, 50, 500, '120', 'many', null),
+      industry: fc.constantFrom('software', 'retail', 'fintech', null),
+      coupon: fc.constantFrom('SPRING', null),
+      plan: fc.constantFrom('free', 'trial', 'team', 7),
+    },
+    { requiredKeys: [] },
+  );
+
+  /** Every signal worked out on its own, in the ruleset's order: a trait's sources mapped to their values, and so on. */
+  function plainEvaluation(facts: EntityFacts) {
+    const signals: Record<string, { matched: boolean; value: unknown; points: number; category: string }> = {};
+    for (const name of rules.order) {
+      const signal = rules.file.signals[name]!;
+      let matched = false;
+      let value: unknown = null;
+      if (signal.kind === 'trait') {
+        const values = (signal.of === 'account' ? facts.accountTraits : [facts.traits]).map((traits) => traits[signal.trait]);
+        matched = values.some((candidate) => conditionHolds(signal.is, candidate));
+        const shown = values.find((candidate) => conditionHolds(signal.is, candidate)) ?? values[0];
+        value = typeof shown === 'number' || typeof shown === 'boolean' ? shown : shown === undefined || shown === null ? null : String(shown).slice(0, 100);
+      } else if (signal.kind === 'combination') {
+        matched =
+          (signal.all ?? []).every((part) => signals[part]?.matched === true) &&
+          (signal.any === undefined || signal.any.some((part) => signals[part]?.matched === true)) &&
+          (signal.not === undefined || signals[signal.not]?.matched !== true);
+        value = matched;
+      }
+      signals[name] = { matched, value, points: matched ? signal.points : 0, category: signal.category ?? (signal.kind === 'trait' ? 'fit' : 'engagement') };
+    }
+    const sum = (category: string) => Object.values(signals).reduce((total, signal) => (signal.category === category ? total + signal.points : total), 0);
+    const total = sum('engagement') + sum('fit');
+    const tier = rules.file.tiers.find(
+      (candidate) =>
+        (candidate.level === 'both' || candidate.level === facts.type) &&
+        (candidate.min_score === undefined || total >= candidate.min_score) &&
+        candidate.require.every((name) => signals[name]?.matched === true),
+    );
+    return { signals, score: { total, engagement: sum('engagement'), fit: sum('fit') }, tier: tier?.name ?? null };
+  }
+
+  it('match and show what a plain walk over each signal gives, with the first tier met', () => {
+    fc.assert(
+      fc.property(traitArb, fc.array(traitArb, { maxLength: 3 }), (traits, accountTraits) => {
+        const facts: EntityFacts = { type: 'user', id: 'u', traits, accountTraits, firstSeen: null, lastSeen: null, days: [], lifetime: mergeRollups('lifetime', []), members: [] };
+        const { signals, score, tier } = evaluate(facts, rules, now);
+        // Serialized: the same signals in the same order.
+        expect(JSON.stringify({ signals, score, tier })).toBe(JSON.stringify(plainEvaluation(facts)));
       }),
       { numRuns: 300 },
     );

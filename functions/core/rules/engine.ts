@@ -4,7 +4,7 @@ import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import { conditionHolds } from './conditions';
 import { chooseRoute, ownerOf } from './routing';
-import type { Condition, Signal } from './schema';
+import type { Condition, RulesFile, Signal } from './schema';
 
 /**
  * The PQL engine: pure functions from stored events to daily rollups, and from rollups and traits to signals,
@@ -123,30 +123,31 @@ export function rollupDay(day: string, events: readonly UsageEvent[], ruleset: R
 export function rollupDayWithSessions(day: string, events: readonly UsageEvent[], ruleset: Ruleset): { rollup: DayRollup; sessions: Record<string, SessionSpan[]> } {
   const rollup: DayRollup = { day, activity: 0, names: {}, measures: {} };
   const sessions: Record<string, SessionSpan[]> = {};
+  const measured = measuredSignalsOf(ruleset);
   for (const event of events) {
     const name = eventName(event);
     if (name === undefined || !productTypes.has(event.type)) continue;
     rollup.activity++;
     if (!rollup.lastActivity || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
     setOwn(rollup.names, name, (ownValue(rollup.names, name) ?? 0) + 1);
-    for (const signalName of ruleset.eventSignals) {
-      const signal = ruleset.file.signals[signalName]!;
-      if (signal.kind !== 'event' || !eventMatches(signal, name, event.properties ?? {})) continue;
-      const measure = ownValue(rollup.measures, signalName) ?? setOwn(rollup.measures, signalName, { count: 0, sum: 0 });
+    const properties = event.properties ?? noProperties;
+    for (const signal of measured) {
+      if ((!signal.anyEvent && !signal.events.includes(name)) || !pathsHold(signal.where, properties)) continue;
+      const measure = ownValue(rollup.measures, signal.name) ?? setOwn(rollup.measures, signal.name, { count: 0, sum: 0 });
       measure.count++;
       if (signal.sum !== undefined) {
-        const value = propertyAt(event.properties ?? {}, signal.sum);
+        const value = valueAt(properties, signal.sum);
         if (typeof value === 'number' && Number.isFinite(value)) measure.sum += value;
       }
       if (signal.distinct !== undefined) {
-        const value = propertyAt(event.properties ?? {}, signal.distinct);
+        const value = valueAt(properties, signal.distinct);
         if (value !== undefined && value !== null) addDistinct(measure, [String(value).slice(0, 200)]);
       }
       if (!measure.last || event.timestamp > measure.last) measure.last = event.timestamp;
-      if (ruleset.firstSignals.includes(signalName) && (!measure.first || event.timestamp < measure.first)) measure.first = event.timestamp;
-      if (signal.count === 'sessions') {
+      if (signal.keepsFirst && (!measure.first || event.timestamp < measure.first)) measure.first = event.timestamp;
+      if (signal.countsSessions) {
         const at = Date.parse(event.timestamp);
-        (ownValue(sessions, signalName) ?? setOwn(sessions, signalName, [])).push([at, at]);
+        (ownValue(sessions, signal.name) ?? setOwn(sessions, signal.name, [])).push([at, at]);
       }
     }
   }
@@ -156,6 +157,69 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
     rollup.measures[signalName]!.sessions = joined.length;
   }
   return { rollup, sessions };
+}
+
+/** What a day rollup reads of an event without properties; never written to. */
+const noProperties: Record<string, unknown> = Object.freeze({});
+
+/**
+ * An event signal as a day rollup measures it, worked out once per ruleset: a rollup looks at every event signal
+ * for every event, and splitting its paths and listing its event names and filters each time were most of that.
+ */
+interface MeasuredSignal {
+  name: string;
+  /** `*`: any product event. */
+  anyEvent: boolean;
+  events: readonly string[];
+  /** Its `where`: property paths (split at dots) and their conditions. */
+  where: readonly PathCondition[];
+  sum: string[] | undefined;
+  distinct: string[] | undefined;
+  /** A time-to-value signal reads its first event. */
+  keepsFirst: boolean;
+  countsSessions: boolean;
+}
+
+type PathCondition = [path: string[], condition: Condition];
+
+const measuredSignals = new WeakMap<Ruleset, MeasuredSignal[]>();
+
+function measuredSignalsOf(ruleset: Ruleset): MeasuredSignal[] {
+  let measured = measuredSignals.get(ruleset);
+  if (measured === undefined) {
+    measured = [];
+    for (const name of ruleset.eventSignals) {
+      const signal = ruleset.file.signals[name]!;
+      if (signal.kind !== 'event') continue;
+      const events = signal.events ?? [signal.event!];
+      measured.push({
+        name,
+        anyEvent: events.includes('*'),
+        events,
+        where: pathConditions(signal.where),
+        sum: signal.sum?.split('.'),
+        distinct: signal.distinct?.split('.'),
+        keepsFirst: ruleset.firstSignals.includes(name),
+        countsSessions: signal.count === 'sessions',
+      });
+    }
+    measuredSignals.set(ruleset, measured);
+  }
+  return measured;
+}
+
+const splitWheres = new WeakMap<Record<string, Condition>, readonly PathCondition[]>();
+const noConditions: readonly PathCondition[] = Object.freeze([]);
+
+/** A `where` as its paths split at the dots, with their conditions; split once per `where` of the rules. */
+function pathConditions(where: Record<string, Condition> | undefined): readonly PathCondition[] {
+  if (where === undefined) return noConditions;
+  let split = splitWheres.get(where);
+  if (split === undefined) {
+    split = Object.entries(where).map(([path, condition]) => [path.split('.'), condition]);
+    splitWheres.set(where, split);
+  }
+  return split;
 }
 
 /** Joins spans of events into sessions: spans (in any order) less than sessionGapMs apart become one; sorted by start. */
@@ -217,21 +281,20 @@ function addDistinct(measure: Measure, values: readonly string[]) {
   measure.distinct = [...set].sort();
 }
 
-function eventMatches(signal: Extract<Signal, { kind: 'event' }>, name: string, properties: Record<string, unknown>): boolean {
-  const names = signal.events ?? [signal.event!];
-  if (!names.includes('*') && !names.includes(name)) return false;
-  return whereHolds(signal.where, properties);
-}
-
 /** Whether every property filter of a `where` holds (no filters: true); shared by event signals and conversions. */
 export function whereHolds(where: Record<string, Condition> | undefined, properties: Record<string, unknown>): boolean {
-  return Object.entries(where ?? {}).every(([path, condition]) => conditionHolds(condition, propertyAt(properties, path)));
+  return pathsHold(pathConditions(where), properties);
 }
 
-/** Dotted paths reach nested properties; own properties only, so `__proto__`-like names never reach prototypes. */
-function propertyAt(object: Record<string, unknown>, path: string): unknown {
+function pathsHold(where: readonly PathCondition[], properties: Record<string, unknown>): boolean {
+  for (const [path, condition] of where) if (!conditionHolds(condition, valueAt(properties, path))) return false;
+  return true;
+}
+
+/** Dotted paths (split at the dots) reach nested properties; own properties only, so `__proto__`-like names never reach prototypes. */
+function valueAt(object: Record<string, unknown>, path: readonly string[]): unknown {
   let current: unknown = object;
-  for (const part of path.split('.')) {
+  for (const part of path) {
     if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) return undefined;
     current = (current as Record<string, unknown>)[part];
   }
@@ -321,10 +384,28 @@ function measureOfDays(name: string, days: readonly DayRollup[]): Readonly<Measu
   return doneMeasure(total);
 }
 
+/** A signal as evaluate takes it, with what it needs of the signal worked out once. */
+interface PlannedSignal {
+  name: string;
+  signal: Signal;
+  category: SignalResult['category'];
+  /** Its place in LevelPlan.daySignals; -1 for a signal that adds up no day rollups there. */
+  dayPlace: number;
+}
+
+/**
+ * The days a day signal adds up: the `days` of a rolling window ending today, or the `days` from the signup's day.
+ * Day signals share a few of them (activation's eight share three), so each is worked out once per evaluation.
+ */
+interface DayRange {
+  over: 'window' | 'since_signup';
+  days: number;
+}
+
 /** What evaluate works out once per ruleset for each level: it runs for every entity at every step of a backtest. */
 interface LevelPlan {
   /** The level's signals, in the order evaluate takes them (a combination after its parts). */
-  signals: [name: string, signal: Signal][];
+  signals: PlannedSignal[];
   /** The level's event signals that add up day rollups (those with a window or since_signup, not split `per` period). */
   daySignals: EventSignal[];
   /** Their places in `daySignals`, by name. */
@@ -334,6 +415,9 @@ interface LevelPlan {
    * for every day was a third of adding up the days in a backtest.
    */
   dayDecays: boolean[];
+  /** The distinct day ranges of the day signals, and by place in `daySignals` the one each adds up. */
+  ranges: DayRange[];
+  dayRanges: number[];
   /**
    * The result's signals, in that order, each one pending: evaluate fills in a copy. Adding each name to an empty
    * object instead was about a tenth of an evaluation's time in a backtest.
@@ -349,52 +433,65 @@ const levelPlans = new WeakMap<Ruleset, Record<'user' | 'account', LevelPlan>>()
 function levelPlanOf(ruleset: Ruleset, level: 'user' | 'account'): LevelPlan {
   let plans = levelPlans.get(ruleset);
   if (plans === undefined) {
-    const planFor = (at: 'user' | 'account'): LevelPlan => {
-      const plan: LevelPlan = { signals: [], daySignals: [], dayPlaces: new Map(), dayDecays: [], results: {} };
-      for (const name of ruleset.order) {
-        const signal = ruleset.file.signals[name]!;
-        if (signalLevel(signal) !== at) continue;
-        plan.signals.push([name, signal]);
-        plan.results[name] = pending;
-        if (signal.kind !== 'event' || signal.per !== undefined || (signal.window === undefined && signal.since_signup === undefined)) continue;
-        plan.dayPlaces.set(name, plan.daySignals.length);
-        plan.daySignals.push(signal);
-        plan.dayDecays.push(signal.decay !== undefined);
-      }
-      return plan;
-    };
-    plans = { user: planFor('user'), account: planFor('account') };
+    plans = { user: planFor(ruleset, 'user'), account: planFor(ruleset, 'account') };
     levelPlans.set(ruleset, plans);
   }
   return plans[level];
 }
 
+function planFor(ruleset: Ruleset, level: 'user' | 'account'): LevelPlan {
+  const plan: LevelPlan = { signals: [], daySignals: [], dayPlaces: new Map(), dayDecays: [], ranges: [], dayRanges: [], results: {} };
+  for (const name of ruleset.order) {
+    const signal = ruleset.file.signals[name]!;
+    if (signalLevel(signal) !== level) continue;
+    const category = signal.category ?? (signal.kind === 'trait' ? 'fit' : 'engagement');
+    plan.results[name] = pending;
+    if (signal.kind !== 'event' || signal.per !== undefined || (signal.window === undefined && signal.since_signup === undefined)) {
+      plan.signals.push({ name, signal, category, dayPlace: -1 });
+      continue;
+    }
+    const dayPlace = plan.daySignals.length;
+    plan.signals.push({ name, signal, category, dayPlace });
+    plan.dayPlaces.set(name, dayPlace);
+    plan.daySignals.push(signal);
+    plan.dayDecays.push(signal.decay !== undefined);
+    const range: DayRange = signal.window !== undefined ? { over: 'window', days: signal.window } : { over: 'since_signup', days: signal.since_signup! };
+    let rangePlace = plan.ranges.findIndex((known) => known.over === range.over && known.days === range.days);
+    if (rangePlace === -1) rangePlace = plan.ranges.push(range) - 1;
+    plan.dayRanges.push(rangePlace);
+  }
+  return plan;
+}
+
 /**
- * The measures of the day signals over the entity's days, by place, each over its days from `from` to `to`: the
- * window's first day to today, the signup's day to the since-signup span's last (either end open when not given).
- * One walk over the days and the few measures each holds (one or two, as a rule): looking every signal up in
+ * The measures of the day signals over the entity's days, by place, each over the days of its range from `from` to
+ * `to`: the window's first day to today, the signup's day to the since-signup span's last (either end open when not
+ * given). One walk over the days and the few measures each holds (one or two, as a rule): looking every signal up in
  * every day was a sixth of an evaluation's time in a backtest. Each signal still adds its days up in the order of
  * facts.days, so sums and distinct values come out as a walk per signal gives them.
  */
 function daySignalMeasures(facts: EntityFacts, plan: LevelPlan, calendar: Ruleset['calendar'], now: Date, signupDay: string | null): (MeasureSum | undefined)[] {
-  const { daySignals: signals, dayPlaces: places, dayDecays: decays } = plan;
+  const { daySignals: signals, dayPlaces: places, dayDecays: decays, ranges, dayRanges } = plan;
   const totals: (MeasureSum | undefined)[] = new Array(signals.length).fill(undefined);
   if (signals.length === 0 || facts.days.length === 0) return totals;
-  const from: (string | null)[] = [];
-  const to: (string | null)[] = [];
-  for (const signal of signals) {
+  const from: (string | null)[] = new Array(ranges.length);
+  const to: (string | null)[] = new Array(ranges.length);
+  for (let place = 0; place < ranges.length; place++) {
+    const { over, days } = ranges[place]!;
     // Since signup with no known signup: counted here all the same, and not read (evaluate gives it nothing to count).
-    from.push(signal.window !== undefined ? calendar.windowStart(now, signal.window) : signal.since_signup !== undefined ? signupDay : null);
-    to.push(signal.since_signup !== undefined && signupDay !== null ? addDays(signupDay, signal.since_signup - 1) : null);
+    from[place] = over === 'window' ? calendar.windowStart(now, days) : signupDay;
+    to[place] = over === 'since_signup' && signupDay !== null ? addDays(signupDay, days - 1) : null;
   }
   for (const day of facts.days) {
     const { measures } = day;
-    // Own keys only (a stored rollup's client-made names never reach Object.prototype); names of no day signal skipped.
-    for (const name of Object.keys(measures)) {
+    // for-in rather than Object.keys: no array per day. Own keys only (a stored rollup's client-made names never
+    // reach Object.prototype); names of no day signal skipped.
+    for (const name in measures) {
       const place = places.get(name);
-      if (place === undefined) continue;
-      const start = from[place]!;
-      const end = to[place]!;
+      if (place === undefined || !Object.hasOwn(measures, name)) continue;
+      const range = dayRanges[place]!;
+      const start = from[range]!;
+      const end = to[range]!;
       if ((start !== null && day.day < start) || (end !== null && day.day > end)) continue;
       const measure = measures[name];
       if (measure) totals[place] = addDayMeasure(totals[place], measure, decays[place]!);
@@ -434,6 +531,30 @@ function measuresPerPeriod(facts: EntityFacts, calendar: Ruleset['calendar'], no
 /** When a signal's first matching event happened, over the lifetime (null for none). */
 const firstOccurrence = (facts: EntityFacts, name: string): string | null => ownValue(facts.lifetime.measures, name)?.first ?? null;
 
+/** The place of the first traits whose `trait` meets the condition; -1 for none. */
+function firstMeeting(condition: Condition, sources: readonly Record<string, unknown>[], trait: string): number {
+  for (let place = 0; place < sources.length; place++) if (conditionHolds(condition, sources[place]![trait])) return place;
+  return -1;
+}
+
+function allMatched(names: readonly string[], signals: Record<string, SignalResult>): boolean {
+  for (const name of names) if (signals[name]?.matched !== true) return false;
+  return true;
+}
+
+function anyMatched(names: readonly string[], signals: Record<string, SignalResult>): boolean {
+  for (const name of names) if (signals[name]?.matched === true) return true;
+  return false;
+}
+
+/** The first tier (best first) for the entity's level whose min_score the total meets and whose required signals matched. */
+function firstTierMet(tiers: RulesFile['tiers'], level: 'user' | 'account', total: number, signals: Record<string, SignalResult>): RulesFile['tiers'][number] | undefined {
+  for (const tier of tiers) {
+    if ((tier.level === 'both' || tier.level === level) && (tier.min_score === undefined || total >= tier.min_score) && allMatched(tier.require, signals)) return tier;
+  }
+  return undefined;
+}
+
 /** Evaluates every signal of the entity's level, scores them, and picks the first tier it meets. */
 export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evaluation {
   const { file, calendar } = ruleset;
@@ -443,7 +564,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
   const dayMeasures = daySignalMeasures(facts, plan, calendar, now, signupDay);
   const signals: Record<string, SignalResult> = { ...plan.results };
 
-  for (const [name, signal] of plan.signals) {
+  for (const { name, signal, category, dayPlace } of plan.signals) {
     let value: SignalResult['value'] = null;
     let matched = false;
     let lastOccurrence: string | undefined;
@@ -463,7 +584,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
             ? noMeasure
             : signal.window === undefined && signal.since_signup === undefined
               ? (ownValue(facts.lifetime.measures, name) ?? noMeasure)
-              : doneMeasure(dayMeasures[plan.dayPlaces.get(name)!]);
+              : doneMeasure(dayMeasures[dayPlace]);
         value = eventValue(signal, measure);
         matched = thresholdMet(signal, value);
         lastOccurrence = measure.last;
@@ -489,17 +610,25 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
         matched = value !== null && value >= signal.signup_older_than;
         break;
       case 'trait': {
-        const sources = signal.of === 'account' ? facts.accountTraits : [facts.traits];
-        const values = sources.map((traits) => traits[signal.trait]);
-        matched = values.some((candidate) => conditionHolds(signal.is, candidate));
-        const shown = values.find((candidate) => conditionHolds(signal.is, candidate)) ?? values[0];
+        // The first value meeting the condition is shown, else the first value: of the entity's own traits, or of
+        // each of its accounts'.
+        let shown: unknown;
+        if (signal.of === 'account') {
+          const accounts = facts.accountTraits;
+          const meeting = firstMeeting(signal.is, accounts, signal.trait);
+          matched = meeting !== -1;
+          shown = (matched ? accounts[meeting]![signal.trait] : undefined) ?? accounts[0]?.[signal.trait];
+        } else {
+          shown = facts.traits[signal.trait];
+          matched = conditionHolds(signal.is, shown);
+        }
         value = typeof shown === 'number' || typeof shown === 'boolean' ? shown : shown === undefined || shown === null ? null : String(shown).slice(0, 100);
         break;
       }
       case 'combination':
         matched =
-          (signal.all ?? []).every((part) => signals[part]?.matched === true) &&
-          (signal.any === undefined || signal.any.some((part) => signals[part]?.matched === true)) &&
+          (signal.all === undefined || allMatched(signal.all, signals)) &&
+          (signal.any === undefined || anyMatched(signal.any, signals)) &&
           (signal.not === undefined || signals[signal.not]?.matched !== true);
         value = matched;
         break;
@@ -523,7 +652,6 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
         break;
       }
     }
-    const category = signal.category ?? (signal.kind === 'trait' ? 'fit' : 'engagement');
     let points = matched ? signal.points : 0;
     if (matched && signal.kind === 'event' && signal.decay !== undefined && lastOccurrence !== undefined) {
       points *= 0.5 ** (Math.max(0, now.getTime() - Date.parse(lastOccurrence)) / (signal.decay * dayMs));
@@ -541,12 +669,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
   }
   const uncapped = engagement + fit;
   const total = file.scoring.cap !== undefined ? Math.min(file.scoring.cap, uncapped) : uncapped;
-  const tier = file.tiers.find(
-    (candidate) =>
-      (candidate.level === 'both' || candidate.level === facts.type) &&
-      (candidate.min_score === undefined || total >= candidate.min_score) &&
-      candidate.require.every((name) => signals[name]?.matched === true),
-  );
+  const tier = firstTierMet(file.tiers, facts.type, total, signals);
   return {
     signals,
     score: { total, engagement, fit },
