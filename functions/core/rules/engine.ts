@@ -389,7 +389,7 @@ interface PlannedSignal {
   name: string;
   signal: Signal;
   category: SignalResult['category'];
-  /** Its place in LevelPlan.daySignals; -1 for a signal that adds up no day rollups there. */
+  /** Its place among LevelPlan's day signals (dayPlaces); -1 for a signal that adds up no day rollups there. */
   dayPlace: number;
 }
 
@@ -406,16 +406,17 @@ interface DayRange {
 interface LevelPlan {
   /** The level's signals, in the order evaluate takes them (a combination after its parts). */
   signals: PlannedSignal[];
-  /** The level's event signals that add up day rollups (those with a window or since_signup, not split `per` period). */
-  daySignals: EventSignal[];
-  /** Their places in `daySignals`, by name. */
+  /**
+   * The places of the level's day signals, by name: the event signals that add up day rollups (those with a window or
+   * since_signup, not split `per` period), numbered from 0 in the level's order.
+   */
   dayPlaces: Map<string, number>;
   /**
-   * By place in `daySignals`: whether the signal decays, the one use of its last event's time. Comparing those times
-   * for every day was a third of adding up the days in a backtest.
+   * By day place: whether the signal decays, the one use of its last event's time. Comparing those times for every
+   * day was a third of adding up the days in a backtest.
    */
   dayDecays: boolean[];
-  /** The distinct day ranges of the day signals, and by place in `daySignals` the one each adds up. */
+  /** The distinct day ranges of the day signals, and by day place the one each adds up. */
   ranges: DayRange[];
   dayRanges: number[];
   /**
@@ -440,7 +441,7 @@ function levelPlanOf(ruleset: Ruleset, level: 'user' | 'account'): LevelPlan {
 }
 
 function planFor(ruleset: Ruleset, level: 'user' | 'account'): LevelPlan {
-  const plan: LevelPlan = { signals: [], daySignals: [], dayPlaces: new Map(), dayDecays: [], ranges: [], dayRanges: [], results: {} };
+  const plan: LevelPlan = { signals: [], dayPlaces: new Map(), dayDecays: [], ranges: [], dayRanges: [], results: {} };
   for (const name of ruleset.order) {
     const signal = ruleset.file.signals[name]!;
     if (signalLevel(signal) !== level) continue;
@@ -450,10 +451,9 @@ function planFor(ruleset: Ruleset, level: 'user' | 'account'): LevelPlan {
       plan.signals.push({ name, signal, category, dayPlace: -1 });
       continue;
     }
-    const dayPlace = plan.daySignals.length;
+    const dayPlace = plan.dayPlaces.size;
     plan.signals.push({ name, signal, category, dayPlace });
     plan.dayPlaces.set(name, dayPlace);
-    plan.daySignals.push(signal);
     plan.dayDecays.push(signal.decay !== undefined);
     const range: DayRange = signal.window !== undefined ? { over: 'window', days: signal.window } : { over: 'since_signup', days: signal.since_signup! };
     let rangePlace = plan.ranges.findIndex((known) => known.over === range.over && known.days === range.days);
@@ -471,9 +471,9 @@ function planFor(ruleset: Ruleset, level: 'user' | 'account'): LevelPlan {
  * facts.days, so sums and distinct values come out as a walk per signal gives them.
  */
 function daySignalMeasures(facts: EntityFacts, plan: LevelPlan, calendar: Ruleset['calendar'], now: Date, signupDay: string | null): (MeasureSum | undefined)[] {
-  const { daySignals: signals, dayPlaces: places, dayDecays: decays, ranges, dayRanges } = plan;
-  const totals: (MeasureSum | undefined)[] = new Array(signals.length).fill(undefined);
-  if (signals.length === 0 || facts.days.length === 0) return totals;
+  const { dayPlaces: places, dayDecays: decays, ranges, dayRanges } = plan;
+  const totals: (MeasureSum | undefined)[] = new Array(places.size).fill(undefined);
+  if (places.size === 0 || facts.days.length === 0) return totals;
   const from: (string | null)[] = new Array(ranges.length);
   const to: (string | null)[] = new Array(ranges.length);
   for (let place = 0; place < ranges.length; place++) {
