@@ -202,14 +202,13 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
   const resolved = resolvedTime(timestamp);
   if (resolved === undefined) return undefined;
 
-  // The schema's keys in its order (originalTimestamp and sentAt are not here; a track's event and a group's groupId are
-  // required), each set by its name: a loop over the keys, storing by a key that changes, took a third more of this
-  // path's time (300k messages: 0.27 CPU-s, 0.20 now).
-  const message: Record<string, unknown> = {};
-  if (Object.hasOwn(input, 'messageId')) message['messageId'] = messageId;
+  // The schema's keys in its order (originalTimestamp and sentAt are not here; messageId, timestamp and type are
+  // there, checked above; a track's event and a group's groupId are required), each set by its name: a loop over the
+  // keys, storing by a key that changes, took a third more of this path's time (300k messages: 0.27 CPU-s, 0.20 now).
+  const message: Record<string, unknown> = { messageId };
   if (Object.hasOwn(input, 'userId')) message['userId'] = userId;
   if (Object.hasOwn(input, 'anonymousId')) message['anonymousId'] = anonymousId;
-  if (Object.hasOwn(input, 'timestamp')) message['timestamp'] = timestamp;
+  message['timestamp'] = timestamp;
   if (Object.hasOwn(input, 'context')) {
     const context = copyContext(input['context']);
     if (context === undefined) return undefined;
@@ -219,7 +218,7 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
     if (!isPlainRecord(input['integrations'])) return undefined;
     message['integrations'] = input['integrations'];
   }
-  if (Object.hasOwn(input, 'type')) message['type'] = type;
+  message['type'] = type;
   if (type === 'track') {
     const event = input['event'];
     if (!isEventName(event)) return undefined;
