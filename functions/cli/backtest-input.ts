@@ -1,7 +1,6 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import type { Conversion } from '../analysis/metrics';
 import { z } from 'zod';
@@ -384,43 +383,17 @@ function fileBytes(file: string): { source: ReadStream; stream: Readable } {
 /**
  * The lines of a file, each with the file and its number from 1, streamed (gunzipped when the name ends in .gz); a
  * line over maxLineBytes is given as an Error in its place (and skipped over) so a reader can report or skip it.
- * Errors of the file itself (missing, unreadable, a corrupt gzip) throw an InputError naming the file.
+ * Errors of the file itself (missing, unreadable, a corrupt gzip) throw an InputError naming the file. They are the
+ * lines of fileBlocks' blocks, split here instead of in a backtest's worker thread: one reader of files for both.
  */
 export async function* readLines(file: string): AsyncGenerator<SourceLine> {
-  const { source, stream } = fileBytes(file);
-  const decoder = new StringDecoder('utf8');
-  let pending = '';
-  let number = 0;
-  let oversized = false;
-  try {
-    for await (const chunk of stream) {
-      let text = pending + decoder.write(chunk as Buffer);
-      let start = 0;
-      for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', start)) {
-        number++;
-        if (oversized || newline - start > maxLineBytes) {
-          oversized = false;
-          yield { source: file, line: lineTooLong(), number };
-        } else {
-          const end = newline > start && text.charCodeAt(newline - 1) === 13 ? newline - 1 : newline;
-          yield { source: file, line: text.slice(start, end), number };
-        }
-        start = newline + 1;
-      }
-      text = text.slice(start);
-      if (text.length > maxLineBytes) {
-        oversized = true;
-        text = '';
-      }
-      pending = oversized ? '' : text;
+  for await (const item of blocksOf(file)) {
+    if (!('bytes' in item)) {
+      yield item;
+      continue;
     }
-    pending += decoder.end();
-    if (oversized) yield { source: file, line: lineTooLong(), number: number + 1 };
-    else if (pending !== '') yield { source: file, line: pending.endsWith('\r') ? pending.slice(0, -1) : pending, number: number + 1 };
-  } catch (error) {
-    throw fileError(file, number, error);
-  } finally {
-    source.destroy();
+    let number = item.firstNumber;
+    for (const line of linesOfBlock(item)) yield { source: file, line, number: number++ };
   }
 }
 
@@ -520,7 +493,8 @@ async function* blocksOf(file: string): AsyncGenerator<LineBlock | SourceLine> {
     yield* give();
     if (skipping) yield tooLong();
   } catch (error) {
-    throw fileError(file, number, error);
+    // The number of the lines read whole so far, given or held: the file failed on the next one.
+    throw fileError(file, number + heldLines, error);
   } finally {
     source.destroy();
   }

@@ -109,16 +109,17 @@ describe('readEvents', () => {
   });
 });
 
-describe('fileBlocks', () => {
-  /** Each line as [file, number, text or error message], from readLines or from the blocks split as a worker splits them. */
+describe('fileBlocks and readLines', () => {
+  /** Each line as [file, number, text or error message]. */
   const plain = (item: SourceLine) => [item.source, item.number, typeof item.line === 'string' ? item.line : `error: ${item.line.message}`];
+  /** The lines as readLines gives them, and as the blocks give them split as a worker splits them. */
   async function both(files: string[]) {
-    const expected = [];
-    for await (const item of fileLines(files)) expected.push(plain(item));
-    const actual = [];
+    const read = [];
+    for await (const item of fileLines(files)) read.push(plain(item));
+    const split = [];
     for await (const item of fileBlocks(files)) {
       if (!('bytes' in item)) {
-        actual.push(plain(item));
+        split.push(plain(item));
         continue;
       }
       // Its own memory, so that it can be moved to a worker thread.
@@ -126,31 +127,37 @@ describe('fileBlocks', () => {
       expect(item.bytes.buffer.byteLength).toBe(item.bytes.length);
       const lines = linesOfBlock(item);
       expect(lines).toHaveLength(item.lines);
-      lines.forEach((line, index) => actual.push([item.source, item.firstNumber + index, line]));
+      lines.forEach((line, index) => split.push([item.source, item.firstNumber + index, line]));
     }
-    return { expected, actual };
+    return { read, split };
   }
+  const numbered = (source: string, lines: string[]) => lines.map((line, index) => [source, index + 1, line]);
 
-  it('gives the lines readLines gives, in blocks cut at line ends, across chunks, files and gzip', async () => {
+  it('gives each line of a file once, without its \n (and a \r before it), across chunks, blocks, files and gzip', async () => {
     // Lines of many lengths, so that line ends fall everywhere in the streams' chunks; multi-byte characters, CRLF,
     // blank lines, and no newline at the end.
     const lines = Array.from({ length: 30_000 }, (_, index) => (index % 97 === 0 ? '' : `${index}:${'é€😀x'.repeat(index % 53)}${index % 5 === 0 ? '\r' : ''}`));
     const text = lines.join('\n');
     const files = [file('blocks.jsonl', text), file('blocks.jsonl.gz', gzipSync(`${text}\n`)), file('empty.jsonl', '')];
-    const { expected, actual } = await both(files);
-    expect(expected).toHaveLength(60_000);
-    expect(actual).toEqual(expected);
+    const withoutReturns = lines.map((line) => (line.endsWith('\r') ? line.slice(0, -1) : line));
+    const expected = [...numbered(files[0]!, withoutReturns), ...numbered(files[1]!, withoutReturns)];
+    const { read, split } = await both(files);
+    expect(read).toEqual(expected);
+    expect(split).toEqual(expected);
   });
 
-  it('gives a line over maxLineBytes as an error in its place, wherever it ends', async () => {
+  it('gives a line over maxLineBytes (in bytes) as an error in its place, wherever it ends', async () => {
     // Just over the limit (found at its newline) and far over it (found before: its bytes are never held), in the
-    // middle and at the end of a file; a line of exactly the limit is a line.
-    for (const length of [maxLineBytes, maxLineBytes + 1, maxLineBytes + 10, maxLineBytes + 300_000]) {
-      const long = 'x'.repeat(length);
+    // middle and at the end of a file; a line of exactly the limit is a line. The limit counts bytes, not characters.
+    const tooLong = `error: the line is longer than ${maxLineBytes} bytes`;
+    const cases = [maxLineBytes, maxLineBytes + 1, maxLineBytes + 10, maxLineBytes + 300_000].map((length) => ['x'.repeat(length), length > maxLineBytes] as const);
+    cases.push(['é'.repeat(maxLineBytes / 2), false], ['é'.repeat(maxLineBytes / 2 + 1), true]);
+    for (const [long, over] of cases) {
       const files = [file('long-middle.jsonl', `a\n${long}\nb\n`), file('long-end.jsonl.gz', gzipSync(`a\nb\n${long}`))];
-      const { expected, actual } = await both(files);
-      expect(expected.filter(([, , line]) => line === `error: the line is longer than ${maxLineBytes} bytes`)).toHaveLength(length > maxLineBytes ? 2 : 0);
-      expect(actual).toEqual(expected);
+      const expected = [...numbered(files[0]!, ['a', over ? tooLong : long, 'b']), ...numbered(files[1]!, ['a', 'b', over ? tooLong : long])];
+      const { read, split } = await both(files);
+      expect(read).toEqual(expected);
+      expect(split).toEqual(expected);
     }
   });
 });
