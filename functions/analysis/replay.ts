@@ -149,7 +149,7 @@ export interface HistoryReads {
 /** What a history entry keeps of traits and properties under these rules: see historyEntry. */
 export function historyReads(ruleset: Ruleset): HistoryReads {
   const properties = new Set<string>();
-  // Paths are dotted (core/rules/engine's propertyAt): what they reach lies under their first name.
+  // Paths are dotted (core/rules/engine's valueAt): what they reach lies under their first name.
   const read = (path: string | undefined) => path !== undefined && properties.add(path.split('.')[0]!);
   for (const signal of Object.values(ruleset.file.signals)) {
     if (signal.kind !== 'event') continue;
