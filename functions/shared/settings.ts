@@ -41,6 +41,11 @@ export const environmentNames = {
   timeZone: 'TIME_ZONE',
   /** The opt-in ingest buffer's Kinesis stream: when set, ingest puts accepted requests there instead of writing the table. */
   ingestStream: 'INGEST_STREAM_NAME',
+  /**
+   * The opt-in ingest buffer's Firehose delivery stream (the Firehose variant): when set, ingest puts accepted requests
+   * there instead of writing the table.
+   */
+  ingestDeliveryStream: 'INGEST_DELIVERY_STREAM_NAME',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
   /** The rule-health job: the rules' tier names in order (comma-separated), and the days it looks back over. */
   tierOrder: 'TIER_ORDER',
