@@ -1,40 +1,27 @@
-import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { App, type CfnElement, Duration } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadRulesFile } from '../../lib/config';
-import { EventStore } from '../../lib/event-store';
-import { IngestApi } from '../../lib/ingest-api';
 import { IngestFirehoseBuffer } from '../../lib/ingest-firehose-buffer';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, physicalNames, testConfig, testRulesFile } from './synth';
-
-type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string };
+import { ingestOnlyStack, readTemplate, type Resource, storingEnvironment, storingTableStatements, type TemplateReader } from './template-reader';
 
 let stack: PqlRadarStack;
 let buffer: IngestFirehoseBuffer;
 let template: Template;
-const logicalId = (construct: IConstruct) => stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
-const resource = (construct: IConstruct): Resource => template.toJSON().Resources[logicalId(construct)];
-const getAtt = (construct: IConstruct, attribute: string) => ({ 'Fn::GetAtt': [logicalId(construct), attribute] });
+let logicalId: TemplateReader['logicalId'];
+let resource: TemplateReader['resource'];
+let getAtt: TemplateReader['getAtt'];
+let statements: TemplateReader['statements'];
 const objects = (prefix: string) => ({ 'Fn::Join': ['', [getAtt(buffer.bucket, 'Arn'), `/${prefix}*`]] });
 const resourcesOf = (template: Template, type: string) => Object.values(template.findResources(type)) as Resource[];
-/** The statements of the one policy of `role` (a separate policy resource, or inline in the role). */
-const statements = (role: IConstruct) => {
-  const inline = resource(role).Properties.Policies as { PolicyDocument: { Statement: Record<string, unknown>[] } }[] | undefined;
-  const attached = resourcesOf(template, 'AWS::IAM::Policy').filter((policy) =>
-    policy.Properties.Roles.some((each: unknown) => JSON.stringify(each) === JSON.stringify({ Ref: logicalId(role) })),
-  );
-  const documents = [...(inline ?? []), ...attached.map((policy) => policy.Properties)];
-  expect(documents).toHaveLength(1);
-  return documents[0]!.PolicyDocument.Statement;
-};
 
 beforeAll(() => {
   ({ stack } = buildStack({ config: { ingestBuffer: { service: 'firehose' } } }));
   buffer = stack.ingestFirehoseBuffer!;
-  template = Template.fromStack(stack);
+  ({ template, logicalId, resource, getAtt, statements } = readTemplate(stack));
 });
 
 describe('with ingestBuffer service firehose in the config', () => {
@@ -92,7 +79,7 @@ describe('with ingestBuffer service firehose in the config', () => {
     const variables = resource(stack.ingestApi.handler).Properties.Environment.Variables;
     expect(variables.INGEST_DELIVERY_STREAM_NAME).toEqual({ Ref: logicalId(buffer.deliveryStream) });
     expect(variables.INGEST_STREAM_NAME).toBeUndefined();
-    const firehose = statements(stack.ingestApi.handler.role!).filter((statement: Record<string, unknown>) => JSON.stringify(statement.Action).includes('firehose:'));
+    const firehose = statements(stack.ingestApi.handler.role!).filter((statement) => JSON.stringify(statement.Action).includes('firehose:'));
     expect(firehose).toEqual([{ Effect: 'Allow', Action: 'firehose:PutRecord', Resource: getAtt(buffer.deliveryStream, 'Arn') }]);
   });
 
@@ -147,29 +134,16 @@ describe('with ingestBuffer service firehose in the config', () => {
   });
 
   it('gives the loader the table environment of the ingest function, 1024 MB and 5 minutes', () => {
-    const ingest = resource(stack.ingestApi.handler).Properties.Environment.Variables;
+    const ingest = resource(stack.ingestApi.handler).Properties;
     const loader = resource(buffer.loader).Properties;
-    expect(loader.Environment.Variables).toEqual({
-      POWERTOOLS_SERVICE_NAME: 'pql-radar',
-      POWERTOOLS_METRICS_NAMESPACE: 'pql-radar',
-      NODE_OPTIONS: '--enable-source-maps',
-      TABLE_NAME: { Ref: logicalId(stack.eventStore.table) },
-      RETENTION_DAYS: '400',
-      QUARANTINE_RETENTION_DAYS: '14',
-      TIME_ZONE: 'UTC',
-    });
-    for (const name of ['TABLE_NAME', 'RETENTION_DAYS', 'QUARANTINE_RETENTION_DAYS', 'TIME_ZONE']) expect(loader.Environment.Variables[name]).toEqual(ingest[name]);
-    expect(loader).toMatchObject({ MemorySize: 1024, Timeout: 300, Runtime: resource(stack.ingestApi.handler).Properties.Runtime, Architectures: ['arm64'] });
+    expect(loader.Environment.Variables).toEqual(storingEnvironment(ingest.Environment.Variables.TABLE_NAME));
+    expect(loader).toMatchObject({ MemorySize: 1024, Timeout: 300, Runtime: ingest.Runtime, Architectures: ['arm64'] });
   });
 
   it('lets the loader read and delete the objects under requests/, consume its queue, write its logs, and read and write workspace data by key, nothing more', () => {
-    const table = getAtt(stack.eventStore.table, 'Arn');
-    const workspaceData = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } };
-    // Spelled out rather than taken from storingTableAccess, so that widening it cannot slip through.
     expect(statements(buffer.loader.role!)).toEqual([
       { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: getAtt(buffer.loader.logGroup, 'Arn') },
-      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], Resource: table, Condition: workspaceData },
-      { Effect: 'Allow', Action: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], Resource: table, Condition: workspaceData },
+      ...storingTableStatements(getAtt(stack.eventStore.table, 'Arn')),
       // Not the failed/ objects, not listing the bucket, not writing to it.
       { Effect: 'Allow', Action: ['s3:GetObject', 's3:DeleteObject'], Resource: objects('requests/') },
       {
@@ -276,9 +250,8 @@ it('lets two stacks with the Firehose buffer share an account and region: they s
 
 describe('IngestFirehoseBuffer', () => {
   const build = (props: Partial<ConstructorParameters<typeof IngestFirehoseBuffer>[2]>) => {
-    const stack = new Stack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'Buffered');
-    const { table } = new EventStore(stack, 'EventStore');
-    new IngestFirehoseBuffer(stack, 'IngestFirehoseBuffer', { table, ingest: new IngestApi(stack, 'IngestApi', { table }).handler, ...props });
+    const { stack, table, ingest } = ingestOnlyStack();
+    new IngestFirehoseBuffer(stack, 'IngestFirehoseBuffer', { table, ingest, ...props });
     return Template.fromStack(stack);
   };
 
