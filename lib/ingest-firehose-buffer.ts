@@ -31,10 +31,10 @@ export const bufferLoaderMemoryMb = 1024;
 
 /**
  * The delivery stream's buffering size, in MiB: an object is written at the buffering interval or at this size,
- * whichever comes first. It bounds what one loader invocation reads, holds and stores: 16 MiB of requests is some
- * 55,000 browser events at their 0.29 KB deflated (more than the Kinesis consumer's batch of 10,000 records, at twice its
- * memory and the same 5 minutes), and at the default interval traffic under about 55 KB a second never reaches it,
- * so the interval alone decides how many of a visitor's events share an item.
+ * whichever comes first. It bounds what one loader invocation reads, holds and stores: 16 MiB is some 16,000 browser
+ * requests of a 1 KB event (more if ingest deflates them), the order of the Kinesis consumer's batch of 10,000 records,
+ * with twice that consumer's memory and the same 5 minutes. At the default interval, traffic under about 55 KB a second
+ * never reaches it, so the interval alone decides how many of a visitor's events share an item.
  */
 export const bufferObjectMegabytes = 16;
 
@@ -163,7 +163,8 @@ export class IngestFirehoseBuffer extends Construct {
         dataOutputPrefix: bufferObjectsPrefix,
         // Firehose puts here only records a processor or a format conversion failed on, and this stream has neither.
         errorOutputPrefix: failedObjectsPrefix,
-        // The records are deflated by ingest already (the loader reads each object whole).
+        // An object lives until it is loaded, so its size costs next to nothing; how a record is encoded (deflated or
+        // not) is for ingest's adapter and the loader to agree, not a second layer for the loader to undo.
         compression: firehose.Compression.UNCOMPRESSED,
         loggingConfig: new firehose.EnableLogging(deliveryLogs),
       }),

@@ -115,7 +115,8 @@ const fiveMinutes = Duration.minutes(5);
  * Alarms to an SNS topic (e-mail) and one CloudWatch dashboard for pql-radar.
  *
  * Alarms: a message in any dead-letter queue, ingest 5xx, ingest and evaluator function errors, and evaluator lag;
- * with the ingest buffer, its consumer's errors and iterator age.
+ * with the ingest buffer, its consumer's errors and iterator age; with its Firehose variant, its loader's errors and
+ * dead letters, its oldest notification's age and Firehose's S3 delivery freshness.
  * Each notifies on ALARM and again on OK, so whoever was woken up also learns when it is over.
  *
  * The topic is encrypted with a customer managed KMS key because CloudWatch cannot use the AWS managed
