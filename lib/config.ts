@@ -9,7 +9,7 @@ import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-fi
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
-import { defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
+import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
 
 /**
  * The deployment config: one YAML or JSON file the user keeps in their repo (`pql-radar.config.yaml`), read by
@@ -141,7 +141,7 @@ const ingestBufferSchema = z
      * Firehose: days the bucket keeps an object the loader has not stored (its notification waits in the dead-letter
      * queue, which SQS keeps 14 days at most). @default 14
      */
-    retentionDays: z.number().int().min(1).max(14).optional(),
+    retentionDays: z.number().int().min(1).max(defaultBufferObjectDays).optional(),
     /**
      * The first of the two deploys that turn the buffer off: ingest writes the table again, and the buffer's function
      * stores what the buffer still holds; once it has (README, "Ingest buffer"), remove `ingestBuffer`. @default false
@@ -171,8 +171,9 @@ const ingestBufferSchema = z
           retentionHours: retentionHours ?? 24,
           draining,
         }
-      : { service, batchingWindowSeconds: batchingWindowSeconds ?? defaultFirehoseBufferSeconds, retentionDays: retentionDays ?? 14, draining },
+      : { service, batchingWindowSeconds: batchingWindowSeconds ?? defaultFirehoseBufferSeconds, retentionDays: retentionDays ?? defaultBufferObjectDays, draining },
   );
+
 export const configSchema = z.strictObject({
   /** The rules file, relative to the config file. */
   rules: z.string().min(1),

@@ -38,6 +38,12 @@ export const bufferLoaderMemoryMb = 1024;
  */
 export const bufferObjectMegabytes = 16;
 
+/**
+ * The default of the bucket's retention, in days: how long an object the loader failed on waits for an operator, as long
+ * as its notification in the dead-letter queue (SQS keeps a message 14 days at most), and the longest that helps.
+ */
+export const defaultBufferObjectDays = 14;
+
 /** Where Firehose would put records it failed to process: outside `bufferObjectsPrefix`, so the loader never sees them. */
 const failedObjectsPrefix = 'failed/';
 
@@ -63,7 +69,7 @@ export interface IngestFirehoseBufferProps extends IngestBufferCommonProps {
    * How long the bucket keeps an object: one the loader has stored is deleted at once, so this is how long an object
    * it failed on (its notification in the dead-letter queue, which SQS keeps 14 days at most) waits for an operator.
    * Whole days.
-   * @default Duration.days(14)
+   * @default Duration.days(defaultBufferObjectDays)
    */
   readonly retention?: Duration;
 }
@@ -99,7 +105,7 @@ export class IngestFirehoseBuffer extends Construct {
     if (!Number.isInteger(intervalSeconds) || intervalSeconds < 0 || intervalSeconds > 900) {
       throw new Error(`IngestFirehoseBuffer: bufferingInterval must be 0 to 900 whole seconds (Firehose's range), got ${intervalSeconds}`);
     }
-    const retention = props.retention ?? Duration.days(14);
+    const retention = props.retention ?? Duration.days(defaultBufferObjectDays);
     const retentionDays = retention.toDays({ integral: false });
     if (!Number.isInteger(retentionDays) || retentionDays < 1) {
       throw new Error(`IngestFirehoseBuffer: retention must be a whole number of days, at least 1 (an S3 lifecycle rule's unit), got ${retention.toHumanString()}`);
