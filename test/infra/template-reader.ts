@@ -1,5 +1,7 @@
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { expect } from 'vitest';
 import { EventStore } from '../../lib/event-store';
@@ -55,9 +57,10 @@ export const storingTableStatements = (tableArn: unknown) => {
   ];
 };
 
-/** A stack of a table and the ingest API alone, for an ingest buffer construct on its own. */
-export function ingestOnlyStack() {
+/** The template of a stack of a table, the ingest API and what `add` builds on them: an ingest buffer construct alone. */
+export function templateWithIngest(add: (stack: Stack, storage: { table: dynamodb.ITable; ingest: lambda.Function }) => void): Template {
   const stack = new Stack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'Buffered');
   const { table } = new EventStore(stack, 'EventStore');
-  return { stack, table, ingest: new IngestApi(stack, 'IngestApi', { table }).handler };
+  add(stack, { table, ingest: new IngestApi(stack, 'IngestApi', { table }).handler });
+  return Template.fromStack(stack);
 }
