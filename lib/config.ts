@@ -9,6 +9,7 @@ import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-fi
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
+import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
 
 /**
  * The deployment config: one YAML or JSON file the user keeps in their repo (`pql-radar.config.yaml`), read by
@@ -101,6 +102,78 @@ export const deliverySchema = z.strictObject({
 });
 export type DeliveryConfig = z.output<typeof deliverySchema>;
 
+/** Lambda's longest batching window for a Kinesis event source. */
+const maxKinesisBatchingSeconds = 300;
+
+/** Why a field of one ingest buffer service is refused with the other, by field. */
+const ingestBufferFieldsOf = {
+  shards: { service: 'kinesis', reason: 'provisioned shards are a Kinesis stream\'s; Firehose scales by itself' },
+  retentionHours: { service: 'kinesis', reason: 'how long a Kinesis stream keeps a record; a firehose buffer keeps its objects retentionDays' },
+  retentionDays: { service: 'firehose', reason: 'how long the bucket keeps an object the loader failed on; a Kinesis stream keeps records retentionHours' },
+} as const;
+
+/**
+ * `ingestBuffer`: which service buffers, and that service's settings. One object for both rather than a union by
+ * `service`, so that a field of the other service is refused with its reason, not as an unknown key.
+ */
+const ingestBufferSchema = z
+  .strictObject({
+    /**
+     * `kinesis` (lib/ingest-buffer.ts): a provisioned stream, a fixed monthly cost per shard. `firehose`
+     * (lib/ingest-firehose-buffer.ts): a delivery stream writing an S3 object per batching window, which a loader
+     * stores, paid per use. Changing it deletes the buffer holding accepted requests: drain first (`draining: true`,
+     * deploy, wait until its function has stored all, README "Ingest buffer"), then change it. @default kinesis
+     */
+    service: z.enum(['kinesis', 'firehose']).default('kinesis'),
+    /** Kinesis: provisioned shards of the stream, each a fixed monthly cost. @default 1 */
+    shards: z.number().int().min(1).max(64).optional(),
+    /**
+     * Seconds requests gather before a batch is stored: Lambda's batching window for kinesis (at most 300), Firehose's
+     * buffering interval for firehose (at most 900). @default 300
+     */
+    batchingWindowSeconds: z.number().int().min(0).max(900).optional(),
+    /**
+     * Kinesis: hours the stream keeps a record its consumer has not stored (while the table cannot be written, say):
+     * over 24 costs more per shard hour. @default 24
+     */
+    retentionHours: z.number().int().min(24).max(8760).optional(),
+    /**
+     * Firehose: days the bucket keeps an object the loader has not stored (its notification waits in the dead-letter
+     * queue, which SQS keeps 14 days at most). @default 14
+     */
+    retentionDays: z.number().int().min(1).max(defaultBufferObjectDays).optional(),
+    /**
+     * The first of the two deploys that turn the buffer off: ingest writes the table again, and the buffer's function
+     * stores what the buffer still holds; once it has (README, "Ingest buffer"), remove `ingestBuffer`. @default false
+     */
+    draining: z.boolean().default(false),
+  })
+  .superRefine((buffer, ctx) => {
+    for (const [field, { service, reason }] of Object.entries(ingestBufferFieldsOf)) {
+      if (buffer[field as keyof typeof ingestBufferFieldsOf] !== undefined && buffer.service !== service) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `only with service: ${service} (${reason})` });
+      }
+    }
+    if (buffer.service === 'kinesis' && (buffer.batchingWindowSeconds ?? 0) > maxKinesisBatchingSeconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['batchingWindowSeconds'],
+        message: `Too big: at most ${maxKinesisBatchingSeconds} with service: kinesis (Lambda's longest batching window); service: firehose takes up to 900`,
+      });
+    }
+  })
+  .transform(({ service, shards, batchingWindowSeconds, retentionHours, retentionDays, draining }) =>
+    service === 'kinesis'
+      ? {
+          service,
+          shards: shards ?? 1,
+          batchingWindowSeconds: batchingWindowSeconds ?? defaultBufferBatchingSeconds,
+          retentionHours: retentionHours ?? 24,
+          draining,
+        }
+      : { service, batchingWindowSeconds: batchingWindowSeconds ?? defaultFirehoseBufferSeconds, retentionDays: retentionDays ?? defaultBufferObjectDays, draining },
+  );
+
 export const configSchema = z.strictObject({
   /** The rules file, relative to the config file. */
   rules: z.string().min(1),
@@ -143,28 +216,10 @@ export const configSchema = z.strictObject({
     })
     .default({ rateLimit: 1000, burstLimit: 2000 }),
   /**
-   * The opt-in ingest buffer (lib/ingest-buffer.ts): ingest puts each request's accepted messages on a Kinesis stream,
-   * which a consumer writes to the table in batches, a visitor's events in a window sharing one item. Absent: no buffer,
-   * ingest writes the table itself.
+   * The opt-in ingest buffer: ingest puts each request's accepted messages on a buffer, which a function stores in the
+   * table in batches, a visitor's events in a batch sharing one item. Absent: no buffer, ingest writes the table itself.
    */
-  ingestBuffer: z
-    .strictObject({
-      /** Provisioned shards of the stream, each a fixed monthly cost. @default 1 */
-      shards: z.number().int().min(1).max(64).default(1),
-      /** Seconds the stream's records gather before a batch is written (Lambda takes at most 300). @default 300 */
-      batchingWindowSeconds: z.number().int().min(0).max(300).default(defaultBufferBatchingSeconds),
-      /**
-       * Hours the stream keeps a record its consumer has not stored (while the table cannot be written, say): over 24
-       * costs more per shard hour. @default 24
-       */
-      retentionHours: z.number().int().min(24).max(8760).default(24),
-      /**
-       * The first of the two deploys that turn the buffer off: ingest writes the table again, and the consumer stores
-       * what the stream still holds; once it has (README, "Ingest buffer"), remove `ingestBuffer`. @default false
-       */
-      draining: z.boolean().default(false),
-    })
-    .optional(),
+  ingestBuffer: ingestBufferSchema.optional(),
   /** Who gets the alarms (SNS e-mail subscriptions). */
   alarmEmails: z.array(z.string().email()).default([]),
   /** Routes as the rules file's tiers name them, each with its destinations: every route a tier names needs one. */

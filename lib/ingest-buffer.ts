@@ -7,7 +7,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { environmentNames } from '../functions/shared/settings';
 import { grantTableAccess, type IngestStorageProps, ingestStorageEnvironment, storingTableAccess } from './ingest-api';
-import { LambdaFunction } from './lambda-function';
+import { LambdaFunction, type LambdaFunctionProps } from './lambda-function';
 
 /**
  * Stream records to an invocation at most (each is one request's accepted messages), Lambda's maximum: a batch
@@ -18,12 +18,28 @@ export const bufferBatchSize = 10_000;
 /** The default of `batchingWindow`, in seconds: Lambda's maximum, since the buffer is there to save writes. */
 export const defaultBufferBatchingSeconds = 300;
 
-export interface IngestBufferProps extends IngestStorageProps {
+/** What both ingest buffers take: the Kinesis one (`IngestBuffer`) and the Firehose one (lib/ingest-firehose-buffer.ts). */
+export interface IngestBufferCommonProps extends IngestStorageProps {
   /**
-   * The ingest function: it may put records on the stream (PutRecord, nothing else), and gets the stream's name as
-   * INGEST_STREAM_NAME, which switches it from writing the table to putting each request's accepted messages there.
+   * The ingest function: it may put records on the buffer (PutRecord, nothing else), and gets the buffer's name in an
+   * environment variable, which switches it from writing the table to putting each request's accepted messages there.
    */
   readonly ingest: lambda.Function;
+  /**
+   * Whether ingest puts its requests on the buffer. False is the first of the two deploys that turn the buffer off:
+   * ingest writes the table again while the buffer's function still stores what the buffer holds; deleting the buffer
+   * before that is done would lose accepted events.
+   * @default true
+   */
+  readonly acceptingRequests?: boolean;
+  /**
+   * How long the logs of the function storing the buffer's requests are kept.
+   * @default logs.RetentionDays.ONE_MONTH
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+export interface IngestBufferProps extends IngestBufferCommonProps {
   /**
    * Provisioned shards of the stream: each takes 1,000 records (requests) or 1 MB a second, and costs the same
    * whatever the traffic. The consumer reads each shard with one invocation at a time.
@@ -45,18 +61,6 @@ export interface IngestBufferProps extends IngestStorageProps {
    * @default Duration.seconds(300)
    */
   readonly batchingWindow?: Duration;
-  /**
-   * Whether ingest puts its requests on the stream. False is the first of the two deploys that turn the buffer off:
-   * ingest writes the table again while the consumer still stores what the stream holds; deleting the stream before
-   * that is done would lose records (accepted events).
-   * @default true
-   */
-  readonly acceptingRequests?: boolean;
-  /**
-   * How long the consumer's logs are kept.
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
 }
 
 /**
@@ -91,16 +95,13 @@ export class IngestBuffer extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
-    this.consumer = new LambdaFunction(this, 'Consumer', {
+    this.consumer = bufferStoringFunction(this, 'Consumer', props, {
       entry: 'functions/ingest-buffer/handler.ts',
       description: "pql-radar ingest buffer: the stream's accepted messages to DynamoDB",
       memorySize: 512,
       // A full batch is 10,000 requests' messages, written in a few hundred batched calls; a timed-out batch is retried.
       timeout: Duration.minutes(5),
-      logRetention: props.logRetention,
-      environment: ingestStorageEnvironment(props),
-    }).function;
-    grantTableAccess(this.consumer, props.table, storingTableAccess);
+    });
     this.consumer.addEventSource(
       new KinesisEventSource(this.stream, {
         startingPosition: lambda.StartingPosition.TRIM_HORIZON,
@@ -114,10 +115,35 @@ export class IngestBuffer extends Construct {
       }),
     );
 
-    if (props.acceptingRequests ?? true) {
-      // PutRecord only, rather than grantWrite's PutRecords and ListShards: ingest puts one record per request.
-      props.ingest.addToRolePolicy(new iam.PolicyStatement({ actions: ['kinesis:PutRecord'], resources: [this.stream.streamArn] }));
-      props.ingest.addEnvironment(environmentNames.ingestStream, this.stream.streamName);
-    }
+    // PutRecord only, rather than grantWrite's PutRecords and ListShards: ingest puts one record per request.
+    sendRequestsToBuffer(props, { action: 'kinesis:PutRecord', resource: this.stream.streamArn, variable: environmentNames.ingestStream, name: this.stream.streamName });
   }
+}
+
+/**
+ * The function storing a buffer's requests in the table: with the ingest function's storage settings, and the table
+ * access storing takes (`storingTableAccess`), nothing more.
+ */
+export function bufferStoringFunction(
+  scope: Construct,
+  id: string,
+  props: IngestBufferCommonProps,
+  fn: Pick<LambdaFunctionProps, 'entry' | 'description' | 'memorySize' | 'timeout'>,
+): lambda.Function {
+  const storing = new LambdaFunction(scope, id, { ...fn, logRetention: props.logRetention, environment: ingestStorageEnvironment(props) }).function;
+  grantTableAccess(storing, props.table, storingTableAccess);
+  return storing;
+}
+
+/**
+ * Unless the buffer is draining (`acceptingRequests` false), lets ingest put its requests on the buffer (`action` on
+ * `resource`, nothing else) and names the buffer to it in `variable`, which switches it from writing the table.
+ */
+export function sendRequestsToBuffer(
+  props: IngestBufferCommonProps,
+  buffer: { readonly action: string; readonly resource: string; readonly variable: string; readonly name: string },
+): void {
+  if (!(props.acceptingRequests ?? true)) return;
+  props.ingest.addToRolePolicy(new iam.PolicyStatement({ actions: [buffer.action], resources: [buffer.resource] }));
+  props.ingest.addEnvironment(buffer.variable, buffer.name);
 }

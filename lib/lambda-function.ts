@@ -1,11 +1,11 @@
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { type CfnResource, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { type ICommandHooks, NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { environmentNames, metricNamespace, serviceName } from '../functions/shared/settings';
 import { lambdaBundling } from './lambda-bundling';
 
@@ -145,8 +145,8 @@ export class LambdaFunction extends Construct {
  * A CDK Function depends on its role both through `Role` (a GetAtt) and an explicit DependsOn, which cfn-lint
  * reports as W3005 (redundant dependency); harmless, and not ours to remove. Ignored on that function only.
  */
-export function ignoreRedundantRoleDependency(fn: lambda.IFunction): void {
-  (fn.node.defaultChild as lambda.CfnFunction).addMetadata('cfn-lint', { config: { ignore_checks: ['W3005'] } });
+export function ignoreRedundantRoleDependency(fn: IConstruct): void {
+  (fn.node.defaultChild as CfnResource).addMetadata('cfn-lint', { config: { ignore_checks: ['W3005'] } });
 }
 
 /** POSIX single quotes, so that a path with spaces or quotes stays one argument. */

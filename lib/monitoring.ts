@@ -4,6 +4,7 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
@@ -34,17 +35,26 @@ export interface MonitoringProps {
   /** @default Duration.minutes(10) */
   readonly changeCaptureDelayThreshold?: Duration;
   /**
-   * The opt-in ingest buffer's consumer (lib/ingest-buffer.ts): alarmed on its errors, and when its oldest unread record
-   * is over `ingestBufferDelayThreshold` old (accepted events are not being stored; records leave the stream at its
-   * retention, 24 h by default, and are lost).
+   * The opt-in ingest buffer. The Kinesis one (lib/ingest-buffer.ts): alarmed on its consumer's errors, and when its
+   * oldest unread record is over `ingestBufferDelayThreshold` old (accepted events are not being stored; records leave
+   * the stream at its retention, 24 h by default, and are lost). The Firehose one (lib/ingest-firehose-buffer.ts):
+   * alarmed on its loader's errors, on a notification in its dead-letter queue, when its oldest notification is over
+   * `ingestBufferDelayThreshold` old, and when Firehose holds records it has not written to the bucket for
+   * `ingestBufferDeliveryMargin` past its buffering interval (it drops them at 24 hours).
    * @default none
    */
-  readonly ingestBuffer?: lambda.IFunction;
+  readonly ingestBuffer?: KinesisBufferParts | FirehoseBufferParts;
   /**
-   * Well over the buffer's batching window (at most 5 minutes), and most of the default retention still left to fix the cause.
+   * Well over the buffer's batching window (at most 15 minutes), and most of the default retention still left to fix the cause.
    * @default Duration.hours(1)
    */
   readonly ingestBufferDelayThreshold?: Duration;
+  /**
+   * How long past its buffering interval the Firehose buffer's oldest record may wait for delivery to the bucket
+   * before its alarm fires: Firehose writes an object a little after the interval, and retries a failed write.
+   * @default Duration.minutes(15)
+   */
+  readonly ingestBufferDeliveryMargin?: Duration;
   /** Every dead-letter queue of the stack; each gets an alarm on its first message. */
   readonly deadLetterQueues: sqs.IQueue[];
   /**
@@ -80,13 +90,33 @@ export interface MonitoringProps {
   readonly dashboardName?: string;
 }
 
+/** What Monitoring watches of the Kinesis ingest buffer (lib/ingest-buffer.ts). */
+export interface KinesisBufferParts {
+  /** The function reading the stream. */
+  readonly consumer: lambda.IFunction;
+}
+
+/** What Monitoring watches of the Firehose ingest buffer (lib/ingest-firehose-buffer.ts). */
+export interface FirehoseBufferParts {
+  readonly deliveryStream: firehose.IDeliveryStream;
+  /** The delivery stream's buffering interval. */
+  readonly bufferingInterval: Duration;
+  /** The bucket's notifications of new objects. */
+  readonly queue: sqs.IQueue;
+  /** Notifications of objects the loader kept failing on. */
+  readonly deadLetterQueue: sqs.IQueue;
+  /** The function storing the objects. */
+  readonly loader: lambda.IFunction;
+}
+
 const fiveMinutes = Duration.minutes(5);
 
 /**
  * Alarms to an SNS topic (e-mail) and one CloudWatch dashboard for pql-radar.
  *
  * Alarms: a message in any dead-letter queue, ingest 5xx, ingest and evaluator function errors, and evaluator lag;
- * with the ingest buffer, its consumer's errors and iterator age.
+ * with the ingest buffer, its consumer's errors and iterator age; with its Firehose variant, its loader's errors and
+ * dead letters, its oldest notification's age and Firehose's S3 delivery freshness.
  * Each notifies on ALARM and again on OK, so whoever was woken up also learns when it is over.
  *
  * The topic is encrypted with a customer managed KMS key because CloudWatch cannot use the AWS managed
@@ -157,33 +187,54 @@ export class Monitoring extends Construct {
     const lagPeriod = Duration.seconds(Math.max(fiveMinutes.toSeconds(), evaluationInterval.toSeconds()));
     const lagMetric = customMetric(metricNames.evaluatorLagSeconds, 'Maximum', lagPeriod);
 
-    /** A stream's reader has fallen behind: its oldest unread record, over two periods, is older than `threshold`. */
-    const readerBehind = (id: string, what: string, description: string, reader: lambda.IFunction, threshold: Duration) =>
+    /** Something that should keep up has fallen behind: an age (`metric`'s maximum), over two periods, reached `threshold`. */
+    const behind = (id: string, what: string, description: string, metric: cloudwatch.IMetric, threshold: number) =>
       new cloudwatch.Alarm(this, id, {
         alarmName: `${stack.stackName} ${what} behind`,
         alarmDescription: description,
-        metric: reader.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }),
-        threshold: threshold.toMilliseconds(),
+        metric,
+        threshold,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 2,
+        // Nothing to read, no data: nothing waits.
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
+    /** A stream's reader has fallen behind: its oldest unread record, over two periods, is older than `threshold`. */
+    const readerBehind = (id: string, what: string, description: string, reader: lambda.IFunction, threshold: Duration) =>
+      behind(id, what, description, reader.metric('IteratorAge', { period: fiveMinutes, statistic: 'Maximum' }), threshold.toMilliseconds());
+    /** A message that exhausted its retries waits in `queue`. */
+    const deadLetters = (queue: sqs.IQueue, description: string) =>
+      new cloudwatch.Alarm(this, `DeadLetters-${relativePath(queue).replaceAll('/', '-')}`, {
+        alarmName: `${stack.stackName} dead letters in ${relativePath(queue)}`,
+        alarmDescription: description,
+        metric: queue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        // SQS stops publishing metrics for an empty, idle queue: no data means no messages.
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    /** The function storing the ingest buffer's requests failed. */
+    const bufferErrors = (fn: lambda.IFunction, description: string) =>
+      new cloudwatch.Alarm(this, 'IngestBufferErrors', {
+        alarmName: `${stack.stackName} ingest buffer errors`,
+        alarmDescription: description,
+        metric: fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        // No invocations, no data: nothing failed.
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+    const bufferDelayThreshold = props.ingestBufferDelayThreshold ?? Duration.hours(1);
 
     this.alarms = [
-      ...props.deadLetterQueues.map(
-        (queue) =>
-          new cloudwatch.Alarm(this, `DeadLetters-${relativePath(queue).replaceAll('/', '-')}`, {
-            alarmName: `${stack.stackName} dead letters in ${relativePath(queue)}`,
-            alarmDescription:
-              `A message that exhausted its retries is waiting in the dead-letter queue ${relativePath(queue)}. ` +
-              'See why with `pql-radar deliveries list --failed` (or aws sqs receive-message), fix the cause, then `pql-radar dlq redrive`.',
-            metric: queue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum' }),
-            threshold: 1,
-            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluationPeriods: 1,
-            // SQS stops publishing metrics for an empty, idle queue: no data means no messages.
-            treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-          }),
+      ...props.deadLetterQueues.map((queue) =>
+        deadLetters(
+          queue,
+          `A message that exhausted its retries is waiting in the dead-letter queue ${relativePath(queue)}. ` +
+            'See why with `pql-radar deliveries list --failed` (or aws sqs receive-message), fix the cause, then `pql-radar dlq redrive`.',
+        ),
       ),
       ...(props.deliveryQueues ?? []).map(
         (queue) =>
@@ -211,7 +262,7 @@ export class Monitoring extends Construct {
             ),
           ]
         : []),
-      ...(props.ingestBuffer
+      ...(props.ingestBuffer && 'consumer' in props.ingestBuffer
         ? [
             readerBehind(
               'IngestBufferBehind',
@@ -219,21 +270,47 @@ export class Monitoring extends Construct {
               'The ingest buffer has not written its stream to the table for a while (its iterator age is high): accepted ' +
                 "events are neither stored nor evaluated. The consumer's logs say why; a record older than the stream's " +
                 'retention (24 hours by default) is lost.',
-              props.ingestBuffer,
-              props.ingestBufferDelayThreshold ?? Duration.hours(1),
+              props.ingestBuffer.consumer,
+              bufferDelayThreshold,
             ),
-            new cloudwatch.Alarm(this, 'IngestBufferErrors', {
-              alarmName: `${stack.stackName} ingest buffer errors`,
-              alarmDescription:
-                "The ingest buffer's consumer failed (DynamoDB errors, a timeout, a crash): the batch is retried, split, until " +
+            bufferErrors(
+              props.ingestBuffer.consumer,
+              "The ingest buffer's consumer failed (DynamoDB errors, a timeout, a crash): the batch is retried, split, until " +
                 'it is stored or leaves the stream. See its log group.',
-              metric: props.ingestBuffer.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
-              threshold: 1,
-              comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-              evaluationPeriods: 1,
-              // No invocations, no data: nothing failed.
-              treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-            }),
+            ),
+          ]
+        : []),
+      ...(props.ingestBuffer && 'loader' in props.ingestBuffer
+        ? [
+            behind(
+              'IngestBufferBehind',
+              'ingest buffer',
+              `An object of accepted requests has waited over ${bufferDelayThreshold.toHumanString()} for the ingest buffer's loader ` +
+                "(its queue's oldest notification): its events are neither stored nor evaluated. The loader's logs say why; " +
+                'each failed object is retried, then its notification goes to the dead-letter queue.',
+              props.ingestBuffer.queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
+              bufferDelayThreshold.toSeconds(),
+            ),
+            behind(
+              'IngestBufferDeliveryBehind',
+              'ingest buffer delivery',
+              "Firehose holds accepted requests it has not written to the ingest buffer's bucket (its S3 delivery freshness is " +
+                'well over the buffering interval): see the delivery stream\'s error logs. Firehose retries for 24 hours, then drops them.',
+              props.ingestBuffer.deliveryStream.metric('DeliveryToS3.DataFreshness', { period: fiveMinutes, statistic: 'Maximum' }),
+              props.ingestBuffer.bufferingInterval.plus(props.ingestBufferDeliveryMargin ?? Duration.minutes(15)).toSeconds(),
+            ),
+            bufferErrors(
+              props.ingestBuffer.loader,
+              "The ingest buffer's loader failed on an object (DynamoDB errors, a timeout, a crash): the object stays in the " +
+                'bucket and is retried, then its notification goes to the dead-letter queue. See its log group.',
+            ),
+            deadLetters(
+              props.ingestBuffer.deadLetterQueue,
+              "The ingest buffer's loader kept failing on an object of accepted requests: its notification is in the dead-letter " +
+                `queue ${relativePath(props.ingestBuffer.deadLetterQueue)} and the object in the bucket, until the bucket's ` +
+                "retention. See why in the loader's logs, fix the cause, then move the notifications back to the loader's queue " +
+                '(aws sqs start-message-move-task --source-arn <dead-letter queue ARN>).',
+            ),
           ]
         : []),
       new cloudwatch.Alarm(this, 'Ingest5xx', {
@@ -332,7 +409,7 @@ export class Monitoring extends Construct {
         [
           graph(
             'Dead-letter queues: messages waiting',
-            props.deadLetterQueues.map((queue) =>
+            [...props.deadLetterQueues, ...(props.ingestBuffer && 'loader' in props.ingestBuffer ? [props.ingestBuffer.deadLetterQueue] : [])].map((queue) =>
               queue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum', label: relativePath(queue) }),
             ),
             { width: 12 },

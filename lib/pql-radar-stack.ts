@@ -7,6 +7,7 @@ import { Evaluator } from './evaluator';
 import { EventStore } from './event-store';
 import { IngestApi } from './ingest-api';
 import { IngestBuffer } from './ingest-buffer';
+import { IngestFirehoseBuffer } from './ingest-firehose-buffer';
 import { feedbackReasons } from '../functions/core/lead-feedback';
 import { LeadStatusApi } from './lead-status-api';
 import { LeadEventSchema } from './lead-event-schema';
@@ -30,8 +31,10 @@ export interface PqlRadarStackProps extends StackProps {
 export class PqlRadarStack extends Stack {
   public readonly eventStore: EventStore;
   public readonly ingestApi: IngestApi;
-  /** The opt-in ingest buffer, when the config's `ingestBuffer` asks for it. */
+  /** The opt-in ingest buffer, when the config's `ingestBuffer` asks for it with service kinesis. */
   public readonly ingestBuffer?: IngestBuffer;
+  /** The opt-in ingest buffer, when the config's `ingestBuffer` asks for it with service firehose. */
+  public readonly ingestFirehoseBuffer?: IngestFirehoseBuffer;
   public readonly leadStatusApi: LeadStatusApi;
   public readonly changeCapture: ChangeCapture;
   public readonly leadFanout: LeadFanout;
@@ -47,14 +50,20 @@ export class PqlRadarStack extends Stack {
     const table = this.eventStore.table;
     const storage = { table, retentionDays: config.retentionDays, timeZone: props.rulesFile.ruleset.calendar.timeZone };
     this.ingestApi = new IngestApi(this, 'IngestApi', { ...storage, throttling: config.ingest });
-    if (config.ingestBuffer) {
+    const buffer = config.ingestBuffer;
+    const bufferProps = { ...storage, ingest: this.ingestApi.handler, acceptingRequests: !buffer?.draining };
+    if (buffer?.service === 'kinesis') {
       this.ingestBuffer = new IngestBuffer(this, 'IngestBuffer', {
-        ...storage,
-        ingest: this.ingestApi.handler,
-        shards: config.ingestBuffer.shards,
-        batchingWindow: Duration.seconds(config.ingestBuffer.batchingWindowSeconds),
-        retention: Duration.hours(config.ingestBuffer.retentionHours),
-        acceptingRequests: !config.ingestBuffer.draining,
+        ...bufferProps,
+        shards: buffer.shards,
+        batchingWindow: Duration.seconds(buffer.batchingWindowSeconds),
+        retention: Duration.hours(buffer.retentionHours),
+      });
+    } else if (buffer?.service === 'firehose') {
+      this.ingestFirehoseBuffer = new IngestFirehoseBuffer(this, 'IngestFirehoseBuffer', {
+        ...bufferProps,
+        bufferingInterval: Duration.seconds(buffer.batchingWindowSeconds),
+        retention: Duration.days(buffer.retentionDays),
       });
     }
     this.leadStatusApi = new LeadStatusApi(this, 'LeadStatusApi', { table, httpApi: this.ingestApi.httpApi });
@@ -98,10 +107,11 @@ export class PqlRadarStack extends Stack {
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       changeCapture: this.changeCapture.handler,
-      ingestBuffer: this.ingestBuffer?.consumer,
+      ingestBuffer: this.ingestBuffer ?? this.ingestFirehoseBuffer,
       functions: [
         this.ingestApi.handler,
         ...(this.ingestBuffer ? [this.ingestBuffer.consumer] : []),
+        ...(this.ingestFirehoseBuffer ? [this.ingestFirehoseBuffer.loader] : []),
         this.leadStatusApi.handler,
         this.evaluator.handler,
         ...this.leadFanout.notifiers,

@@ -134,10 +134,10 @@ describe('ingestBuffer', () => {
     expect(load(routes)().config.ingestBuffer).toBeUndefined();
   });
 
-  it('takes shards and a batching window, one shard and 300 seconds by default', () => {
-    expect(load(`${routes}ingestBuffer:\n  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ shards: 2, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
-    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
-    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)().config.ingestBuffer).toEqual({ shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: true });
+  it('is a Kinesis stream by default (the buffer configs before firehose keep their stream), one shard and 300 seconds', () => {
+    expect(load(`${routes}ingestBuffer:\n  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 2, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
+    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
+    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: true });
     expect(load(`${routes}ingestBuffer:\n  retentionHours: 72\n`)().config.ingestBuffer?.retentionHours).toBe(72);
     expect(load(`${routes}ingestBuffer:\n  retentionHours: 12\n`)).toThrow(/ingestBuffer\.retentionHours: Too small/);
   });
@@ -146,5 +146,31 @@ describe('ingestBuffer', () => {
     expect(load(`${routes}ingestBuffer:\n  shards: 0\n`)).toThrow(/line 8: ingestBuffer\.shards: Too small/);
     expect(load(`${routes}ingestBuffer:\n  batchingWindowSeconds: 301\n`)).toThrow(/line 8: ingestBuffer\.batchingWindowSeconds: Too big/);
     expect(load(`${routes}ingestBuffer:\n  batchWindowSeconds: 30\n`)).toThrow(/ingestBuffer.*batchWindowSeconds/s);
+  });
+
+  it('with service firehose: a 300-second buffering interval, objects kept 14 days, by default', () => {
+    expect(load(`${routes}ingestBuffer:\n  service: firehose\n`)().config.ingestBuffer).toEqual({ service: 'firehose', batchingWindowSeconds: 300, retentionDays: 14, draining: false });
+    expect(load(`${routes}ingestBuffer:\n  service: firehose\n  batchingWindowSeconds: 900\n  retentionDays: 3\n  draining: true\n`)().config.ingestBuffer).toEqual({
+      service: 'firehose',
+      batchingWindowSeconds: 900,
+      retentionDays: 3,
+      draining: true,
+    });
+    expect(load(`${routes}ingestBuffer:\n  service: firehose\n  batchingWindowSeconds: 0\n`)().config.ingestBuffer?.batchingWindowSeconds).toBe(0);
+  });
+
+  it("fails the synth naming the field and the reason: the other service's fields, a window over the service's maximum", () => {
+    const firehose = `${routes}ingestBuffer:\n  service: firehose\n`;
+    expect(load(`${firehose}  shards: 2\n`)).toThrow("line 9: ingestBuffer.shards: only with service: kinesis (provisioned shards are a Kinesis stream's; Firehose scales by itself)");
+    expect(load(`${firehose}  retentionHours: 48\n`)).toThrow('line 9: ingestBuffer.retentionHours: only with service: kinesis (how long a Kinesis stream keeps a record; a firehose buffer keeps its objects retentionDays)');
+    expect(load(`${routes}ingestBuffer:\n  retentionDays: 3\n`)).toThrow(
+      'line 8: ingestBuffer.retentionDays: only with service: firehose (how long the bucket keeps an object the loader failed on; a Kinesis stream keeps records retentionHours)',
+    );
+    expect(load(`${routes}ingestBuffer:\n  service: kinesis\n  batchingWindowSeconds: 600\n`)).toThrow(
+      "line 9: ingestBuffer.batchingWindowSeconds: Too big: at most 300 with service: kinesis (Lambda's longest batching window); service: firehose takes up to 900",
+    );
+    expect(load(`${firehose}  batchingWindowSeconds: 901\n`)).toThrow(/line 9: ingestBuffer\.batchingWindowSeconds: Too big/);
+    expect(load(`${firehose}  retentionDays: 15\n`)).toThrow(/line 9: ingestBuffer\.retentionDays: Too big/);
+    expect(load(`${routes}ingestBuffer:\n  service: kafka\n`)).toThrow(/line 8: ingestBuffer\.service: .*"kinesis".*"firehose"/);
   });
 });

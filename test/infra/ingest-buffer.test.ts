@@ -1,35 +1,23 @@
-import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { type CfnElement, Duration } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { EventStore } from '../../lib/event-store';
-import { IngestApi } from '../../lib/ingest-api';
 import { IngestBuffer } from '../../lib/ingest-buffer';
-import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import type { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, synth } from './synth';
-
-type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string };
+import { readTemplate, type Resource, storingEnvironment, storingTableStatements, templateWithIngest, type TemplateReader } from './template-reader';
 
 let stack: PqlRadarStack;
 let buffer: IngestBuffer;
 let template: Template;
-const logicalId = (construct: IConstruct) => stack.getLogicalId((construct.node.defaultChild ?? construct) as CfnElement);
-const resource = (construct: IConstruct): Resource => template.toJSON().Resources[logicalId(construct)];
-const getAtt = (construct: IConstruct, attribute: string) => ({ 'Fn::GetAtt': [logicalId(construct), attribute] });
-/** The statements of the one policy of `role`. */
-const statements = (role: IConstruct) => {
-  const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
-    policy.Properties.Roles.some((each: unknown) => JSON.stringify(each) === JSON.stringify({ Ref: logicalId(role) })),
-  );
-  expect(policies).toHaveLength(1);
-  return policies[0]!.Properties.PolicyDocument.Statement as Record<string, unknown>[];
-};
+let logicalId: TemplateReader['logicalId'];
+let resource: TemplateReader['resource'];
+let getAtt: TemplateReader['getAtt'];
+let statements: TemplateReader['statements'];
 
 beforeAll(() => {
   ({ stack } = buildStack({ config: { ingestBuffer: { shards: 2, batchingWindowSeconds: 30 } } }));
   buffer = stack.ingestBuffer!;
-  template = Template.fromStack(stack);
+  ({ template, logicalId, resource, getAtt, statements } = readTemplate(stack));
 });
 
 describe('with ingestBuffer in the config', () => {
@@ -70,29 +58,16 @@ describe('with ingestBuffer in the config', () => {
   it('gives the consumer the table environment of the ingest function', () => {
     const ingest = resource(stack.ingestApi.handler).Properties.Environment.Variables;
     const consumer = resource(buffer.consumer).Properties;
-    expect(consumer.Environment.Variables).toEqual({
-      POWERTOOLS_SERVICE_NAME: 'pql-radar',
-      POWERTOOLS_METRICS_NAMESPACE: 'pql-radar',
-      NODE_OPTIONS: '--enable-source-maps',
-      TABLE_NAME: { Ref: logicalId(stack.eventStore.table) },
-      RETENTION_DAYS: '400',
-      QUARANTINE_RETENTION_DAYS: '14',
-      TIME_ZONE: 'UTC',
-    });
+    expect(consumer.Environment.Variables).toEqual(storingEnvironment({ Ref: logicalId(stack.eventStore.table) }));
     for (const name of ['TABLE_NAME', 'RETENTION_DAYS', 'QUARANTINE_RETENTION_DAYS', 'TIME_ZONE']) expect(consumer.Environment.Variables[name]).toEqual(ingest[name]);
     expect(consumer.Runtime).toBe(resource(stack.ingestApi.handler).Properties.Runtime);
     expect(consumer.Architectures).toEqual(['arm64']);
   });
 
   it('lets the consumer read the stream, write its logs, and read and write workspace data by key, nothing more', () => {
-    const table = getAtt(stack.eventStore.table, 'Arn');
-    const workspaceData = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } };
-    // Spelled out rather than taken from storingTableAccess, so that widening it cannot slip through.
     expect(statements(buffer.consumer.role!)).toEqual([
       { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: getAtt(buffer.consumer.logGroup, 'Arn') },
-      // Not the write keys (KEYS) nor the feedback links' key (META): those are the HTTP side's.
-      { Effect: 'Allow', Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], Resource: table, Condition: workspaceData },
-      { Effect: 'Allow', Action: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], Resource: table, Condition: workspaceData },
+      ...storingTableStatements(getAtt(stack.eventStore.table, 'Arn')),
       {
         Effect: 'Allow',
         Action: expect.arrayContaining(['kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:DescribeStream', 'kinesis:ListShards']),
@@ -165,12 +140,8 @@ describe('without ingestBuffer in the config', () => {
 });
 
 describe('IngestBuffer', () => {
-  const build = (props: Partial<ConstructorParameters<typeof IngestBuffer>[2]>) => {
-    const stack = new Stack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'Buffered');
-    const { table } = new EventStore(stack, 'EventStore');
-    new IngestBuffer(stack, 'IngestBuffer', { table, ingest: new IngestApi(stack, 'IngestApi', { table }).handler, ...props });
-    return Template.fromStack(stack);
-  };
+  const build = (props: Partial<ConstructorParameters<typeof IngestBuffer>[2]>) =>
+    templateWithIngest((stack, storage) => new IngestBuffer(stack, 'IngestBuffer', { ...storage, ...props }));
 
   it('keeps records for the retention given', () => {
     build({ retention: Duration.days(7) }).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 168 });

@@ -116,3 +116,26 @@ export function loadHandler({ resource, assetDir }: BundledFunction): string {
   );
   return loaded.trim();
 }
+
+/**
+ * Properties named like a name that are not the physical name of something account-wide, so two stacks may share
+ * them: each is scoped to its resource's parent, is a label, or refers to a resource outside the stack.
+ */
+const notPhysicalNames = new Set([
+  'AWS::IAM::Policy.PolicyName', // an inline policy of its role
+  'AWS::ApiGatewayV2::Stage.StageName', // `$default`, a stage of its own API
+  'AWS::EventSchemas::Schema.SchemaName', // a schema in its own registry
+  'AWS::CloudWatch::Alarm.MetricName', // the metric an alarm watches
+  'AWS::SNS::Topic.DisplayName', // the sender name of the e-mails
+  'AWS::Lambda::Permission.FunctionName', // the user's function that a lambda destination invokes
+]);
+
+/** Every literal string of a `...Name` or `...NamePrefix` property, as `<type>.<property> = <value>`. */
+export function physicalNames(template: Template): string[] {
+  const resources = Object.values(template.toJSON().Resources as Record<string, { Type: string; Properties?: Record<string, unknown> }>);
+  return resources.flatMap(({ Type, Properties = {} }) =>
+    Object.entries(Properties)
+      .filter(([key, value]) => /Name(Prefix)?$/.test(key) && typeof value === 'string' && !notPhysicalNames.has(`${Type}.${key}`))
+      .map(([key, value]) => `${Type}.${key} = ${value}`),
+  );
+}
