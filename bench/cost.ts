@@ -72,8 +72,8 @@ import {
 import { recordShardCount } from '../functions/adapters/dynamodb/shard-count';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../functions/adapters/dynamodb/write-key-store';
-import { KinesisEventBuffer, bufferedRequestOf } from '../functions/adapters/kinesis/event-buffer';
-import { storeBufferedRequests } from '../functions/core/ingest-buffer';
+import { KinesisEventBuffer } from '../functions/adapters/kinesis/event-buffer';
+import { bufferedRequestOf, storeBufferedRequests } from '../functions/core/ingest-buffer';
 import { allShards, evaluateChanges, runEvaluator } from '../functions/core/evaluate-leads';
 import type { LeadPublisher } from '../functions/core/ports';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
