@@ -17,6 +17,7 @@ import { firehoseObjectKey, startFirehoseEndpoint, type FirehoseEndpoint } from 
 import { lambdaContext } from '../support/lambda-context';
 import { s3TestEvent, sqsEvent, startS3Endpoint, type S3Endpoint } from '../support/s3-endpoint';
 import { scanAll } from '../support/scan';
+import { sendBrowserCall } from '../support/send-batch';
 
 // The ingest buffer's Firehose variant, as deployed: the ingest function answers from Firehose's acceptance (the real
 // Firehose client against a local endpoint); what Firehose gathered becomes an object in (local) S3, whose
@@ -55,15 +56,7 @@ async function deployed() {
     served.server.closeAllConnections();
     await new Promise((done) => served.server.close(() => done(undefined)));
   });
-  /** A call as analytics.js makes it: one event, text/plain, Basic auth. */
-  const send = async (path: string, message: Record<string, unknown>) => {
-    const response = await fetch(`${served.url}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain', authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}` },
-      body: JSON.stringify(message),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+  const send = (path: string, message: Record<string, unknown>) => sendBrowserCall(served.url, key, path, message);
   const putObject = async (objectKey: string, body: Buffer | string) => {
     await writer.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body }));
     return s3!.notifications.at(-1)!;

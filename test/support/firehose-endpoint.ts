@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenLocally } from './local-server';
 
 /**
  * A local stand-in for Amazon Data Firehose's PutRecord, the one operation ingest calls with the Firehose buffer on,
@@ -95,12 +95,8 @@ export async function startFirehoseEndpoint(deliveryStreams: readonly string[]):
     return send(response, { RecordId: recordId, Encrypted: false });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: await listenLocally(server),
     records,
     failNext(n) {
       failures = n;

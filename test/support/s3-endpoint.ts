@@ -1,8 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { crc32 } from 'node:zlib';
 import type { SQSEvent } from 'aws-lambda';
+import { listenLocally } from './local-server';
 
 /**
  * A local stand-in for the S3 operations of the Firehose buffer's objects: PutObject (what Firehose does, here the
@@ -138,12 +138,8 @@ export async function startS3Endpoint(options: { buckets: readonly string[]; not
     });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: await listenLocally(server),
     object: (bucket, key) => buckets.get(bucket)?.get(key)?.body,
     keys: (bucket) => [...(buckets.get(bucket)?.keys() ?? [])],
     notifications,
