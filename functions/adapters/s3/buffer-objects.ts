@@ -24,9 +24,10 @@ export function bufferObjectsOf(body: string): BufferObject[] {
 }
 
 /**
- * A delivery stream's objects in S3. The client keeps the SDK's addressing: virtual-hosted (the bucket in the host
- * name), AWS's default and the only style new S3 features are sure to get; for an endpoint given by IP address (the
- * tests' local S3, AWS_ENDPOINT_URL_S3) the SDK's endpoint rules use path style by themselves.
+ * A delivery stream's objects in S3. The client keeps the SDK's addressing, no forcePathStyle: virtual-hosted (the
+ * bucket in the host name), the style AWS recommends, path style being the one it has announced it would retire; for
+ * an endpoint given by IP address (the tests' local S3, through AWS_ENDPOINT_URL_S3) the SDK's endpoint rules use path
+ * style by themselves, so the tests need no setting the deployed function lacks.
  */
 export class S3BufferObjects implements BufferObjects {
   constructor(private readonly client: S3Client) {}
