@@ -380,7 +380,7 @@ async function firehoseBuffer(table: DynamoDbEventStore): Promise<BenchBuffer> {
   const deliveryStream = 'bench-ingest-requests';
   const bucket = 'bench-ingest-buffer';
   const firehose = await startFirehoseEndpoint([deliveryStream]);
-  const s3 = await startS3Endpoint({ buckets: [bucket], notifyPrefix: bufferObjectsPrefix });
+  const s3 = await startS3Endpoint({ buckets: [bucket], notifyPrefix: bufferObjectsPrefix, mayList: true });
   const client = new FirehoseClient({ endpoint: firehose.url, ...localCredentials, maxAttempts: 6 });
   const s3Client = new S3Client({ endpoint: s3.url, ...localCredentials });
   const objects = new S3BufferObjects(s3Client);

@@ -43,7 +43,8 @@ afterEach(async () => {
 async function deployed() {
   const { client, tableName } = await freshTable();
   firehose = await startFirehoseEndpoint([deliveryStream]);
-  s3 = await startS3Endpoint({ buckets: [bucket], notifyPrefix: bufferObjectsPrefix });
+  // The loader's role may list the bucket's requests/ (s3:ListBucket): without it S3 answers a gone object 403, not 404.
+  s3 = await startS3Endpoint({ buckets: [bucket], notifyPrefix: bufferObjectsPrefix, mayList: true });
   stubFunctionEnvironment({ TABLE_NAME: tableName, INGEST_DELIVERY_STREAM_NAME: deliveryStream, AWS_ENDPOINT_URL_FIREHOSE: firehose.url, AWS_ENDPOINT_URL_S3: s3.url });
   const { key } = await new DynamoDbWriteKeyStore(client, tableName).create('acme');
   const ingest = await import('../../functions/ingest/handler');

@@ -11,6 +11,8 @@ import { listenLocally } from './local-server';
  * SigV4 Authorization header and x-amz-content-sha256 are required), sends and checks checksums, and parses S3's XML
  * errors (NoSuchKey, NoSuchBucket) as it does against AWS. Point a client at it with AWS_ENDPOINT_URL_S3 or `endpoint`.
  * An object put under `notifyPrefix` gives the SQS message body S3's event notification would (notifications).
+ * S3 tells a caller that an object does not exist (404 NoSuchKey) only if it may list the bucket (s3:ListBucket);
+ * to any other it answers 403 AccessDenied, as for an object it may not read: `mayList` says which caller this is.
  */
 
 export interface S3Endpoint {
@@ -45,7 +47,7 @@ interface StoredObject {
   lastModified: Date;
 }
 
-export async function startS3Endpoint(options: { buckets: readonly string[]; notifyPrefix: string }): Promise<S3Endpoint> {
+export async function startS3Endpoint(options: { buckets: readonly string[]; notifyPrefix: string; mayList: boolean }): Promise<S3Endpoint> {
   const buckets = new Map(options.buckets.map((name) => [name, new Map<string, StoredObject>()]));
   const notifications: string[] = [];
   const calls: string[] = [];
@@ -92,7 +94,7 @@ export async function startS3Endpoint(options: { buckets: readonly string[]; not
       }
       case 'GET': {
         const object = bucket.get(key);
-        if (!object) throw new S3Error(404, 'NoSuchKey', 'The specified key does not exist.', { Key: key });
+        if (!object) throw options.mayList ? new S3Error(404, 'NoSuchKey', 'The specified key does not exist.', { Key: key }) : new S3Error(403, 'AccessDenied', 'Access Denied');
         const checksum = request.headers['x-amz-checksum-mode'] === 'ENABLED' && object.checksumCrc32 ? { 'x-amz-checksum-crc32': object.checksumCrc32, 'x-amz-checksum-type': 'FULL_OBJECT' } : {};
         response.writeHead(200, {
           'content-type': 'application/octet-stream',

@@ -38,7 +38,8 @@ export class S3BufferObjects implements BufferObjects {
       return await response.Body!.transformToString('utf8');
     } catch (error) {
       // The loader deletes an object once its requests are stored: gone means an earlier delivery of the same
-      // notification (SQS delivers at least once) stored it, not that anything was lost.
+      // notification (SQS delivers at least once) stored it, not that anything was lost. S3 says NoSuchKey only to a
+      // role that may list the bucket (s3:ListBucket); to any other, AccessDenied, which fails the message instead.
       if (error instanceof NoSuchKey) return undefined;
       throw error;
     }
