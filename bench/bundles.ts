@@ -23,6 +23,7 @@ writeFileSync(rulesJson, compiledRulesJson(loadRulesFile(join(projectRoot, 'exam
 const functions: { name: string; entry: string; env: Record<string, string> }[] = [
   { name: 'ingest', entry: 'functions/ingest/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   { name: 'ingest-buffer', entry: 'functions/ingest-buffer/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
+  { name: 'buffer-loader', entry: 'functions/ingest-buffer-loader/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   { name: 'lead-status', entry: 'functions/lead-status/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   {
     name: 'evaluator',
@@ -69,9 +70,9 @@ const median = (values: number[]) => {
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`.padStart(8);
 console.log(`Lambda bundles (lib/lambda-bundling.ts: minified ESM, ${lambdaBundling.target} target); init = import in a fresh Node ${process.version} process, median of ${runs}`);
-console.log('function     SDK bundled: size     gzip   init ms    cpu ms   |  SDK external: size     gzip   init ms    cpu ms');
+console.log('function      SDK bundled: size     gzip   init ms    cpu ms   |  SDK external: size     gzip   init ms    cpu ms');
 for (const fn of functions) {
-  const row: string[] = [fn.name.padEnd(12)];
+  const row: string[] = [fn.name.padEnd(13)];
   for (const sdk of ['bundled', 'external'] as const) {
     const bundle = await bundleFunction(fn.entry, { sdk });
     const times = Array.from({ length: runs }, () => initMs(bundle.outfile, fn.env));

@@ -10,6 +10,10 @@
  *   browser-buffered  the same through the opt-in ingest buffer (lib/ingest-buffer.ts): ingest puts each request on a
  *                     Kinesis stream (a local endpoint here), and the consumer stores each batching window's records
  *                     (5 minutes, lib/ingest-buffer.ts) at once
+ *   browser-firehose  the same through the ingest buffer's Firehose variant (lib/ingest-firehose-buffer.ts): ingest puts
+ *                     each request on a delivery stream (a local endpoint, the real Firehose client); every buffering
+ *                     interval (5 minutes) the records so far become one object in (local) S3, and the loader stores
+ *                     it from S3's notification, as functions/ingest-buffer-loader/handler.ts wires it
  *
  * Each mix has its own table in one DynamoDB Local and one user per 100 events, ten to an account (bench:ingest's 200
  * users in 20 accounts at the default 20,000 events), so that a smaller BENCH_EVENTS keeps the events per user and
@@ -34,7 +38,8 @@
  * Priced per component: ingest DynamoDB (WRU $0.625/M, RRU $0.125/M), evaluation DynamoDB, HTTP API ($1.00/M
  * requests), Lambda (arm64 $0.0000133334/GB-s, billed per ms, and $0.20/M requests; memory read from lib/ingest-api.ts
  * and lib/evaluator.ts; durations measured against DynamoDB Local, which answers slower than DynamoDB), EventBridge
- * ($1.00/M lead events) and, apart, storage (DynamoDB $0.25 + PITR $0.20 per GB-month, from the stored items' sizes
+ * ($1.00/M lead events), the buffers (Kinesis $0.014/M PUT units of 25 KB; Firehose $0.029/GB with each record rounded
+ * up to 5 KB, S3 $0.005/1,000 PUT and $0.0004/1,000 GET, SQS $0.40/M requests) and, apart, storage (DynamoDB $0.25 + PITR $0.20 per GB-month, from the stored items' sizes
  * plus DynamoDB's 100 bytes per item and per index entry). The totals, storage left out, are judged against the
  * issue's targets: <= $0.60 server, <= $1.00 browser+backend, <= $1.00 for browser traffic besides the HTTP API's own
  * $1.00 per million requests. The bench exits 0 whatever the verdict.
@@ -47,17 +52,20 @@
  *   npm run bench:cost                      20,000 events per mix (~13 min on 2 cores)
  *   BENCH_EVENTS=5000 npm run bench:cost    5,000 per mix on 50 users (~6 min): the same figures within a few percent
  *
- * Knobs: BENCH_EVENTS (20,000 per mix), BENCH_MIXES (all three, or some by name: server,browser+backend,browser),
+ * Knobs: BENCH_EVENTS (20,000 per mix), BENCH_MIXES (all, or some by name: server,browser+backend,browser,browser-buffered,browser-firehose),
  * BENCH_BROWSER_SHARE (0.3), BENCH_EVALUATIONS_PER_DAY (5), BENCH_HISTORY_USERS (40, ten to an account), BENCH_DAYS (30),
  * BENCH_SCALE (10), BENCH_RUNS_PER_DAY (20).
  */
+import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { readFileSync } from 'node:fs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { changeMarks, reachesEvaluator } from '../functions/adapters/dynamodb/change-capture';
 import { changeBatchSize, defaultChangeBatchingSeconds } from '../lib/change-capture';
 import { bufferBatchSize, defaultBufferBatchingSeconds } from '../lib/ingest-buffer';
+import { bufferLoaderMemoryMb, bufferObjectsPrefix, defaultFirehoseBufferSeconds } from '../lib/ingest-firehose-buffer';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import {
@@ -72,17 +80,21 @@ import {
 import { recordShardCount } from '../functions/adapters/dynamodb/shard-count';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../functions/adapters/dynamodb/write-key-store';
-import { KinesisEventBuffer, bufferedRequestOf } from '../functions/adapters/kinesis/event-buffer';
-import { storeBufferedRequests } from '../functions/core/ingest-buffer';
+import { FirehoseEventBuffer } from '../functions/adapters/firehose/event-buffer';
+import { KinesisEventBuffer } from '../functions/adapters/kinesis/event-buffer';
+import { bufferObjectsOf, S3BufferObjects } from '../functions/adapters/s3/buffer-objects';
+import { bufferedRequestOf, loadBufferObject, storeBufferedRequests } from '../functions/core/ingest-buffer';
 import { allShards, evaluateChanges, runEvaluator } from '../functions/core/evaluate-leads';
-import type { LeadPublisher } from '../functions/core/ports';
+import type { EventStore, LeadPublisher } from '../functions/core/ports';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { createIngestHandler } from '../functions/ingest/http';
 import { LocalChangeStream } from '../functions/local/change-stream';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
 import { bytes, count, fixed } from '../functions/analysis/format';
-import { startKinesisEndpoint, type PutRecord } from '../test/support/kinesis-endpoint';
+import { firehoseObjectKey, startFirehoseEndpoint } from '../test/support/firehose-endpoint';
+import { startKinesisEndpoint } from '../test/support/kinesis-endpoint';
+import { startS3Endpoint } from '../test/support/s3-endpoint';
 import { scanAll } from '../test/support/scan';
 import {
   AttributingStore,
@@ -144,8 +156,28 @@ const bufferConsumerMemoryMb = configuredMemoryMb('lib/ingest-buffer.ts');
 const kinesisPutUnitBytes = 25 * 1024;
 /** The deployed change capture's batching window. */
 const captureWindowMs = defaultChangeBatchingSeconds * 1000;
-/** The ingest buffer's batching window, deployed by default. */
-const bufferWindowMs = defaultBufferBatchingSeconds * 1000;
+/** The ingest buffer's batching window, deployed by default: the Kinesis variant's, and the Firehose one's buffering interval. */
+const bufferWindowMs = { kinesis: defaultBufferBatchingSeconds * 1000, firehose: defaultFirehoseBufferSeconds * 1000 };
+/** Firehose bills the data ingested with each record rounded up to 5 KB. */
+const firehoseRecordUnitBytes = 5 * 1024;
+/**
+ * SQS requests per object of the Firehose variant: S3 sends its notification (SendMessage), and the loader's event
+ * source receives and deletes it (a message each at this traffic: an object every buffering interval at most).
+ */
+const sqsRequestsPerObject = 3;
+/**
+ * Lambda's event source polls an idle standard queue with 5 long polls at a time (ReceiveMessage waiting 20 s each):
+ * the Firehose variant's one fixed cost.
+ */
+const idlePollers = 5;
+const longPollSeconds = 20;
+/**
+ * The delivery stream's buffering size, which fills an object before the interval ends at high traffic: the construct's
+ * `bufferObjectMegabytes` (lib/ingest-firehose-buffer.ts), 16 MiB.
+ */
+const firehoseObjectBytes = 16 * 2 ** 20;
+/** What an object costs besides the loader's time: S3's PUT (Firehose's) and GET (the loader's), SQS, the loader's invocation (batches of 1). */
+const perObjectDollars = price.s3Put + price.s3Get + sqsRequestsPerObject * price.sqsRequest + price.lambdaRequest;
 
 // ---- the evaluator's interval ----
 
@@ -242,8 +274,8 @@ interface MixResult {
   ingest: { write: number; read: number; ms: number[] };
   /** The stream's invocations of the evaluator (one per minute with events), and the records they carried. */
   capture: { batches: number; records: number };
-  /** With the ingest buffer: the records put (and their Kinesis PUT payload units), and the consumer's time per batch. */
-  buffer?: { records: number; putUnits: number; ms: number[] };
+  /** With an ingest buffer: the records put and what they are billed by, and the consumer's (loader's) time per batch (object). */
+  buffer?: BufferStats;
   /** The runs that had work: new events came, something was evaluated or written. */
   work: EvaluatorWork;
   /** Ticks with nothing to do (skipped, or run and found empty). */
@@ -292,19 +324,105 @@ async function storedBytes(client: DynamoDBClient, tableName: string): Promise<M
   return kinds;
 }
 
+type BufferVariant = 'kinesis' | 'firehose';
+
+type BufferStats =
+  | { variant: 'kinesis'; records: number; putUnits: number; ms: number[] }
+  | { variant: 'firehose'; records: number; ingestedBytes: number; objects: number; objectBytes: number; ms: number[] };
+
+/** An ingest buffer as deployed, on local endpoints: what ingest puts its requests on, and how a window of them is stored. */
+interface BenchBuffer {
+  /** Ingest's store. */
+  events: EventStore;
+  /** How many records have been put so far. */
+  put(): number;
+  /** Stores the records put from `from` to `to` (put() counts) as one batching window, as deployed, at `at`. */
+  store(from: number, to: number, at: number): Promise<void>;
+  stats: BufferStats;
+  close(): Promise<void>;
+}
+
+const localCredentials = { region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+
+/**
+ * The Kinesis variant: ingest puts each request on the stream, and the consumer stores a window's records at once,
+ * as functions/ingest-buffer/handler.ts does deployed.
+ */
+async function kinesisBuffer(table: DynamoDbEventStore): Promise<BenchBuffer> {
+  const kinesis = await startKinesisEndpoint();
+  const client = new KinesisClient({ endpoint: kinesis.url, ...localCredentials, maxAttempts: 6 });
+  const stats: BufferStats = { variant: 'kinesis', records: 0, putUnits: 0, ms: [] };
+  return {
+    events: new KinesisEventBuffer(client, 'bench-ingest-buffer', table),
+    put: () => kinesis.records.length,
+    async store(from, to) {
+      const records = kinesis.records.slice(from, to);
+      const started = performance.now();
+      await storeBufferedRequests(table, records.map((record) => bufferedRequestOf(record.data)));
+      stats.ms.push(performance.now() - started);
+      stats.records += records.length;
+      stats.putUnits += sum(records.map((record) => Math.ceil((record.data.length + Buffer.byteLength(record.partitionKey)) / kinesisPutUnitBytes)));
+    },
+    stats,
+    async close() {
+      client.destroy();
+      await kinesis.close();
+    },
+  };
+}
+
+/**
+ * The Firehose variant: ingest puts each request on the delivery stream; at the end of a buffering interval its
+ * records become one object in S3 (as Firehose writes it, here through the S3 client), and the loader gets S3's
+ * notification and stores the object's requests, as functions/ingest-buffer-loader/handler.ts does deployed.
+ */
+async function firehoseBuffer(table: DynamoDbEventStore): Promise<BenchBuffer> {
+  const deliveryStream = 'bench-ingest-requests';
+  const bucket = 'bench-ingest-buffer';
+  const firehose = await startFirehoseEndpoint([deliveryStream]);
+  const s3 = await startS3Endpoint({ buckets: [bucket], notifyPrefix: bufferObjectsPrefix, mayList: true });
+  const client = new FirehoseClient({ endpoint: firehose.url, ...localCredentials, maxAttempts: 6 });
+  const s3Client = new S3Client({ endpoint: s3.url, ...localCredentials });
+  const objects = new S3BufferObjects(s3Client);
+  const stats: BufferStats = { variant: 'firehose', records: 0, ingestedBytes: 0, objects: 0, objectBytes: 0, ms: [] };
+  return {
+    events: new FirehoseEventBuffer(client, deliveryStream, table),
+    put: () => firehose.records.length,
+    async store(from, to, at) {
+      const records = firehose.records.slice(from, to);
+      const body = Buffer.concat(records.map((record) => record.data));
+      await s3Client.send(new PutObjectCommand({ Bucket: bucket, Key: firehoseObjectKey(bufferObjectsPrefix, deliveryStream, new Date(at)), Body: body }));
+      const notification = s3.notifications.at(-1)!;
+      const started = performance.now();
+      for (const object of bufferObjectsOf(notification)) await loadBufferObject(objects, table, object);
+      stats.ms.push(performance.now() - started);
+      stats.records += records.length;
+      stats.ingestedBytes += sum(records.map((record) => Math.ceil(record.data.length / firehoseRecordUnitBytes) * firehoseRecordUnitBytes));
+      stats.objects++;
+      stats.objectBytes += body.length;
+    },
+    stats,
+    async close() {
+      client.destroy();
+      s3Client.destroy();
+      await firehose.close();
+      await s3.close();
+    },
+  };
+}
+
 /**
  * Sends the mix's stream through the ingest handler and runs the evaluator on a simulated clock: at every tick of
  * its interval, the calls sent by then go in first, then one run over every shard at the tick's time.
  */
-async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffered: boolean): Promise<MixResult> {
+async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant: BufferVariant | undefined): Promise<MixResult> {
   const client = createDynamoDbClient(endpoint);
   const reader = createDynamoDbClient(endpoint);
   const tableName = `bench-cost-${mix.name.replace(/[^a-z]+/g, '-')}`;
   const started = performance.now();
   let closeServer = async () => {};
   let changes: LocalChangeStream | undefined;
-  const kinesis = buffered ? await startKinesisEndpoint() : undefined;
-  const kinesisClient = kinesis ? new KinesisClient({ endpoint: kinesis.url, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 6 }) : undefined;
+  let buffer: BenchBuffer | undefined;
   try {
     await ensureTable(client, tableName);
     await recordShardCount(client, tableName, dirtyShards);
@@ -312,10 +430,8 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
     const { key: writeKey } = await keys.create(workspace);
     // As functions/ingest/handler.ts wires it when deployed: default retention, write keys cached for a minute.
     const events = new DynamoDbEventStore({ client, tableName });
-    // With the ingest buffer on, ingest puts each request on the stream (a local Kinesis endpoint) and the consumer
-    // stores a window's records at once, as functions/ingest-buffer/handler.ts does deployed.
-    const handler = createIngestHandler({ events: kinesisClient ? new KinesisEventBuffer(kinesisClient, 'bench-ingest-buffer', events) : events, keys: new CachedWriteKeyStore(keys, 60_000) });
-    const buffer = kinesis ? { records: 0, putUnits: 0, ms: [] as number[] } : undefined;
+    if (variant) buffer = await (variant === 'kinesis' ? kinesisBuffer : firehoseBuffer)(events);
+    const handler = createIngestHandler({ events: buffer?.events ?? events, keys: new CachedWriteKeyStore(keys, 60_000) });
     const handlerMs: number[] = [];
     const timed = async (event: APIGatewayProxyEventV2) => {
       const started = performance.now();
@@ -363,20 +479,17 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
       work = addWork(work, { ...addWork(snapshot(performance.now() - started), before, -1), runs: 0 });
     };
     /** With the buffer: the records put and not stored yet, by the end of their batching window (simulated time). */
-    const pending: { records: PutRecord[]; storeAt: number }[] = [];
+    const pending: { from: number; to: number; storeAt: number }[] = [];
     /** Stores the buffered records whose batching window has ended by `at`, a batch per window; true if any. */
     const storeBuffered = async (at: number) => {
       if (!buffer) return false;
       const due = pending.filter((entry) => entry.storeAt <= at);
       if (due.length === 0) return false;
       pending.splice(0, due.length);
+      // Entries are put in order, so a window's are one run of records.
       for (const storeAt of [...new Set(due.map((entry) => entry.storeAt))]) {
-        const records = due.filter((entry) => entry.storeAt === storeAt).flatMap((entry) => entry.records);
-        const started = performance.now();
-        await storeBufferedRequests(events, records.map((record) => bufferedRequestOf(record.data)));
-        buffer.ms.push(performance.now() - started);
-        buffer.records += records.length;
-        buffer.putUnits += sum(records.map((record) => Math.ceil((record.data.length + Buffer.byteLength(record.partitionKey)) / kinesisPutUnitBytes)));
+        const window = due.filter((entry) => entry.storeAt === storeAt);
+        await buffer.store(window[0]!.from, window.at(-1)!.to, storeAt);
       }
       return true;
     };
@@ -389,11 +502,12 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
       }
       for (const window of [...byWindow.keys()].sort((a, b) => a - b)) {
         const batch = byWindow.get(window)!;
-        const put = kinesis?.records.length ?? 0;
+        const put = buffer?.put() ?? 0;
         await sendCalls(served.url, batch, concurrency, mix.name);
         const last = Math.max(...batch.map((call) => call.at));
-        if (kinesis) {
-          pending.push({ records: kinesis.records.slice(put), storeAt: (Math.floor(last / bufferWindowMs) + 1) * bufferWindowMs });
+        if (buffer) {
+          const windowMs = bufferWindowMs[buffer.stats.variant];
+          pending.push({ from: put, to: buffer.put(), storeAt: (Math.floor(last / windowMs) + 1) * windowMs });
           await storeBuffered(last);
         }
         await evaluateStream(new Date(last));
@@ -475,7 +589,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
       activeUserDays,
       ingest: { write: events.capacity.writeUnits, read: events.capacity.readUnits, ms: handlerMs },
       capture,
-      ...(buffer ? { buffer } : {}),
+      ...(buffer ? { buffer: buffer.stats } : {}),
       work,
       idleTicks,
       emptyRun,
@@ -485,8 +599,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, buffere
     };
   } finally {
     await closeServer();
-    kinesisClient?.destroy();
-    await kinesis?.close();
+    await buffer?.close();
     changes?.stop();
     client.destroy();
     reader.destroy();
@@ -563,10 +676,20 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
   const lambdaEvaluatorDollars = perMillion(evaluatorGbSeconds * price.lambdaGbSecond, events);
   const eventBridgeDollars = perMillion(work.published * price.eventBridgeEvent, events);
   const { buffer } = result;
-  const kinesisDollars = buffer ? perMillion(buffer.putUnits * price.kinesisPutUnit, events) : 0;
-  const bufferGbSeconds = buffer ? billedSeconds(buffer.ms) * (bufferConsumerMemoryMb / 1024) : 0;
+  const kinesis = buffer?.variant === 'kinesis' ? buffer : undefined;
+  const firehose = buffer?.variant === 'firehose' ? buffer : undefined;
+  const kinesisDollars = kinesis ? perMillion(kinesis.putUnits * price.kinesisPutUnit, events) : 0;
+  const firehoseDollars = firehose ? perMillion((firehose.ingestedBytes / gib) * price.firehoseGb, events) : 0;
+  // As the Kinesis consumer's invocations: at most one object per buffering interval (the fixed cost, whatever the
+  // traffic) plus one per full object (the buffering size): what the events add is the latter. The simulation's thin
+  // traffic (a few requests an interval) makes every interval with requests an object, the fixed cost's own count.
+  const fullObjects = firehose ? firehose.objectBytes / firehoseObjectBytes : 0;
+  const objectDollars = perMillion(fullObjects * (perObjectDollars - price.lambdaRequest), events);
+  const bufferMemoryMb = firehose ? bufferLoaderMemoryMb : bufferConsumerMemoryMb;
+  const bufferGbSeconds = buffer ? billedSeconds(buffer.ms) * (bufferMemoryMb / 1024) : 0;
   // As the table stream's: at most one invocation per shard per window (the fixed cost) plus one per full batch.
-  const lambdaBufferDollars = buffer ? perMillion((buffer.records / bufferBatchSize) * price.lambdaRequest + bufferGbSeconds * price.lambdaGbSecond, events) : 0;
+  const bufferInvocations = kinesis ? kinesis.records / bufferBatchSize : fullObjects;
+  const lambdaBufferDollars = perMillion(bufferInvocations * price.lambdaRequest + bufferGbSeconds * price.lambdaGbSecond, events);
 
   const stored = sum([...result.storage.values()].map((kind) => kind.bytes));
   const storagePerMonth = perMillion((stored / gib) * (price.storageGbMonth + price.pitrGbMonth), events);
@@ -578,6 +701,8 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     { label: 'Lambda ingest', dollars: lambdaIngestDollars },
     { label: 'Lambda stream', dollars: lambdaCaptureDollars },
     { label: 'Kinesis buffer', dollars: kinesisDollars },
+    { label: 'Firehose buffer', dollars: firehoseDollars },
+    { label: 'S3 + SQS buffer', dollars: objectDollars },
     { label: 'Lambda buffer', dollars: lambdaBufferDollars },
     { label: 'Lambda evaluator', dollars: lambdaEvaluatorDollars },
     { label: 'EventBridge', dollars: eventBridgeDollars },
@@ -617,10 +742,29 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
       `${per(capture.records)} stream records per event, ${changeBatchSize} to a full batch (run here: ${capture.batches} invocations, a minute's each; time in the evaluator's line)`,
       lambdaCaptureDollars,
     ),
-    ...(buffer
+    ...(kinesis
       ? [
-          row('Kinesis buffer', `${per(buffer.records, 4)} records per event, ${per(buffer.putUnits, 4)} PUT payload units (25 KB) per event; shard hours in the fixed cost`, kinesisDollars),
-          row('Lambda buffer', `the consumer: ${(sum(buffer.ms) / buffer.records).toFixed(2)} ms per record at ${bufferConsumerMemoryMb} MB (${buffer.ms.length} batches, ${bufferWindowMs / 1000} s each), ${bufferBatchSize} records to a full batch`, lambdaBufferDollars),
+          row('Kinesis buffer', `${per(kinesis.records, 4)} records per event, ${per(kinesis.putUnits, 4)} PUT payload units (25 KB) per event; shard hours in the fixed cost`, kinesisDollars),
+          row('Lambda buffer', `the consumer: ${(sum(kinesis.ms) / kinesis.records).toFixed(2)} ms per record at ${bufferConsumerMemoryMb} MB (${kinesis.ms.length} batches, ${bufferWindowMs.kinesis / 1000} s each), ${bufferBatchSize} records to a full batch`, lambdaBufferDollars),
+        ]
+      : []),
+    ...(firehose
+      ? [
+          row(
+            'Firehose buffer',
+            `${per(firehose.records, 4)} records per event, ${(firehose.ingestedBytes / firehose.records / 1024).toFixed(1)} KB billed each (${(firehose.objectBytes / firehose.records).toFixed(0)} bytes, rounded up to 5 KB)`,
+            firehoseDollars,
+          ),
+          row(
+            'S3 + SQS buffer',
+            `${count(firehose.objects)} objects of ${(firehose.records / firehose.objects).toFixed(1)} records (${bytes(firehose.objectBytes / firehose.objects)}); priced per full ${firehoseObjectBytes / 2 ** 20} MiB object (${count(Math.floor(firehoseObjectBytes / (firehose.objectBytes / firehose.records)))} records): PUT, GET, ${sqsRequestsPerObject} SQS requests (as run: ${money(perMillion(firehose.objects * (perObjectDollars - price.lambdaRequest), events))})`,
+            objectDollars,
+          ),
+          row(
+            'Lambda buffer',
+            `the loader: ${(sum(firehose.ms) / firehose.records).toFixed(2)} ms per record at ${bufferLoaderMemoryMb} MB (${firehose.ms.length} objects, ${bufferWindowMs.firehose / 1000} s each), an invocation per full object (as run: one per object, ${money(perMillion(firehose.objects * price.lambdaRequest, events))})`,
+            lambdaBufferDollars,
+          ),
         ]
       : []),
     row('Lambda evaluator', `${(measured.ms / measured.evaluations).toFixed(1)} ms per evaluation at ${evaluatorMemoryMb} MB: ${per(evaluatorGbSeconds, 5)} GB-s per event; invocations: the schedule's`, lambdaEvaluatorDollars),
@@ -672,15 +816,16 @@ async function main() {
   const dynamoDb = await startDynamoDbLocal();
   const client = createDynamoDbClient(dynamoDb.endpoint);
   try {
-    const mixes: { mix: Mix; target: MixCost['target']; buffered?: boolean }[] = [
+    const mixes: { mix: Mix; target: MixCost['target']; buffer?: BufferVariant }[] = [
       { mix: server, target: { dollars: 0.6, withoutHttp: false } },
       { mix: browserAndBackend(browserShare), target: { dollars: 1, withoutHttp: false } },
       { mix: browser, target: { dollars: 1, withoutHttp: true } },
-      { mix: { ...browser, name: 'browser-buffered', sdk: `${browser.sdk}; through the opt-in ingest buffer (Kinesis)` }, target: { dollars: 1, withoutHttp: true }, buffered: true },
+      { mix: { ...browser, name: 'browser-buffered', sdk: `${browser.sdk}; through the opt-in ingest buffer (Kinesis)` }, target: { dollars: 1, withoutHttp: true }, buffer: 'kinesis' as const },
+      { mix: { ...browser, name: 'browser-firehose', sdk: `${browser.sdk}; through the opt-in ingest buffer (Firehose)` }, target: { dollars: 1, withoutHttp: true }, buffer: 'firehose' as const },
     ].filter(({ mix }) => onlyMixes === undefined || onlyMixes.includes(mix.name));
     const costs: { name: string; cost: MixCost; result: MixResult }[] = [];
-    for (const { mix, target, buffered } of mixes) {
-      const result = await simulateMix(dynamoDb.endpoint, mix, ruleset, buffered === true);
+    for (const { mix, target, buffer } of mixes) {
+      const result = await simulateMix(dynamoDb.endpoint, mix, ruleset, buffer);
       const cost = priceMix(result, target);
       console.log(['', ...cost.lines].join('\n'));
       costs.push({ name: mix.name, cost, result });
@@ -710,11 +855,19 @@ async function main() {
       `  ${count(runsPerMonth * dirtyShards)} invocations, ${count(Math.round(fixedGbSeconds))} GB-s, ${count(runsPerMonth * empty.read)} RCU = ${money(fixedDollars)} a month (before the free tier).`,
       `And at most, the stream's invocations by batching window: ${count(streamWindowsPerMonth)} a month per stream shard (a minute's records each) = ${money(streamWindowsPerMonth * price.lambdaRequest)} per shard a month; a table's stream has a shard per partition.`,
     );
-    if (costs.some(({ result }) => result.buffer)) {
+    if (costs.some(({ result }) => result.buffer?.variant === 'kinesis')) {
       const shardMonth = 30 * 24 * price.kinesisShardHour;
-      const bufferWindowsPerMonth = windowsPerMonth(bufferWindowMs);
+      const bufferWindowsPerMonth = windowsPerMonth(bufferWindowMs.kinesis);
       table.push(
         `With the ingest buffer on: ${money(shardMonth)} a month per Kinesis shard (1,000 records/s, 1 MB/s each), and at most ${count(bufferWindowsPerMonth)} consumer invocations per shard (${money(bufferWindowsPerMonth * price.lambdaRequest)}).`,
+      );
+    }
+    if (costs.some(({ result }) => result.buffer?.variant === 'firehose')) {
+      const objectsPerMonth = windowsPerMonth(bufferWindowMs.firehose);
+      const idlePolls = (idlePollers * 30 * dayMs) / (longPollSeconds * 1000);
+      table.push(
+        `With the Firehose buffer on: no stream to provision; Lambda's SQS event source polls the idle queue with ${idlePollers} long polls of ${longPollSeconds} s at a time, ${count(idlePolls)} ReceiveMessage a month = ${money(idlePolls * price.sqsRequest)},`,
+        `  and at most ${count(objectsPerMonth)} objects a month below the buffering size (one per ${bufferWindowMs.firehose / 1000} s interval with requests): S3 PUT + GET, ${sqsRequestsPerObject} SQS requests and an invocation each = ${money(objectsPerMonth * perObjectDollars)} a month (before the free tiers).`,
       );
     }
     console.log(table.join('\n'));

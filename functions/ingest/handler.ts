@@ -1,8 +1,10 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
+import { FirehoseEventBuffer } from '../adapters/firehose/event-buffer';
 import { KinesisEventBuffer } from '../adapters/kinesis/event-buffer';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { logger, metrics } from '../shared/powertools';
@@ -24,10 +26,22 @@ const feedback = createFeedbackLinkHandler({
 });
 
 const table = new DynamoDbEventStore({ client, ...config });
+/**
+ * With an ingest buffer on, its consumer writes the table a batch of requests at a time: the Kinesis variant
+ * (lib/ingest-buffer.ts) or the Firehose one (lib/ingest-firehose-buffer.ts); the config allows one at most.
+ */
+function eventStore() {
+  if (config.ingestStreamName) return new KinesisEventBuffer(new KinesisClient({ maxAttempts: 6 }), config.ingestStreamName, table);
+  if (config.ingestDeliveryStreamName) {
+    return new FirehoseEventBuffer(new FirehoseClient({ maxAttempts: 6 }), config.ingestDeliveryStreamName, table, (reason, requestId) =>
+      logger.warn('ingest buffer did not take a request: stored in the table at once', { requestId, reason }),
+    );
+  }
+  return table;
+}
 const handleRequest = createIngestHandler(
   {
-    // With the ingest buffer on (lib/ingest-buffer.ts), its consumer writes the table a batch of requests at a time.
-    events: config.ingestStreamName ? new KinesisEventBuffer(new KinesisClient({ maxAttempts: 6 }), config.ingestStreamName, table) : table,
+    events: eventStore(),
     keys: new CachedWriteKeyStore(new DynamoDbWriteKeyStore(client, config.tableName), config.keyCacheSeconds * 1000),
   },
   {

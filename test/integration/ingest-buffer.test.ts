@@ -12,6 +12,7 @@ import { stubFunctionEnvironment } from '../support/evaluator-environment';
 import { kinesisEvent, startKinesisEndpoint, type KinesisEndpoint } from '../support/kinesis-endpoint';
 import { lambdaContext } from '../support/lambda-context';
 import { scanAll } from '../support/scan';
+import { sendBrowserCall } from '../support/send-batch';
 
 // The opt-in ingest buffer, as deployed: the ingest function answers from the stream's acceptance (the real Kinesis
 // client against a local endpoint), and the consumer function stores a batch of the stream's records in the table.
@@ -38,15 +39,7 @@ async function deployed() {
     served.server.closeAllConnections();
     return new Promise((done) => served.server.close(() => done()));
   };
-  /** A call as analytics.js makes it: one event, text/plain, Basic auth. */
-  const send = async (path: string, message: Record<string, unknown>) => {
-    const response = await fetch(`${served.url}${path}`, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain', authorization: `Basic ${Buffer.from(`${key}:`).toString('base64')}` },
-      body: JSON.stringify(message),
-    });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-  };
+  const send = (path: string, message: Record<string, unknown>) => sendBrowserCall(served.url, key, path, message);
   const items = () => scanAll(client, tableName);
   return { kinesis, send, items, consume: (event: unknown) => consumer.handler(event as Parameters<typeof consumer.handler>[0], lambdaContext()) };
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { listenLocally } from './local-server';
 
 /**
  * A local stand-in for Kinesis Data Streams' PutRecord, the one operation ingest calls with the buffer on, speaking
@@ -78,12 +78,8 @@ export async function startKinesisEndpoint(): Promise<KinesisEndpoint> {
     return send(response, { ShardId: 'shardId-000000000000', SequenceNumber: sequenceNumber });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: await listenLocally(server),
     records,
     failNext(n) {
       failures = n;

@@ -11,3 +11,13 @@ export async function sendBatch(dev: DevRuntime, batch: Record<string, unknown>[
   expect(response.status).toBe(200);
   expect(await response.json()).toEqual({ success: true });
 }
+
+/** A call as analytics.js makes it: one event, text/plain, Basic auth; the status and the answer's JSON. */
+export async function sendBrowserCall(url: string, writeKey: string, path: string, message: Record<string, unknown>) {
+  const response = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'text/plain', authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}` },
+    body: JSON.stringify(message),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}

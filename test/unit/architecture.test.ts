@@ -62,7 +62,7 @@ function cycles(files: readonly string[]): string[][] {
 }
 
 describe('deployed functions', () => {
-  const handlerFolders = ['ingest', 'lead-status', 'evaluator', 'notifier', 'bootstrap'].map((folder) => join(functions, folder));
+  const handlerFolders = ['ingest', 'ingest-buffer-loader', 'lead-status', 'evaluator', 'notifier', 'bootstrap'].map((folder) => join(functions, folder));
   const forbidden = ['local', 'cli'].map((folder) => join(functions, folder) + '/');
 
   it.each(handlerFolders.map((folder) => [name(folder), folder]))('%s imports neither the local runtime nor the CLI, however indirectly', (_name, folder) => {

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { bufferRecordJson, parseBufferRecord, storeBufferedRequests, type BufferedRequest } from '../../functions/core/ingest-buffer';
+import { deflateRawSync } from 'node:zlib';
+import { bufferObjectsOf } from '../../functions/adapters/s3/buffer-objects';
+import { bufferObjectLine, bufferedRequestsOfObject, bufferRecordJson, parseBufferRecord, storeBufferedRequests, type BufferedRequest } from '../../functions/core/ingest-buffer';
 import { validateMessage, type AcceptedMessage, type RejectedMessage } from '../../functions/core/messages';
 import type { EventStore, Refusal } from '../../functions/core/ports';
 
@@ -52,5 +54,37 @@ describe('the ingest buffer', () => {
     expect(store.quarantined).toHaveLength(1);
     expect(store.quarantined[0]).toMatchObject({ workspace: 'acme', requestId: 'r3', rejected: [{ index: 1, messageId: 'b2', path: 'traits', reason: 'too large' }] });
     expect(outcome).toEqual({ requests: 3, stored: 3, refused: 1 });
+  });
+});
+
+describe("the Firehose variant's objects", () => {
+  const key = 'requests/2026/11/30/10/pql-radar-Requests-1-2026-11-30-10-05-00-abc';
+  const line = (text: string) => `${deflateRawSync(text).toString('base64')}\n`;
+
+  it('reads back the requests of the lines Firehose wrote one after the other, in order', () => {
+    const written = [request('acme', 'r1', [track('a', 'ann')]), request('globex', 'r2', [track('b', 'bob'), track('c', 'bob')])];
+    const text = Buffer.concat(written.map(bufferObjectLine)).toString('utf8');
+    expect(bufferedRequestsOfObject(text, key)).toEqual(written);
+    expect(bufferedRequestsOfObject('', key)).toEqual([]);
+  });
+
+  it('names the object and the line of what is not a record, without quoting what it holds', () => {
+    const good = Buffer.from(bufferObjectLine(request('acme', 'r1', [track('a', 'ann')]))).toString('utf8');
+    expect(() => bufferedRequestsOfObject(`${good}not base64!\n`, key)).toThrow(`ingest buffer object ${key}: line 2 is not base64 (11 characters)`);
+    expect(() => bufferedRequestsOfObject(`${good}\n${good}`, key)).toThrow(`ingest buffer object ${key}: line 2 is not base64 (empty)`);
+    expect(() => bufferedRequestsOfObject(good.slice(0, -1), key)).toThrow(`ingest buffer object ${key}: line 1 has no newline at its end (a record cut short?)`);
+    expect(() => bufferedRequestsOfObject(`${good}${Buffer.from('not deflated').toString('base64')}\n`, key)).toThrow(`ingest buffer object ${key}: line 2: invalid`);
+    const notJson = () => bufferedRequestsOfObject(line('{"email": "ann@example.com"'), key);
+    expect(notJson).toThrow(new Error(`ingest buffer object ${key}: line 1: its data is not JSON`));
+    expect(() => bufferedRequestsOfObject(line(JSON.stringify({ v: 2 })), key)).toThrow(`ingest buffer object ${key}: line 1: ingest buffer record: v must be 1, got 2`);
+  });
+
+  it("reads the objects of S3's notification, keys URL-decoded, and none of its test event", () => {
+    const notification = (objectKey: string) => JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'b' }, object: { key: objectKey, size: 1 } } }] });
+    expect(bufferObjectsOf(notification('requests/2026/a+b%2Bc%3D.txt'))).toEqual([{ bucket: 'b', key: 'requests/2026/a b+c=.txt' }]);
+    expect(bufferObjectsOf(JSON.stringify({ Service: 'Amazon S3', Event: 's3:TestEvent', Bucket: 'b' }))).toEqual([]);
+    expect(() => bufferObjectsOf('{')).toThrow('S3 notification: the message body is not JSON');
+    expect(() => bufferObjectsOf('{}')).toThrow('S3 notification: Records must be an array');
+    expect(() => bufferObjectsOf(JSON.stringify({ Records: [{ s3: { bucket: { name: 'b' } } }] }))).toThrow('S3 notification: Records[0].s3 must name a bucket and an object key');
   });
 });
