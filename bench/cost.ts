@@ -65,7 +65,7 @@ import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { changeMarks, reachesEvaluator } from '../functions/adapters/dynamodb/change-capture';
 import { changeBatchSize, defaultChangeBatchingSeconds } from '../lib/change-capture';
 import { bufferBatchSize, defaultBufferBatchingSeconds } from '../lib/ingest-buffer';
-import { bufferLoaderMemoryMb, bufferObjectsPrefix, defaultFirehoseBufferSeconds } from '../lib/ingest-firehose-buffer';
+import { bufferLoaderMemoryMb, bufferObjectMegabytes, bufferObjectsPrefix, defaultFirehoseBufferSeconds } from '../lib/ingest-firehose-buffer';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
 import {
@@ -171,11 +171,8 @@ const sqsRequestsPerObject = 3;
  */
 const idlePollers = 5;
 const longPollSeconds = 20;
-/**
- * The delivery stream's buffering size, which fills an object before the interval ends at high traffic: the construct's
- * `bufferObjectMegabytes` (lib/ingest-firehose-buffer.ts), 16 MiB.
- */
-const firehoseObjectBytes = 16 * 2 ** 20;
+/** The delivery stream's buffering size, which fills an object before the interval ends at high traffic. */
+const firehoseObjectBytes = bufferObjectMegabytes * 2 ** 20;
 /** What an object costs besides the loader's time: S3's PUT (Firehose's) and GET (the loader's), SQS, the loader's invocation (batches of 1). */
 const perObjectDollars = price.s3Put + price.s3Get + sqsRequestsPerObject * price.sqsRequest + price.lambdaRequest;
 

@@ -31,8 +31,8 @@ export const bufferLoaderMemoryMb = 1024;
 
 /**
  * The delivery stream's buffering size, in MiB: an object is written at the buffering interval or at this size,
- * whichever comes first. It bounds what one loader invocation reads, holds and stores: 16 MiB is some 16,000 browser
- * requests of a 1 KB event (more if ingest deflates them), the order of the Kinesis consumer's batch of 10,000 records,
+ * whichever comes first. It bounds what one loader invocation reads, holds and stores: 16 MiB is some 17,000 browser
+ * requests (a line of 0.95 KB: one event, deflated, in base64), the order of the Kinesis consumer's batch of 10,000 records,
  * with twice that consumer's memory and the same 5 minutes. At the default interval, traffic under about 55 KB a second
  * never reaches it, so the interval alone decides how many of a visitor's events share an item.
  */
@@ -208,10 +208,14 @@ export class IngestFirehoseBuffer extends Construct {
       memorySize: bufferLoaderMemoryMb,
       timeout: loaderTimeout,
     });
-    // The objects of accepted requests only: not the failed ones, nor listing or writing the bucket.
+    // The objects of accepted requests only: not the failed ones, nor writing the bucket.
     this.loader.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['s3:GetObject', 's3:DeleteObject'], resources: [this.bucket.arnForObjects(`${bufferObjectsPrefix}*`)] }),
     );
+    // Without ListBucket, S3 answers a GET of a missing object 403 rather than 404 (NoSuchKey): a notification delivered
+    // again after its object was stored and deleted would then fail until dead-lettered. With it, gone means done.
+    // Unconditioned: the check behind a GET's 404 carries no s3:prefix for a condition to match.
+    this.loader.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [this.bucket.bucketArn] }));
     Validations.of(this.loader.role!).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/${bufferObjectsPrefix}*]`,
       reason: "Firehose names each object when it writes it (its time and a random part), so only the prefix is known; the loader reads and deletes those objects and nothing else.",

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { App } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { build, type Metafile } from 'esbuild';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,10 +18,16 @@ import { buildStack, bundledFunction, loadHandler } from './synth';
 /** Every bundle, minified with the AWS SDK inside, as deployed (issue 11). */
 const budgetBytes = 400 * 1024;
 
-/** The Lambda entries, and where the stack keeps a function of each. */
-const functions = [
+/** The Lambda entries, and where the stack keeps a function of each (`firehose`: in the stack with that ingest buffer). */
+const functions: { name: string; entry: string; of: (stack: PqlRadarStack) => lambda.IFunction; firehose?: true }[] = [
   { name: 'ingest', entry: 'functions/ingest/handler.ts', of: (stack: PqlRadarStack) => stack.ingestApi.handler },
   { name: 'ingest-buffer', entry: 'functions/ingest-buffer/handler.ts', of: (stack: PqlRadarStack) => stack.ingestBuffer!.consumer },
+  {
+    name: 'buffer-loader',
+    entry: 'functions/ingest-buffer-loader/handler.ts',
+    of: (stack: PqlRadarStack) => stack.ingestFirehoseBuffer!.loader,
+    firehose: true,
+  },
   { name: 'lead-status', entry: 'functions/lead-status/handler.ts', of: (stack: PqlRadarStack) => stack.leadStatusApi.handler },
   { name: 'evaluator', entry: 'functions/evaluator/handler.ts', of: (stack: PqlRadarStack) => stack.evaluator.handler },
   { name: 'notifier', entry: 'functions/notifier/handler.ts', of: (stack: PqlRadarStack) => stack.leadFanout.notifiers[0]! },
@@ -33,7 +40,7 @@ const functions = [
 ];
 
 /** The bundles with no zod at all. */
-const zodFree = ['evaluator', 'ingest-buffer'];
+const zodFree = ['evaluator', 'ingest-buffer', 'buffer-loader'];
 
 /** Inputs no bundle may contain: what lib/lambda-bundling.ts replaces, and why. */
 const leftOut: { what: string; pattern: RegExp; only?: string | string[] }[] = [
@@ -46,13 +53,15 @@ const leftOut: { what: string; pattern: RegExp; only?: string | string[] }[] = [
   { what: 'SDK event streams', pattern: /node_modules\/@smithy\/core\/dist-es\/submodules\/event-streams\// },
   // The rule-health job reads no file: analysis/ must reach the rules only through ruleset.ts, never load.ts.
   { what: 'the YAML parser', pattern: /node_modules\/yaml\//, only: ['evaluator', 'rule-health'] },
-  // The evaluator's rules come compiled at synth (loadCompiledRules); the ingest buffer's consumer stores messages ingest
-  // validated. Both read their settings through plain readers (shared/environment.ts).
+  // The evaluator's rules come compiled at synth (loadCompiledRules); the ingest buffer's consumer and loader store
+  // messages ingest validated. Both read their settings through plain readers (shared/environment.ts).
   { what: 'zod', pattern: /node_modules\/zod\//, only: zodFree },
 ];
 
 let app: App;
 let stack: PqlRadarStack;
+/** The same with the Firehose variant of the ingest buffer: its loader, and ingest putting requests on its delivery stream. */
+let firehose: { app: App; stack: PqlRadarStack };
 /** This run's own bundles and probes, apart from a benchmark running meanwhile. */
 const outDir = mkdtempSync(join(tmpdir(), 'pql-radar-bundles-'));
 
@@ -60,7 +69,8 @@ beforeAll(() => {
   // Asset metadata tells which staged asset directory belongs to which function. With the opt-in ingest buffer, so
   // that its consumer is bundled too and ingest loads in its buffered mode.
   ({ app, stack } = buildStack({ bundle: true, config: { ingestBuffer: {} }, context: { 'aws:cdk:enable-asset-metadata': true } }));
-}, 300_000);
+  firehose = buildStack({ bundle: true, config: { ingestBuffer: { service: 'firehose' } }, context: { 'aws:cdk:enable-asset-metadata': true } });
+}, 600_000);
 
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
@@ -86,19 +96,23 @@ it('bundles the ingest handler into one minified ESM file that includes the AWS 
   expect(loadHandler(bundled)).toBe('function');
 });
 
-it("bundles the ingest buffer's consumer, which loads with the environment the template gives it", () => {
-  const bundled = bundledFunction(app, stack.ingestBuffer!.consumer);
-  expect(bundled.resource.Properties.Handler).toBe('index.handler');
-  expect(loadHandler(bundled)).toBe('function');
+it.each([
+  ["the ingest buffer's consumer", () => bundledFunction(app, stack.ingestBuffer!.consumer)],
+  ["the Firehose buffer's loader", () => bundledFunction(firehose.app, firehose.stack.ingestFirehoseBuffer!.loader)],
+  ['ingest with the Firehose buffer', () => bundledFunction(firehose.app, firehose.stack.ingestApi.handler)],
+])('bundles %s, which loads with the environment the template gives it', (_name, bundled) => {
+  expect(bundled().resource.Properties.Handler).toBe('index.handler');
+  expect(loadHandler(bundled())).toBe('function');
 });
 
-describe.each(functions)('the $name bundle', ({ name, entry, of }) => {
+describe.each(functions)('the $name bundle', ({ name, entry, of, firehose: inFirehoseStack }) => {
   let deployed: Buffer;
   let bench: { bytes: number; code: Buffer; metafile: Metafile };
   let inputs: string[];
 
   beforeAll(async () => {
-    deployed = readFileSync(join(bundledFunction(app, of(stack)).assetDir, 'index.mjs'));
+    const built = inFirehoseStack ? firehose : { app, stack };
+    deployed = readFileSync(join(bundledFunction(built.app, of(built.stack)).assetDir, 'index.mjs'));
     const bundle = await bundleFunction(entry, { sdk: 'bundled', outDir });
     bench = { bytes: bundle.bytes, code: readFileSync(bundle.outfile), metafile: bundle.metafile };
     // The files that put code into the bundle: esbuild also lists the ones it read and then shook out entirely.

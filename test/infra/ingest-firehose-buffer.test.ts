@@ -144,8 +144,10 @@ describe('with ingestBuffer service firehose in the config', () => {
     expect(statements(buffer.loader.role!)).toEqual([
       { Effect: 'Allow', Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Resource: getAtt(buffer.loader.logGroup, 'Arn') },
       ...storingTableStatements(getAtt(stack.eventStore.table, 'Arn')),
-      // Not the failed/ objects, not listing the bucket, not writing to it.
+      // Not the failed/ objects, not writing to the bucket.
       { Effect: 'Allow', Action: ['s3:GetObject', 's3:DeleteObject'], Resource: objects('requests/') },
+      // So that a GET of an object already stored and deleted is a 404, not a 403.
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: getAtt(buffer.bucket, 'Arn') },
       {
         Effect: 'Allow',
         Action: ['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueUrl', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
