@@ -14,6 +14,8 @@
  *                     each request on a delivery stream (a local endpoint, the real Firehose client); every buffering
  *                     interval (5 minutes) the records so far become one object in (local) S3, and the loader stores
  *                     it from S3's notification, as functions/ingest-buffer-loader/handler.ts wires it
+ *   server-firehose, browser+backend-firehose
+ *                     the first two through the Firehose variant too, against their own targets
  *
  * Each mix has a DynamoDB Local of its own and one user per 100 events, ten to an account (bench:ingest's 200
  * users in 20 accounts at the default 20,000 events), so that a smaller BENCH_EVENTS keeps the events per user and
@@ -52,7 +54,8 @@
  *   npm run bench:cost                      20,000 events per mix (~13 min on 2 cores)
  *   BENCH_EVENTS=5000 npm run bench:cost    5,000 per mix on 50 users (~6 min): the same figures within a few percent
  *
- * Knobs: BENCH_EVENTS (20,000 per mix), BENCH_MIXES (all, or some by name: server,browser+backend,browser,browser-buffered,browser-firehose),
+ * Knobs: BENCH_EVENTS (20,000 per mix), BENCH_MIXES (all, or some by name: server,browser+backend,browser,browser-buffered,browser-firehose,server-firehose,
+ * browser+backend-firehose),
  * BENCH_BROWSER_SHARE (0.3), BENCH_EVALUATIONS_PER_DAY (5), BENCH_HISTORY_USERS (40, ten to an account), BENCH_DAYS (30),
  * BENCH_SCALE (10), BENCH_RUNS_PER_DAY (20).
  */
@@ -819,6 +822,12 @@ async function main() {
       { mix: browser, target: { dollars: 1, withoutHttp: true } },
       { mix: { ...browser, name: 'browser-buffered', sdk: `${browser.sdk}; through the opt-in ingest buffer (Kinesis)` }, target: { dollars: 1, withoutHttp: true }, buffer: 'kinesis' as const },
       { mix: { ...browser, name: 'browser-firehose', sdk: `${browser.sdk}; through the opt-in ingest buffer (Firehose)` }, target: { dollars: 1, withoutHttp: true }, buffer: 'firehose' as const },
+      // What the Firehose buffer does to the other two: whether it could be on whatever the traffic.
+      { mix: { ...server, name: 'server-firehose', sdk: `${server.sdk}; through the opt-in ingest buffer (Firehose)` }, target: { dollars: 0.6, withoutHttp: false }, buffer: 'firehose' as const },
+      (() => {
+        const mix = browserAndBackend(browserShare);
+        return { mix: { ...mix, name: `${mix.name}-firehose`, sdk: `${mix.sdk}; through the opt-in ingest buffer (Firehose)` }, target: { dollars: 1, withoutHttp: false }, buffer: 'firehose' as const };
+      })(),
     ].filter(({ mix }) => onlyMixes === undefined || onlyMixes.includes(mix.name));
     const costs: { name: string; cost: MixCost; result: MixResult }[] = [];
     for (const { mix, target, buffer } of mixes) {
@@ -833,7 +842,8 @@ async function main() {
     }
 
     // The summary, one column per mix.
-    const column = (value: string) => value.padStart(17);
+    const width = Math.max(17, ...costs.map(({ name }) => name.length + 2));
+    const column = (value: string) => value.padStart(width);
     const table = [
       '',
       `$ per million events ${costs.map(({ name }) => column(name)).join('')}`,
