@@ -11,6 +11,7 @@ import { freshTable } from '../support/dynamodb';
 import { stubFunctionEnvironment } from '../support/evaluator-environment';
 import { kinesisEvent, startKinesisEndpoint, type KinesisEndpoint } from '../support/kinesis-endpoint';
 import { lambdaContext } from '../support/lambda-context';
+import { closeLocally } from '../support/local-server';
 import { scanAll } from '../support/scan';
 import { sendBrowserCall } from '../support/send-batch';
 
@@ -23,6 +24,7 @@ afterEach(async () => {
   vi.unstubAllEnvs();
   vi.resetModules();
   await closeServer();
+  closeServer = async () => {};
   await kinesis?.close();
   kinesis = undefined;
 });
@@ -35,10 +37,7 @@ async function deployed() {
   const ingest = await import('../../functions/ingest/handler');
   const consumer = await import('../../functions/ingest-buffer/handler');
   const served = await serveHttpApi((event) => ingest.handler(event, lambdaContext()), { port: 0 });
-  closeServer = () => {
-    served.server.closeAllConnections();
-    return new Promise((done) => served.server.close(() => done()));
-  };
+  closeServer = () => closeLocally(served.server);
   const send = (path: string, message: Record<string, unknown>) => sendBrowserCall(served.url, key, path, message);
   const items = () => scanAll(client, tableName);
   return { kinesis, send, items, consume: (event: unknown) => consumer.handler(event as Parameters<typeof consumer.handler>[0], lambdaContext()) };

@@ -15,6 +15,7 @@ import { freshTable } from '../support/dynamodb';
 import { stubFunctionEnvironment } from '../support/evaluator-environment';
 import { firehoseObjectKey, startFirehoseEndpoint, type FirehoseEndpoint } from '../support/firehose-endpoint';
 import { lambdaContext } from '../support/lambda-context';
+import { closeLocally } from '../support/local-server';
 import { s3TestEvent, sqsEvent, startS3Endpoint, type S3Endpoint } from '../support/s3-endpoint';
 import { scanAll } from '../support/scan';
 import { sendBrowserCall } from '../support/send-batch';
@@ -54,8 +55,7 @@ async function deployed() {
   const writer = new S3Client({ ...local, endpoint: s3.url });
   cleanUp.push(async () => {
     writer.destroy();
-    served.server.closeAllConnections();
-    await new Promise((done) => served.server.close(() => done(undefined)));
+    await closeLocally(served.server);
   });
   const send = (path: string, message: Record<string, unknown>) => sendBrowserCall(served.url, key, path, message);
   const putObject = async (objectKey: string, body: Buffer | string) => {

@@ -1,7 +1,7 @@
 import { EventBridgeClient, type EventBridgeClientConfig } from '@aws-sdk/client-eventbridge';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeLocally, listenLocally } from './local-server';
 
 /**
  * A local stand-in for the EventBridge PutEvents API, speaking its wire protocol (AWS JSON 1.1), so the real SDK
@@ -143,14 +143,8 @@ export async function startEventBridgeEndpoint(): Promise<EventBridgeEndpoint> {
     send(response, 200, { FailedEntryCount: failedEntryCount, Entries: results });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: await listenLocally(server),
     accepted,
     calls,
     failEntries(n, errorCode = 'InternalFailure') {
@@ -163,11 +157,7 @@ export async function startEventBridgeEndpoint(): Promise<EventBridgeEndpoint> {
       const predicate = typeof match === 'string' ? (entry: EntryView) => entry.detail?.idempotencyKey === match : match;
       permanentFailures.push({ match: predicate, errorCode });
     },
-    close() {
-      // The SDK keeps connections alive; close them so the server can stop at once.
-      server.closeAllConnections();
-      return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-    },
+    close: () => closeLocally(server),
   };
 }
 

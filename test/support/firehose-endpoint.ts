@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { listenLocally } from './local-server';
+import { closeLocally, listenLocally } from './local-server';
 
 /**
  * A local stand-in for Amazon Data Firehose's PutRecord, the one operation ingest calls with the Firehose buffer on,
@@ -106,10 +106,7 @@ export async function startFirehoseEndpoint(deliveryStreams: readonly string[]):
       flushed = records.length;
       return gathered.length === 0 ? undefined : { body: Buffer.concat(gathered.map((record) => record.data)), records: gathered.length };
     },
-    close() {
-      server.closeAllConnections();
-      return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-    },
+    close: () => closeLocally(server),
   };
 }
 

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { crc32 } from 'node:zlib';
 import type { SQSEvent } from 'aws-lambda';
-import { listenLocally } from './local-server';
+import { closeLocally, listenLocally } from './local-server';
 
 /**
  * A local stand-in for the S3 operations of the Firehose buffer's objects: PutObject (what Firehose does, here the
@@ -146,10 +146,7 @@ export async function startS3Endpoint(options: { buckets: readonly string[]; not
     keys: (bucket) => [...(buckets.get(bucket)?.keys() ?? [])],
     notifications,
     calls,
-    close() {
-      server.closeAllConnections();
-      return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-    },
+    close: () => closeLocally(server),
   };
 }
 

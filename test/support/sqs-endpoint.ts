@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeLocally, listenLocally } from './local-server';
 
 /**
  * A local stand-in for the two SQS operations the notifier calls, ChangeMessageVisibility and SendMessage, speaking
@@ -145,11 +145,7 @@ export async function startSqsEndpoint(): Promise<SqsEndpoint> {
     return queueUrl;
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  url = await listenLocally(server);
 
   return {
     url,
@@ -166,10 +162,7 @@ export async function startSqsEndpoint(): Promise<SqsEndpoint> {
       operations.length = 0;
       failures.clear();
     },
-    close() {
-      server.closeAllConnections();
-      return new Promise((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-    },
+    close: () => closeLocally(server),
   };
 }
 
