@@ -97,6 +97,7 @@ import { serveHttpApi } from '../functions/local/http-server';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import { firehoseObjectKey, startFirehoseEndpoint } from '../test/support/firehose-endpoint';
 import { startKinesisEndpoint } from '../test/support/kinesis-endpoint';
+import { closeLocally } from '../test/support/local-server';
 import { startS3Endpoint } from '../test/support/s3-endpoint';
 import { scanAll } from '../test/support/scan';
 import {
@@ -442,10 +443,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
       }
     };
     const served = await serveHttpApi(timed, { port: 0 });
-    closeServer = () => {
-      served.server.closeAllConnections();
-      return new Promise((done) => served.server.close(() => done()));
-    };
+    closeServer = () => closeLocally(served.server);
 
     const stream = mix.stream(writeKey, { events: eventsPerMix, start: windowStart, windowMs: windowEnd - windowStart, users: streamUsers, accounts: streamAccounts });
     const interval = chooseInterval(stream);
@@ -816,18 +814,25 @@ async function main() {
   const dynamoDb = await startDynamoDbLocal();
   const client = createDynamoDbClient(dynamoDb.endpoint);
   try {
+    const serverTarget = { dollars: 0.6, withoutHttp: false };
+    const mixTarget = { dollars: 1, withoutHttp: false };
+    const browserTarget = { dollars: 1, withoutHttp: true };
+    const browserAndBackendMix = browserAndBackend(browserShare);
+    /** `mix` sent through an opt-in ingest buffer, under `name`, against the same target. */
+    const throughBuffer = (mix: Mix, name: string, target: MixCost['target'], buffer: BufferVariant) => ({
+      mix: { ...mix, name, sdk: `${mix.sdk}; through the opt-in ingest buffer (${buffer === 'kinesis' ? 'Kinesis' : 'Firehose'})` },
+      target,
+      buffer,
+    });
     const mixes: { mix: Mix; target: MixCost['target']; buffer?: BufferVariant }[] = [
-      { mix: server, target: { dollars: 0.6, withoutHttp: false } },
-      { mix: browserAndBackend(browserShare), target: { dollars: 1, withoutHttp: false } },
-      { mix: browser, target: { dollars: 1, withoutHttp: true } },
-      { mix: { ...browser, name: 'browser-buffered', sdk: `${browser.sdk}; through the opt-in ingest buffer (Kinesis)` }, target: { dollars: 1, withoutHttp: true }, buffer: 'kinesis' as const },
-      { mix: { ...browser, name: 'browser-firehose', sdk: `${browser.sdk}; through the opt-in ingest buffer (Firehose)` }, target: { dollars: 1, withoutHttp: true }, buffer: 'firehose' as const },
+      { mix: server, target: serverTarget },
+      { mix: browserAndBackendMix, target: mixTarget },
+      { mix: browser, target: browserTarget },
+      throughBuffer(browser, 'browser-buffered', browserTarget, 'kinesis'),
+      throughBuffer(browser, 'browser-firehose', browserTarget, 'firehose'),
       // What the Firehose buffer does to the other two: whether it could be on whatever the traffic.
-      { mix: { ...server, name: 'server-firehose', sdk: `${server.sdk}; through the opt-in ingest buffer (Firehose)` }, target: { dollars: 0.6, withoutHttp: false }, buffer: 'firehose' as const },
-      (() => {
-        const mix = browserAndBackend(browserShare);
-        return { mix: { ...mix, name: `${mix.name}-firehose`, sdk: `${mix.sdk}; through the opt-in ingest buffer (Firehose)` }, target: { dollars: 1, withoutHttp: false }, buffer: 'firehose' as const };
-      })(),
+      throughBuffer(server, 'server-firehose', serverTarget, 'firehose'),
+      throughBuffer(browserAndBackendMix, `${browserAndBackendMix.name}-firehose`, mixTarget, 'firehose'),
     ].filter(({ mix }) => onlyMixes === undefined || onlyMixes.includes(mix.name));
     const costs: { name: string; cost: MixCost; result: MixResult }[] = [];
     for (const { mix, target, buffer } of mixes) {
