@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import type { HealthReport } from '../../functions/analysis/live-health';
 import { loadRulesFile } from '../../functions/local/rules-file';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
@@ -76,15 +76,16 @@ describe('replay --paced', () => {
       ruleset,
       leads: new RecordingPublisher(),
       evaluateEveryMs: 20,
-      pacedHoldMs: 300,
+      // Ten times the spacing of the events below: a request slowed by a loaded machine does not end the hold early.
+      pacedHoldMs: 1000,
       onEvaluation: () => runs.push(new Date().toISOString()),
     });
     try {
       const post = (at: string) => fetch(`${paced.url}${evaluatePath}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ at }) });
       expect((await post(new Date(Date.now() - 86_400_000).toISOString())).status).toBe(200);
       const afterCall = runs.length;
-      // Events for three times the hold, one every 100 ms: no timed run in between.
-      for (let sent = 0; sent < 9; sent++) {
+      // Events for longer than the hold, one every 100 ms: no timed run in between.
+      for (let sent = 0; sent < 15; sent++) {
         const response = await fetch(`${paced.url}/v1/track`, {
           method: 'POST',
           headers: { authorization: `Basic ${Buffer.from(`${paced.writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
@@ -95,8 +96,7 @@ describe('replay --paced', () => {
       }
       expect(runs.length).toBe(afterCall);
       // Then silence: the hold ends and timed runs come back.
-      await new Promise((done) => setTimeout(done, 800));
-      expect(runs.length).toBeGreaterThan(afterCall);
+      await vi.waitFor(() => expect(runs.length).toBeGreaterThan(afterCall), { timeout: 5000, interval: 50 });
     } finally {
       await paced.stop();
     }
