@@ -232,6 +232,41 @@ describe('the evaluator and the backtest', () => {
     for (const line of fromEvaluator) expect(line.slice(10, 24)).toMatch(/^T0[34]:59:59\.999Z$/);
   }, 300_000);
 
+  it('agree when a member qualifies by time alone: its account is decided at that step', async () => {
+    // The member's tier moves at a sweep, with no new events: the evaluator marks its account after saving it, and
+    // the account's best-member signal qualifies it in the same step. Nothing else would decide the account then
+    // (it is no lead, and its own facts give no time to sweep it at).
+    const ruleset = loadRules(
+      `
+version: 1
+signup: { trait: createdAt }
+signals:
+  veteran: { signup_older_than: 3d, points: 50 }
+  hot_member: { level: account, best_member_tier: hot, points: 60 }
+tiers:
+  - { name: hot, min_score: 50, route: sales, level: user }
+  - { name: team, min_score: 50, route: sales, level: account }
+`,
+      'member sweep agreement rules',
+    );
+    const at = (day: number, hour: number) => new Date(Date.UTC(2025, 2, 3 + day, hour)).toISOString();
+    const message = (type: string, messageId: string, day: number, hour: number, fields: Record<string, unknown>): StreamMessage => ({ type, messageId, timestamp: at(day, hour), ...fields });
+    const stream = [
+      message('identify', 'm1', 0, 9, { userId: 'veteran-user', traits: { createdAt: at(0, 9) } }),
+      message('group', 'm2', 0, 10, { userId: 'veteran-user', groupId: 'acme' }),
+      // Someone else's event later on, so that the days go on past the member's sweep.
+      message('track', 'm3', 7, 12, { userId: 'bystander', event: 'Logged In' }),
+    ];
+    const { fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream);
+    expect(fromBacktest).toEqual(fromEvaluator);
+    // The member qualifies at a sweep days after its last event, and the account at the same step.
+    const memberLine = fromEvaluator.find((line) => line.includes(' user veteran-user: none -> hot'));
+    expect(memberLine).toBeDefined();
+    const qualifiedAt = memberLine!.split(' ')[0]!;
+    expect(qualifiedAt > at(1, 0)).toBe(true);
+    expect(fromEvaluator).toContain(`${qualifiedAt} account acme: none -> team`);
+  }, 300_000);
+
   it('agree on merged identities: pre-signup visitors, late anonymous events, an alias chain, a double claim', async () => {
     const ruleset = loadRules(
       `
