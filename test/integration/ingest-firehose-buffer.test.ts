@@ -7,7 +7,7 @@ import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-stor
 import { eventSortKeyPrefix } from '../../functions/adapters/dynamodb/item-keys';
 import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
 import { FirehoseEventBuffer } from '../../functions/adapters/firehose/event-buffer';
-import { bufferObjectLine } from '../../functions/core/ingest-buffer';
+import { bufferObjectLine, type DirectSaveReason } from '../../functions/core/ingest-buffer';
 import { validateMessage } from '../../functions/core/messages';
 import { serveHttpApi } from '../../functions/local/http-server';
 import { bufferObjectsPrefix } from '../../lib/ingest-firehose-buffer';
@@ -121,12 +121,13 @@ it("stores a request in the table at once when Firehose still refuses it after t
   expect(await stored()).toEqual([['throttled']]);
 });
 
-it('stores a request too large for a Firehose record in the table at once', async () => {
+it('stores a request too large for a Firehose record in the table at once, and says why and which request', async () => {
   const { client, tableName } = await freshTable();
   firehose = await startFirehoseEndpoint([deliveryStream]);
   const firehoseClient = new FirehoseClient({ ...local, endpoint: firehose.url });
   cleanUp.push(async () => firehoseClient.destroy());
-  const buffer = new FirehoseEventBuffer(firehoseClient, deliveryStream, new DynamoDbEventStore({ client, tableName }));
+  const storedDirectly: [DirectSaveReason, string][] = [];
+  const buffer = new FirehoseEventBuffer(firehoseClient, deliveryStream, new DynamoDbEventStore({ client, tableName }), (reason, requestId) => storedDirectly.push([reason, requestId]));
   // Ingest's 500 KB request limit keeps a request's line under 1,000 KiB: a store given more (a larger limit one day) still takes it.
   const receivedAt = new Date();
   const messages = Array.from({ length: 40 }, (_, index) => {
@@ -137,6 +138,7 @@ it('stores a request too large for a Firehose record in the table at once', asyn
   expect(bufferObjectLine({ workspace: 'acme', requestId: 'big', receivedAt: receivedAt.toISOString(), messages }).length).toBeGreaterThan(1000 * 1024);
   expect(await buffer.save('acme', messages, receivedAt, 'big')).toEqual({ refused: [] });
   expect(firehose.records).toEqual([]);
+  expect(storedDirectly).toEqual([['too large', 'big']]);
   const events = (await scanAll(client, tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
   expect(new Set(events.flatMap((item) => eventMessagesOf(item).map((message) => message.messageId)))).toEqual(new Set(messages.map((message) => message.messageId)));
 });
