@@ -267,6 +267,38 @@ tiers:
     expect(fromEvaluator).toContain(`${qualifiedAt} account acme: none -> team`);
   }, 300_000);
 
+  it("agree when a lead's signals move by time alone: its account waits for a member to mark it", async () => {
+    // The member stays hot when its signup grows old: the evaluator saves the new signals but marks no account (no new
+    // events, no new tier), so the account, no lead and with nothing of its own to sweep at, qualifies only when the
+    // member's next event marks it. An account marked once and then always decided would qualify days earlier.
+    const ruleset = loadRules(
+      `
+version: 1
+signup: { trait: createdAt }
+signals:
+  pricing: { event: Pricing Viewed, points: 50 }
+  veteran: { signup_older_than: 3d }
+  veterans: { level: account, members_matching: veteran, points: 60 }
+tiers:
+  - { name: hot, min_score: 50, route: sales, level: user }
+  - { name: team, min_score: 50, route: sales, level: account }
+`,
+      'member signal agreement rules',
+    );
+    const at = (day: number, hour: number) => new Date(Date.UTC(2025, 2, 3 + day, hour)).toISOString();
+    const message = (type: string, messageId: string, day: number, hour: number, fields: Record<string, unknown>): StreamMessage => ({ type, messageId, timestamp: at(day, hour), ...fields });
+    const stream = [
+      message('identify', 'm1', 0, 9, { userId: 'early-lead', traits: { createdAt: at(0, 9) } }),
+      message('group', 'm2', 0, 10, { userId: 'early-lead', groupId: 'acme' }),
+      message('track', 'm3', 0, 11, { userId: 'early-lead', event: 'Pricing Viewed' }),
+      message('track', 'm4', 7, 11, { userId: 'early-lead', event: 'Pricing Viewed' }),
+      message('track', 'm5', 9, 12, { userId: 'bystander', event: 'Logged In' }),
+    ];
+    const { fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream);
+    expect(fromBacktest).toEqual(fromEvaluator);
+    expect(fromEvaluator).toEqual([`${ruleset.calendar.endOf('2025-03-03')} user early-lead: none -> hot`, `${ruleset.calendar.endOf('2025-03-10')} account acme: none -> team`]);
+  }, 300_000);
+
   it('agree on merged identities: pre-signup visitors, late anonymous events, an alias chain, a double claim', async () => {
     const ruleset = loadRules(
       `
