@@ -44,7 +44,8 @@
  * up to 5 KB, S3 $0.005/1,000 PUT and $0.0004/1,000 GET, SQS $0.40/M requests) and, apart, storage (DynamoDB $0.25 + PITR $0.20 per GB-month, from the stored items' sizes
  * plus DynamoDB's 100 bytes per item and per index entry). The totals, storage left out, are judged against the
  * issue's targets: <= $0.60 server, <= $1.00 browser+backend, <= $1.00 for browser traffic besides the HTTP API's own
- * $1.00 per million requests. The bench exits 0 whatever the verdict.
+ * $1.00 per million requests. Each total is also shown without the HTTP API: what the same traffic costs through the
+ * ingest function's URL (ingest.functionUrl), which charges nothing per request. The bench exits 0 whatever the verdict.
  *
  * Then what one evaluation costs as a day goes on and as history grows, on bench:evaluate's users, history and
  * harness (evaluate-history.ts): after the first evaluation of the stored history, every user gets a new batch of the
@@ -854,12 +855,13 @@ async function main() {
       `$ per million events ${costs.map(({ name }) => column(name)).join('')}`,
       ...costs[0]!.cost.components.map((component, index) => `${component.label.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.components[index]!.dollars, 3, 0))).join('')}`),
       `${'total'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.total, 3, 0))).join('')}`,
-      `${'  without HTTP API'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.totalWithoutHttp, 3, 0))).join('')}`,
+      `${'  via function URL'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.totalWithoutHttp, 3, 0))).join('')}`,
       `${'target'.padEnd(21)}${costs.map(({ cost }) => column(`<= ${cost.target.dollars.toFixed(2)}${cost.target.withoutHttp ? ' + HTTP' : ''}`)).join('')}`,
       `${'verdict'.padEnd(21)}${costs.map(({ cost }) => column((cost.target.withoutHttp ? cost.totalWithoutHttp : cost.total) <= cost.target.dollars ? 'PASS' : 'FAIL')).join('')}`,
       `${'storage per month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.storagePerMonth, 3, 0))).join('')}`,
       `${'total + 1 month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.total + cost.storagePerMonth, 3, 0))).join('')}`,
       'The totals leave storage out: it is paid per month that the events are kept (400 days by default), and is shown apart.',
+      "Via function URL: the total without the HTTP API, for calls sent to the ingest function's URL (ingest.functionUrl), which costs nothing beyond the invocation.",
     ];
     const empties = costs.map(({ result }) => result.emptyRun).sort((a, b) => a.ms - b.ms);
     const empty = empties[Math.floor((empties.length - 1) / 2)]!;

@@ -209,10 +209,25 @@ export const configSchema = z.strictObject({
     .default([]),
   ingest: z
     .strictObject({
-      /** @default 1000 */
+      /** The HTTP API's stage throttling, requests per second. @default 1000 */
       rateLimit: z.number().int().positive().default(1000),
       /** @default 2000 */
       burstLimit: z.number().int().positive().default(2000),
+      /**
+       * A Lambda function URL for ingest beside the HTTP API (lib/ingest-api.ts): the same function and calls, without
+       * the HTTP API's $1.00 per million requests. Absent: the HTTP API only.
+       */
+      functionUrl: z
+        .strictObject({
+          /**
+           * Concurrent executions reserved for the ingest function, which caps them: a function URL has no stage
+           * throttling, so this is what bounds ingest's share of the account's concurrency (over it, clients get 429).
+           * Lambda keeps 100 executions of the account unreserved: an account whose limit is lower (new accounts get
+           * 10) fails to deploy with this until it is raised. @default none: no cap (a synth warning)
+           */
+          reservedConcurrency: z.number().int().min(1).optional(),
+        })
+        .optional(),
     })
     .default({ rateLimit: 1000, burstLimit: 2000 }),
   /**

@@ -4,7 +4,7 @@ import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { metaPartitionKey, workspacePartitionsPattern, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
@@ -108,21 +108,31 @@ export interface IngestApiProps extends IngestStorageProps {
    * @default logs.RetentionDays.ONE_MONTH
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * A Lambda function URL beside the HTTP API: the same function answers the same calls there, without the HTTP
+   * API's charge per request (most of what browser traffic costs, one request per event). A function URL has no
+   * stage throttling and no access logs: `reservedConcurrency` caps the function's concurrent executions, on both
+   * endpoints (over it, callers get 429, which Segment SDKs retry).
+   * @default - no function URL
+   */
+  readonly functionUrl?: { readonly reservedConcurrency?: number };
 }
 
 /**
  * The Segment-compatible HTTPS endpoint: an HTTP API (payload format 2.0) whose routes all go to one ingest
  * Lambda, with stage throttling and JSON access logs.
  *
- * Reserved concurrency is not set on the ingest Lambda: it is taken from the account-wide concurrency limit,
- * so a default would risk starving other workloads or failing to deploy in accounts with a low limit. The
- * stage throttling is what bounds the load.
+ * Reserved concurrency is not set on the ingest Lambda unless a function URL asks for it: it is taken from the
+ * account-wide concurrency limit, so a default would risk starving other workloads or failing to deploy in accounts
+ * with a low limit. The stage throttling is what bounds the load through the API.
  */
 export class IngestApi extends Construct {
   public readonly handler: lambda.Function;
   public readonly httpApi: apigwv2.HttpApi;
   /** Base URL of the default stage, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com/`. */
   public readonly url: string;
+  /** The function URL, when `functionUrl` is set: `url` is its base, e.g. `https://abc123.lambda-url.eu-west-1.on.aws/`. */
+  public readonly functionUrl?: lambda.FunctionUrl;
 
   constructor(scope: Construct, id: string, props: IngestApiProps) {
     super(scope, id);
@@ -135,9 +145,15 @@ export class IngestApi extends Construct {
       timeout: Duration.seconds(10),
       logRetention,
       environment: ingestStorageEnvironment(props),
+      reservedConcurrentExecutions: props.functionUrl?.reservedConcurrency,
     }).function;
     // Never the evaluator's outbox or its rules progress.
     grantTableAccess(this.handler, props.table, ingestTableAccess);
+    if (props.functionUrl) {
+      // No IAM auth: Segment clients authenticate with a write key, which the function checks (answering 401); no CORS
+      // settings, so that the function answers the browsers' preflights from the workspaces' origins, as behind the API.
+      this.functionUrl = this.handler.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.NONE });
+    }
 
     this.httpApi = new apigwv2.HttpApi(this, 'HttpApi', {
       // Named after the stack, so the APIs of several stacks in one account tell apart in the console.

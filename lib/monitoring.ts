@@ -21,8 +21,12 @@ export const customMetricNamespace = metricNamespace;
 export const customMetricDimensions = { service: serviceName };
 
 export interface MonitoringProps {
-  /** The ingest endpoint: its API for the request metrics and its function for the error alarm. */
-  readonly ingestApi: { readonly httpApi: apigwv2.IHttpApi; readonly handler: lambda.IFunction };
+  /**
+   * The ingest endpoint: its API for the request metrics and its function for the error alarm; with a function URL
+   * (lib/ingest-api.ts' `functionUrl`), its requests, 5xx and the function's throttles too (its reserved concurrency
+   * is what bounds that endpoint).
+   */
+  readonly ingestApi: { readonly httpApi: apigwv2.IHttpApi; readonly handler: lambda.IFunction; readonly functionUrl?: lambda.IFunctionUrl };
   /** The evaluator function. */
   readonly evaluator: lambda.IFunction;
   /**
@@ -215,17 +219,19 @@ export class Monitoring extends Construct {
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
     /** The function storing the ingest buffer's requests failed. */
-    const bufferErrors = (fn: lambda.IFunction, description: string) =>
-      new cloudwatch.Alarm(this, 'IngestBufferErrors', {
-        alarmName: `${stack.stackName} ingest buffer errors`,
+    /** Fires on any one of `metric` (a sum over five minutes); no data is no calls, so nothing failed. */
+    const anyInFiveMinutes = (id: string, name: string, description: string, metric: cloudwatch.IMetric) =>
+      new cloudwatch.Alarm(this, id, {
+        alarmName: `${stack.stackName} ${name}`,
         alarmDescription: description,
-        metric: fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+        metric,
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
-        // No invocations, no data: nothing failed.
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
+    const bufferErrors = (fn: lambda.IFunction, description: string) =>
+      anyInFiveMinutes('IngestBufferErrors', 'ingest buffer errors', description, fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }));
     const bufferDelayThreshold = props.ingestBufferDelayThreshold ?? Duration.hours(1);
 
     this.alarms = [
@@ -313,40 +319,43 @@ export class Monitoring extends Construct {
             ),
           ]
         : []),
-      new cloudwatch.Alarm(this, 'Ingest5xx', {
-        alarmName: `${stack.stackName} ingest 5xx`,
-        alarmDescription:
-          'The ingest endpoint answered 5xx: events were not stored and SDKs are retrying. ' +
-          'See the ingest function errors and the API access logs.',
-        metric: props.ingestApi.httpApi.metricServerError({ period: fiveMinutes, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        // No requests, no data: nothing failed.
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'IngestErrors', {
-        alarmName: `${stack.stackName} ingest function errors`,
-        alarmDescription: 'The ingest function failed (crash, timeout or a failed cold start). See its log group.',
-        metric: props.ingestApi.handler.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        // No invocations, no data: nothing failed.
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
-      new cloudwatch.Alarm(this, 'EvaluatorErrors', {
-        alarmName: `${stack.stackName} evaluator errors`,
-        alarmDescription:
-          'The evaluator failed (e.g. a rules file that does not load, a timeout, DynamoDB errors). ' +
+      anyInFiveMinutes(
+        'Ingest5xx',
+        'ingest 5xx',
+        'The ingest endpoint answered 5xx: events were not stored and SDKs are retrying. See the ingest function errors and the API access logs.',
+        props.ingestApi.httpApi.metricServerError({ period: fiveMinutes, statistic: 'Sum' }),
+      ),
+      ...(props.ingestApi.functionUrl
+        ? [
+            anyInFiveMinutes(
+              'IngestFunctionUrl5xx',
+              'ingest function URL 5xx',
+              'The ingest function URL answered 5xx: events were not stored and SDKs are retrying. See the ingest function errors and its log group.',
+              props.ingestApi.handler.metric('Url5xxCount', { period: fiveMinutes, statistic: 'Sum' }),
+            ),
+            anyInFiveMinutes(
+              'IngestThrottled',
+              'ingest throttled',
+              "The ingest function was throttled, at its reserved concurrency (ingest.functionUrl.reservedConcurrency) or the account's " +
+                'limit: function URL callers got 429 and retry, so events arrive late. Raise the reservation if this is traffic rather than a flood.',
+              props.ingestApi.handler.metricThrottles({ period: fiveMinutes, statistic: 'Sum' }),
+            ),
+          ]
+        : []),
+      anyInFiveMinutes(
+        'IngestErrors',
+        'ingest function errors',
+        'The ingest function failed (crash, timeout or a failed cold start). See its log group.',
+        props.ingestApi.handler.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+      ),
+      // An evaluator that is not invoked at all produces no data here; the lag alarm is the one that catches it.
+      anyInFiveMinutes(
+        'EvaluatorErrors',
+        'evaluator errors',
+        'The evaluator failed (e.g. a rules file that does not load, a timeout, DynamoDB errors). ' +
           'Changed entities stay listed and are evaluated by the next successful run. See its log group.',
-        metric: props.evaluator.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
-        threshold: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        evaluationPeriods: 1,
-        // An evaluator that is not invoked at all produces no data here; the lag alarm is the one that catches it.
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      }),
+        props.evaluator.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+      ),
       new cloudwatch.Alarm(this, 'EvaluatorLag', {
         alarmName: `${stack.stackName} evaluator lag`,
         alarmDescription:
@@ -368,6 +377,7 @@ export class Monitoring extends Construct {
 
     const api = props.ingestApi.httpApi;
     const sum = { period: fiveMinutes, statistic: 'Sum' };
+    const urlMetric = props.ingestApi.functionUrl ? (name: string, label: string) => props.ingestApi.handler.metric(name, { ...sum, label }) : undefined;
     const graph = (title: string, left: cloudwatch.IMetric[], extra: Partial<cloudwatch.GraphWidgetProps> = {}) =>
       new cloudwatch.GraphWidget({ title, left, width: 6, height: 6, ...extra });
 
@@ -376,10 +386,11 @@ export class Monitoring extends Construct {
       defaultInterval: Duration.hours(24),
       widgets: [
         [
-          graph('Ingest requests', [api.metricCount({ ...sum, label: 'requests' })]),
+          graph('Ingest requests', [api.metricCount({ ...sum, label: 'requests' }), ...(urlMetric ? [urlMetric('UrlRequestCount', 'function URL requests')] : [])]),
           graph('Ingest 4xx and 5xx', [
             api.metricClientError({ ...sum, label: '4xx' }),
             api.metricServerError({ ...sum, label: '5xx' }),
+            ...(urlMetric ? [urlMetric('Url4xxCount', 'function URL 4xx'), urlMetric('Url5xxCount', 'function URL 5xx')] : []),
           ]),
           graph('Ingest latency (ms)', [
             api.metricLatency({ period: fiveMinutes, statistic: 'p50', label: 'p50' }),

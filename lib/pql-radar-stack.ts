@@ -49,7 +49,8 @@ export class PqlRadarStack extends Stack {
     this.eventStore = new EventStore(this, 'EventStore', { deletionProtection: config.deletionProtection });
     const table = this.eventStore.table;
     const storage = { table, retentionDays: config.retentionDays, timeZone: props.rulesFile.ruleset.calendar.timeZone };
-    this.ingestApi = new IngestApi(this, 'IngestApi', { ...storage, throttling: config.ingest });
+    const { rateLimit, burstLimit, functionUrl } = config.ingest;
+    this.ingestApi = new IngestApi(this, 'IngestApi', { ...storage, throttling: { rateLimit, burstLimit }, ...(functionUrl ? { functionUrl } : {}) });
     const buffer = config.ingestBuffer;
     const bufferProps = { ...storage, ingest: this.ingestApi.handler, acceptingRequests: !buffer?.draining };
     if (buffer?.service === 'kinesis') {
@@ -132,6 +133,15 @@ export class PqlRadarStack extends Stack {
     }
 
     new CfnOutput(this, 'IngestUrl', { description: 'Segment-compatible endpoint: point your SDK or backend at it', value: this.ingestApi.url });
+    if (this.ingestApi.functionUrl) {
+      new CfnOutput(this, 'IngestFunctionUrl', { description: 'The same endpoint as a Lambda function URL, without the HTTP API\'s charge per request (ingest.functionUrl)', value: this.ingestApi.functionUrl.url });
+      if (functionUrl?.reservedConcurrency === undefined) {
+        Annotations.of(this.ingestApi.functionUrl).addWarningV2(
+          'pql-radar:ingestFunctionUrlUncapped',
+          'ingest.functionUrl has no reservedConcurrency: the function URL has no throttling, so a flood of requests can take the whole account\'s Lambda concurrency (the evaluator\'s too). Set ingest.functionUrl.reservedConcurrency to cap it.',
+        );
+      }
+    }
     new CfnOutput(this, 'TableName', { description: 'DynamoDB table (for `pql-radar --table ... keys create`)', value: table.tableName });
     new CfnOutput(this, 'EventBusName', { description: 'Lead events: subscribe your own rules to this bus', value: this.leadFanout.eventBus.eventBusName });
     new CfnOutput(this, 'EventBusArn', { value: this.leadFanout.eventBus.eventBusArn });

@@ -26,6 +26,7 @@ const stacks: Record<string, () => Stack> = {
   'every destination type (test/infra/synth.ts)': () => buildStack().stack,
   'every destination type and the ingest buffer': () => buildStack({ config: { ingestBuffer: {} } }).stack,
   'every destination type and the Firehose ingest buffer': () => buildStack({ config: { ingestBuffer: { service: 'firehose' } } }).stack,
+  'every destination type and an ingest function URL': () => buildStack({ config: { ingest: { functionUrl: { reservedConcurrency: 50 } } } }).stack,
   'the default config (pql-radar.config.yaml)': () => {
     const { config, rulesFile } = loadConfig(join(import.meta.dirname, '../../pql-radar.config.yaml'));
     return new PqlRadarStack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'PqlRadar', { config, rulesFile });

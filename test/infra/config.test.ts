@@ -127,6 +127,18 @@ it('reserves evaluator concurrency only when evaluation.reservedConcurrency is t
   expect(reserved({ evaluation: { shards: 6, reservedConcurrency: true } })).toBe(6);
 });
 
+describe('ingest.functionUrl', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+
+  it('is off when absent, and takes a reserved concurrency of at least 1', () => {
+    expect(load(routes)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000 });
+    expect(load(`${routes}ingest:\n  functionUrl: {}\n`)().config.ingest.functionUrl).toEqual({});
+    expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 50\n`)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000, functionUrl: { reservedConcurrency: 50 } });
+    expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 0\n`)).toThrow(/line 9: ingest\.functionUrl\.reservedConcurrency: Too small/);
+    expect(load(`${routes}ingest:\n  functionUrl:\n    cors: true\n`)).toThrow(/ingest\.functionUrl.*cors/s);
+  });
+});
+
 describe('ingestBuffer', () => {
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
 

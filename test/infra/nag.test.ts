@@ -11,6 +11,8 @@ describe('AwsSolutions checks', () => {
     ['the stack with the ingest buffer', { ingestBuffer: {} }],
     // Its bucket, delivery stream, queues, loader and CDK's bucket notifications function.
     ['the stack with the Firehose ingest buffer', { ingestBuffer: { service: 'firehose' } }],
+    // A Lambda function URL beside the HTTP API.
+    ['the stack with an ingest function URL', { ingest: { functionUrl: { reservedConcurrency: 50 } } }],
   ])('find nothing unacknowledged in %s', (_name, config) => {
     const { app } = buildStack({ config, context: reportValidationErrors, validate: true });
     expect(nagFindings(app)).toEqual([]);

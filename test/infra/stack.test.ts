@@ -1,7 +1,7 @@
 import { reachesEvaluator } from '../../functions/adapters/dynamodb/change-capture';
 import { join } from 'node:path';
 import { App, type CfnElement } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -206,6 +206,38 @@ describe('HTTP API', () => {
       integrationErrorMessage: '$context.integrationErrorMessage',
     });
     expect(Object.values(format).filter((variable) => String(variable).includes('header'))).toEqual([]);
+  });
+});
+
+describe('ingest function URL (ingest.functionUrl)', () => {
+  it('is not there unless asked for', () => {
+    template.resourceCountIs('AWS::Lambda::Url', 0);
+    expect(Object.keys(template.toJSON().Outputs)).not.toContain('IngestFunctionUrl');
+  });
+
+  it('serves the ingest function without IAM auth or CORS settings (the function checks write keys and answers preflights), capped by its reserved concurrency, with an output', () => {
+    const { stack } = buildStack({ config: { ingest: { functionUrl: { reservedConcurrency: 50 } } } });
+    const withUrl = Template.fromStack(stack);
+    const handler = stack.getLogicalId(stack.ingestApi.handler.node.defaultChild as CfnElement);
+    const urls = Object.values(withUrl.findResources('AWS::Lambda::Url')) as Resource[];
+    expect(urls.map((url) => url.Properties)).toEqual([{ AuthType: 'NONE', TargetFunctionArn: getAtt(handler, 'Arn') }]);
+    // Anyone may invoke it through the URL, and only through it.
+    withUrl.hasResourceProperties('AWS::Lambda::Permission', { Action: 'lambda:InvokeFunctionUrl', FunctionName: getAtt(handler, 'Arn'), Principal: '*', FunctionUrlAuthType: 'NONE' });
+    expect(withUrl.toJSON().Resources[handler].Properties.ReservedConcurrentExecutions).toBe(50);
+    withUrl.hasOutput('IngestFunctionUrl', { Value: getAtt(Object.keys(withUrl.findResources('AWS::Lambda::Url'))[0]!, 'FunctionUrl') });
+    // The HTTP API stays, for what the function URL cannot do (stage throttling, access logs, the lead status route).
+    withUrl.hasOutput('IngestUrl', { Value: Match.objectLike({ 'Fn::Join': Match.anyValue() }) });
+    // Its 5xx and the function's throttles are alarmed.
+    for (const metric of ['Url5xxCount', 'Throttles']) {
+      withUrl.hasResourceProperties('AWS::CloudWatch::Alarm', { Namespace: 'AWS/Lambda', MetricName: metric, Dimensions: [{ Name: 'FunctionName', Value: { Ref: handler } }], Threshold: 1 });
+    }
+    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('ingest.functionUrl'));
+  });
+
+  it('warns at synth when nothing caps it', () => {
+    const { stack } = buildStack({ config: { ingest: { functionUrl: {} } } });
+    expect(Template.fromStack(stack).toJSON().Resources[stack.getLogicalId(stack.ingestApi.handler.node.defaultChild as CfnElement)].Properties.ReservedConcurrentExecutions).toBeUndefined();
+    Annotations.fromStack(stack).hasWarning('/PqlRadar/IngestApi/Handler/Function/FunctionUrl', Match.stringLikeRegexp('ingest.functionUrl has no reservedConcurrency'));
   });
 });
 
