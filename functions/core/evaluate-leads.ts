@@ -1,7 +1,7 @@
 import { accountConversion, firstConversion } from './conversion';
 import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts, withOpenDays } from './facts';
 import type { LeadEvent } from './lead-event';
-import { buildLeadEvent, decide, defaultDecayIntervalMs, nextDecisionAt, type LeadState } from './lead-state';
+import { buildLeadEvent, decide, defaultDecayIntervalMs, memberSignalsMoved, nextDecisionAt, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
 import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
@@ -164,7 +164,7 @@ async function evaluateCandidates(
     if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;
-    for (const account of movedAccounts(ref, rows, state.tier, ruleset, now)) {
+    for (const account of movedAccounts(ref, rows, state, ruleset, now)) {
       const listed = accounts.get(entityKey(account.ref));
       accounts.set(entityKey(account.ref), listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
     }
@@ -190,9 +190,13 @@ async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, s
   return { published: delivered.length, unpublished: failed };
 }
 
-/** The accounts a user's evaluation can move (counts, active members, members' tiers), as candidates for after the users. */
-function movedAccounts(ref: EntityRef, rows: EntityRows, tier: string | null, ruleset: Ruleset, now: Date): EvaluationCandidate[] {
-  const moved = rows.changedDays.length > 0 || tier !== (rows.state?.lead?.tier ?? null);
+/**
+ * The accounts a user's evaluation can move (counts, active members, members' tiers, the signals they read of their
+ * members), as candidates for after the users.
+ */
+function movedAccounts(ref: EntityRef, rows: EntityRows, state: LeadState, ruleset: Ruleset, now: Date): EvaluationCandidate[] {
+  const previous = rows.state?.lead;
+  const moved = rows.changedDays.length > 0 || state.tier !== (previous?.tier ?? null) || memberSignalsMoved(ruleset, previous?.matched, state.matched);
   if (ref.type !== 'user' || !ruleset.evaluatesAccounts || !moved) return [];
   const days = rows.changedDays.length > 0 ? rows.changedDays : [ruleset.calendar.dayOf(now)];
   return rows.accounts.map((id) => ({ ref: { workspace: ref.workspace, type: 'account', id }, reason: 'changed', days, since: now.toISOString() }));

@@ -213,16 +213,31 @@ const convertedOutOfTiers = (conversion: LeadState['conversion'], ruleset: Rules
  * When the state machine must run again for an entity that gets no new events (epoch ms; Infinity: not before its
  * next change), for the evaluator's sweeps and the backtest alike: a lead whenever time can change its evaluation; an
  * entity without a tier when time can raise it into one, or when the cooldown holding it out ends while its
- * evaluation has a tier; a converted customer out of the tiers never. `changes`: changesByTimeAt of the same facts,
- * evaluation and time with this decayIntervalMs, when the caller has them already (or with any interval, when
- * time-changes' decayIntervalMatters says it does not matter).
+ * evaluation has a tier; a converted customer out of the tiers never for itself. Besides, a user in an account when
+ * time turns a signal its accounts read of it (`members_matching`), so that the outcome they read is current.
+ * `changes`: changesByTimeAt of the same facts, evaluation and time with this decayIntervalMs, when the caller has them
+ * already (or with any interval, when time-changes' decayIntervalMatters says it does not matter).
  */
 export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: EntityFacts, ruleset: Ruleset, now: Date, decayIntervalMs: number, changes?: TimeChanges): number {
-  if (state.tier === null && convertedOutOfTiers(state.conversion, ruleset)) return Number.POSITIVE_INFINITY;
-  const { any, qualifying } = changes ?? changesByTimeAt(facts, evaluation, ruleset, now, decayIntervalMs);
+  const converted = state.tier === null && convertedOutOfTiers(state.conversion, ruleset);
+  // A customer out of the tiers is swept for its accounts' sake only.
+  if (converted && ruleset.memberSignals.size === 0) return Number.POSITIVE_INFINITY;
+  const { any, qualifying, readByAccounts } = changes ?? changesByTimeAt(facts, evaluation, ruleset, now, decayIntervalMs);
   if (state.tier !== null) return any;
+  if (converted) return readByAccounts;
   const cooldownEnds = state.cooldownUntil !== null && evaluation.tier !== null ? Date.parse(state.cooldownUntil) : Number.POSITIVE_INFINITY;
-  return Math.min(qualifying, cooldownEnds > now.getTime() ? cooldownEnds : Number.POSITIVE_INFINITY);
+  return Math.min(qualifying, readByAccounts, cooldownEnds > now.getTime() ? cooldownEnds : Number.POSITIVE_INFINITY);
+}
+
+/**
+ * Whether a user's new state moves its accounts through what they read of it as a member (`members_matching`): a
+ * signal of Ruleset.memberSignals matched before and not now, or the other way round. Tiers and new days move them too
+ * (the evaluator and the backtest check those themselves).
+ */
+export function memberSignalsMoved(ruleset: Ruleset, before: readonly string[] | undefined, after: readonly string[]): boolean {
+  if (ruleset.memberSignals.size === 0) return false;
+  for (const name of ruleset.memberSignals) if ((before?.includes(name) ?? false) !== after.includes(name)) return true;
+  return false;
 }
 
 function conversionReport(conversion: NonNullable<LeadState['conversion']>, qualification: NonNullable<LeadState['qualification']>): ConversionReport {

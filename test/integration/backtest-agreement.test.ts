@@ -20,7 +20,8 @@ import { RecordingPublisher } from '../support/lead-events';
  * member swept in a run marks its accounts when its tier moves. One shard and under 100 entities keep a run's
  * candidates on one page. Member signals (members_matching, best_member_tier) read each member's lead state as last
  * saved; a changed account is evaluated before the sweep of a quiet member in the same run, which the replay's
- * order (members first) does not model, but the member's sweep marks the account again when its tier moves.
+ * order (members first) does not model, but the member's sweep marks the account again when its tier, or a signal
+ * the account reads of it, moves.
  *
  * Conversions come from the stream on both sides (the planted users move to the pro plan when they convert), with the
  * rules file's conversion and core/conversion: the same conversions, and the same Lead Converted transitions.
@@ -267,10 +268,10 @@ tiers:
     expect(fromEvaluator).toContain(`${qualifiedAt} account acme: none -> team`);
   }, 300_000);
 
-  it("agree when a lead's signals move by time alone: its account waits for a member to mark it", async () => {
-    // The member stays hot when its signup grows old: the evaluator saves the new signals but marks no account (no new
-    // events, no new tier), so the account, no lead and with nothing of its own to sweep at, qualifies only when the
-    // member's next event marks it. An account marked once and then always decided would qualify days earlier.
+  it('agree when a signal accounts read of their members turns by time alone: the accounts are decided at that step, for a lead or not', async () => {
+    // Both members' signups grow old at a sweep, with no new events and no new tier: the lead's sweep is due anyway
+    // (time changes its evaluation), the other's because its accounts read that signal of it. Each saves the turned
+    // signal and marks its account, whose members_matching qualifies it in the same step.
     const ruleset = loadRules(
       `
 version: 1
@@ -291,12 +292,15 @@ tiers:
       message('identify', 'm1', 0, 9, { userId: 'early-lead', traits: { createdAt: at(0, 9) } }),
       message('group', 'm2', 0, 10, { userId: 'early-lead', groupId: 'acme' }),
       message('track', 'm3', 0, 11, { userId: 'early-lead', event: 'Pricing Viewed' }),
-      message('track', 'm4', 7, 11, { userId: 'early-lead', event: 'Pricing Viewed' }),
-      message('track', 'm5', 9, 12, { userId: 'bystander', event: 'Logged In' }),
+      message('identify', 'm4', 0, 12, { userId: 'quiet-member', traits: { createdAt: at(0, 12) } }),
+      message('group', 'm5', 0, 13, { userId: 'quiet-member', groupId: 'globex' }),
+      message('track', 'm6', 7, 11, { userId: 'early-lead', event: 'Pricing Viewed' }),
+      message('track', 'm7', 9, 12, { userId: 'bystander', event: 'Logged In' }),
     ];
     const { fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream);
     expect(fromBacktest).toEqual(fromEvaluator);
-    expect(fromEvaluator).toEqual([`${ruleset.calendar.endOf('2025-03-03')} user early-lead: none -> hot`, `${ruleset.calendar.endOf('2025-03-10')} account acme: none -> team`]);
+    const end = (day: string) => ruleset.calendar.endOf(day);
+    expect(fromEvaluator).toEqual([`${end('2025-03-03')} user early-lead: none -> hot`, `${end('2025-03-06')} account acme: none -> team`, `${end('2025-03-06')} account globex: none -> team`]);
   }, 300_000);
 
   it('agree on merged identities: pre-signup visitors, late anonymous events, an alias chain, a double claim', async () => {

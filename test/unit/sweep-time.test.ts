@@ -133,6 +133,28 @@ describe('when time alone can change an evaluation', () => {
     expect(decayIntervalMatters(rules('  a: { event: Login, window: 7d, points: 1 }'), 'user')).toBe(false);
   });
 
+  it('for accounts: a turn of a signal they read of their members (members_matching), for a user in an account only', () => {
+    const ruleset = rules(
+      '  active: { event: Login, window: 7d, at_least: 2 }\n  recent: { event: Login, window: 3d, points: 1 }\n  team: { level: account, members_matching: active, points: 10 }',
+      '  - { name: pql, min_score: 5, route: sales }',
+    );
+    const events = [track('Login', at(-dayMs)), track('Login', at(-2 * dayMs))];
+    const changes = (accountTraits: Record<string, unknown>[]) => {
+      const facts = factsFor(events, ruleset, { accountTraits });
+      return changesByTimeAt(facts, evaluate(facts, ruleset, now), ruleset, now, sixHours);
+    };
+    // `active` turns off when its older login leaves the 7-day window; `recent` (no account reads it) moves sooner.
+    expect(changes([{}])).toEqual({ any: midnightAfter(1), qualifying: Infinity, readByAccounts: midnightAfter(5) });
+    expect(changes([]).readByAccounts).toBe(Infinity);
+    // The state machine of a user without a tier runs again then, so that its accounts read the turned signal.
+    const facts = factsFor(events, ruleset, { accountTraits: [{}] });
+    const evaluation = evaluate(facts, ruleset, now);
+    const { state } = decide(undefined, evaluation, facts, ruleset, now, null);
+    expect(state.tier).toBeNull();
+    expect(nextDecisionAt(state, evaluation, facts, ruleset, now, sixHours)).toBe(midnightAfter(5));
+    expect(nextDecisionAt(state, evaluation, factsFor(events, ruleset), ruleset, now, sixHours)).toBe(Infinity);
+  });
+
   it('is right: the evaluation is the same just before the moment and may differ from it on', () => {
     const ruleset = rules('  a: { inactive_for: 3d, points: 1 }');
     const facts = factsFor([track('Login', at(-2 * dayMs - hourMs))], ruleset);

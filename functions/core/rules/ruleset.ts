@@ -44,6 +44,8 @@ export interface Ruleset {
   firstSignals: string[];
   /** Whether any rule looks at accounts; without one, accounts are not evaluated at all. */
   evaluatesAccounts: boolean;
+  /** The user signals whose outcome accounts read of their members (`members_matching`): a turn of one moves the accounts. */
+  memberSignals: ReadonlySet<string>;
   /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
   anonymousLeads: boolean;
   /** The days the rules count in: the file's `timezone`, UTC by default. */
@@ -96,6 +98,7 @@ export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string,
     }),
     firstSignals,
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
+    memberSignals: new Set(signals.flatMap(([, signal]) => (signal.kind === 'members' ? [signal.members_matching] : []))),
     anonymousLeads: file.identity.anonymous_leads,
     calendar: calendarOf(file.timezone ?? 'UTC'),
   };

@@ -14,9 +14,11 @@ import type { Signal } from './schema';
  *    "nothing changed since the last evaluation");
  *  - `qualifying`: only those that can raise an entity without a tier into one: a signal that can turn on and gives
  *    points or is required by a tier, one with negative points that can turn off, negative points decaying towards 0.
- *    Most users without a tier have none (their windowed counts can only fall), so quiet users cost no sweep.
+ *    Most users without a tier have none (their windowed counts can only fall), so quiet users cost no sweep;
+ *  - `readByAccounts`: for a user in an account, a turn (on or off) of a signal its accounts read of their members
+ *    (`members_matching`, Ruleset.memberSignals): its accounts read the outcome its state last saved.
  */
-export type TimeChangeScope = 'any' | 'qualifying';
+export type TimeChangeScope = 'any' | 'qualifying' | 'readByAccounts';
 
 /** The first moment of a change that matters, by scope (epoch ms; Infinity: none). */
 export type TimeChanges = Readonly<Record<TimeChangeScope, number>>;
@@ -31,12 +33,12 @@ interface SignalMove {
   pointsRise: boolean;
 }
 
-const noChanges: TimeChanges = Object.freeze({ any: Number.POSITIVE_INFINITY, qualifying: Number.POSITIVE_INFINITY });
+const noChanges: TimeChanges = Object.freeze({ any: Number.POSITIVE_INFINITY, qualifying: Number.POSITIVE_INFINITY, readByAccounts: Number.POSITIVE_INFINITY });
 
 /**
  * The first moments after `now` (epoch ms) at which `evaluate` can give a result that matters, for each scope (see
- * TimeChangeScope), for the same facts, by time alone; Infinity when none. One walk gives both: the backtest needs
- * both for most users. The moments: a day that counts for a rolling window leaving
+ * TimeChangeScope), for the same facts, by time alone; Infinity when none. One walk gives them all: the backtest
+ * needs them for most users. The moments: a day that counts for a rolling window leaving
  * it (when the day after the window's last day holding it begins, in the rules' calendar), the next midnight for a
  * window split `per` day or week (its days change periods), an inactivity or signup age reaching its
  * threshold, an active member of an account leaving an `active_users` window, and, while points decay
@@ -51,6 +53,9 @@ export function changesByTimeAt(facts: EntityFacts, evaluation: Evaluation, rule
   const moves: (SignalMove | undefined)[] = new Array(plan.length);
   let any = Number.POSITIVE_INFINITY;
   let qualifying = Number.POSITIVE_INFINITY;
+  let readByAccounts = Number.POSITIVE_INFINITY;
+  // A user's accounts are those whose traits its facts hold (core/facts), one each.
+  const inAccounts = facts.type === 'user' && facts.accountTraits.length > 0;
   for (const step of plan) {
     const result = evaluation.signals[step.name];
     const move =
@@ -61,8 +66,9 @@ export function changesByTimeAt(facts: EntityFacts, evaluation: Evaluation, rule
     moves[step.index] = move;
     if (move.at < any) any = move.at;
     if (move.at < qualifying && ((move.turnsOn && step.raisesWhenOn) || (move.turnsOff && step.raisesWhenOff) || move.pointsRise)) qualifying = move.at;
+    if (move.at < readByAccounts && inAccounts && step.readByAccounts && (move.turnsOn || move.turnsOff)) readByAccounts = move.at;
   }
-  return { any, qualifying };
+  return { any, qualifying, readByAccounts };
 }
 
 /**
@@ -80,6 +86,8 @@ interface PlanStep {
   raisesWhenOn: boolean;
   /** Turning off gives back negative points. */
   raisesWhenOff: boolean;
+  /** Accounts read its outcome of their members (Ruleset.memberSignals). */
+  readByAccounts: boolean;
   /** Combinations: the places of their all/any parts and of their not part, among the steps before. */
   parts: number[];
   inverted: number[];
@@ -109,7 +117,7 @@ function timePlanOf(ruleset: Ruleset): Record<'user' | 'account', TimePlan> {
       const moves = signal.kind === 'combination' ? parts.length + inverted.length > 0 : movesWithTime(signal);
       if (!moves) continue;
       places.set(name, steps.length);
-      steps.push({ name, index: steps.length, signal, raisesWhenOn: signal.points > 0 || required.has(name), raisesWhenOff: signal.points < 0, parts, inverted });
+      steps.push({ name, index: steps.length, signal, raisesWhenOn: signal.points > 0 || required.has(name), raisesWhenOff: signal.points < 0, readByAccounts: ruleset.memberSignals.has(name), parts, inverted });
     }
     return Object.assign(steps, { readsSignup: steps.some((step) => step.signal.kind === 'signup_age'), decays: steps.some((step) => step.signal.kind === 'event' && step.signal.decay !== undefined) });
   };
