@@ -10,6 +10,10 @@
  *     per evaluated entity, and entities per second. Repeated with 10x the stored history per user: an evaluation
  *     reads what changed, not the whole history, so the figures must not move. It also
  *     checks that every user's tier and score after the incremental runs equal an evaluation of its whole history.
+ * (c) One shard's throughput, one entity at a time and as deployed.
+ * (d) A quiet week: the rules with an account signal reading a windowed signal of its members (members_matching), a run
+ *     a day for 7 days with no new events; the entities the sweeps evaluate and their units: what keeping leads, and
+ *     accounts' reads of their members, current costs when nothing else happens.
  *
  *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~2 min on 2 cores)
  *   BENCH_ENTITIES=20000 BENCH_USERS=200 BENCH_ACCOUNTS=20 npm run bench:evaluate   bigger (~4 min)
@@ -44,6 +48,8 @@ import {
   storeAndEvaluate,
   prepareHistory,
   rulesYaml,
+  todaysMessages,
+  type EvaluationRound,
   type HistoryTable,
   type Message,
   type Share,
@@ -51,6 +57,7 @@ import {
   type User,
 } from './evaluate-history';
 import { positiveInt } from './knobs';
+import { listPrices } from './prices';
 
 const entityCount = positiveInt('BENCH_ENTITIES', 10_000);
 const runs = positiveInt('BENCH_RUNS', 5);
@@ -294,6 +301,44 @@ async function main() {
 
   if (!withNewKinds) await engineInMemory(ruleset, lines);
   await evaluatorOnDynamoDb(ruleset, lines);
+  if (!withNewKinds) await quietWeek();
+}
+
+/** An account signal reading a windowed user signal of the members, for (d). */
+const memberSignalYaml = '  active_members: { level: account, members_matching: logins_7d, at_least: 2, points: 10 }\n';
+
+/**
+ * (d) Sweeps through a quiet week: the rules of (a) and an account signal reading a windowed user signal of its members
+ * (members_matching); after (b)'s new day, a run a day for 7 days with no new events. Only time moves anything, so
+ * what they cost is the sweeps that keep leads current, and accounts' reads of their members.
+ */
+async function quietWeek() {
+  const ruleset = loadRules(rulesYaml.replace('\nsignals:\n', `\nsignals:\n${memberSignalYaml}`), 'bench-evaluate-members.rules.yaml');
+  const dynamoDb = await startDynamoDbLocal();
+  const client = createDynamoDbClient(dynamoDb.endpoint);
+  try {
+    const table = await prepareHistory(client, ruleset, { days: historyDays, users: userCount, accounts: accountCount });
+    await storeAndEvaluate(table, table.users.map((user) => todaysMessages(user)), { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset);
+    const quietDays: EvaluationRound[] = [];
+    for (let day = 1; day <= 7; day++) {
+      const at = new Date(now.getTime() + day * dayMs);
+      quietDays.push(await storeAndEvaluate(table, [], { receivedAt: at, at }, ruleset));
+    }
+    const sum = (field: 'evaluated' | 'read' | 'write') => quietDays.reduce((total, round) => total + round[field], 0);
+    const dollars = sum('read') * listPrices.readUnit + sum('write') * listPrices.writeUnit;
+    const lines = [
+      '',
+      `(d) a quiet week on DynamoDB Local: ${userCount} users in ${accountCount} accounts, ${historyDays}d of history and (b)'s new day, the rules of (a) and`,
+      `    ${memberSignalYaml.trim()}; then a run a day for 7 days, no new events: the sweeps time alone calls for`,
+      'day  evaluated      RCU      WCU',
+      ...quietDays.map((round, index) => `${String(index + 1).padStart(3)} ${fixed(round.evaluated, 0, 10)} ${fixed(round.read, 1, 8)} ${fixed(round.write, 1, 8)}`),
+      `week: ${count(sum('evaluated'))} evaluations, ${fixed(sum('read'), 1, 0)} RCU and ${fixed(sum('write'), 1, 0)} WCU = $${(dollars * 1e6 / userCount).toFixed(2)} per million users a week at on-demand list prices`,
+    ];
+    console.log(lines.join('\n'));
+  } finally {
+    client.destroy();
+    await dynamoDb.stop();
+  }
 }
 
 /** (a) The engine in memory beside json-rules-engine; throws when they disagree. */
