@@ -112,7 +112,7 @@ export interface IngestApiProps extends IngestStorageProps {
    * A Lambda function URL beside the HTTP API: the same function answers the same calls there, without the HTTP
    * API's charge per request (most of what browser traffic costs, one request per event). A function URL has no
    * stage throttling and no access logs: `reservedConcurrency` caps the function's concurrent executions, on both
-   * endpoints (over it, callers get 429, which Segment SDKs retry).
+   * endpoints (over it, the function URL answers 429 and the HTTP API a 5xx, both of which Segment SDKs retry).
    * @default - no function URL
    */
   readonly functionUrl?: { readonly reservedConcurrency?: number };

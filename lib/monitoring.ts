@@ -337,7 +337,7 @@ export class Monitoring extends Construct {
               'IngestThrottled',
               'ingest throttled',
               "The ingest function was throttled, at its reserved concurrency (ingest.functionUrl.reservedConcurrency) or the account's " +
-                'limit: function URL callers got 429 and retry, so events arrive late. Raise the reservation if this is traffic rather than a flood.',
+                'limit: callers got 429 from the function URL or a 5xx from the HTTP API, and retry, so events arrive late. Raise the reservation if this is traffic rather than a flood.',
               props.ingestApi.handler.metricThrottles({ period: fiveMinutes, statistic: 'Sum' }),
             ),
           ]
