@@ -221,9 +221,10 @@ export const configSchema = z.strictObject({
         .strictObject({
           /**
            * Concurrent executions reserved for the ingest function, which caps them: a function URL has no stage
-           * throttling, so this is what bounds ingest's share of the account's concurrency (over it, clients get 429 from the URL, a 5xx from the API, and retry).
-           * Lambda keeps 100 executions of the account unreserved: an account whose limit is lower (new accounts get
-           * 10) fails to deploy with this until it is raised. @default none: no cap (a synth warning)
+           * throttling, so this is what bounds ingest's share of the account's concurrency (over it, clients get 429
+           * from the URL, a 5xx from the API, and retry). Lambda keeps 100 executions of the account unreserved: an
+           * account whose limit is lower (new accounts get 10) fails to deploy with this until it is raised.
+           * @default none: no cap (a synth warning)
            */
           reservedConcurrency: z.number().int().min(1).optional(),
         })

@@ -76,6 +76,9 @@ export function bufferedRequestsOfObject(text: string, key: string): BufferedReq
 /** Why a buffer gave a request back to be stored in the table at once. */
 export type DirectSaveReason = 'too large' | 'busy';
 
+/** Told of each request a buffer stored in the table instead (no personal data: the request's id and the reason). */
+export type DirectSaveListener = (reason: DirectSaveReason, requestId: string) => void;
+
 /**
  * Ingest's store when a buffer is on: a request's accepted messages become one record on the stream, and the 200
  * follows once the stream has it (durably). A request the stream does not take (`put` says why) is stored in the table
@@ -86,8 +89,7 @@ export abstract class EventBuffer implements EventStore {
   constructor(
     /** The table's store: the quarantine, and a request the stream does not take. */
     private readonly table: EventStore,
-    /** Told of each request stored in the table instead (no personal data: the request's id and the reason). */
-    private readonly onDirectSave: (reason: DirectSaveReason, requestId: string) => void = () => {},
+    private readonly onDirectSave: DirectSaveListener = () => {},
   ) {}
 
   /** Puts the request on the stream as one record; 'too large' or 'busy' (still refused after retries): not put. */

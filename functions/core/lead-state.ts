@@ -235,7 +235,6 @@ export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: 
  * (the evaluator and the backtest check those themselves).
  */
 export function memberSignalsMoved(ruleset: Ruleset, before: readonly string[] | undefined, after: readonly string[]): boolean {
-  if (ruleset.memberSignals.size === 0) return false;
   for (const name of ruleset.memberSignals) if ((before?.includes(name) ?? false) !== after.includes(name)) return true;
   return false;
 }

@@ -13,7 +13,7 @@ import { ingestConfigFromEnvironment } from './config';
 import { createIngestHandler } from './http';
 import { DynamoDbFeedbackStore, readFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { createFeedbackLinkHandler } from './feedback-http';
-import type { DirectSaveReason } from '../core/ingest-buffer';
+import type { DirectSaveListener } from '../core/ingest-buffer';
 
 const config = ingestConfigFromEnvironment(process.env);
 // More attempts than the SDK's default 3: a throttled write retried here is a 200 instead of a client retry.
@@ -32,7 +32,7 @@ const table = new DynamoDbEventStore({ client, ...config });
  * (lib/ingest-buffer.ts) or the Firehose one (lib/ingest-firehose-buffer.ts); the config allows one at most.
  */
 function eventStore() {
-  const storedDirectly = (reason: DirectSaveReason, requestId: string) => logger.warn('ingest buffer did not take a request: stored in the table at once', { requestId, reason });
+  const storedDirectly: DirectSaveListener = (reason, requestId) => logger.warn('ingest buffer did not take a request: stored in the table at once', { requestId, reason });
   if (config.ingestStreamName) return new KinesisEventBuffer(new KinesisClient({ maxAttempts: 6 }), config.ingestStreamName, table, storedDirectly);
   if (config.ingestDeliveryStreamName) return new FirehoseEventBuffer(new FirehoseClient({ maxAttempts: 6 }), config.ingestDeliveryStreamName, table, storedDirectly);
   return table;

@@ -16,6 +16,7 @@ import { lambdaContext } from '../support/lambda-context';
 import { closeLocally } from '../support/local-server';
 import { scanAll } from '../support/scan';
 import { sendBrowserCall } from '../support/send-batch';
+import { largeTracks, storedEventMessages } from '../support/stored-events';
 
 // The opt-in ingest buffer, as deployed: the ingest function answers from the stream's acceptance (the real Kinesis
 // client against a local endpoint), and the consumer function stores a batch of the stream's records in the table.
@@ -96,17 +97,12 @@ it('stores a request too large for a Kinesis record in the table at once, and sa
   try {
     // Ingest's 500 KB request limit keeps a deflated request far under 1 MiB: a store given more (a larger limit one day) still takes it.
     const receivedAt = new Date();
-    const messages = Array.from({ length: 60 }, (_, index) => {
-      const outcome = validateMessage({ type: 'track', event: 'Blob', userId: 'ann', messageId: `big${index}`, timestamp, properties: { blob: randomBytes(22_000).toString('base64') } }, index, 'acme', receivedAt);
-      if ('reason' in outcome) throw new Error(outcome.reason);
-      return outcome;
-    });
+    const messages = largeTracks(60, timestamp, receivedAt);
     expect(bufferRecordData({ workspace: 'acme', requestId: 'big', receivedAt: receivedAt.toISOString(), messages }).length).toBeGreaterThan(1024 * 1024);
     expect(await buffer.save('acme', messages, receivedAt, 'big')).toEqual({ refused: [] });
     expect(kinesis.records).toEqual([]);
     expect(storedDirectly).toEqual([['too large', 'big']]);
-    const events = (await scanAll(client, tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
-    expect(new Set(events.flatMap((item) => eventMessagesOf(item).map((message) => message.messageId)))).toEqual(new Set(messages.map((message) => message.messageId)));
+    expect(new Set((await storedEventMessages(client, tableName)).map((message) => message.messageId))).toEqual(new Set(messages.map((message) => message.messageId)));
   } finally {
     kinesisClient.destroy();
   }

@@ -1,6 +1,5 @@
 import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { randomBytes } from 'node:crypto';
 import { afterEach, expect, it, vi } from 'vitest';
 import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
 import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
@@ -8,7 +7,6 @@ import { eventSortKeyPrefix } from '../../functions/adapters/dynamodb/item-keys'
 import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
 import { FirehoseEventBuffer } from '../../functions/adapters/firehose/event-buffer';
 import { bufferObjectLine, type DirectSaveReason } from '../../functions/core/ingest-buffer';
-import { validateMessage } from '../../functions/core/messages';
 import { serveHttpApi } from '../../functions/local/http-server';
 import { bufferObjectsPrefix } from '../../lib/ingest-firehose-buffer';
 import { freshTable } from '../support/dynamodb';
@@ -19,6 +17,7 @@ import { closeLocally } from '../support/local-server';
 import { s3TestEvent, sqsEvent, startS3Endpoint, type S3Endpoint } from '../support/s3-endpoint';
 import { scanAll } from '../support/scan';
 import { sendBrowserCall } from '../support/send-batch';
+import { largeTracks, storedEventMessages } from '../support/stored-events';
 
 // The ingest buffer's Firehose variant, as deployed: the ingest function answers from Firehose's acceptance (the real
 // Firehose client against a local endpoint); what Firehose gathered becomes an object in (local) S3, whose
@@ -130,17 +129,12 @@ it('stores a request too large for a Firehose record in the table at once, and s
   const buffer = new FirehoseEventBuffer(firehoseClient, deliveryStream, new DynamoDbEventStore({ client, tableName }), (reason, requestId) => storedDirectly.push([reason, requestId]));
   // Ingest's 500 KB request limit keeps a request's line under 1,000 KiB: a store given more (a larger limit one day) still takes it.
   const receivedAt = new Date();
-  const messages = Array.from({ length: 40 }, (_, index) => {
-    const outcome = validateMessage({ type: 'track', event: 'Blob', userId: 'ann', messageId: `big${index}`, timestamp, properties: { blob: randomBytes(22_000).toString('base64') } }, index, 'acme', receivedAt);
-    if ('reason' in outcome) throw new Error(outcome.reason);
-    return outcome;
-  });
+  const messages = largeTracks(40, timestamp, receivedAt);
   expect(bufferObjectLine({ workspace: 'acme', requestId: 'big', receivedAt: receivedAt.toISOString(), messages }).length).toBeGreaterThan(1000 * 1024);
   expect(await buffer.save('acme', messages, receivedAt, 'big')).toEqual({ refused: [] });
   expect(firehose.records).toEqual([]);
   expect(storedDirectly).toEqual([['too large', 'big']]);
-  const events = (await scanAll(client, tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
-  expect(new Set(events.flatMap((item) => eventMessagesOf(item).map((message) => message.messageId)))).toEqual(new Set(messages.map((message) => message.messageId)));
+  expect(new Set((await storedEventMessages(client, tableName)).map((message) => message.messageId))).toEqual(new Set(messages.map((message) => message.messageId)));
 });
 
 it('fails only the message of an object with a line that is not a record, and leaves that object; skips the test event', async () => {

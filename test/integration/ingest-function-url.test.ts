@@ -1,12 +1,10 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterEach, expect, it, vi } from 'vitest';
-import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
-import { eventSortKeyPrefix } from '../../functions/adapters/dynamodb/item-keys';
 import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
 import { freshTable } from '../support/dynamodb';
 import { stubFunctionEnvironment } from '../support/evaluator-environment';
 import { lambdaContext } from '../support/lambda-context';
-import { scanAll } from '../support/scan';
+import { storedEventMessages } from '../support/stored-events';
 
 // The ingest function behind a Lambda function URL (lib/ingest-api.ts' functionUrl): the same function as behind the
 // HTTP API, given the events a function URL sends. They are payload format 2.0 too, but with the route `$default`,
@@ -67,6 +65,5 @@ it("stores a browser's call, answers the preflight of an allowed origin and refu
   const refused = await call(functionUrlEvent('POST', '/v1/t', { origin, 'content-type': 'text/plain' }, JSON.stringify({ ...track, messageId: 'url-2', writeKey: 'pqr_not_a_key' })));
   expect(refused.statusCode).toBe(401);
 
-  const events = (await scanAll(client, tableName)).filter((item) => item['sk']?.S?.startsWith(eventSortKeyPrefix));
-  expect(events.flatMap((item) => eventMessagesOf(item).map((message) => message.messageId))).toEqual(['url-1']);
+  expect((await storedEventMessages(client, tableName)).map((message) => message.messageId)).toEqual(['url-1']);
 });

@@ -1,5 +1,5 @@
 import { PutRecordCommand, ServiceUnavailableException, type FirehoseClient } from '@aws-sdk/client-firehose';
-import { bufferObjectLine, EventBuffer, type BufferedRequest, type DirectSaveReason } from '../../core/ingest-buffer';
+import { bufferObjectLine, EventBuffer, type BufferedRequest, type DirectSaveListener } from '../../core/ingest-buffer';
 import type { EventStore } from '../../core/ports';
 
 /** Firehose takes a record's data up to 1,000 KiB (before the API's base64): our line, base64 and newline included. */
@@ -14,7 +14,7 @@ export class FirehoseEventBuffer extends EventBuffer {
     private readonly client: FirehoseClient,
     private readonly deliveryStreamName: string,
     table: EventStore,
-    onDirectSave?: (reason: DirectSaveReason, requestId: string) => void,
+    onDirectSave?: DirectSaveListener,
   ) {
     super(table, onDirectSave);
   }

@@ -1,6 +1,6 @@
 import { PutRecordCommand, type KinesisClient } from '@aws-sdk/client-kinesis';
 import { createHash } from 'node:crypto';
-import { bufferRecordData, EventBuffer, type BufferedRequest, type DirectSaveReason } from '../../core/ingest-buffer';
+import { bufferRecordData, EventBuffer, type BufferedRequest, type DirectSaveListener } from '../../core/ingest-buffer';
 import type { EventStore } from '../../core/ports';
 
 /** Kinesis takes records up to 1 MiB (data and partition key); a deflated request of at most 500 KB is far under. */
@@ -16,7 +16,7 @@ export class KinesisEventBuffer extends EventBuffer {
     private readonly client: KinesisClient,
     private readonly streamName: string,
     table: EventStore,
-    onDirectSave?: (reason: DirectSaveReason, requestId: string) => void,
+    onDirectSave?: DirectSaveListener,
   ) {
     super(table, onDirectSave);
   }
