@@ -7,26 +7,31 @@
  *     Both must give every entity the same tier (and the same matched signals), or the benchmark fails.
  * (b) The evaluator against DynamoDB Local: a stored history per user, a first evaluation that builds the state,
  *     then one new day of events for every user and a second evaluation, measured: read and write capacity units
- *     per evaluated entity, and entities per second. Repeated with 10x the stored history per user: an evaluation
- *     reads what changed, not the whole history, so the figures must not move. It also
- *     checks that every user's tier and score after the incremental runs equal an evaluation of its whole history.
- * (c) One shard's throughput, one entity at a time and as deployed.
+ *     per evaluated entity, and entities per second: for users who signed up within the window, then for users who
+ *     signed up before it, and for those with 10x the stored history: an evaluation reads what changed, not the whole
+ *     history, so the last two must not differ. It also checks that every user's tier and score after the incremental
+ *     runs equal an evaluation of its whole history.
+ * (c) One shard's throughput, one entity at a time and as deployed, and the CPU each entity takes in the evaluator's
+ *     process and in DynamoDB Local's.
  * (d) A quiet week: the rules with an account signal reading a windowed signal of its members (members_matching), a run
  *     a day for 7 days with no new events; the entities the sweeps evaluate and their units: what keeping leads, and
  *     accounts' reads of their members, current costs when nothing else happens.
  *
- *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~2 min on 2 cores)
- *   BENCH_ENTITIES=20000 BENCH_USERS=200 BENCH_ACCOUNTS=20 npm run bench:evaluate   bigger (~4 min)
+ *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~8 min on 2 cores, most of it storing the 500-day table)
+ *   BENCH_ENTITIES=20000 BENCH_USERS=200 BENCH_ACCOUNTS=20 npm run bench:evaluate   bigger (about twice as long)
  *
  * BENCH_KINDS=new adds 8 signals of the newer kinds (active days and sessions, per-week habits, a streak, time to value)
  * to the rules and runs (b) only (json-rules-engine cannot say them): what they add to the stored rollups and the units.
  *
  * Other knobs: BENCH_RUNS (5), BENCH_WARMUP (3 rounds: the agreement pass over every user, then rounds over up to
- * 2,000), BENCH_DAYS (30: stored history of the first table), BENCH_SCALE (10: the second table has BENCH_DAYS x
+ * 2,000), BENCH_DAYS (30: stored history of the first table, its users' signups within the window), BENCH_BUDGET_DAYS
+ * (50: the second table, signups before the window) and BENCH_SCALE (10: the third table has BENCH_BUDGET_DAYS x
  * BENCH_SCALE days). DynamoDB Local stores about 2,600 events/s here, which is what bounds BENCH_USERS.
- * Budget: the second table's capacity units per evaluated entity stay within 10% of the first's. Exits 1 when not,
+ * Budget: the third table's capacity units per evaluated entity stay within 10% of the second's. Exits 1 when not,
  * or when the two engines disagree.
  */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Engine, type RuleProperties, type TopLevelCondition } from 'json-rules-engine';
 import { evaluate, type EntityFacts } from '../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
@@ -66,6 +71,13 @@ const warmupEntities = Math.min(entityCount, 2_000);
 const userCount = positiveInt('BENCH_USERS', 100);
 const accountCount = Math.min(userCount, positiveInt('BENCH_ACCOUNTS', 10));
 const historyDays = positiveInt('BENCH_DAYS', 30);
+/**
+ * Days of history of the budget's first table. Users sign up as their history starts: past 47 days (the rules' 30-day
+ * window, their 14-day since-signup span, the 3 days of signup spread of makeUser), every user's span ends before its
+ * window starts and is read apart from it, as it is at 10x the history; at BENCH_DAYS a span lies in the window, one
+ * query reads both, and the two tables would compare signup ages rather than lengths of history.
+ */
+const budgetDays = positiveInt('BENCH_BUDGET_DAYS', 50);
 const historyScale = positiveInt('BENCH_SCALE', 10);
 const budgetRatio = 1.1;
 const withNewKinds = process.env['BENCH_KINDS'] === 'new';
@@ -374,10 +386,10 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
   try {
     // Every table is prepared before any is measured, so that each measured run finds DynamoDB Local's JVM equally warm.
     const tables: HistoryTable[] = [];
-    for (const days of [historyDays, historyDays * historyScale]) tables.push(await prepareHistory(client, ruleset, { days, users: userCount, accounts: accountCount }));
+    for (const days of [historyDays, budgetDays, budgetDays * historyScale]) tables.push(await prepareHistory(client, ruleset, { days, users: userCount, accounts: accountCount }));
     const results: TableResult[] = [];
     for (const table of tables) results.push(await measureNewDay(table, reader, calls, ruleset));
-    const [small, large] = results as [TableResult, TableResult];
+    const [recent, small, large] = results as [TableResult, TableResult, TableResult];
     const per = (result: TableResult) => ({ read: result.read / result.evaluated, write: result.write / result.evaluated, rate: result.evaluated / result.seconds });
     const shareText = (share: Share) => (share.evaluated === 0 ? '-' : `${(share.read / share.evaluated).toFixed(1)}/${(share.write / share.evaluated).toFixed(1)}`);
     const label = (result: TableResult) => `${result.days}d`.padEnd(9);
@@ -420,8 +432,9 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
       ),
       `budget: capacity per evaluated entity with ${historyScale}x the history within ${Math.round((budgetRatio - 1) * 100)}%: RCU ${within(readRatio) ? 'PASS' : 'FAIL'} (x${readRatio.toFixed(3)}), WCU ${within(writeRatio) ? 'PASS' : 'FAIL'} (x${writeRatio.toFixed(3)}): ${pass ? 'PASS' : 'FAIL'}`,
       `  entities/s x${rateRatio.toFixed(3)} (${Math.abs(rateRatio - 1) <= budgetRatio - 1 ? 'within' : 'NOT within'} 10%): wall time of one evaluator process on DynamoDB Local, shown, not judged (noisier than the units)`,
+      `  ${recent.days}d: signups within the window, whose since-signup span the window's query reads too: RCU/entity x${(per(recent).read / s.read).toFixed(3)} the ${small.days}d table's, whose spans are read apart`,
     );
-    // Which calls reported capacity, in the measured runs of both tables.
+    // Which calls reported capacity, in the measured runs of every table.
     const merged = new Map<string, { calls: number; reported: number }>();
     for (const result of results) {
       for (const [name, entry] of result.calls) {
@@ -442,17 +455,33 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     // (c) Throughput of one shard's run: the same table, two more days of events for every user, the first evaluated one
     // entity at a time (as every run did before runs overlapped their entities), the second as deployed.
     const throughput: string[] = [];
+    const rates: { concurrency: number; rate: number; ownMs: number; databaseMs: number | null }[] = [];
     for (const [offset, concurrency] of withNewKinds ? [] : ([[1, 1], [2, evaluatorConcurrency]] as const)) {
       const at = new Date(now.getTime() + offset * dayMs);
       const table = tables[0]!;
-      const round = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, undefined, concurrency);
-      throughput.push(`${String(concurrency).padStart(11)} ${fixed(round.evaluated, 0, 9)} ${fixed(round.seconds, 2, 9)} ${fixed(round.evaluated / round.seconds, 1, 10)}`);
+      // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
+      // DynamoDB Local's JVM, which share this machine's cores.
+      let before: { own: number; database: number | null } | undefined;
+      const round = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, () => (before = cpuSeconds(dynamoDb.pid)), concurrency);
+      const after = cpuSeconds(dynamoDb.pid);
+      const ownMs = ((after.own - before!.own) * 1000) / round.evaluated;
+      const databaseMs = after.database === null || before!.database === null ? null : ((after.database - before!.database) * 1000) / round.evaluated;
+      rates.push({ concurrency, rate: round.evaluated / round.seconds, ownMs, databaseMs });
+      throughput.push(
+        `${String(concurrency).padStart(11)} ${fixed(round.evaluated, 0, 9)} ${fixed(round.seconds, 2, 9)} ${fixed(round.evaluated / round.seconds, 1, 10)} ${fixed(ownMs, 2, 17)} ${databaseMs === null ? 'n/a'.padStart(22) : fixed(databaseMs, 2, 22)}`,
+      );
     }
     if (throughput.length > 0) {
+      const [oneAtATime, deployed] = rates as [(typeof rates)[number], (typeof rates)[number]];
+      const ceiling = 1000 / deployed.ownMs;
+      const busy = deployed.databaseMs === null ? null : ((deployed.ownMs + deployed.databaseMs) * deployed.rate) / 1000;
       lines.push(
-        `(c) one shard's throughput on the ${small.days}d table, a further day of events for every user each: entities evaluated per second of wall time`,
-        'concurrency evaluated seconds entities/s',
+        `(c) one shard's throughput on the ${recent.days}d table, a further day of events for every user each: entities evaluated per second of wall time,`,
+        `    and the CPU each entity took in the evaluator's process and in DynamoDB Local's JVM (${availableParallelism()} cores between them)`,
+        'concurrency evaluated seconds entities/s  evaluator CPU ms  DynamoDB Local CPU ms',
         ...throughput,
+        `  as deployed: x${(deployed.rate / oneAtATime.rate).toFixed(2)} the entities/s of one at a time${busy === null ? '' : `, with ${busy.toFixed(2)} of ${availableParallelism()} cores busy`}; the evaluator's own CPU`,
+        `  bounds a shard at ${Math.round(ceiling)} entities/s per core (x${(ceiling / oneAtATime.rate).toFixed(1)} one at a time here) where the database has cores of its own, as DynamoDB in AWS does`,
       );
     }
     console.log(lines.join('\n'));
@@ -465,6 +494,24 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     reader.destroy();
     await dynamoDb.stop();
   }
+}
+
+/**
+ * CPU seconds used so far by this process and by the process `databasePid` (from Linux's /proc; null elsewhere or
+ * once it is gone).
+ */
+function cpuSeconds(databasePid: number): { own: number; database: number | null } {
+  const { user, system } = process.cpuUsage();
+  let database: number | null = null;
+  try {
+    // utime and stime, the 14th and 15th fields, in clock ticks (100 a second on Linux); the name, field 2, may hold
+    // spaces, so the fields are counted after its closing parenthesis.
+    const fields = readFileSync(`/proc/${databasePid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    database = (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    database = null;
+  }
+  return { own: (user + system) / 1e6, database };
 }
 
 await main();

@@ -66,13 +66,17 @@ export function signupDay(entity: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
 
 /**
  * The day rollups an evaluation at `now` needs: the longest rolling window ending today, and the since-signup span.
- * Older days are never read, so an evaluation costs what the rules look at, not the whole history.
+ * Older days are never read, so an evaluation costs what the rules look at, not the whole history. The two are one
+ * range when they overlap or meet (a recent signup's span lies in the window): the store reads a range with one query,
+ * and two queries would read, and bill, the days they share twice.
  */
 export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null): DayRange[] {
-  const ranges: DayRange[] = [];
-  if (ruleset.maxWindowDays > 0) ranges.push({ from: ruleset.calendar.windowStart(now, ruleset.maxWindowDays), to: ruleset.calendar.dayOf(now) });
-  if (ruleset.maxSinceSignupDays > 0 && signup !== null) ranges.push({ from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) });
-  return ranges;
+  const window = ruleset.maxWindowDays > 0 ? { from: ruleset.calendar.windowStart(now, ruleset.maxWindowDays), to: ruleset.calendar.dayOf(now) } : undefined;
+  const span = ruleset.maxSinceSignupDays > 0 && signup !== null ? { from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) } : undefined;
+  if (window === undefined || span === undefined) return [window ?? span].filter((range) => range !== undefined);
+  const [first, second] = window.from <= span.from ? [window, span] : [span, window];
+  if (second.from > addDays(first.to, 1)) return [window, span];
+  return [{ from: first.from, to: second.to > first.to ? second.to : first.to }];
 }
 
 export const inReach = (ranges: readonly DayRange[], day: string): boolean => ranges.some((range) => day >= range.from && day <= range.to);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { forEachConcurrently } from '../../functions/core/concurrency';
 import { utcCalendar } from '../../functions/core/days';
-import { closeDays, withOpenDays } from '../../functions/core/facts';
+import { closeDays, rangesInReach, withOpenDays } from '../../functions/core/facts';
 import { loadRules } from '../../functions/core/rules/load';
 import { rollupDay, type DayRollup } from '../../functions/core/rules/engine';
 
@@ -39,6 +39,43 @@ describe('open days: the day rollups an evaluation keeps inside the state', () =
     expect(days(withOpenDays(stored, state, [{ from: '2025-03-02', to: '2025-03-10' }])).sort()).toEqual(['2025-03-01:9', '2025-03-09:3', '2025-03-10:4']);
     expect(days(withOpenDays(stored, state, [{ from: '2025-03-02', to: '2025-03-09' }])).sort()).toEqual(['2025-03-01:9', '2025-03-09:3']);
     expect(withOpenDays(stored, undefined, [])).toEqual(stored);
+  });
+});
+
+describe('rangesInReach: the days an evaluation reads', () => {
+  // A 30-day window and a 7-day since-signup span; now is 2025-03-10, so the window is 02-09 to 03-10.
+  const both = loadRules(`
+version: 1
+signals:
+  recent: { event: Dashboard Created, window: 30d }
+  early: { event: Dashboard Created, since_signup: 7d }
+tiers:
+  - { name: pql, min_score: 0, route: sales }
+`);
+
+  it('reads a recent signup\'s span and the window as one range, each day once', () => {
+    expect(rangesInReach(both, now, '2025-03-01')).toEqual([{ from: '2025-02-09', to: '2025-03-10' }]);
+    // A span that runs past today (signed up 3 days ago) stretches the range to its last day.
+    expect(rangesInReach(both, now, '2025-03-08')).toEqual([{ from: '2025-02-09', to: '2025-03-14' }]);
+  });
+
+  it('joins a span that overlaps the window\'s start or ends the day before it', () => {
+    expect(rangesInReach(both, now, '2025-02-05')).toEqual([{ from: '2025-02-05', to: '2025-03-10' }]);
+    expect(rangesInReach(both, now, '2025-02-02')).toEqual([{ from: '2025-02-02', to: '2025-03-10' }]);
+  });
+
+  it('keeps an older span apart, so the days between are not read', () => {
+    expect(rangesInReach(both, now, '2025-02-01')).toEqual([
+      { from: '2025-02-09', to: '2025-03-10' },
+      { from: '2025-02-01', to: '2025-02-07' },
+    ]);
+  });
+
+  it('gives the one range a ruleset has, and none without a signup for a since-signup span', () => {
+    expect(rangesInReach(ruleset, now, '2025-01-01')).toEqual([{ from: '2025-03-04', to: '2025-03-10' }]);
+    const spanOnly = loadRules('version: 1\nsignals:\n  early: { event: Dashboard Created, since_signup: 7d }\ntiers:\n  - { name: pql, min_score: 0, route: sales }\n');
+    expect(rangesInReach(spanOnly, now, '2025-01-01')).toEqual([{ from: '2025-01-01', to: '2025-01-07' }]);
+    expect(rangesInReach(spanOnly, now, null)).toEqual([]);
   });
 });
 
