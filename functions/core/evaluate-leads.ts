@@ -5,6 +5,7 @@ import { buildLeadEvent, decide, defaultDecayIntervalMs, memberSignalsMoved, nex
 import { mergedEvents, ownerOf } from './merge-identities';
 import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
+import type { Calendar } from './days';
 import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
 import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
@@ -238,7 +239,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
   const history = await mergedEvents(store, ref, rows, needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave) ? 'all' : rows.changedDays, now, ruleset.calendar);
   const { events, all: rebuilt } = history;
-  const replaced = rebuilt ? [] : await replacedDays(store, ref, rows);
+  const replaced = rebuilt ? [] : await replacedDays(store, ref, rows, ruleset.calendar);
   const recomputed = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
   // In account id order: routing by an account trait takes the first account that has it (core/rules/routing.ts).
@@ -252,10 +253,15 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   return { ref, rows, facts, days: recomputed.days, rebuilt, merged: history.merged, convertedAt };
 }
 
-/** What a user's changed days held before: the state's open days, else the stored day items. */
-async function replacedDays(store: EvaluationStore, ref: EntityRef, rows: EntityRows): Promise<DayRollup[]> {
+/**
+ * What a user's changed days held before: the state's open days, else the stored day items. A day after the state's
+ * last activity (lastSeen) is not read: every rollup with anything in it has an activity, so any item such a day has
+ * holds nothing to take out. That is a user's first evaluation of each new day, most of them.
+ */
+async function replacedDays(store: EvaluationStore, ref: EntityRef, rows: EntityRows, calendar: Calendar): Promise<DayRollup[]> {
   const open = new Map((rows.state?.openDays ?? []).map((rollup) => [rollup.day, rollup]));
-  const unopened = rows.changedDays.filter((day) => !open.has(day));
+  const lastActiveDay = rows.state?.lastSeen ? calendar.dayOf(rows.state.lastSeen) : null;
+  const unopened = rows.changedDays.filter((day) => !open.has(day) && lastActiveDay !== null && day <= lastActiveDay);
   return [...rows.changedDays.flatMap((day) => open.get(day) ?? []), ...(unopened.length > 0 ? await store.dayRollups(ref, unopened) : [])];
 }
 

@@ -127,6 +127,31 @@ describe('the evaluator use case', () => {
     expect(store.isMarked(user('eve'))).toBe(false);
   });
 
+  it('reads a changed day\'s stored rollup only when the state saw activity on that day or later', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const asked: string[] = [];
+    const read = store.dayRollups.bind(store);
+    store.dayRollups = async (ref, days) => {
+      asked.push(...days);
+      return read(ref, days);
+    };
+    const at = (day: number, hour: number) => new Date(Date.parse('2025-03-01T00:00:00.000Z') + day * dayMs + hour * 3_600_000);
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(0, 9).toISOString() });
+    await run(store, publisher, { now: at(0, 18) });
+    // Three days on, March 1st is written out as a day item; a new day (March 4th) follows the last activity: it can
+    // hold no stored rollup with anything to take out of the totals, and is not read.
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(3, 9).toISOString() });
+    await run(store, publisher, { now: at(3, 18) });
+    expect(asked).toEqual([]);
+    expect(store.stateOf(user('eve'))?.lifetime.activity).toBe(2);
+    // A late event on March 1st: that day's item is read, and taken out before the day is counted again.
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(0, 10).toISOString() });
+    await run(store, publisher, { now: at(3, 19) });
+    expect(asked).toEqual(['2025-03-01']);
+    expect(store.stateOf(user('eve'))?.lifetime.activity).toBe(3);
+  });
+
   it('stops taking entities at the deadline, reports the run incomplete, and leaves the rest marked', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
