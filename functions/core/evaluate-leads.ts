@@ -135,6 +135,7 @@ async function evaluateCandidates(
     if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString() });
   };
   const accounts = new Map<string, EvaluationCandidate>();
+  const reads = accountTraitsReadOnce(store);
   const evaluateCandidate = async (candidate: EvaluationCandidate) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
@@ -155,7 +156,7 @@ async function evaluateCandidates(
         return;
       }
     }
-    const loaded = await readFacts(store, ref, ruleset, now, rows);
+    const loaded = await readFacts(reads, ref, ruleset, now, rows);
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
@@ -178,6 +179,26 @@ async function evaluateCandidates(
   );
   await forEachConcurrently([...accounts.values()], concurrency, evaluateCandidate);
   return { evaluated, transitions, left, incomplete };
+}
+
+/**
+ * The store, reading each account's traits once for a page of candidates: the users of one account evaluated together
+ * read the same profile, a call and a read unit each otherwise. A trait changed meanwhile is the next run's, as it
+ * would be for a user evaluated a moment earlier.
+ */
+function accountTraitsReadOnce(store: EvaluationStore): EvaluationStore {
+  const read = new Map<string, Promise<Record<string, unknown>>>();
+  const accountTraits = async (workspace: string, ids: readonly string[]) => {
+    const key = (id: string) => `${workspace}\n${id}`;
+    const unread = ids.filter((id) => !read.has(key(id)));
+    if (unread.length > 0) {
+      const traits = store.accountTraits(workspace, unread);
+      unread.forEach((id, index) => read.set(key(id), traits.then((all) => all[index]!)));
+    }
+    return Promise.all(ids.map((id) => read.get(key(id))!));
+  };
+  // The store's other methods, through its prototype chain: `this` in them reaches the store's own fields.
+  return Object.assign(Object.create(store) as EvaluationStore, { accountTraits });
 }
 
 /** Publishes the shard's outbox (this run's transitions and whatever an earlier run could not deliver). */

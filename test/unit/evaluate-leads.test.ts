@@ -196,6 +196,41 @@ tiers:
     const { transitions } = await run(store, publisher, { ruleset: routed });
     expect(transitions.map((event) => [event.detail.entity.id, event.detail.route, event.detail.owner])).toEqual([['dan', 'sales-emea', 'ann@example.com']]);
   });
+
+  it("reads an account's traits once for the users of a page that share it", async () => {
+    const routed = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+tiers:
+  - { name: pql, min_score: 50, level: user, route: { by: account.region, map: { emea: sales-emea }, default: sales } }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const asked: string[][] = [];
+    const read = store.accountTraits.bind(store);
+    store.accountTraits = async (workspace, ids) => {
+      asked.push([...ids]);
+      return read(workspace, ids);
+    };
+    for (const id of ['ann', 'bob', 'cat']) {
+      store.join(workspace, id, 'acme');
+      qualify(store, id);
+    }
+    store.join(workspace, 'cat', 'zeta');
+    store.setTraits(account('acme'), { region: 'emea' });
+    const { transitions } = await run(store, publisher, { ruleset: routed });
+    expect(transitions.map((event) => [event.detail.entity.id, event.detail.route]).sort()).toEqual([
+      ['ann', 'sales-emea'],
+      ['bob', 'sales-emea'],
+      ['cat', 'sales-emea'],
+    ]);
+    // Each account once, whichever user asked first; the next run reads them again.
+    expect(asked.flat().sort()).toEqual(['acme', 'zeta']);
+    qualify(store, 'ann');
+    await run(store, publisher, { ruleset: routed, now: new Date(now.getTime() + 60_000) });
+    expect(asked.flat().sort()).toEqual(['acme', 'acme', 'zeta']);
+  });
 });
 
 describe('the evaluation of fresh changes (the table stream)', () => {
