@@ -18,6 +18,19 @@ tiers:
   - { name: team, min_score: 50, route: sales, level: account }
 `);
 
+/** Routed by a trait of the user's accounts. */
+const routed = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+tiers:
+  - name: pql
+    min_score: 50
+    level: user
+    route: { by: account.region, map: { emea: sales-emea, us: sales-us }, default: sales }
+    owner: account.owner_email
+`);
+
 const workspace = 'ws';
 const now = new Date('2025-03-10T12:00:00.000Z');
 const hoursAgo = (hours: number) => new Date(now.getTime() - hours * 3_600_000).toISOString();
@@ -175,17 +188,6 @@ describe('the evaluator use case', () => {
   });
 
   it("routes by the traits of a user's accounts in account id order, whatever order they were joined in", async () => {
-    const routed = loadRules(`
-version: 1
-signals:
-  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
-tiers:
-  - name: pql
-    min_score: 50
-    level: user
-    route: { by: account.region, map: { emea: sales-emea, us: sales-us }, default: sales }
-    owner: account.owner_email
-`);
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
     store.join(workspace, 'dan', 'zeta');
@@ -198,13 +200,6 @@ tiers:
   });
 
   it("reads an account's traits once for the users of a page that share it", async () => {
-    const routed = loadRules(`
-version: 1
-signals:
-  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
-tiers:
-  - { name: pql, min_score: 50, level: user, route: { by: account.region, map: { emea: sales-emea }, default: sales } }
-`);
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
     const asked: string[][] = [];
