@@ -26,7 +26,8 @@
  * Other knobs: BENCH_RUNS (5), BENCH_WARMUP (3 rounds: the agreement pass over every user, then rounds over up to
  * 2,000), BENCH_DAYS (30: stored history of the first table, its users' signups within the window), BENCH_BUDGET_DAYS
  * (50: the second table, signups before the window) and BENCH_SCALE (10: the third table has BENCH_BUDGET_DAYS x
- * BENCH_SCALE days). DynamoDB Local stores about 2,600 events/s here, which is what bounds BENCH_USERS.
+ * BENCH_SCALE days), BENCH_THROUGHPUT_ROUNDS (3: (c)'s rounds at each concurrency). DynamoDB Local stores about 2,600
+ * events/s here, which is what bounds BENCH_USERS.
  * Budget: the third table's capacity units per evaluated entity stay within 10% of the second's. Exits 1 when not,
  * or when the two engines disagree.
  */
@@ -79,6 +80,7 @@ const historyDays = positiveInt('BENCH_DAYS', 30);
  */
 const budgetDays = positiveInt('BENCH_BUDGET_DAYS', 50);
 const historyScale = positiveInt('BENCH_SCALE', 10);
+const throughputRounds = positiveInt('BENCH_THROUGHPUT_ROUNDS', 3);
 const budgetRatio = 1.1;
 const withNewKinds = process.env['BENCH_KINDS'] === 'new';
 /** Signals of the kinds json-rules-engine has no counterpart for, over the events the bench generates. */
@@ -456,19 +458,33 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     // entity at a time (as every run did before runs overlapped their entities), the second as deployed.
     const throughput: string[] = [];
     const rates: { concurrency: number; rate: number; ownMs: number; databaseMs: number | null }[] = [];
-    for (const [offset, concurrency] of withNewKinds ? [] : ([[1, 1], [2, evaluatorConcurrency]] as const)) {
-      const at = new Date(now.getTime() + offset * dayMs);
-      const table = tables[0]!;
-      // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
-      // DynamoDB Local's JVM, which share this machine's cores.
-      let before: { own: number; database: number | null } | undefined;
-      const round = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, () => (before = cpuSeconds(dynamoDb.pid)), concurrency);
-      const after = cpuSeconds(dynamoDb.pid);
-      const ownMs = ((after.own - before!.own) * 1000) / round.evaluated;
-      const databaseMs = after.database === null || before!.database === null ? null : ((after.database - before!.database) * 1000) / round.evaluated;
-      rates.push({ concurrency, rate: round.evaluated / round.seconds, ownMs, databaseMs });
+    // Rounds of a further day each, the two concurrencies taking turns, summed: one round of 100 entities is a second
+    // or so, and its CPU figures moved by a third from one run to the next.
+    const totals = new Map<number, { evaluated: number; seconds: number; own: number; database: number | null }>();
+    for (let round = 0, offset = 1; round < throughputRounds; round++) {
+      for (const concurrency of withNewKinds ? [] : [1, evaluatorConcurrency]) {
+        const at = new Date(now.getTime() + offset * dayMs);
+        const table = tables[0]!;
+        // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
+        // DynamoDB Local's JVM, which share this machine's cores.
+        let before: { own: number; database: number | null } | undefined;
+        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, () => (before = cpuSeconds(dynamoDb.pid)), concurrency);
+        const after = cpuSeconds(dynamoDb.pid);
+        const total = totals.get(concurrency) ?? { evaluated: 0, seconds: 0, own: 0, database: 0 };
+        total.evaluated += result.evaluated;
+        total.seconds += result.seconds;
+        total.own += after.own - before!.own;
+        total.database = total.database === null || after.database === null || before!.database === null ? null : total.database + after.database - before!.database;
+        totals.set(concurrency, total);
+        offset++;
+      }
+    }
+    for (const [concurrency, total] of totals) {
+      const ownMs = (total.own * 1000) / total.evaluated;
+      const databaseMs = total.database === null ? null : (total.database * 1000) / total.evaluated;
+      rates.push({ concurrency, rate: total.evaluated / total.seconds, ownMs, databaseMs });
       throughput.push(
-        `${String(concurrency).padStart(11)} ${fixed(round.evaluated, 0, 9)} ${fixed(round.seconds, 2, 9)} ${fixed(round.evaluated / round.seconds, 1, 10)} ${fixed(ownMs, 2, 17)} ${databaseMs === null ? 'n/a'.padStart(22) : fixed(databaseMs, 2, 22)}`,
+        `${String(concurrency).padStart(11)} ${fixed(total.evaluated, 0, 9)} ${fixed(total.seconds, 2, 9)} ${fixed(total.evaluated / total.seconds, 1, 10)} ${fixed(ownMs, 2, 17)} ${databaseMs === null ? 'n/a'.padStart(22) : fixed(databaseMs, 2, 22)}`,
       );
     }
     if (throughput.length > 0) {
@@ -476,7 +492,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
       const ceiling = 1000 / deployed.ownMs;
       const busy = deployed.databaseMs === null ? null : ((deployed.ownMs + deployed.databaseMs) * deployed.rate) / 1000;
       lines.push(
-        `(c) one shard's throughput on the ${recent.days}d table, a further day of events for every user each: entities evaluated per second of wall time,`,
+        `(c) one shard's throughput on the ${recent.days}d table, ${throughputRounds} rounds at each concurrency, a further day of events for every user each: entities evaluated per second of wall time,`,
         `    and the CPU each entity took in the evaluator's process and in DynamoDB Local's JVM (${availableParallelism()} cores between them)`,
         'concurrency evaluated seconds entities/s  evaluator CPU ms  DynamoDB Local CPU ms',
         ...throughput,
