@@ -72,8 +72,9 @@ export function signupDay(entity: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
  */
 export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null): DayRange[] {
   const window = ruleset.maxWindowDays > 0 ? { from: ruleset.calendar.windowStart(now, ruleset.maxWindowDays), to: ruleset.calendar.dayOf(now) } : undefined;
-  const span = ruleset.maxSinceSignupDays > 0 && signup !== null ? { from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) } : undefined;
-  if (window === undefined || span === undefined) return [window ?? span].filter((range) => range !== undefined);
+  if (ruleset.maxSinceSignupDays === 0 || signup === null) return window === undefined ? [] : [window];
+  const span = { from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) };
+  if (window === undefined) return [span];
   const [first, second] = window.from <= span.from ? [window, span] : [span, window];
   if (second.from > addDays(first.to, 1)) return [window, span];
   return [{ from: first.from, to: second.to > first.to ? second.to : first.to }];
