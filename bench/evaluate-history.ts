@@ -4,7 +4,7 @@
  * DynamoDbEventStore, runs the evaluator use case (runEvaluator) over it with the DynamoDB evaluation store, and
  * attributes each call's consumed capacity to a user's, an account's or the run's share.
  */
-import { BatchGetItemCommand, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, type BatchGetItemCommandInput, type BatchGetItemCommandOutput, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbChangeCapture } from '../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
@@ -465,6 +465,42 @@ export class AttributingStore {
 }
 
 /** Which calls the client made, and for how many DynamoDB Local reported ConsumedCapacity. */
+/**
+ * Makes a client's BatchGetItem report what DynamoDB bills for the keys it finds no item for: 1 read unit for a
+ * strongly consistent read, 0.5 for an eventually consistent one (its developer guide, "Capacity unit consumption for
+ * read operations"). DynamoDB Local reports 0 for them in a BatchGetItem (for a GetItem it reports the unit). The charge
+ * is added to the ConsumedCapacity the call returns, before the stores' CapacityTally adds it up. `missing` counts them.
+ */
+export function billMissingItems(client: DynamoDBClient): { missing: number } {
+  const counted = { missing: 0 };
+  const charge = (consumed: ConsumedCapacity | undefined, tableName: string, missing: number, consistent: boolean | undefined): ConsumedCapacity => {
+    counted.missing += missing;
+    const units = missing * (consistent ? 1 : 0.5);
+    return { ...consumed, TableName: consumed?.TableName ?? tableName, CapacityUnits: (consumed?.CapacityUnits ?? 0) + units };
+  };
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      if (context.commandName === 'BatchGetItemCommand') {
+        const input = args.input as BatchGetItemCommandInput;
+        const output = result.output as BatchGetItemCommandOutput;
+        const consumed = output.ConsumedCapacity ?? [];
+        for (const [tableName, request] of Object.entries(input.RequestItems ?? {})) {
+          const missing = (request.Keys?.length ?? 0) - (output.Responses?.[tableName]?.length ?? 0) - (output.UnprocessedKeys?.[tableName]?.Keys?.length ?? 0);
+          if (missing <= 0) continue;
+          const at = consumed.findIndex((entry) => entry.TableName === tableName);
+          if (at === -1) consumed.push(charge(undefined, tableName, missing, request.ConsistentRead));
+          else consumed[at] = charge(consumed[at], tableName, missing, request.ConsistentRead);
+        }
+        output.ConsumedCapacity = consumed;
+      }
+      return result;
+    },
+    { step: 'initialize', name: 'benchBillMissingItems' },
+  );
+  return counted;
+}
+
 export function countCalls(client: DynamoDBClient) {
   const calls = new Map<string, { calls: number; reported: number }>();
   client.middlewareStack.add(
