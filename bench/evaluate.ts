@@ -457,17 +457,16 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         ? `  DynamoDB Local reported consumed capacity for every one of them; BatchGetItem keys with no item, billed as DynamoDB bills them (DynamoDB Local reports 0): ${missing.missing} in all of (b), the first runs that build the state included.`
         : `  NOT reported for: ${unreported.map((name) => `${name.replace(/Command$/, '')} (${merged.get(name)!.calls - merged.get(name)!.reported} of ${merged.get(name)!.calls} calls)`).join(', ')}: those calls count 0 units above`,
     );
-    // (c) Throughput of one shard's run: the same table, two more days of events for every user, the first evaluated one
-    // entity at a time (as every run did before runs overlapped their entities), the second as deployed.
+    // (c) Throughput of one shard's run on the first table: rounds of a further day of events for every user each,
+    // evaluated one entity at a time (as every run did before runs overlapped their entities) and as deployed, taking
+    // turns, summed: one round of 100 entities is a second or so, and its CPU figures moved by a third between runs.
     const throughput: string[] = [];
     const rates: { concurrency: number; rate: number; ownMs: number; databaseMs: number | null }[] = [];
-    // Rounds of a further day each, the two concurrencies taking turns, summed: one round of 100 entities is a second
-    // or so, and its CPU figures moved by a third from one run to the next.
     const totals = new Map<number, { evaluated: number; seconds: number; own: number; database: number | null }>();
+    const table = tables[0]!;
     for (let round = 0, offset = 1; round < throughputRounds; round++) {
       for (const concurrency of withNewKinds ? [] : [1, evaluatorConcurrency]) {
         const at = new Date(now.getTime() + offset * dayMs);
-        const table = tables[0]!;
         // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
         // DynamoDB Local's JVM, which share this machine's cores.
         let before: { own: number; database: number | null } | undefined;
@@ -521,16 +520,15 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
  */
 function cpuSeconds(databasePid: number): { own: number; database: number | null } {
   const { user, system } = process.cpuUsage();
-  let database: number | null = null;
+  const own = (user + system) / 1e6;
   try {
     // utime and stime, the 14th and 15th fields, in clock ticks (100 a second on Linux); the name, field 2, may hold
     // spaces, so the fields are counted after its closing parenthesis.
     const fields = readFileSync(`/proc/${databasePid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    database = (Number(fields[11]) + Number(fields[12])) / 100;
+    return { own, database: (Number(fields[11]) + Number(fields[12])) / 100 };
   } catch {
-    database = null;
+    return { own, database: null };
   }
-  return { own: (user + system) / 1e6, database };
 }
 
 await main();

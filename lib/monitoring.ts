@@ -218,7 +218,6 @@ export class Monitoring extends Construct {
         // SQS stops publishing metrics for an empty, idle queue: no data means no messages.
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
-    /** The function storing the ingest buffer's requests failed. */
     /** Fires on any one of `metric` (a sum over five minutes); no data is no calls, so nothing failed. */
     const anyInFiveMinutes = (id: string, name: string, description: string, metric: cloudwatch.IMetric) =>
       new cloudwatch.Alarm(this, id, {
@@ -230,6 +229,7 @@ export class Monitoring extends Construct {
         evaluationPeriods: 1,
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
+    /** The function storing the ingest buffer's requests failed. */
     const bufferErrors = (fn: lambda.IFunction, description: string) =>
       anyInFiveMinutes('IngestBufferErrors', 'ingest buffer errors', description, fn.metricErrors({ period: fiveMinutes, statistic: 'Sum' }));
     const bufferDelayThreshold = props.ingestBufferDelayThreshold ?? Duration.hours(1);

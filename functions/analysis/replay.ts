@@ -1,7 +1,7 @@
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Claim, type Identity } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
-import { decide, defaultDecayIntervalMs, memberSignalsMoved, nextDecisionAt, type LeadState } from '../core/lead-state';
+import { decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
@@ -630,12 +630,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
       decideFor(user, evaluation, facts, now, at, convertedAt, changes);
       user.evaluated = true;
-      const state = user.state!;
-      // The evaluator marks the user's accounts after saving a user with new days, a new tier, or a turn of a signal
-      // they read of their members.
-      if (changed || state.tier !== (previous?.tier ?? null) || memberSignalsMoved(ruleset, previous?.matched, state.matched)) {
-        for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
-      }
+      // The accounts the evaluator would mark after saving this user.
+      if (movesAccounts(ruleset, previous, user.state!, changed)) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
     }
     // Kept for leads only: the others are not looked at while nothing moves, and memory stays that of the leads.
     user.lastLook = (user.state?.tier ?? null) !== null ? look : undefined;

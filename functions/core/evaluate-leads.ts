@@ -1,7 +1,7 @@
 import { accountConversion, firstConversion } from './conversion';
 import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts, withOpenDays } from './facts';
 import type { LeadEvent } from './lead-event';
-import { buildLeadEvent, decide, defaultDecayIntervalMs, memberSignalsMoved, nextDecisionAt, type LeadState } from './lead-state';
+import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
 import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
@@ -217,9 +217,7 @@ async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, s
  * members), as candidates for after the users.
  */
 function movedAccounts(ref: EntityRef, rows: EntityRows, state: LeadState, ruleset: Ruleset, now: Date): EvaluationCandidate[] {
-  const previous = rows.state?.lead;
-  const moved = rows.changedDays.length > 0 || state.tier !== (previous?.tier ?? null) || memberSignalsMoved(ruleset, previous?.matched, state.matched);
-  if (ref.type !== 'user' || !ruleset.evaluatesAccounts || !moved) return [];
+  if (ref.type !== 'user' || !ruleset.evaluatesAccounts || !movesAccounts(ruleset, rows.state?.lead, state, rows.changedDays.length > 0)) return [];
   const days = rows.changedDays.length > 0 ? rows.changedDays : [ruleset.calendar.dayOf(now)];
   return rows.accounts.map((id) => ({ ref: { workspace: ref.workspace, type: 'account', id }, reason: 'changed', days, since: now.toISOString() }));
 }

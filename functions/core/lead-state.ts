@@ -230,12 +230,13 @@ export function nextDecisionAt(state: LeadState, evaluation: Evaluation, facts: 
 }
 
 /**
- * Whether a user's new state moves its accounts through what they read of it as a member (`members_matching`): a
- * signal of Ruleset.memberSignals matched before and not now, or the other way round. Tiers and new days move them too
- * (the evaluator and the backtest check those themselves).
+ * Whether a user's evaluation moves its accounts, which the evaluator and the backtest then decide again: it had new
+ * days (counts, active members), its tier changed (members' tiers), or a signal its accounts read of it as a member
+ * (`members_matching`, Ruleset.memberSignals) matched before and not now, or the other way round.
  */
-export function memberSignalsMoved(ruleset: Ruleset, before: readonly string[] | undefined, after: readonly string[]): boolean {
-  for (const name of ruleset.memberSignals) if ((before?.includes(name) ?? false) !== after.includes(name)) return true;
+export function movesAccounts(ruleset: Ruleset, previous: LeadState | undefined, state: LeadState, newDays: boolean): boolean {
+  if (newDays || state.tier !== (previous?.tier ?? null)) return true;
+  for (const name of ruleset.memberSignals) if ((previous?.matched.includes(name) ?? false) !== state.matched.includes(name)) return true;
   return false;
 }
 
