@@ -4,6 +4,7 @@
  * DynamoDbEventStore, runs the evaluator use case (runEvaluator) over it with the DynamoDB evaluation store, and
  * attributes each call's consumed capacity to a user's, an account's or the run's share.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { BatchGetItemCommand, type BatchGetItemCommandInput, type BatchGetItemCommandOutput, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { DynamoDbChangeCapture } from '../functions/adapters/dynamodb/change-capture';
@@ -382,7 +383,8 @@ export interface Share {
  * or an account's evaluation (from reading its rows to saving it), or the run itself (candidates, outbox, ruleset
  * progress, lag); and, apart, an evaluation's to why its entity was a candidate (changed, due for a sweep, or a rules
  * change). The use case works on one entity at a time, and its calls overlap only within one entity's reads,
- * so the tally's difference over each stretch of calls in flight is that stretch's. A proxy, so that every method of
+ * so the tally's difference over each stretch of calls in flight is that stretch's (and each call's, the units reported
+ * within it). A proxy, so that every method of
  * the store passes through, whatever the port grows.
  */
 export class AttributingStore {
@@ -411,6 +413,21 @@ export class AttributingStore {
     let entity: EntityRef | undefined;
     let inFlight = 0;
     let before = { readUnits: 0, writeUnits: 0 };
+    // Calls of one entity overlap (its events and its days are read at once): each call's units are those reported to
+    // the tally within it, as the call's context follows them through the client.
+    const call = new AsyncLocalStorage<string>();
+    const { capacity } = inner;
+    const add = capacity.add.bind(capacity);
+    capacity.add = (kind, consumed) => {
+      const { readUnits, writeUnits } = capacity;
+      add(kind, consumed);
+      const name = call.getStore();
+      if (name === undefined) return;
+      const tally = byCall.get(name) ?? { read: 0, write: 0, calls: 0 };
+      tally.read += capacity.readUnits - readUnits;
+      tally.write += capacity.writeUnits - writeUnits;
+      byCall.set(name, tally);
+    };
     this.store = new Proxy(inner, {
       get(target, property) {
         const value: unknown = Reflect.get(target, property, target);
@@ -433,17 +450,15 @@ export class AttributingStore {
             if (nextSweep) sweeps.push(nextSweep.getTime());
           }
           if (inFlight++ === 0) before = { ...target.capacity };
-          const callBefore = { ...target.capacity };
+          const name = String(property);
           try {
-            const result = (await value.apply(target, args)) as unknown;
+            const result = (await call.run(name, () => value.apply(target, args))) as unknown;
             if (property === 'candidates') for (const candidate of (result as { candidates: EvaluationCandidate[] }).candidates) why.set(entityKey(candidate.ref), candidate.reason);
             return result;
           } finally {
-            const tally = byCall.get(String(property)) ?? { read: 0, write: 0, calls: 0 };
+            const tally = byCall.get(name) ?? { read: 0, write: 0, calls: 0 };
             tally.calls++;
-            tally.read += target.capacity.readUnits - callBefore.readUnits;
-            tally.write += target.capacity.writeUnits - callBefore.writeUnits;
-            byCall.set(String(property), tally);
+            byCall.set(name, tally);
             if (--inFlight === 0) {
               for (const into of reason ? [share, reason] : [share]) {
                 into.read += target.capacity.readUnits - before.readUnits;

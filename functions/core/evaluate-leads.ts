@@ -1,5 +1,5 @@
 import { accountConversion, firstConversion } from './conversion';
-import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, signupDay, userFacts, withOpenDays } from './facts';
+import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, sameRanges, signupDay, userFacts, withOpenDays, type DayRange } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
 import { mergedEvents, ownerOf } from './merge-identities';
@@ -255,14 +255,24 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
     return { ref, rows, facts, days: [], rebuilt: false, merged: [], convertedAt };
   }
 
-  // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
-  const history = await mergedEvents(store, ref, rows, needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave) ? 'all' : rows.changedDays, now, ruleset.calendar);
+  const rebuild = needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
+  const storedDays = async (ranges: readonly DayRange[]) => (await store.dayRollupsIn([{ ref, ranges }]))[0] ?? [];
+  // The days in reach as the saved state places them are read beside the events, a round trip less per evaluation:
+  // the events move them only with an earlier first activity (a late event, a merge), and then they are read again.
+  const expected = rows.state !== undefined && !rebuild ? rangesInReach(ruleset, now, signupDay({ firstSeen: rows.state.firstSeen, traits: rows.traits }, ruleset)) : undefined;
+  const [history, storedExpected, accountTraits] = await Promise.all([
+    // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
+    mergedEvents(store, ref, rows, rebuild ? 'all' : rows.changedDays, now, ruleset.calendar),
+    expected !== undefined ? storedDays(expected) : [],
+    // In account id order: routing by an account trait takes the first account that has it (core/rules/routing.ts).
+    rows.accounts.length > 0 ? store.accountTraits(ref.workspace, [...rows.accounts].sort()) : [],
+  ]);
   const { events, all: rebuilt } = history;
+  // After the events, which may rebuild: a call only for a late event's day, seldom.
   const replaced = rebuilt ? [] : await replacedDays(store, ref, rows, ruleset.calendar);
   const recomputed = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
-  // In account id order: routing by an account trait takes the first account that has it (core/rules/routing.ts).
-  const [[stored = []], accountTraits] = await Promise.all([store.dayRollupsIn([{ ref, ranges }]), rows.accounts.length > 0 ? store.accountTraits(ref.workspace, [...rows.accounts].sort()) : []]);
+  const stored = expected !== undefined && sameRanges(ranges, expected) ? storedExpected : await storedDays(ranges);
   // The recomputed days are not saved yet: they replace what the store still holds for them.
   const days = new Map(withOpenDays(stored, rebuilt ? undefined : rows.state, ranges).map((rollup) => [rollup.day, rollup]));
   for (const rollup of recomputed.days) days.set(rollup.day, rollup);

@@ -80,6 +80,9 @@ export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null
   return [{ from: first.from, to: second.to > first.to ? second.to : first.to }];
 }
 
+export const sameRanges = (a: readonly DayRange[], b: readonly DayRange[]): boolean =>
+  a.length === b.length && a.every((range, index) => range.from === b[index]!.from && range.to === b[index]!.to);
+
 export const inReach = (ranges: readonly DayRange[], day: string): boolean => ranges.some((range) => day >= range.from && day <= range.to);
 
 /** Stored events grouped by their day in the rules' calendar, in the order they come. */

@@ -165,6 +165,40 @@ describe('the evaluator use case', () => {
     expect(store.stateOf(user('eve'))?.lifetime.activity).toBe(3);
   });
 
+  it('reads the days in reach beside the events, and again when the events move them (an earlier first activity)', async () => {
+    const onboarding = loadRules(`
+version: 1
+signals:
+  onboarded: { event: Dashboard Created, since_signup: 30d, at_least: 3, points: 50 }
+  recent: { event: Dashboard Created, window: 7d, at_least: 1, points: 10 }
+tiers:
+  - { name: pql, min_score: 50, route: sales, level: user }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const asked: string[][] = [];
+    const read = store.dayRollupsIn.bind(store);
+    store.dayRollupsIn = async (entities) => {
+      for (const { ranges } of entities) asked.push(ranges.map((range) => `${range.from}..${range.to}`));
+      return read(entities);
+    };
+    const at = (day: number, hour: number) => new Date(Date.parse('2025-03-01T00:00:00.000Z') + day * dayMs + hour * 3_600_000);
+    const evaluateAt = (time: Date) => run(store, publisher, { ruleset: onboarding, now: time });
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(10, 9).toISOString() });
+    await evaluateAt(at(10, 18));
+    // The first evaluation has no state to place the days by: they are read after the events.
+    expect(asked).toEqual([['2025-03-05..2025-04-09']]);
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(11, 9).toISOString() });
+    await evaluateAt(at(11, 18));
+    // From the state's first activity (March 11th), read once beside the events.
+    expect(asked.slice(1)).toEqual([['2025-03-06..2025-04-09']]);
+    // A late event on March 3rd moves the signup, so the span: the days are read again from there.
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(2, 9).toISOString() });
+    const { transitions } = await evaluateAt(at(11, 19));
+    expect(asked.slice(2)).toEqual([['2025-03-06..2025-04-09'], ['2025-03-03..2025-04-01']]);
+    expect(summary(transitions)).toEqual(['user eve: none -> pql']);
+  });
+
   it('stops taking entities at the deadline, reports the run incomplete, and leaves the rest marked', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
