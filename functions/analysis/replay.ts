@@ -4,7 +4,7 @@ import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
-import { evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
+import { emptyRollup, evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 import { changesByTimeAt, decayIntervalMatters, type TimeChanges } from '../core/rules/time-changes';
 import type { MessageType } from '../core/segment-schema';
@@ -390,8 +390,6 @@ function traitsRead(ruleset: Ruleset): Set<string> {
 
 /** The account traits of a user in no account, shared (the engine never writes into the facts it is given). */
 const noAccountTraits: Record<string, unknown>[] = [];
-
-const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, names: noNames, measures: {} });
 
 export interface ReplayOptions {
   /** First step's day, YYYY-MM-DD (UTC). */

@@ -7,7 +7,7 @@ import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
 import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
-import { evaluate, type DayRollup, type EntityFacts } from './rules/engine';
+import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
 /** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
@@ -222,7 +222,7 @@ function movedAccounts(ref: EntityRef, rows: EntityRows, state: LeadState, rules
   return rows.accounts.map((id) => ({ ref: { workspace: ref.workspace, type: 'account', id }, reason: 'changed', days, since: now.toISOString() }));
 }
 
-/** An entity's rows as read for one evaluation, its facts, and the day rollups the evaluation recomputed. */
+/** An entity's rows as read for one evaluation, its facts, and the day rollups the evaluation recomputed (and emptied). */
 export interface LoadedEntity {
   ref: EntityRef;
   rows: EntityRows;
@@ -273,13 +273,17 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const recomputed = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
   const stored = expected !== undefined && sameRanges(ranges, expected) ? storedExpected : await storedDays(ranges);
-  // The recomputed days are not saved yet: they replace what the store still holds for them.
-  const days = new Map(withOpenDays(stored, rebuilt ? undefined : rows.state, ranges).map((rollup) => [rollup.day, rollup]));
+  // The recomputed days are not saved yet: they replace what the store still holds for them. A rebuild recomputes
+  // every day from every event, so what is stored adds nothing to it.
+  const days = new Map(rebuilt ? [] : withOpenDays(stored, rows.state, ranges).map((rollup) => [rollup.day, rollup]));
   for (const rollup of recomputed.days) days.set(rollup.day, rollup);
+  // A stored day a rebuild found no event on held those of identities merged no longer (a claim taken by an earlier
+  // one): written out empty, it counts nothing in later evaluations either.
+  const emptied = rebuilt ? stored.filter((rollup) => !days.has(rollup.day)).map((rollup) => emptyRollup(rollup.day)) : [];
   const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
   // The messages read are the changed days' (every day on a rebuild): a conversion is seen when its day changes.
   const convertedAt = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
-  return { ref, rows, facts, days: recomputed.days, rebuilt, merged: history.merged, convertedAt };
+  return { ref, rows, facts, days: [...recomputed.days, ...emptied], rebuilt, merged: history.merged, convertedAt };
 }
 
 /**

@@ -52,17 +52,25 @@ export interface MergedEvents {
 export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date, calendar: Calendar): Promise<MergedEvents> {
   const self = identityOfRef(ref);
   const known = rows.state?.merged ?? [];
-  const claims = known.length > 0 ? await store.claims(ref.workspace, known.map(parseIdentityKey)) : new Map<string, Claim>();
+  const eventsOf = async (merged: readonly string[], all: boolean) =>
+    (await Promise.all([self, ...merged.map(parseIdentityKey)].map((identity) => store.events(refOf(ref.workspace, identity), all ? 'all' : days)))).flat();
+  // The events of the identities merged at the last save are read beside their claims, a round trip less: a claim
+  // taken away since (an earlier one elsewhere) is seldom, and then the events are read again.
+  const [claims, knownEvents] = await Promise.all([
+    known.length > 0 ? store.claims(ref.workspace, known.map(parseIdentityKey)) : new Map<string, Claim>(),
+    eventsOf(known, days === 'all'),
+  ]);
   let merged = sortedKeys(mergedInto(self, claims));
   let all = days === 'all' || !sameKeys(merged, known);
+  let events = sameKeys(merged, known) ? knownEvents : undefined;
   for (;;) {
-    const identities = [self, ...merged.map(parseIdentityKey)];
-    const events = (await Promise.all(identities.map((identity) => store.events(refOf(ref.workspace, identity), all ? 'all' : days)))).flat();
+    events ??= await eventsOf(merged, all);
     await storeClaims(store, ref.workspace, events, claims, now, calendar);
     const next = sortedKeys(mergedInto(self, claims));
     if (sameKeys(next, merged)) return { merged, events, all };
     merged = next;
     all = true;
+    events = undefined;
   }
 }
 

@@ -50,6 +50,32 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     expect(facts.days.reduce((sum, day) => sum + (day.names['Pricing Viewed'] ?? 0), 0)).toBe(4);
   });
 
+  it('takes a visitor back from its user when an earlier claim on it arrives late, with its events', async () => {
+    const leads = new RecordingPublisher();
+    const ruleset = loadRules(rules, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `identity-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 0 }));
+    const view = (id: string, day: number, fields: Record<string, unknown>) => ({ type: 'track', event: 'Pricing Viewed', messageId: id, timestamp: at(day), ...fields });
+    const pricingViews = async (id: string, now: string) => {
+      const { facts } = await (await import('../../functions/core/evaluate-leads')).readFacts(dev.evaluation, { workspace: dev.workspace, type: 'user', id }, ruleset, new Date(now));
+      return facts.days.reduce((sum, day) => sum + (day.names['Pricing Viewed'] ?? 0), 0);
+    };
+    await sendBatch(dev, [view('p1', 0, { anonymousId: 'x' }), view('p2', 1, { anonymousId: 'x' })]);
+    await sendBatch(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', messageId: 'i1', timestamp: at(2) }, view('p3', 2, { userId: 'ann' })]);
+    await dev.evaluateOnce(new Date(at(2, 23)));
+    expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([['ann', 'PQL']]);
+
+    // bob identified on the same browser a day before ann (a device shared, a batch retried late): the first claim wins.
+    await sendBatch(dev, [{ type: 'identify', userId: 'bob', anonymousId: 'x', messageId: 'i0', timestamp: at(1, 12) }, view('p4', 3, { userId: 'ann' })]);
+    await dev.evaluateOnce(new Date(at(3, 23)));
+    await dev.evaluateOnce(new Date(at(3, 23)));
+    expect(await pricingViews('ann', at(3, 23))).toBe(2);
+    expect(await pricingViews('bob', at(3, 23))).toBe(2);
+    expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([
+      ['ann', 'PQL'],
+      ['ann', null],
+    ]);
+  });
+
   it('completes a merge cut short by a crash between storing the claim and saving the user, notifying once', async () => {
     const leads = new RecordingPublisher();
     const ruleset = loadRules(rules, 'rules');
