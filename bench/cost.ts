@@ -466,19 +466,21 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
       // The invocation's time: what the handler does with the records. Reading the stream is Lambda's poller's work,
       // neither billed as the function's duration nor charged as reads; locally it was a quarter of this line's time.
       let invocationMs = 0;
+      let invoked = false;
       await changes!.drain({
         mark: async (keys) => {
           // Deployed, the stream's filter leaves out every other write (the evaluator's own): no invocation for those.
           const streamed = keys.filter((key) => reachesEvaluator(key.sk));
           if (streamed.length === 0) return;
           const started = performance.now();
+          invoked = true;
           capture.records += streamed.length;
           await evaluateChanges(evaluation.store, publisher, { marks: changeMarks(streamed), ruleset, now, outOfTime: () => false, concurrency: 1 });
           invocationMs += performance.now() - started;
         },
       });
       // No record for the evaluator, no invocation.
-      if (invocationMs === 0) return;
+      if (!invoked) return;
       capture.batches++;
       // The stream's evaluations are the events' work, all of it: no share of the schedule's empty runs to take off.
       work = addWork(work, { ...addWork(snapshot(invocationMs), before, -1), runs: 0 });
