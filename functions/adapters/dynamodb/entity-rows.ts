@@ -244,16 +244,18 @@ export class DynamoDbEntityRows {
     }
   }
 
-  /** The entity's day rollups within the ranges, each day once. */
+  /** The entity's day rollups within the ranges (queried at once), each day once. */
   private async dayRange(ref: EntityRef, ranges: readonly DayRange[]): Promise<DayRollup[]> {
+    const pages = await Promise.all(
+      ranges.map(({ from, to }) =>
+        this.queryAll({
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':from': { S: daySortKey(from) }, ':to': { S: daySortKey(to) } },
+        }),
+      ),
+    );
     const days = new Map<string, DayRollup>();
-    for (const { from, to } of ranges) {
-      const items = await this.queryAll({
-        KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
-        ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':from': { S: daySortKey(from) }, ':to': { S: daySortKey(to) } },
-      });
-      for (const item of items) days.set(item['sk']!.S!.slice(daySortKeyPrefix.length), rollupOf(item));
-    }
+    for (const items of pages) for (const item of items) days.set(item['sk']!.S!.slice(daySortKeyPrefix.length), rollupOf(item));
     return [...days.values()];
   }
 
