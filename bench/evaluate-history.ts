@@ -382,10 +382,9 @@ export interface Share {
  * The evaluation store as the use case sees it, attributing the capacity of each call to what it was for: a user's
  * or an account's evaluation (from reading its rows to saving it), or the run itself (candidates, outbox, ruleset
  * progress, lag); and, apart, an evaluation's to why its entity was a candidate (changed, due for a sweep, or a rules
- * change). The use case works on one entity at a time, and its calls overlap only within one entity's reads,
- * so the tally's difference over each stretch of calls in flight is that stretch's (and each call's, the units reported
- * within it). A proxy, so that every method of
- * the store passes through, whatever the port grows.
+ * change). The use case works on one entity at a time, and its calls overlap only within one entity's reads, so the
+ * tally's difference over each stretch of calls in flight is that stretch's; a call's own units are those reported
+ * within it. A proxy, so that every method of the store passes through, whatever the port grows.
  */
 export class AttributingStore {
   readonly shares: Record<'user' | 'account' | 'run', Share> = { user: { read: 0, write: 0, evaluated: 0 }, account: { read: 0, write: 0, evaluated: 0 }, run: { read: 0, write: 0, evaluated: 0 } };
