@@ -6,7 +6,7 @@ import { mergedEvents, ownerOf } from './merge-identities';
 import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
-import type { ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
+import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
@@ -148,7 +148,9 @@ async function evaluateCandidates(
     seen.add(key);
     if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
     const rows = await store.entity(ref, candidate.days);
-    if (ref.type !== 'account') {
+    let members: AccountMember[] | undefined;
+    if (ref.type === 'account') members = await membersSwept(ref);
+    else {
       // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
       const owner = await ownerOf(store, ref, rows, ruleset);
       if (owner !== ref) {
@@ -156,7 +158,7 @@ async function evaluateCandidates(
         return;
       }
     }
-    const loaded = await readFacts(reads, ref, ruleset, now, rows);
+    const loaded = await readFacts(reads, ref, ruleset, now, rows, members);
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
@@ -171,13 +173,48 @@ async function evaluateCandidates(
       accounts.set(entityKey(account.ref), listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
     }
   };
+  /** Sweeps of members started by the accounts that read them, by member: another account of theirs awaits the same one. */
+  const sweeps = new Map<string, Promise<void>>();
+  /**
+   * An account's members, those due for a sweep by now evaluated first: the account reads their lead state, which
+   * the sweep may move. Every user is judged before the accounts that read it, as the backtest judges every user of a
+   * step first; otherwise the run's sweep phase would move the member after its account took a tier from it, and the
+   * account could move twice at one moment (or stay out of its tier for a cooldown).
+   */
+  const membersSwept = async (ref: EntityRef): Promise<AccountMember[]> => {
+    const members = await store.members(ref);
+    const due = members
+      .filter((member) => member.sweepDue !== undefined && member.sweepDue <= now.toISOString())
+      .map((member): EntityRef => ({ workspace: ref.workspace, type: 'user', id: member.id }))
+      .filter((member) => sweeps.has(entityKey(member)) || !seen.has(entityKey(member)));
+    if (due.length === 0) return members;
+    await Promise.all(
+      due.map((member) => {
+        const key = entityKey(member);
+        if (!sweeps.has(key)) sweeps.set(key, evaluateCandidate({ ref: member, reason: 'sweep', days: [] }));
+        return sweeps.get(key)!;
+      }),
+    );
+    return store.members(ref);
+  };
   for (const candidate of candidates) if (candidate.ref.type === 'account') accounts.set(entityKey(candidate.ref), candidate);
   await forEachConcurrently(
     candidates.filter((candidate) => candidate.ref.type !== 'account'),
     concurrency,
     evaluateCandidate,
   );
-  await forEachConcurrently([...accounts.values()], concurrency, evaluateCandidate);
+  // Members swept first can move accounts not listed yet: those are judged in a further round.
+  const judged = new Set<string>();
+  for (;;) {
+    const round = [...accounts].filter(([key]) => !judged.has(key));
+    if (round.length === 0) break;
+    for (const [key] of round) judged.add(key);
+    await forEachConcurrently(
+      round.map(([, candidate]) => candidate),
+      concurrency,
+      evaluateCandidate,
+    );
+  }
   return { evaluated, transitions, left, incomplete };
 }
 
@@ -241,10 +278,10 @@ export interface LoadedEntity {
  * recomputed from their events (every day after a rules change) and the days its windows reach; for an account,
  * its members' states and the days their windows reach.
  */
-export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset: Ruleset, now: Date, read?: EntityRows): Promise<LoadedEntity> {
+export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset: Ruleset, now: Date, read?: EntityRows, readMembers?: readonly AccountMember[]): Promise<LoadedEntity> {
   const rows = read ?? (await store.entity(ref));
   if (ref.type === 'account') {
-    const members = await store.members(ref);
+    const members = readMembers ?? (await store.members(ref));
     const evaluated = members.filter((member) => member.state !== undefined);
     const memberDays = await store.dayRollupsIn(
       evaluated.map((member) => ({ ref: { workspace: ref.workspace, type: 'user', id: member.id }, ranges: memberRangesInReach(member.state!, ruleset, now) })),

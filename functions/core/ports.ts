@@ -131,6 +131,13 @@ export interface EntityUpdate {
   evaluatedAt: Date;
 }
 
+/** A member of an account, as the account's evaluation reads it. */
+export interface AccountMember {
+  id: string;
+  state?: StoredEntityState;
+  sweepDue?: string;
+}
+
 /**
  * What the evaluator reads and writes: rows in, rows out, no rule logic (core/facts turns the rows into facts).
  * The DynamoDB implementation keeps every read proportional to what the use case asks for.
@@ -184,8 +191,11 @@ export interface EvaluationStore {
   dayRollupsIn(entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]): Promise<DayRollup[][]>;
   /** The traits of the workspace's accounts, in the order of `ids`. */
   accountTraits(workspace: string, ids: readonly string[]): Promise<Record<string, unknown>[]>;
-  /** An account's members with their stored state (absent for a member never evaluated). */
-  members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]>;
+  /**
+   * An account's members with their stored state (absent for a member never evaluated) and when their next sweep is
+   * due, ISO 8601 (absent for none).
+   */
+  members(ref: EntityRef): Promise<AccountMember[]>;
   /**
    * Writes out the days the state closes, then saves the state (with its open days) and the lead event in one write
    * and schedules the next sweep. Returns false, saving no state, when an overlapping run saved the entity since

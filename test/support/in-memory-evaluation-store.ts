@@ -3,7 +3,7 @@ import { dayOf } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
-import type { CandidatePage, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress, StoredEvent } from '../../functions/core/ports';
+import type { AccountMember, CandidatePage, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress, StoredEvent } from '../../functions/core/ports';
 import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
 
 interface Entity {
@@ -224,10 +224,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return ids.map((id) => structuredClone(this.entityOf({ workspace, type: 'account', id }).traits));
   }
 
-  async members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]> {
+  async members(ref: EntityRef): Promise<AccountMember[]> {
     return this.entityOf(ref).links.map((id) => {
-      const state = this.entities.get(entityKey({ workspace: ref.workspace, type: 'user', id }))?.state;
-      return state ? { id, state: structuredClone(state) } : { id };
+      const member = this.entities.get(entityKey({ workspace: ref.workspace, type: 'user', id }));
+      const sweepDue = member?.sweepDue !== undefined && member.sweepDue !== neverDue ? member.sweepDue : undefined;
+      return { id, ...(member?.state ? { state: structuredClone(member.state) } : {}), ...(sweepDue ? { sweepDue } : {}) };
     });
   }
 

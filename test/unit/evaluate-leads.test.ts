@@ -199,6 +199,37 @@ tiers:
     expect(summary(transitions)).toEqual(['user eve: none -> pql']);
   });
 
+  it("sweeps an account's members due by now before judging it, so it does not move twice at one moment", async () => {
+    const teams = loadRules(`
+version: 1
+signals:
+  no_report_today: { event: Report Run, window: 1d, at_most: 0, points: 10 }
+  team: { level: account, best_member_tier: warm, points: 50 }
+tiers:
+  - { name: warm, min_score: 10, route: nurture, level: user }
+  - { name: team, min_score: 50, route: sales, level: account }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const at = (day: number, hour: number) => new Date(Date.parse('2025-03-01T00:00:00.000Z') + day * dayMs + hour * 3_600_000);
+    // Runs at one moment until one finds nothing left, as a scheduled minute's would.
+    const evaluateAt = async (time: Date) => {
+      for (let round = 0; round < 5; round++) if ((await run(store, publisher, { ruleset: teams, now: time })).evaluated === 0) break;
+    };
+    store.join(workspace, 'ann', 'acme');
+    store.join(workspace, 'bob', 'acme');
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: at(0, 9).toISOString() });
+    store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: at(0, 9).toISOString() });
+    await evaluateAt(at(0, 23));
+    expect(summary(publisher.published)).toEqual(['user bob: none -> warm', 'account acme: none -> team']);
+    // The next day bob runs a report (a change) while ann's report leaves the window (a sweep due by the run): acme's
+    // best member is ann now, and acme stays a team lead rather than leaving and re-entering the tier.
+    store.track(workspace, 'bob', { event: 'Report Run', timestamp: at(1, 9).toISOString() });
+    publisher.published.length = 0;
+    await evaluateAt(at(1, 23));
+    expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
+  });
+
   it('stops taking entities at the deadline, reports the run incomplete, and leaves the rest marked', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();

@@ -37,16 +37,20 @@ const rulesArb = fc
     warm: fc.integer({ min: 10, max: 50 }),
     hotAbove: fc.integer({ min: 5, max: 60 }),
     cooldownDays: fc.integer({ min: 0, max: 3 }),
-    // Accounts as leads too, on their members' events; then the tiers of no level judge accounts as well.
-    team: fc.option(fc.record({ ...counted, window: daysArb, level: fc.constant('account') }), { nil: undefined }),
+    // Accounts as leads too, on their members' events or their best member's tier; then the tiers of no level judge
+    // accounts as well.
+    team: fc.option(
+      fc.oneof(
+        fc.record({ ...counted, window: daysArb, level: fc.constant('account') }),
+        fc.record({ level: fc.constant('account'), best_member_tier: fc.constantFrom('hot', 'warm'), points: fc.integer({ min: 10, max: 60 }) }),
+      ),
+      { nil: undefined },
+    ),
   })
   .map(({ signals, warm, hotAbove, cooldownDays, team }) =>
     JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },
-      // No signal reads the members' lead state (best_member_tier, members_matching): within one run the evaluator
-      // judges its changed users' accounts before the users due for a sweep at the same moment, where the replay
-      // judges every user of a step first, so an account can differ at that moment under such rules.
       signals: { ...Object.fromEntries(signals.map((signal, index) => [`s${index}`, signal])), ...(team ? { team } : {}) },
       tiers: [
         { name: 'hot', min_score: warm + hotAbove, route: 'sales' },

@@ -1,7 +1,7 @@
 import { PutItemCommand, TransactWriteItemsCommand, type TransactWriteItem, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
 import { identityKey, type Claim, type Identity } from '../../core/identity';
-import type { EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../core/ports';
+import type { AccountMember, EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../core/ports';
 import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, type Item } from './batch-write';
 import { forEachConcurrently } from '../../core/concurrency';
@@ -161,17 +161,19 @@ export class DynamoDbEntityRows {
     return ids.map((id) => traitsOf(profiles.get(entityPartitionKey(workspace, 'account', id))));
   }
 
-  async members(ref: EntityRef): Promise<{ id: string; state?: StoredEntityState }[]> {
+  async members(ref: EntityRef): Promise<AccountMember[]> {
     const memberItems = await this.queryAll({
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
       ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: memberSortKeyPrefix } },
     });
     const ids = memberItems.map((item) => item['userKey']!.S!);
     const keys = ids.map((id) => ({ pk: { S: entityPartitionKey(ref.workspace, 'user', id) }, sk: { S: stateSortKey } }));
-    const states = new Map((await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })).map((item) => [item['pk']!.S!, stateOf(item)]));
+    const items = new Map((await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })).map((item) => [item['pk']!.S!, item]));
     return ids.map((id) => {
-      const state = states.get(entityPartitionKey(ref.workspace, 'user', id));
-      return state ? { id, state } : { id };
+      const item = items.get(entityPartitionKey(ref.workspace, 'user', id));
+      const state = stateOf(item);
+      const sweepDue = item?.[tableDefinition.dirtyIndex.sortKey]?.S;
+      return { id, ...(state ? { state } : {}), ...(sweepDue !== undefined && sweepDue !== neverDue ? { sweepDue } : {}) };
     });
   }
 
