@@ -3,11 +3,10 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { generatePlantedStream } from '../../functions/cli/planted-stream';
 import { addDays } from '../../functions/core/days';
 import { replayedConversions } from '../../functions/analysis/metrics';
-import { EventHistory, replay } from '../../functions/analysis/replay';
-import { validateMessage } from '../../functions/core/messages';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import type { Signal } from '../../functions/core/rules/schema';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { publishedTransitions, replayedTransitions } from '../support/agreement';
 import { RecordingPublisher } from '../support/lead-events';
 
 /**
@@ -101,13 +100,7 @@ async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]
   const firstDay = calendar.dayOf(messages[0]!.timestamp);
   const lastDay = calendar.dayOf(messages.at(-1)!.timestamp);
 
-  const history = new EventHistory(ruleset);
-  messages.forEach((message, index) => {
-    const accepted = validateMessage(message, index, 'test', new Date(0));
-    if ('reason' in accepted) throw new Error(accepted.reason);
-    history.add(accepted);
-  });
-  const replayed = replay(history, { from: firstDay, to: lastDay, stepDays: 1 });
+  const { history, replayed, lines: fromBacktest } = replayedTransitions(ruleset, messages, firstDay, lastDay);
 
   const leads = new RecordingPublisher();
   runtime = await startDev({
@@ -139,12 +132,7 @@ async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]
     }
   }
 
-  const fromEvaluator = leads.published
-    .map((event) => `${event.detail.evaluatedAt} ${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`)
-    .sort();
-  const fromBacktest = replayed.entities
-    .flatMap((entity) => entity.transitions.map((transition) => `${transition.at} ${entity.type} ${entity.id}: ${transition.from ?? 'none'} -> ${transition.to ?? 'none'}`))
-    .sort();
+  const fromEvaluator = publishedTransitions(leads.published);
   return { history, replayed, leads, fromEvaluator, fromBacktest };
 }
 

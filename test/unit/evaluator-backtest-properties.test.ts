@@ -1,10 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EventHistory, replay } from '../../functions/analysis/replay';
 import { addDays } from '../../functions/core/days';
 import { evaluateShard } from '../../functions/core/evaluate-leads';
-import { validateMessage } from '../../functions/core/messages';
 import { loadRules } from '../../functions/core/rules/load';
+import { publishedTransitions, replayedTransitions } from '../support/agreement';
 import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
 import { RecordingPublisher } from '../support/lead-events';
 
@@ -107,14 +106,7 @@ function messagesOf(users: Users): Message[] {
 
 async function bothSides(rulesText: string, messages: readonly Message[], lastDay: string) {
   const ruleset = loadRules(rulesText, 'generated');
-  const history = new EventHistory(ruleset);
-  messages.forEach((message, index) => {
-    const accepted = validateMessage(message, index, 'test', new Date(0));
-    if ('reason' in accepted) throw new Error(accepted.reason);
-    history.add(accepted);
-  });
-  const replayed = replay(history, { from: firstDay, to: lastDay, stepDays: 1 });
-  const fromBacktest = replayed.entities.flatMap((entity) => entity.transitions.map((transition) => `${transition.at} ${entity.type} ${entity.id}: ${transition.from ?? 'none'} -> ${transition.to ?? 'none'}`));
+  const fromBacktest = replayedTransitions(ruleset, messages, firstDay, lastDay).lines;
 
   const store = new InMemoryEvaluationStore();
   const publisher = new RecordingPublisher();
@@ -130,8 +122,7 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
     const now = new Date(ruleset.calendar.endOf(day));
     for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false })).evaluated === 0) break;
   }
-  const fromEvaluator = publisher.published.map((event) => `${event.detail.evaluatedAt} ${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`);
-  return { fromBacktest: fromBacktest.sort(), fromEvaluator: fromEvaluator.sort() };
+  return { fromBacktest, fromEvaluator: publishedTransitions(publisher.published) };
 }
 
 describe('the evaluator and the backtest, on generated rules and histories', () => {
