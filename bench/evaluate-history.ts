@@ -478,7 +478,6 @@ export class AttributingStore {
   }
 }
 
-/** Which calls the client made, and for how many DynamoDB Local reported ConsumedCapacity. */
 /**
  * Makes a client's BatchGetItem report what DynamoDB bills for the keys it finds no item for: 1 read unit for a
  * strongly consistent read, 0.5 for an eventually consistent one (its developer guide, "Capacity unit consumption for
@@ -515,6 +514,7 @@ export function billMissingItems(client: DynamoDBClient): { missing: number } {
   return counted;
 }
 
+/** Which calls the client made, and for how many DynamoDB Local reported ConsumedCapacity. */
 export function countCalls(client: DynamoDBClient) {
   const calls = new Map<string, { calls: number; reported: number }>();
   client.middlewareStack.add(

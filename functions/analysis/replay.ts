@@ -4,7 +4,7 @@ import { accountConversion, convertsBy } from '../core/conversion';
 import { decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
-import { emptyRollup, evaluate, mergeRollups, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
+import { emptyRollup, evaluate, mergeRollups, noNames, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
 import type { Ruleset } from '../core/rules/load';
 import { changesByTimeAt, decayIntervalMatters, type TimeChanges } from '../core/rules/time-changes';
 import type { MessageType } from '../core/segment-schema';
@@ -52,12 +52,6 @@ const bucketFlushAt = 256;
 /** All buffered events are rolled up when this many are waiting, so memory stays bounded on unsorted input. */
 const totalFlushAt = 20_000;
 export const productTypes: ReadonlySet<string> = new Set(['track', 'page', 'screen']);
-/**
- * Event counts by name are for lead events' context only, never for the rules: every kept rollup shares this one
- * empty record instead (the engine never writes into the rollups it is given).
- */
-const noNames: Record<string, number> = Object.freeze({}) as Record<string, number>;
-
 interface TraitEntry {
   at: string;
   seq: number;
@@ -289,6 +283,7 @@ export class EventHistory {
     user.pending.delete(day);
     this.pendingTotal -= events.length;
     const { rollup: fresh, sessions } = rollupDayWithSessions(day, events, this.ruleset);
+    // Event counts by name are for lead events' context only, never for the rules: the replay keeps none.
     fresh.names = noNames;
     const existing = user.days.get(day);
     const merged = existing ? mergeRollups(day, [existing, fresh]) : fresh;

@@ -183,8 +183,9 @@ async function evaluateCandidates(
    */
   const membersSwept = async (ref: EntityRef): Promise<AccountMember[]> => {
     const members = await store.members(ref);
+    const nowText = now.toISOString();
     const due = members
-      .filter((member) => member.sweepDue !== undefined && member.sweepDue <= now.toISOString())
+      .filter((member) => member.sweepDue !== undefined && member.sweepDue <= nowText)
       .map((member): EntityRef => ({ workspace: ref.workspace, type: 'user', id: member.id }))
       .filter((member) => sweeps.has(entityKey(member)) || !seen.has(entityKey(member)));
     if (due.length === 0) return members;

@@ -56,8 +56,9 @@ export interface DayRollup {
   measures: Record<string, Measure>;
 }
 
-const noNames: Record<string, number> = Object.freeze({}) as Record<string, number>;
-/** A day with nothing in it; its names are shared and frozen. */
+/** Names of no event, shared and frozen: a day with nothing in it, or a rollup that keeps none. */
+export const noNames: Record<string, number> = Object.freeze({}) as Record<string, number>;
+/** A day with nothing in it. */
 export const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, names: noNames, measures: {} });
 
 /** Enough to tell "3+ distinct invitees"; bounded so a rollup stays small whatever the traffic. */
