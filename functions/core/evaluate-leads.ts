@@ -48,36 +48,46 @@ export interface EvaluateShardResult {
 /**
  * One evaluator run over one shard: evaluate changed entities, leads due for a sweep, and, after a rules change,
  * everyone, saving each lead's state together with its transition in the outbox; then publish the outbox, this run's
- * transitions and whatever an earlier run left there. Within a page, users come before accounts, so an account sees
- * its members' new state: the accounts a member's change moved are evaluated after the page's users.
+ * transitions and whatever an earlier run left there. Accounts come after the users: those the run's changes moved
+ * (or listed) after every changed user of the run, whatever page it was on, as the backtest judges every user of a
+ * step before any account; otherwise an account could take a member's old days at one moment and its new ones on a
+ * later page, and move twice. The pages of changes are settled once their accounts are judged: a run that stops
+ * before leaves their changes to the next run, which evaluates them again.
  */
 export async function evaluateShard(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateShardOptions): Promise<EvaluateShardResult> {
   const { shard, ruleset } = options;
   const pageSize = options.pageSize ?? 100;
-  const transitions: LeadEvent[] = [];
+  const run = evaluationRun(store, options.seen ?? new Set(), options);
 
   const progress = await store.rulesetProgress(shard);
   const everyone = progress.version !== ruleset.version;
-  let evaluated = 0;
-  let incomplete = false;
   // A re-evaluation of everyone that ran out of time resumes where it stopped instead of starting over.
   let after = everyone && progress.migrating?.version === ruleset.version ? progress.migrating.after : undefined;
-  const seen = options.seen ?? new Set<string>();
+  /** The pages evaluated whose accounts wait for later pages of changes: settled, in order, once those are judged. */
+  let unsettled: unknown[] = [];
+  const judgeAccounts = async (next: string | undefined) => {
+    await run.accounts();
+    const left = run.takeLeft();
+    if (unsettled.length === 0) unsettled.push(undefined);
+    for (const [index, changes] of unsettled.entries()) await store.settle(shard, changes, index === 0 ? left : []);
+    unsettled = [];
+    // Time ran out with the page's entities left: a resumed re-evaluation starts at that page.
+    if (everyone && !run.incomplete) await store.saveRulesetProgress(shard, next === undefined ? { version: ruleset.version } : { ...progress, migrating: { version: ruleset.version, after: next } });
+  };
   do {
     const page = await store.candidates(shard, options.now, pageSize, { everyone, ...(after !== undefined ? { after } : {}) });
-    const done = await evaluateCandidates(store, page.candidates, seen, options);
-    evaluated += done.evaluated;
-    transitions.push(...done.transitions);
-    incomplete = done.incomplete;
-    await store.settle(shard, page.changes, done.left);
-    if (incomplete) break;
+    const changesOnly = page.candidates.every((candidate) => candidate.reason === 'changed');
+    // A sweep or a re-evaluation of everyone comes after every change: the changes' accounts are judged first.
+    if (!changesOnly && unsettled.length > 0) await judgeAccounts(after);
+    await run.users(page.candidates);
+    unsettled.push(page.changes);
     after = page.next;
-    if (everyone) await store.saveRulesetProgress(shard, after === undefined ? { version: ruleset.version } : { ...progress, migrating: { version: ruleset.version, after } });
-  } while (after !== undefined);
+    if (!changesOnly || run.incomplete || after === undefined) await judgeAccounts(after);
+  } while (after !== undefined && !run.incomplete);
 
   // The outbox holds this run's transitions and anything an earlier run could not deliver.
   const { published, unpublished } = await publishOutbox(store, publisher, shard);
-  return { evaluated, transitions, published, unpublished, incomplete };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete };
 }
 
 export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
@@ -98,44 +108,48 @@ export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomp
  */
 export async function evaluateChanges(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateChangesOptions): Promise<EvaluateChangesResult> {
   const candidates = mergeMarks(options.marks).map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since }));
-  const done = await evaluateCandidates(store, candidates, options.seen ?? new Set(), options);
-  const { left } = done;
+  const run = evaluationRun(store, options.seen ?? new Set(), options);
+  await run.users(candidates);
+  await run.accounts();
+  const left = run.takeLeft();
   if (left.length > 0) await store.keep(left);
   let published = 0;
   const unpublished: string[] = [];
-  const touched = new Set(done.transitions.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id })));
+  const touched = new Set(run.transitions.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id })));
   for (const shard of touched) {
     const outcome = await publishOutbox(store, publisher, shard);
     published += outcome.published;
     unpublished.push(...outcome.unpublished);
   }
-  return { evaluated: done.evaluated, transitions: done.transitions, published, unpublished, left: left.length };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length };
 }
 
 /**
- * Evaluates a page of candidates, users before the accounts they moved, saving each with its transition in the
- * outbox. `seen` holds the entities evaluated earlier in the same run: changed again since, they are left.
+ * One run's evaluations, saving each entity with its transition in the outbox: `users` evaluates candidates other
+ * than accounts and gathers the accounts listed or moved, which `accounts` judges. `seen` holds the entities
+ * evaluated earlier in the same run: changed again since, they are left.
  */
-async function evaluateCandidates(
-  store: EvaluationStore,
-  candidates: readonly EvaluationCandidate[],
-  seen: Set<string>,
-  options: Omit<EvaluateShardOptions, 'shard' | 'pageSize'>,
-): Promise<{ evaluated: number; transitions: LeadEvent[]; left: ChangeMark[]; incomplete: boolean }> {
+function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<EvaluateShardOptions, 'shard' | 'pageSize'>) {
   const { ruleset, now } = options;
   const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
   const decayIntervalMs = options.decayIntervalMs ?? defaultDecayIntervalMs;
   const transitions: LeadEvent[] = [];
   let evaluated = 0;
   let incomplete = false;
-  /** What this page leaves for a later run: changes not evaluated (time, an overlapping run) and forwarded ones. */
-  const left: ChangeMark[] = [];
+  /** What the run leaves for a later one: changes not evaluated (time, an overlapping run) and forwarded ones. */
+  let left: ChangeMark[] = [];
   const leave = (candidate: EvaluationCandidate) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
     if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString() });
   };
+  /** The accounts to judge after the users, by entity key. */
   const accounts = new Map<string, EvaluationCandidate>();
-  const reads = accountTraitsReadOnce(store);
+  const listAccount = (account: EvaluationCandidate) => {
+    const key = entityKey(account.ref);
+    const listed = accounts.get(key);
+    accounts.set(key, listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
+  };
+  let reads = accountTraitsReadOnce(store);
   const evaluateCandidate = async (candidate: EvaluationCandidate) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
@@ -168,10 +182,7 @@ async function evaluateCandidates(
     if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;
-    for (const account of movedAccounts(ref, rows, state, ruleset, now)) {
-      const listed = accounts.get(entityKey(account.ref));
-      accounts.set(entityKey(account.ref), listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
-    }
+    for (const account of movedAccounts(ref, rows, state, ruleset, now)) listAccount(account);
   };
   /** Sweeps of members started by the accounts that read them, by member: another account of theirs awaits the same one. */
   const sweeps = new Map<string, Promise<void>>();
@@ -198,25 +209,47 @@ async function evaluateCandidates(
     );
     return store.members(ref);
   };
-  for (const candidate of candidates) if (candidate.ref.type === 'account') accounts.set(entityKey(candidate.ref), candidate);
-  await forEachConcurrently(
-    candidates.filter((candidate) => candidate.ref.type !== 'account'),
-    concurrency,
-    evaluateCandidate,
-  );
-  // Members swept first can move accounts not listed yet: those are judged in a further round.
-  const judged = new Set<string>();
-  for (;;) {
-    const round = [...accounts].filter(([key]) => !judged.has(key));
-    if (round.length === 0) break;
-    for (const [key] of round) judged.add(key);
-    await forEachConcurrently(
-      round.map(([, candidate]) => candidate),
-      concurrency,
-      evaluateCandidate,
-    );
-  }
-  return { evaluated, transitions, left, incomplete };
+  return {
+    transitions,
+    get evaluated() {
+      return evaluated;
+    },
+    get incomplete() {
+      return incomplete;
+    },
+    /** What the run leaves so far, taken: the caller keeps it. */
+    takeLeft(): ChangeMark[] {
+      const taken = left;
+      left = [];
+      return taken;
+    },
+    /** Evaluates the candidates other than accounts, and lists the accounts for `accounts`. */
+    async users(candidates: readonly EvaluationCandidate[]): Promise<void> {
+      reads = accountTraitsReadOnce(store);
+      for (const candidate of candidates) if (candidate.ref.type === 'account') listAccount(candidate);
+      await forEachConcurrently(
+        candidates.filter((candidate) => candidate.ref.type !== 'account'),
+        concurrency,
+        evaluateCandidate,
+      );
+    },
+    /** Judges the accounts listed so far; members swept first can move accounts not listed yet: those in a further round. */
+    async accounts(): Promise<void> {
+      reads = accountTraitsReadOnce(store);
+      const judged = new Set<string>();
+      for (;;) {
+        const round = [...accounts].filter(([key]) => !judged.has(key));
+        accounts.clear();
+        if (round.length === 0) break;
+        for (const [key] of round) judged.add(key);
+        await forEachConcurrently(
+          round.map(([, candidate]) => candidate),
+          concurrency,
+          evaluateCandidate,
+        );
+      }
+    },
+  };
 }
 
 /**

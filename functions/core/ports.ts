@@ -158,7 +158,8 @@ export interface EvaluationStore {
   /**
    * Candidates of the shard, about `limit`: changed entities (users before accounts within a page), then leads due for
    * a sweep (everyone evaluated before, after a rules change). What the run settles for later is not among them, so
-   * a run never meets again what it left.
+   * a run never meets again what it left. The next page of changes follows the page before whether or not that one
+   * was settled yet: the use case settles the pages of changes together, once their accounts are judged.
    */
   candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<CandidatePage>;
   /**

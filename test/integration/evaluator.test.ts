@@ -9,7 +9,7 @@ import { GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { entityPartitionKey, eventSortKeyPrefix, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { dayOf } from '../../functions/core/days';
 import { itemSize } from '../../bench/ingest-streams';
-import { entityUpdate, readFacts } from '../../functions/core/evaluate-leads';
+import { entityUpdate, evaluateShard, readFacts } from '../../functions/core/evaluate-leads';
 import { decide } from '../../functions/core/lead-state';
 import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
@@ -142,6 +142,50 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect((await dev.evaluateOnce(day(17))).transitions).toEqual([]);
     await sendBatch(dev, [track('fay', 'Data Exported', day(23))]);
     expect(summaryOf((await dev.evaluateOnce(day(23))).transitions)).toEqual(['Lead Qualified: user fay none -> PQL-B']);
+  });
+
+  it('judges an account after its members changed on later pages of the change lists, and settles every page', async () => {
+    const exportsYaml = `
+version: 1
+signals:
+  exports: { level: account, event: Data Exported, window: 3d, at_least: 4, points: 50 }
+tiers:
+  - { name: team, min_score: 50, route: sales, level: account }
+`;
+    const leads = new RecordingPublisher();
+    const dev = await start(leads, exportsYaml, { dirtyShards: 1 });
+    const ruleset = loadRules(exportsYaml, 'test rules');
+    const endOf = (offset: number) => new Date(ruleset.calendar.endOf(day(offset).toISOString().slice(0, 10)));
+    // Changes as the change lists hold them for a scheduled run (what the stream's evaluation left, say): ann's list,
+    // then more lists than a page reads (25 a query), then bob's, so that ann and bob come on different pages.
+    const send = async (offset: number, messages: { id: string; event: string }[]) => {
+      await sendBatch(dev, messages.map(({ id, event }) => track(id, event, day(offset), {}, 'acme')));
+      const listed = (id: string) => dev.evaluation.keep([{ ref: { workspace: dev.workspace, type: 'user', id }, days: [day(offset).toISOString().slice(0, 10)], since: day(offset).toISOString() }]);
+      for (const { id } of messages.filter((message) => message.id === 'ann')) await listed(id);
+      for (let other = 0; other < 26; other++) await listed(`other-${other}`);
+      for (const { id } of messages.filter((message) => message.id === 'bob')) await listed(id);
+    };
+    const evaluateAt = async (offset: number) => {
+      for (let round = 0; round < 5; round++) {
+        const run = await evaluateShard(dev.evaluation, leads, { shard: '0', ruleset, now: endOf(offset), outOfTime: () => false, pageSize: 1 });
+        if (run.evaluated === 0) break;
+      }
+    };
+    for (const offset of [0, 1, 2]) {
+      await send(offset, [...(offset === 2 ? [{ id: 'ann', event: 'Data Exported' }] : []), { id: 'bob', event: 'Data Exported' }]);
+      await evaluateAt(offset);
+    }
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: account acme none -> team']);
+    // Bob's first export leaves the window and his fourth comes in; ann only runs a report: acme still has four
+    // exports in three days, and neither leaves its tier nor re-enters it.
+    await send(3, [
+      { id: 'ann', event: 'Report Run' },
+      { id: 'bob', event: 'Data Exported' },
+    ]);
+    leads.published.length = 0;
+    await evaluateAt(3);
+    expect(summaryOf(leads.published)).toEqual([]);
+    expect(await dev.evaluation.oldestChange('0')).toBeUndefined();
   });
 
   it('qualifies a user without a tier by the clock alone, and sweeps no quiet user that time cannot change', async () => {

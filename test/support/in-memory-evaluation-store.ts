@@ -119,15 +119,18 @@ export class InMemoryEvaluationStore implements EvaluationStore {
 
   /** Every changed user, then every changed account, then the entities due for a sweep (all evaluated ones for everyone), users first. */
   async candidates(_shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<CandidatePage> {
-    // A run reads the changes marked before it started (`upTo`), as the DynamoDB store reads the lists written before.
-    const cursor: { phase: 'changed' | 'sweep'; offset: number; upTo: number } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0, upTo: this.sequence };
+    // A run reads the changes marked before it started (`upTo`), as the DynamoDB store reads the lists written before;
+    // pages of changes go on past those listed already (`listed`), settled or not, as it goes on past a list.
+    const cursor: { phase: 'changed' | 'sweep'; offset: number; upTo: number; listed: string[] } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0, upTo: this.sequence, listed: [] };
     const all = [...this.entities.values()];
     const due = (entity: Entity) => entity.sweepDue !== undefined && (options.everyone || entity.sweepDue <= now.toISOString());
-    const listed = (cursor.phase === 'changed' ? all.filter((entity) => entity.marker && entity.marker.sequence <= cursor.upTo) : all.filter(due)).sort(
+    const changed = (entity: Entity) => entity.marker !== undefined && entity.marker.sequence <= cursor.upTo && !cursor.listed.includes(entityKey(entity.ref));
+    const listed = all.filter(cursor.phase === 'changed' ? changed : due).sort(
       (a, b) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'user' ? -1 : 1) || entityKey(a.ref).localeCompare(entityKey(b.ref)),
     );
     const reason: EvaluationCandidate['reason'] = cursor.phase === 'changed' ? 'changed' : options.everyone ? 'rules-changed' : 'sweep';
-    const page = listed.slice(cursor.offset, cursor.offset + limit);
+    const offset = cursor.phase === 'changed' ? 0 : cursor.offset;
+    const page = listed.slice(offset, offset + limit);
     const candidates = page.map((entity): EvaluationCandidate => {
       const marker = cursor.phase === 'changed' ? entity.marker : undefined;
       return { ref: entity.ref, reason, days: [...(marker?.days ?? [])].sort(), ...(marker ? { since: marker.since } : {}) };
@@ -135,16 +138,16 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     // What settle may forget: each listed marker as it was read (a mark after this bumps its version).
     const changes = cursor.phase === 'changed' ? page.map((entity) => ({ key: entityKey(entity.ref), version: entity.marker!.version })) : [];
     const next =
-      cursor.offset + limit < listed.length
-        ? JSON.stringify({ ...cursor, offset: cursor.phase === 'changed' ? cursor.offset : cursor.offset + limit })
+      offset + limit < listed.length
+        ? JSON.stringify({ ...cursor, offset: offset + limit, listed: [...cursor.listed, ...(cursor.phase === 'changed' ? page.map((entity) => entityKey(entity.ref)) : [])] })
         : cursor.phase === 'changed'
-          ? JSON.stringify({ phase: 'sweep', offset: 0, upTo: cursor.upTo })
+          ? JSON.stringify({ phase: 'sweep', offset: 0, upTo: cursor.upTo, listed: [] })
           : undefined;
     return { candidates, changes, ...(next !== undefined ? { next } : {}) };
   }
 
   async settle(_shard: string, changes: unknown, marks: readonly ChangeMark[]): Promise<void> {
-    for (const { key, version } of changes as { key: string; version: number }[]) {
+    for (const { key, version } of (changes ?? []) as { key: string; version: number }[]) {
       const entity = this.entities.get(key)!;
       if (entity.marker?.version === version) delete entity.marker;
     }

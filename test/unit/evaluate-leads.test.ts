@@ -230,6 +230,58 @@ tiers:
     expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
   });
 
+  it("judges an account after every changed member of the run, not at the end of the page of the first one", async () => {
+    const exports = loadRules(`
+version: 1
+signals:
+  exports: { level: account, event: Data Exported, window: 3d, at_least: 4, points: 50 }
+tiers:
+  - { name: team, min_score: 50, route: sales, level: account }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const at = (day: number) => new Date(Date.parse('2025-03-03T01:15:00.000Z') + day * dayMs).toISOString();
+    const endOf = (day: number) => new Date(Date.parse('2025-03-03T23:59:59.999Z') + day * dayMs);
+    // Pages of one entity: ann's page comes before bob's, as members spread over a busy shard's pages of 100. Runs at
+    // one moment until one finds nothing left, as a scheduled minute's would.
+    const evaluateAt = async (day: number) => {
+      for (let round = 0; round < 5; round++) if ((await run(store, publisher, { ruleset: exports, now: endOf(day), pageSize: 1 })).evaluated === 0) break;
+    };
+    for (const id of ['ann', 'bob']) store.join(workspace, id, 'acme');
+    for (const day of [0, 1, 2]) {
+      store.track(workspace, 'bob', { event: 'Data Exported', timestamp: at(day) });
+      if (day === 2) store.track(workspace, 'ann', { event: 'Data Exported', timestamp: at(day) });
+      await evaluateAt(day);
+    }
+    expect(summary(publisher.published)).toEqual(['account acme: none -> team']);
+    // Day 3: bob's first export leaves the window and his fourth comes in; ann only looks at a report. acme still has
+    // four exports in three days: judged on ann's page, before bob's, it would leave its tier and re-enter it at once.
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: at(3) });
+    store.track(workspace, 'bob', { event: 'Data Exported', timestamp: at(3) });
+    publisher.published.length = 0;
+    await evaluateAt(3);
+    expect(summary(publisher.published)).toEqual([]);
+    expect(store.stateOf(account('acme'))?.lead?.tier).toBe('team');
+  });
+
+  it("keeps the changes of a run's pages whose accounts time did not let it judge", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    await run(store, publisher);
+    store.join(workspace, 'ann', 'acme');
+    store.join(workspace, 'bob', 'acme');
+    qualify(store, 'ann');
+    qualify(store, 'bob');
+    // Time runs out after both users, on their pages of one, before acme is judged.
+    const stopped = await run(store, publisher, { pageSize: 1, outOfTime: () => store.reads.length >= 2 });
+    expect(stopped).toMatchObject({ evaluated: 2, incomplete: true });
+    expect(summary(publisher.published).sort()).toEqual(['user ann: none -> pql', 'user bob: none -> pql']);
+    expect(store.isMarked(account('acme'))).toBe(true);
+    const rest = await run(store, publisher, { pageSize: 1 });
+    expect(summary(rest.transitions)).toEqual(['account acme: none -> team']);
+    expect(store.isMarked(account('acme'))).toBe(false);
+  });
+
   it('stops taking entities at the deadline, reports the run incomplete, and leaves the rest marked', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
