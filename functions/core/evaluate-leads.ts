@@ -103,8 +103,9 @@ export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomp
 /**
  * Evaluates the entities that just changed, as they come off the table's stream, then publishes the outbox of their
  * shards: no change list is written or read for them. Users come before accounts, and the accounts their evaluation
- * moved are evaluated after them. Whatever cannot be evaluated now (time, an overlapping save, the owner of a merged
- * identity) is kept for the scheduled run, which also handles sweeps and rules changes.
+ * moved are evaluated after them, as are the users whose merged identities changed. Whatever cannot be evaluated now
+ * (time, an overlapping save, such a user evaluated already) is kept for the scheduled run, which also handles sweeps
+ * and rules changes.
  */
 export async function evaluateChanges(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateChangesOptions): Promise<EvaluateChangesResult> {
   const candidates = mergeMarks(options.marks).map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since }));
@@ -144,11 +145,14 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   };
   /** The accounts to judge after the users, by entity key. */
   const accounts = new Map<string, EvaluationCandidate>();
-  const listAccount = (account: EvaluationCandidate) => {
-    const key = entityKey(account.ref);
-    const listed = accounts.get(key);
-    accounts.set(key, listed ? { ...listed, days: [...new Set([...listed.days, ...account.days])] } : account);
+  /** The users whose merged identities changed (a claimed visitor's new events): theirs to evaluate, by entity key. */
+  const forwarded = new Map<string, EvaluationCandidate>();
+  const listUser = (candidate: EvaluationCandidate, list: Map<string, EvaluationCandidate>) => {
+    const key = entityKey(candidate.ref);
+    const listed = list.get(key);
+    list.set(key, listed ? { ...listed, days: [...new Set([...listed.days, ...candidate.days])] } : candidate);
   };
+  const listAccount = (account: EvaluationCandidate) => listUser(account, accounts);
   let reads = accountTraitsReadOnce(store);
   const evaluateCandidate = async (candidate: EvaluationCandidate) => {
     const { ref } = candidate;
@@ -168,7 +172,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
       const owner = await ownerOf(store, ref, rows, ruleset);
       if (owner !== ref) {
-        if (owner && candidate.days.length > 0) left.push({ ref: owner, days: candidate.days, since: candidate.since ?? now.toISOString() });
+        if (owner && candidate.days.length > 0) listUser({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         return;
       }
     }
@@ -232,6 +236,14 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         concurrency,
         evaluateCandidate,
       );
+      // The users their merged identities' changes go to, at once: a sweep later in the run, or an account, would
+      // otherwise judge the user without them, and the next run move it back (one evaluated in this run already
+      // is left to the next, as any entity changed again).
+      while (forwarded.size > 0) {
+        const owners = [...forwarded.values()];
+        forwarded.clear();
+        await forEachConcurrently(owners, concurrency, evaluateCandidate);
+      }
     },
     /** Judges the accounts listed so far; members swept first can move accounts not listed yet: those in a further round. */
     async accounts(): Promise<void> {

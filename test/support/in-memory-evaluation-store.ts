@@ -22,6 +22,8 @@ interface Entity {
   sweepDue?: string;
 }
 
+type TrackedEvent = Omit<UsageEvent, 'type'> & { type?: string; messageId?: string; anonymousId?: string };
+
 interface Token {
   revision: number;
 }
@@ -51,11 +53,21 @@ export class InMemoryEvaluationStore implements EvaluationStore {
 
   // ---- what ingest would store ----
 
-  /** Stores a user's event and marks the user, as ingest does; `receivedAt` is when the change counts as made. */
-  track(workspace: string, userId: string, event: Omit<UsageEvent, 'type'> & { type?: string }, receivedAt = event.timestamp): void {
+  /**
+   * Stores a user's event and marks the user, as ingest does; `receivedAt` is when the change counts as made. An
+   * event with an anonymousId claims that visitor for the user (core/identity).
+   */
+  track(workspace: string, userId: string, event: TrackedEvent, receivedAt = event.timestamp): void {
     const user = this.entityOf({ workspace, type: 'user', id: userId });
     user.events.push({ type: 'track', messageId: `m${user.events.length}`, userId, ...event });
     this.markEntity(user, dayOf(event.timestamp), receivedAt);
+  }
+
+  /** Stores an anonymous visitor's event (no userId) and marks the visitor, as ingest does. */
+  trackVisitor(workspace: string, anonymousId: string, event: Omit<TrackedEvent, 'anonymousId'>): void {
+    const visitor = this.entityOf({ workspace, type: 'visitor', id: anonymousId });
+    visitor.events.push({ type: 'track', messageId: `m${visitor.events.length}`, anonymousId, ...event });
+    this.markEntity(visitor, dayOf(event.timestamp), event.timestamp);
   }
 
   /** Sets traits of a user or an account. */

@@ -264,6 +264,33 @@ tiers:
     expect(store.stateOf(account('acme'))?.lead?.tier).toBe('team');
   });
 
+  it("evaluates a user with its claimed visitor's new events in the same run, before the user's sweep", async () => {
+    const reports = loadRules(`
+version: 1
+signals:
+  reported: { event: Report Run, window: 1d, points: 10 }
+tiers:
+  - { name: warm, min_score: 10, route: nurture, level: user }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const at = (day: number) => new Date(Date.parse('2025-03-03T01:15:00.000Z') + day * dayMs).toISOString();
+    const evaluateAt = async (day: number) => {
+      const endOfDay = new Date(Date.parse('2025-03-03T23:59:59.999Z') + day * dayMs);
+      for (let round = 0; round < 5; round++) if ((await run(store, publisher, { ruleset: reports, now: endOfDay })).evaluated === 0) break;
+    };
+    // Day 0: ann runs a report on her laptop, claiming its visitor. Day 1: she runs one logged out, as that visitor.
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: at(0), anonymousId: 'laptop' });
+    await evaluateAt(0);
+    store.trackVisitor(workspace, 'laptop', { event: 'Report Run', timestamp: at(1) });
+    publisher.published.length = 0;
+    await evaluateAt(1);
+    // Her day-0 report leaves the window at the end of day 1 (a sweep), but her day-1 one keeps her warm: no drop
+    // and return at one moment.
+    expect(summary(publisher.published)).toEqual([]);
+    expect(store.stateOf(user('ann'))?.lead?.tier).toBe('warm');
+  });
+
   it("keeps the changes of a run's pages whose accounts time did not let it judge", async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
