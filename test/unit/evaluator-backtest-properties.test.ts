@@ -39,12 +39,13 @@ const rulesArb = fc
     warm: fc.integer({ min: 10, max: 50 }),
     hotAbove: fc.integer({ min: 5, max: 60 }),
     cooldownDays: fc.integer({ min: 0, max: 3 }),
-    // Accounts as leads too, on their members' events or their best member's tier; then the tiers of no level judge
-    // accounts as well.
+    // Accounts as leads too, on their members' events, their best member's tier, or how many members match the first
+    // user signal; then the tiers of no level judge accounts as well.
     team: fc.option(
       fc.oneof(
         fc.record({ ...counted, window: daysArb, level: fc.constant('account') }),
         fc.record({ level: fc.constant('account'), best_member_tier: fc.constantFrom('hot', 'warm'), points: fc.integer({ min: 10, max: 60 }) }),
+        fc.record({ level: fc.constant('account'), members_matching: fc.constant('s0'), at_least: fc.integer({ min: 1, max: 2 }), points: fc.integer({ min: 10, max: 60 }) }),
       ),
       { nil: undefined },
     ),
