@@ -247,7 +247,6 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     },
     /** Judges the accounts listed so far; members swept first can move accounts not listed yet: those in a further round. */
     async accounts(): Promise<void> {
-      reads = accountTraitsReadOnce(store);
       const judged = new Set<string>();
       for (;;) {
         const round = [...accounts].filter(([key]) => !judged.has(key));
