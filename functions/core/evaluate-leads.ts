@@ -137,7 +137,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   const transitions: LeadEvent[] = [];
   let evaluated = 0;
   let incomplete = false;
-  /** What the run leaves for a later one: changes not evaluated (time, an overlapping run) and forwarded ones. */
+  /** What the run leaves for a later one: changes not evaluated (time, an overlapping run, an entity evaluated in the run already). */
   let left: ChangeMark[] = [];
   const leave = (candidate: EvaluationCandidate) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
@@ -147,12 +147,13 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   const accounts = new Map<string, EvaluationCandidate>();
   /** The users whose merged identities changed (a claimed visitor's new events): theirs to evaluate, by entity key. */
   const forwarded = new Map<string, EvaluationCandidate>();
-  const listUser = (candidate: EvaluationCandidate, list: Map<string, EvaluationCandidate>) => {
+  /** Lists a candidate once, with the days of every listing. */
+  const listCandidate = (candidate: EvaluationCandidate, list: Map<string, EvaluationCandidate>) => {
     const key = entityKey(candidate.ref);
     const listed = list.get(key);
     list.set(key, listed ? { ...listed, days: [...new Set([...listed.days, ...candidate.days])] } : candidate);
   };
-  const listAccount = (account: EvaluationCandidate) => listUser(account, accounts);
+  const listAccount = (account: EvaluationCandidate) => listCandidate(account, accounts);
   let reads = accountTraitsReadOnce(store);
   const evaluateCandidate = async (candidate: EvaluationCandidate) => {
     const { ref } = candidate;
@@ -172,7 +173,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
       const owner = await ownerOf(store, ref, rows, ruleset);
       if (owner !== ref) {
-        if (owner && candidate.days.length > 0) listUser({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
+        if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         return;
       }
     }

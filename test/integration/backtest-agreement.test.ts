@@ -16,11 +16,10 @@ import { RecordingPublisher } from '../support/lead-events';
  * same step. The rules use every kind of signal the rules file offers, so every way of building facts is compared.
  *
  * The evaluator runs until a run has nothing left to do, as the deployed one does a minute later: a qualified
- * member swept in a run marks its accounts when its tier moves. One shard and under 100 entities keep a run's
- * candidates on one page. Member signals (members_matching, best_member_tier) read each member's lead state as last
- * saved; a changed account is evaluated before the sweep of a quiet member in the same run, which the replay's
- * order (members first) does not model, but the member's sweep marks the account again when its tier, or a signal
- * the account reads of it, moves.
+ * member swept in a run marks its accounts when its tier moves. Member signals (members_matching, best_member_tier)
+ * read each member's lead state as last saved: an account is judged after the run's changed users and its members
+ * due for a sweep, as the replay judges every user of a step before any account. One shard and under 100 entities
+ * keep a run's candidates on one page; test/unit/evaluator-backtest-properties.test.ts compares runs of many pages.
  *
  * Conversions come from the stream on both sides (the planted users move to the pro plan when they convert), with the
  * rules file's conversion and core/conversion: the same conversions, and the same Lead Converted transitions.
