@@ -314,13 +314,8 @@ export class EventHistory {
           // Its history is each claimant's along the chain from the time it became theirs (point in time).
           for (const { user, joinedAt } of path) {
             const into = this.recordOf(user, joinedAt);
+            // Its accounts stay its own, as ingest records memberships: by the userId of the message naming the account.
             into.joins.push({ at: joinedAt, record });
-            // Memberships are wired before the replay starts: the claimant is in the identifier's accounts from the join.
-            for (const [accountId, memberSince] of record.accounts) {
-              const from = memberSince > joinedAt ? memberSince : joinedAt;
-              const joined = into.accounts.get(accountId);
-              if (joined === undefined || from < joined) into.accounts.set(accountId, from);
-            }
           }
           if (evaluatedOnItsOwn) record.merged = { at: path[0]!.joinedAt, into: path.at(-1)!.user.id };
           else this.users.delete(key);
@@ -346,7 +341,7 @@ export class EventHistory {
   }
 }
 
-/** Adds a merged identity's history to its user's: its days, first message, traits and conversion (its accounts are wired in finish). */
+/** Adds a merged identity's history to its user's: its days, first message, traits and conversion (not its accounts: see finish). */
 function mergeRecord(into: UserRecord, from: UserRecord): void {
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   for (const [day, rollup] of from.days) {
@@ -356,7 +351,6 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
     joinSessions(into, merged, from.sessions.get(day) ?? {});
     into.days.set(day, merged);
   }
-  into.traits.push(...from.traits);
   if (from.convertedAt !== null && (into.convertedAt === null || from.convertedAt < into.convertedAt)) into.convertedAt = from.convertedAt;
 }
 
@@ -700,7 +694,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       if (user.record.firstSeen > at) continue;
       // Merged into another user: the evaluator forwards its changes there and leaves its lead state as it was.
       if (user.record.merged !== undefined && user.record.merged.at <= at) continue;
-      if (joinClaimed(user, at, byTraitOrder)) user.stableUntil = Number.NEGATIVE_INFINITY;
+      if (joinClaimed(user, at)) user.stableUntil = Number.NEGATIVE_INFINITY;
       const before = user.upto;
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
@@ -757,20 +751,18 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
  * Merges the histories claimed for the user by `at` (a step's end) and has the user re-read from its first day, as
  * the evaluator rebuilds a user whose merged identities changed: the next pass over the days counts them all.
  */
-function joinClaimed(user: UserRun, at: string, byTraitOrder: (a: TraitEntry, b: TraitEntry) => number): boolean {
+function joinClaimed(user: UserRun, at: string): boolean {
   if (user.record.joins.length === 0) return false;
   const due = user.record.joins.filter((join) => join.at <= at);
   if (due.length === 0) return false;
   // A copy: the record's own history is what it brings to the users it merges into later (an aliased user), and
   // every identifier joins each claimant on its chain directly (finish), so a join brings no joins of its own.
-  user.record = { ...user.record, days: new Map(user.record.days), sessions: new Map(user.record.sessions), traits: [...user.record.traits], joins: user.record.joins.filter((join) => join.at > at) };
+  user.record = { ...user.record, days: new Map(user.record.days), sessions: new Map(user.record.sessions), joins: user.record.joins.filter((join) => join.at > at) };
   for (const { record } of due) mergeRecord(user.record, record);
   user.dayList = [...user.record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
   user.upto = 0;
   user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstSeen, lastSeen: null };
-  user.record.traits.sort(byTraitOrder);
-  user.traitCursor = 0;
-  user.traits = {};
+  // The signup time may move with an earlier first message.
   user.signup = undefined;
   return true;
 }

@@ -22,7 +22,7 @@ interface Entity {
   sweepDue?: string;
 }
 
-type TrackedEvent = Omit<UsageEvent, 'type'> & { type?: string; messageId?: string; anonymousId?: string };
+type TrackedEvent = Omit<UsageEvent, 'type'> & { type?: string; messageId?: string; anonymousId?: string; previousId?: string };
 
 interface Token {
   revision: number;

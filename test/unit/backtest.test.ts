@@ -298,6 +298,32 @@ policy: { cooldown: 3d }
     ]);
     expect(() => replay(history, { from: '2025-03-05', to: '2025-03-01' })).toThrow('is after');
   });
+
+  it("gives an aliased user's events to its new user, but not its traits or accounts, as ingest and the evaluator keep them", () => {
+    const merged = loadRules(`
+version: 1
+signup: { trait: createdAt }
+signals:
+  exported: { event: Data Exported, window: 7d, points: 10 }
+  settled: { signup_older_than: 3d, points: 10 }
+  big_account: { trait: employees, of: account, is: { gte: 100 }, points: 10 }
+tiers:
+  - { name: lead, min_score: 30, route: sales }
+`);
+    const messages = [
+      { type: 'identify', userId: 'new', traits: { createdAt: '2025-03-01T00:00:00Z' }, timestamp: '2025-03-01T08:00:00Z', messageId: 'i-new' },
+      { type: 'identify', userId: 'old', traits: { createdAt: '2025-03-05T00:00:00Z' }, timestamp: '2025-03-05T08:00:00Z', messageId: 'i-old' },
+      { type: 'group', userId: 'old', groupId: 'acme', traits: { employees: 500 }, timestamp: '2025-03-05T08:00:00Z', messageId: 'g-old' },
+      track('old', 'Data Exported', '2025-03-05T09:00:00Z', 'e-old'),
+      { type: 'alias', userId: 'new', previousId: 'old', timestamp: '2025-03-06T08:00:00Z', messageId: 'alias' },
+    ];
+    const result = replay(historyOf(messages, merged), { from: '2025-03-06', to: '2025-03-06' });
+    const newUser = result.entities.find((entity) => entity.type === 'user' && entity.id === 'new')!;
+    // old's export (10) and new's own signup, 5 days back (10): not old's later createdAt, nor acme's size.
+    expect(result.scoreRange.user).toEqual({ min: 20, max: 20 });
+    expect(newUser.transitions).toEqual([]);
+    expect(newUser.firstFired).toEqual({ exported: dayEnd('2025-03-06'), settled: dayEnd('2025-03-06') });
+  });
 });
 
 describe('the report', () => {

@@ -80,6 +80,9 @@ const usersArb = fc.array(
     // Per day from signup: the events of that day (a quiet day has none).
     days: fc.array(dayEventsArb, { minLength: 1, maxLength: 10 }),
     device: fc.option(fc.record({ id: fc.constantFrom('d0', 'd1'), days: fc.array(dayEventsArb, { maxLength: 5 }) }), { nil: undefined }),
+    // An alias that makes this user another, later-listed one (`after` users on), once both have signed up and this one
+    // has had its last day of events (`days` later).
+    alias: fc.option(fc.record({ after: fc.integer({ min: 1, max: 3 }), days: fc.integer({ min: 1, max: 4 }), hour: fc.integer({ min: 1, max: 22 }) }), { nil: undefined }),
   }),
   { minLength: 1, maxLength: 4 },
 );
@@ -88,6 +91,7 @@ interface Message {
   type: string;
   userId?: string;
   anonymousId?: string;
+  previousId?: string;
   messageId: string;
   timestamp: string;
   event?: string;
@@ -103,6 +107,8 @@ function messagesOf(users: Users): Message[] {
   const messages: Message[] = [];
   /** The signup days of the users who claimed each device. */
   const devicesClaimed = new Map<string, number[]>();
+  /** The days of the aliases so far. */
+  const aliasDays: number[] = [];
   users.forEach((user, index) => {
     const userId = `u${index}`;
     messages.push({ type: 'identify', userId, messageId: `${userId}-i`, timestamp: at(user.signupDay, 0), traits: { createdAt: at(user.signupDay, 0), employees: user.employees } });
@@ -120,6 +126,17 @@ function messagesOf(users: Users): Message[] {
         messages.push({ type: 'track', userId, ...(anonymousId ? { anonymousId } : {}), event: event.event, messageId: `${userId}-${offset}-${position}`, timestamp: at(user.signupDay + offset, event.hour) }),
       ),
     );
+    const into = user.alias && !device ? users[index + user.alias.after] : undefined;
+    if (user.alias && into) {
+      const intoId = `u${index + user.alias.after}`;
+      // Not on a day this user has anything of its own (events, a visitor's, an alias it makes), so not on another
+      // alias's day: those would come to the run that reads the alias, which may evaluate this user on its own before
+      // it reads the alias and stores the claim (the backtest knows the alias from the start).
+      let day = Math.max(user.signupDay + days.length - 1, into.signupDay) + user.alias.days;
+      while (aliasDays.includes(day)) day++;
+      aliasDays.push(day);
+      messages.push({ type: 'alias', userId: intoId, previousId: userId, messageId: `${intoId}-alias-${userId}`, timestamp: at(day, user.alias.hour) });
+    }
     device?.days.forEach((events, index) => {
       const day = user.signupDay - 2 + index;
       if (day >= 0) events.forEach((event, position) => messages.push({ type: 'track', anonymousId, event: event.event, messageId: `${anonymousId}-${userId}-${index}-${position}`, timestamp: at(day, event.hour) }));
@@ -145,6 +162,7 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
       const { userId, anonymousId, event, timestamp, messageId } = message;
       if (userId === undefined) store.trackVisitor(workspace, anonymousId!, { event: event!, timestamp, messageId });
       else if (message.type === 'identify') store.setTraits({ workspace, type: 'user', id: userId }, message.traits!);
+      else if (message.type === 'alias') store.track(workspace, userId, { type: 'alias', timestamp, messageId, previousId: message.previousId! });
       else if (message.type === 'group') {
         store.join(workspace, userId, message.groupId!);
         store.setTraits({ workspace, type: 'account', id: message.groupId! }, message.traits!);
