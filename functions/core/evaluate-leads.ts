@@ -49,10 +49,10 @@ export interface EvaluateShardResult {
  * One evaluator run over one shard: evaluate changed entities, leads due for a sweep, and, after a rules change,
  * everyone, saving each lead's state together with its transition in the outbox; then publish the outbox, this run's
  * transitions and whatever an earlier run left there. Accounts come after the users: those the run's changes moved
- * (or listed) after every changed user of the run, whatever page it was on, as the backtest judges every user of a
- * step before any account; otherwise an account could take a member's old days at one moment and its new ones on a
- * later page, and move twice. The pages of changes are settled once their accounts are judged: a run that stops
- * before leaves their changes to the next run, which evaluates them again.
+ * after every changed user of the run, whatever page it was on, as the backtest judges every user of a step before
+ * any account; otherwise an account could take a member's old days at one moment and its new ones on a later page,
+ * and move twice. The pages of changes are settled once those accounts are judged, or listed for the next run when
+ * time runs out; the next run judges an account listed as a change with its page.
  */
 export async function evaluateShard(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateShardOptions): Promise<EvaluateShardResult> {
   const { shard, ruleset } = options;
@@ -66,7 +66,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   /** The pages evaluated whose accounts wait for later pages of changes: settled, in order, once those are judged. */
   let unsettled: unknown[] = [];
   const judgeAccounts = async (next: string | undefined) => {
-    await run.accounts();
+    await run.judgeWaitingAccounts();
     const left = run.takeLeft();
     if (unsettled.length === 0) unsettled.push(undefined);
     for (const [index, changes] of unsettled.entries()) await store.settle(shard, changes, index === 0 ? left : []);
@@ -79,7 +79,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
     const changesOnly = page.candidates.every((candidate) => candidate.reason === 'changed');
     // A sweep or a re-evaluation of everyone comes after every change: the changes' accounts are judged first.
     if (!changesOnly && unsettled.length > 0) await judgeAccounts(after);
-    await run.users(page.candidates);
+    await run.evaluatePage(page.candidates);
     unsettled.push(page.changes);
     after = page.next;
     if (!changesOnly || run.incomplete || after === undefined) await judgeAccounts(after);
@@ -110,8 +110,8 @@ export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomp
 export async function evaluateChanges(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateChangesOptions): Promise<EvaluateChangesResult> {
   const candidates = mergeMarks(options.marks).map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since }));
   const run = evaluationRun(store, options.seen ?? new Set(), options);
-  await run.users(candidates);
-  await run.accounts();
+  await run.evaluatePage(candidates);
+  await run.judgeWaitingAccounts();
   const left = run.takeLeft();
   if (left.length > 0) await store.keep(left);
   let published = 0;
@@ -143,7 +143,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
     if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString() });
   };
-  /** The accounts to judge after the users, by entity key. */
+  /** The accounts the users moved, to judge after every changed user of the run, by entity key. */
   const accounts = new Map<string, EvaluationCandidate>();
   /** The users whose merged identities changed (a claimed visitor's new events): theirs to evaluate, by entity key. */
   const forwarded = new Map<string, EvaluationCandidate>();
@@ -153,7 +153,6 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const listed = list.get(key);
     list.set(key, listed ? { ...listed, days: [...new Set([...listed.days, ...candidate.days])] } : candidate);
   };
-  const listAccount = (account: EvaluationCandidate) => listCandidate(account, accounts);
   let reads = accountTraitsReadOnce(store);
   const evaluateCandidate = async (candidate: EvaluationCandidate) => {
     const { ref } = candidate;
@@ -187,7 +186,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;
-    for (const account of movedAccounts(ref, rows, state, ruleset, now)) listAccount(account);
+    for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
   /** Sweeps of members started by the accounts that read them, by member: another account of theirs awaits the same one. */
   const sweeps = new Map<string, Promise<void>>();
@@ -228,10 +227,12 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       left = [];
       return taken;
     },
-    /** Evaluates the candidates other than accounts, and lists the accounts for `accounts`. */
-    async users(candidates: readonly EvaluationCandidate[]): Promise<void> {
+    /**
+     * Evaluates a page: its users and visitors, then the users their merged identities' changes go to, then the
+     * accounts it lists. The accounts the users move wait for `judgeWaitingAccounts`.
+     */
+    async evaluatePage(candidates: readonly EvaluationCandidate[]): Promise<void> {
       reads = accountTraitsReadOnce(store);
-      for (const candidate of candidates) if (candidate.ref.type === 'account') listAccount(candidate);
       await forEachConcurrently(
         candidates.filter((candidate) => candidate.ref.type !== 'account'),
         concurrency,
@@ -245,9 +246,20 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         forwarded.clear();
         await forEachConcurrently(owners, concurrency, evaluateCandidate);
       }
+      // An account listed as a change itself (what an earlier run left, new traits) is judged with its page: made to
+      // wait for the end of a run's changes, it would wait for ever behind a backlog that outlasts every run.
+      const listed = candidates
+        .filter((candidate) => candidate.ref.type === 'account')
+        .map((candidate) => {
+          const key = entityKey(candidate.ref);
+          const moved = accounts.get(key);
+          accounts.delete(key);
+          return moved ? { ...candidate, days: [...new Set([...candidate.days, ...moved.days])] } : candidate;
+        });
+      await forEachConcurrently(listed, concurrency, evaluateCandidate);
     },
-    /** Judges the accounts listed so far; members swept first can move accounts not listed yet: those in a further round. */
-    async accounts(): Promise<void> {
+    /** Judges the accounts the users moved; members swept first can move others: those in a further round. */
+    async judgeWaitingAccounts(): Promise<void> {
       const judged = new Set<string>();
       for (;;) {
         const round = [...accounts].filter(([key]) => !judged.has(key));

@@ -64,6 +64,19 @@ const track = (userId: string, event: string, at: Date, properties: Record<strin
   ...(groupId ? { context: { groupId } } : {}),
 });
 
+/** An account's tier on its members' exports, for the tests of the order of users and accounts in a run. */
+const exportsYaml = `
+version: 1
+signals:
+  exports: { level: account, event: Data Exported, window: 3d, at_least: 4, points: 50 }
+tiers:
+  - { name: team, min_score: 50, route: sales, level: account }
+`;
+
+/** Lists a user's change for the scheduled run, as the stream's evaluation leaves one: a change list of its own. */
+const listChange = (dev: DevRuntime, id: string, at: Date) =>
+  dev.evaluation.keep([{ ref: { workspace: dev.workspace, type: 'user', id }, days: [at.toISOString().slice(0, 10)], since: at.toISOString() }]);
+
 const summaryOf = (events: LeadEvent[]) =>
   events.map((event) => `${event.detailType}: ${event.detail.entity.type} ${event.detail.entity.id} ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`).sort();
 
@@ -145,13 +158,6 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
   });
 
   it('judges an account after its members changed on later pages of the change lists, and settles every page', async () => {
-    const exportsYaml = `
-version: 1
-signals:
-  exports: { level: account, event: Data Exported, window: 3d, at_least: 4, points: 50 }
-tiers:
-  - { name: team, min_score: 50, route: sales, level: account }
-`;
     const leads = new RecordingPublisher();
     const dev = await start(leads, exportsYaml, { dirtyShards: 1 });
     const ruleset = loadRules(exportsYaml, 'test rules');
@@ -160,10 +166,9 @@ tiers:
     // then more lists than a page reads (25 a query), then bob's, so that ann and bob come on different pages.
     const send = async (offset: number, messages: { id: string; event: string }[]) => {
       await sendBatch(dev, messages.map(({ id, event }) => track(id, event, day(offset), {}, 'acme')));
-      const listed = (id: string) => dev.evaluation.keep([{ ref: { workspace: dev.workspace, type: 'user', id }, days: [day(offset).toISOString().slice(0, 10)], since: day(offset).toISOString() }]);
-      for (const { id } of messages.filter((message) => message.id === 'ann')) await listed(id);
-      for (let other = 0; other < 26; other++) await listed(`other-${other}`);
-      for (const { id } of messages.filter((message) => message.id === 'bob')) await listed(id);
+      for (const { id } of messages.filter((message) => message.id === 'ann')) await listChange(dev, id, day(offset));
+      for (let other = 0; other < 26; other++) await listChange(dev, `other-${other}`, day(offset));
+      for (const { id } of messages.filter((message) => message.id === 'bob')) await listChange(dev, id, day(offset));
     };
     const evaluateAt = async (offset: number) => {
       for (let round = 0; round < 5; round++) {
@@ -186,6 +191,27 @@ tiers:
     await evaluateAt(3);
     expect(summaryOf(leads.published)).toEqual([]);
     expect(await dev.evaluation.oldestChange('0')).toBeUndefined();
+  });
+
+  it('judges an account a run left when time ran out with its page in the next run, ahead of the changes behind it', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads, exportsYaml, { dirtyShards: 1 });
+    const ruleset = loadRules(exportsYaml, 'test rules');
+    const now = new Date(ruleset.calendar.endOf(day(0).toISOString().slice(0, 10)));
+    await sendBatch(dev, [0, 1, 2, 3].map((hour) => track('bob', 'Data Exported', day(hour / 24), {}, 'acme')));
+    await listChange(dev, 'bob', day(0));
+    // Time runs out once bob is evaluated: acme, which bob moved, waits for the next run, listed as a change.
+    let started = 0;
+    const first = await evaluateShard(dev.evaluation, leads, { shard: '0', ruleset, now, outOfTime: () => ++started > 1, pageSize: 1 });
+    expect(first).toMatchObject({ evaluated: 1, incomplete: true });
+    expect(summaryOf(leads.published)).toEqual([]);
+    // A backlog behind it that the next run does not get through either: acme is judged with its own page (the lists
+    // of one query, 25: acme's and 24 others), before time runs out on the next one.
+    for (let other = 0; other < 30; other++) await listChange(dev, `other-${other}`, day(0));
+    started = 0;
+    const second = await evaluateShard(dev.evaluation, leads, { shard: '0', ruleset, now, outOfTime: () => ++started > 27, pageSize: 1 });
+    expect(second.incomplete).toBe(true);
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: account acme none -> team']);
   });
 
   it('qualifies a user without a tier by the clock alone, and sweeps no quiet user that time cannot change', async () => {
