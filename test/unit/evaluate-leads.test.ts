@@ -43,6 +43,15 @@ function run(store: InMemoryEvaluationStore, publisher: LeadPublisher, options: 
   return evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false, ...options });
 }
 
+/** `hour` (UTC, fractions allowed) of the day `day` days after 2025-03-01, and that day's last moment. */
+const onDay = (day: number, hour: number) => new Date(Date.parse('2025-03-01T00:00:00.000Z') + day * dayMs + hour * 3_600_000);
+const endOfDay = (day: number) => new Date(onDay(day + 1, 0).getTime() - 1);
+
+/** Runs at one moment until a run finds nothing left, as a scheduled minute's runs would. */
+async function evaluateUntilDone(store: InMemoryEvaluationStore, publisher: LeadPublisher, options: Partial<EvaluateShardOptions>) {
+  for (let round = 0; round < 5; round++) if ((await run(store, publisher, options)).evaluated === 0) break;
+}
+
 /** Two dashboards today: enough for the pql tier. */
 function qualify(store: InMemoryEvaluationStore, id: string) {
   store.track(workspace, id, { event: 'Dashboard Created', timestamp: hoursAgo(2) });
@@ -149,18 +158,17 @@ describe('the evaluator use case', () => {
       asked.push(...days);
       return read(ref, days);
     };
-    const at = (day: number, hour: number) => new Date(Date.parse('2025-03-01T00:00:00.000Z') + day * dayMs + hour * 3_600_000);
-    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(0, 9).toISOString() });
-    await run(store, publisher, { now: at(0, 18) });
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(0, 9).toISOString() });
+    await run(store, publisher, { now: onDay(0, 18) });
     // Three days on, March 1st is written out as a day item; a new day (March 4th) follows the last activity: it can
     // hold no stored rollup with anything to take out of the totals, and is not read.
-    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(3, 9).toISOString() });
-    await run(store, publisher, { now: at(3, 18) });
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(3, 9).toISOString() });
+    await run(store, publisher, { now: onDay(3, 18) });
     expect(asked).toEqual([]);
     expect(store.stateOf(user('eve'))?.lifetime.activity).toBe(2);
     // A late event on March 1st: that day's item is read, and taken out before the day is counted again.
-    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(0, 10).toISOString() });
-    await run(store, publisher, { now: at(3, 19) });
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(0, 10).toISOString() });
+    await run(store, publisher, { now: onDay(3, 19) });
     expect(asked).toEqual(['2025-03-01']);
     expect(store.stateOf(user('eve'))?.lifetime.activity).toBe(3);
   });
@@ -182,19 +190,18 @@ tiers:
       for (const { ranges } of entities) asked.push(ranges.map((range) => `${range.from}..${range.to}`));
       return read(entities);
     };
-    const at = (day: number, hour: number) => new Date(Date.parse('2025-03-01T00:00:00.000Z') + day * dayMs + hour * 3_600_000);
     const evaluateAt = (time: Date) => run(store, publisher, { ruleset: onboarding, now: time });
-    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(10, 9).toISOString() });
-    await evaluateAt(at(10, 18));
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(10, 9).toISOString() });
+    await evaluateAt(onDay(10, 18));
     // The first evaluation has no state to place the days by: they are read after the events.
     expect(asked).toEqual([['2025-03-05..2025-04-09']]);
-    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(11, 9).toISOString() });
-    await evaluateAt(at(11, 18));
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(11, 9).toISOString() });
+    await evaluateAt(onDay(11, 18));
     // From the state's first activity (March 11th), read once beside the events.
     expect(asked.slice(1)).toEqual([['2025-03-06..2025-04-09']]);
     // A late event on March 3rd moves the signup, so the span: the days are read again from there.
-    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: at(2, 9).toISOString() });
-    const { transitions } = await evaluateAt(at(11, 19));
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(2, 9).toISOString() });
+    const { transitions } = await evaluateAt(onDay(11, 19));
     expect(asked.slice(2)).toEqual([['2025-03-06..2025-04-09'], ['2025-03-03..2025-04-01']]);
     expect(summary(transitions)).toEqual(['user eve: none -> pql']);
   });
@@ -211,22 +218,19 @@ tiers:
 `);
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
-    const at = (day: number, hour: number) => new Date(Date.parse('2025-03-01T00:00:00.000Z') + day * dayMs + hour * 3_600_000);
     // Runs at one moment until one finds nothing left, as a scheduled minute's would.
-    const evaluateAt = async (time: Date) => {
-      for (let round = 0; round < 5; round++) if ((await run(store, publisher, { ruleset: teams, now: time })).evaluated === 0) break;
-    };
+    const evaluateAt = (time: Date) => evaluateUntilDone(store, publisher, { ruleset: teams, now: time });
     store.join(workspace, 'ann', 'acme');
     store.join(workspace, 'bob', 'acme');
-    store.track(workspace, 'ann', { event: 'Report Run', timestamp: at(0, 9).toISOString() });
-    store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: at(0, 9).toISOString() });
-    await evaluateAt(at(0, 23));
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(0, 9).toISOString() });
+    store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: onDay(0, 9).toISOString() });
+    await evaluateAt(onDay(0, 23));
     expect(summary(publisher.published)).toEqual(['user bob: none -> warm', 'account acme: none -> team']);
     // The next day bob runs a report (a change) while ann's report leaves the window (a sweep due by the run): acme's
     // best member is ann now, and acme stays a team lead rather than leaving and re-entering the tier.
-    store.track(workspace, 'bob', { event: 'Report Run', timestamp: at(1, 9).toISOString() });
+    store.track(workspace, 'bob', { event: 'Report Run', timestamp: onDay(1, 9).toISOString() });
     publisher.published.length = 0;
-    await evaluateAt(at(1, 23));
+    await evaluateAt(onDay(1, 23));
     expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
   });
 
@@ -240,13 +244,9 @@ tiers:
 `);
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
-    const at = (day: number) => new Date(Date.parse('2025-03-03T01:15:00.000Z') + day * dayMs).toISOString();
-    const endOf = (day: number) => new Date(Date.parse('2025-03-03T23:59:59.999Z') + day * dayMs);
-    // Pages of one entity: ann's page comes before bob's, as members spread over a busy shard's pages of 100. Runs at
-    // one moment until one finds nothing left, as a scheduled minute's would.
-    const evaluateAt = async (day: number) => {
-      for (let round = 0; round < 5; round++) if ((await run(store, publisher, { ruleset: exports, now: endOf(day), pageSize: 1 })).evaluated === 0) break;
-    };
+    const at = (day: number) => onDay(day, 1.25).toISOString();
+    // Pages of one entity: ann's page comes before bob's, as members spread over a busy shard's pages of 100.
+    const evaluateAt = (day: number) => evaluateUntilDone(store, publisher, { ruleset: exports, now: endOfDay(day), pageSize: 1 });
     for (const id of ['ann', 'bob']) store.join(workspace, id, 'acme');
     for (const day of [0, 1, 2]) {
       store.track(workspace, 'bob', { event: 'Data Exported', timestamp: at(day) });
@@ -274,11 +274,8 @@ tiers:
 `);
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
-    const at = (day: number) => new Date(Date.parse('2025-03-03T01:15:00.000Z') + day * dayMs).toISOString();
-    const evaluateAt = async (day: number) => {
-      const endOfDay = new Date(Date.parse('2025-03-03T23:59:59.999Z') + day * dayMs);
-      for (let round = 0; round < 5; round++) if ((await run(store, publisher, { ruleset: reports, now: endOfDay })).evaluated === 0) break;
-    };
+    const at = (day: number) => onDay(day, 1.25).toISOString();
+    const evaluateAt = (day: number) => evaluateUntilDone(store, publisher, { ruleset: reports, now: endOfDay(day) });
     // Day 0: ann runs a report on her laptop, claiming its visitor. Day 1: she runs one logged out, as that visitor.
     store.track(workspace, 'ann', { event: 'Report Run', timestamp: at(0), anonymousId: 'laptop' });
     await evaluateAt(0);
