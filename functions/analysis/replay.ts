@@ -314,7 +314,7 @@ export class EventHistory {
           // Its history is each claimant's along the chain from the time it became theirs (point in time).
           for (const { user, joinedAt } of path) {
             const into = this.recordOf(user, joinedAt);
-            // Its accounts stay its own, as ingest records memberships: by the userId of the message naming the account.
+            // Its traits and accounts stay its own, as ingest records them: under the id of the message that sets them.
             into.joins.push({ at: joinedAt, record });
           }
           if (evaluatedOnItsOwn) record.merged = { at: path[0]!.joinedAt, into: path.at(-1)!.user.id };
@@ -341,7 +341,7 @@ export class EventHistory {
   }
 }
 
-/** Adds a merged identity's history to its user's: its days, first message, traits and conversion (not its accounts: see finish). */
+/** Adds a merged identity's history to its user's: its days, first message and conversion (not its traits or accounts: see finish). */
 function mergeRecord(into: UserRecord, from: UserRecord): void {
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   for (const [day, rollup] of from.days) {
@@ -467,7 +467,7 @@ interface UserRun extends Lead {
   stableUntil: number;
   /** How many of its accounts it had joined at the last step: a new one brings its traits. */
   accountsJoined: number;
-  /** Its signup time (engine's signupTime) as of `cursor` traits read and first seen `firstSeen`; reset by a merge. */
+  /** Its signup time (engine's signupTime) as of `cursor` traits read and first seen `firstSeen` (a merge may move the first seen). */
   signup?: { cursor: number; firstSeen: string | null; at: string | null };
   /** A lead's last evaluation and its facts, while it has a tier (see evaluateUser). */
   lastLook?: { facts: EntityFacts; evaluation: ReturnType<typeof evaluate> };
@@ -762,8 +762,6 @@ function joinClaimed(user: UserRun, at: string): boolean {
   user.dayList = [...user.record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
   user.upto = 0;
   user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstSeen, lastSeen: null };
-  // The signup time may move with an earlier first message.
-  user.signup = undefined;
   return true;
 }
 

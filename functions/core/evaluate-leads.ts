@@ -68,7 +68,6 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   const judgeAccounts = async (next: string | undefined) => {
     await run.judgeWaitingAccounts();
     const left = run.takeLeft();
-    if (unsettled.length === 0) unsettled.push(undefined);
     for (const [index, changes] of unsettled.entries()) await store.settle(shard, changes, index === 0 ? left : []);
     unsettled = [];
     // Time ran out with the page's entities left: a resumed re-evaluation starts at that page.
@@ -126,9 +125,9 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
 }
 
 /**
- * One run's evaluations, saving each entity with its transition in the outbox: `users` evaluates candidates other
- * than accounts and gathers the accounts listed or moved, which `accounts` judges. `seen` holds the entities
- * evaluated earlier in the same run: changed again since, they are left.
+ * One run's evaluations, saving each entity with its transition in the outbox: `evaluatePage` evaluates a page and
+ * gathers the accounts its users move, which `judgeWaitingAccounts` judges. `seen` holds the entities evaluated
+ * earlier in the same run: changed again since, they are left.
  */
 function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<EvaluateShardOptions, 'shard' | 'pageSize'>) {
   const { ruleset, now } = options;
@@ -151,7 +150,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   const listCandidate = (candidate: EvaluationCandidate, list: Map<string, EvaluationCandidate>) => {
     const key = entityKey(candidate.ref);
     const listed = list.get(key);
-    list.set(key, listed ? { ...listed, days: [...new Set([...listed.days, ...candidate.days])] } : candidate);
+    list.set(key, listed ? withDaysOf(listed, candidate) : candidate);
   };
   let reads = accountTraitsReadOnce(store);
   const evaluateCandidate = async (candidate: EvaluationCandidate) => {
@@ -254,7 +253,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
           const key = entityKey(candidate.ref);
           const moved = accounts.get(key);
           accounts.delete(key);
-          return moved ? { ...candidate, days: [...new Set([...candidate.days, ...moved.days])] } : candidate;
+          return moved ? withDaysOf(candidate, moved) : candidate;
         });
       await forEachConcurrently(listed, concurrency, evaluateCandidate);
     },
@@ -275,6 +274,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     },
   };
 }
+
+/** The candidate with the days of another listing of the same entity too. */
+const withDaysOf = (candidate: EvaluationCandidate, other: EvaluationCandidate): EvaluationCandidate => ({ ...candidate, days: [...new Set([...candidate.days, ...other.days])] });
 
 /**
  * The store, reading each account's traits once for a page of candidates: the users of one account evaluated together
