@@ -2,11 +2,12 @@ import { accountConversion, firstConversion } from './conversion';
 import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, sameRanges, signupDay, userFacts, withOpenDays, type DayRange } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
-import { mergedEvents, ownerOf } from './merge-identities';
+import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
 import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
-import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher } from './ports';
+import { identityKey, type Claim } from './identity';
+import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
@@ -152,7 +153,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const listed = list.get(key);
     list.set(key, listed ? withDaysOf(listed, candidate) : candidate);
   };
-  let reads = accountTraitsReadOnce(store);
+  let reads = pageReads(store, now, ruleset.calendar);
   const evaluateCandidate = async (candidate: EvaluationCandidate) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
@@ -164,18 +165,18 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (seen.has(key)) return leave(candidate);
     seen.add(key);
     if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
-    const rows = await store.entity(ref, candidate.days);
+    const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days));
     let members: AccountMember[] | undefined;
     if (ref.type === 'account') members = await membersSwept(ref);
     else {
       // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
-      const owner = await ownerOf(store, ref, rows, ruleset);
+      const owner = await ownerOf(reads.store, ref, rows, ruleset);
       if (owner !== ref) {
         if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         return;
       }
     }
-    const loaded = await readFacts(reads, ref, ruleset, now, rows, members);
+    const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members);
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
@@ -228,15 +229,18 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     },
     /**
      * Evaluates a page: its users and visitors, then the users their merged identities' changes go to, then the
-     * accounts it lists. The accounts the users move wait for `judgeWaitingAccounts`.
+     * accounts it lists. The accounts the users move wait for `judgeWaitingAccounts`. The users' rows and events are
+     * read, and the claims in those events stored, before any of them is evaluated (PageReads.prepare): a user is
+     * then never judged on its own, nor with an identity a claim of the same page takes from it, for want of a claim
+     * another user of the page makes.
      */
     async evaluatePage(candidates: readonly EvaluationCandidate[]): Promise<void> {
-      reads = accountTraitsReadOnce(store);
-      await forEachConcurrently(
-        candidates.filter((candidate) => candidate.ref.type !== 'account'),
-        concurrency,
-        evaluateCandidate,
-      );
+      reads = pageReads(store, now, ruleset.calendar);
+      const users = candidates.filter((candidate) => candidate.ref.type !== 'account');
+      await forEachConcurrently(users, concurrency, async (candidate) => {
+        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate);
+      });
+      await forEachConcurrently(users, concurrency, evaluateCandidate);
       // The users their merged identities' changes go to, at once: a sweep later in the run, or an account, would
       // otherwise judge the user without them, and the next run move it back (one evaluated in this run already
       // is left to the next, as any entity changed again).
@@ -279,23 +283,90 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
 const withDaysOf = (candidate: EvaluationCandidate, other: EvaluationCandidate): EvaluationCandidate => ({ ...candidate, days: [...new Set([...candidate.days, ...other.days])] });
 
 /**
- * The store, reading each account's traits once for a page of candidates: the users of one account evaluated together
- * read the same profile, a call and a read unit each otherwise. A trait changed meanwhile is the next run's, as it
- * would be for a user evaluated a moment earlier.
+ * The store as the evaluations of one page of candidates read it:
+ *  - each account's traits read once: the users of one account evaluated together read the same profile, a call and
+ *    a read unit each otherwise. A trait changed meanwhile is the next run's, as for a user evaluated a moment earlier.
+ *  - `prepare` reads a user's rows and the events of its changed days before the page's evaluations start, and stores
+ *    the claims those events make; the user's evaluation then takes them (`takeRows`, and `events` once), so reading
+ *    them first costs no call or unit more. A rebuild reads every event again: a day's events more, for rules changes.
+ *  - the claims read or stored are kept for the page: an evaluation reads again those the page's other evaluations,
+ *    and its own prepare, read already. An overlapping run's claim is seen by the next page, as a moment later.
  */
-function accountTraitsReadOnce(store: EvaluationStore): EvaluationStore {
-  const read = new Map<string, Promise<Record<string, unknown>>>();
+function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
+  const traitsRead = new Map<string, Promise<Record<string, unknown>>>();
   const accountTraits = async (workspace: string, ids: readonly string[]) => {
     const key = (id: string) => `${workspace}\n${id}`;
-    const unread = ids.filter((id) => !read.has(key(id)));
+    const unread = ids.filter((id) => !traitsRead.has(key(id)));
     if (unread.length > 0) {
       const traits = store.accountTraits(workspace, unread);
-      unread.forEach((id, index) => read.set(key(id), traits.then((all) => all[index]!)));
+      unread.forEach((id, index) => traitsRead.set(key(id), traits.then((all) => all[index]!)));
     }
-    return Promise.all(ids.map((id) => read.get(key(id))!));
+    return Promise.all(ids.map((id) => traitsRead.get(key(id))!));
+  };
+
+  const claimKey = (workspace: string, key: string) => `${workspace}\n${key}`;
+  /** What holds each identity as the page read it (null: unclaimed), by workspace and identityKey. */
+  const claimsKnown = new Map<string, Claim | null>();
+  /** What holds each identity after a claim the page stored: newer than any read. */
+  const claimsStored = new Map<string, Claim>();
+  const claims = async (workspace: string, identities: Parameters<EvaluationStore['claims']>[1]) => {
+    const unknown = identities.filter((identity) => !claimsKnown.has(claimKey(workspace, identityKey(identity))));
+    if (unknown.length > 0) {
+      const found = await store.claims(workspace, unknown);
+      for (const identity of unknown) {
+        const key = claimKey(workspace, identityKey(identity));
+        if (!claimsStored.has(key)) claimsKnown.set(key, found.get(identityKey(identity)) ?? null);
+      }
+    }
+    const held = new Map<string, Claim>();
+    for (const identity of identities) {
+      const claim = claimsKnown.get(claimKey(workspace, identityKey(identity)));
+      if (claim) held.set(identityKey(identity), claim);
+    }
+    return held;
+  };
+  const claim = async (workspace: string, made: Claim) => {
+    const result = await store.claim(workspace, made);
+    const key = claimKey(workspace, identityKey(made.from));
+    claimsKnown.set(key, result.held);
+    claimsStored.set(key, result.held);
+    return result;
+  };
+
+  const readKey = (ref: EntityRef, days: readonly string[] | 'all') => `${entityKey(ref)}\n${days === 'all' ? 'all' : days.join(',')}`;
+  const rowsRead = new Map<string, EntityRows>();
+  const eventsRead = new Map<string, StoredEvent[]>();
+  const events = (ref: EntityRef, days: readonly string[] | 'all') => {
+    const key = readKey(ref, days);
+    const read = eventsRead.get(key);
+    if (read === undefined) return store.events(ref, days);
+    eventsRead.delete(key);
+    return Promise.resolve(read);
   };
   // The store's other methods, through its prototype chain: `this` in them reaches the store's own fields.
-  return Object.assign(Object.create(store) as EvaluationStore, { accountTraits });
+  const reads = Object.assign(Object.create(store) as EvaluationStore, { accountTraits, claims, claim, events });
+  return {
+    store: reads,
+    /** Reads a candidate's rows and, for a user with changed days, their events, and stores the claims they make. */
+    async prepare(candidate: EvaluationCandidate): Promise<void> {
+      const { ref, days } = candidate;
+      const withEvents = ref.type === 'user' && days.length > 0;
+      const [rows, read] = await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
+      rowsRead.set(readKey(ref, days), rows);
+      if (read === undefined) return;
+      eventsRead.set(readKey(ref, days), read);
+      await storeClaims(reads, ref.workspace, read, new Map(), now, calendar);
+    },
+    /** The rows `prepare` read for the candidate, with any claim the page stored on it since; once. */
+    takeRows(candidate: EvaluationCandidate): EntityRows | undefined {
+      const key = readKey(candidate.ref, candidate.days);
+      const rows = rowsRead.get(key);
+      if (rows === undefined) return undefined;
+      rowsRead.delete(key);
+      const stored = candidate.ref.type === 'account' ? undefined : claimsStored.get(claimKey(candidate.ref.workspace, identityKey(identityOfRef(candidate.ref))));
+      return stored ? { ...rows, claim: stored } : rows;
+    },
+  };
 }
 
 /** Publishes the shard's outbox (this run's transitions and whatever an earlier run could not deliver). */

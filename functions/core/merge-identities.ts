@@ -78,7 +78,7 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
  * Stores the claims the events make, where they come first; `claims` ends up holding the claim on every identity
  * the events name. A claim that takes an identity from another user marks that user, which then lets it go.
  */
-async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<void> {
+export async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<void> {
   const earliest = new Map<string, Claim>();
   for (const event of events) {
     for (const claim of claimsOf(event)) {

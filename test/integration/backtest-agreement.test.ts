@@ -290,7 +290,7 @@ tiers:
     expect(fromEvaluator).toEqual([`${end('2025-03-03')} user early-lead: none -> hot`, `${end('2025-03-06')} account acme: none -> team`, `${end('2025-03-06')} account globex: none -> team`]);
   }, 300_000);
 
-  it('agree on merged identities: pre-signup visitors, late anonymous events, an alias chain, a double claim', async () => {
+  it('agree on merged identities: pre-signup visitors, late anonymous events, an alias chain, double claims, claims in the run that evaluates what they claim', async () => {
     const ruleset = loadRules(
       `
 version: 1
@@ -332,6 +332,12 @@ policy: { cooldown: 2d }
     // A double claim: two users claim one visitor; the first claim wins, the second user gets none of its history.
     stream.push(view({ anonymousId: 'visitor-z' }, 2), view({ anonymousId: 'visitor-z' }, 3), signUp('first-claim', 'visitor-z', 5), view({ userId: 'first-claim' }, 5));
     stream.push(signUp('second-claim', 'visitor-z', 6), view({ userId: 'second-claim', anonymousId: 'visitor-z' }, 6), message('track', 6, 13, { event: 'Docs Read', userId: 'second-claim' }));
+    // Claims the evaluator reads in the run that evaluates what they claim (the same day here): solo-c, who qualifies
+    // on its own that day, is aliased to team-d; two users claim visitor-y, the later one listed first.
+    stream.push(view({ userId: 'solo-c' }, 9, 8), view({ userId: 'solo-c' }, 9, 9), view({ userId: 'solo-c' }, 9, 10), message('alias', 9, 14, { userId: 'team-d', previousId: 'solo-c' }));
+    stream.push(view({ anonymousId: 'visitor-y' }, 8), view({ anonymousId: 'visitor-y' }, 9));
+    stream.push(message('identify', 10, 9, { userId: 'claim-early', anonymousId: 'visitor-y' }), view({ userId: 'claim-early' }, 10, 13));
+    stream.push(message('identify', 10, 11, { userId: 'a-claim-later', anonymousId: 'visitor-y' }), view({ userId: 'a-claim-later' }, 10, 13));
     // The last days: the leads drop out as they go quiet.
     stream.push(view({ anonymousId: 'browser-0' }, 16));
     stream.sort((a, b) => (a.timestamp < b.timestamp ? -1 : a.timestamp > b.timestamp ? 1 : 0));
@@ -342,10 +348,10 @@ policy: { cooldown: 2d }
     expect(fromEvaluator.filter((line) => line.includes(' alias-a:'))).toEqual(['2025-03-07T23:59:59.999Z user alias-a: none -> hot']);
     expect(replayed.entities.find((entity) => entity.id === 'alias-a')?.mergedInto).toBe('alias-b');
 
-    // Every visitor who signed up, its alias and the first claimant are merged; the three who never signed up are left out.
-    expect(history.stats).toMatchObject({ mergedIdentifiers: 9, anonymousLeftOut: 3 });
+    // Every visitor who signed up, the aliased users and the claimed visitors are merged; the three who never signed up are left out.
+    expect(history.stats).toMatchObject({ mergedIdentifiers: 11, anonymousLeftOut: 3 });
     const qualified = new Set(leads.published.filter((event) => event.detail.tier !== null).map((event) => `${event.detail.entity.type} ${event.detail.entity.id}`));
-    expect([...qualified].sort()).toEqual(['user alias-a', 'user alias-b', 'user first-claim', ...Array.from({ length: 6 }, (_, i) => `user signup-${i}`)].sort());
+    expect([...qualified].sort()).toEqual(['user alias-a', 'user alias-b', 'user claim-early', 'user first-claim', 'user team-d', ...Array.from({ length: 6 }, (_, i) => `user signup-${i}`)].sort());
     // The pre-signup (and late) views count in the user's signals: three views, of which one as the user at most.
     for (let i = 0; i < 6; i++) {
       const first = leads.published.find((event) => event.detail.entity.id === `signup-${i}` && event.detail.tier !== null)!;

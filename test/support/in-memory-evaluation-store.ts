@@ -40,6 +40,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   readonly outbox: LeadEvent[] = [];
   /** The entities read by `entity()`, as "type id", in order. */
   readonly reads: string[] = [];
+  /** The entities saved by `save()`, as "type id", in order. */
+  readonly saves: string[] = [];
   /** Called once per `entity()` after the rows are read and before they are returned: a place for another run to overlap. */
   afterRead: ((ref: EntityRef) => Promise<void>) | undefined;
   private readonly entities = new Map<string, Entity>();
@@ -256,6 +258,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     entity.revision++;
     entity.sweepDue = update.nextSweep?.toISOString() ?? neverDue;
     if (update.event) this.outbox.push(structuredClone(update.event));
+    this.saves.push(`${ref.type} ${ref.id}`);
     return true;
   }
 

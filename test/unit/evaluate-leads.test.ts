@@ -288,6 +288,29 @@ tiers:
     expect(store.stateOf(user('ann'))?.lead?.tier).toBe('warm');
   });
 
+  it('stores the claims of a page before evaluating its users: a later claim on a visitor never counts it first', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    // A shared laptop's visitor created two dashboards; zoe then amy logged in on it, both within one run.
+    store.trackVisitor(workspace, 'laptop', { event: 'Dashboard Created', timestamp: hoursAgo(4) });
+    store.trackVisitor(workspace, 'laptop', { event: 'Dashboard Created', timestamp: hoursAgo(3.5) });
+    store.track(workspace, 'amy', { event: 'Report Run', timestamp: hoursAgo(2), anonymousId: 'laptop' });
+    store.track(workspace, 'zoe', { event: 'Report Run', timestamp: hoursAgo(3), anonymousId: 'laptop' });
+    // One at a time, amy (listed first) before zoe, whose claim comes first.
+    await evaluateUntilDone(store, publisher, { concurrency: 1 });
+    expect(summary(publisher.published)).toEqual(['user zoe: none -> pql']);
+  });
+
+  it('stores the claims of a page before evaluating its users: an aliased user is not judged on its own in the run that reads the alias', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    qualify(store, 'cal');
+    // dan is who cal became (an alias), in the same run as cal's dashboards.
+    store.track(workspace, 'dan', { type: 'alias', timestamp: hoursAgo(0.5), previousId: 'cal' });
+    await evaluateUntilDone(store, publisher, { concurrency: 1 });
+    expect(summary(publisher.published)).toEqual(['user dan: none -> pql']);
+  });
+
   it("keeps the changes of a run's pages whose accounts time did not let it judge", async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
@@ -297,7 +320,7 @@ tiers:
     qualify(store, 'ann');
     qualify(store, 'bob');
     // Time runs out after both users, on their pages of one, before acme is judged.
-    const stopped = await run(store, publisher, { pageSize: 1, outOfTime: () => store.reads.length >= 2 });
+    const stopped = await run(store, publisher, { pageSize: 1, outOfTime: () => store.saves.length >= 2 });
     expect(stopped).toMatchObject({ evaluated: 2, incomplete: true });
     expect(summary(publisher.published).sort()).toEqual(['user ann: none -> pql', 'user bob: none -> pql']);
     expect(store.isMarked(account('acme'))).toBe(true);
@@ -313,7 +336,8 @@ tiers:
     await run(store, publisher);
     for (const id of ['fay', 'gus', 'hal']) qualify(store, id);
 
-    const stopped = await run(store, publisher, { outOfTime: () => store.reads.length >= 2 });
+    // One at a time, so that the deadline falls between two of them.
+    const stopped = await run(store, publisher, { concurrency: 1, outOfTime: () => store.saves.length >= 2 });
     expect(stopped).toMatchObject({ evaluated: 2, incomplete: true });
     expect(summary(publisher.published)).toEqual(['user fay: none -> pql', 'user gus: none -> pql']);
     expect(store.isMarked(user('hal'))).toBe(true);
