@@ -6,7 +6,7 @@ import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-ident
 import { entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
-import { identityKey, type Claim } from './identity';
+import { identityKey, type Claim, type Identity } from './identity';
 import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import type { Ruleset } from './rules/load';
@@ -230,7 +230,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     /**
      * Evaluates a page: its users and visitors, then the users their merged identities' changes go to, then the
      * accounts it lists. The accounts the users move wait for `judgeWaitingAccounts`. The users' rows and events are
-     * read, and the claims in those events stored, before any of them is evaluated (PageReads.prepare): a user is
+     * read, and the claims in those events stored, before any of them is evaluated (pageReads' prepare): a user is
      * then never judged on its own, nor with an identity a claim of the same page takes from it, for want of a claim
      * another user of the page makes.
      */
@@ -240,7 +240,16 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       await forEachConcurrently(users, concurrency, async (candidate) => {
         if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate);
       });
-      await forEachConcurrently(users, concurrency, evaluateCandidate);
+      // The identities a claim merges into another user first: a user of the page then takes their changed days into
+      // its own evaluation, rather than being evaluated again by the next run.
+      const claimed = users.filter(reads.claimed);
+      const unclaimed = users.filter((candidate) => !claimed.includes(candidate));
+      await forEachConcurrently(claimed, concurrency, evaluateCandidate);
+      await forEachConcurrently(
+        unclaimed.map((candidate) => withListed(candidate, forwarded)),
+        concurrency,
+        evaluateCandidate,
+      );
       // The users their merged identities' changes go to, at once: a sweep later in the run, or an account, would
       // otherwise judge the user without them, and the next run move it back (one evaluated in this run already
       // is left to the next, as any entity changed again).
@@ -251,14 +260,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       }
       // An account listed as a change itself (what an earlier run left, new traits) is judged with its page: made to
       // wait for the end of a run's changes, it would wait for ever behind a backlog that outlasts every run.
-      const listed = candidates
-        .filter((candidate) => candidate.ref.type === 'account')
-        .map((candidate) => {
-          const key = entityKey(candidate.ref);
-          const moved = accounts.get(key);
-          accounts.delete(key);
-          return moved ? withDaysOf(candidate, moved) : candidate;
-        });
+      const listed = candidates.filter((candidate) => candidate.ref.type === 'account').map((candidate) => withListed(candidate, accounts));
       await forEachConcurrently(listed, concurrency, evaluateCandidate);
     },
     /** Judges the accounts the users moved; members swept first can move others: those in a further round. */
@@ -281,6 +283,14 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
 
 /** The candidate with the days of another listing of the same entity too. */
 const withDaysOf = (candidate: EvaluationCandidate, other: EvaluationCandidate): EvaluationCandidate => ({ ...candidate, days: [...new Set([...candidate.days, ...other.days])] });
+
+/** The candidate with the days the list holds for it, taken off the list. */
+function withListed(candidate: EvaluationCandidate, list: Map<string, EvaluationCandidate>): EvaluationCandidate {
+  const key = entityKey(candidate.ref);
+  const listed = list.get(key);
+  list.delete(key);
+  return listed ? withDaysOf(candidate, listed) : candidate;
+}
 
 /**
  * The store as the evaluations of one page of candidates read it:
@@ -309,7 +319,7 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
   const claimsKnown = new Map<string, Claim | null>();
   /** What holds each identity after a claim the page stored: newer than any read. */
   const claimsStored = new Map<string, Claim>();
-  const claims = async (workspace: string, identities: Parameters<EvaluationStore['claims']>[1]) => {
+  const claims = async (workspace: string, identities: readonly Identity[]) => {
     const unknown = identities.filter((identity) => !claimsKnown.has(claimKey(workspace, identityKey(identity))));
     if (unknown.length > 0) {
       const found = await store.claims(workspace, unknown);
@@ -333,15 +343,22 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
     return result;
   };
 
-  const readKey = (ref: EntityRef, days: readonly string[] | 'all') => `${entityKey(ref)}\n${days === 'all' ? 'all' : days.join(',')}`;
   const rowsRead = new Map<string, EntityRows>();
-  const eventsRead = new Map<string, StoredEvent[]>();
-  const events = (ref: EntityRef, days: readonly string[] | 'all') => {
-    const key = readKey(ref, days);
-    const read = eventsRead.get(key);
-    if (read === undefined) return store.events(ref, days);
-    eventsRead.delete(key);
-    return Promise.resolve(read);
+  const eventsRead = new Map<string, { days: readonly string[]; events: StoredEvent[] }>();
+  /** Those prepare read, once, with the days asked besides (a merged identity's, forwarded to its user) read now. */
+  const events = async (ref: EntityRef, days: readonly string[] | 'all') => {
+    const read = eventsRead.get(entityKey(ref));
+    if (read === undefined || days === 'all' || read.days.some((day) => !days.includes(day))) return store.events(ref, days);
+    eventsRead.delete(entityKey(ref));
+    const unread = days.filter((day) => !read.days.includes(day));
+    return unread.length === 0 ? read.events : [...read.events, ...(await store.events(ref, unread))];
+  };
+  /** The rows prepare read for the candidate, with any claim the page stored on it since, and the candidate's days. */
+  const rowsOf = (candidate: EvaluationCandidate): EntityRows | undefined => {
+    const rows = rowsRead.get(entityKey(candidate.ref));
+    if (rows === undefined) return undefined;
+    const stored = candidate.ref.type === 'account' ? undefined : claimsStored.get(claimKey(candidate.ref.workspace, identityKey(identityOfRef(candidate.ref))));
+    return { ...rows, ...(stored ? { claim: stored } : {}), changedDays: [...candidate.days] };
   };
   // The store's other methods, through its prototype chain: `this` in them reaches the store's own fields.
   const reads = Object.assign(Object.create(store) as EvaluationStore, { accountTraits, claims, claim, events });
@@ -350,21 +367,21 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
     /** Reads a candidate's rows and, for a user with changed days, their events, and stores the claims they make. */
     async prepare(candidate: EvaluationCandidate): Promise<void> {
       const { ref, days } = candidate;
+      // Only a user's messages claim anything (core/identity).
       const withEvents = ref.type === 'user' && days.length > 0;
       const [rows, read] = await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
-      rowsRead.set(readKey(ref, days), rows);
+      rowsRead.set(entityKey(ref), rows);
       if (read === undefined) return;
-      eventsRead.set(readKey(ref, days), read);
+      eventsRead.set(entityKey(ref), { days, events: read });
       await storeClaims(reads, ref.workspace, read, new Map(), now, calendar);
     },
-    /** The rows `prepare` read for the candidate, with any claim the page stored on it since; once. */
+    /** Whether a claim merges the candidate into a user, as far as its prepared rows and the page's claims tell. */
+    claimed: (candidate: EvaluationCandidate): boolean => rowsOf(candidate)?.claim !== undefined,
+    /** The rows `prepare` read for the candidate (see rowsOf); once. */
     takeRows(candidate: EvaluationCandidate): EntityRows | undefined {
-      const key = readKey(candidate.ref, candidate.days);
-      const rows = rowsRead.get(key);
-      if (rows === undefined) return undefined;
-      rowsRead.delete(key);
-      const stored = candidate.ref.type === 'account' ? undefined : claimsStored.get(claimKey(candidate.ref.workspace, identityKey(identityOfRef(candidate.ref))));
-      return stored ? { ...rows, claim: stored } : rows;
+      const rows = rowsOf(candidate);
+      rowsRead.delete(entityKey(candidate.ref));
+      return rows;
     },
   };
 }

@@ -288,6 +288,21 @@ tiers:
     expect(store.stateOf(user('ann'))?.lead?.tier).toBe('warm');
   });
 
+  it("takes a claimed visitor's new days into its user's evaluation when both are on the page, rather than evaluating the user again next run", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(0, 1).toISOString(), anonymousId: 'laptop' });
+    await evaluateUntilDone(store, publisher, { now: endOfDay(0) });
+    // Day 1: ann logged in, and on her laptop logged out.
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(1, 1).toISOString() });
+    store.trackVisitor(workspace, 'laptop', { event: 'Dashboard Created', timestamp: onDay(1, 2).toISOString() });
+    const first = await run(store, publisher, { now: endOfDay(1) });
+    expect(first.evaluated).toBe(1);
+    expect(store.isMarked(user('ann'))).toBe(false);
+    expect(store.stateOf(user('ann'))?.lastSeen).toBe(onDay(1, 2).toISOString());
+    expect((await run(store, publisher, { now: endOfDay(1) })).evaluated).toBe(0);
+  });
+
   it('stores the claims of a page before evaluating its users: a later claim on a visitor never counts it first', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
