@@ -386,6 +386,8 @@ export interface Share {
  * tally's difference over each stretch of calls in flight is that stretch's; a call's own units are those reported
  * within it. A proxy, so that every method of the store passes through, whatever the port grows.
  */
+const isEntityRef = (value: unknown): value is EntityRef => typeof value === 'object' && value !== null && 'workspace' in value && 'type' in value && 'id' in value;
+
 export class AttributingStore {
   readonly shares: Record<'user' | 'account' | 'run', Share> = { user: { read: 0, write: 0, evaluated: 0 }, account: { read: 0, write: 0, evaluated: 0 }, run: { read: 0, write: 0, evaluated: 0 } };
   /** The user and account shares again, by the reason their entities were candidates. */
@@ -434,18 +436,23 @@ export class AttributingStore {
         // Synchronous and free: no call to the table.
         if (property === 'shardOf') return value.bind(target);
         return async (...args: unknown[]) => {
-          if (property === 'entity') entity = args[0] as EntityRef;
+          // A call about one entity is that entity's (a page's rows are read before its evaluations, so the last
+          // entity read need not be the one saved); any other (claims, account traits, rollups in reach) is the
+          // entity last read's.
+          const own = isEntityRef(args[0]) ? args[0] : undefined;
+          if (property === 'entity') entity = own;
+          const subject = own ?? entity;
           // A visitor's reads and writes (forwarded to its user, or dismissed) are the user's cost.
           const runCall = runCalls.has(String(property));
-          const share = shares[runCall ? 'run' : entity!.type === 'account' ? 'account' : 'user'];
-          const reasonName = runCall ? undefined : (why.get(entityKey(entity!)) ?? 'changed');
+          const share = shares[runCall ? 'run' : subject!.type === 'account' ? 'account' : 'user'];
+          const reasonName = runCall ? undefined : (why.get(entityKey(subject!)) ?? 'changed');
           const reason = reasonName && reasons[reasonName];
           if (property === 'save') {
             share.evaluated++;
             if (reason) reason.evaluated++;
-            if (reasonName && entity!.type !== 'account') usersSaved[reasonName]++;
+            if (reasonName && subject!.type !== 'account') usersSaved[reasonName]++;
             const { state, nextSweep } = args[1] as EntityUpdate;
-            if (entity!.type === 'user' && state.lead) users.set(entity!.id, { tier: state.lead.tier, score: state.lead.score });
+            if (subject!.type === 'user' && state.lead) users.set(subject!.id, { tier: state.lead.tier, score: state.lead.score });
             if (nextSweep) sweeps.push(nextSweep.getTime());
           }
           if (inFlight++ === 0) before = { ...target.capacity };
