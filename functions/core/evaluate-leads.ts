@@ -298,9 +298,11 @@ function withListed(candidate: EvaluationCandidate, list: Map<string, Evaluation
  *    a read unit each otherwise. A trait changed meanwhile is the next run's, as for a user evaluated a moment earlier.
  *  - `prepare` reads a user's rows and the events of its changed days before the page's evaluations start, and stores
  *    the claims those events make; the user's evaluation then takes them (`takeRows`, and `events` once), so reading
- *    them first costs no call or unit more. A rebuild reads every event again: a day's events more, for rules changes.
- *  - the claims read or stored are kept for the page: an evaluation reads again those the page's other evaluations,
- *    and its own prepare, read already. An overlapping run's claim is seen by the next page, as a moment later.
+ *    them first costs no call or unit more. A rebuild (a user's first evaluation, a rules change) reads every event
+ *    again: the changed days' events once more, as prepare cannot know of it before the rows come back.
+ *  - the claims read or stored are kept for the page: an evaluation does not read again those the page's other
+ *    evaluations, or its own prepare, read already. An overlapping run's claim is seen by the next page, as a moment
+ *    later.
  */
 function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
   const traitsRead = new Map<string, Promise<Record<string, unknown>>>();
