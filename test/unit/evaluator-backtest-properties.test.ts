@@ -13,7 +13,7 @@ import { RecordingPublisher } from '../support/lead-events';
  * store makes the same transitions, on the same days, as the replay of the same messages: with accounts, cooldowns,
  * claimed visitors, and pages of candidates as small as one entity.
  *
- * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs.
+ * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs (with time for them: some 10 ms a case here).
  */
 
 const workspace = 'ws';
@@ -177,8 +177,10 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
   return { fromBacktest, fromEvaluator: publishedTransitions(publisher.published) };
 }
 
+const runs = Number(process.env.RUNS ?? 300);
+
 describe('the evaluator and the backtest, on generated rules and histories', () => {
-  it('make the same transitions on the same days', async () => {
+  it('make the same transitions on the same days', { timeout: Math.max(30_000, runs * 100) }, async () => {
     await fc.assert(
       fc.asyncProperty(rulesArb, usersArb, pageSizeArb, async (rulesText, users, pageSize) => {
         const messages = messagesOf(users, pageSize === 100);
@@ -186,7 +188,7 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
         const { fromBacktest, fromEvaluator } = await bothSides(rulesText, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), pageSize);
         expect(fromEvaluator).toEqual(fromBacktest);
       }),
-      { numRuns: Number(process.env.RUNS ?? 300), ...(process.env.RUNS ? {} : { seed: 20261202 }) },
+      { numRuns: runs, ...(process.env.RUNS ? {} : { seed: 20261202 }) },
     );
   });
 });
