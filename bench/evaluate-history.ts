@@ -372,6 +372,8 @@ export function entityFacts(user: User, messages: readonly Message[], ruleset: R
 
 // ---- the evaluator against DynamoDB Local ----
 
+const isEntityRef = (value: unknown): value is EntityRef => typeof value === 'object' && value !== null && 'workspace' in value && 'type' in value && 'id' in value;
+
 export interface Share {
   read: number;
   write: number;
@@ -382,12 +384,12 @@ export interface Share {
  * The evaluation store as the use case sees it, attributing the capacity of each call to what it was for: a user's
  * or an account's evaluation (from reading its rows to saving it), or the run itself (candidates, outbox, ruleset
  * progress, lag); and, apart, an evaluation's to why its entity was a candidate (changed, due for a sweep, or a rules
- * change). The use case works on one entity at a time, and its calls overlap only within one entity's reads, so the
- * tally's difference over each stretch of calls in flight is that stretch's; a call's own units are those reported
- * within it. A proxy, so that every method of the store passes through, whatever the port grows.
+ * change). A call about one entity (its rows, events, save) is that entity's; any other (claims, account traits,
+ * rollups in reach) goes to the entity read last, which a page's rows, all read before its evaluations, make an
+ * entity of the same kind and page (so of the same reason), not always the one evaluated. The tally's difference over
+ * each stretch of calls in flight is that stretch's; a call's own units are those reported within it. A proxy, so that
+ * every method of the store passes through, whatever the port grows.
  */
-const isEntityRef = (value: unknown): value is EntityRef => typeof value === 'object' && value !== null && 'workspace' in value && 'type' in value && 'id' in value;
-
 export class AttributingStore {
   readonly shares: Record<'user' | 'account' | 'run', Share> = { user: { read: 0, write: 0, evaluated: 0 }, account: { read: 0, write: 0, evaluated: 0 }, run: { read: 0, write: 0, evaluated: 0 } };
   /** The user and account shares again, by the reason their entities were candidates. */
@@ -436,9 +438,7 @@ export class AttributingStore {
         // Synchronous and free: no call to the table.
         if (property === 'shardOf') return value.bind(target);
         return async (...args: unknown[]) => {
-          // A call about one entity is that entity's (a page's rows are read before its evaluations, so the last
-          // entity read need not be the one saved); any other (claims, account traits, rollups in reach) is the
-          // entity last read's.
+          // The last entity read need not be the one saved: a page's rows are all read before its evaluations.
           const own = isEntityRef(args[0]) ? args[0] : undefined;
           if (property === 'entity') entity = own;
           const subject = own ?? entity;
