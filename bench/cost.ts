@@ -95,6 +95,7 @@ import { createIngestHandler } from '../functions/ingest/http';
 import { LocalChangeStream } from '../functions/local/change-stream';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
+import { defaultRetentionDays } from '../functions/shared/settings';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import { firehoseObjectKey, startFirehoseEndpoint } from '../test/support/firehose-endpoint';
 import { startKinesisEndpoint } from '../test/support/kinesis-endpoint';
@@ -144,6 +145,8 @@ const intervals = [1, 2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 240, 288, 360, 480,
 const windowsPerMonth = (windowMs: number) => (30 * dayMs) / windowMs;
 /** Evaluator runs a month per shard, deployed: one a minute. */
 const runsPerMonth = windowsPerMonth(60_000);
+/** The months of storage a million events pay: the default retention, in 30-day months. */
+const keptMonths = defaultRetentionDays / 30;
 
 const price = listPrices;
 const gib = 2 ** 30;
@@ -628,6 +631,8 @@ interface MixCost {
   total: number;
   totalWithoutHttp: number;
   storagePerMonth: number;
+  /** The total with storage over the default retention, in either table class; and when Standard-IA starts to pay. */
+  kept: { standard: number; infrequentAccess: number; breakEvenMonths: number };
   target: { dollars: number; withoutHttp: boolean };
 }
 
@@ -701,6 +706,9 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
 
   const stored = sum([...result.storage.values()].map((kind) => kind.bytes));
   const storagePerMonth = perMillion((stored / gib) * (price.storageGbMonth + price.pitrGbMonth), events);
+  // Standard-IA: DynamoDB's requests dearer once, its storage cheaper every month the events are kept.
+  const infrequentAccessPerMonth = perMillion((stored / gib) * (price.infrequentAccessStorageGbMonth + price.pitrGbMonth), events);
+  const requestsExtra = (ingestDollars + evaluationDollars) * (price.infrequentAccessRequestFactor - 1);
 
   const components: Priced[] = [
     { label: 'ingest DynamoDB', dollars: ingestDollars },
@@ -717,6 +725,11 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
   ];
   const total = sum(components.map((c) => c.dollars));
   const totalWithoutHttp = total - httpDollars;
+  const kept = {
+    standard: total + storagePerMonth * keptMonths,
+    infrequentAccess: total + requestsExtra + infrequentAccessPerMonth * keptMonths,
+    breakEvenMonths: requestsExtra / (storagePerMonth - infrequentAccessPerMonth),
+  };
   const judged = target.withoutHttp ? totalWithoutHttp : total;
 
   const per = (value: number, digits = 3) => (value / events).toFixed(digits);
@@ -786,9 +799,10 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
       .map(([call, tally]) => `${call} ${per(tally.read)}/${per(tally.write)}`)
       .join(', ')} (evaluator RCU/WCU per event, all runs)`,
     `storage    ${bytes(stored / events)} stored per event (${storageKinds.map(([kind, entry]) => `${kind} ${bytes(entry.bytes / events)}`).join(', ')}): ${money(storagePerMonth)} per million events per month kept`,
+    `kept       ${defaultRetentionDays} days (the default retention, ${keptMonths.toFixed(1)} months): ${money(kept.standard)} per million events in all; with a Standard-IA table ${money(kept.infrequentAccess)} (requests +${money(requestsExtra)}, storage ${money(infrequentAccessPerMonth)} a month), which pays from ${kept.breakEvenMonths.toFixed(1)} months kept`,
     `missing    ${count(result.missingReads)} BatchGetItem keys with no item, in the units above as DynamoDB bills them (1 RCU strongly consistent, 0.5 eventually; DynamoDB Local reports 0)`,
   ];
-  return { lines, components, total, totalWithoutHttp, storagePerMonth, target };
+  return { lines, components, total, totalWithoutHttp, storagePerMonth, kept, target };
 }
 
 const eachText = (share: Share) => (share.evaluated === 0 ? 'none' : `${(share.read / share.evaluated).toFixed(2)} RCU + ${(share.write / share.evaluated).toFixed(2)} WCU each`);
@@ -871,7 +885,11 @@ async function main() {
       `${'verdict'.padEnd(21)}${costs.map(({ cost }) => column((cost.target.withoutHttp ? cost.totalWithoutHttp : cost.total) <= cost.target.dollars ? 'PASS' : 'FAIL')).join('')}`,
       `${'storage per month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.storagePerMonth, 3, 0))).join('')}`,
       `${'total + 1 month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.total + cost.storagePerMonth, 3, 0))).join('')}`,
-      'The totals leave storage out: it is paid per month that the events are kept (400 days by default), and is shown apart.',
+      `${`kept ${defaultRetentionDays} days`.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.kept.standard, 3, 0))).join('')}`,
+      `${'  Standard-IA'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.kept.infrequentAccess, 3, 0))).join('')}`,
+      `${'  pays from (months)'.padEnd(21)}${costs.map(({ cost }) => column(cost.kept.breakEvenMonths.toFixed(1))).join('')}`,
+      `The totals leave storage out: it is paid per month that the events are kept (${defaultRetentionDays} days by default), and is shown apart.`,
+      `Kept ${defaultRetentionDays} days: the total with storage and PITR over the default retention; with a Standard-IA table (tableClass: standard-infrequent-access), whose requests cost 25% more and storage 60% less, from the months kept shown.`,
       "Via function URL: the total without the HTTP API, for calls sent to the ingest function's URL (ingest.functionUrl), which costs nothing beyond the invocation.",
     ];
     const empties = costs.map(({ result }) => result.emptyRun).sort((a, b) => a.ms - b.ms);

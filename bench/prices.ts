@@ -12,6 +12,12 @@ export const listPrices = {
   eventBridgeEvent: 1 / 1e6,
   storageGbMonth: 0.25,
   pitrGbMonth: 0.2,
+  /**
+   * The Standard-IA table class: reads and writes 25% dearer ($0.78125 per million write units, $0.15625 read), storage
+   * $0.10 per GB-month; PITR as Standard, by the table's size.
+   */
+  infrequentAccessRequestFactor: 1.25,
+  infrequentAccessStorageGbMonth: 0.1,
   /** A PUT payload unit is a record's 25 KB (or less). */
   kinesisPutUnit: 0.014 / 1e6,
   kinesisShardHour: 0.015,

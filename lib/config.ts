@@ -195,6 +195,11 @@ export const configSchema = z.strictObject({
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table. @default true */
   deletionProtection: z.boolean().default(true),
+  /**
+   * The table's class (lib/event-store.ts): `standard-infrequent-access` stores for 60% less and reads and writes for
+   * 25% more, which pays when events are kept for months (the cost section of the README). @default standard
+   */
+  tableClass: z.enum(['standard', 'standard-infrequent-access']).default('standard'),
   /** Workspaces that get a write key at deploy time, stored in Secrets Manager (<stack name>/write-key/<workspace>). */
   writeKeys: z
     .array(

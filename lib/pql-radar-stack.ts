@@ -1,5 +1,6 @@
 import { Annotations, CfnOutput, type CfnOutputProps, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
 import type { LoadedRulesFile, PqlRadarConfig } from './config';
 import { ChangeCapture } from './change-capture';
@@ -46,7 +47,10 @@ export class PqlRadarStack extends Stack {
     super(scope, id, props);
     const { config } = props;
 
-    this.eventStore = new EventStore(this, 'EventStore', { deletionProtection: config.deletionProtection });
+    this.eventStore = new EventStore(this, 'EventStore', {
+      deletionProtection: config.deletionProtection,
+      ...(config.tableClass === 'standard-infrequent-access' ? { tableClass: dynamodb.TableClass.STANDARD_INFREQUENT_ACCESS } : {}),
+    });
     const table = this.eventStore.table;
     const storage = { table, retentionDays: config.retentionDays, timeZone: props.rulesFile.ruleset.calendar.timeZone };
     const { rateLimit, burstLimit, functionUrl } = config.ingest;

@@ -27,6 +27,7 @@ const stacks: Record<string, () => Stack> = {
   'every destination type and the ingest buffer': () => buildStack({ config: { ingestBuffer: {} } }).stack,
   'every destination type and the Firehose ingest buffer': () => buildStack({ config: { ingestBuffer: { service: 'firehose' } } }).stack,
   'every destination type and an ingest function URL': () => buildStack({ config: { ingest: { functionUrl: { reservedConcurrency: 50 } } } }).stack,
+  'every destination type and a Standard-IA table': () => buildStack({ config: { tableClass: 'standard-infrequent-access' } }).stack,
   'the default config (pql-radar.config.yaml)': () => {
     const { config, rulesFile } = loadConfig(join(import.meta.dirname, '../../pql-radar.config.yaml'));
     return new PqlRadarStack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'PqlRadar', { config, rulesFile });

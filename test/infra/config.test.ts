@@ -127,6 +127,19 @@ it('reserves evaluator concurrency only when evaluation.reservedConcurrency is t
   expect(reserved({ evaluation: { shards: 6, reservedConcurrency: true } })).toBe(6);
 });
 
+describe('tableClass', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+
+  it('is standard by default, and takes standard-infrequent-access', () => {
+    expect(load(routes)().config.tableClass).toBe('standard');
+    expect(load(`${routes}tableClass: standard-infrequent-access\n`)().config.tableClass).toBe('standard-infrequent-access');
+  });
+
+  it('fails the synth naming the field and the classes it takes', () => {
+    expect(load(`${routes}tableClass: infrequent\n`)).toThrow(/line 7: tableClass: .*"standard".*"standard-infrequent-access"/s);
+  });
+});
+
 describe('ingest.functionUrl', () => {
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
 

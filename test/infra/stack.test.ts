@@ -75,6 +75,12 @@ describe('event store', () => {
     expect(table.UpdateReplacePolicy).toBe('Retain');
   });
 
+  it('is of the Standard class unless the config asks for Standard-IA (a replica property of a global table)', () => {
+    expect(resource(ids.table).Properties.Replicas[0].TableClass).toBeUndefined();
+    synth({ tableClass: 'standard' }).hasResourceProperties('AWS::DynamoDB::GlobalTable', { Replicas: [Match.objectLike({ TableClass: Match.absent() })] });
+    synth({ tableClass: 'standard-infrequent-access' }).hasResourceProperties('AWS::DynamoDB::GlobalTable', { Replicas: [Match.objectLike({ TableClass: 'STANDARD_INFREQUENT_ACCESS' })] });
+  });
+
   it('lets a throwaway stack turn deletion protection off, and still retains the table', () => {
     synth({ deletionProtection: false }).hasResource('AWS::DynamoDB::GlobalTable', {
       Properties: { Replicas: [Match.objectLike({ DeletionProtectionEnabled: false })] },
