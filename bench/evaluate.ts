@@ -16,6 +16,10 @@
  * (d) A quiet week: the rules with an account signal reading a windowed signal of its members (members_matching), a run
  *     a day for 7 days with no new events; the entities the sweeps evaluate and their units: what keeping leads, and
  *     accounts' reads of their members, current costs when nothing else happens.
+ * (e) Accounts by size: (d)'s rules, a new day for every user of accounts of BENCH_ACCOUNT_SIZES members (10,100,400),
+ *     and the read units of an account's evaluation, which reads every member's state and its days in reach. Then a
+ *     busy quarter of an hour of one account of 100 members, judged at every move and with the deployed
+ *     accountEveryMinutes: what waiting saves.
  *
  *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~8 min on 2 cores, most of it storing the 500-day table)
  *   BENCH_ENTITIES=20000 BENCH_USERS=200 BENCH_ACCOUNTS=20 npm run bench:evaluate   bigger (about twice as long)
@@ -40,6 +44,9 @@ import type { Condition, Signal } from '../functions/core/rules/schema';
 import { dayMs } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { seedFrom } from '../functions/core/random';
+import { defaultAccountEveryMinutes } from '../functions/shared/settings';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import {
   billMissingItems,
@@ -83,6 +90,12 @@ const budgetDays = positiveInt('BENCH_BUDGET_DAYS', 50);
 const historyScale = positiveInt('BENCH_SCALE', 10);
 const throughputRounds = positiveInt('BENCH_THROUGHPUT_ROUNDS', 3);
 const budgetRatio = 1.1;
+/** (e)'s accounts: members each; BENCH_USERS users split into accounts of that size (at least one account). */
+const accountSizes = (process.env['BENCH_ACCOUNT_SIZES'] ?? '10,100,400').split(',').map((size) => {
+  const members = Number(size);
+  if (!Number.isInteger(members) || members < 1) throw new Error(`BENCH_ACCOUNT_SIZES: ${size} is not a whole number of members, at least 1`);
+  return members;
+});
 const withNewKinds = process.env['BENCH_KINDS'] === 'new';
 /** Signals of the kinds json-rules-engine has no counterpart for, over the events the bench generates. */
 const newKindsYaml = `
@@ -316,7 +329,10 @@ async function main() {
 
   if (!withNewKinds) await engineInMemory(ruleset, lines);
   await evaluatorOnDynamoDb(ruleset, lines);
-  if (!withNewKinds) await quietWeek();
+  if (!withNewKinds) {
+    await quietWeek();
+    await accountsBySize();
+  }
 }
 
 /** An account signal reading a windowed user signal of the members, for (d). */
@@ -355,6 +371,64 @@ async function quietWeek() {
     client.destroy();
     await dynamoDb.stop();
   }
+}
+
+/**
+ * (e) What an account's evaluation reads, by its size: each member's state (strongly consistent: a member saved by the
+ * same run must be read as saved) and its day rollups in reach. A table of its own per size, at least BENCH_USERS users.
+ */
+async function accountsBySize() {
+  const ruleset = loadRules(rulesYaml.replace('\nsignals:\n', `\nsignals:\n${memberSignalYaml}`), 'bench-evaluate-members.rules.yaml');
+  const dynamoDb = await startDynamoDbLocal();
+  const client = createDynamoDbClient(dynamoDb.endpoint);
+  billMissingItems(client);
+  const lines = [
+    '',
+    `(e) accounts by size on DynamoDB Local: (d)'s rules, ${historyDays}d of history, then (b)'s new day for every user; an account's evaluation reads each member's`,
+    '    state and its days in reach, so it costs in proportion to its members, and a run evaluates it again whenever a member moved it',
+    'members  users  accounts  account evaluations  RCU each  RCU per member  user evaluations  RCU each',
+  ];
+  try {
+    for (const members of accountSizes) {
+      const users = Math.max(userCount, members);
+      const table = await prepareHistory(client, ruleset, { days: historyDays, users, accounts: Math.max(1, Math.floor(users / members)) });
+      const round = await storeAndEvaluate(table, table.users.map((user) => todaysMessages(user)), { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, undefined, evaluatorConcurrency);
+      const { user, account } = round.shares;
+      const perAccount = account.read / Math.max(1, account.evaluated);
+      lines.push(
+        `${fixed(members, 0, 7)} ${fixed(users, 0, 6)} ${fixed(table.accounts.length, 0, 9)} ${fixed(account.evaluated, 0, 20)} ${fixed(perAccount, 1, 9)} ${fixed(perAccount / members, 2, 15)} ${fixed(user.evaluated, 0, 17)} ${fixed(user.read / Math.max(1, user.evaluated), 1, 9)}`,
+      );
+    }
+    lines.push(...(await busyAccount(client, ruleset)));
+    console.log(lines.join('\n'));
+  } finally {
+    client.destroy();
+    await dynamoDb.stop();
+  }
+}
+
+/**
+ * (e)'s busy quarter: one account of 100 members; a run every minute for 10 minutes, each after new events of 10
+ * members, then runs at 12 and 15 minutes. Judged at every move, and with the deployed interval: a table each.
+ */
+async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<string[]> {
+  const members = 100;
+  const lines = ['', `    a busy quarter of an hour: ${members} members in one account, a run a minute for 10 minutes after new events of 10 members each, then runs at 12 and 15 minutes`, 'account every  account evaluations   RCU   WCU  $ per busy hour'];
+  for (const intervalMinutes of [0, defaultAccountEveryMinutes]) {
+    const table = await prepareHistory(client, ruleset, { days: historyDays, users: members, accounts: 1 });
+    const shares = { evaluated: 0, read: 0, write: 0 };
+    for (const minute of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15]) {
+      const at = new Date(now.getTime() + minute * 60_000);
+      const byUser = table.users.map((user, index) => (minute < 10 && index % 10 === minute ? dayMessages(user, 0, now, seedFrom(21, minute), true) : []));
+      const { account } = (await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, undefined, evaluatorConcurrency, intervalMinutes * 60_000)).shares;
+      shares.evaluated += account.evaluated;
+      shares.read += account.read;
+      shares.write += account.write;
+    }
+    const dollarsPerHour = 4 * (shares.read * listPrices.readUnit + shares.write * listPrices.writeUnit);
+    lines.push(`${`${intervalMinutes} min`.padStart(13)} ${fixed(shares.evaluated, 0, 20)} ${fixed(shares.read, 0, 5)} ${fixed(shares.write, 0, 5)} ${`$${dollarsPerHour.toFixed(5)}`.padStart(16)}`);
+  }
+  return lines;
 }
 
 /** (a) The engine in memory beside json-rules-engine; throws when they disagree. */

@@ -7,7 +7,7 @@ import { routesOf } from '../functions/core/rules/routing';
 import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
-import { defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
 import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
 
@@ -184,13 +184,18 @@ export const configSchema = z.strictObject({
       /** Shards of the dirty index: one schedule and one evaluator invocation per shard. @default 4 */
       shards: z.number().int().min(1).max(64).default(defaultDirtyShards),
       /**
+       * Minutes an account its members move waits after its last evaluation (lib/evaluator.ts): the moves made
+       * meanwhile are judged at once. 0 judges accounts at every move. @default 10
+       */
+      accountEveryMinutes: z.number().int().min(0).max(1440).default(defaultAccountEveryMinutes),
+      /**
        * Reserve one concurrent execution per shard for the evaluator, so ingest can never take its concurrency.
        * Lambda keeps 100 executions of the account unreserved: an account whose limit is lower (new accounts get 10)
        * fails to deploy with this on until it is raised. @default false
        */
       reservedConcurrency: z.boolean().default(false),
     })
-    .default({ everyMinutes: 1, shards: defaultDirtyShards, reservedConcurrency: false }),
+    .default({ everyMinutes: 1, shards: defaultDirtyShards, accountEveryMinutes: defaultAccountEveryMinutes, reservedConcurrency: false }),
   /** Days events are kept. @default 400 */
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table. @default true */

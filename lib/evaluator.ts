@@ -15,7 +15,7 @@ import { scheduleInvoker } from './schedule-invoker';
 import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { compiledRulesJson, type Ruleset } from '../functions/core/rules/ruleset';
-import { defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
 import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
 
@@ -91,6 +91,14 @@ export interface EvaluatorProps {
    */
   readonly everyMinutes?: number;
   /**
+   * Minutes an account its members move waits after its last evaluation: the moves made meanwhile are judged at once,
+   * by a sweep at the end of them (the first move after a quiet spell is judged at once). An account's evaluation
+   * reads every member's state and days, so without it a large account whose members are active is read in full at
+   * every run. 0 judges accounts at every move.
+   * @default 10
+   */
+  readonly accountEveryMinutes?: number;
+  /**
    * Days a daily rollup is kept, as the events it sums up.
    * @default 400
    */
@@ -133,9 +141,13 @@ export class Evaluator extends Construct {
     super(scope, id);
     const shards = props.shards ?? defaultDirtyShards;
     const everyMinutes = props.everyMinutes ?? 1;
+    const accountEveryMinutes = props.accountEveryMinutes ?? defaultAccountEveryMinutes;
     if (!Number.isInteger(shards) || shards < 1) throw new Error(`Evaluator: shards must be a positive integer, got ${shards}`);
     if (!Number.isInteger(everyMinutes) || everyMinutes < 1) {
       throw new Error(`Evaluator: everyMinutes must be a positive integer, got ${everyMinutes}`);
+    }
+    if (!Number.isInteger(accountEveryMinutes) || accountEveryMinutes < 0) {
+      throw new Error(`Evaluator: accountEveryMinutes must be a whole number of minutes, 0 or more, got ${accountEveryMinutes}`);
     }
     const rulesPath = props.rulesFile.path;
     if (!isAbsolute(rulesPath)) throw new Error(`Evaluator: rulesFile must be an absolute path, got ${rulesPath}`);
@@ -156,6 +168,7 @@ export class Evaluator extends Construct {
         [environmentNames.retentionDays]: String(props.retentionDays ?? defaultRetentionDays),
         [environmentNames.rulesFile]: bundledRulesFile,
         [environmentNames.runIntervalSeconds]: String(everyMinutes * 60),
+        [environmentNames.accountIntervalSeconds]: String(accountEveryMinutes * 60),
       },
     }).function;
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });

@@ -86,6 +86,7 @@ export class PqlRadarStack extends Stack {
       rulesFile: props.rulesFile,
       shards: config.evaluation.shards,
       everyMinutes: config.evaluation.everyMinutes,
+      accountEveryMinutes: config.evaluation.accountEveryMinutes,
       reservedConcurrency: config.evaluation.reservedConcurrency,
       retentionDays: config.retentionDays,
     });

@@ -34,6 +34,13 @@ export interface EvaluateShardOptions {
    * when time alone can change their outcome (lead-state.ts nextDecisionAt). @default 6 hours
    */
   decayIntervalMs?: number;
+  /**
+   * An account its members move within this long of its last evaluation waits for a sweep at the end of it, which
+   * judges every move made meanwhile at once: an account's evaluation reads each member's state and days, so a large
+   * account whose members are active would otherwise be judged, in full, at every run. The first move after a quiet
+   * spell is judged at once. @default 0: at every move
+   */
+  accountIntervalMs?: number;
 }
 
 export interface EvaluateShardResult {
@@ -134,6 +141,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   const { ruleset, now } = options;
   const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
   const decayIntervalMs = options.decayIntervalMs ?? defaultDecayIntervalMs;
+  const accountIntervalMs = options.accountIntervalMs ?? 0;
   const transitions: LeadEvent[] = [];
   let evaluated = 0;
   let incomplete = false;
@@ -154,7 +162,20 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     list.set(key, listed ? withDaysOf(listed, candidate) : candidate);
   };
   let reads = pageReads(store, now, ruleset.calendar);
-  const evaluateCandidate = async (candidate: EvaluationCandidate) => {
+  /**
+   * Whether an account its members moved waits for a sweep (accountIntervalMs), which it then has: scheduled at the end
+   * of the interval that its last evaluation began. An overlapping run that saved it since it was read leaves the
+   * change to the next run, as a save would.
+   */
+  const waitsForSweep = async (candidate: EvaluationCandidate, rows: EntityRows): Promise<boolean> => {
+    const last = rows.state?.lead?.evaluatedAt;
+    if (accountIntervalMs === 0 || last === undefined) return false;
+    const due = Date.parse(last) + accountIntervalMs;
+    if (due <= now.getTime()) return false;
+    if (!(await store.sweepBy(candidate.ref, new Date(due), rows.token))) leave(candidate);
+    return true;
+  };
+  const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
       incomplete = true;
@@ -167,8 +188,10 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
     const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days));
     let members: AccountMember[] | undefined;
-    if (ref.type === 'account') members = await membersSwept(ref);
-    else {
+    if (ref.type === 'account') {
+      if (movedByMembers && (await waitsForSweep(candidate, rows))) return;
+      members = await membersSwept(ref);
+    } else {
       // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
       const owner = await ownerOf(reads.store, ref, rows, ruleset);
       if (owner !== ref) {
@@ -274,7 +297,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         await forEachConcurrently(
           round.map(([, candidate]) => candidate),
           concurrency,
-          evaluateCandidate,
+          (candidate) => evaluateCandidate(candidate, true),
         );
       }
     },
@@ -521,6 +544,8 @@ export interface EvaluatorRunOptions {
   /** Wall-clock time after which no new entity is started. */
   deadline: number;
   decayIntervalMs?: number;
+  /** See EvaluateShardOptions.accountIntervalMs. @default 0 */
+  accountIntervalMs?: number;
   /** Entities of a page evaluated at once. @default 8 */
   concurrency?: number;
   /** Entities already evaluated in the same pass (see EvaluateShardOptions.seen). @default none */
@@ -548,6 +573,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
       outOfTime: () => Date.now() >= options.deadline,
       ...(options.seen ? { seen: options.seen } : {}),
       ...(options.decayIntervalMs !== undefined ? { decayIntervalMs: options.decayIntervalMs } : {}),
+      ...(options.accountIntervalMs !== undefined ? { accountIntervalMs: options.accountIntervalMs } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     });
     summary.evaluated += result.evaluated;

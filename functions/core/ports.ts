@@ -203,4 +203,10 @@ export interface EvaluationStore {
    * `entity()`.
    */
   save(ref: EntityRef, update: EntityUpdate, token: unknown): Promise<boolean>;
+  /**
+   * Has an evaluated entity swept by `at`: its sweep moves there unless it is due by then already. Returns false,
+   * changing nothing, when an overlapping run saved the entity since `entity()` (its token); otherwise that run's save
+   * fails in turn, as it would after a save, so no run keeps a later sweep in its place.
+   */
+  sweepBy(ref: EntityRef, at: Date, token: unknown): Promise<boolean>;
 }

@@ -28,6 +28,8 @@ const environment = variablesFromEnvironment(
      * they do the same work twice.
      */
     [environmentNames.runIntervalSeconds]: integerFrom(1),
+    /** An account its members move waits this long after its last evaluation (evaluate-leads' accountIntervalMs). */
+    [environmentNames.accountIntervalSeconds]: integerFrom(0, 0),
   },
   process.env,
   'evaluator',
@@ -36,6 +38,7 @@ const tableName = environment[environmentNames.tableName];
 const dirtyShards = environment[environmentNames.dirtyShards];
 const rulesFile = environment[environmentNames.rulesFile];
 const runIntervalSeconds = environment[environmentNames.runIntervalSeconds];
+const accountIntervalMs = environment[environmentNames.accountIntervalSeconds] * 1000;
 
 // Rules that are not what synth compiled (another format, or edited since) fail the cold start, before any lead is
 // touched. Compiled, not the YAML a person edits: the YAML parser and the schema would add over 200 KB to the bundle.
@@ -86,6 +89,7 @@ async function scheduledRun(input: unknown, context: Context) {
     ruleset,
     shards,
     now: new Date(),
+    accountIntervalMs,
     deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (runIntervalSeconds ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
   });
   logger.info('evaluation run', {
@@ -121,6 +125,7 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
     marks,
     ruleset,
     now: new Date(),
+    accountIntervalMs,
     outOfTime: () => context.getRemainingTimeInMillis() < environment.SAFETY_MARGIN_MS,
   });
   logger.info('changes evaluated', {

@@ -13,6 +13,12 @@ export const defaultDirtyShards = 4;
  * write that takes longer, and an evaluator run leaves the lists written this recently to the next run.
  */
 export const deployedListSettleMs = 20_000;
+/**
+ * Deployed, the minutes an account its members move waits after its last evaluation (evaluate-leads'
+ * accountIntervalMs): an account's evaluation reads every member, so a large, busy one judged at every minute's run
+ * costs in proportion to its members each minute.
+ */
+export const defaultAccountEveryMinutes = 10;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */
 export const defaultRetentionDays = 400;
 /** Days a message ingest rejected stays in the quarantine for an operator to list. */
@@ -47,6 +53,8 @@ export const environmentNames = {
    */
   ingestDeliveryStream: 'INGEST_DELIVERY_STREAM_NAME',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
+  /** The evaluator: the least time between two evaluations of an account its members move, in seconds (0: none). */
+  accountIntervalSeconds: 'ACCOUNT_INTERVAL_SECONDS',
   /** The rule-health job: the rules' tier names in order (comma-separated), and the days it looks back over. */
   tierOrder: 'TIER_ORDER',
   healthPeriodDays: 'HEALTH_PERIOD_DAYS',

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import { buildStack, loadRoutedConfig, testRulesFile } from './synth';
+import { buildStack, loadRoutedConfig, synth, testRulesFile } from './synth';
 
 /** Writes a config file naming the example rules (tiers routing to sales and nurture) and loads it as bin/app.ts does. */
 function load(rest: string) {
@@ -116,6 +116,17 @@ describe('alarmEmails', () => {
     const { stack } = buildStack();
     Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp(noEmails));
   });
+});
+
+it('waits 10 minutes between evaluations of an account its members move unless evaluation.accountEveryMinutes says otherwise', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+  expect(load(routes)().config.evaluation.accountEveryMinutes).toBe(10);
+  expect(load(`${routes}evaluation:\n  accountEveryMinutes: 0\n`)().config.evaluation.accountEveryMinutes).toBe(0);
+  expect(load(`${routes}evaluation:\n  accountEveryMinutes: -5\n`)).toThrow(/line 8: evaluation\.accountEveryMinutes: Too small/);
+  const evaluatorWaits = (config: Record<string, unknown>, seconds: string) =>
+    synth(config).hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ RUN_INTERVAL_SECONDS: '60', ACCOUNT_INTERVAL_SECONDS: seconds }) } });
+  evaluatorWaits({}, '600');
+  evaluatorWaits({ evaluation: { accountEveryMinutes: 30 } }, '1800');
 });
 
 it('reserves evaluator concurrency only when evaluation.reservedConcurrency is true', () => {

@@ -102,6 +102,7 @@ describe('evaluator function', () => {
       RETENTION_DAYS: '400',
       RULES_FILE: 'rules.json',
       RUN_INTERVAL_SECONDS: '60',
+      ACCOUNT_INTERVAL_SECONDS: '600',
     });
   });
 
@@ -112,11 +113,11 @@ describe('evaluator function', () => {
   });
 
   it('passes shards, interval, retention and log retention through, and reserves one execution per shard when asked', () => {
-    const { stack } = build({ shards: 8, everyMinutes: 5, retentionDays: 30, logRetention: logs.RetentionDays.ONE_WEEK, reservedConcurrency: true });
+    const { stack } = build({ shards: 8, everyMinutes: 5, accountEveryMinutes: 0, retentionDays: 30, logRetention: logs.RetentionDays.ONE_WEEK, reservedConcurrency: true });
     const t = Template.fromStack(stack);
     const [fn] = resources(t, 'AWS::Lambda::Function');
     expect(fn!.Properties.ReservedConcurrentExecutions).toBe(8);
-    expect(fn!.Properties.Environment.Variables).toMatchObject({ DIRTY_SHARDS: '8', RETENTION_DAYS: '30', RUN_INTERVAL_SECONDS: '300' });
+    expect(fn!.Properties.Environment.Variables).toMatchObject({ DIRTY_SHARDS: '8', RETENTION_DAYS: '30', RUN_INTERVAL_SECONDS: '300', ACCOUNT_INTERVAL_SECONDS: '0' });
     expect(resources(t, 'AWS::Logs::LogGroup').map((group) => group.Properties.RetentionInDays)).toEqual([7]);
     const schedules = resources(t, 'AWS::Scheduler::Schedule');
     expect(schedules.map((schedule) => schedule.Properties.Target.Input).sort()).toEqual(
@@ -128,6 +129,7 @@ describe('evaluator function', () => {
   it('refuses shard counts and intervals that are not positive integers, and a relative rules path', () => {
     expect(() => build({ shards: 0 })).toThrow(/shards must be a positive integer/);
     expect(() => build({ everyMinutes: 0.5 })).toThrow(/everyMinutes must be a positive integer/);
+    expect(() => build({ accountEveryMinutes: -1 })).toThrow(/accountEveryMinutes must be a whole number of minutes, 0 or more/);
     expect(() => build({ rulesFile: loadRulesFile('examples/activation.rules.yaml') })).toThrow(/rulesFile must be an absolute path/);
   });
 });

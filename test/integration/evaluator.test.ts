@@ -332,6 +332,47 @@ tiers:
     expect(await saveAs(quietSecond)).toBe(false);
   });
 
+  it("moves an entity's sweep earlier, never later, and makes an overlapping run's save fail", async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    const ruleset = loadRules(rulesYaml(), 'test rules');
+    const ref = { workspace: dev.workspace, type: 'user' as const, id: 'max' };
+    const shard = dev.evaluation.shardOf(ref);
+    await sendBatch(dev, [track('max', 'Dashboard Created', day(-1))]);
+    await dev.evaluateOnce(day(0));
+    const minutesOn = (minutes: number) => new Date(day(0).getTime() + minutes * 60_000);
+    /** The ids of the shard's candidates due for a sweep by `at`, read page by page as a run reads them. */
+    const sweepsAt = async (at: Date) => {
+      const ids: string[] = [];
+      let after: string | undefined;
+      do {
+        const page = await dev.evaluation.candidates(shard, at, 100, { everyone: false, ...(after !== undefined ? { after } : {}) });
+        ids.push(...page.candidates.filter((candidate) => candidate.reason === 'sweep').map((candidate) => candidate.ref.id));
+        after = page.next;
+      } while (after !== undefined);
+      return ids;
+    };
+    // A lead of PQL-B: swept when it turns inactive, 14 days on.
+    expect(await sweepsAt(minutesOn(10))).toEqual([]);
+
+    const overlapping = await dev.evaluation.entity(ref);
+    expect(await dev.evaluation.sweepBy(ref, minutesOn(10), (await dev.evaluation.entity(ref)).token)).toBe(true);
+    expect(await sweepsAt(minutesOn(9))).toEqual([]);
+    expect(await sweepsAt(minutesOn(10))).toEqual(['max']);
+    // Due by then already: a later time keeps it.
+    expect(await dev.evaluation.sweepBy(ref, minutesOn(30), (await dev.evaluation.entity(ref)).token)).toBe(true);
+    expect(await sweepsAt(minutesOn(10))).toEqual(['max']);
+    // A run that read the entity before cannot move the sweep, nor save over it.
+    expect(await dev.evaluation.sweepBy(ref, minutesOn(5), overlapping.token)).toBe(false);
+    const loaded = await readFacts(dev.evaluation, ref, ruleset, day(0), overlapping);
+    const { state } = decide(loaded.rows.state?.lead, evaluate(loaded.facts, ruleset, day(0)), loaded.facts, ruleset, day(0));
+    expect(await dev.evaluation.save(ref, entityUpdate(loaded, state, undefined, null, ruleset, day(0)), loaded.rows.token)).toBe(false);
+    expect(await sweepsAt(minutesOn(10))).toEqual(['max']);
+    // Never evaluated: nothing to sweep.
+    const stranger = { workspace: dev.workspace, type: 'user' as const, id: 'stranger' };
+    expect(await dev.evaluation.sweepBy(stranger, minutesOn(10), (await dev.evaluation.entity(stranger)).token)).toBe(false);
+  });
+
   it('re-evaluates everyone after a rules change, notifying only leads whose tier moved', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);

@@ -262,6 +262,15 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return true;
   }
 
+  async sweepBy(ref: EntityRef, at: Date, token: unknown): Promise<boolean> {
+    const entity = this.entityOf(ref);
+    if (entity.state === undefined || entity.revision !== (token as Token).revision) return false;
+    const time = at.toISOString();
+    if (entity.sweepDue === undefined || entity.sweepDue > time) entity.sweepDue = time;
+    entity.revision++;
+    return true;
+  }
+
   /** Marks the entity changed on `day` (or on no day: its traits or members moved). */
   private markEntity(entity: Entity, day: string | undefined, at: string): void {
     if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at, sequence: 0 };

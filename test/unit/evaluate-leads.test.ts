@@ -264,6 +264,41 @@ tiers:
     expect(store.stateOf(account('acme'))?.lead?.tier).toBe('team');
   });
 
+  it('judges an account its members move within accountIntervalMs of its last evaluation once, at the end of it', async () => {
+    const exports = loadRules(`
+version: 1
+signals:
+  exports: { level: account, event: Data Exported, window: 3d, at_least: 3, points: 50 }
+tiers:
+  - { name: team, min_score: 50, route: sales, level: account }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const minutes = (count: number) => new Date(onDay(0, 9).getTime() + count * 60_000);
+    const runAt = async (minute: number) => {
+      store.saves.length = 0;
+      publisher.published.length = 0;
+      await evaluateUntilDone(store, publisher, { ruleset: exports, now: minutes(minute), accountIntervalMs: 10 * 60_000 });
+      return { saves: [...store.saves], published: summary(publisher.published) };
+    };
+    for (const id of ['ann', 'bob']) store.join(workspace, id, 'acme');
+    const exported = (id: string, minute: number) => store.track(workspace, id, { event: 'Data Exported', timestamp: minutes(minute).toISOString() });
+
+    // Its first evaluation, then moves 2 and 4 minutes later: the third export would qualify it, but it waits.
+    exported('ann', 0);
+    expect(await runAt(0)).toEqual({ saves: ['user ann', 'account acme'], published: [] });
+    exported('bob', 2);
+    expect(await runAt(2)).toEqual({ saves: ['user bob'], published: [] });
+    exported('ann', 4);
+    expect(await runAt(4)).toEqual({ saves: ['user ann'], published: [] });
+    expect(await runAt(9)).toEqual({ saves: [], published: [] });
+    // Ten minutes after its last evaluation, its sweep judges both moves at once.
+    expect(await runAt(10)).toEqual({ saves: ['account acme'], published: ['account acme: none -> team'] });
+    // A quiet spell longer than the interval: the next move is judged at once.
+    exported('bob', 25);
+    expect(await runAt(25)).toEqual({ saves: ['user bob', 'account acme'], published: [] });
+  });
+
   it("evaluates a user with its claimed visitor's new events in the same run, before the user's sweep", async () => {
     const reports = loadRules(`
 version: 1

@@ -225,6 +225,40 @@ export class DynamoDbEntityRows {
   }
 
   /**
+   * One conditional update of the STATE item: the sweep index key moves to `at` (unless the sweep is due by then
+   * already), and the revision moves on, so that an overlapping run that read the entity before fails its save and
+   * leaves its change for later rather than index a later sweep over this one.
+   */
+  async sweepBy(ref: EntityRef, at: Date, token: unknown): Promise<boolean> {
+    const loaded = token as SaveToken;
+    // Never saved: there is no state to sweep, and no run's save to be ordered against.
+    if (loaded.revision === undefined) return false;
+    const time = at.toISOString();
+    try {
+      const { ConsumedCapacity } = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: { pk: { S: pkOf(ref) }, sk: { S: stateSortKey } },
+          UpdateExpression: 'SET #sweep = :sweep, revision = :next',
+          ConditionExpression: 'revision = :revision',
+          ExpressionAttributeNames: { '#sweep': tableDefinition.dirtyIndex.sortKey },
+          ExpressionAttributeValues: {
+            ':sweep': { S: loaded.sweep !== undefined && loaded.sweep <= time ? loaded.sweep : time },
+            ':next': { N: String(loaded.revision + 1) },
+            ':revision': { N: String(loaded.revision) },
+          },
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      this.capacity.add('write', ConsumedCapacity);
+    } catch (error) {
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
+    return true;
+  }
+
+  /**
    * Writes a day the state closes, unless a save of a later state revision wrote it already: a run that read an older
    * state and is slow to write must not bring back the value that state held.
    */
