@@ -464,6 +464,31 @@ describe('the evaluation of fresh changes (the table stream)', () => {
     expect((await run(store, publisher)).transitions).toEqual([]);
   });
 
+  it("leaves an account its members move again within accountIntervalMs to its sweep, which a scheduled run takes", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const later = (minutes: number) => new Date(now.getTime() + minutes * 60_000);
+    const options = (minutes: number) => ({ ruleset, now: later(minutes), outOfTime: () => false, accountIntervalMs: 10 * 60_000 });
+    for (const id of ['ann', 'bob']) store.join(workspace, id, 'acme');
+    qualify(store, 'ann');
+    await evaluateChanges(store, publisher, { marks: store.takeChanges(), ...options(0) });
+    expect(summary(publisher.published)).toEqual(['user ann: none -> pql', 'account acme: none -> team']);
+    // The scheduled run's first pass under these rules (everyone), at the same minute.
+    await run(store, publisher, options(0));
+
+    qualify(store, 'bob');
+    store.saves.length = 0;
+    const result = await evaluateChanges(store, publisher, { marks: store.takeChanges(), ...options(2) });
+    expect(store.saves).toEqual(['user bob']);
+    expect(result.left).toBe(0);
+    expect(store.isMarked(account('acme'))).toBe(false);
+    store.saves.length = 0;
+    await run(store, publisher, options(9));
+    expect(store.saves).toEqual([]);
+    await run(store, publisher, options(10));
+    expect(store.saves).toEqual(['account acme']);
+  });
+
   it('keeps what it could not evaluate for the scheduled run', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
