@@ -440,7 +440,9 @@ export class AttributingStore {
         return async (...args: unknown[]) => {
           // The last entity read need not be the one saved: a page's rows are all read before its evaluations.
           const own = isEntityRef(args[0]) ? args[0] : undefined;
-          if (property === 'entity') entity = own;
+          // An account reads its members again after sweeping those due, whose reads made them the entity last read:
+          // what it reads next (their days) is the account's.
+          if (property === 'entity' || property === 'members') entity = own;
           const subject = own ?? entity;
           // A visitor's reads and writes (forwarded to its user, or dismissed) are the user's cost.
           const runCall = runCalls.has(String(property));

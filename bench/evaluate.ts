@@ -17,7 +17,8 @@
  *     a day for 7 days with no new events; the entities the sweeps evaluate and their units: what keeping leads, and
  *     accounts' reads of their members, current costs when nothing else happens.
  * (e) Accounts by size: (d)'s rules, a new day for every user of accounts of BENCH_ACCOUNT_SIZES members (10,100,400),
- *     and the read units of an account's evaluation, which reads every member's state and its days in reach. Then a
+ *     and the read units of an account's evaluation, which reads every member's state (and their days in reach when an
+ *     account signal counts their events by day; (d)'s do not). Then a
  *     busy quarter of an hour of one account of 100 members, judged at every move and with the deployed
  *     accountEveryMinutes: what waiting saves.
  *
@@ -375,7 +376,8 @@ async function quietWeek() {
 
 /**
  * (e) What an account's evaluation reads, by its size: each member's state (strongly consistent: a member saved by the
- * same run must be read as saved) and its day rollups in reach. A table of its own per size, at least BENCH_USERS users.
+ * same run must be read as saved), and their day rollups in reach when a rule counts their events by day. A table of
+ * its own per size, at least BENCH_USERS users.
  */
 async function accountsBySize() {
   const ruleset = loadRules(rulesYaml.replace('\nsignals:\n', `\nsignals:\n${memberSignalYaml}`), 'bench-evaluate-members.rules.yaml');
@@ -384,15 +386,16 @@ async function accountsBySize() {
   billMissingItems(client);
   const lines = [
     '',
-    `(e) accounts by size on DynamoDB Local: (d)'s rules, ${historyDays}d of history, then (b)'s new day for every user; an account's evaluation reads each member's`,
-    '    state and its days in reach, so it costs in proportion to its members, and a run evaluates it again whenever a member moved it',
+    `(e) accounts by size on DynamoDB Local: (d)'s rules, ${historyDays}d of history, then (b)'s new day for every user, one entity at a time; an account's evaluation`,
+    "    reads each member's state (and their days when a rule counts their events by day), so it costs in proportion to its members, at every move",
     'members  users  accounts  account evaluations  RCU each  RCU per member  user evaluations  RCU each',
   ];
   try {
     for (const members of accountSizes) {
       const users = Math.max(userCount, members);
       const table = await prepareHistory(client, ruleset, { days: historyDays, users, accounts: Math.max(1, Math.floor(users / members)) });
-      const round = await storeAndEvaluate(table, table.users.map((user) => todaysMessages(user)), { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, undefined, evaluatorConcurrency);
+      // One entity at a time: what an account reads of its members is then the account's (AttributingStore).
+      const round = await storeAndEvaluate(table, table.users.map((user) => todaysMessages(user)), { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset);
       const { user, account } = round.shares;
       const perAccount = account.read / Math.max(1, account.evaluated);
       lines.push(
@@ -420,7 +423,7 @@ async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<st
     for (const minute of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15]) {
       const at = new Date(now.getTime() + minute * 60_000);
       const byUser = table.users.map((user, index) => (minute < 10 && index % 10 === minute ? dayMessages(user, 0, now, seedFrom(21, minute), true) : []));
-      const { account } = (await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, undefined, evaluatorConcurrency, intervalMinutes * 60_000)).shares;
+      const { account } = (await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, undefined, 1, intervalMinutes * 60_000)).shares;
       shares.evaluated += account.evaluated;
       shares.read += account.read;
       shares.write += account.write;

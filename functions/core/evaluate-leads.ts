@@ -202,7 +202,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members);
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
-    const event = transition?.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluation, transition, ruleset, now, ref.type) : undefined;
+    // A lead event names an account's top events, which its members' days hold: read for it when the rules did not.
+    const eventFacts = ref.type === 'account' && !ruleset.accountsReadMemberDays && transition?.notify ? await accountFactsOf(store, ref, rows, members!, ruleset, now, true) : loaded.facts;
+    const event = transition?.notify ? buildLeadEvent(ref.workspace, eventFacts, evaluation, transition, ruleset, now, ref.type) : undefined;
     const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
     const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
     // An overlapping run saved first: evaluate again later, from what it saved.
@@ -455,12 +457,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const rows = read ?? (await store.entity(ref));
   if (ref.type === 'account') {
     const members = readMembers ?? (await store.members(ref));
-    const evaluated = members.filter((member) => member.state !== undefined);
-    const memberDays = await store.dayRollupsIn(
-      evaluated.map((member) => ({ ref: { workspace: ref.workspace, type: 'user', id: member.id }, ranges: memberRangesInReach(member.state!, ruleset, now) })),
-    );
-    const daysOf = new Map(evaluated.map((member, index) => [member.id, withOpenDays(memberDays[index]!, member.state, memberRangesInReach(member.state!, ruleset, now))]));
-    const facts = accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
+    const facts = await accountFactsOf(store, ref, rows, members, ruleset, now, ruleset.accountsReadMemberDays);
     const convertedAt = ruleset.file.conversion ? accountConversion(ruleset.file.conversion, rows.traits, members.map((member) => member.state?.lead?.conversion?.at), now) : null;
     return { ref, rows, facts, days: [], rebuilt: false, merged: [], convertedAt };
   }
@@ -494,6 +491,18 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   // The messages read are the changed days' (every day on a rebuild): a conversion is seen when its day changes.
   const convertedAt = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
   return { ref, rows, facts, days: [...recomputed.days, ...emptied], rebuilt, merged: history.merged, convertedAt };
+}
+
+/**
+ * An account's facts from its members' states, with their day rollups in reach when `withDays`: about one read unit a
+ * member, which only a signal counting the members' events by day, and a lead event's top events, need.
+ */
+async function accountFactsOf(store: EvaluationStore, ref: EntityRef, rows: EntityRows, members: readonly AccountMember[], ruleset: Ruleset, now: Date, withDays: boolean): Promise<EntityFacts> {
+  const evaluated = withDays ? members.filter((member) => member.state !== undefined) : [];
+  const memberDays =
+    evaluated.length > 0 ? await store.dayRollupsIn(evaluated.map((member) => ({ ref: { workspace: ref.workspace, type: 'user', id: member.id }, ranges: memberRangesInReach(member.state!, ruleset, now) }))) : [];
+  const daysOf = new Map(evaluated.map((member, index) => [member.id, withOpenDays(memberDays[index]!, member.state, memberRangesInReach(member.state!, ruleset, now))]));
+  return accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
 }
 
 /**

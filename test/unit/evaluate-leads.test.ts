@@ -264,6 +264,37 @@ tiers:
     expect(store.stateOf(account('acme'))?.lead?.tier).toBe('team');
   });
 
+  it("reads an account's members' days only for its lead event when no account signal counts their events by day", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    /** The runs that read bob's days: he is quiet, so only his account reads them. */
+    let bobDaysRead = 0;
+    const read = store.dayRollupsIn.bind(store);
+    store.dayRollupsIn = async (entities) => {
+      if (entities.some(({ ref }) => ref.id === 'bob')) bobDaysRead++;
+      return read(entities);
+    };
+    for (const id of ['ann', 'bob']) store.join(workspace, id, 'acme');
+    store.track(workspace, 'bob', { event: 'Report Run', timestamp: hoursAgo(30) });
+    await run(store, publisher, { now: new Date(Date.parse(hoursAgo(29))) });
+    const bobsOwn = bobDaysRead;
+
+    // ann qualifies: acme's lead event names its members' top events, bob's too.
+    qualify(store, 'ann');
+    await run(store, publisher);
+    expect(summary(publisher.published)).toEqual(['user ann: none -> pql', 'account acme: none -> team']);
+    expect(publisher.published[1]!.detail.context.topEvents).toEqual([
+      { name: 'Dashboard Created', count: 2 },
+      { name: 'Report Run', count: 1 },
+    ]);
+    expect(bobDaysRead - bobsOwn).toBe(1);
+    // Judged again with no transition: nothing of its members' days is read.
+    await store.mark(account('acme'), [], now);
+    await run(store, publisher);
+    expect(store.saves.at(-1)).toBe('account acme');
+    expect(bobDaysRead - bobsOwn).toBe(1);
+  });
+
   it('judges an account its members move within accountIntervalMs of its last evaluation once, at the end of it', async () => {
     const exports = loadRules(`
 version: 1

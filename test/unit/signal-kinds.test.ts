@@ -153,6 +153,19 @@ describe('the new kinds at their boundaries', () => {
   });
 });
 
+describe("an account's evaluation reads its members' days", () => {
+  it.each([
+    ['a window of its own', '  x: { level: account, event: Logged In, window: 7d }', true],
+    ['a since-signup span of its own', '  x: { level: account, event: Logged In, since_signup: 14d }', true],
+    ['periods of its own', '  x: { level: account, event: Logged In, window: 4w, per: week, periods: 2 }', true],
+    ['not for its lifetime count (the members\' states hold it)', '  x: { level: account, event: Logged In }', false],
+    ['not for member counts, tiers or activity', '  x: { best_member_tier: unreachable }\n  y: { members_matching: z, at_least: 2 }\n  z: { event: Logged In, window: 7d }\n  w: { active_users: 7d }', false],
+    ['not for a user signal\'s window', '  x: { event: Logged In, window: 7d }', false],
+  ])('for %s', (_case, signals, reads) => {
+    expect(rulesWith(signals).accountsReadMemberDays).toBe(reads);
+  });
+});
+
 describe('rollups keep only what the signals need', () => {
   it('sessions and first only for the signals that use them, no day counter in a day rollup', () => {
     const ruleset = rulesWith(

@@ -44,6 +44,12 @@ export interface Ruleset {
   firstSignals: string[];
   /** Whether any rule looks at accounts; without one, accounts are not evaluated at all. */
   evaluatesAccounts: boolean;
+  /**
+   * Whether an account signal counts its members' events by day (a window, a since-signup span, periods): only then
+   * does an account's evaluation read its members' day rollups. Member counts, tiers, matched signals, activity and
+   * lifetime totals come from the members' states.
+   */
+  accountsReadMemberDays: boolean;
   /** The user signals whose outcome accounts read of their members (`members_matching`): a turn of one moves the accounts. */
   memberSignals: ReadonlySet<string>;
   /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
@@ -98,6 +104,7 @@ export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string,
     }),
     firstSignals,
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
+    accountsReadMemberDays: signals.some(([, signal]) => signalLevel(signal) === 'account' && signal.kind === 'event' && (signal.window !== undefined || signal.since_signup !== undefined || signal.per !== undefined)),
     memberSignals: new Set(signals.flatMap(([, signal]) => (signal.kind === 'members' ? [signal.members_matching] : []))),
     anonymousLeads: file.identity.anonymous_leads,
     calendar: calendarOf(file.timezone ?? 'UTC'),
