@@ -93,8 +93,8 @@ export interface EvaluatorProps {
   /**
    * Minutes an account its members move waits after its last evaluation: the moves made meanwhile are judged at once,
    * by a sweep at the end of them (the first move after a quiet spell is judged at once). An account's evaluation
-   * reads every member's state and days, so without it a large account whose members are active is read in full at
-   * every run. 0 judges accounts at every move.
+   * reads every member's state (and days, when a rule counts their events by day), so without it a large account
+   * whose members are active is read in full at every run. 0 judges accounts at every move.
    * @default 10
    */
   readonly accountEveryMinutes?: number;

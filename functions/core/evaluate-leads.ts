@@ -36,9 +36,9 @@ export interface EvaluateShardOptions {
   decayIntervalMs?: number;
   /**
    * An account its members move within this long of its last evaluation waits for a sweep at the end of it, which
-   * judges every move made meanwhile at once: an account's evaluation reads each member's state and days, so a large
-   * account whose members are active would otherwise be judged, in full, at every run. The first move after a quiet
-   * spell is judged at once. @default 0: at every move
+   * judges every move made meanwhile at once: an account's evaluation reads every member's state (and days, when a
+   * rule counts their events by day), so a large account whose members are active would otherwise be read in full at
+   * every run. The first move after a quiet spell is judged at once. @default 0: at every move
    */
   accountIntervalMs?: number;
 }
@@ -203,7 +203,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     // A lead event names an account's top events, which its members' days hold: read for it when the rules did not.
-    const eventFacts = ref.type === 'account' && !ruleset.accountsReadMemberDays && transition?.notify ? await accountFactsOf(store, ref, rows, members!, ruleset, now, true) : loaded.facts;
+    const eventFacts = ref.type === 'account' && !ruleset.accountsReadMemberDays && transition?.notify ? await accountFactsOf(reads.store, ref, rows, members!, ruleset, now, true) : loaded.facts;
     const event = transition?.notify ? buildLeadEvent(ref.workspace, eventFacts, evaluation, transition, ruleset, now, ref.type) : undefined;
     const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
     const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
