@@ -18,9 +18,8 @@
  *     accounts' reads of their members, current costs when nothing else happens.
  * (e) Accounts by size: (d)'s rules, a new day for every user of accounts of BENCH_ACCOUNT_SIZES members (10,100,400),
  *     and the read units of an account's evaluation, which reads every member's state (and their days in reach when an
- *     account signal counts their events by day; (d)'s do not). Then a
- *     busy quarter of an hour of one account of 100 members, judged at every move and with the deployed
- *     accountEveryMinutes: what waiting saves.
+ *     account signal counts their events by day; (d)'s do not). Then a busy quarter of an hour of one account of 100
+ *     members, judged at every move and with the deployed accountEveryMinutes: what waiting saves.
  *
  *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~8 min on 2 cores, most of it storing the 500-day table)
  *   BENCH_ENTITIES=20000 BENCH_USERS=200 BENCH_ACCOUNTS=20 npm run bench:evaluate   bigger (about twice as long)
@@ -338,6 +337,8 @@ async function main() {
 
 /** An account signal reading a windowed user signal of the members, for (d). */
 const memberSignalYaml = '  active_members: { level: account, members_matching: logins_7d, at_least: 2, points: 10 }\n';
+/** (a)'s rules and memberSignalYaml's account signal: the rules of (d) and (e). */
+const membersRules = () => loadRules(rulesYaml.replace('\nsignals:\n', `\nsignals:\n${memberSignalYaml}`), 'bench-evaluate-members.rules.yaml');
 
 /**
  * (d) Sweeps through a quiet week: the rules of (a) and an account signal reading a windowed user signal of its members
@@ -345,7 +346,7 @@ const memberSignalYaml = '  active_members: { level: account, members_matching: 
  * what they cost is the sweeps that keep leads current, and accounts' reads of their members.
  */
 async function quietWeek() {
-  const ruleset = loadRules(rulesYaml.replace('\nsignals:\n', `\nsignals:\n${memberSignalYaml}`), 'bench-evaluate-members.rules.yaml');
+  const ruleset = membersRules();
   const dynamoDb = await startDynamoDbLocal();
   const client = createDynamoDbClient(dynamoDb.endpoint);
   const missing = billMissingItems(client);
@@ -380,7 +381,7 @@ async function quietWeek() {
  * its own per size, at least BENCH_USERS users.
  */
 async function accountsBySize() {
-  const ruleset = loadRules(rulesYaml.replace('\nsignals:\n', `\nsignals:\n${memberSignalYaml}`), 'bench-evaluate-members.rules.yaml');
+  const ruleset = membersRules();
   const dynamoDb = await startDynamoDbLocal();
   const client = createDynamoDbClient(dynamoDb.endpoint);
   billMissingItems(client);

@@ -203,7 +203,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     // A lead event names an account's top events, which its members' days hold: read for it when the rules did not.
-    const eventFacts = ref.type === 'account' && !ruleset.accountsReadMemberDays && transition?.notify ? await accountFactsOf(reads.store, ref, rows, members!, ruleset, now, true) : loaded.facts;
+    const eventFacts = ref.type === 'account' && !ruleset.accountsReadMemberDays && transition?.notify ? await accountFactsOf(reads.store, ref, rows.traits, members!, ruleset, now, true) : loaded.facts;
     const event = transition?.notify ? buildLeadEvent(ref.workspace, eventFacts, evaluation, transition, ruleset, now, ref.type) : undefined;
     const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
     const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
@@ -457,7 +457,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const rows = read ?? (await store.entity(ref));
   if (ref.type === 'account') {
     const members = readMembers ?? (await store.members(ref));
-    const facts = await accountFactsOf(store, ref, rows, members, ruleset, now, ruleset.accountsReadMemberDays);
+    const facts = await accountFactsOf(store, ref, rows.traits, members, ruleset, now, ruleset.accountsReadMemberDays);
     const convertedAt = ruleset.file.conversion ? accountConversion(ruleset.file.conversion, rows.traits, members.map((member) => member.state?.lead?.conversion?.at), now) : null;
     return { ref, rows, facts, days: [], rebuilt: false, merged: [], convertedAt };
   }
@@ -497,12 +497,12 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
  * An account's facts from its members' states, with their day rollups in reach when `withDays`: about one read unit a
  * member, which only a signal counting the members' events by day, and a lead event's top events, need.
  */
-async function accountFactsOf(store: EvaluationStore, ref: EntityRef, rows: EntityRows, members: readonly AccountMember[], ruleset: Ruleset, now: Date, withDays: boolean): Promise<EntityFacts> {
-  const evaluated = withDays ? members.filter((member) => member.state !== undefined) : [];
-  const memberDays =
-    evaluated.length > 0 ? await store.dayRollupsIn(evaluated.map((member) => ({ ref: { workspace: ref.workspace, type: 'user', id: member.id }, ranges: memberRangesInReach(member.state!, ruleset, now) }))) : [];
-  const daysOf = new Map(evaluated.map((member, index) => [member.id, withOpenDays(memberDays[index]!, member.state, memberRangesInReach(member.state!, ruleset, now))]));
-  return accountFacts({ id: ref.id, traits: rows.traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
+async function accountFactsOf(store: EvaluationStore, ref: EntityRef, traits: Record<string, unknown>, members: readonly AccountMember[], ruleset: Ruleset, now: Date, withDays: boolean): Promise<EntityFacts> {
+  // The members ever evaluated, each with the days it has in reach.
+  const reaching = withDays ? members.flatMap(({ id, state }) => (state ? [{ id, state, ranges: memberRangesInReach(state, ruleset, now) }] : [])) : [];
+  const memberDays = reaching.length > 0 ? await store.dayRollupsIn(reaching.map(({ id, ranges }) => ({ ref: { workspace: ref.workspace, type: 'user', id }, ranges }))) : [];
+  const daysOf = new Map(reaching.map(({ id, state, ranges }, index) => [id, withOpenDays(memberDays[index]!, state, ranges)]));
+  return accountFacts({ id: ref.id, traits }, members.map((member) => ({ ...member, days: daysOf.get(member.id) ?? [] })));
 }
 
 /**

@@ -37,6 +37,16 @@ const hoursAgo = (hours: number) => new Date(now.getTime() - hours * 3_600_000).
 const user = (id: string): EntityRef => ({ workspace, type: 'user', id });
 const account = (id: string): EntityRef => ({ workspace, type: 'account', id });
 
+/** An account's tier on its members' exports: at least `count` in 3 days. */
+const accountExports = (count: number) =>
+  loadRules(`
+version: 1
+signals:
+  exports: { level: account, event: Data Exported, window: 3d, at_least: ${count}, points: 50 }
+tiers:
+  - { name: team, min_score: 50, route: sales, level: account }
+`);
+
 const summary = (events: readonly LeadEvent[]) => events.map((event) => `${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`);
 
 function run(store: InMemoryEvaluationStore, publisher: LeadPublisher, options: Partial<EvaluateShardOptions> = {}) {
@@ -235,13 +245,7 @@ tiers:
   });
 
   it("judges an account after every changed member of the run, not at the end of the page of the first one", async () => {
-    const exports = loadRules(`
-version: 1
-signals:
-  exports: { level: account, event: Data Exported, window: 3d, at_least: 4, points: 50 }
-tiers:
-  - { name: team, min_score: 50, route: sales, level: account }
-`);
+    const exports = accountExports(4);
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
     const at = (day: number) => onDay(day, 1.25).toISOString();
@@ -296,13 +300,7 @@ tiers:
   });
 
   it('judges an account its members move within accountIntervalMs of its last evaluation once, at the end of it', async () => {
-    const exports = loadRules(`
-version: 1
-signals:
-  exports: { level: account, event: Data Exported, window: 3d, at_least: 3, points: 50 }
-tiers:
-  - { name: team, min_score: 50, route: sales, level: account }
-`);
+    const exports = accountExports(3);
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
     const minutes = (count: number) => new Date(onDay(0, 9).getTime() + count * 60_000);
