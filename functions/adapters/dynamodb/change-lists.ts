@@ -7,6 +7,7 @@ import { getAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
 import { changeCursorSortKey, changeListPartitionKey, changeListSortKey, changedPartition, changesSortKey, entityPartitionKey, metaPartitionKey, parseEntityPartitionKey, shardOf } from './item-keys';
 import { tableDefinition } from './table-definition';
+import { conditionFailed } from './condition-failed';
 
 /**
  * The evaluator's to-do lists: which entities changed, on which days, one item per shard for many entities. Change
@@ -116,7 +117,7 @@ export class DynamoDbChangeLists {
       );
       this.options.capacity?.add('write', output.ConsumedCapacity);
     } catch (error) {
-      if (!(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+      if (!conditionFailed(error)) throw error;
     }
   }
 
@@ -182,7 +183,7 @@ export class DynamoDbChangeLists {
         this.options.capacity?.add('write', output.ConsumedCapacity);
       } catch (error) {
         // Marked again meanwhile: the marker stays, and the next call adopts it again.
-        if (!(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+        if (!conditionFailed(error)) throw error;
       }
     }
     return adopted.length;

@@ -29,6 +29,7 @@ import {
 } from './item-keys';
 import { tableDefinition } from './table-definition';
 import type { LeadFeedback } from '../../core/lead-feedback';
+import { conditionFailed, transactionConditionFailed } from './condition-failed';
 
 /** Sorts after every real due time: evaluated entities that are not leads wait in the sweep index for a rules change only. */
 const neverDue = '9999-12-31T00:00:00.000Z';
@@ -115,7 +116,7 @@ export class DynamoDbEntityRows {
       const replaced = claimOf(ref, output.Attributes);
       return { held: claim, ...(replaced ? { replaced } : {}) };
     } catch (error) {
-      if (!(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+      if (!conditionFailed(error)) throw error;
       // The same claim again, or an earlier one: it keeps the identity.
       const item = (error as Error & { Item?: Item }).Item;
       return { held: claimOf(ref, item) ?? claim };
@@ -217,8 +218,7 @@ export class DynamoDbEntityRows {
         : await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: stateItem, ...unchanged, ReturnConsumedCapacity: 'TOTAL' }));
       this.capacity.add('write', ConsumedCapacity);
     } catch (error) {
-      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
-      if (error instanceof Error && error.name === 'TransactionCanceledException' && /ConditionalCheckFailed/.test(error.message)) return false;
+      if (conditionFailed(error) || transactionConditionFailed(error)) return false;
       throw error;
     }
     return true;
@@ -252,7 +252,7 @@ export class DynamoDbEntityRows {
       );
       this.capacity.add('write', ConsumedCapacity);
     } catch (error) {
-      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
+      if (conditionFailed(error)) return false;
       throw error;
     }
     return true;
@@ -276,7 +276,7 @@ export class DynamoDbEntityRows {
       );
       this.capacity.add('write', ConsumedCapacity);
     } catch (error) {
-      if (!(error instanceof Error && error.name === 'ConditionalCheckFailedException')) throw error;
+      if (!conditionFailed(error)) throw error;
     }
   }
 

@@ -1,8 +1,9 @@
-import { ConditionalCheckFailedException, GetItemCommand, PutItemCommand, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import type { LeadFeedback } from '../../core/lead-feedback';
 import type { EntityRef, FeedbackStore } from '../../core/ports';
 import { entityPartitionKey, feedbackSecretSortKey, feedbackSortKey, metaPartitionKey, stateSortKey, usedFeedbackLinkPartitionKey, usedFeedbackLinkSortKey } from './item-keys';
+import { conditionFailed, transactionConditionFailed } from './condition-failed';
 
 /**
  * Sales feedback as the CLI, the lead page and the link handler write it: an item beside the entity (item-keys.ts
@@ -47,7 +48,7 @@ export class DynamoDbFeedbackStore implements FeedbackStore {
       );
       return true;
     } catch (error) {
-      if (error instanceof Error && error.name === 'TransactionCanceledException' && /ConditionalCheckFailed/.test(error.message)) return false;
+      if (transactionConditionFailed(error)) return false;
       throw error;
     }
   }
@@ -77,7 +78,7 @@ export async function createFeedbackSecret(client: DynamoDBClient, tableName: st
   try {
     await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: randomBytes(32).toString('base64url') } }, ConditionExpression: 'attribute_not_exists(pk)' }));
   } catch (error) {
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    if (!conditionFailed(error)) throw error;
   }
 }
 

@@ -2,6 +2,7 @@ import { DeleteItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, typ
 import { queryAll } from './batch-write';
 import type { LeadEvent } from '../../core/lead-event';
 import { localDeadLetterPartitionKey, localQueuePartitionKey } from './item-keys';
+import { conditionFailed } from './condition-failed';
 
 /**
  * The local runtime's delivery queues, in the table: what SQS FIFO queues are to the deployed notifiers. One
@@ -45,7 +46,7 @@ export class TableDeliveryQueue {
           }),
         );
       } catch (error) {
-        if ((error as Error).name !== 'ConditionalCheckFailedException') throw error;
+        if (!conditionFailed(error)) throw error;
       }
     }
   }

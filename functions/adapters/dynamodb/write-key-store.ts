@@ -4,6 +4,7 @@ import type { WriteKeyStore } from '../../core/ports';
 import { TtlCache } from '../../core/ttl-cache';
 import { generateWriteKey, hashSecret, parseWriteKey, workspacePattern, type KeyAccess, type WriteKeyRecord } from '../../core/write-key';
 import { originsSortKey, writeKeySortKey, writeKeysPartition } from './item-keys';
+import { conditionFailed } from './condition-failed';
 
 const originsKey = { pk: { S: writeKeysPartition }, sk: { S: originsSortKey } };
 /** One attribute per workspace in the origins item: `origins:<workspace>`, a string set. */
@@ -107,7 +108,7 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
       );
       return true;
     } catch (error) {
-      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
+      if (conditionFailed(error)) return false;
       throw error;
     }
   }
