@@ -117,7 +117,7 @@ import {
 } from './evaluate-history';
 import { browser, browserAndBackend, itemSize, sendCalls, server, type Call, type Mix, type Stream } from './ingest-streams';
 import { positiveInt, positiveNumber } from './knobs';
-import { listPrices } from './prices';
+import { listPrices } from '../lib/list-prices';
 
 const eventsPerMix = positiveInt('BENCH_EVENTS', 20_000);
 const browserShare = Number(process.env['BENCH_BROWSER_SHARE'] ?? 0.3);

@@ -71,7 +71,7 @@ import {
   type User,
 } from './evaluate-history';
 import { positiveInt } from './knobs';
-import { listPrices } from './prices';
+import { listPrices } from '../lib/list-prices';
 
 const entityCount = positiveInt('BENCH_ENTITIES', 10_000);
 const runs = positiveInt('BENCH_RUNS', 5);

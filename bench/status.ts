@@ -32,7 +32,7 @@ import { createLeadStatusHandler } from '../functions/lead-status/http';
 import { startDev } from '../functions/local/dev';
 import { leadStatusCacheSeconds, leadStatusMemoryMb } from '../lib/lead-status-api';
 import { positiveInt, positiveNumber } from './knobs';
-import { listPrices } from './prices';
+import { listPrices } from '../lib/list-prices';
 
 const calls = positiveInt('BENCH_CALLS', 10_000);
 const users = positiveInt('BENCH_USERS', 500);

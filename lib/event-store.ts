@@ -32,12 +32,18 @@ export interface EventStoreProps {
  */
 export class EventStore extends Construct {
   public readonly table: dynamodb.TableV2;
+  /** The table's global secondary indexes, by name. */
+  public readonly indexNames: readonly string[];
+  /** The table is of the Standard-IA class. */
+  public readonly infrequentAccess: boolean;
 
   constructor(scope: Construct, id: string, props: EventStoreProps = {}) {
     super(scope, id);
 
     const { partitionKey, sortKey, timeToLiveAttribute, dirtyIndex } = tableDefinition;
     const stringKey = (name: string): dynamodb.Attribute => ({ name, type: dynamodb.AttributeType.STRING });
+    this.indexNames = [dirtyIndex.indexName];
+    this.infrequentAccess = props.tableClass === dynamodb.TableClass.STANDARD_INFREQUENT_ACCESS;
 
     this.table = new dynamodb.TableV2(this, 'Table', {
       partitionKey: stringKey(partitionKey),

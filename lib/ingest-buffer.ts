@@ -77,6 +77,8 @@ export interface IngestBufferProps extends IngestBufferCommonProps {
  */
 export class IngestBuffer extends Construct {
   public readonly stream: kinesis.Stream;
+  /** The stream's provisioned shards. */
+  public readonly shards: number;
   /** The function writing the stream's records to the table. */
   public readonly consumer: lambda.Function;
 
@@ -84,6 +86,7 @@ export class IngestBuffer extends Construct {
     super(scope, id);
     const shards = props.shards ?? 1;
     if (!Number.isInteger(shards) || shards < 1) throw new Error(`IngestBuffer: shards must be a positive integer, got ${shards}`);
+    this.shards = shards;
 
     this.stream = new kinesis.Stream(this, 'Stream', {
       streamMode: kinesis.StreamMode.PROVISIONED,

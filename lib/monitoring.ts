@@ -4,6 +4,8 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -11,6 +13,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { metricNames, metricNamespace, serviceName } from '../functions/shared/settings';
+import { costWidgets } from './cost-widgets';
 
 /**
  * Where the functions' Powertools metrics land: the namespace is POWERTOOLS_METRICS_NAMESPACE and the one
@@ -72,8 +75,12 @@ export interface MonitoringProps {
    * @default Duration.hours(1)
    */
   readonly deliveryDelayThreshold?: Duration;
-  /** Every function of the stack, for the error and duration widgets. */
+  /** Every function of the stack, for the error and duration widgets, and the cost widgets (lib/cost-widgets.ts). */
   readonly functions: lambda.IFunction[];
+  /**
+   * The table (lib/event-store.ts): the cost widgets price its consumed units and its indexes', by its class.
+   */
+  readonly table: { readonly table: dynamodb.ITableV2; readonly indexNames: readonly string[]; readonly infrequentAccess: boolean };
   /** Who gets the alarms by e-mail; each address must confirm the subscription once. */
   readonly alarmEmails: string[];
   /**
@@ -98,6 +105,9 @@ export interface MonitoringProps {
 export interface KinesisBufferParts {
   /** The function reading the stream. */
   readonly consumer: lambda.IFunction;
+  /** The stream, and its provisioned shards: the cost widgets price its records and shard hours. */
+  readonly stream: kinesis.IStream;
+  readonly shards: number;
 }
 
 /** What Monitoring watches of the Firehose ingest buffer (lib/ingest-firehose-buffer.ts). */
@@ -438,6 +448,16 @@ export class Monitoring extends Construct {
             { width: 24, leftAnnotations: [{ value: 1, label: 'no better than chance' }] },
           ),
         ],
+        costWidgets({
+          table: props.table.table,
+          indexNames: props.table.indexNames,
+          infrequentAccess: props.table.infrequentAccess,
+          functions: props.functions,
+          httpApi: api,
+          acceptedEvents: customMetric(metricNames.acceptedEvents, 'Sum', fiveMinutes),
+          leadEvents: customMetric(metricNames.leadTransitions, 'Sum', fiveMinutes),
+          buffer: props.ingestBuffer,
+        }),
       ],
     });
 

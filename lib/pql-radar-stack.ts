@@ -123,6 +123,7 @@ export class PqlRadarStack extends Stack {
         ...this.leadFanout.notifiers,
         this.ruleHealth.handler,
       ],
+      table: this.eventStore,
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
     });

@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Duration, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as kinesis from 'aws-cdk-lib/aws-kinesis';
+import * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { IConstruct } from 'constructs';
@@ -10,6 +13,7 @@ import { metricNames } from '../../functions/shared/settings';
 import { EventStore } from '../../lib/event-store';
 import { IngestApi } from '../../lib/ingest-api';
 import { LambdaFunction, SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import { listPrices } from '../../lib/list-prices';
 import { customMetricDimensions, customMetricNamespace, Monitoring, type MonitoringProps } from '../../lib/monitoring';
 import { nagFindings, reportValidationErrors } from './nag-report';
 
@@ -19,7 +23,8 @@ type Resource = { Type: string; Properties: Record<string, any> };
 function build(props: Partial<MonitoringProps> | ((stack: Stack) => Partial<MonitoringProps>) = {}, context: Record<string, unknown> = {}) {
   const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
   const stack = new Stack(app, 'Watched');
-  const { table } = new EventStore(stack, 'EventStore');
+  const eventStore = new EventStore(stack, 'EventStore');
+  const { table } = eventStore;
   const ingestApi = new IngestApi(stack, 'IngestApi', { table });
   const evaluator = new LambdaFunction(stack, 'Evaluator', { entry: 'functions/evaluator/handler.ts' }).function;
   const deadLetterQueue = new sqs.Queue(stack, 'DeadLetterQueue', { enforceSSL: true });
@@ -29,6 +34,7 @@ function build(props: Partial<MonitoringProps> | ((stack: Stack) => Partial<Moni
     evaluator,
     deadLetterQueues: [deadLetterQueue],
     functions: [ingestApi.handler, evaluator],
+    table: eventStore,
     alarmEmails: ['ops@example.com', 'oncall@example.com'],
     ...(typeof props === 'function' ? props(stack) : props),
   });
@@ -239,15 +245,10 @@ describe('alarms', () => {
 });
 
 describe('dashboard', () => {
-  type Widget = { type: string; width: number; properties: { title: string; metrics?: unknown[][]; alarms?: unknown[] } };
   let widgets: Widget[];
 
   beforeAll(() => {
-    // The body is a Fn::Join of strings and references; references become placeholders so it parses as JSON.
-    const [dashboard] = Object.values(template.findResources('AWS::CloudWatch::Dashboard')) as Resource[];
-    const parts: unknown[] = dashboard!.Properties.DashboardBody['Fn::Join'][1];
-    const body = parts.map((part) => (typeof part === 'string' ? part : `{${Object.values(part as object)[0]}}`)).join('');
-    widgets = JSON.parse(body).widgets;
+    widgets = dashboardWidgets(template);
   });
 
   const metricsOf = (title: string) => {
@@ -330,6 +331,167 @@ describe('dashboard', () => {
         ],
       ],
     });
+  });
+});
+
+type Widget = { type: string; width: number; properties: { title: string; metrics?: unknown[][]; alarms?: unknown[] } };
+
+/** The dashboard's widgets: its body is a Fn::Join of strings and references; references become placeholders so it parses as JSON. */
+function dashboardWidgets(stackTemplate: Template): Widget[] {
+  const [dashboard] = Object.values(stackTemplate.findResources('AWS::CloudWatch::Dashboard')) as Resource[];
+  const parts: unknown[] = dashboard!.Properties.DashboardBody['Fn::Join'][1];
+  const body = parts.map((part) => (typeof part === 'string' ? part : `{${Object.values(part as object)[0]}}`)).join('');
+  return JSON.parse(body).widgets;
+}
+
+/**
+ * The lines of a widget as CloudWatch would compute them for one period, given each metric's sum (`sumOf`, undefined
+ * for no data point): its metric math (ids, plain decimals, + * / >, FILL(id,0) and IF) evaluated here, independently
+ * of the code that wrote it. A line without data is NaN.
+ */
+function widgetLines(widget: Widget, sumOf: (namespace: string, name: string, dimensions: Record<string, string>) => number | undefined): Map<string, number> {
+  type Entry = { expression?: string; label?: string; id?: string };
+  const byId = new Map<string, unknown[]>();
+  for (const entry of widget.properties.metrics!) {
+    const options = entry.at(-1) as Entry;
+    if (options.id !== undefined) byId.set(options.id, entry);
+  }
+  const valueOf = (entry: unknown[]): number => {
+    const options = entry.at(-1) as Entry;
+    if (options.expression !== undefined) return evaluate(options.expression);
+    const [namespace, name, ...rest] = entry.slice(0, -1) as string[];
+    const dimensions: Record<string, string> = {};
+    for (let i = 0; i < rest.length; i += 2) dimensions[rest[i]!] = rest[i + 1]!;
+    return sumOf(namespace!, name!, dimensions) ?? Number.NaN;
+  };
+  const evaluate = (expression: string): number => {
+    const code = expression.replace(/(?<![\w.])[a-z][A-Za-z0-9_]*/g, (id) => `v(${JSON.stringify(id)})`).replaceAll('FILL(', 'fill(').replaceAll('IF(', 'iff(');
+    expect(code, expression).toMatch(/^[-+*/()<>,.\d\sa-z"_A-Z]*$/);
+    const v = (id: string) => {
+      const entry = byId.get(id);
+      expect(entry, `id ${id} of ${expression}`).toBeDefined();
+      return valueOf(entry!);
+    };
+    const fill = (value: number, instead: number) => (Number.isNaN(value) ? instead : value);
+    const iff = (condition: boolean, then: number, otherwise: number) => (condition ? then : otherwise);
+    return new Function('v', 'fill', 'iff', `return (${code});`)(v, fill, iff) as number;
+  };
+  const lines = new Map<string, number>();
+  for (const entry of widget.properties.metrics!) {
+    const options = entry.at(-1) as Entry & { visible?: boolean };
+    if (options.visible !== false) lines.set(options.label!, valueOf(entry));
+  }
+  return lines;
+}
+
+describe('cost widgets', () => {
+  const perMillionTitle = '$ per million accepted events, a day at a time (us-east-1 list prices; storage apart)';
+  const perDayTitle = '$ a day (us-east-1 list prices; storage apart)';
+  /** The sums of a day: what each metric would read, keyed by its name and its table, index, function or API. */
+  const day = {
+    tableWrites: 1_000,
+    tableReads: 3_000,
+    indexWrites: 200,
+    indexReads: 40,
+    invocations: [900, 100],
+    durationMs: [4_500, 20_000],
+    requests: 900,
+    accepted: 2_000,
+    leadEvents: 30,
+  };
+  const sums = (stack: Stack, functions: lambda.IFunction[], overrides: Record<string, number | undefined> = {}) => (namespace: string, name: string, dimensions: Record<string, string>) => {
+    const key = `${namespace} ${name}`;
+    if (key in overrides) return overrides[key];
+    const functionIndex = functions.findIndex((fn) => dimensions['FunctionName'] === `{${stack.getLogicalId(fn.node.defaultChild as CfnElement)}}`);
+    switch (key) {
+      case 'AWS/DynamoDB ConsumedWriteCapacityUnits':
+        return dimensions['GlobalSecondaryIndexName'] === undefined ? day.tableWrites : day.indexWrites;
+      case 'AWS/DynamoDB ConsumedReadCapacityUnits':
+        return dimensions['GlobalSecondaryIndexName'] === undefined ? day.tableReads : day.indexReads;
+      case 'AWS/Lambda Invocations':
+        return day.invocations[functionIndex];
+      case 'AWS/Lambda Duration':
+        return day.durationMs[functionIndex];
+      case 'AWS/ApiGateway Count':
+        return day.requests;
+      case 'pql-radar AcceptedEvents':
+        return day.accepted;
+      case 'pql-radar LeadTransitions':
+        return day.leadEvents;
+      default:
+        return undefined;
+    }
+  };
+  /** A day's dollars by component, from the list prices and the functions' memory sizes as synthesized. */
+  const expected = (stackTemplate: Template, stack: Stack, functions: lambda.IFunction[], requestFactor = 1) => {
+    const memoryGb = functions.map((fn) => (stackTemplate.toJSON().Resources[stack.getLogicalId(fn.node.defaultChild as CfnElement)].Properties.MemorySize ?? 128) / 1024);
+    return {
+      DynamoDB: requestFactor * ((day.tableWrites + day.indexWrites) * listPrices.writeUnit + (day.tableReads + day.indexReads) * listPrices.readUnit),
+      Lambda: functions.reduce((sum, _, i) => sum + day.invocations[i]! * listPrices.lambdaRequest + (day.durationMs[i]! / 1000) * memoryGb[i]! * listPrices.lambdaGbSecond, 0),
+      'HTTP API': day.requests * listPrices.httpRequest,
+      EventBridge: day.leadEvents * listPrices.eventBridgeEvent,
+    };
+  };
+
+  it("price a day of the table's, functions', API's and bus's metrics at the list prices, per million accepted events and in all", () => {
+    const widgets = dashboardWidgets(template);
+    const functions = [built.ingestApi.handler, built.evaluator];
+    const dollars = expected(template, built.stack, functions);
+    const total = Object.values(dollars).reduce((sum, value) => sum + value, 0);
+    const perDay = widgetLines(widgets.find((widget) => widget.properties.title === perDayTitle)!, sums(built.stack, functions));
+    expect([...perDay.keys()]).toEqual(['total', 'DynamoDB', 'Lambda', 'HTTP API', 'EventBridge']);
+    expect(perDay.get('total')).toBeCloseTo(total, 9);
+    for (const [label, value] of Object.entries(dollars)) expect(perDay.get(label), label).toBeCloseTo(value, 9);
+    const perMillion = widgetLines(widgets.find((widget) => widget.properties.title === perMillionTitle)!, sums(built.stack, functions));
+    expect(perMillion.get('total')).toBeCloseTo((total / day.accepted) * 1e6, 6);
+    expect(perMillion.get('DynamoDB')).toBeCloseTo((dollars.DynamoDB / day.accepted) * 1e6, 6);
+  });
+
+  it('count a metric without a data point as nothing, and leave a day without accepted events out of the unit cost', () => {
+    const widgets = dashboardWidgets(template);
+    const functions = [built.ingestApi.handler, built.evaluator];
+    const quiet = sums(built.stack, functions, { 'pql-radar LeadTransitions': undefined, 'AWS/ApiGateway Count': undefined });
+    const perDay = widgetLines(widgets.find((widget) => widget.properties.title === perDayTitle)!, quiet);
+    const dollars = expected(template, built.stack, functions);
+    expect(perDay.get('EventBridge')).toBe(0);
+    expect(perDay.get('total')).toBeCloseTo(dollars.DynamoDB + dollars.Lambda, 9);
+    const noEvents = widgetLines(widgets.find((widget) => widget.properties.title === perMillionTitle)!, sums(built.stack, functions, { 'pql-radar AcceptedEvents': undefined }));
+    expect(noEvents.get('total')).toBeNaN();
+  });
+
+  it("price a Standard-IA table's units 25% dearer, and a Kinesis buffer's records and shard hours", () => {
+    const buffered = build((stack) => ({
+      table: { ...new EventStore(stack, 'IaStore', { tableClass: dynamodb.TableClass.STANDARD_INFREQUENT_ACCESS }) },
+      ingestBuffer: { consumer: new LambdaFunction(stack, 'Consumer', { entry: 'functions/ingest-buffer/handler.ts' }).function, stream: new kinesis.Stream(stack, 'Buffer', { shardCount: 2 }), shards: 2 },
+    }));
+    const stackTemplate = Template.fromStack(buffered.stack);
+    const functions = [buffered.ingestApi.handler, buffered.evaluator];
+    const records = 5_000;
+    const perDay = widgetLines(dashboardWidgets(stackTemplate).find((widget) => widget.properties.title === perDayTitle)!, sums(buffered.stack, functions, { 'AWS/Kinesis IncomingRecords': records }));
+    const dollars = expected(stackTemplate, buffered.stack, functions, listPrices.infrequentAccessRequestFactor);
+    expect(perDay.get('DynamoDB')).toBeCloseTo(dollars.DynamoDB, 9);
+    expect(perDay.get('Kinesis')).toBeCloseTo(records * listPrices.kinesisPutUnit + 2 * 24 * listPrices.kinesisShardHour, 9);
+  });
+
+  it("price a Firehose buffer's records at 5 KB each at least", () => {
+    const buffered = build((stack) => ({
+      ingestBuffer: {
+        deliveryStream: firehose.DeliveryStream.fromDeliveryStreamName(stack, 'Buffer', 'requests'),
+        bufferingInterval: Duration.minutes(5),
+        queue: new sqs.Queue(stack, 'Objects', { enforceSSL: true }),
+        deadLetterQueue: new sqs.Queue(stack, 'ObjectsFailed', { enforceSSL: true }),
+        loader: new LambdaFunction(stack, 'Loader', { entry: 'functions/ingest-buffer-loader/handler.ts' }).function,
+      },
+    }));
+    const widget = dashboardWidgets(Template.fromStack(buffered.stack)).find((candidate) => candidate.properties.title === perDayTitle)!;
+    const functions = [buffered.ingestApi.handler, buffered.evaluator];
+    const firehoseDollars = (records: number, bytes: number) =>
+      widgetLines(widget, sums(buffered.stack, functions, { 'AWS/Firehose IncomingRecords': records, 'AWS/Firehose IncomingBytes': bytes })).get('Firehose')!;
+    const perByte = listPrices.firehoseGb / 2 ** 30;
+    // Browser requests: a KB each, billed as 5 (the expression's price has six significant digits).
+    expect(firehoseDollars(1_000, 1_000_000) / (1_000 * 5120 * perByte)).toBeCloseTo(1, 5);
+    // Server batches: 40 KB each, billed by their bytes.
+    expect(firehoseDollars(10, 400_000) / (400_000 * perByte)).toBeCloseTo(1, 5);
   });
 });
 
