@@ -607,12 +607,12 @@ async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user
  * Runs the evaluator until a run finds nothing to do (what a run left for the next). One entity at a time unless told:
  * the attribution of AttributingStore follows the calls of one entity after another.
  */
-export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, concurrency = 1, accountIntervalMs = 0) {
+export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, concurrency = 1, accountIntervalMs = 0, userIntervalMs = 0) {
   const passes: number[] = [];
   for (let pass = 0; pass < 5; pass++) {
     const before = { ...evaluation.inner.capacity };
     const shares = JSON.stringify(evaluation.shares);
-    const summary = await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, concurrency, accountIntervalMs });
+    const summary = await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, concurrency, accountIntervalMs, userIntervalMs });
     if (summary.evaluated === 0) {
       // The run that only finds nothing left is not part of the work: take its reads back out.
       evaluation.inner.capacity.readUnits = before.readUnits;
@@ -690,13 +690,14 @@ export async function storeAndEvaluate(
   stored?: () => void,
   concurrency = 1,
   accountIntervalMs = 0,
+  userIntervalMs = 0,
 ): Promise<EvaluationRound> {
   const newEvents = await store(table.events, table.changes, byUser, times.receivedAt);
   stored?.();
   table.evaluation.reset();
   table.publisher.published = 0;
   const started = performance.now();
-  const passes = await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, concurrency, accountIntervalMs);
+  const passes = await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, concurrency, accountIntervalMs, userIntervalMs);
   const seconds = (performance.now() - started) / 1000;
   return {
     newEvents,

@@ -20,6 +20,8 @@
  *     and the read units of an account's evaluation, which reads every member's state (and their days in reach when an
  *     account signal counts their events by day; (d)'s do not). Then a busy quarter of an hour of one account of 100
  *     members, judged at every move and with the deployed accountEveryMinutes: what waiting saves.
+ * (f) Users active all along, an event a minute each, a run a minute: judged at every change and with the deployed
+ *     userEveryMinutes, the units and dollars per million events of their evaluations.
  *
  *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~8 min on 2 cores, most of it storing the 500-day table)
  *   BENCH_ENTITIES=20000 BENCH_USERS=200 BENCH_ACCOUNTS=20 npm run bench:evaluate   bigger (about twice as long)
@@ -30,7 +32,7 @@
  * Other knobs: BENCH_RUNS (5), BENCH_WARMUP (3 rounds: the agreement pass over every user, then rounds over up to
  * 2,000), BENCH_DAYS (30: stored history of the first table, its users' signups within the window), BENCH_BUDGET_DAYS
  * (50: the second table, signups before the window) and BENCH_SCALE (10: the third table has BENCH_BUDGET_DAYS x
- * BENCH_SCALE days), BENCH_THROUGHPUT_ROUNDS (3: (c)'s rounds at each concurrency). DynamoDB Local stores about 2,600
+ * BENCH_SCALE days), BENCH_THROUGHPUT_ROUNDS (3: (c)'s rounds at each concurrency), BENCH_BUSY_USERS (10) and BENCH_BUSY_MINUTES (120: (f)). DynamoDB Local stores about 2,600
  * events/s here, which is what bounds BENCH_USERS.
  * Budget: the third table's capacity units per evaluated entity stay within 10% of the second's. Exits 1 when not,
  * or when the two engines disagree.
@@ -45,7 +47,7 @@ import { dayMs } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
-import { defaultAccountEveryMinutes } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultUserEveryMinutes } from '../functions/shared/settings';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import {
@@ -332,6 +334,7 @@ async function main() {
   if (!withNewKinds) {
     await quietWeek();
     await accountsBySize();
+    await busyUsers(ruleset);
   }
 }
 
@@ -433,6 +436,54 @@ async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<st
     lines.push(`${`${intervalMinutes} min`.padStart(13)} ${fixed(shares.evaluated, 0, 20)} ${fixed(shares.read, 0, 5)} ${fixed(shares.write, 0, 5)} ${`$${dollarsPerHour.toFixed(5)}`.padStart(16)}`);
   }
   return lines;
+}
+
+/**
+ * (f) Users active all along: BENCH_BUSY_USERS (10) users each sending one event a minute for BENCH_BUSY_MINUTES (120),
+ * one request each as a browser sends them, a run a minute after them. An evaluation recounts the changed day's
+ * events, so judged at every run a user's reads grow with its day; the deployed userEveryMinutes judges what a user
+ * sent meanwhile at most every so many minutes. A table of its own for each.
+ */
+async function busyUsers(ruleset: Ruleset) {
+  const users = positiveInt('BENCH_BUSY_USERS', 10);
+  const minutes = positiveInt('BENCH_BUSY_MINUTES', 120);
+  const dynamoDb = await startDynamoDbLocal();
+  const client = createDynamoDbClient(dynamoDb.endpoint);
+  billMissingItems(client);
+  const lines = [
+    '',
+    `(f) busy users on DynamoDB Local: ${users} users each sending an event a minute for ${minutes} minutes (a request each, as a browser sends them), a run a minute after them,`,
+    `    judged at every change and with the deployed userEveryMinutes; ${historyDays}d of history before, one entity at a time`,
+    'user every  events  evaluations  RCU    WCU    RCU per event  WCU per event  evaluation $ per million events',
+  ];
+  try {
+    for (const intervalMinutes of [0, defaultUserEveryMinutes]) {
+      const table = await prepareHistory(client, ruleset, { days: historyDays, users, accounts: 1 });
+      // Each user's messages of a day, sent one a minute at that minute (under ids of their own: each is a new message).
+      const days = table.users.map((user) => todaysMessages(user));
+      const totals = { events: 0, evaluated: 0, read: 0, write: 0 };
+      for (let minute = 0; minute < minutes; minute++) {
+        const at = new Date(now.getTime() + minute * 60_000);
+        const byUser = days.map((day) => {
+          const message = day[minute % day.length];
+          return message === undefined ? [] : [{ ...message, messageId: `${message.messageId}-${minute}`, timestamp: at.toISOString() }];
+        });
+        const round = await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, undefined, 1, 0, intervalMinutes * 60_000);
+        totals.events += round.newEvents;
+        totals.evaluated += round.evaluated;
+        totals.read += round.read;
+        totals.write += round.write;
+      }
+      const dollars = totals.read * listPrices.readUnit + totals.write * listPrices.writeUnit;
+      lines.push(
+        `${`${intervalMinutes} min`.padStart(10)} ${fixed(totals.events, 0, 7)} ${fixed(totals.evaluated, 0, 12)} ${fixed(totals.read, 0, 6)} ${fixed(totals.write, 0, 6)} ${fixed(totals.read / totals.events, 2, 14)} ${fixed(totals.write / totals.events, 2, 14)} ${`$${((dollars / totals.events) * 1e6).toFixed(3)}`.padStart(35)}`,
+      );
+    }
+    console.log(lines.join('\n'));
+  } finally {
+    client.destroy();
+    await dynamoDb.stop();
+  }
 }
 
 /** (a) The engine in memory beside json-rules-engine; throws when they disagree. */

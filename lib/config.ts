@@ -7,7 +7,7 @@ import { routesOf } from '../functions/core/rules/routing';
 import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
-import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
 import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
 
@@ -189,13 +189,18 @@ export const configSchema = z.strictObject({
        */
       accountEveryMinutes: z.number().int().min(0).max(1440).default(defaultAccountEveryMinutes),
       /**
+       * Minutes a user with new events waits after its last evaluation (lib/evaluator.ts): its changes meanwhile are
+       * judged at once. At most 5: the wait counts as evaluator lag. 0 judges users at every change. @default 5
+       */
+      userEveryMinutes: z.number().int().min(0).max(maxUserEveryMinutes).default(defaultUserEveryMinutes),
+      /**
        * Reserve one concurrent execution per shard for the evaluator, so ingest can never take its concurrency.
        * Lambda keeps 100 executions of the account unreserved: an account whose limit is lower (new accounts get 10)
        * fails to deploy with this on until it is raised. @default false
        */
       reservedConcurrency: z.boolean().default(false),
     })
-    .default({ everyMinutes: 1, shards: defaultDirtyShards, accountEveryMinutes: defaultAccountEveryMinutes, reservedConcurrency: false }),
+    .default({ everyMinutes: 1, shards: defaultDirtyShards, accountEveryMinutes: defaultAccountEveryMinutes, userEveryMinutes: defaultUserEveryMinutes, reservedConcurrency: false }),
   /** Days events are kept. @default 400 */
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table. @default true */

@@ -15,7 +15,7 @@ import { scheduleInvoker } from './schedule-invoker';
 import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { compiledRulesJson, type Ruleset } from '../functions/core/rules/ruleset';
-import { defaultAccountEveryMinutes, defaultDirtyShards, defaultRetentionDays, environmentNames } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, environmentNames, maxUserEveryMinutes } from '../functions/shared/settings';
 import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
 
@@ -99,6 +99,15 @@ export interface EvaluatorProps {
    */
   readonly accountEveryMinutes?: number;
   /**
+   * Minutes a user with new events waits after its last evaluation: its changes meanwhile are kept for the runs that
+   * follow and judged together once the minutes are over (the first change after a quiet spell is judged at once). An
+   * evaluation recounts the changed day's events, so without it a user active all day, judged at every run, costs
+   * reads that grow with the square of its day's events. Its wait counts as evaluator lag, so at most 5 (the lag
+   * alarm's 10 minutes). 0 judges users at every change.
+   * @default 5
+   */
+  readonly userEveryMinutes?: number;
+  /**
    * Days a daily rollup is kept, as the events it sums up.
    * @default 400
    */
@@ -142,12 +151,16 @@ export class Evaluator extends Construct {
     const shards = props.shards ?? defaultDirtyShards;
     const everyMinutes = props.everyMinutes ?? 1;
     const accountEveryMinutes = props.accountEveryMinutes ?? defaultAccountEveryMinutes;
+    const userEveryMinutes = props.userEveryMinutes ?? defaultUserEveryMinutes;
     if (!Number.isInteger(shards) || shards < 1) throw new Error(`Evaluator: shards must be a positive integer, got ${shards}`);
     if (!Number.isInteger(everyMinutes) || everyMinutes < 1) {
       throw new Error(`Evaluator: everyMinutes must be a positive integer, got ${everyMinutes}`);
     }
     if (!Number.isInteger(accountEveryMinutes) || accountEveryMinutes < 0) {
       throw new Error(`Evaluator: accountEveryMinutes must be a whole number of minutes, 0 or more, got ${accountEveryMinutes}`);
+    }
+    if (!Number.isInteger(userEveryMinutes) || userEveryMinutes < 0 || userEveryMinutes > maxUserEveryMinutes) {
+      throw new Error(`Evaluator: userEveryMinutes must be a whole number of minutes from 0 to ${maxUserEveryMinutes}, got ${userEveryMinutes}`);
     }
     const rulesPath = props.rulesFile.path;
     if (!isAbsolute(rulesPath)) throw new Error(`Evaluator: rulesFile must be an absolute path, got ${rulesPath}`);
@@ -169,6 +182,7 @@ export class Evaluator extends Construct {
         [environmentNames.rulesFile]: bundledRulesFile,
         [environmentNames.runIntervalSeconds]: String(everyMinutes * 60),
         [environmentNames.accountIntervalSeconds]: String(accountEveryMinutes * 60),
+        [environmentNames.userIntervalSeconds]: String(userEveryMinutes * 60),
       },
     }).function;
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });

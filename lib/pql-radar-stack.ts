@@ -87,6 +87,7 @@ export class PqlRadarStack extends Stack {
       shards: config.evaluation.shards,
       everyMinutes: config.evaluation.everyMinutes,
       accountEveryMinutes: config.evaluation.accountEveryMinutes,
+      userEveryMinutes: config.evaluation.userEveryMinutes,
       reservedConcurrency: config.evaluation.reservedConcurrency,
       retentionDays: config.retentionDays,
     });

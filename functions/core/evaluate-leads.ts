@@ -41,6 +41,14 @@ export interface EvaluateShardOptions {
    * every run. The first move after a quiet spell is judged at once. @default 0: at every move
    */
   accountIntervalMs?: number;
+  /**
+   * A user (or visitor) with new events within this long of its last evaluation is not evaluated again at once: its
+   * change is kept, unread, for the runs that follow, and judged with whatever else came meanwhile once the interval is
+   * over. An evaluation recounts the changed day's events, so a user active all day, judged at every minute's run,
+   * would cost reads that grow with the square of its day's events. The first change after a quiet spell is judged at
+   * once. @default 0: at every change
+   */
+  userIntervalMs?: number;
 }
 
 export interface EvaluateShardResult {
@@ -142,6 +150,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   const concurrency = options.concurrency ?? defaultEvaluatorConcurrency;
   const decayIntervalMs = options.decayIntervalMs ?? defaultDecayIntervalMs;
   const accountIntervalMs = options.accountIntervalMs ?? 0;
+  const userIntervalMs = options.userIntervalMs ?? 0;
   const transitions: LeadEvent[] = [];
   let evaluated = 0;
   let incomplete = false;
@@ -175,6 +184,11 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (!(await store.sweepBy(candidate.ref, new Date(due), rows.token))) leave(candidate);
     return true;
   };
+  /** Whether a user's change waits for a later run (userIntervalMs): its last evaluation is too recent. */
+  const userWaits = (candidate: EvaluationCandidate, rows: EntityRows): boolean => {
+    const last = rows.state?.lead?.evaluatedAt;
+    return userIntervalMs > 0 && candidate.reason === 'changed' && last !== undefined && Date.parse(last) + userIntervalMs > now.getTime();
+  };
   const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
@@ -198,6 +212,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         return;
       }
+      if (userWaits(candidate, rows)) return leave(candidate);
     }
     const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members);
     const evaluation = evaluate(loaded.facts, ruleset, now);
@@ -263,7 +278,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       reads = pageReads(store, now, ruleset.calendar);
       const users = candidates.filter((candidate) => candidate.ref.type !== 'account');
       await forEachConcurrently(users, concurrency, async (candidate) => {
-        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate);
+        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? userWaits : undefined);
       });
       // The identities a claim merges into another user first: a user of the page then takes their changed days into
       // its own evaluation, rather than being evaluated again by the next run.
@@ -391,12 +406,17 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
   const reads = Object.assign(Object.create(store) as EvaluationStore, { accountTraits, claims, claim, events });
   return {
     store: reads,
-    /** Reads a candidate's rows and, for a user with changed days, their events, and stores the claims they make. */
-    async prepare(candidate: EvaluationCandidate): Promise<void> {
+    /**
+     * Reads a candidate's rows and, for a user with changed days, their events, and stores the claims they make. With
+     * `waits`, the rows come first, and a user whose change waits (evaluate-leads' userIntervalMs) has no events read.
+     */
+    async prepare(candidate: EvaluationCandidate, waits?: (candidate: EvaluationCandidate, rows: EntityRows) => boolean): Promise<void> {
       const { ref, days } = candidate;
       // Only a user's messages claim anything (core/identity).
       const withEvents = ref.type === 'user' && days.length > 0;
-      const [rows, read] = await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
+      const [rows, read] = waits
+        ? await store.entity(ref, days).then(async (rows) => [rows, withEvents && !waits(candidate, rows) ? await store.events(ref, days) : undefined] as const)
+        : await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
       rowsRead.set(entityKey(ref), rows);
       if (read === undefined) return;
       eventsRead.set(entityKey(ref), { days, events: read });
@@ -555,6 +575,8 @@ export interface EvaluatorRunOptions {
   decayIntervalMs?: number;
   /** See EvaluateShardOptions.accountIntervalMs. @default 0 */
   accountIntervalMs?: number;
+  /** See EvaluateShardOptions.userIntervalMs. @default 0 */
+  userIntervalMs?: number;
   /** Entities of a page evaluated at once. @default 8 */
   concurrency?: number;
   /** Entities already evaluated in the same pass (see EvaluateShardOptions.seen). @default none */
@@ -583,6 +605,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
       ...(options.seen ? { seen: options.seen } : {}),
       ...(options.decayIntervalMs !== undefined ? { decayIntervalMs: options.decayIntervalMs } : {}),
       ...(options.accountIntervalMs !== undefined ? { accountIntervalMs: options.accountIntervalMs } : {}),
+      ...(options.userIntervalMs !== undefined ? { userIntervalMs: options.userIntervalMs } : {}),
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     });
     summary.evaluated += result.evaluated;

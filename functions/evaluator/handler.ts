@@ -30,6 +30,8 @@ const environment = variablesFromEnvironment(
     [environmentNames.runIntervalSeconds]: integerFrom(1),
     /** An account its members move waits this long after its last evaluation (evaluate-leads' accountIntervalMs). */
     [environmentNames.accountIntervalSeconds]: integerFrom(0, 0),
+    /** A user with new events waits this long after its last evaluation (evaluate-leads' userIntervalMs). */
+    [environmentNames.userIntervalSeconds]: integerFrom(0, 0),
   },
   process.env,
   'evaluator',
@@ -39,6 +41,7 @@ const dirtyShards = environment[environmentNames.dirtyShards];
 const rulesFile = environment[environmentNames.rulesFile];
 const runIntervalSeconds = environment[environmentNames.runIntervalSeconds];
 const accountIntervalMs = environment[environmentNames.accountIntervalSeconds] * 1000;
+const userIntervalMs = environment[environmentNames.userIntervalSeconds] * 1000;
 
 // Rules that are not what synth compiled (another format, or edited since) fail the cold start, before any lead is
 // touched. Compiled, not the YAML a person edits: the YAML parser and the schema would add over 200 KB to the bundle.
@@ -90,6 +93,7 @@ async function scheduledRun(input: unknown, context: Context) {
     shards,
     now: new Date(),
     accountIntervalMs,
+    userIntervalMs,
     deadline: Date.now() + Math.min(context.getRemainingTimeInMillis(), (runIntervalSeconds ?? Infinity) * 1000) - environment.SAFETY_MARGIN_MS,
   });
   logger.info('evaluation run', {
@@ -126,6 +130,7 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
     ruleset,
     now: new Date(),
     accountIntervalMs,
+    userIntervalMs,
     outOfTime: () => context.getRemainingTimeInMillis() < environment.SAFETY_MARGIN_MS,
   });
   logger.info('changes evaluated', {

@@ -19,6 +19,17 @@ export const deployedListSettleMs = 20_000;
  * costs in proportion to its members each minute.
  */
 export const defaultAccountEveryMinutes = 10;
+/**
+ * Deployed, the minutes a user with new events waits after its last evaluation (evaluate-leads' userIntervalMs): an
+ * evaluation recounts the changed day's events, so a user active all day, judged at every minute's run, would cost
+ * reads that grow with the square of its day's events. At most `maxUserEveryMinutes`.
+ */
+export const defaultUserEveryMinutes = 5;
+/**
+ * The most a user's change may wait: its wait counts as the evaluator's lag, which stays under the lag alarm's 10
+ * minutes with a run a minute and the run's own time.
+ */
+export const maxUserEveryMinutes = 5;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */
 export const defaultRetentionDays = 400;
 /** Days a message ingest rejected stays in the quarantine for an operator to list. */
@@ -55,6 +66,8 @@ export const environmentNames = {
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',
   /** The evaluator: the least time between two evaluations of an account its members move, in seconds (0: none). */
   accountIntervalSeconds: 'ACCOUNT_INTERVAL_SECONDS',
+  /** The evaluator: the least time between two evaluations of a user with new events, in seconds (0: none). */
+  userIntervalSeconds: 'USER_INTERVAL_SECONDS',
   /** The rule-health job: the rules' tier names in order (comma-separated), and the days it looks back over. */
   tierOrder: 'TIER_ORDER',
   healthPeriodDays: 'HEALTH_PERIOD_DAYS',

@@ -129,6 +129,17 @@ it('waits 10 minutes between evaluations of an account its members move unless e
   evaluatorWaits({ evaluation: { accountEveryMinutes: 30 } }, '1800');
 });
 
+it('waits 5 minutes between evaluations of a user with new events unless evaluation.userEveryMinutes says otherwise, 5 at most', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+  expect(load(routes)().config.evaluation.userEveryMinutes).toBe(5);
+  expect(load(`${routes}evaluation:\n  userEveryMinutes: 0\n`)().config.evaluation.userEveryMinutes).toBe(0);
+  expect(load(`${routes}evaluation:\n  userEveryMinutes: 10\n`)).toThrow(/line 8: evaluation\.userEveryMinutes: Too big/);
+  const evaluatorWaits = (config: Record<string, unknown>, seconds: string) =>
+    synth(config).hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ USER_INTERVAL_SECONDS: seconds }) } });
+  evaluatorWaits({}, '300');
+  evaluatorWaits({ evaluation: { userEveryMinutes: 0 } }, '0');
+});
+
 it('reserves evaluator concurrency only when evaluation.reservedConcurrency is true', () => {
   const reserved = (config: Record<string, unknown>) => {
     const { stack } = buildStack({ config });

@@ -2,17 +2,22 @@ import { randomUUID } from 'node:crypto';
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { afterEach, expect, inject, it, vi } from 'vitest';
 import type { WrittenKey } from '../../functions/adapters/dynamodb/change-capture';
+import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
+import { allShards, runEvaluator } from '../../functions/core/evaluate-leads';
 import { loadRules } from '../../functions/core/rules/load';
 import { LocalChangeStream } from '../../functions/local/change-stream';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { environmentNames } from '../../functions/shared/settings';
 import { changeListCount } from '../support/change-capture';
 import { stubEvaluatorEnvironment } from '../support/evaluator-environment';
 import { startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
 import { lambdaContext } from '../support/lambda-context';
+import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
 
 // The deployed evaluator on its event source mapping: a batch of the table's stream is evaluated as it is read, and
-// no change list is written or read for it.
+// no change list is written or read for it; with USER_INTERVAL_SECONDS (lib/evaluator.ts' userEveryMinutes), a user's
+// new events within the interval of its last evaluation are listed for the scheduled runs instead.
 
 const rules = `
 version: 1
@@ -73,4 +78,46 @@ it('evaluates a stream batch at once, publishes the lead, lists nothing, and cha
   } finally {
     await bus.close();
   }
+});
+
+it("with USER_INTERVAL_SECONDS, keeps a user's new events within the interval for the scheduled runs, which judge them once it is over", async () => {
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `interval-${randomUUID()}`, evaluateEveryMs: 0 }));
+  const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+  const ruleset = loadRules(rules, 'rules.yaml');
+  const bus = await startEventBridgeEndpoint();
+  let lastEvaluated = 0;
+  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset, shards: 4, eventBridgeUrl: bus.url });
+  vi.stubEnv(environmentNames.userIntervalSeconds, '300');
+  try {
+    // The handler reads its environment once, when loaded: loaded anew with the interval.
+    vi.resetModules();
+    const { handler } = await import('../../functions/evaluator/handler');
+    await sendBatch(dev, [{ type: 'track', userId: 'ann', event: 'Dashboard Created', messageId: 'd1', timestamp: hourAgo }]);
+    expect(await handler(await streamBatch(dev), lambdaContext())).toEqual({ evaluated: 1, transitions: 0, left: 0 });
+    // The scheduled run's first pass under these rules judges everyone, whatever their last evaluation.
+    expect(await handler({}, lambdaContext())).toMatchObject({ evaluated: 1, transitions: 0 });
+    lastEvaluated = Date.now();
+
+    // Her second dashboard would qualify her: within the interval, it is listed for the scheduled runs, not judged.
+    await sendBatch(dev, [{ type: 'track', userId: 'ann', event: 'Dashboard Created', messageId: 'd2', timestamp: hourAgo }]);
+    expect(await handler(await streamBatch(dev), lambdaContext())).toEqual({ evaluated: 0, transitions: 0, left: 1 });
+    expect(await changeListCount(dev.client, dev.tableName)).toBe(1);
+    expect(bus.accepted).toEqual([]);
+  } finally {
+    await bus.close();
+  }
+
+  // The scheduled runs that follow, on a clock of their own (deployed, a list is read once 20 s old): within the
+  // interval the change waits again, listed anew; once it is over, it is judged, and she qualifies.
+  const store = new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, dirtyShards: 4 });
+  const publisher = new RecordingPublisher();
+  const scheduledRun = (minutes: number) =>
+    runEvaluator({ store, publisher, ruleset, shards: allShards(4), now: new Date(lastEvaluated + minutes * 60_000), deadline: Number.POSITIVE_INFINITY, userIntervalMs: 5 * 60_000 });
+  expect(await scheduledRun(2)).toMatchObject({ evaluated: 0, transitions: [] });
+  expect(await changeListCount(dev.client, dev.tableName)).toBe(2);
+  expect((await scheduledRun(3)).lagSeconds).toBeGreaterThanOrEqual(3 * 60 - 5);
+  const judged = await scheduledRun(5.1);
+  expect(judged.evaluated).toBe(1);
+  expect(judged.transitions.map((event) => `${event.detail.entity.id} ${event.detail.tier}`)).toEqual(['ann PQL-A']);
+  expect(await scheduledRun(6)).toMatchObject({ evaluated: 0, transitions: [], lagSeconds: 0 });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { dayMs } from '../../functions/core/days';
 import { evaluateChanges, evaluateShard, runEvaluator, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
 import type { LeadEvent } from '../../functions/core/lead-event';
@@ -328,6 +328,39 @@ tiers:
     expect(await runAt(25)).toEqual({ saves: ['user bob', 'account acme'], published: [] });
   });
 
+  it('keeps the new events of a user evaluated within userIntervalMs for later runs, unread, and judges them together at the end of it', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const eventReads = vi.spyOn(store, 'events');
+    const minutes = (count: number) => new Date(onDay(0, 9).getTime() + count * 60_000);
+    const runAt = async (minute: number, userIntervalMs = 5 * 60_000) => {
+      store.saves.length = 0;
+      publisher.published.length = 0;
+      eventReads.mockClear();
+      await evaluateUntilDone(store, publisher, { now: minutes(minute), userIntervalMs });
+      return { saves: [...store.saves], published: summary(publisher.published), eventReads: eventReads.mock.calls.length };
+    };
+    const dashboard = (minute: number) => store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: minutes(minute).toISOString() });
+
+    // Her first evaluation is at once; a dashboard a minute later would qualify her, but she waits, her events unread.
+    dashboard(0);
+    expect(await runAt(0)).toMatchObject({ saves: ['user ann'], published: [] });
+    dashboard(1);
+    expect(await runAt(2)).toEqual({ saves: [], published: [], eventReads: 0 });
+    expect(store.isMarked(user('ann'))).toBe(true);
+    // Still a change not evaluated: the evaluator's lag counts it.
+    expect(await store.oldestChange()).toBeDefined();
+    expect(await runAt(4)).toEqual({ saves: [], published: [], eventReads: 0 });
+    // Five minutes after her last evaluation, what came meanwhile is judged at once.
+    expect(await runAt(5)).toMatchObject({ saves: ['user ann'], published: ['user ann: none -> pql'] });
+    expect(store.isMarked(user('ann'))).toBe(false);
+    // After a quiet spell longer than the interval, her next change is judged at once; with no interval, every one is.
+    dashboard(20);
+    expect(await runAt(20)).toMatchObject({ saves: ['user ann'] });
+    dashboard(21);
+    expect(await runAt(22, 0)).toMatchObject({ saves: ['user ann'] });
+  });
+
   it("evaluates a user with its claimed visitor's new events in the same run, before the user's sweep", async () => {
     const reports = loadRules(`
 version: 1
@@ -516,6 +549,24 @@ describe('the evaluation of fresh changes (the table stream)', () => {
     expect(store.saves).toEqual([]);
     await run(store, publisher, options(10));
     expect(store.saves).toEqual(['account acme']);
+  });
+
+  it('keeps the changes of a user evaluated within userIntervalMs for the scheduled run, which judges them at the end of it', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const later = (minutes: number) => new Date(now.getTime() + minutes * 60_000);
+    const options = (minutes: number) => ({ ruleset, now: later(minutes), outOfTime: () => false, userIntervalMs: 5 * 60_000 });
+    store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: hoursAgo(2) });
+    expect(await evaluateChanges(store, publisher, { marks: store.takeChanges(), ...options(0) })).toMatchObject({ evaluated: 1, left: 0 });
+    await run(store, publisher, options(0));
+
+    store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: later(1).toISOString() });
+    const eventReads = vi.spyOn(store, 'events');
+    expect(await evaluateChanges(store, publisher, { marks: store.takeChanges(), ...options(1) })).toMatchObject({ evaluated: 0, left: 1 });
+    expect(eventReads).not.toHaveBeenCalled();
+    expect(store.isMarked(user('ann'))).toBe(true);
+    expect((await run(store, publisher, options(4))).evaluated).toBe(0);
+    expect(summary((await run(store, publisher, options(5))).transitions)).toEqual(['user ann: none -> pql']);
   });
 
   it('keeps what it could not evaluate for the scheduled run', async () => {
