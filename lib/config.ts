@@ -190,7 +190,8 @@ export const configSchema = z.strictObject({
       accountEveryMinutes: z.number().int().min(0).max(1440).default(defaultAccountEveryMinutes),
       /**
        * Minutes a user with new events waits after its last evaluation (lib/evaluator.ts): its changes meanwhile are
-       * judged at once. At most 5: the wait counts as evaluator lag. 0 judges users at every change. @default 5
+       * judged at once. At most 5, so that a lead is never long in coming (the wait counts as evaluator lag). 0 judges
+       * users at every change. @default 5
        */
       userEveryMinutes: z.number().int().min(0).max(maxUserEveryMinutes).default(defaultUserEveryMinutes),
       /**

@@ -102,8 +102,9 @@ export interface EvaluatorProps {
    * Minutes a user with new events waits after its last evaluation: its changes meanwhile are kept for the runs that
    * follow and judged together once the minutes are over (the first change after a quiet spell is judged at once). An
    * evaluation recounts the changed day's events, so without it a user active all day, judged at every run, costs
-   * reads that grow with the square of its day's events. Its wait counts as evaluator lag, so at most 5 (the lag
-   * alarm's 10 minutes). 0 judges users at every change.
+   * reads that grow with the square of its day's events. At most 5, so that a lead is never long in coming (the
+   * wait counts as evaluator lag, which the lag alarm leaves room for: lib/monitoring.ts' changeWait). 0 judges users
+   * at every change.
    * @default 5
    */
   readonly userEveryMinutes?: number;

@@ -85,10 +85,16 @@ export interface MonitoringProps {
   readonly alarmEmails: string[];
   /**
    * The evaluator lag (age of the oldest change not yet evaluated) above which the lag alarm fires, when it
-   * stays above for three periods in a row. Must exceed `evaluationInterval`.
-   * @default Duration.minutes(10)
+   * stays above for three periods in a row. Must exceed `evaluationInterval` and `changeWait` together.
+   * @default Duration.minutes(10), or a minute more than `evaluationInterval` and `changeWait` together when they reach 10
    */
   readonly lagThreshold?: Duration;
+  /**
+   * How long the evaluator lets a change wait on purpose (lib/evaluator.ts' `userEveryMinutes`): a waiting change counts
+   * as lag, so the lag alarm's threshold must leave room for it and a run's interval after it.
+   * @default Duration.minutes(0)
+   */
+  readonly changeWait?: Duration;
   /**
    * How often the evaluator runs, in whole minutes. The lag alarm's period is this or 5 minutes, whichever is
    * longer, so that a run that is simply not due yet never counts as missing data.
@@ -148,15 +154,18 @@ export class Monitoring extends Construct {
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
     const stack = Stack.of(this);
-    const lagThreshold = props.lagThreshold ?? Duration.minutes(10);
     const evaluationInterval = props.evaluationInterval ?? Duration.minutes(1);
+    const changeWait = props.changeWait ?? Duration.minutes(0);
+    const lagThreshold = props.lagThreshold ?? Duration.minutes(Math.max(10, evaluationInterval.toMinutes({ integral: false }) + changeWait.toMinutes({ integral: false }) + 1));
     if (evaluationInterval.toSeconds() % 60 !== 0 || evaluationInterval.toSeconds() === 0) {
       throw new Error(`evaluationInterval must be a whole number of minutes, got ${evaluationInterval.toHumanString()}`);
     }
-    if (lagThreshold.toSeconds() <= evaluationInterval.toSeconds()) {
-      // Changes wait up to one interval for the next run by design: a threshold within it would call the schedule lag.
+    if (lagThreshold.toSeconds() <= evaluationInterval.toSeconds() + changeWait.toSeconds()) {
+      // Changes wait up to one interval for the next run by design, and a user's change its wait before that: a
+      // threshold within them would call the schedule lag.
       throw new Error(
-        `lagThreshold (${lagThreshold.toHumanString()}) must exceed evaluationInterval (${evaluationInterval.toHumanString()})`,
+        `lagThreshold (${lagThreshold.toHumanString()}) must exceed evaluationInterval (${evaluationInterval.toHumanString()})` +
+          (changeWait.toSeconds() > 0 ? ` and changeWait (${changeWait.toHumanString()}) together: lower evaluation.everyMinutes or evaluation.userEveryMinutes` : ''),
       );
     }
 

@@ -127,6 +127,7 @@ export class PqlRadarStack extends Stack {
       table: this.eventStore,
       alarmEmails: config.alarmEmails,
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
+      changeWait: Duration.minutes(config.evaluation.userEveryMinutes),
     });
     this.ruleHealth.alarm.addAlarmAction(new actions.SnsAction(this.monitoring.alarmTopic));
     this.ruleHealth.alarm.addOkAction(new actions.SnsAction(this.monitoring.alarmTopic));

@@ -25,10 +25,7 @@ export const defaultAccountEveryMinutes = 10;
  * reads that grow with the square of its day's events. At most `maxUserEveryMinutes`.
  */
 export const defaultUserEveryMinutes = 5;
-/**
- * The most a user's change may wait: its wait counts as the evaluator's lag, which stays under the lag alarm's 10
- * minutes with a run a minute and the run's own time.
- */
+/** The most a user's change may wait: a lead should never be long in coming. */
 export const maxUserEveryMinutes = 5;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */
 export const defaultRetentionDays = 400;

@@ -231,6 +231,19 @@ describe('alarms', () => {
       /lagThreshold \(5 minutes\) must exceed evaluationInterval \(5 minutes\)/,
     );
     expect(() => build({ evaluationInterval: Duration.seconds(90) })).toThrow(/whole number of minutes/);
+    // A user's change may wait 5 minutes before its run: with runs 5 minutes apart, an on-time evaluator reaches 10.
+    expect(() => build({ lagThreshold: Duration.minutes(10), evaluationInterval: Duration.minutes(5), changeWait: Duration.minutes(5) })).toThrow(
+      /lagThreshold \(10 minutes\) must exceed evaluationInterval \(5 minutes\) and changeWait \(5 minutes\) together/,
+    );
+  });
+
+  it('take a default lag threshold of 10 minutes, or a minute over the interval and the wait a change may have together', () => {
+    const threshold = (props: Partial<MonitoringProps>) => {
+      const custom = build(props);
+      return Template.fromStack(custom.stack).toJSON().Resources[custom.stack.getLogicalId(custom.monitoring.node.findChild('EvaluatorLag').node.defaultChild as CfnElement)].Properties.Threshold;
+    };
+    expect(threshold({ changeWait: Duration.minutes(5) })).toBe(600);
+    expect(threshold({ evaluationInterval: Duration.minutes(5), changeWait: Duration.minutes(5) })).toBe(660);
   });
 
   it('watch the metrics the functions emit, where LambdaFunction tells Powertools to put them', () => {
