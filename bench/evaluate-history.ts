@@ -18,7 +18,7 @@ import { eventsByDay, recomputeDays, userFacts } from '../functions/core/facts';
 import { evaluate, type EntityFacts, type UsageEvent } from '../functions/core/rules/engine';
 import type { Ruleset } from '../functions/core/rules/load';
 import { entityKey } from '../functions/core/changes';
-import { allShards, runEvaluator } from '../functions/core/evaluate-leads';
+import { allShards, runEvaluator, type EvaluatorRunOptions } from '../functions/core/evaluate-leads';
 import { dayMs } from '../functions/core/days';
 import { SeededRandom, seedFrom } from '../functions/core/random';
 import { ensureTable } from '../functions/local/dynamodb-local';
@@ -603,16 +603,19 @@ async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user
   return { item: item / ids.length, lifetime: lifetime / ids.length };
 }
 
+/** How the bench's runs evaluate: runEvaluator's options of that name (the intervals 0 unless given). */
+export type BenchRunOptions = Pick<EvaluatorRunOptions, 'concurrency' | 'accountIntervalMs' | 'userIntervalMs'>;
+
 /**
  * Runs the evaluator until a run finds nothing to do (what a run left for the next). One entity at a time unless told:
  * the attribution of AttributingStore follows the calls of one entity after another.
  */
-export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, concurrency = 1, accountIntervalMs = 0, userIntervalMs = 0) {
+export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, run: BenchRunOptions = {}) {
   const passes: number[] = [];
   for (let pass = 0; pass < 5; pass++) {
     const before = { ...evaluation.inner.capacity };
     const shares = JSON.stringify(evaluation.shares);
-    const summary = await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, concurrency, accountIntervalMs, userIntervalMs });
+    const summary = await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, ...run, concurrency: run.concurrency ?? 1 });
     if (summary.evaluated === 0) {
       // The run that only finds nothing left is not part of the work: take its reads back out.
       evaluation.inner.capacity.readUnits = before.readUnits;
@@ -687,17 +690,15 @@ export async function storeAndEvaluate(
   byUser: readonly Message[][],
   times: { receivedAt: Date; at: Date },
   ruleset: Ruleset,
-  stored?: () => void,
-  concurrency = 1,
-  accountIntervalMs = 0,
-  userIntervalMs = 0,
+  options: BenchRunOptions & { stored?: () => void } = {},
 ): Promise<EvaluationRound> {
+  const { stored, ...run } = options;
   const newEvents = await store(table.events, table.changes, byUser, times.receivedAt);
   stored?.();
   table.evaluation.reset();
   table.publisher.published = 0;
   const started = performance.now();
-  const passes = await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, concurrency, accountIntervalMs, userIntervalMs);
+  const passes = await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, run);
   const seconds = (performance.now() - started) / 1000;
   return {
     newEvents,
@@ -722,7 +723,7 @@ export async function measureNewDay(table: HistoryTable, reader: DynamoDBClient,
   const { users, accounts, history, tableName } = table;
   const today = users.map((user) => todaysMessages(user));
   // Only the evaluator's calls are counted: the count starts once today's events are stored.
-  const round = await storeAndEvaluate(table, today, { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, () => calls.clear());
+  const round = await storeAndEvaluate(table, today, { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, { stored: () => calls.clear() });
   // The incremental path (rollups of changed days, lifetime adjusted) against the engine over everything stored.
   let sameAsFromScratch = 0;
   users.forEach((user, index) => {

@@ -427,7 +427,7 @@ async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<st
     for (const minute of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15]) {
       const at = new Date(now.getTime() + minute * 60_000);
       const byUser = table.users.map((user, index) => (minute < 10 && index % 10 === minute ? dayMessages(user, 0, now, seedFrom(21, minute), true) : []));
-      const { account } = (await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, undefined, 1, intervalMinutes * 60_000)).shares;
+      const { account } = (await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, { accountIntervalMs: intervalMinutes * 60_000 })).shares;
       shares.evaluated += account.evaluated;
       shares.read += account.read;
       shares.write += account.write;
@@ -468,7 +468,7 @@ async function busyUsers(ruleset: Ruleset) {
           const message = day[minute % day.length];
           return message === undefined ? [] : [{ ...message, messageId: `${message.messageId}-${minute}`, timestamp: at.toISOString() }];
         });
-        const round = await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, undefined, 1, 0, intervalMinutes * 60_000);
+        const round = await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, { userIntervalMs: intervalMinutes * 60_000 });
         totals.events += round.newEvents;
         totals.evaluated += round.evaluated;
         totals.read += round.read;
@@ -599,7 +599,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
         // DynamoDB Local's JVM, which share this machine's cores.
         let before: { own: number; database: number | null } | undefined;
-        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, () => (before = cpuSeconds(dynamoDb.pid)), concurrency);
+        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { stored: () => (before = cpuSeconds(dynamoDb.pid)), concurrency });
         const after = cpuSeconds(dynamoDb.pid);
         const total = totals.get(concurrency) ?? { evaluated: 0, seconds: 0, own: 0, database: 0 };
         total.evaluated += result.evaluated;

@@ -7,17 +7,19 @@ import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { listPrices } from './list-prices';
 
+/** A table as the cost widgets price it (lib/event-store.ts' EventStore is one). */
+export interface PricedTable {
+  /** Its consumed read and write units, and those of `indexNames`, are priced on demand. */
+  readonly table: dynamodb.ITableV2;
+  /** Its global secondary indexes: DynamoDB bills their writes (and reads) apart, under their own metrics. */
+  readonly indexNames: readonly string[];
+  /** It is of the Standard-IA class: its reads and writes cost 25% more. */
+  readonly infrequentAccess: boolean;
+}
+
 /** What the deployment pays for by use, as CloudWatch counts it: the sources of the dashboard's cost widgets. */
 export interface CostSources {
-  /** The table: its consumed read and write units, and those of `indexNames`, are priced on demand. */
-  readonly table: dynamodb.ITableV2;
-  /** The table's global secondary indexes: DynamoDB bills their writes (and reads) apart, under their own metrics. */
-  readonly indexNames: readonly string[];
-  /**
-   * The table is of the Standard-IA class: its reads and writes cost 25% more.
-   * @default false
-   */
-  readonly infrequentAccess?: boolean;
+  readonly table: PricedTable;
   /** Every function that runs with the traffic: invocations and duration, at each one's memory size (arm64). */
   readonly functions: readonly lambda.IFunction[];
   /** The ingest HTTP API: its requests (the function URL's cost nothing of their own). */
@@ -51,8 +53,8 @@ interface CostComponent {
  * Firehose record is rounded up to 5 KB each (counted here as the larger of its bytes and 5 KB a record).
  */
 function costComponents(sources: CostSources, period: Duration): CostComponent[] {
-  const requestFactor = sources.infrequentAccess ? listPrices.infrequentAccessRequestFactor : 1;
-  const tableName = sources.table.tableName;
+  const requestFactor = sources.table.infrequentAccess ? listPrices.infrequentAccessRequestFactor : 1;
+  const tableName = sources.table.table.tableName;
   const dynamodbMetric = (metricName: string, indexName?: string) =>
     new cloudwatch.Metric({
       namespace: 'AWS/DynamoDB',
@@ -61,7 +63,7 @@ function costComponents(sources: CostSources, period: Duration): CostComponent[]
       statistic: 'Sum',
       period,
     });
-  const tableTerms: Term[] = [undefined, ...sources.indexNames].flatMap((indexName, index) => [
+  const tableTerms: Term[] = [undefined, ...sources.table.indexNames].flatMap((indexName, index) => [
     { id: `dynamodb_write${index}`, metric: dynamodbMetric('ConsumedWriteCapacityUnits', indexName), price: listPrices.writeUnit * requestFactor },
     { id: `dynamodb_read${index}`, metric: dynamodbMetric('ConsumedReadCapacityUnits', indexName), price: listPrices.readUnit * requestFactor },
   ]);

@@ -4,7 +4,6 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import type * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -13,7 +12,7 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct, type IConstruct } from 'constructs';
 import { metricNames, metricNamespace, serviceName } from '../functions/shared/settings';
-import { costWidgets } from './cost-widgets';
+import { costWidgets, type PricedTable } from './cost-widgets';
 
 /**
  * Where the functions' Powertools metrics land: the namespace is POWERTOOLS_METRICS_NAMESPACE and the one
@@ -80,7 +79,7 @@ export interface MonitoringProps {
   /**
    * The table (lib/event-store.ts): the cost widgets price its consumed units and its indexes', by its class.
    */
-  readonly table: { readonly table: dynamodb.ITableV2; readonly indexNames: readonly string[]; readonly infrequentAccess: boolean };
+  readonly table: PricedTable;
   /** Who gets the alarms by e-mail; each address must confirm the subscription once. */
   readonly alarmEmails: string[];
   /**
@@ -458,9 +457,7 @@ export class Monitoring extends Construct {
           ),
         ],
         costWidgets({
-          table: props.table.table,
-          indexNames: props.table.indexNames,
-          infrequentAccess: props.table.infrequentAccess,
+          table: props.table,
           functions: props.functions,
           httpApi: api,
           acceptedEvents: customMetric(metricNames.acceptedEvents, 'Sum', fiveMinutes),

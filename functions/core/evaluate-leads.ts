@@ -171,24 +171,26 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     list.set(key, listed ? withDaysOf(listed, candidate) : candidate);
   };
   let reads = pageReads(store, now, ruleset.calendar);
+  /** When the interval that the entity's last evaluation began ends (epoch ms), if still to come (an interval of 0 never is). */
+  const waitEnds = (rows: EntityRows, intervalMs: number): number | undefined => {
+    const last = rows.state?.lead?.evaluatedAt;
+    if (intervalMs === 0 || last === undefined) return undefined;
+    const due = Date.parse(last) + intervalMs;
+    return due > now.getTime() ? due : undefined;
+  };
   /**
    * Whether an account its members moved waits for a sweep (accountIntervalMs), which it then has: scheduled at the end
    * of the interval that its last evaluation began. An overlapping run that saved it since it was read leaves the
    * change to the next run, as a save would.
    */
   const waitsForSweep = async (candidate: EvaluationCandidate, rows: EntityRows): Promise<boolean> => {
-    const last = rows.state?.lead?.evaluatedAt;
-    if (accountIntervalMs === 0 || last === undefined) return false;
-    const due = Date.parse(last) + accountIntervalMs;
-    if (due <= now.getTime()) return false;
+    const due = waitEnds(rows, accountIntervalMs);
+    if (due === undefined) return false;
     if (!(await store.sweepBy(candidate.ref, new Date(due), rows.token))) leave(candidate);
     return true;
   };
   /** Whether a user's change waits for a later run (userIntervalMs): its last evaluation is too recent. */
-  const userWaits = (candidate: EvaluationCandidate, rows: EntityRows): boolean => {
-    const last = rows.state?.lead?.evaluatedAt;
-    return userIntervalMs > 0 && candidate.reason === 'changed' && last !== undefined && Date.parse(last) + userIntervalMs > now.getTime();
-  };
+  const userWaits = (candidate: EvaluationCandidate, rows: EntityRows): boolean => candidate.reason === 'changed' && waitEnds(rows, userIntervalMs) !== undefined;
   const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
@@ -414,9 +416,14 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
       const { ref, days } = candidate;
       // Only a user's messages claim anything (core/identity).
       const withEvents = ref.type === 'user' && days.length > 0;
-      const [rows, read] = waits
-        ? await store.entity(ref, days).then(async (rows) => [rows, withEvents && !waits(candidate, rows) ? await store.events(ref, days) : undefined] as const)
-        : await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
+      let rows: EntityRows;
+      let read: StoredEvent[] | undefined;
+      if (waits === undefined) {
+        [rows, read] = await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
+      } else {
+        rows = await store.entity(ref, days);
+        read = withEvents && !waits(candidate, rows) ? await store.events(ref, days) : undefined;
+      }
       rowsRead.set(entityKey(ref), rows);
       if (read === undefined) return;
       eventsRead.set(entityKey(ref), { days, events: read });
