@@ -603,19 +603,26 @@ async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user
   return { item: item / ids.length, lifetime: lifetime / ids.length };
 }
 
-/** How the bench's runs evaluate: runEvaluator's options of that name (the intervals 0 unless given). */
-export type BenchRunOptions = Pick<EvaluatorRunOptions, 'concurrency' | 'accountIntervalMs' | 'userIntervalMs'>;
+/**
+ * How the bench's runs evaluate: runEvaluator's options of that name (the intervals 0 unless given); `oneRun`, one run
+ * counted whatever it finds (a run a minute, as deployed, which may only find changes that wait), instead of runs until
+ * one finds nothing.
+ */
+export type BenchRunOptions = Pick<EvaluatorRunOptions, 'concurrency' | 'accountIntervalMs' | 'userIntervalMs'> & { oneRun?: boolean };
 
 /**
- * Runs the evaluator until a run finds nothing to do (what a run left for the next). One entity at a time unless told:
- * the attribution of AttributingStore follows the calls of one entity after another.
+ * Runs the evaluator until a run finds nothing to do (what a run left for the next), or once (`oneRun`). One entity at
+ * a time unless told: the attribution of AttributingStore follows the calls of one entity after another.
  */
-export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, run: BenchRunOptions = {}) {
+export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, options: BenchRunOptions = {}) {
+  const { oneRun, ...run } = options;
+  const evaluateOnce = () => runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, ...run, concurrency: run.concurrency ?? 1 });
+  if (oneRun) return [(await evaluateOnce()).evaluated];
   const passes: number[] = [];
   for (let pass = 0; pass < 5; pass++) {
     const before = { ...evaluation.inner.capacity };
     const shares = JSON.stringify(evaluation.shares);
-    const summary = await runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, ...run, concurrency: run.concurrency ?? 1 });
+    const summary = await evaluateOnce();
     if (summary.evaluated === 0) {
       // The run that only finds nothing left is not part of the work: take its reads back out.
       evaluation.inner.capacity.readUnits = before.readUnits;

@@ -442,7 +442,9 @@ async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<st
  * (f) Users active all along: BENCH_BUSY_USERS (10) users each sending one event a minute for BENCH_BUSY_MINUTES (120),
  * one request each as a browser sends them, a run a minute after them. An evaluation recounts the changed day's
  * events, so judged at every run a user's reads grow with its day; the deployed userEveryMinutes judges what a user
- * sent meanwhile at most every so many minutes. A table of its own for each.
+ * sent meanwhile at most every so many minutes. A table of its own for each. Every minute's run is counted, those
+ * that find only changes that wait too; the units are the users' own (their rows, events, days, claims and saves),
+ * and apart the runs' own (change lists, cursors, progress, outbox): a run a minute's, whoever is active.
  */
 async function busyUsers(ruleset: Ruleset) {
   const users = positiveInt('BENCH_BUSY_USERS', 10);
@@ -454,29 +456,31 @@ async function busyUsers(ruleset: Ruleset) {
     '',
     `(f) busy users on DynamoDB Local: ${users} users each sending an event a minute for ${minutes} minutes (a request each, as a browser sends them), a run a minute after them,`,
     `    judged at every change and with the deployed userEveryMinutes; ${historyDays}d of history before, one entity at a time`,
-    'user every  events  evaluations  RCU    WCU    RCU per event  WCU per event  evaluation $ per million events',
+    "user every  events  evaluations  users' RCU  users' WCU  RCU per event  WCU per event  evaluation $ per million events  runs' own RCU / WCU",
   ];
   try {
     for (const intervalMinutes of [0, defaultUserEveryMinutes]) {
       const table = await prepareHistory(client, ruleset, { days: historyDays, users, accounts: 1 });
       // Each user's messages of a day, sent one a minute at that minute (under ids of their own: each is a new message).
       const days = table.users.map((user) => todaysMessages(user));
-      const totals = { events: 0, evaluated: 0, read: 0, write: 0 };
+      const totals = { events: 0, evaluated: 0, read: 0, write: 0, runRead: 0, runWrite: 0 };
       for (let minute = 0; minute < minutes; minute++) {
         const at = new Date(now.getTime() + minute * 60_000);
         const byUser = days.map((day) => {
           const message = day[minute % day.length];
           return message === undefined ? [] : [{ ...message, messageId: `${message.messageId}-${minute}`, timestamp: at.toISOString() }];
         });
-        const round = await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, { userIntervalMs: intervalMinutes * 60_000 });
+        const round = await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, { userIntervalMs: intervalMinutes * 60_000, oneRun: true });
         totals.events += round.newEvents;
         totals.evaluated += round.evaluated;
-        totals.read += round.read;
-        totals.write += round.write;
+        totals.read += round.shares.user.read;
+        totals.write += round.shares.user.write;
+        totals.runRead += round.shares.run.read;
+        totals.runWrite += round.shares.run.write;
       }
       const dollars = totals.read * listPrices.readUnit + totals.write * listPrices.writeUnit;
       lines.push(
-        `${`${intervalMinutes} min`.padStart(10)} ${fixed(totals.events, 0, 7)} ${fixed(totals.evaluated, 0, 12)} ${fixed(totals.read, 0, 6)} ${fixed(totals.write, 0, 6)} ${fixed(totals.read / totals.events, 2, 14)} ${fixed(totals.write / totals.events, 2, 14)} ${`$${((dollars / totals.events) * 1e6).toFixed(3)}`.padStart(35)}`,
+        `${`${intervalMinutes} min`.padStart(10)} ${fixed(totals.events, 0, 7)} ${fixed(totals.evaluated, 0, 12)} ${fixed(totals.read, 1, 11)} ${fixed(totals.write, 1, 11)} ${fixed(totals.read / totals.events, 2, 14)} ${fixed(totals.write / totals.events, 2, 14)} ${`$${((dollars / totals.events) * 1e6).toFixed(3)}`.padStart(31)} ${`${fixed(totals.runRead, 0, 0)} / ${fixed(totals.runWrite, 0, 0)}`.padStart(20)}`,
       );
     }
     console.log(lines.join('\n'));

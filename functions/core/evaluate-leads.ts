@@ -3,7 +3,7 @@ import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
-import { entityKey, mergeMarks } from './changes';
+import { changedCandidate, entityKey, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
 import { identityKey, type Claim, type Identity } from './identity';
@@ -43,8 +43,8 @@ export interface EvaluateShardOptions {
   accountIntervalMs?: number;
   /**
    * A user (or visitor) with new events within this long of its last evaluation is not evaluated again at once: its
-   * change is kept, unread, for the runs that follow, and judged with whatever else came meanwhile once the interval is
-   * over. An evaluation recounts the changed day's events, so a user active all day, judged at every minute's run,
+   * change is kept for the runs that follow with the time the interval ends (ChangeMark.notBefore), which they leave it
+   * unread until, and judged with whatever else came meanwhile once the interval is over. An evaluation recounts the changed day's events, so a user active all day, judged at every minute's run,
    * would cost reads that grow with the square of its day's events. The first change after a quiet spell is judged at
    * once. @default 0: at every change
    */
@@ -123,7 +123,7 @@ export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomp
  * and rules changes.
  */
 export async function evaluateChanges(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateChangesOptions): Promise<EvaluateChangesResult> {
-  const candidates = mergeMarks(options.marks).map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since }));
+  const candidates = mergeMarks(options.marks).map(changedCandidate);
   const run = evaluationRun(store, options.seen ?? new Set(), options);
   await run.evaluatePage(candidates);
   await run.judgeWaitingAccounts();
@@ -156,9 +156,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   let incomplete = false;
   /** What the run leaves for a later one: changes not evaluated (time, an overlapping run, an entity evaluated in the run already). */
   let left: ChangeMark[] = [];
-  const leave = (candidate: EvaluationCandidate) => {
+  const leave = (candidate: EvaluationCandidate, notBefore = candidate.notBefore) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
-    if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString() });
+    if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString(), ...(notBefore !== undefined ? { notBefore } : {}) });
   };
   /** The accounts the users moved, to judge after every changed user of the run, by entity key. */
   const accounts = new Map<string, EvaluationCandidate>();
@@ -189,8 +189,17 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (!(await store.sweepBy(candidate.ref, new Date(due), rows.token))) leave(candidate);
     return true;
   };
-  /** Whether a user's change waits for a later run (userIntervalMs): its last evaluation is too recent. */
-  const userWaits = (candidate: EvaluationCandidate, rows: EntityRows): boolean => candidate.reason === 'changed' && waitEnds(rows, userIntervalMs) !== undefined;
+  /** When a user's change may be evaluated, if not now (userIntervalMs): its last evaluation is too recent. */
+  const userWaitEnds = (candidate: EvaluationCandidate, rows: EntityRows): number | undefined => (candidate.reason === 'changed' ? waitEnds(rows, userIntervalMs) : undefined);
+  /**
+   * Whether a change an earlier run left to wait still waits by its mark alone (ChangeMark.notBefore), so that nothing
+   * need be read for it. A mark's time further off than the interval (lowered since) is left to the rows to judge.
+   */
+  const waitsByMark = (candidate: EvaluationCandidate): boolean => {
+    if (candidate.reason !== 'changed' || candidate.notBefore === undefined || userIntervalMs === 0) return false;
+    const end = Date.parse(candidate.notBefore);
+    return end > now.getTime() && end <= now.getTime() + userIntervalMs;
+  };
   const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
@@ -214,7 +223,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         return;
       }
-      if (userWaits(candidate, rows)) return leave(candidate);
+      const waitEnd = userWaitEnds(candidate, rows);
+      if (waitEnd !== undefined) return leave(candidate, new Date(waitEnd).toISOString());
     }
     const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members);
     const evaluation = evaluate(loaded.facts, ruleset, now);
@@ -278,9 +288,16 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
      */
     async evaluatePage(candidates: readonly EvaluationCandidate[]): Promise<void> {
       reads = pageReads(store, now, ruleset.calendar);
-      const users = candidates.filter((candidate) => candidate.ref.type !== 'account');
+      const users: EvaluationCandidate[] = [];
+      for (const candidate of candidates) {
+        if (candidate.ref.type === 'account') continue;
+        // Left again, unread: a claim merging it elsewhere meanwhile is seen once its interval is over.
+        if (waitsByMark(candidate)) leave(candidate);
+        else users.push(candidate);
+      }
+      const waits = (candidate: EvaluationCandidate, rows: EntityRows) => userWaitEnds(candidate, rows) !== undefined;
       await forEachConcurrently(users, concurrency, async (candidate) => {
-        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? userWaits : undefined);
+        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? waits : undefined);
       });
       // The identities a claim merges into another user first: a user of the page then takes their changed days into
       // its own evaluation, rather than being evaluated again by the next run.

@@ -67,6 +67,8 @@ export interface EvaluationCandidate {
   days: string[];
   /** When the oldest of those changes was made (ISO 8601): the evaluator's lag counts from it. */
   since?: string;
+  /** See ChangeMark.notBefore. */
+  notBefore?: string;
 }
 
 /** An entity to evaluate in a later run, on these days (or none: its state, traits or members moved). */
@@ -75,6 +77,12 @@ export interface ChangeMark {
   days: string[];
   /** When the change was made (ISO 8601): the evaluator's lag counts from it. */
   since: string;
+  /**
+   * A user's change left to wait for the end of its interval (evaluate-leads' userIntervalMs): the time that interval
+   * ends as the run that left it read it (ISO 8601). A run before then leaves the change again without reading its
+   * rows. Never later than the true end: an entity's last evaluation only moves later.
+   */
+  notBefore?: string;
 }
 
 /** A page of candidates; `changes` is what `settle` forgets once the page is done (opaque to the use case). */

@@ -1,5 +1,8 @@
+import { inflateRawSync } from 'node:zlib';
+import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoDbChangeLists } from '../../functions/adapters/dynamodb/change-lists';
+import { changeListPartitionKey } from '../../functions/adapters/dynamodb/item-keys';
 import type { ChangeMark } from '../../functions/core/ports';
 import { freshTable } from '../support/dynamodb';
 
@@ -46,5 +49,25 @@ describe('change lists on DynamoDB Local', () => {
     await lists.add(many);
     const read = await lists.read('0', { after: undefined, upTo: lists.readableUpTo(), limit: Number.MAX_SAFE_INTEGER });
     expect(read.marks).toHaveLength(4_500);
+  });
+
+  it("keeps a waiting change's notBefore, the latest of an entity's, apart from the entries an earlier version reads", async () => {
+    const { client, tableName } = await freshTable();
+    const lists = new DynamoDbChangeLists(client, tableName, { shards: 1 });
+    await lists.add([{ ...mark('ann', ['2024-05-01']), notBefore: '2024-05-01T10:05:00.000Z' }, mark('bob', ['2024-05-01'])]);
+    await lists.add([{ ...mark('ann', ['2024-05-01']), notBefore: '2024-05-01T10:04:00.000Z' }]);
+    await lists.add([mark('ann', ['2024-05-02'])]);
+    const { marks } = await lists.read('0', { after: undefined, upTo: lists.readableUpTo(), limit: 100 });
+    expect(marks.map((entry) => [entry.ref.id, entry.days, entry.notBefore])).toEqual([
+      ['ann', ['2024-05-01', '2024-05-02'], '2024-05-01T10:05:00.000Z'],
+      ['bob', ['2024-05-01'], undefined],
+    ]);
+    // The entries are the rows a version without waits reads (it judges the change at once: a rollback needs nothing).
+    const { Items } = await client.send(new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey('0') } } }));
+    expect(JSON.parse(inflateRawSync(Items![0]!['entries']!.B!).toString('utf8'))).toEqual([
+      ['acme', 'user', 'ann', '2024-05-01T10:00:00.000Z', '2024-05-01'],
+      ['acme', 'user', 'bob', '2024-05-01T10:00:00.000Z', '2024-05-01'],
+    ]);
+    expect(Items!.map((item) => item['waits'] !== undefined)).toEqual([true, true, false]);
   });
 });

@@ -108,15 +108,19 @@ it("with USER_INTERVAL_SECONDS, keeps a user's new events within the interval fo
   }
 
   // The scheduled runs that follow, on a clock of their own (deployed, a list is read once 20 s old): within the
-  // interval the change waits again, listed anew; once it is over, it is judged, and she qualifies.
+  // interval the change waits again, listed anew with the end of her interval, so that nothing of hers is read; once
+  // it is over, it is judged, and she qualifies.
   const store = new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, dirtyShards: 4 });
   const publisher = new RecordingPublisher();
+  const rowReads = vi.spyOn(store, 'entity');
   const scheduledRun = (minutes: number) =>
     runEvaluator({ store, publisher, ruleset, shards: allShards(4), now: new Date(lastEvaluated + minutes * 60_000), deadline: Number.POSITIVE_INFINITY, userIntervalMs: 5 * 60_000 });
   expect(await scheduledRun(2)).toMatchObject({ evaluated: 0, transitions: [] });
   expect(await changeListCount(dev.client, dev.tableName)).toBe(2);
   expect((await scheduledRun(3)).lagSeconds).toBeGreaterThanOrEqual(3 * 60 - 5);
+  expect(rowReads).not.toHaveBeenCalled();
   const judged = await scheduledRun(5.1);
+  expect(rowReads).toHaveBeenCalled();
   expect(judged.evaluated).toBe(1);
   expect(judged.transitions.map((event) => `${event.detail.entity.id} ${event.detail.tier}`)).toEqual(['ann PQL-A']);
   expect(await scheduledRun(6)).toMatchObject({ evaluated: 0, transitions: [], lagSeconds: 0 });

@@ -16,8 +16,8 @@ interface Entity {
   claim?: Claim;
   state?: StoredEntityState;
   revision: number;
-  /** The change marker: the days to re-read, a version bumped by every mark, and when the oldest unevaluated change came. */
-  marker?: { days: Set<string>; version: number; since: string; sequence: number };
+  /** The change marker: the days to re-read, a version bumped by every mark, when the oldest unevaluated change came, and till when a kept change waits (ChangeMark.notBefore). */
+  marker?: { days: Set<string>; version: number; since: string; sequence: number; notBefore?: string };
   /** When a sweep is due; absent when the entity is not waiting for one. */
   sweepDue?: string;
 }
@@ -147,7 +147,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const page = listed.slice(offset, offset + limit);
     const candidates = page.map((entity): EvaluationCandidate => {
       const marker = cursor.phase === 'changed' ? entity.marker : undefined;
-      return { ref: entity.ref, reason, days: [...(marker?.days ?? [])].sort(), ...(marker ? { since: marker.since } : {}) };
+      return { ref: entity.ref, reason, days: [...(marker?.days ?? [])].sort(), ...(marker ? { since: marker.since } : {}), ...(marker?.notBefore !== undefined ? { notBefore: marker.notBefore } : {}) };
     });
     // What settle may forget: each listed marker as it was read (a mark after this bumps its version).
     const changes = cursor.phase === 'changed' ? page.map((entity) => ({ key: entityKey(entity.ref), version: entity.marker!.version })) : [];
@@ -177,6 +177,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       const entity = this.entityOf(mark.ref);
       for (const day of mark.days) this.markEntity(entity, day, mark.since);
       if (mark.days.length === 0) this.markEntity(entity, undefined, mark.since);
+      if (mark.notBefore !== undefined && !(entity.marker!.notBefore! >= mark.notBefore)) entity.marker!.notBefore = mark.notBefore;
     }
   }
 

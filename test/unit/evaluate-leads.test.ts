@@ -337,28 +337,38 @@ tiers:
       store.saves.length = 0;
       publisher.published.length = 0;
       eventReads.mockClear();
+      store.reads.length = 0;
       await evaluateUntilDone(store, publisher, { now: minutes(minute), userIntervalMs });
-      return { saves: [...store.saves], published: summary(publisher.published), eventReads: eventReads.mock.calls.length };
+      return { saves: [...store.saves], published: summary(publisher.published), eventReads: eventReads.mock.calls.length, rowReads: store.reads.length };
     };
     const dashboard = (minute: number) => store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: minutes(minute).toISOString() });
 
-    // Her first evaluation is at once; a dashboard a minute later would qualify her, but she waits, her events unread.
+    // Her first evaluation is at once; a dashboard a minute later would qualify her, but she waits, her events unread:
+    // her rows tell when her interval ends, which her kept change carries.
     dashboard(0);
     expect(await runAt(0)).toMatchObject({ saves: ['user ann'], published: [] });
     dashboard(1);
-    expect(await runAt(2)).toEqual({ saves: [], published: [], eventReads: 0 });
+    expect(await runAt(2)).toEqual({ saves: [], published: [], eventReads: 0, rowReads: 1 });
     expect(store.isMarked(user('ann'))).toBe(true);
     // Still a change not evaluated: the evaluator's lag counts it.
     expect(await store.oldestChange()).toBeDefined();
-    expect(await runAt(4)).toEqual({ saves: [], published: [], eventReads: 0 });
+    // The next runs leave it by its mark, reading nothing of hers, even with a further change.
+    dashboard(3);
+    expect(await runAt(3)).toEqual({ saves: [], published: [], eventReads: 0, rowReads: 0 });
+    expect(await runAt(4)).toEqual({ saves: [], published: [], eventReads: 0, rowReads: 0 });
     // Five minutes after her last evaluation, what came meanwhile is judged at once.
     expect(await runAt(5)).toMatchObject({ saves: ['user ann'], published: ['user ann: none -> pql'] });
     expect(store.isMarked(user('ann'))).toBe(false);
-    // After a quiet spell longer than the interval, her next change is judged at once; with no interval, every one is.
+    // After a quiet spell longer than the interval, her next change is judged at once.
     dashboard(20);
     expect(await runAt(20)).toMatchObject({ saves: ['user ann'] });
     dashboard(21);
-    expect(await runAt(22, 0)).toMatchObject({ saves: ['user ann'] });
+    expect(await runAt(22)).toMatchObject({ saves: [], rowReads: 1 });
+    // The interval lowered to a minute since: her mark's end, further off than that, is not trusted; her rows are read.
+    expect(await runAt(23, 60_000)).toMatchObject({ saves: ['user ann'] });
+    // With no interval, every change is judged at once.
+    dashboard(24);
+    expect(await runAt(24, 0)).toMatchObject({ saves: ['user ann'] });
   });
 
   it("evaluates a user with its claimed visitor's new events in the same run, before the user's sweep", async () => {

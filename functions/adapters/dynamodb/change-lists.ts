@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, QueryCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { mergeMarks } from '../../core/changes';
 import type { ChangeMark } from '../../core/ports';
 import { getAll, type Item } from './batch-write';
@@ -94,7 +94,7 @@ export class DynamoDbChangeLists {
       );
       this.options.capacity?.add('read', output.ConsumedCapacity);
       for (const item of output.Items ?? []) {
-        marks.push(...decode(item['entries']!.B!));
+        marks.push(...decode(item['entries']!.B!, item['waits']?.B));
         last = item['sk']!.S!;
       }
       more = output.LastEvaluatedKey !== undefined;
@@ -200,7 +200,7 @@ export class DynamoDbChangeLists {
           // The time of writing, and a unique tail so lists written at the same moment never overwrite each other.
           sk: { S: changeListSortKey(new Date(writtenAt).toISOString(), randomBytes(6).toString('hex')) },
           since: { S: since },
-          entries: { B: encode(marks) },
+          ...encode(marks),
           // Long after any run has read it; a shard no evaluator reads any more (fewer shards) does not keep its lists.
           expiresAt: { N: String(Math.floor(writtenAt / 1000) + listLifetimeSeconds) },
         },
@@ -222,12 +222,20 @@ const listLifetimeSeconds = 14 * 86_400;
 /** Lists per Query page. */
 const listsPerQuery = 25;
 
-/** A list's entries as deflated JSON rows `[workspace, type, id, since, ...days]`. */
-function encode(marks: readonly ChangeMark[]): Uint8Array {
-  return deflateRawSync(JSON.stringify(marks.map((mark) => [mark.ref.workspace, mark.ref.type, mark.ref.id, mark.since, ...mark.days])));
+/**
+ * A list's entries as deflated JSON rows `[workspace, type, id, since, ...days]`, and the entries that wait (their
+ * notBefore) apart, as deflated JSON pairs `[row, notBefore]` in `waits`: a version that knows no waits reads the
+ * entries as before and evaluates those changes at once, so a rollback needs nothing.
+ */
+function encode(marks: readonly ChangeMark[]): { entries: AttributeValue; waits?: AttributeValue } {
+  const entries = { B: deflateRawSync(JSON.stringify(marks.map((mark) => [mark.ref.workspace, mark.ref.type, mark.ref.id, mark.since, ...mark.days]))) };
+  const waits = marks.flatMap((mark, row) => (mark.notBefore !== undefined ? [[row, mark.notBefore]] : []));
+  return waits.length === 0 ? { entries } : { entries, waits: { B: deflateRawSync(JSON.stringify(waits)) } };
 }
 
-function decode(bytes: Uint8Array): ChangeMark[] {
-  const rows = JSON.parse(inflateRawSync(bytes).toString('utf8')) as [string, ChangeMark['ref']['type'], string, string, ...string[]][];
-  return rows.map(([workspace, type, id, since, ...days]) => ({ ref: { workspace, type, id }, days, since }));
+function decode(entries: Uint8Array, waits: Uint8Array | undefined): ChangeMark[] {
+  const rows = JSON.parse(inflateRawSync(entries).toString('utf8')) as [string, ChangeMark['ref']['type'], string, string, ...string[]][];
+  const marks = rows.map(([workspace, type, id, since, ...days]): ChangeMark => ({ ref: { workspace, type, id }, days, since }));
+  if (waits !== undefined) for (const [row, notBefore] of JSON.parse(inflateRawSync(waits).toString('utf8')) as [number, string][]) marks[row]!.notBefore = notBefore;
+  return marks;
 }

@@ -1,5 +1,6 @@
 import { GetItemCommand, PutItemCommand, QueryCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { CandidatePage, ChangeMark, EntityRef, EvaluationCandidate, RulesetProgress } from '../../core/ports';
+import { changedCandidate } from '../../core/changes';
 import type { CapacityTally } from './capacity';
 import type { DynamoDbChangeLists } from './change-lists';
 import { metaPartitionKey, parseEntityPartitionKey, rulesetSortKey, sweepPartition } from './item-keys';
@@ -49,7 +50,7 @@ export class DynamoDbEvaluationCandidates {
         lists = { ...(after !== undefined ? { after } : {}), upTo: this.lists.readableUpTo() };
       }
       const { marks, last } = await this.lists.read(shard, { after: lists.after, upTo: lists.upTo, limit });
-      const candidates = marks.map((mark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since })).sort(usersFirst);
+      const candidates = marks.map(changedCandidate).sort(usersFirst);
       if (last === undefined) return { candidates, next: JSON.stringify({ phase: 'sweep' }) };
       return { candidates, changes: last, next: JSON.stringify({ phase: 'changed', lists: { after: last, upTo: lists.upTo } }) };
     }
