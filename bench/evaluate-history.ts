@@ -7,18 +7,18 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { BatchGetItemCommand, type BatchGetItemCommandInput, type BatchGetItemCommandOutput, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
-import { DynamoDbChangeCapture } from '../functions/adapters/dynamodb/change-capture';
+import { changeMarks, DynamoDbChangeCapture, type WrittenKey } from '../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
-import { LocalChangeStream } from '../functions/local/change-stream';
+import { LocalChangeStream, type ChangeSink } from '../functions/local/change-stream';
 import { stateOf } from '../functions/adapters/dynamodb/entity-rows';
 import { entityPartitionKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { validateMessage, type AcceptedMessage } from '../functions/core/messages';
-import type { EntityRef, EntityUpdate, EvaluationCandidate, LeadPublisher } from '../functions/core/ports';
+import type { ChangeMark, EntityRef, EntityUpdate, EvaluationCandidate, LeadPublisher } from '../functions/core/ports';
 import { eventsByDay, recomputeDays, userFacts } from '../functions/core/facts';
 import { evaluate, type EntityFacts, type UsageEvent } from '../functions/core/rules/engine';
 import type { Ruleset } from '../functions/core/rules/load';
 import { entityKey } from '../functions/core/changes';
-import { allShards, runEvaluator, type EvaluatorRunOptions } from '../functions/core/evaluate-leads';
+import { allShards, evaluateChanges, runEvaluator, type EvaluatorRunOptions } from '../functions/core/evaluate-leads';
 import { dayMs } from '../functions/core/days';
 import { SeededRandom, seedFrom } from '../functions/core/random';
 import { ensureTable } from '../functions/local/dynamodb-local';
@@ -546,7 +546,7 @@ export function countCalls(client: DynamoDBClient) {
  * Stores messages as ingest would (validated, then DynamoDbEventStore.save), a user's messages in requests of up to
  * 500, then reads the table's stream as change capture does, so the evaluator finds them marked.
  */
-export async function store(events: DynamoDbEventStore, changes: LocalChangeStream, byUser: readonly Message[][], receivedAt: Date): Promise<number> {
+export async function store(events: DynamoDbEventStore, changes: LocalChangeStream, byUser: readonly Message[][], receivedAt: Date, sink?: ChangeSink): Promise<number> {
   const requests: Message[][] = [];
   for (const messages of byUser) for (let i = 0; i < messages.length; i += 500) requests.push(messages.slice(i, i + 500));
   await pool(requests, 4, async (request) => {
@@ -557,7 +557,7 @@ export async function store(events: DynamoDbEventStore, changes: LocalChangeStre
     });
     await events.save(workspace, accepted, receivedAt);
   });
-  await changes.drain();
+  await changes.drain(sink);
   return requests.reduce((sum, request) => sum + request.length, 0);
 }
 
@@ -603,26 +603,23 @@ async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user
   return { item: item / ids.length, lifetime: lifetime / ids.length };
 }
 
-/**
- * How the bench's runs evaluate: runEvaluator's options of that name (the intervals 0 unless given); `oneRun`, one run
- * counted whatever it finds (a run a minute, as deployed, which may only find changes that wait), instead of runs until
- * one finds nothing.
- */
-export type BenchRunOptions = Pick<EvaluatorRunOptions, 'concurrency' | 'accountIntervalMs' | 'userIntervalMs'> & { oneRun?: boolean };
+/** How the bench's runs evaluate: runEvaluator's options of that name (the intervals 0 unless given). */
+export type BenchRunOptions = Pick<EvaluatorRunOptions, 'concurrency' | 'accountIntervalMs' | 'userIntervalMs'>;
 
 /**
- * Runs the evaluator until a run finds nothing to do (what a run left for the next), or once (`oneRun`). One entity at
- * a time unless told: the attribution of AttributingStore follows the calls of one entity after another.
+ * One scheduled run over every shard. One entity at a time unless told: the attribution of AttributingStore follows
+ * the calls of one entity after another.
  */
-export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, options: BenchRunOptions = {}) {
-  const { oneRun, ...run } = options;
-  const evaluateOnce = () => runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, ...run, concurrency: run.concurrency ?? 1 });
-  if (oneRun) return [(await evaluateOnce()).evaluated];
+const scheduledRun = (evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, run: BenchRunOptions) =>
+  runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, ...run, concurrency: run.concurrency ?? 1 });
+
+/** Runs the evaluator until a run finds nothing to do (what a run left for the next). */
+export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, run: BenchRunOptions = {}) {
   const passes: number[] = [];
   for (let pass = 0; pass < 5; pass++) {
     const before = { ...evaluation.inner.capacity };
     const shares = JSON.stringify(evaluation.shares);
-    const summary = await evaluateOnce();
+    const summary = await scheduledRun(evaluation, publisher, ruleset, at, run);
     if (summary.evaluated === 0) {
       // The run that only finds nothing left is not part of the work: take its reads back out.
       evaluation.inner.capacity.readUnits = before.readUnits;
@@ -648,6 +645,8 @@ export interface HistoryTable {
   /** The table's stream, read after each store as change capture would. */
   changes: LocalChangeStream;
   evaluation: AttributingStore;
+  /** The waits stream batches left (evaluateChanges' waits), kept as one warm evaluator instance keeps them. */
+  streamWaits: Map<string, string>;
   publisher: LeadPublisher & { published: number };
   storedEvents: number;
   ingestSeconds: number;
@@ -685,27 +684,36 @@ export async function prepareHistory(client: DynamoDBClient, ruleset: Ruleset, o
   started = performance.now();
   const firstPasses = await evaluateUntilSettled(evaluation, publisher, ruleset, yesterday);
   const firstRun = { evaluated: firstPasses.reduce((a, b) => a + b, 0), passes: firstPasses.length, seconds: (performance.now() - started) / 1000 };
-  return { tableName, days, users, accounts, history, events, changes, evaluation, publisher, storedEvents, ingestSeconds, firstRun };
+  return { tableName, days, users, accounts, history, events, changes, evaluation, streamWaits: new Map(), publisher, storedEvents, ingestSeconds, firstRun };
 }
 
 /**
  * Stores new events for every user (`byUser`, in the users' order), then evaluates at `at` until a run finds nothing
- * left: what those evaluations cost, counted from zero. `stored` is called between the two.
+ * left: what those evaluations cost, counted from zero. `stored` is called between the two. `fromStream`: the changes
+ * go to the evaluator as deployed, from the table's stream (evaluateChanges, every batch on one warm instance), and
+ * what that leaves to one scheduled run (a run a minute), both counted whatever they find: what waits too.
  */
 export async function storeAndEvaluate(
   table: HistoryTable,
   byUser: readonly Message[][],
   times: { receivedAt: Date; at: Date },
   ruleset: Ruleset,
-  options: BenchRunOptions & { stored?: () => void } = {},
+  options: BenchRunOptions & { stored?: () => void; fromStream?: boolean } = {},
 ): Promise<EvaluationRound> {
-  const { stored, ...run } = options;
-  const newEvents = await store(table.events, table.changes, byUser, times.receivedAt);
+  const { stored, fromStream, ...run } = options;
+  const streamed: ChangeMark[] = [];
+  const streamSink = { mark: async (keys: readonly WrittenKey[]) => streamed.push(...changeMarks(keys)) };
+  const newEvents = await store(table.events, table.changes, byUser, times.receivedAt, fromStream ? streamSink : undefined);
   stored?.();
   table.evaluation.reset();
   table.publisher.published = 0;
   const started = performance.now();
-  const passes = await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, run);
+  const passes = fromStream
+    ? [
+        (await evaluateChanges(table.evaluation.store, table.publisher, { marks: streamed, ruleset, now: times.at, outOfTime: () => false, waits: table.streamWaits, ...run, concurrency: run.concurrency ?? 1 })).evaluated,
+        (await scheduledRun(table.evaluation, table.publisher, ruleset, times.at, run)).evaluated,
+      ]
+    : await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, run);
   const seconds = (performance.now() - started) / 1000;
   return {
     newEvents,

@@ -440,11 +440,12 @@ async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<st
 
 /**
  * (f) Users active all along: BENCH_BUSY_USERS (10) users each sending one event a minute for BENCH_BUSY_MINUTES (120),
- * one request each as a browser sends them, a run a minute after them. An evaluation recounts the changed day's
- * events, so judged at every run a user's reads grow with its day; the deployed userEveryMinutes judges what a user
- * sent meanwhile at most every so many minutes. A table of its own for each. Every minute's run is counted, those
- * that find only changes that wait too; the units are the users' own (their rows, events, days, claims and saves),
- * and apart the runs' own (change lists, cursors, progress, outbox): a run a minute's, whoever is active.
+ * one request each as a browser sends them; each minute's events are evaluated as deployed, from the table's stream,
+ * and what that leaves by the minute's scheduled run. An evaluation recounts the changed day's events, so judged at
+ * every change a user's reads grow with its day; the deployed userEveryMinutes judges what a user sent meanwhile at
+ * most every so many minutes. A table of its own for each. Everything is counted, what only finds changes that wait
+ * too; the units are the users' own (their rows, events, days, claims and saves), and apart the runs' own (change
+ * lists, cursors, progress, outbox), which a run a minute has whoever is active.
  */
 async function busyUsers(ruleset: Ruleset) {
   const users = positiveInt('BENCH_BUSY_USERS', 10);
@@ -454,8 +455,9 @@ async function busyUsers(ruleset: Ruleset) {
   billMissingItems(client);
   const lines = [
     '',
-    `(f) busy users on DynamoDB Local: ${users} users each sending an event a minute for ${minutes} minutes (a request each, as a browser sends them), a run a minute after them,`,
-    `    judged at every change and with the deployed userEveryMinutes; ${historyDays}d of history before, one entity at a time`,
+    `(f) busy users on DynamoDB Local: ${users} users each sending an event a minute for ${minutes} minutes (a request each, as a browser sends them), each minute's events`,
+    `    evaluated from the table's stream as deployed, then the minute's scheduled run; judged at every change and with the deployed userEveryMinutes;`,
+    `    ${historyDays}d of history before, one entity at a time; the users' own units (rows, events, days, claims, saves), and apart the runs' own (lists, cursors, outbox)`,
     "user every  events  evaluations  users' RCU  users' WCU  RCU per event  WCU per event  evaluation $ per million events  runs' own RCU / WCU",
   ];
   try {
@@ -470,7 +472,7 @@ async function busyUsers(ruleset: Ruleset) {
           const message = day[minute % day.length];
           return message === undefined ? [] : [{ ...message, messageId: `${message.messageId}-${minute}`, timestamp: at.toISOString() }];
         });
-        const round = await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, { userIntervalMs: intervalMinutes * 60_000, oneRun: true });
+        const round = await storeAndEvaluate(table, byUser, { receivedAt: at, at }, ruleset, { userIntervalMs: intervalMinutes * 60_000, fromStream: true });
         totals.events += round.newEvents;
         totals.evaluated += round.evaluated;
         totals.read += round.shares.user.read;

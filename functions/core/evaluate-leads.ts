@@ -44,9 +44,9 @@ export interface EvaluateShardOptions {
   /**
    * A user (or visitor) with new events within this long of its last evaluation is not evaluated again at once: its
    * change is kept for the runs that follow with the time the interval ends (ChangeMark.notBefore), which they leave it
-   * unread until, and judged with whatever else came meanwhile once the interval is over. An evaluation recounts the changed day's events, so a user active all day, judged at every minute's run,
-   * would cost reads that grow with the square of its day's events. The first change after a quiet spell is judged at
-   * once. @default 0: at every change
+   * unread until, and judged with whatever else came meanwhile once the interval is over. An evaluation recounts the
+   * changed day's events, so a user active all day, judged at every minute's run, would cost reads that grow with the
+   * square of its day's events. The first change after a quiet spell is judged at once. @default 0: at every change
    */
   userIntervalMs?: number;
 }
@@ -108,7 +108,17 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
 export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
   /** What changed: entities and the days their new events fall on (from the table's stream). */
   marks: readonly ChangeMark[];
+  /**
+   * Till when the changes earlier calls left still wait (ChangeMark.notBefore, by entity key), which the caller keeps
+   * between calls (the deployed evaluator: for as long as its instance is warm): a user with a new change before then is
+   * left again, its rows unread, as a scheduled run leaves a listed one. Updated with what this call leaves to wait;
+   * past ends are dropped. @default none: every changed user's rows are read
+   */
+  waits?: Map<string, string>;
 }
+
+/** The most waits an evaluateChanges caller keeps: about 100 bytes each; past it, further ones are not kept. */
+export const maxKeptWaits = 100_000;
 
 export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomplete'> {
   /** Changes left for the evaluator's next scheduled run (time ran out, an overlapping save, merged identities' owners). */
@@ -123,12 +133,16 @@ export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomp
  * and rules changes.
  */
 export async function evaluateChanges(store: EvaluationStore, publisher: LeadPublisher, options: EvaluateChangesOptions): Promise<EvaluateChangesResult> {
-  const candidates = mergeMarks(options.marks).map(changedCandidate);
+  const { waits } = options;
+  const now = options.now.toISOString();
+  if (waits) for (const [key, end] of waits) if (end <= now) waits.delete(key);
+  const candidates = mergeMarks(options.marks).map((mark) => changedCandidate(withKeptWait(mark, waits)));
   const run = evaluationRun(store, options.seen ?? new Set(), options);
   await run.evaluatePage(candidates);
   await run.judgeWaitingAccounts();
   const left = run.takeLeft();
   if (left.length > 0) await store.keep(left);
+  if (waits) for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now && waits.size < maxKeptWaits) waits.set(entityKey(mark.ref), mark.notBefore);
   let published = 0;
   const unpublished: string[] = [];
   const touched = new Set(run.transitions.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id })));
@@ -138,6 +152,12 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
     unpublished.push(...outcome.unpublished);
   }
   return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length };
+}
+
+/** The mark with the end of a wait kept for its entity, when that is later than its own. */
+function withKeptWait(mark: ChangeMark, waits: ReadonlyMap<string, string> | undefined): ChangeMark {
+  const end = waits?.get(entityKey(mark.ref));
+  return end !== undefined && !(mark.notBefore !== undefined && mark.notBefore >= end) ? { ...mark, notBefore: end } : mark;
 }
 
 /**

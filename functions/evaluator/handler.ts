@@ -51,6 +51,8 @@ const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, rete
 const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
 /** Once per process: in the handler rather than at init, so that importing the bundle touches no table. */
 let shardCountRecorded = false;
+/** Till when the users this instance's stream batches left still wait (evaluateChanges' waits): kept while it is warm. */
+const waits = new Map<string, string>();
 
 /**
  * The shard an input names: `{ "shard": N }`, N a whole number from 0 (as `Number` reads it: the console's test
@@ -131,6 +133,7 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
     now: new Date(),
     accountIntervalMs,
     userIntervalMs,
+    waits,
     outOfTime: () => context.getRemainingTimeInMillis() < environment.SAFETY_MARGIN_MS,
   });
   logger.info('changes evaluated', {
