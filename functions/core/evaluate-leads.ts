@@ -109,10 +109,10 @@ export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shar
   /** What changed: entities and the days their new events fall on (from the table's stream). */
   marks: readonly ChangeMark[];
   /**
-   * Till when the changes earlier calls left still wait (ChangeMark.notBefore, by entity key), which the caller keeps
-   * between calls (the deployed evaluator: for as long as its instance is warm): a user with a new change before then is
-   * left again, its rows unread, as a scheduled run leaves a listed one. Updated with what this call leaves to wait;
-   * past ends are dropped. @default none: every changed user's rows are read
+   * Till when the users earlier calls saved or left still wait (the end of their userIntervalMs, by entity key), which
+   * the caller keeps between calls (the deployed evaluator: for as long as its instance is warm): a user with a new
+   * change before then is left again, its rows unread, as a scheduled run leaves a listed one (ChangeMark.notBefore).
+   * Updated with what this call saves and leaves; past ends are dropped. @default none: every changed user's rows are read
    */
   waits?: Map<string, string>;
 }
@@ -142,7 +142,12 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
   await run.judgeWaitingAccounts();
   const left = run.takeLeft();
   if (left.length > 0) await store.keep(left);
-  if (waits) for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now && waits.size < maxKeptWaits) waits.set(entityKey(mark.ref), mark.notBefore);
+  if (waits) {
+    const keep = (key: string, end: string) => waits.size < maxKeptWaits && waits.set(key, end);
+    // A user saved now waits the interval from now; one left to wait, till the end its rows gave.
+    if (options.userIntervalMs) for (const key of run.savedUsers) keep(key, new Date(options.now.getTime() + options.userIntervalMs).toISOString());
+    for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) keep(entityKey(mark.ref), mark.notBefore);
+  }
   let published = 0;
   const unpublished: string[] = [];
   const touched = new Set(run.transitions.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id })));
@@ -176,6 +181,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   let incomplete = false;
   /** What the run leaves for a later one: changes not evaluated (time, an overlapping run, an entity evaluated in the run already). */
   let left: ChangeMark[] = [];
+  /** The users (and visitors) the run saved, by entity key. */
+  const savedUsers: string[] = [];
   const leave = (candidate: EvaluationCandidate, notBefore = candidate.notBefore) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
     if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString(), ...(notBefore !== undefined ? { notBefore } : {}) });
@@ -258,6 +265,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;
+    if (ref.type !== 'account') savedUsers.push(key);
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
   /** Sweeps of members started by the accounts that read them, by member: another account of theirs awaits the same one. */
@@ -287,6 +295,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   };
   return {
     transitions,
+    savedUsers,
     get evaluated() {
       return evaluated;
     },
