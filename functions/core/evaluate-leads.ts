@@ -143,10 +143,12 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
   const left = run.takeLeft();
   if (left.length > 0) await store.keep(left);
   if (waits) {
-    const keep = (key: string, end: string) => waits.size < maxKeptWaits && waits.set(key, end);
+    const remember = (key: string, end: string) => {
+      if (waits.size < maxKeptWaits) waits.set(key, end);
+    };
     // A user saved now waits the interval from now; one left to wait, till the end its rows gave.
-    if (options.userIntervalMs) for (const key of run.savedUsers) keep(key, new Date(options.now.getTime() + options.userIntervalMs).toISOString());
-    for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) keep(entityKey(mark.ref), mark.notBefore);
+    if (options.userIntervalMs) for (const key of run.savedUsers) remember(key, new Date(options.now.getTime() + options.userIntervalMs).toISOString());
+    for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) remember(entityKey(mark.ref), mark.notBefore);
   }
   let published = 0;
   const unpublished: string[] = [];
