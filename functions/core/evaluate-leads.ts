@@ -123,6 +123,8 @@ export const maxKeptWaits = 100_000;
 export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomplete'> {
   /** Changes left for the evaluator's next scheduled run (time ran out, an overlapping save, merged identities' owners). */
   left: number;
+  /** Of those, the users left to wait without a read: the end of their wait was known (`waits`, a mark's notBefore). */
+  leftUnread: number;
 }
 
 /**
@@ -158,7 +160,7 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
     published += outcome.published;
     unpublished.push(...outcome.unpublished);
   }
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length, leftUnread: run.leftUnread };
 }
 
 /** The mark with the end of a wait kept for its entity, when that is later than its own. */
@@ -185,6 +187,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   let left: ChangeMark[] = [];
   /** The users (and visitors) the run saved, by entity key. */
   const savedUsers: string[] = [];
+  /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
+  let leftUnread = 0;
   const leave = (candidate: EvaluationCandidate, notBefore = candidate.notBefore) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
     if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString(), ...(notBefore !== undefined ? { notBefore } : {}) });
@@ -301,6 +305,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     get evaluated() {
       return evaluated;
     },
+    get leftUnread() {
+      return leftUnread;
+    },
     get incomplete() {
       return incomplete;
     },
@@ -323,8 +330,10 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       for (const candidate of candidates) {
         if (candidate.ref.type === 'account') continue;
         // Left again, unread: a claim merging it elsewhere meanwhile is seen once its interval is over.
-        if (waitsByMark(candidate)) leave(candidate);
-        else users.push(candidate);
+        if (waitsByMark(candidate)) {
+          leftUnread++;
+          leave(candidate);
+        } else users.push(candidate);
       }
       const waits = (candidate: EvaluationCandidate, rows: EntityRows) => userWaitEnds(candidate, rows) !== undefined;
       await forEachConcurrently(users, concurrency, async (candidate) => {

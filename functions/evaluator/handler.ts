@@ -145,6 +145,8 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
     published: summary.published,
     unpublished: summary.unpublished.length,
     left: summary.left,
+    // Of those, the waiting users this instance (or a mark) knew the end of: left with no read.
+    leftUnread: summary.leftUnread,
   });
   addRunMetrics(summary);
   metrics.addMetric(metricNames.changesLeft, MetricUnit.Count, summary.left);

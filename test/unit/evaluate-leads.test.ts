@@ -587,23 +587,23 @@ describe('the evaluation of fresh changes (the table stream)', () => {
     const batch = async (minutes: number, kept = waits) => {
       store.reads.length = 0;
       const result = await evaluateChanges(store, publisher, { marks: store.takeChanges(), ruleset, now: later(minutes), outOfTime: () => false, userIntervalMs: 5 * 60_000, waits: kept });
-      return { evaluated: result.evaluated, left: result.left, rowReads: store.reads.length };
+      return { evaluated: result.evaluated, left: result.left, leftUnread: result.leftUnread, rowReads: store.reads.length };
     };
     const dashboard = (minutes: number) => store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: later(minutes).toISOString() });
     // Saved now, she waits till minute 5.
     dashboard(0);
-    expect(await batch(0)).toEqual({ evaluated: 1, left: 0, rowReads: 1 });
+    expect(await batch(0)).toEqual({ evaluated: 1, left: 0, leftUnread: 0, rowReads: 1 });
     expect([...waits.values()]).toEqual([later(5).toISOString()]);
     // The next batches leave her new changes unread; without what was remembered, her rows tell it.
     dashboard(1);
-    expect(await batch(1)).toEqual({ evaluated: 0, left: 1, rowReads: 0 });
+    expect(await batch(1)).toEqual({ evaluated: 0, left: 1, leftUnread: 1, rowReads: 0 });
     const forgotten = new Map<string, string>();
     dashboard(2);
-    expect(await batch(2, forgotten)).toEqual({ evaluated: 0, left: 1, rowReads: 1 });
+    expect(await batch(2, forgotten)).toEqual({ evaluated: 0, left: 1, leftUnread: 0, rowReads: 1 });
     // What a batch leaves to wait is remembered too: the end her rows gave.
     expect([...forgotten.values()]).toEqual([later(5).toISOString()]);
     dashboard(3);
-    expect(await batch(3, forgotten)).toEqual({ evaluated: 0, left: 1, rowReads: 0 });
+    expect(await batch(3, forgotten)).toEqual({ evaluated: 0, left: 1, leftUnread: 1, rowReads: 0 });
     // Once her wait is over, it is forgotten, and what came meanwhile is judged.
     dashboard(5.5);
     expect(await batch(5.5)).toMatchObject({ evaluated: 1, left: 0 });
