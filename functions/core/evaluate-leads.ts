@@ -59,6 +59,8 @@ export interface EvaluateShardResult {
   unpublished: string[];
   /** True when the run stopped for time with candidates left. */
   incomplete: boolean;
+  /** Users left to wait without a read: the end of their wait was known (a mark's notBefore; evaluateChanges' waits). */
+  leftUnread: number;
 }
 
 /**
@@ -102,7 +104,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
 
   // The outbox holds this run's transitions and anything an earlier run could not deliver.
   const { published, unpublished } = await publishOutbox(store, publisher, shard);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread };
 }
 
 export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
@@ -123,8 +125,6 @@ export const maxKeptWaits = 100_000;
 export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomplete'> {
   /** Changes left for the evaluator's next scheduled run (time ran out, an overlapping save, merged identities' owners). */
   left: number;
-  /** Of those, the users left to wait without a read: the end of their wait was known (`waits`, a mark's notBefore). */
-  leftUnread: number;
 }
 
 /**
@@ -659,7 +659,7 @@ export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomple
 
 /** Runs the evaluator over the given shards, one after the other, within the deadline. */
 export async function runEvaluator(options: EvaluatorRunOptions): Promise<EvaluatorRunSummary> {
-  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], incompleteShards: [], lagSeconds: 0 };
+  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], leftUnread: 0, incompleteShards: [], lagSeconds: 0 };
   for (const shard of options.shards) {
     const result = await evaluateShard(options.store, options.publisher, {
       shard,
@@ -676,6 +676,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
     summary.transitions.push(...result.transitions);
     summary.published += result.published;
     summary.unpublished.push(...result.unpublished);
+    summary.leftUnread += result.leftUnread;
     if (result.incomplete) summary.incompleteShards.push(shard);
   }
   let oldest: string | undefined;

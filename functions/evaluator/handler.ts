@@ -107,6 +107,7 @@ async function scheduledRun(input: unknown, context: Context) {
     unpublished: summary.unpublished.length,
     incompleteShards: summary.incompleteShards,
     lagSeconds: summary.lagSeconds,
+    leftUnread: summary.leftUnread,
   });
   addRunMetrics(summary);
   // One value per invocation (a shard); the alarm takes the Maximum.

@@ -115,7 +115,7 @@ it("with USER_INTERVAL_SECONDS, keeps a user's new events within the interval fo
   const rowReads = vi.spyOn(store, 'entity');
   const scheduledRun = (minutes: number) =>
     runEvaluator({ store, publisher, ruleset, shards: allShards(4), now: new Date(lastEvaluated + minutes * 60_000), deadline: Number.POSITIVE_INFINITY, userIntervalMs: 5 * 60_000 });
-  expect(await scheduledRun(2)).toMatchObject({ evaluated: 0, transitions: [] });
+  expect(await scheduledRun(2)).toMatchObject({ evaluated: 0, transitions: [], leftUnread: 1 });
   expect(await changeListCount(dev.client, dev.tableName)).toBe(2);
   expect((await scheduledRun(3)).lagSeconds).toBeGreaterThanOrEqual(3 * 60 - 5);
   expect(rowReads).not.toHaveBeenCalled();
