@@ -13,11 +13,14 @@ export function mergeMarks(marks: readonly ChangeMark[]): ChangeMark[] {
       byEntity.set(key, { ...mark, days: [...new Set(mark.days)].sort() });
       continue;
     }
-    const notBefore = seen.notBefore === undefined || (mark.notBefore !== undefined && mark.notBefore > seen.notBefore) ? mark.notBefore : seen.notBefore;
+    const notBefore = laterWaitEnd(seen.notBefore, mark.notBefore);
     byEntity.set(key, { ref: seen.ref, days: [...new Set([...seen.days, ...mark.days])].sort(), since: mark.since < seen.since ? mark.since : seen.since, ...(notBefore !== undefined ? { notBefore } : {}) });
   }
   return [...byEntity.values()];
 }
+
+/** The later of two ends of one entity's wait (ChangeMark.notBefore), either unknown: both are bounds of the same end. */
+export const laterWaitEnd = (a: string | undefined, b: string | undefined): string | undefined => (a === undefined || (b !== undefined && b > a) ? b : a);
 
 /** A change as the evaluator's candidate. */
 export const changedCandidate = (mark: ChangeMark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since, ...(mark.notBefore !== undefined ? { notBefore: mark.notBefore } : {}) });

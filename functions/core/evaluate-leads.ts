@@ -3,7 +3,7 @@ import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
-import { changedCandidate, entityKey, mergeMarks } from './changes';
+import { changedCandidate, entityKey, laterWaitEnd, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
 import { identityKey, type Claim, type Identity } from './identity';
@@ -165,8 +165,8 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
 
 /** The mark with the end of a wait kept for its entity, when that is later than its own. */
 function withKeptWait(mark: ChangeMark, waits: ReadonlyMap<string, string> | undefined): ChangeMark {
-  const end = waits?.get(entityKey(mark.ref));
-  return end !== undefined && !(mark.notBefore !== undefined && mark.notBefore >= end) ? { ...mark, notBefore: end } : mark;
+  const notBefore = laterWaitEnd(mark.notBefore, waits?.get(entityKey(mark.ref)));
+  return notBefore === mark.notBefore ? mark : { ...mark, notBefore: notBefore! };
 }
 
 /**
@@ -335,9 +335,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
           leave(candidate);
         } else users.push(candidate);
       }
-      const waits = (candidate: EvaluationCandidate, rows: EntityRows) => userWaitEnds(candidate, rows) !== undefined;
+      const userWaits = (candidate: EvaluationCandidate, rows: EntityRows) => userWaitEnds(candidate, rows) !== undefined;
       await forEachConcurrently(users, concurrency, async (candidate) => {
-        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? waits : undefined);
+        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? userWaits : undefined);
       });
       // The identities a claim merges into another user first: a user of the page then takes their changed days into
       // its own evaluation, rather than being evaluated again by the next run.

@@ -1,4 +1,4 @@
-import { entityKey } from '../../functions/core/changes';
+import { entityKey, laterWaitEnd } from '../../functions/core/changes';
 import { dayOf } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import type { LeadEvent } from '../../functions/core/lead-event';
@@ -177,7 +177,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       const entity = this.entityOf(mark.ref);
       for (const day of mark.days) this.markEntity(entity, day, mark.since);
       if (mark.days.length === 0) this.markEntity(entity, undefined, mark.since);
-      if (mark.notBefore !== undefined && !(entity.marker!.notBefore! >= mark.notBefore)) entity.marker!.notBefore = mark.notBefore;
+      const notBefore = laterWaitEnd(entity.marker!.notBefore, mark.notBefore);
+      if (notBefore !== undefined) entity.marker!.notBefore = notBefore;
     }
   }
 
