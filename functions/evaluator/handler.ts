@@ -51,7 +51,7 @@ const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, rete
 const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
 /** Once per process: in the handler rather than at init, so that importing the bundle touches no table. */
 let shardCountRecorded = false;
-/** Till when the users this instance's stream batches left still wait (evaluateChanges' waits): kept while it is warm. */
+/** Till when the users this instance's stream batches saved or left still wait (evaluateChanges' waits): kept while it is warm. */
 const waits = new Map<string, string>();
 
 /**
