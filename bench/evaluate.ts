@@ -43,7 +43,7 @@ import { Engine, type RuleProperties, type TopLevelCondition } from 'json-rules-
 import { evaluate, type EntityFacts } from '../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
-import { dayMs } from '../functions/core/days';
+import { addDays, dayMs } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
@@ -439,8 +439,8 @@ async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<st
 }
 
 /**
- * (f) Users active all along: BENCH_BUSY_USERS (10) users each sending one event a minute for BENCH_BUSY_MINUTES (120),
- * one request each as a browser sends them; each minute's events are evaluated as deployed, from the table's stream,
+ * (f) Users active all along: BENCH_BUSY_USERS (10) users each sending one event a minute for BENCH_BUSY_MINUTES (120,
+ * from midnight: 1440 is a whole day), one request each as a browser sends them; each minute's events are evaluated as deployed, from the table's stream,
  * and what that leaves by the minute's scheduled run. An evaluation recounts the changed day's events, so judged at
  * every change a user's reads grow with its day; the deployed userEveryMinutes judges what a user sent meanwhile at
  * most every so many minutes. A table of its own for each. Everything is counted, what only finds changes that wait
@@ -455,19 +455,24 @@ async function busyUsers(ruleset: Ruleset) {
   billMissingItems(client);
   const lines = [
     '',
-    `(f) busy users on DynamoDB Local: ${users} users each sending an event a minute for ${minutes} minutes (a request each, as a browser sends them), each minute's events`,
+    `(f) busy users on DynamoDB Local: ${users} users each sending an event a minute for ${minutes} minutes from midnight (a request each, as a browser sends them), each minute's events`,
     `    evaluated from the table's stream as deployed, then the minute's scheduled run; judged at every change and with the deployed userEveryMinutes;`,
     `    ${historyDays}d of history before, one entity at a time; the users' own units (rows, events, days, claims, saves), and apart the runs' own (lists, cursors, outbox)`,
     "user every  events  evaluations  users' RCU  users' WCU  RCU per event  WCU per event  evaluation $ per million events  runs' own RCU / WCU",
   ];
+  // The users' read units per evaluation in each hour of their day: an evaluation recounts its day's events so far.
+  const hourly: string[] = [];
   try {
     for (const intervalMinutes of [0, defaultUserEveryMinutes]) {
+      const hours: { evaluated: number; read: number }[] = [];
       const table = await prepareHistory(client, ruleset, { days: historyDays, users, accounts: 1 });
       // Each user's messages of a day, sent one a minute at that minute (under ids of their own: each is a new message).
       const days = table.users.map((user) => todaysMessages(user));
+      // From the start of a day, the day after the history's: up to 1,440 minutes are one day, which an evaluation recounts.
+      const midnight = Date.parse(`${addDays(now.toISOString().slice(0, 10), 1)}T00:00:00.000Z`);
       const totals = { events: 0, evaluated: 0, read: 0, write: 0, runRead: 0, runWrite: 0 };
       for (let minute = 0; minute < minutes; minute++) {
-        const at = new Date(now.getTime() + minute * 60_000);
+        const at = new Date(midnight + minute * 60_000);
         const byUser = days.map((day) => {
           const message = day[minute % day.length];
           return message === undefined ? [] : [{ ...message, messageId: `${message.messageId}-${minute}`, timestamp: at.toISOString() }];
@@ -479,12 +484,17 @@ async function busyUsers(ruleset: Ruleset) {
         totals.write += round.shares.user.write;
         totals.runRead += round.shares.run.read;
         totals.runWrite += round.shares.run.write;
+        const hour = (hours[Math.floor(minute / 60)] ??= { evaluated: 0, read: 0 });
+        hour.evaluated += round.evaluated;
+        hour.read += round.shares.user.read;
       }
+      hourly.push(`${`${intervalMinutes} min`.padStart(10)}  ${hours.map((hour) => fixed(hour.read / hour.evaluated, 2, 6)).join(' ')}`);
       const dollars = totals.read * listPrices.readUnit + totals.write * listPrices.writeUnit;
       lines.push(
         `${`${intervalMinutes} min`.padStart(10)} ${fixed(totals.events, 0, 7)} ${fixed(totals.evaluated, 0, 12)} ${fixed(totals.read, 1, 11)} ${fixed(totals.write, 1, 11)} ${fixed(totals.read / totals.events, 2, 14)} ${fixed(totals.write / totals.events, 2, 14)} ${`$${((dollars / totals.events) * 1e6).toFixed(3)}`.padStart(31)} ${`${fixed(totals.runRead, 0, 0)} / ${fixed(totals.runWrite, 0, 0)}`.padStart(20)}`,
       );
     }
+    lines.push("users' RCU per evaluation, hour by hour (an evaluation recounts its day's events so far, so it grows through the day)", ...hourly);
     console.log(lines.join('\n'));
   } finally {
     client.destroy();
