@@ -43,7 +43,7 @@ import { Engine, type RuleProperties, type TopLevelCondition } from 'json-rules-
 import { evaluate, type EntityFacts } from '../functions/core/rules/engine';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
-import { addDays, dayMs } from '../functions/core/days';
+import { addDays, dayMs, dayOf } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
@@ -460,6 +460,8 @@ async function busyUsers(ruleset: Ruleset) {
     `    ${historyDays}d of history before, one entity at a time; the users' own units (rows, events, days, claims, saves), and apart the runs' own (lists, cursors, outbox)`,
     "user every  events  evaluations  users' RCU  users' WCU  RCU per event  WCU per event  evaluation $ per million events  runs' own RCU / WCU",
   ];
+  // From the start of a day, the day after the history's: up to 1,440 minutes are one day, which an evaluation recounts.
+  const midnight = Date.parse(`${addDays(dayOf(now), 1)}T00:00:00.000Z`);
   // The users' read units per evaluation in each hour of their day: an evaluation recounts its day's events so far.
   const hourly: string[] = [];
   try {
@@ -468,8 +470,6 @@ async function busyUsers(ruleset: Ruleset) {
       const table = await prepareHistory(client, ruleset, { days: historyDays, users, accounts: 1 });
       // Each user's messages of a day, sent one a minute at that minute (under ids of their own: each is a new message).
       const days = table.users.map((user) => todaysMessages(user));
-      // From the start of a day, the day after the history's: up to 1,440 minutes are one day, which an evaluation recounts.
-      const midnight = Date.parse(`${addDays(now.toISOString().slice(0, 10), 1)}T00:00:00.000Z`);
       const totals = { events: 0, evaluated: 0, read: 0, write: 0, runRead: 0, runWrite: 0 };
       for (let minute = 0; minute < minutes; minute++) {
         const at = new Date(midnight + minute * 60_000);
