@@ -30,7 +30,10 @@
  *
  * What the events cost the evaluator is what its runs did beyond as many runs that find nothing, which the schedule
  * (every shard every minute) pays whatever the traffic: that fixed cost is printed apart, and the evaluator's Lambda
- * invocations are in it. The work after changes is then scaled to exactly 5 evaluations per active user-day (the cost
+ * invocations are in it. A run's time beyond is taken within the run itself: its time less that of its own calls that
+ * every run makes (candidates, outbox, ruleset progress, lag) and an empty run's overhead besides them (about 1.5 ms),
+ * since those calls' time against DynamoDB Local moves from run to run far more than a run's work. The work after
+ * changes is then scaled to exactly 5 evaluations per active user-day (the cost
  * per evaluation as measured): a stream whose users send fewer separate requests a day (the server stream's send about
  * 2.7) cannot be evaluated more often. Sweeps (a lead with no events for 6 hours is evaluated again) count as measured.
  * The table stream's invocations of the evaluator are likewise at most one per stream shard per minute (a fixed
@@ -224,6 +227,8 @@ function chooseInterval(stream: Stream): { minutes: number; predicted: number } 
 interface EvaluatorWork {
   runs: number;
   ms: number;
+  /** Of `ms`, the time of the calls every run makes whatever it finds (AttributingStore's everyRunCallsMs). */
+  everyRunMs: number;
   read: number;
   write: number;
   /** The runs' own calls: candidates, outbox, ruleset progress, lag. */
@@ -240,6 +245,7 @@ interface EvaluatorWork {
 const noWork = (): EvaluatorWork => ({
   runs: 0,
   ms: 0,
+  everyRunMs: 0,
   read: 0,
   write: 0,
   run: { read: 0, write: 0 },
@@ -256,6 +262,7 @@ function addWork(into: EvaluatorWork, work: EvaluatorWork, sign = 1): EvaluatorW
   return {
     runs: into.runs + sign * work.runs,
     ms: into.ms + sign * work.ms,
+    everyRunMs: into.everyRunMs + sign * work.everyRunMs,
     read: into.read + sign * work.read,
     write: into.write + sign * work.write,
     run: { read: into.run.read + sign * work.run.read, write: into.run.write + sign * work.run.write },
@@ -288,6 +295,12 @@ interface MixResult {
   idleTicks: number;
   /** The median of the runs that find nothing (every 20th idle tick, and nine after the stream): what every shard pays every minute, deployed, whatever the traffic. */
   emptyRun: EvaluatorWork;
+  /**
+   * The median time an empty run took beyond its calls that every run makes: the handler's own overhead. Those calls'
+   * time is DynamoDB Local's and moves a lot (the empty runs of one mix took 53 to 460 ms), so what a working run did
+   * is taken as its time beyond its own such calls, less this.
+   */
+  emptyRunOverheadMs: number;
   storage: Map<string, StoredKind>;
   /** The evaluator store's units by call, over the whole simulation (working and empty runs). */
   byCall: Map<string, { read: number; write: number; calls: number }>;
@@ -486,7 +499,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
       if (!invoked) return;
       capture.batches++;
       // The stream's evaluations are the events' work, all of it: no share of the schedule's empty runs to take off.
-      work = addWork(work, { ...addWork(snapshot(invocationMs), before, -1), runs: 0 });
+      work = addWork(work, { ...addWork(snapshot(invocationMs), before, -1), runs: 0, everyRunMs: 0 });
     };
     /** With the buffer: the records put and not stored yet, by the end of their batching window (simulated time). */
     const pending: { from: number; to: number; storeAt: number }[] = [];
@@ -535,6 +548,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
     const snapshot = (ms: number): EvaluatorWork => ({
       runs: 1,
       ms,
+      everyRunMs: evaluation.everyRunCallsMs,
       read: inner.capacity.readUnits,
       write: inner.capacity.writeUnits,
       run: { read: shares.run.read, write: shares.run.write },
@@ -591,6 +605,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
 
     for (let i = 0; i < 9; i++) empties.push(await run(windowEnd + dayMs + i * 60_000));
     const emptyRun = empties.sort((a, b) => a.ms - b.ms)[Math.floor(empties.length / 2)]!;
+    const emptyRunOverheads = empties.map((empty) => empty.ms - empty.everyRunMs).sort((a, b) => a - b);
 
     return {
       mix,
@@ -603,6 +618,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
       work,
       idleTicks,
       emptyRun,
+      emptyRunOverheadMs: emptyRunOverheads[Math.floor(emptyRunOverheads.length / 2)]!,
       storage: await storedBytes(reader, tableName),
       byCall: evaluation.byCall,
       seconds: (performance.now() - started) / 1000,
@@ -647,7 +663,10 @@ const billedSeconds = (ms: readonly number[]) => sum(ms.map((value) => Math.ceil
 /**
  * The evaluator's work that the events cause: everything its runs did beyond what as many runs finding nothing
  * would have done (that the schedule pays anyway), with the work after changes scaled so that users are evaluated
- * `targetEvaluations` times per active day. Sweeps are as measured.
+ * `targetEvaluations` times per active day. Sweeps are as measured. Units beyond the median empty run's; time beyond
+ * each run's own calls that every run makes and the median empty run's overhead (emptyRunOverheadMs): the same
+ * subtraction by the median empty run's whole time moved with DynamoDB Local's (the same code measured 59 and 96 ms an
+ * evaluation).
  */
 function eventsShare(result: MixResult) {
   const { work, emptyRun } = result;
@@ -657,7 +676,7 @@ function eventsShare(result: MixResult) {
     read: work.changed.read + work.sweep.read + runBeyondEmpty.read,
     write: work.changed.write + work.sweep.write + runBeyondEmpty.write,
     evaluations: work.changed.evaluated + work.sweep.evaluated,
-    ms: Math.max(0, work.ms - work.runs * emptyRun.ms),
+    ms: Math.max(0, work.ms - work.everyRunMs - work.runs * result.emptyRunOverheadMs),
   };
   const evaluations = scale * work.changed.evaluated + work.sweep.evaluated;
   return {

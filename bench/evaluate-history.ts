@@ -406,11 +406,20 @@ export class AttributingStore {
   readonly sweeps: number[] = [];
   /** Units by store call, for finding where an evaluation's units go. */
   readonly byCall = new Map<string, { read: number; write: number; calls: number }>();
+  /**
+   * Wall time (ms) while a call that every run makes, whatever it finds, was in flight: looking for candidates, the
+   * outbox, the ruleset's progress and the lag (calls that overlap counted once). What a run took beyond it is its work.
+   */
+  everyRunCallsMs = 0;
   readonly store: DynamoDbEvaluationStore;
 
   constructor(readonly inner: DynamoDbEvaluationStore) {
     const { shares, reasons, usersSaved, users, sweeps, byCall } = this;
     const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'settle', 'keep']);
+    const everyRunCalls = new Set(['pendingLeadEvents', 'rulesetProgress', 'oldestChange', 'candidates', 'settle']);
+    let everyRunInFlight = 0;
+    let everyRunSince = 0;
+    const tallies = this;
     /** Why each candidate of the pages read so far was one; an entity read otherwise (a visitor's owner) counts as changed. */
     const why = new Map<string, EvaluationCandidate['reason']>();
     let entity: EntityRef | undefined;
@@ -459,6 +468,8 @@ export class AttributingStore {
           }
           if (inFlight++ === 0) before = { ...target.capacity };
           const name = String(property);
+          const everyRun = everyRunCalls.has(name);
+          if (everyRun && everyRunInFlight++ === 0) everyRunSince = performance.now();
           try {
             const result = (await call.run(name, () => value.apply(target, args))) as unknown;
             if (property === 'candidates') for (const candidate of (result as { candidates: EvaluationCandidate[] }).candidates) why.set(entityKey(candidate.ref), candidate.reason);
@@ -467,6 +478,7 @@ export class AttributingStore {
             const tally = byCall.get(name) ?? { read: 0, write: 0, calls: 0 };
             tally.calls++;
             byCall.set(name, tally);
+            if (everyRun && --everyRunInFlight === 0) tallies.everyRunCallsMs += performance.now() - everyRunSince;
             if (--inFlight === 0) {
               for (const into of reason ? [share, reason] : [share]) {
                 into.read += target.capacity.readUnits - before.readUnits;
@@ -482,6 +494,7 @@ export class AttributingStore {
   reset() {
     this.inner.capacity.readUnits = 0;
     this.inner.capacity.writeUnits = 0;
+    this.everyRunCallsMs = 0;
     for (const share of [...Object.values(this.shares), ...Object.values(this.reasons)]) Object.assign(share, { read: 0, write: 0, evaluated: 0 });
     Object.assign(this.usersSaved, { changed: 0, sweep: 0, 'rules-changed': 0 });
   }
