@@ -33,12 +33,12 @@
  * invocations are in it. A run's time beyond is taken within the run itself: its time less that of its own calls that
  * every run makes (candidates, outbox, ruleset progress, lag) and an empty run's overhead besides them (about 1.5 ms),
  * since those calls' time against DynamoDB Local moves from run to run far more than a run's work. The work after
- * changes is then scaled to exactly 5 evaluations per active user-day (the cost
- * per evaluation as measured): a stream whose users send fewer separate requests a day (the server stream's send about
- * 2.7) cannot be evaluated more often. Sweeps (a lead with no events for 6 hours is evaluated again) count as measured.
- * The table stream's invocations of the evaluator are likewise at most one per stream shard per minute (a fixed
- * cost, printed with the schedule's) plus one per 1,000 records: the events' share is the latter, where the
- * simulation's thin traffic (a few events a minute) makes nearly every minute an invocation of its own.
+ * changes is then scaled to exactly 5 evaluations per active user-day (the cost per evaluation as measured): a stream
+ * whose users send fewer separate requests a day (the server stream's send about 2.7) cannot be evaluated more often.
+ * Sweeps (a lead with no events for 6 hours is evaluated again) count as measured. The table stream's invocations of
+ * the evaluator are likewise at most one per stream shard per minute (a fixed cost, printed with the schedule's) plus
+ * one per 1,000 records: the events' share is the latter, where the simulation's thin traffic (a few events a minute)
+ * makes nearly every minute an invocation of its own.
  *
  * Priced per component: ingest DynamoDB (WRU $0.625/M, RRU $0.125/M), evaluation DynamoDB, HTTP API ($1.00/M
  * requests), Lambda (arm64 $0.0000133334/GB-s, billed per ms, and $0.20/M requests; memory read from lib/ingest-api.ts
@@ -100,6 +100,7 @@ import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functi
 import { serveHttpApi } from '../functions/local/http-server';
 import { defaultRetentionDays } from '../functions/shared/settings';
 import { bytes, count, fixed } from '../functions/analysis/format';
+import { median } from '../functions/analysis/stats';
 import { firehoseObjectKey, startFirehoseEndpoint } from '../test/support/firehose-endpoint';
 import { startKinesisEndpoint } from '../test/support/kinesis-endpoint';
 import { closeLocally } from '../test/support/local-server';
@@ -605,7 +606,6 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
 
     for (let i = 0; i < 9; i++) empties.push(await run(windowEnd + dayMs + i * 60_000));
     const emptyRun = empties.sort((a, b) => a.ms - b.ms)[Math.floor(empties.length / 2)]!;
-    const emptyRunOverheads = empties.map((empty) => empty.ms - empty.everyRunMs).sort((a, b) => a - b);
 
     return {
       mix,
@@ -618,7 +618,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
       work,
       idleTicks,
       emptyRun,
-      emptyRunOverheadMs: emptyRunOverheads[Math.floor(emptyRunOverheads.length / 2)]!,
+      emptyRunOverheadMs: median(empties.map((empty) => empty.ms - empty.everyRunMs))!,
       storage: await storedBytes(reader, tableName),
       byCall: evaluation.byCall,
       seconds: (performance.now() - started) / 1000,
@@ -665,7 +665,7 @@ const billedSeconds = (ms: readonly number[]) => sum(ms.map((value) => Math.ceil
  * would have done (that the schedule pays anyway), with the work after changes scaled so that users are evaluated
  * `targetEvaluations` times per active day. Sweeps are as measured. Units beyond the median empty run's; time beyond
  * each run's own calls that every run makes and the median empty run's overhead (emptyRunOverheadMs): the same
- * subtraction by the median empty run's whole time moved with DynamoDB Local's (the same code measured 59 and 96 ms an
+ * subtraction by the median empty run's whole time moved with DynamoDB Local's (the same code measured 56 to 96 ms an
  * evaluation).
  */
 function eventsShare(result: MixResult) {

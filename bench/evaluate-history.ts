@@ -416,6 +416,7 @@ export class AttributingStore {
   constructor(readonly inner: DynamoDbEvaluationStore) {
     const { shares, reasons, usersSaved, users, sweeps, byCall } = this;
     const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'settle', 'keep']);
+    // Of runCalls, those a run makes whatever it finds: markPublished, saveRulesetProgress and keep come with work.
     const everyRunCalls = new Set(['pendingLeadEvents', 'rulesetProgress', 'oldestChange', 'candidates', 'settle']);
     let everyRunInFlight = 0;
     let everyRunSince = 0;
