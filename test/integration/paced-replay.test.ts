@@ -49,7 +49,9 @@ describe('replay --paced', () => {
     const converted = report.tiers.reduce((sum, tier) => sum + tier.qualified.converted, 0);
     expect(converted).toBeGreaterThan(0);
     expect(report.tiers.some((tier) => tier.lift !== null)).toBe(true);
-  });
+    // Twenty-one evaluator runs one after another against DynamoDB Local, and three CLI processes: about 23 s alone on
+    // two cores, over 30 s beside the rest of the suite.
+  }, 120_000);
 
   it('refuses a time before one already evaluated, a bad time, the future, and other sites', async () => {
     const post = (body: string, headers: Record<string, string> = {}) => fetch(`${dev.url}${evaluatePath}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
