@@ -415,9 +415,9 @@ export class AttributingStore {
 
   constructor(readonly inner: DynamoDbEvaluationStore) {
     const { shares, reasons, usersSaved, users, sweeps, byCall } = this;
-    const runCalls = new Set(['pendingLeadEvents', 'markPublished', 'rulesetProgress', 'saveRulesetProgress', 'oldestChange', 'candidates', 'settle', 'keep']);
-    // Of runCalls, those a run makes whatever it finds: markPublished, saveRulesetProgress and keep come with work.
+    // The run's own calls: those it makes whatever it finds, and those that come with work.
     const everyRunCalls = new Set(['pendingLeadEvents', 'rulesetProgress', 'oldestChange', 'candidates', 'settle']);
+    const runCalls = new Set([...everyRunCalls, 'markPublished', 'saveRulesetProgress', 'keep']);
     let everyRunInFlight = 0;
     let everyRunSince = 0;
     const tallies = this;
