@@ -15,7 +15,7 @@ import { scheduleInvoker } from './schedule-invoker';
 import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { compiledRulesJson, type Ruleset } from '../functions/core/rules/ruleset';
-import { defaultAccountEveryMinutes, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, environmentNames, maxUserEveryMinutes } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, environmentNames, evaluatorTimeoutMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
 import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
 
@@ -24,8 +24,8 @@ import { LambdaFunction } from './lambda-function';
  * and by Query; writes state, rollups and claims (entity partitions `WS#*`, where it also deletes the change markers of
  * earlier versions), change lists (`CHANGES#*`: what a run leaves, and deleting what it did), lead events into and out
  * of its outbox (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
- * Its TransactWriteItems (state and outbox together) needs no action of its own: IAM authorizes each Put of a
- * transaction as PutItem, partition by partition. No Scan, no ConditionCheckItem (its transactions hold Puts only).
+ * Its TransactWriteItems (a state and the feedback it applied) needs no action of its own: IAM authorizes each Put and
+ * Delete of a transaction as PutItem and DeleteItem, partition by partition. No Scan, no ConditionCheckItem.
  */
 export const evaluatorTableAccess = {
   read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
@@ -171,7 +171,7 @@ export class Evaluator extends Construct {
       entry: 'functions/evaluator/handler.ts',
       description: 'pql-radar evaluator: PQL rules over changed entities, lead events to the bus',
       memorySize: 1024,
-      timeout: Duration.minutes(5),
+      timeout: Duration.minutes(evaluatorTimeoutMinutes),
       reservedConcurrentExecutions: props.reservedConcurrency ? shards : undefined,
       logRetention: props.logRetention,
       copyFiles: [{ from: stageRulesJson(compiledRulesJson(this.ruleset)), to: bundledRulesFile }],

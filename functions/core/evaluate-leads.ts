@@ -65,7 +65,7 @@ export interface EvaluateShardResult {
 
 /**
  * One evaluator run over one shard: evaluate changed entities, leads due for a sweep, and, after a rules change,
- * everyone, saving each lead's state together with its transition in the outbox; then publish the outbox, this run's
+ * everyone, saving each lead's state and its transition in the outbox; then publish the outbox, this run's
  * transitions and whatever an earlier run left there. Accounts come after the users: those the run's changes moved
  * after every changed user of the run, whatever page it was on, as the backtest judges every user of a step before
  * any account; otherwise an account could take a member's old days at one moment and its new ones on a later page,
@@ -103,7 +103,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   } while (after !== undefined && !run.incomplete);
 
   // The outbox holds this run's transitions and anything an earlier run could not deliver.
-  const { published, unpublished } = await publishOutbox(store, publisher, shard);
+  const { published, unpublished } = await publishOutbox(store, publisher, shard, options.now);
   return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread };
 }
 
@@ -156,7 +156,7 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
   const unpublished: string[] = [];
   const touched = new Set(run.transitions.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id })));
   for (const shard of touched) {
-    const outcome = await publishOutbox(store, publisher, shard);
+    const outcome = await publishOutbox(store, publisher, shard, options.now);
     published += outcome.published;
     unpublished.push(...outcome.unpublished);
   }
@@ -498,13 +498,14 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
 }
 
 /** Publishes the shard's outbox (this run's transitions and whatever an earlier run could not deliver). */
-async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, shard: string): Promise<{ published: number; unpublished: string[] }> {
-  const pending = await store.pendingLeadEvents(shard);
+async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, shard: string, now: Date): Promise<{ published: number; unpublished: string[] }> {
+  const pending = await store.pendingLeadEvents(shard, now);
   if (pending.length === 0) return { published: 0, unpublished: [] };
   const { failed } = await publisher.publish(pending);
   const failedKeys = new Set(failed);
   const delivered = pending.filter((event) => !failedKeys.has(event.detail.idempotencyKey));
   await store.markPublished(shard, delivered);
+  if (failed.length > 0) await store.markUndelivered(shard, pending.filter((event) => failedKeys.has(event.detail.idempotencyKey)));
   return { published: delivered.length, unpublished: failed };
 }
 

@@ -129,7 +129,7 @@ export interface EntityUpdate {
   days: DayRollup[];
   /** Days rebuilt from every event: idempotent, so the store may write them before the state and in several writes. */
   rebuiltDays: DayRollup[];
-  /** The lead event of a transition, saved in the outbox in the same write as the state. */
+  /** The lead event of a transition, in the outbox once the state is saved (and never without it). */
   event?: LeadEvent;
   /** The feedback the state applied, forgotten in the same write: applied once, and never lost before. */
   appliedFeedback: LeadFeedback[];
@@ -151,10 +151,15 @@ export interface AccountMember {
  * The DynamoDB implementation keeps every read proportional to what the use case asks for.
  */
 export interface EvaluationStore {
-  /** Lead events saved but not yet published (a crash, or a failed publish), oldest first. */
-  pendingLeadEvents(shard: string): Promise<LeadEvent[]>;
+  /**
+   * Lead events whose state is saved and that are not yet published (this run's, a crash's, a failed publish's), oldest
+   * first. `now` is the run's clock: an event whose save cannot come any more is forgotten.
+   */
+  pendingLeadEvents(shard: string, now: Date): Promise<LeadEvent[]>;
   /** Removes delivered events from the outbox. */
   markPublished(shard: string, events: readonly LeadEvent[]): Promise<void>;
+  /** Keeps events whose publish failed for a later run, however long the bus is down. */
+  markUndelivered(shard: string, events: readonly LeadEvent[]): Promise<void>;
   /** The ruleset version the shard last evaluated everyone with, and how far a re-evaluation under a new one got. */
   rulesetProgress(shard: string): Promise<RulesetProgress>;
   saveRulesetProgress(shard: string, progress: RulesetProgress): Promise<void>;

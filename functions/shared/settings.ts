@@ -27,6 +27,8 @@ export const defaultAccountEveryMinutes = 10;
 export const defaultUserEveryMinutes = 5;
 /** The most a user's change may wait: a lead should never be long in coming. */
 export const maxUserEveryMinutes = 5;
+/** The evaluator's Lambda timeout: no run lasts longer (the outbox waits this long, twice, for a save in flight). */
+export const evaluatorTimeoutMinutes = 5;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */
 export const defaultRetentionDays = 400;
 /** Days a message ingest rejected stays in the quarantine for an operator to list. */

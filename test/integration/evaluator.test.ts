@@ -5,12 +5,13 @@ import { inject } from 'vitest';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
-import { GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
-import { entityPartitionKey, eventSortKeyPrefix, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
+import { GetItemCommand, QueryCommand, type PutItemCommandInput } from '@aws-sdk/client-dynamodb';
+import { entityPartitionKey, eventSortKeyPrefix, outboxPartitionKey, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { dayOf } from '../../functions/core/days';
+import { defaultDirtyShards } from '../../functions/shared/settings';
 import { itemSize } from '../../bench/ingest-streams';
 import { entityUpdate, evaluateShard, readFacts } from '../../functions/core/evaluate-leads';
-import { decide } from '../../functions/core/lead-state';
+import { buildLeadEvent, decide } from '../../functions/core/lead-state';
 import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevOptions, type DevRuntime } from '../../functions/local/dev';
@@ -76,6 +77,15 @@ tiers:
 /** Lists a user's change for the scheduled run, as the stream's evaluation leaves one: a change list of its own. */
 const listChange = (dev: DevRuntime, id: string, at: Date) =>
   dev.evaluation.keep([{ ref: { workspace: dev.workspace, type: 'user', id }, days: [at.toISOString().slice(0, 10)], since: at.toISOString() }]);
+
+/** The sort keys of every shard's outbox items: lead events not yet published. */
+async function outboxSortKeys(dev: DevRuntime): Promise<string[]> {
+  const shards = Array.from({ length: defaultDirtyShards }, (_, shard) => String(shard));
+  const pages = await Promise.all(
+    shards.map((shard) => dev.client.send(new QueryCommand({ TableName: dev.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: outboxPartitionKey(shard) } }, ConsistentRead: true }))),
+  );
+  return pages.flatMap((page) => (page.Items ?? []).map((item) => item['sk']!.S!));
+}
 
 const summaryOf = (events: LeadEvent[]) =>
   events.map((event) => `${event.detailType}: ${event.detail.entity.type} ${event.detail.entity.id} ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`).sort();
@@ -279,6 +289,57 @@ tiers:
     const key = leads.published[0]!.detail.idempotencyKey;
     await dev.evaluateOnce(day(0));
     expect(leads.published.map((event) => event.detail.idempotencyKey)).toEqual([key]);
+  });
+
+  it('drops the lead event of a state a crash kept from being saved, and publishes the transition once when it is made', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await sendBatch(dev, [track('gus', 'Data Exported', day(-1)), track('gus', 'Dashboard Created', day(-1)), track('gus', 'Dashboard Created', day(-1, day(0.1)))]);
+    // The run dies between putting the lead event in the outbox and saving the state that causes it.
+    let crashes = 1;
+    dev.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as PutItemCommandInput;
+        if (context.commandName === 'PutItemCommand' && input.Item?.['sk']?.S === stateSortKey && crashes > 0) {
+          crashes--;
+          throw new Error('simulated crash before the state was saved');
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'crashBeforeState' },
+    );
+    await expect(dev.evaluateOnce(day(0))).rejects.toThrow('simulated crash');
+    expect(await outboxSortKeys(dev)).toHaveLength(1);
+    expect(leads.published).toEqual([]);
+
+    const retry = await dev.evaluateOnce(new Date(day(0).getTime() + 60_000));
+    expect(summaryOf(retry.transitions)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
+    expect(leads.published[0]!.detail.evaluatedAt).toBe(new Date(day(0).getTime() + 60_000).toISOString());
+    expect(await outboxSortKeys(dev)).toEqual([]);
+  });
+
+  it("leaves only the saved run's lead event when two overlapping runs make the same transition", async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    const ruleset = loadRules(rulesYaml(), 'test rules');
+    await sendBatch(dev, [track('gus', 'Data Exported', day(-1)), track('gus', 'Dashboard Created', day(-1)), track('gus', 'Dashboard Created', day(-1, day(0.1)))]);
+    await dev.collectChanges();
+    const ref = { workspace: dev.workspace, type: 'user' as const, id: 'gus' };
+    const read = async () => readFacts(dev.evaluation, ref, ruleset, day(0), await dev.evaluation.entity(ref, [dayOf(day(-1))]));
+    const saveAt = async (loaded: Awaited<ReturnType<typeof read>>, now: Date) => {
+      const evaluation = evaluate(loaded.facts, ruleset, now);
+      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now);
+      const event = buildLeadEvent(dev.workspace, loaded.facts, evaluation, transition!, ruleset, now);
+      return { saved: await dev.evaluation.save(ref, entityUpdate(loaded, state, event, null, ruleset, now), loaded.rows.token), event };
+    };
+    const [first, second] = [await read(), await read()];
+    const winner = await saveAt(first, day(0));
+    const loser = await saveAt(second, new Date(day(0).getTime() + 1000));
+    expect([winner.saved, loser.saved]).toEqual([true, false]);
+    expect(loser.event.detail.idempotencyKey).toBe(winner.event.detail.idempotencyKey);
+    expect(await outboxSortKeys(dev)).toHaveLength(1);
+    expect(await dev.evaluation.pendingLeadEvents(dev.evaluation.shardOf(ref), day(0))).toEqual([winner.event]);
   });
 
   it('keeps counts exact when a run dies after reading, and lets only one of two overlapping runs save', async () => {

@@ -38,6 +38,8 @@ const neverDue = '9999-12-31T00:00:00.000Z';
 export class InMemoryEvaluationStore implements EvaluationStore {
   readonly maxChangedDaysPerSave: number;
   readonly outbox: LeadEvent[] = [];
+  /** The idempotency keys `markUndelivered` was given, in order. */
+  readonly undelivered: string[] = [];
   /** The entities read by `entity()`, as "type id", in order. */
   readonly reads: string[] = [];
   /** The entities saved by `save()`, as "type id", in order. */
@@ -117,6 +119,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   async markPublished(_shard: string, events: readonly LeadEvent[]): Promise<void> {
     const delivered = new Set(events.map((event) => event.detail.idempotencyKey));
     this.outbox.splice(0, this.outbox.length, ...this.outbox.filter((event) => !delivered.has(event.detail.idempotencyKey)));
+  }
+
+  /** Its state and outbox change together, so an undelivered event waits as it is; the keys are kept for assertions. */
+  async markUndelivered(_shard: string, events: readonly LeadEvent[]): Promise<void> {
+    this.undelivered.push(...events.map((event) => event.detail.idempotencyKey));
   }
 
   async rulesetProgress(): Promise<RulesetProgress> {

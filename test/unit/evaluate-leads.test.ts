@@ -119,6 +119,30 @@ describe('the evaluator use case', () => {
     expect(store.outbox).toEqual([]);
   });
 
+  it('keeps an event the bus refused for a later run, marked undelivered, and deletes only what was delivered', async () => {
+    const store = new InMemoryEvaluationStore();
+    qualify(store, 'cat');
+    qualify(store, 'dan');
+    let refused: string | undefined;
+    const refusing: LeadPublisher = {
+      async publish(events) {
+        refused ??= events[0]!.detail.idempotencyKey;
+        return { failed: events.filter((event) => event.detail.idempotencyKey === refused).map((event) => event.detail.idempotencyKey) };
+      },
+    };
+    const first = await run(store, refusing);
+    expect([first.published, first.unpublished]).toEqual([1, [refused]]);
+    expect(store.undelivered).toEqual([refused]);
+    expect(store.outbox.map((event) => event.detail.idempotencyKey)).toEqual([refused]);
+
+    const publisher = new RecordingPublisher();
+    const retry = await run(store, publisher);
+    expect([retry.published, retry.unpublished]).toEqual([1, []]);
+    expect(publisher.published.map((event) => event.detail.idempotencyKey)).toEqual([refused]);
+    expect(store.undelivered).toEqual([refused]);
+    expect(store.outbox).toEqual([]);
+  });
+
   it('lets only one of two overlapping runs save an entity, counting its events once', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();

@@ -11,7 +11,7 @@ import type { DynamoDbChangeLists } from './change-lists';
 import { stateDictionary } from './dictionaries';
 import { eventMessagesOf } from './event-body';
 import { uniqueByMessageId } from './event-chunks';
-import { outboxItem } from './outbox';
+import type { DynamoDbOutbox } from './outbox';
 import {
   claimAttributes,
   daySortKey,
@@ -59,6 +59,7 @@ export class DynamoDbEntityRows {
     private readonly tableName: string,
     private readonly capacity: CapacityTally,
     private readonly lists: DynamoDbChangeLists,
+    private readonly outbox: DynamoDbOutbox,
     private readonly options: { dirtyShards: number; retentionSeconds: number },
   ) {}
 
@@ -182,11 +183,12 @@ export class DynamoDbEntityRows {
     const loaded = token as SaveToken;
     const pk = pkOf(ref);
     const shard = shardOf(pk, this.options.dirtyShards);
+    const readRevision = loaded.revision ?? 0;
     const stateItem: Item = {
       pk: { S: pk },
       sk: { S: stateSortKey },
       ...stateBodyAttributes(update.state),
-      revision: { N: String((loaded.revision ?? 0) + 1) },
+      revision: { N: String(readRevision + 1) },
       [tableDefinition.dirtyIndex.partitionKey]: { S: sweepPartition(shard) },
       [tableDefinition.dirtyIndex.sortKey]: { S: sweepIndexed(loaded.sweep, update.nextSweep?.toISOString() ?? neverDue, update.evaluatedAt.toISOString()) },
     };
@@ -195,31 +197,30 @@ export class DynamoDbEntityRows {
       loaded.revision === undefined
         ? { ConditionExpression: 'attribute_not_exists(revision)' }
         : { ConditionExpression: 'revision = :revision', ExpressionAttributeValues: { ':revision': { N: String(loaded.revision) } } };
-    const readRevision = loaded.revision ?? 0;
     // Days first, state last: a crash between them leaves the state read before, whose open days still win over
     // the day items, so the lifetime total always matches the days. Rebuilt days are idempotent (many, batched).
     if (update.rebuiltDays.length > 0) await putAll(this.client, this.tableName, update.rebuiltDays.map((rollup) => this.dayItem(pk, rollup, readRevision)), { capacity: this.capacity });
     await Promise.all(update.days.map((rollup) => this.closeDay(pk, rollup, readRevision)));
-    // The state alone is one conditional put; with a lead event, a transaction puts it in the outbox too (a crash
-    // after it loses nothing: the outbox is published later), and forgets the feedback the state applied (applied
-    // once; until then it waits). A transaction bills every write twice: only then.
-    const together: TransactWriteItem[] = [
-      ...(update.event ? [{ Put: { TableName: this.tableName, Item: outboxItem(shard, update.event) } }] : []),
-      ...update.appliedFeedback.map((feedback) => ({ Delete: { TableName: this.tableName, Key: { pk: { S: pk }, sk: { S: feedbackSortKey(feedback.at, feedback.id) } } } })),
-    ];
+    // A lead event goes to the outbox first, then the state: a crash between them leaves an event whose state was
+    // never saved, which the outbox tells from one whose publish is due (outbox.ts) and drops. The state alone is one
+    // conditional put; a transaction only forgets the feedback it applied with it (applied once; until then it waits),
+    // since a transaction bills every write twice.
+    if (update.event) await this.outbox.put(shard, update.event, { statePk: pk, revision: readRevision + 1 });
+    const forgotten: TransactWriteItem[] = update.appliedFeedback.map((feedback) => ({ Delete: { TableName: this.tableName, Key: { pk: { S: pk }, sk: { S: feedbackSortKey(feedback.at, feedback.id) } } } }));
     try {
-      const { ConsumedCapacity } = together.length > 0
+      const { ConsumedCapacity } = forgotten.length > 0
         ? await this.client.send(
             new TransactWriteItemsCommand({
-              TransactItems: [{ Put: { TableName: this.tableName, Item: stateItem, ...unchanged } }, ...together],
+              TransactItems: [{ Put: { TableName: this.tableName, Item: stateItem, ...unchanged } }, ...forgotten],
               ReturnConsumedCapacity: 'TOTAL',
             }),
           )
         : await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: stateItem, ...unchanged, ReturnConsumedCapacity: 'TOTAL' }));
       this.capacity.add('write', ConsumedCapacity);
     } catch (error) {
-      if (conditionFailed(error) || transactionConditionFailed(error)) return false;
-      throw error;
+      if (!conditionFailed(error) && !transactionConditionFailed(error)) throw error;
+      if (update.event) await this.outbox.discard(shard, update.event);
+      return false;
     }
     return true;
   }

@@ -42,15 +42,16 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     this.lists = new DynamoDbChangeLists(client, tableName, { shards: this.dirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
     this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, this.lists);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
-    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, this.lists, {
+    this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, this.lists, this.outbox, {
       dirtyShards: options.dirtyShards ?? defaultDirtyShards,
       retentionSeconds: ((options.retentionDays ?? defaultRetentionDays) * dayMs) / 1000,
     });
     this.maxChangedDaysPerSave = this.rows.maxChangedDaysPerSave;
   }
 
-  pendingLeadEvents = (shard: string) => this.outbox.pending(shard);
+  pendingLeadEvents = (shard: string, now: Date) => this.outbox.pending(shard, now);
   markPublished = (shard: string, events: readonly LeadEvent[]) => this.outbox.markPublished(shard, events);
+  markUndelivered = (shard: string, events: readonly LeadEvent[]) => this.outbox.markUndelivered(shard, events);
 
   rulesetProgress = (shard: string) => this.candidatesIndex.rulesetProgress(shard);
   saveRulesetProgress = (shard: string, progress: RulesetProgress) => this.candidatesIndex.saveRulesetProgress(shard, progress);
