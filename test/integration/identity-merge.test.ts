@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import type { PutItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { loadRules } from '../../functions/core/rules/load';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
 import { allShards, runEvaluator } from '../../functions/core/evaluate-leads';
+import { stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { createDynamoDbClient } from '../../functions/local/dynamodb-local';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { defaultDirtyShards } from '../../functions/shared/settings';
@@ -89,7 +91,8 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     const crashing = createDynamoDbClient(inject('dynamoEndpoint'));
     crashing.middlewareStack.add(
       (next, context) => async (args) => {
-        if (context.commandName === 'TransactWriteItemsCommand') throw new Error('the process died');
+        const saving = context.commandName === 'TransactWriteItemsCommand' || (context.commandName === 'PutItemCommand' && (args.input as PutItemCommandInput).Item?.['sk']?.S === stateSortKey);
+        if (saving) throw new Error('the process died');
         return next(args);
       },
       { step: 'initialize', name: 'crashAtSave' },
