@@ -319,27 +319,40 @@ tiers:
     expect(await outboxSortKeys(dev)).toEqual([]);
   });
 
-  it("leaves only the saved run's lead event when two overlapping runs make the same transition", async () => {
+  it("publishes only the saved run's lead event when two overlapping runs make the same transition", async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);
     const ruleset = loadRules(rulesYaml(), 'test rules');
-    await sendBatch(dev, [track('gus', 'Data Exported', day(-1)), track('gus', 'Dashboard Created', day(-1)), track('gus', 'Dashboard Created', day(-1, day(0.1)))]);
+    const qualifying = (id: string) => [track(id, 'Data Exported', day(-1)), track(id, 'Dashboard Created', day(-1)), track(id, 'Dashboard Created', day(-1, day(0.1)))];
+    await sendBatch(dev, [...qualifying('gus'), ...qualifying('hal')]);
     await dev.collectChanges();
-    const ref = { workspace: dev.workspace, type: 'user' as const, id: 'gus' };
-    const read = async () => readFacts(dev.evaluation, ref, ruleset, day(0), await dev.evaluation.entity(ref, [dayOf(day(-1))]));
-    const saveAt = async (loaded: Awaited<ReturnType<typeof read>>, now: Date) => {
-      const evaluation = evaluate(loaded.facts, ruleset, now);
-      const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now);
-      const event = buildLeadEvent(dev.workspace, loaded.facts, evaluation, transition!, ruleset, now);
-      return { saved: await dev.evaluation.save(ref, entityUpdate(loaded, state, event, null, ruleset, now), loaded.rows.token), event };
+    const overlapping = async (id: string, winnerAt: Date, loserAt: Date) => {
+      const ref = { workspace: dev.workspace, type: 'user' as const, id };
+      const read = async () => readFacts(dev.evaluation, ref, ruleset, day(0), await dev.evaluation.entity(ref, [dayOf(day(-1))]));
+      const saveAt = async (loaded: Awaited<ReturnType<typeof read>>, now: Date) => {
+        const evaluation = evaluate(loaded.facts, ruleset, now);
+        const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now);
+        const event = buildLeadEvent(dev.workspace, loaded.facts, evaluation, transition!, ruleset, now);
+        return { saved: await dev.evaluation.save(ref, entityUpdate(loaded, state, event, null, ruleset, now), loaded.rows.token), event };
+      };
+      const [first, second] = [await read(), await read()];
+      const winner = await saveAt(first, winnerAt);
+      const loser = await saveAt(second, loserAt);
+      expect([winner.saved, loser.saved]).toEqual([true, false]);
+      expect(loser.event.detail.idempotencyKey).toBe(winner.event.detail.idempotencyKey);
+      return { shard: dev.evaluation.shardOf(ref), winner: winner.event };
     };
-    const [first, second] = [await read(), await read()];
-    const winner = await saveAt(first, day(0));
-    const loser = await saveAt(second, new Date(day(0).getTime() + 1000));
-    expect([winner.saved, loser.saved]).toEqual([true, false]);
-    expect(loser.event.detail.idempotencyKey).toBe(winner.event.detail.idempotencyKey);
+
+    // The loser evaluated a second later: its event is left in the outbox, and dropped as never saved.
+    const gus = await overlapping('gus', day(0), new Date(day(0).getTime() + 1000));
+    expect(await outboxSortKeys(dev)).toHaveLength(2);
+    expect(await dev.evaluation.pendingLeadEvents(gus.shard, day(0))).toEqual([gus.winner]);
     expect(await outboxSortKeys(dev)).toHaveLength(1);
-    expect(await dev.evaluation.pendingLeadEvents(dev.evaluation.shardOf(ref), day(0))).toEqual([winner.event]);
+    await dev.evaluation.markPublished(gus.shard, [gus.winner]);
+
+    // At the same millisecond both put the same item: the loser's failed save must not take the winner's event.
+    const hal = await overlapping('hal', day(0), day(0));
+    expect(await dev.evaluation.pendingLeadEvents(hal.shard, day(0))).toEqual([hal.winner]);
   });
 
   it('keeps counts exact when a run dies after reading, and lets only one of two overlapping runs save', async () => {

@@ -201,10 +201,10 @@ export class DynamoDbEntityRows {
     // the day items, so the lifetime total always matches the days. Rebuilt days are idempotent (many, batched).
     if (update.rebuiltDays.length > 0) await putAll(this.client, this.tableName, update.rebuiltDays.map((rollup) => this.dayItem(pk, rollup, readRevision)), { capacity: this.capacity });
     await Promise.all(update.days.map((rollup) => this.closeDay(pk, rollup, readRevision)));
-    // A lead event goes to the outbox first, then the state: a crash between them leaves an event whose state was
-    // never saved, which the outbox tells from one whose publish is due (outbox.ts) and drops. The state alone is one
-    // conditional put; a transaction only forgets the feedback it applied with it (applied once; until then it waits),
-    // since a transaction bills every write twice.
+    // A lead event goes to the outbox first, then the state: a crash between them, or a save that fails its
+    // condition, leaves an event whose state was never saved, which the outbox tells from one whose publish is due
+    // (outbox.ts) and drops. The state alone is one conditional put; a transaction only forgets the feedback it
+    // applied with it (applied once; until then it waits), since a transaction bills every write twice.
     if (update.event) await this.outbox.put(shard, update.event, { statePk: pk, revision: readRevision + 1 });
     const forgotten: TransactWriteItem[] = update.appliedFeedback.map((feedback) => ({ Delete: { TableName: this.tableName, Key: { pk: { S: pk }, sk: { S: feedbackSortKey(feedback.at, feedback.id) } } } }));
     try {
@@ -218,9 +218,8 @@ export class DynamoDbEntityRows {
         : await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: stateItem, ...unchanged, ReturnConsumedCapacity: 'TOTAL' }));
       this.capacity.add('write', ConsumedCapacity);
     } catch (error) {
-      if (!conditionFailed(error) && !transactionConditionFailed(error)) throw error;
-      if (update.event) await this.outbox.discard(shard, update.event);
-      return false;
+      if (conditionFailed(error) || transactionConditionFailed(error)) return false;
+      throw error;
     }
     return true;
   }

@@ -1,4 +1,4 @@
-import { DeleteItemCommand, PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { LeadEvent } from '../../core/lead-event';
 import { evaluatorTimeoutMinutes } from '../../shared/settings';
 import { deleteAll, getAll, queryAll, type Item } from './batch-write';
@@ -20,7 +20,8 @@ export interface OutboxSave {
  * (and DynamoDB Local bills the index key the state moves twice too), on every transition. So an item may belong to a
  * save that has not happened yet, or that never will (an overlapping run saved first, or the run died between the
  * two writes). `pending` tells them apart by the entity's state; a run publishes what it finds and deletes what was
- * delivered.
+ * delivered. A save that fails its condition leaves its item to `pending` too, rather than deleting it: an overlapping
+ * run evaluating at the same millisecond puts the same item, and would delete the winner's.
  */
 export class DynamoDbOutbox {
   constructor(
@@ -32,12 +33,6 @@ export class DynamoDbOutbox {
   /** Puts the event of a save about to be made. */
   async put(shard: string, event: LeadEvent, save: OutboxSave): Promise<void> {
     const { ConsumedCapacity } = await this.client.send(new PutItemCommand({ TableName: this.tableName, Item: outboxItem(shard, event, save), ReturnConsumedCapacity: 'TOTAL' }));
-    this.capacity.add('write', ConsumedCapacity);
-  }
-
-  /** Forgets the event of a save that failed its condition: the state it belongs to was never saved. */
-  async discard(shard: string, event: LeadEvent): Promise<void> {
-    const { ConsumedCapacity } = await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: outboxKey(shard, event), ReturnConsumedCapacity: 'TOTAL' }));
     this.capacity.add('write', ConsumedCapacity);
   }
 
