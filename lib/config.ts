@@ -122,9 +122,12 @@ const ingestBufferSchema = z
      * `kinesis` (lib/ingest-buffer.ts): a provisioned stream, a fixed monthly cost per shard. `firehose`
      * (lib/ingest-firehose-buffer.ts): a delivery stream writing an S3 object per batching window, which a loader
      * stores, paid per use. Changing it deletes the buffer holding accepted requests: drain first (`draining: true`,
-     * deploy, wait until its function has stored all, README "Ingest buffer"), then change it. @default kinesis
+     * deploy, wait until its function has stored all, README "Ingest buffer"), then change it. Required once
+     * `ingestBuffer` is written: before the Firehose buffer was the default, a config without it meant kinesis.
      */
-    service: z.enum(['kinesis', 'firehose']).default('kinesis'),
+    service: z.enum(['kinesis', 'firehose'], {
+      error: (issue) => (issue.input === undefined ? 'required: firehose (the default buffer) or kinesis (a stream; what ingestBuffer without a service meant before firehose became the default)' : undefined),
+    }),
     /** Kinesis: provisioned shards of the stream, each a fixed monthly cost. @default 1 */
     shards: z.number().int().min(1).max(64).optional(),
     /**
@@ -144,10 +147,10 @@ const ingestBufferSchema = z
     retentionDays: z.number().int().min(1).max(defaultBufferObjectDays).optional(),
     /**
      * The first of the two deploys that turn the buffer off: ingest writes the table again, and the buffer's function
-     * stores what the buffer still holds; once it has (README, "Ingest buffer"), remove `ingestBuffer`. @default false
+     * stores what the buffer still holds; once it has (README, "Ingest buffer"), set `ingestBuffer: false`. @default false
      */
     draining: z.boolean().default(false),
-  })
+  }, { error: (issue) => (issue.code === 'invalid_type' ? 'false (no buffer) or the buffer\'s settings, e.g. { service: firehose }' : undefined) })
   .superRefine((buffer, ctx) => {
     for (const [field, { service, reason }] of Object.entries(ingestBufferFieldsOf)) {
       if (buffer[field as keyof typeof ingestBufferFieldsOf] !== undefined && buffer.service !== service) {
@@ -248,10 +251,12 @@ export const configSchema = z.strictObject({
     })
     .default({ rateLimit: 1000, burstLimit: 2000 }),
   /**
-   * The opt-in ingest buffer: ingest puts each request's accepted messages on a buffer, which a function stores in the
-   * table in batches, a visitor's events in a batch sharing one item. Absent: no buffer, ingest writes the table itself.
+   * The ingest buffer: ingest puts each request of one message (analytics.js sends one per event) on a buffer, which a
+   * function stores in the table in batches, a visitor's events of a batching window sharing one item; a request of
+   * several messages is written at once. `false`: no buffer, ingest writes every request to the table itself (leads
+   * seen at once, browser traffic's writes a unit per event). @default { service: firehose }
    */
-  ingestBuffer: ingestBufferSchema.optional(),
+  ingestBuffer: z.preprocess((value) => (value === false ? null : value), ingestBufferSchema.nullable()).prefault({ service: 'firehose' }),
   /** Who gets the alarms (SNS e-mail subscriptions). */
   alarmEmails: z.array(z.string().email()).default([]),
   /** Routes as the rules file's tiers name them, each with its destinations: every route a tier names needs one. */

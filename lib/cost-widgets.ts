@@ -29,7 +29,7 @@ export interface CostSources {
   /** Lead events put on the bus (EventBridge bills each custom event). */
   readonly leadEvents: cloudwatch.Metric;
   /**
-   * The opt-in ingest buffer: the Kinesis stream (its records, each counted as one PUT payload unit, and its shards'
+   * The ingest buffer: the Kinesis stream (its records, each counted as one PUT payload unit, and its shards'
    * hours), or the Firehose delivery stream (each record billed as at least 5 KB).
    * @default none
    */

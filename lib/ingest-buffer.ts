@@ -64,11 +64,12 @@ export interface IngestBufferProps extends IngestBufferCommonProps {
 }
 
 /**
- * The opt-in ingest buffer: the ingest function still authenticates and validates every request and answers it as
- * before, but puts a request's accepted messages on a Kinesis stream as one record instead of writing them to the
- * table; a consumer function reads the stream in batches and stores each batch's events a chunk per entity and day,
- * so a visitor's several events in a batching window share one item. Fewer DynamoDB writes for browser traffic (one
- * event per request), for a provisioned shard's fixed monthly cost: hence opt-in.
+ * The ingest buffer's Kinesis variant: the ingest function still authenticates and validates every request and answers
+ * it as before, but puts a request of one message on a Kinesis stream as a record instead of writing it to the table
+ * (a batch is written at once); a consumer function reads the stream in batches and stores each batch's events a
+ * chunk per entity and day, so a visitor's several events in a batching window share one item. Fewer DynamoDB writes
+ * for browser traffic (one event per request), for a provisioned shard's fixed monthly cost: the Firehose variant
+ * (lib/ingest-firehose-buffer.ts), paid per use, is the default.
  *
  * A failing batch is retried, split in halves, until it succeeds or its records leave the stream (`retention`):
  * a record is events ingest has already accepted, answered 200 for, so dropping it earlier would lose them. Storing a

@@ -41,7 +41,7 @@ export interface MonitoringProps {
   /** @default Duration.minutes(10) */
   readonly changeCaptureDelayThreshold?: Duration;
   /**
-   * The opt-in ingest buffer. The Kinesis one (lib/ingest-buffer.ts): alarmed on its consumer's errors, and when its
+   * The ingest buffer. The Kinesis one (lib/ingest-buffer.ts): alarmed on its consumer's errors, and when its
    * oldest unread record is over `ingestBufferDelayThreshold` old (accepted events are not being stored; records leave
    * the stream at its retention, 24 h by default, and are lost). The Firehose one (lib/ingest-firehose-buffer.ts):
    * alarmed on its loader's errors, on a notification in its dead-letter queue, when its oldest notification is over

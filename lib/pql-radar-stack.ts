@@ -25,16 +25,16 @@ export interface PqlRadarStackProps extends StackProps {
 }
 
 /**
- * pql-radar in one stack: the event store (stateful, retained), the ingest API (and the opt-in ingest buffer behind
- * it), the evaluator on a schedule, the lead bus with its fan-out to the configured destinations (routes and CRMs), the daily rule-health job, the lead event schema, the deploy
+ * pql-radar in one stack: the event store (stateful, retained), the ingest API (and the ingest buffer behind it,
+ * Firehose unless the config says otherwise), the evaluator on a schedule, the lead bus with its fan-out to the configured destinations (routes and CRMs), the daily rule-health job, the lead event schema, the deploy
  * bootstrap (write keys, and the destinations recorded in the table), and the alarms and dashboard over all of it.
  */
 export class PqlRadarStack extends Stack {
   public readonly eventStore: EventStore;
   public readonly ingestApi: IngestApi;
-  /** The opt-in ingest buffer, when the config's `ingestBuffer` asks for it with service kinesis. */
+  /** The Kinesis ingest buffer, when the config's `ingestBuffer` asks for it (service kinesis). */
   public readonly ingestBuffer?: IngestBuffer;
-  /** The opt-in ingest buffer, when the config's `ingestBuffer` asks for it with service firehose. */
+  /** The Firehose ingest buffer: the default, unless the config's `ingestBuffer` is false or asks for kinesis. */
   public readonly ingestFirehoseBuffer?: IngestFirehoseBuffer;
   public readonly leadStatusApi: LeadStatusApi;
   public readonly changeCapture: ChangeCapture;

@@ -3,8 +3,8 @@ import type { AcceptedMessage, RejectedMessage } from './messages';
 import type { EventStore, Refusal } from './ports';
 
 /**
- * The opt-in ingest buffer's records: ingest puts the accepted messages of a request as one record on a stream (after
- * authenticating and validating it, as always) instead of writing them to the table, and the buffer's consumer stores
+ * The ingest buffer's records: ingest puts a request of one accepted message as a record on a stream (after
+ * authenticating and validating it, as always) instead of writing it to the table, and the buffer's consumer stores
  * a batch of records at once, so that a visitor's events of one request each (analytics.js) share items. Two
  * variants: a Kinesis stream (lib/ingest-buffer.ts) and a Firehose delivery stream writing S3 objects
  * (lib/ingest-firehose-buffer.ts). Pure: the streams, the objects and the table are adapters.
@@ -73,17 +73,22 @@ export function bufferedRequestsOfObject(text: string, key: string): BufferedReq
   });
 }
 
-/** Why a buffer gave a request back to be stored in the table at once. */
-export type DirectSaveReason = 'too large' | 'busy';
+/**
+ * Why a buffer gave a request back to be stored in the table at once: still refused after the SDK's retries. (A
+ * request of one message, at most 32 KB, always fits a record.)
+ */
+export type DirectSaveReason = 'busy';
 
 /** Told of each request a buffer stored in the table instead (no personal data: the request's id and the reason). */
 export type DirectSaveListener = (reason: DirectSaveReason, requestId: string) => void;
 
 /**
- * Ingest's store when a buffer is on: a request's accepted messages become one record on the stream, and the 200
- * follows once the stream has it (durably). A request the stream does not take (`put` says why) is stored in the table
- * at once instead, as ingest does without a buffer. Quarantined messages go to the table as before: they are rare, and
- * an operator looks for them there.
+ * Ingest's store when a buffer is on: a request of one accepted message (analytics.js sends one per event) becomes a
+ * record on the stream, and the 200 follows once the stream has it (durably). A request of several is stored in the
+ * table at once, as without a buffer: its messages share an item per entity and day already (a backend's batch of 100
+ * costs 0.1 write units a message), so the buffer would only make its leads later. A request the stream does not take
+ * (`put` says why) is stored in the table at once too. Quarantined messages go to the table as before: they are rare,
+ * and an operator looks for them there.
  */
 export abstract class EventBuffer implements EventStore {
   constructor(
@@ -92,10 +97,11 @@ export abstract class EventBuffer implements EventStore {
     private readonly onDirectSave: DirectSaveListener = () => {},
   ) {}
 
-  /** Puts the request on the stream as one record; 'too large' or 'busy' (still refused after retries): not put. */
+  /** Puts the request on the stream as one record; 'busy' (still refused after retries): not put. */
   protected abstract put(request: BufferedRequest): Promise<'put' | DirectSaveReason>;
 
   async save(workspace: string, messages: readonly AcceptedMessage[], receivedAt: Date, requestId: string): Promise<{ refused: Refusal[] }> {
+    if (messages.length !== 1) return this.table.save(workspace, messages, receivedAt, requestId);
     const outcome = await this.put({ workspace, requestId, receivedAt: receivedAt.toISOString(), messages: [...messages] });
     if (outcome === 'put') return { refused: [] };
     this.onDirectSave(outcome, requestId);

@@ -55,10 +55,10 @@ export const environmentNames = {
   rulesFile: 'RULES_FILE',
   /** The rules file's time zone, for the days ingest stores events by. */
   timeZone: 'TIME_ZONE',
-  /** The opt-in ingest buffer's Kinesis stream: when set, ingest puts accepted requests there instead of writing the table. */
+  /** The Kinesis ingest buffer's stream: when set, ingest puts requests of one message there instead of writing the table. */
   ingestStream: 'INGEST_STREAM_NAME',
   /**
-   * The opt-in ingest buffer's Firehose delivery stream (the Firehose variant): when set, ingest puts accepted requests
+   * The Firehose ingest buffer's delivery stream (the default buffer): when set, ingest puts requests of one message
    * there instead of writing the table.
    */
   ingestDeliveryStream: 'INGEST_DELIVERY_STREAM_NAME',

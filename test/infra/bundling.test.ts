@@ -68,7 +68,7 @@ const outDir = mkdtempSync(join(tmpdir(), 'pql-radar-bundles-'));
 beforeAll(() => {
   // Asset metadata tells which staged asset directory belongs to which function. With the opt-in ingest buffer, so
   // that its consumer is bundled too and ingest loads in its buffered mode.
-  ({ app, stack } = buildStack({ bundle: true, config: { ingestBuffer: {} }, context: { 'aws:cdk:enable-asset-metadata': true } }));
+  ({ app, stack } = buildStack({ bundle: true, config: { ingestBuffer: { service: 'kinesis' } }, context: { 'aws:cdk:enable-asset-metadata': true } }));
   firehose = buildStack({ bundle: true, config: { ingestBuffer: { service: 'firehose' } }, context: { 'aws:cdk:enable-asset-metadata': true } });
 }, 600_000);
 

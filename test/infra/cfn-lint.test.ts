@@ -23,9 +23,9 @@ beforeAll(() => {
 });
 
 const stacks: Record<string, () => Stack> = {
-  'every destination type (test/infra/synth.ts)': () => buildStack().stack,
-  'every destination type and the ingest buffer': () => buildStack({ config: { ingestBuffer: {} } }).stack,
-  'every destination type and the Firehose ingest buffer': () => buildStack({ config: { ingestBuffer: { service: 'firehose' } } }).stack,
+  'every destination type and the default (Firehose) ingest buffer (test/infra/synth.ts)': () => buildStack().stack,
+  'every destination type without an ingest buffer': () => buildStack({ config: { ingestBuffer: false } }).stack,
+  'every destination type and the Kinesis ingest buffer': () => buildStack({ config: { ingestBuffer: { service: 'kinesis' } } }).stack,
   'every destination type and an ingest function URL': () => buildStack({ config: { ingest: { functionUrl: { reservedConcurrency: 50 } } } }).stack,
   'every destination type and a Standard-IA table': () => buildStack({ config: { tableClass: 'standard-infrequent-access' } }).stack,
   'the default config (pql-radar.config.yaml)': () => {

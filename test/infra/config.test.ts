@@ -177,22 +177,32 @@ describe('ingest.functionUrl', () => {
 describe('ingestBuffer', () => {
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
 
-  it('is off when absent', () => {
-    expect(load(routes)().config.ingestBuffer).toBeUndefined();
+  it('is the Firehose buffer when absent (300 seconds, objects kept 14 days), and off with false', () => {
+    expect(load(routes)().config.ingestBuffer).toEqual({ service: 'firehose', batchingWindowSeconds: 300, retentionDays: 14, draining: false });
+    expect(load(`${routes}ingestBuffer: false\n`)().config.ingestBuffer).toBeNull();
   });
 
-  it('is a Kinesis stream by default (the buffer configs before firehose keep their stream), one shard and 300 seconds', () => {
-    expect(load(`${routes}ingestBuffer:\n  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 2, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
-    expect(load(`${routes}ingestBuffer: {}\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
-    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: true });
-    expect(load(`${routes}ingestBuffer:\n  retentionHours: 72\n`)().config.ingestBuffer?.retentionHours).toBe(72);
-    expect(load(`${routes}ingestBuffer:\n  retentionHours: 12\n`)).toThrow(/ingestBuffer\.retentionHours: Too small/);
+  it('needs its service named once written: a config from before firehose was the default meant kinesis, and is not taken for firehose', () => {
+    const required = 'ingestBuffer.service: required: firehose (the default buffer) or kinesis (a stream; what ingestBuffer without a service meant before firehose became the default)';
+    expect(load(`${routes}ingestBuffer: {}\n`)).toThrow(`line 7: ${required}`);
+    expect(load(`${routes}ingestBuffer:\n  draining: true\n`)).toThrow(`line 7: ${required}`);
+    expect(load(`${routes}ingestBuffer: true\n`)).toThrow("line 7: ingestBuffer: false (no buffer) or the buffer's settings, e.g. { service: firehose }");
+  });
+
+  it('with service kinesis: one shard, 300 seconds, records kept 24 hours, by default', () => {
+    const kinesis = `${routes}ingestBuffer:\n  service: kinesis\n`;
+    expect(load(`${kinesis}  shards: 2\n  batchingWindowSeconds: 300\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 2, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
+    expect(load(kinesis)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
+    expect(load(`${kinesis}  draining: true\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: true });
+    expect(load(`${kinesis}  retentionHours: 72\n`)().config.ingestBuffer?.retentionHours).toBe(72);
+    expect(load(`${kinesis}  retentionHours: 12\n`)).toThrow(/ingestBuffer\.retentionHours: Too small/);
   });
 
   it('fails the synth naming the field: no shard, a window over Lambda\'s 300 seconds, a misspelt key', () => {
-    expect(load(`${routes}ingestBuffer:\n  shards: 0\n`)).toThrow(/line 8: ingestBuffer\.shards: Too small/);
-    expect(load(`${routes}ingestBuffer:\n  batchingWindowSeconds: 301\n`)).toThrow(/line 8: ingestBuffer\.batchingWindowSeconds: Too big/);
-    expect(load(`${routes}ingestBuffer:\n  batchWindowSeconds: 30\n`)).toThrow(/ingestBuffer.*batchWindowSeconds/s);
+    const kinesis = `${routes}ingestBuffer:\n  service: kinesis\n`;
+    expect(load(`${kinesis}  shards: 0\n`)).toThrow(/line 9: ingestBuffer\.shards: Too small/);
+    expect(load(`${kinesis}  batchingWindowSeconds: 301\n`)).toThrow(/line 9: ingestBuffer\.batchingWindowSeconds: Too big/);
+    expect(load(`${kinesis}  batchWindowSeconds: 30\n`)).toThrow(/ingestBuffer.*batchWindowSeconds/s);
   });
 
   it('with service firehose: a 300-second buffering interval, objects kept 14 days, by default', () => {
@@ -210,8 +220,8 @@ describe('ingestBuffer', () => {
     const firehose = `${routes}ingestBuffer:\n  service: firehose\n`;
     expect(load(`${firehose}  shards: 2\n`)).toThrow("line 9: ingestBuffer.shards: only with service: kinesis (provisioned shards are a Kinesis stream's; Firehose scales by itself)");
     expect(load(`${firehose}  retentionHours: 48\n`)).toThrow('line 9: ingestBuffer.retentionHours: only with service: kinesis (how long a Kinesis stream keeps a record; a firehose buffer keeps its objects retentionDays)');
-    expect(load(`${routes}ingestBuffer:\n  retentionDays: 3\n`)).toThrow(
-      'line 8: ingestBuffer.retentionDays: only with service: firehose (how long the bucket keeps an object the loader failed on; a Kinesis stream keeps records retentionHours)',
+    expect(load(`${routes}ingestBuffer:\n  service: kinesis\n  retentionDays: 3\n`)).toThrow(
+      'line 9: ingestBuffer.retentionDays: only with service: firehose (how long the bucket keeps an object the loader failed on; a Kinesis stream keeps records retentionHours)',
     );
     expect(load(`${routes}ingestBuffer:\n  service: kinesis\n  batchingWindowSeconds: 600\n`)).toThrow(
       "line 9: ingestBuffer.batchingWindowSeconds: Too big: at most 300 with service: kinesis (Lambda's longest batching window); service: firehose takes up to 900",

@@ -15,12 +15,12 @@ let getAtt: TemplateReader['getAtt'];
 let statements: TemplateReader['statements'];
 
 beforeAll(() => {
-  ({ stack } = buildStack({ config: { ingestBuffer: { shards: 2, batchingWindowSeconds: 30 } } }));
+  ({ stack } = buildStack({ config: { ingestBuffer: { service: 'kinesis', shards: 2, batchingWindowSeconds: 30 } } }));
   buffer = stack.ingestBuffer!;
   ({ template, logicalId, resource, getAtt, statements } = readTemplate(stack));
 });
 
-describe('with ingestBuffer in the config', () => {
+describe('with ingestBuffer service kinesis in the config', () => {
   it('has one provisioned stream of the configured shards, encrypted with the AWS managed key, kept 24 hours, unnamed and deleted with the stack', () => {
     template.resourceCountIs('AWS::Kinesis::Stream', 1);
     const stream = resource(buffer.stream);
@@ -107,19 +107,19 @@ describe('with ingestBuffer in the config', () => {
   });
 
   it('takes the defaults for what the config leaves out: one shard, a 300-second window', () => {
-    const defaults = synth({ ingestBuffer: {} });
+    const defaults = synth({ ingestBuffer: { service: 'kinesis' } });
     defaults.hasResourceProperties('AWS::Kinesis::Stream', { ShardCount: 1 });
     defaults.hasResourceProperties('AWS::Lambda::EventSourceMapping', { MaximumBatchingWindowInSeconds: 300, MaximumRetryAttempts: -1 });
   });
 
   it("keeps records the config's retentionHours", () => {
-    synth({ ingestBuffer: { retentionHours: 72 } }).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 72 });
+    synth({ ingestBuffer: { service: 'kinesis', retentionHours: 72 } }).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 72 });
   });
 });
 
 describe('with ingestBuffer draining (the first deploy of turning it off)', () => {
   it('keeps the stream and its consumer, and ingest writes the table again: no INGEST_STREAM_NAME, no PutRecord', () => {
-    const { stack } = buildStack({ config: { ingestBuffer: { draining: true } } });
+    const { stack } = buildStack({ config: { ingestBuffer: { service: 'kinesis', draining: true } } });
     const template = Template.fromStack(stack);
     template.resourceCountIs('AWS::Kinesis::Stream', 1);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { StartingPosition: 'TRIM_HORIZON', MaximumRetryAttempts: -1 });
@@ -129,9 +129,9 @@ describe('with ingestBuffer draining (the first deploy of turning it off)', () =
   });
 });
 
-describe('without ingestBuffer in the config', () => {
+describe('with ingestBuffer false in the config', () => {
   it('has no stream, no consumer, and no INGEST_STREAM_NAME for ingest', () => {
-    const { stack } = buildStack();
+    const { stack } = buildStack({ config: { ingestBuffer: false } });
     const template = Template.fromStack(stack);
     expect(stack.ingestBuffer).toBeUndefined();
     template.resourceCountIs('AWS::Kinesis::Stream', 0);

@@ -19,12 +19,13 @@ const objects = (prefix: string) => ({ 'Fn::Join': ['', [getAtt(buffer.bucket, '
 const resourcesOf = (template: Template, type: string) => Object.values(template.findResources(type)) as Resource[];
 
 beforeAll(() => {
-  ({ stack } = buildStack({ config: { ingestBuffer: { service: 'firehose' } } }));
+  // The default: a config without ingestBuffer.
+  ({ stack } = buildStack());
   buffer = stack.ingestFirehoseBuffer!;
   ({ template, logicalId, resource, getAtt, statements } = readTemplate(stack));
 });
 
-describe('with ingestBuffer service firehose in the config', () => {
+describe('by default (no ingestBuffer in the config; the same as service firehose)', () => {
   it('has no Kinesis buffer, and one bucket: encrypted, SSL only, private, objects expired after 14 days, deleted with the stack only when empty', () => {
     expect(stack.ingestBuffer).toBeUndefined();
     template.resourceCountIs('AWS::Kinesis::Stream', 0);

@@ -6,11 +6,11 @@ import { buildStack } from './synth';
 
 describe('AwsSolutions checks', () => {
   it.each([
+    // With the default ingest buffer: its bucket, delivery stream, queues, loader and CDK's bucket notifications function.
     ['the stack', {}],
+    ['the stack without an ingest buffer', { ingestBuffer: false }],
     // Opt-in: its stream and consumer are not in the stack above.
-    ['the stack with the ingest buffer', { ingestBuffer: {} }],
-    // Its bucket, delivery stream, queues, loader and CDK's bucket notifications function.
-    ['the stack with the Firehose ingest buffer', { ingestBuffer: { service: 'firehose' } }],
+    ['the stack with the Kinesis ingest buffer', { ingestBuffer: { service: 'kinesis' } }],
     // A Lambda function URL beside the HTTP API.
     ['the stack with an ingest function URL', { ingest: { functionUrl: { reservedConcurrency: 50 } } }],
   ])('find nothing unacknowledged in %s', (_name, config) => {
@@ -31,7 +31,7 @@ describe('AwsSolutions checks', () => {
 
   it('are acknowledged only where reviewed: one finding each, on the one resource it concerns', () => {
     // The ingest buffer needs no acknowledgement: the same list with it.
-    const { app } = buildStack({ config: { ingestBuffer: {} } });
+    const { app } = buildStack({ config: { ingestBuffer: { service: 'kinesis' } } });
     expect(acknowledgements(app).sort()).toEqual(
       [
         // The CDK custom-resource provider invokes its handler's versions (lib/write-key-bootstrap.ts).
@@ -55,8 +55,9 @@ describe('AwsSolutions checks', () => {
   });
 
   it('are acknowledged in the Firehose ingest buffer only where reviewed: its bucket, the wildcards of object names, CDK\'s notifications function', () => {
-    const others = new Set(acknowledgements(buildStack().app));
-    const { app } = buildStack({ config: { ingestBuffer: { service: 'firehose' } } });
+    const others = new Set(acknowledgements(buildStack({ config: { ingestBuffer: false } }).app));
+    // The default buffer.
+    const { app } = buildStack();
     expect(acknowledgements(app).filter((acknowledgement) => !others.has(acknowledgement)).sort()).toEqual(
       [
         // No server access logs for objects that live minutes, each written and deleted by one role (lib/ingest-firehose-buffer.ts).

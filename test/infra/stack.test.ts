@@ -15,7 +15,7 @@ import { buildStack, synth } from './synth';
 type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string; UpdateReplacePolicy?: string };
 
 let template: Template;
-let ids: { table: string; handler: string; handlerLogGroup: string; role: string; accessLogs: string; integration: string };
+let ids: { table: string; handler: string; handlerLogGroup: string; role: string; accessLogs: string; integration: string; deliveryStream: string };
 
 beforeAll(() => {
   const { stack } = buildStack();
@@ -27,6 +27,7 @@ beforeAll(() => {
     handler: logicalId(ingest.handler),
     handlerLogGroup: logicalId(ingest.handler.logGroup),
     role: logicalId(ingest.handler.role!),
+    deliveryStream: logicalId(stack.ingestFirehoseBuffer!.deliveryStream),
     accessLogs: logicalId(ingest.node.findChild('AccessLogs')),
     integration: Object.keys(template.findResources('AWS::ApiGatewayV2::Integration', { Properties: { IntegrationUri: { 'Fn::GetAtt': [logicalId(ingest.handler), 'Arn'] } } }))[0]!,
   };
@@ -114,6 +115,8 @@ describe('ingest function', () => {
       QUARANTINE_RETENTION_DAYS: '14',
       // The rules file's time zone, which the stored events' days follow.
       TIME_ZONE: 'UTC',
+      // The default ingest buffer's (lib/ingest-firehose-buffer.ts).
+      INGEST_DELIVERY_STREAM_NAME: { Ref: ids.deliveryStream },
     });
   });
 
@@ -257,13 +260,14 @@ describe('ingest role', () => {
     expect(role.Properties.Policies).toBeUndefined();
   });
 
-  it('may write its logs, read keys and workspace data by key and write only workspace data, and nothing more', () => {
+  it('may write its logs, read keys and workspace data by key, write only workspace data, put records on the default ingest buffer, and nothing more', () => {
     const policies = (Object.values(template.findResources('AWS::IAM::Policy')) as Resource[]).filter((policy) =>
       policy.Properties.Roles.some((role: unknown) => JSON.stringify(role) === JSON.stringify({ Ref: ids.role })),
     );
     expect(policies).toHaveLength(1);
     const statements = policies[0]!.Properties.PolicyDocument.Statement;
-    expect(statements).toHaveLength(3);
+    expect(statements).toHaveLength(4);
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'firehose:PutRecord', Resource: getAtt(ids.deliveryStream, 'Arn') });
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],

@@ -1,12 +1,8 @@
-import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterEach, expect, it, vi } from 'vitest';
 import { eventMessagesOf } from '../../functions/adapters/dynamodb/event-body';
-import { DynamoDbEventStore } from '../../functions/adapters/dynamodb/event-store';
 import { eventSortKeyPrefix } from '../../functions/adapters/dynamodb/item-keys';
 import { DynamoDbWriteKeyStore } from '../../functions/adapters/dynamodb/write-key-store';
-import { FirehoseEventBuffer } from '../../functions/adapters/firehose/event-buffer';
-import { bufferObjectLine, type DirectSaveReason } from '../../functions/core/ingest-buffer';
 import { serveHttpApi } from '../../functions/local/http-server';
 import { bufferObjectsPrefix } from '../../lib/ingest-firehose-buffer';
 import { freshTable } from '../support/dynamodb';
@@ -16,8 +12,7 @@ import { lambdaContext } from '../support/lambda-context';
 import { closeLocally } from '../support/local-server';
 import { s3TestEvent, sqsEvent, startS3Endpoint, type S3Endpoint } from '../support/s3-endpoint';
 import { scanAll } from '../support/scan';
-import { sendBrowserCall } from '../support/send-batch';
-import { largeTracks, storedEventMessages } from '../support/stored-events';
+import { sendBatch, sendBrowserCall } from '../support/send-batch';
 
 // The ingest buffer's Firehose variant, as deployed: the ingest function answers from Firehose's acceptance (the real
 // Firehose client against a local endpoint); what Firehose gathered becomes an object in (local) S3, whose
@@ -57,6 +52,7 @@ async function deployed() {
     await closeLocally(served.server);
   });
   const send = (path: string, message: Record<string, unknown>) => sendBrowserCall(served.url, key, path, message);
+  const batch = (messages: Record<string, unknown>[]) => sendBatch({ url: served.url, writeKey: key }, messages);
   const putObject = async (objectKey: string, body: Buffer | string) => {
     await writer.send(new PutObjectCommand({ Bucket: bucket, Key: objectKey, Body: body }));
     return s3!.notifications.at(-1)!;
@@ -75,7 +71,7 @@ async function deployed() {
     const event = sqsEvent(bodies);
     return { event, outcome: loader.handler(event, lambdaContext()) };
   };
-  return { client, tableName, send, deliver, putObject, stored, load };
+  return { client, tableName, send, batch, deliver, putObject, stored, load };
 }
 
 const timestamp = new Date(Date.now() - 3_600_000).toISOString();
@@ -120,21 +116,12 @@ it("stores a request in the table at once when Firehose still refuses it after t
   expect(await stored()).toEqual([['throttled']]);
 });
 
-it('stores a request too large for a Firehose record in the table at once, and says why and which request', async () => {
-  const { client, tableName } = await freshTable();
-  firehose = await startFirehoseEndpoint([deliveryStream]);
-  const firehoseClient = new FirehoseClient({ ...local, endpoint: firehose.url });
-  cleanUp.push(async () => firehoseClient.destroy());
-  const storedDirectly: [DirectSaveReason, string][] = [];
-  const buffer = new FirehoseEventBuffer(firehoseClient, deliveryStream, new DynamoDbEventStore({ client, tableName }), (reason, requestId) => storedDirectly.push([reason, requestId]));
-  // Ingest's 500 KB request limit keeps a request's line under 1,000 KiB: a store given more (a larger limit one day) still takes it.
-  const receivedAt = new Date();
-  const messages = largeTracks(40, timestamp, receivedAt);
-  expect(bufferObjectLine({ workspace: 'acme', requestId: 'big', receivedAt: receivedAt.toISOString(), messages }).length).toBeGreaterThan(1000 * 1024);
-  expect(await buffer.save('acme', messages, receivedAt, 'big')).toEqual({ refused: [] });
-  expect(firehose.records).toEqual([]);
-  expect(storedDirectly).toEqual([['too large', 'big']]);
-  expect(new Set((await storedEventMessages(client, tableName)).map((message) => message.messageId))).toEqual(new Set(messages.map((message) => message.messageId)));
+it("stores a request of several messages (a backend's batch) in the table at once: Firehose gets nothing", async () => {
+  const { batch, stored } = await deployed();
+  const track = (messageId: string, userId: string) => ({ type: 'track', messageId, userId, timestamp, event: 'Report Exported' });
+  await batch([track('b0', 'ann'), track('b1', 'ann'), track('b2', 'bob')]);
+  expect(firehose!.records).toEqual([]);
+  expect((await stored()).sort()).toEqual([['b0', 'b1'], ['b2']]);
 });
 
 it('fails only the message of an object with a line that is not a record, and leaves that object; skips the test event', async () => {

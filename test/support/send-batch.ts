@@ -1,8 +1,8 @@
 import { expect } from 'vitest';
 import type { DevRuntime } from '../../functions/local/dev';
 
-/** Posts a batch to the local runtime's endpoint as a server SDK would, and expects every message stored. */
-export async function sendBatch(dev: DevRuntime, batch: Record<string, unknown>[]): Promise<void> {
+/** Posts a batch to the local runtime's endpoint (or another) as a server SDK would, and expects every message stored. */
+export async function sendBatch(dev: Pick<DevRuntime, 'url' | 'writeKey'>, batch: Record<string, unknown>[]): Promise<void> {
   const response = await fetch(`${dev.url}/v1/batch`, {
     method: 'POST',
     headers: { authorization: `Basic ${Buffer.from(`${dev.writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },

@@ -2,9 +2,6 @@ import { PutRecordCommand, ServiceUnavailableException, type FirehoseClient } fr
 import { bufferObjectLine, EventBuffer, type BufferedRequest, type DirectSaveListener } from '../../core/ingest-buffer';
 import type { EventStore } from '../../core/ports';
 
-/** Firehose takes a record's data up to 1,000 KiB (before the API's base64): our line, base64 and newline included. */
-const maxRecordBytes = 1000 * 1024;
-
 /**
  * The Firehose variant's buffer (lib/ingest-firehose-buffer.ts): a request is one record on the delivery stream (Direct
  * PUT), a line of the S3 object Firehose writes every buffering interval, which the loader stores in the table.
@@ -20,10 +17,9 @@ export class FirehoseEventBuffer extends EventBuffer {
   }
 
   protected async put(request: BufferedRequest) {
-    const data = bufferObjectLine(request);
-    if (data.length > maxRecordBytes) return 'too large' as const;
+    // A record is at most 1,000 KiB: a message is at most 32 KB, so its line, deflated and in base64, always fits.
     try {
-      await this.client.send(new PutRecordCommand({ DeliveryStreamName: this.deliveryStreamName, Record: { Data: data } }));
+      await this.client.send(new PutRecordCommand({ DeliveryStreamName: this.deliveryStreamName, Record: { Data: bufferObjectLine(request) } }));
     } catch (error) {
       // Firehose answers ServiceUnavailableException when the delivery stream's throughput limit is reached; the SDK
       // has retried it already. The table is as durable as the stream (it is where the loader puts the record anyway),
