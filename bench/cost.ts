@@ -950,6 +950,9 @@ async function main() {
     for (const history of tables) days.push({ table: history, rounds: await runsOfADay(history, ruleset) });
     const shown = [...new Set([1, 2, 5, 10, runsPerDay].filter((run) => run <= runsPerDay))];
     const cell = (round: EvaluationRound) => `${(round.read / round.evaluated).toFixed(1)}/${(round.write / round.evaluated).toFixed(1)}`.padStart(12);
+    const dollars = (round: EvaluationRound) => (round.read * price.readUnit + round.write * price.writeUnit) / round.evaluated;
+    /** What an evaluation costs at the day's last run over its first: the issue's target is no more than 10% growth. */
+    const dayGrowth = days.map(({ rounds }) => dollars(rounds.at(-1)!) / dollars(rounds[0]!));
     console.log(
       [
         '',
@@ -959,7 +962,6 @@ async function main() {
         ...days.map(({ table: history, rounds }) => {
           const first = rounds[0]!;
           const last = rounds.at(-1)!;
-          const dollars = (round: EvaluationRound) => (round.read * price.readUnit + round.write * price.writeUnit) / round.evaluated;
           const growth = `RCU x${((last.read / last.evaluated) / (first.read / first.evaluated)).toFixed(2)}, WCU x${((last.write / last.evaluated) / (first.write / first.evaluated)).toFixed(2)}, $ x${(dollars(last) / dollars(first)).toFixed(2)}`;
           return `${`${history.days}d`.padEnd(9)}${fixed(history.storedEvents, 0, 9)}${shown.map((run) => cell(rounds[run - 1]!)).join('')}   ${growth}`;
         }),
@@ -969,6 +971,7 @@ async function main() {
             return `x${((large.read / large.evaluated) / (small.read / small.evaluated)).toFixed(2)}/x${((large.write / large.evaluated) / (small.write / small.evaluated)).toFixed(2)}`.padStart(12);
           })
           .join('')}`,
+        `through the day: $ per evaluation at run ${runsPerDay} over run 1 ${dayGrowth.map((growth) => `x${growth.toFixed(2)}`).join(' and ')}: ${dayGrowth.every((growth) => growth <= 1.1) ? 'PASS' : 'FAIL'} (at most x1.10)`,
         `Run 1 is a user's first evaluation of the day (bench:evaluate's measured run); run ${runsPerDay} reads the day's ${runsPerDay} batches again to recompute its rollup.`,
         `At ${historyDays}d users signed up within the longest window, whose query reads their since-signup span too; at ${historyDays * historyScale}d the span is read apart: the ratio is`,
         "  signup age as much as history (bench:evaluate's (b) compares two lengths of history with signups before the window).",
