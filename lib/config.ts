@@ -248,8 +248,14 @@ export const configSchema = z.strictObject({
           reservedConcurrency: z.number().int().min(1).optional(),
         })
         .optional(),
+      /**
+       * Whether the ingest function logs every request at INFO, with Lambda's START and REPORT records (lib/ingest-api.ts):
+       * about 1 KB a request in CloudWatch Logs, some $0.50 per million requests. Off: its warnings and errors only;
+       * the HTTP API's access logs keep every request either way. @default false
+       */
+      requestLogs: z.boolean().default(false),
     })
-    .default({ rateLimit: 1000, burstLimit: 2000 }),
+    .default({ rateLimit: 1000, burstLimit: 2000, requestLogs: false }),
   /**
    * The ingest buffer: ingest puts each request of one message (analytics.js sends one per event) on a buffer, which a
    * function stores in the table in batches, a visitor's events of a batching window sharing one item; a request of

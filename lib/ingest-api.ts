@@ -116,6 +116,14 @@ export interface IngestApiProps extends IngestStorageProps {
    * @default - no function URL
    */
   readonly functionUrl?: { readonly reservedConcurrency?: number };
+  /**
+   * Whether the function logs every request at INFO (its status and counts) along with Lambda's START and REPORT
+   * records: about 1 KB a request in CloudWatch Logs, which at one request per browser event costs more than the
+   * request's DynamoDB write. Without them it logs warnings and errors; the access logs still have every request, and
+   * the metrics every count.
+   * @default false
+   */
+  readonly requestLogs?: boolean;
 }
 
 /**
@@ -144,6 +152,7 @@ export class IngestApi extends Construct {
       memorySize: 512,
       timeout: Duration.seconds(10),
       logRetention,
+      logLevel: props.requestLogs ? 'INFO' : 'WARN',
       environment: ingestStorageEnvironment(props),
       reservedConcurrentExecutions: props.functionUrl?.reservedConcurrency,
     }).function;

@@ -50,6 +50,13 @@ export interface LambdaFunctionProps {
    */
   readonly logRetention?: logs.RetentionDays;
   /**
+   * The least level that reaches the log group, of the function's own lines and of Lambda's platform records (START
+   * and REPORT are INFO): WARN keeps the warnings and errors of a function invoked for every request, whose INFO
+   * lines would cost CloudWatch Logs' ingestion per request.
+   * @default 'INFO'
+   */
+  readonly logLevel?: 'INFO' | 'WARN';
+  /**
    * Concurrent executions set aside for this function, which also caps it.
    * @default - none: the function draws on the account's unreserved concurrency
    */
@@ -99,6 +106,7 @@ export class LambdaFunction extends Construct {
       role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
+      ...(props.logLevel === 'WARN' ? { applicationLogLevelV2: lambda.ApplicationLogLevel.WARN, systemLogLevelV2: lambda.SystemLogLevel.WARN } : {}),
       environment: {
         [environmentNames.serviceName]: serviceName,
         [environmentNames.metricNamespace]: metricNamespace,

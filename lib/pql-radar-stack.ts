@@ -53,8 +53,8 @@ export class PqlRadarStack extends Stack {
     });
     const table = this.eventStore.table;
     const storage = { table, retentionDays: config.retentionDays, timeZone: props.rulesFile.ruleset.calendar.timeZone };
-    const { rateLimit, burstLimit, functionUrl } = config.ingest;
-    this.ingestApi = new IngestApi(this, 'IngestApi', { ...storage, throttling: { rateLimit, burstLimit }, ...(functionUrl ? { functionUrl } : {}) });
+    const { rateLimit, burstLimit, functionUrl, requestLogs } = config.ingest;
+    this.ingestApi = new IngestApi(this, 'IngestApi', { ...storage, throttling: { rateLimit, burstLimit }, requestLogs, ...(functionUrl ? { functionUrl } : {}) });
     const buffer = config.ingestBuffer;
     const bufferProps = { ...storage, ingest: this.ingestApi.handler, acceptingRequests: !buffer?.draining };
     if (buffer?.service === 'kinesis') {

@@ -166,11 +166,21 @@ describe('ingest.functionUrl', () => {
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
 
   it('is off when absent, and takes a reserved concurrency of at least 1', () => {
-    expect(load(routes)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000 });
+    expect(load(routes)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000, requestLogs: false });
     expect(load(`${routes}ingest:\n  functionUrl: {}\n`)().config.ingest.functionUrl).toEqual({});
-    expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 50\n`)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000, functionUrl: { reservedConcurrency: 50 } });
+    expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 50\n`)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000, requestLogs: false, functionUrl: { reservedConcurrency: 50 } });
     expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 0\n`)).toThrow(/line 9: ingest\.functionUrl\.reservedConcurrency: Too small/);
     expect(load(`${routes}ingest:\n  functionUrl:\n    cors: true\n`)).toThrow(/ingest\.functionUrl.*cors/s);
+  });
+});
+
+describe('ingest.requestLogs', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+
+  it('is off by default, and takes a boolean only', () => {
+    expect(load(`${routes}ingest:\n  rateLimit: 50\n`)().config.ingest.requestLogs).toBe(false);
+    expect(load(`${routes}ingest:\n  requestLogs: true\n`)().config.ingest.requestLogs).toBe(true);
+    expect(load(`${routes}ingest:\n  requestLogs: yes please\n`)).toThrow(/line 8: ingest\.requestLogs: .*boolean/);
   });
 });
 

@@ -126,9 +126,20 @@ describe('ingest function', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ DIRTY_SHARDS: '16' }) } });
   });
 
-  it('logs JSON into its own log group with a one-month retention', () => {
-    expect(resource(ids.handler).Properties.LoggingConfig).toEqual({ LogFormat: 'JSON', LogGroup: { Ref: ids.handlerLogGroup } });
+  it('logs JSON into its own log group with a one-month retention: its warnings and errors, not a line per request', () => {
+    expect(resource(ids.handler).Properties.LoggingConfig).toEqual({ LogFormat: 'JSON', ApplicationLogLevel: 'WARN', SystemLogLevel: 'WARN', LogGroup: { Ref: ids.handlerLogGroup } });
     expect(resource(ids.handlerLogGroup).Properties.RetentionInDays).toBe(30);
+  });
+
+  it('logs every request, and Lambda\'s START and REPORT records, with ingest.requestLogs', () => {
+    const { stack } = buildStack({ config: { ingest: { requestLogs: true } } });
+    const handler = Template.fromStack(stack).toJSON().Resources[stack.getLogicalId(stack.ingestApi.handler.node.defaultChild as CfnElement)] as Resource;
+    expect(handler.Properties.LoggingConfig).toEqual({ LogFormat: 'JSON', LogGroup: expect.anything() });
+  });
+
+  it('leaves the other functions at INFO: they run per schedule, batch or delivery, not per request', () => {
+    const levels = Object.values(template.findResources('AWS::Lambda::Function')).map((fn) => (fn as Resource).Properties.LoggingConfig?.ApplicationLogLevel);
+    expect(levels.filter((level) => level === 'WARN')).toHaveLength(1);
   });
 });
 
