@@ -250,7 +250,7 @@ export const configSchema = z.strictObject({
         .optional(),
       /**
        * Whether the ingest function logs every request at INFO, with Lambda's START and REPORT records (lib/ingest-api.ts):
-       * about 1 KB a request in CloudWatch Logs, some $0.50 per million requests. Off: its warnings and errors only;
+       * about 1 KB a request in CloudWatch Logs, some $0.45 per million requests. Off: its warnings and errors only;
        * the HTTP API's access logs keep every request either way. @default false
        */
       requestLogs: z.boolean().default(false),

@@ -52,7 +52,9 @@ export interface LambdaFunctionProps {
   /**
    * The least level that reaches the log group, of the function's own lines and of Lambda's platform records (START
    * and REPORT are INFO): WARN keeps the warnings and errors of a function invoked for every request, whose INFO
-   * lines would cost CloudWatch Logs' ingestion per request.
+   * lines would cost CloudWatch Logs' ingestion per request. The function's lines are filtered by its logger
+   * (Powertools' level), not by Lambda's application log level: Lambda takes a line without a level, as the metrics'
+   * EMF lines are, for INFO, and would drop the custom metrics with them.
    * @default 'INFO'
    */
   readonly logLevel?: 'INFO' | 'WARN';
@@ -106,11 +108,12 @@ export class LambdaFunction extends Construct {
       role,
       logGroup: this.logGroup,
       loggingFormat: lambda.LoggingFormat.JSON,
-      ...(props.logLevel === 'WARN' ? { applicationLogLevelV2: lambda.ApplicationLogLevel.WARN, systemLogLevelV2: lambda.SystemLogLevel.WARN } : {}),
+      ...(props.logLevel === 'WARN' ? { systemLogLevelV2: lambda.SystemLogLevel.WARN } : {}),
       environment: {
         [environmentNames.serviceName]: serviceName,
         [environmentNames.metricNamespace]: metricNamespace,
         NODE_OPTIONS: '--enable-source-maps',
+        ...(props.logLevel === 'WARN' ? { [environmentNames.logLevel]: 'WARN' } : {}),
         ...props.environment,
       },
     };

@@ -88,6 +88,7 @@ export const environmentNames = {
   /** Powertools' own variables: the service name is the one dimension of every custom metric. */
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
+  logLevel: 'POWERTOOLS_LOG_LEVEL',
 } as const;
 
 /**

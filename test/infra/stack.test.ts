@@ -110,6 +110,8 @@ describe('ingest function', () => {
       POWERTOOLS_SERVICE_NAME: 'pql-radar',
       POWERTOOLS_METRICS_NAMESPACE: 'pql-radar',
       NODE_OPTIONS: '--enable-source-maps',
+      // Its logger's level: warnings and errors, no line per request (ingest.requestLogs).
+      POWERTOOLS_LOG_LEVEL: 'WARN',
       TABLE_NAME: { Ref: ids.table },
       RETENTION_DAYS: '400',
       QUARANTINE_RETENTION_DAYS: '14',
@@ -127,7 +129,8 @@ describe('ingest function', () => {
   });
 
   it('logs JSON into its own log group with a one-month retention: its warnings and errors, not a line per request', () => {
-    expect(resource(ids.handler).Properties.LoggingConfig).toEqual({ LogFormat: 'JSON', ApplicationLogLevel: 'WARN', SystemLogLevel: 'WARN', LogGroup: { Ref: ids.handlerLogGroup } });
+    // Lambda's application log level stays unset: it would take the metrics' EMF lines, which have no level, for INFO.
+    expect(resource(ids.handler).Properties.LoggingConfig).toEqual({ LogFormat: 'JSON', SystemLogLevel: 'WARN', LogGroup: { Ref: ids.handlerLogGroup } });
     expect(resource(ids.handlerLogGroup).Properties.RetentionInDays).toBe(30);
   });
 
@@ -135,11 +138,15 @@ describe('ingest function', () => {
     const { stack } = buildStack({ config: { ingest: { requestLogs: true } } });
     const handler = Template.fromStack(stack).toJSON().Resources[stack.getLogicalId(stack.ingestApi.handler.node.defaultChild as CfnElement)] as Resource;
     expect(handler.Properties.LoggingConfig).toEqual({ LogFormat: 'JSON', LogGroup: expect.anything() });
+    expect(handler.Properties.Environment.Variables.POWERTOOLS_LOG_LEVEL).toBeUndefined();
   });
 
   it('leaves the other functions at INFO: they run per schedule, batch or delivery, not per request', () => {
-    const levels = Object.values(template.findResources('AWS::Lambda::Function')).map((fn) => (fn as Resource).Properties.LoggingConfig?.ApplicationLogLevel);
-    expect(levels.filter((level) => level === 'WARN')).toHaveLength(1);
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as Resource[];
+    expect(functions.filter((fn) => fn.Properties.LoggingConfig?.SystemLogLevel === 'WARN')).toHaveLength(1);
+    expect(functions.filter((fn) => fn.Properties.Environment?.Variables?.POWERTOOLS_LOG_LEVEL !== undefined)).toHaveLength(1);
+    // Ours never set Lambda's application log level (CDK's custom-resource provider framework sets its own).
+    expect(functions.filter((fn) => fn.Properties.LoggingConfig?.ApplicationLogLevel !== undefined).map((fn) => fn.Properties.LoggingConfig.ApplicationLogLevel)).toEqual(['FATAL']);
   });
 });
 
