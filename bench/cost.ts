@@ -534,7 +534,8 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
         if (buffer) {
           const windowMs = bufferWindowMs[buffer.stats.variant];
           // Batches are written at once: a window of them alone puts nothing to store.
-          if (buffer.put() > put) pending.push({ from: put, to: buffer.put(), storeAt: (Math.floor(last / windowMs) + 1) * windowMs });
+          const to = buffer.put();
+          if (to > put) pending.push({ from: put, to, storeAt: (Math.floor(last / windowMs) + 1) * windowMs });
           await storeBuffered(last);
         }
         await evaluateStream(new Date(last));
@@ -653,6 +654,8 @@ interface MixCost {
   /** The total with storage over the default retention, in either table class; and when Standard-IA starts to pay. */
   kept: { standard: number; infrequentAccess: number; breakEvenMonths: number };
   target: { dollars: number; withoutHttp: boolean };
+  /** Whether the total is within the target (the browser's besides the HTTP API). */
+  meetsTarget: boolean;
 }
 
 const sum = (values: readonly number[]) => values.reduce((a, b) => a + b, 0);
@@ -753,6 +756,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     breakEvenMonths: requestsExtra / (storagePerMonth - infrequentAccessPerMonth),
   };
   const judged = target.withoutHttp ? totalWithoutHttp : total;
+  const meetsTarget = judged <= target.dollars;
 
   const per = (value: number, digits = 3) => (value / events).toFixed(digits);
   const medianMs = [...ingest.ms].sort((a, b) => a - b)[Math.floor(ingest.ms.length / 2)]!;
@@ -815,7 +819,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     row('EventBridge', `${per(work.published, 5)} lead events per event`, eventBridgeDollars),
     row('total', target.withoutHttp ? 'with the HTTP API' : '', total),
     ...(target.withoutHttp ? [row('', "apart from the HTTP API's $1.00 per million requests", totalWithoutHttp)] : []),
-    `target     <= ${money(target.dollars)}${target.withoutHttp ? ' besides the HTTP API' : ''}: ${judged <= target.dollars ? 'PASS' : 'FAIL'} (${money(judged)})`,
+    `target     <= ${money(target.dollars)}${target.withoutHttp ? ' besides the HTTP API' : ''}: ${meetsTarget ? 'PASS' : 'FAIL'} (${money(judged)})`,
     `by call    ${[...result.byCall.entries()]
       .filter(([, tally]) => tally.read + tally.write > 0)
       .sort((a, b) => b[1].read + b[1].write - (a[1].read + a[1].write))
@@ -825,7 +829,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
     `kept       ${defaultRetentionDays} days (the default retention, ${keptMonths.toFixed(1)} months): ${money(kept.standard)} per million events in all; with a Standard-IA table ${money(kept.infrequentAccess)} (requests +${money(requestsExtra)}, storage ${money(infrequentAccessPerMonth)} a month), which pays from ${kept.breakEvenMonths.toFixed(1)} months kept`,
     `missing    ${count(result.missingReads)} BatchGetItem keys with no item, in the units above as DynamoDB bills them (1 RCU strongly consistent, 0.5 eventually; DynamoDB Local reports 0)`,
   ];
-  return { lines, components, total, totalWithoutHttp, storagePerMonth, kept, target };
+  return { lines, components, total, totalWithoutHttp, storagePerMonth, kept, target, meetsTarget };
 }
 
 const eachText = (share: Share) => (share.evaluated === 0 ? 'none' : `${(share.read / share.evaluated).toFixed(2)} RCU + ${(share.write / share.evaluated).toFixed(2)} WCU each`);
@@ -906,7 +910,7 @@ async function main() {
       `${'total'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.total, 3, 0))).join('')}`,
       `${'  via function URL'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.totalWithoutHttp, 3, 0))).join('')}`,
       `${'target'.padEnd(21)}${costs.map(({ cost }) => column(`<= ${cost.target.dollars.toFixed(2)}${cost.target.withoutHttp ? ' + HTTP' : ''}`)).join('')}`,
-      `${'verdict'.padEnd(21)}${costs.map(({ cost }) => column(meetsTarget(cost) ? 'PASS' : 'FAIL')).join('')}`,
+      `${'verdict'.padEnd(21)}${costs.map(({ cost }) => column(cost.meetsTarget ? 'PASS' : 'FAIL')).join('')}`,
       `${'storage per month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.storagePerMonth, 3, 0))).join('')}`,
       `${'total + 1 month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.total + cost.storagePerMonth, 3, 0))).join('')}`,
       `${`kept ${defaultRetentionDays} days`.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.kept.standard, 3, 0))).join('')}`,
@@ -976,7 +980,7 @@ async function main() {
         `At ${historyDays}d users signed up within the longest window, whose query reads their since-signup span too; at ${historyDays * historyScale}d the span is read apart: the ratio is`,
         "  signup age as much as history (bench:evaluate's (b) compares two lengths of history with signups before the window).",
         '',
-        `${((performance.now() - started) / 1000).toFixed(0)} s in all. ${costs.every(({ cost }) => meetsTarget(cost)) ? 'Every mix meets its cost target' : 'Not every mix meets its cost target'}: this reports, it does not fail (exit 0).`,
+        `${((performance.now() - started) / 1000).toFixed(0)} s in all. ${costs.every(({ cost }) => cost.meetsTarget) ? 'Every mix meets its cost target' : 'Not every mix meets its cost target'}: this reports, it does not fail (exit 0).`,
       ].join('\n'),
     );
   } finally {
@@ -984,8 +988,5 @@ async function main() {
     await dynamoDb.stop();
   }
 }
-
-/** Whether the mix's total is within its target (the browser's besides the HTTP API). */
-const meetsTarget = (cost: MixCost) => (cost.target.withoutHttp ? cost.totalWithoutHttp : cost.total) <= cost.target.dollars;
 
 await main();

@@ -255,7 +255,7 @@ export const configSchema = z.strictObject({
        */
       requestLogs: z.boolean().default(false),
     })
-    .default({ rateLimit: 1000, burstLimit: 2000, requestLogs: false }),
+    .prefault({}),
   /**
    * The ingest buffer: ingest puts each request of one message (analytics.js sends one per event) on a buffer, which a
    * function stores in the table in batches, a visitor's events of a batching window sharing one item; a request of
