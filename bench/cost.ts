@@ -47,7 +47,8 @@
  * and lib/evaluator.ts; durations measured against DynamoDB Local, which answers slower than DynamoDB), EventBridge
  * ($1.00/M lead events), the buffers (Kinesis $0.014/M PUT units of 25 KB; Firehose $0.029/GB with each record rounded
  * up to 5 KB, S3 $0.005/1,000 PUT and $0.0004/1,000 GET, SQS $0.40/M requests) and, apart, storage (DynamoDB $0.25 + PITR $0.20 per GB-month, from the stored items' sizes
- * plus DynamoDB's 100 bytes per item and per index entry). The totals, storage left out, are judged against the
+ * plus DynamoDB's 100 bytes per item and per index entry) and CloudWatch Logs ($0.50/GB ingested: each request's access
+ * log and metrics lines, measured as requestLogLines says). The totals, storage and logs left out, are judged against the
  * issue's targets: <= $0.60 server, <= $1.00 browser+backend, <= $1.00 for browser traffic besides the HTTP API's own
  * $1.00 per million requests. Each total is also shown without the HTTP API: what the same traffic costs through the
  * ingest function's URL (ingest.functionUrl), which charges nothing per request. The bench exits 0 whatever the verdict.
@@ -65,11 +66,12 @@
  * BENCH_BROWSER_SHARE (0.3), BENCH_EVALUATIONS_PER_DAY (5), BENCH_HISTORY_USERS (40, ten to an account), BENCH_DAYS (30),
  * BENCH_SCALE (10), BENCH_RUNS_PER_DAY (20).
  */
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { readFileSync } from 'node:fs';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { changeMarks, reachesEvaluator } from '../functions/adapters/dynamodb/change-capture';
 import { changeBatchSize, defaultChangeBatchingSeconds } from '../lib/change-capture';
@@ -97,10 +99,11 @@ import { allShards, evaluateChanges, runEvaluator } from '../functions/core/eval
 import type { EventStore, LeadPublisher } from '../functions/core/ports';
 import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { createIngestHandler } from '../functions/ingest/http';
+import { countError, countResponse } from '../functions/ingest/request-metrics';
 import { LocalChangeStream } from '../functions/local/change-stream';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
-import { defaultRetentionDays } from '../functions/shared/settings';
+import { defaultRetentionDays, metricNamespace, serviceName } from '../functions/shared/settings';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import { median } from '../functions/analysis/stats';
 import { firehoseObjectKey, startFirehoseEndpoint } from '../test/support/firehose-endpoint';
@@ -123,6 +126,7 @@ import {
 } from './evaluate-history';
 import { browser, browserAndBackend, itemSize, sendCalls, server, type Call, type Mix, type Stream } from './ingest-streams';
 import { positiveInt, positiveNumber } from './knobs';
+import { accessLogFormat, ingestRoute } from '../lib/ingest-api';
 import { listPrices } from '../lib/list-prices';
 
 const eventsPerMix = positiveInt('BENCH_EVENTS', 20_000);
@@ -305,6 +309,8 @@ interface MixResult {
    */
   emptyRunOverheadMs: number;
   storage: Map<string, StoredKind>;
+  /** What the requests sent CloudWatch Logs, CloudWatch's 26 bytes per log event included (requestLogLines). */
+  logs: { accessBytes: number; metricsBytes: number };
   /** The evaluator store's units by call, over the whole simulation (working and empty runs). */
   byCall: Map<string, { read: number; write: number; calls: number }>;
   /** Wall time of the simulation. */
@@ -435,6 +441,70 @@ async function firehoseBuffer(table: DynamoDbEventStore): Promise<BenchBuffer> {
   };
 }
 
+/** CloudWatch Logs' overhead per log event, billed as ingested data. */
+const logEventOverheadBytes = 26;
+const monthNames = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * The lines each request sends CloudWatch Logs as deployed by default (ingest.requestLogs off: the function's logger
+ * writes nothing for a request that goes well, and Lambda no START and REPORT records), measured request by request:
+ *  - the metrics' EMF line: the handler's own counts (functions/ingest/request-metrics.ts) on a Powertools Metrics of
+ *    the deployed namespace and service, serialized as publishStoredMetrics writes it;
+ *  - the HTTP API's access log line: lib/ingest-api.ts's format with the request's values in API Gateway's shapes (a
+ *    16-character request id, `dd/Mon/yyyy:HH:mm:ss +0000`, the route's template, `-` for what it has not). A
+ *    variable the bench cannot fill fails it, so a changed format is measured or noticed.
+ */
+function requestLogLines() {
+  const bytes = { accessBytes: 0, metricsBytes: 0 };
+  const metrics = new Metrics({ namespace: metricNamespace, serviceName });
+  // Counted and serialized at once, within the observer's call: requests in flight never share a line.
+  const metricsLine = () => {
+    bytes.metricsBytes += Buffer.byteLength(JSON.stringify(metrics.serializeMetrics())) + logEventOverheadBytes;
+    metrics.clearMetrics();
+  };
+  const format = accessLogFormat(false);
+  return {
+    bytes,
+    observer: {
+      onResponse: (response: { summary: Parameters<typeof countResponse>[1] }) => {
+        countResponse(metrics, response.summary);
+        metricsLine();
+      },
+      onError: () => {
+        countError(metrics);
+        metricsLine();
+      },
+    },
+    access(event: APIGatewayProxyEventV2, response: APIGatewayProxyStructuredResultV2, ms: number) {
+      const at = new Date(event.requestContext.timeEpoch);
+      const pad = (n: number) => String(n).padStart(2, '0');
+      const latency = String(Math.max(1, Math.round(ms)));
+      const values: Record<string, string> = {
+        '$context.requestId': event.requestContext.requestId.replace(/-/g, '').slice(0, 15) + '=',
+        '$context.requestTime': `${pad(at.getUTCDate())}/${monthNames[at.getUTCMonth()]}/${at.getUTCFullYear()}:${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}:${pad(at.getUTCSeconds())} +0000`,
+        '$context.httpMethod': event.requestContext.http.method,
+        '$context.routeKey': `${event.requestContext.http.method} ${ingestRoute}`,
+        '$context.protocol': event.requestContext.http.protocol,
+        '$context.status': String(response.statusCode),
+        '$context.responseLength': String(Buffer.byteLength(response.body ?? '')),
+        '$context.responseLatency': latency,
+        '$context.integrationStatus': '200',
+        '$context.integrationLatency': latency,
+        '$context.integrationErrorMessage': '-',
+        '$context.error.message': '-',
+      };
+      const line = Object.fromEntries(
+        Object.entries(format).map(([field, variable]) => {
+          const value = values[variable];
+          if (value === undefined) throw new Error(`bench:cost: no value for the access log's ${variable} (lib/ingest-api.ts accessLogFormat)`);
+          return [field, value];
+        }),
+      );
+      bytes.accessBytes += Buffer.byteLength(JSON.stringify(line)) + logEventOverheadBytes;
+    },
+  };
+}
+
 /**
  * Sends the mix's stream through the ingest handler and runs the evaluator on a simulated clock: at every tick of
  * its interval, the calls sent by then go in first, then one run over every shard at the tick's time.
@@ -456,14 +526,18 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
     // As functions/ingest/handler.ts wires it when deployed: default retention, write keys cached for a minute.
     const events = new DynamoDbEventStore({ client, tableName });
     if (variant) buffer = await (variant === 'kinesis' ? kinesisBuffer : firehoseBuffer)(events);
-    const handler = createIngestHandler({ events: buffer?.events ?? events, keys: new CachedWriteKeyStore(keys, 60_000) });
+    const logLines = requestLogLines();
+    const handler = createIngestHandler({ events: buffer?.events ?? events, keys: new CachedWriteKeyStore(keys, 60_000) }, logLines.observer);
     const handlerMs: number[] = [];
     const timed = async (event: APIGatewayProxyEventV2) => {
       const started = performance.now();
+      let response: APIGatewayProxyStructuredResultV2 | undefined;
       try {
-        return await handler(event);
+        return (response = await handler(event));
       } finally {
-        handlerMs.push(performance.now() - started);
+        const ms = performance.now() - started;
+        handlerMs.push(ms);
+        if (response) logLines.access(event, response, ms);
       }
     };
     const served = await serveHttpApi(timed, { port: 0 });
@@ -617,6 +691,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
       interval,
       activeUserDays,
       ingest: { write: events.capacity.writeUnits, read: events.capacity.readUnits, ms: handlerMs },
+      logs: logLines.bytes,
       capture,
       ...(buffer ? { buffer: buffer.stats } : {}),
       work,
@@ -651,6 +726,8 @@ interface MixCost {
   total: number;
   totalWithoutHttp: number;
   storagePerMonth: number;
+  /** CloudWatch Logs of the requests (ingestion), apart from the total as the targets leave it out. */
+  logs: number;
   /** The total with storage over the default retention, in either table class; and when Standard-IA starts to pay. */
   kept: { standard: number; infrequentAccess: number; breakEvenMonths: number };
   target: { dollars: number; withoutHttp: boolean };
@@ -729,6 +806,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
   const bufferInvocations = kinesis ? kinesis.records / bufferBatchSize : fullObjects;
   const lambdaBufferDollars = perMillion(bufferInvocations * price.lambdaRequest + bufferGbSeconds * price.lambdaGbSecond, events);
 
+  const logsDollars = perMillion(((result.logs.accessBytes + result.logs.metricsBytes) / gib) * price.logsIngestedGb, events);
   const stored = sum([...result.storage.values()].map((kind) => kind.bytes));
   const storagePerMonth = perMillion((stored / gib) * (price.storageGbMonth + price.pitrGbMonth), events);
   // Standard-IA: DynamoDB's requests dearer once, its storage cheaper every month the events are kept.
@@ -826,10 +904,11 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
       .map(([call, tally]) => `${call} ${per(tally.read)}/${per(tally.write)}`)
       .join(', ')} (evaluator RCU/WCU per event, all runs)`,
     `storage    ${bytes(stored / events)} stored per event (${storageKinds.map(([kind, entry]) => `${kind} ${bytes(entry.bytes / events)}`).join(', ')}): ${money(storagePerMonth)} per million events per month kept`,
+    `logs       ${bytes(result.logs.accessBytes / requests)} access log + ${bytes(result.logs.metricsBytes / requests)} metrics (EMF) per request as deployed, CloudWatch's ${logEventOverheadBytes} B a log event included: ${money(logsDollars)} per million events (${money(perMillion(((result.logs.accessBytes + result.logs.metricsBytes) / gib) * price.logsIngestedGb, requests))} per million requests), apart from the total`,
     `kept       ${defaultRetentionDays} days (the default retention, ${keptMonths.toFixed(1)} months): ${money(kept.standard)} per million events in all; with a Standard-IA table ${money(kept.infrequentAccess)} (requests +${money(requestsExtra)}, storage ${money(infrequentAccessPerMonth)} a month), which pays from ${kept.breakEvenMonths.toFixed(1)} months kept`,
     `missing    ${count(result.missingReads)} BatchGetItem keys with no item, in the units above as DynamoDB bills them (1 RCU strongly consistent, 0.5 eventually; DynamoDB Local reports 0)`,
   ];
-  return { lines, components, total, totalWithoutHttp, storagePerMonth, kept, target, meetsTarget };
+  return { lines, components, total, totalWithoutHttp, storagePerMonth, logs: logsDollars, kept, target, meetsTarget };
 }
 
 const eachText = (share: Share) => (share.evaluated === 0 ? 'none' : `${(share.read / share.evaluated).toFixed(2)} RCU + ${(share.write / share.evaluated).toFixed(2)} WCU each`);
@@ -911,12 +990,14 @@ async function main() {
       `${'  via function URL'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.totalWithoutHttp, 3, 0))).join('')}`,
       `${'target'.padEnd(21)}${costs.map(({ cost }) => column(`<= ${cost.target.dollars.toFixed(2)}${cost.target.withoutHttp ? ' + HTTP' : ''}`)).join('')}`,
       `${'verdict'.padEnd(21)}${costs.map(({ cost }) => column(cost.meetsTarget ? 'PASS' : 'FAIL')).join('')}`,
+      `${'CloudWatch Logs'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.logs, 3, 0))).join('')}`,
       `${'storage per month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.storagePerMonth, 3, 0))).join('')}`,
       `${'total + 1 month'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.total + cost.storagePerMonth, 3, 0))).join('')}`,
       `${`kept ${defaultRetentionDays} days`.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.kept.standard, 3, 0))).join('')}`,
       `${'  Standard-IA'.padEnd(21)}${costs.map(({ cost }) => column(fixed(cost.kept.infrequentAccess, 3, 0))).join('')}`,
       `${'  pays from (months)'.padEnd(21)}${costs.map(({ cost }) => column(cost.kept.breakEvenMonths.toFixed(1))).join('')}`,
       `The totals leave storage out: it is paid per month that the events are kept (${defaultRetentionDays} days by default), and is shown apart.`,
+      `CloudWatch Logs, which the targets leave out: the access log line and the metrics' line of every request, as deployed by default (ingest.requestLogs off); $${price.logsIngestedGb.toFixed(2)} per GB ingested.`,
       `Kept ${defaultRetentionDays} days: the total with storage and PITR over the default retention; with a Standard-IA table (tableClass: standard-infrequent-access), whose requests cost 25% more and storage 60% less, from the months kept shown.`,
       "Via function URL: the total without the HTTP API, for calls sent to the ingest function's URL (ingest.functionUrl), which costs nothing beyond the invocation.",
     ];

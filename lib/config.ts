@@ -249,9 +249,10 @@ export const configSchema = z.strictObject({
         })
         .optional(),
       /**
-       * Whether the ingest function logs every request at INFO, with Lambda's START and REPORT records (lib/ingest-api.ts):
-       * about 1 KB a request in CloudWatch Logs, some $0.45 per million requests. Off: its warnings and errors only;
-       * the HTTP API's access logs keep every request either way. @default false
+       * Whether the ingest function logs every request at INFO, with Lambda's START and REPORT records, and the access
+       * logs the caller's IP address and user agent (lib/ingest-api.ts): about 1.1 KB a request more in CloudWatch Logs,
+       * some $0.52 per million requests. Off: the function's warnings and errors only, and the access logs keep every
+       * request without the caller's details. @default false
        */
       requestLogs: z.boolean().default(false),
     })

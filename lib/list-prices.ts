@@ -1,6 +1,6 @@
 /**
  * us-east-1 list prices, USD: DynamoDB on demand, API Gateway HTTP API, Lambda arm64, EventBridge, Kinesis Data Streams
- * provisioned, and the Firehose variant's Amazon Data Firehose, S3 and SQS.
+ * provisioned, the Firehose variant's Amazon Data Firehose, S3 and SQS, and CloudWatch Logs.
  */
 export const listPrices = {
   writeUnit: 0.625 / 1e6,
@@ -29,6 +29,8 @@ export const listPrices = {
   /** S3 Standard requests: PUT $0.005 and GET $0.0004 per 1,000; DELETE is free. https://aws.amazon.com/s3/pricing/ */
   s3Put: 0.005 / 1000,
   s3Get: 0.0004 / 1000,
+  /** CloudWatch Logs, Standard log class, per GB (2^30 bytes) ingested (each log event counted with 26 bytes more): https://aws.amazon.com/cloudwatch/pricing/ */
+  logsIngestedGb: 0.5,
   /** SQS standard queue, per request (each 64 KB of payload a request), past the first million a month: https://aws.amazon.com/sqs/pricing/ */
   sqsRequest: 0.4 / 1e6,
 };

@@ -1,4 +1,3 @@
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { FirehoseClient } from '@aws-sdk/client-firehose';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -8,9 +7,9 @@ import { FirehoseEventBuffer } from '../adapters/firehose/event-buffer';
 import { KinesisEventBuffer } from '../adapters/kinesis/event-buffer';
 import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { logger, metrics } from '../shared/powertools';
-import { metricNames } from '../shared/settings';
 import { ingestConfigFromEnvironment } from './config';
 import { createIngestHandler } from './http';
+import { countError, countResponse } from './request-metrics';
 import { DynamoDbFeedbackStore, readFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { createFeedbackLinkHandler } from './feedback-http';
 import type { DirectSaveListener } from '../core/ingest-buffer';
@@ -45,12 +44,11 @@ const handleRequest = createIngestHandler(
   {
     onResponse(response, requestId) {
       logger.info('ingest request', { requestId, status: response.status, ...response.summary });
-      metrics.addMetric(metricNames.acceptedEvents, MetricUnit.Count, response.summary.accepted);
-      metrics.addMetric(metricNames.rejectedEvents, MetricUnit.Count, response.summary.rejected);
+      countResponse(metrics, response.summary);
     },
     onError(error, requestId) {
       logger.error('ingest request failed', { requestId, error: error as Error });
-      metrics.addMetric(metricNames.ingestErrors, MetricUnit.Count, 1);
+      countError(metrics);
     },
   },
   feedback,

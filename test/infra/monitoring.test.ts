@@ -296,7 +296,7 @@ describe('dashboard', () => {
       ['pql-radar', 'LeadEventsUnpublished', 'service pql-radar'],
     ]);
     expect(metricsOf('Evaluator lag (s)')).toEqual([['pql-radar', 'EvaluatorLagSeconds', 'service pql-radar']]);
-    const emitted = ['functions/ingest/handler.ts', 'functions/evaluator/handler.ts']
+    const emitted = ['functions/ingest/request-metrics.ts', 'functions/evaluator/handler.ts']
       .map((path) => readFileSync(join(import.meta.dirname, '../..', path), 'utf8'))
       .flatMap((source) => [...source.matchAll(/addMetric\(metricNames\.(\w+)/g)].map((match): string => metricNames[match[1] as keyof typeof metricNames]));
     const shown = widgets.flatMap((widget) => widget.properties.metrics ?? []).filter((metric) => metric[0] === 'pql-radar').map((metric) => metric[1]);

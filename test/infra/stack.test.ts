@@ -226,13 +226,19 @@ describe('HTTP API', () => {
     const format = JSON.parse(settings.Format);
     expect(format).toMatchObject({
       requestId: '$context.requestId',
-      ip: '$context.identity.sourceIp',
       routeKey: '$context.routeKey',
       status: '$context.status',
       responseLength: '$context.responseLength',
       integrationErrorMessage: '$context.integrationErrorMessage',
     });
     expect(Object.values(format).filter((variable) => String(variable).includes('header'))).toEqual([]);
+    // The caller's IP address and user agent are personal data: only with ingest.requestLogs.
+    expect(Object.values(format).filter((variable) => String(variable).includes('$context.identity'))).toEqual([]);
+  });
+
+  it("adds the caller's IP address and user agent to the access logs with ingest.requestLogs", () => {
+    const [stage] = Object.values(synth({ ingest: { requestLogs: true } }).findResources('AWS::ApiGatewayV2::Stage')) as Resource[];
+    expect(JSON.parse(stage!.Properties.AccessLogSettings.Format)).toMatchObject({ requestId: '$context.requestId', ip: '$context.identity.sourceIp', userAgent: '$context.identity.userAgent' });
   });
 });
 

@@ -1,0 +1,16 @@
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import { metricNames } from '../shared/settings';
+import type { IngestResponse } from '../core/ingest';
+
+/**
+ * The ingest function's metrics of one request, which the alarms and the dashboard read (lib/monitoring.ts): one EMF
+ * line a request once published. bench:cost counts the same on its own instance to measure that line.
+ */
+export function countResponse(metrics: Metrics, summary: IngestResponse['summary']): void {
+  metrics.addMetric(metricNames.acceptedEvents, MetricUnit.Count, summary.accepted);
+  metrics.addMetric(metricNames.rejectedEvents, MetricUnit.Count, summary.rejected);
+}
+
+export function countError(metrics: Metrics): void {
+  metrics.addMetric(metricNames.ingestErrors, MetricUnit.Count, 1);
+}
