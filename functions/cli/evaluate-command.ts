@@ -2,7 +2,7 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvalidArgumentError, type Command } from 'commander';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
-import { readShardCount } from '../adapters/dynamodb/shard-count';
+import { readShardCount, type ShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
 import { dayMs } from '../core/days';
 import { allShards, runEvaluator } from '../core/evaluate-leads';
@@ -38,7 +38,7 @@ export function addEvaluateCommand(program: Command) {
     const at = options.at === undefined ? undefined : parseAt(options.at);
     const ruleset = readRules(options.rules);
     const client = createDynamoDbClient(endpoint);
-    const shards = await shardCountOf(client, table, options.shards);
+    const { shards, highest } = await shardCountOf(client, table, options.shards);
     // A deployed table's change lists are written by change capture as this runs: read only those settled.
     const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards, ...(local ? {} : { listSettleMs: deployedListSettleMs }) });
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
@@ -51,7 +51,8 @@ export function addEvaluateCommand(program: Command) {
     const changeStream = local ? new LocalChangeStream(client, table, new DynamoDbChangeCapture(client, table, shards)) : undefined;
     for (;;) {
       await changeStream?.drain();
-      const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(shards), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
+      // Shards of a higher count the table had before too: what was left there is evaluated and published.
+      const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(highest), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
       await deliveries?.drain();
       if (options.once) {
         console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
@@ -69,15 +70,15 @@ export function addEvaluateCommand(program: Command) {
  * The shard count the table records. It is never assumed: a count below the deployment's would skip the changed
  * entities of the other shards without a word, and mark accounts in shards the deployed evaluator does not read.
  */
-export async function shardCountOf(client: DynamoDBClient, table: string, requested: number | undefined): Promise<number> {
+export async function shardCountOf(client: DynamoDBClient, table: string, requested: number | undefined): Promise<ShardCount> {
   const recorded = await readShardCount(client, table);
   if (recorded === undefined) {
     throw new InvalidArgumentError(
       `table ${table} records no shard count yet: its deployed evaluator records it on its first run, \`pql-radar dev\` when it starts`,
     );
   }
-  if (requested !== undefined && requested !== recorded) {
-    throw new InvalidArgumentError(`--shards ${requested}: table ${table} has ${recorded} shards (recorded by its evaluator); leave --shards out`);
+  if (requested !== undefined && requested !== recorded.shards) {
+    throw new InvalidArgumentError(`--shards ${requested}: table ${table} has ${recorded.shards} shards (recorded by its evaluator); leave --shards out`);
   }
   return recorded;
 }

@@ -86,7 +86,7 @@ export function addLeadsCommands(program: Command) {
 /** The reader of the configured table's lead states, on as many shards as the table records. */
 export async function leadReader(program: Command): Promise<DynamoDbLeadReader> {
   const { client, tableName } = storage(program);
-  return new DynamoDbLeadReader(client, tableName, { shards: await shardCountOf(client, tableName, undefined), deliveryLogDays: defaultDeliveryLogDays });
+  return new DynamoDbLeadReader(client, tableName, { shards: (await shardCountOf(client, tableName, undefined)).highest, deliveryLogDays: defaultDeliveryLogDays });
 }
 
 const entityType = (value: string): EntityRef['type'] => {

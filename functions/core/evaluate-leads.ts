@@ -691,3 +691,16 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
 }
 
 export const allShards = (count: number) => Array.from({ length: count }, (_, shard) => String(shard));
+
+/**
+ * The shards one scheduled invocation runs: its own first, then those of a higher count the table was evaluated with
+ * before (`highest`) that no invocation has any more: shard k of `count` takes k + count, k + 2 x count, ... below
+ * `highest`. What was left there (change lists, lead events in the outbox, leads waiting in the sweep index) is
+ * evaluated and published rather than forgotten; each entity saved moves to its shard of today's count, where its lead
+ * events wait for that shard's run.
+ */
+export function shardsCoveredBy(shard: number, count: number, highest: number): string[] {
+  const covered = [String(shard)];
+  for (let left = shard + count; left < highest; left += count) covered.push(String(left));
+  return covered;
+}

@@ -5,13 +5,13 @@ import type { Context, DynamoDBStreamEvent } from 'aws-lambda';
 import { readFileSync } from 'node:fs';
 import { changeMarks, type WrittenKey } from '../adapters/dynamodb/change-capture';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
-import { recordShardCount } from '../adapters/dynamodb/shard-count';
+import { recordShardCount, type ShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
 import { loadCompiledRules } from '../core/rules/ruleset';
 import { integerFrom, requiredText, variablesFromEnvironment } from '../shared/environment';
 import { logger, metrics } from '../shared/powertools';
 import { deployedListSettleMs, environmentNames, metricNames, tableVariables } from '../shared/settings';
-import { allShards, evaluateChanges, runEvaluator } from '../core/evaluate-leads';
+import { allShards, evaluateChanges, runEvaluator, shardsCoveredBy } from '../core/evaluate-leads';
 
 // Read without zod, as the rules are: the evaluator's bundle carries no zod (test/infra/bundling.test.ts).
 const environment = variablesFromEnvironment(
@@ -49,8 +49,11 @@ const ruleset = loadCompiledRules(readFileSync(rulesFile, 'utf8'), rulesFile);
 const client = new DynamoDBClient({ maxAttempts: 6 });
 const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays: environment[environmentNames.retentionDays], listSettleMs: deployedListSettleMs });
 const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
-/** Once per process: in the handler rather than at init, so that importing the bundle touches no table. */
-let shardCountRecorded = false;
+/**
+ * Recorded once per process: in the handler rather than at init, so that importing the bundle touches no table. The
+ * highest count the table was evaluated with tells the shards left from a higher count, which the runs cover too.
+ */
+let shardCount: ShardCount | undefined;
 /** Till when the users this instance's stream batches saved or left still wait (evaluateChanges' waits): kept while it is warm. */
 const waits = new Map<string, string>();
 
@@ -75,19 +78,16 @@ function shardOf(input: unknown): number | undefined {
 export async function handler(input: unknown, context: Context) {
   logger.addContext(context);
   try {
-    if (!shardCountRecorded) {
-      await recordShardCount(client, tableName, dirtyShards);
-      shardCountRecorded = true;
-    }
-    return isStreamBatch(input) ? await evaluateStreamBatch(input, context) : await scheduledRun(input, context);
+    shardCount ??= await recordShardCount(client, tableName, dirtyShards);
+    return isStreamBatch(input) ? await evaluateStreamBatch(input, context) : await scheduledRun(input, shardCount.highest, context);
   } finally {
     metrics.publishStoredMetrics();
   }
 }
 
-async function scheduledRun(input: unknown, context: Context) {
+async function scheduledRun(input: unknown, highestShards: number, context: Context) {
   const shard = shardOf(input);
-  const shards = shard === undefined ? allShards(dirtyShards) : [String(shard)];
+  const shards = shard === undefined ? allShards(highestShards) : shardsCoveredBy(shard, dirtyShards, highestShards);
   const summary = await runEvaluator({
     store,
     publisher,

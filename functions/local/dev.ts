@@ -137,7 +137,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
 
   try {
     await ensureTable(client, tableName);
-    await recordShardCount(client, tableName, dirtyShards);
+    // The shards of a higher count this table had before are run too: what was left there is evaluated and published.
+    const { highest: highestShards } = await recordShardCount(client, tableName, dirtyShards);
     const keys = new DynamoDbWriteKeyStore(client, tableName);
     const writeKey = await registeredWriteKey(keys, workspace, options.writeKey);
     if (options.allowedOrigins !== undefined) await keys.setAllowedOrigins(workspace, options.allowedOrigins);
@@ -171,7 +172,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const handler = createIngestHandler({ keys, events }, observer, feedback);
     // The lead inspector's pages beside ingest, on 127.0.0.1 like it, and the evaluator control of a paced replay.
     const inspector = leadPages(
-      new DynamoDbLeadReader(client, tableName, { shards: dirtyShards, deliveryLogDays: defaultDeliveryLogDays }),
+      new DynamoDbLeadReader(client, tableName, { shards: highestShards, deliveryLogDays: defaultDeliveryLogDays }),
       undefined,
       options.ruleset && { store: feedbackStore, ruleset: options.ruleset },
     );
@@ -213,7 +214,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
           let fresh: EvaluateChangesResult | undefined;
           // A drain hands its sink every key read, in one call.
           await changeStream!.drain({ mark: async (keys) => (fresh = await evaluateChanges(evaluation, leads, { marks: changeMarks(keys), ruleset, now: at, outOfTime: () => false, seen })) });
-          const scheduled = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, seen });
+          const scheduled = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(highestShards), now: at, deadline: Number.POSITIVE_INFINITY, seen });
           // The scheduled run publishes every shard's outbox after them: what it could not publish is all that is left.
           const summary: EvaluatorRunSummary = fresh
             ? { ...scheduled, evaluated: fresh.evaluated + scheduled.evaluated, transitions: [...fresh.transitions, ...scheduled.transitions], published: fresh.published + scheduled.published }

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { dayMs } from '../../functions/core/days';
-import { evaluateChanges, evaluateShard, runEvaluator, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
+import { evaluateChanges, evaluateShard, runEvaluator, shardsCoveredBy, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import type { EntityRef, LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
@@ -660,5 +660,19 @@ describe('the evaluation of fresh changes (the table stream)', () => {
     await run(store, publisher);
     expect(publisher.published.map((event) => event.detail.idempotencyKey)).toEqual([key]);
     expect(store.outbox).toEqual([]);
+  });
+});
+
+describe('shardsCoveredBy', () => {
+  it('is the shard alone while the count has never been higher', () => {
+    expect(shardsCoveredBy(0, 4, 4)).toEqual(['0']);
+    expect(shardsCoveredBy(3, 4, 2)).toEqual(['3']);
+  });
+
+  it('adds the shards of a higher count that no invocation of today\'s count has, each to exactly one of them, its own shard first', () => {
+    expect(shardsCoveredBy(2, 4, 8)).toEqual(['2', '6']);
+    expect(shardsCoveredBy(1, 2, 7)).toEqual(['1', '3', '5']);
+    const covered = [0, 1, 2].flatMap((shard) => shardsCoveredBy(shard, 3, 16));
+    expect(covered.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 16 }, (_, shard) => shard));
   });
 });

@@ -1,4 +1,4 @@
-import { GetItemCommand, PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { metaPartitionKey, shardCountSortKey } from './item-keys';
 
 /**
@@ -6,15 +6,47 @@ import { metaPartitionKey, shardCountSortKey } from './item-keys';
  * shard ingest marks: a count the CLI assumed would silently skip the entities in the shards it does not know, and
  * mark accounts in shards the deployed evaluator never reads. The runtime that owns the table records it: the
  * deployed evaluator (its DIRTY_SHARDS, on its first run in a process) and the local runtime (when it starts).
+ *
+ * It also keeps every count the table was ever evaluated with, since a shard of a higher count than today's still
+ * holds what was written there before the count went down (change lists, the outbox, the sweep index): the evaluator
+ * keeps reading those shards (shardsCoveredBy).
  */
 const key = { pk: { S: metaPartitionKey }, sk: { S: shardCountSortKey } };
 
-export async function recordShardCount(client: DynamoDBClient, tableName: string, shards: number): Promise<void> {
-  await client.send(new PutItemCommand({ TableName: tableName, Item: { ...key, shards: { N: String(shards) } } }));
+export interface ShardCount {
+  /** The count ingest and the evaluator use now. */
+  shards: number;
+  /** The highest count the table has been evaluated with: the shards there may be something in. */
+  highest: number;
+}
+
+/** Records the count in use, and returns it with the highest recorded so far. */
+export async function recordShardCount(client: DynamoDBClient, tableName: string, shards: number): Promise<ShardCount> {
+  const record = async (counts: number[]) =>
+    (
+      await client.send(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: key,
+          UpdateExpression: 'SET shards = :shards ADD shardCounts :counts',
+          ExpressionAttributeValues: { ':shards': { N: String(shards) }, ':counts': { NS: counts.map(String) } },
+          ReturnValues: 'ALL_OLD',
+        }),
+      )
+    ).Attributes;
+  const before = await record([shards]);
+  // A table recorded before the counts were kept has only its last count: that one is kept too, once.
+  const previous = before?.['shards']?.N === undefined ? undefined : Number(before['shards'].N);
+  if (previous !== undefined && !countsOf(before).includes(previous)) await record([previous]);
+  return { shards, highest: Math.max(shards, ...countsOf(before), ...(previous === undefined ? [] : [previous])) };
 }
 
 /** The recorded count, or undefined when no evaluator or local runtime has recorded one in this table yet. */
-export async function readShardCount(client: DynamoDBClient, tableName: string): Promise<number | undefined> {
+export async function readShardCount(client: DynamoDBClient, tableName: string): Promise<ShardCount | undefined> {
   const { Item } = await client.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
-  return Item?.['shards']?.N === undefined ? undefined : Number(Item['shards'].N);
+  if (Item?.['shards']?.N === undefined) return undefined;
+  const shards = Number(Item['shards'].N);
+  return { shards, highest: Math.max(shards, ...countsOf(Item)) };
 }
+
+const countsOf = (item: Record<string, AttributeValue> | undefined): number[] => (item?.['shardCounts']?.NS ?? []).map(Number);
