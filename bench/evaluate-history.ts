@@ -599,7 +599,12 @@ export interface TableResult extends EvaluationRound {
   sameAsFromScratch: number;
   /** Average size of the STATE items the evaluator rewrites on every evaluation, and of the lifetime rollup in them. */
   stateBytes: Record<'user' | 'account', { item: number; lifetime: number }>;
+  /** CPU milliseconds per evaluated entity of the measured runs, in the evaluator's process and DynamoDB Local's (null: not known). */
+  cpuMs: { own: number; database: number | null };
 }
+
+/** CPU seconds used so far by the bench's process and by DynamoDB Local's (null: not known). */
+export type CpuSample = () => { own: number; database: number | null };
 
 /** The average size of the entities' STATE items, by DynamoDB's rule (attribute names and values), and of their lifetime rollup. */
 async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user' | 'account', ids: readonly string[]) {
@@ -748,11 +753,22 @@ export const todaysMessages = (user: User, round = 0) => dayMessages(user, 0, no
  * bench:evaluate's measurement: one new day of events for every user, evaluated this evening; then checks every
  * user's tier and score against an evaluation of its whole history in memory. `calls` counts the client's calls.
  */
-export async function measureNewDay(table: HistoryTable, reader: DynamoDBClient, calls: ReturnType<typeof countCalls>, ruleset: Ruleset): Promise<TableResult> {
+export async function measureNewDay(table: HistoryTable, reader: DynamoDBClient, calls: ReturnType<typeof countCalls>, ruleset: Ruleset, cpu: CpuSample): Promise<TableResult> {
   const { users, accounts, history, tableName } = table;
   const today = users.map((user) => todaysMessages(user));
-  // Only the evaluator's calls are counted: the count starts once today's events are stored.
-  const round = await storeAndEvaluate(table, today, { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, { stored: () => calls.clear() });
+  // Only the evaluator's calls and CPU are counted: from the moment today's events are stored.
+  let before: ReturnType<CpuSample> | undefined;
+  const round = await storeAndEvaluate(table, today, { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, {
+    stored: () => {
+      calls.clear();
+      before = cpu();
+    },
+  });
+  const after = cpu();
+  const cpuMs = {
+    own: ((after.own - before!.own) * 1000) / round.evaluated,
+    database: after.database === null || before!.database === null ? null : ((after.database - before!.database) * 1000) / round.evaluated,
+  };
   // The incremental path (rollups of changed days, lifetime adjusted) against the engine over everything stored.
   let sameAsFromScratch = 0;
   users.forEach((user, index) => {
@@ -768,6 +784,7 @@ export async function measureNewDay(table: HistoryTable, reader: DynamoDBClient,
     firstRun: table.firstRun,
     calls: structuredClone(calls),
     sameAsFromScratch,
+    cpuMs,
     stateBytes: {
       user: await stateSizes(reader, tableName, 'user', users.map((user) => user.id)),
       account: await stateSizes(reader, tableName, 'account', accounts.map((account) => account.id)),

@@ -7,7 +7,8 @@
  *     Both must give every entity the same tier (and the same matched signals), or the benchmark fails.
  * (b) The evaluator against DynamoDB Local: a stored history per user, a first evaluation that builds the state,
  *     then one new day of events for every user and a second evaluation, measured: read and write capacity units
- *     per evaluated entity, and entities per second: for users who signed up within the window, then for users who
+ *     per evaluated entity, the CPU each takes in the evaluator's process and in DynamoDB Local's, and entities per
+ *     second: for users who signed up within the window, then for users who
  *     signed up before it, and for those with 10x the stored history: an evaluation reads what changed, not the whole
  *     history, so the last two must not differ. It also checks that every user's tier and score after the incremental
  *     runs equal an evaluation of its whole history.
@@ -538,7 +539,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     const tables: HistoryTable[] = [];
     for (const days of [historyDays, budgetDays, budgetDays * historyScale]) tables.push(await prepareHistory(client, ruleset, { days, users: userCount, accounts: accountCount }));
     const results: TableResult[] = [];
-    for (const table of tables) results.push(await measureNewDay(table, reader, calls, ruleset));
+    for (const table of tables) results.push(await measureNewDay(table, reader, calls, ruleset, () => cpuSeconds(dynamoDb.pid)));
     const [recent, small, large] = results as [TableResult, TableResult, TableResult];
     const per = (result: TableResult) => ({ read: result.read / result.evaluated, write: result.write / result.evaluated, rate: result.evaluated / result.seconds });
     const shareText = (share: Share) => (share.evaluated === 0 ? '-' : `${(share.read / share.evaluated).toFixed(1)}/${(share.write / share.evaluated).toFixed(1)}`);
@@ -578,10 +579,15 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
       ),
       ...results.map(
         (result) =>
+          `${label(result)}CPU per evaluated entity: ${result.cpuMs.own.toFixed(2)} ms in the evaluator's process, ${result.cpuMs.database === null ? 'n/a' : `${result.cpuMs.database.toFixed(2)} ms`} in DynamoDB Local's JVM`,
+      ),
+      ...results.map(
+        (result) =>
           `${label(result)}STATE item (rewritten by every evaluation) ${bytes(result.stateBytes.user.item)} per user, of which the lifetime rollup ${bytes(result.stateBytes.user.lifetime)}; ${bytes(result.stateBytes.account.item)} per account, lifetime ${bytes(result.stateBytes.account.lifetime)}`,
       ),
       `budget: capacity per evaluated entity with ${historyScale}x the history within ${Math.round((budgetRatio - 1) * 100)}%: RCU ${within(readRatio) ? 'PASS' : 'FAIL'} (x${readRatio.toFixed(3)}), WCU ${within(writeRatio) ? 'PASS' : 'FAIL'} (x${writeRatio.toFixed(3)}): ${pass ? 'PASS' : 'FAIL'}`,
-      `  entities/s x${rateRatio.toFixed(3)} (${Math.abs(rateRatio - 1) <= budgetRatio - 1 ? 'within' : 'NOT within'} 10%): wall time of one evaluator process on DynamoDB Local, shown, not judged (noisier than the units)`,
+      `  entities/s x${rateRatio.toFixed(3)} (${Math.abs(rateRatio - 1) <= budgetRatio - 1 ? 'within' : 'NOT within'} 10%): wall time of one evaluator process on DynamoDB Local, shown, not judged (noisier than the units);`,
+      `  CPU per entity x${(large.cpuMs.own / small.cpuMs.own).toFixed(2)} in the evaluator's process${large.cpuMs.database !== null && small.cpuMs.database !== null ? `, x${(large.cpuMs.database / small.cpuMs.database).toFixed(2)} in DynamoDB Local's JVM, for the same calls and units` : ''}`,
       `  ${recent.days}d: signups within the window, whose since-signup span the window's query reads too: RCU/entity x${(per(recent).read / s.read).toFixed(3)} the ${small.days}d table's, whose spans are read apart`,
     );
     // Which calls reported capacity, in the measured runs of every table.
