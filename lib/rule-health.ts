@@ -15,8 +15,9 @@ import { LambdaFunction } from './lambda-function';
 import { customMetricDimensions, customMetricNamespace } from './monitoring';
 
 /**
- * What the rule-health job does with the table: reads the lead states, through the `dirty` index's sweep partitions
- * (Query) and the STATE items by key (BatchGetItem, GetItem), as `DynamoDbLeadReader.leadStates()` does. Nothing else.
+ * What the rule-health job does with the table: reads the shard counts it has had (GetItem) and the lead states, through
+ * the `dirty` index's sweep partitions of those shards (Query) and the STATE items by key (BatchGetItem, GetItem), as
+ * `DynamoDbLeadReader.leadStates()` does. Nothing else.
  */
 export const ruleHealthTableAccess = {
   table: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],

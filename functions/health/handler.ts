@@ -3,6 +3,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
+import { readShardCount } from '../adapters/dynamodb/shard-count';
 import { healthWithPromise, type EvaluatedLead } from '../analysis/live-health';
 import { logger, metrics } from '../shared/powertools';
 import { defaultDeliveryLogDays, defaultHealthPeriodDays, environmentNames, metricNames } from '../shared/settings';
@@ -20,11 +21,17 @@ const tierOrder = environment[environmentNames.tierOrder].split(',').filter((tie
 const periodDays = environment[environmentNames.healthPeriodDays];
 
 const client = new DynamoDBClient({ maxAttempts: 6 });
-// The delivery log is never read here (leadStates only); its days are the reader's own default.
-const reader = new DynamoDbLeadReader(client, environment[environmentNames.tableName], {
-  shards: environment[environmentNames.dirtyShards],
-  deliveryLogDays: defaultDeliveryLogDays,
-});
+const tableName = environment[environmentNames.tableName];
+
+/**
+ * The lead states are in the sweep partitions of every shard the table has had: after `evaluation.shards` went down,
+ * those of the higher count hold the entities not saved since (adapters/dynamodb/shard-count.ts).
+ */
+async function leadReader(): Promise<DynamoDbLeadReader> {
+  const recorded = await readShardCount(client, tableName);
+  // The delivery log is never read here (leadStates only); its days are the reader's own default.
+  return new DynamoDbLeadReader(client, tableName, { shards: Math.max(environment[environmentNames.dirtyShards], recorded?.highest ?? 0), deliveryLogDays: defaultDeliveryLogDays });
+}
 
 /**
  * Scheduled daily: rule health (analysis/live-health.ts) of each workspace over the last `periodDays`, and its top
@@ -37,6 +44,7 @@ const reader = new DynamoDbLeadReader(client, environment[environmentNames.table
 export async function handler(_input: unknown, context: Context) {
   logger.addContext(context);
   const now = new Date();
+  const reader = await leadReader();
   const states = await reader.leadStates();
   const byWorkspace = new Map<string, EvaluatedLead[]>();
   for (const state of states) byWorkspace.set(state.ref.workspace, [...(byWorkspace.get(state.ref.workspace) ?? []), state]);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { recordBacktest } from '../../functions/adapters/dynamodb/backtest-records';
+import { DynamoDbLeadReader } from '../../functions/adapters/dynamodb/lead-reader';
 import type { HealthReport, RecordedBacktest } from '../../functions/analysis/live-health';
 import { outcome } from '../../functions/analysis/metrics';
 import { loadRules } from '../../functions/core/rules/load';
@@ -132,35 +133,52 @@ describe('promised vs delivered, against DynamoDB Local', () => {
 
   it('the deployed rule-health job reads the states and the recorded backtest, and emits the top tier\'s lift, its lower bound and the promised lift', async () => {
     await recordBacktest(dev.client, dev.tableName, recorded(rules.version));
-    const environment = {
-      TABLE_NAME: dev.tableName,
-      DIRTY_SHARDS: '4',
-      TIER_ORDER: 'PQL-A',
-      HEALTH_PERIOD_DAYS: '30',
-      AWS_ENDPOINT_URL_DYNAMODB: dev.endpoint,
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'local',
-      AWS_SECRET_ACCESS_KEY: 'local',
-      POWERTOOLS_LOG_LEVEL: 'SILENT',
-    };
-    for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
-    const written: string[] = [];
-    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-      written.push(String(chunk));
-      return true;
-    });
-    try {
-      const { handler } = await import('../../functions/health/handler');
-      expect(await handler({}, lambdaContext())).toEqual({ workspaces: 1, reported: 1 });
-    } finally {
-      write.mockRestore();
-      vi.unstubAllEnvs();
-    }
-    // Embedded metric format records, one JSON object a line.
-    const records = written.join('').split('\n').filter((line) => line.includes('"_aws"')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const { result, records } = await runHealthJob(4);
+    expect(result).toEqual({ workspaces: 1, reported: 1 });
     const byTier = records.find((record) => record['Tier'] === 'PQL-A')!;
     expect(byTier).toMatchObject({ TierLiftLowerBound: expect.any(Number), TierLiftPromised: 4 });
     expect(byTier['TierLift']).toBeCloseTo(1);
     expect(records.some((record) => record['Tier'] === undefined && typeof record['TierLiftLowerBound'] === 'number')).toBe(true);
   });
+
+  it('the deployed rule-health job reads every shard the table has had, after evaluation.shards went down', async () => {
+    // The runtime evaluated with 4 shards, and some of its leads wait in the sweep partitions of shards 1 to 3.
+    const inFirstShard = await new DynamoDbLeadReader(dev.client, dev.tableName, { shards: 1, deliveryLogDays: 1 }).leadStates();
+    expect(inFirstShard.length).toBeLessThan((await new DynamoDbLeadReader(dev.client, dev.tableName, { shards: 4, deliveryLogDays: 1 }).leadStates()).length);
+    await recordBacktest(dev.client, dev.tableName, recorded(rules.version));
+    const figures = ({ records }: Awaited<ReturnType<typeof runHealthJob>>) => records.map(({ Tier, TierLift, TierLiftLowerBound, TierLiftPromised }) => ({ Tier, TierLift, TierLiftLowerBound, TierLiftPromised }));
+    expect(figures(await runHealthJob(1))).toEqual(figures(await runHealthJob(4)));
+  });
 });
+
+/** The deployed rule-health job, on the test table with `shards` as its DIRTY_SHARDS: what it returns and its EMF records. */
+async function runHealthJob(shards: number): Promise<{ result: unknown; records: Record<string, unknown>[] }> {
+  const environment = {
+    TABLE_NAME: dev.tableName,
+    DIRTY_SHARDS: String(shards),
+    TIER_ORDER: 'PQL-A',
+    HEALTH_PERIOD_DAYS: '30',
+    AWS_ENDPOINT_URL_DYNAMODB: dev.endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'local',
+    AWS_SECRET_ACCESS_KEY: 'local',
+    POWERTOOLS_LOG_LEVEL: 'SILENT',
+  };
+  for (const [name, value] of Object.entries(environment)) vi.stubEnv(name, value);
+  const written: string[] = [];
+  const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    written.push(String(chunk));
+    return true;
+  });
+  try {
+    // Its environment is read when the module loads: loaded anew for each.
+    vi.resetModules();
+    const { handler } = await import('../../functions/health/handler');
+    const result = await handler({}, lambdaContext());
+    // Embedded metric format records, one JSON object a line.
+    return { result, records: written.join('').split('\n').filter((line) => line.includes('"_aws"')).map((line) => JSON.parse(line) as Record<string, unknown>) };
+  } finally {
+    write.mockRestore();
+    vi.unstubAllEnvs();
+  }
+}
