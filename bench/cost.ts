@@ -443,7 +443,6 @@ async function firehoseBuffer(table: DynamoDbEventStore): Promise<BenchBuffer> {
 
 /** CloudWatch Logs' overhead per log event, billed as ingested data. */
 const logEventOverheadBytes = 26;
-const monthNames = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /**
  * The lines each request sends CloudWatch Logs as deployed by default (ingest.requestLogs off: the function's logger
@@ -476,12 +475,12 @@ function requestLogLines() {
       },
     },
     access(event: APIGatewayProxyEventV2, response: APIGatewayProxyStructuredResultV2, ms: number) {
-      const at = new Date(event.requestContext.timeEpoch);
-      const pad = (n: number) => String(n).padStart(2, '0');
+      // `Thu, 04 Dec 2026 05:00:00 GMT`: the fields of API Gateway's `04/Dec/2026:05:00:00 +0000`.
+      const [, day, month, year, time] = new Date(event.requestContext.timeEpoch).toUTCString().split(' ');
       const latency = String(Math.max(1, Math.round(ms)));
       const values: Record<string, string> = {
         '$context.requestId': event.requestContext.requestId.replace(/-/g, '').slice(0, 15) + '=',
-        '$context.requestTime': `${pad(at.getUTCDate())}/${monthNames[at.getUTCMonth()]}/${at.getUTCFullYear()}:${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}:${pad(at.getUTCSeconds())} +0000`,
+        '$context.requestTime': `${day}/${month}/${year}:${time} +0000`,
         '$context.httpMethod': event.requestContext.http.method,
         '$context.routeKey': `${event.requestContext.http.method} ${ingestRoute}`,
         '$context.protocol': event.requestContext.http.protocol,
@@ -806,7 +805,8 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
   const bufferInvocations = kinesis ? kinesis.records / bufferBatchSize : fullObjects;
   const lambdaBufferDollars = perMillion(bufferInvocations * price.lambdaRequest + bufferGbSeconds * price.lambdaGbSecond, events);
 
-  const logsDollars = perMillion(((result.logs.accessBytes + result.logs.metricsBytes) / gib) * price.logsIngestedGb, events);
+  const logsAllDollars = ((result.logs.accessBytes + result.logs.metricsBytes) / gib) * price.logsIngestedGb;
+  const logsDollars = perMillion(logsAllDollars, events);
   const stored = sum([...result.storage.values()].map((kind) => kind.bytes));
   const storagePerMonth = perMillion((stored / gib) * (price.storageGbMonth + price.pitrGbMonth), events);
   // Standard-IA: DynamoDB's requests dearer once, its storage cheaper every month the events are kept.
@@ -904,7 +904,7 @@ function priceMix(result: MixResult, target: MixCost['target']): MixCost {
       .map(([call, tally]) => `${call} ${per(tally.read)}/${per(tally.write)}`)
       .join(', ')} (evaluator RCU/WCU per event, all runs)`,
     `storage    ${bytes(stored / events)} stored per event (${storageKinds.map(([kind, entry]) => `${kind} ${bytes(entry.bytes / events)}`).join(', ')}): ${money(storagePerMonth)} per million events per month kept`,
-    `logs       ${bytes(result.logs.accessBytes / requests)} access log + ${bytes(result.logs.metricsBytes / requests)} metrics (EMF) per request as deployed, CloudWatch's ${logEventOverheadBytes} B a log event included: ${money(logsDollars)} per million events (${money(perMillion(((result.logs.accessBytes + result.logs.metricsBytes) / gib) * price.logsIngestedGb, requests))} per million requests), apart from the total`,
+    `logs       ${bytes(result.logs.accessBytes / requests)} access log + ${bytes(result.logs.metricsBytes / requests)} metrics (EMF) per request as deployed, CloudWatch's ${logEventOverheadBytes} B a log event included: ${money(logsDollars)} per million events (${money(perMillion(logsAllDollars, requests))} per million requests), apart from the total`,
     `kept       ${defaultRetentionDays} days (the default retention, ${keptMonths.toFixed(1)} months): ${money(kept.standard)} per million events in all; with a Standard-IA table ${money(kept.infrequentAccess)} (requests +${money(requestsExtra)}, storage ${money(infrequentAccessPerMonth)} a month), which pays from ${kept.breakEvenMonths.toFixed(1)} months kept`,
     `missing    ${count(result.missingReads)} BatchGetItem keys with no item, in the units above as DynamoDB bills them (1 RCU strongly consistent, 0.5 eventually; DynamoDB Local reports 0)`,
   ];

@@ -587,6 +587,8 @@ export interface EvaluationRound {
   write: number;
   shares: AttributingStore['shares'];
   published: number;
+  /** With a `cpu` sampler: the CPU seconds of the evaluation in the bench's process and DynamoDB Local's (null: not known). */
+  cpuSeconds?: { own: number; database: number | null };
 }
 
 export interface TableResult extends EvaluationRound {
@@ -605,6 +607,11 @@ export interface TableResult extends EvaluationRound {
 
 /** CPU seconds used so far by the bench's process and by DynamoDB Local's (null: not known). */
 export type CpuSample = () => { own: number; database: number | null };
+
+/** What `total` and `added` sum to: a database figure not known in either is not known. */
+export function sumCpu(total: { own: number; database: number | null }, added: { own: number; database: number | null }) {
+  return { own: total.own + added.own, database: total.database === null || added.database === null ? null : total.database + added.database };
+}
 
 /** The average size of the entities' STATE items, by DynamoDB's rule (attribute names and values), and of their lifetime rollup. */
 async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user' | 'account', ids: readonly string[]) {
@@ -717,13 +724,15 @@ export async function storeAndEvaluate(
   byUser: readonly Message[][],
   times: { receivedAt: Date; at: Date },
   ruleset: Ruleset,
-  options: BenchRunOptions & { stored?: () => void; fromStream?: boolean } = {},
+  options: BenchRunOptions & { stored?: () => void; fromStream?: boolean; cpu?: CpuSample } = {},
 ): Promise<EvaluationRound> {
-  const { stored, fromStream, ...run } = options;
+  const { stored, fromStream, cpu, ...run } = options;
   const streamed: ChangeMark[] = [];
   const streamSink = { mark: async (keys: readonly WrittenKey[]) => streamed.push(...changeMarks(keys)) };
   const newEvents = await store(table.events, table.changes, byUser, times.receivedAt, fromStream ? streamSink : undefined);
   stored?.();
+  // From the moment the events are stored to the end of the evaluation.
+  const cpuBefore = cpu?.();
   table.evaluation.reset();
   table.publisher.published = 0;
   const started = performance.now();
@@ -734,7 +743,11 @@ export async function storeAndEvaluate(
       ]
     : await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, run);
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = cpu?.();
   return {
+    ...(cpuBefore && cpuAfter
+      ? { cpuSeconds: { own: cpuAfter.own - cpuBefore.own, database: cpuAfter.database === null || cpuBefore.database === null ? null : cpuAfter.database - cpuBefore.database } }
+      : {}),
     newEvents,
     evaluated: passes.reduce((a, b) => a + b, 0),
     passes,
@@ -757,18 +770,9 @@ export async function measureNewDay(table: HistoryTable, reader: DynamoDBClient,
   const { users, accounts, history, tableName } = table;
   const today = users.map((user) => todaysMessages(user));
   // Only the evaluator's calls and CPU are counted: from the moment today's events are stored.
-  let before: ReturnType<CpuSample> | undefined;
-  const round = await storeAndEvaluate(table, today, { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, {
-    stored: () => {
-      calls.clear();
-      before = cpu();
-    },
-  });
-  const after = cpu();
-  const cpuMs = {
-    own: ((after.own - before!.own) * 1000) / round.evaluated,
-    database: after.database === null || before!.database === null ? null : ((after.database - before!.database) * 1000) / round.evaluated,
-  };
+  const round = await storeAndEvaluate(table, today, { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, { stored: () => calls.clear(), cpu });
+  const { own, database } = round.cpuSeconds!;
+  const cpuMs = { own: (own * 1000) / round.evaluated, database: database === null ? null : (database * 1000) / round.evaluated };
   // The incremental path (rollups of changed days, lifetime adjusted) against the engine over everything stored.
   let sameAsFromScratch = 0;
   users.forEach((user, index) => {

@@ -72,6 +72,7 @@ import {
   type Share,
   type TableResult,
   type User,
+  sumCpu,
 } from './evaluate-history';
 import { positiveInt } from './knobs';
 import { listPrices } from '../lib/list-prices';
@@ -620,15 +621,9 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         const at = new Date(now.getTime() + offset * dayMs);
         // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
         // DynamoDB Local's JVM, which share this machine's cores.
-        let before: { own: number; database: number | null } | undefined;
-        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { stored: () => (before = cpuSeconds(dynamoDb.pid)), concurrency });
-        const after = cpuSeconds(dynamoDb.pid);
+        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { cpu: () => cpuSeconds(dynamoDb.pid), concurrency });
         const total = totals.get(concurrency) ?? { evaluated: 0, seconds: 0, own: 0, database: 0 };
-        total.evaluated += result.evaluated;
-        total.seconds += result.seconds;
-        total.own += after.own - before!.own;
-        total.database = total.database === null || after.database === null || before!.database === null ? null : total.database + after.database - before!.database;
-        totals.set(concurrency, total);
+        totals.set(concurrency, { evaluated: total.evaluated + result.evaluated, seconds: total.seconds + result.seconds, ...sumCpu(total, result.cpuSeconds!) });
         offset++;
       }
     }

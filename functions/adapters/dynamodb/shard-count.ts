@@ -36,17 +36,18 @@ export async function recordShardCount(client: DynamoDBClient, tableName: string
     ).Attributes;
   const before = await record([shards]);
   // A table recorded before the counts were kept has only its last count: that one is kept too, once.
-  const previous = before?.['shards']?.N === undefined ? undefined : Number(before['shards'].N);
-  if (previous !== undefined && !countsOf(before).includes(previous)) await record([previous]);
-  return { shards, highest: Math.max(shards, ...countsOf(before), ...(previous === undefined ? [] : [previous])) };
+  const previous = before?.['shards']?.N;
+  if (previous !== undefined && !(before?.['shardCounts']?.NS ?? []).includes(previous)) await record([Number(previous)]);
+  return { shards, highest: Math.max(shards, ...countsOf(before)) };
 }
 
 /** The recorded count, or undefined when no evaluator or local runtime has recorded one in this table yet. */
 export async function readShardCount(client: DynamoDBClient, tableName: string): Promise<ShardCount | undefined> {
   const { Item } = await client.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
   if (Item?.['shards']?.N === undefined) return undefined;
-  const shards = Number(Item['shards'].N);
-  return { shards, highest: Math.max(shards, ...countsOf(Item)) };
+  return { shards: Number(Item['shards'].N), highest: Math.max(...countsOf(Item)) };
 }
 
-const countsOf = (item: Record<string, AttributeValue> | undefined): number[] => (item?.['shardCounts']?.NS ?? []).map(Number);
+/** Every count an item records: the one in use and those kept. */
+const countsOf = (item: Record<string, AttributeValue> | undefined): number[] =>
+  [...(item?.['shards']?.N === undefined ? [] : [item['shards'].N]), ...(item?.['shardCounts']?.NS ?? [])].map(Number);
