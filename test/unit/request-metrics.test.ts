@@ -20,6 +20,13 @@ describe("ingest's request metrics", () => {
     ]);
   });
 
+  it('leaves out rejected events when there are none, so that their zero is not logged with every request', () => {
+    const line = metricsOf((metrics) => countResponse(metrics, { accepted: 2, rejected: 0 }));
+    expect(line[metricNames.acceptedEvents]).toBe(2);
+    expect(line[metricNames.rejectedEvents]).toBeUndefined();
+    expect(line._aws.CloudWatchMetrics[0]!.Metrics).toEqual([{ Name: metricNames.acceptedEvents, Unit: 'Count' }]);
+  });
+
   it('counts a failed request as an ingest error', () => {
     const line = metricsOf(countError);
     expect(line[metricNames.ingestErrors]).toBe(1);
