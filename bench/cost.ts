@@ -101,6 +101,7 @@ import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import { createIngestHandler } from '../functions/ingest/http';
 import { countError, countResponse } from '../functions/ingest/request-metrics';
 import { LocalChangeStream } from '../functions/local/change-stream';
+import { longLivedClientOptions } from '../functions/shared/sdk-clients';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
 import { defaultRetentionDays, metricNamespace, serviceName } from '../functions/shared/settings';
@@ -509,7 +510,7 @@ function requestLogLines() {
  * its interval, the calls sent by then go in first, then one run over every shard at the tick's time.
  */
 async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant: BufferVariant | undefined): Promise<MixResult> {
-  const client = createDynamoDbClient(endpoint);
+  const client = createDynamoDbClient(endpoint, longLivedClientOptions);
   const missing = billMissingItems(client);
   const reader = createDynamoDbClient(endpoint);
   const tableName = `bench-cost-${mix.name.replace(/[^a-z]+/g, '-')}`;
@@ -943,7 +944,7 @@ async function main() {
   );
 
   const dynamoDb = await startDynamoDbLocal();
-  const client = createDynamoDbClient(dynamoDb.endpoint);
+  const client = createDynamoDbClient(dynamoDb.endpoint, longLivedClientOptions);
   billMissingItems(client);
   try {
     const serverTarget = { dollars: 0.6, withoutHttp: false };

@@ -46,6 +46,7 @@ import { loadRules, type Ruleset } from '../functions/core/rules/load';
 import type { Condition, Signal } from '../functions/core/rules/schema';
 import { addDays, dayMs, dayOf } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
+import { longLivedClientOptions } from '../functions/shared/sdk-clients';
 import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
 import { defaultAccountEveryMinutes, defaultUserEveryMinutes } from '../functions/shared/settings';
@@ -530,7 +531,7 @@ async function engineInMemory(ruleset: Ruleset, lines: string[]) {
 /** (b) The evaluator on DynamoDB Local at two lengths of history, and (c) one shard's throughput. */
 async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
   const dynamoDb = await startDynamoDbLocal();
-  const client = createDynamoDbClient(dynamoDb.endpoint);
+  const client = createDynamoDbClient(dynamoDb.endpoint, longLivedClientOptions);
   const calls = countCalls(client);
   const missing = billMissingItems(client);
   /** For looking at the stored items afterwards, outside the counted calls. */

@@ -7,6 +7,7 @@ import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { createFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { notifierKinds } from '../core/delivery';
 import { logger } from '../shared/powertools';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 /**
  * The deploy bootstrap: a CloudFormation custom resource (lib/write-key-bootstrap.ts) that, on every create and
@@ -130,8 +131,8 @@ export async function bootstrap(properties: ResourceProperties, ports: Bootstrap
   return { ...keys, destinations: properties.Destinations.map((destination) => destination.id) };
 }
 
-const secrets = new SecretsManagerSecretStore(new SecretsManagerClient({}));
-const dynamodb = new DynamoDBClient({});
+const secrets = new SecretsManagerSecretStore(new SecretsManagerClient(longLivedClientOptions));
+const dynamodb = new DynamoDBClient(longLivedClientOptions);
 
 /** The Provider framework's onEvent handler: it answers CloudFormation with what this returns, or with the error. */
 export async function handler(event: CloudFormationCustomResourceEvent, context: Context): Promise<{ PhysicalResourceId: string }> {

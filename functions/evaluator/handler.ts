@@ -12,6 +12,7 @@ import { integerFrom, requiredText, variablesFromEnvironment } from '../shared/e
 import { logger, metrics } from '../shared/powertools';
 import { deployedListSettleMs, environmentNames, metricNames, tableVariables } from '../shared/settings';
 import { allShards, evaluateChanges, runEvaluator, shardsCoveredBy } from '../core/evaluate-leads';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 // Read without zod, as the rules are: the evaluator's bundle carries no zod (test/infra/bundling.test.ts).
 const environment = variablesFromEnvironment(
@@ -46,9 +47,9 @@ const userIntervalMs = environment[environmentNames.userIntervalSeconds] * 1000;
 // Rules that are not what synth compiled (another format, or edited since) fail the cold start, before any lead is
 // touched. Compiled, not the YAML a person edits: the YAML parser and the schema would add over 200 KB to the bundle.
 const ruleset = loadCompiledRules(readFileSync(rulesFile, 'utf8'), rulesFile);
-const client = new DynamoDBClient({ maxAttempts: 6 });
+const client = new DynamoDBClient({ ...longLivedClientOptions, maxAttempts: 6 });
 const store = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, retentionDays: environment[environmentNames.retentionDays], listSettleMs: deployedListSettleMs });
-const publisher = new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: environment[environmentNames.eventBusName] });
+const publisher = new EventBridgePublisher({ client: new EventBridgeClient(longLivedClientOptions), eventBusName: environment[environmentNames.eventBusName] });
 /**
  * Recorded once per process: in the handler rather than at init, so that importing the bundle touches no table. The
  * highest count the table was evaluated with tells the shards left from a higher count, which the runs cover too.

@@ -9,6 +9,7 @@ import { logger, metrics } from '../shared/powertools';
 import { defaultDeliveryLogDays, defaultHealthPeriodDays, environmentNames, metricNames } from '../shared/settings';
 import { tableEnvironmentSchema } from '../shared/table-environment';
 import { topTierLift } from './top-tier';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 const environment = tableEnvironmentSchema
   .extend({
@@ -20,7 +21,7 @@ const environment = tableEnvironmentSchema
 const tierOrder = environment[environmentNames.tierOrder].split(',').filter((tier) => tier.length > 0);
 const periodDays = environment[environmentNames.healthPeriodDays];
 
-const client = new DynamoDBClient({ maxAttempts: 6 });
+const client = new DynamoDBClient({ ...longLivedClientOptions, maxAttempts: 6 });
 const tableName = environment[environmentNames.tableName];
 
 /**

@@ -8,10 +8,11 @@ import { loadBufferObject } from '../core/ingest-buffer';
 import { ingestConfigFromEnvironment } from '../ingest/config';
 import { logger, metrics } from '../shared/powertools';
 import { metricNames } from '../shared/settings';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 const config = ingestConfigFromEnvironment(process.env);
-const store = new DynamoDbEventStore({ client: new DynamoDBClient({ maxAttempts: 6 }), ...config });
-const objects = new S3BufferObjects(new S3Client({}));
+const store = new DynamoDbEventStore({ client: new DynamoDBClient({ ...longLivedClientOptions, maxAttempts: 6 }), ...config });
+const objects = new S3BufferObjects(new S3Client(longLivedClientOptions));
 
 /**
  * The Firehose variant's loader (lib/ingest-firehose-buffer.ts): each SQS message is S3's notification of an object

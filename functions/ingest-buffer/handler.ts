@@ -6,9 +6,10 @@ import { bufferedRequestOf, storeBufferedRequests } from '../core/ingest-buffer'
 import { ingestConfigFromEnvironment } from '../ingest/config';
 import { logger, metrics } from '../shared/powertools';
 import { metricNames } from '../shared/settings';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 const config = ingestConfigFromEnvironment(process.env);
-const store = new DynamoDbEventStore({ client: new DynamoDBClient({ maxAttempts: 6 }), ...config });
+const store = new DynamoDbEventStore({ client: new DynamoDBClient({ ...longLivedClientOptions, maxAttempts: 6 }), ...config });
 
 /**
  * The ingest buffer's consumer (lib/ingest-buffer.ts): stores a batch of the stream's requests in the table, as

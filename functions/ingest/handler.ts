@@ -13,10 +13,11 @@ import { countError, countResponse } from './request-metrics';
 import { DynamoDbFeedbackStore, readFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { createFeedbackLinkHandler } from './feedback-http';
 import type { DirectSaveListener } from '../core/ingest-buffer';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 const config = ingestConfigFromEnvironment(process.env);
 // More attempts than the SDK's default 3: a throttled write retried here is a 200 instead of a client retry.
-const client = new DynamoDBClient({ maxAttempts: 6 });
+const client = new DynamoDBClient({ ...longLivedClientOptions, maxAttempts: 6 });
 
 /** The links' signing key (made by the deploy's bootstrap), read once it exists. */
 let feedbackSecret: string | undefined;
@@ -32,8 +33,8 @@ const table = new DynamoDbEventStore({ client, ...config });
  */
 function eventStore() {
   const storedDirectly: DirectSaveListener = (reason, requestId) => logger.warn('ingest buffer did not take a request: stored in the table at once', { requestId, reason });
-  if (config.ingestStreamName) return new KinesisEventBuffer(new KinesisClient({ maxAttempts: 6 }), config.ingestStreamName, table, storedDirectly);
-  if (config.ingestDeliveryStreamName) return new FirehoseEventBuffer(new FirehoseClient({ maxAttempts: 6 }), config.ingestDeliveryStreamName, table, storedDirectly);
+  if (config.ingestStreamName) return new KinesisEventBuffer(new KinesisClient({ ...longLivedClientOptions, maxAttempts: 6 }), config.ingestStreamName, table, storedDirectly);
+  if (config.ingestDeliveryStreamName) return new FirehoseEventBuffer(new FirehoseClient({ ...longLivedClientOptions, maxAttempts: 6 }), config.ingestDeliveryStreamName, table, storedDirectly);
   return table;
 }
 const handleRequest = createIngestHandler(

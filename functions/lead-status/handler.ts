@@ -5,9 +5,10 @@ import { CachedWriteKeyStore, DynamoDbWriteKeyStore } from '../adapters/dynamodb
 import { logger } from '../shared/powertools';
 import { leadStatusConfigFromEnvironment } from './config';
 import { createLeadStatusHandler } from './http';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 const config = leadStatusConfigFromEnvironment(process.env);
-const client = new DynamoDBClient({});
+const client = new DynamoDBClient(longLivedClientOptions);
 
 const handleRequest = createLeadStatusHandler(
   {

@@ -11,6 +11,7 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  type DynamoDBClientConfig,
   ListTablesCommand,
   ResourceInUseException,
   ResourceNotFoundException,
@@ -102,9 +103,13 @@ export async function startDynamoDbLocal(options: { port?: number; dataDir?: str
   return { endpoint, pid: child.pid as number, stop };
 }
 
-/** A client for DynamoDB Local (or any endpoint in AWS_ENDPOINT_URL_DYNAMODB), which ignores credentials. */
-export function createDynamoDbClient(endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB): DynamoDBClient {
+/**
+ * A client for DynamoDB Local (or any endpoint in AWS_ENDPOINT_URL_DYNAMODB), which ignores credentials; `options`
+ * for more of the SDK's (the benches give the deployed functions' own, shared/sdk-clients).
+ */
+export function createDynamoDbClient(endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB, options: DynamoDBClientConfig = {}): DynamoDBClient {
   return new DynamoDBClient({
+    ...options,
     region: process.env.AWS_REGION ?? 'us-east-1',
     ...(endpoint ? { endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
   });

@@ -13,6 +13,7 @@ import { defaultDeliveryPolicy, deliverLeadEvent, notifierKinds, type DeliveryDe
 import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
 import { logger, metrics } from '../shared/powertools';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, environmentNames as names, metricNames } from '../shared/settings';
+import { longLivedClientOptions } from '../shared/sdk-clients';
 
 /**
  * The notifier of one destination (Slack, a signed webhook, HubSpot), fed by the destination's SQS FIFO delivery
@@ -43,9 +44,9 @@ const environment = z
   })
   .parse(process.env);
 
-const secretsManager = new SecretsManagerClient({});
-const sqs = new SQSClient({});
-const dynamodb = new DynamoDBClient({});
+const secretsManager = new SecretsManagerClient(longLivedClientOptions);
+const sqs = new SQSClient(longLivedClientOptions);
+const dynamodb = new DynamoDBClient(longLivedClientOptions);
 const ledger = new DynamoDbDeliveryLedger(dynamodb, environment[names.tableName], environment[names.deliveryLogDays]);
 const policy = { ...defaultDeliveryPolicy, retryWindowMs: environment[names.retryHours] * 3_600_000 };
 const pacer = new Pacer(environment[names.requestsPerSecond]);
