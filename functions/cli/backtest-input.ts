@@ -516,8 +516,8 @@ export function linesOfBlock(block: Pick<LineBlock, 'bytes'>): string[] {
     if (pieceStart + decodedPieceBytes < bytes.length) {
       // After the last \n within the piece's bytes, else after the \n ending a longer line: a \n byte is never part of a longer UTF-8 character.
       const last = bytes.lastIndexOf(10, pieceStart + decodedPieceBytes - 1);
-      const next = last >= pieceStart ? last : bytes.indexOf(10, pieceStart);
-      if (next !== -1) pieceEnd = next + 1;
+      const newline = last >= pieceStart ? last : bytes.indexOf(10, pieceStart);
+      if (newline !== -1) pieceEnd = newline + 1;
     }
     const text = bytes.toString('utf8', pieceStart, pieceEnd);
     let start = 0;
