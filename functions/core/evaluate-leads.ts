@@ -339,6 +339,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       await forEachConcurrently(users, concurrency, async (candidate) => {
         if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? userWaits : undefined);
       });
+      await reads.readAccountTraits();
       // The identities a claim merges into another user first: a user of the page then takes their changed days into
       // its own evaluation, rather than being evaluated again by the next run.
       const claimed = users.filter(reads.claimed);
@@ -395,6 +396,9 @@ function withListed(candidate: EvaluationCandidate, list: Map<string, Evaluation
  * The store as the evaluations of one page of candidates read it:
  *  - each account's traits read once: the users of one account evaluated together read the same profile, a call and
  *    a read unit each otherwise. A trait changed meanwhile is the next run's, as for a user evaluated a moment earlier.
+ *    The accounts of the users `prepare` read are read together, in one batch (`readAccountTraits`), before the
+ *    evaluations start: a call per account of the page otherwise, most of a page's calls besides its users' own where
+ *    few of an account's users are active at once.
  *  - `prepare` reads a user's rows and the events of its changed days before the page's evaluations start, and stores
  *    the claims those events make; the user's evaluation then takes them (`takeRows`, and `events` once), so reading
  *    them first costs no call or unit more. A rebuild (a user's first evaluation, a rules change) reads every event
@@ -405,6 +409,8 @@ function withListed(candidate: EvaluationCandidate, list: Map<string, Evaluation
  */
 function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
   const traitsRead = new Map<string, Promise<Record<string, unknown>>>();
+  /** The accounts of the users prepared, by workspace, for readAccountTraits. */
+  const accountsOfPrepared = new Map<string, Set<string>>();
   const accountTraits = async (workspace: string, ids: readonly string[]) => {
     const key = (id: string) => `${workspace}\n${id}`;
     const unread = ids.filter((id) => !traitsRead.has(key(id)));
@@ -475,16 +481,30 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
       const withEvents = ref.type === 'user' && days.length > 0;
       let rows: EntityRows;
       let read: StoredEvent[] | undefined;
+      let waiting = false;
       if (waits === undefined) {
         [rows, read] = await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
       } else {
         rows = await store.entity(ref, days);
-        read = withEvents && !waits(candidate, rows) ? await store.events(ref, days) : undefined;
+        waiting = waits(candidate, rows);
+        read = withEvents && !waiting ? await store.events(ref, days) : undefined;
       }
       rowsRead.set(entityKey(ref), rows);
+      // Its evaluation reads its accounts' traits, unless it waits or a claim made it another user's.
+      if (ref.type === 'user' && !waiting && rows.claim === undefined && rows.accounts.length > 0) {
+        const accounts = accountsOfPrepared.get(ref.workspace) ?? new Set<string>();
+        for (const id of rows.accounts) accounts.add(id);
+        accountsOfPrepared.set(ref.workspace, accounts);
+      }
       if (read === undefined) return;
       eventsRead.set(entityKey(ref), { days, events: read });
       await storeClaims(reads, ref.workspace, read, new Map(), now, calendar);
+    },
+    /** Reads the traits of the prepared users' accounts not read yet, together. */
+    async readAccountTraits(): Promise<void> {
+      const batches = [...accountsOfPrepared].map(([workspace, ids]) => accountTraits(workspace, [...ids]));
+      accountsOfPrepared.clear();
+      await Promise.all(batches);
     },
     /** Whether a claim merges the candidate into a user, as far as its prepared rows and the page's claims tell. */
     claimed: (candidate: EvaluationCandidate): boolean => rowsOf(candidate)?.claim !== undefined,
