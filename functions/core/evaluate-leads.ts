@@ -1,5 +1,5 @@
 import { accountConversion, firstConversion } from './conversion';
-import { accountFacts, closeDays, eventsByDay, memberRangesInReach, needsRebuild, pruneLifetime, rangesInReach, recomputeDays, sameRanges, signupDay, userFacts, withOpenDays, type DayRange } from './facts';
+import { accountFacts, closeDays, eventsByDay, inReach, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, userFacts, windowFrom, withOpenDays, type DayRange } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
@@ -203,7 +203,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const listed = list.get(key);
     list.set(key, listed ? withDaysOf(listed, candidate) : candidate);
   };
-  let reads = pageReads(store, now, ruleset.calendar);
+  /** A user's days from here on come with its rows (EvaluationStore.entity): the days of its window, most of what it reads. */
+  const daysFrom = windowFrom(ruleset, now);
+  let reads = pageReads(store, now, ruleset.calendar, daysFrom);
   /** When the interval that the entity's last evaluation began ends (epoch ms), if still to come (an interval of 0 never is). */
   const waitEnds = (rows: EntityRows, intervalMs: number): number | undefined => {
     const last = rows.state?.lead?.evaluatedAt;
@@ -244,7 +246,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (seen.has(key)) return leave(candidate);
     seen.add(key);
     if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
-    const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days));
+    const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days, ref.type === 'account' ? undefined : daysFrom));
     let members: AccountMember[] | undefined;
     if (ref.type === 'account') {
       if (movedByMembers && (await waitsForSweep(candidate, rows))) return;
@@ -285,8 +287,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   const membersSwept = async (ref: EntityRef): Promise<AccountMember[]> => {
     const members = await store.members(ref);
     const nowText = now.toISOString();
+    // A member whose days the store no longer reads where they are is evaluated first too: that rebuilds them.
     const due = members
-      .filter((member) => member.sweepDue !== undefined && member.sweepDue <= nowText)
+      .filter((member) => member.rebuildDays === true || (member.sweepDue !== undefined && member.sweepDue <= nowText))
       .map((member): EntityRef => ({ workspace: ref.workspace, type: 'user', id: member.id }))
       .filter((member) => sweeps.has(entityKey(member)) || !seen.has(entityKey(member)));
     if (due.length === 0) return members;
@@ -325,7 +328,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
      * another user of the page makes.
      */
     async evaluatePage(candidates: readonly EvaluationCandidate[]): Promise<void> {
-      reads = pageReads(store, now, ruleset.calendar);
+      reads = pageReads(store, now, ruleset.calendar, daysFrom);
       const users: EvaluationCandidate[] = [];
       for (const candidate of candidates) {
         if (candidate.ref.type === 'account') continue;
@@ -407,7 +410,7 @@ function withListed(candidate: EvaluationCandidate, list: Map<string, Evaluation
  *    evaluations, or its own prepare, read already. An overlapping run's claim is seen by the next page, as a moment
  *    later.
  */
-function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
+function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFrom: string | undefined) {
   const traitsRead = new Map<string, Promise<Record<string, unknown>>>();
   /** The accounts of the users prepared, by workspace, for readAccountTraits. */
   const accountsOfPrepared = new Map<string, Set<string>>();
@@ -482,10 +485,11 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar) {
       let rows: EntityRows;
       let read: StoredEvent[] | undefined;
       let waiting = false;
+      const from = ref.type === 'account' ? undefined : daysFrom;
       if (waits === undefined) {
-        [rows, read] = await Promise.all([store.entity(ref, days), withEvents ? store.events(ref, days) : undefined]);
+        [rows, read] = await Promise.all([store.entity(ref, days, from), withEvents ? store.events(ref, days) : undefined]);
       } else {
-        rows = await store.entity(ref, days);
+        rows = await store.entity(ref, days, from);
         waiting = waits(candidate, rows);
         read = withEvents && !waiting ? await store.events(ref, days) : undefined;
       }
@@ -567,10 +571,15 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
     return { ref, rows, facts, days: [], rebuilt: false, merged: [], convertedAt };
   }
 
-  const rebuild = needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
-  const storedDays = async (ranges: readonly DayRange[]) => (await store.dayRollupsIn([{ ref, ranges }]))[0] ?? [];
-  // The days in reach as the saved state places them are read beside the events, a round trip less per evaluation:
-  // the events move them only with an earlier first activity (a late event, a merge), and then they are read again.
+  const rebuild = rows.rebuildDays === true || needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
+  const readDays = async (ranges: readonly DayRange[]) => (ranges.length === 0 ? [] : ((await store.dayRollupsIn([{ ref, ranges }]))[0] ?? []));
+  // The days the rows came with (the window's, from its first day on) are not read again: only those before it.
+  const withRows = rows.days;
+  const storedDays = async (ranges: readonly DayRange[]) =>
+    withRows === undefined ? readDays(ranges) : [...(await readDays(rangesBefore(ranges, withRows.from))), ...withRows.rollups.filter((rollup) => inReach(ranges, rollup.day))];
+  // The days in reach as the saved state places them, those the rows did not come with, are read beside the events, a
+  // round trip less per evaluation: the events move them only with an earlier first activity (a late event, a merge),
+  // and then they are read again.
   const expected = rows.state !== undefined && !rebuild ? rangesInReach(ruleset, now, signupDay({ firstSeen: rows.state.firstSeen, traits: rows.traits }, ruleset)) : undefined;
   const [history, storedExpected, accountTraits] = await Promise.all([
     // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).

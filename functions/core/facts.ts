@@ -71,7 +71,8 @@ export function signupDay(entity: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
  * and two queries would read, and bill, the days they share twice.
  */
 export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null): DayRange[] {
-  const window = ruleset.maxWindowDays > 0 ? { from: ruleset.calendar.windowStart(now, ruleset.maxWindowDays), to: ruleset.calendar.dayOf(now) } : undefined;
+  const from = windowFrom(ruleset, now);
+  const window = from !== undefined ? { from, to: ruleset.calendar.dayOf(now) } : undefined;
   if (ruleset.maxSinceSignupDays === 0 || signup === null) return window === undefined ? [] : [window];
   const span = { from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) };
   if (window === undefined) return [span];
@@ -79,6 +80,13 @@ export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null
   if (second.from > addDays(first.to, 1)) return [window, span];
   return [{ from: first.from, to: second.to > first.to ? second.to : first.to }];
 }
+
+/** The first day of the longest rolling window an evaluation at `now` reads; undefined when the rules have none. */
+export const windowFrom = (ruleset: Ruleset, now: Date): string | undefined => (ruleset.maxWindowDays > 0 ? ruleset.calendar.windowStart(now, ruleset.maxWindowDays) : undefined);
+
+/** The parts of `ranges` before `day`. */
+export const rangesBefore = (ranges: readonly DayRange[], day: string): DayRange[] =>
+  ranges.flatMap((range) => (range.from >= day ? [] : [{ from: range.from, to: range.to < day ? range.to : addDays(day, -1) }]));
 
 export const sameRanges = (a: readonly DayRange[], b: readonly DayRange[]): boolean =>
   a.length === b.length && a.every((range, index) => range.from === b[index]!.from && range.to === b[index]!.to);

@@ -112,6 +112,13 @@ export interface EntityRows {
   claim?: Claim;
   /** Sales feedback given since the last save (core/lead-feedback), which this evaluation applies. */
   feedback: LeadFeedback[];
+  /**
+   * A user's (or visitor's) stored day rollups from `from` on, when `entity` was asked for them and could read them
+   * with the rows (the use case reads any other days it needs itself).
+   */
+  days?: { from: string; rollups: DayRollup[] };
+  /** The store keeps the entity's day rollups where it no longer reads them: its evaluation rebuilds them from its events. */
+  rebuildDays?: true;
   /** Opaque to the use case: what `save` needs to notice an overlapping run and to keep the sweep index still. */
   token: unknown;
 }
@@ -144,6 +151,8 @@ export interface AccountMember {
   id: string;
   state?: StoredEntityState;
   sweepDue?: string;
+  /** As EntityRows' rebuildDays: the member's days are read only once an evaluation of its own has rebuilt them. */
+  rebuildDays?: true;
 }
 
 /**
@@ -186,8 +195,11 @@ export interface EvaluationStore {
   shardOf(ref: EntityRef): string;
   /** The most changed days one `save` keeps open in the state; more and the use case rebuilds the entity's days. */
   readonly maxChangedDaysPerSave: number;
-  /** The entity's state, traits and accounts, with the changed days of its candidate. */
-  entity(ref: EntityRef, changedDays?: readonly string[]): Promise<EntityRows>;
+  /**
+   * The entity's state, traits and accounts, with the changed days of its candidate; with `daysFrom`, a user's (or
+   * visitor's) stored day rollups from that day on too, if the store reads them with the rows.
+   */
+  entity(ref: EntityRef, changedDays?: readonly string[], daysFrom?: string): Promise<EntityRows>;
   /** A user's (or visitor's) stored events of the given days, or all of them. */
   events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]>;
   /** The claims stored on these identities, by identityKey (unclaimed ones are left out). */

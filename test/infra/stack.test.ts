@@ -427,7 +427,7 @@ describe('change capture', () => {
     };
     const patterns = mapping.Properties.FilterCriteria.Filters.map((filter) => (JSON.parse(filter.Pattern) as { dynamodb: { Keys: { sk: { S: (string | { prefix: string })[] } } } }).dynamodb.Keys.sk.S[0]!);
     const filtered = (sk: string) => patterns.some((pattern) => (typeof pattern === 'string' ? sk === pattern : sk.startsWith(pattern.prefix)));
-    for (const sk of ['EVT#2026-01-01#0123', 'PROFILE', 'PROFILE#FEEDBACK#2026-01-01T00:00:00.000Z#f1', 'STATE', 'DAY#2026-01-01', 'MEMBER#WS#w#user#u', 'LISTS#0']) {
+    for (const sk of ['EVT#2026-01-01#0123', 'PROFILE', 'PROFILE#FEEDBACK#2026-01-01T00:00:00.000Z#f1', 'STATE', 'DAY#2026-01-01', 'PDAY#2026-01-01', 'MEMBER#WS#w#user#u', 'LISTS#0']) {
       expect(filtered(sk), sk).toBe(reachesEvaluator(sk));
     }
   });

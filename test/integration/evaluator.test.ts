@@ -5,8 +5,8 @@ import { inject } from 'vitest';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
-import { GetItemCommand, QueryCommand, type PutItemCommandInput } from '@aws-sdk/client-dynamodb';
-import { entityPartitionKey, eventSortKeyPrefix, outboxPartitionKey, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
+import { BatchWriteItemCommand, GetItemCommand, QueryCommand, UpdateItemCommand, type PutItemCommandInput, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import { daySortKeyPrefix, entityPartitionKey, eventSortKeyPrefix, outboxPartitionKey, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { dayOf } from '../../functions/core/days';
 import { defaultDirtyShards } from '../../functions/shared/settings';
 import { itemSize } from '../../bench/ingest-streams';
@@ -90,6 +90,42 @@ async function outboxSortKeys(dev: DevRuntime): Promise<string[]> {
 const summaryOf = (events: LeadEvent[]) =>
   events.map((event) => `${event.detailType}: ${event.detail.entity.type} ${event.detail.entity.id} ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`).sort();
 
+/** The sort keys of a user's items with the prefix, in order. */
+async function sortKeys(dev: DevRuntime, id: string, prefix: string): Promise<string[]> {
+  const { Items } = await dev.client.send(
+    new QueryCommand({
+      TableName: dev.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': { S: entityPartitionKey(dev.workspace, 'user', id) }, ':prefix': { S: prefix } },
+      ConsistentRead: true,
+    }),
+  );
+  return (Items ?? []).map((item) => item['sk']!.S!);
+}
+
+/**
+ * Puts a user's days back as a version before `PDAY#` kept them: under `DAY#`, its STATE item without the prefix it
+ * was saved with.
+ */
+async function keepDaysAsBefore(dev: DevRuntime, id: string): Promise<void> {
+  const pk = entityPartitionKey(dev.workspace, 'user', id);
+  const { Items = [] } = await dev.client.send(
+    new QueryCommand({ TableName: dev.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pk }, ':prefix': { S: daySortKeyPrefix } } }),
+  );
+  expect(Items.length).toBeGreaterThan(0);
+  await dev.client.send(
+    new BatchWriteItemCommand({
+      RequestItems: {
+        [dev.tableName]: Items.flatMap((item) => [
+          { PutRequest: { Item: { ...item, sk: { S: `DAY#${item['sk']!.S!.slice(daySortKeyPrefix.length)}` } } } },
+          { DeleteRequest: { Key: { pk: item['pk']!, sk: item['sk']! } } },
+        ]),
+      },
+    }),
+  );
+  await dev.client.send(new UpdateItemCommand({ TableName: dev.tableName, Key: { pk: { S: pk }, sk: { S: stateSortKey } }, UpdateExpression: 'REMOVE dayPrefix' }));
+}
+
 describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', () => {
   it('qualifies users and accounts with reasons, and a second pass changes nothing', async () => {
     const leads = new RecordingPublisher();
@@ -146,6 +182,59 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     await sendBatch(dev, [track('dee', 'Dashboard Created', day(-10)), track('dee', 'Teammate Invited', day(-10), { invitee: 'eve' })]);
     await dev.evaluateOnce(day(0));
     expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user dee none -> PQL-A']);
+  });
+
+  it("reads a user's days in its windows with its profile and state, in one query", async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await sendBatch(dev, [track('dee', 'Dashboard Created', day(-4)), track('dee', 'Teammate Invited', day(-3), { invitee: 'eve' }), track('dee', 'Data Exported', day(-2))]);
+    await dev.evaluateOnce(day(0));
+    expect(await sortKeys(dev, 'dee', daySortKeyPrefix)).toEqual([-4, -3, -2].map((offset) => `${daySortKeyPrefix}${dayOf(day(offset))}`));
+    const queries: QueryCommandInput[] = [];
+    dev.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'QueryCommand') queries.push(args.input as QueryCommandInput);
+        return next(args);
+      },
+      { step: 'initialize', name: 'testRecordQueries' },
+    );
+    await sendBatch(dev, [track('dee', 'Dashboard Created', day(1))]);
+    expect(summaryOf((await dev.evaluateOnce(day(1))).transitions)).toEqual(['Lead Tier Changed: user dee PQL-B -> PQL-A']);
+    const pk = entityPartitionKey(dev.workspace, 'user', 'dee');
+    const ofDee = queries.filter((input) => input.ExpressionAttributeValues?.[':pk']?.S === pk).map((input) => Object.values(input.ExpressionAttributeValues!).slice(1).map((value) => value.S));
+    // Its rows with the days from the 30-day window's first day on, and the new day's events: nothing else.
+    expect(ofDee).toEqual([
+      [`${daySortKeyPrefix}${dayOf(day(-28))}`, stateSortKey],
+      [`${eventSortKeyPrefix}${dayOf(day(1))}#`],
+    ]);
+  });
+
+  it('rebuilds the days of a user saved before they moved (then under DAY#) once, keeping its lead, and an account those of its members first', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads, exportsYaml);
+    await sendBatch(dev, [
+      ...['ann', 'ben'].flatMap((id) => [track(id, 'Data Exported', day(-2), {}, 'acme'), track(id, 'Data Exported', day(-1), {}, 'acme')]),
+      track('cat', 'Data Exported', day(-1)),
+    ]);
+    await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: account acme none -> team']);
+    for (const id of ['ann', 'ben', 'cat']) await keepDaysAsBefore(dev, id);
+
+    // Later the same day, an event of cat's (no account) and a change of acme's traits: each evaluation finds its days
+    // where it reads them.
+    await sendBatch(dev, [track('cat', 'Data Exported', day(0.2)), { type: 'group', userId: 'ann', groupId: 'acme', traits: { plan: 'team' }, timestamp: day(0.2).toISOString(), messageId: 'g-ann' }]);
+    const run = await dev.evaluateOnce(day(0.3));
+    // Read under PDAY# alone, ann's and ben's days would count no export, and acme would leave its tier.
+    expect(run.transitions).toEqual([]);
+    // Ben, with nothing new, was rebuilt before acme read him; a rebuild writes out every day, today's too (ann's group call).
+    expect(await sortKeys(dev, 'ben', daySortKeyPrefix)).toEqual([-2, -1].map((offset) => `${daySortKeyPrefix}${dayOf(day(offset))}`));
+    expect(await sortKeys(dev, 'ann', daySortKeyPrefix)).toEqual([-2, -1, 0].map((offset) => `${daySortKeyPrefix}${dayOf(day(offset))}`));
+    expect(await sortKeys(dev, 'cat', daySortKeyPrefix)).toEqual([-1, 0].map((offset) => `${daySortKeyPrefix}${dayOf(day(offset))}`));
+    const state = await dev.client.send(new GetItemCommand({ TableName: dev.tableName, Key: { pk: { S: entityPartitionKey(dev.workspace, 'user', 'cat') }, sk: { S: stateSortKey } }, ConsistentRead: true }));
+    expect(state.Item?.['dayPrefix']?.S).toBe(daySortKeyPrefix);
+    // The days left under DAY# are not read again; they expire.
+    await sendBatch(dev, [track('ann', 'Data Exported', day(0.35), {}, 'acme')]);
+    expect((await dev.evaluateOnce(day(0.4))).transitions).toEqual([]);
   });
 
   it('disqualifies an inactive lead by the clock alone, then keeps it out during the cooldown', async () => {

@@ -189,7 +189,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     }
   }
 
-  async entity(ref: EntityRef, changedDays: readonly string[] = []): Promise<EntityRows> {
+  async entity(ref: EntityRef, changedDays: readonly string[] = [], daysFrom?: string): Promise<EntityRows> {
     this.reads.push(`${ref.type} ${ref.id}`);
     const entity = this.entityOf(ref);
     const token: Token = { revision: entity.revision };
@@ -201,6 +201,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       ...(entity.claim ? { claim: structuredClone(entity.claim) } : {}),
       // Feedback is the DynamoDB store's (tested against DynamoDB Local); none here.
       feedback: [],
+      // As the DynamoDB store reads them with the rows: every stored day from daysFrom on.
+      ...(daysFrom !== undefined && ref.type !== 'account' ? { days: { from: daysFrom, rollups: structuredClone([...entity.days.values()].filter((rollup) => rollup.day >= daysFrom)) } } : {}),
       token,
     };
     const overlap = this.afterRead;

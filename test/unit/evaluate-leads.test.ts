@@ -207,7 +207,7 @@ describe('the evaluator use case', () => {
     expect(store.stateOf(user('eve'))?.lifetime.activity).toBe(3);
   });
 
-  it('reads the days in reach beside the events, and again when the events move them (an earlier first activity)', async () => {
+  it("takes the window's days with the rows, reads those before it beside the events, and again when the events move them (an earlier first activity)", async () => {
     const onboarding = loadRules(`
 version: 1
 signals:
@@ -227,17 +227,20 @@ tiers:
     const evaluateAt = (time: Date) => run(store, publisher, { ruleset: onboarding, now: time });
     store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(10, 9).toISOString() });
     await evaluateAt(onDay(10, 18));
-    // The first evaluation has no state to place the days by: they are read after the events.
-    expect(asked).toEqual([['2025-03-05..2025-04-09']]);
+    // The days in reach (from the signup on March 11th, within the 7-day window from March 5th) came with the rows.
+    expect(asked).toEqual([]);
     store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(11, 9).toISOString() });
     await evaluateAt(onDay(11, 18));
-    // From the state's first activity (March 11th), read once beside the events.
-    expect(asked.slice(1)).toEqual([['2025-03-06..2025-04-09']]);
-    // A late event on March 3rd moves the signup, so the span: the days are read again from there.
+    expect(asked).toEqual([]);
+    // A late event on March 3rd moves the signup, so the span, before the window (March 6th): those days are read.
     store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(2, 9).toISOString() });
     const { transitions } = await evaluateAt(onDay(11, 19));
-    expect(asked.slice(2)).toEqual([['2025-03-06..2025-04-09'], ['2025-03-03..2025-04-01']]);
+    expect(asked).toEqual([['2025-03-03..2025-03-05']]);
     expect(summary(transitions)).toEqual(['user eve: none -> pql']);
+    // Weeks later the span lies before the window: the state places it, and it is read beside the events.
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(40, 9).toISOString() });
+    await evaluateAt(onDay(40, 18));
+    expect(asked.slice(1)).toEqual([['2025-03-03..2025-04-01']]);
   });
 
   it("sweeps an account's members due by now before judging it, so it does not move twice at one moment", async () => {

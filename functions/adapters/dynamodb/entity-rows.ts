@@ -63,16 +63,19 @@ export class DynamoDbEntityRows {
     private readonly options: { dirtyShards: number; retentionSeconds: number },
   ) {}
 
-  async entity(ref: EntityRef, changedDays: readonly string[] = []): Promise<EntityRows> {
-    // PROFILE and STATE sort next to each other, with only feedback waiting to be applied between them: one Query
-    // reads them all for the units of their summed size (usually one), where two gets bill a unit each.
+  async entity(ref: EntityRef, changedDays: readonly string[] = [], daysFrom?: string): Promise<EntityRows> {
+    // PROFILE and STATE sort next to each other, with only feedback waiting to be applied between them, and a user's
+    // days just before them: one Query reads them all for the units of their summed size (usually one), where two
+    // gets bill a unit each, and the days in reach come with them, a round trip and a call less per evaluation.
+    const withDays = daysFrom !== undefined && ref.type !== 'account';
     const items = await this.queryAll({
-      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :profile AND :state',
-      ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':profile': { S: profileSortKey }, ':state': { S: stateSortKey } },
+      KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :state',
+      ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':from': { S: withDays ? daySortKey(daysFrom) : profileSortKey }, ':state': { S: stateSortKey } },
       ConsistentRead: true,
     });
     const stateItem = items.find((item) => item['sk']?.S === stateSortKey);
     const profile = items.find((item) => item['sk']?.S === profileSortKey);
+    const rebuildDays = ref.type !== 'account' && daysElsewhere(stateItem);
     const token: SaveToken = {
       ...(stateItem?.['revision']?.N !== undefined ? { revision: Number(stateItem['revision'].N) } : {}),
       ...(stateItem?.[tableDefinition.dirtyIndex.sortKey]?.S !== undefined ? { sweep: stateItem[tableDefinition.dirtyIndex.sortKey]!.S! } : {}),
@@ -80,7 +83,18 @@ export class DynamoDbEntityRows {
     const state = stateOf(stateItem);
     const claim = ref.type === 'account' ? undefined : claimOf(ref, profile);
     const feedback = items.filter((item) => item['sk']?.S?.startsWith(feedbackSortKeyPrefix)).map((item) => JSON.parse(item['feedback']!.S!) as LeadFeedback);
-    return { ...(state ? { state } : {}), changedDays: [...changedDays], traits: traitsOf(profile), accounts: profile?.['accounts']?.SS ?? [], ...(claim ? { claim } : {}), feedback, token };
+    const days = withDays && !rebuildDays ? { days: { from: daysFrom, rollups: items.filter((item) => item['sk']?.S?.startsWith(daySortKeyPrefix)).map(rollupOf) } } : {};
+    return {
+      ...(state ? { state } : {}),
+      changedDays: [...changedDays],
+      traits: traitsOf(profile),
+      accounts: profile?.['accounts']?.SS ?? [],
+      ...(claim ? { claim } : {}),
+      feedback,
+      ...days,
+      ...(rebuildDays ? { rebuildDays } : {}),
+      token,
+    };
   }
 
   async claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>> {
@@ -175,7 +189,7 @@ export class DynamoDbEntityRows {
       const item = items.get(entityPartitionKey(ref.workspace, 'user', id));
       const state = stateOf(item);
       const sweepDue = item?.[tableDefinition.dirtyIndex.sortKey]?.S;
-      return { id, ...(state ? { state } : {}), ...(sweepDue !== undefined && sweepDue !== neverDue ? { sweepDue } : {}) };
+      return { id, ...(state ? { state } : {}), ...(sweepDue !== undefined && sweepDue !== neverDue ? { sweepDue } : {}), ...(daysElsewhere(item) ? { rebuildDays: true as const } : {}) };
     });
   }
 
@@ -189,6 +203,7 @@ export class DynamoDbEntityRows {
       sk: { S: stateSortKey },
       ...stateBodyAttributes(update.state),
       revision: { N: String(readRevision + 1) },
+      ...(ref.type === 'account' ? {} : { [dayPrefixAttribute]: { S: daySortKeyPrefix } }),
       [tableDefinition.dirtyIndex.partitionKey]: { S: sweepPartition(shard) },
       [tableDefinition.dirtyIndex.sortKey]: { S: sweepIndexed(loaded.sweep, update.nextSweep?.toISOString() ?? neverDue, update.evaluatedAt.toISOString()) },
     };
@@ -319,6 +334,16 @@ export class DynamoDbEntityRows {
 }
 
 const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
+
+/**
+ * On a user's STATE item: the sort key prefix its day items are under. Saved by every evaluation; a state saved
+ * before days moved to daySortKeyPrefix has none, and its entity's next evaluation rebuilds its days (as a rules
+ * change does), which writes them where they are read now. The days left under the old prefix expire.
+ */
+const dayPrefixAttribute = 'dayPrefix';
+
+/** Whether a user's state was saved with its days under another prefix than the one read now. */
+const daysElsewhere = (stateItem: Item | undefined): boolean => stateItem !== undefined && stateItem[dayPrefixAttribute]?.S !== daySortKeyPrefix;
 
 /**
  * The sweep time to index: a new time moves the index key, which costs an index write (a delete and a put) on every

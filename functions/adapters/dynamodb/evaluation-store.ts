@@ -61,7 +61,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   keep = async (marks: readonly ChangeMark[]) => void (await this.lists.add(marks));
   shardOf = (ref: EntityRef) => shardOf(entityPartitionKey(ref.workspace, ref.type, ref.id), this.dirtyShards);
 
-  entity = (ref: EntityRef, changedDays?: readonly string[]) => this.rows.entity(ref, changedDays);
+  entity = (ref: EntityRef, changedDays?: readonly string[], daysFrom?: string) => this.rows.entity(ref, changedDays, daysFrom);
   events = (ref: EntityRef, days: readonly string[] | 'all') => this.rows.events(ref, days);
   claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
   claim = (workspace: string, claim: Claim) => this.rows.claim(workspace, claim);

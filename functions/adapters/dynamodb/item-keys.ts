@@ -57,7 +57,12 @@ export const backtestSortKey = (rulesVersion: string) => `BACKTEST#${rulesVersio
 
 /** An entity's lead state, lifetime rollup and first/last seen, written by the evaluator. */
 export const stateSortKey = 'STATE';
-export const daySortKeyPrefix = 'DAY#';
+/**
+ * Day rollups sort just before PROFILE (no other key of an entity lies between them): one query from the first day
+ * an evaluation reads to STATE reads those days with the profile and the state. Earlier versions kept them under
+ * `DAY#`, which an entity leaves when its days are next rebuilt (entity-rows.ts, `dayPrefixAttribute`).
+ */
+export const daySortKeyPrefix = 'PDAY#';
 /** The evaluator's rollup of one day of a user's events. */
 export const daySortKey = (day: string) => `${daySortKeyPrefix}${day}`;
 /** Lead events saved with the state that caused them and not yet published: the outbox of one shard. */

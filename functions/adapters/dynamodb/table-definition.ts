@@ -12,7 +12,7 @@
  * | account member                     | `WS#<ws>#account#<id>`      | `MEMBER#<userKey>`              |
  * | change list of a shard             | `CHANGES#<shard>`           | `<since>#<unique>`              |
  * | lead state, lifetime rollup        | `WS#<ws>#<type>#<id>`       | `STATE`                         |
- * | a user's day rollup                | `WS#<ws>#user#<userId>`     | `DAY#<yyyy-mm-dd>`              |
+ * | a user's day rollup                | `WS#<ws>#user#<userId>`     | `PDAY#<yyyy-mm-dd>`             |
  * | first receipt of a message         | `WS#<ws>#MSG#<messageId>`   | `RECEIPT`                       |
  * | quarantined message                | `WS#<ws>#REJECTED`          | `<receivedAt>#<requestId>#<i>`  |
  * | unpublished lead event (outbox)    | `OUTBOX#<shard>`            | `<evaluatedAt>#<idempotencyKey>`|
