@@ -1,5 +1,5 @@
 import { accountConversion, firstConversion } from './conversion';
-import { accountFacts, closeDays, eventsByDay, inReach, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, userFacts, windowFrom, withOpenDays, type DayRange } from './facts';
+import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withOpenDays, type DayRange, type SpanDays } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
@@ -555,6 +555,8 @@ export interface LoadedEntity {
   merged: string[];
   /** A conversion seen in what was read (core/conversion), null for none; the lead state records the first one. */
   convertedAt: string | null;
+  /** A user's since-signup span for its state to keep (facts.ts SpanDays), when it starts before the window. */
+  spanDays?: SpanDays;
 }
 
 /**
@@ -573,10 +575,16 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
 
   const rebuild = rows.rebuildDays === true || needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
   const readDays = async (ranges: readonly DayRange[]) => (ranges.length === 0 ? [] : ((await store.dayRollupsIn([{ ref, ranges }]))[0] ?? []));
-  // The days the rows came with (the window's, from its first day on) are not read again: only those before it.
+  // The days the rows came with (the window's, from its first day on) are not read again; those before it (of the
+  // since-signup span) are the state's span days when it kept them all, and read otherwise.
   const withRows = rows.days;
-  const storedDays = async (ranges: readonly DayRange[]) =>
-    withRows === undefined ? readDays(ranges) : [...(await readDays(rangesBefore(ranges, withRows.from))), ...withRows.rollups.filter((rollup) => inReach(ranges, rollup.day))];
+  // Only days before the window can be span days alone: the rows came from its first day on, or there is none.
+  const beforeWindow = withRows !== undefined || windowFrom(ruleset, now) === undefined;
+  const storedDays = async (ranges: readonly DayRange[], useKept: boolean) => {
+    const before = withRows === undefined ? ranges : rangesBefore(ranges, withRows.from);
+    const earlier = (useKept && beforeWindow ? keptSpanDays(rows.state, before) : undefined) ?? (await readDays(before));
+    return withRows === undefined ? earlier : [...earlier, ...withRows.rollups.filter((rollup) => inReach(ranges, rollup.day))];
+  };
   // The days in reach as the saved state places them, those the rows did not come with, are read beside the events, a
   // round trip less per evaluation: the events move them only with an earlier first activity (a late event, a merge),
   // and then they are read again.
@@ -584,7 +592,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const [history, storedExpected, accountTraits] = await Promise.all([
     // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
     mergedEvents(store, ref, rows, rebuild ? 'all' : rows.changedDays, now, ruleset.calendar),
-    expected !== undefined ? storedDays(expected) : [],
+    expected !== undefined ? storedDays(expected, true) : [],
     // In account id order: routing by an account trait takes the first account that has it (core/rules/routing.ts).
     rows.accounts.length > 0 ? store.accountTraits(ref.workspace, [...rows.accounts].sort()) : [],
   ]);
@@ -592,8 +600,10 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   // After the events, which may rebuild: a call only for a late event's day, seldom.
   const replaced = rebuilt ? [] : await replacedDays(store, ref, rows, ruleset.calendar);
   const recomputed = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
-  const ranges = rangesInReach(ruleset, now, signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset));
-  const stored = expected !== undefined && sameRanges(ranges, expected) ? storedExpected : await storedDays(ranges);
+  const signup = signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset);
+  const ranges = rangesInReach(ruleset, now, signup);
+  // A rebuild (every event read again: a merge) empties the stored days it finds no event on, which it reads as stored.
+  const stored = !rebuilt && expected !== undefined && sameRanges(ranges, expected) ? storedExpected : await storedDays(ranges, !rebuilt);
   // The recomputed days are not saved yet: they replace what the store still holds for them. A rebuild recomputes
   // every day from every event, so what is stored adds nothing to it.
   const days = new Map(rebuilt ? [] : withOpenDays(stored, rows.state, ranges).map((rollup) => [rollup.day, rollup]));
@@ -604,7 +614,11 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
   // The messages read are the changed days' (every day on a rebuild): a conversion is seen when its day changes.
   const convertedAt = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
-  return { ref, rows, facts, days: [...recomputed.days, ...emptied], rebuilt, merged: history.merged, convertedAt };
+  // A span that starts before the window is kept with the state, for the evaluations that read the days before it.
+  const span = sinceSignupSpan(ruleset, signup);
+  const windowStart = windowFrom(ruleset, now);
+  const spanDays = span !== undefined && ruleset.spanSignals.length > 0 && (windowStart === undefined || span.from < windowStart) ? spanDaysOf(days.values(), span, ruleset.calendar.dayOf(now), ruleset) : undefined;
+  return { ref, rows, facts, days: [...recomputed.days, ...emptied], rebuilt, merged: history.merged, convertedAt, ...(spanDays ? { spanDays } : {}) };
 }
 
 /**
@@ -647,6 +661,7 @@ export function entityUpdate(loaded: LoadedEntity, lead: LeadState, event: LeadE
       rollupVersion: ruleset.version,
       ...(loaded.merged.length > 0 ? { merged: loaded.merged } : {}),
       ...(open.length > 0 ? { openDays: open } : {}),
+      ...(loaded.spanDays ? { spanDays: loaded.spanDays } : {}),
     },
     days: closed,
     rebuiltDays: loaded.rebuilt ? loaded.days : [],

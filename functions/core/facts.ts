@@ -1,6 +1,6 @@
 import { addDays, type Calendar } from './days';
 import type { LeadState } from './lead-state';
-import { mergeRollups, rollupDay, signupTime, type DayRollup, type EntityFacts, type Measure, type MemberFacts, type UsageEvent } from './rules/engine';
+import { mergeRollups, noNames, rollupDay, signupTime, type DayRollup, type EntityFacts, type Measure, type MemberFacts, type UsageEvent } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
 /**
@@ -30,6 +30,44 @@ export interface StoredEntityState extends EntityTotals {
    * item; a day is written out as its own item once it is older than yesterday and no evaluation recomputes it.
    */
   openDays?: DayRollup[];
+  /** A user's since-signup span as its last evaluation counted it, once the span starts before the window (spanDaysOf). */
+  spanDays?: SpanDays;
+}
+
+/**
+ * The days of a user's since-signup span, each with only the measures of the signals counting since signup (days with
+ * none left out): what an evaluation reads of the days before its window, which only those signals count. Kept in
+ * the state, they save a query of the span at every evaluation: a few bytes a day, as the span is over for most users.
+ */
+export interface SpanDays {
+  /** The span's first day (the signup's): another signup makes another span. */
+  from: string;
+  /** The last day they were counted through (the evaluation's today): later days are not in them. */
+  through: string;
+  days: DayRollup[];
+}
+
+/** The span days of `days` (any order) that a state keeps: within `span` and through `through`. */
+export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: string, ruleset: Ruleset): SpanDays {
+  const kept: DayRollup[] = [];
+  for (const rollup of days) {
+    if (rollup.day < span.from || rollup.day > span.to || rollup.day > through) continue;
+    const measures: Record<string, Measure> = {};
+    for (const name of ruleset.spanSignals) if (Object.hasOwn(rollup.measures, name)) measures[name] = rollup.measures[name]!;
+    if (Object.keys(measures).length > 0) kept.push({ day: rollup.day, activity: rollup.activity, names: noNames, measures });
+  }
+  return { from: span.from, through, days: kept.sort(byDay) };
+}
+
+/**
+ * The state's span days when they hold every day of `ranges` (the parts of the days in reach before the window: of
+ * the span alone), for the same signup; undefined when they do not, and the days are read.
+ */
+export function keptSpanDays(state: Pick<StoredEntityState, 'spanDays'> | undefined, ranges: readonly DayRange[]): DayRollup[] | undefined {
+  const kept = state?.spanDays;
+  if (kept === undefined || ranges.length === 0) return kept === undefined ? undefined : [];
+  if (ranges[0]!.from !== kept.from || ranges.some((range) => range.to > kept.through)) return undefined;
+  return kept.days.filter((rollup) => inReach(ranges, rollup.day));
 }
 
 /** An entity's day rollups in reach: the stored day items with the state's open days over them. */
@@ -73,13 +111,17 @@ export function signupDay(entity: Pick<EntityFacts, 'traits' | 'firstSeen'>, rul
 export function rangesInReach(ruleset: Ruleset, now: Date, signup: string | null): DayRange[] {
   const from = windowFrom(ruleset, now);
   const window = from !== undefined ? { from, to: ruleset.calendar.dayOf(now) } : undefined;
-  if (ruleset.maxSinceSignupDays === 0 || signup === null) return window === undefined ? [] : [window];
-  const span = { from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) };
+  const span = sinceSignupSpan(ruleset, signup);
+  if (span === undefined) return window === undefined ? [] : [window];
   if (window === undefined) return [span];
   const [first, second] = window.from <= span.from ? [window, span] : [span, window];
   if (second.from > addDays(first.to, 1)) return [window, span];
   return [{ from: first.from, to: second.to > first.to ? second.to : first.to }];
 }
+
+/** The longest since-signup span from the signup's day; undefined without one (no such signal, or no known signup). */
+export const sinceSignupSpan = (ruleset: Ruleset, signup: string | null): DayRange | undefined =>
+  ruleset.maxSinceSignupDays === 0 || signup === null ? undefined : { from: signup, to: addDays(signup, ruleset.maxSinceSignupDays - 1) };
 
 /** The first day of the longest rolling window an evaluation at `now` reads; undefined when the rules have none. */
 export const windowFrom = (ruleset: Ruleset, now: Date): string | undefined => (ruleset.maxWindowDays > 0 ? ruleset.calendar.windowStart(now, ruleset.maxWindowDays) : undefined);

@@ -237,10 +237,28 @@ tiers:
     const { transitions } = await evaluateAt(onDay(11, 19));
     expect(asked).toEqual([['2025-03-03..2025-03-05']]);
     expect(summary(transitions)).toEqual(['user eve: none -> pql']);
-    // Weeks later the span lies before the window: the state places it, and it is read beside the events.
+    // Weeks later the span lies before the window: the state places it, and it is read beside the events, once; the
+    // state keeps what the span counts from then on (SpanDays), and the next evaluations read nothing of it.
     store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(40, 9).toISOString() });
     await evaluateAt(onDay(40, 18));
     expect(asked.slice(1)).toEqual([['2025-03-03..2025-04-01']]);
+    expect(store.stateOf(user('eve'))?.spanDays).toEqual({
+      from: '2025-03-03',
+      through: '2025-04-10',
+      days: ['2025-03-03', '2025-03-11', '2025-03-12'].map((day) => ({ day, activity: 1, names: {}, measures: { onboarded: expect.objectContaining({ count: 1 }) } })),
+    });
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(41, 9).toISOString() });
+    await evaluateAt(onDay(41, 18));
+    // A late event in the span is counted with its day, which the evaluation recomputes from its events.
+    store.track(workspace, 'eve', { event: 'Dashboard Created', timestamp: onDay(20, 9).toISOString() });
+    await evaluateAt(onDay(41, 19));
+    expect(asked.slice(2)).toEqual([]);
+    expect(store.stateOf(user('eve'))?.spanDays?.days.map((rollup) => [rollup.day, rollup.measures['onboarded']?.count])).toEqual([
+      ['2025-03-03', 1],
+      ['2025-03-11', 1],
+      ['2025-03-12', 1],
+      ['2025-03-21', 1],
+    ]);
   });
 
   it("sweeps an account's members due by now before judging it, so it does not move twice at one moment", async () => {

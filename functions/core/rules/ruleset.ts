@@ -42,6 +42,8 @@ export interface Ruleset {
   lifetimeDaySignals: string[];
   /** Event signals a time-to-value signal reads: their measures keep the time of the first matching event (Measure.first). */
   firstSignals: string[];
+  /** User event signals counted over the since-signup span: the measures a user's state keeps of its span (facts.ts spanDaysOf). */
+  spanSignals: string[];
   /** Whether any rule looks at accounts; without one, accounts are not evaluated at all. */
   evaluatesAccounts: boolean;
   /**
@@ -103,6 +105,10 @@ export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string,
       return overWholeHistory(signal) && signal.count === 'days';
     }),
     firstSignals,
+    spanSignals: eventSignals.filter((name) => {
+      const signal = file.signals[name]!;
+      return signalLevel(signal) === 'user' && signal.kind === 'event' && signal.since_signup !== undefined;
+    }),
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
     accountsReadMemberDays: signals.some(([, signal]) => signalLevel(signal) === 'account' && signal.kind === 'event' && (signal.window !== undefined || signal.since_signup !== undefined || signal.per !== undefined)),
     memberSignals: new Set(signals.flatMap(([, signal]) => (signal.kind === 'members' ? [signal.members_matching] : []))),
