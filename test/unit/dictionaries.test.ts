@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { compressedJson, compressedJsonOf } from '../../functions/adapters/dynamodb/compressed-json';
-import { eventDictionary, stateDictionary } from '../../functions/adapters/dynamodb/dictionaries';
+import { dayDictionary, eventDictionary, stateDictionary } from '../../functions/adapters/dynamodb/dictionaries';
 import { eventBodyAttributes } from '../../functions/adapters/dynamodb/event-body';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -33,6 +33,28 @@ describe('preset dictionaries', () => {
     // A failure here means a dictionary in use was edited: restore it, and add a new one under a new attribute instead.
     expect({ attribute: eventDictionary.attribute, sha256: sha256(eventDictionary.bytes) }).toEqual({ attribute: 'zd', sha256: EVENT_SHA256 });
     expect({ attribute: stateDictionary.attribute, sha256: sha256(stateDictionary.bytes) }).toEqual({ attribute: 'stateZd', sha256: STATE_SHA256 });
+    expect({ attribute: dayDictionary.attribute, sha256: sha256(dayDictionary.bytes) }).toEqual({ attribute: 'rollupZd', sha256: DAY_SHA256 });
+  });
+
+  it('make a day rollup under half its JSON, and read back exactly', () => {
+    const rollup = {
+      day: '2026-11-20',
+      activity: 7,
+      names: { 'Page Viewed': 4, 'Dashboard Created': 2, 'Report Exported': 1 },
+      measures: {
+        dashboards_30d: { count: 2, sum: 0, last: '2026-11-20T15:02:11.000Z' },
+        invited: { count: 1, sum: 0, last: '2026-11-20T09:41:00.000Z', distinct: ['ana@example.org'] },
+        active_7d: { count: 7, sum: 0, last: '2026-11-20T17:30:05.000Z', sessions: 2 },
+      },
+      lastActivity: '2026-11-20T17:30:05.000Z',
+    };
+    const json = JSON.stringify(rollup);
+    const names = { text: 'rollup', deflated: 'rollupZ', dictionary: dayDictionary };
+    const item = compressedJson(json, names);
+    expect(item['rollupZd']?.B?.length).toBeLessThan(json.length / 2);
+    expect(compressedJsonOf(item, names)).toBe(json);
+    // Written before the dictionary: text.
+    expect(compressedJsonOf({ rollup: { S: json } }, names)).toBe(json);
   });
 
   it('halve a single browser event deflated alone, and read back exactly', () => {
@@ -57,3 +79,4 @@ describe('preset dictionaries', () => {
 
 const EVENT_SHA256 = 'd0ed7becf2d7e832d21f1132363856b0b617f37172302add0a002d624a1a549e';
 const STATE_SHA256 = 'f2ccef1a8ff8b3016477920cc74c63de35b4ffd9812609b90fa332d79bd8e335';
+const DAY_SHA256 = 'aa08ba65581076168968c06dea93c8ea8e1e8de9bd6f906a0fe727f6125c8f1d';

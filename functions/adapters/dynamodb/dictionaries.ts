@@ -52,3 +52,13 @@ export const stateDictionary = dictionary('stateZd', [
   '"openDays":[{"day":"20","activity":0,"names":{},"measures":{"":{"count":1,"sum":0,"last":"20","distinct":[],"sessions":1},',
   '"":{"count":0,"sum":0,"last":"20"}},"lastActivity":"20',
 ]);
+
+/**
+ * A user's day rollup (core/rules/engine's DayRollup): its measures by signal and its events by name. The evaluator
+ * reads a window of them with every evaluation, in a strongly consistent query, which bills their deflated size.
+ */
+export const dayDictionary = dictionary('rollupZd', [
+  '"distinct":[],"sessions":1,"days":1,"first":"20',
+  '"names":{"Page Viewed":1,"Logged In":1},"lastActivity":"20',
+  '{"day":"20","activity":0,"names":{},"measures":{"":{"count":1,"sum":0,"last":"20"},"":{"count":1,"sum":0,"last":"20"}},"lastActivity":"20',
+]);
