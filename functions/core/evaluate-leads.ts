@@ -246,7 +246,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (seen.has(key)) return leave(candidate);
     seen.add(key);
     if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
-    const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days, ref.type === 'account' ? undefined : daysFrom));
+    const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days, daysFrom));
     let members: AccountMember[] | undefined;
     if (ref.type === 'account') {
       if (movedByMembers && (await waitsForSweep(candidate, rows))) return;
@@ -485,11 +485,10 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
       let rows: EntityRows;
       let read: StoredEvent[] | undefined;
       let waiting = false;
-      const from = ref.type === 'account' ? undefined : daysFrom;
       if (waits === undefined) {
-        [rows, read] = await Promise.all([store.entity(ref, days, from), withEvents ? store.events(ref, days) : undefined]);
+        [rows, read] = await Promise.all([store.entity(ref, days, daysFrom), withEvents ? store.events(ref, days) : undefined]);
       } else {
-        rows = await store.entity(ref, days, from);
+        rows = await store.entity(ref, days, daysFrom);
         waiting = waits(candidate, rows);
         read = withEvents && !waiting ? await store.events(ref, days) : undefined;
       }
@@ -578,8 +577,9 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   // The days the rows came with (the window's, from its first day on) are not read again; those before it (of the
   // since-signup span) are the state's span days when it kept them all, and read otherwise.
   const withRows = rows.days;
+  const windowStart = windowFrom(ruleset, now);
   // Only days before the window can be span days alone: the rows came from its first day on, or there is none.
-  const beforeWindow = withRows !== undefined || windowFrom(ruleset, now) === undefined;
+  const beforeWindow = withRows !== undefined || windowStart === undefined;
   const storedDays = async (ranges: readonly DayRange[], useKept: boolean) => {
     const before = withRows === undefined ? ranges : rangesBefore(ranges, withRows.from);
     const earlier = (useKept && beforeWindow ? keptSpanDays(rows.state, before) : undefined) ?? (await readDays(before));
@@ -616,7 +616,6 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const convertedAt = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
   // A span that starts before the window is kept with the state, for the evaluations that read the days before it.
   const span = sinceSignupSpan(ruleset, signup);
-  const windowStart = windowFrom(ruleset, now);
   const spanDays = span !== undefined && ruleset.spanSignals.length > 0 && (windowStart === undefined || span.from < windowStart) ? spanDaysOf(days.values(), span, ruleset.calendar.dayOf(now), ruleset) : undefined;
   return { ref, rows, facts, days: [...recomputed.days, ...emptied], rebuilt, merged: history.merged, convertedAt, ...(spanDays ? { spanDays } : {}) };
 }

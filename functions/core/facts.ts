@@ -65,7 +65,8 @@ export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: s
  */
 export function keptSpanDays(state: Pick<StoredEntityState, 'spanDays'> | undefined, ranges: readonly DayRange[]): DayRollup[] | undefined {
   const kept = state?.spanDays;
-  if (kept === undefined || ranges.length === 0) return kept === undefined ? undefined : [];
+  if (kept === undefined) return undefined;
+  if (ranges.length === 0) return [];
   if (ranges[0]!.from !== kept.from || ranges.some((range) => range.to > kept.through)) return undefined;
   return kept.days.filter((rollup) => inReach(ranges, rollup.day));
 }
