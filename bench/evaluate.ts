@@ -617,12 +617,15 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     const rates: { concurrency: number; rate: number; ownMs: number; databaseMs: number | null }[] = [];
     const totals = new Map<number, { evaluated: number; seconds: number; own: number; database: number | null }>();
     const table = tables[0]!;
+    /** The client's calls in (c)'s runs, by operation: both processes' CPU follows them more than anything else. */
+    const throughputCalls = new Map<string, number>();
     for (let round = 0, offset = 1; round < throughputRounds; round++) {
       for (const concurrency of withNewKinds ? [] : [1, evaluatorConcurrency]) {
         const at = new Date(now.getTime() + offset * dayMs);
         // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
         // DynamoDB Local's JVM, which share this machine's cores.
-        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { cpu: () => cpuSeconds(dynamoDb.pid), concurrency });
+        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { cpu: () => cpuSeconds(dynamoDb.pid), concurrency, stored: () => calls.clear() });
+        for (const [name, entry] of calls) throughputCalls.set(name, (throughputCalls.get(name) ?? 0) + entry.calls);
         const total = totals.get(concurrency) ?? { evaluated: 0, seconds: 0, own: 0, database: 0 };
         totals.set(concurrency, { evaluated: total.evaluated + result.evaluated, seconds: total.seconds + result.seconds, ...sumCpu(total, result.cpuSeconds!) });
         offset++;
@@ -647,6 +650,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         ...throughput,
         `  as deployed: x${(deployed.rate / oneAtATime.rate).toFixed(2)} the entities/s of one at a time${busy === null ? '' : `, with ${busy.toFixed(2)} of ${availableParallelism()} cores busy`}; the evaluator's own CPU`,
         `  bounds a shard at ${Math.round(ceiling)} entities/s per core (x${(ceiling / oneAtATime.rate).toFixed(1)} one at a time here) where the database has cores of its own, as DynamoDB in AWS does`,
+        `  DynamoDB calls per evaluated entity, the runs' own (candidates, outbox, progress) included: ${perEntityCalls(throughputCalls, [...totals.values()].reduce((sum, total) => sum + total.evaluated, 0))}`,
       );
     }
     console.log(lines.join('\n'));
@@ -659,6 +663,13 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     reader.destroy();
     await dynamoDb.stop();
   }
+}
+
+/** `calls` by operation, per entity of `evaluated`, all of them first, then the most made first. */
+function perEntityCalls(calls: ReadonlyMap<string, number>, evaluated: number): string {
+  const sorted = [...calls].sort(([, a], [, b]) => b - a);
+  const all = sorted.reduce((sum, [, made]) => sum + made, 0);
+  return [`${(all / evaluated).toFixed(2)} in all`, ...sorted.map(([name, made]) => `${name.replace(/Command$/, '')} ${(made / evaluated).toFixed(2)}`)].join(', ');
 }
 
 /**
