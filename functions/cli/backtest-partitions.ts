@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +29,8 @@ import type { ReplayPartResult, SpillResult, SpillTask, Task, WorkerSetup } from
  *
  * The figures are those of one EventHistory over the whole input, whatever the number of workers or partitions
  * (test/unit/backtest-partitions.test.ts). Temporary files go under the system's temporary directory (TMPDIR): about
- * the size of the events without their context, twice that at the peak of the regroup.
+ * the size of the events without their context, twice that at the peak of the regroup. They are removed when the run
+ * ends, fails, or is stopped by a signal (Ctrl-C, a kill).
  */
 
 export interface PartitionedReadOptions {
@@ -86,12 +88,15 @@ export class PartitionedHistory {
   private constructor(
     private readonly pool: WorkerPool,
     private readonly directory: string,
+    /** Takes away the handlers that remove the directory on a signal (removedOnSignal). */
+    private readonly forgetSignals: () => void,
     private readonly options: PartitionedReadOptions,
   ) {}
 
   static async read(lines: AsyncIterable<SourceLine | LineBlock>, options: PartitionedReadOptions): Promise<PartitionedHistory> {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`workers must be a whole number, at least 1 (got ${options.workers})`);
     const directory = await mkdtemp(join(tmpdir(), 'pql-radar-backtest-'));
+    const forgetSignals = removedOnSignal(directory);
     const setups = Array.from({ length: options.workers }, (_, index): WorkerSetup => ({
       rulesText: options.rulesText,
       rulesSource: options.rulesSource,
@@ -100,7 +105,15 @@ export class PartitionedHistory {
       ...(options.until !== undefined ? { until: options.until } : {}),
       ...(options.anonymous ? { anonymous: true } : {}),
     }));
-    const history = new PartitionedHistory(new WorkerPool(await workerScript(directory), setups), directory, options);
+    let pool: WorkerPool;
+    try {
+      pool = new WorkerPool(await workerScript(directory), setups);
+    } catch (error) {
+      forgetSignals();
+      await rm(directory, { recursive: true, force: true });
+      throw error;
+    }
+    const history = new PartitionedHistory(pool, directory, forgetSignals, options);
     try {
       await history.spill(lines);
     } catch (error) {
@@ -207,9 +220,31 @@ export class PartitionedHistory {
 
   /** Stops the workers and deletes the temporary files. */
   async close(): Promise<void> {
+    this.forgetSignals();
     await this.pool.terminate();
     await rm(this.directory, { recursive: true, force: true });
   }
+}
+
+/**
+ * Has the directory removed if a signal stops the process: Node's default for SIGINT, SIGTERM and SIGHUP ends it at
+ * once, running no `finally`, and a large backtest's spill (gigabytes for tens of millions of events) would stay in the
+ * temporary directory at every Ctrl-C. Once the directory is gone the signal is raised again with no handler, so the
+ * process ends as the signal would have ended it (its exit status says so). Returns what takes the handlers away.
+ */
+function removedOnSignal(directory: string): () => void {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const remove = (signal: NodeJS.Signals) => {
+    forget();
+    // Retried: a worker may still be writing a file into it.
+    rmSync(directory, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+    process.kill(process.pid, signal);
+  };
+  const forget = () => {
+    for (const signal of signals) process.off(signal, remove);
+  };
+  for (const signal of signals) process.on(signal, remove);
+  return forget;
 }
 
 /** The script the workers run, and their Node options (undefined: the process's). */

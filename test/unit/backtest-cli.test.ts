@@ -1,4 +1,6 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -108,5 +110,34 @@ describe('pql-radar backtest', () => {
     expect(badStep.code).toBe(1);
     expect(badStep.stderr).toContain('--step 1h: must be a duration in days or weeks');
     expect(existsSync(join(dir, 'nothing.html'))).toBe(false);
+  }, 120_000);
+
+  it('leaves no temporary files behind, whether it ends or is stopped by Ctrl-C mid-run', async () => {
+    // The example's events five times over (repeats are read, spilled and counted once): a run of a few seconds.
+    const events = join(dir, 'repeated.jsonl');
+    writeFileSync(events, gunzipSync(readFileSync(join(example, 'events.jsonl.gz'))).toString('utf8').repeat(5));
+    const temporary = join(dir, 'tmp');
+    mkdirSync(temporary);
+    const run = () =>
+      spawn(process.execPath, [join(root, 'bin/pql-radar.js'), 'backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--conversions', 'examples/backtest/conversions.csv', '--workers', '1'], {
+        cwd: root,
+        env: { ...process.env, TMPDIR: temporary },
+        stdio: 'ignore',
+      });
+    const ended = (child: ReturnType<typeof run>) => new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.once('close', (code, signal) => done({ code, signal })));
+    // Its own, that is: tsx keeps a cache there too.
+    const backtestDirectories = () => readdirSync(temporary).filter((name) => name.startsWith('pql-radar-backtest-'));
+    const spilling = () => backtestDirectories().some((name) => existsSync(join(temporary, name, 'spill-0')));
+
+    expect(await ended(run())).toEqual({ code: 0, signal: null });
+    expect(backtestDirectories()).toEqual([]);
+
+    const stopped = run();
+    const end = ended(stopped);
+    while (!spilling()) await sleep(10);
+    stopped.kill('SIGINT');
+    // Ended by the signal, as Ctrl-C ends a command, with its spill gone.
+    expect(await end).toEqual({ code: null, signal: 'SIGINT' });
+    expect(backtestDirectories()).toEqual([]);
   }, 120_000);
 });
