@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startDynamoDbLocal } from '../../functions/local/dynamodb-local';
 
@@ -14,13 +17,22 @@ declare module 'vitest' {
 // The SDK warns on Node 20 that future SDK releases need Node 22; the pinned versions run fine.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
-export default async function setup(project: TestProject): Promise<(() => Promise<void>) | void> {
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // Every temporary file of the run, the tests' own and those of the commands they start, in one directory removed at
+  // the end: a test that fails half-way, or a command it stops, leaves nothing in the machine's temporary directory.
+  // The test files' processes inherit the environment set here.
+  const temporary = mkdtempSync(join(tmpdir(), 'pql-radar-test-'));
+  process.env['TMPDIR'] = temporary;
+  const removeTemporary = () => rmSync(temporary, { recursive: true, force: true });
   const configured = process.env.AWS_ENDPOINT_URL_DYNAMODB;
   if (configured) {
     project.provide('dynamoEndpoint', configured);
-    return;
+    return async () => removeTemporary();
   }
   const dynamoDb = await startDynamoDbLocal();
   project.provide('dynamoEndpoint', dynamoDb.endpoint);
-  return () => dynamoDb.stop();
+  return async () => {
+    await dynamoDb.stop();
+    removeTemporary();
+  };
 }
