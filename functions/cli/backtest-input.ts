@@ -538,7 +538,8 @@ function fileError(file: string, line: number, error: unknown): InputError {
   if (code === 'ENOENT') return new InputError(file, 0, 'no such file');
   if (code === 'EISDIR') return new InputError(file, 0, 'is a directory, not a file');
   if (code === 'EACCES') return new InputError(file, 0, 'permission denied');
-  if (code?.startsWith('Z_')) return new InputError(file, line + 1, `not a valid gzip file (${error instanceof Error ? error.message : String(error)})`);
+  // The file's own fault, not a line's: --skip-bad skips bad lines, never the rest of a file cut short.
+  if (code?.startsWith('Z_')) return new InputError(file, 0, `not a valid gzip file after line ${line} (${error instanceof Error ? error.message : String(error)}): it is cut short or damaged`);
   return new InputError(file, line, error instanceof Error ? error.message : String(error));
 }
 

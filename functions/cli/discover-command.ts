@@ -34,6 +34,7 @@ export function addDiscoverCommand(program: Command) {
       const conversionsFrom = rule !== undefined ? `the events (${describeConversion(rule)})` : `the file ${options.conversions}`;
       const collector = new DiscoveryCollector(conversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });
       const { stats, source } = await consumeEvents(program, options, (message) => collector.add(message));
+      if (stats.eventsRead === 0) throw new Error(`no events to learn from in ${source}${stats.linesSkipped > 0 ? ` (${stats.linesSkipped.toLocaleString('en-US')} bad lines skipped)` : ''}`);
       const result = discover(collector.snapshot(), { minUsers: options.minUsers, maxSignals: options.maxSignals });
       const { eventsRead, linesSkipped, skipped } = stats;
       console.log(`read ${eventsRead.toLocaleString('en-US')} messages and ${conversions.length.toLocaleString('en-US')} conversions from ${conversionsFrom}` +

@@ -76,6 +76,11 @@ describe('pql-radar backtest', () => {
     const neither = await cli('discover', ...events);
     expect(neither.code).toBe(1);
     expect(neither.stderr).toContain('say what converting means with one of --conversion-event NAME, --conversion-trait NAME=VALUES or --conversions FILE');
+    const empty = join(dir, 'empty.jsonl');
+    writeFileSync(empty, '');
+    const nothing = await cli('discover', '--events', empty, '--conversion-event', 'Plan Limit Reached');
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toBe(`pql-radar: no events to learn from in ${empty}\n`);
     const malformed = await cli('discover', ...events, '--conversion-trait', 'plan');
     expect(malformed.stderr).toContain('--conversion-trait plan: must be NAME=VALUE[,VALUE...]');
   }, 120_000);
