@@ -49,7 +49,9 @@ try {
   await program.parseAsync();
 } catch (error) {
   // One line an operator can act on; the stack only when asked for.
-  const message = error instanceof Error ? error.message : String(error);
+  // fetch's own message is only "fetch failed": the reason (a refused connection, a name not found) is its cause.
+  const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
+  const message = error instanceof Error ? `${error.message}${cause}` : String(error);
   const hint = error instanceof Error && error.name === 'ResourceNotFoundException' ? ` (is --table ${program.opts().table} right, and --endpoint?)` : '';
   console.error(`pql-radar: ${message}${hint}`);
   if (process.env['PQL_RADAR_DEBUG'] && error instanceof Error) console.error(error.stack);
