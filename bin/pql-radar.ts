@@ -4,6 +4,12 @@ import { defaultLocalTableName } from '../functions/adapters/dynamodb/table-defi
 // The SDK warns on Node 20 that *future* SDK releases need Node 22; the versions pinned in package-lock.json run fine.
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 
+// Output piped into a reader that stops early (`leads list | head`): the rest is not wanted, and that is no error. The
+// command goes on to its end, unread, so that what it does after printing (discover --out, backtest --record) is done.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+});
+
 const program = new Command()
   .name('pql-radar')
   .description('Product-qualified leads from your own usage events, in your own AWS account.')

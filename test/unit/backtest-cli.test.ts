@@ -145,4 +145,20 @@ describe('pql-radar backtest', () => {
     expect(await end).toEqual({ code: null, signal: 'SIGINT' });
     expect(backtestDirectories()).toEqual([]);
   }, 120_000);
+
+  it('goes on to its end when its output is piped to a reader that stops early (`| head`): discover still writes its rules file', async () => {
+    const out = join(dir, 'piped.rules.yaml');
+    const child = spawn(process.execPath, [join(root, 'bin/pql-radar.js'), 'discover', '--events', 'examples/backtest/events.jsonl.gz', '--conversions', 'examples/backtest/conversions.csv', '--out', out], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // The reader goes away after the first line, as head -1 would: every later write meets a closed pipe (EPIPE).
+    child.stdout.once('data', () => child.stdout.destroy());
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise((done) => child.once('close', done));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^signals:/m);
+  }, 120_000);
 });
