@@ -18,6 +18,7 @@ import { createIngestHandler, type IngestObserver } from '../ingest/http';
 import { createLeadStatusHandler } from '../lead-status/http';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal, type DynamoDbLocal } from './dynamodb-local';
 import { serveHttpApi } from './http-server';
+import { ensurePortFree } from './ports';
 import { changeMarks, DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from './change-stream';
 import { LocalDeliveryWorker } from './delivery-worker';
@@ -109,6 +110,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   const dirtyShards = options.dirtyShards ?? defaultDirtyShards;
   const workspace = options.workspace ?? 'default';
   const configuredEndpoint = options.endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'];
+  const port = options.port ?? 3000;
+  if (port !== 0) await ensurePortFree(port, '127.0.0.1', 'the ingest endpoint (--port chooses another)');
   const dynamoDbLocal: DynamoDbLocal | undefined = configuredEndpoint
     ? undefined
     : await startDynamoDbLocal({ ...(options.dynamoDbPort !== undefined ? { port: options.dynamoDbPort } : {}), ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}) });
@@ -180,7 +183,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const pages: PageHandler = control ? async (url, form) => (await control(url, form)) ?? inspector(url, form) : inspector;
     // The product's reads of lead status, uncached: locally a fresh evaluation shows at once.
     const reads = createLeadStatusHandler({ keys, leads: new DynamoDbLeadStatusReader(client, tableName) }, { maxAgeSeconds: 0 });
-    const served = await serveHttpApi(handler, { port: options.port ?? 3000, pages, reads });
+    const served = await serveHttpApi(handler, { port, pages, reads });
     server = served.server;
 
     changeStream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards));

