@@ -2,9 +2,10 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { eventLines, eventSourceOptions, type EventSourceOptions } from './event-source';
+import { integer } from './integer-option';
 
 
-type BacktestOptions = EventSourceOptions & { workers: string; partitionSize: string; rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean; record?: boolean };
+type BacktestOptions = EventSourceOptions & { workers: number; partitionSize: number; rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean; record?: boolean };
 
 /** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
 export function addBacktestCommand(program: Command) {
@@ -24,8 +25,8 @@ export function addBacktestCommand(program: Command) {
     .option('--record', "keep the figures in the table (--table, --endpoint) for its rules version: `pql-radar health` and the daily rule-health job put them beside the live ones (promised vs delivered)")
     .option('--anonymous', "judge anonymous visitors nobody claimed as people of their own (default: the rules file's identity.anonymous_leads)")
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
-    .option('--workers <n>', 'worker threads that read and replay the events (default: the cores available)', String(availableParallelism()))
-    .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of spilled lines, one at a time per worker: what bounds memory', '8')
+    .option('--workers <n>', 'worker threads that read and replay the events (default: the cores available)', integer('--workers', 1), availableParallelism())
+    .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of spilled lines, one at a time per worker: what bounds memory', integer('--partition-size', 1), 8)
     .action(async (options: BacktestOptions) => {
       const { durationSchema } = await import('../core/rules/schema');
       const { loadRulesFile } = await import('../local/rules-file');
@@ -44,18 +45,12 @@ export function addBacktestCommand(program: Command) {
         if (!isDay(value)) throw new InvalidArgumentError(`${flag} ${value}: must be a day, YYYY-MM-DD`);
         return value;
       };
-      const positive = (flag: string, value: string) => {
-        const number = Number(value);
-        if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError(`${flag} ${value}: must be a whole number, at least 1`);
-        return number;
-      };
       const stepDays = days('--step', options.step);
       const horizonDays = days('--horizon', options.horizon);
       const from = day('--from', options.from);
       const to = day('--to', options.to);
       if (from !== undefined && to !== undefined && from > to) throw new InvalidArgumentError(`--from ${from} is after --to ${to}`);
-      const workers = positive('--workers', options.workers);
-      const partitionBytes = positive('--partition-size', options.partitionSize) * 1024 ** 2;
+      const partitionBytes = options.partitionSize * 1024 ** 2;
 
       const { ruleset, json: rulesJson } = loadRulesFile(options.rules);
       // Without a file, conversions come from the stream, as the evaluator detects them: the rules must define them.
@@ -68,7 +63,7 @@ export function addBacktestCommand(program: Command) {
         // The rules as the evaluator reads them, list files inlined: the workers read no other file.
         rulesText: rulesJson,
         rulesSource: options.rules,
-        workers,
+        workers: options.workers,
         partitionBytes,
         ...(options.skipBad ? { skipBad: true } : {}),
         ...(to !== undefined ? { until: ruleset.calendar.endOf(to) } : {}),

@@ -10,7 +10,8 @@ import { testLeadEvent, type DeliveryLogEntry } from '../core/delivery';
 import { dayMs } from '../core/days';
 import { leadEventSource } from '../core/lead-event';
 import { defaultDeliveryLogDays } from '../shared/settings';
-import { age, integer, storage } from './options';
+import { age, storage } from './options';
+import { integer } from './integer-option';
 
 /**
  * `pql-radar deliveries list`, `destinations list|test|replay` and `dlq list|redrive`: the delivery log and the
@@ -61,7 +62,7 @@ export function addDeliveryCommands(program: Command) {
     .option('--lead <id>', 'only the deliveries of this lead (user or account id)')
     .option('--failed', 'only attempts that did not deliver')
     .option('--since <age>', 'how far back, e.g. 7d, 12h or 30m (the log keeps 14 days by default)', age('--since'), defaultDeliveryLogDays * dayMs)
-    .option('--limit <n>', 'at most this many', integer('--limit'), 100)
+    .option('--limit <n>', 'at most this many', integer('--limit', 1), 100)
     .option('--json', 'one JSON object per line')
     .action(async (options: { lead?: string; failed?: boolean; since: number; limit: number; json?: boolean }) => {
       const { client, tableName } = storage(program);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { startDev } from '../local/dev';
 import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
-import { browserOrigin, defaultRulesFile, duration, integer, readRules, tableOptions } from './options';
+import { browserOrigin, defaultRulesFile, duration, readRules, tableOptions } from './options';
+import { integer } from './integer-option';
 
 type DevOptions = SinkOptions & { allowOrigin: string[]; port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number };
 

@@ -5,7 +5,7 @@ import { convertsBy, describeConversion } from '../core/conversion';
 import { loadRules } from '../core/rules/load';
 import { conversionSchema, type ConversionRule } from '../core/rules/schema';
 import { consumeEvents, eventSourceOptions, type EventSourceOptions } from './event-source';
-import { integer } from './options';
+import { integer } from './integer-option';
 import { ClaimSet, claimsOf, identityKey, type Identity } from '../core/identity';
 
 type DiscoverOptions = EventSourceOptions & { conversions?: string; conversionEvent?: string; conversionTrait?: string; out?: string; signupTrait: string; minUsers: number; maxSignals: number; top: number };
@@ -19,9 +19,9 @@ export function addDiscoverCommand(program: Command) {
     .option('--out <file>', 'write the suggested rules (YAML, commented) to this file')
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
     .option('--signup-trait <name>', 'trait holding the signup time, as the rules\' signup.trait; "none": the first event', 'createdAt')
-    .option('--min-users <n>', 'an event is a candidate when at least this many users did it', integer('--min-users'), 30)
-    .option('--max-signals <n>', 'at most this many signals in the suggestion', integer('--max-signals'), 8)
-    .option('--top <n>', 'rows of the ranked table', integer('--top'), 30)
+    .option('--min-users <n>', 'an event is a candidate when at least this many users did it', integer('--min-users', 1), 30)
+    .option('--max-signals <n>', 'at most this many signals in the suggestion', integer('--max-signals', 1), 8)
+    .option('--top <n>', 'rows of the ranked table', integer('--top', 1), 30)
     .action(async (options: DiscoverOptions) => {
       const { DiscoveryCollector } = await import('../analysis/discover/collect');
       const { discover } = await import('../analysis/discover/select');

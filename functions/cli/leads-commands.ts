@@ -6,7 +6,8 @@ import { entityTypes, inspectLead, inspectLeads, leadPages, unknownLead } from '
 import { serveHttpApi } from '../local/http-server';
 import { defaultDeliveryLogDays } from '../shared/settings';
 import { shardCountOf } from './evaluate-command';
-import { age, defaultRulesFile, integer, readRules, storage } from './options';
+import { age, defaultRulesFile, readRules, storage } from './options';
+import { integer } from './integer-option';
 import { DynamoDbFeedbackStore } from '../adapters/dynamodb/feedback-store';
 import { feedbackOutcomes } from '../core/lead-feedback';
 import { giveFeedback } from '../core/give-feedback';

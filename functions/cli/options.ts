@@ -9,12 +9,6 @@ import { ageMs } from '../core/days';
 
 /** Option parsers and defaults the commands share. */
 
-export const integer = (name: string) => (value: string) => {
-  const parsed = Number(value);
-  if (!Number.isInteger(parsed) || parsed < 0) throw new InvalidArgumentError(`${name} must be a whole number`);
-  return parsed;
-};
-
 /** `10s`, `1m`, `500ms`: how often the evaluator runs. */
 export const duration = (name: string) => (value: string) => {
   const match = /^(\d+)(ms|s|m)$/.exec(value);

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
-import { integer, storage } from './options';
+import { storage } from './options';
+import { integer } from './integer-option';
 
 /** `pql-radar rejected list`: the quarantine of messages ingest refused. */
 export function addRejectedCommand(program: Command) {
@@ -11,7 +12,7 @@ export function addRejectedCommand(program: Command) {
     .command('list')
     .description('list quarantined messages, newest first')
     .option('--workspace <name>', 'only this workspace (default: every workspace that has a write key)')
-    .option('--limit <n>', 'at most this many per workspace', integer('--limit'), 50)
+    .option('--limit <n>', 'at most this many per workspace', integer('--limit', 1), 50)
     .option('--json', 'one JSON object per line, with the raw message')
     .action(async (options: { workspace?: string; limit: number; json?: boolean }) => {
       const { client, tableName } = storage(program);

@@ -2,7 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { integer } from './options';
+import { integer } from './integer-option';
 import { generateSampleStream, toJsonl } from './sample-stream';
 import { evaluatePath } from '../local/evaluate-route';
 
@@ -13,8 +13,8 @@ export function addSampleCommands(program: Command) {
     .description('write a realistic sample event stream (Segment messages, JSONL) ending now')
     .option('--out <file>', 'write here instead of standard output')
     .option('--seed <n>', 'random seed', integer('--seed'), 1)
-    .option('--users <n>', 'users', integer('--users'), 60)
-    .option('--days <n>', 'days of history', integer('--days'), 30)
+    .option('--users <n>', 'users', integer('--users', 1), 60)
+    .option('--days <n>', 'days of history', integer('--days', 1), 30)
     .action(async (options: { out?: string; seed: number; users: number; days: number }) => {
       const jsonl = toJsonl(generateSampleStream({ seed: options.seed, users: options.users, days: options.days }));
       if (options.out) await writeFile(options.out, jsonl);
@@ -27,7 +27,7 @@ export function addSampleCommands(program: Command) {
     .argument('[file]', 'JSONL of Segment messages, as `pql-radar sample` writes')
     .requiredOption('--write-key <key>', 'write key of the endpoint')
     .option('--url <url>', 'ingest endpoint', 'http://127.0.0.1:3000')
-    .option('--batch-size <n>', 'messages per /v1/batch request', integer('--batch-size'), 100)
+    .option('--batch-size <n>', 'messages per /v1/batch request', integer('--batch-size', 1), 100)
     .option('--paced', "send a day at a time, the local runtime's evaluator running at each day's end (`npm start` only): leads qualify on the days they would have live")
     .action(async (file: string | undefined, options: { writeKey: string; url: string; batchSize: number; paced?: boolean }) => {
       const messages = file ? await readJsonl(file) : generateSampleStream();

@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { leadEventDetailSchema, type LeadEvent } from '../core/lead-event';
 import { generateWebhookSecret, parseWebhookSecrets, signWebhook, webhookHeaders } from '../core/webhook-signature';
 import { formatLeadEvent } from '../local/lead-sinks';
-import { integer } from './options';
+import { integer } from './integer-option';
 
 /** How far a delivery's timestamp may be from this clock, as Standard Webhooks' libraries allow. */
 const toleranceSeconds = 5 * 60;

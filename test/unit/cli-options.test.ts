@@ -1,0 +1,28 @@
+import { InvalidArgumentError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { integer } from '../../functions/cli/integer-option';
+import { cli } from '../support/cli';
+
+describe('whole number options', () => {
+  it('take whole numbers from their least, and name the option and the rule otherwise', () => {
+    expect(integer('--port')('0')).toBe(0);
+    expect(integer('--users', 1)('40')).toBe(40);
+    expect(() => integer('--port')('-1')).toThrow(new InvalidArgumentError('--port must be a whole number'));
+    expect(() => integer('--users', 1)('0')).toThrow(new InvalidArgumentError('--users must be a whole number, at least 1'));
+    expect(() => integer('--users', 1)('1.5')).toThrow(new InvalidArgumentError('--users must be a whole number, at least 1'));
+  });
+
+  it.each([
+    // A batch of none would be sent for ever.
+    [['replay', '--write-key', 'pqr_unused', '--batch-size', '0'], '--batch-size'],
+    [['sample', '--days', '0'], '--days'],
+    [['backtest', '--rules', 'examples/activation.rules.yaml', '--events', 'examples/backtest/events.jsonl.gz', '--workers', '0'], '--workers'],
+    [['evaluate', '--once', '--shards', '0'], '--shards'],
+  ])('%j is refused before anything runs', async (args, option) => {
+    const run = await cli(...args);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`error: option '${option} <`);
+    expect(run.stderr).toContain(`argument '0' is invalid. ${option} must be a whole number, at least 1`);
+  });
+});
