@@ -6,6 +6,7 @@ import type { Conversion } from '../analysis/metrics';
 import { z } from 'zod';
 import { identityOf } from '../core/identity';
 import { identifyTraits, parseMessageJson, validateMessage, type AcceptedMessage, type StoredMessage } from '../core/messages';
+import { unreadableReason } from '../local/readable-file';
 
 /**
  * The files of `pql-radar backtest` and `discover`, read as streams: events (JSONL of Segment messages, the ingest
@@ -535,9 +536,8 @@ export function linesOfBlock(block: Pick<LineBlock, 'bytes'>): string[] {
 
 function fileError(file: string, line: number, error: unknown): InputError {
   const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
-  if (code === 'ENOENT') return new InputError(file, 0, 'no such file');
-  if (code === 'EISDIR') return new InputError(file, 0, 'is a directory, not a file');
-  if (code === 'EACCES') return new InputError(file, 0, 'permission denied');
+  const unreadable = unreadableReason(error);
+  if (unreadable !== undefined) return new InputError(file, 0, unreadable);
   // The file's own fault, not a line's: --skip-bad skips bad lines, never the rest of a file cut short.
   if (code?.startsWith('Z_')) return new InputError(file, 0, `not a valid gzip file after line ${line} (${error instanceof Error ? error.message : String(error)}): it is cut short or damaged`);
   return new InputError(file, line, error instanceof Error ? error.message : String(error));

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { integer } from './integer-option';
 import { generateSampleStream, toJsonl } from './sample-stream';
 import { evaluatePath } from '../local/evaluate-route';
+import { unreadableReason } from '../local/readable-file';
 
 /** `pql-radar sample` writes a sample event stream; `pql-radar replay` sends one to an ingest endpoint. */
 export function addSampleCommands(program: Command) {
@@ -90,14 +91,19 @@ async function post(url: string, payload: object, authorization: string): Promis
 async function readJsonl(file: string): Promise<unknown[]> {
   const messages: unknown[] = [];
   let lineNumber = 0;
-  for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-    lineNumber++;
-    if (line.trim() === '') continue;
-    try {
-      messages.push(JSON.parse(line));
-    } catch {
-      throw new Error(`${file}:${lineNumber}: not valid JSON`);
+  try {
+    for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+      lineNumber++;
+      if (line.trim() === '') continue;
+      try {
+        messages.push(JSON.parse(line));
+      } catch {
+        throw new Error(`${file}:${lineNumber}: not valid JSON`);
+      }
     }
+  } catch (error) {
+    const unreadable = unreadableReason(error);
+    throw unreadable !== undefined ? new Error(`${file}: ${unreadable}`) : error;
   }
   return messages;
 }

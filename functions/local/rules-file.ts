@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { loadRules, loadRulesJson, rulesJsonOf, type Ruleset } from '../core/rules/load';
+import { readTextFile } from './readable-file';
 
 /**
  * Rules files read from disk, with the list files they name (relative to the rules file): the one place that reads
@@ -21,8 +21,8 @@ export interface LoadedRulesFile {
 
 /** Reads and validates a rules file and its list files; throws RulesError listing every problem with its path and line. */
 export function loadRulesFile(path: string): LoadedRulesFile {
-  const text = readFileSync(path, 'utf8');
-  const ruleset = loadRules(text, path, (listPath) => readFileSync(resolve(dirname(path), listPath), 'utf8'));
+  const text = readTextFile(path);
+  const ruleset = loadRules(text, path, (listPath) => readTextFile(resolve(dirname(path), listPath)));
   const json = rulesJsonOf(text, ruleset);
   // Checked rather than assumed: a YAML value without a JSON form would change the rules on the way (none passes the
   // schema today); the command fails rather than run other rules than the file says.

@@ -1,4 +1,6 @@
 import { InvalidArgumentError } from 'commander';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { integer } from '../../functions/cli/integer-option';
 import { cli } from '../support/cli';
@@ -24,5 +26,21 @@ describe('whole number options', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr).toContain(`error: option '${option} <`);
     expect(run.stderr).toContain(`argument '0' is invalid. ${option} must be a whole number, at least 1`);
+  });
+});
+
+describe('files named on the command line', () => {
+  it('that cannot be read are named, with why, whichever command reads them', async () => {
+    const missing = join(tmpdir(), 'nowhere.rules.yaml');
+    const checked = await cli('rules', 'check', missing, tmpdir());
+    expect(checked.code).toBe(1);
+    expect(checked.stderr).toBe(`${missing}: no such file\n${tmpdir()}: is a directory, not a file\n`);
+
+    const backtest = await cli('backtest', '--rules', missing, '--events', 'examples/backtest/events.jsonl.gz');
+    expect(backtest.stderr).toBe(`pql-radar: ${missing}: no such file\n`);
+
+    const replayed = await cli('replay', join(tmpdir(), 'nowhere.jsonl'), '--write-key', 'pqr_unused');
+    expect(replayed.code).toBe(1);
+    expect(replayed.stderr).toBe(`pql-radar: ${join(tmpdir(), 'nowhere.jsonl')}: no such file\n`);
   });
 });
