@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { accessOf } from '../core/write-key';
 import { browserOrigin, storage } from './options';
@@ -17,11 +17,7 @@ export function addKeysCommands(program: Command) {
     .option('--key <key>', 'register this existing key (e.g. a Segment write key your SDKs already send) instead of a new one')
     .option('--read-only', "a read key for your product's backend: it reads lead status (GET /v1/leads/...) and cannot send events")
     .action(async (options: { workspace: string; key?: string; readOnly?: boolean }) => {
-      if (options.readOnly && options.key !== undefined) {
-        console.error('--read-only makes a new key: a read key cannot be imported with --key');
-        process.exitCode = 1;
-        return;
-      }
+      if (options.readOnly && options.key !== undefined) throw new InvalidArgumentError('--read-only makes a new key: a read key cannot be imported with --key');
       const { key, record } = await keyStore().create(options.workspace, {
         ...(options.key !== undefined ? { existingKey: options.key } : {}),
         ...(options.readOnly ? { access: 'read' as const } : {}),
@@ -45,11 +41,7 @@ export function addKeysCommands(program: Command) {
     .description('revoke a key (write or read) by its id; deployed functions stop accepting it within a minute')
     .argument('<keyId>', 'the key id that `keys list` shows')
     .action(async (keyId: string) => {
-      if (!(await keyStore().revoke(keyId))) {
-        console.error(`no key with id ${keyId}; \`pql-radar keys list\` shows the ids`);
-        process.exitCode = 1;
-        return;
-      }
+      if (!(await keyStore().revoke(keyId))) throw new InvalidArgumentError(`no key with id ${keyId}; \`pql-radar keys list\` shows the ids`);
       console.log(`revoked ${keyId}`);
     });
 

@@ -140,6 +140,12 @@ describe('GET /v1/leads/... against DynamoDB Local, after an evaluator pass', ()
     expect((await keysCli('list')).stdout).toMatch(new RegExp(`^${keyId}\\s+${dev.workspace}\\s+read\\s+created`, 'm'));
     const imported = await keysCli('create', '--read-only', '--key', 'an-existing-segment-key', '--workspace', dev.workspace);
     expect(imported.code).toBe(1);
-    expect(imported.stderr).toContain('a read key cannot be imported');
+    expect(imported.stderr).toBe('pql-radar: --read-only makes a new key: a read key cannot be imported with --key\n');
+    const revoked = await keysCli('revoke', keyId);
+    expect(revoked.stdout).toBe(`revoked ${keyId}\n`);
+    expect((await get('/v1/leads/user/ada', bearer(key!))).status).toBe(401);
+    const unknown = await keysCli('revoke', 'no-such-id');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toBe('pql-radar: no key with id no-such-id; `pql-radar keys list` shows the ids\n');
   }, 60_000);
 });
