@@ -127,6 +127,15 @@ export function addDeliveryCommands(program: Command) {
       const delivered = new Set(entries.filter((entry) => entry.outcome === 'delivered').map((entry) => entry.destination));
       const missing = logged.filter((record) => !delivered.has(record.id)).map((record) => record.id);
       if (missing.length > 0) {
+        // Delivery is in order: a destination that has not tried the sample is still on events before it, most likely
+        // retrying one. Its last failure says why, where "not delivered" alone would not.
+        const attempted = new Set(entries.map((entry) => entry.destination));
+        const untried = missing.filter((id) => !attempted.has(id));
+        const failures = untried.length > 0 ? await ledger.list({ since: new Date(now.getTime() - dayMs), until: new Date(), failed: true, limit: 1000 }) : [];
+        for (const id of untried) {
+          const last = failures.find((entry) => entry.destination === id);
+          if (last) console.log(`${id} has not tried the sample: it is still on earlier lead events; its last failed attempt, at ${last.at}: ${last.error ?? `HTTP ${last.status ?? '?'}`}`);
+        }
         console.log(`not delivered (yet) to: ${missing.join(', ')}: see \`pql-radar deliveries list --lead pql-radar-test-lead\``);
         process.exitCode = 1;
       }

@@ -102,3 +102,43 @@ describe('delivery commands against the local runtime', () => {
     expect(unknown.stderr).toContain('no destination nope: the table records local-webhook-1');
   });
 });
+
+describe('destinations test against a destination that keeps failing', () => {
+  const tableName = `delivery-cli-down-${randomUUID()}`;
+  const endpoint = inject('dynamoEndpoint');
+  let receiver: Server;
+  let dev: DevRuntime;
+  const run = (...args: string[]) => cli('--endpoint', endpoint, '--table', tableName, ...args);
+
+  beforeAll(async () => {
+    receiver = createServer((_request, response) => response.writeHead(503).end('down'));
+    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+    dev = await startDev({
+      port: 0,
+      endpoint,
+      tableName,
+      evaluateEveryMs: 0,
+      deliverEveryMs: 100,
+      destinations: [webhookDestination('down-webhook', `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, staticSecret(generateWebhookSecret()))],
+      // Retried for a minute: the sample waits behind the lead event all through the test.
+      deliveryPolicy: { ...defaultDeliveryPolicy, baseDelayMs: 10, maxDelayMs: 50, retryWindowMs: 60_000 },
+    });
+  });
+
+  afterAll(async () => {
+    await dev?.stop();
+    receiver.closeAllConnections();
+    await new Promise((done) => receiver.close(done));
+  });
+
+  it('says why the sample was not tried: the destination is still retrying an earlier lead event, and how that failed', async () => {
+    await dev.deliveries.publish([sampleLeadEvent({ entity: { type: 'user', id: 'u-waiting' }, evaluatedAt: new Date().toISOString() })]);
+    const deadline = Date.now() + 20_000;
+    while ((await run('deliveries', 'list', '--failed')).stdout.trim() === '' && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
+
+    const tested = await run('destinations', 'test', '*', '--wait', '1');
+    expect(tested.code).toBe(1);
+    expect(tested.stdout).toMatch(/^down-webhook has not tried the sample: it is still on earlier lead events; its last failed attempt, at \S+: HTTP 503$/m);
+    expect(tested.stdout).toContain('not delivered (yet) to: down-webhook');
+  }, 60_000);
+});
