@@ -48,7 +48,7 @@ export function addDevCommand(program: Command) {
   lead inspector   ${runtime.url}/leads (127.0.0.1 only; \`pql-radar leads list|show\` print the same)
   lead status      ${runtime.url}/v1/leads/{user,account}/<id> (GET, with a read key: keys create --read-only, below)
   DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}${options.dataDir ? `, data in ${options.dataDir}` : ', in memory'})
-  write key        ${runtime.writeKey} (workspace ${runtime.workspace})
+  write key        ${runtime.writeKey} (workspace ${runtime.workspace}${options.dataDir && options.writeKey === undefined ? '; a new one each start, and the earlier ones still accepted: --write-key KEY keeps one' : ''})
   browser origins  ${options.allowOrigin.length > 0 ? options.allowOrigin.join(', ') : 'none (--allow-origin ORIGIN lets a page send with analytics.js)'}
   rules            ${options.rules} (version ${ruleset.version}), evaluated every ${options.evaluateEvery / 1000} s
   lead events      console${options.leadsFile ? `, ${options.leadsFile}` : ''}${options.webhook.length > 0 ? `, ${options.webhook.length} webhook(s)` : ''}

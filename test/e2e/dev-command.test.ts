@@ -1,0 +1,83 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = join(import.meta.dirname, '../..');
+
+/** `npm start` as the README has a newcomer run it: what it prints, an event sent as it says, Ctrl-C. */
+interface Started {
+  url: string;
+  writeKey: string;
+  dynamoPort: number;
+  banner: string;
+  /** Sends Ctrl-C and waits for the end: its exit code. */
+  stop: () => Promise<number | null>;
+}
+
+async function startDevCommand(dataDir: string): Promise<Started> {
+  const child = spawn(process.execPath, [join(root, 'bin/pql-radar.js'), 'dev', '--port', '0', '--dynamodb-port', '0', '--data-dir', dataDir, '--evaluate-every', '500ms'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const ended = new Promise<number | null>((done) => child.once('close', (code) => done(code)));
+  let output = '';
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const banner = await new Promise<string>((done, fail) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ctrl-C stops everything.')) done(output);
+    });
+    void ended.then(() => fail(new Error(`pql-radar dev ended before it was ready:\n${output}`)));
+  });
+  return {
+    url: /ingest endpoint +(http:\/\/\S+?)\/v1\//.exec(banner)![1]!,
+    writeKey: /write key +(pqr_\S+)/.exec(banner)![1]!,
+    dynamoPort: Number(/DynamoDB +http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)![1]),
+    banner,
+    stop: async () => {
+      child.kill('SIGINT');
+      return ended;
+    },
+  };
+}
+
+const track = (url: string, writeKey: string) =>
+  fetch(`${url}/v1/track`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ userId: 'user-1', event: 'Dashboard Created', properties: { dashboards: 1 } }),
+  });
+
+/** Whether anything still listens on the port (DynamoDB Local's Java process, once stopped, does not). */
+const listening = (port: number) =>
+  new Promise<boolean>((done) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+
+describe('pql-radar dev (npm start)', () => {
+  it('takes an event sent as it prints, stops everything on Ctrl-C, and with --data-dir keeps the data and the earlier write keys', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'pql-radar-dev-data-'));
+    const first = await startDevCommand(dataDir);
+    expect(first.banner).toContain(`data in ${dataDir}`);
+    expect(first.banner).toContain('a new one each start, and the earlier ones still accepted: --write-key KEY keeps one');
+    const sent = await track(first.url, first.writeKey);
+    expect(await sent.json()).toEqual({ success: true });
+    expect(await first.stop()).toBe(0);
+    expect(await listening(first.dynamoPort)).toBe(false);
+
+    const second = await startDevCommand(dataDir);
+    expect(second.writeKey).not.toBe(first.writeKey);
+    // The first start's key is in the kept table: an SDK configured with it goes on sending.
+    expect(await (await track(second.url, first.writeKey)).json()).toEqual({ success: true });
+    expect(await second.stop()).toBe(0);
+    expect(await listening(second.dynamoPort)).toBe(false);
+  }, 120_000);
+});
