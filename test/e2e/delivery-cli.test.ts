@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { staticSecret, webhookDestination } from '../../functions/adapters/destinations';
@@ -10,49 +10,71 @@ import { cli } from '../support/cli';
 import { sampleLeadEvent } from '../support/lead-events';
 import { verifiedByLibrary } from '../support/webhooks';
 
+interface WebhookScenario {
+  dev: DevRuntime;
+  /** `pql-radar` against the runtime's table. */
+  run: (...args: string[]) => ReturnType<typeof cli>;
+  close: () => Promise<void>;
+}
+
+/**
+ * `npm start`'s runtime with one webhook destination, `destination`, to a local receiver whose answer (an HTTP status)
+ * `answer` gives for each request; retried with short delays for `retryWindowMs`.
+ */
+async function webhookScenario(destination: string, secret: string, retryWindowMs: number, answer: (headers: Record<string, string>, body: string) => number): Promise<WebhookScenario> {
+  const tableName = `delivery-cli-${randomUUID()}`;
+  const endpoint = inject('dynamoEndpoint');
+  const receiver = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const status = answer(request.headers as Record<string, string>, Buffer.concat(chunks).toString('utf8'));
+      response.writeHead(status).end(status === 200 ? 'ok' : 'not now');
+    });
+  });
+  await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+  const dev = await startDev({
+    port: 0,
+    endpoint,
+    tableName,
+    evaluateEveryMs: 0,
+    deliverEveryMs: 100,
+    destinations: [webhookDestination(destination, `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, staticSecret(secret))],
+    deliveryPolicy: { ...defaultDeliveryPolicy, baseDelayMs: 10, maxDelayMs: 50, retryWindowMs },
+  });
+  return {
+    dev,
+    run: (...args) => cli('--endpoint', endpoint, '--table', tableName, ...args),
+    close: async () => {
+      await dev.stop();
+      receiver.closeAllConnections();
+      await new Promise((done) => receiver.close(done));
+    },
+  };
+}
+
 /**
  * The delivery commands as an operator runs them against `npm start`: `destinations list|test`, `deliveries list`,
  * `dlq list|redrive`, on the local runtime's webhooks.
  */
 describe('delivery commands against the local runtime', () => {
   const secret = generateWebhookSecret();
-  const tableName = `delivery-cli-${randomUUID()}`;
-  const endpoint = inject('dynamoEndpoint');
   const received: { key: string; body: string; headers: Record<string, string>; at: number }[] = [];
   let status = 200;
-  let receiver: Server;
+  let scenario: WebhookScenario;
   let dev: DevRuntime;
-  const run = (...args: string[]) => cli('--endpoint', endpoint, '--table', tableName, ...args);
+  const run = (...args: string[]) => scenario.run(...args);
 
   beforeAll(async () => {
-    receiver = createServer((request, response) => {
-      const chunks: Buffer[] = [];
-      request.on('data', (chunk: Buffer) => chunks.push(chunk));
-      request.on('end', () => {
-        const headers = request.headers as Record<string, string>;
-        received.push({ key: headers['webhook-id']!, body: Buffer.concat(chunks).toString('utf8'), headers, at: Date.now() });
-        response.writeHead(status).end(status === 200 ? 'ok' : 'not now');
-      });
+    // A short window, so a failing receiver fills the dead letters within the test.
+    scenario = await webhookScenario('local-webhook-1', secret, 1500, (headers, body) => {
+      received.push({ key: headers['webhook-id']!, body, headers, at: Date.now() });
+      return status;
     });
-    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-    dev = await startDev({
-      port: 0,
-      endpoint,
-      tableName,
-      evaluateEveryMs: 0,
-      deliverEveryMs: 100,
-      destinations: [webhookDestination('local-webhook-1', url, staticSecret(secret))],
-      // A short window, so a failing receiver fills the dead letters within the test.
-      deliveryPolicy: { ...defaultDeliveryPolicy, baseDelayMs: 10, maxDelayMs: 50, retryWindowMs: 1500 },
-    });
+    dev = scenario.dev;
   });
 
-  afterAll(async () => {
-    await dev?.stop();
-    receiver.closeAllConnections();
-    await new Promise((done) => receiver.close(done));
-  });
+  afterAll(() => scenario?.close());
 
   it('lists the destination, sends a marked test lead through the worker, and shows the attempt', async () => {
     const listed = await run('destinations', 'list');
@@ -104,35 +126,15 @@ describe('delivery commands against the local runtime', () => {
 });
 
 describe('destinations test against a destination that keeps failing', () => {
-  const tableName = `delivery-cli-down-${randomUUID()}`;
-  const endpoint = inject('dynamoEndpoint');
-  let receiver: Server;
-  let dev: DevRuntime;
-  const run = (...args: string[]) => cli('--endpoint', endpoint, '--table', tableName, ...args);
+  let scenario: WebhookScenario;
+  const run = (...args: string[]) => scenario.run(...args);
 
-  beforeAll(async () => {
-    receiver = createServer((_request, response) => response.writeHead(503).end('down'));
-    await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
-    dev = await startDev({
-      port: 0,
-      endpoint,
-      tableName,
-      evaluateEveryMs: 0,
-      deliverEveryMs: 100,
-      destinations: [webhookDestination('down-webhook', `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, staticSecret(generateWebhookSecret()))],
-      // Retried for a minute: the sample waits behind the lead event all through the test.
-      deliveryPolicy: { ...defaultDeliveryPolicy, baseDelayMs: 10, maxDelayMs: 50, retryWindowMs: 60_000 },
-    });
-  });
-
-  afterAll(async () => {
-    await dev?.stop();
-    receiver.closeAllConnections();
-    await new Promise((done) => receiver.close(done));
-  });
+  // Retried for a minute: the sample waits behind the lead event all through the test.
+  beforeAll(async () => (scenario = await webhookScenario('down-webhook', generateWebhookSecret(), 60_000, () => 503)));
+  afterAll(() => scenario?.close());
 
   it('says why the sample was not tried: the destination is still retrying an earlier lead event, and how that failed', async () => {
-    await dev.deliveries.publish([sampleLeadEvent({ entity: { type: 'user', id: 'u-waiting' }, evaluatedAt: new Date().toISOString() })]);
+    await scenario.dev.deliveries.publish([sampleLeadEvent({ entity: { type: 'user', id: 'u-waiting' }, evaluatedAt: new Date().toISOString() })]);
     const deadline = Date.now() + 20_000;
     while ((await run('deliveries', 'list', '--failed')).stdout.trim() === '' && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
 
