@@ -1,13 +1,18 @@
 import { createServer } from 'node:net';
 
-/** A TCP port nothing listens on now, as the system gives one. */
-export async function findFreePort(): Promise<number> {
+/** Listens on the port (0: one the system gives) and closes again: the port it listened on. */
+async function listenOnce(port: number, host?: string): Promise<number> {
   const server = createServer();
-  await new Promise<void>((done, fail) => server.once('error', fail).listen(0, done));
+  await new Promise<void>((done, fail) => server.once('error', fail).listen(port, host, done));
   const address = server.address();
   await new Promise((done) => server.close(done));
   if (address === null || typeof address === 'string') throw new Error('Could not find a free TCP port');
   return address.port;
+}
+
+/** A TCP port nothing listens on now, as the system gives one. */
+export function findFreePort(): Promise<number> {
+  return listenOnce(0);
 }
 
 /**
@@ -16,12 +21,10 @@ export async function findFreePort(): Promise<number> {
  * and wrote a write key into that table before failing on the ingest port.
  */
 export async function ensurePortFree(port: number, host: string | undefined, wantedFor: string): Promise<void> {
-  const server = createServer();
   try {
-    await new Promise<void>((done, fail) => server.once('error', fail).listen(port, host, done));
+    await listenOnce(port, host);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
     throw new Error(`port ${port} is in use (is pql-radar dev running already?); it was wanted for ${wantedFor}`);
   }
-  await new Promise((done) => server.close(done));
 }

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import type { HealthReport } from '../../functions/analysis/live-health';
 import { loadRulesFile } from '../../functions/local/rules-file';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { evaluatePath } from '../../functions/local/evaluate-route';
+import { findFreePort } from '../../functions/local/ports';
 import { cli } from '../support/cli';
 import { RecordingPublisher } from '../support/lead-events';
 
@@ -119,11 +119,7 @@ describe('replay --paced', () => {
   });
 
   it('says why it cannot reach the endpoint, not only that a fetch failed', async () => {
-    // A port nothing listens on: one the system gave a server that is closed again.
-    const server = createServer();
-    await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
-    const { port } = server.address() as AddressInfo;
-    await new Promise((closed) => server.close(closed));
+    const port = await findFreePort();
     const replay = await cli('replay', '--url', `http://127.0.0.1:${port}`, '--write-key', 'pqr_unused');
     expect(replay.code).toBe(1);
     expect(replay.stderr).toBe(`pql-radar: fetch failed (connect ECONNREFUSED 127.0.0.1:${port})\n`);
