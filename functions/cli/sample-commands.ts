@@ -1,11 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { integer } from './integer-option';
 import { generateSampleStream, toJsonl } from './sample-stream';
 import { evaluatePath } from '../local/evaluate-route';
-import { unreadableReason } from '../local/readable-file';
 
 /** `pql-radar sample` writes a sample event stream; `pql-radar replay` sends one to an ingest endpoint. */
 export function addSampleCommands(program: Command) {
@@ -89,21 +86,17 @@ async function post(url: string, payload: object, authorization: string): Promis
 }
 
 async function readJsonl(file: string): Promise<unknown[]> {
+  // The events files' reader: .gz files gunzipped, and a file that cannot be read named with why.
+  const { readLines } = await import('./backtest-input');
   const messages: unknown[] = [];
-  let lineNumber = 0;
-  try {
-    for await (const line of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
-      lineNumber++;
-      if (line.trim() === '') continue;
-      try {
-        messages.push(JSON.parse(line));
-      } catch {
-        throw new Error(`${file}:${lineNumber}: not valid JSON`);
-      }
+  for await (const { line, number } of readLines(file)) {
+    if (line instanceof Error) throw new Error(`${file}:${number}: ${line.message}`);
+    if (line.trim() === '') continue;
+    try {
+      messages.push(JSON.parse(line));
+    } catch {
+      throw new Error(`${file}:${number}: not valid JSON`);
     }
-  } catch (error) {
-    const unreadable = unreadableReason(error);
-    throw unreadable !== undefined ? new Error(`${file}: ${unreadable}`) : error;
   }
   return messages;
 }
