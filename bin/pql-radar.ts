@@ -58,8 +58,17 @@ try {
   // fetch's own message is only "fetch failed": the reason (a refused connection, a name not found) is its cause.
   const cause = error instanceof Error && error.cause instanceof Error ? ` (${error.cause.message})` : '';
   const message = error instanceof Error ? `${error.message}${cause}` : String(error);
-  const hint = error instanceof Error && error.name === 'ResourceNotFoundException' ? ` (is --table ${program.opts().table} right, and --endpoint?)` : '';
-  console.error(`pql-radar: ${message}${hint}`);
+  console.error(`pql-radar: ${message}${hintFor(error)}`);
   if (process.env['PQL_RADAR_DEBUG'] && error instanceof Error) console.error(error.stack);
   process.exit(1);
+}
+
+/** What the operator can do about a failure of the table's storage, where the SDK's message does not say. */
+function hintFor(error: unknown): string {
+  if (!(error instanceof Error)) return '';
+  const { table, endpoint } = program.opts<{ table: string; endpoint?: string }>();
+  if (error.name === 'ResourceNotFoundException') return ` (is --table ${table} right, and --endpoint?)`;
+  if (error.name === 'CredentialsProviderError') return ' (a deployed table is reached with your AWS credentials (e.g. AWS_PROFILE); the local one needs --endpoint, as `pql-radar dev` prints it)';
+  if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED' && endpoint !== undefined) return ` (nothing answers at --endpoint ${endpoint}: is \`pql-radar dev\` running?)`;
+  return '';
 }

@@ -4,6 +4,7 @@ import type { LeadSummary, LeadView } from '../core/lead-view';
 import type { EntityRef } from '../core/ports';
 import { entityTypes, inspectLead, inspectLeads, leadPages, unknownLead } from '../local/lead-inspector';
 import { serveHttpApi } from '../local/http-server';
+import { ensurePortFree } from '../local/ports';
 import { defaultDeliveryLogDays } from '../shared/settings';
 import { shardCountOf } from './evaluate-command';
 import { age, defaultRulesFile, readRules, storage } from './options';
@@ -76,6 +77,7 @@ export function addLeadsCommands(program: Command) {
     .option('--port <port>', 'port on 127.0.0.1', integer('--port'), 3001)
     .option('--rules <file>', "the rules file the deployment evaluates with: the lead page's feedback form offers its reasons", defaultRulesFile)
     .action(async (options: { port: number; rules: string }) => {
+      await ensurePortFree(options.port, '127.0.0.1', 'the lead inspector (--port chooses another)', 'pql-radar leads serve');
       const { client, tableName } = storage(program);
       const feedback = { store: new DynamoDbFeedbackStore(client, tableName), ruleset: readRules(options.rules) };
       // Loopback only: the pages show traits (personal data) to whoever holds the credentials that read the table.

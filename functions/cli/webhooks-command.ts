@@ -5,6 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { leadEventDetailSchema, type LeadEvent } from '../core/lead-event';
 import { generateWebhookSecret, parseWebhookSecrets, signWebhook, webhookHeaders } from '../core/webhook-signature';
 import { formatLeadEvent } from '../local/lead-sinks';
+import { ensurePortFree } from '../local/ports';
 import { integer } from './integer-option';
 
 /** How far a delivery's timestamp may be from this clock, as Standard Webhooks' libraries allow. */
@@ -54,6 +55,7 @@ export function addWebhooksCommand(program: Command) {
         for (const link of event.detail.feedbackLinks ?? []) console.log(`  ${link.outcome}${link.reason ? ` (${link.reason})` : ''}: ${link.url}`);
         answer(200);
       });
+      await ensurePortFree(options.port, '127.0.0.1', 'the webhook receiver (--port chooses another)', 'pql-radar webhooks listen');
       await new Promise<void>((listening) => server.listen(options.port, '127.0.0.1', listening));
       const { port } = server.address() as AddressInfo;
       console.log(`listening on http://127.0.0.1:${port}/ for signed lead events; Ctrl-C stops`);

@@ -16,15 +16,16 @@ export function findFreePort(): Promise<number> {
 }
 
 /**
- * Throws when something listens on the port already, saying what wanted it (`wantedFor`, with how to choose another).
- * Checked before anything starts: a second `pql-radar dev` found the first one's DynamoDB Local answering on its port
- * and wrote a write key into that table before failing on the ingest port.
+ * Throws when something listens on the port already, saying what wanted it (`wantedFor`, with how to choose another)
+ * and the likeliest holder (`command`, running twice). Checked before anything starts: a second `pql-radar dev` found
+ * the first one's DynamoDB Local answering on its port and wrote a write key into that table before failing on the
+ * ingest port; elsewhere it replaces Node's bare `listen EADDRINUSE`.
  */
-export async function ensurePortFree(port: number, host: string | undefined, wantedFor: string): Promise<void> {
+export async function ensurePortFree(port: number, host: string | undefined, wantedFor: string, command = 'pql-radar dev'): Promise<void> {
   try {
     await listenOnce(port, host);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
-    throw new Error(`port ${port} is in use (is pql-radar dev running already?); it was wanted for ${wantedFor}`);
+    throw new Error(`port ${port} is in use (is ${command} running already?); it was wanted for ${wantedFor}`);
   }
 }

@@ -63,4 +63,14 @@ describe('webhooks listen', () => {
     expect(stderr).toContain('no webhook-signature matches the secret');
     expect(stderr).toContain('webhook-timestamp is more than 300 s from this clock');
   });
+
+  it('a second receiver on the same port says the port is taken, not a stack trace', async () => {
+    const port = new URL(url).port;
+    const second = spawn(process.execPath, [join(import.meta.dirname, '../../bin/pql-radar.js'), 'webhooks', 'listen', '--secret', secret, '--port', port], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let errors = '';
+    second.stderr!.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    const code = await new Promise((exited) => second.on('close', exited));
+    expect(code).toBe(1);
+    expect(errors.trim()).toBe(`pql-radar: port ${port} is in use (is pql-radar webhooks listen running already?); it was wanted for the webhook receiver (--port chooses another)`);
+  });
 });

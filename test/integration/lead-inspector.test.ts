@@ -150,6 +150,10 @@ describe('pql-radar leads, against DynamoDB Local', () => {
       expect(await page.text()).toContain('data-metric="score:total" data-value="70"');
       expect((await fetch(`${url}/leads/user/nobody`)).status).toBe(404);
       expect((await fetch(`${url}/v1/track`, { method: 'POST', body: '{}' })).status).toBe(404);
+      const port = new URL(url).port;
+      const second = await leadsCli('serve', '--port', port);
+      expect(second.code).toBe(1);
+      expect(second.stderr).toContain(`pql-radar: port ${port} is in use (is pql-radar leads serve running already?); it was wanted for the lead inspector (--port chooses another)`);
     } finally {
       serve.kill();
     }

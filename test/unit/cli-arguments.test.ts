@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { integer } from '../../functions/cli/integer-option';
-import { cli } from '../support/cli';
+import { findFreePort } from '../../functions/local/ports';
+import { cli, cliWithEnvironment } from '../support/cli';
 
 describe('whole number options', () => {
   it('take whole numbers from their least, and name the option and the rule otherwise', () => {
@@ -42,5 +43,21 @@ describe('files named on the command line', () => {
     const replayed = await cli('replay', join(tmpdir(), 'nowhere.jsonl'), '--write-key', 'pqr_unused');
     expect(replayed.code).toBe(1);
     expect(replayed.stderr).toBe(`pql-radar: ${join(tmpdir(), 'nowhere.jsonl')}: no such file\n`);
+  });
+});
+
+describe('a table that cannot be reached', () => {
+  it('says what to do: start the local runtime, or give AWS credentials', async () => {
+    const endpoint = `http://127.0.0.1:${await findFreePort()}`;
+    const refused = await cli('--endpoint', endpoint, 'leads', 'list');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`(nothing answers at --endpoint ${endpoint}: is \`pql-radar dev\` running?)`);
+
+    // No credentials anywhere, and no instance metadata to ask: as on a laptop that never ran `aws configure`.
+    const { AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ENDPOINT_URL_DYNAMODB, ...rest } = process.env;
+    const home = join(tmpdir(), 'no-aws-home');
+    const anonymous = await cliWithEnvironment({ ...rest, HOME: home, AWS_EC2_METADATA_DISABLED: 'true', AWS_REGION: 'eu-west-1' }, 'leads', 'list');
+    expect(anonymous.code).toBe(1);
+    expect(anonymous.stderr).toContain('(a deployed table is reached with your AWS credentials (e.g. AWS_PROFILE); the local one needs --endpoint, as `pql-radar dev` prints it)');
   });
 });
