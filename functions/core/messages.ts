@@ -109,21 +109,31 @@ function normalise(message: SegmentMessage, time: Date, index: number, workspace
 }
 
 /**
- * Segment's clock-skew correction: a device clock may be wrong, so timestamp = receivedAt - (sentAt - originalTimestamp).
- * The skew is rounded to whole seconds: sub-second differences are network latency, not a wrong clock, and rounding
- * makes a retried message resolve to the same timestamp, so it rewrites the same stored item.
+ * Segment's clock-skew correction: a device clock may be wrong, so timestamp = receivedAt - (sentAt - originalTimestamp),
+ * where originalTimestamp is the time the device gave the event: the SDKs (analytics.js, the mobile and server
+ * libraries) send it as `timestamp`, with the `sentAt` of the request. A message holding both `timestamp` and
+ * `originalTimestamp` was resolved already (an export of Segment data): its `timestamp` is the corrected time. Without
+ * `sentAt` there is no measure of the skew, and the time is taken as given. The skew is rounded to whole seconds:
+ * sub-second differences are network latency, not a wrong clock, and rounding makes a retried message resolve to the
+ * same timestamp, so it rewrites the same stored item.
  */
-export function resolveTimestamp(
-  message: { timestamp?: string | undefined; originalTimestamp?: string | undefined; sentAt?: string | undefined },
-  receivedAt: Date,
-): Date {
-  if (message.timestamp !== undefined) return new Date(message.timestamp);
-  if (message.originalTimestamp === undefined) return receivedAt;
-  const original = Date.parse(message.originalTimestamp);
-  if (message.sentAt === undefined) return new Date(original);
-  const skewSeconds = Math.round((receivedAt.getTime() - Date.parse(message.sentAt)) / 1000);
-  return new Date(original + skewSeconds * 1000);
+export function resolveTimestamp(message: MessageTimes, receivedAt: Date): Date {
+  const given = message.originalTimestamp ?? message.timestamp;
+  if (given === undefined) return receivedAt;
+  if (!skewCorrected(message)) return new Date(message.timestamp ?? given);
+  const skewSeconds = Math.round((receivedAt.getTime() - Date.parse(message.sentAt!)) / 1000);
+  return new Date(Date.parse(given) + skewSeconds * 1000);
 }
+
+interface MessageTimes {
+  timestamp?: string | undefined;
+  originalTimestamp?: string | undefined;
+  sentAt?: string | undefined;
+}
+
+/** Whether resolveTimestamp corrects the message's time by its sentAt: a device's time, sent with the request's. */
+const skewCorrected = (message: MessageTimes): boolean =>
+  message.sentAt !== undefined && (message.timestamp === undefined) !== (message.originalTimestamp === undefined);
 
 /**
  * A message sent without a messageId gets one derived from its content and position, not a random one, so that an
@@ -272,7 +282,7 @@ const maxCorrectedFutureMs = 86_400_000;
 function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date): string | undefined {
   if (message.timestamp === undefined && message.originalTimestamp === undefined) return undefined; // the receive time is trusted
   const ms = time.getTime();
-  const corrected = message.timestamp === undefined && message.originalTimestamp !== undefined && message.sentAt !== undefined;
+  const corrected = skewCorrected(message);
   const latest = corrected ? Math.min(latestEventTime, receivedAt.getTime() + maxCorrectedFutureMs) : latestEventTime;
   if (ms >= earliestEventTime && ms <= latest) return undefined;
   const resolved = Number.isNaN(ms) ? 'no valid time' : new Date(ms).toISOString();

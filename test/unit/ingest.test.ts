@@ -116,7 +116,10 @@ describe('message schemas', () => {
 
 describe('clock-skew correction', () => {
   it.each([
-    ['an explicit timestamp wins', { timestamp: '2024-04-30T08:00:00Z', originalTimestamp: '2024-01-01T00:00:00Z', sentAt: '2024-01-01T00:00:00Z' }, '2024-04-30T08:00:00.000Z'],
+    ['a resolved message (timestamp and originalTimestamp: an export) keeps its timestamp', { timestamp: '2024-04-30T08:00:00Z', originalTimestamp: '2024-01-01T00:00:00Z', sentAt: '2024-01-01T00:00:00Z' }, '2024-04-30T08:00:00.000Z'],
+    ["an SDK's timestamp from a device clock 2 days ahead is corrected by sentAt", { timestamp: '2024-05-03T11:58:00Z', sentAt: '2024-05-03T12:00:00Z' }, '2024-05-01T11:58:00.000Z'],
+    ['a server library importing history (sentAt now) keeps its timestamp', { timestamp: '2023-11-02T09:00:00Z', sentAt: '2024-05-01T12:00:00.150Z' }, '2023-11-02T09:00:00.000Z'],
+    ['a timestamp without sentAt is used as is', { timestamp: '2024-04-30T08:00:00Z' }, '2024-04-30T08:00:00.000Z'],
     ['a device clock 1 hour behind is corrected', { originalTimestamp: '2024-05-01T10:59:00Z', sentAt: '2024-05-01T11:00:00Z' }, '2024-05-01T11:59:00.000Z'],
     ['a device clock 2 days ahead is corrected', { originalTimestamp: '2024-05-03T11:58:00Z', sentAt: '2024-05-03T12:00:00Z' }, '2024-05-01T11:58:00.000Z'],
     ['latency under half a second is not skew', { originalTimestamp: '2024-05-01T11:58:00Z', sentAt: '2024-05-01T11:59:59.700Z' }, '2024-05-01T11:58:00.000Z'],
@@ -124,6 +127,14 @@ describe('clock-skew correction', () => {
     ['no time at all means the time it was received', {}, '2024-05-01T12:00:00.000Z'],
   ])('%s', (_name, message, expected) => {
     expect(resolveTimestamp(message, receivedAt).toISOString()).toBe(expected);
+  });
+
+  it('keeps the event of a device whose clock was reset to 1970, at the time it happened', () => {
+    const reset = { type: 'track', userId: 'u', event: 'x', messageId: 'm-1970', timestamp: '1970-01-01T00:10:00.000Z', sentAt: '1970-01-01T00:10:10.000Z' };
+    expect((validateMessage(reset, 0, 'acme', receivedAt) as AcceptedMessage).timestamp).toBe('2024-05-01T11:59:50.000Z');
+    // Without sentAt there is nothing to correct by: refused, naming the field.
+    const { sentAt: _sentAt, ...unsent } = reset;
+    expect(validateMessage(unsent, 0, 'acme', receivedAt)).toMatchObject({ path: 'timestamp', reason: 'is 1970-01-01T00:10:00.000Z: outside 2000-01-01 to 9999-12-31' });
   });
 });
 
