@@ -1,6 +1,6 @@
 import type { EventStore, WriteKeyStore } from './ports';
 import { formatPath } from './field-path';
-import { hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, type AcceptedMessage, type RejectedMessage } from './messages';
+import { batchContextProblem, hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, type AcceptedMessage, type RejectedMessage } from './messages';
 import { originAllowed } from './origins';
 import { batchEnvelopeSchema, messageTypes } from './segment-schema';
 import { accessOf, verifiedKey, writeKeyFromRequest } from './write-key';
@@ -83,7 +83,7 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
   const rejected: RejectedMessage[] = [];
   const invalidBytes = hasInvalidBytes(request.body);
   split.messages.forEach((raw, index) => {
-    const outcome = validateMessage(raw, index, workspace, request.receivedAt, invalidBytes);
+    const outcome = validateMessage(raw, index, workspace, request.receivedAt, { invalidBytes, asSent: split.asSent[index] });
     if ('reason' in outcome) rejected.push(outcome);
     else accepted.push(outcome);
   });
@@ -114,7 +114,8 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
 }
 
 type Split =
-  | { ok: true; messages: unknown[]; pathPrefix: (index: number) => string }
+  /** `asSent`: each message as the client sent it, before the request's own fields were added (validateMessage). */
+  | { ok: true; messages: unknown[]; asSent: unknown[]; pathPrefix: (index: number) => string }
   | { ok: false; status: number; path: string; reason: string };
 
 /** Turns the body of any call into its list of messages, with the batch-level fields applied to each. */
@@ -122,7 +123,7 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
   if (callType !== 'batch' && callType !== 'import') {
     // The path names the type; a body `type` that disagrees would make the same message mean two things.
     const { writeKey: _key, ...message } = body;
-    return { ok: true, messages: [{ ...message, type: callType }], pathPrefix: () => '' };
+    return { ok: true, messages: [{ ...message, type: callType }], asSent: [message], pathPrefix: () => '' };
   }
   const envelope = batchEnvelopeSchema.safeParse(body);
   if (!envelope.success) {
@@ -133,9 +134,15 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
   if (batch.length > ingestLimits.maxBatchSize) {
     return { ok: false, status: 413, path: 'batch', reason: `must hold at most ${ingestLimits.maxBatchSize} messages, got ${batch.length}` };
   }
-  const messages = batch.map((item) => {
+  const contextProblem = context != null ? batchContextProblem(context) : undefined;
+  if (contextProblem !== undefined) return { ok: false, status: 400, path: 'context', reason: contextProblem };
+  const asSent = batch.map((item) => {
     if (!isPlainObject(item)) return item;
     const { writeKey: _key, ...message } = item;
+    return message;
+  });
+  const messages = asSent.map((message) => {
+    if (!isPlainObject(message)) return message;
     const itemContext = message['context'];
     return {
       ...message,
@@ -145,7 +152,7 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
         : {}),
     };
   });
-  return { ok: true, messages, pathPrefix: (index) => `batch[${index}]` };
+  return { ok: true, messages, asSent, pathPrefix: (index) => `batch[${index}]` };
 }
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false; reason: string } {

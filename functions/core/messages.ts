@@ -58,9 +58,17 @@ export interface RejectedMessage extends Rejection {
 
 /**
  * Validates one message; returns it normalised, or the first reason it cannot be stored. `invalidBytes`: the request
- * body had bytes that are not UTF-8 (hasInvalidBytes), so the message is searched for their marks.
+ * body had bytes that are not UTF-8 (hasInvalidBytes), so the message is searched for their marks. `asSent`: the
+ * message before the request's own fields were added to it (a batch's context and sentAt, a single call's type), which
+ * the per-event limit is measured on, as the SDKs measure it; by default `raw`.
  */
-export function validateMessage(raw: unknown, index: number, workspace: string, receivedAt: Date, invalidBytes = false): AcceptedMessage | RejectedMessage {
+export function validateMessage(
+  raw: unknown,
+  index: number,
+  workspace: string,
+  receivedAt: Date,
+  options: { invalidBytes?: boolean; asSent?: unknown } = {},
+): AcceptedMessage | RejectedMessage {
   // Echoed in the answer and kept in the quarantine: bounded, whatever the client sent.
   const messageId = isPlainObject(raw) && typeof raw['messageId'] === 'string' ? raw['messageId'].slice(0, maxEchoedChars) : undefined;
   const reject = (path: string, reason: string): RejectedMessage => ({ index, ...(messageId ? { messageId } : {}), path: path.slice(0, maxEchoedChars), reason, raw });
@@ -69,9 +77,9 @@ export function validateMessage(raw: unknown, index: number, workspace: string, 
   // Depth first: measuring the size serialises the message, and serialising thousands of levels overflows the stack.
   const unsafe = findUnsafeStructure(raw);
   if (unsafe) return reject(unsafe.path, unsafe.reason);
-  const invalidAt = invalidBytes ? findInvalidBytes(raw) : undefined;
+  const invalidAt = options.invalidBytes ? findInvalidBytes(raw) : undefined;
   if (invalidAt !== undefined) return reject(invalidAt, 'holds bytes that are not valid UTF-8');
-  const size = Buffer.byteLength(JSON.stringify(raw));
+  const size = Buffer.byteLength(JSON.stringify(options.asSent ?? raw));
   if (size > ingestLimits.maxEventBytes) return reject('', `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`);
 
   const result = segmentMessageSchema.safeParse(raw, { reportInput: true });
@@ -289,6 +297,19 @@ function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date): 
   return corrected
     ? `with sentAt, resolves to ${resolved} after clock-skew correction: outside 2000-01-01 to one day after the request was received`
     : `is ${resolved}: outside 2000-01-01 to 9999-12-31`;
+}
+
+/**
+ * Why a batch's own context cannot be added to its messages, or undefined when it can. It is bounded as a message is:
+ * added to each, it could otherwise make every one of them as large as the request.
+ */
+export function batchContextProblem(context: Record<string, unknown>): string | undefined {
+  // Depth first, as for a message: serialising thousands of levels overflows the stack.
+  const unsafe = findUnsafeStructure(context);
+  if (unsafe) return `${unsafe.path ? `${unsafe.path}: ` : ''}${unsafe.reason}`;
+  const size = Buffer.byteLength(JSON.stringify(context));
+  if (size > ingestLimits.maxEventBytes) return `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed: it is added to every message of the batch`;
+  return undefined;
 }
 
 /** `__proto__` keys and very deep nesting are refused: both are how JSON payloads attack the code that reads them later. */

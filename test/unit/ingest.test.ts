@@ -269,6 +269,43 @@ describe('the ingest use case', () => {
   });
 });
 
+describe('the per-event limit, measured on the message as the SDK sent it', () => {
+  /** The message with its properties padded so that its own JSON is exactly `bytes` long. */
+  const sized = (bytes: number, message: Record<string, unknown>) => {
+    const padded = { ...message, properties: { blob: '' } };
+    padded.properties.blob = 'x'.repeat(bytes - Buffer.byteLength(JSON.stringify(padded)));
+    return padded;
+  };
+  const trackOf = (bytes: number, fields: Record<string, unknown> = {}) => sized(bytes, track({ messageId: `m-${bytes}`, ...fields }));
+
+  it("stores an event at the limit although the batch's sentAt and context are added to it, and refuses one a byte over", async () => {
+    const atLimit = trackOf(ingestLimits.maxEventBytes);
+    const over = trackOf(ingestLimits.maxEventBytes + 1, { messageId: 'm-over' });
+    const body = JSON.stringify({ batch: [atLimit, over], sentAt: '2024-05-01T11:59:59.000Z', context: { library: { name: 'analytics-python', version: '2.3.0' } } });
+    const { response, events } = await send({ body });
+    expect(response.status).toBe(200);
+    expect(response.body['rejected']).toEqual([{ index: 1, messageId: 'm-over', path: '', reason: `is ${ingestLimits.maxEventBytes + 1} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event` }]);
+    expect(events.saved[0]?.messages.map((message) => message.messageId)).toEqual([`m-${ingestLimits.maxEventBytes}`]);
+  });
+
+  it('stores a single call at the limit, whose type the path adds', async () => {
+    const { type: _type, ...withoutType } = track();
+    const body = JSON.stringify(sized(ingestLimits.maxEventBytes, withoutType));
+    expect(Buffer.byteLength(body)).toBe(ingestLimits.maxEventBytes);
+    const { response, events } = await send({ callType: 'track', body });
+    expect(response.status).toBe(200);
+    expect(events.saved[0]?.messages.map((message) => message.type)).toEqual(['track']);
+  });
+
+  it("refuses a batch whose own context is over the limit, naming it: it would be added to every message", async () => {
+    const context = { blob: 'x'.repeat(ingestLimits.maxEventBytes) };
+    const { response, events } = await send({ body: JSON.stringify({ batch: [track()], context }) });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ path: 'context', reason: `is ${JSON.stringify(context).length} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed: it is added to every message of the batch` });
+    expect(events.saved).toEqual([]);
+  });
+});
+
 describe('input made canonical before anything depends on it', () => {
   it('refuses, naming the field, a message holding bytes that are not UTF-8, and stores the rest of the batch', async () => {
     const good = JSON.stringify(track({ userId: 'caf\u00e9', messageId: 'm-good' }));
