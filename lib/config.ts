@@ -16,7 +16,28 @@ import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-
  * bin/app.ts. Strict objects: a misspelt key fails `cdk synth` with its path, not a deploy later.
  */
 
-const secretName = z.string().min(1).describe('name or ARN of a Secrets Manager secret');
+/** What Secrets Manager allows in a secret's name, and a secret's ARN (a name with the random suffix AWS adds, or not). */
+const secretNamePattern = /^[A-Za-z0-9/_+=.@-]{1,512}$/;
+const secretArnPattern = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$/;
+/** How the secrets' values begin: a Slack webhook URL, a Standard Webhooks secret, a HubSpot private-app token, a Slack token. */
+const secretValuePrefixes = /^(https?:\/\/|whsec_|pat-|xox[abpe]-)/i;
+
+/**
+ * The name or ARN of a Secrets Manager secret. Its value pasted instead (the README's create-secret commands show
+ * the values) would deploy the credential into the template, and every delivery would fail at run time: refused here.
+ */
+const secretName = z
+  .string()
+  .min(1)
+  .superRefine((value, context) => {
+    const problem = secretValuePrefixes.test(value)
+      ? 'looks like the secret\'s value, not its name: keep the value in Secrets Manager (aws secretsmanager create-secret --name pql-radar/... --secret-string ...) and give the name here'
+      : secretNamePattern.test(value) || secretArnPattern.test(value)
+        ? undefined
+        : 'must be the name of a Secrets Manager secret (letters, digits and /_+=.@-) or its ARN';
+    if (problem) context.addIssue({ code: 'custom', message: problem });
+  })
+  .describe('name or ARN of a Secrets Manager secret');
 
 /** Why a HubSpot destination under a route is refused: it belongs under `crm`. */
 export const hubspotUnderRouteMessage = 'hubspot syncs every transition of every lead, whatever the route: move it to crm:';

@@ -46,6 +46,24 @@ describe('routes of a tier routing by a trait', () => {
   });
 });
 
+describe('secrets', () => {
+  it.each([
+    ['a Slack webhook URL', 'routes:\n  sales:\n    - type: slack\n      webhookUrlSecret: https://hooks.slack.com/services/T000/B000/XXXX\n  nurture:\n    - type: sqs\n', 'line 5: routes.sales[0].webhookUrlSecret'],
+    ['a signing secret', 'routes:\n  sales:\n    - type: webhook\n      url: https://hooks.example.com/x\n      signingSecret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n  nurture:\n    - type: sqs\n', 'line 6: routes.sales[0].signingSecret'],
+    ['a HubSpot token', 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\ncrm:\n  - type: hubspot\n    tokenSecret: pat-na1-11111111-2222-3333-4444-555555555555\n', 'line 9: crm[0].tokenSecret'],
+  ])("fail the synth on %s given for the secret's name, before it reaches the template", (_name, rest, where) => {
+    expect(load(rest)).toThrow(`${where}: looks like the secret's value, not its name`);
+  });
+
+  it('take a name or an ARN, and refuse what Secrets Manager would not call a secret', () => {
+    const hubspot = (secret: string) => load(`routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\ncrm:\n  - type: hubspot\n    tokenSecret: "${secret}"\n`);
+    expect(hubspot('pql-radar/hubspot')().config.crm[0]?.tokenSecret).toBe('pql-radar/hubspot');
+    const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-radar/hubspot-AbCdEf';
+    expect(hubspot(arn)().config.crm[0]?.tokenSecret).toBe(arn);
+    expect(hubspot('my hubspot token')).toThrow('crm[0].tokenSecret: must be the name of a Secrets Manager secret (letters, digits and /_+=.@-) or its ARN');
+  });
+});
+
 describe('crm', () => {
   it('refuses hubspot under a route, saying where it goes', () => {
     expect(load('routes:\n  sales:\n    - type: sqs\n    - type: hubspot\n      tokenSecret: pql-radar/hubspot\n  nurture:\n    - type: sqs\n')).toThrow(
