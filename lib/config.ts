@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../functions/core/did-you-mean';
@@ -6,6 +6,7 @@ import { canonicalOrigin } from '../functions/core/origins';
 import { routesOf } from '../functions/core/rules/routing';
 import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
+import { readTextFile } from '../functions/local/readable-file';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
 import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
@@ -239,13 +240,19 @@ export const configSchema = z.strictObject({
   writeKeys: z
     .array(
       z.strictObject({
-        workspace: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/),
+        workspace: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, _ and -, beginning with a letter or digit, at most 63 characters'),
         /** Browser origins the workspace accepts events from (a page using analytics.js), or `*`; set on every deploy. */
         allowedOrigins: z
           .array(z.string().transform((value, ctx) => canonicalOrigin(value) ?? (ctx.addIssue({ code: 'custom', message: 'must be an origin: scheme, host and port only, e.g. https://app.example.com, or *' }), z.NEVER)))
           .optional(),
       }),
     )
+    .superRefine((keys, context) => {
+      keys.forEach(({ workspace }, index) => {
+        const first = keys.findIndex((key) => key.workspace === workspace);
+        if (first < index) context.addIssue({ code: 'custom', path: [index, 'workspace'], message: `"${workspace}" is listed already (writeKeys[${first}]): a workspace gets one write key; give its allowedOrigins there` });
+      });
+    })
     .default([]),
   ingest: z
     .strictObject({
@@ -320,7 +327,7 @@ export { loadRulesFile, type LoadedRulesFile };
  * config or rules file fails `cdk synth` with every problem, its path and line, before anything is deployed.
  */
 export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesFile: LoadedRulesFile } {
-  const parsed = parseYamlFile(readFileSync(configPath, 'utf8'), configSchema);
+  const parsed = parseYamlFile(readTextFile(configPath), configSchema);
   if (!parsed.ok) throw new ConfigError(configPath, parsed.problems);
   const config = parsed.data;
   const rulesPath = resolve(dirname(configPath), config.rules);

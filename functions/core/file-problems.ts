@@ -20,8 +20,10 @@ export function formatProblem(problem: FileProblem): string {
   return `${problem.line !== undefined ? `line ${problem.line}: ` : ''}${problem.path || '(file)'}: ${problem.message}`;
 }
 
+/** The problems in the order of the file (those of the whole file first), as an editor goes through them. */
 export function describeProblems(source: string, problems: readonly FileProblem[]): string {
-  return `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${problems.map((p) => `  ${formatProblem(p)}`).join('\n')}`;
+  const inFileOrder = [...problems].sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  return `${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}\n${inFileOrder.map((p) => `  ${formatProblem(p)}`).join('\n')}`;
 }
 
 /** A file with problems: every one of them, with its path and line, in the message. */

@@ -14,11 +14,16 @@ export function unreadableReason(error: unknown): string | undefined {
   }
 }
 
+/** A file the operator named that cannot be read: its message names it and why. */
+export class UnreadableFileError extends Error {
+  override name = 'UnreadableFileError';
+}
+
 /** A text file the operator named, read whole; an error that names it and why when it cannot be (`rules.yaml: no such file`). */
 export function readTextFile(file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (error) {
-    throw new Error(`${file}: ${unreadableReason(error) ?? (error instanceof Error ? error.message : String(error))}`);
+    throw new UnreadableFileError(`${file}: ${unreadableReason(error) ?? (error instanceof Error ? error.message : String(error))}`);
   }
 }

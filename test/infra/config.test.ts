@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -257,5 +258,38 @@ describe('ingestBuffer', () => {
     expect(load(`${firehose}  batchingWindowSeconds: 901\n`)).toThrow(/line 9: ingestBuffer\.batchingWindowSeconds: Too big/);
     expect(load(`${firehose}  retentionDays: 15\n`)).toThrow(/line 9: ingestBuffer\.retentionDays: Too big/);
     expect(load(`${routes}ingestBuffer:\n  service: kafka\n`)).toThrow(/line 8: ingestBuffer\.service: .*"kinesis".*"firehose"/);
+  });
+});
+
+describe('write keys', () => {
+  it('fail the synth on a workspace listed twice, naming both places', () => {
+    expect(load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\nwriteKeys:\n  - workspace: default\n  - workspace: default\n')).toThrow(
+      'line 9: writeKeys[1].workspace: "default" is listed already (writeKeys[0]): a workspace gets one write key; give its allowedOrigins there',
+    );
+  });
+});
+
+describe('cdk synth (bin/app.ts) on a wrong config', () => {
+  /** bin/app.ts as the CDK CLI runs it: the context in CDK_CONTEXT_JSON. */
+  const synthApp = (configPath: string) =>
+    new Promise<{ code: number; stderr: string }>((done) => {
+      const app = join(import.meta.dirname, '../../bin/app.ts');
+      execFile(process.execPath, ['--import', 'tsx', app], { env: { ...process.env, CDK_CONTEXT_JSON: JSON.stringify({ config: configPath }) } }, (error, _stdout, stderr) =>
+        done({ code: error ? Number(error.code) : 0, stderr }),
+      );
+    });
+
+  it('prints the problems alone, in the order of the file, and exits 1', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'pql-radar-config-')), 'pql-radar.config.yaml');
+    // delivery comes last in the schema, whose order zod reports its issues in.
+    writeFileSync(path, `rules: ${testRulesFile}\ndelivery:\n  retryHours: 0\nevaluation:\n  shards: 0\n`);
+    const run = await synthApp(path);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trim().split('\n')).toEqual([`${path}: 2 problems`, expect.stringMatching(/^  line 3: delivery\.retryHours: /), expect.stringMatching(/^  line 5: evaluation\.shards: /)]);
+  });
+
+  it('names a config file that is not there', async () => {
+    const path = join(tmpdir(), 'no-such.config.yaml');
+    expect(await synthApp(path)).toEqual({ code: 1, stderr: `${path}: no such file\n` });
   });
 });
