@@ -60,7 +60,8 @@ export function validateFile<S extends z.ZodType>(
     error: (issue) => {
       // The object's shape, read without z.ZodObject: the Lambda bundles' zod carries only the builders they call.
       const shape = issue.code === 'unrecognized_keys' ? (issue.inst as { shape?: unknown } | undefined)?.shape : undefined;
-      if (shape !== null && typeof shape === 'object' && issue.path !== undefined) allowedKeys.set(JSON.stringify(issue.path), Object.keys(shape));
+      // The error map sees no path at the top of the file (zod sets it later): that is the empty path.
+      if (shape !== null && typeof shape === 'object') allowedKeys.set(JSON.stringify(issue.path ?? []), Object.keys(shape));
       return undefined;
     },
   });

@@ -41,6 +41,9 @@ tiers:
     const checked = await cli('rules', 'check', join(dir, 'routed.rules.yaml'), join(dir, 'misspelt-route.rules.yaml'));
     expect(checked.code).toBe(1);
     expect(checked.stdout).toMatch(/routed\.rules\.yaml: ok, 1 signals, 2 tiers, version [0-9a-f]{12}; routes: sales-emea, sales-us, sales, nurture\n/);
+    // Valid, and yet hot takes every entity, and warm none: said, without failing the check.
+    expect(checked.stdout).toContain('  warning: tiers[0] (hot): neither min_score nor require: every user and account evaluated qualifies');
+    expect(checked.stdout).toContain('  warning: tiers[1] (warm): never given: every entity it would take meets hot first');
     expect(checked.stderr).toContain(
       'misspelt-route.rules.yaml: 1 problem\n  line 5: tiers[0].route: a route chosen by a trait needs by (the trait), map ({ trait value: route }) and default (a route); did you mean "default" for "defualt"?',
     );
