@@ -621,7 +621,27 @@ signals:
 ${tiers}`,
       path: 'signals.work_email.is',
       line: 3,
-      message: /^domain takes a condition on the domain: a value, or an object with one of: equals, .*not_in_list$/,
+      message: /^domain takes a condition on the domain: unknown operator "domain": must be a value, or an object with one of: equals, .*not_in_list$/,
+    },
+    {
+      name: 'an operator given the wrong kind of operand',
+      text: `version: 1
+signals:
+  big_order: { event: Order Completed, where: { amount: { gte: "100" } } }
+${tiers}`,
+      path: 'signals.big_order.where.amount',
+      line: 3,
+      message: 'gte takes a number, not "100"',
+    },
+    {
+      name: 'a misspelt operator',
+      text: `version: 1
+signals:
+  pro: { trait: plan, is: { equal: pro } }
+${tiers}`,
+      path: 'signals.pro.is',
+      line: 3,
+      message: 'unknown operator "equal"; did you mean "equals"?',
     },
     {
       name: 'a list that is neither values nor a file',

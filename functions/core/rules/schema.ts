@@ -42,7 +42,6 @@ const operatorConditions = [
   z.strictObject({ in_list: listName }),
   z.strictObject({ not_in_list: listName }),
 ] as const;
-const operators = operatorConditions.map((object) => Object.keys(object.shape)[0]!).join(', ');
 const valueCondition = z.union([scalar, ...operatorConditions]);
 
 /**
@@ -52,11 +51,48 @@ const valueCondition = z.union([scalar, ...operatorConditions]);
  */
 export const conditionSchema = z.union([scalar, ...operatorConditions, z.strictObject({ domain: valueCondition })], {
   // The issue is the whole condition's: say which part is wrong when it is the condition under domain.
-  error: (issue) =>
-    issue.input !== null && typeof issue.input === 'object' && 'domain' in issue.input
-      ? `domain takes a condition on the domain: a value, or an object with one of: ${operators}`
-      : `must be a value, or an object with one of: ${operators}, domain`,
+  error: (issue) => {
+    const input = issue.input;
+    if (input !== null && typeof input === 'object' && !Array.isArray(input) && 'domain' in input && Object.keys(input).length === 1) {
+      return `domain takes a condition on the domain: ${conditionProblem((input as { domain: unknown }).domain, operatorNames)}`;
+    }
+    return conditionProblem(input, [...operatorNames, 'domain']);
+  },
 });
+
+/** What each operator takes, for the message of a condition that gives it something else. */
+const operatorTakes: Partial<Record<string, string>> = {
+  equals: 'a value (a string, number or boolean)',
+  not_equals: 'a value (a string, number or boolean)',
+  in: 'a list of values, e.g. [pro, team]',
+  not_in: 'a list of values, e.g. [pro, team]',
+  gt: 'a number',
+  gte: 'a number',
+  lt: 'a number',
+  lte: 'a number',
+  exists: 'true or false',
+  contains: 'a string',
+  starts_with: 'a string, or a list of strings',
+  ends_with: 'a string, or a list of strings',
+  matches: 'a regular expression, e.g. ^pro or /^pro/i',
+  in_list: "the name of one of the rules file's lists",
+  not_in_list: "the name of one of the rules file's lists",
+  domain: 'a condition on the domain of an e-mail address',
+};
+const operatorNames = operatorConditions.map((object) => Object.keys(object.shape)[0]!);
+
+/** Why a condition is not one, as precisely as its shape allows: the operator's operand, a misspelt operator, or two at once. */
+function conditionProblem(input: unknown, allowed: readonly string[]): string {
+  const expected = `must be a value, or an object with one of: ${allowed.join(', ')}`;
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return expected;
+  const keys = Object.keys(input);
+  if (keys.length !== 1) return `${expected} (one operator per condition; ${keys.length === 0 ? 'none given' : `got ${keys.join(', ')}`})`;
+  const [operator] = keys as [string];
+  const given = JSON.stringify((input as Record<string, unknown>)[operator]) ?? 'nothing';
+  if (allowed.includes(operator)) return `${operator} takes ${operatorTakes[operator] ?? 'another kind of value'}, not ${given.length > 40 ? `${given.slice(0, 40)}...` : given}`;
+  const meant = closestName(operator, allowed);
+  return `unknown operator "${operator}"${meant === undefined ? `: ${expected}` : `; did you mean "${meant}"?`}`;
+}
 export type Condition = z.output<typeof conditionSchema>;
 
 export const signalName = identifier('signal');
