@@ -27,10 +27,13 @@ const isoTimestamp = z.iso.datetime({ offset: true, message: 'must be an ISO-860
 
 const jsonObject = z.record(z.string(), z.unknown(), { message: 'must be a JSON object' });
 
-const context = z.looseObject({
-  groupId: identifier.optional(),
-  traits: jsonObject.optional(),
-});
+const context = z.looseObject(
+  {
+    groupId: identifier.optional(),
+    traits: jsonObject.optional(),
+  },
+  { message: 'must be a JSON object' },
+);
 
 /** An SDK's "no id yet": RudderStack sends `userId: ""` before identify, Segment's SDKs null or nothing. */
 const absentWhenEmpty = (value: unknown) => (value === '' ? undefined : value);

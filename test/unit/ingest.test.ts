@@ -67,6 +67,7 @@ describe('message schemas', () => {
     ['a lone surrogate in the event name', { type: 'track', userId: 'u', event: 'bad\ud800' }, 'event', 'must be well-formed unicode (no lone surrogates)'],
     ['a __proto__ key', JSON.parse('{"type":"track","userId":"u","event":"x","properties":{"a":{"__proto__":{"admin":true}}}}'), 'properties.a.__proto__', 'the key "__proto__" is not allowed'],
     ['a context groupId of the wrong type', { type: 'track', userId: 'u', event: 'x', context: { groupId: {} } }, 'context.groupId', 'must be a string or a number'],
+    ['a context that is not an object', { type: 'track', userId: 'u', event: 'x', context: null }, 'context', 'must be a JSON object'],
   ])('rejects %s, naming the field', (_name, message, path, reason) => {
     const outcome = validateMessage(message, 3, 'acme', receivedAt);
     expect(outcome).toMatchObject({ index: 3, path });
