@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -300,7 +300,7 @@ export class LeadFanout extends Construct {
   }
 
   /** The rule of one email, sqs or lambda destination, with its target's retry policy and dead-letter queue. */
-  #rule(scope: Construct, id: string, kind: 'email' | 'sqs' | 'lambda', route: string, pattern: events.EventPattern, target: (delivery: targets.TargetBaseProps) => events.IRuleTarget) {
+  #rule(scope: Construct, id: string, kind: 'email' | 'sqs' | 'lambda', route: string, pattern: events.EventPattern, target: (delivery: targets.TargetBaseProps) => events.IRuleTarget): events.Rule {
     const deadLetterQueue = this.#newQueue(scope, 'DeadLetterQueue');
     Validations.of(deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
@@ -316,6 +316,7 @@ export class LeadFanout extends Construct {
       targets: [target({ deadLetterQueue, maxEventAge: this.#maxEventAge, retryAttempts: this.#retryAttempts })],
     });
     this.#record({ id, kind, route, rule, deadLetterQueue });
+    return rule;
   }
 
   #record(destination: { id: string; kind: DestinationRecord['kind']; route: string; rule: events.Rule; queue?: sqs.Queue; deadLetterQueue: sqs.Queue }) {
@@ -380,6 +381,19 @@ export class LeadFanout extends Construct {
       functionArn: destination.functionArn,
       sameEnvironment: true,
     });
-    this.#rule(scope, id, 'lambda', route, pattern, (delivery) => new targets.LambdaFunction(handler, delivery));
+    // arn:<partition>:lambda:<region>:<account>:function:<name>: checked against the stack's wherever it is known.
+    const [, , , region, account] = destination.functionArn.split(':');
+    const stack = Stack.of(this);
+    for (const [dimension, given, own] of [['region', region, stack.region], ['account', account, stack.account]] as const) {
+      if (!Token.isUnresolved(own) && given !== own) {
+        throw new Error(`routes.${route}: the lambda destination ${destination.functionArn} is in ${dimension} ${given}, the stack in ${own}: EventBridge invokes functions of its own account and region`);
+      }
+    }
+    const rule = this.#rule(scope, id, 'lambda', route, pattern, (delivery) => new targets.LambdaFunction(handler, delivery));
+    Annotations.of(rule).acknowledgeWarning(
+      '@aws-cdk/aws-events:ruleUnresolvedEnvironment',
+      "The function's ARN names its account and region, the environment-agnostic stack's are known at deploy only; the " +
+        'config asks for a function in the stack\'s own account and region (EventBridge invokes no other), checked above when the stack has them.',
+    );
   }
 }

@@ -1,5 +1,5 @@
 import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { leadEventTypes } from '../../functions/core/lead-event';
@@ -277,6 +277,18 @@ describe('lambda destination', () => {
     expect(permissions.map((permission) => permission.Properties)).toEqual([
       { Action: 'lambda:InvokeFunction', FunctionName: crmSyncArn, Principal: 'events.amazonaws.com', SourceArn: getAtt(ruleOf('sales-lambda-1').id) },
     ]);
+  });
+});
+
+describe('lambda destination in another account or region', () => {
+  it("is no warning where the stack's environment is known at deploy only, and fails the synth where it is known to differ", () => {
+    expect(Annotations.fromStack(built.stack).findWarning('*', Match.stringLikeRegexp('unresolved environment'))).toEqual([]);
+    const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } });
+    const stack = new Stack(app, 'LeadFanoutElsewhere', { env: { account: '123456789012', region: 'us-east-1' } });
+    const { table } = new EventStore(stack, 'EventStore');
+    expect(() => new LeadFanout(stack, 'LeadFanout', { routes: { sales: [destination({ type: 'lambda', functionArn: crmSyncArn })] }, crm: [], table })).toThrow(
+      `routes.sales: the lambda destination ${crmSyncArn} is in region eu-west-1, the stack in us-east-1: EventBridge invokes functions of its own account and region`,
+    );
   });
 });
 
