@@ -81,6 +81,19 @@ export function validateFile<S extends z.ZodType>(
 
 function describe(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  if (issue.code !== 'invalid_type') return issue.message;
+  if (issue.input === undefined) return 'is required';
+  // zod's own words name its types ("Invalid input: expected int, received number"); these name what the file needs.
+  // A schema's own message says more than either.
+  if (!issue.message.startsWith('Invalid input')) return issue.message;
+  if (issue.path.length === 0 && issue.input === null) return 'the file is empty';
+  if (issue.expected === 'int') return 'must be a whole number';
+  const shape = (yamlShapes as Partial<Record<string, string>>)[issue.expected];
+  if (shape !== undefined) return `must be ${shape}, not ${shapeOf(issue.input)}`;
   return issue.message;
 }
+
+const yamlShapes = { array: 'a list (a "- " line per item, or [a, b])', object: 'a map (a "key: value" line per entry, or { key: value })' };
+
+const shapeOf = (value: unknown): string =>
+  value === null ? 'empty' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a map' : `${typeof value === 'string' ? 'the text' : 'the value'} ${JSON.stringify(value)}`;

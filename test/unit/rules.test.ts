@@ -644,6 +644,34 @@ ${tiers}`,
       message: 'unknown operator "equal"; did you mean "equals"?',
     },
     {
+      name: 'tiers written as a map',
+      text: `version: 1
+signals:
+  active: { event: Logged In, points: 10 }
+tiers:
+  PQL-A: { min_score: 10, route: sales }
+`,
+      path: 'tiers',
+      line: 4,
+      message: 'must be a list (a "- " line per item, or [a, b]), not a map',
+    },
+    {
+      name: 'an empty file',
+      text: '',
+      path: '',
+      message: 'the file is empty',
+    },
+    {
+      name: 'a count that is not a whole number',
+      text: `version: 1
+signals:
+  active: { event: Logged In, window: 7d, per: day, consecutive: 2.5, points: 10 }
+${tiers}`,
+      path: 'signals.active.consecutive',
+      line: 3,
+      message: 'must be a whole number',
+    },
+    {
       name: 'a list that is neither values nor a file',
       text: `version: 1
 lists:
