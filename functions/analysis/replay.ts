@@ -1,7 +1,7 @@
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Claim, type Identity } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
-import { decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from '../core/lead-state';
+import { decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { emptyRollup, evaluate, mergeRollups, noNames, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
@@ -665,6 +665,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     const traits = user.record.traits;
     if (user.traitCursor < traits.length) next = Math.min(next, firstStepAt(traits[user.traitCursor]!.at, after));
     for (const join of user.record.joins) next = Math.min(next, firstStepAt(join.at, after));
+    // The step its claim merges it into another user: a lead leaves its tier then, as the evaluator has it in that run.
+    if (user.record.merged !== undefined) next = Math.min(next, firstStepAt(user.record.merged.at, after));
     for (const [, joinedAt] of user.accounts) if (joinedAt > stepTimes[index]!) next = Math.min(next, firstStepAt(joinedAt, after));
     return next;
   };
@@ -692,8 +694,15 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       previous = place;
       const user = users[place]!;
       if (user.record.firstSeen > at) continue;
-      // Merged into another user: the evaluator forwards its changes there and leaves its lead state as it was.
-      if (user.record.merged !== undefined && user.record.merged.at <= at) continue;
+      // Merged into another user: the evaluator forwards its changes there, and a lead leaves its tier (mergedAway).
+      if (user.record.merged !== undefined && user.record.merged.at <= at) {
+        if (user.state !== undefined && user.state.tier !== null) {
+          const { state, transition } = mergedAway(user.state, { type: 'user', id: user.record.merged.into }, ruleset, now);
+          user.state = { ...state, history: [] };
+          user.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
+        }
+        continue;
+      }
       if (joinClaimed(user, at)) user.stableUntil = Number.NEGATIVE_INFINITY;
       const before = user.upto;
       const fresh: DayRollup[] = [];

@@ -1,7 +1,7 @@
 import { accountConversion, firstConversion } from './conversion';
 import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withOpenDays, type DayRange, type SpanDays } from './facts';
 import type { LeadEvent } from './lead-event';
-import { buildLeadEvent, decide, defaultDecayIntervalMs, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
+import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
 import { changedCandidate, entityKey, laterWaitEnd, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
@@ -256,6 +256,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       const owner = await ownerOf(reads.store, ref, rows, ruleset);
       if (owner !== ref) {
         if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
+        const lead = rows.state?.lead;
+        if (owner && lead !== undefined && lead.tier !== null) await leaveMerged(candidate, rows, lead, owner);
         return;
       }
       const waitEnd = userWaitEnds(candidate, rows);
@@ -274,6 +276,18 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (event) transitions.push(event);
     evaluated++;
     if (ref.type !== 'account') savedUsers.push(key);
+    for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
+  };
+  /** A lead merged into another user leaves its tier (lead-state's mergedAway), with its own facts in the lead event. */
+  const leaveMerged = async (candidate: EvaluationCandidate, rows: EntityRows, lead: LeadState, owner: EntityRef) => {
+    const { ref } = candidate;
+    const loaded = await readFacts(reads.store, ref, ruleset, now, rows);
+    const { state, transition } = mergedAway(lead, owner, ruleset, now);
+    const event = transition.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluate(loaded.facts, ruleset, now), transition, ruleset, now, ref.type) : undefined;
+    // Never swept again: it is judged as its user from now on.
+    if (!(await store.save(ref, entityUpdate(loaded, state, event, null, ruleset, now), loaded.rows.token))) return leave(candidate);
+    if (event) transitions.push(event);
+    evaluated++;
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
   /** Sweeps of members started by the accounts that read them, by member: another account of theirs awaits the same one. */
@@ -361,6 +375,14 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         forwarded.clear();
         await forEachConcurrently(owners, concurrency, evaluateCandidate);
       }
+      // A lead the page's claims merged into another user (an alias; an identified visitor, where visitors are leads)
+      // leaves its tier in this run (leaveMerged), as the backtest has it at the claim's step; nothing else of it is read.
+      const merged = reads.takeClaimed().filter((ref) => (ref.type === 'user' || ruleset.anonymousLeads) && !seen.has(entityKey(ref)));
+      await forEachConcurrently(
+        merged.map((ref): EvaluationCandidate => ({ ref, reason: 'sweep', days: [] })),
+        concurrency,
+        evaluateCandidate,
+      );
       // An account listed as a change itself (what an earlier run left, new traits) is judged with its page: made to
       // wait for the end of a run's changes, it would wait for ever behind a backlog that outlasts every run.
       const listed = candidates.filter((candidate) => candidate.ref.type === 'account').map((candidate) => withListed(candidate, accounts));
@@ -445,11 +467,14 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
     }
     return held;
   };
+  /** The identities a claim of the page took from no one, or from another user, by identityKey: theirs is to leave their tiers. */
+  const claimedByPage = new Map<string, EntityRef>();
   const claim = async (workspace: string, made: Claim) => {
     const result = await store.claim(workspace, made);
     const key = claimKey(workspace, identityKey(made.from));
     claimsKnown.set(key, result.held);
     claimsStored.set(key, result.held);
+    if (result.held.to === made.to && result.replaced?.to !== made.to) claimedByPage.set(key, { workspace, type: made.from.kind, id: made.from.id });
     return result;
   };
 
@@ -508,6 +533,12 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
       const batches = [...accountsOfPrepared].map(([workspace, ids]) => accountTraits(workspace, [...ids]));
       accountsOfPrepared.clear();
       await Promise.all(batches);
+    },
+    /** The identities the page's claims merged into a user: each taken once. */
+    takeClaimed(): EntityRef[] {
+      const taken = [...claimedByPage.values()];
+      claimedByPage.clear();
+      return taken;
     },
     /** Whether a claim merges the candidate into a user, as far as its prepared rows and the page's claims tell. */
     claimed: (candidate: EvaluationCandidate): boolean => rowsOf(candidate)?.claim !== undefined,

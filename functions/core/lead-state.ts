@@ -192,6 +192,27 @@ export function decide(
   return { state, transition: { kind, previousTier, tier, sequence, notify: ruleset.file.policy.notify.includes(kind), reasons, ...(report ? { conversion: report } : {}) } };
 }
 
+/**
+ * A lead whose identity another user claimed (an alias, an identified visitor): its events count for that user now,
+ * and it is no longer judged on its own, so it leaves its tier, once and for good: a disqualification naming the
+ * user, published as any disqualification is. Without it, the tier it held would stay in the CRM and the lead status.
+ */
+export function mergedAway(previous: LeadState, into: { type: string; id: string }, ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
+  const reasons = [`merged into ${into.type} ${into.id}: its events count for that ${into.type} now`];
+  const sequence = previous.sequence + 1;
+  const at = isoTime(now);
+  const state: LeadState = {
+    ...previous,
+    tier: null,
+    route: null,
+    since: at,
+    sequence,
+    evaluatedAt: at,
+    history: [...previous.history, { tier: null, previousTier: previous.tier, at, reasons }].slice(-maxHistory),
+  };
+  return { state, transition: { kind: 'disqualified', previousTier: previous.tier, tier: null, sequence, notify: ruleset.file.policy.notify.includes('disqualified'), reasons } };
+}
+
 /** The state after sales feedback: out of the tiers until the newest feedback's hold ends, each one in the history. */
 function withFeedback(base: LeadState, previousTier: string | null, given: readonly LeadFeedback[], ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
   const entries = given.map((feedback) => ({ tier: null, previousTier, at: isoTime(now), reasons: [feedbackReasonLine(feedback, ruleset)] }));

@@ -344,8 +344,11 @@ policy: { cooldown: 2d }
 
     const { history, replayed, leads, fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream);
     expect(fromBacktest).toEqual(fromEvaluator);
-    // alias-a qualified on its own (with its visitor's views) before the alias: the replay keeps that, and judges it as alias-b.
-    expect(fromEvaluator.filter((line) => line.includes(' alias-a:'))).toEqual(['2025-03-07T23:59:59.999Z user alias-a: none -> hot']);
+    // alias-a qualified on its own (with its visitor's views) before the alias, and leaves its tier at the alias's step,
+    // on both sides: from then on it is judged as alias-b, and no phantom lead stays in the CRM or the lead status.
+    expect(fromEvaluator.filter((line) => line.includes(' alias-a:'))).toEqual(['2025-03-07T23:59:59.999Z user alias-a: none -> hot', '2025-03-10T23:59:59.999Z user alias-a: hot -> none']);
+    const exit = leads.published.find((event) => event.detail.entity.id === 'alias-a' && event.detail.tier === null);
+    expect(exit?.detail.reasons).toEqual(['merged into user alias-b: its events count for that user now']);
     expect(replayed.entities.find((entity) => entity.id === 'alias-a')?.mergedInto).toBe('alias-b');
 
     // Every visitor who signed up, the aliased users and the claimed visitors are merged; the three who never signed up are left out.
