@@ -172,7 +172,8 @@ export function parseEvent(file: string, line: string | Error, number: number): 
   }
   const fast = line.length <= fastPathMaxChars ? acceptCommonMessage(raw, number) : undefined;
   if (fast !== undefined) return fast;
-  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAtOf(raw));
+  // No time is too far ahead of a history's: each step of the replay counts only what happened by then.
+  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAtOf(raw), { receivedAtKnown: false });
   if ('reason' in outcome) return new InputError(file, number, outcome.path ? `${outcome.path}: ${outcome.reason}` : outcome.reason);
   if (outcome.serverTimed) return new InputError(file, number, 'timestamp: the message has no timestamp or originalTimestamp, and a backtest needs the time each event happened');
   return outcome;

@@ -1,6 +1,7 @@
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvalidArgumentError, type Command } from 'commander';
+import { DynamoDbDestinationRegistry } from '../adapters/dynamodb/destination-registry';
 import { DynamoDbEvaluationStore } from '../adapters/dynamodb/evaluation-store';
 import { readShardCount, type ShardCount } from '../adapters/dynamodb/shard-count';
 import { EventBridgePublisher } from '../adapters/eventbridge/publisher';
@@ -44,6 +45,13 @@ export function addEvaluateCommand(program: Command) {
     const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards, ...(local ? {} : { listSettleMs: deployedListSettleMs }) });
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
     const destinations = localDestinations(options);
+    if (local && destinations.length === 0) {
+      // The running `npm start`'s webhooks are its own to deliver: this pass's lead events go to this command's sinks.
+      const running = (await new DynamoDbDestinationRegistry(client, table).list()).filter((destination) => destination.transport === 'table').map((destination) => destination.id);
+      if (running.length > 0) {
+        console.error(`note: this pass's lead events go to this command's output${options.leadsFile ? ' and --leads-file' : ''} only, not to the local runtime's webhooks (${running.join(', ')}); --webhook URL --webhook-secret S delivers them to a receiver`);
+      }
+    }
     // Webhooks are delivered through the same queues as `dev` delivers them: what a pass cannot deliver stays queued.
     const deliveries = destinations.length > 0 ? new LocalDeliveryWorker({ client, tableName: table, destinations }) : undefined;
     const publisher = localSinks(options, [...bus, ...(deliveries ? [deliveries] : [])]);

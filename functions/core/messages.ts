@@ -60,14 +60,16 @@ export interface RejectedMessage extends Rejection {
  * Validates one message; returns it normalised, or the first reason it cannot be stored. `invalidBytes`: the request
  * body had bytes that are not UTF-8 (hasInvalidBytes), so the message is searched for their marks. `asSent`: the
  * message before the request's own fields were added to it (a batch's context and sentAt, a single call's type), which
- * the per-event limit is measured on, as the SDKs measure it; by default `raw`.
+ * the per-event limit is measured on, as the SDKs measure it; by default `raw`. `receivedAtKnown`: false when
+ * `receivedAt` stands in for a time not known (a backtest's events without receivedAt): no time is then too far
+ * ahead of it. @default true
  */
 export function validateMessage(
   raw: unknown,
   index: number,
   workspace: string,
   receivedAt: Date,
-  options: { invalidBytes?: boolean; asSent?: unknown } = {},
+  options: { invalidBytes?: boolean; asSent?: unknown; receivedAtKnown?: boolean } = {},
 ): AcceptedMessage | RejectedMessage {
   // Echoed in the answer and kept in the quarantine: bounded, whatever the client sent.
   const messageId = isPlainObject(raw) && typeof raw['messageId'] === 'string' ? raw['messageId'].slice(0, maxEchoedChars) : undefined;
@@ -88,7 +90,7 @@ export function validateMessage(
     return reject(formatPath(issue.path), describeIssue(issue));
   }
   const time = resolveTimestamp(result.data, receivedAt);
-  const outOfRange = timeOutOfRange(result.data, time, receivedAt);
+  const outOfRange = timeOutOfRange(result.data, time, receivedAt, options.receivedAtKnown ?? true);
   if (outOfRange) return reject(result.data.timestamp !== undefined ? 'timestamp' : 'originalTimestamp', outOfRange);
   return normalise(result.data, time, index, workspace);
 }
@@ -287,11 +289,16 @@ const latestEventTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const maxCorrectedFutureMs = 86_400_000;
 
 /** Why a resolved time cannot be stored, or undefined when it can. */
-function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date): string | undefined {
+function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date, receivedAtKnown: boolean): string | undefined {
   if (message.timestamp === undefined && message.originalTimestamp === undefined) return undefined; // the receive time is trusted
   const ms = time.getTime();
   const corrected = skewCorrected(message);
   const latest = corrected ? Math.min(latestEventTime, receivedAt.getTime() + maxCorrectedFutureMs) : latestEventTime;
+  // An event a day or more ahead of its receipt has not happened: a wrong clock (or a test's fixture). Counted, it
+  // would match windows now and keep its lead's last activity in the future, so inactivity could never drop it.
+  if (!corrected && receivedAtKnown && ms <= latest && ms > receivedAt.getTime() + maxCorrectedFutureMs) {
+    return `is ${new Date(ms).toISOString()}, more than a day after the request was received (${receivedAt.toISOString()}): an event not yet happened, from a wrong clock`;
+  }
   if (ms >= earliestEventTime && ms <= latest) return undefined;
   const resolved = Number.isNaN(ms) ? 'no valid time' : new Date(ms).toISOString();
   return corrected

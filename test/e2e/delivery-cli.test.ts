@@ -143,4 +143,10 @@ describe('destinations test against a destination that keeps failing', () => {
     expect(tested.stdout).toMatch(/^down-webhook has not tried the sample: it is still on earlier lead events; its last failed attempt, at \S+: HTTP 503$/m);
     expect(tested.stdout).toContain('not delivered (yet) to: down-webhook');
   }, 60_000);
+
+  it("says that `evaluate --once` does not deliver to the running runtime's webhooks", async () => {
+    const evaluated = await run('evaluate', '--once');
+    expect(evaluated.code).toBe(0);
+    expect(evaluated.stderr).toContain("note: this pass's lead events go to this command's output only, not to the local runtime's webhooks (down-webhook)");
+  }, 60_000);
 });

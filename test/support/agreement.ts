@@ -10,7 +10,7 @@ import type { Ruleset } from '../../functions/core/rules/load';
 export function replayedTransitions(ruleset: Ruleset, messages: readonly unknown[], from: string, to: string) {
   const history = new EventHistory(ruleset);
   messages.forEach((message, index) => {
-    const accepted = validateMessage(message, index, 'test', new Date(0));
+    const accepted = validateMessage(message, index, 'test', new Date(0), { receivedAtKnown: false });
     if ('reason' in accepted) throw new Error(accepted.reason);
     history.add(accepted);
   });

@@ -82,7 +82,7 @@ describe('the backtest validation fast path', () => {
         // Through JSON, as a line of a file: key order and values as JSON.parse gives them.
         const raw = JSON.parse(JSON.stringify(generated)) as Record<string, unknown>;
         const fast = acceptCommonMessage(raw, index);
-        const full = validateMessage(JSON.parse(JSON.stringify(generated)), index, 'backtest', new Date(0));
+        const full = validateMessage(JSON.parse(JSON.stringify(generated)), index, 'backtest', new Date(0), { receivedAtKnown: false });
         if (fast === undefined) return;
         taken++;
         expect('reason' in full).toBe(false);
@@ -108,7 +108,7 @@ describe('the backtest validation fast path', () => {
     lines.forEach((line, index) => {
       const raw = JSON.parse(JSON.stringify(line));
       expect(acceptCommonMessage(raw, index + 1)).toBeDefined();
-      expect(parseEvent('f', JSON.stringify(line), index + 1)).toStrictEqual(validateMessage(raw, index + 1, 'backtest', new Date(0)));
+      expect(parseEvent('f', JSON.stringify(line), index + 1)).toStrictEqual(validateMessage(raw, index + 1, 'backtest', new Date(0), { receivedAtKnown: false }));
     });
   });
 

@@ -13,7 +13,7 @@ import type { SampleMessage } from '../../functions/cli/sample-stream';
 function historyOf(messages: readonly object[], ruleset: Ruleset): EventHistory {
   const history = new EventHistory(ruleset);
   messages.forEach((message, index) => {
-    const accepted = validateMessage(message, index, 'test', new Date(0));
+    const accepted = validateMessage(message, index, 'test', new Date(0), { receivedAtKnown: false });
     if ('reason' in accepted) throw new Error(`message ${index}: ${accepted.path}: ${accepted.reason}`);
     history.add(accepted);
   });
@@ -285,7 +285,7 @@ policy: { cooldown: 3d }
     ];
     const history = new EventHistory(rules, { until: dayEnd('2025-03-10') });
     for (const [index, message] of messages.entries()) {
-      const accepted = validateMessage(message, index, 'test', new Date(0));
+      const accepted = validateMessage(message, index, 'test', new Date(0), { receivedAtKnown: false });
       if ('reason' in accepted) throw new Error(accepted.reason);
       history.add(accepted);
     }

@@ -22,7 +22,7 @@ tiers:
 `);
 
 const accepted = (message: object, index = 0): AcceptedMessage => {
-  const outcome = validateMessage(message, index, 'test', new Date(0));
+  const outcome = validateMessage(message, index, 'test', new Date(0), { receivedAtKnown: false });
   if ('reason' in outcome) throw new Error(outcome.reason);
   return outcome;
 };

@@ -367,6 +367,14 @@ describe('input made canonical before anything depends on it', () => {
     expect(outcome).toMatchObject({ path, reason: expect.stringContaining('outside') });
   });
 
+  it('refuses an event more than a day ahead of its receipt, naming the field: it has not happened', () => {
+    const ahead = validateMessage({ type: 'track', userId: 'u', event: 'x', timestamp: '2024-05-03T12:00:00Z' }, 0, 'acme', receivedAt);
+    expect(ahead).toMatchObject({ path: 'timestamp', reason: 'is 2024-05-03T12:00:00.000Z, more than a day after the request was received (2024-05-01T12:00:00.000Z): an event not yet happened, from a wrong clock' });
+    // A clock a few hours ahead (a local time sent as UTC) is kept; a history read by the backtest, whose receipt is unknown, too.
+    expect(validateMessage({ type: 'track', userId: 'u', event: 'x', timestamp: '2024-05-02T02:00:00Z' }, 0, 'acme', receivedAt)).toMatchObject({ timestamp: '2024-05-02T02:00:00.000Z' });
+    expect(validateMessage({ type: 'track', userId: 'u', event: 'x', timestamp: '2024-05-03T12:00:00Z' }, 0, 'acme', new Date(0), { receivedAtKnown: false })).toMatchObject({ timestamp: '2024-05-03T12:00:00.000Z' });
+  });
+
   it('still corrects an ordinary skew and accepts a device a day ahead', () => {
     const outcome = validateMessage({ type: 'track', userId: 'u', event: 'x', originalTimestamp: '2024-05-02T11:00:00Z', sentAt: '2024-05-02T12:00:00Z' }, 0, 'acme', receivedAt);
     expect(outcome).toMatchObject({ timestamp: '2024-05-01T11:00:00.000Z' });

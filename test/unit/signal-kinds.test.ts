@@ -240,7 +240,7 @@ describe('the replay counts sessions of a day rolled up in parts', () => {
     const order = Array.from({ length: 400 }, (_, index) => (index * 157) % 400);
     const history = new EventHistory(ruleset);
     order.forEach((minute, index) => {
-      const accepted = validateMessage({ type: 'track', event: 'Logged In', userId: 'u1', messageId: `m${index}`, timestamp: new Date(start + minute * minuteMs).toISOString() }, index, 'test', new Date(0));
+      const accepted = validateMessage({ type: 'track', event: 'Logged In', userId: 'u1', messageId: `m${index}`, timestamp: new Date(start + minute * minuteMs).toISOString() }, index, 'test', new Date(0), { receivedAtKnown: false });
       if ('reason' in accepted) throw new Error(accepted.reason);
       history.add(accepted);
     });
@@ -260,7 +260,7 @@ tiers:
     const history = () => {
       const result = new EventHistory(ruleset);
       ['2024-06-01T10:00:00.000Z', '2024-06-04T10:00:00.000Z'].forEach((timestamp, index) => {
-        const accepted = validateMessage({ type: 'track', event: 'Logged In', userId: 'u1', messageId: `m${index}`, timestamp }, index, 'test', new Date(0));
+        const accepted = validateMessage({ type: 'track', event: 'Logged In', userId: 'u1', messageId: `m${index}`, timestamp }, index, 'test', new Date(0), { receivedAtKnown: false });
         if ('reason' in accepted) throw new Error(accepted.reason);
         result.add(accepted);
       });

@@ -89,7 +89,7 @@ describe('rules counting in a time zone', () => {
     const ruleset = rulesIn('America/New_York');
     const history = new EventHistory(ruleset);
     const message = { type: 'track', userId: 'ada', event: 'Login', timestamp: '2024-06-15T02:30:00.000Z', messageId: 'm1' };
-    const accepted = validateMessage(message, 0, 'test', new Date(0));
+    const accepted = validateMessage(message, 0, 'test', new Date(0), { receivedAtKnown: false });
     if ('reason' in accepted) throw new Error(`${accepted.path}: ${accepted.reason}`);
     history.add(accepted);
     const result = replay(history, { from: '2024-06-14', to: '2024-06-15' });
