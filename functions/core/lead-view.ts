@@ -100,10 +100,20 @@ export function leadView(record: LeadRecord): LeadView | undefined {
     tier: lead.tier,
     route: lead.route,
     since: lead.since,
-    // A kept history ends at the current score; an empty one means it has stayed 0 (withScore appends no 0).
-    score: lead.scores === undefined ? { total: lead.score, engagement: null, fit: null } : latest ? { total: latest.total, engagement: latest.engagement, fit: latest.fit } : { total: lead.score, engagement: 0, fit: 0 },
+    // A kept history ends at the score of the lead's last evaluation in a tier; an empty one means it has stayed 0
+    // (withScore appends no 0). A former lead's parts and signal values are no longer kept (lead-state's decide): its
+    // total and matched signals are current, their parts unknown once they differ from what was kept.
+    score:
+      lead.scores === undefined || (latest !== undefined && latest.total !== lead.score) || (latest === undefined && lead.score !== 0)
+        ? { total: lead.score, engagement: null, fit: null }
+        : latest
+          ? { total: latest.total, engagement: latest.engagement, fit: latest.fit }
+          : { total: lead.score, engagement: 0, fit: 0 },
     scores: scores.map((point) => ({ ...point })),
-    signals: lead.signals?.map((signal) => ({ ...signal })) ?? lead.matched.map((name) => ({ name, value: null, points: null })),
+    signals:
+      lead.signals !== undefined && sameNames(lead.signals.map((signal) => signal.name), lead.matched)
+        ? lead.signals.map((signal) => ({ ...signal }))
+        : lead.matched.map((name) => ({ name, value: null, points: null })),
     transitions: lead.history.toReversed().map((entry) => ({ ...entry, reasons: [...entry.reasons] })),
     qualification: lead.qualification ?? null,
     conversion: lead.conversion ?? null,
@@ -134,3 +144,5 @@ export function lastEvents(messages: readonly StoredMessage[], limit = maxLastEv
     .slice(0, limit)
     .map((message) => ({ name: eventName(message as unknown as UsageEvent) ?? message.type, at: message.timestamp }));
 }
+
+const sameNames = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((name) => b.includes(name));

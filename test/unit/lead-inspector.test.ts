@@ -182,6 +182,15 @@ describe('the lead view', () => {
     expect(leadView({ ...record(old), state: { ...record(old).state, lead: undefined } })).toBeUndefined();
   });
 
+  it("shows a former lead's current score and matched signals, not the parts and values kept from its last time in a tier", () => {
+    // Qualified (warm), then out of the tiers (score 0), then some activity that stays below the tiers (plan, 5).
+    const former = walk([evaluation(10), evaluation(0), evaluation(0, 5, 'pro')]);
+    const view = leadView(record(former))!;
+    expect(view.tier).toBeNull();
+    expect(view.score).toEqual({ total: 5, engagement: null, fit: null });
+    expect(view.signals).toEqual([{ name: 'plan', value: null, points: null }]);
+  });
+
   it('lists leads in a tier only, newest since first, filtered by tier, route, since and workspace', () => {
     const at = (hour: number, engagement: number) => decide(undefined, evaluation(engagement), facts, ruleset, hours(hour)).state;
     const states = [
