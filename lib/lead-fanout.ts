@@ -1,4 +1,4 @@
-import { Annotations, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, Arn, ArnFormat, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -381,8 +381,8 @@ export class LeadFanout extends Construct {
       functionArn: destination.functionArn,
       sameEnvironment: true,
     });
-    // arn:<partition>:lambda:<region>:<account>:function:<name>: checked against the stack's wherever it is known.
-    const [, , , region, account] = destination.functionArn.split(':');
+    // Checked against the stack's account and region wherever they are known.
+    const { region, account } = Arn.split(destination.functionArn, ArnFormat.COLON_RESOURCE_NAME);
     const stack = Stack.of(this);
     for (const [dimension, given, own] of [['region', region, stack.region], ['account', account, stack.account]] as const) {
       if (!Token.isUnresolved(own) && given !== own) {

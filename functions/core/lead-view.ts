@@ -93,7 +93,8 @@ export function leadView(record: LeadRecord): LeadView | undefined {
   const lead = record.state.lead;
   if (!lead) return undefined;
   const scores = lead.scores ?? [];
-  const latest = scores.at(-1);
+  // The parts kept with the score: none for a state saved before they were kept; 0 for a history that has stayed 0.
+  const kept = lead.scores === undefined ? undefined : (scores.at(-1) ?? { total: 0, engagement: 0, fit: 0 });
   const related = record.related.map(({ id, tier }) => ({ id, tier }));
   return {
     entity: { ...record.ref },
@@ -103,12 +104,7 @@ export function leadView(record: LeadRecord): LeadView | undefined {
     // A kept history ends at the score of the lead's last evaluation in a tier; an empty one means it has stayed 0
     // (withScore appends no 0). A former lead's parts and signal values are no longer kept (lead-state's decide): its
     // total and matched signals are current, their parts unknown once they differ from what was kept.
-    score:
-      lead.scores === undefined || (latest !== undefined && latest.total !== lead.score) || (latest === undefined && lead.score !== 0)
-        ? { total: lead.score, engagement: null, fit: null }
-        : latest
-          ? { total: latest.total, engagement: latest.engagement, fit: latest.fit }
-          : { total: lead.score, engagement: 0, fit: 0 },
+    score: kept !== undefined && kept.total === lead.score ? { total: kept.total, engagement: kept.engagement, fit: kept.fit } : { total: lead.score, engagement: null, fit: null },
     scores: scores.map((point) => ({ ...point })),
     signals:
       lead.signals !== undefined && sameNames(lead.signals.map((signal) => signal.name), lead.matched)

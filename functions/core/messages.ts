@@ -285,25 +285,28 @@ function validSequenceLength(bytes: Buffer, i: number): number {
 const earliestEventTime = Date.UTC(2000, 0, 1);
 /** Beyond this a day is no longer YYYY-MM-DD, which the stored keys are made of. */
 const latestEventTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
-/** How far past the time it was received a skew-corrected event may land: a corrected time is one the device says has passed. */
-const maxCorrectedFutureMs = 86_400_000;
+/**
+ * How far past the time it was received an event may land: a skew-corrected time is one the device says has passed,
+ * and any other time further ahead is an event that has not happened (a wrong clock, a test's fixture). Counted, it
+ * would match windows now and keep its lead's last activity in the future, so inactivity could never drop it.
+ */
+const maxFutureMs = 86_400_000;
 
 /** Why a resolved time cannot be stored, or undefined when it can. */
 function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date, receivedAtKnown: boolean): string | undefined {
   if (message.timestamp === undefined && message.originalTimestamp === undefined) return undefined; // the receive time is trusted
   const ms = time.getTime();
   const corrected = skewCorrected(message);
-  const latest = corrected ? Math.min(latestEventTime, receivedAt.getTime() + maxCorrectedFutureMs) : latestEventTime;
-  // An event a day or more ahead of its receipt has not happened: a wrong clock (or a test's fixture). Counted, it
-  // would match windows now and keep its lead's last activity in the future, so inactivity could never drop it.
-  if (!corrected && receivedAtKnown && ms <= latest && ms > receivedAt.getTime() + maxCorrectedFutureMs) {
-    return `is ${new Date(ms).toISOString()}, more than a day after the request was received (${receivedAt.toISOString()}): an event not yet happened, from a wrong clock`;
-  }
+  // A corrected time is bounded by the receipt even where the receipt stands in for one not known (a backtest's sentAt).
+  const aheadBound = corrected || receivedAtKnown ? receivedAt.getTime() + maxFutureMs : Number.POSITIVE_INFINITY;
+  const latest = Math.min(latestEventTime, aheadBound);
   if (ms >= earliestEventTime && ms <= latest) return undefined;
   const resolved = Number.isNaN(ms) ? 'no valid time' : new Date(ms).toISOString();
-  return corrected
-    ? `with sentAt, resolves to ${resolved} after clock-skew correction: outside 2000-01-01 to one day after the request was received`
-    : `is ${resolved}: outside 2000-01-01 to 9999-12-31`;
+  if (corrected) return `with sentAt, resolves to ${resolved} after clock-skew correction: outside 2000-01-01 to one day after the request was received`;
+  if (ms > aheadBound && ms <= latestEventTime) {
+    return `is ${resolved}, more than a day after the request was received (${receivedAt.toISOString()}): an event not yet happened, from a wrong clock`;
+  }
+  return `is ${resolved}: outside 2000-01-01 to 9999-12-31`;
 }
 
 /**
