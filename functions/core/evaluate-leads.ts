@@ -102,8 +102,9 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
     if (!changesOnly || run.incomplete || after === undefined) await judgeAccounts(after);
   } while (after !== undefined && !run.incomplete);
 
-  // The outbox holds this run's transitions and anything an earlier run could not deliver.
-  const { published, unpublished } = await publishOutbox(store, publisher, shard, options.now);
+  // The outbox holds this run's transitions and anything an earlier run could not deliver. An account judged here
+  // may be another shard's, whose run has published already (or comes a minute later): its outbox is published too.
+  const { published, unpublished } = await publishOutboxes(store, publisher, [shard, ...shardsOf(store, run.transitions)], options.now);
   return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread };
 }
 
@@ -152,14 +153,7 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
     if (options.userIntervalMs) for (const key of run.savedUsers) remember(key, new Date(options.now.getTime() + options.userIntervalMs).toISOString());
     for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) remember(entityKey(mark.ref), mark.notBefore);
   }
-  let published = 0;
-  const unpublished: string[] = [];
-  const touched = new Set(run.transitions.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id })));
-  for (const shard of touched) {
-    const outcome = await publishOutbox(store, publisher, shard, options.now);
-    published += outcome.published;
-    unpublished.push(...outcome.unpublished);
-  }
+  const { published, unpublished } = await publishOutboxes(store, publisher, shardsOf(store, run.transitions), options.now);
   return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length, leftUnread: run.leftUnread };
 }
 
@@ -549,6 +543,21 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
       return rows;
     },
   };
+}
+
+/** The shards whose outboxes hold the lead events. */
+const shardsOf = (store: EvaluationStore, events: readonly LeadEvent[]): string[] => events.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id }));
+
+/** Publishes the outboxes of the shards, each once. */
+async function publishOutboxes(store: EvaluationStore, publisher: LeadPublisher, shards: readonly string[], now: Date): Promise<{ published: number; unpublished: string[] }> {
+  let published = 0;
+  const unpublished: string[] = [];
+  for (const shard of new Set(shards)) {
+    const outcome = await publishOutbox(store, publisher, shard, now);
+    published += outcome.published;
+    unpublished.push(...outcome.unpublished);
+  }
+  return { published, unpublished };
 }
 
 /** Publishes the shard's outbox (this run's transitions and whatever an earlier run could not deliver). */

@@ -10,7 +10,7 @@ import { daySortKeyPrefix, entityPartitionKey, eventSortKeyPrefix, outboxPartiti
 import { dayOf } from '../../functions/core/days';
 import { defaultDirtyShards } from '../../functions/shared/settings';
 import { itemSize } from '../../bench/ingest-streams';
-import { entityUpdate, evaluateShard, readFacts } from '../../functions/core/evaluate-leads';
+import { allShards, entityUpdate, evaluateShard, readFacts, runEvaluator } from '../../functions/core/evaluate-leads';
 import { buildLeadEvent, decide } from '../../functions/core/lead-state';
 import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
@@ -290,6 +290,25 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     await evaluateAt(3);
     expect(summaryOf(leads.published)).toEqual([]);
     expect(await dev.evaluation.oldestChange('0')).toBeUndefined();
+  });
+
+  it("publishes an account's lead event in the run that judges it, though its shard's outbox was published earlier in the run", async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads, exportsYaml);
+    const ruleset = loadRules(exportsYaml, 'test rules');
+    const shards = allShards(defaultDirtyShards);
+    const shardOf = (type: 'user' | 'account', id: string) => dev.evaluation.shardOf({ workspace: dev.workspace, type, id });
+    // The account in the first shard the run goes through, its member in a later one, which moves it.
+    const accountId = Array.from({ length: 100 }, (_, index) => `acme-${index}`).find((id) => shardOf('account', id) === shards[0])!;
+    const userId = Array.from({ length: 100 }, (_, index) => `bob-${index}`).find((id) => shardOf('user', id) !== shards[0])!;
+    await sendBatch(dev, [0, 1, 2, 3].map((hour) => track(userId, 'Data Exported', day(hour / 24), {}, accountId)));
+    await listChange(dev, userId, day(0));
+    const now = new Date(ruleset.calendar.endOf(day(0).toISOString().slice(0, 10)));
+    const run = await runEvaluator({ store: dev.evaluation, publisher: leads, ruleset, shards, now, deadline: Number.POSITIVE_INFINITY });
+    expect(summaryOf(run.transitions)).toEqual(['Lead Qualified: account ' + accountId + ' none -> team']);
+    expect(summaryOf(leads.published)).toEqual(summaryOf(run.transitions));
+    expect(run.published).toBe(1);
+    expect(await outboxSortKeys(dev)).toEqual([]);
   });
 
   it('judges an account a run left when time ran out with its page in the next run, ahead of the changes behind it', async () => {
