@@ -191,7 +191,7 @@ export function addDeliveryCommands(program: Command) {
       if (record.transport === 'table') {
         const { client, tableName } = storage(program);
         const count = await new TableDeliveryQueue(client, tableName).redrive(id, new Date());
-        console.log(`${count} dead letter(s) of ${id} queued again: the running \`pql-radar dev\` delivers them`);
+        console.log(`${count} dead letter(s) of ${id} queued again: the running \`pql-radar dev\` delivers them, after the lead events delivered meanwhile (a lead's events are in order by detail.evaluatedAt, not by arrival)`);
         return;
       }
       if (!record.queueArn || !record.deadLetterQueueArn) {
@@ -199,6 +199,6 @@ export function addDeliveryCommands(program: Command) {
         throw new InvalidArgumentError(`${id} is delivered by EventBridge directly: replay it from the archive instead (pql-radar destinations replay ${id} --from ...)`);
       }
       const { TaskHandle } = await new SQSClient({}).send(new StartMessageMoveTaskCommand({ SourceArn: record.deadLetterQueueArn, DestinationArn: record.queueArn }));
-      console.log(`redrive of ${id} started (task ${TaskHandle}): its notifier delivers the events again, skipping any already delivered`);
+      console.log(`redrive of ${id} started (task ${TaskHandle}): its notifier delivers the events again, skipping any already delivered, after the lead events delivered meanwhile (a lead's events are in order by detail.evaluatedAt, not by arrival)`);
     });
 }
