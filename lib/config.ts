@@ -295,7 +295,21 @@ export const configSchema = z.strictObject({
   /** Who gets the alarms (SNS e-mail subscriptions). */
   alarmEmails: z.array(z.string().email()).default([]),
   /** Routes as the rules file's tiers name them, each with its destinations: every route a tier names needs one. */
-  routes: z.record(routeName, z.array(destinationSchema).min(1, 'a route needs at least one destination, e.g. - type: sqs')).default({}),
+  routes: z
+    .record(
+      routeName,
+      z
+        .array(destinationSchema)
+        .min(1, 'a route needs at least one destination, e.g. - type: sqs')
+        .superRefine((destinations, ctx) => {
+          // A route has one queue (lib/lead-fanout.ts): a second entry would silently be the same queue.
+          const first = destinations.findIndex((destination) => destination.type === 'sqs');
+          destinations.forEach((destination, index) => {
+            if (destination.type === 'sqs' && index > first) ctx.addIssue({ code: 'custom', path: [index], message: 'a route has one queue, which its first sqs entry makes: remove this one (consumers share that queue, or subscribe queues of their own to the bus)' });
+          });
+        }),
+    )
+    .default({}),
   /** CRMs that every lead transition of users and accounts goes to, whatever the route. */
   crm: z.array(crmSchema).default([]),
   /**

@@ -207,7 +207,7 @@ export class LeadFanout extends Construct {
     const pattern: events.EventPattern = { source: [leadEventSource], detail: { route: [route] } };
     const purpose = `lead events of route ${route}`;
 
-    // One topic and one queue per route, whatever the number of entries that ask for them.
+    // One topic per route, subscribing the addresses of all its email entries; one queue (the config takes one sqs entry).
     const addresses = [...new Set(destinations.flatMap((destination) => (destination.type === 'email' ? destination.addresses : [])))];
     if (addresses.length > 0) this.#email(new Construct(scope, 'Email'), route, `${route}-email-${next('email')}`, addresses, pattern);
     if (destinations.some((destination) => destination.type === 'sqs')) this.#queue(new Construct(scope, 'Queue'), route, `${route}-sqs-${next('sqs')}`, pattern);

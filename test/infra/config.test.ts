@@ -23,6 +23,12 @@ describe('routes', () => {
     expect(load('routes:\n  sales: []\n  nurture:\n    - type: sqs\n')).toThrow(/routes\.sales.*a route needs at least one destination/s);
   });
 
+  it('fail the synth on a second sqs entry under one route, which would be the same queue, naming it', () => {
+    expect(load('routes:\n  sales:\n    - type: sqs\n    - type: email\n      addresses: [a@example.com]\n    - type: sqs\n  nurture:\n    - type: sqs\n')).toThrow(
+      /line 7: routes\.sales\[2\]: a route has one queue, which its first sqs entry makes: remove this one/,
+    );
+  });
+
   it('pass when every route of a tier has a destination', () => {
     expect(load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n')().config.routes).toEqual({ sales: [{ type: 'sqs' }], nurture: [{ type: 'sqs' }] });
   });
