@@ -2,13 +2,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { App, type Stack } from 'aws-cdk-lib';
+import type { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config';
-import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
-import { buildStack } from './synth';
+import { buildStack, testApp } from './synth';
 
 /**
  * cfn-lint (1.x, a Python tool: `pip install cfn-lint`) on every template the infra tests synthesize. It is on the
@@ -30,7 +29,7 @@ const stacks: Record<string, () => Stack> = {
   'every destination type and a Standard-IA table': () => buildStack({ config: { tableClass: 'standard-infrequent-access' } }).stack,
   'the default config (pql-radar.config.yaml)': () => {
     const { config, rulesFile } = loadConfig(join(import.meta.dirname, '../../pql-radar.config.yaml'));
-    return new PqlRadarStack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'PqlRadar', { config, rulesFile });
+    return new PqlRadarStack(testApp(), 'PqlRadar', { config, rulesFile });
   },
 };
 

@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -15,7 +15,7 @@ import { EventStore } from '../../lib/event-store';
 import { Evaluator, type EvaluatorProps } from '../../lib/evaluator';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
-import { bundledFunction, loadHandler } from './synth';
+import { bundledFunction, loadHandler, testApp } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[]; DeletionPolicy?: string };
 
@@ -23,7 +23,7 @@ const rulesFile = resolve(import.meta.dirname, '../../examples/activation.rules.
 
 /** The evaluator in a stack of its own, with the table and a bus it needs. */
 function build(props: Partial<EvaluatorProps> = {}, context: Record<string, unknown> = {}) {
-  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
+  const app = testApp(context);
   const stack = new Stack(app, 'EvaluatorTest');
   const { table } = new EventStore(stack, 'EventStore');
   const eventBus = new events.EventBus(stack, 'Bus');

@@ -1,13 +1,14 @@
-import { App, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
+import { Stack, Validations, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { leadEventDetailSchema, leadEventSource, leadEventTypes } from '../../functions/core/lead-event';
 import { LeadEventSchema, leadEventSchemaName } from '../../lib/lead-event-schema';
 import { nagFindings, reportValidationErrors } from './nag-report';
+import { testApp } from './synth';
 
 function build(context: Record<string, unknown> = {}, registryName?: string) {
-  const app = new App({ context });
+  const app = testApp(context);
   const stack = new Stack(app, 'Schemas');
   const schema = new LeadEventSchema(stack, 'LeadEventSchema', registryName === undefined ? {} : { registryName });
   return { app, stack, schema, template: Template.fromStack(stack) };

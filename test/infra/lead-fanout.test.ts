@@ -1,4 +1,4 @@
-import { App, type CfnElement, Duration, Stack } from 'aws-cdk-lib';
+import { type CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,11 +6,10 @@ import { leadEventTypes } from '../../functions/core/lead-event';
 import { routesOf } from '../../functions/core/rules/routing';
 import { crmSchema, destinationSchema, type CrmDestination, type Destination } from '../../lib/config';
 import { EventStore } from '../../lib/event-store';
-import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { emailInput, LeadFanout, type LeadFanoutProps } from '../../lib/lead-fanout';
 import type { NotifierDestination } from '../../lib/notifier-destination';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
-import { loadRoutedConfig } from './synth';
+import { loadRoutedConfig, testApp } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any> };
 type Target = Record<string, any>;
@@ -41,7 +40,7 @@ const crm: CrmDestination[] = [crmSchema.parse({ type: 'hubspot', tokenSecret: '
 
 /** The fan-out in a stack of its own, with the table it logs deliveries in. */
 function build(props: Partial<LeadFanoutProps> = {}, context: Record<string, unknown> = {}) {
-  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
+  const app = testApp(context);
   const stack = new Stack(app, 'LeadFanoutTest');
   const { table } = new EventStore(stack, 'EventStore');
   const fanout = new LeadFanout(stack, 'LeadFanout', { routes, crm, table, ...props });
@@ -283,7 +282,7 @@ describe('lambda destination', () => {
 describe('lambda destination in another account or region', () => {
   it("is no warning where the stack's environment is known at deploy only, and fails the synth where it is known to differ", () => {
     expect(Annotations.fromStack(built.stack).findWarning('*', Match.stringLikeRegexp('unresolved environment'))).toEqual([]);
-    const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } });
+    const app = testApp();
     const stack = new Stack(app, 'LeadFanoutElsewhere', { env: { account: '123456789012', region: 'us-east-1' } });
     const { table } = new EventStore(stack, 'EventStore');
     expect(() => new LeadFanout(stack, 'LeadFanout', { routes: { sales: [destination({ type: 'lambda', functionArn: crmSyncArn })] }, crm: [], table })).toThrow(

@@ -1,13 +1,11 @@
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { expect, it } from 'vitest';
 import { loadRulesFile } from '../../lib/config';
-import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
-import { physicalNames, testConfig, testRulesFile } from './synth';
+import { physicalNames, testApp, testConfig, testRulesFile } from './synth';
 
 it('lets two stacks share an account and region: no physical name of one is a name of the other', () => {
-  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } });
+  const app = testApp();
   // The account and region of the lambda destination of testConfig(), which must be the stack's.
   const env = { account: '123456789012', region: 'us-east-1' };
   const stacks = ['PqlRadar', 'PqlRadarStaging'].map(

@@ -1,18 +1,17 @@
-import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { EventStore } from '../../lib/event-store';
-import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { RuleHealth, type RuleHealthProps } from '../../lib/rule-health';
-import { buildStack, synth } from './synth';
+import { buildStack, synth, testApp } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
 
 /** The job in a stack of its own, with the table it reads. */
 function build(props: Partial<RuleHealthProps> = {}) {
-  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } });
+  const app = testApp();
   const stack = new Stack(app, 'RuleHealthTest');
   const { table } = new EventStore(stack, 'EventStore');
   const ruleHealth = new RuleHealth(stack, 'RuleHealth', { table, tierOrder: ['PQL-A', 'PQL-B'], ...props });
@@ -98,7 +97,7 @@ describe('rule-health alarm', () => {
   });
 
   it('alarms below 1.0 by default and notifies the given topic on ALARM and OK', () => {
-    const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } });
+    const app = testApp();
     const stack = new Stack(app, 'WithTopic');
     const topic = new sns.Topic(stack, 'Topic');
     new RuleHealth(stack, 'RuleHealth', { table: new EventStore(stack, 'EventStore').table, tierOrder: ['PQL-A'], alarmTopic: topic });

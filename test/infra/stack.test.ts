@@ -1,6 +1,6 @@
 import { reachesEvaluator } from '../../functions/adapters/dynamodb/change-capture';
 import { join } from 'node:path';
-import { App, type CfnElement } from 'aws-cdk-lib';
+import type { CfnElement } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
@@ -8,9 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
 import { loadConfig } from '../../lib/config';
 import { feedbackMethods, ingestMethods, ingestTableAccess } from '../../lib/ingest-api';
-import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
-import { buildStack, synth } from './synth';
+import { buildStack, synth, testApp } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string; UpdateReplacePolicy?: string };
 
@@ -353,7 +352,7 @@ describe('outputs', () => {
 describe('rules file', () => {
   it('is parsed once at synth, by the config loader: the evaluator holds the very ruleset loadConfig read', () => {
     const { config, rulesFile } = loadConfig(join(import.meta.dirname, '../../pql-radar.config.yaml'));
-    const stack = new PqlRadarStack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'RulesOnce', { config, rulesFile });
+    const stack = new PqlRadarStack(testApp(), 'RulesOnce', { config, rulesFile });
     expect(stack.evaluator.ruleset).toBe(rulesFile.ruleset);
   });
 });

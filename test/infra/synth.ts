@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { App, type CfnElement, Stack } from 'aws-cdk-lib';
+import { App, type AppProps, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { configSchema, loadConfig, loadRulesFile, type PqlRadarConfig } from '../../lib/config';
@@ -65,15 +65,20 @@ export interface BuildOptions {
   readonly validate?: boolean;
 }
 
-/** The app and the stack as bin/app.ts builds them, without the cdk-nag plugin. */
+/** The context `cdk synth` gives the app from cdk.json: its feature flags shape the template deployed, and tested. */
+const cdkJsonContext = (JSON.parse(readFileSync(resolve(import.meta.dirname, '../../cdk.json'), 'utf8')) as { context: Record<string, unknown> }).context;
+
+/** An app as `cdk synth` makes it (cdk.json's context), its Lambda code an inline placeholder unless `context` says otherwise. */
+export function testApp(context: Record<string, unknown> = {}, props: Omit<AppProps, 'context'> = {}): App {
+  return new App({ ...props, context: { ...cdkJsonContext, [SKIP_BUNDLING_CONTEXT]: true, ...context } });
+}
+
+/** The app and the stack as bin/app.ts builds them under `cdk synth`, without the cdk-nag plugin. */
 export function buildStack({ config = {}, bundle = false, context = {}, validate = false }: BuildOptions = {}): {
   app: App;
   stack: PqlRadarStack;
 } {
-  const app = new App({
-    context: { [SKIP_BUNDLING_CONTEXT]: !bundle, ...context },
-    builtinCloudFormationValidation: validate,
-  });
+  const app = testApp({ [SKIP_BUNDLING_CONTEXT]: !bundle, ...context }, { builtinCloudFormationValidation: validate });
   return { app, stack: new PqlRadarStack(app, 'PqlRadar', { config: testConfig(config), rulesFile: loadRulesFile(testRulesFile) }) };
 }
 

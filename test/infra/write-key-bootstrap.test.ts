@@ -1,16 +1,16 @@
-import { App, Stack, type CfnElement } from 'aws-cdk-lib';
+import { Stack, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { EventStore } from '../../lib/event-store';
-import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
+import { testApp } from './synth';
 import { WriteKeyBootstrap, type WriteKeyBootstrapProps } from '../../lib/write-key-bootstrap';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
 
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: string[] };
 
 function build(props: Partial<WriteKeyBootstrapProps> = {}, context: Record<string, unknown> = {}) {
-  const app = new App({ context: { [SKIP_BUNDLING_CONTEXT]: true, ...context } });
+  const app = testApp(context);
   const stack = new Stack(app, 'Keys');
   const { table } = new EventStore(stack, 'EventStore');
   const bootstrap = new WriteKeyBootstrap(stack, 'WriteKeyBootstrap', { table, workspaces: ['acme', 'beta'], ...props });
