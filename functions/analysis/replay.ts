@@ -91,7 +91,7 @@ export interface EventHistoryStats {
   messages: number;
   /** Messages that repeated the user, day and messageId of an earlier one: ingest stores those once. */
   duplicates: number;
-  /** Messages after `until`, not kept. */
+  /** Messages after `until`, not kept (a conversion among them only as its user's conversion time). */
   ignoredAfter: number;
   firstTimestamp: string | null;
   lastTimestamp: string | null;
@@ -102,7 +102,10 @@ export interface EventHistoryStats {
 }
 
 export interface EventHistoryOptions {
-  /** Messages after this time are not kept (a replay never looks past its last step). */
+  /**
+   * Messages after this time are not kept (a replay never looks past its last step), but for their conversions: a
+   * lead of the period that converts after it, within the report's horizon, converted.
+   */
   until?: string;
   /** Replay anonymous visitors nobody claimed as leads of their own, as the evaluator does with `identity.anonymous_leads`. @default the rules' setting */
   anonymous?: boolean;
@@ -229,6 +232,7 @@ export class EventHistory {
     const { timestamp } = entry;
     if (this.options.until !== undefined && timestamp > this.options.until) {
       this.stats.ignoredAfter++;
+      if (entry.converts) this.converted(this.userOf(entry), timestamp);
       return false;
     }
     const day = this.ruleset.calendar.dayOf(timestamp);
@@ -241,13 +245,9 @@ export class EventHistory {
     if (this.stats.lastTimestamp === null || timestamp > this.stats.lastTimestamp) this.stats.lastTimestamp = timestamp;
 
     for (const claim of entry.claims) this.claims.add(claim);
-    let user = this.users.get(entry.owner);
-    if (!user) {
-      user = { id: entry.identity.id, firstSeen: timestamp, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
-      this.users.set(entry.owner, user);
-    }
+    const user = this.userOf(entry);
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
-    if (entry.converts && (user.convertedAt === null || timestamp < user.convertedAt)) user.convertedAt = timestamp;
+    if (entry.converts) this.converted(user, timestamp);
 
     if (entry.usage !== undefined) {
       const bucket = user.pending.get(day) ?? [];
@@ -275,6 +275,23 @@ export class EventHistory {
       }
     }
     return true;
+  }
+
+  /**
+   * The record of the entry's owner, made when it has none. One made for a conversion after `until` alone is first
+   * seen then, after the last step: the replay leaves it out unless earlier messages of its own come.
+   */
+  private userOf(entry: HistoryEntry): UserRecord {
+    let user = this.users.get(entry.owner);
+    if (!user) {
+      user = { id: entry.identity.id, firstSeen: entry.timestamp, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      this.users.set(entry.owner, user);
+    }
+    return user;
+  }
+
+  private converted(user: UserRecord, at: string) {
+    if (user.convertedAt === null || at < user.convertedAt) user.convertedAt = at;
   }
 
   private flushBucket(user: UserRecord, day: string) {
@@ -748,6 +765,18 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     options.onStep?.(index + 1, steps.length);
   });
 
+  // Conversions after the last step (a history read up to a --to keeps those after it): the report's horizon
+  // reaches past the period, and a lead of its last days converts then. An account's, at its first member's; its
+  // group traits after the period are not read.
+  for (const user of users) if (user.history.convertedAt === undefined && user.record.convertedAt !== null && user.record.convertedAt > lastStep) user.history.convertedAt = user.record.convertedAt;
+  if (accountsEvaluated && ruleset.file.conversion) {
+    for (const account of accounts) {
+      if (account.history.convertedAt !== undefined) continue;
+      const later = account.members.map(([member]) => member.history.convertedAt).filter((at) => at !== undefined && at > lastStep);
+      const at = accountConversion(ruleset.file.conversion, {}, later, new Date(lastStep));
+      if (at !== null) account.history.convertedAt = at;
+    }
+  }
   const entities: EntityHistoryResult[] = [...users.map((user) => user.history), ...(accountsEvaluated ? accounts.map((account) => account.history) : [])];
   if (!accountsEvaluated) {
     // Accounts are counted as seen even when no rule looks at them (the report says how many there were).

@@ -24,7 +24,7 @@ export interface WorkerSetup {
   /** This worker's spill file, and its share of each partition's files: `${partitionPrefix}${partition}`. */
   spillFile: string;
   partitionPrefix: string;
-  /** Messages after this time are not kept (EventHistory's `until`). */
+  /** Messages after this time are not kept but for their conversions (EventHistory's `until`). */
   until?: string;
   anonymous?: boolean;
 }
@@ -174,15 +174,19 @@ function spillBatch(task: SpillTask): SpillResult {
     }
     result.accepted++;
     const { timestamp } = outcome;
-    if (setup.until !== undefined && timestamp > setup.until) return;
-    if (result.first === null || timestamp < result.first) result.first = timestamp;
-    if (result.last === null || timestamp > result.last) result.last = timestamp;
     const entry = historyEntry(outcome, ruleset, reads);
     const owner = identifierNode(entry.identity.id);
-    // Accounts read their members, and an account's traits come from group calls: one group with the account.
-    if (entry.groupId !== undefined) link(owner, accountNode(entry.groupId));
-    // A claimed identifier's history becomes its claimant's (EventHistory.finish): one group with the claimant.
-    for (const claim of entry.claims) link(identifierNode(claim.from.id), identifierNode(claim.to));
+    // After `until` only a conversion is kept (EventHistory's until): no times, no links.
+    const afterUntil = setup.until !== undefined && timestamp > setup.until;
+    if (afterUntil && !entry.converts) return;
+    if (!afterUntil) {
+      if (result.first === null || timestamp < result.first) result.first = timestamp;
+      if (result.last === null || timestamp > result.last) result.last = timestamp;
+      // Accounts read their members, and an account's traits come from group calls: one group with the account.
+      if (entry.groupId !== undefined) link(owner, accountNode(entry.groupId));
+      // A claimed identifier's history becomes its claimant's (EventHistory.finish): one group with the claimant.
+      for (const claim of entry.claims) link(identifierNode(claim.from.id), identifierNode(claim.to));
+    }
     spill.write(`${task.firstSeq + index}\t${owner}\t${entryText(entry)}\n`);
   });
   result.bytes = spill.bytes - startBytes;

@@ -64,6 +64,36 @@ describe('pql-radar backtest', () => {
     expect(without.stderr).toContain(`${rules} defines no conversion: add one (e.g. conversion: { event: Order Completed }) or give --conversions FILE`);
   }, 120_000);
 
+  it('with --to, counts the conversions the events after it hold within the horizon, as a conversions file of them does', async () => {
+    const at = (day: string, hour: number) => `2025-03-${day}T${String(hour).padStart(2, '0')}:00:00.000Z`;
+    const identify = (userId: string, timestamp: string, traits: Record<string, unknown>) => ({ type: 'identify', userId, messageId: `${userId}-${timestamp}`, timestamp, traits });
+    const track = (userId: string, timestamp: string) => ({ type: 'track', userId, event: 'X', messageId: `${userId}-x-${timestamp}`, timestamp });
+    const events = [
+      ...['u1', 'u2', 'u3'].map((id) => identify(id, at('01', 9), { plan: 'free' })),
+      track('u1', at('02', 10)),
+      track('u2', at('03', 10)),
+      identify('u3', at('04', 12), { plan: 'pro' }),
+      // After --to: u1, qualified on 03-02, converts within the horizon.
+      identify('u1', at('05', 12), { plan: 'pro' }),
+    ];
+    const eventsFile = join(dir, 'to-conversions.jsonl');
+    writeFileSync(eventsFile, events.map((event) => JSON.stringify(event)).join('\n') + '\n');
+    const conversionsFile = join(dir, 'to-conversions.csv');
+    writeFileSync(conversionsFile, `entity_type,entity_id,converted_at\nuser,u1,${at('05', 12)}\nuser,u3,${at('04', 12)}\n`);
+    const rules = join(dir, 'to-conversions.rules.yaml');
+    writeFileSync(rules, 'version: 1\nsignals:\n  did_x: { event: X, points: 10 }\ntiers:\n  - { name: A, min_score: 10, route: sales }\nconversion: { trait: plan, is: pro }\n');
+    const tierA = async (...more: string[]) => {
+      const run = await cli('backtest', '--rules', rules, '--events', eventsFile, '--to', '2025-03-04', '--json', ...more);
+      expect(run.code, run.stderr).toBe(0);
+      const report = JSON.parse(run.stdout) as BacktestReport;
+      return { conversions: report.input.conversions, qualified: report.tiers[0]!.qualified };
+    };
+    const fromStream = await tierA();
+    expect(fromStream.conversions).toBe(2);
+    expect(fromStream.qualified).toMatchObject({ entities: 2, converted: 1 });
+    expect(fromStream).toEqual(await tierA('--conversions', conversionsFile));
+  }, 60_000);
+
   it('discover takes conversions from the events as told, or from a file, and says which', async () => {
     const events = ['--events', 'examples/backtest/events.jsonl.gz', '--min-users', '1000000'];
     const fromTrait = await cli('discover', ...events, '--conversion-trait', 'plan=pro,business');
