@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import type { Conversion } from '../analysis/metrics';
 import { z } from 'zod';
 import { identityOf } from '../core/identity';
-import { identifyTraits, parseMessageJson, validateMessage, type AcceptedMessage, type StoredMessage } from '../core/messages';
+import { identifyTraits, maxFutureMs, parseMessageJson, validateMessage, type AcceptedMessage, type StoredMessage } from '../core/messages';
 import { unreadableReason } from '../local/readable-file';
 
 /**
@@ -172,8 +172,10 @@ export function parseEvent(file: string, line: string | Error, number: number): 
   }
   const fast = line.length <= fastPathMaxChars ? acceptCommonMessage(raw, number) : undefined;
   if (fast !== undefined) return fast;
-  // No time is too far ahead of a history's: each step of the replay counts only what happened by then.
-  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAtOf(raw), { receivedAtKnown: false });
+  // Without a receivedAt (an export's), no time is too far ahead of a history's: each step of the replay counts only
+  // what happened by then.
+  const { receivedAt, known } = receivedAtOf(raw);
+  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAt, { receivedAtKnown: known });
   if ('reason' in outcome) return new InputError(file, number, outcome.path ? `${outcome.path}: ${outcome.reason}` : outcome.reason);
   if (outcome.serverTimed) return new InputError(file, number, 'timestamp: the message has no timestamp or originalTimestamp, and a backtest needs the time each event happened');
   return outcome;
@@ -202,6 +204,9 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
   if (userId === invalid || anonymousId === invalid || (!userId && !anonymousId)) return undefined;
   const resolved = resolvedTime(timestamp);
   if (resolved === undefined) return undefined;
+  // A time further ahead of an export's receivedAt than ingest takes: the full path names it.
+  const { receivedAt } = input;
+  if (typeof receivedAt === 'string' && !(Date.parse(resolved) <= Date.parse(receivedAt) + maxFutureMs)) return undefined;
 
   // The schema's keys in its order (originalTimestamp and sentAt are not here; messageId, timestamp and type are
   // there, checked above; a track's event and a group's groupId are required), each set by its name: a loop over the
@@ -356,17 +361,17 @@ function shallowAndSafe(value: Record<string, unknown> | unknown[], depth: numbe
  * The time ingest would have received the message: exports of Segment data carry `receivedAt`; without it, `sentAt`
  * (no clock-skew correction then). Only used to correct originalTimestamp by sentAt, as ingest does.
  */
-function receivedAtOf(raw: unknown): Date {
+function receivedAtOf(raw: unknown): { receivedAt: Date; known: boolean } {
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     for (const key of ['receivedAt', 'sentAt']) {
       const value = (raw as Record<string, unknown>)[key];
       if (typeof value === 'string') {
         const parsed = new Date(value);
-        if (!Number.isNaN(parsed.getTime())) return parsed;
+        if (!Number.isNaN(parsed.getTime())) return { receivedAt: parsed, known: key === 'receivedAt' };
       }
     }
   }
-  return new Date(0);
+  return { receivedAt: new Date(0), known: false };
 }
 
 /** What readLines and fileBlocks give in place of a line over maxLineBytes. */
@@ -453,9 +458,12 @@ async function* blocksOf(file: string): AsyncGenerator<LineBlock | SourceLine> {
     heldLines = 0;
   }
   const tooLong = (): SourceLine => ({ source: file, line: lineTooLong(), number: ++number });
+  let firstChunk = true;
   try {
     for await (const chunk of stream) {
-      const bytes = chunk as Buffer;
+      // A UTF-8 byte order mark (some editors and Windows tools write one) is not part of the first line.
+      const bytes = firstChunk && hasByteOrderMark(chunk as Buffer) ? (chunk as Buffer).subarray(3) : (chunk as Buffer);
+      firstChunk = false;
       // [run, from): whole lines of this chunk not yet held.
       let run = 0;
       let from = 0;
@@ -501,6 +509,8 @@ async function* blocksOf(file: string): AsyncGenerator<LineBlock | SourceLine> {
     source.destroy();
   }
 }
+
+const hasByteOrderMark = (bytes: Buffer) => bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
 
 /**
  * Bytes of whole lines decoded into one string, at most (unless one line is longer). V8 puts a string over about 128

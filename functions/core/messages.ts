@@ -290,7 +290,7 @@ const latestEventTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
  * and any other time further ahead is an event that has not happened (a wrong clock, a test's fixture). Counted, it
  * would match windows now and keep its lead's last activity in the future, so inactivity could never drop it.
  */
-const maxFutureMs = 86_400_000;
+export const maxFutureMs = 86_400_000;
 
 /** Why a resolved time cannot be stored, or undefined when it can. */
 function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date, receivedAtKnown: boolean): string | undefined {

@@ -50,6 +50,15 @@ describe('readEvents', () => {
     expect(stats).toEqual({ eventsRead: 5, linesSkipped: 0, skipped: [] });
   });
 
+  it('reads a file that begins with a UTF-8 byte order mark, gzipped or not, from its first event', async () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const text = `${good[0]}\n${good[1]}\n`;
+    const plain = file('bom.jsonl', Buffer.concat([bom, Buffer.from(text)]));
+    const zipped = file('bom.jsonl.gz', gzipSync(Buffer.concat([bom, Buffer.from(text)])));
+    const { messages } = await collect([plain, zipped]);
+    expect(messages.map((message) => identityKey(message.identity))).toEqual(['user:ann', 'user:bob', 'user:ann', 'user:bob']);
+  });
+
   it('stops at a malformed line naming the file, the line and the reason', async () => {
     const bad = file('bad.jsonl', [good[0], '{"type":"track",', good[1]].join('\n'));
     expect((await failure(collect([bad]))).message).toBe(`${bad}:2: not valid JSON (${jsonError('{"type":"track",')})`);
@@ -62,6 +71,13 @@ describe('readEvents', () => {
 
     const wrongType = file('type.jsonl', JSON.stringify({ type: 'purchase', userId: 'ann', timestamp: '2025-01-01T00:00:00Z' }));
     expect((await failure(collect([wrongType]))).message).toBe(`${wrongType}:1: type: must be one of track, identify, group, page, screen, alias`);
+
+    // An export's receivedAt bounds its time as ingest's receipt does; without one, a history's times are taken as they are.
+    const wrongClock = file('wrong-clock.jsonl', [track('ann', '2125-01-01T10:00:00Z', { receivedAt: '2025-01-01T10:00:01Z' }), track('bob', '2025-01-02T10:00:00Z', { receivedAt: '2025-01-01T10:00:01Z' })].join('\n'));
+    expect((await failure(collect([wrongClock]))).message).toBe(
+      `${wrongClock}:1: timestamp: is 2125-01-01T10:00:00.000Z, more than a day after the request was received (2025-01-01T10:00:01.000Z): an event not yet happened, from a wrong clock`,
+    );
+    expect((await collect([file('no-receipt.jsonl', track('ann', '2125-01-01T10:00:00Z'))])).messages).toHaveLength(1);
 
     const notGzipped = file('really-gzip.jsonl', gzipSync(good[0]!));
     expect((await failure(collect([notGzipped]))).message).toContain('(the file looks gzip-compressed: name it .gz)');
