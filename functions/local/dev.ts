@@ -73,6 +73,7 @@ export interface DevOptions {
   pacedHoldMs?: number;
   /** Called with each timed run's summary, e.g. to print it. */
   onEvaluation?: (summary: EvaluatorRunSummary) => void;
+  /** Called with the error of a timed run that failed, unless the runtime is stopping. @default logged */
   onEvaluationError?: (error: unknown) => void;
 }
 
@@ -248,7 +249,10 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
         timer = setTimeout(() => {
           if (Date.now() < pacedUntil) return scheduleRun();
           evaluateOnce()
-            .then(options.onEvaluation, options.onEvaluationError ?? ((error) => console.error('evaluator run failed:', error)))
+            .then(options.onEvaluation, (error: unknown) => {
+              // Ctrl-C stops DynamoDB Local at once (killOnParentExit): a run it cut short is no failure to report.
+              if (!stopping) (options.onEvaluationError ?? ((failure) => console.error('evaluator run failed:', failure)))(error);
+            })
             .finally(() => {
               if (!stopping) scheduleRun();
             });
