@@ -32,12 +32,17 @@ export function addDiscoverCommand(program: Command) {
       const rule = conversionRuleOf(options);
       const conversions = rule !== undefined ? await streamConversions(program, options, rule) : await readConversions(options.conversions!);
       const conversionsFrom = rule !== undefined ? `the events (${describeConversion(rule)})` : `the file ${options.conversions}`;
-      const collector = new DiscoveryCollector(conversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });
+      // Discover learns what users did: an account's conversion is no user's.
+      const userConversions = conversions.filter((conversion) => conversion.type === 'user');
+      const accountsLeftOut = conversions.length - userConversions.length;
+      const collector = new DiscoveryCollector(userConversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });
       const { stats, source } = await consumeEvents(program, options, (message) => collector.add(message));
       if (stats.eventsRead === 0) throw new Error(`no events to learn from in ${source}${stats.linesSkipped > 0 ? ` (${stats.linesSkipped.toLocaleString('en-US')} bad lines skipped)` : ''}`);
+      if (userConversions.length === 0) throw new Error(`no user conversions in ${conversionsFrom}${accountsLeftOut > 0 ? ` (only ${accountsLeftOut.toLocaleString('en-US')} of accounts)` : ''}: nothing to learn from`);
       const result = discover(collector.snapshot(), { minUsers: options.minUsers, maxSignals: options.maxSignals });
       const { eventsRead, linesSkipped, skipped } = stats;
-      console.log(`read ${eventsRead.toLocaleString('en-US')} messages and ${conversions.length.toLocaleString('en-US')} conversions from ${conversionsFrom}` +
+      console.log(`read ${eventsRead.toLocaleString('en-US')} messages and ${userConversions.length.toLocaleString('en-US')} user conversions from ${conversionsFrom}` +
+        (accountsLeftOut > 0 ? ` (${accountsLeftOut.toLocaleString('en-US')} account conversions left out: discover learns from users)` : '') +
         (linesSkipped > 0 ? `; skipped ${linesSkipped.toLocaleString('en-US')} bad lines (first: ${skipped[0]?.message ?? ''})` : '') +
         (result.input.duplicates > 0 ? `; ${result.input.duplicates.toLocaleString('en-US')} repeated messages counted once` : ''));
       console.log(formatDiscoveryTable(result, options.top));
@@ -55,7 +60,7 @@ export function addDiscoverCommand(program: Command) {
       const ruleset = loadRules(yaml, options.out);
       await writeFile(options.out, yaml);
       console.log(`\nwrote ${options.out}: ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers; ` +
-        `\`pql-radar rules check ${options.out}\` accepts it. Replay it with \`pql-radar backtest --rules ${options.out}\` before it goes live.`);
+        `\`pql-radar rules check ${options.out}\` accepts it. Replay it with \`pql-radar backtest --rules ${options.out}${rule ? '' : ` --conversions ${options.conversions}`}\` (and your events) before it goes live.`);
     });
 }
 

@@ -98,11 +98,14 @@ describe('pql-radar backtest', () => {
     const events = ['--events', 'examples/backtest/events.jsonl.gz', '--min-users', '1000000'];
     const fromTrait = await cli('discover', ...events, '--conversion-trait', 'plan=pro,business');
     expect(fromTrait.code, fromTrait.stderr).toBe(0);
-    expect(fromTrait.stdout).toContain('read 30,724 messages and 112 conversions from the events (trait "plan" {"in":["pro","business"]})');
+    expect(fromTrait.stdout).toContain('read 30,724 messages and 112 user conversions from the events (trait "plan" {"in":["pro","business"]})');
     const fromEvent = await cli('discover', ...events, '--conversion-event', 'Plan Limit Reached');
-    expect(fromEvent.stdout).toMatch(/read 30,724 messages and \d+ conversions from the events \(event "Plan Limit Reached"\)/);
+    expect(fromEvent.stdout).toMatch(/read 30,724 messages and \d+ user conversions from the events \(event "Plan Limit Reached"\)/);
     const fromFile = await cli('discover', ...events, '--conversions', 'examples/backtest/conversions.csv');
-    expect(fromFile.stdout).toContain('read 30,724 messages and 197 conversions from the file examples/backtest/conversions.csv');
+    expect(fromFile.stdout).toContain('read 30,724 messages and 133 user conversions from the file examples/backtest/conversions.csv (64 account conversions left out: discover learns from users)');
+    const misspelt = await cli('discover', ...events, '--conversion-event', 'Plan Limit Reachd');
+    expect(misspelt.code).toBe(1);
+    expect(misspelt.stderr).toBe('pql-radar: no user conversions in the events (event "Plan Limit Reachd"): nothing to learn from\n');
     const neither = await cli('discover', ...events);
     expect(neither.code).toBe(1);
     expect(neither.stderr).toContain('say what converting means with one of --conversion-event NAME, --conversion-trait NAME=VALUES or --conversions FILE');
