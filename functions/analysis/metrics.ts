@@ -398,7 +398,10 @@ export function formatSummary(report: BacktestReport): string {
     lines.push(table(['min score', 'qualified', 'precision', 'recall'], report.thresholds.map((point) => [String(point.minScore), String(point.qualified), percentCoarse(point.precision), percentCoarse(point.recall)])));
   }
   if (report.missedConverters.length > 0) {
-    lines.push('', `Converters never qualified before converting (first ${report.missedConverters.length}): ${report.missedConverters.slice(0, 10).map((entity) => `${entity.type} ${entity.id}`).join(', ')}${report.missedConverters.length > 10 ? ', ...' : ''}`);
+    const missed = report.missedConverters;
+    // The report keeps the first maxMissed; the summary names 10 of them.
+    const count = `${missed.length}${missed.length >= maxMissed ? '+' : ''}`;
+    lines.push('', `Converters never qualified before converting (${missed.length > 10 ? `10 of ${count}` : count}): ${missed.slice(0, 10).map((entity) => `${entity.type} ${entity.id}`).join(', ')}${missed.length > 10 ? ', ...' : ''}`);
   }
   if (report.warnings.length > 0) {
     lines.push('', 'Warnings:');

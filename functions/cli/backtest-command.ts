@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { eventLines, eventSourceOptions, type EventSourceOptions } from './event-source';
@@ -25,7 +25,7 @@ export function addBacktestCommand(program: Command) {
     .option('--record', "keep the figures in the table (--table, --endpoint) for its rules version: `pql-radar health` and the daily rule-health job put them beside the live ones (promised vs delivered)")
     .option('--anonymous', "judge anonymous visitors nobody claimed as people of their own (default: the rules file's identity.anonymous_leads)")
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
-    .option('--workers <n>', 'worker threads that read and replay the events (default: the cores available)', integer('--workers', 1), availableParallelism())
+    .addOption(new Option('--workers <n>', 'worker threads that read and replay the events').argParser(integer('--workers', 1)).default(availableParallelism(), 'the cores available'))
     .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of spilled lines, one at a time per worker: what bounds memory', integer('--partition-size', 1), 8)
     .action(async (options: BacktestOptions) => {
       const { durationSchema } = await import('../core/rules/schema');

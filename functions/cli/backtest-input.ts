@@ -380,7 +380,7 @@ const lineTooLong = () => new Error(`the line is longer than ${maxLineBytes} byt
 /** A file's bytes, gunzipped when its name ends in .gz (`stream`), and the file's own stream (`source`), to destroy. */
 function fileBytes(file: string): { source: ReadStream; stream: Readable } {
   const source = createReadStream(file);
-  if (!file.endsWith('.gz')) return { source, stream: source };
+  if (!file.toLowerCase().endsWith('.gz')) return { source, stream: source };
   // Larger chunks than zlib's 16 KB: fewer round trips through the stream for the same bytes.
   const gunzip = createGunzip({ chunkSize: 128 * 1024 });
   pipeline(source, gunzip, () => {});
@@ -651,8 +651,8 @@ export function parseTime(value: unknown): string | undefined {
   if (!match) return undefined;
   const [, day, time, zone] = match;
   const date = new Date(time === undefined ? `${day}T00:00:00Z` : `${day}T${time}${zone ?? 'Z'}`);
-  // Rejects impossible dates (2024-02-31) that Date would roll over.
-  if (Number.isNaN(date.getTime()) || (zone === undefined || /^z$/i.test(zone) ? date.toISOString().slice(0, 10) !== day : false)) return undefined;
+  // Rejects impossible dates (2024-02-31) that Date would roll over, whatever the offset.
+  if (Number.isNaN(date.getTime()) || new Date(`${day}T00:00:00Z`).toISOString().slice(0, 10) !== day) return undefined;
   return date.toISOString();
 }
 

@@ -50,11 +50,11 @@ describe('readEvents', () => {
     expect(stats).toEqual({ eventsRead: 5, linesSkipped: 0, skipped: [] });
   });
 
-  it('reads a file that begins with a UTF-8 byte order mark, gzipped or not, from its first event', async () => {
+  it('reads a file that begins with a UTF-8 byte order mark, gzipped or not (.gz in either case), from its first event', async () => {
     const bom = Buffer.from([0xef, 0xbb, 0xbf]);
     const text = `${good[0]}\n${good[1]}\n`;
     const plain = file('bom.jsonl', Buffer.concat([bom, Buffer.from(text)]));
-    const zipped = file('bom.jsonl.gz', gzipSync(Buffer.concat([bom, Buffer.from(text)])));
+    const zipped = file('bom.JSONL.GZ', gzipSync(Buffer.concat([bom, Buffer.from(text)])));
     const { messages } = await collect([plain, zipped]);
     expect(messages.map((message) => identityKey(message.identity))).toEqual(['user:ann', 'user:bob', 'user:ann', 'user:bob']);
   });
@@ -219,6 +219,9 @@ describe('readConversions', () => {
     expect(parseTime('2025-02-01T10:00')).toBe('2025-02-01T10:00:00.000Z');
     expect(parseTime('1738400000000')).toBe('2025-02-01T08:53:20.000Z');
     expect(parseTime('2025-13-01')).toBeUndefined();
+    expect(parseTime('2025-02-31T12:00:00Z')).toBeUndefined();
+    expect(parseTime('2025-02-31T12:00:00+01:00')).toBeUndefined();
+    expect(parseTime('2025-02-28T12:00:00+01:00')).toBe('2025-02-28T11:00:00.000Z');
     expect(parseTime('next tuesday')).toBeUndefined();
     expect(splitCsvLine('a,"b ""quoted"", c",d')).toEqual(['a', 'b "quoted", c', 'd']);
   });

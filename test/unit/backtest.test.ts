@@ -425,6 +425,6 @@ tiers:
     expect(summary).toContain('Backtest of r.yaml');
     expect(summary).toMatch(/top\s+both\s+1\/3 33% \(\d+\.?\d*%-\d+%\)\s+2\/3 67%/);
     expect(summary).toContain('Warnings:');
-    expect(summary).toContain('Converters never qualified before converting (first 2): user u3, user u4');
+    expect(summary).toContain('Converters never qualified before converting (2): user u3, user u4');
   });
 });
