@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import type { Conversion } from '../analysis/metrics';
 import { z } from 'zod';
 import { identityOf } from '../core/identity';
-import { identifyTraits, maxFutureMs, parseMessageJson, validateMessage, type AcceptedMessage, type StoredMessage } from '../core/messages';
+import { decodeUtf8, hasInvalidBytes, identifyTraits, maxFutureMs, parseMessageJson, validateMessage, type AcceptedMessage, type StoredMessage } from '../core/messages';
 import { unreadableReason } from '../local/readable-file';
 
 /**
@@ -170,12 +170,14 @@ export function parseEvent(file: string, line: string | Error, number: number): 
     const hint = line.charCodeAt(0) === 0x1f ? ' (the file looks gzip-compressed: name it .gz)' : '';
     return new InputError(file, number, `not valid JSON (${error instanceof Error ? error.message : 'parse error'})${hint}`);
   }
-  const fast = line.length <= fastPathMaxChars ? acceptCommonMessage(raw, number) : undefined;
+  // includes first: on the one-byte strings most lines are, it answers at once.
+  const invalidBytes = line.includes('\udfff') && hasInvalidBytes(line);
+  const fast = line.length <= fastPathMaxChars && !invalidBytes ? acceptCommonMessage(raw, number) : undefined;
   if (fast !== undefined) return fast;
   // Without a receivedAt (an export's), no time is too far ahead of a history's: each step of the replay counts only
   // what happened by then.
   const { receivedAt, known } = receivedAtOf(raw);
-  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAt, { receivedAtKnown: known });
+  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAt, { receivedAtKnown: known, invalidBytes });
   if ('reason' in outcome) return new InputError(file, number, outcome.path ? `${outcome.path}: ${outcome.reason}` : outcome.reason);
   if (outcome.serverTimed) return new InputError(file, number, 'timestamp: the message has no timestamp or originalTimestamp, and a backtest needs the time each event happened');
   return outcome;
@@ -531,7 +533,8 @@ export function linesOfBlock(block: Pick<LineBlock, 'bytes'>): string[] {
       const newline = last >= pieceStart ? last : bytes.indexOf(10, pieceStart);
       if (newline !== -1) pieceEnd = newline + 1;
     }
-    const text = bytes.toString('utf8', pieceStart, pieceEnd);
+    // As ingest decodes a request: a byte that is not UTF-8 is marked, so that validation refuses its line.
+    const text = decodeUtf8(bytes.subarray(pieceStart, pieceEnd));
     let start = 0;
     while (start < text.length) {
       let end = text.indexOf('\n', start);

@@ -79,6 +79,10 @@ describe('readEvents', () => {
     );
     expect((await collect([file('no-receipt.jsonl', track('ann', '2125-01-01T10:00:00Z'))])).messages).toHaveLength(1);
 
+    // Bytes that are not UTF-8 are refused as ingest refuses them: decoded to U+FFFD, two such ids would be one user.
+    const notUtf8 = file('not-utf8.jsonl', Buffer.concat([Buffer.from(good[0]!.replace('"ann"', '"ann-X"')).map((byte) => (byte === 0x58 ? 0xff : byte)), Buffer.from(`\n${good[1]}\n`)]));
+    expect((await failure(collect([notUtf8]))).message).toBe(`${notUtf8}:1: userId: holds bytes that are not valid UTF-8`);
+
     const notGzipped = file('really-gzip.jsonl', gzipSync(good[0]!));
     expect((await failure(collect([notGzipped]))).message).toContain('(the file looks gzip-compressed: name it .gz)');
   });
