@@ -6,8 +6,8 @@ import type { Ruleset } from './rules/load';
 export type GivenFeedback = { ok: true; feedback: LeadFeedback } | { ok: false; status: 400 | 404; error: string };
 
 /**
- * Feedback from the CLI or the lead page: checked against the rules (outcome, reason) and the table (a lead that was
- * evaluated), then kept for the evaluator. Bad input changes nothing and says which field.
+ * Feedback from the CLI or the lead page: checked against the rules (outcome, reason) and the table (a lead, current
+ * or former), then kept for the evaluator. Bad input changes nothing and says which field.
  */
 export async function giveFeedback(
   store: FeedbackStore,
@@ -21,7 +21,11 @@ export async function giveFeedback(
   if (!outcome.ok) return { ok: false, status: 400, error: outcome.error };
   const reason = checkFeedbackReason(input.reason, ruleset);
   if (!reason.ok) return { ok: false, status: 400, error: reason.error };
-  if (!(await store.evaluated(ref))) return { ok: false, status: 404, error: `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated` };
+  const lead = await store.state(ref);
+  if (!lead) return { ok: false, status: 404, error: `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated` };
+  // A former lead takes feedback: its hold keeps it out of the tiers (already_customer: a year). One that never
+  // qualified is no one's lead: its feedback would be a Lead Feedback event with no tier, about no one sales was told of.
+  if (!lead.qualification) return { ok: false, status: 404, error: `${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)} is not a lead: it has never qualified for a tier` };
   const feedback: LeadFeedback = { outcome: outcome.outcome, reason: reason.reason, at: now.toISOString(), via, id: randomBytes(12).toString('base64url') };
   await store.give(ref, feedback);
   return { ok: true, feedback };

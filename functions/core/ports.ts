@@ -1,5 +1,6 @@
 import type { LeadEvent } from './lead-event';
 import type { LeadFeedback } from './lead-feedback';
+import type { LeadState } from './lead-state';
 import type { DayRange, StoredEntityState } from './facts';
 import type { Claim, Identity, IdentifiedMessage } from './identity';
 import type { DayRollup, UsageEvent } from './rules/engine';
@@ -35,8 +36,8 @@ export interface WriteKeyStore {
  * through the state machine on its next run (it is the one writer of a lead's state).
  */
 export interface FeedbackStore {
-  /** Whether the entity has been evaluated (only those can get feedback). */
-  evaluated(ref: EntityRef): Promise<boolean>;
+  /** The entity's lead state; undefined when it has never been evaluated. */
+  state(ref: EntityRef): Promise<LeadState | undefined>;
   /** Keeps the feedback for the evaluator; with `once`, only if that link nonce was never used (false: it was). */
   give(ref: EntityRef, feedback: LeadFeedback, once?: { expires: Date }): Promise<boolean>;
   /** Whether the link nonce was used already. */

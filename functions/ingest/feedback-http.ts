@@ -31,7 +31,7 @@ export function createFeedbackLinkHandler(dependencies: FeedbackLinkDependencies
     const { claim } = checked;
     const ref = { workspace: claim.workspace, type: claim.type, id: claim.id };
     if (await dependencies.store.used(claim.workspace, claim.nonce)) return used();
-    if (!(await dependencies.store.evaluated(ref))) return page(404, 'Unknown lead', `no lead ${claim.type} ${JSON.stringify(claim.id)} in workspace ${JSON.stringify(claim.workspace)}`);
+    if (!(await dependencies.store.state(ref))) return page(404, 'Unknown lead', `no lead ${claim.type} ${JSON.stringify(claim.id)} in workspace ${JSON.stringify(claim.workspace)}`);
     if (method === 'GET') return confirmation(claim, token!);
     const given = now();
     const kept = await dependencies.store.give(ref, { outcome: claim.outcome, reason: claim.reason, at: given.toISOString(), via: 'link', id: claim.nonce }, { expires: new Date(claim.expires * 1000) });

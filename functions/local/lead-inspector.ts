@@ -77,7 +77,9 @@ export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => ne
       if (!entityTypes.includes(type as EntityRef['type'])) return html(404, renderNotFoundHtml(`no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`));
       const ref: EntityRef = { workspace, type: type as EntityRef['type'], id };
       const view = await inspectLead(reader, ref, now());
-      return view ? html(200, renderLeadHtml(view, feedback && { reasons: Object.keys(feedbackReasons(feedback.ruleset)) })) : html(404, renderNotFoundHtml(unknownLead(ref)));
+      if (!view) return html(404, renderNotFoundHtml(unknownLead(ref)));
+      // The form only where feedback is taken: on a lead, current or former (give-feedback.ts).
+      return html(200, renderLeadHtml(view, feedback && view.qualification ? { reasons: Object.keys(feedbackReasons(feedback.ruleset)) } : undefined));
     } catch (error) {
       if (error instanceof URIError) return html(400, renderNotFoundHtml(`the path ${url.pathname} is not well-formed percent-encoding`));
       console.error(`lead inspector: ${error instanceof Error ? error.name : 'error'} while answering a page`);

@@ -160,3 +160,31 @@ it('takes feedback from the CLI and the lead page, refusing an unknown reason, o
   await dev.evaluateOnce(later(7.1));
   expect(leads.published.filter((event) => event.detailType === 'Lead Qualified').map((event) => event.detail.entity.id).sort()).toEqual(['ada', 'bob', 'bob']);
 });
+
+it('refuses feedback on an entity that never qualified, naming it, and takes it on a former lead', async () => {
+  const leads = new RecordingPublisher();
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, evaluateEveryMs: 0, deliverEveryMs: 0 }));
+  await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1)), track('carl', later(-1))]);
+  await dev.evaluateOnce(base);
+  const rulesFile = join(mkdtempSync(join(tmpdir(), 'feedback-rules-')), 'rules.yaml');
+  writeFileSync(rulesFile, rulesYaml);
+  const feedbackCli = (...args: string[]) => cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'leads', 'feedback', ...args, '--rules', rulesFile);
+
+  // carl was evaluated but never held a tier: no one was told of him, and there is no tier to take him out of.
+  const notALead = await feedbackCli('carl', '--outcome', 'disqualified', '--reason', 'not_a_fit');
+  expect(notALead.code).toBe(1);
+  expect(notALead.stderr).toContain('user "carl" in workspace "default" is not a lead: it has never qualified for a tier');
+  expect(await (await fetch(`${dev.url}/leads/user/carl`)).text()).not.toContain('/leads/user/carl/feedback');
+
+  // ada leaves her tier with the first feedback; as a former lead she still takes more, which sets her hold anew.
+  expect((await feedbackCli('ada', '--outcome', 'done')).code).toBe(0);
+  await dev.evaluateOnce(later(0.01));
+  const again = await feedbackCli('ada', '--outcome', 'disqualified', '--reason', 'not_a_fit');
+  expect(again.stderr).toBe('');
+  await dev.evaluateOnce(later(0.02));
+  expect(leads.published.map((event) => [event.detailType, event.detail.entity.id, event.detail.previousTier])).toEqual([
+    ['Lead Qualified', 'ada', null],
+    ['Lead Feedback', 'ada', 'PQL-A'],
+    ['Lead Feedback', 'ada', null],
+  ]);
+});

@@ -1,9 +1,11 @@
 import { GetItemCommand, PutItemCommand, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import type { LeadFeedback } from '../../core/lead-feedback';
+import type { LeadState } from '../../core/lead-state';
 import type { EntityRef, FeedbackStore } from '../../core/ports';
 import { entityPartitionKey, feedbackSecretSortKey, feedbackSortKey, metaPartitionKey, stateSortKey, usedFeedbackLinkPartitionKey, usedFeedbackLinkSortKey } from './item-keys';
 import { conditionFailed, transactionConditionFailed } from './condition-failed';
+import { stateOf } from './entity-rows';
 
 /**
  * Sales feedback as the CLI, the lead page and the link handler write it: an item beside the entity (item-keys.ts
@@ -17,11 +19,9 @@ export class DynamoDbFeedbackStore implements FeedbackStore {
     private readonly tableName: string,
   ) {}
 
-  async evaluated(ref: EntityRef): Promise<boolean> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: pkOf(ref) }, sk: { S: stateSortKey } }, ProjectionExpression: 'pk' }),
-    );
-    return Item !== undefined;
+  async state(ref: EntityRef): Promise<LeadState | undefined> {
+    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.tableName, Key: { pk: { S: pkOf(ref) }, sk: { S: stateSortKey } } }));
+    return stateOf(Item)?.lead;
   }
 
   async give(ref: EntityRef, feedback: LeadFeedback, once?: { expires: Date }): Promise<boolean> {
