@@ -120,6 +120,9 @@ function parsePath(path: string): ParsedPath {
   if (!isAskedType(type)) return { ok: false, field: 'type', reason: `must be user or account, as in ${leadStatusPathPrefix}user/<userId> or ${leadStatusPathPrefix}account/<groupId>` };
   const id = identifier.safeParse(slash < 0 ? '' : rest.slice(slash + 1));
   if (!id.success) return { ok: false, field: idFields[type], reason: id.error.issues[0]!.message };
+  // The path arrives percent-decoded, and bytes that are not UTF-8 decode to U+FFFD: that is not the id that was sent,
+  // and may be another one's.
+  if (id.data.includes('\ufffd')) return { ok: false, field: idFields[type], reason: 'must be percent-encoded UTF-8 (encodeURIComponent): it held bytes that are not UTF-8, such as %FF' };
   return { ok: true, type, id: id.data };
 }
 

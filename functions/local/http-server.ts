@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import * as querystring from 'node:querystring';
 import type { PageHandler } from './lead-inspector';
 import { feedbackPath } from '../core/lead-feedback';
 
@@ -113,8 +114,10 @@ function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxy
   return {
     version: '2.0',
     routeKey: `${method} ${url.pathname}`,
-    // API Gateway's HTTP API hands the function the path percent-decoded (a userId in it arrives as sent).
-    rawPath: decodedPath(url.pathname),
+    // API Gateway's HTTP API hands the function the path percent-decoded (a userId in it arrives as sent). Where
+    // decodeURIComponent would throw, querystring's unescape decodes leniently: bytes that are not UTF-8 (%FF) become
+    // U+FFFD, which the lead status refuses (core/lead-status.ts), and a % that starts no escape stays as it came.
+    rawPath: querystring.unescape(url.pathname),
     rawQueryString: url.search.slice(1),
     headers,
     isBase64Encoded: true,
@@ -138,13 +141,4 @@ function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxy
       timeEpoch: now,
     },
   };
-}
-
-/** The path percent-decoded, or as it came when it is not well-formed percent-encoding. */
-function decodedPath(path: string): string {
-  try {
-    return decodeURIComponent(path);
-  } catch {
-    return path;
-  }
 }

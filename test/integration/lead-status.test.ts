@@ -107,6 +107,12 @@ describe('GET /v1/leads/... against DynamoDB Local, after an evaluator pass', ()
     expect(await spaced.json()).toMatchObject({ id: spacedUser, tier: null });
   });
 
+  it('answers 400 naming the userId for a path whose percent-encoding is not UTF-8', async () => {
+    const response = await get('/v1/leads/user/%FF', bearer(readKey));
+    expect(response.status).toBe(400);
+    expect(await response.json()).toMatchObject({ path: 'userId', reason: expect.stringContaining('must be percent-encoded UTF-8') });
+  });
+
   it('answers 404 for an unknown user, 401 without a key, and 403 to a write key', async () => {
     const unknown = await get('/v1/leads/user/nobody', bearer(readKey));
     expect(unknown.status).toBe(404);

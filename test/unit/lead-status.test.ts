@@ -185,6 +185,8 @@ describe('the lead status use case', () => {
     ['/v1/leads/account/', 'groupId', 'must not be empty'],
     [`/v1/leads/user/${'x'.repeat(201)}`, 'userId', 'must be at most 200 characters'],
     ['/v1/leads/account/bad\ud800id', 'groupId', 'must be well-formed unicode (no lone surrogates)'],
+    // What API Gateway's decoding of the path makes of bytes that are not UTF-8 (%FF), as the local server's does.
+    ['/v1/leads/user/caf\ufffd', 'userId', 'must be percent-encoded UTF-8 (encodeURIComponent): it held bytes that are not UTF-8, such as %FF'],
   ])('answers 400 for %s naming %s', async (path, field, reason) => {
     const { readKey } = shared;
     const response = await ask(path, bearer(readKey));
