@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import type { LeadSummary, LeadView } from '../core/lead-view';
 import type { ScorePoint } from '../core/lead-state';
 import { escapeHtml as esc, htmlDocument, metricHook } from './html';
@@ -156,8 +157,10 @@ const outcomeFigures = (key: string, outcome: Outcome) => `${figure(`${key}:conv
 /** A lift with its interval, hooked by its value as `<key>:value`. */
 const liftFigure = (key: string, lift: Estimate | null) => figure(`${key}:value`, lift?.value ?? null, lift ? liftText(lift) : undefined);
 
-export function renderNotFoundHtml(message: string): string {
-  return page('Not found', `<h1>Not found</h1><p id="problem">${esc(message)}</p><p><a href="/leads">All leads</a></p>`);
+/** A refusal or failure, titled by its HTTP status (Bad Request, Forbidden, Not Found, ...). */
+export function renderErrorHtml(status: number, message: string): string {
+  const title = STATUS_CODES[status] ?? `HTTP ${status}`;
+  return page(title, `<h1>${esc(title)}</h1><p id="problem">${esc(message)}</p><p><a href="/leads">All leads</a></p>`);
 }
 
 /** The path of a lead's page; ids may hold any character. */

@@ -1,4 +1,4 @@
-import { leadPath, renderHealthHtml, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderNotFoundHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
+import { leadPath, renderHealthHtml, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderErrorHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
 import { healthWithPromise, type HealthReport } from '../analysis/live-health';
 import { feedbackReasons } from '../core/lead-feedback';
 import { giveFeedback } from '../core/give-feedback';
@@ -65,25 +65,25 @@ export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => ne
   return async (url, form) => {
     const parts = url.pathname.split('/').slice(1);
     if (parts[0] !== 'leads') return undefined;
-    if (!loopbackHosts.has(url.hostname)) return html(403, renderNotFoundHtml(`the lead inspector answers on 127.0.0.1 or localhost only, not ${url.hostname}`));
+    if (!loopbackHosts.has(url.hostname)) return errorPage(403, `the lead inspector answers on 127.0.0.1 or localhost only, not ${url.hostname}`);
     try {
       const workspace = url.searchParams.get('workspace') ?? 'default';
       if (form) return await feedbackPosted(url, parts, form, workspace, feedback, now());
       if (parts.length === 1 || (parts.length === 2 && parts[1] === '')) return await listPage(reader, url.searchParams, now());
       if (parts.length === 2 && parts[1] === 'health') return await healthPage(reader, url.searchParams, now());
-      if (parts.length !== 3) return html(404, renderNotFoundHtml(`no page ${url.pathname}: the pages are /leads, /leads/health and /leads/<type>/<id>`));
+      if (parts.length !== 3) return errorPage(404, `no page ${url.pathname}: the pages are /leads, /leads/health and /leads/<type>/<id>`);
       const type = decodeURIComponent(parts[1]!);
       const id = decodeURIComponent(parts[2]!);
-      if (!entityTypes.includes(type as EntityRef['type'])) return html(404, renderNotFoundHtml(`no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`));
+      if (!entityTypes.includes(type as EntityRef['type'])) return errorPage(404, `no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`);
       const ref: EntityRef = { workspace, type: type as EntityRef['type'], id };
       const view = await inspectLead(reader, ref, now());
-      if (!view) return html(404, renderNotFoundHtml(unknownLead(ref)));
+      if (!view) return errorPage(404, unknownLead(ref));
       // The form only where feedback is taken: on a lead, current or former (give-feedback.ts).
       return html(200, renderLeadHtml(view, feedback && view.qualification ? { reasons: Object.keys(feedbackReasons(feedback.ruleset)) } : undefined));
     } catch (error) {
-      if (error instanceof URIError) return html(400, renderNotFoundHtml(`the path ${url.pathname} is not well-formed percent-encoding`));
+      if (error instanceof URIError) return errorPage(400, `the path ${url.pathname} is not well-formed percent-encoding`);
       console.error(`lead inspector: ${error instanceof Error ? error.name : 'error'} while answering a page`);
-      return html(500, renderNotFoundHtml('the lead inspector could not read the table; the terminal says why'));
+      return errorPage(500, 'the lead inspector could not read the table; the terminal says why');
     }
   };
 }
@@ -93,14 +93,14 @@ export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => ne
  * Origin): another site's page cannot post feedback through a browser on this machine.
  */
 async function feedbackPosted(url: URL, parts: string[], form: PostedForm, workspace: string, feedback: { store: FeedbackStore; ruleset: Ruleset } | undefined, now: Date): Promise<HtmlPage> {
-  if (!feedback || parts.length !== 4 || parts[3] !== 'feedback') return html(404, renderNotFoundHtml(`nothing to post to at ${url.pathname}`));
-  if (form.origin !== url.origin) return html(403, renderNotFoundHtml('feedback is accepted from the lead page itself only (same origin)'));
+  if (!feedback || parts.length !== 4 || parts[3] !== 'feedback') return errorPage(404, `nothing to post to at ${url.pathname}`);
+  if (form.origin !== url.origin) return errorPage(403, 'feedback is accepted from the lead page itself only (same origin)');
   const type = decodeURIComponent(parts[1]!);
-  if (!entityTypes.includes(type as EntityRef['type'])) return html(404, renderNotFoundHtml(`no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`));
+  if (!entityTypes.includes(type as EntityRef['type'])) return errorPage(404, `no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`);
   const ref: EntityRef = { workspace, type: type as EntityRef['type'], id: decodeURIComponent(parts[2]!) };
   const fields = new URLSearchParams(form.body);
   const given = await giveFeedback(feedback.store, ref, { outcome: fields.get('outcome') ?? '', reason: fields.get('reason') ?? '' }, feedback.ruleset, 'page', now);
-  if (!given.ok) return html(given.status, renderNotFoundHtml(given.error));
+  if (!given.ok) return errorPage(given.status, given.error);
   return html(200, renderMessageHtml('Feedback recorded', `${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}: the evaluator's next run applies it`, leadPath(ref)));
 }
 
@@ -108,7 +108,7 @@ async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now:
   const field = (name: string) => (query.get(name) ?? '') || undefined;
   const form: LeadListForm = { ...(query.has('workspace') ? { workspace: query.get('workspace')! } : {}), ...(field('tier') ? { tier: field('tier')! } : {}), ...(field('route') ? { route: field('route')! } : {}), ...(field('since') ? { since: field('since')! } : {}) };
   const since = form.since === undefined ? undefined : ageMs(form.since);
-  if (form.since !== undefined && since === undefined) return html(400, renderNotFoundHtml(`since ${JSON.stringify(form.since)}: must be an age such as 7d, 12h or 30m`));
+  if (form.since !== undefined && since === undefined) return errorPage(400, `since ${JSON.stringify(form.since)}: must be an age such as 7d, 12h or 30m`);
   const states = await reader.leadStates();
   const all = leadList(states, form.workspace !== undefined ? { workspace: form.workspace } : {});
   const rows = leadList(states, {
@@ -124,10 +124,12 @@ async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now:
 async function healthPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {
   const since = query.get('since') || `${defaultHealthPeriodDays}d`;
   const periodMs = ageMs(since);
-  if (periodMs === undefined) return html(400, renderNotFoundHtml(`since ${JSON.stringify(since)}: must be an age such as 30d`));
+  if (periodMs === undefined) return errorPage(400, `since ${JSON.stringify(since)}: must be an age such as 30d`);
   const report = await inspectHealth(reader, { workspace: query.get('workspace') ?? undefined, periodDays: periodMs / dayMs, now });
   return html(200, renderHealthHtml(report));
 }
+
+const errorPage = (status: number, message: string): HtmlPage => html(status, renderErrorHtml(status, message));
 
 const html = (status: number, body: string): HtmlPage => ({
   status,

@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { stateBodyAttributes } from '../../functions/adapters/dynamodb/entity-rows';
 import { pruneLifetime } from '../../functions/core/facts';
 import { evaluate } from '../../functions/core/rules/engine';
 import { factsFor } from '../support/facts';
 import { renderLeadHtml, renderLeadListHtml } from '../../functions/analysis/lead-html';
+import type { DynamoDbLeadReader } from '../../functions/adapters/dynamodb/lead-reader';
+import { leadPages } from '../../functions/local/lead-inspector';
 import type { StoredEntityState } from '../../functions/core/facts';
 import { decide, maxScores, withScore, type LeadState } from '../../functions/core/lead-state';
 import { lastEvents, leadList, leadView, type LeadRecord } from '../../functions/core/lead-view';
@@ -240,5 +242,20 @@ describe('the lead pages', () => {
     expect(hooks.get('scores:0:total')).toBe('10');
     expect(hooks.get('scores:1:fit')).toBe('5');
     expect(hooks.get('signal:logins:points')).toBe('25');
+  });
+
+  it('title an error by its status, not "Not found" whatever it is', async () => {
+    const failing = { leadStates: () => Promise.reject(new Error('the table is gone')) } as unknown as DynamoDbLeadReader;
+    const pages = leadPages(failing);
+    const titleOf = async (url: string) => {
+      const page = (await pages(new URL(url)))!;
+      return [page.status, /<title>(.*)<\/title>/.exec(page.body)?.[1], /<h1>(.*)<\/h1>/.exec(page.body)?.[1]];
+    };
+    expect(await titleOf('http://evil.example/leads')).toEqual([403, 'Forbidden', 'Forbidden']);
+    expect(await titleOf('http://127.0.0.1/leads?since=soon')).toEqual([400, 'Bad Request', 'Bad Request']);
+    expect(await titleOf('http://127.0.0.1/leads/user/ada/more')).toEqual([404, 'Not Found', 'Not Found']);
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => {});
+    expect(await titleOf('http://127.0.0.1/leads')).toEqual([500, 'Internal Server Error', 'Internal Server Error']);
+    logged.mockRestore();
   });
 });
