@@ -67,15 +67,18 @@ export function addDeliveryCommands(program: Command) {
     .action(async (options: { lead?: string; failed?: boolean; since: number; limit: number; json?: boolean }) => {
       const { client, tableName } = storage(program);
       const until = new Date();
+      // One more than is shown: whether there are more, without reading them all.
       const entries = await new DynamoDbDeliveryLedger(client, tableName, defaultDeliveryLogDays).list({
         since: new Date(until.getTime() - options.since),
         until,
-        limit: options.limit,
+        limit: options.limit + 1,
         ...(options.lead !== undefined ? { lead: options.lead } : {}),
         ...(options.failed ? { failed: true } : {}),
       });
-      for (const entry of entries) console.log(options.json ? JSON.stringify(entry) : formatEntry(entry));
+      for (const entry of entries.slice(0, options.limit)) console.log(options.json ? JSON.stringify(entry) : formatEntry(entry));
       if (entries.length === 0 && !options.json) console.log('no deliveries');
+      // On stderr: the --json lines stay JSON.
+      if (entries.length > options.limit) console.error(`more attempts than the ${options.limit} shown (--limit): a higher --limit shows them; --since, --lead or --failed narrow the list`);
     });
 
   const destinations = program.command('destinations').description('the destinations lead events are delivered to');

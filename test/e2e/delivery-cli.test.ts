@@ -103,6 +103,11 @@ describe('delivery commands against the local runtime', () => {
     expect(lines.length).toBeGreaterThanOrEqual(2);
     expect(lines[0]).toMatch(/local-webhook-1 {2}retryable -> dead-letter {2}Lead Qualified user u-cli .* HTTP 503 /);
     expect(lines.every((line) => line.includes('u-cli') && line.includes('HTTP 503'))).toBe(true);
+    expect(failed.stderr).toBe('');
+    // Cut at --limit, which it says, on stderr.
+    const newest = await run('deliveries', 'list', '--failed', '--lead', 'u-cli', '--limit', '1');
+    expect(newest.stdout).toBe(`${lines[0]}\n`);
+    expect(newest.stderr).toBe('more attempts than the 1 shown (--limit): a higher --limit shows them; --since, --lead or --failed narrow the list\n');
 
     const dlq = await run('dlq', 'list');
     expect(dlq.stdout).toContain('local-webhook-1  1 dead letter(s)');
