@@ -10,7 +10,7 @@ import { testLeadEvent, type DeliveryLogEntry } from '../core/delivery';
 import { dayMs } from '../core/days';
 import { leadEventSource } from '../core/lead-event';
 import { defaultDeliveryLogDays } from '../shared/settings';
-import { age, storage } from './options';
+import { age, parsedOption, storage } from './options';
 import { integer } from './integer-option';
 
 /**
@@ -61,7 +61,7 @@ export function addDeliveryCommands(program: Command) {
     .description('list delivery attempts, newest first')
     .option('--lead <id>', 'only the deliveries of this lead (user or account id)')
     .option('--failed', 'only attempts that did not deliver')
-    .option('--since <age>', 'how far back, e.g. 7d, 12h or 30m (the log keeps 14 days by default)', age('--since'), defaultDeliveryLogDays * dayMs)
+    .addOption(parsedOption('--since <age>', 'how far back, e.g. 7d, 12h or 30m, up to what the log keeps (delivery.logDays)', age('--since'), `${defaultDeliveryLogDays}d`))
     .option('--limit <n>', 'at most this many', integer('--limit', 1), 100)
     .option('--json', 'one JSON object per line')
     .action(async (options: { lead?: string; failed?: boolean; since: number; limit: number; json?: boolean }) => {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { startDev } from '../local/dev';
 import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
-import { browserOrigin, defaultRulesFile, duration, readRules, tableOptions } from './options';
+import { browserOrigin, defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 
 type DevOptions = SinkOptions & { allowOrigin: string[]; port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number };
@@ -18,7 +18,7 @@ export function addDevCommand(program: Command) {
     .option('--workspace <name>', 'workspace of the write key', 'default')
     .option('--allow-origin <origin>', 'accept browser events from this origin, e.g. http://localhost:5173, or * for any (repeatable)', browserOrigin, [])
     .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
-    .option('--evaluate-every <duration>', 'how often the evaluator runs', duration('--evaluate-every'), 10_000);
+    .addOption(parsedOption('--evaluate-every <duration>', 'how often the evaluator runs', duration('--evaluate-every'), '10s'));
   sinkOptions(dev).action(async (options: DevOptions) => {
     const { table, endpoint } = tableOptions(program);
     const ruleset = readRules(options.rules);

@@ -12,7 +12,7 @@ import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from '../local/change-stream';
 import { LocalDeliveryWorker } from '../local/delivery-worker';
 import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
-import { defaultRulesFile, duration, readRules, tableOptions } from './options';
+import { defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 import { deployedListSettleMs } from '../shared/settings';
 
@@ -26,7 +26,7 @@ export function addEvaluateCommand(program: Command) {
     .option('--once', 'one pass over every shard, then exit (default: keep running every --evaluate-every)')
     .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
     .option('--shards <n>', 'shards of the dirty index; the table records them (its evaluator or `pql-radar dev` does), and a different count is refused', integer('--shards', 1))
-    .option('--evaluate-every <duration>', 'pause between passes without --once', duration('--evaluate-every'), 10_000)
+    .addOption(parsedOption('--evaluate-every <duration>', 'pause between passes without --once', duration('--evaluate-every'), '10s'))
     .option('--event-bus <name>', 'also publish lead events to this EventBridge bus')
     .option('--at <time>', 'evaluate as of this time instead of now: an ISO date or +Nd (e.g. +21d to see inactive leads drop out); local data only');
   sinkOptions(evaluate).action(async (options: EvaluateOptions) => {

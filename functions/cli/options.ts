@@ -1,4 +1,4 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Ruleset } from '../core/rules/load';
@@ -22,6 +22,13 @@ export const age = (name: string) => (value: string) => {
   if (ms === undefined) throw new InvalidArgumentError(`${name} must be an age such as 7d, 12h or 30m`);
   return ms;
 };
+
+/**
+ * An option read with `parse`, whose default is written as a user writes it (10s, 14d): --help shows that, where a
+ * plain default shows what it parses to, milliseconds.
+ */
+export const parsedOption = (flags: string, description: string, parse: (value: string) => number, written: string): Option =>
+  new Option(flags, description).argParser(parse).default(parse(written), written);
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
 

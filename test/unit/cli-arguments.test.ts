@@ -30,6 +30,19 @@ describe('whole number options', () => {
   });
 });
 
+describe('--help', () => {
+  it.each([
+    [['dev'], '--evaluate-every', '10s'],
+    [['evaluate'], '--evaluate-every', '10s'],
+    [['deliveries', 'list'], '--since', '14d'],
+  ])('of %j shows the default of %s as the option takes it: %s, not milliseconds', async (command, option, written) => {
+    const help = await cli(...command, '--help');
+    // commander wraps the descriptions: one line per option, then what follows its name.
+    const line = help.stdout.replace(/\n {3,}/g, ' ').split('\n').find((candidate) => candidate.trim().startsWith(option));
+    expect(line).toMatch(new RegExp(`\\(default: ${written}\\)$`));
+  });
+});
+
 describe('files named on the command line', () => {
   it('that cannot be read are named, with why, whichever command reads them', async () => {
     const missing = join(tmpdir(), 'nowhere.rules.yaml');
