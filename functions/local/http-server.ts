@@ -29,7 +29,7 @@ export function serveHttpApi(
   const server = createServer(async (request, response) => {
     const send = (status: number, body: string, headers: Record<string, string | number | boolean> = {}) => {
       response.writeHead(status, { 'content-type': 'application/json', ...headers });
-      response.end(body);
+      response.end(request.method === 'HEAD' ? undefined : body);
     };
     const refuse = (status: number, reason: string, headers: Record<string, string> = {}) =>
       send(status, JSON.stringify({ success: false, error: reason, path: '', reason }), headers);
@@ -63,14 +63,16 @@ export function serveHttpApi(
         refuse(413, `the request body is larger than ${maxBodyBytes} bytes`);
         return;
       }
+      // HEAD is GET without the body, as an HTTP server answers it.
+      const method = request.method === 'HEAD' ? 'GET' : (request.method ?? 'POST');
       // GET is the lead status reads', and the ingest API's for feedback links (lib/ingest-api.ts).
-      const feedbackLink = request.method === 'GET' && new URL(request.url ?? '/', 'http://localhost').pathname === feedbackPath;
-      const target = feedbackLink ? handler : request.method === 'GET' ? options.reads : request.method === 'POST' || request.method === 'OPTIONS' ? handler : undefined;
+      const feedbackLink = method === 'GET' && new URL(request.url ?? '/', 'http://localhost').pathname === feedbackPath;
+      const target = feedbackLink ? handler : method === 'GET' ? options.reads : method === 'POST' || method === 'OPTIONS' ? handler : undefined;
       if (!target) {
-        refuse(405, `${request.method ?? 'this method'} is not supported: send events with POST`, { allow: `${options.reads ? 'GET, ' : ''}POST, OPTIONS` });
+        refuse(405, `${method} is not supported: send events with POST`, { allow: `${options.reads ? 'GET, HEAD, ' : ''}POST, OPTIONS` });
         return;
       }
-      const result = await target(toHttpApiEvent(request, body));
+      const result = await target(toHttpApiEvent(request, method, body));
       send(result.statusCode ?? 200, result.body ?? '', result.headers ?? {});
     } catch (error) {
       // The handler answers every expected failure itself; reaching here is a bug worth seeing in the terminal.
@@ -103,14 +105,13 @@ async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
   return size > maxBodyBytes ? undefined : Buffer.concat(chunks);
 }
 
-function toHttpApiEvent(request: IncomingMessage, body: Buffer): APIGatewayProxyEventV2 {
+function toHttpApiEvent(request: IncomingMessage, method: string, body: Buffer): APIGatewayProxyEventV2 {
   const url = new URL(request.url ?? '/', 'http://localhost');
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
   }
   const now = Date.now();
-  const method = request.method ?? 'POST';
   return {
     version: '2.0',
     routeKey: `${method} ${url.pathname}`,

@@ -123,6 +123,16 @@ describe('GET /v1/leads/... against DynamoDB Local, after an evaluator pass', ()
     expect(await withWriteKey.json()).toMatchObject({ path: 'authorization', reason: expect.stringContaining('read-only key') });
   });
 
+  it('answers HEAD as GET, without the body: the same status and headers for a lead and for /v1/track', async () => {
+    for (const path of ['/v1/leads/user/ada', '/v1/track']) {
+      const got = await get(path, bearer(readKey));
+      const head = await fetch(`${dev.url}${path}`, { method: 'HEAD', headers: { authorization: bearer(readKey) } });
+      expect([head.status, head.headers.get('content-type'), head.headers.get('cache-control')]).toEqual([got.status, got.headers.get('content-type'), got.headers.get('cache-control')]);
+      expect(await head.text()).toBe('');
+    }
+    expect((await fetch(`${dev.url}/v1/track`, { method: 'HEAD' })).status).toBe(404);
+  });
+
   it('refuses the read key for ingest, storing nothing', async () => {
     const response = await fetch(`${dev.url}/v1/track`, {
       method: 'POST',
