@@ -188,10 +188,10 @@ ${liftCells(k, t)}
   });
   const table = dataTable(
     'table-wrap',
-    `Per tier: who it qualified and how they converted within the ${esc(String(report.period.horizonDays))}-day horizon, against everyone it did not qualify`,
+    `Per tier: who it qualified and how they converted within the ${esc(String(report.period.horizonDays))}-day horizon, against the non-leads (entities no tier qualified before they converted)`,
     `
 <tr><th scope="col" rowspan="2">Tier</th>
-<th scope="colgroup" colspan="3">Qualified</th><th scope="colgroup" colspan="3">The rest</th>
+<th scope="colgroup" colspan="3">Qualified</th><th scope="colgroup" colspan="3">Non-leads</th>
 <th scope="col" rowspan="2">Lift (95% CI)</th>
 <th scope="col" rowspan="2">Precision</th><th scope="col" rowspan="2">Recall</th><th scope="col" rowspan="2">F1</th>
 <th scope="col" rowspan="2">Alerts / week</th><th scope="col" rowspan="2">Median days to conversion</th></tr>
@@ -203,7 +203,7 @@ ${outcomeHeaders}</tr>
   const chart = liftChart(
     'chart-tier-lift',
     'Lift per tier, with 95% intervals',
-    'For each tier, the conversion rate of the entities it qualified divided by that of the rest: a dot at the lift, a whisker across its 95% interval, on a log scale, with a dashed reference line at 1 (no better than the rest).',
+    'For each tier, the conversion rate of the entities it qualified divided by that of the non-leads: a dot at the lift, a whisker across its 95% interval, on a log scale, with a dashed reference line at 1 (no better than the non-leads).',
     tiers.map((t) => ({ label: t.tier, key: `tier:${t.tier}:lift`, estimate: t.lift })),
   );
   return section('tiers', 'Tiers', `${table}\n<h3>Lift per tier</h3>\n${chart}`);
@@ -272,7 +272,7 @@ ${outcomeHeaders}</tr>
   const chart = liftChart(
     'chart-signal-lift',
     'Lift per signal, with 95% intervals',
-    'For each signal, the conversion rate of the entities it fired for divided by that of the rest, with its 95% interval, on a log scale, with a dashed reference line at 1.',
+    'For each signal, the conversion rate of the entities it fired for divided by that of those it never fired for, with its 95% interval, on a log scale, with a dashed reference line at 1.',
     signals.map((s) => ({ label: s.signal, key: `signal:${s.signal}:lift`, estimate: s.lift })),
   );
   return section('signals', 'Signals', `${table}\n<h3>Lift per signal</h3>\n${chart}`);
@@ -303,7 +303,7 @@ function glossary(report: BacktestReport): string {
   return `<footer>
 <h2>How to read this</h2>
 <dl>
-<dt>Lift</dt><dd>The conversion rate of those a tier qualified (or a signal fired for) divided by that of the rest. Above 1 it predicts conversion; when its 95% interval includes 1 the data cannot tell it from chance.</dd>
+<dt>Lift</dt><dd>The conversion rate of those a tier qualified divided by that of the non-leads (those no tier qualified before they converted), or of those a signal fired for divided by that of those it never fired for. Above 1 it predicts conversion; when its 95% interval includes 1 the data cannot tell it from chance.</dd>
 <dt>Precision</dt><dd>Of those qualified, the share that converted within ${esc(String(report.period.horizonDays))} days.</dd>
 <dt>Recall</dt><dd>Of all who converted, the share qualified before they did.</dd>
 <dt>95% CI</dt><dd>Wilson intervals for rates; the log-method interval for lift. Samples under 30 are flagged in the warnings.</dd>
@@ -428,9 +428,9 @@ ${cap(`${row.key}:low`, e.low)}${cap(`${row.key}:high`, e.high)}
 <text class="value" x="${width - right + 12}" y="${r(y + 4)}">${show(`${row.key}:value`, e.value, times, 'tspan')}<tspan class="ci"> (${show(`${row.key}:low`, e.low, times, 'tspan')}–${show(`${row.key}:high`, e.high, times, 'tspan')})</tspan></text></g>`;
   });
   const ref = `<line class="ref" x1="${r(x(1))}" x2="${r(x(1))}" y1="${top - 14}" y2="${plotBottom}" data-reference="1"/>` +
-    `<text class="ref-label" x="${r(x(1) + 4)}" y="${top - 18}">1× = no better than the rest</text>`;
+    `<text class="ref-label" x="${r(x(1) + 4)}" y="${top - 18}">1× = no better than the comparison group</text>`;
   const axis = `<line class="axis" x1="${left}" x2="${left + plotWidth}" y1="${plotBottom}" y2="${plotBottom}"/>` +
-    `<text class="axis-label" x="${left + plotWidth / 2}" y="${height - 10}" text-anchor="middle">Lift (log scale): conversion rate of the group ÷ that of the rest</text>`;
+    `<text class="axis-label" x="${left + plotWidth / 2}" y="${height - 10}" text-anchor="middle">Lift (log scale): conversion rate of the group ÷ that of its comparison group</text>`;
   const svg = `${svgOpen(id, width, height, title, desc)}
 ${ticks.join('\n')}
 ${ref}

@@ -18,14 +18,17 @@ import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } fr
  * - Qualified in a tier: the entity ENTERED that tier (exactly that tier: entering a better one does not count) at a
  *   step of the period, before it converted; its qualification time is its first entry. Converted (qualified
  *   group): converted within the horizon after that qualification.
- * - Not qualified: every other judged entity of the tier's level (never entered it, or only after converting).
- *   Converted (comparison group): converted at any time from its start up to the end of the period plus the horizon.
+ * - Non-leads (a tier's comparison group, `notQualified`): the judged entities of the tier's level that entered no tier
+ *   before converting; the leads of the other tiers are in neither group. Rule health (live-health.ts) compares with
+ *   the same group, so a recorded backtest's lift and the live one measure the same thing. Converted: converted at
+ *   any time from its start up to the end of the period plus the horizon.
  * - Converters: judged entities that converted between their start and the end of the period plus the horizon.
  *   Recall = qualified who converted within the horizon / converters. Precision = the qualified group's rate. F1 of the two.
- * - Lift = qualified rate / not-qualified rate, with the log-method 95% interval (stats.ts); rates with Wilson intervals.
+ * - Lift = qualified rate / non-lead rate, with the log-method 95% interval (stats.ts); rates with Wilson intervals.
  * - Alerts per week: entries into the tier during the period (every entry is a lead event) / the period's weeks.
  *   `weekly` counts the same entries per ISO week (Monday).
- * - Signals: the same, with "fired" (matched at some step, first time before converting) instead of qualified.
+ * - Signals: the same, with "fired" (matched at some step, first time before converting) instead of qualified, and
+ *   every judged entity of the level it did not fire for as the comparison group.
  *   fireRate = share of judged entities for which it matched at any step.
  * - Thresholds (users only): qualified = the user's score reached the threshold at some step before converting.
  * - An entity that converted several times is judged by its first conversion.
@@ -70,6 +73,8 @@ interface Judged {
   convertedMs: number;
   /** Converted between its start and the end of the period plus the horizon. */
   converter: boolean;
+  /** Entered a tier before converting: no non-lead. */
+  lead: boolean;
 }
 
 export function buildReport(options: BuildReportOptions): BacktestReport {
@@ -104,12 +109,22 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       continue;
     }
     if (entity.type === 'account' && !replay.accountsEvaluated) continue;
-    judged[entity.type].push({ entity, start, convertedAt, convertedMs: convertedAt !== null ? Date.parse(convertedAt) : Number.NaN, converter: convertedAt !== null && convertedAt <= outcomeEnd });
+    judged[entity.type].push({
+      entity,
+      start,
+      convertedAt,
+      convertedMs: convertedAt !== null ? Date.parse(convertedAt) : Number.NaN,
+      converter: convertedAt !== null && convertedAt <= outcomeEnd,
+      lead: entity.transitions.some((transition) => transition.to !== null && (convertedAt === null || transition.at < convertedAt)),
+    });
   }
   const unknown = [...firstConversion.keys()].filter((key) => !known.has(key)).length;
 
-  /** The two groups a "first time" (qualification, firing, threshold reached) splits the judged entities into. */
-  const split = (population: readonly Judged[], firstTime: (entity: EntityHistoryResult, index: number) => string | undefined) => {
+  /**
+   * The two groups a "first time" (qualification, firing, threshold reached) splits the judged entities into; with
+   * `nonLeadsOnly` (tiers), the second group is the non-leads.
+   */
+  const split = (population: readonly Judged[], firstTime: (entity: EntityHistoryResult, index: number) => string | undefined, nonLeadsOnly = false) => {
     let inCount = 0;
     let inConverted = 0;
     let outCount = 0;
@@ -133,7 +148,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
             daysToConversion.push(elapsed / dayMs);
           }
         }
-      } else {
+      } else if (!nonLeadsOnly || !judgedEntity.lead) {
         outCount++;
         if (judgedEntity.converter) outConverted++;
       }
@@ -191,7 +206,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     level === 'both' ? [...judged.user, ...judged.account] : judged[level];
 
   const tiers: TierReport[] = ruleset.file.tiers.map((tier) => {
-    const result = split(populationOf(tier.level), (entity) => entity.transitions.find((transition) => transition.to === tier.name)?.at);
+    const result = split(populationOf(tier.level), (entity) => entity.transitions.find((transition) => transition.to === tier.name)?.at, true);
     return {
       tier: tier.name,
       route: describeRoute(tier.route),
@@ -262,7 +277,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   }
 
   const missed = [...judged.user, ...judged.account]
-    .filter((entity) => entity.converter && !entity.entity.transitions.some((transition) => transition.to !== null && transition.at < entity.convertedAt!))
+    .filter((entity) => entity.converter && !entity.lead)
     .sort((a, b) => (a.convertedAt! < b.convertedAt! ? -1 : a.convertedAt! > b.convertedAt! ? 1 : a.entity.id.localeCompare(b.entity.id)));
   const missedConverters = missed.slice(0, maxMissed).map((entity) => ({ type: entity.entity.type, id: entity.entity.id, convertedAt: entity.convertedAt! }));
 
@@ -368,10 +383,10 @@ export function formatSummary(report: BacktestReport): string {
   );
   // The first two columns name a row (tier or signal, its level); the others are figures, flush right.
   const table = (header: string[], rows: string[][]) => textTable(header, rows, (column) => column >= 2);
-  lines.push('', 'Tiers: qualified = entered the tier before converting; converted = within the horizon after qualifying');
+  lines.push('', 'Tiers: qualified = entered the tier before converting; converted = within the horizon after qualifying; non-leads = entered no tier before converting');
   lines.push(
     table(
-      ['tier', 'level', 'qualified: converted', 'not qualified: converted', 'lift (95% CI)', 'precision', 'recall', 'F1', 'alerts/wk', 'median days'],
+      ['tier', 'level', 'qualified: converted', 'non-leads: converted', 'lift (95% CI)', 'precision', 'recall', 'F1', 'alerts/wk', 'median days'],
       report.tiers.map((tier) => [
         tier.tier,
         tier.level,

@@ -45,10 +45,11 @@ export interface TierReport {
   route: string;
   level: 'user' | 'account' | 'both';
   qualified: Outcome;
+  /** The non-leads: entities of the tier's level no tier qualified before they converted (rule health's comparison group). */
   notQualified: Outcome;
   /** Qualified entities per week over the period. */
   alertsPerWeek: number;
-  /** Conversion rate of the qualified over that of the rest; null when either group is empty. */
+  /** Conversion rate of the qualified over that of the non-leads; null when either group is empty. */
   lift: Estimate | null;
   /** Of those it qualified, how many converted within the horizon (= qualified.rate.value). */
   precision: number;

@@ -24,7 +24,7 @@ export function proportion(successes: number, trials: number): Estimate {
 }
 
 /**
- * Lift: the conversion rate of the qualified over that of the rest, with the interval of a ratio of proportions on
+ * Lift: the conversion rate of the qualified over that of a comparison group, with the interval of a ratio of proportions on
  * the log scale (Katz). A zero cell gets 0.5 added to every cell (Haldane), so the interval stays finite.
  */
 export function lift(convertedIn: number, totalIn: number, convertedOut: number, totalOut: number): Estimate | null {

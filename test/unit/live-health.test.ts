@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { buildHealthReport, formatHealth, rulesVersionOf, type EvaluatedLead, type RecordedBacktest } from '../../functions/analysis/live-health';
-import { outcome } from '../../functions/analysis/metrics';
+import { buildHealthReport, formatHealth, recordOf, rulesVersionOf, type EvaluatedLead, type RecordedBacktest } from '../../functions/analysis/live-health';
+import { buildReport, outcome, type Conversion } from '../../functions/analysis/metrics';
+import type { EntityHistoryResult } from '../../functions/analysis/replay';
+import { addDays, dayEnd } from '../../functions/core/days';
 import { feedbackOfReasonLine, feedbackReasonLine, type LeadFeedback } from '../../functions/core/lead-feedback';
 import type { LeadHistoryEntry, LeadState } from '../../functions/core/lead-state';
 import { loadRules } from '../../functions/core/rules/load';
@@ -192,6 +194,49 @@ describe('promised vs delivered', () => {
     expect(report.tiers.every((tier) => tier.promised === null)).toBe(true);
     expect(formatHealth(report)).not.toContain('Promised vs delivered');
     expect(report.warnings).toContain('No backtest is recorded for rules version v1: `pql-radar backtest --rules FILE --record` puts its figures beside these.');
+  });
+
+  it('compares a tier with the same group as the recorded backtest: the non-leads, not the leads of other tiers', () => {
+    // The same entities in a backtest and live: 18 PQL-A leads (6 convert), 8 PQL-B leads (2 convert), 34 non-leads (4 convert).
+    const twoTiers = loadRules(`
+version: 1
+signals:
+  active: { event: Login, points: 50 }
+tiers:
+  - { name: PQL-A, min_score: 50, route: sales }
+  - { name: PQL-B, min_score: 20, route: sales }
+`);
+    const groups = [
+      { tier: 'PQL-A', entities: 18, converted: 6 },
+      { tier: 'PQL-B', entities: 8, converted: 2 },
+      { tier: null, entities: 34, converted: 4 },
+    ];
+    const steps = Array.from({ length: 28 }, (_, index) => dayEnd(addDays('2026-05-01', index)));
+    const entities: EntityHistoryResult[] = [];
+    const conversions: Conversion[] = [];
+    const live: EvaluatedLead[] = [];
+    for (const { tier, entities: count, converted } of groups) {
+      for (let index = 0; index < count; index++) {
+        const id = `${tier ?? 'none'}-${index}`;
+        entities.push({ type: 'user', id, firstSeen: '2026-05-01T08:00:00.000Z', transitions: tier ? [{ at: steps[2]!, from: null, to: tier }] : [], firstFired: {}, maxScore: [{ at: steps[0]!, score: 0 }] });
+        if (index < converted) conversions.push({ type: 'user', id, convertedAt: `${addDays('2026-05-01', 10)}T12:00:00.000Z` });
+        live.push(user(tier ? lead(tier, 60, index < converted ? 10 : undefined) : nonLead(index < converted ? 20 : undefined)));
+      }
+    }
+    const backtestReport = buildReport({
+      replay: { from: '2026-05-01', to: '2026-05-28', stepDays: 1, steps, accountsEvaluated: false, scoreRange: { user: { min: 0, max: 50 }, account: null }, entities },
+      conversions,
+      conversionsFrom: 'a test list',
+      ruleset: twoTiers,
+      rulesSource: 'rules.yaml',
+      horizonDays: 30,
+      input: { eventsRead: 0, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 },
+    });
+    const report = buildHealthReport({ leads: live, now, periodDays: 90, backtest: { ...recordOf(backtestReport), rules: { source: 'rules.yaml', version: 'v1' } } });
+    for (const tier of report.tiers) {
+      expect(tier.promised, tier.tier).toMatchObject({ qualified: tier.qualified, notQualified: tier.notQualified, lift: tier.lift });
+    }
+    expect(report.tiers.find((tier) => tier.tier === 'PQL-A')).toMatchObject({ qualified: { entities: 18, converted: 6 }, notQualified: { entities: 34, converted: 4 }, lift: { value: 2.833 } });
   });
 
   it("takes the rules version of the period's latest evaluation, and warns when the period mixes versions", () => {
