@@ -101,7 +101,7 @@ type Verdict = { kind: 'up' | 'down' | 'unclear' | 'none'; text: string };
 
 /** What the lift's interval says: above 1, below 1, or no evidence either way. */
 function verdict(estimate: Estimate | null): Verdict {
-  if (estimate === null) return { kind: 'none', text: 'no comparison group' };
+  if (estimate === null) return { kind: 'none', text: 'no lift' };
   if (estimate.low > 1) return { kind: 'up', text: 'predicts conversion' };
   if (estimate.high < 1) return { kind: 'down', text: 'predicts non-conversion' };
   return { kind: 'unclear', text: 'not shown: interval includes 1' };
@@ -303,7 +303,7 @@ function glossary(report: BacktestReport): string {
   return `<footer>
 <h2>How to read this</h2>
 <dl>
-<dt>Lift</dt><dd>The conversion rate of those a tier qualified divided by that of the non-leads (those no tier qualified before they converted), or of those a signal fired for divided by that of those it never fired for. Above 1 it predicts conversion; when its 95% interval includes 1 the data cannot tell it from chance.</dd>
+<dt>Lift</dt><dd>The conversion rate of those a tier qualified divided by that of the non-leads (those no tier qualified before they converted), or of those a signal fired for divided by that of those it never fired for. Above 1 it predicts conversion; when its 95% interval includes 1 the data cannot tell it from chance. There is none when a group is empty or nobody in either converted.</dd>
 <dt>Precision</dt><dd>Of those qualified, the share that converted within ${esc(String(report.period.horizonDays))} days.</dd>
 <dt>Recall</dt><dd>Of all who converted, the share qualified before they did.</dd>
 <dt>95% CI</dt><dd>Wilson intervals for rates; the log-method interval for lift. Samples under 30 are flagged in the warnings.</dd>
@@ -415,7 +415,7 @@ function liftChart(id: string, title: string, desc: string, rows: LiftRow[]): st
     const label = `<text class="label" x="${left - 10}" y="${r(y + 4)}" text-anchor="end">${esc(row.label)}</text>`;
     const e = row.estimate;
     if (e === null) {
-      return `${label}<text class="na" x="${r(x(1) + 8)}" y="${r(y + 4)}">${show(row.key, null, times, 'tspan')} no comparison group</text>`;
+      return `${label}<text class="na" x="${r(x(1) + 8)}" y="${r(y + 4)}">${show(row.key, null, times, 'tspan')} no lift</text>`;
     }
     const v = verdict(e);
     const tip = `${row.label}: lift ${times(e.value)} (95% CI ${times(e.low)}–${times(e.high)}), ${v.text}`;

@@ -323,7 +323,10 @@ export function tierWarnings(tier: Pick<TierReport, 'tier' | 'qualified' | 'notQ
   const warnings: string[] = [];
   if (tier.qualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.qualified.entities} qualified entities (under ${smallSample}): too few to trust its rates.`);
   if (tier.notQualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.notQualified.entities} entities in its comparison group (under ${smallSample}): too few to trust its lift.`);
-  if (tier.lift === null) warnings.push(`Tier ${tier.tier}: no lift (${tier.qualified.entities === 0 ? 'nobody qualified' : 'nobody was left to compare with'}).`);
+  if (tier.lift === null) {
+    const why = tier.qualified.entities === 0 ? 'nobody qualified' : tier.notQualified.entities === 0 ? 'nobody was left to compare with' : 'nobody converted in either group';
+    warnings.push(`Tier ${tier.tier}: no lift (${why}).`);
+  }
   else if (tier.lift.low <= 1 && tier.lift.high >= 1) {
     warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${twoDecimalsBelow100(tier.lift.low)} to ${twoDecimalsBelow100(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
   }

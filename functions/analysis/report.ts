@@ -49,7 +49,7 @@ export interface TierReport {
   notQualified: Outcome;
   /** Qualified entities per week over the period. */
   alertsPerWeek: number;
-  /** Conversion rate of the qualified over that of the non-leads; null when either group is empty. */
+  /** Conversion rate of the qualified over that of the non-leads; null when either group is empty or neither converted. */
   lift: Estimate | null;
   /** Of those it qualified, how many converted within the horizon (= qualified.rate.value). */
   precision: number;

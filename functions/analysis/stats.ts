@@ -24,11 +24,13 @@ export function proportion(successes: number, trials: number): Estimate {
 }
 
 /**
- * Lift: the conversion rate of the qualified over that of a comparison group, with the interval of a ratio of proportions on
- * the log scale (Katz). A zero cell gets 0.5 added to every cell (Haldane), so the interval stays finite.
+ * Lift: the conversion rate of the qualified over that of a comparison group, with the interval of a ratio of
+ * proportions on the log scale (Katz). A zero cell gets 0.5 added to every cell (Haldane), so the interval stays
+ * finite. Null when a group is empty or nobody converted in either: there are no rates to compare then, and the
+ * correction alone would make up a lift (0/7 against 0/21: 2.75; 0/1 against 0/100: 50.5, its interval above 1).
  */
 export function lift(convertedIn: number, totalIn: number, convertedOut: number, totalOut: number): Estimate | null {
-  if (totalIn === 0 || totalOut === 0) return null;
+  if (totalIn === 0 || totalOut === 0 || convertedIn + convertedOut === 0) return null;
   const zeroCell = convertedIn === 0 || convertedOut === 0 || convertedIn === totalIn || convertedOut === totalOut;
   const [a, n1, c, n0] = zeroCell ? [convertedIn + 0.5, totalIn + 1, convertedOut + 0.5, totalOut + 1] : [convertedIn, totalIn, convertedOut, totalOut];
   const ratio = a / n1 / (c / n0);

@@ -12,7 +12,7 @@ export interface TopTierLift {
 /**
  * The top tier of a report: the first tier in the rules' order (`tierOrder`, the rules file's tiers) that qualified
  * leads in the period. Tiers the rules no longer name (renamed or removed since) come after, in the report's order.
- * Undefined when no tier qualified a lead, or when the top tier's lift is unknown (no non-leads to compare with):
+ * Undefined when no tier qualified a lead, or when the top tier has no lift (no non-leads, or nobody converted):
  * then there is nothing to report, and the alarm sees no data rather than a made-up value. Pure.
  */
 export function topTierLift(report: HealthReport, tierOrder: readonly string[]): TopTierLift | undefined {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildReport, formatSummary, type Conversion } from '../../functions/analysis/metrics';
+import { renderReportHtml } from '../../functions/analysis/html';
 import { mondayOf } from '../../functions/core/days';
 import { generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
 import { addDays, dayEnd } from '../../functions/core/days';
@@ -50,6 +51,14 @@ describe('statistics', () => {
     expect(zero.value).toBeCloseTo(11, 10);
     expect(Number.isFinite(zero.high)).toBe(true);
     expect(lift(1, 0, 1, 10)).toBeNull();
+  });
+
+  it('gives no lift when nobody converted in either group, and one when only one group did', () => {
+    // The correction alone would make these 2.75 (0.06 to 127) and 50.5 (1.30 to 1966).
+    expect(lift(0, 7, 0, 21)).toBeNull();
+    expect(lift(0, 1, 0, 100)).toBeNull();
+    expect(lift(3, 7, 0, 21)!.value).toBeCloseTo(3.5 / 8 / (0.5 / 22), 10);
+    expect(lift(0, 7, 3, 21)!.value).toBe(0);
   });
 });
 
@@ -418,6 +427,18 @@ tiers:
       input: { eventsRead: 100, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 },
     });
     expect(everyone.warnings).toContain('Signal b fired for 100% of users: it cannot tell them apart.');
+  });
+
+  it('shows no lift, in the JSON, the summary and the HTML, when nobody converted', () => {
+    const none = buildReport({ replay: replayResult, conversions: [], conversionsFrom: 'a test list', ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 100, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 } });
+    expect(none.tiers[0]).toMatchObject({ qualified: { entities: 5, converted: 0 }, notQualified: { entities: 2, converted: 0 }, lift: null });
+    expect(none.signals.map((signal) => signal.lift)).toEqual([null, null]);
+    expect(none.warnings).toContain('Tier top: no lift (nobody converted in either group).');
+    expect(formatSummary(none)).toMatch(/top +both +0\/5 0% \(0%-\d+%\) +0\/2 0% \(0%-\d+%\) +- /);
+    const html = renderReportHtml(none);
+    expect(html).toContain('data-metric="tier:top:lift" data-value="null"');
+    expect(html).not.toContain('data-metric="tier:top:lift:low"');
+    expect(html).toContain('<span class="verdict none">no lift</span>');
   });
 
   it('prints a summary with every tier and signal', () => {

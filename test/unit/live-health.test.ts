@@ -6,6 +6,7 @@ import { addDays, dayEnd } from '../../functions/core/days';
 import { feedbackOfReasonLine, feedbackReasonLine, type LeadFeedback } from '../../functions/core/lead-feedback';
 import type { LeadHistoryEntry, LeadState } from '../../functions/core/lead-state';
 import { loadRules } from '../../functions/core/rules/load';
+import { topTierLift } from '../../functions/health/top-tier';
 
 const dayMs = 86_400_000;
 const now = new Date('2026-06-30T00:00:00Z');
@@ -131,6 +132,14 @@ describe('rule health after go-live', () => {
     const late = buildHealthReport({ leads: [user(lead('PQL-A', 10, -5)), user(nonLead())], now, periodDays: 90 });
     expect(late.tiers[0]!.qualified.entities).toBe(0);
     expect(late.tiers[0]!.notQualified).toMatchObject({ entities: 2, converted: 1 });
+  });
+
+  it('gives no lift when neither the leads nor the non-leads converted, and the daily job reports none', () => {
+    const none = buildHealthReport({ leads: [...Array.from({ length: 7 }, () => user(lead('PQL-A', 10))), ...Array.from({ length: 21 }, () => user(nonLead()))], now, periodDays: 90 });
+    expect(none.tiers[0]).toMatchObject({ qualified: { entities: 7, converted: 0 }, notQualified: { entities: 21, converted: 0 }, lift: null });
+    expect(none.warnings).toContain('Tier PQL-A: no lift (nobody converted in either group).');
+    expect(formatHealth(none)).toMatch(/PQL-A +user +0\/7 0% \(0%-\d+%\) +0\/21 0% \(0%-\d+%\) +- /);
+    expect(topTierLift(none, ['PQL-A'])).toBeUndefined();
   });
 
   it('compares an account tier with the accounts that did not qualify, not the users', () => {
