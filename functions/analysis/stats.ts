@@ -37,7 +37,9 @@ export function lift(convertedIn: number, totalIn: number, convertedOut: number,
   const se = Math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0);
   // The plain ratio when it exists; with no converter outside, only the corrected one is finite.
   const value = convertedOut > 0 ? convertedIn / totalIn / (convertedOut / totalOut) : ratio;
-  return { value, low: ratio * Math.exp(-z95 * se), high: ratio * Math.exp(z95 * se) };
+  // Nothing rules out a lift of 0 when none of the qualified converted; the corrected ratio's bound can lie above 1.
+  const low = convertedIn === 0 ? 0 : ratio * Math.exp(-z95 * se);
+  return { value, low, high: ratio * Math.exp(z95 * se) };
 }
 
 export function f1(precision: number, recall: number): number {

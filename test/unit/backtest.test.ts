@@ -60,6 +60,15 @@ describe('statistics', () => {
     expect(lift(3, 7, 0, 21)!.value).toBeCloseTo(3.5 / 8 / (0.5 / 22), 10);
     expect(lift(0, 7, 3, 21)!.value).toBe(0);
   });
+
+  it('keeps a lift of 0 inside the interval when none of the qualified converted', () => {
+    // The corrected ratio alone gives 0/2 against 10/1000 an interval of 1.18 to 214: "predicts conversion".
+    const none = lift(0, 2, 10, 1000)!;
+    expect(none).toMatchObject({ value: 0, low: 0 });
+    expect(none.high).toBeGreaterThan(1);
+    expect(lift(0, 100, 10, 100)).toMatchObject({ value: 0, low: 0 });
+    expect(lift(0, 100, 10, 100)!.high).toBeCloseTo(0.8018, 4);
+  });
 });
 
 const plantedRules = loadRules(`

@@ -142,6 +142,14 @@ describe('rule health after go-live', () => {
     expect(topTierLift(none, ['PQL-A'])).toBeUndefined();
   });
 
+  it("gives the daily job a lower bound of 0 when none of the top tier's leads converted and non-leads did", () => {
+    const leads = [...Array.from({ length: 2 }, () => user(lead('PQL-A', 10))), ...Array.from({ length: 1000 }, (_, index) => user(nonLead(index < 10 ? 5 : undefined)))];
+    const report = buildHealthReport({ leads, now, periodDays: 90 });
+    expect(report.tiers[0]).toMatchObject({ qualified: { entities: 2, converted: 0 }, lift: { value: 0, low: 0 } });
+    expect(report.warnings).toContainEqual(expect.stringMatching(/^Tier PQL-A: its lift's 95% interval \(0\.00 to \d+\) includes 1/));
+    expect(topTierLift(report, ['PQL-A'])!.lift.low).toBe(0);
+  });
+
   it('compares an account tier with the accounts that did not qualify, not the users', () => {
     const accounts = buildHealthReport({ leads: [user(lead('ACCT', 10, 1), 'account'), user(nonLead(3), 'account'), user(nonLead(3)), user(nonLead())], now, periodDays: 90 });
     expect(accounts.tiers[0]).toMatchObject({ tier: 'ACCT', level: 'account', qualified: { entities: 1, converted: 1 }, notQualified: { entities: 1, converted: 1 } });
