@@ -103,6 +103,9 @@ describe('pql-radar health, against DynamoDB Local', () => {
     const table = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health');
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(/PQL-A +user +1\/2 50% /);
+    const weeks = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--since', '2w');
+    expect(weeks.stdout).toMatch(/^Rule health: the last 14 days \(/);
+    expect(weeks.stdout).toMatch(/PQL-A +user +1\/2 50% /);
     const elsewhere = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--workspace', 'nobody', '--json');
     expect((JSON.parse(elsewhere.stdout) as HealthReport).warnings).toEqual(['No entity was evaluated in the last 90 days.']);
   });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { integer } from '../../functions/cli/integer-option';
+import { days } from '../../functions/cli/options';
 import { findFreePort } from '../../functions/local/ports';
 import { cli, cliWithEnvironment } from '../support/cli';
 
@@ -30,11 +31,29 @@ describe('whole number options', () => {
   });
 });
 
+describe('periods in days', () => {
+  it('take days and weeks, as the backtest and the rules file do, from 1d, and name the option otherwise', () => {
+    expect(days('--since')('30d')).toBe(30);
+    expect(days('--since')('2w')).toBe(14);
+    for (const refused of ['0d', '0w', '12h', '30m', '1.5d', 'd', '']) {
+      expect(() => days('--since')(refused), refused).toThrow(new InvalidArgumentError('--since must be a number of days or weeks, at least 1, such as 30d or 2w'));
+    }
+  });
+
+  it('health --since 0d is refused before anything is read', async () => {
+    const run = await cli('health', '--since', '0d');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain("error: option '--since <duration>' argument '0d' is invalid. --since must be a number of days or weeks, at least 1");
+  });
+});
+
 describe('--help', () => {
   it.each([
     [['dev'], '--evaluate-every', '10s'],
     [['evaluate'], '--evaluate-every', '10s'],
     [['deliveries', 'list'], '--since', '14d'],
+    [['health'], '--since', '90d'],
   ])('of %j shows the default of %s as the option takes it: %s, not milliseconds', async (command, option, written) => {
     const help = await cli(...command, '--help');
     // commander wraps the descriptions: one line per option, then what follows its name.
