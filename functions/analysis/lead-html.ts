@@ -4,7 +4,7 @@ import type { ScorePoint } from '../core/lead-state';
 import { escapeHtml as esc, htmlDocument, metricHook } from './html';
 import { feedbackText, type HealthReport } from './live-health';
 import { liftText } from './metrics';
-import { percentCoarse } from './format';
+import { percentCoarse, periodText } from './format';
 import type { Outcome } from './report';
 import type { Estimate } from './stats';
 
@@ -129,7 +129,7 @@ export function renderHealthHtml(report: HealthReport): string {
   return page(
     'Rule health',
     `<h1>Rule health</h1>
-<p>The last ${report.period.days} days (${esc(report.period.from.slice(0, 10))} to ${esc(report.period.to.slice(0, 10))}): ${report.entities.user} users and ${report.entities.account} accounts evaluated. Qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now.</p>
+<p>The last ${periodText(report.period.days)} (${esc(report.period.from.slice(0, 10))} to ${esc(report.period.to.slice(0, 10))}): ${report.entities.user} users and ${report.entities.account} accounts evaluated. Qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now.</p>
 <form method="get" action="/leads/health" class="filters"><label>since <input name="since" value="${report.period.days}d" size="6"></label> <button type="submit">Show</button></form>
 ${promised}
 ${rows.length === 0 ? '<p class="empty">No entity entered a tier in the period.</p>' : table('health', 'Each tier against the non-leads of its level', ['Tier', 'Level', 'Leads converted', 'Non-leads converted', 'Lift (95% CI)', 'Alerts/week', 'Median days to convert', 'Feedback', ...promisedHeaders], rows)}

@@ -5,7 +5,7 @@ import type { EntityRef } from '../core/ports';
 import { liftText, outcome, rateText, round, roundEstimate, signalWarnings, tierWarnings } from './metrics';
 import type { BacktestReport, Outcome, SignalReport, TierReport } from './report';
 import { lift, median, type Estimate } from './stats';
-import { count, percentCoarse, textTable } from './format';
+import { count, percentCoarse, periodText, textTable } from './format';
 
 /**
  * Rule health after go-live: how the leads the deployed rules qualified in a recent period converted, against the
@@ -201,7 +201,7 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
   const signals = signalHealth(judged, periodStart, backtest);
 
   const warnings = [...tiers.flatMap(tierWarnings), ...signalWarnings(signals)];
-  if (judged.length === 0) warnings.unshift(`No entity was evaluated in the last ${periodDays} days.`);
+  if (judged.length === 0) warnings.unshift(`No entity was evaluated in the last ${periodText(periodDays)}.`);
   const versions = new Set(judged.map((entity) => entity.lead.rulesetVersion));
   if (versions.size > 1) warnings.push(`The period's entities were last evaluated by ${versions.size} rules versions: its figures mix them; a shorter --since shows the latest alone.`);
   if (rulesVersion !== null && !backtest) warnings.push(`No backtest is recorded for rules version ${rulesVersion}: \`pql-radar backtest --rules FILE --record\` puts its figures beside these.`);
@@ -287,7 +287,7 @@ export const feedbackText = (feedback: readonly FeedbackCount[]) => feedback.map
 /** The report as a plain-text table and its warnings: what `pql-radar health` prints. */
 export function formatHealth(report: HealthReport): string {
   const lines = [
-    `Rule health: the last ${report.period.days} days (${report.period.from.slice(0, 10)} to ${report.period.to.slice(0, 10)}), ${count(report.entities.user)} users and ${count(report.entities.account)} accounts evaluated`,
+    `Rule health: the last ${periodText(report.period.days)} (${report.period.from.slice(0, 10)} to ${report.period.to.slice(0, 10)}), ${count(report.entities.user)} users and ${count(report.entities.account)} accounts evaluated`,
     'qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now',
     '',
   ];

@@ -6,6 +6,7 @@ import {
   percent,
   percentCoarse,
   percentFine,
+  periodText,
   textTable,
   threeFigures,
   times,
@@ -18,6 +19,10 @@ describe('number formats', () => {
     expect([0, 999, 1000, 1234567, -1234].map(count)).toEqual(['0', '999', '1,000', '1,234,567', '-1,234']);
     expect(count(1234.5)).toBe('1,234.50');
     expect(bytes(2047.6)).toBe('2,048 B');
+  });
+
+  it('writes a period in days, hours under a day, minutes under an hour', () => {
+    expect([90, 14, 1, 1.5, 0.5, 1 / 24, 5 / 1440, 1 / 1440].map(periodText)).toEqual(['90 days', '14 days', '1 day', '1.5 days', '12 hours', '1 hour', '5 minutes', '1 minute']);
   });
 
   it('writes percentages with the decimals each reader needs', () => {

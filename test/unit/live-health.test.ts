@@ -155,6 +155,14 @@ describe('rule health after go-live', () => {
     expect(accounts.tiers[0]).toMatchObject({ tier: 'ACCT', level: 'account', qualified: { entities: 1, converted: 1 }, notQualified: { entities: 1, converted: 1 } });
   });
 
+  it('prints the period in words', () => {
+    expect(formatHealth(buildHealthReport({ leads: plantedLeads(), now, periodDays: 1 }))).toMatch(/^Rule health: the last 1 day \(2026-06-29 to 2026-06-30\)/);
+    // The lead pages take 5m: 0.00347... days.
+    const minutes = buildHealthReport({ leads: [], now, periodDays: 5 / 1440 });
+    expect(formatHealth(minutes)).toMatch(/^Rule health: the last 5 minutes \(/);
+    expect(minutes.warnings).toContain('No entity was evaluated in the last 5 minutes.');
+  });
+
   it('prints a table with each tier and the warnings', () => {
     const text = formatHealth(report);
     expect(text).toMatch(/PQL-A +user +40\/100 40% \(31%-50%\) +30\/300 10% \(7.1%-14%\) +4.00 \(2.64-6.06\)/);
