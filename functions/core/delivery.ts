@@ -84,10 +84,9 @@ export function nextStep(result: AttemptResult, context: AttemptContext, policy:
   if (result.outcome === 'delivered' || result.outcome === 'skipped') return { action: 'done' };
   const cause = result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'no answer');
   if (result.outcome === 'permanent') return { action: 'dead-letter', reason: `${cause}: the destination refused it, a retry would not change that` };
-  const delayMs =
-    result.retryAfterMs !== undefined
-      ? Math.min(result.retryAfterMs, policy.maxRetryAfterMs)
-      : Math.max(1000, backoffDelayMs(context.attempt, policy.baseDelayMs, policy.maxDelayMs, random));
+  const backoffMs = Math.max(1000, backoffDelayMs(context.attempt, policy.baseDelayMs, policy.maxDelayMs, random));
+  // Retry-After can make the wait longer, never shorter: `Retry-After: 0` (or a past date) would retry at once, again and again.
+  const delayMs = result.retryAfterMs !== undefined ? Math.max(backoffMs, Math.min(result.retryAfterMs, policy.maxRetryAfterMs)) : backoffMs;
   const deadline = context.queuedAt.getTime() + policy.retryWindowMs;
   if (context.now.getTime() + delayMs > deadline) {
     return { action: 'dead-letter', reason: `${cause} after ${context.attempt} attempt(s) over ${Math.round((context.now.getTime() - context.queuedAt.getTime()) / 60_000)} min: the retry window has passed` };

@@ -97,9 +97,13 @@ describe('nextStep', () => {
     expect(nextStep({ outcome: 'retryable', error: 'fetch failed (ECONNREFUSED)', latencyMs: 3 }, fresh(2), policy, () => 0.5)).toEqual({ action: 'retry', delayMs: 10_000 });
   });
 
-  it('waits what Retry-After asks, whatever the backoff, capped by maxRetryAfterMs', () => {
+  it('waits what Retry-After asks when it is longer than the backoff, capped by maxRetryAfterMs; never less than the backoff', () => {
     expect(nextStep(failed({ status: 429, retryAfterMs: 120_000 }), fresh(1), policy, () => 0)).toEqual({ action: 'retry', delayMs: 120_000 });
-    expect(nextStep(failed({ status: 429, retryAfterMs: 0 }), fresh(5), policy, () => 0.9)).toEqual({ action: 'retry', delayMs: 0 });
+    // Retry-After: 0 (or a date past) would retry at once, again and again: the backoff holds.
+    const backoff = nextStep(failed({ status: 429 }), fresh(5), policy, () => 0.9);
+    expect(backoff).toMatchObject({ action: 'retry', delayMs: expect.any(Number) });
+    expect(nextStep(failed({ status: 429, retryAfterMs: 0 }), fresh(5), policy, () => 0.9)).toEqual(backoff);
+    expect(nextStep(failed({ status: 429, retryAfterMs: 0 }), fresh(1), policy, () => 0)).toEqual({ action: 'retry', delayMs: 1000 });
     expect(nextStep(failed({ status: 503, retryAfterMs: 20 * hour }), fresh(1), policy)).toEqual({ action: 'retry', delayMs: policy.maxRetryAfterMs });
     expect(nextStep(failed({ status: 503, retryAfterMs: 2 * hour }), fresh(1), { ...policy, maxRetryAfterMs: 30 * minute })).toEqual({ action: 'retry', delayMs: 30 * minute });
   });
@@ -109,8 +113,8 @@ describe('nextStep', () => {
     // Five seconds left: a backoff of 40 s would end after the window.
     expect(nextStep(failed(), fresh(4, window - 5_000), policy, () => 0.5)).toMatchObject({ action: 'dead-letter', reason: expect.stringContaining('the retry window has passed') });
     // The retry would come exactly at the end of the window: still retried; a millisecond later, not.
-    expect(nextStep(failed({ retryAfterMs: 5_000 }), fresh(4, window - 5_000), policy)).toEqual({ action: 'retry', delayMs: 5_000 });
-    const late = nextStep(failed({ retryAfterMs: 5_001 }), fresh(4, window - 5_000), policy);
+    expect(nextStep(failed({ retryAfterMs: 5_000 }), fresh(4, window - 5_000), policy, () => 0)).toEqual({ action: 'retry', delayMs: 5_000 });
+    const late = nextStep(failed({ retryAfterMs: 5_001 }), fresh(4, window - 5_000), policy, () => 0);
     expect(late).toEqual({ action: 'dead-letter', reason: 'HTTP 503 after 4 attempt(s) over 1440 min: the retry window has passed' });
     // Retry-After past the window: no point waiting for it.
     expect(nextStep(failed({ status: 429, retryAfterMs: 2 * hour }), fresh(3, 23 * hour), policy)).toMatchObject({ action: 'dead-letter' });
