@@ -562,9 +562,16 @@ async function publishOutboxes(store: EvaluationStore, publisher: LeadPublisher,
 
 /** Publishes the shard's outbox (this run's transitions and whatever an earlier run could not deliver). */
 async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, shard: string, now: Date): Promise<{ published: number; unpublished: string[] }> {
-  const pending = await store.pendingLeadEvents(shard, now);
+  const pending = await store.claimLeadEvents(shard, await store.pendingLeadEvents(shard, now), now);
   if (pending.length === 0) return { published: 0, unpublished: [] };
-  const { failed } = await publisher.publish(pending);
+  let failed: string[];
+  try {
+    ({ failed } = await publisher.publish(pending));
+  } catch (error) {
+    // None went out: the next run tries them all again rather than wait for the claim to end.
+    await store.markUndelivered(shard, pending);
+    throw error;
+  }
   const failedKeys = new Set(failed);
   const delivered = pending.filter((event) => !failedKeys.has(event.detail.idempotencyKey));
   await store.markPublished(shard, delivered);

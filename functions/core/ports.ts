@@ -166,9 +166,14 @@ export interface EvaluationStore {
    * first. `now` is the run's clock: an event whose save cannot come any more is forgotten.
    */
   pendingLeadEvents(shard: string, now: Date): Promise<LeadEvent[]>;
+  /**
+   * Of the pending events, those this run may publish: until longer than a run can last, no other run gets them (runs
+   * overlap on an outbox; an e-mail would go out twice).
+   */
+  claimLeadEvents(shard: string, events: readonly LeadEvent[], now: Date): Promise<LeadEvent[]>;
   /** Removes delivered events from the outbox. */
   markPublished(shard: string, events: readonly LeadEvent[]): Promise<void>;
-  /** Keeps events whose publish failed for a later run, however long the bus is down. */
+  /** Keeps events whose publish failed for the next run, however long the bus is down. */
   markUndelivered(shard: string, events: readonly LeadEvent[]): Promise<void>;
   /** The ruleset version the shard last evaluated everyone with, and how far a re-evaluation under a new one got. */
   rulesetProgress(shard: string): Promise<RulesetProgress>;

@@ -311,6 +311,37 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect(await outboxSortKeys(dev)).toEqual([]);
   });
 
+  it('publishes a lead event once when two runs publish the same outbox at once', async () => {
+    // The first run (the stream's evaluation and a scheduled run) is held in its publish; meanwhile another run (a
+    // shard's scheduled run, or one that judged an account of that shard) publishes the same outbox.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let publishing!: () => void;
+    const inPublish = new Promise<void>((resolve) => (publishing = resolve));
+    const first = new RecordingPublisher();
+    const heldPublisher: LeadPublisher = {
+      async publish(events) {
+        publishing();
+        await held;
+        return first.publish(events);
+      },
+    };
+    const dev = await start(heldPublisher);
+    const ruleset = loadRules(rulesYaml(), 'test rules');
+    await sendBatch(dev, [track('gus', 'Data Exported', day(-1)), track('gus', 'Dashboard Created', day(-1)), track('gus', 'Dashboard Created', day(-1, day(0.1)))]);
+    const shard = dev.evaluation.shardOf({ workspace: dev.workspace, type: 'user', id: 'gus' });
+    const firstRun = dev.evaluateOnce(day(0));
+    await inPublish;
+    const second = new RecordingPublisher();
+    const secondRun = await evaluateShard(dev.evaluation, second, { shard, ruleset, now: day(0), outOfTime: () => false });
+    release();
+    await firstRun;
+    expect(summaryOf(first.published)).toEqual(['Lead Qualified: user gus none -> PQL-B']);
+    expect(second.published).toEqual([]);
+    expect(secondRun.published).toBe(0);
+    expect(await outboxSortKeys(dev)).toEqual([]);
+  });
+
   it('judges an account a run left when time ran out with its page in the next run, ahead of the changes behind it', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads, exportsYaml, { dirtyShards: 1 });

@@ -134,3 +134,36 @@ it('keeps an event whose publish failed for as long as the bus is down, whatever
   await outbox.put('0', unmarked, { statePk, revision: 2 });
   expect(await outbox.pending('0', new Date(Date.parse(at(1440))))).toEqual([undelivered]);
 });
+
+it('lets one run at a time publish an event: a claim holds it from overlapping runs until it is published, given back, or older than a run can last', async () => {
+  const { client, tableName } = await freshTable();
+  const capacity = new CapacityTally();
+  const outbox = new DynamoDbOutbox(client, tableName, capacity);
+  await putState(client, tableName, 1, [at(0)]);
+  const event = eventAt(0);
+  await outbox.put('0', event, { statePk, revision: 1 });
+  const now = new Date(Date.parse(at(1)));
+
+  const pending = await outbox.pending('0', now);
+  expect(pending).toEqual([event]);
+  const writesBefore = capacity.writeUnits;
+  expect(await outbox.claim('0', pending, now)).toEqual([event]);
+  expect(capacity.writeUnits - writesBefore).toBe(1);
+  // An overlapping run that read the outbox before the claim gets nothing; one that reads it after does not see it.
+  expect(await outbox.claim('0', pending, now)).toEqual([]);
+  expect(await outbox.pending('0', now)).toEqual([]);
+
+  // Given back (its publish failed): the next run takes it at once.
+  await outbox.markUndelivered('0', [event]);
+  expect(await outbox.claim('0', await outbox.pending('0', now), now)).toEqual([event]);
+
+  // A run that died holding the claim: the event waits until no run can still be publishing it.
+  expect(await outbox.pending('0', new Date(now.getTime() + outboxGraceMs - 1))).toEqual([]);
+  const later = new Date(now.getTime() + outboxGraceMs);
+  expect(await outbox.claim('0', await outbox.pending('0', later), later)).toEqual([event]);
+
+  // Published by the run that claimed it: nothing left to claim, and nothing brought back.
+  await outbox.markPublished('0', [event]);
+  expect(await outbox.claim('0', [event], later)).toEqual([]);
+  expect(await outboxSortKeys(client, tableName)).toEqual([]);
+});

@@ -47,6 +47,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   /** Called once per `entity()` after the rows are read and before they are returned: a place for another run to overlap. */
   afterRead: ((ref: EntityRef) => Promise<void>) | undefined;
   private readonly entities = new Map<string, Entity>();
+  /** The idempotency keys of the outbox's events claimed by a publish in flight. */
+  private readonly claimed = new Set<string>();
   private progress: RulesetProgress = {};
   /** Counts marks, so that a run can tell the marks made before it started from those made since. */
   private sequence = 0;
@@ -113,16 +115,25 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   // ---- the port ----
 
   async pendingLeadEvents(): Promise<LeadEvent[]> {
-    return structuredClone(this.outbox);
+    return structuredClone(this.outbox.filter((event) => !this.claimed.has(event.detail.idempotencyKey)));
+  }
+
+  /** A claim lasts until the event is published or marked undelivered: no run here dies holding one. */
+  async claimLeadEvents(_shard: string, events: readonly LeadEvent[]): Promise<LeadEvent[]> {
+    const claimed = events.filter((event) => !this.claimed.has(event.detail.idempotencyKey));
+    for (const event of claimed) this.claimed.add(event.detail.idempotencyKey);
+    return claimed;
   }
 
   async markPublished(_shard: string, events: readonly LeadEvent[]): Promise<void> {
     const delivered = new Set(events.map((event) => event.detail.idempotencyKey));
+    for (const key of delivered) this.claimed.delete(key);
     this.outbox.splice(0, this.outbox.length, ...this.outbox.filter((event) => !delivered.has(event.detail.idempotencyKey)));
   }
 
   /** Its state and outbox change together, so an undelivered event waits as it is; the keys are kept for assertions. */
   async markUndelivered(_shard: string, events: readonly LeadEvent[]): Promise<void> {
+    for (const event of events) this.claimed.delete(event.detail.idempotencyKey);
     this.undelivered.push(...events.map((event) => event.detail.idempotencyKey));
   }
 

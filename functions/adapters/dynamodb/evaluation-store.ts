@@ -50,6 +50,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   }
 
   pendingLeadEvents = (shard: string, now: Date) => this.outbox.pending(shard, now);
+  claimLeadEvents = (shard: string, events: readonly LeadEvent[], now: Date) => this.outbox.claim(shard, events, now);
   markPublished = (shard: string, events: readonly LeadEvent[]) => this.outbox.markPublished(shard, events);
   markUndelivered = (shard: string, events: readonly LeadEvent[]) => this.outbox.markUndelivered(shard, events);
 

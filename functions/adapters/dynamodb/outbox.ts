@@ -1,4 +1,5 @@
 import { PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { forEachConcurrently } from '../../core/concurrency';
 import type { LeadEvent } from '../../core/lead-event';
 import { evaluatorTimeoutMinutes } from '../../shared/settings';
 import { deleteAll, getAll, queryAll, type Item } from './batch-write';
@@ -22,6 +23,10 @@ export interface OutboxSave {
  * two writes). `pending` tells them apart by the entity's state; a run publishes what it finds and deletes what was
  * delivered. A save that fails its condition leaves its item to `pending` too, rather than deleting it: an overlapping
  * run evaluating at the same millisecond puts the same item, and would delete the winner's.
+ *
+ * Runs overlap on an outbox (every shard's scheduled run, a run publishing another shard's outbox for an account it
+ * judged, the stream's evaluations): each publishes only the events it `claim`s, so that two runs never publish the same
+ * event, which e-mail subscribers and SQS targets would each get twice.
  */
 export class DynamoDbOutbox {
   constructor(
@@ -37,15 +42,17 @@ export class DynamoDbOutbox {
   }
 
   /**
-   * The events whose state was saved, oldest first. An event whose save is still to come is left for a later run; one
-   * whose save can no longer come (its revision taken by another save, or older than a run can last) is deleted.
+   * The events whose state was saved, oldest first, less those another run has claimed. An event whose save is still
+   * to come is left for a later run; one whose save can no longer come (its revision taken by another save, or older
+   * than a run can last) is deleted.
    */
   async pending(shard: string, now: Date): Promise<LeadEvent[]> {
-    const items = await queryAll(
+    const claimedBefore = now.toISOString();
+    const items = (await queryAll(
       this.client,
       { TableName: this.tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: outboxPartitionKey(shard) } }, ConsistentRead: true },
       { capacity: this.capacity },
-    );
+    )).filter((item) => (item[saveAttributes.claimedUntil]?.S ?? claimedBefore) <= claimedBefore);
     const unsettled = new Set(items.filter((item) => item[saveAttributes.statePk] !== undefined && item[saveAttributes.confirmed] === undefined));
     const states = await this.statesOf([...unsettled]);
     const committed: LeadEvent[] = [];
@@ -60,13 +67,42 @@ export class DynamoDbOutbox {
     return committed;
   }
 
+  /**
+   * Claims the events for this run's publish, until longer than the run can last: those another run claimed or
+   * published meanwhile are left out. A run that dies holding a claim delays its events until the claim ends.
+   */
+  async claim(shard: string, events: readonly LeadEvent[], now: Date): Promise<LeadEvent[]> {
+    const claimed = new Set<LeadEvent>();
+    await forEachConcurrently(events, claimConcurrency, async (event) => {
+      try {
+        const { ConsumedCapacity } = await this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: outboxKey(shard, event),
+            UpdateExpression: 'SET #claimedUntil = :until',
+            ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#claimedUntil) OR #claimedUntil <= :now)',
+            ExpressionAttributeNames: { '#claimedUntil': saveAttributes.claimedUntil },
+            ExpressionAttributeValues: { ':until': { S: new Date(now.getTime() + outboxGraceMs).toISOString() }, ':now': { S: now.toISOString() } },
+            ReturnConsumedCapacity: 'TOTAL',
+          }),
+        );
+        this.capacity.add('write', ConsumedCapacity);
+        claimed.add(event);
+      } catch (error) {
+        if (!conditionFailed(error)) throw error;
+      }
+    });
+    return events.filter((event) => claimed.has(event));
+  }
+
   async markPublished(shard: string, events: readonly LeadEvent[]): Promise<void> {
     await deleteAll(this.client, this.tableName, events.map((event) => outboxKey(shard, event)), { capacity: this.capacity });
   }
 
   /**
    * Marks events whose publish failed as saved, so that they wait for as long as the bus is down whatever becomes of
-   * their entity's state meanwhile (its history keeps the last 20 transitions only). Only items still there.
+   * their entity's state meanwhile (its history keeps the last 20 transitions only), and lets go of their claim, so
+   * that the next run tries again. Only items still there.
    */
   async markUndelivered(shard: string, events: readonly LeadEvent[]): Promise<void> {
     for (const event of events) {
@@ -75,9 +111,9 @@ export class DynamoDbOutbox {
           new UpdateItemCommand({
             TableName: this.tableName,
             Key: outboxKey(shard, event),
-            UpdateExpression: 'SET #confirmed = :true',
+            UpdateExpression: 'SET #confirmed = :true REMOVE #claimedUntil',
             ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeNames: { '#confirmed': saveAttributes.confirmed },
+            ExpressionAttributeNames: { '#confirmed': saveAttributes.confirmed, '#claimedUntil': saveAttributes.claimedUntil },
             ExpressionAttributeValues: { ':true': { BOOL: true } },
             ReturnConsumedCapacity: 'TOTAL',
           }),
@@ -126,10 +162,14 @@ const outboxKey = (shard: string, event: LeadEvent): Item => ({ pk: { S: outboxP
 const eventAttributes: CompressedJsonAttributes = { text: 'event', deflated: 'eventDeflated' };
 
 /**
- * The save an item waits for, and `confirmed` once its publish failed after the save. Items without `statePk` were
- * written by earlier versions in one transaction with their state: saved.
+ * The save an item waits for, `confirmed` once its publish failed after the save, and till when a run publishing it
+ * holds it (ISO time). Items without `statePk` were written by earlier versions in one transaction with their state:
+ * saved.
  */
-const saveAttributes = { statePk: 'statePk', revision: 'revision', confirmed: 'confirmed' } as const;
+const saveAttributes = { statePk: 'statePk', revision: 'revision', confirmed: 'confirmed', claimedUntil: 'claimedUntil' } as const;
+
+/** Claims in flight at once: a run's handful of events, or a backlog after an outage of the bus. */
+const claimConcurrency = 8;
 
 /** The outbox item of a lead event, put just before the save of the state that causes it. */
 export const outboxItem = (shard: string, event: LeadEvent, save: OutboxSave): Item => ({
