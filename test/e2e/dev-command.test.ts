@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '../..');
@@ -15,13 +16,20 @@ interface Started {
   banner: string;
   /** Sends Ctrl-C and waits for the end: its exit code. */
   stop: () => Promise<number | null>;
+  /** The process started: npm, or the CLI. */
+  pid: number;
 }
 
-async function startDevCommand(dataDir: string): Promise<Started> {
-  const child = spawn(process.execPath, [join(root, 'bin/pql-radar.js'), 'dev', '--port', '0', '--dynamodb-port', '0', '--data-dir', dataDir, '--evaluate-every', '500ms'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** `npm start` itself (through the npm that runs the tests), or the CLI it runs. */
+async function startDevCommand(dataDir: string, through: 'cli' | 'npm start' = 'cli'): Promise<Started> {
+  let pid: number;
+  const options = ['--port', '0', '--dynamodb-port', '0', '--data-dir', dataDir, '--evaluate-every', '500ms'];
+  const npm = process.env['npm_execpath'];
+  const [command, args] =
+    through === 'cli' ? [process.execPath, [join(root, 'bin/pql-radar.js'), 'dev', ...options]] : npm?.endsWith('.js') ? [process.execPath, [npm, 'start', '--', ...options]] : ['npm', ['start', '--', ...options]];
+  // npm start leads a process group of its own, so that the test can end whatever a failure leaves running.
+  const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: through === 'npm start' });
+  pid = child.pid!;
   const ended = new Promise<number | null>((done) => child.once('close', (code) => done(code)));
   let output = '';
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -37,6 +45,7 @@ async function startDevCommand(dataDir: string): Promise<Started> {
     writeKey: /write key +(pqr_\S+)/.exec(banner)![1]!,
     dynamoPort: Number(/DynamoDB +http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)![1]),
     banner,
+    pid,
     stop: async () => {
       child.kill('SIGINT');
       return ended;
@@ -79,5 +88,27 @@ describe('pql-radar dev (npm start)', () => {
     expect(await (await track(second.url, first.writeKey)).json()).toEqual({ success: true });
     expect(await second.stop()).toBe(0);
     expect(await listening(second.dynamoPort)).toBe(false);
+  }, 120_000);
+
+  it('stops everything when a process manager stops npm start with SIGTERM to npm alone', async () => {
+    const started = await startDevCommand(mkdtempSync(join(tmpdir(), 'pql-radar-dev-')), 'npm start');
+    const ingestPort = Number(new URL(started.url).port);
+    expect(await listening(started.dynamoPort)).toBe(true);
+    // Not the process group, as Ctrl-C in a terminal does: the signal reaches npm only, which hands it to its script.
+    process.kill(started.pid, 'SIGTERM');
+    let left = [true, true];
+    try {
+      for (let waited = 0; waited < 30_000 && left.some(Boolean); waited += 250) {
+        await sleep(250);
+        left = await Promise.all([listening(ingestPort), listening(started.dynamoPort)]);
+      }
+    } finally {
+      try {
+        process.kill(-started.pid, 'SIGKILL');
+      } catch {
+        // The group is gone: nothing was left.
+      }
+    }
+    expect(left).toEqual([false, false]);
   }, 120_000);
 });
