@@ -1,8 +1,8 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { eventLines, eventSourceOptions, type EventSourceOptions } from './event-source';
 import { integer } from './integer-option';
+import { checkOutputFile, writeOutputFile } from './output-file';
 
 
 type BacktestOptions = EventSourceOptions & { workers: number; partitionSize: number; rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean; record?: boolean };
@@ -51,6 +51,7 @@ export function addBacktestCommand(program: Command) {
       const to = day('--to', options.to);
       if (from !== undefined && to !== undefined && from > to) throw new InvalidArgumentError(`--from ${from} is after --to ${to}`);
       const partitionBytes = options.partitionSize * 1024 ** 2;
+      if (options.report !== undefined) await checkOutputFile('--report', options.report);
 
       const { ruleset, json: rulesJson } = loadRulesFile(options.rules);
       // Without a file, conversions come from the stream, as the evaluator detects them: the rules must define them.
@@ -107,7 +108,7 @@ export function addBacktestCommand(program: Command) {
       }
       if (options.report) {
         const { renderReportHtml } = await import('../analysis/html');
-        await writeFile(options.report, renderReportHtml(report));
+        await writeOutputFile('--report', options.report, renderReportHtml(report));
         (options.json ? console.error : console.log)(`\nwrote ${options.report}`);
       }
     });

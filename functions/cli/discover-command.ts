@@ -1,11 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import type { Conversion } from '../analysis/metrics';
 import { convertsBy, describeConversion } from '../core/conversion';
 import { loadRules } from '../core/rules/load';
 import { conversionSchema, type ConversionRule } from '../core/rules/schema';
 import { consumeEvents, eventSourceOptions, type EventSourceOptions } from './event-source';
 import { integer } from './integer-option';
+import { checkOutputFile, writeOutputFile } from './output-file';
 import { ClaimSet, claimsOf, identityKey, type Identity } from '../core/identity';
 
 type DiscoverOptions = EventSourceOptions & { conversions?: string; conversionEvent?: string; conversionTrait?: string; out?: string; signupTrait: string; minUsers: number; maxSignals: number; top: number };
@@ -30,6 +30,7 @@ export function addDiscoverCommand(program: Command) {
       // Conversions first: the collector drops every event at or after its user's conversion as it reads. From the
       // stream, that takes a first pass over the events.
       const rule = conversionRuleOf(options);
+      if (options.out !== undefined) await checkOutputFile('--out', options.out);
       const conversions = rule !== undefined ? await streamConversions(program, options, rule) : await readConversions(options.conversions!);
       const conversionsFrom = rule !== undefined ? `the events (${describeConversion(rule)})` : `the file ${options.conversions}`;
       // Discover learns what users did: an account's conversion is no user's.
@@ -58,7 +59,7 @@ export function addDiscoverCommand(program: Command) {
       }
       // The file is checked as `rules check` checks it before it is written: a suggestion always loads.
       const ruleset = loadRules(yaml, options.out);
-      await writeFile(options.out, yaml);
+      await writeOutputFile('--out', options.out, yaml);
       console.log(`\nwrote ${options.out}: ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers; ` +
         `\`pql-radar rules check ${options.out}\` accepts it. Replay it with \`pql-radar backtest --rules ${options.out}${rule ? '' : ` --conversions ${options.conversions}`}\` (and your events) before it goes live.`);
     });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +149,50 @@ describe('pql-radar backtest', () => {
     expect(badStep.stderr).toContain('--step 1h: must be a duration in days or weeks');
     expect(existsSync(join(dir, 'nothing.html'))).toBe(false);
   }, 120_000);
+
+  it('refuses a --report or --out path it could not write before reading any events, naming the option, and creates no file', async () => {
+    // Events that do not exist: a command that reads them before checking its output path names them instead.
+    const events = join(dir, 'never-read.jsonl');
+    const aFile = join(dir, 'a-file.txt');
+    writeFileSync(aFile, '');
+    const unwritable: [path: string, reason: string][] = [
+      [join(dir, 'no-such-directory', 'report.html'), `the directory ${join(dir, 'no-such-directory')} does not exist`],
+      [dir, 'is a directory; give the name of a file to write'],
+      [join(aFile, 'report.html'), `${aFile} is not a directory`],
+    ];
+    for (const [path, reason] of unwritable) {
+      const backtest = await cli('backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--report', path);
+      expect(backtest.code).toBe(1);
+      expect(backtest.stderr).toBe(`pql-radar: --report ${path}: ${reason}\n`);
+      const discover = await cli('discover', '--events', events, '--conversions', 'examples/backtest/conversions.csv', '--out', path);
+      expect(discover.code).toBe(1);
+      expect(discover.stderr).toBe(`pql-radar: --out ${path}: ${reason}\n`);
+    }
+    // A good path passes the check without being created: the run that fails later leaves nothing there.
+    const report = join(dir, 'not-written.html');
+    const failed = await cli('backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--report', report);
+    expect(failed.stderr).toBe(`pql-radar: ${events}: no such file\n`);
+    expect(existsSync(report)).toBe(false);
+  }, 60_000);
+
+  // Root may write anywhere: the permission check can only be seen failing as another user.
+  it.skipIf(process.getuid?.() === 0)('refuses a --report in a directory it may not write in, or a file it may not overwrite', async () => {
+    const locked = join(dir, 'locked');
+    mkdirSync(locked);
+    const readOnly = join(dir, 'read-only.html');
+    writeFileSync(readOnly, '');
+    chmodSync(readOnly, 0o444);
+    chmodSync(locked, 0o555);
+    try {
+      const events = join(dir, 'never-read.jsonl');
+      const inLocked = await cli('backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--report', join(locked, 'report.html'));
+      expect(inLocked.stderr).toBe(`pql-radar: --report ${join(locked, 'report.html')}: no file can be created in ${locked}: permission denied\n`);
+      const overwrite = await cli('backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--report', readOnly);
+      expect(overwrite.stderr).toBe(`pql-radar: --report ${readOnly}: cannot be written: permission denied\n`);
+    } finally {
+      chmodSync(locked, 0o755);
+    }
+  }, 60_000);
 
   it('leaves no temporary files behind, whether it ends or is stopped by Ctrl-C mid-run', async () => {
     // The example's events five times over (repeats are read, spilled and counted once): a run of a few seconds.
