@@ -2,7 +2,7 @@ import { dayMs } from '../core/days';
 import { feedbackOfReasonLine, type FeedbackOutcome } from '../core/lead-feedback';
 import type { LeadState } from '../core/lead-state';
 import type { EntityRef } from '../core/ports';
-import { liftText, outcome, rateText, round, roundEstimate, signalWarnings, tierWarnings } from './metrics';
+import { liftText, outcome, rateText, signalWarnings, tierWarnings } from './metrics';
 import type { BacktestReport, Outcome, SignalReport, TierReport } from './report';
 import { lift, median, type Estimate } from './stats';
 import { count, percentCoarse, periodText, textTable } from './format';
@@ -191,9 +191,9 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
       level,
       qualified: outcome(qualified.length, converted.length),
       notQualified: outcome(nonLeads.length, nonLeadsConverted),
-      lift: roundEstimate(lift(converted.length, qualified.length, nonLeadsConverted, nonLeads.length)),
-      alertsPerWeek: round(alerts / weeks, 2),
-      medianDaysToConversion: roundedMedian(converted.map(({ entity, at }) => (Date.parse(entity.convertedAt!) - Date.parse(at)) / dayMs)),
+      lift: lift(converted.length, qualified.length, nonLeadsConverted, nonLeads.length),
+      alertsPerWeek: alerts / weeks,
+      medianDaysToConversion: median(converted.map(({ entity, at }) => (Date.parse(entity.convertedAt!) - Date.parse(at)) / dayMs)),
       feedback: feedbackCounts(judged.map((entity) => entity.lead), tier, periodStart),
       promised: backtest?.tiers.find((promised) => promised.tier === tier) ?? null,
     };
@@ -241,8 +241,8 @@ function signalHealth(judged: readonly Judged[], periodStart: string, backtest: 
         level,
         fired: outcome(fired.length, converted(fired)),
         notFired: outcome(notFired.length, converted(notFired)),
-        lift: roundEstimate(lift(converted(fired), fired.length, converted(notFired), notFired.length)),
-        fireRate: population.length === 0 ? 0 : round(fired.length / population.length),
+        lift: lift(converted(fired), fired.length, converted(notFired), notFired.length),
+        fireRate: population.length === 0 ? 0 : fired.length / population.length,
         promised: backtest?.signals.find((promised) => promised.signal === signal) ?? null,
       };
     });
@@ -275,11 +275,6 @@ function feedbackCounts(leads: readonly LeadState[], tier: string, from: string)
   }
   return [...counts.values()].sort((a, b) => b.count - a.count || a.outcome.localeCompare(b.outcome) || String(a.reason).localeCompare(String(b.reason)));
 }
-
-const roundedMedian = (values: readonly number[]) => {
-  const middle = median(values);
-  return middle === null ? null : round(middle, 1);
-};
 
 /** A tier's feedback in a few words, `disqualified not_a_fit 7, done no reason 1`; empty without any. */
 export const feedbackText = (feedback: readonly FeedbackCount[]) => feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ');

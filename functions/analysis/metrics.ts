@@ -158,7 +158,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     return {
       in: outcome(inCount, inConverted),
       out: outcome(outCount, outConverted),
-      lift: roundEstimate(lift(inConverted, inCount, outConverted, outCount)),
+      lift: lift(inConverted, inCount, outConverted, outCount),
       precision,
       recall,
       f1: f1(precision, recall),
@@ -213,12 +213,12 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       level: tier.level,
       qualified: result.in,
       notQualified: result.out,
-      alertsPerWeek: round(entriesInto(tier.name).length / weeks, 2),
+      alertsPerWeek: entriesInto(tier.name).length / weeks,
       lift: result.lift,
-      precision: round(result.precision),
-      recall: round(result.recall),
-      f1: round(result.f1),
-      medianDaysToConversion: result.medianDays === null ? null : round(result.medianDays, 1),
+      precision: result.precision,
+      recall: result.recall,
+      f1: result.f1,
+      medianDaysToConversion: result.medianDays,
     };
   });
 
@@ -241,9 +241,9 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       fired: result.in,
       notFired: result.out,
       lift: result.lift,
-      precision: round(result.precision),
-      recall: round(result.recall),
-      fireRate: population.length === 0 ? 0 : round(everFired / population.length),
+      precision: result.precision,
+      recall: result.recall,
+      fireRate: population.length === 0 ? 0 : everFired / population.length,
     });
   }
 
@@ -262,7 +262,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     });
     minScores.forEach((minScore, index) => {
       const result = results[index]!;
-      thresholds.push({ minScore, qualified: result.in.entities, precision: round(result.precision), recall: round(result.recall) });
+      thresholds.push({ minScore, qualified: result.in.entities, precision: result.precision, recall: result.recall });
     });
   }
 
@@ -352,15 +352,13 @@ export function signalWarnings(signals: readonly Pick<SignalReport, 'signal' | '
   return warnings;
 }
 
-/** A group's size, its converters and their rate with its Wilson interval. */
+/**
+ * A group's size, its converters and their rate with its Wilson interval, exact: the figures are rounded once, where
+ * they are written for people (format.ts). Rounded here too, a bound of 0.09453 became 0.0945 and then "9.4%".
+ */
 export function outcome(entities: number, converted: number): Outcome {
-  const rate = proportion(converted, entities);
-  return { entities, converted, rate: { value: round(rate.value), low: round(rate.low), high: round(rate.high) } };
+  return { entities, converted, rate: proportion(converted, entities) };
 }
-
-export const round = (value: number, digits = 4) => Math.round(value * 10 ** digits) / 10 ** digits;
-export const roundEstimate = (estimate: Estimate | null): Estimate | null =>
-  estimate === null ? null : { value: round(estimate.value, 3), low: round(estimate.low, 3), high: round(estimate.high, 3) };
 
 function weeksOf(from: string, to: string): string[] {
   const weeks: string[] = [];

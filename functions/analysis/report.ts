@@ -2,7 +2,8 @@ import type { Estimate } from './stats';
 
 /**
  * What a backtest finds: the contract between the backtest (which computes it), `--json` (which prints it) and the
- * HTML report (which renders it). Rates are fractions (0.12 = 12%); days are whole or fractional days.
+ * HTML report (which renders it). Rates are fractions (0.12 = 12%); days are whole or fractional days. Every figure
+ * is exact, as computed: the summary and the HTML round it once, where they write it (format.ts).
  */
 export interface BacktestReport {
   generatedAt: string;

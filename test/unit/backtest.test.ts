@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildReport, formatSummary, type Conversion } from '../../functions/analysis/metrics';
+import { buildReport, formatSummary, outcome, rateText, type Conversion } from '../../functions/analysis/metrics';
 import { renderReportHtml } from '../../functions/analysis/html';
 import { mondayOf } from '../../functions/core/days';
 import { generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
@@ -404,7 +404,7 @@ tiers:
     expect(top.lift!.value).toBeCloseTo(1 / 3 / (2 / 3), 3);
     expect(top.alertsPerWeek).toBeCloseTo(5 / 2, 2);
     expect(report.missedConverters.map((missed) => missed.id)).toEqual(['u3', 'u4']);
-    expect(report.signals.find((signal) => signal.signal === 'a')).toMatchObject({ fired: { entities: 3, converted: 1 }, fireRate: 0.6667 });
+    expect(report.signals.find((signal) => signal.signal === 'a')).toMatchObject({ fired: { entities: 3, converted: 1 }, fireRate: 2 / 3 });
     expect(report.input).toEqual({ eventsRead: 100, linesSkipped: 2, entities: { user: 7, account: 0 }, mergedIdentifiers: 3, anonymousLeftOut: 4, conversions: 7, conversionsFrom: 'a test list' });
     expect(formatSummary(report)).toContain('Identities: 3 identifiers merged into their users; 4 anonymous visitors nobody claimed left out');
     expect(report.weekly).toEqual([
@@ -448,6 +448,20 @@ tiers:
     expect(html).toContain('data-metric="tier:top:lift" data-value="null"');
     expect(html).not.toContain('data-metric="tier:top:lift:low"');
     expect(html).toContain('<span class="verdict none">no lift</span>');
+  });
+
+  it('rounds a figure once, where it is written: the JSON keeps it exact', () => {
+    // A Wilson lower bound of 9.4512%: rounded to 0.0945 in the report first, it was written 9.4%.
+    const group = outcome(235, 31);
+    expect(group.rate).toEqual(proportion(31, 235));
+    expect(group.rate.low).toBeCloseTo(0.094512, 6);
+    expect(rateText(group)).toBe('31/235 13% (9.5%-18%)');
+    const html = renderReportHtml({ ...report, tiers: [{ ...report.tiers[0]!, qualified: group }] });
+    expect(html).toContain(`<span data-metric="tier:top:qualified:rate:low" data-value="${group.rate.low}">9.5%</span>`);
+    // The report's figures are the statistics' own, to the last digit.
+    const top = report.tiers[0]!;
+    expect(top.lift).toEqual(lift(top.qualified.converted, top.qualified.entities, top.notQualified.converted, top.notQualified.entities));
+    expect(top.precision).toBe(1 / 3);
   });
 
   it('prints a summary with every tier and signal', () => {
