@@ -25,21 +25,27 @@ export function proportion(successes: number, trials: number): Estimate {
 
 /**
  * Lift: the conversion rate of the qualified over that of a comparison group, with the interval of a ratio of
- * proportions on the log scale (Katz). A zero cell gets 0.5 added to every cell (Haldane), so the interval stays
- * finite. Null when a group is empty or nobody converted in either: there are no rates to compare then, and the
- * correction alone would make up a lift (0/7 against 0/21: 2.75; 0/1 against 0/100: 50.5, its interval above 1).
+ * proportions on the log scale (Katz). Null when a group is empty or nobody converted in either: there are no rates to
+ * compare then, and a correction alone would make up a lift (0/7 against 0/21: 2.75; 0/1 against 0/100: 50.5).
  */
 export function lift(convertedIn: number, totalIn: number, convertedOut: number, totalOut: number): Estimate | null {
   if (totalIn === 0 || totalOut === 0 || convertedIn + convertedOut === 0) return null;
+  // An empty cell makes the log-scale variance infinite or nil: 0.5 added to every cell (Haldane) keeps it finite.
   const zeroCell = convertedIn === 0 || convertedOut === 0 || convertedIn === totalIn || convertedOut === totalOut;
   const [a, n1, c, n0] = zeroCell ? [convertedIn + 0.5, totalIn + 1, convertedOut + 0.5, totalOut + 1] : [convertedIn, totalIn, convertedOut, totalOut];
-  const ratio = a / n1 / (c / n0);
-  const se = Math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0);
-  // The plain ratio when it exists; with no converter outside, only the corrected one is finite.
-  const value = convertedOut > 0 ? convertedIn / totalIn / (convertedOut / totalOut) : ratio;
-  // Nothing rules out a lift of 0 when none of the qualified converted; the corrected ratio's bound can lie above 1.
-  const low = convertedIn === 0 ? 0 : ratio * Math.exp(-z95 * se);
-  return { value, low, high: ratio * Math.exp(z95 * se) };
+  const corrected = a / n1 / (c / n0);
+  const half = z95 * Math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n0);
+  // Katz's interval is the estimate times exp(±z·se): it is centred here on the very estimate shown, so the estimate
+  // always lies within it (at its middle on the log scale). That estimate is the plain ratio of the two rates the report
+  // shows beside it; the correction only gives the spread, and the estimate itself only when nobody outside converted
+  // (the plain ratio is infinite then). Centred on the corrected ratio while the plain one was shown, the estimate and
+  // its interval came from two different tables. The corrected ratio is no estimate to show where the plain one
+  // exists: with few qualified it is far off (0/2 against 10/1000 makes it 15.9, "predicts conversion").
+  const value = convertedOut > 0 ? convertedIn / totalIn / (convertedOut / totalOut) : corrected;
+  // None of the qualified converted: the lift is 0, which no interval on the log scale can hold; as a Wilson interval
+  // for no successes starts at 0, so does this one, up to the corrected ratio's upper bound.
+  if (convertedIn === 0) return { value: 0, low: 0, high: corrected * Math.exp(half) };
+  return { value, low: value * Math.exp(-half), high: value * Math.exp(half) };
 }
 
 export function f1(precision: number, recall: number): number {

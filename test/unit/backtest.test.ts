@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { buildReport, formatSummary, outcome, rateText, type Conversion } from '../../functions/analysis/metrics';
 import { renderReportHtml } from '../../functions/analysis/html';
@@ -59,6 +60,27 @@ describe('statistics', () => {
     expect(lift(0, 1, 0, 100)).toBeNull();
     expect(lift(3, 7, 0, 21)!.value).toBeCloseTo(3.5 / 8 / (0.5 / 22), 10);
     expect(lift(0, 7, 3, 21)!.value).toBe(0);
+  });
+
+  it('centres the interval on the lift it shows, so the lift always lies within it', () => {
+    // All 30 qualified converted (a zero cell): the interval was the corrected ratio's, 9.80 times exp(±z·se), around
+    // the plain lift of 10.
+    const all = lift(30, 30, 100, 1000)!;
+    expect(all.value).toBeCloseTo(10, 12);
+    expect(Math.sqrt(all.low * all.high)).toBeCloseTo(all.value, 10);
+    const group = fc.integer({ min: 1, max: 5_000 }).chain((total) => fc.tuple(fc.oneof(fc.constant(0), fc.constant(total), fc.integer({ min: 0, max: total })), fc.constant(total)));
+    fc.assert(
+      fc.property(group, group, ([convertedIn, totalIn], [convertedOut, totalOut]) => {
+        const estimate = lift(convertedIn, totalIn, convertedOut, totalOut);
+        if (estimate === null) return convertedIn + convertedOut === 0;
+        const { value, low, high } = estimate;
+        const within = low <= value && value <= high && Number.isFinite(high);
+        // On the log scale the lift is the interval's middle, whenever it is above 0.
+        const centred = convertedIn === 0 ? value === 0 && low === 0 : Math.abs(Math.log(value) - (Math.log(low) + Math.log(high)) / 2) < 1e-9;
+        return within && centred;
+      }),
+      { numRuns: 2_000 },
+    );
   });
 
   it('keeps a lift of 0 inside the interval when none of the qualified converted', () => {
