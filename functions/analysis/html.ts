@@ -1,6 +1,7 @@
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import type { Estimate } from './stats';
 import { count, days, decimals, percentFine, score, times, type Format } from './format';
+import { noLiftReason } from './metrics';
 
 /**
  * The backtest's `--report`: one self-contained HTML file that opens without a network (inline CSS, inline SVG
@@ -99,16 +100,16 @@ function showWithInterval(key: string, estimate: Estimate | null, format: Format
 
 type Verdict = { kind: 'up' | 'down' | 'unclear' | 'none'; text: string };
 
-/** What the lift's interval says: above 1, below 1, or no evidence either way. */
-function verdict(estimate: Estimate | null): Verdict {
-  if (estimate === null) return { kind: 'none', text: 'no lift' };
+/** What the lift's interval says: above 1, below 1, or no evidence either way; without a lift, why (noLiftReason). */
+function verdict(estimate: Estimate | null, noLift: string): Verdict {
+  if (estimate === null) return { kind: 'none', text: `no lift (${noLift})` };
   if (estimate.low > 1) return { kind: 'up', text: 'predicts conversion' };
   if (estimate.high < 1) return { kind: 'down', text: 'predicts non-conversion' };
   return { kind: 'unclear', text: 'not shown: interval includes 1' };
 }
 
-function verdictBadge(estimate: Estimate | null): string {
-  const v = verdict(estimate);
+function verdictBadge(estimate: Estimate | null, noLift: string): string {
+  const v = verdict(estimate, noLift);
   return `<span class="verdict ${v.kind}">${esc(v.text)}</span>`;
 }
 
@@ -162,10 +163,10 @@ function outcomeCells(key: string, outcome: Outcome): string {
 /** The header cells over outcomeCells. */
 const outcomeHeaders = '<th scope="col">Entities</th><th scope="col">Converted</th><th scope="col">Conversion rate (95% CI)</th>';
 
-/** A tier's or a signal's lift with its verdict, precision and recall. */
-function liftCells(key: string, figures: Pick<TierReport, 'lift' | 'precision' | 'recall'>): string {
+/** A tier's or a signal's lift with its verdict, precision and recall; `noLift` says why it has none. */
+function liftCells(key: string, figures: Pick<TierReport, 'lift' | 'precision' | 'recall'>, noLift: string): string {
   return (
-    `<td class="num">${showWithInterval(`${key}:lift`, figures.lift, times)}<div>${verdictBadge(figures.lift)}</div></td>\n` +
+    `<td class="num">${showWithInterval(`${key}:lift`, figures.lift, times)}<div>${verdictBadge(figures.lift, noLift)}</div></td>\n` +
     `<td class="num">${show(`${key}:precision`, figures.precision, percentFine)}</td>\n` +
     `<td class="num">${show(`${key}:recall`, figures.recall, percentFine)}</td>`
   );
@@ -174,13 +175,14 @@ function liftCells(key: string, figures: Pick<TierReport, 'lift' | 'precision' |
 function tiersSection(report: BacktestReport): string {
   const { tiers } = report;
   if (tiers.length === 0) return section('tiers', 'Tiers', '<p class="empty">The rules have no tiers.</p>');
+  const noLift = (t: TierReport) => noLiftReason('tier', t.qualified, t.notQualified);
   const rows = tiers.map((t) => {
     const k = `tier:${t.tier}`;
     return `<tr>
 <th scope="row">${esc(t.tier)}<span class="meta">route ${esc(t.route)} · ${esc(t.level)}</span></th>
 ${outcomeCells(`${k}:qualified`, t.qualified)}
 ${outcomeCells(`${k}:notQualified`, t.notQualified)}
-${liftCells(k, t)}
+${liftCells(k, t, noLift(t))}
 <td class="num">${show(`${k}:f1`, t.f1, decimals(3))}</td>
 <td class="num">${show(`${k}:alertsPerWeek`, t.alertsPerWeek, decimals(1))}</td>
 <td class="num">${show(`${k}:medianDaysToConversion`, t.medianDaysToConversion, days)}</td>
@@ -204,7 +206,7 @@ ${outcomeHeaders}</tr>
     'chart-tier-lift',
     'Lift per tier, with 95% intervals',
     'For each tier, the conversion rate of the entities it qualified divided by that of the non-leads: a dot at the lift, a whisker across its 95% interval, on a log scale, with a dashed reference line at 1 (no better than the non-leads).',
-    tiers.map((t) => ({ label: t.tier, key: `tier:${t.tier}:lift`, estimate: t.lift })),
+    tiers.map((t) => ({ label: t.tier, key: `tier:${t.tier}:lift`, estimate: t.lift, noLift: noLift(t) })),
   );
   return section('tiers', 'Tiers', `${table}\n<h3>Lift per tier</h3>\n${chart}`);
 }
@@ -246,6 +248,7 @@ function weeklySection(report: BacktestReport): string {
 
 function signalsSection(signals: SignalReport[]): string {
   if (signals.length === 0) return section('signals', 'Signals', '<p class="empty">The rules have no signals.</p>');
+  const noLift = (s: SignalReport) => noLiftReason('signal', s.fired, s.notFired);
   const rows = signals.map((s) => {
     const k = `signal:${s.signal}`;
     return `<tr>
@@ -253,7 +256,7 @@ function signalsSection(signals: SignalReport[]): string {
 ${outcomeCells(`${k}:fired`, s.fired)}
 <td class="num">${show(`${k}:fireRate`, s.fireRate, percentFine)}</td>
 ${outcomeCells(`${k}:notFired`, s.notFired)}
-${liftCells(k, s)}
+${liftCells(k, s, noLift(s))}
 </tr>`;
   });
   const table = dataTable(
@@ -273,7 +276,7 @@ ${outcomeHeaders}</tr>
     'chart-signal-lift',
     'Lift per signal, with 95% intervals',
     'For each signal, the conversion rate of the entities it fired for divided by that of those it never fired for, with its 95% interval, on a log scale, with a dashed reference line at 1.',
-    signals.map((s) => ({ label: s.signal, key: `signal:${s.signal}:lift`, estimate: s.lift })),
+    signals.map((s) => ({ label: s.signal, key: `signal:${s.signal}:lift`, estimate: s.lift, noLift: noLift(s) })),
   );
   return section('signals', 'Signals', `${table}\n<h3>Lift per signal</h3>\n${chart}`);
 }
@@ -377,6 +380,8 @@ interface LiftRow {
   label: string;
   key: string;
   estimate: Estimate | null;
+  /** Why there is no lift, when there is none. */
+  noLift: string;
 }
 
 /** Dot-and-whisker chart of lifts on a log-2 scale, with the reference line at 1. */
@@ -415,9 +420,9 @@ function liftChart(id: string, title: string, desc: string, rows: LiftRow[]): st
     const label = `<text class="label" x="${left - 10}" y="${r(y + 4)}" text-anchor="end">${esc(row.label)}</text>`;
     const e = row.estimate;
     if (e === null) {
-      return `${label}<text class="na" x="${r(x(1) + 8)}" y="${r(y + 4)}">${show(row.key, null, times, 'tspan')} no lift</text>`;
+      return `${label}<text class="na" x="${r(x(1) + 8)}" y="${r(y + 4)}">${show(row.key, null, times, 'tspan')} no lift (${esc(row.noLift)})</text>`;
     }
-    const v = verdict(e);
+    const v = verdict(e, row.noLift);
     const tip = `${row.label}: lift ${times(e.value)} (95% CI ${times(e.low)}–${times(e.high)}), ${v.text}`;
     const cap = (key: string, value: number) =>
       `<line class="cap ${v.kind}" x1="${r(x(value))}" x2="${r(x(value))}" y1="${r(y - 7)}" y2="${r(y + 7)}" ${metricHook(key, value)}><title>${esc(tip)}</title></line>`;

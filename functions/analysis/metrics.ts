@@ -323,14 +323,21 @@ export function tierWarnings(tier: Pick<TierReport, 'tier' | 'qualified' | 'notQ
   const warnings: string[] = [];
   if (tier.qualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.qualified.entities} qualified entities (under ${smallSample}): too few to trust its rates.`);
   if (tier.notQualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.notQualified.entities} entities in its comparison group (under ${smallSample}): too few to trust its lift.`);
-  if (tier.lift === null) {
-    const why = tier.qualified.entities === 0 ? 'nobody qualified' : tier.notQualified.entities === 0 ? 'nobody was left to compare with' : 'nobody converted in either group';
-    warnings.push(`Tier ${tier.tier}: no lift (${why}).`);
-  }
+  if (tier.lift === null) warnings.push(`Tier ${tier.tier}: no lift (${noLiftReason('tier', tier.qualified, tier.notQualified)}).`);
   else if (tier.lift.low <= 1 && tier.lift.high >= 1) {
     warnings.push(`Tier ${tier.tier}: its lift's 95% interval (${twoDecimalsBelow100(tier.lift.low)} to ${twoDecimalsBelow100(tier.lift.high)}) includes 1: it does not predict conversion better than chance on this data.`);
   }
   return warnings;
+}
+
+/**
+ * Why a tier or a signal has no lift: which of its groups is empty (the qualified or those it fired for, or the one it
+ * is compared with), or that nobody in either converted.
+ */
+export function noLiftReason(kind: 'tier' | 'signal', inside: Outcome, outside: Outcome): string {
+  if (inside.entities === 0) return kind === 'tier' ? 'nobody qualified' : 'never fired';
+  if (outside.entities === 0) return kind === 'tier' ? 'nobody was left to compare with' : 'fired for everyone';
+  return 'nobody converted in either group';
 }
 
 /** What a reader must know before trusting the signals' figures (the backtest's and rule health's alike). */

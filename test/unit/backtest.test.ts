@@ -469,7 +469,19 @@ tiers:
     const html = renderReportHtml(none);
     expect(html).toContain('data-metric="tier:top:lift" data-value="null"');
     expect(html).not.toContain('data-metric="tier:top:lift:low"');
-    expect(html).toContain('<span class="verdict none">no lift</span>');
+    expect(html).toContain('<span class="verdict none">no lift (nobody converted in either group)</span>');
+  });
+
+  it('says in the HTML why there is no lift: which group is empty (a signal that never fired), or that nobody converted', () => {
+    const html = renderReportHtml(report);
+    const signalB = report.signals.find((signal) => signal.signal === 'b')!;
+    expect(signalB).toMatchObject({ fired: { entities: 0 }, lift: null });
+    expect(signalB.notFired.entities).toBeGreaterThan(0);
+    const row = html.split('<tr>').find((cells) => cells.includes('<code>b</code>'))!;
+    expect(row).toContain('<span class="verdict none">no lift (never fired)</span>');
+    expect(html).toMatch(/<text class="na"[^>]*><tspan data-metric="signal:b:lift" data-value="null">—<\/tspan> no lift \(never fired\)<\/text>/);
+    const nobodyQualified = renderReportHtml({ ...report, tiers: [{ ...report.tiers[0]!, qualified: outcome(0, 0), lift: null }] });
+    expect(nobodyQualified).toContain('<span class="verdict none">no lift (nobody qualified)</span>');
   });
 
   it('rounds a figure once, where it is written: the JSON keeps it exact', () => {
