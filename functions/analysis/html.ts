@@ -1,7 +1,7 @@
 import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from './report';
 import type { Estimate } from './stats';
 import { count, days, decimals, percentFine, score, times, type Format } from './format';
-import { noLiftReason } from './metrics';
+import { noLiftReason, shortLastStep } from './metrics';
 
 /**
  * The backtest's `--report`: one self-contained HTML file that opens without a network (inline CSS, inline SVG
@@ -120,12 +120,13 @@ function header(report: BacktestReport): string {
   const { rules, period, input } = report;
   const fact = (label: string, value: string) => `<div><dt>${esc(label)}</dt><dd>${value}</dd></div>`;
   const dayWord = (key: string, n: number) => `${show(key, n, count)} ${n === 1 ? 'day' : 'days'}`;
+  const lastStep = shortLastStep(period);
   return `<header>
 <h1>PQL backtest of <code>${esc(rules.source)}</code></h1>
 <p class="sub">Rules version <code>${esc(rules.version)}</code> · generated ${esc(report.generatedAt)}</p>
 <dl class="facts">
 ${fact('Period', `${esc(period.from)} → ${esc(period.to)}`)}
-${fact('Step', dayWord('period:stepDays', period.stepDays))}
+${fact('Step', `${dayWord('period:stepDays', period.stepDays)}${lastStep === null ? '' : esc(` (the last ${lastStep} ${lastStep === 1 ? 'day' : 'days'})`)}`)}
 ${fact('Conversion horizon', dayWord('period:horizonDays', period.horizonDays))}
 ${fact('Events read', show('input:eventsRead', input.eventsRead, count))}
 ${fact('Lines skipped', show('input:linesSkipped', input.linesSkipped, count))}

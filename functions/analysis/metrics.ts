@@ -378,12 +378,22 @@ export const rateText = (o: Outcome) => `${o.converted}/${o.entities} ${withInte
 /** A lift and its interval in the summaries' style: `4.00 (2.10-7.60)`; `-` when there is none. */
 export const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));
 
+/** The days of the period's last step when it is shorter than the others (the period is no whole number of steps: see replay). */
+export function shortLastStep(period: BacktestReport['period']): number | null {
+  const rest = ((Date.parse(period.to) - Date.parse(period.from)) / dayMs) % period.stepDays;
+  return rest === 0 ? null : rest;
+}
+
 /** The report as a few plain-text tables: what `pql-radar backtest` prints. */
 export function formatSummary(report: BacktestReport): string {
   const lines: string[] = [];
   const { period, input } = report;
   lines.push(`Backtest of ${report.rules.source} (version ${report.rules.version})`);
-  lines.push(`Period ${period.from} to ${period.to}, a step every ${period.stepDays} day${period.stepDays === 1 ? '' : 's'}, conversions counted within ${period.horizonDays} days of qualifying`);
+  const shortStep = shortLastStep(period);
+  lines.push(
+    `Period ${period.from} to ${period.to}, a step every ${period.stepDays} day${period.stepDays === 1 ? '' : 's'}` +
+      `${shortStep === null ? '' : ` (the last, on ${period.to}, after ${shortStep} day${shortStep === 1 ? '' : 's'})`}, conversions counted within ${period.horizonDays} days of qualifying`,
+  );
   lines.push(
     `Input: ${count(input.eventsRead)} events${input.linesSkipped > 0 ? ` (${input.linesSkipped} bad lines skipped)` : ''}, ` +
       `${count(input.entities.user)} users, ${count(input.entities.account)} accounts, ${count(input.conversions)} conversions from ${input.conversionsFrom}`,

@@ -20,7 +20,7 @@ import { hash52, HashSet52 } from './seen-set';
  * each user's first message, the traits of identify and group calls with the time each was set, and memberships with
  * the time each began. Memory grows with users x active days, not with events.
  *
- * Replaying (`replay`): a step is the END of a UTC day (23:59:59.999Z), every `stepDays` days from `from` to `to`.
+ * Replaying (`replay`): a step is the END of a UTC day (23:59:59.999Z), every `stepDays` days from `from`, and `to`.
  * At a step only what happened at or before it counts: the rollups of that day and earlier, the traits set at or
  * before it, the memberships begun at or before it. Later days, traits and members are simply not looked at, so no
  * future data can reach a decision (test/unit/backtest.test.ts replays with and without the future and compares).
@@ -400,9 +400,9 @@ const noAccountTraits: Record<string, unknown>[] = [];
 export interface ReplayOptions {
   /** First step's day, YYYY-MM-DD (UTC). */
   from: string;
-  /** Last step's day at the latest, YYYY-MM-DD (UTC). */
+  /** Last step's day, YYYY-MM-DD (UTC). */
   to: string;
-  /** Days between steps. @default 1 */
+  /** Days between steps (the last may be shorter: it falls on `to`). @default 1 */
   stepDays?: number;
   /** Called after each step, e.g. for progress. */
   onStep?: (index: number, steps: number) => void;
@@ -513,6 +513,10 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   if (options.from > options.to) throw new Error(`from (${options.from}) is after to (${options.to})`);
   const steps: string[] = [];
   for (let day = options.from; day <= options.to; day = addDays(day, stepDays)) steps.push(day);
+  // A period that is no whole number of steps ends with a shorter one, on `to`: cut at the last whole step, its last
+  // days' events and qualifications were left out unsaid, by 0 to stepDays - 1 days depending on the period's length,
+  // so two periods of the same steps were not judged alike.
+  if (steps.at(-1) !== options.to) steps.push(options.to);
   const lastStep = ruleset.calendar.endOf(steps.at(-1)!);
 
   const { users: records, accountTraits } = history instanceof EventHistory ? history.finish() : history;

@@ -339,6 +339,20 @@ policy: { cooldown: 3d }
     expect(() => replay(history, { from: '2025-03-05', to: '2025-03-01' })).toThrow('is after');
   });
 
+  it('ends a period that is no whole number of steps with a shorter step on its last day, whose days are judged too', () => {
+    const messages = [track('di', 'Data Exported', '2025-03-01T09:00:00Z', 'a'), track('ed', 'Data Exported', '2025-03-11T09:00:00Z', 'b')];
+    // Twelve days in steps of a week: 03-01, 03-08, and 03-12 for the last four days (03-09 to 03-12).
+    const result = replay(historyOf(messages, rules), { from: '2025-03-01', to: '2025-03-12', stepDays: 7 });
+    expect(result.steps).toEqual(['2025-03-01', '2025-03-08', '2025-03-12'].map(dayEnd));
+    expect(result.entities.find((entity) => entity.id === 'ed')!.transitions).toEqual([{ at: dayEnd('2025-03-12'), from: null, to: 'lead' }]);
+    const report = buildReport({ replay: result, conversions: [], conversionsFrom: 'none', ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 2, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 } });
+    expect(report.period).toEqual({ from: '2025-03-01', to: '2025-03-12', stepDays: 7, horizonDays: 30 });
+    expect(report.tiers[0]!.qualified.entities).toBe(2);
+    expect(formatSummary(report)).toContain('Period 2025-03-01 to 2025-03-12, a step every 7 days (the last, on 2025-03-12, after 4 days), ');
+    expect(renderReportHtml(report)).toContain('<span data-metric="period:stepDays" data-value="7">7</span> days (the last 4 days)</dd>');
+    expect(formatSummary({ ...report, period: { ...report.period, to: '2025-03-15' } })).toContain('a step every 7 days, conversions');
+  });
+
   it("gives an aliased user's events to its new user, but not its traits or accounts, as ingest and the evaluator keep them", () => {
     const merged = loadRules(`
 version: 1
