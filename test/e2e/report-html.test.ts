@@ -119,6 +119,15 @@ describe('the backtest HTML report', () => {
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
   });
 
+  it('is shown a report a backtest could write: the tiers of a level compared with one group, its non-leads', () => {
+    for (const level of ['user', 'account'] as const) {
+      const tiers = json.tiers.filter((tier) => tier.level === level);
+      expect(new Set(tiers.map((tier) => JSON.stringify(tier.notQualified))).size, level).toBe(1);
+      const leads = tiers.reduce((sum, tier) => sum + tier.qualified.entities, 0);
+      expect(tiers[0]!.notQualified.entities + leads, level).toBe(json.input.entities[level]);
+    }
+  });
+
   it('renders in headless Chromium, offline and silent, with every JSON figure on the page', async () => {
     const { page, watch } = await openWatched();
     const url = pathToFileURL(htmlPath).href;

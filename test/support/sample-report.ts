@@ -1,5 +1,6 @@
-import type { BacktestReport, Outcome, SignalReport, ThresholdPoint, TierReport } from '../../functions/analysis/report';
-import { f1, lift, proportion } from '../../functions/analysis/stats';
+import { outcome } from '../../functions/analysis/metrics';
+import type { BacktestReport, SignalReport, ThresholdPoint, TierReport } from '../../functions/analysis/report';
+import { f1, lift } from '../../functions/analysis/stats';
 
 /**
  * A realistic BacktestReport, as the backtest would write it for examples/activation.rules.yaml over eight weeks:
@@ -18,33 +19,47 @@ const users = 4_812;
 const accounts = 1_133;
 const userConverters = 287;
 const accountConverters = 64;
+const judgedOf = (level: 'user' | 'account') => (level === 'user' ? { judged: users, converters: userConverters } : { judged: accounts, converters: accountConverters });
 
-function outcome(converted: number, entities: number): Outcome {
-  return { entities, converted, rate: proportion(converted, entities) };
+interface TierCounts {
+  name: string;
+  route: string;
+  level: 'user' | 'account';
+  qualified: number;
+  converted: number;
+  medianDaysToConversion: number | null;
 }
 
-function tier(
-  name: string,
-  route: string,
-  level: TierReport['level'],
-  judged: number,
-  converters: number,
-  qualified: number,
-  converted: number,
-  medianDaysToConversion: number | null,
-): TierReport {
-  const inside = outcome(converted, qualified);
-  const rest = outcome(converters - converted, judged - qualified);
+const tierCounts: TierCounts[] = [
+  { name: 'PQL-A', route: 'sales', level: 'user', qualified: 142, converted: 41, medianDaysToConversion: 6.25 },
+  { name: 'PQL-B', route: 'nurture', level: 'user', qualified: 611, converted: 88, medianDaysToConversion: 13.5 },
+  { name: 'Expansion', route: 'csm', level: 'account', qualified: 23, converted: 3, medianDaysToConversion: 27 },
+];
+
+/**
+ * A tier's comparison group, as the backtest's: the non-leads, its level's entities that no tier qualified (here no
+ * entity entered two tiers), so the user tiers share one group, without each other's leads.
+ */
+function nonLeads(level: 'user' | 'account') {
+  const leads = tierCounts.filter((counts) => counts.level === level);
+  const { judged, converters } = judgedOf(level);
+  const sum = (field: 'qualified' | 'converted') => leads.reduce((total, counts) => total + counts[field], 0);
+  return outcome(judged - sum('qualified'), converters - sum('converted'));
+}
+
+function tier({ name, route, level, qualified, converted, medianDaysToConversion }: TierCounts): TierReport {
+  const inside = outcome(qualified, converted);
+  const baseline = nonLeads(level);
   const precision = inside.rate.value;
-  const recall = converted / converters;
+  const recall = converted / judgedOf(level).converters;
   return {
     tier: name,
     route,
     level,
     qualified: inside,
-    notQualified: rest,
+    notQualified: baseline,
     alertsPerWeek: qualified / periodWeeks,
-    lift: lift(inside.converted, inside.entities, rest.converted, rest.entities),
+    lift: lift(inside.converted, inside.entities, baseline.converted, baseline.entities),
     precision,
     recall,
     f1: f1(precision, recall),
@@ -53,9 +68,9 @@ function tier(
 }
 
 function signal(name: string, level: SignalReport['level'], fired: number, converted: number): SignalReport {
-  const [judged, converters] = level === 'user' ? [users, userConverters] : [accounts, accountConverters];
-  const yes = outcome(converted, fired);
-  const no = outcome(converters - converted, judged - fired);
+  const { judged, converters } = judgedOf(level);
+  const yes = outcome(fired, converted);
+  const no = outcome(judged - fired, converters - converted);
   return {
     signal: name,
     level,
@@ -68,11 +83,7 @@ function signal(name: string, level: SignalReport['level'], fired: number, conve
   };
 }
 
-const tiers: TierReport[] = [
-  tier('PQL-A', 'sales', 'user', users, userConverters, 142, 41, 6.25),
-  tier('PQL-B', 'nurture', 'user', users, userConverters, 611, 88, 13.5),
-  tier('Expansion', 'csm', 'account', accounts, accountConverters, 23, 3, 27),
-];
+const tiers: TierReport[] = tierCounts.map(tier);
 
 const signals: SignalReport[] = [
   signal('activated', 'user', 402, 71),
