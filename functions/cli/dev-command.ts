@@ -25,7 +25,7 @@ export function addDevCommand(program: Command) {
     const runtime = await startDev({
       ruleset,
       leads: localSinks(options),
-      destinations: localDestinations(options),
+      destinations: localDestinations(dev, options),
       evaluateEveryMs: options.evaluateEvery,
       onEvaluation: printRun,
       port: options.port,

@@ -39,12 +39,13 @@ export function addEvaluateCommand(program: Command) {
     if (options.at !== undefined && !local) throw new InvalidArgumentError('--at moves the lead state through time: use it on a local DynamoDB only');
     const at = options.at === undefined ? undefined : parseAt(options.at);
     const ruleset = readRules(options.rules);
+    // Before the table is read: a webhook that cannot be delivered to is refused at start.
+    const destinations = localDestinations(evaluate, options);
     const client = createDynamoDbClient(endpoint);
     const { shards, highest } = await shardCountOf(client, table, options.shards);
     // A deployed table's change lists are written by change capture as this runs: read only those settled.
     const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards, ...(local ? {} : { listSettleMs: deployedListSettleMs }) });
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
-    const destinations = localDestinations(options);
     if (local && destinations.length === 0) {
       // The running `npm start`'s webhooks are its own to deliver: this pass's lead events go to this command's sinks.
       const running = (await new DynamoDbDestinationRegistry(client, table).list()).filter((destination) => destination.transport === 'table').map((destination) => destination.id);

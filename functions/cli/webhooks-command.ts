@@ -3,10 +3,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { leadEventDetailSchema, type LeadEvent } from '../core/lead-event';
-import { generateWebhookSecret, parseWebhookSecrets, signWebhook, webhookHeaders } from '../core/webhook-signature';
+import { generateWebhookSecret, signWebhook, webhookHeaders } from '../core/webhook-signature';
 import { formatLeadEvent } from '../local/lead-sinks';
 import { ensurePortFree } from '../local/ports';
 import { integer } from './integer-option';
+import { webhookSecrets, webhookSecretVariable } from './lead-output';
 
 /** How far a delivery's timestamp may be from this clock, as Standard Webhooks' libraries allow. */
 const toleranceSeconds = 5 * 60;
@@ -22,13 +23,13 @@ export function addWebhooksCommand(program: Command) {
     .command('secret')
     .description('print a new signing secret (whsec_...): give it to the receiver and to --webhook-secret, or store it as the destination\'s signingSecret')
     .action(() => console.log(generateWebhookSecret()));
-  webhooks
+  const listen = webhooks
     .command('listen')
     .description('receive lead events on 127.0.0.1 (npm start --webhook http://127.0.0.1:9000/ --webhook-secret S): verify each signature and print the lead with its feedback links')
-    .requiredOption('--secret <secret>', 'the secret the sender signs with (its --webhook-secret)', process.env['PQL_RADAR_WEBHOOK_SECRET'])
+    .requiredOption('--secret <secret>', 'the secret the sender signs with (its --webhook-secret)', process.env[webhookSecretVariable])
     .option('--port <port>', 'port on 127.0.0.1', integer('--port'), 9000)
     .action(async (options: { secret: string; port: number }) => {
-      const secrets = parseWebhookSecrets(options.secret);
+      const secrets = webhookSecrets(listen, '--secret', options.secret);
       const seen = new Set<string>();
       const server = createServer(async (request, response) => {
         const chunks: Buffer[] = [];

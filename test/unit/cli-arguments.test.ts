@@ -48,6 +48,31 @@ describe('periods in days', () => {
   });
 });
 
+describe('webhook secrets', () => {
+  const refusal = 'a webhook secret must be "whsec_" followed by the base64 of at least 16 random bytes (`pql-radar webhooks secret` makes one)';
+
+  it.each([
+    ['dev', ['dev', '--port', '0']],
+    ['evaluate', ['--endpoint', 'http://127.0.0.1:9', 'evaluate', '--once']],
+  ])('a malformed --webhook-secret is refused when %s starts, naming the option and why, never repeating the secret', async (_command, args) => {
+    const run = await cli(...args, '--webhook', 'http://127.0.0.1:9/hook', '--webhook-secret', 'notasecret');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(`pql-radar: --webhook-secret: ${refusal}\n`);
+  });
+
+  it('a malformed PQL_RADAR_WEBHOOK_SECRET is refused, naming the variable, and so is a receiver\'s --secret', async () => {
+    const fromEnvironment = await cliWithEnvironment({ ...process.env, PQL_RADAR_WEBHOOK_SECRET: 'whsec_c2hvcnQ=' }, 'dev', '--port', '0', '--webhook', 'http://127.0.0.1:9/hook');
+    expect(fromEnvironment.code).toBe(1);
+    expect(fromEnvironment.stderr).toBe(`pql-radar: PQL_RADAR_WEBHOOK_SECRET (the default of --webhook-secret): ${refusal}\n`);
+
+    const listen = await cli('webhooks', 'listen', '--port', '0', '--secret', 'notasecret');
+    expect(listen.code).toBe(1);
+    expect(listen.stdout).toBe('');
+    expect(listen.stderr).toBe(`pql-radar: --secret: ${refusal}\n`);
+  });
+});
+
 describe('--help', () => {
   it.each([
     [['dev'], '--evaluate-every', '10s'],
