@@ -10,7 +10,7 @@ import { testLeadEvent, type DeliveryLogEntry } from '../core/delivery';
 import { dayMs } from '../core/days';
 import { leadEventSource } from '../core/lead-event';
 import { defaultDeliveryLogDays } from '../shared/settings';
-import { age, parsedOption, storage } from './options';
+import { age, parsedOption, printUpToLimit, storage } from './options';
 import { integer } from './integer-option';
 
 /**
@@ -67,18 +67,22 @@ export function addDeliveryCommands(program: Command) {
     .action(async (options: { lead?: string; failed?: boolean; since: number; limit: number; json?: boolean }) => {
       const { client, tableName } = storage(program);
       const until = new Date();
-      // One more than is shown: whether there are more, without reading them all.
-      const entries = await new DynamoDbDeliveryLedger(client, tableName, defaultDeliveryLogDays).list({
-        since: new Date(until.getTime() - options.since),
-        until,
-        limit: options.limit + 1,
-        ...(options.lead !== undefined ? { lead: options.lead } : {}),
-        ...(options.failed ? { failed: true } : {}),
-      });
-      for (const entry of entries.slice(0, options.limit)) console.log(options.json ? JSON.stringify(entry) : formatEntry(entry));
-      if (entries.length === 0 && !options.json) console.log('no deliveries');
-      // On stderr: the --json lines stay JSON.
-      if (entries.length > options.limit) console.error(`more attempts than the ${options.limit} shown (--limit): a higher --limit shows them; --since, --lead or --failed narrow the list`);
+      const ledger = new DynamoDbDeliveryLedger(client, tableName, defaultDeliveryLogDays);
+      const shown = await printUpToLimit(
+        (limit) =>
+          ledger.list({
+            since: new Date(until.getTime() - options.since),
+            until,
+            limit,
+            ...(options.lead !== undefined ? { lead: options.lead } : {}),
+            ...(options.failed ? { failed: true } : {}),
+          }),
+        options.limit,
+        (entry) => console.log(options.json ? JSON.stringify(entry) : formatEntry(entry)),
+        'more attempts',
+        '--since, --lead or --failed',
+      );
+      if (shown === 0 && !options.json) console.log('no deliveries');
     });
 
   const destinations = program.command('destinations').description('the destinations lead events are delivered to');

@@ -55,6 +55,18 @@ export function readRules(path: string): Ruleset {
   return loadRulesFile(path).ruleset;
 }
 
+/**
+ * Prints the newest `limit` items `read` gives, reading one more than it shows to know, without reading them all,
+ * whether `--limit` cut the list; then says so on stderr, where the --json lines stay JSON: `more` names what there
+ * are more of, `narrowing` the options that narrow the list. Returns how many it printed.
+ */
+export async function printUpToLimit<T>(read: (count: number) => Promise<T[]>, limit: number, print: (item: T) => void, more: string, narrowing?: string): Promise<number> {
+  const items = await read(limit + 1);
+  for (const item of items.slice(0, limit)) print(item);
+  if (items.length > limit) console.error(`${more} than the ${limit} shown (--limit): a higher --limit shows them${narrowing ? `; ${narrowing} narrow the list` : ''}`);
+  return Math.min(items.length, limit);
+}
+
 /** The program's global options: the table, and the DynamoDB endpoint when it is not AWS's. */
 export function tableOptions(program: Command): { table: string; endpoint?: string } {
   return program.opts<{ table: string; endpoint?: string }>();

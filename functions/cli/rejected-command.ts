@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { DynamoDbEventStore } from '../adapters/dynamodb/event-store';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
-import { storage } from './options';
+import { printUpToLimit, storage } from './options';
 import { integer } from './integer-option';
 
 /** `pql-radar rejected list`: the quarantine of messages ingest refused. */
@@ -22,11 +22,16 @@ export function addRejectedCommand(program: Command) {
       const store = new DynamoDbEventStore({ client, tableName });
       let total = 0;
       for (const workspace of workspaces) {
-        for (const rejected of await store.listRejected(workspace, options.limit)) {
-          total++;
-          if (options.json) console.log(JSON.stringify({ workspace, ...rejected }));
-          else console.log(`${rejected.receivedAt}  ${workspace}  #${rejected.index}${rejected.messageId ? ` ${rejected.messageId}` : ''}  ${rejected.path || '(message)'}: ${rejected.reason}`);
-        }
+        total += await printUpToLimit(
+          (limit) => store.listRejected(workspace, limit),
+          options.limit,
+          (rejected) => {
+            if (options.json) console.log(JSON.stringify({ workspace, ...rejected }));
+            else console.log(`${rejected.receivedAt}  ${workspace}  #${rejected.index}${rejected.messageId ? ` ${rejected.messageId}` : ''}  ${rejected.path || '(message)'}: ${rejected.reason}`);
+          },
+          // The limit is each workspace's: the workspace is named.
+          `more rejected messages in workspace ${workspace}`,
+        );
       }
       if (total === 0 && !options.json) console.log('no rejected messages');
     });
