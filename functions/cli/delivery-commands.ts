@@ -42,6 +42,13 @@ function formatEntry(entry: DeliveryLogEntry): string {
   return parts.join('  ');
 }
 
+/** Who delivers a destination's lead events, by its transport. */
+const transports: Record<DestinationRecord['transport'], string> = {
+  sqs: 'SQS/EventBridge',
+  table: 'the local runtime',
+  evaluate: '`pql-radar evaluate` given its --webhook',
+};
+
 export function addDeliveryCommands(program: Command) {
   const registry = () => {
     const { client, tableName } = storage(program);
@@ -92,7 +99,7 @@ export function addDeliveryCommands(program: Command) {
     .option('--json', 'one JSON object per line')
     .action(async (options: { json?: boolean }) => {
       const records = await registry().list();
-      for (const record of records) console.log(options.json ? JSON.stringify(record) : `${record.id}  ${record.kind}  route ${record.route}  via ${record.transport === 'table' ? 'the local runtime' : 'SQS/EventBridge'}`);
+      for (const record of records) console.log(options.json ? JSON.stringify(record) : `${record.id}  ${record.kind}  route ${record.route}  via ${transports[record.transport]}`);
       if (records.length === 0 && !options.json) console.log('no destinations recorded');
     });
 
@@ -103,7 +110,8 @@ export function addDeliveryCommands(program: Command) {
     .option('--workspace <name>', 'workspace named in the sample', 'default')
     .option('--wait <seconds>', 'how long to wait for the attempts', integer('--wait'), 30)
     .action(async (route: string, options: { workspace: string; wait: number }) => {
-      const records = (await registry().list()).filter((record) => record.route === route || record.route === '*' || route === '*');
+      // An `evaluate` webhook's queue is worked only by a later pass given it: the sample would wait there till then.
+      const records = (await registry().list()).filter((record) => record.transport !== 'evaluate' && (record.route === route || record.route === '*' || route === '*'));
       if (records.length === 0) throw new InvalidArgumentError(`no destination receives route ${route}`);
       const now = new Date();
       const event = testLeadEvent(route === '*' ? 'test' : route, options.workspace, now, randomUUID());
@@ -179,7 +187,7 @@ export function addDeliveryCommands(program: Command) {
     .action(async () => {
       const { client, tableName } = storage(program);
       for (const record of await registry().list()) {
-        if (record.transport === 'table') {
+        if (record.transport !== 'sqs') {
           const letters = await new TableDeliveryQueue(client, tableName).deadLetters(record.id);
           console.log(`${record.id}  ${letters.length} dead letter(s)`);
           for (const letter of letters) console.log(`  ${letter.deadLetteredAt}  ${letter.event.detailType} ${letter.event.detail.entity.type} ${letter.event.detail.entity.id}  key ${letter.event.detail.idempotencyKey}  ${letter.reason}`);
@@ -195,10 +203,11 @@ export function addDeliveryCommands(program: Command) {
     .description('send the destination\'s dead letters back to its delivery queue, with a fresh retry window')
     .action(async (id: string) => {
       const record = await find(id);
-      if (record.transport === 'table') {
+      if (record.transport !== 'sqs') {
         const { client, tableName } = storage(program);
         const count = await new TableDeliveryQueue(client, tableName).redrive(id, new Date());
-        console.log(`${count} dead letter(s) of ${id} queued again: the running \`pql-radar dev\` delivers them, after the lead events delivered meanwhile (a lead's events are in order by detail.evaluatedAt, not by arrival)`);
+        const deliverer = record.transport === 'table' ? 'the running `pql-radar dev` delivers them' : 'the next `pql-radar evaluate` given its --webhook delivers them';
+        console.log(`${count} dead letter(s) of ${id} queued again: ${deliverer}, after the lead events delivered meanwhile (a lead's events are in order by detail.evaluatedAt, not by arrival)`);
         return;
       }
       if (!record.queueArn || !record.deadLetterQueueArn) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { startDev } from '../local/dev';
-import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { localDestinations, localSinks, runtimeWebhookId, printRun, sinkOptions, type SinkOptions } from './lead-output';
 import { browserOrigin, defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 
@@ -25,7 +25,7 @@ export function addDevCommand(program: Command) {
     const runtime = await startDev({
       ruleset,
       leads: localSinks(options),
-      destinations: localDestinations(dev, options),
+      destinations: localDestinations(dev, options, runtimeWebhookId),
       evaluateEveryMs: options.evaluateEvery,
       onEvaluation: printRun,
       port: options.port,

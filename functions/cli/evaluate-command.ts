@@ -10,8 +10,9 @@ import { allShards, runEvaluator } from '../core/evaluate-leads';
 import { createDynamoDbClient } from '../local/dynamodb-local';
 import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from '../local/change-stream';
-import { LocalDeliveryWorker } from '../local/delivery-worker';
-import { localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { LocalDeliveryWorker, type DrainResult } from '../local/delivery-worker';
+import type { LeadDestination } from '../core/delivery';
+import { evaluateWebhookId, localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 import { deployedListSettleMs } from '../shared/settings';
@@ -40,7 +41,7 @@ export function addEvaluateCommand(program: Command) {
     const at = options.at === undefined ? undefined : parseAt(options.at);
     const ruleset = readRules(options.rules);
     // Before the table is read: a webhook that cannot be delivered to is refused at start.
-    const destinations = localDestinations(evaluate, options);
+    const destinations = localDestinations(evaluate, options, evaluateWebhookId);
     const client = createDynamoDbClient(endpoint);
     const { shards, highest } = await shardCountOf(client, table, options.shards);
     // A deployed table's change lists are written by change capture as this runs: read only those settled.
@@ -53,8 +54,10 @@ export function addEvaluateCommand(program: Command) {
         console.error(`note: this pass's lead events go to this command's output${options.leadsFile ? ' and --leads-file' : ''} only, not to the local runtime's webhooks (${running.join(', ')}); --webhook URL --webhook-secret S delivers them to a receiver`);
       }
     }
-    // Webhooks are delivered through the same queues as `dev` delivers them: what a pass cannot deliver stays queued.
+    // Webhooks are delivered through queues as `dev` delivers them, each its own: what a pass cannot deliver stays
+    // queued for a later pass given the same webhook, which the delivery commands (dlq list|redrive) find recorded.
     const deliveries = destinations.length > 0 ? new LocalDeliveryWorker({ client, tableName: table, destinations }) : undefined;
+    await deliveries?.register('evaluate');
     const publisher = localSinks(options, [...bus, ...(deliveries ? [deliveries] : [])]);
     // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass. Deployed,
     // the evaluator reads the stream itself.
@@ -63,10 +66,15 @@ export function addEvaluateCommand(program: Command) {
       await changeStream?.drain();
       // Shards of a higher count the table had before too: what was left there is evaluated and published.
       const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(highest), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
-      await deliveries?.drain();
+      const drained = (await deliveries?.drain()) ?? [];
       if (options.once) {
         console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
         if (summary.unpublished.length > 0) process.exitCode = 1;
+        for (const result of drained) {
+          const problems = await undeliveredProblems(result, deliveries!, destinations, options.webhook);
+          for (const problem of problems) console.error(`pql-radar: ${problem}`);
+          if (problems.length > 0 || result.failed) process.exitCode = 1;
+        }
         changeStream?.stop();
         return;
       }
@@ -91,6 +99,29 @@ export async function shardCountOf(client: DynamoDBClient, table: string, reques
     throw new InvalidArgumentError(`--shards ${requested}: table ${table} has ${recorded.shards} shards (recorded by its evaluator); leave --shards out`);
   }
   return recorded;
+}
+
+/**
+ * What a pass's drain left undelivered at one of its webhooks, in lines for stderr: what waits in its queue and
+ * who retries it, what was dead-lettered and how to send it again.
+ */
+async function undeliveredProblems(result: DrainResult, deliveries: LocalDeliveryWorker, destinations: readonly LeadDestination[], urls: readonly string[]): Promise<string[]> {
+  const url = urls[destinations.findIndex((destination) => destination.id === result.destination)];
+  const problems: string[] = [];
+  if (result.waiting) {
+    const queued = await deliveries.queue.size(result.destination);
+    problems.push(
+      `${queued} lead event(s) not delivered to --webhook ${url} (${result.destination}) ${result.lastFailure ? `(${result.lastFailure})` : '(waiting for a retry after an earlier failure)'}, queued for retry: ` +
+        `a later \`pql-radar evaluate --webhook ${url}\` retries them; \`pql-radar deliveries list --failed\` shows the attempts`,
+    );
+  }
+  if (result.deadLettered.length > 0) {
+    problems.push(
+      `${result.deadLettered.length} lead event(s) dead-lettered for --webhook ${url} (${result.destination}): ${[...new Set(result.deadLettered)].join('; ')}; ` +
+        `\`pql-radar dlq redrive ${result.destination}\` queues them again`,
+    );
+  }
+  return problems;
 }
 
 function parseAt(value: string): Date {

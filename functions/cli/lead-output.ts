@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { createHash } from 'node:crypto';
 import type { EvaluatorRunSummary } from '../core/evaluate-leads';
 import type { LeadPublisher } from '../core/ports';
 import { staticSecret, webhookDestination } from '../adapters/destinations';
@@ -48,21 +49,30 @@ export function localSinks(options: SinkOptions, extra: LeadPublisher[] = []): L
   return new FanOutLeadSink([new ConsoleLeadSink(), ...(options.leadsFile ? [new JsonlLeadSink(options.leadsFile)] : []), ...extra]);
 }
 
-/** The webhooks asked for, as destinations of the local delivery worker (queued, retried, deduplicated, logged). */
-export function localDestinations(command: Command, options: SinkOptions): LeadDestination[] {
+/** The local runtime's webhooks, by their place among its --webhook options: `local-webhook-1`, ... */
+export const runtimeWebhookId = (_url: string, index: number) => `local-webhook-${index + 1}`;
+
+/**
+ * A webhook of `pql-radar evaluate`, by its URL: what a pass leaves in its queue a later pass given the same URL
+ * retries, to that URL. By its place, as the runtime's, it took the runtime's queue: the running `npm start`
+ * delivered the pass's retries to its own webhook, and the pass the runtime's queued events to this one.
+ */
+export const evaluateWebhookId = (url: string) => `evaluate-webhook-${createHash('sha256').update(url).digest('hex').slice(0, 12)}`;
+
+/**
+ * The webhooks asked for, as destinations of the local delivery worker (queued, retried, deduplicated, logged), with
+ * the ids `idOf` gives each (its URL as parsed, and its place among the --webhook options).
+ */
+export function localDestinations(command: Command, options: SinkOptions, idOf: (url: string, index: number) => string): LeadDestination[] {
   if (options.webhook.length === 0) return [];
   if (!options.webhookSecret) {
     throw new InvalidArgumentError(`--webhook needs --webhook-secret (or ${webhookSecretVariable}): receivers verify the signature with it; \`pql-radar webhooks secret\` makes one`);
   }
   webhookSecrets(command, '--webhook-secret', options.webhookSecret);
   return options.webhook.map((url, index) => {
-    try {
-      const parsed = new URL(url);
-      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error();
-    } catch {
-      throw new InvalidArgumentError(`--webhook ${url}: must be an http:// or https:// URL`);
-    }
-    return webhookDestination(`local-webhook-${index + 1}`, url, staticSecret(options.webhookSecret!));
+    const parsed = URL.canParse(url) ? new URL(url) : undefined;
+    if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') throw new InvalidArgumentError(`--webhook ${url}: must be an http:// or https:// URL`);
+    return webhookDestination(idOf(parsed.href, index), url, staticSecret(options.webhookSecret!));
   });
 }
 

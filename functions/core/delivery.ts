@@ -79,10 +79,13 @@ export interface AttemptContext {
   now: Date;
 }
 
+/** Why an attempt did not deliver, in a few words: the HTTP status, else the error. */
+export const failureCause = (result: AttemptResult): string => (result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'no answer'));
+
 /** The next step after an attempt: retry with backoff (or what Retry-After asked) within the window, else dead-letter. */
 export function nextStep(result: AttemptResult, context: AttemptContext, policy: DeliveryPolicy, random: () => number = Math.random): DeliveryDecision {
   if (result.outcome === 'delivered' || result.outcome === 'skipped') return { action: 'done' };
-  const cause = result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'no answer');
+  const cause = failureCause(result);
   if (result.outcome === 'permanent') return { action: 'dead-letter', reason: `${cause}: the destination refused it, a retry would not change that` };
   const backoffMs = Math.max(1000, backoffDelayMs(context.attempt, policy.baseDelayMs, policy.maxDelayMs, random));
   // Retry-After can make the wait longer, never shorter: `Retry-After: 0` (or a past date) would retry at once, again and again.

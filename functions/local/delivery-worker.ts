@@ -3,7 +3,7 @@ import { DynamoDbDeliveryLedger } from '../adapters/dynamodb/delivery-ledger';
 import { DynamoDbDestinationRegistry } from '../adapters/dynamodb/destination-registry';
 import { TableDeliveryQueue } from '../adapters/dynamodb/table-delivery-queue';
 import { Pacer } from '../adapters/pacer';
-import { defaultDeliveryPolicy, deliverLeadEvent, type DeliveryPolicy, type LeadDestination } from '../core/delivery';
+import { defaultDeliveryPolicy, deliverLeadEvent, failureCause, type DeliveryPolicy, type LeadDestination } from '../core/delivery';
 import type { LeadEvent } from '../core/lead-event';
 import type { LeadPublisher } from '../core/ports';
 import { defaultDeliveryLogDays } from '../shared/settings';
@@ -29,6 +29,19 @@ export interface LocalDeliveryOptions {
   onError?: (destination: string, error: unknown) => void;
 }
 
+/** What one drain of a destination's queue left undelivered. */
+export interface DrainResult {
+  destination: string;
+  /** Its queue still holds lead events: the head waits for a retry, the rest behind it. */
+  waiting: boolean;
+  /** Why this drain's last failed attempt failed (HTTP 503, a network error). */
+  lastFailure?: string;
+  /** Why each lead event this drain moved to the dead letters was given up on. */
+  deadLettered: string[];
+  /** The queue could not be worked (DynamoDB unreachable); told to onError too. */
+  failed?: true;
+}
+
 export class LocalDeliveryWorker implements LeadPublisher {
   readonly queue: TableDeliveryQueue;
   readonly ledger: DynamoDbDeliveryLedger;
@@ -37,7 +50,7 @@ export class LocalDeliveryWorker implements LeadPublisher {
   readonly #now: () => Date;
   readonly #onError: (destination: string, error: unknown) => void;
   #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> = Promise.resolve();
+  #running: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
   constructor(private readonly options: LocalDeliveryOptions) {
@@ -49,11 +62,14 @@ export class LocalDeliveryWorker implements LeadPublisher {
     this.#onError = options.onError ?? ((destination, error) => console.error(`pql-radar: delivery to ${destination} paused: ${(error as Error).message}`));
   }
 
-  /** Records the destinations in the table (every route), so the CLI's delivery commands find them. */
-  async register(): Promise<void> {
-    await new DynamoDbDestinationRegistry(this.options.client, this.options.tableName).replace(
-      this.options.destinations.map((destination) => ({ id: destination.id, kind: destination.kind, route: '*', transport: 'table' })),
-    );
+  /**
+   * Records the destinations in the table (every route), so the CLI's delivery commands find them: the local runtime's
+   * (`table`) in place of those it recorded before, `pql-radar evaluate`'s beside the others, each with its queue.
+   */
+  async register(transport: 'table' | 'evaluate'): Promise<void> {
+    const registry = new DynamoDbDestinationRegistry(this.options.client, this.options.tableName);
+    const records = this.options.destinations.map((destination) => ({ id: destination.id, kind: destination.kind, route: '*', transport }));
+    await (transport === 'table' ? registry.replace(records, transport) : registry.add(records));
   }
 
   /** The local bus: each event is queued for every destination; an event is failed only if it could not be queued. */
@@ -67,8 +83,8 @@ export class LocalDeliveryWorker implements LeadPublisher {
   }
 
   /** Works every destination's queue until its head is not due yet (or the queue is empty). Calls never overlap. */
-  drain(): Promise<void> {
-    const run = this.#running.then(() => Promise.all(this.#destinations.map((entry) => this.#drainOne(entry))).then(() => {}));
+  drain(): Promise<DrainResult[]> {
+    const run = this.#running.then(() => Promise.all(this.#destinations.map((entry) => this.#drainOne(entry))));
     this.#running = run.catch(() => {});
     return run;
   }
@@ -87,20 +103,35 @@ export class LocalDeliveryWorker implements LeadPublisher {
     await this.#running;
   }
 
-  async #drainOne({ destination, pacer }: { destination: LeadDestination; pacer: Pacer }): Promise<void> {
+  async #drainOne({ destination, pacer }: { destination: LeadDestination; pacer: Pacer }): Promise<DrainResult> {
+    const result: DrainResult = { destination: destination.id, waiting: false, deadLettered: [] };
+    // The attempt's own answer: a retry decision does not carry why.
+    const watched: LeadDestination = {
+      ...destination,
+      send: async (event) => {
+        const attempt = await destination.send(event);
+        if (attempt.outcome === 'retryable' || attempt.outcome === 'permanent') result.lastFailure = failureCause(attempt);
+        return attempt;
+      },
+    };
     try {
       for (;;) {
         const message = await this.queue.head(destination.id);
-        if (!message || message.visibleAt > this.#now().toISOString()) return;
+        if (!message) return result;
+        if (message.visibleAt > this.#now().toISOString()) return { ...result, waiting: true };
         await pacer.wait();
         const now = this.#now();
-        const decision = await deliverLeadEvent(message.event, { destination, ledger: this.ledger }, { attempt: message.attempts + 1, queuedAt: new Date(message.queuedAt), now }, this.#policy);
+        const decision = await deliverLeadEvent(message.event, { destination: watched, ledger: this.ledger }, { attempt: message.attempts + 1, queuedAt: new Date(message.queuedAt), now }, this.#policy);
         if (decision.action === 'done') await this.queue.remove(destination.id, message);
         else if (decision.action === 'retry') await this.queue.retryLater(destination.id, message, new Date(now.getTime() + decision.delayMs));
-        else await this.queue.deadLetter(destination.id, message, decision.reason, now);
+        else {
+          await this.queue.deadLetter(destination.id, message, decision.reason, now);
+          result.deadLettered.push(decision.reason);
+        }
       }
     } catch (error) {
       this.#onError(destination.id, error);
+      return { ...result, failed: true };
     }
   }
 }

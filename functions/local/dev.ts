@@ -195,7 +195,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const reasons = options.ruleset ? Object.keys(feedbackReasons(options.ruleset)) : [];
     const destinations = (options.destinations ?? []).map((destination) => (options.ruleset && (destination.kind === 'webhook' || destination.kind === 'slack') ? withFeedbackLinks(destination, signer, reasons) : destination));
     deliveries = new LocalDeliveryWorker({ client, tableName, destinations, ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
-    await deliveries.register();
+    await deliveries.register('table');
     const deliverEvery = options.deliverEveryMs ?? 1000;
     if (deliverEvery > 0) deliveries.start(deliverEvery);
     const written = options.leads ?? new ConsoleLeadSink();

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { staticSecret, webhookDestination } from '../../functions/adapters/destinations';
 import { defaultDeliveryPolicy } from '../../functions/core/delivery';
@@ -8,6 +11,7 @@ import { generateWebhookSecret } from '../../functions/core/webhook-signature';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { cli } from '../support/cli';
 import { sampleLeadEvent } from '../support/lead-events';
+import { sendBatch } from '../support/send-batch';
 import { verifiedByLibrary } from '../support/webhooks';
 
 interface WebhookScenario {
@@ -153,5 +157,78 @@ describe('destinations test against a destination that keeps failing', () => {
     const evaluated = await run('evaluate', '--once');
     expect(evaluated.code).toBe(0);
     expect(evaluated.stderr).toContain("note: this pass's lead events go to this command's output only, not to the local runtime's webhooks (down-webhook)");
+  }, 60_000);
+});
+
+describe('evaluate --once with a webhook of its own, beside the local runtime and its webhook', () => {
+  const ownSecret = generateWebhookSecret();
+  const atRuntime: string[] = [];
+  const atOwn: string[] = [];
+  let ownStatus = 503;
+  let scenario: WebhookScenario;
+  let own: ReturnType<typeof createServer>;
+  let ownUrl: string;
+  const rules = join(tmpdir(), `evaluate-webhook-${randomUUID()}.rules.yaml`);
+  const run = (...args: string[]) => scenario.run(...args);
+  const evaluate = () => run('evaluate', '--once', '--rules', rules, '--webhook', ownUrl, '--webhook-secret', ownSecret);
+
+  beforeAll(async () => {
+    writeFileSync(rules, 'version: 1\nsignals:\n  dashboards: { event: Dashboard Created, window: 30d, points: 50 }\ntiers:\n  - { name: PQL-A, min_score: 50, route: sales }\n');
+    scenario = await webhookScenario('local-webhook-1', generateWebhookSecret(), 60_000, (headers) => {
+      atRuntime.push(headers['webhook-id']!);
+      return 200;
+    });
+    own = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        atOwn.push(String(request.headers['webhook-id']));
+        response.writeHead(ownStatus).end();
+      });
+    });
+    await new Promise<void>((done) => own.listen(0, '127.0.0.1', done));
+    ownUrl = `http://127.0.0.1:${(own.address() as AddressInfo).port}/own`;
+    await sendBatch(scenario.dev, [{ type: 'track', userId: 'u-own', event: 'Dashboard Created', messageId: 'own-1' }]);
+  });
+
+  afterAll(async () => {
+    await scenario?.close();
+    own?.closeAllConnections();
+    await new Promise((done) => own?.close(done));
+  });
+
+  it("queues what its webhook did not take under the webhook's own id, retries it there, says so and exits 1", async () => {
+    const failed = await evaluate();
+    expect(failed.stdout).toContain('LEAD QUALIFIED  user u-own');
+    expect(failed.code).toBe(1);
+    expect(atOwn).toHaveLength(1);
+    const [key] = atOwn;
+    const destinations = (await run('destinations', 'list', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; transport: string });
+    const id = destinations.find((destination) => destination.transport === 'evaluate')?.id;
+    expect(id).toMatch(/^evaluate-webhook-[0-9a-f]{12}$/);
+    expect(failed.stderr).toContain(`pql-radar: 1 lead event(s) not delivered to --webhook ${ownUrl} (${id}) (HTTP 503), queued for retry: a later \`pql-radar evaluate --webhook ${ownUrl}\` retries them`);
+    // Not in the runtime's queue: its worker would have delivered it to the runtime's webhook.
+    expect(await scenario.dev.deliveries.queue.head('local-webhook-1')).toBeUndefined();
+    const queued = await scenario.dev.deliveries.queue.head(id!);
+    expect(queued?.event.detail.idempotencyKey).toBe(key);
+
+    // The next pass given the same webhook retries it, once its backoff is over; a refusal dead-letters it.
+    await new Promise((done) => setTimeout(done, Date.parse(queued!.visibleAt) - Date.now() + 50));
+    ownStatus = 400;
+    const refused = await evaluate();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`pql-radar: 1 lead event(s) dead-lettered for --webhook ${ownUrl} (${id}): HTTP 400: the destination refused it, a retry would not change that; \`pql-radar dlq redrive ${id}\` queues them again`);
+    expect((await run('dlq', 'list')).stdout).toContain(`${id}  1 dead letter(s)`);
+
+    ownStatus = 200;
+    expect((await run('dlq', 'redrive', id!)).stdout).toContain(`1 dead letter(s) of ${id} queued again: the next \`pql-radar evaluate\` given its --webhook delivers them`);
+    const delivered = await evaluate();
+    expect(delivered.stderr).toBe('');
+    expect(delivered.code).toBe(0);
+    expect(atOwn).toEqual([key, key, key]);
+    // The runtime's webhook never had it.
+    expect(atRuntime).not.toContain(key);
+    // A start of the runtime records its webhooks again, and leaves the pass's, whose dead letters dlq list shows.
+    await scenario.dev.deliveries.register('table');
+    expect((await run('destinations', 'list')).stdout).toContain(`${id}  webhook  route *  via \`pql-radar evaluate\` given its --webhook`);
   }, 60_000);
 });

@@ -98,7 +98,7 @@ describe('local delivery through the table queue', () => {
     const { client, tableName } = await freshTable();
     const destination = webhookDestination('local-webhook-1', receiver.url, staticSecret(secret));
     const worker = new LocalDeliveryWorker({ client, tableName, destinations: [destination], policy, requestsPerSecond: 1000, onError: (_id, error) => { throw error; } });
-    await worker.register();
+    await worker.register('table');
     return worker;
   }
 

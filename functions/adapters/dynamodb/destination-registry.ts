@@ -9,16 +9,17 @@ import { destinationSortKey, destinationSortKeyPrefix, metaPartitionKey } from '
  * runtime writes its own when it starts.
  */
 export interface DestinationRecord {
-  /** `<route>-<kind>-<n>`, `crm-hubspot-<n>`, or `local-webhook-<n>`. */
+  /** `<route>-<kind>-<n>`, `crm-hubspot-<n>`, `local-webhook-<n>`, or `evaluate-webhook-<hash of its URL>`. */
   id: string;
   kind: NotifierKind | 'email' | 'sqs' | 'lambda';
   /** The route whose lead events it receives; `*` for every route (a CRM, the local runtime's webhooks). */
   route: string;
   /**
    * `sqs`: deployed, a FIFO delivery queue in front of the notifier (or, for email, sqs and lambda, EventBridge's
-   * own retries). `table`: the local runtime's queue in the table.
+   * own retries). `table`: the local runtime's queue in the table. `evaluate`: a queue in the table too, of a webhook
+   * given to `pql-radar evaluate`, which only a later `evaluate` given the same webhook works.
    */
-  transport: 'sqs' | 'table';
+  transport: 'sqs' | 'table' | 'evaluate';
   /** Deployed: the EventBridge rule of this destination alone, for a replay to it and no one else. */
   ruleArn?: string;
   /** Deployed: where a replay or a test sends from. */
@@ -53,12 +54,22 @@ export class DynamoDbDestinationRegistry {
     });
   }
 
-  /** Makes the recorded destinations exactly `records`: a destination removed from the config disappears. */
-  async replace(records: readonly DestinationRecord[]): Promise<void> {
+  /**
+   * Makes the recorded destinations (those of `transport`, when given) exactly `records`: a destination removed from
+   * the config disappears, and the local runtime's start leaves `evaluate`'s webhooks, whose queues it does not work.
+   */
+  async replace(records: readonly DestinationRecord[], transport?: DestinationRecord['transport']): Promise<void> {
     const keep = new Set(records.map((record) => record.id));
     for (const old of await this.list()) {
-      if (!keep.has(old.id)) await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: { pk: { S: metaPartitionKey }, sk: { S: destinationSortKey(old.id) } } }));
+      if (!keep.has(old.id) && (transport === undefined || old.transport === transport)) {
+        await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: { pk: { S: metaPartitionKey }, sk: { S: destinationSortKey(old.id) } } }));
+      }
     }
+    await this.add(records);
+  }
+
+  /** Records these destinations beside the others recorded. */
+  async add(records: readonly DestinationRecord[]): Promise<void> {
     for (const record of records) {
       const item: Record<string, { S: string }> = { pk: { S: metaPartitionKey }, sk: { S: destinationSortKey(record.id) } };
       for (const field of fields) if (record[field] !== undefined) item[field] = { S: record[field] };

@@ -73,6 +73,18 @@ export class TableDeliveryQueue {
     };
   }
 
+  /** How many lead events the destination's queue holds, due or not. */
+  async size(destination: string): Promise<number> {
+    const items = await queryAll(this.client, {
+      TableName: this.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': { S: localQueuePartitionKey(destination) } },
+      ProjectionExpression: 'sk',
+      ConsistentRead: true,
+    });
+    return items.length;
+  }
+
   async retryLater(destination: string, message: QueuedDelivery, visibleAt: Date): Promise<void> {
     await this.client.send(
       new UpdateItemCommand({
