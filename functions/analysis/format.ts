@@ -45,12 +45,8 @@ export const score: Format = (value) => (Number.isInteger(value) ? String(value)
 
 export const days: Format = (value) => `${value.toFixed(1)} d`;
 
-/** A period given in days, in words: `90 days`, `1 day`; under a day (the lead pages take 12h or 5m), `12 hours`, `5 minutes`. */
-export function periodText(periodDays: number): string {
-  const [amount, unit] = periodDays >= 1 ? [periodDays, 'day'] : periodDays >= 1 / 24 ? [periodDays * 24, 'hour'] : [periodDays * 24 * 60, 'minute'];
-  const rounded = Math.round(amount * 10) / 10;
-  return `${rounded} ${unit}${rounded === 1 ? '' : 's'}`;
-}
+/** A period of whole days, in words: `90 days`, `1 day`. */
+export const periodText = (periodDays: number): string => `${periodDays} day${periodDays === 1 ? '' : 's'}`;
 
 /** An estimate and its 95% interval, in the summary's style `1.23 (0.98-1.50)` or discover's `1.23 [0.98, 1.50]`. */
 export function withInterval(estimate: Estimate, format: Format, style: '(low-high)' | '[low, high]'): string {

@@ -6,7 +6,7 @@ import { createDynamoDbClient } from '../local/dynamodb-local';
 import { loadRulesFile } from '../local/rules-file';
 import { canonicalOrigin } from '../core/origins';
 import { ageMs } from '../core/days';
-import { durationSchema } from '../core/rules/schema';
+import { durationDays, durationRule } from '../core/rules/schema';
 
 /** Option parsers and defaults the commands share. */
 
@@ -26,9 +26,9 @@ export const age = (name: string) => (value: string) => {
 
 /** `30d`, `2w`: whole days or weeks, as the rules file writes durations; in days. */
 export const days = (name: string) => (value: string) => {
-  const parsed = durationSchema.safeParse(value);
-  if (!parsed.success) throw new InvalidArgumentError(`${name} must be a number of days or weeks, at least 1, such as 30d or 2w`);
-  return parsed.data;
+  const parsed = durationDays(value);
+  if (parsed === undefined) throw new InvalidArgumentError(`${name} must be ${durationRule}`);
+  return parsed;
 };
 
 /**

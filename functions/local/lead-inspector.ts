@@ -5,7 +5,8 @@ import { giveFeedback } from '../core/give-feedback';
 import type { FeedbackStore } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
-import { ageMs, dayMs } from '../core/days';
+import { ageMs } from '../core/days';
+import { durationDays, durationRule } from '../core/rules/schema';
 import { defaultHealthPeriodDays } from '../shared/settings';
 import { leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
 import type { EntityRef } from '../core/ports';
@@ -123,9 +124,10 @@ async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now:
 
 async function healthPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {
   const since = query.get('since') || `${defaultHealthPeriodDays}d`;
-  const periodMs = ageMs(since);
-  if (periodMs === undefined) return errorPage(400, `since ${JSON.stringify(since)}: must be an age such as 30d`);
-  const report = await inspectHealth(reader, { workspace: query.get('workspace') ?? undefined, periodDays: periodMs / dayMs, now });
+  // As `pql-radar health --since` takes it: a period under a day gives rates of no use.
+  const periodDays = durationDays(since);
+  if (periodDays === undefined) return errorPage(400, `since ${JSON.stringify(since)}: must be ${durationRule}`);
+  const report = await inspectHealth(reader, { workspace: query.get('workspace') ?? undefined, periodDays, now });
   return html(200, renderHealthHtml(report));
 }
 

@@ -101,6 +101,21 @@ describe('pql-radar health, against DynamoDB Local', () => {
     expect((await fetch(`${dev.url}/leads/health?since=soon`)).status).toBe(400);
   });
 
+  it('takes on /leads/health the periods `health --since` takes, and its form writes back one it takes', async () => {
+    const weeks = await fetch(`${dev.url}/leads/health?since=2w`);
+    expect(weeks.status).toBe(200);
+    const page = await weeks.text();
+    expect(page).toContain('The last 14 days (');
+    const written = /<input name="since" value="([^"]+)"/.exec(page)![1]!;
+    expect(written).toBe('14d');
+    expect((await fetch(`${dev.url}/leads/health?since=${written}`)).status).toBe(200);
+    for (const refused of ['12h', '30m', '0d']) {
+      const answer = await fetch(`${dev.url}/leads/health?since=${refused}`);
+      expect(answer.status, refused).toBe(400);
+      expect(await answer.text()).toContain(`since &quot;${refused}&quot;: must be a number of days or weeks, at least 1, such as 30d or 2w`);
+    }
+  });
+
   it('prints the table, and nothing evaluated in another workspace', async () => {
     const table = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health');
     expect(table.code).toBe(0);

@@ -14,6 +14,15 @@ export const durationSchema = z
   .regex(/^[1-9]\d{0,3}[dw]$/, 'must be a duration such as 7d or 2w (days or weeks)')
   .transform((value) => Number(value.slice(0, -1)) * (value.endsWith('w') ? 7 : 1));
 
+/** What a duration must be, for an error naming where one was given. */
+export const durationRule = 'a number of days or weeks, at least 1, such as 30d or 2w';
+
+/** A duration as the rules file writes it (`30d`, `2w`), in days; undefined for anything else. */
+export function durationDays(value: string): number | undefined {
+  const parsed = durationSchema.safeParse(value);
+  return parsed.success ? parsed.data : undefined;
+}
+
 const scalar = z.union([z.string(), z.number(), z.boolean()]);
 const oneOrMoreStrings = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]);
 
