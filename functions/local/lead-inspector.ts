@@ -33,7 +33,12 @@ export async function inspectLead(reader: DynamoDbLeadReader, ref: EntityRef, no
 export async function inspectHealth(reader: DynamoDbLeadReader, options: { workspace?: string | undefined; periodDays: number; now: Date }): Promise<HealthReport> {
   const states = await reader.leadStates();
   const leads = options.workspace === undefined ? states : states.filter((state) => state.ref.workspace === options.workspace);
-  return healthWithPromise({ leads, now: options.now, periodDays: options.periodDays }, reader);
+  const report = await healthWithPromise({ leads, now: options.now, periodDays: options.periodDays }, reader);
+  if (options.workspace === undefined || leads.length > 0) return report;
+  // A workspace misspelt, or not evaluated yet: its zeros would read as a measurement.
+  const known = [...new Set(states.map((state) => state.ref.workspace))].sort();
+  const nothing = `Nothing found for workspace ${JSON.stringify(options.workspace)}: no entity of it has been evaluated${known.length > 0 ? ` (evaluated workspaces: ${known.join(', ')})` : ''}.`;
+  return { ...report, warnings: [nothing, ...report.warnings] };
 }
 
 /** The error an unknown lead gets, naming what was asked for. */

@@ -123,8 +123,12 @@ describe('pql-radar health, against DynamoDB Local', () => {
     const weeks = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--since', '2w');
     expect(weeks.stdout).toMatch(/^Rule health: the last 14 days \(/);
     expect(weeks.stdout).toMatch(/PQL-A +user +1\/2 50% /);
+    const nothing = 'Nothing found for workspace "nobody": no entity of it has been evaluated (evaluated workspaces: default).';
     const elsewhere = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--workspace', 'nobody', '--json');
-    expect((JSON.parse(elsewhere.stdout) as HealthReport).warnings).toEqual(['No entity was evaluated in the last 90 days.']);
+    expect((JSON.parse(elsewhere.stdout) as HealthReport).warnings).toEqual([nothing, 'No entity was evaluated in the last 90 days.']);
+    const said = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health', '--workspace', 'nobody');
+    expect(said.code).toBe(0);
+    expect(said.stdout).toContain(`  - ${nothing}\n`);
   });
 });
 
