@@ -69,10 +69,15 @@ export function localDestinations(command: Command, options: SinkOptions, idOf: 
     throw new InvalidArgumentError(`--webhook needs --webhook-secret (or ${webhookSecretVariable}): receivers verify the signature with it; \`pql-radar webhooks secret\` makes one`);
   }
   webhookSecrets(command, '--webhook-secret', options.webhookSecret);
+  const ids = new Set<string>();
   return options.webhook.map((url, index) => {
     const parsed = URL.canParse(url) ? new URL(url) : undefined;
     if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') throw new InvalidArgumentError(`--webhook ${url}: must be an http:// or https:// URL`);
-    return webhookDestination(idOf(parsed.href, index), url, staticSecret(options.webhookSecret!));
+    const id = idOf(parsed.href, index);
+    // Two workers on one queue would race for its head.
+    if (ids.has(id)) throw new InvalidArgumentError(`--webhook ${url}: given twice`);
+    ids.add(id);
+    return webhookDestination(id, url, staticSecret(options.webhookSecret!));
   });
 }
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { integer } from '../../functions/cli/integer-option';
 import { days } from '../../functions/cli/options';
 import { findFreePort } from '../../functions/local/ports';
+import { generateWebhookSecret } from '../../functions/core/webhook-signature';
 import { cli, cliWithEnvironment } from '../support/cli';
 
 describe('whole number options', () => {
@@ -59,6 +60,12 @@ describe('webhook secrets', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe(`pql-radar: --webhook-secret: ${refusal}\n`);
+  });
+
+  it('a webhook given twice to evaluate is refused: its queue is named by its URL', async () => {
+    const run = await cli('--endpoint', 'http://127.0.0.1:9', 'evaluate', '--once', '--webhook', 'http://127.0.0.1:9/hook', '--webhook', 'http://127.0.0.1:9/hook', '--webhook-secret', generateWebhookSecret());
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe('pql-radar: --webhook http://127.0.0.1:9/hook: given twice\n');
   });
 
   it('a malformed PQL_RADAR_WEBHOOK_SECRET is refused, naming the variable, and so is a receiver\'s --secret', async () => {
