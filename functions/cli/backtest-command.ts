@@ -3,9 +3,10 @@ import { availableParallelism } from 'node:os';
 import { eventLines, eventSourceOptions, type EventSourceOptions } from './event-source';
 import { integer } from './integer-option';
 import { checkOutputFile, writeOutputFile } from './output-file';
+import { days, parsedOption } from './options';
 
 
-type BacktestOptions = EventSourceOptions & { workers: number; partitionSize: number; rules: string; conversions?: string; from?: string; to?: string; step: string; horizon: string; report?: string; json?: boolean; anonymous?: boolean; record?: boolean };
+type BacktestOptions = EventSourceOptions & { workers: number; partitionSize: number; rules: string; conversions?: string; from?: string; to?: string; step: number; horizon: number; report?: string; json?: boolean; anonymous?: boolean; record?: boolean };
 
 /** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
 export function addBacktestCommand(program: Command) {
@@ -18,8 +19,8 @@ export function addBacktestCommand(program: Command) {
     .option('--conversions <file>', "conversions from a file instead of the event stream: CSV (entity_type, entity_id, converted_at[, value]) or JSONL (default: the rules file's conversion, detected in the events)")
     .option('--from <day>', 'first day replayed, YYYY-MM-DD (default: the first event\'s day)')
     .option('--to <day>', 'last day replayed, YYYY-MM-DD (default: the last event\'s day)')
-    .option('--step <duration>', 'time between evaluations, in days or weeks (e.g. 1d, 7d, 1w)', '1d')
-    .option('--horizon <duration>', 'a qualified lead counts as converted when it converts within this long (days or weeks)', '30d')
+    .addOption(parsedOption('--step <duration>', 'time between evaluations, in days or weeks (e.g. 1d, 7d, 1w)', days('--step'), '1d'))
+    .addOption(parsedOption('--horizon <duration>', 'a qualified lead counts as converted when it converts within this long (days or weeks)', days('--horizon'), '30d'))
     .option('--report <file>', 'also write the report as one self-contained HTML file')
     .option('--json', 'print the report as JSON instead of the summary tables')
     .option('--record', "keep the figures in the table (--table, --endpoint) for its rules version: `pql-radar health` and the daily rule-health job put them beside the live ones (promised vs delivered)")
@@ -28,25 +29,18 @@ export function addBacktestCommand(program: Command) {
     .addOption(new Option('--workers <n>', 'worker threads that read and replay the events').argParser(integer('--workers', 1)).default(availableParallelism(), 'the cores available'))
     .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of spilled lines, one at a time per worker: what bounds memory', integer('--partition-size', 1), 8)
     .action(async (options: BacktestOptions) => {
-      const { durationSchema } = await import('../core/rules/schema');
       const { loadRulesFile } = await import('../local/rules-file');
       const { isDay } = await import('../core/days');
       const { buildReport, formatSummary, replayedConversions } = await import('../analysis/metrics');
       const { describeConversion } = await import('../core/conversion');
       const { readConversions, terminalProgress, withSkipBadHint } = await import('./backtest-input');
       const { PartitionedHistory } = await import('./backtest-partitions');
-      const days = (flag: string, value: string) => {
-        const parsed = durationSchema.safeParse(value);
-        if (!parsed.success) throw new InvalidArgumentError(`${flag} ${value}: must be a duration in days or weeks, such as 1d, 7d or 2w`);
-        return parsed.data;
-      };
       const day = (flag: string, value: string | undefined) => {
         if (value === undefined) return undefined;
         if (!isDay(value)) throw new InvalidArgumentError(`${flag} ${value}: must be a day, YYYY-MM-DD`);
         return value;
       };
-      const stepDays = days('--step', options.step);
-      const horizonDays = days('--horizon', options.horizon);
+      const { step: stepDays, horizon: horizonDays } = options;
       const from = day('--from', options.from);
       const to = day('--to', options.to);
       if (from !== undefined && to !== undefined && from > to) throw new InvalidArgumentError(`--from ${from} is after --to ${to}`);

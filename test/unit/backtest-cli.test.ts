@@ -146,7 +146,7 @@ describe('pql-radar backtest', () => {
 
     const badStep = await cli(...args, '--step', '1h');
     expect(badStep.code).toBe(1);
-    expect(badStep.stderr).toContain('--step 1h: must be a duration in days or weeks');
+    expect(badStep.stderr).toContain('--step must be a number of days or weeks, at least 1');
     expect(existsSync(join(dir, 'nothing.html'))).toBe(false);
   }, 120_000);
 
