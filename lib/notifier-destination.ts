@@ -32,6 +32,13 @@ export const notifierTimeout = Duration.seconds(60);
  */
 const visibilityTimeout = Duration.seconds(notifierTimeout.toSeconds() * 6);
 
+/**
+ * A complete secret ARN ends in the "-" and six random characters Secrets Manager adds to the name; an ARN without
+ * them is a partial one, which GetSecretValue takes as long as the name itself does not end so (Secrets Manager, as
+ * this, would take it for complete).
+ */
+const completeSecretArn = /-[A-Za-z0-9]{6}$/;
+
 /** SQS keeps a message at most 14 days. */
 const retention = Duration.days(14);
 
@@ -56,7 +63,9 @@ export interface NotifierDestinationProps {
   readonly feedbackLinks?: { readonly baseUrl: string; readonly reasons: readonly string[] };
   /**
    * Name or ARN of the Secrets Manager secret the notifier reads at run time (slack: the webhook URL; webhook: the
-   * signing secrets; hubspot: the token), so replacing its value needs no deploy.
+   * signing secrets; hubspot: the token), so replacing its value needs no deploy. An ARN may be complete or partial
+   * (without the six random characters Secrets Manager adds); one ending in "-" and six letters or digits is taken
+   * for complete.
    */
   readonly secret: string;
   /** The table of the delivery log and of what each destination took. */
@@ -177,9 +186,11 @@ export class NotifierDestination extends Construct {
         'does not recognise); a dead-letter queue of its own would only move the same messages once more.',
     });
 
-    const secret = props.secret.startsWith('arn:')
-      ? secretsmanager.Secret.fromSecretCompleteArn(this, 'Secret', props.secret)
-      : secretsmanager.Secret.fromSecretNameV2(this, 'Secret', props.secret);
+    const secret = !props.secret.startsWith('arn:')
+      ? secretsmanager.Secret.fromSecretNameV2(this, 'Secret', props.secret)
+      : completeSecretArn.test(props.secret)
+        ? secretsmanager.Secret.fromSecretCompleteArn(this, 'Secret', props.secret)
+        : secretsmanager.Secret.fromSecretPartialArn(this, 'Secret', props.secret);
 
     const environment: Record<string, string> = {
       [environmentNames.tableName]: props.table.tableName,
@@ -215,7 +226,7 @@ export class NotifierDestination extends Construct {
     this.function.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['secretsmanager:GetSecretValue'],
-        // A secret known by name has an ARN ending in "-" and six random characters.
+        // A secret known by name or partial ARN has an ARN ending in "-" and six random characters.
         resources: [secret.secretFullArn ?? `${secret.secretArn}-??????`],
       }),
     );

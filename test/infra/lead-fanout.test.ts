@@ -444,6 +444,16 @@ describe('slack, webhook and hubspot notifiers', () => {
     });
   });
 
+  it('reads a secret given by partial ARN (without the suffix Secrets Manager adds) by that ARN, whatever its suffix', () => {
+    const partialArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-radar/slack';
+    const partial = build({ routes: { sales: [destination({ type: 'slack', webhookUrlSecret: partialArn })] }, crm: [] });
+    const [slack] = partial.fanout.notifierDestinations;
+    const props = (partial.template.toJSON().Resources[partial.logicalId(slack!.function)] as Resource).Properties;
+    expect(props.Environment.Variables.SECRET_ARN).toBe(partialArn);
+    const statements = Object.values(resourcesOf('AWS::IAM::Policy', partial.template)).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: `${partialArn}-??????` });
+  });
+
   it('exposes every dead-letter queue for the alarms: each notifier’s FIFO one and its target’s', () => {
     for (const destinationId of Object.keys(notifiers)) {
       const { scope } = notifier(destinationId);
