@@ -37,7 +37,7 @@ const functions: { name: string; entry: string; env: Record<string, string> }[] 
       TABLE_NAME: 'pql-radar',
       DESTINATION_ID: 'sales-webhook-1',
       DESTINATION_KIND: 'webhook',
-      SECRET_ARN: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:hook',
+      SECRET_ID: 'hook',
       WEBHOOK_URL: 'https://hooks.example.com/pql',
       REQUESTS_PER_SECOND: '10',
       QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/delivery.fifo',

@@ -196,7 +196,9 @@ export class NotifierDestination extends Construct {
       [environmentNames.tableName]: props.table.tableName,
       [environmentNames.destinationId]: destinationId,
       [environmentNames.destinationKind]: kind,
-      [environmentNames.secretArn]: secret.secretArn,
+      // As given: a secret known by name is read by its name, not by the partial ARN CDK makes of it, which Secrets
+      // Manager would take for a complete one when the name ends in "-" and six characters, and not find.
+      [environmentNames.secretId]: props.secret,
       [environmentNames.requestsPerSecond]: String(props.requestsPerSecond),
       [environmentNames.retryHours]: String(props.retryHours ?? defaultDeliveryRetryHours),
       [environmentNames.deliveryLogDays]: String(props.deliveryLogDays ?? defaultDeliveryLogDays),

@@ -29,7 +29,7 @@ const environment = z
     [names.destinationId]: z.string().min(1),
     [names.destinationKind]: z.enum(notifierKinds),
     /** Slack: the incoming-webhook URL; webhook: the whsec_ signing secret(s); hubspot: the private-app token. */
-    [names.secretArn]: z.string().min(1),
+    [names.secretId]: z.string().min(1),
     [names.webhookUrl]: z.string().url().optional(),
     [names.entityUrlTemplate]: z.string().url().optional(),
     [names.companyIdProperty]: z.string().min(1).optional(),
@@ -54,7 +54,7 @@ const destinationId = environment[names.destinationId];
 
 /** Read at run time, cached for five minutes: rotating the secret needs no deploy. */
 const secret: SecretSource = cachedSecret(async () => {
-  const output = await secretsManager.send(new GetSecretValueCommand({ SecretId: environment[names.secretArn] }));
+  const output = await secretsManager.send(new GetSecretValueCommand({ SecretId: environment[names.secretId] }));
   const value = output.SecretString?.trim();
   if (!value) throw new Error('the secret has no string value');
   return value;

@@ -76,7 +76,8 @@ export const environmentNames = {
   /** The notifier's destination: its id (`<route>-<kind>-<n>`), kind, secret, and the knobs of its delivery. */
   destinationId: 'DESTINATION_ID',
   destinationKind: 'DESTINATION_KIND',
-  secretArn: 'SECRET_ARN',
+  /** The notifier's secret as GetSecretValue's SecretId takes it: its name, or its complete or partial ARN. */
+  secretId: 'SECRET_ID',
   webhookUrl: 'WEBHOOK_URL',
   entityUrlTemplate: 'ENTITY_URL_TEMPLATE',
   companyIdProperty: 'COMPANY_ID_PROPERTY',

@@ -386,7 +386,7 @@ describe('slack, webhook and hubspot notifiers', () => {
       TABLE_NAME: ref(idOf(built.table)),
       DESTINATION_ID: destinationId,
       DESTINATION_KIND: kind,
-      SECRET_ARN: secret,
+      SECRET_ID: secret,
       REQUESTS_PER_SECOND: requestsPerSecond,
       RETRY_HOURS: '24',
       DELIVERY_LOG_DAYS: '14',
@@ -394,7 +394,7 @@ describe('slack, webhook and hubspot notifiers', () => {
       DEAD_LETTER_QUEUE_URL: ref(notifier(destinationId).deadLetterQueue),
     });
     expect(environment('sales-slack-1')).toEqual({
-      ...common('sales-slack-1', 'slack', secretArnByName('pql-radar/slack-sales'), '1'),
+      ...common('sales-slack-1', 'slack', 'pql-radar/slack-sales', '1'),
       ENTITY_URL_TEMPLATE: 'https://crm.example.com/{type}/{id}',
     });
     expect(environment('sales-webhook-1')).toEqual({
@@ -402,11 +402,11 @@ describe('slack, webhook and hubspot notifiers', () => {
       WEBHOOK_URL: 'https://hooks.example.com/pql',
     });
     expect(environment('sales-webhook-2')).toEqual({
-      ...common('sales-webhook-2', 'webhook', secretArnByName('pql-radar/webhook-2'), '3'),
+      ...common('sales-webhook-2', 'webhook', 'pql-radar/webhook-2', '3'),
       WEBHOOK_URL: 'https://hooks.example.com/other',
     });
     expect(environment('crm-hubspot-1')).toEqual({
-      ...common('crm-hubspot-1', 'hubspot', secretArnByName('pql-radar/hubspot'), '5'),
+      ...common('crm-hubspot-1', 'hubspot', 'pql-radar/hubspot', '5'),
       COMPANY_ID_PROPERTY: 'pql_radar_account_id',
     });
   });
@@ -444,12 +444,21 @@ describe('slack, webhook and hubspot notifiers', () => {
     });
   });
 
+  it('reads a secret given by name by that name, also one ending like a suffix, which its partial ARN would be taken for', () => {
+    const named = build({ routes: { sales: [destination({ type: 'slack', webhookUrlSecret: 'pql-radar/slack-growth' })] }, crm: [] });
+    const [slack] = named.fanout.notifierDestinations;
+    const props = (named.template.toJSON().Resources[named.logicalId(slack!.function)] as Resource).Properties;
+    expect(props.Environment.Variables.SECRET_ID).toBe('pql-radar/slack-growth');
+    const statements = Object.values(resourcesOf('AWS::IAM::Policy', named.template)).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
+    expect(statements).toContainEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: secretArnByName('pql-radar/slack-growth-??????') });
+  });
+
   it('reads a secret given by partial ARN (without the suffix Secrets Manager adds) by that ARN, whatever its suffix', () => {
     const partialArn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-radar/slack';
     const partial = build({ routes: { sales: [destination({ type: 'slack', webhookUrlSecret: partialArn })] }, crm: [] });
     const [slack] = partial.fanout.notifierDestinations;
     const props = (partial.template.toJSON().Resources[partial.logicalId(slack!.function)] as Resource).Properties;
-    expect(props.Environment.Variables.SECRET_ARN).toBe(partialArn);
+    expect(props.Environment.Variables.SECRET_ID).toBe(partialArn);
     const statements = Object.values(resourcesOf('AWS::IAM::Policy', partial.template)).flatMap((policy) => policy.Properties.PolicyDocument.Statement);
     expect(statements).toContainEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: `${partialArn}-??????` });
   });

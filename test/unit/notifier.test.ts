@@ -386,7 +386,7 @@ describe('handler', () => {
       TABLE_NAME: tableName,
       DESTINATION_ID: destinationId,
       DESTINATION_KIND: 'webhook',
-      SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-radar/sales-webhook-1-AbCdEf',
+      SECRET_ID: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pql-radar/sales-webhook-1-AbCdEf',
       WEBHOOK_URL: receiver.url,
       REQUESTS_PER_SECOND: '50',
       RETRY_HOURS: '1',
@@ -397,7 +397,7 @@ describe('handler', () => {
     for (const [name, value] of Object.entries(settings)) vi.stubEnv(name, value);
     const secretReads = vi.spyOn(SecretsManagerClient.prototype, 'send').mockImplementation(async (command) => {
       expect(command).toBeInstanceOf(GetSecretValueCommand);
-      expect((command as GetSecretValueCommand).input).toEqual({ SecretId: settings['SECRET_ARN'] });
+      expect((command as GetSecretValueCommand).input).toEqual({ SecretId: settings['SECRET_ID'] });
       return { SecretString: secretValue };
     });
     const { handler } = await import('../../functions/notifier/handler');
