@@ -40,6 +40,32 @@ const secretName = z
   })
   .describe('name or ARN of a Secrets Manager secret');
 
+/** Each entry whose key an earlier entry has, with the index of the first: the key says what makes two entries one. */
+function repeats<T>(entries: readonly T[], keyOf: (entry: T) => string | undefined): { index: number; first: number }[] {
+  const firstOf = new Map<string, number>();
+  return entries.flatMap((entry, index) => {
+    const key = keyOf(entry);
+    if (key === undefined) return [];
+    const first = firstOf.get(key);
+    if (first !== undefined) return [{ index, first }];
+    firstOf.set(key, index);
+    return [];
+  });
+}
+
+/**
+ * What makes two destinations of a route one notifier's destination, with the field that says so: a second notifier
+ * would deliver every lead event of the route to it twice. A webhook URL as the WHATWG parser writes it, so that
+ * case and a default port do not hide a repeat; one it cannot parse as written, since zod runs this check on entries
+ * it refused too. Secrets compare as written: a name and an ARN of one secret are not found out.
+ */
+const notifierKeyOf = (destination: Destination): { key: string; field: string; what: string } | undefined =>
+  destination.type === 'slack'
+    ? { key: `slack ${destination.webhookUrlSecret}`, field: 'webhookUrlSecret', what: 'Slack webhook secret' }
+    : destination.type === 'webhook'
+      ? { key: `webhook ${URL.canParse(destination.url) ? new URL(destination.url).href : destination.url}`, field: 'url', what: 'webhook URL' }
+      : undefined;
+
 /** Why a HubSpot destination under a route is refused: it belongs under `crm`. */
 export const hubspotUnderRouteMessage = 'hubspot syncs every transition of every lead, whatever the route: move it to crm:';
 
@@ -248,10 +274,9 @@ export const configSchema = z.strictObject({
       }),
     )
     .superRefine((keys, context) => {
-      keys.forEach(({ workspace }, index) => {
-        const first = keys.findIndex((key) => key.workspace === workspace);
-        if (first < index) context.addIssue({ code: 'custom', path: [index, 'workspace'], message: `"${workspace}" is listed already (writeKeys[${first}]): a workspace gets one write key; give its allowedOrigins there` });
-      });
+      for (const { index, first } of repeats(keys, (key) => key.workspace)) {
+        context.addIssue({ code: 'custom', path: [index, 'workspace'], message: `"${keys[index]!.workspace}" is listed already (writeKeys[${first}]): a workspace gets one write key; give its allowedOrigins there` });
+      }
     })
     .default([]),
   ingest: z
@@ -303,15 +328,30 @@ export const configSchema = z.strictObject({
         .min(1, 'a route needs at least one destination, e.g. - type: sqs')
         .superRefine((destinations, ctx) => {
           // A route has one queue (lib/lead-fanout.ts): a second entry would silently be the same queue.
-          const first = destinations.findIndex((destination) => destination.type === 'sqs');
-          destinations.forEach((destination, index) => {
-            if (destination.type === 'sqs' && index > first) ctx.addIssue({ code: 'custom', path: [index], message: 'a route has one queue, which its first sqs entry makes: remove this one (consumers share that queue, or subscribe queues of their own to the bus)' });
-          });
+          for (const { index } of repeats(destinations, (destination) => (destination.type === 'sqs' ? 'sqs' : undefined))) {
+            ctx.addIssue({ code: 'custom', path: [index], message: 'a route has one queue, which its first sqs entry makes: remove this one (consumers share that queue, or subscribe queues of their own to the bus)' });
+          }
         }),
     )
+    .superRefine((routes, ctx) => {
+      for (const [route, destinations] of Object.entries(routes)) {
+        const keys = destinations.map(notifierKeyOf);
+        for (const { index, first } of repeats(keys, (key) => key?.key)) {
+          const { field, what } = keys[index]!;
+          ctx.addIssue({ code: 'custom', path: [route, index, field], message: `the same ${what} as routes.${route}[${first}]: two notifiers would post every lead event of the route to it twice; remove one` });
+        }
+      }
+    })
     .default({}),
   /** CRMs that every lead transition of users and accounts goes to, whatever the route. */
-  crm: z.array(crmSchema).default([]),
+  crm: z
+    .array(crmSchema)
+    .superRefine((crms, ctx) => {
+      for (const { index, first } of repeats(crms, (crm) => crm.tokenSecret)) {
+        ctx.addIssue({ code: 'custom', path: [index, 'tokenSecret'], message: `the same token secret as crm[${first}]: two notifiers would sync every lead transition to that HubSpot account twice; remove one` });
+      }
+    })
+    .default([]),
   /**
    * The daily rule-health job (lib/rule-health.ts): the top tier's lift of each workspace over the last 90 days, as
    * `pql-radar health` reports it, and an alarm to alarmEmails when its 95% lower bound falls below `liftAlarmBelow`.

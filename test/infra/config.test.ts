@@ -88,6 +88,43 @@ describe('crm', () => {
   });
 });
 
+describe('a destination listed twice', () => {
+  const nurture = '  nurture:\n    - type: sqs\n';
+
+  it.each([
+    [
+      'a webhook URL under one route, case and default port aside',
+      'routes:\n  sales:\n    - type: webhook\n      url: https://hooks.example.com/pql\n      signingSecret: pql-radar/hook\n    - type: sqs\n    - type: webhook\n      url: https://HOOKS.example.com:443/pql\n      signingSecret: pql-radar/other-hook\n' + nurture,
+      'line 9: routes.sales[2].url: the same webhook URL as routes.sales[0]: two notifiers would post every lead event of the route to it twice; remove one',
+    ],
+    [
+      'a Slack webhook secret under one route',
+      'routes:\n  sales:\n    - type: slack\n      webhookUrlSecret: pql-radar/slack\n    - type: slack\n      webhookUrlSecret: pql-radar/slack\n' + nurture,
+      'line 7: routes.sales[1].webhookUrlSecret: the same Slack webhook secret as routes.sales[0]: two notifiers would post every lead event of the route to it twice; remove one',
+    ],
+    [
+      'a HubSpot token secret under crm',
+      'routes:\n  sales:\n    - type: sqs\n' + nurture + 'crm:\n  - type: hubspot\n    tokenSecret: pql-radar/hubspot\n  - type: hubspot\n    tokenSecret: pql-radar/hubspot\n    requestsPerSecond: 2\n',
+      'line 11: crm[1].tokenSecret: the same token secret as crm[0]: two notifiers would sync every lead transition to that HubSpot account twice; remove one',
+    ],
+  ])('fails the synth, naming both entries: %s', (_name, config, message) => {
+    expect(load(config)).toThrow(message);
+  });
+
+  it('fails on what is wrong with an entry that is no URL, not on comparing it', () => {
+    const webhook = '    - type: webhook\n      url: hooks.example.com/pql\n      signingSecret: pql-radar/hook\n';
+    expect(load(`routes:\n  sales:\n${webhook}${webhook}${nurture}`)).toThrow(/line 5: routes\.sales\[0\]\.url: Invalid URL.*line 8: routes\.sales\[1\]\.url: the same webhook URL as routes\.sales\[0\]/s);
+  });
+
+  it('is taken under two routes, whose lead events differ, and other URLs and secrets under one', () => {
+    const slack = '    - type: slack\n      webhookUrlSecret: pql-radar/slack\n';
+    const webhook = (path: string) => `    - type: webhook\n      url: https://hooks.example.com/${path}\n      signingSecret: pql-radar/hook\n`;
+    const { config } = load(`routes:\n  sales:\n${slack}${webhook('a')}${webhook('b')}  nurture:\n${slack}${webhook('a')}`)();
+    expect(config.routes['sales']).toHaveLength(3);
+    expect(config.routes['nurture']).toHaveLength(2);
+  });
+});
+
 describe('health', () => {
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
 
