@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../functions/core/did-you-mean';
@@ -66,6 +67,49 @@ const notifierKeyOf = (destination: Destination): { key: string; field: string; 
       ? { key: `webhook ${URL.canParse(destination.url) ? new URL(destination.url).href : destination.url}`, field: 'url', what: 'webhook URL' }
       : undefined;
 
+/**
+ * Addresses a deployed notifier cannot reach, or must not: it runs in AWS Lambda, outside any VPC, so the user's
+ * machine and networks are not there, and the link-local range holds the instance metadata service, the target of
+ * server-side request forgery. The local runtime's --webhook (functions/cli/lead-output.ts) is not checked here: it
+ * posts to local receivers.
+ */
+const unreachableNetworks = (
+  [
+    { what: 'a loopback address', subnets: [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6']] },
+    { what: 'a link-local address (169.254.169.254 is the instance metadata service)', subnets: [['169.254.0.0', 16, 'ipv4'], ['fe80::', 10, 'ipv6']] },
+    { what: 'a private address', subnets: [['10.0.0.0', 8, 'ipv4'], ['172.16.0.0', 12, 'ipv4'], ['192.168.0.0', 16, 'ipv4'], ['fc00::', 7, 'ipv6']] },
+    { what: 'an unspecified address (this host)', subnets: [['0.0.0.0', 8, 'ipv4'], ['::', 128, 'ipv6']] },
+  ] as const
+).map(({ what, subnets }) => {
+  const networks = new BlockList();
+  for (const [network, prefix, type] of subnets) networks.addSubnet(network, prefix, type);
+  return { what, networks };
+});
+
+/**
+ * What keeps a webhook URL out of a deployment, if anything. Credentials in it would sit in the template and the
+ * notifier's environment in plain text. The host as the URL parser writes it: 2130706433 and 0x7f.1 are 127.0.0.1,
+ * [::ffff:127.0.0.1] an IPv4 address too (BlockList matches those against the IPv4 networks).
+ */
+function webhookUrlProblem(value: string): string | undefined {
+  if (!URL.canParse(value)) return undefined;
+  const url = new URL(value);
+  if (url.username !== '' || url.password !== '') {
+    return 'must not hold a user name or password: the URL is written into the CloudFormation template in plain text; receivers verify requests by their Standard Webhooks signature (signingSecret, kept in Secrets Manager) instead';
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  const version = isIP(host);
+  const what =
+    host === 'localhost' || host.endsWith('.localhost')
+      ? 'a loopback address'
+      : version === 0
+        ? undefined
+        : unreachableNetworks.find(({ networks }) => networks.check(host, version === 4 ? 'ipv4' : 'ipv6'))?.what;
+  return what === undefined
+    ? undefined
+    : `must be reachable from AWS: ${url.hostname} is ${what}, which the notifier, in AWS Lambda outside any VPC, cannot reach or must not (for a receiver on your machine, run the local runtime: npx pql-radar dev --webhook URL)`;
+}
+
 /** Why a HubSpot destination under a route is refused: it belongs under `crm`. */
 export const hubspotUnderRouteMessage = 'hubspot syncs every transition of every lead, whatever the route: move it to crm:';
 
@@ -88,7 +132,15 @@ export const destinationSchema = z.discriminatedUnion('type', [
   }),
   z.strictObject({
     type: z.literal('webhook'),
-    url: z.string().url().refine((url) => url.startsWith('https://'), 'must be an https:// URL'),
+    /** Written into the template as it is: no credentials, and a host AWS Lambda reaches (webhookUrlProblem). */
+    url: z
+      .string()
+      .url()
+      .refine((url) => url.startsWith('https://'), 'must be an https:// URL')
+      .superRefine((url, ctx) => {
+        const problem = webhookUrlProblem(url);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      }),
     /**
      * Secret whose value signs the requests per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature
      * headers), as the local runtime's webhooks are signed: a `whsec_...` secret (`npx pql-radar webhooks secret`),

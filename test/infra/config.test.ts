@@ -88,6 +88,47 @@ describe('crm', () => {
   });
 });
 
+describe('webhook url', () => {
+  const webhook = (url: string) => load(`routes:\n  sales:\n    - type: webhook\n      url: "${url}"\n      signingSecret: pql-radar/hook\n  nurture:\n    - type: sqs\n`);
+
+  it.each(['https://user:pass@hooks.example.com/pql', 'https://token@hooks.example.com/pql', 'https://:pass@hooks.example.com/pql'])(
+    'fails the synth on credentials in %s, before they reach the template',
+    (url) => {
+      expect(webhook(url)).toThrow('line 5: routes.sales[0].url: must not hold a user name or password: the URL is written into the CloudFormation template in plain text; receivers verify requests by their Standard Webhooks signature (signingSecret, kept in Secrets Manager) instead');
+    },
+  );
+
+  it.each([
+    ['https://localhost:8080/hook', 'localhost is a loopback address'],
+    ['https://LOCALHOST./hook', 'localhost. is a loopback address'],
+    ['https://receiver.localhost/hook', 'receiver.localhost is a loopback address'],
+    ['https://127.0.0.1/hook', '127.0.0.1 is a loopback address'],
+    ['https://127.8.9.10/hook', '127.8.9.10 is a loopback address'],
+    // The URL parser's forms of 127.0.0.1.
+    ['https://2130706433/hook', '127.0.0.1 is a loopback address'],
+    ['https://0x7f.1/hook', '127.0.0.1 is a loopback address'],
+    ['https://[::1]/hook', '[::1] is a loopback address'],
+    ['https://[::ffff:127.0.0.1]/hook', '[::ffff:7f00:1] is a loopback address'],
+    ['https://169.254.169.254/latest/meta-data/', '169.254.169.254 is a link-local address (169.254.169.254 is the instance metadata service)'],
+    ['https://[fe80::1]/hook', '[fe80::1] is a link-local address'],
+    ['https://10.1.2.3/hook', '10.1.2.3 is a private address'],
+    ['https://172.16.0.1/hook', '172.16.0.1 is a private address'],
+    ['https://172.31.255.254/hook', '172.31.255.254 is a private address'],
+    ['https://192.168.1.10/hook', '192.168.1.10 is a private address'],
+    ['https://[fd00:ec2::254]/hook', '[fd00:ec2::254] is a private address'],
+    ['https://0.0.0.0/hook', '0.0.0.0 is an unspecified address (this host)'],
+  ])('fails the synth on %s, which a notifier in AWS cannot reach or must not', (url, why) => {
+    expect(webhook(url)).toThrow(`line 5: routes.sales[0].url: must be reachable from AWS: ${why}`);
+  });
+
+  it.each(['https://hooks.example.com/pql', 'https://172.32.0.1/hook', 'https://11.0.0.1/hook', 'https://192.169.0.1/hook', 'https://[2001:db8::1]/hook', 'https://localhost.example.com/hook'])(
+    'takes %s',
+    (url) => {
+      expect(webhook(url)().config.routes['sales']).toMatchObject([{ type: 'webhook', url }]);
+    },
+  );
+});
+
 describe('a destination listed twice', () => {
   const nurture = '  nurture:\n    - type: sqs\n';
 

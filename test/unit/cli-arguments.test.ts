@@ -1,11 +1,12 @@
-import { InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { integer } from '../../functions/cli/integer-option';
+import { localDestinations, runtimeWebhookId } from '../../functions/cli/lead-output';
 import { days } from '../../functions/cli/options';
-import { findFreePort } from '../../functions/local/ports';
 import { generateWebhookSecret } from '../../functions/core/webhook-signature';
+import { findFreePort } from '../../functions/local/ports';
 import { cli, cliWithEnvironment } from '../support/cli';
 
 describe('whole number options', () => {
@@ -77,6 +78,13 @@ describe('webhook secrets', () => {
     expect(listen.code).toBe(1);
     expect(listen.stdout).toBe('');
     expect(listen.stderr).toBe(`pql-radar: --secret: ${refusal}\n`);
+  });
+});
+
+describe('--webhook of the local runtime', () => {
+  it('takes receivers on this machine and its network, which the deploy config refuses (lib/config.ts)', () => {
+    const webhook = ['http://localhost:8080/hook', 'http://127.0.0.1:9000/', 'http://[::1]:9000/', 'https://192.168.1.20/hook'];
+    expect(localDestinations(new Command('dev'), { webhook, webhookSecret: generateWebhookSecret() }, runtimeWebhookId).map((destination) => destination.id)).toEqual(['local-webhook-1', 'local-webhook-2', 'local-webhook-3', 'local-webhook-4']);
   });
 });
 
