@@ -2,6 +2,7 @@ import { Annotations, Arn, ArnFormat, Duration, RemovalPolicy, Stack, Token, Val
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
@@ -141,7 +142,8 @@ export interface LeadFanoutProps {
  * - slack, webhook, hubspot: a NotifierDestination each (lib/notifier-destination.ts): a FIFO delivery queue, one
  *   message group per destination, drained by a notifier Lambda that paces, retries for `retryHours`, deduplicates,
  *   logs each attempt and dead-letters what it gives up on.
- * - email: one SNS topic per route (KMS key with rotation; EventBridge may use it), a plain-text transformer.
+ * - email: one SNS topic per route (KMS key with rotation; EventBridge may use it), a plain-text transformer; the
+ *   topic's policy lets EventBridge publish for the route's e-mail rule alone (aws:SourceArn).
  * - sqs: one queue per route for the user's consumers, with a redrive queue; it receives the whole event.
  * - lambda: the user's function, invoked asynchronously with the whole event.
  *
@@ -346,7 +348,7 @@ export class LeadFanout extends Construct {
 
   #email(scope: Construct, route: string, id: string, addresses: readonly string[], pattern: events.EventPattern) {
     // A customer managed key because EventBridge publishes as events.amazonaws.com, which the AWS managed SNS key's
-    // policy does not admit; SnsTopic grants it kms:Decrypt and kms:GenerateDataKey* in this key's policy.
+    // policy does not admit: granted kms:Decrypt and kms:GenerateDataKey* in this key's policy, below.
     this.#topicKey ??= new kms.Key(this, 'TopicKey', {
       description: 'pql-radar: encrypts the lead e-mail topics',
       enableKeyRotation: true,
@@ -361,7 +363,17 @@ export class LeadFanout extends Construct {
     });
     for (const address of addresses) topic.addSubscription(new subscriptions.EmailSubscription(address));
     this.topics[route] = topic;
-    this.#rule(scope, id, 'email', route, pattern, (delivery) => new targets.SnsTopic(topic, { message: new TransformedInput(emailInput), ...delivery }));
+    // SnsTopic would let events.amazonaws.com publish on behalf of any rule, of any account (a confused deputy).
+    // Given the topic as imported it grants nothing; the statement below admits this rule alone (aws:SourceArn).
+    const imported = sns.Topic.fromTopicArn(scope, 'TopicTarget', topic.topicArn);
+    const rule = this.#rule(scope, id, 'email', route, pattern, (delivery) => new targets.SnsTopic(imported, { message: new TransformedInput(emailInput), ...delivery }));
+    const eventBridge = new iam.ServicePrincipal('events.amazonaws.com');
+    topic.addToResourcePolicy(
+      new iam.PolicyStatement({ principals: [eventBridge], actions: ['sns:Publish'], resources: [topic.topicArn], conditions: { ArnEquals: { 'aws:SourceArn': rule.ruleArn } } }),
+    );
+    // As SnsTopic granted it, without the condition: that KMS's request context carries the rule's ARN when SNS
+    // encrypts for EventBridge is not documented, and a condition it lacked would refuse every e-mail.
+    this.#topicKey.grant(eventBridge, 'kms:Decrypt', 'kms:GenerateDataKey*');
   }
 
   #queue(scope: Construct, route: string, id: string, pattern: events.EventPattern) {

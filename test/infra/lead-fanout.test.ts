@@ -222,15 +222,25 @@ describe('email destination', () => {
     const target = onlyTarget('sales-email-1');
     expect(target.Arn).toEqual(ref(sales));
     expect(target.InputTransformer).toEqual({ InputPathsMap: emailInput.inputPathsMap, InputTemplate: emailInput.inputTemplate });
-    const topicPolicy = Object.values(resourcesOf('AWS::SNS::TopicPolicy')).find(
-      (policy) => JSON.stringify(policy.Properties.Topics) === JSON.stringify([ref(sales)]),
-    )!;
-    expect(topicPolicy.Properties.PolicyDocument.Statement).toContainEqual(
-      expect.objectContaining({ Action: 'sns:Publish', Effect: 'Allow', Principal: { Service: 'events.amazonaws.com' }, Resource: ref(sales) }),
-    );
-    expect(topicPolicy.Properties.PolicyDocument.Statement).toContainEqual(
-      expect.objectContaining({ Action: 'sns:Publish', Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-    );
+    template.resourceCountIs('AWS::SNS::TopicPolicy', 2);
+    for (const route of ['sales', 'nurture']) {
+      const topic = idOf(built.fanout.topics[route]!);
+      const topicPolicy = Object.values(resourcesOf('AWS::SNS::TopicPolicy')).find(
+        (policy) => JSON.stringify(policy.Properties.Topics) === JSON.stringify([ref(topic)]),
+      )!;
+      const statements = (topicPolicy.Properties.PolicyDocument.Statement as Record<string, unknown>[]).map(({ Sid: _sid, ...statement }) => statement);
+      // Only the route's e-mail rule may publish: aws:SourceArn keeps EventBridge from publishing for any other rule.
+      expect(statements).toEqual([
+        { Action: 'sns:Publish', Effect: 'Deny', Principal: '*', Resource: ref(topic), Condition: { Bool: { 'aws:SecureTransport': 'false' } } },
+        {
+          Action: 'sns:Publish',
+          Effect: 'Allow',
+          Principal: { Service: 'events.amazonaws.com' },
+          Resource: ref(topic),
+          Condition: { ArnEquals: { 'aws:SourceArn': getAtt(ruleOf(`${route}-email-1`).id) } },
+        },
+      ]);
+    }
     const [key] = Object.values(resourcesOf('AWS::KMS::Key'));
     expect(key!.Properties.KeyPolicy.Statement).toContainEqual({
       Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
