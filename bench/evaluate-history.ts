@@ -417,7 +417,7 @@ export class AttributingStore {
     const { shares, reasons, usersSaved, users, sweeps, byCall } = this;
     // The run's own calls: those it makes whatever it finds, and those that come with work.
     const everyRunCalls = new Set(['pendingLeadEvents', 'rulesetProgress', 'oldestChange', 'candidates', 'settle']);
-    const runCalls = new Set([...everyRunCalls, 'markPublished', 'markUndelivered', 'saveRulesetProgress', 'keep']);
+    const runCalls = new Set([...everyRunCalls, 'claimLeadEvents', 'markPublished', 'markUndelivered', 'saveRulesetProgress', 'keep']);
     let everyRunInFlight = 0;
     let everyRunSince = 0;
     const tallies = this;
