@@ -62,6 +62,9 @@ export function addEvaluateCommand(program: Command) {
     // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass. Deployed,
     // the evaluator reads the stream itself.
     const changeStream = local ? new LocalChangeStream(client, table, new DynamoDbChangeCapture(client, table, shards)) : undefined;
+    // Per webhook, the lead event already told of as waiting: a running command's passes find it waiting again and
+    // again until its retry, and saying so at each would bury the next failure.
+    const told = new Map<string, string | undefined>();
     for (;;) {
       await changeStream?.drain();
       // Shards of a higher count the table had before too: what was left there is evaluated and published.
@@ -70,15 +73,21 @@ export function addEvaluateCommand(program: Command) {
       if (options.once) {
         console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
         if (summary.unpublished.length > 0) process.exitCode = 1;
-        for (const result of drained) {
-          const problems = await undeliveredProblems(result, deliveries!, destinations, options.webhook);
-          for (const problem of problems) console.error(`pql-radar: ${problem}`);
-          if (problems.length > 0 || result.failed) process.exitCode = 1;
-        }
+      } else {
+        printRun(summary);
+      }
+      for (const result of drained) {
+        const untold = options.once || result.waiting !== told.get(result.destination) ? result : { ...result, waiting: undefined };
+        told.set(result.destination, result.waiting);
+        const problems = await undeliveredProblems(untold, deliveries!, destinations, options.webhook, options.once ? 'once' : 'running');
+        for (const problem of problems) console.error(`pql-radar: ${problem}`);
+        // A running command goes on: its next passes retry what waits, and a dead letter waits for `dlq redrive`.
+        if (options.once && (problems.length > 0 || result.failed)) process.exitCode = 1;
+      }
+      if (options.once) {
         changeStream?.stop();
         return;
       }
-      printRun(summary);
       await new Promise((done) => setTimeout(done, options.evaluateEvery));
     }
   });
@@ -103,16 +112,18 @@ export async function shardCountOf(client: DynamoDBClient, table: string, reques
 
 /**
  * What a pass's drain left undelivered at one of its webhooks, in lines for stderr: what waits in its queue and
- * who retries it, what was dead-lettered and how to send it again.
+ * who retries it (a later `evaluate` after `--once`, the running command's next passes without), what was
+ * dead-lettered and how to send it again.
  */
-async function undeliveredProblems(result: DrainResult, deliveries: LocalDeliveryWorker, destinations: readonly LeadDestination[], urls: readonly string[]): Promise<string[]> {
+async function undeliveredProblems(result: DrainResult, deliveries: LocalDeliveryWorker, destinations: readonly LeadDestination[], urls: readonly string[], run: 'once' | 'running'): Promise<string[]> {
   const url = urls[destinations.findIndex((destination) => destination.id === result.destination)];
   const problems: string[] = [];
   if (result.waiting) {
     const queued = await deliveries.queue.size(result.destination);
+    const retrier = run === 'once' ? `a later \`pql-radar evaluate --webhook ${url}\` retries them` : 'the next passes of this command retry them';
     problems.push(
       `${queued} lead event(s) not delivered to --webhook ${url} (${result.destination}) ${result.lastFailure ? `(${result.lastFailure})` : '(waiting for a retry after an earlier failure)'}, queued for retry: ` +
-        `a later \`pql-radar evaluate --webhook ${url}\` retries them; \`pql-radar deliveries list --failed\` shows the attempts`,
+        `${retrier}; \`pql-radar deliveries list --failed\` shows the attempts`,
     );
   }
   if (result.deadLettered.length > 0) {

@@ -32,8 +32,11 @@ export interface LocalDeliveryOptions {
 /** What one drain of a destination's queue left undelivered. */
 export interface DrainResult {
   destination: string;
-  /** Its queue still holds lead events: the head waits for a retry, the rest behind it. */
-  waiting: boolean;
+  /**
+   * Its queue still holds lead events: the idempotency key of its head, which waits for a retry, the rest behind it.
+   * The key tells one waiting lead event from the next, so a running command tells of each once.
+   */
+  waiting?: string;
   /** Why this drain's last failed attempt failed (HTTP 503, a network error). */
   lastFailure?: string;
   /** Why each lead event this drain moved to the dead letters was given up on. */
@@ -104,7 +107,7 @@ export class LocalDeliveryWorker implements LeadPublisher {
   }
 
   async #drainOne({ destination, pacer }: { destination: LeadDestination; pacer: Pacer }): Promise<DrainResult> {
-    const result: DrainResult = { destination: destination.id, waiting: false, deadLettered: [] };
+    const result: DrainResult = { destination: destination.id, deadLettered: [] };
     // The attempt's own answer: a retry decision does not carry why.
     const watched: LeadDestination = {
       ...destination,
@@ -118,7 +121,7 @@ export class LocalDeliveryWorker implements LeadPublisher {
       for (;;) {
         const message = await this.queue.head(destination.id);
         if (!message) return result;
-        if (message.visibleAt > this.#now().toISOString()) return { ...result, waiting: true };
+        if (message.visibleAt > this.#now().toISOString()) return { ...result, waiting: message.event.detail.idempotencyKey };
         await pacer.wait();
         const now = this.#now();
         const decision = await deliverLeadEvent(message.event, { destination: watched, ledger: this.ledger }, { attempt: message.attempts + 1, queuedAt: new Date(message.queuedAt), now }, this.#policy);

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -51,6 +52,39 @@ async function webhookScenario(destination: string, secret: string, retryWindowM
     run: (...args) => cli('--endpoint', endpoint, '--table', tableName, ...args),
     close: async () => {
       await dev.stop();
+      receiver.closeAllConnections();
+      await new Promise((done) => receiver.close(done));
+    },
+  };
+}
+
+interface EvaluateWebhook {
+  url: string;
+  /** The webhook-id of each request, in order. */
+  received: string[];
+  /** Rules under which the user of one "Dashboard Created" qualifies. */
+  rules: string;
+  close: () => Promise<void>;
+}
+
+/** A receiver for `evaluate --webhook` whose answer (an HTTP status) `status` gives for each request, and its rules. */
+async function evaluateWebhook(status: () => number): Promise<EvaluateWebhook> {
+  const rules = join(tmpdir(), `evaluate-webhook-${randomUUID()}.rules.yaml`);
+  writeFileSync(rules, 'version: 1\nsignals:\n  dashboards: { event: Dashboard Created, window: 30d, points: 50 }\ntiers:\n  - { name: PQL-A, min_score: 50, route: sales }\n');
+  const received: string[] = [];
+  const receiver = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      received.push(String(request.headers['webhook-id']));
+      response.writeHead(status()).end();
+    });
+  });
+  await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
+  return {
+    url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/own`,
+    received,
+    rules,
+    close: async () => {
       receiver.closeAllConnections();
       await new Promise((done) => receiver.close(done));
     },
@@ -163,49 +197,36 @@ describe('destinations test against a destination that keeps failing', () => {
 describe('evaluate --once with a webhook of its own, beside the local runtime and its webhook', () => {
   const ownSecret = generateWebhookSecret();
   const atRuntime: string[] = [];
-  const atOwn: string[] = [];
   let ownStatus = 503;
   let scenario: WebhookScenario;
-  let own: ReturnType<typeof createServer>;
-  let ownUrl: string;
-  const rules = join(tmpdir(), `evaluate-webhook-${randomUUID()}.rules.yaml`);
+  let own: EvaluateWebhook;
   const run = (...args: string[]) => scenario.run(...args);
-  const evaluate = () => run('evaluate', '--once', '--rules', rules, '--webhook', ownUrl, '--webhook-secret', ownSecret);
+  const evaluate = () => run('evaluate', '--once', '--rules', own.rules, '--webhook', own.url, '--webhook-secret', ownSecret);
 
   beforeAll(async () => {
-    writeFileSync(rules, 'version: 1\nsignals:\n  dashboards: { event: Dashboard Created, window: 30d, points: 50 }\ntiers:\n  - { name: PQL-A, min_score: 50, route: sales }\n');
     scenario = await webhookScenario('local-webhook-1', generateWebhookSecret(), 60_000, (headers) => {
       atRuntime.push(headers['webhook-id']!);
       return 200;
     });
-    own = createServer((request, response) => {
-      request.resume();
-      request.on('end', () => {
-        atOwn.push(String(request.headers['webhook-id']));
-        response.writeHead(ownStatus).end();
-      });
-    });
-    await new Promise<void>((done) => own.listen(0, '127.0.0.1', done));
-    ownUrl = `http://127.0.0.1:${(own.address() as AddressInfo).port}/own`;
+    own = await evaluateWebhook(() => ownStatus);
     await sendBatch(scenario.dev, [{ type: 'track', userId: 'u-own', event: 'Dashboard Created', messageId: 'own-1' }]);
   });
 
   afterAll(async () => {
     await scenario?.close();
-    own?.closeAllConnections();
-    await new Promise((done) => own?.close(done));
+    await own?.close();
   });
 
   it("queues what its webhook did not take under the webhook's own id, retries it there, says so and exits 1", async () => {
     const failed = await evaluate();
     expect(failed.stdout).toContain('LEAD QUALIFIED  user u-own');
     expect(failed.code).toBe(1);
-    expect(atOwn).toHaveLength(1);
-    const [key] = atOwn;
+    expect(own.received).toHaveLength(1);
+    const [key] = own.received;
     const destinations = (await run('destinations', 'list', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; transport: string });
     const id = destinations.find((destination) => destination.transport === 'evaluate')?.id;
     expect(id).toMatch(/^evaluate-webhook-[0-9a-f]{12}$/);
-    expect(failed.stderr).toContain(`pql-radar: 1 lead event(s) not delivered to --webhook ${ownUrl} (${id}) (HTTP 503), queued for retry: a later \`pql-radar evaluate --webhook ${ownUrl}\` retries them`);
+    expect(failed.stderr).toContain(`pql-radar: 1 lead event(s) not delivered to --webhook ${own.url} (${id}) (HTTP 503), queued for retry: a later \`pql-radar evaluate --webhook ${own.url}\` retries them`);
     // Not in the runtime's queue: its worker would have delivered it to the runtime's webhook.
     expect(await scenario.dev.deliveries.queue.head('local-webhook-1')).toBeUndefined();
     const queued = await scenario.dev.deliveries.queue.head(id!);
@@ -216,7 +237,7 @@ describe('evaluate --once with a webhook of its own, beside the local runtime an
     ownStatus = 400;
     const refused = await evaluate();
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(`pql-radar: 1 lead event(s) dead-lettered for --webhook ${ownUrl} (${id}): HTTP 400: the destination refused it, a retry would not change that; \`pql-radar dlq redrive ${id}\` queues them again`);
+    expect(refused.stderr).toContain(`pql-radar: 1 lead event(s) dead-lettered for --webhook ${own.url} (${id}): HTTP 400: the destination refused it, a retry would not change that; \`pql-radar dlq redrive ${id}\` queues them again`);
     expect((await run('dlq', 'list')).stdout).toContain(`${id}  1 dead letter(s)`);
 
     ownStatus = 200;
@@ -224,11 +245,63 @@ describe('evaluate --once with a webhook of its own, beside the local runtime an
     const delivered = await evaluate();
     expect(delivered.stderr).toBe('');
     expect(delivered.code).toBe(0);
-    expect(atOwn).toEqual([key, key, key]);
+    expect(own.received).toEqual([key, key, key]);
     // The runtime's webhook never had it.
     expect(atRuntime).not.toContain(key);
     // A start of the runtime records its webhooks again, and leaves the pass's, whose dead letters dlq list shows.
     await scenario.dev.deliveries.register('table');
     expect((await run('destinations', 'list')).stdout).toContain(`${id}  webhook  route *  via \`pql-radar evaluate\` given its --webhook`);
+  }, 60_000);
+});
+
+describe('evaluate without --once, with a webhook that fails', () => {
+  const ownSecret = generateWebhookSecret();
+  let ownStatus = 503;
+  let scenario: WebhookScenario;
+  let own: EvaluateWebhook;
+  let running: ChildProcess | undefined;
+  let stderr = '';
+
+  beforeAll(async () => {
+    scenario = await webhookScenario('local-webhook-1', generateWebhookSecret(), 60_000, () => 200);
+    own = await evaluateWebhook(() => ownStatus);
+    await sendBatch(scenario.dev, [{ type: 'track', userId: 'u-running', event: 'Dashboard Created', messageId: 'running-1' }]);
+  });
+
+  afterAll(async () => {
+    if (running && running.exitCode === null) {
+      const exited = new Promise((done) => running!.once('exit', done));
+      running.kill();
+      await exited;
+    }
+    await scenario?.close();
+    await own?.close();
+  });
+
+  async function until(found: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+    for (const started = Date.now(); !found(); await new Promise((done) => setTimeout(done, 50))) {
+      if (Date.now() - started > timeoutMs) throw new Error(`no ${what} within ${timeoutMs} ms; stderr: ${stderr}`);
+    }
+  }
+
+  it('says once what waits for a retry and why, then what was dead-lettered and how to redrive it, and keeps running', async () => {
+    const { url, rules } = own;
+    const args = ['--endpoint', inject('dynamoEndpoint'), '--table', scenario.dev.tableName, 'evaluate', '--rules', rules, '--webhook', url, '--webhook-secret', ownSecret, '--evaluate-every', '200ms'];
+    running = spawn(process.execPath, [join(import.meta.dirname, '../../bin/pql-radar.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    running.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const waiting = /^pql-radar: 1 lead event\(s\) not delivered to --webhook \S+ \((evaluate-webhook-[0-9a-f]{12})\) \(HTTP 503\)/m;
+    await until(() => waiting.test(stderr), 'line on the failed delivery');
+    const id = waiting.exec(stderr)![1]!;
+
+    // Its retry (a second or more after, backoff) is refused: the passes in between found it waiting, and said nothing.
+    ownStatus = 400;
+    await until(() => stderr.includes('dead-lettered'), 'line on the dead letter');
+    expect(own.received).toHaveLength(2);
+    expect(stderr).toBe(
+      `pql-radar: 1 lead event(s) not delivered to --webhook ${url} (${id}) (HTTP 503), queued for retry: the next passes of this command retry them; \`pql-radar deliveries list --failed\` shows the attempts\n` +
+        `pql-radar: 1 lead event(s) dead-lettered for --webhook ${url} (${id}): HTTP 400: the destination refused it, a retry would not change that; \`pql-radar dlq redrive ${id}\` queues them again\n`,
+    );
+    await new Promise((done) => setTimeout(done, 1000));
+    expect(running.exitCode).toBeNull();
   }, 60_000);
 });
