@@ -46,7 +46,7 @@ export function renderLeadListHtml(rows: readonly LeadSummary[], form: LeadListF
     'Leads',
     `<h1>Leads</h1>
 <form method="get" action="/leads" class="filters">
-${form.workspace !== undefined ? `<input type="hidden" name="workspace" value="${esc(form.workspace)}">` : ''}
+${workspaceField(form.workspace)}
 ${select('tier', choices.tiers)} ${select('route', choices.routes)}
 <label>since <input name="since" value="${esc(form.since ?? '')}" placeholder="7d" size="6"></label>
 <button type="submit">Filter</button>
@@ -96,13 +96,19 @@ function feedbackForm(entity: { workspace: string; type: string; id: string }, r
 <p class="sub">Takes the lead out of its tier for the reason's hold at the evaluator's next run; it is not notified again meanwhile.</p>`;
 }
 
+/** A filter form's workspace, which only the page's address carries: without it, submitting the form drops it. */
+const workspaceField = (workspace: string | undefined) => (workspace !== undefined ? `<input type="hidden" name="workspace" value="${esc(workspace)}">` : '');
+
 /** A short page after a form was handled: what happened, and the way back. */
 export function renderMessageHtml(title: string, message: string, back: string): string {
   return page(title, `<h1>${esc(title)}</h1><p id="message">${esc(message)}</p><p><a href="${esc(back)}">Back</a></p>`);
 }
 
-/** Rule health (`pql-radar health`): each tier's row, its figures hooked as on the lead pages, and the warnings. */
-export function renderHealthHtml(report: HealthReport): string {
+/**
+ * Rule health (`pql-radar health`): each tier's row, its figures hooked as on the lead pages, and the warnings; of
+ * `workspace` when the page was asked for one, which its form and its link to the list keep.
+ */
+export function renderHealthHtml(report: HealthReport, workspace: string | undefined): string {
   const rows = report.tiers.map((tier) => {
     const key = `health:${tier.tier}`;
     return `<tr><th scope="row">${esc(tier.tier)}</th><td>${esc(tier.level)}</td>
@@ -130,12 +136,12 @@ export function renderHealthHtml(report: HealthReport): string {
     'Rule health',
     `<h1>Rule health</h1>
 <p>The last ${periodText(report.period.days)} (${esc(report.period.from.slice(0, 10))} to ${esc(report.period.to.slice(0, 10))}): ${report.entities.user} users and ${report.entities.account} accounts evaluated. Qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now.</p>
-<form method="get" action="/leads/health" class="filters"><label>since <input name="since" value="${report.period.days}d" size="6"></label> <button type="submit">Show</button></form>
+<form method="get" action="/leads/health" class="filters">${workspaceField(workspace)}<label>since <input name="since" value="${report.period.days}d" size="6"></label> <button type="submit">Show</button></form>
 ${promised}
 ${rows.length === 0 ? '<p class="empty">No entity entered a tier in the period.</p>' : table('health', 'Each tier against the non-leads of its level', ['Tier', 'Level', 'Leads converted', 'Non-leads converted', 'Lift (95% CI)', 'Alerts/week', 'Median days to convert', 'Feedback', ...promisedHeaders], rows)}
 ${signalRows.length === 0 ? '' : table('health-signals', 'Each signal: the entities it fired for against the rest of their level', ['Signal', 'Level', 'Fired for', 'Fired: converted', 'Not fired: converted', 'Lift (95% CI)', ...promisedHeaders], signalRows)}
 ${warnings}
-<p><a href="/leads">All leads</a></p>`,
+<p><a href="/leads${workspace !== undefined ? `?workspace=${encodeURIComponent(workspace)}` : ''}">All leads</a></p>`,
   );
 }
 

@@ -132,8 +132,9 @@ async function healthPage(reader: DynamoDbLeadReader, query: URLSearchParams, no
   // As `pql-radar health --since` takes it: a period under a day gives rates of no use.
   const periodDays = durationDays(since);
   if (periodDays === undefined) return errorPage(400, `since ${JSON.stringify(since)}: must be ${durationRule}`);
-  const report = await inspectHealth(reader, { workspace: query.get('workspace') ?? undefined, periodDays, now });
-  return html(200, renderHealthHtml(report));
+  const workspace = query.get('workspace') ?? undefined;
+  const report = await inspectHealth(reader, { workspace, periodDays, now });
+  return html(200, renderHealthHtml(report, workspace));
 }
 
 const errorPage = (status: number, message: string): HtmlPage => html(status, renderErrorHtml(status, message));

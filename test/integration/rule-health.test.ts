@@ -116,6 +116,24 @@ describe('pql-radar health, against DynamoDB Local', () => {
     }
   });
 
+  it('keeps the workspace of /leads/health when its form is submitted, and in its link to the lead list', async () => {
+    // The query a browser sends when the page's form is submitted as it is written: each input's name and value.
+    const submitted = (page: string) => {
+      const form = /<form method="get" action="\/leads\/health"[^>]*>([\s\S]*?)<\/form>/.exec(page)![1]!;
+      return new URLSearchParams([...form.matchAll(/<input[^>]*\bname="([^"]+)"[^>]*\bvalue="([^"]*)"/g)].map(([, name, value]): [string, string] => [name!, value!]));
+    };
+    const asked = await (await fetch(`${dev.url}/leads/health?since=2w&workspace=nobody`)).text();
+    expect(asked).toContain('Nothing found for workspace &quot;nobody&quot;');
+    expect(submitted(asked).toString()).toBe('workspace=nobody&since=14d');
+    const resubmitted = await (await fetch(`${dev.url}/leads/health?${submitted(asked)}`)).text();
+    expect(resubmitted).toContain('Nothing found for workspace &quot;nobody&quot;');
+    expect(asked).toContain('<a href="/leads?workspace=nobody">All leads</a>');
+    // Asked for none, the page is of every workspace, and so is what its form asks for.
+    const every = await (await fetch(`${dev.url}/leads/health?since=2w`)).text();
+    expect(submitted(every).toString()).toBe('since=14d');
+    expect(every).toContain('<a href="/leads">All leads</a>');
+  });
+
   it('prints the table, and nothing evaluated in another workspace', async () => {
     const table = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'health');
     expect(table.code).toBe(0);
