@@ -4,9 +4,10 @@ import { access, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 
 /**
- * Output files named by an option (backtest --report, discover --out). They are written only once the run is done, so
- * that a failed run leaves no empty or partial file behind; checking them first means a mistyped path fails at once,
- * naming the option, instead of with a bare ENOENT after minutes of reading events. The check creates nothing.
+ * Output files named by an option (backtest --report, discover --out, sample --out). They are written only once the
+ * run is done, so that a failed run leaves no empty or partial file behind; checking them first means a mistyped path
+ * fails at once, naming the option, instead of with a bare ENOENT after minutes of reading (or generating) events. The
+ * check creates nothing.
  */
 
 const reasonOf = (error: unknown) => {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { integer } from './integer-option';
+import { checkOutputFile, writeOutputFile } from './output-file';
 import { generateSampleStream, toJsonl } from './sample-stream';
 import { evaluatePath } from '../local/evaluate-route';
 
@@ -14,8 +14,9 @@ export function addSampleCommands(program: Command) {
     .option('--users <n>', 'users', integer('--users', 1), 60)
     .option('--days <n>', 'days of history', integer('--days', 1), 30)
     .action(async (options: { out?: string; seed: number; users: number; days: number }) => {
+      if (options.out !== undefined) await checkOutputFile('--out', options.out);
       const jsonl = toJsonl(generateSampleStream({ seed: options.seed, users: options.users, days: options.days }));
-      if (options.out) await writeFile(options.out, jsonl);
+      if (options.out !== undefined) await writeOutputFile('--out', options.out, jsonl);
       else process.stdout.write(jsonl);
     });
 

@@ -150,7 +150,7 @@ describe('pql-radar backtest', () => {
     expect(existsSync(join(dir, 'nothing.html'))).toBe(false);
   }, 120_000);
 
-  it('refuses a --report or --out path it could not write before reading any events, naming the option, and creates no file', async () => {
+  it('refuses a --report or --out path it could not write before reading or generating any events, naming the option, and creates no file', async () => {
     // Events that do not exist: a command that reads them before checking its output path names them instead.
     const events = join(dir, 'never-read.jsonl');
     const aFile = join(dir, 'a-file.txt');
@@ -167,6 +167,9 @@ describe('pql-radar backtest', () => {
       const discover = await cli('discover', '--events', events, '--conversions', 'examples/backtest/conversions.csv', '--out', path);
       expect(discover.code).toBe(1);
       expect(discover.stderr).toBe(`pql-radar: --out ${path}: ${reason}\n`);
+      const sample = await cli('sample', '--out', path);
+      expect(sample.code).toBe(1);
+      expect(sample.stderr).toBe(`pql-radar: --out ${path}: ${reason}\n`);
     }
     // A good path passes the check without being created: the run that fails later leaves nothing there.
     const report = join(dir, 'not-written.html');
