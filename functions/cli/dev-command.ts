@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { startDev } from '../local/dev';
-import { localDestinations, localSinks, runtimeWebhookId, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { localDestinations, localSinks, runtimeWebhookId, printRun, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
 import { browserOrigin, defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 
@@ -22,10 +22,16 @@ export function addDevCommand(program: Command) {
   sinkOptions(dev).action(async (options: DevOptions) => {
     const { table, endpoint } = tableOptions(program);
     const ruleset = readRules(options.rules);
+    const destinations = localDestinations(dev, options, runtimeWebhookId);
+    let undelivered: UndeliveredReport | undefined;
     const runtime = await startDev({
       ruleset,
       leads: localSinks(options),
-      destinations: localDestinations(dev, options, runtimeWebhookId),
+      destinations,
+      onUndelivered: async (results, deliveries) => {
+        undelivered ??= new UndeliveredReport(deliveries, destinations, options.webhook, () => 'this runtime retries them');
+        for (const line of await undelivered.lines(results)) console.error(`pql-radar: ${line}`);
+      },
       evaluateEveryMs: options.evaluateEvery,
       onEvaluation: printRun,
       port: options.port,

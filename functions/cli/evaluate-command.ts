@@ -10,9 +10,8 @@ import { allShards, runEvaluator } from '../core/evaluate-leads';
 import { createDynamoDbClient } from '../local/dynamodb-local';
 import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from '../local/change-stream';
-import { LocalDeliveryWorker, type DrainResult } from '../local/delivery-worker';
-import type { LeadDestination } from '../core/delivery';
-import { evaluateWebhookId, localDestinations, localSinks, printRun, sinkOptions, type SinkOptions } from './lead-output';
+import { LocalDeliveryWorker } from '../local/delivery-worker';
+import { evaluateWebhookId, localDestinations, localSinks, printRun, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 import { deployedListSettleMs } from '../shared/settings';
@@ -62,9 +61,9 @@ export function addEvaluateCommand(program: Command) {
     // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass. Deployed,
     // the evaluator reads the stream itself.
     const changeStream = local ? new LocalChangeStream(client, table, new DynamoDbChangeCapture(client, table, shards)) : undefined;
-    // Per webhook, the lead event already told of as waiting: a running command's passes find it waiting again and
-    // again until its retry, and saying so at each would bury the next failure.
-    const told = new Map<string, string | undefined>();
+    const undelivered = deliveries
+      ? new UndeliveredReport(deliveries, destinations, options.webhook, (url) => (options.once ? `a later \`pql-radar evaluate --webhook ${url}\` retries them` : 'the next passes of this command retry them'))
+      : undefined;
     for (;;) {
       await changeStream?.drain();
       // Shards of a higher count the table had before too: what was left there is evaluated and published.
@@ -76,14 +75,10 @@ export function addEvaluateCommand(program: Command) {
       } else {
         printRun(summary);
       }
-      for (const result of drained) {
-        const untold = options.once || result.waiting !== told.get(result.destination) ? result : { ...result, waiting: undefined };
-        told.set(result.destination, result.waiting);
-        const problems = await undeliveredProblems(untold, deliveries!, destinations, options.webhook, options.once ? 'once' : 'running');
-        for (const problem of problems) console.error(`pql-radar: ${problem}`);
-        // A running command goes on: its next passes retry what waits, and a dead letter waits for `dlq redrive`.
-        if (options.once && (problems.length > 0 || result.failed)) process.exitCode = 1;
-      }
+      const problems = (await undelivered?.lines(drained)) ?? [];
+      for (const problem of problems) console.error(`pql-radar: ${problem}`);
+      // A running command goes on: its next passes retry what waits, and a dead letter waits for `dlq redrive`.
+      if (options.once && (problems.length > 0 || drained.some((result) => result.failed))) process.exitCode = 1;
       if (options.once) {
         changeStream?.stop();
         return;
@@ -108,31 +103,6 @@ export async function shardCountOf(client: DynamoDBClient, table: string, reques
     throw new InvalidArgumentError(`--shards ${requested}: table ${table} has ${recorded.shards} shards (recorded by its evaluator); leave --shards out`);
   }
   return recorded;
-}
-
-/**
- * What a pass's drain left undelivered at one of its webhooks, in lines for stderr: what waits in its queue and
- * who retries it (a later `evaluate` after `--once`, the running command's next passes without), what was
- * dead-lettered and how to send it again.
- */
-async function undeliveredProblems(result: DrainResult, deliveries: LocalDeliveryWorker, destinations: readonly LeadDestination[], urls: readonly string[], run: 'once' | 'running'): Promise<string[]> {
-  const url = urls[destinations.findIndex((destination) => destination.id === result.destination)];
-  const problems: string[] = [];
-  if (result.waiting) {
-    const queued = await deliveries.queue.size(result.destination);
-    const retrier = run === 'once' ? `a later \`pql-radar evaluate --webhook ${url}\` retries them` : 'the next passes of this command retry them';
-    problems.push(
-      `${queued} lead event(s) not delivered to --webhook ${url} (${result.destination}) ${result.lastFailure ? `(${result.lastFailure})` : '(waiting for a retry after an earlier failure)'}, queued for retry: ` +
-        `${retrier}; \`pql-radar deliveries list --failed\` shows the attempts`,
-    );
-  }
-  if (result.deadLettered.length > 0) {
-    problems.push(
-      `${result.deadLettered.length} lead event(s) dead-lettered for --webhook ${url} (${result.destination}): ${[...new Set(result.deadLettered)].join('; ')}; ` +
-        `\`pql-radar dlq redrive ${result.destination}\` queues them again`,
-    );
-  }
-  return problems;
 }
 
 function parseAt(value: string): Date {

@@ -5,6 +5,7 @@ import type { LeadPublisher } from '../core/ports';
 import { staticSecret, webhookDestination } from '../adapters/destinations';
 import type { LeadDestination } from '../core/delivery';
 import { parseWebhookSecrets } from '../core/webhook-signature';
+import type { DrainResult, LocalDeliveryWorker } from '../local/delivery-worker';
 import { ConsoleLeadSink, FanOutLeadSink, JsonlLeadSink } from '../local/lead-sinks';
 import { collect } from './options';
 
@@ -88,4 +89,45 @@ export function printRun(summary: EvaluatorRunSummary) {
       (summary.unpublished.length > 0 ? `, ${summary.unpublished.length} left in the outbox for the next run` : '') +
       (summary.incompleteShards.length > 0 ? `, shards ${summary.incompleteShards.join(', ')} unfinished` : ''),
   );
+}
+
+/**
+ * What the drains of the `--webhook` queues left undelivered, in lines for stderr: what waits in a queue, why, and
+ * who retries it (`retrier`, given the webhook's URL), what was dead-lettered and how to send it again. A lead event
+ * waiting for its retry is told of once, however many drains find it still waiting: saying so at each would bury the
+ * next failure.
+ */
+export class UndeliveredReport {
+  /** Per webhook, the lead event last told of as waiting. */
+  readonly #told = new Map<string, string | undefined>();
+
+  constructor(
+    private readonly deliveries: LocalDeliveryWorker,
+    private readonly destinations: readonly LeadDestination[],
+    private readonly urls: readonly string[],
+    private readonly retrier: (url: string) => string,
+  ) {}
+
+  async lines(results: readonly DrainResult[]): Promise<string[]> {
+    const lines: string[] = [];
+    for (const result of results) {
+      const url = this.urls[this.destinations.findIndex((destination) => destination.id === result.destination)];
+      const untold = result.waiting !== undefined && result.waiting !== this.#told.get(result.destination);
+      this.#told.set(result.destination, result.waiting);
+      if (untold) {
+        const queued = await this.deliveries.queue.size(result.destination);
+        lines.push(
+          `${queued} lead event(s) not delivered to --webhook ${url} (${result.destination}) ${result.lastFailure ? `(${result.lastFailure})` : '(waiting for a retry after an earlier failure)'}, queued for retry: ` +
+            `${this.retrier(url!)}; \`pql-radar deliveries list --failed\` shows the attempts`,
+        );
+      }
+      if (result.deadLettered.length > 0) {
+        lines.push(
+          `${result.deadLettered.length} lead event(s) dead-lettered for --webhook ${url} (${result.destination}): ${[...new Set(result.deadLettered)].join('; ')}; ` +
+            `\`pql-radar dlq redrive ${result.destination}\` queues them again`,
+        );
+      }
+    }
+    return lines;
+  }
 }

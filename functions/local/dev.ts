@@ -21,7 +21,7 @@ import { serveHttpApi } from './http-server';
 import { ensurePortFree } from './ports';
 import { changeMarks, DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from './change-stream';
-import { LocalDeliveryWorker } from './delivery-worker';
+import { LocalDeliveryWorker, type DrainResult } from './delivery-worker';
 import { ConsoleLeadSink, FanOutLeadSink } from './lead-sinks';
 import type { DeliveryPolicy, LeadDestination } from '../core/delivery';
 import { DynamoDbFeedbackStore, ensureFeedbackSecret } from '../adapters/dynamodb/feedback-store';
@@ -62,6 +62,8 @@ export interface DevOptions {
   destinations?: readonly LeadDestination[];
   /** Milliseconds between passes of the delivery worker; 0 delivers only when deliverOnce() is called. @default 1000 */
   deliverEveryMs?: number;
+  /** Called with what each timed pass of the delivery worker left undelivered, e.g. to say so. */
+  onUndelivered?: (results: DrainResult[], deliveries: LocalDeliveryWorker) => Promise<void>;
   /** Retries of the delivery worker. @default core/delivery's: 24 hours */
   deliveryPolicy?: DeliveryPolicy;
   /** Milliseconds between evaluator runs; 0 runs it only when evaluateOnce() is called. @default 10000 */
@@ -197,7 +199,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     deliveries = new LocalDeliveryWorker({ client, tableName, destinations, ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
     await deliveries.register('table');
     const deliverEvery = options.deliverEveryMs ?? 1000;
-    if (deliverEvery > 0) deliveries.start(deliverEvery);
+    const worker = deliveries;
+    if (deliverEvery > 0) deliveries.start(deliverEvery, options.onUndelivered && ((results) => options.onUndelivered!(results, worker)));
     const written = options.leads ?? new ConsoleLeadSink();
     const leads = options.destinations?.length ? new FanOutLeadSink([written, deliveries]) : written;
     /** The latest time a run evaluated anything at: a run at an earlier time would move leads back in time. */

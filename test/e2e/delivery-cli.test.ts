@@ -305,3 +305,55 @@ describe('evaluate without --once, with a webhook that fails', () => {
     expect(running.exitCode).toBeNull();
   }, 60_000);
 });
+
+describe('npm start with a webhook that fails', () => {
+  const secret = generateWebhookSecret();
+  let status = 503;
+  let receiver: EvaluateWebhook;
+  let dev: ChildProcess | undefined;
+
+  afterAll(async () => {
+    if (dev && dev.exitCode === null) {
+      const exited = new Promise((done) => dev!.once('exit', done));
+      dev.kill('SIGINT');
+      await exited;
+    }
+    await receiver?.close();
+  });
+
+  it('says once what waits for a retry and why, then what was dead-lettered and how to redrive it, and keeps running', async () => {
+    receiver = await evaluateWebhook(() => status);
+    const args = ['dev', '--port', '0', '--dynamodb-port', '0', '--rules', receiver.rules, '--webhook', receiver.url, '--webhook-secret', secret, '--evaluate-every', '200ms'];
+    dev = spawn(process.execPath, [join(import.meta.dirname, '../../bin/pql-radar.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    dev.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    dev.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const until = async (found: () => boolean, what: string) => {
+      for (const started = Date.now(); !found(); await new Promise((done) => setTimeout(done, 50))) {
+        if (Date.now() - started > 30_000) throw new Error(`no ${what} within 30 s; stdout: ${stdout}; stderr: ${stderr}`);
+      }
+    };
+    await until(() => stdout.includes('Ctrl-C stops everything.'), 'start');
+    const url = /ingest endpoint +(http:\/\/\S+?)\/v1\//.exec(stdout)![1]!;
+    const writeKey = /write key +(pqr_\S+)/.exec(stdout)![1]!;
+    const sent = await fetch(`${url}/v1/track`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(`${writeKey}:`).toString('base64')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: 'u-dev', event: 'Dashboard Created', messageId: 'dev-1' }),
+    });
+    expect(sent.status).toBe(200);
+
+    const waiting = /^pql-radar: 1 lead event\(s\) not delivered to --webhook \S+ \((local-webhook-1)\) \(HTTP 503\)/m;
+    await until(() => waiting.test(stderr), 'line on the failed delivery');
+    // Its retry (a second or more after, backoff) is refused: the passes in between found it waiting, and said nothing.
+    status = 400;
+    await until(() => stderr.includes('dead-lettered'), 'line on the dead letter');
+    expect(receiver.received).toHaveLength(2);
+    expect(stderr).toBe(
+      `pql-radar: 1 lead event(s) not delivered to --webhook ${receiver.url} (local-webhook-1) (HTTP 503), queued for retry: this runtime retries them; \`pql-radar deliveries list --failed\` shows the attempts\n` +
+        `pql-radar: 1 lead event(s) dead-lettered for --webhook ${receiver.url} (local-webhook-1): HTTP 400: the destination refused it, a retry would not change that; \`pql-radar dlq redrive local-webhook-1\` queues them again\n`,
+    );
+    expect(dev.exitCode).toBeNull();
+  }, 60_000);
+});
