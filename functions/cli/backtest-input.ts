@@ -68,6 +68,8 @@ export interface ReadEventsOptions {
   skipBad?: boolean;
   /** Where progress goes. @default terminalProgress() (silent unless stderr is a terminal) */
   progress?: Progress;
+  /** When the events are read: no event happened more than a day after it (parseEvent). @default the time reading starts */
+  now?: Date;
 }
 
 export interface ReadEventsStats {
@@ -135,9 +137,10 @@ export class EventReader implements AsyncIterable<AcceptedMessage> {
     const report = () => progress.update(`reading events: ${this.stats.eventsRead.toLocaleString('en-US')}${this.stats.linesSkipped > 0 ? ` (${this.stats.linesSkipped} lines skipped)` : ''}`);
     // Every thousand messages, and once at the end: formatting the count for every message costs more than parsing it.
     let sinceReport = 0;
+    const readAt = (this.options.now ?? new Date()).getTime();
     try {
       for await (const { source, line, number } of this.lines()) {
-        const outcome = parseEvent(source, line, number);
+        const outcome = parseEvent(source, line, number, readAt);
         if (outcome === undefined) continue;
         if (outcome instanceof InputError) {
           if (!this.options.skipBad) throw outcome;
@@ -159,8 +162,12 @@ export class EventReader implements AsyncIterable<AcceptedMessage> {
   }
 }
 
-/** One line of an events file: the accepted message, undefined for a blank line, or the reason it is bad. */
-export function parseEvent(file: string, line: string | Error, number: number): AcceptedMessage | InputError | undefined {
+/**
+ * One line of an events file: the accepted message, undefined for a blank line, or the reason it is bad. `readAt` (ms)
+ * is when the run reads it: no event can have happened after that, so a time more than a day after it (maxFutureMs, as
+ * ingest bounds a time by its receipt) is refused; one clock for the whole run, so every line is judged alike.
+ */
+export function parseEvent(file: string, line: string | Error, number: number, readAt: number): AcceptedMessage | InputError | undefined {
   if (line instanceof Error) return new InputError(file, number, line.message);
   if (line.trim() === '') return undefined;
   let raw: unknown;
@@ -172,12 +179,10 @@ export function parseEvent(file: string, line: string | Error, number: number): 
   }
   // includes first: on the one-byte strings most lines are, it answers at once.
   const invalidBytes = line.includes('\udfff') && hasInvalidBytes(line);
-  const fast = line.length <= fastPathMaxChars && !invalidBytes ? acceptCommonMessage(raw, number) : undefined;
+  const fast = line.length <= fastPathMaxChars && !invalidBytes ? acceptCommonMessage(raw, number, readAt) : undefined;
   if (fast !== undefined) return fast;
-  // Without a receivedAt (an export's), no time is too far ahead of a history's: each step of the replay counts only
-  // what happened by then.
   const { receivedAt, known } = receivedAtOf(raw);
-  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAt, { receivedAtKnown: known, invalidBytes });
+  const outcome = validateMessage(raw, number, backtestWorkspace, receivedAt, { receivedAtKnown: known, invalidBytes, readAt: new Date(readAt) });
   if ('reason' in outcome) return new InputError(file, number, outcome.path ? `${outcome.path}: ${outcome.reason}` : outcome.reason);
   if (outcome.serverTimed) return new InputError(file, number, 'timestamp: the message has no timestamp or originalTimestamp, and a backtest needs the time each event happened');
   return outcome;
@@ -188,11 +193,12 @@ export function parseEvent(file: string, line: string | Error, number: number): 
  * shape, key order included), for the messages backtests are made of: a track, identify, group, page or screen call
  * with a string messageId, string identifiers, a `timestamp` and plain-object properties, traits and context. Anything
  * else (alias, numbers as identifiers, no messageId, originalTimestamp or sentAt, an invalid field, deep nesting, a
- * `__proto__` key) returns undefined and takes the full path, zod included, which then accepts or names the problem.
- * zod alone caps a backtest at some 35,000 messages a second; test/unit/backtest-input.test.ts checks with fast-check
- * that both paths agree on generated messages. @internal exported for that test
+ * `__proto__` key, a time too far ahead: `readAt` is parseEvent's) returns undefined and takes the full path, zod
+ * included, which then accepts or names the problem. zod alone caps a backtest at some 35,000 messages a second;
+ * test/unit/backtest-fast-validation.test.ts checks with fast-check that both paths agree on generated messages.
+ * @internal exported for that test
  */
-export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessage | undefined {
+export function acceptCommonMessage(raw: unknown, index: number, readAt: number): AcceptedMessage | undefined {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
   const input = raw as Record<string, unknown>;
   const type = input['type'];
@@ -206,9 +212,10 @@ export function acceptCommonMessage(raw: unknown, index: number): AcceptedMessag
   if (userId === invalid || anonymousId === invalid || (!userId && !anonymousId)) return undefined;
   const resolved = resolvedTime(timestamp);
   if (resolved === undefined) return undefined;
-  // A time further ahead of an export's receivedAt than ingest takes: the full path names it.
+  // A time further ahead of an export's receivedAt, or of the run, than ingest takes: the full path names it.
   const { receivedAt } = input;
-  if (typeof receivedAt === 'string' && !(Date.parse(resolved) <= Date.parse(receivedAt) + maxFutureMs)) return undefined;
+  const latest = (typeof receivedAt === 'string' ? Math.min(Date.parse(receivedAt), readAt) : readAt) + maxFutureMs;
+  if (!(Date.parse(resolved) <= latest)) return undefined;
 
   // The schema's keys in its order (originalTimestamp and sentAt are not here; messageId, timestamp and type are
   // there, checked above; a track's event and a group's groupId are required), each set by its name: a loop over the

@@ -49,6 +49,8 @@ export interface PartitionedReadOptions {
   /** Spilled lines per partition, about (bytes): what a worker holds at once. @default 8 MiB */
   partitionBytes?: number;
   progress?: Progress;
+  /** When the events are read: no event happened more than a day after it (parseEvent). @default the time read starts */
+  now?: Date;
 }
 
 export interface PartitionedReadStats {
@@ -96,6 +98,7 @@ export class PartitionedHistory {
 
   static async read(lines: AsyncIterable<SourceLine | LineBlock>, options: PartitionedReadOptions): Promise<PartitionedHistory> {
     if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`workers must be a whole number, at least 1 (got ${options.workers})`);
+    const readAt = (options.now ?? new Date()).getTime();
     const directory = await mkdtemp(join(tmpdir(), 'pql-radar-backtest-'));
     const forgetSignals = removedOnSignal(directory);
     const setups = Array.from({ length: options.workers }, (_, index): WorkerSetup => ({
@@ -105,6 +108,7 @@ export class PartitionedHistory {
       partitionPrefix: join(directory, `w${index}-p`),
       ...(options.until !== undefined ? { until: options.until } : {}),
       ...(options.anonymous ? { anonymous: true } : {}),
+      readAt,
     }));
     let pool: WorkerPool;
     try {

@@ -27,6 +27,8 @@ export interface WorkerSetup {
   /** Messages after this time are not kept but for their conversions (EventHistory's `until`). */
   until?: string;
   anonymous?: boolean;
+  /** When the run reads the events (ms; parseEvent's readAt): one clock for every worker, whichever reads a line. */
+  readAt: number;
 }
 
 export interface SpillTask {
@@ -166,7 +168,7 @@ function spillBatch(task: SpillTask): SpillResult {
   const lines = Array.isArray(task.lines) ? task.lines : linesOfBlock(task.lines);
   lines.forEach((line, index) => {
     const number = task.firstNumber + index;
-    const outcome = parseEvent(task.source, typeof line === 'string' ? line : new Error(line.error), number);
+    const outcome = parseEvent(task.source, typeof line === 'string' ? line : new Error(line.error), number, setup.readAt);
     if (outcome === undefined) return;
     if (outcome instanceof InputError) {
       result.errors.push({ number: outcome.line, reason: outcome.reason });

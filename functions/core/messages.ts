@@ -62,14 +62,15 @@ export interface RejectedMessage extends Rejection {
  * message before the request's own fields were added to it (a batch's context and sentAt, a single call's type), which
  * the per-event limit is measured on, as the SDKs measure it; by default `raw`. `receivedAtKnown`: false when
  * `receivedAt` stands in for a time not known (a backtest's events without receivedAt): no time is then too far
- * ahead of it. @default true
+ * ahead of it. @default true. `readAt`: when the message is read (a backtest's run): whatever it was received at, no
+ * event had happened by then, so a time more than a day after it is refused as one after the receipt is.
  */
 export function validateMessage(
   raw: unknown,
   index: number,
   workspace: string,
   receivedAt: Date,
-  options: { invalidBytes?: boolean; asSent?: unknown; receivedAtKnown?: boolean } = {},
+  options: { invalidBytes?: boolean; asSent?: unknown; receivedAtKnown?: boolean; readAt?: Date } = {},
 ): AcceptedMessage | RejectedMessage {
   // Echoed in the answer and kept in the quarantine: bounded, whatever the client sent.
   const messageId = isPlainObject(raw) && typeof raw['messageId'] === 'string' ? raw['messageId'].slice(0, maxEchoedChars) : undefined;
@@ -90,7 +91,7 @@ export function validateMessage(
     return reject(formatPath(issue.path), describeIssue(issue));
   }
   const time = resolveTimestamp(result.data, receivedAt);
-  const outOfRange = timeOutOfRange(result.data, time, receivedAt, options.receivedAtKnown ?? true);
+  const outOfRange = timeOutOfRange(result.data, time, receivedAt, options.receivedAtKnown ?? true, options.readAt);
   if (outOfRange) return reject(result.data.timestamp !== undefined ? 'timestamp' : 'originalTimestamp', outOfRange);
   return normalise(result.data, time, index, workspace);
 }
@@ -293,15 +294,22 @@ const latestEventTime = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 export const maxFutureMs = 86_400_000;
 
 /** Why a resolved time cannot be stored, or undefined when it can. */
-function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date, receivedAtKnown: boolean): string | undefined {
+function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date, receivedAtKnown: boolean, readAt: Date | undefined): string | undefined {
   if (message.timestamp === undefined && message.originalTimestamp === undefined) return undefined; // the receive time is trusted
   const ms = time.getTime();
   const corrected = skewCorrected(message);
   // A corrected time is bounded by the receipt even where the receipt stands in for one not known (a backtest's sentAt).
   const aheadBound = corrected || receivedAtKnown ? receivedAt.getTime() + maxFutureMs : Number.POSITIVE_INFINITY;
-  const latest = Math.min(latestEventTime, aheadBound);
+  // Nothing had happened after the message was read: the bound of a backtest's lines without receivedAt (a wrong
+  // clock's sentAt, their receipt's stand-in, is as wrong as their timestamp).
+  const readBound = readAt !== undefined ? readAt.getTime() + maxFutureMs : Number.POSITIVE_INFINITY;
+  const latest = Math.min(latestEventTime, aheadBound, readBound);
   if (ms >= earliestEventTime && ms <= latest) return undefined;
   const resolved = Number.isNaN(ms) ? 'no valid time' : new Date(ms).toISOString();
+  // Named by the nearer bound it passes.
+  if (ms > readBound && readBound < aheadBound && ms <= latestEventTime) {
+    return `is ${resolved}, more than a day after it was read (${readAt!.toISOString()}): an event not yet happened, from a wrong clock`;
+  }
   if (corrected) return `with sentAt, resolves to ${resolved} after clock-skew correction: outside 2000-01-01 to one day after the request was received`;
   if (ms > aheadBound && ms <= latestEventTime) {
     return `is ${resolved}, more than a day after the request was received (${receivedAt.toISOString()}): an event not yet happened, from a wrong clock`;

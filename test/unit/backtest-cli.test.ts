@@ -150,6 +150,21 @@ describe('pql-radar backtest', () => {
     expect(existsSync(join(dir, 'nothing.html'))).toBe(false);
   }, 120_000);
 
+  it("refuses an event more than a day after the run, without receivedAt too, and with --skip-bad the period ends at the last event's day", async () => {
+    const events = join(dir, 'wrong-clock.jsonl');
+    const track = (day: string) => JSON.stringify({ type: 'track', userId: 'ann', event: 'Dashboard Shared', timestamp: `${day}T10:00:00Z` });
+    writeFileSync(events, `${track('2025-01-01')}\n${track('2025-01-02')}\n${track('2125-01-01')}\n${track('2025-01-03')}\n`);
+    const args = ['backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--json'];
+    const failed = await cli(...args);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(new RegExp(`^pql-radar: ${events.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: timestamp: is 2125-01-01T10:00:00.000Z, more than a day after it was read \\(.+\\): an event not yet happened, from a wrong clock \\(--skip-bad skips such lines and counts them\\)\\n$`));
+    const skipped = await cli(...args, '--skip-bad');
+    expect(skipped.code, skipped.stderr).toBe(0);
+    const report = JSON.parse(skipped.stdout) as BacktestReport;
+    expect(report.input).toMatchObject({ eventsRead: 3, linesSkipped: 1 });
+    expect(report.period).toMatchObject({ from: '2025-01-01', to: '2025-01-03' });
+  }, 120_000);
+
   it('refuses a --report or --out path it could not write before reading or generating any events, naming the option, and creates no file', async () => {
     // Events that do not exist: a command that reads them before checking its output path names them instead.
     const events = join(dir, 'never-read.jsonl');

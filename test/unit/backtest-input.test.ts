@@ -72,12 +72,11 @@ describe('readEvents', () => {
     const wrongType = file('type.jsonl', JSON.stringify({ type: 'purchase', userId: 'ann', timestamp: '2025-01-01T00:00:00Z' }));
     expect((await failure(collect([wrongType]))).message).toBe(`${wrongType}:1: type: must be one of track, identify, group, page, screen, alias`);
 
-    // An export's receivedAt bounds its time as ingest's receipt does; without one, a history's times are taken as they are.
+    // An export's receivedAt bounds its time as ingest's receipt does (without one, the run's clock: see below).
     const wrongClock = file('wrong-clock.jsonl', [track('ann', '2125-01-01T10:00:00Z', { receivedAt: '2025-01-01T10:00:01Z' }), track('bob', '2025-01-02T10:00:00Z', { receivedAt: '2025-01-01T10:00:01Z' })].join('\n'));
     expect((await failure(collect([wrongClock]))).message).toBe(
       `${wrongClock}:1: timestamp: is 2125-01-01T10:00:00.000Z, more than a day after the request was received (2025-01-01T10:00:01.000Z): an event not yet happened, from a wrong clock`,
     );
-    expect((await collect([file('no-receipt.jsonl', track('ann', '2125-01-01T10:00:00Z'))])).messages).toHaveLength(1);
 
     // Bytes that are not UTF-8 are refused as ingest refuses them: decoded to U+FFFD, two such ids would be one user.
     const notUtf8 = file('not-utf8.jsonl', Buffer.concat([Buffer.from(good[0]!.replace('"ann"', '"ann-X"')).map((byte) => (byte === 0x58 ? 0xff : byte)), Buffer.from(`\n${good[1]}\n`)]));
@@ -85,6 +84,42 @@ describe('readEvents', () => {
 
     const notGzipped = file('really-gzip.jsonl', gzipSync(good[0]!));
     expect((await failure(collect([notGzipped]))).message).toContain('(the file looks gzip-compressed: name it .gz)');
+  });
+
+  it("bounds a time by the run's clock as ingest bounds it by its receipt: a line without receivedAt too", async () => {
+    const now = new Date('2025-01-03T00:00:00Z');
+    const ahead = (time: string) => `is ${time}, more than a day after it was read (2025-01-03T00:00:00.000Z): an event not yet happened, from a wrong clock`;
+    const lines = [
+      // A day after the run at most, as ingest's receipt allows.
+      track('ann', '2025-01-04T00:00:00.000Z'),
+      track('ann', '2025-01-04T00:00:00.001Z'),
+      track('bob', '2125-01-01T10:00:00Z'),
+      // A wrong clock's sentAt is as wrong as its timestamp: the skew-corrected time is still ahead of the run.
+      track('bob', '2125-01-01T10:00:00Z', { sentAt: '2125-01-01T10:00:05Z' }),
+      JSON.stringify({ type: 'identify', userId: 'cy', originalTimestamp: '2125-01-01T10:00:00Z', timestamp: '2125-01-01T10:00:00Z' }),
+      JSON.stringify({ type: 'identify', userId: 'cy', originalTimestamp: '2125-01-01T10:00:00Z' }),
+      // A receipt after the run does not widen its bound.
+      track('dee', '2025-02-01T10:00:00Z', { receivedAt: '2025-02-01T10:00:01Z' }),
+      track('dee', '2025-01-02T10:00:00Z'),
+    ];
+    const wrongClock = file('run-clock.jsonl', lines.join('\n'));
+    expect((await failure(collect([wrongClock], { now }))).message).toBe(`${wrongClock}:2: timestamp: ${ahead('2025-01-04T00:00:00.001Z')}`);
+    const { messages, stats } = await collect([wrongClock], { now, skipBad: true });
+    expect(messages.map((message) => [identityKey(message.identity), message.timestamp])).toEqual([
+      ['user:ann', '2025-01-04T00:00:00.000Z'],
+      ['user:dee', '2025-01-02T10:00:00.000Z'],
+    ]);
+    expect(stats.skipped.map((error) => [error.line, error.reason])).toEqual([
+      [2, `timestamp: ${ahead('2025-01-04T00:00:00.001Z')}`],
+      [3, `timestamp: ${ahead('2125-01-01T10:00:00.000Z')}`],
+      [4, `timestamp: ${ahead('2125-01-01T10:00:00.000Z')}`],
+      [5, `timestamp: ${ahead('2125-01-01T10:00:00.000Z')}`],
+      [6, `originalTimestamp: ${ahead('2125-01-01T10:00:00.000Z')}`],
+      [7, `timestamp: ${ahead('2025-02-01T10:00:00.000Z')}`],
+    ]);
+    // By default the clock is the machine's when reading starts.
+    const farAhead = file('far-ahead.jsonl', track('ann', '2125-01-01T10:00:00Z'));
+    expect((await failure(collect([farAhead]))).message).toMatch(new RegExp(`^${escape(farAhead)}:1: timestamp: is 2125-01-01T10:00:00.000Z, more than a day after it was read \\(\\d{4}-`));
   });
 
   it('skips and counts bad lines with skipBad, keeping the first reasons', async () => {

@@ -117,6 +117,37 @@ describe('a backtest partitioned on worker threads', () => {
     }
   });
 
+  it("judges times ahead of the run alike whatever the workers: one clock for the run, as one pass's", async () => {
+    const now = new Date('2025-01-03T00:00:00Z');
+    const bound = now.getTime() + 86_400_000;
+    // Times on both sides of the bound, from either path of validation (sentAt takes zod's), in many batches.
+    const lines = Array.from({ length: 7_000 }, (_, i) => {
+      const timestamp = new Date(bound + (i % 7) - 3).toISOString();
+      return JSON.stringify({ type: 'track', userId: `u${i % 300}`, event: 'Dashboard Shared', timestamp, messageId: `m${i}`, ...(i % 5 === 0 ? { sentAt: timestamp } : {}) });
+    });
+    const ahead = join(dir, 'ahead.jsonl');
+    writeFileSync(ahead, `${lines.join('\n')}\n`);
+    const rulesSource = join(examples, 'activation.rules.yaml');
+    const rulesText = readFileSync(rulesSource, 'utf8');
+    const whole = new EventHistory(loadRules(rulesText, rulesSource));
+    const reader = readEvents([ahead], { now, skipBad: true });
+    for await (const message of reader) whole.add(message);
+    expect(reader.stats.linesSkipped).toBe(3_000);
+    const options = { from: '2025-01-04', to: '2025-01-04', stepDays: 1 };
+    const expected = replay(whole, options);
+    for (const [workers, lines] of [[1, fileLines], [3, fileBlocks]] as const) {
+      await expect(PartitionedHistory.read(lines([ahead]), { rulesText, rulesSource, workers, now })).rejects.toThrow(`${ahead}:5: timestamp: is 2025-01-04T00:00:00.001Z, more than a day after it was read`);
+      const history = await PartitionedHistory.read(lines([ahead]), { rulesText, rulesSource, workers, partitionBytes: 30_000, now, skipBad: true });
+      try {
+        expect(history.stats).toMatchObject({ eventsRead: reader.stats.eventsRead, linesSkipped: 3_000, lastTimestamp: whole.stats.lastTimestamp });
+        expect(history.stats.skipped.map((error) => error.message)).toEqual(reader.stats.skipped.map((error) => error.message));
+        expect((await history.replay(options)).result).toStrictEqual(expected);
+      } finally {
+        await history.close();
+      }
+    }
+  }, 120_000);
+
   it('gives the same JSON report from the CLI with one worker and with several', async () => {
     const file = eventsFile();
     const run = async (...extra: string[]) => {

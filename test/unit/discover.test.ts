@@ -126,7 +126,7 @@ describe('discover on planted data: finds what was planted, and nothing else', (
   const noise = new Set([...eventsOf(exampleBehaviours.filter((behaviour) => behaviour.conversionRate === undefined)), 'Logged In', 'Page Viewed']);
   // Each line as `pql-radar discover` reads it: JSON, then ingest's validation.
   const messages = stream.messages.map((message, index) => {
-    const outcome = parseEvent('planted.jsonl', JSON.stringify(message), index + 1);
+    const outcome = parseEvent('planted.jsonl', JSON.stringify(message), index + 1, Date.now());
     if (outcome === undefined || outcome instanceof Error) throw new Error(`line ${index + 1}: ${outcome?.message}`);
     return outcome;
   });
