@@ -166,7 +166,6 @@ export function historyReads(ruleset: Ruleset): HistoryReads {
 export function historyEntry(message: HistoryMessage, ruleset: Ruleset, reads: HistoryReads): HistoryEntry {
   const { type, timestamp, identity, message: raw } = message;
   const owner = identityKey(identity);
-  const conversion = ruleset.file.conversion;
   // Only a message with an anonymousId, or an alias, claims anything (core/identity's claimsOf).
   const { anonymousId } = raw;
   const claims = (typeof anonymousId === 'string' && anonymousId !== '') || type === 'alias' ? claimsOf(raw) : noClaims;
@@ -180,12 +179,21 @@ export function historyEntry(message: HistoryMessage, ruleset: Ruleset, reads: H
     identity,
     owner,
     messageId: message.messageId,
-    converts: conversion !== undefined && convertsBy(conversion, raw, 'user'),
+    converts: messageConverts(message, ruleset),
     claims,
     groupId: message.groupId,
     traits: traits !== undefined && Object.keys(traits).length > 0 ? traits : undefined,
     usage: productTypes.has(type) ? { type, timestamp, event: type === 'track' && typeof raw['event'] === 'string' ? raw['event'] : undefined, properties: isRecord(properties) ? picked(properties, reads.properties) : undefined } : undefined,
   };
+}
+
+/**
+ * Whether the message converts its user under these rules, decided on the whole message (core/conversion): a history
+ * entry's `converts`, and all that a partitioned backtest needs to know of a message after `until`.
+ */
+export function messageConverts(message: Pick<HistoryMessage, 'message'>, ruleset: Ruleset): boolean {
+  const { conversion } = ruleset.file;
+  return conversion !== undefined && convertsBy(conversion, message.message, 'user');
 }
 
 /** The claims of the many messages that make none, shared. */

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Groups } from '../analysis/groups';
-import { EventHistory, historyEntry, historyReads, replay, type ReplayResult } from '../analysis/replay';
+import { EventHistory, historyEntry, historyReads, messageConverts, replay, type ReplayResult } from '../analysis/replay';
 import { hash52 } from '../analysis/seen-set';
 import { loadRules } from '../core/rules/load';
 import { InputError, linesOfBlock, parseEvent, type LineBlock } from './backtest-input';
@@ -176,11 +176,12 @@ function spillBatch(task: SpillTask): SpillResult {
     }
     result.accepted++;
     const { timestamp } = outcome;
+    // After `until` only a conversion is kept (EventHistory's until): no times, no links, and no entry made for the
+    // others (a history that ends long before its input would make one for every message it drops).
+    const afterUntil = setup.until !== undefined && timestamp > setup.until;
+    if (afterUntil && !messageConverts(outcome, ruleset)) return;
     const entry = historyEntry(outcome, ruleset, reads);
     const owner = identifierNode(entry.identity.id);
-    // After `until` only a conversion is kept (EventHistory's until): no times, no links.
-    const afterUntil = setup.until !== undefined && timestamp > setup.until;
-    if (afterUntil && !entry.converts) return;
     if (!afterUntil) {
       if (result.first === null || timestamp < result.first) result.first = timestamp;
       if (result.last === null || timestamp > result.last) result.last = timestamp;
