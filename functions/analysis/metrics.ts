@@ -11,6 +11,7 @@ import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } fr
  * From a replay and the conversions, the backtest report (report.ts). Pure. The definitions, which the report's
  * readers (the summary table, the HTML report, --json) all share:
  *
+ * - The period: from the start of its first day to the end of its last step, days of the rules' time zone.
  * - Judged entities: those seen by the last step (a user by its first message, an account when its first member
  *   joined it), except those that converted before the period began or before they were first seen: nothing the
  *   rules said could have come before their conversion. An entity's start is the later of the period's first day and
@@ -80,7 +81,9 @@ interface Judged {
 export function buildReport(options: BuildReportOptions): BacktestReport {
   const { replay, ruleset, horizonDays } = options;
   const horizonMs = horizonDays * dayMs;
-  const periodStart = `${replay.from}T00:00:00.000Z`;
+  // The replay's days are the rules' time zone's: the period begins when its first day does there, not at UTC midnight
+  // (which, rounded to days, left a period in a zone at UTC+12 or more a day short, and its alerts per week too many).
+  const periodStart = new Date(ruleset.calendar.startOf(replay.from)).toISOString();
   const lastStep = replay.steps.at(-1)!;
   const outcomeEnd = new Date(Date.parse(lastStep) + horizonMs).toISOString();
   const warnings: string[] = [];

@@ -353,6 +353,25 @@ policy: { cooldown: 3d }
     expect(formatSummary({ ...report, period: { ...report.period, to: '2025-03-15' } })).toContain('a step every 7 days, conversions');
   });
 
+  it("begins the period, and counts its weeks for alerts per week, by the days of the rules' time zone", () => {
+    const days = Array.from({ length: 7 }, (_, index) => addDays('2025-01-06', index));
+    // Auckland is at UTC+13 in January, Kiritimati at UTC+14: their days begin on the UTC day before.
+    for (const timezone of ['UTC', 'America/New_York', 'Pacific/Auckland', 'Pacific/Kiritimati']) {
+      const zoned = loadRules(`version: 1\ntimezone: ${timezone}\nsignals:\n  exported: { event: Data Exported, points: 30 }\ntiers:\n  - { name: lead, min_score: 30, route: sales }\n`);
+      const hour = 3_600_000;
+      const periodStart = zoned.calendar.startOf(days[0]!);
+      // One lead a day, at local noon; and one that converted an hour before the period began there: not judged.
+      const messages = days.map((day, index) => track(`u${index}`, 'Data Exported', new Date(zoned.calendar.startOf(day) + 12 * hour).toISOString(), `m${index}`));
+      const early = new Date(periodStart - hour).toISOString();
+      const result = replay(historyOf([track('early', 'Data Exported', early, 'e'), ...messages], zoned), { from: days[0]!, to: days.at(-1)!, stepDays: 1 });
+      const report = buildReport({ replay: result, conversions: [{ type: 'user', id: 'early', convertedAt: early }], conversionsFrom: 'a test list', ruleset: zoned, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 8, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 } });
+      const entries = result.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === 'lead'));
+      expect(entries.length, timezone).toBe(messages.length + 1);
+      expect(report.tiers[0]!.alertsPerWeek, timezone).toBeCloseTo(entries.length / (days.length / 7), 9);
+      expect(report.warnings, timezone).toContain('1 entities converted before the period began or before their first event: they are not judged.');
+    }
+  });
+
   it("gives an aliased user's events to its new user, but not its traits or accounts, as ingest and the evaluator keep them", () => {
     const merged = loadRules(`
 version: 1
