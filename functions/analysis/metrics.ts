@@ -204,7 +204,8 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
 
   const periodDays = Math.round((Date.parse(lastStep) - Date.parse(periodStart)) / dayMs);
   const weeks = Math.max(1, periodDays) / 7;
-  const entriesInto = (tier: string) => replay.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === tier));
+  // The replay's warm-up (before the period) makes the leads the earlier history made: leads, not the period's alerts.
+  const entriesInto = (tier: string) => replay.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === tier && transition.at >= periodStart));
   const populationOf = (level: 'user' | 'account' | 'both') =>
     level === 'both' ? [...judged.user, ...judged.account] : judged[level];
 
@@ -273,7 +274,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   const weekIndex = new Map(weekly.map((entry, index) => [entry.week, index]));
   for (const entity of replay.entities) {
     for (const transition of entity.transitions) {
-      if (transition.to === null) continue;
+      if (transition.to === null || transition.at < periodStart) continue;
       const entry = weekly[weekIndex.get(mondayOf(ruleset.calendar.dayOf(transition.at)))!];
       if (entry) entry.qualified[transition.to] = (entry.qualified[transition.to] ?? 0) + 1;
     }

@@ -41,8 +41,12 @@ import { hash52, HashSet52 } from './seen-set';
  *     their members' rollups added up, and each member's last seen, tier and matched signals from the member's lead
  *     state (core/facts' accountFacts). They are decided when a member had new messages, when a member's tier moved, when they are leads, or when their sweep is due.
  *
- * The first step starts from no lead state: whatever the history before `from` qualifies shows as a qualification at
- * `from`. What a daily step cannot see: the deployed evaluator runs every minute, so a lead that qualified at 10:00 is
+ * Leads are made before the period too: a warm-up step at the end of the day before `from` decides the history before
+ * it, so what that history qualifies is a lead when the period begins, as it would be with the rules live then (its
+ * transitions dated that day, before the period: the report counts them as leads, not as the period's alerts). Starting
+ * from no lead state instead had every such lead qualify at `from`, as many alerts on the first day as there were
+ * leads. The warm-up looks only at entities seen before `from`: none when the period starts with the history (the
+ * default). What a daily step cannot see: the deployed evaluator runs every minute, so a lead that qualified at 10:00 is
  * recorded at the end of its day (up to a step late, never early); traits apply in the order of their timestamps, where
  * the live profile keeps the last to arrive; and within a step members always come before their accounts. Pure: no I/O.
  */
@@ -526,6 +530,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   // so two periods of the same steps were not judged alike.
   if (steps.at(-1) !== options.to) steps.push(options.to);
   const lastStep = ruleset.calendar.endOf(steps.at(-1)!);
+  steps.unshift(addDays(options.from, -1));
 
   const { users: records, accountTraits } = history instanceof EventHistory ? history.finish() : history;
   const byTraitOrder = (a: TraitEntry, b: TraitEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.seq - b.seq);
@@ -774,7 +779,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       }
     }
     for (const account of traitsMoved) account.traitsMoved = false;
-    options.onStep?.(index + 1, steps.length);
+    if (index > 0) options.onStep?.(index, steps.length - 1);
   });
 
   // Conversions after the last step (a history read up to a --to keeps those after it): the report's horizon
@@ -794,7 +799,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     // Accounts are counted as seen even when no rule looks at them (the report says how many there were).
     for (const account of accounts) entities.push(account.history);
   }
-  return { from: steps[0]!, to: steps.at(-1)!, stepDays, steps: stepTimes, entities, scoreRange, accountsEvaluated };
+  return { from: options.from, to: steps.at(-1)!, stepDays, steps: stepTimes.slice(1), entities, scoreRange, accountsEvaluated };
 }
 
 /**

@@ -367,9 +367,32 @@ policy: { cooldown: 3d }
       const report = buildReport({ replay: result, conversions: [{ type: 'user', id: 'early', convertedAt: early }], conversionsFrom: 'a test list', ruleset: zoned, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 8, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 } });
       const entries = result.entities.flatMap((entity) => entity.transitions.filter((transition) => transition.to === 'lead'));
       expect(entries.length, timezone).toBe(messages.length + 1);
-      expect(report.tiers[0]!.alertsPerWeek, timezone).toBeCloseTo(entries.length / (days.length / 7), 9);
+      // The early user qualified before the period (the replay's warm-up): a lead, not one of the period's alerts.
+      expect(entries.filter((entry) => Date.parse(entry.at) < periodStart), timezone).toHaveLength(1);
+      expect(report.tiers[0]!.alertsPerWeek, timezone).toBeCloseTo(messages.length / (days.length / 7), 9);
       expect(report.warnings, timezone).toContain('1 entities converted before the period began or before their first event: they are not judged.');
     }
+  });
+
+  it('makes the leads of the history before --from leads when the period begins, not alerts of its first day', () => {
+    const rules = loadRules('version: 1\nsignals:\n  exported: { event: Data Exported, window: 30d, points: 30 }\ntiers:\n  - { name: lead, min_score: 30, route: sales }\n');
+    const messages = [
+      track('before', 'Data Exported', '2025-02-20T12:00:00Z', 'b1'),
+      track('before', 'Data Exported', '2025-03-03T12:00:00Z', 'b2'),
+      track('during', 'Data Exported', '2025-03-05T12:00:00Z', 'd1'),
+    ];
+    const result = replay(historyOf(messages, rules), { from: '2025-03-01', to: '2025-03-14', stepDays: 1 });
+    const transitionsOf = (id: string) => result.entities.find((entity) => entity.id === id)!.transitions;
+    // Qualified by the history before the period: at the warm-up, the day before it, as the rules live then had it.
+    expect(transitionsOf('before')).toEqual([{ at: dayEnd('2025-02-28'), from: null, to: 'lead' }]);
+    expect(transitionsOf('during')).toEqual([{ at: dayEnd('2025-03-05'), from: null, to: 'lead' }]);
+    expect(result.steps[0]).toBe(dayEnd('2025-03-01'));
+    expect(result.steps).toHaveLength(14);
+    const report = buildReport({ replay: result, conversions: [], conversionsFrom: 'a test list', ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 3, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 } });
+    // Both are leads of the period; only the one made during it is an alert of it.
+    expect(report.tiers[0]!.qualified.entities).toBe(2);
+    expect(report.tiers[0]!.alertsPerWeek).toBeCloseTo(1 / 2, 9);
+    expect(report.weekly.reduce((sum, week) => sum + week.qualified['lead']!, 0)).toBe(1);
   });
 
   it("gives an aliased user's events to its new user, but not its traits or accounts, as ingest and the evaluator keep them", () => {
@@ -392,10 +415,12 @@ tiers:
     ];
     const result = replay(historyOf(messages, merged), { from: '2025-03-06', to: '2025-03-06' });
     const newUser = result.entities.find((entity) => entity.type === 'user' && entity.id === 'new')!;
-    // old's export (10) and new's own signup, 5 days back (10): not old's later createdAt, nor acme's size.
-    expect(result.scoreRange.user).toEqual({ min: 20, max: 20 });
+    // old's export (10) and new's own signup, 5 days back (10): not old's later createdAt, nor acme's size. Its signup
+    // was 3 days old already at the warm-up, the day before the period.
+    expect(result.scoreRange.user?.max).toBe(20);
+    expect(newUser.maxScore).toEqual([{ at: dayEnd('2025-03-05'), score: 10 }, { at: dayEnd('2025-03-06'), score: 20 }]);
     expect(newUser.transitions).toEqual([]);
-    expect(newUser.firstFired).toEqual({ exported: dayEnd('2025-03-06'), settled: dayEnd('2025-03-06') });
+    expect(newUser.firstFired).toEqual({ exported: dayEnd('2025-03-06'), settled: dayEnd('2025-03-05') });
   });
 });
 
