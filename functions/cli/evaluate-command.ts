@@ -78,8 +78,8 @@ export function addEvaluateCommand(program: Command) {
       const problems = (await undelivered?.lines(drained)) ?? [];
       for (const problem of problems) console.error(`pql-radar: ${problem}`);
       // A running command goes on: its next passes retry what waits, and a dead letter waits for `dlq redrive`.
-      if (options.once && (problems.length > 0 || drained.some((result) => result.failed))) process.exitCode = 1;
       if (options.once) {
+        if (problems.length > 0 || drained.some((result) => result.failed)) process.exitCode = 1;
         changeStream?.stop();
         return;
       }

@@ -92,10 +92,10 @@ export class LocalDeliveryWorker implements LeadPublisher {
     return run;
   }
 
-  /** Drains every `everyMs` until stop(), handing what each drain left undelivered to `onDrained`. */
-  start(everyMs: number, onDrained?: (results: DrainResult[]) => Promise<void>): void {
+  /** Drains every `everyMs` until stop(), handing what each drain left undelivered (and this worker) to `onDrained`. */
+  start(everyMs: number, onDrained?: (results: DrainResult[], worker: LocalDeliveryWorker) => Promise<void>): void {
     const tick = () => {
-      this.#timer = setTimeout(() => void this.drain().then(onDrained).catch((error: Error) => console.error(`pql-radar: what the delivery worker left undelivered could not be told: ${error.message}`)).finally(() => !this.#stopped && tick()), everyMs);
+      this.#timer = setTimeout(() => void this.drain().then((results) => onDrained?.(results, this)).catch((error: Error) => console.error(`pql-radar: what the delivery worker left undelivered could not be told: ${error.message}`)).finally(() => !this.#stopped && tick()), everyMs);
     };
     tick();
   }

@@ -199,8 +199,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     deliveries = new LocalDeliveryWorker({ client, tableName, destinations, ...(options.deliveryPolicy ? { policy: options.deliveryPolicy } : {}) });
     await deliveries.register('table');
     const deliverEvery = options.deliverEveryMs ?? 1000;
-    const worker = deliveries;
-    if (deliverEvery > 0) deliveries.start(deliverEvery, options.onUndelivered && ((results) => options.onUndelivered!(results, worker)));
+    if (deliverEvery > 0) deliveries.start(deliverEvery, options.onUndelivered);
     const written = options.leads ?? new ConsoleLeadSink();
     const leads = options.destinations?.length ? new FanOutLeadSink([written, deliveries]) : written;
     /** The latest time a run evaluated anything at: a run at an earlier time would move leads back in time. */

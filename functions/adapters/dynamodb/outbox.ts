@@ -1,4 +1,4 @@
-import { PutItemCommand, UpdateItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutItemCommand, UpdateItemCommand, type DynamoDBClient, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { forEachConcurrently } from '../../core/concurrency';
 import type { LeadEvent } from '../../core/lead-event';
 import { evaluatorTimeoutMinutes } from '../../shared/settings';
@@ -73,24 +73,15 @@ export class DynamoDbOutbox {
    */
   async claim(shard: string, events: readonly LeadEvent[], now: Date): Promise<LeadEvent[]> {
     const claimed = new Set<LeadEvent>();
+    const until = new Date(now.getTime() + outboxGraceMs).toISOString();
     await forEachConcurrently(events, claimConcurrency, async (event) => {
-      try {
-        const { ConsumedCapacity } = await this.client.send(
-          new UpdateItemCommand({
-            TableName: this.tableName,
-            Key: outboxKey(shard, event),
-            UpdateExpression: 'SET #claimedUntil = :until',
-            ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#claimedUntil) OR #claimedUntil <= :now)',
-            ExpressionAttributeNames: { '#claimedUntil': saveAttributes.claimedUntil },
-            ExpressionAttributeValues: { ':until': { S: new Date(now.getTime() + outboxGraceMs).toISOString() }, ':now': { S: now.toISOString() } },
-            ReturnConsumedCapacity: 'TOTAL',
-          }),
-        );
-        this.capacity.add('write', ConsumedCapacity);
-        claimed.add(event);
-      } catch (error) {
-        if (!conditionFailed(error)) throw error;
-      }
+      const taken = await this.#update(shard, event, {
+        UpdateExpression: 'SET #claimedUntil = :until',
+        ConditionExpression: 'attribute_exists(pk) AND (attribute_not_exists(#claimedUntil) OR #claimedUntil <= :now)',
+        ExpressionAttributeNames: { '#claimedUntil': saveAttributes.claimedUntil },
+        ExpressionAttributeValues: { ':until': { S: until }, ':now': { S: now.toISOString() } },
+      });
+      if (taken) claimed.add(event);
     });
     return events.filter((event) => claimed.has(event));
   }
@@ -106,23 +97,25 @@ export class DynamoDbOutbox {
    */
   async markUndelivered(shard: string, events: readonly LeadEvent[]): Promise<void> {
     for (const event of events) {
-      try {
-        const { ConsumedCapacity } = await this.client.send(
-          new UpdateItemCommand({
-            TableName: this.tableName,
-            Key: outboxKey(shard, event),
-            UpdateExpression: 'SET #confirmed = :true REMOVE #claimedUntil',
-            ConditionExpression: 'attribute_exists(pk)',
-            ExpressionAttributeNames: { '#confirmed': saveAttributes.confirmed, '#claimedUntil': saveAttributes.claimedUntil },
-            ExpressionAttributeValues: { ':true': { BOOL: true } },
-            ReturnConsumedCapacity: 'TOTAL',
-          }),
-        );
-        this.capacity.add('write', ConsumedCapacity);
-      } catch (error) {
-        // Published by an overlapping run meanwhile.
-        if (!conditionFailed(error)) throw error;
-      }
+      // Its condition fails when an overlapping run published it meanwhile.
+      await this.#update(shard, event, {
+        UpdateExpression: 'SET #confirmed = :true REMOVE #claimedUntil',
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeNames: { '#confirmed': saveAttributes.confirmed, '#claimedUntil': saveAttributes.claimedUntil },
+        ExpressionAttributeValues: { ':true': { BOOL: true } },
+      });
+    }
+  }
+
+  /** A conditional update of an event's outbox item: false when its condition fails, as another run got there first. */
+  async #update(shard: string, event: LeadEvent, update: Pick<UpdateItemCommandInput, 'UpdateExpression' | 'ConditionExpression' | 'ExpressionAttributeNames' | 'ExpressionAttributeValues'>): Promise<boolean> {
+    try {
+      const { ConsumedCapacity } = await this.client.send(new UpdateItemCommand({ TableName: this.tableName, Key: outboxKey(shard, event), ...update, ReturnConsumedCapacity: 'TOTAL' }));
+      this.capacity.add('write', ConsumedCapacity);
+      return true;
+    } catch (error) {
+      if (!conditionFailed(error)) throw error;
+      return false;
     }
   }
 
