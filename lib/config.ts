@@ -55,6 +55,25 @@ function repeats<T>(entries: readonly T[], keyOf: (entry: T) => string | undefin
 }
 
 /**
+ * The stack output of one route or workspace: CloudFormation output ids are letters and digits only, so the name is
+ * written in PascalCase after the prefix, e.g. `LeadQueueUrl` and route `high-touch` give `LeadQueueUrlHighTouch`.
+ */
+export function outputId(prefix: string, name: string): string {
+  return prefix + name.split(/[-_]/).map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join('');
+}
+
+/**
+ * Each name that would give the stack output an earlier name gives (lib/pql-radar-stack.ts), case aside: the stack
+ * cannot have both, and ids that differ only in case are easy to mistake. A name repeated as it is is left to its
+ * list's own check.
+ */
+function sharedOutputs(names: readonly string[], prefix: string): { index: number; first: number; id: string }[] {
+  return repeats(names, (name) => outputId(prefix, name).toLowerCase())
+    .filter(({ index, first }) => names[index] !== names[first])
+    .map(({ index, first }) => ({ index, first, id: outputId(prefix, names[first]!) }));
+}
+
+/**
  * What makes two destinations of a route one notifier's destination, with the field that says so: a second notifier
  * would deliver every lead event of the route to it twice. A webhook URL as the WHATWG parser writes it, so that
  * case and a default port do not hide a repeat; one it cannot parse as written, since zod runs this check on entries
@@ -329,6 +348,10 @@ export const configSchema = z.strictObject({
       for (const { index, first } of repeats(keys, (key) => key.workspace)) {
         context.addIssue({ code: 'custom', path: [index, 'workspace'], message: `"${keys[index]!.workspace}" is listed already (writeKeys[${first}]): a workspace gets one write key; give its allowedOrigins there` });
       }
+      const workspaces = keys.map((key) => key.workspace);
+      for (const { index, first, id } of sharedOutputs(workspaces, 'WriteKeySecret')) {
+        context.addIssue({ code: 'custom', path: [index, 'workspace'], message: `"${workspaces[index]}" and "${workspaces[first]}" (writeKeys[${first}]) would both be the stack output ${id} (case aside): rename one of them` });
+      }
     })
     .default([]),
   ingest: z
@@ -392,6 +415,11 @@ export const configSchema = z.strictObject({
           const { field, what } = keys[index]!;
           ctx.addIssue({ code: 'custom', path: [route, index, field], message: `the same ${what} as routes.${route}[${first}]: two notifiers would post every lead event of the route to it twice; remove one` });
         }
+      }
+      // A route's sqs queue is a stack output (LeadQueueUrl<Route>).
+      const queued = Object.keys(routes).filter((route) => routes[route]!.some((destination) => destination.type === 'sqs'));
+      for (const { index, first, id } of sharedOutputs(queued, 'LeadQueueUrl')) {
+        ctx.addIssue({ code: 'custom', path: [queued[index]!], message: `the sqs queues of routes "${queued[index]}" and "${queued[first]}" would both be the stack output ${id} (case aside): rename one of the routes` });
       }
     })
     .default({}),

@@ -2,7 +2,7 @@ import { Annotations, CfnOutput, type CfnOutputProps, Duration, Stack, type Stac
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
-import type { LoadedRulesFile, PqlRadarConfig } from './config';
+import { type LoadedRulesFile, outputId, type PqlRadarConfig } from './config';
 import { ChangeCapture } from './change-capture';
 import { Evaluator } from './evaluator';
 import { EventStore } from './event-store';
@@ -155,38 +155,18 @@ export class PqlRadarStack extends Stack {
     new CfnOutput(this, 'EventBusArn', { value: this.leadFanout.eventBus.eventBusArn });
     new CfnOutput(this, 'DashboardUrl', { description: 'CloudWatch dashboard', value: this.monitoring.dashboardUrl });
     new CfnOutput(this, 'AlarmTopicArn', { description: 'Alarms go here; subscribe more endpoints if you like', value: this.monitoring.alarmTopic.topicArn });
-    this.#outputsByName('LeadQueueUrl', 'route', this.leadFanout.queues, (route, queue) => ({
+    this.#outputsByName('LeadQueueUrl', this.leadFanout.queues, (route, queue) => ({
       description: `Lead events of route ${route}, for your own consumers`,
       value: queue.queueUrl,
     }));
-    this.#outputsByName('WriteKeySecret', 'workspace', bootstrap.secretNames, (workspace, secretName) => ({
+    this.#outputsByName('WriteKeySecret', bootstrap.secretNames, (workspace, secretName) => ({
       description: `Write key of workspace ${workspace}: aws secretsmanager get-secret-value --secret-id ...`,
       value: secretName,
     }));
   }
 
-  /**
-   * One output per route or workspace, named `outputId(prefix, name)`. Two names that would give one output id (or
-   * ids that differ only in case, which are easy to mistake) fail the synth, naming both.
-   */
-  #outputsByName<T>(prefix: string, kind: string, byName: Readonly<Record<string, T>>, props: (name: string, value: T) => CfnOutputProps) {
-    const taken = new Map<string, { name: string; id: string }>();
-    for (const [name, value] of Object.entries(byName)) {
-      const id = outputId(prefix, name);
-      const other = taken.get(id.toLowerCase());
-      if (other !== undefined) {
-        throw new Error(`the ${kind}s "${other.name}" and "${name}" would both be the stack output ${other.id} (case aside): rename one of them`);
-      }
-      taken.set(id.toLowerCase(), { name, id });
-      new CfnOutput(this, id, props(name, value));
-    }
+  /** One output per route or workspace, named `outputId(prefix, name)`: the config refuses two names that would share one. */
+  #outputsByName<T>(prefix: string, byName: Readonly<Record<string, T>>, props: (name: string, value: T) => CfnOutputProps) {
+    for (const [name, value] of Object.entries(byName)) new CfnOutput(this, outputId(prefix, name), props(name, value));
   }
-}
-
-/**
- * The stack output of one route or workspace: CloudFormation output ids are letters and digits only, so the name is
- * written in PascalCase after the prefix, e.g. `LeadQueueUrl` and route `high-touch` give `LeadQueueUrlHighTouch`.
- */
-export function outputId(prefix: string, name: string): string {
-  return prefix + name.split(/[-_]/).map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join('');
 }

@@ -353,6 +353,23 @@ describe('write keys', () => {
   });
 });
 
+describe('stack outputs', () => {
+  it('fail the synth, naming both, for two workspaces whose write-key secrets would share an output', () => {
+    expect(load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\nwriteKeys:\n  - workspace: acme-eu\n  - workspace: acme_eu\n')).toThrow(
+      'line 9: writeKeys[1].workspace: "acme_eu" and "acme-eu" (writeKeys[0]) would both be the stack output WriteKeySecretAcmeEu (case aside): rename one of them',
+    );
+  });
+
+  it('fail the synth, naming both, for two routes whose sqs queues would share an output, and not for routes without a queue', () => {
+    const routes = (other: string) => `routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n  high-touch:\n    - type: sqs\n  hightouch:\n    - ${other}\n`;
+    expect(load(routes('type: sqs'))).toThrow(
+      'line 9: routes.hightouch: the sqs queues of routes "hightouch" and "high-touch" would both be the stack output LeadQueueUrlHighTouch (case aside): rename one of the routes',
+    );
+    // No queue, no output: only the rules file's routes are wrong.
+    expect(load(routes('{ type: email, addresses: [a@example.com] }'))).toThrow('no tier of');
+  });
+});
+
 describe('cdk synth (bin/app.ts) on a wrong config', () => {
   /** bin/app.ts as the CDK CLI runs it: the context in CDK_CONTEXT_JSON. */
   const synthApp = (configPath: string) =>

@@ -338,15 +338,6 @@ describe('outputs', () => {
       'WriteKeySecretDefault',
     ]);
   });
-
-  it('fail the synth, naming both, for two routes or workspaces that would share an output', () => {
-    expect(() => buildStack({ config: { routes: { 'high-touch': [{ type: 'sqs' }], hightouch: [{ type: 'sqs' }] } } })).toThrow(
-      'the routes "high-touch" and "hightouch" would both be the stack output LeadQueueUrlHighTouch (case aside): rename one of them',
-    );
-    expect(() => buildStack({ config: { writeKeys: [{ workspace: 'acme-eu' }, { workspace: 'acme_eu' }] } })).toThrow(
-      'the workspaces "acme-eu" and "acme_eu" would both be the stack output WriteKeySecretAcmeEu',
-    );
-  });
 });
 
 describe('rules file', () => {
