@@ -138,6 +138,19 @@ export const hubspotUnderRouteMessage = 'hubspot syncs every transition of every
  */
 const requestsPerSecond = (fallback: number, max: number) => z.number().int().positive().max(max).default(fallback);
 
+/**
+ * The problem of an entry whose `type` is missing or unknown, in place of zod's "Invalid discriminator value": the
+ * types `list` takes, and the one meant when the type looks misspelt. `hint` says where another type goes.
+ */
+const typeProblem =
+  (list: string, types: readonly string[], hint = '') =>
+  (issue: z.core.$ZodRawIssue): string | undefined => {
+    if (issue.code !== 'invalid_union') return undefined;
+    const type = (issue.input as { type?: unknown } | undefined)?.type;
+    const takes = `${list} takes ${types.join(', ')}${hint}`;
+    return type === undefined ? `is required: ${takes}` : `unknown type ${JSON.stringify(type)}: ${takes}${typeof type === 'string' ? didYouMean(type, types) : ''}`;
+  };
+
 /** A destination of a route: it receives the lead events of the tiers routing to it. */
 export const destinationSchema = z.discriminatedUnion('type', [
   z.strictObject({
@@ -185,7 +198,7 @@ export const destinationSchema = z.discriminatedUnion('type', [
     ctx.addIssue({ code: 'custom', message: hubspotUnderRouteMessage });
     return z.NEVER;
   }),
-]);
+], { error: typeProblem('a route', ['slack', 'webhook', 'email', 'sqs', 'lambda'], ' (a CRM, hubspot, goes under crm:)') });
 export type Destination = z.output<typeof destinationSchema>;
 
 /** A CRM: it receives every transition of every user and account lead, whatever the route, and keeps the latest. */
@@ -205,7 +218,7 @@ export const crmSchema = z.discriminatedUnion('type', [
      */
     requestsPerSecond: requestsPerSecond(5, 25),
   }),
-]);
+], { error: typeProblem('crm', ['hubspot'], ' (notifications, such as slack, go under a route)') });
 export type CrmDestination = z.output<typeof crmSchema>;
 
 /** How the notifiers deliver to slack, webhook and CRM destinations. */

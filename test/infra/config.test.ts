@@ -71,6 +71,21 @@ describe('secrets', () => {
   });
 });
 
+describe('destination types', () => {
+  it('fail the synth on a missing or misspelt type of a route\'s destination, naming the types a route takes and the one meant', () => {
+    const destination = (entry: string) => load(`routes:\n  sales:\n    - ${entry}\n  nurture:\n    - type: sqs\n`);
+    const takes = 'a route takes slack, webhook, email, sqs, lambda (a CRM, hubspot, goes under crm:)';
+    expect(destination('type: slak\n      webhookUrlSecret: pql-radar/slack')).toThrow(`line 4: routes.sales[0].type: unknown type "slak": ${takes}; did you mean "slack"?`);
+    expect(destination('webhookUrlSecret: pql-radar/slack')).toThrow(`line 4: routes.sales[0].type: is required: ${takes}`);
+  });
+
+  it('fail the synth on a crm entry that is not hubspot, saying where notifications go', () => {
+    expect(load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\ncrm:\n  - type: slack\n    webhookUrlSecret: pql-radar/slack\n')).toThrow(
+      'line 8: crm[0].type: unknown type "slack": crm takes hubspot (notifications, such as slack, go under a route)',
+    );
+  });
+});
+
 describe('crm', () => {
   it('refuses hubspot under a route, saying where it goes', () => {
     expect(load('routes:\n  sales:\n    - type: sqs\n    - type: hubspot\n      tokenSecret: pql-radar/hubspot\n  nurture:\n    - type: sqs\n')).toThrow(
