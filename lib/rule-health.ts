@@ -82,7 +82,6 @@ export class RuleHealth extends Construct {
     if (!Number.isInteger(everyHours) || everyHours < 1 || everyHours > 24) {
       throw new Error(`RuleHealth: everyHours must be a whole number from 1 to 24, got ${everyHours}`);
     }
-    if (props.tierOrder.some((tier) => tier.includes(','))) throw new Error('RuleHealth: a tier name must not contain a comma');
 
     this.handler = new LambdaFunction(this, 'Handler', {
       entry: 'functions/health/handler.ts',
@@ -93,7 +92,7 @@ export class RuleHealth extends Construct {
       environment: {
         [environmentNames.tableName]: props.table.tableName,
         [environmentNames.dirtyShards]: String(props.shards ?? defaultDirtyShards),
-        [environmentNames.tierOrder]: props.tierOrder.join(','),
+        [environmentNames.tierOrder]: JSON.stringify(props.tierOrder),
         [environmentNames.healthPeriodDays]: String(props.periodDays ?? defaultHealthPeriodDays),
       },
     }).function;

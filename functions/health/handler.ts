@@ -13,12 +13,15 @@ import { longLivedClientOptions } from '../shared/sdk-clients';
 
 const environment = tableEnvironmentSchema
   .extend({
-    /** The rules' tier names in their order, comma-separated: the top tier is the first that qualified leads. */
-    [environmentNames.tierOrder]: z.string().default(''),
+    /**
+     * The rules' tier names in their order, a JSON array (a tier's name may hold any character, a comma too): the top
+     * tier is the first that qualified leads.
+     */
+    [environmentNames.tierOrder]: z.string().default('[]'),
     [environmentNames.healthPeriodDays]: z.coerce.number().int().positive().default(defaultHealthPeriodDays),
   })
   .parse(process.env);
-const tierOrder = environment[environmentNames.tierOrder].split(',').filter((tier) => tier.length > 0);
+const tierOrder = z.array(z.string()).parse(JSON.parse(environment[environmentNames.tierOrder]));
 const periodDays = environment[environmentNames.healthPeriodDays];
 
 const client = new DynamoDBClient({ ...longLivedClientOptions, maxAttempts: 6 });

@@ -33,9 +33,14 @@ describe('rule-health function', () => {
     expect(fn!.Properties.Environment.Variables).toMatchObject({
       TABLE_NAME: { Ref: tableId },
       DIRTY_SHARDS: '8',
-      TIER_ORDER: 'PQL-A,PQL-B',
+      TIER_ORDER: '["PQL-A","PQL-B"]',
       HEALTH_PERIOD_DAYS: '90',
     });
+  });
+
+  it('takes tier names with a comma, as the rules file does', () => {
+    const [fn] = resources(build({ tierOrder: ['PQL, hot', 'PQL-B'] }).template, 'AWS::Lambda::Function');
+    expect(JSON.parse(fn!.Properties.Environment.Variables.TIER_ORDER)).toEqual(['PQL, hot', 'PQL-B']);
   });
 
   it("may only read: GetItem and BatchGetItem on the table, Query on the dirty index, nothing else of DynamoDB", () => {
@@ -119,7 +124,7 @@ describe('in the stack', () => {
     expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     const fn = resources(template, 'AWS::Lambda::Function').find((each) => each.Properties.Environment?.Variables?.TIER_ORDER !== undefined)!;
     expect(fn.Properties.Environment.Variables.DIRTY_SHARDS).toBe('16');
-    expect(fn.Properties.Environment.Variables.TIER_ORDER).toBe(stack.evaluator.ruleset.file.tiers.map((tier) => tier.name).join(','));
+    expect(JSON.parse(fn.Properties.Environment.Variables.TIER_ORDER)).toEqual(stack.evaluator.ruleset.file.tiers.map((tier) => tier.name));
   });
 
   it('runs daily with a 1.0 threshold by default', () => {

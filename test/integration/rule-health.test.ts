@@ -198,7 +198,7 @@ async function runHealthJob(shards: number): Promise<{ result: unknown; records:
   const environment = {
     TABLE_NAME: dev.tableName,
     DIRTY_SHARDS: String(shards),
-    TIER_ORDER: 'PQL-A',
+    TIER_ORDER: '["PQL-A"]',
     HEALTH_PERIOD_DAYS: '30',
     AWS_ENDPOINT_URL_DYNAMODB: dev.endpoint,
     AWS_REGION: 'us-east-1',
