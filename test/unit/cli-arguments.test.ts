@@ -88,6 +88,19 @@ describe('--webhook of the local runtime', () => {
   });
 });
 
+describe('workspace names', () => {
+  it.each([
+    ['keys create', ['keys', 'create', '--workspace', 'Acme Inc']],
+    ['origins set', ['origins', 'set', '--workspace', 'Acme Inc', 'https://app.example.com']],
+  ])('one no key can have is refused by %s before the table is written, naming it and the rule', async (_command, args) => {
+    // Nothing answers at this endpoint: the refusal comes before any request.
+    const run = await cli('--endpoint', 'http://127.0.0.1:9', ...args);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe('pql-radar: workspace "Acme Inc" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit\n');
+  });
+});
+
 describe('--help', () => {
   it.each([
     [['dev'], '--evaluate-every', '10s'],

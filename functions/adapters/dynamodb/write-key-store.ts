@@ -30,9 +30,7 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
    * With `access: 'read'`, a read key: it reads the workspace's lead status and cannot send events.
    */
   async create(workspace: string, options: { existingKey?: string; now?: Date; access?: KeyAccess } = {}): Promise<{ key: string; record: WriteKeyRecord }> {
-    if (!workspacePattern.test(workspace)) {
-      throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit`);
-    }
+    checkWorkspace(workspace);
     const access = options.access ?? 'write';
     // Keys are imported only for SDKs that already send one; a read key is always made here, so that it is recognisable.
     if (access === 'read' && options.existingKey !== undefined) throw new Error('a read key cannot be imported: create a new one');
@@ -72,6 +70,8 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
 
   /** Sets the browser origins a workspace accepts events from (canonical origins or `*`); none means browsers are refused. */
   async setAllowedOrigins(workspace: string, origins: readonly string[]): Promise<void> {
+    // A name no key can have would be kept, and listed by `origins list`, for a workspace that can never send.
+    checkWorkspace(workspace);
     // One item holds every workspace's list, so ingest reads them all (for a preflight, which names no workspace) at once.
     await this.client.send(
       new UpdateItemCommand({
@@ -115,6 +115,12 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
 
   private key(keyId: string) {
     return { pk: { S: writeKeysPartition }, sk: { S: writeKeySortKey(keyId) } };
+  }
+}
+
+function checkWorkspace(workspace: string): void {
+  if (!workspacePattern.test(workspace)) {
+    throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit`);
   }
 }
 
