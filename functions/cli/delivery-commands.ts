@@ -10,7 +10,7 @@ import { testLeadEvent, type DeliveryLogEntry } from '../core/delivery';
 import { dayMs } from '../core/days';
 import { leadEventSource } from '../core/lead-event';
 import { defaultDeliveryLogDays } from '../shared/settings';
-import { age, parsedOption, printUpToLimit, storage } from './options';
+import { age, isoDateOrTime, parsedOption, printUpToLimit, storage } from './options';
 import { integer } from './integer-option';
 
 /**
@@ -19,8 +19,8 @@ import { integer } from './integer-option';
  */
 
 const isoTime = (name: string) => (value: string) => {
-  const at = new Date(value);
-  if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(`${name} must be an ISO 8601 time, e.g. 2026-11-30T09:00:00Z`);
+  const at = isoDateOrTime(value);
+  if (at === undefined) throw new InvalidArgumentError(`${name} must be an ISO 8601 date or time, e.g. 2026-11-30 or 2026-11-30T09:00:00Z`);
   return at;
 };
 

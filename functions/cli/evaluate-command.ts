@@ -12,7 +12,7 @@ import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from '../local/change-stream';
 import { LocalDeliveryWorker } from '../local/delivery-worker';
 import { evaluateWebhookId, localDestinations, localSinks, printRun, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
-import { defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
+import { defaultRulesFile, duration, isoDateOrTime, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 import { deployedListSettleMs } from '../shared/settings';
 
@@ -107,7 +107,7 @@ export async function shardCountOf(client: DynamoDBClient, table: string, reques
 
 function parseAt(value: string): Date {
   const offset = /^\+(\d+)d$/.exec(value);
-  const at = offset ? new Date(Date.now() + Number(offset[1]) * dayMs) : new Date(value);
-  if (Number.isNaN(at.getTime())) throw new InvalidArgumentError(`--at ${value}: expected an ISO date or +Nd`);
+  const at = offset ? new Date(Date.now() + Number(offset[1]) * dayMs) : isoDateOrTime(value);
+  if (at === undefined) throw new InvalidArgumentError(`--at ${value}: expected an ISO 8601 date or time (2026-11-30, 2026-11-30T09:00:00Z) or +Nd (days from now)`);
   return at;
 }

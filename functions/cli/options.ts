@@ -5,7 +5,7 @@ import type { Ruleset } from '../core/rules/load';
 import { createDynamoDbClient } from '../local/dynamodb-local';
 import { loadRulesFile } from '../local/rules-file';
 import { canonicalOrigin } from '../core/origins';
-import { ageMs } from '../core/days';
+import { ageMs, isDay } from '../core/days';
 import { durationDays, durationRule } from '../core/rules/schema';
 
 /** Option parsers and defaults the commands share. */
@@ -30,6 +30,15 @@ export const days = (name: string) => (value: string) => {
   if (parsed === undefined) throw new InvalidArgumentError(`${name} must be ${durationRule}`);
   return parsed;
 };
+
+/**
+ * An ISO 8601 date or time (2026-11-30, 2026-11-30T09:00:00Z), else undefined. Date's own parser would take `5` for
+ * May 2001 and 2026-02-30 for March 2: a typo would move an evaluation or a replay to a time nobody asked for.
+ */
+export function isoDateOrTime(value: string): Date | undefined {
+  const at = new Date(value);
+  return isDay(value.slice(0, 10)) && (value.length === 10 || value[10] === 'T') && !Number.isNaN(at.getTime()) ? at : undefined;
+}
 
 /**
  * An option read with `parse`, whose default is written as a user writes it (10s, 14d): --help shows that, where a

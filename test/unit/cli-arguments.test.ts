@@ -101,6 +101,25 @@ describe('workspace names', () => {
   });
 });
 
+describe('times on the command line', () => {
+  it.each([
+    // Date's own parser reads these as May 2001, December 2001 and March 2.
+    ['5'],
+    ['Dec 25'],
+    ['2026-02-30'],
+  ])('%j is refused by evaluate --at and destinations replay --from, naming the option, before the table is read', async (value) => {
+    // Nothing answers at this endpoint: the refusal comes before any request.
+    const evaluated = await cli('--endpoint', 'http://127.0.0.1:9', 'evaluate', '--once', '--at', value);
+    expect(evaluated.code).toBe(1);
+    expect(evaluated.stdout).toBe('');
+    expect(evaluated.stderr).toBe(`pql-radar: --at ${value}: expected an ISO 8601 date or time (2026-11-30, 2026-11-30T09:00:00Z) or +Nd (days from now)\n`);
+
+    const replayed = await cli('--endpoint', 'http://127.0.0.1:9', 'destinations', 'replay', 'slack-sales', '--from', value);
+    expect(replayed.code).toBe(1);
+    expect(replayed.stderr).toContain(`argument '${value}' is invalid. --from must be an ISO 8601 date or time, e.g. 2026-11-30 or 2026-11-30T09:00:00Z`);
+  });
+});
+
 describe('--help', () => {
   it.each([
     [['dev'], '--evaluate-every', '10s'],
