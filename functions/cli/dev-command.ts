@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { startDev } from '../local/dev';
 import { localDestinations, localSinks, runtimeWebhookId, printRun, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
 import { browserOrigin, defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
-import { integer } from './integer-option';
+import { port } from './integer-option';
 
 type DevOptions = SinkOptions & { allowOrigin: string[]; port: number; dynamodbPort: number; dataDir?: string; writeKey?: string; workspace: string; rules: string; evaluateEvery: number };
 
@@ -11,8 +11,8 @@ export function addDevCommand(program: Command) {
   const dev = program
     .command('dev')
     .description('run pql-radar locally: DynamoDB Local, the table, a write key, the ingest endpoint and the evaluator')
-    .option('--port <port>', 'port of the ingest endpoint', integer('--port'), 3000)
-    .option('--dynamodb-port <port>', 'port for DynamoDB Local, so other commands can reach it', integer('--dynamodb-port'), 8000)
+    .option('--port <port>', 'port of the ingest endpoint', port('--port'), 3000)
+    .option('--dynamodb-port <port>', 'port for DynamoDB Local, so other commands can reach it', port('--dynamodb-port'), 8000)
     .option('--data-dir <dir>', 'keep DynamoDB Local data in this directory (default: in memory)')
     .option('--write-key <key>', 'accept this write key (default: create one and print it)')
     .option('--workspace <name>', 'workspace of the write key', 'default')

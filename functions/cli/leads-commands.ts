@@ -8,7 +8,7 @@ import { ensurePortFree } from '../local/ports';
 import { defaultDeliveryLogDays } from '../shared/settings';
 import { shardCountOf } from './evaluate-command';
 import { age, defaultRulesFile, readRules, storage } from './options';
-import { integer } from './integer-option';
+import { port } from './integer-option';
 import { DynamoDbFeedbackStore } from '../adapters/dynamodb/feedback-store';
 import { feedbackOutcomes } from '../core/lead-feedback';
 import { giveFeedback } from '../core/give-feedback';
@@ -74,7 +74,7 @@ export function addLeadsCommands(program: Command) {
   leads
     .command('serve')
     .description('serve the /leads pages on 127.0.0.1 against the configured table (a deployed one with your own AWS credentials)')
-    .option('--port <port>', 'port on 127.0.0.1', integer('--port'), 3001)
+    .option('--port <port>', 'port on 127.0.0.1', port('--port'), 3001)
     .option('--rules <file>', "the rules file the deployment evaluates with: the lead page's feedback form offers its reasons", defaultRulesFile)
     .action(async (options: { port: number; rules: string }) => {
       await ensurePortFree(options.port, '127.0.0.1', 'the lead inspector (--port chooses another)', 'pql-radar leads serve');

@@ -6,7 +6,7 @@ import { leadEventDetailSchema, type LeadEvent } from '../core/lead-event';
 import { generateWebhookSecret, signWebhook, webhookHeaders } from '../core/webhook-signature';
 import { formatLeadEvent } from '../local/lead-sinks';
 import { ensurePortFree } from '../local/ports';
-import { integer } from './integer-option';
+import { port } from './integer-option';
 import { webhookSecrets, webhookSecretVariable } from './lead-output';
 
 /** How far a delivery's timestamp may be from this clock, as Standard Webhooks' libraries allow. */
@@ -27,7 +27,7 @@ export function addWebhooksCommand(program: Command) {
     .command('listen')
     .description('receive lead events on 127.0.0.1 (npm start --webhook http://127.0.0.1:9000/ --webhook-secret S): verify each signature and print the lead with its feedback links')
     .requiredOption('--secret <secret>', 'the secret the sender signs with (its --webhook-secret)', process.env[webhookSecretVariable])
-    .option('--port <port>', 'port on 127.0.0.1', integer('--port'), 9000)
+    .option('--port <port>', 'port on 127.0.0.1', port('--port'), 9000)
     .action(async (options: { secret: string; port: number }) => {
       const secrets = webhookSecrets(listen, '--secret', options.secret);
       const seen = new Set<string>();

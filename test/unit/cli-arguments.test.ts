@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { integer } from '../../functions/cli/integer-option';
+import { integer, port } from '../../functions/cli/integer-option';
 import { localDestinations, runtimeWebhookId } from '../../functions/cli/lead-output';
 import { days } from '../../functions/cli/options';
 import { generateWebhookSecret } from '../../functions/core/webhook-signature';
@@ -16,6 +16,8 @@ describe('whole number options', () => {
     expect(() => integer('--port')('-1')).toThrow(new InvalidArgumentError('--port must be a whole number'));
     expect(() => integer('--users', 1)('0')).toThrow(new InvalidArgumentError('--users must be a whole number, at least 1'));
     expect(() => integer('--users', 1)('1.5')).toThrow(new InvalidArgumentError('--users must be a whole number, at least 1'));
+    expect(port('--port')('65535')).toBe(65535);
+    expect(() => port('--port')('65536')).toThrow(new InvalidArgumentError('--port must be a whole number, 0 to 65535'));
   });
 
   it.each([
@@ -30,6 +32,20 @@ describe('whole number options', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr).toContain(`error: option '${option} <`);
     expect(run.stderr).toContain(`argument '0' is invalid. ${option} must be a whole number, at least 1`);
+  });
+});
+
+describe('ports', () => {
+  it.each([
+    [['dev', '--port', '65536'], '--port'],
+    [['dev', '--dynamodb-port', '65536'], '--dynamodb-port'],
+    [['leads', 'serve', '--port', '65536'], '--port'],
+    [['webhooks', 'listen', '--secret', generateWebhookSecret(), '--port', '65536'], '--port'],
+  ])('%j is refused before anything runs, naming the option and its range', async (args, option) => {
+    const run = await cli(...args);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`error: option '${option} <port>' argument '65536' is invalid. ${option} must be a whole number, 0 to 65535`);
   });
 });
 
