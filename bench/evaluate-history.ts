@@ -412,6 +412,8 @@ export class AttributingStore {
    */
   everyRunCallsMs = 0;
   readonly store: DynamoDbEvaluationStore;
+  /** The call whose units the tally is reporting: its context follows the call through the client. */
+  readonly #call = new AsyncLocalStorage<string>();
 
   constructor(readonly inner: DynamoDbEvaluationStore) {
     const { shares, reasons, usersSaved, users, sweeps, byCall } = this;
@@ -428,7 +430,7 @@ export class AttributingStore {
     let before = { readUnits: 0, writeUnits: 0 };
     // Calls of one entity overlap (its events and its days are read at once): each call's units are those reported to
     // the tally within it, as the call's context follows them through the client.
-    const call = new AsyncLocalStorage<string>();
+    const call = this.#call;
     const { capacity } = inner;
     const add = capacity.add.bind(capacity);
     capacity.add = (kind, consumed) => {
@@ -490,6 +492,17 @@ export class AttributingStore {
         };
       },
     });
+  }
+
+  /**
+   * The store without the attribution, for runs measured by their speed alone ((c)): the attribution costs the bench's
+   * process CPU on every call (the proxy, and AsyncLocalStorage's promise hooks, on for every promise from the first
+   * attributed call until disabled), which is the bench's cost, not the evaluator's. A call through `store` attributes
+   * again.
+   */
+  unattributed(): DynamoDbEvaluationStore {
+    this.#call.disable();
+    return this.inner;
   }
 
   reset() {
@@ -629,15 +642,21 @@ async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user
   return { item: item / ids.length, lifetime: lifetime / ids.length };
 }
 
-/** How the bench's runs evaluate: runEvaluator's options of that name (the intervals 0 unless given). */
-export type BenchRunOptions = Pick<EvaluatorRunOptions, 'concurrency' | 'accountIntervalMs' | 'userIntervalMs'>;
+/**
+ * How the bench's runs evaluate: runEvaluator's options of that name (the intervals 0 unless given), and whether their
+ * units are attributed to calls, entities and reasons (AttributingStore; the default), or only counted, the process's
+ * CPU then the evaluator's own.
+ */
+export type BenchRunOptions = Pick<EvaluatorRunOptions, 'concurrency' | 'accountIntervalMs' | 'userIntervalMs'> & { attributed?: boolean };
+
+const storeOf = (evaluation: AttributingStore, attributed = true) => (attributed ? evaluation.store : evaluation.unattributed());
 
 /**
  * One scheduled run over every shard. One entity at a time unless told: the attribution of AttributingStore follows
  * the calls of one entity after another.
  */
-const scheduledRun = (evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, run: BenchRunOptions) =>
-  runEvaluator({ store: evaluation.store, publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, ...run, concurrency: run.concurrency ?? 1 });
+const scheduledRun = (evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, { attributed, ...run }: BenchRunOptions) =>
+  runEvaluator({ store: storeOf(evaluation, attributed), publisher, ruleset, shards: allShards(dirtyShards), now: at, deadline: Number.POSITIVE_INFINITY, ...run, concurrency: run.concurrency ?? 1 });
 
 /** Runs the evaluator until a run finds nothing to do (what a run left for the next). */
 export async function evaluateUntilSettled(evaluation: AttributingStore, publisher: LeadPublisher, ruleset: Ruleset, at: Date, run: BenchRunOptions = {}) {
@@ -736,9 +755,10 @@ export async function storeAndEvaluate(
   table.evaluation.reset();
   table.publisher.published = 0;
   const started = performance.now();
+  const { attributed, ...changesRun } = run;
   const passes = fromStream
     ? [
-        (await evaluateChanges(table.evaluation.store, table.publisher, { marks: streamed, ruleset, now: times.at, outOfTime: () => false, waits: table.streamWaits, ...run, concurrency: run.concurrency ?? 1 })).evaluated,
+        (await evaluateChanges(storeOf(table.evaluation, attributed), table.publisher, { marks: streamed, ruleset, now: times.at, outOfTime: () => false, waits: table.streamWaits, ...changesRun, concurrency: run.concurrency ?? 1 })).evaluated,
         (await scheduledRun(table.evaluation, table.publisher, ruleset, times.at, run)).evaluated,
       ]
     : await evaluateUntilSettled(table.evaluation, table.publisher, ruleset, times.at, run);

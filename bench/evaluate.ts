@@ -13,7 +13,8 @@
  *     history, so the last two must not differ. It also checks that every user's tier and score after the incremental
  *     runs equal an evaluation of its whole history.
  * (c) One shard's throughput, one entity at a time and as deployed, and the CPU each entity takes in the evaluator's
- *     process and in DynamoDB Local's.
+ *     process and in DynamoDB Local's: the evaluator's alone, without the attribution of units to calls and entities that
+ *     (b) makes (its proxy and AsyncLocalStorage's promise hooks cost the process about a tenth of its CPU).
  * (d) A quiet week: the rules with an account signal reading a windowed signal of its members (members_matching), a run
  *     a day for 7 days with no new events; the entities the sweeps evaluate and their units: what keeping leads, and
  *     accounts' reads of their members, current costs when nothing else happens.
@@ -624,7 +625,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         const at = new Date(now.getTime() + offset * dayMs);
         // CPU from the moment the day's events are stored to the end of the evaluation: the evaluator's process and
         // DynamoDB Local's JVM, which share this machine's cores.
-        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { cpu: () => cpuSeconds(dynamoDb.pid), concurrency, stored: () => calls.clear() });
+        const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { cpu: () => cpuSeconds(dynamoDb.pid), concurrency, stored: () => calls.clear(), attributed: false });
         for (const [name, entry] of calls) throughputCalls.set(name, (throughputCalls.get(name) ?? 0) + entry.calls);
         const total = totals.get(concurrency) ?? { evaluated: 0, seconds: 0, own: 0, database: 0 };
         totals.set(concurrency, { evaluated: total.evaluated + result.evaluated, seconds: total.seconds + result.seconds, ...sumCpu(total, result.cpuSeconds!) });
