@@ -135,10 +135,10 @@ export function renderHealthHtml(report: HealthReport, workspace: string | undef
   return page(
     'Rule health',
     `<h1>Rule health</h1>
-<p>The last ${periodText(report.period.days)} (${esc(report.period.from.slice(0, 10))} to ${esc(report.period.to.slice(0, 10))}): ${report.entities.user} users and ${report.entities.account} accounts evaluated. Qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now.</p>
+<p>The last ${periodText(report.period.days)} (${esc(report.period.from.slice(0, 10))} to ${esc(report.period.to.slice(0, 10))}): ${report.entities.user} users and ${report.entities.account} accounts evaluated. Qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now; leads given feedback = each lead given sales feedback in the period once, by the latest outcome and reason given.</p>
 <form method="get" action="/leads/health" class="filters">${workspaceField(workspace)}<label>since <input name="since" value="${report.period.days}d" size="6"></label> <button type="submit">Show</button></form>
 ${promised}
-${rows.length === 0 ? '<p class="empty">No entity entered a tier in the period.</p>' : table('health', 'Each tier against the non-leads of its level', ['Tier', 'Level', 'Leads converted', 'Non-leads converted', 'Lift (95% CI)', 'Alerts/week', 'Median days to convert', 'Feedback', ...promisedHeaders], rows)}
+${rows.length === 0 ? '<p class="empty">No entity entered a tier in the period.</p>' : table('health', 'Each tier against the non-leads of its level', ['Tier', 'Level', 'Leads converted', 'Non-leads converted', 'Lift (95% CI)', 'Alerts/week', 'Median days to convert', 'Leads given feedback', ...promisedHeaders], rows)}
 ${signalRows.length === 0 ? '' : table('health-signals', 'Each signal: the entities it fired for against the rest of their level', ['Signal', 'Level', 'Fired for', 'Fired: converted', 'Not fired: converted', 'Lift (95% CI)', ...promisedHeaders], signalRows)}
 ${warnings}
 <p><a href="/leads${workspace !== undefined ? `?workspace=${encodeURIComponent(workspace)}` : ''}">All leads</a></p>`,

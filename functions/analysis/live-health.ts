@@ -1,5 +1,5 @@
 import { dayMs } from '../core/days';
-import { feedbackOfReasonLine, type FeedbackOutcome } from '../core/lead-feedback';
+import { feedbackOfReasonLine, type FeedbackOutcome, type LeadFeedback } from '../core/lead-feedback';
 import type { LeadState } from '../core/lead-state';
 import type { EntityRef } from '../core/ports';
 import { liftText, outcome, rateText, signalWarnings, tierWarnings } from './metrics';
@@ -23,7 +23,8 @@ import { count, percentCoarse, periodText, textTable } from './format';
  * - Lift = qualified rate / non-lead rate with the log-method 95% interval; rates with Wilson intervals (stats.ts).
  * - Alerts per week: every entry into the tier in the period / the weeks of the period the states cover (from its
  *   earliest transition, when the rules went live after the period began).
- * - Feedback: sales feedback given in the period, counted under the tier the lead was in (else its last qualification's).
+ * - Feedback: the leads given sales feedback in the period, under the tier they were in (else their last qualification's),
+ *   each once, by the latest outcome and reason given: sales asked twice about one lead is still one lead.
  * - Signals: a judged entity's signal fired when it matched at the conversion's evaluation (a converter), or at its last
  *   evaluation or its qualification in the period (the others); converters whose state predates the signals kept at
  *   conversion are left out of the signals' figures. Lift = fired rate / not-fired rate, as the backtest's.
@@ -72,7 +73,8 @@ export interface FeedbackCount {
   outcome: FeedbackOutcome;
   /** The reason code; null: none given. */
   reason: string | null;
-  count: number;
+  /** Leads whose latest feedback in the period was this outcome and reason. */
+  leads: number;
 }
 
 export interface TierHealth {
@@ -257,40 +259,40 @@ function entriesOf(lead: LeadState): Map<string, string[]> {
   return new Map([...entries].map(([tier, times]) => [tier, [...times].sort()]));
 }
 
-/** Feedback given in the period on leads of this tier, most frequent first. */
+/** The leads of this tier given feedback in the period, by the latest given on each (history is oldest first), most first. */
 function feedbackCounts(leads: readonly LeadState[], tier: string, from: string): FeedbackCount[] {
   const counts = new Map<string, FeedbackCount>();
   for (const lead of leads) {
+    let latest: Pick<LeadFeedback, 'outcome' | 'reason'> | undefined;
     for (const entry of lead.history) {
       if (entry.at < from || (entry.previousTier ?? lead.qualification?.tier) !== tier) continue;
-      for (const line of entry.reasons) {
-        const feedback = feedbackOfReasonLine(line);
-        if (!feedback) continue;
-        const key = `${feedback.outcome}\n${feedback.reason}`;
-        const counted = counts.get(key) ?? { ...feedback, count: 0 };
-        counted.count++;
-        counts.set(key, counted);
-      }
+      for (const line of entry.reasons) latest = feedbackOfReasonLine(line) ?? latest;
     }
+    if (!latest) continue;
+    const key = `${latest.outcome}\n${latest.reason}`;
+    const counted = counts.get(key) ?? { ...latest, leads: 0 };
+    counted.leads++;
+    counts.set(key, counted);
   }
-  return [...counts.values()].sort((a, b) => b.count - a.count || a.outcome.localeCompare(b.outcome) || String(a.reason).localeCompare(String(b.reason)));
+  return [...counts.values()].sort((a, b) => b.leads - a.leads || a.outcome.localeCompare(b.outcome) || String(a.reason).localeCompare(String(b.reason)));
 }
 
-/** A tier's feedback in a few words, `disqualified not_a_fit 7, done no reason 1`; empty without any. */
-export const feedbackText = (feedback: readonly FeedbackCount[]) => feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.count}`).join(', ');
+/** A tier's feedback in a few words, `disqualified not_a_fit 7, done no reason 1` (leads); empty without any. */
+export const feedbackText = (feedback: readonly FeedbackCount[]) => feedback.map((given) => `${given.outcome} ${given.reason ?? 'no reason'} ${given.leads}`).join(', ');
 
 /** The report as a plain-text table and its warnings: what `pql-radar health` prints. */
 export function formatHealth(report: HealthReport): string {
   const lines = [
     `Rule health: the last ${periodText(report.period.days)} (${report.period.from.slice(0, 10)} to ${report.period.to.slice(0, 10)}), ${count(report.entities.user)} users and ${count(report.entities.account)} accounts evaluated`,
     'qualified = entered the tier in the period before converting; non-leads = entered no tier; converted = by now',
+    'leads given feedback = each lead given sales feedback in the period once, by the latest outcome and reason given',
     '',
   ];
   if (report.tiers.length === 0) lines.push('No entity entered a tier in the period.');
   else {
     lines.push(
       textTable(
-        ['tier', 'level', 'qualified: converted', 'non-leads: converted', 'lift (95% CI)', 'alerts/wk', 'median days', 'feedback'],
+        ['tier', 'level', 'qualified: converted', 'non-leads: converted', 'lift (95% CI)', 'alerts/wk', 'median days', 'leads given feedback'],
         report.tiers.map((tier) => [
           tier.tier,
           tier.level,

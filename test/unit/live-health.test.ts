@@ -100,13 +100,26 @@ describe('rule health after go-live', () => {
     expect(tier('PQL-B').qualified).toMatchObject({ entities: 5, converted: 2 });
   });
 
-  it('counts sales feedback per tier by outcome and reason', () => {
+  it('counts the leads given sales feedback per tier by outcome and reason', () => {
     expect(tier('PQL-A').feedback).toEqual([
-      { outcome: 'disqualified', reason: 'not_a_fit', count: 7 },
-      { outcome: 'disqualified', reason: 'bad_timing', count: 3 },
-      { outcome: 'done', reason: null, count: 1 },
+      { outcome: 'disqualified', reason: 'not_a_fit', leads: 7 },
+      { outcome: 'disqualified', reason: 'bad_timing', leads: 3 },
+      { outcome: 'done', reason: null, leads: 1 },
     ]);
     expect(tier('PQL-B').feedback).toEqual([]);
+  });
+
+  it('counts a lead given feedback twice once, by the latest given', () => {
+    const twice = buildHealthReport({
+      leads: [
+        user(lead('PQL-A', 30, undefined, [feedbackEntry('PQL-A', 20, { outcome: 'done', reason: null }), feedbackEntry('PQL-A', 10, { outcome: 'disqualified', reason: 'not_a_fit' })])),
+        user(lead('PQL-A', 30, undefined, [feedbackEntry('PQL-A', 10, { outcome: 'disqualified', reason: 'not_a_fit' })])),
+      ],
+      now,
+      periodDays: 90,
+    });
+    expect(twice.tiers[0]!.feedback).toEqual([{ outcome: 'disqualified', reason: 'not_a_fit', leads: 2 }]);
+    expect(formatHealth(twice)).toMatch(/leads given feedback[\s\S]*disqualified not_a_fit 2$/m);
   });
 
   it('leaves out what falls outside the period: old qualifications, old feedback, entities converted before it', () => {
