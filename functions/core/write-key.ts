@@ -12,6 +12,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 const keyPattern = /^pqr_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const readKeyPattern = /^pqr_read_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const importedKeyPattern = /^[\x21-\x7e]{12,256}$/;
+/** What a key brought from elsewhere must be, for the errors that refuse one. */
+export const importedKeyRule = '12 to 256 printable ASCII characters without spaces';
 
 export const workspacePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 

@@ -9,7 +9,7 @@ import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import { allShards, evaluateChanges, runEvaluator, type EvaluateChangesResult, type EvaluatorRunSummary } from '../core/evaluate-leads';
-import { parseWriteKey } from '../core/write-key';
+import { importedKeyRule, parseWriteKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { leadPages, type PageHandler } from './lead-inspector';
@@ -272,7 +272,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
 async function registeredWriteKey(keys: DynamoDbWriteKeyStore, workspace: string, writeKey: string | undefined): Promise<string> {
   if (writeKey === undefined) return (await keys.create(workspace)).key;
   const parsed = parseWriteKey(writeKey);
-  if (!parsed) throw new Error('--write-key must be 12 to 256 printable ASCII characters without spaces');
+  if (!parsed) throw new Error(`--write-key must be ${importedKeyRule}`);
   const existing = await keys.find(parsed.keyId);
   if (!existing) await keys.create(workspace, { existingKey: writeKey });
   return writeKey;

@@ -117,6 +117,18 @@ describe('workspace names', () => {
   });
 });
 
+describe('write keys on the command line', () => {
+  it.each([
+    ['keys create', ['keys', 'create', '--workspace', 'acme', '--key'], '--key'],
+  ])('a malformed key is refused by %s before the table is written, naming the option and the rule, never repeating the key', async (_command, args, option) => {
+    // Nothing answers at this endpoint: the refusal comes before any request.
+    const run = await cli('--endpoint', 'http://127.0.0.1:9', ...args, 'short key');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe(`pql-radar: ${option} must be 12 to 256 printable ASCII characters without spaces\n`);
+  });
+});
+
 describe('times on the command line', () => {
   it.each([
     // Date's own parser reads these as May 2001, December 2001 and March 2.
