@@ -114,6 +114,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   const workspace = options.workspace ?? 'default';
   const configuredEndpoint = options.endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'];
   const port = options.port ?? 3000;
+  // Checked before anything starts: a refusal after DynamoDB Local started would only start it to stop it.
+  const givenKey = options.writeKey === undefined ? undefined : givenWriteKey(options.writeKey);
   if (port !== 0) await ensurePortFree(port, '127.0.0.1', 'the ingest endpoint (--port chooses another)');
   const dynamoDbLocal: DynamoDbLocal | undefined = configuredEndpoint
     ? undefined
@@ -146,7 +148,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     // The shards of a higher count this table had before are run too: what was left there is evaluated and published.
     const { highest: highestShards } = await recordShardCount(client, tableName, dirtyShards);
     const keys = new DynamoDbWriteKeyStore(client, tableName);
-    const writeKey = await registeredWriteKey(keys, workspace, options.writeKey);
+    const writeKey = await registeredWriteKey(keys, workspace, givenKey);
     if (options.allowedOrigins !== undefined) await keys.setAllowedOrigins(workspace, options.allowedOrigins);
     const events = new DynamoDbEventStore({
       client,
@@ -269,11 +271,15 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   }
 }
 
-async function registeredWriteKey(keys: DynamoDbWriteKeyStore, workspace: string, writeKey: string | undefined): Promise<string> {
-  if (writeKey === undefined) return (await keys.create(workspace)).key;
-  const parsed = parseWriteKey(writeKey);
+function givenWriteKey(key: string): { key: string; keyId: string } {
+  const parsed = parseWriteKey(key);
   if (!parsed) throw new Error(`--write-key must be ${importedKeyRule}`);
-  const existing = await keys.find(parsed.keyId);
-  if (!existing) await keys.create(workspace, { existingKey: writeKey });
-  return writeKey;
+  return { key, keyId: parsed.keyId };
+}
+
+async function registeredWriteKey(keys: DynamoDbWriteKeyStore, workspace: string, given: { key: string; keyId: string } | undefined): Promise<string> {
+  if (given === undefined) return (await keys.create(workspace)).key;
+  const existing = await keys.find(given.keyId);
+  if (!existing) await keys.create(workspace, { existingKey: given.key });
+  return given.key;
 }

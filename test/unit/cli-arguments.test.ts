@@ -120,7 +120,9 @@ describe('workspace names', () => {
 describe('write keys on the command line', () => {
   it.each([
     ['keys create', ['keys', 'create', '--workspace', 'acme', '--key'], '--key'],
-  ])('a malformed key is refused by %s before the table is written, naming the option and the rule, never repeating the key', async (_command, args, option) => {
+    // Before the table is asked for, hence before DynamoDB Local would start without --endpoint.
+    ['dev', ['dev', '--port', '0', '--write-key'], '--write-key'],
+  ])('a malformed key is refused by %s before anything is started or written, naming the option and the rule, never repeating the key', async (_command, args, option) => {
     // Nothing answers at this endpoint: the refusal comes before any request.
     const run = await cli('--endpoint', 'http://127.0.0.1:9', ...args, 'short key');
     expect(run.code).toBe(1);
