@@ -186,7 +186,9 @@ export function addDeliveryCommands(program: Command) {
     .description('how many lead events each destination\'s dead-letter queue holds')
     .action(async () => {
       const { client, tableName } = storage(program);
-      for (const record of await registry().list()) {
+      const records = await registry().list();
+      if (records.length === 0) console.log('no destinations recorded');
+      for (const record of records) {
         if (record.transport !== 'sqs') {
           const letters = await new TableDeliveryQueue(client, tableName).deadLetters(record.id);
           console.log(`${record.id}  ${letters.length} dead letter(s)`);
