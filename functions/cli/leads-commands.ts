@@ -30,14 +30,14 @@ export function addLeadsCommands(program: Command) {
     .option('--workspace <name>', 'only this workspace (default: every workspace)')
     .option('--json', 'one JSON object per line')
     .action(async (options: { tier?: string; route?: string; since?: number; workspace?: string; json?: boolean }) => {
-      const rows = await inspectLeads(await reader(), {
+      const { rows, tiers } = await inspectLeads(await reader(), {
         ...(options.workspace !== undefined ? { workspace: options.workspace } : {}),
         ...(options.tier !== undefined ? { tier: options.tier } : {}),
         ...(options.route !== undefined ? { route: options.route } : {}),
         ...(options.since !== undefined ? { since: new Date(Date.now() - options.since) } : {}),
       });
       for (const row of rows) console.log(options.json ? JSON.stringify(row) : summaryLine(row));
-      if (rows.length === 0 && !options.json) console.log('no lead in a tier matches');
+      if (rows.length === 0 && !options.json) console.log(`no lead in a tier matches${options.tier !== undefined && !tiers.includes(options.tier) ? unknownTierText(options.tier, tiers) : ''}`);
     });
 
   leads
@@ -96,6 +96,14 @@ const entityType = (value: string): EntityRef['type'] => {
   if (!entityTypes.includes(value as EntityRef['type'])) throw new InvalidArgumentError(`--type ${value}: must be one of ${entityTypes.join(', ')}`);
   return value as EntityRef['type'];
 };
+
+/**
+ * Why a --tier matched nothing: no lead is in it now. Whether the rules have such a tier this command cannot tell (it
+ * reads no rules file): a tier of the rules may have no lead, and a renamed one still some, so it names the tiers
+ * leads are in now rather than call the name unknown.
+ */
+const unknownTierText = (tier: string, tiers: readonly string[]) =>
+  `: no lead is in tier ${JSON.stringify(tier)} now; ${tiers.length > 0 ? `the tiers leads are in now: ${tiers.join(', ')}` : 'no lead is in any tier now'}`;
 
 const summaryLine = (row: LeadSummary) => `${row.since ?? '-'}  ${row.tier}  route ${row.route ?? '-'}  score ${row.score}  ${row.type} ${row.id}  (${row.workspace})`;
 

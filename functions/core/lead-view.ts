@@ -88,6 +88,13 @@ export function leadList(states: readonly { ref: EntityRef; lead: LeadState }[],
     .sort((a, b) => (b.since ?? '').localeCompare(a.since ?? '') || a.type.localeCompare(b.type) || a.id.localeCompare(b.id));
 }
 
+/** The tiers and routes leads are in now, of one workspace when given: what the list can be filtered by. */
+export function leadChoices(states: readonly { ref: EntityRef; lead: LeadState }[], workspace: string | undefined): { tiers: string[]; routes: string[] } {
+  const all = leadList(states, workspace !== undefined ? { workspace } : {});
+  const distinct = (values: (string | null)[]) => [...new Set(values.filter((value): value is string => value !== null))].sort();
+  return { tiers: distinct(all.map((row) => row.tier)), routes: distinct(all.map((row) => row.route)) };
+}
+
 /** One lead's view. A record whose state holds no lead state (stored, never evaluated) is not a lead: undefined. */
 export function leadView(record: LeadRecord): LeadView | undefined {
   const lead = record.state.lead;

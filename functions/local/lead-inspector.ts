@@ -8,7 +8,7 @@ import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { ageMs } from '../core/days';
 import { durationDays, durationRule } from '../core/rules/schema';
 import { defaultHealthPeriodDays } from '../shared/settings';
-import { leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
+import { leadChoices, leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
 import type { EntityRef } from '../core/ports';
 
 /**
@@ -18,9 +18,10 @@ import type { EntityRef } from '../core/ports';
 
 export const entityTypes: readonly EntityRef['type'][] = ['user', 'account', 'visitor'];
 
-/** The leads in a tier that pass the filters, newest first. */
-export async function inspectLeads(reader: DynamoDbLeadReader, filters: LeadFilters): Promise<LeadSummary[]> {
-  return leadList(await reader.leadStates(), filters);
+/** The leads in a tier that pass the filters, newest first, and the tiers the workspace's leads are in now. */
+export async function inspectLeads(reader: DynamoDbLeadReader, filters: LeadFilters): Promise<{ rows: LeadSummary[]; tiers: string[] }> {
+  const states = await reader.leadStates();
+  return { rows: leadList(states, filters), tiers: leadChoices(states, filters.workspace).tiers };
 }
 
 /** One lead's view; undefined when the table has no evaluated entity of that type and id in that workspace. */
@@ -116,15 +117,13 @@ async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now:
   const since = form.since === undefined ? undefined : ageMs(form.since);
   if (form.since !== undefined && since === undefined) return errorPage(400, `since ${JSON.stringify(form.since)}: must be an age such as 7d, 12h or 30m`);
   const states = await reader.leadStates();
-  const all = leadList(states, form.workspace !== undefined ? { workspace: form.workspace } : {});
   const rows = leadList(states, {
     ...(form.workspace !== undefined ? { workspace: form.workspace } : {}),
     ...(form.tier !== undefined ? { tier: form.tier } : {}),
     ...(form.route !== undefined ? { route: form.route } : {}),
     ...(since !== undefined ? { since: new Date(now.getTime() - since) } : {}),
   });
-  const distinct = (values: (string | null)[]) => [...new Set(values.filter((value): value is string => value !== null))].sort();
-  return html(200, renderLeadListHtml(rows, form, { tiers: distinct(all.map((row) => row.tier)), routes: distinct(all.map((row) => row.route)) }));
+  return html(200, renderLeadListHtml(rows, form, leadChoices(states, form.workspace)));
 }
 
 async function healthPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {

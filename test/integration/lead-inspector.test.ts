@@ -87,6 +87,13 @@ describe('pql-radar leads, against DynamoDB Local', () => {
     expect(recent.stdout.trim().split('\n').map((line) => (JSON.parse(line) as LeadSummary).id)).toEqual(['ada']);
   });
 
+  it('names a --tier no lead is in now, and the tiers leads are in; a tier with leads the other filters leave out, not', async () => {
+    const unknown = await leadsCli('list', '--tier', 'PQL-Z');
+    expect(unknown).toEqual({ code: 0, stdout: 'no lead in a tier matches: no lead is in tier "PQL-Z" now; the tiers leads are in now: PQL-A, PQL-B\n', stderr: '' });
+    const filteredOut = await leadsCli('list', '--tier', 'PQL-B', '--since', '1d');
+    expect(filteredOut).toEqual({ code: 0, stdout: 'no lead in a tier matches\n', stderr: '' });
+  });
+
   it('shows a lead: score and its history, matched signals with values, transitions with reasons, events, accounts', async () => {
     const { code, stdout } = await leadsCli('show', 'ada', '--json');
     expect(code).toBe(0);
