@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { integer } from './integer-option';
 import { checkOutputFile, writeOutputFile } from './output-file';
 import { generateSampleStream, toJsonl } from './sample-stream';
+import { count } from '../analysis/format';
 import { evaluatePath } from '../local/evaluate-route';
 
 /** `pql-radar sample` writes a sample event stream; `pql-radar replay` sends one to an ingest endpoint. */
@@ -15,9 +16,12 @@ export function addSampleCommands(program: Command) {
     .option('--days <n>', 'days of history', integer('--days', 1), 30)
     .action(async (options: { out?: string; seed: number; users: number; days: number }) => {
       if (options.out !== undefined) await checkOutputFile('--out', options.out);
-      const jsonl = toJsonl(generateSampleStream({ seed: options.seed, users: options.users, days: options.days }));
-      if (options.out !== undefined) await writeOutputFile('--out', options.out, jsonl);
-      else process.stdout.write(jsonl);
+      const messages = generateSampleStream({ seed: options.seed, users: options.users, days: options.days });
+      if (options.out === undefined) process.stdout.write(toJsonl(messages));
+      else {
+        await writeOutputFile('--out', options.out, toJsonl(messages));
+        console.error(`wrote ${count(messages.length)} events of ${count(options.users)} users over ${count(options.days)} days to ${options.out}`);
+      }
     });
 
   program

@@ -193,6 +193,15 @@ describe('pql-radar backtest', () => {
     expect(existsSync(report)).toBe(false);
   }, 60_000);
 
+  it('sample --out writes the stream and says on stderr what it wrote, as the other commands writing a file do', async () => {
+    const out = join(dir, 'sample.jsonl');
+    const sample = await cli('sample', '--out', out, '--users', '5', '--days', '3');
+    expect(sample.code, sample.stderr).toBe(0);
+    expect(sample.stdout).toBe('');
+    const lines = readFileSync(out, 'utf8').trim().split('\n');
+    expect(sample.stderr).toBe(`wrote ${lines.length} events of 5 users over 3 days to ${out}\n`);
+  });
+
   // Root may write anywhere: the permission check can only be seen failing as another user.
   it.skipIf(process.getuid?.() === 0)('refuses a --report in a directory it may not write in, or a file it may not overwrite', async () => {
     const locked = join(dir, 'locked');
