@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { leadEventDetailSchema } from '../../functions/core/lead-event';
 import { buildLeadEvent, decide } from '../../functions/core/lead-state';
@@ -9,6 +7,7 @@ import { rulesJsonSchema } from '../../functions/core/rules/json-schema';
 import { chooseRoute, describeRoute, ownerOf, routesOf } from '../../functions/core/rules/routing';
 import { formatProblem } from '../../functions/core/yaml-file';
 import { factsFor } from '../support/facts';
+import { readmeBlocks } from '../support/readme';
 
 const now = new Date('2024-06-01T12:00:00.000Z');
 const login: UsageEvent = { type: 'track', event: 'Logged In', timestamp: '2024-06-01T09:00:00.000Z' };
@@ -204,8 +203,7 @@ describe('rules check of routes', () => {
 });
 
 describe("the README's routing example", () => {
-  const readme = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
-  const example = /\*\*Routing to owners\.\*\*[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme)![1]!;
+  const example = readmeBlocks().find((block) => block.lead.includes('**Routing to owners.**'))!.code;
   const ruleset = loadRules(`version: 1\nsignals:\n  active: { event: Logged In, points: 60 }\n${example}`);
 
   it('routes by the first account with a region, and names its owner', () => {
