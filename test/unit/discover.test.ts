@@ -219,6 +219,24 @@ describe('discover: people, and the holdout of the latest signups', () => {
     expect(result.period.holdoutFrom.slice(0, 10)).toBe(at(14).slice(0, 10));
   });
 
+  it('says in the suggested file that the holdout is the latest signups, not the end of the period', () => {
+    const messages: DiscoveryMessage[] = [];
+    const conversions: DiscoveryConversion[] = [];
+    // 600 users sign up over the first 30 days; activity goes on for 200 days more.
+    for (let n = 0; n < 600; n++) {
+      const user = `u${n}`;
+      const signup = n % 30;
+      messages.push(identify(user, signup));
+      messages.push(track(user, 'Logged In', signup + 200));
+      const strong = n % 3 === 0;
+      if (strong) messages.push(track(user, 'Report Run', signup + 1));
+      if (strong ? n % 6 === 0 : n % 30 === 1) conversions.push({ type: 'user', id: user, convertedAt: at(signup + 6) });
+    }
+    const result = discoverFromMessages(messages, conversions);
+    expect(result.period.holdoutFrom.slice(0, 10)).toBe(at(21).slice(0, 10));
+    expect(suggestedRulesYaml(result)).toContain(`#   holdout: users who signed up from ${at(21).slice(0, 10)} on (the latest 30% of signups): 180,`);
+  });
+
   it("counts a visitor's events before signup as its user's, once, and leaves unclaimed visitors out", () => {
     const messages: DiscoveryMessage[] = [
       accepted({ type: 'track', anonymousId: 'v1', event: 'Pricing Viewed', timestamp: at(1) }),

@@ -94,7 +94,7 @@ export function suggestedRulesYaml(result: DiscoveryResult, options: { generated
     `#   Only events BEFORE each user's conversion (before the end of the data for the others) were counted;`,
     `#   ${count(input.afterConversion)} later messages were ignored.`,
     `#   train:   users who signed up before ${period.holdoutFrom.slice(0, 10)}: ${count(train.users)}, of whom ${count(train.converted)} converted.`,
-    `#   holdout: users who signed up from ${period.holdoutFrom.slice(0, 10)} on (the last ${percent(result.options.holdoutShare)} of the period): ${count(holdout.users)}, of whom ${count(holdout.converted)} converted.`,
+    `#   holdout: users who signed up from ${period.holdoutFrom.slice(0, 10)} on (the latest ${percent(result.options.holdoutShare)} of signups): ${count(holdout.users)}, of whom ${count(holdout.converted)} converted.`,
     '# How the signals were chosen: every event done by at least ' +
       `${result.options.minUsers} users x at least ${result.options.thresholds.join('/')} times x within ` +
       `${result.options.windows.map((w) => (w === null ? 'ever' : `${w}d of signup`)).join('/')},`,
