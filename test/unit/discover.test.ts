@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { exampleBehaviours, generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
 import { DiscoveryCollector, type DiscoveryConversion, type DiscoveryMessage } from '../../functions/analysis/discover/collect';
 import { discover, discoverFromMessages, pointsFor } from '../../functions/analysis/discover/select';
-import { suggestedRulesYaml } from '../../functions/analysis/discover/present';
+import { formatDiscoveryTable, suggestedRulesYaml } from '../../functions/analysis/discover/present';
 import { conversionSchema } from '../../functions/core/rules/schema';
 import { validateMessage } from '../../functions/core/messages';
 import { evaluate, type UsageEvent } from '../../functions/core/rules/engine';
@@ -219,10 +219,10 @@ describe('discover: people, and the holdout of the latest signups', () => {
     expect(result.period.holdoutFrom.slice(0, 10)).toBe(at(14).slice(0, 10));
   });
 
-  it('says in the suggested file that the holdout is the latest signups, not the end of the period', () => {
+  /** 600 users sign up over the first 30 days, activity goes on for 200 days more; Report Run predicts conversion. */
+  function signupsStopEarly() {
     const messages: DiscoveryMessage[] = [];
     const conversions: DiscoveryConversion[] = [];
-    // 600 users sign up over the first 30 days; activity goes on for 200 days more.
     for (let n = 0; n < 600; n++) {
       const user = `u${n}`;
       const signup = n % 30;
@@ -232,9 +232,19 @@ describe('discover: people, and the holdout of the latest signups', () => {
       if (strong) messages.push(track(user, 'Report Run', signup + 1));
       if (strong ? n % 6 === 0 : n % 30 === 1) conversions.push({ type: 'user', id: user, convertedAt: at(signup + 6) });
     }
-    const result = discoverFromMessages(messages, conversions);
+    return discoverFromMessages(messages, conversions);
+  }
+
+  it('says in the suggested file that the holdout is the latest signups, not the end of the period', () => {
+    const result = signupsStopEarly();
     expect(result.period.holdoutFrom.slice(0, 10)).toBe(at(21).slice(0, 10));
     expect(suggestedRulesYaml(result)).toContain(`#   holdout: users who signed up from ${at(21).slice(0, 10)} on (the latest 30% of signups): 180,`);
+  });
+
+  it('says a candidate is kept only when its lift is above 1 on the training users and on the holdout, as it is', () => {
+    const result = signupsStopEarly();
+    expect(formatDiscoveryTable(result)).toContain('kept when the lift\'s interval is above 1 on the training users and on the holdout.');
+    expect(suggestedRulesYaml(result)).toContain('#   it fired for over that of the rest), kept only when the lower bound is above 1 there and on the holdout,\n');
   });
 
   it("counts a visitor's events before signup as its user's, once, and leaves unclaimed visitors out", () => {

@@ -49,7 +49,7 @@ export function formatDiscoveryTable(result: DiscoveryResult, limit = 30): strin
     `train: signup before ${period.holdoutFrom.slice(0, 10)}, ${count(trainUsers)} users, ${count(trainConverted)} converted; ` +
       `holdout: signup from then on, ${count(holdoutUsers)} users, ${count(holdoutConverted)} converted.`,
     `${count(result.candidates.length)} candidate signals, ranked by the lower bound of their training lift; ` +
-      `fired and rate are for training users; kept when the holdout lift's interval is above 1.`,
+      `fired and rate are for training users; kept when the lift's interval is above 1 on the training users and on the holdout.`,
     '',
     textTable(header, table, (column) => numeric.has(column)),
   ];
@@ -101,7 +101,7 @@ export function suggestedRulesYaml(result: DiscoveryResult, options: { generated
     `#   and ${result.options.distinctThresholds.join('/')}+ distinct values of each event property within ${result.options.distinctWindow}d of signup: ` +
       `${count(result.candidates.length)} candidates,`,
     '#   ranked by the lower bound of the 95% interval of their lift on the training users (conversion rate of those',
-    '#   it fired for over that of the rest), kept only when the lower bound of their lift on the holdout is above 1,',
+    '#   it fired for over that of the rest), kept only when the lower bound is above 1 there and on the holdout,',
     `#   skipped when they fire for mostly the same users as a better one (Jaccard >= ${result.options.maxOverlap}) or show no lift`,
     '#   within either group a better one splits the users into (they only echo it); one threshold per event and window.',
     '# Points: 10 x log2(lower bound of the training lift), rounded to 5 (at least 5): 10 points per doubling of the',

@@ -20,7 +20,7 @@ import {
  *
  * - Candidates are ranked by the lower bound of the 95% interval of their lift, which penalises small samples,
  *   and are measured twice: on a training set and on a time-based holdout (the latest
- *   30% of signups). A candidate is kept only when its holdout lift's interval lies above 1.
+ *   30% of signups). A candidate is kept only when both its lift intervals lie above 1.
  * - The chosen signals are not redundant: a candidate that fires for mostly the same users as a better one
  *   (Jaccard >= 0.8) is skipped, and so is one that shows no lift within either group a better one splits the
  *   users into (it only echoes it); each event (or event property) and window gets one threshold only.
