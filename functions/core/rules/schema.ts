@@ -138,8 +138,9 @@ const eventSignal = z.strictObject({
   sum: z.string().optional(),
   /**
    * What is counted instead of events: `days` with a matching event, or `sessions`, runs of matching events with gaps
-   * under 30 minutes. Sessions are counted per UTC day: one running across midnight counts on both days. An
-   * account's days are the days any member matched; its sessions are its members' added up. Not with distinct or sum.
+   * under 30 minutes. Sessions are counted per day of the rules' time zone: one running across midnight counts on both
+   * days. An account's days are the days any member matched; its sessions are its members' added up. Not with distinct
+   * or sum.
    * @default events
    */
   count: z.enum(['events', 'days', 'sessions']).optional(),
