@@ -289,11 +289,12 @@ function missedSection(report: BacktestReport): string {
   const rows = missed.map(
     (m) => `<tr><td>${esc(m.type)}</td><td class="id"><code>${esc(m.id)}</code></td><td>${esc(m.convertedAt)}</td></tr>`,
   );
-  const note = missed.length >= 50 ? 'The first 50; there may be more.' : `${missed.length} in all.`;
+  const all = show('missedConverterCount', report.missedConverterCount, count);
+  const note = report.missedConverterCount > missed.length ? `The first ${missed.length} of ${all}.` : `${all} in all.`;
   return section(
     'missed',
     title,
-    `<p>Entities that converted without any tier having qualified them first. ${esc(note)}</p>
+    `<p>Entities that converted without any tier having qualified them first. ${note}</p>
 ${dataTable(
       'table-wrap narrow',
       'Converters never qualified before they converted',

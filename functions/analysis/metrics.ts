@@ -315,6 +315,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     thresholds,
     weekly,
     missedConverters,
+    missedConverterCount: missed.length,
     warnings,
   };
 }
@@ -436,9 +437,9 @@ export function formatSummary(report: BacktestReport): string {
   }
   if (report.missedConverters.length > 0) {
     const missed = report.missedConverters;
-    // The report keeps the first maxMissed; the summary names 10 of them.
-    const count = `${missed.length}${missed.length >= maxMissed ? '+' : ''}`;
-    lines.push('', `Converters never qualified before converting (${missed.length > 10 ? `10 of ${count}` : count}): ${missed.slice(0, 10).map((entity) => `${entity.type} ${entity.id}`).join(', ')}${missed.length > 10 ? ', ...' : ''}`);
+    const count = report.missedConverterCount;
+    // The summary names 10 of them.
+    lines.push('', `Converters never qualified before converting (${count > 10 ? `10 of ${count}` : count}): ${missed.slice(0, 10).map((entity) => `${entity.type} ${entity.id}`).join(', ')}${count > 10 ? ', ...' : ''}`);
   }
   if (report.warnings.length > 0) {
     lines.push('', 'Warnings:');

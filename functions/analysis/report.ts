@@ -28,8 +28,10 @@ export interface BacktestReport {
   thresholds: ThresholdPoint[];
   /** Entities entering a tier per ISO week (Monday), by tier. */
   weekly: { week: string; qualified: Record<string, number> }[];
-  /** Converters the rules never qualified before they converted (first 50). */
+  /** Converters the rules never qualified before they converted (the first 50, earliest conversion first). */
   missedConverters: { type: 'user' | 'account'; id: string; convertedAt: string }[];
+  /** How many converters the rules never qualified before they converted: all of them, listed or not. */
+  missedConverterCount: number;
   warnings: string[];
 }
 

@@ -63,6 +63,7 @@ function expectedMetrics(report: BacktestReport): Map<string, number | null> {
   for (const s of report.signals) walk(`signal:${s.signal}`, s);
   for (const p of report.thresholds) walk(`threshold:${p.minScore}`, p);
   for (const w of report.weekly) walk(`weekly:${w.week}`, { qualified: w.qualified });
+  out.set('missedConverterCount', report.missedConverterCount);
   return out;
 }
 
@@ -226,6 +227,8 @@ describe('the backtest HTML report', () => {
       expect(await idCell.textContent()).toBe(xssId);
       expect(await page.locator('script').count()).toBe(0);
       expect(await page.locator('#missed td.id code').allTextContents()).toEqual(json.missedConverters.map((m) => m.id));
+      // The list is the first of them; the page says how many there are in all.
+      expect(await page.locator('#missed p').first().textContent()).toContain(`The first ${json.missedConverters.length} of ${json.missedConverterCount}.`);
 
       // A screenshot a person can look at.
       const shot = join(dir, 'report.png');

@@ -4,15 +4,15 @@ import type { Ruleset } from '../../functions/core/rules/load';
 
 export interface FactsForOptions {
   /**
-   * The order of the day rollups: by UTC day, as the store reads them (the default), or the order each day's first
+   * The order of the day rollups: by day, as the store reads them (the default), or the order each day's first
    * event comes in, for tests that show evaluate does not depend on it.
    */
   readonly dayOrder?: 'by-day' | 'first-seen';
 }
 
 /**
- * An entity's facts as the evaluator builds them (core/facts) from `events`, every day of them: one rollup per UTC
- * day, a lifetime rollup, first and last seen. A user called user-1 with no traits and no members, unless
+ * An entity's facts as the evaluator builds them (core/facts) from `events`, every day of them: one rollup per day
+ * of the rules' time zone, a lifetime rollup, first and last seen. A user called user-1 with no traits and no members, unless
  * `overrides` says otherwise.
  */
 export function factsFor(

@@ -176,5 +176,7 @@ export const sampleReport: BacktestReport = {
     { type: 'user', id: 'usr_4a6f2b80', convertedAt: '2025-02-19T17:58:02.000Z' },
     { type: 'account', id: 'acct_2210', convertedAt: '2025-02-25T07:12:44.000Z' },
   ],
+  // More than the list: the report lists the first 50 of them, and says so.
+  missedConverterCount: 74,
   warnings,
 };

@@ -146,6 +146,10 @@ describe('the backtest on a stream with planted signals', () => {
     const converters = tier.qualified.converted + tier.notQualified.converted;
     expect(tier.recall).toBeCloseTo(tier.qualified.converted / converters, 4);
     expect(report.missedConverters).toHaveLength(50);
+    // One tier: every converter it did not qualify first is missed, listed or not, and the summary says how many.
+    expect(report.missedConverterCount).toBe(tier.notQualified.converted);
+    expect(report.missedConverterCount).toBeGreaterThan(50);
+    expect(formatSummary(report)).toContain(`Converters never qualified before converting (10 of ${report.missedConverterCount}): `);
     const missed = new Set(report.missedConverters.map((entity) => entity.id));
     for (const user of stream.users.filter((candidate) => missed.has(candidate.id))) expect(user.did).not.toContain('scheduled');
     // Score thresholds: 50 is the tier's own threshold, so the same users qualify.
@@ -484,6 +488,7 @@ tiers:
     expect(top.lift!.value).toBeCloseTo(1 / 3 / (2 / 3), 3);
     expect(top.alertsPerWeek).toBeCloseTo(5 / 2, 2);
     expect(report.missedConverters.map((missed) => missed.id)).toEqual(['u3', 'u4']);
+    expect(report.missedConverterCount).toBe(2);
     expect(report.signals.find((signal) => signal.signal === 'a')).toMatchObject({ fired: { entities: 3, converted: 1 }, fireRate: 2 / 3 });
     expect(report.input).toEqual({ eventsRead: 100, linesSkipped: 2, entities: { user: 7, account: 0 }, mergedIdentifiers: 3, anonymousLeftOut: 4, conversions: 7, conversionsFrom: 'a test list' });
     expect(formatSummary(report)).toContain('Identities: 3 identifiers merged into their users; 4 anonymous visitors nobody claimed left out');
