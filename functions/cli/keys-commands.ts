@@ -1,7 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { accessOf } from '../core/write-key';
-import { browserOrigin, checkWriteKeyOption, storage } from './options';
+import { browserOrigin, storage } from './options';
+import { parseGivenKey } from '../core/write-key';
 
 /** `pql-radar keys create|list|revoke` and `origins set|list`: who may send into a workspace. */
 export function addKeysCommands(program: Command) {
@@ -18,7 +19,8 @@ export function addKeysCommands(program: Command) {
     .option('--read-only', "a read key for your product's backend: it reads lead status (GET /v1/leads/...) and cannot send events")
     .action(async (options: { workspace: string; key?: string; readOnly?: boolean }) => {
       if (options.readOnly && options.key !== undefined) throw new InvalidArgumentError('--read-only makes a new key: a read key cannot be imported with --key');
-      if (options.key !== undefined) checkWriteKeyOption('--key', options.key);
+      // Checked in the action, before the table is written: an option parser's refusal would repeat the key, a secret.
+      if (options.key !== undefined) parseGivenKey(options.key, '--key');
       const { key, record } = await keyStore().create(options.workspace, {
         ...(options.key !== undefined ? { existingKey: options.key } : {}),
         ...(options.readOnly ? { access: 'read' as const } : {}),

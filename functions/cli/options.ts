@@ -7,7 +7,6 @@ import { loadRulesFile } from '../local/rules-file';
 import { canonicalOrigin } from '../core/origins';
 import { ageMs, isDay } from '../core/days';
 import { durationDays, durationRule } from '../core/rules/schema';
-import { importedKeyRule, parseWriteKey } from '../core/write-key';
 
 /** Option parsers and defaults the commands share. */
 
@@ -50,13 +49,6 @@ export const parsedOption = (flags: string, description: string, parse: (value: 
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
 
-/**
- * A write key given as `option`, checked before anything is started or written. Checked here rather than by an
- * option parser, whose refusal would repeat the key, a secret, on the terminal.
- */
-export function checkWriteKeyOption(option: string, key: string): void {
-  if (!parseWriteKey(key)) throw new InvalidArgumentError(`${option} must be ${importedKeyRule}`);
-}
 
 /** A repeatable browser origin, in its canonical form. */
 export const browserOrigin = (value: string, previous: string[]) => {

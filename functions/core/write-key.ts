@@ -12,8 +12,6 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 const keyPattern = /^pqr_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const readKeyPattern = /^pqr_read_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const importedKeyPattern = /^[\x21-\x7e]{12,256}$/;
-/** What a key brought from elsewhere must be, for the errors that refuse one. */
-export const importedKeyRule = '12 to 256 printable ASCII characters without spaces';
 
 export const workspacePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -49,6 +47,16 @@ export function parseWriteKey(key: string): ParsedWriteKey | undefined {
   if (match) return { keyId: match[1]!, secret: match[2]! };
   if (importedKeyPattern.test(key)) return { keyId: `x${hashSecret(key).slice(0, 11)}`, secret: key };
   return undefined;
+}
+
+/**
+ * A key given to be registered or accepted (one an SDK already sends, or pql-radar's own), parsed; refused with an
+ * error naming `name`, where it was given (`--key`), and the rule, never the key itself: it is a secret.
+ */
+export function parseGivenKey(key: string, name: string): ParsedWriteKey {
+  const parsed = parseWriteKey(key);
+  if (!parsed) throw new Error(`${name} must be 12 to 256 printable ASCII characters without spaces`);
+  return parsed;
 }
 
 export function hashSecret(secret: string): string {

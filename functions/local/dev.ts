@@ -9,7 +9,7 @@ import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import { allShards, evaluateChanges, runEvaluator, type EvaluateChangesResult, type EvaluatorRunSummary } from '../core/evaluate-leads';
-import { importedKeyRule, parseWriteKey } from '../core/write-key';
+import { parseGivenKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { leadPages, type PageHandler } from './lead-inspector';
@@ -272,9 +272,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
 }
 
 function givenWriteKey(key: string): { key: string; keyId: string } {
-  const parsed = parseWriteKey(key);
-  if (!parsed) throw new Error(`--write-key must be ${importedKeyRule}`);
-  return { key, keyId: parsed.keyId };
+  return { key, keyId: parseGivenKey(key, '--write-key').keyId };
 }
 
 async function registeredWriteKey(keys: DynamoDbWriteKeyStore, workspace: string, given: { key: string; keyId: string } | undefined): Promise<string> {

@@ -2,7 +2,7 @@ import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue,
 import { queryAll } from './batch-write';
 import type { WriteKeyStore } from '../../core/ports';
 import { TtlCache } from '../../core/ttl-cache';
-import { generateWriteKey, hashSecret, importedKeyRule, parseWriteKey, workspacePattern, type KeyAccess, type WriteKeyRecord } from '../../core/write-key';
+import { generateWriteKey, hashSecret, parseGivenKey, workspacePattern, type KeyAccess, type WriteKeyRecord } from '../../core/write-key';
 import { originsSortKey, writeKeySortKey, writeKeysPartition } from './item-keys';
 import { conditionFailed } from './condition-failed';
 
@@ -125,9 +125,7 @@ function checkWorkspace(workspace: string): void {
 }
 
 function importedKey(key: string) {
-  const parsed = parseWriteKey(key);
-  if (!parsed) throw new Error(`the write key must be ${importedKeyRule}`);
-  return { key, ...parsed };
+  return { key, ...parseGivenKey(key, 'the write key') };
 }
 
 function toRecord(item: Record<string, AttributeValue>): WriteKeyRecord {
