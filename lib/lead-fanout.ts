@@ -1,4 +1,4 @@
-import { Annotations, Arn, ArnFormat, Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, Arn, ArnFormat, CfnRule, type CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -393,19 +393,35 @@ export class LeadFanout extends Construct {
       functionArn: destination.functionArn,
       sameEnvironment: true,
     });
-    // Checked against the stack's account and region wherever they are known.
-    const { region, account } = Arn.split(destination.functionArn, ArnFormat.COLON_RESOURCE_NAME);
-    const stack = Stack.of(this);
-    for (const [dimension, given, own] of [['region', region, stack.region], ['account', account, stack.account]] as const) {
-      if (!Token.isUnresolved(own) && given !== own) {
-        throw new Error(`routes.${route}: the lambda destination ${destination.functionArn} is in ${dimension} ${given}, the stack in ${own}: EventBridge invokes functions of its own account and region`);
-      }
-    }
+    requireSameEnvironment(scope, route, destination.functionArn);
     const rule = this.#rule(scope, id, 'lambda', route, pattern, (delivery) => new targets.LambdaFunction(handler, delivery));
     Annotations.of(rule).acknowledgeWarning(
       '@aws-cdk/aws-events:ruleUnresolvedEnvironment',
       "The function's ARN names its account and region, the environment-agnostic stack's are known at deploy only; the " +
-        'config asks for a function in the stack\'s own account and region (EventBridge invokes no other), checked above when the stack has them.',
+        'config asks for a function in the stack\'s own account and region (EventBridge invokes no other), checked by requireSameEnvironment.',
     );
   }
+}
+
+/**
+ * Refuses a lambda destination outside the stack's account or region, which EventBridge cannot invoke: CloudFormation
+ * would find out only when it creates the rule's target, deep in the deploy. A dimension the stack knows at synth is
+ * compared now; one it knows at deploy only (the environment-agnostic app of bin/app.ts) by a template rule, which
+ * CloudFormation checks before it creates or changes any resource. The config's ARN pattern makes the ARN's own
+ * account and region literals.
+ */
+function requireSameEnvironment(scope: Construct, route: string, functionArn: string): void {
+  const { region, account } = Arn.split(functionArn, ArnFormat.COLON_RESOURCE_NAME);
+  const stack = Stack.of(scope);
+  const assertions: CfnRuleAssertion[] = [];
+  for (const [dimension, given, own] of [['region', region, stack.region], ['account', account, stack.account]] as const) {
+    const problem = (stackIn: string) =>
+      `routes.${route}: the lambda destination ${functionArn} is in ${dimension} ${given}, the stack in ${stackIn}: EventBridge invokes functions of its own account and region`;
+    if (Token.isUnresolved(own)) {
+      assertions.push({ assert: Fn.conditionEquals(own, given), assertDescription: problem(`another ${dimension}`) });
+    } else if (given !== own) {
+      throw new Error(problem(own));
+    }
+  }
+  if (assertions.length > 0) new CfnRule(scope, 'SameEnvironment', { assertions });
 }

@@ -290,14 +290,44 @@ describe('lambda destination', () => {
 });
 
 describe('lambda destination in another account or region', () => {
-  it("is no warning where the stack's environment is known at deploy only, and fails the synth where it is known to differ", () => {
-    expect(Annotations.fromStack(built.stack).findWarning('*', Match.stringLikeRegexp('unresolved environment'))).toEqual([]);
-    const app = testApp();
-    const stack = new Stack(app, 'LeadFanoutElsewhere', { env: { account: '123456789012', region: 'us-east-1' } });
+  const notSame = (dimension: string, value: string, stackIn: string) =>
+    `routes.sales: the lambda destination ${crmSyncArn} is in ${dimension} ${value}, the stack in ${stackIn}: EventBridge invokes functions of its own account and region`;
+  /** The template's rules but CDK's bootstrap version check. */
+  const templateRules = (t: Template) => {
+    const { CheckBootstrapVersion: _bootstrap, ...others } = (t.toJSON().Rules ?? {}) as Record<string, unknown>;
+    return others;
+  };
+  /** A fan-out with the lambda destination alone, in a stack of the given environment. */
+  const fanoutIn = (env: { account?: string; region?: string }) => {
+    const stack = new Stack(testApp(), 'LeadFanoutElsewhere', { env });
     const { table } = new EventStore(stack, 'EventStore');
-    expect(() => new LeadFanout(stack, 'LeadFanout', { routes: { sales: [destination({ type: 'lambda', functionArn: crmSyncArn })] }, crm: [], table })).toThrow(
-      `routes.sales: the lambda destination ${crmSyncArn} is in region eu-west-1, the stack in us-east-1: EventBridge invokes functions of its own account and region`,
-    );
+    new LeadFanout(stack, 'LeadFanout', { routes: { sales: [destination({ type: 'lambda', functionArn: crmSyncArn })] }, crm: [], table });
+    return Template.fromStack(stack);
+  };
+
+  it("is refused at deploy, before any resource, where the stack's environment is known at deploy only (bin/app.ts)", () => {
+    expect(Annotations.fromStack(built.stack).findWarning('*', Match.stringLikeRegexp('unresolved environment'))).toEqual([]);
+    expect(templateRules(template)).toEqual({
+      [idOf(child('sales', 'Lambda1', 'SameEnvironment'))]: {
+        Assertions: [
+          { Assert: { 'Fn::Equals': [ref('AWS::Region'), 'eu-west-1'] }, AssertDescription: notSame('region', 'eu-west-1', 'another region') },
+          { Assert: { 'Fn::Equals': [ref('AWS::AccountId'), '123456789012'] }, AssertDescription: notSame('account', '123456789012', 'another account') },
+        ],
+      },
+    });
+  });
+
+  it('fails the synth where the stack is known to be elsewhere, and is checked at deploy for what the stack does not know', () => {
+    expect(() => fanoutIn({ account: '123456789012', region: 'us-east-1' })).toThrow(notSame('region', 'eu-west-1', 'us-east-1'));
+    expect(() => fanoutIn({ account: '210987654321', region: 'eu-west-1' })).toThrow(notSame('account', '123456789012', '210987654321'));
+    expect(() => fanoutIn({ account: '210987654321' })).toThrow(notSame('account', '123456789012', '210987654321'));
+    expect(Object.values(templateRules(fanoutIn({ region: 'eu-west-1' })))).toEqual([
+      { Assertions: [{ Assert: { 'Fn::Equals': [ref('AWS::AccountId'), '123456789012'] }, AssertDescription: notSame('account', '123456789012', 'another account') }] },
+    ]);
+  });
+
+  it('adds no template rule where the stack is known to be in the function\'s account and region', () => {
+    expect(templateRules(fanoutIn({ account: '123456789012', region: 'eu-west-1' }))).toEqual({});
   });
 });
 
