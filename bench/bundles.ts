@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compiledRulesJson } from '../functions/core/rules/ruleset';
 import { loadRulesFile } from '../lib/config';
+import { ingestEntries } from '../lib/ingest-api';
 import { lambdaBundling } from '../lib/lambda-bundling';
 import { bundleFunction, projectRoot } from './bundle';
 import { positiveInt } from './knobs';
@@ -19,9 +20,11 @@ const rulesJson = join(projectRoot, 'node_modules/.cache/pql-radar-bench/rules.j
 mkdirSync(join(rulesJson, '..'), { recursive: true });
 writeFileSync(rulesJson, compiledRulesJson(loadRulesFile(join(projectRoot, 'examples/activation.rules.yaml')).ruleset));
 
-/** Each function with the environment its module needs at import time (what the stack sets). */
+/** Each function with the environment its module needs at import time (what the stack sets); ingest in each of its entries (lib/ingest-api.ts). */
 const functions: { name: string; entry: string; env: Record<string, string> }[] = [
-  { name: 'ingest', entry: 'functions/ingest/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
+  { name: 'ingest', entry: ingestEntries.direct.entry, env: { TABLE_NAME: 'pql-radar' } },
+  { name: 'ingest-kinesis', entry: ingestEntries.kinesis.entry, env: { TABLE_NAME: 'pql-radar', [ingestEntries.kinesis.variable]: 'pql-radar-IngestBuffer' } },
+  { name: 'ingest-firehose', entry: ingestEntries.firehose.entry, env: { TABLE_NAME: 'pql-radar', [ingestEntries.firehose.variable]: 'pql-radar-Requests' } },
   { name: 'ingest-buffer', entry: 'functions/ingest-buffer/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   { name: 'buffer-loader', entry: 'functions/ingest-buffer-loader/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
   { name: 'lead-status', entry: 'functions/lead-status/handler.ts', env: { TABLE_NAME: 'pql-radar' } },
@@ -70,9 +73,9 @@ const median = (values: number[]) => {
 
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(0)} KB`.padStart(8);
 console.log(`Lambda bundles (lib/lambda-bundling.ts: minified ESM, ${lambdaBundling.target} target); init = import in a fresh Node ${process.version} process, median of ${runs}`);
-console.log('function      SDK bundled: size     gzip   init ms    cpu ms   |  SDK external: size     gzip   init ms    cpu ms');
+console.log('function        SDK bundled: size     gzip   init ms    cpu ms   |  SDK external: size     gzip   init ms    cpu ms');
 for (const fn of functions) {
-  const row: string[] = [fn.name.padEnd(13)];
+  const row: string[] = [fn.name.padEnd(15)];
   for (const sdk of ['bundled', 'external'] as const) {
     const bundle = await bundleFunction(fn.entry, { sdk });
     const times = Array.from({ length: runs }, () => initMs(bundle.outfile, fn.env));

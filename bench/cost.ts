@@ -22,7 +22,7 @@
  * Each mix has a DynamoDB Local of its own and one user per 100 events, ten to an account (bench:ingest's 200
  * users in 20 accounts at the default 20,000 events), so that a smaller BENCH_EVENTS keeps the events per user and
  * day. Its events, spread over the last three whole UTC days, go through the ingest handler wired as deployed
- * (functions/ingest/handler.ts: cached write keys, default retention) behind the local HTTP server, 4 requests in
+ * (functions/ingest/lambda-handler.ts: cached write keys, default retention) behind the local HTTP server, 4 requests in
  * flight, and the handler's time per request is measured. The evaluator use case (runEvaluator with the DynamoDB
  * evaluation store, all 4 shards, bench:evaluate's 20-signal rules) runs on a simulated clock through those days, every
  * N minutes: the calls sent by a tick go in before the run at that tick. N is chosen from the stream: the interval whose
@@ -523,7 +523,7 @@ async function simulateMix(endpoint: string, mix: Mix, ruleset: Ruleset, variant
     await recordShardCount(client, tableName, dirtyShards);
     const keys = new DynamoDbWriteKeyStore(client, tableName);
     const { key: writeKey } = await keys.create(workspace);
-    // As functions/ingest/handler.ts wires it when deployed: default retention, write keys cached for a minute.
+    // As functions/ingest/lambda-handler.ts wires it when deployed: default retention, write keys cached for a minute.
     const events = new DynamoDbEventStore({ client, tableName });
     if (variant) buffer = await (variant === 'kinesis' ? kinesisBuffer : firehoseBuffer)(events);
     const logLines = requestLogLines();

@@ -119,7 +119,33 @@ export function ingestStorageEnvironment(props: IngestStorageProps): Record<stri
   };
 }
 
+/**
+ * The ingest function's entries, by the ingest buffer it puts requests on (functions/ingest/lambda-handler.ts): each
+ * carries that buffer's SDK client only, with the variable naming the buffer to it.
+ */
+export const ingestEntries = {
+  direct: { entry: 'functions/ingest/handler.ts' },
+  kinesis: { entry: 'functions/ingest/kinesis-handler.ts', variable: environmentNames.ingestStream },
+  firehose: { entry: 'functions/ingest/firehose-handler.ts', variable: environmentNames.ingestDeliveryStream },
+} as const;
+
+/** An ingest buffer as ingest sees it: ingest may do `action` on `resource` (putting one record), nothing else, and is told `name`. */
+export interface IngestRequestBuffer {
+  readonly service: 'kinesis' | 'firehose';
+  readonly action: string;
+  readonly resource: string;
+  readonly name: string;
+}
+
 export interface IngestApiProps extends IngestStorageProps {
+  /**
+   * The ingest buffer ingest puts each request of one message on, instead of writing the table: the `requests` of
+   * lib/ingest-buffer.ts or lib/ingest-firehose-buffer.ts. Left out while a buffer drains, the first of the two deploys
+   * that turn it off: ingest writes the table again while the buffer's function still stores what the buffer holds
+   * (deleting the buffer before that is done would lose accepted events).
+   * @default - none: ingest writes the table
+   */
+  readonly buffer?: IngestRequestBuffer;
   /**
    * Default-stage throttling; over it clients get 429, which Segment SDKs retry.
    * @default - rateLimit 1000 requests per second, burstLimit 2000
@@ -170,7 +196,7 @@ export class IngestApi extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
 
     this.handler = new LambdaFunction(this, 'Handler', {
-      entry: 'functions/ingest/handler.ts',
+      entry: ingestEntries[props.buffer?.service ?? 'direct'].entry,
       description: 'pql-radar ingest: Segment HTTP Tracking API to DynamoDB',
       memorySize: 512,
       timeout: Duration.seconds(10),
@@ -181,6 +207,10 @@ export class IngestApi extends Construct {
     }).function;
     // Never the evaluator's outbox or its rules progress.
     grantTableAccess(this.handler, props.table, ingestTableAccess);
+    if (props.buffer) {
+      this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: [props.buffer.action], resources: [props.buffer.resource] }));
+      this.handler.addEnvironment(ingestEntries[props.buffer.service].variable, props.buffer.name);
+    }
     if (props.functionUrl) {
       // No IAM auth: Segment clients authenticate with a write key, which the function checks (answering 401); no CORS
       // settings, so that the function answers the browsers' preflights from the workspaces' origins, as behind the API.

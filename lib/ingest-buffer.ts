@@ -1,12 +1,10 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { KinesisEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { environmentNames } from '../functions/shared/settings';
-import { grantTableAccess, type IngestStorageProps, ingestStorageEnvironment, storingTableAccess } from './ingest-api';
+import { grantTableAccess, type IngestRequestBuffer, type IngestStorageProps, ingestStorageEnvironment, storingTableAccess } from './ingest-api';
 import { LambdaFunction, type LambdaFunctionProps } from './lambda-function';
 
 /**
@@ -20,18 +18,6 @@ export const defaultBufferBatchingSeconds = 300;
 
 /** What both ingest buffers take: the Kinesis one (`IngestBuffer`) and the Firehose one (lib/ingest-firehose-buffer.ts). */
 export interface IngestBufferCommonProps extends IngestStorageProps {
-  /**
-   * The ingest function: it may put records on the buffer (PutRecord, nothing else), and gets the buffer's name in an
-   * environment variable, which switches it from writing the table to putting each request's accepted messages there.
-   */
-  readonly ingest: lambda.Function;
-  /**
-   * Whether ingest puts its requests on the buffer. False is the first of the two deploys that turn the buffer off:
-   * ingest writes the table again while the buffer's function still stores what the buffer holds; deleting the buffer
-   * before that is done would lose accepted events.
-   * @default true
-   */
-  readonly acceptingRequests?: boolean;
   /**
    * How long the logs of the function storing the buffer's requests are kept.
    * @default logs.RetentionDays.ONE_MONTH
@@ -82,6 +68,8 @@ export class IngestBuffer extends Construct {
   public readonly shards: number;
   /** The function writing the stream's records to the table. */
   public readonly consumer: lambda.Function;
+  /** Where ingest puts its requests (lib/ingest-api.ts): PutRecord only, rather than grantWrite's PutRecords and ListShards, one record a request. */
+  public readonly requests: IngestRequestBuffer;
 
   constructor(scope: Construct, id: string, props: IngestBufferProps) {
     super(scope, id);
@@ -119,8 +107,7 @@ export class IngestBuffer extends Construct {
       }),
     );
 
-    // PutRecord only, rather than grantWrite's PutRecords and ListShards: ingest puts one record per request.
-    sendRequestsToBuffer(props, { action: 'kinesis:PutRecord', resource: this.stream.streamArn, variable: environmentNames.ingestStream, name: this.stream.streamName });
+    this.requests = { service: 'kinesis', action: 'kinesis:PutRecord', resource: this.stream.streamArn, name: this.stream.streamName };
   }
 }
 
@@ -137,17 +124,4 @@ export function bufferStoringFunction(
   const storing = new LambdaFunction(scope, id, { ...fn, logRetention: props.logRetention, environment: ingestStorageEnvironment(props) }).function;
   grantTableAccess(storing, props.table, storingTableAccess);
   return storing;
-}
-
-/**
- * Unless the buffer is draining (`acceptingRequests` false), lets ingest put its requests on the buffer (`action` on
- * `resource`, nothing else) and names the buffer to it in `variable`, which switches it from writing the table.
- */
-export function sendRequestsToBuffer(
-  props: IngestBufferCommonProps,
-  buffer: { readonly action: string; readonly resource: string; readonly variable: string; readonly name: string },
-): void {
-  if (!(props.acceptingRequests ?? true)) return;
-  props.ingest.addToRolePolicy(new iam.PolicyStatement({ actions: [buffer.action], resources: [buffer.resource] }));
-  props.ingest.addEnvironment(buffer.variable, buffer.name);
 }

@@ -8,8 +8,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { environmentNames } from '../functions/shared/settings';
-import { bufferStoringFunction, type IngestBufferCommonProps, sendRequestsToBuffer } from './ingest-buffer';
+import type { IngestRequestBuffer } from './ingest-api';
+import { bufferStoringFunction, type IngestBufferCommonProps } from './ingest-buffer';
 import { ignoreRedundantRoleDependency } from './lambda-function';
 
 /**
@@ -97,6 +97,8 @@ export class IngestFirehoseBuffer extends Construct {
   public readonly deadLetterQueue: sqs.Queue;
   /** The function storing an object's requests in the table. */
   public readonly loader: lambda.Function;
+  /** Where ingest puts its requests (lib/ingest-api.ts): PutRecord only, rather than grantPutRecords' PutRecordBatch too, one record a request. */
+  public readonly requests: IngestRequestBuffer;
 
   constructor(scope: Construct, id: string, props: IngestFirehoseBufferProps) {
     super(scope, id);
@@ -228,13 +230,7 @@ export class IngestFirehoseBuffer extends Construct {
       }),
     );
 
-    // PutRecord only, rather than grantPutRecords' PutRecordBatch too: ingest puts one record per request.
-    sendRequestsToBuffer(props, {
-      action: 'firehose:PutRecord',
-      resource: this.deliveryStream.deliveryStreamArn,
-      variable: environmentNames.ingestDeliveryStream,
-      name: this.deliveryStream.deliveryStreamName,
-    });
+    this.requests = { service: 'firehose', action: 'firehose:PutRecord', resource: this.deliveryStream.deliveryStreamArn, name: this.deliveryStream.deliveryStreamName };
   }
 }
 

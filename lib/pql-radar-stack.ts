@@ -53,24 +53,30 @@ export class PqlRadarStack extends Stack {
     });
     const table = this.eventStore.table;
     const storage = { table, retentionDays: config.retentionDays, timeZone: props.rulesFile.ruleset.calendar.timeZone };
-    const { rateLimit, burstLimit, functionUrl, requestLogs } = config.ingest;
-    this.ingestApi = new IngestApi(this, 'IngestApi', { ...storage, throttling: { rateLimit, burstLimit }, requestLogs, ...(functionUrl ? { functionUrl } : {}) });
     const buffer = config.ingestBuffer;
-    const bufferProps = { ...storage, ingest: this.ingestApi.handler, acceptingRequests: !buffer?.draining };
     if (buffer?.service === 'kinesis') {
       this.ingestBuffer = new IngestBuffer(this, 'IngestBuffer', {
-        ...bufferProps,
+        ...storage,
         shards: buffer.shards,
         batchingWindow: Duration.seconds(buffer.batchingWindowSeconds),
         retention: Duration.hours(buffer.retentionHours),
       });
     } else if (buffer?.service === 'firehose') {
       this.ingestFirehoseBuffer = new IngestFirehoseBuffer(this, 'IngestFirehoseBuffer', {
-        ...bufferProps,
+        ...storage,
         bufferingInterval: Duration.seconds(buffer.batchingWindowSeconds),
         retention: Duration.days(buffer.retentionDays),
       });
     }
+    const { rateLimit, burstLimit, functionUrl, requestLogs } = config.ingest;
+    this.ingestApi = new IngestApi(this, 'IngestApi', {
+      ...storage,
+      throttling: { rateLimit, burstLimit },
+      requestLogs,
+      ...(functionUrl ? { functionUrl } : {}),
+      // A draining buffer still stores what it holds, but takes no more requests.
+      buffer: buffer?.draining ? undefined : (this.ingestBuffer ?? this.ingestFirehoseBuffer)?.requests,
+    });
     this.leadStatusApi = new LeadStatusApi(this, 'LeadStatusApi', { table, httpApi: this.ingestApi.httpApi });
     this.leadFanout = new LeadFanout(this, 'LeadFanout', {
       routes: config.routes,

@@ -55,11 +55,11 @@ export const environmentNames = {
   rulesFile: 'RULES_FILE',
   /** The rules file's time zone, for the days ingest stores events by. */
   timeZone: 'TIME_ZONE',
-  /** The Kinesis ingest buffer's stream: when set, ingest puts requests of one message there instead of writing the table. */
+  /** The Kinesis ingest buffer's stream, where ingest's Kinesis entry (functions/ingest/kinesis-handler.ts) puts requests of one message. */
   ingestStream: 'INGEST_STREAM_NAME',
   /**
-   * The Firehose ingest buffer's delivery stream (the default buffer): when set, ingest puts requests of one message
-   * there instead of writing the table.
+   * The Firehose ingest buffer's delivery stream (the default buffer), where ingest's Firehose entry
+   * (functions/ingest/firehose-handler.ts) puts requests of one message.
    */
   ingestDeliveryStream: 'INGEST_DELIVERY_STREAM_NAME',
   runIntervalSeconds: 'RUN_INTERVAL_SECONDS',

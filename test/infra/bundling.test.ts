@@ -10,6 +10,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as lambdaZod from '../../functions/shared/lambda-zod-members';
 import { bundleFunction, projectRoot } from '../../bench/bundle';
+import { ingestEntries } from '../../lib/ingest-api';
 import { lambdaBundling } from '../../lib/lambda-bundling';
 import type { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { WriteKeyBootstrap } from '../../lib/write-key-bootstrap';
@@ -18,15 +19,21 @@ import { buildStack, bundledFunction, loadHandler } from './synth';
 /** Every bundle, minified with the AWS SDK inside, as deployed (issue 11). */
 const budgetBytes = 400 * 1024;
 
-/** The Lambda entries, and where the stack keeps a function of each (`firehose`: in the stack with that ingest buffer). */
-const functions: { name: string; entry: string; of: (stack: PqlRadarStack) => lambda.IFunction; firehose?: true }[] = [
-  { name: 'ingest', entry: 'functions/ingest/handler.ts', of: (stack: PqlRadarStack) => stack.ingestApi.handler },
+/** The stacks the bundles are taken from, by their config's ingest buffer: each builds ingest from another entry. */
+type BufferSetting = keyof typeof ingestEntries;
+
+/** The Lambda entries, and where the stack with `buffer` keeps a function of each (the Kinesis one's unless said). */
+const functions: { name: string; entry: string; of: (stack: PqlRadarStack) => lambda.IFunction; buffer?: BufferSetting }[] = [
+  // Each ingest entry a deployment can have: writing the table (no buffer, or a draining one) or putting requests on a buffer.
+  { name: 'ingest', entry: ingestEntries.direct.entry, of: (stack: PqlRadarStack) => stack.ingestApi.handler, buffer: 'direct' },
+  { name: 'ingest-kinesis', entry: ingestEntries.kinesis.entry, of: (stack: PqlRadarStack) => stack.ingestApi.handler },
+  { name: 'ingest-firehose', entry: ingestEntries.firehose.entry, of: (stack: PqlRadarStack) => stack.ingestApi.handler, buffer: 'firehose' },
   { name: 'ingest-buffer', entry: 'functions/ingest-buffer/handler.ts', of: (stack: PqlRadarStack) => stack.ingestBuffer!.consumer },
   {
     name: 'buffer-loader',
     entry: 'functions/ingest-buffer-loader/handler.ts',
     of: (stack: PqlRadarStack) => stack.ingestFirehoseBuffer!.loader,
-    firehose: true,
+    buffer: 'firehose',
   },
   { name: 'lead-status', entry: 'functions/lead-status/handler.ts', of: (stack: PqlRadarStack) => stack.leadStatusApi.handler },
   { name: 'evaluator', entry: 'functions/evaluator/handler.ts', of: (stack: PqlRadarStack) => stack.evaluator.handler },
@@ -56,26 +63,27 @@ const leftOut: { what: string; pattern: RegExp; only?: string | string[] }[] = [
   // The evaluator's rules come compiled at synth (loadCompiledRules); the ingest buffer's consumer and loader store
   // messages ingest validated. Both read their settings through plain readers (shared/environment.ts).
   { what: 'zod', pattern: /node_modules\/zod\//, only: zodFree },
+  // Each ingest entry carries the client of its deployment's buffer only (lib/ingest-api.ts).
+  { what: 'the Kinesis client', pattern: /node_modules\/@aws-sdk\/client-kinesis\//, only: ['ingest', 'ingest-firehose'] },
+  { what: 'the Firehose client', pattern: /node_modules\/@aws-sdk\/client-firehose\//, only: ['ingest', 'ingest-kinesis'] },
 ];
 
-let app: App;
-let stack: PqlRadarStack;
-/** The same with the Firehose variant of the ingest buffer: its loader, and ingest putting requests on its delivery stream. */
-let firehose: { app: App; stack: PqlRadarStack };
+/** The stack with each ingest buffer setting, bundled: `ingestBuffer: false`, and each service's. */
+let stacks: Record<BufferSetting, { app: App; stack: PqlRadarStack }>;
 /** This run's own bundles and probes, apart from a benchmark running meanwhile. */
 const outDir = mkdtempSync(join(tmpdir(), 'pql-radar-bundles-'));
 
 beforeAll(() => {
-  // Asset metadata tells which staged asset directory belongs to which function. With the opt-in ingest buffer, so
-  // that its consumer is bundled too and ingest loads in its buffered mode.
-  ({ app, stack } = buildStack({ bundle: true, config: { ingestBuffer: { service: 'kinesis' } }, context: { 'aws:cdk:enable-asset-metadata': true } }));
-  firehose = buildStack({ bundle: true, config: { ingestBuffer: { service: 'firehose' } }, context: { 'aws:cdk:enable-asset-metadata': true } });
+  // Asset metadata tells which staged asset directory belongs to which function.
+  const bundled = (ingestBuffer: false | { service: 'kinesis' | 'firehose' }) =>
+    buildStack({ bundle: true, config: { ingestBuffer }, context: { 'aws:cdk:enable-asset-metadata': true } });
+  stacks = { direct: bundled(false), kinesis: bundled({ service: 'kinesis' }), firehose: bundled({ service: 'firehose' }) };
 }, 600_000);
 
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
 it('bundles the ingest handler into one minified ESM file that includes the AWS SDK', () => {
-  const bundled = bundledFunction(app, stack.ingestApi.handler);
+  const bundled = bundledFunction(stacks.direct.app, stacks.direct.stack.ingestApi.handler);
   expect(bundled.resource.Properties.Handler).toBe('index.handler');
 
   const { assetDir } = bundled;
@@ -97,21 +105,22 @@ it('bundles the ingest handler into one minified ESM file that includes the AWS 
 });
 
 it.each([
-  ["the ingest buffer's consumer", () => bundledFunction(app, stack.ingestBuffer!.consumer)],
-  ["the Firehose buffer's loader", () => bundledFunction(firehose.app, firehose.stack.ingestFirehoseBuffer!.loader)],
-  ['ingest with the Firehose buffer', () => bundledFunction(firehose.app, firehose.stack.ingestApi.handler)],
+  ["the ingest buffer's consumer", () => bundledFunction(stacks.kinesis.app, stacks.kinesis.stack.ingestBuffer!.consumer)],
+  ["the Firehose buffer's loader", () => bundledFunction(stacks.firehose.app, stacks.firehose.stack.ingestFirehoseBuffer!.loader)],
+  ['ingest with the Kinesis buffer', () => bundledFunction(stacks.kinesis.app, stacks.kinesis.stack.ingestApi.handler)],
+  ['ingest with the Firehose buffer', () => bundledFunction(stacks.firehose.app, stacks.firehose.stack.ingestApi.handler)],
 ])('bundles %s, which loads with the environment the template gives it', (_name, bundled) => {
   expect(bundled().resource.Properties.Handler).toBe('index.handler');
   expect(loadHandler(bundled())).toBe('function');
 });
 
-describe.each(functions)('the $name bundle', ({ name, entry, of, firehose: inFirehoseStack }) => {
+describe.each(functions)('the $name bundle', ({ name, entry, of, buffer = 'kinesis' }) => {
   let deployed: Buffer;
   let bench: { bytes: number; code: Buffer; metafile: Metafile };
   let inputs: string[];
 
   beforeAll(async () => {
-    const built = inFirehoseStack ? firehose : { app, stack };
+    const built = stacks[buffer];
     deployed = readFileSync(join(bundledFunction(built.app, of(built.stack)).assetDir, 'index.mjs'));
     const bundle = await bundleFunction(entry, { sdk: 'bundled', outDir });
     bench = { bytes: bundle.bytes, code: readFileSync(bundle.outfile), metafile: bundle.metafile };

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { IngestBuffer } from '../../lib/ingest-buffer';
 import type { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, synth } from './synth';
-import { readTemplate, type Resource, storingEnvironment, storingTableStatements, templateWithIngest, type TemplateReader } from './template-reader';
+import { readTemplate, type Resource, storingEnvironment, storingTableStatements, templateWithTable, type TemplateReader } from './template-reader';
 
 let stack: PqlRadarStack;
 let buffer: IngestBuffer;
@@ -141,7 +141,7 @@ describe('with ingestBuffer false in the config', () => {
 
 describe('IngestBuffer', () => {
   const build = (props: Partial<ConstructorParameters<typeof IngestBuffer>[2]>) =>
-    templateWithIngest((stack, storage) => new IngestBuffer(stack, 'IngestBuffer', { ...storage, ...props }));
+    templateWithTable((stack, storage) => new IngestBuffer(stack, 'IngestBuffer', { ...storage, ...props }));
 
   it('keeps records for the retention given', () => {
     build({ retention: Duration.days(7) }).hasResourceProperties('AWS::Kinesis::Stream', { RetentionPeriodHours: 168 });

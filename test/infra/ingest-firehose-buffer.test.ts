@@ -6,7 +6,7 @@ import { IngestFirehoseBuffer } from '../../lib/ingest-firehose-buffer';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { buildStack, physicalNames, testConfig, testRulesFile } from './synth';
-import { readTemplate, type Resource, storingEnvironment, storingTableStatements, templateWithIngest, type TemplateReader } from './template-reader';
+import { readTemplate, type Resource, storingEnvironment, storingTableStatements, templateWithTable, type TemplateReader } from './template-reader';
 
 let stack: PqlRadarStack;
 let buffer: IngestFirehoseBuffer;
@@ -253,7 +253,7 @@ it('lets two stacks with the Firehose buffer share an account and region: they s
 
 describe('IngestFirehoseBuffer', () => {
   const build = (props: Partial<ConstructorParameters<typeof IngestFirehoseBuffer>[2]>) =>
-    templateWithIngest((stack, storage) => new IngestFirehoseBuffer(stack, 'IngestFirehoseBuffer', { ...storage, ...props }));
+    templateWithTable((stack, storage) => new IngestFirehoseBuffer(stack, 'IngestFirehoseBuffer', { ...storage, ...props }));
 
   it('takes a buffering interval of 0 to 900 whole seconds, and refuses others', () => {
     build({ bufferingInterval: Duration.seconds(0) }).hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {

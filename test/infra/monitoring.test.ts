@@ -251,7 +251,7 @@ describe('alarms', () => {
     expect(customMetricNamespace).toBe(environment.POWERTOOLS_METRICS_NAMESPACE);
     // Powertools' default dimension is `service` = the service name (no other dimension is added by the handlers).
     expect(customMetricDimensions).toEqual({ service: environment.POWERTOOLS_SERVICE_NAME });
-    for (const path of ['functions/ingest/handler.ts', 'functions/evaluator/handler.ts', 'functions/shared/powertools.ts']) {
+    for (const path of ['functions/ingest/lambda-handler.ts', 'functions/evaluator/handler.ts', 'functions/shared/powertools.ts']) {
       expect(readFileSync(join(import.meta.dirname, '../..', path), 'utf8'), path).not.toMatch(/addDimension|defaultDimensions|singleMetric/);
     }
   });

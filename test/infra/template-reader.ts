@@ -1,11 +1,9 @@
 import { App, type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { expect } from 'vitest';
 import { EventStore } from '../../lib/event-store';
-import { IngestApi } from '../../lib/ingest-api';
 import { SKIP_BUNDLING_CONTEXT } from '../../lib/lambda-function';
 
 export type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string };
@@ -57,10 +55,10 @@ export const storingTableStatements = (tableArn: unknown) => {
   ];
 };
 
-/** The template of a stack of a table, the ingest API and what `add` builds on them: an ingest buffer construct alone. */
-export function templateWithIngest(add: (stack: Stack, storage: { table: dynamodb.ITable; ingest: lambda.Function }) => void): Template {
+/** The template of a stack of a table and what `add` builds on it: an ingest buffer construct alone. */
+export function templateWithTable(add: (stack: Stack, storage: { table: dynamodb.ITable }) => void): Template {
   const stack = new Stack(new App({ context: { [SKIP_BUNDLING_CONTEXT]: true } }), 'Buffered');
   const { table } = new EventStore(stack, 'EventStore');
-  add(stack, { table, ingest: new IngestApi(stack, 'IngestApi', { table }).handler });
+  add(stack, { table });
   return Template.fromStack(stack);
 }

@@ -34,7 +34,7 @@ async function deployed() {
   kinesis = await startKinesisEndpoint();
   stubFunctionEnvironment({ TABLE_NAME: tableName, INGEST_STREAM_NAME: 'pql-radar-IngestBuffer', AWS_ENDPOINT_URL_KINESIS: kinesis.url });
   const { key } = await new DynamoDbWriteKeyStore(client, tableName).create('acme');
-  const ingest = await import('../../functions/ingest/handler');
+  const ingest = await import('../../functions/ingest/kinesis-handler');
   const consumer = await import('../../functions/ingest-buffer/handler');
   const served = await serveHttpApi((event) => ingest.handler(event, lambdaContext()), { port: 0 });
   closeServer = () => closeLocally(served.server);

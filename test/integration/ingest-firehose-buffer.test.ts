@@ -42,7 +42,7 @@ async function deployed() {
   s3 = await startS3Endpoint({ buckets: [bucket], notifyPrefix: bufferObjectsPrefix, mayList: true });
   stubFunctionEnvironment({ TABLE_NAME: tableName, INGEST_DELIVERY_STREAM_NAME: deliveryStream, AWS_ENDPOINT_URL_FIREHOSE: firehose.url, AWS_ENDPOINT_URL_S3: s3.url });
   const { key } = await new DynamoDbWriteKeyStore(client, tableName).create('acme');
-  const ingest = await import('../../functions/ingest/handler');
+  const ingest = await import('../../functions/ingest/firehose-handler');
   const loader = await import('../../functions/ingest-buffer-loader/handler');
   const served = await serveHttpApi((event) => ingest.handler(event, lambdaContext()), { port: 0 });
   // Firehose's own writes to the bucket, made here by the test.
@@ -144,8 +144,10 @@ it('fails only the message of an object with a line that is not a record, and le
   expect(s3!.calls.filter((call) => call.startsWith('GET'))).toEqual([`GET ${bucket}/${corruptKey}`, `GET ${bucket}/${goodKey}`]);
 });
 
-it('refuses to start with both ingest buffers configured, naming both variables', async () => {
+it('refuses to start without its delivery stream, naming the variable', async () => {
   const { tableName } = await freshTable();
-  stubFunctionEnvironment({ TABLE_NAME: tableName, INGEST_STREAM_NAME: 'pql-radar-IngestBuffer', INGEST_DELIVERY_STREAM_NAME: deliveryStream });
-  await expect(import('../../functions/ingest/handler')).rejects.toThrow('INGEST_STREAM_NAME and INGEST_DELIVERY_STREAM_NAME are both set');
+  stubFunctionEnvironment({ TABLE_NAME: tableName });
+  await expect(import('../../functions/ingest/firehose-handler')).rejects.toThrow(
+    'ingest configuration is invalid: INGEST_DELIVERY_STREAM_NAME is required: the ingest buffer this entry puts requests on',
+  );
 });

@@ -40,14 +40,7 @@ it("reads ingest's settings, 0 seconds of key cache included", () => {
     quarantineRetentionDays: 14,
     keyCacheSeconds: 0,
     timeZone: 'Europe/Berlin',
-    ingestStreamName: '',
-    ingestDeliveryStreamName: '',
   });
-  expect(ingestConfigFromEnvironment({ TABLE_NAME: 'pql-radar', INGEST_STREAM_NAME: 'pql-radar-IngestBuffer' }).ingestStreamName).toBe('pql-radar-IngestBuffer');
-  expect(ingestConfigFromEnvironment({ TABLE_NAME: 'pql-radar', INGEST_DELIVERY_STREAM_NAME: 'pql-radar-Requests' }).ingestDeliveryStreamName).toBe('pql-radar-Requests');
-  expect(() => ingestConfigFromEnvironment({ TABLE_NAME: 'pql-radar', INGEST_STREAM_NAME: 'a', INGEST_DELIVERY_STREAM_NAME: 'b' })).toThrow(
-    new Error('ingest configuration is invalid: INGEST_STREAM_NAME and INGEST_DELIVERY_STREAM_NAME are both set (one ingest buffer at a time: Kinesis or Firehose)'),
-  );
   expect(() => ingestConfigFromEnvironment({ TABLE_NAME: 'pql-radar', KEY_CACHE_SECONDS: '-1' })).toThrow(
     new Error('ingest configuration is invalid: KEY_CACHE_SECONDS must be a whole number of at least 0, not "-1"'),
   );
