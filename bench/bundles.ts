@@ -47,6 +47,7 @@ const functions: { name: string; entry: string; env: Record<string, string> }[] 
       DEAD_LETTER_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/dead-letters.fifo',
     },
   },
+  { name: 'rule-health', entry: 'functions/health/handler.ts', env: { TABLE_NAME: 'pql-radar', TIER_ORDER: '["PQL-A","PQL-B"]' } },
   { name: 'bootstrap', entry: 'functions/bootstrap/handler.ts', env: {} },
 ];
 
