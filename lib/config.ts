@@ -9,6 +9,7 @@ import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
 import { readTextFile } from '../functions/local/readable-file';
 import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
+import { workspacePattern } from '../functions/core/write-key';
 import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
 import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
@@ -350,7 +351,7 @@ export const configSchema = z.strictObject({
   writeKeys: z
     .array(
       z.strictObject({
-        workspace: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, _ and -, beginning with a letter or digit, at most 63 characters'),
+        workspace: z.string().regex(workspacePattern, 'must be lower-case letters, digits, _ and -, beginning with a letter or digit, at most 63 characters'),
         /** Browser origins the workspace accepts events from (a page using analytics.js), or `*`; set on every deploy. */
         allowedOrigins: z
           .array(z.string().transform((value, ctx) => canonicalOrigin(value) ?? (ctx.addIssue({ code: 'custom', message: 'must be an origin: scheme, host and port only, e.g. https://app.example.com, or *' }), z.NEVER)))

@@ -7,7 +7,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { DestinationRecord } from '../functions/adapters/dynamodb/destination-registry';
 import { metaPartitionKey, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
-import { workspacePattern } from '../functions/core/write-key';
+import { checkWorkspace } from '../functions/core/write-key';
 import { ignoreRedundantRoleDependency, LambdaFunction } from './lambda-function';
 
 export interface WriteKeyBootstrapProps {
@@ -70,9 +70,7 @@ export class WriteKeyBootstrap extends Construct {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const destinations = props.destinations ?? [];
     if (new Set(destinations.map((destination) => destination.id)).size !== destinations.length) throw new Error('WriteKeyBootstrap destination ids must be unique');
-    for (const workspace of props.workspaces) {
-      if (!workspacePattern.test(workspace)) throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_"`);
-    }
+    for (const workspace of props.workspaces) checkWorkspace(workspace);
     if (new Set(props.workspaces).size !== props.workspaces.length) throw new Error('WriteKeyBootstrap workspaces must be unique');
     this.secretNames = Object.fromEntries(props.workspaces.map((workspace) => [workspace, `${prefix}${workspace}`]));
 

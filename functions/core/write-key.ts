@@ -15,6 +15,13 @@ const importedKeyPattern = /^[\x21-\x7e]{12,256}$/;
 
 export const workspacePattern = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
+/** Refuses a workspace name no key can have: the CLI checks it before anything is started or written. */
+export function checkWorkspace(workspace: string): void {
+  if (!workspacePattern.test(workspace)) {
+    throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit`);
+  }
+}
+
 export interface ParsedWriteKey {
   keyId: string;
   secret: string;

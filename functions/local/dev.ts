@@ -9,7 +9,7 @@ import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import { allShards, evaluateChanges, runEvaluator, type EvaluateChangesResult, type EvaluatorRunSummary } from '../core/evaluate-leads';
-import { parseGivenKey } from '../core/write-key';
+import { checkWorkspace, parseGivenKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { leadPages, type PageHandler } from './lead-inspector';
@@ -115,6 +115,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
   const configuredEndpoint = options.endpoint ?? process.env['AWS_ENDPOINT_URL_DYNAMODB'];
   const port = options.port ?? 3000;
   // Checked before anything starts: a refusal after DynamoDB Local started would only start it to stop it.
+  checkWorkspace(workspace);
   const givenKey = options.writeKey === undefined ? undefined : givenWriteKey(options.writeKey);
   if (port !== 0) await ensurePortFree(port, '127.0.0.1', 'the ingest endpoint (--port chooses another)');
   const dynamoDbLocal: DynamoDbLocal | undefined = configuredEndpoint

@@ -108,7 +108,9 @@ describe('workspace names', () => {
   it.each([
     ['keys create', ['keys', 'create', '--workspace', 'Acme Inc']],
     ['origins set', ['origins', 'set', '--workspace', 'Acme Inc', 'https://app.example.com']],
-  ])('one no key can have is refused by %s before the table is written, naming it and the rule', async (_command, args) => {
+    // Before the table is asked for, hence before DynamoDB Local would start without --endpoint.
+    ['dev', ['dev', '--port', '0', '--workspace', 'Acme Inc']],
+  ])('one no key can have is refused by %s before anything is started or written, naming it and the rule', async (_command, args) => {
     // Nothing answers at this endpoint: the refusal comes before any request.
     const run = await cli('--endpoint', 'http://127.0.0.1:9', ...args);
     expect(run.code).toBe(1);

@@ -2,7 +2,7 @@ import { GetItemCommand, PutItemCommand, UpdateItemCommand, type AttributeValue,
 import { queryAll } from './batch-write';
 import type { WriteKeyStore } from '../../core/ports';
 import { TtlCache } from '../../core/ttl-cache';
-import { generateWriteKey, hashSecret, parseGivenKey, workspacePattern, type KeyAccess, type WriteKeyRecord } from '../../core/write-key';
+import { checkWorkspace, generateWriteKey, hashSecret, parseGivenKey, type KeyAccess, type WriteKeyRecord } from '../../core/write-key';
 import { originsSortKey, writeKeySortKey, writeKeysPartition } from './item-keys';
 import { conditionFailed } from './condition-failed';
 
@@ -115,12 +115,6 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
 
   private key(keyId: string) {
     return { pk: { S: writeKeysPartition }, sk: { S: writeKeySortKey(keyId) } };
-  }
-}
-
-function checkWorkspace(workspace: string): void {
-  if (!workspacePattern.test(workspace)) {
-    throw new Error(`workspace "${workspace}" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit`);
   }
 }
 
