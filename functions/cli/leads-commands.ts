@@ -30,14 +30,20 @@ export function addLeadsCommands(program: Command) {
     .option('--workspace <name>', 'only this workspace (default: every workspace)')
     .option('--json', 'one JSON object per line')
     .action(async (options: { tier?: string; route?: string; since?: number; workspace?: string; json?: boolean }) => {
-      const { rows, tiers } = await inspectLeads(await reader(), {
+      const { rows, tiers, routes } = await inspectLeads(await reader(), {
         ...(options.workspace !== undefined ? { workspace: options.workspace } : {}),
         ...(options.tier !== undefined ? { tier: options.tier } : {}),
         ...(options.route !== undefined ? { route: options.route } : {}),
         ...(options.since !== undefined ? { since: new Date(Date.now() - options.since) } : {}),
       });
       for (const row of rows) console.log(options.json ? JSON.stringify(row) : summaryLine(row));
-      if (rows.length === 0 && !options.json) console.log(`no lead in a tier matches${options.tier !== undefined && !tiers.includes(options.tier) ? unknownTierText(options.tier, tiers) : ''}`);
+      if (rows.length === 0 && !options.json) {
+        const absent = [
+          ...(options.tier !== undefined && !tiers.includes(options.tier) ? [absentText(`in tier ${JSON.stringify(options.tier)}`, 'the tiers leads are in now', 'in any tier', tiers)] : []),
+          ...(options.route !== undefined && !routes.includes(options.route) ? [absentText(`on route ${JSON.stringify(options.route)}`, 'the routes leads are on now', 'on any route', routes)] : []),
+        ];
+        console.log(`no lead in a tier matches${absent.length > 0 ? `: ${absent.join('; ')}` : ''}`);
+      }
     });
 
   leads
@@ -98,12 +104,12 @@ const entityType = (value: string): EntityRef['type'] => {
 };
 
 /**
- * Why a --tier matched nothing: no lead is in it now. Whether the rules have such a tier this command cannot tell (it
- * reads no rules file): a tier of the rules may have no lead, and a renamed one still some, so it names the tiers
- * leads are in now rather than call the name unknown.
+ * Why a --tier or --route matched nothing: no lead is in it now. Whether the rules have such a tier or route this
+ * command cannot tell (it reads no rules file): one of the rules may have no lead, and a renamed one still some, so it
+ * names those leads are in now rather than call the name unknown.
  */
-const unknownTierText = (tier: string, tiers: readonly string[]) =>
-  `: no lead is in tier ${JSON.stringify(tier)} now; ${tiers.length > 0 ? `the tiers leads are in now: ${tiers.join(', ')}` : 'no lead is in any tier now'}`;
+const absentText = (where: string, presentLabel: string, anywhere: string, present: readonly string[]) =>
+  `no lead is ${where} now; ${present.length > 0 ? `${presentLabel}: ${present.join(', ')}` : `no lead is ${anywhere} now`}`;
 
 const summaryLine = (row: LeadSummary) => `${row.since ?? '-'}  ${row.tier}  route ${row.route ?? '-'}  score ${row.score}  ${row.type} ${row.id}  (${row.workspace})`;
 

@@ -18,10 +18,10 @@ import type { EntityRef } from '../core/ports';
 
 export const entityTypes: readonly EntityRef['type'][] = ['user', 'account', 'visitor'];
 
-/** The leads in a tier that pass the filters, newest first, and the tiers the workspace's leads are in now. */
-export async function inspectLeads(reader: DynamoDbLeadReader, filters: LeadFilters): Promise<{ rows: LeadSummary[]; tiers: string[] }> {
+/** The leads in a tier that pass the filters, newest first, and the tiers and routes the workspace's leads are in now. */
+export async function inspectLeads(reader: DynamoDbLeadReader, filters: LeadFilters): Promise<{ rows: LeadSummary[]; tiers: string[]; routes: string[] }> {
   const states = await reader.leadStates();
-  return { rows: leadList(states, filters), tiers: leadChoices(states, filters.workspace).tiers };
+  return { rows: leadList(states, filters), ...leadChoices(states, filters.workspace) };
 }
 
 /** One lead's view; undefined when the table has no evaluated entity of that type and id in that workspace. */

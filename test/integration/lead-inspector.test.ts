@@ -87,9 +87,13 @@ describe('pql-radar leads, against DynamoDB Local', () => {
     expect(recent.stdout.trim().split('\n').map((line) => (JSON.parse(line) as LeadSummary).id)).toEqual(['ada']);
   });
 
-  it('names a --tier no lead is in now, and the tiers leads are in; a tier with leads the other filters leave out, not', async () => {
+  it('names a --tier or --route no lead is in now, and those leads are in; a tier with leads the other filters leave out, not', async () => {
     const unknown = await leadsCli('list', '--tier', 'PQL-Z');
     expect(unknown).toEqual({ code: 0, stdout: 'no lead in a tier matches: no lead is in tier "PQL-Z" now; the tiers leads are in now: PQL-A, PQL-B\n', stderr: '' });
+    const noRoute = await leadsCli('list', '--route', 'expansion');
+    expect(noRoute).toEqual({ code: 0, stdout: 'no lead in a tier matches: no lead is on route "expansion" now; the routes leads are on now: nurture, sales\n', stderr: '' });
+    const neither = await leadsCli('list', '--tier', 'PQL-Z', '--route', 'expansion');
+    expect(neither.stdout).toBe('no lead in a tier matches: no lead is in tier "PQL-Z" now; the tiers leads are in now: PQL-A, PQL-B; no lead is on route "expansion" now; the routes leads are on now: nurture, sales\n');
     const filteredOut = await leadsCli('list', '--tier', 'PQL-B', '--since', '1d');
     expect(filteredOut).toEqual({ code: 0, stdout: 'no lead in a tier matches\n', stderr: '' });
   });
