@@ -196,6 +196,9 @@ export function addDeliveryCommands(program: Command) {
         } else if (record.deadLetterQueueUrl) {
           const { Attributes } = await new SQSClient({}).send(new GetQueueAttributesCommand({ QueueUrl: record.deadLetterQueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
           console.log(`${record.id}  ${Attributes?.ApproximateNumberOfMessages ?? '?'} dead letter(s)  ${record.deadLetterQueueUrl}`);
+        } else {
+          // Every deployed destination is recorded with its queue (lib/lead-fanout.ts): a record without one was written otherwise.
+          console.log(`${record.id}  no dead-letter queue recorded, so none to count`);
         }
       }
     });
