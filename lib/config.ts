@@ -340,7 +340,7 @@ export const configSchema = z.strictObject({
     .default({ everyMinutes: 1, shards: defaultDirtyShards, accountEveryMinutes: defaultAccountEveryMinutes, userEveryMinutes: defaultUserEveryMinutes, reservedConcurrency: false }),
   /** Days events are kept. @default 400 */
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
-  /** Deletion protection of the table. @default true */
+  /** Deletion protection of the table (lib/event-store.ts); `cdk destroy` keeps the table either way. @default true */
   deletionProtection: z.boolean().default(true),
   /**
    * The table's class (lib/event-store.ts): `standard-infrequent-access` stores for 60% less and reads and writes for

@@ -5,7 +5,8 @@ import { tableDefinition } from '../functions/adapters/dynamodb/table-definition
 
 export interface EventStoreProps {
   /**
-   * Refuse DeleteTable, also from the console. Turn off only for throwaway stacks.
+   * Refuse DeleteTable, also from the console. `cdk destroy` keeps the table either way (its removal policy is retain):
+   * off only spares a throwaway stack's owner the `update-table` before deleting it by hand.
    * @default true
    */
   readonly deletionProtection?: boolean;
