@@ -93,7 +93,13 @@ function describe(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
-const yamlShapes = { array: 'a list (a "- " line per item, or [a, b])', object: 'a map (a "key: value" line per entry, or { key: value })' };
+const yamlShapes = {
+  array: 'a list (a "- " line per item, or [a, b])',
+  object: 'a map (a "key: value" line per entry, or { key: value })',
+  number: 'a number',
+  string: 'text (in quotes when it reads as a number or true/false)',
+  boolean: 'true or false',
+};
 
 const shapeOf = (value: unknown): string =>
   value === null ? 'empty' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a map' : `${typeof value === 'string' ? 'the text' : 'the value'} ${JSON.stringify(value)}`;

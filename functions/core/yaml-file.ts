@@ -5,7 +5,11 @@ import { type FileProblem, type ProblemAt, validateFile } from './file-problems'
 
 export { describeProblems, type FileProblem, FileProblemsError, formatProblem } from './file-problems';
 
-type Parsed<T> = { ok: true; data: T; problemAt: ProblemAt } | { ok: false; problems: FileProblem[] };
+/**
+ * A file valid against the schema; or its problems, with (`refused`) the file's data and the lines of its paths when it
+ * is YAML the schema refused, for a caller that checks what it can of the rest.
+ */
+type Parsed<T> = { ok: true; data: T; problemAt: ProblemAt } | { ok: false; problems: FileProblem[]; refused?: { data: unknown; problemAt: ProblemAt } };
 
 const parseOptions = { uniqueKeys: true, prettyErrors: false } as const;
 
@@ -53,6 +57,7 @@ export function parseYamlFile<S extends z.ZodType>(
     return { path: formatPath(path), ...(line !== undefined ? { line } : {}), message };
   };
 
-  const validated = validateFile(document.toJS(), schema, problemAt, (path) => issuePath(path, document));
-  return validated.ok ? { ok: true, data: validated.data, problemAt } : validated;
+  const data: unknown = document.toJS();
+  const validated = validateFile(data, schema, problemAt, (path) => issuePath(path, document));
+  return validated.ok ? { ok: true, data: validated.data, problemAt } : { ...validated, refused: { data, problemAt } };
 }

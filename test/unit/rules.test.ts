@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadRulesFile } from '../../functions/local/rules-file';
-import { loadRules, RulesError, type RulesProblem } from '../../functions/core/rules/load';
+import { loadRules, loadRulesJson, RulesError, type RulesProblem } from '../../functions/core/rules/load';
 import { formatProblem } from '../../functions/core/yaml-file';
 import { rulesJsonSchema } from '../../functions/core/rules/json-schema';
 
@@ -19,6 +19,9 @@ function problemsOf(text: string): RulesProblem[] {
   }
   throw new Error('expected the rules to be rejected');
 }
+
+/** Problems in the order of the file, as rules check prints them ("line N: ..."). */
+const byLine = (a: string, b: string) => Number(a.match(/^line (\d+)/)![1]) - Number(b.match(/^line (\d+)/)![1]);
 
 /** A small valid file the cases below break one way at a time. Line numbers in the cases count from its first line. */
 const tiers = `tiers:
@@ -773,15 +776,61 @@ tiers:
     expect(error).toBeInstanceOf(RulesError);
     const rulesError = error as RulesError;
     expect(rulesError.source).toBe('examples/broken.rules.yaml');
-    // Schema problems come first; reference problems are only looked for in a file that parses.
-    expect(rulesError.problems.map((problem) => problem.path)).toEqual(['signals.created.window']);
-    expect(rulesError.message).toContain('examples/broken.rules.yaml: 1 problem');
+    // The schema's problem and the references of the rest of the file, in one pass: "created", which the schema
+    // refused, is defined all the same, so naming it is no problem.
+    expect(rulesError.problems.map((problem) => problem.path)).toEqual(['signals.created.window', 'signals.activated.all[1]', 'tiers[0].require[0]']);
+    expect(rulesError.message).toContain('examples/broken.rules.yaml: 3 problems');
     expect(rulesError.message).toContain('line 3: signals.created.window: must be a duration');
 
     const references = problemsOf(text.replace('7x', '7d'));
     expect(references.map(formatProblem)).toEqual([
       'line 4: signals.activated.all[1]: no signal named "invited"',
       'line 6: tiers[0].require[0]: no signal named "missing"',
+    ]);
+  });
+
+  it('checks the references of the tiers the schema kept at their own places in the file, and takes a refused tier\'s name as defined', () => {
+    const problems = problemsOf(`version: 1
+signals:
+  created: { event: Dashboard Created }
+  led: { best_member_tier: hot }
+  lost: { best_member_tier: cold }
+tiers:
+  - { name: hot, route: sales, min_score: lots }
+  - { name: warm, route: nurture, level: user, require: [craeted, led] }
+`);
+    expect(problems.map(formatProblem).sort(byLine)).toEqual([
+      'line 5: signals.lost.best_member_tier: no tier named "cold"',
+      'line 7: tiers[0].min_score: must be a number, not the text "lots"',
+      'line 8: tiers[1].require[0]: no signal named "craeted"; did you mean "created"?',
+      'line 8: tiers[1].require[1]: "led" is an account signal, but the tier is for users',
+    ]);
+  });
+
+  it('leaves the references unchecked when the schema refused more than signals and tiers: what they name is not known yet', () => {
+    const text = `version: 1
+signals:
+  created: { event: Dashboard Created }
+scoring: { fit: [created] }
+tiers:
+  - { name: hot, route: sales, require: [missing] }
+`;
+    expect(problemsOf(text).map((problem) => problem.path)).toEqual(['scoring.fit']);
+    expect(problemsOf(text.replace('scoring: { fit: [created] }\n', '')).map((problem) => problem.path)).toEqual(['tiers[0].require[0]']);
+  });
+
+  it('reads a JSON file the schema refused as it reads YAML: the references of the rest too, without lines', () => {
+    const json = JSON.stringify({ version: 1, signals: { created: { event: 'Dashboard Created', window: '7x' }, invited: { event: 'Teammate Invited' } }, tiers: [{ name: 'hot', route: 'sales', require: ['created', 'missing'] }] });
+    let error: unknown;
+    try {
+      loadRulesJson(json, 'broken.rules.json');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(RulesError);
+    expect((error as RulesError).problems).toEqual([
+      { path: 'signals.created.window', message: expect.stringContaining('must be a duration') },
+      { path: 'tiers[0].require[1]', message: 'no signal named "missing"' },
     ]);
   });
 
@@ -836,8 +885,8 @@ signals:
   invited: { event: Teammate Invited, windw: 7d }
   activated: { all: [invitd] }
 ${tiers}`);
-    // Schema problems first: the reference is only checked once the file parses.
-    expect(problems.map(formatProblem)).toEqual(['line 3: signals.invited.windw: unknown key "windw"; did you mean "window"?']);
+    // The misspelt name is told apart from the refused signal's, as when the signal is valid.
+    expect(problems.map(formatProblem)).toEqual(['line 3: signals.invited.windw: unknown key "windw"; did you mean "window"?', 'line 4: signals.activated.all[0]: no signal named "invitd"; did you mean "invited"?']);
     expect(problemsOf(`version: 1
 signals:
   invited: { event: Teammate Invited, window: 7d }

@@ -1,6 +1,6 @@
-import { problemWithoutLine, validateFile } from '../file-problems';
+import { type FileProblem, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
 import { parseYamlFile, yamlFileData } from '../yaml-file';
-import { type ReadListFile, rulesetOf, rulesIssuePath, RulesError, type Ruleset } from './ruleset';
+import { checkedRules, type ReadListFile, rulesetOf, rulesIssuePath, RulesError, type Ruleset } from './ruleset';
 import { rulesFileSchema } from './schema';
 
 export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, type Ruleset, type RulesProblem, signalLevel } from './ruleset';
@@ -13,7 +13,7 @@ export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, ty
  */
 export function loadRules(text: string, source = 'rules', readListFile?: ReadListFile): Ruleset {
   const parsed = parseYamlFile(text, rulesFileSchema, (path, document) => rulesIssuePath(path, (at) => document.hasIn(at)));
-  if (!parsed.ok) throw new RulesError(source, parsed.problems);
+  if (!parsed.ok) throw new RulesError(source, [...parsed.problems, ...problemsBeyondTheSchema(parsed.refused, readListFile)]);
   return rulesetOf(parsed.data, parsed.problemAt, source, readListFile);
 }
 
@@ -29,9 +29,44 @@ export function loadRulesJson(text: string, source = 'rules'): Ruleset {
     throw new RulesError(source, [{ path: '', message: (error as Error).message }]);
   }
   const validated = validateFile(data, rulesFileSchema, problemWithoutLine, (path) => rulesIssuePath(path, (at) => hasIn(data, at)));
-  if (!validated.ok) throw new RulesError(source, validated.problems);
+  if (!validated.ok) throw new RulesError(source, [...validated.problems, ...problemsBeyondTheSchema({ data, problemAt: problemWithoutLine })]);
   return rulesetOf(validated.data, problemWithoutLine, source);
 }
+
+/**
+ * What a file the schema refused would still be told once that is fixed, so that one check lists every problem: when
+ * each of the schema's issues lies inside a signal or a tier, the rest of the file is checked as a valid file is
+ * (checkedRules), without those signals and tiers but with their names taken as defined. An issue anywhere else (a
+ * section missing or malformed, a list, the scoring) leaves the rest unchecked, as what it refers to is not known yet.
+ */
+function problemsBeyondTheSchema(refused: { data: unknown; problemAt: ProblemAt } | undefined, readListFile?: ReadListFile): FileProblem[] {
+  if (refused === undefined || !isRecord(refused.data)) return [];
+  const { data, problemAt } = refused;
+  const outcome = rulesFileSchema.safeParse(data);
+  if (outcome.success) return [];
+  const refusedSignals = new Set<string>();
+  const refusedTiers = new Set<number>();
+  for (const { path } of outcome.error.issues) {
+    const [section, key] = path;
+    if (section === 'signals' && typeof key === 'string') refusedSignals.add(key);
+    else if (section === 'tiers' && typeof key === 'number') refusedTiers.add(key);
+    else return [];
+  }
+  const signals = isRecord(data['signals']) ? Object.fromEntries(Object.entries(data['signals']).filter(([name]) => !refusedSignals.has(name))) : data['signals'];
+  const tiers: unknown[] = Array.isArray(data['tiers']) ? data['tiers'] : [];
+  /** The file's index of each tier checked. */
+  const kept = tiers.flatMap((_, index) => (refusedTiers.has(index) ? [] : [index]));
+  const rest = rulesFileSchema.safeParse({ ...data, signals, tiers: kept.map((index) => tiers[index]) });
+  if (!rest.success) return [];
+  const tierNames = [...refusedTiers].flatMap((index) => {
+    const tier = tiers[index];
+    return isRecord(tier) && typeof tier['name'] === 'string' ? [tier['name']] : [];
+  });
+  const { problems } = checkedRules(rest.data, readListFile, { signals: refusedSignals, tiers: new Set(tierNames) });
+  return problems.map(({ path, message }) => problemAt(path[0] === 'tiers' && typeof path[1] === 'number' ? ['tiers', kept[path[1]]!, ...path.slice(2)] : path, message));
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** Whether plain data has a value at `path` (own keys only). */
 function hasIn(data: unknown, path: readonly PropertyKey[]): boolean {

@@ -79,12 +79,8 @@ export type ReadListFile = (path: string) => string;
  * files are read with `readListFile` and their values inlined, so the version changes with them.
  */
 export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string, readListFile?: ReadListFile): Ruleset {
-  const problems: FileProblem[] = [];
-  const report = (path: (string | number)[], message: string) => problems.push(problem(path, message));
-  const file = withListFilesInlined(parsed, readListFile, report);
-  for (const { path, message } of checkReferences(file)) report(path, message);
-  const order = combinationOrder(file, report);
-  if (problems.length > 0) throw new RulesError(source, problems);
+  const { file, order, problems } = checkedRules(parsed, readListFile);
+  if (problems.length > 0) throw new RulesError(source, problems.map(({ path, message }) => problem(path, message)));
   attachLists(file);
 
   const signals = Object.entries(file.signals);
@@ -115,6 +111,36 @@ export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string,
     anonymousLeads: file.identity.anonymous_leads,
     calendar: calendarOf(file.timezone ?? 'UTC'),
   };
+}
+
+/** A problem of a rules file at its path, before a line is found for it. */
+export interface RulesProblemAt {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Names the file defines in parts the schema refused (./load.ts checks the rest of such a file): a reference to one is
+ * no problem of its own, and what it refers to cannot be checked until that part is fixed.
+ */
+export interface DefinedInRefusedParts {
+  signals: ReadonlySet<string>;
+  tiers: ReadonlySet<string>;
+}
+
+const nothingRefused: DefinedInRefusedParts = { signals: new Set(), tiers: new Set() };
+
+/**
+ * Every problem of rules valid against the schema that the schema cannot see (references, combinations that form a
+ * cycle, list files), with the file's list files inlined and its signals in combination order.
+ */
+export function checkedRules(parsed: RulesFile, readListFile?: ReadListFile, refused: DefinedInRefusedParts = nothingRefused): { file: RulesFile; order: string[]; problems: RulesProblemAt[] } {
+  const problems: RulesProblemAt[] = [];
+  const report = (path: (string | number)[], message: string) => problems.push({ path, message });
+  const file = withListFilesInlined(parsed, readListFile, report);
+  problems.push(...checkReferences(file, refused));
+  const order = combinationOrder(file, report);
+  return { file, order, problems };
 }
 
 type EventSignal = Extract<Signal, { kind: 'event' }>;
@@ -239,14 +265,14 @@ export function signalLevel(signal: Signal): 'user' | 'account' {
 
 const anLevel = (level: 'user' | 'account') => (level === 'account' ? 'an account' : 'a user');
 
-function checkReferences(file: RulesFile): { path: (string | number)[]; message: string }[] {
-  const problems: { path: (string | number)[]; message: string }[] = [];
+function checkReferences(file: RulesFile, refused: DefinedInRefusedParts): RulesProblemAt[] {
+  const problems: RulesProblemAt[] = [];
   const signals = file.signals;
-  const tierNames = new Set(file.tiers.map((tier) => tier.name));
+  const tierNames = new Set([...file.tiers.map((tier) => tier.name), ...refused.tiers]);
   // Own keys only: `name in signals` would find "constructor" on every object.
   const reference = (path: (string | number)[], name: string) => {
     if (Object.hasOwn(signals, name)) return signals[name];
-    problems.push({ path, message: `no signal named "${name}"${didYouMean(name, Object.keys(signals))}` });
+    if (!refused.signals.has(name)) problems.push({ path, message: `no signal named "${name}"${didYouMean(name, [...Object.keys(signals), ...refused.signals])}` });
     return undefined;
   };
 
