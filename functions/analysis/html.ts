@@ -134,6 +134,7 @@ ${fact('Users', show('input:entities:user', input.entities.user, count))}
 ${fact('Accounts', show('input:entities:account', input.entities.account, count))}
 ${fact('Identifiers merged into users', show('input:mergedIdentifiers', input.mergedIdentifiers, count))}
 ${fact('Anonymous visitors left out', show('input:anonymousLeftOut', input.anonymousLeftOut, count))}
+${fact('Received a day or more late', `${show('input:lateEvents', input.lateEvents, count)}${input.lateEvents > 0 ? esc(input.asReceived ? ' (counted from when received)' : ' (counted from their own time)') : ''}`)}
 ${fact('Conversions', show('input:conversions', input.conversions, count))}
 ${fact('Conversions from', esc(input.conversionsFrom))}
 </dl>

@@ -53,7 +53,7 @@ export interface BuildReportOptions {
   /** The rules file, as named to the user. */
   rulesSource: string;
   horizonDays: number;
-  input: { eventsRead: number; linesSkipped: number; duplicates?: number } & Pick<EventHistoryStats, 'mergedIdentifiers' | 'anonymousLeftOut'>;
+  input: { eventsRead: number; linesSkipped: number; duplicates?: number; asReceived?: boolean } & Pick<EventHistoryStats, 'mergedIdentifiers' | 'anonymousLeftOut'> & Partial<Pick<EventHistoryStats, 'lateEvents'>>;
   generatedAt?: Date;
 }
 
@@ -309,6 +309,8 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       entities: seen,
       mergedIdentifiers: options.input.mergedIdentifiers,
       anonymousLeftOut: options.input.anonymousLeftOut,
+      lateEvents: options.input.lateEvents ?? 0,
+      asReceived: options.input.asReceived ?? false,
       conversions: options.conversions.length, conversionsFrom: options.conversionsFrom },
     tiers,
     signals,
@@ -384,6 +386,17 @@ export const rateText = (o: Outcome) => `${o.converted}/${o.entities} ${withInte
 export const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));
 
 /** The days of the period's last step when it is shorter than the others (the period is no whole number of steps: see replay). */
+/**
+ * The events received on a later day than they happened, and how the replay counted them: a share worth knowing
+ * before trusting the report's timing, since the live evaluator could only count them once received.
+ */
+export function lateEventsText(input: Pick<BacktestReport['input'], 'lateEvents' | 'asReceived'>): string {
+  const events = `${count(input.lateEvents)} product event${input.lateEvents === 1 ? '' : 's'} received on a later day than ${input.lateEvents === 1 ? 'it' : 'they'} happened`;
+  return input.asReceived
+    ? `Late events: ${events}, counted from when received (--as-received), as the live evaluator could`
+    : `Late events: ${events}, counted from their own time; the live evaluator counts them once received (--as-received replays that)`;
+}
+
 export function shortLastStep(period: BacktestReport['period']): number | null {
   const rest = ((Date.parse(period.to) - Date.parse(period.from)) / dayMs) % period.stepDays;
   return rest === 0 ? null : rest;
@@ -404,6 +417,7 @@ export function formatSummary(report: BacktestReport): string {
       `${count(input.entities.user)} users, ${count(input.entities.account)} accounts, ${count(input.conversions)} conversions from ${input.conversionsFrom}`,
     `Identities: ${count(input.mergedIdentifiers)} identifiers merged into their users; ${count(input.anonymousLeftOut)} anonymous visitors nobody claimed left out`,
   );
+  if (input.lateEvents > 0) lines.push(lateEventsText(input));
   // The first two columns name a row (tier or signal, its level); the others are figures, flush right.
   const table = (header: string[], rows: string[][]) => textTable(header, rows, (column) => column >= 2);
   lines.push('', 'Tiers: qualified = entered the tier before converting; converted = within the horizon after qualifying; non-leads = entered no tier before converting');

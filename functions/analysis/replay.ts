@@ -48,7 +48,9 @@ import { hash52, HashSet52 } from './seen-set';
  * leads. The warm-up looks only at entities seen before `from`: none when the period starts with the history (the
  * default). What a daily step cannot see: the deployed evaluator runs every minute, so a lead that qualified at 10:00 is
  * recorded at the end of its day (up to a step late, never early); traits apply in the order of their timestamps, where
- * the live profile keeps the last to arrive; and within a step members always come before their accounts. Pure: no I/O.
+ * the live profile keeps the last to arrive; and within a step members always come before their accounts. A product
+ * event received on a later day than it happened counts from its own time, unless `asReceived`: then from the step at
+ * which it was received, its day recomputed then, as the evaluator recomputes a day a late event arrives for. Pure: no I/O.
  */
 
 /** Product events buffered per user and day before they are rolled up (a rollup per event would cost more). */
@@ -62,6 +64,12 @@ interface TraitEntry {
   traits: Record<string, unknown>;
 }
 
+interface LateEvent {
+  receivedAt: string;
+  day: string;
+  usage: UsageEvent;
+}
+
 interface UserRecord {
   id: string;
   firstSeen: string;
@@ -69,6 +77,11 @@ interface UserRecord {
   days: Map<string, DayRollup>;
   /** Product events waiting to be rolled up, by day. */
   pending: Map<string, UsageEvent[]>;
+  /**
+   * With `asReceived`: product events received on a later day than they happened, each counted into its day from the
+   * step at which it was received (countLateEvents); by receipt once the replay starts.
+   */
+  late: LateEvent[];
   /**
    * The sessions of count: sessions signals as spans, by day and signal: a day is rolled up in parts, and merged
    * identities' days join it, so its session counts come from the joined spans (a session may span parts), never
@@ -95,6 +108,8 @@ export interface EventHistoryStats {
   messages: number;
   /** Messages that repeated the user, day and messageId of an earlier one: ingest stores those once. */
   duplicates: number;
+  /** Product events received on a later day than they happened (HistoryEntry's receivedAt), counted by the replay from then with `asReceived`. */
+  lateEvents: number;
   /** Messages after `until`, not kept (a conversion among them only as its user's conversion time). */
   ignoredAfter: number;
   firstTimestamp: string | null;
@@ -113,6 +128,13 @@ export interface EventHistoryOptions {
   until?: string;
   /** Replay anonymous visitors nobody claimed as leads of their own, as the evaluator does with `identity.anonymous_leads`. @default the rules' setting */
   anonymous?: boolean;
+  /**
+   * Count a product event received on a later day than it happened from the step at which it was received, as the
+   * live evaluator could only then, rather than from its own time. For an export of events as they arrived (a
+   * Segment export's receivedAt, else sentAt), not for a history loaded in bulk, whose every event was received at
+   * once. The late events are kept as they are until then: memory grows with them. @default false
+   */
+  asReceived?: boolean;
 }
 
 /** What EventHistory.add reads of an accepted message. */
@@ -139,6 +161,8 @@ export interface HistoryEntry {
   traits: Record<string, unknown> | undefined;
   /** A product event (track, page, screen), as the rollups read it. */
   usage: UsageEvent | undefined;
+  /** A product event received on a later day than it happened: when (receivedAt, else sentAt; ISO 8601). */
+  receivedAt: string | undefined;
 }
 
 /** The traits and (top-level) properties a ruleset's history reads of messages: of the others, none is ever looked at. */
@@ -169,6 +193,7 @@ export function historyReads(ruleset: Ruleset): HistoryReads {
  */
 export function historyEntry(message: HistoryMessage, ruleset: Ruleset, reads: HistoryReads): HistoryEntry {
   const { type, timestamp, identity, message: raw } = message;
+  const usage = productTypes.has(type);
   const owner = identityKey(identity);
   // Only a message with an anonymousId, or an alias, claims anything (core/identity's claimsOf).
   const { anonymousId } = raw;
@@ -187,8 +212,22 @@ export function historyEntry(message: HistoryMessage, ruleset: Ruleset, reads: H
     claims,
     groupId: message.groupId,
     traits: traits !== undefined && Object.keys(traits).length > 0 ? traits : undefined,
-    usage: productTypes.has(type) ? { type, timestamp, event: type === 'track' && typeof raw['event'] === 'string' ? raw['event'] : undefined, properties: isRecord(properties) ? picked(properties, reads.properties) : undefined } : undefined,
+    usage: usage ? { type, timestamp, event: type === 'track' && typeof raw['event'] === 'string' ? raw['event'] : undefined, properties: isRecord(properties) ? picked(properties, reads.properties) : undefined } : undefined,
+    receivedAt: usage ? receivedLater(raw, timestamp, ruleset) : undefined,
   };
+}
+
+/**
+ * When a message that happened at `timestamp` was received, if on a later day (the rules' calendar): an export's
+ * receivedAt, else the time the client sent it (sentAt); undefined for one received the same day, or not known when.
+ */
+function receivedLater(raw: Record<string, unknown>, timestamp: string, ruleset: Ruleset): string | undefined {
+  const given = typeof raw['receivedAt'] === 'string' ? raw['receivedAt'] : raw['sentAt'];
+  if (typeof given !== 'string') return undefined;
+  const ms = Date.parse(given);
+  if (Number.isNaN(ms)) return undefined;
+  const { calendar } = ruleset;
+  return calendar.dayOf(ms) > calendar.dayOf(timestamp) ? new Date(ms).toISOString() : undefined;
 }
 
 /**
@@ -214,7 +253,7 @@ function picked(record: Record<string, unknown>, names: ReadonlySet<string>): Re
 
 /** The compact history a replay runs on, built one message at a time. */
 export class EventHistory {
-  readonly stats: EventHistoryStats = { messages: 0, duplicates: 0, ignoredAfter: 0, firstTimestamp: null, lastTimestamp: null, mergedIdentifiers: 0, anonymousLeftOut: 0 };
+  readonly stats: EventHistoryStats = { messages: 0, duplicates: 0, lateEvents: 0, ignoredAfter: 0, firstTimestamp: null, lastTimestamp: null, mergedIdentifiers: 0, anonymousLeftOut: 0 };
   /** By identityKey: users and anonymous visitors apart, until finish() merges them (core/identity). */
   private readonly users = new Map<string, UserRecord>();
   private readonly claims = new ClaimSet();
@@ -261,7 +300,10 @@ export class EventHistory {
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
     if (entry.converts) this.converted(user, timestamp);
 
-    if (entry.usage !== undefined) {
+    if (entry.receivedAt !== undefined) this.stats.lateEvents++;
+    if (entry.usage !== undefined && entry.receivedAt !== undefined && this.options.asReceived) {
+      user.late.push({ receivedAt: entry.receivedAt, day, usage: entry.usage });
+    } else if (entry.usage !== undefined) {
       const bucket = user.pending.get(day) ?? [];
       if (bucket.length === 0) user.pending.set(day, bucket);
       bucket.push(entry.usage);
@@ -296,7 +338,7 @@ export class EventHistory {
   private userOf(entry: HistoryEntry): UserRecord {
     let user = this.users.get(entry.owner);
     if (!user) {
-      user = { id: entry.identity.id, firstSeen: entry.timestamp, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      user = { id: entry.identity.id, firstSeen: entry.timestamp, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
       this.users.set(entry.owner, user);
     }
     return user;
@@ -311,14 +353,7 @@ export class EventHistory {
     if (!events || events.length === 0) return;
     user.pending.delete(day);
     this.pendingTotal -= events.length;
-    const { rollup: fresh, sessions } = rollupDayWithSessions(day, events, this.ruleset);
-    // Event counts by name are for lead events' context only, never for the rules: the replay keeps none.
-    fresh.names = noNames;
-    const existing = user.days.get(day);
-    const merged = existing ? mergeRollups(day, [existing, fresh]) : fresh;
-    merged.names = noNames;
-    joinSessions(user, merged, sessions);
-    user.days.set(day, merged);
+    user.days.set(day, withDayPart(user, user.days.get(day), day, events, this.ruleset));
   }
 
   private flushAll() {
@@ -363,14 +398,27 @@ export class EventHistory {
     const key = identityKey(user);
     let record = this.users.get(key);
     if (!record) {
-      record = { id: user.id, firstSeen, days: new Map(), pending: new Map(), sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      record = { id: user.id, firstSeen, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
       this.users.set(key, record);
     }
     return record;
   }
 }
 
-/** Adds a merged identity's history to its user's: its days, first message and conversion (not its traits or accounts: see finish). */
+/** `existing` (none: the day's first part) with a part of the day's events added, the sessions joined as spans. */
+function withDayPart(record: UserRecord, existing: DayRollup | undefined, day: string, events: readonly UsageEvent[], ruleset: Ruleset): DayRollup {
+  const { rollup: fresh, sessions } = rollupDayWithSessions(day, events, ruleset);
+  // Event counts by name are for lead events' context only, never for the rules: the replay keeps none.
+  fresh.names = noNames;
+  const merged = existing ? mergeRollups(day, [existing, fresh]) : fresh;
+  merged.names = noNames;
+  joinSessions(record, merged, sessions);
+  return merged;
+}
+
+const byReceipt = (a: LateEvent, b: LateEvent) => (a.receivedAt < b.receivedAt ? -1 : a.receivedAt > b.receivedAt ? 1 : 0);
+
+/** Adds a merged identity's history to its user's: its days, late events, first message and conversion (not its traits or accounts: see finish). */
 function mergeRecord(into: UserRecord, from: UserRecord): void {
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
   for (const [day, rollup] of from.days) {
@@ -380,6 +428,7 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
     joinSessions(into, merged, from.sessions.get(day) ?? {});
     into.days.set(day, merged);
   }
+  if (from.late.length > 0) into.late = [...into.late, ...from.late].sort(byReceipt);
   if (from.convertedAt !== null && (into.convertedAt === null || from.convertedAt < into.convertedAt)) into.convertedAt = from.convertedAt;
 }
 
@@ -481,6 +530,10 @@ interface UserRun extends Lead {
   dayList: DayRollup[];
   /** How many of dayList are at or before the current step's day. */
   upto: number;
+  /** How many of the record's late events are counted into dayList (countLateEvents). */
+  lateCounted: number;
+  /** Whether `record` is the run's own copy (joinClaimed, countLateEvents), whose sessions it may change. */
+  ownRecord: boolean;
   totals: EntityTotals;
   traitCursor: number;
   traits: Record<string, unknown>;
@@ -540,11 +593,14 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   for (const record of records.values()) {
     if (record.firstSeen > lastStep) continue;
     record.traits.sort(byTraitOrder);
+    record.late.sort(byReceipt);
     users.push({
       place: 0,
       record,
       dayList: [...record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0)),
       upto: 0,
+      lateCounted: 0,
+      ownRecord: false,
       totals: { lifetime: emptyRollup('lifetime'), firstSeen: record.firstSeen, lastSeen: null },
       traitCursor: 0,
       traits: {},
@@ -698,6 +754,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     }
     const traits = user.record.traits;
     if (user.traitCursor < traits.length) next = Math.min(next, firstStepAt(traits[user.traitCursor]!.at, after));
+    const late = user.record.late;
+    if (user.lateCounted < late.length) next = Math.min(next, firstStepAt(late[user.lateCounted]!.receivedAt, after));
     for (const join of user.record.joins) next = Math.min(next, firstStepAt(join.at, after));
     // The step its claim merges it into another user: a lead leaves its tier then, as the evaluator has it in that run.
     if (user.record.merged !== undefined) next = Math.min(next, firstStepAt(user.record.merged.at, after));
@@ -739,6 +797,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       }
       if (joinClaimed(user, at)) user.stableUntil = Number.NEGATIVE_INFINITY;
       const before = user.upto;
+      const lateCounted = countLateEvents(user, at, ruleset);
       const fresh: DayRollup[] = [];
       while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
       // Only what a rule reads of the lifetime is added up, as the evaluator saves it (core/facts' pruneLifetime):
@@ -747,7 +806,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       const entries = user.record.traits;
       const traitsBefore = user.traitCursor;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);
-      const changed = user.upto > before;
+      const changed = user.upto > before || lateCounted;
 
       // Nothing new, no tier (so no lead state to move) and nothing time can change: the engine would say again what
       // it said at the last evaluation, which the history already holds. Skipping it changes no figure.
@@ -813,10 +872,49 @@ function joinClaimed(user: UserRun, at: string): boolean {
   // A copy: the record's own history is what it brings to the users it merges into later (an aliased user), and
   // every identifier joins each claimant on its chain directly (finish), so a join brings no joins of its own.
   user.record = { ...user.record, days: new Map(user.record.days), sessions: new Map(user.record.sessions), joins: user.record.joins.filter((join) => join.at > at) };
+  user.ownRecord = true;
   for (const { record } of due) mergeRecord(user.record, record);
   user.dayList = [...user.record.days.values()].sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : 0));
   user.upto = 0;
+  // The late events counted so far went into the days read again from the start: counted again, with the joined ones.
+  user.lateCounted = 0;
   user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstSeen, lastSeen: null };
+  return true;
+}
+
+/**
+ * Counts the user's late events received by `at` into their days (EventHistoryOptions.asReceived), as the evaluator
+ * recomputes a day an event arrives for: a day already counted is replaced in the totals, as the evaluator's are.
+ * Whether it counted any.
+ */
+function countLateEvents(user: UserRun, at: string, ruleset: Ruleset): boolean {
+  const { late } = user.record;
+  const start = user.lateCounted;
+  while (user.lateCounted < late.length && late[user.lateCounted]!.receivedAt <= at) user.lateCounted++;
+  if (user.lateCounted === start) return false;
+  const byDay = new Map<string, UsageEvent[]>();
+  for (const { day, usage } of late.slice(start, user.lateCounted)) {
+    const events = byDay.get(day);
+    if (events) events.push(usage);
+    else byDay.set(day, [usage]);
+  }
+  // The history's record may be read by the users it merges into later (an aliased user): its sessions stay as read.
+  if (!user.ownRecord) {
+    user.record = { ...user.record, sessions: new Map(user.record.sessions) };
+    user.ownRecord = true;
+  }
+  const { dayList } = user;
+  for (const [day, events] of byDay) {
+    const index = firstNotBelow(0, dayList.length, (i) => dayList[i]!.day < day);
+    const old = dayList[index]?.day === day ? dayList[index] : undefined;
+    const rollup = withDayPart(user.record, old, day, events, ruleset);
+    if (old) dayList[index] = rollup;
+    else dayList.splice(index, 0, rollup);
+    if (index >= user.upto) continue;
+    // A day already counted: the totals take the new one in place of the old.
+    if (!old) user.upto++;
+    user.totals = addToTotals(ruleset, user.totals, [pruneLifetime(rollup, ruleset)], old ? [pruneLifetime(old, ruleset)] : [], null);
+  }
   return true;
 }
 

@@ -19,6 +19,10 @@ export interface BacktestReport {
     mergedIdentifiers: number;
     /** Anonymous visitors nobody claimed, not judged (unless the run included them). */
     anonymousLeftOut: number;
+    /** Product events received on a later day than they happened (receivedAt, else sentAt). */
+    lateEvents: number;
+    /** Whether late events counted from when they were received (`--as-received`), else from their own time. */
+    asReceived: boolean;
     conversions: number;
     conversionsFrom: string;
   };

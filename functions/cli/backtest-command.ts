@@ -6,7 +6,7 @@ import { checkOutputFile, writeOutputFile } from './output-file';
 import { days, parsedOption } from './options';
 
 
-type BacktestOptions = EventSourceOptions & { workers: number; partitionSize: number; rules: string; conversions?: string; from?: string; to?: string; step: number; horizon: number; report?: string; json?: boolean; anonymous?: boolean; record?: boolean };
+type BacktestOptions = EventSourceOptions & { workers: number; partitionSize: number; rules: string; conversions?: string; from?: string; to?: string; step: number; horizon: number; report?: string; json?: boolean; anonymous?: boolean; asReceived?: boolean; record?: boolean };
 
 /** `pql-radar backtest`. The analysis modules load only when it runs, so other commands start without them. */
 export function addBacktestCommand(program: Command) {
@@ -25,6 +25,7 @@ export function addBacktestCommand(program: Command) {
     .option('--json', 'print the report as JSON instead of the summary tables')
     .option('--record', "keep the figures in the table (--table, --endpoint) for its rules version: `pql-radar health` and the daily rule-health job put them beside the live ones (promised vs delivered)")
     .option('--anonymous', "judge anonymous visitors nobody claimed as people of their own (default: the rules file's identity.anonymous_leads)")
+    .option('--as-received', 'count an event received on a later day than it happened (its receivedAt, else sentAt) from when it was received, as the live evaluator could, not from its timestamp: for events exported as they arrived, not for a history loaded at once')
     .option('--skip-bad', 'skip malformed or invalid lines (counted) instead of stopping at the first')
     .addOption(new Option('--workers <n>', 'worker threads that read and replay the events').argParser(integer('--workers', 1)).default(availableParallelism(), 'the cores available'))
     .option('--partition-size <MiB>', 'events are replayed in partitions of about this many MiB of spilled lines, one at a time per worker: what bounds memory', integer('--partition-size', 1), 8)
@@ -63,6 +64,7 @@ export function addBacktestCommand(program: Command) {
         ...(options.skipBad ? { skipBad: true } : {}),
         ...(to !== undefined ? { until: ruleset.calendar.endOf(to) } : {}),
         ...(options.anonymous ? { anonymous: true } : {}),
+        ...(options.asReceived ? { asReceived: true } : {}),
       }).catch((error: unknown) => {
         throw withSkipBadHint(error);
       });
@@ -79,7 +81,7 @@ export function addBacktestCommand(program: Command) {
       } finally {
         await history.close();
       }
-      const { result, eventsRead, linesSkipped, duplicates, mergedIdentifiers, anonymousLeftOut } = replayed;
+      const { result, eventsRead, linesSkipped, duplicates, lateEvents, mergedIdentifiers, anonymousLeftOut } = replayed;
       const report = buildReport({
         replay: result,
         conversions: fileConversions ?? replayedConversions(result),
@@ -87,7 +89,7 @@ export function addBacktestCommand(program: Command) {
         ruleset,
         rulesSource: options.rules,
         horizonDays,
-        input: { eventsRead, linesSkipped, duplicates, mergedIdentifiers, anonymousLeftOut },
+        input: { eventsRead, linesSkipped, duplicates, lateEvents, asReceived: options.asReceived === true, mergedIdentifiers, anonymousLeftOut },
       });
       if (options.json) console.log(JSON.stringify(report, null, 2));
       else process.stdout.write(formatSummary(report));

@@ -46,6 +46,8 @@ export interface PartitionedReadOptions {
   until?: string;
   /** Replay anonymous visitors nobody claimed as leads of their own. @default the rules' setting */
   anonymous?: boolean;
+  /** Count an event received on a later day from when it was received (EventHistoryOptions.asReceived). @default false */
+  asReceived?: boolean;
   /** Spilled lines per partition, about (bytes): what a worker holds at once. @default 8 MiB */
   partitionBytes?: number;
   progress?: Progress;
@@ -108,6 +110,7 @@ export class PartitionedHistory {
       partitionPrefix: join(directory, `w${index}-p`),
       ...(options.until !== undefined ? { until: options.until } : {}),
       ...(options.anonymous ? { anonymous: true } : {}),
+      ...(options.asReceived ? { asReceived: true } : {}),
       readAt,
     }));
     let pool: WorkerPool;
@@ -219,8 +222,15 @@ export class PartitionedHistory {
       }
     };
     await Promise.all(Array.from({ length: pool.size }, (_, worker) => drain(worker)));
-    const sum = (field: 'duplicates' | 'mergedIdentifiers' | 'anonymousLeftOut') => parts.reduce((total, part) => total + part[field], 0);
-    return { result: mergeReplays(parts.map((part) => part.result)), partitions, duplicates: sum('duplicates'), mergedIdentifiers: sum('mergedIdentifiers'), anonymousLeftOut: sum('anonymousLeftOut') };
+    const sum = (field: 'duplicates' | 'lateEvents' | 'mergedIdentifiers' | 'anonymousLeftOut') => parts.reduce((total, part) => total + part[field], 0);
+    return {
+      result: mergeReplays(parts.map((part) => part.result)),
+      partitions,
+      duplicates: sum('duplicates'),
+      lateEvents: sum('lateEvents'),
+      mergedIdentifiers: sum('mergedIdentifiers'),
+      anonymousLeftOut: sum('anonymousLeftOut'),
+    };
   }
 
   /** Stops the workers and deletes the temporary files. */

@@ -27,6 +27,7 @@ export interface WorkerSetup {
   /** Messages after this time are not kept but for their conversions (EventHistory's `until`). */
   until?: string;
   anonymous?: boolean;
+  asReceived?: boolean;
   /** When the run reads the events (ms; parseEvent's readAt): one clock for every worker, whichever reads a line. */
   readAt: number;
 }
@@ -66,6 +67,7 @@ export type Task =
 export interface ReplayPartResult {
   result: ReplayResult;
   duplicates: number;
+  lateEvents: number;
   mergedIdentifiers: number;
   anonymousLeftOut: number;
 }
@@ -217,12 +219,12 @@ function regroup(partitions: number, partitionOf: Map<number, number>): void {
 
 /** Replays one partition: its files (one from each worker) read back in input order, so duplicates and trait ties resolve as in one pass. */
 function replayPartition(files: string[], from: string, to: string, stepDays: number): ReplayPartResult {
-  const history = new EventHistory(ruleset, { ...(setup.until !== undefined ? { until: setup.until } : {}), ...(setup.anonymous ? { anonymous: true } : {}) });
+  const history = new EventHistory(ruleset, { ...(setup.until !== undefined ? { until: setup.until } : {}), ...(setup.anonymous ? { anonymous: true } : {}), ...(setup.asReceived ? { asReceived: true } : {}) });
   for (const text of inInputOrder(files)) history.addEntry(textEntry(text));
   for (const file of files) rmSync(file);
   const result = replay(history, { from, to, stepDays });
-  const { duplicates, mergedIdentifiers, anonymousLeftOut } = history.stats;
-  return { result, duplicates, mergedIdentifiers, anonymousLeftOut };
+  const { duplicates, lateEvents, mergedIdentifiers, anonymousLeftOut } = history.stats;
+  return { result, duplicates, lateEvents, mergedIdentifiers, anonymousLeftOut };
 }
 
 /** The entries' texts of sorted spill files, merged by their place in the input. */

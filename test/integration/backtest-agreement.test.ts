@@ -86,20 +86,22 @@ afterEach(async () => {
 });
 
 /** A Segment message as a test writes it: userId, anonymousId, previousId as the case needs. */
-type StreamMessage = { type: string; messageId: string; timestamp: string; userId?: string; anonymousId?: string; previousId?: string };
+type StreamMessage = { type: string; messageId: string; timestamp: string; receivedAt?: string; userId?: string; anonymousId?: string; previousId?: string };
 
 /**
  * Runs the messages through the backtest's replay (step 1d) and through the real evaluator (the HTTP endpoint,
  * DynamoDB Local, one day at a time: that day's events, then evaluator runs at the end of the day until a run has
  * nothing left to do), and lists every tier change of each side as `at type id: from -> to`, sorted.
  */
-async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]) {
-  // Days of the rules' time zone: a day's messages arrive, then the evaluator runs at that day's end.
+async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[], options: { asReceived?: boolean } = {}) {
+  // Days of the rules' time zone: a day's messages arrive (a message with receivedAt on the day it says), then the
+  // evaluator runs at that day's end.
   const { calendar } = ruleset;
   const firstDay = calendar.dayOf(messages[0]!.timestamp);
   const lastDay = calendar.dayOf(messages.at(-1)!.timestamp);
+  const arrival = (message: StreamMessage) => calendar.dayOf(message.receivedAt ?? message.timestamp);
 
-  const { history, replayed, lines: fromBacktest } = replayedTransitions(ruleset, messages, firstDay, lastDay);
+  const { history, replayed, lines: fromBacktest } = replayedTransitions(ruleset, messages, firstDay, lastDay, options);
 
   const leads = new RecordingPublisher();
   runtime = await startDev({
@@ -115,7 +117,7 @@ async function runBothSides(ruleset: Ruleset, messages: readonly StreamMessage[]
   });
   const authorization = `Basic ${Buffer.from(`${runtime.writeKey}:`).toString('base64')}`;
   for (let day = firstDay; day <= lastDay; day = addDays(day, 1)) {
-    const batch = messages.filter((message) => calendar.dayOf(message.timestamp) === day);
+    const batch = messages.filter((message) => arrival(message) === day);
     for (let i = 0; i < batch.length; i += 500) {
       const response = await fetch(`${runtime.url}/v1/batch`, {
         method: 'POST',
@@ -209,6 +211,23 @@ describe('the evaluator and the backtest', () => {
     expect(convertedByBacktest).toEqual(convertedByEvaluator);
     expect(convertedByEvaluator.some((line) => line.startsWith('user '))).toBe(true);
     expect(convertedByEvaluator.some((line) => line.startsWith('account '))).toBe(true);
+  }, 300_000);
+
+  it('agree on events that arrive days late, the backtest counting each from the day it arrived (asReceived)', async () => {
+    const ruleset = loadRules(rulesYaml, 'agreement rules');
+    const { messages } = plantedStream();
+    const lastDay = messages.at(-1)!.timestamp.slice(0, 10);
+    // One product event in five arrives 1 to 3 days after it happened (none after the stream's last day).
+    const late = messages.map((message, index): StreamMessage => {
+      const arrives = new Date(Date.parse(message.timestamp) + (1 + (index % 3)) * 86_400_000).toISOString();
+      return index % 5 === 2 && message.type === 'track' && arrives.slice(0, 10) <= lastDay ? { ...message, receivedAt: arrives } : message;
+    });
+    const { history, fromEvaluator, fromBacktest } = await runBothSides(ruleset, late, { asReceived: true });
+    expect(history.stats.lateEvents).toBeGreaterThan(20);
+    expect(fromBacktest).toEqual(fromEvaluator);
+    // The comparison means something: counted at their own times, the late events qualify some entity on another day.
+    const timed = replayedTransitions(ruleset, late, messages[0]!.timestamp.slice(0, 10), lastDay);
+    expect(firstEntries(timed.lines)).not.toEqual(firstEntries(fromEvaluator));
   }, 300_000);
 
   it('agree in a time zone: the days, windows and steps of New York', async () => {

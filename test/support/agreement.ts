@@ -1,4 +1,4 @@
-import { EventHistory, replay } from '../../functions/analysis/replay';
+import { EventHistory, replay, type EventHistoryOptions } from '../../functions/analysis/replay';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { validateMessage } from '../../functions/core/messages';
 import type { Ruleset } from '../../functions/core/rules/load';
@@ -7,8 +7,8 @@ import type { Ruleset } from '../../functions/core/rules/load';
  * What the evaluator and the backtest are compared by: transitions as `at type id: from -> to` lines, sorted. The
  * backtest's side is the replay of the messages, a step a day from `from` to `to`.
  */
-export function replayedTransitions(ruleset: Ruleset, messages: readonly unknown[], from: string, to: string) {
-  const history = new EventHistory(ruleset);
+export function replayedTransitions(ruleset: Ruleset, messages: readonly unknown[], from: string, to: string, options: EventHistoryOptions = {}) {
+  const history = new EventHistory(ruleset, options);
   messages.forEach((message, index) => {
     const accepted = validateMessage(message, index, 'test', new Date(0), { receivedAtKnown: false });
     if ('reason' in accepted) throw new Error(accepted.reason);

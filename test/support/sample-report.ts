@@ -158,6 +158,8 @@ export const sampleReport: BacktestReport = {
     entities: { user: users, account: accounts },
     mergedIdentifiers: 1_904,
     anonymousLeftOut: 6_311,
+    lateEvents: 0,
+    asReceived: false,
     conversions: userConverters + accountConverters,
     conversionsFrom: 'the event stream: the rules file\'s conversion (event "Order Completed")',
   },

@@ -34,7 +34,7 @@ describe('pql-radar backtest', () => {
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout) as BacktestReport;
     expect(report.period).toEqual({ from: '2025-01-30', to: '2025-03-30', stepDays: 1, horizonDays: 30 });
-    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, mergedIdentifiers: 0, anonymousLeftOut: 0, conversions: 197, conversionsFrom: 'the file examples/backtest/conversions.csv' });
+    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, mergedIdentifiers: 0, anonymousLeftOut: 0, lateEvents: 0, asReceived: false, conversions: 197, conversionsFrom: 'the file examples/backtest/conversions.csv' });
     // Activation drives conversion in the example; sharing dashboards (key_feature) does not.
     const pqlA = report.tiers.find((tier) => tier.tier === 'PQL-A')!;
     expect(pqlA.lift!.low).toBeGreaterThan(1);
@@ -53,7 +53,7 @@ describe('pql-radar backtest', () => {
     expect(json.code, json.stderr).toBe(0);
     const report = JSON.parse(json.stdout) as BacktestReport;
     // The sample's users move to the pro plan at conversion; conversions after the events end are not in the stream.
-    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, mergedIdentifiers: 0, anonymousLeftOut: 0, conversions: 112, conversionsFrom: 'the event stream, by the rules file\'s conversion (trait "plan" "pro")' });
+    expect(report.input).toEqual({ eventsRead: 30_724, linesSkipped: 0, entities: { user: 1_000, account: 100 }, mergedIdentifiers: 0, anonymousLeftOut: 0, lateEvents: 0, asReceived: false, conversions: 112, conversionsFrom: 'the event stream, by the rules file\'s conversion (trait "plan" "pro")' });
     expect(report.tiers.find((tier) => tier.tier === 'PQL-A')!.lift!.low).toBeGreaterThan(1);
     expect(report.signals.find((candidate) => candidate.signal === 'activated')!.lift!.low).toBeGreaterThan(3);
 
@@ -117,6 +117,20 @@ describe('pql-radar backtest', () => {
     const malformed = await cli('discover', ...events, '--conversion-trait', 'plan');
     expect(malformed.stderr).toContain('--conversion-trait plan: must be NAME=VALUE[,VALUE...]');
   }, 120_000);
+
+  it('counts the events received on a later day, and with --as-received counts them from then: the report says which', async () => {
+    const events = join(dir, 'late.jsonl');
+    const track = (day: string, receivedDay: string) => JSON.stringify({ type: 'track', userId: 'ann', event: 'Data Exported', messageId: `export-${day}`, timestamp: `2025-01-${day}T10:00:00Z`, receivedAt: `2025-01-${receivedDay}T10:00:00Z` });
+    writeFileSync(events, `${track('01', '01')}\n${track('02', '05')}\n${track('06', '06')}\n`);
+    const args = ['backtest', '--rules', 'examples/activation.rules.yaml', '--events', events, '--conversions', join(dir, 'none.csv')];
+    writeFileSync(join(dir, 'none.csv'), 'entity_type,entity_id,converted_at\n');
+    const timed = await cli(...args);
+    expect(timed.code, timed.stderr).toBe(0);
+    expect(timed.stdout).toContain('Late events: 1 product event received on a later day than it happened, counted from their own time; the live evaluator counts them once received (--as-received replays that)');
+    const received = await cli(...args, '--as-received', '--json');
+    expect(received.code, received.stderr).toBe(0);
+    expect((JSON.parse(received.stdout) as BacktestReport).input).toMatchObject({ eventsRead: 3, lateEvents: 1, asReceived: true });
+  }, 60_000);
 
   it('exits non-zero naming the file and line of a malformed event, and skips it with --skip-bad', async () => {
     const events = join(dir, 'events.jsonl');

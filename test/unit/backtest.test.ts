@@ -5,15 +5,15 @@ import { renderReportHtml } from '../../functions/analysis/html';
 import { mondayOf } from '../../functions/core/days';
 import { generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
 import { addDays, dayEnd } from '../../functions/core/days';
-import { EventHistory, replay, type EntityHistoryResult, type ReplayResult } from '../../functions/analysis/replay';
+import { EventHistory, replay, type EntityHistoryResult, type EventHistoryOptions, type ReplayResult } from '../../functions/analysis/replay';
 import { lift, proportion } from '../../functions/analysis/stats';
 import { validateMessage } from '../../functions/core/messages';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import type { SampleMessage } from '../../functions/cli/sample-stream';
 
 /** The history a replay runs on, from messages validated exactly as ingest validates them. */
-function historyOf(messages: readonly object[], ruleset: Ruleset): EventHistory {
-  const history = new EventHistory(ruleset);
+function historyOf(messages: readonly object[], ruleset: Ruleset, options: EventHistoryOptions = {}): EventHistory {
+  const history = new EventHistory(ruleset, options);
   messages.forEach((message, index) => {
     const accepted = validateMessage(message, index, 'test', new Date(0), { receivedAtKnown: false });
     if ('reason' in accepted) throw new Error(`message ${index}: ${accepted.path}: ${accepted.reason}`);
@@ -320,6 +320,46 @@ policy: { cooldown: 3d }
     expect(result.entities[0]!.firstFired).toEqual({ exported: '2025-02-01T23:59:59.999Z' });
   });
 
+  it('counts an event received on a later day from then with asReceived, as the evaluator could, and from its own time without', () => {
+    const lateRules = loadRules(`
+version: 1
+signals:
+  exported_twice: { event: Data Exported, window: 7d, at_least: 2, points: 30 }
+  exported_thrice_ever: { event: Data Exported, at_least: 3, points: 30 }
+  exported_four_ever: { event: Data Exported, at_least: 4, points: 1 }
+tiers:
+  - { name: top, min_score: 60, route: sales }
+  - { name: lead, min_score: 30, route: nurture }
+`);
+    const messages = [
+      track('di', 'Data Exported', '2025-02-01T09:00:00Z', 'a'),
+      // Late for a day already counted when it comes, and for a day with nothing else (its day made then).
+      { ...track('di', 'Data Exported', '2025-02-01T10:00:00Z', 'b'), receivedAt: '2025-02-04T08:00:00Z' },
+      { ...track('di', 'Data Exported', '2025-02-02T12:00:00Z', 'c'), receivedAt: '2025-02-06T09:00:00Z' },
+      track('di', 'Data Exported', '2025-02-03T11:00:00Z', 'd'),
+      // Received the same day: on time.
+      { ...track('di', 'Logged In', '2025-02-03T11:00:00Z', 'e'), receivedAt: '2025-02-03T23:00:00Z' },
+    ];
+    const period = { from: '2025-02-01', to: '2025-02-08' };
+    const asTimed = historyOf(messages, lateRules);
+    const timed = replay(asTimed, period).entities[0]!;
+    expect(timed.transitions).toEqual([
+      { at: '2025-02-01T23:59:59.999Z', from: null, to: 'lead' },
+      { at: '2025-02-02T23:59:59.999Z', from: 'lead', to: 'top' },
+    ]);
+    expect(timed.firstFired['exported_four_ever']).toBe('2025-02-03T23:59:59.999Z');
+
+    const asReceived = historyOf(messages, lateRules, { asReceived: true });
+    const received = replay(asReceived, period).entities[0]!;
+    expect(received.transitions).toEqual([
+      { at: '2025-02-03T23:59:59.999Z', from: null, to: 'lead' },
+      { at: '2025-02-04T23:59:59.999Z', from: 'lead', to: 'top' },
+    ]);
+    // The lifetime total took the day made late in: 4 events by 02-06, not before.
+    expect(received.firstFired).toEqual({ exported_twice: '2025-02-03T23:59:59.999Z', exported_thrice_ever: '2025-02-04T23:59:59.999Z', exported_four_ever: '2025-02-06T23:59:59.999Z' });
+    expect([asTimed.stats.lateEvents, asReceived.stats.lateEvents]).toEqual([2, 2]);
+  });
+
   it('steps every stepDays days, counts a repeated messageId once, and keeps nothing after `until`', () => {
     const messages = [
       track('cy', 'Data Exported', '2025-03-01T09:00:00Z', 'same'),
@@ -490,7 +530,7 @@ tiers:
     expect(report.missedConverters.map((missed) => missed.id)).toEqual(['u3', 'u4']);
     expect(report.missedConverterCount).toBe(2);
     expect(report.signals.find((signal) => signal.signal === 'a')).toMatchObject({ fired: { entities: 3, converted: 1 }, fireRate: 2 / 3 });
-    expect(report.input).toEqual({ eventsRead: 100, linesSkipped: 2, entities: { user: 7, account: 0 }, mergedIdentifiers: 3, anonymousLeftOut: 4, conversions: 7, conversionsFrom: 'a test list' });
+    expect(report.input).toEqual({ eventsRead: 100, linesSkipped: 2, entities: { user: 7, account: 0 }, mergedIdentifiers: 3, anonymousLeftOut: 4, lateEvents: 0, asReceived: false, conversions: 7, conversionsFrom: 'a test list' });
     expect(formatSummary(report)).toContain('Identities: 3 identifiers merged into their users; 4 anonymous visitors nobody claimed left out');
     expect(report.weekly).toEqual([
       { week: '2025-03-31', qualified: { top: 4 } },

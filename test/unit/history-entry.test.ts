@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { historyEntry, historyReads } from '../../functions/analysis/replay';
 import { entryText, textEntry } from '../../functions/cli/backtest-spill';
+import { InputError, parseEvent } from '../../functions/cli/backtest-input';
 import { validateMessage, type AcceptedMessage } from '../../functions/core/messages';
 import { loadRules } from '../../functions/core/rules/load';
 import { messagesWithIdentities } from '../support/identity-stream';
@@ -50,6 +51,21 @@ describe('historyEntry', () => {
     expect(noneRead.traits).toBeUndefined();
   });
 
+  it('keeps when a product event was received, only when on a later day than it happened: receivedAt, else sentAt', () => {
+    const entry = (line: object) => {
+      const outcome = parseEvent('events.jsonl', JSON.stringify(line), 1, Date.parse('2026-01-01T00:00:00Z'));
+      if (!outcome || outcome instanceof InputError) throw new Error(String(outcome));
+      return historyEntry(outcome, ruleset, reads);
+    };
+    const base = { type: 'track', userId: 'ann', event: 'Rows Imported', messageId: 'm1', timestamp: '2025-01-01T23:00:00.000Z' };
+    expect(entry({ ...base, receivedAt: '2025-01-03T01:00:00+01:00' }).receivedAt).toBe('2025-01-03T00:00:00.000Z');
+    expect(entry({ ...base, sentAt: '2025-01-02T08:00:00.000Z' }).receivedAt).toBe('2025-01-02T08:00:00.000Z');
+    expect(entry({ ...base, receivedAt: '2025-01-01T23:30:00.000Z' }).receivedAt).toBeUndefined();
+    expect(entry(base).receivedAt).toBeUndefined();
+    // Only product events are counted late: traits and memberships apply in the order of their times.
+    expect(entry({ type: 'identify', userId: 'ann', messageId: 'm2', timestamp: base.timestamp, traits: { role: 'admin' }, receivedAt: '2025-01-09T00:00:00Z' }).receivedAt).toBeUndefined();
+  });
+
   it('reads back from its spilled line exactly as it was, claims and unusual identifiers included', () => {
     const unusual = ['tab\there', 'line\nbreak', '"quoted"', 'back\\slash', 'ünïcødé 😀', 'colon:in:id'];
     const messages = [
@@ -58,13 +74,14 @@ describe('historyEntry', () => {
         { type: 'page', userId: id, anonymousId: `${id}-visitor`, messageId: `${id}-1`, timestamp: '2025-01-01T00:00:00Z', properties: { plan: id } },
         { type: 'alias', userId: `${id}-new`, previousId: id, messageId: `u${index}`, timestamp: '2025-01-02T00:00:00Z' },
         { type: 'group', anonymousId: id, groupId: `${id}-account`, traits: { employees: 5 }, timestamp: '2025-01-03T00:00:00Z' },
-        { type: 'track', userId: id, event: `Rows ${id}`, properties: { rows: 3 }, timestamp: '2025-01-03T00:00:00Z' },
+        { type: 'track', userId: id, event: `Rows ${id}`, properties: { rows: 3 }, timestamp: '2025-01-03T00:00:00Z', receivedAt: '2025-01-04T00:00:00Z' },
         { type: 'track', userId: id, event: 'Order Completed', properties: { total: { amount: 3 } }, timestamp: '2025-01-03T00:00:00Z' },
       ]),
     ];
     const entries = messages.map((message, index) => historyEntry(accepted(message, index), ruleset, reads));
     expect(entries.filter((entry) => entry.claims.length > 1)).not.toHaveLength(0);
     expect(entries.filter((entry) => entry.converts)).not.toHaveLength(0);
+    expect(entries.filter((entry) => entry.receivedAt !== undefined)).toHaveLength(unusual.length);
     for (const entry of entries) {
       const text = entryText(entry);
       expect(text).not.toMatch(/\n/);
