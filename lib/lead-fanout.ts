@@ -367,6 +367,9 @@ export class LeadFanout extends Construct {
     // Given the topic as imported it grants nothing; the statement below admits this rule alone (aws:SourceArn).
     const imported = sns.Topic.fromTopicArn(scope, 'TopicTarget', topic.topicArn);
     const rule = this.#rule(scope, id, 'email', route, pattern, (delivery) => new targets.SnsTopic(imported, { message: new TransformedInput(emailInput), ...delivery }));
+    // An account and region read from a token ARN are tokens, which a stack of fixed account and region cannot
+    // compare with its own; the topic is this stack's.
+    Annotations.of(rule).acknowledgeWarning('@aws-cdk/aws-events:ruleUnresolvedEnvironment', "the target is the stack's own topic, imported by its ARN only so that SnsTopic grants nothing");
     const eventBridge = new iam.ServicePrincipal('events.amazonaws.com');
     topic.addToResourcePolicy(
       new iam.PolicyStatement({ principals: [eventBridge], actions: ['sns:Publish'], resources: [topic.topicArn], conditions: { ArnEquals: { 'aws:SourceArn': rule.ruleArn } } }),

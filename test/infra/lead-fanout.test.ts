@@ -4,12 +4,13 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { leadEventTypes } from '../../functions/core/lead-event';
 import { routesOf } from '../../functions/core/rules/routing';
-import { crmSchema, destinationSchema, type CrmDestination, type Destination } from '../../lib/config';
+import { crmSchema, destinationSchema, loadRulesFile, type CrmDestination, type Destination } from '../../lib/config';
+import { PqlRadarStack } from '../../lib/pql-radar-stack';
 import { EventStore } from '../../lib/event-store';
 import { emailInput, LeadFanout, type LeadFanoutProps } from '../../lib/lead-fanout';
 import type { NotifierDestination } from '../../lib/notifier-destination';
 import { acknowledgements, nagFindings, reportValidationErrors } from './nag-report';
-import { loadRoutedConfig, testApp } from './synth';
+import { loadRoutedConfig, testApp, testConfig, testRulesFile } from './synth';
 
 type Resource = { Type: string; Properties: Record<string, any> };
 type Target = Record<string, any>;
@@ -328,6 +329,11 @@ describe('lambda destination in another account or region', () => {
 
   it('adds no template rule where the stack is known to be in the function\'s account and region', () => {
     expect(templateRules(fanoutIn({ account: '123456789012', region: 'eu-west-1' }))).toEqual({});
+  });
+
+  it('synthesizes every destination in a stack of fixed account and region without a warning', () => {
+    const stack = new PqlRadarStack(testApp(), 'PqlRadarFixed', { env: { account: '123456789012', region: 'us-east-1' }, config: testConfig(), rulesFile: loadRulesFile(testRulesFile) });
+    expect(Annotations.fromStack(stack).findWarning('*', Match.anyValue())).toEqual([]);
   });
 });
 
