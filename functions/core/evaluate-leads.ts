@@ -371,7 +371,11 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       }
       // A lead the page's claims merged into another user (an alias; an identified visitor, where visitors are leads)
       // leaves its tier in this run (leaveMerged), as the backtest has it at the claim's step; nothing else of it is read.
-      const merged = reads.takeClaimed().filter((ref) => (ref.type === 'user' || ruleset.anonymousLeads) && !seen.has(entityKey(ref)));
+      // One this run judged already, on an earlier page than the claim, is left to the next run: found by no change of
+      // its own, it would keep its tier for good.
+      const claimedAway = reads.takeClaimed().filter((ref) => ref.type === 'user' || ruleset.anonymousLeads);
+      for (const ref of claimedAway) if (seen.has(entityKey(ref))) leave({ ref, reason: 'changed', days: [] });
+      const merged = claimedAway.filter((ref) => !seen.has(entityKey(ref)));
       await forEachConcurrently(
         merged.map((ref): EvaluationCandidate => ({ ref, reason: 'sweep', days: [] })),
         concurrency,

@@ -478,6 +478,19 @@ tiers:
     expect(summary(publisher.published)).toEqual(['user dan: none -> pql']);
   });
 
+  it('has a lead the run judged on an earlier page than the claim on it leave its tier at the next run, not keep it for good', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    qualify(store, 'cal');
+    await evaluateUntilDone(store, publisher, {});
+    // cal does something more, and becomes dan (an alias) in the same run; on pages of one, cal's page comes first.
+    store.track(workspace, 'cal', { event: 'Dashboard Created', timestamp: hoursAgo(0.5) });
+    store.track(workspace, 'dan', { type: 'alias', timestamp: hoursAgo(0.4), previousId: 'cal' });
+    await evaluateUntilDone(store, publisher, { pageSize: 1 });
+    expect(summary(publisher.published)).toEqual(['user cal: none -> pql', 'user dan: none -> pql', 'user cal: pql -> none']);
+    expect(publisher.published.at(-1)!.detail.reasons).toEqual(['merged into user dan: its events count for that user now']);
+  });
+
   it("keeps the changes of a run's pages whose accounts time did not let it judge", async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
