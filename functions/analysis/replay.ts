@@ -789,24 +789,21 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       // Merged into another user: the evaluator forwards its changes there, and a lead leaves its tier (mergedAway).
       if (user.record.merged !== undefined && user.record.merged.at <= at) {
         if (user.state !== undefined && user.state.tier !== null) {
+          // As the evaluator's leaveMerged: the lead's days so far are saved with its exit, and its accounts, whose
+          // member left its tier, are judged again.
+          countDaysTo(user, day, at, ruleset);
           const { state, transition } = mergedAway(user.state, { type: 'user', id: user.record.merged.into }, ruleset, now);
           user.state = { ...state, history: [] };
           user.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
+          for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
         }
         continue;
       }
       if (joinClaimed(user, at)) user.stableUntil = Number.NEGATIVE_INFINITY;
-      const before = user.upto;
-      const lateCounted = countLateEvents(user, at, ruleset);
-      const fresh: DayRollup[] = [];
-      while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
-      // Only what a rule reads of the lifetime is added up, as the evaluator saves it (core/facts' pruneLifetime):
-      // merging every measure of every new day into a new lifetime was a tenth of the replay.
-      if (fresh.length > 0) user.totals = addToTotals(ruleset, user.totals, fresh.map((rollup) => pruneLifetime(rollup, ruleset)), [], null);
+      const changed = countDaysTo(user, day, at, ruleset);
       const entries = user.record.traits;
       const traitsBefore = user.traitCursor;
       while (user.traitCursor < entries.length && entries[user.traitCursor]!.at <= at) Object.assign(user.traits, entries[user.traitCursor++]!.traits);
-      const changed = user.upto > before || lateCounted;
 
       // Nothing new, no tier (so no lead state to move) and nothing time can change: the engine would say again what
       // it said at the last evaluation, which the history already holds. Skipping it changes no figure.
@@ -880,6 +877,21 @@ function joinClaimed(user: UserRun, at: string): boolean {
   user.lateCounted = 0;
   user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstSeen, lastSeen: null };
   return true;
+}
+
+/**
+ * Adds the user's days up to the step's `day`, and the late events received by `at`, to what it has counted (its
+ * totals). Whether it counted any.
+ */
+function countDaysTo(user: UserRun, day: string, at: string, ruleset: Ruleset): boolean {
+  const before = user.upto;
+  const lateCounted = countLateEvents(user, at, ruleset);
+  const fresh: DayRollup[] = [];
+  while (user.upto < user.dayList.length && user.dayList[user.upto]!.day <= day) fresh.push(user.dayList[user.upto++]!);
+  // Only what a rule reads of the lifetime is added up, as the evaluator saves it (core/facts' pruneLifetime):
+  // merging every measure of every new day into a new lifetime was a tenth of the replay.
+  if (fresh.length > 0) user.totals = addToTotals(ruleset, user.totals, fresh.map((rollup) => pruneLifetime(rollup, ruleset)), [], null);
+  return user.upto > before || lateCounted;
 }
 
 /**
