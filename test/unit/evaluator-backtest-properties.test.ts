@@ -216,6 +216,10 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
     const { fromBacktest, fromEvaluator } = await bothSides(rulesText, messages, addDays(firstDay, 5));
     expect(fromEvaluator).toEqual(fromBacktest);
     expect(fromBacktest).toContain(`${addDays(firstDay, 2)}T23:59:59.999Z account a0: none -> team`);
+    // Its events under its old id on a later day are its user's, and no longer its accounts'.
+    const later = await bothSides(rulesText, [...messages, track('u0', 4, 'u0-4')], addDays(firstDay, 7));
+    expect(later.fromEvaluator).toEqual(later.fromBacktest);
+    expect(later.fromBacktest.filter((line) => line.includes('account a0'))).toEqual(fromBacktest.filter((line) => line.includes('account a0')));
   });
 
   it('make the same transitions on the same days when product events arrive days late, the backtest counting them as received', { timeout: Math.max(30_000, runs * 100) }, async () => {
