@@ -385,18 +385,18 @@ export const rateText = (o: Outcome) => `${o.converted}/${o.entities} ${withInte
 /** A lift and its interval in the summaries' style: `4.00 (2.10-7.60)`; `-` when there is none. */
 export const liftText = (estimate: Estimate | null) => (estimate === null ? '-' : withInterval(estimate, twoDecimalsBelow100, '(low-high)'));
 
-/** The days of the period's last step when it is shorter than the others (the period is no whole number of steps: see replay). */
 /**
  * The events received on a later day than they happened, and how the replay counted them: a share worth knowing
  * before trusting the report's timing, since the live evaluator could only count them once received.
  */
-export function lateEventsText(input: Pick<BacktestReport['input'], 'lateEvents' | 'asReceived'>): string {
+function lateEventsText(input: Pick<BacktestReport['input'], 'lateEvents' | 'asReceived'>): string {
   const events = `${count(input.lateEvents)} product event${input.lateEvents === 1 ? '' : 's'} received on a later day than ${input.lateEvents === 1 ? 'it' : 'they'} happened`;
   return input.asReceived
     ? `Late events: ${events}, counted from when received (--as-received), as the live evaluator could`
     : `Late events: ${events}, counted from their own time; the live evaluator counts them once received (--as-received replays that)`;
 }
 
+/** The days of the period's last step when it is shorter than the others (the period is no whole number of steps: see replay). */
 export function shortLastStep(period: BacktestReport['period']): number | null {
   const rest = ((Date.parse(period.to) - Date.parse(period.from)) / dayMs) % period.stepDays;
   return rest === 0 ? null : rest;
