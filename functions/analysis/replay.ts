@@ -1,6 +1,7 @@
 import { ClaimSet, claimsOf, identityKey, parseIdentityKey, type Claim, type Identity } from '../core/identity';
 import type { AcceptedMessage } from '../core/messages';
 import { accountConversion, convertsBy } from '../core/conversion';
+import { isPlainObject } from '../core/message-traits';
 import { decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, type LeadState } from '../core/lead-state';
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
@@ -212,7 +213,7 @@ export function historyEntry(message: HistoryMessage, ruleset: Ruleset, reads: H
     claims,
     groupId: message.groupId,
     traits: traits !== undefined && Object.keys(traits).length > 0 ? traits : undefined,
-    usage: usage ? { type, timestamp, event: type === 'track' && typeof raw['event'] === 'string' ? raw['event'] : undefined, properties: isRecord(properties) ? picked(properties, reads.properties) : undefined } : undefined,
+    usage: usage ? { type, timestamp, event: type === 'track' && typeof raw['event'] === 'string' ? raw['event'] : undefined, properties: isPlainObject(properties) ? picked(properties, reads.properties) : undefined } : undefined,
     receivedAt: usage ? receivedLater(raw, timestamp, ruleset) : undefined,
   };
 }
@@ -242,7 +243,6 @@ export function messageConverts(message: Pick<HistoryMessage, 'message'>, rulese
 /** The claims of the many messages that make none, shared. */
 export const noClaims: readonly Claim[] = Object.freeze([]);
 
-const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** The record's own entries of these names (never `__proto__`: ingest's validation refuses that key). */
 function picked(record: Record<string, unknown>, names: ReadonlySet<string>): Record<string, unknown> {

@@ -5,6 +5,7 @@ import { createGunzip } from 'node:zlib';
 import type { Conversion } from '../analysis/metrics';
 import { z } from 'zod';
 import { identityOf } from '../core/identity';
+import { isPlainObject } from '../core/message-traits';
 import { decodeUtf8, hasInvalidBytes, identifyTraits, maxFutureMs, parseMessageJson, validateMessage, type AcceptedMessage, type StoredMessage } from '../core/messages';
 import { unreadableReason } from '../local/readable-file';
 
@@ -230,7 +231,7 @@ export function acceptCommonMessage(raw: unknown, index: number, readAt: number)
     message['context'] = context;
   }
   if (Object.hasOwn(input, 'integrations')) {
-    if (!isPlainRecord(input['integrations'])) return undefined;
+    if (!isPlainObject(input['integrations'])) return undefined;
     message['integrations'] = input['integrations'];
   }
   message['type'] = type;
@@ -254,11 +255,11 @@ export function acceptCommonMessage(raw: unknown, index: number, readAt: number)
   }
   if (type === 'identify' || type === 'group') {
     if (Object.hasOwn(input, 'traits')) {
-      if (!isPlainRecord(input['traits'])) return undefined;
+      if (!isPlainObject(input['traits'])) return undefined;
       message['traits'] = input['traits'];
     }
   } else if (Object.hasOwn(input, 'properties')) {
-    if (!isPlainRecord(input['properties'])) return undefined;
+    if (!isPlainObject(input['properties'])) return undefined;
     message['properties'] = input['properties'];
   }
   for (const key of Object.keys(input)) if (!known.has(key)) message[key] = input[key];
@@ -324,7 +325,6 @@ const invalid = Symbol('invalid');
 
 const isIdentifier = (value: unknown): value is string => typeof value === 'string' && value.length >= 1 && value.length <= 200 && value.isWellFormed();
 const isEventName = isIdentifier;
-const isPlainRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** userId or anonymousId as zod gives it: "" becomes undefined, null stays, a valid string is kept; anything else is invalid here. */
 function optionalIdentifier(input: Record<string, unknown>, key: string): string | null | undefined | typeof invalid {
@@ -337,14 +337,14 @@ function optionalIdentifier(input: Record<string, unknown>, key: string): string
 
 /** context as zod gives it (groupId and traits first), or undefined when it is anything but the common case. */
 function copyContext(value: unknown): Record<string, unknown> | undefined {
-  if (!isPlainRecord(value)) return undefined;
+  if (!isPlainObject(value)) return undefined;
   const context: Record<string, unknown> = {};
   if (Object.hasOwn(value, 'groupId')) {
     if (!isIdentifier(value['groupId'])) return undefined;
     context['groupId'] = value['groupId'];
   }
   if (Object.hasOwn(value, 'traits')) {
-    if (!isPlainRecord(value['traits'])) return undefined;
+    if (!isPlainObject(value['traits'])) return undefined;
     context['traits'] = value['traits'];
   }
   for (const key of Object.keys(value)) if (key !== 'groupId' && key !== 'traits') context[key] = value[key];

@@ -1,4 +1,4 @@
-import { identifyTraits } from './message-traits';
+import { identifyTraits, isPlainObject } from './message-traits';
 import { conditionHolds } from './rules/conditions';
 import { whereHolds } from './rules/engine';
 import type { ConversionRule } from './rules/schema';
@@ -19,7 +19,6 @@ export interface ConversionMessage {
   context?: unknown;
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /**
  * Whether the message converts: a track call of the conversion event whose properties pass `where`; or, for a trait
@@ -30,11 +29,11 @@ const isRecord = (value: unknown): value is Record<string, unknown> => value !==
 export function convertsBy(rule: ConversionRule, message: ConversionMessage, level: 'user' | 'account'): boolean {
   if (rule.event !== undefined) {
     // Accounts have no events of their own: they convert through their members (accountConversion).
-    return level === 'user' && message.type === 'track' && message.event === rule.event && whereHolds(rule.where, isRecord(message.properties) ? message.properties : {});
+    return level === 'user' && message.type === 'track' && message.event === rule.event && whereHolds(rule.where, isPlainObject(message.properties) ? message.properties : {});
   }
   if (message.type !== (level === 'user' ? 'identify' : 'group')) return false;
   const traits = level === 'user' ? identifyTraits(message) : message.traits;
-  return isRecord(traits) && traitsConvert(rule, traits);
+  return isPlainObject(traits) && traitsConvert(rule, traits);
 }
 
 /** Whether traits meet a trait rule: the trait is present and its value meets `is`. Event rules: never. */

@@ -1,4 +1,5 @@
 import { type FileProblem, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
+import { isPlainObject } from '../message-traits';
 import { parseYamlFile, yamlFileData } from '../yaml-file';
 import { checkedRules, type ReadListFile, rulesetOf, rulesIssuePath, RulesError, type Ruleset } from './ruleset';
 import { rulesFileSchema } from './schema';
@@ -40,7 +41,7 @@ export function loadRulesJson(text: string, source = 'rules'): Ruleset {
  * section missing or malformed, a list, the scoring) leaves the rest unchecked, as what it refers to is not known yet.
  */
 function problemsBeyondTheSchema(refused: { data: unknown; problemAt: ProblemAt } | undefined, readListFile?: ReadListFile): FileProblem[] {
-  if (refused === undefined || !isRecord(refused.data)) return [];
+  if (refused === undefined || !isPlainObject(refused.data)) return [];
   const { data, problemAt } = refused;
   const outcome = rulesFileSchema.safeParse(data);
   if (outcome.success) return [];
@@ -52,7 +53,7 @@ function problemsBeyondTheSchema(refused: { data: unknown; problemAt: ProblemAt 
     else if (section === 'tiers' && typeof key === 'number') refusedTiers.add(key);
     else return [];
   }
-  const signals = isRecord(data['signals']) ? Object.fromEntries(Object.entries(data['signals']).filter(([name]) => !refusedSignals.has(name))) : data['signals'];
+  const signals = isPlainObject(data['signals']) ? Object.fromEntries(Object.entries(data['signals']).filter(([name]) => !refusedSignals.has(name))) : data['signals'];
   const tiers: unknown[] = Array.isArray(data['tiers']) ? data['tiers'] : [];
   /** The file's index of each tier checked. */
   const kept = tiers.flatMap((_, index) => (refusedTiers.has(index) ? [] : [index]));
@@ -60,13 +61,11 @@ function problemsBeyondTheSchema(refused: { data: unknown; problemAt: ProblemAt 
   if (!rest.success) return [];
   const tierNames = [...refusedTiers].flatMap((index) => {
     const tier = tiers[index];
-    return isRecord(tier) && typeof tier['name'] === 'string' ? [tier['name']] : [];
+    return isPlainObject(tier) && typeof tier['name'] === 'string' ? [tier['name']] : [];
   });
   const { problems } = checkedRules(rest.data, readListFile, { signals: refusedSignals, tiers: new Set(tierNames) });
   return problems.map(({ path, message }) => problemAt(path[0] === 'tiers' && typeof path[1] === 'number' ? ['tiers', kept[path[1]]!, ...path.slice(2)] : path, message));
 }
-
-const isRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** Whether plain data has a value at `path` (own keys only). */
 function hasIn(data: unknown, path: readonly PropertyKey[]): boolean {
