@@ -9,16 +9,19 @@ import { rulesJsonSchema } from '../../functions/core/rules/json-schema';
 
 const examplesDir = join(import.meta.dirname, '../../examples');
 
-/** The problems loadRules reports for a text, or a failure when it loads. */
-function problemsOf(text: string): RulesProblem[] {
+/** The RulesError `load` throws, or a failure when it loads. */
+function rulesErrorOf(load: () => unknown): RulesError {
   try {
-    loadRules(text, 'test.rules.yaml');
+    load();
   } catch (error) {
     expect(error).toBeInstanceOf(RulesError);
-    return (error as RulesError).problems;
+    return error as RulesError;
   }
   throw new Error('expected the rules to be rejected');
 }
+
+/** The problems loadRules reports for a text, or a failure when it loads. */
+const problemsOf = (text: string): RulesProblem[] => rulesErrorOf(() => loadRules(text, 'test.rules.yaml')).problems;
 
 /** Problems in the order of the file, as rules check prints them ("line N: ..."). */
 const byLine = (a: string, b: string) => Number(a.match(/^line (\d+)/)![1]) - Number(b.match(/^line (\d+)/)![1]);
@@ -767,14 +770,7 @@ signals:
 tiers:
   - { name: hot, route: sales, require: [missing] }
 `;
-    let error: unknown;
-    try {
-      loadRules(text, 'examples/broken.rules.yaml');
-    } catch (caught) {
-      error = caught;
-    }
-    expect(error).toBeInstanceOf(RulesError);
-    const rulesError = error as RulesError;
+    const rulesError = rulesErrorOf(() => loadRules(text, 'examples/broken.rules.yaml'));
     expect(rulesError.source).toBe('examples/broken.rules.yaml');
     // The schema's problem and the references of the rest of the file, in one pass: "created", which the schema
     // refused, is defined all the same, so naming it is no problem.
@@ -821,14 +817,7 @@ tiers:
 
   it('reads a JSON file the schema refused as it reads YAML: the references of the rest too, without lines', () => {
     const json = JSON.stringify({ version: 1, signals: { created: { event: 'Dashboard Created', window: '7x' }, invited: { event: 'Teammate Invited' } }, tiers: [{ name: 'hot', route: 'sales', require: ['created', 'missing'] }] });
-    let error: unknown;
-    try {
-      loadRulesJson(json, 'broken.rules.json');
-    } catch (caught) {
-      error = caught;
-    }
-    expect(error).toBeInstanceOf(RulesError);
-    expect((error as RulesError).problems).toEqual([
+    expect(rulesErrorOf(() => loadRulesJson(json, 'broken.rules.json')).problems).toEqual([
       { path: 'signals.created.window', message: expect.stringContaining('must be a duration') },
       { path: 'tiers[0].require[1]', message: 'no signal named "missing"' },
     ]);
