@@ -37,7 +37,7 @@ import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } fr
 
 /** An entity's conversion (a purchase, an upgrade), as the conversions file gives it or the replay recorded it. */
 export interface Conversion {
-  type: 'user' | 'account';
+  type: EntityHistoryResult['type'];
   id: string;
   /** ISO 8601, UTC. */
   convertedAt: string;
@@ -102,7 +102,9 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   for (const entity of replay.entities) {
     // An identifier merged into a user by the end is that user's history: one person, judged once, as that user.
     if (entity.mergedInto !== undefined) continue;
-    seen[entity.type]++;
+    // Visitors judged as leads are people: judged with the users, as the evaluator's rule health does.
+    const level = entity.type === 'account' ? 'account' : 'user';
+    seen[level]++;
     const key = `${entity.type}\n${entity.id}`;
     known.add(key);
     const convertedAt = firstConversion.get(key) ?? null;
@@ -112,7 +114,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
       continue;
     }
     if (entity.type === 'account' && !replay.accountsEvaluated) continue;
-    judged[entity.type].push({
+    judged[level].push({
       entity,
       start,
       convertedAt,

@@ -73,6 +73,8 @@ interface LateEvent {
 
 interface UserRecord {
   id: string;
+  /** A visitor's record is judged on its own only when anonymous visitors are leads; it reports as a visitor. */
+  kind: Identity['kind'];
   firstSeen: string;
   /** Rolled-up days, by day; a day with only identify/group/alias messages has an empty rollup, as in the evaluator. */
   days: Map<string, DayRollup>;
@@ -338,7 +340,7 @@ export class EventHistory {
   private userOf(entry: HistoryEntry): UserRecord {
     let user = this.users.get(entry.owner);
     if (!user) {
-      user = { id: entry.identity.id, firstSeen: entry.timestamp, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      user = { id: entry.identity.id, kind: entry.identity.kind, firstSeen: entry.timestamp, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
       this.users.set(entry.owner, user);
     }
     return user;
@@ -398,7 +400,7 @@ export class EventHistory {
     const key = identityKey(user);
     let record = this.users.get(key);
     if (!record) {
-      record = { id: user.id, firstSeen, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      record = { id: user.id, kind: user.kind, firstSeen, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
       this.users.set(key, record);
     }
     return record;
@@ -480,7 +482,8 @@ export interface TierTransition {
 
 /** What the replay saw of one entity. */
 export interface EntityHistoryResult {
-  type: 'user' | 'account';
+  /** An anonymous visitor (judged when visitors are leads) is a `visitor`, as the evaluator's lead events name it. */
+  type: 'user' | 'visitor' | 'account';
   id: string;
   /** Users: their first message. Accounts: when their first member joined them (a message naming the account). */
   firstSeen: string;
@@ -507,7 +510,7 @@ export interface ReplayResult {
   steps: string[];
   /** Entities seen at or before the last step: users, then accounts (listed, without a history, when no rule looks at accounts). */
   entities: EntityHistoryResult[];
-  /** The lowest and highest score seen at any step, by entity type. */
+  /** The lowest and highest score seen at any step, by level: users (visitors with them), accounts. */
   scoreRange: { user: { min: number; max: number } | null; account: { min: number; max: number } | null };
   /** Whether accounts were evaluated (some rule looks at accounts). */
   accountsEvaluated: boolean;
@@ -587,7 +590,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
 
   const { users: records, accountTraits } = history instanceof EventHistory ? history.finish() : history;
   const byTraitOrder = (a: TraitEntry, b: TraitEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.seq - b.seq);
-  const newHistory = (type: 'user' | 'account', id: string, firstSeen: string): EntityHistoryResult => ({ type, id, firstSeen, transitions: [], firstFired: {}, maxScore: [] });
+  const newHistory = (type: EntityHistoryResult['type'], id: string, firstSeen: string): EntityHistoryResult => ({ type, id, firstSeen, transitions: [], firstFired: {}, maxScore: [] });
 
   const users: UserRun[] = [];
   for (const record of records.values()) {
@@ -608,7 +611,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       evaluated: false,
       stableUntil: Number.NEGATIVE_INFINITY,
       accountsJoined: 0,
-      history: { ...newHistory('user', record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
+      history: { ...newHistory(record.kind, record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
       decideAt: Number.POSITIVE_INFINITY,
       // Set later, named now: users keep one shape, so the step loop's reads of them stay fast.
@@ -1027,8 +1030,8 @@ export function mergeReplays(parts: readonly ReplayResult[]): ReplayResult {
     }
   }
   const byId = (a: EntityHistoryResult, b: EntityHistoryResult) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  // Stable sorts: entities of the same id come from one partition, in its order.
-  const users = parts.flatMap((part) => part.entities.filter((entity) => entity.type === 'user')).sort(byId);
+  // Stable sorts: entities of the same id (a user and a visitor, say) come from one partition, in its order.
+  const users = parts.flatMap((part) => part.entities.filter((entity) => entity.type !== 'account')).sort(byId);
   const accounts = parts.flatMap((part) => part.entities.filter((entity) => entity.type === 'account')).sort(byId);
   const range = (type: 'user' | 'account') => {
     let merged: { min: number; max: number } | null = null;

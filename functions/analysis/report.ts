@@ -14,6 +14,7 @@ export interface BacktestReport {
   input: {
     eventsRead: number;
     linesSkipped: number;
+    /** Judged by level: anonymous visitors judged as leads count with the users. */
     entities: { user: number; account: number };
     /** Identifiers (anonymous visitors, aliased userIds) whose history joined a user's: counted in that user, once. */
     mergedIdentifiers: number;
@@ -33,7 +34,7 @@ export interface BacktestReport {
   /** Entities entering a tier per ISO week (Monday), by tier. */
   weekly: { week: string; qualified: Record<string, number> }[];
   /** Converters the rules never qualified before they converted (the first 50, earliest conversion first). */
-  missedConverters: { type: 'user' | 'account'; id: string; convertedAt: string }[];
+  missedConverters: { type: 'user' | 'visitor' | 'account'; id: string; convertedAt: string }[];
   /** How many converters the rules never qualified before they converted: all of them, listed or not. */
   missedConverterCount: number;
   warnings: string[];

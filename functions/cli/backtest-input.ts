@@ -629,7 +629,7 @@ function conversionFrom(file: string, number: number, fields: { type: unknown; i
     throw new InputError(file, number, `${field}: ${reason}`);
   };
   const type = typeof fields.type === 'string' ? fields.type.toLowerCase() : fields.type;
-  if (type !== 'user' && type !== 'account') fail(name('entity_type', 'entityType'), `must be user or account${fields.type === undefined || fields.type === '' ? '' : `, got ${JSON.stringify(fields.type)}`}`);
+  if (type !== 'user' && type !== 'visitor' && type !== 'account') fail(name('entity_type', 'entityType'), `must be user, visitor or account${fields.type === undefined || fields.type === '' ? '' : `, got ${JSON.stringify(fields.type)}`}`);
   const id = typeof fields.id === 'number' && Number.isFinite(fields.id) ? String(fields.id) : fields.id;
   if (typeof id !== 'string' || id === '') fail(name('entity_id', 'entityId'), 'is required');
   const convertedAt = parseTime(fields.convertedAt);

@@ -33,17 +33,21 @@ export function addDiscoverCommand(program: Command) {
       if (options.out !== undefined) await checkOutputFile('--out', options.out);
       const conversions = rule !== undefined ? await streamConversions(program, options, rule) : await readConversions(options.conversions!);
       const conversionsFrom = rule !== undefined ? `the events (${describeConversion(rule)})` : `the file ${options.conversions}`;
-      // Discover learns what users did: an account's conversion is no user's.
+      // Discover learns what users did: an account's conversion is no user's, nor is an unclaimed visitor's.
       const userConversions = conversions.filter((conversion) => conversion.type === 'user');
-      const accountsLeftOut = conversions.length - userConversions.length;
+      const leftOut = (['account', 'visitor'] as const)
+        .map((type) => [type, conversions.filter((conversion) => conversion.type === type).length] as const)
+        .filter(([, count]) => count > 0)
+        .map(([type, count]) => `${count.toLocaleString('en-US')} ${type}`)
+        .join(' and ');
       const collector = new DiscoveryCollector(userConversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });
       const { stats, source } = await consumeEvents(program, options, (message) => collector.add(message));
       if (stats.eventsRead === 0) throw new Error(`no events to learn from in ${source}${stats.linesSkipped > 0 ? ` (${stats.linesSkipped.toLocaleString('en-US')} bad lines skipped)` : ''}`);
-      if (userConversions.length === 0) throw new Error(`no user conversions in ${conversionsFrom}${accountsLeftOut > 0 ? ` (only ${accountsLeftOut.toLocaleString('en-US')} of accounts)` : ''}: nothing to learn from`);
+      if (userConversions.length === 0) throw new Error(`no user conversions in ${conversionsFrom}${leftOut !== '' ? ` (only ${leftOut} conversions)` : ''}: nothing to learn from`);
       const result = discover(collector.snapshot(), { minUsers: options.minUsers, maxSignals: options.maxSignals });
       const { eventsRead, linesSkipped, skipped } = stats;
       console.log(`read ${eventsRead.toLocaleString('en-US')} messages and ${userConversions.length.toLocaleString('en-US')} user conversions from ${conversionsFrom}` +
-        (accountsLeftOut > 0 ? ` (${accountsLeftOut.toLocaleString('en-US')} account conversions left out: discover learns from users)` : '') +
+        (leftOut !== '' ? ` (${leftOut} conversions left out: discover learns from users)` : '') +
         (linesSkipped > 0 ? `; skipped ${linesSkipped.toLocaleString('en-US')} bad lines (first: ${skipped[0]?.message ?? ''})` : '') +
         (result.input.duplicates > 0 ? `; ${result.input.duplicates.toLocaleString('en-US')} repeated messages counted once` : ''));
       console.log(formatDiscoveryTable(result, options.top));

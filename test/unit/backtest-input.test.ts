@@ -242,7 +242,7 @@ describe('readConversions', () => {
     const noHeader = file('no-header.csv', 'ann,user,2025-02-01\n');
     expect((await failure(readConversions(noHeader))).message).toBe(`${noHeader}:1: the header must name the columns entity_type, entity_id, converted_at (and optionally value); missing: entity_type, entity_id, converted_at`);
     const badType = file('bad-type.csv', 'entity_type,entity_id,converted_at\nuser,ann,2025-02-01\ncompany,acme,2025-02-01\n');
-    expect((await failure(readConversions(badType))).message).toBe(`${badType}:3: entity_type: must be user or account, got "company"`);
+    expect((await failure(readConversions(badType))).message).toBe(`${badType}:3: entity_type: must be user, visitor or account, got "company"`);
     const badDate = file('bad-date.csv', 'entity_type,entity_id,converted_at\n\nuser,ann,2025-02-31\n');
     expect((await failure(readConversions(badDate))).message).toMatch(new RegExp(`^${escape(badDate)}:3: converted_at: must be an ISO 8601 date`));
     const badValue = file('bad-value.jsonl', '{"entityType":"user","entityId":"ann","convertedAt":"2025-02-01","value":"lots"}\n');

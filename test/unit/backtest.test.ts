@@ -439,6 +439,25 @@ tiers:
     expect(report.weekly.reduce((sum, week) => sum + week.qualified['lead']!, 0)).toBe(1);
   });
 
+  it('names an anonymous visitor judged as a lead a visitor, apart from a user of the same id, as the lead events do', () => {
+    const rules = loadRules('version: 1\nidentity: { anonymous_leads: true }\nsignals:\n  exported: { event: Data Exported, window: 30d, points: 30 }\ntiers:\n  - { name: lead, min_score: 30, route: sales }\n');
+    const messages = [
+      track('x', 'Report Run', '2025-03-02T12:00:00Z', 'u1'),
+      { type: 'track', anonymousId: 'x', event: 'Data Exported', timestamp: '2025-03-03T12:00:00Z', messageId: 'v1' },
+    ];
+    const result = replay(historyOf(messages, rules), { from: '2025-03-01', to: '2025-03-10', stepDays: 1 });
+    expect(result.entities.map(({ type, id, transitions }) => ({ type, id, transitions }))).toEqual([
+      { type: 'user', id: 'x', transitions: [] },
+      { type: 'visitor', id: 'x', transitions: [{ at: dayEnd('2025-03-03'), from: null, to: 'lead' }] },
+    ]);
+    // A conversion names its entity's type: the user's is not the visitor's.
+    const conversions: Conversion[] = [{ type: 'user', id: 'x', convertedAt: '2025-03-05T00:00:00.000Z' }];
+    const report = buildReport({ replay: result, conversions, conversionsFrom: 'a test list', ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: 2, linesSkipped: 0, mergedIdentifiers: 0, anonymousLeftOut: 0 } });
+    expect(report.input.entities).toEqual({ user: 2, account: 0 });
+    expect(report.tiers[0]!.qualified).toMatchObject({ entities: 1, converted: 0 });
+    expect(report.missedConverters).toEqual([{ type: 'user', id: 'x', convertedAt: '2025-03-05T00:00:00.000Z' }]);
+  });
+
   it("gives an aliased user's events to its new user, but not its traits or accounts, as ingest and the evaluator keep them", () => {
     const merged = loadRules(`
 version: 1

@@ -11,7 +11,7 @@ import { RecordingPublisher } from '../support/lead-events';
  * The evaluator and the backtest agree on generated rules and histories, not only on the hand-made scenarios of
  * test/integration/backtest-agreement.test.ts: the evaluator use case run at the end of every day over the in-memory
  * store makes the same transitions, on the same days, as the replay of the same messages: with accounts, cooldowns,
- * claimed visitors, and pages of candidates as small as one entity.
+ * claimed visitors, anonymous visitors as leads of their own, and pages of candidates as small as one entity.
  *
  * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs (with time for them: some 10 ms a case here).
  */
@@ -49,8 +49,10 @@ const rulesArb = fc
       ),
       { nil: undefined },
     ),
+    // Anonymous visitors as leads of their own until a user claims them.
+    anonymousLeads: fc.boolean(),
   })
-  .map(({ signals, warm, hotAbove, cooldownDays, team }) =>
+  .map(({ signals, warm, hotAbove, cooldownDays, team, anonymousLeads }) =>
     JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },
@@ -61,6 +63,7 @@ const rulesArb = fc
         ...(team ? [{ name: 'team', min_score: Math.max(team.points, 1), route: 'sales', level: 'account' }] : []),
       ],
       ...(cooldownDays > 0 ? { policy: { cooldown: `${cooldownDays}d` } } : {}),
+      ...(anonymousLeads ? { identity: { anonymous_leads: true } } : {}),
     }),
   );
 
@@ -236,7 +239,7 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
           const days = lateness[next++ % lateness.length]!;
           return days === 0 ? message : { ...message, receivedAt: new Date(Date.parse(message.timestamp) + days * 86_400_000).toISOString() };
         });
-        const { fromBacktest, fromEvaluator } = await bothSides(rulesText, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), 100, true);
+        const { fromBacktest, fromEvaluator } = await bothSides(rulesText, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), Number(process.env.PAGE ?? 100), true);
         expect(fromEvaluator).toEqual(fromBacktest);
       }),
       { numRuns: runs, ...(process.env.RUNS ? {} : { seed: 20261205 }) },
