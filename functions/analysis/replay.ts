@@ -834,7 +834,10 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
         const facts = accountFacts(account, membersAt(account, at, now, ruleset));
         const evaluation = evaluate(facts, ruleset, now);
         record(account, 'account', evaluation, at);
-        if (marked || (account.state?.tier ?? null) !== null || account.decideAt <= atMs) decideFor(account, evaluation, facts, now, at, accountConvertedAt(account, at, now, ruleset));
+        // As the evaluator judges an account: when a member's evaluation moves it, its traits change, or time alone
+        // can move it (a sweep). A lead decided at every step would see at once what the evaluator learns only then: a
+        // member joined under an id aliased away that day, whose changes go to the user it merged into.
+        if (marked || account.traitsMoved || account.decideAt <= atMs) decideFor(account, evaluation, facts, now, at, accountConvertedAt(account, at, now, ruleset));
       }
     }
     for (const account of traitsMoved) account.traitsMoved = false;
@@ -975,7 +978,8 @@ function accountConvertedAt(account: AccountRun, at: string, now: Date, ruleset:
 
 /**
  * What the evaluator's store holds of an account's members at the step: those joined by then, each with its state
- * as last decided (none until the lead state machine ran for it) and its day rollups in reach.
+ * as last decided (none until the lead state machine ran for it), its totals as last saved (a lead leaving its tier for
+ * the user it merged into saves the days it counted then: its last activity too) and its day rollups in reach.
  */
 function membersAt(account: AccountRun, at: string, now: Date, ruleset: Ruleset): MemberRows[] {
   const members: MemberRows[] = [];
@@ -986,7 +990,7 @@ function membersAt(account: AccountRun, at: string, now: Date, ruleset: Ruleset)
       members.push({ id: member.record.id, days: [] });
       continue;
     }
-    const state = { lead, lifetime: member.totals.lifetime, firstSeen: member.totals.firstSeen, lastSeen: lead.lastSeen };
+    const state = { lead, lifetime: member.totals.lifetime, firstSeen: member.totals.firstSeen, lastSeen: member.totals.lastSeen };
     members.push({ id: member.record.id, state, days: daysInReach(member.dayList, member.upto, memberRangesInReach(state, ruleset, now)) });
   }
   return members;
