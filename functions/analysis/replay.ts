@@ -75,7 +75,13 @@ interface UserRecord {
   id: string;
   /** A visitor's record is judged on its own only when anonymous visitors are leads; it reports as a visitor. */
   kind: Identity['kind'];
+  /** Its first message. */
   firstSeen: string;
+  /**
+   * Its first message but the late product events (`asReceived`), null for none: the first seen its evaluations know
+   * of until the late events are counted, when they were received (countLateEvents).
+   */
+  firstOnTime: string | null;
   /** Rolled-up days, by day; a day with only identify/group/alias messages has an empty rollup, as in the evaluator. */
   days: Map<string, DayRollup>;
   /** Product events waiting to be rolled up, by day. */
@@ -102,8 +108,11 @@ interface UserRecord {
    * evaluator hands its changes to that user and never decides it again.
    */
   merged?: { at: string; into: string };
-  /** The user's earliest converting message (core/conversion), null for none. */
-  convertedAt: string | null;
+  /**
+   * The conversion the evaluator would see first (core/conversion), null for none: when it happened, and when it was
+   * known (a late product event's, with `asReceived`, when it was received); the earliest known, then the earliest.
+   */
+  conversion: { at: string; knownAt: string } | null;
 }
 
 export interface EventHistoryStats {
@@ -285,7 +294,7 @@ export class EventHistory {
     const { timestamp } = entry;
     if (this.options.until !== undefined && timestamp > this.options.until) {
       this.stats.ignoredAfter++;
-      if (entry.converts) this.converted(this.userOf(entry), timestamp);
+      if (entry.converts) this.converted(this.userOf(entry), timestamp, this.knownAt(entry));
       return false;
     }
     const day = this.ruleset.calendar.dayOf(timestamp);
@@ -300,7 +309,9 @@ export class EventHistory {
     for (const claim of entry.claims) this.claims.add(claim);
     const user = this.userOf(entry);
     if (timestamp < user.firstSeen) user.firstSeen = timestamp;
-    if (entry.converts) this.converted(user, timestamp);
+    const knownAt = this.knownAt(entry);
+    if (knownAt === timestamp && (user.firstOnTime === null || timestamp < user.firstOnTime)) user.firstOnTime = timestamp;
+    if (entry.converts) this.converted(user, timestamp, knownAt);
 
     if (entry.receivedAt !== undefined) this.stats.lateEvents++;
     if (entry.usage !== undefined && entry.receivedAt !== undefined && this.options.asReceived) {
@@ -340,14 +351,19 @@ export class EventHistory {
   private userOf(entry: HistoryEntry): UserRecord {
     let user = this.users.get(entry.owner);
     if (!user) {
-      user = { id: entry.identity.id, kind: entry.identity.kind, firstSeen: entry.timestamp, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      user = { id: entry.identity.id, kind: entry.identity.kind, firstSeen: entry.timestamp, firstOnTime: null, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], conversion: null };
       this.users.set(entry.owner, user);
     }
     return user;
   }
 
-  private converted(user: UserRecord, at: string) {
-    if (user.convertedAt === null || at < user.convertedAt) user.convertedAt = at;
+  /** When the evaluator would know of the entry: a late product event, with `asReceived`, once it was received. */
+  private knownAt(entry: HistoryEntry): string {
+    return this.options.asReceived && entry.usage !== undefined && entry.receivedAt !== undefined ? entry.receivedAt : entry.timestamp;
+  }
+
+  private converted(user: UserRecord, at: string, knownAt: string) {
+    if (firstConversionKnown({ at, knownAt }, user.conversion)) user.conversion = { at, knownAt };
   }
 
   private flushBucket(user: UserRecord, day: string) {
@@ -400,7 +416,7 @@ export class EventHistory {
     const key = identityKey(user);
     let record = this.users.get(key);
     if (!record) {
-      record = { id: user.id, kind: user.kind, firstSeen, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], convertedAt: null };
+      record = { id: user.id, kind: user.kind, firstSeen, firstOnTime: firstSeen, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], conversion: null };
       this.users.set(key, record);
     }
     return record;
@@ -423,6 +439,7 @@ const byReceipt = (a: LateEvent, b: LateEvent) => (a.receivedAt < b.receivedAt ?
 /** Adds a merged identity's history to its user's: its days, late events, first message and conversion (not its traits or accounts: see finish). */
 function mergeRecord(into: UserRecord, from: UserRecord): void {
   if (from.firstSeen < into.firstSeen) into.firstSeen = from.firstSeen;
+  if (from.firstOnTime !== null && (into.firstOnTime === null || from.firstOnTime < into.firstOnTime)) into.firstOnTime = from.firstOnTime;
   for (const [day, rollup] of from.days) {
     const existing = into.days.get(day);
     const merged = existing ? mergeRollups(day, [existing, rollup]) : rollup;
@@ -431,7 +448,12 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
     into.days.set(day, merged);
   }
   if (from.late.length > 0) into.late = [...into.late, ...from.late].sort(byReceipt);
-  if (from.convertedAt !== null && (into.convertedAt === null || from.convertedAt < into.convertedAt)) into.convertedAt = from.convertedAt;
+  if (from.conversion !== null && firstConversionKnown(from.conversion, into.conversion)) into.conversion = from.conversion;
+}
+
+/** Whether a conversion is seen before another (none: never): known earlier, or known at once and earlier. */
+function firstConversionKnown(conversion: { at: string; knownAt: string }, other: { at: string; knownAt: string } | null): boolean {
+  return other === null || conversion.knownAt < other.knownAt || (conversion.knownAt === other.knownAt && conversion.at < other.at);
 }
 
 /** Joins a part of a day's session spans into the record's, and sets the day's session counts from the joined spans. */
@@ -604,7 +626,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       upto: 0,
       lateCounted: 0,
       ownRecord: false,
-      totals: { lifetime: emptyRollup('lifetime'), firstSeen: record.firstSeen, lastSeen: null },
+      totals: { lifetime: emptyRollup('lifetime'), firstSeen: record.firstOnTime, lastSeen: null },
       traitCursor: 0,
       traits: {},
       accounts: [],
@@ -707,7 +729,8 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     const { facts, evaluation } = look;
     if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
       const previous = user.state;
-      const convertedAt = user.record.convertedAt !== null && user.record.convertedAt <= at ? user.record.convertedAt : null;
+      const { conversion } = user.record;
+      const convertedAt = conversion !== null && conversion.knownAt <= at ? conversion.at : null;
       decideFor(user, evaluation, facts, now, at, convertedAt, changes);
       user.evaluated = true;
       // The accounts the evaluator would mark after saving this user.
@@ -731,7 +754,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   /** The first step from `from` whose time is not before `time`, an ISO 8601 time or epoch ms (none: steps.length; NaN: `from`). */
   const firstStepAt = (time: string | number, from: number) =>
     firstNotBelow(from, steps.length, typeof time === 'string' ? (index) => stepTimes[index]! < time : (index) => stepMs[index]! < time);
-  users.forEach((user, place) => visits[firstStepAt(user.record.firstSeen, 0)]?.push(place));
+  users.forEach((user, place) => visits[firstStepAt(firstKnownAt(user.record), 0)]?.push(place));
   /**
    * The accounts whose traits change at each step: a step applies only theirs, rather than asking every account
    * (accounts x steps, for a year of daily steps over many accounts).
@@ -788,7 +811,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       if (place === previous) continue;
       previous = place;
       const user = users[place]!;
-      if (user.record.firstSeen > at) continue;
+      if (firstKnownAt(user.record) > at) continue;
       // Merged into another user: the evaluator forwards its changes there, and a lead leaves its tier (mergedAway).
       if (user.record.merged !== undefined && user.record.merged.at <= at) {
         if (user.state !== undefined && user.state.tier !== null) {
@@ -844,14 +867,17 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     if (index > 0) options.onStep?.(index, steps.length - 1);
   });
 
-  // Conversions after the last step (a history read up to a --to keeps those after it): the report's horizon
-  // reaches past the period, and a lead of its last days converts then. An account's, at its first member's; its
-  // group traits after the period are not read.
-  for (const user of users) if (user.history.convertedAt === undefined && user.record.convertedAt !== null && user.record.convertedAt > lastStep) user.history.convertedAt = user.record.convertedAt;
+  // Conversions not known by the last step (after it: a history read up to a --to keeps those; or received after it):
+  // the report's horizon reaches past the period, and a lead of its last days converts then. An account's, at its first
+  // member's; its group traits after the period are not read.
+  for (const user of users) {
+    const { conversion } = user.record;
+    if (user.history.convertedAt === undefined && conversion !== null && conversion.knownAt > lastStep) user.history.convertedAt = conversion.at;
+  }
   if (accountsEvaluated && ruleset.file.conversion) {
     for (const account of accounts) {
       if (account.history.convertedAt !== undefined) continue;
-      const later = account.members.map(([member]) => member.history.convertedAt).filter((at) => at !== undefined && at > lastStep);
+      const later = account.members.flatMap(([member]) => (member.record.conversion !== null && member.record.conversion.knownAt > lastStep ? [member.record.conversion.at] : []));
       const at = accountConversion(ruleset.file.conversion, {}, later, new Date(lastStep));
       if (at !== null) account.history.convertedAt = at;
     }
@@ -881,7 +907,7 @@ function joinClaimed(user: UserRun, at: string): boolean {
   user.upto = 0;
   // The late events counted so far went into the days read again from the start: counted again, with the joined ones.
   user.lateCounted = 0;
-  user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstSeen, lastSeen: null };
+  user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstOnTime, lastSeen: null };
   return true;
 }
 
@@ -911,11 +937,15 @@ function countLateEvents(user: UserRun, at: string, ruleset: Ruleset): boolean {
   while (user.lateCounted < late.length && late[user.lateCounted]!.receivedAt <= at) user.lateCounted++;
   if (user.lateCounted === start) return false;
   const byDay = new Map<string, UsageEvent[]>();
+  let earliest = user.totals.firstSeen;
   for (const { day, usage } of late.slice(start, user.lateCounted)) {
     const events = byDay.get(day);
     if (events) events.push(usage);
     else byDay.set(day, [usage]);
+    if (earliest === null || usage.timestamp < earliest) earliest = usage.timestamp;
   }
+  // The first seen moves earlier now, as the evaluator's does when it reads the late events.
+  if (earliest !== user.totals.firstSeen) user.totals = { ...user.totals, firstSeen: earliest };
   // The history's record may be read by the users it merges into later (an aliased user): its sessions stay as read.
   if (!user.ownRecord) {
     user.record = { ...user.record, sessions: new Map(user.record.sessions) };
@@ -937,12 +967,20 @@ function countLateEvents(user: UserRun, at: string, ruleset: Ruleset): boolean {
 }
 
 /**
- * The conversion a lead's state machine has yet to record (null: none, or no tier). It is the one thing the state
- * machine, run again on a lead's last evaluation with nothing else new, would change (decide: the tier and score stay).
+ * When the conversion a lead's state machine has yet to record is known (null: none, or no tier). It is the one thing
+ * the state machine, run again on a lead's last evaluation with nothing else new, would change (decide: the tier and
+ * score stay).
  */
 function leadConversionAhead(user: UserRun): string | null {
   if (user.state === undefined || user.state.tier === null || user.state.conversion !== undefined) return null;
-  return user.record.convertedAt;
+  return user.record.conversion?.knownAt ?? null;
+}
+
+/** When the evaluator knows of the entity: its first message on time, or its first late event's receipt. */
+function firstKnownAt(record: UserRecord): string {
+  const firstLate = record.late[0]?.receivedAt;
+  if (record.firstOnTime === null) return firstLate ?? record.firstSeen;
+  return firstLate !== undefined && firstLate < record.firstOnTime ? firstLate : record.firstOnTime;
 }
 
 /** The rollups of a sorted day list in the ranges; only days at or before the step (the first `upto` of the list). */
