@@ -40,7 +40,8 @@ import { hash52, HashSet52 } from './seen-set';
  *     changes are recorded.
  *  3. Accounts (only when some rule looks at accounts), after their members, as the evaluator does: their facts are
  *     their members' rollups added up, and each member's last seen, tier and matched signals from the member's lead
- *     state (core/facts' accountFacts). They are decided when a member had new messages, when a member's tier moved, when they are leads, or when their sweep is due.
+ *     state (core/facts' accountFacts). They are decided when a member's evaluation moves them (new messages, a tier
+ *     moved), when their traits change, or when their sweep is due: as the evaluator judges them.
  *
  * Leads are made before the period too: a warm-up step at the end of the day before `from` decides the history before
  * it, so what that history qualifies is a lead when the period begins, as it would be with the rules live then (its
