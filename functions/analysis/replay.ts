@@ -697,8 +697,12 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   };
 
   const userDecays = decayIntervalMatters(ruleset, 'user');
-  /** Evaluates a user at a step (`changed`: it has new days), and runs the lead state machine when the evaluator would. */
-  const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean) => {
+  /**
+   * Evaluates a user at a step (`changed`: it has new days; `accountTraitsRead`: an account's traits its rules read
+   * moved, which the evaluator judges as a change of the account's members), and runs the lead state machine when the
+   * evaluator would.
+   */
+  const evaluateUser = (user: UserRun, at: string, now: Date, atMs: number, changed: boolean, accountTraitsRead: boolean) => {
     let look = user.lastLook;
     // Set when the user is evaluated now and no user signal decays: the moments stableUntil comes from are then
     // those nextDecisionAt would work out again (the decay interval is all that tells them apart).
@@ -728,7 +732,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       look = { facts, evaluation };
     }
     const { facts, evaluation } = look;
-    if (changed || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
+    if (changed || accountTraitsRead || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
       const previous = user.state;
       const { conversion } = user.record;
       const convertedAt = conversion !== null && conversion.knownAt <= at ? conversion.at : null;
@@ -846,7 +850,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
       const conversion = leadConversionAhead(user);
       const skip = !stale && atMs < user.stableUntil && atMs < user.decideAt && (conversion === null || conversion > at) && !options.reevaluateAll;
-      if (!skip) evaluateUser(user, at, now, atMs, changed);
+      if (!skip) evaluateUser(user, at, now, atMs, changed, accountTraitsMoved && ruleset.usersReadAccountTraits);
       visits[nextVisit(user, index)]?.push(place);
     }
 

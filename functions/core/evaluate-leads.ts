@@ -284,6 +284,25 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     evaluated++;
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
+  /**
+   * The members of the page's accounts listed as a change (new traits, or left by an earlier run) not on the page
+   * themselves, as changes of their own, when users' rules read their accounts' traits: judged before the accounts, as
+   * the backtest judges them at the step their account's traits change. Otherwise a member's fit signal on its
+   * account, or its route, would stay as it was until the member's next event or sweep.
+   */
+  const membersOfListedAccounts = async (candidates: readonly EvaluationCandidate[]): Promise<EvaluationCandidate[]> => {
+    const accounts = ruleset.usersReadAccountTraits ? candidates.filter((candidate) => candidate.ref.type === 'account') : [];
+    if (accounts.length === 0) return [];
+    const onPage = new Set(candidates.map((candidate) => entityKey(candidate.ref)));
+    const listed = new Map<string, EvaluationCandidate>();
+    await forEachConcurrently(accounts, concurrency, async ({ ref, since }) => {
+      for (const { id } of await store.members(ref)) {
+        const member: EvaluationCandidate = { ref: { workspace: ref.workspace, type: 'user', id }, reason: 'changed', days: [], since: since ?? now.toISOString() };
+        if (!onPage.has(entityKey(member.ref))) listed.set(entityKey(member.ref), member);
+      }
+    });
+    return [...listed.values()];
+  };
   /** Sweeps of members started by the accounts that read them, by member: another account of theirs awaits the same one. */
   const sweeps = new Map<string, Promise<void>>();
   /**
@@ -338,7 +357,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     async evaluatePage(candidates: readonly EvaluationCandidate[]): Promise<void> {
       reads = pageReads(store, now, ruleset.calendar, daysFrom);
       const users: EvaluationCandidate[] = [];
-      for (const candidate of candidates) {
+      for (const candidate of [...candidates, ...(await membersOfListedAccounts(candidates))]) {
         if (candidate.ref.type === 'account') continue;
         // Left again, unread: a claim merging it elsewhere meanwhile is seen once its interval is over.
         if (waitsByMark(candidate)) {

@@ -274,6 +274,34 @@ tiers:
     expect(fromEvaluator).toContain(`${qualifiedAt} account acme: none -> team`);
   }, 300_000);
 
+  it("agree when an account's new traits move its members' fit: a member with no message that day is judged again", async () => {
+    // Another member's group call rewrites the account's profile: change capture lists the account, and the evaluator
+    // judges its members first, since their rules read its traits (of: account), as the replay does at that step.
+    const ruleset = loadRules(
+      `
+version: 1
+signup: { trait: createdAt }
+signals:
+  big_account: { trait: employees, of: account, is: { gte: 50 }, points: 10 }
+tiers:
+  - { name: warm, min_score: 10, route: nurture }
+`,
+      'account traits agreement rules',
+    );
+    const at = (day: number, hour: number) => new Date(Date.UTC(2025, 2, 3 + day, hour)).toISOString();
+    const message = (type: string, messageId: string, day: number, hour: number, fields: Record<string, unknown>): StreamMessage => ({ type, messageId, timestamp: at(day, hour), ...fields });
+    const stream = [
+      message('identify', 'm1', 0, 9, { userId: 'quiet-member', traits: { createdAt: at(0, 9) } }),
+      message('group', 'm2', 0, 10, { userId: 'quiet-member', groupId: 'acme', traits: { employees: 20 } }),
+      message('identify', 'm3', 1, 9, { userId: 'admin', traits: { createdAt: at(1, 9) } }),
+      message('group', 'm4', 1, 10, { userId: 'admin', groupId: 'acme', traits: { employees: 20 } }),
+      message('group', 'm5', 3, 10, { userId: 'admin', groupId: 'acme', traits: { employees: 300 } }),
+    ];
+    const { fromEvaluator, fromBacktest } = await runBothSides(ruleset, stream);
+    expect(fromEvaluator).toEqual(fromBacktest);
+    expect(fromEvaluator).toEqual([`${addDays('2025-03-03', 3)}T23:59:59.999Z user admin: none -> warm`, `${addDays('2025-03-03', 3)}T23:59:59.999Z user quiet-member: none -> warm`]);
+  }, 300_000);
+
   it('agree when a signal accounts read of their members turns by time alone: the accounts are decided at that step, for a lead or not', async () => {
     // Both members' signups grow old at a sweep, with no new events and no new tier: the lead's sweep is due anyway
     // (time changes its evaluation), the other's because its accounts read that signal of it. Each saves the turned

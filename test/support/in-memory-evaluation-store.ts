@@ -81,6 +81,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     Object.assign(this.entityOf(ref).traits, traits);
   }
 
+  /** The traits of a user or an account, as set. */
+  traitsOf(ref: EntityRef): Readonly<Record<string, unknown>> {
+    return this.entityOf(ref).traits;
+  }
+
   /** Makes a user a member of an account. */
   join(workspace: string, userId: string, accountId: string): void {
     const user = this.entityOf({ workspace, type: 'user', id: userId });

@@ -4,6 +4,7 @@ import { didYouMean } from '../did-you-mean';
 import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine } from '../file-problems';
 import { attachList, type ListCondition, listFileValues, regexProblem } from './conditions';
 import { sameMapKey } from './routing';
+import { accountTraitPrefix } from './trait-reference';
 import type { Condition, RulesFile, Signal } from './schema';
 
 /**
@@ -52,6 +53,11 @@ export interface Ruleset {
    * lifetime totals come from the members' states.
    */
   accountsReadMemberDays: boolean;
+  /**
+   * Whether a user's evaluation reads its accounts' traits (a trait signal `of: account`, a route `by: account.<trait>`):
+   * then an account's new traits are its members' change too.
+   */
+  usersReadAccountTraits: boolean;
   /** The user signals whose outcome accounts read of their members (`members_matching`): a turn of one moves the accounts. */
   memberSignals: ReadonlySet<string>;
   /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
@@ -107,6 +113,9 @@ export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string,
     }),
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
     accountsReadMemberDays: signals.some(([, signal]) => signalLevel(signal) === 'account' && signal.kind === 'event' && (signal.window !== undefined || signal.since_signup !== undefined || signal.per !== undefined)),
+    usersReadAccountTraits:
+      signals.some(([, signal]) => signal.kind === 'trait' && signal.of === 'account') ||
+      file.tiers.some((tier) => tier.level !== 'account' && typeof tier.route === 'object' && tier.route.by.startsWith(accountTraitPrefix)),
     memberSignals: new Set(signals.flatMap(([, signal]) => (signal.kind === 'members' ? [signal.members_matching] : []))),
     anonymousLeads: file.identity.anonymous_leads,
     calendar: calendarOf(file.timezone ?? 'UTC'),
