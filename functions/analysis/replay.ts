@@ -850,7 +850,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
       const conversion = leadConversionAhead(user);
       const skip = !stale && atMs < user.stableUntil && atMs < user.decideAt && (conversion === null || conversion > at) && !options.reevaluateAll;
-      if (!skip) evaluateUser(user, at, now, atMs, changed, accountTraitsMoved && ruleset.usersReadAccountTraits);
+      if (!skip) evaluateUser(user, at, now, atMs, changed, accountTraitsMoved && (ruleset.accountTraitSignals.length > 0 || ruleset.routesByAccountTrait));
       visits[nextVisit(user, index)]?.push(place);
     }
 

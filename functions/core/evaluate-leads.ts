@@ -9,6 +9,7 @@ import type { Calendar } from './days';
 import { identityKey, type Claim, type Identity } from './identity';
 import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
+import { conditionHolds } from './rules/conditions';
 import type { Ruleset } from './rules/load';
 
 /** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
@@ -285,20 +286,22 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
   /**
-   * The members of the page's accounts listed as a change (new traits, or left by an earlier run) not on the page
-   * themselves, as changes of their own, when users' rules read their accounts' traits: judged before the accounts, as
-   * the backtest judges them at the step their account's traits change. Otherwise a member's fit signal on its
-   * account, or its route, would stay as it was until the member's next event or sweep.
+   * The members of the page's accounts listed as a change (new traits, or left by an earlier run) whose evaluation
+   * the account's traits move (accountTraitsMove), not on the page themselves, as changes of their own: judged before
+   * the accounts, as the backtest judges them at the step their account's traits change. Otherwise a member's fit
+   * signal on its account, or its route, would stay as it was until the member's next event or sweep.
    */
   const membersOfListedAccounts = async (candidates: readonly EvaluationCandidate[]): Promise<EvaluationCandidate[]> => {
-    const accounts = ruleset.usersReadAccountTraits ? candidates.filter((candidate) => candidate.ref.type === 'account') : [];
+    const readsAccountTraits = ruleset.accountTraitSignals.length > 0 || ruleset.routesByAccountTrait;
+    const accounts = readsAccountTraits ? candidates.filter((candidate) => candidate.ref.type === 'account') : [];
     if (accounts.length === 0) return [];
     const onPage = new Set(candidates.map((candidate) => entityKey(candidate.ref)));
     const listed = new Map<string, EvaluationCandidate>();
     await forEachConcurrently(accounts, concurrency, async ({ ref, since }) => {
-      for (const { id } of await store.members(ref)) {
+      const [members, [traits]] = await Promise.all([store.members(ref), store.accountTraits(ref.workspace, [ref.id])]);
+      for (const { id, state } of members) {
         const member: EvaluationCandidate = { ref: { workspace: ref.workspace, type: 'user', id }, reason: 'changed', days: [], since: since ?? now.toISOString() };
-        if (!onPage.has(entityKey(member.ref))) listed.set(entityKey(member.ref), member);
+        if (!onPage.has(entityKey(member.ref)) && accountTraitsMove(ruleset, traits ?? {}, state?.lead)) listed.set(entityKey(member.ref), member);
       }
     });
     return [...listed.values()];
@@ -421,6 +424,22 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       }
     },
   };
+}
+
+/**
+ * Whether an account's traits can move a member's evaluation from what its lead state holds: a signal on its
+ * accounts' traits that would turn (matched now, or matched before: it may hold through another account, and is judged
+ * again then), or a route a lead takes from an account trait. Not a member never judged (merged into another user
+ * first): nothing of it is read again. Most trait changes turn no signal (a company of 300 grows to 320 for a rule of
+ * 50 or more), and its members are not read again for them.
+ */
+export function accountTraitsMove(ruleset: Ruleset, traits: Record<string, unknown>, lead: LeadState | undefined): boolean {
+  if (lead === undefined) return false;
+  if (lead.tier !== null && ruleset.routesByAccountTrait) return true;
+  return ruleset.accountTraitSignals.some((name) => {
+    const signal = ruleset.file.signals[name]!;
+    return signal.kind === 'trait' && conditionHolds(signal.is, traits[signal.trait]) !== lead.matched.includes(name);
+  });
 }
 
 /** The candidate with the days of another listing of the same entity too. */

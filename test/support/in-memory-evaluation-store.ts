@@ -1,5 +1,5 @@
 import { entityKey, laterWaitEnd } from '../../functions/core/changes';
-import { dayOf } from '../../functions/core/days';
+import { calendarOf, type Calendar } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
@@ -22,7 +22,7 @@ interface Entity {
   sweepDue?: string;
 }
 
-type TrackedEvent = Omit<UsageEvent, 'type'> & { type?: string; messageId?: string; anonymousId?: string; previousId?: string };
+type TrackedEvent = Omit<UsageEvent, 'type'> & { type?: string; messageId?: string; anonymousId?: string; previousId?: string; traits?: Record<string, unknown>; groupId?: string };
 
 interface Token {
   revision: number;
@@ -53,8 +53,12 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   /** Counts marks, so that a run can tell the marks made before it started from those made since. */
   private sequence = 0;
 
-  constructor(options: { maxChangedDaysPerSave?: number } = {}) {
+  /** The rules' days, which events are stored by, as ingest stores them (its `timeZone`). */
+  private readonly calendar: Calendar;
+
+  constructor(options: { maxChangedDaysPerSave?: number; calendar?: Calendar } = {}) {
     this.maxChangedDaysPerSave = options.maxChangedDaysPerSave ?? 90;
+    this.calendar = options.calendar ?? calendarOf('UTC');
   }
 
   // ---- what ingest would store ----
@@ -66,14 +70,14 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   track(workspace: string, userId: string, event: TrackedEvent, receivedAt = event.timestamp): void {
     const user = this.entityOf({ workspace, type: 'user', id: userId });
     user.events.push({ type: 'track', messageId: `m${user.events.length}`, userId, ...event });
-    this.markEntity(user, dayOf(event.timestamp), receivedAt);
+    this.markEntity(user, this.calendar.dayOf(event.timestamp), receivedAt);
   }
 
   /** Stores an anonymous visitor's event (no userId) and marks the visitor, as ingest does. */
   trackVisitor(workspace: string, anonymousId: string, event: Omit<TrackedEvent, 'anonymousId'>): void {
     const visitor = this.entityOf({ workspace, type: 'visitor', id: anonymousId });
     visitor.events.push({ type: 'track', messageId: `m${visitor.events.length}`, anonymousId, ...event });
-    this.markEntity(visitor, dayOf(event.timestamp), event.timestamp);
+    this.markEntity(visitor, this.calendar.dayOf(event.timestamp), event.timestamp);
   }
 
   /** Sets traits of a user or an account. */
@@ -252,7 +256,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
 
   async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
     const events = this.entityOf(ref).events;
-    return structuredClone(days === 'all' ? events : events.filter((event) => days.includes(dayOf(event.timestamp))));
+    return structuredClone(days === 'all' ? events : events.filter((event) => days.includes(this.calendar.dayOf(event.timestamp))));
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {

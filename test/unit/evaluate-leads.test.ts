@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { dayMs } from '../../functions/core/days';
-import { evaluateChanges, evaluateShard, runEvaluator, shardsCoveredBy, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
+import { accountTraitsMove, evaluateChanges, evaluateShard, runEvaluator, shardsCoveredBy, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
+import type { LeadState } from '../../functions/core/lead-state';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import type { EntityRef, LeadPublisher } from '../../functions/core/ports';
 import { loadRules } from '../../functions/core/rules/load';
@@ -708,5 +709,41 @@ describe('shardsCoveredBy', () => {
     expect(shardsCoveredBy(1, 2, 7)).toEqual(['1', '3', '5']);
     const covered = [0, 1, 2].flatMap((shard) => shardsCoveredBy(shard, 3, 16));
     expect(covered.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 16 }, (_, shard) => shard));
+  });
+});
+
+describe("an account's new traits", () => {
+  const fit = loadRules(`
+version: 1
+signals:
+  big: { trait: employees, of: account, is: { gte: 50 }, points: 10 }
+  pro: { trait: plan, is: pro, points: 5 }
+tiers:
+  - { name: warm, min_score: 10, route: nurture }
+`);
+  const byRegion = loadRules(`
+version: 1
+signals:
+  active: { event: Report Run, points: 10 }
+tiers:
+  - { name: warm, min_score: 10, route: { by: account.region, map: { emea: sales-emea }, default: sales } }
+`);
+  // What of a member's lead state the check reads: its tier and matched signals.
+  const lead = (tier: string | null, matched: string[]) => ({ tier, matched }) as Partial<LeadState> as LeadState;
+
+  it('move a member whose signal on its accounts would turn, either way', () => {
+    expect(accountTraitsMove(fit, { employees: 300 }, lead(null, []))).toBe(true);
+    expect(accountTraitsMove(fit, { employees: 20 }, lead('warm', ['big']))).toBe(true);
+  });
+
+  it('leave alone a member whose signals hold as they were, and one never judged', () => {
+    expect(accountTraitsMove(fit, { employees: 320 }, lead('warm', ['big', 'pro']))).toBe(false);
+    expect(accountTraitsMove(fit, { employees: 20 }, lead(null, ['pro']))).toBe(false);
+    expect(accountTraitsMove(fit, { employees: 300 }, undefined)).toBe(false);
+  });
+
+  it("move a lead whose route comes from its accounts' traits, not a member out of the tiers", () => {
+    expect(accountTraitsMove(byRegion, { region: 'emea' }, lead('warm', ['active']))).toBe(true);
+    expect(accountTraitsMove(byRegion, { region: 'emea' }, lead(null, []))).toBe(false);
   });
 });

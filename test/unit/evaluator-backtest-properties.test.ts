@@ -98,10 +98,18 @@ const richRulesArb = fc
     hotRequiresBase: fc.boolean(),
     cap: fc.option(fc.integer({ min: 20, max: 80 }), { nil: undefined }),
     cooldownDays: fc.integer({ min: 0, max: 3 }),
-    conversion: fc.option(fc.record({ event: eventArb, keep_in_tiers: fc.boolean() }), { nil: undefined }),
+    conversion: fc.option(
+      fc.oneof(
+        fc.record({ event: eventArb, where: fc.constant({ plan: 'pro' }), keep_in_tiers: fc.boolean() }),
+        fc.record({ trait: fc.constant('plan'), is: fc.constant('pro'), keep_in_tiers: fc.boolean() }),
+      ),
+      { nil: undefined },
+    ),
+    // The days the rules count in: a day of New York or Kolkata ends hours from a UTC one.
+    timezone: fc.constantFrom(undefined, 'America/New_York', 'Asia/Kolkata'),
     anonymousLeads: fc.boolean(),
   })
-  .map(({ base, signals, warm, hotAbove, hotRequiresBase, cap, cooldownDays, conversion, anonymousLeads }) => {
+  .map(({ base, signals, warm, hotAbove, hotRequiresBase, cap, cooldownDays, conversion, timezone, anonymousLeads }) => {
     const named = Object.fromEntries(signals.map((signal, index) => [`s${index}`, signal]));
     const accountSignals = Object.values(named).filter((signal) => 'level' in signal && signal.level === 'account') as { points: number }[];
     return JSON.stringify({
@@ -114,7 +122,8 @@ const richRulesArb = fc
         ...(accountSignals.length > 0 ? [{ name: 'team', min_score: Math.max(Math.min(...accountSignals.map((signal) => signal.points)), 1), route: 'sales', level: 'account' }] : []),
       ],
       ...(cap !== undefined ? { scoring: { cap } } : {}),
-      ...(conversion ? { conversion: { event: conversion.event, where: { plan: 'pro' }, keep_in_tiers: conversion.keep_in_tiers } } : {}),
+      ...(conversion ? { conversion } : {}),
+      ...(timezone ? { timezone } : {}),
       ...(cooldownDays > 0 ? { policy: { cooldown: `${cooldownDays}d` } } : {}),
       ...(anonymousLeads ? { identity: { anonymous_leads: true } } : {}),
     });
@@ -139,6 +148,8 @@ const usersArb = fc.array(
     // An alias that makes this user another, later-listed one (`after` users on), once both have signed up and this one
     // has had its last day of events (`days` later).
     alias: fc.option(fc.record({ after: fc.integer({ min: 1, max: 3 }), days: fc.integer({ min: 1, max: 4 }), hour: fc.integer({ min: 1, max: 22 }) }), { nil: undefined }),
+    // Days after signup when an identify gives this user the other company size and the pro plan (its traits change).
+    upgraded: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
     // Days after signup when a group call from this user gives its account the other size (its traits change).
     resized: fc.option(fc.integer({ min: 1, max: 6 }), { nil: undefined }),
   }),
@@ -183,10 +194,16 @@ function messagesOf(users: Users, sameRun: boolean): Message[] {
   users.forEach((user, index) => {
     const userId = `u${index}`;
     messages.push({ type: 'identify', userId, messageId: `${userId}-i`, timestamp: at(user.signupDay, 0), traits: { createdAt: at(user.signupDay, 0), employees: user.employees } });
+    // Across pages, not for a user aliased later: its alias day is chosen clear of its own messages (below).
+    if (user.upgraded !== undefined && (sameRun || !user.alias)) {
+      messages.push({ type: 'identify', userId, messageId: `${userId}-upgrade`, timestamp: at(user.signupDay + user.upgraded, 6), traits: { employees: user.employees === 5 ? 60 : 5, plan: 'pro' } });
+    }
     if (user.account) messages.push({ type: 'group', userId, groupId: user.account, messageId: `${userId}-g`, timestamp: at(user.signupDay, 0), traits: { employees: accountEmployees[user.account] } });
     // Not across pages: a member its account's new traits list on an earlier page than its claimed visitor's change
     // is judged without that change, and the next run corrects it (the limit of pages that messagesOf's sameRun says).
-    if (user.account && user.resized !== undefined && sameRun) {
+    // Nor with aliases: a member aliased away the day it joined is never judged, and its account learns of it only
+    // when something else judges it, which a profile write is for the evaluator but not for the replay.
+    if (user.account && user.resized !== undefined && sameRun && !users.some((other) => other.alias !== undefined)) {
       messages.push({ type: 'group', userId, groupId: user.account, messageId: `${userId}-resize`, timestamp: at(user.signupDay + user.resized, 12), traits: { employees: accountEmployees[user.account] === 20 ? 300 : 20 } });
     }
     // Something on the signup day: the in-memory store marks a user by its events, as ingest marks it by any message.
@@ -227,11 +244,17 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
   const ruleset = loadRules(rulesText, 'generated');
   const fromBacktest = replayedTransitions(ruleset, messages, firstDay, lastDay, { asReceived }).lines;
 
-  const store = new InMemoryEvaluationStore();
+  const { calendar } = ruleset;
+  const store = new InMemoryEvaluationStore({ calendar });
   const publisher = new RecordingPublisher();
-  for (let day = firstDay; day <= lastDay; day = addDays(day, 1)) {
-    for (const message of messages.filter((candidate) => (candidate.receivedAt ?? candidate.timestamp).startsWith(day))) {
+  // From the day before: in a time zone west of UTC, the first messages fall on it.
+  for (let day = addDays(firstDay, -1); day <= lastDay; day = addDays(day, 1)) {
+    for (const message of messages.filter((candidate) => calendar.dayOf(candidate.receivedAt ?? candidate.timestamp) === day)) {
       const { userId, anonymousId, event, timestamp, messageId, properties } = message;
+      // Ingest stores every message as an event of its user, which marks the user's day, and its traits in a profile.
+      if (userId !== undefined && (message.type === 'identify' || message.type === 'group')) {
+        store.track(workspace, userId, { type: message.type, timestamp, messageId, traits: message.traits!, ...(message.groupId ? { groupId: message.groupId } : {}) });
+      }
       if (userId === undefined) store.trackVisitor(workspace, anonymousId!, { event: event!, timestamp, messageId, ...(properties ? { properties } : {}) });
       else if (message.type === 'identify') store.setTraits({ workspace, type: 'user', id: userId }, message.traits!);
       else if (message.type === 'alias') store.track(workspace, userId, { type: 'alias', timestamp, messageId, previousId: message.previousId! });
@@ -244,7 +267,7 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
         if (changed) await store.keep([{ ref: account, days: [], since: timestamp }]);
       } else store.track(workspace, userId, { event: event!, timestamp, messageId, ...(anonymousId ? { anonymousId } : {}), ...(properties ? { properties } : {}) });
     }
-    const now = new Date(ruleset.calendar.endOf(day));
+    const now = new Date(calendar.endOf(day));
     for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false, pageSize })).evaluated === 0) break;
   }
   return { fromBacktest, fromEvaluator: publishedTransitions(publisher.published) };
@@ -257,8 +280,10 @@ const sameTransitionsOn = (rules: fc.Arbitrary<string>, seed: number) =>
   fc.assert(
     fc.asyncProperty(rules, usersArb, pageSizeArb, async (rulesText, users, pageSize) => {
       const messages = messagesOf(users, pageSize === 100);
+      // messagesOf keeps claims out of one run by their UTC days, which a time zone moves: across pages, days of UTC.
+      const rules = pageSize === 100 ? rulesText : JSON.stringify({ ...JSON.parse(rulesText), timezone: undefined });
       // Days after the last event too: windows empty, inactivity sets in, cooldowns end.
-      const { fromBacktest, fromEvaluator } = await bothSides(rulesText, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), pageSize);
+      const { fromBacktest, fromEvaluator } = await bothSides(rules, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), pageSize);
       expect(fromEvaluator).toEqual(fromBacktest);
     }),
     { numRuns: runs, ...(process.env.RUNS ? {} : { seed }) },

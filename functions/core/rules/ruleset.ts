@@ -54,10 +54,11 @@ export interface Ruleset {
    */
   accountsReadMemberDays: boolean;
   /**
-   * Whether a user's evaluation reads its accounts' traits (a trait signal `of: account`, a route `by: account.<trait>`):
-   * then an account's new traits are its members' change too.
+   * The user signals that read their accounts' traits (`of: account`) and whether a tier of users routes by one
+   * (`by: account.<trait>`): an account's new traits can move its members then.
    */
-  usersReadAccountTraits: boolean;
+  accountTraitSignals: readonly string[];
+  routesByAccountTrait: boolean;
   /** The user signals whose outcome accounts read of their members (`members_matching`): a turn of one moves the accounts. */
   memberSignals: ReadonlySet<string>;
   /** Whether anonymous visitors nobody claimed are leads of their own (`identity.anonymous_leads`). */
@@ -113,9 +114,8 @@ export function rulesetOf(parsed: RulesFile, problem: ProblemAt, source: string,
     }),
     evaluatesAccounts: signals.some(([, signal]) => signalLevel(signal) === 'account') || file.tiers.some((tier) => tier.level === 'account'),
     accountsReadMemberDays: signals.some(([, signal]) => signalLevel(signal) === 'account' && signal.kind === 'event' && (signal.window !== undefined || signal.since_signup !== undefined || signal.per !== undefined)),
-    usersReadAccountTraits:
-      signals.some(([, signal]) => signal.kind === 'trait' && signal.of === 'account') ||
-      file.tiers.some((tier) => tier.level !== 'account' && typeof tier.route === 'object' && tier.route.by.startsWith(accountTraitPrefix)),
+    accountTraitSignals: signals.flatMap(([name, signal]) => (signal.kind === 'trait' && signal.of === 'account' ? [name] : [])),
+    routesByAccountTrait: file.tiers.some((tier) => tier.level !== 'account' && typeof tier.route === 'object' && tier.route.by.startsWith(accountTraitPrefix)),
     memberSignals: new Set(signals.flatMap(([, signal]) => (signal.kind === 'members' ? [signal.members_matching] : []))),
     anonymousLeads: file.identity.anonymous_leads,
     calendar: calendarOf(file.timezone ?? 'UTC'),
