@@ -261,8 +261,10 @@ export function memberRangesInReach(member: EntityTotals, ruleset: Ruleset, now:
 
 /**
  * An account's facts are its members' added up: their day rollups day by day, their lifetimes, first and last seen
- * over them, and each member's last seen, tier and matched signals from its own lead state. A member never
- * evaluated counts as a member with nothing.
+ * over them, and each member's last seen, tier and matched signals from its own lead state. A member never evaluated
+ * is left out until it is: one merged into another user before its first evaluation (an alias the day it joined) never
+ * is, and would otherwise keep the account out of an `every` members signal for good; one another shard's run has yet
+ * to judge moves the account when it is (movedAccounts), rather than twice, out and back in.
  */
 export function accountFacts(account: { id: string; traits: Record<string, unknown> }, members: readonly MemberRows[]): EntityFacts {
   const memberFacts: MemberFacts[] = [];
@@ -272,8 +274,8 @@ export function accountFacts(account: { id: string; traits: Record<string, unkno
   let lastSeen: string | null = null;
   for (const member of members) {
     const { state } = member;
-    memberFacts.push({ id: member.id, lastSeen: state?.lastSeen ?? null, tier: state?.lead?.tier ?? null, matched: state?.lead?.matched ?? [] });
     if (!state) continue;
+    memberFacts.push({ id: member.id, lastSeen: state.lastSeen, tier: state.lead?.tier ?? null, matched: state.lead?.matched ?? [] });
     lifetimes.push(state.lifetime);
     if (state.firstSeen && (firstSeen === null || state.firstSeen < firstSeen)) firstSeen = state.firstSeen;
     if (state.lastSeen && (lastSeen === null || state.lastSeen > lastSeen)) lastSeen = state.lastSeen;

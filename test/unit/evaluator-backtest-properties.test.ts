@@ -201,9 +201,7 @@ function messagesOf(users: Users, sameRun: boolean): Message[] {
     if (user.account) messages.push({ type: 'group', userId, groupId: user.account, messageId: `${userId}-g`, timestamp: at(user.signupDay, 0), traits: { employees: accountEmployees[user.account] } });
     // Not across pages: a member its account's new traits list on an earlier page than its claimed visitor's change
     // is judged without that change, and the next run corrects it (the limit of pages that messagesOf's sameRun says).
-    // Nor with aliases: a member aliased away the day it joined is never judged, and its account learns of it only
-    // when something else judges it, which a profile write is for the evaluator but not for the replay.
-    if (user.account && user.resized !== undefined && sameRun && !users.some((other) => other.alias !== undefined)) {
+    if (user.account && user.resized !== undefined && sameRun) {
       messages.push({ type: 'group', userId, groupId: user.account, messageId: `${userId}-resize`, timestamp: at(user.signupDay + user.resized, 12), traits: { employees: accountEmployees[user.account] === 20 ? 300 : 20 } });
     }
     // Something on the signup day: the in-memory store marks a user by its events, as ingest marks it by any message.
@@ -350,8 +348,12 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
     ];
     const { fromBacktest, fromEvaluator } = await bothSides(rulesText, messages, addDays(firstDay, 12));
     expect(fromEvaluator).toEqual(fromBacktest);
-    // Out when its member's window ends, a day after the join: u1, never judged, matches nothing.
+    // Out when its member's window ends, a day after the join: u1, never judged, is no member to judge (core/facts).
     expect(fromBacktest).toEqual([`${addDays(firstDay, 2)}T23:59:59.999Z account a0: none -> team`, `${addDays(firstDay, 4)}T23:59:59.999Z account a0: team -> none`, `${addDays(firstDay, 7)}T23:59:59.999Z account a0: none -> team`, `${addDays(firstDay, 9)}T23:59:59.999Z account a0: team -> none`]);
+    // Nor does it keep the account out for good: back in when its one judged member is active again.
+    const again = await bothSides(rulesText, [...messages, track('u0', 11)], addDays(firstDay, 14));
+    expect(again.fromEvaluator).toEqual(again.fromBacktest);
+    expect(again.fromBacktest).toContain(`${addDays(firstDay, 11)}T23:59:59.999Z account a0: none -> team`);
   });
 
   it("agree on when a member aliased away was last active, which its account's active members count", async () => {
