@@ -6,7 +6,7 @@ import { decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecision
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { emptyRollup, evaluate, mergeRollups, noNames, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
-import type { Ruleset } from '../core/rules/load';
+import { usersReadAccountTraits, type Ruleset } from '../core/rules/load';
 import { changesByTimeAt, decayIntervalMatters, type TimeChanges } from '../core/rules/time-changes';
 import type { MessageType } from '../core/segment-schema';
 import { Groups } from './groups';
@@ -113,7 +113,13 @@ interface UserRecord {
    * The conversion the evaluator would see first (core/conversion), null for none: when it happened, and when it was
    * known (a late product event's, with `asReceived`, when it was received); the earliest known, then the earliest.
    */
-  conversion: { at: string; knownAt: string } | null;
+  conversion: KnownConversion | null;
+}
+
+/** A conversion's time, and when the evaluator would know of it. */
+interface KnownConversion {
+  at: string;
+  knownAt: string;
 }
 
 export interface EventHistoryStats {
@@ -254,7 +260,6 @@ export function messageConverts(message: Pick<HistoryMessage, 'message'>, rulese
 
 /** The claims of the many messages that make none, shared. */
 export const noClaims: readonly Claim[] = Object.freeze([]);
-
 
 /** The record's own entries of these names (never `__proto__`: ingest's validation refuses that key). */
 function picked(record: Record<string, unknown>, names: ReadonlySet<string>): Record<string, unknown> {
@@ -453,7 +458,7 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
 }
 
 /** Whether a conversion is seen before another (none: never): known earlier, or known at once and earlier. */
-function firstConversionKnown(conversion: { at: string; knownAt: string }, other: { at: string; knownAt: string } | null): boolean {
+function firstConversionKnown(conversion: KnownConversion, other: KnownConversion | null): boolean {
   return other === null || conversion.knownAt < other.knownAt || (conversion.knownAt === other.knownAt && conversion.at < other.at);
 }
 
@@ -739,7 +744,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       decideFor(user, evaluation, facts, now, at, convertedAt, changes);
       user.evaluated = true;
       // The accounts the evaluator would mark after saving this user.
-      if (movesAccounts(ruleset, previous, user.state!, changed)) for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
+      if (movesAccounts(ruleset, previous, user.state!, changed)) markAccounts(user, at);
     }
     // Kept for leads only: the others are not looked at while nothing moves, and memory stays that of the leads.
     user.lastLook = (user.state?.tier ?? null) !== null ? look : undefined;
@@ -826,7 +831,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
           const { state, transition } = mergedAway(user.state, { type: 'user', id: user.record.merged.into }, ruleset, now);
           user.state = { ...state, history: [] };
           user.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
-          for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
+          markAccounts(user, at);
         }
         continue;
       }
@@ -850,7 +855,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       if (stale) user.stableUntil = Number.NEGATIVE_INFINITY;
       const conversion = leadConversionAhead(user);
       const skip = !stale && atMs < user.stableUntil && atMs < user.decideAt && (conversion === null || conversion > at) && !options.reevaluateAll;
-      if (!skip) evaluateUser(user, at, now, atMs, changed, accountTraitsMoved && (ruleset.accountTraitSignals.length > 0 || ruleset.routesByAccountTrait));
+      if (!skip) evaluateUser(user, at, now, atMs, changed, accountTraitsMoved && usersReadAccountTraits(ruleset));
       visits[nextVisit(user, index)]?.push(place);
     }
 
@@ -914,6 +919,11 @@ function joinClaimed(user: UserRun, at: string): boolean {
   user.lateCounted = 0;
   user.totals = { lifetime: emptyRollup('lifetime'), firstSeen: user.record.firstOnTime, lastSeen: null };
   return true;
+}
+
+/** Marks the accounts the user is a member of by `at` for their decision at this step (the evaluator's movedAccounts). */
+function markAccounts(user: UserRun, at: string): void {
+  for (const [account, joinedAt] of user.accounts) if (joinedAt <= at) account.marked = true;
 }
 
 /**

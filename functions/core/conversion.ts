@@ -19,7 +19,6 @@ export interface ConversionMessage {
   context?: unknown;
 }
 
-
 /**
  * Whether the message converts: a track call of the conversion event whose properties pass `where`; or, for a trait
  * rule, the call that sets the entity's traits (identify for a user, group for an account) giving the trait a value

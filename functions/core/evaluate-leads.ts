@@ -10,7 +10,7 @@ import { identityKey, type Claim, type Identity } from './identity';
 import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import { conditionHolds } from './rules/conditions';
-import type { Ruleset } from './rules/load';
+import { usersReadAccountTraits, type Ruleset } from './rules/load';
 
 /** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
 export const defaultEvaluatorConcurrency = 8;
@@ -292,13 +292,13 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
    * signal on its account, or its route, would stay as it was until the member's next event or sweep.
    */
   const membersOfListedAccounts = async (candidates: readonly EvaluationCandidate[]): Promise<EvaluationCandidate[]> => {
-    const readsAccountTraits = ruleset.accountTraitSignals.length > 0 || ruleset.routesByAccountTrait;
-    const accounts = readsAccountTraits ? candidates.filter((candidate) => candidate.ref.type === 'account') : [];
+    const accounts = usersReadAccountTraits(ruleset) ? candidates.filter((candidate) => candidate.ref.type === 'account') : [];
     if (accounts.length === 0) return [];
     const onPage = new Set(candidates.map((candidate) => entityKey(candidate.ref)));
     const listed = new Map<string, EvaluationCandidate>();
     await forEachConcurrently(accounts, concurrency, async ({ ref, since }) => {
-      const [members, [traits]] = await Promise.all([store.members(ref), store.accountTraits(ref.workspace, [ref.id])]);
+      // Through the page's reads: the members judged on this page read the same profile, once.
+      const [members, [traits]] = await Promise.all([store.members(ref), reads.store.accountTraits(ref.workspace, [ref.id])]);
       for (const { id, state } of members) {
         const member: EvaluationCandidate = { ref: { workspace: ref.workspace, type: 'user', id }, reason: 'changed', days: [], since: since ?? now.toISOString() };
         if (!onPage.has(entityKey(member.ref)) && accountTraitsMove(ruleset, traits ?? {}, state?.lead)) listed.set(entityKey(member.ref), member);

@@ -273,6 +273,16 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
 
 const runs = Number(process.env.RUNS ?? 300);
 
+/** Rules of one account tier, for every member having run a report within `window`; `more`, further sections. */
+const everyMemberActiveRules = (window: string, more: Record<string, unknown> = {}) =>
+  JSON.stringify({
+    version: 1,
+    signup: { trait: 'createdAt' },
+    signals: { base: { event: 'Report Run', window, points: 0 }, all_active: { members_matching: 'base', every: true, level: 'account', points: 10 } },
+    tiers: [{ name: 'team', min_score: 10, route: 'sales', level: 'account' }],
+    ...more,
+  });
+
 /** The property on rules of `rules`: the seeded cases CI runs, or RUNS unseeded ones. */
 const sameTransitionsOn = (rules: fc.Arbitrary<string>, seed: number) =>
   fc.assert(
@@ -327,12 +337,7 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
   it('agree on an account whose new member was aliased away the same day: judged when something moves it, as the evaluator learns of it', async () => {
     // Found by the property: the replay decided an account in a tier at every step, so it saw at once a member that
     // joined it under an id aliased away that day, whose change the evaluator hands to the user it merged into.
-    const rulesText = JSON.stringify({
-      version: 1,
-      signup: { trait: 'createdAt' },
-      signals: { base: { event: 'Report Run', window: '2d', points: 0 }, all_active: { members_matching: 'base', every: true, level: 'account', points: 10 } },
-      tiers: [{ name: 'team', min_score: 10, route: 'sales', level: 'account' }],
-    });
+    const rulesText = everyMemberActiveRules('2d');
     const track = (userId: string, day: number): Message => ({ type: 'track', userId, event: 'Report Run', messageId: `${userId}-${day}`, timestamp: at(day, 1) });
     const messages: Message[] = [
       { type: 'identify', userId: 'u2', messageId: 'u2-i', timestamp: at(0, 0), traits: { createdAt: at(0, 0) } },
@@ -384,13 +389,7 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
   it('agree on a conversion whose event arrives a day late, counting it as received', async () => {
     // Found by the property: the replay took the conversion at its own time, so the account never entered its tier;
     // the evaluator learns of it the day it arrives (and records it at its own time).
-    const rulesText = JSON.stringify({
-      version: 1,
-      signup: { trait: 'createdAt' },
-      signals: { base: { event: 'Report Run', window: '1d', points: 0 }, all_active: { members_matching: 'base', every: true, level: 'account', points: 10 } },
-      tiers: [{ name: 'team', min_score: 10, route: 'sales', level: 'account' }],
-      conversion: { event: 'Data Exported', where: { plan: 'pro' } },
-    });
+    const rulesText = everyMemberActiveRules('1d', { conversion: { event: 'Data Exported', where: { plan: 'pro' } } });
     const messages: Message[] = [
       { type: 'identify', userId: 'u0', messageId: 'u0-i', timestamp: at(0, 0), traits: { createdAt: at(0, 0) } },
       { type: 'group', userId: 'u0', groupId: 'a0', messageId: 'u0-g', timestamp: at(0, 0), traits: {} },

@@ -272,6 +272,9 @@ export function signalLevel(signal: Signal): 'user' | 'account' {
   return accountOnly.has(signal.kind) ? 'account' : signal.level;
 }
 
+/** Whether a user's evaluation reads its accounts' traits: then an account's new traits can move its members. */
+export const usersReadAccountTraits = (ruleset: Ruleset): boolean => ruleset.accountTraitSignals.length > 0 || ruleset.routesByAccountTrait;
+
 const anLevel = (level: 'user' | 'account') => (level === 'account' ? 'an account' : 'a user');
 
 function checkReferences(file: RulesFile, refused: DefinedInRefusedParts): RulesProblemAt[] {
