@@ -6,7 +6,8 @@ import { decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecision
 import { addDays, isDay } from '../core/days';
 import { accountFacts, addToTotals, inReach, memberRangesInReach, pruneLifetime, rangesInReach, userFacts, type DayRange, type EntityTotals, type MemberRows } from '../core/facts';
 import { emptyRollup, evaluate, mergeRollups, noNames, rollupDayWithSessions, sessionsOf, signupTime, type DayRollup, type EntityFacts, type SessionSpan, type UsageEvent } from '../core/rules/engine';
-import { usersReadAccountTraits, type Ruleset } from '../core/rules/load';
+import type { Ruleset } from '../core/rules/load';
+import { usersReadAccountTraits } from '../core/rules/ruleset';
 import { changesByTimeAt, decayIntervalMatters, type TimeChanges } from '../core/rules/time-changes';
 import type { MessageType } from '../core/segment-schema';
 import { Groups } from './groups';

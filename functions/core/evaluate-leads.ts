@@ -10,7 +10,9 @@ import { identityKey, type Claim, type Identity } from './identity';
 import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import { conditionHolds } from './rules/conditions';
-import { usersReadAccountTraits, type Ruleset } from './rules/load';
+import type { Ruleset } from './rules/load';
+// From ruleset.ts, not load.ts: the evaluator's bundle carries no YAML parser or zod (test/infra/bundling.test.ts).
+import { usersReadAccountTraits } from './rules/ruleset';
 
 /** Entities of a page evaluated at once: enough to hide DynamoDB's round trips, few enough not to throttle a partition. */
 export const defaultEvaluatorConcurrency = 8;

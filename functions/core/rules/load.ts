@@ -4,7 +4,7 @@ import { parseYamlFile, yamlFileData } from '../yaml-file';
 import { checkedRules, type ReadListFile, rulesetOf, rulesIssuePath, RulesError, type Ruleset } from './ruleset';
 import { rulesFileSchema } from './schema';
 
-export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, type Ruleset, type RulesProblem, signalLevel, usersReadAccountTraits } from './ruleset';
+export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, type Ruleset, type RulesProblem, signalLevel } from './ruleset';
 
 /**
  * Parses and validates a rules file (YAML or JSON); throws RulesError listing every problem with its path and line.
