@@ -7,6 +7,7 @@ import { loadRules } from '../../functions/core/rules/load';
 import { publishedTransitions, replayedTransitions } from '../support/agreement';
 import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
 import { RecordingPublisher } from '../support/lead-events';
+import { counted, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, signalArb } from '../support/rules-arbitraries';
 
 /**
  * The evaluator and the backtest agree on generated rules and histories, not only on the hand-made scenarios of
@@ -19,21 +20,8 @@ import { RecordingPublisher } from '../support/lead-events';
 
 const workspace = 'ws';
 const firstDay = '2025-03-03';
-const eventNames = ['Report Run', 'Teammate Invited', 'Data Exported'] as const;
 const at = (day: number, hour: number) => `${addDays(firstDay, day)}T${String(hour).padStart(2, '0')}:15:00.000Z`;
 
-const daysArb = fc.integer({ min: 1, max: 10 }).map((days) => `${days}d`);
-const eventArb = fc.constantFrom(...eventNames);
-const counted = { event: eventArb, at_least: fc.integer({ min: 1, max: 4 }), points: fc.integer({ min: -30, max: 60 }) };
-const signalArb = fc.oneof(
-  fc.record({ ...counted, window: daysArb }),
-  fc.record({ ...counted, since_signup: daysArb }),
-  fc.record({ event: eventArb, window: daysArb, at_most: fc.integer({ min: 0, max: 2 }), points: fc.integer({ min: -30, max: 30 }) }),
-  fc.record({ inactive_for: fc.integer({ min: 1, max: 6 }).map((days) => `${days}d`), points: fc.integer({ min: -50, max: -5 }) }),
-  fc.record({ signup_older_than: daysArb, points: fc.integer({ min: -30, max: 30 }) }),
-  fc.record({ trait: fc.constant('employees'), is: fc.record({ gte: fc.constantFrom(10, 50, 200) }), points: fc.integer({ min: 5, max: 40 }) }),
-  fc.record({ trait: fc.constant('employees'), of: fc.constant('account'), is: fc.record({ gte: fc.constantFrom(10, 50, 200) }), points: fc.integer({ min: 5, max: 40 }) }),
-);
 const rulesArb = fc
   .record({
     signals: fc.array(signalArb, { minLength: 1, maxLength: 5 }),
@@ -69,26 +57,9 @@ const rulesArb = fc
   );
 
 /**
- * Rules with the rest of the language: property filters, distinct counts and sums, days and sessions, periods (any
- * and consecutive), decay, time to value, combinations, active members, tier requirements, a score cap, and a
- * conversion taking converted leads out of their tiers or keeping them. `base` is a plain event signal the others
- * may refer to.
+ * Rules with the rest of the language (richSignalArb), tier requirements, a score cap, and a conversion taking
+ * converted leads out of their tiers or keeping them. `base` is a plain event signal the others may refer to.
  */
-const richSignalArb = fc.oneof(
-  fc.record({ ...counted, window: daysArb, where: fc.constantFrom({ plan: 'pro' }, { seats: { gte: 2 } }) }),
-  fc.record({ event: eventArb, distinct: fc.constant('invitee'), at_least: fc.integer({ min: 1, max: 3 }), window: daysArb, points: counted.points }),
-  fc.record({ event: eventArb, sum: fc.constant('seats'), at_least: fc.integer({ min: 1, max: 8 }), window: daysArb, points: counted.points }),
-  fc.record({ event: fc.constantFrom(...eventNames, '*'), count: fc.constantFrom('days', 'sessions'), at_least: fc.integer({ min: 1, max: 3 }), window: daysArb, points: counted.points }),
-  fc.record({ event: eventArb, per: fc.constant('day'), window: fc.constantFrom('3d', '5d'), periods: fc.integer({ min: 1, max: 3 }), points: counted.points }),
-  fc.record({ event: eventArb, per: fc.constant('day'), window: fc.constantFrom('4d', '6d'), consecutive: fc.integer({ min: 2, max: 3 }), points: counted.points }),
-  fc.record({ event: eventArb, per: fc.constant('week'), window: fc.constant('14d'), at_least: fc.integer({ min: 1, max: 3 }), periods: fc.constant(2), points: counted.points }),
-  fc.record({ ...counted, window: daysArb, decay: fc.constantFrom('1d', '2d') }),
-  fc.record({ to: fc.constant('base'), within: fc.constantFrom('1d', '3d'), points: counted.points }),
-  fc.record({ all: fc.constant(['base']), not: fc.constant('base_none'), points: counted.points }),
-  fc.record({ any: fc.constant(['base', 'base_none']), points: counted.points }),
-  fc.record({ active_users: fc.constantFrom('1d', '3d'), at_least: fc.integer({ min: 1, max: 2 }), level: fc.constant('account'), points: fc.integer({ min: 10, max: 60 }) }),
-  fc.record({ members_matching: fc.constant('base'), every: fc.constant(true), level: fc.constant('account'), points: fc.integer({ min: 10, max: 60 }) }),
-);
 const richRulesArb = fc
   .record({
     base: fc.record({ event: eventArb, window: daysArb, points: fc.integer({ min: 0, max: 30 }) }),
@@ -173,8 +144,6 @@ interface Message {
 
 const accountEmployees: Record<string, number> = { a0: 20, a1: 300 };
 
-/** A product event's properties, for property filters, distinct counts and sums: taken in turn by a number. */
-const propertiesOf = (turn: number) => ({ plan: turn % 2 === 0 ? 'free' : 'pro', seats: (turn % 3) + 1, invitee: ['ann', 'bo', 'cy', 'di'][turn % 4] });
 
 type Users = typeof usersArb extends fc.Arbitrary<infer T> ? T : never;
 

@@ -1,0 +1,179 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { addDays } from '../../functions/core/days';
+import { evaluateShard } from '../../functions/core/evaluate-leads';
+import type { EntityRef } from '../../functions/core/ports';
+import { evaluate, type UsageEvent } from '../../functions/core/rules/engine';
+import { loadRules } from '../../functions/core/rules/load';
+import { factsFor } from '../support/facts';
+import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
+import { RecordingPublisher } from '../support/lead-events';
+import { daysArb, eventArb, eventNames, propertiesOf, userSignalArb } from '../support/rules-arbitraries';
+
+/**
+ * The evaluator as deployed runs every minute, not once a day: a user's day is recomputed by several runs, its open
+ * days carried in the state and written out once older than yesterday, late events reopening days already written,
+ * its since-signup span kept in the state. Whatever the runs, every evaluation gives what evaluating the user's whole
+ * history from scratch gives at that moment: the same score, the same signals matched, the same first and last seen;
+ * and after every run each user's tier is the one from scratch, evaluated by that run or not: what time alone changes
+ * (a window sliding, inactivity, signup age, decay) made its sweep due by then.
+ * Generated rules of users (every kind of user signal, time zones, a score cap), users whose traits change, product
+ * events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
+ * changed days open per save, or 90 (more rebuild the user's days from every event).
+ *
+ * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs.
+ */
+
+const workspace = 'ws';
+const firstDay = '2025-03-03';
+const hourMs = 3_600_000;
+const at = (day: number, hour: number) => `${addDays(firstDay, day)}T${String(hour).padStart(2, '0')}:15:00.000Z`;
+
+const rulesArb = fc
+  .record({
+    base: fc.record({ event: eventArb, window: daysArb, points: fc.integer({ min: 0, max: 30 }) }),
+    signals: fc.array(userSignalArb, { minLength: 1, maxLength: 5 }),
+    warm: fc.integer({ min: 10, max: 50 }),
+    cap: fc.option(fc.integer({ min: 20, max: 80 }), { nil: undefined }),
+    timezone: fc.constantFrom(undefined, 'America/New_York', 'Asia/Kolkata'),
+  })
+  .map(({ base, signals, warm, cap, timezone }) =>
+    JSON.stringify({
+      version: 1,
+      signup: { trait: 'createdAt' },
+      signals: { base, base_none: { event: 'Never Sent', points: 0 }, ...Object.fromEntries(signals.map((signal, index) => [`s${index}`, signal])) },
+      tiers: [{ name: 'warm', min_score: warm, route: 'nurture' }],
+      ...(cap !== undefined ? { scoring: { cap } } : {}),
+      ...(timezone ? { timezone } : {}),
+    }),
+  );
+
+const usersArb = fc.array(
+  fc.record({
+    signupDay: fc.integer({ min: 0, max: 6 }),
+    employees: fc.constantFrom(5, 60, 500),
+    // Per day from signup: the events of that day (a quiet day has none).
+    days: fc.array(fc.array(fc.record({ event: fc.constantFrom(...eventNames), hour: fc.integer({ min: 0, max: 23 }) }), { maxLength: 4 }), { minLength: 1, maxLength: 12 }),
+    // Days after signup when an identify gives this user the other company size (its traits change).
+    upgraded: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
+  }),
+  { minLength: 1, maxLength: 3 },
+);
+
+interface Message {
+  userId: string;
+  /** What the store keeps of it, which the evaluation from scratch reads too. */
+  event: UsageEvent & { messageId: string; traits?: Record<string, unknown> };
+  receivedAt: string;
+}
+
+/** The users' messages, product events late by `lateness` days in turn, in the order they arrive. */
+function messagesOf(users: readonly (typeof usersArb extends fc.Arbitrary<(infer T)[]> ? T : never)[], lateness: readonly number[]): Message[] {
+  const messages: Message[] = [];
+  let turn = 0;
+  users.forEach((user, index) => {
+    const userId = `u${index}`;
+    const identify = (messageId: string, timestamp: string, traits: Record<string, unknown>) =>
+      messages.push({ userId, event: { type: 'identify', timestamp, messageId, traits }, receivedAt: timestamp });
+    identify(`${userId}-i`, at(user.signupDay, 0), { createdAt: at(user.signupDay, 0), employees: user.employees });
+    if (user.upgraded !== undefined) identify(`${userId}-upgrade`, at(user.signupDay + user.upgraded, 6), { employees: user.employees === 5 ? 60 : 5 });
+    user.days.forEach((events, offset) =>
+      events.forEach(({ event, hour }, position) => {
+        const timestamp = at(user.signupDay + offset, hour);
+        const late = lateness[turn++ % lateness.length]!;
+        messages.push({
+          userId,
+          event: { type: 'track', event, timestamp, messageId: `${userId}-${offset}-${position}`, properties: propertiesOf(index + offset + position) },
+          receivedAt: new Date(Date.parse(timestamp) + late * 24 * hourMs).toISOString(),
+        });
+      }),
+    );
+  });
+  return messages.sort((a, b) => (a.receivedAt < b.receivedAt ? -1 : a.receivedAt > b.receivedAt ? 1 : a.event.messageId < b.event.messageId ? -1 : 1));
+}
+
+/**
+ * Delivers the messages as they arrive and runs the evaluator at the given hours of every day (of the rules' days) and
+ * at its end; after each run, what every user evaluated by it was saved with, beside an evaluation from scratch.
+ */
+async function evaluatedAlongTheWay(rulesText: string, messages: readonly Message[], runHours: readonly (readonly number[])[], maxChangedDaysPerSave: number) {
+  const ruleset = loadRules(rulesText, 'generated');
+  const { calendar } = ruleset;
+  const store = new InMemoryEvaluationStore({ calendar, maxChangedDaysPerSave });
+  const publisher = new RecordingPublisher();
+  const received = new Map<string, { events: Message['event'][]; traits: Record<string, unknown> }>();
+  const saved: unknown[] = [];
+  const fromScratch: unknown[] = [];
+  const savedTiers: unknown[] = [];
+  const tiersFromScratch: unknown[] = [];
+  const lastDay = addDays(messages.reduce((last, message) => (message.receivedAt > last ? message.receivedAt : last), '').slice(0, 10), 4);
+  let next = 0;
+  for (let day = addDays(firstDay, -1), index = 0; day <= lastDay; day = addDays(day, 1), index++) {
+    const start = Date.parse(calendar.endOf(addDays(day, -1))) + 1;
+    const end = Date.parse(calendar.endOf(day));
+    const times = [...new Set(runHours[index % runHours.length]!.map((hour) => start + hour * hourMs + 30 * 60_000))].filter((time) => time < end).sort((a, b) => a - b);
+    for (const time of [...times, end]) {
+      const now = new Date(time);
+      for (; next < messages.length && Date.parse(messages[next]!.receivedAt) <= time; next++) {
+        const { userId, event, receivedAt } = messages[next]!;
+        store.track(workspace, userId, event, receivedAt);
+        const user = received.get(userId) ?? { events: [], traits: {} };
+        received.set(userId, user);
+        user.events.push(event);
+        if (event.traits) {
+          store.setTraits({ workspace, type: 'user', id: userId }, event.traits);
+          Object.assign(user.traits, event.traits);
+        }
+      }
+      // Decaying points looked at again a minute on (6 hours as deployed, which a tier may lag by): every run.
+      const options = { shard: '0', ruleset, now, outOfTime: () => false, decayIntervalMs: 60_000 };
+      for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, options)).evaluated === 0) break;
+      for (const [id, user] of received) {
+        const ref: EntityRef = { workspace, type: 'user', id };
+        const lead = store.stateOf(ref)?.lead;
+        if (lead === undefined) continue;
+        const facts = factsFor(user.events, ruleset, { id, traits: { ...user.traits } });
+        const evaluation = evaluate(facts, ruleset, now);
+        const label = `${now.toISOString()} ${id}`;
+        // Every user, evaluated by this run or not: time alone moving its tier made its sweep due by now.
+        savedTiers.push({ label, tier: lead.tier });
+        tiersFromScratch.push({ label, tier: evaluation.tier });
+        if (lead.evaluatedAt !== now.toISOString()) continue;
+        const state = store.stateOf(ref)!;
+        saved.push({ label, score: lead.score, matched: [...lead.matched].sort(), firstSeen: state.firstSeen, lastSeen: state.lastSeen });
+        fromScratch.push({
+          label,
+          score: evaluation.score.total,
+          matched: Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched).sort(),
+          firstSeen: facts.firstSeen,
+          lastSeen: facts.lastSeen,
+        });
+      }
+    }
+  }
+  return { saved, fromScratch, savedTiers, tiersFromScratch };
+}
+
+const runs = Number(process.env.RUNS ?? 300);
+
+describe('the evaluator, run at any hour', () => {
+  it('saves with every evaluation what evaluating the whole history from scratch gives at that moment', { timeout: Math.max(30_000, runs * 100) }, async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        rulesArb,
+        usersArb,
+        // Days late, taken in turn by the product events (0: on time).
+        fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 12 }),
+        // The hours of the rules' day the evaluator runs at besides its end, taken in turn by the days.
+        fc.array(fc.array(fc.integer({ min: 0, max: 22 }), { maxLength: 3 }), { minLength: 1, maxLength: 5 }),
+        fc.constantFrom(2, 90),
+        async (rulesText, users, lateness, runHours, maxChangedDaysPerSave) => {
+          const { saved, fromScratch, savedTiers, tiersFromScratch } = await evaluatedAlongTheWay(rulesText, messagesOf(users, lateness), runHours, maxChangedDaysPerSave);
+          expect(saved).toEqual(fromScratch);
+          expect(savedTiers).toEqual(tiersFromScratch);
+        },
+      ),
+      { numRuns: runs, ...(process.env.RUNS ? {} : { seed: 20261205 }) },
+    );
+  });
+});
