@@ -40,8 +40,8 @@ export const richSignalArb = fc.oneof(
   fc.record({ active_users: fc.constantFrom('1d', '3d'), at_least: fc.integer({ min: 1, max: 2 }), level: fc.constant('account'), points: fc.integer({ min: 10, max: 60 }) }),
   fc.record({ members_matching: fc.constant('base'), every: fc.constant(true), level: fc.constant('account'), points: fc.integer({ min: 10, max: 60 }) }),
 );
-/** Signals of users alone, of both kinds: no account level, no account traits. */
-export const userSignalArb = fc.oneof(signalArb, richSignalArb).filter((signal) => !('level' in signal) && !('of' in signal));
+/** Signals of users, of both kinds (their accounts' traits included): no account level. */
+export const userSignalArb = fc.oneof(signalArb, richSignalArb).filter((signal) => !('level' in signal));
 
 /** A product event's properties, for property filters, distinct counts and sums: taken in turn by a number. */
 export const propertiesOf = (turn: number) => ({ plan: turn % 2 === 0 ? 'free' : 'pro', seats: (turn % 3) + 1, invitee: ['ann', 'bo', 'cy', 'di'][turn % 4] });

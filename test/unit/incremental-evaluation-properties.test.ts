@@ -17,8 +17,8 @@ import { daysArb, eventArb, eventNames, propertiesOf, userSignalArb } from '../s
  * history from scratch gives at that moment: the same score, the same signals matched, the same first and last seen;
  * and after every run each user's tier is the one from scratch, evaluated by that run or not: what time alone changes
  * (a window sliding, inactivity, signup age, decay) made its sweep due by then.
- * Generated rules of users (every kind of user signal, time zones, a score cap), users whose traits change, product
- * events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
+ * Generated rules of users (every kind of user signal, time zones, a score cap), users whose traits change, accounts
+ * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
  * changed days open per save, or 90 (more rebuild the user's days from every event).
  *
  * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs.
@@ -33,15 +33,17 @@ const rulesArb = fc
   .record({
     base: fc.record({ event: eventArb, window: daysArb, points: fc.integer({ min: 0, max: 30 }) }),
     signals: fc.array(userSignalArb, { minLength: 1, maxLength: 5 }),
+    // Often a signal on the account's size, which its resizes turn (userSignalArb's are one kind in many).
+    accountFit: fc.option(fc.record({ trait: fc.constant('employees'), of: fc.constant('account'), is: fc.record({ gte: fc.constant(50) }), points: fc.integer({ min: 5, max: 40 }) }), { nil: undefined }),
     warm: fc.integer({ min: 10, max: 50 }),
     cap: fc.option(fc.integer({ min: 20, max: 80 }), { nil: undefined }),
     timezone: fc.constantFrom(undefined, 'America/New_York', 'Asia/Kolkata'),
   })
-  .map(({ base, signals, warm, cap, timezone }) =>
+  .map(({ base, signals, accountFit, warm, cap, timezone }) =>
     JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },
-      signals: { base, base_none: { event: 'Never Sent', points: 0 }, ...Object.fromEntries(signals.map((signal, index) => [`s${index}`, signal])) },
+      signals: { base, base_none: { event: 'Never Sent', points: 0 }, ...Object.fromEntries(signals.map((signal, index) => [`s${index}`, signal])), ...(accountFit ? { account_fit: accountFit } : {}) },
       tiers: [{ name: 'warm', min_score: warm, route: 'nurture' }],
       ...(cap !== undefined ? { scoring: { cap } } : {}),
       ...(timezone ? { timezone } : {}),
@@ -56,6 +58,9 @@ const usersArb = fc.array(
     days: fc.array(fc.array(fc.record({ event: fc.constantFrom(...eventNames), hour: fc.integer({ min: 0, max: 23 }) }), { maxLength: 4 }), { minLength: 1, maxLength: 12 }),
     // Days after signup when an identify gives this user the other company size (its traits change).
     upgraded: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
+    account: fc.constantFrom(undefined, 'a0', 'a1'),
+    // When a group call from this user gives its account the other size (its account's traits change).
+    resized: fc.option(fc.record({ day: fc.integer({ min: 1, max: 6 }), hour: fc.integer({ min: 0, max: 23 }) }), { nil: undefined }),
   }),
   { minLength: 1, maxLength: 3 },
 );
@@ -63,9 +68,11 @@ const usersArb = fc.array(
 interface Message {
   userId: string;
   /** What the store keeps of it, which the evaluation from scratch reads too. */
-  event: UsageEvent & { messageId: string; traits?: Record<string, unknown> };
+  event: UsageEvent & { messageId: string; traits?: Record<string, unknown>; groupId?: string };
   receivedAt: string;
 }
+
+const accountEmployees: Record<string, number> = { a0: 20, a1: 300 };
 
 /** The users' messages, product events late by `lateness` days in turn, in the order they arrive. */
 function messagesOf(users: readonly (typeof usersArb extends fc.Arbitrary<(infer T)[]> ? T : never)[], lateness: readonly number[]): Message[] {
@@ -75,8 +82,14 @@ function messagesOf(users: readonly (typeof usersArb extends fc.Arbitrary<(infer
     const userId = `u${index}`;
     const identify = (messageId: string, timestamp: string, traits: Record<string, unknown>) =>
       messages.push({ userId, event: { type: 'identify', timestamp, messageId, traits }, receivedAt: timestamp });
+    const group = (groupId: string, messageId: string, timestamp: string, employees: number) =>
+      messages.push({ userId, event: { type: 'group', timestamp, messageId, traits: { employees }, groupId }, receivedAt: timestamp });
     identify(`${userId}-i`, at(user.signupDay, 0), { createdAt: at(user.signupDay, 0), employees: user.employees });
     if (user.upgraded !== undefined) identify(`${userId}-upgrade`, at(user.signupDay + user.upgraded, 6), { employees: user.employees === 5 ? 60 : 5 });
+    if (user.account) {
+      group(user.account, `${userId}-g`, at(user.signupDay, 0), accountEmployees[user.account]!);
+      if (user.resized) group(user.account, `${userId}-resize`, at(user.signupDay + user.resized.day, user.resized.hour), accountEmployees[user.account] === 20 ? 300 : 20);
+    }
     user.days.forEach((events, offset) =>
       events.forEach(({ event, hour }, position) => {
         const timestamp = at(user.signupDay + offset, hour);
@@ -101,7 +114,8 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
   const { calendar } = ruleset;
   const store = new InMemoryEvaluationStore({ calendar, maxChangedDaysPerSave });
   const publisher = new RecordingPublisher();
-  const received = new Map<string, { events: Message['event'][]; traits: Record<string, unknown> }>();
+  const received = new Map<string, { events: Message['event'][]; traits: Record<string, unknown>; account?: string }>();
+  const accountTraits = new Map<string, Record<string, unknown>>();
   const saved: unknown[] = [];
   const fromScratch: unknown[] = [];
   const savedTiers: unknown[] = [];
@@ -120,9 +134,19 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         const user = received.get(userId) ?? { events: [], traits: {} };
         received.set(userId, user);
         user.events.push(event);
-        if (event.traits) {
-          store.setTraits({ workspace, type: 'user', id: userId }, event.traits);
+        if (event.type === 'identify') {
+          store.setTraits({ workspace, type: 'user', id: userId }, event.traits!);
           Object.assign(user.traits, event.traits);
+        }
+        if (event.type === 'group') {
+          const account: EntityRef = { workspace, type: 'account', id: event.groupId! };
+          store.join(workspace, userId, account.id);
+          user.account = account.id;
+          const changed = Object.entries(event.traits!).some(([name, value]) => store.traitsOf(account)[name] !== value);
+          store.setTraits(account, event.traits!);
+          accountTraits.set(account.id, { ...store.traitsOf(account) });
+          // As change capture lists an account whose profile a group call rewrote (ingest rewrites it on new traits only).
+          if (changed) await store.keep([{ ref: account, days: [], since: receivedAt }]);
         }
       }
       // Decaying points looked at again a minute on (6 hours as deployed, which a tier may lag by): every run.
@@ -132,7 +156,7 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         const ref: EntityRef = { workspace, type: 'user', id };
         const lead = store.stateOf(ref)?.lead;
         if (lead === undefined) continue;
-        const facts = factsFor(user.events, ruleset, { id, traits: { ...user.traits } });
+        const facts = factsFor(user.events, ruleset, { id, traits: { ...user.traits }, accountTraits: user.account ? [accountTraits.get(user.account)!] : [] });
         const evaluation = evaluate(facts, ruleset, now);
         const label = `${now.toISOString()} ${id}`;
         // Every user, evaluated by this run or not: time alone moving its tier made its sweep due by now.
