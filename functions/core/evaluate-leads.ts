@@ -456,6 +456,21 @@ function withListed(candidate: EvaluationCandidate, list: Map<string, Evaluation
 }
 
 /**
+ * The store with some methods of its own replaced; the others run on the store itself. Not through a prototype chain
+ * (Object.create): there `this` in a method is the wrapper, and a method that sets a field of its store (a counter)
+ * sets it on the wrapper, which the store never sees.
+ */
+function withMethods(store: EvaluationStore, methods: Partial<EvaluationStore>): EvaluationStore {
+  return new Proxy(store, {
+    get(target, name) {
+      if (Object.hasOwn(methods, name)) return methods[name as keyof EvaluationStore];
+      const value: unknown = Reflect.get(target, name, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+/**
  * The store as the evaluations of one page of candidates read it:
  *  - each account's traits read once: the users of one account evaluated together read the same profile, a call and
  *    a read unit each otherwise. A trait changed meanwhile is the next run's, as for a user evaluated a moment earlier.
@@ -533,8 +548,7 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
     const stored = candidate.ref.type === 'account' ? undefined : claimsStored.get(claimKey(candidate.ref.workspace, identityKey(identityOfRef(candidate.ref))));
     return { ...rows, ...(stored ? { claim: stored } : {}), changedDays: [...candidate.days] };
   };
-  // The store's other methods, through its prototype chain: `this` in them reaches the store's own fields.
-  const reads = Object.assign(Object.create(store) as EvaluationStore, { accountTraits, claims, claim, events });
+  const reads = withMethods(store, { accountTraits, claims, claim, events });
   return {
     store: reads,
     /**

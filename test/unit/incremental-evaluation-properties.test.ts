@@ -50,33 +50,44 @@ const rulesArb = fc
     }),
   );
 
+const dayEventsArb = fc.array(fc.record({ event: fc.constantFrom(...eventNames), hour: fc.integer({ min: 0, max: 23 }) }), { maxLength: 4 });
+
 const usersArb = fc.array(
   fc.record({
     signupDay: fc.integer({ min: 0, max: 6 }),
     employees: fc.constantFrom(5, 60, 500),
     // Per day from signup: the events of that day (a quiet day has none).
-    days: fc.array(fc.array(fc.record({ event: fc.constantFrom(...eventNames), hour: fc.integer({ min: 0, max: 23 }) }), { maxLength: 4 }), { minLength: 1, maxLength: 12 }),
+    days: fc.array(dayEventsArb, { minLength: 1, maxLength: 12 }),
     // Days after signup when an identify gives this user the other company size (its traits change).
     upgraded: fc.option(fc.integer({ min: 1, max: 8 }), { nil: undefined }),
     account: fc.constantFrom(undefined, 'a0', 'a1'),
     // When a group call from this user gives its account the other size (its account's traits change).
     resized: fc.option(fc.record({ day: fc.integer({ min: 1, max: 6 }), hour: fc.integer({ min: 0, max: 23 }) }), { nil: undefined }),
+    // A device this user used first as an anonymous visitor, from two days before signup: its events claim the visitor
+    // (two users on one device: the first claim wins, which a late event may turn).
+    device: fc.option(fc.record({ id: fc.constantFrom('d0', 'd1'), days: fc.array(dayEventsArb, { maxLength: 4 }) }), { nil: undefined }),
+    // An alias making this user the one `after` users on, `day` days after that one's signup.
+    alias: fc.option(fc.record({ after: fc.integer({ min: 1, max: 2 }), day: fc.integer({ min: 0, max: 8 }), hour: fc.integer({ min: 0, max: 23 }) }), { nil: undefined }),
   }),
   { minLength: 1, maxLength: 3 },
 );
 
 interface Message {
-  userId: string;
+  /** A user's message, or an anonymous visitor's (no userId). */
+  userId?: string;
   /** What the store keeps of it, which the evaluation from scratch reads too. */
-  event: UsageEvent & { messageId: string; traits?: Record<string, unknown>; groupId?: string };
+  event: UsageEvent & { messageId: string; traits?: Record<string, unknown>; groupId?: string; anonymousId?: string; previousId?: string };
   receivedAt: string;
 }
 
 const accountEmployees: Record<string, number> = { a0: 20, a1: 300 };
 
+type Users = typeof usersArb extends fc.Arbitrary<infer T> ? T : never;
+
 /** The users' messages, product events late by `lateness` days in turn, in the order they arrive. */
-function messagesOf(users: readonly (typeof usersArb extends fc.Arbitrary<(infer T)[]> ? T : never)[], lateness: readonly number[]): Message[] {
+function messagesOf(users: Users, lateness: readonly number[]): Message[] {
   const messages: Message[] = [];
+  // Days late, in turn, for product events, the users' and their devices'.
   let turn = 0;
   users.forEach((user, index) => {
     const userId = `u${index}`;
@@ -90,17 +101,30 @@ function messagesOf(users: readonly (typeof usersArb extends fc.Arbitrary<(infer
       group(user.account, `${userId}-g`, at(user.signupDay, 0), accountEmployees[user.account]!);
       if (user.resized) group(user.account, `${userId}-resize`, at(user.signupDay + user.resized.day, user.resized.hour), accountEmployees[user.account] === 20 ? 300 : 20);
     }
+    const late = (timestamp: string) => new Date(Date.parse(timestamp) + lateness[turn++ % lateness.length]! * 24 * hourMs).toISOString();
+    const anonymousId = user.device?.id;
     user.days.forEach((events, offset) =>
       events.forEach(({ event, hour }, position) => {
         const timestamp = at(user.signupDay + offset, hour);
-        const late = lateness[turn++ % lateness.length]!;
         messages.push({
           userId,
-          event: { type: 'track', event, timestamp, messageId: `${userId}-${offset}-${position}`, properties: propertiesOf(index + offset + position) },
-          receivedAt: new Date(Date.parse(timestamp) + late * 24 * hourMs).toISOString(),
+          event: { type: 'track', event, timestamp, messageId: `${userId}-${offset}-${position}`, properties: propertiesOf(index + offset + position), ...(anonymousId ? { anonymousId } : {}) },
+          receivedAt: late(timestamp),
         });
       }),
     );
+    user.device?.days.forEach((events, offset) =>
+      events.forEach(({ event, hour }, position) => {
+        const timestamp = at(Math.max(0, user.signupDay - 2 + offset), hour);
+        messages.push({ event: { type: 'track', event, timestamp, messageId: `${anonymousId}-${userId}-${offset}-${position}`, anonymousId: anonymousId! }, receivedAt: late(timestamp) });
+      }),
+    );
+    const into = user.alias ? users[index + user.alias.after] : undefined;
+    if (user.alias && into) {
+      const intoId = `u${index + user.alias.after}`;
+      const timestamp = at(into.signupDay + user.alias.day, user.alias.hour);
+      messages.push({ userId: intoId, event: { type: 'alias', timestamp, messageId: `${intoId}-alias-${userId}`, previousId: userId }, receivedAt: timestamp });
+    }
   });
   return messages.sort((a, b) => (a.receivedAt < b.receivedAt ? -1 : a.receivedAt > b.receivedAt ? 1 : a.event.messageId < b.event.messageId ? -1 : 1));
 }
@@ -114,12 +138,15 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
   const { calendar } = ruleset;
   const store = new InMemoryEvaluationStore({ calendar, maxChangedDaysPerSave });
   const publisher = new RecordingPublisher();
+  /** By identity (`user:id`, `visitor:id`): the events received so far, and a user's traits and account. */
   const received = new Map<string, { events: Message['event'][]; traits: Record<string, unknown>; account?: string }>();
   const accountTraits = new Map<string, Record<string, unknown>>();
+  /** The claims received so far on each identity (an alias on a user, a user's event on its device's visitor). */
+  const claims = new Map<string, { to: string; at: string; messageId: string }[]>();
   const saved: unknown[] = [];
   const fromScratch: unknown[] = [];
-  const savedTiers: unknown[] = [];
-  const tiersFromScratch: unknown[] = [];
+  const savedTiers: { label: string; tier: string | null }[] = [];
+  const tiersFromScratch: { label: string; tier: string | null }[] = [];
   const lastDay = addDays(messages.reduce((last, message) => (message.receivedAt > last ? message.receivedAt : last), '').slice(0, 10), 4);
   let next = 0;
   for (let day = addDays(firstDay, -1), index = 0; day <= lastDay; day = addDays(day, 1), index++) {
@@ -130,18 +157,26 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
       const now = new Date(time);
       for (; next < messages.length && Date.parse(messages[next]!.receivedAt) <= time; next++) {
         const { userId, event, receivedAt } = messages[next]!;
+        const identity = userId !== undefined ? `user:${userId}` : `visitor:${event.anonymousId!}`;
+        const entry = received.get(identity) ?? { events: [], traits: {} };
+        received.set(identity, entry);
+        entry.events.push(event);
+        const claim = (from: string) => claims.set(from, [...(claims.get(from) ?? []), { to: userId!, at: event.timestamp, messageId: event.messageId }]);
+        if (userId === undefined) {
+          store.trackVisitor(workspace, event.anonymousId!, event);
+          continue;
+        }
         store.track(workspace, userId, event, receivedAt);
-        const user = received.get(userId) ?? { events: [], traits: {} };
-        received.set(userId, user);
-        user.events.push(event);
+        if (event.anonymousId !== undefined) claim(`visitor:${event.anonymousId}`);
+        if (event.type === 'alias') claim(`user:${event.previousId!}`);
         if (event.type === 'identify') {
           store.setTraits({ workspace, type: 'user', id: userId }, event.traits!);
-          Object.assign(user.traits, event.traits);
+          Object.assign(entry.traits, event.traits);
         }
         if (event.type === 'group') {
           const account: EntityRef = { workspace, type: 'account', id: event.groupId! };
           store.join(workspace, userId, account.id);
-          user.account = account.id;
+          entry.account = account.id;
           const changed = Object.entries(event.traits!).some(([name, value]) => store.traitsOf(account)[name] !== value);
           store.setTraits(account, event.traits!);
           accountTraits.set(account.id, { ...store.traitsOf(account) });
@@ -152,11 +187,20 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
       // Decaying points looked at again a minute on (6 hours as deployed, which a tier may lag by): every run.
       const options = { shard: '0', ruleset, now, outOfTime: () => false, decayIntervalMs: 60_000 };
       for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, options)).evaluated === 0) break;
-      for (const [id, user] of received) {
+      // Whose events each identity's are: the end of its chain of first claims (the earliest message, then messageId,
+      // then claimant), as of the messages received.
+      const ownerOf = (identity: string, seen = new Set<string>()): string => {
+        const [first] = [...(claims.get(identity) ?? [])].sort((a, b) => (a.at !== b.at ? (a.at < b.at ? -1 : 1) : a.messageId !== b.messageId ? (a.messageId < b.messageId ? -1 : 1) : a.to < b.to ? -1 : 1));
+        return first === undefined || seen.has(identity) ? identity : ownerOf(`user:${first.to}`, new Set([...seen, identity]));
+      };
+      for (const [identity, user] of received) {
+        if (!identity.startsWith('user:') || ownerOf(identity) !== identity) continue;
+        const id = identity.slice('user:'.length);
         const ref: EntityRef = { workspace, type: 'user', id };
         const lead = store.stateOf(ref)?.lead;
         if (lead === undefined) continue;
-        const facts = factsFor(user.events, ruleset, { id, traits: { ...user.traits }, accountTraits: user.account ? [accountTraits.get(user.account)!] : [] });
+        const events = [...received].filter(([merged]) => ownerOf(merged) === identity).flatMap(([, { events }]) => events);
+        const facts = factsFor(events, ruleset, { id, traits: { ...user.traits }, accountTraits: user.account ? [accountTraits.get(user.account)!] : [] });
         const evaluation = evaluate(facts, ruleset, now);
         const label = `${now.toISOString()} ${id}`;
         // Every user, evaluated by this run or not: time alone moving its tier made its sweep due by now.
@@ -199,5 +243,25 @@ describe('the evaluator, run at any hour', () => {
       ),
       { numRuns: runs, ...(process.env.RUNS ? {} : { seed: 20261205 }) },
     );
+  });
+});
+
+describe('the evaluator, run at any hour, in fixed cases', () => {
+  it("judges a user again in the next run once a late event's earlier claim takes its device's visitor away", async () => {
+    // u0 claims device d1 on March 6th; u1's event of March 5th, also from d1, arrives on the 6th and takes the visitor
+    // (first claim wins); u0, which scored the visitor's report, is judged again without it at the day's last run.
+    const rules = JSON.stringify({
+      version: 1,
+      signup: { trait: 'createdAt' },
+      signals: { reported: { event: 'Report Run', window: '3d', points: -1 }, account_fit: { trait: 'employees', of: 'account', is: { gte: 50 }, points: 10 } },
+      tiers: [{ name: 'warm', min_score: 10, route: 'nurture' }],
+    });
+    const users = [
+      { signupDay: 2, employees: 5, days: [[], [{ event: 'Data Exported', hour: 0 }]], account: 'a1', device: { id: 'd1', days: [] } },
+      { signupDay: 1, employees: 5, days: [[{ event: 'Report Run', hour: 0 }], [{ event: 'Report Run', hour: 1 }]], device: { id: 'd1', days: [[], [], [{ event: 'Report Run', hour: 0 }]] } },
+    ] as unknown as Users;
+    const { savedTiers, tiersFromScratch } = await evaluatedAlongTheWay(rules, messagesOf(users, [0, 3, 1]), [[0]], 2);
+    expect(savedTiers.filter(({ label }) => label === '2025-03-06T23:59:59.999Z u0')).toEqual([{ label: '2025-03-06T23:59:59.999Z u0', tier: 'warm' }]);
+    expect(savedTiers).toEqual(tiersFromScratch);
   });
 });
