@@ -20,6 +20,13 @@ export const signalArb = fc.oneof(
   fc.record({ trait: fc.constant('employees'), is: fc.record({ gte: fc.constantFrom(10, 50, 200) }), points: fc.integer({ min: 5, max: 40 }) }),
   fc.record({ trait: fc.constant('employees'), of: fc.constant('account'), is: fc.record({ gte: fc.constantFrom(10, 50, 200) }), points: fc.integer({ min: 5, max: 40 }) }),
 );
+/** Signals of accounts: their members' events, their best member's tier, how many members match `s0`. */
+export const accountSignalArb = fc.oneof(
+  fc.record({ ...counted, window: daysArb, level: fc.constant('account') }),
+  fc.record({ level: fc.constant('account'), best_member_tier: fc.constantFrom('hot', 'warm'), points: fc.integer({ min: 10, max: 60 }) }),
+  fc.record({ level: fc.constant('account'), members_matching: fc.constant('s0'), at_least: fc.integer({ min: 1, max: 2 }), points: fc.integer({ min: 10, max: 60 }) }),
+);
+
 /**
  * The rest of the language: property filters, distinct counts and sums, days and sessions, periods (any and
  * consecutive), decay, time to value and combinations (of a signal named `base`, and `base_none` that never matches),

@@ -7,7 +7,7 @@ import { loadRules } from '../../functions/core/rules/load';
 import { publishedTransitions, replayedTransitions } from '../support/agreement';
 import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
 import { RecordingPublisher } from '../support/lead-events';
-import { counted, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, signalArb } from '../support/rules-arbitraries';
+import { accountSignalArb, counted, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, signalArb } from '../support/rules-arbitraries';
 
 /**
  * The evaluator and the backtest agree on generated rules and histories, not only on the hand-made scenarios of
@@ -30,14 +30,7 @@ const rulesArb = fc
     cooldownDays: fc.integer({ min: 0, max: 3 }),
     // Accounts as leads too, on their members' events, their best member's tier, or how many members match the first
     // user signal; then the tiers of no level judge accounts as well.
-    team: fc.option(
-      fc.oneof(
-        fc.record({ ...counted, window: daysArb, level: fc.constant('account') }),
-        fc.record({ level: fc.constant('account'), best_member_tier: fc.constantFrom('hot', 'warm'), points: fc.integer({ min: 10, max: 60 }) }),
-        fc.record({ level: fc.constant('account'), members_matching: fc.constant('s0'), at_least: fc.integer({ min: 1, max: 2 }), points: fc.integer({ min: 10, max: 60 }) }),
-      ),
-      { nil: undefined },
-    ),
+    team: fc.option(accountSignalArb, { nil: undefined }),
     // Anonymous visitors as leads of their own until a user claims them.
     anonymousLeads: fc.boolean(),
   })

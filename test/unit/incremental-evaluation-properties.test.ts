@@ -3,12 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { addDays } from '../../functions/core/days';
 import { evaluateShard } from '../../functions/core/evaluate-leads';
 import type { EntityRef } from '../../functions/core/ports';
-import { evaluate, type UsageEvent } from '../../functions/core/rules/engine';
+import { accountFacts, type MemberRows } from '../../functions/core/facts';
+import { evaluate, type EntityFacts, type Evaluation, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
 import { factsFor } from '../support/facts';
 import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
 import { RecordingPublisher } from '../support/lead-events';
-import { daysArb, eventArb, eventNames, propertiesOf, userSignalArb } from '../support/rules-arbitraries';
+import { accountSignalArb, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, userSignalArb } from '../support/rules-arbitraries';
 
 /**
  * The evaluator as deployed runs every minute, not once a day: a user's day is recomputed by several runs, its open
@@ -36,15 +37,28 @@ const rulesArb = fc
     // Often a signal on the account's size, which its resizes turn (userSignalArb's are one kind in many).
     accountFit: fc.option(fc.record({ trait: fc.constant('employees'), of: fc.constant('account'), is: fc.record({ gte: fc.constant(50) }), points: fc.integer({ min: 5, max: 40 }) }), { nil: undefined }),
     warm: fc.integer({ min: 10, max: 50 }),
+    hotAbove: fc.integer({ min: 5, max: 60 }),
+    // Accounts as leads too, on any kind of account signal.
+    team: fc.option(fc.oneof(accountSignalArb, richSignalArb.filter((signal) => 'level' in signal)), { nil: undefined }),
     cap: fc.option(fc.integer({ min: 20, max: 80 }), { nil: undefined }),
     timezone: fc.constantFrom(undefined, 'America/New_York', 'Asia/Kolkata'),
   })
-  .map(({ base, signals, accountFit, warm, cap, timezone }) =>
+  .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone }) =>
     JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },
-      signals: { base, base_none: { event: 'Never Sent', points: 0 }, ...Object.fromEntries(signals.map((signal, index) => [`s${index}`, signal])), ...(accountFit ? { account_fit: accountFit } : {}) },
-      tiers: [{ name: 'warm', min_score: warm, route: 'nurture' }],
+      signals: {
+        base,
+        base_none: { event: 'Never Sent', points: 0 },
+        ...Object.fromEntries(signals.map((signal, index) => [`s${index}`, signal])),
+        ...(accountFit ? { account_fit: accountFit } : {}),
+        ...(team ? { team } : {}),
+      },
+      tiers: [
+        { name: 'hot', min_score: warm + hotAbove, route: 'sales' },
+        { name: 'warm', min_score: warm, route: 'nurture' },
+        ...(team ? [{ name: 'team', min_score: Math.max(team.points, 1), route: 'sales', level: 'account' }] : []),
+      ],
       ...(cap !== undefined ? { scoring: { cap } } : {}),
       ...(timezone ? { timezone } : {}),
     }),
@@ -119,8 +133,9 @@ function messagesOf(users: Users, lateness: readonly number[]): Message[] {
         messages.push({ event: { type: 'track', event, timestamp, messageId: `${anonymousId}-${userId}-${offset}-${position}`, anonymousId: anonymousId! }, receivedAt: late(timestamp) });
       }),
     );
-    const into = user.alias ? users[index + user.alias.after] : undefined;
-    if (user.alias && into) {
+    // Not of users in accounts: what a member merged away counts for its account, the evaluator-backtest properties say.
+    const into = user.alias && !user.account ? users[index + user.alias.after] : undefined;
+    if (user.alias && into && !into.account) {
       const intoId = `u${index + user.alias.after}`;
       const timestamp = at(into.signupDay + user.alias.day, user.alias.hour);
       messages.push({ userId: intoId, event: { type: 'alias', timestamp, messageId: `${intoId}-alias-${userId}`, previousId: userId }, receivedAt: timestamp });
@@ -193,34 +208,41 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         const [first] = [...(claims.get(identity) ?? [])].sort((a, b) => (a.at !== b.at ? (a.at < b.at ? -1 : 1) : a.messageId !== b.messageId ? (a.messageId < b.messageId ? -1 : 1) : a.to < b.to ? -1 : 1));
         return first === undefined || seen.has(identity) ? identity : ownerOf(`user:${first.to}`, new Set([...seen, identity]));
       };
+      /** Records what the entity was saved with beside its evaluation from scratch, which it returns. */
+      const compare = (ref: EntityRef, facts: EntityFacts): Evaluation | undefined => {
+        const state = store.stateOf(ref);
+        if (state?.lead === undefined) return undefined;
+        const { lead } = state;
+        const evaluation = evaluate(facts, ruleset, now);
+        const label = `${now.toISOString()} ${ref.type} ${ref.id}`;
+        // Every entity, evaluated by this run or not: time alone moving its tier made its sweep due by now.
+        savedTiers.push({ label, tier: lead.tier });
+        tiersFromScratch.push({ label, tier: evaluation.tier });
+        if (lead.evaluatedAt === now.toISOString()) {
+          saved.push({ label, score: lead.score, matched: [...lead.matched].sort(), firstSeen: state.firstSeen, lastSeen: state.lastSeen });
+          fromScratch.push({ label, score: evaluation.score.total, matched: matchedOf(evaluation), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen });
+        }
+        return evaluation;
+      };
+      /** Each account's members as they are from scratch: their totals, days, tier and signals matched. */
+      const members = new Map<string, MemberRows[]>();
       for (const [identity, user] of received) {
         if (!identity.startsWith('user:') || ownerOf(identity) !== identity) continue;
         const id = identity.slice('user:'.length);
-        const ref: EntityRef = { workspace, type: 'user', id };
-        const lead = store.stateOf(ref)?.lead;
-        if (lead === undefined) continue;
         const events = [...received].filter(([merged]) => ownerOf(merged) === identity).flatMap(([, { events }]) => events);
         const facts = factsFor(events, ruleset, { id, traits: { ...user.traits }, accountTraits: user.account ? [accountTraits.get(user.account)!] : [] });
-        const evaluation = evaluate(facts, ruleset, now);
-        const label = `${now.toISOString()} ${id}`;
-        // Every user, evaluated by this run or not: time alone moving its tier made its sweep due by now.
-        savedTiers.push({ label, tier: lead.tier });
-        tiersFromScratch.push({ label, tier: evaluation.tier });
-        if (lead.evaluatedAt !== now.toISOString()) continue;
-        const state = store.stateOf(ref)!;
-        saved.push({ label, score: lead.score, matched: [...lead.matched].sort(), firstSeen: state.firstSeen, lastSeen: state.lastSeen });
-        fromScratch.push({
-          label,
-          score: evaluation.score.total,
-          matched: Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched).sort(),
-          firstSeen: facts.firstSeen,
-          lastSeen: facts.lastSeen,
-        });
+        const evaluation = compare({ workspace, type: 'user', id }, facts);
+        if (user.account === undefined || evaluation === undefined) continue;
+        const { lifetime, firstSeen, lastSeen, days } = facts;
+        members.set(user.account, [...(members.get(user.account) ?? []), { id, state: { lead: { tier: evaluation.tier, matched: matchedOf(evaluation) }, lifetime, firstSeen, lastSeen }, days }]);
       }
+      for (const [id, traits] of accountTraits) compare({ workspace, type: 'account', id }, accountFacts({ id, traits }, members.get(id) ?? []));
     }
   }
   return { saved, fromScratch, savedTiers, tiersFromScratch };
 }
+
+const matchedOf = (evaluation: Evaluation) => Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched).sort();
 
 const runs = Number(process.env.RUNS ?? 300);
 
@@ -261,7 +283,7 @@ describe('the evaluator, run at any hour, in fixed cases', () => {
       { signupDay: 1, employees: 5, days: [[{ event: 'Report Run', hour: 0 }], [{ event: 'Report Run', hour: 1 }]], device: { id: 'd1', days: [[], [], [{ event: 'Report Run', hour: 0 }]] } },
     ] as unknown as Users;
     const { savedTiers, tiersFromScratch } = await evaluatedAlongTheWay(rules, messagesOf(users, [0, 3, 1]), [[0]], 2);
-    expect(savedTiers.filter(({ label }) => label === '2025-03-06T23:59:59.999Z u0')).toEqual([{ label: '2025-03-06T23:59:59.999Z u0', tier: 'warm' }]);
+    expect(savedTiers.filter(({ label }) => label === '2025-03-06T23:59:59.999Z user u0')).toEqual([{ label: '2025-03-06T23:59:59.999Z user u0', tier: 'warm' }]);
     expect(savedTiers).toEqual(tiersFromScratch);
   });
 });
