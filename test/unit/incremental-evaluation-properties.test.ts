@@ -18,7 +18,7 @@ import { accountSignalArb, daysArb, eventArb, eventNames, propertiesOf, richSign
  * history from scratch gives at that moment: the same score, the same signals matched, the same first and last seen;
  * and after every run each user's tier is the one from scratch, evaluated by that run or not: what time alone changes
  * (a window sliding, inactivity, signup age, decay) made its sweep due by then.
- * Generated rules of users (every kind of user signal, time zones, a score cap), users whose traits change, accounts
+ * Generated rules of users (every kind of user signal, time zones, a score cap, anonymous visitors as leads), users whose traits change, accounts
  * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
  * changed days open per save, or 90 (more rebuild the user's days from every event).
  *
@@ -42,8 +42,10 @@ const rulesArb = fc
     team: fc.option(fc.oneof(accountSignalArb, richSignalArb.filter((signal) => 'level' in signal)), { nil: undefined }),
     cap: fc.option(fc.integer({ min: 20, max: 80 }), { nil: undefined }),
     timezone: fc.constantFrom(undefined, 'America/New_York', 'Asia/Kolkata'),
+    // Anonymous visitors as leads of their own until a user claims them.
+    anonymousLeads: fc.boolean(),
   })
-  .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone }) =>
+  .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone, anonymousLeads }) =>
     JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },
@@ -61,6 +63,7 @@ const rulesArb = fc
       ],
       ...(cap !== undefined ? { scoring: { cap } } : {}),
       ...(timezone ? { timezone } : {}),
+      ...(anonymousLeads ? { identity: { anonymous_leads: true } } : {}),
     }),
   );
 
@@ -227,11 +230,13 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
       /** Each account's members as they are from scratch: their totals, days, tier and signals matched. */
       const members = new Map<string, MemberRows[]>();
       for (const [identity, user] of received) {
-        if (!identity.startsWith('user:') || ownerOf(identity) !== identity) continue;
-        const id = identity.slice('user:'.length);
+        // A visitor is judged as a user of its own while unclaimed, where visitors are leads.
+        const type = identity.startsWith('user:') ? 'user' : 'visitor';
+        if (ownerOf(identity) !== identity || (type === 'visitor' && !ruleset.anonymousLeads)) continue;
+        const id = identity.slice(`${type}:`.length);
         const events = [...received].filter(([merged]) => ownerOf(merged) === identity).flatMap(([, { events }]) => events);
         const facts = factsFor(events, ruleset, { id, traits: { ...user.traits }, accountTraits: user.account ? [accountTraits.get(user.account)!] : [] });
-        const evaluation = compare({ workspace, type: 'user', id }, facts);
+        const evaluation = compare({ workspace, type, id }, facts);
         if (user.account === undefined || evaluation === undefined) continue;
         const { lifetime, firstSeen, lastSeen, days } = facts;
         members.set(user.account, [...(members.get(user.account) ?? []), { id, state: { lead: { tier: evaluation.tier, matched: matchedOf(evaluation) }, lifetime, firstSeen, lastSeen }, days }]);
