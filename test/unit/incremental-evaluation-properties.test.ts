@@ -18,7 +18,8 @@ import { accountSignalArb, daysArb, eventArb, eventNames, propertiesOf, richSign
  * history from scratch gives at that moment: the same score, the same signals matched, the same first and last seen;
  * and after every run each user's tier is the one from scratch, evaluated by that run or not: what time alone changes
  * (a window sliding, inactivity, signup age, decay) made its sweep due by then.
- * Generated rules of users (every kind of user signal, time zones, a score cap, anonymous visitors as leads), users whose traits change, accounts
+ * Generated rules of users (every kind of user signal, time zones, a score cap, anonymous visitors as leads, cooldowns,
+ * conversions), users whose traits change, accounts
  * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
  * changed days open per save, or 90 (more rebuild the user's days from every event).
  *
@@ -44,8 +45,16 @@ const rulesArb = fc
     timezone: fc.constantFrom(undefined, 'America/New_York', 'Asia/Kolkata'),
     // Anonymous visitors as leads of their own until a user claims them.
     anonymousLeads: fc.boolean(),
+    cooldownDays: fc.integer({ min: 0, max: 3 }),
+    conversion: fc.option(
+      fc.oneof(
+        fc.record({ event: eventArb, where: fc.constant({ plan: 'pro' }), keep_in_tiers: fc.boolean() }),
+        fc.record({ trait: fc.constant('plan'), is: fc.constant('pro'), keep_in_tiers: fc.boolean() }),
+      ),
+      { nil: undefined },
+    ),
   })
-  .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone, anonymousLeads }) =>
+  .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone, anonymousLeads, cooldownDays, conversion }) =>
     JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },
@@ -64,6 +73,8 @@ const rulesArb = fc
       ...(cap !== undefined ? { scoring: { cap } } : {}),
       ...(timezone ? { timezone } : {}),
       ...(anonymousLeads ? { identity: { anonymous_leads: true } } : {}),
+      ...(cooldownDays > 0 ? { policy: { cooldown: `${cooldownDays}d` } } : {}),
+      ...(conversion ? { conversion } : {}),
     }),
   );
 
@@ -113,7 +124,7 @@ function messagesOf(users: Users, lateness: readonly number[]): Message[] {
     const group = (groupId: string, messageId: string, timestamp: string, employees: number) =>
       messages.push({ userId, event: { type: 'group', timestamp, messageId, traits: { employees }, groupId }, receivedAt: timestamp });
     identify(`${userId}-i`, at(user.signupDay, 0), { createdAt: at(user.signupDay, 0), employees: user.employees });
-    if (user.upgraded !== undefined) identify(`${userId}-upgrade`, at(user.signupDay + user.upgraded, 6), { employees: user.employees === 5 ? 60 : 5 });
+    if (user.upgraded !== undefined) identify(`${userId}-upgrade`, at(user.signupDay + user.upgraded, 6), { employees: user.employees === 5 ? 60 : 5, plan: 'pro' });
     if (user.account) {
       group(user.account, `${userId}-g`, at(user.signupDay, 0), accountEmployees[user.account]!);
       if (user.resized) group(user.account, `${userId}-resize`, at(user.signupDay + user.resized.day, user.resized.hour), accountEmployees[user.account] === 20 ? 300 : 20);
@@ -218,9 +229,11 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         const { lead } = state;
         const evaluation = evaluate(facts, ruleset, now);
         const label = `${now.toISOString()} ${ref.type} ${ref.id}`;
-        // Every entity, evaluated by this run or not: time alone moving its tier made its sweep due by now.
+        // Every entity, evaluated by this run or not: time alone moving its tier made its sweep due by now. Out of its
+        // tier only while a reason holds: a cooldown not yet over, a conversion that takes leads out of their tiers.
+        const heldOut = (lead.cooldownUntil !== null && lead.cooldownUntil > now.toISOString()) || (lead.conversion !== undefined && ruleset.file.conversion?.keep_in_tiers === false);
         savedTiers.push({ label, tier: lead.tier });
-        tiersFromScratch.push({ label, tier: evaluation.tier });
+        tiersFromScratch.push({ label, tier: heldOut && lead.tier === null ? null : evaluation.tier });
         if (lead.evaluatedAt === now.toISOString()) {
           saved.push({ label, score: lead.score, matched: [...lead.matched].sort(), firstSeen: state.firstSeen, lastSeen: state.lastSeen });
           fromScratch.push({ label, score: evaluation.score.total, matched: matchedOf(evaluation), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen });
@@ -239,7 +252,9 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         const evaluation = compare({ workspace, type, id }, facts);
         if (user.account === undefined || evaluation === undefined) continue;
         const { lifetime, firstSeen, lastSeen, days } = facts;
-        members.set(user.account, [...(members.get(user.account) ?? []), { id, state: { lead: { tier: evaluation.tier, matched: matchedOf(evaluation) }, lifetime, firstSeen, lastSeen }, days }]);
+        // The member's tier as saved, checked above: a cooldown or a conversion may hold it out of the evaluation's.
+        const tier = store.stateOf({ workspace, type, id })!.lead!.tier;
+        members.set(user.account, [...(members.get(user.account) ?? []), { id, state: { lead: { tier, matched: matchedOf(evaluation) }, lifetime, firstSeen, lastSeen }, days }]);
       }
       for (const [id, traits] of accountTraits) compare({ workspace, type: 'account', id }, accountFacts({ id, traits }, members.get(id) ?? []));
     }
