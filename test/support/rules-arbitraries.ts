@@ -50,5 +50,11 @@ export const richSignalArb = fc.oneof(
 /** Signals of users, of both kinds (their accounts' traits included): no account level. */
 export const userSignalArb = fc.oneof(signalArb, richSignalArb).filter((signal) => !('level' in signal));
 
+/** A conversion by a pro plan: an event's property or a user's trait, taking leads out of their tiers or keeping them. */
+export const conversionArb = fc.oneof(
+  fc.record({ event: eventArb, where: fc.constant({ plan: 'pro' }), keep_in_tiers: fc.boolean() }),
+  fc.record({ trait: fc.constant('plan'), is: fc.constant('pro'), keep_in_tiers: fc.boolean() }),
+);
+
 /** A product event's properties, for property filters, distinct counts and sums: taken in turn by a number. */
 export const propertiesOf = (turn: number) => ({ plan: turn % 2 === 0 ? 'free' : 'pro', seats: (turn % 3) + 1, invitee: ['ann', 'bo', 'cy', 'di'][turn % 4] });

@@ -7,7 +7,7 @@ import { loadRules } from '../../functions/core/rules/load';
 import { publishedTransitions, replayedTransitions } from '../support/agreement';
 import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
 import { RecordingPublisher } from '../support/lead-events';
-import { accountSignalArb, counted, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, signalArb } from '../support/rules-arbitraries';
+import { accountSignalArb, conversionArb, counted, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, signalArb } from '../support/rules-arbitraries';
 
 /**
  * The evaluator and the backtest agree on generated rules and histories, not only on the hand-made scenarios of
@@ -62,13 +62,7 @@ const richRulesArb = fc
     hotRequiresBase: fc.boolean(),
     cap: fc.option(fc.integer({ min: 20, max: 80 }), { nil: undefined }),
     cooldownDays: fc.integer({ min: 0, max: 3 }),
-    conversion: fc.option(
-      fc.oneof(
-        fc.record({ event: eventArb, where: fc.constant({ plan: 'pro' }), keep_in_tiers: fc.boolean() }),
-        fc.record({ trait: fc.constant('plan'), is: fc.constant('pro'), keep_in_tiers: fc.boolean() }),
-      ),
-      { nil: undefined },
-    ),
+    conversion: fc.option(conversionArb, { nil: undefined }),
     // The days the rules count in: a day of New York or Kolkata ends hours from a UTC one.
     timezone: fc.constantFrom(undefined, 'America/New_York', 'Asia/Kolkata'),
     anonymousLeads: fc.boolean(),

@@ -9,7 +9,7 @@ import { loadRules } from '../../functions/core/rules/load';
 import { factsFor } from '../support/facts';
 import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
 import { RecordingPublisher } from '../support/lead-events';
-import { accountSignalArb, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, userSignalArb } from '../support/rules-arbitraries';
+import { accountSignalArb, conversionArb, daysArb, eventArb, eventNames, propertiesOf, richSignalArb, userSignalArb } from '../support/rules-arbitraries';
 
 /**
  * The evaluator as deployed runs every minute, not once a day: a user's day is recomputed by several runs, its open
@@ -46,13 +46,7 @@ const rulesArb = fc
     // Anonymous visitors as leads of their own until a user claims them.
     anonymousLeads: fc.boolean(),
     cooldownDays: fc.integer({ min: 0, max: 3 }),
-    conversion: fc.option(
-      fc.oneof(
-        fc.record({ event: eventArb, where: fc.constant({ plan: 'pro' }), keep_in_tiers: fc.boolean() }),
-        fc.record({ trait: fc.constant('plan'), is: fc.constant('pro'), keep_in_tiers: fc.boolean() }),
-      ),
-      { nil: undefined },
-    ),
+    conversion: fc.option(conversionArb, { nil: undefined }),
   })
   .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone, anonymousLeads, cooldownDays, conversion }) =>
     JSON.stringify({
