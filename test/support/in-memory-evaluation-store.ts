@@ -121,6 +121,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return this.entities.get(entityKey(ref))?.marker !== undefined;
   }
 
+  /** When the entity's sweep is due, if it waits for one. */
+  sweepDueOf(ref: EntityRef): string | undefined {
+    return this.entities.get(entityKey(ref))?.sweepDue;
+  }
+
   // ---- the port ----
 
   async pendingLeadEvents(): Promise<LeadEvent[]> {

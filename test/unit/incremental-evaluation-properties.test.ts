@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addDays } from '../../functions/core/days';
-import { evaluateShard } from '../../functions/core/evaluate-leads';
+import { evaluateChanges, evaluateShard } from '../../functions/core/evaluate-leads';
 import type { EntityRef } from '../../functions/core/ports';
 import { accountFacts, type MemberRows } from '../../functions/core/facts';
 import { evaluate, type EntityFacts, type Evaluation, type UsageEvent } from '../../functions/core/rules/engine';
@@ -21,7 +21,9 @@ import { accountSignalArb, conversionArb, daysArb, eventArb, eventNames, propert
  * Generated rules of users (every kind of user signal, time zones, a score cap, anonymous visitors as leads, cooldowns,
  * conversions), users whose traits change, accounts
  * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
- * changed days open per save, or 90 (more rebuild the user's days from every event).
+ * changed days open per save, or 90 (more rebuild the user's days from every event). The runs are as deployed (the
+ * stream's changes first) or from the change lists, with small pages or large, one entity at a time or several, and
+ * half the time with changes that wait for the end of an interval (Deployment).
  *
  * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs.
  */
@@ -152,11 +154,31 @@ function messagesOf(users: Users, lateness: readonly number[]): Message[] {
   return messages.sort((a, b) => (a.receivedAt < b.receivedAt ? -1 : a.receivedAt > b.receivedAt ? 1 : a.event.messageId < b.event.messageId ? -1 : 1));
 }
 
+/** How the evaluator is run, as deployed or as `pql-radar evaluate` runs it. */
+interface Deployment {
+  /**
+   * `listed`: every change waits in the shard's change list for a scheduled run. `stream`: as deployed, the changes
+   * come off the table's stream to evaluateChanges first, and the scheduled run takes what it leaves and the sweeps.
+   */
+  path: 'listed' | 'stream';
+  pageSize: number;
+  concurrency: number;
+  /** How long a user with new events, or an account its members moved, waits after its last evaluation. */
+  userIntervalMs: number;
+  accountIntervalMs: number;
+  /** The stream's evaluator keeps the waits it knows between runs (a warm instance), or starts afresh each run. */
+  warm: boolean;
+}
+
+const asScheduled: Deployment = { path: 'listed', pageSize: 100, concurrency: 8, userIntervalMs: 0, accountIntervalMs: 0, warm: true };
+
 /**
  * Delivers the messages as they arrive and runs the evaluator at the given hours of every day (of the rules' days) and
  * at its end; after each run, what every user evaluated by it was saved with, beside an evaluation from scratch.
+ * Where changes may wait (an interval), a run is compared only once none does, but for an account waiting for the end
+ * of its interval; elsewhere, and at the last run, a change still waiting is `unsettled`.
  */
-async function evaluatedAlongTheWay(rulesText: string, messages: readonly Message[], runHours: readonly (readonly number[])[], maxChangedDaysPerSave: number) {
+async function evaluatedAlongTheWay(rulesText: string, messages: readonly Message[], runHours: readonly (readonly number[])[], maxChangedDaysPerSave: number, deployment: Deployment = asScheduled) {
   const ruleset = loadRules(rulesText, 'generated');
   const { calendar } = ruleset;
   const store = new InMemoryEvaluationStore({ calendar, maxChangedDaysPerSave });
@@ -170,6 +192,10 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
   const fromScratch: unknown[] = [];
   const savedTiers: { label: string; tier: string | null }[] = [];
   const tiersFromScratch: { label: string; tier: string | null }[] = [];
+  const unsettled: string[] = [];
+  const waits = new Map<string, string>();
+  const { userIntervalMs, accountIntervalMs } = deployment;
+  const changesMayWait = userIntervalMs > 0 || accountIntervalMs > 0;
   const lastDay = addDays(messages.reduce((last, message) => (message.receivedAt > last ? message.receivedAt : last), '').slice(0, 10), 4);
   let next = 0;
   for (let day = addDays(firstDay, -1), index = 0; day <= lastDay; day = addDays(day, 1), index++) {
@@ -208,8 +234,17 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         }
       }
       // Decaying points looked at again a minute on (6 hours as deployed, which a tier may lag by): every run.
-      const options = { shard: '0', ruleset, now, outOfTime: () => false, decayIntervalMs: 60_000 };
-      for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, options)).evaluated === 0) break;
+      const options = { ruleset, now, outOfTime: () => false, decayIntervalMs: 60_000, concurrency: deployment.concurrency, userIntervalMs, accountIntervalMs };
+      if (deployment.path === 'stream') {
+        if (!deployment.warm) waits.clear();
+        const marks = store.takeChanges();
+        if (marks.length > 0) await evaluateChanges(store, publisher, { ...options, marks, waits });
+      }
+      for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, { ...options, shard: '0', pageSize: deployment.pageSize })).evaluated === 0) break;
+      const refs = [...[...received.keys()].map((identity): EntityRef => ({ workspace, type: identity.startsWith('user:') ? 'user' : 'visitor', id: identity.replace(/^\w+:/, '') })), ...[...accountTraits.keys()].map((id): EntityRef => ({ workspace, type: 'account', id }))];
+      const waiting = refs.filter((ref) => store.isMarked(ref)).map((ref) => `${now.toISOString()} ${ref.type} ${ref.id}`);
+      if (!changesMayWait || (day === lastDay && time === end)) unsettled.push(...waiting);
+      if (waiting.length > 0) continue;
       // Whose events each identity's are: the end of its chain of first claims (the earliest message, then messageId,
       // then claimant), as of the messages received.
       const ownerOf = (identity: string, seen = new Set<string>()): string => {
@@ -226,9 +261,13 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         // Every entity, evaluated by this run or not: time alone moving its tier made its sweep due by now. Out of its
         // tier only while a reason holds: a cooldown not yet over, a conversion that takes leads out of their tiers.
         const heldOut = (lead.cooldownUntil !== null && lead.cooldownUntil > now.toISOString()) || (lead.conversion !== undefined && ruleset.file.conversion?.keep_in_tiers === false);
+        // An account its members moved within its interval waits for the sweep at the interval's end (moved again in
+        // the run that judged it: a member the run left, judged by the next).
+        const sweepDue = store.sweepDueOf(ref);
+        const waitsForSweep = ref.type === 'account' && sweepDue !== undefined && sweepDue > now.toISOString() && Date.parse(sweepDue) <= now.getTime() + accountIntervalMs;
         savedTiers.push({ label, tier: lead.tier });
-        tiersFromScratch.push({ label, tier: heldOut && lead.tier === null ? null : evaluation.tier });
-        if (lead.evaluatedAt === now.toISOString()) {
+        tiersFromScratch.push({ label, tier: (heldOut && lead.tier === null) || waitsForSweep ? lead.tier : evaluation.tier });
+        if (lead.evaluatedAt === now.toISOString() && !waitsForSweep) {
           saved.push({ label, score: lead.score, matched: [...lead.matched].sort(), firstSeen: state.firstSeen, lastSeen: state.lastSeen });
           fromScratch.push({ label, score: evaluation.score.total, matched: matchedOf(evaluation), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen });
         }
@@ -253,8 +292,20 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
       for (const [id, traits] of accountTraits) compare({ workspace, type: 'account', id }, accountFacts({ id, traits }, members.get(id) ?? []));
     }
   }
-  return { saved, fromScratch, savedTiers, tiersFromScratch };
+  return { saved, fromScratch, savedTiers, tiersFromScratch, unsettled };
 }
+
+const deploymentArb: fc.Arbitrary<Deployment> = fc.record({
+  path: fc.constantFrom('listed', 'stream'),
+  pageSize: fc.constantFrom(1, 2, 100),
+  concurrency: fc.constantFrom(1, 2, 8),
+  // Half the time changes judged at once, which every run is then compared at; otherwise users or accounts wait.
+  intervals: fc.oneof(
+    fc.constant({ userIntervalMs: 0, accountIntervalMs: 0 }),
+    fc.constantFrom({ userIntervalMs: 3 * hourMs, accountIntervalMs: 0 }, { userIntervalMs: 0, accountIntervalMs: 3 * hourMs }, { userIntervalMs: hourMs, accountIntervalMs: 5 * hourMs }),
+  ),
+  warm: fc.boolean(),
+}).map(({ intervals, ...rest }) => ({ ...rest, ...intervals }));
 
 const matchedOf = (evaluation: Evaluation) => Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched).sort();
 
@@ -271,8 +322,10 @@ describe('the evaluator, run at any hour', () => {
         // The hours of the rules' day the evaluator runs at besides its end, taken in turn by the days.
         fc.array(fc.array(fc.integer({ min: 0, max: 22 }), { maxLength: 3 }), { minLength: 1, maxLength: 5 }),
         fc.constantFrom(2, 90),
-        async (rulesText, users, lateness, runHours, maxChangedDaysPerSave) => {
-          const { saved, fromScratch, savedTiers, tiersFromScratch } = await evaluatedAlongTheWay(rulesText, messagesOf(users, lateness), runHours, maxChangedDaysPerSave);
+        deploymentArb,
+        async (rulesText, users, lateness, runHours, maxChangedDaysPerSave, deployment) => {
+          const { saved, fromScratch, savedTiers, tiersFromScratch, unsettled } = await evaluatedAlongTheWay(rulesText, messagesOf(users, lateness), runHours, maxChangedDaysPerSave, deployment);
+          expect(unsettled).toEqual([]);
           expect(saved).toEqual(fromScratch);
           expect(savedTiers).toEqual(tiersFromScratch);
         },
