@@ -76,9 +76,10 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
 
 /**
  * Stores the claims the events make, where they come first; `claims` ends up holding the claim on every identity
- * the events name. A claim that takes an identity from another user marks that user, which then lets it go.
+ * the events name. A claim that takes an identity from another user marks that user, which then lets it go. Returns
+ * the identities taken from another user (identityKeys).
  */
-export async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<void> {
+export async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<string[]> {
   const earliest = new Map<string, Claim>();
   for (const event of events) {
     for (const claim of claimsOf(event)) {
@@ -89,6 +90,7 @@ export async function storeClaims(store: EvaluationStore, workspace: string, eve
   }
   const unread = [...earliest.keys()].filter((key) => !claims.has(key));
   if (unread.length > 0) for (const [key, claim] of await store.claims(workspace, unread.map(parseIdentityKey))) claims.set(key, claim);
+  const taken: string[] = [];
   for (const [key, claim] of earliest) {
     const held = claims.get(key);
     if (held !== undefined && !claimsBefore(claim, held)) continue;
@@ -96,8 +98,10 @@ export async function storeClaims(store: EvaluationStore, workspace: string, eve
     claims.set(key, result.held);
     if (result.replaced && result.replaced.to !== result.held.to) {
       await store.mark({ workspace, type: 'user', id: result.replaced.to }, [calendar.dayOf(now)], now);
+      if (result.held.to === claim.to) taken.push(key);
     }
   }
+  return taken;
 }
 
 const sortedKeys = (identities: readonly Identity[]) => identities.map(identityKey).sort();

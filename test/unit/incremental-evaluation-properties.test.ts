@@ -16,10 +16,10 @@ import { accountSignalArb, conversionArb, daysArb, eventArb, eventNames, propert
  * days carried in the state and written out once older than yesterday, late events reopening days already written,
  * its since-signup span kept in the state. Whatever the runs, every evaluation gives what evaluating the user's whole
  * history from scratch gives at that moment: the same score, the same signals matched, the same first and last seen;
- * and after every run each user's tier is the one from scratch, evaluated by that run or not: what time alone changes
+ * and after every run each user's tier and route are those from scratch, evaluated by that run or not: what time alone changes
  * (a window sliding, inactivity, signup age, decay) made its sweep due by then.
  * Generated rules of users (every kind of user signal, time zones, a score cap, anonymous visitors as leads, cooldowns,
- * conversions), users whose traits change, accounts
+ * conversions, routes by trait), users whose traits change, accounts
  * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
  * changed days open per save, or 90 (more rebuild the user's days from every event). The runs are as deployed (the
  * stream's changes first) or from the change lists, with small pages or large, one entity at a time or several, and
@@ -49,8 +49,14 @@ const rulesArb = fc
     anonymousLeads: fc.boolean(),
     cooldownDays: fc.integer({ min: 0, max: 3 }),
     conversion: fc.option(conversionArb, { nil: undefined }),
+    // The user tiers' routes: one each, or chosen by the user's plan (an upgrade turns it) or its account's size (a resize).
+    routes: fc.constantFrom<[unknown, unknown]>(
+      ['sales', 'nurture'],
+      ['sales', { by: 'plan', map: { pro: 'sales' }, default: 'nurture' }],
+      [{ by: 'account.employees', map: { '300': 'enterprise' }, default: 'sales' }, { by: 'account.employees', map: { '20': 'sales' }, default: 'nurture' }],
+    ),
   })
-  .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone, anonymousLeads, cooldownDays, conversion }) =>
+  .map(({ base, signals, accountFit, warm, hotAbove, team, cap, timezone, anonymousLeads, cooldownDays, conversion, routes: [hotRoute, warmRoute] }) =>
     JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },
@@ -62,8 +68,8 @@ const rulesArb = fc
         ...(team ? { team } : {}),
       },
       tiers: [
-        { name: 'hot', min_score: warm + hotAbove, route: 'sales' },
-        { name: 'warm', min_score: warm, route: 'nurture' },
+        { name: 'hot', min_score: warm + hotAbove, route: hotRoute },
+        { name: 'warm', min_score: warm, route: warmRoute },
         ...(team ? [{ name: 'team', min_score: Math.max(team.points, 1), route: 'sales', level: 'account' }] : []),
       ],
       ...(cap !== undefined ? { scoring: { cap } } : {}),
@@ -190,8 +196,8 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
   const claims = new Map<string, { to: string; at: string; messageId: string }[]>();
   const saved: unknown[] = [];
   const fromScratch: unknown[] = [];
-  const savedTiers: { label: string; tier: string | null }[] = [];
-  const tiersFromScratch: { label: string; tier: string | null }[] = [];
+  const savedTiers: { label: string; tier: string | null; route: string | null }[] = [];
+  const tiersFromScratch: { label: string; tier: string | null; route: string | null }[] = [];
   const unsettled: string[] = [];
   const waits = new Map<string, string>();
   const { userIntervalMs, accountIntervalMs } = deployment;
@@ -265,8 +271,8 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         // the run that judged it: a member the run left, judged by the next).
         const sweepDue = store.sweepDueOf(ref);
         const waitsForSweep = ref.type === 'account' && sweepDue !== undefined && sweepDue > now.toISOString() && Date.parse(sweepDue) <= now.getTime() + accountIntervalMs;
-        savedTiers.push({ label, tier: lead.tier });
-        tiersFromScratch.push({ label, tier: (heldOut && lead.tier === null) || waitsForSweep ? lead.tier : evaluation.tier });
+        savedTiers.push({ label, tier: lead.tier, route: lead.route });
+        tiersFromScratch.push((heldOut && lead.tier === null) || waitsForSweep ? { label, tier: lead.tier, route: lead.route } : { label, tier: evaluation.tier, route: evaluation.route });
         if (lead.evaluatedAt === now.toISOString() && !waitsForSweep) {
           saved.push({ label, score: lead.score, matched: [...lead.matched].sort(), firstSeen: state.firstSeen, lastSeen: state.lastSeen });
           fromScratch.push({ label, score: evaluation.score.total, matched: matchedOf(evaluation), firstSeen: facts.firstSeen, lastSeen: facts.lastSeen });
@@ -350,7 +356,26 @@ describe('the evaluator, run at any hour, in fixed cases', () => {
       { signupDay: 1, employees: 5, days: [[{ event: 'Report Run', hour: 0 }], [{ event: 'Report Run', hour: 1 }]], device: { id: 'd1', days: [[], [], [{ event: 'Report Run', hour: 0 }]] } },
     ] as unknown as Users;
     const { savedTiers, tiersFromScratch } = await evaluatedAlongTheWay(rules, messagesOf(users, [0, 3, 1]), [[0]], 2);
-    expect(savedTiers.filter(({ label }) => label === '2025-03-06T23:59:59.999Z user u0')).toEqual([{ label: '2025-03-06T23:59:59.999Z user u0', tier: 'warm' }]);
+    expect(savedTiers.filter(({ label }) => label === '2025-03-06T23:59:59.999Z user u0')).toEqual([{ label: '2025-03-06T23:59:59.999Z user u0', tier: 'warm', route: 'nurture' }]);
     expect(savedTiers).toEqual(tiersFromScratch);
+  });
+
+  it('counts the events its visitor had while another user held it, once a user takes the visitor back before its next evaluation', async () => {
+    // u2 claims device d1 (an event of March 6th, 01:15) and counts the visitor's events. On the 9th come the
+    // visitor's events of the 6th and 7th, u0's claim of the same moment (its smaller messageId takes d1, and the
+    // visitor's new days go to u0), and u2's event of 00:15, which takes d1 back in u2's own prepare on a later page:
+    // u2 has the same merged identities as saved, but the visitor's events of meanwhile were u0's.
+    const rules = JSON.stringify({ version: 1, signup: { trait: 'createdAt' }, signals: { reported: { event: 'Report Run', window: '1d', points: 0 } }, tiers: [{ name: 'warm', min_score: 10, route: 'nurture' }] });
+    const run = (event: string, hour: number) => ({ event, hour });
+    const users = [
+      { signupDay: 3, employees: 5, days: [[run('Report Run', 1)], []], device: { id: 'd1', days: [[run('Report Run', 0), run('Report Run', 0)]] } },
+      { signupDay: 0, employees: 5, days: [[run('Report Run', 0)], [run('Report Run', 0)]], device: { id: 'd0', days: [[run('Report Run', 0)], [run('Report Run', 0), run('Report Run', 0)]] } },
+      { signupDay: 3, employees: 5, days: [[run('Report Run', 0), run('Report Run', 1)], [run('Report Run', 0)]], device: { id: 'd1', days: [[run('Report Run', 0)], [run('Report Run', 0)], [run('Report Run', 0), run('Report Run', 0)], [run('Report Run', 0), run('Report Run', 0)]] } },
+    ] as unknown as Users;
+    const onePerPage: Deployment = { ...asScheduled, pageSize: 1, concurrency: 1 };
+    const { saved, fromScratch } = await evaluatedAlongTheWay(rules, messagesOf(users, [3, 3, 2, 3, 0, 0, 0]), [[]], 2, onePerPage);
+    const u2 = (list: unknown[]) => list.find((entry) => (entry as { label: string }).label === '2025-03-09T23:59:59.999Z user u2');
+    expect(u2(saved)).toMatchObject({ lastSeen: '2025-03-07T00:15:00.000Z' });
+    expect(saved).toEqual(fromScratch);
   });
 });
