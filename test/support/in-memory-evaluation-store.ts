@@ -31,7 +31,7 @@ interface Token {
 const neverDue = '9999-12-31T00:00:00.000Z';
 
 /**
- * The EvaluationStore port in memory, with one shard ("0"), keeping the promises the DynamoDB store keeps: a save is
+ * The EvaluationStore port in memory, with one shard ("0") or `shards`, keeping the promises the DynamoDB store keeps: a save is
  * all or nothing and refused when an overlapping run saved since the read, a settled page forgets only the changes it
  * listed (not one made since), lead events wait in an outbox until marked published. For unit tests of the evaluator use case.
  */
@@ -49,15 +49,18 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   private readonly entities = new Map<string, Entity>();
   /** The idempotency keys of the outbox's events claimed by a publish in flight. */
   private readonly claimed = new Set<string>();
-  private progress: RulesetProgress = {};
+  /** By shard. */
+  private readonly progress = new Map<string, RulesetProgress>();
+  private readonly shards: number;
   /** Counts marks, so that a run can tell the marks made before it started from those made since. */
   private sequence = 0;
 
   /** The rules' days, which events are stored by, as ingest stores them (its `timeZone`). */
   private readonly calendar: Calendar;
 
-  constructor(options: { maxChangedDaysPerSave?: number; calendar?: Calendar } = {}) {
+  constructor(options: { maxChangedDaysPerSave?: number; calendar?: Calendar; shards?: number } = {}) {
     this.maxChangedDaysPerSave = options.maxChangedDaysPerSave ?? 90;
+    this.shards = options.shards ?? 1;
     this.calendar = options.calendar ?? calendarOf('UTC');
   }
 
@@ -151,24 +154,24 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     this.undelivered.push(...events.map((event) => event.detail.idempotencyKey));
   }
 
-  async rulesetProgress(): Promise<RulesetProgress> {
-    return structuredClone(this.progress);
+  async rulesetProgress(shard: string): Promise<RulesetProgress> {
+    return structuredClone(this.progress.get(shard) ?? {});
   }
 
-  async saveRulesetProgress(_shard: string, progress: RulesetProgress): Promise<void> {
-    this.progress = structuredClone(progress);
+  async saveRulesetProgress(shard: string, progress: RulesetProgress): Promise<void> {
+    this.progress.set(shard, structuredClone(progress));
   }
 
-  async oldestChange(): Promise<string | undefined> {
-    return [...this.entities.values()].flatMap((entity) => (entity.marker ? [entity.marker.since] : [])).sort()[0];
+  async oldestChange(shard: string): Promise<string | undefined> {
+    return this.entitiesOf(shard).flatMap((entity) => (entity.marker ? [entity.marker.since] : [])).sort()[0];
   }
 
   /** Every changed user, then every changed account, then the entities due for a sweep (all evaluated ones for everyone), users first. */
-  async candidates(_shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<CandidatePage> {
+  async candidates(shard: string, now: Date, limit: number, options: { everyone: boolean; after?: string }): Promise<CandidatePage> {
     // A run reads the changes marked before it started (`upTo`), as the DynamoDB store reads the lists written before;
     // pages of changes go on past those listed already (`listed`), settled or not, as it goes on past a list.
     const cursor: { phase: 'changed' | 'sweep'; offset: number; upTo: number; listed: string[] } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0, upTo: this.sequence, listed: [] };
-    const all = [...this.entities.values()];
+    const all = this.entitiesOf(shard);
     const due = (entity: Entity) => entity.sweepDue !== undefined && (options.everyone || entity.sweepDue <= now.toISOString());
     const changed = (entity: Entity) => entity.marker !== undefined && entity.marker.sequence <= cursor.upTo && !cursor.listed.includes(entityKey(entity.ref));
     const listed = all.filter(cursor.phase === 'changed' ? changed : due).sort(
@@ -200,8 +203,15 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     await this.keep(marks);
   }
 
-  shardOf(): string {
-    return '0';
+  /** Entities spread over the shards by their key, as the DynamoDB store spreads them by their partition key. */
+  shardOf(ref: EntityRef): string {
+    let hash = 0;
+    for (const char of entityKey(ref)) hash = (hash * 31 + char.charCodeAt(0)) % 1_000_003;
+    return String(hash % this.shards);
+  }
+
+  private entitiesOf(shard: string): Entity[] {
+    return [...this.entities.values()].filter((entity) => this.shardOf(entity.ref) === shard);
   }
 
   async keep(marks: readonly ChangeMark[]): Promise<void> {

@@ -397,7 +397,7 @@ tiers:
     expect(await runAt(2)).toEqual({ saves: [], published: [], eventReads: 0, rowReads: 1 });
     expect(store.isMarked(user('ann'))).toBe(true);
     // Still a change not evaluated: the evaluator's lag counts it.
-    expect(await store.oldestChange()).toBeDefined();
+    expect(await store.oldestChange('0')).toBeDefined();
     // The next runs leave it by its mark, reading nothing of hers, even with a further change.
     dashboard(3);
     expect(await runAt(3)).toEqual({ saves: [], published: [], eventReads: 0, rowReads: 0 });

@@ -22,7 +22,7 @@ import { accountSignalArb, conversionArb, daysArb, eventArb, eventNames, propert
  * conversions, routes by trait), users whose traits change, accounts
  * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
  * changed days open per save, or 90 (more rebuild the user's days from every event). The runs are as deployed (the
- * stream's changes first) or from the change lists, with small pages or large, one entity at a time or several, and
+ * stream's changes first) or from the change lists, over one shard or several, with small pages or large, one entity at a time or several, and
  * half the time with changes that wait for the end of an interval (Deployment).
  *
  * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs.
@@ -174,9 +174,11 @@ interface Deployment {
   accountIntervalMs: number;
   /** The stream's evaluator keeps the waits it knows between runs (a warm instance), or starts afresh each run. */
   warm: boolean;
+  /** Shards the entities spread over, each run evaluating them one after another (deployed, at once). */
+  shards: number;
 }
 
-const asScheduled: Deployment = { path: 'listed', pageSize: 100, concurrency: 8, userIntervalMs: 0, accountIntervalMs: 0, warm: true };
+const asScheduled: Deployment = { path: 'listed', pageSize: 100, concurrency: 8, userIntervalMs: 0, accountIntervalMs: 0, warm: true, shards: 1 };
 
 /**
  * Delivers the messages as they arrive and runs the evaluator at the given hours of every day (of the rules' days) and
@@ -187,7 +189,8 @@ const asScheduled: Deployment = { path: 'listed', pageSize: 100, concurrency: 8,
 async function evaluatedAlongTheWay(rulesText: string, messages: readonly Message[], runHours: readonly (readonly number[])[], maxChangedDaysPerSave: number, deployment: Deployment = asScheduled) {
   const ruleset = loadRules(rulesText, 'generated');
   const { calendar } = ruleset;
-  const store = new InMemoryEvaluationStore({ calendar, maxChangedDaysPerSave });
+  const store = new InMemoryEvaluationStore({ calendar, maxChangedDaysPerSave, shards: deployment.shards });
+  const shards = Array.from({ length: deployment.shards }, (_, shard) => String(shard));
   const publisher = new RecordingPublisher();
   /** By identity (`user:id`, `visitor:id`): the events received so far, and a user's traits and account. */
   const received = new Map<string, { events: Message['event'][]; traits: Record<string, unknown>; account?: string }>();
@@ -246,7 +249,12 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         const marks = store.takeChanges();
         if (marks.length > 0) await evaluateChanges(store, publisher, { ...options, marks, waits });
       }
-      for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, { ...options, shard: '0', pageSize: deployment.pageSize })).evaluated === 0) break;
+      // What a run leaves (an entity changed again after this run judged it) the next one takes, a minute later.
+      for (let run = 0; run < 5; run++) {
+        let evaluated = 0;
+        for (const shard of shards) evaluated += (await evaluateShard(store, publisher, { ...options, shard, pageSize: deployment.pageSize })).evaluated;
+        if (evaluated === 0) break;
+      }
       const refs = [...[...received.keys()].map((identity): EntityRef => ({ workspace, type: identity.startsWith('user:') ? 'user' : 'visitor', id: identity.replace(/^\w+:/, '') })), ...[...accountTraits.keys()].map((id): EntityRef => ({ workspace, type: 'account', id }))];
       const waiting = refs.filter((ref) => store.isMarked(ref)).map((ref) => `${now.toISOString()} ${ref.type} ${ref.id}`);
       if (!changesMayWait || (day === lastDay && time === end)) unsettled.push(...waiting);
@@ -311,6 +319,7 @@ const deploymentArb: fc.Arbitrary<Deployment> = fc.record({
     fc.constantFrom({ userIntervalMs: 3 * hourMs, accountIntervalMs: 0 }, { userIntervalMs: 0, accountIntervalMs: 3 * hourMs }, { userIntervalMs: hourMs, accountIntervalMs: 5 * hourMs }),
   ),
   warm: fc.boolean(),
+  shards: fc.constantFrom(1, 2, 3),
 }).map(({ intervals, ...rest }) => ({ ...rest, ...intervals }));
 
 const matchedOf = (evaluation: Evaluation) => Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched).sort();
