@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { addDays } from '../../functions/core/days';
 import { evaluateChanges, evaluateShard } from '../../functions/core/evaluate-leads';
 import type { EntityRef } from '../../functions/core/ports';
+import { convertsBy } from '../../functions/core/conversion';
 import { accountFacts, type MemberRows } from '../../functions/core/facts';
 import { evaluate, type EntityFacts, type Evaluation, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
@@ -17,7 +18,8 @@ import { accountSignalArb, conversionArb, daysArb, eventArb, eventNames, propert
  * its since-signup span kept in the state. Whatever the runs, every evaluation gives what evaluating the user's whole
  * history from scratch gives at that moment: the same score, the same signals matched, the same first and last seen;
  * and after every run each user's tier and route are those from scratch, evaluated by that run or not: what time alone changes
- * (a window sliding, inactivity, signup age, decay) made its sweep due by then.
+ * (a window sliding, inactivity, signup age, decay) made its sweep due by then. A user's conversion is recorded once,
+ * at the earliest converting message received by the run that first sees one.
  * Generated rules of users (every kind of user signal, time zones, a score cap, anonymous visitors as leads, cooldowns,
  * conversions, routes by trait), users whose traits change, accounts
  * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
@@ -202,6 +204,14 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
   const savedTiers: { label: string; tier: string | null; route: string | null }[] = [];
   const tiersFromScratch: { label: string; tier: string | null; route: string | null }[] = [];
   const unsettled: string[] = [];
+  /** The conversion each user's state records, after every run, beside the time it should be. */
+  const savedConversions: { label: string; at: string | null }[] = [];
+  const expectedConversions: { label: string; at: string | null }[] = [];
+  /** The times of each user's converting messages received so far; the users an alias joins (their merges are not followed here). */
+  const converting = new Map<string, string[]>();
+  const aliased = new Set<string>();
+  /** The time a user's conversion is first known: its earliest converting message of those received by then. */
+  const knownConversion = new Map<string, string>();
   const waits = new Map<string, string>();
   const { userIntervalMs, accountIntervalMs } = deployment;
   const changesMayWait = userIntervalMs > 0 || accountIntervalMs > 0;
@@ -226,7 +236,11 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         }
         store.track(workspace, userId, event, receivedAt);
         if (event.anonymousId !== undefined) claim(`visitor:${event.anonymousId}`);
-        if (event.type === 'alias') claim(`user:${event.previousId!}`);
+        if (event.type === 'alias') {
+          claim(`user:${event.previousId!}`);
+          aliased.add(userId).add(event.previousId!);
+        }
+        if (ruleset.file.conversion && convertsBy(ruleset.file.conversion, event, 'user')) converting.set(userId, [...(converting.get(userId) ?? []), event.timestamp]);
         if (event.type === 'identify') {
           store.setTraits({ workspace, type: 'user', id: userId }, event.traits!);
           Object.assign(entry.traits, event.traits);
@@ -257,6 +271,17 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
       }
       const refs = [...[...received.keys()].map((identity): EntityRef => ({ workspace, type: identity.startsWith('user:') ? 'user' : 'visitor', id: identity.replace(/^\w+:/, '') })), ...[...accountTraits.keys()].map((id): EntityRef => ({ workspace, type: 'account', id }))];
       const waiting = refs.filter((ref) => store.isMarked(ref)).map((ref) => `${now.toISOString()} ${ref.type} ${ref.id}`);
+      // A conversion is recorded once, at the earliest converting message the evaluation that first sees one reads:
+      // those received by then. With no change waiting, that is the first run after the first one arrives.
+      for (const ref of refs) {
+        if (ref.type !== 'user' || aliased.has(ref.id)) continue;
+        const savedAt = store.stateOf(ref)?.lead?.conversion?.at ?? null;
+        const seen = converting.get(ref.id) ?? [];
+        if (!knownConversion.has(ref.id) && seen.length > 0 && (!changesMayWait || savedAt !== null)) knownConversion.set(ref.id, seen.reduce((first, at) => (at < first ? at : first)));
+        const label = `${now.toISOString()} user ${ref.id}`;
+        savedConversions.push({ label, at: savedAt });
+        expectedConversions.push({ label, at: changesMayWait && savedAt === null ? null : (knownConversion.get(ref.id) ?? null) });
+      }
       if (!changesMayWait || (day === lastDay && time === end)) unsettled.push(...waiting);
       if (waiting.length > 0) continue;
       // Whose events each identity's are: the end of its chain of first claims (the earliest message, then messageId,
@@ -306,7 +331,7 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
       for (const [id, traits] of accountTraits) compare({ workspace, type: 'account', id }, accountFacts({ id, traits }, members.get(id) ?? []));
     }
   }
-  return { saved, fromScratch, savedTiers, tiersFromScratch, unsettled };
+  return { saved, fromScratch, savedTiers, tiersFromScratch, unsettled, savedConversions, expectedConversions };
 }
 
 const deploymentArb: fc.Arbitrary<Deployment> = fc.record({
@@ -339,8 +364,9 @@ describe('the evaluator, run at any hour', () => {
         fc.constantFrom(2, 90),
         deploymentArb,
         async (rulesText, users, lateness, runHours, maxChangedDaysPerSave, deployment) => {
-          const { saved, fromScratch, savedTiers, tiersFromScratch, unsettled } = await evaluatedAlongTheWay(rulesText, messagesOf(users, lateness), runHours, maxChangedDaysPerSave, deployment);
+          const { saved, fromScratch, savedTiers, tiersFromScratch, unsettled, savedConversions, expectedConversions } = await evaluatedAlongTheWay(rulesText, messagesOf(users, lateness), runHours, maxChangedDaysPerSave, deployment);
           expect(unsettled).toEqual([]);
+          expect(savedConversions).toEqual(expectedConversions);
           expect(saved).toEqual(fromScratch);
           expect(savedTiers).toEqual(tiersFromScratch);
         },
