@@ -14,17 +14,17 @@ import { accountSignalArb, conversionArb, daysArb, eventArb, eventNames, propert
 
 /**
  * The evaluator as deployed runs every minute, not once a day: a user's day is recomputed by several runs, its open
- * days carried in the state and written out once older than yesterday, late events reopening days already written,
- * its since-signup span kept in the state. Whatever the runs, every evaluation gives what evaluating the user's whole
+ * days carried in the state and written out once older than yesterday, late events reopening days already written, its
+ * since-signup span kept in the state. Whatever the runs, every evaluation gives what evaluating the user's whole
  * history from scratch gives at that moment: the same score, the same signals matched, the same first and last seen;
- * and after every run each user's tier and route are those from scratch, evaluated by that run or not: what time alone changes
- * (a window sliding, inactivity, signup age, decay) made its sweep due by then. A user's conversion is recorded once,
- * at the earliest converting message received by the run that first sees one.
- * Generated rules of users (every kind of user signal, time zones, a score cap, anonymous visitors as leads, cooldowns,
- * conversions, routes by trait), users whose traits change, accounts
- * whose traits change (which users' signals may read), product events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
- * changed days open per save, or 90 (more rebuild the user's days from every event). The runs are as deployed (the
- * stream's changes first) or from the change lists, over one shard or several, with small pages or large, one entity at a time or several, and
+ * and after every run each user's tier and route are those from scratch, evaluated by that run or not: what time alone
+ * changes (a window sliding, inactivity, signup age, decay) made its sweep due by then. A user's conversion is recorded
+ * once, at the earliest converting message received by the run that first sees one. Generated rules of users (every
+ * kind of user signal, time zones, a score cap, anonymous visitors as leads, cooldowns, conversions, routes by trait),
+ * users whose traits change, accounts whose traits change (which users' signals may read), product events up to 3 days
+ * late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2 changed days open per
+ * save, or 90 (more rebuild the user's days from every event). The runs are as deployed (the stream's changes first) or
+ * from the change lists, over one shard or several, with small pages or large, one entity at a time or several, and
  * half the time with changes that wait for the end of an interval (Deployment).
  *
  * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs.
