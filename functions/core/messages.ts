@@ -77,8 +77,9 @@ export function validateMessage(
   const reject = (path: string, reason: string): RejectedMessage => ({ index, ...(messageId ? { messageId } : {}), path: path.slice(0, maxEchoedChars), reason, raw });
 
   if (!isPlainObject(raw)) return reject('', 'must be a JSON object');
-  // Depth first: measuring the size serialises the message, and serialising thousands of levels overflows the stack.
-  const unsafe = findUnsafeStructure(raw);
+  // Depth first: measuring the size serialises the message as sent, and serialising thousands of levels overflows the
+  // stack. What the request replaced in it (a single call's own type, which its path names) is checked as well.
+  const unsafe = findUnsafeStructure(raw) ?? unsafeReplaced(raw, options.asSent);
   if (unsafe) return reject(unsafe.path, unsafe.reason);
   const invalidAt = options.invalidBytes ? findInvalidBytes(raw) : undefined;
   if (invalidAt !== undefined) return reject(invalidAt, 'holds bytes that are not valid UTF-8');
@@ -344,6 +345,17 @@ function findUnsafeStructure(value: unknown, path: (string | number)[] = []): { 
       const found = findUnsafeStructure((value as Record<string, unknown>)[key], [...path, key]);
       if (found) return found;
     }
+  }
+  return undefined;
+}
+
+/** findUnsafeStructure of what the client sent under the keys the message holds something else at. */
+function unsafeReplaced(message: Record<string, unknown>, asSent: unknown): { path: string; reason: string } | undefined {
+  if (!isPlainObject(asSent) || asSent === message) return undefined;
+  for (const key of Object.keys(asSent)) {
+    if (asSent[key] === message[key]) continue;
+    const found = findUnsafeStructure(asSent[key], [key]);
+    if (found) return found;
   }
   return undefined;
 }

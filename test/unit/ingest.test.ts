@@ -207,6 +207,18 @@ describe('the ingest use case', () => {
     expect(events.quarantined).toHaveLength(1);
   });
 
+  it("rejects a single call whose own type nests too deep, which the path's type replaces, naming the field", async () => {
+    // Within the size of one event, and thousands of levels: serialising the body as sent would overflow the stack.
+    const levels = 5_000;
+    const body = `{"userId":"u","event":"Report Run","type":${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}}`;
+    const { response, events } = await send({ callType: 'track', body });
+    expect(response.status).toBe(400);
+    expect(response.body).toMatchObject({ success: false, reason: `nests deeper than ${ingestLimits.maxDepth} levels` });
+    expect(String(response.body['path']).startsWith('type.a.a.')).toBe(true);
+    expect(events.saved).toEqual([]);
+    expect(events.quarantined).toHaveLength(1);
+  });
+
   it('types single calls from the path and reads writeKey from the body, never storing it', async () => {
     const { key, keys } = keyFor('acme');
     const events = new RecordingEventStore();
