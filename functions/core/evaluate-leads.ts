@@ -294,7 +294,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
    * signal on its account, or its route, would stay as it was until the member's next event or sweep.
    */
   const membersOfListedAccounts = async (candidates: readonly EvaluationCandidate[]): Promise<EvaluationCandidate[]> => {
-    const accounts = usersReadAccountTraits(ruleset) ? candidates.filter((candidate) => candidate.ref.type === 'account') : [];
+    // Not an account swept: time alone moved nothing its members read of it.
+    const accounts = usersReadAccountTraits(ruleset) ? candidates.filter((candidate) => candidate.ref.type === 'account' && candidate.reason === 'changed') : [];
     if (accounts.length === 0) return [];
     const onPage = new Set(candidates.map((candidate) => entityKey(candidate.ref)));
     const listed = new Map<string, EvaluationCandidate>();

@@ -16,7 +16,10 @@ interface Entity {
   claim?: Claim;
   state?: StoredEntityState;
   revision: number;
-  /** The change marker: the days to re-read, a version bumped by every mark, when the oldest unevaluated change came, and till when a kept change waits (ChangeMark.notBefore). */
+  /**
+   * The change marker: the days to re-read, a version bumped by every mark, when the oldest unevaluated change came,
+   * the sequence of its first mark, and till when a kept change waits (ChangeMark.notBefore).
+   */
   marker?: { days: Set<string>; version: number; since: string; sequence: number; notBefore?: string };
   /** When a sweep is due; absent when the entity is not waiting for one. */
   sweepDue?: string;
@@ -319,11 +322,12 @@ export class InMemoryEvaluationStore implements EvaluationStore {
 
   /** Marks the entity changed on `day` (or on no day: its traits or members moved). */
   private markEntity(entity: Entity, day: string | undefined, at: string): void {
-    if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at, sequence: 0 };
+    // A change marked before a run started is that run's, marked again since or not, as a change list written before
+    // it is (the DynamoDB store); the version tells settle that a mark came since.
+    if (!entity.marker) entity.marker = { days: new Set(), version: 0, since: at, sequence: ++this.sequence };
     if (day !== undefined) entity.marker.days.add(day);
     if (at < entity.marker.since) entity.marker.since = at;
     entity.marker.version++;
-    entity.marker.sequence = ++this.sequence;
   }
 
   private entityOf(ref: EntityRef): Entity {

@@ -413,4 +413,27 @@ describe('the evaluator, run at any hour, in fixed cases', () => {
     expect(u2(saved)).toMatchObject({ lastSeen: '2025-03-07T00:15:00.000Z' });
     expect(saved).toEqual(fromScratch);
   });
+
+  it("does not list an account's members again when the account is only swept", async () => {
+    // u0 is a lead routed by its account's size. Its account's team signal expires on March 9th, and its sweep that day
+    // found u0 just swept itself: listed again as a change of its own, u0 waited out its interval past the last run.
+    const rules = JSON.stringify({
+      version: 1,
+      signup: { trait: 'createdAt' },
+      signals: {
+        s0: { event: 'Report Run', per: 'week', window: '14d', at_least: 1, periods: 2, points: 0 },
+        account_fit: { trait: 'employees', of: 'account', is: { gte: 50 }, points: 10 },
+        team: { event: 'Report Run', at_least: 1, points: 1, window: '6d', level: 'account' },
+      },
+      tiers: [
+        { name: 'warm', min_score: 10, route: { by: 'account.employees', map: { '20': 'sales' }, default: 'nurture' } },
+        { name: 'team', min_score: 1, route: 'sales', level: 'account' },
+      ],
+    });
+    const users = [{ signupDay: 0, employees: 5, days: [[{ event: 'Report Run', hour: 0 }]], account: 'a0', resized: { day: 1, hour: 0 } }] as unknown as Users;
+    const usersWait: Deployment = { ...asScheduled, pageSize: 1, concurrency: 1, userIntervalMs: 3 * hourMs };
+    const { unsettled, saved, fromScratch } = await evaluatedAlongTheWay(rules, messagesOf(users, [2, 0]), [[]], 2, usersWait);
+    expect(unsettled).toEqual([]);
+    expect(saved).toEqual(fromScratch);
+  });
 });
