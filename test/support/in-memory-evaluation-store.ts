@@ -1,6 +1,7 @@
 import { entityKey, laterWaitEnd } from '../../functions/core/changes';
 import { calendarOf, type Calendar } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
+import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
 import type { AccountMember, CandidatePage, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress, StoredEvent } from '../../functions/core/ports';
@@ -34,8 +35,8 @@ interface Token {
 const neverDue = '9999-12-31T00:00:00.000Z';
 
 /**
- * The EvaluationStore port in memory, with one shard ("0") or `shards`, keeping the promises the DynamoDB store keeps: a save is
- * all or nothing and refused when an overlapping run saved since the read, a settled page forgets only the changes it
+ * The EvaluationStore port in memory, with one shard ("0") or `shards`, keeping the promises the DynamoDB store keeps: a
+ * save is all or nothing and refused when an overlapping run saved since the read, a settled page forgets only the changes it
  * listed (not one made since), lead events wait in an outbox until marked published. For unit tests of the evaluator use case.
  */
 export class InMemoryEvaluationStore implements EvaluationStore {
@@ -55,7 +56,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   /** By shard. */
   private readonly progress = new Map<string, RulesetProgress>();
   private readonly shards: number;
-  /** Counts marks, so that a run can tell the marks made before it started from those made since. */
+  /** Numbers the markers as made: a run tells the changes marked before it started from those marked since. */
   private sequence = 0;
 
   /** The rules' days, which events are stored by, as ingest stores them (its `timeZone`). */
@@ -206,11 +207,9 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     await this.keep(marks);
   }
 
-  /** Entities spread over the shards by their key, as the DynamoDB store spreads them by their partition key. */
+  /** Entities spread over the shards as the DynamoDB store spreads them: by their partition key. */
   shardOf(ref: EntityRef): string {
-    let hash = 0;
-    for (const char of entityKey(ref)) hash = (hash * 31 + char.charCodeAt(0)) % 1_000_003;
-    return String(hash % this.shards);
+    return shardOf(entityPartitionKey(ref.workspace, ref.type, ref.id), this.shards);
   }
 
   private entitiesOf(shard: string): Entity[] {
