@@ -111,10 +111,11 @@ interface UserRecord {
    */
   merged?: { at: string; into: string };
   /**
-   * The conversion the evaluator would see first (core/conversion), null for none: when it happened, and when it was
-   * known (a late product event's, with `asReceived`, when it was received); the earliest known, then the earliest.
+   * The conversions the evaluator would see (core/conversion): when each happened, and when it was known (a late
+   * product event's, with `asReceived`, when it was received). Only those that move what it records (lead-state's
+   * decide: the first seen, then any earlier one seen later): by when they are known, each earlier than the one before.
    */
-  conversion: KnownConversion | null;
+  conversions: readonly KnownConversion[];
 }
 
 /** A conversion's time, and when the evaluator would know of it. */
@@ -358,7 +359,7 @@ export class EventHistory {
   private userOf(entry: HistoryEntry): UserRecord {
     let user = this.users.get(entry.owner);
     if (!user) {
-      user = { id: entry.identity.id, kind: entry.identity.kind, firstSeen: entry.timestamp, firstOnTime: null, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], conversion: null };
+      user = { id: entry.identity.id, kind: entry.identity.kind, firstSeen: entry.timestamp, firstOnTime: null, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], conversions: noConversions };
       this.users.set(entry.owner, user);
     }
     return user;
@@ -370,7 +371,7 @@ export class EventHistory {
   }
 
   private converted(user: UserRecord, at: string, knownAt: string) {
-    if (firstConversionKnown({ at, knownAt }, user.conversion)) user.conversion = { at, knownAt };
+    user.conversions = withConversion(user.conversions, { at, knownAt });
   }
 
   private flushBucket(user: UserRecord, day: string) {
@@ -423,7 +424,7 @@ export class EventHistory {
     const key = identityKey(user);
     let record = this.users.get(key);
     if (!record) {
-      record = { id: user.id, kind: user.kind, firstSeen, firstOnTime: firstSeen, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], conversion: null };
+      record = { id: user.id, kind: user.kind, firstSeen, firstOnTime: firstSeen, days: new Map(), pending: new Map(), late: [], sessions: new Map(), traits: [], accounts: new Map(), joins: [], conversions: noConversions };
       this.users.set(key, record);
     }
     return record;
@@ -455,12 +456,22 @@ function mergeRecord(into: UserRecord, from: UserRecord): void {
     into.days.set(day, merged);
   }
   if (from.late.length > 0) into.late = [...into.late, ...from.late].sort(byReceipt);
-  if (from.conversion !== null && firstConversionKnown(from.conversion, into.conversion)) into.conversion = from.conversion;
+  for (const conversion of from.conversions) into.conversions = withConversion(into.conversions, conversion);
 }
 
-/** Whether a conversion is seen before another (none: never): known earlier, or known at once and earlier. */
-function firstConversionKnown(conversion: KnownConversion, other: KnownConversion | null): boolean {
-  return other === null || conversion.knownAt < other.knownAt || (conversion.knownAt === other.knownAt && conversion.at < other.at);
+const noConversions: readonly KnownConversion[] = [];
+
+/** The conversions with one more, less those it makes irrelevant: known no earlier and no earlier themselves. */
+function withConversion(known: readonly KnownConversion[], added: KnownConversion): readonly KnownConversion[] {
+  if (known.some((conversion) => conversion.knownAt <= added.knownAt && conversion.at <= added.at)) return known;
+  return [...known.filter((conversion) => conversion.knownAt < added.knownAt || conversion.at < added.at), added].sort((a, b) => (a.knownAt < b.knownAt ? -1 : 1));
+}
+
+/** The time of the earliest conversion known by `at`, as the evaluator records it then; null for none. */
+function conversionKnownBy(known: readonly KnownConversion[], at: string): string | null {
+  let earliest: string | null = null;
+  for (const conversion of known) if (conversion.knownAt <= at) earliest = conversion.at;
+  return earliest;
 }
 
 /** Joins a part of a day's session spans into the record's, and sets the day's session counts from the joined spans. */
@@ -740,9 +751,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     const { facts, evaluation } = look;
     if (changed || accountTraitsRead || (user.state?.tier ?? null) !== null || user.decideAt <= atMs) {
       const previous = user.state;
-      const { conversion } = user.record;
-      const convertedAt = conversion !== null && conversion.knownAt <= at ? conversion.at : null;
-      decideFor(user, evaluation, facts, now, at, convertedAt, changes);
+      decideFor(user, evaluation, facts, now, at, conversionKnownBy(user.record.conversions, at), changes);
       user.evaluated = true;
       // The accounts the evaluator would mark after saving this user.
       if (movesAccounts(ruleset, previous, user.state!, changed)) markAccounts(user, at);
@@ -881,16 +890,20 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   // Conversions not known by the last step (after it: a history read up to a --to keeps those; or received after it):
   // the report's horizon reaches past the period, and a lead of its last days converts then. An account's, at its first
   // member's; its group traits after the period are not read.
+  // A conversion known after the last step is earlier than any known by then: it moves the recorded one earlier.
+  const knownAfter = (record: UserRecord) => {
+    const last = record.conversions.at(-1);
+    return last !== undefined && last.knownAt > lastStep ? last.at : null;
+  };
   for (const user of users) {
-    const { conversion } = user.record;
-    if (user.history.convertedAt === undefined && conversion !== null && conversion.knownAt > lastStep) user.history.convertedAt = conversion.at;
+    const at = knownAfter(user.record);
+    if (at !== null) user.history.convertedAt = at;
   }
   if (accountsEvaluated && ruleset.file.conversion) {
     for (const account of accounts) {
-      if (account.history.convertedAt !== undefined) continue;
-      const later = account.members.flatMap(([member]) => (member.record.conversion !== null && member.record.conversion.knownAt > lastStep ? [member.record.conversion.at] : []));
+      const later = account.members.flatMap(([member]) => knownAfter(member.record) ?? []);
       const at = accountConversion(ruleset.file.conversion, {}, later, new Date(lastStep));
-      if (at !== null) account.history.convertedAt = at;
+      if (at !== null && (account.history.convertedAt === undefined || at < account.history.convertedAt)) account.history.convertedAt = at;
     }
   }
   const entities: EntityHistoryResult[] = [...users.map((user) => user.history), ...(accountsEvaluated ? accounts.map((account) => account.history) : [])];
@@ -989,7 +1002,7 @@ function countLateEvents(user: UserRun, at: string, ruleset: Ruleset): boolean {
  */
 function leadConversionAhead(user: UserRun): string | null {
   if (user.state === undefined || user.state.tier === null || user.state.conversion !== undefined) return null;
-  return user.record.conversion?.knownAt ?? null;
+  return user.record.conversions[0]?.knownAt ?? null;
 }
 
 /** When the evaluator knows of the entity: its first message on time, or its first late event's receipt. */

@@ -69,8 +69,9 @@ export interface LeadState {
   /** The last qualification (none -> tier): what a conversion reports it followed. Absent until the first one. */
   qualification?: { at: string; tier: string; signals: string[] };
   /**
-   * The conversion, recorded once (the rules file's `conversion`), with the tier held then and the signals matched at
-   * the evaluation that saw it (rule health's signal rates; absent in states recorded before they were kept). Absent
+   * The conversion (the rules file's `conversion`), recorded by the evaluation that first sees one, with the tier held
+   * then and the signals matched (rule health's signal rates; absent in states recorded before they were kept). Its
+   * time is the earliest converting message seen: a late one, seen by a later evaluation, moves it earlier. Absent
    * until it happens.
    */
   conversion?: { at: string; tier: string | null; signals?: string[] };
@@ -122,9 +123,11 @@ export function matchedSignals(evaluation: Evaluation): MatchedSignal[] {
 
 /**
  * Decides the lead state after an evaluation. `convertedAt` is the entity's conversion as core/conversion detected
- * it (null: none seen); the first one is recorded and never replaced. A converted customer leaves the tiers unless
- * the rules keep them in; a conversion of an entity that once qualified is a `converted` transition (one lead event,
- * whatever its tier does at the same time), while that of one that never qualified is only recorded: no one worked it.
+ * it in what the evaluation read (null: none seen). The first one seen is recorded; an earlier one seen later (a late
+ * event, read by a later evaluation than the message seen first) moves its time earlier, not its tier or signals, and
+ * publishes nothing. A converted customer leaves the tiers unless the rules keep them in; a conversion of an entity
+ * that once qualified is a `converted` transition (one lead event, whatever its tier does at the same time), while
+ * that of one that never qualified is only recorded: no one worked it.
  * Sales feedback not applied yet (oldest first) takes the lead out of the tiers until its hold ends (the newest one's),
  * adds a history entry each, and is one `feedback` transition, always published: sales' word reaches the CRM.
  */
@@ -143,7 +146,7 @@ export function decide(
   // A loop rather than entries().filter().map(): no pair per signal, for every entity a backtest decides.
   const matched: string[] = [];
   for (const name in evaluation.signals) if (evaluation.signals[name]!.matched) matched.push(name);
-  const conversion = previous?.conversion ?? (convertedAt !== null ? { at: convertedAt, tier: previousTier, signals: matched } : undefined);
+  const conversion = previous?.conversion ? earlierConversion(previous.conversion, convertedAt) : convertedAt !== null ? { at: convertedAt, tier: previousTier, signals: matched } : undefined;
   const newlyConverted = conversion !== undefined && previous?.conversion === undefined;
   const coolingDown = previousTier === null && previous?.cooldownUntil != null && previous.cooldownUntil > isoTime(now);
   const outOfTiers = newest !== undefined || coolingDown || convertedOutOfTiers(conversion, ruleset);
@@ -227,6 +230,10 @@ function withFeedback(base: LeadState, previousTier: string | null, given: reado
 export const defaultDecayIntervalMs = 6 * 3_600_000;
 
 /** A converted customer leaves the tiers for good, unless the rules keep customers in them. */
+/** The recorded conversion, at `seenAt` when that is earlier. */
+const earlierConversion = (recorded: NonNullable<LeadState['conversion']>, seenAt: string | null): NonNullable<LeadState['conversion']> =>
+  seenAt !== null && seenAt < recorded.at ? { ...recorded, at: seenAt } : recorded;
+
 const convertedOutOfTiers = (conversion: LeadState['conversion'], ruleset: Ruleset): boolean =>
   conversion !== undefined && ruleset.file.conversion !== undefined && !ruleset.file.conversion.keep_in_tiers;
 

@@ -149,6 +149,15 @@ describe('decide with conversions', () => {
     expect(later.state).toMatchObject({ tier: null, sequence: 2, conversion: { at: iso(2.5), tier: 'hot' } });
   });
 
+  it('moves a recorded conversion earlier when a later evaluation sees an earlier one (a late event), and publishes nothing', () => {
+    const converted = decide(qualifiedHot(ruleset), evaluation('hot'), facts, ruleset, at(3), iso(2.5)).state;
+    const lateEarlier = decide(converted, evaluation(null), facts, ruleset, at(4), iso(1.5));
+    expect(lateEarlier.transition).toBeUndefined();
+    // The time only: the tier and signals are those of the evaluation that recorded it.
+    expect(lateEarlier.state).toMatchObject({ tier: null, sequence: 2, conversion: { at: iso(1.5), tier: 'hot', signals: ['logins'] } });
+    expect(lateEarlier.state.history).toEqual(converted.history);
+  });
+
   it('keeps converted customers in the tiers when the rules say so, and reports the tier change with the conversion', () => {
     const converted = decide(qualifiedHot(keeping), evaluation('warm'), facts, keeping, at(1), iso(1));
     expect(converted.transition).toMatchObject({ kind: 'converted', previousTier: 'hot', tier: 'warm', conversion: { tier: 'hot' } });

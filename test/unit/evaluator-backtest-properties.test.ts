@@ -196,7 +196,8 @@ const pageSizeArb = fc.constantFrom(1, 2, 100);
 
 async function bothSides(rulesText: string, messages: readonly Message[], lastDay: string, pageSize = 100, asReceived = false) {
   const ruleset = loadRules(rulesText, 'generated');
-  const fromBacktest = replayedTransitions(ruleset, messages, firstDay, lastDay, { asReceived }).lines;
+  const backtest = replayedTransitions(ruleset, messages, firstDay, lastDay, { asReceived });
+  const fromBacktest = backtest.lines;
 
   const { calendar } = ruleset;
   const store = new InMemoryEvaluationStore({ calendar });
@@ -224,7 +225,16 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
     const now = new Date(calendar.endOf(day));
     for (let run = 0; run < 5; run++) if ((await evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false, pageSize })).evaluated === 0) break;
   }
-  return { fromBacktest, fromEvaluator: publishedTransitions(publisher.published) };
+  // Each entity's conversion as the backtest reports it and as the evaluator's state records it.
+  const entities = backtest.replayed.entities;
+  const conversions = {
+    fromBacktest: entities.flatMap(({ type, id, convertedAt }) => (convertedAt !== undefined ? [`${type} ${id} converted at ${convertedAt}`] : [])).sort(),
+    fromEvaluator: entities.flatMap(({ type, id }) => {
+      const convertedAt = store.stateOf({ workspace, type, id })?.lead?.conversion?.at;
+      return convertedAt !== undefined ? [`${type} ${id} converted at ${convertedAt}`] : [];
+    }).sort(),
+  };
+  return { fromBacktest, fromEvaluator: publishedTransitions(publisher.published), conversions };
 }
 
 const runs = Number(process.env.RUNS ?? 300);
@@ -247,8 +257,9 @@ const sameTransitionsOn = (rules: fc.Arbitrary<string>, seed: number) =>
       // messagesOf keeps claims out of one run by their UTC days, which a time zone moves: across pages, days of UTC.
       const rules = pageSize === 100 ? rulesText : JSON.stringify({ ...JSON.parse(rulesText), timezone: undefined });
       // Days after the last event too: windows empty, inactivity sets in, cooldowns end.
-      const { fromBacktest, fromEvaluator } = await bothSides(rules, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), pageSize);
+      const { fromBacktest, fromEvaluator, conversions } = await bothSides(rules, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), pageSize);
       expect(fromEvaluator).toEqual(fromBacktest);
+      expect(conversions.fromEvaluator).toEqual(conversions.fromBacktest);
     }),
     { numRuns: runs, ...(process.env.RUNS ? {} : { seed }) },
   );
@@ -420,8 +431,9 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
           const days = lateness[next++ % lateness.length]!;
           return days === 0 ? message : { ...message, receivedAt: new Date(Date.parse(message.timestamp) + days * 86_400_000).toISOString() };
         });
-        const { fromBacktest, fromEvaluator } = await bothSides(rulesText, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), Number(process.env.PAGE ?? 100), true);
+        const { fromBacktest, fromEvaluator, conversions } = await bothSides(rulesText, messages, addDays(messages.at(-1)!.timestamp.slice(0, 10), 8), Number(process.env.PAGE ?? 100), true);
         expect(fromEvaluator).toEqual(fromBacktest);
+        expect(conversions.fromEvaluator).toEqual(conversions.fromBacktest);
       }),
       { numRuns: runs, ...(process.env.RUNS ? {} : { seed: 20261205 }) },
     );
