@@ -14,7 +14,14 @@ export function mergeMarks(marks: readonly ChangeMark[]): ChangeMark[] {
       continue;
     }
     const notBefore = laterWaitEnd(seen.notBefore, mark.notBefore);
-    byEntity.set(key, { ref: seen.ref, days: [...new Set([...seen.days, ...mark.days])].sort(), since: mark.since < seen.since ? mark.since : seen.since, ...(notBefore !== undefined ? { notBefore } : {}) });
+    const traitsChanged = seen.traitsChanged ?? mark.traitsChanged;
+    byEntity.set(key, {
+      ref: seen.ref,
+      days: [...new Set([...seen.days, ...mark.days])].sort(),
+      since: mark.since < seen.since ? mark.since : seen.since,
+      ...(notBefore !== undefined ? { notBefore } : {}),
+      ...(traitsChanged ? { traitsChanged } : {}),
+    });
   }
   return [...byEntity.values()];
 }
@@ -23,4 +30,11 @@ export function mergeMarks(marks: readonly ChangeMark[]): ChangeMark[] {
 export const laterWaitEnd = (a: string | undefined, b: string | undefined): string | undefined => (a === undefined || (b !== undefined && b > a) ? b : a);
 
 /** A change as the evaluator's candidate. */
-export const changedCandidate = (mark: ChangeMark): EvaluationCandidate => ({ ref: mark.ref, reason: 'changed', days: mark.days, since: mark.since, ...(mark.notBefore !== undefined ? { notBefore: mark.notBefore } : {}) });
+export const changedCandidate = (mark: ChangeMark): EvaluationCandidate => ({
+  ref: mark.ref,
+  reason: 'changed',
+  days: mark.days,
+  since: mark.since,
+  ...(mark.notBefore !== undefined ? { notBefore: mark.notBefore } : {}),
+  ...(mark.traitsChanged ? { traitsChanged: true } : {}),
+});

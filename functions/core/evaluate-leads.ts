@@ -188,7 +188,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   let leftUnread = 0;
   const leave = (candidate: EvaluationCandidate, notBefore = candidate.notBefore) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
-    if (candidate.reason === 'changed') left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString(), ...(notBefore !== undefined ? { notBefore } : {}) });
+    if (candidate.reason === 'changed') {
+      left.push({ ref: candidate.ref, days: candidate.days, since: candidate.since ?? now.toISOString(), ...(notBefore !== undefined ? { notBefore } : {}), ...(candidate.traitsChanged ? { traitsChanged: true } : {}) });
+    }
   };
   /** The accounts the users moved, to judge after every changed user of the run, by entity key. */
   const accounts = new Map<string, EvaluationCandidate>();
@@ -288,14 +290,15 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
   /**
-   * The members of the page's accounts listed as a change (new traits, or left by an earlier run) whose evaluation
-   * the account's traits move (accountTraitsMove), not on the page themselves, as changes of their own: judged before
-   * the accounts, as the backtest judges them at the step their account's traits change. Otherwise a member's fit
-   * signal on its account, or its route, would stay as it was until the member's next event or sweep.
+   * The members of the page's accounts whose traits changed whose evaluation the account's traits move
+   * (accountTraitsMove), not on the page themselves, as changes of their own: judged before the accounts, as the
+   * backtest judges them at the step their account's traits change. Otherwise a member's fit signal on its account, or
+   * its route, would stay as it was until the member's next event or sweep.
    */
   const membersOfListedAccounts = async (candidates: readonly EvaluationCandidate[]): Promise<EvaluationCandidate[]> => {
-    // Not an account swept: time alone moved nothing its members read of it.
-    const accounts = usersReadAccountTraits(ruleset) ? candidates.filter((candidate) => candidate.ref.type === 'account' && candidate.reason === 'changed') : [];
+    // Not an account swept, moved by a member, or given feedback: nothing its members read of it moved. Judging them
+    // again for it would cost a read and a save each, and, with userIntervalMs, leave each waiting for nothing.
+    const accounts = usersReadAccountTraits(ruleset) ? candidates.filter((candidate) => candidate.ref.type === 'account' && candidate.traitsChanged === true) : [];
     if (accounts.length === 0) return [];
     const onPage = new Set(candidates.map((candidate) => entityKey(candidate.ref)));
     const listed = new Map<string, EvaluationCandidate>();
@@ -446,7 +449,11 @@ export function accountTraitsMove(ruleset: Ruleset, traits: Record<string, unkno
 }
 
 /** The candidate with the days of another listing of the same entity too. */
-const withDaysOf = (candidate: EvaluationCandidate, other: EvaluationCandidate): EvaluationCandidate => ({ ...candidate, days: [...new Set([...candidate.days, ...other.days])] });
+const withDaysOf = (candidate: EvaluationCandidate, other: EvaluationCandidate): EvaluationCandidate => ({
+  ...candidate,
+  days: [...new Set([...candidate.days, ...other.days])],
+  ...(other.traitsChanged ? { traitsChanged: true } : {}),
+});
 
 /** The candidate with the days the list holds for it, taken off the list. */
 function withListed(candidate: EvaluationCandidate, list: Map<string, EvaluationCandidate>): EvaluationCandidate {

@@ -70,6 +70,8 @@ export interface EvaluationCandidate {
   since?: string;
   /** See ChangeMark.notBefore. */
   notBefore?: string;
+  /** See ChangeMark.traitsChanged. */
+  traitsChanged?: true;
 }
 
 /** An entity to evaluate in a later run, on these days (or none: its state, traits or members moved). */
@@ -84,6 +86,11 @@ export interface ChangeMark {
    * rows. Never later than the true end: an entity's last evaluation only moves later.
    */
   notBefore?: string;
+  /**
+   * An account whose traits changed (a group call wrote its profile), not only its members or feedback: its members
+   * whose evaluation reads its traits are judged again with it.
+   */
+  traitsChanged?: true;
 }
 
 /** A page of candidates; `changes` is what `settle` forgets once the page is done (opaque to the use case). */

@@ -1,5 +1,5 @@
 import { inflateRawSync } from 'node:zlib';
-import { QueryCommand } from '@aws-sdk/client-dynamodb';
+import { QueryCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { DynamoDbChangeLists } from '../../functions/adapters/dynamodb/change-lists';
 import { changeListPartitionKey } from '../../functions/adapters/dynamodb/item-keys';
@@ -69,5 +69,33 @@ describe('change lists on DynamoDB Local', () => {
       ['acme', 'user', 'bob', '2024-05-01T10:00:00.000Z', '2024-05-01'],
     ]);
     expect(Items!.map((item) => item['waits'] !== undefined)).toEqual([true, true, false]);
+  });
+
+  it("tells an account whose traits changed from one its members moved, and takes an earlier version's accounts as changed", async () => {
+    const { client, tableName } = await freshTable();
+    const lists = new DynamoDbChangeLists(client, tableName, { shards: 1 });
+    const account = (id: string, days: string[]): ChangeMark => ({ ref: { workspace: 'acme', type: 'account', id }, days, since: '2024-05-01T10:00:00.000Z' });
+    await lists.add([{ ...account('north', []), traitsChanged: true }, account('south', ['2024-05-01']), mark('ann', ['2024-05-01'])]);
+    // Moved by a member in one list, new traits in a later one: its traits changed.
+    await lists.add([account('west', ['2024-05-01'])]);
+    await lists.add([{ ...account('west', []), traitsChanged: true }]);
+    const read = async () => (await lists.read('0', { after: undefined, upTo: lists.readableUpTo(), limit: 100 })).marks.map((entry) => [entry.ref.id, entry.traitsChanged ?? false]).sort();
+    expect(await read()).toEqual([
+      ['ann', false],
+      ['north', true],
+      ['south', false],
+      ['west', true],
+    ]);
+
+    // Lists an earlier version wrote have no `traits`: every account of theirs counts as changed, as that version judged it.
+    const { Items } = await client.send(new QueryCommand({ TableName: tableName, KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': { S: changeListPartitionKey('0') } } }));
+    expect(Items!.map((item) => item['traits'] !== undefined)).toEqual([true, true, true]);
+    for (const item of Items!) await client.send(new UpdateItemCommand({ TableName: tableName, Key: { pk: item['pk']!, sk: item['sk']! }, UpdateExpression: 'REMOVE traits' }));
+    expect(await read()).toEqual([
+      ['ann', false],
+      ['north', true],
+      ['south', true],
+      ['west', true],
+    ]);
   });
 });

@@ -172,6 +172,25 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     expect(leads.published).toHaveLength(3);
   });
 
+  it("judges an account's members again when a group call changes its traits", async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await sendBatch(dev, [
+      { type: 'group', userId: 'ada', groupId: 'acme', traits: { name: 'Acme', employees: 120 }, timestamp: day(-5).toISOString(), messageId: 'g-ada' },
+      { type: 'group', userId: 'bob', groupId: 'acme', timestamp: day(-5).toISOString(), messageId: 'g-bob' },
+      track('bob', 'Dashboard Created', day(-3)),
+      track('bob', 'Dashboard Created', day(-2)),
+      track('bob', 'Teammate Invited', day(-2), { invitee: 'cy' }),
+    ]);
+    await dev.evaluateOnce(day(0));
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user bob none -> PQL-A']);
+
+    // ada's group call shrinks acme: bob's fit signal turns, with nothing new of his own.
+    await sendBatch(dev, [{ type: 'group', userId: 'ada', groupId: 'acme', traits: { employees: 12 }, timestamp: day(0.1).toISOString(), messageId: 'g-ada-2' }]);
+    await dev.evaluateOnce(day(0.2));
+    expect(summaryOf(leads.published.slice(1))).toEqual(['Lead Tier Changed: user bob PQL-A -> PQL-B']);
+  });
+
   it('counts a late event in its own day and moves the lead up a tier', async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);

@@ -19,9 +19,10 @@ interface Entity {
   revision: number;
   /**
    * The change marker: the days to re-read, a version bumped by every mark, when the oldest unevaluated change came,
-   * the sequence of its first mark, and till when a kept change waits (ChangeMark.notBefore).
+   * the sequence of its first mark, till when a kept change waits (ChangeMark.notBefore), and whether an account's
+   * traits changed (ChangeMark.traitsChanged).
    */
-  marker?: { days: Set<string>; version: number; since: string; sequence: number; notBefore?: string };
+  marker?: { days: Set<string>; version: number; since: string; sequence: number; notBefore?: string; traitsChanged?: true };
   /** When a sweep is due; absent when the entity is not waiting for one. */
   sweepDue?: string;
 }
@@ -118,7 +119,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const marks: ChangeMark[] = [];
     for (const entity of this.entities.values()) {
       if (!entity.marker) continue;
-      marks.push({ ref: entity.ref, days: [...entity.marker.days].sort(), since: entity.marker.since });
+      marks.push({ ref: entity.ref, days: [...entity.marker.days].sort(), since: entity.marker.since, ...(entity.marker.traitsChanged ? { traitsChanged: true } : {}) });
       delete entity.marker;
     }
     return marks;
@@ -186,7 +187,14 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const page = listed.slice(offset, offset + limit);
     const candidates = page.map((entity): EvaluationCandidate => {
       const marker = cursor.phase === 'changed' ? entity.marker : undefined;
-      return { ref: entity.ref, reason, days: [...(marker?.days ?? [])].sort(), ...(marker ? { since: marker.since } : {}), ...(marker?.notBefore !== undefined ? { notBefore: marker.notBefore } : {}) };
+      return {
+        ref: entity.ref,
+        reason,
+        days: [...(marker?.days ?? [])].sort(),
+        ...(marker ? { since: marker.since } : {}),
+        ...(marker?.notBefore !== undefined ? { notBefore: marker.notBefore } : {}),
+        ...(marker?.traitsChanged ? { traitsChanged: true as const } : {}),
+      };
     });
     // What settle may forget: each listed marker as it was read (a mark after this bumps its version).
     const changes = cursor.phase === 'changed' ? page.map((entity) => ({ key: entityKey(entity.ref), version: entity.marker!.version })) : [];
@@ -223,6 +231,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       if (mark.days.length === 0) this.markEntity(entity, undefined, mark.since);
       const notBefore = laterWaitEnd(entity.marker!.notBefore, mark.notBefore);
       if (notBefore !== undefined) entity.marker!.notBefore = notBefore;
+      if (mark.traitsChanged) entity.marker!.traitsChanged = true;
     }
   }
 

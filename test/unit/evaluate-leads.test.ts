@@ -545,6 +545,41 @@ tiers:
     expect(transitions.map((event) => [event.detail.entity.id, event.detail.route, event.detail.owner])).toEqual([['dan', 'sales-emea', 'ann@example.com']]);
   });
 
+  it("judges an account's members again when its traits change, not when a run left the account after a member moved it", async () => {
+    const routedTeams = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+  team_lead: { level: account, best_member_tier: pql, points: 50 }
+tiers:
+  - { name: pql, min_score: 50, level: user, route: { by: account.region, map: { emea: sales-emea, us: sales-us }, default: sales } }
+  - { name: team, min_score: 50, route: sales, level: account }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.setTraits(account('acme'), { region: 'emea' });
+    for (const id of ['ann', 'bob']) {
+      store.join(workspace, id, 'acme');
+      qualify(store, id);
+    }
+    await run(store, publisher, { ruleset: routedTeams });
+    const savedUsers = () => store.saves.filter((key) => key.startsWith('user'));
+    store.saves.length = 0;
+
+    // A group call rewrote the profile (change capture lists it with traitsChanged): both members move to the new route.
+    store.setTraits(account('acme'), { region: 'us' });
+    await store.keep([{ ref: account('acme'), days: [], since: now.toISOString(), traitsChanged: true }]);
+    await run(store, publisher, { ruleset: routedTeams, now: new Date(now.getTime() + 60_000) });
+    expect(['ann', 'bob'].map((id) => store.stateOf(user(id))?.lead?.route)).toEqual(['sales-us', 'sales-us']);
+    expect(savedUsers().sort()).toEqual(['user ann', 'user bob']);
+    store.saves.length = 0;
+
+    // An earlier run ran out of time before judging the account its member ann moved: its traits are as they were.
+    await store.keep([{ ref: account('acme'), days: ['2025-03-10'], since: now.toISOString() }]);
+    await run(store, publisher, { ruleset: routedTeams, now: new Date(now.getTime() + 120_000) });
+    expect(store.saves).toEqual(['account acme']);
+  });
+
   it("reads the traits of a page's accounts once, together, for the users that share them", async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();

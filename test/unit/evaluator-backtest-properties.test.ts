@@ -219,7 +219,7 @@ async function bothSides(rulesText: string, messages: readonly Message[], lastDa
         const changed = Object.entries(message.traits!).some(([name, value]) => store.traitsOf(account)[name] !== value);
         store.setTraits(account, message.traits!);
         // As change capture lists an account whose profile a group call rewrote (ingest rewrites it on new traits only).
-        if (changed) await store.keep([{ ref: account, days: [], since: timestamp }]);
+        if (changed) await store.keep([{ ref: account, days: [], since: timestamp, traitsChanged: true }]);
       } else store.track(workspace, userId, { event: event!, timestamp, messageId, ...(anonymousId ? { anonymousId } : {}), ...(properties ? { properties } : {}) });
     }
     const now = new Date(calendar.endOf(day));

@@ -38,7 +38,7 @@ export function changeMarks(keys: readonly WrittenKey[]): ChangeMark[] {
       marks.push({ ref, days: [eventDayOf(key.sk)], since });
     } else if (key.sk === profileSortKey && ref.type === 'account') {
       // An account's traits changed (a group call): no days of its own, its figures come from its members.
-      marks.push({ ref, days: [], since });
+      marks.push({ ref, days: [], since, traitsChanged: true });
     } else if (key.sk.startsWith(feedbackSortKeyPrefix)) {
       // Sales feedback waits beside the entity: its next evaluation applies it.
       marks.push({ ref, days: [], since });

@@ -94,7 +94,7 @@ export class DynamoDbChangeLists {
       );
       this.options.capacity?.add('read', output.ConsumedCapacity);
       for (const item of output.Items ?? []) {
-        marks.push(...decode(item['entries']!.B!, item['waits']?.B));
+        marks.push(...decode(item['entries']!.B!, item['waits']?.B, item['traits']?.B));
         last = item['sk']!.S!;
       }
       more = output.LastEvaluatedKey !== undefined;
@@ -223,19 +223,28 @@ const listLifetimeSeconds = 14 * 86_400;
 const listsPerQuery = 25;
 
 /**
- * A list's entries as deflated JSON rows `[workspace, type, id, since, ...days]`, and the entries that wait (their
- * notBefore) apart, as deflated JSON pairs `[row, notBefore]` in `waits`: a version that knows no waits reads the
- * entries as before and evaluates those changes at once, so a rollback needs nothing.
+ * A list's entries as deflated JSON rows `[workspace, type, id, since, ...days]`; apart, the entries that wait (their
+ * notBefore) as deflated JSON pairs `[row, notBefore]` in `waits`, and the accounts whose traits changed as deflated
+ * JSON rows in `traits`, written whenever the list has an account. A version that knows neither reads the entries as
+ * before (it evaluates waiting changes at once, and judges every listed account's members again), so a rollback needs
+ * nothing; a list of an earlier version, with accounts and no `traits`, has every account's traits changed.
  */
-function encode(marks: readonly ChangeMark[]): { entries: AttributeValue; waits?: AttributeValue } {
+function encode(marks: readonly ChangeMark[]): { entries: AttributeValue; waits?: AttributeValue; traits?: AttributeValue } {
   const entries = { B: deflateRawSync(JSON.stringify(marks.map((mark) => [mark.ref.workspace, mark.ref.type, mark.ref.id, mark.since, ...mark.days]))) };
   const waits = marks.flatMap((mark, row) => (mark.notBefore !== undefined ? [[row, mark.notBefore]] : []));
-  return waits.length === 0 ? { entries } : { entries, waits: { B: deflateRawSync(JSON.stringify(waits)) } };
+  const traits = marks.flatMap((mark, row) => (mark.traitsChanged ? [row] : []));
+  return {
+    entries,
+    ...(waits.length > 0 ? { waits: { B: deflateRawSync(JSON.stringify(waits)) } } : {}),
+    ...(marks.some((mark) => mark.ref.type === 'account') ? { traits: { B: deflateRawSync(JSON.stringify(traits)) } } : {}),
+  };
 }
 
-function decode(entries: Uint8Array, waits: Uint8Array | undefined): ChangeMark[] {
+function decode(entries: Uint8Array, waits: Uint8Array | undefined, traits: Uint8Array | undefined): ChangeMark[] {
   const rows = JSON.parse(inflateRawSync(entries).toString('utf8')) as [string, ChangeMark['ref']['type'], string, string, ...string[]][];
   const marks = rows.map(([workspace, type, id, since, ...days]): ChangeMark => ({ ref: { workspace, type, id }, days, since }));
   if (waits !== undefined) for (const [row, notBefore] of JSON.parse(inflateRawSync(waits).toString('utf8')) as [number, string][]) marks[row]!.notBefore = notBefore;
+  const changedTraits = traits !== undefined ? (JSON.parse(inflateRawSync(traits).toString('utf8')) as number[]) : marks.flatMap((mark, row) => (mark.ref.type === 'account' ? [row] : []));
+  for (const row of changedTraits) marks[row]!.traitsChanged = true;
   return marks;
 }
