@@ -262,7 +262,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       const waitEnd = userWaitEnds(candidate, rows);
       if (waitEnd !== undefined) return leave(candidate, new Date(waitEnd).toISOString());
     }
-    const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members, { rebuild: reads.tookBack(ref) });
+    const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members);
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     // A lead event names an account's top events, which its members' days hold: read for it when the rules did not.
@@ -530,8 +530,8 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   };
   /** The identities a claim of the page took from no one, or from another user, by identityKey: theirs is to leave their tiers. */
   const claimedByPage = new Map<string, EntityRef>();
-  const claim = async (workspace: string, made: Claim) => {
-    const result = await store.claim(workspace, made);
+  const claim = async (workspace: string, made: Claim, at: Date) => {
+    const result = await store.claim(workspace, made, at);
     const key = claimKey(workspace, identityKey(made.from));
     claimsKnown.set(key, result.held);
     claimsStored.set(key, result.held);
@@ -540,8 +540,6 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   };
 
   const rowsRead = new Map<string, EntityRows>();
-  /** The users whose prepare took back an identity from another user (tookBack), by entity key. */
-  const tookBack = new Set<string>();
   const eventsRead = new Map<string, { days: readonly string[]; events: StoredEvent[] }>();
   /** Those prepare read, once, with the days asked besides (a merged identity's, forwarded to its user) read now. */
   const events = async (ref: EntityRef, days: readonly string[] | 'all') => {
@@ -588,13 +586,8 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
       }
       if (read === undefined) return;
       eventsRead.set(entityKey(ref), { days, events: read });
-      const taken = await storeClaims(reads, ref.workspace, read, new Map(), now, calendar);
-      // An identity its last save counted, taken back from the user that held it since: the changes it had meanwhile
-      // went to that user, and the merged identities read at the evaluation are the same as saved (mergedEvents).
-      if (taken.some((key) => rows.state?.merged?.includes(key))) tookBack.add(entityKey(ref));
+      await storeClaims(reads, ref.workspace, read, new Map(), now, calendar);
     },
-    /** Whether the user's prepare took back an identity its last save counted: its evaluation reads every event again. */
-    tookBack: (ref: EntityRef): boolean => tookBack.has(entityKey(ref)),
     /** Reads the traits of the prepared users' accounts not read yet, together. */
     async readAccountTraits(): Promise<void> {
       const batches = [...accountsOfPrepared].map(([workspace, ids]) => accountTraits(workspace, [...ids]));
@@ -680,10 +673,10 @@ export interface LoadedEntity {
 
 /**
  * Reads what the evaluation of one entity needs, and builds its facts (core/facts): for a user, the changed days
- * recomputed from their events (every day after a rules change, or with `rebuild`) and the days its windows reach;
- * for an account, its members' states and the days their windows reach.
+ * recomputed from their events (every day after a rules change) and the days its windows reach; for an account, its
+ * members' states and the days their windows reach.
  */
-export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset: Ruleset, now: Date, read?: EntityRows, readMembers?: readonly AccountMember[], options: { rebuild?: boolean } = {}): Promise<LoadedEntity> {
+export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset: Ruleset, now: Date, read?: EntityRows, readMembers?: readonly AccountMember[]): Promise<LoadedEntity> {
   const rows = read ?? (await store.entity(ref));
   if (ref.type === 'account') {
     const members = readMembers ?? (await store.members(ref));
@@ -692,7 +685,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
     return { ref, rows, facts, days: [], rebuilt: false, merged: [], convertedAt };
   }
 
-  const rebuild = options.rebuild === true || rows.rebuildDays === true || needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
+  const rebuild = rows.rebuildDays === true || needsRebuild(rows.state, ruleset, rows.changedDays, store.maxChangedDaysPerSave);
   const readDays = async (ranges: readonly DayRange[]) => (ranges.length === 0 ? [] : ((await store.dayRollupsIn([{ ref, ranges }]))[0] ?? []));
   // The days the rows came with (the window's, from its first day on) are not read again; those before it (of the
   // since-signup span) are the state's span days when it kept them all, and read otherwise.

@@ -28,6 +28,12 @@ export interface Claim {
   /** The claiming message's time (ISO 8601) and id: what orders competing claims. */
   at: string;
   messageId: string;
+  /**
+   * When it was stored on the identity (ISO 8601: the storing run's time), as read back. A user saved before then may
+   * not have counted the identity's events of meanwhile: another user may have held it (mergedEvents). Absent on a
+   * claim not stored yet, and on one stored by a version that did not keep it.
+   */
+  storedAt?: string;
 }
 
 /** The fields of a message that say whom it belongs to. */

@@ -47,7 +47,10 @@ export interface MergedEvents {
  * A user's events together with those of the identities merged into it. The identities merged when it was last
  * saved are checked against their stored claims (an earlier claim elsewhere takes one away); the claims in the events
  * read are stored (first claim wins), and a claim that joins a new identity reads its whole history, which may
- * carry further claims (a chain), until nothing changes.
+ * carry further claims (a chain), until nothing changes. So does a claim on a merged identity stored after the user's
+ * last save: the identity may have been another user's meanwhile, taken back since (by this user's own earlier
+ * message), and its changes of meanwhile went to that user, not to this one's days. That is seldom: a user's late
+ * event replacing the claim it made.
  */
 export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date, calendar: Calendar): Promise<MergedEvents> {
   const self = identityOfRef(ref);
@@ -60,14 +63,16 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
     known.length > 0 ? store.claims(ref.workspace, known.map(parseIdentityKey)) : new Map<string, Claim>(),
     eventsOf(known, days === 'all'),
   ]);
+  const savedAt = rows.state?.lead?.evaluatedAt;
+  const claimedSinceSaved = (keys: readonly string[]) => savedAt !== undefined && keys.some((key) => (claims.get(key)?.storedAt ?? '') > savedAt);
   let merged = sortedKeys(mergedInto(self, claims));
-  let all = days === 'all' || !sameKeys(merged, known);
-  let events = sameKeys(merged, known) ? knownEvents : undefined;
+  let all = days === 'all' || !sameKeys(merged, known) || claimedSinceSaved(merged);
+  let events = sameKeys(merged, known) && all === (days === 'all') ? knownEvents : undefined;
   for (;;) {
     events ??= await eventsOf(merged, all);
     await storeClaims(store, ref.workspace, events, claims, now, calendar);
     const next = sortedKeys(mergedInto(self, claims));
-    if (sameKeys(next, merged)) return { merged, events, all };
+    if (sameKeys(next, merged) && (all || !claimedSinceSaved(next))) return { merged, events, all };
     merged = next;
     all = true;
     events = undefined;
@@ -76,10 +81,9 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
 
 /**
  * Stores the claims the events make, where they come first; `claims` ends up holding the claim on every identity
- * the events name. A claim that takes an identity from another user marks that user, which then lets it go. Returns
- * the identities taken from another user (identityKeys).
+ * the events name. A claim that takes an identity from another user marks that user, which then lets it go.
  */
-export async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<string[]> {
+export async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<void> {
   const earliest = new Map<string, Claim>();
   for (const event of events) {
     for (const claim of claimsOf(event)) {
@@ -90,18 +94,15 @@ export async function storeClaims(store: EvaluationStore, workspace: string, eve
   }
   const unread = [...earliest.keys()].filter((key) => !claims.has(key));
   if (unread.length > 0) for (const [key, claim] of await store.claims(workspace, unread.map(parseIdentityKey))) claims.set(key, claim);
-  const taken: string[] = [];
   for (const [key, claim] of earliest) {
     const held = claims.get(key);
     if (held !== undefined && !claimsBefore(claim, held)) continue;
-    const result = await store.claim(workspace, claim);
+    const result = await store.claim(workspace, claim, now);
     claims.set(key, result.held);
     if (result.replaced && result.replaced.to !== result.held.to) {
       await store.mark({ workspace, type: 'user', id: result.replaced.to }, [calendar.dayOf(now)], now);
-      if (result.held.to === claim.to) taken.push(key);
     }
   }
-  return taken;
 }
 
 const sortedKeys = (identities: readonly Identity[]) => identities.map(identityKey).sort();

@@ -221,7 +221,7 @@ export interface EvaluationStore {
    * Stores the claim on its identity unless an earlier claim holds it (core/identity's order); idempotent. Returns
    * the claim that holds the identity afterwards, and the claim it replaced, whose claimant must look again.
    */
-  claim(workspace: string, claim: Claim): Promise<{ held: Claim; replaced?: Claim }>;
+  claim(workspace: string, claim: Claim, now: Date): Promise<{ held: Claim; replaced?: Claim }>;
   /** Marks an entity changed on these days (seen at `at`), so the next run evaluates it. */
   mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void>;
   /** The stored day rollups of the given days (missing days are left out). */

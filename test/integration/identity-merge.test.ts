@@ -78,6 +78,48 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     ]);
   });
 
+  it('reads every event of a user that took its visitor back, even when a crash kept it from saving in that run', async () => {
+    const leads = new RecordingPublisher();
+    const ruleset = loadRules(rules, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `identity-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 0 }));
+    const view = (id: string, day: number, hour: number, fields: Record<string, unknown>) => ({ type: 'track', event: 'Pricing Viewed', messageId: id, timestamp: at(day, hour), ...fields });
+    const pricingViews = async (id: string, now: string) => {
+      const { facts } = await (await import('../../functions/core/evaluate-leads')).readFacts(dev.evaluation, { workspace: dev.workspace, type: 'user', id }, ruleset, new Date(now));
+      return facts.days.reduce((sum, day) => sum + (day.names['Pricing Viewed'] ?? 0), 0);
+    };
+    await sendBatch(dev, [{ type: 'identify', userId: 'bea', anonymousId: 'x', messageId: 'i-b', timestamp: at(1) }, view('p1', 1, 11, { userId: 'bea' })]);
+    await dev.evaluateOnce(new Date(at(1, 23)));
+    // ann identified on the browser at the same moment (the smaller messageId wins), and its visitor's view of day 0
+    // comes in late: ann's.
+    // One scheduled run: bea, whom ann's claim marks, is the next run's.
+    await sendBatch(dev, [{ type: 'identify', userId: 'ann', anonymousId: 'x', messageId: 'i-a', timestamp: at(1) }, view('p0', 0, 10, { anonymousId: 'x' })]);
+    await dev.collectChanges();
+    const shards = allShards(defaultDirtyShards);
+    await runEvaluator({ store: dev.evaluation, publisher: leads, ruleset, shards, now: new Date(at(2, 23)), deadline: Number.POSITIVE_INFINITY });
+    expect(await pricingViews('ann', at(2, 23))).toBe(1);
+
+    // bea's view of an hour earlier takes the browser back; the evaluator dies at its save of bea.
+    await sendBatch(dev, [view('p2', 1, 9, { userId: 'bea', anonymousId: 'x' })]);
+    await dev.collectChanges();
+    const crashing = createDynamoDbClient(inject('dynamoEndpoint'));
+    crashing.middlewareStack.add(
+      (next, context) => async (args) => {
+        const item = (args.input as PutItemCommandInput).Item;
+        if (context.commandName === 'PutItemCommand' && item?.['sk']?.S === stateSortKey && item['pk']?.S?.endsWith('#bea')) throw new Error('the process died');
+        return next(args);
+      },
+      { step: 'initialize', name: 'crashAtSave' },
+    );
+    const store = new DynamoDbEvaluationStore({ client: crashing, tableName: dev.tableName });
+    await expect(runEvaluator({ store, publisher: leads, ruleset, shards, now: new Date(at(3, 23)), deadline: Number.POSITIVE_INFINITY })).rejects.toThrow('the process died');
+    crashing.destroy();
+
+    await dev.evaluateOnce(new Date(at(3, 23)));
+    await dev.evaluateOnce(new Date(at(3, 23)));
+    expect(await pricingViews('bea', at(3, 23))).toBe(3);
+    expect(await pricingViews('ann', at(3, 23))).toBe(0);
+  });
+
   it('completes a merge cut short by a crash between storing the claim and saving the user, notifying once', async () => {
     const leads = new RecordingPublisher();
     const ruleset = loadRules(rules, 'rules');

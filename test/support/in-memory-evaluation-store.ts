@@ -268,12 +268,12 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return claims;
   }
 
-  async claim(workspace: string, claim: Claim): Promise<{ held: Claim; replaced?: Claim }> {
+  async claim(workspace: string, claim: Claim, now: Date): Promise<{ held: Claim; replaced?: Claim }> {
     const entity = this.entityOf({ workspace, type: claim.from.kind, id: claim.from.id });
     const replaced = entity.claim;
     if (replaced && !claimsBefore(claim, replaced)) return { held: structuredClone(replaced) };
-    entity.claim = structuredClone(claim);
-    return { held: claim, ...(replaced ? { replaced } : {}) };
+    entity.claim = { ...structuredClone(claim), storedAt: now.toISOString() };
+    return { held: structuredClone(entity.claim), ...(replaced ? { replaced } : {}) };
   }
 
   async mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void> {

@@ -441,6 +441,28 @@ tiers:
     expect(store.stateOf(user('ann'))?.lead?.tier).toBe('warm');
   });
 
+  it("reads every event of a user that took its visitor back, whichever run evaluates it: the visitor's events of meanwhile were another user's", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const at = (day: number, hour: number) => onDay(day, hour).toISOString();
+    // Day 1: bea claims the laptop's visitor. Day 2: ann's late event of the same moment takes it (the smaller
+    // messageId), and the visitor's late event of day 0 goes to ann.
+    store.track(workspace, 'bea', { event: 'Report Run', timestamp: at(1, 2), anonymousId: 'laptop', messageId: 'b' });
+    await evaluateUntilDone(store, publisher, { now: endOfDay(1) });
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: at(1, 2), anonymousId: 'laptop', messageId: 'a' });
+    store.trackVisitor(workspace, 'laptop', { event: 'Report Run', timestamp: at(0, 5), messageId: 'v' });
+    await run(store, publisher, { now: endOfDay(2) });
+    expect(store.stateOf(user('ann'))?.firstSeen).toBe(at(0, 5));
+    // Day 3: bea's late event of day 1, earlier still, takes the laptop back; the run's time is up once her rows and
+    // events are read (its prepare), before her evaluation, which the next run makes.
+    store.track(workspace, 'bea', { event: 'Report Run', timestamp: at(1, 1), anonymousId: 'laptop', messageId: 'c' });
+    let checks = 0;
+    const cut = await run(store, publisher, { now: endOfDay(3), concurrency: 1, outOfTime: () => ++checks > 1 });
+    expect(cut).toMatchObject({ evaluated: 0, incomplete: true });
+    await evaluateUntilDone(store, publisher, { now: new Date(endOfDay(3).getTime() + 60_000) });
+    expect(store.stateOf(user('bea'))?.firstSeen).toBe(at(0, 5));
+  });
+
   it("takes a claimed visitor's new days into its user's evaluation when both are on the page, rather than evaluating the user again next run", async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();

@@ -417,21 +417,21 @@ describe('the evaluator, run at any hour, in fixed cases', () => {
   });
 
   it('counts the events its visitor had while another user held it, once a user takes the visitor back before its next evaluation', async () => {
-    // u2 claims device d1 (an event of March 6th, 01:15) and counts the visitor's events. On the 9th come the
-    // visitor's events of the 6th and 7th, u0's claim of the same moment (its smaller messageId takes d1, and the
-    // visitor's new days go to u0), and u2's event of 00:15, which takes d1 back in u2's own prepare on a later page:
-    // u2 has the same merged identities as saved, but the visitor's events of meanwhile were u0's.
-    const rules = JSON.stringify({ version: 1, signup: { trait: 'createdAt' }, signals: { reported: { event: 'Report Run', window: '1d', points: 0 } }, tiers: [{ name: 'warm', min_score: 10, route: 'nurture' }] });
-    const run = (event: string, hour: number) => ({ event, hour });
+    // u2 claims device d1 on March 4th. On the 5th u0's late claim of the same moment (its smaller messageId) takes
+    // d1, and the visitor's late event of the 3rd, 00:15, goes to u0. On the 6th u2's own late event, earlier still,
+    // takes d1 back: u2 has the same merged identities as it saved, but the visitor's event of meanwhile was u0's, so
+    // its first seen stayed at 01:15. A claim stored after a user's last save now has it read every event again.
+    const rules = JSON.stringify({ version: 1, signup: { trait: 'createdAt' }, signals: { base: { event: 'Report Run', window: '1d', points: 0 } }, tiers: [{ name: 'warm', min_score: 10, route: 'nurture' }] });
+    const reports = (...hours: number[]) => hours.map((hour) => ({ event: 'Report Run', hour }));
     const users = [
-      { signupDay: 3, employees: 5, days: [[run('Report Run', 1)], []], device: { id: 'd1', days: [[run('Report Run', 0), run('Report Run', 0)]] } },
-      { signupDay: 0, employees: 5, days: [[run('Report Run', 0)], [run('Report Run', 0)]], device: { id: 'd0', days: [[run('Report Run', 0)], [run('Report Run', 0), run('Report Run', 0)]] } },
-      { signupDay: 3, employees: 5, days: [[run('Report Run', 0), run('Report Run', 1)], [run('Report Run', 0)]], device: { id: 'd1', days: [[run('Report Run', 0)], [run('Report Run', 0)], [run('Report Run', 0), run('Report Run', 0)], [run('Report Run', 0), run('Report Run', 0)]] } },
+      { signupDay: 1, employees: 5, days: [reports(0, 0, 1), reports(0, 0), reports(0, 0, 0), reports(0, 0), reports(0)], device: { id: 'd1', days: [reports(1, 1, 0), reports(0, 0), reports(0, 0), reports(2, 0)] } },
+      { signupDay: 0, employees: 5, days: [reports(0), reports(0), reports(0), reports(0)] },
+      { signupDay: 1, employees: 5, days: [reports(0, 0, 0, 1), []], device: { id: 'd1', days: [] } },
     ] as unknown as Users;
-    const onePerPage: Deployment = { ...asScheduled, pageSize: 1, concurrency: 1 };
-    const { saved, fromScratch } = await evaluatedAlongTheWay(rules, messagesOf(users, [3, 3, 2, 3, 0, 0, 0]), [[]], 2, onePerPage);
-    const u2 = (list: unknown[]) => list.find((entry) => (entry as { label: string }).label === '2025-03-09T23:59:59.999Z user u2');
-    expect(u2(saved)).toMatchObject({ lastSeen: '2025-03-07T00:15:00.000Z' });
+    const waiting: Deployment = { ...asScheduled, pageSize: 1, concurrency: 1, shards: 3, userIntervalMs: hourMs, accountIntervalMs: 5 * hourMs, warm: false };
+    const { saved, fromScratch } = await evaluatedAlongTheWay(rules, messagesOf(users, [3, 3, 1, 0, 0, 3, 3, 3]), [[1], []], 2, waiting);
+    const u2 = saved.find((entry) => (entry as { label: string }).label === '2025-03-06T23:59:59.999Z user u2');
+    expect(u2).toMatchObject({ firstSeen: '2025-03-03T00:15:00.000Z' });
     expect(saved).toEqual(fromScratch);
   });
 

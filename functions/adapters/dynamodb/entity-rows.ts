@@ -109,19 +109,20 @@ export class DynamoDbEntityRows {
     return claims;
   }
 
-  async claim(workspace: string, claim: Claim): Promise<{ held: Claim; replaced?: Claim }> {
+  async claim(workspace: string, claim: Claim, now: Date): Promise<{ held: Claim; replaced?: Claim }> {
     const ref: EntityRef = { workspace, type: claim.from.kind, id: claim.from.id };
-    const { to, at, messageId } = claimAttributes;
+    const { to, at, messageId, storedAt } = claimAttributes;
+    const stored = { from: claim.from, to: claim.to, at: claim.at, messageId: claim.messageId, storedAt: now.toISOString() };
     try {
       const output = await this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: { S: pkOf(ref) }, sk: { S: profileSortKey } },
-          UpdateExpression: 'SET #to = :to, #at = :at, #mid = :mid',
+          UpdateExpression: 'SET #to = :to, #at = :at, #mid = :mid, #stored = :stored',
           // First claim wins (core/identity's claimsBefore): the earlier message, then the smaller messageId, then claimant.
           ConditionExpression: 'attribute_not_exists(#at) OR #at > :at OR (#at = :at AND (#mid > :mid OR (#mid = :mid AND #to > :to)))',
-          ExpressionAttributeNames: { '#to': to, '#at': at, '#mid': messageId },
-          ExpressionAttributeValues: { ':to': { S: claim.to }, ':at': { S: claim.at }, ':mid': { S: claim.messageId } },
+          ExpressionAttributeNames: { '#to': to, '#at': at, '#mid': messageId, '#stored': storedAt },
+          ExpressionAttributeValues: { ':to': { S: claim.to }, ':at': { S: claim.at }, ':mid': { S: claim.messageId }, ':stored': { S: stored.storedAt } },
           ReturnValues: 'UPDATED_OLD',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           ReturnConsumedCapacity: 'TOTAL',
@@ -129,12 +130,12 @@ export class DynamoDbEntityRows {
       );
       this.capacity.add('write', output.ConsumedCapacity);
       const replaced = claimOf(ref, output.Attributes);
-      return { held: claim, ...(replaced ? { replaced } : {}) };
+      return { held: stored, ...(replaced ? { replaced } : {}) };
     } catch (error) {
       if (!conditionFailed(error)) throw error;
       // The same claim again, or an earlier one: it keeps the identity.
       const item = (error as Error & { Item?: Item }).Item;
-      return { held: claimOf(ref, item) ?? claim };
+      return { held: claimOf(ref, item) ?? stored };
     }
   }
 
@@ -379,8 +380,9 @@ function claimOf(ref: EntityRef, item: Record<string, AttributeValue> | undefine
   const to = item?.[claimAttributes.to]?.S;
   const at = item?.[claimAttributes.at]?.S;
   const messageId = item?.[claimAttributes.messageId]?.S;
+  const storedAt = item?.[claimAttributes.storedAt]?.S;
   if (to === undefined || at === undefined || messageId === undefined) return undefined;
-  return { from: { kind: ref.type === 'visitor' ? 'visitor' : 'user', id: ref.id }, to, at, messageId };
+  return { from: { kind: ref.type === 'visitor' ? 'visitor' : 'user', id: ref.id }, to, at, messageId, ...(storedAt !== undefined ? { storedAt } : {}) };
 }
 
 /**

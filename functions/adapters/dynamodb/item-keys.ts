@@ -16,7 +16,7 @@ export const changesSortKey = 'CHANGES';
 export const eventSortKeyPrefix = 'EVT#';
 export const memberSortKeyPrefix = 'MEMBER#';
 /** The claim that merges an identity into a user, on the claimed identity's profile: `claimTo`, `claimAt`, `claimMessageId`. */
-export const claimAttributes = { to: 'claimTo', at: 'claimAt', messageId: 'claimMessageId' } as const;
+export const claimAttributes = { to: 'claimTo', at: 'claimAt', messageId: 'claimMessageId', storedAt: 'claimStoredAt' } as const;
 
 export const writeKeySortKey = (keyId: string) => `KEY#${keyId}`;
 /** Every workspace's allowed browser origins, in one item beside the keys: ingest reads both. */
