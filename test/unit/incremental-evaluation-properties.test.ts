@@ -25,8 +25,8 @@ import { accountSignalArb, conversionArb, daysArb, eventArb, eventNames, propert
  * events up to 3 days late, and up to 3 runs a day at any hour besides the one at its end; the store keeps up to 2
  * changed days open per save, or 90 (more rebuild the user's days from every event). The runs are as deployed (the
  * stream's changes first) or from the change lists, over one shard or several, with small pages or large, one entity
- * at a time or several, half the time with changes that wait for the end of an interval, and half the time with runs
- * cut short by their deadline (Deployment).
+ * at a time or several, half the time with changes that wait for the end of an interval, half the time with runs cut
+ * short by their deadline, and half the time with the stream's evaluation and the shards' runs at once (Deployment).
  *
  * RUNS=n runs n unseeded cases instead of the 300 seeded ones CI runs; FC_SEED and FC_PATH replay the counterexample
  * of a failure (the seed and path fast-check prints).
@@ -185,6 +185,11 @@ interface Deployment {
    * it leaves, the next run takes, a minute later), twice as often after each run cut short; none: never.
    */
   timeChecks?: number;
+  /**
+   * The stream's evaluation and the scheduled run's shards at once, as deployed (separate invocations; a run's shards
+   * in parallel), their reads and saves interleaved; otherwise one after another.
+   */
+  overlapping?: boolean;
 }
 
 const asScheduled: Deployment = { path: 'listed', pageSize: 100, concurrency: 8, userIntervalMs: 0, accountIntervalMs: 0, warm: true, shards: 1 };
@@ -269,21 +274,26 @@ async function evaluatedAlongTheWay(rulesText: string, messages: readonly Messag
         let checks = 0;
         return { outOfTime: () => allowedChecks !== undefined && ++checks > allowedChecks };
       };
+      let streamEvaluation: Promise<unknown> = Promise.resolve();
       if (deployment.path === 'stream') {
         if (!deployment.warm) waits.clear();
         const marks = store.takeChanges();
-        if (marks.length > 0) await evaluateChanges(store, publisher, { ...options, ...deadline(), marks, waits });
+        if (marks.length > 0) streamEvaluation = evaluateChanges(store, publisher, { ...options, ...deadline(), marks, waits });
+        if (!deployment.overlapping) await streamEvaluation;
       }
       // What a run leaves (an entity changed again after this run judged it, time up) the next one takes, a minute later.
       for (let run = 0; run < (deployment.timeChecks === undefined ? 5 : 20); run++) {
         let evaluated = 0;
         let incomplete = false;
-        for (const shard of shards) {
+        const shardRun = async (shard: string) => {
           const result = await evaluateShard(store, publisher, { ...options, ...deadline(), shard, pageSize: deployment.pageSize });
           evaluated += result.evaluated;
           incomplete ||= result.incomplete;
-        }
-        if (evaluated === 0 && !incomplete) break;
+        };
+        if (deployment.overlapping) await Promise.all([streamEvaluation, ...shards.map(shardRun)]);
+        else for (const shard of shards) await shardRun(shard);
+        // What the stream's evaluation left while the first run was going is the next run's.
+        if (evaluated === 0 && !incomplete && !(deployment.overlapping && run === 0)) break;
         // Each run cut short gets twice the time: one that redoes what the last redid (a page's reads, an account's
         // members it lists again) before running out gets further.
         if (incomplete && allowedChecks !== undefined) allowedChecks *= 2;
@@ -366,6 +376,7 @@ const deploymentArb: fc.Arbitrary<Deployment> = fc.record({
   shards: fc.constantFrom(1, 2, 3),
   // Half the time, runs cut short after a few checks of the time, so that most leave something.
   timeChecks: fc.option(fc.constantFrom(1, 2, 3, 5, 10, 30), { nil: undefined }),
+  overlapping: fc.boolean(),
 }).map(({ intervals, timeChecks, ...rest }) => ({ ...rest, ...intervals, ...(timeChecks !== undefined ? { timeChecks } : {}) }));
 
 const matchedOf = (evaluation: Evaluation) => Object.keys(evaluation.signals).filter((name) => evaluation.signals[name]!.matched).sort();
