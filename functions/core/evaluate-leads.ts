@@ -530,8 +530,8 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   };
   /** The identities a claim of the page took from no one, or from another user, by identityKey: theirs is to leave their tiers. */
   const claimedByPage = new Map<string, EntityRef>();
-  const claim = async (workspace: string, made: Claim, at: Date) => {
-    const result = await store.claim(workspace, made, at);
+  const claim = async (workspace: string, made: Claim, at: Date, heldBy?: string) => {
+    const result = await store.claim(workspace, made, at, heldBy);
     const key = claimKey(workspace, identityKey(made.from));
     claimsKnown.set(key, result.held);
     claimsStored.set(key, result.held);

@@ -29,9 +29,10 @@ export interface Claim {
   at: string;
   messageId: string;
   /**
-   * When it was stored on the identity (ISO 8601: the storing run's time), as read back. A user saved before then may
-   * not have counted the identity's events of meanwhile: another user may have held it (mergedEvents). Absent on a
-   * claim not stored yet, and on one stored by a version that did not keep it.
+   * When its claimant took the identity, from no one or from another user (ISO 8601: the storing run's time), as
+   * read back; an earlier claim of the same user replacing it keeps it. A user saved before then may not have counted
+   * the identity's events of meanwhile: another user held it (mergedEvents). Absent on a claim not stored yet, and on
+   * one stored by a version that did not keep it.
    */
   storedAt?: string;
 }

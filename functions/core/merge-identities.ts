@@ -47,10 +47,9 @@ export interface MergedEvents {
  * A user's events together with those of the identities merged into it. The identities merged when it was last
  * saved are checked against their stored claims (an earlier claim elsewhere takes one away); the claims in the events
  * read are stored (first claim wins), and a claim that joins a new identity reads its whole history, which may
- * carry further claims (a chain), until nothing changes. So does a claim on a merged identity stored after the user's
- * last save: the identity may have been another user's meanwhile, taken back since (by this user's own earlier
- * message), and its changes of meanwhile went to that user, not to this one's days. That is seldom: a user's late
- * event replacing the claim it made.
+ * carry further claims (a chain), until nothing changes. So does a merged identity its user took after its last
+ * save: it was another user's meanwhile, taken back since (by this user's own earlier message), and its changes of
+ * meanwhile went to that user, not to this one's days.
  */
 export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date, calendar: Calendar): Promise<MergedEvents> {
   const self = identityOfRef(ref);
@@ -97,7 +96,7 @@ export async function storeClaims(store: EvaluationStore, workspace: string, eve
   for (const [key, claim] of earliest) {
     const held = claims.get(key);
     if (held !== undefined && !claimsBefore(claim, held)) continue;
-    const result = await store.claim(workspace, claim, now);
+    const result = await store.claim(workspace, claim, now, held?.to);
     claims.set(key, result.held);
     if (result.replaced && result.replaced.to !== result.held.to) {
       await store.mark({ workspace, type: 'user', id: result.replaced.to }, [calendar.dayOf(now)], now);

@@ -219,9 +219,12 @@ export interface EvaluationStore {
   claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>>;
   /**
    * Stores the claim on its identity unless an earlier claim holds it (core/identity's order); idempotent. Returns
-   * the claim that holds the identity afterwards, and the claim it replaced, whose claimant must look again.
+   * the claim that holds the identity afterwards, and the claim it replaced, whose claimant must look again. The
+   * held claim's storedAt is `now` when its claimant took the identity from no one or from another user. Replacing a
+   * claim of the same user, it stays what it was when `heldBy` (the claimant the caller last saw holding it) names
+   * that user, and may be `now` otherwise: a rebuild more for that user, never one less.
    */
-  claim(workspace: string, claim: Claim, now: Date): Promise<{ held: Claim; replaced?: Claim }>;
+  claim(workspace: string, claim: Claim, now: Date, heldBy?: string): Promise<{ held: Claim; replaced?: Claim }>;
   /** Marks an entity changed on these days (seen at `at`), so the next run evaluates it. */
   mark(ref: EntityRef, days: readonly string[], at: Date): Promise<void>;
   /** The stored day rollups of the given days (missing days are left out). */

@@ -120,6 +120,30 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     expect(await pricingViews('ann', at(3, 23))).toBe(0);
   });
 
+  it('keeps when a user took an identity: an earlier claim of its own keeps that time, one of another user sets its own', async () => {
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `identity-${randomUUID()}`, ruleset: loadRules(rules, 'rules'), evaluateEveryMs: 0 }));
+    const store = dev.evaluation;
+    const browser = { kind: 'visitor', id: 'x' } as const;
+    const claim = (to: string, day: number, messageId: string) => ({ from: browser, to, at: at(day), messageId });
+    const storedAt = async () => (await store.claims(dev.workspace, [browser])).get('visitor:x')?.storedAt;
+    const first = await store.claim(dev.workspace, claim('bea', 2, 'm1'), new Date(at(2, 23)));
+    expect(first.held.storedAt).toBe(at(2, 23));
+    // bea's own earlier message, bea seen holding it: the claim moves, the time bea took the browser stays.
+    const own = await store.claim(dev.workspace, claim('bea', 1, 'm0'), new Date(at(3, 23)), 'bea');
+    expect(own).toMatchObject({ held: { to: 'bea', at: at(1), storedAt: at(2, 23) }, replaced: { to: 'bea' } });
+    expect(await storedAt()).toBe(at(2, 23));
+    // ann's earlier claim takes it: ann took it now.
+    const other = await store.claim(dev.workspace, claim('ann', 0, 'm2'), new Date(at(4, 23)), 'bea');
+    expect(other).toMatchObject({ held: { to: 'ann', storedAt: at(4, 23) }, replaced: { to: 'bea' } });
+    expect(await storedAt()).toBe(at(4, 23));
+    // A later claim changes nothing.
+    expect((await store.claim(dev.workspace, claim('bea', 3, 'm3'), new Date(at(5, 23)))).held).toMatchObject({ to: 'ann', storedAt: at(4, 23) });
+    // bea's earlier one still, by a caller that last saw bea hold it: it takes the browser back from ann, now.
+    const back = await store.claim(dev.workspace, claim('bea', -1, 'm4'), new Date(at(6, 23)), 'bea');
+    expect(back).toMatchObject({ held: { to: 'bea', storedAt: at(6, 23) }, replaced: { to: 'ann' } });
+    expect(await storedAt()).toBe(at(6, 23));
+  });
+
   it('completes a merge cut short by a crash between storing the claim and saving the user, notifying once', async () => {
     const leads = new RecordingPublisher();
     const ruleset = loadRules(rules, 'rules');

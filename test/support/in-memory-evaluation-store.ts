@@ -272,7 +272,9 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const entity = this.entityOf({ workspace, type: claim.from.kind, id: claim.from.id });
     const replaced = entity.claim;
     if (replaced && !claimsBefore(claim, replaced)) return { held: structuredClone(replaced) };
-    entity.claim = { ...structuredClone(claim), storedAt: now.toISOString() };
+    // Taken from no one or another user now; an earlier claim of the same user keeps when it took the identity.
+    const storedAt = replaced?.to === claim.to ? replaced.storedAt : now.toISOString();
+    entity.claim = { ...structuredClone(claim), ...(storedAt !== undefined ? { storedAt } : {}) };
     return { held: structuredClone(entity.claim), ...(replaced ? { replaced } : {}) };
   }
 

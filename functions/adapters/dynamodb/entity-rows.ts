@@ -109,27 +109,43 @@ export class DynamoDbEntityRows {
     return claims;
   }
 
-  async claim(workspace: string, claim: Claim, now: Date): Promise<{ held: Claim; replaced?: Claim }> {
+  async claim(workspace: string, claim: Claim, now: Date, heldBy?: string): Promise<{ held: Claim; replaced?: Claim }> {
     const ref: EntityRef = { workspace, type: claim.from.kind, id: claim.from.id };
     const { to, at, messageId, storedAt } = claimAttributes;
-    const stored = { from: claim.from, to: claim.to, at: claim.at, messageId: claim.messageId, storedAt: now.toISOString() };
-    try {
+    const stored: Claim = { from: claim.from, to: claim.to, at: claim.at, messageId: claim.messageId, storedAt: now.toISOString() };
+    // First claim wins (core/identity's claimsBefore): the earlier message, then the smaller messageId, then claimant.
+    const earlier = '(attribute_not_exists(#at) OR #at > :at OR (#at = :at AND (#mid > :mid OR (#mid = :mid AND #to > :to))))';
+    const update = async (sameHolder: boolean) => {
       const output = await this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
           Key: { pk: { S: pkOf(ref) }, sk: { S: profileSortKey } },
-          UpdateExpression: 'SET #to = :to, #at = :at, #mid = :mid, #stored = :stored',
-          // First claim wins (core/identity's claimsBefore): the earlier message, then the smaller messageId, then claimant.
-          ConditionExpression: 'attribute_not_exists(#at) OR #at > :at OR (#at = :at AND (#mid > :mid OR (#mid = :mid AND #to > :to)))',
-          ExpressionAttributeNames: { '#to': to, '#at': at, '#mid': messageId, '#stored': storedAt },
-          ExpressionAttributeValues: { ':to': { S: claim.to }, ':at': { S: claim.at }, ':mid': { S: claim.messageId }, ':stored': { S: stored.storedAt } },
-          ReturnValues: 'UPDATED_OLD',
+          // The same user's earlier claim keeps when it took the identity; any other sets it.
+          UpdateExpression: sameHolder ? 'SET #at = :at, #mid = :mid' : 'SET #to = :to, #at = :at, #mid = :mid, #stored = :stored',
+          ConditionExpression: sameHolder ? `${earlier} AND #to = :to` : earlier,
+          ExpressionAttributeNames: { '#to': to, '#at': at, '#mid': messageId, ...(sameHolder ? {} : { '#stored': storedAt }) },
+          ExpressionAttributeValues: { ':to': { S: claim.to }, ':at': { S: claim.at }, ':mid': { S: claim.messageId }, ...(sameHolder ? {} : { ':stored': { S: stored.storedAt! } }) },
+          ReturnValues: sameHolder ? 'ALL_OLD' : 'UPDATED_OLD',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           ReturnConsumedCapacity: 'TOTAL',
         }),
       );
       this.capacity.add('write', output.ConsumedCapacity);
-      const replaced = claimOf(ref, output.Attributes);
+      return claimOf(ref, output.Attributes);
+    };
+    // Where the caller last saw the claimant itself hold it (its own earlier message), the identity is not taken from
+    // anyone: one write that keeps its time, unless another user took it since (then the write that sets it).
+    if (heldBy === claim.to) {
+      try {
+        const replaced = await update(true);
+        const held: Claim = { ...claim, ...(replaced?.storedAt !== undefined ? { storedAt: replaced.storedAt } : {}) };
+        return { held, ...(replaced ? { replaced } : {}) };
+      } catch (error) {
+        if (!conditionFailed(error)) throw error;
+      }
+    }
+    try {
+      const replaced = await update(false);
       return { held: stored, ...(replaced ? { replaced } : {}) };
     } catch (error) {
       if (!conditionFailed(error)) throw error;

@@ -65,7 +65,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   entity = (ref: EntityRef, changedDays?: readonly string[], daysFrom?: string) => this.rows.entity(ref, changedDays, daysFrom);
   events = (ref: EntityRef, days: readonly string[] | 'all') => this.rows.events(ref, days);
   claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
-  claim = (workspace: string, claim: Claim, now: Date) => this.rows.claim(workspace, claim, now);
+  claim = (workspace: string, claim: Claim, now: Date, heldBy?: string) => this.rows.claim(workspace, claim, now, heldBy);
   mark = (ref: EntityRef, days: readonly string[], at: Date) => this.rows.mark(ref, days, at);
   dayRollups = (ref: EntityRef, days: readonly string[]) => this.rows.dayRollups(ref, days);
   dayRollupsIn = (entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]) => this.rows.dayRollupsIn(entities);
