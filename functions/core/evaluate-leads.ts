@@ -290,10 +290,10 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
   /**
-   * The members of the page's accounts whose traits changed whose evaluation the account's traits move
-   * (accountTraitsMove), not on the page themselves, as changes of their own: judged before the accounts, as the
-   * backtest judges them at the step their account's traits change. Otherwise a member's fit signal on its account, or
-   * its route, would stay as it was until the member's next event or sweep.
+   * The members of the page's accounts whose traits changed, those the new traits move (accountTraitsMove) and not on
+   * the page themselves, as changes of their own: judged before the accounts, as the backtest judges them at the step
+   * their account's traits change. Otherwise a member's fit signal on its account, or its route, would stay as it was
+   * until the member's next event or sweep.
    */
   const membersOfListedAccounts = async (candidates: readonly EvaluationCandidate[]): Promise<EvaluationCandidate[]> => {
     // Not an account swept, moved by a member, or given feedback: nothing its members read of it moved. Judging them
@@ -448,7 +448,7 @@ export function accountTraitsMove(ruleset: Ruleset, traits: Record<string, unkno
   });
 }
 
-/** The candidate with the days of another listing of the same entity too. */
+/** The candidate with the days of another listing of the same entity too, and its traits changed if either says so. */
 const withDaysOf = (candidate: EvaluationCandidate, other: EvaluationCandidate): EvaluationCandidate => ({
   ...candidate,
   days: [...new Set([...candidate.days, ...other.days])],
