@@ -229,11 +229,11 @@ function withFeedback(base: LeadState, previousTier: string | null, given: reado
 /** How often a sweep looks again at an entity whose points decay (continuously). */
 export const defaultDecayIntervalMs = 6 * 3_600_000;
 
-/** A converted customer leaves the tiers for good, unless the rules keep customers in them. */
 /** The recorded conversion, at `seenAt` when that is earlier. */
 const earlierConversion = (recorded: NonNullable<LeadState['conversion']>, seenAt: string | null): NonNullable<LeadState['conversion']> =>
   seenAt !== null && seenAt < recorded.at ? { ...recorded, at: seenAt } : recorded;
 
+/** A converted customer leaves the tiers for good, unless the rules keep customers in them. */
 const convertedOutOfTiers = (conversion: LeadState['conversion'], ruleset: Ruleset): boolean =>
   conversion !== undefined && ruleset.file.conversion !== undefined && !ruleset.file.conversion.keep_in_tiers;
 

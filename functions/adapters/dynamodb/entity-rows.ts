@@ -112,7 +112,8 @@ export class DynamoDbEntityRows {
   async claim(workspace: string, claim: Claim, now: Date, heldBy?: string): Promise<{ held: Claim; replaced?: Claim }> {
     const ref: EntityRef = { workspace, type: claim.from.kind, id: claim.from.id };
     const { to, at, messageId, storedAt } = claimAttributes;
-    const stored: Claim = { from: claim.from, to: claim.to, at: claim.at, messageId: claim.messageId, storedAt: now.toISOString() };
+    const takenAt = now.toISOString();
+    const stored: Claim = { from: claim.from, to: claim.to, at: claim.at, messageId: claim.messageId, storedAt: takenAt };
     // First claim wins (core/identity's claimsBefore): the earlier message, then the smaller messageId, then claimant.
     const earlier = '(attribute_not_exists(#at) OR #at > :at OR (#at = :at AND (#mid > :mid OR (#mid = :mid AND #to > :to))))';
     const update = async (sameHolder: boolean) => {
@@ -124,7 +125,7 @@ export class DynamoDbEntityRows {
           UpdateExpression: sameHolder ? 'SET #at = :at, #mid = :mid' : 'SET #to = :to, #at = :at, #mid = :mid, #stored = :stored',
           ConditionExpression: sameHolder ? `${earlier} AND #to = :to` : earlier,
           ExpressionAttributeNames: { '#to': to, '#at': at, '#mid': messageId, ...(sameHolder ? {} : { '#stored': storedAt }) },
-          ExpressionAttributeValues: { ':to': { S: claim.to }, ':at': { S: claim.at }, ':mid': { S: claim.messageId }, ...(sameHolder ? {} : { ':stored': { S: stored.storedAt! } }) },
+          ExpressionAttributeValues: { ':to': { S: claim.to }, ':at': { S: claim.at }, ':mid': { S: claim.messageId }, ...(sameHolder ? {} : { ':stored': { S: takenAt } }) },
           ReturnValues: sameHolder ? 'ALL_OLD' : 'UPDATED_OLD',
           ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           ReturnConsumedCapacity: 'TOTAL',
