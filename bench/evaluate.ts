@@ -14,7 +14,8 @@
  *     runs equal an evaluation of its whole history.
  * (c) One shard's throughput, one entity at a time and as deployed, and the CPU each entity takes in the evaluator's
  *     process and in DynamoDB Local's: the evaluator's alone, without the attribution of units to calls and entities that
- *     (b) makes (its proxy and AsyncLocalStorage's promise hooks cost the process about a tenth of its CPU).
+ *     (b) makes (its proxy and AsyncLocalStorage's promise hooks cost the process about a tenth of its CPU). Then the
+ *     floor the calls alone set: bare calls of each kind on the same table, priced at the calls the runs made.
  * (d) A quiet week: the rules with an account signal reading a windowed signal of its members (members_matching), a run
  *     a day for 7 days with no new events; the entities the sweeps evaluate and their units: what keeping leads, and
  *     accounts' reads of their members, current costs when nothing else happens.
@@ -51,7 +52,10 @@ import { longLivedClientOptions } from '../functions/shared/sdk-clients';
 import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
 import { defaultAccountEveryMinutes, defaultUserEveryMinutes } from '../functions/shared/settings';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { entityPartitionKey, profileSortKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
+import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
+import { forEachConcurrently } from '../functions/core/concurrency';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import {
   billMissingItems,
@@ -68,6 +72,7 @@ import {
   prepareHistory,
   rulesYaml,
   todaysMessages,
+  workspace as benchWorkspace,
   type EvaluationRound,
   type HistoryTable,
   type Message,
@@ -653,6 +658,19 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         `  bounds a shard at ${Math.round(ceiling)} entities/s per core (x${(ceiling / oneAtATime.rate).toFixed(1)} one at a time here) where the database has cores of its own, as DynamoDB in AWS does`,
         `  DynamoDB calls per evaluated entity, the runs' own (candidates, outbox, progress) included: ${perEntityCalls(throughputCalls, [...totals.values()].reduce((sum, total) => sum + total.evaluated, 0))}`,
       );
+      const floor = await callsFloor(client, table, () => cpuSeconds(dynamoDb.pid));
+      if (floor !== null) {
+        const evaluated = [...totals.values()].reduce((sum, total) => sum + total.evaluated, 0);
+        // Each operation priced as the nearest of the three measured: a batch read as a get, a batch write or an update as a put.
+        const priced = (name: string) => floor[/Query/.test(name) ? 'query' : /Put|Write|Update|Delete/.test(name) ? 'put' : 'get'];
+        const perEntity = (side: 'own' | 'database') => [...throughputCalls].reduce((sum, [name, made]) => sum + (made / evaluated) * priced(name)[side], 0);
+        const both = perEntity('own') + perEntity('database');
+        lines.push(
+          `  the calls alone, each as a bare call of its kind at concurrency ${evaluatorConcurrency} on this table (get ${fixed(floor.get.own, 2, 0)} + ${fixed(floor.get.database, 2, 0)} ms, query ${fixed(floor.query.own, 2, 0)} + ${fixed(floor.query.database, 2, 0)},`,
+          `  conditional put ${fixed(floor.put.own, 2, 0)} + ${fixed(floor.put.database, 2, 0)}, this process + DynamoDB Local's JVM): ${fixed(perEntity('own'), 2, 0)} + ${fixed(perEntity('database'), 2, 0)} ms of CPU per entity, so at most ${Math.round((availableParallelism() * 1000) / both)} entities/s`,
+          `  on ${availableParallelism()} cores shared by both with none of the evaluator's own work; ${fixed(deployed.ownMs + deployed.databaseMs!, 2, 0)} ms measured above`,
+        );
+      }
     }
     console.log(lines.join('\n'));
     if (!pass) process.exitCode = 1;
@@ -664,6 +682,54 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     reader.destroy();
     await dynamoDb.stop();
   }
+}
+
+/**
+ * CPU per call of this process and of DynamoDB Local's JVM, for bare calls like the evaluator's commonest: a strongly
+ * consistent get of a user's STATE item, a query of its PROFILE to STATE, and a conditional put of a copy of its STATE
+ * item under a key of the bench's own (its day items' size and condition); null where /proc is not there.
+ */
+async function callsFloor(client: DynamoDBClient, table: HistoryTable, cpu: () => { own: number; database: number | null }) {
+  const calls = 2_000;
+  const keys = table.users.map((user) => ({ pk: { S: entityPartitionKey(benchWorkspace, 'user', user.id) }, sk: { S: stateSortKey } }));
+  const { Item: stateItem } = await client.send(new GetItemCommand({ TableName: table.tableName, Key: keys[0]!, ConsistentRead: true }));
+  // Out of the sweep index: the copies are no entity's.
+  const { [tableDefinition.dirtyIndex.partitionKey]: _shard, [tableDefinition.dirtyIndex.sortKey]: _due, ...copied } = stateItem!;
+  const operations = {
+    get: (index: number) => client.send(new GetItemCommand({ TableName: table.tableName, Key: keys[index % keys.length]!, ConsistentRead: true })),
+    query: (index: number) =>
+      client.send(
+        new QueryCommand({
+          TableName: table.tableName,
+          KeyConditionExpression: 'pk = :pk AND sk BETWEEN :from AND :to',
+          ExpressionAttributeValues: { ':pk': keys[index % keys.length]!.pk, ':from': { S: profileSortKey }, ':to': { S: stateSortKey } },
+          ConsistentRead: true,
+        }),
+      ),
+    // Each write's revision above every earlier one's, so that every condition holds, as a save's does.
+    put: (index: number) =>
+      client.send(
+        new PutItemCommand({
+          TableName: table.tableName,
+          Item: { ...copied, pk: { S: `BENCH#calls#${index % keys.length}` }, stateRevision: { N: String(index) } },
+          ConditionExpression: 'attribute_not_exists(stateRevision) OR stateRevision <= :revision',
+          ExpressionAttributeValues: { ':revision': { N: String(index) } },
+        }),
+      ),
+  };
+  const perCall: Record<keyof typeof operations, { own: number; database: number }> = { get: { own: 0, database: 0 }, query: { own: 0, database: 0 }, put: { own: 0, database: 0 } };
+  for (const [name, operation] of Object.entries(operations) as [keyof typeof operations, (index: number) => Promise<unknown>][]) {
+    // The first round warms the JVM's code for the call; the second is measured.
+    for (const measured of [false, true]) {
+      const before = cpu();
+      const first = measured ? calls : 0;
+      await forEachConcurrently([...Array(calls).keys()], evaluatorConcurrency, async (index) => void (await operation(first + index)));
+      const after = cpu();
+      if (before.database === null || after.database === null) return null;
+      if (measured) perCall[name] = { own: ((after.own - before.own) * 1000) / calls, database: ((after.database - before.database) * 1000) / calls };
+    }
+  }
+  return perCall;
 }
 
 /** `calls` by operation, per entity of `evaluated`, all of them first, then the most made first. */
