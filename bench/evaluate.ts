@@ -647,6 +647,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     }
     if (throughput.length > 0) {
       const [oneAtATime, deployed] = rates as [(typeof rates)[number], (typeof rates)[number]];
+      const evaluated = [...totals.values()].reduce((sum, total) => sum + total.evaluated, 0);
       const ceiling = 1000 / deployed.ownMs;
       const busy = deployed.databaseMs === null ? null : ((deployed.ownMs + deployed.databaseMs) * deployed.rate) / 1000;
       lines.push(
@@ -656,11 +657,10 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         ...throughput,
         `  as deployed: x${(deployed.rate / oneAtATime.rate).toFixed(2)} the entities/s of one at a time${busy === null ? '' : `, with ${busy.toFixed(2)} of ${availableParallelism()} cores busy`}; the evaluator's own CPU`,
         `  bounds a shard at ${Math.round(ceiling)} entities/s per core (x${(ceiling / oneAtATime.rate).toFixed(1)} one at a time here) where the database has cores of its own, as DynamoDB in AWS does`,
-        `  DynamoDB calls per evaluated entity, the runs' own (candidates, outbox, progress) included: ${perEntityCalls(throughputCalls, [...totals.values()].reduce((sum, total) => sum + total.evaluated, 0))}`,
+        `  DynamoDB calls per evaluated entity, the runs' own (candidates, outbox, progress) included: ${perEntityCalls(throughputCalls, evaluated)}`,
       );
       const floor = await callsFloor(client, table, () => cpuSeconds(dynamoDb.pid));
       if (floor !== null) {
-        const evaluated = [...totals.values()].reduce((sum, total) => sum + total.evaluated, 0);
         // Each operation priced as the nearest of the three measured: a batch read as a get, a batch write or an update as a put.
         const priced = (name: string) => floor[/Query/.test(name) ? 'query' : /Put|Write|Update|Delete/.test(name) ? 'put' : 'get'];
         const perEntity = (side: 'own' | 'database') => [...throughputCalls].reduce((sum, [name, made]) => sum + (made / evaluated) * priced(name)[side], 0);
