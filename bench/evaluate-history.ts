@@ -600,8 +600,8 @@ export interface EvaluationRound {
   write: number;
   shares: AttributingStore['shares'];
   published: number;
-  /** With a `cpu` sampler: the CPU seconds of the evaluation in the bench's process and DynamoDB Local's (null: not known). */
-  cpuSeconds?: { own: number; database: number | null };
+  /** With a `cpu` sampler: the CPU seconds of the evaluation in the bench's process and DynamoDB Local's. */
+  cpuSeconds?: CpuSeconds;
 }
 
 export interface TableResult extends EvaluationRound {
@@ -614,17 +614,34 @@ export interface TableResult extends EvaluationRound {
   sameAsFromScratch: number;
   /** Average size of the STATE items the evaluator rewrites on every evaluation, and of the lifetime rollup in them. */
   stateBytes: Record<'user' | 'account', { item: number; lifetime: number }>;
-  /** CPU milliseconds per evaluated entity of the measured runs, in the evaluator's process and DynamoDB Local's (null: not known). */
-  cpuMs: { own: number; database: number | null };
+  /** CPU milliseconds per evaluated entity of the measured runs, in the evaluator's process and DynamoDB Local's. */
+  cpuMs: CpuSeconds;
 }
 
-/** CPU seconds used so far by the bench's process and by DynamoDB Local's (null: not known). */
-export type CpuSample = () => { own: number; database: number | null };
-
-/** What `total` and `added` sum to: a database figure not known in either is not known. */
-export function sumCpu(total: { own: number; database: number | null }, added: { own: number; database: number | null }) {
-  return { own: total.own + added.own, database: total.database === null || added.database === null ? null : total.database + added.database };
+/**
+ * CPU used by the bench's process (`own`) and by DynamoDB Local's (`database`, null: not known), and of the latter by
+ * its JVM's just-in-time compiler threads (`compiler`): code the JVM is still optimising, which a warmer JVM, or
+ * DynamoDB in AWS, would not spend.
+ */
+export interface CpuSeconds {
+  own: number;
+  database: number | null;
+  compiler: number | null;
 }
+
+/** CPU seconds used so far by the bench's process and by DynamoDB Local's. */
+export type CpuSample = () => CpuSeconds;
+
+/** `by` of each figure of `a` and `b`: a figure not known in either is not known. */
+function eachFigure(a: CpuSeconds, b: CpuSeconds, by: (a: number, b: number) => number): CpuSeconds {
+  const known = (x: number | null, y: number | null) => (x === null || y === null ? null : by(x, y));
+  return { own: by(a.own, b.own), database: known(a.database, b.database), compiler: known(a.compiler, b.compiler) };
+}
+
+export const sumCpu = (total: CpuSeconds, added: CpuSeconds) => eachFigure(total, added, (a, b) => a + b);
+export const cpuBetween = (before: CpuSeconds, after: CpuSeconds) => eachFigure(after, before, (a, b) => a - b);
+/** `cpu` in milliseconds per entity of `entities`. */
+export const cpuMsPer = (cpu: CpuSeconds, entities: number) => eachFigure(cpu, cpu, (seconds) => (seconds * 1000) / entities);
 
 /** The average size of the entities' STATE items, by DynamoDB's rule (attribute names and values), and of their lifetime rollup. */
 async function stateSizes(client: DynamoDBClient, tableName: string, type: 'user' | 'account', ids: readonly string[]) {
@@ -766,7 +783,7 @@ export async function storeAndEvaluate(
   const cpuAfter = cpu?.();
   return {
     ...(cpuBefore && cpuAfter
-      ? { cpuSeconds: { own: cpuAfter.own - cpuBefore.own, database: cpuAfter.database === null || cpuBefore.database === null ? null : cpuAfter.database - cpuBefore.database } }
+      ? { cpuSeconds: cpuBetween(cpuBefore, cpuAfter) }
       : {}),
     newEvents,
     evaluated: passes.reduce((a, b) => a + b, 0),
@@ -791,8 +808,7 @@ export async function measureNewDay(table: HistoryTable, reader: DynamoDBClient,
   const today = users.map((user) => todaysMessages(user));
   // Only the evaluator's calls and CPU are counted: from the moment today's events are stored.
   const round = await storeAndEvaluate(table, today, { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset, { stored: () => calls.clear(), cpu });
-  const { own, database } = round.cpuSeconds!;
-  const cpuMs = { own: (own * 1000) / round.evaluated, database: database === null ? null : (database * 1000) / round.evaluated };
+  const cpuMs = cpuMsPer(round.cpuSeconds!, round.evaluated);
   // The incremental path (rollups of changed days, lifetime adjusted) against the engine over everything stored.
   let sameAsFromScratch = 0;
   users.forEach((user, index) => {

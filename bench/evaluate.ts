@@ -14,8 +14,9 @@
  *     runs equal an evaluation of its whole history.
  * (c) One shard's throughput, one entity at a time and as deployed, and the CPU each entity takes in the evaluator's
  *     process and in DynamoDB Local's: the evaluator's alone, without the attribution of units to calls and entities that
- *     (b) makes (its proxy and AsyncLocalStorage's promise hooks cost the process about a tenth of its CPU). Then the
- *     floor the calls alone set: bare calls of each kind on the same table, priced at the calls the runs made.
+ *     (b) makes (its proxy and AsyncLocalStorage's promise hooks cost the process about a tenth of its CPU), and how much
+ *     of DynamoDB Local's was its JVM's just-in-time compiler. Then the floor the calls alone set: bare calls of each kind
+ *     on the same table, priced at the calls the runs made.
  * (d) A quiet week: the rules with an account signal reading a windowed signal of its members (members_matching), a run
  *     a day for 7 days with no new events; the entities the sweeps evaluate and their units: what keeping leads, and
  *     accounts' reads of their members, current costs when nothing else happens.
@@ -40,7 +41,7 @@
  * Budget: the third table's capacity units per evaluated entity stay within 10% of the second's. Exits 1 when not,
  * or when the two engines disagree.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Engine, type RuleProperties, type TopLevelCondition } from 'json-rules-engine';
 import { evaluate, type EntityFacts } from '../functions/core/rules/engine';
@@ -80,6 +81,8 @@ import {
   type TableResult,
   type User,
   sumCpu,
+  cpuMsPer,
+  type CpuSeconds,
 } from './evaluate-history';
 import { positiveInt } from './knobs';
 import { listPrices } from '../lib/list-prices';
@@ -333,6 +336,9 @@ async function benchEngine(ruleset: Ruleset) {
 async function main() {
   // The SDK warns on Node 20 that future releases need Node 22; the pinned version runs fine (as in vitest.config.ts).
   process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
+  // DynamoDB Local's JVM (which takes this process's environment) keeps the compiler threads it starts with and starts
+  // no others, none of which could end between two of cpuSeconds' readings and take its CPU out of their sum.
+  process.env['JDK_JAVA_OPTIONS'] = ['-XX:-UseDynamicNumberOfCompilerThreads', process.env['JDK_JAVA_OPTIONS']].filter(Boolean).join(' ');
   const ruleset = loadRules(withNewKinds ? rulesYaml.replace('\nscoring:', `${newKindsYaml}scoring:`) : rulesYaml, 'bench-evaluate.rules.yaml');
   const signals = Object.values(ruleset.file.signals);
   const kinds = (kind: Signal['kind']) => signals.filter((signal) => signal.kind === kind).length;
@@ -587,7 +593,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
       ),
       ...results.map(
         (result) =>
-          `${label(result)}CPU per evaluated entity: ${result.cpuMs.own.toFixed(2)} ms in the evaluator's process, ${result.cpuMs.database === null ? 'n/a' : `${result.cpuMs.database.toFixed(2)} ms`} in DynamoDB Local's JVM`,
+          `${label(result)}CPU per evaluated entity: ${result.cpuMs.own.toFixed(2)} ms in the evaluator's process, ${result.cpuMs.database === null ? 'n/a' : `${result.cpuMs.database.toFixed(2)} ms`} in DynamoDB Local's JVM${jitShare(result.cpuMs)}`,
       ),
       ...results.map(
         (result) =>
@@ -620,8 +626,8 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     // evaluated one entity at a time (as every run did before runs overlapped their entities) and as deployed, taking
     // turns, summed: one round of 100 entities is a second or so, and its CPU figures moved by a third between runs.
     const throughput: string[] = [];
-    const rates: { concurrency: number; rate: number; ownMs: number; databaseMs: number | null }[] = [];
-    const totals = new Map<number, { evaluated: number; seconds: number; own: number; database: number | null }>();
+    const rates: { concurrency: number; rate: number; ownMs: number; databaseMs: number | null; compilerMs: number | null }[] = [];
+    const totals = new Map<number, { evaluated: number; seconds: number; cpu: CpuSeconds }>();
     const table = tables[0]!;
     /** The client's calls in (c)'s runs, by operation: both processes' CPU follows them more than anything else. */
     const throughputCalls = new Map<string, number>();
@@ -632,17 +638,17 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
         // DynamoDB Local's JVM, which share this machine's cores.
         const result = await storeAndEvaluate(table, table.users.map((user) => dayMessages(user, 0, at, 12 + offset, true)), { receivedAt: new Date(at.getTime() - 1_800_000), at }, ruleset, { cpu: () => cpuSeconds(dynamoDb.pid), concurrency, stored: () => calls.clear(), attributed: false });
         for (const [name, entry] of calls) throughputCalls.set(name, (throughputCalls.get(name) ?? 0) + entry.calls);
-        const total = totals.get(concurrency) ?? { evaluated: 0, seconds: 0, own: 0, database: 0 };
-        totals.set(concurrency, { evaluated: total.evaluated + result.evaluated, seconds: total.seconds + result.seconds, ...sumCpu(total, result.cpuSeconds!) });
+        const total = totals.get(concurrency) ?? { evaluated: 0, seconds: 0, cpu: { own: 0, database: 0, compiler: 0 } };
+        totals.set(concurrency, { evaluated: total.evaluated + result.evaluated, seconds: total.seconds + result.seconds, cpu: sumCpu(total.cpu, result.cpuSeconds!) });
         offset++;
       }
     }
     for (const [concurrency, total] of totals) {
-      const ownMs = (total.own * 1000) / total.evaluated;
-      const databaseMs = total.database === null ? null : (total.database * 1000) / total.evaluated;
-      rates.push({ concurrency, rate: total.evaluated / total.seconds, ownMs, databaseMs });
+      const { own: ownMs, database: databaseMs, compiler: compilerMs } = cpuMsPer(total.cpu, total.evaluated);
+      rates.push({ concurrency, rate: total.evaluated / total.seconds, ownMs, databaseMs, compilerMs });
+      const known = (ms: number | null, width: number) => (ms === null ? 'n/a'.padStart(width) : fixed(ms, 2, width));
       throughput.push(
-        `${String(concurrency).padStart(11)} ${fixed(total.evaluated, 0, 9)} ${fixed(total.seconds, 2, 9)} ${fixed(total.evaluated / total.seconds, 1, 10)} ${fixed(ownMs, 2, 17)} ${databaseMs === null ? 'n/a'.padStart(22) : fixed(databaseMs, 2, 22)}`,
+        `${String(concurrency).padStart(11)} ${fixed(total.evaluated, 0, 9)} ${fixed(total.seconds, 2, 9)} ${fixed(total.evaluated / total.seconds, 1, 10)} ${fixed(ownMs, 2, 17)} ${known(databaseMs, 22)} ${known(compilerMs, 18)}`,
       );
     }
     if (throughput.length > 0) {
@@ -653,8 +659,14 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
       lines.push(
         `(c) one shard's throughput on the ${recent.days}d table, ${throughputRounds} rounds at each concurrency, a further day of events for every user each: entities evaluated per second of wall time,`,
         `    and the CPU each entity took in the evaluator's process and in DynamoDB Local's JVM (${availableParallelism()} cores between them)`,
-        'concurrency evaluated seconds entities/s  evaluator CPU ms  DynamoDB Local CPU ms',
+        'concurrency evaluated seconds entities/s  evaluator CPU ms  DynamoDB Local CPU ms  of which its JIT',
         ...throughput,
+        ...(deployed.databaseMs === null || deployed.compilerMs === null
+          ? []
+          : [
+              `  DynamoDB Local's JIT compiler, still optimising its code, took ${fixed((deployed.compilerMs / deployed.databaseMs) * 100, 0, 0)}% of its CPU as deployed; without it, both processes' CPU would allow`,
+              `  at most ${Math.round((availableParallelism() * 1000) / (deployed.ownMs + deployed.databaseMs - deployed.compilerMs))} entities/s on ${availableParallelism()} cores (${fixed(deployed.ownMs + deployed.databaseMs - deployed.compilerMs, 2, 0)} ms an entity)`,
+            ]),
         `  as deployed: x${(deployed.rate / oneAtATime.rate).toFixed(2)} the entities/s of one at a time${busy === null ? '' : `, with ${busy.toFixed(2)} of ${availableParallelism()} cores busy`}; the evaluator's own CPU`,
         `  bounds a shard at ${Math.round(ceiling)} entities/s per core (x${(ceiling / oneAtATime.rate).toFixed(1)} one at a time here) where the database has cores of its own, as DynamoDB in AWS does`,
         `  DynamoDB calls per evaluated entity, the runs' own (candidates, outbox, progress) included: ${perEntityCalls(throughputCalls, evaluated)}`,
@@ -739,21 +751,34 @@ function perEntityCalls(calls: ReadonlyMap<string, number>, evaluated: number): 
   return [`${(all / evaluated).toFixed(2)} in all`, ...sorted.map(([name, made]) => `${name.replace(/Command$/, '')} ${(made / evaluated).toFixed(2)}`)].join(', ');
 }
 
+/** ", of which its JIT compiler N ms", where that is known. */
+const jitShare = (cpuMs: CpuSeconds) => (cpuMs.compiler === null ? '' : `, of which its JIT compiler ${cpuMs.compiler.toFixed(2)} ms`);
+
 /**
- * CPU seconds used so far by this process and by the process `databasePid` (from Linux's /proc; null elsewhere or
- * once it is gone).
+ * CPU seconds used so far by this process and by the process `databasePid`, and by that JVM's just-in-time compiler
+ * threads (from Linux's /proc; null elsewhere or once it is gone).
  */
-function cpuSeconds(databasePid: number): { own: number; database: number | null } {
+function cpuSeconds(databasePid: number): CpuSeconds {
   const { user, system } = process.cpuUsage();
   const own = (user + system) / 1e6;
   try {
-    // utime and stime, the 14th and 15th fields, in clock ticks (100 a second on Linux); the name, field 2, may hold
-    // spaces, so the fields are counted after its closing parenthesis.
-    const fields = readFileSync(`/proc/${databasePid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return { own, database: (Number(fields[11]) + Number(fields[12])) / 100 };
+    const compiler = readdirSync(`/proc/${databasePid}/task`)
+      .map((thread) => readFileSync(`/proc/${databasePid}/task/${thread}/stat`, 'utf8'))
+      .filter((stat) => /^\d+ \(C[12] CompilerThre/.test(stat))
+      .reduce((sum, stat) => sum + ticksToSeconds(stat), 0);
+    return { own, database: ticksToSeconds(readFileSync(`/proc/${databasePid}/stat`, 'utf8')), compiler };
   } catch {
-    return { own, database: null };
+    return { own, database: null, compiler: null };
   }
+}
+
+/**
+ * The user and system time in a /proc stat line: the 14th and 15th fields, in clock ticks (100 a second on Linux). The
+ * name, field 2, may hold spaces, so the fields are counted after its closing parenthesis.
+ */
+function ticksToSeconds(stat: string): number {
+  const fields = stat.split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 await main();
