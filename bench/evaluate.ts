@@ -81,7 +81,9 @@ import {
   type TableResult,
   type User,
   sumCpu,
+  cpuBetween,
   cpuMsPer,
+  type CpuSample,
   type CpuSeconds,
 } from './evaluate-history';
 import { positiveInt } from './knobs';
@@ -701,7 +703,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
  * consistent get of a user's STATE item, a query of its PROFILE to STATE, and a conditional put of a copy of its STATE
  * item under a key of the bench's own (its day items' size and condition); null where /proc is not there.
  */
-async function callsFloor(client: DynamoDBClient, table: HistoryTable, cpu: () => { own: number; database: number | null }) {
+async function callsFloor(client: DynamoDBClient, table: HistoryTable, cpu: CpuSample) {
   const calls = 2_000;
   const keys = table.users.map((user) => ({ pk: { S: entityPartitionKey(benchWorkspace, 'user', user.id) }, sk: { S: stateSortKey } }));
   const { Item: stateItem } = await client.send(new GetItemCommand({ TableName: table.tableName, Key: keys[0]!, ConsistentRead: true }));
@@ -736,9 +738,9 @@ async function callsFloor(client: DynamoDBClient, table: HistoryTable, cpu: () =
       const before = cpu();
       const first = measured ? calls : 0;
       await forEachConcurrently([...Array(calls).keys()], evaluatorConcurrency, async (index) => void (await operation(first + index)));
-      const after = cpu();
-      if (before.database === null || after.database === null) return null;
-      if (measured) perCall[name] = { own: ((after.own - before.own) * 1000) / calls, database: ((after.database - before.database) * 1000) / calls };
+      const spent = cpuMsPer(cpuBetween(before, cpu()), calls);
+      if (spent.database === null) return null;
+      if (measured) perCall[name] = { own: spent.own, database: spent.database };
     }
   }
   return perCall;
@@ -762,15 +764,28 @@ function cpuSeconds(databasePid: number): CpuSeconds {
   const { user, system } = process.cpuUsage();
   const own = (user + system) / 1e6;
   try {
+    const database = ticksToSeconds(readFileSync(`/proc/${databasePid}/stat`, 'utf8'));
     const compiler = readdirSync(`/proc/${databasePid}/task`)
-      .map((thread) => readFileSync(`/proc/${databasePid}/task/${thread}/stat`, 'utf8'))
+      .map(threadStat(databasePid))
       .filter((stat) => /^\d+ \(C[12] CompilerThre/.test(stat))
       .reduce((sum, stat) => sum + ticksToSeconds(stat), 0);
-    return { own, database: ticksToSeconds(readFileSync(`/proc/${databasePid}/stat`, 'utf8')), compiler };
+    return { own, database, compiler };
   } catch {
     return { own, database: null, compiler: null };
   }
 }
+
+/**
+ * A thread's /proc stat line, or '' for a thread that ended since its directory was listed (the JVM's HTTP server ends
+ * idle threads of its pool at any time; the compiler threads it keeps never end, see main).
+ */
+const threadStat = (pid: number) => (thread: string) => {
+  try {
+    return readFileSync(`/proc/${pid}/task/${thread}/stat`, 'utf8');
+  } catch {
+    return '';
+  }
+};
 
 /**
  * The user and system time in a /proc stat line: the 14th and 15th fields, in clock ticks (100 a second on Linux). The
