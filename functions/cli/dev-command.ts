@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { startDev } from '../local/dev';
-import { localDestinations, localSinks, runtimeWebhookId, printRun, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
+import { localDestinations, localSinks, runtimeWebhookId, runPrinter, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
 import { browserOrigin, defaultRulesFile, duration, parsedOption, readRules, tableOptions } from './options';
 import { port } from './integer-option';
 
@@ -33,7 +33,7 @@ export function addDevCommand(program: Command) {
         for (const line of await undelivered.lines(results)) console.error(`pql-radar: ${line}`);
       },
       evaluateEveryMs: options.evaluateEvery,
-      onEvaluation: printRun,
+      onEvaluation: runPrinter(),
       port: options.port,
       dynamoDbPort: options.dynamodbPort,
       tableName: table,

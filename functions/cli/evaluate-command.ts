@@ -11,7 +11,7 @@ import { createDynamoDbClient } from '../local/dynamodb-local';
 import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from '../local/change-stream';
 import { LocalDeliveryWorker } from '../local/delivery-worker';
-import { evaluateWebhookId, localDestinations, localSinks, printRun, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
+import { evaluateWebhookId, localDestinations, localSinks, newerStatesLine, runPrinter, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, isoDateOrTime, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 import { deployedListSettleMs } from '../shared/settings';
@@ -64,6 +64,7 @@ export function addEvaluateCommand(program: Command) {
     const undelivered = deliveries
       ? new UndeliveredReport(deliveries, destinations, options.webhook, (url) => (options.once ? `a later \`pql-radar evaluate --webhook ${url}\` retries them` : 'the next passes of this command retry them'))
       : undefined;
+    const printRun = runPrinter();
     for (;;) {
       await changeStream?.drain();
       // Shards of a higher count the table had before too: what was left there is evaluated and published.
@@ -71,6 +72,7 @@ export function addEvaluateCommand(program: Command) {
       const drained = (await deliveries?.drain()) ?? [];
       if (options.once) {
         console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
+        if (summary.newerStates > 0) console.log(newerStatesLine(summary.newerStates));
         if (summary.unpublished.length > 0) process.exitCode = 1;
       } else {
         printRun(summary);

@@ -82,14 +82,27 @@ export function localDestinations(command: Command, options: SinkOptions, idOf: 
   });
 }
 
-export function printRun(summary: EvaluatorRunSummary) {
-  if (summary.transitions.length === 0 && summary.unpublished.length === 0 && summary.incompleteShards.length === 0) return;
-  console.log(
-    `evaluator: ${summary.evaluated} evaluated, ${summary.transitions.length} transitions, ${summary.published} published` +
-      (summary.unpublished.length > 0 ? `, ${summary.unpublished.length} left in the outbox for the next run` : '') +
-      (summary.incompleteShards.length > 0 ? `, shards ${summary.incompleteShards.join(', ')} unfinished` : ''),
-  );
+/**
+ * Prints each run that did something, and the entities left because a pass at a later time saved them (an earlier
+ * `evaluate --at` ahead of this clock): told of when their count changes, not at every pass that leaves them again.
+ */
+export function runPrinter(): (summary: EvaluatorRunSummary) => void {
+  let newerStatesTold = 0;
+  return (summary) => {
+    if (summary.newerStates !== newerStatesTold && summary.newerStates > 0) console.log(newerStatesLine(summary.newerStates));
+    newerStatesTold = summary.newerStates;
+    if (summary.transitions.length === 0 && summary.unpublished.length === 0 && summary.incompleteShards.length === 0) return;
+    console.log(
+      `evaluator: ${summary.evaluated} evaluated, ${summary.transitions.length} transitions, ${summary.published} published` +
+        (summary.unpublished.length > 0 ? `, ${summary.unpublished.length} left in the outbox for the next run` : '') +
+        (summary.incompleteShards.length > 0 ? `, shards ${summary.incompleteShards.join(', ')} unfinished` : ''),
+    );
+  };
 }
+
+/** Why some entities were not evaluated: their lead events would have been dated before those published already. */
+export const newerStatesLine = (count: number) =>
+  `evaluator: ${count} ${count === 1 ? 'entity waits' : 'entities wait'}: a pass at a later time (evaluate --at) saved ${count === 1 ? 'it' : 'them'}, and ${count === 1 ? 'its' : 'their'} changes are judged from that time on, so that lead events stay in time order`;
 
 /**
  * What the drains of the `--webhook` queues left undelivered, in lines for stderr: what waits in a queue, why, and

@@ -10,11 +10,17 @@ import { durationDays, durationRule } from '../core/rules/schema';
 
 /** Option parsers and defaults the commands share. */
 
-/** `10s`, `1m`, `500ms`: how often the evaluator runs. */
+const durationUnits = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+/** The longest a Node timer waits: a longer one fires at once, and the pause between passes would vanish. */
+const longestTimerMs = 2 ** 31 - 1;
+
+/** `10s`, `1m`, `1h`, `500ms`: how often the evaluator runs, in milliseconds. */
 export const duration = (name: string) => (value: string) => {
-  const match = /^(\d+)(ms|s|m)$/.exec(value);
-  if (!match) throw new InvalidArgumentError(`${name} must be a duration such as 10s, 1m or 500ms`);
-  return Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] as 'ms' | 's' | 'm'];
+  const match = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!match) throw new InvalidArgumentError(`${name} must be a duration such as 10s, 1m, 1h or 500ms`);
+  const ms = Number(match[1]) * durationUnits[match[2] as keyof typeof durationUnits];
+  if (ms > longestTimerMs) throw new InvalidArgumentError(`${name} ${value}: at most 596h (about 24 days)`);
+  return ms;
 };
 
 /** `7d`, `12h`, `30m`: how far back, in milliseconds. */

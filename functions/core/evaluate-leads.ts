@@ -64,6 +64,11 @@ export interface EvaluateShardResult {
   incomplete: boolean;
   /** Users left to wait without a read: the end of their wait was known (a mark's notBefore; evaluateChanges' waits). */
   leftUnread: number;
+  /**
+   * Entities left because a run of a later time had saved them meanwhile: an evaluation of the stream that
+   * overlapped this run, or locally an `evaluate --at` ahead of it. Their changes wait for that time.
+   */
+  newerStates: number;
 }
 
 /**
@@ -108,7 +113,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   // The outbox holds this run's transitions and anything an earlier run could not deliver. An account judged here
   // may be another shard's, whose run has published already (or comes a minute later): its outbox is published too.
   const { published, unpublished } = await publishOutboxes(store, publisher, [shard, ...shardsOf(store, run.transitions)], options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread, newerStates: run.newerStates };
 }
 
 export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
@@ -157,7 +162,7 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
     for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) remember(entityKey(mark.ref), mark.notBefore);
   }
   const { published, unpublished } = await publishOutboxes(store, publisher, shardsOf(store, run.transitions), options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length, leftUnread: run.leftUnread };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length, leftUnread: run.leftUnread, newerStates: run.newerStates };
 }
 
 /** The mark with the end of a wait kept for its entity, when that is later than its own. */
@@ -186,6 +191,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   const savedUsers: string[] = [];
   /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
   let leftUnread = 0;
+  let newerStates = 0;
+  const nowText = now.toISOString();
   const leave = (candidate: EvaluationCandidate, notBefore = candidate.notBefore) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
     if (candidate.reason === 'changed') {
@@ -246,6 +253,14 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     seen.add(key);
     if (ref.type === 'account' && !ruleset.evaluatesAccounts) return;
     const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days, daysFrom));
+    // Saved by a run of a later time since this one began (the stream's evaluation of a change; locally, an
+    // `evaluate --at` ahead): a decision at this run's time would publish lead events dated before those published
+    // already, which a delivery skips as stale, and the lead's state would go back in time. Its change waits for then.
+    const savedAt = rows.state?.lead?.evaluatedAt;
+    if (savedAt !== undefined && savedAt > nowText) {
+      newerStates++;
+      return leave(candidate, savedAt);
+    }
     let members: AccountMember[] | undefined;
     if (ref.type === 'account') {
       if (movedByMembers && (await waitsForSweep(candidate, rows))) return;
@@ -322,7 +337,6 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
    */
   const membersSwept = async (ref: EntityRef): Promise<AccountMember[]> => {
     const members = await store.members(ref);
-    const nowText = now.toISOString();
     // A member whose days the store no longer reads where they are is evaluated first too: that rebuilds them.
     const due = members
       .filter((member) => member.rebuildDays === true || (member.sweepDue !== undefined && member.sweepDue <= nowText))
@@ -346,6 +360,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     },
     get leftUnread() {
       return leftUnread;
+    },
+    get newerStates() {
+      return newerStates;
     },
     get incomplete() {
       return incomplete;
@@ -816,7 +833,7 @@ export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomple
 
 /** Runs the evaluator over the given shards, one after the other, within the deadline. */
 export async function runEvaluator(options: EvaluatorRunOptions): Promise<EvaluatorRunSummary> {
-  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], leftUnread: 0, incompleteShards: [], lagSeconds: 0 };
+  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], leftUnread: 0, newerStates: 0, incompleteShards: [], lagSeconds: 0 };
   for (const shard of options.shards) {
     const result = await evaluateShard(options.store, options.publisher, {
       shard,
@@ -834,6 +851,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
     summary.published += result.published;
     summary.unpublished.push(...result.unpublished);
     summary.leftUnread += result.leftUnread;
+    summary.newerStates += result.newerStates;
     if (result.incomplete) summary.incompleteShards.push(shard);
   }
   let oldest: string | undefined;

@@ -109,6 +109,7 @@ async function scheduledRun(input: unknown, highestShards: number, context: Cont
     incompleteShards: summary.incompleteShards,
     lagSeconds: summary.lagSeconds,
     leftUnread: summary.leftUnread,
+    newerStates: summary.newerStates,
   });
   addRunMetrics(summary);
   // One value per invocation (a shard); the alarm takes the Maximum.
@@ -149,6 +150,8 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
     left: summary.left,
     // Of those, the waiting users this instance (or a mark) knew the end of: left with no read.
     leftUnread: summary.leftUnread,
+    // Of those, the entities a run of a later time (a scheduled run begun since) had saved meanwhile.
+    newerStates: summary.newerStates,
   });
   addRunMetrics(summary);
   metrics.addMetric(metricNames.changesLeft, MetricUnit.Count, summary.left);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { integer, port } from '../../functions/cli/integer-option';
 import { localDestinations, runtimeWebhookId } from '../../functions/cli/lead-output';
-import { days } from '../../functions/cli/options';
+import { days, duration } from '../../functions/cli/options';
 import { generateWebhookSecret } from '../../functions/core/webhook-signature';
 import { findFreePort } from '../../functions/local/ports';
 import { cli, cliWithEnvironment } from '../support/cli';
@@ -63,6 +63,18 @@ describe('periods in days', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toContain("error: option '--since <duration>' argument '0d' is invalid. --since must be a number of days or weeks, at least 1");
+  });
+});
+
+describe('pauses between evaluator passes', () => {
+  it('take milliseconds, seconds, minutes and hours, up to what a timer can wait, and name the option otherwise', () => {
+    const every = duration('--evaluate-every');
+    expect([every('500ms'), every('10s'), every('5m'), every('2h'), every('596h')]).toEqual([500, 10_000, 300_000, 7_200_000, 596 * 3_600_000]);
+    for (const refused of ['1d', '1.5h', 'h', '10', '']) {
+      expect(() => every(refused), refused).toThrow(new InvalidArgumentError('--evaluate-every must be a duration such as 10s, 1m, 1h or 500ms'));
+    }
+    // A Node timer longer than about 24.8 days fires at once: the passes would run back to back.
+    expect(() => every('597h')).toThrow(new InvalidArgumentError('--evaluate-every 597h: at most 596h (about 24 days)'));
   });
 });
 

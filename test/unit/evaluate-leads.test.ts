@@ -168,6 +168,39 @@ describe('the evaluator use case', () => {
     expect(publisher.published).toHaveLength(1);
   });
 
+  it('leaves an entity a run of a later time saved (evaluate --at ahead; the stream, overlapping a scheduled run), so that its lead events stay in time order', async () => {
+    const twoTiers = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+  exports: { event: Data Exported, window: 30d, at_least: 1, points: 50 }
+tiers:
+  - { name: hot, min_score: 100, route: sales, level: user }
+  - { name: pql, min_score: 50, route: sales, level: user }
+`);
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const daysOn = (days: number) => new Date(now.getTime() + days * dayMs);
+    const runAt = (days: number) => run(store, publisher, { ruleset: twoTiers, now: daysOn(days) });
+    store.track(workspace, 'ann', { event: 'Data Exported', timestamp: hoursAgo(3) });
+    qualify(store, 'ann');
+    expect(summary((await runAt(0)).transitions)).toEqual(['user ann: none -> hot']);
+    // A pass eight days on: her dashboards have left their window.
+    expect(summary((await runAt(8)).transitions)).toEqual(['user ann: hot -> pql']);
+
+    // A dashboard now, judged by a pass at an earlier time than the last: at that time she would be hot again, a lead
+    // event dated before the one published. She is left, her change kept for the time she was saved at.
+    store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: daysOn(0.5).toISOString() });
+    expect(await runAt(1)).toMatchObject({ evaluated: 0, transitions: [], newerStates: 1 });
+    expect(store.stateOf(user('ann'))?.lead?.evaluatedAt).toBe(daysOn(8).toISOString());
+    expect(store.isMarked(user('ann'))).toBe(true);
+    // From that time on, her change is judged.
+    expect(await runAt(8.001)).toMatchObject({ evaluated: 1, transitions: [], newerStates: 0 });
+    expect(store.isMarked(user('ann'))).toBe(false);
+    const times = publisher.published.map((event) => event.detail.evaluatedAt);
+    expect(times).toEqual([...times].sort());
+  });
+
   it('re-reads a day that changed while it was evaluated, without counting it twice', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
