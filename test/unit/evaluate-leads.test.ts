@@ -759,6 +759,25 @@ describe('the evaluation of fresh changes (the table stream)', () => {
     expect([...waits.values()]).toEqual([later(10.5).toISOString()]);
   });
 
+  it('is not undone by a scheduled run that began before it and reads the entity after it saved', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const later = (minutes: number) => new Date(now.getTime() + minutes * 60_000);
+    qualify(store, 'ann');
+    // Her change is listed for the scheduled run, and comes off the stream too.
+    const marks = store.takeChanges();
+    await store.keep(marks);
+    await evaluateChanges(store, publisher, { marks, ruleset, now: later(1), outOfTime: () => false });
+    expect(summary(publisher.published)).toEqual(['user ann: none -> pql']);
+
+    // The scheduled run of minute 0, still going, reads her now: she is left for a later run, her state as saved.
+    expect(await run(store, publisher, { now: later(0) })).toMatchObject({ evaluated: 0, transitions: [], newerStates: 1 });
+    expect(store.stateOf(user('ann'))?.lead?.evaluatedAt).toBe(later(1).toISOString());
+    expect(store.isMarked(user('ann'))).toBe(true);
+    expect(await run(store, publisher, { now: later(2) })).toMatchObject({ evaluated: 1, transitions: [], newerStates: 0 });
+    expect(store.stateOf(user('ann'))?.lead?.evaluatedAt).toBe(later(2).toISOString());
+  });
+
   it('keeps what it could not evaluate for the scheduled run', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
