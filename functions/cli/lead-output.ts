@@ -84,7 +84,8 @@ export function localDestinations(command: Command, options: SinkOptions, idOf: 
 
 /**
  * Prints each run that did something, and the entities left because a pass at a later time saved them (an earlier
- * `evaluate --at` ahead of this clock): told of when their count changes, not at every pass that leaves them again.
+ * `evaluate --at` ahead of this clock; against AWS, the deployed evaluator): told of when their count changes, not at
+ * every pass that leaves them again.
  */
 export function runPrinter(): (summary: EvaluatorRunSummary) => void {
   let newerStatesTold = 0;
@@ -102,7 +103,7 @@ export function runPrinter(): (summary: EvaluatorRunSummary) => void {
 
 /** Why some entities were not evaluated: their lead events would have been dated before those published already. */
 export const newerStatesLine = (count: number) =>
-  `evaluator: ${count} ${count === 1 ? 'entity waits' : 'entities wait'}: a pass at a later time (evaluate --at) saved ${count === 1 ? 'it' : 'them'}, and ${count === 1 ? 'its' : 'their'} changes are judged from that time on, so that lead events stay in time order`;
+  `evaluator: ${count} ${count === 1 ? 'entity waits' : 'entities wait'}: a pass at a later time (an earlier evaluate --at; against AWS, the deployed evaluator meanwhile) saved ${count === 1 ? 'it' : 'them'}, and ${count === 1 ? 'its' : 'their'} changes are judged from that time on, so that lead events stay in time order`;
 
 /**
  * What the drains of the `--webhook` queues left undelivered, in lines for stderr: what waits in a queue, why, and
