@@ -19,7 +19,7 @@ export const duration = (name: string) => (value: string) => {
   const match = /^(\d+)(ms|s|m|h)$/.exec(value);
   if (!match) throw new InvalidArgumentError(`${name} must be a duration such as 10s, 1m, 1h or 500ms`);
   const ms = Number(match[1]) * durationUnits[match[2] as keyof typeof durationUnits];
-  if (ms > longestTimerMs) throw new InvalidArgumentError(`${name} ${value}: at most 596h (about 24 days)`);
+  if (ms > longestTimerMs) throw new InvalidArgumentError(`${name} ${value}: at most ${Math.floor(longestTimerMs / durationUnits.h)}h (about 24 days)`);
   return ms;
 };
 
