@@ -46,7 +46,7 @@ export interface WriteKeyBootstrapProps {
  *   `<stack name>/write-key/<workspace>` that the user reads once:
  *   `aws secretsmanager get-secret-value --secret-id <stack name>/write-key/<workspace> --query SecretString --output text`.
  *   A key is created only for a workspace without a secret, so a redeploy never rotates keys; removing a workspace or
- *   the stack deletes nothing. The secrets are created by the function, not declared in the template, so no key value
+ *   the stack deletes nothing, and a secret's key is registered again in a new table (a deploy after `cdk destroy`). The secrets are created by the function, not declared in the template, so no key value
  *   ever passes through CloudFormation. They are encrypted with the AWS managed key and not rotated automatically: a
  *   write key is rotated by creating a new one and revoking the old with the CLI once the SDKs send the new one, which
  *   no rotation Lambda can coordinate.
@@ -80,11 +80,11 @@ export class WriteKeyBootstrap extends Construct {
       timeout: Duration.minutes(1),
       logRetention,
     }).function;
-    // DynamoDbWriteKeyStore.create is a single conditional PutItem.
+    // DynamoDbWriteKeyStore.create is a single conditional PutItem; find, of an existing secret's key, a GetItem.
     const setsOrigins = props.allowedOrigins !== undefined && Object.keys(props.allowedOrigins).length > 0;
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ['dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])],
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', ...(setsOrigins ? ['dynamodb:UpdateItem'] : [])],
         resources: [props.table.tableArn],
         // The keys and the origins item, nothing else of the table.
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [writeKeysPartition] } },
@@ -104,7 +104,8 @@ export class WriteKeyBootstrap extends Construct {
     if (props.workspaces.length > 0) {
       this.handler.addToRolePolicy(
         new iam.PolicyStatement({
-          actions: ['secretsmanager:DescribeSecret', 'secretsmanager:CreateSecret'],
+          // GetSecretValue: an existing secret's key is registered in a table that does not know it.
+          actions: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:CreateSecret'],
           resources: Object.values(this.secretNames).flatMap((name) => [
             // A secret's ARN is its name, a hyphen and six random characters: `??????` matches exactly those, where
             // `*` would also match a longer name, e.g. another workspace's `<name>-eu`.

@@ -1,11 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateSecretCommand, DescribeSecretCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { CreateSecretCommand, DescribeSecretCommand, GetSecretValueCommand, ResourceNotFoundException, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbDestinationRegistry, type DestinationRecord } from '../adapters/dynamodb/destination-registry';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { createFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { notifierKinds } from '../core/delivery';
+import { parseWriteKey } from '../core/write-key';
 import { logger } from '../shared/powertools';
 import { longLivedClientOptions } from '../shared/sdk-clients';
 
@@ -13,12 +14,15 @@ import { longLivedClientOptions } from '../shared/sdk-clients';
  * The deploy bootstrap: a CloudFormation custom resource (lib/write-key-bootstrap.ts) that, on every create and
  * update, gives each configured workspace without one a write key, put in a Secrets Manager secret
  * `<prefix><workspace>` where the user reads it with the AWS CLI (only the key's hash is in the table; the secret is
- * the one place the key is kept), and records the deployment's destinations in the table for the CLI.
+ * the one place the key is kept), registers the key of a secret that exists in a table that does not know it, and
+ * records the deployment's destinations in the table for the CLI.
  */
 
 /** The secrets side of the bootstrap: a port, so the core below runs against DynamoDB Local in tests. */
 export interface SecretStore {
   exists(name: string): Promise<boolean>;
+  /** The value of a secret that exists. */
+  value(name: string): Promise<string>;
   create(name: string, value: string, description: string): Promise<void>;
 }
 
@@ -42,6 +46,12 @@ export class SecretsManagerSecretStore implements SecretStore {
     }
   }
 
+  async value(name: string): Promise<string> {
+    const { SecretString } = await this.client.send(new GetSecretValueCommand({ SecretId: name }));
+    if (SecretString === undefined) throw new Error(`the secret ${name} holds binary data, not a write key: put the workspace's write key in it as text`);
+    return SecretString;
+  }
+
   async create(name: string, value: string, description: string): Promise<void> {
     // No KmsKeyId: the AWS managed key aws/secretsmanager, which any reader with GetSecretValue can use.
     await this.client.send(new CreateSecretCommand({ Name: name, SecretString: value, Description: description }));
@@ -53,23 +63,30 @@ export interface BootstrapWriteKeysInput {
   /** Browser origins to set, by workspace; a workspace not named keeps its own. */
   allowedOrigins?: Readonly<Record<string, readonly string[]>>;
   secretNamePrefix: string;
-  keys: Pick<DynamoDbWriteKeyStore, 'create' | 'setAllowedOrigins'>;
+  keys: Pick<DynamoDbWriteKeyStore, 'create' | 'find' | 'setAllowedOrigins'>;
   secrets: SecretStore;
 }
 
 /**
- * Creates a key for every workspace whose secret does not exist yet; a workspace with a secret is left alone,
- * so a redeploy never rotates a key that SDKs already use. The key goes into the table before the secret: a
- * failure in between leaves a key nobody knows (harmless, revocable with `pql-radar keys revoke`), never a
- * secret whose key does not authenticate.
+ * Creates a key for every workspace whose secret does not exist yet; a workspace with a secret keeps its key, so a
+ * redeploy never rotates a key that SDKs already use. The key goes into the table before the secret: a failure in
+ * between leaves a key nobody knows (harmless, revocable with `pql-radar keys revoke`), never a secret whose key does
+ * not authenticate.
+ *
+ * A secret outlives its stack's table, as the table outlives the stack: `cdk destroy` and a deploy again, or a first
+ * deploy that failed and is retried (CloudFormation retains the table it made and the next attempt makes another), give
+ * a new table beside the old secret. Its key is then registered in the new table (`registered`), so the key users read
+ * from the secret, and SDKs already send, authenticates. A key the table knows is left as it is, revoked or not.
  */
-export async function bootstrapWriteKeys(input: BootstrapWriteKeysInput): Promise<{ created: string[]; existing: string[] }> {
+export async function bootstrapWriteKeys(input: BootstrapWriteKeysInput): Promise<{ created: string[]; existing: string[]; registered: string[] }> {
   const created: string[] = [];
   const existing: string[] = [];
+  const registered: string[] = [];
   for (const workspace of input.workspaces) {
     const secretName = `${input.secretNamePrefix}${workspace}`;
     if (await input.secrets.exists(secretName)) {
       existing.push(workspace);
+      if (await registerSecretKey(input, workspace, secretName)) registered.push(workspace);
       continue;
     }
     const { key, record } = await input.keys.create(workspace);
@@ -81,7 +98,26 @@ export async function bootstrapWriteKeys(input: BootstrapWriteKeysInput): Promis
     created.push(workspace);
   }
   for (const [workspace, origins] of Object.entries(input.allowedOrigins ?? {})) await input.keys.setAllowedOrigins(workspace, origins);
-  return { created, existing };
+  return { created, existing, registered };
+}
+
+/** Registers the key in a workspace's secret when the table has no record of it; true when it did. */
+async function registerSecretKey(input: BootstrapWriteKeysInput, workspace: string, secretName: string): Promise<boolean> {
+  const key = (await input.secrets.value(secretName)).trim();
+  // The errors name the secret, never its value.
+  const parsed = parseWriteKey(key);
+  if (parsed === undefined) {
+    throw new Error(`the secret ${secretName} does not hold a write key: put the workspace's key in it, or delete the secret (aws secretsmanager delete-secret --force-delete-without-recovery) to have a new key made`);
+  }
+  const record = await input.keys.find(parsed.keyId);
+  if (record === undefined) {
+    await input.keys.create(workspace, { existingKey: key });
+    return true;
+  }
+  if (record.workspace !== workspace) {
+    throw new Error(`the secret ${secretName} holds the key ${record.keyId} of workspace ${record.workspace}, not of ${workspace}: put ${workspace}'s key in it, or delete the secret to have a new key made`);
+  }
+  return false;
 }
 
 const optional = z.string().min(1).optional();
@@ -119,7 +155,7 @@ export interface BootstrapPorts {
 }
 
 /** What a create or an update does: the write keys (and origins), then the destinations, replaced as a whole. */
-export async function bootstrap(properties: ResourceProperties, ports: BootstrapPorts): Promise<{ created: string[]; existing: string[]; destinations: string[] }> {
+export async function bootstrap(properties: ResourceProperties, ports: BootstrapPorts): Promise<{ created: string[]; existing: string[]; registered: string[]; destinations: string[] }> {
   const keys = await bootstrapWriteKeys({
     workspaces: properties.Workspaces,
     allowedOrigins: properties.AllowedOrigins,

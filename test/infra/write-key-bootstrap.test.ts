@@ -117,7 +117,7 @@ describe('bootstrap function role', () => {
     expect(role.Properties.Policies).toBeUndefined();
   });
 
-  it('may write its logs, put items in the table and create or describe its workspaces\' secrets, nothing more', () => {
+  it('may write its logs, read and put items in the table and create, describe or read its workspaces\' secrets, nothing more', () => {
     const statements = statementsOf(bootstrap.handler.role!);
     expect(statements).toHaveLength(4);
     expect(statements).toContainEqual({
@@ -127,7 +127,7 @@ describe('bootstrap function role', () => {
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',
-      Action: 'dynamodb:PutItem',
+      Action: ['dynamodb:GetItem', 'dynamodb:PutItem'],
       Resource: getAtt(logicalId(table), 'Arn'),
       Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS'] } },
     });
@@ -140,7 +140,7 @@ describe('bootstrap function role', () => {
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',
-      Action: ['secretsmanager:DescribeSecret', 'secretsmanager:CreateSecret'],
+      Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'secretsmanager:CreateSecret'],
       // `-??????` is the random suffix of an existing secret's ARN; the bare name is how a missing one is authorized.
       Resource: ['acme', 'beta'].flatMap((workspace) => [
         secretArn(`Keys/write-key/${workspace}-??????`),

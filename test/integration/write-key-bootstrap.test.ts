@@ -1,6 +1,7 @@
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
+  GetSecretValueCommand,
   ResourceNotFoundException,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
@@ -23,6 +24,12 @@ class InMemorySecrets implements SecretStore {
 
   async exists(name: string) {
     return this.values.has(name);
+  }
+
+  async value(name: string) {
+    const value = this.values.get(name);
+    if (value === undefined) throw new Error(`ResourceNotFoundException: ${name}`);
+    return value;
   }
 
   async create(name: string, value: string, description: string) {
@@ -61,7 +68,7 @@ async function authenticate(key: string) {
 
 describe('bootstrapWriteKeys against DynamoDB Local', () => {
   it('creates one key per workspace, each in its own secret, that authenticates for that workspace only', async () => {
-    expect(await run(['acme', 'beta'])).toEqual({ created: ['acme', 'beta'], existing: [] });
+    expect(await run(['acme', 'beta'])).toEqual({ created: ['acme', 'beta'], existing: [], registered: [] });
 
     expect([...secrets.values.keys()].sort()).toEqual([`${prefix}acme`, `${prefix}beta`]);
     expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
@@ -83,7 +90,7 @@ describe('bootstrapWriteKeys against DynamoDB Local', () => {
     const before = new Map(secrets.values);
     const recordsBefore = await keys.list();
 
-    expect(await run(['acme', 'beta'])).toEqual({ created: [], existing: ['acme', 'beta'] });
+    expect(await run(['acme', 'beta'])).toEqual({ created: [], existing: ['acme', 'beta'], registered: [] });
     expect(secrets.values).toEqual(before);
     expect(await keys.list()).toEqual(recordsBefore);
     expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
@@ -102,10 +109,47 @@ describe('bootstrapWriteKeys against DynamoDB Local', () => {
   it('creates a key only for a workspace added later', async () => {
     await run(['acme']);
     const acmeKey = secrets.values.get(`${prefix}acme`);
-    expect(await run(['acme', 'gamma'])).toEqual({ created: ['gamma'], existing: ['acme'] });
+    expect(await run(['acme', 'gamma'])).toEqual({ created: ['gamma'], existing: ['acme'], registered: [] });
     expect(secrets.values.get(`${prefix}acme`)).toBe(acmeKey);
     expect(await authenticate(secrets.values.get(`${prefix}gamma`)!)).toBe('gamma');
     expect(await keys.list()).toHaveLength(2);
+  });
+
+  it('registers the key of an existing secret in a table that does not know it: a deploy after cdk destroy, or a retried first deploy', async () => {
+    await run(['acme', 'beta']);
+    const acmeKey = secrets.values.get(`${prefix}acme`)!;
+    // The stack's next table, beside the secrets the last one left.
+    const { client, tableName } = await freshTable();
+    keys = new DynamoDbWriteKeyStore(client, tableName);
+    expect(await authenticate(acmeKey)).toBeUndefined();
+
+    expect(await run(['acme', 'beta'])).toEqual({ created: [], existing: ['acme', 'beta'], registered: ['acme', 'beta'] });
+    expect(secrets.values.get(`${prefix}acme`)).toBe(acmeKey);
+    expect(await authenticate(acmeKey)).toBe('acme');
+    expect(await authenticate(secrets.values.get(`${prefix}beta`)!)).toBe('beta');
+    // Once registered, a deploy leaves it.
+    expect(await run(['acme', 'beta'])).toEqual({ created: [], existing: ['acme', 'beta'], registered: [] });
+    expect(await keys.list()).toHaveLength(2);
+  });
+
+  it('leaves a key the table knows as it is: a revoked one stays revoked', async () => {
+    await run(['acme']);
+    const acmeKey = secrets.values.get(`${prefix}acme`)!;
+    await keys.revoke(parseWriteKey(acmeKey)!.keyId);
+    expect(await run(['acme'])).toEqual({ created: [], existing: ['acme'], registered: [] });
+    expect(await authenticate(acmeKey)).toBeUndefined();
+  });
+
+  it('refuses a secret that holds no key, or another workspace\'s, naming the secret and never its value', async () => {
+    secrets.values.set(`${prefix}acme`, 'short value');
+    const notAKey = await run(['acme']).catch((error: Error) => error.message);
+    expect(notAKey).toMatch(`the secret ${prefix}acme does not hold a write key`);
+    expect(notAKey).not.toContain('short value');
+
+    await run(['beta']);
+    secrets.values.set(`${prefix}acme`, secrets.values.get(`${prefix}beta`)!);
+    await expect(run(['acme'])).rejects.toThrow(new RegExp(`the secret ${prefix}acme holds the key \\w+ of workspace beta, not of acme`));
+    expect((await keys.list()).map((record) => record.workspace)).toEqual(['beta']);
   });
 
   it('after a failure between table and secret, leaves only an unknown key behind and recovers on the next run', async () => {
@@ -114,7 +158,7 @@ describe('bootstrapWriteKeys against DynamoDB Local', () => {
     expect(secrets.values.size).toBe(0);
     expect(await keys.list()).toHaveLength(1);
 
-    expect(await run(['acme'])).toEqual({ created: ['acme'], existing: [] });
+    expect(await run(['acme'])).toEqual({ created: ['acme'], existing: [], registered: [] });
     expect(await authenticate(secrets.values.get(`${prefix}acme`)!)).toBe('acme');
     expect(await keys.list()).toHaveLength(2);
   });
@@ -154,6 +198,7 @@ describe('destinations against DynamoDB Local', () => {
     expect(await deploy({ Workspaces: ['acme'], Destinations: [slack, email, hubspot] })).toEqual({
       created: ['acme'],
       existing: [],
+      registered: [],
       destinations: ['sales-slack-1', 'nurture-email-1', 'crm-hubspot-1'],
     });
     expect(byId(await registry.list())).toEqual(byId([slack, email, hubspot]));
@@ -212,6 +257,15 @@ describe('SecretsManagerSecretStore', () => {
       throw Object.assign(new Error('denied'), { name: 'AccessDeniedException' });
     });
     await expect(store.exists(`${prefix}acme`)).rejects.toThrow('denied');
+  });
+
+  it('reads a secret\'s text, and refuses one that holds binary data', async () => {
+    const { store, sent } = storeAnswering((command) =>
+      (command as GetSecretValueCommand).input.SecretId === `${prefix}acme` ? { SecretString: 'pqr_key' } : { SecretBinary: new Uint8Array([1]) },
+    );
+    expect(await store.value(`${prefix}acme`)).toBe('pqr_key');
+    await expect(store.value(`${prefix}beta`)).rejects.toThrow(`the secret ${prefix}beta holds binary data, not a write key`);
+    expect(sent.every((command) => command instanceof GetSecretValueCommand)).toBe(true);
   });
 
   it('creates the secret with the AWS managed key (no KmsKeyId)', async () => {
