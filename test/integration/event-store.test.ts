@@ -216,6 +216,16 @@ describe('write keys on DynamoDB Local', () => {
     await expect(keys.create('Not A Workspace')).rejects.toThrow(/workspace "Not A Workspace" is not valid/);
   });
 
+  it('refuses a key registered already, naming the workspace that has it and never the key', async () => {
+    const keys = new DynamoDbWriteKeyStore(client, tableName);
+    const { record } = await keys.create('acme', { existingKey: 'segment-write-key-0001' });
+    const again = await keys.create('beta', { existingKey: 'segment-write-key-0001' }).catch((error: Error) => error.message);
+    expect(again).toBe(`the key ${record.keyId} is registered already, in workspace acme: a key belongs to one workspace; see it with "keys list"`);
+    await keys.revoke(record.keyId);
+    await expect(keys.create('acme', { existingKey: 'segment-write-key-0001' })).rejects.toThrow(/registered already, in workspace acme, revoked 20\d\d-/);
+    expect((await keys.list()).filter((listed) => listed.keyId === record.keyId)).toHaveLength(1);
+  });
+
   it('a key of workspace A only ever writes into workspace A', async () => {
     await ensureTable(client, tableName);
     const keys = new DynamoDbWriteKeyStore(client, tableName);

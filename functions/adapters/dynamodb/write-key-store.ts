@@ -42,20 +42,32 @@ export class DynamoDbWriteKeyStore implements WriteKeyStore {
       createdAt: (options.now ?? new Date()).toISOString(),
       ...(access === 'read' ? { access } : {}),
     };
-    await this.client.send(
-      new PutItemCommand({
-        TableName: this.tableName,
-        Item: {
-          ...this.key(keyId),
-          keyId: { S: keyId },
-          workspace: { S: workspace },
-          secretHash: { S: record.secretHash },
-          createdAt: { S: record.createdAt },
-          ...(record.access ? { access: { S: record.access } } : {}),
-        },
-        ConditionExpression: 'attribute_not_exists(pk)',
-      }),
-    );
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: {
+            ...this.key(keyId),
+            keyId: { S: keyId },
+            workspace: { S: workspace },
+            secretHash: { S: record.secretHash },
+            createdAt: { S: record.createdAt },
+            ...(record.access ? { access: { S: record.access } } : {}),
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+          // Names the workspace that has the key, with no second read.
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+        }),
+      );
+    } catch (error) {
+      // Only an imported key can be there already (a generated id colliding is a 1 in 2^48 chance).
+      if (!conditionFailed(error)) throw error;
+      const registered = (error as { Item?: Record<string, AttributeValue> }).Item;
+      const holder = registered === undefined ? undefined : toRecord(registered);
+      throw new Error(
+        `the key ${keyId} is registered already${holder ? `, in workspace ${holder.workspace}${holder.revokedAt ? `, revoked ${holder.revokedAt}` : ''}` : ''}: a key belongs to one workspace; see it with "keys list"`,
+      );
+    }
     return { key, record };
   }
 
