@@ -79,7 +79,12 @@ export function timeMs(time: string): number {
 export const daysBetween = (from: string, to: Date): number => Math.floor((to.getTime() - timeMs(from)) / dayMs);
 
 /** True for a real calendar day written YYYY-MM-DD (not 2026-02-30). */
-export const isDay = (value: string): boolean => /^\d{4}-\d{2}-\d{2}$/.test(value) && dayOf(Date.parse(`${value}T00:00:00Z`)) === value;
+export const isDay = (value: string): boolean => {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
+  // Month 13 or day 0 does not parse at all; February 30 parses, as March 2.
+  const ms = Date.parse(`${value}T00:00:00Z`);
+  return !Number.isNaN(ms) && dayOf(ms) === value;
+};
 
 /** The Monday of a day's ISO week. */
 export function mondayOf(day: string): string {

@@ -151,6 +151,9 @@ describe('times on the command line', () => {
     ['5'],
     ['Dec 25'],
     ['2026-02-30'],
+    // These Date does not parse at all.
+    ['2026-13-01'],
+    ['2026-02-00'],
   ])('%j is refused by evaluate --at and destinations replay --from, naming the option, before the table is read', async (value) => {
     // Nothing answers at this endpoint: the refusal comes before any request.
     const evaluated = await cli('--endpoint', 'http://127.0.0.1:9', 'evaluate', '--once', '--at', value);
@@ -161,6 +164,12 @@ describe('times on the command line', () => {
     const replayed = await cli('--endpoint', 'http://127.0.0.1:9', 'destinations', 'replay', 'slack-sales', '--from', value);
     expect(replayed.code).toBe(1);
     expect(replayed.stderr).toContain(`argument '${value}' is invalid. --from must be an ISO 8601 date or time, e.g. 2026-11-30 or 2026-11-30T09:00:00Z`);
+  });
+
+  it.each([['2026-02-30'], ['2026-13-01']])('%j is refused by backtest --from, naming the option, before the events are read', async (value) => {
+    const run = await cli('backtest', '--rules', 'examples/activation.rules.yaml', '--events', 'no-such-file.jsonl', '--from', value);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`pql-radar: --from ${value}: must be a day, YYYY-MM-DD\n`);
   });
 });
 
