@@ -3,7 +3,10 @@ import { checkFeedbackOutcome, checkFeedbackReason, type FeedbackSource, type Le
 import type { EntityRef, FeedbackStore } from './ports';
 import type { Ruleset } from './rules/load';
 
-export type GivenFeedback = { ok: true; feedback: LeadFeedback } | { ok: false; status: 400 | 404; error: string };
+export type GivenFeedback =
+  /** `laterState`: the time of the lead's state, when a pass of a later time than `now` saved it (evaluate --at). */
+  | { ok: true; feedback: LeadFeedback; laterState?: string }
+  | { ok: false; status: 400 | 404; error: string };
 
 /**
  * Feedback from the CLI or the lead page: checked against the rules (outcome, reason) and the table (a lead, current
@@ -28,6 +31,15 @@ export async function giveFeedback(
   if (!lead.qualification) return { ok: false, status: 404, error: `${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)} is not a lead: it has never qualified for a tier` };
   const feedback: LeadFeedback = { outcome: outcome.outcome, reason: reason.reason, at: now.toISOString(), via, id: randomBytes(12).toString('base64url') };
   await store.give(ref, feedback);
-  return { ok: true, feedback };
+  return { ok: true, feedback, ...(lead.evaluatedAt > feedback.at ? { laterState: lead.evaluatedAt } : {}) };
+}
+
+/**
+ * When the evaluator applies the feedback, as the CLI and the lead page say it. No run decides a lead at a time before
+ * its state's (core/evaluate-leads), so after a pass of a later time the feedback waits for that time.
+ */
+export function whenApplied(given: Extract<GivenFeedback, { ok: true }>): string {
+  if (given.laterState === undefined) return "the evaluator's next run applies it";
+  return `the evaluator applies it at its first run from ${given.laterState}: a pass of that later time (evaluate --at) saved this lead; evaluate --once --at ${given.laterState} applies it now`;
 }
 

@@ -139,6 +139,7 @@ it('takes feedback from the CLI and the lead page, refusing an unknown reason, o
   const given = await feedbackCli('ada', '--outcome', 'disqualified', '--reason', 'not a fit');
   expect(given.stderr).toBe('');
   expect(given.code).toBe(0);
+  expect(given.stdout).toBe("feedback kept for user ada (default): disqualified, not_a_fit; the evaluator's next run applies it\n");
 
   // The lead page's form: same origin only.
   const page = await (await fetch(`${dev.url}/leads/user/bob`)).text();
@@ -187,4 +188,30 @@ it('refuses feedback on an entity that never qualified, naming it, and takes it 
     ['Lead Feedback', 'ada', 'PQL-A'],
     ['Lead Feedback', 'ada', null],
   ]);
+});
+
+it('says feedback on a lead a pass of a later time saved (evaluate --at) waits for that time, and applies it then', async () => {
+  const leads = new RecordingPublisher();
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, evaluateEveryMs: 0, deliverEveryMs: 0 }));
+  await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1)), track('bob', later(-2)), track('bob', later(-1))]);
+  const ahead = later(3);
+  await dev.evaluateOnce(ahead);
+  const rulesFile = join(mkdtempSync(join(tmpdir(), 'feedback-rules-')), 'rules.yaml');
+  writeFileSync(rulesFile, rulesYaml);
+
+  const given = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'leads', 'feedback', 'ada', '--outcome', 'done', '--rules', rulesFile);
+  const waits = `the evaluator applies it at its first run from ${ahead.toISOString()}: a pass of that later time (evaluate --at) saved this lead; evaluate --once --at ${ahead.toISOString()} applies it now`;
+  expect(given.stdout).toBe(`feedback kept for user ada (default): done; ${waits}\n`);
+  const page = await fetch(`${dev.url}/leads/user/bob/feedback?workspace=default`, {
+    method: 'POST',
+    headers: { origin: dev.url, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ outcome: 'done', reason: '' }).toString(),
+  });
+  expect(await page.text()).toContain(`done: ${waits}`);
+
+  const feedbackEvents = () => leads.published.filter((event) => event.detailType === 'Lead Feedback').map((event) => event.detail.entity.id).sort();
+  await dev.evaluateOnce(later(1));
+  expect(feedbackEvents()).toEqual([]);
+  await dev.evaluateOnce(ahead);
+  expect(feedbackEvents()).toEqual(['ada', 'bob']);
 });
