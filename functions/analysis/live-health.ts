@@ -155,7 +155,8 @@ export async function healthWithPromise(options: Omit<HealthOptions, 'backtest'>
 export function buildHealthReport(options: HealthOptions): HealthReport {
   const { now, periodDays } = options;
   const periodStart = periodStartOf(now, periodDays);
-  const to = now.toISOString();
+  // States a pass of a later time saved (evaluate --at) say what happened up to then: the period runs to the latest.
+  const to = options.leads.reduce((latest, { lead }) => (lead.evaluatedAt > latest ? lead.evaluatedAt : latest), now.toISOString());
   const rulesVersion = rulesVersionOf(options.leads, now, periodDays);
   const backtest = options.backtest !== undefined && options.backtest.rules.version === rulesVersion ? options.backtest : undefined;
 
@@ -175,7 +176,7 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
   // The weeks the states cover: from the period's first entry into a tier, when the rules went live after it began.
   const entryTimes = judged.flatMap((entity) => [...entity.entries.values()].flat().filter((at) => at >= periodStart && at < to));
   const coveredFrom = entryTimes.length > 0 ? entryTimes.reduce((first, at) => (at < first ? at : first)) : periodStart;
-  const weeks = (now.getTime() - Date.parse(coveredFrom)) / (7 * dayMs);
+  const weeks = (Date.parse(to) - Date.parse(coveredFrom)) / (7 * dayMs);
 
   const tiers = tierNames.map((tier): TierHealth => {
     const qualified = judged.flatMap((entity) => {
@@ -204,6 +205,7 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
 
   const warnings = [...tiers.flatMap(tierWarnings), ...signalWarnings(signals)];
   if (judged.length === 0) warnings.unshift(`No entity was evaluated in the last ${periodText(periodDays)}.`);
+  if (to > now.toISOString()) warnings.push(`A pass of a later time than now (evaluate --at) saved some states: the period runs to ${to}, the latest of them.`);
   const versions = new Set(judged.map((entity) => entity.lead.rulesetVersion));
   if (versions.size > 1) warnings.push(`The period's entities were last evaluated by ${versions.size} rules versions: its figures mix them; a shorter --since shows the latest alone.`);
   if (rulesVersion !== null && !backtest) warnings.push(`No backtest is recorded for rules version ${rulesVersion}: \`pql-radar backtest --rules FILE --record\` puts its figures beside these.`);

@@ -141,6 +141,18 @@ describe('rule health after go-live', () => {
     expect(withNewLead.tiers[0]).toMatchObject({ tier: 'PQL-A', qualified: { entities: 1 }, notQualified: { entities: 1 } });
   });
 
+  it('runs the period to the latest state when a pass of a later time saved some (evaluate --at), and says so', () => {
+    const inThreeWeeks = new Date(now.getTime() + 21 * dayMs).toISOString();
+    const ahead = state({ evaluatedAt: inThreeWeeks, history: [{ tier: 'PQL-A', previousTier: null, at: inThreeWeeks, reasons: [] }], qualification: { at: inThreeWeeks, tier: 'PQL-A', signals: ['active'] } });
+    const report = buildHealthReport({ leads: [user(lead('PQL-A', 7)), user(ahead), user(nonLead())], now, periodDays: 90 });
+    expect(report.period.to).toBe(inThreeWeeks);
+    expect(report.tiers[0]).toMatchObject({ tier: 'PQL-A', qualified: { entities: 2 } });
+    // Two entries over the four weeks from the first to the period's end.
+    expect(report.tiers[0]!.alertsPerWeek).toBeCloseTo(2 / 4, 5);
+    expect(report.warnings).toContain(`A pass of a later time than now (evaluate --at) saved some states: the period runs to ${inThreeWeeks}, the latest of them.`);
+    expect(buildHealthReport({ leads: [user(lead('PQL-A', 7))], now, periodDays: 90 }).period.to).toBe(now.toISOString());
+  });
+
   it('does not count a qualification after converting: the rules did not find that customer', () => {
     const late = buildHealthReport({ leads: [user(lead('PQL-A', 10, -5)), user(nonLead())], now, periodDays: 90 });
     expect(late.tiers[0]!.qualified.entities).toBe(0);
