@@ -118,9 +118,10 @@ function viewText(view: LeadView): string[] {
   const related = entity.type === 'account' ? view.members : view.accounts;
   return [
     `${entity.type} ${entity.id} (${entity.workspace})  tier ${view.tier ?? 'none'}  route ${view.route ?? '-'}  since ${view.since ?? '-'}`,
-    `score ${score.total} (engagement ${score.engagement ?? '?'}, fit ${score.fit ?? '?'})  evaluated ${view.evaluatedAt}  last seen ${view.lastSeen ?? '-'}`,
+    // A non-lead's parts and signal values are not kept (core/lead-view): its total and signal names alone.
+    `score ${score.total}${score.engagement === null ? '' : ` (engagement ${score.engagement}, fit ${score.fit})`}  evaluated ${view.evaluatedAt}  last seen ${view.lastSeen ?? '-'}`,
     `score history: ${view.scores.map((point) => `${point.at} ${point.total}`).join(', ') || 'none'}`,
-    `signals: ${view.signals.map((signal) => `${signal.name}=${String(signal.value ?? '?')} (${signal.points ?? '?'})`).join(', ') || 'none'}`,
+    `signals: ${view.signals.map((signal) => (signal.value === null ? signal.name : `${signal.name}=${String(signal.value)} (${signal.points})`)).join(', ') || 'none'}`,
     'transitions (newest first):',
     ...view.transitions.flatMap((entry) => [`  ${entry.at}  ${entry.previousTier ?? 'none'} -> ${entry.tier ?? 'none'}`, ...entry.reasons.map((reason) => `      ${reason}`)]),
     `${entity.type === 'account' ? 'members' : 'accounts'}: ${related.map((row) => `${row.id} (${row.tier ?? 'no tier'})`).join(', ') || 'none'}`,

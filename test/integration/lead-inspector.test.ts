@@ -136,6 +136,10 @@ describe('pql-radar leads, against DynamoDB Local', () => {
     const text = await leadsCli('show', 'ada');
     expect(text.stdout).toContain('score 70 (engagement 60, fit 10)');
     expect(text.stdout).toContain('PQL-B -> PQL-A');
+    // Not a lead: no parts or signal values are kept, and none are printed as unknown.
+    const notALead = (await leadsCli('show', 'eve')).stdout;
+    expect(notALead).toMatch(/^score \d+  evaluated /m);
+    expect(notALead).not.toContain('?');
   });
 
   it('names the id, type and workspace of an unknown lead and exits non-zero', async () => {
