@@ -46,7 +46,10 @@ export const score: Format = (value) => (Number.isInteger(value) ? String(value)
 export const days: Format = (value) => `${value.toFixed(1)} d`;
 
 /** A period of whole days, in words: `90 days`, `1 day`. */
-export const periodText = (periodDays: number): string => `${periodDays} day${periodDays === 1 ? '' : 's'}`;
+/** `1 transition`, `2 transitions`: a count and its noun. */
+export const counted = (value: number, noun: string, plural = `${noun}s`): string => `${value} ${value === 1 ? noun : plural}`;
+
+export const periodText = (periodDays: number): string => counted(periodDays, 'day');
 
 /** An estimate and its 95% interval, in the summary's style `1.23 (0.98-1.50)` or discover's `1.23 [0.98, 1.50]`. */
 export function withInterval(estimate: Estimate, format: Format, style: '(low-high)' | '[low, high]'): string {

@@ -14,6 +14,7 @@ import { LocalDeliveryWorker } from '../local/delivery-worker';
 import { evaluateWebhookId, localDestinations, localSinks, newerStatesLine, runPrinter, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, isoDateOrTime, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
+import { counted } from '../analysis/format';
 import { deployedListSettleMs } from '../shared/settings';
 
 type EvaluateOptions = SinkOptions & { once?: boolean; rules: string; shards?: number; evaluateEvery: number; eventBus?: string; at?: string };
@@ -71,7 +72,7 @@ export function addEvaluateCommand(program: Command) {
       const summary = await runEvaluator({ store, publisher, ruleset, shards: allShards(highest), now: at ?? new Date(), deadline: Number.POSITIVE_INFINITY });
       const drained = (await deliveries?.drain()) ?? [];
       if (options.once) {
-        console.log(`evaluated ${summary.evaluated} entities, ${summary.transitions.length} transitions, ${summary.published} lead events published`);
+        console.log(`evaluated ${counted(summary.evaluated, 'entity', 'entities')}, ${counted(summary.transitions.length, 'transition')}, ${counted(summary.published, 'lead event')} published`);
         if (summary.newerStates > 0) console.log(newerStatesLine(summary.newerStates));
         if (summary.unpublished.length > 0) process.exitCode = 1;
       } else {

@@ -8,6 +8,7 @@ import { parseWebhookSecrets } from '../core/webhook-signature';
 import type { DrainResult, LocalDeliveryWorker } from '../local/delivery-worker';
 import { ConsoleLeadSink, FanOutLeadSink, JsonlLeadSink } from '../local/lead-sinks';
 import { collect } from './options';
+import { counted } from '../analysis/format';
 
 /** Where `dev` and `evaluate` send lead events, and how they print a run. */
 
@@ -94,7 +95,7 @@ export function runPrinter(): (summary: EvaluatorRunSummary) => void {
     newerStatesTold = summary.newerStates;
     if (summary.transitions.length === 0 && summary.unpublished.length === 0 && summary.incompleteShards.length === 0) return;
     console.log(
-      `evaluator: ${summary.evaluated} evaluated, ${summary.transitions.length} transitions, ${summary.published} published` +
+      `evaluator: ${summary.evaluated} evaluated, ${counted(summary.transitions.length, 'transition')}, ${summary.published} published` +
         (summary.unpublished.length > 0 ? `, ${summary.unpublished.length} left in the outbox for the next run` : '') +
         (summary.incompleteShards.length > 0 ? `, shards ${summary.incompleteShards.join(', ')} unfinished` : ''),
     );

@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { integer } from './integer-option';
+import { counted } from '../analysis/format';
 import { checkOutputFile, writeOutputFile } from './output-file';
 import { generateSampleStream, toJsonl } from './sample-stream';
 import { count } from '../analysis/format';
@@ -54,7 +55,7 @@ export function addSampleCommands(program: Command) {
           const now = new Date().toISOString();
           const nextMidnight = index < days.length - 1 ? `${days[index + 1]!.day}T00:00:00.000Z` : now;
           const run = await evaluateAt(options.url, nextMidnight < now ? nextMidnight : now);
-          console.log(`${day}: sent ${ofDay.length} messages; evaluated ${run.evaluated}, ${run.transitions} transitions`);
+          console.log(`${day}: sent ${ofDay.length} messages; evaluated ${run.evaluated}, ${counted(run.transitions, 'transition')}`);
         }
       }
       console.log(`sent ${messages.length} messages to ${options.url}${rejected > 0 ? `, ${rejected} rejected (see \`pql-radar rejected list\`)` : ''}`);

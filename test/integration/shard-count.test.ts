@@ -45,7 +45,7 @@ it('pql-radar evaluate works on every shard the table records, and refuses anoth
 
   const evaluated = await cli(...table, 'evaluate', '--once');
   expect(evaluated.code, evaluated.stderr).toBe(0);
-  expect(evaluated.stdout).toContain('evaluated 1 entities');
+  expect(evaluated.stdout).toContain('evaluated 1 entity, ');
 
   const { tableName: unrecorded } = await freshTable();
   const none = await cli('--endpoint', endpoint, '--table', unrecorded, 'evaluate', '--once');

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   bytes,
   count,
+  counted,
   fixed,
   percent,
   percentCoarse,
@@ -15,6 +16,12 @@ import {
 } from '../../functions/analysis/format';
 
 describe('number formats', () => {
+  it('puts a count beside its noun, singular for one only', () => {
+    expect([0, 1, 2].map((value) => counted(value, 'transition'))).toEqual(['0 transitions', '1 transition', '2 transitions']);
+    expect(counted(1, 'entity', 'entities')).toBe('1 entity');
+    expect(counted(3, 'entity', 'entities')).toBe('3 entities');
+  });
+
   it('groups thousands with commas whatever the locale, and writes a fraction to two decimals', () => {
     expect([0, 999, 1000, 1234567, -1234].map(count)).toEqual(['0', '999', '1,000', '1,234,567', '-1,234']);
     expect(count(1234.5)).toBe('1,234.50');
