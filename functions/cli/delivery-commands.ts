@@ -111,7 +111,8 @@ export function addDeliveryCommands(program: Command) {
     .option('--wait <seconds>', 'how long to wait for the attempts', integer('--wait'), 30)
     .action(async (route: string, options: { workspace: string; wait: number }) => {
       // An `evaluate` webhook's queue is worked only by a later pass given it: the sample would wait there till then.
-      const records = (await registry().list()).filter((record) => record.transport !== 'evaluate' && (record.route === route || record.route === '*' || route === '*'));
+      const registered = (await registry().list()).filter((record) => record.transport !== 'evaluate');
+      const records = registered.filter((record) => record.route === route || record.route === '*' || route === '*');
       if (records.length === 0) throw new InvalidArgumentError(`no destination receives route ${route}`);
       const now = new Date();
       const event = testLeadEvent(route === '*' ? 'test' : route, options.workspace, now, randomUUID());
@@ -126,6 +127,11 @@ export function addDeliveryCommands(program: Command) {
       const queue = new TableDeliveryQueue(client, tableName);
       for (const record of records.filter((record) => record.transport === 'table')) await queue.enqueue(record.id, [event], now);
       console.log(`sent test lead ${event.detail.idempotencyKey} to ${records.map((record) => record.id).join(', ')}`);
+      // A misspelt route still reaches the catch-all destinations: say so, or the typo passes for a working route.
+      if (route !== '*' && records.every((record) => record.route === '*')) {
+        const routes = [...new Set(registered.map((record) => record.route).filter((named) => named !== '*'))].sort();
+        console.log(`note: no destination is for route ${route} itself, only those of every route (*)${routes.length > 0 ? `; the routes destinations name: ${routes.join(', ')}` : ''}`);
+      }
 
       // Only notifier destinations log attempts; e-mail, queues and functions take the event from EventBridge.
       const logged = records.filter((record) => record.kind === 'slack' || record.kind === 'webhook' || record.kind === 'hubspot');

@@ -125,6 +125,12 @@ describe('delivery commands against the local runtime', () => {
     expect(tested.stdout).toMatch(/local-webhook-1 {2}delivered {2}Lead Qualified user pql-radar-test-lead {2}attempt 1 {2}HTTP 200 .* TEST/);
     const sample = received.find((request) => request.key.startsWith('test-'))!;
     expect(verifiedByLibrary(secret, sample.body, sample.headers, sample.at)).toMatchObject({ Detail: { test: true, summary: expect.stringMatching(/^TEST/) } });
+    expect(tested.stdout).not.toContain('note:');
+
+    // A route no destination names (a typo) still reaches the catch-all one, and the command says so.
+    const misspelt = await run('destinations', 'test', 'salse', '--wait', '20');
+    expect(misspelt.code).toBe(0);
+    expect(misspelt.stdout).toContain('note: no destination is for route salse itself, only those of every route (*)\n');
   });
 
   it('lists deliveries of one lead and the failed ones, dead-letters after the window and redrives', async () => {
