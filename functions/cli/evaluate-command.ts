@@ -47,11 +47,13 @@ export function addEvaluateCommand(program: Command) {
     // A deployed table's change lists are written by change capture as this runs: read only those settled.
     const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards, ...(local ? {} : { listSettleMs: deployedListSettleMs }) });
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
-    if (local && destinations.length === 0) {
+    if (local) {
       // The running `npm start`'s webhooks are its own to deliver: this pass's lead events go to this command's sinks.
       const running = (await new DynamoDbDestinationRegistry(client, table).list()).filter((destination) => destination.transport === 'table').map((destination) => destination.id);
       if (running.length > 0) {
-        console.error(`note: this pass's lead events go to this command's output${options.leadsFile ? ' and --leads-file' : ''} only, not to the local runtime's webhooks (${running.join(', ')}); --webhook URL --webhook-secret S delivers them to a receiver`);
+        const own = destinations.length > 0 ? '--webhook and ' : '';
+        const hint = destinations.length > 0 ? '' : '; --webhook URL --webhook-secret S delivers them to a receiver';
+        console.error(`note: this pass's lead events go to ${own}this command's output${options.leadsFile ? ' and --leads-file' : ''} only, not to the local runtime's webhooks (${running.join(', ')})${hint}`);
       }
     }
     // Webhooks are delivered through queues as `dev` delivers them, each its own: what a pass cannot deliver stays

@@ -95,6 +95,9 @@ async function evaluateWebhook(status: () => number): Promise<EvaluateWebhook> {
  * The delivery commands as an operator runs them against `npm start`: `destinations list|test`, `deliveries list`,
  * `dlq list|redrive`, on the local runtime's webhooks.
  */
+/** What `evaluate --webhook` says beside a local runtime whose own webhook is local-webhook-1. */
+const runtimeNote = "note: this pass's lead events go to --webhook and this command's output only, not to the local runtime's webhooks (local-webhook-1)\n";
+
 describe('delivery commands against the local runtime', () => {
   const secret = generateWebhookSecret();
   const received: { key: string; body: string; headers: Record<string, string>; at: number }[] = [];
@@ -227,6 +230,7 @@ describe('evaluate --once with a webhook of its own, beside the local runtime an
     const failed = await evaluate();
     expect(failed.stdout).toContain('LEAD QUALIFIED  user u-own');
     expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(runtimeNote);
     expect(own.received).toHaveLength(1);
     const [key] = own.received;
     const destinations = (await run('destinations', 'list', '--json')).stdout.trim().split('\n').map((line) => JSON.parse(line) as { id: string; transport: string });
@@ -249,7 +253,7 @@ describe('evaluate --once with a webhook of its own, beside the local runtime an
     ownStatus = 200;
     expect((await run('dlq', 'redrive', id!)).stdout).toContain(`1 dead letter(s) of ${id} queued again: the next \`pql-radar evaluate\` given its --webhook delivers them`);
     const delivered = await evaluate();
-    expect(delivered.stderr).toBe('');
+    expect(delivered.stderr).toBe(runtimeNote);
     expect(delivered.code).toBe(0);
     expect(own.received).toEqual([key, key, key]);
     // The runtime's webhook never had it.
@@ -304,6 +308,7 @@ describe('evaluate without --once, with a webhook that fails', () => {
     await until(() => stderr.includes('dead-lettered'), 'line on the dead letter');
     expect(own.received).toHaveLength(2);
     expect(stderr).toBe(
+      runtimeNote +
       `pql-radar: 1 lead event(s) not delivered to --webhook ${url} (${id}) (HTTP 503), queued for retry: the next passes of this command retry them; \`pql-radar deliveries list --failed\` shows the attempts\n` +
         `pql-radar: 1 lead event(s) dead-lettered for --webhook ${url} (${id}): HTTP 400: the destination refused it, a retry would not change that; \`pql-radar dlq redrive ${id}\` queues them again\n`,
     );
