@@ -1,6 +1,6 @@
 import type { EventStore, WriteKeyStore } from './ports';
 import { formatPath } from './field-path';
-import { batchContextProblem, hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, type AcceptedMessage, type RejectedMessage } from './messages';
+import { batchContextProblem, hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, withoutAbsentFields, type AcceptedMessage, type RejectedMessage } from './messages';
 import { originAllowed } from './origins';
 import { batchEnvelopeSchema, messageTypes } from './segment-schema';
 import { accessOf, verifiedKey, writeKeyFromRequest } from './write-key';
@@ -141,8 +141,10 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
     const { writeKey: _key, ...message } = item;
     return message;
   });
-  const messages = asSent.map((message) => {
-    if (!isPlainObject(message)) return message;
+  const messages = asSent.map((sent) => {
+    if (!isPlainObject(sent)) return sent;
+    // An item's own null context or sentAt is absent: the batch's takes its place.
+    const message = withoutAbsentFields(sent);
     const itemContext = message['context'];
     return {
       ...message,

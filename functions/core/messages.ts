@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { formatPath } from './field-path';
 import { identifyTraits, isPlainObject } from './message-traits';
 import { identityOf, type Identity } from './identity';
-import { messageTypes, segmentMessageSchema, type MessageType, type SegmentMessage } from './segment-schema';
+import { messageTypes, optionalContextFields, optionalFields, segmentMessageSchema, type MessageType, type SegmentMessage } from './segment-schema';
 
 /** The Segment HTTP API's own limits, so SDKs that already respect them never hit ours. */
 export const ingestLimits = {
@@ -86,7 +86,7 @@ export function validateMessage(
   const size = Buffer.byteLength(JSON.stringify(options.asSent ?? raw));
   if (size > ingestLimits.maxEventBytes) return reject('', `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`);
 
-  const result = segmentMessageSchema.safeParse(raw, { reportInput: true });
+  const result = segmentMessageSchema.safeParse(withoutAbsentFields(raw), { reportInput: true });
   if (!result.success) {
     const issue = result.error.issues[0]!;
     return reject(formatPath(issue.path), describeIssue(issue));
@@ -95,6 +95,38 @@ export function validateMessage(
   const outOfRange = timeOutOfRange(result.data, time, receivedAt, options.receivedAtKnown ?? true, options.readAt);
   if (outOfRange) return reject(result.data.timestamp !== undefined ? 'timestamp' : 'originalTimestamp', outOfRange);
   return normalise(result.data, time, index, workspace);
+}
+
+/**
+ * The message without the fields an SDK sent to say "not given": an optional field of its type that is null
+ * (analytics-python always sends a page's name and category, None by default); an empty userId or anonymousId
+ * (RudderStack before identify); an empty page or screen name (analytics-ruby's default). They are dropped, not kept
+ * as null: the stored message is then the one the SDK would have sent without them, and what reads it
+ * (message.properties, message.context?.groupId, message.name, the identity's ids) finds an object, a string or
+ * undefined, never null. A required field left null or empty stays, and validation names it (null as missing).
+ * Fields the type does not define are kept as sent, null or not. The
+ * message itself is returned when nothing is dropped.
+ */
+/** The optional fields an empty string stands in for "not given" in (a track's empty event stays an error). */
+const emptyMeansAbsent = ['userId', 'anonymousId', 'name'];
+
+export function withoutAbsentFields(message: Record<string, unknown>): Record<string, unknown> {
+  const type = message['type'];
+  const optional = typeof type === 'string' ? optionalFields.get(type) : undefined;
+  if (optional === undefined) return message;
+  const absent = [...optional].filter((key) => message[key] === null);
+  for (const key of emptyMeansAbsent) if (optional.has(key) && message[key] === '') absent.push(key);
+  const context = message['context'];
+  const contextAbsent = isPlainObject(context) ? [...optionalContextFields].filter((key) => context[key] === null) : [];
+  if (absent.length === 0 && contextAbsent.length === 0) return message;
+  const kept = { ...message };
+  for (const key of absent) delete kept[key];
+  if (contextAbsent.length > 0) {
+    const keptContext = { ...(context as Record<string, unknown>) };
+    for (const key of contextAbsent) delete keptContext[key];
+    kept['context'] = keptContext;
+  }
+  return kept;
 }
 
 function normalise(message: SegmentMessage, time: Date, index: number, workspace: string): AcceptedMessage {
@@ -364,7 +396,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_union' && issue.path.length === 1 && issue.path[0] === 'type') {
     return `must be one of ${messageTypes.join(', ')}`;
   }
-  if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && issue.input === undefined) return 'is required';
+  // withoutAbsentFields leaves null only in required fields: null there is as missing as no field at all.
+  if ((issue.code === 'invalid_type' || issue.code === 'invalid_union') && (issue.input === undefined || issue.input === null)) return 'is required';
   return issue.message;
 }
 

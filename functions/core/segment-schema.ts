@@ -3,6 +3,8 @@ import { z } from 'zod';
 /**
  * zod schemas for the Segment HTTP Tracking API (https://segment.com/docs/connections/sources/catalog/libraries/server/http-api/).
  * Unknown fields are kept (Segment allows them and SDKs add their own), so a message is stored as it was sent.
+ * Optional fields an SDK sends as null or "" for "not given" are dropped before these schemas see the message
+ * (core/messages' withoutAbsentFields), so here optional means absent only.
  */
 
 export const messageTypes = ['track', 'identify', 'group', 'page', 'screen', 'alias'] as const;
@@ -35,13 +37,10 @@ const context = z.looseObject(
   { message: 'must be a JSON object' },
 );
 
-/** An SDK's "no id yet": RudderStack sends `userId: ""` before identify, Segment's SDKs null or nothing. */
-const absentWhenEmpty = (value: unknown) => (value === '' ? undefined : value);
-
 const common = {
   messageId: identifier.optional(),
-  userId: z.preprocess(absentWhenEmpty, identifier.nullish()),
-  anonymousId: z.preprocess(absentWhenEmpty, identifier.nullish()),
+  userId: identifier.optional(),
+  anonymousId: identifier.optional(),
   timestamp: isoTimestamp.optional(),
   originalTimestamp: isoTimestamp.optional(),
   sentAt: isoTimestamp.optional(),
@@ -55,7 +54,7 @@ const eventName = z
   .max(maxIdentifierLength, `must be at most ${maxIdentifierLength} characters`)
   .refine((value) => value.isWellFormed(), 'must be well-formed unicode (no lone surrogates)');
 
-const needsAnIdentity = <T extends { userId?: string | null; anonymousId?: string | null }>(message: T, ctx: z.RefinementCtx) => {
+const needsAnIdentity = <T extends { userId?: string | undefined; anonymousId?: string | undefined }>(message: T, ctx: z.RefinementCtx) => {
   if (!message.userId && !message.anonymousId) {
     ctx.addIssue({ code: 'custom', path: ['userId'], message: 'userId or anonymousId is required' });
   }
@@ -74,7 +73,8 @@ const page = z
   .looseObject({ ...common, type: z.literal('page'), name: eventName.optional(), category: z.string().optional(), properties: jsonObject.optional() })
   .superRefine(needsAnIdentity);
 const screen = z
-  .looseObject({ ...common, type: z.literal('screen'), name: eventName.optional(), properties: jsonObject.optional() })
+  // analytics-python sends a screen's category as a page's (null when not given).
+  .looseObject({ ...common, type: z.literal('screen'), name: eventName.optional(), category: z.string().optional(), properties: jsonObject.optional() })
   .superRefine(needsAnIdentity);
 const alias = z.looseObject({ ...common, type: z.literal('alias'), userId: identifier, previousId: identifier });
 
@@ -96,3 +96,15 @@ export const batchEnvelopeSchema = z.looseObject({
 });
 
 export type BatchEnvelope = z.output<typeof batchEnvelopeSchema>;
+
+const optionalKeys = (shape: Record<string, z.ZodType>): ReadonlySet<string> =>
+  new Set(Object.entries(shape).filter(([, field]) => field instanceof z.ZodOptional).map(([key]) => key));
+
+/**
+ * Each type's optional fields, and context's, read from the schemas above: the fields a null may stand in for
+ * (core/messages' withoutAbsentFields). A required one (a track's event, an alias's userId) is not among them.
+ */
+export const optionalFields: ReadonlyMap<string, ReadonlySet<string>> = new Map(
+  segmentMessageSchema.options.map((option) => [option.shape.type.value, optionalKeys(option.shape)]),
+);
+export const optionalContextFields = optionalKeys(context.shape);

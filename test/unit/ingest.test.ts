@@ -67,7 +67,11 @@ describe('message schemas', () => {
     ['a lone surrogate in the event name', { type: 'track', userId: 'u', event: 'bad\ud800' }, 'event', 'must be well-formed unicode (no lone surrogates)'],
     ['a __proto__ key', JSON.parse('{"type":"track","userId":"u","event":"x","properties":{"a":{"__proto__":{"admin":true}}}}'), 'properties.a.__proto__', 'the key "__proto__" is not allowed'],
     ['a context groupId of the wrong type', { type: 'track', userId: 'u', event: 'x', context: { groupId: {} } }, 'context.groupId', 'must be a string or a number'],
-    ['a context that is not an object', { type: 'track', userId: 'u', event: 'x', context: null }, 'context', 'must be a JSON object'],
+    ['a context that is not an object', { type: 'track', userId: 'u', event: 'x', context: 'web' }, 'context', 'must be a JSON object'],
+    ['a track whose event is null', { type: 'track', userId: 'u', event: null }, 'event', 'is required'],
+    ['a group whose groupId is null', { type: 'group', userId: 'u', groupId: null }, 'groupId', 'is required'],
+    ['an alias whose userId is null', { type: 'alias', userId: null, previousId: 'anon-9' }, 'userId', 'is required'],
+    ['an alias whose previousId is null', { type: 'alias', userId: 'u', previousId: null }, 'previousId', 'is required'],
   ])('rejects %s, naming the field', (_name, message, path, reason) => {
     const outcome = validateMessage(message, 3, 'acme', receivedAt);
     expect(outcome).toMatchObject({ index: 3, path });
@@ -418,6 +422,51 @@ describe('what other SDKs send', () => {
     expect(rudder).toMatchObject({ traits: { plan: 'trial' } });
     const segment = validateMessage({ type: 'identify', userId: 'u', traits: { plan: 'pro' }, context: { traits: { plan: 'trial' } } }, 0, 'acme', receivedAt);
     expect(segment).toMatchObject({ traits: { plan: 'pro' } });
+  });
+});
+
+describe('fields sent as null or empty for "not given"', () => {
+  it("stores analytics-python's page and screen with a null name and category, without them", () => {
+    for (const type of ['page', 'screen']) {
+      const outcome = validateMessage({ type, userId: 'u', name: null, category: null, properties: { path: '/pricing' } }, 0, 'acme', receivedAt);
+      expect('reason' in outcome, JSON.stringify(outcome)).toBe(false);
+      const accepted = outcome as AcceptedMessage;
+      expect(accepted.name).toBeUndefined();
+      expect(Object.keys(accepted.message)).not.toContain('name');
+      expect(Object.keys(accepted.message)).not.toContain('category');
+    }
+  });
+
+  it("stores analytics-ruby's page and screen with an empty name as ones without a name", () => {
+    for (const type of ['page', 'screen']) {
+      const accepted = validateMessage({ type, userId: 'u', name: '' }, 0, 'acme', receivedAt) as AcceptedMessage;
+      expect(accepted.name).toBeUndefined();
+      expect(Object.keys(accepted.message)).not.toContain('name');
+    }
+    expect(validateMessage({ type: 'track', userId: 'u', event: '' }, 0, 'acme', receivedAt)).toMatchObject({ path: 'event', reason: 'must not be empty' });
+  });
+
+  it('reads every null optional field as absent, so what reads the stored message never finds null', () => {
+    const nulls = { messageId: null, timestamp: null, originalTimestamp: null, sentAt: null, properties: null, integrations: null, context: { ip: '10.0.0.1', groupId: null, traits: null } };
+    const tracked = validateMessage({ type: 'track', userId: 'u', anonymousId: null, event: 'x', ...nulls }, 0, 'acme', receivedAt) as AcceptedMessage;
+    expect(tracked).toMatchObject({ serverTimed: true, timestamp: receivedAt.toISOString(), identity: { kind: 'user', id: 'u' } });
+    expect(tracked.messageId).toMatch(/^auto-/);
+    expect(tracked.groupId).toBeUndefined();
+    expect(tracked.message).toEqual({ type: 'track', userId: 'u', event: 'x', context: { ip: '10.0.0.1' }, messageId: tracked.messageId, timestamp: receivedAt.toISOString() });
+    const identified = validateMessage({ type: 'identify', userId: null, anonymousId: 'anon-9', traits: null, context: null }, 0, 'acme', receivedAt) as AcceptedMessage;
+    expect(identified).toMatchObject({ identity: { kind: 'visitor', id: 'anon-9' } });
+    expect(identified.traits).toBeUndefined();
+    expect(Object.keys(identified.message).sort()).toEqual(['anonymousId', 'messageId', 'timestamp', 'type']);
+  });
+
+  it("gives a batch item whose own context or sentAt is null the batch's", async () => {
+    const item = track({ timestamp: '2024-05-01T11:00:00Z', context: null, sentAt: null });
+    const { response, events } = await send({ body: JSON.stringify({ batch: [item], context: { groupId: 'acct-1' }, sentAt: '2024-05-01T11:00:10Z' }) });
+    expect(response.status).toBe(200);
+    const [stored] = events.saved[0]!.messages;
+    expect(stored).toMatchObject({ groupId: 'acct-1', message: { context: { groupId: 'acct-1' }, sentAt: '2024-05-01T11:00:10Z' } });
+    // Corrected by the batch's sentAt: sent 10 s after it happened, received at 12:00:00.
+    expect(stored!.timestamp).toBe('2024-05-01T11:59:50.000Z');
   });
 });
 
