@@ -25,7 +25,14 @@ export const identifier = z
       .refine((value) => value.isWellFormed(), 'must be well-formed unicode (no lone surrogates)'),
   );
 
-const isoTimestamp = z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z' });
+/**
+ * ISO-8601's basic offset (`+0000`, `-0530`), as Java's SimpleDateFormat "Z" writes it, in the extended form zod takes
+ * (`+00:00`), so the stored time reads the same everywhere. A time without an offset stays refused: whose local time
+ * it is cannot be known.
+ */
+const withOffsetColon = (value: unknown) => (typeof value === 'string' ? value.replace(/(T[\d:.]+[+-]\d\d)(\d\d)$/, '$1:$2') : value);
+
+const isoTimestamp = z.preprocess(withOffsetColon, z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z' }));
 
 const jsonObject = z.record(z.string(), z.unknown(), { message: 'must be a JSON object' });
 

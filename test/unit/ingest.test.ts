@@ -425,6 +425,17 @@ describe('what other SDKs send', () => {
   });
 });
 
+describe('timestamps', () => {
+  it('takes the basic offset Java writes (+0000, -0530) and stores it in the extended form', () => {
+    const outcome = validateMessage(track({ timestamp: undefined, originalTimestamp: '2024-05-01T06:00:00.250-0530', sentAt: '2024-05-01T11:30:00+0000' }), 0, 'acme', receivedAt) as AcceptedMessage;
+    expect(outcome.timestamp).toBe('2024-05-01T12:00:00.250Z');
+    expect(outcome.message).toMatchObject({ originalTimestamp: '2024-05-01T06:00:00.250-05:30', sentAt: '2024-05-01T11:30:00+00:00' });
+    for (const ambiguous of ['2024-05-01T11:00:00', '2024-05-01', '2024-05-01T11:00:00.1234']) {
+      expect(validateMessage(track({ timestamp: ambiguous }), 0, 'acme', receivedAt), ambiguous).toMatchObject({ path: 'timestamp', reason: 'must be an ISO-8601 date-time, e.g. 2024-05-01T12:00:00Z' });
+    }
+  });
+});
+
 describe('fields sent as null or empty for "not given"', () => {
   it("stores analytics-python's page and screen with a null name and category, without them", () => {
     for (const type of ['page', 'screen']) {
