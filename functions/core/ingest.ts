@@ -2,6 +2,7 @@ import type { EventStore, WriteKeyStore } from './ports';
 import { formatPath } from './field-path';
 import { batchContextProblem, hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, withoutAbsentFields, type AcceptedMessage, type RejectedMessage } from './messages';
 import { originAllowed } from './origins';
+import { failureBody, type FailureStatus } from './request-failure';
 import { batchEnvelopeSchema, messageTypes } from './segment-schema';
 import { accessOf, verifiedKey, writeKeyFromRequest } from './write-key';
 
@@ -108,7 +109,7 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
     const first = rejections[0];
     const path = first ? prefixPath(split.pathPrefix(first.index), first.path) : 'batch';
     const reason = first ? first.reason : 'must contain at least one message';
-    return { status: 400, body: { success: false, error: `${path || 'message'}: ${reason}`, path, reason, rejected: rejections }, ...allowOrigin, summary };
+    return { status: 400, body: { ...failureBody(400, path, reason, `${path || 'message'}: ${reason}`), rejected: rejections }, ...allowOrigin, summary };
   }
   return { status: 200, body: rejections.length > 0 ? { success: true, rejected: rejections } : { success: true }, ...allowOrigin, summary };
 }
@@ -116,7 +117,7 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
 type Split =
   /** `asSent`: each message as the client sent it, before the request's own fields were added (validateMessage). */
   | { ok: true; messages: unknown[]; asSent: unknown[]; pathPrefix: (index: number) => string }
-  | { ok: false; status: number; path: string; reason: string };
+  | { ok: false; status: FailureStatus; path: string; reason: string };
 
 /** Turns the body of any call into its list of messages, with the batch-level fields applied to each. */
 function splitMessages(callType: CallType, body: Record<string, unknown>): Split {
@@ -166,12 +167,8 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false; re
   }
 }
 
-function requestError(status: number, path: string, reason: string): IngestResponse {
-  return {
-    status,
-    body: { success: false, error: path ? `${path}: ${reason}` : reason, path, reason },
-    summary: { accepted: 0, rejected: 0 },
-  };
+function requestError(status: FailureStatus, path: string, reason: string): IngestResponse {
+  return { status, body: failureBody(status, path, reason), summary: { accepted: 0, rejected: 0 } };
 }
 
 function prefixPath(prefix: string, path: string): string {

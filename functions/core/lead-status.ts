@@ -1,6 +1,7 @@
 import type { LeadState } from './lead-state';
 import type { EntityRef, WriteKeyStore } from './ports';
 import { identifier } from './segment-schema';
+import { failureBody, type FailureStatus, type RequestFailure } from './request-failure';
 import { accessOf, keyFromAuthorization, verifiedKey } from './write-key';
 
 /**
@@ -48,13 +49,6 @@ export interface LeadStatusRequest {
   /** The request path, percent-decoded (API Gateway's HTTP API hands the Lambda `rawPath` decoded). */
   path: string;
   authorization: string | undefined;
-}
-
-export interface RequestFailure {
-  success: false;
-  error: string;
-  path: string;
-  reason: string;
 }
 
 export interface LeadStatusResponse {
@@ -126,6 +120,6 @@ function parsePath(path: string): ParsedPath {
   return { ok: true, type, id: id.data };
 }
 
-function failure(status: number, path: string, reason: string, summary: LeadStatusResponse['summary'] = {}): LeadStatusResponse {
-  return { status, body: { success: false, error: path ? `${path}: ${reason}` : reason, path, reason }, cacheable: false, summary };
+function failure(status: FailureStatus, path: string, reason: string, summary: LeadStatusResponse['summary'] = {}): LeadStatusResponse {
+  return { status, body: failureBody(status, path, reason), cacheable: false, summary };
 }

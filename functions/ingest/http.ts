@@ -4,6 +4,7 @@ import { decodeUtf8, ingestLimits } from '../core/messages';
 import { callTypeOfPath, callTypes, ingest, type IngestDependencies, type IngestResponse } from '../core/ingest';
 import { originAllowed } from '../core/origins';
 import { feedbackPath } from '../core/lead-feedback';
+import { failureBody, type FailureStatus } from '../core/request-failure';
 
 export type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -27,12 +28,12 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
     const requestId = event.requestContext.requestId;
     const callType = callTypeOfPath(event.rawPath);
     if (callType === undefined) {
-      return json(404, { success: false, error: `no such endpoint: ${event.rawPath}; use /v1/${callTypes.join(', /v1/')}`, path: '', reason: 'not found' });
+      return json(404, failureBody(404, '', 'not found', `no such endpoint: ${event.rawPath}; use /v1/${callTypes.join(', /v1/')}`));
     }
     const origin = event.headers['origin'];
     if (event.requestContext.http.method === 'OPTIONS') return preflight(origin, event.headers, dependencies);
     const decoded = decodeBody(event);
-    if (!decoded.ok) return json(decoded.status, { success: false, error: decoded.reason, path: '', reason: decoded.reason });
+    if (!decoded.ok) return json(decoded.status, failureBody(decoded.status, '', decoded.reason));
 
     try {
       const response = await ingest(
@@ -51,15 +52,15 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
     } catch (error) {
       observer?.onError(error, requestId);
       if (error instanceof Error && throttlingErrors.has(error.name)) {
-        return json(429, { success: false, error: 'storage is throttled; retry later', path: '', reason: 'throttled' }, { 'retry-after': '5' });
+        return json(429, failureBody(429, '', 'throttled', 'storage is throttled; retry later'), { 'retry-after': '5' });
       }
       // Nothing can be promised about this request: a 5xx makes the SDK retry it, and storing is idempotent.
-      return json(500, { success: false, error: `internal error; retry the request (request id ${requestId})`, path: '', reason: 'internal error' });
+      return json(500, failureBody(500, '', 'internal error', `internal error; retry the request (request id ${requestId})`));
     }
   };
 }
 
-type Decoded = { ok: true; body: string } | { ok: false; status: number; reason: string };
+type Decoded = { ok: true; body: string } | { ok: false; status: FailureStatus; reason: string };
 
 /** Undoes base64 and gzip, enforcing the request size limit on the decompressed body (a small gzip can inflate hugely). */
 export function decodeBody(event: Pick<APIGatewayProxyEventV2, 'body' | 'isBase64Encoded' | 'headers'>): Decoded {
@@ -89,7 +90,7 @@ async function preflight(origin: string | undefined, headers: APIGatewayProxyEve
   const accepted = origin !== undefined && [...(await dependencies.keys.allowedOrigins()).values()].some((origins) => originAllowed(origins, origin));
   if (!accepted) {
     const reason = origin === undefined ? 'a preflight needs an Origin header' : `${origin} is not an origin any workspace accepts browser events from`;
-    return json(403, { success: false, error: reason, path: 'origin', reason });
+    return json(403, failureBody(403, 'origin', reason, reason));
   }
   return {
     statusCode: 204,

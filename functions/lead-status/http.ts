@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { leadStatus, type LeadStatusDependencies, type LeadStatusResponse } from '../core/lead-status';
+import { failureBody } from '../core/request-failure';
 
 export interface LeadStatusObserver {
   /** Called once per request with what may be logged: status, workspace, key id, type; never the id asked about. */
@@ -25,8 +26,8 @@ export function createLeadStatusHandler(dependencies: LeadStatusDependencies, op
       };
     } catch (error) {
       observer?.onError(error, requestId);
-      const reason = `internal error; retry the request (request id ${requestId})`;
-      return { statusCode: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify({ success: false, error: reason, path: '', reason }) };
+      const body = failureBody(500, '', `internal error; retry the request (request id ${requestId})`);
+      return { statusCode: 500, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify(body) };
     }
   };
 }

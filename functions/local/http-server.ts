@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import * as querystring from 'node:querystring';
 import type { PageHandler } from './lead-inspector';
 import { feedbackPath } from '../core/lead-feedback';
+import { failureBody, type FailureStatus } from '../core/request-failure';
 
 type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -31,8 +32,8 @@ export function serveHttpApi(
       response.writeHead(status, { 'content-type': 'application/json', ...headers });
       response.end(request.method === 'HEAD' ? undefined : body);
     };
-    const refuse = (status: number, reason: string, headers: Record<string, string> = {}) =>
-      send(status, JSON.stringify({ success: false, error: reason, path: '', reason }), headers);
+    const refuse = (status: FailureStatus, reason: string, headers: Record<string, string> = {}) =>
+      send(status, JSON.stringify(failureBody(status, '', reason)), headers);
     try {
       if (options.pages && (request.method === 'GET' || request.method === 'HEAD')) {
         // The Host header names the page's origin, which the pages check (a rebound name is not a loopback one).
@@ -77,7 +78,7 @@ export function serveHttpApi(
     } catch (error) {
       // The handler answers every expected failure itself; reaching here is a bug worth seeing in the terminal.
       console.error('local HTTP server: unhandled error', error);
-      send(500, JSON.stringify({ success: false, error: 'internal error' }));
+      refuse(500, 'internal error');
     }
   });
   return new Promise((resolve, reject) => {

@@ -30,15 +30,15 @@ function send(method: string, body: Buffer): Promise<{ status: number; answer: R
 }
 
 describe('the local HTTP server', () => {
-  it('answers 405 and 413 with a path and a reason, and keeps the keep-alive connection usable after each', async () => {
+  it('answers 405 and 413 with a code, a message, a path and a reason, and keeps the keep-alive connection usable after each', async () => {
     const first = await send('POST', Buffer.from('{}'));
     expect(first).toMatchObject({ status: 200, answer: { bytes: 2 } });
 
     const wrongMethod = await send('PUT', Buffer.from('{"batch":[]}'));
-    expect(wrongMethod).toMatchObject({ status: 405, answer: { success: false, path: '', reason: expect.stringContaining('POST') }, reusedSocket: true });
+    expect(wrongMethod).toMatchObject({ status: 405, answer: { success: false, code: 'method_not_allowed', message: expect.stringContaining('POST'), path: '', reason: expect.stringContaining('POST') }, reusedSocket: true });
 
     const tooLarge = await send('POST', Buffer.alloc(10 * 1024 * 1024 + 1, 'x'));
-    expect(tooLarge).toMatchObject({ status: 413, answer: { success: false, path: '', reason: expect.stringContaining('larger than') }, reusedSocket: true });
+    expect(tooLarge).toMatchObject({ status: 413, answer: { success: false, code: 'payload_too_large', message: expect.stringContaining('larger than'), path: '', reason: expect.stringContaining('larger than') }, reusedSocket: true });
 
     const after = await send('POST', Buffer.from('{"a":1}'));
     expect(after).toMatchObject({ status: 200, answer: { bytes: 7 }, reusedSocket: true });

@@ -191,13 +191,14 @@ describe('the lead status use case', () => {
     const { readKey } = shared;
     const response = await ask(path, bearer(readKey));
     expect(response.status).toBe(400);
-    expect(response.body).toEqual({ success: false, error: expect.stringContaining(`${field}: ${reason}`), path: field, reason: expect.stringContaining(reason) });
+    expect(response.body).toEqual({ success: false, code: 'invalid_request', error: expect.stringContaining(`${field}: ${reason}`), message: (response.body as { error: string }).error, path: field, reason: expect.stringContaining(reason) });
   });
 
   it('answers 401 without a key, and 404 for a path that is not its own', async () => {
     expect((await ask('/v1/leads/user/ada', undefined)).status).toBe(401);
-    expect((await ask('/v1/leads/user/ada', undefined)).body).toMatchObject({ path: 'authorization' });
+    expect((await ask('/v1/leads/user/ada', undefined)).body).toMatchObject({ path: 'authorization', code: 'unauthorized' });
     expect((await ask('/v1/track', undefined)).status).toBe(404);
+    expect((await ask('/v1/track', undefined)).body).toMatchObject({ code: 'not_found' });
   });
 });
 
@@ -223,7 +224,7 @@ describe('the lead status HTTP adapter', () => {
     const handle = createLeadStatusHandler({ keys: store, leads: failing }, { maxAgeSeconds: 30 }, { onResponse: () => {}, onError: (error) => errors.push(error) });
     const response = await handle(event('/v1/leads/user/ada', bearer(readKey)));
     expect(response.statusCode).toBe(500);
-    expect(JSON.parse(response.body!).reason).toContain('req-1');
+    expect(JSON.parse(response.body!)).toMatchObject({ code: 'internal_error', message: expect.stringContaining('req-1'), reason: expect.stringContaining('req-1') });
     expect(errors).toHaveLength(1);
   });
 });
