@@ -34,7 +34,7 @@ export interface IngestRequest {
 export interface IngestResponse {
   status: number;
   body: Record<string, unknown>;
-  /** The request's origin, when its workspace accepts it: the browser may read the answer. */
+  /** The request's origin, when its workspace accepts it: the browser may send it with credentials. */
   allowOrigin?: string;
   /** What the caller may log: never the message contents. */
   summary: { workspace?: string; keyId?: string; accepted: number; rejected: number };

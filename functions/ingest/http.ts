@@ -26,14 +26,15 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
     // Sales feedback links (feedback-http.ts) are served by this function too: one function, one URL to sign for.
     if (feedback && event.rawPath === feedbackPath) return feedback(event);
     const requestId = event.requestContext.requestId;
+    const origin = event.headers['origin'];
+    const refused = corsHeaders(origin, false);
     const callType = callTypeOfPath(event.rawPath);
     if (callType === undefined) {
-      return json(404, failureBody(404, '', 'not found', `no such endpoint: ${event.rawPath}; use /v1/${callTypes.join(', /v1/')}`));
+      return json(404, failureBody(404, '', 'not found', `no such endpoint: ${event.rawPath}; use /v1/${callTypes.join(', /v1/')}`), refused);
     }
-    const origin = event.headers['origin'];
     if (event.requestContext.http.method === 'OPTIONS') return preflight(origin, event.headers, dependencies);
     const decoded = decodeBody(event);
-    if (!decoded.ok) return json(decoded.status, failureBody(decoded.status, '', decoded.reason));
+    if (!decoded.ok) return json(decoded.status, failureBody(decoded.status, '', decoded.reason), refused);
 
     try {
       const response = await ingest(
@@ -48,14 +49,14 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
         dependencies,
       );
       observer?.onResponse(response, requestId);
-      return json(response.status, response.body, response.allowOrigin !== undefined ? corsHeaders(response.allowOrigin) : {});
+      return json(response.status, response.body, corsHeaders(origin, response.allowOrigin !== undefined));
     } catch (error) {
       observer?.onError(error, requestId);
       if (error instanceof Error && throttlingErrors.has(error.name)) {
-        return json(429, failureBody(429, '', 'throttled', 'storage is throttled; retry later'), { 'retry-after': '5' });
+        return json(429, failureBody(429, '', 'throttled', 'storage is throttled; retry later'), { ...refused, 'retry-after': '5' });
       }
       // Nothing can be promised about this request: a 5xx makes the SDK retry it, and storing is idempotent.
-      return json(500, failureBody(500, '', 'internal error', `internal error; retry the request (request id ${requestId})`));
+      return json(500, failureBody(500, '', 'internal error', `internal error; retry the request (request id ${requestId})`), refused);
     }
   };
 }
@@ -90,12 +91,12 @@ async function preflight(origin: string | undefined, headers: APIGatewayProxyEve
   const accepted = origin !== undefined && [...(await dependencies.keys.allowedOrigins()).values()].some((origins) => originAllowed(origins, origin));
   if (!accepted) {
     const reason = origin === undefined ? 'a preflight needs an Origin header' : `${origin} is not an origin any workspace accepts browser events from`;
-    return json(403, failureBody(403, 'origin', reason, reason));
+    return json(403, failureBody(403, 'origin', reason, reason), corsHeaders(origin, false));
   }
   return {
     statusCode: 204,
     headers: {
-      ...corsHeaders(origin),
+      ...corsHeaders(origin, true),
       'access-control-allow-methods': 'POST',
       'access-control-allow-headers': allowedRequestHeaders(headers['access-control-request-headers']),
       // Chromium keeps a preflight for at most 2 hours: one per page session instead of one per call.
@@ -113,8 +114,25 @@ function allowedRequestHeaders(requested: string | undefined): string {
   return [...new Set(['authorization', 'content-type', 'content-encoding', ...names.slice(0, 32)])].join(', ');
 }
 
-/** The answer's origin is the request's own, never `*`: browsers then also accept it for requests with credentials. */
-const corsHeaders = (origin: string) => ({ 'access-control-allow-origin': origin, vary: 'origin' });
+/**
+ * The CORS headers of any answer to a browser's request (`origin`, its Origin header; none without one), errors
+ * included: a browser hides an answer without them from the page, and analytics.js then takes a 4xx it should drop
+ * for a network failure and retries it, and cannot see a 429's Retry-After (exposed here). Echoing any origin on an
+ * error is safe: an error's body holds only the reason and the field at fault, nothing of the workspace's data.
+ * `accepted`: the origin is one the request's workspace accepts (a preflight, which carries no key: one some
+ * workspace accepts). Only then are credentials allowed: analytics.js can be set to send with `credentials:
+ * 'include'`, and the browser then reads the answer only if access-control-allow-credentials is true, as well as
+ * the origin echoed (never `*`).
+ */
+export function corsHeaders(origin: string | undefined, accepted: boolean): Record<string, string> {
+  if (origin === undefined) return {};
+  return {
+    'access-control-allow-origin': origin,
+    vary: 'origin',
+    'access-control-expose-headers': 'retry-after',
+    ...(accepted ? { 'access-control-allow-credentials': 'true' } : {}),
+  };
+}
 
 function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyStructuredResultV2 {
   return { statusCode, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) };

@@ -5,6 +5,7 @@ import * as querystring from 'node:querystring';
 import type { PageHandler } from './lead-inspector';
 import { feedbackPath } from '../core/lead-feedback';
 import { failureBody, type FailureStatus } from '../core/request-failure';
+import { corsHeaders } from '../ingest/http';
 
 type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -32,8 +33,9 @@ export function serveHttpApi(
       response.writeHead(status, { 'content-type': 'application/json', ...headers });
       response.end(request.method === 'HEAD' ? undefined : body);
     };
+    // As the ingest function's own refusals: the browser SDK must see the status to drop what it should not retry.
     const refuse = (status: FailureStatus, reason: string, headers: Record<string, string> = {}) =>
-      send(status, JSON.stringify(failureBody(status, '', reason)), headers);
+      send(status, JSON.stringify(failureBody(status, '', reason)), { ...corsHeaders(request.headers.origin, false), ...headers });
     try {
       if (options.pages && (request.method === 'GET' || request.method === 'HEAD')) {
         // The Host header names the page's origin, which the pages check (a rebound name is not a loopback one).

@@ -17,12 +17,16 @@ afterAll(async () => {
   await new Promise((done) => server.close(done));
 });
 
-function send(method: string, body: Buffer): Promise<{ status: number; answer: Record<string, unknown>; reusedSocket: boolean }> {
+/** Sent as a browser's request: with an Origin. */
+function send(method: string, body: Buffer): Promise<{ status: number; answer: Record<string, unknown>; allowOrigin: unknown; reusedSocket: boolean }> {
   return new Promise((resolve, reject) => {
-    const outgoing = request(`${url}/v1/batch`, { method, agent, headers: { 'content-type': 'application/json', 'content-length': body.length } }, (response) => {
+    const headers = { 'content-type': 'application/json', 'content-length': body.length, origin: 'https://app.example.com' };
+    const outgoing = request(`${url}/v1/batch`, { method, agent, headers }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, answer: JSON.parse(Buffer.concat(chunks).toString()), reusedSocket: outgoing.reusedSocket }));
+      response.on('end', () =>
+        resolve({ status: response.statusCode ?? 0, answer: JSON.parse(Buffer.concat(chunks).toString()), allowOrigin: response.headers['access-control-allow-origin'], reusedSocket: outgoing.reusedSocket }),
+      );
     });
     outgoing.on('error', reject);
     outgoing.end(body);
@@ -30,15 +34,15 @@ function send(method: string, body: Buffer): Promise<{ status: number; answer: R
 }
 
 describe('the local HTTP server', () => {
-  it('answers 405 and 413 with a code, a message, a path and a reason, and keeps the keep-alive connection usable after each', async () => {
+  it('answers 405 and 413 with a code, a message, a path and a reason, readable by the browser, and keeps the keep-alive connection usable after each', async () => {
     const first = await send('POST', Buffer.from('{}'));
     expect(first).toMatchObject({ status: 200, answer: { bytes: 2 } });
 
     const wrongMethod = await send('PUT', Buffer.from('{"batch":[]}'));
-    expect(wrongMethod).toMatchObject({ status: 405, answer: { success: false, code: 'method_not_allowed', message: expect.stringContaining('POST'), path: '', reason: expect.stringContaining('POST') }, reusedSocket: true });
+    expect(wrongMethod).toMatchObject({ status: 405, answer: { success: false, code: 'method_not_allowed', message: expect.stringContaining('POST'), path: '', reason: expect.stringContaining('POST') }, allowOrigin: 'https://app.example.com', reusedSocket: true });
 
     const tooLarge = await send('POST', Buffer.alloc(10 * 1024 * 1024 + 1, 'x'));
-    expect(tooLarge).toMatchObject({ status: 413, answer: { success: false, code: 'payload_too_large', message: expect.stringContaining('larger than'), path: '', reason: expect.stringContaining('larger than') }, reusedSocket: true });
+    expect(tooLarge).toMatchObject({ status: 413, answer: { success: false, code: 'payload_too_large', message: expect.stringContaining('larger than'), path: '', reason: expect.stringContaining('larger than') }, allowOrigin: 'https://app.example.com', reusedSocket: true });
 
     const after = await send('POST', Buffer.from('{"a":1}'));
     expect(after).toMatchObject({ status: 200, answer: { bytes: 7 }, reusedSocket: true });

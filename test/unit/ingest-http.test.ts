@@ -46,28 +46,60 @@ function request(options: { path?: string; method?: string; body?: string | Buff
   } as unknown as APIGatewayProxyEventV2;
 }
 
+type RequestOptions = Parameters<typeof request>[0] & {};
+
 /** Every kind of error answer the adapter gives, with the store it needs. */
-const errorAnswers: [string, APIGatewayProxyEventV2, number, string, EventStore?][] = [
-  ['an unknown path', request({ path: '/v2/track' }), 404, 'not_found'],
-  ['a body that is not JSON', request({ body: '{' }), 400, 'invalid_request'],
-  ['a batch with no valid message', request({ body: JSON.stringify({ batch: [{ type: 'track', userId: 'u' }] }) }), 400, 'invalid_request'],
-  ['no write key', request({ headers: { authorization: '' } }), 401, 'unauthorized'],
-  ['a read-only key', request({ headers: { authorization: basic(readOnly.key) } }), 403, 'forbidden'],
-  ['an origin the workspace does not accept', request({ headers: { origin: 'https://copied.example' } }), 403, 'forbidden'],
-  ['a preflight from an origin no workspace accepts', request({ method: 'OPTIONS', headers: { origin: 'https://copied.example' } }), 403, 'forbidden'],
-  ['a gzip body that inflates past the limit', request({ body: gzipSync(Buffer.alloc(600 * 1024, ' ')), headers: { 'content-encoding': 'gzip' } }), 413, 'payload_too_large'],
-  ['an event over the per-event limit', request({ path: '/v1/track', body: JSON.stringify({ ...track, properties: { text: 'x'.repeat(33 * 1024) } }) }), 413, 'payload_too_large'],
-  ['an unknown Content-Encoding', request({ headers: { 'content-encoding': 'br' } }), 415, 'unsupported_media_type'],
-  ['a throttled store', request(), 429, 'throttled', events(throttled)],
-  ['a failing store', request(), 500, 'internal_error', events(new Error('boom'))],
+const errorAnswers: [string, RequestOptions, number, string, EventStore?][] = [
+  ['an unknown path', { path: '/v2/track' }, 404, 'not_found'],
+  ['a body that is not JSON', { body: '{' }, 400, 'invalid_request'],
+  ['a batch with no valid message', { body: JSON.stringify({ batch: [{ type: 'track', userId: 'u' }] }) }, 400, 'invalid_request'],
+  ['no write key', { headers: { authorization: '' } }, 401, 'unauthorized'],
+  ['a read-only key', { headers: { authorization: basic(readOnly.key) } }, 403, 'forbidden'],
+  ['an origin the workspace does not accept', { headers: { origin: 'https://copied.example' } }, 403, 'forbidden'],
+  ['a preflight from an origin no workspace accepts', { method: 'OPTIONS', headers: { origin: 'https://copied.example' } }, 403, 'forbidden'],
+  ['a gzip body that inflates past the limit', { body: gzipSync(Buffer.alloc(600 * 1024, ' ')), headers: { 'content-encoding': 'gzip' } }, 413, 'payload_too_large'],
+  ['an event over the per-event limit', { path: '/v1/track', body: JSON.stringify({ ...track, properties: { text: 'x'.repeat(33 * 1024) } }) }, 413, 'payload_too_large'],
+  ['an unknown Content-Encoding', { headers: { 'content-encoding': 'br' } }, 415, 'unsupported_media_type'],
+  ['a throttled store', {}, 429, 'throttled', events(throttled)],
+  ['a failing store', {}, 500, 'internal_error', events(new Error('boom'))],
 ];
 
+const answer = (options: RequestOptions, store = events()) => createIngestHandler({ keys, events: store })(request(options));
+
 describe('the ingest HTTP adapter', () => {
-  it.each(errorAnswers)('answers %s with the code and message Segment SDKs read', async (_name, event, status, code, store = events()) => {
-    const answer = await createIngestHandler({ keys, events: store })(event);
-    expect(answer.statusCode).toBe(status);
-    const body = JSON.parse(answer.body!) as Record<string, unknown>;
+  it.each(errorAnswers)('answers %s with the code and message Segment SDKs read', async (_name, options, status, code, store) => {
+    const answered = await answer(options, store);
+    expect(answered.statusCode).toBe(status);
+    const body = JSON.parse(answered.body!) as Record<string, unknown>;
     expect(body).toMatchObject({ success: false, code, message: body['error'], path: expect.any(String), reason: expect.any(String) });
     expect(body['message']).not.toBe('');
+  });
+
+  it.each(errorAnswers)('lets a browser read its answer to %s, Retry-After included', async (_name, options, status, _code, store) => {
+    const origin = options.headers?.['origin'] ?? workspaceOrigin;
+    const answered = await answer({ ...options, headers: { origin, ...options.headers } }, store);
+    expect(answered.statusCode).toBe(status);
+    expect(answered.headers).toMatchObject({ 'access-control-allow-origin': origin, vary: 'origin', 'access-control-expose-headers': 'retry-after' });
+    if (status === 429) expect(answered.headers).toMatchObject({ 'retry-after': '5' });
+  });
+
+  it('allows credentials only to an origin the workspace accepts (a preflight: some workspace), and sends servers no CORS headers', async () => {
+    const fromWorkspace = { origin: workspaceOrigin };
+    const accepted = [
+      await answer({ headers: fromWorkspace }),
+      await answer({ headers: fromWorkspace, body: JSON.stringify({ batch: [{ type: 'track', userId: 'u' }] }) }),
+      await answer({ headers: fromWorkspace, method: 'OPTIONS' }),
+    ];
+    expect(accepted.map((answered) => [answered.statusCode, answered.headers?.['access-control-allow-credentials']])).toEqual([[200, 'true'], [400, 'true'], [204, 'true']]);
+    const refused = [
+      await answer({ headers: { origin: 'https://copied.example' } }),
+      await answer({ headers: { origin: workspaceOrigin, authorization: basic('pqlk_unknown') } }),
+      await answer({ headers: { origin: 'https://copied.example' }, method: 'OPTIONS' }),
+    ];
+    expect(refused.map((answered) => [answered.statusCode, answered.headers?.['access-control-allow-credentials']])).toEqual([[403, undefined], [401, undefined], [403, undefined]]);
+    // Servers' requests have no Origin.
+    for (const answered of [await answer({}), await answer({ path: '/v2/track' }), await answer({}, events(throttled))]) {
+      expect(Object.keys(answered.headers ?? {}).filter((name) => name.startsWith('access-control-'))).toEqual([]);
+    }
   });
 });
