@@ -3,7 +3,7 @@ import { BlockList, isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../functions/core/did-you-mean';
-import { canonicalOrigin } from '../functions/core/origins';
+import { canonicalOrigin, originExamples } from '../functions/core/origins';
 import { routesOf } from '../functions/core/rules/routing';
 import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
@@ -354,7 +354,14 @@ export const configSchema = z.strictObject({
         workspace: z.string().regex(workspacePattern, 'must be lower-case letters, digits, _ and -, beginning with a letter or digit, at most 63 characters'),
         /** Browser origins the workspace accepts events from (a page using analytics.js), or `*`; set on every deploy. */
         allowedOrigins: z
-          .array(z.string().transform((value, ctx) => canonicalOrigin(value) ?? (ctx.addIssue({ code: 'custom', message: 'must be an origin: scheme, host and port only, e.g. https://app.example.com, or *' }), z.NEVER)))
+          .array(
+            z.string().transform((value, ctx) => {
+              const read = canonicalOrigin(value);
+              if ('origin' in read) return read.origin;
+              ctx.addIssue({ code: 'custom', message: `is not an origin: it ${read.problem}; give ${originExamples}` });
+              return z.NEVER;
+            }),
+          )
           .optional(),
       }),
     )

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Ruleset } from '../core/rules/load';
 import { createDynamoDbClient } from '../local/dynamodb-local';
 import { loadRulesFile } from '../local/rules-file';
-import { canonicalOrigin } from '../core/origins';
+import { canonicalOrigin, originExamples } from '../core/origins';
 import { ageMs, isDay } from '../core/days';
 import { durationDays, durationRule } from '../core/rules/schema';
 
@@ -58,9 +58,9 @@ export const collect = (value: string, previous: string[]) => [...previous, valu
 
 /** A repeatable browser origin, in its canonical form. */
 export const browserOrigin = (value: string, previous: string[]) => {
-  const origin = canonicalOrigin(value);
-  if (origin === undefined) throw new InvalidArgumentError(`${value} is not an origin: scheme, host and port only, e.g. https://app.example.com, or *`);
-  return [...previous, origin];
+  const read = canonicalOrigin(value);
+  if ('problem' in read) throw new InvalidArgumentError(`${value} is not an origin: it ${read.problem}; give ${originExamples}`);
+  return [...previous, read.origin];
 };
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

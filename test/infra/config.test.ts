@@ -368,6 +368,19 @@ describe('write keys', () => {
   });
 });
 
+describe('allowed origins', () => {
+  it("take a hybrid or extension app's origin, and fail the synth naming the field and the reason otherwise", () => {
+    const keys = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\nwriteKeys:\n  - workspace: acme\n    allowedOrigins:\n';
+    expect(load(`${keys}      - chrome-extension://ABCDEFGHIJKLMNOPABCDEFGHIJKLMNOP\n      - https://app.acme.com:443\n`)().config.writeKeys?.[0]?.allowedOrigins).toEqual([
+      'chrome-extension://abcdefghijklmnopabcdefghijklmnop',
+      'https://app.acme.com',
+    ]);
+    expect(load(`${keys}      - tauri://localhost\n      - "null"\n`)).toThrow(
+      "line 11: writeKeys[0].allowedOrigins[1]: is not an origin: it is the opaque origin, which any site's sandboxed frame sends: allowing it would allow every site; give scheme, host and port only, e.g. https://app.example.com or capacitor://localhost, or *",
+    );
+  });
+});
+
 describe('stack outputs', () => {
   it('fail the synth, naming both, for two workspaces whose write-key secrets would share an output', () => {
     expect(load('routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\nwriteKeys:\n  - workspace: acme-eu\n  - workspace: acme_eu\n')).toThrow(

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { integer, port } from '../../functions/cli/integer-option';
 import { localDestinations, runtimeWebhookId } from '../../functions/cli/lead-output';
-import { days, duration } from '../../functions/cli/options';
+import { browserOrigin, days, duration } from '../../functions/cli/options';
 import { generateWebhookSecret } from '../../functions/core/webhook-signature';
 import { findFreePort } from '../../functions/local/ports';
 import { cli, cliWithEnvironment } from '../support/cli';
@@ -128,6 +128,15 @@ describe('workspace names', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).toBe('pql-radar: workspace "Acme Inc" is not valid: use 1-63 lowercase letters, digits, "-" or "_", starting with a letter or digit\n');
+  });
+});
+
+describe('browser origins on the command line', () => {
+  it("take a hybrid or extension app's origin, canonical, and name the reason otherwise", () => {
+    expect(browserOrigin('Capacitor://LocalHost', ['https://app.example.com'])).toEqual(['https://app.example.com', 'capacitor://localhost']);
+    expect(() => browserOrigin('capacitor://localhost/index.html', [])).toThrow(
+      new InvalidArgumentError('capacitor://localhost/index.html is not an origin: it has a path; give scheme, host and port only, e.g. https://app.example.com or capacitor://localhost, or *'),
+    );
   });
 });
 

@@ -505,17 +505,35 @@ describe('browser origins', () => {
   });
 
   it.each([
-    ['https://app.example.com', 'https://app.example.com'],
-    ['https://app.example.com/', 'https://app.example.com'],
-    ['http://localhost:5173', 'http://localhost:5173'],
-    ['*', '*'],
-    ['https://app.example.com/path', undefined],
-    ['https://APP.example.com:443', 'https://app.example.com'],
-    ['ftp://example.com', undefined],
-    ['https://user:pw@example.com', undefined],
-    ['example.com', undefined],
-  ])('reads %s as the origin %s', (value, expected) => {
-    expect(canonicalOrigin(value)).toBe(expected);
+    ['https://app.example.com', { origin: 'https://app.example.com' }],
+    ['https://app.example.com/', { origin: 'https://app.example.com' }],
+    ['http://localhost:5173', { origin: 'http://localhost:5173' }],
+    ['*', { origin: '*' }],
+    ['https://app.example.com/path', { problem: 'has a path' }],
+    ['https://APP.example.com:443', { origin: 'https://app.example.com' }],
+    ['ftp://example.com', { problem: "has the scheme ftp, which no page's origin has" }],
+    ['https://user:pw@example.com', { problem: 'holds a user name or password' }],
+    ['example.com', { problem: 'is not a URL' }],
+    // Hybrid, desktop and extension apps' own schemes.
+    ['capacitor://localhost', { origin: 'capacitor://localhost' }],
+    ['ionic://LOCALHOST/', { origin: 'ionic://localhost' }],
+    ['Tauri://localhost', { origin: 'tauri://localhost' }],
+    ['chrome-extension://abcdefghijklmnopabcdefghijklmnop', { origin: 'chrome-extension://abcdefghijklmnopabcdefghijklmnop' }],
+    ['moz-extension://0f1e2d3c-aaaa-bbbb-cccc-123456789abc', { origin: 'moz-extension://0f1e2d3c-aaaa-bbbb-cccc-123456789abc' }],
+    ['app://desktop:8080', { origin: 'app://desktop:8080' }],
+    ['capacitor://localhost/index.html', { problem: 'has a path' }],
+    ['capacitor://localhost?x=1', { problem: 'has a query or a fragment' }],
+    ['app:', { problem: 'names no host (write app://<host>)' }],
+    ['file:///index.html', { problem: "has the scheme file, which no page's origin has" }],
+    ['null', { problem: "is the opaque origin, which any site's sandboxed frame sends: allowing it would allow every site" }],
+  ])('reads %s as %j', (value, expected) => {
+    expect(canonicalOrigin(value)).toEqual(expected);
+  });
+
+  it('stores a browser request from an app origin its workspace accepts', async () => {
+    const allowed = (canonicalOrigin('capacitor://localhost') as { origin: string }).origin;
+    const { response } = await send({ body: JSON.stringify({ batch: [track()] }), origin: 'capacitor://localhost' }, 'acme', [allowed]);
+    expect(response).toMatchObject({ status: 200, allowOrigin: 'capacitor://localhost' });
   });
 
   it('maps the browser SDKs\' one-letter paths and the HTTP API\'s paths to their calls', () => {
