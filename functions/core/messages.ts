@@ -97,6 +97,9 @@ export function validateMessage(
   return normalise(result.data, time, index, workspace);
 }
 
+/** The optional fields an empty string stands in for "not given" in (a track's empty event stays an error). */
+const emptyMeansAbsent = ['userId', 'anonymousId', 'name'];
+
 /**
  * The message without the fields an SDK sent to say "not given": an optional field of its type that is null
  * (analytics-python always sends a page's name and category, None by default); an empty userId or anonymousId
@@ -104,12 +107,9 @@ export function validateMessage(
  * as null: the stored message is then the one the SDK would have sent without them, and what reads it
  * (message.properties, message.context?.groupId, message.name, the identity's ids) finds an object, a string or
  * undefined, never null. A required field left null or empty stays, and validation names it (null as missing).
- * Fields the type does not define are kept as sent, null or not. The
- * message itself is returned when nothing is dropped.
+ * Fields the type does not define are kept as sent, null or not. The message itself is returned when nothing is
+ * dropped.
  */
-/** The optional fields an empty string stands in for "not given" in (a track's empty event stays an error). */
-const emptyMeansAbsent = ['userId', 'anonymousId', 'name'];
-
 export function withoutAbsentFields(message: Record<string, unknown>): Record<string, unknown> {
   const type = message['type'];
   const optional = typeof type === 'string' ? optionalFields.get(type) : undefined;
