@@ -56,7 +56,12 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
   const body = parsed.value;
 
   const writeKey = writeKeyFromRequest(request.authorization, body['writeKey']);
-  if (!writeKey) return requestError(401, 'writeKey', 'a write key is required: HTTP Basic auth with the key as user name, or writeKey in the body');
+  if (!writeKey) {
+    // A key sent another way (Bearer, as lead status reads take a read key) is named, or "required" would puzzle.
+    const scheme = /^\s*(\S+)/.exec(request.authorization ?? '')?.[1];
+    const sent = scheme !== undefined && scheme.toLowerCase() !== 'basic' ? `; Authorization: ${scheme.slice(0, 20)} does not carry one here` : '';
+    return requestError(401, 'writeKey', `a write key is required: HTTP Basic auth with the key as user name, or writeKey in the body${sent}`);
+  }
   const record = await verifiedKey(writeKey, (keyId) => dependencies.keys.find(keyId));
   if (!record) return requestError(401, 'writeKey', 'unknown or revoked write key');
   if (accessOf(record) !== 'write') {

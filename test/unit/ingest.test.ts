@@ -239,7 +239,8 @@ describe('the ingest use case', () => {
   it.each([
     ['bad JSON', { body: '{"batch": [' }, 400, '', 'the body is not valid JSON'],
     ['a JSON array', { body: '[]' }, 400, '', 'the request body must be a JSON object'],
-    ['no key', { body: JSON.stringify({ batch: [track()] }), authorization: undefined }, 401, 'writeKey', 'a write key is required'],
+    ['no key', { body: JSON.stringify({ batch: [track()] }), authorization: undefined }, 401, 'writeKey', 'a write key is required: HTTP Basic auth with the key as user name, or writeKey in the body'],
+    ['a key as Bearer', { body: JSON.stringify({ batch: [track()] }), authorization: 'Bearer pqr_000000000000_' + 'a'.repeat(43) }, 401, 'writeKey', 'or writeKey in the body; Authorization: Bearer does not carry one here'],
     ['an unknown key', { body: JSON.stringify({ batch: [track()] }), authorization: basic('pqr_000000000000_' + 'a'.repeat(43)) }, 401, 'writeKey', 'unknown or revoked'],
     ['batch not an array', { body: JSON.stringify({ batch: {} }) }, 400, 'batch', 'must be an array of messages'],
     ['too many messages', { body: JSON.stringify({ batch: Array.from({ length: ingestLimits.maxBatchSize + 1 }, () => ({})) }) }, 413, 'batch', 'at most 2500'],
