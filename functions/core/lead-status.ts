@@ -1,3 +1,4 @@
+import { callTypeOfPath } from './ingest';
 import type { LeadState } from './lead-state';
 import type { EntityRef, WriteKeyStore } from './ports';
 import { identifier } from './segment-schema';
@@ -62,7 +63,11 @@ export interface LeadStatusResponse {
 
 /** The lead status use case: authenticate a read key, check the type and id, read one entity's state. */
 export async function leadStatus(request: LeadStatusRequest, dependencies: LeadStatusDependencies): Promise<LeadStatusResponse> {
-  if (!request.path.startsWith(leadStatusPathPrefix)) return failure(404, '', `no such endpoint: ${request.path}; use ${leadStatusPathPrefix}user/<userId> or ${leadStatusPathPrefix}account/<groupId>`);
+  if (!request.path.startsWith(leadStatusPathPrefix)) {
+    // An ingest path asked with GET (a browser's address bar, a curl without -d) takes events, sent with POST.
+    const ingestPath = callTypeOfPath(request.path) !== undefined ? `; ${request.path} takes events: send them with POST` : '';
+    return failure(404, '', `no such endpoint: GET ${request.path}${ingestPath}; lead status reads are ${leadStatusPathPrefix}user/<userId> or ${leadStatusPathPrefix}account/<groupId>`);
+  }
   const key = keyFromAuthorization(request.authorization);
   if (!key) return failure(401, 'authorization', 'a read key is required: Authorization: Bearer <read key> (or HTTP Basic with the key as user name)');
   const record = await verifiedKey(key, (keyId) => dependencies.keys.find(keyId));
