@@ -32,12 +32,12 @@ export interface MonitoringProps {
   /** The evaluator function. */
   readonly evaluator: lambda.IFunction;
   /**
-   * The function reading the table's stream (the evaluator, lib/change-capture.ts): alarmed when its oldest unread
-   * record is over `changeCaptureDelayThreshold` old (evaluation has fallen behind, or keeps failing; records leave the
-   * stream at 24 h).
+   * The table stream's change capture (lib/change-capture.ts): alarmed when its reader's oldest unread record is over
+   * `changeCaptureDelayThreshold` old (evaluation has fallen behind, or keeps failing), and on a batch in its failure
+   * queue (one the event source mapping gave up on).
    * @default none
    */
-  readonly changeCapture?: lambda.IFunction;
+  readonly changeCapture?: ChangeCaptureParts;
   /** @default Duration.minutes(10) */
   readonly changeCaptureDelayThreshold?: Duration;
   /**
@@ -106,6 +106,14 @@ export interface MonitoringProps {
   readonly dashboardName?: string;
 }
 
+/** What Monitoring watches of the table stream's change capture (lib/change-capture.ts). */
+export interface ChangeCaptureParts {
+  /** The function reading the stream (the evaluator). */
+  readonly handler: lambda.IFunction;
+  /** The batches the event source mapping gave up on: their place in the stream. */
+  readonly failureQueue: sqs.IQueue;
+}
+
 /** What Monitoring watches of the Kinesis ingest buffer (lib/ingest-buffer.ts). */
 export interface KinesisBufferParts {
   /** The function reading the stream. */
@@ -134,7 +142,7 @@ const fiveMinutes = Duration.minutes(5);
  * Alarms to an SNS topic (e-mail) and one CloudWatch dashboard for pql-radar.
  *
  * Alarms: a message in any dead-letter queue, ingest 5xx, ingest and evaluator function errors, and evaluator lag;
- * with the ingest buffer, its consumer's errors and iterator age; with its Firehose variant, its loader's errors and
+ * with change capture, its iterator age and a batch in its failure queue; with the ingest buffer, its consumer's errors and iterator age; with its Firehose variant, its loader's errors and
  * dead letters, its oldest notification's age and Firehose's S3 delivery freshness.
  * Each notifies on ALARM and again on OK, so whoever was woken up also learns when it is over.
  *
@@ -280,9 +288,17 @@ export class Monitoring extends Construct {
               'ChangeCaptureBehind',
               'change capture',
               'The evaluator has not read the table stream for a while (its iterator age is high): new events are not ' +
-                'evaluated. Its logs say why; a record older than 24 hours leaves the stream unread.',
-              props.changeCapture,
+                'evaluated. Its logs say why; a batch still failing after its retries, or an hour, goes to the failure queue.',
+              props.changeCapture.handler,
               props.changeCaptureDelayThreshold ?? Duration.minutes(10),
+            ),
+            deadLetters(
+              props.changeCapture.failureQueue,
+              'The evaluator gave up on a batch of the table stream: it could neither evaluate its changes nor list them ' +
+                `for the scheduled run. The message in ${relativePath(props.changeCapture.failureQueue)} names the stream ` +
+                "shard, the sequence numbers and the times of the batch's first and last records, not its keys: their users " +
+                "are evaluated at their next event or sweep. See why in the evaluator's logs (stream batch neither evaluated " +
+                'nor listed), fix the cause, then delete the message. The README says how to evaluate the records at once.',
             ),
           ]
         : []),
@@ -425,6 +441,7 @@ export class Monitoring extends Construct {
             customMetric(metricNames.entitiesEvaluated, 'Sum', fiveMinutes, 'entities evaluated'),
             customMetric(metricNames.leadTransitions, 'Sum', fiveMinutes, 'lead transitions'),
             customMetric(metricNames.leadEventsUnpublished, 'Sum', fiveMinutes, 'lead events left in the outbox'),
+            customMetric(metricNames.changesNotEvaluated, 'Sum', fiveMinutes, 'stream changes not evaluated, listed for the scheduled run'),
           ]),
           graph('Evaluator lag (s)', [lagMetric.with({ label: 'oldest unevaluated change' })], {
             leftAnnotations: [{ value: lagThreshold.toSeconds(), label: 'alarm threshold' }],
@@ -438,7 +455,11 @@ export class Monitoring extends Construct {
         [
           graph(
             'Dead-letter queues: messages waiting',
-            [...props.deadLetterQueues, ...(props.ingestBuffer && 'loader' in props.ingestBuffer ? [props.ingestBuffer.deadLetterQueue] : [])].map((queue) =>
+            [
+              ...props.deadLetterQueues,
+              ...(props.changeCapture ? [props.changeCapture.failureQueue] : []),
+              ...(props.ingestBuffer && 'loader' in props.ingestBuffer ? [props.ingestBuffer.deadLetterQueue] : []),
+            ].map((queue) =>
               queue.metricApproximateNumberOfMessagesVisible({ period: fiveMinutes, statistic: 'Maximum', label: relativePath(queue) }),
             ),
             { width: 12 },

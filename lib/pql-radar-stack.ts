@@ -119,7 +119,7 @@ export class PqlRadarStack extends Stack {
       // Every dead-letter queue of the fan-out: the targets', the notifiers' FIFO ones and the sqs redrive queues.
       deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
-      changeCapture: this.changeCapture.handler,
+      changeCapture: this.changeCapture,
       ingestBuffer: this.ingestBuffer ?? this.ingestFirehoseBuffer,
       functions: [
         this.ingestApi.handler,

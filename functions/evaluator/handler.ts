@@ -11,7 +11,8 @@ import { loadCompiledRules } from '../core/rules/ruleset';
 import { integerFrom, requiredText, variablesFromEnvironment } from '../shared/environment';
 import { logger, metrics } from '../shared/powertools';
 import { deployedListSettleMs, environmentNames, metricNames, tableVariables } from '../shared/settings';
-import { allShards, evaluateChanges, runEvaluator, shardsCoveredBy } from '../core/evaluate-leads';
+import { allShards, evaluateChanges, runEvaluator, shardsCoveredBy, type EvaluateChangesResult } from '../core/evaluate-leads';
+import type { ChangeMark } from '../core/ports';
 import { longLivedClientOptions } from '../shared/sdk-clients';
 
 // Read without zod, as the rules are: the evaluator's bundle carries no zod (test/infra/bundling.test.ts).
@@ -118,8 +119,8 @@ async function scheduledRun(input: unknown, highestShards: number, context: Cont
 }
 
 /**
- * A batch of the stream: its changes evaluated now, what is left listed for the scheduled run. A failure throws, and
- * the event source mapping retries the batch, split in halves, until it succeeds: no change is skipped.
+ * A batch of the stream: its changes evaluated now, what is left listed for the scheduled run, and the whole batch
+ * listed when its evaluation fails (listForScheduledRun).
  */
 async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context) {
   const keys: WrittenKey[] = event.Records.flatMap((record) => {
@@ -130,15 +131,20 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
     return [{ pk, sk, at: seconds === undefined ? new Date() : new Date(seconds * 1000) }];
   });
   const marks = changeMarks(keys);
-  const summary = await evaluateChanges(store, publisher, {
-    marks,
-    ruleset,
-    now: new Date(),
-    accountIntervalMs,
-    userIntervalMs,
-    waits,
-    outOfTime: () => context.getRemainingTimeInMillis() < environment.SAFETY_MARGIN_MS,
-  });
+  let summary: EvaluateChangesResult;
+  try {
+    summary = await evaluateChanges(store, publisher, {
+      marks,
+      ruleset,
+      now: new Date(),
+      accountIntervalMs,
+      userIntervalMs,
+      waits,
+      outOfTime: () => context.getRemainingTimeInMillis() < environment.SAFETY_MARGIN_MS,
+    });
+  } catch (error) {
+    return listForScheduledRun(event.Records.length, marks, error);
+  }
   logger.info('changes evaluated', {
     records: event.Records.length,
     changes: marks.length,
@@ -156,6 +162,31 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
   addRunMetrics(summary);
   metrics.addMetric(metricNames.changesLeft, MetricUnit.Count, summary.left);
   return { evaluated: summary.evaluated, transitions: summary.transitions.length, left: summary.left };
+}
+
+/**
+ * A batch whose evaluation failed (an entity whose evaluation throws, DynamoDB errors past the SDK's retries): its
+ * changes are listed for the scheduled run, as those a batch has no time for are, so that it neither holds up its
+ * stream shard while the event source mapping retries it nor has its changes dropped when it gives up. Evaluating the
+ * entities saved before the failure again changes nothing. Throws only when the listing fails too: the mapping then
+ * retries the batch, and sends its place in the stream to the failure queue once it gives up (lib/change-capture.ts).
+ * The logs carry counts and the errors, never the keys (user ids).
+ */
+async function listForScheduledRun(records: number, marks: readonly ChangeMark[], error: unknown) {
+  try {
+    await store.keep(marks);
+  } catch (listingError) {
+    logger.error('stream batch neither evaluated nor listed for the scheduled run: the event source mapping retries it', {
+      records,
+      changes: marks.length,
+      error: error as Error,
+      listingError: listingError as Error,
+    });
+    throw listingError;
+  }
+  logger.error('stream batch not evaluated: its changes are listed for the scheduled run', { records, changes: marks.length, rulesetVersion: ruleset.version, error: error as Error });
+  metrics.addMetric(metricNames.changesNotEvaluated, MetricUnit.Count, marks.length);
+  return { evaluated: 0, transitions: 0, left: marks.length };
 }
 
 function addRunMetrics(summary: { evaluated: number; transitions: readonly unknown[]; unpublished: readonly unknown[] }) {

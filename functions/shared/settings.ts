@@ -120,6 +120,8 @@ export const metricNames = {
   leadEventsUnpublished: 'LeadEventsUnpublished',
   evaluatorLagSeconds: 'EvaluatorLagSeconds',
   changesLeft: 'ChangesLeft',
+  /** Changes of stream batches whose evaluation failed, listed for the scheduled run instead (functions/evaluator/handler.ts). */
+  changesNotEvaluated: 'ChangesNotEvaluated',
   leadDeliveries: 'LeadDeliveries',
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',

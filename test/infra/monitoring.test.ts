@@ -166,12 +166,33 @@ describe('alarms', () => {
     expect(withDelivery.monitoring.alarms).toHaveLength(6);
   });
 
-  it('fire when the evaluator has not read the table stream for ten minutes (its iterator age)', () => {
-    const capturing = build((stack) => ({ changeCapture: stack.node.findChild('Evaluator').node.findChild('Function') as lambda.IFunction }));
+  it('fire when the evaluator has not read the table stream for ten minutes (its iterator age), and on a batch in its failure queue', () => {
+    let failureQueue: sqs.Queue | undefined;
+    const capturing = build((stack) => {
+      failureQueue = new sqs.Queue(stack, 'FailureQueue', { enforceSSL: true });
+      return { changeCapture: { handler: stack.node.findChild('Evaluator').node.findChild('Function') as lambda.IFunction, failureQueue } };
+    });
     const alarms = Object.values(Template.fromStack(capturing.stack).findResources('AWS::CloudWatch::Alarm')) as Resource[];
     expect(alarms.filter((each) => each.Properties.MetricName === 'IteratorAge').map((each) => each.Properties)).toEqual([
       expect.objectContaining({ AlarmName: 'Watched change capture behind', Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: 600_000, EvaluationPeriods: 2, TreatMissingData: 'notBreaching' }),
     ]);
+    const queueName = { 'Fn::GetAtt': [capturing.stack.getLogicalId(failureQueue!.node.defaultChild as CfnElement), 'QueueName'] };
+    const failed = alarms.filter((each) => JSON.stringify(each.Properties.Dimensions) === JSON.stringify([{ Name: 'QueueName', Value: queueName }]));
+    expect(failed.map((each) => each.Properties)).toEqual([
+      expect.objectContaining({
+        AlarmName: 'Watched dead letters in FailureQueue',
+        // Not the delivery queues' advice: what such a message holds, and where the cause is logged.
+        AlarmDescription: expect.stringMatching(/table stream.*sequence numbers.*evaluator's logs/),
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Threshold: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: capturing.stack.getLogicalId(capturing.monitoring.alarmTopic.node.defaultChild as CfnElement) }],
+      }),
+    ]);
+    // Both beside the four and the dead-letter queue's.
+    expect(capturing.monitoring.alarms).toHaveLength(7);
+    const dashboard = JSON.stringify(Object.values(Template.fromStack(capturing.stack).findResources('AWS::CloudWatch::Dashboard'))[0]);
+    expect(dashboard).toContain(JSON.stringify(queueName));
   });
 
   it('fire on any ingest 5xx of the HTTP API (ApiId dimension), missing data being no requests', () => {
@@ -294,6 +315,7 @@ describe('dashboard', () => {
       ['pql-radar', 'EntitiesEvaluated', 'service pql-radar'],
       ['pql-radar', 'LeadTransitions', 'service pql-radar'],
       ['pql-radar', 'LeadEventsUnpublished', 'service pql-radar'],
+      ['pql-radar', 'ChangesNotEvaluated', 'service pql-radar'],
     ]);
     expect(metricsOf('Evaluator lag (s)')).toEqual([['pql-radar', 'EvaluatorLagSeconds', 'service pql-radar']]);
     const emitted = ['functions/ingest/request-metrics.ts', 'functions/evaluator/handler.ts']

@@ -421,4 +421,31 @@ describe('change capture', () => {
       expect(filtered(sk), sk).toBe(reachesEvaluator(sk));
     }
   });
+
+  it('gives up on a failing batch after 10 retries or an hour, its place in the stream to an encrypted failure queue alarmed to the topic', () => {
+    const { stack } = buildStack();
+    const t = Template.fromStack(stack);
+    const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+    const queueId = logicalId(stack.changeCapture.failureQueue);
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: logicalId(stack.evaluator.handler) },
+      EventSourceArn: getAtt(logicalId(stack.eventStore.table), 'StreamArn'),
+      MaximumRetryAttempts: 10,
+      MaximumRecordAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: getAtt(queueId, 'Arn') } },
+    });
+    t.hasResourceProperties('AWS::SQS::Queue', { QueueName: Match.absent(), SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86400 });
+    expect(JSON.stringify(t.toJSON().Resources[queueId].Properties)).not.toContain('QueueName');
+    t.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queueId }],
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: getAtt(queueId, 'QueueName') }],
+      AlarmActions: [{ Ref: logicalId(stack.monitoring.alarmTopic) }],
+      OKActions: [{ Ref: logicalId(stack.monitoring.alarmTopic) }],
+    });
+  });
 });

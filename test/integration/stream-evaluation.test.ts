@@ -1,14 +1,17 @@
 import { randomUUID } from 'node:crypto';
+import { DeleteTableCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { afterEach, expect, inject, it, vi } from 'vitest';
 import type { WrittenKey } from '../../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
+import { entityPartitionKey, eventSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { allShards, runEvaluator } from '../../functions/core/evaluate-leads';
 import { loadRules } from '../../functions/core/rules/load';
 import { LocalChangeStream } from '../../functions/local/change-stream';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { environmentNames } from '../../functions/shared/settings';
-import { changeListCount } from '../support/change-capture';
+import { changeListCount, listedChanges } from '../support/change-capture';
+import { freshTable } from '../support/dynamodb';
 import { stubEvaluatorEnvironment } from '../support/evaluator-environment';
 import { startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
 import { lambdaContext } from '../support/lambda-context';
@@ -52,14 +55,17 @@ async function streamBatch(dev: DevRuntime): Promise<DynamoDBStreamEvent> {
   };
 }
 
+/** Two dashboards of ann's, which qualify her, and one of bob's, which does not. */
+const annQualifiesBobNot = (timestamp: string) => [
+  { type: 'track', userId: 'ann', event: 'Dashboard Created', messageId: 'd1', timestamp },
+  { type: 'track', userId: 'ann', event: 'Dashboard Created', messageId: 'd2', timestamp },
+  { type: 'track', userId: 'bob', event: 'Dashboard Created', messageId: 'd3', timestamp },
+];
+
 it('evaluates a stream batch at once, publishes the lead, lists nothing, and changes nothing when the batch is retried', async () => {
   const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `stream-${randomUUID()}`, evaluateEveryMs: 0 }));
   const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
-  await sendBatch(dev, [
-    { type: 'track', userId: 'ann', event: 'Dashboard Created', messageId: 'd1', timestamp: hourAgo },
-    { type: 'track', userId: 'ann', event: 'Dashboard Created', messageId: 'd2', timestamp: hourAgo },
-    { type: 'track', userId: 'bob', event: 'Dashboard Created', messageId: 'd3', timestamp: hourAgo },
-  ]);
+  await sendBatch(dev, annQualifiesBobNot(hourAgo));
   const batch = await streamBatch(dev);
   expect(batch.Records.length).toBeGreaterThan(0);
 
@@ -124,4 +130,56 @@ it("with USER_INTERVAL_SECONDS, keeps a user's new events within the interval fo
   expect(judged.evaluated).toBe(1);
   expect(judged.transitions.map((event) => `${event.detail.entity.id} ${event.detail.tier}`)).toEqual(['ann PQL-A']);
   expect(await scheduledRun(6)).toMatchObject({ evaluated: 0, transitions: [], lagSeconds: 0 });
+});
+
+it('lists every change of a batch it cannot evaluate for the scheduled run and returns, with a log line of counts and the error', async () => {
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `poison-${randomUUID()}`, evaluateEveryMs: 0 }));
+  const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+  await sendBatch(dev, annQualifiesBobNot(hourAgo));
+  // An event item the evaluator cannot read: every evaluation of its user throws, and so does the batch's.
+  await dev.client.send(
+    new PutItemCommand({
+      TableName: dev.tableName,
+      Item: { pk: { S: entityPartitionKey(dev.workspace, 'user', 'eve') }, sk: { S: eventSortKey(hourAgo, 'corrupt') }, msg: { S: '[{"type": "tra' } },
+    }),
+  );
+  const batch = await streamBatch(dev);
+
+  const bus = await startEventBridgeEndpoint();
+  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
+  try {
+    vi.resetModules();
+    const { handler } = await import('../../functions/evaluator/handler');
+    const { logger } = await import('../../functions/shared/powertools');
+    const errors = vi.spyOn(logger, 'error');
+    // Returned, not thrown: the event source mapping moves on, and the scheduled run has the changes.
+    expect(await handler(batch, lambdaContext())).toEqual({ evaluated: 0, transitions: 0, left: 3 });
+    expect([...(await listedChanges(dev.client, dev.tableName)).keys()].sort()).toEqual(['user ann', 'user bob', 'user eve']);
+    expect(bus.accepted).toEqual([]);
+    expect(errors.mock.calls).toEqual([
+      ['stream batch not evaluated: its changes are listed for the scheduled run', { records: batch.Records.length, changes: 3, rulesetVersion: expect.any(String), error: expect.any(SyntaxError) }],
+    ]);
+  } finally {
+    await bus.close();
+  }
+});
+
+it('throws when the changes of a batch it cannot evaluate cannot be listed either, so that the event source mapping retries the batch', async () => {
+  const { client, tableName } = await freshTable();
+  stubEvaluatorEnvironment({ tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4 });
+  vi.resetModules();
+  const { handler } = await import('../../functions/evaluator/handler');
+  const { logger } = await import('../../functions/shared/powertools');
+  // A first batch records the shard count; then the table goes, so that the evaluation and the listing both fail.
+  expect(await handler({ Records: [] }, lambdaContext())).toEqual({ evaluated: 0, transitions: 0, left: 0 });
+  await client.send(new DeleteTableCommand({ TableName: tableName }));
+  const errors = vi.spyOn(logger, 'error');
+  const record = { eventName: 'INSERT', dynamodb: { Keys: { pk: { S: entityPartitionKey('default', 'user', 'ann') }, sk: { S: eventSortKey('2026-01-01', 'c1') } } } };
+  await expect(handler({ Records: [record] }, lambdaContext())).rejects.toMatchObject({ name: 'ResourceNotFoundException' });
+  expect(errors.mock.calls).toEqual([
+    [
+      'stream batch neither evaluated nor listed for the scheduled run: the event source mapping retries it',
+      { records: 1, changes: 1, error: expect.objectContaining({ name: 'ResourceNotFoundException' }), listingError: expect.objectContaining({ name: 'ResourceNotFoundException' }) },
+    ],
+  ]);
 });
