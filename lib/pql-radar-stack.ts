@@ -117,7 +117,7 @@ export class PqlRadarStack extends Stack {
       ingestApi: this.ingestApi,
       evaluator: this.evaluator.handler,
       // Every dead-letter queue of the fan-out: the targets', the notifiers' FIFO ones and the sqs redrive queues.
-      deadLetterQueues: [this.evaluator.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
+      deadLetterQueues: [this.evaluator.deadLetterQueue, this.ruleHealth.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       changeCapture: this.changeCapture,
       ingestBuffer: this.ingestBuffer ?? this.ingestFirehoseBuffer,
@@ -135,8 +135,10 @@ export class PqlRadarStack extends Stack {
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
       changeWait: Duration.minutes(config.evaluation.userEveryMinutes),
     });
-    this.ruleHealth.alarm.addAlarmAction(new actions.SnsAction(this.monitoring.alarmTopic));
-    this.ruleHealth.alarm.addOkAction(new actions.SnsAction(this.monitoring.alarmTopic));
+    for (const alarm of [this.ruleHealth.alarm, this.ruleHealth.failureAlarm]) {
+      alarm.addAlarmAction(new actions.SnsAction(this.monitoring.alarmTopic));
+      alarm.addOkAction(new actions.SnsAction(this.monitoring.alarmTopic));
+    }
     // A warning, not an error: the topic may well be subscribed outside the config (a pager, AWS Chatbot), and a
     // first `cdk deploy` of the default config should go through.
     if (config.alarmEmails.length === 0) {

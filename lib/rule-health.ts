@@ -7,6 +7,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { scheduleInvoker } from './schedule-invoker';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
@@ -51,7 +52,7 @@ export interface RuleHealthProps {
    */
   readonly liftAlarmBelow?: number;
   /**
-   * Where the alarm notifies, on ALARM and on OK.
+   * Where the alarms notify, on ALARM and on OK.
    * @default - no notification: the alarm only shows in CloudWatch
    */
   readonly alarmTopic?: sns.ITopic;
@@ -65,15 +66,22 @@ export interface RuleHealthProps {
 /**
  * The rule-health job: a Lambda (functions/health/handler.ts) that builds `pql-radar health`'s report of each
  * workspace and emits its top tier's lift, run by EventBridge Scheduler every `everyHours`, reading the table only;
- * and an alarm on the lift's lower bound. No data (no tier qualified a lead, or the job did not run) is not breaching:
- * a quiet period is not a bad rule, and failed runs show in the function's error metric.
+ * an alarm on the lift's lower bound, and one on the job's failures. The lift's alarm takes no data (no tier
+ * qualified a lead, or the job did not run) as not breaching: a quiet period is not a bad rule. A run that failed is
+ * what the failure alarm is for, and a run Scheduler could not start waits in the dead-letter queue, which
+ * lib/monitoring.ts alarms on like every other.
  */
 export class RuleHealth extends Construct {
   public readonly handler: lambda.Function;
   /** The group of the job's schedule; only its schedule may assume the scheduler role. */
   public readonly scheduleGroup: scheduler.ScheduleGroup;
   public readonly schedule: scheduler.Schedule;
+  /** Invocations Scheduler could not deliver after its retries; kept 14 days. */
+  public readonly deadLetterQueue: sqs.Queue;
+  /** On the lift's lower bound. */
   public readonly alarm: cloudwatch.Alarm;
+  /** On a run that failed (the function's errors), within the last `everyHours`. */
+  public readonly failureAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: RuleHealthProps) {
     super(scope, id);
@@ -108,14 +116,16 @@ export class RuleHealth extends Construct {
       }),
     );
 
-    const { group, role: schedulerRole } = scheduleInvoker(this, this.handler, 'pql-radar: EventBridge Scheduler runs the rule-health job');
+    const { group, role: schedulerRole, deadLetterQueue } = scheduleInvoker(this, this.handler, 'pql-radar: EventBridge Scheduler runs the rule-health job');
     this.scheduleGroup = group;
+    this.deadLetterQueue = deadLetterQueue;
     const target: scheduler.IScheduleTarget = {
       bind: () => ({
         arn: this.handler.functionArn,
         role: schedulerRole,
         input: scheduler.ScheduleTargetInput.fromObject({}),
         retryPolicy: { maximumRetryAttempts: 2, maximumEventAgeInSeconds: Duration.hours(1).toSeconds() },
+        deadLetterConfig: { arn: this.deadLetterQueue.queueArn },
       }),
     };
     this.schedule = new scheduler.Schedule(this, 'Schedule', {
@@ -145,9 +155,24 @@ export class RuleHealth extends Construct {
       // No qualified leads, no lift: not a bad rule.
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
+    // Over the job's own period: a failed run keeps it in ALARM for about that long (till the next run), not five minutes.
+    this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
+      alarmName: `${Stack.of(this).stackName} rule health failed`,
+      alarmDescription:
+        'The rule-health job failed (a timeout on a large table, DynamoDB errors, a crash): it published no lift, so the ' +
+        "lift alarm cannot fire. See the job's log group; it is not retried, the next run reads the same states.",
+      metric: this.handler.metricErrors({ period: Duration.hours(everyHours), statistic: 'Sum' }),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      // No invocation, no error: a run Scheduler could not start is in the dead-letter queue.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
     if (props.alarmTopic) {
-      this.alarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
-      this.alarm.addOkAction(new actions.SnsAction(props.alarmTopic));
+      for (const alarm of [this.alarm, this.failureAlarm]) {
+        alarm.addAlarmAction(new actions.SnsAction(props.alarmTopic));
+        alarm.addOkAction(new actions.SnsAction(props.alarmTopic));
+      }
     }
   }
 }

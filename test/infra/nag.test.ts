@@ -43,7 +43,7 @@ describe('AwsSolutions checks', () => {
         // The product's backend authenticates with a read key the function checks (lib/lead-status-api.ts).
         'PqlRadar/LeadStatusApi/Route Annotation::AwsSolutions-APIG4',
         // Dead-letter queues of schedules and rule targets, which cdk-nag does not recognise as DLQs.
-        ...['Evaluator', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Lambda1'].map(
+        ...['Evaluator', 'RuleHealth', 'LeadFanout/nurture/Email', 'LeadFanout/nurture/Queue', 'LeadFanout/sales/Lambda1'].map(
           (owner) => `PqlRadar/${owner}/DeadLetterQueue Annotation::AwsSolutions-SQS3`,
         ),
         // The on-failure destination of the table stream's event source mapping (lib/change-capture.ts), another it does not recognise.

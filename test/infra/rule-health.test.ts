@@ -73,7 +73,21 @@ describe('rule-health schedule', () => {
     const schedulerRoleId = logicalId(ruleHealth.node.findChild('SchedulerRole'));
     const role = template.toJSON().Resources[schedulerRoleId] as Resource;
     expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument)).toContain(logicalId(ruleHealth.scheduleGroup));
-    expect(statementsOfRole(template, schedulerRoleId).flatMap(actionsOf)).toEqual(['lambda:InvokeFunction']);
+    expect(statementsOfRole(template, schedulerRoleId).flatMap(actionsOf)).toEqual(['lambda:InvokeFunction', 'sqs:SendMessage']);
+  });
+
+  it('sends an invocation it could not deliver after its retries to an encrypted dead-letter queue of its own', () => {
+    const { template, ruleHealth, logicalId } = build();
+    const [schedule] = resources(template, 'AWS::Scheduler::Schedule');
+    const queueId = logicalId(ruleHealth.deadLetterQueue);
+    expect(schedule!.Properties.Target.DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [queueId, 'Arn'] } });
+    expect(schedule!.Properties.Target.RetryPolicy).toEqual({ MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 3600 });
+    expect((template.toJSON().Resources[queueId] as Resource).Properties).toEqual({ SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 86_400 });
+    const [policy] = resources(template, 'AWS::SQS::QueuePolicy');
+    expect(policy!.Properties.Queues).toEqual([{ Ref: queueId }]);
+    expect(JSON.stringify(policy!.Properties.PolicyDocument)).toContain('aws:SecureTransport');
+    const sends = statementsOfRole(template, logicalId(ruleHealth.node.findChild('SchedulerRole'))).filter((statement) => actionsOf(statement).includes('sqs:SendMessage'));
+    expect(sends.map((statement) => statement.Resource)).toEqual([{ 'Fn::GetAtt': [queueId, 'Arn'] }]);
   });
 
   it('takes everyHours, from 1 to 24', () => {
@@ -84,10 +98,13 @@ describe('rule-health schedule', () => {
   });
 });
 
+const liftAlarm = (template: Template) => resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'TierLiftLowerBound')!;
+const failureAlarm = (template: Template) => resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'Errors')!;
+
 describe('rule-health alarm', () => {
   it('fires when the lowest TierLiftLowerBound of a period is below the threshold, and no data is not breaching', () => {
     const { template } = build({ liftAlarmBelow: 1.2, everyHours: 12 });
-    const [alarm] = resources(template, 'AWS::CloudWatch::Alarm');
+    const alarm = liftAlarm(template);
     expect(alarm!.Properties).toMatchObject({
       Namespace: 'pql-radar',
       MetricName: 'TierLiftLowerBound',
@@ -106,22 +123,49 @@ describe('rule-health alarm', () => {
     const stack = new Stack(app, 'WithTopic');
     const topic = new sns.Topic(stack, 'Topic');
     new RuleHealth(stack, 'RuleHealth', { table: new EventStore(stack, 'EventStore').table, tierOrder: ['PQL-A'], alarmTopic: topic });
-    const [alarm] = resources(Template.fromStack(stack), 'AWS::CloudWatch::Alarm');
+    const template = Template.fromStack(stack);
     const topicRef = { Ref: stack.getLogicalId(topic.node.defaultChild as CfnElement) };
-    expect(alarm!.Properties.Threshold).toBe(1);
-    expect(alarm!.Properties.AlarmActions).toEqual([topicRef]);
-    expect(alarm!.Properties.OKActions).toEqual([topicRef]);
+    expect(liftAlarm(template).Properties.Threshold).toBe(1);
+    for (const alarm of [liftAlarm(template), failureAlarm(template)]) {
+      expect(alarm.Properties.AlarmActions).toEqual([topicRef]);
+      expect(alarm.Properties.OKActions).toEqual([topicRef]);
+    }
+  });
+
+  it("fires on a failed run: the function's errors over the job's period, no invocation being no error", () => {
+    const { template, ruleHealth, logicalId } = build({ everyHours: 6 });
+    expect(resources(template, 'AWS::CloudWatch::Alarm')).toHaveLength(2);
+    expect(failureAlarm(template).Properties).toMatchObject({
+      AlarmName: 'RuleHealthTest rule health failed',
+      Namespace: 'AWS/Lambda',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(ruleHealth.handler) } }],
+      Statistic: 'Sum',
+      Period: 6 * 3600,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(failureAlarm(build().template).Properties.Period).toBe(86_400);
   });
 });
 
 describe('in the stack', () => {
-  it("takes the config's health section, the rules' tiers in order, and notifies the alarm topic", () => {
+  it("takes the config's health section, the rules' tiers in order, and notifies the alarm topic of a low lift, a failed run and a dead letter", () => {
     const { stack } = buildStack({ config: { health: { liftAlarmBelow: 0.9, everyHours: 24 }, evaluation: { shards: 16 } } });
     const template = Template.fromStack(stack);
-    const alarm = resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'TierLiftLowerBound')!;
+    const alarm = liftAlarm(template);
     expect(alarm.Properties.Threshold).toBe(0.9);
     const topicId = stack.getLogicalId(stack.monitoring.alarmTopic.node.defaultChild as CfnElement);
     expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+    const failed = resources(template, 'AWS::CloudWatch::Alarm').find(
+      (each) => each.Properties.MetricName === 'Errors' && JSON.stringify(each.Properties.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: stack.getLogicalId(stack.ruleHealth.handler.node.defaultChild as CfnElement) } }]) && each.Properties.Period === 86_400,
+    );
+    expect(failed?.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+    expect(failed?.Properties.OKActions).toEqual([{ Ref: topicId }]);
+    const queueName = { 'Fn::GetAtt': [stack.getLogicalId(stack.ruleHealth.deadLetterQueue.node.defaultChild as CfnElement), 'QueueName'] };
+    const deadLetters = resources(template, 'AWS::CloudWatch::Alarm').find((each) => JSON.stringify(each.Properties.Dimensions) === JSON.stringify([{ Name: 'QueueName', Value: queueName }]));
+    expect(deadLetters?.Properties).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', AlarmActions: [{ Ref: topicId }] });
     const fn = resources(template, 'AWS::Lambda::Function').find((each) => each.Properties.Environment?.Variables?.TIER_ORDER !== undefined)!;
     expect(fn.Properties.Environment.Variables.DIRTY_SHARDS).toBe('16');
     expect(JSON.parse(fn.Properties.Environment.Variables.TIER_ORDER)).toEqual(stack.evaluator.ruleset.file.tiers.map((tier) => tier.name));
@@ -130,7 +174,6 @@ describe('in the stack', () => {
   it('runs daily with a 1.0 threshold by default', () => {
     const template = synth();
     expect(resources(template, 'AWS::Scheduler::Schedule').filter((each) => each.Properties.ScheduleExpression === 'rate(1 day)')).toHaveLength(1);
-    const alarm = resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'TierLiftLowerBound')!;
-    expect(alarm.Properties.Threshold).toBe(1);
+    expect(liftAlarm(template).Properties.Threshold).toBe(1);
   });
 });
