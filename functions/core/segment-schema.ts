@@ -105,7 +105,7 @@ export const batchEnvelopeSchema = z.looseObject({
 export type BatchEnvelope = z.output<typeof batchEnvelopeSchema>;
 
 const optionalKeys = (shape: Record<string, z.ZodType>): ReadonlySet<string> =>
-  new Set(Object.entries(shape).filter(([, field]) => field instanceof z.ZodOptional).map(([key]) => key));
+  new Set(Object.entries(shape).filter(([, field]) => field.def.type === 'optional').map(([key]) => key));
 
 /**
  * Each type's optional fields, and context's, read from the schemas above: the fields a null may stand in for
