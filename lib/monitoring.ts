@@ -61,8 +61,14 @@ export interface MonitoringProps {
    * @default Duration.minutes(15)
    */
   readonly ingestBufferDeliveryMargin?: Duration;
-  /** Every dead-letter queue of the stack; each gets an alarm on its first message. */
+  /** The lead destinations' dead-letter queues; each gets an alarm on its first message. */
   readonly deadLetterQueues: sqs.IQueue[];
+  /**
+   * The dead-letter queues of the schedules (the evaluator's, rule health's): a run Scheduler could not start. Each
+   * gets an alarm on its first message, which says there is nothing to redrive.
+   * @default none
+   */
+  readonly scheduleDeadLetterQueues?: sqs.IQueue[];
   /**
    * The delivery queues of the Slack, webhook and HubSpot destinations; each gets an alarm when its oldest lead event
    * has waited `deliveryDelayThreshold`: a destination that is down, hours before its events reach the dead-letter queue.
@@ -268,6 +274,15 @@ export class Monitoring extends Construct {
             'See why with `pql-radar deliveries list --failed` (or aws sqs receive-message), fix the cause, then `pql-radar dlq redrive`.',
         ),
       ),
+      ...(props.scheduleDeadLetterQueues ?? []).map((queue) =>
+        deadLetters(
+          queue,
+          `EventBridge Scheduler could not start a scheduled run after its retries; the message in ${relativePath(queue)} ` +
+            'holds its input, and its attributes the error (aws sqs receive-message --message-attribute-names All). ' +
+            'There is nothing to redrive: the next scheduled run does the missed one\'s work. Fix the cause (a permission, ' +
+            'the function throttled or deleted), then purge the queue.',
+        ),
+      ),
       ...(props.deliveryQueues ?? []).map(
         (queue) =>
           new cloudwatch.Alarm(this, `DeliveryDelayed-${relativePath(queue).replaceAll('/', '-')}`, {
@@ -457,6 +472,7 @@ export class Monitoring extends Construct {
             'Dead-letter queues: messages waiting',
             [
               ...props.deadLetterQueues,
+              ...(props.scheduleDeadLetterQueues ?? []),
               ...(props.changeCapture ? [props.changeCapture.failureQueue] : []),
               ...(props.ingestBuffer && 'loader' in props.ingestBuffer ? [props.ingestBuffer.deadLetterQueue] : []),
             ].map((queue) =>

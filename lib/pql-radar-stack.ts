@@ -117,7 +117,8 @@ export class PqlRadarStack extends Stack {
       ingestApi: this.ingestApi,
       evaluator: this.evaluator.handler,
       // Every dead-letter queue of the fan-out: the targets', the notifiers' FIFO ones and the sqs redrive queues.
-      deadLetterQueues: [this.evaluator.deadLetterQueue, this.ruleHealth.deadLetterQueue, ...this.leadFanout.deadLetterQueues],
+      deadLetterQueues: this.leadFanout.deadLetterQueues,
+      scheduleDeadLetterQueues: [this.evaluator.deadLetterQueue, this.ruleHealth.deadLetterQueue],
       deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
       changeCapture: this.changeCapture,
       ingestBuffer: this.ingestBuffer ?? this.ingestFirehoseBuffer,

@@ -143,6 +143,15 @@ describe('alarms', () => {
     });
   });
 
+  it("say a schedule's dead letters need no redrive, and a destination's how to redrive them", () => {
+    const withSchedule = build((stack) => ({ scheduleDeadLetterQueues: [new sqs.Queue(stack, 'ScheduleDeadLetters', { enforceSSL: true })] }));
+    const alarms = Template.fromStack(withSchedule.stack).findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>;
+    const described = (name: string) => Object.values(alarms).find((each) => each.Properties.AlarmName === name)!.Properties.AlarmDescription as string;
+    expect(described('Watched dead letters in ScheduleDeadLetters')).toContain('There is nothing to redrive: the next scheduled run does the missed one\'s work');
+    expect(described('Watched dead letters in ScheduleDeadLetters')).not.toContain('dlq redrive');
+    expect(described('Watched dead letters in DeadLetterQueue')).toContain('`pql-radar dlq redrive`');
+  });
+
   it('fire when a lead event has waited an hour (or the threshold given) in a delivery queue', () => {
     let deliveryQueue: sqs.Queue | undefined;
     const withDelivery = build((stack) => {
