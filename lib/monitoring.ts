@@ -405,6 +405,13 @@ export class Monitoring extends Construct {
           'Changed entities stay listed and are evaluated by the next successful run. See its log group.',
         props.evaluator.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
       ),
+      anyInFiveMinutes(
+        'EntitiesNotEvaluated',
+        'entities not evaluated',
+        "The evaluation of some entities threw (an item it cannot read, a bug a rare input finds): each is left for the next run, which tries it again, and the rest of its shard goes on. " +
+          "The evaluator's log line \"entities not evaluated\" gives their types and errors; `pql-radar evaluate --once` against the table names them.",
+        customMetric(metricNames.entitiesFailed, 'Sum', fiveMinutes),
+      ),
       new cloudwatch.Alarm(this, 'EvaluatorLag', {
         alarmName: `${stack.stackName} evaluator lag`,
         alarmDescription:
@@ -457,6 +464,7 @@ export class Monitoring extends Construct {
             customMetric(metricNames.leadTransitions, 'Sum', fiveMinutes, 'lead transitions'),
             customMetric(metricNames.leadEventsUnpublished, 'Sum', fiveMinutes, 'lead events left in the outbox'),
             customMetric(metricNames.changesNotEvaluated, 'Sum', fiveMinutes, 'stream changes not evaluated, listed for the scheduled run'),
+            customMetric(metricNames.entitiesFailed, 'Sum', fiveMinutes, 'entities whose evaluation threw, left for the next run'),
           ]),
           graph('Evaluator lag (s)', [lagMetric.with({ label: 'oldest unevaluated change' })], {
             leftAnnotations: [{ value: lagThreshold.toSeconds(), label: 'alarm threshold' }],

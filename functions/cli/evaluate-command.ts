@@ -11,7 +11,7 @@ import { createDynamoDbClient } from '../local/dynamodb-local';
 import { DynamoDbChangeCapture } from '../adapters/dynamodb/change-capture';
 import { LocalChangeStream } from '../local/change-stream';
 import { LocalDeliveryWorker } from '../local/delivery-worker';
-import { evaluateWebhookId, localDestinations, localSinks, newerStatesLine, runPrinter, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
+import { evaluateWebhookId, failureLines, localDestinations, localSinks, newerStatesLine, runPrinter, sinkOptions, UndeliveredReport, type SinkOptions } from './lead-output';
 import { defaultRulesFile, duration, isoDateOrTime, parsedOption, readRules, tableOptions } from './options';
 import { integer } from './integer-option';
 import { counted } from '../analysis/format';
@@ -76,7 +76,8 @@ export function addEvaluateCommand(program: Command) {
       if (options.once) {
         console.log(`evaluated ${counted(summary.evaluated, 'entity', 'entities')}, ${counted(summary.transitions.length, 'transition')}, ${counted(summary.published, 'lead event')} published`);
         if (summary.newerStates > 0) console.log(newerStatesLine(summary.newerStates));
-        if (summary.unpublished.length > 0) process.exitCode = 1;
+        for (const line of failureLines(summary.failed)) console.error(line);
+        if (summary.unpublished.length > 0 || summary.failed.length > 0) process.exitCode = 1;
       } else {
         printRun(summary);
       }

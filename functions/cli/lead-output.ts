@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { createHash } from 'node:crypto';
-import type { EvaluatorRunSummary } from '../core/evaluate-leads';
+import { describeError, type EntityFailure, type EvaluatorRunSummary } from '../core/evaluate-leads';
 import type { LeadPublisher } from '../core/ports';
 import { staticSecret, webhookDestination } from '../adapters/destinations';
 import type { LeadDestination } from '../core/delivery';
@@ -90,9 +90,13 @@ export function localDestinations(command: Command, options: SinkOptions, idOf: 
  */
 export function runPrinter(): (summary: EvaluatorRunSummary) => void {
   let newerStatesTold = 0;
+  let failuresTold = '';
   return (summary) => {
     if (summary.newerStates !== newerStatesTold && summary.newerStates > 0) console.log(newerStatesLine(summary.newerStates));
     newerStatesTold = summary.newerStates;
+    const failures = failureLines(summary.failed).join('\n');
+    if (failures !== failuresTold && failures !== '') console.error(failures);
+    failuresTold = failures;
     if (summary.transitions.length === 0 && summary.unpublished.length === 0 && summary.incompleteShards.length === 0) return;
     console.log(
       `evaluator: ${summary.evaluated} evaluated, ${counted(summary.transitions.length, 'transition')}, ${summary.published} published` +
@@ -101,6 +105,10 @@ export function runPrinter(): (summary: EvaluatorRunSummary) => void {
     );
   };
 }
+
+/** The entities whose evaluation threw, one line each: which, and what it threw. */
+export const failureLines = (failed: readonly EntityFailure[]): string[] =>
+  failed.map(({ ref, error }) => `evaluator: ${ref.type} ${ref.id} (${ref.workspace}) not evaluated: ${describeError(error)}; it is left for the next pass to try again`);
 
 /** Why some entities were not evaluated: their lead events would have been dated before those published already. */
 export const newerStatesLine = (count: number) =>

@@ -69,7 +69,18 @@ export interface EvaluateShardResult {
    * overlapped this run, or locally an `evaluate --at` ahead of it. Their changes wait for that time.
    */
   newerStates: number;
+  /** Entities whose evaluation threw: each is left (a change kept, a sweep found again) for a later run to try. */
+  failed: EntityFailure[];
 }
+
+/** An entity whose evaluation threw, and what it threw. */
+export interface EntityFailure {
+  ref: EntityRef;
+  error: unknown;
+}
+
+/** What an evaluation threw, in one line: its name and message. */
+export const describeError = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 
 /**
  * One evaluator run over one shard: evaluate changed entities, leads due for a sweep, and, after a rules change,
@@ -113,7 +124,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   // The outbox holds this run's transitions and anything an earlier run could not deliver. An account judged here
   // may be another shard's, whose run has published already (or comes a minute later): its outbox is published too.
   const { published, unpublished } = await publishOutboxes(store, publisher, [shard, ...shardsOf(store, run.transitions)], options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread, newerStates: run.newerStates };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
 }
 
 export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
@@ -162,7 +173,7 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
     for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) remember(entityKey(mark.ref), mark.notBefore);
   }
   const { published, unpublished } = await publishOutboxes(store, publisher, shardsOf(store, run.transitions), options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length, leftUnread: run.leftUnread, newerStates: run.newerStates };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
 }
 
 /** The mark with the end of a wait kept for its entity, when that is later than its own. */
@@ -192,6 +203,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
   let leftUnread = 0;
   let newerStates = 0;
+  const failed: EntityFailure[] = [];
   const nowText = now.toISOString();
   const leave = (candidate: EvaluationCandidate, notBefore = candidate.notBefore) => {
     // A sweep or a rules change finds the entity again by itself; a change must be kept.
@@ -241,7 +253,21 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const end = Date.parse(candidate.notBefore);
     return end > now.getTime() && end <= now.getTime() + userIntervalMs;
   };
+  /**
+   * One entity whose evaluation throws (an item it cannot read, a bug a rare input finds) must not stop the run, and
+   * every run after it, for the rest of its shard: it is left for the next run to try again, as time leaves one, and
+   * counted (`failed`), which the deployed evaluator alarms on. Its account is not moved meanwhile. A store that fails
+   * for everyone fails the run all the same, when the left changes cannot be kept.
+   */
   const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false) => {
+    try {
+      await judgeCandidate(candidate, movedByMembers);
+    } catch (error) {
+      failed.push({ ref: candidate.ref, error });
+      leave(candidate);
+    }
+  };
+  const judgeCandidate = async (candidate: EvaluationCandidate, movedByMembers: boolean) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
       incomplete = true;
@@ -364,6 +390,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     get newerStates() {
       return newerStates;
     },
+    failed,
     get incomplete() {
       return incomplete;
     },
@@ -393,7 +420,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       }
       const userWaits = (candidate: EvaluationCandidate, rows: EntityRows) => userWaitEnds(candidate, rows) !== undefined;
       await forEachConcurrently(users, concurrency, async (candidate) => {
-        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? userWaits : undefined);
+        // A read that fails here is made again by the candidate's evaluation, where a failure is that entity's alone.
+        if (!options.outOfTime() && !seen.has(entityKey(candidate.ref))) await reads.prepare(candidate, userIntervalMs > 0 ? userWaits : undefined).catch(() => undefined);
       });
       await reads.readAccountTraits();
       // The identities a claim merges into another user first: a user of the page then takes their changed days into
@@ -833,7 +861,7 @@ export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomple
 
 /** Runs the evaluator over the given shards, one after the other, within the deadline. */
 export async function runEvaluator(options: EvaluatorRunOptions): Promise<EvaluatorRunSummary> {
-  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], leftUnread: 0, newerStates: 0, incompleteShards: [], lagSeconds: 0 };
+  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], leftUnread: 0, newerStates: 0, failed: [], incompleteShards: [], lagSeconds: 0 };
   for (const shard of options.shards) {
     const result = await evaluateShard(options.store, options.publisher, {
       shard,
@@ -852,6 +880,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
     summary.unpublished.push(...result.unpublished);
     summary.leftUnread += result.leftUnread;
     summary.newerStates += result.newerStates;
+    summary.failed.push(...result.failed);
     if (result.incomplete) summary.incompleteShards.push(shard);
   }
   let oldest: string | undefined;

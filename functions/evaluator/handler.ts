@@ -11,7 +11,7 @@ import { loadCompiledRules } from '../core/rules/ruleset';
 import { integerFrom, requiredText, variablesFromEnvironment } from '../shared/environment';
 import { logger, metrics } from '../shared/powertools';
 import { deployedListSettleMs, environmentNames, metricNames, tableVariables } from '../shared/settings';
-import { allShards, evaluateChanges, runEvaluator, shardsCoveredBy, type EvaluateChangesResult } from '../core/evaluate-leads';
+import { allShards, describeError, evaluateChanges, runEvaluator, shardsCoveredBy, type EntityFailure, type EvaluateChangesResult } from '../core/evaluate-leads';
 import type { ChangeMark } from '../core/ports';
 import { longLivedClientOptions } from '../shared/sdk-clients';
 
@@ -189,7 +189,17 @@ async function listForScheduledRun(records: number, marks: readonly ChangeMark[]
   return { evaluated: 0, transitions: 0, left: marks.length };
 }
 
-function addRunMetrics(summary: { evaluated: number; transitions: readonly unknown[]; unpublished: readonly unknown[] }) {
+function addRunMetrics(summary: { evaluated: number; transitions: readonly unknown[]; unpublished: readonly unknown[]; failed: readonly EntityFailure[] }) {
+  if (summary.failed.length > 0) {
+    // The entity types and what they threw: the ids are the product's users, kept out of the logs.
+    logger.error('entities not evaluated: their evaluation threw; each is left for the next run to try again', {
+      failed: summary.failed.length,
+      types: [...new Set(summary.failed.map((failure) => failure.ref.type))],
+      errors: [...new Set(summary.failed.map((failure) => describeError(failure.error)))].slice(0, 5),
+      firstError: summary.failed[0]!.error as Error,
+    });
+  }
+  metrics.addMetric(metricNames.entitiesFailed, MetricUnit.Count, summary.failed.length);
   metrics.addMetric(metricNames.entitiesEvaluated, MetricUnit.Count, summary.evaluated);
   metrics.addMetric(metricNames.leadTransitions, MetricUnit.Count, summary.transitions.length);
   metrics.addMetric(metricNames.leadEventsUnpublished, MetricUnit.Count, summary.unpublished.length);

@@ -122,6 +122,8 @@ export const metricNames = {
   changesLeft: 'ChangesLeft',
   /** Changes of stream batches whose evaluation failed, listed for the scheduled run instead (functions/evaluator/handler.ts). */
   changesNotEvaluated: 'ChangesNotEvaluated',
+  /** Entities whose evaluation threw, left for the next run (core/evaluate-leads' failed): alarmed on. */
+  entitiesFailed: 'EntitiesFailed',
   leadDeliveries: 'LeadDeliveries',
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',

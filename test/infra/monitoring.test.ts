@@ -118,9 +118,9 @@ describe('alarms', () => {
     OKActions: [ref(built.monitoring.alarmTopic)],
   });
 
-  it('are exactly one per dead-letter queue plus four, all notifying the topic on ALARM and on OK', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
-    expect(built.monitoring.alarms).toHaveLength(5);
+  it('are exactly one per dead-letter queue plus five, all notifying the topic on ALARM and on OK', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
+    expect(built.monitoring.alarms).toHaveLength(6);
     for (const each of Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[]) {
       expect(each.Properties.AlarmActions).toEqual([ref(built.monitoring.alarmTopic)]);
       expect(each.Properties.OKActions).toEqual([ref(built.monitoring.alarmTopic)]);
@@ -172,7 +172,7 @@ describe('alarms', () => {
       TreatMissingData: 'notBreaching',
     });
     // One per dead-letter queue, one per delivery queue, and four.
-    expect(withDelivery.monitoring.alarms).toHaveLength(6);
+    expect(withDelivery.monitoring.alarms).toHaveLength(7);
   });
 
   it('fire when the evaluator has not read the table stream for ten minutes (its iterator age), and on a batch in its failure queue', () => {
@@ -199,7 +199,7 @@ describe('alarms', () => {
       }),
     ]);
     // Both beside the four and the dead-letter queue's.
-    expect(capturing.monitoring.alarms).toHaveLength(7);
+    expect(capturing.monitoring.alarms).toHaveLength(8);
     const dashboard = JSON.stringify(Object.values(Template.fromStack(capturing.stack).findResources('AWS::CloudWatch::Dashboard'))[0]);
     expect(dashboard).toContain(JSON.stringify(queueName));
   });
@@ -228,6 +228,20 @@ describe('alarms', () => {
       Namespace: 'AWS/Lambda',
       MetricName: 'Errors',
       Dimensions: [{ Name: 'FunctionName', Value: ref(fn()) }],
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      ...common(1, 'GreaterThanOrEqualToThreshold', 'notBreaching'),
+    });
+  });
+
+  it('fire on one entity whose evaluation threw in 5 minutes, missing data being no runs', () => {
+    expect(alarm('EntitiesNotEvaluated').Properties).toEqual({
+      AlarmName: 'Watched entities not evaluated',
+      AlarmDescription: expect.stringContaining('each is left for the next run'),
+      Namespace: 'pql-radar',
+      MetricName: 'EntitiesFailed',
+      Dimensions: [{ Name: 'service', Value: 'pql-radar' }],
       Statistic: 'Sum',
       Period: 300,
       EvaluationPeriods: 1,
@@ -325,6 +339,7 @@ describe('dashboard', () => {
       ['pql-radar', 'LeadTransitions', 'service pql-radar'],
       ['pql-radar', 'LeadEventsUnpublished', 'service pql-radar'],
       ['pql-radar', 'ChangesNotEvaluated', 'service pql-radar'],
+      ['pql-radar', 'EntitiesFailed', 'service pql-radar'],
     ]);
     expect(metricsOf('Evaluator lag (s)')).toEqual([['pql-radar', 'EvaluatorLagSeconds', 'service pql-radar']]);
     const emitted = ['functions/ingest/request-metrics.ts', 'functions/evaluator/handler.ts']

@@ -132,11 +132,11 @@ it("with USER_INTERVAL_SECONDS, keeps a user's new events within the interval fo
   expect(await scheduledRun(6)).toMatchObject({ evaluated: 0, transitions: [], lagSeconds: 0 });
 });
 
-it('lists every change of a batch it cannot evaluate for the scheduled run and returns, with a log line of counts and the error', async () => {
+it('evaluates the rest of a batch past an entity it cannot read, lists that one for the scheduled run, and logs its type and error', async () => {
   const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `poison-${randomUUID()}`, evaluateEveryMs: 0 }));
   const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
   await sendBatch(dev, annQualifiesBobNot(hourAgo));
-  // An event item the evaluator cannot read: every evaluation of its user throws, and so does the batch's.
+  // An event item the evaluator cannot read: every evaluation of its user throws.
   await dev.client.send(
     new PutItemCommand({
       TableName: dev.tableName,
@@ -152,16 +152,40 @@ it('lists every change of a batch it cannot evaluate for the scheduled run and r
     const { handler } = await import('../../functions/evaluator/handler');
     const { logger } = await import('../../functions/shared/powertools');
     const errors = vi.spyOn(logger, 'error');
-    // Returned, not thrown: the event source mapping moves on, and the scheduled run has the changes.
-    expect(await handler(batch, lambdaContext())).toEqual({ evaluated: 0, transitions: 0, left: 3 });
-    expect([...(await listedChanges(dev.client, dev.tableName)).keys()].sort()).toEqual(['user ann', 'user bob', 'user eve']);
-    expect(bus.accepted).toEqual([]);
+    expect(await handler(batch, lambdaContext())).toEqual({ evaluated: 2, transitions: 1, left: 1 });
+    expect([...(await listedChanges(dev.client, dev.tableName)).keys()]).toEqual(['user eve']);
+    expect(bus.accepted.map((entry) => entry.detail.entity.id)).toEqual(['ann']);
+    // The type and the error, never the id.
     expect(errors.mock.calls).toEqual([
-      ['stream batch not evaluated: its changes are listed for the scheduled run', { records: batch.Records.length, changes: 3, rulesetVersion: expect.any(String), error: expect.any(SyntaxError) }],
+      [
+        'entities not evaluated: their evaluation threw; each is left for the next run to try again',
+        { failed: 1, types: ['user'], errors: [expect.stringMatching(/^SyntaxError: /)], firstError: expect.any(SyntaxError) },
+      ],
     ]);
+    expect(JSON.stringify(errors.mock.calls)).not.toContain('eve');
   } finally {
     await bus.close();
   }
+});
+
+it('lists every change of a batch whose lead events cannot be published for the scheduled run, and returns, with a log line of counts and the error', async () => {
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `unpublished-${randomUUID()}`, evaluateEveryMs: 0 }));
+  await sendBatch(dev, annQualifiesBobNot(new Date(Date.now() - 3_600_000).toISOString()));
+  const batch = await streamBatch(dev);
+  // Nothing answers where the bus was: publishing throws once the SDK's retries are spent.
+  const bus = await startEventBridgeEndpoint();
+  await bus.close();
+  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
+  vi.resetModules();
+  const { handler } = await import('../../functions/evaluator/handler');
+  const { logger } = await import('../../functions/shared/powertools');
+  const errors = vi.spyOn(logger, 'error');
+  // Returned, not thrown: the event source mapping moves on, and the scheduled run has the changes and the outbox.
+  expect(await handler(batch, lambdaContext())).toEqual({ evaluated: 0, transitions: 0, left: 2 });
+  expect([...(await listedChanges(dev.client, dev.tableName)).keys()].sort()).toEqual(['user ann', 'user bob']);
+  expect(errors.mock.calls).toEqual([
+    ['stream batch not evaluated: its changes are listed for the scheduled run', { records: batch.Records.length, changes: 2, rulesetVersion: expect.any(String), error: expect.any(Error) }],
+  ]);
 });
 
 it('throws when the changes of a batch it cannot evaluate cannot be listed either, so that the event source mapping retries the batch', async () => {

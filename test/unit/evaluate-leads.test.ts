@@ -70,6 +70,32 @@ function qualify(store: InMemoryEvaluationStore, id: string) {
 }
 
 describe('the evaluator use case', () => {
+  it('goes on past an entity whose evaluation throws, leaving its change for the next run, which tries it again', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    qualify(store, 'ann');
+    qualify(store, 'bob');
+    qualify(store, 'cat');
+    const read = store.entity.bind(store);
+    // bob's rows cannot be read (an item the code cannot decode), in the page's reads and in his evaluation alike.
+    const entity = vi.spyOn(store, 'entity').mockImplementation(async (ref, ...rest) => {
+      if (ref.id === 'bob') throw new TypeError('cannot read the item');
+      return read(ref, ...rest);
+    });
+
+    const failing = await run(store, publisher);
+    expect(summary(failing.transitions).sort()).toEqual(['user ann: none -> pql', 'user cat: none -> pql']);
+    expect(failing.failed.map((failure) => [failure.ref.id, String(failure.error)])).toEqual([['bob', 'TypeError: cannot read the item']]);
+    // Tried again at every run while it throws, the rest of the shard not held up.
+    expect((await run(store, publisher)).failed.map((failure) => failure.ref.id)).toEqual(['bob']);
+
+    entity.mockRestore();
+    const fixed = await run(store, publisher);
+    expect(summary(fixed.transitions)).toEqual(['user bob: none -> pql']);
+    expect(fixed.failed).toEqual([]);
+    expect(publisher.published.map((event) => event.detail.entity.id).sort()).toEqual(['ann', 'bob', 'cat']);
+  });
+
   it('evaluates changed users before changed accounts, then only the leads due for a sweep', async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
