@@ -17,6 +17,7 @@ import { startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
 import { lambdaContext } from '../support/lambda-context';
 import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
+import { cli } from '../support/cli';
 
 // The deployed evaluator on its event source mapping: a batch of the table's stream is evaluated as it is read, and
 // no change list is written or read for it; with USER_INTERVAL_SECONDS (lib/evaluator.ts' userEveryMinutes), a user's
@@ -167,6 +168,22 @@ it('evaluates the rest of a batch past an entity it cannot read, lists that one 
     await bus.close();
   }
 });
+
+it('evaluate --once names an entity whose evaluation throws, with its error, evaluates the others and exits 1', async () => {
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `poison-cli-${randomUUID()}`, evaluateEveryMs: 0 }));
+  const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+  await sendBatch(dev, annQualifiesBobNot(hourAgo));
+  await dev.client.send(
+    new PutItemCommand({
+      TableName: dev.tableName,
+      Item: { pk: { S: entityPartitionKey(dev.workspace, 'user', 'eve') }, sk: { S: eventSortKey(hourAgo, 'corrupt') }, msg: { S: '[{"type": "tra' } },
+    }),
+  );
+  const evaluated = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'evaluate', '--once');
+  expect(evaluated.code).toBe(1);
+  expect(evaluated.stdout).toContain('evaluated 2 entities, ');
+  expect(evaluated.stderr).toMatch(/^evaluator: user eve \(default\) not evaluated: SyntaxError: .*; it is left for the next pass to try again$/m);
+}, 60_000);
 
 it('lists every change of a batch whose lead events cannot be published for the scheduled run, and returns, with a log line of counts and the error', async () => {
   const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `unpublished-${randomUUID()}`, evaluateEveryMs: 0 }));
