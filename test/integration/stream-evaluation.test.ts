@@ -133,17 +133,25 @@ it("with USER_INTERVAL_SECONDS, keeps a user's new events within the interval fo
   expect(await scheduledRun(6)).toMatchObject({ evaluated: 0, transitions: [], lagSeconds: 0 });
 });
 
-it('evaluates the rest of a batch past an entity it cannot read, lists that one for the scheduled run, and logs its type and error', async () => {
-  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `poison-${randomUUID()}`, evaluateEveryMs: 0 }));
+/**
+ * A runtime where ann qualifies and bob does not, an hour ago, beside an event item of eve's that the evaluator cannot
+ * read: every evaluation of eve throws.
+ */
+async function withEveUnreadable(tablePrefix: string): Promise<DevRuntime> {
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `${tablePrefix}-${randomUUID()}`, evaluateEveryMs: 0 }));
   const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
   await sendBatch(dev, annQualifiesBobNot(hourAgo));
-  // An event item the evaluator cannot read: every evaluation of its user throws.
   await dev.client.send(
     new PutItemCommand({
       TableName: dev.tableName,
       Item: { pk: { S: entityPartitionKey(dev.workspace, 'user', 'eve') }, sk: { S: eventSortKey(hourAgo, 'corrupt') }, msg: { S: '[{"type": "tra' } },
     }),
   );
+  return dev;
+}
+
+it('evaluates the rest of a batch past an entity it cannot read, lists that one for the scheduled run, and logs its type and error', async () => {
+  const dev = await withEveUnreadable('poison');
   const batch = await streamBatch(dev);
 
   const bus = await startEventBridgeEndpoint();
@@ -170,15 +178,7 @@ it('evaluates the rest of a batch past an entity it cannot read, lists that one 
 });
 
 it('evaluate --once names an entity whose evaluation throws, with its error, evaluates the others and exits 1', async () => {
-  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `poison-cli-${randomUUID()}`, evaluateEveryMs: 0 }));
-  const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
-  await sendBatch(dev, annQualifiesBobNot(hourAgo));
-  await dev.client.send(
-    new PutItemCommand({
-      TableName: dev.tableName,
-      Item: { pk: { S: entityPartitionKey(dev.workspace, 'user', 'eve') }, sk: { S: eventSortKey(hourAgo, 'corrupt') }, msg: { S: '[{"type": "tra' } },
-    }),
-  );
+  const dev = await withEveUnreadable('poison-cli');
   const evaluated = await cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'evaluate', '--once');
   expect(evaluated.code).toBe(1);
   expect(evaluated.stdout).toContain('evaluated 2 entities, ');
