@@ -11,7 +11,7 @@ import { age, defaultRulesFile, readRules, storage } from './options';
 import { port } from './integer-option';
 import { DynamoDbFeedbackStore } from '../adapters/dynamodb/feedback-store';
 import { feedbackOutcomes } from '../core/lead-feedback';
-import { giveFeedback, whenApplied } from '../core/give-feedback';
+import { feedbackConfirmation, giveFeedback } from '../core/give-feedback';
 
 /**
  * `pql-radar leads list|show|serve`: the lead inspector against the configured table (DynamoDB Local with --endpoint,
@@ -74,7 +74,7 @@ export function addLeadsCommands(program: Command) {
       const ref: EntityRef = { workspace: options.workspace, type: options.type, id };
       const given = await giveFeedback(new DynamoDbFeedbackStore(client, tableName), ref, options, readRules(options.rules), 'cli', new Date());
       if (!given.ok) throw new InvalidArgumentError(given.error);
-      console.log(`feedback kept for ${ref.type} ${ref.id} (${ref.workspace}): ${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}; ${whenApplied(given)}`);
+      console.log(`feedback kept for ${ref.type} ${ref.id} (${ref.workspace}): ${feedbackConfirmation(given)}`);
     });
 
   leads

@@ -35,11 +35,12 @@ export async function giveFeedback(
 }
 
 /**
- * When the evaluator applies the feedback, as the CLI and the lead page say it. No run decides a lead at a time before
- * its state's (core/evaluate-leads), so after a pass of a later time the feedback waits for that time.
+ * What was kept and when the evaluator applies it, as the CLI and the lead page confirm it. No run decides a lead at
+ * a time before its state's (core/evaluate-leads), so after a pass of a later time the feedback waits for that time.
  */
-export function whenApplied(given: Extract<GivenFeedback, { ok: true }>): string {
-  if (given.laterState === undefined) return "the evaluator's next run applies it";
-  return `the evaluator applies it at its first run from ${given.laterState}: a pass of that later time (evaluate --at) saved this lead; evaluate --once --at ${given.laterState} applies it now`;
+export function feedbackConfirmation(given: Extract<GivenFeedback, { ok: true }>): string {
+  const kept = `${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}`;
+  if (given.laterState === undefined) return `${kept}; the evaluator's next run applies it`;
+  return `${kept}; the evaluator applies it at its first run from ${given.laterState}: a pass of that later time (evaluate --at) saved this lead; evaluate --once --at ${given.laterState} applies it now`;
 }
 

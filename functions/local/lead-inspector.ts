@@ -1,7 +1,7 @@
 import { leadPath, renderHealthHtml, renderLeadHtml, renderLeadListHtml, renderMessageHtml, renderErrorHtml, leadPagesCsp, type LeadListForm } from '../analysis/lead-html';
 import { healthWithPromise, type HealthReport } from '../analysis/live-health';
 import { feedbackReasons } from '../core/lead-feedback';
-import { giveFeedback, whenApplied } from '../core/give-feedback';
+import { feedbackConfirmation, giveFeedback } from '../core/give-feedback';
 import type { FeedbackStore } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
@@ -108,7 +108,7 @@ async function feedbackPosted(url: URL, parts: string[], form: PostedForm, works
   const fields = new URLSearchParams(form.body);
   const given = await giveFeedback(feedback.store, ref, { outcome: fields.get('outcome') ?? '', reason: fields.get('reason') ?? '' }, feedback.ruleset, 'page', now);
   if (!given.ok) return errorPage(given.status, given.error);
-  return html(200, renderMessageHtml('Feedback recorded', `${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}: ${whenApplied(given)}`, leadPath(ref)));
+  return html(200, renderMessageHtml('Feedback recorded', feedbackConfirmation(given), leadPath(ref)));
 }
 
 async function listPage(reader: DynamoDbLeadReader, query: URLSearchParams, now: Date): Promise<HtmlPage> {

@@ -207,7 +207,8 @@ it('says feedback on a lead a pass of a later time saved (evaluate --at) waits f
     headers: { origin: dev.url, 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ outcome: 'done', reason: '' }).toString(),
   });
-  expect(await page.text()).toContain(`done: ${waits}`);
+  // The lead page confirms it in the words the CLI prints (feedbackConfirmation).
+  expect(await page.text()).toContain(`done; ${waits}`);
 
   const feedbackEvents = () => leads.published.filter((event) => event.detailType === 'Lead Feedback').map((event) => event.detail.entity.id).sort();
   await dev.evaluateOnce(later(1));
