@@ -355,7 +355,8 @@ export function buildLeadEvent(
       ...routing,
       rulesetVersion: ruleset.version,
       evaluatedAt: isoTime(now),
-      idempotencyKey: idempotencyKey(workspace, facts, transition.sequence),
+      // The lead's own type: a visitor's facts are a user's, and a visitor and a user may share an id.
+      idempotencyKey: idempotencyKey(workspace, { type: entityType, id: facts.id }, transition.sequence),
       reasons: transition.reasons,
       summary: summaryLine(facts, transition, evaluation, routing.owner),
       ...(transition.conversion ? { conversion: transition.conversion } : {}),

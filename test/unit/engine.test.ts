@@ -670,6 +670,11 @@ describe('decide: the lead state machine', () => {
     expect(key(2)).not.toBe(key(1));
     expect(key(1, 'other')).not.toBe(key(1));
     expect(idempotencyKey('acme', { type: 'account', id: 'user-9' }, 1)).not.toBe(key(1));
+    // A visitor's facts are a user's (type user): its key is a visitor's, not that of a user with the same id, which
+    // consumers and destinations would otherwise drop as a duplicate of the other's transition.
+    const asVisitor = buildLeadEvent('acme', entityFacts, evaluation('warm'), first.transition!, ruleset, now, 'visitor');
+    expect(asVisitor.detail.idempotencyKey).toBe(idempotencyKey('acme', { type: 'visitor', id: 'user-9' }, 1));
+    expect(asVisitor.detail.idempotencyKey).not.toBe(event.detail.idempotencyKey);
   });
 
   it('keeps at most 20 history entries', () => {
