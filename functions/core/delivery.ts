@@ -56,9 +56,11 @@ export function classifyStatus(status: number): 'delivered' | 'retryable' | 'per
   return 'permanent';
 }
 
-const emailPattern = /[^\s@"'<>()[\],;:]+@[^\s@"'<>()[\],;:]+\.[^\s@"'<>()[\],;:]+/g;
+// No dot needed after the @, and @ may repeat: the addresses a CRM refuses as invalid (ada@acme, ada@@acme.com) are
+// the ones its error quotes back.
+const emailPattern = /[^\s@"'<>()[\],;:]+@+[^\s"'<>()[\],;:]+/g;
 
-/** The text with anything shaped like an e-mail address replaced by [email]: for logs and operator output. */
+/** The text with anything shaped like an e-mail address, valid or not, replaced by [email]: for logs and operator output. */
 export const maskEmails = (text: string): string => text.replace(emailPattern, '[email]');
 const maxExcerpt = 200;
 

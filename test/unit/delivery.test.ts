@@ -304,6 +304,10 @@ describe('responseExcerpt', () => {
     const masked = responseExcerpt('{"error":"contact ada@acme.example exists","owner":"<sam.o+pql@sales.acme.co.uk>", cc: grace@hopper.example;}');
     expect(masked).toBe('{"error":"contact [email] exists","owner":"<[email]>", cc: [email];}');
     expect(masked).not.toContain('@');
+    // Those a CRM refuses as invalid too, which its error quotes back (HubSpot's INVALID_EMAIL).
+    for (const invalid of ['ada@acme', 'ada.lovelace@gmail', 'ada@localhost', 'ada@@acme.com', 'ada@acme..example']) {
+      expect(responseExcerpt(`{"message":"Property values were not valid: ${invalid} is invalid"}`)).toBe('{"message":"Property values were not valid: [email] is invalid"}');
+    }
   });
 
   it('truncates to 200 characters, an ellipsis last', () => {
