@@ -169,6 +169,15 @@ describe('syncLeadToHubspot against recorded HubSpot exchanges', () => {
     expect(result.excerpt).toContain('[email]');
     expectNoEmail(result);
   });
+
+  it('takes a 2xx whose answer reports its input failed (207 Multi-Status) for the failure it is, not a delivery', async () => {
+    const invalid = sampleLeadEvent({ context: { traits: { email: 'ada@acme' } } });
+    const { result, request, recorded } = await replay('error-207-invalid-email', invalid);
+    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
+    expect(result).toMatchObject({ outcome: 'permanent', status: 207 });
+    expect(result.excerpt).toMatch(/^VALIDATION_ERROR: Property values were not valid: .*\[email\] is invalid/);
+    expectNoEmail(result);
+  });
 });
 
 describe('a test event', () => {

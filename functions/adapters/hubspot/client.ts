@@ -1,5 +1,5 @@
 import { hubspotUpsert } from '../../core/crm-properties';
-import type { AttemptResult } from '../../core/delivery';
+import { responseExcerpt, type AttemptResult } from '../../core/delivery';
 import type { LeadEvent } from '../../core/lead-event';
 import { httpExchange, type HttpAttemptOptions } from '../webhook/delivery';
 
@@ -40,8 +40,15 @@ export async function syncLeadToHubspot(event: LeadEvent, options: HubspotSyncOp
   const upsert = hubspotUpsert(event, options.companyIdProperty);
   if ('skip' in upsert) return { outcome: 'skipped', error: upsert.skip, latencyMs: 0 };
   const { result, body } = await exchange('POST', `/crm/v3/objects/${upsert.object}/batch/upsert`, upsert.body, options);
-  const written = body === undefined ? undefined : upsertedRecord(body);
-  if (written) result.excerpt = `${upsert.object === 'contacts' ? 'contact' : 'company'} ${written.id} ${written.created ? 'created' : 'updated'}`;
+  const answer = result.outcome === 'delivered' && body !== undefined ? upsertAnswer(body) : undefined;
+  if (answer && 'error' in answer) {
+    // A 2xx (207 Multi-Status) whose input failed wrote nothing: not a delivery, or the lead's later events would be
+    // taken as superseded by it. Classified as HubSpot's error category says, its message masked as any excerpt.
+    result.outcome = answer.error.category === 'RATE_LIMITS' ? 'retryable' : 'permanent';
+    result.excerpt = responseExcerpt(`${answer.error.category}: ${answer.error.message}`);
+  } else if (answer) {
+    result.excerpt = `${upsert.object === 'contacts' ? 'contact' : 'company'} ${answer.id} ${answer.created ? 'created' : 'updated'}`;
+  }
   return result;
 }
 
@@ -58,10 +65,17 @@ async function exchange(method: 'GET' | 'POST', path: string, body: unknown, opt
   return exchanged;
 }
 
-/** The record a batch upsert wrote (HubSpot's `results[0]`), when the answer says. */
-function upsertedRecord(body: string): { id: string; created: boolean } | undefined {
+/**
+ * What a batch upsert's answer says of its one input: the record written (HubSpot's `results[0]`), or the error it
+ * reports instead (`errors[0]`, with `numErrors`), when the answer says either.
+ */
+function upsertAnswer(body: string): { id: string; created: boolean } | { error: { category: string; message: string } } | undefined {
   try {
-    const parsed = JSON.parse(body) as { results?: { id?: unknown; new?: unknown }[] };
+    const parsed = JSON.parse(body) as { results?: { id?: unknown; new?: unknown }[]; numErrors?: unknown; errors?: { category?: unknown; message?: unknown }[] };
+    const failure = parsed.errors?.[0];
+    if (failure !== undefined || (typeof parsed.numErrors === 'number' && parsed.numErrors > 0)) {
+      return { error: { category: typeof failure?.category === 'string' ? failure.category : 'ERROR', message: typeof failure?.message === 'string' ? failure.message : `${String(parsed.numErrors)} input failed` } };
+    }
     const record = parsed.results?.[0];
     return typeof record?.id === 'string' ? { id: record.id, created: record.new === true } : undefined;
   } catch {
