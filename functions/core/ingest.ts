@@ -1,6 +1,6 @@
 import type { EventStore, WriteKeyStore } from './ports';
 import { formatPath } from './field-path';
-import { batchContextProblem, hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, withoutAbsentFields, type AcceptedMessage, type RejectedMessage } from './messages';
+import { batchContextProblem, hasInvalidBytes, ingestLimits, isPlainObject, parseMessageJson, validateMessage, withoutAbsentContextFields, withoutAbsentFields, type AcceptedMessage, type RejectedMessage } from './messages';
 import { originAllowed } from './origins';
 import { failureBody, type FailureStatus } from './request-failure';
 import { batchEnvelopeSchema, messageTypes } from './segment-schema';
@@ -89,7 +89,7 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
   const rejected: RejectedMessage[] = [];
   const invalidBytes = hasInvalidBytes(request.body);
   split.messages.forEach((raw, index) => {
-    const outcome = validateMessage(raw, index, workspace, request.receivedAt, { invalidBytes, asSent: split.asSent[index] });
+    const outcome = validateMessage(raw, index, workspace, request.receivedAt, { invalidBytes, asSent: split.asSent[index], absentDropped: split.absentDropped });
     if ('reason' in outcome) rejected.push(outcome);
     else accepted.push(outcome);
   });
@@ -120,8 +120,11 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
 }
 
 type Split =
-  /** `asSent`: each message as the client sent it, before the request's own fields were added (validateMessage). */
-  | { ok: true; messages: unknown[]; asSent: unknown[]; pathPrefix: (index: number) => string }
+  /**
+   * `asSent`: each message as the client sent it, before the request's own fields were added (validateMessage).
+   * `absentDropped`: the messages have been through withoutAbsentFields (a batch's items).
+   */
+  | { ok: true; messages: unknown[]; asSent: unknown[]; absentDropped: boolean; pathPrefix: (index: number) => string }
   | { ok: false; status: FailureStatus; path: string; reason: string };
 
 /** Turns the body of any call into its list of messages, with the batch-level fields applied to each. */
@@ -129,7 +132,7 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
   if (callType !== 'batch' && callType !== 'import') {
     // The path names the type; a body `type` that disagrees would make the same message mean two things.
     const { writeKey: _key, ...message } = body;
-    return { ok: true, messages: [{ ...message, type: callType }], asSent: [message], pathPrefix: () => '' };
+    return { ok: true, messages: [{ ...message, type: callType }], asSent: [message], absentDropped: false, pathPrefix: () => '' };
   }
   const envelope = batchEnvelopeSchema.safeParse(body);
   if (!envelope.success) {
@@ -147,6 +150,8 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
     const { writeKey: _key, ...message } = item;
     return message;
   });
+  // The batch's context is added to every item: its null fields are dropped once, not in each item.
+  const batchContext = context != null ? withoutAbsentContextFields(context) : undefined;
   const messages = asSent.map((sent) => {
     if (!isPlainObject(sent)) return sent;
     // An item's own null context or sentAt is absent: the batch's takes its place.
@@ -155,12 +160,12 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
     return {
       ...message,
       ...(sentAt != null && message['sentAt'] === undefined ? { sentAt } : {}),
-      ...(context != null && (itemContext === undefined || isPlainObject(itemContext))
-        ? { context: { ...context, ...(itemContext as Record<string, unknown> | undefined) } }
+      ...(batchContext !== undefined && (itemContext === undefined || isPlainObject(itemContext))
+        ? { context: { ...batchContext, ...(itemContext as Record<string, unknown> | undefined) } }
         : {}),
     };
   });
-  return { ok: true, messages, asSent, pathPrefix: (index) => `batch[${index}]` };
+  return { ok: true, messages, asSent, absentDropped: true, pathPrefix: (index) => `batch[${index}]` };
 }
 
 function parseJson(text: string): { ok: true; value: unknown } | { ok: false; reason: string } {

@@ -64,13 +64,15 @@ export interface RejectedMessage extends Rejection {
  * `receivedAt` stands in for a time not known (a backtest's events without receivedAt): no time is then too far
  * ahead of it. @default true. `readAt`: when the message is read (a backtest's run): whatever it was received at, no
  * event had happened by then, so a time more than a day after it is refused as one after the receipt is.
+ * `absentDropped`: `raw` has been through withoutAbsentFields already (ingest's batch items, so that the batch's
+ * context and sentAt fill what an item left absent), so it is not run again.
  */
 export function validateMessage(
   raw: unknown,
   index: number,
   workspace: string,
   receivedAt: Date,
-  options: { invalidBytes?: boolean; asSent?: unknown; receivedAtKnown?: boolean; readAt?: Date } = {},
+  options: { invalidBytes?: boolean; asSent?: unknown; receivedAtKnown?: boolean; readAt?: Date; absentDropped?: boolean } = {},
 ): AcceptedMessage | RejectedMessage {
   // Echoed in the answer and kept in the quarantine: bounded, whatever the client sent.
   const messageId = isPlainObject(raw) && typeof raw['messageId'] === 'string' ? raw['messageId'].slice(0, maxEchoedChars) : undefined;
@@ -86,7 +88,7 @@ export function validateMessage(
   const size = Buffer.byteLength(JSON.stringify(options.asSent ?? raw));
   if (size > ingestLimits.maxEventBytes) return reject('', `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed per event`);
 
-  const result = segmentMessageSchema.safeParse(withoutAbsentFields(raw), { reportInput: true });
+  const result = segmentMessageSchema.safeParse(options.absentDropped ? raw : withoutAbsentFields(raw), { reportInput: true });
   if (!result.success) {
     const issue = result.error.issues[0]!;
     return reject(formatPath(issue.path), describeIssue(issue));
@@ -117,15 +119,20 @@ export function withoutAbsentFields(message: Record<string, unknown>): Record<st
   const absent = [...optional].filter((key) => message[key] === null);
   for (const key of emptyMeansAbsent) if (optional.has(key) && message[key] === '') absent.push(key);
   const context = message['context'];
-  const contextAbsent = isPlainObject(context) ? [...optionalContextFields].filter((key) => context[key] === null) : [];
-  if (absent.length === 0 && contextAbsent.length === 0) return message;
+  const keptContext = isPlainObject(context) ? withoutAbsentContextFields(context) : context;
+  if (absent.length === 0 && keptContext === context) return message;
   const kept = { ...message };
   for (const key of absent) delete kept[key];
-  if (contextAbsent.length > 0) {
-    const keptContext = { ...(context as Record<string, unknown>) };
-    for (const key of contextAbsent) delete keptContext[key];
-    kept['context'] = keptContext;
-  }
+  if (keptContext !== context) kept['context'] = keptContext;
+  return kept;
+}
+
+/** A context without its optional fields sent as null (withoutAbsentFields); the context itself when there are none. */
+export function withoutAbsentContextFields(context: Record<string, unknown>): Record<string, unknown> {
+  const absent = [...optionalContextFields].filter((key) => context[key] === null);
+  if (absent.length === 0) return context;
+  const kept = { ...context };
+  for (const key of absent) delete kept[key];
   return kept;
 }
 

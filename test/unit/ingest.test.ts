@@ -480,6 +480,25 @@ describe('fields sent as null or empty for "not given"', () => {
     // Corrected by the batch's sentAt: sent 10 s after it happened, received at 12:00:00.
     expect(stored!.timestamp).toBe('2024-05-01T11:59:50.000Z');
   });
+
+  it("reads the batch context's null groupId and traits as absent in every item, unless the item gives its own", async () => {
+    const items = [track(), track({ messageId: 'm-2', context: { groupId: 'acct-2' } })];
+    const { response, events } = await send({ body: JSON.stringify({ batch: items, context: { ip: '10.0.0.1', groupId: null, traits: null } }) });
+    expect(response.status).toBe(200);
+    const [first, second] = events.saved[0]!.messages;
+    expect(first!.message.context).toEqual({ ip: '10.0.0.1' });
+    expect(first!.groupId).toBeUndefined();
+    expect(second!.message.context).toEqual({ ip: '10.0.0.1', groupId: 'acct-2' });
+    expect(second!.groupId).toBe('acct-2');
+  });
+
+  it('reads a single call\'s null optional fields as absent', async () => {
+    const { response, events } = await send({ callType: 'page', body: JSON.stringify({ userId: 'u', name: null, category: null, context: { groupId: null } }) });
+    expect(response.status).toBe(200);
+    const [stored] = events.saved[0]!.messages;
+    expect(Object.keys(stored!.message).sort()).toEqual(['context', 'messageId', 'timestamp', 'type', 'userId']);
+    expect(stored!.message.context).toEqual({});
+  });
 });
 
 describe('browser origins', () => {
