@@ -46,6 +46,18 @@ export interface IngestDependencies {
 }
 
 /**
+ * What ingest throws when storing fails (the store's error is its cause): only after the request was authenticated
+ * and its origin, if any, accepted, so the answer may let a browser that sent credentials read it (a 429's
+ * Retry-After included). An error thrown before that (the key store's) is thrown as it is.
+ */
+export class StorageFailure extends Error {
+  constructor(cause: unknown) {
+    super('storing the request failed', { cause });
+    this.name = 'StorageFailure';
+  }
+}
+
+/**
  * The ingest use case: authenticate, validate every message, store the valid ones, quarantine the rest.
  * A request that is unusable as a whole is answered with a 4xx and stores nothing.
  */
@@ -96,17 +108,21 @@ export async function ingest(request: IngestRequest, dependencies: IngestDepende
 
   // Accepted events first: once they are durable, a failure to quarantine makes the client retry, which is idempotent.
   let stored = accepted;
-  if (accepted.length > 0) {
-    const { refused } = await dependencies.events.save(workspace, accepted, request.receivedAt, request.requestId);
-    const refusedAt = new Map(refused.map((refusal) => [refusal.index, refusal]));
-    stored = accepted.filter((message) => !refusedAt.has(message.index));
-    for (const message of accepted) {
-      const refusal = refusedAt.get(message.index);
-      if (refusal) rejected.push({ ...refusal, messageId: message.messageId, raw: split.messages[message.index] });
+  try {
+    if (accepted.length > 0) {
+      const { refused } = await dependencies.events.save(workspace, accepted, request.receivedAt, request.requestId);
+      const refusedAt = new Map(refused.map((refusal) => [refusal.index, refusal]));
+      stored = accepted.filter((message) => !refusedAt.has(message.index));
+      for (const message of accepted) {
+        const refusal = refusedAt.get(message.index);
+        if (refusal) rejected.push({ ...refusal, messageId: message.messageId, raw: split.messages[message.index] });
+      }
+      rejected.sort((a, b) => a.index - b.index);
     }
-    rejected.sort((a, b) => a.index - b.index);
+    if (rejected.length > 0) await dependencies.events.quarantine(workspace, request.requestId, rejected, request.receivedAt);
+  } catch (error) {
+    throw new StorageFailure(error);
   }
-  if (rejected.length > 0) await dependencies.events.quarantine(workspace, request.requestId, rejected, request.receivedAt);
 
   const summary = { workspace, keyId: record.keyId, accepted: stored.length, rejected: rejected.length };
   const rejections = rejected.map(({ raw: _raw, ...rejection }) => rejection);

@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { gunzipSync } from 'node:zlib';
 import { decodeUtf8, ingestLimits } from '../core/messages';
-import { callTypeOfPath, callTypes, ingest, type IngestDependencies, type IngestResponse } from '../core/ingest';
+import { callTypeOfPath, callTypes, ingest, StorageFailure, type IngestDependencies, type IngestResponse } from '../core/ingest';
 import { originAllowed } from '../core/origins';
 import { feedbackPath } from '../core/lead-feedback';
 import { failureBody, type FailureStatus } from '../core/request-failure';
@@ -50,13 +50,16 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
       );
       observer?.onResponse(response, requestId);
       return json(response.status, response.body, corsHeaders(origin, response.allowOrigin !== undefined));
-    } catch (error) {
+    } catch (thrown) {
+      const error = thrown instanceof StorageFailure ? thrown.cause : thrown;
       observer?.onError(error, requestId);
+      // A failure to store comes after the request's origin was accepted; one before (the key store's) leaves it unknown.
+      const cors = corsHeaders(origin, thrown instanceof StorageFailure);
       if (error instanceof Error && throttlingErrors.has(error.name)) {
-        return json(429, failureBody(429, '', 'throttled', 'storage is throttled; retry later'), { ...refused, 'retry-after': '5' });
+        return json(429, failureBody(429, '', 'throttled', 'storage is throttled; retry later'), { ...cors, 'retry-after': '5' });
       }
       // Nothing can be promised about this request: a 5xx makes the SDK retry it, and storing is idempotent.
-      return json(500, failureBody(500, '', 'internal error', `internal error; retry the request (request id ${requestId})`), refused);
+      return json(500, failureBody(500, '', 'internal error', `internal error; retry the request (request id ${requestId})`), cors);
     }
   };
 }

@@ -102,4 +102,23 @@ describe('the ingest HTTP adapter', () => {
       expect(Object.keys(answered.headers ?? {}).filter((name) => name.startsWith('access-control-'))).toEqual([]);
     }
   });
+
+  it("allows credentials on a 429 or 500 from a store that failed after the origin was accepted, and tells the observer the store's error", async () => {
+    const failed: unknown[] = [];
+    const observer = { onResponse: () => {}, onError: (error: unknown) => failed.push(error) };
+    const boom = new Error('boom');
+    // Before the key is found, the workspace and so the origins it accepts are not known.
+    const throttledKeys: WriteKeyStore = { ...keys, find: async () => Promise.reject(throttled) };
+    const answered = [
+      await createIngestHandler({ keys, events: events(throttled) }, observer)(request({ headers: { origin: workspaceOrigin } })),
+      await createIngestHandler({ keys, events: events(boom) }, observer)(request({ headers: { origin: workspaceOrigin } })),
+      await createIngestHandler({ keys: throttledKeys, events: events() }, observer)(request({ headers: { origin: workspaceOrigin } })),
+    ];
+    expect(answered.map((answer) => [answer.statusCode, answer.headers?.['access-control-allow-credentials'], answer.headers?.['retry-after']])).toEqual([
+      [429, 'true', '5'],
+      [500, 'true', undefined],
+      [429, undefined, '5'],
+    ]);
+    expect(failed).toEqual([throttled, boom, throttled]);
+  });
 });
