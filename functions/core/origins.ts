@@ -11,12 +11,12 @@ export const anyOrigin = '*';
 const neverPageSchemes = new Set(['ftp:', 'file:', 'ws:', 'wss:']);
 
 /**
- * The canonical form of an origin as browsers send it, or `*`; or why the value is not one (`problem`, worded to follow "it"). A web page's origin is
- * http(s) (`https://app.example.com`, `http://localhost:5173`; a default port dropped). Hybrid, desktop and
- * extension apps have their own scheme (`capacitor://localhost`, `ionic://localhost`, `tauri://localhost`,
- * `chrome-extension://<id>`, `moz-extension://<uuid>`, `app://<host>`), whose origin is scheme and host as written,
- * in lower case. `null` (a file:// page, a sandboxed frame) is not an origin here: any site can send it from a
- * sandboxed frame, so allowing it would allow every site.
+ * The canonical form of an origin as browsers send it, or `*`; or why the value is not one (`problem`, worded to
+ * follow "it"). A web page's origin is http(s) (`https://app.example.com`, `http://localhost:5173`; a default port
+ * dropped). Hybrid, desktop and extension apps have their own scheme (`capacitor://localhost`, `ionic://localhost`,
+ * `tauri://localhost`, `chrome-extension://<id>`, `moz-extension://<uuid>`, `app://<host>`), whose origin is scheme
+ * and host as written, in lower case. `null` (a file:// page, a sandboxed frame) is not an origin here: any site can
+ * send it from a sandboxed frame, so allowing it would allow every site.
  */
 export function canonicalOrigin(value: string): { origin: string } | { problem: string } {
   if (value === anyOrigin) return { origin: anyOrigin };
