@@ -80,7 +80,7 @@ export function webhookDestination(id: string, url: string, secret: SecretSource
   return {
     id,
     kind: 'webhook',
-    keepsState: false,
+    skipsSuperseded: false,
     send: (event: LeadEvent) =>
       attemptWith(secret, async (value) => {
         let secrets: string[];
@@ -101,7 +101,7 @@ export function slackDestination(id: string, webhookUrl: SecretSource, entityUrl
   return {
     id,
     kind: 'slack',
-    keepsState: false,
+    skipsSuperseded: true,
     send: (event: LeadEvent) =>
       attemptWith(webhookUrl, async (value) => {
         const url = httpsUrl.safeParse(value.trim());
@@ -121,7 +121,7 @@ export function hubspotDestination(id: string, token: SecretSource, companyIdPro
   return {
     id,
     kind: 'hubspot',
-    keepsState: true,
+    skipsSuperseded: true,
     send: (event: LeadEvent) => attemptWith(token, (value) => syncLeadToHubspot(event, { token: value, companyIdProperty, ...options })),
   };
 }

@@ -126,15 +126,15 @@ export interface DeliveryLedger {
   /** Whether the destination took this idempotency key already. */
   delivered(destination: string, idempotencyKey: string): Promise<boolean>;
   /**
-   * For a CRM, whose record must end in the lead's latest state: when the destination last applied a transition of
-   * this lead (the event's evaluatedAt), if it did.
+   * For a destination that skips superseded transitions (a CRM, Slack): when it last applied a transition of this lead
+   * (the event's evaluatedAt), if it did.
    */
   lastApplied(destination: string, event: LeadEvent): Promise<string | undefined>;
   /**
-   * Logs an attempt; when it delivered, records the key, and, for a destination that keeps state (a CRM), the
-   * transition's time, in the same write.
+   * Logs an attempt; when it delivered, records the key, and, for a destination that skips superseded transitions,
+   * the transition's time, in the same write.
    */
-  record(entry: DeliveryLogEntry, event: LeadEvent, keepsState?: boolean): Promise<void>;
+  record(entry: DeliveryLogEntry, event: LeadEvent, skipsSuperseded?: boolean): Promise<void>;
 }
 
 /** One destination, as the use case sees it. */
@@ -142,14 +142,20 @@ export interface LeadDestination {
   /** Stable id, unique in the deployment: `<route>-<kind>-<n>`, or `crm-hubspot-<n>`. */
   id: string;
   kind: NotifierKind;
-  /** A CRM keeps state: an older transition arriving after a newer one is not applied. */
-  keepsState: boolean;
+  /**
+   * A transition older than one the destination already took is skipped (superseded), not sent: a CRM's record must
+   * end in the lead's latest state, and people act on a Slack alert as the latest word on a lead (a Lead Qualified
+   * redriven from the dead-letter queue after its Lead Disqualified would send sales to a lead already dropped). A
+   * webhook takes every transition: its receiver orders them by evaluatedAt.
+   */
+  skipsSuperseded: boolean;
   send(event: LeadEvent): Promise<AttemptResult>;
 }
 
 /**
  * Delivers a lead event to a destination once: skips a key the destination already took (a redelivery, a replay,
- * an evaluator that published again after a crash), and, for a CRM, a transition older than one already applied.
+ * an evaluator that published again after a crash), and, for a CRM or Slack, a transition older than one already
+ * applied (skipsSuperseded).
  * Every attempt and skip is logged. Returns what the queue should do with the message.
  */
 export async function deliverLeadEvent(
@@ -174,7 +180,7 @@ export async function deliverLeadEvent(
     await ledger.record({ ...base, at: context.now.toISOString(), outcome: 'duplicate', next: 'done' }, event);
     return { action: 'done' };
   }
-  if (destination.keepsState && !detail.test) {
+  if (destination.skipsSuperseded && !detail.test) {
     const applied = await ledger.lastApplied(destination.id, event);
     if (applied !== undefined && applied > detail.evaluatedAt) {
       await ledger.record({ ...base, at: context.now.toISOString(), outcome: 'superseded', next: 'done' }, event);
@@ -188,7 +194,7 @@ export async function deliverLeadEvent(
   if (result.error !== undefined) entry.error = result.error;
   if (result.excerpt !== undefined) entry.excerpt = result.excerpt;
   if (decision.action === 'dead-letter') entry.error = decision.reason;
-  await ledger.record(entry, event, destination.keepsState);
+  await ledger.record(entry, event, destination.skipsSuperseded);
   return decision;
 }
 

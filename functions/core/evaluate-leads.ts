@@ -281,7 +281,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const rows = reads.takeRows(candidate) ?? (await store.entity(ref, candidate.days, daysFrom));
     // Saved by a run of a later time since this one began (the stream's evaluation of a change; locally, an
     // `evaluate --at` ahead): a decision at this run's time would publish lead events dated before those published
-    // already, which a CRM's delivery skips as superseded, and the lead's state would go back in time. Its change waits for then.
+    // already, which a CRM's or Slack's delivery skips as superseded, and the lead's state would go back in time. Its change waits for then.
     const savedAt = rows.state?.lead?.evaluatedAt;
     if (savedAt !== undefined && savedAt > nowText) {
       newerStates++;

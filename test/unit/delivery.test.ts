@@ -162,7 +162,7 @@ class ScriptedDestination implements LeadDestination {
   constructor(
     readonly id: string,
     readonly kind: LeadDestination['kind'],
-    readonly keepsState: boolean,
+    readonly skipsSuperseded: boolean,
     private readonly results: AttemptResult[] = [],
   ) {}
   async send(event: LeadEvent): Promise<AttemptResult> {
@@ -270,13 +270,27 @@ describe('deliverLeadEvent', () => {
     expect(crm.sent).toEqual([later, newest, otherLead]);
   });
 
-  it('sends an older transition to a destination that keeps no state (a notification is not a record)', async () => {
+  it('skips, on Slack too, a transition older than one it posted: a redriven dead letter is no fresh alert', async () => {
     const ledger = new MemoryLedger();
-    const slack = new ScriptedDestination('sales-slack-1', 'slack', false);
-    await deliverLeadEvent(later, { destination: slack, ledger }, fresh(1), policy);
-    expect(await ledger.lastApplied('sales-slack-1', event)).toBe(later.detail.evaluatedAt);
-    await deliverLeadEvent(event, { destination: slack, ledger }, fresh(1), policy);
-    expect(slack.sent).toEqual([later, event]);
+    // As slackDestination makes it (test/unit/destinations.test.ts).
+    const slack = new ScriptedDestination('sales-slack-1', 'slack', true);
+    const disqualified = sampleLeadEvent({ previousTier: 'PQL-A', tier: null, evaluatedAt: '2024-05-03T08:00:00.000Z' });
+    // The Lead Qualified was dead-lettered, its Lead Disqualified went on and was posted, then `dlq redrive`.
+    await deliverLeadEvent(disqualified, { destination: slack, ledger }, fresh(1), policy);
+    expect(await deliverLeadEvent(event, { destination: slack, ledger }, fresh(1), policy)).toEqual({ action: 'done' });
+    expect(slack.sent).toEqual([disqualified]);
+    expect(ledger.entries.map((entry) => [entry.detailType, entry.outcome])).toEqual([
+      [disqualified.detailType, 'delivered'],
+      ['Lead Qualified', 'superseded'],
+    ]);
+  });
+
+  it('sends a webhook every transition, an older one too: its receiver orders them by evaluatedAt', async () => {
+    const ledger = new MemoryLedger();
+    const webhook = new ScriptedDestination('sales-webhook-1', 'webhook', false);
+    await deliverLeadEvent(later, { destination: webhook, ledger }, fresh(1), policy);
+    await deliverLeadEvent(event, { destination: webhook, ledger }, fresh(1), policy);
+    expect(webhook.sent).toEqual([later, event]);
   });
 
   it('lets a test lead event through a CRM whatever was applied, marked test in the log', async () => {

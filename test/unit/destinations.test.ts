@@ -33,7 +33,7 @@ describe('webhookDestination', () => {
   it('POSTs the envelope signed per Standard Webhooks, the idempotency key as webhook-id', async () => {
     const secret = generateWebhookSecret();
     const destination = webhookDestination('sales-webhook-1', receiver.url, staticSecret(secret));
-    expect(destination).toMatchObject({ id: 'sales-webhook-1', kind: 'webhook', keepsState: false });
+    expect(destination).toMatchObject({ id: 'sales-webhook-1', kind: 'webhook', skipsSuperseded: false });
     expect(await destination.send(qualified)).toEqual({ outcome: 'delivered', status: 200, excerpt: '{"ok":true}', latencyMs: expect.any(Number) });
 
     expect(receiver.received).toHaveLength(1);
@@ -130,7 +130,7 @@ describe('slackDestination', () => {
   it('POSTs the Block Kit message to the URL kept in the secret', async () => {
     const { urls, fetch } = viaReceiver();
     const destination = slackDestination('sales-slack-1', staticSecret(`  ${slackUrl}\n`), template, { fetch });
-    expect(destination).toMatchObject({ id: 'sales-slack-1', kind: 'slack', keepsState: false });
+    expect(destination).toMatchObject({ id: 'sales-slack-1', kind: 'slack', skipsSuperseded: true });
     receiver.reply({ status: 200, body: 'ok', headers: { 'content-type': 'text/html' } });
     expect(await destination.send(qualified)).toEqual({ outcome: 'delivered', status: 200, excerpt: 'ok', latencyMs: expect.any(Number) });
     expect(urls).toEqual([slackUrl]);

@@ -121,7 +121,7 @@ describe('feedback link tokens', () => {
 
 describe('feedback links at delivery (withFeedbackLinks)', () => {
   const sent: LeadEvent[] = [];
-  const destination: LeadDestination = { id: 'sales-webhook-1', kind: 'webhook', keepsState: false, send: async (event): Promise<AttemptResult> => {
+  const destination: LeadDestination = { id: 'sales-webhook-1', kind: 'webhook', skipsSuperseded: false, send: async (event): Promise<AttemptResult> => {
       sent.push(event);
       return { outcome: 'delivered', status: 200, latencyMs: 1 };
     },

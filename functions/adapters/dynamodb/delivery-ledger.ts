@@ -50,7 +50,7 @@ export class DynamoDbDeliveryLedger implements DeliveryLedger {
     return Item?.['appliedAt']?.S;
   }
 
-  async record(entry: DeliveryLogEntry, event: LeadEvent, keepsState = false): Promise<void> {
+  async record(entry: DeliveryLogEntry, event: LeadEvent, skipsSuperseded = false): Promise<void> {
     const expiresAt = { N: String(Math.floor((Date.parse(entry.at) + this.logDays * dayMs) / 1000)) };
     const items: Item[] = [
       {
@@ -66,7 +66,7 @@ export class DynamoDbDeliveryLedger implements DeliveryLedger {
       const destination = { S: deliveredPartitionKey(entry.destination) };
       items.push({ pk: destination, sk: { S: deliveredKeySortKey(entry.idempotencyKey) }, expiresAt });
       // Only real transitions move a CRM's record of what it holds; a test lead never does.
-      if (keepsState && !entry.test) {
+      if (skipsSuperseded && !entry.test) {
         const { workspace, entity, evaluatedAt } = event.detail;
         items.push({ pk: destination, sk: { S: appliedSortKey(workspace, entity.type, entity.id) }, appliedAt: { S: evaluatedAt }, expiresAt });
       }
