@@ -99,20 +99,40 @@ const maxVisibilitySeconds = 12 * 60 * 60;
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   logger.addContext(context);
   const failed: string[] = [];
+  const followers: SQSRecord[] = [];
   try {
     for (const record of event.Records) {
       // FIFO: once a message waits, the ones after it wait too, so the destination sees them in order.
       if (failed.length > 0) {
         failed.push(record.messageId);
+        followers.push(record);
         continue;
       }
       const decision = await deliver(record);
       if (decision.action === 'retry') failed.push(record.messageId);
     }
+    await releaseFollowers(followers);
   } finally {
     metrics.publishStoredMetrics();
   }
   return { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) };
+}
+
+/**
+ * Makes the messages behind a waiting one visible again at once. Reported failed, they would stay in flight for the
+ * queue's visibility timeout (six minutes), and SQS returns none of a group while one of it is in flight: the waiting
+ * message, due again after its backoff (from 10 s), would wait those six minutes. Visible, they still wait for it,
+ * in flight itself until its backoff ends. Failing here costs only that delay, so it is logged and not retried.
+ */
+async function releaseFollowers(followers: SQSRecord[]): Promise<void> {
+  for (const record of followers) {
+    try {
+      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: environment[names.queueUrl], ReceiptHandle: record.receiptHandle, VisibilityTimeout: 0 }));
+    } catch (error) {
+      logger.warn('lead event behind a retried one not released: it waits for the queue visibility timeout', { destination: destinationId, error: error as Error });
+      return;
+    }
+  }
 }
 
 async function deliver(record: SQSRecord): Promise<DeliveryDecision> {

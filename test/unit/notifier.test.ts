@@ -512,7 +512,13 @@ describe('handler', () => {
     expect(await handler(batch(...records), lambdaContext())).toEqual(failures(...records));
     // FIFO: nothing after the failed record was attempted.
     expect(postedKeys()).toEqual([keyOf(first)]);
-    expect(sqs.visibilityChanges).toEqual([{ queueUrl: queueUrl(), receiptHandle: records[0]!.receiptHandle, visibilityTimeout: expect.any(Number) }]);
+    // The two behind it are made visible again at once: left in flight for the queue's visibility timeout, they would
+    // hold back the whole group, the failed one too, for six minutes rather than its backoff.
+    expect(sqs.visibilityChanges).toEqual([
+      { queueUrl: queueUrl(), receiptHandle: records[0]!.receiptHandle, visibilityTimeout: expect.any(Number) },
+      { queueUrl: queueUrl(), receiptHandle: records[1]!.receiptHandle, visibilityTimeout: 0 },
+      { queueUrl: queueUrl(), receiptHandle: records[2]!.receiptHandle, visibilityTimeout: 0 },
+    ]);
     // First attempt: full jitter up to the 10 s base, at least a second.
     const { visibilityTimeout } = sqs.visibilityChanges[0]!;
     expect(visibilityTimeout).toBeGreaterThanOrEqual(1);
@@ -534,7 +540,10 @@ describe('handler', () => {
     const records = [leadRecord(first), leadRecord(second, { receiveCount: 4 }), leadRecord(third)];
     expect(await handler(batch(...records), lambdaContext())).toEqual(failures(records[1]!, records[2]!));
     expect(postedKeys()).toEqual([keyOf(first), keyOf(second)]);
-    expect(sqs.visibilityChanges).toEqual([{ queueUrl: queueUrl(), receiptHandle: records[1]!.receiptHandle, visibilityTimeout: expect.any(Number) }]);
+    expect(sqs.visibilityChanges).toEqual([
+      { queueUrl: queueUrl(), receiptHandle: records[1]!.receiptHandle, visibilityTimeout: expect.any(Number) },
+      { queueUrl: queueUrl(), receiptHandle: records[2]!.receiptHandle, visibilityTimeout: 0 },
+    ]);
     // Fourth attempt: up to 10 s doubled three times.
     expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeGreaterThanOrEqual(1);
     expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeLessThanOrEqual(80);
@@ -614,7 +623,9 @@ describe('handler', () => {
     const gone = leadRecord(first);
     const after = leadRecord(second);
     expect(await handler(batch(gone, after), lambdaContext())).toEqual(failures(gone, after));
-    expect(sqs.operations).toEqual(['SendMessage']);
+    // The one behind it is released (visible again), still held back by it, in flight for the visibility timeout.
+    expect(sqs.operations).toEqual(['SendMessage', 'ChangeMessageVisibility']);
+    expect(sqs.visibilityChanges).toEqual([{ queueUrl: queueUrl(), receiptHandle: after.receiptHandle, visibilityTimeout: 0 }]);
     expect(sqs.sent).toEqual([]);
     expect(postedKeys()).toEqual([keyOf(first)]);
 
