@@ -1,4 +1,4 @@
-import { Annotations, Arn, ArnFormat, CfnRule, type CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { Annotations, Arn, ArnFormat, CfnRule, type CfnRuleAssertion, Duration, Fn, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -8,12 +8,13 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { DestinationRecord } from '../functions/adapters/dynamodb/destination-registry';
 import { leadEventSource, leadEventTypes } from '../functions/core/lead-event';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours } from '../functions/shared/settings';
 import type { CrmDestination, Destination } from './config';
+import { encryptedQueue, ruleTargetDeadLetterQueue } from './dead-letter-queue';
 import { NotifierDestination, type NotifierDestinationProps } from './notifier-destination';
 
 /** An EventBridge input transformer as data: what a target receives instead of the whole event. */
@@ -147,7 +148,8 @@ export interface LeadFanoutProps {
  * - sqs: one queue per route for the user's consumers, with a redrive queue; it receives the whole event.
  * - lambda: the user's function, invoked asynchronously with the whole event.
  *
- * Every target has a retry policy (maxEventAge, retryAttempts) and a dead-letter queue of its own destination.
+ * Every target has a retry policy (maxEventAge, retryAttempts) and a dead-letter queue of its own destination. Every
+ * queue is one of lib/dead-letter-queue.ts' encrypted queues (SQS-managed encryption, TLS only, 14 days).
  */
 export class LeadFanout extends Construct {
   public readonly eventBus: events.EventBus;
@@ -303,13 +305,7 @@ export class LeadFanout extends Construct {
 
   /** The rule of one email, sqs or lambda destination, with its target's retry policy and dead-letter queue. */
   #rule(scope: Construct, id: string, kind: 'email' | 'sqs' | 'lambda', route: string, pattern: events.EventPattern, target: (delivery: targets.TargetBaseProps) => events.IRuleTarget): events.Rule {
-    const deadLetterQueue = this.#newQueue(scope, 'DeadLetterQueue');
-    Validations.of(deadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is the dead-letter queue of an EventBridge rule target (its DeadLetterConfig, which the check ' +
-        'does not recognise); a dead-letter queue of its own would only move the same messages once more.',
-    });
+    const deadLetterQueue = ruleTargetDeadLetterQueue(scope, 'DeadLetterQueue');
     this.deadLetterQueues.push(deadLetterQueue);
     const rule = new events.Rule(scope, 'Rule', {
       eventBus: this.eventBus,
@@ -333,16 +329,6 @@ export class LeadFanout extends Construct {
       ...(destination.queue ? { queueUrl: destination.queue.queueUrl, queueArn: destination.queue.queueArn } : {}),
       deadLetterQueueUrl: destination.deadLetterQueue.queueUrl,
       deadLetterQueueArn: destination.deadLetterQueue.queueArn,
-    });
-  }
-
-  #newQueue(scope: Construct, id: string, props: sqs.QueueProps = {}): sqs.Queue {
-    // SQS-managed encryption rather than KMS: EventBridge and Lambda can send to it without key policies.
-    return new sqs.Queue(scope, id, {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-      ...props,
     });
   }
 
@@ -380,9 +366,9 @@ export class LeadFanout extends Construct {
   }
 
   #queue(scope: Construct, route: string, id: string, pattern: events.EventPattern) {
-    const consumerDeadLetterQueue = this.#newQueue(scope, 'ConsumerDeadLetterQueue');
+    const consumerDeadLetterQueue = encryptedQueue(scope, 'ConsumerDeadLetterQueue');
     this.deadLetterQueues.push(consumerDeadLetterQueue);
-    const queue = this.#newQueue(scope, 'Queue', {
+    const queue = encryptedQueue(scope, 'Queue', {
       deadLetterQueue: { queue: consumerDeadLetterQueue, maxReceiveCount: 5 },
     });
     this.queues[route] = queue;

@@ -1,4 +1,4 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -7,11 +7,12 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { deliveryPartitionsPatterns, metaPartitionKey } from '../functions/adapters/dynamodb/item-keys';
 import type { NotifierKind } from '../functions/core/delivery';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, environmentNames } from '../functions/shared/settings';
+import { encryptedQueue, ruleTargetDeadLetterQueue } from './dead-letter-queue';
 import { LambdaFunction } from './lambda-function';
 
 /**
@@ -38,9 +39,6 @@ const visibilityTimeout = Duration.seconds(notifierTimeout.toSeconds() * 6);
  * this, would take it for complete).
  */
 const completeSecretArn = /-[A-Za-z0-9]{6}$/;
-
-/** SQS keeps a message at most 14 days. */
-const retention = Duration.days(14);
 
 /**
  * The delivery queue's own redrive, only a safety net: the notifier moves a message to the dead-letter queue
@@ -137,9 +135,10 @@ export interface NotifierDestinationProps {
  * - It reads its secret at run time, records each attempt in the delivery log and remembers what the destination
  *   took (duplicates from a redelivery or a replay are skipped); its role reaches only those partitions.
  *
- * Both queues keep messages 14 days and use SQS-managed encryption (EventBridge and Lambda need no key policy) over
- * TLS only. The delivery queue and its dead-letter queue deduplicate on content: whether or not a sender gives a
- * deduplication id, SendMessage is accepted, and two sends of one body within five minutes are one message.
+ * Its three queues are the project's encrypted queues (lib/dead-letter-queue.ts: SQS-managed encryption, TLS only,
+ * messages kept 14 days). The delivery queue and its dead-letter queue deduplicate on content: whether or not a
+ * sender gives a deduplication id, SendMessage is accepted, and two sends of one body within five minutes are one
+ * message.
  */
 export class NotifierDestination extends Construct {
   /** The FIFO queue in front of the notifier. */
@@ -158,33 +157,14 @@ export class NotifierDestination extends Construct {
     if (kind === 'webhook' && props.webhookUrl === undefined) throw new Error(`${destinationId}: a webhook destination needs its URL`);
     if (kind === 'hubspot' && props.companyIdProperty === undefined) throw new Error(`${destinationId}: a hubspot destination needs companyIdProperty`);
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+    this.deadLetterQueue = encryptedQueue(this, 'DeadLetterQueue', { fifo: true, contentBasedDeduplication: true });
+    this.queue = encryptedQueue(this, 'Queue', {
       fifo: true,
       contentBasedDeduplication: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: retention,
-    });
-    this.queue = new sqs.Queue(this, 'Queue', {
-      fifo: true,
-      contentBasedDeduplication: true,
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: retention,
       visibilityTimeout,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: safetyNetReceiveCount },
     });
-    this.targetDeadLetterQueue = new sqs.Queue(this, 'TargetDeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: retention,
-    });
-    Validations.of(this.targetDeadLetterQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason:
-        'This queue is the dead-letter queue of an EventBridge rule target (its DeadLetterConfig, which the check ' +
-        'does not recognise); a dead-letter queue of its own would only move the same messages once more.',
-    });
+    this.targetDeadLetterQueue = ruleTargetDeadLetterQueue(this, 'TargetDeadLetterQueue');
 
     const secret = !props.secret.startsWith('arn:')
       ? secretsmanager.Secret.fromSecretNameV2(this, 'Secret', props.secret)
