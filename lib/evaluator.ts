@@ -134,7 +134,10 @@ export interface EvaluatorProps {
  *
  * Scheduler invokes the function asynchronously: its retry policy and dead-letter queue cover invocations Lambda
  * did not accept; the function's own asynchronous configuration does not retry a failed run and drops a run that
- * waited longer than five minutes, because the next tick does the same work.
+ * waited longer than five minutes, because the next tick does the same work. Nothing of such a run is lost: what it
+ * would have evaluated stays listed in the table (the `dirty` index, the change lists) for the next. Nor is it silent
+ * (lib/monitoring.ts): a failed run raises `evaluator errors`, and runs that keep failing or being dropped
+ * `evaluator lag`, whose metric only scheduled runs report and whose missing data is breaching.
  */
 export class Evaluator extends Construct {
   public readonly handler: lambda.Function;
@@ -186,6 +189,8 @@ export class Evaluator extends Construct {
         [environmentNames.userIntervalSeconds]: String(userEveryMinutes * 60),
       },
     }).function;
+    // The scheduled runs' invocations only: the table stream's event source mapping invokes synchronously, with its
+    // own retries (lib/change-capture.ts).
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });
 
     // Explicit rather than grantReadWriteData, which would add Scan, ConditionCheckItem and every index.

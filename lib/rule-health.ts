@@ -66,10 +66,11 @@ export interface RuleHealthProps {
 /**
  * The rule-health job: a Lambda (functions/health/handler.ts) that builds `pql-radar health`'s report of each
  * workspace and emits its top tier's lift, run by EventBridge Scheduler every `everyHours`, reading the table only;
- * an alarm on the lift's lower bound, and one on the job's failures. The lift's alarm takes no data (no tier
- * qualified a lead, or the job did not run) as not breaching: a quiet period is not a bad rule. A run that failed is
- * what the failure alarm is for, and a run Scheduler could not start waits in the dead-letter queue, which
- * lib/monitoring.ts alarms on like every other.
+ * an alarm on the lift's lower bound, and one on a run that did not complete. The lift's alarm takes no data (no tier
+ * qualified a lead, or the job did not run) as not breaching: a quiet period is not a bad rule. A run that failed, or
+ * that Lambda dropped without running it, is what the failure alarm is for, and a run Scheduler could not start waits
+ * in the dead-letter queue, which lib/monitoring.ts alarms on like every other. Nothing else is kept of a lost run:
+ * it has nothing to redo that the next run does not do.
  */
 export class RuleHealth extends Construct {
   public readonly handler: lambda.Function;
@@ -80,7 +81,10 @@ export class RuleHealth extends Construct {
   public readonly deadLetterQueue: sqs.Queue;
   /** On the lift's lower bound. */
   public readonly alarm: cloudwatch.Alarm;
-  /** On a run that failed (the function's errors), within the last `everyHours`. */
+  /**
+   * On a run that did not complete within the last `everyHours`: an invocation Lambda dropped (AsyncEventsDropped),
+   * after it failed or unrun.
+   */
   public readonly failureAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: RuleHealthProps) {
@@ -104,7 +108,9 @@ export class RuleHealth extends Construct {
         [environmentNames.healthPeriodDays]: String(props.periodDays ?? defaultHealthPeriodDays),
       },
     }).function;
-    // A failed run is not retried: the next one reads the same states.
+    // A failed run is not retried: the next one reads the same states. Scheduler invokes the function asynchronously,
+    // so Lambda drops the failed run's invocation, as it drops one that waited, throttled, longer than it keeps one (6
+    // hours): the failure alarm counts both (AsyncEventsDropped), where the function's errors would miss the second.
     this.handler.configureAsyncInvoke({ retryAttempts: 0 });
 
     // Read-only, written out: grantReadData would add Scan, ConditionCheckItem, DescribeTable and every index.
@@ -159,13 +165,14 @@ export class RuleHealth extends Construct {
     this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
       alarmName: `${Stack.of(this).stackName} rule health failed`,
       alarmDescription:
-        'The rule-health job failed (a timeout on a large table, DynamoDB errors, a crash): it published no lift, so the ' +
-        "lift alarm cannot fire. See the job's log group; it is not retried, the next run reads the same states.",
-      metric: this.handler.metricErrors({ period: Duration.hours(everyHours), statistic: 'Sum' }),
+        'A run of the rule-health job did not complete: it failed (a timeout on a large table, DynamoDB errors, a crash), ' +
+        'or Lambda dropped it unrun (throttled for the 6 hours it keeps an invocation). It published no lift, so the lift ' +
+        "alarm cannot fire. See the job's log group, and its throttles; it is not retried, the next run reads the same states.",
+      metric: this.handler.metric('AsyncEventsDropped', { period: Duration.hours(everyHours), statistic: 'Sum' }),
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
-      // No invocation, no error: a run Scheduler could not start is in the dead-letter queue.
+      // No invocation, nothing dropped: a run Scheduler could not start is in the dead-letter queue.
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     if (props.alarmTopic) {

@@ -99,7 +99,7 @@ describe('rule-health schedule', () => {
 });
 
 const liftAlarm = (template: Template) => resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'TierLiftLowerBound')!;
-const failureAlarm = (template: Template) => resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.MetricName === 'Errors')!;
+const failureAlarm = (template: Template) => resources(template, 'AWS::CloudWatch::Alarm').find((each) => each.Properties.AlarmName.endsWith('rule health failed'))!;
 
 describe('rule-health alarm', () => {
   it('fires when the lowest TierLiftLowerBound of a period is below the threshold, and no data is not breaching', () => {
@@ -132,12 +132,13 @@ describe('rule-health alarm', () => {
     }
   });
 
-  it("fires on a failed run: the function's errors over the job's period, no invocation being no error", () => {
+  it("fires on a run that failed or was dropped unrun: the function's dropped asynchronous invocations over the job's period, none being no data", () => {
     const { template, ruleHealth, logicalId } = build({ everyHours: 6 });
     expect(resources(template, 'AWS::CloudWatch::Alarm')).toHaveLength(2);
     expect(failureAlarm(template).Properties).toMatchObject({
       AlarmName: 'RuleHealthTest rule health failed',
       Namespace: 'AWS/Lambda',
+      MetricName: 'AsyncEventsDropped',
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(ruleHealth.handler) } }],
       Statistic: 'Sum',
       Period: 6 * 3600,
@@ -159,7 +160,7 @@ describe('in the stack', () => {
     const topicId = stack.getLogicalId(stack.monitoring.alarmTopic.node.defaultChild as CfnElement);
     expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     const failed = resources(template, 'AWS::CloudWatch::Alarm').find(
-      (each) => each.Properties.MetricName === 'Errors' && JSON.stringify(each.Properties.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: stack.getLogicalId(stack.ruleHealth.handler.node.defaultChild as CfnElement) } }]) && each.Properties.Period === 86_400,
+      (each) => each.Properties.MetricName === 'AsyncEventsDropped' && JSON.stringify(each.Properties.Dimensions) === JSON.stringify([{ Name: 'FunctionName', Value: { Ref: stack.getLogicalId(stack.ruleHealth.handler.node.defaultChild as CfnElement) } }]) && each.Properties.Period === 86_400,
     );
     expect(failed?.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     expect(failed?.Properties.OKActions).toEqual([{ Ref: topicId }]);
