@@ -150,7 +150,9 @@ for (const measured of results) {
 console.log(`(+ ${dollars(price.eventBridgeEvent * 1e6)}/M lead events for PutEvents, paid once by the evaluator whatever the number of destinations)`);
 
 // A day of outage: the head of the destination's FIFO queue is retried on the default schedule until the window
-// passes; the messages behind it wait without cost. Averaged over 1,000 schedules (the backoff is jittered).
+// passes. The messages behind it received in its batch (at most 9: batches of 10) are made visible again at each
+// attempt, a ChangeMessageVisibility each; the others wait without cost. Averaged over 1,000 schedules (the backoff
+// is jittered).
 let attempts = 0;
 const schedules = 1000;
 for (let run = 0; run < schedules; run++) {
@@ -167,8 +169,13 @@ const perDay = attempts / schedules;
 const failedCost = perMillion(failed);
 // Each attempt: a receive and a ChangeMessageVisibility instead of a delete, one invocation, the measured units and time.
 const attemptCost = failedCost.dynamodb + 2 * price.fifoRequest + failedCost.lambda;
+/** The messages behind the head in its batch, released at each attempt (functions/notifier/handler.ts). */
+const releasedBehind = 9;
 console.log(`\na day of outage (receiver down 24 h, default policy): ${count(Number((perDay).toFixed(1)))} attempts at the head of each destination's queue`);
-console.log(`  costs ${dollars(perDay * attemptCost)} per destination per day, whatever the number of leads waiting behind it`);
+console.log(
+  `  costs ${dollars(perDay * attemptCost)} per destination per day with no lead waiting behind it, ` +
+    `${dollars(perDay * (attemptCost + releasedBehind * price.fifoRequest))} with ${releasedBehind} or more (each attempt releases those of its batch), whatever their number`,
+);
 console.log(`  (each failed attempt: ${count(Number((failed.readUnits / failed.count).toFixed(2)))} RCU, ${count(Number((failed.writeUnits / failed.count).toFixed(2)))} WCU, ${count(Number((failed.lambdaMs / failed.count).toFixed(0)))} ms)`);
 
 receiver.closeAllConnections();
