@@ -300,6 +300,7 @@ export class LeadFanout extends Construct {
       rule: destination.rule,
       queue: destination.queue,
       deadLetterQueue: destination.deadLetterQueue,
+      targetDeadLetterQueue: destination.targetDeadLetterQueue,
     });
   }
 
@@ -317,7 +318,7 @@ export class LeadFanout extends Construct {
     return rule;
   }
 
-  #record(destination: { id: string; kind: DestinationRecord['kind']; route: string; rule: events.Rule; queue?: sqs.Queue; deadLetterQueue: sqs.Queue }) {
+  #record(destination: { id: string; kind: DestinationRecord['kind']; route: string; rule: events.Rule; queue?: sqs.Queue; deadLetterQueue: sqs.Queue; targetDeadLetterQueue?: sqs.Queue }) {
     this.destinations.push({
       id: destination.id,
       kind: destination.kind,
@@ -329,6 +330,7 @@ export class LeadFanout extends Construct {
       ...(destination.queue ? { queueUrl: destination.queue.queueUrl, queueArn: destination.queue.queueArn } : {}),
       deadLetterQueueUrl: destination.deadLetterQueue.queueUrl,
       deadLetterQueueArn: destination.deadLetterQueue.queueArn,
+      ...(destination.targetDeadLetterQueue ? { targetDeadLetterQueueUrl: destination.targetDeadLetterQueue.queueUrl } : {}),
     });
   }
 

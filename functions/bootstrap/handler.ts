@@ -135,6 +135,7 @@ const destinationRecord = z.object({
   queueArn: optional,
   deadLetterQueueUrl: optional,
   deadLetterQueueArn: optional,
+  targetDeadLetterQueueUrl: optional,
 }) satisfies z.ZodType<DestinationRecord>;
 
 /** The custom resource's properties, as lib/write-key-bootstrap.ts writes them. */

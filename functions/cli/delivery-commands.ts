@@ -200,8 +200,15 @@ export function addDeliveryCommands(program: Command) {
           console.log(`${record.id}  ${letters.length} dead letter(s)`);
           for (const letter of letters) console.log(`  ${letter.deadLetteredAt}  ${letter.event.detailType} ${letter.event.detail.entity.type} ${letter.event.detail.entity.id}  key ${letter.event.detail.idempotencyKey}  ${letter.reason}`);
         } else if (record.deadLetterQueueUrl) {
-          const { Attributes } = await new SQSClient({}).send(new GetQueueAttributesCommand({ QueueUrl: record.deadLetterQueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
-          console.log(`${record.id}  ${Attributes?.ApproximateNumberOfMessages ?? '?'} dead letter(s)  ${record.deadLetterQueueUrl}`);
+          const sqs = new SQSClient({});
+          const waiting = async (queueUrl: string) =>
+            (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }))).Attributes?.ApproximateNumberOfMessages ?? '?';
+          console.log(`${record.id}  ${await waiting(record.deadLetterQueueUrl)} dead letter(s)  ${record.deadLetterQueueUrl}`);
+          // What EventBridge could not put on the notifier's queue never reached it: `dlq redrive` cannot move it there.
+          if (record.targetDeadLetterQueueUrl) {
+            const unqueued = await waiting(record.targetDeadLetterQueueUrl);
+            if (unqueued !== '0') console.log(`  and ${unqueued} the event bus could not queue for it  ${record.targetDeadLetterQueueUrl}: replay them from the archive (pql-radar destinations replay ${record.id} --from ...)`);
+          }
         } else {
           // Every deployed destination is recorded with its queue (lib/lead-fanout.ts): a record without one was written otherwise.
           console.log(`${record.id}  no dead-letter queue recorded, so none to count`);

@@ -532,6 +532,7 @@ describe('destination records', () => {
       expect(byId[destinationId]).toMatchObject({ id: destinationId, transport: 'sqs', ruleArn: getAtt(ruleOf(destinationId).id), eventBusName: bus, archiveArn: archive });
     }
     const slack = queuesOf('Slack1');
+    const slackTarget = idOf((child('sales', 'Slack1') as NotifierDestination).targetDeadLetterQueue);
     expect(byId['sales-slack-1']).toEqual({
       id: 'sales-slack-1',
       kind: 'slack',
@@ -544,6 +545,8 @@ describe('destination records', () => {
       queueArn: getAtt(slack.queue),
       deadLetterQueueUrl: ref(slack.deadLetterQueue),
       deadLetterQueueArn: getAtt(slack.deadLetterQueue),
+      // What `dlq list` counts besides: events the bus could not put on the delivery queue.
+      targetDeadLetterQueueUrl: ref(slackTarget),
     });
     expect(byId['crm-hubspot-1']).toMatchObject({ kind: 'hubspot', route: '*', queueUrl: ref(queuesOf('Crm', 'Hubspot1').queue) });
     for (const destinationId of ['sales-email-1', 'sales-sqs-1', 'sales-lambda-1', 'nurture-email-1', 'nurture-sqs-1']) {

@@ -177,6 +177,7 @@ describe('destinations against DynamoDB Local', () => {
     queueArn: 'arn:aws:sqs:eu-west-1:123456789012:PqlRadar-LeadFanoutsalesSlack1Queue-1.fifo',
     deadLetterQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/PqlRadar-LeadFanoutsalesSlack1DeadLetterQueue-2.fifo',
     deadLetterQueueArn: 'arn:aws:sqs:eu-west-1:123456789012:PqlRadar-LeadFanoutsalesSlack1DeadLetterQueue-2.fifo',
+    targetDeadLetterQueueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/PqlRadar-LeadFanoutsalesSlack1TargetDeadLetterQueue-4',
   };
   const email: DestinationRecord = {
     id: 'nurture-email-1',

@@ -30,9 +30,14 @@ export interface DestinationRecord {
   queueArn?: string;
   deadLetterQueueUrl?: string;
   deadLetterQueueArn?: string;
+  /**
+   * Deployed notifiers: the dead-letter queue of their rule's target, what EventBridge could not put on the delivery
+   * queue (not redriven: replayed from the archive).
+   */
+  targetDeadLetterQueueUrl?: string;
 }
 
-const fields = ['kind', 'route', 'transport', 'ruleArn', 'eventBusName', 'archiveArn', 'queueUrl', 'queueArn', 'deadLetterQueueUrl', 'deadLetterQueueArn'] as const;
+const fields = ['kind', 'route', 'transport', 'ruleArn', 'eventBusName', 'archiveArn', 'queueUrl', 'queueArn', 'deadLetterQueueUrl', 'deadLetterQueueArn', 'targetDeadLetterQueueUrl'] as const;
 
 export class DynamoDbDestinationRegistry {
   constructor(
