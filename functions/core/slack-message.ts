@@ -11,7 +11,15 @@ interface PlainText {
 interface Markdown {
   type: 'mrkdwn';
   text: string;
+  verbatim: true;
 }
+
+/**
+ * Lead data's text, as Slack shows it without preprocessing it (verbatim): by default Slack turns bare URLs into links
+ * and parses some mentions in mrkdwn, so a trait such as `@channel` or a URL could notify a channel or become a link.
+ * The mentions and links written here (`<@U…>`, `<url|label>`) are kept.
+ */
+const markdown = (text: string): Markdown => ({ type: 'mrkdwn', text, verbatim: true });
 
 export type SlackBlock =
   | { type: 'header'; text: PlainText }
@@ -95,27 +103,27 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
         `*Score*\n${total} (engagement ${engagement}, fit ${fit})`,
         `*Route*\n${escape(detail.route ?? 'none')}`,
         ...(typeof detail.owner === 'string' ? [`*Owner*\n${ownerText(detail.owner)}`] : []),
-      ].map((text) => ({ type: 'mrkdwn', text: truncate(text, maxField) })),
+      ].map((text) => markdown(truncate(text, maxField))),
     },
   ];
 
   const who = [traits.name, traits.email, traits.company, traits.plan === undefined ? undefined : `plan ${traits.plan}`].filter(
     (part): part is string => part !== undefined,
   );
-  if (who.length > 0) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: truncate(escape(who.join(' · ')), maxField) }] });
+  if (who.length > 0) blocks.push({ type: 'context', elements: [markdown(truncate(escape(who.join(' · ')), maxField))] });
 
   const signals = detail.signals.map(
     (signal) => escape(`${signal.name}: ${signalValue(signal.value)} (${signal.points > 0 ? '+' : ''}${signal.points})`),
   );
-  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: signals.length > 0 ? list('Signals', signals) : '*Signals*\nnone' } });
-  if (detail.reasons.length > 0) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: list('Why', detail.reasons.map(escape)) } });
+  blocks.push({ type: 'section', text: markdown(signals.length > 0 ? list('Signals', signals) : '*Signals*\nnone') });
+  if (detail.reasons.length > 0) blocks.push({ type: 'section', text: markdown(list('Why', detail.reasons.map(escape))) });
   if (members !== undefined && members.length > 0) {
     const memberLines = members.map((member) => escape(member.tier === null ? member.id : `${member.id} (${member.tier})`));
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: list(`Members (${members.length})`, memberLines, maxMembersListed) } });
+    blocks.push({ type: 'section', text: markdown(list(`Members (${members.length})`, memberLines, maxMembersListed)) });
   }
   if (topEvents.length > 0) {
     const events = topEvents.map((event) => `${event.name} ×${event.count}`).join(', ');
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: truncate(escape(`Top events: ${events}`), maxField) }] });
+    blocks.push({ type: 'context', elements: [markdown(truncate(escape(`Top events: ${events}`), maxField))] });
   }
 
   // Plain links, not buttons: each opens a confirmation page whose button applies it, so Slack's unfurling or a
@@ -123,7 +131,7 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
   const links = (detail.feedbackLinks ?? []).filter((link) => link.url.length <= maxUrl);
   if (links.length > 0) {
     const text = `*Feedback* (one click, no login): ${links.map((link) => `<${link.url}|${escape(feedbackLinkLabel(link))}>`).join(' · ')}`;
-    if (text.length <= maxSectionText) blocks.push({ type: 'section', text: { type: 'mrkdwn', text } });
+    if (text.length <= maxSectionText) blocks.push({ type: 'section', text: markdown(text) });
   }
   if (entityUrlTemplate !== undefined) {
     const url = entityUrl(entityUrlTemplate, detail);
@@ -135,15 +143,7 @@ export function slackMessage(detail: LeadEventDetail, entityUrlTemplate?: string
       });
     }
   }
-  blocks.push({
-    type: 'context',
-    elements: [
-      {
-        type: 'mrkdwn',
-        text: escape(`rules ${detail.rulesetVersion} · evaluated ${detail.evaluatedAt} · key ${detail.idempotencyKey}`),
-      },
-    ],
-  });
+  blocks.push({ type: 'context', elements: [markdown(escape(`rules ${detail.rulesetVersion} · evaluated ${detail.evaluatedAt} · key ${detail.idempotencyKey}`))] });
 
   return { text: escape(detail.summary), blocks };
 }

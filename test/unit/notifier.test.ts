@@ -139,10 +139,10 @@ describe('slackMessage', () => {
     expect(fields).toEqual({
       type: 'section',
       fields: [
-        { type: 'mrkdwn', text: `*Entity*\nuser user-45\nworkspace acme` },
-        { type: 'mrkdwn', text: `*Tier*\n${header.split(': ')[1]}` },
-        { type: 'mrkdwn', text: `*Score*\n${detail.score.total} (engagement ${detail.score.engagement}, fit ${detail.score.fit})` },
-        { type: 'mrkdwn', text: '*Route*\nsales' },
+        { type: 'mrkdwn', text: `*Entity*\nuser user-45\nworkspace acme`, verbatim: true },
+        { type: 'mrkdwn', text: `*Tier*\n${header.split(': ')[1]}`, verbatim: true },
+        { type: 'mrkdwn', text: `*Score*\n${detail.score.total} (engagement ${detail.score.engagement}, fit ${detail.score.fit})`, verbatim: true },
+        { type: 'mrkdwn', text: '*Route*\nsales', verbatim: true },
       ],
     });
     expect(texts(message)).toContain('Ada Okafor · ada@example.com · Acme Analytics · plan free');
@@ -193,6 +193,10 @@ describe('slackMessage', () => {
     const hostileMessage = slackMessage(hostile);
     expect(hostileMessage.text).toBe('hi &lt;!here&gt;');
     expect(texts(hostileMessage).join('\n')).not.toMatch(/<[!h]/);
+    // Nor markup Slack would make of it by itself: a bare @channel or URL in a trait is shown as written (verbatim).
+    const markdown = [message, hostileMessage].flatMap((m) => m.blocks.flatMap((block): { type: string }[] => ('fields' in block ? block.fields : 'elements' in block ? block.elements : [block.text]))).filter((text) => text.type === 'mrkdwn');
+    expect(markdown.length).toBeGreaterThan(5);
+    for (const text of markdown) expect(text).toMatchObject({ verbatim: true });
   });
 
   it.each([
@@ -202,7 +206,7 @@ describe('slackMessage', () => {
     ['anything else as text that cannot become markup', '<!channel> u024be7lh', '*Owner*\n&lt;!channel&gt; u024be7lh'],
   ])('shows the owner: %s', (_name, owner, field) => {
     const [fields] = blocksOf(slackMessage({ ...qualified.event.detail, owner }), 'section').filter((block) => 'fields' in block);
-    expect((fields as { fields: { text: string }[] }).fields.at(-1)).toEqual({ type: 'mrkdwn', text: field });
+    expect((fields as { fields: { text: string }[] }).fields.at(-1)).toEqual({ type: 'mrkdwn', text: field, verbatim: true });
   });
 
   it('has no owner field when the lead has none', () => {
