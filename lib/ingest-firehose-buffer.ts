@@ -200,7 +200,7 @@ export class IngestFirehoseBuffer extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: loaderReceives },
     });
     this.bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(this.queue), { prefix: bufferObjectsPrefix });
-    acknowledgeNotificationsHandler(this);
+    configureNotificationsHandler(this, props.logRetention ?? logs.RetentionDays.ONE_MONTH);
     // CDK's notifications resource depends on the queue explicitly as well as through its ARN: cfn-lint W3005, harmless.
     (this.bucket.node.findChild('Notifications').node.defaultChild as CfnResource).addMetadata('cfn-lint', { config: { ignore_checks: ['W3005'] } });
 
@@ -236,11 +236,17 @@ export class IngestFirehoseBuffer extends Construct {
 
 /**
  * CDK configures bucket notifications with a custom resource whose function (one per stack, at its root) and role are
- * CDK's own: what cdk-nag and cfn-lint report of them is acknowledged there, with the reason.
+ * CDK's own. Its code is CDK's Python, which runs the same on arm64, where every function of the stack runs, and its
+ * logs go to a log group kept `retention`, as every other function's, rather than the one Lambda would create and keep
+ * forever. What cdk-nag and cfn-lint report of it is acknowledged here, with the reason.
  */
-function acknowledgeNotificationsHandler(scope: Construct): void {
+function configureNotificationsHandler(scope: Construct, retention: logs.RetentionDays): void {
   const handler = Stack.of(scope).node.children.find((child) => child.node.id.startsWith('BucketNotificationsHandler'));
   if (!handler) throw new Error('IngestFirehoseBuffer: no BucketNotificationsHandler in the stack after adding a bucket notification');
+  const logGroup = new logs.LogGroup(scope, 'NotificationsHandlerLogs', { retention, removalPolicy: RemovalPolicy.DESTROY });
+  const fn = handler.node.defaultChild as CfnResource;
+  fn.addPropertyOverride('Architectures', ['arm64']);
+  fn.addPropertyOverride('LoggingConfig', { LogGroup: logGroup.logGroupName });
   Validations.of(handler.node.findChild('Role')).acknowledge({
     id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
     reason:

@@ -128,7 +128,11 @@ export class WriteKeyBootstrap extends Construct {
       frameworkOnEventRole: frameworkRole,
       logGroup: frameworkLogGroup,
     });
-    ignoreRedundantRoleDependency(this.provider.node.findChild('framework-onEvent') as lambda.Function);
+    const framework = this.provider.node.findChild('framework-onEvent') as lambda.Function;
+    ignoreRedundantRoleDependency(framework);
+    // CDK's framework code is JavaScript, the same on arm64, where every function of the stack runs; Provider has no
+    // setting for its function's architecture.
+    (framework.node.defaultChild as lambda.CfnFunction).architectures = ['arm64'];
 
     this.resource = new CustomResource(this, 'WriteKeys', {
       serviceToken: this.provider.serviceToken,

@@ -89,6 +89,21 @@ describe('event store', () => {
   });
 });
 
+describe('every function', () => {
+  it("runs on arm64 and logs to a log group of the stack, kept as long as the others, CDK's own functions too", () => {
+    const functions = Object.entries(template.findResources('AWS::Lambda::Function'));
+    // CDK's: the bucket notifications function (Python) and the custom resource framework's.
+    expect(functions.filter(([, fn]) => !String(fn.Properties.Runtime).startsWith('nodejs')).map(([id]) => id)).toEqual([expect.stringMatching(/^BucketNotificationsHandler/)]);
+    expect(functions.some(([id]) => id.includes('framework'))).toBe(true);
+    const logGroups = template.findResources('AWS::Logs::LogGroup');
+    for (const [id, fn] of functions) {
+      expect({ id, architectures: fn.Properties.Architectures }).toEqual({ id, architectures: ['arm64'] });
+      const logGroup = logGroups[fn.Properties.LoggingConfig?.LogGroup?.Ref];
+      expect({ id, retention: logGroup?.Properties.RetentionInDays }).toEqual({ id, retention: 30 });
+    }
+  });
+});
+
 describe('ingest function', () => {
   it('runs on arm64 with the newest Node.js runtime aws-cdk-lib offers', () => {
     const newestNode = lambda.Runtime.ALL.map((runtime) => runtime.name)
