@@ -146,10 +146,9 @@ describe('syncLeadToHubspot against recorded HubSpot exchanges', () => {
     expectNoEmail(result);
   });
 
-  it('a rate limit (429) without Retry-After leaves the wait to the queue', async () => {
+  it('a rate limit (429) without Retry-After, as HubSpot documents it, waits at least its ten-second window', async () => {
     const { result } = await replay('error-429-no-retry-after', qualified);
-    expect(result).toMatchObject({ outcome: 'retryable', status: 429 });
-    expect(result).not.toHaveProperty('retryAfterMs');
+    expect(result).toMatchObject({ outcome: 'retryable', status: 429, retryAfterMs: 10_000 });
   });
 
   it('a property that does not exist (400) is permanent', async () => {

@@ -11,6 +11,12 @@ import { httpExchange, type HttpAttemptOptions } from '../webhook/delivery';
 
 export const defaultHubspotBaseUrl = 'https://api.hubapi.com';
 
+/**
+ * HubSpot's burst limits count requests over a rolling ten seconds, and its 429 as documented carries no Retry-After:
+ * a retry sooner would most likely be refused again, and count against the limit.
+ */
+const rateLimitWindowMs = 10_000;
+
 /** The property a test event checks: it exists once the pql_* properties were created. */
 const checkedProperty = 'pql_tier';
 
@@ -62,6 +68,7 @@ async function exchange(method: 'GET' | 'POST', path: string, body: unknown, opt
   if (body !== undefined) headers['content-type'] = 'application/json';
   const exchanged = await httpExchange(url, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) }, options);
   if (exchanged.result.outcome === 'delivered') delete exchanged.result.excerpt;
+  if (exchanged.result.status === 429) exchanged.result.retryAfterMs ??= rateLimitWindowMs;
   return exchanged;
 }
 
