@@ -409,7 +409,7 @@ export class Monitoring extends Construct {
         'EntitiesNotEvaluated',
         'entities not evaluated',
         "The evaluation of some entities threw (an item it cannot read, a bug a rare input finds): each is left for the next run, which tries it again, and the rest of its shard goes on. " +
-          "The evaluator's log line \"entities not evaluated\" gives their types and errors; `pql-radar evaluate --once` against the table names them.",
+          "The evaluator's log line \"entities not evaluated\" gives their types and errors; `pql-radar evaluate --once --rules <the rules file of your deployment config> --event-bus <its bus>` against the table names them.",
         customMetric(metricNames.entitiesFailed, 'Sum', fiveMinutes),
       ),
       new cloudwatch.Alarm(this, 'EvaluatorLag', {

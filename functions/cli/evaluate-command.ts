@@ -46,6 +46,7 @@ export function addEvaluateCommand(program: Command) {
     const { shards, highest } = await shardCountOf(client, table, options.shards);
     // A deployed table's change lists are written by change capture as this runs: read only those settled.
     const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards, ...(local ? {} : { listSettleMs: deployedListSettleMs }) });
+    if (options.eventBus) await refuseOtherRules(store, allShards(highest), ruleset.version, options.rules);
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
     if (local) {
       // The running `npm start`'s webhooks are its own to deliver: this pass's lead events go to this command's sinks.
@@ -116,4 +117,21 @@ function parseAt(value: string): Date {
   const at = offset ? new Date(Date.now() + Number(offset[1]) * dayMs) : isoDateOrTime(value);
   if (at === undefined) throw new InvalidArgumentError(`--at ${value}: expected an ISO 8601 date or time (2026-11-30, 2026-11-30T09:00:00Z) or +Nd (days from now)`);
   return at;
+}
+
+/**
+ * A pass that publishes (--event-bus: a deployment's subscribers) with rules other than those the table's leads were
+ * evaluated with would re-evaluate every lead under them and publish what moved, and the deployed evaluator would then
+ * move them back, publishing again: two waves of false alerts. Refused, naming the rules the table records.
+ */
+async function refuseOtherRules(store: DynamoDbEvaluationStore, shards: string[], version: string, rulesFile: string): Promise<void> {
+  for (const shard of shards) {
+    const progress = await store.rulesetProgress(shard);
+    if (progress.version === undefined || progress.version === version || progress.migrating?.version === version) continue;
+    throw new InvalidArgumentError(
+      `--rules ${rulesFile} is rules version ${version}, but the table's leads were evaluated with version ${progress.version} (its evaluator's): ` +
+        'publishing with other rules would re-evaluate every lead and notify what moved, and the deployed evaluator would move them back; ' +
+        'give --rules the rules file your deployment config names (a new version goes live with cdk deploy)',
+    );
+  }
 }
