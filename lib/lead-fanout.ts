@@ -160,10 +160,10 @@ export class LeadFanout extends Construct {
    */
   public readonly destinations: DeployedDestination[] = [];
   /**
-   * Every dead-letter queue, for alarms: each target's, the notifiers' FIFO ones, and the sqs destinations'
-   * redrive queues.
+   * Every dead-letter queue, for alarms, with what an operator does about a message in it: each target's, the
+   * notifiers' FIFO ones, and the sqs destinations' redrive queues. Each is recovered its own way.
    */
-  public readonly deadLetterQueues: sqs.Queue[] = [];
+  public readonly deadLetterQueues: { queue: sqs.Queue; advice: string }[] = [];
   /** The sqs destinations' queues by route, for the stack outputs. */
   public readonly queues: Record<string, sqs.Queue> = {};
   /** The email destinations' topics by route. */
@@ -292,7 +292,15 @@ export class LeadFanout extends Construct {
     });
     this.notifierDestinations.push(destination);
     this.notifiers.push(destination.function);
-    this.deadLetterQueues.push(destination.deadLetterQueue, destination.targetDeadLetterQueue);
+    this.deadLetterQueues.push(
+      {
+        queue: destination.deadLetterQueue,
+        advice:
+          `Lead events destination ${props.destinationId} gave up on after its retry window. See why with \`pql-radar deliveries list --failed\`, ` +
+          `fix the cause, then \`pql-radar dlq redrive ${props.destinationId}\`.`,
+      },
+      { queue: destination.targetDeadLetterQueue, advice: busAdvice(props.destinationId) },
+    );
     this.#record({
       id: props.destinationId,
       kind: props.kind,
@@ -307,7 +315,7 @@ export class LeadFanout extends Construct {
   /** The rule of one email, sqs or lambda destination, with its target's retry policy and dead-letter queue. */
   #rule(scope: Construct, id: string, kind: 'email' | 'sqs' | 'lambda', route: string, pattern: events.EventPattern, target: (delivery: targets.TargetBaseProps) => events.IRuleTarget): events.Rule {
     const deadLetterQueue = ruleTargetDeadLetterQueue(scope, 'DeadLetterQueue');
-    this.deadLetterQueues.push(deadLetterQueue);
+    this.deadLetterQueues.push({ queue: deadLetterQueue, advice: busAdvice(id) });
     const rule = new events.Rule(scope, 'Rule', {
       eventBus: this.eventBus,
       description: `pql-radar: lead events of route ${route} to ${id}`,
@@ -369,7 +377,12 @@ export class LeadFanout extends Construct {
 
   #queue(scope: Construct, route: string, id: string, pattern: events.EventPattern) {
     const consumerDeadLetterQueue = encryptedQueue(scope, 'ConsumerDeadLetterQueue');
-    this.deadLetterQueues.push(consumerDeadLetterQueue);
+    this.deadLetterQueues.push({
+      queue: consumerDeadLetterQueue,
+      advice:
+        `Your consumer of route ${route}'s queue (the stack output LeadQueueUrl...) failed lead events 5 times (destination ${id}). ` +
+        'Fix the consumer, then move them back to its queue: aws sqs start-message-move-task --source-arn <this queue\'s ARN>.',
+    });
     const queue = encryptedQueue(scope, 'Queue', {
       deadLetterQueue: { queue: consumerDeadLetterQueue, maxReceiveCount: 5 },
     });
@@ -415,4 +428,16 @@ function requireSameEnvironment(scope: Construct, route: string, functionArn: st
     }
   }
   if (assertions.length > 0) new CfnRule(scope, 'SameEnvironment', { assertions });
+}
+
+/**
+ * What to do about an event EventBridge could not hand to a destination's target in 24 hours: it never reached the
+ * target, so `dlq redrive` has nothing to move; the archive sends it again.
+ */
+function busAdvice(destinationId: string): string {
+  return (
+    `The event bus could not deliver lead events to destination ${destinationId} for 24 hours. Why is in each message's ERROR_CODE and ` +
+    `ERROR_MESSAGE attributes (aws sqs receive-message --message-attribute-names All). Fix the cause, send them again with ` +
+    `\`pql-radar destinations replay ${destinationId} --from <the oldest message's time>\`, then purge this queue.`
+  );
 }

@@ -61,8 +61,8 @@ export interface MonitoringProps {
    * @default Duration.minutes(15)
    */
   readonly ingestBufferDeliveryMargin?: Duration;
-  /** The lead destinations' dead-letter queues; each gets an alarm on its first message. */
-  readonly deadLetterQueues: sqs.IQueue[];
+  /** The lead destinations' dead-letter queues; each gets an alarm on its first message, described by its `advice`. */
+  readonly deadLetterQueues: { queue: sqs.IQueue; advice: string }[];
   /**
    * The dead-letter queues of the schedules (the evaluator's, rule health's): a run Scheduler could not start. Each
    * gets an alarm on its first message, which says there is nothing to redrive.
@@ -267,13 +267,7 @@ export class Monitoring extends Construct {
     const bufferDelayThreshold = props.ingestBufferDelayThreshold ?? Duration.hours(1);
 
     this.alarms = [
-      ...props.deadLetterQueues.map((queue) =>
-        deadLetters(
-          queue,
-          `A message that exhausted its retries is waiting in the dead-letter queue ${relativePath(queue)}. ` +
-            'See why with `pql-radar deliveries list --failed` (or aws sqs receive-message), fix the cause, then `pql-radar dlq redrive`.',
-        ),
-      ),
+      ...props.deadLetterQueues.map(({ queue, advice }) => deadLetters(queue, `A message is waiting in the dead-letter queue ${relativePath(queue)}. ${advice}`)),
       ...(props.scheduleDeadLetterQueues ?? []).map((queue) =>
         deadLetters(
           queue,
@@ -479,7 +473,7 @@ export class Monitoring extends Construct {
           graph(
             'Dead-letter queues: messages waiting',
             [
-              ...props.deadLetterQueues,
+              ...props.deadLetterQueues.map(({ queue }) => queue),
               ...(props.scheduleDeadLetterQueues ?? []),
               ...(props.changeCapture ? [props.changeCapture.failureQueue] : []),
               ...(props.ingestBuffer && 'loader' in props.ingestBuffer ? [props.ingestBuffer.deadLetterQueue] : []),

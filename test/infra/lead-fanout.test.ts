@@ -153,7 +153,7 @@ describe('rules', () => {
   });
 
   it('gives every target EventBridge’s 24 h retry and a standard dead-letter queue of its own destination', () => {
-    const deadLetterQueueIds = built.fanout.deadLetterQueues.map(idOf);
+    const deadLetterQueueIds = built.fanout.deadLetterQueues.map(({ queue }) => idOf(queue));
     const queues = resourcesOf('AWS::SQS::Queue');
     const seen = new Set<string>();
     for (const id of allIds) {
@@ -263,7 +263,8 @@ describe('sqs destination', () => {
         MessageRetentionPeriod: 1_209_600,
         RedrivePolicy: { deadLetterTargetArn: getAtt(idOf(consumerDeadLetterQueue)), maxReceiveCount: 5 },
       });
-      expect(built.fanout.deadLetterQueues).toContain(consumerDeadLetterQueue);
+      // Recovered by the user's consumer, not by pql-radar: the alarm says how.
+      expect(built.fanout.deadLetterQueues).toContainEqual({ queue: consumerDeadLetterQueue, advice: expect.stringContaining('aws sqs start-message-move-task') });
       const target = onlyTarget(`${route}-sqs-1`);
       expect(target.Arn).toEqual(getAtt(queueId));
       expect(target.InputTransformer).toBeUndefined();
@@ -509,15 +510,22 @@ describe('slack, webhook and hubspot notifiers', () => {
     expect(statements).toContainEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: `${partialArn}-??????` });
   });
 
-  it('exposes every dead-letter queue for the alarms: each notifier’s FIFO one and its target’s', () => {
+  it('exposes every dead-letter queue for the alarms, each with how it is recovered: a notifier’s FIFO one and its target’s', () => {
+    const adviceOf = (queue: IConstruct) => built.fanout.deadLetterQueues.find((each) => each.queue === queue)?.advice;
     for (const destinationId of Object.keys(notifiers)) {
       const { scope } = notifier(destinationId);
-      expect(built.fanout.deadLetterQueues).toContain(scope.deadLetterQueue);
-      expect(built.fanout.deadLetterQueues).toContain(scope.targetDeadLetterQueue);
+      expect(adviceOf(scope.deadLetterQueue)).toContain(`\`pql-radar dlq redrive ${destinationId}\``);
+      // What the bus could not queue never reached the notifier: replayed from the archive, not redriven.
+      expect(adviceOf(scope.targetDeadLetterQueue)).toContain(`\`pql-radar destinations replay ${destinationId} --from`);
+      expect(adviceOf(scope.targetDeadLetterQueue)).not.toContain('dlq redrive');
+    }
+    for (const id of allIds) {
+      const queueId = onlyTarget(id).DeadLetterConfig.Arn['Fn::GetAtt'][0];
+      expect(built.fanout.deadLetterQueues.find(({ queue }) => idOf(queue) === queueId)?.advice).toContain(`pql-radar destinations replay ${id} --from`);
     }
     // Per destination: the target's (9), the notifiers' FIFO ones (4), the sqs redrive queues (2).
     expect(built.fanout.deadLetterQueues).toHaveLength(allIds.length + Object.keys(notifiers).length + 2);
-    expect(new Set(built.fanout.deadLetterQueues).size).toBe(built.fanout.deadLetterQueues.length);
+    expect(new Set(built.fanout.deadLetterQueues.map(({ queue }) => queue)).size).toBe(built.fanout.deadLetterQueues.length);
   });
 });
 

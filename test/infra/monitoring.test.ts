@@ -32,7 +32,7 @@ function build(props: Partial<MonitoringProps> | ((stack: Stack) => Partial<Moni
   const monitoring = new Monitoring(stack, 'Monitoring', {
     ingestApi,
     evaluator,
-    deadLetterQueues: [deadLetterQueue],
+    deadLetterQueues: [{ queue: deadLetterQueue, advice: 'Redrive it with `pql-radar dlq redrive sales-slack-1`.' }],
     functions: [ingestApi.handler, evaluator],
     table: eventStore,
     alarmEmails: ['ops@example.com', 'oncall@example.com'],
@@ -149,7 +149,8 @@ describe('alarms', () => {
     const described = (name: string) => Object.values(alarms).find((each) => each.Properties.AlarmName === name)!.Properties.AlarmDescription as string;
     expect(described('Watched dead letters in ScheduleDeadLetters')).toContain('There is nothing to redrive: the next scheduled run does the missed one\'s work');
     expect(described('Watched dead letters in ScheduleDeadLetters')).not.toContain('dlq redrive');
-    expect(described('Watched dead letters in DeadLetterQueue')).toContain('`pql-radar dlq redrive`');
+    // A destination's alarm says what its queue's advice says.
+    expect(described('Watched dead letters in DeadLetterQueue')).toBe('A message is waiting in the dead-letter queue DeadLetterQueue. Redrive it with `pql-radar dlq redrive sales-slack-1`.');
   });
 
   it('fire when a lead event has waited an hour (or the threshold given) in a delivery queue', () => {

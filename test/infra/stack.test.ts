@@ -372,7 +372,7 @@ describe('lead delivery', () => {
       (alarm.Properties.Dimensions ?? []).filter((dimension: { Name: string }) => dimension.Name === 'QueueName').map((dimension: { Value: unknown }) => JSON.stringify(dimension.Value)),
     );
     expect(stack.leadFanout.deadLetterQueues.length).toBeGreaterThan(0);
-    for (const queue of stack.leadFanout.deadLetterQueues) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
+    for (const { queue } of stack.leadFanout.deadLetterQueues) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
     // Each notifier's delivery queue too: its oldest event's age, long before the dead-letter queue hears of it.
     for (const { queue } of stack.leadFanout.notifierDestinations) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
     const dashboard = JSON.stringify(Object.values(t.findResources('AWS::CloudWatch::Dashboard'))[0]);
