@@ -348,10 +348,20 @@ export class Monitoring extends Construct {
               props.ingestBuffer.deliveryStream.metric('DeliveryToS3.DataFreshness', { period: fiveMinutes, statistic: 'Maximum' }),
               props.ingestBuffer.bufferingInterval.plus(props.ingestBufferDeliveryMargin ?? Duration.minutes(15)).toSeconds(),
             ),
-            bufferErrors(
-              props.ingestBuffer.loader,
-              "The ingest buffer's loader failed on an object (DynamoDB errors, a timeout, a crash): the object stays in the " +
-                'bucket and is retried, then its notification goes to the dead-letter queue. See its log group.',
+            anyInFiveMinutes(
+              'IngestBufferErrors',
+              'ingest buffer errors',
+              "The ingest buffer's loader failed on an object (DynamoDB or S3 errors, a timeout, a crash): the object stays in the " +
+                'bucket and is retried every 30 minutes, then its notification goes to the dead-letter queue. See its log group.',
+              // Its own failures are reported, not thrown (BufferObjectsFailed); a timeout or a crash is a Lambda error.
+              new cloudwatch.MathExpression({
+                expression: 'FILL(errors, 0) + FILL(failed, 0)',
+                usingMetrics: {
+                  errors: props.ingestBuffer.loader.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+                  failed: customMetric(metricNames.bufferObjectsFailed, 'Sum', fiveMinutes),
+                },
+                period: fiveMinutes,
+              }),
             ),
             deadLetters(
               props.ingestBuffer.deadLetterQueue,

@@ -38,6 +38,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
         }
       } catch (error) {
         logger.error('buffer object not loaded', { messageId: message.messageId, error: error as Error });
+        metrics.addMetric(metricNames.bufferObjectsFailed, MetricUnit.Count, 1);
         batchItemFailures.push({ itemIdentifier: message.messageId });
       }
     }

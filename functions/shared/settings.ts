@@ -128,6 +128,11 @@ export const metricNames = {
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',
   /**
+   * Buffer objects the Firehose variant's loader failed to load (functions/ingest-buffer-loader/handler.ts): it reports
+   * the message failed rather than throwing, which Lambda's errors do not count. Alarmed on with them.
+   */
+  bufferObjectsFailed: 'BufferObjectsFailed',
+  /**
    * The rule-health job: the top tier's lift per workspace, its 95% interval's lower bound, and the lift the backtest
    * recorded for the same rules version promised (when one is recorded).
    */

@@ -162,8 +162,13 @@ describe('by default (no ingestBuffer in the config; the same as service firehos
     const topic = [{ Ref: logicalId(stack.monitoring.alarmTopic) }];
     const onTopic = { AlarmActions: topic, OKActions: topic, TreatMissingData: 'notBreaching', ComparisonOperator: 'GreaterThanOrEqualToThreshold' };
     const on = (dimension: string, value: unknown) => alarms.filter((alarm) => JSON.stringify(alarm.Dimensions) === JSON.stringify([{ Name: dimension, Value: value }]));
-    expect(on('FunctionName', { Ref: logicalId(buffer.loader) })).toEqual([
-      expect.objectContaining({ ...onTopic, AlarmName: 'PqlRadar ingest buffer errors', MetricName: 'Errors', Statistic: 'Sum', Threshold: 1 }),
+    // The loader's errors and the objects it reported failed (it does not throw for those, so Lambda counts no error).
+    const loaderErrors = alarms.find((alarm) => alarm.AlarmName === 'PqlRadar ingest buffer errors')!;
+    expect(loaderErrors).toMatchObject({ ...onTopic, Threshold: 1, EvaluationPeriods: 1 });
+    expect(loaderErrors.Metrics).toEqual([
+      { Id: 'expr_1', Expression: 'FILL(errors, 0) + FILL(failed, 0)', ReturnData: true },
+      { Id: 'errors', MetricStat: { Metric: { Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: logicalId(buffer.loader) } }] }, Period: 300, Stat: 'Sum' }, ReturnData: false },
+      { Id: 'failed', MetricStat: { Metric: { Namespace: 'pql-radar', MetricName: 'BufferObjectsFailed', Dimensions: [{ Name: 'service', Value: 'pql-radar' }] }, Period: 300, Stat: 'Sum' }, ReturnData: false },
     ]);
     expect(on('QueueName', getAtt(buffer.queue, 'QueueName'))).toEqual([
       expect.objectContaining({
