@@ -304,10 +304,11 @@ export class Monitoring extends Construct {
             deadLetters(
               props.changeCapture.failureQueue,
               'The evaluator gave up on a batch of the table stream: it could neither evaluate its changes nor list them ' +
-                `for the scheduled run. The message in ${relativePath(props.changeCapture.failureQueue)} names the stream ` +
+                'for the scheduled run, or the batch was over an hour old (throttled, e.g. under its reserved concurrency). ' +
+                `The message in ${relativePath(props.changeCapture.failureQueue)} names the stream ` +
                 "shard, the sequence numbers and the times of the batch's first and last records, not its keys: their users " +
                 "are evaluated at their next event or sweep. See why in the evaluator's logs (stream batch neither evaluated " +
-                'nor listed), fix the cause, then delete the message. The README says how to evaluate the records at once.',
+                'nor listed) or its throttles, fix the cause, then delete the message. The README says how to evaluate the records at once.',
             ),
           ]
         : []),
@@ -375,7 +376,8 @@ export class Monitoring extends Construct {
       anyInFiveMinutes(
         'Ingest5xx',
         'ingest 5xx',
-        'The ingest endpoint answered 5xx: events were not stored and SDKs are retrying. See the ingest function errors and the API access logs.',
+        'The HTTP API answered 5xx: on an ingest route, events were not stored and SDKs are retrying; the lead status route shares the API. ' +
+          'See the API access logs (their route) and the ingest function errors.',
         props.ingestApi.httpApi.metricServerError({ period: fiveMinutes, statistic: 'Sum' }),
       ),
       ...(props.ingestApi.functionUrl
@@ -420,7 +422,9 @@ export class Monitoring extends Construct {
         alarmName: `${stack.stackName} evaluator lag`,
         alarmDescription:
           `Changes have waited more than ${lagThreshold.toHumanString()} to be evaluated, or the evaluator has ` +
-          'reported nothing (not scheduled, or failing before it reports): leads are late.',
+          'reported nothing (not scheduled, or failing before it reports): leads are late. First see the evaluator errors alarm and ' +
+          'the schedule dead-letter queue, then its "evaluation run" log lines (incompleteShards: runs out of time); ' +
+          'if runs are healthy but behind, raise evaluation.shards.',
         metric: lagMetric,
         threshold: lagThreshold.toSeconds(),
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
