@@ -151,7 +151,7 @@ console.log(`(+ ${dollars(price.eventBridgeEvent * 1e6)}/M lead events for PutEv
 
 // A day of outage: the head of the destination's FIFO queue is retried on the default schedule until the window
 // passes. The messages behind it received in its batch (at most 9: batches of 10) are made visible again at each
-// attempt, a ChangeMessageVisibility each; the others wait without cost. Averaged over 1,000 schedules (the backoff
+// attempt, in one ChangeMessageVisibilityBatch request; the others wait without cost. Averaged over 1,000 schedules (the backoff
 // is jittered).
 let attempts = 0;
 const schedules = 1000;
@@ -169,12 +169,12 @@ const perDay = attempts / schedules;
 const failedCost = perMillion(failed);
 // Each attempt: a receive and a ChangeMessageVisibility instead of a delete, one invocation, the measured units and time.
 const attemptCost = failedCost.dynamodb + 2 * price.fifoRequest + failedCost.lambda;
-/** The messages behind the head in its batch, released at each attempt (functions/notifier/handler.ts). */
-const releasedBehind = 9;
+/** The request releasing the messages behind the head in its batch at each attempt (functions/notifier/handler.ts). */
+const releaseRequests = 1;
 console.log(`\na day of outage (receiver down 24 h, default policy): ${count(Number((perDay).toFixed(1)))} attempts at the head of each destination's queue`);
 console.log(
   `  costs ${dollars(perDay * attemptCost)} per destination per day with no lead waiting behind it, ` +
-    `${dollars(perDay * (attemptCost + releasedBehind * price.fifoRequest))} with ${releasedBehind} or more (each attempt releases those of its batch), whatever their number`,
+    `${dollars(perDay * (attemptCost + releaseRequests * price.fifoRequest))} with any (each attempt releases those of its batch in one request), whatever their number`,
 );
 console.log(`  (each failed attempt: ${count(Number((failed.readUnits / failed.count).toFixed(2)))} RCU, ${count(Number((failed.writeUnits / failed.count).toFixed(2)))} WCU, ${count(Number((failed.lambdaMs / failed.count).toFixed(0)))} ms)`);
 

@@ -202,8 +202,8 @@ export class NotifierDestination extends Construct {
       logRetention: props.logRetention,
       environment,
     }).function;
-    // Receive, delete, and hide for a backoff (sqs:ChangeMessageVisibility) on the delivery queue: the event source
-    // mapping grants these (grantConsumeMessages) to the function's role.
+    // Receive, delete, and hide for a backoff or release (sqs:ChangeMessageVisibility, its batch call's too) on the
+    // delivery queue: the event source mapping grants these (grantConsumeMessages) to the function's role.
     this.function.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }));
     this.function.addToRolePolicy(
       new iam.PolicyStatement({

@@ -1,7 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbDeliveryLedger } from '../adapters/dynamodb/delivery-ledger';
@@ -125,13 +125,20 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
  * in flight itself until its backoff ends. Failing here costs only that delay, so it is logged and not retried.
  */
 async function releaseFollowers(followers: SQSRecord[]): Promise<void> {
-  for (const record of followers) {
-    try {
-      await sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl: environment[names.queueUrl], ReceiptHandle: record.receiptHandle, VisibilityTimeout: 0 }));
-    } catch (error) {
-      logger.warn('lead event behind a retried one not released: it waits for the queue visibility timeout', { destination: destinationId, error: error as Error });
-      return;
-    }
+  if (followers.length === 0) return;
+  const notReleased = (detail: { error?: Error; count?: number }) =>
+    logger.warn('lead events behind a retried one not released: they wait for the queue visibility timeout', { destination: destinationId, ...detail });
+  try {
+    // One request for the batch's (at most 9, batches of 10: the most a batch request takes).
+    const { Failed } = await sqs.send(
+      new ChangeMessageVisibilityBatchCommand({
+        QueueUrl: environment[names.queueUrl],
+        Entries: followers.map((record, index) => ({ Id: String(index), ReceiptHandle: record.receiptHandle, VisibilityTimeout: 0 })),
+      }),
+    );
+    if (Failed !== undefined && Failed.length > 0) notReleased({ count: Failed.length });
+  } catch (error) {
+    notReleased({ error: error as Error });
   }
 }
 

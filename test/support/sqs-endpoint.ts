@@ -3,11 +3,11 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { closeLocally, listenLocally } from './local-server';
 
 /**
- * A local stand-in for the two SQS operations the notifier calls, ChangeMessageVisibility and SendMessage, speaking
- * SQS's wire protocol (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.<operation>`), so the real SDK client serializes,
- * signs and checks the answer (SendMessage's MD5 of the body) as it does against AWS. Point a client at it with
- * AWS_ENDPOINT_URL_SQS and use queueUrl() for the queue URLs. It validates what SQS validates for these calls and
- * records what it accepted; failNext() makes SQS refuse the next calls of an operation.
+ * A local stand-in for the SQS operations the notifier calls, ChangeMessageVisibility (and its batch) and
+ * SendMessage, speaking SQS's wire protocol (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.<operation>`), so the real SDK
+ * client serializes, signs and checks the answer (SendMessage's MD5 of the body) as it does against AWS. Point a
+ * client at it with AWS_ENDPOINT_URL_SQS and use queueUrl() for the queue URLs. It validates what SQS validates for
+ * these calls and records what it accepted; failNext() makes SQS refuse the next calls of an operation.
  */
 
 export interface VisibilityChange {
@@ -35,7 +35,7 @@ export interface SqsEndpoint {
   /** Every operation called, in order, whatever the outcome. */
   operations: string[];
   /** The next `n` calls of `operation` are refused as a whole (HTTP 400, `errorType`). */
-  failNext(operation: 'ChangeMessageVisibility' | 'SendMessage', n: number, errorType?: string): void;
+  failNext(operation: 'ChangeMessageVisibility' | 'ChangeMessageVisibilityBatch' | 'SendMessage', n: number, errorType?: string): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -95,14 +95,18 @@ export async function startSqsEndpoint(): Promise<SqsEndpoint> {
     const queueUrl = queueOf(input);
     switch (operation) {
       case 'ChangeMessageVisibility': {
-        const receiptHandle = input['ReceiptHandle'];
-        const timeout = input['VisibilityTimeout'];
-        if (typeof receiptHandle !== 'string' || receiptHandle === '') throw new SqsError('MissingParameter', 'The request must contain the parameter ReceiptHandle.');
-        if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 0 || timeout > maxVisibilityTimeout) {
-          throw new SqsError('InvalidParameterValue', `Value ${String(timeout)} for parameter VisibilityTimeout is invalid. Reason: must be between 0 and 43200, if provided.`);
-        }
-        visibilityChanges.push({ queueUrl, receiptHandle, visibilityTimeout: timeout });
+        changeVisibility(queueUrl, input);
         return send(response, {});
+      }
+      case 'ChangeMessageVisibilityBatch': {
+        const entries = input['Entries'];
+        if (!Array.isArray(entries) || entries.length === 0) throw new SqsError('AWS.SimpleQueueService.EmptyBatchRequest', 'There should be at least one ChangeMessageVisibilityBatchRequestEntry in the request.');
+        if (entries.length > 10) throw new SqsError('AWS.SimpleQueueService.TooManyEntriesInBatchRequest', 'Maximum number of entries per request are 10.');
+        const ids = entries.map((entry: { Id?: unknown }) => entry.Id);
+        if (ids.some((id) => typeof id !== 'string' || !/^[A-Za-z0-9_-]{1,80}$/.test(id))) throw new SqsError('AWS.SimpleQueueService.InvalidBatchEntryId', 'A batch entry id can only contain alphanumeric characters, hyphens and underscores, at most 80.');
+        if (new Set(ids).size !== ids.length) throw new SqsError('AWS.SimpleQueueService.BatchEntryIdsNotDistinct', 'Two or more batch entries in the request have the same Id.');
+        for (const entry of entries as Record<string, unknown>[]) changeVisibility(queueUrl, entry);
+        return send(response, { Successful: ids.map((id) => ({ Id: id })), Failed: [] });
       }
       case 'SendMessage': {
         const messageBody = input['MessageBody'];
@@ -136,6 +140,17 @@ export async function startSqsEndpoint(): Promise<SqsEndpoint> {
       default:
         throw new SqsError('UnsupportedOperation', `Unsupported X-Amz-Target: ${target}`);
     }
+  }
+
+  /** One message's visibility change (ChangeMessageVisibility, or an entry of its batch), checked as SQS does. */
+  function changeVisibility(queueUrl: string, input: Record<string, unknown>) {
+    const receiptHandle = input['ReceiptHandle'];
+    const timeout = input['VisibilityTimeout'];
+    if (typeof receiptHandle !== 'string' || receiptHandle === '') throw new SqsError('MissingParameter', 'The request must contain the parameter ReceiptHandle.');
+    if (typeof timeout !== 'number' || !Number.isInteger(timeout) || timeout < 0 || timeout > maxVisibilityTimeout) {
+      throw new SqsError('InvalidParameterValue', `Value ${String(timeout)} for parameter VisibilityTimeout is invalid. Reason: must be between 0 and 43200, if provided.`);
+    }
+    visibilityChanges.push({ queueUrl, receiptHandle, visibilityTimeout: timeout });
   }
 
   function queueOf(input: Record<string, unknown>): string {

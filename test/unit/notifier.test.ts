@@ -628,7 +628,7 @@ describe('handler', () => {
     const after = leadRecord(second);
     expect(await handler(batch(gone, after), lambdaContext())).toEqual(failures(gone, after));
     // The one behind it is released (visible again), still held back by it, in flight for the visibility timeout.
-    expect(sqs.operations).toEqual(['SendMessage', 'ChangeMessageVisibility']);
+    expect(sqs.operations).toEqual(['SendMessage', 'ChangeMessageVisibilityBatch']);
     expect(sqs.visibilityChanges).toEqual([{ queueUrl: queueUrl(), receiptHandle: after.receiptHandle, visibilityTimeout: 0 }]);
     expect(sqs.sent).toEqual([]);
     expect(postedKeys()).toEqual([keyOf(first)]);
@@ -641,6 +641,16 @@ describe('handler', () => {
     const busy = leadRecord(third);
     expect(await handler(batch(busy), lambdaContext())).toEqual(failures(busy));
     expect(sqs.operations).toEqual(['ChangeMessageVisibility']);
+
+    // Nor when the ones behind a retried one cannot be released: they wait for the visibility timeout instead.
+    sqs.reset();
+    receiver.reset();
+    sqs.failNext('ChangeMessageVisibilityBatch', 1);
+    receiver.reply({ status: 503 });
+    const [retried, behind] = [leadRecord(first), leadRecord(second)];
+    expect(await handler(batch(retried, behind), lambdaContext())).toEqual(failures(retried, behind));
+    expect(sqs.operations).toEqual(['ChangeMessageVisibility', 'ChangeMessageVisibilityBatch']);
+    expect(sqs.visibilityChanges.map((change) => change.receiptHandle)).toEqual([retried.receiptHandle]);
   });
 
   it('reads the secret once, and again after a 401, so a rotated secret needs no deploy', async () => {
