@@ -141,6 +141,8 @@ export interface NotifierDestinationProps {
  * message.
  */
 export class NotifierDestination extends Construct {
+  /** The destination's id (`<route>-<kind>-<n>`, `crm-hubspot-<n>`). */
+  public readonly destinationId: string;
   /** The FIFO queue in front of the notifier. */
   public readonly queue: sqs.Queue;
   /** The FIFO queue of what the notifier gave up on. */
@@ -154,6 +156,7 @@ export class NotifierDestination extends Construct {
   constructor(scope: Construct, id: string, props: NotifierDestinationProps) {
     super(scope, id);
     const { destinationId, kind } = props;
+    this.destinationId = destinationId;
     if (kind === 'webhook' && props.webhookUrl === undefined) throw new Error(`${destinationId}: a webhook destination needs its URL`);
     if (kind === 'hubspot' && props.companyIdProperty === undefined) throw new Error(`${destinationId}: a hubspot destination needs companyIdProperty`);
 

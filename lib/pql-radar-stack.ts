@@ -1,5 +1,4 @@
 import { Annotations, CfnOutput, type CfnOutputProps, Duration, Stack, type StackProps } from 'aws-cdk-lib';
-import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type { Construct } from 'constructs';
 import { type LoadedRulesFile, outputId, type PqlRadarConfig } from './config';
@@ -119,7 +118,9 @@ export class PqlRadarStack extends Stack {
       // Every dead-letter queue of the fan-out: the targets', the notifiers' FIFO ones and the sqs redrive queues.
       deadLetterQueues: this.leadFanout.deadLetterQueues,
       scheduleDeadLetterQueues: [this.evaluator.deadLetterQueue, this.ruleHealth.deadLetterQueue],
-      deliveryQueues: this.leadFanout.notifierDestinations.map((destination) => destination.queue),
+      notifiers: this.leadFanout.notifierDestinations,
+      routeQueues: Object.values(this.leadFanout.queues),
+      otherAlarms: [this.ruleHealth.alarm, this.ruleHealth.failureAlarm],
       changeCapture: this.changeCapture,
       ingestBuffer: this.ingestBuffer ?? this.ingestFirehoseBuffer,
       functions: [
@@ -136,10 +137,6 @@ export class PqlRadarStack extends Stack {
       evaluationInterval: Duration.minutes(config.evaluation.everyMinutes),
       changeWait: Duration.minutes(config.evaluation.userEveryMinutes),
     });
-    for (const alarm of [this.ruleHealth.alarm, this.ruleHealth.failureAlarm]) {
-      alarm.addAlarmAction(new actions.SnsAction(this.monitoring.alarmTopic));
-      alarm.addOkAction(new actions.SnsAction(this.monitoring.alarmTopic));
-    }
     // A warning, not an error: the topic may well be subscribed outside the config (a pager, AWS Chatbot), and a
     // first `cdk deploy` of the default config should go through.
     if (config.alarmEmails.length === 0) {

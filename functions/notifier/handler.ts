@@ -12,7 +12,7 @@ import { Pacer } from '../adapters/pacer';
 import { defaultDeliveryPolicy, deliverLeadEvent, notifierKinds, type DeliveryDecision, type LeadDestination } from '../core/delivery';
 import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
 import { logger, metrics } from '../shared/powertools';
-import { defaultDeliveryLogDays, defaultDeliveryRetryHours, environmentNames as names, metricNames } from '../shared/settings';
+import { defaultDeliveryLogDays, defaultDeliveryRetryHours, destinationDimension, environmentNames as names, metricNames } from '../shared/settings';
 import { longLivedClientOptions } from '../shared/sdk-clients';
 
 /**
@@ -100,18 +100,23 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
   logger.addContext(context);
   const failed: string[] = [];
   const followers: SQSRecord[] = [];
+  let waiting: SQSRecord | undefined;
   try {
     for (const record of event.Records) {
       // FIFO: once a message waits, the ones after it wait too, so the destination sees them in order.
-      if (failed.length > 0) {
+      if (waiting !== undefined) {
         failed.push(record.messageId);
         followers.push(record);
         continue;
       }
       const decision = await deliver(record);
-      if (decision.action === 'retry') failed.push(record.messageId);
+      if (decision.action === 'retry') {
+        waiting = record;
+        failed.push(record.messageId);
+      }
     }
     await releaseFollowers(followers);
+    reportWait(waiting);
   } finally {
     metrics.publishStoredMetrics();
   }
@@ -140,6 +145,19 @@ async function releaseFollowers(followers: SQSRecord[]): Promise<void> {
   } catch (error) {
     notReleased({ error: error as Error });
   }
+}
+
+/**
+ * How long the event this batch left waiting (the destination's oldest: one FIFO group) has waited since its queue
+ * received it, or 0: the `delivery delayed` alarm's metric. Not the queue's ApproximateAgeOfOldestMessage, which
+ * leaves out a message received three times or more: a waiting event is received at each attempt, so a destination
+ * that is down with a few events would never show there.
+ */
+function reportWait(waiting: SQSRecord | undefined): void {
+  const waitSeconds = waiting === undefined ? 0 : Math.max(0, Math.round((Date.now() - Number(waiting.attributes.SentTimestamp)) / 1000));
+  const metric = metrics.singleMetric();
+  metric.addDimension(destinationDimension, destinationId);
+  metric.addMetric(metricNames.leadDeliveryWaitSeconds, MetricUnit.Seconds, waitSeconds);
 }
 
 async function deliver(record: SQSRecord): Promise<DeliveryDecision> {

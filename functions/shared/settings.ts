@@ -110,6 +110,9 @@ export function tableVariables() {
 export const serviceName = 'pql-radar';
 export const metricNamespace = 'pql-radar';
 
+/** The dimension, beside Powertools' `service`, naming the destination of a notifier's per-destination metrics. */
+export const destinationDimension = 'destination';
+
 /** The custom metrics the functions emit; lib/monitoring.ts alarms on and charts them under these names. */
 export const metricNames = {
   acceptedEvents: 'AcceptedEvents',
@@ -127,6 +130,11 @@ export const metricNames = {
   leadDeliveries: 'LeadDeliveries',
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',
+  /**
+   * How long the lead event a notifier's batch left waiting has waited since its queue received it, 0 when the batch
+   * left none: by destination (`destinationDimension`), for its `delivery delayed` alarm.
+   */
+  leadDeliveryWaitSeconds: 'LeadDeliveryWaitSeconds',
   /**
    * Buffer objects the Firehose variant's loader failed to load (functions/ingest-buffer-loader/handler.ts): it reports
    * the message failed rather than throwing, which Lambda's errors do not count. Alarmed on with them.

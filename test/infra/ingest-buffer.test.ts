@@ -92,6 +92,15 @@ describe('with ingestBuffer service kinesis in the config', () => {
         AlarmActions: topic,
         OKActions: topic,
       }),
+      // Part of `ingest buffer stopped`: no invocation in two hours. No actions of its own.
+      expect.objectContaining({
+        AlarmName: 'PqlRadar ingest buffer idle',
+        MetricName: 'Invocations',
+        Statistic: 'Sum',
+        Period: 3600,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+      }),
       expect.objectContaining({
         AlarmName: 'PqlRadar ingest buffer errors',
         MetricName: 'Errors',
@@ -102,6 +111,11 @@ describe('with ingestBuffer service kinesis in the config', () => {
         OKActions: topic,
       }),
     ]);
+    expect(alarms.find((alarm) => alarm.Properties.AlarmName === 'PqlRadar ingest buffer idle')!.Properties.AlarmActions).toBeUndefined();
+    // While events arrive: the composite notifies.
+    const stoppedAlarm = (Object.values(template.findResources('AWS::CloudWatch::CompositeAlarm')) as Resource[]).find((alarm) => alarm.Properties.AlarmName === 'PqlRadar ingest buffer stopped');
+    expect(stoppedAlarm!.Properties).toMatchObject({ AlarmDescription: expect.stringContaining("stream's retention"), AlarmActions: topic, OKActions: topic });
+    expect(JSON.stringify(stoppedAlarm!.Properties.AlarmRule)).toMatch(/ALARM\(.*EventsArriving.*\) AND ALARM\(.*IngestBufferStoppedIdle.*\)/);
     // The dashboard's function errors and durations include the consumer.
     expect(JSON.stringify(resource(stack.monitoring.dashboard).Properties.DashboardBody)).toContain('IngestBuffer/Consumer/Function');
   });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Duration, Stack, Validations, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
 import * as firehose from 'aws-cdk-lib/aws-kinesisfirehose';
@@ -118,9 +119,9 @@ describe('alarms', () => {
     OKActions: [ref(built.monitoring.alarmTopic)],
   });
 
-  it('are exactly one per dead-letter queue plus five, all notifying the topic on ALARM and on OK', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
-    expect(built.monitoring.alarms).toHaveLength(6);
+  it('are exactly one per dead-letter queue plus six, all notifying the topic on ALARM and on OK', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 7);
+    expect(built.monitoring.alarms).toHaveLength(7);
     for (const each of Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[]) {
       expect(each.Properties.AlarmActions).toEqual([ref(built.monitoring.alarmTopic)]);
       expect(each.Properties.OKActions).toEqual([ref(built.monitoring.alarmTopic)]);
@@ -153,41 +154,106 @@ describe('alarms', () => {
     expect(described('Watched dead letters in DeadLetterQueue')).toBe('A message is waiting in the dead-letter queue DeadLetterQueue. Redrive it with `pql-radar dlq redrive sales-slack-1`.');
   });
 
-  it('fire when a lead event has waited an hour (or the threshold given) in a delivery queue', () => {
-    let deliveryQueue: sqs.Queue | undefined;
-    const withDelivery = build((stack) => {
-      deliveryQueue = new sqs.Queue(stack, 'DeliveryQueue', { enforceSSL: true });
-      return { deliveryQueues: [deliveryQueue], deliveryDelayThreshold: Duration.minutes(30) };
+  it("fire when a destination's waiting lead event has waited an hour (or the threshold given), as its notifier reports it, and on the notifier's errors", () => {
+    let notifier: lambda.IFunction | undefined;
+    const withNotifier = build((stack) => {
+      notifier = new LambdaFunction(stack, 'Notifier', { entry: 'functions/notifier/handler.ts' }).function;
+      return { notifiers: [{ destinationId: 'sales-webhook-1', function: notifier }], deliveryDelayThreshold: Duration.minutes(30) };
     });
-    const alarms = Template.fromStack(withDelivery.stack).findResources('AWS::CloudWatch::Alarm');
-    const delayed = Object.entries(alarms).filter(([, each]) => (each as Resource).Properties.MetricName === 'ApproximateAgeOfOldestMessage');
-    expect(delayed).toHaveLength(1);
-    expect((delayed[0]![1] as Resource).Properties).toMatchObject({
-      AlarmName: 'Watched delivery delayed in DeliveryQueue',
-      AlarmDescription: expect.stringContaining('pql-radar deliveries list --failed'),
-      Namespace: 'AWS/SQS',
-      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [withDelivery.stack.getLogicalId(deliveryQueue!.node.defaultChild as CfnElement), 'QueueName'] } }],
-      Statistic: 'Maximum',
-      Threshold: 1800,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-    });
-    // One per dead-letter queue, one per delivery queue, and four.
-    expect(withDelivery.monitoring.alarms).toHaveLength(7);
+    const alarms = Object.values(Template.fromStack(withNotifier.stack).findResources('AWS::CloudWatch::Alarm')) as Resource[];
+    const delayed = alarms.filter((each) => each.Properties.MetricName === metricNames.leadDeliveryWaitSeconds);
+    expect(delayed.map((each) => each.Properties)).toEqual([
+      expect.objectContaining({
+        AlarmName: 'Watched delivery delayed to sales-webhook-1',
+        AlarmDescription: expect.stringContaining('pql-radar deliveries list --failed'),
+        Namespace: customMetricNamespace,
+        // The dimensions the notifier publishes it with: service, and the destination.
+        Dimensions: [
+          { Name: 'destination', Value: 'sales-webhook-1' },
+          { Name: 'service', Value: customMetricDimensions.service },
+        ],
+        Statistic: 'Maximum',
+        Threshold: 1800,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        // Silence between two attempts keeps the state the last one set.
+        TreatMissingData: 'ignore',
+      }),
+    ]);
+    // Not SQS's age of the oldest message, which leaves out a message received three times.
+    expect(alarms.filter((each) => each.Properties.MetricName === 'ApproximateAgeOfOldestMessage')).toEqual([]);
+    const errors = alarms.filter((each) => each.Properties.AlarmName === 'Watched notifier errors for sales-webhook-1');
+    expect(errors.map((each) => each.Properties)).toEqual([
+      expect.objectContaining({
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: withNotifier.stack.getLogicalId(notifier!.node.defaultChild as CfnElement) } }],
+        Threshold: 1,
+        TreatMissingData: 'notBreaching',
+      }),
+    ]);
+    // One per dead-letter queue, two per notifier, and the six every stack has.
+    expect(withNotifier.monitoring.alarms).toHaveLength(9);
   });
 
-  it('fire when the evaluator has not read the table stream for ten minutes (its iterator age), and on a batch in its failure queue', () => {
+  it('fire when the evaluator has not read the table stream for ten minutes (its iterator age), or at all while events arrive, and on a batch in its failure queue', () => {
     let failureQueue: sqs.Queue | undefined;
     const capturing = build((stack) => {
       failureQueue = new sqs.Queue(stack, 'FailureQueue', { enforceSSL: true });
       return { changeCapture: { handler: stack.node.findChild('Evaluator').node.findChild('Function') as lambda.IFunction, failureQueue } };
     });
-    const alarms = Object.values(Template.fromStack(capturing.stack).findResources('AWS::CloudWatch::Alarm')) as Resource[];
-    expect(alarms.filter((each) => each.Properties.MetricName === 'IteratorAge').map((each) => each.Properties)).toEqual([
-      expect.objectContaining({ AlarmName: 'Watched change capture behind', Namespace: 'AWS/Lambda', Statistic: 'Maximum', Threshold: 600_000, EvaluationPeriods: 2, TreatMissingData: 'notBreaching' }),
+    const capturingTemplate = Template.fromStack(capturing.stack);
+    const alarms = capturingTemplate.findResources('AWS::CloudWatch::Alarm') as Record<string, Resource>;
+    const evaluator = [{ Name: 'FunctionName', Value: { Ref: capturing.stack.getLogicalId(capturing.evaluator.node.defaultChild as CfnElement) } }];
+    const topic = [{ Ref: capturing.stack.getLogicalId(capturing.monitoring.alarmTopic.node.defaultChild as CfnElement) }];
+    const iteratorAge = Object.entries(alarms).filter(([, each]) => each.Properties.MetricName === 'IteratorAge');
+    expect(iteratorAge.map(([, each]) => each.Properties)).toEqual([
+      expect.objectContaining({ AlarmName: 'Watched change capture behind', Namespace: 'AWS/Lambda', Dimensions: evaluator, Statistic: 'Maximum', Threshold: 600_000, EvaluationPeriods: 2, TreatMissingData: 'notBreaching' }),
+      // Only the stream's invocations report an iterator age: none in two hours, no data, is idle. No actions of its own.
+      {
+        AlarmName: 'Watched change capture idle',
+        AlarmDescription: expect.any(String),
+        Namespace: 'AWS/Lambda',
+        MetricName: 'IteratorAge',
+        Dimensions: evaluator,
+        Statistic: 'SampleCount',
+        Period: 3600,
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+      },
+    ]);
+    const [arriving] = Object.entries(alarms).filter(([, each]) => each.Properties.MetricName === metricNames.acceptedEvents);
+    expect(arriving![1].Properties).toEqual({
+      AlarmName: 'Watched events arriving',
+      AlarmDescription: expect.any(String),
+      Namespace: customMetricNamespace,
+      MetricName: metricNames.acceptedEvents,
+      Dimensions: [{ Name: 'service', Value: customMetricDimensions.service }],
+      Statistic: 'Sum',
+      Period: 3600,
+      EvaluationPeriods: 2,
+      DatapointsToAlarm: 2,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    // The one that notifies: both in alarm at once.
+    const composites = Object.values(capturingTemplate.findResources('AWS::CloudWatch::CompositeAlarm')) as Resource[];
+    expect(composites.map((each) => each.Properties)).toEqual([
+      {
+        AlarmName: 'Watched change capture stopped',
+        AlarmDescription: expect.stringContaining('list-event-source-mappings'),
+        AlarmRule: {
+          'Fn::Join': ['', ['(ALARM("', { 'Fn::GetAtt': [arriving![0], 'Arn'] }, '") AND ALARM("', { 'Fn::GetAtt': [iteratorAge[1]![0], 'Arn'] }, '"))']],
+        },
+        AlarmActions: topic,
+        OKActions: topic,
+      },
     ]);
     const queueName = { 'Fn::GetAtt': [capturing.stack.getLogicalId(failureQueue!.node.defaultChild as CfnElement), 'QueueName'] };
-    const failed = alarms.filter((each) => JSON.stringify(each.Properties.Dimensions) === JSON.stringify([{ Name: 'QueueName', Value: queueName }]));
+    const failed = Object.values(alarms).filter((each) => JSON.stringify(each.Properties.Dimensions) === JSON.stringify([{ Name: 'QueueName', Value: queueName }]));
     expect(failed.map((each) => each.Properties)).toEqual([
       expect.objectContaining({
         AlarmName: 'Watched dead letters in FailureQueue',
@@ -196,13 +262,65 @@ describe('alarms', () => {
         MetricName: 'ApproximateNumberOfMessagesVisible',
         Threshold: 1,
         TreatMissingData: 'notBreaching',
-        AlarmActions: [{ Ref: capturing.stack.getLogicalId(capturing.monitoring.alarmTopic.node.defaultChild as CfnElement) }],
+        AlarmActions: topic,
       }),
     ]);
-    // Both beside the four and the dead-letter queue's.
-    expect(capturing.monitoring.alarms).toHaveLength(8);
-    const dashboard = JSON.stringify(Object.values(Template.fromStack(capturing.stack).findResources('AWS::CloudWatch::Dashboard'))[0]);
+    // The three that notify, beside the six every stack has and the dead-letter queue's; the two parts do not.
+    expect(capturing.monitoring.alarms).toHaveLength(10);
+    expect(Object.keys(alarms)).toHaveLength(11);
+    const dashboard = JSON.stringify(Object.values(capturingTemplate.findResources('AWS::CloudWatch::Dashboard'))[0]);
     expect(dashboard).toContain(JSON.stringify(queueName));
+  });
+
+  it("fire when a lead event has waited a day (or the threshold given) in a route's queue for the user's consumers", () => {
+    let routeQueue: sqs.Queue | undefined;
+    const withRoute = build((stack) => {
+      routeQueue = new sqs.Queue(stack, 'RouteQueue', { enforceSSL: true });
+      return { routeQueues: [routeQueue] };
+    });
+    const unread = Template.fromStack(withRoute.stack).findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: 'Watched lead events unread in RouteQueue' } });
+    expect(Object.values(unread).map((each) => (each as Resource).Properties)).toEqual([
+      expect.objectContaining({
+        AlarmDescription: expect.stringContaining('nothing consumes it'),
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateAgeOfOldestMessage',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [withRoute.stack.getLogicalId(routeQueue!.node.defaultChild as CfnElement), 'QueueName'] } }],
+        Statistic: 'Maximum',
+        Threshold: 86_400,
+        TreatMissingData: 'notBreaching',
+      }),
+    ]);
+    const sooner = build((stack) => ({ routeQueues: [new sqs.Queue(stack, 'RouteQueue', { enforceSSL: true })], routeQueueDelayThreshold: Duration.hours(6) }));
+    Template.fromStack(sooner.stack).hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'Watched lead events unread in RouteQueue', Threshold: 21_600 });
+  });
+
+  it('fire when lead events stay unpublished in the outbox for three periods in a row, missing data being no runs', () => {
+    expect(alarm('LeadEventsUnpublished').Properties).toEqual({
+      AlarmName: 'Watched lead events unpublished',
+      AlarmDescription: expect.stringContaining('outbox'),
+      Namespace: customMetricNamespace,
+      MetricName: metricNames.leadEventsUnpublished,
+      Dimensions: [{ Name: 'service', Value: customMetricDimensions.service }],
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      ...common(1, 'GreaterThanOrEqualToThreshold', 'notBreaching'),
+    });
+  });
+
+  it('notify the topic of the alarms made elsewhere too, and show them', () => {
+    let elsewhere: cloudwatch.Alarm | undefined;
+    const withOther = build((stack) => {
+      elsewhere = new cloudwatch.Alarm(stack, 'Elsewhere', { metric: new cloudwatch.Metric({ namespace: 'pql-radar', metricName: 'TierLift' }), threshold: 1, evaluationPeriods: 1 });
+      return { otherAlarms: [elsewhere] };
+    });
+    const topic = [{ Ref: withOther.stack.getLogicalId(withOther.monitoring.alarmTopic.node.defaultChild as CfnElement) }];
+    const resourceOf = Template.fromStack(withOther.stack).toJSON().Resources[withOther.stack.getLogicalId(elsewhere!.node.defaultChild as CfnElement)];
+    expect(resourceOf.Properties).toMatchObject({ AlarmActions: topic, OKActions: topic });
+    expect(withOther.monitoring.alarms).toContain(elsewhere);
+    const status = dashboardWidgets(Template.fromStack(withOther.stack)).find((widget) => widget.type === 'alarm');
+    expect(status!.properties.alarms).toHaveLength(withOther.monitoring.alarms.length);
   });
 
   it('fire on any ingest 5xx of the HTTP API (ApiId dimension), missing data being no requests', () => {

@@ -373,8 +373,15 @@ describe('lead delivery', () => {
     );
     expect(stack.leadFanout.deadLetterQueues.length).toBeGreaterThan(0);
     for (const { queue } of stack.leadFanout.deadLetterQueues) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
-    // Each notifier's delivery queue too: its oldest event's age, long before the dead-letter queue hears of it.
-    for (const { queue } of stack.leadFanout.notifierDestinations) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
+    // Each notifier: the age of the event it keeps retrying, long before the dead-letter queue hears of it, and its errors.
+    const alarmNames = (Object.values(t.findResources('AWS::CloudWatch::Alarm')) as Resource[]).map((alarm) => alarm.Properties.AlarmName);
+    expect(stack.leadFanout.notifierDestinations.map(({ destinationId }) => destinationId)).toEqual(['sales-slack-1', 'sales-webhook-1', 'crm-hubspot-1']);
+    for (const { destinationId } of stack.leadFanout.notifierDestinations) {
+      expect(alarmNames).toContain(`${stack.stackName} delivery delayed to ${destinationId}`);
+      expect(alarmNames).toContain(`${stack.stackName} notifier errors for ${destinationId}`);
+    }
+    // The sqs route's queue, which only the user's consumers read.
+    expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(stack.leadFanout.queues['nurture']!), 'QueueName')));
     const dashboard = JSON.stringify(Object.values(t.findResources('AWS::CloudWatch::Dashboard'))[0]);
     expect(stack.leadFanout.notifiers).toHaveLength(3);
     for (const notifier of stack.leadFanout.notifiers) expect(dashboard).toContain(JSON.stringify({ Ref: logicalId(notifier) }));

@@ -653,6 +653,45 @@ describe('handler', () => {
     expect(sqs.visibilityChanges.map((change) => change.receiptHandle)).toEqual([retried.receiptHandle]);
   });
 
+  it("reports how long the event it left waiting has waited, by destination, and 0 once it delivers: the delivery delayed alarm's metric", async () => {
+    const { handler } = await load({ POWERTOOLS_METRICS_DISABLED: 'false' });
+    const written: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (written.push(String(chunk)), true));
+    /** The LeadDeliveryWaitSeconds records written since the last call, as [dimensions, value]. */
+    const waits = () =>
+      written
+        .splice(0)
+        .join('')
+        .split('\n')
+        .filter((line) => line.includes('"LeadDeliveryWaitSeconds"'))
+        .map((line) => {
+          const record = JSON.parse(line) as { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] }; LeadDeliveryWaitSeconds: number; [name: string]: unknown };
+          const [directive] = record._aws.CloudWatchMetrics;
+          const dimensions = Object.fromEntries(directive!.Dimensions[0]!.map((name) => [name, record[name]]));
+          return [directive!.Namespace, dimensions, record.LeadDeliveryWaitSeconds] as const;
+        });
+    const byDestination = { service: 'pql-radar', destination: destinationId };
+
+    // The destination is down: the head has waited 40 minutes, the event behind it less, and the head's age is reported.
+    receiver.reply({ status: 503 });
+    const head = leadRecord(first, { sentAt: Date.now() - 40 * 60_000, receiveCount: 5 });
+    const behind = leadRecord(second, { sentAt: Date.now() - 60_000, receiveCount: 5 });
+    expect(await handler(batch(head, behind), lambdaContext())).toEqual(failures(head, behind));
+    const [[namespace, dimensions, waited]] = waits() as [readonly [string, Record<string, unknown>, number]];
+    expect([namespace, dimensions]).toEqual(['pql-radar', byDestination]);
+    expect(waited).toBeGreaterThanOrEqual(40 * 60);
+    expect(waited).toBeLessThan(41 * 60);
+
+    // It is back: both are delivered, and nothing waits.
+    expect(await handler(batch(receivedAgain(head), receivedAgain(behind)), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(waits()).toEqual([['pql-radar', byDestination, 0]]);
+
+    // A permanent refusal goes to the dead-letter queue (its own alarm): nothing waits either.
+    receiver.reply({ status: 422 });
+    expect(await handler(batch(leadRecord(third, { sentAt: Date.now() - 50 * 60_000 })), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(waits()).toEqual([['pql-radar', byDestination, 0]]);
+  });
+
   it('reads the secret once, and again after a 401, so a rotated secret needs no deploy', async () => {
     const rotated = generateWebhookSecret();
     const { handler, secretReads } = await load({}, webhookSecret);
