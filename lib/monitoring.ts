@@ -391,7 +391,7 @@ export class Monitoring extends Construct {
         alarmDescription:
           'Lead events have stayed in the evaluator\'s outbox for 15 minutes: EventBridge refused them at every run (a failed entry of PutEvents, ' +
           'after its retries), so no destination has heard of those transitions. Each run tries them again, in order, and nothing is lost. ' +
-          'The evaluator\'s "evaluation run" log lines count them (unpublished); check the event bus, its policy and PutEvents throttling.',
+          'The evaluator\'s log line "lead events left in the outbox" gives the count and the reasons EventBridge gave (its error codes).',
         metric: customMetric(metricNames.leadEventsUnpublished, 'Sum', fiveMinutes),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

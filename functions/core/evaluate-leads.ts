@@ -60,6 +60,8 @@ export interface EvaluateShardResult {
   published: number;
   /** Idempotency keys still in the outbox after this run; the next run retries them. */
   unpublished: string[];
+  /** Why the bus refused them, each reason once (the publisher's `reasons`). */
+  unpublishedReasons: string[];
   /** True when the run stopped for time with candidates left. */
   incomplete: boolean;
   /** Users left to wait without a read: the end of their wait was known (a mark's notBefore; evaluateChanges' waits). */
@@ -123,8 +125,8 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
 
   // The outbox holds this run's transitions and anything an earlier run could not deliver. An account judged here
   // may be another shard's, whose run has published already (or comes a minute later): its outbox is published too.
-  const { published, unpublished } = await publishOutboxes(store, publisher, [shard, ...shardsOf(store, run.transitions)], options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, incomplete: run.incomplete, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
+  const { published, unpublished, unpublishedReasons } = await publishOutboxes(store, publisher, [shard, ...shardsOf(store, run.transitions)], options.now);
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, unpublishedReasons, incomplete: run.incomplete, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
 }
 
 export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
@@ -172,8 +174,8 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
     if (options.userIntervalMs) for (const key of run.savedUsers) remember(key, new Date(options.now.getTime() + options.userIntervalMs).toISOString());
     for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) remember(entityKey(mark.ref), mark.notBefore);
   }
-  const { published, unpublished } = await publishOutboxes(store, publisher, shardsOf(store, run.transitions), options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, left: left.length, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
+  const { published, unpublished, unpublishedReasons } = await publishOutboxes(store, publisher, shardsOf(store, run.transitions), options.now);
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, unpublishedReasons, left: left.length, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
 }
 
 /** The mark with the end of a wait kept for its entity, when that is later than its own. */
@@ -659,25 +661,31 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
 /** The shards whose outboxes hold the lead events. */
 const shardsOf = (store: EvaluationStore, events: readonly LeadEvent[]): string[] => events.map((event) => store.shardOf({ workspace: event.detail.workspace, type: event.detail.entity.type, id: event.detail.entity.id }));
 
+/** What publishing outboxes came to. */
+type OutboxOutcome = Pick<EvaluateShardResult, 'published' | 'unpublished' | 'unpublishedReasons'>;
+
 /** Publishes the outboxes of the shards, each once. */
-async function publishOutboxes(store: EvaluationStore, publisher: LeadPublisher, shards: readonly string[], now: Date): Promise<{ published: number; unpublished: string[] }> {
+async function publishOutboxes(store: EvaluationStore, publisher: LeadPublisher, shards: readonly string[], now: Date): Promise<OutboxOutcome> {
   let published = 0;
   const unpublished: string[] = [];
+  const reasons = new Set<string>();
   for (const shard of new Set(shards)) {
     const outcome = await publishOutbox(store, publisher, shard, now);
     published += outcome.published;
     unpublished.push(...outcome.unpublished);
+    for (const reason of outcome.unpublishedReasons) reasons.add(reason);
   }
-  return { published, unpublished };
+  return { published, unpublished, unpublishedReasons: [...reasons] };
 }
 
 /** Publishes the shard's outbox (this run's transitions and whatever an earlier run could not deliver). */
-async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, shard: string, now: Date): Promise<{ published: number; unpublished: string[] }> {
+async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, shard: string, now: Date): Promise<OutboxOutcome> {
   const pending = await store.claimLeadEvents(shard, await store.pendingLeadEvents(shard, now), now);
-  if (pending.length === 0) return { published: 0, unpublished: [] };
+  if (pending.length === 0) return { published: 0, unpublished: [], unpublishedReasons: [] };
   let failed: string[];
+  let reasons: string[] | undefined;
   try {
-    ({ failed } = await publisher.publish(pending));
+    ({ failed, reasons } = await publisher.publish(pending));
   } catch (error) {
     // None went out: the next run tries them all again rather than wait for the claim to end.
     await store.markUndelivered(shard, pending);
@@ -687,7 +695,7 @@ async function publishOutbox(store: EvaluationStore, publisher: LeadPublisher, s
   const delivered = pending.filter((event) => !failedKeys.has(event.detail.idempotencyKey));
   await store.markPublished(shard, delivered);
   if (failed.length > 0) await store.markUndelivered(shard, pending.filter((event) => failedKeys.has(event.detail.idempotencyKey)));
-  return { published: delivered.length, unpublished: failed };
+  return { published: delivered.length, unpublished: failed, unpublishedReasons: reasons ?? [] };
 }
 
 /**
@@ -861,7 +869,7 @@ export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomple
 
 /** Runs the evaluator over the given shards, one after the other, within the deadline. */
 export async function runEvaluator(options: EvaluatorRunOptions): Promise<EvaluatorRunSummary> {
-  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], leftUnread: 0, newerStates: 0, failed: [], incompleteShards: [], lagSeconds: 0 };
+  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], unpublishedReasons: [], leftUnread: 0, newerStates: 0, failed: [], incompleteShards: [], lagSeconds: 0 };
   for (const shard of options.shards) {
     const result = await evaluateShard(options.store, options.publisher, {
       shard,
@@ -878,6 +886,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
     summary.transitions.push(...result.transitions);
     summary.published += result.published;
     summary.unpublished.push(...result.unpublished);
+    for (const reason of result.unpublishedReasons) if (!summary.unpublishedReasons.includes(reason)) summary.unpublishedReasons.push(reason);
     summary.leftUnread += result.leftUnread;
     summary.newerStates += result.newerStates;
     summary.failed.push(...result.failed);

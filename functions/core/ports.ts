@@ -48,9 +48,10 @@ export interface FeedbackStore {
 export interface LeadPublisher {
   /**
    * Delivers the events, at least once each. Resolves with the idempotency keys of the events that could not be
-   * delivered after retries, so the caller keeps them for the next attempt; throws only when nothing is known.
+   * delivered after retries, so the caller keeps them for the next attempt, and, for an operator, the distinct reasons
+   * they were refused (no event content); throws only when nothing is known.
    */
-  publish(events: readonly LeadEvent[]): Promise<{ failed: string[] }>;
+  publish(events: readonly LeadEvent[]): Promise<{ failed: string[]; reasons?: string[] }>;
 }
 
 export interface EntityRef {

@@ -189,7 +189,13 @@ async function listForScheduledRun(records: number, marks: readonly ChangeMark[]
   return { evaluated: 0, transitions: 0, left: marks.length };
 }
 
-function addRunMetrics(summary: { evaluated: number; transitions: readonly unknown[]; unpublished: readonly unknown[]; failed: readonly EntityFailure[] }) {
+function addRunMetrics(summary: { evaluated: number; transitions: readonly unknown[]; unpublished: readonly unknown[]; unpublishedReasons: readonly string[]; failed: readonly EntityFailure[] }) {
+  if (summary.unpublished.length > 0) {
+    logger.warn('lead events left in the outbox: the event bus refused them; the next run tries again', {
+      unpublished: summary.unpublished.length,
+      reasons: summary.unpublishedReasons.slice(0, 5),
+    });
+  }
   if (summary.failed.length > 0) {
     // The entity types and what they threw: the ids are the product's users, kept out of the logs.
     logger.error('entities not evaluated: their evaluation threw; each is left for the next run to try again', {

@@ -113,8 +113,9 @@ describe('EventBridgePublisher against a local PutEvents endpoint', () => {
   it('returns an entry that keeps failing after maxRounds, and delivers the others', async () => {
     const events = leadEvents(25);
     const stuck = events[7]!.detail.idempotencyKey;
-    endpoint.alwaysFail(stuck);
-    expect(await publisher({ maxRounds: 4 }).publish(events)).toEqual({ failed: [stuck] });
+    endpoint.alwaysFail(stuck, 'ThrottlingException');
+    // With the reason EventBridge gave, for the operator.
+    expect(await publisher({ maxRounds: 4 }).publish(events)).toEqual({ failed: [stuck], reasons: ['ThrottlingException: Injected permanent failure'] });
     expect(endpoint.calls.map((call) => call.entries)).toEqual([10, 10, 5, 1, 1, 1]);
     expect(endpoint.calls.slice(3).map((call) => call.keys)).toEqual([[stuck], [stuck], [stuck]]);
     expectAllAcceptedOnce(events.filter((event) => event.detail.idempotencyKey !== stuck));
@@ -124,7 +125,7 @@ describe('EventBridgePublisher against a local PutEvents endpoint', () => {
     client = eventBridgeClientFor(endpoint.url, { maxAttempts: 1 });
     const events = leadEvents(25);
     endpoint.throttleCalls(1);
-    expect(await publisher().publish(events)).toEqual({ failed: keys(events).slice(0, 10) });
+    expect(await publisher().publish(events)).toEqual({ failed: keys(events).slice(0, 10), reasons: [expect.stringMatching(/^ThrottlingException: /)] });
     expectAllAcceptedOnce(events.slice(10));
   });
 

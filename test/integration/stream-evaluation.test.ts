@@ -205,6 +205,28 @@ it('lists every change of a batch whose lead events cannot be published for the 
   ]);
 });
 
+it('logs the lead events the bus refused, with its reasons, and counts them in LeadEventsUnpublished', async () => {
+  const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `refused-${randomUUID()}`, evaluateEveryMs: 0 }));
+  await sendBatch(dev, annQualifiesBobNot(new Date(Date.now() - 3_600_000).toISOString()));
+  const batch = await streamBatch(dev);
+  const bus = await startEventBridgeEndpoint();
+  try {
+    bus.alwaysFail(() => true, 'AccessDeniedException');
+    stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
+    vi.resetModules();
+    const { handler } = await import('../../functions/evaluator/handler');
+    const { logger } = await import('../../functions/shared/powertools');
+    const warnings = vi.spyOn(logger, 'warn');
+    expect(await handler(batch, lambdaContext())).toMatchObject({ evaluated: 2, transitions: 1 });
+    expect(warnings.mock.calls).toContainEqual([
+      'lead events left in the outbox: the event bus refused them; the next run tries again',
+      { unpublished: 1, reasons: ['AccessDeniedException: Injected permanent failure'] },
+    ]);
+  } finally {
+    await bus.close();
+  }
+}, 60_000);
+
 it('throws when the changes of a batch it cannot evaluate cannot be listed either, so that the event source mapping retries the batch', async () => {
   const { client, tableName } = await freshTable();
   stubEvaluatorEnvironment({ tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4 });

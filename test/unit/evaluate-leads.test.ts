@@ -154,17 +154,17 @@ describe('the evaluator use case', () => {
     const refusing: LeadPublisher = {
       async publish(events) {
         refused ??= events[0]!.detail.idempotencyKey;
-        return { failed: events.filter((event) => event.detail.idempotencyKey === refused).map((event) => event.detail.idempotencyKey) };
+        return { failed: events.filter((event) => event.detail.idempotencyKey === refused).map((event) => event.detail.idempotencyKey), reasons: ['InternalFailure: try again'] };
       },
     };
     const first = await run(store, refusing);
-    expect([first.published, first.unpublished]).toEqual([1, [refused]]);
+    expect([first.published, first.unpublished, first.unpublishedReasons]).toEqual([1, [refused], ['InternalFailure: try again']]);
     expect(store.undelivered).toEqual([refused]);
     expect(store.outbox.map((event) => event.detail.idempotencyKey)).toEqual([refused]);
 
     const publisher = new RecordingPublisher();
     const retry = await run(store, publisher);
-    expect([retry.published, retry.unpublished]).toEqual([1, []]);
+    expect([retry.published, retry.unpublished, retry.unpublishedReasons]).toEqual([1, [], []]);
     expect(publisher.published.map((event) => event.detail.idempotencyKey)).toEqual([refused]);
     expect(store.undelivered).toEqual([refused]);
     expect(store.outbox).toEqual([]);

@@ -46,16 +46,19 @@ export class EventBridgePublisher implements LeadPublisher {
     this.baseDelayMs = baseDelayMs;
   }
 
-  async publish(events: readonly LeadEvent[]): Promise<{ failed: string[] }> {
+  async publish(events: readonly LeadEvent[]): Promise<{ failed: string[]; reasons?: string[] }> {
     // Build and check every entry before sending any: a bad event must not leave the batch half published.
     let pending = events.map((event) => this.toPending(event));
     const givenUp: string[] = [];
     let delivered = 0;
     let callError: unknown;
+    /** Why entries failed in the last round that had failures: what the operator needs of events left over. */
+    let reasons = new Set<string>();
 
     for (let round = 0; round < this.maxRounds && pending.length > 0; round++) {
       if (round > 0) await sleep(backoffDelayMs(round, this.baseDelayMs, maxDelayMs));
       const retry: Pending[] = [];
+      const roundReasons = new Set<string>();
       // Calls go one after the other: one evaluation publishes a handful of calls at most, and the bus then
       // receives the transitions in the order the evaluator produced them.
       for (const call of calls(pending)) {
@@ -67,6 +70,7 @@ export class EventBridgePublisher implements LeadPublisher {
           // The SDK has already retried throttling, 5xx and network errors; what is left will not get better within
           // this invocation, so the call's entries go back to the caller rather than into another round.
           callError ??= error;
+          roundReasons.add(`${(error as Error).name}: ${(error as Error).message}`);
           givenUp.push(...call.map((p) => p.key));
           continue;
         }
@@ -75,9 +79,13 @@ export class EventBridgePublisher implements LeadPublisher {
         call.forEach((p, i) => {
           const result = results[i];
           if (result?.EventId && !result.ErrorCode) delivered++;
-          else retry.push(p);
+          else {
+            retry.push(p);
+            roundReasons.add(result?.ErrorCode ? `${result.ErrorCode}: ${result.ErrorMessage ?? ''}`.trim() : 'no result for the entry');
+          }
         });
       }
+      if (roundReasons.size > 0) reasons = roundReasons;
       pending = retry;
     }
 
@@ -88,7 +96,8 @@ export class EventBridgePublisher implements LeadPublisher {
         cause: callError,
       });
     }
-    return { failed: [...givenUp, ...pending.map((p) => p.key)] };
+    const failed = [...givenUp, ...pending.map((p) => p.key)];
+    return failed.length > 0 ? { failed, reasons: [...reasons] } : { failed };
   }
 
   private toPending({ detailType, detail }: LeadEvent): Pending {
