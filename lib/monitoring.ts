@@ -72,7 +72,8 @@ export interface MonitoringProps {
   /**
    * The notifiers of the Slack, webhook and HubSpot destinations (lib/notifier-destination.ts). Each gets an alarm when
    * the lead event it keeps retrying has waited `deliveryDelayThreshold` (a destination that is down, hours before
-   * its events reach the dead-letter queue), and one on its function's errors.
+   * its events reach the dead-letter queue), one when an event has waited that long in its queue unread (the notifier
+   * is not running), and one on its function's errors.
    * @default none
    */
   readonly notifiers?: NotifierParts[];
@@ -131,6 +132,8 @@ export interface NotifierParts {
   /** The destination's id: the dimension of its notifier's metrics. */
   readonly destinationId: string;
   readonly function: lambda.IFunction;
+  /** Its delivery queue. */
+  readonly queue: sqs.IQueue;
 }
 
 /** What Monitoring watches of the table stream's change capture (lib/change-capture.ts). */
@@ -340,15 +343,16 @@ export class Monitoring extends Construct {
             'the function throttled or deleted), then purge the queue.',
         ),
       ),
-      ...(props.notifiers ?? []).flatMap(({ destinationId, function: notifier }) => [
-        new cloudwatch.Alarm(this, `DeliveryDelayed-${destinationId}`, {
-          alarmName: `${stack.stackName} delivery delayed to ${destinationId}`,
+      ...(props.notifiers ?? []).flatMap(({ destinationId, function: notifier, queue }) => [
+        new cloudwatch.Alarm(this, `DeliveryFailing-${destinationId}`, {
+          alarmName: `${stack.stackName} delivery failing to ${destinationId}`,
           alarmDescription:
-            `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} for destination ${destinationId}, which keeps failing ` +
-            `(or its notifier cannot reach the table or the queue). \`pql-radar deliveries list --failed\` shows the answers; the events behind it ` +
-            'wait too, in order. After the retry window the event goes to the dead-letter queue.',
-          // The notifier reports the age of the event it left waiting at each attempt, and 0 once it delivers: SQS's
-          // own age of the oldest message leaves out one received three times.
+            `The lead event destination ${destinationId} keeps failing has waited, or will have by its next attempt, over ` +
+            `${deliveryDelayThreshold.toHumanString()} (or its notifier cannot reach the table). \`pql-radar deliveries list --failed\` shows the answers; ` +
+            'the events behind it wait too, in order. After the retry window the event goes to the dead-letter queue. ' +
+            'If the event left its queue by other means (a purge), the alarm stays until the next delivery: aws cloudwatch set-alarm-state --state-value OK.',
+          // The notifier reports at each attempt the age its waiting event will have at the next one, and 0 once it
+          // delivers: SQS leaves a message received again and again out of the queue's age of its oldest message.
           metric: new cloudwatch.Metric({
             namespace: customMetricNamespace,
             metricName: metricNames.leadDeliveryWaitSeconds,
@@ -363,10 +367,23 @@ export class Monitoring extends Construct {
           // nothing: the state stays what the last attempt made it.
           treatMissingData: cloudwatch.TreatMissingData.IGNORE,
         }),
+        // What the notifier cannot report: it is not reading its queue at all.
+        new cloudwatch.Alarm(this, `DeliveryDelayed-${relativePath(queue).replaceAll('/', '-')}`, {
+          alarmName: `${stack.stackName} delivery delayed in ${relativePath(queue)}`,
+          alarmDescription:
+            `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue of ${destinationId}, unread: its notifier ` +
+            'is not running (its event source mapping disabled, its concurrency set to 0, the function failing at start: see `notifier errors`). ' +
+            'aws lambda list-event-source-mappings --function-name <the notifier> shows the mapping; aws lambda update-event-source-mapping --uuid <its UUID> --enabled starts it.',
+          metric: queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
+          threshold: deliveryDelayThreshold.toSeconds(),
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
         anyInFiveMinutes(
           `NotifierErrors-${destinationId}`,
           `notifier errors for ${destinationId}`,
-          `The notifier of destination ${destinationId} failed (a crash, a timeout, a failed cold start, or SQS refused a call): ` +
+          `The notifier of destination ${destinationId} failed (a crash, a timeout, a failed cold start, or its dead-letter queue refused a message): ` +
             "its batch is received again after the queue's visibility timeout, so its lead events are late, not lost. See its log group.",
           notifier.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
         ),
@@ -391,7 +408,8 @@ export class Monitoring extends Construct {
         alarmDescription:
           'Lead events have stayed in the evaluator\'s outbox for 15 minutes: EventBridge refused them at every run (a failed entry of PutEvents, ' +
           'after its retries), so no destination has heard of those transitions. Each run tries them again, in order, and nothing is lost. ' +
-          'The evaluator\'s log line "lead events left in the outbox" gives the count and the reasons EventBridge gave (its error codes).',
+          'The evaluator\'s log line "lead events left in the outbox" gives the count and the reasons EventBridge gave (its error codes). ' +
+          '(When no call gets through at all, the run fails instead: see `evaluator errors`.)',
         metric: customMetric(metricNames.leadEventsUnpublished, 'Sum', fiveMinutes),
         threshold: 1,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -415,8 +433,10 @@ export class Monitoring extends Construct {
               'change capture',
               'Events were accepted in each of the last two hours, and the evaluator read nothing of the table stream: its event ' +
                 'source mapping is disabled or gone (aws lambda list-event-source-mappings --function-name <the evaluator>), so new events ' +
-                "are not evaluated until their users' next sweep. If the ingest buffer's alarms fire too, start there: then nothing is stored. " +
-                'Enable the mapping (or deploy again); it reads on from where it stopped, and records stay in the stream 24 hours.',
+                "are not evaluated until their users' next sweep. Enable it (aws lambda update-event-source-mapping --uuid <its UUID> --enabled): " +
+                'it reads on from where it stopped, and records stay in the stream 24 hours; a deploy does not undo a change made outside ' +
+                "CloudFormation. Other causes: the ingest buffer's alarms fire too (nothing was stored), or every event accepted was a " +
+                'resend of one already stored (an identical write makes no stream record).',
               // Only the stream's invocations report an iterator age: the scheduled runs do not.
               props.changeCapture.handler.metric('IteratorAge', { period: hour, statistic: 'SampleCount' }),
             ),
@@ -448,7 +468,8 @@ export class Monitoring extends Construct {
               "Events were accepted in each of the last two hours, and the ingest buffer's consumer read nothing of its stream: its " +
                 'event source mapping is disabled or gone (aws lambda list-event-source-mappings --function-name <the consumer>). ' +
                 "Accepted events are neither stored nor evaluated, and a record older than the stream's retention (24 hours by default) " +
-                'is lost. Enable the mapping (or deploy again): it reads on from where it stopped.',
+                'is lost. Enable it (aws lambda update-event-source-mapping --uuid <its UUID> --enabled): it reads on from where it stopped; ' +
+                'a deploy does not undo a change made outside CloudFormation.',
               props.ingestBuffer.consumer.metricInvocations({ period: hour, statistic: 'Sum' }),
             ),
             bufferErrors(
@@ -472,11 +493,12 @@ export class Monitoring extends Construct {
             stopped(
               'IngestBufferStopped',
               'ingest buffer',
-              "Events were accepted in each of the last two hours, and the ingest buffer's loader ran not once: the bucket no longer " +
-                "notifies the loader's queue of new objects, or the loader's event source mapping is disabled (its queue's age alarm " +
-                'says which: notifications waiting). Accepted events are neither stored nor evaluated; their objects wait in the bucket ' +
-                "until its retention. Deploy again to restore both, then send the loader's queue a notification for each object left " +
-                "under requests/ (the README's Ingest buffer says how).",
+              "Events were accepted in each of the last two hours, and the ingest buffer's loader ran not once: Firehose writes nothing " +
+                "to the bucket (then `ingest buffer delivery behind` fires too), the bucket no longer notifies the loader's queue of new " +
+                "objects, or the loader's event source mapping is disabled (then `ingest buffer behind` fires too: notifications wait). " +
+                'Accepted events are neither stored nor evaluated; their objects wait in the bucket until its retention. A deploy does ' +
+                "not undo a change made outside CloudFormation: the README's Ingest buffer says how to restore each and have the " +
+                'objects written meanwhile loaded.',
               props.ingestBuffer.loader.metricInvocations({ period: hour, statistic: 'Sum' }),
             ),
             behind(

@@ -100,7 +100,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
   logger.addContext(context);
   const failed: string[] = [];
   const followers: SQSRecord[] = [];
-  let waiting: SQSRecord | undefined;
+  let waiting: { record: SQSRecord; delayMs: number } | undefined;
   try {
     for (const record of event.Records) {
       // FIFO: once a message waits, the ones after it wait too, so the destination sees them in order.
@@ -111,7 +111,7 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
       }
       const decision = await deliver(record);
       if (decision.action === 'retry') {
-        waiting = record;
+        waiting = { record, delayMs: decision.delayMs };
         failed.push(record.messageId);
       }
     }
@@ -148,13 +148,14 @@ async function releaseFollowers(followers: SQSRecord[]): Promise<void> {
 }
 
 /**
- * How long the event this batch left waiting (the destination's oldest: one FIFO group) has waited since its queue
- * received it, or 0: the `delivery delayed` alarm's metric. Not the queue's ApproximateAgeOfOldestMessage, which
- * leaves out a message received three times or more: a waiting event is received at each attempt, so a destination
- * that is down with a few events would never show there.
+ * How long the event this batch left waiting (the destination's oldest: one FIFO group) will have waited, since its
+ * queue received it, when it is next tried (its backoff or Retry-After), or 0: the `delivery failing` alarm's metric,
+ * reported once per attempt, so the wait ahead is counted now rather than hours later. Not the queue's
+ * ApproximateAgeOfOldestMessage, which SQS documents leaves out a message received again and again and not deleted
+ * (a poison pill), as a waiting event is at each attempt.
  */
-function reportWait(waiting: SQSRecord | undefined): void {
-  const waitSeconds = waiting === undefined ? 0 : Math.max(0, Math.round((Date.now() - Number(waiting.attributes.SentTimestamp)) / 1000));
+function reportWait(waiting: { record: SQSRecord; delayMs: number } | undefined): void {
+  const waitSeconds = waiting === undefined ? 0 : Math.max(0, Math.round((Date.now() + waiting.delayMs - Number(waiting.record.attributes.SentTimestamp)) / 1000));
   const metric = metrics.singleMetric();
   metric.addDimension(destinationDimension, destinationId);
   metric.addMetric(metricNames.leadDeliveryWaitSeconds, MetricUnit.Seconds, waitSeconds);

@@ -131,8 +131,8 @@ export const metricNames = {
   leadDeliveriesRetried: 'LeadDeliveriesRetried',
   leadDeliveriesDeadLettered: 'LeadDeliveriesDeadLettered',
   /**
-   * How long the lead event a notifier's batch left waiting has waited since its queue received it, 0 when the batch
-   * left none: by destination (`destinationDimension`), for its `delivery delayed` alarm.
+   * How long the lead event a notifier's batch left waiting will have waited, since its queue received it, at its next
+   * attempt; 0 when the batch left none: by destination (`destinationDimension`), for its `delivery failing` alarm.
    */
   leadDeliveryWaitSeconds: 'LeadDeliveryWaitSeconds',
   /**

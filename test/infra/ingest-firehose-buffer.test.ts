@@ -206,7 +206,7 @@ describe('by default (no ingestBuffer in the config; the same as service firehos
       expect.objectContaining({ AlarmName: 'PqlRadar ingest buffer idle', MetricName: 'Invocations', Statistic: 'Sum', Period: 3600, ComparisonOperator: 'LessThanThreshold', TreatMissingData: 'breaching' }),
     ]);
     const stoppedAlarm = resourcesOf(template, 'AWS::CloudWatch::CompositeAlarm').find((alarm) => alarm.Properties.AlarmName === 'PqlRadar ingest buffer stopped');
-    expect(stoppedAlarm!.Properties).toMatchObject({ AlarmDescription: expect.stringContaining('notification for each object left under requests/'), AlarmActions: topic, OKActions: topic });
+    expect(stoppedAlarm!.Properties).toMatchObject({ AlarmDescription: expect.stringContaining("the README's Ingest buffer says how to restore each"), AlarmActions: topic, OKActions: topic });
     const dashboard = JSON.stringify(resource(stack.monitoring.dashboard).Properties.DashboardBody);
     expect(dashboard).toContain('IngestFirehoseBuffer/Loader/Function');
     expect(dashboard).toContain('IngestFirehoseBuffer/DeadLetterQueue');

@@ -154,17 +154,19 @@ describe('alarms', () => {
     expect(described('Watched dead letters in DeadLetterQueue')).toBe('A message is waiting in the dead-letter queue DeadLetterQueue. Redrive it with `pql-radar dlq redrive sales-slack-1`.');
   });
 
-  it("fire when a destination's waiting lead event has waited an hour (or the threshold given), as its notifier reports it, and on the notifier's errors", () => {
+  it("fire when a destination's waiting lead event has waited an hour (or the threshold given), as its notifier reports it, or unread in its queue, and on the notifier's errors", () => {
     let notifier: lambda.IFunction | undefined;
+    let deliveryQueue: sqs.Queue | undefined;
     const withNotifier = build((stack) => {
       notifier = new LambdaFunction(stack, 'Notifier', { entry: 'functions/notifier/handler.ts' }).function;
-      return { notifiers: [{ destinationId: 'sales-webhook-1', function: notifier }], deliveryDelayThreshold: Duration.minutes(30) };
+      deliveryQueue = new sqs.Queue(stack, 'DeliveryQueue', { enforceSSL: true, fifo: true });
+      return { notifiers: [{ destinationId: 'sales-webhook-1', function: notifier, queue: deliveryQueue }], deliveryDelayThreshold: Duration.minutes(30) };
     });
     const alarms = Object.values(Template.fromStack(withNotifier.stack).findResources('AWS::CloudWatch::Alarm')) as Resource[];
     const delayed = alarms.filter((each) => each.Properties.MetricName === metricNames.leadDeliveryWaitSeconds);
     expect(delayed.map((each) => each.Properties)).toEqual([
       expect.objectContaining({
-        AlarmName: 'Watched delivery delayed to sales-webhook-1',
+        AlarmName: 'Watched delivery failing to sales-webhook-1',
         AlarmDescription: expect.stringContaining('pql-radar deliveries list --failed'),
         Namespace: customMetricNamespace,
         // The dimensions the notifier publishes it with: service, and the destination.
@@ -179,8 +181,18 @@ describe('alarms', () => {
         TreatMissingData: 'ignore',
       }),
     ]);
-    // Not SQS's age of the oldest message, which leaves out a message received three times.
-    expect(alarms.filter((each) => each.Properties.MetricName === 'ApproximateAgeOfOldestMessage')).toEqual([]);
+    // And the queue's own age of its oldest message, for a notifier that reads nothing (no report at all then).
+    expect(alarms.filter((each) => each.Properties.MetricName === 'ApproximateAgeOfOldestMessage').map((each) => each.Properties)).toEqual([
+      expect.objectContaining({
+        AlarmName: 'Watched delivery delayed in DeliveryQueue',
+        AlarmDescription: expect.stringContaining('update-event-source-mapping'),
+        Namespace: 'AWS/SQS',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [withNotifier.stack.getLogicalId(deliveryQueue!.node.defaultChild as CfnElement), 'QueueName'] } }],
+        Statistic: 'Maximum',
+        Threshold: 1800,
+        TreatMissingData: 'notBreaching',
+      }),
+    ]);
     const errors = alarms.filter((each) => each.Properties.AlarmName === 'Watched notifier errors for sales-webhook-1');
     expect(errors.map((each) => each.Properties)).toEqual([
       expect.objectContaining({
@@ -191,8 +203,8 @@ describe('alarms', () => {
         TreatMissingData: 'notBreaching',
       }),
     ]);
-    // One per dead-letter queue, two per notifier, and the six every stack has.
-    expect(withNotifier.monitoring.alarms).toHaveLength(9);
+    // One per dead-letter queue, three per notifier, and the six every stack has.
+    expect(withNotifier.monitoring.alarms).toHaveLength(10);
   });
 
   it('fire when the evaluator has not read the table stream for ten minutes (its iterator age), or at all while events arrive, and on a batch in its failure queue', () => {

@@ -376,9 +376,11 @@ describe('lead delivery', () => {
     // Each notifier: the age of the event it keeps retrying, long before the dead-letter queue hears of it, and its errors.
     const alarmNames = (Object.values(t.findResources('AWS::CloudWatch::Alarm')) as Resource[]).map((alarm) => alarm.Properties.AlarmName);
     expect(stack.leadFanout.notifierDestinations.map(({ destinationId }) => destinationId)).toEqual(['sales-slack-1', 'sales-webhook-1', 'crm-hubspot-1']);
-    for (const { destinationId } of stack.leadFanout.notifierDestinations) {
-      expect(alarmNames).toContain(`${stack.stackName} delivery delayed to ${destinationId}`);
+    for (const { destinationId, queue } of stack.leadFanout.notifierDestinations) {
+      expect(alarmNames).toContain(`${stack.stackName} delivery failing to ${destinationId}`);
       expect(alarmNames).toContain(`${stack.stackName} notifier errors for ${destinationId}`);
+      // Its queue too, unread while the notifier does not run.
+      expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
     }
     // The sqs route's queue, which only the user's consumers read.
     expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(stack.leadFanout.queues['nurture']!), 'QueueName')));

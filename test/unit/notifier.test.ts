@@ -672,15 +672,18 @@ describe('handler', () => {
         });
     const byDestination = { service: 'pql-radar', destination: destinationId };
 
-    // The destination is down: the head has waited 40 minutes, the event behind it less, and the head's age is reported.
-    receiver.reply({ status: 503 });
+    // The destination is down: the head has waited 40 minutes, the event behind it less; the head's age at its next
+    // attempt is reported, Retry-After's 10 minutes from now.
+    receiver.reply({ status: 503, headers: { 'retry-after': '600' } });
     const head = leadRecord(first, { sentAt: Date.now() - 40 * 60_000, receiveCount: 5 });
     const behind = leadRecord(second, { sentAt: Date.now() - 60_000, receiveCount: 5 });
     expect(await handler(batch(head, behind), lambdaContext())).toEqual(failures(head, behind));
-    const [[namespace, dimensions, waited]] = waits() as [readonly [string, Record<string, unknown>, number]];
+    const reported = waits();
+    expect(reported).toHaveLength(1);
+    const [[namespace, dimensions, waited]] = reported as [readonly [string, Record<string, unknown>, number]];
     expect([namespace, dimensions]).toEqual(['pql-radar', byDestination]);
-    expect(waited).toBeGreaterThanOrEqual(40 * 60);
-    expect(waited).toBeLessThan(41 * 60);
+    expect(waited).toBeGreaterThanOrEqual(50 * 60);
+    expect(waited).toBeLessThan(51 * 60);
 
     // It is back: both are delivered, and nothing waits.
     expect(await handler(batch(receivedAgain(head), receivedAgain(behind)), lambdaContext())).toEqual({ batchItemFailures: [] });
