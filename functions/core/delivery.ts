@@ -81,6 +81,15 @@ export interface AttemptContext {
   now: Date;
 }
 
+/**
+ * Attempts a lead event may take within its retry window. Each is a receive, and SQS moves a message received 1000
+ * times (its most) to the dead-letter queue by itself, ahead of the window: the events behind a waiting one are
+ * received at its attempts too.
+ */
+export const attemptBudget = 900;
+/** Attempts at the backoff alone, before the rest of a long window is spread out to keep within `attemptBudget`. */
+const quickAttempts = 10;
+
 /** Why an attempt did not deliver, in a few words: the HTTP status, else the error. */
 export const failureCause = (result: AttemptResult): string => (result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'no answer'));
 
@@ -89,7 +98,10 @@ export function nextStep(result: AttemptResult, context: AttemptContext, policy:
   if (result.outcome === 'delivered' || result.outcome === 'skipped') return { action: 'done' };
   const cause = failureCause(result);
   if (result.outcome === 'permanent') return { action: 'dead-letter', reason: `${cause}: the destination refused it, a retry would not change that` };
-  const backoffMs = Math.max(1000, backoffDelayMs(context.attempt, policy.baseDelayMs, policy.maxDelayMs, random));
+  const jittered = Math.max(1000, backoffDelayMs(context.attempt, policy.baseDelayMs, policy.maxDelayMs, random));
+  // A window of days at the capped backoff (on average half the cap, with full jitter) would take more attempts than
+  // SQS allows receives: past the first ones, no wait is shorter than the window shared out over the budget.
+  const backoffMs = context.attempt > quickAttempts ? Math.max(jittered, policy.retryWindowMs / attemptBudget) : jittered;
   // Retry-After can make the wait longer, never shorter: `Retry-After: 0` (or a past date) would retry at once, again and again.
   const delayMs = result.retryAfterMs !== undefined ? Math.max(backoffMs, Math.min(result.retryAfterMs, policy.maxRetryAfterMs)) : backoffMs;
   const deadline = context.queuedAt.getTime() + policy.retryWindowMs;

@@ -5,6 +5,7 @@ import {
   defaultDeliveryPolicy,
   deliverLeadEvent,
   nextStep,
+  attemptBudget,
   responseExcerpt,
   testLeadEvent,
   type AttemptContext,
@@ -72,6 +73,25 @@ describe('nextStep', () => {
     expect(decision).toEqual({ action: 'dead-letter', reason: expect.stringMatching(/^HTTP 400: the destination refused it/) });
     const unsent = nextStep({ outcome: 'permanent', error: 'the Slack secret is not an https:// incoming-webhook URL', latencyMs: 0 }, fresh(), policy);
     expect(unsent).toMatchObject({ action: 'dead-letter', reason: expect.stringContaining('the Slack secret is not an https:// incoming-webhook URL') });
+  });
+
+  it("spaces the attempts of a long window so that they stay within the budget, under the 1000 receives after which SQS dead-letters a message itself", () => {
+    for (const retryWindowMs of [24 * hour, 7 * 24 * hour, 336 * hour]) {
+      const longWindow = { ...policy, retryWindowMs };
+      // The shortest waits the jitter can draw, all along: the most attempts the window can take.
+      let elapsedMs = 0;
+      let attempts = 1;
+      for (let decision = nextStep(failed(), fresh(1), longWindow, () => 0); decision.action === 'retry'; attempts++) {
+        elapsedMs += decision.delayMs;
+        expect(attempts, `${retryWindowMs / hour} h`).toBeLessThan(1000);
+        decision = nextStep(failed(), { attempt: attempts + 1, queuedAt: new Date(now.getTime() - elapsedMs), now }, longWindow, () => 0);
+      }
+      expect(attempts).toBeLessThanOrEqual(attemptBudget + 10);
+      // And the window is used to its end: the last attempt falls within a spaced wait of it.
+      expect(elapsedMs).toBeGreaterThan(retryWindowMs - Math.max(policy.maxDelayMs, retryWindowMs / attemptBudget));
+    }
+    // The first attempts keep their quick backoff whatever the window.
+    expect(nextStep(failed(), fresh(1), { ...policy, retryWindowMs: 336 * hour }, () => 0.5)).toEqual({ action: 'retry', delayMs: 5_000 });
   });
 
   it('retries within the window after a random backoff: at least 1 s, at most the base doubled per attempt, capped', () => {
