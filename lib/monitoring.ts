@@ -350,7 +350,8 @@ export class Monitoring extends Construct {
             `The lead event destination ${destinationId} keeps failing has waited, or will have by its next attempt, over ` +
             `${deliveryDelayThreshold.toHumanString()} (or its notifier cannot reach the table). \`pql-radar deliveries list --failed\` shows the answers; ` +
             'the events behind it wait too, in order. After the retry window the event goes to the dead-letter queue. ' +
-            'If the event left its queue by other means (a purge), the alarm stays until the next delivery: aws cloudwatch set-alarm-state --state-value OK.',
+            'If the event left its queue by other means (a purge), the alarm stays until the next delivery: ' +
+            `aws cloudwatch set-alarm-state --alarm-name "${stack.stackName} delivery failing to ${destinationId}" --state-value OK --state-reason purged.`,
           // The notifier reports at each attempt the age its waiting event will have at the next one, and 0 once it
           // delivers: SQS leaves a message received again and again out of the queue's age of its oldest message.
           metric: new cloudwatch.Metric({
@@ -371,9 +372,11 @@ export class Monitoring extends Construct {
         new cloudwatch.Alarm(this, `DeliveryDelayed-${relativePath(queue).replaceAll('/', '-')}`, {
           alarmName: `${stack.stackName} delivery delayed in ${relativePath(queue)}`,
           alarmDescription:
-            `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue of ${destinationId}, unread: its notifier ` +
-            'is not running (its event source mapping disabled, its concurrency set to 0, the function failing at start: see `notifier errors`). ' +
-            'aws lambda list-event-source-mappings --function-name <the notifier> shows the mapping; aws lambda update-event-source-mapping --uuid <its UUID> --enabled starts it.',
+            `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue of ${destinationId}. If \`delivery failing to ` +
+            `${destinationId}\` is in alarm too, it is one of those queued behind the event being retried (SQS leaves that one out of this age). ` +
+            'Otherwise its notifier is not reading the queue: its event source mapping disabled (aws lambda list-event-source-mappings ' +
+            '--function-name <the notifier>; aws lambda update-event-source-mapping --uuid <its UUID> --enabled), its concurrency set to 0, ' +
+            'or the function failing (see `notifier errors`).',
           metric: queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
           threshold: deliveryDelayThreshold.toSeconds(),
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -383,7 +386,7 @@ export class Monitoring extends Construct {
         anyInFiveMinutes(
           `NotifierErrors-${destinationId}`,
           `notifier errors for ${destinationId}`,
-          `The notifier of destination ${destinationId} failed (a crash, a timeout, a failed cold start, or its dead-letter queue refused a message): ` +
+          `The notifier of destination ${destinationId} failed (a crash, a timeout, a failed cold start, or the dead-letter queue refused a message that is not a lead event): ` +
             "its batch is received again after the queue's visibility timeout, so its lead events are late, not lost. See its log group.",
           notifier.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
         ),
@@ -433,7 +436,7 @@ export class Monitoring extends Construct {
               'change capture',
               'Events were accepted in each of the last two hours, and the evaluator read nothing of the table stream: its event ' +
                 'source mapping is disabled or gone (aws lambda list-event-source-mappings --function-name <the evaluator>), so new events ' +
-                "are not evaluated until their users' next sweep. Enable it (aws lambda update-event-source-mapping --uuid <its UUID> --enabled): " +
+                "are not evaluated until their users' next sweep. Enable it (aws lambda update-event-source-mapping --uuid <its UUID> --enabled; one deleted has to be created again): " +
                 'it reads on from where it stopped, and records stay in the stream 24 hours; a deploy does not undo a change made outside ' +
                 "CloudFormation. Other causes: the ingest buffer's alarms fire too (nothing was stored), or every event accepted was a " +
                 'resend of one already stored (an identical write makes no stream record).',

@@ -100,7 +100,9 @@ export function runPrinter(): (summary: EvaluatorRunSummary) => void {
     if (summary.transitions.length === 0 && summary.unpublished.length === 0 && summary.incompleteShards.length === 0) return;
     console.log(
       `evaluator: ${summary.evaluated} evaluated, ${counted(summary.transitions.length, 'transition')}, ${summary.published} published` +
-        (summary.unpublished.length > 0 ? `, ${summary.unpublished.length} left in the outbox for the next run (${summary.unpublishedReasons.join('; ')})` : '') +
+        (summary.unpublished.length > 0
+          ? `, ${summary.unpublished.length} left in the outbox for the next run` + (summary.unpublishedReasons.length > 0 ? ` (${summary.unpublishedReasons.join('; ')})` : '')
+          : '') +
         (summary.incompleteShards.length > 0 ? `, shards ${summary.incompleteShards.join(', ')} unfinished` : ''),
     );
   };

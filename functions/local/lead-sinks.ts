@@ -1,6 +1,6 @@
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { maskEmails } from '../core/delivery';
+import { maskEmails, responseExcerpt } from '../core/delivery';
 import { leadEventEnvelope, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
 import type { LeadPublisher } from '../core/ports';
 
@@ -150,24 +150,25 @@ export class FanOutLeadSink implements LeadPublisher {
     this.#delivered = sinks.map(() => new Set<string>());
   }
 
-  async publish(events: readonly LeadEvent[]): Promise<{ failed: string[] }> {
+  async publish(events: readonly LeadEvent[]): Promise<{ failed: string[]; reasons?: string[] }> {
     const results = await Promise.all(
-      this.sinks.map(async (sink, index) => {
+      this.sinks.map(async (sink, index): Promise<{ failed: string[]; reasons?: string[] }> => {
         const delivered = this.#delivered[index]!;
         const due = events.filter((event) => !delivered.has(event.detail.idempotencyKey));
-        if (due.length === 0) return [];
-        let failed: string[];
+        if (due.length === 0) return { failed: [] };
+        let result: { failed: string[]; reasons?: string[] };
         try {
-          failed = (await sink.publish(due)).failed;
-        } catch {
-          failed = keysOf(due);
+          result = await sink.publish(due);
+        } catch (error) {
+          result = { failed: keysOf(due), reasons: [responseExcerpt(`${(error as Error).name}: ${(error as Error).message}`)] };
         }
-        const failedSet = new Set(failed);
+        const failedSet = new Set(result.failed);
         for (const key of keysOf(due)) if (!failedSet.has(key)) remember(delivered, key, this.rememberDelivered);
-        return failed;
+        return result;
       }),
     );
-    return { failed: [...new Set(results.flat())] };
+    const failed = [...new Set(results.flatMap((result) => result.failed))];
+    return failed.length > 0 ? { failed, reasons: [...new Set(results.flatMap((result) => result.reasons ?? []))] } : { failed };
   }
 }
 

@@ -185,9 +185,16 @@ describe('FanOutLeadSink', () => {
     for (const sink of [a, b, c]) expect(sink.published).toEqual([[k(qualified), k(tierChanged), k(disqualified)]]);
   });
 
-  it('counts every event failed when a sink throws', async () => {
+  it('counts every event failed when a sink throws, giving its error as the reason', async () => {
     const result = await new FanOutLeadSink([new Recording(), new Recording(() => false, true)]).publish([qualified, tierChanged]);
-    expect(result.failed).toEqual([k(qualified), k(tierChanged)]);
+    expect(result).toEqual({ failed: [k(qualified), k(tierChanged)], reasons: ['Error: broken'] });
+  });
+
+  it("passes on the sinks' reasons for what they failed, each once, and none when nothing failed", async () => {
+    const refusing: LeadPublisher = { publish: async (events) => ({ failed: events.map(k), reasons: ['AccessDeniedException: not allowed'] }) };
+    const result = await new FanOutLeadSink([new Recording(), refusing, refusing]).publish([qualified]);
+    expect(result).toEqual({ failed: [k(qualified)], reasons: ['AccessDeniedException: not allowed'] });
+    expect(await new FanOutLeadSink([new Recording()]).publish([qualified])).toEqual({ failed: [] });
   });
 
   it('sends a retried event only to the sinks that have not had it', async () => {

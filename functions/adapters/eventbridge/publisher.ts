@@ -1,6 +1,7 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry, type PutEventsResultEntry } from '@aws-sdk/client-eventbridge';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelayMs } from '../../core/backoff';
+import { responseExcerpt } from '../../core/delivery';
 import type { LeadEvent } from '../../core/lead-event';
 import { leadEventSource, maxLeadEventDetailBytes } from '../../core/lead-event-names';
 import type { LeadPublisher } from '../../core/ports';
@@ -52,8 +53,12 @@ export class EventBridgePublisher implements LeadPublisher {
     const givenUp: string[] = [];
     let delivered = 0;
     let callError: unknown;
-    /** Why entries failed in the last round that had failures: what the operator needs of events left over. */
-    let reasons = new Set<string>();
+    /**
+     * Why what is left over failed, for the operator: the calls the SDK gave up on, and the entries' errors of the last
+     * round that had any (one line each, e-mail addresses masked: AWS does not say what an error message may quote).
+     */
+    const callReasons = new Set<string>();
+    let entryReasons = new Set<string>();
 
     for (let round = 0; round < this.maxRounds && pending.length > 0; round++) {
       if (round > 0) await sleep(backoffDelayMs(round, this.baseDelayMs, maxDelayMs));
@@ -70,7 +75,7 @@ export class EventBridgePublisher implements LeadPublisher {
           // The SDK has already retried throttling, 5xx and network errors; what is left will not get better within
           // this invocation, so the call's entries go back to the caller rather than into another round.
           callError ??= error;
-          roundReasons.add(`${(error as Error).name}: ${(error as Error).message}`);
+          callReasons.add(responseExcerpt(`${(error as Error).name}: ${(error as Error).message}`));
           givenUp.push(...call.map((p) => p.key));
           continue;
         }
@@ -81,11 +86,11 @@ export class EventBridgePublisher implements LeadPublisher {
           if (result?.EventId && !result.ErrorCode) delivered++;
           else {
             retry.push(p);
-            roundReasons.add(result?.ErrorCode ? `${result.ErrorCode}: ${result.ErrorMessage ?? ''}`.trim() : 'no result for the entry');
+            roundReasons.add(result?.ErrorCode ? responseExcerpt(`${result.ErrorCode}: ${result.ErrorMessage ?? ''}`) : 'no result for the entry');
           }
         });
       }
-      if (roundReasons.size > 0) reasons = roundReasons;
+      if (roundReasons.size > 0) entryReasons = roundReasons;
       pending = retry;
     }
 
@@ -97,7 +102,7 @@ export class EventBridgePublisher implements LeadPublisher {
       });
     }
     const failed = [...givenUp, ...pending.map((p) => p.key)];
-    return failed.length > 0 ? { failed, reasons: [...reasons] } : { failed };
+    return failed.length > 0 ? { failed, reasons: [...callReasons, ...(pending.length > 0 ? entryReasons : [])] } : { failed };
   }
 
   private toPending({ detailType, detail }: LeadEvent): Pending {
