@@ -34,6 +34,30 @@ tiers:
     );
   });
 
+  it("tells every problem of a file in one run: the schema's, the references of a tier whose route it refused, a list file", async () => {
+    writeFileSync(
+      join(dir, 'many.rules.yaml'),
+      `version: 1
+timezone: Europe/Berln
+lists:
+  free_mail: { file: lists/missing.txt }
+signals:
+  work_email: { trait: email, is: { domain: { not_in_list: free_mail } }, points: 5 }
+tiers:
+  - { name: hot, route: { by: region, map: { emea: sales-emea } }, require: [work_emial] }
+`,
+    );
+    const checked = await cli('rules', 'check', join(dir, 'many.rules.yaml'));
+    expect(checked.code).toBe(1);
+    expect(checked.stderr.trim().split('\n')).toEqual([
+      `${join(dir, 'many.rules.yaml')}: 4 problems`,
+      '  line 2: timezone: must be an IANA time zone such as Europe/Berlin or America/New_York',
+      expect.stringMatching(/^ {2}line 4: lists\.free_mail\.file: cannot read lists\/missing\.txt: /),
+      '  line 8: tiers[0].route: a route chosen by a trait needs by (the trait), map ({ trait value: route }) and default (a route)',
+      '  line 8: tiers[0].require[0]: no signal named "work_emial"; did you mean "work_email"?',
+    ]);
+  });
+
   it('lists every route the tiers can give, and names the key meant in a route chosen by a trait', async () => {
     const tier = (route: string) => `version: 1\nsignals:\n  active: { event: Logged In, points: 10 }\ntiers:\n  - { name: hot, route: ${route} }\n  - { name: warm, route: nurture }\n`;
     writeFileSync(join(dir, 'routed.rules.yaml'), tier('{ by: account.region, map: { emea: sales-emea, us: sales-us }, default: sales }'));

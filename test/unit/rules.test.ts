@@ -6,6 +6,8 @@ import { loadRulesFile } from '../../functions/local/rules-file';
 import { loadRules, loadRulesJson, RulesError, type RulesProblem } from '../../functions/core/rules/load';
 import { formatProblem } from '../../functions/core/yaml-file';
 import { rulesJsonSchema } from '../../functions/core/rules/json-schema';
+import { lenientRulesFileSchema } from '../../functions/core/rules/lenient-schema';
+import { rulesFileSchema } from '../../functions/core/rules/schema';
 
 const examplesDir = join(import.meta.dirname, '../../examples');
 
@@ -803,7 +805,7 @@ tiers:
     ]);
   });
 
-  it('leaves the references unchecked when the schema refused more than signals and tiers: what they name is not known yet', () => {
+  it('checks the rest of the file whatever part the schema refused; a name only a section refused whole could define is no problem', () => {
     const text = `version: 1
 signals:
   created: { event: Dashboard Created }
@@ -811,8 +813,74 @@ scoring: { fit: [created] }
 tiers:
   - { name: hot, route: sales, require: [missing] }
 `;
-    expect(problemsOf(text).map((problem) => problem.path)).toEqual(['scoring.fit']);
-    expect(problemsOf(text.replace('scoring: { fit: [created] }\n', '')).map((problem) => problem.path)).toEqual(['tiers[0].require[0]']);
+    expect(problemsOf(text).map((problem) => problem.path)).toEqual(['scoring.fit', 'tiers[0].require[0]']);
+    // Signals written as a list: which names they define is not known, so the tier's is not told as undefined.
+    expect(problemsOf(`version: 1
+signals:
+  - created: { event: Dashboard Created }
+tiers:
+  - { name: hot, route: sales, require: [created] }
+`).map(formatProblem)).toEqual(['line 2: signals: Invalid input: expected record, received array']);
+  });
+
+  it('lists the problems of the schema and those beyond it in one run, wherever they are, each part once', () => {
+    const problems = problemsOf(`version: 1
+timezone: Mars/Olympus
+lists:
+  free_mail: []
+signals:
+  created: { event: Dashboard Created, window: 10d, per: week }
+  invited: { event: Teammate Invited, points: lots, distinct: timestamp }
+  activated: { all: [created, invitd] }
+  work_email: { trait: email, is: { domain: { not_in_list: free_mail } } }
+  big: { trait: employees, is: { gte: 50 }, level: acount }
+  big_team: { members_matching: big, every: yes }
+tiers:
+  - { name: hot, route: { by: region, map: {}, default: sales }, require: [missing] }
+  - { name: warm, route: nurture, level: account, require: [created, big] }
+conversion: { event: Order Completed, trait: plan, keep_in_tiers: maybe }
+policy: { cooldown: soon }
+`);
+    // Not told, as they only follow from what is: work_email's list, refused, is defined all the same; big's level is
+    // not known, so neither big_team nor the tier warm is told it does not fit.
+    expect(problems.map(formatProblem).sort(byLine)).toEqual([
+      'line 2: timezone: must be an IANA time zone such as Europe/Berlin or America/New_York',
+      'line 4: lists.free_mail: Too small: expected array to have >=1 items',
+      'line 6: signals.created.window: must be a whole number of weeks to split per week (10 days is not)',
+      'line 7: signals.invited.points: must be a number, not the text "lots"',
+      'line 7: signals.invited.distinct: "timestamp" is a field of the message, not an event property: distinct counts distinct values of an event property; to count active days use `count: days`',
+      'line 8: signals.activated.all[1]: no signal named "invitd"; did you mean "invited"?',
+      'line 10: signals.big.level: Invalid option: expected one of "user"|"account"',
+      'line 11: signals.big_team.every: must be true or false, not the text "yes"',
+      'line 13: tiers[0].route.map: must map at least one trait value to a route',
+      'line 13: tiers[0].require[0]: no signal named "missing"',
+      'line 14: tiers[1].require[0]: "created" is a user signal, but the tier is for accounts',
+      'line 15: conversion.keep_in_tiers: must be true or false, not the text "maybe"',
+      'line 15: conversion: give either event (with optional where) or trait (with is)',
+      'line 15: conversion.is: a trait conversion needs is: the value that converts, e.g. { in: [pro, business] }',
+      'line 16: policy.cooldown: must be a duration such as 7d or 2w (days or weeks)',
+    ]);
+  });
+
+  it('checks a tier whose route the schema refused, and counts a misspelt key as given: nothing is told twice or only in the next run', () => {
+    const text = `version: 1
+signals:
+  created: { event: Dashboard Created, per: week, windw: 14d }
+tiers:
+  - { name: hot, route: { by: region, map: { emea: sales-emea } }, require: [craeted] }
+conversion: { evnt: Order Completed, where: { plan: pro } }
+`;
+    // Not "per splits the window into periods: give window", nor that the conversion needs an event: they are given,
+    // misspelt.
+    expect(problemsOf(text).map(formatProblem).sort(byLine)).toEqual([
+      'line 3: signals.created.windw: unknown key "windw"; did you mean "window"?',
+      'line 5: tiers[0].route: a route chosen by a trait needs by (the trait), map ({ trait value: route }) and default (a route)',
+      'line 5: tiers[0].require[0]: no signal named "craeted"; did you mean "created"?',
+      'line 6: conversion.evnt: unknown key "evnt"; did you mean "event"?',
+    ]);
+    // Fixed as told, the file holds no other problem.
+    const fixed = text.replace('windw', 'window').replace('map: { emea: sales-emea } }', 'map: { emea: sales-emea }, default: sales }').replace('craeted', 'created').replace('evnt', 'event');
+    expect(loadRules(fixed).file.tiers).toHaveLength(1);
   });
 
   it('reads a JSON file the schema refused as it reads YAML: the references of the rest too, without lines', () => {
@@ -905,6 +973,11 @@ describe('the example rules files', () => {
     const { ruleset } = loadRulesFile(join(examplesDir, name));
     expect(ruleset.file.tiers.length).toBeGreaterThan(0);
     expect(ruleset.eventSignals.length).toBeGreaterThan(0);
+  });
+
+  it.each(files)('%s reads leniently, as the checks beyond the schema read a refused file, just as the schema reads it', (name) => {
+    const data = parse(readFileSync(join(examplesDir, name), 'utf8'));
+    expect(lenientRulesFileSchema.parse(data)).toEqual(rulesFileSchema.parse(data));
   });
 
   it('activation.rules.yaml expresses the article formula, anti-PQL rules, fit and two routed tiers', () => {

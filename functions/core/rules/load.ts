@@ -1,7 +1,7 @@
 import { type FileProblem, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
-import { isPlainObject } from '../message-traits';
 import { parseYamlFile, yamlFileData } from '../yaml-file';
 import { checkedRules, type ReadListFile, rulesetOf, rulesIssuePath, RulesError, type Ruleset } from './ruleset';
+import { lenientRulesFileSchema } from './lenient-schema';
 import { rulesFileSchema } from './schema';
 
 export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, type Ruleset, type RulesProblem, signalLevel } from './ruleset';
@@ -35,36 +35,15 @@ export function loadRulesJson(text: string, source = 'rules'): Ruleset {
 }
 
 /**
- * What a file the schema refused would still be told once that is fixed, so that one check lists every problem: when
- * each of the schema's issues lies inside a signal or a tier, the rest of the file is checked as a valid file is
- * (checkedRules), without those signals and tiers but with their names taken as defined. An issue anywhere else (a
- * section missing or malformed, a list, the scoring) leaves the rest unchecked, as what it refers to is not known yet.
+ * What a file the schema refused would still be told once that is fixed, so that one check lists every problem: the
+ * file read leniently (lenientRulesFileSchema), each part the schema refused left out of the checks but counting as
+ * given, is checked as a valid file is (checkedRules).
  */
 function problemsBeyondTheSchema(refused: { data: unknown; problemAt: ProblemAt } | undefined, readListFile?: ReadListFile): FileProblem[] {
-  if (refused === undefined || !isPlainObject(refused.data)) return [];
-  const { data, problemAt } = refused;
-  const outcome = rulesFileSchema.safeParse(data);
-  if (outcome.success) return [];
-  const refusedSignals = new Set<string>();
-  const refusedTiers = new Set<number>();
-  for (const { path } of outcome.error.issues) {
-    const [section, key] = path;
-    if (section === 'signals' && typeof key === 'string') refusedSignals.add(key);
-    else if (section === 'tiers' && typeof key === 'number') refusedTiers.add(key);
-    else return [];
-  }
-  const signals = isPlainObject(data['signals']) ? Object.fromEntries(Object.entries(data['signals']).filter(([name]) => !refusedSignals.has(name))) : data['signals'];
-  const tiers: unknown[] = Array.isArray(data['tiers']) ? data['tiers'] : [];
-  /** The file's index of each tier checked. */
-  const kept = tiers.flatMap((_, index) => (refusedTiers.has(index) ? [] : [index]));
-  const rest = rulesFileSchema.safeParse({ ...data, signals, tiers: kept.map((index) => tiers[index]) });
+  if (refused === undefined) return [];
+  const rest = lenientRulesFileSchema.safeParse(refused.data);
   if (!rest.success) return [];
-  const tierNames = [...refusedTiers].flatMap((index) => {
-    const tier = tiers[index];
-    return isPlainObject(tier) && typeof tier['name'] === 'string' ? [tier['name']] : [];
-  });
-  const { problems } = checkedRules(rest.data, readListFile, { signals: refusedSignals, tiers: new Set(tierNames) });
-  return problems.map(({ path, message }) => problemAt(path[0] === 'tiers' && typeof path[1] === 'number' ? ['tiers', kept[path[1]]!, ...path.slice(2)] : path, message));
+  return checkedRules(rest.data, readListFile).problems.map(({ path, message }) => refused.problemAt(path, message));
 }
 
 /** Whether plain data has a value at `path` (own keys only). */

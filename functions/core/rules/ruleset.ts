@@ -3,6 +3,7 @@ import { calendarOf, type Calendar, periodDays } from '../days';
 import { didYouMean } from '../did-you-mean';
 import { type FileProblem, FileProblemsError, type ProblemAt, problemWithoutLine } from '../file-problems';
 import { attachList, type ListCondition, listFileValues, regexProblem } from './conditions';
+import { type Checked, known, type Refused } from './refused';
 import { sameMapKey } from './routing';
 import { accountTraitPrefix } from './trait-reference';
 import type { Condition, RulesFile, Signal } from './schema';
@@ -129,25 +130,16 @@ export interface RulesProblemAt {
 }
 
 /**
- * Names the file defines in parts the schema refused (./load.ts checks the rest of such a file): a reference to one is
- * no problem of its own, and what it refers to cannot be checked until that part is fixed.
+ * Every problem the schema cannot see (references, combinations that form a cycle, list files), with the file's list
+ * files inlined and its signals in combination order. Of rules valid against the schema, or of the rest of a file it
+ * refused, read leniently (./load.ts): a part the schema refused (`refused`) is checked no further, counts as given,
+ * and a name it defines as defined, so that nothing said here is only a consequence of what the schema says.
  */
-export interface DefinedInRefusedParts {
-  signals: ReadonlySet<string>;
-  tiers: ReadonlySet<string>;
-}
-
-const nothingRefused: DefinedInRefusedParts = { signals: new Set(), tiers: new Set() };
-
-/**
- * Every problem of rules valid against the schema that the schema cannot see (references, combinations that form a
- * cycle, list files), with the file's list files inlined and its signals in combination order.
- */
-export function checkedRules(parsed: RulesFile, readListFile?: ReadListFile, refused: DefinedInRefusedParts = nothingRefused): { file: RulesFile; order: string[]; problems: RulesProblemAt[] } {
+export function checkedRules<F extends Checked<RulesFile>>(parsed: F, readListFile?: ReadListFile): { file: F; order: string[]; problems: RulesProblemAt[] } {
   const problems: RulesProblemAt[] = [];
   const report = (path: (string | number)[], message: string) => problems.push({ path, message });
   const file = withListFilesInlined(parsed, readListFile, report);
-  problems.push(...checkReferences(file, refused));
+  problems.push(...checkReferences(file));
   const order = combinationOrder(file, report);
   return { file, order, problems };
 }
@@ -155,7 +147,7 @@ export function checkedRules(parsed: RulesFile, readListFile?: ReadListFile, ref
 type EventSignal = Extract<Signal, { kind: 'event' }>;
 
 /** An event signal with neither window nor since_signup: it reads the lifetime total. */
-function overWholeHistory(signal: Signal): signal is EventSignal {
+function overWholeHistory<S extends Checked<Signal>>(signal: S): signal is Extract<S, { kind: 'event' }> {
   return signal.kind === 'event' && signal.window === undefined && signal.since_signup === undefined;
 }
 
@@ -208,10 +200,10 @@ export function loadCompiledRules(text: string, source: string): Ruleset {
 }
 
 /** The rules with each list file's values in place of its path: what the version hashes and the evaluator's JSON carries. */
-function withListFilesInlined(file: RulesFile, readListFile: ReadListFile | undefined, report: (path: (string | number)[], message: string) => void): RulesFile {
-  if (file.lists === undefined) return file;
-  const lists = Object.entries(file.lists).map(([name, list]): [string, string[]] => {
-    if (Array.isArray(list)) return [name, list];
+function withListFilesInlined<F extends Checked<RulesFile>>(file: F, readListFile: ReadListFile | undefined, report: (path: (string | number)[], message: string) => void): F {
+  if (!known(file.lists)) return file;
+  const lists = Object.entries(file.lists).map(([name, list]) => {
+    if (!known(list) || Array.isArray(list)) return [name, list];
     const at = ['lists', name, 'file'];
     if (readListFile === undefined) {
       report(at, 'list files are read with the rules file, from disk (rules check, dev, backtest, cdk synth): here, give the values inline');
@@ -229,22 +221,25 @@ function withListFilesInlined(file: RulesFile, readListFile: ReadListFile | unde
   return { ...file, lists: Object.fromEntries(lists) };
 }
 
-/** Every condition of the rules with its path, a `domain` condition's inner condition too. */
-function conditionsOf(file: RulesFile): { path: (string | number)[]; condition: Condition }[] {
+/** Every condition of the rules with its path, a `domain` condition's inner condition too (none the schema refused). */
+function conditionsOf(file: Checked<RulesFile>): { path: (string | number)[]; condition: Condition }[] {
   const found: { path: (string | number)[]; condition: Condition }[] = [];
-  const add = (path: (string | number)[], condition: Condition) => {
+  const add = (path: (string | number)[], condition: Condition | Refused | undefined) => {
+    if (!known(condition)) return;
     found.push({ path, condition });
     if (typeof condition === 'object' && 'domain' in condition) found.push({ path: [...path, 'domain'], condition: condition.domain });
   };
-  const addWhere = (path: (string | number)[], where: Record<string, Condition> | undefined) => {
-    for (const [property, condition] of Object.entries(where ?? {})) add([...path, 'where', property], condition);
+  const addWhere = (path: (string | number)[], where: Checked<Record<string, Condition>> | Refused | undefined) => {
+    if (known(where)) for (const [property, condition] of Object.entries(where)) add([...path, 'where', property], condition);
   };
-  for (const [name, signal] of Object.entries(file.signals)) {
-    if (signal.kind === 'event') addWhere(['signals', name], signal.where);
-    if (signal.kind === 'trait') add(['signals', name, 'is'], signal.is);
+  for (const [name, signal] of Object.entries(known(file.signals) ? file.signals : {})) {
+    if (known(signal) && signal.kind === 'event') addWhere(['signals', name], signal.where);
+    if (known(signal) && signal.kind === 'trait') add(['signals', name, 'is'], signal.is);
   }
-  addWhere(['conversion'], file.conversion?.where);
-  if (file.conversion?.is !== undefined) add(['conversion', 'is'], file.conversion.is);
+  if (known(file.conversion)) {
+    addWhere(['conversion'], file.conversion.where);
+    add(['conversion', 'is'], file.conversion.is);
+  }
   return found;
 }
 
@@ -268,8 +263,20 @@ function attachLists(file: RulesFile) {
 /** Levels a signal kind can have: the member-based kinds only make sense for accounts. */
 const accountOnly = new Set(['active_users', 'members', 'best_member']);
 
-export function signalLevel(signal: Signal): 'user' | 'account' {
+export function signalLevel<S extends Checked<Signal>>(signal: S): 'account' | S['level'] {
   return accountOnly.has(signal.kind) ? 'account' : signal.level;
+}
+
+/** The level of a signal of a file read leniently (checkedRules); undefined when the schema refused it, to compare with none. */
+function knownLevel(signal: Checked<Signal> | undefined): 'user' | 'account' | undefined {
+  const level = signal && signalLevel(signal);
+  return known(level) ? level : undefined;
+}
+
+/** The signals a combination combines, each with its path under the combination; none whose name the schema refused. */
+function combinationParts(signal: Checked<Extract<Signal, { kind: 'combination' }>>): { at: (string | number)[]; name: string }[] {
+  const listed = (key: 'all' | 'any', names: (string | Refused)[] | Refused | undefined) => (known(names) ? names.flatMap((name, index) => (known(name) ? [{ at: [key, index], name }] : [])) : []);
+  return [...listed('all', signal.all), ...listed('any', signal.any), ...(known(signal.not) ? [{ at: ['not'], name: signal.not }] : [])];
 }
 
 /** Whether a user's evaluation reads its accounts' traits: then an account's new traits can move its members. */
@@ -277,20 +284,25 @@ export const usersReadAccountTraits = (ruleset: Ruleset): boolean => ruleset.acc
 
 const anLevel = (level: 'user' | 'account') => (level === 'account' ? 'an account' : 'a user');
 
-function checkReferences(file: RulesFile, refused: DefinedInRefusedParts): RulesProblemAt[] {
+function checkReferences(file: Checked<RulesFile>): RulesProblemAt[] {
   const problems: RulesProblemAt[] = [];
-  const signals = file.signals;
-  const tierNames = new Set([...file.tiers.map((tier) => tier.name), ...refused.tiers]);
-  // Own keys only: `name in signals` would find "constructor" on every object.
-  const reference = (path: (string | number)[], name: string) => {
-    if (Object.hasOwn(signals, name)) return signals[name];
-    if (!refused.signals.has(name)) problems.push({ path, message: `no signal named "${name}"${didYouMean(name, [...Object.keys(signals), ...refused.signals])}` });
+  // A section the schema refused whole (no map, no list) defines names no one knows: what names them is not checked.
+  const signals = known(file.signals) ? file.signals : undefined;
+  const tiers = known(file.tiers) ? file.tiers : undefined;
+  const tierNames = tiers && new Set(tiers.flatMap((tier) => (known(tier) && known(tier.name) ? [tier.name] : [])));
+  // Own keys only: `name in signals` would find "constructor" on every object. A signal the schema refused whole is
+  // defined, and not known.
+  const reference = (path: (string | number)[], name: string): Checked<Signal> | undefined => {
+    if (signals === undefined) return undefined;
+    if (Object.hasOwn(signals, name)) return known(signals[name]) ? signals[name] : undefined;
+    problems.push({ path, message: `no signal named "${name}"${didYouMean(name, Object.keys(signals))}` });
     return undefined;
   };
 
-  for (const [name, signal] of Object.entries(signals)) {
+  for (const [name, signal] of Object.entries(signals ?? {})) {
+    if (!known(signal)) continue;
     const at = (...rest: (string | number)[]) => ['signals', name, ...rest];
-    const level = signalLevel(signal);
+    const level = knownLevel(signal);
     if ('at_least' in signal || 'at_most' in signal || 'exactly' in signal) {
       const given = ['at_least', 'at_most', 'exactly'].filter((key) => (signal as Record<string, unknown>)[key] !== undefined);
       if (given.length > 1) problems.push({ path: at(given[1]!), message: `give one threshold, not ${given.join(' and ')}` });
@@ -301,7 +313,7 @@ function checkReferences(file: RulesFile, refused: DefinedInRefusedParts): Rules
         if (signal.distinct !== undefined && signal.sum !== undefined) problems.push({ path: at('sum'), message: 'give either distinct or sum, not both' });
         for (const key of ['distinct', 'sum'] as const) {
           const property = signal[key];
-          const message = property !== undefined ? notAPropertyProblem(key, property) : undefined;
+          const message = known(property) ? notAPropertyProblem(key, property) : undefined;
           if (message !== undefined) problems.push({ path: at(key), message });
         }
         if (signal.window !== undefined && signal.since_signup !== undefined) problems.push({ path: at('since_signup'), message: 'give either window or since_signup, not both' });
@@ -310,59 +322,61 @@ function checkReferences(file: RulesFile, refused: DefinedInRefusedParts): Rules
       case 'time_to_value':
         for (const key of ['from', 'to'] as const) {
           const part = signal[key];
-          if (key === 'from' && part === 'signup') continue;
+          if (!known(part) || (key === 'from' && part === 'signup')) continue;
           const target = reference(at(key), part);
+          const targetLevel = knownLevel(target);
           if (!target) continue;
           if (target.kind !== 'event') problems.push({ path: at(key), message: `"${part}" is not an event signal (it is ${target.kind}): time to value reads the first event of an event signal` });
-          else if (signalLevel(target) !== level) problems.push({ path: at(key), message: `"${part}" is ${anLevel(signalLevel(target))} signal, but this is ${anLevel(level)} signal` });
+          else if (targetLevel && level && targetLevel !== level) problems.push({ path: at(key), message: `"${part}" is ${anLevel(targetLevel)} signal, but this is ${anLevel(level)} signal` });
         }
         break;
       case 'trait':
         if (signal.of === 'account' && level === 'account') problems.push({ path: at('of'), message: 'of: account is for user signals; an account signal reads its own traits' });
         break;
-      case 'combination': {
-        const parts = [...(signal.all ?? []), ...(signal.any ?? []), ...(signal.not !== undefined ? [signal.not] : [])];
-        if (parts.length === 0) problems.push({ path: at(), message: 'a combination needs all, any or not' });
-        const keyed = [...(signal.all ?? []).map((n, i) => [at('all', i), n] as const), ...(signal.any ?? []).map((n, i) => [at('any', i), n] as const), ...(signal.not !== undefined ? [[at('not'), signal.not] as const] : [])];
-        for (const [path, part] of keyed) {
-          const target = reference(path, part);
-          if (target && signalLevel(target) !== level) problems.push({ path, message: `"${part}" is ${anLevel(signalLevel(target))} signal and cannot be combined into ${anLevel(level)} signal` });
+      case 'combination':
+        if (signal.all === undefined && signal.any === undefined && signal.not === undefined) problems.push({ path: at(), message: 'a combination needs all, any or not' });
+        for (const part of combinationParts(signal)) {
+          const targetLevel = knownLevel(reference(at(...part.at), part.name));
+          if (targetLevel && level && targetLevel !== level) problems.push({ path: at(...part.at), message: `"${part.name}" is ${anLevel(targetLevel)} signal and cannot be combined into ${anLevel(level)} signal` });
         }
         break;
-      }
       case 'members': {
-        const target = reference(at('members_matching'), signal.members_matching);
-        if (target && signalLevel(target) !== 'user') problems.push({ path: at('members_matching'), message: `"${signal.members_matching}" must be a user signal` });
+        const matching = signal.members_matching;
+        if (known(matching) && knownLevel(reference(at('members_matching'), matching)) === 'account') problems.push({ path: at('members_matching'), message: `"${matching}" must be a user signal` });
         break;
       }
       case 'best_member':
-        if (!tierNames.has(signal.best_member_tier)) problems.push({ path: at('best_member_tier'), message: `no tier named "${signal.best_member_tier}"${didYouMean(signal.best_member_tier, tierNames)}` });
+        if (tierNames && known(signal.best_member_tier) && !tierNames.has(signal.best_member_tier)) {
+          problems.push({ path: at('best_member_tier'), message: `no tier named "${signal.best_member_tier}"${didYouMean(signal.best_member_tier, tierNames)}` });
+        }
         break;
     }
   }
   const conversion = file.conversion;
-  if (conversion) {
+  if (known(conversion)) {
     if ((conversion.event === undefined) === (conversion.trait === undefined)) problems.push({ path: ['conversion'], message: 'give either event (with optional where) or trait (with is)' });
     if (conversion.trait !== undefined && conversion.is === undefined) problems.push({ path: ['conversion', 'is'], message: 'a trait conversion needs is: the value that converts, e.g. { in: [pro, business] }' });
     if (conversion.event === undefined && conversion.where !== undefined) problems.push({ path: ['conversion', 'where'], message: 'where filters the properties of a conversion event: give event' });
     if (conversion.trait === undefined && conversion.is !== undefined) problems.push({ path: ['conversion', 'is'], message: 'is is the condition on a conversion trait: give trait' });
   }
-  const listNames = Object.keys(file.lists ?? {});
+  // Undefined when the schema refused the lists whole: a list named then may be one of them.
+  const listNames = file.lists === undefined ? [] : known(file.lists) ? Object.keys(file.lists) : undefined;
   for (const { path, condition } of conditionsOf(file)) {
     if (typeof condition === 'object' && 'matches' in condition) {
       const reason = regexProblem(condition.matches);
       if (reason !== undefined) problems.push({ path: [...path, 'matches'], message: `"${condition.matches}" is not a valid regular expression: ${reason}` });
     }
     const reference = listReference(condition);
-    if (reference !== undefined && !listNames.includes(reference.list)) {
+    if (reference !== undefined && listNames !== undefined && !listNames.includes(reference.list)) {
       const hint = listNames.length === 0 ? ': define it under lists' : didYouMean(reference.list, listNames);
       problems.push({ path: [...path, reference.operator], message: `no list named "${reference.list}"${hint}` });
     }
   }
   const seenTiers = new Set<string>();
-  file.tiers.forEach((tier, index) => {
-    if (seenTiers.has(tier.name)) problems.push({ path: ['tiers', index, 'name'], message: `tier "${tier.name}" is defined twice` });
-    seenTiers.add(tier.name);
+  tiers?.forEach((tier, index) => {
+    if (!known(tier)) return;
+    if (known(tier.name) && seenTiers.has(tier.name)) problems.push({ path: ['tiers', index, 'name'], message: `tier "${tier.name}" is defined twice` });
+    if (known(tier.name)) seenTiers.add(tier.name);
     if (typeof tier.route === 'object') {
       const keys = Object.keys(tier.route.map);
       keys.forEach((key, i) => {
@@ -370,10 +384,12 @@ function checkReferences(file: RulesFile, refused: DefinedInRefusedParts): Rules
         if (same !== undefined) problems.push({ path: ['tiers', index, 'route', 'map', key], message: `"${key}" and "${same}" are one trait value: values are compared trimmed, without regard to case` });
       });
     }
+    if (!known(tier.require)) return;
     tier.require.forEach((name, i) => {
-      const target = reference(['tiers', index, 'require', i], name);
-      if (target && tier.level !== 'both' && signalLevel(target) !== tier.level) {
-        problems.push({ path: ['tiers', index, 'require', i], message: `"${name}" is ${anLevel(signalLevel(target))} signal, but the tier is for ${tier.level}s` });
+      if (!known(name)) return;
+      const targetLevel = knownLevel(reference(['tiers', index, 'require', i], name));
+      if (targetLevel && (tier.level === 'user' || tier.level === 'account') && targetLevel !== tier.level) {
+        problems.push({ path: ['tiers', index, 'require', i], message: `"${name}" is ${anLevel(targetLevel)} signal, but the tier is for ${tier.level}s` });
       }
     });
   });
@@ -381,10 +397,16 @@ function checkReferences(file: RulesFile, refused: DefinedInRefusedParts): Rules
 }
 
 /** The checks of what an event signal counts: count, and the periods of per. */
-function checkCounting(signal: EventSignal, level: 'user' | 'account', at: (...rest: (string | number)[]) => (string | number)[], problems: { path: (string | number)[]; message: string }[]): void {
+function checkCounting(
+  signal: Checked<EventSignal>,
+  level: 'user' | 'account' | undefined,
+  at: (...rest: (string | number)[]) => (string | number)[],
+  problems: { path: (string | number)[]; message: string }[],
+): void {
   if (signal.count !== undefined) {
+    const count = known(signal.count) ? `count: ${signal.count}` : 'count';
     for (const other of ['distinct', 'sum'] as const) {
-      if (signal[other] !== undefined) problems.push({ path: at('count'), message: `count: ${signal.count} cannot be combined with ${other} (that counts ${other === 'sum' ? 'a sum' : 'distinct values'}): give one of them` });
+      if (signal[other] !== undefined) problems.push({ path: at('count'), message: `${count} cannot be combined with ${other} (that counts ${other === 'sum' ? 'a sum' : 'distinct values'}): give one of them` });
     }
     if (signal.count === 'days' && level === 'account' && overWholeHistory(signal)) {
       problems.push({ path: at('count'), message: "count: days over an account's whole history cannot be worked out exactly from its members' totals (two members active on one day are one day): give window or since_signup" });
@@ -399,6 +421,7 @@ function checkCounting(signal: EventSignal, level: 'user' | 'account', at: (...r
     problems.push({ path: at('per'), message: 'per splits the window into periods: give window' });
     return;
   }
+  if (!known(signal.per) || !known(signal.window)) return;
   const length = periodDays[signal.per];
   if (signal.window % length !== 0) {
     problems.push({ path: at('window'), message: `must be a whole number of ${signal.per}s to split per ${signal.per} (${signal.window} days is not)` });
@@ -407,7 +430,7 @@ function checkCounting(signal: EventSignal, level: 'user' | 'account', at: (...r
   const count = signal.window / length;
   for (const key of ['periods', 'consecutive'] as const) {
     const wanted = signal[key];
-    if (wanted !== undefined && wanted > count) problems.push({ path: at(key), message: `can never be met: the window holds ${count} ${signal.per}${count === 1 ? '' : 's'}` });
+    if (known(wanted) && wanted > count) problems.push({ path: at(key), message: `can never be met: the window holds ${count} ${signal.per}${count === 1 ? '' : 's'}` });
   }
 }
 
@@ -429,23 +452,24 @@ function notAPropertyProblem(key: 'distinct' | 'sum', property: string): string 
 }
 
 /** Orders the signals so combinations come after their parts; a cycle is reported with its path. */
-function combinationOrder(file: RulesFile, report: (path: (string | number)[], message: string) => void): string[] {
+function combinationOrder(file: Checked<RulesFile>, report: (path: (string | number)[], message: string) => void): string[] {
+  const signals = known(file.signals) ? file.signals : {};
   const order: string[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (name: string, trail: string[]) => {
-    if (state.get(name) === 'done' || !Object.hasOwn(file.signals, name)) return;
+    if (state.get(name) === 'done' || !Object.hasOwn(signals, name)) return;
     if (state.get(name) === 'visiting') {
       report(['signals', name], `combinations form a cycle: ${[...trail, name].join(' -> ')}`);
       return;
     }
     state.set(name, 'visiting');
-    const signal = file.signals[name]!;
-    if (signal.kind === 'combination') {
-      for (const part of [...(signal.all ?? []), ...(signal.any ?? []), ...(signal.not !== undefined ? [signal.not] : [])]) visit(part, [...trail, name]);
+    const signal = signals[name];
+    if (known(signal) && signal.kind === 'combination') {
+      for (const part of combinationParts(signal)) visit(part.name, [...trail, name]);
     }
     state.set(name, 'done');
     order.push(name);
   };
-  for (const name of Object.keys(file.signals)) visit(name, []);
+  for (const name of Object.keys(signals)) visit(name, []);
   return order;
 }
