@@ -278,6 +278,17 @@ export class Monitoring extends Construct {
         // SQS stops publishing metrics for an empty, idle queue: no data means no messages.
         treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       });
+    /** A message has waited `threshold` in `queue` (its oldest message's age); an idle queue reports no data: nothing waits. */
+    const waitedIn = (id: string, name: string, queue: sqs.IQueue, threshold: Duration, description: string) =>
+      new cloudwatch.Alarm(this, `${id}-${relativePath(queue).replaceAll('/', '-')}`, {
+        alarmName: `${stack.stackName} ${name} ${relativePath(queue)}`,
+        alarmDescription: description,
+        metric: queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
+        threshold: threshold.toSeconds(),
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
     /** Fires on any one of `metric` (a sum over five minutes); no data is no calls, so nothing failed. */
     const anyInFiveMinutes = (id: string, name: string, description: string, metric: cloudwatch.IMetric) =>
       new cloudwatch.Alarm(this, id, {
@@ -354,12 +365,8 @@ export class Monitoring extends Construct {
             `aws cloudwatch set-alarm-state --alarm-name "${stack.stackName} delivery failing to ${destinationId}" --state-value OK --state-reason purged.`,
           // The notifier reports at each attempt the age its waiting event will have at the next one, and 0 once it
           // delivers: SQS leaves a message received again and again out of the queue's age of its oldest message.
-          metric: new cloudwatch.Metric({
-            namespace: customMetricNamespace,
-            metricName: metricNames.leadDeliveryWaitSeconds,
+          metric: customMetric(metricNames.leadDeliveryWaitSeconds, 'Maximum', fiveMinutes).with({
             dimensionsMap: { ...customMetricDimensions, [destinationDimension]: destinationId },
-            statistic: 'Maximum',
-            period: fiveMinutes,
           }),
           threshold: deliveryDelayThreshold.toSeconds(),
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -369,20 +376,17 @@ export class Monitoring extends Construct {
           treatMissingData: cloudwatch.TreatMissingData.IGNORE,
         }),
         // What the notifier cannot report: it is not reading its queue at all.
-        new cloudwatch.Alarm(this, `DeliveryDelayed-${relativePath(queue).replaceAll('/', '-')}`, {
-          alarmName: `${stack.stackName} delivery delayed in ${relativePath(queue)}`,
-          alarmDescription:
-            `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue of ${destinationId}. If \`delivery failing to ` +
+        waitedIn(
+          'DeliveryDelayed',
+          'delivery delayed in',
+          queue,
+          deliveryDelayThreshold,
+          `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue of ${destinationId}. If \`delivery failing to ` +
             `${destinationId}\` is in alarm too, it is one of those queued behind the event being retried (SQS leaves that one out of this age). ` +
             'Otherwise its notifier is not reading the queue: its event source mapping disabled (aws lambda list-event-source-mappings ' +
             '--function-name <the notifier>; aws lambda update-event-source-mapping --uuid <its UUID> --enabled), its concurrency set to 0, ' +
             'or the function failing (see `notifier errors`).',
-          metric: queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
-          threshold: deliveryDelayThreshold.toSeconds(),
-          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-          evaluationPeriods: 1,
-          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        }),
+        ),
         anyInFiveMinutes(
           `NotifierErrors-${destinationId}`,
           `notifier errors for ${destinationId}`,
@@ -391,20 +395,16 @@ export class Monitoring extends Construct {
           notifier.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
         ),
       ]),
-      ...(props.routeQueues ?? []).map(
-        (queue) =>
-          new cloudwatch.Alarm(this, `LeadsUnread-${relativePath(queue).replaceAll('/', '-')}`, {
-            alarmName: `${stack.stackName} lead events unread in ${relativePath(queue)}`,
-            alarmDescription:
-              `A lead event has waited over ${routeQueueDelayThreshold.toHumanString()} in ${relativePath(queue)}, a route's queue for your own ` +
-              'consumers (the stack output LeadQueueUrl...): nothing consumes it, or its consumer is far behind. SQS drops a message after 14 days. ' +
-              'Point a consumer at it, or replace the route\'s sqs destination with one pql-radar delivers (slack, webhook, email, lambda).',
-            metric: queue.metricApproximateAgeOfOldestMessage({ period: fiveMinutes, statistic: 'Maximum' }),
-            threshold: routeQueueDelayThreshold.toSeconds(),
-            comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluationPeriods: 1,
-            treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-          }),
+      ...(props.routeQueues ?? []).map((queue) =>
+        waitedIn(
+          'LeadsUnread',
+          'lead events unread in',
+          queue,
+          routeQueueDelayThreshold,
+          `A lead event has waited over ${routeQueueDelayThreshold.toHumanString()} in ${relativePath(queue)}, a route's queue for your own ` +
+            'consumers (the stack output LeadQueueUrl...): nothing consumes it, or its consumer is far behind. SQS drops a message after 14 days. ' +
+            'Point a consumer at it, or replace the route\'s sqs destination with one pql-radar delivers (slack, webhook, email, lambda).',
+        ),
       ),
       new cloudwatch.Alarm(this, 'LeadEventsUnpublished', {
         alarmName: `${stack.stackName} lead events unpublished`,

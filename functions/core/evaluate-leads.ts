@@ -886,7 +886,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
     summary.transitions.push(...result.transitions);
     summary.published += result.published;
     summary.unpublished.push(...result.unpublished);
-    for (const reason of result.unpublishedReasons) if (!summary.unpublishedReasons.includes(reason)) summary.unpublishedReasons.push(reason);
+    summary.unpublishedReasons = [...new Set([...summary.unpublishedReasons, ...result.unpublishedReasons])];
     summary.leftUnread += result.leftUnread;
     summary.newerStates += result.newerStates;
     summary.failed.push(...result.failed);

@@ -45,13 +45,18 @@ export interface FeedbackStore {
 }
 
 /** Where lead events go: the EventBridge bus when deployed; the console, a JSONL file and webhooks locally. */
+/**
+ * What publishing came to: the idempotency keys of the events that could not be delivered after retries, so the
+ * caller keeps them for the next attempt, and, for an operator, the distinct reasons they were refused (no event content).
+ */
+export interface PublishOutcome {
+  failed: string[];
+  reasons?: string[];
+}
+
 export interface LeadPublisher {
-  /**
-   * Delivers the events, at least once each. Resolves with the idempotency keys of the events that could not be
-   * delivered after retries, so the caller keeps them for the next attempt, and, for an operator, the distinct reasons
-   * they were refused (no event content); throws only when nothing is known.
-   */
-  publish(events: readonly LeadEvent[]): Promise<{ failed: string[]; reasons?: string[] }>;
+  /** Delivers the events, at least once each; throws only when nothing is known. */
+  publish(events: readonly LeadEvent[]): Promise<PublishOutcome>;
 }
 
 export interface EntityRef {

@@ -1,8 +1,9 @@
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { maskEmails, responseExcerpt } from '../core/delivery';
+import { describeError } from '../core/evaluate-leads';
 import { leadEventEnvelope, type LeadEvent, type LeadEventDetail } from '../core/lead-event';
-import type { LeadPublisher } from '../core/ports';
+import type { LeadPublisher, PublishOutcome } from '../core/ports';
 
 /**
  * Where lead events go when pql-radar runs locally (`npm start`) instead of on the EventBridge bus: the console and
@@ -150,17 +151,17 @@ export class FanOutLeadSink implements LeadPublisher {
     this.#delivered = sinks.map(() => new Set<string>());
   }
 
-  async publish(events: readonly LeadEvent[]): Promise<{ failed: string[]; reasons?: string[] }> {
+  async publish(events: readonly LeadEvent[]): Promise<PublishOutcome> {
     const results = await Promise.all(
-      this.sinks.map(async (sink, index): Promise<{ failed: string[]; reasons?: string[] }> => {
+      this.sinks.map(async (sink, index): Promise<PublishOutcome> => {
         const delivered = this.#delivered[index]!;
         const due = events.filter((event) => !delivered.has(event.detail.idempotencyKey));
         if (due.length === 0) return { failed: [] };
-        let result: { failed: string[]; reasons?: string[] };
+        let result: PublishOutcome;
         try {
           result = await sink.publish(due);
         } catch (error) {
-          result = { failed: keysOf(due), reasons: [responseExcerpt(`${(error as Error).name}: ${(error as Error).message}`)] };
+          result = { failed: keysOf(due), reasons: [responseExcerpt(describeError(error))] };
         }
         const failedSet = new Set(result.failed);
         for (const key of keysOf(due)) if (!failedSet.has(key)) remember(delivered, key, this.rememberDelivered);

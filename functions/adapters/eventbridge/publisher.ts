@@ -2,9 +2,10 @@ import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry, t
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelayMs } from '../../core/backoff';
 import { responseExcerpt } from '../../core/delivery';
+import { describeError } from '../../core/evaluate-leads';
 import type { LeadEvent } from '../../core/lead-event';
 import { leadEventSource, maxLeadEventDetailBytes } from '../../core/lead-event-names';
-import type { LeadPublisher } from '../../core/ports';
+import type { LeadPublisher, PublishOutcome } from '../../core/ports';
 
 /** EventBridge's limits for one PutEvents call: 10 entries, and their total size below 256 KB. */
 const maxEntriesPerCall = 10;
@@ -47,7 +48,7 @@ export class EventBridgePublisher implements LeadPublisher {
     this.baseDelayMs = baseDelayMs;
   }
 
-  async publish(events: readonly LeadEvent[]): Promise<{ failed: string[]; reasons?: string[] }> {
+  async publish(events: readonly LeadEvent[]): Promise<PublishOutcome> {
     // Build and check every entry before sending any: a bad event must not leave the batch half published.
     let pending = events.map((event) => this.toPending(event));
     const givenUp: string[] = [];
@@ -75,7 +76,7 @@ export class EventBridgePublisher implements LeadPublisher {
           // The SDK has already retried throttling, 5xx and network errors; what is left will not get better within
           // this invocation, so the call's entries go back to the caller rather than into another round.
           callError ??= error;
-          callReasons.add(responseExcerpt(`${(error as Error).name}: ${(error as Error).message}`));
+          callReasons.add(responseExcerpt(describeError(error)));
           givenUp.push(...call.map((p) => p.key));
           continue;
         }
