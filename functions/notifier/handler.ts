@@ -9,7 +9,7 @@ import { cachedSecret, hubspotDestination, slackDestination, webhookDestination,
 import { readFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { defaultCompanyIdProperty } from '../core/crm-properties';
 import { Pacer } from '../adapters/pacer';
-import { defaultDeliveryPolicy, deliverLeadEvent, notifierKinds, type DeliveryDecision, type LeadDestination } from '../core/delivery';
+import { defaultDeliveryPolicy, deliverLeadEvent, nextStep, notifierKinds, type DeliveryDecision, type LeadDestination } from '../core/delivery';
 import { leadEventDetailSchema, leadEventTypes, type LeadEvent } from '../core/lead-event';
 import { logger, metrics } from '../shared/powertools';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, destinationDimension, environmentNames as names, metricNames } from '../shared/settings';
@@ -169,47 +169,66 @@ async function deliver(record: SQSRecord): Promise<DeliveryDecision> {
     // Not a lead event (a message sent to the queue by hand): no retry can fix it, the dead-letter queue keeps it.
     return settle(record, undefined, { action: 'dead-letter', reason: `not a lead event: ${(error as Error).message.slice(0, 300)}` });
   }
+  return settle(record, lead, await attempt(record, lead));
+}
+
+/**
+ * One attempt at a lead event. A table that cannot be read or written (the delivery ledger, the feedback links' key)
+ * fails it as an unreachable destination would: retried with the same backoff within the same window, then
+ * dead-lettered with its reason. Retried at every visibility timeout, a table outage of days would end instead in
+ * SQS's own redrive after 1,000 receives, the window passed unnoticed and no reason given.
+ */
+async function attempt(record: SQSRecord, lead: LeadEvent): Promise<DeliveryDecision> {
+  await pacer.wait();
+  const context = { attempt: Number(record.attributes.ApproximateReceiveCount), queuedAt: new Date(Number(record.attributes.SentTimestamp)), now: new Date() };
   try {
-    await pacer.wait();
-    const context = { attempt: Number(record.attributes.ApproximateReceiveCount), queuedAt: new Date(Number(record.attributes.SentTimestamp)), now: new Date() };
-    return await settle(record, lead, await deliverLeadEvent(lead, { destination: target, ledger }, context, policy));
+    return await deliverLeadEvent(lead, { destination: target, ledger }, context, policy);
   } catch (error) {
-    // The ledger could not be read or written: try again after the queue's visibility timeout.
     logger.error('lead event delivery failed', { destination: destinationId, idempotencyKey: lead.detail.idempotencyKey, error: error as Error });
-    return { action: 'retry', delayMs: 0 };
+    const failure = { outcome: 'retryable' as const, error: `the delivery ledger could not be read or written (${(error as Error).name})`, latencyMs: 0 };
+    return nextStep(failure, { ...context, now: new Date() }, policy);
   }
 }
 
+/**
+ * Has the queue do what the attempt decided. When SQS does not take the retry or the dead-letter, the message is kept:
+ * reported failed, it is received again after the queue's visibility timeout.
+ */
 async function settle(record: SQSRecord, lead: LeadEvent | undefined, decision: DeliveryDecision): Promise<DeliveryDecision> {
   const log = { destination: destinationId, idempotencyKey: lead?.detail.idempotencyKey, attempt: Number(record.attributes.ApproximateReceiveCount) };
-  switch (decision.action) {
-    case 'done':
-      metrics.addMetric(metricNames.leadDeliveries, MetricUnit.Count, 1);
-      break;
-    case 'retry':
-      await sqs.send(
-        new ChangeMessageVisibilityCommand({
-          QueueUrl: environment[names.queueUrl],
-          ReceiptHandle: record.receiptHandle,
-          VisibilityTimeout: Math.min(maxVisibilitySeconds, Math.ceil(decision.delayMs / 1000)),
-        }),
-      );
-      logger.info('lead event delivery retried later', { ...log, delaySeconds: Math.ceil(decision.delayMs / 1000) });
-      metrics.addMetric(metricNames.leadDeliveriesRetried, MetricUnit.Count, 1);
-      break;
-    case 'dead-letter':
-      await sqs.send(
-        new SendMessageCommand({
-          QueueUrl: environment[names.deadLetterQueueUrl],
-          MessageBody: record.body,
-          MessageGroupId: destinationId,
-          MessageDeduplicationId: record.messageId,
-          MessageAttributes: { reason: { DataType: 'String', StringValue: decision.reason.slice(0, 1000) } },
-        }),
-      );
-      logger.warn('lead event moved to the dead-letter queue', { ...log, reason: decision.reason });
-      metrics.addMetric(metricNames.leadDeliveriesDeadLettered, MetricUnit.Count, 1);
-      break;
+  try {
+    switch (decision.action) {
+      case 'done':
+        metrics.addMetric(metricNames.leadDeliveries, MetricUnit.Count, 1);
+        break;
+      case 'retry':
+        await sqs.send(
+          new ChangeMessageVisibilityCommand({
+            QueueUrl: environment[names.queueUrl],
+            ReceiptHandle: record.receiptHandle,
+            VisibilityTimeout: Math.min(maxVisibilitySeconds, Math.ceil(decision.delayMs / 1000)),
+          }),
+        );
+        logger.info('lead event delivery retried later', { ...log, delaySeconds: Math.ceil(decision.delayMs / 1000) });
+        metrics.addMetric(metricNames.leadDeliveriesRetried, MetricUnit.Count, 1);
+        break;
+      case 'dead-letter':
+        await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: environment[names.deadLetterQueueUrl],
+            MessageBody: record.body,
+            MessageGroupId: destinationId,
+            MessageDeduplicationId: record.messageId,
+            MessageAttributes: { reason: { DataType: 'String', StringValue: decision.reason.slice(0, 1000) } },
+          }),
+        );
+        logger.warn('lead event moved to the dead-letter queue', { ...log, reason: decision.reason });
+        metrics.addMetric(metricNames.leadDeliveriesDeadLettered, MetricUnit.Count, 1);
+        break;
+    }
+    return decision;
+  } catch (error) {
+    logger.error('lead event kept in its queue: SQS did not take its next step', { ...log, next: decision.action, error: error as Error });
+    return { action: 'retry', delayMs: 0 };
   }
-  return decision;
 }

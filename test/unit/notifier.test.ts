@@ -653,6 +653,38 @@ describe('handler', () => {
     expect(sqs.visibilityChanges.map((change) => change.receiptHandle)).toEqual([retried.receiptHandle]);
   });
 
+  it('retries a lead event its delivery ledger cannot be read for with the backoff, and dead-letters it once the window has passed', async () => {
+    // A table that is not there: every read of the ledger fails, as it does while DynamoDB is unreachable.
+    const { handler } = await load({ TABLE_NAME: `pql-radar-missing-${randomUUID()}` });
+    const [head, behind] = [leadRecord(first, { receiveCount: 3 }), leadRecord(second)];
+    expect(await handler(batch(head, behind), lambdaContext())).toEqual(failures(head, behind));
+    expect(postedKeys()).toEqual([]);
+    // Hidden for a third attempt's backoff (up to 10 s doubled twice), not left for the queue's visibility timeout.
+    expect(sqs.visibilityChanges).toEqual([
+      { queueUrl: queueUrl(), receiptHandle: head.receiptHandle, visibilityTimeout: expect.any(Number) },
+      { queueUrl: queueUrl(), receiptHandle: behind.receiptHandle, visibilityTimeout: 0 },
+    ]);
+    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeGreaterThanOrEqual(1);
+    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeLessThanOrEqual(40);
+    expect(sqs.sent).toEqual([]);
+
+    // Past RETRY_HOURS, it goes to the dead-letter queue with the reason, and the one behind it is tried next.
+    sqs.reset();
+    const old = leadRecord(first, { sentAt: Date.now() - 61 * 60_000, receiveCount: 30 });
+    const next = leadRecord(second);
+    expect(await handler(batch(old, next), lambdaContext())).toEqual(failures(next));
+    expect(sqs.sent).toEqual([
+      expect.objectContaining({
+        queueUrl: deadLetterQueueUrl(),
+        body: old.body,
+        deduplicationId: old.messageId,
+        attributes: { reason: expect.stringMatching(/^the delivery ledger could not be read or written \(ResourceNotFoundException\) after 30 attempt\(s\) over 61 min: the retry window has passed$/) },
+      }),
+    ]);
+    expect(sqs.visibilityChanges.map((change) => change.receiptHandle)).toEqual([next.receiptHandle]);
+    expect(postedKeys()).toEqual([]);
+  });
+
   it("reports how long the event it left waiting has waited, by destination, and 0 once it delivers: the delivery delayed alarm's metric", async () => {
     const { handler } = await load({ POWERTOOLS_METRICS_DISABLED: 'false' });
     const written: string[] = [];
