@@ -7,8 +7,8 @@ import { canonicalOrigin, originExamples } from '../functions/core/origins';
 import { routesOf } from '../functions/core/rules/routing';
 import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
-import { readTextFile } from '../functions/local/readable-file';
-import { FileProblemsError, parseYamlFile } from '../functions/core/yaml-file';
+import { readTextFile, UnreadableFileError } from '../functions/local/readable-file';
+import { FileProblemsError, parseYamlFile, type FileProblem } from '../functions/core/yaml-file';
 import { workspacePattern } from '../functions/core/write-key';
 import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
@@ -473,6 +473,12 @@ export type PqlRadarConfig = z.output<typeof configSchema>;
 
 export class ConfigError extends FileProblemsError {
   override name = 'ConfigError';
+
+  /** `rulesFileError`: what is wrong with the rules file the config names, found in the same run, said after the config's problems. */
+  constructor(source: string, problems: FileProblem[], readonly rulesFileError?: FileProblemsError | UnreadableFileError) {
+    super(source, problems);
+    if (rulesFileError) this.message += `\n${rulesFileError.message}`;
+  }
 }
 
 export { loadRulesFile, type LoadedRulesFile };
@@ -483,7 +489,7 @@ export { loadRulesFile, type LoadedRulesFile };
  */
 export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesFile: LoadedRulesFile } {
   const parsed = parseYamlFile(readTextFile(configPath), configSchema);
-  if (!parsed.ok) throw new ConfigError(configPath, parsed.problems);
+  if (!parsed.ok) throw new ConfigError(configPath, parsed.problems, rulesFileErrorOf(configPath, parsed.refused?.data));
   const config = parsed.data;
   const rulesPath = resolve(dirname(configPath), config.rules);
   if (!existsSync(rulesPath)) throw new ConfigError(configPath, [parsed.problemAt(['rules'], `no rules file at ${rulesPath}`)]);
@@ -491,6 +497,24 @@ export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesF
   const problems = routeProblems(config, rulesFile.ruleset.file.tiers).map(({ path, message }) => parsed.problemAt(path, message));
   if (problems.length > 0) throw new ConfigError(configPath, problems);
   return { config, rulesFile };
+}
+
+/**
+ * What is wrong with the rules file a refused config names, if it names one that is there: so that one synth tells the
+ * problems of both files, rather than those of the rules file only once the config is right.
+ */
+function rulesFileErrorOf(configPath: string, refused: unknown): FileProblemsError | UnreadableFileError | undefined {
+  const rules = refused !== null && typeof refused === 'object' ? (refused as { rules?: unknown }).rules : undefined;
+  if (typeof rules !== 'string' || rules === '') return undefined;
+  const rulesPath = resolve(dirname(configPath), rules);
+  if (!existsSync(rulesPath)) return undefined;
+  try {
+    loadRulesFile(rulesPath);
+    return undefined;
+  } catch (error) {
+    // Anything else is said as it is once the config is right.
+    return error instanceof FileProblemsError || error instanceof UnreadableFileError ? error : undefined;
+  }
 }
 
 /**

@@ -417,6 +417,19 @@ describe('cdk synth (bin/app.ts) on a wrong config', () => {
     expect(run.stderr.trim().split('\n')).toEqual([`${path}: 2 problems`, expect.stringMatching(/^  line 3: delivery\.retryHours: /), expect.stringMatching(/^  line 5: evaluation\.shards: /)]);
   });
 
+  it("prints the rules file's problems after the config's in the same run, when the config names one that is there", async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'pql-radar-config-'));
+    const path = join(directory, 'pql-radar.config.yaml');
+    writeFileSync(join(directory, 'rules.yaml'), 'version: 1\nsignals:\n  activated:\n    event: Signed Up\n    points: lots\ntiers:\n  - name: PQL-A\n    min_score: 10\n    route: sales\n');
+    writeFileSync(path, 'rules: rules.yaml\nevaluation:\n  shards: 0\n');
+    const run = await synthApp(path);
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trim().split('\n');
+    expect(lines.slice(0, 2)).toEqual([`${path}: 1 problem`, expect.stringMatching(/^  line 3: evaluation\.shards: /)]);
+    expect(lines[2]).toBe(`${join(directory, 'rules.yaml')}: 1 problem`);
+    expect(lines.slice(3)).toEqual([expect.stringMatching(/^  line 5: signals\.activated\.points: must be a number/)]);
+  });
+
   it('names a config file that is not there', async () => {
     const path = join(tmpdir(), 'no-such.config.yaml');
     expect(await synthApp(path)).toEqual({ code: 1, stderr: `${path}: no such file\n` });
