@@ -294,7 +294,7 @@ const ingestBufferSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['batchingWindowSeconds'],
-        message: `Too big: at most ${maxKinesisBatchingSeconds} with service: kinesis (Lambda's longest batching window); service: firehose takes up to 900`,
+        message: `must be at most ${maxKinesisBatchingSeconds} with service: kinesis (Lambda's longest batching window); service: firehose takes up to 900`,
       });
     }
   })

@@ -81,6 +81,7 @@ export function validateFile<S extends z.ZodType>(
 
 function describe(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
+  if (issue.code === 'too_small' || issue.code === 'too_big') return describeBound(issue);
   if (issue.code !== 'invalid_type') return issue.message;
   if (issue.input === undefined) return 'is required';
   // zod's own words name its types ("Invalid input: expected int, received number"); these name what the file needs.
@@ -91,6 +92,31 @@ function describe(issue: z.core.$ZodIssue): string {
   const shape = (yamlShapes as Partial<Record<string, string>>)[issue.expected];
   if (shape !== undefined) return `must be ${shape}, not ${shapeOf(issue.input)}`;
   return issue.message;
+}
+
+/**
+ * A bound in the file's words (`must be at least 1, not 0`, `must list at least one item`) rather than zod's ("Too
+ * small: expected number to be >=1"). A schema's own message is kept.
+ */
+function describeBound(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string {
+  if (!/^(Too small|Too big|Invalid input)/.test(issue.message) || issue.exact) return issue.message;
+  const small = issue.code === 'too_small';
+  const limit = Number(small ? issue.minimum : issue.maximum);
+  const inclusive = issue.inclusive ?? true;
+  switch (issue.origin) {
+    case 'number':
+    case 'int': {
+      const bound = small ? (inclusive ? 'at least' : 'more than') : inclusive ? 'at most' : 'less than';
+      return `must be ${bound} ${limit}${typeof issue.input === 'number' ? `, not ${issue.input}` : ''}`;
+    }
+    case 'string':
+      return small && limit === 1 ? 'must not be empty' : `must be ${small ? 'at least' : 'at most'} ${limit} characters long`;
+    case 'array':
+    case 'set':
+      return small && limit === 1 ? 'must list at least one item' : `must list ${small ? 'at least' : 'at most'} ${limit} items`;
+    default:
+      return issue.message;
+  }
 }
 
 const yamlShapes = {

@@ -240,7 +240,7 @@ it('waits 10 minutes between evaluations of an account its members move unless e
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
   expect(load(routes)().config.evaluation.accountEveryMinutes).toBe(10);
   expect(load(`${routes}evaluation:\n  accountEveryMinutes: 0\n`)().config.evaluation.accountEveryMinutes).toBe(0);
-  expect(load(`${routes}evaluation:\n  accountEveryMinutes: -5\n`)).toThrow(/line 8: evaluation\.accountEveryMinutes: Too small/);
+  expect(load(`${routes}evaluation:\n  accountEveryMinutes: -5\n`)).toThrow(/line 8: evaluation\.accountEveryMinutes: must be at least 0, not -5$/m);
   const evaluatorWaits = (config: Record<string, unknown>, seconds: string) =>
     synth(config).hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ RUN_INTERVAL_SECONDS: '60', ACCOUNT_INTERVAL_SECONDS: seconds }) } });
   evaluatorWaits({}, '600');
@@ -251,7 +251,7 @@ it('waits 5 minutes between evaluations of a user with new events unless evaluat
   const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
   expect(load(routes)().config.evaluation.userEveryMinutes).toBe(5);
   expect(load(`${routes}evaluation:\n  userEveryMinutes: 0\n`)().config.evaluation.userEveryMinutes).toBe(0);
-  expect(load(`${routes}evaluation:\n  userEveryMinutes: 10\n`)).toThrow(/line 8: evaluation\.userEveryMinutes: Too big/);
+  expect(load(`${routes}evaluation:\n  userEveryMinutes: 10\n`)).toThrow(/line 8: evaluation\.userEveryMinutes: must be at most 5, not 10$/m);
   const evaluatorWaits = (config: Record<string, unknown>, seconds: string) =>
     synth(config).hasResourceProperties('AWS::Lambda::Function', { Environment: { Variables: Match.objectLike({ USER_INTERVAL_SECONDS: seconds }) } });
   evaluatorWaits({}, '300');
@@ -287,7 +287,7 @@ describe('ingest.functionUrl', () => {
     expect(load(routes)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000, requestLogs: false });
     expect(load(`${routes}ingest:\n  functionUrl: {}\n`)().config.ingest.functionUrl).toEqual({});
     expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 50\n`)().config.ingest).toEqual({ rateLimit: 1000, burstLimit: 2000, requestLogs: false, functionUrl: { reservedConcurrency: 50 } });
-    expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 0\n`)).toThrow(/line 9: ingest\.functionUrl\.reservedConcurrency: Too small/);
+    expect(load(`${routes}ingest:\n  functionUrl:\n    reservedConcurrency: 0\n`)).toThrow(/line 9: ingest\.functionUrl\.reservedConcurrency: must be at least 1, not 0$/m);
     expect(load(`${routes}ingest:\n  functionUrl:\n    cors: true\n`)).toThrow(/ingest\.functionUrl.*cors/s);
   });
 });
@@ -323,13 +323,13 @@ describe('ingestBuffer', () => {
     expect(load(kinesis)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: false });
     expect(load(`${kinesis}  draining: true\n`)().config.ingestBuffer).toEqual({ service: 'kinesis', shards: 1, batchingWindowSeconds: 300, retentionHours: 24, draining: true });
     expect(load(`${kinesis}  retentionHours: 72\n`)().config.ingestBuffer?.retentionHours).toBe(72);
-    expect(load(`${kinesis}  retentionHours: 12\n`)).toThrow(/ingestBuffer\.retentionHours: Too small/);
+    expect(load(`${kinesis}  retentionHours: 12\n`)).toThrow(/ingestBuffer\.retentionHours: must be at least 24, not 12$/m);
   });
 
   it('fails the synth naming the field: no shard, a window over Lambda\'s 300 seconds, a misspelt key', () => {
     const kinesis = `${routes}ingestBuffer:\n  service: kinesis\n`;
-    expect(load(`${kinesis}  shards: 0\n`)).toThrow(/line 9: ingestBuffer\.shards: Too small/);
-    expect(load(`${kinesis}  batchingWindowSeconds: 301\n`)).toThrow(/line 9: ingestBuffer\.batchingWindowSeconds: Too big/);
+    expect(load(`${kinesis}  shards: 0\n`)).toThrow(/line 9: ingestBuffer\.shards: must be at least 1, not 0$/m);
+    expect(load(`${kinesis}  batchingWindowSeconds: 301\n`)).toThrow(/line 9: ingestBuffer\.batchingWindowSeconds: must be at most 300 with service: kinesis/);
     expect(load(`${kinesis}  batchWindowSeconds: 30\n`)).toThrow(/ingestBuffer.*batchWindowSeconds/s);
   });
 
@@ -352,10 +352,10 @@ describe('ingestBuffer', () => {
       'line 9: ingestBuffer.retentionDays: only with service: firehose (how long the bucket keeps an object the loader failed on; a Kinesis stream keeps records retentionHours)',
     );
     expect(load(`${routes}ingestBuffer:\n  service: kinesis\n  batchingWindowSeconds: 600\n`)).toThrow(
-      "line 9: ingestBuffer.batchingWindowSeconds: Too big: at most 300 with service: kinesis (Lambda's longest batching window); service: firehose takes up to 900",
+      "line 9: ingestBuffer.batchingWindowSeconds: must be at most 300 with service: kinesis (Lambda's longest batching window); service: firehose takes up to 900",
     );
-    expect(load(`${firehose}  batchingWindowSeconds: 901\n`)).toThrow(/line 9: ingestBuffer\.batchingWindowSeconds: Too big/);
-    expect(load(`${firehose}  retentionDays: 15\n`)).toThrow(/line 9: ingestBuffer\.retentionDays: Too big/);
+    expect(load(`${firehose}  batchingWindowSeconds: 901\n`)).toThrow(/line 9: ingestBuffer\.batchingWindowSeconds: must be at most 900, not 901$/m);
+    expect(load(`${firehose}  retentionDays: 15\n`)).toThrow(/line 9: ingestBuffer\.retentionDays: must be at most \d+, not 15$/m);
     expect(load(`${routes}ingestBuffer:\n  service: kafka\n`)).toThrow(/line 8: ingestBuffer\.service: .*"kinesis".*"firehose"/);
   });
 });

@@ -845,7 +845,7 @@ policy: { cooldown: soon }
     // not known, so neither big_team nor the tier warm is told it does not fit.
     expect(problems.map(formatProblem).sort(byLine)).toEqual([
       'line 2: timezone: must be an IANA time zone such as Europe/Berlin or America/New_York',
-      'line 4: lists.free_mail: Too small: expected array to have >=1 items',
+      'line 4: lists.free_mail: must list at least one item',
       'line 6: signals.created.window: must be a whole number of weeks to split per week (10 days is not)',
       'line 7: signals.invited.points: must be a number, not the text "lots"',
       'line 7: signals.invited.distinct: "timestamp" is a field of the message, not an event property: distinct counts distinct values of an event property; to count active days use `count: days`',
