@@ -82,6 +82,7 @@ export function validateFile<S extends z.ZodType>(
 function describe(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
   if (issue.code === 'too_small' || issue.code === 'too_big') return describeBound(issue);
+  if (issue.code === 'invalid_value') return describeOption(issue);
   if (issue.code !== 'invalid_type') return issue.message;
   if (issue.input === undefined) return 'is required';
   // zod's own words name its types ("Invalid input: expected int, received number"); these name what the file needs.
@@ -119,9 +120,22 @@ function describeBound(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig)
   }
 }
 
+/**
+ * A value none of the schema's options (`must be one of user, account, not "acount"; did you mean "account"?`) rather
+ * than zod's ('Invalid option: expected one of "user"|"account"'). A schema's own message is kept.
+ */
+function describeOption(issue: z.core.$ZodIssueInvalidValue): string {
+  if (!/^Invalid (option|input)/.test(issue.message)) return issue.message;
+  const options = issue.values.map((value) => (typeof value === 'string' ? value : JSON.stringify(value)));
+  const given = issue.input === undefined ? '' : `, not ${JSON.stringify(issue.input)}`;
+  const suggestion = typeof issue.input === 'string' ? didYouMean(issue.input, options) : '';
+  return `must be ${options.length === 1 ? options[0] : `one of ${options.join(', ')}`}${given}${suggestion}`;
+}
+
 const yamlShapes = {
   array: 'a list (a "- " line per item, or [a, b])',
   object: 'a map (a "key: value" line per entry, or { key: value })',
+  record: 'a map (a "key: value" line per entry, or { key: value })',
   number: 'a number',
   string: 'text (in quotes when it reads as a number or true/false)',
   boolean: 'true or false',

@@ -39,3 +39,15 @@ describe('a bound the file does not keep', () => {
     expect(problems('limited: 11\n', schema)).toEqual(['line 1: limited: at most 10 a minute (the API allows no more)']);
   });
 });
+
+describe('a value none of the options', () => {
+  const schema = z.object({ level: z.enum(['user', 'account']).optional(), version: z.literal(1).optional(), kind: z.enum(['a', 'b'], { error: 'a or b (the kinds there are)' }).optional() });
+
+  it('is told with the options and the value given, and the option meant when it looks misspelt', () => {
+    expect(problems('level: acount\nversion: 2\n', schema)).toEqual(['line 1: level: must be one of user, account, not "acount"; did you mean "account"?', 'line 2: version: must be 1, not 2']);
+  });
+
+  it("keeps a schema's own message", () => {
+    expect(problems('kind: c\n', schema)).toEqual(['line 1: kind: a or b (the kinds there are)']);
+  });
+});

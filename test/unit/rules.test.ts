@@ -422,7 +422,7 @@ ${tiers}policy:
 `,
       path: 'policy.notify[1]',
       line: 9,
-      message: /Invalid option/,
+      message: /^must be one of qualified, tier_changed, disqualified, converted, not "upgraded"$/,
     },
     {
       name: 'a YAML syntax error',
@@ -820,7 +820,7 @@ signals:
   - created: { event: Dashboard Created }
 tiers:
   - { name: hot, route: sales, require: [created] }
-`).map(formatProblem)).toEqual(['line 2: signals: Invalid input: expected record, received array']);
+`).map(formatProblem)).toEqual(['line 2: signals: must be a map (a "key: value" line per entry, or { key: value }), not a list']);
   });
 
   it('lists the problems of the schema and those beyond it in one run, wherever they are, each part once', () => {
@@ -850,7 +850,7 @@ policy: { cooldown: soon }
       'line 7: signals.invited.points: must be a number, not the text "lots"',
       'line 7: signals.invited.distinct: "timestamp" is a field of the message, not an event property: distinct counts distinct values of an event property; to count active days use `count: days`',
       'line 8: signals.activated.all[1]: no signal named "invitd"; did you mean "invited"?',
-      'line 10: signals.big.level: Invalid option: expected one of "user"|"account"',
+      'line 10: signals.big.level: must be one of user, account, not "acount"; did you mean "account"?',
       'line 11: signals.big_team.every: must be true or false, not the text "yes"',
       'line 13: tiers[0].route.map: must map at least one trait value to a route',
       'line 13: tiers[0].require[0]: no signal named "missing"',
