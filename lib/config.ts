@@ -168,7 +168,8 @@ export const destinationSchema = z.discriminatedUnion('type', [
     /** Written into the template as it is: no credentials, and a host AWS Lambda reaches (webhookUrlProblem). */
     url: z
       .string()
-      .url()
+      // abort: a value that is no URL is told once.
+      .url({ error: 'must be an https:// URL', abort: true })
       .refine((url) => url.startsWith('https://'), 'must be an https:// URL')
       .superRefine((url, ctx) => {
         const problem = webhookUrlProblem(url);

@@ -83,6 +83,7 @@ function describe(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_key') return issue.issues[0]?.message ?? issue.message;
   if (issue.code === 'too_small' || issue.code === 'too_big') return describeBound(issue);
   if (issue.code === 'invalid_value') return describeOption(issue);
+  if (issue.code === 'invalid_format' && /^Invalid/.test(issue.message)) return formats[issue.format] ?? issue.message;
   if (issue.code !== 'invalid_type') return issue.message;
   if (issue.input === undefined) return 'is required';
   // zod's own words name its types ("Invalid input: expected int, received number"); these name what the file needs.
@@ -131,6 +132,9 @@ function describeOption(issue: z.core.$ZodIssueInvalidValue): string {
   const suggestion = typeof issue.input === 'string' ? didYouMean(issue.input, options) : '';
   return `must be ${options.length === 1 ? options[0] : `one of ${options.join(', ')}`}${given}${suggestion}`;
 }
+
+/** What zod's string formats need, in the file's words ("Invalid email address" names no field's need). */
+const formats: Partial<Record<string, string>> = { email: 'must be an e-mail address', url: 'must be a URL' };
 
 const yamlShapes = {
   array: 'a list (a "- " line per item, or [a, b])',

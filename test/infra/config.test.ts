@@ -169,7 +169,7 @@ describe('a destination listed twice', () => {
 
   it('fails on what is wrong with an entry that is no URL, not on comparing it', () => {
     const webhook = '    - type: webhook\n      url: hooks.example.com/pql\n      signingSecret: pql-radar/hook\n';
-    expect(load(`routes:\n  sales:\n${webhook}${webhook}${nurture}`)).toThrow(/line 5: routes\.sales\[0\]\.url: Invalid URL.*line 8: routes\.sales\[1\]\.url: the same webhook URL as routes\.sales\[0\]/s);
+    expect(load(`routes:\n  sales:\n${webhook}${webhook}${nurture}`)).toThrow(/: 2 problems\n  line 5: routes\.sales\[0\]\.url: must be an https:\/\/ URL\n  line 8: routes\.sales\[1\]\.url: must be an https:\/\/ URL$/);
   });
 
   it('is taken under two routes, whose lead events differ, and other URLs and secrets under one', () => {

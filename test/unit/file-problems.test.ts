@@ -51,3 +51,15 @@ describe('a value none of the options', () => {
     expect(problems('kind: c\n', schema)).toEqual(['line 1: kind: a or b (the kinds there are)']);
   });
 });
+
+describe('a text not of its format', () => {
+  const schema = z.object({ to: z.array(z.string().email()).optional(), link: z.string().url().optional(), id: z.string().uuid({ error: 'must be the id `keys create` printed' }).optional() });
+
+  it('says the format needed', () => {
+    expect(problems('to: [ops]\nlink: nowhere\n', schema)).toEqual(['line 1: to[0]: must be an e-mail address', 'line 2: link: must be a URL']);
+  });
+
+  it("keeps a schema's own message", () => {
+    expect(problems('id: 42-x\n', schema)).toEqual(['line 1: id: must be the id `keys create` printed']);
+  });
+});
