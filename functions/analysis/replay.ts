@@ -835,7 +835,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       // Merged into another user: the evaluator forwards its changes there, and a lead leaves its tier (mergedAway).
       if (user.record.merged !== undefined && user.record.merged.at <= at) {
         if (user.state !== undefined && user.state.tier !== null) {
-          // As the evaluator's leaveMerged: the lead's days so far are saved with its exit, and its accounts, whose
+          // As the evaluator's leaveJudged: the lead's days so far are saved with its exit, and its accounts, whose
           // member left its tier, are judged again.
           countDaysTo(user, day, at, ruleset);
           const { state, transition } = mergedAway(user.state, { type: 'user', id: user.record.merged.into }, ruleset, now);

@@ -1,12 +1,12 @@
 import { accountConversion, firstConversion } from './conversion';
 import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withOpenDays, type DayRange, type SpanDays } from './facts';
 import type { LeadEvent } from './lead-event';
-import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, type LeadState } from './lead-state';
+import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, visitorNotJudged, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
 import { changedCandidate, entityKey, laterWaitEnd, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
-import { identityKey, type Claim, type Identity } from './identity';
+import { claimsBefore, identityKey, type Claim, type Identity } from './identity';
 import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import { conditionHolds } from './rules/conditions';
@@ -299,7 +299,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       if (owner !== ref) {
         if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         const lead = rows.state?.lead;
-        if (owner && lead !== undefined && lead.tier !== null) await leaveMerged(candidate, rows, lead, owner);
+        // Swept for time alone, it would be read again at every run: only a save takes it out of the sweeps.
+        if (lead !== undefined && (lead.tier !== null || candidate.reason === 'sweep')) await leaveJudged(candidate, rows, lead, owner);
         return;
       }
       const waitEnd = userWaitEnds(candidate, rows);
@@ -320,17 +321,19 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     if (ref.type !== 'account') savedUsers.push(key);
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
-  /** A lead merged into another user leaves its tier (lead-state's mergedAway), with its own facts in the lead event. */
-  const leaveMerged = async (candidate: EvaluationCandidate, rows: EntityRows, lead: LeadState, owner: EntityRef) => {
+  /**
+   * An entity judged as its user from now on (merged into it, `owner`), or not at all (a visitor no one claimed, while
+   * the rules judge no visitors): a lead leaves its tier, with its own facts in the lead event, and it is swept no more.
+   */
+  const leaveJudged = async (candidate: EvaluationCandidate, rows: EntityRows, lead: LeadState, owner: EntityRef | undefined) => {
     const { ref } = candidate;
     const loaded = await readFacts(reads.store, ref, ruleset, now, rows);
-    const { state, transition } = mergedAway(lead, owner, ruleset, now);
-    const event = transition.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluate(loaded.facts, ruleset, now), transition, ruleset, now, ref.type) : undefined;
-    // Never swept again: it is judged as its user from now on.
-    if (!(await store.save(ref, entityUpdate(loaded, state, event, null, ruleset, now), loaded.rows.token))) return leave(candidate);
+    const left = lead.tier === null ? undefined : owner ? mergedAway(lead, owner, ruleset, now) : visitorNotJudged(lead, ruleset, now);
+    const event = left?.transition.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluate(loaded.facts, ruleset, now), left.transition, ruleset, now, ref.type) : undefined;
+    if (!(await store.save(ref, entityUpdate(loaded, left?.state ?? lead, event, null, ruleset, now), loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;
-    for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
+    if (left) for (const account of movedAccounts(ref, rows, left.state, ruleset, now)) listCandidate(account, accounts);
   };
   /**
    * The members of the page's accounts whose traits changed, those the new traits move (accountTraitsMove) and not on
@@ -445,7 +448,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         await forEachConcurrently(owners, concurrency, evaluateCandidate);
       }
       // A lead the page's claims merged into another user (an alias; an identified visitor, where visitors are leads)
-      // leaves its tier in this run (leaveMerged), as the backtest has it at the claim's step; nothing else of it is read.
+      // leaves its tier in this run (leaveJudged), as the backtest has it at the claim's step; nothing else of it is read.
       // One this run judged already, on an earlier page than the claim, is left to the next run: found by no change of
       // its own, it would keep its tier for good.
       const claimedAway = reads.takeClaimed().filter((ref) => ref.type === 'user' || ruleset.anonymousLeads);
@@ -580,6 +583,10 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   const claim = async (workspace: string, made: Claim, at: Date, heldBy?: string) => {
     const result = await store.claim(workspace, made, at, heldBy);
     const key = claimKey(workspace, identityKey(made.from));
+    // Claims of one identity made at once answer in any order: an earlier claim the page stored, which replaced this
+    // one after it was written, is what holds the identity, whichever answer came last (a claim only moves earlier).
+    const earlier = claimsStored.get(key);
+    if (earlier !== undefined && claimsBefore(earlier, result.held)) return { held: earlier };
     claimsKnown.set(key, result.held);
     claimsStored.set(key, result.held);
     if (result.held.to === made.to && result.replaced?.to !== made.to) claimedByPage.set(key, { workspace, type: made.from.kind, id: made.from.id });

@@ -83,11 +83,33 @@ export function claimsOf(message: IdentifiedMessage): Claim[] {
 /** A function of its own, not a closure in claimsOf: that runs for every message a backtest reads. */
 const claimOf = (from: Identity, to: string, message: IdentifiedMessage): Claim => ({ from, to, at: message.timestamp, messageId: message.messageId });
 
-/** Whether claim `a` comes before claim `b`: the earlier message, ties by messageId, then by claimant. */
+/**
+ * Whether claim `a` comes before claim `b`: the earlier message, ties by messageId, then by claimant, each compared as
+ * DynamoDB compares them in the claim's condition (by UTF-8 bytes), so that the stored claim and this order agree.
+ */
 export function claimsBefore(a: Pick<Claim, 'at' | 'messageId' | 'to'>, b: Pick<Claim, 'at' | 'messageId' | 'to'>): boolean {
   if (a.at !== b.at) return a.at < b.at;
-  if (a.messageId !== b.messageId) return a.messageId < b.messageId;
-  return a.to < b.to;
+  if (a.messageId !== b.messageId) return utf8Before(a.messageId, b.messageId);
+  return utf8Before(a.to, b.to);
+}
+
+const isSurrogate = (unit: number) => unit >= 0xd800 && unit <= 0xdfff;
+
+/**
+ * Whether `a` sorts before `b` by UTF-8 bytes, that is by code point. `<` compares UTF-16 code units, in which a
+ * character past U+FFFF (a surrogate pair, from D800) sorts below U+E000 to U+FFFF: '\u{1F600}' < '\uFF5E' is true,
+ * while DynamoDB sorts it after.
+ */
+export function utf8Before(a: string, b: string): boolean {
+  const length = Math.min(a.length, b.length);
+  for (let index = 0; index < length; index++) {
+    const x = a.charCodeAt(index);
+    const y = b.charCodeAt(index);
+    if (x === y) continue;
+    // Both in the same range, code units sort as code points; else the surrogate is the character past U+FFFF.
+    return isSurrogate(x) === isSurrogate(y) ? x < y : isSurrogate(y);
+  }
+  return a.length < b.length;
 }
 
 /** Looks up the claim that holds an identifier (its first claim), if any. */

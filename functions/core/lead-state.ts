@@ -201,7 +201,19 @@ export function decide(
  * user, published as any disqualification is. Without it, the tier it held would stay in the CRM and the lead status.
  */
 export function mergedAway(previous: LeadState, into: { type: string; id: string }, ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
-  const reasons = [`merged into ${into.type} ${into.id}: its events count for that ${into.type} now`];
+  return outOfTiers(previous, `merged into ${into.type} ${into.id}: its events count for that ${into.type} now`, ruleset, now);
+}
+
+/**
+ * The state of a visitor lead no one claimed once the rules judge no visitors as leads (identity.anonymous_leads turned
+ * off): out of its tier, as the backtest of those rules never has it in one.
+ */
+export function visitorNotJudged(previous: LeadState, ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
+  return outOfTiers(previous, 'an anonymous visitor no one claimed: the rules judge no visitors as leads (identity.anonymous_leads)', ruleset, now);
+}
+
+function outOfTiers(previous: LeadState, reason: string, ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
+  const reasons = [reason];
   const sequence = previous.sequence + 1;
   const at = isoTime(now);
   const state: LeadState = {

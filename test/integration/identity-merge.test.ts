@@ -1,15 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import type { PutItemCommandInput } from '@aws-sdk/client-dynamodb';
+import type { PutItemCommandInput, UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { loadRules } from '../../functions/core/rules/load';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
 import { allShards, runEvaluator } from '../../functions/core/evaluate-leads';
+import { calendarOf } from '../../functions/core/days';
+import { ClaimSet, claimsBefore, type Claim } from '../../functions/core/identity';
+import { storeClaims } from '../../functions/core/merge-identities';
 import { stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { createDynamoDbClient } from '../../functions/local/dynamodb-local';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { defaultDirtyShards } from '../../functions/shared/settings';
 import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
+import { publishedTransitions, replayedTransitions } from '../support/agreement';
+import { freshTable } from '../support/dynamodb';
 
 const rules = `
 version: 1
@@ -177,5 +182,63 @@ describe('identity resolution in the evaluator, on DynamoDB Local', () => {
     expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([['ann', 'PQL']]);
     expect(leads.published[0]!.detail.signals).toEqual([expect.objectContaining({ name: 'pricing', value: 3 })]);
   });
-});
 
+  it('gives a visitor claimed twice in one page the earlier claimant, whichever claim write answers last', async () => {
+    const leads = new RecordingPublisher();
+    const ruleset = loadRules(rules, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `identity-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 0 }));
+    const view = (id: string, day: number) => ({ type: 'track', event: 'Pricing Viewed', messageId: id, timestamp: at(day), anonymousId: 'x' });
+    // One shared browser: ann identifies at 09:00, bob at 10:00, both before the evaluator's run.
+    const messages = [
+      view('p1', 0),
+      view('p2', 1),
+      view('p3', 1),
+      { type: 'identify', userId: 'ann', anonymousId: 'x', messageId: 'i-ann', timestamp: at(2, 9) },
+      { type: 'identify', userId: 'bob', anonymousId: 'x', messageId: 'i-bob', timestamp: at(2, 10) },
+    ];
+    await sendBatch(dev, messages);
+    await dev.collectChanges();
+    // Bob's claim is written first and answers last; ann's, written after it, replaces it and answers first.
+    const client = createDynamoDbClient(inject('dynamoEndpoint'));
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const claimant = context.commandName === 'UpdateItemCommand' ? (args.input as UpdateItemCommandInput).ExpressionAttributeValues?.[':to']?.S : undefined;
+        if (claimant === 'ann') await sleep(300);
+        const result = await next(args);
+        if (claimant === 'bob') await sleep(1000);
+        return result;
+      },
+      { step: 'initialize', name: 'claimAnswersOutOfOrder' },
+    );
+    const store = new DynamoDbEvaluationStore({ client, tableName: dev.tableName });
+    await runEvaluator({ store, publisher: leads, ruleset, shards: allShards(defaultDirtyShards), now: new Date(ruleset.calendar.endOf(at(2).slice(0, 10))), deadline: Number.POSITIVE_INFINITY });
+    client.destroy();
+    await dev.evaluateOnce(new Date(ruleset.calendar.endOf(at(3).slice(0, 10))));
+    const { lines } = replayedTransitions(ruleset, messages, at(0).slice(0, 10), at(3).slice(0, 10));
+    expect(lines).toEqual(['2024-06-12T23:59:59.999Z user ann: none -> PQL']);
+    expect(publishedTransitions(leads.published)).toEqual(lines);
+  });
+
+  it('decides claims at the same time by messageId as DynamoDB orders them, whatever order they are stored in', async () => {
+    const browser = { kind: 'visitor', id: 'x' } as const;
+    const time = '2025-03-03T10:00:00.000Z';
+    // U+FF5E sorts after a character past U+FFFF by UTF-16 code units, before it by UTF-8 bytes (DynamoDB's order).
+    const ann: Claim = { from: browser, to: 'ann', at: time, messageId: 'm-\uFF5E' };
+    const bob: Claim = { from: browser, to: 'bob', at: time, messageId: 'm-\u{1F600}' };
+    expect(claimsBefore(ann, bob)).toBe(true);
+    const backtest = new ClaimSet();
+    backtest.add(bob);
+    backtest.add(ann);
+    expect(backtest.rootOf(browser).id).toBe('ann');
+    const holder = async (order: Claim[]) => {
+      const store = new DynamoDbEvaluationStore(await freshTable());
+      for (const claim of order) {
+        const identify = { type: 'identify', userId: claim.to, anonymousId: 'x', timestamp: claim.at, messageId: claim.messageId };
+        await storeClaims(store, 'ws', [identify as never], new Map(), new Date('2025-03-03T23:00:00.000Z'), calendarOf('UTC'));
+      }
+      return (await store.claims('ws', [browser])).get('visitor:x')?.to;
+    };
+    expect({ annFirst: await holder([ann, bob]), bobFirst: await holder([bob, ann]) }).toEqual({ annFirst: 'ann', bobFirst: 'ann' });
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { dayMs } from '../../functions/core/days';
+import { addDays, dayMs } from '../../functions/core/days';
 import { accountTraitsMove, evaluateChanges, evaluateShard, runEvaluator, shardsCoveredBy, type EvaluateShardOptions } from '../../functions/core/evaluate-leads';
 import type { LeadState } from '../../functions/core/lead-state';
 import type { LeadEvent } from '../../functions/core/lead-event';
@@ -882,3 +882,62 @@ tiers:
     expect(accountTraitsMove(byRegion, { region: 'emea' }, lead(null, []))).toBe(false);
   });
 });
+
+describe('an identity judged as another, or no longer at all', () => {
+  const workspace = 'ws';
+  const firstDay = '2025-03-03';
+  /** The sweep time of an entity no sweep looks at. */
+  const never = '9999-12-31T00:00:00.000Z';
+  const at = (day: number, hour: number) => `${addDays(firstDay, day)}T${String(hour).padStart(2, '0')}:15:00.000Z`;
+  const pricingRules = (anonymousLeads: boolean) =>
+    JSON.stringify({
+      version: 1,
+      signals: { pricing: { event: 'Pricing Viewed', window: '30d', at_least: 3, points: 40 } },
+      tiers: [{ name: 'PQL', min_score: 40, route: 'sales' }],
+      ...(anonymousLeads ? { identity: { anonymous_leads: true } } : {}),
+    });
+
+  it('takes a visitor lead no one claimed out of its tier once new rules judge no visitors, notifying it, and sweeps it no more', async () => {
+    const on = loadRules(pricingRules(true), 'anonymous leads on');
+    const off = loadRules(pricingRules(false), 'anonymous leads off');
+    const store = new InMemoryEvaluationStore({ calendar: on.calendar });
+    const publisher = new RecordingPublisher();
+    const visitor: EntityRef = { workspace, type: 'visitor', id: 'x' };
+    for (const [id, hour] of [['p1', 9], ['p2', 10], ['p3', 11]] as const) store.trackVisitor(workspace, 'x', { event: 'Pricing Viewed', timestamp: at(0, hour), messageId: id });
+    await evaluateShard(store, publisher, { shard: '0', ruleset: on, now: new Date(on.calendar.endOf(firstDay)), outOfTime: () => false });
+    expect(store.stateOf(visitor)?.lead?.tier).toBe('PQL');
+
+    const rerun = await evaluateShard(store, publisher, { shard: '0', ruleset: off, now: new Date(off.calendar.endOf(addDays(firstDay, 1))), outOfTime: () => false });
+    expect(rerun.evaluated).toBe(1);
+    expect(store.stateOf(visitor)?.lead?.tier).toBeNull();
+    expect(publisher.published.map((event) => [event.detailType, event.detail.entity.id, event.detail.reasons])).toEqual([
+      ['Lead Qualified', 'x', expect.any(Array)],
+      ['Lead Disqualified', 'x', ['an anonymous visitor no one claimed: the rules judge no visitors as leads (identity.anonymous_leads)']],
+    ]);
+    expect(store.sweepDueOf(visitor)).toBe(never);
+  });
+
+  it('reads a user merged into another no more once the sweep it waited for comes due', async () => {
+    const ruleset = loadRules(
+      JSON.stringify({ version: 1, signals: { pricing: { event: 'Pricing Viewed', points: 10 }, dormant: { inactive_for: '3d', points: 40 } }, tiers: [{ name: 'PQL', min_score: 50, route: 'sales' }] }),
+      'sweep rules',
+    );
+    const store = new InMemoryEvaluationStore({ calendar: ruleset.calendar });
+    const publisher = new RecordingPublisher();
+    const run = (day: number) => evaluateShard(store, publisher, { shard: '0', ruleset, now: new Date(ruleset.calendar.endOf(addDays(firstDay, day))), outOfTime: () => false });
+    store.track(workspace, 'a', { event: 'Pricing Viewed', timestamp: at(0, 9), messageId: 'pa' });
+    await run(0);
+    // No tier, but a sweep ahead: inactivity gives points in three days.
+    expect(store.sweepDueOf({ workspace, type: 'user', id: 'a' })).toBe('2025-03-06T09:15:00.000Z');
+    // Aliased into b: judged as b from now on, it is saved once more, to be swept no more.
+    store.track(workspace, 'b', { type: 'alias', timestamp: at(1, 9), messageId: 'al', previousId: 'a' } as never);
+    await run(1);
+    expect(store.sweepDueOf({ workspace, type: 'user', id: 'a' })).toBe(never);
+    store.reads.length = 0;
+    for (let day = 4; day < 10; day++) await run(day);
+    expect(store.reads.filter((read) => read === 'user a')).toEqual([]);
+    // Never a lead, it had no tier to leave: its user's inactivity qualifies b.
+    expect(publisher.published.map((event) => [event.detailType, event.detail.entity.id])).toEqual([['Lead Qualified', 'b']]);
+  });
+});
+

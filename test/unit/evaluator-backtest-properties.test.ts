@@ -275,7 +275,7 @@ describe('the evaluator and the backtest, on generated rules and histories', () 
 
   it('agree when a lead leaves its tier for the user it was aliased to, with events of that day an account of its counts', async () => {
     // Found by the property: the replay's leaving lead counted neither that day nor marked its accounts, as the
-    // evaluator's exit does (leaveMerged saves the lead's days with it and lists its accounts).
+    // evaluator's exit does (leaveJudged saves the lead's days with it and lists its accounts).
     const rulesText = JSON.stringify({
       version: 1,
       signup: { trait: 'createdAt' },

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ClaimSet, claimsOf, identityKey, identityOf, mergedInto, parseIdentityKey, rootOf, type Claim, type Identity } from '../../functions/core/identity';
+import { ClaimSet, claimsOf, identityKey, identityOf, mergedInto, parseIdentityKey, rootOf, utf8Before, type Claim, type Identity } from '../../functions/core/identity';
 
 const visitor = (id: string): Identity => ({ kind: 'visitor', id });
 const user = (id: string): Identity => ({ kind: 'user', id });
@@ -93,3 +94,18 @@ describe('resolution', () => {
     expect(rootOf(visitor('anon'), (identity) => claims.get(identityKey(identity)))).toEqual(user('B'));
   });
 });
+
+describe('utf8Before', () => {
+  it('orders strings by their UTF-8 bytes, as DynamoDB compares them, characters past U+FFFF included', () => {
+    expect(utf8Before('m-\uFF5E', 'm-\u{1F600}')).toBe(true);
+    expect('m-\uFF5E' < 'm-\u{1F600}').toBe(false);
+    const text = fc.string({ unit: fc.oneof(fc.constantFrom('a', 'z', '\uE000', '\uFF5E', '\u{1F600}', '\u{10FFFF}'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 })), maxLength: 6 });
+    fc.assert(
+      fc.property(text, text, (a, b) => {
+        expect(utf8Before(a, b)).toBe(Buffer.compare(Buffer.from(a), Buffer.from(b)) < 0);
+      }),
+      { seed: 49, numRuns: 2000 },
+    );
+  });
+});
+
