@@ -265,3 +265,66 @@ describe('discover: people, and the holdout of the latest signups', () => {
     expect(groups.train.users + groups.holdout.users).toBe(1);
   });
 });
+
+describe('discover resolves identities as the evaluator does (README, Identity)', () => {
+  /** Each message order, and its reverse: the alias is read before the aliased id's messages, and after them. */
+  function collect(conversions: DiscoveryConversion[], messages: DiscoveryMessage[]) {
+    return [messages, [...messages].reverse()].map((order) => {
+      const collector = new DiscoveryCollector(conversions);
+      for (const message of order) collector.add(message);
+      return collector.snapshot();
+    });
+  }
+
+  it("keeps the user's own signup: an aliased user's createdAt does not move it", () => {
+    const snapshots = collect([], [
+      accepted({ type: 'identify', userId: 'b', traits: { createdAt: '2025-01-01T09:00:00.000Z' }, timestamp: '2025-01-01T09:00:00.000Z' }),
+      accepted({ type: 'identify', userId: 'a', traits: { createdAt: '2025-03-01T09:00:00.000Z' }, timestamp: '2025-03-01T09:00:00.000Z' }),
+      accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-03-02T09:00:00.000Z' }),
+    ]);
+    for (const snapshot of snapshots) expect(snapshot.users.get('b')!.trait).toBe('2025-01-01T09:00:00.000Z');
+  });
+
+  it("gives a user with no signup trait its first message as signup, an aliased user's or a visitor's included, never their traits", () => {
+    const snapshots = collect([], [
+      accepted({ type: 'identify', anonymousId: 'v', traits: { createdAt: '2025-01-20T09:00:00.000Z' }, timestamp: '2025-01-03T09:00:00.000Z' }),
+      accepted({ type: 'identify', userId: 'a', anonymousId: 'v', traits: { createdAt: '2025-01-15T09:00:00.000Z' }, timestamp: '2025-01-02T09:00:00.000Z' }),
+      accepted({ type: 'track', userId: 'b', event: 'Export', timestamp: '2025-01-10T09:00:00.000Z' }),
+      accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-01-11T09:00:00.000Z' }),
+    ]);
+    for (const snapshot of snapshots) {
+      expect([...snapshot.users.keys()]).toEqual(['b']);
+      const b = snapshot.users.get('b')!;
+      expect(b.trait).toBeUndefined();
+      expect(new Date(b.firstMs).toISOString()).toBe('2025-01-02T09:00:00.000Z');
+    }
+  });
+
+  it("does not count an aliased user's events at or after its user's conversion", () => {
+    const snapshots = collect([{ type: 'user', id: 'b', convertedAt: '2025-02-01T12:00:00.000Z' }], [
+      accepted({ type: 'track', userId: 'b', event: 'Export', timestamp: '2025-01-10T09:00:00.000Z' }),
+      accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-01-11T09:00:00.000Z' }),
+      // Before the conversion, on its day: counted.
+      accepted({ type: 'track', userId: 'a', event: 'Invoice Paid', timestamp: '2025-02-01T11:59:59.999Z' }),
+      accepted({ type: 'track', userId: 'a', event: 'Invoice Paid', timestamp: '2025-02-01T12:00:00.000Z' }),
+      ...[10, 11, 12, 13].map((day) => accepted({ type: 'track', userId: 'a', event: 'Invoice Paid', timestamp: `2025-02-${day}T09:00:00.000Z` })),
+    ]);
+    for (const snapshot of snapshots) {
+      expect(snapshot.input.afterConversion).toBe(5);
+      expect(snapshot.input.productEvents).toBe(2);
+      expect(snapshot.users.get('b')!.events.get(snapshot.eventNames.indexOf('Invoice Paid'))).toHaveLength(1);
+    }
+  });
+
+  it('counts a user converted before the first message of its own and of its aliased ids as converted before its first message', () => {
+    const snapshots = collect([{ type: 'user', id: 'b', convertedAt: '2025-02-01T12:00:00.000Z' }], [
+      accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-03-01T09:00:00.000Z' }),
+      accepted({ type: 'track', userId: 'a', event: 'Invoice Paid', timestamp: '2025-02-10T09:00:00.000Z' }),
+    ]);
+    for (const snapshot of snapshots) {
+      expect(snapshot.users.size).toBe(0);
+      expect(snapshot.input.conversions.beforeFirstMessage).toBe(1);
+      expect(snapshot.input.afterConversion).toBe(2);
+    }
+  });
+});

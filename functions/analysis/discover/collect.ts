@@ -2,16 +2,15 @@ import { ClaimSet, claimsOf, identityKey } from '../../core/identity';
 import type { AcceptedMessage } from '../../core/messages';
 import { eventName } from '../../core/rules/engine';
 import type { Conversion } from '../metrics';
-import { dayMs } from '../../core/days';
 
 /**
  * Signal discovery, first step (then select.ts and present.ts): validated messages, read one at a time in one
- * streaming pass, become a compact per-user aggregate: per event name, the days of the user's events; per event
- * property, the first day each distinct value was seen.
+ * streaming pass, become a compact per-user aggregate: per event name, the times of the user's events; per event
+ * property, the time each distinct value was first seen.
  *
  * Every candidate signal is computed only from events BEFORE the user's conversion (or before the cutoff, for users
- * who did not convert): the collector drops later events as it reads them, so nothing after a conversion can ever
- * make a candidate fire.
+ * who did not convert): the collector drops later events as it reads them (an aliased id's once every alias is
+ * read), so nothing after a conversion can ever make a candidate fire.
  *
  * It reads messages as the rules engine does (signup = the signup trait, else the first message; distinct values =
  * String(value) cut to 200 characters; a message repeating the user, day and messageId of another counts once, as
@@ -20,7 +19,9 @@ import { dayMs } from '../../core/days';
  *
  * Identities resolve as the evaluator resolves them (core/identity): an anonymous visitor's messages are kept aside
  * and join the user that claimed it once everything is read; a userId aliased into another joins that user's
- * activity; visitors nobody claimed are left out (counted).
+ * activity, less what came at or after that user's conversion; visitors nobody claimed are left out (counted). A
+ * merged identity brings its events, never its traits: the user's signup is its own signup trait, else its first
+ * message, a merged identity's included (ingest keeps traits under the message's own id, README's Identity).
  *
  * Limits, by design: users only (account conversions are counted and reported, not analysed); distinct counts keep each user's 12 earliest values per event property, which is exact unless
  * more than 7 of them came before the signup day; only top-level scalar properties are candidates.
@@ -74,19 +75,24 @@ export function distinctKey(eventIndex: number, propertyIndex: number): number {
 export interface UserActivity {
   convertedMs: number;
   firstMs: number;
-  /** The signup trait's value and the time of the identify call that brought it (the latest wins). */
+  /** The signup trait's value and the time of the user's own identify call that brought it (the latest wins). */
   trait: unknown;
   traitMs: number;
-  /** Event index -> UTC day numbers of its events, in arrival order. */
+  /**
+   * Event index -> times (epoch ms) of its events, in arrival order. Times, not days (8 bytes each either way): an
+   * aliased id's events may be read before its alias, so its user's conversion cuts them at the end (mergeAliased),
+   * to the millisecond as it cuts the user's own.
+   */
   events: Map<number, number[]>;
-  /** distinctKey(event index, property index) -> flat [hash, first day, hash, first day, ...]. */
+  /** distinctKey(event index, property index) -> flat [hash, first time (epoch ms), hash, first time, ...]. */
   distinct: Map<number, number[]>;
 }
 
 /**
- * One streaming pass over validated messages, kept as a compact per-user aggregate: per event name, the days of
- * the user's events; per event property, the first day each distinct value was seen (the earliest few). Messages
- * at or after the user's conversion are dropped on arrival, so they cannot influence anything downstream.
+ * One streaming pass over validated messages, kept as a compact per-user aggregate: per event name, the times of
+ * the user's events; per event property, the time each distinct value was first seen (the earliest few). Messages
+ * at or after the user's conversion are dropped on arrival (an aliased id's, at the end: see mergeAliased), so they
+ * cannot influence anything downstream.
  * Memory: about 8 bytes per product event, plus a small constant per user, event and property.
  */
 export class DiscoveryCollector {
@@ -158,25 +164,18 @@ export class DiscoveryCollector {
       return;
     }
     this.seen.add(fingerprint);
-    const convertedMs = this.conversionMs.get(key) ?? noConversion;
-    if (ms >= convertedMs) {
-      // Never counted: a conversion must not be "predicted" by what happened after it.
-      this.counts.afterConversion++;
-      if (!this.users.has(key)) this.lateConverters.add(key);
+    if (ms >= this.conversionOf(key)) {
+      this.droppedAfterConversion(key, 1);
       return;
     }
-    let user = this.users.get(key);
-    if (user === undefined) {
-      user = { convertedMs, firstMs: ms, trait: undefined, traitMs: Number.NEGATIVE_INFINITY, events: new Map(), distinct: new Map() };
-      this.users.set(key, user);
-      this.lateConverters.delete(key);
-    }
-    if (ms < user.firstMs) user.firstMs = ms;
+    const user = this.activityOf(key, ms);
     if (ms < this.firstMs) this.firstMs = ms;
     if (ms > this.lastMs) this.lastMs = ms;
 
     if (message.type === 'identify') {
-      if (this.signupTrait !== null && ms >= user.traitMs) {
+      // The user's own identify calls only: a claimed visitor's traits stay the visitor's, as in the evaluator.
+      const own = message.identity.kind === 'user' && message.identity.id === key;
+      if (own && this.signupTrait !== null && ms >= user.traitMs) {
         const traits = message.traits ?? (message.message['traits'] as Record<string, unknown> | undefined);
         if (traits && Object.hasOwn(traits, this.signupTrait)) {
           user.trait = traits[this.signupTrait];
@@ -195,10 +194,9 @@ export class DiscoveryCollector {
       this.eventNames.push(name);
       this.eventProperties.push(new Set());
     }
-    const day = Math.floor(ms / dayMs);
-    const days = user.events.get(index);
-    if (days === undefined) user.events.set(index, [day]);
-    else days.push(day);
+    const times = user.events.get(index);
+    if (times === undefined) user.events.set(index, [ms]);
+    else times.push(ms);
 
     const properties = message.message['properties'];
     if (properties === null || typeof properties !== 'object' || Array.isArray(properties)) return;
@@ -222,13 +220,36 @@ export class DiscoveryCollector {
         seen.add(propertyIndex);
       }
       const text = type === 'string' ? (value as string) : String(value);
-      addDistinct(user.distinct, distinctKey(index, propertyIndex), hashValue(text.length > 200 ? text.slice(0, 200) : text), day);
+      addDistinct(user.distinct, distinctKey(index, propertyIndex), hashValue(text.length > 200 ? text.slice(0, 200) : text), ms);
     }
+  }
+
+  /** The user's conversion time, as the conversions gave it; noConversion for none. */
+  private conversionOf(key: string): number {
+    return this.conversionMs.get(key) ?? noConversion;
+  }
+
+  /** The user's activity, made at its first message kept (`ms`) if need be, first seen no later than `ms`. */
+  private activityOf(key: string, ms: number): UserActivity {
+    let user = this.users.get(key);
+    if (user === undefined) {
+      user = { convertedMs: this.conversionOf(key), firstMs: ms, trait: undefined, traitMs: Number.NEGATIVE_INFINITY, events: new Map(), distinct: new Map() };
+      this.users.set(key, user);
+      this.lateConverters.delete(key);
+    }
+    if (ms < user.firstMs) user.firstMs = ms;
+    return user;
+  }
+
+  /** Never counted: a conversion must not be "predicted" by what happened after it. */
+  private droppedAfterConversion(key: string, messages: number): void {
+    this.counts.afterConversion += messages;
+    if (!this.users.has(key)) this.lateConverters.add(key);
   }
 
   /**
    * Once every claim is read: visitors' messages join the users that claimed them, and a userId aliased into another
-   * user joins that user's activity (its own conversion had already filtered it).
+   * user joins that user's activity (mergeAliased).
    */
   private resolveIdentities(): void {
     if (this.identities.resolved) return;
@@ -248,10 +269,33 @@ export class DiscoveryCollector {
       if (root.id === id) continue;
       this.identities.merged++;
       this.users.delete(id);
-      const into = this.users.get(root.id);
-      if (into) mergeActivity(into, activity);
-      else this.users.set(root.id, activity);
+      this.mergeAliased(root.id, activity);
     }
+  }
+
+  /**
+   * Adds an aliased userId's activity to its user's. Only its events before the user's conversion: they were read
+   * under their own id, maybe before the alias, and filtered then by that id's conversion (usually none); a product
+   * event dropped here moves from productEvents to afterConversion (its other messages after the conversion, such as
+   * identify calls, are not in that count: only the time of its first message is kept). Never its signup trait: a
+   * merged identity's traits stay its own, as in the evaluator.
+   */
+  private mergeAliased(key: string, from: UserActivity): void {
+    const convertedMs = this.conversionOf(key);
+    const into = from.firstMs < convertedMs ? this.activityOf(key, from.firstMs) : undefined;
+    let dropped = 0;
+    for (const [event, times] of from.events) {
+      const before = times.filter((ms) => ms < convertedMs);
+      dropped += times.length - before.length;
+      if (into && before.length > 0) into.events.set(event, [...(into.events.get(event) ?? []), ...before]);
+    }
+    if (into) {
+      for (const [slot, values] of from.distinct) {
+        for (let i = 0; i < values.length; i += 2) if (values[i + 1]! < convertedMs) addDistinct(into.distinct, slot, values[i]!, values[i + 1]!);
+      }
+    }
+    this.counts.productEvents -= dropped;
+    if (dropped > 0 || !into) this.droppedAfterConversion(key, dropped);
   }
 
   /** The aggregate, for discover(). */
@@ -289,36 +333,25 @@ export interface ActivitySnapshot {
   input: DiscoveryInput;
 }
 
-/** Adds an aliased user's activity to the user it merged into. */
-function mergeActivity(into: UserActivity, from: UserActivity): void {
-  into.firstMs = Math.min(into.firstMs, from.firstMs);
-  if (from.traitMs > into.traitMs) {
-    into.trait = from.trait;
-    into.traitMs = from.traitMs;
-  }
-  for (const [event, days] of from.events) into.events.set(event, [...(into.events.get(event) ?? []), ...days]);
-  for (const [key, values] of from.distinct) for (let i = 0; i < values.length; i += 2) addDistinct(into.distinct, key, values[i]!, values[i + 1]!);
-}
-
-/** Keeps the earliest `keptDistinctValues` distinct values (by the day first seen) of one user, event and property. */
-function addDistinct(store: Map<number, number[]>, key: number, hash: number, day: number) {
+/** Keeps the earliest `keptDistinctValues` distinct values (by the time first seen) of one user, event and property. */
+function addDistinct(store: Map<number, number[]>, key: number, hash: number, ms: number) {
   const values = store.get(key);
   if (values === undefined) {
-    store.set(key, [hash, day]);
+    store.set(key, [hash, ms]);
     return;
   }
   let latest = -1;
   for (let i = 0; i < values.length; i += 2) {
     if (values[i] === hash) {
-      if (day < values[i + 1]!) values[i + 1] = day;
+      if (ms < values[i + 1]!) values[i + 1] = ms;
       return;
     }
     if (latest < 0 || values[i + 1]! > values[latest + 1]!) latest = i;
   }
-  if (values.length < keptDistinctValues * 2) values.push(hash, day);
-  else if (day < values[latest + 1]!) {
+  if (values.length < keptDistinctValues * 2) values.push(hash, ms);
+  else if (ms < values[latest + 1]!) {
     values[latest] = hash;
-    values[latest + 1] = day;
+    values[latest + 1] = ms;
   }
 }
 

@@ -326,12 +326,12 @@ export function discover(snapshot: ActivitySnapshot, options: DiscoverOptions = 
   const windowCounts = new Array<number>(windows.length);
   entries.forEach(([, user], index) => {
     const signupDay = signupDays[index]!;
-    for (const [eventIndex, days] of user.events) {
+    for (const [eventIndex, times] of user.events) {
       const base = countBase.get(eventIndex);
       if (base === undefined) continue;
       windowCounts.fill(0);
-      for (const day of days) {
-        const sinceSignup = day - signupDay;
+      for (const ms of times) {
+        const sinceSignup = Math.floor(ms / dayMs) - signupDay;
         for (let w = 0; w < windows.length; w++) {
           const windowDays = windows[w]!;
           if (windowDays === null || (sinceSignup >= 0 && sinceSignup < windowDays)) windowCounts[w]!++;
@@ -349,7 +349,7 @@ export function discover(snapshot: ActivitySnapshot, options: DiscoverOptions = 
       if (base === undefined) continue;
       let count = 0;
       for (let i = 1; i < values.length; i += 2) {
-        const sinceSignup = values[i]! - signupDay;
+        const sinceSignup = Math.floor(values[i]! / dayMs) - signupDay;
         if (sinceSignup >= 0 && sinceSignup < settings.distinctWindow) count++;
       }
       for (let t = 0; t < distinctThresholds.length; t++) {
