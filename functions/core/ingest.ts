@@ -159,7 +159,7 @@ function splitMessages(callType: CallType, body: Record<string, unknown>): Split
   if (batch.length > ingestLimits.maxBatchSize) {
     return { ok: false, status: 413, path: 'batch', reason: `must hold at most ${ingestLimits.maxBatchSize} messages, got ${batch.length}` };
   }
-  const contextProblem = context != null ? batchContextProblem(context) : undefined;
+  const contextProblem = context != null ? batchContextProblem(context, batch.length) : undefined;
   if (contextProblem !== undefined) return { ok: false, status: 400, path: 'context', reason: contextProblem };
   const asSent = batch.map((item) => {
     if (!isPlainObject(item)) return item;

@@ -361,12 +361,17 @@ function timeOutOfRange(message: SegmentMessage, time: Date, receivedAt: Date, r
  * Why a batch's own context cannot be added to its messages, or undefined when it can. It is bounded as a message is:
  * added to each, it could otherwise make every one of them as large as the request.
  */
-export function batchContextProblem(context: Record<string, unknown>): string | undefined {
+export function batchContextProblem(context: Record<string, unknown>, messages: number): string | undefined {
   // Depth first, as for a message: serialising thousands of levels overflows the stack.
   const unsafe = findUnsafeStructure(context);
   if (unsafe) return `${unsafe.path ? `${unsafe.path}: ` : ''}${unsafe.reason}`;
   const size = Buffer.byteLength(JSON.stringify(context));
   if (size > ingestLimits.maxEventBytes) return `is ${size} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed: it is added to every message of the batch`;
+  // Stored with each message, a context of 32 KB in a batch of 2,500 would store some 80 MB from a request of a few KB
+  // (gzipped): what the batch's messages may add in all is bounded as a request is.
+  if (size * messages > ingestLimits.maxRequestBytes) {
+    return `is ${size} bytes, added to each of the batch's ${messages} messages: ${size * messages} bytes in all, more than the ${ingestLimits.maxRequestBytes} bytes a request may hold; send a smaller context, or fewer messages a batch`;
+  }
   return undefined;
 }
 

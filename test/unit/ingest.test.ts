@@ -322,6 +322,25 @@ describe('the per-event limit, measured on the message as the SDK sent it', () =
     expect(response.body).toMatchObject({ path: 'context', reason: `is ${JSON.stringify(context).length} bytes, more than the ${ingestLimits.maxEventBytes} bytes allowed: it is added to every message of the batch` });
     expect(events.saved).toEqual([]);
   });
+
+  it('refuses a batch whose context, added to each of its messages, would store more than a request may hold: a few KB gzipped must not store megabytes', async () => {
+    const context = { blob: 'x'.repeat(20_000) };
+    const size = Buffer.byteLength(JSON.stringify(context));
+    const batch = (count: number) => Array.from({ length: count }, (_, index) => track({ messageId: `m-${index}` }));
+    // 25 messages: 500 KB of context in all, as much as a request may hold.
+    const fits = Math.floor(ingestLimits.maxRequestBytes / size);
+    const taken = await send({ body: JSON.stringify({ batch: batch(fits), context }) });
+    expect(taken.response.status).toBe(200);
+    expect(taken.events.saved[0]?.messages).toHaveLength(fits);
+
+    const refused = await send({ body: JSON.stringify({ batch: batch(fits + 1), context }) });
+    expect(refused.response.status).toBe(400);
+    expect(refused.response.body).toMatchObject({
+      path: 'context',
+      reason: `is ${size} bytes, added to each of the batch's ${fits + 1} messages: ${size * (fits + 1)} bytes in all, more than the ${ingestLimits.maxRequestBytes} bytes a request may hold; send a smaller context, or fewer messages a batch`,
+    });
+    expect(refused.events.saved).toEqual([]);
+  });
 });
 
 describe('input made canonical before anything depends on it', () => {
