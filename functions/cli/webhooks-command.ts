@@ -5,6 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { leadEventDetailSchema, type LeadEvent } from '../core/lead-event';
 import { generateWebhookSecret, signWebhook, webhookHeaders } from '../core/webhook-signature';
 import { formatLeadEvent } from '../local/lead-sinks';
+import { readBody } from '../local/http-server';
 import { ensurePortFree } from '../local/ports';
 import { port } from './integer-option';
 import { webhookSecrets, webhookSecretVariable } from './lead-output';
@@ -32,13 +33,14 @@ export function addWebhooksCommand(program: Command) {
       const secrets = webhookSecrets(listen, '--secret', options.secret);
       const seen = new Set<string>();
       const server = createServer(async (request, response) => {
-        const chunks: Buffer[] = [];
-        for await (const chunk of request) chunks.push(chunk as Buffer);
-        const body = Buffer.concat(chunks).toString('utf8');
         const answer = (status: number, problem?: string) => {
           if (problem) console.error(`refused a delivery (${status}): ${problem}`);
           response.writeHead(status, { 'content-type': 'text/plain' }).end(problem ?? 'ok');
         };
+        // Bounded before the signature is checked: anything on this machine, a web page too, can post here.
+        const bytes = await readBody(request);
+        if (bytes === undefined) return answer(413, 'the body is larger than a lead event can be');
+        const body = bytes.toString('utf8');
         const problem = signatureProblem(request.headers, body, secrets, Math.floor(Date.now() / 1000));
         if (problem) return answer(401, problem);
         const id = String(request.headers[webhookHeaders.id]);

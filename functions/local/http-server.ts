@@ -94,7 +94,7 @@ export function serveHttpApi(
 }
 
 /** The whole body, or undefined when it is over the limit (read to its end all the same, up to maxDiscardBytes). */
-async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+export async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {

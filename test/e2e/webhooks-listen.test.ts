@@ -64,6 +64,12 @@ describe('webhooks listen', () => {
     expect(stderr).toContain('webhook-timestamp is more than 300 s from this clock');
   });
 
+  it('refuses a body larger than any lead event before checking its signature, without holding it', async () => {
+    const huge = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(11 * 1024 * 1024) });
+    expect(huge.status).toBe(413);
+    await until(() => (stderr.includes('refused a delivery (413)') ? true : undefined));
+  });
+
   it('a second receiver on the same port says the port is taken, not a stack trace', async () => {
     const port = new URL(url).port;
     const second = spawn(process.execPath, [join(import.meta.dirname, '../../bin/pql-radar.js'), 'webhooks', 'listen', '--secret', secret, '--port', port], { stdio: ['ignore', 'pipe', 'pipe'] });
