@@ -1,5 +1,5 @@
 import { identifyTraits, isPlainObject } from './message-traits';
-import { conditionHolds } from './rules/conditions';
+import { traitHolds } from './rules/conditions';
 import { whereHolds } from './rules/engine';
 import type { ConversionRule } from './rules/schema';
 
@@ -37,7 +37,7 @@ export function convertsBy(rule: ConversionRule, message: ConversionMessage, lev
 
 /** Whether traits meet a trait rule: the trait is present and its value meets `is`. Event rules: never. */
 export function traitsConvert(rule: ConversionRule, traits: Record<string, unknown>): boolean {
-  return rule.trait !== undefined && rule.is !== undefined && Object.hasOwn(traits, rule.trait) && conditionHolds(rule.is, traits[rule.trait]);
+  return rule.trait !== undefined && rule.is !== undefined && Object.hasOwn(traits, rule.trait) && traitHolds(rule.is, traits[rule.trait]);
 }
 
 /** The time of a user's earliest converting message (they may come in any order), or null when none converts. */

@@ -9,7 +9,7 @@ import type { Calendar } from './days';
 import { claimsBefore, identityKey, type Claim, type Identity } from './identity';
 import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
-import { conditionHolds } from './rules/conditions';
+import { traitHolds } from './rules/conditions';
 import type { Ruleset } from './rules/load';
 // From ruleset.ts, not load.ts: the evaluator's bundle carries no YAML parser or zod (test/infra/bundling.test.ts).
 import { usersReadAccountTraits } from './rules/ruleset';
@@ -494,7 +494,7 @@ export function accountTraitsMove(ruleset: Ruleset, traits: Record<string, unkno
   if (lead.tier !== null && ruleset.routesByAccountTrait) return true;
   return ruleset.accountTraitSignals.some((name) => {
     const signal = ruleset.file.signals[name]!;
-    return signal.kind === 'trait' && conditionHolds(signal.is, traits[signal.trait]) !== lead.matched.includes(name);
+    return signal.kind === 'trait' && traitHolds(signal.is, traits[signal.trait]) !== lead.matched.includes(name);
   });
 }
 

@@ -2,7 +2,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { conditionHolds } from '../../functions/core/rules/conditions';
+import { conditionHolds, traitHolds } from '../../functions/core/rules/conditions';
+import { evaluate } from '../../functions/core/rules/engine';
+import { factsFor } from '../support/facts';
 import { loadRules, loadRulesJson, type RulesError, type RulesProblem } from '../../functions/core/rules/load';
 import { loadRulesFile } from '../../functions/local/rules-file';
 
@@ -51,6 +53,45 @@ const holdsInRules = (condition: string, value: unknown) => {
   const signal = signals['fit']!;
   return signal.kind === 'trait' && conditionHolds(signal.is, value);
 };
+
+describe('a trait not given', () => {
+  const cases: [condition: Parameters<typeof traitHolds>[0], value: unknown, holds: boolean][] = [
+    // Neither equal nor unequal, in nor out: a negative condition holds for a value given only.
+    [{ not_in: ['free', 'trial'] }, undefined, false],
+    [{ not_in: ['free', 'trial'] }, null, false],
+    [{ not_in: ['free', 'trial'] }, 'pro', true],
+    [{ not_in: ['free', 'trial'] }, 'free', false],
+    [{ not_equals: 'free' }, undefined, false],
+    [{ not_equals: 'free' }, 'team', true],
+    [{ in: ['free'] }, undefined, false],
+    [{ exists: false }, undefined, true],
+    [{ exists: false }, null, true],
+    [{ exists: true }, null, false],
+    [{ domain: { exists: false } }, undefined, true],
+    [{ domain: { not_equals: 'gmail.com' } }, undefined, false],
+  ];
+  for (const [condition, value, holds] of cases) {
+    it(`${JSON.stringify(condition)} on ${JSON.stringify(value)}: ${holds}`, () => expect(traitHolds(condition, value)).toBe(holds));
+  }
+
+  it("is no paying customer to a trait signal: the plan-limits example's paying_already does not take 100 points from a user whose plan is not known", () => {
+    const rules = loadRules(`version: 1
+signals:
+  paying_already: { trait: plan, is: { not_in: [free, trial] }, points: -100 }
+  company_plan: { trait: plan, of: account, is: { not_equals: free }, points: 10 }
+tiers:
+  - { name: PQL, min_score: 1, route: sales }
+`, 'rules');
+    const now = new Date('2024-06-15T12:00:00.000Z');
+    const matched = (traits: Record<string, unknown>, accountTraits: Record<string, unknown>[] = []) => {
+      const { signals } = evaluate(factsFor([], rules, { id: 'u', traits, accountTraits }), rules, now);
+      return Object.keys(signals).filter((name) => signals[name]!.matched);
+    };
+    expect(matched({})).toEqual([]);
+    expect(matched({ plan: null }, [{ name: 'Acme' }])).toEqual([]);
+    expect(matched({ plan: 'business' }, [{ plan: 'team' }])).toEqual(['paying_already', 'company_plan']);
+  });
+});
 
 describe('text conditions', () => {
   const cases: [condition: string, value: unknown, holds: boolean][] = [

@@ -38,6 +38,18 @@ export function conditionHolds(condition: Condition, value: unknown): boolean {
 }
 
 /**
+ * Whether a trait value meets a trait signal's condition (its `is`) or a conversion's. A trait not given (absent or
+ * null) meets only `exists: false`: it is neither equal nor unequal to a value, nor in or out of a list, so a negative
+ * condition (`not_equals`, `not_in`) does not hold for a user whose traits are not known yet (`plan: { not_in: [free] }`
+ * is no "paying already" for an anonymous visitor). A `where` on an event's property reads `conditionHolds` itself.
+ */
+export function traitHolds(condition: Condition, value: unknown): boolean {
+  if (value !== undefined && value !== null) return conditionHolds(condition, value);
+  if (typeof condition !== 'object') return false;
+  return 'domain' in condition ? isExistsFalse(condition.domain) : isExistsFalse(condition);
+}
+
+/**
  * A number, or a string holding one in plain decimal notation ("42", "-3.5"): SDKs and CRMs often send numbers as
  * strings, and `employees: "42"` should compare as 42. Anything else ("", "42 seats", "0x2A", "Infinity") is no number.
  */

@@ -2,7 +2,7 @@ import { addDays, dayMs, daysBetween, periodDays } from '../days';
 import { remembered } from '../remembered';
 import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
-import { conditionHolds } from './conditions';
+import { conditionHolds, traitHolds } from './conditions';
 import { chooseRoute, ownerOf } from './routing';
 import type { Condition, RulesFile, Signal } from './schema';
 
@@ -538,7 +538,7 @@ const firstOccurrence = (facts: EntityFacts, name: string): string | null => own
 
 /** The place of the first traits whose `trait` meets the condition; -1 for none. */
 function firstMeeting(condition: Condition, sources: readonly Record<string, unknown>[], trait: string): number {
-  for (let place = 0; place < sources.length; place++) if (conditionHolds(condition, sources[place]![trait])) return place;
+  for (let place = 0; place < sources.length; place++) if (traitHolds(condition, sources[place]![trait])) return place;
   return -1;
 }
 
@@ -625,7 +625,7 @@ export function evaluate(facts: EntityFacts, ruleset: Ruleset, now: Date): Evalu
           shown = (matched ? accounts[meeting]![signal.trait] : undefined) ?? accounts[0]?.[signal.trait];
         } else {
           shown = facts.traits[signal.trait];
-          matched = conditionHolds(signal.is, shown);
+          matched = traitHolds(signal.is, shown);
         }
         value = typeof shown === 'number' || typeof shown === 'boolean' ? shown : shown === undefined || shown === null ? null : String(shown).slice(0, 100);
         break;
