@@ -22,7 +22,8 @@ import { count, percentCoarse, periodText, textTable } from './format';
  *   level, shared by the tiers of that level.
  * - Lift = qualified rate / non-lead rate with the log-method 95% interval; rates with Wilson intervals (stats.ts).
  * - Alerts per week: every entry into the tier in the period / the weeks of the period the states cover (from its
- *   earliest transition, when the rules went live after the period began).
+ *   earliest transition, when the rules went live after the period began), at least one: under a week, the entries so
+ *   far, with a warning.
  * - Feedback: the leads given sales feedback in the period, under the tier they were in (else their last qualification's),
  *   each once, by the latest outcome and reason given: sales asked twice about one lead is still one lead.
  * - Signals: a judged entity's signal fired when it matched at the conversion's evaluation (a converter), or at its last
@@ -176,7 +177,10 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
   // The weeks the states cover: from the period's first entry into a tier, when the rules went live after it began.
   const entryTimes = judged.flatMap((entity) => [...entity.entries.values()].flat().filter((at) => at >= periodStart && at < to));
   const coveredFrom = entryTimes.length > 0 ? entryTimes.reduce((first, at) => (at < first ? at : first)) : periodStart;
-  const weeks = (Date.parse(to) - Date.parse(coveredFrom)) / (7 * dayMs);
+  const coveredDays = (Date.parse(to) - Date.parse(coveredFrom)) / dayMs;
+  // A rate from hours of states (the rules just went live) would claim thousands of alerts a week: under a week,
+  // the entries so far are the week's, and a warning says so.
+  const weeks = Math.max(1, coveredDays / 7);
 
   const tiers = tierNames.map((tier): TierHealth => {
     const qualified = judged.flatMap((entity) => {
@@ -205,6 +209,7 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
 
   const warnings = [...tiers.flatMap(tierWarnings), ...signalWarnings(signals)];
   if (judged.length === 0) warnings.unshift(`No entity was evaluated in the last ${periodText(periodDays)}.`);
+  if (entryTimes.length > 0 && coveredDays < 7) warnings.push(`The states cover ${coveredDays < 1 ? 'less than a day' : `${Math.floor(coveredDays)} day(s)`} (from the first entry into a tier, as the rules went live): alerts/wk counts the entries so far, not a week's rate yet.`);
   if (to > now.toISOString()) warnings.push(`A pass of a later time than now (evaluate --at) saved some states: the period runs to ${to}, the latest of them.`);
   const versions = new Set(judged.map((entity) => entity.lead.rulesetVersion));
   if (versions.size > 1) warnings.push(`The period's entities were last evaluated by ${versions.size} rules versions: its figures mix them; a shorter --since shows the latest alone.`);

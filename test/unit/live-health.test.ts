@@ -153,6 +153,17 @@ describe('rule health after go-live', () => {
     expect(buildHealthReport({ leads: [user(lead('PQL-A', 7))], now, periodDays: 90 }).period.to).toBe(now.toISOString());
   });
 
+  it('counts the entries so far as the week\'s while the states cover less than a week (rules just live), and says so', () => {
+    const hoursAgo = (hours: number) => new Date(now.getTime() - hours * 3_600_000).toISOString();
+    const fresh = (at: string) => state({ evaluatedAt: at, history: [{ tier: 'PQL-A', previousTier: null, at, reasons: [] }], qualification: { at, tier: 'PQL-A', signals: ['active'] } });
+    const report = buildHealthReport({ leads: [user(fresh(hoursAgo(2))), user(fresh(hoursAgo(1))), user(nonLead())], now, periodDays: 90 });
+    expect(report.tiers[0]!.alertsPerWeek).toBe(2);
+    expect(report.warnings).toContain('The states cover less than a day (from the first entry into a tier, as the rules went live): alerts/wk counts the entries so far, not a week\'s rate yet.');
+    const threeDays = buildHealthReport({ leads: [user(lead('PQL-A', 3)), user(nonLead())], now, periodDays: 90 });
+    expect(threeDays.tiers[0]!.alertsPerWeek).toBe(1);
+    expect(threeDays.warnings.some((warning) => warning.startsWith('The states cover 3 day(s)'))).toBe(true);
+  });
+
   it('does not count a qualification after converting: the rules did not find that customer', () => {
     const late = buildHealthReport({ leads: [user(lead('PQL-A', 10, -5)), user(nonLead())], now, periodDays: 90 });
     expect(late.tiers[0]!.qualified.entities).toBe(0);
