@@ -17,7 +17,7 @@ import { integer } from './integer-option';
 import { counted } from '../analysis/format';
 import { deployedListSettleMs } from '../shared/settings';
 
-type EvaluateOptions = SinkOptions & { once?: boolean; rules: string; shards?: number; evaluateEvery: number; eventBus?: string; at?: string };
+type EvaluateOptions = SinkOptions & { once?: boolean; rules: string; rulesChange?: boolean; shards?: number; evaluateEvery: number; eventBus?: string; at?: string };
 
 /** `pql-radar evaluate`: the evaluator's runs, from this machine, against the configured DynamoDB. */
 export function addEvaluateCommand(program: Command) {
@@ -26,6 +26,7 @@ export function addEvaluateCommand(program: Command) {
     .description('run the evaluator against the configured DynamoDB and print what changed')
     .option('--once', 'one pass over every shard, then exit (default: keep running every --evaluate-every)')
     .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
+    .option('--rules-change', "locally: evaluate the table's leads under --rules though they were evaluated under other rules (a rules change: every lead is judged again)")
     .option('--shards <n>', 'shards of the dirty index; the table records them (its evaluator or `pql-radar dev` does), and a different count is refused', integer('--shards', 1))
     .addOption(parsedOption('--evaluate-every <duration>', 'pause between passes without --once', duration('--evaluate-every'), '10s'))
     .option('--event-bus <name>', 'also publish lead events to this EventBridge bus')
@@ -46,7 +47,8 @@ export function addEvaluateCommand(program: Command) {
     const { shards, highest } = await shardCountOf(client, table, options.shards);
     // A deployed table's change lists are written by change capture as this runs: read only those settled.
     const store = new DynamoDbEvaluationStore({ client, tableName: table, dirtyShards: shards, ...(local ? {} : { listSettleMs: deployedListSettleMs }) });
-    if (options.eventBus) await refuseOtherRules(store, allShards(highest), ruleset.version, options.rules);
+    if (options.rulesChange && !local) throw new InvalidArgumentError('--rules-change is for a local DynamoDB: a deployment changes its rules with cdk deploy');
+    if (options.eventBus || !options.rulesChange) await refuseOtherRules(store, allShards(highest), ruleset.version, options.rules, options.eventBus ? 'deployed' : 'local');
     const bus = options.eventBus ? [new EventBridgePublisher({ client: new EventBridgeClient({}), eventBusName: options.eventBus })] : [];
     if (local) {
       // The running `npm start`'s webhooks are its own to deliver: this pass's lead events go to this command's sinks.
@@ -120,18 +122,24 @@ function parseAt(value: string): Date {
 }
 
 /**
- * A pass that publishes (--event-bus: a deployment's subscribers) with rules other than those the table's leads were
- * evaluated with would re-evaluate every lead under them and publish what moved, and the deployed evaluator would then
- * move them back, publishing again: two waves of false alerts. Refused, naming the rules the table records.
+ * A pass with rules other than those the table's leads were evaluated with re-evaluates every lead under them. Against
+ * a deployment (--event-bus) it would publish what moved, and the deployed evaluator would then move them back,
+ * publishing again: two waves of false alerts. Locally, a running `npm start` would move them back just the same, and
+ * a tier left under the other rules may keep their cooldown: done only when asked (--rules-change). Refused, naming the
+ * rules the table records.
  */
-async function refuseOtherRules(store: DynamoDbEvaluationStore, shards: string[], version: string, rulesFile: string): Promise<void> {
+async function refuseOtherRules(store: DynamoDbEvaluationStore, shards: string[], version: string, rulesFile: string, where: 'deployed' | 'local'): Promise<void> {
   for (const shard of shards) {
     const progress = await store.rulesetProgress(shard);
     if (progress.version === undefined || progress.version === version || progress.migrating?.version === version) continue;
     throw new InvalidArgumentError(
-      `--rules ${rulesFile} is rules version ${version}, but the table's leads were evaluated with version ${progress.version} (its evaluator's): ` +
-        'publishing with other rules would re-evaluate every lead and notify what moved, and the deployed evaluator would move them back; ' +
-        'give --rules the rules file your deployment config names (a new version goes live with cdk deploy)',
+      where === 'deployed'
+        ? `--rules ${rulesFile} is rules version ${version}, but the table's leads were evaluated with version ${progress.version} (its evaluator's): ` +
+            'publishing with other rules would re-evaluate every lead and notify what moved, and the deployed evaluator would move them back; ' +
+            'give --rules the rules file your deployment config names (a new version goes live with cdk deploy)'
+        : `--rules ${rulesFile} is rules version ${version}, but the table's leads were evaluated with version ${progress.version} (npm start's rules, or an earlier pass's): ` +
+            'this pass would judge every lead again under it, and a running npm start would judge them back; give --rules the file npm start runs with, ' +
+            'or --rules-change to judge the leads under it (with npm start stopped, or started with that file)',
     );
   }
 }

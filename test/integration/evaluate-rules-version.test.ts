@@ -39,3 +39,22 @@ it('refuses to publish with rules other than those the table was evaluated with,
   expect(same.code, same.stderr).toBe(0);
   expect(same.stdout).toContain('evaluated 0 entities');
 }, 120_000);
+
+it('refuses, locally too, rules other than those the table was evaluated with, unless --rules-change asks for the change', async () => {
+  const { client, tableName } = await freshTable();
+  await recordShardCount(client, tableName, 2);
+  const table = ['--endpoint', inject('dynamoEndpoint'), '--table', tableName];
+  expect((await cli(...table, 'evaluate', '--once')).code).toBe(0);
+  const otherRules = join(mkdtempSync(join(tmpdir(), 'rules-version-')), 'other.rules.yaml');
+  writeFileSync(otherRules, 'version: 1\nsignals:\n  active: { event: Logged In, points: 10 }\ntiers:\n  - { name: PQL-A, min_score: 10, route: sales }\n');
+
+  const refused = await cli(...table, 'evaluate', '--once', '--rules', otherRules);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(new RegExp(`--rules ${otherRules} is rules version \\w+, but the table's leads were evaluated with version \\w+ \\(npm start's rules, or an earlier pass's\\)`));
+  expect(refused.stderr).toContain('or --rules-change to judge the leads under it');
+
+  const changed = await cli(...table, 'evaluate', '--once', '--rules', otherRules, '--rules-change');
+  expect(changed.code, changed.stderr).toBe(0);
+  // The table's leads are now those rules': the same file is taken without the flag.
+  expect((await cli(...table, 'evaluate', '--once', '--rules', otherRules)).code).toBe(0);
+}, 120_000);
