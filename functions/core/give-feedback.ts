@@ -39,8 +39,12 @@ export async function giveFeedback(
  * a time before its state's (core/evaluate-leads), so after a pass of a later time the feedback waits for that time.
  */
 export function feedbackConfirmation(given: Extract<GivenFeedback, { ok: true }>): string {
-  const kept = `${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}`;
-  if (given.laterState === undefined) return `${kept}; the evaluator's next run applies it`;
-  return `${kept}; the evaluator applies it at its first run from ${given.laterState}: a pass of that later time (evaluate --at) saved this lead; evaluate --once --at ${given.laterState} applies it now`;
+  return `${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}; ${whenApplied(given.laterState)}`;
+}
+
+/** When the evaluator applies feedback: at its next run, or, after a pass of a later time saved the lead (`laterState`), at that time. */
+export function whenApplied(laterState: string | undefined): string {
+  if (laterState === undefined) return "the evaluator's next run applies it";
+  return `the evaluator applies it at its first run from ${laterState}: a pass of that later time (evaluate --at) saved this lead; evaluate --once --at ${laterState} applies it now`;
 }
 

@@ -1,6 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { escapeHtml } from '../analysis/html';
 import { feedbackLinkLabel, verifyFeedbackToken, type FeedbackClaim } from '../core/lead-feedback';
+import { whenApplied } from '../core/give-feedback';
 import type { FeedbackStore } from '../core/ports';
 
 export interface FeedbackLinkDependencies {
@@ -31,12 +32,14 @@ export function createFeedbackLinkHandler(dependencies: FeedbackLinkDependencies
     const { claim } = checked;
     const ref = { workspace: claim.workspace, type: claim.type, id: claim.id };
     if (await dependencies.store.used(claim.workspace, claim.nonce)) return used();
-    if (!(await dependencies.store.state(ref))) return page(404, 'Unknown lead', `no lead ${claim.type} ${JSON.stringify(claim.id)} in workspace ${JSON.stringify(claim.workspace)}`);
+    const lead = await dependencies.store.state(ref);
+    if (!lead) return page(404, 'Unknown lead', `no lead ${claim.type} ${JSON.stringify(claim.id)} in workspace ${JSON.stringify(claim.workspace)}`);
     if (method === 'GET') return confirmation(claim, token!);
-    const given = now();
-    const kept = await dependencies.store.give(ref, { outcome: claim.outcome, reason: claim.reason, at: given.toISOString(), via: 'link', id: claim.nonce }, { expires: new Date(claim.expires * 1000) });
+    const given = now().toISOString();
+    const kept = await dependencies.store.give(ref, { outcome: claim.outcome, reason: claim.reason, at: given, via: 'link', id: claim.nonce }, { expires: new Date(claim.expires * 1000) });
     if (!kept) return used();
-    return page(200, 'Feedback recorded', `${describe(claim)}. The lead leaves its tier at the evaluator's next run and is not notified again while held out.`);
+    const held = lead.tier === null ? 'It is out of the tiers already, and stays out' : 'The lead leaves its tier, and stays out';
+    return page(200, 'Feedback recorded', `${describe(claim)}: ${whenApplied(lead.evaluatedAt > given ? lead.evaluatedAt : undefined)}. ${held} while the feedback holds it, with no notification meanwhile.`);
   };
 }
 

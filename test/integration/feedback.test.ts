@@ -193,7 +193,7 @@ it('refuses feedback on an entity that never qualified, naming it, and takes it 
 it('says feedback on a lead a pass of a later time saved (evaluate --at) waits for that time, and applies it then', async () => {
   const leads = new RecordingPublisher();
   const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `feedback-${randomUUID()}`, ruleset: rules, leads, evaluateEveryMs: 0, deliverEveryMs: 0 }));
-  await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1)), track('bob', later(-2)), track('bob', later(-1))]);
+  await sendBatch(dev, [track('ada', later(-2)), track('ada', later(-1)), track('bob', later(-2)), track('bob', later(-1)), track('cyd', later(-2)), track('cyd', later(-1))]);
   const ahead = later(3);
   await dev.evaluateOnce(ahead);
   const rulesFile = join(mkdtempSync(join(tmpdir(), 'feedback-rules-')), 'rules.yaml');
@@ -209,10 +209,16 @@ it('says feedback on a lead a pass of a later time saved (evaluate --at) waits f
   });
   // The lead page confirms it in the words the CLI prints (feedbackConfirmation).
   expect(await page.text()).toContain(`done; ${waits}`);
+  // And so does a signed link's page.
+  const secret = (await readFeedbackSecret(dev.client, dev.tableName))!;
+  const claim = { workspace: 'default', type: 'user' as const, id: 'cyd', outcome: 'done' as const, reason: null, expires: Math.floor(later(10).getTime() / 1000), nonce: 'cyd-link' };
+  const linked = await postToken(`${dev.url}/v1/feedback`, signFeedbackToken(claim, secret));
+  expect(linked.status).toBe(200);
+  expect(await linked.text()).toContain(`: ${waits}. The lead leaves its tier, and stays out while the feedback holds it`);
 
   const feedbackEvents = () => leads.published.filter((event) => event.detailType === 'Lead Feedback').map((event) => event.detail.entity.id).sort();
   await dev.evaluateOnce(later(1));
   expect(feedbackEvents()).toEqual([]);
   await dev.evaluateOnce(ahead);
-  expect(feedbackEvents()).toEqual(['ada', 'bob']);
+  expect(feedbackEvents()).toEqual(['ada', 'bob', 'cyd']);
 });
