@@ -23,6 +23,8 @@ const failureCodes = {
   403: 'forbidden',
   404: 'not_found',
   405: 'method_not_allowed',
+  // The local runtime's evaluator control, asked for a time before one it already ran at (local/evaluate-route.ts).
+  409: 'conflict',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   429: 'throttled',

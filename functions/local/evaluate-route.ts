@@ -1,4 +1,5 @@
 import type { EvaluatorRunSummary } from '../core/evaluate-leads';
+import { failureBody, type FailureStatus } from '../core/request-failure';
 import { loopbackHosts, type HtmlPage, type PageHandler } from './lead-inspector';
 
 /** The path of the local runtime's evaluator control, which `pql-radar replay --paced` posts to. */
@@ -16,26 +17,29 @@ export class EvaluationTimeTooEarly extends Error {}
 export function evaluateRoute(evaluateAt: (at: Date) => Promise<EvaluatorRunSummary>, now: () => Date = () => new Date()): PageHandler {
   return async (url, form) => {
     if (url.pathname !== evaluatePath || !form) return undefined;
-    if (!loopbackHosts.has(url.hostname)) return json(403, { error: `${evaluatePath} answers on 127.0.0.1 or localhost only, not ${url.hostname}` });
-    if (form.origin !== undefined && form.origin !== url.origin) return json(403, { error: `${evaluatePath} is not for other sites' pages (Origin ${form.origin})` });
+    if (!loopbackHosts.has(url.hostname)) return refuse(403, 'host', `${evaluatePath} answers on 127.0.0.1 or localhost only, not ${url.hostname}`);
+    if (form.origin !== undefined && form.origin !== url.origin) return refuse(403, 'origin', `${evaluatePath} is not for other sites' pages (Origin ${form.origin})`);
     let at: unknown;
     try {
       at = (JSON.parse(form.body) as { at?: unknown }).at;
     } catch {
-      return json(400, { error: 'the body must be JSON: {"at": "<ISO time>"}', path: '' });
+      return refuse(400, '', 'the body must be JSON: {"at": "<ISO time>"}');
     }
     if (typeof at !== 'string' || !/^\d{4}-\d\d-\d\dT/.test(at) || Number.isNaN(Date.parse(at))) {
-      return json(400, { error: `at: must be an ISO time such as 2026-11-30T23:59:59Z, not ${JSON.stringify(at)}`, path: 'at' });
+      return refuse(400, 'at', `must be an ISO time such as 2026-11-30T23:59:59Z, not ${JSON.stringify(at)}`);
     }
-    if (Date.parse(at) > now().getTime() + 60_000) return json(400, { error: `at: ${at} is in the future; the evaluator runs at past times or now`, path: 'at' });
+    if (Date.parse(at) > now().getTime() + 60_000) return refuse(400, 'at', `${at} is in the future; the evaluator runs at past times or now`);
     try {
       const summary = await evaluateAt(new Date(at));
       return json(200, { evaluated: summary.evaluated, transitions: summary.transitions.length, published: summary.published });
     } catch (error) {
-      if (error instanceof EvaluationTimeTooEarly) return json(409, { error: error.message, path: 'at' });
+      if (error instanceof EvaluationTimeTooEarly) return refuse(409, 'at', error.message);
       throw error;
     }
   };
 }
+
+/** Its refusals have the body of every error answer of the local server, ingest's and the lead status API's. */
+const refuse = (status: FailureStatus, path: string, reason: string): HtmlPage => json(status, failureBody(status, path, reason));
 
 const json = (status: number, body: object): HtmlPage => ({ status, body: JSON.stringify(body), headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } });
