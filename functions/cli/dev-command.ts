@@ -48,6 +48,18 @@ export function addDevCommand(program: Command) {
         onError: (error, requestId) => console.error(`ingest failed (request ${requestId}):`, error),
       },
     });
+    // Before the banner: a Ctrl-C as soon as it is read (a script, a test) would otherwise find no handler and end the
+    // process at once, leaving the runtime unstopped and the exit status a signal's.
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`\n${signal}: stopping pql-radar`);
+      await runtime.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
     const auth = Buffer.from(`${runtime.writeKey}:`).toString('base64');
     console.log(`pql-radar is running.
   ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import} (and t, i, g, p, s, a, b)
@@ -76,15 +88,5 @@ Other commands against this DynamoDB:
   npx pql-radar --endpoint ${runtime.endpoint} destinations test '*'  (a marked sample lead to every webhook)
 
 Ctrl-C stops everything.`);
-    let stopping = false;
-    const shutdown = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      console.log(`\n${signal}: stopping pql-radar`);
-      await runtime.stop();
-      process.exit(0);
-    };
-    process.on('SIGINT', () => void shutdown('SIGINT'));
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
   });
 }

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 
 const root = join(import.meta.dirname, '../..');
 
@@ -20,15 +20,18 @@ interface Started {
   pid: number;
 }
 
-/** `npm start` itself (through the npm that runs the tests), or the CLI it runs. */
-async function startDevCommand(dataDir: string, through: 'cli' | 'npm start' = 'cli'): Promise<Started> {
+/**
+ * `npm start` itself (through the npm that runs the tests), or the CLI it runs; `dataDir` undefined keeps the data in
+ * memory. `more` adds options (later ones win) and environment variables.
+ */
+async function startDevCommand(dataDir: string | undefined, through: 'cli' | 'npm start' = 'cli', more: { options?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Started> {
   let pid: number;
-  const options = ['--port', '0', '--dynamodb-port', '0', '--data-dir', dataDir, '--evaluate-every', '500ms'];
+  const options = ['--port', '0', '--dynamodb-port', '0', ...(dataDir !== undefined ? ['--data-dir', dataDir] : []), '--evaluate-every', '500ms', ...(more.options ?? [])];
   const npm = process.env['npm_execpath'];
   const [command, args] =
     through === 'cli' ? [process.execPath, [join(root, 'bin/pql-radar.js'), 'dev', ...options]] : npm?.endsWith('.js') ? [process.execPath, [npm, 'start', '--', ...options]] : ['npm', ['start', '--', ...options]];
   // npm start leads a process group of its own, so that the test can end whatever a failure leaves running.
-  const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: through === 'npm start' });
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...more.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: through === 'npm start' });
   pid = child.pid!;
   const ended = new Promise<number | null>((done) => child.once('close', (code) => done(code)));
   let output = '';
@@ -110,5 +113,11 @@ describe('pql-radar dev (npm start)', () => {
       }
     }
     expect(left).toEqual([false, false]);
+  }, 120_000);
+
+  it('stops cleanly on a Ctrl-C sent as soon as the banner is read', async () => {
+    // A DynamoDB it was given: nothing to start, so the banner comes soonest.
+    const started = await startDevCommand(undefined, 'cli', { env: { AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint') } });
+    expect(await started.stop()).toBe(0);
   }, 120_000);
 });
