@@ -61,12 +61,15 @@ export function addDevCommand(program: Command) {
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     const auth = Buffer.from(`${runtime.writeKey}:`).toString('base64');
+    // Only what is known: a DynamoDB it was given (AWS_ENDPOINT_URL_DYNAMODB, --endpoint) keeps its data as it does,
+    // perhaps for good, and --data-dir does not apply to it.
+    const storage = !runtime.startedDynamoDb ? 'external' : options.dataDir ? `data in ${options.dataDir}` : 'in memory';
     console.log(`pql-radar is running.
   ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import} (and t, i, g, p, s, a, b)
   lead inspector   ${runtime.url}/leads (127.0.0.1 only; \`pql-radar leads list|show\` print the same)
   lead status      ${runtime.url}/v1/leads/{user,account}/<id> (GET, with a read key: keys create --read-only, below)
-  DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}${options.dataDir ? `, data in ${options.dataDir}` : ', in memory'})
-  write key        ${runtime.writeKey} (workspace ${runtime.workspace}${options.dataDir && options.writeKey === undefined ? '; a new one each start, and the earlier ones still accepted: --write-key KEY keeps one' : ''})
+  DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}, ${storage})
+  write key        ${runtime.writeKey} (workspace ${runtime.workspace}${storage !== 'in memory' && options.writeKey === undefined ? '; a new one each start, and the earlier ones still accepted: --write-key KEY keeps one' : ''})
   browser origins  ${options.allowOrigin.length > 0 ? options.allowOrigin.join(', ') : 'none (--allow-origin ORIGIN lets a page send with analytics.js)'}
   rules            ${options.rules} (version ${ruleset.version}), evaluated every ${options.evaluateEvery / 1000} s
   lead events      console${options.leadsFile ? `, ${options.leadsFile}` : ''}${options.webhook.length > 0 ? `, ${options.webhook.length} webhook(s)` : ''}

@@ -82,6 +82,11 @@ export interface DevOptions {
 export interface DevRuntime {
   url: string;
   endpoint: string;
+  /**
+   * Whether it started DynamoDB Local (keeping the data in `dataDir` or in memory); false when it was given a running
+   * DynamoDB (`endpoint`), whose data lives as that one keeps it, which this runtime cannot know.
+   */
+  startedDynamoDb: boolean;
   tableName: string;
   writeKey: string;
   workspace: string;
@@ -265,7 +270,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       };
       scheduleRun();
     }
-    return { url: served.url, endpoint, tableName, writeKey, workspace, client, events, keys, evaluation, deliveries, collectChanges, evaluateOnce, stop };
+    return { url: served.url, endpoint, startedDynamoDb: dynamoDbLocal !== undefined, tableName, writeKey, workspace, client, events, keys, evaluation, deliveries, collectChanges, evaluateOnce, stop };
   } catch (error) {
     await stop();
     throw error;

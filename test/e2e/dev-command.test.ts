@@ -120,4 +120,11 @@ describe('pql-radar dev (npm start)', () => {
     const started = await startDevCommand(undefined, 'cli', { env: { AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint') } });
     expect(await started.stop()).toBe(0);
   }, 120_000);
+
+  it('says a DynamoDB it was given is external, not in memory nor in --data-dir: its data is its own', async () => {
+    const endpoint = inject('dynamoEndpoint');
+    const started = await startDevCommand(mkdtempSync(join(tmpdir(), 'pql-radar-dev-data-')), 'cli', { env: { AWS_ENDPOINT_URL_DYNAMODB: endpoint } });
+    expect(started.banner).toContain(`DynamoDB         ${endpoint} (table pql-radar, external)`);
+    expect(await started.stop()).toBe(0);
+  }, 120_000);
 });
