@@ -18,7 +18,7 @@ export function addDevCommand(program: Command) {
     .option('--workspace <name>', 'workspace of the write key', 'default')
     .option('--allow-origin <origin>', 'accept browser events from this origin, e.g. http://localhost:5173, or * for any (repeatable)', browserOrigin, [])
     .option('--rules <file>', 'PQL rules file (YAML or JSON)', defaultRulesFile)
-    .addOption(parsedOption('--evaluate-every <duration>', 'how often the evaluator runs', duration('--evaluate-every'), '10s'));
+    .addOption(parsedOption('--evaluate-every <duration>', 'how often the evaluator runs; 0s: never on its own, only when replay --paced asks', duration('--evaluate-every'), '10s'));
   sinkOptions(dev).action(async (options: DevOptions) => {
     const { table, endpoint } = tableOptions(program);
     const ruleset = readRules(options.rules);
@@ -64,6 +64,8 @@ export function addDevCommand(program: Command) {
     // Only what is known: a DynamoDB it was given (AWS_ENDPOINT_URL_DYNAMODB, --endpoint) keeps its data as it does,
     // perhaps for good, and --data-dir does not apply to it.
     const storage = !runtime.startedDynamoDb ? 'external' : options.dataDir ? `data in ${options.dataDir}` : 'in memory';
+    // 0 turns the timed runs off (startDev's evaluateEveryMs): "every 0 s" would promise runs that never come.
+    const evaluated = options.evaluateEvery > 0 ? `evaluated every ${options.evaluateEvery / 1000} s` : 'evaluator off (--evaluate-every 0s): it runs only when replay --paced asks (POST /local/evaluate)';
     console.log(`pql-radar is running.
   ingest endpoint  ${runtime.url}/v1/{track,identify,group,page,screen,alias,batch,import} (and t, i, g, p, s, a, b)
   lead inspector   ${runtime.url}/leads (127.0.0.1 only; \`pql-radar leads list|show\` print the same)
@@ -71,7 +73,7 @@ export function addDevCommand(program: Command) {
   DynamoDB         ${runtime.endpoint} (table ${runtime.tableName}, ${storage})
   write key        ${runtime.writeKey} (workspace ${runtime.workspace}${storage !== 'in memory' && options.writeKey === undefined ? '; a new one each start, and the earlier ones still accepted: --write-key KEY keeps one' : ''})
   browser origins  ${options.allowOrigin.length > 0 ? options.allowOrigin.join(', ') : 'none (--allow-origin ORIGIN lets a page send with analytics.js)'}
-  rules            ${options.rules} (version ${ruleset.version}), evaluated every ${options.evaluateEvery / 1000} s
+  rules            ${options.rules} (version ${ruleset.version}), ${evaluated}
   lead events      console${options.leadsFile ? `, ${options.leadsFile}` : ''}${options.webhook.length > 0 ? `, ${options.webhook.length} webhook(s)` : ''}
 
 Send an event:

@@ -127,4 +127,11 @@ describe('pql-radar dev (npm start)', () => {
     expect(started.banner).toContain(`DynamoDB         ${endpoint} (table pql-radar, external)`);
     expect(await started.stop()).toBe(0);
   }, 120_000);
+
+  it('says the evaluator is off with --evaluate-every 0s, rather than that it runs every 0 s', async () => {
+    const started = await startDevCommand(undefined, 'cli', { options: ['--evaluate-every', '0s'], env: { AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint') } });
+    expect(started.banner).toContain('evaluator off (--evaluate-every 0s): it runs only when replay --paced asks (POST /local/evaluate)');
+    expect(started.banner).not.toContain('every 0 s');
+    expect(await started.stop()).toBe(0);
+  }, 120_000);
 });
