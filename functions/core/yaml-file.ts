@@ -1,4 +1,4 @@
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Scalar } from 'yaml';
 import type { z } from 'zod';
 import { formatPath } from './field-path';
 import { type FileProblem, type ProblemAt, validateFile } from './file-problems';
@@ -36,7 +36,15 @@ export function parseYamlFile<S extends z.ZodType>(
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, ...parseOptions });
   if (document.errors.length > 0) {
-    return { ok: false, problems: document.errors.map((error) => ({ path: '', line: lineCounter.linePos(error.pos[0]).line, message: error.message.split('\n')[0]! })) };
+    return {
+      ok: false,
+      problems: document.errors.map((error) => {
+        const line = lineCounter.linePos(error.pos[0]).line;
+        const twice = error.code === 'DUPLICATE_KEY' ? duplicateKey(document.contents, error.pos[0]) : undefined;
+        if (twice) return { path: formatPath(twice.path), line, message: `the key ${JSON.stringify(twice.key)} is written twice (first on line ${lineCounter.linePos(twice.firstAt).line})` };
+        return { path: '', line, message: error.message.split('\n')[0]! };
+      }),
+    };
   }
   const lineOf = (path: readonly PropertyKey[]) => {
     // The deepest node of the path that exists: a missing key is reported on the line of its parent object.
@@ -60,4 +68,30 @@ export function parseYamlFile<S extends z.ZodType>(
   const data: unknown = document.toJS();
   const validated = validateFile(data, schema, problemAt, (path) => issuePath(path, document));
   return validated.ok ? { ok: true, data: validated.data, problemAt } : { ...validated, refused: { data, problemAt } };
+}
+
+/**
+ * The key written again that starts at `offset` (where the yaml library reports DUPLICATE_KEY, with only "Map keys
+ * must be unique"): its path, and where its first writing starts. The document keeps both pairs, so the path is found
+ * in it; undefined for a key that is no plain value (a map used as a key), told in the library's words.
+ */
+function duplicateKey(node: unknown, offset: number, path: PropertyKey[] = []): { key: string; path: PropertyKey[]; firstAt: number } | undefined {
+  if (isMap(node)) {
+    for (const pair of node.items) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined;
+      if (key !== undefined && isScalar(pair.key) && pair.key.range?.[0] === offset) {
+        const first = node.items.find((other) => isScalar(other.key) && String(other.key.value) === key)!;
+        return { key, path: [...path, key], firstAt: (first.key as Scalar).range![0] };
+      }
+      const found = key === undefined ? undefined : duplicateKey(pair.value, offset, [...path, key]);
+      if (found) return found;
+    }
+  }
+  if (isSeq(node)) {
+    for (const [index, item] of node.items.entries()) {
+      const found = duplicateKey(item, offset, [...path, index]);
+      if (found) return found;
+    }
+  }
+  return undefined;
 }

@@ -34,6 +34,14 @@ tiers:
     );
   });
 
+  it('tells a key written twice alone, naming the key and its path', async () => {
+    // The misspelt min_scor is not told: the file cannot be read until the key written twice is fixed.
+    writeFileSync(join(dir, 'twice.rules.yaml'), 'version: 1\nsignals:\n  a: { event: Dashboard Created, points: 5 }\n  a: { event: Teammate Invited, points: 5 }\ntiers:\n  - { name: hot, route: sales, min_scor: 5 }\n');
+    const checked = await cli('rules', 'check', join(dir, 'twice.rules.yaml'));
+    expect(checked.code).toBe(1);
+    expect(checked.stderr.trim().split('\n')).toEqual([`${join(dir, 'twice.rules.yaml')}: 1 problem`, '  line 4: signals.a: the key "a" is written twice (first on line 3)']);
+  });
+
   it("tells every problem of a file in one run: the schema's, the references of a tier whose route it refused, a list file", async () => {
     writeFileSync(
       join(dir, 'many.rules.yaml'),

@@ -452,9 +452,28 @@ signals:
 signals:
   invited: { event: Teammate Invited }
 ${tiers}`,
-      path: '',
+      path: 'signals',
       line: 4,
-      message: 'Map keys must be unique',
+      message: 'the key "signals" is written twice (first on line 2)',
+    },
+    {
+      name: 'a signal given twice, named with its path',
+      text: `version: 1
+signals:
+  a: { event: Dashboard Created }
+  a: { event: Teammate Invited }
+${tiers}`,
+      path: 'signals.a',
+      line: 4,
+      message: 'the key "a" is written twice (first on line 3)',
+    },
+    {
+      name: 'a key given twice in a list item of JSON',
+      text: `{"version": 1, "signals": {"created": {"event": "Dashboard Created"}},
+ "tiers": [{"name": "hot", "route": "sales", "name": "warm"}]}`,
+      path: 'tiers[0].name',
+      line: 2,
+      message: 'the key "name" is written twice (first on line 2)',
     },
     {
       name: 'JSON input, with the line of the problem',
