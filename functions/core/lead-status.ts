@@ -1,4 +1,3 @@
-import { callTypeOfPath } from './ingest';
 import type { LeadState } from './lead-state';
 import type { EntityRef, WriteKeyStore } from './ports';
 import { identifier } from './segment-schema';
@@ -64,9 +63,9 @@ export interface LeadStatusResponse {
 /** The lead status use case: authenticate a read key, check the type and id, read one entity's state. */
 export async function leadStatus(request: LeadStatusRequest, dependencies: LeadStatusDependencies): Promise<LeadStatusResponse> {
   if (!request.path.startsWith(leadStatusPathPrefix)) {
-    // An ingest path asked with GET (a browser's address bar, a curl without -d) takes events, sent with POST.
-    const ingestPath = callTypeOfPath(request.path) !== undefined ? `; ${request.path} takes events: send them with POST` : '';
-    return failure(404, '', `no such endpoint: GET ${request.path}${ingestPath}; lead status reads are ${leadStatusPathPrefix}user/<userId> or ${leadStatusPathPrefix}account/<groupId>`);
+    // An ingest path asked with GET (a browser's address bar, a curl without -d) does not come here: a 405 tells it
+    // (ingest/http.ts methodRefusal).
+    return failure(404, '', `no such endpoint: GET ${request.path}; lead status reads are ${leadStatusPathPrefix}user/<userId> or ${leadStatusPathPrefix}account/<groupId>`);
   }
   const key = keyFromAuthorization(request.authorization);
   if (!key) return failure(401, 'authorization', 'a read key is required: Authorization: Bearer <read key> (or HTTP Basic with the key as user name)');

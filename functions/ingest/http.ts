@@ -4,6 +4,7 @@ import { decodeUtf8, ingestLimits } from '../core/messages';
 import { callTypeOfPath, callTypes, ingest, StorageFailure, type IngestDependencies, type IngestResponse } from '../core/ingest';
 import { originAllowed } from '../core/origins';
 import { feedbackPath } from '../core/lead-feedback';
+import { leadStatusPathPrefix } from '../core/lead-status';
 import { failureBody, type FailureStatus } from '../core/request-failure';
 
 export type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -28,6 +29,9 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
     const requestId = event.requestContext.requestId;
     const origin = event.headers['origin'];
     const refused = corsHeaders(origin, false);
+    // Through the function URL, which hands the function every method; the local server refuses them before (serveHttpApi).
+    const wrongMethod = methodRefusal(event.requestContext.http.method, event.rawPath);
+    if (wrongMethod) return json(405, failureBody(405, '', wrongMethod.reason), { ...refused, allow: wrongMethod.allow });
     const callType = callTypeOfPath(event.rawPath);
     if (callType === undefined) {
       return json(404, failureBody(404, '', 'not found', `no such endpoint: ${event.rawPath}; use /v1/${callTypes.join(', /v1/')}`), refused);
@@ -62,6 +66,26 @@ export function createIngestHandler(dependencies: IngestDependencies, observer?:
       return json(500, failureBody(500, '', 'internal error', `internal error; retry the request (request id ${requestId})`), cors);
     }
   };
+}
+
+/**
+ * The methods of the API's paths (lib/ingest-api.ts, lib/lead-status-api.ts): events are sent with POST (OPTIONS is the
+ * browsers' preflight), lead status is read with GET. The feedback links' path answers its own (feedback-http.ts).
+ */
+const pathMethods: { matches: (path: string) => boolean; allow: readonly string[]; use: string }[] = [
+  { matches: (path) => callTypeOfPath(path) !== undefined, allow: ['POST', 'OPTIONS'], use: 'events are sent with POST' },
+  { matches: (path) => path.startsWith(leadStatusPathPrefix), allow: ['GET'], use: 'lead status is read with GET' },
+];
+
+/**
+ * Why a known path refuses `method` (a 405) and its Allow header; undefined when the method is the path's, or the path
+ * is not known (a 404 says so). The deployed HTTP API has routes for these methods only and answers any other with its
+ * own 404 before a function runs; the local server and the function URL answer this.
+ */
+export function methodRefusal(method: string, path: string): { reason: string; allow: string } | undefined {
+  const known = pathMethods.find((route) => route.matches(path));
+  if (!known || known.allow.includes(method)) return undefined;
+  return { reason: `${method} is not supported on ${path}: ${known.use}`, allow: known.allow.join(', ') };
 }
 
 type Decoded = { ok: true; body: string } | { ok: false; status: FailureStatus; reason: string };

@@ -5,7 +5,7 @@ import * as querystring from 'node:querystring';
 import type { PageHandler } from './lead-inspector';
 import { feedbackPath } from '../core/lead-feedback';
 import { failureBody, type FailureStatus } from '../core/request-failure';
-import { corsHeaders } from '../ingest/http';
+import { corsHeaders, methodRefusal } from '../ingest/http';
 
 type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -68,13 +68,16 @@ export function serveHttpApi(
       }
       // HEAD is GET without the body, as an HTTP server answers it.
       const method = request.method === 'HEAD' ? 'GET' : (request.method ?? 'POST');
-      // GET is the lead status reads', and the ingest API's for feedback links (lib/ingest-api.ts).
-      const feedbackLink = method === 'GET' && new URL(request.url ?? '/', 'http://localhost').pathname === feedbackPath;
-      const target = feedbackLink ? handler : method === 'GET' ? options.reads : method === 'POST' || method === 'OPTIONS' ? handler : undefined;
-      if (!target) {
-        refuse(405, `${method} is not supported: send events with POST`, { allow: `${options.reads ? 'GET, HEAD, ' : ''}POST, OPTIONS` });
+      const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+      // Here, as the methods decide which function answers (a GET of /v1/track would reach the lead status reads).
+      const wrongMethod = methodRefusal(method, path);
+      if (wrongMethod) {
+        refuse(405, wrongMethod.reason, { allow: wrongMethod.allow });
         return;
       }
+      // GET is the lead status reads', and the ingest API's for feedback links (lib/ingest-api.ts); the ingest handler
+      // answers the rest, an unknown path with 404.
+      const target = method === 'GET' && path !== feedbackPath && options.reads ? options.reads : handler;
       const result = await target(toHttpApiEvent(request, method, body));
       send(result.statusCode ?? 200, result.body ?? '', result.headers ?? {});
     } catch (error) {

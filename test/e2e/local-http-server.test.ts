@@ -48,3 +48,30 @@ describe('the local HTTP server', () => {
     expect(after).toMatchObject({ status: 200, answer: { bytes: 7 }, reusedSocket: true });
   });
 });
+
+describe("the local HTTP server's routes", () => {
+  let routed: { server: Server; url: string };
+  beforeAll(async () => {
+    const answeredBy = (name: string) => async () => ({ statusCode: 200, body: JSON.stringify({ by: name }) });
+    routed = await serveHttpApi(answeredBy('ingest'), { port: 0, reads: answeredBy('reads') });
+  });
+  afterAll(async () => {
+    routed.server.closeAllConnections();
+    await new Promise((done) => routed.server.close(done));
+  });
+
+  it('answers a known path asked with a method it does not take 405 with Allow, GET on an ingest path and POST on a lead status path included', async () => {
+    const ask = async (method: string, path: string) => {
+      const response = await fetch(`${routed.url}${path}`, { method, ...(method === 'POST' || method === 'PUT' ? { body: '{}' } : {}) });
+      const body = (await response.json()) as Record<string, unknown>;
+      return [response.status, response.headers.get('allow'), body['code'] ?? body['by'], body['reason']];
+    };
+    expect(await ask('GET', '/v1/track')).toEqual([405, 'POST, OPTIONS', 'method_not_allowed', 'GET is not supported on /v1/track: events are sent with POST']);
+    expect(await ask('PUT', '/v1/track')).toEqual([405, 'POST, OPTIONS', 'method_not_allowed', 'PUT is not supported on /v1/track: events are sent with POST']);
+    expect(await ask('POST', '/v1/leads/user/alice')).toEqual([405, 'GET', 'method_not_allowed', 'POST is not supported on /v1/leads/user/alice: lead status is read with GET']);
+    expect(await ask('POST', '/v1/track')).toEqual([200, null, 'ingest', undefined]);
+    expect(await ask('GET', '/v1/leads/user/alice')).toEqual([200, null, 'reads', undefined]);
+    // An unknown path goes to the function, which answers it 404 (the fake one here answers everything).
+    expect(await ask('PUT', '/v2/track')).toEqual([200, null, 'ingest', undefined]);
+  });
+});

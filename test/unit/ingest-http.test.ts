@@ -51,6 +51,8 @@ type RequestOptions = Parameters<typeof request>[0] & {};
 /** Every kind of error answer the adapter gives, with the store it needs. */
 const errorAnswers: [string, RequestOptions, number, string, EventStore?][] = [
   ['an unknown path', { path: '/v2/track' }, 404, 'not_found'],
+  ['an ingest path with GET', { path: '/v1/track', method: 'GET' }, 405, 'method_not_allowed'],
+  ['a lead status path with POST', { path: '/v1/leads/user/alice' }, 405, 'method_not_allowed'],
   ['a body that is not JSON', { body: '{' }, 400, 'invalid_request'],
   ['a batch with no valid message', { body: JSON.stringify({ batch: [{ type: 'track', userId: 'u' }] }) }, 400, 'invalid_request'],
   ['no write key', { headers: { authorization: '' } }, 401, 'unauthorized'],
@@ -81,6 +83,23 @@ describe('the ingest HTTP adapter', () => {
     expect(answered.statusCode).toBe(status);
     expect(answered.headers).toMatchObject({ 'access-control-allow-origin': origin, vary: 'origin', 'access-control-expose-headers': 'retry-after' });
     if (status === 429) expect(answered.headers).toMatchObject({ 'retry-after': '5' });
+  });
+
+  it('answers a known path asked with a method it does not take 405, with Allow and what to use, as through the function URL', async () => {
+    const refusals = [
+      await answer({ path: '/v1/track', method: 'GET' }),
+      await answer({ path: '/v1/t', method: 'PUT' }),
+      await answer({ path: '/v1/leads/user/alice' }),
+      await answer({ path: '/v1/leads/user/alice', method: 'DELETE' }),
+    ];
+    expect(refusals.map((answered) => [answered.statusCode, answered.headers?.['allow'], (JSON.parse(answered.body!) as { reason: string }).reason])).toEqual([
+      [405, 'POST, OPTIONS', 'GET is not supported on /v1/track: events are sent with POST'],
+      [405, 'POST, OPTIONS', 'PUT is not supported on /v1/t: events are sent with POST'],
+      [405, 'GET', 'POST is not supported on /v1/leads/user/alice: lead status is read with GET'],
+      [405, 'GET', 'DELETE is not supported on /v1/leads/user/alice: lead status is read with GET'],
+    ]);
+    // An unknown path is still not found, whatever the method.
+    expect((await answer({ path: '/v2/track', method: 'PUT' })).statusCode).toBe(404);
   });
 
   it('allows credentials only to an origin the workspace accepts (a preflight: some workspace), and sends servers no CORS headers', async () => {
