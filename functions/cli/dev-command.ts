@@ -51,15 +51,18 @@ export function addDevCommand(program: Command) {
     // Before the banner: a Ctrl-C as soon as it is read (a script, a test) would otherwise find no handler and end the
     // process at once, leaving the runtime unstopped and the exit status a signal's.
     let stopping = false;
-    const shutdown = async (signal: string) => {
+    const shutdown = async (exitCode: number, say: () => void) => {
       if (stopping) return;
       stopping = true;
-      console.log(`\n${signal}: stopping pql-radar`);
+      say();
       await runtime.stop();
-      process.exit(0);
+      process.exit(exitCode);
     };
-    process.on('SIGINT', () => void shutdown('SIGINT'));
-    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown(0, () => console.log('\nSIGINT: stopping pql-radar')));
+    process.on('SIGTERM', () => void shutdown(0, () => console.log('\nSIGTERM: stopping pql-radar')));
+    // Half a runtime would answer every request 500 and log a connection error at every evaluator run: stopped as
+    // Ctrl-C stops it, but saying why, and failing. A Ctrl-C stops DynamoDB Local too, and is no failure (runtime.failed).
+    void runtime.failed.then((reason) => shutdown(1, () => console.error(`pql-radar: ${reason}; stopping pql-radar`)));
     const auth = Buffer.from(`${runtime.writeKey}:`).toString('base64');
     // Only what is known: a DynamoDB it was given (AWS_ENDPOINT_URL_DYNAMODB, --endpoint) keeps its data as it does,
     // perhaps for good, and --data-dir does not apply to it.

@@ -87,6 +87,12 @@ export interface DevRuntime {
    * DynamoDB (`endpoint`), whose data lives as that one keeps it, which this runtime cannot know.
    */
   startedDynamoDb: boolean;
+  /**
+   * Settles, with a line saying why, when something the runtime started ends on its own: DynamoDB Local exiting (its
+   * Java process killed, out of memory). Every request fails from then on, so the caller stops the runtime. Never for a
+   * DynamoDB it was given, or once stop() was called.
+   */
+  failed: Promise<string>;
   tableName: string;
   writeKey: string;
   workspace: string;
@@ -270,7 +276,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       };
       scheduleRun();
     }
-    return { url: served.url, endpoint, startedDynamoDb: dynamoDbLocal !== undefined, tableName, writeKey, workspace, client, events, keys, evaluation, deliveries, collectChanges, evaluateOnce, stop };
+    const failed = dynamoDbLocal ? dynamoDbLocal.exited.then((how) => `DynamoDB Local exited (${how})`) : new Promise<string>(() => {});
+    return { url: served.url, endpoint, startedDynamoDb: dynamoDbLocal !== undefined, failed, tableName, writeKey, workspace, client, events, keys, evaluation, deliveries, collectChanges, evaluateOnce, stop };
   } catch (error) {
     await stop();
     throw error;

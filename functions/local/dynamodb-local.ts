@@ -41,6 +41,12 @@ export interface DynamoDbLocal {
   /** Process id of the Java process, so callers and tests can check it is gone. */
   pid: number;
   stop(): Promise<void>;
+  /**
+   * Settles when the Java process, once started, exits on its own (killed, out of memory), not through stop() or this
+   * process ending: with how it ended, `signal SIGKILL` or `code 1`. Nothing else tells it: requests to it just fail,
+   * with ECONNREFUSED.
+   */
+  exited: Promise<string>;
 }
 
 /**
@@ -58,7 +64,14 @@ export async function startDynamoDbLocal(options: { port?: number; dataDir?: str
   if (path !== null) await mkdir(path, { recursive: true });
 
   const child = spawn({ port, path, sharedDb: true, stdio: 'pipe' });
-  const unregister = killOnParentExit(child);
+  /** Set once this process ends it (stop(), or this process ending): its exit is then no news. */
+  let ending = false;
+  const unregister = killOnParentExit(child, () => (ending = true));
+  const exited = new Promise<string>((report) => {
+    child.once('exit', (code, signal) => {
+      if (!ending) report(signal ? `signal ${signal}` : `code ${code}`);
+    });
+  });
   let output = '';
   const keepOutput = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-outputKeptChars);
@@ -90,11 +103,14 @@ export async function startDynamoDbLocal(options: { port?: number; dataDir?: str
       reject(new Error(`DynamoDB Local exited during startup (${signal ?? `code ${code}`}):\n${tail}`));
     });
   });
-  // Once started, a later exit is reported by stop() or by the failing requests, not by this promise.
+  // Once started, a later exit is told by `exited`, not by this promise.
   failed.catch(() => {});
 
   const endpoint = `http://127.0.0.1:${port}`;
-  const stop = () => stopProcess(child).finally(unregister);
+  const stop = () => {
+    ending = true;
+    return stopProcess(child).finally(unregister);
+  };
   const polling = new AbortController();
   try {
     await Promise.race([waitUntilAnswering(endpoint, polling.signal), failed]);
@@ -103,7 +119,7 @@ export async function startDynamoDbLocal(options: { port?: number; dataDir?: str
     await stop();
     throw error;
   }
-  return { endpoint, pid: child.pid as number, stop };
+  return { endpoint, pid: child.pid as number, stop, exited };
 }
 
 /**
@@ -202,10 +218,11 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 
 /**
  * Kills the child when this process ends: 'exit' covers a normal end and process.exit(), onStopSignal Ctrl-C and
- * `kill`. Returns the function that removes the handlers again.
+ * `kill`; `ending` is called first. Returns the function that removes the handlers again.
  */
-function killOnParentExit(child: ChildProcess): () => void {
+function killOnParentExit(child: ChildProcess, ending: () => void): () => void {
   const onExit = () => {
+    ending();
     if (!hasExited(child)) child.kill('SIGKILL');
   };
   process.on('exit', onExit);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,10 @@ interface Started {
   stop: () => Promise<number | null>;
   /** The process started: npm, or the CLI. */
   pid: number;
+  /** Its exit code once it ends on its own. */
+  ended: Promise<number | null>;
+  /** What it printed so far, stdout and stderr. */
+  output: () => string;
 }
 
 /**
@@ -49,6 +53,8 @@ async function startDevCommand(dataDir: string | undefined, through: 'cli' | 'np
     dynamoPort: Number(/DynamoDB +http:\/\/127\.0\.0\.1:(\d+)/.exec(banner)![1]),
     banner,
     pid,
+    ended,
+    output: () => output,
     stop: async () => {
       child.kill('SIGINT');
       return ended;
@@ -84,6 +90,8 @@ describe('pql-radar dev (npm start)', () => {
     expect(await sent.json()).toEqual({ success: true });
     expect(await first.stop()).toBe(0);
     expect(await listening(first.dynamoPort)).toBe(false);
+    // DynamoDB Local stopped by Ctrl-C is no failure to tell.
+    expect(first.output()).not.toContain('DynamoDB Local exited');
 
     const second = await startDevCommand(dataDir);
     expect(second.writeKey).not.toBe(first.writeKey);
@@ -124,14 +132,31 @@ describe('pql-radar dev (npm start)', () => {
   it('says a DynamoDB it was given is external, not in memory nor in --data-dir: its data is its own', async () => {
     const endpoint = inject('dynamoEndpoint');
     const started = await startDevCommand(mkdtempSync(join(tmpdir(), 'pql-radar-dev-data-')), 'cli', { env: { AWS_ENDPOINT_URL_DYNAMODB: endpoint } });
-    expect(started.banner).toContain(`DynamoDB         ${endpoint} (table pql-radar, external)`);
+    // Stopped first, so that a failed expectation leaves nothing running.
     expect(await started.stop()).toBe(0);
+    expect(started.banner).toContain(`DynamoDB         ${endpoint} (table pql-radar, external)`);
   }, 120_000);
 
   it('says the evaluator is off with --evaluate-every 0s, rather than that it runs every 0 s', async () => {
     const started = await startDevCommand(undefined, 'cli', { options: ['--evaluate-every', '0s'], env: { AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint') } });
+    expect(await started.stop()).toBe(0);
     expect(started.banner).toContain('evaluator off (--evaluate-every 0s): it runs only when replay --paced asks (POST /local/evaluate)');
     expect(started.banner).not.toContain('every 0 s');
-    expect(await started.stop()).toBe(0);
+  }, 120_000);
+
+  it('says so in one line and stops everything, exiting 1, when DynamoDB Local exits on its own', async () => {
+    const started = await startDevCommand(undefined);
+    const ingestPort = Number(new URL(started.url).port);
+    // DynamoDB Local's Java process is the CLI's child.
+    const java = execFileSync('ps', ['-o', 'pid=,comm=', '--ppid', String(started.pid)], { encoding: 'utf8' })
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .find(([, command]) => command === 'java')!;
+    process.kill(Number(java[0]), 'SIGKILL');
+    // Stopped with Ctrl-C when it keeps running half-dead, as it did, so that the test leaves nothing running.
+    expect(await Promise.race([started.ended, sleep(30_000).then(async () => `still running (then ${await started.stop()})`)])).toBe(1);
+    expect(started.output().match(/DynamoDB Local exited/g)).toEqual(['DynamoDB Local exited']);
+    expect(started.output()).toContain('pql-radar: DynamoDB Local exited (signal SIGKILL); stopping pql-radar\n');
+    expect(await listening(ingestPort)).toBe(false);
   }, 120_000);
 });

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
@@ -52,6 +53,17 @@ describe('startDynamoDbLocal', () => {
       process.env.PATH = path;
       await rm(emptyDir, { recursive: true });
     }
+  });
+
+  it('tells when the Java process exits on its own, and not when stop() ends it', async () => {
+    const killed = await startDynamoDbLocal();
+    process.kill(killed.pid, 'SIGKILL');
+    expect(await killed.exited).toBe('signal SIGKILL');
+    await killed.stop();
+
+    const stopped = await startDynamoDbLocal();
+    await stopped.stop();
+    expect(await Promise.race([stopped.exited, sleep(500).then(() => 'not told')])).toBe('not told');
   });
 
   it('leaves no Java process behind after stop()', async () => {
