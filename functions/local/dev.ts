@@ -9,7 +9,7 @@ import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import type { LeadPublisher } from '../core/ports';
 import type { Ruleset } from '../core/rules/load';
 import { allShards, evaluateChanges, runEvaluator, type EvaluateChangesResult, type EvaluatorRunSummary } from '../core/evaluate-leads';
-import { checkWorkspace, parseGivenKey } from '../core/write-key';
+import { accessOf, checkWorkspace, parseGivenKey, verifiedKey } from '../core/write-key';
 import { defaultDeliveryLogDays, defaultDirtyShards } from '../shared/settings';
 import { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { leadPages, type PageHandler } from './lead-inspector';
@@ -292,5 +292,17 @@ async function registeredWriteKey(keys: DynamoDbWriteKeyStore, workspace: string
   if (given === undefined) return (await keys.create(workspace)).key;
   const existing = await keys.find(given.keyId);
   if (!existing) await keys.create(workspace, { existingKey: given.key });
+  else {
+    // Known already (kept data): it must be a working write key of this workspace, or the banner would promise one
+    // that ingest refuses, or that sends to another workspace than --workspace names.
+    const problem = (await verifiedKey(given.key, (keyId) => keys.find(keyId))) === undefined
+      ? 'is revoked, or its secret does not match the key the table holds'
+      : existing.workspace !== workspace
+        ? `belongs to workspace ${existing.workspace}, not ${workspace}`
+        : accessOf(existing) !== 'write'
+          ? 'is a read key: it reads lead status, and cannot send events'
+          : undefined;
+    if (problem !== undefined) throw new Error(`--write-key ${problem} (key id ${given.keyId})`);
+  }
   return given.key;
 }

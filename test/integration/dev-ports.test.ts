@@ -13,7 +13,7 @@ import { startDev } from '../../functions/local/dev';
 
 let taken: Server | undefined;
 afterEach(async () => {
-  await new Promise((closed) => taken?.close(closed));
+  if (taken) await new Promise((closed) => taken!.close(closed));
   taken = undefined;
 });
 
@@ -38,5 +38,26 @@ describe('ports already in use', () => {
     const client = createDynamoDbClient(endpoint);
     await expect(client.send(new DescribeTableCommand({ TableName: tableName }))).rejects.toBeInstanceOf(ResourceNotFoundException);
     client.destroy();
+  });
+});
+
+describe('a --write-key the table knows already', () => {
+  it('is taken when it is a working write key of the workspace, and refused, saying why, when it is of another workspace, revoked or a read key', async () => {
+    const tableName = `dev-key-${randomUUID()}`;
+    const endpoint = inject('dynamoEndpoint');
+    const first = await startDev({ port: 0, endpoint, tableName, workspace: 'acme', evaluateEveryMs: 0 });
+    const { keys } = first;
+    const other = (await keys.create('default')).key;
+    const revoked = await keys.create('acme');
+    await keys.revoke(revoked.record.keyId);
+    const read = (await keys.create('acme', { access: 'read' })).key;
+    await first.stop();
+
+    const again = await startDev({ port: 0, endpoint, tableName, workspace: 'acme', writeKey: first.writeKey, evaluateEveryMs: 0 });
+    expect(again.writeKey).toBe(first.writeKey);
+    await again.stop();
+    await expect(startDev({ port: 0, endpoint, tableName, workspace: 'acme', writeKey: other, evaluateEveryMs: 0 })).rejects.toThrow(/^--write-key belongs to workspace default, not acme \(key id \w+\)$/);
+    await expect(startDev({ port: 0, endpoint, tableName, workspace: 'acme', writeKey: revoked.key, evaluateEveryMs: 0 })).rejects.toThrow('--write-key is revoked, or its secret does not match the key the table holds');
+    await expect(startDev({ port: 0, endpoint, tableName, workspace: 'acme', writeKey: read, evaluateEveryMs: 0 })).rejects.toThrow('--write-key is a read key: it reads lead status, and cannot send events');
   });
 });
