@@ -18,15 +18,19 @@ afterAll(async () => {
   await bus.close();
 });
 
-it('refuses to publish with rules other than those the table was evaluated with, and publishes with the same', async () => {
+/** A table the example rules (a deployment's, or npm start's) evaluated first, and a rules file of another version. */
+async function evaluatedTable(): Promise<{ table: string[]; otherRules: string }> {
   const { client, tableName } = await freshTable();
   await recordShardCount(client, tableName, 2);
   const table = ['--endpoint', inject('dynamoEndpoint'), '--table', tableName];
-  // The deployment's rules (the example) evaluate the table first.
   expect((await cli(...table, 'evaluate', '--once')).code).toBe(0);
-
   const otherRules = join(mkdtempSync(join(tmpdir(), 'rules-version-')), 'other.rules.yaml');
   writeFileSync(otherRules, 'version: 1\nsignals:\n  active: { event: Logged In, points: 10 }\ntiers:\n  - { name: PQL-A, min_score: 10, route: sales }\n');
+  return { table, otherRules };
+}
+
+it('refuses to publish with rules other than those the table was evaluated with, and publishes with the same', async () => {
+  const { table, otherRules } = await evaluatedTable();
   const withBus = (...args: string[]) => cliWithEnvironment({ ...process.env, AWS_ENDPOINT_URL_EVENTBRIDGE: bus.url, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' }, ...table, 'evaluate', '--once', '--event-bus', 'leads', ...args);
 
   const refused = await withBus('--rules', otherRules);
@@ -41,13 +45,7 @@ it('refuses to publish with rules other than those the table was evaluated with,
 }, 120_000);
 
 it('refuses, locally too, rules other than those the table was evaluated with, unless --rules-change asks for the change', async () => {
-  const { client, tableName } = await freshTable();
-  await recordShardCount(client, tableName, 2);
-  const table = ['--endpoint', inject('dynamoEndpoint'), '--table', tableName];
-  expect((await cli(...table, 'evaluate', '--once')).code).toBe(0);
-  const otherRules = join(mkdtempSync(join(tmpdir(), 'rules-version-')), 'other.rules.yaml');
-  writeFileSync(otherRules, 'version: 1\nsignals:\n  active: { event: Logged In, points: 10 }\ntiers:\n  - { name: PQL-A, min_score: 10, route: sales }\n');
-
+  const { table, otherRules } = await evaluatedTable();
   const refused = await cli(...table, 'evaluate', '--once', '--rules', otherRules);
   expect(refused.code).toBe(1);
   expect(refused.stderr).toMatch(new RegExp(`--rules ${otherRules} is rules version \\w+, but the table's leads were evaluated with version \\w+ \\(npm start's rules, or an earlier pass's\\)`));
