@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
 import { didYouMean } from '../functions/core/did-you-mean';
 import { canonicalOrigin, originExamples } from '../functions/core/origins';
+import { isPlainObject } from '../functions/core/message-traits';
 import { routesOf } from '../functions/core/rules/routing';
 import { routeName, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
@@ -505,7 +506,7 @@ export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesF
  * problems of both files, rather than those of the rules file only once the config is right.
  */
 function rulesFileErrorOf(configPath: string, refused: unknown): FileProblemsError | UnreadableFileError | undefined {
-  const rules = refused !== null && typeof refused === 'object' ? (refused as { rules?: unknown }).rules : undefined;
+  const rules = isPlainObject(refused) ? refused['rules'] : undefined;
   if (typeof rules !== 'string' || rules === '') return undefined;
   const rulesPath = resolve(dirname(configPath), rules);
   if (!existsSync(rulesPath)) return undefined;

@@ -5,7 +5,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { leadEventDetailSchema, type LeadEvent } from '../core/lead-event';
 import { generateWebhookSecret, signWebhook, webhookHeaders } from '../core/webhook-signature';
 import { formatLeadEvent } from '../local/lead-sinks';
-import { readBody } from '../local/http-server';
+import { readBody } from '../local/request-body';
 import { ensurePortFree } from '../local/ports';
 import { port } from './integer-option';
 import { webhookSecrets, webhookSecretVariable } from './lead-output';

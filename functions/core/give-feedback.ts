@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { checkFeedbackOutcome, checkFeedbackReason, type FeedbackSource, type LeadFeedback } from './lead-feedback';
+import type { LeadState } from './lead-state';
 import type { EntityRef, FeedbackStore } from './ports';
 import type { Ruleset } from './rules/load';
 
@@ -31,7 +32,8 @@ export async function giveFeedback(
   if (!lead.qualification) return { ok: false, status: 404, error: `${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)} is not a lead: it has never qualified for a tier` };
   const feedback: LeadFeedback = { outcome: outcome.outcome, reason: reason.reason, at: now.toISOString(), via, id: randomBytes(12).toString('base64url') };
   await store.give(ref, feedback);
-  return { ok: true, feedback, ...(lead.evaluatedAt > feedback.at ? { laterState: lead.evaluatedAt } : {}) };
+  const laterState = laterStateOf(lead, feedback.at);
+  return { ok: true, feedback, ...(laterState !== undefined ? { laterState } : {}) };
 }
 
 /**
@@ -41,6 +43,9 @@ export async function giveFeedback(
 export function feedbackConfirmation(given: Extract<GivenFeedback, { ok: true }>): string {
   return `${given.feedback.outcome}${given.feedback.reason ? `, ${given.feedback.reason}` : ''}; ${whenApplied(given.laterState)}`;
 }
+
+/** The time of the lead's state when a pass of a later time than `at` saved it (evaluate --at): feedback given at `at` waits for it. */
+export const laterStateOf = (lead: Pick<LeadState, 'evaluatedAt'>, at: string): string | undefined => (lead.evaluatedAt > at ? lead.evaluatedAt : undefined);
 
 /** When the evaluator applies feedback: at its next run, or, after a pass of a later time saved the lead (`laterState`), at that time. */
 export function whenApplied(laterState: string | undefined): string {

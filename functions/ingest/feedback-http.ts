@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { escapeHtml } from '../analysis/html';
 import { feedbackLinkLabel, verifyFeedbackToken, type FeedbackClaim } from '../core/lead-feedback';
-import { whenApplied } from '../core/give-feedback';
+import { laterStateOf, whenApplied } from '../core/give-feedback';
 import type { FeedbackStore } from '../core/ports';
 
 export interface FeedbackLinkDependencies {
@@ -39,7 +39,7 @@ export function createFeedbackLinkHandler(dependencies: FeedbackLinkDependencies
     const kept = await dependencies.store.give(ref, { outcome: claim.outcome, reason: claim.reason, at: given, via: 'link', id: claim.nonce }, { expires: new Date(claim.expires * 1000) });
     if (!kept) return used();
     const held = lead.tier === null ? 'It is out of the tiers already, and stays out' : 'The lead leaves its tier, and stays out';
-    return page(200, 'Feedback recorded', `${describe(claim)}: ${whenApplied(lead.evaluatedAt > given ? lead.evaluatedAt : undefined)}. ${held} while the feedback holds it, with no notification meanwhile.`);
+    return page(200, 'Feedback recorded', `${describe(claim)}: ${whenApplied(laterStateOf(lead, given))}. ${held} while the feedback holds it, with no notification meanwhile.`);
   };
 }
 

@@ -295,7 +295,7 @@ async function registeredWriteKey(keys: DynamoDbWriteKeyStore, workspace: string
   else {
     // Known already (kept data): it must be a working write key of this workspace, or the banner would promise one
     // that ingest refuses, or that sends to another workspace than --workspace names.
-    const problem = (await verifiedKey(given.key, (keyId) => keys.find(keyId))) === undefined
+    const problem = (await verifiedKey(given.key, async () => existing)) === undefined
       ? 'is revoked, or its secret does not match the key the table holds'
       : existing.workspace !== workspace
         ? `belongs to workspace ${existing.workspace}, not ${workspace}`

@@ -6,16 +6,9 @@ import type { PageHandler } from './lead-inspector';
 import { feedbackPath } from '../core/lead-feedback';
 import { failureBody, type FailureStatus } from '../core/request-failure';
 import { corsHeaders, methodRefusal } from '../ingest/http';
+import { maxBodyBytes, readBody } from './request-body';
 
 type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
-
-/** API Gateway's own payload limit: the Lambda behind it never sees more, so neither does the local one. */
-const maxBodyBytes = 10 * 1024 * 1024;
-/**
- * A body refused for its size is still read, and thrown away, up to this much, so the answer reaches the client and
- * its keep-alive connection stays usable; past it the connection is closed.
- */
-const maxDiscardBytes = 64 * 1024 * 1024;
 
 /**
  * Serves an HTTP API (payload v2) Lambda handler on a Node HTTP server, translating requests the way API Gateway
@@ -94,21 +87,6 @@ export function serveHttpApi(
       resolve({ server, url: `http://${options.host ?? '127.0.0.1'}:${port}` });
     });
   });
-}
-
-/** The whole body, or undefined when it is over the limit (read to its end all the same, up to maxDiscardBytes). */
-export async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request) {
-    size += (chunk as Buffer).length;
-    if (size > maxDiscardBytes) {
-      request.socket.destroySoon();
-      return undefined;
-    }
-    if (size <= maxBodyBytes) chunks.push(chunk as Buffer);
-  }
-  return size > maxBodyBytes ? undefined : Buffer.concat(chunks);
 }
 
 function toHttpApiEvent(request: IncomingMessage, method: string, body: Buffer): APIGatewayProxyEventV2 {
