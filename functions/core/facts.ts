@@ -47,8 +47,18 @@ export interface SpanDays {
   days: DayRollup[];
 }
 
-/** The span days of `days` (any order) that a state keeps: within `span` and through `through`. */
-export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: string, ruleset: Ruleset): SpanDays {
+/**
+ * The most a state keeps of span days, in characters of their JSON; past it the state keeps none, and the span's day
+ * items are read at each evaluation instead. A few bytes a day for most users; a span of days each with hundreds of
+ * distinct values would otherwise grow a state past DynamoDB's 400 KB item limit (an item's every save then fails).
+ */
+export const maxSpanDaysChars = 64 * 1024;
+
+/**
+ * The span days of `days` (any order) that a state keeps: within `span` and through `through`; undefined past
+ * maxSpanDaysChars.
+ */
+export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: string, ruleset: Ruleset): SpanDays | undefined {
   const kept: DayRollup[] = [];
   for (const rollup of days) {
     if (rollup.day < span.from || rollup.day > span.to || rollup.day > through) continue;
@@ -56,7 +66,8 @@ export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: s
     for (const name of ruleset.spanSignals) if (Object.hasOwn(rollup.measures, name)) measures[name] = rollup.measures[name]!;
     if (Object.keys(measures).length > 0) kept.push({ day: rollup.day, activity: rollup.activity, names: noNames, measures });
   }
-  return { from: span.from, through, days: kept.sort(byDay) };
+  const spanDays = { from: span.from, through, days: kept.sort(byDay) };
+  return JSON.stringify(spanDays).length <= maxSpanDaysChars ? spanDays : undefined;
 }
 
 /**
@@ -79,16 +90,28 @@ export function withOpenDays(stored: readonly DayRollup[], state: Pick<StoredEnt
 }
 
 /**
+ * The most a state keeps of open days, in characters of their JSON, before it writes out those older than yesterday
+ * (closeDays). A few hundred bytes a day for most users; a late batch over many days, each with a hundred long event
+ * names or hundreds of distinct values, would otherwise pass DynamoDB's 400 KB item limit, and every save would fail.
+ */
+export const maxOpenDaysChars = 128 * 1024;
+
+/**
  * Which days a save keeps open in the state and which it writes out as day items: every recomputed day stays open
  * (two overlapping runs may have recomputed it from different events, and only the state's conditional write decides
  * between them); an earlier open day is written out once it is older than yesterday, with the value every run that
- * read the same state agrees on.
+ * read the same state agrees on. Past maxOpenDaysChars every day older than yesterday is written out: a run that
+ * overlaps this one may then leave its own recomputation of such a day, until its next change recomputes it again,
+ * which beats a state no save can write.
  */
 export function closeDays(previous: readonly DayRollup[], recomputed: readonly DayRollup[], now: Date, calendar: Calendar): { open: DayRollup[]; closed: DayRollup[] } {
   const fresh = new Set(recomputed.map((rollup) => rollup.day));
   const yesterday = addDays(calendar.dayOf(now), -1);
   const carried = previous.filter((rollup) => !fresh.has(rollup.day));
-  return { open: [...recomputed, ...carried.filter((rollup) => rollup.day >= yesterday)].sort(byDay), closed: carried.filter((rollup) => rollup.day < yesterday) };
+  const open = [...recomputed, ...carried.filter((rollup) => rollup.day >= yesterday)].sort(byDay);
+  const closed = carried.filter((rollup) => rollup.day < yesterday);
+  if (JSON.stringify(open).length <= maxOpenDaysChars) return { open, closed };
+  return { open: open.filter((rollup) => rollup.day >= yesterday), closed: [...closed, ...open.filter((rollup) => rollup.day < yesterday)].sort(byDay) };
 }
 
 /** Days from `from` to `to`, both included. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { LeadEvent } from './lead-event';
 import { leadEventType, maxLeadEventDetailBytes } from './lead-event-names';
 import { dayMs, daysBetween, isoTime } from './days';
-import type { EntityFacts, Evaluation } from './rules/engine';
+import { mostCountedFirst, type EntityFacts, type Evaluation } from './rules/engine';
 import type { Ruleset } from './rules/load';
 import { chooseRoute, ownerOf } from './rules/routing';
 import { changesByTimeAt, type TimeChanges } from './rules/time-changes';
@@ -343,7 +343,7 @@ export function buildLeadEvent(
     for (const [name, count] of Object.entries(day.names)) counts.set(name, (counts.get(name) ?? 0) + count);
   }
   const topEvents = [...counts.entries()]
-    .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
+    .sort(mostCountedFirst)
     .slice(0, 10)
     .map(([name, count]) => ({ name: name.slice(0, 200), count }));
   const traits = {

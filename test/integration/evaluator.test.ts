@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
@@ -10,7 +10,7 @@ import { daySortKeyPrefix, entityPartitionKey, eventSortKeyPrefix, outboxPartiti
 import { dayOf } from '../../functions/core/days';
 import { defaultDirtyShards } from '../../functions/shared/settings';
 import { itemSize } from '../../bench/ingest-streams';
-import { allShards, entityUpdate, evaluateShard, readFacts, runEvaluator } from '../../functions/core/evaluate-leads';
+import { allShards, entityUpdate, evaluateShard, readFacts, runEvaluator, type EvaluatorRunSummary } from '../../functions/core/evaluate-leads';
 import { buildLeadEvent, decide } from '../../functions/core/lead-state';
 import { evaluate } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
@@ -642,6 +642,76 @@ tiers:
     } finally {
       await bus.close();
     }
+  });
+});
+
+describe("a user's state within DynamoDB's 400 KB item limit, whatever a client sends", () => {
+  // A random text of `length` hexadecimal characters: what compresses least, as a client bent on it would send.
+  const randomText = (length: number) => randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
+  const rulesWith = (signals: string) => `
+version: 1
+signals:
+${signals}
+tiers:
+  - { name: PQL-S, min_score: 50, route: sales }
+  - { name: PQL-A, min_score: 30, route: sales }
+`;
+  const message = (userId: string, event: string, at: Date, properties: Record<string, unknown> = {}) => ({ type: 'track', userId, event, properties, timestamp: at.toISOString(), messageId: randomUUID() });
+  const inBatches = async (dev: DevRuntime, messages: Record<string, unknown>[]) => {
+    for (let start = 0; start < messages.length; start += 500) await sendBatch(dev, messages.slice(start, start + 500));
+  };
+  const qualifying = (userId: string) => [1, 2, 3].map(() => message(userId, 'Dashboard Created', day(-0.5)));
+  const failures = (run: EvaluatorRunSummary) => run.failed.map((failure) => `${failure.ref.id}: ${String(failure.error)}`);
+
+  // Each of these made the user's every save fail: ValidationException: Item size has exceeded the maximum allowed size.
+  it('saves users sent thousands of long event names in a day, or late batches of long names over two months', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads, rulesWith('  dashboards: { event: Dashboard Created, window: 90d, at_least: 2, points: 30 }'));
+    const names = Array.from({ length: 5_000 }, (_, index) => message('names', randomText(200), new Date(day(0).getTime() - 3_600_000 + index)));
+    await inBatches(dev, [...names, ...qualifying('names'), ...qualifying('late')]);
+    const first = await dev.evaluateOnce(day(0));
+    expect(failures(first)).toEqual([]);
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user late none -> PQL-A', 'Lead Qualified: user names none -> PQL-A']);
+    // The day kept its most counted names: the lead event's top events still lead with the one sent three times.
+    expect(leads.published.find((event) => event.detail.entity.id === 'names')!.detail.context.topEvents[0]).toEqual({ name: 'Dashboard Created', count: 3 });
+
+    // A user with a state keeps the days a run recomputes open in it.
+    const lateMonths = Array.from({ length: 60 }, (_, offset) => Array.from({ length: 100 }, (_, index) => message('late', randomText(200), new Date(day(-offset - 1).getTime() + index)))).flat();
+    await inBatches(dev, lateMonths);
+    const second = await dev.evaluateOnce(day(0.1));
+    expect(failures(second)).toEqual([]);
+    expect(second.evaluated).toBe(1);
+    // Saved, it is judged again as anyone is: the next run finds nothing to change.
+    const third = await dev.evaluateOnce(day(0.2));
+    expect(failures(third)).toEqual([]);
+    expect(third.transitions).toEqual([]);
+  });
+
+  it('saves a user sent hundreds of long distinct values a day over its since-signup span, counting each', async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(
+      leads,
+      rulesWith(`  dashboards: { event: Dashboard Created, window: 2d, at_least: 2, points: 30 }
+  invited: { event: Teammate Invited, distinct: invitee, since_signup: 30d, at_least: 3, points: 10 }
+  shared: { event: Teammate Invited, distinct: board, since_signup: 30d, at_least: 3, points: 10 }`),
+    );
+    await inBatches(dev, qualifying('distinct'));
+    await dev.evaluateOnce(day(0));
+    // The state keeps the days of a span that starts before the window, and those a run recomputes.
+    const distinctDays = Array.from({ length: 12 }, (_, offset) =>
+      Array.from({ length: 200 }, (_, index) => message('distinct', 'Teammate Invited', new Date(day(-offset).getTime() - 3_600_000 + index), { invitee: randomText(200), board: randomText(200) })),
+    ).flat();
+    await inBatches(dev, distinctDays);
+    const second = await dev.evaluateOnce(day(0.1));
+    expect(failures(second)).toEqual([]);
+    const lead = leads.published.at(-1)!.detail;
+    expect(lead.tier).toBe('PQL-S');
+    // Long values kept short still count one each, up to the most a measure keeps (200).
+    expect(lead.signals.find((signal) => signal.name === 'invited')?.value).toBe(200);
+    expect(lead.score.total).toBe(30 + 10 + 10);
+    const third = await dev.evaluateOnce(day(0.2));
+    expect(failures(third)).toEqual([]);
+    expect(third.transitions).toEqual([]);
   });
 });
 

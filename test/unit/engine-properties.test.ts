@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -183,7 +184,9 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
         const summed = signal.sum === undefined ? undefined : plainProperty(properties, signal.sum);
         if (typeof summed === 'number' && Number.isFinite(summed)) measure.sum += summed;
         const value = signal.distinct === undefined ? undefined : plainProperty(properties, signal.distinct);
-        if (value !== undefined && value !== null) measure.distinct = [...new Set([...(measure.distinct ?? []), String(value).slice(0, 200)])].sort();
+        const text = String(value);
+        const kept = text.length <= 64 ? text : `sha256:${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
+        if (value !== undefined && value !== null) measure.distinct = [...new Set([...(measure.distinct ?? []), kept])].sort();
         if (measure.last === undefined || event.timestamp > measure.last) measure.last = event.timestamp;
         if (ruleset.firstSignals.includes(signalName) && (measure.first === undefined || event.timestamp < measure.first)) measure.first = event.timestamp;
         if (signal.count === 'sessions') (sessionTimes[signalName] ??= []).push(Date.parse(event.timestamp));
@@ -193,6 +196,8 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
       const sorted = times.sort((a, b) => a - b);
       rollup.measures[signalName]!.sessions = sorted.filter((time, index) => index === 0 || time - sorted[index - 1]! >= 30 * 60_000).length;
     }
+    const names = Object.entries(rollup.names);
+    if (names.length > 100) rollup.names = Object.fromEntries(names.sort(([a, x], [b, y]) => y - x || a.localeCompare(b)).slice(0, 100));
     return rollup;
   }
 

@@ -5,7 +5,10 @@ import { leadEventDetailSchema, maxLeadEventDetailBytes } from '../../functions/
 import { buildLeadEvent, decide, idempotencyKey, type LeadState } from '../../functions/core/lead-state';
 import {
   evaluate,
+  maxDistinctValueLength,
+  maxNamesPerDay,
   mergeRollups,
+  rollupDay,
   type DayRollup,
   type EntityFacts,
   type Evaluation,
@@ -932,5 +935,43 @@ describe('the PQL playbooks the example rules files express, as rules', () => {
     const account = evaluate(accountFor(members, teams, { traits: { employees: 200, createdAt: ago(25) } }), teams, now);
     expect(account).toMatchObject({ tier: 'team-pql', route: 'sales' });
     expect(matchedNames(account)).toEqual(expect.arrayContaining(['team_invites', 'active_users_7d', 'everyone_active', 'two_builders']));
+  });
+});
+
+describe("a day rollup's size, whatever a client sends", () => {
+  const ruleset = rulesWith('  invited: { event: Teammate Invited, distinct: invitee, at_least: 2 }');
+  const day = ago(1).slice(0, 10);
+  const at = `${day}T10:00:00.000Z`;
+
+  it(`keeps the counts of the ${maxNamesPerDay} most counted event names, then by name`, () => {
+    const many = Array.from({ length: 3 * maxNamesPerDay }, (_, index) => track(`Event ${String(index).padStart(4, '0')}`, at));
+    const rollup = rollupDay(day, [...many, track('Dashboard Created', at), track('Dashboard Created', at), track('Zoomed', at), track('Zoomed', at)], ruleset);
+    expect(rollup.activity).toBe(many.length + 4);
+    expect(Object.keys(rollup.names)).toHaveLength(maxNamesPerDay);
+    expect(Object.entries(rollup.names).slice(0, 4)).toEqual([
+      ['Dashboard Created', 2],
+      ['Zoomed', 2],
+      ['Event 0000', 1],
+      ['Event 0001', 1],
+    ]);
+    expect(Object.keys(rollup.names).at(-1)).toBe(`Event ${String(maxNamesPerDay - 3).padStart(4, '0')}`);
+  });
+
+  it('keeps every name of a day with fewer, in the order first seen', () => {
+    const rollup = rollupDay(day, [track('B', at), track('A', at), track('B', at)], ruleset);
+    expect(rollup.names).toEqual({ B: 2, A: 1 });
+    expect(Object.keys(rollup.names)).toEqual(['B', 'A']);
+  });
+
+  it(`keeps distinct values up to ${maxDistinctValueLength} characters as they are, and longer ones as a short hash that tells them apart`, () => {
+    const short = 'a'.repeat(maxDistinctValueLength);
+    const long = 'b'.repeat(300);
+    const invites = [short, `${long}1`, `${long}2`, `${long}1`].map((invitee) => track('Teammate Invited', at, { invitee }));
+    const measure = rollupDay(day, invites, ruleset).measures['invited']!;
+    // Cut at 200 characters, as before, the two long values were one.
+    expect(measure.distinct).toHaveLength(3);
+    expect(measure.distinct).toContain(short);
+    expect(measure.distinct!.every((value) => value.length <= maxDistinctValueLength)).toBe(true);
+    expect(evaluate(factsFor(invites, ruleset), ruleset, now).signals['invited']).toMatchObject({ matched: true, value: 3 });
   });
 });

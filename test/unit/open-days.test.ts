@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { forEachConcurrently } from '../../functions/core/concurrency';
 import { utcCalendar } from '../../functions/core/days';
-import { closeDays, rangesInReach, withOpenDays } from '../../functions/core/facts';
+import { closeDays, maxOpenDaysChars, maxSpanDaysChars, rangesInReach, spanDaysOf, withOpenDays } from '../../functions/core/facts';
 import { loadRules } from '../../functions/core/rules/load';
 import { rollupDay, type DayRollup } from '../../functions/core/rules/engine';
 
@@ -31,6 +31,18 @@ describe('open days: the day rollups an evaluation keeps inside the state', () =
     expect(closeDays(previous, [], now, utcCalendar)).toEqual({ open: previous, closed: [] });
     // The next morning March 9th is older than yesterday: written out.
     expect(days(closeDays(previous, [], new Date('2025-03-11T08:00:00Z'), utcCalendar).closed)).toEqual(['2025-03-09:3']);
+  });
+
+  it('writes out every day older than yesterday once the open days would pass their bound in the state', () => {
+    // A late batch over many days, each with long names: what a state kept grew past DynamoDB's item limit.
+    const bulky = (day: string) => ({ ...rollup(day, 1), names: Object.fromEntries(Array.from({ length: 100 }, (_, index) => [`${'x'.repeat(190)}${index}`, 1])) });
+    const late = Array.from({ length: 10 }, (_, index) => bulky(`2025-02-${String(index + 10).padStart(2, '0')}`));
+    expect(JSON.stringify(late).length).toBeGreaterThan(maxOpenDaysChars);
+    const { open, closed } = closeDays([rollup('2025-03-09', 3)], [...late, rollup('2025-03-10', 5)], now, utcCalendar);
+    expect(days(open)).toEqual(['2025-03-09:3', '2025-03-10:5']);
+    expect(days(closed)).toEqual(late.map((day) => `${day.day}:1`));
+    // Below the bound, recomputed days stay open whatever their age.
+    expect(days(closeDays([], late.slice(0, 2), now, utcCalendar).open)).toEqual(['2025-02-10:1', '2025-02-11:1']);
   });
 
   it('lets open days win over stored day items, within reach only', () => {
@@ -106,5 +118,28 @@ describe('forEachConcurrently', () => {
     await expect(run).rejects.toThrow('first failed');
     expect(started).toEqual([1, 2]);
     expect(finished).toBe(1);
+  });
+});
+
+describe('spanDaysOf: the since-signup days a state keeps', () => {
+  const spanned = loadRules(`
+version: 1
+signals:
+  invited: { event: Teammate Invited, distinct: invitee, since_signup: 30d, at_least: 3, points: 50 }
+tiers:
+  - { name: pql, min_score: 50, route: sales }
+`);
+  const invites = (day: string, count: number, length: number) =>
+    rollupDay(day, Array.from({ length: count }, (_, index) => ({ type: 'track', event: 'Teammate Invited', properties: { invitee: `${String(index).padStart(length, '0')}` }, timestamp: `${day}T10:00:00Z` })), spanned);
+  const span = { from: '2025-02-01', to: '2025-03-02' };
+
+  it('keeps the span\'s days through the evaluation\'s day', () => {
+    expect(spanDaysOf([invites('2025-02-01', 2, 8), invites('2025-02-03', 1, 8), invites('2025-03-05', 1, 8)], span, '2025-03-10', spanned)).toMatchObject({ from: '2025-02-01', through: '2025-03-10', days: [{ day: '2025-02-01' }, { day: '2025-02-03' }] });
+  });
+
+  it('keeps none past its bound, so that the span\'s days are read instead', () => {
+    const full = Array.from({ length: 28 }, (_, index) => invites(`2025-02-${String(index + 1).padStart(2, '0')}`, 200, 60));
+    expect(JSON.stringify(full).length).toBeGreaterThan(maxSpanDaysChars);
+    expect(spanDaysOf(full, span, '2025-03-10', spanned)).toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { addDays, dayMs, daysBetween, periodDays } from '../days';
 import { remembered } from '../remembered';
 import type { Ruleset } from './ruleset';
@@ -64,6 +65,23 @@ export const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, name
 /** Enough to tell "3+ distinct invitees"; bounded so a rollup stays small whatever the traffic. */
 export const maxDistinctValues = 200;
 
+/**
+ * A distinct value longer than this is kept as its hash (distinctValue), so that a measure holds at most
+ * maxDistinctValues short strings whatever the values: 200 random values of 200 characters for each of two
+ * since-signup signals made a user's state pass DynamoDB's 400 KB item limit within a week, and its every save fail.
+ */
+export const maxDistinctValueLength = 64;
+
+/**
+ * A day counts events of this many names at most, its most counted (mostCountedFirst): a lead event names the top 10
+ * over its window. Bounded whatever names a client sends: 30,000 names in a day made a user's state larger than
+ * DynamoDB's 400 KB item limit, and its every save fail.
+ */
+export const maxNamesPerDay = 100;
+
+/** Event names by count, most first, then by name: the order a lead event's top events and a day's kept names follow. */
+export const mostCountedFirst = ([a, x]: [string, number], [b, y]: [string, number]) => y - x || a.localeCompare(b);
+
 /** Member facts an account's signals need: kept from each member user's own evaluation. */
 export interface MemberFacts {
   id: string;
@@ -129,12 +147,15 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
   const rollup: DayRollup = { day, activity: 0, names: {}, measures: {} };
   const sessions: Record<string, SessionSpan[]> = {};
   const measured = measuredSignalsOf(ruleset);
+  let nameCount = 0;
   for (const event of events) {
     const name = eventName(event);
     if (name === undefined || !productTypes.has(event.type)) continue;
     rollup.activity++;
     if (!rollup.lastActivity || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
-    setOwn(rollup.names, name, (ownValue(rollup.names, name) ?? 0) + 1);
+    const named = ownValue(rollup.names, name);
+    if (named === undefined) nameCount++;
+    setOwn(rollup.names, name, (named ?? 0) + 1);
     const properties = event.properties ?? noProperties;
     for (const signal of measured) {
       if ((!signal.anyEvent && !signal.events.includes(name)) || !pathsHold(signal.where, properties)) continue;
@@ -146,7 +167,7 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
       }
       if (signal.distinct !== undefined) {
         const value = valueAt(properties, signal.distinct);
-        if (value !== undefined && value !== null) addDistinct(measure, [String(value).slice(0, 200)]);
+        if (value !== undefined && value !== null) addDistinct(measure, [distinctValue(value)]);
       }
       if (!measure.last || event.timestamp > measure.last) measure.last = event.timestamp;
       if (signal.keepsFirst && (!measure.first || event.timestamp < measure.first)) measure.first = event.timestamp;
@@ -161,7 +182,18 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
     sessions[signalName] = joined;
     rollup.measures[signalName]!.sessions = joined.length;
   }
+  if (nameCount > maxNamesPerDay) rollup.names = Object.fromEntries(Object.entries(rollup.names).sort(mostCountedFirst).slice(0, maxNamesPerDay));
   return { rollup, sessions };
+}
+
+/**
+ * A property value as a distinct measure keeps it: as it is, or hashed past maxDistinctValueLength (128 bits: two
+ * values are told apart as surely as by their text). Before, values were cut at 200 characters, which also made
+ * values differing only past the cut one.
+ */
+function distinctValue(value: unknown): string {
+  const text = String(value);
+  return text.length <= maxDistinctValueLength ? text : `sha256:${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
 }
 
 /** What a day rollup reads of an event without properties; never written to. */
