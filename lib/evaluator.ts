@@ -20,19 +20,18 @@ import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
 
 /**
- * What the evaluator does with the table, item by item: reads entities, rollups, change lists and the outbox by key
- * and by Query; writes state, rollups and claims (entity partitions `WS#*`, where it also deletes the change markers of
- * earlier versions), change lists (`CHANGES#*`: what a run leaves, and deleting what it did), lead events into and out
- * of its outbox (`OUTBOX#*`), and the shard count and rules progress (`META`), and nothing else (functions/adapters/dynamodb/).
+ * What the evaluator does with the table, item by item: reads and writes state, rollups and claims (entity partitions
+ * `WS#*`, where it also deletes the change markers of earlier versions), change lists (`CHANGES#*`: what a run leaves,
+ * and deleting what it did), lead events into and out of its outbox (`OUTBOX#*`), and the shard count and rules
+ * progress (`META`), by key and by Query, and nothing else (functions/adapters/dynamodb/): never the write keys nor the
+ * feedback links' signing key, which have partitions of their own.
  * Its TransactWriteItems (a state and the feedback it applied) needs no action of its own: IAM authorizes each Put and
  * Delete of a transaction as PutItem and DeleteItem, partition by partition. No Scan, no ConditionCheckItem.
  */
 export const evaluatorTableAccess = {
+  partitions: [workspacePartitionsPattern, changeListPartitionsPattern, outboxPartitionsPattern, metaPartitionKey],
   read: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
-  write: {
-    actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
-    partitions: [workspacePartitionsPattern, changeListPartitionsPattern, outboxPartitionsPattern, metaPartitionKey],
-  },
+  write: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
 };
 
 /**
@@ -193,16 +192,17 @@ export class Evaluator extends Construct {
     // own retries (lib/change-capture.ts).
     this.handler.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: staleAfter });
 
-    // Explicit rather than grantReadWriteData, which would add Scan, ConditionCheckItem and every index.
-    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: evaluatorTableAccess.read, resources: [props.table.tableArn] }));
-    this.handler.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: evaluatorTableAccess.write.actions,
-        resources: [props.table.tableArn],
-        // Never the write keys.
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': evaluatorTableAccess.write.partitions } },
-      }),
-    );
+    // Explicit rather than grantReadWriteData, which would add Scan, ConditionCheckItem and every index; reads and
+    // writes in its own partitions only.
+    for (const actions of [evaluatorTableAccess.read, evaluatorTableAccess.write]) {
+      this.handler.addToRolePolicy(
+        new iam.PolicyStatement({
+          actions,
+          resources: [props.table.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': evaluatorTableAccess.partitions } },
+        }),
+      );
+    }
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['dynamodb:Query'],

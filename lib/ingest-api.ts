@@ -7,7 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { metaPartitionKey, workspacePartitionsPattern, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
+import { feedbackSigningKeyPartition, workspacePartitionsPattern, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import { feedbackPath } from '../functions/core/lead-feedback';
 import {
   defaultQuarantineRetentionDays,
@@ -53,12 +53,13 @@ export function accessLogFormat(requestLogs: boolean): Record<string, string> {
 
 /**
  * What the ingest Lambda may do with the table, by partition (functions/adapters/dynamodb/item-keys.ts): read write
- * keys and the origins item (`KEYS`), workspace data, and the feedback links' signing key (`META`); write (events, profiles, members, receipts, the
- * quarantine) only workspace data, since keys and origins are written by the CLI and the bootstrap. By key, one at a
- * time or in batches: it never queries, scans, deletes (expiry is the TTL's job) or touches the index.
+ * keys and the origins item (`KEYS`), workspace data, and the feedback links' signing key (`FEEDBACK_SIGNING_KEY`, not
+ * `META`); write (events, profiles, members, receipts, the quarantine) only workspace data, since keys and origins are
+ * written by the CLI and the bootstrap. By key, one at a time or in batches: it never queries, scans, deletes (expiry
+ * is the TTL's job) or touches the index.
  */
 export const ingestTableAccess = {
-  read: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], partitions: [writeKeysPartition, workspacePartitionsPattern, metaPartitionKey] },
+  read: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], partitions: [writeKeysPartition, workspacePartitionsPattern, feedbackSigningKeyPartition] },
   write: { actions: ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], partitions: [workspacePartitionsPattern] },
 };
 

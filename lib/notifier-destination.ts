@@ -9,7 +9,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { deliveryPartitionsPatterns, metaPartitionKey } from '../functions/adapters/dynamodb/item-keys';
+import { deliveryPartitionsPatterns, feedbackSigningKeyPartition } from '../functions/adapters/dynamodb/item-keys';
 import type { NotifierKind } from '../functions/core/delivery';
 import { defaultDeliveryLogDays, defaultDeliveryRetryHours, environmentNames } from '../functions/shared/settings';
 import { encryptedQueue, ruleTargetDeadLetterQueue } from './dead-letter-queue';
@@ -55,7 +55,8 @@ export interface NotifierDestinationProps {
   readonly purpose: string;
   /**
    * Slack and webhook: sign one-click sales feedback links into the events of leads in a tier, to `baseUrl` (the
-   * ingest API), one per reason code. The key is read from the table (`META`), where the deploy's bootstrap made it.
+   * ingest API), one per reason code. The key is read from the table (`FEEDBACK_SIGNING_KEY`), where the deploy's
+   * bootstrap made it.
    * @default no links
    */
   readonly feedbackLinks?: { readonly baseUrl: string; readonly reasons: readonly string[] };
@@ -226,9 +227,13 @@ export class NotifierDestination extends Construct {
       }),
     );
     if (props.feedbackLinks) {
-      // The feedback links' signing key, by key: META also holds the shard count and rules progress, read-only here.
+      // The feedback links' signing key, read-only: the partition holds nothing else.
       this.function.addToRolePolicy(
-        new iam.PolicyStatement({ actions: ['dynamodb:GetItem'], resources: [props.table.tableArn], conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [metaPartitionKey] } } }),
+        new iam.PolicyStatement({
+          actions: ['dynamodb:GetItem'],
+          resources: [props.table.tableArn],
+          conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [feedbackSigningKeyPartition] } },
+        }),
       );
     }
 

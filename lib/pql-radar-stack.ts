@@ -105,6 +105,11 @@ export class PqlRadarStack extends Stack {
       allowedOrigins: Object.fromEntries(config.writeKeys.flatMap((key) => (key.allowedOrigins ? [[key.workspace, key.allowedOrigins]] : []))),
       destinations: this.leadFanout.destinations,
     });
+    // The functions that sign or check feedback links read the signing key where this bootstrap puts it, and only
+    // there: their new code waits for it, so that on the upgrade from a version that kept the key in META, it has
+    // moved the key before they read it (functions/adapters/dynamodb/feedback-store.ts). HubSpot's notifier waits too,
+    // harmlessly.
+    for (const signer of [this.ingestApi.handler, ...this.leadFanout.notifiers]) signer.node.addDependency(bootstrap.resource);
     this.ruleHealth = new RuleHealth(this, 'RuleHealth', {
       table,
       tierOrder: props.rulesFile.ruleset.file.tiers.map((tier) => tier.name),

@@ -10,18 +10,20 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { scheduleInvoker } from './schedule-invoker';
+import { metaPartitionKey, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { defaultDirtyShards, defaultHealthPeriodDays, environmentNames, metricNames } from '../functions/shared/settings';
 import { LambdaFunction } from './lambda-function';
 import { customMetricDimensions, customMetricNamespace } from './monitoring';
 
 /**
- * What the rule-health job does with the table: reads the shard counts it has had (GetItem) and the lead states, through
- * the `dirty` index's sweep partitions of those shards (Query) and the STATE items by key (BatchGetItem, GetItem), as
- * `DynamoDbLeadReader.leadStates()` does. Nothing else.
+ * What the rule-health job does with the table: reads the shard counts it has had and the recorded backtests (GetItem
+ * in `META`) and the lead states, through the `dirty` index's sweep partitions of those shards (Query) and the STATE
+ * items by key (BatchGetItem, GetItem in `WS#*`), as `DynamoDbLeadReader.leadStates()` does. Nothing else: not the
+ * write keys nor the feedback links' signing key, which have partitions of their own.
  */
 export const ruleHealthTableAccess = {
-  table: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+  table: { actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'], partitions: [workspacePartitionsPattern, metaPartitionKey] },
   dirtyIndex: ['dynamodb:Query'],
 };
 
@@ -114,7 +116,13 @@ export class RuleHealth extends Construct {
     this.handler.configureAsyncInvoke({ retryAttempts: 0 });
 
     // Read-only, written out: grantReadData would add Scan, ConditionCheckItem, DescribeTable and every index.
-    this.handler.addToRolePolicy(new iam.PolicyStatement({ actions: ruleHealthTableAccess.table, resources: [props.table.tableArn] }));
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ruleHealthTableAccess.table.actions,
+        resources: [props.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ruleHealthTableAccess.table.partitions } },
+      }),
+    );
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ruleHealthTableAccess.dirtyIndex,

@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { DestinationRecord } from '../functions/adapters/dynamodb/destination-registry';
-import { metaPartitionKey, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
+import { feedbackSigningKeyPartition, metaPartitionKey, writeKeysPartition } from '../functions/adapters/dynamodb/item-keys';
 import { checkWorkspace } from '../functions/core/write-key';
 import { ignoreRedundantRoleDependency, LambdaFunction } from './lambda-function';
 
@@ -53,6 +53,8 @@ export interface WriteKeyBootstrapProps {
  * - Destinations: the records of LeadFanout's destinations (`META`, `DESTINATION#<id>`), replaced on every create
  *   and update, so the CLI's delivery commands find the queues, rules and archive with `--table` alone. Deleting the
  *   stack leaves them (the table is retained, and a replaced resource's delete must not erase its successor's records).
+ * - The feedback links' signing key (`FEEDBACK_SIGNING_KEY`), made once per table; in a table made by a version that
+ *   kept it in `META`, moved from there (functions/adapters/dynamodb/feedback-store.ts).
  *
  * The class keeps its name, and the resource its id and type, so that existing stacks update it in place.
  */
@@ -91,12 +93,21 @@ export class WriteKeyBootstrap extends Construct {
       }),
     );
     // DynamoDbDestinationRegistry.replace: a Query of the recorded destinations, a DeleteItem per one removed, a
-    // PutItem per one kept. A statement of its own, so that DeleteItem never reaches the write keys.
+    // PutItem per one kept; and makeOrMoveFeedbackSecret's GetItem and DeleteItem of the signing key versions before
+    // kept here. A statement of its own, so that DeleteItem never reaches the write keys.
     this.handler.addToRolePolicy(
       new iam.PolicyStatement({
-        actions: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+        actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
         resources: [props.table.tableArn],
         conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [metaPartitionKey] } },
+      }),
+    );
+    // The feedback links' signing key: one conditional PutItem, which makes it or moves it out of META.
+    this.handler.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:PutItem'],
+        resources: [props.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [feedbackSigningKeyPartition] } },
       }),
     );
     const secretArn = (name: string) =>
@@ -145,6 +156,11 @@ export class WriteKeyBootstrap extends Construct {
         // Left out when empty: the function records no destination then either, and a template without them stays
         // as it was.
         ...(destinations.length > 0 ? { Destinations: destinations.map((destination) => ({ ...destination })) } : {}),
+        // Not read by the function: CloudFormation runs the bootstrap again only when these properties change, not when
+        // its code does. Each entry names a migration of the table's items that the bootstrap runs, so that the deploy
+        // upgrading a stack made before it changes this, and runs it. feedback-signing-key-out-of-meta: the feedback
+        // links' signing key moved to its own partition (functions/adapters/dynamodb/feedback-store.ts).
+        Migrations: ['feedback-signing-key-out-of-meta'],
       },
     });
 

@@ -4,7 +4,7 @@ import type { CloudFormationCustomResourceEvent, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoDbDestinationRegistry, type DestinationRecord } from '../adapters/dynamodb/destination-registry';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
-import { createFeedbackSecret } from '../adapters/dynamodb/feedback-store';
+import { makeOrMoveFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { notifierKinds } from '../core/delivery';
 import { parseWriteKey } from '../core/write-key';
 import { logger } from '../shared/powertools';
@@ -14,8 +14,8 @@ import { longLivedClientOptions } from '../shared/sdk-clients';
  * The deploy bootstrap: a CloudFormation custom resource (lib/write-key-bootstrap.ts) that, on every create and
  * update, gives each configured workspace without one a write key, put in a Secrets Manager secret
  * `<prefix><workspace>` where the user reads it with the AWS CLI (only the key's hash is in the table; the secret is
- * the one place the key is kept), registers the key of a secret that exists in a table that does not know it, and
- * records the deployment's destinations in the table for the CLI.
+ * the one place the key is kept), registers the key of a secret that exists in a table that does not know it,
+ * records the deployment's destinations in the table for the CLI, and makes the feedback links' signing key.
  */
 
 /** The secrets side of the bootstrap: a port, so the core below runs against DynamoDB Local in tests. */
@@ -185,8 +185,9 @@ export async function handler(event: CloudFormationCustomResourceEvent, context:
     secrets,
     registry: new DynamoDbDestinationRegistry(dynamodb, properties.TableName),
   });
-  // The key the notifiers sign feedback links with (the ingest API checks them), made once per table.
-  await createFeedbackSecret(dynamodb, properties.TableName);
+  // The key the notifiers sign feedback links with (the ingest API checks them), made once per table, or moved out of
+  // META where versions before kept it.
+  await makeOrMoveFeedbackSecret(dynamodb, properties.TableName);
   // Workspace names and destination ids only: the keys never reach a log.
   logger.info('deployment bootstrapped', { ...result });
   return { PhysicalResourceId: event.RequestType === 'Update' ? event.PhysicalResourceId : properties.SecretNamePrefix };

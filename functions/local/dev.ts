@@ -168,7 +168,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
       ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}),
       ...(options.ruleset ? { timeZone: options.ruleset.calendar.timeZone } : {}),
     });
-    // Feedback links are signed with a key kept in the table, as deployed, and point at this server.
+    // Feedback links are signed with a key kept in the table, as deployed (made, or moved out of META where versions
+    // before kept it, before this serves), and point at this server.
     const feedbackSecret = await ensureFeedbackSecret(client, tableName);
     const feedbackStore = new DynamoDbFeedbackStore(client, tableName);
     const feedback = createFeedbackLinkHandler({ store: feedbackStore, secret: async () => feedbackSecret });

@@ -253,7 +253,7 @@ describe('evaluator role', () => {
     expect(role.Properties.Policies).toBeUndefined();
   });
 
-  it('may write its logs, read the table and its dirty index, write its own partitions, and publish to its own bus only', () => {
+  it('may write its logs, read and write its own partitions and read its dirty index, and publish to its own bus only', () => {
     const statements = policyStatementsOf(ids.handlerRole);
     expect(statements).toHaveLength(5);
     expect(statements).toContainEqual({
@@ -261,18 +261,21 @@ describe('evaluator role', () => {
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
       Resource: getAtt(ids.handlerLogGroup),
     });
-    // Spelled out rather than taken from evaluatorTableAccess, so that widening it cannot slip through.
+    // Spelled out rather than taken from evaluatorTableAccess, so that widening it cannot slip through. Entity state,
+    // rollups and claims (WS#*), its change lists, its outbox and its shard count and rules progress: never the write
+    // keys (KEYS) nor the feedback links' signing key (FEEDBACK_SIGNING_KEY), read or written.
+    const ownPartitions = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*', 'CHANGES#*', 'OUTBOX#*', 'META'] } };
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
       Resource: getAtt(ids.table),
+      Condition: ownPartitions,
     });
-    // Entity state, rollups and claims (WS#*), its change lists, its outbox and its shard count and rules progress: never the keys.
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem'],
       Resource: getAtt(ids.table),
-      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*', 'CHANGES#*', 'OUTBOX#*', 'META'] } },
+      Condition: ownPartitions,
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',

@@ -23,7 +23,7 @@ const resources = (template: Template, type: string) => Object.values(template.f
 const statementsOfRole = (template: Template, roleId: string) =>
   resources(template, 'AWS::IAM::Policy')
     .filter((policy) => policy.Properties.Roles.some((role: unknown) => JSON.stringify(role) === JSON.stringify({ Ref: roleId })))
-    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[]);
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown; Condition?: unknown }[]);
 const actionsOf = (statement: { Action: string | string[] }) => [statement.Action].flat();
 
 describe('rule-health function', () => {
@@ -43,7 +43,7 @@ describe('rule-health function', () => {
     expect(JSON.parse(fn!.Properties.Environment.Variables.TIER_ORDER)).toEqual(['PQL, hot', 'PQL-B']);
   });
 
-  it("may only read: GetItem and BatchGetItem on the table, Query on the dirty index, nothing else of DynamoDB", () => {
+  it("may only read: GetItem and BatchGetItem on the table's entities and META, Query on the dirty index, nothing else of DynamoDB", () => {
     const { template, ruleHealth, logicalId, tableId } = build();
     const statements = statementsOfRole(template, logicalId(ruleHealth.handler.role!));
     const dynamodb = statements.filter((statement) => actionsOf(statement).some((action) => action.startsWith('dynamodb:')));
@@ -54,6 +54,9 @@ describe('rule-health function', () => {
     ];
     expect(actionsOf(onTable).sort()).toEqual(['dynamodb:BatchGetItem', 'dynamodb:GetItem']);
     expect(onTable.Resource).toEqual({ 'Fn::GetAtt': [tableId, 'Arn'] });
+    // The lead states (WS#*) and the shard counts and backtests (META): not the write keys (KEYS) nor the feedback
+    // links' signing key (FEEDBACK_SIGNING_KEY).
+    expect(onTable.Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*', 'META'] } });
     expect(actionsOf(onIndex)).toEqual(['dynamodb:Query']);
     expect(JSON.stringify(onIndex.Resource)).toContain('/index/dirty');
     // Only DynamoDB reads and its own logs.

@@ -9,7 +9,9 @@ import { tableDefinition } from '../../functions/adapters/dynamodb/table-definit
 import { loadConfig } from '../../lib/config';
 import { feedbackMethods, ingestMethods, ingestTableAccess } from '../../lib/ingest-api';
 import { PqlRadarStack } from '../../lib/pql-radar-stack';
+import type { WriteKeyBootstrap } from '../../lib/write-key-bootstrap';
 import { buildStack, synth, testApp } from './synth';
+import { actionsOnPartition, statementsByRole } from './template-reader';
 
 type Resource = { Type: string; Properties: Record<string, any>; DeletionPolicy?: string; UpdateReplacePolicy?: string };
 
@@ -195,13 +197,13 @@ describe('HTTP API', () => {
       }
       expect(JSON.stringify(env.FEEDBACK_BASE_URL)).toMatch(new RegExp(`^\\{"Fn::Join":\\["",\\["https://",\\{"Ref":"${api}"\\},".execute-api.`));
       expect(env.FEEDBACK_REASONS).toBe('not_a_fit,bad_timing,already_customer');
-      // The signing key by key in META, and nothing else there.
+      // The signing key, read-only, in its own partition; nothing of META.
       const role = stack.getLogicalId(notifier.function.role!.node.defaultChild as CfnElement);
       const statements = Object.values(resources as Record<string, Resource>)
         .filter((candidate) => candidate.Type === 'AWS::IAM::Policy' && JSON.stringify(candidate.Properties.Roles) === JSON.stringify([{ Ref: role }]))
         .flatMap((policy) => policy.Properties.PolicyDocument.Statement as { Action: unknown; Condition?: unknown }[]);
-      expect(statements.filter((statement) => JSON.stringify(statement.Condition ?? {}).includes('META'))).toEqual([
-        expect.objectContaining({ Action: 'dynamodb:GetItem', Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['META'] } } }),
+      expect(statements.filter((statement) => /META|FEEDBACK_SIGNING_KEY/.test(JSON.stringify(statement.Condition ?? {})))).toEqual([
+        expect.objectContaining({ Action: 'dynamodb:GetItem', Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['FEEDBACK_SIGNING_KEY'] } } }),
       ]);
     }
   });
@@ -316,8 +318,8 @@ describe('ingest role', () => {
       Effect: 'Allow',
       Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
       Resource: getAtt(ids.table, 'Arn'),
-      // META: the key feedback links are signed with, which the evaluator writes.
-      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS', 'WS#*', 'META'] } },
+      // FEEDBACK_SIGNING_KEY: the key feedback links are signed with, which the bootstrap makes; nothing of META.
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS', 'WS#*', 'FEEDBACK_SIGNING_KEY'] } },
     });
     // The write keys and the origins item (KEYS) are read-only to ingest: a leaked role cannot mint a key.
     expect(statements).toContainEqual({
@@ -327,6 +329,54 @@ describe('ingest role', () => {
       Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['WS#*'] } },
     });
     expect(ingestTableAccess.write.partitions).toEqual(['WS#*']);
+  });
+});
+
+describe("feedback links' signing key", () => {
+  const { stack } = buildStack();
+  const template = Template.fromStack(stack);
+  const logicalId = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+  const bootstrap = stack.node.findChild('WriteKeyBootstrap') as WriteKeyBootstrap;
+  const notifiers = Object.fromEntries(stack.leadFanout.notifierDestinations.map((destination) => [`${destination.destinationId} notifier`, destination.function]));
+  const functions: Record<string, lambda.IFunction> = {
+    ingest: stack.ingestApi.handler,
+    ...notifiers,
+    bootstrap: bootstrap.handler,
+    evaluator: stack.evaluator.handler,
+    'rule health': stack.ruleHealth.handler,
+  };
+  const nameOfRole = new Map(Object.entries(functions).map(([name, fn]) => [logicalId(fn.role!), name]));
+  const byRole = statementsByRole(template);
+  const tableArn = getAtt(logicalId(stack.eventStore.table), 'Arn');
+  /** The DynamoDB actions each role of the stack has on the items of `partition`, by function name (else role id). */
+  const reaching = (partition: string) =>
+    Object.fromEntries(
+      [...byRole].flatMap(([role, statements]) => {
+        const actions = actionsOnPartition(statements, tableArn, partition);
+        return actions.length > 0 ? [[nameOfRole.get(role) ?? role, actions]] : [];
+      }),
+    );
+
+  it('is reachable by the functions that sign or check links and by the bootstrap that makes it, by no other role', () => {
+    expect(Object.keys(notifiers)).toEqual(['sales-slack-1 notifier', 'sales-webhook-1 notifier', 'crm-hubspot-1 notifier']);
+    expect(reaching('FEEDBACK_SIGNING_KEY')).toEqual({
+      ingest: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+      'sales-slack-1 notifier': ['dynamodb:GetItem'],
+      'sales-webhook-1 notifier': ['dynamodb:GetItem'],
+      bootstrap: ['dynamodb:PutItem'],
+    });
+    // Named, as they read META for its other items (shard count, rules progress, backtests) and read the key when it was there.
+    for (const name of ['evaluator', 'rule health']) expect(actionsOnPartition(byRole.get(logicalId(functions[name]!.role!))!, tableArn, 'FEEDBACK_SIGNING_KEY')).toEqual([]);
+  });
+
+  it('leaves META to the roles that need its other items: ingest and the notifiers no longer reach it', () => {
+    expect(Object.keys(reaching('META')).sort()).toEqual(['bootstrap', 'evaluator', 'rule health']);
+  });
+
+  it('is read by ingest and the notifiers only once the bootstrap ran: on an upgrade, it moves the key out of META first', () => {
+    for (const fn of [stack.ingestApi.handler, ...Object.values(notifiers)]) {
+      expect((template.toJSON().Resources[logicalId(fn)] as { DependsOn?: string[] }).DependsOn).toContain(logicalId(bootstrap.resource));
+    }
   });
 });
 

@@ -48,6 +48,8 @@ describe('write-key custom resource', () => {
       TableName: { Ref: logicalId(table) },
       SecretNamePrefix: 'Keys/write-key/',
       Workspaces: ['acme', 'beta'],
+      // So that the deploy upgrading a stack made before the signing key left META runs the bootstrap, which moves it.
+      Migrations: ['feedback-signing-key-out-of-meta'],
     });
     expect(bootstrap.secretNames).toEqual({ acme: 'Keys/write-key/acme', beta: 'Keys/write-key/beta' });
   });
@@ -119,7 +121,7 @@ describe('bootstrap function role', () => {
 
   it('may write its logs, read and put items in the table and create, describe or read its workspaces\' secrets, nothing more', () => {
     const statements = statementsOf(bootstrap.handler.role!);
-    expect(statements).toHaveLength(4);
+    expect(statements).toHaveLength(5);
     expect(statements).toContainEqual({
       Effect: 'Allow',
       Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
@@ -131,12 +133,20 @@ describe('bootstrap function role', () => {
       Resource: getAtt(logicalId(table), 'Arn'),
       Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['KEYS'] } },
     });
-    // The destination records (DynamoDbDestinationRegistry.replace), in META alone: DeleteItem never reaches a key.
+    // The destination records (DynamoDbDestinationRegistry.replace), and the signing key versions before kept there (read,
+    // then deleted once moved), in META alone: DeleteItem never reaches a key.
     expect(statements).toContainEqual({
       Effect: 'Allow',
-      Action: ['dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
+      Action: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem'],
       Resource: getAtt(logicalId(table), 'Arn'),
       Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['META'] } },
+    });
+    // The feedback links' signing key: made or moved by a conditional put, never read back nor deleted.
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: 'dynamodb:PutItem',
+      Resource: getAtt(logicalId(table), 'Arn'),
+      Condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['FEEDBACK_SIGNING_KEY'] } },
     });
     expect(statements).toContainEqual({
       Effect: 'Allow',

@@ -1,9 +1,19 @@
-import { GetItemCommand, PutItemCommand, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, GetItemCommand, PutItemCommand, TransactWriteItemsCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { randomBytes } from 'node:crypto';
 import type { LeadFeedback } from '../../core/lead-feedback';
 import type { LeadState } from '../../core/lead-state';
 import type { EntityRef, FeedbackStore } from '../../core/ports';
-import { entityPartitionKey, feedbackSecretSortKey, feedbackSortKey, metaPartitionKey, stateSortKey, usedFeedbackLinkPartitionKey, usedFeedbackLinkSortKey } from './item-keys';
+import {
+  entityPartitionKey,
+  feedbackSigningKeyPartition,
+  feedbackSigningKeySortKey,
+  feedbackSortKey,
+  metaFeedbackSecretSortKey,
+  metaPartitionKey,
+  stateSortKey,
+  usedFeedbackLinkPartitionKey,
+  usedFeedbackLinkSortKey,
+} from './item-keys';
 import { conditionFailed, transactionConditionFailed } from './condition-failed';
 import { stateOf } from './entity-rows';
 
@@ -61,28 +71,46 @@ export class DynamoDbFeedbackStore implements FeedbackStore {
 
 const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
 const usedKey = (workspace: string, nonce: string) => ({ pk: { S: usedFeedbackLinkPartitionKey(workspace, nonce) }, sk: { S: usedFeedbackLinkSortKey } });
-const secretKey = { pk: { S: metaPartitionKey }, sk: { S: feedbackSecretSortKey } };
+const secretKey = { pk: { S: feedbackSigningKeyPartition }, sk: { S: feedbackSigningKeySortKey } };
+/** The signing key as versions before kept it, in META, which the evaluator and rule health read for other items. */
+const metaSecretKey = { pk: { S: metaPartitionKey }, sk: { S: metaFeedbackSecretSortKey } };
 
 /**
- * The key feedback links are signed with, made once per table (a conditional put keeps the first)
- * and kept in it, like the write keys' hashes: no other secret store to create or pay for. Whoever can read this item
- * can sign links, so a role meant to read leads only should not get GetItem on the META partition.
+ * The key feedback links are signed with, made once per table (a conditional put keeps the first) and kept in it, like
+ * the write keys' hashes: no other secret store to create or pay for. Whoever can read this item can sign links, so it
+ * has a partition of its own (item-keys.ts feedbackSigningKeyPartition), which only the roles that sign or check links
+ * may read.
  */
 export async function ensureFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<string> {
-  await createFeedbackSecret(client, tableName);
+  await makeOrMoveFeedbackSecret(client, tableName);
   return (await readFeedbackSecret(client, tableName))!;
 }
 
-/** Makes the signing key unless the table has one (the deploy's bootstrap, every deploy; `npm start`). */
-export async function createFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<void> {
+/**
+ * Makes the signing key unless the table has one (the deploy's bootstrap, on every update of its custom resource;
+ * `npm start`). A table whose key is still in META, where versions before kept it, gets that key in its own partition
+ * instead of a new one, so the links already sent stay valid; then the META item is deleted, so that no role reading
+ * META can read the key any more. Running it again changes nothing.
+ */
+export async function makeOrMoveFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<void> {
+  const { Item: inMeta } = await client.send(new GetItemCommand({ TableName: tableName, Key: metaSecretKey, ConsistentRead: true }));
+  const secret = inMeta?.['secret']?.S ?? randomBytes(32).toString('base64url');
   try {
-    await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: randomBytes(32).toString('base64url') } }, ConditionExpression: 'attribute_not_exists(pk)' }));
+    await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: secret } }, ConditionExpression: 'attribute_not_exists(pk)' }));
   } catch (error) {
+    // The first writer's key is the table's: an earlier run's (which moved this same key, or was interrupted before
+    // the delete below), or a concurrent one's.
     if (!conditionFailed(error)) throw error;
   }
+  // Only once the key is in its own partition: a failure before this leaves the META item for the next run to delete.
+  if (inMeta) await client.send(new DeleteItemCommand({ TableName: tableName, Key: metaSecretKey }));
 }
 
-/** The signing key, or undefined when no link was ever signed with this table. */
+/**
+ * The signing key, or undefined when no link was ever signed with this table. Read from its own partition only, never
+ * from META: the bootstrap moves a key kept there before the functions that read it are updated (they depend on its
+ * custom resource: lib/pql-radar-stack.ts), and `npm start` moves it before it serves.
+ */
 export async function readFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<string | undefined> {
   const { Item } = await client.send(new GetItemCommand({ TableName: tableName, Key: secretKey, ConsistentRead: true }));
   return Item?.['secret']?.S;

@@ -50,8 +50,15 @@ export const feedbackSortKey = (at: string, id: string) => `${feedbackSortKeyPre
 /** A feedback link's nonce once used (until the link expires): single use. In the workspace's data, not an entity's. */
 export const usedFeedbackLinkPartitionKey = (workspace: string, nonce: string) => `WS#${workspace}#FEEDBACKLINK#${nonce}`;
 export const usedFeedbackLinkSortKey = 'USED';
-/** The key feedback links are signed with, beside the shard count: written by the evaluator, read by ingest. */
-export const feedbackSecretSortKey = 'FEEDBACK_SECRET';
+/**
+ * The key feedback links are signed with, alone in its partition: IAM (`dynamodb:LeadingKeys`) gives it to the
+ * functions that sign or check links (ingest, the Slack and webhook notifiers) and to the bootstrap that makes it, and
+ * to no role that reads META for its other items (the evaluator, rule health).
+ */
+export const feedbackSigningKeyPartition = 'FEEDBACK_SIGNING_KEY';
+export const feedbackSigningKeySortKey = 'KEY';
+/** Where versions before kept the signing key, under META: the bootstrap moves it to its own partition (feedback-store.ts). */
+export const metaFeedbackSecretSortKey = 'FEEDBACK_SECRET';
 /** A backtest's figures kept under META for rule health's promised vs delivered, one per rules version. */
 export const backtestSortKey = (rulesVersion: string) => `BACKTEST#${rulesVersion}`;
 
