@@ -1,10 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { rotateFeedbackSecret } from '../adapters/dynamodb/feedback-store';
 import { DynamoDbWriteKeyStore } from '../adapters/dynamodb/write-key-store';
 import { accessOf } from '../core/write-key';
 import { browserOrigin, storage } from './options';
 import { parseGivenKey } from '../core/write-key';
 
-/** `pql-radar keys create|list|revoke` and `origins set|list`: who may send into a workspace. */
+/** `pql-radar keys create|list|revoke|rotate-link-key` and `origins set|list`: who may send into a workspace, and the feedback links' key. */
 export function addKeysCommands(program: Command) {
   const keyStore = () => {
     const { client, tableName } = storage(program);
@@ -46,6 +47,15 @@ export function addKeysCommands(program: Command) {
     .action(async (keyId: string) => {
       if (!(await keyStore().revoke(keyId))) throw new InvalidArgumentError(`no key with id ${keyId}; \`pql-radar keys list\` shows the ids`);
       console.log(`revoked ${keyId}`);
+    });
+
+  keys
+    .command('rotate-link-key')
+    .description('replace the key feedback links are signed with: links sent before stop working; deployed functions take the new key at their next cold start')
+    .action(async () => {
+      const { client, tableName } = storage(program);
+      await rotateFeedbackSecret(client, tableName);
+      console.log(`rotated the feedback links' signing key of ${tableName}; links sent before now answer 403`);
     });
 
   const origins = program.command('origins').description("the browser origins each workspace accepts events from (a browser SDK's page)");

@@ -1,6 +1,7 @@
 import { PutItemCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { ensureFeedbackSecret, makeOrMoveFeedbackSecret, readFeedbackSecret } from '../../functions/adapters/dynamodb/feedback-store';
+import { cli } from '../support/cli';
 import { freshTable } from '../support/dynamodb';
 import { scanAll } from '../support/scan';
 
@@ -59,5 +60,19 @@ describe('the feedback links\' signing key against DynamoDB Local', () => {
     await makeOrMoveFeedbackSecret(client, tableName);
     expect(await ensureFeedbackSecret(client, tableName)).toBe(made);
     expect(await scanAll(client, tableName)).toEqual([inItsOwnPartition(made!)]);
+  });
+
+  it('is replaced by `pql-radar keys rotate-link-key`, which no later deploy undoes', async () => {
+    const { client, tableName } = await freshTable();
+    const made = await ensureFeedbackSecret(client, tableName);
+    const rotated = await cli('--endpoint', inject('dynamoEndpoint'), '--table', tableName, 'keys', 'rotate-link-key');
+    expect(rotated.stderr).toBe('');
+    expect(rotated.stdout).toContain("rotated the feedback links' signing key");
+    const replaced = await readFeedbackSecret(client, tableName);
+    expect(replaced).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(replaced).not.toBe(made);
+    // The deploy's bootstrap after it keeps the new key.
+    await makeOrMoveFeedbackSecret(client, tableName);
+    expect(await scanAll(client, tableName)).toEqual([inItsOwnPartition(replaced!)]);
   });
 });

@@ -107,6 +107,15 @@ export async function makeOrMoveFeedbackSecret(client: DynamoDBClient, tableName
 }
 
 /**
+ * Replaces the signing key with a new one (`pql-radar keys rotate-link-key`): links signed before stop working.
+ * Deployed functions read the new key at their next cold start. Not the bootstrap's job: a deploy runs it only when its
+ * custom resource's properties change, so deleting the key and deploying again made none.
+ */
+export async function rotateFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<void> {
+  await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: randomBytes(32).toString('base64url') } } }));
+}
+
+/**
  * The signing key, or undefined when no link was ever signed with this table. Read from its own partition only, never
  * from META: the bootstrap moves a key kept there before the functions that read it are updated (they depend on its
  * custom resource: lib/pql-radar-stack.ts), and `npm start` moves it before it serves.
