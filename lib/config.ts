@@ -209,8 +209,9 @@ export const crmSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('hubspot'),
     /**
-     * Secret whose value is a HubSpot private-app token with the crm.objects.contacts.write and
-     * crm.objects.companies.write scopes; read at run time, so rotating it needs no deploy.
+     * Secret whose value is a HubSpot private-app token with the crm.objects.contacts.write,
+     * crm.objects.companies.write and crm.objects.companies.read scopes (a company's name is read before it is
+     * filled in); read at run time, so rotating it needs no deploy.
      */
     tokenSecret: secretName,
     /** The unique company property holding pql-radar's account id. @default pql_radar_account_id */

@@ -4,7 +4,7 @@ import type { LeadEvent } from '../core/lead-event';
 import { parseWebhookSecrets } from '../core/webhook-signature';
 import { slackMessage } from '../core/slack-message';
 import { feedbackLinks, type FeedbackLinkSigner } from '../core/lead-feedback';
-import { syncLeadToHubspot } from './hubspot/client';
+import { syncLeadToHubspot, type HubspotSyncOptions } from './hubspot/client';
 import { httpAttempt, signedLeadEventRequest, type HttpAttemptOptions } from './webhook/delivery';
 
 /**
@@ -117,7 +117,7 @@ export function slackDestination(id: string, webhookUrl: SecretSource, entityUrl
  * Keeps HubSpot's contact (users, by e-mail) or company (accounts, by `companyIdProperty`) in the lead's latest
  * state: a CRM, so a transition older than one it already applied is not sent (core/delivery).
  */
-export function hubspotDestination(id: string, token: SecretSource, companyIdProperty: string, options: HttpAttemptOptions & { baseUrl?: string } = {}): LeadDestination {
+export function hubspotDestination(id: string, token: SecretSource, companyIdProperty: string, options: Omit<HubspotSyncOptions, 'token' | 'companyIdProperty'> = {}): LeadDestination {
   return {
     id,
     kind: 'hubspot',

@@ -2,8 +2,10 @@ import type { LeadEvent } from './lead-event';
 
 /**
  * What a lead event writes to HubSpot: one batch upsert of the lead's contact (by e-mail) or company (by a unique
- * property holding the account id), creating the record when it is missing. HubSpot is kept as a state sync: every
- * transition sets the properties that describe the lead now, so the record ends in the latest state whatever it held.
+ * property holding the account id), creating the record when it is missing. HubSpot is kept as a state sync for
+ * pql-radar's own properties (pql_*): every transition sets those that describe the lead now, so the record ends in the
+ * latest state whatever it held. A property people keep in HubSpot as well (the company's name) is only filled in: it
+ * is written where the record has no value for it, never over one someone set or corrected there.
  */
 
 /** The company property pql-radar matches companies by, unless the destination names another. */
@@ -68,15 +70,29 @@ export interface HubspotUpsertInput {
   properties: Record<string, string>;
 }
 
-export type HubspotUpsert = { object: 'contacts' | 'companies'; body: { inputs: [HubspotUpsertInput] } } | { skip: string };
+/** The lead's HubSpot record and what a transition writes to it. */
+export interface HubspotSync {
+  object: 'contacts' | 'companies';
+  /** The record is the one whose `idProperty` (a unique property: HubSpot upserts and reads by one) equals `id`. */
+  idProperty: string;
+  id: string;
+  /** Written at every transition: pql-radar's own. */
+  properties: Record<string, string>;
+  /**
+   * Written only where the record has no value for them (a record created now, or one whose property is empty), since
+   * people may have set or corrected them in HubSpot: the company's name. Empty when the event has none, and then
+   * nothing needs reading before the upsert.
+   */
+  ifEmpty: Record<string, string>;
+}
 
 /**
- * The batch upsert that leaves the lead's HubSpot record in the state `event` describes, or why there is nothing to
- * write: test events (checked elsewhere, never written), visitors (no record to match) and users without an e-mail.
- * Users are contacts matched by e-mail (trimmed and lowercased: HubSpot matches exactly); accounts are companies
- * matched by `companyIdProperty` = the account id.
+ * What a transition writes to the lead's HubSpot record, or why there is nothing to write: test events (checked
+ * elsewhere, never written), visitors (no record to match) and users without an e-mail. Users are contacts matched by
+ * e-mail (trimmed and lowercased: HubSpot matches exactly); accounts are companies matched by `companyIdProperty` =
+ * the account id, named after the company trait where HubSpot has no name for them.
  */
-export function hubspotUpsert(event: LeadEvent, companyIdProperty: string): HubspotUpsert {
+export function hubspotSync(event: LeadEvent, companyIdProperty: string): HubspotSync | { skip: string } {
   const { detail } = event;
   if (detail.test) return { skip: 'a test event is not written to HubSpot' };
   const properties = leadProperties(event);
@@ -86,15 +102,29 @@ export function hubspotUpsert(event: LeadEvent, companyIdProperty: string): Hubs
     case 'user': {
       const email = detail.context.traits.email?.trim().toLowerCase();
       if (!email) return { skip: 'the user has no email trait to match a HubSpot contact by' };
-      return { object: 'contacts', body: { inputs: [{ idProperty: 'email', id: email, properties }] } };
+      return { object: 'contacts', idProperty: 'email', id: email, properties, ifEmpty: {} };
     }
     case 'account': {
-      // An upsert sends the same properties whether it creates or updates, so the name follows the company trait.
       const name = detail.context.traits.company?.trim();
-      if (name) properties.name = name;
-      return { object: 'companies', body: { inputs: [{ idProperty: companyIdProperty, id: detail.entity.id, properties }] } };
+      return { object: 'companies', idProperty: companyIdProperty, id: detail.entity.id, properties, ifEmpty: name ? { name } : {} };
     }
   }
+}
+
+/** The batch read (POST /crm/v3/objects/{object}/batch/read) of the values the record holds for `sync.ifEmpty`. */
+export function hubspotReadBody(sync: HubspotSync): { idProperty: string; inputs: [{ id: string }]; properties: string[] } {
+  return { idProperty: sync.idProperty, inputs: [{ id: sync.id }], properties: Object.keys(sync.ifEmpty) };
+}
+
+/**
+ * The batch upsert (POST /crm/v3/objects/{object}/batch/upsert) of `sync`, given the values the record holds for
+ * `sync.ifEmpty` (none for a record that does not exist): each of those is written only when `held` has no value for it
+ * (HubSpot reads an empty property as null, or "").
+ */
+export function hubspotUpsertBody(sync: HubspotSync, held: Readonly<Record<string, string | null | undefined>>): { inputs: [HubspotUpsertInput] } {
+  const properties = { ...sync.properties };
+  for (const [name, value] of Object.entries(sync.ifEmpty)) if (!held[name]) properties[name] = value;
+  return { inputs: [{ idProperty: sync.idProperty, id: sync.id, properties }] };
 }
 
 /** The pql_* properties a transition sets. Timestamps already set and not named here are kept, as the lead's history. */

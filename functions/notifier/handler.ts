@@ -73,7 +73,8 @@ function destination(): LeadDestination {
       return webhookDestination(destinationId, url, secret, options);
     }
     case 'hubspot':
-      return hubspotDestination(destinationId, secret, environment[names.companyIdProperty] ?? defaultCompanyIdProperty, options);
+      // An attempt may make two requests (a read, then the upsert): each keeps to requestsPerSecond.
+      return hubspotDestination(destinationId, secret, environment[names.companyIdProperty] ?? defaultCompanyIdProperty, { ...options, pace: () => pacer.wait() });
   }
 }
 const feedbackBaseUrl = environment[names.feedbackBaseUrl];

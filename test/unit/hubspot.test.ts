@@ -3,8 +3,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { syncLeadToHubspot } from '../../functions/adapters/hubspot/client';
-import { defaultCompanyIdProperty, hubspotProperties, hubspotUpsert, maxHubspotStringLength } from '../../functions/core/crm-properties';
+import { syncLeadToHubspot, type HubspotSyncOptions } from '../../functions/adapters/hubspot/client';
+import { defaultCompanyIdProperty, hubspotProperties, hubspotSync, hubspotUpsertBody, maxHubspotStringLength } from '../../functions/core/crm-properties';
 import { testLeadEvent, type AttemptResult } from '../../functions/core/delivery';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { sampleLeadEvent } from '../support/lead-events';
@@ -28,13 +28,16 @@ const fixture = (name: string): Fixture => JSON.parse(readFileSync(join(import.m
 const token = 'pat-na1-00000000-test-token';
 const emailPattern = /[^\s@"'\\]+@[^\s@"'\\]+/;
 
+/** What the stand-in answers one request with; undefined: no answer at all (a hung connection). */
+type Answer = Fixture['response'] | undefined;
+
 /**
- * A stand-in for api.hubapi.com: answers each request with the fixture the test chose (or, with `hang`, never), and
- * keeps what it received.
+ * A stand-in for api.hubapi.com: answers each request as the test chose (recorded fixtures, one per request, or a
+ * FakeCompanies), and keeps what it received.
  */
 let server: Server;
 let baseUrl: string;
-let answer: Fixture | 'hang';
+let respond: (request: Received) => Answer;
 let received: Received[] = [];
 
 beforeAll(async () => {
@@ -43,10 +46,12 @@ beforeAll(async () => {
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      received.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, body: text === '' ? null : JSON.parse(text) });
-      if (answer === 'hang') return;
-      response.writeHead(answer.response.status, answer.response.headers);
-      response.end(answer.response.body === null ? '' : JSON.stringify(answer.response.body));
+      const one = { method: request.method ?? '', path: request.url ?? '', headers: request.headers, body: text === '' ? null : JSON.parse(text) };
+      received.push(one);
+      const answer = respond(one);
+      if (answer === undefined) return;
+      response.writeHead(answer.status, answer.headers);
+      response.end(answer.body === null ? '' : JSON.stringify(answer.body));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -58,14 +63,61 @@ afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
-/** Syncs `event` against the local server answering with `name`, and returns the result and the one request sent. */
-async function replay(name: string, event: LeadEvent): Promise<{ result: AttemptResult; request: Received; recorded: Fixture }> {
-  const recorded = fixture(name);
-  answer = recorded;
+/** Syncs `event` against the stand-in, as the destination does, with no request received before. */
+function sync(event: LeadEvent, options: Partial<HubspotSyncOptions> = {}): Promise<AttemptResult> {
   received = [];
-  const result = await syncLeadToHubspot(event, { token, companyIdProperty: defaultCompanyIdProperty, baseUrl });
-  expect(received).toHaveLength(1);
-  return { result, request: received[0]!, recorded };
+  return syncLeadToHubspot(event, { token, companyIdProperty: defaultCompanyIdProperty, baseUrl, ...options });
+}
+
+/**
+ * Syncs `event` against the stand-in answering its requests with the fixtures `names`, in order, and checks it sent
+ * exactly their requests (method, path and JSON body).
+ */
+async function replay(names: string[], event: LeadEvent): Promise<{ result: AttemptResult; sent: Received[]; recorded: Fixture[] }> {
+  const recorded = names.map(fixture);
+  const answers = recorded.map((exchange) => exchange.response);
+  respond = () => answers.shift();
+  const result = await sync(event);
+  expect(received.map(({ method, path, body }) => ({ method, path, body }))).toEqual(recorded.map((exchange) => exchange.request));
+  return { result, sent: received, recorded };
+}
+
+/**
+ * A HubSpot account's companies, as far as a batch read and a batch upsert of one input by a unique property go: the
+ * record a transition leaves is there for the next one, and for a person to edit in between.
+ */
+class FakeCompanies {
+  /** By the value of the unique property. */
+  readonly records = new Map<string, { id: string; properties: Record<string, string> }>();
+  #nextId = 20391844502;
+
+  /** A company as someone made it in HubSpot. */
+  add(accountId: string, properties: Record<string, string>): void {
+    this.records.set(accountId, { id: String(this.#nextId++), properties: { [defaultCompanyIdProperty]: accountId, ...properties } });
+  }
+
+  readonly respond = (request: Received): Answer => {
+    const body = request.body as { idProperty?: string; inputs: { id: string; idProperty?: string; properties?: Record<string, string> }[]; properties?: string[] };
+    const input = body.inputs[0]!;
+    const headers = { 'content-type': 'application/json;charset=utf-8' };
+    if (request.path === '/crm/v3/objects/companies/batch/read' && body.idProperty === defaultCompanyIdProperty) {
+      const record = this.records.get(input.id);
+      if (record === undefined) {
+        const error = { status: 'error', category: 'OBJECT_NOT_FOUND', message: 'Could not get some COMPANY objects, they may be deleted or not exist. Check that ids are valid.', context: { ids: [input.id] } };
+        return { status: 207, headers, body: { status: 'COMPLETE', results: [], numErrors: 1, errors: [error] } };
+      }
+      const properties = Object.fromEntries((body.properties ?? []).map((name) => [name, record.properties[name] ?? null]));
+      return { status: 200, headers, body: { status: 'COMPLETE', results: [{ id: record.id, properties: { hs_object_id: record.id, ...properties } }] } };
+    }
+    if (request.path === '/crm/v3/objects/companies/batch/upsert' && input.idProperty === defaultCompanyIdProperty) {
+      const created = !this.records.has(input.id);
+      if (created) this.add(input.id, {});
+      const record = this.records.get(input.id)!;
+      Object.assign(record.properties, input.properties);
+      return { status: 200, headers, body: { status: 'COMPLETE', results: [{ id: record.id, properties: { hs_object_id: record.id, ...input.properties }, new: created }] } };
+    }
+    return { status: 400, headers, body: { status: 'error', category: 'VALIDATION_ERROR', message: `the fake does not take ${request.method} ${request.path}` } };
+  };
 }
 
 function expectNoEmail(result: AttemptResult) {
@@ -111,27 +163,29 @@ const converted = sampleLeadEvent({
   },
 });
 const accountQualified = sampleLeadEvent({ entity: { type: 'account', id: 'acct-9' }, tier: 'team-pql' });
+const accountUpgraded = sampleLeadEvent({ entity: { type: 'account', id: 'acct-9' }, previousTier: 'team-pql', tier: 'enterprise-pql', evaluatedAt: '2024-05-10T12:00:00.000Z' });
 
 describe('syncLeadToHubspot against recorded HubSpot exchanges', () => {
   it.each([
-    ['create a contact', 'contact-create', qualified, 'contact 75125614921 created'],
-    ['update an existing contact', 'contact-update', otherUserQualified, 'contact 68811002731 updated'],
-    ['downgrade PQL-A -> PQL-B', 'contact-downgrade', downgraded, 'contact 75125614921 updated'],
-    ['disqualify', 'contact-disqualify', disqualified, 'contact 75125614921 updated'],
-    ['convert', 'contact-converted', converted, 'contact 75125614921 updated'],
-    ['create a company', 'company-create', accountQualified, 'company 20391844502 created'],
-  ])('%s: sends the recorded upsert and is delivered', async (_name, name, event, excerpt) => {
-    const { result, request, recorded } = await replay(name, event);
-    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
-    expect(request.headers.authorization).toBe(`Bearer ${token}`);
-    expect(request.headers['content-type']).toBe('application/json');
+    ['create a contact', ['contact-create'], qualified, 'contact 75125614921 created'],
+    ['update an existing contact', ['contact-update'], otherUserQualified, 'contact 68811002731 updated'],
+    ['downgrade PQL-A -> PQL-B', ['contact-downgrade'], downgraded, 'contact 75125614921 updated'],
+    ['disqualify', ['contact-disqualify'], disqualified, 'contact 75125614921 updated'],
+    ['convert', ['contact-converted'], converted, 'contact 75125614921 updated'],
+    ['create a company, named as the read found none', ['company-read-missing', 'company-create'], accountQualified, 'company 20391844502 created'],
+    ['update a company, keeping the name the read found', ['company-read-named', 'company-update-name-kept'], accountUpgraded, 'company 20391844502 updated'],
+  ])('%s: sends the recorded requests and is delivered', async (_name, names, event, excerpt) => {
+    const { result, sent } = await replay(names, event);
+    for (const request of sent) {
+      expect(request.headers.authorization).toBe(`Bearer ${token}`);
+      expect(request.headers['content-type']).toBe('application/json');
+    }
     expect(result).toEqual({ outcome: 'delivered', status: 200, excerpt, latencyMs: expect.any(Number) });
     expectNoEmail(result);
   });
 
   it('a revoked token (401) is retryable, so a rotated token fixes it without a deploy', async () => {
-    const { result, request, recorded } = await replay('error-401-invalid-token', qualified);
-    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
+    const { result } = await replay(['error-401-invalid-token'], qualified);
     expect(result).toMatchObject({ outcome: 'retryable', status: 401 });
     expect(result.excerpt).toMatch(/^\{"status":"error","message":"Authentication credentials not found/);
     expect(result).not.toHaveProperty('retryAfterMs');
@@ -139,21 +193,19 @@ describe('syncLeadToHubspot against recorded HubSpot exchanges', () => {
   });
 
   it('a rate limit (429) is retryable after the Retry-After it carries', async () => {
-    const { result, request, recorded } = await replay('error-429-rate-limited', qualified);
-    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
+    const { result } = await replay(['error-429-rate-limited'], qualified);
     expect(result).toMatchObject({ outcome: 'retryable', status: 429, retryAfterMs: 10_000 });
     expect(result.excerpt).toContain('ten_secondly_rolling');
     expectNoEmail(result);
   });
 
   it('a rate limit (429) without Retry-After, as HubSpot documents it, waits at least its ten-second window', async () => {
-    const { result } = await replay('error-429-no-retry-after', qualified);
+    const { result } = await replay(['error-429-no-retry-after'], qualified);
     expect(result).toMatchObject({ outcome: 'retryable', status: 429, retryAfterMs: 10_000 });
   });
 
   it('a property that does not exist (400) is permanent', async () => {
-    const { result, request, recorded } = await replay('error-400-property-missing', qualified);
-    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
+    const { result } = await replay(['error-400-property-missing'], qualified);
     expect(result).toMatchObject({ outcome: 'permanent', status: 400 });
     expect(result.excerpt).toContain('Property values were not valid');
     expectNoEmail(result);
@@ -161,9 +213,8 @@ describe('syncLeadToHubspot against recorded HubSpot exchanges', () => {
 
   it('masks the e-mail address HubSpot quotes in an error', async () => {
     const invalid = sampleLeadEvent({ context: { traits: { email: 'ada@acme..example' } } });
-    const { result, request, recorded } = await replay('error-400-invalid-email', invalid);
-    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
-    expect(JSON.stringify(recorded.response.body)).toContain('ada@acme..example');
+    const { result, recorded } = await replay(['error-400-invalid-email'], invalid);
+    expect(JSON.stringify(recorded[0]!.response.body)).toContain('ada@acme..example');
     expect(result).toMatchObject({ outcome: 'permanent', status: 400 });
     expect(result.excerpt).toContain('[email]');
     expectNoEmail(result);
@@ -171,11 +222,64 @@ describe('syncLeadToHubspot against recorded HubSpot exchanges', () => {
 
   it('takes a 2xx whose answer reports its input failed (207 Multi-Status) for the failure it is, not a delivery', async () => {
     const invalid = sampleLeadEvent({ context: { traits: { email: 'ada@acme' } } });
-    const { result, request, recorded } = await replay('error-207-invalid-email', invalid);
-    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
+    const { result } = await replay(['error-207-invalid-email'], invalid);
     expect(result).toMatchObject({ outcome: 'permanent', status: 207 });
     expect(result.excerpt).toMatch(/^VALIDATION_ERROR: Property values were not valid: .*\[email\] is invalid/);
     expectNoEmail(result);
+  });
+});
+
+describe('a company name, which sales may correct in HubSpot', () => {
+  it('is set when pql-radar creates the company, and a name set in HubSpot afterwards survives the next transition', async () => {
+    const hubspot = new FakeCompanies();
+    respond = hubspot.respond;
+    expect(await sync(accountQualified)).toMatchObject({ outcome: 'delivered', excerpt: 'company 20391844502 created' });
+    expect(hubspot.records.get('acct-9')?.properties).toMatchObject({ name: 'Acme Analytics', pql_tier: 'team-pql' });
+
+    hubspot.records.get('acct-9')!.properties.name = 'Acme Analytics GmbH';
+    expect(await sync(accountUpgraded)).toMatchObject({ outcome: 'delivered', excerpt: 'company 20391844502 updated' });
+    expect(hubspot.records.get('acct-9')?.properties).toMatchObject({ name: 'Acme Analytics GmbH', pql_tier: 'enterprise-pql' });
+  });
+
+  it('is set on a company HubSpot holds without one', async () => {
+    const hubspot = new FakeCompanies();
+    respond = hubspot.respond;
+    hubspot.add('acct-9', { name: '' });
+    expect(await sync(accountUpgraded)).toMatchObject({ outcome: 'delivered', excerpt: 'company 20391844502 updated' });
+    expect(hubspot.records.get('acct-9')?.properties).toMatchObject({ name: 'Acme Analytics', pql_tier: 'enterprise-pql' });
+  });
+
+  it('is not read when the event has no company trait: the upsert alone, naming nothing', async () => {
+    const hubspot = new FakeCompanies();
+    respond = hubspot.respond;
+    const unnamed = sampleLeadEvent({ entity: { type: 'account', id: 'acct-9' }, tier: 'team-pql', context: { traits: {} } });
+    expect(await sync(unnamed)).toMatchObject({ outcome: 'delivered', excerpt: 'company 20391844502 created' });
+    expect(received.map(({ path }) => path)).toEqual(['/crm/v3/objects/companies/batch/upsert']);
+    expect(hubspot.records.get('acct-9')?.properties).not.toHaveProperty('name');
+  });
+
+  it('a failed read fails the attempt before anything is written, so the retry reads again', async () => {
+    respond = () => fixture('error-429-no-retry-after').response;
+    expect(await sync(accountQualified)).toMatchObject({ outcome: 'retryable', status: 429, retryAfterMs: 10_000 });
+    expect(received.map(({ path }) => path)).toEqual(['/crm/v3/objects/companies/batch/read']);
+  });
+
+  it('a read whose answer reports an error other than a missing company fails the attempt as the error says', async () => {
+    const refused = { status: 'COMPLETE', results: [], numErrors: 1, errors: [{ status: 'error', category: 'VALIDATION_ERROR', message: 'Unable to perform read by non-unique property' }] };
+    respond = () => ({ status: 207, headers: { 'content-type': 'application/json' }, body: refused });
+    expect(await sync(accountQualified)).toMatchObject({ outcome: 'permanent', status: 207, excerpt: 'VALIDATION_ERROR: Unable to perform read by non-unique property' });
+    expect(received).toHaveLength(1);
+  });
+
+  it('the upsert after a read waits for the destination\'s pace; a contact, with no read, does not', async () => {
+    const hubspot = new FakeCompanies();
+    respond = hubspot.respond;
+    const paced: number[] = [];
+    await sync(accountQualified, { pace: async () => void paced.push(received.length) });
+    expect(paced).toEqual([1]);
+    respond = () => fixture('contact-create').response;
+    await sync(qualified, { pace: async () => void paced.push(received.length) });
+    expect(paced).toEqual([1]);
   });
 });
 
@@ -183,14 +287,13 @@ describe('a test event', () => {
   const test = testLeadEvent('sales', 'acme', new Date('2024-05-01T12:00:00.000Z'), 'k1');
 
   it('writes nothing: it reads the pql_tier property, which proves the token and the properties', async () => {
-    const { result, request, recorded } = await replay('property-check-200', test);
-    expect({ method: request.method, path: request.path, body: request.body }).toEqual(recorded.request);
-    expect(request.headers.authorization).toBe(`Bearer ${token}`);
+    const { result, sent } = await replay(['property-check-200'], test);
+    expect(sent[0]!.headers.authorization).toBe(`Bearer ${token}`);
     expect(result).toEqual({ outcome: 'delivered', status: 200, excerpt: 'the contact property pql_tier exists', latencyMs: expect.any(Number) });
   });
 
   it('says to create the properties when pql_tier does not exist (404, permanent)', async () => {
-    const { result } = await replay('property-check-404', test);
+    const { result } = await replay(['property-check-404'], test);
     expect(result).toMatchObject({
       outcome: 'permanent',
       status: 404,
@@ -199,10 +302,8 @@ describe('a test event', () => {
   });
 
   it('a bad token on the check (401) is retryable like on an upsert', async () => {
-    const recorded = fixture('error-401-invalid-token');
-    answer = recorded;
-    received = [];
-    const result = await syncLeadToHubspot(test, { token, companyIdProperty: defaultCompanyIdProperty, baseUrl });
+    respond = () => fixture('error-401-invalid-token').response;
+    const result = await sync(test);
     expect(received.map(({ method, path }) => `${method} ${path}`)).toEqual(['GET /crm/v3/properties/contacts/pql_tier']);
     expect(result).toMatchObject({ outcome: 'retryable', status: 401 });
   });
@@ -214,15 +315,14 @@ describe('syncLeadToHubspot without an answer', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
-    const result = await syncLeadToHubspot(qualified, { token, companyIdProperty: defaultCompanyIdProperty, baseUrl: `http://127.0.0.1:${port}` });
+    const result = await sync(qualified, { baseUrl: `http://127.0.0.1:${port}` });
     expect(result).toEqual({ outcome: 'retryable', error: 'fetch failed (ECONNREFUSED)', latencyMs: expect.any(Number) });
   });
 
   it('a timeout is retryable, and measured with the clock given', async () => {
-    answer = 'hang';
-    received = [];
+    respond = () => undefined;
     const clock = [1_000, 1_250];
-    const result = await syncLeadToHubspot(qualified, { token, companyIdProperty: defaultCompanyIdProperty, baseUrl, timeoutMs: 100, now: () => clock.shift() ?? 9_999 });
+    const result = await sync(qualified, { timeoutMs: 100, now: () => clock.shift() ?? 9_999 });
     expect(received).toHaveLength(1);
     expect(result).toEqual({ outcome: 'retryable', error: 'TimeoutError: The operation was aborted due to timeout', latencyMs: 250 });
   });
@@ -231,19 +331,18 @@ describe('syncLeadToHubspot without an answer', () => {
     ['a user without an email trait', sampleLeadEvent({ context: { traits: { name: 'Ada Lovelace' } } }), 'the user has no email trait to match a HubSpot contact by'],
     ['a visitor', sampleLeadEvent({ entity: { type: 'visitor', id: 'anon-3' } }), 'a visitor is anonymous: there is no HubSpot record to match it by'],
   ])('%s is skipped without a request', async (_name, event, error) => {
-    received = [];
-    const result = await syncLeadToHubspot(event, { token, companyIdProperty: defaultCompanyIdProperty, baseUrl });
+    const result = await sync(event);
     expect(result).toEqual({ outcome: 'skipped', error, latencyMs: 0 });
     expect(received).toEqual([]);
   });
 });
 
-describe('hubspotUpsert', () => {
-  /** The one upsert input, failing the test on a skip. */
+describe('hubspotSync', () => {
+  /** The upsert input of a record HubSpot does not hold yet, failing the test on a skip. */
   function inputOf(event: LeadEvent, companyIdProperty = defaultCompanyIdProperty) {
-    const upsert = hubspotUpsert(event, companyIdProperty);
-    if ('skip' in upsert) throw new Error(`skipped: ${upsert.skip}`);
-    return upsert.body.inputs[0];
+    const sync = hubspotSync(event, companyIdProperty);
+    if ('skip' in sync) throw new Error(`skipped: ${sync.skip}`);
+    return hubspotUpsertBody(sync, {}).inputs[0];
   }
 
   it.each([
@@ -252,19 +351,29 @@ describe('hubspotUpsert', () => {
     ['a visitor, even with an email trait', sampleLeadEvent({ entity: { type: 'visitor', id: 'anon-3' } }), 'a visitor is anonymous: there is no HubSpot record to match it by'],
     ['a test event', testLeadEvent('sales', 'acme', new Date('2024-05-01T12:00:00.000Z'), 'k1'), 'a test event is not written to HubSpot'],
   ])('skips %s', (_name, event, skip) => {
-    expect(hubspotUpsert(event, defaultCompanyIdProperty)).toEqual({ skip });
+    expect(hubspotSync(event, defaultCompanyIdProperty)).toEqual({ skip });
   });
 
-  it('matches a company by the configured unique property, and names it only when the company trait is present', () => {
+  it('matches a company by the configured unique property, and has it named only when the company trait is present', () => {
     const account = (traits: LeadEvent['detail']['context']['traits']) =>
       sampleLeadEvent({ entity: { type: 'account', id: 'acct-9' }, tier: 'team-pql', context: { traits } });
-    expect(hubspotUpsert(account({ company: ' Acme Analytics ' }), 'acme_account_id')).toMatchObject({
+    expect(hubspotSync(account({ company: ' Acme Analytics ' }), 'acme_account_id')).toMatchObject({
       object: 'companies',
-      body: { inputs: [{ idProperty: 'acme_account_id', id: 'acct-9', properties: { name: 'Acme Analytics' } }] },
+      idProperty: 'acme_account_id',
+      id: 'acct-9',
+      ifEmpty: { name: 'Acme Analytics' },
     });
-    const unnamed = inputOf(account({}), 'acme_account_id');
-    expect(unnamed).toMatchObject({ idProperty: 'acme_account_id', id: 'acct-9' });
-    expect(unnamed.properties).not.toHaveProperty('name');
+    expect(hubspotSync(account({}), 'acme_account_id')).toMatchObject({ idProperty: 'acme_account_id', id: 'acct-9', ifEmpty: {} });
+  });
+
+  it('writes a fill-in property only where the record holds no value for it', () => {
+    const sync = hubspotSync(accountQualified, defaultCompanyIdProperty);
+    if ('skip' in sync) throw new Error(sync.skip);
+    const written = (held: Record<string, string | null>) => hubspotUpsertBody(sync, held).inputs[0].properties.name;
+    expect(written({})).toBe('Acme Analytics');
+    expect(written({ name: null })).toBe('Acme Analytics');
+    expect(written({ name: '' })).toBe('Acme Analytics');
+    expect(written({ name: 'Acme Analytics GmbH' })).toBeUndefined();
   });
 
   it('a conversion within the tiers sets the tier and its route with the conversion time', () => {

@@ -1,12 +1,13 @@
-import { hubspotUpsert } from '../../core/crm-properties';
+import { hubspotReadBody, hubspotSync, hubspotUpsertBody, type HubspotSync } from '../../core/crm-properties';
 import { responseExcerpt, type AttemptResult } from '../../core/delivery';
 import type { LeadEvent } from '../../core/lead-event';
 import { httpExchange, type HttpAttemptOptions } from '../webhook/delivery';
 
 /**
  * The HubSpot destination: one attempt to leave a lead's contact or company in the state its latest transition
- * describes (HubSpot's CRM v3 batch upsert), answered as an AttemptResult for the delivery queue to act on.
- * E-mail addresses travel only in request bodies, never in URLs, errors or excerpts.
+ * describes (HubSpot's CRM v3 batch upsert, after a batch read when a property is only to be filled in), answered as an
+ * AttemptResult for the delivery queue to act on. E-mail addresses travel only in request bodies, never in URLs,
+ * errors or excerpts.
  */
 
 export const defaultHubspotBaseUrl = 'https://api.hubapi.com';
@@ -20,21 +21,38 @@ const rateLimitWindowMs = 10_000;
 /** The property a test event checks: it exists once the pql_* properties were created. */
 const checkedProperty = 'pql_tier';
 
+/** The error category of a batch read's id that matches no record. */
+const notFoundCategory = 'OBJECT_NOT_FOUND';
+
 export interface HubspotSyncOptions extends HttpAttemptOptions {
-  /** A private-app access token with the crm.objects.contacts.write and crm.objects.companies.write scopes. */
+  /**
+   * A private-app access token with the crm.objects.contacts.write, crm.objects.companies.write and
+   * crm.objects.companies.read scopes.
+   */
   token: string;
   /** The unique company property that holds the account id (see defaultCompanyIdProperty). */
   companyIdProperty: string;
   /** @default https://api.hubapi.com */
   baseUrl?: string;
+  /**
+   * Waits for the destination's next request slot before an attempt's second request (the upsert after a read): the
+   * caller paces attempts, so their first requests. @default no wait
+   */
+  pace?: () => Promise<void>;
 }
 
 /**
- * Syncs one lead event to HubSpot with one request. A user becomes a contact (by e-mail) and an account a company
- * (by `companyIdProperty`), created when missing; what cannot be matched (no e-mail, a visitor) is `skipped` without
- * a request. A test event writes nothing: it reads the pql_tier contact property instead, which proves the token
- * works and the properties were created. Network errors and timeouts are `retryable`; an answer is classified with
- * classifyStatus, with HubSpot's Retry-After when it sends one.
+ * Syncs one lead event to HubSpot. A user becomes a contact (by e-mail) and an account a company (by
+ * `companyIdProperty`), created when missing, with one batch upsert; when the event carries a property that is only
+ * filled in (a company's name), a batch read of the record comes first, so the upsert writes it only where HubSpot has
+ * no value. What cannot be matched (no e-mail, a visitor) is `skipped` without a request. A test event writes nothing:
+ * it reads the pql_tier contact property instead, which proves the token works and the properties were created.
+ * Network errors and timeouts are `retryable`; an answer is classified with classifyStatus, with HubSpot's
+ * Retry-After when it sends one. A failed read fails the attempt before anything is written, so its retry reads again.
+ *
+ * Two deliveries for one new company at once both find no name and both write the company trait: no name someone set
+ * is lost. HubSpot has no conditional write, so a name typed in HubSpot between the read and the upsert (a fraction of
+ * a second, on a company that had none) would still be overwritten.
  */
 export async function syncLeadToHubspot(event: LeadEvent, options: HubspotSyncOptions): Promise<AttemptResult> {
   if (event.detail.test) {
@@ -43,24 +61,59 @@ export async function syncLeadToHubspot(event: LeadEvent, options: HubspotSyncOp
     if (result.status === 404) result.error = `the HubSpot property ${checkedProperty} does not exist: create the pql_* properties first`;
     return result;
   }
-  const upsert = hubspotUpsert(event, options.companyIdProperty);
-  if ('skip' in upsert) return { outcome: 'skipped', error: upsert.skip, latencyMs: 0 };
-  const { result, body } = await exchange('POST', `/crm/v3/objects/${upsert.object}/batch/upsert`, upsert.body, options);
-  const answer = result.outcome === 'delivered' && body !== undefined ? upsertAnswer(body) : undefined;
-  if (answer && 'error' in answer) {
+  const sync = hubspotSync(event, options.companyIdProperty);
+  if ('skip' in sync) return { outcome: 'skipped', error: sync.skip, latencyMs: 0 };
+  let held: Record<string, string | null> = {};
+  let readMs = 0;
+  if (Object.keys(sync.ifEmpty).length > 0) {
+    const read = await readHeld(sync, options);
+    if ('failed' in read) return read.failed;
+    ({ held, latencyMs: readMs } = read);
+    await options.pace?.();
+  }
+  const { result, body } = await exchange('POST', `/crm/v3/objects/${sync.object}/batch/upsert`, hubspotUpsertBody(sync, held), options);
+  result.latencyMs += readMs;
+  const answer = result.outcome === 'delivered' && body !== undefined ? batchAnswer(body) : undefined;
+  const record = answer?.results[0];
+  if (answer?.error) {
     // A 2xx (207 Multi-Status) whose input failed wrote nothing: not a delivery, or the lead's later events would be
-    // taken as superseded by it. Classified as HubSpot's error category says, its message masked as any excerpt.
-    result.outcome = answer.error.category === 'RATE_LIMITS' ? 'retryable' : 'permanent';
-    result.excerpt = responseExcerpt(`${answer.error.category}: ${answer.error.message}`);
-  } else if (answer) {
-    result.excerpt = `${upsert.object === 'contacts' ? 'contact' : 'company'} ${answer.id} ${answer.created ? 'created' : 'updated'}`;
+    // taken as superseded by it.
+    refuse(result, answer.error);
+  } else if (typeof record?.id === 'string') {
+    result.excerpt = `${sync.object === 'contacts' ? 'contact' : 'company'} ${record.id} ${record.new === true ? 'created' : 'updated'}`;
   }
   return result;
 }
 
 /**
- * One request through httpExchange. A 2xx answer's excerpt is left to the caller: an upsert's echoes the contact's
- * e-mail, which must not reach the delivery log.
+ * The values the record holds for `sync.ifEmpty`, read by its unique property: none when there is no record yet
+ * (HubSpot reports the id it did not find as an OBJECT_NOT_FOUND error, in a 207 Multi-Status). Or the attempt's
+ * result when the read failed: then nothing is written, since a write without knowing could overwrite a value
+ * someone set.
+ */
+async function readHeld(sync: HubspotSync, options: HubspotSyncOptions): Promise<{ held: Record<string, string | null>; latencyMs: number } | { failed: AttemptResult }> {
+  const { result, body } = await exchange('POST', `/crm/v3/objects/${sync.object}/batch/read`, hubspotReadBody(sync), options);
+  if (result.outcome !== 'delivered') return { failed: result };
+  const answer = body === undefined ? undefined : batchAnswer(body);
+  if (answer === undefined) return { failed: { ...result, outcome: 'retryable', excerpt: 'the batch read answered 2xx with a body that is not JSON' } };
+  if (answer.error && answer.error.category !== notFoundCategory) return { failed: refuse(result, answer.error) };
+  const properties = answer.results[0]?.properties;
+  return { held: typeof properties === 'object' && properties !== null ? (properties as Record<string, string | null>) : {}, latencyMs: result.latencyMs };
+}
+
+/**
+ * A 2xx whose input HubSpot reports failed, classified as its error category says (a rate limit is retried, anything
+ * else is not), its message masked as any excerpt.
+ */
+function refuse(result: AttemptResult, error: { category: string; message: string }): AttemptResult {
+  result.outcome = error.category === 'RATE_LIMITS' ? 'retryable' : 'permanent';
+  result.excerpt = responseExcerpt(`${error.category}: ${error.message}`);
+  return result;
+}
+
+/**
+ * One request through httpExchange. A 2xx answer's excerpt is left to the caller: an upsert's or a read's echoes the
+ * contact's e-mail, which must not reach the delivery log.
  */
 async function exchange(method: 'GET' | 'POST', path: string, body: unknown, options: HubspotSyncOptions): Promise<{ result: AttemptResult; body?: string }> {
   const url = `${(options.baseUrl ?? defaultHubspotBaseUrl).replace(/\/+$/, '')}${path}`;
@@ -72,19 +125,29 @@ async function exchange(method: 'GET' | 'POST', path: string, body: unknown, opt
   return exchanged;
 }
 
+interface BatchRecord {
+  id?: unknown;
+  new?: unknown;
+  properties?: unknown;
+}
+
 /**
- * What a batch upsert's answer says of its one input: the record written (HubSpot's `results[0]`), or the error it
- * reports instead (`errors[0]`, with `numErrors`), when the answer says either.
+ * What a batch answer (upsert or read, of one input) says: the records it returns (`results`) and the error it reports
+ * for the input (`errors[0]`, with `numErrors`), if any; undefined when the answer is not JSON.
  */
-function upsertAnswer(body: string): { id: string; created: boolean } | { error: { category: string; message: string } } | undefined {
+function batchAnswer(body: string): { results: BatchRecord[]; error?: { category: string; message: string } } | undefined {
   try {
-    const parsed = JSON.parse(body) as { results?: { id?: unknown; new?: unknown }[]; numErrors?: unknown; errors?: { category?: unknown; message?: unknown }[] };
+    const parsed = JSON.parse(body) as { results?: unknown; numErrors?: unknown; errors?: { category?: unknown; message?: unknown }[] };
+    const results = Array.isArray(parsed.results) ? (parsed.results as BatchRecord[]) : [];
     const failure = parsed.errors?.[0];
-    if (failure !== undefined || (typeof parsed.numErrors === 'number' && parsed.numErrors > 0)) {
-      return { error: { category: typeof failure?.category === 'string' ? failure.category : 'ERROR', message: typeof failure?.message === 'string' ? failure.message : `${String(parsed.numErrors)} input failed` } };
-    }
-    const record = parsed.results?.[0];
-    return typeof record?.id === 'string' ? { id: record.id, created: record.new === true } : undefined;
+    if (failure === undefined && !(typeof parsed.numErrors === 'number' && parsed.numErrors > 0)) return { results };
+    return {
+      results,
+      error: {
+        category: typeof failure?.category === 'string' ? failure.category : 'ERROR',
+        message: typeof failure?.message === 'string' ? failure.message : `${String(parsed.numErrors)} input failed`,
+      },
+    };
   } catch {
     return undefined;
   }
