@@ -162,7 +162,9 @@ function leadProperties({ detailType, detail }: LeadEvent): Record<string, strin
  * The owner a lead in a tier gets in HubSpot. A HubSpot owner id (digits: the `id` of GET /crm/v3/owners) becomes the
  * record's owner, hubspot_owner_id; anything else (an e-mail, a Slack member id) goes to the text property pql_owner,
  * since HubSpot refuses the whole upsert over an owner id it does not know. Without an owner nothing is written: an
- * owner assigned in HubSpot is never cleared, and a disqualified lead keeps its owner.
+ * owner assigned in HubSpot is never cleared, and a disqualified lead keeps its owner. An owner id is written over the
+ * record's owner, not only filled in as the company's name is: the rules' owner trait is how a lead entering a tier
+ * is handed to someone.
  */
 function ownerProperties(owner: string | null | undefined): Record<string, string> {
   if (owner === undefined || owner === null) return {};
