@@ -209,9 +209,10 @@ export const crmSchema = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('hubspot'),
     /**
-     * Secret whose value is a HubSpot private-app token with the crm.objects.contacts.write,
-     * crm.objects.companies.write and crm.objects.companies.read scopes (a company's name is read before it is
-     * filled in); read at run time, so rotating it needs no deploy.
+     * Secret whose value is a HubSpot private-app token with the crm.objects.contacts.write and
+     * crm.objects.companies.write scopes; crm.objects.companies.read is recommended, not required: with it, a
+     * company's name is read and only filled in, so a name sales corrected stays; without it, the company trait is
+     * written over the name at each transition, with a warning. Read at run time, so rotating it needs no deploy.
      */
     tokenSecret: secretName,
     /** The unique company property holding pql-radar's account id. @default pql_radar_account_id */

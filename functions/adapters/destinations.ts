@@ -115,13 +115,29 @@ export function slackDestination(id: string, webhookUrl: SecretSource, entityUrl
 
 /**
  * Keeps HubSpot's contact (users, by e-mail) or company (accounts, by `companyIdProperty`) in the lead's latest
- * state: a CRM, so a transition older than one it already applied is not sent (core/delivery).
+ * state: a CRM, so a transition older than one it already applied is not sent (core/delivery). `warn` hears only the
+ * first warning an attempt brings back (a token without the companies read scope), since every account delivery
+ * would repeat it: the notifier builds its destination once per container. Each attempt's delivery log entry keeps it.
  */
-export function hubspotDestination(id: string, token: SecretSource, companyIdProperty: string, options: Omit<HubspotSyncOptions, 'token' | 'companyIdProperty'> = {}): LeadDestination {
+export function hubspotDestination(
+  id: string,
+  token: SecretSource,
+  companyIdProperty: string,
+  options: Omit<HubspotSyncOptions, 'token' | 'companyIdProperty'> & { warn?: (warning: string) => void } = {},
+): LeadDestination {
+  const { warn, ...syncOptions } = options;
+  let warned = false;
   return {
     id,
     kind: 'hubspot',
     skipsSuperseded: true,
-    send: (event: LeadEvent) => attemptWith(token, (value) => syncLeadToHubspot(event, { token: value, companyIdProperty, ...options })),
+    send: async (event: LeadEvent) => {
+      const result = await attemptWith(token, (value) => syncLeadToHubspot(event, { token: value, companyIdProperty, ...syncOptions }));
+      if (result.warning !== undefined && !warned) {
+        warned = true;
+        warn?.(result.warning);
+      }
+      return result;
+    },
   };
 }

@@ -38,6 +38,7 @@ function formatEntry(entry: DeliveryLogEntry): string {
     ...(entry.test ? ['TEST'] : []),
     ...(entry.status !== undefined && entry.error ? [entry.error] : []),
     ...(entry.excerpt ? [`"${entry.excerpt}"`] : []),
+    ...(entry.warning ? [`warning: ${entry.warning}`] : []),
   ];
   return parts.join('  ');
 }

@@ -46,6 +46,11 @@ export interface AttemptResult {
   retryAfterMs?: number;
   /** The start of the answer's body, for an operator (see responseExcerpt). */
   excerpt?: string;
+  /**
+   * Something for an operator to fix that did not stop the attempt (a HubSpot token without a recommended scope): no
+   * personal data, as it is logged.
+   */
+  warning?: string;
   latencyMs: number;
 }
 
@@ -129,6 +134,7 @@ export interface DeliveryLogEntry {
   error?: string;
   latencyMs?: number;
   excerpt?: string;
+  warning?: string;
   /** A sample from `pql-radar destinations test`. */
   test?: boolean;
 }
@@ -205,6 +211,7 @@ export async function deliverLeadEvent(
   if (result.status !== undefined) entry.status = result.status;
   if (result.error !== undefined) entry.error = result.error;
   if (result.excerpt !== undefined) entry.excerpt = result.excerpt;
+  if (result.warning !== undefined) entry.warning = result.warning;
   if (decision.action === 'dead-letter') entry.error = decision.reason;
   await ledger.record(entry, event, destination.skipsSuperseded);
   return decision;

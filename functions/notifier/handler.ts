@@ -73,8 +73,13 @@ function destination(): LeadDestination {
       return webhookDestination(destinationId, url, secret, options);
     }
     case 'hubspot':
-      // An attempt may make two requests (a read, then the upsert): each keeps to requestsPerSecond.
-      return hubspotDestination(destinationId, secret, environment[names.companyIdProperty] ?? defaultCompanyIdProperty, { ...options, pace: () => pacer.wait() });
+      // An attempt may make two requests (a read, then the upsert): each keeps to requestsPerSecond. A token without
+      // the companies read scope still delivers: it is said once per container, not at each delivery.
+      return hubspotDestination(destinationId, secret, environment[names.companyIdProperty] ?? defaultCompanyIdProperty, {
+        ...options,
+        pace: () => pacer.wait(),
+        warn: (warning) => logger.warn(warning, { destination: destinationId }),
+      });
   }
 }
 const feedbackBaseUrl = environment[names.feedbackBaseUrl];

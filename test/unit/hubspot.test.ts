@@ -2,11 +2,17 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { syncLeadToHubspot, type HubspotSyncOptions } from '../../functions/adapters/hubspot/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { hubspotDestination, staticSecret } from '../../functions/adapters/destinations';
+import { DynamoDbDeliveryLedger } from '../../functions/adapters/dynamodb/delivery-ledger';
+import { DynamoDbDestinationRegistry } from '../../functions/adapters/dynamodb/destination-registry';
+import { missingReadScopeWarning, syncLeadToHubspot, type HubspotSyncOptions } from '../../functions/adapters/hubspot/client';
 import { defaultCompanyIdProperty, hubspotProperties, hubspotSync, hubspotUpsertBody, maxHubspotStringLength } from '../../functions/core/crm-properties';
-import { testLeadEvent, type AttemptResult } from '../../functions/core/delivery';
+import { deliverLeadEvent, testLeadEvent, type AttemptResult } from '../../functions/core/delivery';
 import type { LeadEvent } from '../../functions/core/lead-event';
+import { cliWithEnvironment } from '../support/cli';
+import { freshTable } from '../support/dynamodb';
+import { startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
 import { sampleLeadEvent } from '../support/lead-events';
 
 /** One recorded exchange with HubSpot (see test/fixtures/hubspot/README.md). */
@@ -89,6 +95,8 @@ async function replay(names: string[], event: LeadEvent): Promise<{ result: Atte
 class FakeCompanies {
   /** By the value of the unique property. */
   readonly records = new Map<string, { id: string; properties: Record<string, string> }>();
+  /** False: the token lacks crm.objects.companies.read, so HubSpot refuses every read (403 MISSING_SCOPES). */
+  readScope = true;
   #nextId = 20391844502;
 
   /** A company as someone made it in HubSpot. */
@@ -100,6 +108,7 @@ class FakeCompanies {
     const body = request.body as { idProperty?: string; inputs: { id: string; idProperty?: string; properties?: Record<string, string> }[]; properties?: string[] };
     const input = body.inputs[0]!;
     const headers = { 'content-type': 'application/json;charset=utf-8' };
+    if (request.path === '/crm/v3/objects/companies/batch/read' && !this.readScope) return fixture('company-read-missing-scope').response;
     if (request.path === '/crm/v3/objects/companies/batch/read' && body.idProperty === defaultCompanyIdProperty) {
       const record = this.records.get(input.id);
       if (record === undefined) {
@@ -283,13 +292,58 @@ describe('a company name, which sales may correct in HubSpot', () => {
   });
 });
 
+describe('a token without the companies read scope, made before pql-radar read company names', () => {
+  it('still delivers: the upsert names the company from the trait, as before the read, with a warning of what that costs', async () => {
+    // company-create's upsert carries the name "Acme Analytics": replay checks it was sent so.
+    const { result } = await replay(['company-read-missing-scope', 'company-create'], accountQualified);
+    expect(result).toEqual({ outcome: 'delivered', status: 200, excerpt: 'company 20391844502 created', warning: missingReadScopeWarning, latencyMs: expect.any(Number) });
+    expect(result.warning).toMatch(/lacks the crm\.objects\.companies\.read scope: .*writes that trait over the company name/);
+    expect(result.warning).not.toContain('Acme');
+  });
+
+  it('overwrites a name set in HubSpot at each transition, as before, and warns once for two deliveries', async () => {
+    const hubspot = new FakeCompanies();
+    hubspot.readScope = false;
+    respond = hubspot.respond;
+    hubspot.add('acct-9', { name: 'Acme Analytics GmbH' });
+    const warnings: string[] = [];
+    const destination = hubspotDestination('crm-hubspot-1', staticSecret(token), defaultCompanyIdProperty, { baseUrl, warn: (warning) => warnings.push(warning) });
+    expect(await destination.send(accountQualified)).toMatchObject({ outcome: 'delivered', warning: missingReadScopeWarning });
+    expect(await destination.send(accountUpgraded)).toMatchObject({ outcome: 'delivered', warning: missingReadScopeWarning });
+    expect(hubspot.records.get('acct-9')?.properties).toMatchObject({ name: 'Acme Analytics', pql_tier: 'enterprise-pql' });
+    expect(warnings).toEqual([missingReadScopeWarning]);
+  });
+
+  it('another 403 on the read fails the attempt as any refusal: retried, nothing written, no warning of a scope', async () => {
+    // Not a recorded answer: any 403 whose category is not MISSING_SCOPES.
+    const forbidden = { status: 'error', message: 'Forbidden', correlationId: '0b6c2a4e-3f8d-4a1b-9c7e-5d2f8a1b3c4d' };
+    respond = () => ({ status: 403, headers: { 'content-type': 'application/json;charset=utf-8' }, body: forbidden });
+    const result = await sync(accountQualified);
+    expect(result).toMatchObject({ outcome: 'retryable', status: 403 });
+    expect(result).not.toHaveProperty('warning');
+    expect(received.map(({ path }) => path)).toEqual(['/crm/v3/objects/companies/batch/read']);
+  });
+});
+
 describe('a test event', () => {
   const test = testLeadEvent('sales', 'acme', new Date('2024-05-01T12:00:00.000Z'), 'k1');
 
-  it('writes nothing: it reads the pql_tier property, which proves the token and the properties', async () => {
-    const { result, sent } = await replay(['property-check-200'], test);
+  it('writes nothing: it reads the pql_tier property, which proves the token and the properties, then a company, for the read scope', async () => {
+    const { result, sent } = await replay(['property-check-200', 'property-check-company-read'], test);
     expect(sent[0]!.headers.authorization).toBe(`Bearer ${token}`);
     expect(result).toEqual({ outcome: 'delivered', status: 200, excerpt: 'the contact property pql_tier exists', latencyMs: expect.any(Number) });
+  });
+
+  it('passes with a warning, not a failure, when the token lacks the companies read scope', async () => {
+    respond = (request) => fixture(request.method === 'GET' ? 'property-check-200' : 'company-read-missing-scope').response;
+    expect(await sync(test)).toEqual({ outcome: 'delivered', status: 200, excerpt: 'the contact property pql_tier exists', warning: missingReadScopeWarning, latencyMs: expect.any(Number) });
+  });
+
+  it('takes no other answer to the company read for a failure: a deployment without account rules needs no company id property', async () => {
+    const refused = { status: 'error', message: 'Unable to perform read by non-unique property', category: 'VALIDATION_ERROR' };
+    respond = (request) => (request.method === 'GET' ? fixture('property-check-200').response : { status: 400, headers: { 'content-type': 'application/json' }, body: refused });
+    expect(await sync(test)).toEqual({ outcome: 'delivered', status: 200, excerpt: 'the contact property pql_tier exists', latencyMs: expect.any(Number) });
+    expect(received).toHaveLength(2);
   });
 
   it('says to create the properties when pql_tier does not exist (404, permanent)', async () => {
@@ -306,6 +360,34 @@ describe('a test event', () => {
     const result = await sync(test);
     expect(received.map(({ method, path }) => `${method} ${path}`)).toEqual(['GET /crm/v3/properties/contacts/pql_tier']);
     expect(result).toMatchObject({ outcome: 'retryable', status: 401 });
+  });
+});
+
+describe('pql-radar destinations test, of a deployed HubSpot destination', () => {
+  it('passes, saying as a warning what a token without the companies read scope costs', async () => {
+    const { client, tableName } = await freshTable();
+    await new DynamoDbDestinationRegistry(client, tableName).add([{ id: 'crm-hubspot-1', kind: 'hubspot', route: '*', transport: 'sqs', eventBusName: 'pql-radar-leads' }]);
+    const bus = await startEventBridgeEndpoint();
+    respond = (request) => fixture(request.method === 'GET' ? 'property-check-200' : 'company-read-missing-scope').response;
+    // The deployed path, in short: the notifier delivers what the bus took, and logs the attempt where the CLI reads it.
+    const destination = hubspotDestination('crm-hubspot-1', staticSecret(token), defaultCompanyIdProperty, { baseUrl });
+    const ledger = new DynamoDbDeliveryLedger(client, tableName, 14);
+    const notifier = setInterval(() => {
+      for (const { detailType, detail } of bus.accepted.splice(0)) {
+        void deliverLeadEvent({ detailType, detail } as LeadEvent, { destination, ledger }, { attempt: 1, queuedAt: new Date(), now: new Date() });
+      }
+    }, 50);
+    try {
+      const aws = { AWS_ENDPOINT_URL_EVENTBRIDGE: bus.url, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+      const run = await cliWithEnvironment({ ...process.env, ...aws }, '--endpoint', inject('dynamoEndpoint'), '--table', tableName, 'destinations', 'test', '*', '--wait', '20');
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/crm-hubspot-1 {2}delivered .* TEST {2}"the contact property pql_tier exists" {2}warning: the HubSpot token lacks the crm\.objects\.companies\.read scope: /);
+      expect(run.stdout).toContain(missingReadScopeWarning);
+      expect(run.stdout).not.toContain('not delivered');
+    } finally {
+      clearInterval(notifier);
+      await bus.close();
+    }
   });
 });
 

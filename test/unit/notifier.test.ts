@@ -6,6 +6,7 @@ import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { staticSecret, webhookDestination } from '../../functions/adapters/destinations';
 import { DynamoDbDeliveryLedger } from '../../functions/adapters/dynamodb/delivery-ledger';
+import { missingReadScopeWarning } from '../../functions/adapters/hubspot/client';
 import { signedLeadEventRequest } from '../../functions/adapters/webhook/delivery';
 import type { DeliveryLogEntry } from '../../functions/core/delivery';
 import { leadEventEnvelope, leadEventSource, type LeadEvent } from '../../functions/core/lead-event';
@@ -803,6 +804,43 @@ describe('handler', () => {
     expect(urls).toEqual([slackUrl]);
     expect(JSON.parse(receiver.received[0]!.body)).toEqual(slackMessage(first.detail, 'https://crm.example.com/{type}/{id}'));
     expect(await log()).toEqual([expect.objectContaining({ destination: 'sales-slack-1', kind: 'slack', outcome: 'delivered', excerpt: 'ok' })]);
+  });
+
+  it('delivers to HubSpot with a token made before the companies read scope, naming companies as before, and warns of it once per container', async () => {
+    // HubSpot is https: the global fetch the handler uses reaches the local receiver instead, path and body as sent.
+    const realFetch = globalThis.fetch;
+    vi.stubGlobal('fetch', (url: string | URL | Request, init?: RequestInit) => realFetch(String(url).replace('https://api.hubapi.com', receiver.origin), init));
+    const { handler, log } = await load({ DESTINATION_ID: 'crm-hubspot-1', DESTINATION_KIND: 'hubspot', WEBHOOK_URL: undefined, POWERTOOLS_LOG_LEVEL: 'INFO' }, 'pat-na1-00000000-test-token');
+    const written: string[] = [];
+    const capture = (chunk: unknown) => (written.push(String(chunk)), true);
+    vi.spyOn(process.stdout, 'write').mockImplementation(capture);
+    vi.spyOn(process.stderr, 'write').mockImplementation(capture);
+    const refused = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/hubspot/company-read-missing-scope.json'), 'utf8')).response;
+    const readRefused = { status: refused.status, body: JSON.stringify(refused.body) };
+    const upserted = { status: 200, body: '{"status":"COMPLETE","results":[{"id":"20391844502","properties":{},"new":true}]}' };
+    receiver.reply(readRefused, upserted, readRefused, upserted);
+    const named = (id: string): LeadEvent => {
+      const { detailType, detail } = teamAccount(id);
+      return { detailType, detail: { ...detail, context: { ...detail.context, traits: { ...detail.context.traits, company: 'Acme Analytics' } } } };
+    };
+    // Two invocations of one container: two account deliveries, each of which finds the scope missing.
+    expect(await handler(batch(leadRecord(named('acct-1'))), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(await handler(batch(leadRecord(named('acct-2'))), lambdaContext())).toEqual({ batchItemFailures: [] });
+    vi.mocked(process.stdout.write).mockRestore();
+    vi.mocked(process.stderr.write).mockRestore();
+
+    const upserts = receiver.received.filter((request) => request.path === '/crm/v3/objects/companies/batch/upsert');
+    expect(receiver.received).toHaveLength(4);
+    expect(upserts.map((request) => JSON.parse(request.body).inputs[0].properties.name)).toEqual(['Acme Analytics', 'Acme Analytics']);
+    expect((await log()).map((entry) => [entry.entity.id, entry.outcome, entry.warning]).sort()).toEqual([
+      ['acct-1', 'delivered', missingReadScopeWarning],
+      ['acct-2', 'delivered', missingReadScopeWarning],
+    ]);
+    const lines = written.flatMap((chunk) => chunk.split('\n')).filter((line) => line.trim() !== '');
+    const warnings = lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line['level'] === 'WARN');
+    expect(warnings).toEqual([expect.objectContaining({ message: missingReadScopeWarning, destination: 'crm-hubspot-1' })]);
+    // The company's name is the account's, and goes to HubSpot only.
+    for (const line of lines) expect(line).not.toContain('Acme');
   });
 
   it('refuses a configuration that is incomplete', async () => {

@@ -51,7 +51,10 @@ export interface HttpRequest {
   body?: string;
 }
 
-/** httpAttempt, with a 2xx answer's body apart for a caller that summarises it (HubSpot's upsert result). */
+/**
+ * httpAttempt, with the answer's body apart for a caller that reads it (HubSpot's upsert result, or the category of a
+ * 403, past what the excerpt keeps).
+ */
 export async function httpExchange(url: string, init: HttpRequest, options: HttpAttemptOptions = {}): Promise<{ result: AttemptResult; body?: string }> {
   const now = options.now ?? Date.now;
   const fetch = options.fetch ?? ((input, request) => globalThis.fetch(input, request));
@@ -68,7 +71,7 @@ export async function httpExchange(url: string, init: HttpRequest, options: Http
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
       if (retryAfterMs !== undefined) result.retryAfterMs = retryAfterMs;
     }
-    return outcome === 'delivered' ? { result, body } : { result };
+    return { result, body };
   } catch (error) {
     return { result: { outcome: 'retryable', error: describeError(error), latencyMs: now() - started } };
   }
