@@ -1,5 +1,5 @@
 import { accountConversion, firstConversion } from './conversion';
-import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withOpenDays, type DayRange, type SpanDays } from './facts';
+import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withinStateBound, withOpenDays, type DayRange, type SpanDays } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, visitorNotJudged, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
@@ -823,9 +823,9 @@ async function replacedDays(store: EvaluationStore, ref: EntityRef, rows: Entity
  */
 export function entityUpdate(loaded: LoadedEntity, lead: LeadState, event: LeadEvent | undefined, nextSweep: Date | null, ruleset: Ruleset, now: Date): EntityUpdate {
   const { facts } = loaded;
-  const { open, closed } = loaded.rebuilt ? { open: [], closed: [] } : closeDays(loaded.rows.state?.openDays ?? [], loaded.days, now, ruleset.calendar);
-  return {
-    state: {
+  const { open, closed: closedDays } = loaded.rebuilt ? { open: [], closed: [] } : closeDays(loaded.rows.state?.openDays ?? [], loaded.days, now, ruleset.calendar);
+  const { state, closed } = withinStateBound(
+    {
       lead,
       lifetime: pruneLifetime(facts.lifetime, ruleset),
       firstSeen: facts.firstSeen,
@@ -835,6 +835,12 @@ export function entityUpdate(loaded: LoadedEntity, lead: LeadState, event: LeadE
       ...(open.length > 0 ? { openDays: open } : {}),
       ...(loaded.spanDays ? { spanDays: loaded.spanDays } : {}),
     },
+    closedDays,
+    now,
+    ruleset.calendar,
+  );
+  return {
+    state,
     days: closed,
     rebuiltDays: loaded.rebuilt ? loaded.days : [],
     ...(event ? { event } : {}),

@@ -47,18 +47,8 @@ export interface SpanDays {
   days: DayRollup[];
 }
 
-/**
- * The most a state keeps of span days, in characters of their JSON; past it the state keeps none, and the span's day
- * items are read at each evaluation instead. A few bytes a day for most users; a span of days each with hundreds of
- * distinct values would otherwise grow a state past DynamoDB's 400 KB item limit (an item's every save then fails).
- */
-export const maxSpanDaysChars = 64 * 1024;
-
-/**
- * The span days of `days` (any order) that a state keeps: within `span` and through `through`; undefined past
- * maxSpanDaysChars.
- */
-export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: string, ruleset: Ruleset): SpanDays | undefined {
+/** The span days of `days` (any order) that a state keeps: within `span` and through `through`. */
+export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: string, ruleset: Ruleset): SpanDays {
   const kept: DayRollup[] = [];
   for (const rollup of days) {
     if (rollup.day < span.from || rollup.day > span.to || rollup.day > through) continue;
@@ -66,8 +56,7 @@ export function spanDaysOf(days: Iterable<DayRollup>, span: DayRange, through: s
     for (const name of ruleset.spanSignals) if (Object.hasOwn(rollup.measures, name)) measures[name] = rollup.measures[name]!;
     if (Object.keys(measures).length > 0) kept.push({ day: rollup.day, activity: rollup.activity, names: noNames, measures });
   }
-  const spanDays = { from: span.from, through, days: kept.sort(byDay) };
-  return JSON.stringify(spanDays).length <= maxSpanDaysChars ? spanDays : undefined;
+  return { from: span.from, through, days: kept.sort(byDay) };
 }
 
 /**
@@ -90,28 +79,41 @@ export function withOpenDays(stored: readonly DayRollup[], state: Pick<StoredEnt
 }
 
 /**
- * The most a state keeps of open days, in characters of their JSON, before it writes out those older than yesterday
- * (closeDays). A few hundred bytes a day for most users; a late batch over many days, each with a hundred long event
- * names or hundreds of distinct values, would otherwise pass DynamoDB's 400 KB item limit, and every save would fail.
- */
-export const maxOpenDaysChars = 128 * 1024;
-
-/**
  * Which days a save keeps open in the state and which it writes out as day items: every recomputed day stays open
  * (two overlapping runs may have recomputed it from different events, and only the state's conditional write decides
  * between them); an earlier open day is written out once it is older than yesterday, with the value every run that
- * read the same state agrees on. Past maxOpenDaysChars every day older than yesterday is written out: a run that
- * overlaps this one may then leave its own recomputation of such a day, until its next change recomputes it again,
- * which beats a state no save can write.
+ * read the same state agrees on.
  */
 export function closeDays(previous: readonly DayRollup[], recomputed: readonly DayRollup[], now: Date, calendar: Calendar): { open: DayRollup[]; closed: DayRollup[] } {
   const fresh = new Set(recomputed.map((rollup) => rollup.day));
   const yesterday = addDays(calendar.dayOf(now), -1);
   const carried = previous.filter((rollup) => !fresh.has(rollup.day));
-  const open = [...recomputed, ...carried.filter((rollup) => rollup.day >= yesterday)].sort(byDay);
-  const closed = carried.filter((rollup) => rollup.day < yesterday);
-  if (JSON.stringify(open).length <= maxOpenDaysChars) return { open, closed };
-  return { open: open.filter((rollup) => rollup.day >= yesterday), closed: [...closed, ...open.filter((rollup) => rollup.day < yesterday)].sort(byDay) };
+  return { open: [...recomputed, ...carried.filter((rollup) => rollup.day >= yesterday)].sort(byDay), closed: carried.filter((rollup) => rollup.day < yesterday) };
+}
+
+/**
+ * The most a state holds, in characters of its JSON (DynamoDB refuses an item over 400 KB, and a state refused once is
+ * refused at every save). A few KB for most entities; a late batch over many days, or days of hundreds of long
+ * distinct values, once made states no save could write.
+ */
+export const maxStateChars = 192 * 1024;
+
+/**
+ * A state within maxStateChars, and the days its save writes out. What it need not keep goes first: the span days (a
+ * saving: the span's day items are read instead), then the open days older than yesterday, then every open day.
+ * Written out, a recomputed day admits a race that open days avoid (closeDays): a run that overlaps this one may leave
+ * its own recomputation of the day, until the day's next change recomputes it again. That beats a state no save can
+ * write.
+ */
+export function withinStateBound(state: StoredEntityState, closed: readonly DayRollup[], now: Date, calendar: Calendar): { state: StoredEntityState; closed: DayRollup[] } {
+  const fits = (candidate: StoredEntityState) => JSON.stringify(candidate).length <= maxStateChars;
+  if (fits(state)) return { state, closed: [...closed] };
+  const { spanDays, openDays = [], ...kept } = state;
+  const withOpen = (open: DayRollup[]): StoredEntityState => ({ ...kept, ...(open.length > 0 ? { openDays: open } : {}) });
+  const yesterday = addDays(calendar.dayOf(now), -1);
+  const recent = openDays.filter((rollup) => rollup.day >= yesterday);
+  const open = fits(withOpen(openDays)) ? openDays : fits(withOpen(recent)) ? recent : [];
+  return { state: withOpen(open), closed: [...closed, ...openDays.filter((rollup) => !open.includes(rollup))].sort(byDay) };
 }
 
 /** Days from `from` to `to`, both included. */

@@ -657,8 +657,8 @@ tiers:
   - { name: PQL-A, min_score: 30, route: sales }
 `;
   const message = (userId: string, event: string, at: Date, properties: Record<string, unknown> = {}) => ({ type: 'track', userId, event, properties, timestamp: at.toISOString(), messageId: randomUUID() });
-  const inBatches = async (dev: DevRuntime, messages: Record<string, unknown>[]) => {
-    for (let start = 0; start < messages.length; start += 500) await sendBatch(dev, messages.slice(start, start + 500));
+  const inBatches = async (dev: DevRuntime, messages: Record<string, unknown>[], perRequest = 500) => {
+    for (let start = 0; start < messages.length; start += perRequest) await sendBatch(dev, messages.slice(start, start + perRequest));
   };
   const qualifying = (userId: string) => [1, 2, 3].map(() => message(userId, 'Dashboard Created', day(-0.5)));
   const failures = (run: EvaluatorRunSummary) => run.failed.map((failure) => `${failure.ref.id}: ${String(failure.error)}`);
@@ -712,6 +712,34 @@ tiers:
     const third = await dev.evaluateOnce(day(0.2));
     expect(failures(third)).toEqual([]);
     expect(third.transitions).toEqual([]);
+  });
+
+  it("writes out even today's and yesterday's days when they alone would pass the bound, and counts today's later events on top", async () => {
+    const leads = new RecordingPublisher();
+    const signals = Array.from({ length: 20 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, at_least: 1000, points: 1 }`);
+    const dev = await start(leads, rulesWith([...signals, '  dashboards: { event: Dashboard Created, window: 2d, at_least: 3, points: 30 }'].join('\n')));
+    await inBatches(dev, [message('wide', 'Dashboard Created', day(-1))]);
+    await dev.evaluateOnce(day(0));
+    // 200 long values a day for each of 20 distinct signals, yesterday and today, and a second dashboard.
+    const wide = [-1, 0].flatMap((offset) =>
+      Array.from({ length: 200 }, (_, index) => message('wide', 'Teammate Invited', new Date(day(offset).getTime() - 3_600_000 + index), Object.fromEntries(signals.map((_, signal) => [`p${signal}`, randomText(200)])))),
+    );
+    await inBatches(dev, [...wide, message('wide', 'Dashboard Created', new Date(day(0).getTime() - 60_000))], 50);
+    const second = await dev.evaluateOnce(day(0));
+    expect(failures(second)).toEqual([]);
+    expect(leads.published).toEqual([]);
+    // Written out as day items, which a state keeps open otherwise.
+    const today = day(0).toISOString().slice(0, 10);
+    const yesterday = day(-1).toISOString().slice(0, 10);
+    expect(await sortKeys(dev, 'wide', daySortKeyPrefix)).toEqual([`${daySortKeyPrefix}${yesterday}`, `${daySortKeyPrefix}${today}`]);
+    // The third dashboard, today: today's day, written out, is read back and counted with it.
+    await inBatches(dev, [message('wide', 'Dashboard Created', new Date(day(0).getTime() + 60_000))]);
+    const third = await dev.evaluateOnce(day(0.1));
+    expect(failures(third)).toEqual([]);
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user wide none -> PQL-A']);
+    const lead = leads.published[0]!.detail;
+    expect(lead.signals.find((signal) => signal.name === 'dashboards')?.value).toBe(3);
+    expect(lead.score.total).toBe(30);
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { forEachConcurrently } from '../../functions/core/concurrency';
 import { utcCalendar } from '../../functions/core/days';
-import { closeDays, maxOpenDaysChars, maxSpanDaysChars, rangesInReach, spanDaysOf, withOpenDays } from '../../functions/core/facts';
+import { closeDays, maxStateChars, rangesInReach, withinStateBound, withOpenDays, type StoredEntityState } from '../../functions/core/facts';
 import { loadRules } from '../../functions/core/rules/load';
 import { rollupDay, type DayRollup } from '../../functions/core/rules/engine';
 
@@ -31,18 +31,6 @@ describe('open days: the day rollups an evaluation keeps inside the state', () =
     expect(closeDays(previous, [], now, utcCalendar)).toEqual({ open: previous, closed: [] });
     // The next morning March 9th is older than yesterday: written out.
     expect(days(closeDays(previous, [], new Date('2025-03-11T08:00:00Z'), utcCalendar).closed)).toEqual(['2025-03-09:3']);
-  });
-
-  it('writes out every day older than yesterday once the open days would pass their bound in the state', () => {
-    // A late batch over many days, each with long names: what a state kept grew past DynamoDB's item limit.
-    const bulky = (day: string) => ({ ...rollup(day, 1), names: Object.fromEntries(Array.from({ length: 100 }, (_, index) => [`${'x'.repeat(190)}${index}`, 1])) });
-    const late = Array.from({ length: 10 }, (_, index) => bulky(`2025-02-${String(index + 10).padStart(2, '0')}`));
-    expect(JSON.stringify(late).length).toBeGreaterThan(maxOpenDaysChars);
-    const { open, closed } = closeDays([rollup('2025-03-09', 3)], [...late, rollup('2025-03-10', 5)], now, utcCalendar);
-    expect(days(open)).toEqual(['2025-03-09:3', '2025-03-10:5']);
-    expect(days(closed)).toEqual(late.map((day) => `${day.day}:1`));
-    // Below the bound, recomputed days stay open whatever their age.
-    expect(days(closeDays([], late.slice(0, 2), now, utcCalendar).open)).toEqual(['2025-02-10:1', '2025-02-11:1']);
   });
 
   it('lets open days win over stored day items, within reach only', () => {
@@ -121,25 +109,48 @@ describe('forEachConcurrently', () => {
   });
 });
 
-describe('spanDaysOf: the since-signup days a state keeps', () => {
-  const spanned = loadRules(`
-version: 1
-signals:
-  invited: { event: Teammate Invited, distinct: invitee, since_signup: 30d, at_least: 3, points: 50 }
-tiers:
-  - { name: pql, min_score: 50, route: sales }
-`);
-  const invites = (day: string, count: number, length: number) =>
-    rollupDay(day, Array.from({ length: count }, (_, index) => ({ type: 'track', event: 'Teammate Invited', properties: { invitee: `${String(index).padStart(length, '0')}` }, timestamp: `${day}T10:00:00Z` })), spanned);
-  const span = { from: '2025-02-01', to: '2025-03-02' };
+describe("withinStateBound: a state within DynamoDB's item limit", () => {
+  // A day of a hundred long event names: what a client can send, and a state kept open by the dozen.
+  const bulky = (day: string) => ({ ...rollup(day, 1), names: Object.fromEntries(Array.from({ length: 100 }, (_, index) => [`${'x'.repeat(190)}${index}`, 1])) });
+  const stateOf = (openDays: DayRollup[], spanDays?: DayRollup[]): StoredEntityState => ({
+    lifetime: rollup('lifetime', 0),
+    firstSeen: '2025-01-01T00:00:00.000Z',
+    lastSeen: '2025-03-10T10:00:00.000Z',
+    rollupVersion: 'v',
+    openDays,
+    ...(spanDays ? { spanDays: { from: '2025-01-01', through: '2025-03-10', days: spanDays } } : {}),
+  });
+  const size = (state: StoredEntityState) => JSON.stringify(state).length;
+  const lateDays = (count: number) => Array.from({ length: count }, (_, index) => bulky(`2025-02-${String(index + 1).padStart(2, '0')}`));
 
-  it('keeps the span\'s days through the evaluation\'s day', () => {
-    expect(spanDaysOf([invites('2025-02-01', 2, 8), invites('2025-02-03', 1, 8), invites('2025-03-05', 1, 8)], span, '2025-03-10', spanned)).toMatchObject({ from: '2025-02-01', through: '2025-03-10', days: [{ day: '2025-02-01' }, { day: '2025-02-03' }] });
+  it('keeps a state within the bound as it is', () => {
+    const state = stateOf([rollup('2025-03-09', 3), rollup('2025-03-10', 4)], [rollup('2025-01-02', 1)]);
+    expect(withinStateBound(state, [rollup('2025-03-01', 1)], now, utcCalendar)).toEqual({ state, closed: [rollup('2025-03-01', 1)] });
   });
 
-  it('keeps none past its bound, so that the span\'s days are read instead', () => {
-    const full = Array.from({ length: 28 }, (_, index) => invites(`2025-02-${String(index + 1).padStart(2, '0')}`, 200, 60));
-    expect(JSON.stringify(full).length).toBeGreaterThan(maxSpanDaysChars);
-    expect(spanDaysOf(full, span, '2025-03-10', spanned)).toBeUndefined();
+  it('sheds the span days first, a saving only', () => {
+    const state = stateOf([rollup('2025-03-10', 4)], lateDays(10));
+    expect(size(state)).toBeGreaterThan(maxStateChars);
+    const bounded = withinStateBound(state, [], now, utcCalendar);
+    expect(bounded.state.spanDays).toBeUndefined();
+    expect(days(bounded.state.openDays!)).toEqual(['2025-03-10:4']);
+    expect(bounded.closed).toEqual([]);
+  });
+
+  it('then writes out the open days older than yesterday, with the days it closed anyway, in order', () => {
+    const state = stateOf([...lateDays(10), rollup('2025-03-09', 3), rollup('2025-03-10', 4)]);
+    expect(size(state)).toBeGreaterThan(maxStateChars);
+    const bounded = withinStateBound(state, [rollup('2025-01-15', 2)], now, utcCalendar);
+    expect(days(bounded.state.openDays!)).toEqual(['2025-03-09:3', '2025-03-10:4']);
+    expect(days(bounded.closed)).toEqual(['2025-01-15:2', ...lateDays(10).map((day) => `${day.day}:1`)]);
+    expect(size(bounded.state)).toBeLessThanOrEqual(maxStateChars);
+  });
+
+  it('then every open day, when yesterday and today alone are too large', () => {
+    const huge = (day: string) => ({ ...bulky(day), names: Object.fromEntries(Array.from({ length: 600 }, (_, index) => [`${'y'.repeat(190)}${index}`, 1])) });
+    const state = stateOf([huge('2025-03-09'), huge('2025-03-10')]);
+    const bounded = withinStateBound(state, [], now, utcCalendar);
+    expect(bounded.state.openDays).toBeUndefined();
+    expect(bounded.closed.map((day) => day.day)).toEqual(['2025-03-09', '2025-03-10']);
   });
 });
