@@ -5,8 +5,20 @@
  * is the measured time of each delivery. SQS, Lambda and EventBridge requests are counted from the design (one FIFO
  * message per delivery, batches of one at low traffic: the dearest case), priced at us-east-1 list prices.
  *
- *   npm run bench:delivery                          2,000 deliveries to a webhook, 500 to a CRM
+ * Two HubSpot cases. Contacts: one batch upsert per delivery. Companies whose lead event has a company trait: a batch
+ * read of the company's name, then the batch upsert (adapters/hubspot/client.ts), so two requests, each answered after
+ * BENCH_RECEIVER_MS, by test/support/hubspot.ts's FakeCompanies on the same local receiver; half the companies are
+ * already in HubSpot with a name sales gave them (the read finds it, the upsert keeps it), half are new (the read finds
+ * none, the upsert creates them named after the trait). That case runs as the notifier does, with its pacer at the
+ * CRM's default requestsPerSecond (lib/config.ts): the upsert waits for its slot after the read, which costs Lambda time
+ * only when the receiver answers faster than a slot (200 ms at 5 a second). The wait before each attempt is not timed:
+ * at low traffic its slot is free, where the bench's deliveries, back to back, would wait.
+ *
+ *   npm run bench:delivery                          2,000 deliveries to a webhook, 500 to each HubSpot case
  *   BENCH_DELIVERIES=500 BENCH_RECEIVER_MS=100 npm run bench:delivery
+ *
+ * BENCH_DELIVERIES: webhook deliveries (first and redelivered); a quarter as many for each HubSpot case and for the
+ * failed attempts. BENCH_RECEIVER_MS: how long the receiver takes to answer each request.
  *
  * Then a day of outage: the receiver answers 503 throughout, the retry schedule (core/delivery's nextStep, default
  * policy) is replayed on a virtual clock, and the attempts it makes are priced with the measured units of a failed one.
@@ -16,11 +28,14 @@ import type { AddressInfo } from 'node:net';
 import { CapacityTally } from '../functions/adapters/dynamodb/capacity';
 import { DynamoDbDeliveryLedger } from '../functions/adapters/dynamodb/delivery-ledger';
 import { hubspotDestination, staticSecret, webhookDestination } from '../functions/adapters/destinations';
+import { Pacer } from '../functions/adapters/pacer';
 import { defaultDeliveryPolicy, deliverLeadEvent, nextStep, type LeadDestination } from '../functions/core/delivery';
 import type { LeadEvent } from '../functions/core/lead-event';
 import { generateWebhookSecret } from '../functions/core/webhook-signature';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { count } from '../functions/analysis/format';
+import { crmSchema } from '../lib/config';
+import { FakeCompanies, type Received } from '../test/support/hubspot';
 import { positiveInt, positiveNumber } from './knobs';
 
 const deliveries = positiveInt('BENCH_DELIVERIES', 2000);
@@ -41,11 +56,27 @@ const price = {
 /** The notifier's memory (lib/notifier-destination.ts). */
 const notifierGb = 128 / 1024;
 
+/** HubSpot's companies, for the company case: its batch reads and upserts, and nothing else, go to them. */
+const companies = new FakeCompanies();
+const companiesPath = '/crm/v3/objects/companies/';
+/** Requests received, by path. */
+const requests = new Map<string, number>();
+
 let status = 200;
 const receiver = createServer((request, response) => {
-  request.resume();
+  const chunks: Buffer[] = [];
+  request.on('data', (chunk: Buffer) => chunks.push(chunk));
   request.on('end', () =>
     setTimeout(() => {
+      const path = request.url ?? '';
+      requests.set(path, (requests.get(path) ?? 0) + 1);
+      if (status === 200 && path.startsWith(companiesPath)) {
+        const received: Received = { method: request.method ?? '', path, headers: request.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) };
+        const answer = companies.respond(received)!;
+        response.writeHead(answer.status, answer.headers);
+        response.end(JSON.stringify(answer.body));
+        return;
+      }
       response.writeHead(status, { 'content-type': 'application/json' });
       response.end(status === 200 ? '{"status":"COMPLETE","results":[{"id":"901","new":false}]}' : '{"status":"error"}');
     }, receiverMs),
@@ -79,6 +110,30 @@ function leadEvent(index: number): LeadEvent {
   };
 }
 
+/** An account's lead event with a company trait: its HubSpot delivery reads the company's name before the upsert. */
+function companyEvent(index: number): LeadEvent {
+  const { detail } = leadEvent(index);
+  const id = `acct-${index}`;
+  return {
+    detailType: 'Lead Qualified',
+    detail: {
+      ...detail,
+      entity: { type: 'account', id },
+      idempotencyKey: `acme:account:${id}:none->PQL-A:${index}`,
+      context: { ...detail.context, traits: { company: 'Acme' }, members: [{ id: `u-${index}`, tier: 'PQL-A' }, { id: `u-${index}-2`, tier: null }] },
+    },
+  };
+}
+
+/**
+ * A destination as a notifier process runs it (functions/notifier/handler.ts): one Pacer at `requestsPerSecond`, waited
+ * on before each attempt and, by a HubSpot attempt, before its second request (`pace`).
+ */
+interface Paced {
+  requestsPerSecond: number;
+  destination: (pace: () => Promise<void>) => LeadDestination;
+}
+
 interface Measured {
   name: string;
   count: number;
@@ -87,17 +142,22 @@ interface Measured {
   lambdaMs: number;
 }
 
-async function measure(name: string, destination: LeadDestination, events: LeadEvent[]): Promise<Measured> {
+async function measure(name: string, destination: LeadDestination | Paced, events: LeadEvent[]): Promise<Measured> {
   const capacity = new CapacityTally();
   const ledger = new DynamoDbDeliveryLedger(client, 'bench-delivery', 14, capacity);
   let lambdaMs = 0;
   let next = 0;
   const worker = async () => {
+    // Each worker is one notifier process, with its own pacer.
+    const pacer = 'requestsPerSecond' in destination ? new Pacer(destination.requestsPerSecond) : undefined;
+    const target = 'requestsPerSecond' in destination ? destination.destination(() => pacer!.wait()) : destination;
     while (next < events.length) {
       const event = events[next++]!;
+      // The handler's wait before an attempt, not timed: at low traffic its slot is free (see the header).
+      await pacer?.wait();
       const started = performance.now();
       const now = new Date();
-      await deliverLeadEvent(event, { destination, ledger }, { attempt: 1, queuedAt: now, now });
+      await deliverLeadEvent(event, { destination: target, ledger }, { attempt: 1, queuedAt: now, now });
       lambdaMs += performance.now() - started;
     }
   };
@@ -119,11 +179,21 @@ const webhook = webhookDestination('sales-webhook-1', `${base}/hook`, staticSecr
 const crm = hubspotDestination('crm-hubspot-1', staticSecret('pat-bench'), 'pql_radar_account_id', { baseUrl: base });
 const events = Array.from({ length: deliveries }, (_, index) => leadEvent(index));
 const crmEvents = events.slice(0, Math.max(1, Math.floor(deliveries / 4)));
+/** The notifier's default pace for HubSpot. */
+const hubspotRequestsPerSecond = crmSchema.parse({ type: 'hubspot', tokenSecret: 'pql-radar/hubspot' }).requestsPerSecond;
+const pacedCrm: Paced = {
+  requestsPerSecond: hubspotRequestsPerSecond,
+  destination: (pace) => hubspotDestination('crm-hubspot-1', staticSecret('pat-bench'), 'pql_radar_account_id', { baseUrl: base, pace }),
+};
+const companyEvents = crmEvents.map((_, index) => companyEvent(index));
+// Every other company is in HubSpot already, named by sales.
+for (const [index, event] of companyEvents.entries()) if (index % 2 === 0) companies.add(event.detail.entity.id, { name: `Acme (sales) ${index}` });
 
 const results = [
   await measure('webhook, first delivery', webhook, events),
   await measure('webhook, redelivery (skipped)', webhook, events),
   await measure('CRM (HubSpot), first sync', crm, crmEvents),
+  await measure('HubSpot company, name read', pacedCrm, companyEvents),
 ];
 status = 503;
 const failed = await measure('webhook, failed attempt (503)', webhook, events.map((event, index) => leadEvent(index + deliveries * 10)).slice(0, Math.max(1, Math.floor(deliveries / 4))));
@@ -148,6 +218,14 @@ for (const measured of results) {
   );
 }
 console.log(`(+ ${dollars(price.eventBridgeEvent * 1e6)}/M lead events for PutEvents, paid once by the evaluator whatever the number of destinations)`);
+// What the company case sent, and what HubSpot holds after it: the read's effect, checked rather than assumed.
+const reads = requests.get(`${companiesPath}batch/read`) ?? 0;
+const upserts = requests.get(`${companiesPath}batch/upsert`) ?? 0;
+const kept = companyEvents.filter((event, index) => companies.records.get(event.detail.entity.id)?.properties.name === (index % 2 === 0 ? `Acme (sales) ${index}` : 'Acme')).length;
+console.log(
+  `(HubSpot company: ${count(reads)} batch reads and ${count(upserts)} batch upserts for ${count(companyEvents.length)} deliveries, paced at ${hubspotRequestsPerSecond} requests/s; ` +
+    `${count(kept)} of ${count(companyEvents.length)} companies named as expected: sales' name kept, new ones named after the trait)`,
+);
 
 // A day of outage: the head of the destination's FIFO queue is retried on the default schedule until the window
 // passes. The messages behind it received in its batch (at most 9: batches of 10) are made visible again at each

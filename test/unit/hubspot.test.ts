@@ -1,7 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { hubspotDestination, staticSecret } from '../../functions/adapters/destinations';
 import { DynamoDbDeliveryLedger } from '../../functions/adapters/dynamodb/delivery-ledger';
@@ -13,29 +11,11 @@ import type { LeadEvent } from '../../functions/core/lead-event';
 import { cliWithEnvironment } from '../support/cli';
 import { freshTable } from '../support/dynamodb';
 import { startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
+import { FakeCompanies, fixture, type Answer, type Fixture, type Received } from '../support/hubspot';
 import { sampleLeadEvent } from '../support/lead-events';
-
-/** One recorded exchange with HubSpot (see test/fixtures/hubspot/README.md). */
-interface Fixture {
-  description: string;
-  request: { method: string; path: string; body: unknown };
-  response: { status: number; headers: Record<string, string>; body: unknown };
-}
-
-interface Received {
-  method: string;
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: unknown;
-}
-
-const fixture = (name: string): Fixture => JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/hubspot', `${name}.json`), 'utf8')) as Fixture;
 
 const token = 'pat-na1-00000000-test-token';
 const emailPattern = /[^\s@"'\\]+@[^\s@"'\\]+/;
-
-/** What the stand-in answers one request with; undefined: no answer at all (a hung connection). */
-type Answer = Fixture['response'] | undefined;
 
 /**
  * A stand-in for api.hubapi.com: answers each request as the test chose (recorded fixtures, one per request, or a
@@ -86,47 +66,6 @@ async function replay(names: string[], event: LeadEvent): Promise<{ result: Atte
   const result = await sync(event);
   expect(received.map(({ method, path, body }) => ({ method, path, body }))).toEqual(recorded.map((exchange) => exchange.request));
   return { result, sent: received, recorded };
-}
-
-/**
- * A HubSpot account's companies, as far as a batch read and a batch upsert of one input by a unique property go: the
- * record a transition leaves is there for the next one, and for a person to edit in between.
- */
-class FakeCompanies {
-  /** By the value of the unique property. */
-  readonly records = new Map<string, { id: string; properties: Record<string, string> }>();
-  /** False: the token lacks crm.objects.companies.read, so HubSpot refuses every read (403 MISSING_SCOPES). */
-  readScope = true;
-  #nextId = 20391844502;
-
-  /** A company as someone made it in HubSpot. */
-  add(accountId: string, properties: Record<string, string>): void {
-    this.records.set(accountId, { id: String(this.#nextId++), properties: { [defaultCompanyIdProperty]: accountId, ...properties } });
-  }
-
-  readonly respond = (request: Received): Answer => {
-    const body = request.body as { idProperty?: string; inputs: { id: string; idProperty?: string; properties?: Record<string, string> }[]; properties?: string[] };
-    const input = body.inputs[0]!;
-    const headers = { 'content-type': 'application/json;charset=utf-8' };
-    if (request.path === '/crm/v3/objects/companies/batch/read' && !this.readScope) return fixture('company-read-missing-scope').response;
-    if (request.path === '/crm/v3/objects/companies/batch/read' && body.idProperty === defaultCompanyIdProperty) {
-      const record = this.records.get(input.id);
-      if (record === undefined) {
-        const error = { status: 'error', category: 'OBJECT_NOT_FOUND', message: 'Could not get some COMPANY objects, they may be deleted or not exist. Check that ids are valid.', context: { ids: [input.id] } };
-        return { status: 207, headers, body: { status: 'COMPLETE', results: [], numErrors: 1, errors: [error] } };
-      }
-      const properties = Object.fromEntries((body.properties ?? []).map((name) => [name, record.properties[name] ?? null]));
-      return { status: 200, headers, body: { status: 'COMPLETE', results: [{ id: record.id, properties: { hs_object_id: record.id, ...properties } }] } };
-    }
-    if (request.path === '/crm/v3/objects/companies/batch/upsert' && input.idProperty === defaultCompanyIdProperty) {
-      const created = !this.records.has(input.id);
-      if (created) this.add(input.id, {});
-      const record = this.records.get(input.id)!;
-      Object.assign(record.properties, input.properties);
-      return { status: 200, headers, body: { status: 'COMPLETE', results: [{ id: record.id, properties: { hs_object_id: record.id, ...input.properties }, new: created }] } };
-    }
-    return { status: 400, headers, body: { status: 'error', category: 'VALIDATION_ERROR', message: `the fake does not take ${request.method} ${request.path}` } };
-  };
 }
 
 function expectNoEmail(result: AttemptResult) {
