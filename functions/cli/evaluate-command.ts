@@ -64,9 +64,9 @@ export function addEvaluateCommand(program: Command) {
     const deliveries = destinations.length > 0 ? new LocalDeliveryWorker({ client, tableName: table, destinations }) : undefined;
     await deliveries?.register('evaluate');
     const publisher = localSinks(options, [...bus, ...(deliveries ? [deliveries] : [])]);
-    // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass. Deployed,
-    // the evaluator reads the stream itself.
-    const changeStream = local ? new LocalChangeStream(client, table, new DynamoDbChangeCapture(client, table, shards)) : undefined;
+    // Locally nothing reads the table's stream but this (or `dev`): its changes are marked before each pass, from where
+    // the last pass (or `dev`) left it. Deployed, the evaluator reads the stream itself.
+    const changeStream = local ? new LocalChangeStream(client, table, new DynamoDbChangeCapture(client, table, shards), { positionInTable: true }) : undefined;
     const undelivered = deliveries
       ? new UndeliveredReport(deliveries, destinations, options.webhook, (url) => (options.once ? `a later \`pql-radar evaluate --webhook ${url}\` retries them` : 'the next passes of this command retry them'))
       : undefined;

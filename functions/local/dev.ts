@@ -103,7 +103,8 @@ export interface DevRuntime {
   /** The delivery queues, their worker and its log. */
   deliveries: LocalDeliveryWorker;
   /**
-   * Reads the table's stream into change lists for the next evaluator run (an evaluator run reads it too, evaluating
+   * Reads the table's stream from where the last read left it (this runtime's, an earlier one's on the same table, or
+   * `pql-radar evaluate`'s) into change lists for the next evaluator run (an evaluator run reads it too, evaluating
    * what changed at once, as deployed). Returns the keys read.
    */
   collectChanges(): Promise<number>;
@@ -204,7 +205,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
     const served = await serveHttpApi(handler, { port, pages, reads });
     server = served.server;
 
-    changeStream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards));
+    changeStream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, dirtyShards), { positionInTable: true });
     const collectChanges = () => changeStream!.drain();
     const evaluation = new DynamoDbEvaluationStore({ client, tableName, dirtyShards, ...(options.retentionDays !== undefined ? { retentionDays: options.retentionDays } : {}) });
     // Webhooks (and Slack) get feedback links to this server, signed with the table's key, as deployed notifiers do.

@@ -80,6 +80,8 @@ export const outboxSortKey = (evaluatedAt: string, idempotencyKey: string) => `$
 export const metaPartitionKey = 'META';
 /** The shard count of the deployment writing to the table, for `pql-radar evaluate` (shard-count.ts). */
 export const shardCountSortKey = 'SHARDS';
+/** Where the local runtime and `pql-radar evaluate` have read the table's stream to (local/change-stream.ts). */
+export const streamPositionSortKey = 'STREAM_POSITION';
 /** A destination of the deployment (or of the local runtime), for the delivery commands of the CLI. */
 export const destinationSortKeyPrefix = 'DESTINATION#';
 export const destinationSortKey = (id: string) => `${destinationSortKeyPrefix}${id}`;

@@ -18,6 +18,7 @@
  * | unpublished lead event (outbox)    | `OUTBOX#<shard>`            | `<evaluatedAt>#<idempotencyKey>`|
  * | a shard's ruleset progress         | `META`                      | `RULESET#<shard>`               |
  * | the table's shard count            | `META`                      | `SHARDS`                        |
+ * | the local stream reader's position | `META`                      | `STREAM_POSITION`               |
  *
  * An event item holds the messages of one request for one user or visitor and one UTC day, as a (deflated) JSON
  * array, cut so that no item comes near the 400 KB limit; its chunkId hashes the messageIds, so a retried request
