@@ -111,9 +111,9 @@ export function hubspotSync(event: LeadEvent, companyIdProperty: string): Hubspo
   }
 }
 
-/** The batch read (POST /crm/v3/objects/{object}/batch/read) of the values the record holds for `sync.ifEmpty`. */
-export function hubspotReadBody(sync: HubspotSync): { idProperty: string; inputs: [{ id: string }]; properties: string[] } {
-  return { idProperty: sync.idProperty, inputs: [{ id: sync.id }], properties: Object.keys(sync.ifEmpty) };
+/** The batch read (POST /crm/v3/objects/{object}/batch/read) of `properties` of the record whose `idProperty` is `id`. */
+export function hubspotReadBody(idProperty: string, id: string, properties: string[]): { idProperty: string; inputs: [{ id: string }]; properties: string[] } {
+  return { idProperty, inputs: [{ id }], properties };
 }
 
 /**

@@ -72,6 +72,8 @@ export class DynamoDbFeedbackStore implements FeedbackStore {
 const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
 const usedKey = (workspace: string, nonce: string) => ({ pk: { S: usedFeedbackLinkPartitionKey(workspace, nonce) }, sk: { S: usedFeedbackLinkSortKey } });
 const secretKey = { pk: { S: feedbackSigningKeyPartition }, sk: { S: feedbackSigningKeySortKey } };
+/** A new signing key: 32 random bytes, base64url. */
+const newSigningKey = () => randomBytes(32).toString('base64url');
 /** The signing key as versions before kept it, in META, which the evaluator and rule health read for other items. */
 const metaSecretKey = { pk: { S: metaPartitionKey }, sk: { S: metaFeedbackSecretSortKey } };
 
@@ -94,7 +96,7 @@ export async function ensureFeedbackSecret(client: DynamoDBClient, tableName: st
  */
 export async function makeOrMoveFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<void> {
   const { Item: inMeta } = await client.send(new GetItemCommand({ TableName: tableName, Key: metaSecretKey, ConsistentRead: true }));
-  const secret = inMeta?.['secret']?.S ?? randomBytes(32).toString('base64url');
+  const secret = inMeta?.['secret']?.S ?? newSigningKey();
   try {
     await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: secret } }, ConditionExpression: 'attribute_not_exists(pk)' }));
   } catch (error) {
@@ -112,7 +114,7 @@ export async function makeOrMoveFeedbackSecret(client: DynamoDBClient, tableName
  * custom resource's properties change, so deleting the key and deploying again made none.
  */
 export async function rotateFeedbackSecret(client: DynamoDBClient, tableName: string): Promise<void> {
-  await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: randomBytes(32).toString('base64url') } } }));
+  await client.send(new PutItemCommand({ TableName: tableName, Item: { ...secretKey, secret: { S: newSigningKey() } } }));
 }
 
 /**

@@ -104,8 +104,7 @@ async function checkToken(event: LeadEvent, options: HubspotSyncOptions): Promis
   if (result.outcome !== 'delivered') return result;
   result.excerpt = `the contact property ${checkedProperty} exists`;
   await options.pace?.();
-  const readBody = { idProperty: options.companyIdProperty, inputs: [{ id: event.detail.entity.id }], properties: ['name'] };
-  const read = await exchange('POST', '/crm/v3/objects/companies/batch/read', readBody, options);
+  const read = await exchange('POST', '/crm/v3/objects/companies/batch/read', hubspotReadBody(options.companyIdProperty, event.detail.entity.id, ['name']), options);
   result.latencyMs += read.result.latencyMs;
   if (refusedForScope(read.result, read.body)) result.warning = missingReadScopeWarning;
   return result;
@@ -124,7 +123,7 @@ async function checkToken(event: LeadEvent, options: HubspotSyncOptions): Promis
  * missing-scope warning would send the operator the wrong way.
  */
 async function readHeld(sync: HubspotSync, options: HubspotSyncOptions): Promise<{ held: Record<string, string | null>; latencyMs: number; scopeMissing: boolean } | { failed: AttemptResult }> {
-  const { result, body } = await exchange('POST', `/crm/v3/objects/${sync.object}/batch/read`, hubspotReadBody(sync), options);
+  const { result, body } = await exchange('POST', `/crm/v3/objects/${sync.object}/batch/read`, hubspotReadBody(sync.idProperty, sync.id, Object.keys(sync.ifEmpty)), options);
   if (refusedForScope(result, body)) return { held: {}, latencyMs: result.latencyMs, scopeMissing: true };
   if (result.outcome !== 'delivered') return { failed: result };
   const answer = body === undefined ? undefined : batchAnswer(body);
