@@ -1,4 +1,4 @@
-import { DynamoDBClient, type BatchWriteItemCommandInput, type BatchWriteItemCommandOutput } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, type BatchGetItemCommandInput, type BatchGetItemCommandOutput, type BatchWriteItemCommandInput, type BatchWriteItemCommandOutput } from '@aws-sdk/client-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { HttpResponse, type HttpRequest } from '@smithy/protocol-http';
 import { Readable } from 'node:stream';
@@ -60,6 +60,34 @@ export function leaveItemsUnprocessed(client: DynamoDBClient, partialCalls: numb
       return { ...result, output: { ...output, UnprocessedItems: { [tableName]: requests.slice(writtenPerCall) } } };
     },
     { step: 'initialize', name: 'leaveItemsUnprocessed' },
+  );
+  return counts;
+}
+
+/**
+ * Makes BatchGetItem behave as DynamoDB does under load: each of the first `partialCalls` calls reads only its first
+ * `readPerCall` keys and hands the rest back as UnprocessedKeys. Also counts the calls in flight at once (`mostAtOnce`).
+ */
+export function leaveKeysUnprocessed(client: DynamoDBClient, partialCalls: number, readPerCall = 1) {
+  const counts = { partial: 0, inFlight: 0, mostAtOnce: 0 };
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'BatchGetItemCommand') return next(args);
+      counts.mostAtOnce = Math.max(counts.mostAtOnce, ++counts.inFlight);
+      try {
+        const input = args.input as BatchGetItemCommandInput;
+        const [tableName, request] = Object.entries(input.RequestItems ?? {})[0]!;
+        const keys = request.Keys ?? [];
+        if (counts.partial >= partialCalls || keys.length <= readPerCall) return await next(args);
+        counts.partial++;
+        const result = await next({ ...args, input: { ...input, RequestItems: { [tableName]: { ...request, Keys: keys.slice(0, readPerCall) } } } });
+        const output = result.output as BatchGetItemCommandOutput;
+        return { ...result, output: { ...output, UnprocessedKeys: { [tableName]: { ...request, Keys: keys.slice(readPerCall) } } } };
+      } finally {
+        counts.inFlight--;
+      }
+    },
+    { step: 'initialize', name: 'leaveKeysUnprocessed' },
   );
   return counts;
 }
