@@ -104,7 +104,7 @@ import { LocalChangeStream } from '../functions/local/change-stream';
 import { longLivedClientOptions } from '../functions/shared/sdk-clients';
 import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
-import { defaultRetentionDays, metricNamespace, serviceName } from '../functions/shared/settings';
+import { defaultEvaluatorMemoryMb, defaultRetentionDays, metricNamespace, serviceName } from '../functions/shared/settings';
 import { bytes, count, fixed } from '../functions/analysis/format';
 import { median } from '../functions/analysis/stats';
 import { firehoseObjectKey, startFirehoseEndpoint } from '../test/support/firehose-endpoint';
@@ -170,7 +170,7 @@ function configuredMemoryMb(file: string): number {
   return Number(sizes[0]![1]);
 }
 const ingestMemoryMb = configuredMemoryMb('lib/ingest-api.ts');
-const evaluatorMemoryMb = configuredMemoryMb('lib/evaluator.ts');
+const evaluatorMemoryMb = defaultEvaluatorMemoryMb;
 const bufferConsumerMemoryMb = configuredMemoryMb('lib/ingest-buffer.ts');
 /** Kinesis bills a record's data and partition key per started 25 KB. */
 const kinesisPutUnitBytes = 25 * 1024;

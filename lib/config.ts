@@ -11,7 +11,7 @@ import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-fi
 import { readTextFile, UnreadableFileError } from '../functions/local/readable-file';
 import { FileProblemsError, parseYamlFile, type FileProblem } from '../functions/core/yaml-file';
 import { workspacePattern } from '../functions/core/write-key';
-import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultRetentionDays, defaultUserEveryMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultEvaluatorMemoryMb, defaultRetentionDays, defaultUserEveryMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
 import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
 
@@ -340,8 +340,13 @@ export const configSchema = z.strictObject({
        * fails to deploy with this on until it is raised. @default false
        */
       reservedConcurrency: z.boolean().default(false),
+      /**
+       * The evaluator's memory in MB, and with it its CPU (lib/evaluator.ts memoryMb): raise it for more entities a
+       * second per shard (up to 1,769 MB, a whole vCPU) or for users with millions of events in a day. @default 1024
+       */
+      memoryMb: z.number().int().min(128).max(10_240).default(defaultEvaluatorMemoryMb),
     })
-    .default({ everyMinutes: 1, shards: defaultDirtyShards, accountEveryMinutes: defaultAccountEveryMinutes, userEveryMinutes: defaultUserEveryMinutes, reservedConcurrency: false }),
+    .default({ everyMinutes: 1, shards: defaultDirtyShards, accountEveryMinutes: defaultAccountEveryMinutes, userEveryMinutes: defaultUserEveryMinutes, reservedConcurrency: false, memoryMb: defaultEvaluatorMemoryMb }),
   /** Days events are kept. @default 400 */
   retentionDays: z.number().int().min(1).max(3650).default(defaultRetentionDays),
   /** Deletion protection of the table (lib/event-store.ts); `cdk destroy` keeps the table either way. @default true */

@@ -570,7 +570,8 @@ export class Monitoring extends Construct {
       anyInFiveMinutes(
         'EvaluatorErrors',
         'evaluator errors',
-        'The evaluator failed (e.g. a rules file that does not load, a timeout, DynamoDB errors). ' +
+        'The evaluator failed (e.g. a rules file that does not load, a timeout, DynamoDB errors, or a run out of memory: ' +
+          "Max Memory Used at the function's memory in its log, a user's day of millions of events; raise evaluation.memoryMb). " +
           'Changed entities stay listed and are evaluated by the next successful run. See its log group.',
         props.evaluator.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
       ),

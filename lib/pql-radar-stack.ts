@@ -94,6 +94,7 @@ export class PqlRadarStack extends Stack {
       accountEveryMinutes: config.evaluation.accountEveryMinutes,
       userEveryMinutes: config.evaluation.userEveryMinutes,
       reservedConcurrency: config.evaluation.reservedConcurrency,
+      memoryMb: config.evaluation.memoryMb,
       retentionDays: config.retentionDays,
     });
     this.changeCapture = new ChangeCapture(this, 'ChangeCapture', { table, evaluator: this.evaluator.handler });

@@ -27,6 +27,12 @@ export const defaultAccountEveryMinutes = 10;
 export const defaultUserEveryMinutes = 5;
 /** The most a user's change may wait: a lead should never be long in coming. */
 export const maxUserEveryMinutes = 5;
+/**
+ * Deployed, the evaluator's memory (MB), and with it its CPU: Lambda gives a whole vCPU at 1,769 MB, about 0.58 at
+ * this. What a shard evaluates a second follows its CPU, and the largest user-day it can read (every event of a
+ * changed day is held at once) its memory.
+ */
+export const defaultEvaluatorMemoryMb = 1024;
 /** The evaluator's Lambda timeout: no run lasts longer (the outbox waits this long, twice, for a save in flight). */
 export const evaluatorTimeoutMinutes = 5;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */

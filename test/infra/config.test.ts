@@ -258,6 +258,15 @@ it('waits 5 minutes between evaluations of a user with new events unless evaluat
   evaluatorWaits({ evaluation: { userEveryMinutes: 0 } }, '0');
 });
 
+it('gives the evaluator 1,024 MB unless evaluation.memoryMb says otherwise, within Lambda\'s range', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+  expect(load(routes)().config.evaluation.memoryMb).toBe(1024);
+  expect(load(`${routes}evaluation:\n  memoryMb: 64\n`)).toThrow(/line 8: evaluation\.memoryMb: must be at least 128, not 64$/m);
+  const memory = (config: Record<string, unknown>) => (buildStack({ config }).stack.evaluator.handler.node.defaultChild as { memorySize?: number }).memorySize;
+  expect(memory({})).toBe(1024);
+  expect(memory({ evaluation: { memoryMb: 3008 } })).toBe(3008);
+});
+
 it('reserves evaluator concurrency only when evaluation.reservedConcurrency is true', () => {
   const reserved = (config: Record<string, unknown>) => {
     const { stack } = buildStack({ config });

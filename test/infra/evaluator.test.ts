@@ -114,10 +114,11 @@ describe('evaluator function', () => {
   });
 
   it('passes shards, interval, retention and log retention through, and reserves one execution per shard when asked', () => {
-    const { stack } = build({ shards: 8, everyMinutes: 5, accountEveryMinutes: 0, userEveryMinutes: 2, retentionDays: 30, logRetention: logs.RetentionDays.ONE_WEEK, reservedConcurrency: true });
+    const { stack } = build({ shards: 8, everyMinutes: 5, accountEveryMinutes: 0, userEveryMinutes: 2, retentionDays: 30, logRetention: logs.RetentionDays.ONE_WEEK, reservedConcurrency: true, memoryMb: 1769 });
     const t = Template.fromStack(stack);
     const [fn] = resources(t, 'AWS::Lambda::Function');
     expect(fn!.Properties.ReservedConcurrentExecutions).toBe(8);
+    expect(fn!.Properties.MemorySize).toBe(1769);
     expect(fn!.Properties.Environment.Variables).toMatchObject({ DIRTY_SHARDS: '8', RETENTION_DAYS: '30', RUN_INTERVAL_SECONDS: '300', ACCOUNT_INTERVAL_SECONDS: '0', USER_INTERVAL_SECONDS: '120' });
     expect(resources(t, 'AWS::Logs::LogGroup').map((group) => group.Properties.RetentionInDays)).toEqual([7]);
     const schedules = resources(t, 'AWS::Scheduler::Schedule');
@@ -132,6 +133,7 @@ describe('evaluator function', () => {
     expect(() => build({ everyMinutes: 0.5 })).toThrow(/everyMinutes must be a positive integer/);
     expect(() => build({ accountEveryMinutes: -1 })).toThrow(/accountEveryMinutes must be a whole number of minutes, 0 or more/);
     expect(() => build({ userEveryMinutes: 6 })).toThrow(/userEveryMinutes must be a whole number of minutes from 0 to 5, got 6/);
+    expect(() => build({ memoryMb: 10_241 })).toThrow(/memoryMb must be a whole number of MB from 128 to 10240 \(Lambda's range\), got 10241/);
     expect(() => build({ rulesFile: loadRulesFile('examples/activation.rules.yaml') })).toThrow(/rulesFile must be an absolute path/);
   });
 });
