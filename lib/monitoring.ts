@@ -72,8 +72,8 @@ export interface MonitoringProps {
   /**
    * The notifiers of the Slack, webhook and HubSpot destinations (lib/notifier-destination.ts). Each gets an alarm when
    * the lead event it keeps retrying has waited `deliveryDelayThreshold` (a destination that is down, hours before
-   * its events reach the dead-letter queue), one when an event has waited that long in its queue unread (the notifier
-   * is not running), and one on its function's errors.
+   * its events reach the dead-letter queue), one when an event has waited that long in its queue unread and the first is
+   * not in alarm (the notifier is not running), and one on its function's errors.
    * @default none
    */
   readonly notifiers?: NotifierParts[];
@@ -167,6 +167,14 @@ export interface FirehoseBufferParts {
 }
 
 const fiveMinutes = Duration.minutes(5);
+/**
+ * How long a notifier's `delivery stalled` alarm holds its actions for `delivery failing`, which explains its delay.
+ * Wait: `delivery failing` normally goes first (the notifier reports the wait ahead at each attempt), but its metric
+ * comes through the logs and both evaluate 5-minute periods, so the queue's age may cross a few minutes before.
+ * Extension: once the destination is back, the events queued meanwhile have to be delivered, and a 5-minute period of
+ * the queue's age pass under the threshold, before `delivery delayed` clears.
+ */
+const deliveryStalledSuppression = { waitPeriod: Duration.minutes(15), extensionPeriod: Duration.minutes(30) };
 
 /**
  * Alarms to an SNS topic (e-mail) and one CloudWatch dashboard for pql-radar.
@@ -354,8 +362,8 @@ export class Monitoring extends Construct {
             'the function throttled or deleted), then purge the queue.',
         ),
       ),
-      ...(props.notifiers ?? []).flatMap(({ destinationId, function: notifier, queue }) => [
-        new cloudwatch.Alarm(this, `DeliveryFailing-${destinationId}`, {
+      ...(props.notifiers ?? []).flatMap(({ destinationId, function: notifier, queue }) => {
+        const failing = new cloudwatch.Alarm(this, `DeliveryFailing-${destinationId}`, {
           alarmName: `${stack.stackName} delivery failing to ${destinationId}`,
           alarmDescription:
             `The lead event destination ${destinationId} keeps failing has waited, or will have by its next attempt, over ` +
@@ -374,27 +382,45 @@ export class Monitoring extends Construct {
           // Between two attempts (a backoff of up to 15 minutes, a Retry-After of hours) the notifier reports
           // nothing: the state stays what the last attempt made it.
           treatMissingData: cloudwatch.TreatMissingData.IGNORE,
-        }),
+        });
+        const stalledName = `${stack.stackName} delivery stalled for ${destinationId}`;
         // What the notifier cannot report: it is not reading its queue at all.
-        waitedIn(
+        const delayed = waitedIn(
           'DeliveryDelayed',
           'delivery delayed in',
           queue,
           deliveryDelayThreshold,
-          `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue of ${destinationId}. If \`delivery failing to ` +
-            `${destinationId}\` is in alarm too, it is one of those queued behind the event being retried (SQS leaves that one out of this age). ` +
-            'Otherwise its notifier is not reading the queue: its event source mapping disabled (aws lambda list-event-source-mappings ' +
-            '--function-name <the notifier>; aws lambda update-event-source-mapping --uuid <its UUID> --enabled), its concurrency set to 0, ' +
-            'or the function failing (see `notifier errors`).',
-        ),
-        anyInFiveMinutes(
-          `NotifierErrors-${destinationId}`,
-          `notifier errors for ${destinationId}`,
-          `The notifier of destination ${destinationId} failed (a crash, a timeout, a failed cold start, or the dead-letter queue refused a message that is not a lead event): ` +
-            "its batch is received again after the queue's visibility timeout, so its lead events are late, not lost. See its log group.",
-          notifier.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
-        ),
-      ]),
+          `Part of the \`${stalledName}\` alarm, without actions: a lead event has waited over ${deliveryDelayThreshold.toHumanString()} ` +
+            `in the delivery queue of ${destinationId} (SQS leaves the event being retried out of this age).`,
+        );
+        return [
+          failing,
+          // A destination that is down fills its queue behind the event retried: one page for it, `delivery failing`'s.
+          new cloudwatch.CompositeAlarm(this, `DeliveryStalled-${destinationId}`, {
+            compositeAlarmName: stalledName,
+            alarmDescription:
+              `A lead event has waited over ${deliveryDelayThreshold.toHumanString()} in the delivery queue of ${destinationId} ` +
+              `(\`delivery delayed in ${relativePath(queue)}\`), and \`delivery failing to ${destinationId}\` does not explain it: it is not in ` +
+              `alarm, did not go into alarm within ${deliveryStalledSuppression.waitPeriod.toHumanString()}, and did not clear less than ` +
+              `${deliveryStalledSuppression.extensionPeriod.toHumanString()} ago (while it is in alarm, the events wait behind the one being retried, ` +
+              'and only it notifies). The notifier is not reading the queue: its event source mapping disabled (aws lambda ' +
+              'list-event-source-mappings --function-name <the notifier>; aws lambda update-event-source-mapping --uuid <its UUID> --enabled), ' +
+              `its concurrency set to 0, or the function failing (see \`notifier errors for ${destinationId}\`); or, the destination back, it ` +
+              'has not delivered the events queued meanwhile (see its log group).',
+            alarmRule: cloudwatch.AlarmRule.fromAlarm(delayed, cloudwatch.AlarmState.ALARM),
+            actionsSuppressor: failing,
+            actionsSuppressorWaitPeriod: deliveryStalledSuppression.waitPeriod,
+            actionsSuppressorExtensionPeriod: deliveryStalledSuppression.extensionPeriod,
+          }),
+          anyInFiveMinutes(
+            `NotifierErrors-${destinationId}`,
+            `notifier errors for ${destinationId}`,
+            `The notifier of destination ${destinationId} failed (a crash, a timeout, a failed cold start, or the dead-letter queue refused a message that is not a lead event): ` +
+              "its batch is received again after the queue's visibility timeout, so its lead events are late, not lost. See its log group.",
+            notifier.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
+          ),
+        ];
+      }),
       ...(props.routeQueues ?? []).map((queue) =>
         waitedIn(
           'LeadsUnread',

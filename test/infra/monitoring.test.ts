@@ -162,9 +162,12 @@ describe('alarms', () => {
       deliveryQueue = new sqs.Queue(stack, 'DeliveryQueue', { enforceSSL: true, fifo: true });
       return { notifiers: [{ destinationId: 'sales-webhook-1', function: notifier, queue: deliveryQueue }], deliveryDelayThreshold: Duration.minutes(30) };
     });
-    const alarms = Object.values(Template.fromStack(withNotifier.stack).findResources('AWS::CloudWatch::Alarm')) as Resource[];
-    const delayed = alarms.filter((each) => each.Properties.MetricName === metricNames.leadDeliveryWaitSeconds);
-    expect(delayed.map((each) => each.Properties)).toEqual([
+    const notifierTemplate = Template.fromStack(withNotifier.stack);
+    const alarmEntries = Object.entries(notifierTemplate.findResources('AWS::CloudWatch::Alarm')) as [string, Resource][];
+    const alarms = alarmEntries.map(([, each]) => each);
+    const topic = [{ Ref: withNotifier.stack.getLogicalId(withNotifier.monitoring.alarmTopic.node.defaultChild as CfnElement) }];
+    const failing = alarmEntries.filter(([, each]) => each.Properties.MetricName === metricNames.leadDeliveryWaitSeconds);
+    expect(failing.map(([, each]) => each.Properties)).toEqual([
       expect.objectContaining({
         AlarmName: 'Watched delivery failing to sales-webhook-1',
         AlarmDescription: expect.stringContaining('pql-radar deliveries list --failed'),
@@ -179,20 +182,44 @@ describe('alarms', () => {
         ComparisonOperator: 'GreaterThanOrEqualToThreshold',
         // Silence between two attempts keeps the state the last one set.
         TreatMissingData: 'ignore',
+        AlarmActions: topic,
+        OKActions: topic,
       }),
     ]);
-    // And the queue's own age of its oldest message, for a notifier that reads nothing (no report at all then).
-    expect(alarms.filter((each) => each.Properties.MetricName === 'ApproximateAgeOfOldestMessage').map((each) => each.Properties)).toEqual([
-      expect.objectContaining({
+    // And the queue's own age of its oldest message, for a notifier that reads nothing (no report at all then): a part
+    // without actions of its own.
+    const delayed = alarmEntries.filter(([, each]) => each.Properties.MetricName === 'ApproximateAgeOfOldestMessage');
+    expect(delayed.map(([, each]) => each.Properties)).toEqual([
+      {
         AlarmName: 'Watched delivery delayed in DeliveryQueue',
-        AlarmDescription: expect.stringContaining('update-event-source-mapping'),
+        AlarmDescription: expect.stringContaining('`Watched delivery stalled for sales-webhook-1`'),
         Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateAgeOfOldestMessage',
         Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [withNotifier.stack.getLogicalId(deliveryQueue!.node.defaultChild as CfnElement), 'QueueName'] } }],
         Statistic: 'Maximum',
+        Period: 300,
+        EvaluationPeriods: 1,
         Threshold: 1800,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
         TreatMissingData: 'notBreaching',
-      }),
+      },
     ]);
+    // What notifies of it: silent while the destination's failing alarm is in alarm, which explains the delay, and for
+    // 15 minutes after the delay, for that alarm to catch up, and 30 after it clears, for the queue to drain.
+    const composites = Object.values(notifierTemplate.findResources('AWS::CloudWatch::CompositeAlarm')) as Resource[];
+    expect(composites.map((each) => each.Properties)).toEqual([
+      {
+        AlarmName: 'Watched delivery stalled for sales-webhook-1',
+        AlarmDescription: expect.stringMatching(/delivery delayed in DeliveryQueue.*delivery failing to sales-webhook-1.*update-event-source-mapping/),
+        AlarmRule: { 'Fn::Join': ['', ['ALARM("', { 'Fn::GetAtt': [delayed[0]![0], 'Arn'] }, '")']] },
+        ActionsSuppressor: { 'Fn::GetAtt': [failing[0]![0], 'Arn'] },
+        ActionsSuppressorWaitPeriod: 900,
+        ActionsSuppressorExtensionPeriod: 1800,
+        AlarmActions: topic,
+        OKActions: topic,
+      },
+    ]);
+    for (const each of [...alarms, ...composites]) expect(each.Properties.AlarmDescription.length).toBeLessThanOrEqual(1024);
     const errors = alarms.filter((each) => each.Properties.AlarmName === 'Watched notifier errors for sales-webhook-1');
     expect(errors.map((each) => each.Properties)).toEqual([
       expect.objectContaining({
@@ -203,8 +230,9 @@ describe('alarms', () => {
         TreatMissingData: 'notBreaching',
       }),
     ]);
-    // One per dead-letter queue, three per notifier, and the six every stack has.
+    // One per dead-letter queue, three per notifier (the delayed part not among them), and the six every stack has.
     expect(withNotifier.monitoring.alarms).toHaveLength(10);
+    expect(alarms).toHaveLength(10);
   });
 
   it('fire when the evaluator has not read the table stream for ten minutes (its iterator age), or at all while events arrive, and on a batch in its failure queue', () => {

@@ -424,13 +424,18 @@ describe('lead delivery', () => {
     expect(stack.leadFanout.deadLetterQueues.length).toBeGreaterThan(0);
     for (const { queue } of stack.leadFanout.deadLetterQueues) expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
     // Each notifier: the age of the event it keeps retrying, long before the dead-letter queue hears of it, and its errors.
-    const alarmNames = (Object.values(t.findResources('AWS::CloudWatch::Alarm')) as Resource[]).map((alarm) => alarm.Properties.AlarmName);
+    const alarms = Object.entries(t.findResources('AWS::CloudWatch::Alarm')) as [string, Resource][];
+    const alarmNames = alarms.map(([, alarm]) => alarm.Properties.AlarmName);
+    const composites = Object.values(t.findResources('AWS::CloudWatch::CompositeAlarm')) as Resource[];
     expect(stack.leadFanout.notifierDestinations.map(({ destinationId }) => destinationId)).toEqual(['sales-slack-1', 'sales-webhook-1', 'crm-hubspot-1']);
     for (const { destinationId, queue } of stack.leadFanout.notifierDestinations) {
       expect(alarmNames).toContain(`${stack.stackName} delivery failing to ${destinationId}`);
       expect(alarmNames).toContain(`${stack.stackName} notifier errors for ${destinationId}`);
-      // Its queue too, unread while the notifier does not run.
+      // Its queue too, unread while the notifier does not run, notified of unless its own destination's failing alarm explains it.
       expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(queue), 'QueueName')));
+      const [failingId] = alarms.find(([, alarm]) => alarm.Properties.AlarmName === `${stack.stackName} delivery failing to ${destinationId}`)!;
+      const stalled = composites.find((alarm) => alarm.Properties.AlarmName === `${stack.stackName} delivery stalled for ${destinationId}`);
+      expect(stalled?.Properties.ActionsSuppressor).toEqual(getAtt(failingId, 'Arn'));
     }
     // The sqs route's queue, which only the user's consumers read.
     expect(alarmedQueues).toContain(JSON.stringify(getAtt(logicalId(stack.leadFanout.queues['nurture']!), 'QueueName')));
