@@ -366,7 +366,7 @@ export class Monitoring extends Construct {
         const failing = new cloudwatch.Alarm(this, `DeliveryFailing-${destinationId}`, {
           alarmName: `${stack.stackName} delivery failing to ${destinationId}`,
           alarmDescription:
-            `The lead event destination ${destinationId} keeps failing has waited, or will have by its next attempt, over ` +
+            `The lead event on which destination ${destinationId} keeps failing has waited, or will have by its next attempt, over ` +
             `${deliveryDelayThreshold.toHumanString()} (or its notifier cannot reach the table). \`pql-radar deliveries list --failed\` shows the answers; ` +
             'the events behind it wait too, in order. After the retry window the event goes to the dead-letter queue. ' +
             'If the event left its queue by other means (a purge), the alarm stays until the next delivery: ' +
