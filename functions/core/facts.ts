@@ -1,7 +1,7 @@
 import { addDays, type Calendar } from './days';
 import type { LeadState } from './lead-state';
 import { mergeRollups, noNames, rollupDay, signupTime, type DayRollup, type EntityFacts, type Measure, type MemberFacts, type UsageEvent } from './rules/engine';
-import type { Ruleset } from './rules/load';
+import type { Ruleset } from './rules/ruleset';
 
 /**
  * What the rule engine sees of a user or an account, built from stored rows: the one place where day rollups,

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { dayMs } from './days';
-import type { Ruleset } from './rules/load';
+import type { Ruleset } from './rules/ruleset';
 
 /**
  * Sales feedback on a lead: `done` (the team is working it, or it converted) or `disqualified`, with a reason code

@@ -3,7 +3,7 @@ import type { LeadEvent } from './lead-event';
 import { leadEventType, maxLeadEventDetailBytes } from './lead-event-names';
 import { dayMs, daysBetween, isoTime } from './days';
 import { mostCountedFirst, type EntityFacts, type Evaluation } from './rules/engine';
-import type { Ruleset } from './rules/load';
+import type { Ruleset } from './rules/ruleset';
 import { chooseRoute, ownerOf } from './rules/routing';
 import { changesByTimeAt, type TimeChanges } from './rules/time-changes';
 import { feedbackHoldUntil, feedbackReasonLine, type LeadFeedback } from './lead-feedback';

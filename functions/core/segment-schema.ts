@@ -10,8 +10,8 @@ import { z } from 'zod';
 export const messageTypes = ['track', 'identify', 'group', 'page', 'screen', 'alias'] as const;
 export type MessageType = (typeof messageTypes)[number];
 
-/** Identifiers become DynamoDB key parts: bounded, non-empty, well-formed unicode. */
-const maxIdentifierLength = 200;
+/** Identifiers become DynamoDB key parts: bounded, non-empty, well-formed unicode. Event names are held to it too. */
+export const maxIdentifierLength = 200;
 
 /** A userId, groupId, ...: what a message carries, and what a lead status request names (core/lead-status). */
 export const identifier = z

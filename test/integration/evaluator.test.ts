@@ -12,7 +12,7 @@ import { defaultDirtyShards } from '../../functions/shared/settings';
 import { itemSize } from '../../bench/ingest-streams';
 import { allShards, entityUpdate, evaluateShard, readFacts, runEvaluator, type EvaluatorRunSummary } from '../../functions/core/evaluate-leads';
 import { buildLeadEvent, decide } from '../../functions/core/lead-state';
-import { evaluate } from '../../functions/core/rules/engine';
+import { evaluate, maxDistinctValueLength } from '../../functions/core/rules/engine';
 import { loadRules } from '../../functions/core/rules/load';
 import { startDev, type DevOptions, type DevRuntime } from '../../functions/local/dev';
 import { eventBridgeClientFor, startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
@@ -716,13 +716,16 @@ tiers:
 
   it("writes out even today's and yesterday's days when they alone would pass the bound, and counts today's later events on top", async () => {
     const leads = new RecordingPublisher();
-    const signals = Array.from({ length: 20 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, at_least: 1000, points: 1 }`);
+    // 12: about the most distinct signals a rules file may have (rules/day-size.ts), each sent the longest values kept as sent.
+    const signals = Array.from({ length: 12 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, at_least: 1000, points: 1 }`);
     const dev = await start(leads, rulesWith([...signals, '  dashboards: { event: Dashboard Created, window: 2d, at_least: 3, points: 30 }'].join('\n')));
     await inBatches(dev, [message('wide', 'Dashboard Created', day(-1))]);
     await dev.evaluateOnce(day(0));
-    // 200 long values a day for each of 20 distinct signals, yesterday and today, and a second dashboard.
+    // 200 long values a day for each distinct signal, yesterday and today, and a second dashboard.
     const wide = [-1, 0].flatMap((offset) =>
-      Array.from({ length: 200 }, (_, index) => message('wide', 'Teammate Invited', new Date(day(offset).getTime() - 3_600_000 + index), Object.fromEntries(signals.map((_, signal) => [`p${signal}`, randomText(200)])))),
+      Array.from({ length: 200 }, (_, index) =>
+        message('wide', 'Teammate Invited', new Date(day(offset).getTime() - 3_600_000 + index), Object.fromEntries(signals.map((_, signal) => [`p${signal}`, randomText(maxDistinctValueLength)]))),
+      ),
     );
     await inBatches(dev, [...wide, message('wide', 'Dashboard Created', new Date(day(0).getTime() - 60_000))], 50);
     const second = await dev.evaluateOnce(day(0));

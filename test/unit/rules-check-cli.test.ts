@@ -66,6 +66,21 @@ tiers:
     ]);
   });
 
+  it('refuses rules a day of which can grow past what a state is kept within, and warns past half of it', async () => {
+    const rules = (count: number) =>
+      `version: 1\nsignals:\n${Array.from({ length: count }, (_, index) => `  s${index}: { event: Invited, distinct: p${index}, points: 1 }\n`).join('')}tiers:\n  - { name: hot, min_score: 5, route: sales }\n`;
+    writeFileSync(join(dir, 'eight.rules.yaml'), rules(8));
+    writeFileSync(join(dir, 'sixteen.rules.yaml'), rules(16));
+    const checked = await cli('rules', 'check', join(dir, 'eight.rules.yaml'), join(dir, 'sixteen.rules.yaml'));
+    expect(checked.code).toBe(1);
+    expect(checked.stdout).toMatch(
+      /eight\.rules\.yaml: ok, 8 signals, .*\n {2}warning: signals: a day's rollup of one user can reach [\d.]+ KB of JSON, more than half the 192 KB a state is kept within: .* for each of the 8 distinct signals s0, s1, s2, s3, s4, s5, s6, s7\n/,
+    );
+    expect(checked.stderr).toMatch(
+      /sixteen\.rules\.yaml: 1 problem\n {2}line 2: signals: a day's rollup of one user can reach [\d.]+ KB of JSON, more than the 192 KB a state is kept within: DynamoDB may refuse .* for each of the 16 distinct signals s0, s1, .*, s15; count fewer properties distinct\n/,
+    );
+  });
+
   it('lists every route the tiers can give, and names the key meant in a route chosen by a trait', async () => {
     const tier = (route: string) => `version: 1\nsignals:\n  active: { event: Logged In, points: 10 }\ntiers:\n  - { name: hot, route: ${route} }\n  - { name: warm, route: nurture }\n`;
     writeFileSync(join(dir, 'routed.rules.yaml'), tier('{ by: account.region, map: { emea: sales-emea, us: sales-us }, default: sales }'));

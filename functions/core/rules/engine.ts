@@ -191,7 +191,7 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
  * values are told apart as surely as by their text). Before, values were cut at 200 characters, which also made
  * values differing only past the cut one.
  */
-function distinctValue(value: unknown): string {
+export function distinctValue(value: unknown): string {
   const text = String(value);
   return text.length <= maxDistinctValueLength ? text : `sha256:${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
 }

@@ -1,6 +1,7 @@
 import { type FileProblem, type ProblemAt, problemWithoutLine, validateFile } from '../file-problems';
 import { parseYamlFile, yamlFileData } from '../yaml-file';
 import { checkedRules, type ReadListFile, rulesetOf, rulesIssuePath, RulesError, type Ruleset } from './ruleset';
+import { daySizeProblem } from './day-size';
 import { lenientRulesFileSchema } from './lenient-schema';
 import { rulesFileSchema } from './schema';
 
@@ -15,7 +16,7 @@ export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, ty
 export function loadRules(text: string, source = 'rules', readListFile?: ReadListFile): Ruleset {
   const parsed = parseYamlFile(text, rulesFileSchema, (path, document) => rulesIssuePath(path, (at) => document.hasIn(at)));
   if (!parsed.ok) throw new RulesError(source, [...parsed.problems, ...problemsBeyondTheSchema(parsed.refused, readListFile)]);
-  return rulesetOf(parsed.data, parsed.problemAt, source, readListFile);
+  return withinDayBound(rulesetOf(parsed.data, parsed.problemAt, source, readListFile), parsed.problemAt, source);
 }
 
 /**
@@ -31,7 +32,19 @@ export function loadRulesJson(text: string, source = 'rules'): Ruleset {
   }
   const validated = validateFile(data, rulesFileSchema, problemWithoutLine, (path) => rulesIssuePath(path, (at) => hasIn(data, at)));
   if (!validated.ok) throw new RulesError(source, [...validated.problems, ...problemsBeyondTheSchema({ data, problemAt: problemWithoutLine })]);
-  return rulesetOf(validated.data, problemWithoutLine, source);
+  return withinDayBound(rulesetOf(validated.data, problemWithoutLine, source), problemWithoutLine, source);
+}
+
+/**
+ * The ruleset, unless a day of it can grow past the bound a state is kept within (./day-size.ts): refused wherever a
+ * rules file is read (rules check, dev, backtest, cdk synth), so that no deploy carries it. Checked once the rules are
+ * otherwise valid, as it needs them whole. The deployed evaluator loads the rules synth compiled (./ruleset.ts), not
+ * checked again: its bundle carries neither zod nor ingest's schema, whose bound on event names this reads.
+ */
+function withinDayBound(ruleset: Ruleset, problemAt: ProblemAt, source: string): Ruleset {
+  const problem = daySizeProblem(ruleset);
+  if (problem !== undefined) throw new RulesError(source, [problemAt(['signals'], problem)]);
+  return ruleset;
 }
 
 /**
