@@ -92,21 +92,22 @@ export function closeDays(previous: readonly DayRollup[], recomputed: readonly D
 }
 
 /**
- * The most a state holds, in characters of its JSON (DynamoDB refuses an item over 400 KB, and a state refused once is
- * refused at every save). A few KB for most entities; a late batch over many days, or days of hundreds of long
- * distinct values, once made states no save could write.
+ * The most a state holds, in bytes of its JSON's UTF-8 (DynamoDB refuses an item over 400 KB, and a state refused once
+ * is refused at every save; stored deflated, the item is at most about this). A few KB for most entities; a late batch
+ * over many days, or days of hundreds of long distinct values, once made states no save could write. Bytes, not
+ * characters: text of three-byte characters takes three times its length, and deflates to about 2.3 bytes a character.
  */
-export const maxStateChars = 192 * 1024;
+export const maxStateBytes = 192 * 1024;
 
 /**
- * A state within maxStateChars, and the days its save writes out. What it need not keep goes first: the span days (a
+ * A state within maxStateBytes, and the days its save writes out. What it need not keep goes first: the span days (a
  * saving: the span's day items are read instead), then the open days older than yesterday, then every open day.
  * Written out, a recomputed day admits a race that open days avoid (closeDays): a run that overlaps this one may leave
  * its own recomputation of the day, until the day's next change recomputes it again. That beats a state no save can
  * write.
  */
 export function withinStateBound(state: StoredEntityState, closed: readonly DayRollup[], now: Date, calendar: Calendar): { state: StoredEntityState; closed: DayRollup[] } {
-  const fits = (candidate: StoredEntityState) => JSON.stringify(candidate).length <= maxStateChars;
+  const fits = (candidate: StoredEntityState) => Buffer.byteLength(JSON.stringify(candidate)) <= maxStateBytes;
   if (fits(state)) return { state, closed: [...closed] };
   const { spanDays, openDays = [], ...kept } = state;
   const withOpen = (open: DayRollup[]): StoredEntityState => ({ ...kept, ...(open.length > 0 ? { openDays: open } : {}) });

@@ -744,6 +744,29 @@ tiers:
     expect(lead.signals.find((signal) => signal.name === 'dashboards')?.value).toBe(3);
     expect(lead.score.total).toBe(30);
   });
+
+  it('saves a day of text in three-byte characters, which deflates to about 2.3 bytes a character: its values and names are bounded in bytes', async () => {
+    const leads = new RecordingPublisher();
+    // Random characters of U+0800 to U+D7FF, three bytes each in UTF-8, which deflate cannot shrink much.
+    const wideText = (length: number) => {
+      const random = randomBytes(4 * length);
+      return String.fromCodePoint(...Array.from({ length }, (_, index) => 0x0800 + (random.readUInt32BE(4 * index) % 53_248)));
+    };
+    // The first qualifies once all its 200 values are counted.
+    const signals = Array.from({ length: 12 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, at_least: ${index === 0 ? 200 : 1000}, points: 60 }`);
+    const dev = await start(leads, rulesWith(signals.join('\n')));
+    await inBatches(dev, [message('threebyte', 'Dashboard Created', day(-1))]);
+    await dev.evaluateOnce(day(0));
+    // Today: 200 values of 64 such characters for each distinct signal, and 100 event names of 200 (as long as ingest takes).
+    const at = (index: number) => new Date(day(0).getTime() - 3_600_000 + index);
+    const invites = Array.from({ length: 200 }, (_, index) => message('threebyte', 'Teammate Invited', at(index), Object.fromEntries(signals.map((_, signal) => [`p${signal}`, wideText(maxDistinctValueLength)]))));
+    const named = Array.from({ length: 100 }, (_, index) => message('threebyte', wideText(200), at(200 + index)));
+    await inBatches(dev, [...invites, ...named], 25);
+    const second = await dev.evaluateOnce(day(0));
+    expect(failures(second)).toEqual([]);
+    expect(summaryOf(leads.published)).toEqual(['Lead Qualified: user threebyte none -> PQL-S']);
+    expect(leads.published[0]!.detail.signals.find((signal) => signal.name === 'distinct_0')?.value).toBe(200);
+  });
 });
 
 describe('the local runtime\'s evaluator runs', () => {

@@ -1,9 +1,9 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { maxStateChars } from '../../functions/core/facts';
+import { maxStateBytes } from '../../functions/core/facts';
 import { daySizeWarnings, worstDaySize } from '../../functions/core/rules/day-size';
-import { maxDistinctValueLength, maxDistinctValues, maxNamesPerDay, rollupDay, type UsageEvent } from '../../functions/core/rules/engine';
+import { maxDistinctValueLength, maxDistinctValues, maxNameBytes, maxNamesPerDay, rollupDay, type UsageEvent } from '../../functions/core/rules/engine';
 import { loadRules, loadRulesJson, RulesError } from '../../functions/core/rules/load';
 import { maxIdentifierLength, segmentMessageSchema } from '../../functions/core/segment-schema';
 import { loadRulesFile } from '../../functions/local/rules-file';
@@ -13,8 +13,8 @@ const distinctRules = (count: number, more = '') =>
   `version: 1\nsignals:\n${Array.from({ length: count }, (_, index) => `  distinct_${index}: { event: "*", distinct: p${index}, window: 7d, points: 1 }\n`).join('')}${more}` +
   'tiers:\n  - { name: hot, min_score: 1000, route: sales }\n';
 
-/** The fewest distinct signals whose values alone, at the engine's bounds, pass `chars`. */
-const signalsPast = (chars: number) => Math.floor(chars / (maxDistinctValues * maxDistinctValueLength)) + 1;
+/** The fewest distinct signals whose values alone, at the engine's bounds, pass `bytes`. */
+const signalsPast = (bytes: number) => Math.floor(bytes / (maxDistinctValues * maxDistinctValueLength)) + 1;
 
 /** The problems a load throws; none when it loads. */
 const problemsOf = (load: () => unknown) => {
@@ -37,7 +37,7 @@ describe("a day rollup's worst size, from the rules", () => {
   });
 
   it('refuses rules whose day can pass the bound a state is kept within, naming the distinct signals and the figure', () => {
-    const count = signalsPast(maxStateChars);
+    const count = signalsPast(maxStateBytes);
     const text = distinctRules(count);
     const problems = problemsOf(() => loadRules(text, 'many.rules.yaml'));
     expect(problems).toHaveLength(1);
@@ -54,7 +54,7 @@ describe("a day rollup's worst size, from the rules", () => {
   });
 
   it('warns of rules whose two open days cannot both fit, and loads them', () => {
-    const count = signalsPast(maxStateChars / 2);
+    const count = signalsPast(maxStateBytes / 2);
     const warnings = daySizeWarnings(loadRules(distinctRules(count)));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/^signals: a day's rollup of one user can reach [\d.]+ KB of JSON, more than half the 192 KB a state is kept within: two such days/);
@@ -70,7 +70,8 @@ describe("a day rollup's worst size, from the rules", () => {
           '  quick: { from: signup, to: distinct_0, within: 7d, points: 1 }\n',
       ),
     );
-    // The longest names ingest takes, and the longest values a distinct measure keeps as they are.
+    // The longest names ingest takes, kept as they are, and the longest values a distinct measure keeps as they are.
+    expect(maxNameBytes).toBe(maxIdentifierLength);
     const name = (index: number) => `${index}`.padStart(maxIdentifierLength, 'n');
     expect(segmentMessageSchema.safeParse({ type: 'track', userId: 'u', event: name(0) }).success).toBe(true);
     expect(segmentMessageSchema.safeParse({ type: 'track', userId: 'u', event: `${name(0)}n` }).success).toBe(false);
@@ -87,9 +88,26 @@ describe("a day rollup's worst size, from the rules", () => {
     expect(rollup.measures['distinct_0']!.first).toBeDefined();
     expect(rollup.measures['sessions']!.sessions).toBeGreaterThan(0);
 
-    const real = JSON.stringify(rollup).length;
-    const bound = worstDaySize(rules).chars;
+    const real = Buffer.byteLength(JSON.stringify(rollup));
+    const bound = worstDaySize(rules).bytes;
     expect(bound).toBeGreaterThanOrEqual(real);
     expect(bound).toBeLessThanOrEqual(real * 1.25);
+  });
+
+  it('bounds it in bytes when clients send three-byte characters and characters JSON escapes, as long as ingest takes them', () => {
+    const rules = loadRules(distinctRules(3));
+    const text = (prefix: string, fill: string, length: number) => `${prefix}`.padStart(length, fill);
+    const events: UsageEvent[] = Array.from({ length: 2 * maxDistinctValues }, (_, index) => ({
+      type: 'track',
+      event: text(`${index % (maxNamesPerDay + 1)}`, index % 2 === 0 ? '語' : '\u0001', maxIdentifierLength),
+      properties: { p0: text(`${index}`, '語', maxDistinctValueLength), p1: text(`${index}`, '\u0001', maxDistinctValueLength), p2: text(`${index}`, '"', maxDistinctValueLength) },
+      timestamp: new Date(Date.UTC(2024, 5, 15, 0, 0, index)).toISOString(),
+    }));
+    const rollup = rollupDay('2024-06-15', events, rules);
+    // As many names and values as before, three to six times the bytes as sent, and no more than the bound as kept.
+    expect(Object.keys(rollup.names)).toHaveLength(maxNamesPerDay);
+    expect(rollup.measures['distinct_1']!.distinct).toHaveLength(maxDistinctValues);
+    expect(Buffer.byteLength(JSON.stringify(events))).toBeGreaterThan(3 * worstDaySize(rules).bytes);
+    expect(Buffer.byteLength(JSON.stringify(rollup))).toBeLessThanOrEqual(worstDaySize(rules).bytes);
   });
 });

@@ -30,11 +30,14 @@ const rulesets: Record<string, Ruleset> = Object.fromEntries(
 const rulesetArb = fc.constantFrom(...Object.keys(rulesets)).map((name) => rulesets[name]!);
 
 const eventNames = ['Dashboard Created', 'Dashboard Shared', 'Teammate Invited', 'Data Source Connected', 'Logged In', 'Data Exported', 'Plan Limit Reached', 'Premium Feature Used', 'Page Viewed'] as const;
+/** An event name of 201 bytes of JSON, which a day's names keep as its hash. */
+const wideName = '名'.repeat(67);
 
 /** Random properties from a small vocabulary, so that where filters, distinct and sum all find something to do. */
 const propertiesArb = fc.record(
   {
-    invitee: fc.constantFrom('a@example.com', 'b@example.com', 'c@example.com', 'd@example.com'),
+    // Short ones, and one of 63 bytes kept as it is and two past 64 bytes kept as their hash (three-byte characters, an escape).
+    invitee: fc.constantFrom('a@example.com', 'b@example.com', 'c@example.com', 'd@example.com', '語'.repeat(21), '語'.repeat(22), `${'q'.repeat(63)}"`),
     rows: fc.integer({ min: 0, max: 300_000 }),
     limit: fc.constantFrom('dashboards', 'seats', 'data_sources', 'rows'),
     plan: fc.constantFrom('free', 'trial', 'team'),
@@ -49,7 +52,7 @@ const propertiesArb = fc.record(
 /** One entity's events: names from a small set, times over the 60 days before now (half of them in the last week, so tiers are reached). */
 const eventArb: fc.Arbitrary<UsageEvent> = fc
   .record({
-    name: fc.constantFrom(...eventNames),
+    name: fc.constantFrom(...eventNames, wideName),
     offset: fc.oneof(fc.integer({ min: 0, max: 60 * dayMs - 1 }), fc.integer({ min: 0, max: 7 * dayMs - 1 })),
     properties: propertiesArb,
   })
@@ -163,6 +166,9 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
   const plainProperty = (properties: Record<string, unknown>, path: string): unknown =>
     path.split('.').reduce<unknown>((value, part) => (value !== null && typeof value === 'object' && Object.hasOwn(value, part) ? (value as Record<string, unknown>)[part] : undefined), properties);
 
+  /** Text as a rollup keeps it, worked out plainly: as it is within `maxBytes` bytes of JSON, else its hash. */
+  const keptPlainly = (text: string, maxBytes: number) => (Buffer.byteLength(JSON.stringify(text)) - 2 <= maxBytes ? text : `sha256:${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`);
+
   /** A day's rollup worked out plainly: every event against every event signal, its filters read path by path. */
   function plainRollup(day: string, events: readonly UsageEvent[], ruleset: Ruleset): DayRollup {
     const rollup: DayRollup = { day, activity: 0, names: {}, measures: {} };
@@ -172,7 +178,8 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
       if (name === undefined) continue;
       rollup.activity++;
       if (rollup.lastActivity === undefined || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
-      rollup.names[name] = (rollup.names[name] ?? 0) + 1;
+      const keptName = keptPlainly(name, 200);
+      rollup.names[keptName] = (rollup.names[keptName] ?? 0) + 1;
       const properties = event.properties ?? {};
       for (const signalName of ruleset.eventSignals) {
         const signal = ruleset.file.signals[signalName]! as Extract<Signal, { kind: 'event' }>;
@@ -185,7 +192,7 @@ tiers: [{ name: lead, min_score: 1, route: sales }]
         if (typeof summed === 'number' && Number.isFinite(summed)) measure.sum += summed;
         const value = signal.distinct === undefined ? undefined : plainProperty(properties, signal.distinct);
         const text = String(value);
-        const kept = text.length <= 64 ? text : `sha256:${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
+        const kept = keptPlainly(text, 64);
         if (value !== undefined && value !== null) measure.distinct = [...new Set([...(measure.distinct ?? []), kept])].sort();
         if (measure.last === undefined || event.timestamp > measure.last) measure.last = event.timestamp;
         if (ruleset.firstSignals.includes(signalName) && (measure.first === undefined || event.timestamp < measure.first)) measure.first = event.timestamp;

@@ -6,6 +6,7 @@ import { buildLeadEvent, decide, idempotencyKey, type LeadState } from '../../fu
 import {
   evaluate,
   maxDistinctValueLength,
+  maxNameBytes,
   maxNamesPerDay,
   mergeRollups,
   rollupDay,
@@ -963,7 +964,7 @@ describe("a day rollup's size, whatever a client sends", () => {
     expect(Object.keys(rollup.names)).toEqual(['B', 'A']);
   });
 
-  it(`keeps distinct values up to ${maxDistinctValueLength} characters as they are, and longer ones as a short hash that tells them apart`, () => {
+  it(`keeps distinct values up to ${maxDistinctValueLength} bytes of JSON as they are, and longer ones as a short hash that tells them apart`, () => {
     const short = 'a'.repeat(maxDistinctValueLength);
     const long = 'b'.repeat(300);
     const invites = [short, `${long}1`, `${long}2`, `${long}1`].map((invitee) => track('Teammate Invited', at, { invitee }));
@@ -973,5 +974,20 @@ describe("a day rollup's size, whatever a client sends", () => {
     expect(measure.distinct).toContain(short);
     expect(measure.distinct!.every((value) => value.length <= maxDistinctValueLength)).toBe(true);
     expect(evaluate(factsFor(invites, ruleset), ruleset, now).signals['invited']).toMatchObject({ matched: true, value: 3 });
+  });
+
+  it('measures names and distinct values in bytes of JSON, as DynamoDB counts an item: three-byte characters and escapes take more', () => {
+    // 21 three-byte characters are 63 bytes, 22 are 66; a quote and a control character take 2 and 6 in JSON.
+    const kept = ['語'.repeat(21), `${'a'.repeat(maxDistinctValueLength - 2)}"`, `${'a'.repeat(maxDistinctValueLength - 6)}\u0001`];
+    const hashed = ['語'.repeat(22), `${'a'.repeat(maxDistinctValueLength - 1)}"`, `${'a'.repeat(maxDistinctValueLength - 5)}\u0001`];
+    const invites = [...kept, ...hashed].map((invitee) => track('Teammate Invited', at, { invitee }));
+    const distinct = rollupDay(day, invites, ruleset).measures['invited']!.distinct!;
+    expect(distinct.filter((value) => !value.startsWith('sha256:')).sort()).toEqual([...kept].sort());
+    expect(distinct).toHaveLength(kept.length + hashed.length);
+    // An ASCII name as long as ingest takes stays as it is; one of 67 three-byte characters (201 bytes) is hashed.
+    const longAscii = 'N'.repeat(maxNameBytes);
+    const wide = '名'.repeat(67);
+    const names = Object.keys(rollupDay(day, [track(longAscii, at), track(wide, at), track(wide, at), track('名'.repeat(66), at)], ruleset).names);
+    expect(names).toEqual([longAscii, expect.stringMatching(/^sha256:[\w-]{22}$/), '名'.repeat(66)]);
   });
 });

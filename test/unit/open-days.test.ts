@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { forEachConcurrently } from '../../functions/core/concurrency';
 import { utcCalendar } from '../../functions/core/days';
-import { closeDays, maxStateChars, rangesInReach, withinStateBound, withOpenDays, type StoredEntityState } from '../../functions/core/facts';
+import { closeDays, maxStateBytes, rangesInReach, withinStateBound, withOpenDays, type StoredEntityState } from '../../functions/core/facts';
 import { loadRules } from '../../functions/core/rules/load';
 import { rollupDay, type DayRollup } from '../../functions/core/rules/engine';
 
@@ -120,7 +120,7 @@ describe("withinStateBound: a state within DynamoDB's item limit", () => {
     openDays,
     ...(spanDays ? { spanDays: { from: '2025-01-01', through: '2025-03-10', days: spanDays } } : {}),
   });
-  const size = (state: StoredEntityState) => JSON.stringify(state).length;
+  const size = (state: StoredEntityState) => Buffer.byteLength(JSON.stringify(state));
   const lateDays = (count: number) => Array.from({ length: count }, (_, index) => bulky(`2025-02-${String(index + 1).padStart(2, '0')}`));
 
   it('keeps a state within the bound as it is', () => {
@@ -130,7 +130,7 @@ describe("withinStateBound: a state within DynamoDB's item limit", () => {
 
   it('sheds the span days first, a saving only', () => {
     const state = stateOf([rollup('2025-03-10', 4)], lateDays(10));
-    expect(size(state)).toBeGreaterThan(maxStateChars);
+    expect(size(state)).toBeGreaterThan(maxStateBytes);
     const bounded = withinStateBound(state, [], now, utcCalendar);
     expect(bounded.state.spanDays).toBeUndefined();
     expect(days(bounded.state.openDays!)).toEqual(['2025-03-10:4']);
@@ -139,11 +139,11 @@ describe("withinStateBound: a state within DynamoDB's item limit", () => {
 
   it('then writes out the open days older than yesterday, with the days it closed anyway, in order', () => {
     const state = stateOf([...lateDays(10), rollup('2025-03-09', 3), rollup('2025-03-10', 4)]);
-    expect(size(state)).toBeGreaterThan(maxStateChars);
+    expect(size(state)).toBeGreaterThan(maxStateBytes);
     const bounded = withinStateBound(state, [rollup('2025-01-15', 2)], now, utcCalendar);
     expect(days(bounded.state.openDays!)).toEqual(['2025-03-09:3', '2025-03-10:4']);
     expect(days(bounded.closed)).toEqual(['2025-01-15:2', ...lateDays(10).map((day) => `${day.day}:1`)]);
-    expect(size(bounded.state)).toBeLessThanOrEqual(maxStateChars);
+    expect(size(bounded.state)).toBeLessThanOrEqual(maxStateBytes);
   });
 
   it('then every open day, when yesterday and today alone are too large', () => {
@@ -152,5 +152,16 @@ describe("withinStateBound: a state within DynamoDB's item limit", () => {
     const bounded = withinStateBound(state, [], now, utcCalendar);
     expect(bounded.state.openDays).toBeUndefined();
     expect(bounded.closed.map((day) => day.day)).toEqual(['2025-03-09', '2025-03-10']);
+  });
+
+  it('counts bytes, not characters: days of three-byte text within the bound in characters are written out all the same', () => {
+    // 80,000 characters a day, 160,000 in the state; three times as many bytes, past DynamoDB's 400 KB stored deflated.
+    const wide = (day: string) => ({ ...rollup(day, 1), names: Object.fromEntries(Array.from({ length: 400 }, (_, index) => [`${'語'.repeat(190)}${index}`, 1])) });
+    const state = stateOf([wide('2025-03-09'), wide('2025-03-10')]);
+    expect(JSON.stringify(state).length).toBeLessThan(maxStateBytes);
+    expect(size(state)).toBeGreaterThan(400 * 1024);
+    const bounded = withinStateBound(state, [], now, utcCalendar);
+    expect(bounded.state.openDays).toBeUndefined();
+    expect(size(bounded.state)).toBeLessThanOrEqual(maxStateBytes);
   });
 });

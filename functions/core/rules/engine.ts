@@ -66,11 +66,19 @@ export const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, name
 export const maxDistinctValues = 200;
 
 /**
- * A distinct value longer than this is kept as its hash (distinctValue), so that a measure holds at most
- * maxDistinctValues short strings whatever the values: 200 random values of 200 characters for each of two
+ * A distinct value whose JSON takes more bytes than this is kept as its hash (distinctValue), so that a measure holds at
+ * most maxDistinctValues short strings whatever the values: 200 random values of 200 characters for each of two
  * since-signup signals made a user's state pass DynamoDB's 400 KB item limit within a week, and its every save fail.
+ * Bytes, as DynamoDB counts an item: 64 characters of three-byte text are 192 bytes.
  */
 export const maxDistinctValueLength = 64;
+
+/**
+ * An event name whose JSON takes more bytes than this is kept in a day's names as its hash (keptText): every name of
+ * printable ASCII ingest takes (200 characters) as it is, and no other name larger; a name of 200 three-byte
+ * characters is 600 bytes, and of control characters, each six in JSON, 1,200.
+ */
+export const maxNameBytes = 200;
 
 /**
  * A day counts events of this many names at most, its most counted (mostCountedFirst): a lead event names the top 10
@@ -153,9 +161,10 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
     if (name === undefined || !productTypes.has(event.type)) continue;
     rollup.activity++;
     if (!rollup.lastActivity || event.timestamp > rollup.lastActivity) rollup.lastActivity = event.timestamp;
-    const named = ownValue(rollup.names, name);
+    const kept = keptText(name, maxNameBytes);
+    const named = ownValue(rollup.names, kept);
     if (named === undefined) nameCount++;
-    setOwn(rollup.names, name, (named ?? 0) + 1);
+    setOwn(rollup.names, kept, (named ?? 0) + 1);
     const properties = event.properties ?? noProperties;
     for (const signal of measured) {
       if ((!signal.anyEvent && !signal.events.includes(name)) || !pathsHold(signal.where, properties)) continue;
@@ -187,14 +196,22 @@ export function rollupDayWithSessions(day: string, events: readonly UsageEvent[]
 }
 
 /**
- * A property value as a distinct measure keeps it: as it is, or hashed past maxDistinctValueLength (128 bits: two
- * values are told apart as surely as by their text). Before, values were cut at 200 characters, which also made
- * values differing only past the cut one.
+ * A property value as a distinct measure keeps it (keptText past maxDistinctValueLength). Before, values were cut at
+ * 200 characters, which also made values differing only past the cut one.
  */
-export function distinctValue(value: unknown): string {
-  const text = String(value);
-  return text.length <= maxDistinctValueLength ? text : `sha256:${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
+export const distinctValue = (value: unknown): string => keptText(String(value), maxDistinctValueLength);
+
+/**
+ * Text as a rollup keeps it: as it is while its JSON takes at most `maxBytes` bytes of UTF-8, else its hash (128 bits:
+ * two texts are told apart as surely as by themselves). Bytes, not characters: what DynamoDB counts of an item.
+ */
+export function keptText(text: string, maxBytes: number): string {
+  // JSON takes at least a byte a UTF-16 unit, and exactly one for printable ASCII other than a quote or a backslash.
+  const fits = text.length <= maxBytes && (plainAscii.test(text) || Buffer.byteLength(JSON.stringify(text)) - 2 <= maxBytes);
+  return fits ? text : `sha256:${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
 }
+
+const plainAscii = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /** What a day rollup reads of an event without properties; never written to. */
 const noProperties: Record<string, unknown> = Object.freeze({});
