@@ -38,8 +38,8 @@ export function loadRulesJson(text: string, source = 'rules'): Ruleset {
 /**
  * The ruleset, unless a day of it can grow past the bound a state is kept within (./day-size.ts): refused wherever a
  * rules file is read (rules check, dev, backtest, cdk synth), so that no deploy carries it. Checked once the rules are
- * otherwise valid, as it needs them whole. The deployed evaluator loads the rules synth compiled (./ruleset.ts), not
- * checked again: its bundle carries neither zod nor ingest's schema, whose bound on event names this reads.
+ * otherwise valid, as it needs them whole. The deployed evaluator loads the rules synth compiled (./ruleset.ts), which
+ * synth checked.
  */
 function withinDayBound(ruleset: Ruleset, problemAt: ProblemAt, source: string): Ruleset {
   const problem = daySizeProblem(ruleset);
