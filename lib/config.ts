@@ -11,7 +11,7 @@ import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-fi
 import { readTextFile, UnreadableFileError } from '../functions/local/readable-file';
 import { FileProblemsError, parseYamlFile, type FileProblem } from '../functions/core/yaml-file';
 import { workspacePattern } from '../functions/core/write-key';
-import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultEvaluatorMemoryMb, defaultRetentionDays, defaultUserEveryMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDeliveryLogDays, defaultDeliveryRetryHours, defaultDirtyShards, defaultEvaluatorMemoryMb, defaultRetentionDays, defaultUserEveryMinutes, lambdaMemoryMb, maxUserEveryMinutes } from '../functions/shared/settings';
 import { defaultBufferBatchingSeconds } from './ingest-buffer';
 import { defaultBufferObjectDays, defaultFirehoseBufferSeconds } from './ingest-firehose-buffer';
 
@@ -344,7 +344,7 @@ export const configSchema = z.strictObject({
        * The evaluator's memory in MB, and with it its CPU (lib/evaluator.ts memoryMb): raise it for more entities a
        * second per shard (up to 1,769 MB, a whole vCPU) or for users with millions of events in a day. @default 1024
        */
-      memoryMb: z.number().int().min(128).max(10_240).default(defaultEvaluatorMemoryMb),
+      memoryMb: z.number().int().min(lambdaMemoryMb.min).max(lambdaMemoryMb.max).default(defaultEvaluatorMemoryMb),
     })
     .default({ everyMinutes: 1, shards: defaultDirtyShards, accountEveryMinutes: defaultAccountEveryMinutes, userEveryMinutes: defaultUserEveryMinutes, reservedConcurrency: false, memoryMb: defaultEvaluatorMemoryMb }),
   /** Days events are kept. @default 400 */

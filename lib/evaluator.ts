@@ -15,7 +15,7 @@ import { scheduleInvoker } from './schedule-invoker';
 import { changeListPartitionsPattern, metaPartitionKey, outboxPartitionsPattern, workspacePartitionsPattern } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { compiledRulesJson, type Ruleset } from '../functions/core/rules/ruleset';
-import { defaultAccountEveryMinutes, defaultDirtyShards, defaultEvaluatorMemoryMb, defaultRetentionDays, defaultUserEveryMinutes, environmentNames, evaluatorTimeoutMinutes, maxUserEveryMinutes } from '../functions/shared/settings';
+import { defaultAccountEveryMinutes, defaultDirtyShards, defaultEvaluatorMemoryMb, defaultRetentionDays, defaultUserEveryMinutes, environmentNames, evaluatorTimeoutMinutes, lambdaMemoryMb, maxUserEveryMinutes } from '../functions/shared/settings';
 import type { LoadedRulesFile } from './config';
 import { LambdaFunction } from './lambda-function';
 
@@ -174,7 +174,9 @@ export class Evaluator extends Construct {
     if (!Number.isInteger(userEveryMinutes) || userEveryMinutes < 0 || userEveryMinutes > maxUserEveryMinutes) {
       throw new Error(`Evaluator: userEveryMinutes must be a whole number of minutes from 0 to ${maxUserEveryMinutes}, got ${userEveryMinutes}`);
     }
-    if (!Number.isInteger(memoryMb) || memoryMb < 128 || memoryMb > 10_240) throw new Error(`Evaluator: memoryMb must be a whole number of MB from 128 to 10240 (Lambda's range), got ${memoryMb}`);
+    if (!Number.isInteger(memoryMb) || memoryMb < lambdaMemoryMb.min || memoryMb > lambdaMemoryMb.max) {
+      throw new Error(`Evaluator: memoryMb must be a whole number of MB from ${lambdaMemoryMb.min} to ${lambdaMemoryMb.max} (Lambda's range), got ${memoryMb}`);
+    }
     const rulesPath = props.rulesFile.path;
     if (!isAbsolute(rulesPath)) throw new Error(`Evaluator: rulesFile must be an absolute path, got ${rulesPath}`);
     this.ruleset = props.rulesFile.ruleset;

@@ -33,6 +33,8 @@ export const maxUserEveryMinutes = 5;
  * changed day is held at once) its memory.
  */
 export const defaultEvaluatorMemoryMb = 1024;
+/** The memory (MB) Lambda lets a function have. */
+export const lambdaMemoryMb = { min: 128, max: 10_240 } as const;
 /** The evaluator's Lambda timeout: no run lasts longer (the outbox waits this long, twice, for a save in flight). */
 export const evaluatorTimeoutMinutes = 5;
 /** Days an event, and the daily rollup summing it up, is kept after its own time. */

@@ -12,7 +12,7 @@ import { loadRules } from '../../functions/core/rules/load';
 import { LocalChangeStream } from '../../functions/local/change-stream';
 import { createDynamoDbClient, ensureTable } from '../../functions/local/dynamodb-local';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
-import { listedChanges } from '../support/change-capture';
+import { listedChanges, twoDashboardsRules } from '../support/change-capture';
 import { RecordingPublisher } from '../support/lead-events';
 import { cli } from '../support/cli';
 import { sendBatch } from '../support/send-batch';
@@ -20,14 +20,6 @@ import { sendBatch } from '../support/send-batch';
 // Locally nothing keeps the table stream's position for the evaluator but the table itself (deployed, the event source
 // mapping keeps it): a pass reads only what it has not already handed over, across `evaluate --once` invocations and
 // npm start restarts, and moves the position only once what it read is in a change list or evaluated.
-
-const rules = `
-version: 1
-signals:
-  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 60 }
-tiers:
-  - { name: PQL-A, min_score: 50, route: sales }
-`;
 
 const runtimes: DevRuntime[] = [];
 afterEach(async () => {
@@ -72,7 +64,7 @@ function recordingReader(client: DynamoDBClient, tableName: string) {
 it('evaluate --once reads only what came since the last pass: nothing new evaluates no one, a new event its user alone', async () => {
   const dev = await started({ endpoint: inject('dynamoEndpoint'), tableName: `position-cli-${randomUUID()}` });
   const rulesFile = join(mkdtempSync(join(tmpdir(), 'stream-position-')), 'rules.yaml');
-  writeFileSync(rulesFile, rules);
+  writeFileSync(rulesFile, twoDashboardsRules);
   const pass = () => cli('--endpoint', dev.endpoint, '--table', dev.tableName, 'evaluate', '--once', '--rules', rulesFile);
   await sendBatch(dev, [dashboard('ann', 'd1'), dashboard('bob', 'd2')]);
 
@@ -93,7 +85,7 @@ it('evaluate --once reads only what came since the last pass: nothing new evalua
 
 it('npm start restarted on the same --data-dir reads on from where it was, and evaluates only what came since', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'stream-position-data-'));
-  const ruleset = loadRules(rules, 'rules.yaml');
+  const ruleset = loadRules(twoDashboardsRules, 'rules.yaml');
   const first = await started({ dataDir, ruleset });
   await sendBatch(first, [dashboard('ann', 'd1'), dashboard('bob', 'd2')]);
   expect((await first.evaluateOnce()).evaluated).toBe(2);
@@ -133,7 +125,7 @@ it('leaves the position where it was when a pass stops between listing the chang
 });
 
 it('reads a table deleted and created again under the same name from its new stream, with nothing of the old one', async () => {
-  const ruleset = loadRules(rules, 'rules.yaml');
+  const ruleset = loadRules(twoDashboardsRules, 'rules.yaml');
   const dev = await started({ endpoint: inject('dynamoEndpoint'), tableName: `position-recreated-${randomUUID()}`, ruleset });
   await sendBatch(dev, [dashboard('ann', 'd1'), dashboard('bob', 'd2')]);
   expect((await dev.evaluateOnce()).evaluated).toBe(2);

@@ -10,7 +10,7 @@ import { loadRules } from '../../functions/core/rules/load';
 import { LocalChangeStream } from '../../functions/local/change-stream';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { environmentNames } from '../../functions/shared/settings';
-import { changeListCount, listedChanges } from '../support/change-capture';
+import { changeListCount, listedChanges, twoDashboardsRules } from '../support/change-capture';
 import { freshTable } from '../support/dynamodb';
 import { stubEvaluatorEnvironment } from '../support/evaluator-environment';
 import { startEventBridgeEndpoint } from '../support/eventbridge-endpoint';
@@ -22,14 +22,6 @@ import { cli } from '../support/cli';
 // The deployed evaluator on its event source mapping: a batch of the table's stream is evaluated as it is read, and
 // no change list is written or read for it; with USER_INTERVAL_SECONDS (lib/evaluator.ts' userEveryMinutes), a user's
 // new events within the interval of its last evaluation are listed for the scheduled runs instead.
-
-const rules = `
-version: 1
-signals:
-  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 60 }
-tiers:
-  - { name: PQL-A, min_score: 50, route: sales }
-`;
 
 let runtime: DevRuntime | undefined;
 afterEach(async () => {
@@ -71,7 +63,7 @@ it('evaluates a stream batch at once, publishes the lead, lists nothing, and cha
   expect(batch.Records.length).toBeGreaterThan(0);
 
   const bus = await startEventBridgeEndpoint();
-  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
+  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(twoDashboardsRules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
   try {
     const { handler } = await import('../../functions/evaluator/handler');
     expect(await handler(batch, lambdaContext())).toEqual({ evaluated: 2, transitions: 1, left: 0 });
@@ -90,7 +82,7 @@ it('evaluates a stream batch at once, publishes the lead, lists nothing, and cha
 it("with USER_INTERVAL_SECONDS, keeps a user's new events within the interval for the scheduled runs, which judge them once it is over", async () => {
   const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `interval-${randomUUID()}`, evaluateEveryMs: 0 }));
   const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
-  const ruleset = loadRules(rules, 'rules.yaml');
+  const ruleset = loadRules(twoDashboardsRules, 'rules.yaml');
   const bus = await startEventBridgeEndpoint();
   let lastEvaluated = 0;
   stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset, shards: 4, eventBridgeUrl: bus.url });
@@ -155,7 +147,7 @@ it('evaluates the rest of a batch past an entity it cannot read, lists that one 
   const batch = await streamBatch(dev);
 
   const bus = await startEventBridgeEndpoint();
-  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
+  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(twoDashboardsRules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
   try {
     vi.resetModules();
     const { handler } = await import('../../functions/evaluator/handler');
@@ -192,7 +184,7 @@ it('lists every change of a batch whose lead events cannot be published for the 
   // Nothing answers where the bus was: publishing throws once the SDK's retries are spent.
   const bus = await startEventBridgeEndpoint();
   await bus.close();
-  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
+  stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(twoDashboardsRules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
   vi.resetModules();
   const { handler } = await import('../../functions/evaluator/handler');
   const { logger } = await import('../../functions/shared/powertools');
@@ -212,7 +204,7 @@ it('logs the lead events the bus refused, with its reasons, and counts them in L
   const bus = await startEventBridgeEndpoint();
   try {
     bus.alwaysFail(() => true, 'AccessDeniedException');
-    stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
+    stubEvaluatorEnvironment({ tableName: dev.tableName, ruleset: loadRules(twoDashboardsRules, 'rules.yaml'), shards: 4, eventBridgeUrl: bus.url });
     vi.resetModules();
     const { handler } = await import('../../functions/evaluator/handler');
     const { logger } = await import('../../functions/shared/powertools');
@@ -229,7 +221,7 @@ it('logs the lead events the bus refused, with its reasons, and counts them in L
 
 it('throws when the changes of a batch it cannot evaluate cannot be listed either, so that the event source mapping retries the batch', async () => {
   const { client, tableName } = await freshTable();
-  stubEvaluatorEnvironment({ tableName, ruleset: loadRules(rules, 'rules.yaml'), shards: 4 });
+  stubEvaluatorEnvironment({ tableName, ruleset: loadRules(twoDashboardsRules, 'rules.yaml'), shards: 4 });
   vi.resetModules();
   const { handler } = await import('../../functions/evaluator/handler');
   const { logger } = await import('../../functions/shared/powertools');

@@ -6,6 +6,15 @@ import { changeListPartitionKey } from '../../functions/adapters/dynamodb/item-k
 import { LocalChangeStream } from '../../functions/local/change-stream';
 import { defaultDirtyShards } from '../../functions/shared/settings';
 
+/** The stream tests' rules: two dashboards within 7 days make a user PQL-A. */
+export const twoDashboardsRules = `
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 60 }
+tiers:
+  - { name: PQL-A, min_score: 50, route: sales }
+`;
+
 /** Reads the table's stream on the test run's DynamoDB Local and marks what changed, as the local runtime does before a run. */
 export async function collectChanges(client: DynamoDBClient, tableName: string, shards = defaultDirtyShards): Promise<number> {
   const stream = new LocalChangeStream(client, tableName, new DynamoDbChangeCapture(client, tableName, shards));

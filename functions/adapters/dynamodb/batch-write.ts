@@ -53,7 +53,8 @@ async function writeAll(client: DynamoDBClient, tableName: string, requests: rea
   await forEachConcurrently(inSlices(unique, itemsPerCall), concurrentCalls, (chunk) => writeChunk(client, tableName, chunk, options));
 }
 
-function inSlices<T>(items: readonly T[], size: number): T[][] {
+/** `items` in slices of `size` (the last may be shorter), in order. */
+export function inSlices<T>(items: readonly T[], size: number): T[][] {
   const slices: T[][] = [];
   for (let i = 0; i < items.length; i += size) slices.push(items.slice(i, i + size));
   return slices;

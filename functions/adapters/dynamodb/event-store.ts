@@ -7,7 +7,7 @@ import { calendarOf, type Calendar } from '../../core/days';
 import type { AcceptedMessage, RejectedMessage } from '../../core/messages';
 import type { EventStore, Refusal } from '../../core/ports';
 import { defaultQuarantineRetentionDays, defaultRetentionDays } from '../../shared/settings';
-import { getAll, putAll, queryAll, type Item } from './batch-write';
+import { getAll, inSlices, putAll, queryAll, type Item } from './batch-write';
 import { CapacityTally } from './capacity';
 import { eventBodyAttributes } from './event-body';
 import { eventChunks, type EventChunk } from './event-chunks';
@@ -286,8 +286,7 @@ export class DynamoDbEventStore implements EventStore {
     const traitEntries = [...entry.traits.entries()];
     if (traitEntries.length === 0 && entry.accountsJoined.size === 0) return;
 
-    const traitGroups: [string, unknown][][] = [];
-    for (let i = 0; i < traitEntries.length; i += traitsPerUpdate) traitGroups.push(traitEntries.slice(i, i + traitsPerUpdate));
+    const traitGroups = inSlices(traitEntries, traitsPerUpdate);
     if (traitGroups.length === 0) traitGroups.push([]);
 
     for (const [groupIndex, traits] of traitGroups.entries()) {
