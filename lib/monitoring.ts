@@ -597,14 +597,14 @@ export class Monitoring extends Construct {
         'EvaluatorErrors',
         'evaluator errors',
         'The evaluator failed (e.g. a rules file that does not load, a timeout, DynamoDB errors, or a run out of memory: ' +
-          "Max Memory Used at the function's memory in its log, a user's day of millions of events; raise evaluation.memoryMb). " +
+          "Max Memory Used at the function's memory in its log; raise evaluation.memoryMb). " +
           'Changed entities stay listed and are evaluated by the next successful run. See its log group.',
         props.evaluator.metricErrors({ period: fiveMinutes, statistic: 'Sum' }),
       ),
       anyInFiveMinutes(
         'EntitiesNotEvaluated',
         'entities not evaluated',
-        "The evaluation of some entities threw (an item it cannot read, a bug a rare input finds): each is left for the next run, which tries it again, and the rest of its shard goes on. " +
+        "The evaluation of some entities threw (an item it cannot read, a bug a rare input finds, a user with more events than the evaluator's memory lets it read at once: TooManyEventsError, raise evaluation.memoryMb): each is left for the next run, which tries it again, and the rest of its shard goes on. " +
           "The evaluator's log line \"entities not evaluated\" gives their types and errors; `pql-radar evaluate --once --rules <the rules file of your deployment config> --event-bus <its bus>` against the table names them.",
         customMetric(metricNames.entitiesFailed, 'Sum', fiveMinutes),
       ),

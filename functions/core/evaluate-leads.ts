@@ -7,7 +7,7 @@ import { changedCandidate, entityKey, laterWaitEnd, mergeMarks } from './changes
 import { forEachConcurrently } from './concurrency';
 import type { Calendar } from './days';
 import { claimsBefore, identityKey, type Claim, type Identity } from './identity';
-import type { AccountMember, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, LeadPublisher, StoredEvent } from './ports';
+import { TooManyEventsError, type AccountMember, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type LeadPublisher, type StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import { traitHolds } from './rules/conditions';
 import type { Ruleset } from './rules/load';
@@ -266,7 +266,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       await judgeCandidate(candidate, movedByMembers);
     } catch (error) {
       failed.push({ ref: candidate.ref, error });
-      leave(candidate);
+      // Too many events fail the same way until the operator acts, and each try reads up to the limit: the change waits
+      // out a user's interval unread (waitsByMark), as a change arriving within it does.
+      leave(candidate, error instanceof TooManyEventsError && userIntervalMs > 0 ? new Date(now.getTime() + userIntervalMs).toISOString() : candidate.notBefore);
     }
   };
   const judgeCandidate = async (candidate: EvaluationCandidate, movedByMembers: boolean) => {
@@ -595,8 +597,12 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
 
   const rowsRead = new Map<string, EntityRows>();
   const eventsRead = new Map<string, { days: readonly string[]; events: StoredEvent[] }>();
+  /** Users whose events prepare found too many: their evaluation fails at once rather than read up to the limit again. */
+  const tooManyRead = new Map<string, TooManyEventsError>();
   /** Those prepare read, once, with the days asked besides (a merged identity's, forwarded to its user) read now. */
   const events = async (ref: EntityRef, days: readonly string[] | 'all') => {
+    const tooMany = tooManyRead.get(entityKey(ref));
+    if (tooMany !== undefined) throw tooMany;
     const read = eventsRead.get(entityKey(ref));
     if (read === undefined || days === 'all' || read.days.some((day) => !days.includes(day))) return store.events(ref, days);
     eventsRead.delete(entityKey(ref));
@@ -621,15 +627,20 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
       const { ref, days } = candidate;
       // Only a user's messages claim anything (core/identity).
       const withEvents = ref.type === 'user' && days.length > 0;
+      const readEvents = () =>
+        store.events(ref, days).catch((error: unknown) => {
+          if (error instanceof TooManyEventsError) tooManyRead.set(entityKey(ref), error);
+          throw error;
+        });
       let rows: EntityRows;
       let read: StoredEvent[] | undefined;
       let waiting = false;
       if (waits === undefined) {
-        [rows, read] = await Promise.all([store.entity(ref, days, daysFrom), withEvents ? store.events(ref, days) : undefined]);
+        [rows, read] = await Promise.all([store.entity(ref, days, daysFrom), withEvents ? readEvents() : undefined]);
       } else {
         rows = await store.entity(ref, days, daysFrom);
         waiting = waits(candidate, rows);
-        read = withEvents && !waiting ? await store.events(ref, days) : undefined;
+        read = withEvents && !waiting ? await readEvents() : undefined;
       }
       rowsRead.set(entityKey(ref), rows);
       // Its evaluation reads its accounts' traits, unless it waits or a claim made it another user's.

@@ -170,6 +170,15 @@ export interface AccountMember {
 }
 
 /**
+ * What `EvaluationStore.events` throws when an identity's events asked for are more than one evaluation may hold in
+ * memory at once. Its evaluation fails and its change is kept, as for any entity that throws; a process out of
+ * memory would instead end the run, and every run after it would take the same page and end the same way.
+ */
+export class TooManyEventsError extends Error {
+  override readonly name = 'TooManyEventsError';
+}
+
+/**
  * What the evaluator reads and writes: rows in, rows out, no rule logic (core/facts turns the rows into facts).
  * The DynamoDB implementation keeps every read proportional to what the use case asks for.
  */
@@ -219,7 +228,7 @@ export interface EvaluationStore {
    * visitor's) stored day rollups from that day on too, if the store reads them with the rows.
    */
   entity(ref: EntityRef, changedDays?: readonly string[], daysFrom?: string): Promise<EntityRows>;
-  /** A user's (or visitor's) stored events of the given days, or all of them. */
+  /** A user's (or visitor's) stored events of the given days, or all of them; TooManyEventsError past what it may hold. */
   events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]>;
   /** The claims stored on these identities, by identityKey (unclaimed ones are left out). */
   claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>>;

@@ -15,14 +15,9 @@ import { RecordingPublisher } from '../support/lead-events';
 import { sendBatch } from '../support/send-batch';
 import { publishedTransitions, replayedTransitions } from '../support/agreement';
 import { freshTable } from '../support/dynamodb';
+import { threePricingViewsRules } from '../support/pricing-rules';
 
-const rules = `
-version: 1
-signals:
-  pricing: { event: Pricing Viewed, window: 30d, at_least: 3, points: 40 }
-tiers:
-  - { name: PQL, min_score: 40, route: sales }
-`;
+const rules = threePricingViewsRules;
 
 const at = (day: number, hour = 10) => new Date(Date.UTC(2024, 5, 10 + day, hour)).toISOString();
 

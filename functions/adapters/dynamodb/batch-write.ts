@@ -118,6 +118,27 @@ export async function getAll(
   return found;
 }
 
+/** The items a Query finds, a page at a time, up to `limit` items when given. */
+export async function* queryPages(
+  client: DynamoDBClient,
+  input: QueryCommandInput & { TableName: string },
+  options: { limit?: number; capacity?: CapacityTally } = {},
+): AsyncGenerator<Item[]> {
+  let found = 0;
+  let startKey: Item | undefined;
+  do {
+    const remaining = options.limit === undefined ? undefined : options.limit - found;
+    const page = await client.send(
+      new QueryCommand({ ...input, ...(remaining !== undefined ? { Limit: remaining } : {}), ExclusiveStartKey: startKey, ReturnConsumedCapacity: 'TOTAL' }),
+    );
+    options.capacity?.add('read', page.ConsumedCapacity);
+    const items = page.Items ?? [];
+    found += items.length;
+    yield items;
+    startKey = page.LastEvaluatedKey;
+  } while (startKey && (options.limit === undefined || found < options.limit));
+}
+
 /** Every item a Query finds, page after page, up to `limit` items when given. */
 export async function queryAll(
   client: DynamoDBClient,
@@ -125,15 +146,6 @@ export async function queryAll(
   options: { limit?: number; capacity?: CapacityTally } = {},
 ): Promise<Item[]> {
   const items: Item[] = [];
-  let startKey: Item | undefined;
-  do {
-    const remaining = options.limit === undefined ? undefined : options.limit - items.length;
-    const page = await client.send(
-      new QueryCommand({ ...input, ...(remaining !== undefined ? { Limit: remaining } : {}), ExclusiveStartKey: startKey, ReturnConsumedCapacity: 'TOTAL' }),
-    );
-    options.capacity?.add('read', page.ConsumedCapacity);
-    items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey && (options.limit === undefined || items.length < options.limit));
+  for await (const page of queryPages(client, input, options)) items.push(...page);
   return items;
 }

@@ -1,9 +1,11 @@
+import { getHeapStatistics } from 'node:v8';
 import { PutItemCommand, TransactWriteItemsCommand, type TransactWriteItem, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
 import { identityKey, type Claim, type Identity } from '../../core/identity';
-import type { AccountMember, EntityRef, EntityRows, EntityUpdate, StoredEvent } from '../../core/ports';
+import { TooManyEventsError, type AccountMember, type EntityRef, type EntityRows, type EntityUpdate, type StoredEvent } from '../../core/ports';
+import type { StoredMessage } from '../../core/messages';
 import type { DayRollup } from '../../core/rules/engine';
-import { getAll, putAll, queryAll, type Item } from './batch-write';
+import { getAll, putAll, queryAll, queryPages, type Item } from './batch-write';
 import { forEachConcurrently } from '../../core/concurrency';
 import type { CapacityTally } from './capacity';
 import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
@@ -60,7 +62,7 @@ export class DynamoDbEntityRows {
     private readonly capacity: CapacityTally,
     private readonly lists: DynamoDbChangeLists,
     private readonly outbox: DynamoDbOutbox,
-    private readonly options: { dirtyShards: number; retentionSeconds: number },
+    private readonly options: { dirtyShards: number; retentionSeconds: number; /** See eventsReadableAtOnce. */ maxEventsRead: number },
   ) {}
 
   async entity(ref: EntityRef, changedDays: readonly string[] = [], daysFrom?: string): Promise<EntityRows> {
@@ -162,11 +164,26 @@ export class DynamoDbEntityRows {
 
   async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
     const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
-    const pages = await Promise.all(
-      prefixes.map((prefix) => this.queryAll({ KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } })),
+    const { maxEventsRead } = this.options;
+    let read = 0;
+    // Decoded page by page, and counted: a read stops once past what the process may hold, rather than run out of memory.
+    const messages = await Promise.all(
+      prefixes.map(async (prefix) => {
+        const decoded: StoredMessage[] = [];
+        const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } };
+        for await (const items of queryPages(this.client, query, { capacity: this.capacity })) {
+          for (const item of items) {
+            const chunk = eventMessagesOf(item);
+            read += chunk.length;
+            if (read > maxEventsRead) throw tooManyEvents(ref, days, maxEventsRead);
+            for (const message of chunk) decoded.push(message);
+          }
+        }
+        return decoded;
+      }),
     );
     // A message retried in a request batched differently sits in two chunks: the first copy, in days' and sort-key order, counts.
-    return uniqueByMessageId(pages.flat().flatMap(eventMessagesOf) as StoredEvent[]);
+    return uniqueByMessageId(messages.flat() as StoredEvent[]);
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {
@@ -357,6 +374,31 @@ export class DynamoDbEntityRows {
 }
 
 const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
+
+/**
+ * Heap an event read takes, about: measured on DynamoDB Local, some 330 bytes for a server event, 450 with a browser
+ * event's context, and its chunk's text besides while that is parsed.
+ */
+const heapBytesPerEventRead = 512;
+
+/**
+ * The most events one read of an identity's days may hold (`events`): half the heap the process may use, at
+ * `heapBytesPerEventRead` an event, so that the rest of a run (the page's other entities, the SDK) keeps room. The
+ * heap is V8's limit, and deployed no more than the function's memory: about 940,000 events at 1,024 MB.
+ */
+export function eventsReadableAtOnce(heapLimitBytes = getHeapStatistics().heap_size_limit, functionMemoryMb = Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE'] ?? Number.NaN)): number {
+  const usable = Number.isFinite(functionMemoryMb) ? Math.min(heapLimitBytes, functionMemoryMb * 2 ** 20) : heapLimitBytes;
+  return Math.floor(usable / 2 / heapBytesPerEventRead);
+}
+
+/** The entity's type and days (never its id: errors reach the logs), what it passed, and the operator's lever. */
+function tooManyEvents(ref: EntityRef, days: readonly string[] | 'all', limit: number): TooManyEventsError {
+  const which = days === 'all' ? 'every day (a rebuild of its days)' : days.length === 1 ? days[0] : `${days.length} days from ${days[0]}`;
+  return new TooManyEventsError(
+    `a ${ref.type}'s events of ${which} are more than ${limit.toLocaleString('en-US')}, what one evaluation reads at once with this memory: ` +
+      'it is left for a later run; give the evaluator more (evaluation.memoryMb), or find what sends so many events as one user',
+  );
+}
 
 /**
  * On a user's STATE item: the sort key prefix its day items are under. Saved by every evaluation; a state saved

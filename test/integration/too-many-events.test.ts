@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import type { QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { eventsReadableAtOnce } from '../../functions/adapters/dynamodb/entity-rows';
+import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
+import { allShards, describeError, runEvaluator } from '../../functions/core/evaluate-leads';
+import { TooManyEventsError } from '../../functions/core/ports';
+import { loadRules } from '../../functions/core/rules/load';
+import { createDynamoDbClient } from '../../functions/local/dynamodb-local';
+import { startDev, type DevRuntime } from '../../functions/local/dev';
+import { defaultDirtyShards } from '../../functions/shared/settings';
+import { RecordingPublisher } from '../support/lead-events';
+import { sendBatch } from '../support/send-batch';
+import { threePricingViewsRules } from '../support/pricing-rules';
+
+const rules = threePricingViewsRules;
+
+const at = (day: number, minute = 0) => new Date(Date.UTC(2024, 5, 10 + day, 10, minute)).toISOString();
+const views = (userId: string, count: number, day = 0) =>
+  Array.from({ length: count }, (_, index) => ({ type: 'track', userId, event: 'Pricing Viewed', messageId: `${userId}-${day}-${index}`, timestamp: at(day, index % 60) }));
+
+let runtime: DevRuntime | undefined;
+afterEach(async () => {
+  await runtime?.stop();
+  runtime = undefined;
+});
+
+describe('eventsReadableAtOnce', () => {
+  it('is half the heap at 512 bytes an event, the heap no more than the function memory where Lambda gives one', () => {
+    expect(eventsReadableAtOnce(2 * 1024 ** 3, 1024)).toBe(1_048_576);
+    expect(eventsReadableAtOnce(900 * 1024 ** 2, 1024)).toBe(921_600);
+    expect(eventsReadableAtOnce(900 * 1024 ** 2, Number.NaN)).toBe(921_600);
+  });
+});
+
+describe('a user with more events than an evaluation may hold, on DynamoDB Local', () => {
+  it('fails that user alone, naming the lever and not the user, waits out the user interval unread, and evaluates it once the limit allows', async () => {
+    const leads = new RecordingPublisher();
+    const ruleset = loadRules(rules, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `too-many-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 0 }));
+    // Chunks of one request hold many messages: the limit counts messages, not items.
+    await sendBatch(dev, [...views('ann', 3), ...views('bot-7f3a', 40)]);
+    await dev.collectChanges();
+    const shards = allShards(defaultDirtyShards);
+    const userIntervalMs = 5 * 60_000;
+    // The queries of the user's events: the run's first read finds too many, and its evaluation does not read them again.
+    const client = createDynamoDbClient(inject('dynamoEndpoint'));
+    let botEventQueries = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as QueryCommandInput;
+        if (context.commandName === 'QueryCommand' && input.ExpressionAttributeValues?.[':pk']?.S?.endsWith('#bot-7f3a') && input.KeyConditionExpression?.includes('begins_with')) botEventQueries++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countEventQueries' },
+    );
+    const run = (maxEventsRead: number, now: string) =>
+      runEvaluator({ store: new DynamoDbEvaluationStore({ client, tableName: dev.tableName, maxEventsRead }), publisher: leads, ruleset, shards, now: new Date(now), deadline: Number.POSITIVE_INFINITY, userIntervalMs });
+
+    const first = await run(25, at(0, 30));
+    expect(first.failed.map((failure) => [failure.ref.id, failure.error instanceof TooManyEventsError])).toEqual([['bot-7f3a', true]]);
+    expect(botEventQueries).toBe(1);
+    const message = describeError(first.failed[0]!.error);
+    expect(message).toContain("TooManyEventsError: a user's events of 2024-06-10 are more than 25");
+    expect(message).toContain('evaluation.memoryMb');
+    expect(message).not.toContain('bot-7f3a');
+    // The other user of the same page is evaluated and qualifies.
+    expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([['ann', 'PQL']]);
+
+    // Within the interval the change waits, nothing of it read; after it, the limit still refuses it.
+    const waiting = await run(25, at(0, 33));
+    expect({ failed: waiting.failed.length, leftUnread: waiting.leftUnread, evaluated: waiting.evaluated }).toEqual({ failed: 0, leftUnread: 1, evaluated: 0 });
+    expect((await run(25, at(0, 36))).failed.map((failure) => failure.ref.id)).toEqual(['bot-7f3a']);
+
+    // More memory (a higher limit): the change kept is evaluated, every event counted.
+    const later = await run(100, at(0, 42));
+    expect({ failed: later.failed.length, evaluated: later.evaluated }).toEqual({ failed: 0, evaluated: 1 });
+    expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([
+      ['ann', 'PQL'],
+      ['bot-7f3a', 'PQL'],
+    ]);
+    client.destroy();
+  });
+
+  it("counts the events of every day a read asks for together, a rebuild's too", async () => {
+    const ruleset = loadRules(rules, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `too-many-${randomUUID()}`, ruleset, evaluateEveryMs: 0 }));
+    await sendBatch(dev, [...views('bea', 15, 0), ...views('bea', 15, 1)]);
+    const store = (maxEventsRead: number) => new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventsRead });
+    const bea = { workspace: dev.workspace, type: 'user' as const, id: 'bea' };
+    expect(await store(30).events(bea, 'all')).toHaveLength(30);
+    await expect(store(29).events(bea, 'all')).rejects.toThrow(/^a user's events of every day \(a rebuild of its days\) are more than 29/);
+    await expect(store(29).events(bea, [at(0).slice(0, 10), at(1).slice(0, 10)])).rejects.toThrow(/^a user's events of 2 days from 2024-06-10 are more than 29/);
+  });
+});
