@@ -308,7 +308,12 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       const waitEnd = userWaitEnds(candidate, rows);
       if (waitEnd !== undefined) return leave(candidate, new Date(waitEnd).toISOString());
     }
-    const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members);
+    const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members).catch(async (error: unknown) => {
+      // Every run finds a due sweep again until a save moves it: one with too many events to read waits out a user's
+      // interval instead, as its changes do (evaluateCandidate), rather than be read up to the limit every run.
+      if (error instanceof TooManyEventsError && candidate.reason === 'sweep' && userIntervalMs > 0) await store.sweepBy(ref, new Date(now.getTime() + userIntervalMs), rows.token, { postpone: true });
+      throw error;
+    });
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     // A lead event names an account's top events, which its members' days hold: read for it when the rules did not.

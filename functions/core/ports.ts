@@ -260,9 +260,10 @@ export interface EvaluationStore {
    */
   save(ref: EntityRef, update: EntityUpdate, token: unknown): Promise<boolean>;
   /**
-   * Has an evaluated entity swept by `at`: its sweep moves there unless it is due by then already. Returns false,
-   * changing nothing, when an overlapping run saved the entity since `entity()` (its token); otherwise that run's save
-   * fails in turn, as it would after a save, so no run keeps a later sweep in its place.
+   * Has an evaluated entity swept by `at`: its sweep moves there unless it is due by then already (with `postpone`, there
+   * all the same: a sweep due now waits). Returns false, changing nothing, when an overlapping run saved the entity
+   * since `entity()` (its token); otherwise that run's save fails in turn, as it would after a save, so no run keeps a
+   * later sweep in its place.
    */
-  sweepBy(ref: EntityRef, at: Date, token: unknown): Promise<boolean>;
+  sweepBy(ref: EntityRef, at: Date, token: unknown, options?: { postpone?: boolean }): Promise<boolean>;
 }

@@ -5,7 +5,7 @@ import { eventsReadableAtOnce } from '../../functions/adapters/dynamodb/entity-r
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
 import { allShards, describeError, runEvaluator } from '../../functions/core/evaluate-leads';
 import { TooManyEventsError } from '../../functions/core/ports';
-import { loadRules } from '../../functions/core/rules/load';
+import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { createDynamoDbClient } from '../../functions/local/dynamodb-local';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { defaultDirtyShards } from '../../functions/shared/settings';
@@ -80,6 +80,28 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
       ['bot-7f3a', 'PQL'],
     ]);
     client.destroy();
+  });
+
+  it('postpones a due sweep whose rebuild reads too many events, rather than read them up to the limit at every run', async () => {
+    const leads = new RecordingPublisher();
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `too-many-${randomUUID()}`, ruleset: loadRules(rules, 'rules'), leads, evaluateEveryMs: 0 }));
+    await sendBatch(dev, views('bot-7f3a', 40));
+    await dev.collectChanges();
+    const shards = allShards(defaultDirtyShards);
+    const run = (ruleset: Ruleset, maxEventsRead: number, now: string) =>
+      runEvaluator({ store: new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventsRead }), publisher: leads, ruleset, shards, now: new Date(now), deadline: Number.POSITIVE_INFINITY, userIntervalMs: 5 * 60_000 });
+    const failedIds = async (ruleset: Ruleset, now: string) => (await run(ruleset, 25, now)).failed.map((failure) => failure.ref.id);
+    expect((await run(loadRules(rules, 'rules'), 100, at(0, 30))).evaluated).toBe(1);
+    expect(leads.published.map((event) => event.detail.tier)).toEqual(['PQL']);
+
+    // New rules rebuild every user's days from all its events: the rules change's pass fails the bot, and once its
+    // views leave the window, its sweep is due and fails too.
+    const changed = loadRules(rules.replace('at_least: 3', 'at_least: 4'), 'rules');
+    expect(await failedIds(changed, at(31, 0))).toEqual(['bot-7f3a']);
+    expect(await failedIds(changed, at(31, 1))).toEqual(['bot-7f3a']);
+    // Then the sweep waits out the interval, nothing of it read, and is tried again after it.
+    expect(await failedIds(changed, at(31, 2))).toEqual([]);
+    expect(await failedIds(changed, at(31, 7))).toEqual(['bot-7f3a']);
   });
 
   it("counts the events of every day a read asks for together, a rebuild's too", async () => {

@@ -321,11 +321,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return true;
   }
 
-  async sweepBy(ref: EntityRef, at: Date, token: unknown): Promise<boolean> {
+  async sweepBy(ref: EntityRef, at: Date, token: unknown, options: { postpone?: boolean } = {}): Promise<boolean> {
     const entity = this.entityOf(ref);
     if (entity.state === undefined || entity.revision !== (token as Token).revision) return false;
     const time = at.toISOString();
-    if (entity.sweepDue === undefined || entity.sweepDue > time) entity.sweepDue = time;
+    if (options.postpone || entity.sweepDue === undefined || entity.sweepDue > time) entity.sweepDue = time;
     entity.revision++;
     return true;
   }

@@ -279,7 +279,7 @@ export class DynamoDbEntityRows {
    * already), and the revision moves on, so that an overlapping run that read the entity before fails its save and
    * leaves its change for later rather than index a later sweep over this one.
    */
-  async sweepBy(ref: EntityRef, at: Date, token: unknown): Promise<boolean> {
+  async sweepBy(ref: EntityRef, at: Date, token: unknown, options: { postpone?: boolean } = {}): Promise<boolean> {
     const loaded = token as SaveToken;
     // Never saved: there is no state to sweep, and no run's save to be ordered against.
     if (loaded.revision === undefined) return false;
@@ -293,7 +293,7 @@ export class DynamoDbEntityRows {
           ConditionExpression: 'revision = :revision',
           ExpressionAttributeNames: { '#sweep': tableDefinition.dirtyIndex.sortKey },
           ExpressionAttributeValues: {
-            ':sweep': { S: loaded.sweep !== undefined && loaded.sweep <= time ? loaded.sweep : time },
+            ':sweep': { S: !options.postpone && loaded.sweep !== undefined && loaded.sweep <= time ? loaded.sweep : time },
             ':next': { N: String(loaded.revision + 1) },
             ':revision': { N: String(loaded.revision) },
           },

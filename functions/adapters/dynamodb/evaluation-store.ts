@@ -75,5 +75,5 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   accountTraits = (workspace: string, ids: readonly string[]) => this.rows.accountTraits(workspace, ids);
   members = (ref: EntityRef) => this.rows.members(ref);
   save = (ref: EntityRef, update: EntityUpdate, token: unknown) => this.rows.save(ref, update, token);
-  sweepBy = (ref: EntityRef, at: Date, token: unknown) => this.rows.sweepBy(ref, at, token);
+  sweepBy = (ref: EntityRef, at: Date, token: unknown, options?: { postpone?: boolean }) => this.rows.sweepBy(ref, at, token, options);
 }
