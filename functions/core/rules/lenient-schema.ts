@@ -9,9 +9,11 @@ import { type RulesFile, rulesFileSchema } from './schema';
  * field, list item and map entry the schema refuses reads as `refused` (./refused.ts) instead of failing the file, and
  * what holds a refused part is kept: a tier whose route is refused still has its require checked. A valid file reads
  * as the schema reads it. Only data that is no map at all fails. Apart from ./schema.ts, which the Lambda bundles'
- * zod must build (test/infra/bundling.test.ts), as that zod carries only the builders the functions call.
+ * zod must build (test/infra/bundling.test.ts), as that zod carries only the builders the functions call. Built on
+ * first use: building it takes 10 to 16 ms, which every command that loads a valid rules file would pay at its start.
  */
-export const lenientRulesFileSchema = lenient(rulesFileSchema) as z.ZodType<Checked<RulesFile>>;
+export const lenientRulesFileSchema = (): z.ZodType<Checked<RulesFile>> => (lenientSchema ??= lenient(rulesFileSchema) as z.ZodType<Checked<RulesFile>>);
+let lenientSchema: z.ZodType<Checked<RulesFile>> | undefined;
 
 /**
  * `schema` with each field of its objects, each item of its lists and each entry of its maps `refused` when the schema

@@ -54,7 +54,7 @@ function withinDayBound(ruleset: Ruleset, problemAt: ProblemAt, source: string):
  */
 function problemsBeyondTheSchema(refused: { data: unknown; problemAt: ProblemAt } | undefined, readListFile?: ReadListFile): FileProblem[] {
   if (refused === undefined) return [];
-  const rest = lenientRulesFileSchema.safeParse(refused.data);
+  const rest = lenientRulesFileSchema().safeParse(refused.data);
   if (!rest.success) return [];
   return checkedRules(rest.data, readListFile).problems.map(({ path, message }) => refused.problemAt(path, message));
 }
