@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { eventsReadableAtOnce } from '../../functions/adapters/dynamodb/entity-rows';
+import { eventCharsReadableAtOnce } from '../../functions/adapters/dynamodb/entity-rows';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
 import { allShards, describeError, runEvaluator } from '../../functions/core/evaluate-leads';
 import { TooManyEventsError } from '../../functions/core/ports';
@@ -19,17 +19,20 @@ const at = (day: number, minute = 0) => new Date(Date.UTC(2024, 5, 10 + day, 10,
 const views = (userId: string, count: number, day = 0) =>
   Array.from({ length: count }, (_, index) => ({ type: 'track', userId, event: 'Pricing Viewed', messageId: `${userId}-${day}-${index}`, timestamp: at(day, index % 60) }));
 
+/** What a read counts of events stored in one request a day: the characters of their JSON, as stored. */
+const charsOf = (events: readonly unknown[]) => JSON.stringify(events).length;
+
 let runtime: DevRuntime | undefined;
 afterEach(async () => {
   await runtime?.stop();
   runtime = undefined;
 });
 
-describe('eventsReadableAtOnce', () => {
-  it('is half the heap at 512 bytes an event, the heap no more than the function memory where Lambda gives one', () => {
-    expect(eventsReadableAtOnce(2 * 1024 ** 3, 1024)).toBe(1_048_576);
-    expect(eventsReadableAtOnce(900 * 1024 ** 2, 1024)).toBe(921_600);
-    expect(eventsReadableAtOnce(900 * 1024 ** 2, Number.NaN)).toBe(921_600);
+describe('eventCharsReadableAtOnce', () => {
+  it('is what takes half the heap at 1.5 bytes a character, the heap no more than the function memory where Lambda gives one', () => {
+    expect(eventCharsReadableAtOnce(2 * 1024 ** 3, 1024)).toBe(357_913_941);
+    expect(eventCharsReadableAtOnce(900 * 1024 ** 2, 1024)).toBe(314_572_800);
+    expect(eventCharsReadableAtOnce(900 * 1024 ** 2, Number.NaN)).toBe(314_572_800);
   });
 });
 
@@ -54,26 +57,28 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
       },
       { step: 'initialize', name: 'countEventQueries' },
     );
-    const run = (maxEventsRead: number, now: string) =>
-      runEvaluator({ store: new DynamoDbEvaluationStore({ client, tableName: dev.tableName, maxEventsRead }), publisher: leads, ruleset, shards, now: new Date(now), deadline: Number.POSITIVE_INFINITY, userIntervalMs });
+    const run = (maxEventCharsRead: number, now: string) =>
+      runEvaluator({ store: new DynamoDbEvaluationStore({ client, tableName: dev.tableName, maxEventCharsRead }), publisher: leads, ruleset, shards, now: new Date(now), deadline: Number.POSITIVE_INFINITY, userIntervalMs });
+    // Room for ann's 3 views, not for the bot's 40.
+    const limit = Math.round((charsOf(await dev.evaluation.events({ workspace: dev.workspace, type: 'user', id: 'bot-7f3a' }, 'all')) * 25) / 40);
 
-    const first = await run(25, at(0, 30));
+    const first = await run(limit, at(0, 30));
     expect(first.failed.map((failure) => [failure.ref.id, failure.error instanceof TooManyEventsError])).toEqual([['bot-7f3a', true]]);
     expect(botEventQueries).toBe(1);
     const message = describeError(first.failed[0]!.error);
-    expect(message).toContain("TooManyEventsError: a user's events of 2024-06-10 are more than 25");
+    expect(message).toContain(`TooManyEventsError: a user's events of 2024-06-10 pass ${limit.toLocaleString('en-US')} characters of JSON (at 40 events)`);
     expect(message).toContain('evaluation.memoryMb');
     expect(message).not.toContain('bot-7f3a');
     // The other user of the same page is evaluated and qualifies.
     expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([['ann', 'PQL']]);
 
     // Within the interval the change waits, nothing of it read; after it, the limit still refuses it.
-    const waiting = await run(25, at(0, 33));
+    const waiting = await run(limit, at(0, 33));
     expect({ failed: waiting.failed.length, leftUnread: waiting.leftUnread, evaluated: waiting.evaluated }).toEqual({ failed: 0, leftUnread: 1, evaluated: 0 });
-    expect((await run(25, at(0, 36))).failed.map((failure) => failure.ref.id)).toEqual(['bot-7f3a']);
+    expect((await run(limit, at(0, 36))).failed.map((failure) => failure.ref.id)).toEqual(['bot-7f3a']);
 
     // More memory (a higher limit): the change kept is evaluated, every event counted.
-    const later = await run(100, at(0, 42));
+    const later = await run(limit * 2, at(0, 42));
     expect({ failed: later.failed.length, evaluated: later.evaluated }).toEqual({ failed: 0, evaluated: 1 });
     expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([
       ['ann', 'PQL'],
@@ -88,10 +93,10 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
     await sendBatch(dev, views('bot-7f3a', 40));
     await dev.collectChanges();
     const shards = allShards(defaultDirtyShards);
-    const run = (ruleset: Ruleset, maxEventsRead: number, now: string) =>
-      runEvaluator({ store: new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventsRead }), publisher: leads, ruleset, shards, now: new Date(now), deadline: Number.POSITIVE_INFINITY, userIntervalMs: 5 * 60_000 });
-    const failedIds = async (ruleset: Ruleset, now: string) => (await run(ruleset, 25, now)).failed.map((failure) => failure.ref.id);
-    expect((await run(loadRules(rules, 'rules'), 100, at(0, 30))).evaluated).toBe(1);
+    const run = (ruleset: Ruleset, maxEventCharsRead: number, now: string) =>
+      runEvaluator({ store: new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventCharsRead }), publisher: leads, ruleset, shards, now: new Date(now), deadline: Number.POSITIVE_INFINITY, userIntervalMs: 5 * 60_000 });
+    const failedIds = async (ruleset: Ruleset, now: string) => (await run(ruleset, 1_000, now)).failed.map((failure) => failure.ref.id);
+    expect((await run(loadRules(rules, 'rules'), 1_000_000, at(0, 30))).evaluated).toBe(1);
     expect(leads.published.map((event) => event.detail.tier)).toEqual(['PQL']);
 
     // New rules rebuild every user's days from all its events: the rules change's pass fails the bot, and once its
@@ -108,10 +113,13 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
     const ruleset = loadRules(rules, 'rules');
     const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `too-many-${randomUUID()}`, ruleset, evaluateEveryMs: 0 }));
     await sendBatch(dev, [...views('bea', 15, 0), ...views('bea', 15, 1)]);
-    const store = (maxEventsRead: number) => new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventsRead });
+    const store = (maxEventCharsRead: number) => new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventCharsRead });
     const bea = { workspace: dev.workspace, type: 'user' as const, id: 'bea' };
-    expect(await store(30).events(bea, 'all')).toHaveLength(30);
-    await expect(store(29).events(bea, 'all')).rejects.toThrow(/^a user's events of every day \(a rebuild of its days\) are more than 29/);
-    await expect(store(29).events(bea, [at(0).slice(0, 10), at(1).slice(0, 10)])).rejects.toThrow(/^a user's events of 2 days from 2024-06-10 are more than 29/);
+    const days = [at(0).slice(0, 10), at(1).slice(0, 10)];
+    // Each day's views are one item: the chunk of that day's messages of the request.
+    const chars = charsOf(await dev.evaluation.events(bea, [days[0]!])) + charsOf(await dev.evaluation.events(bea, [days[1]!]));
+    expect(await store(chars).events(bea, 'all')).toHaveLength(30);
+    await expect(store(chars - 1).events(bea, 'all')).rejects.toThrow(/^a user's events of every day \(a rebuild of its days\) pass [\d,]+ characters of JSON \(at 30 events\)/);
+    await expect(store(chars - 1).events(bea, days)).rejects.toThrow(/^a user's events of 2 days from 2024-06-10 pass [\d,]+ characters of JSON \(at 30 events\)/);
   });
 });

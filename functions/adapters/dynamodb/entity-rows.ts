@@ -11,7 +11,7 @@ import type { CapacityTally } from './capacity';
 import { compressedJson, compressedJsonOf, type CompressedJsonAttributes } from './compressed-json';
 import type { DynamoDbChangeLists } from './change-lists';
 import { dayDictionary, stateDictionary } from './dictionaries';
-import { eventMessagesOf } from './event-body';
+import { eventBodyOf, messagesOfBody } from './event-body';
 import { uniqueByMessageId } from './event-chunks';
 import type { DynamoDbOutbox } from './outbox';
 import {
@@ -62,7 +62,7 @@ export class DynamoDbEntityRows {
     private readonly capacity: CapacityTally,
     private readonly lists: DynamoDbChangeLists,
     private readonly outbox: DynamoDbOutbox,
-    private readonly options: { dirtyShards: number; retentionSeconds: number; /** See eventsReadableAtOnce. */ maxEventsRead: number },
+    private readonly options: { dirtyShards: number; retentionSeconds: number; /** See eventCharsReadableAtOnce. */ maxEventCharsRead: number },
   ) {}
 
   async entity(ref: EntityRef, changedDays: readonly string[] = [], daysFrom?: string): Promise<EntityRows> {
@@ -164,8 +164,8 @@ export class DynamoDbEntityRows {
 
   async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
     const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
-    const { maxEventsRead } = this.options;
-    let read = 0;
+    const { maxEventCharsRead } = this.options;
+    const read = { chars: 0, events: 0 };
     // Decoded page by page, and counted: a read stops once past what the process may hold, rather than run out of memory.
     const messages = await Promise.all(
       prefixes.map(async (prefix) => {
@@ -173,9 +173,13 @@ export class DynamoDbEntityRows {
         const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } };
         for await (const items of queryPages(this.client, query, { capacity: this.capacity })) {
           for (const item of items) {
-            const chunk = eventMessagesOf(item);
-            read += chunk.length;
-            if (read > maxEventsRead) throw tooManyEvents(ref, days, maxEventsRead);
+            const body = eventBodyOf(item);
+            if (body === undefined) continue;
+            // An item is at most 400 KB: decoding one more before the check is what the limit's margin is for.
+            const chunk = messagesOfBody(body);
+            read.chars += body.length;
+            read.events += chunk.length;
+            if (read.chars > maxEventCharsRead) throw tooManyEvents(ref, days, maxEventCharsRead, read.events);
             for (const message of chunk) decoded.push(message);
           }
         }
@@ -376,27 +380,29 @@ export class DynamoDbEntityRows {
 const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref.id);
 
 /**
- * Heap an event read takes, about: measured on DynamoDB Local, some 330 bytes for a server event, 450 with a browser
- * event's context, and its chunk's text besides while that is parsed.
+ * Heap the events read take for each character of their JSON, about, with a margin: measured on DynamoDB Local, 435
+ * bytes an event for server events of about 320 characters, 1,200 for browser events with their context (about 880).
  */
-const heapBytesPerEventRead = 512;
+const heapBytesPerEventChar = 1.5;
 
 /**
- * The most events one read of an identity's days may hold (`events`): half the heap the process may use, at
- * `heapBytesPerEventRead` an event, so that the rest of a run (the page's other entities, the SDK) keeps room. The
- * heap is V8's limit, and deployed no more than the function's memory: about 940,000 events at 1,024 MB.
+ * The most characters of event JSON one read of an identity's days may hold (`events`): what takes half the heap the
+ * process may use, so that the rest of a run (the page's other entities, the SDK) keeps room. The heap is V8's limit,
+ * and deployed no more than the function's memory. At 1,024 MB (a heap of about 920 MB), some 300 million characters:
+ * about 340,000 browser events, 950,000 server ones.
  */
-export function eventsReadableAtOnce(heapLimitBytes = getHeapStatistics().heap_size_limit, functionMemoryMb = Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE'] ?? Number.NaN)): number {
+export function eventCharsReadableAtOnce(heapLimitBytes = getHeapStatistics().heap_size_limit, functionMemoryMb = Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE'] ?? Number.NaN)): number {
   const usable = Number.isFinite(functionMemoryMb) ? Math.min(heapLimitBytes, functionMemoryMb * 2 ** 20) : heapLimitBytes;
-  return Math.floor(usable / 2 / heapBytesPerEventRead);
+  return Math.floor(usable / 2 / heapBytesPerEventChar);
 }
 
-/** The entity's type and days (never its id: errors reach the logs), what it passed, and the operator's lever. */
-function tooManyEvents(ref: EntityRef, days: readonly string[] | 'all', limit: number): TooManyEventsError {
+/** The entity's type and days (never its id: errors reach the logs), how far the read got, and the operator's lever. */
+function tooManyEvents(ref: EntityRef, days: readonly string[] | 'all', limit: number, events: number): TooManyEventsError {
   const which = days === 'all' ? 'every day (a rebuild of its days)' : days.length === 1 ? days[0] : `${days.length} days from ${days[0]}`;
   return new TooManyEventsError(
-    `a ${ref.type}'s events of ${which} are more than ${limit.toLocaleString('en-US')}, what one evaluation reads at once with this memory: ` +
-      'it is left for a later run; give the evaluator more (evaluation.memoryMb), or find what sends so many events as one user',
+    `a ${ref.type}'s events of ${which} pass ${limit.toLocaleString('en-US')} characters of JSON (at ${events.toLocaleString('en-US')} events), ` +
+      'what one evaluation reads at once with this memory: it is left for a later run; give the evaluator more (evaluation.memoryMb), ' +
+      'or find what sends so many events as one user',
   );
 }
 

@@ -7,7 +7,7 @@ import { dayMs } from '../../core/days';
 import { defaultDirtyShards, defaultRetentionDays } from '../../shared/settings';
 import { CapacityTally } from './capacity';
 import { DynamoDbChangeLists } from './change-lists';
-import { DynamoDbEntityRows, eventsReadableAtOnce } from './entity-rows';
+import { DynamoDbEntityRows, eventCharsReadableAtOnce } from './entity-rows';
 import { DynamoDbEvaluationCandidates } from './evaluation-candidates';
 import { DynamoDbOutbox } from './outbox';
 import { entityPartitionKey, shardOf } from './item-keys';
@@ -21,8 +21,8 @@ export interface DynamoDbEvaluationStoreOptions {
   listSettleMs?: number;
   /** Days a daily rollup is kept, as the events it sums up. @default 400 */
   retentionDays?: number;
-  /** The most events one read of an identity's days may hold, past which its evaluation fails. @default eventsReadableAtOnce() */
-  maxEventsRead?: number;
+  /** The most characters of event JSON one read of an identity's days may hold, past which its evaluation fails. @default eventCharsReadableAtOnce() */
+  maxEventCharsRead?: number;
 }
 
 /**
@@ -47,7 +47,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
     this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, this.lists, this.outbox, {
       dirtyShards: options.dirtyShards ?? defaultDirtyShards,
       retentionSeconds: ((options.retentionDays ?? defaultRetentionDays) * dayMs) / 1000,
-      maxEventsRead: options.maxEventsRead ?? eventsReadableAtOnce(),
+      maxEventCharsRead: options.maxEventCharsRead ?? eventCharsReadableAtOnce(),
     });
     this.maxChangedDaysPerSave = this.rows.maxChangedDaysPerSave;
   }

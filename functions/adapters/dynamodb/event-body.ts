@@ -22,7 +22,11 @@ export const eventBodyOf = (item: Item): string | undefined => compressedJsonOf(
 /** The messages an event item holds, in stored order: a chunk's array, or the one message of an item written before chunks. */
 export function eventMessagesOf(item: Item): StoredMessage[] {
   const body = eventBodyOf(item);
-  if (body === undefined) return [];
+  return body === undefined ? [] : messagesOfBody(body);
+}
+
+/** The messages of an event item's body (eventBodyOf). */
+export function messagesOfBody(body: string): StoredMessage[] {
   const parsed = JSON.parse(body) as StoredMessage | StoredMessage[];
   return Array.isArray(parsed) ? parsed : [parsed];
 }
