@@ -166,7 +166,8 @@ export class DynamoDbEntityRows {
     const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
     const { maxEventCharsRead } = this.options;
     const read = { chars: 0, events: 0 };
-    // Decoded page by page, and counted: a read stops once past what the process may hold, rather than run out of memory.
+    // Decoded item by item as the pages come, and counted: a read stops once past what the process may hold, rather than
+    // run out of memory.
     const messages = await Promise.all(
       prefixes.map(async (prefix) => {
         const decoded: StoredMessage[] = [];

@@ -10,7 +10,7 @@ import { type RulesFile, rulesFileSchema } from './schema';
  * what holds a refused part is kept: a tier whose route is refused still has its require checked. A valid file reads
  * as the schema reads it. Only data that is no map at all fails. Apart from ./schema.ts, which the Lambda bundles'
  * zod must build (test/infra/bundling.test.ts), as that zod carries only the builders the functions call. Built on
- * first use: building it takes 10 to 16 ms, which every command that loads a valid rules file would pay at its start.
+ * first use: building it takes 5 to 16 ms, which every command that loads a valid rules file would pay at its start.
  */
 export const lenientRulesFileSchema = (): z.ZodType<Checked<RulesFile>> => (lenientSchema ??= lenient(rulesFileSchema) as z.ZodType<Checked<RulesFile>>);
 let lenientSchema: z.ZodType<Checked<RulesFile>> | undefined;
