@@ -261,6 +261,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
    * counted (`failed`), which the deployed evaluator alarms on. Its account is not moved meanwhile. A store that fails
    * for everyone fails the run all the same, when the left changes cannot be kept.
    */
+  /** When an entity with too many events to read is tried again: after a user's interval, when there is one. */
+  const tooManyRetryAt = userIntervalMs > 0 ? new Date(now.getTime() + userIntervalMs) : undefined;
   const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false) => {
     try {
       await judgeCandidate(candidate, movedByMembers);
@@ -268,7 +270,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       failed.push({ ref: candidate.ref, error });
       // Too many events fail the same way until the operator acts, and each try reads up to the limit: the change waits
       // out a user's interval unread (waitsByMark), as a change arriving within it does.
-      leave(candidate, error instanceof TooManyEventsError && userIntervalMs > 0 ? new Date(now.getTime() + userIntervalMs).toISOString() : candidate.notBefore);
+      leave(candidate, error instanceof TooManyEventsError && tooManyRetryAt !== undefined ? tooManyRetryAt.toISOString() : candidate.notBefore);
     }
   };
   const judgeCandidate = async (candidate: EvaluationCandidate, movedByMembers: boolean) => {
@@ -311,7 +313,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members).catch(async (error: unknown) => {
       // Every run finds a due sweep again until a save moves it: one with too many events to read waits out a user's
       // interval instead, as its changes do (evaluateCandidate), rather than be read up to the limit every run.
-      if (error instanceof TooManyEventsError && candidate.reason === 'sweep' && userIntervalMs > 0) await store.sweepBy(ref, new Date(now.getTime() + userIntervalMs), rows.token, { postpone: true });
+      if (error instanceof TooManyEventsError && candidate.reason === 'sweep' && tooManyRetryAt !== undefined) await store.sweepBy(ref, tooManyRetryAt, rows.token, { postpone: true });
       throw error;
     });
     const evaluation = evaluate(loaded.facts, ruleset, now);
