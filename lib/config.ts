@@ -342,7 +342,7 @@ export const configSchema = z.strictObject({
       reservedConcurrency: z.boolean().default(false),
       /**
        * The evaluator's memory in MB, and with it its CPU (lib/evaluator.ts memoryMb): raise it for more entities a
-       * second per shard (up to 1,769 MB, a whole vCPU) or for users with more events than one evaluation reads at once
+       * second per shard (up to 1,769 MB, a whole vCPU) or for users with more events than a run holds at once
        * (TooManyEventsError: about 340,000 browser events at 1,024 MB). @default 1024
        */
       memoryMb: z.number().int().min(lambdaMemoryMb.min).max(lambdaMemoryMb.max).default(defaultEvaluatorMemoryMb),

@@ -87,10 +87,10 @@ export interface EvaluatorProps {
   /**
    * The function's memory in MB, from 128 to 10,240, and with it its CPU (a whole vCPU at 1,769 MB). More of it makes
    * a shard evaluate more entities a second, up to 1,769 MB, for about the same cost per evaluation (Lambda bills
-   * memory by the second, and the evaluator's work is mostly CPU); and it reads more of one user's events at once: the
-   * events of its changed days, every event on a rebuild, at most half the heap (at 1,024 MB, about 340,000 browser
-   * events or 950,000 server ones). A user with more fails alone (TooManyEventsError) and is tried again until the
-   * memory allows.
+   * memory by the second, and the evaluator's work is mostly CPU); and a run holds more events at once: the events of
+   * its users' changed days, every event on a rebuild, all its reads together at most half the heap (at 1,024 MB, about
+   * 340,000 browser events or 950,000 server ones). A user with more fails alone (TooManyEventsError) and is tried
+   * again until the memory allows.
    * @default 1024
    */
   readonly memoryMb?: number;

@@ -5,9 +5,10 @@ import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccoun
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
 import { changedCandidate, entityKey, laterWaitEnd, mergeMarks } from './changes';
 import { forEachConcurrently } from './concurrency';
+import type { EventsBudget, EventsLease } from './events-budget';
 import type { Calendar } from './days';
 import { claimsBefore, identityKey, type Claim, type Identity } from './identity';
-import { TooManyEventsError, type AccountMember, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type LeadPublisher, type StoredEvent } from './ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type LeadPublisher, type StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import { traitHolds } from './rules/conditions';
 import type { Ruleset } from './rules/load';
@@ -71,6 +72,11 @@ export interface EvaluateShardResult {
    * overlapped this run, or locally an `evaluate --at` ahead of it. Their changes wait for that time.
    */
   newerStates: number;
+  /**
+   * Evaluations made again alone, at the end of their page, because the events other evaluations held left no room in
+   * the run's memory for theirs (the run's EventsBudget): a sign that heavy users come together. Not failures.
+   */
+  evaluatedAlone: number;
   /** Entities whose evaluation threw: each is left (a change kept, a sweep found again) for a later run to try. */
   failed: EntityFailure[];
 }
@@ -126,7 +132,7 @@ export async function evaluateShard(store: EvaluationStore, publisher: LeadPubli
   // The outbox holds this run's transitions and anything an earlier run could not deliver. An account judged here
   // may be another shard's, whose run has published already (or comes a minute later): its outbox is published too.
   const { published, unpublished, unpublishedReasons } = await publishOutboxes(store, publisher, [shard, ...shardsOf(store, run.transitions)], options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, unpublishedReasons, incomplete: run.incomplete, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, unpublishedReasons, incomplete: run.incomplete, leftUnread: run.leftUnread, newerStates: run.newerStates, evaluatedAlone: run.evaluatedAlone, failed: run.failed };
 }
 
 export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shard' | 'pageSize'> {
@@ -175,7 +181,7 @@ export async function evaluateChanges(store: EvaluationStore, publisher: LeadPub
     for (const mark of left) if (mark.notBefore !== undefined && mark.notBefore > now) remember(entityKey(mark.ref), mark.notBefore);
   }
   const { published, unpublished, unpublishedReasons } = await publishOutboxes(store, publisher, shardsOf(store, run.transitions), options.now);
-  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, unpublishedReasons, left: left.length, leftUnread: run.leftUnread, newerStates: run.newerStates, failed: run.failed };
+  return { evaluated: run.evaluated, transitions: run.transitions, published, unpublished, unpublishedReasons, left: left.length, leftUnread: run.leftUnread, newerStates: run.newerStates, evaluatedAlone: run.evaluatedAlone, failed: run.failed };
 }
 
 /** The mark with the end of a wait kept for its entity, when that is later than its own. */
@@ -205,6 +211,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
   let leftUnread = 0;
   let newerStates = 0;
+  /** Evaluations that found the run's memory held by other entities' events (RunHoldsTooManyEventsError), to make again alone. */
+  const heldBack: { candidate: EvaluationCandidate; movedByMembers: boolean }[] = [];
+  let evaluatedAlone = 0;
   const failed: EntityFailure[] = [];
   const nowText = now.toISOString();
   const leave = (candidate: EvaluationCandidate, notBefore = candidate.notBefore) => {
@@ -225,7 +234,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   };
   /** A user's days from here on come with its rows (EvaluationStore.entity): the days of its window, most of what it reads. */
   const daysFrom = windowFrom(ruleset, now);
-  let reads = pageReads(store, now, ruleset.calendar, daysFrom);
+  /** What the run may hold of events at once, whatever reads them. */
+  const budget = store.eventsBudget();
+  let reads = pageReads(store, now, ruleset.calendar, daysFrom, budget);
   /** When the interval that the entity's last evaluation began ends (epoch ms), if still to come (an interval of 0 never is). */
   const waitEnds = (rows: EntityRows, intervalMs: number): number | undefined => {
     const last = rows.state?.lead?.evaluatedAt;
@@ -263,17 +274,37 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
    */
   /** When an entity with too many events to read is tried again: after a user's interval, when there is one. */
   const tooManyRetryAt = userIntervalMs > 0 ? new Date(now.getTime() + userIntervalMs) : undefined;
-  const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false) => {
+  const evaluateCandidate = async (candidate: EvaluationCandidate, movedByMembers = false, alone = false) => {
+    const lease = budget.lease();
     try {
-      await judgeCandidate(candidate, movedByMembers);
+      await judgeCandidate(candidate, movedByMembers, reads.storeWith(lease));
     } catch (error) {
+      // Other evaluations' events held the run's memory: once they are done, it has the whole of it (evaluateHeldBack).
+      // Left to a later run instead, it would meet other heavy users again, and a rules change's pass would skip it.
+      if (error instanceof RunHoldsTooManyEventsError && !alone) {
+        seen.delete(entityKey(candidate.ref));
+        heldBack.push({ candidate, movedByMembers });
+        return;
+      }
       failed.push({ ref: candidate.ref, error });
       // Too many events fail the same way until the operator acts, and each try reads up to the limit: the change waits
       // out a user's interval unread (waitsByMark), as a change arriving within it does.
       leave(candidate, error instanceof TooManyEventsError && tooManyRetryAt !== undefined ? tooManyRetryAt.toISOString() : candidate.notBefore);
+    } finally {
+      lease.giveBack();
     }
   };
-  const judgeCandidate = async (candidate: EvaluationCandidate, movedByMembers: boolean) => {
+  /** `pageStore`: the page's reads, the events this evaluation reads held in the run's budget until it ends. */
+  /** The evaluations held back for memory, one at a time, once the page's others are done and its prepared events dropped. */
+  const evaluateHeldBack = async () => {
+    if (heldBack.length === 0) return;
+    reads.close();
+    for (const { candidate, movedByMembers } of heldBack.splice(0)) {
+      evaluatedAlone++;
+      await evaluateCandidate(candidate, movedByMembers, true);
+    }
+  };
+  const judgeCandidate = async (candidate: EvaluationCandidate, movedByMembers: boolean, pageStore: EvaluationStore) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
       incomplete = true;
@@ -299,18 +330,18 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       members = await membersSwept(ref);
     } else {
       // A user or visitor merged into another user is that user's changes; an unclaimed visitor is no one's unless the rules say so.
-      const owner = await ownerOf(reads.store, ref, rows, ruleset);
+      const owner = await ownerOf(pageStore, ref, rows, ruleset);
       if (owner !== ref) {
         if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         const lead = rows.state?.lead;
         // Swept for time alone, it would be read again at every run: only a save takes it out of the sweeps.
-        if (lead !== undefined && (lead.tier !== null || candidate.reason === 'sweep')) await leaveJudged(candidate, rows, lead, owner);
+        if (lead !== undefined && (lead.tier !== null || candidate.reason === 'sweep')) await leaveJudged(candidate, rows, lead, owner, pageStore);
         return;
       }
       const waitEnd = userWaitEnds(candidate, rows);
       if (waitEnd !== undefined) return leave(candidate, new Date(waitEnd).toISOString());
     }
-    const loaded = await readFacts(reads.store, ref, ruleset, now, rows, members).catch(async (error: unknown) => {
+    const loaded = await readFacts(pageStore, ref, ruleset, now, rows, members).catch(async (error: unknown) => {
       // Every run finds a due sweep again until a save moves it: one with too many events to read waits out a user's
       // interval instead, as its changes do (evaluateCandidate), rather than be read up to the limit every run.
       if (error instanceof TooManyEventsError && candidate.reason === 'sweep' && tooManyRetryAt !== undefined) await store.sweepBy(ref, tooManyRetryAt, rows.token, { postpone: true });
@@ -319,7 +350,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const evaluation = evaluate(loaded.facts, ruleset, now);
     const { state, transition } = decide(loaded.rows.state?.lead, evaluation, loaded.facts, ruleset, now, loaded.convertedAt, loaded.rows.feedback);
     // A lead event names an account's top events, which its members' days hold: read for it when the rules did not.
-    const eventFacts = ref.type === 'account' && !ruleset.accountsReadMemberDays && transition?.notify ? await accountFactsOf(reads.store, ref, rows.traits, members!, ruleset, now, true) : loaded.facts;
+    const eventFacts = ref.type === 'account' && !ruleset.accountsReadMemberDays && transition?.notify ? await accountFactsOf(pageStore, ref, rows.traits, members!, ruleset, now, true) : loaded.facts;
     const event = transition?.notify ? buildLeadEvent(ref.workspace, eventFacts, evaluation, transition, ruleset, now, ref.type) : undefined;
     const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
     const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
@@ -334,9 +365,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
    * An entity judged as its user from now on (merged into it, `owner`), or not at all (a visitor no one claimed, while
    * the rules judge no visitors): a lead leaves its tier, with its own facts in the lead event, and it is swept no more.
    */
-  const leaveJudged = async (candidate: EvaluationCandidate, rows: EntityRows, lead: LeadState, owner: EntityRef | undefined) => {
+  const leaveJudged = async (candidate: EvaluationCandidate, rows: EntityRows, lead: LeadState, owner: EntityRef | undefined, pageStore: EvaluationStore) => {
     const { ref } = candidate;
-    const loaded = await readFacts(reads.store, ref, ruleset, now, rows);
+    const loaded = await readFacts(pageStore, ref, ruleset, now, rows);
     const left = lead.tier === null ? undefined : owner ? mergedAway(lead, owner, ruleset, now) : visitorNotJudged(lead, ruleset, now);
     const event = left?.transition.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluate(loaded.facts, ruleset, now), left.transition, ruleset, now, ref.type) : undefined;
     if (!(await store.save(ref, entityUpdate(loaded, left?.state ?? lead, event, null, ruleset, now), loaded.rows.token))) return leave(candidate);
@@ -404,6 +435,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     get newerStates() {
       return newerStates;
     },
+    get evaluatedAlone() {
+      return evaluatedAlone;
+    },
     failed,
     get incomplete() {
       return incomplete;
@@ -422,7 +456,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
      * another user of the page makes.
      */
     async evaluatePage(candidates: readonly EvaluationCandidate[]): Promise<void> {
-      reads = pageReads(store, now, ruleset.calendar, daysFrom);
+      reads = pageReads(store, now, ruleset.calendar, daysFrom, budget);
       const users: EvaluationCandidate[] = [];
       for (const candidate of [...candidates, ...(await membersOfListedAccounts(candidates))]) {
         if (candidate.ref.type === 'account') continue;
@@ -448,6 +482,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         concurrency,
         evaluateCandidate,
       );
+      await evaluateHeldBack();
       // The users their merged identities' changes go to, at once: a sweep later in the run, or an account, would
       // otherwise judge the user without them, and the next run move it back (one evaluated in this run already
       // is left to the next, as any entity changed again).
@@ -471,6 +506,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       // An account listed as a change itself (what an earlier run left, new traits) is judged with its page: made to
       // wait for the end of a run's changes, it would wait for ever behind a backlog that outlasts every run.
       const listed = candidates.filter((candidate) => candidate.ref.type === 'account').map((candidate) => withListed(candidate, accounts));
+      await evaluateHeldBack();
       await forEachConcurrently(listed, concurrency, evaluateCandidate);
     },
     /** Judges the accounts the users moved; members swept first can move others: those in a further round. */
@@ -486,6 +522,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
           concurrency,
           (candidate) => evaluateCandidate(candidate, true),
         );
+        await evaluateHeldBack();
       }
     },
   };
@@ -551,8 +588,11 @@ function withMethods(store: EvaluationStore, methods: Partial<EvaluationStore>):
  *  - the claims read or stored are kept for the page: an evaluation does not read again those the page's other
  *    evaluations, or its own prepare, read already. An overlapping run's claim is seen by the next page, as a moment
  *    later.
+ *  - the events read are held in the run's budget (core/events-budget): prepare's by a lease of their own until an
+ *    evaluation takes them (or the page ends), an evaluation's by its lease until it ends. A read that finds no room
+ *    beside them drops the events prepared and not yet taken, and is made again (readMakingRoom).
  */
-function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFrom: string | undefined) {
+function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFrom: string | undefined, budget: EventsBudget) {
   const traitsRead = new Map<string, Promise<Record<string, unknown>>>();
   /** The accounts of the users prepared, by workspace, for readAccountTraits. */
   const accountsOfPrepared = new Map<string, Set<string>>();
@@ -603,18 +643,46 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   };
 
   const rowsRead = new Map<string, EntityRows>();
-  const eventsRead = new Map<string, { days: readonly string[]; events: StoredEvent[] }>();
+  /** The events prepare read, each with the lease that holds them in the run's budget until an evaluation takes them. */
+  const eventsRead = new Map<string, { days: readonly string[]; events: StoredEvent[]; lease: EventsLease }>();
   /** Users whose events prepare found too many: their evaluation fails at once rather than read up to the limit again. */
   const tooManyRead = new Map<string, TooManyEventsError>();
-  /** Those prepare read, once, with the days asked besides (a merged identity's, forwarded to its user) read now. */
-  const events = async (ref: EntityRef, days: readonly string[] | 'all') => {
-    const tooMany = tooManyRead.get(entityKey(ref));
+  /** Drops the events prepare read for the entity, unused: what they held goes back to the budget. */
+  const dropRead = (key: string) => {
+    eventsRead.get(key)?.lease.giveBack();
+    eventsRead.delete(key);
+  };
+  /**
+   * A read the run's budget has no room for while the page's prepared events hold some: those are dropped (their
+   * evaluations read them again) and the read made again, so that prepared events never keep a user from being evaluated.
+   */
+  const readMakingRoom = async (ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease) => {
+    try {
+      return await store.events(ref, days, lease);
+    } catch (error) {
+      if (!(error instanceof RunHoldsTooManyEventsError) || eventsRead.size === 0) throw error;
+      for (const key of [...eventsRead.keys()]) dropRead(key);
+      return store.events(ref, days, lease);
+    }
+  };
+  /**
+   * Those prepare read, once, with the days asked besides (a merged identity's, forwarded to its user) read now; taken
+   * by the lease of the evaluation that reads them, whose end gives them back to the budget.
+   */
+  const events = async (ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease) => {
+    const key = entityKey(ref);
+    const tooMany = tooManyRead.get(key);
     if (tooMany !== undefined) throw tooMany;
-    const read = eventsRead.get(entityKey(ref));
-    if (read === undefined || days === 'all' || read.days.some((day) => !days.includes(day))) return store.events(ref, days);
-    eventsRead.delete(entityKey(ref));
+    const read = eventsRead.get(key);
+    if (read === undefined) return readMakingRoom(ref, days, lease);
+    if (days === 'all' || read.days.some((day) => !days.includes(day))) {
+      dropRead(key);
+      return readMakingRoom(ref, days, lease);
+    }
+    eventsRead.delete(key);
+    read.lease.moveTo(lease);
     const unread = days.filter((day) => !read.days.includes(day));
-    return unread.length === 0 ? read.events : [...read.events, ...(await store.events(ref, unread))];
+    return unread.length === 0 ? read.events : [...read.events, ...(await readMakingRoom(ref, unread, lease))];
   };
   /** The rows prepare read for the candidate, with any claim the page stored on it since, and the candidate's days. */
   const rowsOf = (candidate: EvaluationCandidate): EntityRows | undefined => {
@@ -623,9 +691,11 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
     const stored = candidate.ref.type === 'account' ? undefined : claimsStored.get(claimKey(candidate.ref.workspace, identityKey(identityOfRef(candidate.ref))));
     return { ...rows, ...(stored ? { claim: stored } : {}), changedDays: [...candidate.days] };
   };
-  const reads = withMethods(store, { accountTraits, claims, claim, events });
+  const reads = withMethods(store, { accountTraits, claims, claim });
   return {
     store: reads,
+    /** The page's store for one evaluation: the events it reads are held by `lease`. */
+    storeWith: (lease: EventsLease): EvaluationStore => withMethods(reads, { events: (ref, days) => events(ref, days, lease) }),
     /**
      * Reads a candidate's rows and, for a user with changed days, their events, and stores the claims they make. With
      * `waits`, the rows come first, and a user whose change waits (evaluate-leads' userIntervalMs) has no events read.
@@ -634,8 +704,11 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
       const { ref, days } = candidate;
       // Only a user's messages claim anything (core/identity).
       const withEvents = ref.type === 'user' && days.length > 0;
+      const lease = budget.lease();
+      // One that the run's budget has no room for now (RunHoldsTooManyEventsError) is read by its evaluation.
       const readEvents = () =>
-        store.events(ref, days).catch((error: unknown) => {
+        store.events(ref, days, lease).catch((error: unknown) => {
+          if (error instanceof RunHoldsTooManyEventsError) return undefined;
           if (error instanceof TooManyEventsError) tooManyRead.set(entityKey(ref), error);
           throw error;
         });
@@ -657,7 +730,7 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
         accountsOfPrepared.set(ref.workspace, accounts);
       }
       if (read === undefined) return;
-      eventsRead.set(entityKey(ref), { days, events: read });
+      eventsRead.set(entityKey(ref), { days, events: read, lease });
       await storeClaims(reads, ref.workspace, read, new Map(), now, calendar);
     },
     /** Reads the traits of the prepared users' accounts not read yet, together. */
@@ -674,6 +747,10 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
     },
     /** Whether a claim merges the candidate into a user, as far as its prepared rows and the page's claims tell. */
     claimed: (candidate: EvaluationCandidate): boolean => rowsOf(candidate)?.claim !== undefined,
+    /** Gives back to the budget the events prepared and never taken: the page is done. */
+    close(): void {
+      for (const key of [...eventsRead.keys()]) dropRead(key);
+    },
     /** The rows `prepare` read for the candidate (see rowsOf); once. */
     takeRows(candidate: EvaluationCandidate): EntityRows | undefined {
       const rows = rowsOf(candidate);
@@ -900,7 +977,7 @@ export interface EvaluatorRunSummary extends Omit<EvaluateShardResult, 'incomple
 
 /** Runs the evaluator over the given shards, one after the other, within the deadline. */
 export async function runEvaluator(options: EvaluatorRunOptions): Promise<EvaluatorRunSummary> {
-  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], unpublishedReasons: [], leftUnread: 0, newerStates: 0, failed: [], incompleteShards: [], lagSeconds: 0 };
+  const summary: EvaluatorRunSummary = { evaluated: 0, transitions: [], published: 0, unpublished: [], unpublishedReasons: [], leftUnread: 0, newerStates: 0, evaluatedAlone: 0, failed: [], incompleteShards: [], lagSeconds: 0 };
   for (const shard of options.shards) {
     const result = await evaluateShard(options.store, options.publisher, {
       shard,
@@ -920,6 +997,7 @@ export async function runEvaluator(options: EvaluatorRunOptions): Promise<Evalua
     summary.unpublishedReasons = [...new Set([...summary.unpublishedReasons, ...result.unpublishedReasons])];
     summary.leftUnread += result.leftUnread;
     summary.newerStates += result.newerStates;
+    summary.evaluatedAlone += result.evaluatedAlone;
     summary.failed.push(...result.failed);
     if (result.incomplete) summary.incompleteShards.push(shard);
   }

@@ -6,6 +6,7 @@ import type { Claim, Identity, IdentifiedMessage } from './identity';
 import type { DayRollup, UsageEvent } from './rules/engine';
 import type { AcceptedMessage, RejectedMessage } from './messages';
 import type { WriteKeyRecord } from './write-key';
+import type { EventsBudget, EventsLease } from './events-budget';
 
 /** Where accepted events go. An implementation resolves only once every message is durably stored. */
 export interface EventStore {
@@ -179,6 +180,15 @@ export class TooManyEventsError extends Error {
 }
 
 /**
+ * What `EvaluationStore.events` throws when an identity's events would fit in memory alone, but not beside what the
+ * run holds of other entities' events already (core/events-budget). The entity is left for a later run, which holds
+ * less; not a failure of the entity.
+ */
+export class RunHoldsTooManyEventsError extends Error {
+  override readonly name = 'RunHoldsTooManyEventsError';
+}
+
+/**
  * What the evaluator reads and writes: rows in, rows out, no rule logic (core/facts turns the rows into facts).
  * The DynamoDB implementation keeps every read proportional to what the use case asks for.
  */
@@ -228,8 +238,14 @@ export interface EvaluationStore {
    * visitor's) stored day rollups from that day on too, if the store reads them with the rows.
    */
   entity(ref: EntityRef, changedDays?: readonly string[], daysFrom?: string): Promise<EntityRows>;
-  /** A user's (or visitor's) stored events of the given days, or all of them; TooManyEventsError past what it may hold. */
-  events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]>;
+  /**
+   * A user's (or visitor's) stored events of the given days, or all of them, taken from `lease` as they are read
+   * (a lease of its own when none is given): TooManyEventsError past the lease's limit alone, RunHoldsTooManyEventsError
+   * past it with what the run's other leases hold. A read that throws gives back what it took.
+   */
+  events(ref: EntityRef, days: readonly string[] | 'all', lease?: EventsLease): Promise<StoredEvent[]>;
+  /** A budget for one run's event reads: what the process may hold of them at once (core/events-budget). */
+  eventsBudget(): EventsBudget;
   /** The claims stored on these identities, by identityKey (unclaimed ones are left out). */
   claims(workspace: string, identities: readonly Identity[]): Promise<Map<string, Claim>>;
   /**

@@ -111,6 +111,7 @@ async function scheduledRun(input: unknown, highestShards: number, context: Cont
     lagSeconds: summary.lagSeconds,
     leftUnread: summary.leftUnread,
     newerStates: summary.newerStates,
+    evaluatedAlone: summary.evaluatedAlone,
   });
   addRunMetrics(summary);
   // One value per invocation (a shard); the alarm takes the Maximum.
@@ -158,6 +159,8 @@ async function evaluateStreamBatch(event: DynamoDBStreamEvent, context: Context)
     leftUnread: summary.leftUnread,
     // Of those, the entities a run of a later time (a scheduled run begun since) had saved meanwhile.
     newerStates: summary.newerStates,
+    // Of those, the entities other entities' events left no memory for.
+    evaluatedAlone: summary.evaluatedAlone,
   });
   addRunMetrics(summary);
   metrics.addMetric(metricNames.changesLeft, MetricUnit.Count, summary.left);

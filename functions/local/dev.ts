@@ -239,7 +239,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevRuntime> {
           const scheduled = await runEvaluator({ store: evaluation, publisher: leads, ruleset, shards: allShards(highestShards), now: at, deadline: Number.POSITIVE_INFINITY, seen });
           // The scheduled run publishes every shard's outbox after them: what it could not publish is all that is left.
           const summary: EvaluatorRunSummary = fresh
-            ? { ...scheduled, evaluated: fresh.evaluated + scheduled.evaluated, transitions: [...fresh.transitions, ...scheduled.transitions], published: fresh.published + scheduled.published, newerStates: fresh.newerStates + scheduled.newerStates, failed: [...fresh.failed, ...scheduled.failed] }
+            ? { ...scheduled, evaluated: fresh.evaluated + scheduled.evaluated, transitions: [...fresh.transitions, ...scheduled.transitions], published: fresh.published + scheduled.published, newerStates: fresh.newerStates + scheduled.newerStates, evaluatedAlone: fresh.evaluatedAlone + scheduled.evaluatedAlone, failed: [...fresh.failed, ...scheduled.failed] }
             : scheduled;
           if (summary.evaluated > 0) latestEvaluatedAt = Math.max(latestEvaluatedAt, at.getTime());
           return summary;

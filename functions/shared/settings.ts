@@ -29,8 +29,8 @@ export const defaultUserEveryMinutes = 5;
 export const maxUserEveryMinutes = 5;
 /**
  * Deployed, the evaluator's memory (MB), and with it its CPU: Lambda gives a whole vCPU at 1,769 MB, about 0.58 at
- * this. What a shard evaluates a second follows its CPU, and the most events of one user it reads at once (those of
- * its changed days, every one on a rebuild: entity-rows' eventCharsReadableAtOnce) its memory.
+ * this. What a shard evaluates a second follows its CPU, and the most events a run holds at once (those of its users'
+ * changed days, every one on a rebuild: entity-rows' eventCharsReadableAtOnce) its memory.
  */
 export const defaultEvaluatorMemoryMb = 1024;
 /** The memory (MB) Lambda lets a function have. */

@@ -5,6 +5,7 @@ import { eventCharsReadableAtOnce } from '../../functions/adapters/dynamodb/enti
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
 import { allShards, describeError, runEvaluator } from '../../functions/core/evaluate-leads';
 import { TooManyEventsError } from '../../functions/core/ports';
+import { EventsBudget } from '../../functions/core/events-budget';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
 import { createDynamoDbClient } from '../../functions/local/dynamodb-local';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
@@ -121,5 +122,44 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
     expect(await store(chars).events(bea, 'all')).toHaveLength(30);
     await expect(store(chars - 1).events(bea, 'all')).rejects.toThrow(/^a user's events of every day \(a rebuild of its days\) pass [\d,]+ characters of JSON \(at 30 events\)/);
     await expect(store(chars - 1).events(bea, days)).rejects.toThrow(/^a user's events of 2 days from 2024-06-10 pass [\d,]+ characters of JSON \(at 30 events\)/);
+  });
+
+  it("holds the events of a page's users within one budget for the run, evaluating one that finds no room once the others are done", async () => {
+    const ruleset = loadRules(rules, 'rules');
+    const leads = new RecordingPublisher();
+    // One shard: the three users are on one page.
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `too-many-${randomUUID()}`, ruleset, leads, evaluateEveryMs: 0, dirtyShards: 1 }));
+    const ids = ['ada', 'ben', 'cy'];
+    await sendBatch(dev, ids.flatMap((id) => views(id, 40)));
+    await dev.collectChanges();
+    // Each user's views are one item of the same size: room for one user's and a half.
+    const limit = Math.floor(charsOf(await dev.evaluation.events({ workspace: dev.workspace, type: 'user', id: 'ada' }, 'all')) * 1.5);
+    const store = new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventCharsRead: limit });
+    // What the run's leases hold each time a read of theirs fits: never two users' events at once.
+    const budgets: EventsBudget[] = [];
+    let peak = 0;
+    store.eventsBudget = () => {
+      const budget = new EventsBudget(limit);
+      budgets.push(budget);
+      const lease = budget.lease.bind(budget);
+      budget.lease = () => {
+        const made = lease();
+        const take = made.take.bind(made);
+        made.take = (chars, events) => {
+          const fits = take(chars, events);
+          if (fits === 'fits') peak = Math.max(peak, budget.held);
+          return fits;
+        };
+        return made;
+      };
+      return budget;
+    };
+    const result = await runEvaluator({ store, publisher: leads, ruleset, shards: allShards(1), now: new Date(at(0, 30)), deadline: Number.POSITIVE_INFINITY });
+    expect({ evaluated: result.evaluated, failed: result.failed.map((failure) => describeError(failure.error)) }).toEqual({ evaluated: 3, failed: [] });
+    expect(leads.published.map((event) => event.detail.entity.id).sort()).toEqual(ids);
+    expect(peak).toBeGreaterThan(limit / 2);
+    expect(peak).toBeLessThanOrEqual(limit);
+    // Every lease was given back once its evaluation (or its page) was done.
+    expect(budgets.map((budget) => budget.held)).toEqual([0]);
   });
 });

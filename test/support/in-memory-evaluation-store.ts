@@ -1,10 +1,11 @@
+import { EventsBudget, type EventsLease } from '../../functions/core/events-budget';
 import { entityKey, laterWaitEnd } from '../../functions/core/changes';
 import { calendarOf, type Calendar } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
-import type { AccountMember, CandidatePage, ChangeMark, EntityRef, EntityRows, EntityUpdate, EvaluationCandidate, EvaluationStore, RulesetProgress, StoredEvent } from '../../functions/core/ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type CandidatePage, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type RulesetProgress, type StoredEvent } from '../../functions/core/ports';
 import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
 
 interface Entity {
@@ -63,8 +64,12 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   /** The rules' days, which events are stored by, as ingest stores them (its `timeZone`). */
   private readonly calendar: Calendar;
 
-  constructor(options: { maxChangedDaysPerSave?: number; calendar?: Calendar; shards?: number } = {}) {
+  /** The run's budget for events, in characters of their JSON (each event's, as the DynamoDB store counts its items'). */
+  private readonly maxEventChars: number;
+
+  constructor(options: { maxChangedDaysPerSave?: number; calendar?: Calendar; shards?: number; maxEventChars?: number } = {}) {
     this.maxChangedDaysPerSave = options.maxChangedDaysPerSave ?? 90;
+    this.maxEventChars = options.maxEventChars ?? Number.POSITIVE_INFINITY;
     this.shards = options.shards ?? 1;
     this.calendar = options.calendar ?? calendarOf('UTC');
   }
@@ -282,9 +287,22 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     for (const day of days) this.markEntity(this.entityOf(ref), day, at.toISOString());
   }
 
-  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
-    const events = this.entityOf(ref).events;
-    return structuredClone(days === 'all' ? events : events.filter((event) => days.includes(this.calendar.dayOf(event.timestamp))));
+  eventsBudget = () => new EventsBudget(this.maxEventChars);
+
+  /** Takes each event from the lease as the DynamoDB store takes each item, and gives them all back when one does not fit. */
+  async events(ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease = this.eventsBudget().lease()): Promise<StoredEvent[]> {
+    const stored = this.entityOf(ref).events;
+    const events = structuredClone(days === 'all' ? stored : stored.filter((event) => days.includes(this.calendar.dayOf(event.timestamp))));
+    let taken = 0;
+    for (const event of events) {
+      const chars = JSON.stringify(event).length;
+      taken += chars;
+      const fits = lease.take(chars, 1);
+      if (fits === 'fits') continue;
+      lease.giveBack(taken, events.indexOf(event) + 1);
+      throw fits === 'too many' ? new TooManyEventsError(`too many events of ${ref.id}`) : new RunHoldsTooManyEventsError(`no room for the events of ${ref.id}`);
+    }
+    return events;
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {

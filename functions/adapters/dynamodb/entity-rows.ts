@@ -2,8 +2,9 @@ import { getHeapStatistics } from 'node:v8';
 import { PutItemCommand, TransactWriteItemsCommand, type TransactWriteItem, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
 import { identityKey, type Claim, type Identity } from '../../core/identity';
-import { TooManyEventsError, type AccountMember, type EntityRef, type EntityRows, type EntityUpdate, type StoredEvent } from '../../core/ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type EntityRef, type EntityRows, type EntityUpdate, type StoredEvent } from '../../core/ports';
 import type { StoredMessage } from '../../core/messages';
+import { EventsBudget, type EventsLease } from '../../core/events-budget';
 import type { DayRollup } from '../../core/rules/engine';
 import { getAll, putAll, queryAll, queryPages, type Item } from './batch-write';
 import { forEachConcurrently } from '../../core/concurrency';
@@ -162,33 +163,41 @@ export class DynamoDbEntityRows {
     await this.lists.add([{ ref, days: [...days], since: at.toISOString() }]);
   }
 
-  async events(ref: EntityRef, days: readonly string[] | 'all'): Promise<StoredEvent[]> {
+  async events(ref: EntityRef, days: readonly string[] | 'all', lease = new EventsBudget(this.options.maxEventCharsRead).lease()): Promise<StoredEvent[]> {
     const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
-    const { maxEventCharsRead } = this.options;
-    const read = { chars: 0, events: 0 };
+    /** What this read took from the lease, given back if it fails; once it failed, its other queries take nothing more. */
+    const taken = { chars: 0, events: 0, failed: false };
     // Decoded item by item as the pages come, and counted: a read stops once past what the process may hold, rather than
     // run out of memory.
-    const messages = await Promise.all(
-      prefixes.map(async (prefix) => {
-        const decoded: StoredMessage[] = [];
-        const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } };
-        for await (const items of queryPages(this.client, query, { capacity: this.capacity })) {
-          for (const item of items) {
-            const body = eventBodyOf(item);
-            if (body === undefined) continue;
-            // An item is at most 400 KB: decoding one more before the check is what the limit's margin is for.
-            const chunk = messagesOfBody(body);
-            read.chars += body.length;
-            read.events += chunk.length;
-            if (read.chars > maxEventCharsRead) throw tooManyEvents(ref, days, maxEventCharsRead, read.events);
-            for (const message of chunk) decoded.push(message);
-          }
+    const read = async (prefix: string) => {
+      const decoded: StoredMessage[] = [];
+      const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } };
+      for await (const items of queryPages(this.client, query, { capacity: this.capacity })) {
+        for (const item of items) {
+          if (taken.failed) return decoded;
+          const body = eventBodyOf(item);
+          if (body === undefined) continue;
+          // An item is at most 400 KB: decoding one more before the check is what the limit's margin is for.
+          const chunk = messagesOfBody(body);
+          taken.chars += body.length;
+          taken.events += chunk.length;
+          const fits = lease.take(body.length, chunk.length);
+          if (fits === 'too many') throw tooManyEvents(ref, days, lease);
+          if (fits === 'held by others') throw runHoldsTooMany(ref, days, lease);
+          for (const message of chunk) decoded.push(message);
         }
-        return decoded;
-      }),
-    );
-    // A message retried in a request batched differently sits in two chunks: the first copy, in days' and sort-key order, counts.
-    return uniqueByMessageId(messages.flat() as StoredEvent[]);
+      }
+      return decoded;
+    };
+    try {
+      const messages = await Promise.all(prefixes.map(read));
+      // A message retried in a request batched differently sits in two chunks: the first copy, in days' and sort-key order, counts.
+      return uniqueByMessageId(messages.flat() as StoredEvent[]);
+    } catch (error) {
+      taken.failed = true;
+      lease.giveBack(taken.chars, taken.events);
+      throw error;
+    }
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {
@@ -387,8 +396,8 @@ const pkOf = (ref: EntityRef) => entityPartitionKey(ref.workspace, ref.type, ref
 const heapBytesPerEventChar = 1.5;
 
 /**
- * The most characters of event JSON one read of an identity's days may hold (`events`): what takes half the heap the
- * process may use, so that the rest of a run (the page's other entities, the SDK) keeps room. The heap is V8's limit,
+ * The most characters of event JSON one run's reads may hold at once (the run's EventsBudget), and so one entity's:
+ * what takes half the heap the process may use, so that the rest of a run (rows, rollups, the SDK) keeps room. The heap is V8's limit,
  * and deployed no more than the function's memory. At 1,024 MB (a heap of about 920 MB), some 300 million characters:
  * about 340,000 browser events, 950,000 server ones.
  */
@@ -397,13 +406,22 @@ export function eventCharsReadableAtOnce(heapLimitBytes = getHeapStatistics().he
   return Math.floor(usable / 2 / heapBytesPerEventChar);
 }
 
-/** The entity's type and days (never its id: errors reach the logs), how far the read got, and the operator's lever. */
-function tooManyEvents(ref: EntityRef, days: readonly string[] | 'all', limit: number, events: number): TooManyEventsError {
-  const which = days === 'all' ? 'every day (a rebuild of its days)' : days.length === 1 ? days[0] : `${days.length} days from ${days[0]}`;
+/** The days a read asked for, as its errors name them. */
+const daysRead = (days: readonly string[] | 'all') => (days === 'all' ? 'every day (a rebuild of its days)' : days.length === 1 ? days[0] : `${days.length} days from ${days[0]}`);
+
+/** The entity's type and days (never its id: errors reach the logs), how far its reads got, and the operator's lever. */
+function tooManyEvents(ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease): TooManyEventsError {
   return new TooManyEventsError(
-    `a ${ref.type}'s events of ${which} pass ${limit.toLocaleString('en-US')} characters of JSON (at ${events.toLocaleString('en-US')} events), ` +
+    `a ${ref.type}'s events of ${daysRead(days)} pass ${lease.limit.toLocaleString('en-US')} characters of JSON (at ${lease.events.toLocaleString('en-US')} events), ` +
       'what one evaluation reads at once with this memory: it is left for a later run; give the evaluator more (evaluation.memoryMb), ' +
       'or find what sends so many events as one user',
+  );
+}
+
+function runHoldsTooMany(ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease): RunHoldsTooManyEventsError {
+  return new RunHoldsTooManyEventsError(
+    `a ${ref.type}'s events of ${daysRead(days)} (${lease.chars.toLocaleString('en-US')} characters of JSON so far) and those the run holds of other entities ` +
+      `pass ${lease.limit.toLocaleString('en-US')} characters: it is evaluated again once they are done`,
   );
 }
 

@@ -4,6 +4,7 @@ import type { Claim, Identity } from '../../core/identity';
 import type { LeadEvent } from '../../core/lead-event';
 import type { ChangeMark, EntityRef, EntityUpdate, EvaluationStore, RulesetProgress } from '../../core/ports';
 import { dayMs } from '../../core/days';
+import { EventsBudget, type EventsLease } from '../../core/events-budget';
 import { defaultDirtyShards, defaultRetentionDays } from '../../shared/settings';
 import { CapacityTally } from './capacity';
 import { DynamoDbChangeLists } from './change-lists';
@@ -21,7 +22,10 @@ export interface DynamoDbEvaluationStoreOptions {
   listSettleMs?: number;
   /** Days a daily rollup is kept, as the events it sums up. @default 400 */
   retentionDays?: number;
-  /** The most characters of event JSON one read of an identity's days may hold, past which its evaluation fails. @default eventCharsReadableAtOnce() */
+  /**
+   * The most characters of event JSON one run's reads may hold at once (eventsBudget), and so one entity's, past which
+   * its evaluation fails (TooManyEventsError); a read without a lease holds its own. @default eventCharsReadableAtOnce()
+   */
   maxEventCharsRead?: number;
 }
 
@@ -37,17 +41,19 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   readonly maxChangedDaysPerSave: number;
   private readonly lists: DynamoDbChangeLists;
   private readonly dirtyShards: number;
+  private readonly maxEventCharsRead: number;
 
   constructor(options: DynamoDbEvaluationStoreOptions) {
     const { client, tableName } = options;
     this.dirtyShards = options.dirtyShards ?? defaultDirtyShards;
+    this.maxEventCharsRead = options.maxEventCharsRead ?? eventCharsReadableAtOnce();
     this.lists = new DynamoDbChangeLists(client, tableName, { shards: this.dirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
     this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, this.lists);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
     this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, this.lists, this.outbox, {
       dirtyShards: options.dirtyShards ?? defaultDirtyShards,
       retentionSeconds: ((options.retentionDays ?? defaultRetentionDays) * dayMs) / 1000,
-      maxEventCharsRead: options.maxEventCharsRead ?? eventCharsReadableAtOnce(),
+      maxEventCharsRead: this.maxEventCharsRead,
     });
     this.maxChangedDaysPerSave = this.rows.maxChangedDaysPerSave;
   }
@@ -66,7 +72,8 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   shardOf = (ref: EntityRef) => shardOf(entityPartitionKey(ref.workspace, ref.type, ref.id), this.dirtyShards);
 
   entity = (ref: EntityRef, changedDays?: readonly string[], daysFrom?: string) => this.rows.entity(ref, changedDays, daysFrom);
-  events = (ref: EntityRef, days: readonly string[] | 'all') => this.rows.events(ref, days);
+  events = (ref: EntityRef, days: readonly string[] | 'all', lease?: EventsLease) => this.rows.events(ref, days, lease);
+  eventsBudget = () => new EventsBudget(this.maxEventCharsRead);
   claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
   claim = (workspace: string, claim: Claim, now: Date, heldBy?: string) => this.rows.claim(workspace, claim, now, heldBy);
   mark = (ref: EntityRef, days: readonly string[], at: Date) => this.rows.mark(ref, days, at);

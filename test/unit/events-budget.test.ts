@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { evaluateShard } from '../../functions/core/evaluate-leads';
+import { EventsBudget } from '../../functions/core/events-budget';
+import type { EntityRef } from '../../functions/core/ports';
+import { loadRules } from '../../functions/core/rules/load';
+import { InMemoryEvaluationStore } from '../support/in-memory-evaluation-store';
+import { RecordingPublisher } from '../support/lead-events';
+
+describe('EventsBudget', () => {
+  it("holds what every lease takes, refuses a lease past the limit alone as too many and one past it with the others' as held by others", () => {
+    const budget = new EventsBudget(100);
+    const first = budget.lease();
+    const second = budget.lease();
+    expect(first.take(60, 3)).toBe('fits');
+    expect(second.take(30, 1)).toBe('fits');
+    expect(second.take(20, 1)).toBe('held by others');
+    expect(budget.held).toBe(110);
+    // What a failed read took goes back; the lease keeps what it held before.
+    second.giveBack(20, 1);
+    expect([second.chars, second.events, budget.held]).toEqual([30, 1, 90]);
+    expect(first.take(50, 2)).toBe('too many');
+    first.giveBack();
+    expect([first.chars, first.events, budget.held]).toEqual([0, 0, 30]);
+  });
+
+  it('moves what one lease holds to another, the run holding the same', () => {
+    const budget = new EventsBudget(100);
+    const prepared = budget.lease();
+    const evaluation = budget.lease();
+    prepared.take(40, 2);
+    prepared.moveTo(evaluation);
+    expect([prepared.chars, evaluation.chars, evaluation.events, budget.held]).toEqual([0, 40, 2, 40]);
+    evaluation.giveBack();
+    expect(budget.held).toBe(0);
+  });
+});
+
+const ruleset = loadRules(`
+version: 1
+signals:
+  dashboards: { event: Dashboard Created, window: 7d, at_least: 2, points: 50 }
+tiers:
+  - { name: pql, min_score: 50, route: sales, level: user }
+`);
+const workspace = 'ws';
+const now = new Date('2025-03-10T12:00:00.000Z');
+const user = (id: string): EntityRef => ({ workspace, type: 'user', id });
+
+/** `count` dashboards an hour apart, up to an hour ago: two qualify. */
+function dashboards(store: InMemoryEvaluationStore, id: string, count: number) {
+  for (let index = 0; index < count; index++) store.track(workspace, id, { event: 'Dashboard Created', timestamp: new Date(now.getTime() - (index + 1) * 3_600_000).toISOString() });
+}
+
+/** The characters of a user's events, as a read takes them. */
+async function charsOf(store: InMemoryEvaluationStore, id: string): Promise<number> {
+  return (await store.events(user(id), 'all')).reduce((sum, event) => sum + JSON.stringify(event).length, 0);
+}
+
+describe('the events one run holds at once', () => {
+  it('have a user whose events fit alone, but not beside those another evaluation holds, evaluated again alone at the end of its page', async () => {
+    const sized = new InMemoryEvaluationStore();
+    dashboards(sized, 'ann', 20);
+    const chars = await charsOf(sized, 'ann');
+    const store = new InMemoryEvaluationStore({ maxEventChars: Math.floor(chars * 1.5) });
+    for (const id of ['ann', 'bob', 'cat']) dashboards(store, id, 20);
+    const publisher = new RecordingPublisher();
+    const result = await evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false });
+    // Prepare reads ann's events; bob's and cat's find no room. Their evaluations, beside ann's, find none either, and
+    // are made again once the others are done, one at a time.
+    expect([result.evaluated, result.evaluatedAlone, result.failed.length]).toEqual([3, 2, 0]);
+    expect(publisher.published.map((event) => event.detail.entity.id)).toEqual(['ann', 'bob', 'cat']);
+  });
+
+  it("drop the page's prepared events to make room for a user whose evaluation reads more, rather than leave that user", async () => {
+    const sized = new InMemoryEvaluationStore();
+    dashboards(sized, 'a1', 2);
+    dashboards(sized, 'heavy', 40);
+    const [small, heavy] = [await charsOf(sized, 'a1'), await charsOf(sized, 'heavy')];
+    // Room for the heavy user and four and a half small ones.
+    const store = new InMemoryEvaluationStore({ maxEventChars: heavy + Math.floor(small * 4.5) });
+    const ids = ['a1', 'a2', 'a3', 'a4', 'a5', 'heavy', 'z1', 'z2', 'z3', 'z4', 'z5'];
+    for (const id of ids) dashboards(store, id, id === 'heavy' ? 40 : 2);
+    const publisher = new RecordingPublisher();
+    // One at a time, in the page's order: prepare reads a1 to a5, finds no room for heavy, reads z1 to z5. Evaluated
+    // next, heavy finds z1 to z5's events held, which its evaluation drops; theirs read them again.
+    const result = await evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false, concurrency: 1 });
+    expect([result.evaluated, result.evaluatedAlone, result.failed.length]).toEqual([11, 0, 0]);
+    expect(publisher.published.map((event) => event.detail.entity.id).sort()).toEqual(ids);
+  });
+
+  it('fail a user whose events pass the budget alone, and no other', async () => {
+    const sized = new InMemoryEvaluationStore();
+    dashboards(sized, 'bot', 40);
+    const store = new InMemoryEvaluationStore({ maxEventChars: (await charsOf(sized, 'bot')) - 1 });
+    dashboards(store, 'ann', 2);
+    dashboards(store, 'bot', 40);
+    const publisher = new RecordingPublisher();
+    const result = await evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false });
+    expect(result.failed.map((failure) => [failure.ref.id, (failure.error as Error).name])).toEqual([['bot', 'TooManyEventsError']]);
+    // Refused beside ann's events first, then alone.
+    expect([result.evaluated, result.evaluatedAlone]).toEqual([1, 1]);
+  });
+});
