@@ -54,8 +54,16 @@ export interface MergedEvents {
 export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date, calendar: Calendar): Promise<MergedEvents> {
   const self = identityOfRef(ref);
   const known = rows.state?.merged ?? [];
+  /** Each identity's events of every day, read once: a claim that merges one more reads that one's alone. */
+  const wholeHistories = new Map<string, Promise<StoredEvent[]>>();
+  const wholeHistory = (identity: Identity) => {
+    const key = identityKey(identity);
+    const read = wholeHistories.get(key) ?? store.events(refOf(ref.workspace, identity), 'all');
+    wholeHistories.set(key, read);
+    return read;
+  };
   const eventsOf = async (merged: readonly string[], all: boolean) =>
-    (await Promise.all([self, ...merged.map(parseIdentityKey)].map((identity) => store.events(refOf(ref.workspace, identity), all ? 'all' : days)))).flat();
+    (await Promise.all([self, ...merged.map(parseIdentityKey)].map((identity) => (all ? wholeHistory(identity) : store.events(refOf(ref.workspace, identity), days))))).flat();
   // The events of the identities merged at the last save are read beside their claims, a round trip less: a claim
   // taken away since (an earlier one elsewhere) is seldom, and then the events are read again.
   const [claims, knownEvents] = await Promise.all([

@@ -522,6 +522,24 @@ tiers:
     expect(store.stateOf(user('bea'))?.firstSeen).toBe(at(0, 5));
   });
 
+  it("reads each identity's whole history once when a claim merges one more: a new user's first evaluation, its visitor claimed, reads its own once", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: hoursAgo(2), anonymousId: 'laptop' });
+    store.track(workspace, 'ann', { event: 'Dashboard Created', timestamp: hoursAgo(1), anonymousId: 'laptop' });
+    const read = store.events.bind(store);
+    const reads: string[] = [];
+    store.events = (ref, days, lease) => {
+      reads.push(`${ref.type} ${ref.id} ${days === 'all' ? 'all' : days.join(',')}`);
+      return read(ref, days, lease);
+    };
+    await run(store, publisher);
+    // Her changed day ahead of the page's evaluations (prepare); every day for her first evaluation (a rebuild), whose
+    // events claim the laptop; then the laptop's, and not hers again.
+    expect(reads).toEqual(['user ann 2025-03-10', 'user ann all', 'visitor laptop all']);
+    expect(summary(publisher.published)).toEqual(['user ann: none -> pql']);
+  });
+
   it("takes a claimed visitor's new days into its user's evaluation when both are on the page, rather than evaluating the user again next run", async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
