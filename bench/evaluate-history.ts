@@ -448,7 +448,7 @@ export class AttributingStore {
         const value: unknown = Reflect.get(target, property, target);
         if (typeof value !== 'function') return value;
         // Synchronous and free: no call to the table.
-        if (property === 'shardOf') return value.bind(target);
+        if (property === 'shardOf' || property === 'eventsBudget') return value.bind(target);
         return async (...args: unknown[]) => {
           // The last entity read need not be the one saved: a page's rows are all read before its evaluations.
           const own = isEntityRef(args[0]) ? args[0] : undefined;
