@@ -294,7 +294,6 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       lease.giveBack();
     }
   };
-  /** `pageStore`: the page's reads, the events this evaluation reads held in the run's budget until it ends. */
   /** The evaluations held back for memory, one at a time, once the page's others are done and its prepared events dropped. */
   const evaluateHeldBack = async () => {
     if (heldBack.length === 0) return;
@@ -304,6 +303,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       await evaluateCandidate(candidate, movedByMembers, true);
     }
   };
+  /** `pageStore`: the page's reads, the events this evaluation reads held in the run's budget until it ends. */
   const judgeCandidate = async (candidate: EvaluationCandidate, movedByMembers: boolean, pageStore: EvaluationStore) => {
     const { ref } = candidate;
     if (options.outOfTime()) {
@@ -508,6 +508,8 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       const listed = candidates.filter((candidate) => candidate.ref.type === 'account').map((candidate) => withListed(candidate, accounts));
       await evaluateHeldBack();
       await forEachConcurrently(listed, concurrency, evaluateCandidate);
+      // What its users left untaken (out of time, changed again) holds nothing for the pages after it.
+      reads.close();
     },
     /** Judges the accounts the users moved; members swept first can move others: those in a further round. */
     async judgeWaitingAccounts(): Promise<void> {

@@ -88,6 +88,22 @@ describe('the events one run holds at once', () => {
     expect(publisher.published.map((event) => event.detail.entity.id).sort()).toEqual(ids);
   });
 
+  it('are all given back by the end of a page, those read ahead for evaluations that time then left undone too', async () => {
+    const store = new InMemoryEvaluationStore({ maxEventChars: 1_000_000 });
+    for (const id of ['ann', 'bob']) dashboards(store, id, 2);
+    const budgets: EventsBudget[] = [];
+    const budget = store.eventsBudget;
+    store.eventsBudget = () => {
+      budgets.push(budget());
+      return budgets.at(-1)!;
+    };
+    // Time runs out once both users' events are read ahead (a check each), before either is evaluated.
+    let checks = 0;
+    const result = await evaluateShard(store, new RecordingPublisher(), { shard: '0', ruleset, now, outOfTime: () => ++checks > 2, concurrency: 1 });
+    expect([result.evaluated, result.incomplete]).toEqual([0, true]);
+    expect(budgets.map((made) => made.held)).toEqual([0]);
+  });
+
   it('fail a user whose events pass the budget alone, and no other', async () => {
     const sized = new InMemoryEvaluationStore();
     dashboards(sized, 'bot', 40);
