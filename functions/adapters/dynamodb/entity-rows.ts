@@ -397,9 +397,9 @@ const heapBytesPerEventChar = 1.5;
 
 /**
  * The most characters of event JSON one run's reads may hold at once (the run's EventsBudget), and so one entity's:
- * what takes half the heap the process may use, so that the rest of a run (rows, rollups, the SDK) keeps room. The heap is V8's limit,
- * and deployed no more than the function's memory. At 1,024 MB (a heap of about 920 MB), some 300 million characters:
- * about 340,000 browser events, 950,000 server ones.
+ * what takes half the heap the process may use, so that the rest of a run (rows, rollups, the SDK) keeps room. The
+ * heap is V8's limit, and deployed no more than the function's memory. At 1,024 MB (a heap of about 920 MB), some 300
+ * million characters: about 340,000 browser events, 950,000 server ones.
  */
 export function eventCharsReadableAtOnce(heapLimitBytes = getHeapStatistics().heap_size_limit, functionMemoryMb = Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE'] ?? Number.NaN)): number {
   const usable = Number.isFinite(functionMemoryMb) ? Math.min(heapLimitBytes, functionMemoryMb * 2 ** 20) : heapLimitBytes;
