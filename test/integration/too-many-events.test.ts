@@ -69,6 +69,8 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
     const message = describeError(first.failed[0]!.error);
     expect(message).toContain(`TooManyEventsError: a user's events of 2024-06-10 pass ${limit.toLocaleString('en-US')} characters of JSON (at 40 events)`);
     expect(message).toContain('evaluation.memoryMb');
+    // The lever of `pql-radar evaluate --once` and the lead inspector, which read with the CLI's own heap.
+    expect(message).toContain('NODE_OPTIONS=--max-old-space-size=');
     expect(message).not.toContain('bot-7f3a');
     // The other user of the same page is evaluated and qualifies.
     expect(leads.published.map((event) => [event.detail.entity.id, event.detail.tier])).toEqual([['ann', 'PQL']]);

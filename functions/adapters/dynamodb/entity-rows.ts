@@ -413,8 +413,8 @@ const daysRead = (days: readonly string[] | 'all') => (days === 'all' ? 'every d
 function tooManyEvents(ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease): TooManyEventsError {
   return new TooManyEventsError(
     `a ${ref.type}'s events of ${daysRead(days)} pass ${lease.limit.toLocaleString('en-US')} characters of JSON (at ${lease.events.toLocaleString('en-US')} events), ` +
-      'what one evaluation reads at once with this memory: it is left for a later run; give the evaluator more (evaluation.memoryMb), ' +
-      'or find what sends so many events as one user',
+      'what one evaluation reads at once with this memory: it is left for a later run; give the evaluator more (evaluation.memoryMb; ' +
+      'the pql-radar CLI: NODE_OPTIONS=--max-old-space-size=<MB>), or find what sends so many events as one user',
   );
 }
 
