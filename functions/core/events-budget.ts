@@ -29,7 +29,7 @@ export class EventsBudget {
 /**
  * What a read finds when it takes more: `fits`; `too many` when the entity's reads alone pass the budget (its
  * evaluation cannot be held in memory: TooManyEventsError); `held by others` when they fit alone but other entities'
- * reads hold the rest of the budget (it waits for a later run: RunHoldsTooManyEventsError).
+ * reads hold the rest of the budget (it is evaluated again alone: RunHoldsTooManyEventsError).
  */
 export type EventsTaken = 'fits' | 'too many' | 'held by others';
 

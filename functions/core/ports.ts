@@ -181,8 +181,8 @@ export class TooManyEventsError extends Error {
 
 /**
  * What `EvaluationStore.events` throws when an identity's events would fit in memory alone, but not beside what the
- * run holds of other entities' events already (core/events-budget). The entity is left for a later run, which holds
- * less; not a failure of the entity.
+ * run holds of other entities' events already (core/events-budget). Not a failure of the entity: the use case
+ * evaluates it again alone, once the others are done.
  */
 export class RunHoldsTooManyEventsError extends Error {
   override readonly name = 'RunHoldsTooManyEventsError';

@@ -293,13 +293,14 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   async events(ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease = this.eventsBudget().lease()): Promise<StoredEvent[]> {
     const stored = this.entityOf(ref).events;
     const events = structuredClone(days === 'all' ? stored : stored.filter((event) => days.includes(this.calendar.dayOf(event.timestamp))));
-    let taken = 0;
+    const taken = { chars: 0, events: 0 };
     for (const event of events) {
       const chars = JSON.stringify(event).length;
-      taken += chars;
+      taken.chars += chars;
+      taken.events++;
       const fits = lease.take(chars, 1);
       if (fits === 'fits') continue;
-      lease.giveBack(taken, events.indexOf(event) + 1);
+      lease.giveBack(taken.chars, taken.events);
       throw fits === 'too many' ? new TooManyEventsError(`too many events of ${ref.id}`) : new RunHoldsTooManyEventsError(`no room for the events of ${ref.id}`);
     }
     return events;

@@ -163,7 +163,12 @@ export class DynamoDbEntityRows {
     await this.lists.add([{ ref, days: [...days], since: at.toISOString() }]);
   }
 
-  async events(ref: EntityRef, days: readonly string[] | 'all', lease = new EventsBudget(this.options.maxEventCharsRead).lease()): Promise<StoredEvent[]> {
+  /** A budget for one run's event reads (EvaluationStore.eventsBudget): see eventCharsReadableAtOnce. */
+  eventsBudget(): EventsBudget {
+    return new EventsBudget(this.options.maxEventCharsRead);
+  }
+
+  async events(ref: EntityRef, days: readonly string[] | 'all', lease = this.eventsBudget().lease()): Promise<StoredEvent[]> {
     const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
     /** What this read took from the lease, given back if it fails; once it failed, its other queries take nothing more. */
     const taken = { chars: 0, events: 0, failed: false };

@@ -4,7 +4,7 @@ import type { Claim, Identity } from '../../core/identity';
 import type { LeadEvent } from '../../core/lead-event';
 import type { ChangeMark, EntityRef, EntityUpdate, EvaluationStore, RulesetProgress } from '../../core/ports';
 import { dayMs } from '../../core/days';
-import { EventsBudget, type EventsLease } from '../../core/events-budget';
+import type { EventsLease } from '../../core/events-budget';
 import { defaultDirtyShards, defaultRetentionDays } from '../../shared/settings';
 import { CapacityTally } from './capacity';
 import { DynamoDbChangeLists } from './change-lists';
@@ -41,19 +41,17 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   readonly maxChangedDaysPerSave: number;
   private readonly lists: DynamoDbChangeLists;
   private readonly dirtyShards: number;
-  private readonly maxEventCharsRead: number;
 
   constructor(options: DynamoDbEvaluationStoreOptions) {
     const { client, tableName } = options;
     this.dirtyShards = options.dirtyShards ?? defaultDirtyShards;
-    this.maxEventCharsRead = options.maxEventCharsRead ?? eventCharsReadableAtOnce();
     this.lists = new DynamoDbChangeLists(client, tableName, { shards: this.dirtyShards, settleMs: options.listSettleMs ?? 0, capacity: this.capacity });
     this.candidatesIndex = new DynamoDbEvaluationCandidates(client, tableName, this.capacity, this.lists);
     this.outbox = new DynamoDbOutbox(client, tableName, this.capacity);
     this.rows = new DynamoDbEntityRows(client, tableName, this.capacity, this.lists, this.outbox, {
       dirtyShards: options.dirtyShards ?? defaultDirtyShards,
       retentionSeconds: ((options.retentionDays ?? defaultRetentionDays) * dayMs) / 1000,
-      maxEventCharsRead: this.maxEventCharsRead,
+      maxEventCharsRead: options.maxEventCharsRead ?? eventCharsReadableAtOnce(),
     });
     this.maxChangedDaysPerSave = this.rows.maxChangedDaysPerSave;
   }
@@ -73,7 +71,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   entity = (ref: EntityRef, changedDays?: readonly string[], daysFrom?: string) => this.rows.entity(ref, changedDays, daysFrom);
   events = (ref: EntityRef, days: readonly string[] | 'all', lease?: EventsLease) => this.rows.events(ref, days, lease);
-  eventsBudget = () => new EventsBudget(this.maxEventCharsRead);
+  eventsBudget = () => this.rows.eventsBudget();
   claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
   claim = (workspace: string, claim: Claim, now: Date, heldBy?: string) => this.rows.claim(workspace, claim, now, heldBy);
   mark = (ref: EntityRef, days: readonly string[], at: Date) => this.rows.mark(ref, days, at);
