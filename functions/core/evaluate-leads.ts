@@ -1,5 +1,5 @@
 import { accountConversion, firstConversion } from './conversion';
-import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withinStateBound, withOpenDays, type DayRange, type SpanDays } from './facts';
+import { accountFacts, addToTotals, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withinStateBound, withOpenDays, type DayRange, type SpanDays } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, visitorNotJudged, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
@@ -647,8 +647,11 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   const rowsRead = new Map<string, EntityRows>();
   /** The events prepare read, each with the lease that holds them in the run's budget until an evaluation takes them. */
   const eventsRead = new Map<string, { days: readonly string[]; events: StoredEvent[]; lease: EventsLease }>();
-  /** Users whose events prepare found too many: their evaluation fails at once rather than read up to the limit again. */
-  const tooManyRead = new Map<string, TooManyEventsError>();
+  /**
+   * Users whose events prepare found too many, with the days it read: their evaluation fails at once rather than read
+   * up to the limit again; so does a rebuild a day at a time when one day alone was too many.
+   */
+  const tooManyRead = new Map<string, { error: TooManyEventsError; days: readonly string[] }>();
   /** Drops the events prepare read for the entity, unused: what they held goes back to the budget. */
   const dropRead = (key: string) => {
     eventsRead.get(key)?.lease.giveBack();
@@ -674,7 +677,7 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   const events = async (ref: EntityRef, days: readonly string[] | 'all', lease: EventsLease) => {
     const key = entityKey(ref);
     const tooMany = tooManyRead.get(key);
-    if (tooMany !== undefined) throw tooMany;
+    if (tooMany !== undefined) throw tooMany.error;
     const read = eventsRead.get(key);
     if (read === undefined) return readMakingRoom(ref, days, lease);
     if (days === 'all' || read.days.some((day) => !days.includes(day))) {
@@ -685,6 +688,12 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
     read.lease.moveTo(lease);
     const unread = days.filter((day) => !read.days.includes(day));
     return unread.length === 0 ? read.events : [...read.events, ...(await readMakingRoom(ref, unread, lease))];
+  };
+  /** A rebuild's read a day at a time, held by the evaluation's lease: not made when prepare found one day too many alone. */
+  const eachEventDay = async (ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease: EventsLease) => {
+    const tooMany = tooManyRead.get(entityKey(ref));
+    if (tooMany !== undefined && tooMany.days.length === 1) throw tooMany.error;
+    return store.eachEventDay(ref, onDay, lease);
   };
   /** The rows prepare read for the candidate, with any claim the page stored on it since, and the candidate's days. */
   const rowsOf = (candidate: EvaluationCandidate): EntityRows | undefined => {
@@ -697,7 +706,7 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   return {
     store: reads,
     /** The page's store for one evaluation: the events it reads are held by `lease`. */
-    storeWith: (lease: EventsLease): EvaluationStore => withMethods(reads, { events: (ref, days) => events(ref, days, lease) }),
+    storeWith: (lease: EventsLease): EvaluationStore => withMethods(reads, { events: (ref, days) => events(ref, days, lease), eachEventDay: (ref, onDay) => eachEventDay(ref, onDay, lease) }),
     /**
      * Reads a candidate's rows and, for a user with changed days, their events, and stores the claims they make. With
      * `waits`, the rows come first, and a user whose change waits (evaluate-leads' userIntervalMs) has no events read.
@@ -711,7 +720,7 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
       const readEvents = () =>
         store.events(ref, days, lease).catch((error: unknown) => {
           if (error instanceof RunHoldsTooManyEventsError) return undefined;
-          if (error instanceof TooManyEventsError) tooManyRead.set(entityKey(ref), error);
+          if (error instanceof TooManyEventsError) tooManyRead.set(entityKey(ref), { error, days });
           throw error;
         });
       let rows: EntityRows;
@@ -861,15 +870,17 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const expected = rows.state !== undefined && !rebuild ? rangesInReach(ruleset, now, signupDay({ firstSeen: rows.state.firstSeen, traits: rows.traits }, ruleset)) : undefined;
   const [history, storedExpected, accountTraits] = await Promise.all([
     // A user's events are its own and those of every identity merged into it (a merge that changes them rebuilds).
-    mergedEvents(store, ref, rows, rebuild ? 'all' : rows.changedDays, now, ruleset.calendar),
+    mergedEvents(store, ref, rows, rebuild ? 'all' : rows.changedDays, now, ruleset),
     expected !== undefined ? storedDays(expected, true) : [],
     // In account id order: routing by an account trait takes the first account that has it (core/rules/routing.ts).
     rows.accounts.length > 0 ? store.accountTraits(ref.workspace, [...rows.accounts].sort()) : [],
   ]);
-  const { events, all: rebuilt } = history;
+  const { events, all: rebuilt, rolledUp } = history;
   // After the events, which may rebuild: a call only for a late event's day, seldom.
   const replaced = rebuilt ? [] : await replacedDays(store, ref, rows, ruleset.calendar);
-  const recomputed = recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
+  const recomputed = rolledUp
+    ? { days: rolledUp.days, totals: addToTotals(ruleset, undefined, rolledUp.days, [], rolledUp.firstEvent) }
+    : recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const signup = signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset);
   const ranges = rangesInReach(ruleset, now, signup);
   // A rebuild (every event read again: a merge) empties the stored days it finds no event on, which it reads as stored.
@@ -883,7 +894,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   const emptied = rebuilt ? stored.filter((rollup) => !days.has(rollup.day)).map((rollup) => emptyRollup(rollup.day)) : [];
   const facts = userFacts({ id: ref.id, traits: rows.traits, accountTraits, totals: recomputed.totals, days: [...days.values()] });
   // The messages read are the changed days' (every day on a rebuild): a conversion is seen when its day changes.
-  const convertedAt = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
+  const convertedAt = rolledUp ? rolledUp.convertedAt : ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
   // A span that starts before the window is kept with the state, for the evaluations that read the days before it.
   const span = sinceSignupSpan(ruleset, signup);
   const spanDays = span !== undefined && ruleset.spanSignals.length > 0 && (windowStart === undefined || span.from < windowStart) ? spanDaysOf(days.values(), span, ruleset.calendar.dayOf(now), ruleset) : undefined;

@@ -163,8 +163,8 @@ export const sameRanges = (a: readonly DayRange[], b: readonly DayRange[]): bool
 export const inReach = (ranges: readonly DayRange[], day: string): boolean => ranges.some((range) => day >= range.from && day <= range.to);
 
 /** Stored events grouped by their day in the rules' calendar, in the order they come. */
-export function eventsByDay(events: Iterable<UsageEvent>, calendar: Calendar): Map<string, UsageEvent[]> {
-  const byDay = new Map<string, UsageEvent[]>();
+export function eventsByDay<E extends UsageEvent>(events: Iterable<E>, calendar: Calendar): Map<string, E[]> {
+  const byDay = new Map<string, E[]>();
   for (const event of events) {
     const day = calendar.dayOf(event.timestamp);
     const list = byDay.get(day);

@@ -1,6 +1,9 @@
-import type { Calendar } from './days';
+import { firstConversion } from './conversion';
+import { addDays, type Calendar } from './days';
+import { eventsByDay } from './facts';
 import { claimsBefore, claimsOf, identityKey, mergedInto, parseIdentityKey, rootOf, type Claim, type Identity } from './identity';
-import type { EntityRef, EntityRows, EvaluationStore, StoredEvent } from './ports';
+import { TooManyEventsError, type EntityRef, type EntityRows, type EvaluationStore, type StoredEvent } from './ports';
+import { rollupDay, type DayRollup } from './rules/engine';
 import type { Ruleset } from './rules/load';
 
 /**
@@ -37,10 +40,25 @@ export async function ownerOf(store: EvaluationStore, ref: EntityRef, rows: Enti
 export interface MergedEvents {
   /** The identities merged into the user, besides itself (identityKeys, sorted): saved with its state. */
   merged: string[];
-  /** The events of the user and of every merged identity, of the days asked, or of all days when `all`. */
+  /**
+   * The events of the user and of every merged identity, of the days asked, or of all days when `all`; none when they
+   * were too many to hold at once and were rolled up a day at a time instead (`rolledUp`).
+   */
   events: StoredEvent[];
   /** Whether every day was read: asked for, or the merged identities changed (their whole history joins or leaves). */
   all: boolean;
+  /** Every day rolled up as it was read, for a user whose events of every day pass what a read may hold at once. */
+  rolledUp?: RolledUpHistory;
+}
+
+/** What a rebuild makes of a user's every event (core/facts' recomputeDays), made a day at a time as they were read. */
+export interface RolledUpHistory {
+  /** Each day's rollup, in the order recomputeDays gives them from every event read at once. */
+  days: DayRollup[];
+  /** The earliest message, the totals' first seen. */
+  firstEvent: string | null;
+  /** The earliest message that converts the user (core/conversion), null for none or no conversion in the rules. */
+  convertedAt: string | null;
 }
 
 /**
@@ -51,7 +69,8 @@ export interface MergedEvents {
  * save: it was another user's meanwhile, taken back since (by this user's own earlier message), and its changes of
  * meanwhile went to that user, not to this one's days.
  */
-export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date, calendar: Calendar): Promise<MergedEvents> {
+export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows: EntityRows, days: readonly string[] | 'all', now: Date, ruleset: Ruleset): Promise<MergedEvents> {
+  const { calendar } = ruleset;
   const self = identityOfRef(ref);
   const known = rows.state?.merged ?? [];
   /** Each identity's events of every day, read once: a claim that merges one more reads that one's alone. */
@@ -64,26 +83,99 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
   };
   const eventsOf = async (merged: readonly string[], all: boolean) =>
     (await Promise.all([self, ...merged.map(parseIdentityKey)].map((identity) => (all ? wholeHistory(identity) : store.events(refOf(ref.workspace, identity), days))))).flat();
+  /**
+   * The identities' events with the claims they make; every day's rolled up a day at a time when the user's own are
+   * more than a read may hold at once (a user of years, a busy integration), rather than fail its every rebuild.
+   */
+  const historyOf = async (merged: readonly string[], all: boolean): Promise<{ events: StoredEvent[]; claims: Map<string, Claim>; rolledUp?: RolledUpHistory }> => {
+    try {
+      const events = await eventsOf(merged, all);
+      return { events, claims: earliestClaims(events) };
+    } catch (error) {
+      if (!all || !(error instanceof TooManyEventsError)) throw error;
+      return { events: [], ...(await rolledUpHistory(store, ref, merged.map(parseIdentityKey), wholeHistory, ruleset)) };
+    }
+  };
   // The events of the identities merged at the last save are read beside their claims, a round trip less: a claim
   // taken away since (an earlier one elsewhere) is seldom, and then the events are read again.
-  const [claims, knownEvents] = await Promise.all([
+  const [claims, knownHistory] = await Promise.all([
     known.length > 0 ? store.claims(ref.workspace, known.map(parseIdentityKey)) : new Map<string, Claim>(),
-    eventsOf(known, days === 'all'),
+    historyOf(known, days === 'all'),
   ]);
   const savedAt = rows.state?.lead?.evaluatedAt;
   const claimedSinceSaved = (keys: readonly string[]) => savedAt !== undefined && keys.some((key) => (claims.get(key)?.storedAt ?? '') > savedAt);
   let merged = sortedKeys(mergedInto(self, claims));
   let all = days === 'all' || !sameKeys(merged, known) || claimedSinceSaved(merged);
-  let events = sameKeys(merged, known) && all === (days === 'all') ? knownEvents : undefined;
+  let history = sameKeys(merged, known) && all === (days === 'all') ? knownHistory : undefined;
   for (;;) {
-    events ??= await eventsOf(merged, all);
-    await storeClaims(store, ref.workspace, events, claims, now, calendar);
+    history ??= await historyOf(merged, all);
+    await storeEarliestClaims(store, ref.workspace, history.claims, claims, now, calendar);
     const next = sortedKeys(mergedInto(self, claims));
-    if (sameKeys(next, merged) && (all || !claimedSinceSaved(next))) return { merged, events, all };
+    if (sameKeys(next, merged) && (all || !claimedSinceSaved(next))) return { merged, events: history.events, all, ...(history.rolledUp ? { rolledUp: history.rolledUp } : {}) };
     merged = next;
     all = true;
-    events = undefined;
+    history = undefined;
   }
+}
+
+/**
+ * A user's history of every day rolled up a day at a time, with the claims it makes (the earliest of each identity):
+ * its own events read a stored day at a time (EvaluationStore.eachEventDay) and each day of the rules' calendar rolled
+ * up once whole; the merged identities' (an anonymous visitor's few days, as a rule) read whole beside them. The same
+ * rollups, in the same order, as recomputeDays makes of every event read at once: each day's events in the order
+ * that read gives them, the user's own first.
+ */
+async function rolledUpHistory(
+  store: EvaluationStore,
+  ref: EntityRef,
+  merged: readonly Identity[],
+  wholeHistory: (identity: Identity) => Promise<StoredEvent[]>,
+  ruleset: Ruleset,
+): Promise<{ rolledUp: RolledUpHistory; claims: Map<string, Claim> }> {
+  const { calendar } = ruleset;
+  const othersByDay = (await Promise.all(merged.map(wholeHistory))).map((events) => eventsByDay(events, calendar));
+  const claims = new Map<string, Claim>();
+  const rolled = new Map<string, DayRollup>();
+  /** The user's own days in the order they first come, and the events of those not rolled up yet. */
+  const ownDays: string[] = [];
+  const pending = new Map<string, StoredEvent[]>();
+  let firstEvent: string | null = null;
+  let convertedAt: string | null = null;
+  const rollUp = (day: string) => {
+    const events = [...(pending.get(day) ?? []), ...othersByDay.flatMap((byDay) => byDay.get(day) ?? [])];
+    pending.delete(day);
+    rolled.set(day, rollupDay(day, events, ruleset));
+    earliestClaims(events, claims);
+    for (const event of events) if (firstEvent === null || event.timestamp < firstEvent) firstEvent = event.timestamp;
+    const converted = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
+    if (converted !== null && (convertedAt === null || converted < convertedAt)) convertedAt = converted;
+  };
+  await store.eachEventDay(ref, (storedDay, events) => {
+    for (const event of events) {
+      const day = calendar.dayOf(event.timestamp);
+      const waiting = pending.get(day);
+      if (waiting !== undefined) waiting.push(event);
+      else {
+        pending.set(day, [event]);
+        ownDays.push(day);
+      }
+    }
+    // A day of the rules' calendar is whole once the stored day two after it is read: its events lie in the stored days
+    // up to two either side of it, stored by the days of the time zone ingest had then (up to 26 hours from the rules'
+    // after a change of time zone).
+    const whole = addDays(storedDay, -1);
+    for (const day of [...pending.keys()]) if (day < whole) rollUp(day);
+  });
+  for (const day of [...pending.keys()]) rollUp(day);
+  const days = ownDays.map((day) => rolled.get(day)!);
+  for (const byDay of othersByDay) {
+    for (const day of byDay.keys()) {
+      if (rolled.has(day)) continue;
+      rollUp(day);
+      days.push(rolled.get(day)!);
+    }
+  }
+  return { rolledUp: { days, firstEvent, convertedAt }, claims };
 }
 
 /**
@@ -91,14 +183,23 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
  * the events name. A claim that takes an identity from another user marks that user, which then lets it go.
  */
 export async function storeClaims(store: EvaluationStore, workspace: string, events: readonly StoredEvent[], claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<void> {
-  const earliest = new Map<string, Claim>();
+  await storeEarliestClaims(store, workspace, earliestClaims(events), claims, now, calendar);
+}
+
+/** The earliest claim the events make on each identity, by identityKey, added to `into`. */
+function earliestClaims(events: readonly StoredEvent[], into = new Map<string, Claim>()): Map<string, Claim> {
   for (const event of events) {
     for (const claim of claimsOf(event)) {
       const key = identityKey(claim.from);
-      const seen = earliest.get(key);
-      if (seen === undefined || claimsBefore(claim, seen)) earliest.set(key, claim);
+      const seen = into.get(key);
+      if (seen === undefined || claimsBefore(claim, seen)) into.set(key, claim);
     }
   }
+  return into;
+}
+
+/** storeClaims of the earliest claims events make (earliestClaims). */
+async function storeEarliestClaims(store: EvaluationStore, workspace: string, earliest: ReadonlyMap<string, Claim>, claims: Map<string, Claim>, now: Date, calendar: Calendar): Promise<void> {
   const unread = [...earliest.keys()].filter((key) => !claims.has(key));
   if (unread.length > 0) for (const [key, claim] of await store.claims(workspace, unread.map(parseIdentityKey))) claims.set(key, claim);
   for (const [key, claim] of earliest) {

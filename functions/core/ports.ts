@@ -244,6 +244,16 @@ export interface EvaluationStore {
    * past it with what the run's other leases hold. A read that throws gives back what it took.
    */
   events(ref: EntityRef, days: readonly string[] | 'all', lease?: EventsLease): Promise<StoredEvent[]>;
+  /**
+   * A user's (or visitor's) stored events of every day, as `events(ref, 'all')` gives them, handed to `onDay` a stored
+   * day at a time, in the days' order (the UTC days ingest stores them by): a history too large to hold at once, read
+   * without holding it. Each day is held in `lease` until `onDay` has had the three days after it, so that what the
+   * reader keeps of them is counted: a day of the rules' calendar takes its events from the stored days up to two
+   * either side of it (stored by the days of the time zone ingest had then, up to 26 hours from the rules'), and is
+   * whole once the two after it are read. TooManyEventsError when what the lease holds passes its limit alone,
+   * RunHoldsTooManyEventsError beside what the run's other leases hold.
+   */
+  eachEventDay(ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease?: EventsLease): Promise<void>;
   /** A budget for one run's event reads: what the process may hold of them at once (core/events-budget). */
   eventsBudget(): EventsBudget;
   /** The claims stored on these identities, by identityKey (unclaimed ones are left out). */

@@ -3,7 +3,7 @@ import type { QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { eventCharsReadableAtOnce } from '../../functions/adapters/dynamodb/entity-rows';
 import { DynamoDbEvaluationStore } from '../../functions/adapters/dynamodb/evaluation-store';
-import { allShards, describeError, runEvaluator } from '../../functions/core/evaluate-leads';
+import { allShards, describeError, readFacts, runEvaluator } from '../../functions/core/evaluate-leads';
 import { TooManyEventsError } from '../../functions/core/ports';
 import { EventsBudget } from '../../functions/core/events-budget';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
@@ -163,5 +163,43 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
     expect(peak).toBeLessThanOrEqual(limit);
     // Every lease was given back once its evaluation (or its page) was done.
     expect(budgets.map((budget) => budget.held)).toEqual([0]);
+  });
+
+  it("rebuilds a user whose events of every day pass what a read may hold a day at a time, to the facts of a read of them all, whatever the rules' time zone", async () => {
+    // Stored by Kiritimati's days (UTC+14), as ingest does under these rules; read under them, and under Pago Pago's
+    // (UTC-11) after a change of time zone: a day there takes events from the two stored days after it.
+    const kiritimati = loadRules(`${rules}timezone: Pacific/Kiritimati\n`, 'rules');
+    const pagoPago = loadRules(`${rules}timezone: Pacific/Pago_Pago\n`, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `too-many-${randomUUID()}`, ruleset: kiritimati, evaluateEveryMs: 0 }));
+    // Twelve days of views through each UTC day, the first claiming an anonymous visitor with a day of its own. The one
+    // at 10:30 UTC is 23:30 the day before in Pago Pago and 00:30 the next day in Kiritimati: two stored days on.
+    const hours = [1, 5, 10.5, 13, 17, 21];
+    const eve = Array.from({ length: 12 }, (_, day) =>
+      hours.map((hour, index) => ({ type: 'track', userId: 'eve', event: 'Pricing Viewed', messageId: `eve-${day}-${index}`, timestamp: new Date(Date.UTC(2024, 5, 10 + day) + hour * 3_600_000).toISOString(), ...(day === 0 && index === 0 ? { anonymousId: 'v-eve' } : {}) })),
+    ).flat();
+    await sendBatch(dev, [{ type: 'track', anonymousId: 'v-eve', event: 'Pricing Viewed', messageId: 'v-eve-0', timestamp: '2024-06-08T12:00:00.000Z' }]);
+    // A request a day: an item a day, as a browser's or a server's traffic stores them.
+    for (let day = 0; day < 12; day++) await sendBatch(dev, eve.slice(day * hours.length, (day + 1) * hours.length));
+    const ref = { workspace: dev.workspace, type: 'user' as const, id: 'eve' };
+    const chars = charsOf(await dev.evaluation.events(ref, 'all'));
+    // Room for seven and a half of its twelve days: the most a day at a time holds is five stored days.
+    const limited = new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventCharsRead: Math.floor((chars / 12) * 7.5) });
+    await expect(limited.events(ref, 'all')).rejects.toThrow(TooManyEventsError);
+    const daysHanded: string[] = [];
+    const eachEventDay = limited.eachEventDay;
+    limited.eachEventDay = (entity, onDay, lease) => eachEventDay(entity, (day, events) => (daysHanded.push(day), onDay(day, events)), lease);
+    const now = new Date('2024-06-23T12:00:00.000Z');
+    for (const ruleset of [kiritimati, pagoPago]) {
+      daysHanded.length = 0;
+      const { rows: _ample, ...allAtOnce } = await readFacts(dev.evaluation, ref, ruleset, now);
+      const { rows: _limited, ...dayByDay } = await readFacts(limited, ref, ruleset, now);
+      // Read twice: the first read finds the claim on the visitor, whose history then joins.
+      // Its views from 13:00 UTC are the next day in Kiritimati: thirteen stored days.
+      const storedDays = Array.from({ length: 13 }, (_, day) => `2024-06-${10 + day}`);
+      expect(daysHanded).toEqual([...storedDays, ...storedDays]);
+      expect(dayByDay).toEqual(allAtOnce);
+      expect(dayByDay.merged).toEqual(['visitor:v-eve']);
+      expect(dayByDay.days.reduce((sum, rollup) => sum + rollup.activity, 0)).toBe(eve.length + 1);
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { EventsBudget, type EventsLease } from '../../functions/core/events-budget';
 import { entityKey, laterWaitEnd } from '../../functions/core/changes';
-import { calendarOf, type Calendar } from '../../functions/core/days';
+import { addDays, calendarOf, type Calendar } from '../../functions/core/days';
 import { inReach, type DayRange, type StoredEntityState } from '../../functions/core/facts';
 import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import type { LeadEvent } from '../../functions/core/lead-event';
@@ -304,6 +304,37 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       throw fits === 'too many' ? new TooManyEventsError(`too many events of ${ref.id}`) : new RunHoldsTooManyEventsError(`no room for the events of ${ref.id}`);
     }
     return events;
+  }
+
+  async eachEventDay(ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease: EventsLease = this.eventsBudget().lease()): Promise<void> {
+    const byDay = new Map<string, StoredEvent[]>();
+    for (const event of this.entityOf(ref).events) {
+      const day = this.calendar.dayOf(event.timestamp);
+      byDay.set(day, [...(byDay.get(day) ?? []), event]);
+    }
+    // As the DynamoDB store holds them: each day until the reader has had the three after it.
+    const held: { day: string; chars: number; events: number }[] = [];
+    try {
+      for (const day of [...byDay.keys()].sort()) {
+        const events = structuredClone(byDay.get(day)!);
+        const taken = { day, chars: 0, events: 0 };
+        held.push(taken);
+        for (const event of events) {
+          const chars = JSON.stringify(event).length;
+          taken.chars += chars;
+          taken.events++;
+          const fits = lease.take(chars, 1);
+          if (fits !== 'fits') throw fits === 'too many' ? new TooManyEventsError(`too many events of ${ref.id} on ${day}`) : new RunHoldsTooManyEventsError(`no room for the events of ${ref.id} on ${day}`);
+        }
+        onDay(day, events);
+        while (held[0]!.day < addDays(day, -3)) {
+          const { chars, events: count } = held.shift()!;
+          lease.giveBack(chars, count);
+        }
+      }
+    } finally {
+      for (const { chars, events } of held) lease.giveBack(chars, events);
+    }
   }
 
   async dayRollups(ref: EntityRef, days: readonly string[]): Promise<DayRollup[]> {

@@ -46,9 +46,9 @@ const workspace = 'ws';
 const now = new Date('2025-03-10T12:00:00.000Z');
 const user = (id: string): EntityRef => ({ workspace, type: 'user', id });
 
-/** `count` dashboards an hour apart, up to an hour ago: two qualify. */
-function dashboards(store: InMemoryEvaluationStore, id: string, count: number) {
-  for (let index = 0; index < count; index++) store.track(workspace, id, { event: 'Dashboard Created', timestamp: new Date(now.getTime() - (index + 1) * 3_600_000).toISOString() });
+/** `count` dashboards `apartMs` apart (an hour), up to that long ago: two qualify. */
+function dashboards(store: InMemoryEvaluationStore, id: string, count: number, apartMs = 3_600_000) {
+  for (let index = 0; index < count; index++) store.track(workspace, id, { event: 'Dashboard Created', timestamp: new Date(now.getTime() - (index + 1) * apartMs).toISOString() });
 }
 
 /** The characters of a user's events, as a read takes them. */
@@ -104,16 +104,50 @@ describe('the events one run holds at once', () => {
     expect(budgets.map((made) => made.held)).toEqual([0]);
   });
 
-  it('fail a user whose events pass the budget alone, and no other', async () => {
+  it("fail a user whose events of one day pass the budget alone, and no other", async () => {
     const sized = new InMemoryEvaluationStore();
-    dashboards(sized, 'bot', 40);
+    // A minute apart: all on one day, which a rebuild a day at a time cannot split.
+    dashboards(sized, 'bot', 40, 60_000);
     const store = new InMemoryEvaluationStore({ maxEventChars: (await charsOf(sized, 'bot')) - 1 });
     dashboards(store, 'ann', 2);
-    dashboards(store, 'bot', 40);
+    dashboards(store, 'bot', 40, 60_000);
     const publisher = new RecordingPublisher();
     const result = await evaluateShard(store, publisher, { shard: '0', ruleset, now, outOfTime: () => false });
     expect(result.failed.map((failure) => [failure.ref.id, (failure.error as Error).name])).toEqual([['bot', 'TooManyEventsError']]);
     // Refused beside ann's events first, then alone.
     expect([result.evaluated, result.evaluatedAlone]).toEqual([1, 1]);
+  });
+
+  it('rebuild a user whose events of every day pass the budget a day at a time, to the state a read of them all makes', async () => {
+    /** Twelve days of dashboards, eight a day, and an anonymous visitor's two days before them, which its first claims. */
+    const history = (store: InMemoryEvaluationStore) => {
+      for (let day = 12; day >= 1; day--) {
+        for (let index = 0; index < 8; index++) {
+          const timestamp = new Date(now.getTime() - day * 86_400_000 + index * 60_000).toISOString();
+          store.track(workspace, 'dan', { event: 'Dashboard Created', timestamp, ...(day === 12 && index === 0 ? { anonymousId: 'v-dan' } : {}) });
+        }
+      }
+      for (const day of [15, 14]) store.trackVisitor(workspace, 'v-dan', { event: 'Dashboard Created', timestamp: new Date(now.getTime() - day * 86_400_000).toISOString() });
+    };
+    const ample = new InMemoryEvaluationStore();
+    history(ample);
+    const allAtOnce = await evaluateShard(ample, new RecordingPublisher(), { shard: '0', ruleset, now, outOfTime: () => false });
+    const sized = new InMemoryEvaluationStore();
+    history(sized);
+    // Room for seven and a half of its twelve days: a day at a time holds at most five (the day read and the four
+    // before it, whose days of the rules' calendar may take events from it), never all.
+    const store = new InMemoryEvaluationStore({ maxEventChars: Math.floor(((await charsOf(sized, 'dan')) / 12) * 7.5) });
+    history(store);
+    const daysRead: string[] = [];
+    const eachEventDay = store.eachEventDay.bind(store);
+    store.eachEventDay = (ref, onDay, lease) => eachEventDay(ref, (day, events) => (daysRead.push(day), onDay(day, events)), lease);
+    const result = await evaluateShard(store, new RecordingPublisher(), { shard: '0', ruleset, now, outOfTime: () => false });
+    expect(result.failed.map((failure) => (failure.error as Error).message)).toEqual([]);
+    expect(result.evaluated).toBe(allAtOnce.evaluated);
+    expect(daysRead.length).toBeGreaterThanOrEqual(12);
+    expect(store.stateOf(user('dan'))).toEqual(ample.stateOf(user('dan')));
+    expect(store.stateOf(user('dan'))?.merged).toEqual(['visitor:v-dan']);
+    const days = (from: InMemoryEvaluationStore) => from.dayRollups(user('dan'), Array.from({ length: 16 }, (_, day) => new Date(now.getTime() - day * 86_400_000).toISOString().slice(0, 10)));
+    expect(await days(store)).toEqual(await days(ample));
   });
 });

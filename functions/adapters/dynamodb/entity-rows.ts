@@ -6,6 +6,7 @@ import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, typ
 import type { StoredMessage } from '../../core/messages';
 import { EventsBudget, type EventsLease } from '../../core/events-budget';
 import type { DayRollup } from '../../core/rules/engine';
+import { addDays } from '../../core/days';
 import { getAll, putAll, queryAll, queryPages, type Item } from './batch-write';
 import { forEachConcurrently } from '../../core/concurrency';
 import type { CapacityTally } from './capacity';
@@ -20,6 +21,7 @@ import {
   daySortKey,
   daySortKeyPrefix,
   entityPartitionKey,
+  eventDayOf,
   eventSortKeyPrefix,
   feedbackSortKey,
   feedbackSortKeyPrefix,
@@ -202,6 +204,49 @@ export class DynamoDbEntityRows {
       taken.failed = true;
       lease.giveBack(taken.chars, taken.events);
       throw error;
+    }
+  }
+
+  async eachEventDay(ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease = this.eventsBudget().lease()): Promise<void> {
+    const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: eventSortKeyPrefix } } };
+    /** The stored days read and not given back to the lease yet, oldest first, with what each took. */
+    const held: { day: string; chars: number; events: number }[] = [];
+    let decoded: StoredMessage[] = [];
+    const handOn = () => {
+      const current = held.at(-1);
+      if (current === undefined) return;
+      onDay(current.day, uniqueByMessageId(decoded as StoredEvent[]));
+      decoded = [];
+      const stillHeld = addDays(current.day, -3);
+      while (held[0]!.day < stillHeld) {
+        const { chars, events } = held.shift()!;
+        lease.giveBack(chars, events);
+      }
+    };
+    try {
+      for await (const items of queryPages(this.client, query, { capacity: this.capacity })) {
+        for (const item of items) {
+          const day = eventDayOf(item['sk']!.S!);
+          if (day !== held.at(-1)?.day) {
+            handOn();
+            held.push({ day, chars: 0, events: 0 });
+          }
+          const body = eventBodyOf(item);
+          if (body === undefined) continue;
+          const chunk = messagesOfBody(body);
+          const taken = held.at(-1)!;
+          taken.chars += body.length;
+          taken.events += chunk.length;
+          const fits = lease.take(body.length, chunk.length);
+          if (fits === 'too many') throw tooManyEvents(ref, held.map((read) => read.day), lease);
+          if (fits === 'held by others') throw runHoldsTooMany(ref, held.map((read) => read.day), lease);
+          for (const message of chunk) decoded.push(message);
+        }
+      }
+      handOn();
+    } finally {
+      // Read to the end, or failed: the reader's last days are its own to hold from here.
+      for (const { chars, events } of held) lease.giveBack(chars, events);
     }
   }
 

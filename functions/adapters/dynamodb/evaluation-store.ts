@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DayRange } from '../../core/facts';
 import type { Claim, Identity } from '../../core/identity';
 import type { LeadEvent } from '../../core/lead-event';
-import type { ChangeMark, EntityRef, EntityUpdate, EvaluationStore, RulesetProgress } from '../../core/ports';
+import type { ChangeMark, EntityRef, EntityUpdate, EvaluationStore, RulesetProgress, StoredEvent } from '../../core/ports';
 import { dayMs } from '../../core/days';
 import type { EventsLease } from '../../core/events-budget';
 import { defaultDirtyShards, defaultRetentionDays } from '../../shared/settings';
@@ -71,6 +71,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   entity = (ref: EntityRef, changedDays?: readonly string[], daysFrom?: string) => this.rows.entity(ref, changedDays, daysFrom);
   events = (ref: EntityRef, days: readonly string[] | 'all', lease?: EventsLease) => this.rows.events(ref, days, lease);
+  eachEventDay = (ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease?: EventsLease) => this.rows.eachEventDay(ref, onDay, lease);
   eventsBudget = () => this.rows.eventsBudget();
   claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
   claim = (workspace: string, claim: Claim, now: Date, heldBy?: string) => this.rows.claim(workspace, claim, now, heldBy);
