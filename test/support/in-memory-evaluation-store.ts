@@ -312,7 +312,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
       const day = this.calendar.dayOf(event.timestamp);
       byDay.set(day, [...(byDay.get(day) ?? []), event]);
     }
-    // As the DynamoDB store holds them: each day until the reader has had the three after it.
+    // As the DynamoDB store holds them: each day until the reader has had the four after it.
     const held: { day: string; chars: number; events: number }[] = [];
     try {
       for (const day of [...byDay.keys()].sort()) {
