@@ -689,11 +689,11 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
     const unread = days.filter((day) => !read.days.includes(day));
     return unread.length === 0 ? read.events : [...read.events, ...(await readMakingRoom(ref, unread, lease))];
   };
-  /** A rebuild's read a day at a time, held by the evaluation's lease: not made when prepare found one day too many alone. */
-  const eachEventDay = async (ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease: EventsLease) => {
+  /** A read a day at a time, held by the evaluation's lease: not made when prepare found one day too many alone. */
+  const eachEventDay = async (ref: EntityRef, days: readonly string[] | 'all', onDay: (day: string, events: StoredEvent[]) => void, lease: EventsLease) => {
     const tooMany = tooManyRead.get(entityKey(ref));
     if (tooMany !== undefined && tooMany.days.length === 1) throw tooMany.error;
-    return store.eachEventDay(ref, onDay, lease);
+    return store.eachEventDay(ref, days, onDay, lease);
   };
   /** The rows prepare read for the candidate, with any claim the page stored on it since, and the candidate's days. */
   const rowsOf = (candidate: EvaluationCandidate): EntityRows | undefined => {
@@ -706,7 +706,7 @@ function pageReads(store: EvaluationStore, now: Date, calendar: Calendar, daysFr
   return {
     store: reads,
     /** The page's store for one evaluation: the events it reads are held by `lease`. */
-    storeWith: (lease: EventsLease): EvaluationStore => withMethods(reads, { events: (ref, days) => events(ref, days, lease), eachEventDay: (ref, onDay) => eachEventDay(ref, onDay, lease) }),
+    storeWith: (lease: EventsLease): EvaluationStore => withMethods(reads, { events: (ref, days) => events(ref, days, lease), eachEventDay: (ref, days, onDay) => eachEventDay(ref, days, onDay, lease) }),
     /**
      * Reads a candidate's rows and, for a user with changed days, their events, and stores the claims they make. With
      * `waits`, the rows come first, and a user whose change waits (evaluate-leads' userIntervalMs) has no events read.
@@ -879,7 +879,7 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   // After the events, which may rebuild: a call only for a late event's day, seldom.
   const replaced = rebuilt ? [] : await replacedDays(store, ref, rows, ruleset.calendar);
   const recomputed = rolledUp
-    ? { days: rolledUp.days, totals: addToTotals(ruleset, undefined, rolledUp.days, [], rolledUp.firstEvent) }
+    ? { days: rolledUp.days, totals: addToTotals(ruleset, rebuilt ? undefined : rows.state!, rolledUp.days, replaced, rolledUp.firstEvent) }
     : recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
   const signup = signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset);
   const ranges = rangesInReach(ruleset, now, signup);

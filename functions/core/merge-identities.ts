@@ -47,11 +47,11 @@ export interface MergedEvents {
   events: StoredEvent[];
   /** Whether every day was read: asked for, or the merged identities changed (their whole history joins or leaves). */
   all: boolean;
-  /** Every day rolled up as it was read, for a user whose events of every day pass what a read may hold at once. */
+  /** The days rolled up as they were read, for a user whose events of those days pass what a read may hold at once. */
   rolledUp?: RolledUpHistory;
 }
 
-/** What a rebuild makes of a user's every event (core/facts' recomputeDays), made a day at a time as they were read. */
+/** What core/facts' recomputeDays makes of a user's events of the days read, made a day at a time as they were read. */
 export interface RolledUpHistory {
   /** Each day's rollup, in the order recomputeDays gives them from every event read at once. */
   days: DayRollup[];
@@ -81,19 +81,26 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
     wholeHistories.set(key, read);
     return read;
   };
-  const eventsOf = async (merged: readonly string[], all: boolean) =>
-    (await Promise.all([self, ...merged.map(parseIdentityKey)].map((identity) => (all ? wholeHistory(identity) : store.events(refOf(ref.workspace, identity), days))))).flat();
+  /** Each identity's events of the days asked, read once. */
+  const daysRead = new Map<string, Promise<StoredEvent[]>>();
+  const daysOf = (identity: Identity) => {
+    const key = identityKey(identity);
+    const read = daysRead.get(key) ?? store.events(refOf(ref.workspace, identity), days);
+    daysRead.set(key, read);
+    return read;
+  };
+  const eventsOf = async (merged: readonly string[], all: boolean) => (await Promise.all([self, ...merged.map(parseIdentityKey)].map(all ? wholeHistory : daysOf))).flat();
   /**
-   * The identities' events with the claims they make; every day's rolled up a day at a time when the user's own are
-   * more than a read may hold at once (a user of years, a busy integration), rather than fail its every rebuild.
+   * The identities' events with the claims they make; rolled up a day at a time when the user's own are more than a
+   * read may hold at once (a user of years or a busy integration rebuilt, a backfill of many days), rather than fail.
    */
   const historyOf = async (merged: readonly string[], all: boolean): Promise<{ events: StoredEvent[]; claims: Map<string, Claim>; rolledUp?: RolledUpHistory }> => {
     try {
       const events = await eventsOf(merged, all);
       return { events, claims: earliestClaims(events) };
     } catch (error) {
-      if (!all || !(error instanceof TooManyEventsError)) throw error;
-      return { events: [], ...(await rolledUpHistory(store, ref, merged.map(parseIdentityKey), wholeHistory, ruleset)) };
+      if (!(error instanceof TooManyEventsError)) throw error;
+      return { events: [], ...(await rolledUpHistory(store, ref, all ? 'all' : days, merged.map(parseIdentityKey), all ? wholeHistory : daysOf, ruleset)) };
     }
   };
   // The events of the identities merged at the last save are read beside their claims, a round trip less: a claim
@@ -119,21 +126,22 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
 }
 
 /**
- * A user's history of every day rolled up a day at a time, with the claims it makes (the earliest of each identity):
- * its own events read a stored day at a time (EvaluationStore.eachEventDay) and each day of the rules' calendar rolled
- * up once whole; the merged identities' (an anonymous visitor's few days, as a rule) read whole beside them. The same
- * rollups, in the same order, as recomputeDays makes of every event read at once: each day's events in the order
- * that read gives them, the user's own first.
+ * A user's history of the days asked (every day on a rebuild) rolled up a day at a time, with the claims it makes (the
+ * earliest of each identity): its own events read a stored day at a time (EvaluationStore.eachEventDay) and each day
+ * of the rules' calendar rolled up once whole; the merged identities' (an anonymous visitor's few days, as a rule) read
+ * whole beside them (`othersOf`). The same rollups, in the same order, as recomputeDays makes of every event read at
+ * once: the days asked first, each day's events in the order that read gives them, the user's own first.
  */
 async function rolledUpHistory(
   store: EvaluationStore,
   ref: EntityRef,
+  days: readonly string[] | 'all',
   merged: readonly Identity[],
-  wholeHistory: (identity: Identity) => Promise<StoredEvent[]>,
+  othersOf: (identity: Identity) => Promise<StoredEvent[]>,
   ruleset: Ruleset,
 ): Promise<{ rolledUp: RolledUpHistory; claims: Map<string, Claim> }> {
   const { calendar } = ruleset;
-  const othersByDay = (await Promise.all(merged.map(wholeHistory))).map((events) => eventsByDay(events, calendar));
+  const othersByDay = (await Promise.all(merged.map(othersOf))).map((events) => eventsByDay(events, calendar));
   const claims = new Map<string, Claim>();
   const rolled = new Map<string, DayRollup>();
   /** The user's own days in the order they first come, and the events of those not rolled up yet. */
@@ -150,7 +158,7 @@ async function rolledUpHistory(
     const converted = ruleset.file.conversion ? firstConversion(ruleset.file.conversion, events) : null;
     if (converted !== null && (convertedAt === null || converted < convertedAt)) convertedAt = converted;
   };
-  await store.eachEventDay(ref, (storedDay, events) => {
+  await store.eachEventDay(ref, days, (storedDay, events) => {
     for (const event of events) {
       const day = calendar.dayOf(event.timestamp);
       const waiting = pending.get(day);
@@ -167,15 +175,10 @@ async function rolledUpHistory(
     for (const day of [...pending.keys()]) if (day < whole) rollUp(day);
   });
   for (const day of [...pending.keys()]) rollUp(day);
-  const days = ownDays.map((day) => rolled.get(day)!);
-  for (const byDay of othersByDay) {
-    for (const day of byDay.keys()) {
-      if (rolled.has(day)) continue;
-      rollUp(day);
-      days.push(rolled.get(day)!);
-    }
-  }
-  return { rolledUp: { days, firstEvent, convertedAt }, claims };
+  // A day asked with no event left is rolled up empty, as recomputeDays does.
+  const order = new Set([...(days === 'all' ? [] : days), ...ownDays, ...othersByDay.flatMap((byDay) => [...byDay.keys()])]);
+  for (const day of order) if (!rolled.has(day)) rollUp(day);
+  return { rolledUp: { days: [...order].map((day) => rolled.get(day)!), firstEvent, convertedAt }, claims };
 }
 
 /**

@@ -245,15 +245,15 @@ export interface EvaluationStore {
    */
   events(ref: EntityRef, days: readonly string[] | 'all', lease?: EventsLease): Promise<StoredEvent[]>;
   /**
-   * A user's (or visitor's) stored events of every day, as `events(ref, 'all')` gives them, handed to `onDay` a stored
-   * day at a time, in the days' order (ingest stores events by the days of the rules' time zone it had then): a history
-   * too large to hold at once, read without holding it. Each day is held in `lease` until `onDay` has had the four days
+   * A user's (or visitor's) stored events of the given days, or of every day, as `events` gives them, handed to `onDay`
+   * a stored day at a time, in the days' order (ingest stores events by the days of the rules' time zone it had then):
+   * more than a read may hold at once, read without holding it all. Each day is held in `lease` until `onDay` has had the four days
    * after it, so that what the reader keeps of them is counted: a day of the rules' calendar takes its events from the
    * stored days up to two either side of it (up to 26 hours apart after a change of time zone), and is whole once the
    * two after it are read. TooManyEventsError when what the lease holds passes its limit alone,
    * RunHoldsTooManyEventsError beside what the run's other leases hold.
    */
-  eachEventDay(ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease?: EventsLease): Promise<void>;
+  eachEventDay(ref: EntityRef, days: readonly string[] | 'all', onDay: (day: string, events: StoredEvent[]) => void, lease?: EventsLease): Promise<void>;
   /** A budget for one run's event reads: what the process may hold of them at once (core/events-budget). */
   eventsBudget(): EventsBudget;
   /** The claims stored on these identities, by identityKey (unclaimed ones are left out). */

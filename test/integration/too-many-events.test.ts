@@ -187,7 +187,7 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
     await expect(limited.events(ref, 'all')).rejects.toThrow(TooManyEventsError);
     const daysHanded: string[] = [];
     const eachEventDay = limited.eachEventDay;
-    limited.eachEventDay = (entity, onDay, lease) => eachEventDay(entity, (day, events) => (daysHanded.push(day), onDay(day, events)), lease);
+    limited.eachEventDay = (entity, days, onDay, lease) => eachEventDay(entity, days, (day, events) => (daysHanded.push(day), onDay(day, events)), lease);
     const now = new Date('2024-06-23T12:00:00.000Z');
     for (const ruleset of [kiritimati, pagoPago]) {
       daysHanded.length = 0;
@@ -201,5 +201,31 @@ describe('a user with more events than an evaluation may hold, on DynamoDB Local
       expect(dayByDay.merged).toEqual(['visitor:v-eve']);
       expect(dayByDay.days.reduce((sum, rollup) => sum + rollup.activity, 0)).toBe(eve.length + 1);
     }
+  });
+
+  it("recomputes a user's changed days that pass what a read may hold a day at a time, to the facts of a read of them all", async () => {
+    const ruleset = loadRules(rules, 'rules');
+    const dev = (runtime = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `too-many-${randomUUID()}`, ruleset, evaluateEveryMs: 0 }));
+    const ref = { workspace: dev.workspace, type: 'user' as const, id: 'fay' };
+    await sendBatch(dev, views('fay', 1, 0));
+    await dev.collectChanges();
+    const shards = allShards(defaultDirtyShards);
+    expect((await runEvaluator({ store: dev.evaluation, publisher: new RecordingPublisher(), ruleset, shards, now: new Date(at(0, 30)), deadline: Number.POSITIVE_INFINITY })).evaluated).toBe(1);
+    // Then a backfill: ten days of views at once, a request a day.
+    const changedDays = Array.from({ length: 10 }, (_, day) => at(day + 1).slice(0, 10));
+    for (let day = 1; day <= 10; day++) await sendBatch(dev, views('fay', 8, day));
+    const backfilled = charsOf(await dev.evaluation.events(ref, changedDays));
+    // Room for six and a half of the ten days: a day at a time holds at most five.
+    const limited = new DynamoDbEvaluationStore({ client: dev.client, tableName: dev.tableName, maxEventCharsRead: Math.floor((backfilled / 10) * 6.5) });
+    await expect(limited.events(ref, changedDays)).rejects.toThrow(TooManyEventsError);
+    const daysHanded: string[] = [];
+    const eachEventDay = limited.eachEventDay;
+    limited.eachEventDay = (entity, days, onDay, lease) => eachEventDay(entity, days, (day, events) => (daysHanded.push(day), onDay(day, events)), lease);
+    const now = new Date(at(11));
+    const { rows: _ample, ...allAtOnce } = await readFacts(dev.evaluation, ref, ruleset, now, await dev.evaluation.entity(ref, changedDays));
+    const { rows: _limited, ...dayByDay } = await readFacts(limited, ref, ruleset, now, await limited.entity(ref, changedDays));
+    expect(daysHanded).toEqual(changedDays);
+    expect(dayByDay).toEqual(allAtOnce);
+    expect([dayByDay.rebuilt, dayByDay.days.length, dayByDay.facts.lifetime.activity]).toEqual([false, 10, 81]);
   });
 });

@@ -306,11 +306,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return events;
   }
 
-  async eachEventDay(ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease: EventsLease = this.eventsBudget().lease()): Promise<void> {
+  async eachEventDay(ref: EntityRef, days: readonly string[] | 'all', onDay: (day: string, events: StoredEvent[]) => void, lease: EventsLease = this.eventsBudget().lease()): Promise<void> {
     const byDay = new Map<string, StoredEvent[]>();
     for (const event of this.entityOf(ref).events) {
       const day = this.calendar.dayOf(event.timestamp);
-      byDay.set(day, [...(byDay.get(day) ?? []), event]);
+      if (days === 'all' || days.includes(day)) byDay.set(day, [...(byDay.get(day) ?? []), event]);
     }
     // As the DynamoDB store holds them: each day until the reader has had the four after it.
     const held: { day: string; chars: number; events: number }[] = [];

@@ -140,7 +140,7 @@ describe('the events one run holds at once', () => {
     history(store);
     const daysRead: string[] = [];
     const eachEventDay = store.eachEventDay.bind(store);
-    store.eachEventDay = (ref, onDay, lease) => eachEventDay(ref, (day, events) => (daysRead.push(day), onDay(day, events)), lease);
+    store.eachEventDay = (ref, days, onDay, lease) => eachEventDay(ref, days, (day, events) => (daysRead.push(day), onDay(day, events)), lease);
     const result = await evaluateShard(store, new RecordingPublisher(), { shard: '0', ruleset, now, outOfTime: () => false });
     expect(result.failed.map((failure) => (failure.error as Error).message)).toEqual([]);
     expect(result.evaluated).toBe(allAtOnce.evaluated);
@@ -148,6 +148,35 @@ describe('the events one run holds at once', () => {
     expect(store.stateOf(user('dan'))).toEqual(ample.stateOf(user('dan')));
     expect(store.stateOf(user('dan'))?.merged).toEqual(['visitor:v-dan']);
     const days = (from: InMemoryEvaluationStore) => from.dayRollups(user('dan'), Array.from({ length: 16 }, (_, day) => new Date(now.getTime() - day * 86_400_000).toISOString().slice(0, 10)));
+    expect(await days(store)).toEqual(await days(ample));
+  });
+
+  it("recompute a user's changed days that pass the budget together a day at a time, to the state a read of them all makes", async () => {
+    const start = new Date(now.getTime() - 15 * 86_400_000);
+    /** A dashboard twenty days ago, evaluated five days later; then twelve days of them at once, eight a day: a backfill. */
+    const evaluatedThenBackfilled = async (store: InMemoryEvaluationStore) => {
+      store.track(workspace, 'eli', { event: 'Dashboard Created', timestamp: new Date(now.getTime() - 20 * 86_400_000).toISOString() });
+      await evaluateShard(store, new RecordingPublisher(), { shard: '0', ruleset, now: start, outOfTime: () => false });
+      for (let day = 12; day >= 1; day--) {
+        for (let index = 0; index < 8; index++) store.track(workspace, 'eli', { event: 'Dashboard Created', timestamp: new Date(now.getTime() - day * 86_400_000 + index * 60_000).toISOString() });
+      }
+    };
+    const ample = new InMemoryEvaluationStore();
+    await evaluatedThenBackfilled(ample);
+    const backfilled = (await ample.events(user('eli'), 'all')).slice(1).reduce((sum, event) => sum + JSON.stringify(event).length, 0);
+    await evaluateShard(ample, new RecordingPublisher(), { shard: '0', ruleset, now, outOfTime: () => false });
+    // Room for seven and a half of the twelve days: a day at a time holds at most five.
+    const store = new InMemoryEvaluationStore({ maxEventChars: Math.floor((backfilled / 12) * 7.5) });
+    await evaluatedThenBackfilled(store);
+    const daysRead: string[] = [];
+    const eachEventDay = store.eachEventDay.bind(store);
+    store.eachEventDay = (ref, days, onDay, lease) => eachEventDay(ref, days, (day, events) => (daysRead.push(day), onDay(day, events)), lease);
+    const result = await evaluateShard(store, new RecordingPublisher(), { shard: '0', ruleset, now, outOfTime: () => false });
+    expect(result.failed.map((failure) => (failure.error as Error).message)).toEqual([]);
+    // The changed days alone, not a rebuild: the first day is not read again.
+    expect(daysRead).toEqual(Array.from({ length: 12 }, (_, day) => new Date(now.getTime() - (12 - day) * 86_400_000).toISOString().slice(0, 10)));
+    expect(store.stateOf(user('eli'))).toEqual(ample.stateOf(user('eli')));
+    const days = (from: InMemoryEvaluationStore) => from.dayRollups(user('eli'), Array.from({ length: 21 }, (_, day) => new Date(now.getTime() - day * 86_400_000).toISOString().slice(0, 10)));
     expect(await days(store)).toEqual(await days(ample));
   });
 });

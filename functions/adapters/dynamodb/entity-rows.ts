@@ -207,8 +207,9 @@ export class DynamoDbEntityRows {
     }
   }
 
-  async eachEventDay(ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease = this.eventsBudget().lease()): Promise<void> {
-    const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: eventSortKeyPrefix } } };
+  async eachEventDay(ref: EntityRef, days: readonly string[] | 'all', onDay: (day: string, events: StoredEvent[]) => void, lease = this.eventsBudget().lease()): Promise<void> {
+    // One query for every day, or one a day asked, in the days' order.
+    const prefixes = days === 'all' ? [eventSortKeyPrefix] : [...days].sort().map((day) => `${eventSortKeyPrefix}${day}#`);
     /** The stored days read and not given back to the lease yet, oldest first, with what each took. */
     const held: { day: string; chars: number; events: number }[] = [];
     let decoded: StoredMessage[] = [];
@@ -224,24 +225,22 @@ export class DynamoDbEntityRows {
       }
     };
     try {
-      for await (const items of queryPages(this.client, query, { capacity: this.capacity })) {
-        for (const item of items) {
-          const day = eventDayOf(item['sk']!.S!);
-          if (day !== held.at(-1)?.day) {
-            handOn();
-            held.push({ day, chars: 0, events: 0 });
-          }
-          const body = eventBodyOf(item);
-          if (body === undefined) continue;
-          const chunk = messagesOfBody(body);
-          const taken = held.at(-1)!;
-          taken.chars += body.length;
-          taken.events += chunk.length;
-          const fits = lease.take(body.length, chunk.length);
-          if (fits === 'too many') throw tooManyEvents(ref, held.map((read) => read.day), lease);
-          if (fits === 'held by others') throw runHoldsTooMany(ref, held.map((read) => read.day), lease);
-          for (const message of chunk) decoded.push(message);
+      for await (const item of this.eventItems(ref, prefixes)) {
+        const day = eventDayOf(item['sk']!.S!);
+        if (day !== held.at(-1)?.day) {
+          handOn();
+          held.push({ day, chars: 0, events: 0 });
         }
+        const body = eventBodyOf(item);
+        if (body === undefined) continue;
+        const chunk = messagesOfBody(body);
+        const taken = held.at(-1)!;
+        taken.chars += body.length;
+        taken.events += chunk.length;
+        const fits = lease.take(body.length, chunk.length);
+        if (fits === 'too many') throw tooManyEvents(ref, held.map((read) => read.day), lease);
+        if (fits === 'held by others') throw runHoldsTooMany(ref, held.map((read) => read.day), lease);
+        for (const message of chunk) decoded.push(message);
       }
       handOn();
     } finally {
@@ -412,6 +411,14 @@ export class DynamoDbEntityRows {
       }
     }
     return [...days.values()];
+  }
+
+  /** The event items under each sort key prefix, a prefix after the other, each in sort-key order. */
+  private async *eventItems(ref: EntityRef, prefixes: readonly string[]): AsyncGenerator<Item> {
+    for (const prefix of prefixes) {
+      const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } };
+      for await (const items of queryPages(this.client, query, { capacity: this.capacity })) yield* items;
+    }
   }
 
   /** A day item, with the revision of the state it was read from or rebuilt on. */

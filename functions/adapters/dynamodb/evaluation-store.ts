@@ -71,7 +71,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
 
   entity = (ref: EntityRef, changedDays?: readonly string[], daysFrom?: string) => this.rows.entity(ref, changedDays, daysFrom);
   events = (ref: EntityRef, days: readonly string[] | 'all', lease?: EventsLease) => this.rows.events(ref, days, lease);
-  eachEventDay = (ref: EntityRef, onDay: (day: string, events: StoredEvent[]) => void, lease?: EventsLease) => this.rows.eachEventDay(ref, onDay, lease);
+  eachEventDay = (ref: EntityRef, days: readonly string[] | 'all', onDay: (day: string, events: StoredEvent[]) => void, lease?: EventsLease) => this.rows.eachEventDay(ref, days, onDay, lease);
   eventsBudget = () => this.rows.eventsBudget();
   claims = (workspace: string, identities: readonly Identity[]) => this.rows.claims(workspace, identities);
   claim = (workspace: string, claim: Claim, now: Date, heldBy?: string) => this.rows.claim(workspace, claim, now, heldBy);
