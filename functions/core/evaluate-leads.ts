@@ -1,5 +1,5 @@
 import { accountConversion, firstConversion } from './conversion';
-import { accountFacts, addToTotals, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withinStateBound, withOpenDays, type DayRange, type SpanDays } from './facts';
+import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withinStateBound, withOpenDays, withTotals, type DayRange, type SpanDays } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, visitorNotJudged, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
@@ -877,10 +877,8 @@ export async function readFacts(store: EvaluationStore, ref: EntityRef, ruleset:
   ]);
   const { events, all: rebuilt, rolledUp } = history;
   // After the events, which may rebuild: a call only for a late event's day, seldom.
-  const replaced = rebuilt ? [] : await replacedDays(store, ref, rows, ruleset.calendar);
-  const recomputed = rolledUp
-    ? { days: rolledUp.days, totals: addToTotals(ruleset, rebuilt ? undefined : rows.state!, rolledUp.days, replaced, rolledUp.firstEvent) }
-    : recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced });
+  const previous = rebuilt ? undefined : { totals: rows.state!, changedDays: rows.changedDays, replaced: await replacedDays(store, ref, rows, ruleset.calendar) };
+  const recomputed = rolledUp ? withTotals(ruleset, rolledUp.days, rolledUp.firstEvent, previous) : recomputeDays(ruleset, eventsByDay(events, ruleset.calendar), previous);
   const signup = signupDay({ firstSeen: recomputed.totals.firstSeen, traits: rows.traits }, ruleset);
   const ranges = rangesInReach(ruleset, now, signup);
   // A rebuild (every event read again: a merge) empties the stored days it finds no event on, which it reads as stored.

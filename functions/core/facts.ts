@@ -202,6 +202,14 @@ export function recomputeDays(
   const days = [...dayNames].map((day) => rollupDay(day, events.get(day) ?? [], ruleset));
   let firstEvent: string | null = null;
   for (const list of events.values()) for (const event of list) if (firstEvent === null || event.timestamp < firstEvent) firstEvent = event.timestamp;
+  return withTotals(ruleset, days, firstEvent, previous);
+}
+
+/**
+ * Recomputed days (recomputeDays', or made a day at a time) with the totals they move: `previous` as recomputeDays
+ * takes it, `firstEvent` the earliest of their events.
+ */
+export function withTotals(ruleset: Ruleset, days: DayRollup[], firstEvent: string | null, previous: { totals: EntityTotals; replaced: readonly DayRollup[] } | undefined): RecomputedDays {
   return { days, totals: addToTotals(ruleset, previous?.totals, days, previous?.replaced ?? [], firstEvent) };
 }
 

@@ -1,5 +1,6 @@
 import { firstConversion } from './conversion';
 import { addDays, type Calendar } from './days';
+import { remembered } from './remembered';
 import { eventsByDay } from './facts';
 import { claimsBefore, claimsOf, identityKey, mergedInto, parseIdentityKey, rootOf, type Claim, type Identity } from './identity';
 import { TooManyEventsError, type EntityRef, type EntityRows, type EvaluationStore, type StoredEvent } from './ports';
@@ -73,23 +74,11 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
   const { calendar } = ruleset;
   const self = identityOfRef(ref);
   const known = rows.state?.merged ?? [];
-  /** Each identity's events of every day, read once: a claim that merges one more reads that one's alone. */
-  const wholeHistories = new Map<string, Promise<StoredEvent[]>>();
-  const wholeHistory = (identity: Identity) => {
-    const key = identityKey(identity);
-    const read = wholeHistories.get(key) ?? store.events(refOf(ref.workspace, identity), 'all');
-    wholeHistories.set(key, read);
-    return read;
-  };
-  /** Each identity's events of the days asked, read once. */
-  const daysRead = new Map<string, Promise<StoredEvent[]>>();
-  const daysOf = (identity: Identity) => {
-    const key = identityKey(identity);
-    const read = daysRead.get(key) ?? store.events(refOf(ref.workspace, identity), days);
-    daysRead.set(key, read);
-    return read;
-  };
-  const eventsOf = async (merged: readonly string[], all: boolean) => (await Promise.all([self, ...merged.map(parseIdentityKey)].map(all ? wholeHistory : daysOf))).flat();
+  /** Each identity's events of every day, by identityKey, read once: a claim that merges one more reads its alone. */
+  const wholeHistory = remembered((key: string) => store.events(refOf(ref.workspace, parseIdentityKey(key)), 'all'));
+  /** Each identity's events of the days asked, by identityKey, read once. */
+  const daysOf = remembered((key: string) => store.events(refOf(ref.workspace, parseIdentityKey(key)), days));
+  const eventsOf = async (merged: readonly string[], all: boolean) => (await Promise.all([identityKey(self), ...merged].map(all ? wholeHistory : daysOf))).flat();
   /**
    * The identities' events with the claims they make; rolled up a day at a time when the user's own are more than a
    * read may hold at once (a user of years or a busy integration rebuilt, a backfill of many days), rather than fail.
@@ -100,7 +89,7 @@ export async function mergedEvents(store: EvaluationStore, ref: EntityRef, rows:
       return { events, claims: earliestClaims(events) };
     } catch (error) {
       if (!(error instanceof TooManyEventsError)) throw error;
-      return { events: [], ...(await rolledUpHistory(store, ref, all ? 'all' : days, merged.map(parseIdentityKey), all ? wholeHistory : daysOf, ruleset)) };
+      return { events: [], ...(await rolledUpHistory(store, ref, all ? 'all' : days, merged, all ? wholeHistory : daysOf, ruleset)) };
     }
   };
   // The events of the identities merged at the last save are read beside their claims, a round trip less: a claim
@@ -136,8 +125,8 @@ async function rolledUpHistory(
   store: EvaluationStore,
   ref: EntityRef,
   days: readonly string[] | 'all',
-  merged: readonly Identity[],
-  othersOf: (identity: Identity) => Promise<StoredEvent[]>,
+  merged: readonly string[],
+  othersOf: (identityKey: string) => Promise<StoredEvent[]>,
   ruleset: Ruleset,
 ): Promise<{ rolledUp: RolledUpHistory; claims: Map<string, Claim> }> {
   const { calendar } = ruleset;

@@ -247,10 +247,10 @@ export interface EvaluationStore {
   /**
    * A user's (or visitor's) stored events of the given days, or of every day, as `events` gives them, handed to `onDay`
    * a stored day at a time, in the days' order (ingest stores events by the days of the rules' time zone it had then):
-   * more than a read may hold at once, read without holding it all. Each day is held in `lease` until `onDay` has had the four days
-   * after it, so that what the reader keeps of them is counted: a day of the rules' calendar takes its events from the
-   * stored days up to two either side of it (up to 26 hours apart after a change of time zone), and is whole once the
-   * two after it are read. TooManyEventsError when what the lease holds passes its limit alone,
+   * more than a read may hold at once, read without holding it all. Each day is held in `lease` until `onDay` has had
+   * the four days after it, so that what the reader keeps of them is counted: a day of the rules' calendar takes its
+   * events from the stored days up to two either side of it (up to 26 hours apart after a change of time zone), and is
+   * whole once the two after it are read. TooManyEventsError when what the lease holds passes its limit alone,
    * RunHoldsTooManyEventsError beside what the run's other leases hold.
    */
   eachEventDay(ref: EntityRef, days: readonly string[] | 'all', onDay: (day: string, events: StoredEvent[]) => void, lease?: EventsLease): Promise<void>;

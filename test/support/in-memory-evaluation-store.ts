@@ -294,14 +294,11 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const stored = this.entityOf(ref).events;
     const events = structuredClone(days === 'all' ? stored : stored.filter((event) => days.includes(this.calendar.dayOf(event.timestamp))));
     const taken = { chars: 0, events: 0 };
-    for (const event of events) {
-      const chars = JSON.stringify(event).length;
-      taken.chars += chars;
-      taken.events++;
-      const fits = lease.take(chars, 1);
-      if (fits === 'fits') continue;
+    try {
+      takeEach(ref, events, lease, taken);
+    } catch (error) {
       lease.giveBack(taken.chars, taken.events);
-      throw fits === 'too many' ? new TooManyEventsError(`too many events of ${ref.id}`) : new RunHoldsTooManyEventsError(`no room for the events of ${ref.id}`);
+      throw error;
     }
     return events;
   }
@@ -319,13 +316,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
         const events = structuredClone(byDay.get(day)!);
         const taken = { day, chars: 0, events: 0 };
         held.push(taken);
-        for (const event of events) {
-          const chars = JSON.stringify(event).length;
-          taken.chars += chars;
-          taken.events++;
-          const fits = lease.take(chars, 1);
-          if (fits !== 'fits') throw fits === 'too many' ? new TooManyEventsError(`too many events of ${ref.id} on ${day}`) : new RunHoldsTooManyEventsError(`no room for the events of ${ref.id} on ${day}`);
-        }
+        takeEach(ref, events, lease, taken, day);
         onDay(day, events);
         while (held[0]!.day < addDays(day, -3)) {
           const { chars, events: count } = held.shift()!;
@@ -401,3 +392,17 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   }
 }
 
+/**
+ * Takes each event from the lease (its JSON's characters, as the DynamoDB store counts an item's), counted into `taken`;
+ * throws when one does not fit.
+ */
+function takeEach(ref: EntityRef, events: readonly StoredEvent[], lease: EventsLease, taken: { chars: number; events: number }, day?: string): void {
+  const of = day === undefined ? ref.id : `${ref.id} on ${day}`;
+  for (const event of events) {
+    const chars = JSON.stringify(event).length;
+    taken.chars += chars;
+    taken.events++;
+    const fits = lease.take(chars, 1);
+    if (fits !== 'fits') throw fits === 'too many' ? new TooManyEventsError(`too many events of ${of}`) : new RunHoldsTooManyEventsError(`no room for the events of ${of}`);
+  }
+}

@@ -171,33 +171,20 @@ export class DynamoDbEntityRows {
   }
 
   async events(ref: EntityRef, days: readonly string[] | 'all', lease = this.eventsBudget().lease()): Promise<StoredEvent[]> {
-    const prefixes = days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`);
     /** What this read took from the lease, given back if it fails; once it failed, its other queries take nothing more. */
     const taken = { chars: 0, events: 0, failed: false };
     // Decoded item by item as the pages come, and counted: a read stops once past what the process may hold, rather than
     // run out of memory.
     const read = async (prefix: string) => {
       const decoded: StoredMessage[] = [];
-      const query = { TableName: this.tableName, KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)', ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: prefix } } };
-      for await (const items of queryPages(this.client, query, { capacity: this.capacity })) {
-        for (const item of items) {
-          if (taken.failed) return decoded;
-          const body = eventBodyOf(item);
-          if (body === undefined) continue;
-          // An item is at most 400 KB: decoding one more before the check is what the limit's margin is for.
-          const chunk = messagesOfBody(body);
-          taken.chars += body.length;
-          taken.events += chunk.length;
-          const fits = lease.take(body.length, chunk.length);
-          if (fits === 'too many') throw tooManyEvents(ref, days, lease);
-          if (fits === 'held by others') throw runHoldsTooMany(ref, days, lease);
-          for (const message of chunk) decoded.push(message);
-        }
+      for await (const item of this.eventItems(ref, [prefix])) {
+        if (taken.failed) return decoded;
+        for (const message of takenMessages(item, ref, lease, taken, () => days)) decoded.push(message);
       }
       return decoded;
     };
     try {
-      const messages = await Promise.all(prefixes.map(read));
+      const messages = await Promise.all(eventPrefixes(days).map(read));
       // A message retried in a request batched differently sits in two chunks: the first copy, in days' and sort-key order, counts.
       return uniqueByMessageId(messages.flat() as StoredEvent[]);
     } catch (error) {
@@ -208,8 +195,6 @@ export class DynamoDbEntityRows {
   }
 
   async eachEventDay(ref: EntityRef, days: readonly string[] | 'all', onDay: (day: string, events: StoredEvent[]) => void, lease = this.eventsBudget().lease()): Promise<void> {
-    // One query for every day, or one a day asked, in the days' order.
-    const prefixes = days === 'all' ? [eventSortKeyPrefix] : [...days].sort().map((day) => `${eventSortKeyPrefix}${day}#`);
     /** The stored days read and not given back to the lease yet, oldest first, with what each took. */
     const held: { day: string; chars: number; events: number }[] = [];
     let decoded: StoredMessage[] = [];
@@ -225,22 +210,14 @@ export class DynamoDbEntityRows {
       }
     };
     try {
-      for await (const item of this.eventItems(ref, prefixes)) {
+      // In the days' order: one query for every day, or one a day asked.
+      for await (const item of this.eventItems(ref, eventPrefixes(days === 'all' ? days : [...days].sort()))) {
         const day = eventDayOf(item['sk']!.S!);
         if (day !== held.at(-1)?.day) {
           handOn();
           held.push({ day, chars: 0, events: 0 });
         }
-        const body = eventBodyOf(item);
-        if (body === undefined) continue;
-        const chunk = messagesOfBody(body);
-        const taken = held.at(-1)!;
-        taken.chars += body.length;
-        taken.events += chunk.length;
-        const fits = lease.take(body.length, chunk.length);
-        if (fits === 'too many') throw tooManyEvents(ref, held.map((read) => read.day), lease);
-        if (fits === 'held by others') throw runHoldsTooMany(ref, held.map((read) => read.day), lease);
-        for (const message of chunk) decoded.push(message);
+        for (const message of takenMessages(item, ref, lease, held.at(-1)!, () => held.map((read) => read.day))) decoded.push(message);
       }
       handOn();
     } finally {
@@ -461,6 +438,26 @@ const heapBytesPerEventChar = 1.5;
 export function eventCharsReadableAtOnce(heapLimitBytes = getHeapStatistics().heap_size_limit, functionMemoryMb = Number(process.env['AWS_LAMBDA_FUNCTION_MEMORY_SIZE'] ?? Number.NaN)): number {
   const usable = Number.isFinite(functionMemoryMb) ? Math.min(heapLimitBytes, functionMemoryMb * 2 ** 20) : heapLimitBytes;
   return Math.floor(usable / 2 / heapBytesPerEventChar);
+}
+
+/** The sort key prefixes of the events of these days: one for every day, or one a day. */
+const eventPrefixes = (days: readonly string[] | 'all') => (days === 'all' ? [eventSortKeyPrefix] : days.map((day) => `${eventSortKeyPrefix}${day}#`));
+
+/**
+ * An event item's messages, decoded, counted into `taken` and taken from the lease (none for an item without events);
+ * TooManyEventsError or RunHoldsTooManyEventsError, naming the days read, when they do not fit.
+ */
+function takenMessages(item: Item, ref: EntityRef, lease: EventsLease, taken: { chars: number; events: number }, readDays: () => readonly string[] | 'all'): StoredMessage[] {
+  const body = eventBodyOf(item);
+  if (body === undefined) return [];
+  // An item is at most 400 KB: decoding one more before the check is what the limit's margin is for.
+  const chunk = messagesOfBody(body);
+  taken.chars += body.length;
+  taken.events += chunk.length;
+  const fits = lease.take(body.length, chunk.length);
+  if (fits === 'too many') throw tooManyEvents(ref, readDays(), lease);
+  if (fits === 'held by others') throw runHoldsTooMany(ref, readDays(), lease);
+  return chunk;
 }
 
 /** The days a read asked for, as its errors name them. */
