@@ -564,6 +564,13 @@ interface Lead {
   best: number;
   /** When the evaluator would sweep it next (lead-state's nextDecisionAt at its last decision), epoch ms. */
   decideAt: number;
+  /**
+   * Which of its level's signals have matched at some step (1), by their place in an evaluation's signals, whose
+   * names come in the same order every time (the engine's plan): what history.firstFired holds, told without a
+   * lookup by name in it (a record of its own per lead, whose checks were a few percent of a replay). Made at the
+   * first evaluation.
+   */
+  fired: Uint8Array | undefined;
 }
 
 interface UserRun extends Lead {
@@ -654,6 +661,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       history: { ...newHistory(record.kind, record.id, record.firstSeen), ...(record.merged !== undefined && record.merged.at <= lastStep ? { mergedInto: record.merged.into } : {}) },
       best: Number.NEGATIVE_INFINITY,
       decideAt: Number.POSITIVE_INFINITY,
+      fired: undefined,
       // Set later, named now: users keep one shape, so the step loop's reads of them stay fast.
       state: undefined,
       signup: undefined,
@@ -670,7 +678,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
       let account = accountsById.get(accountId);
       if (!account) {
         const traitEntries = (accountTraits.get(accountId) ?? []).sort(byTraitOrder);
-        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, traitsMoved: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY, decideAt: Number.POSITIVE_INFINITY };
+        account = { id: accountId, traitEntries, traitCursor: 0, traits: {}, members: [], joinedFirst: joinedAt, marked: false, traitsMoved: false, history: newHistory('account', accountId, joinedAt), best: Number.NEGATIVE_INFINITY, decideAt: Number.POSITIVE_INFINITY, fired: undefined };
         accountsById.set(accountId, account);
       }
       if (joinedAt < account.joinedFirst) account.joinedFirst = joinedAt;
@@ -687,8 +695,16 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const scoreRange: ReplayResult['scoreRange'] = { user: null, account: null };
 
   const record = (lead: Lead, type: 'user' | 'account', evaluation: ReturnType<typeof evaluate>, at: string) => {
-    const { firstFired } = lead.history;
-    for (const name in evaluation.signals) if (evaluation.signals[name]!.matched && !Object.hasOwn(firstFired, name)) firstFired[name] = at;
+    const { signals } = evaluation;
+    const fired = (lead.fired ??= new Uint8Array(Object.keys(signals).length));
+    let place = 0;
+    for (const name in signals) {
+      if (fired[place] === 0 && signals[name]!.matched) {
+        fired[place] = 1;
+        lead.history.firstFired[name] = at;
+      }
+      place++;
+    }
     const score = evaluation.score.total;
     if (score > lead.best) {
       lead.best = score;
