@@ -161,7 +161,8 @@ const reads = historyReads(ruleset);
 const links = new Groups<number>();
 /**
  * The account each owner was last linked to, and each account's node: a user's messages name the same account over
- * and over, and the link it makes is new only once (the lookups and hash of every such link were some 3% of a spill).
+ * and over, and the link it makes is new only once (the lookups and hash of every such link were some 8% of a spill,
+ * 3% of a worker's CPU, at a million events).
  */
 const lastAccountOf = new Map<number, number>();
 const accountNodes = new Map<string, number>();
