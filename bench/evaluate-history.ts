@@ -452,8 +452,8 @@ export class AttributingStore {
         return async (...args: unknown[]) => {
           // The last entity read need not be the one saved: a page's rows are all read before its evaluations.
           const own = isEntityRef(args[0]) ? args[0] : undefined;
-          // An account reads its members again after sweeping those due, whose reads made them the entity last read:
-          // what it reads next (their days) is the account's.
+          // What an account reads after its members (their days) is the account's; after sweeping those due first, whose
+          // reads made them the entity last read, it is the last one's, as any call that names no entity.
           if (property === 'entity' || property === 'members') entity = own;
           const subject = own ?? entity;
           // A visitor's reads and writes (forwarded to its user, or dismissed) are the user's cost.

@@ -1,5 +1,5 @@
 import { accountConversion, firstConversion } from './conversion';
-import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withinStateBound, withOpenDays, withTotals, type DayRange, type SpanDays } from './facts';
+import { accountFacts, closeDays, eventsByDay, inReach, keptSpanDays, memberRangesInReach, needsRebuild, pruneLifetime, rangesBefore, rangesInReach, recomputeDays, sameRanges, signupDay, sinceSignupSpan, spanDaysOf, userFacts, windowFrom, withinStateBound, withOpenDays, withTotals, type DayRange, type SpanDays, type StoredEntityState } from './facts';
 import type { LeadEvent } from './lead-event';
 import { buildLeadEvent, decide, defaultDecayIntervalMs, mergedAway, movesAccounts, nextDecisionAt, visitorNotJudged, type LeadState } from './lead-state';
 import { identityOfRef, mergedEvents, ownerOf, storeClaims } from './merge-identities';
@@ -150,6 +150,12 @@ export interface EvaluateChangesOptions extends Omit<EvaluateShardOptions, 'shar
 /** The most waits an evaluateChanges caller keeps: about 100 bytes each; past it, further ones are not kept. */
 export const maxKeptWaits = 100_000;
 
+/**
+ * The most states of users in accounts a run keeps, for the accounts it judges after them (evaluationRun's
+ * savedStates): a few KB each. Past it, the run reads its accounts' members strongly consistent instead.
+ */
+const maxSavedStates = 10_000;
+
 export interface EvaluateChangesResult extends Omit<EvaluateShardResult, 'incomplete'> {
   /** Changes left for the evaluator's next scheduled run (time ran out, an overlapping save, merged identities' owners). */
   left: number;
@@ -208,6 +214,22 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   let left: ChangeMark[] = [];
   /** The users (and visitors) the run saved, by entity key. */
   const savedUsers: string[] = [];
+  /**
+   * The states the run saved of users in accounts, by entity key. An account reads its members eventually consistent
+   * (half the units), where a save of a moment ago may not show yet, and these not at all: they come from here. A
+   * member saved by an overlapping run a moment ago may read as before, as it would had the account been judged a
+   * moment earlier; that run judges the account after it too, or has it swept.
+   */
+  const savedStates = new Map<string, StoredEntityState>();
+  let savedStatesFull = false;
+  const keepSaved = (ref: EntityRef, rows: EntityRows, state: StoredEntityState) => {
+    if (ref.type !== 'user' || rows.accounts.length === 0 || !ruleset.evaluatesAccounts) return;
+    const key = entityKey(ref);
+    if (savedStates.size < maxSavedStates || savedStates.has(key)) savedStates.set(key, state);
+    else savedStatesFull = true;
+  };
+  const savedState = (workspace: string, id: string) => savedStates.get(entityKey({ workspace, type: 'user', id }));
+  const membersOf = (account: EntityRef) => store.members(account, { saved: (id) => savedState(account.workspace, id), consistent: savedStatesFull });
   /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
   let leftUnread = 0;
   let newerStates = 0;
@@ -354,11 +376,13 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const event = transition?.notify ? buildLeadEvent(ref.workspace, eventFacts, evaluation, transition, ruleset, now, ref.type) : undefined;
     const decisionAt = nextDecisionAt(state, evaluation, loaded.facts, ruleset, now, decayIntervalMs);
     const nextSweep = Number.isFinite(decisionAt) ? new Date(decisionAt) : null;
+    const update = entityUpdate(loaded, state, event, nextSweep, ruleset, now);
     // An overlapping run saved first: evaluate again later, from what it saved.
-    if (!(await store.save(ref, entityUpdate(loaded, state, event, nextSweep, ruleset, now), loaded.rows.token))) return leave(candidate);
+    if (!(await store.save(ref, update, loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;
     if (ref.type !== 'account') savedUsers.push(key);
+    keepSaved(ref, rows, update.state);
     for (const account of movedAccounts(ref, rows, state, ruleset, now)) listCandidate(account, accounts);
   };
   /**
@@ -370,9 +394,11 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const loaded = await readFacts(pageStore, ref, ruleset, now, rows);
     const left = lead.tier === null ? undefined : owner ? mergedAway(lead, owner, ruleset, now) : visitorNotJudged(lead, ruleset, now);
     const event = left?.transition.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluate(loaded.facts, ruleset, now), left.transition, ruleset, now, ref.type) : undefined;
-    if (!(await store.save(ref, entityUpdate(loaded, left?.state ?? lead, event, null, ruleset, now), loaded.rows.token))) return leave(candidate);
+    const update = entityUpdate(loaded, left?.state ?? lead, event, null, ruleset, now);
+    if (!(await store.save(ref, update, loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;
+    keepSaved(ref, rows, update.state);
     if (left) for (const account of movedAccounts(ref, rows, left.state, ruleset, now)) listCandidate(account, accounts);
   };
   /**
@@ -390,7 +416,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const listed = new Map<string, EvaluationCandidate>();
     await forEachConcurrently(accounts, concurrency, async ({ ref, since }) => {
       // Through the page's reads: the members judged on this page read the same profile, once.
-      const [members, [traits]] = await Promise.all([store.members(ref), reads.store.accountTraits(ref.workspace, [ref.id])]);
+      const [members, [traits]] = await Promise.all([membersOf(ref), reads.store.accountTraits(ref.workspace, [ref.id])]);
       for (const { id, state } of members) {
         const member: EvaluationCandidate = { ref: { workspace: ref.workspace, type: 'user', id }, reason: 'changed', days: [], since: since ?? now.toISOString() };
         if (!onPage.has(entityKey(member.ref)) && accountTraitsMove(ruleset, traits ?? {}, state?.lead)) listed.set(entityKey(member.ref), member);
@@ -407,7 +433,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
    * account could move twice at one moment (or stay out of its tier for a cooldown).
    */
   const membersSwept = async (ref: EntityRef): Promise<AccountMember[]> => {
-    const members = await store.members(ref);
+    const members = await membersOf(ref);
     // A member whose days the store no longer reads where they are is evaluated first too: that rebuilds them.
     const due = members
       .filter((member) => member.rebuildDays === true || (member.sweepDue !== undefined && member.sweepDue <= nowText))
@@ -421,7 +447,12 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         return sweeps.get(key)!;
       }),
     );
-    return store.members(ref);
+    // The swept members as saved, the others as read; every one read again when the run could not keep their states.
+    if (savedStatesFull) return membersOf(ref);
+    return members.map((member) => {
+      const state = savedState(ref.workspace, member.id);
+      return state ? { id: member.id, state } : member;
+    });
   };
   return {
     transitions,

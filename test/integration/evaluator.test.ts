@@ -5,7 +5,7 @@ import { inject } from 'vitest';
 import { EventBridgePublisher } from '../../functions/adapters/eventbridge/publisher';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
 import type { LeadPublisher } from '../../functions/core/ports';
-import { BatchWriteItemCommand, GetItemCommand, QueryCommand, UpdateItemCommand, type PutItemCommandInput, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
+import { BatchWriteItemCommand, GetItemCommand, QueryCommand, UpdateItemCommand, type BatchGetItemCommandInput, type PutItemCommandInput, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import { daySortKeyPrefix, entityPartitionKey, eventSortKeyPrefix, outboxPartitionKey, stateSortKey } from '../../functions/adapters/dynamodb/item-keys';
 import { dayOf } from '../../functions/core/days';
 import { defaultDirtyShards } from '../../functions/shared/settings';
@@ -226,6 +226,34 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
       [`${daySortKeyPrefix}${dayOf(day(-28))}`, stateSortKey],
       [`${eventSortKeyPrefix}${dayOf(day(1))}#`],
     ]);
+  });
+
+  it("reads an account's members eventually consistent, and not those the run saved before it", async () => {
+    const leads = new RecordingPublisher();
+    const dev = await start(leads);
+    await sendBatch(dev, [
+      { type: 'group', userId: 'ada', groupId: 'acme', timestamp: day(-5).toISOString(), messageId: 'g-ada' },
+      { type: 'group', userId: 'bob', groupId: 'acme', timestamp: day(-5).toISOString(), messageId: 'g-bob' },
+      track('ada', 'Dashboard Created', day(-2)),
+    ]);
+    await dev.evaluateOnce(day(0));
+    expect(leads.published).toEqual([]);
+    const userStates: { pk: string; consistent: boolean }[] = [];
+    dev.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'BatchGetItemCommand') {
+          const { Keys = [], ConsistentRead } = Object.values((args.input as BatchGetItemCommandInput).RequestItems!)[0]!;
+          const users = Keys.filter((key) => key['sk']?.S === stateSortKey && key['pk']!.S!.startsWith(entityPartitionKey(dev.workspace, 'user', '')));
+          userStates.push(...users.map((key) => ({ pk: key['pk']!.S!, consistent: ConsistentRead === true })));
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'testRecordStateReads' },
+    );
+    // bob's event makes two active members: acme is judged after him, on ada's stored state and bob's as just saved.
+    await sendBatch(dev, [track('bob', 'Dashboard Created', day(1))]);
+    expect(summaryOf((await dev.evaluateOnce(day(1))).transitions)).toEqual(['Lead Qualified: account acme none -> PQL-B']);
+    expect(userStates).toEqual([{ pk: entityPartitionKey(dev.workspace, 'user', 'ada'), consistent: false }]);
   });
 
   it('rebuilds the days of a user saved before they moved (then under DAY#) once, keeping its lead, and an account those of its members first', async () => {

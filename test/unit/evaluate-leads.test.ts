@@ -48,6 +48,17 @@ tiers:
   - { name: team, min_score: 50, route: sales, level: account }
 `);
 
+/** An account's tier on its best member's: a user is warm on a day without a report. */
+const warmTeams = loadRules(`
+version: 1
+signals:
+  no_report_today: { event: Report Run, window: 1d, at_most: 0, points: 10 }
+  team: { level: account, best_member_tier: warm, points: 50 }
+tiers:
+  - { name: warm, min_score: 10, route: nurture, level: user }
+  - { name: team, min_score: 50, route: sales, level: account }
+`);
+
 const summary = (events: readonly LeadEvent[]) => events.map((event) => `${event.detail.entity.type} ${event.detail.entity.id}: ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`);
 
 function run(store: InMemoryEvaluationStore, publisher: LeadPublisher, options: Partial<EvaluateShardOptions> = {}) {
@@ -321,22 +332,18 @@ tiers:
     ]);
   });
 
-  it("sweeps an account's members due by now before judging it, so it does not move twice at one moment", async () => {
-    const teams = loadRules(`
-version: 1
-signals:
-  no_report_today: { event: Report Run, window: 1d, at_most: 0, points: 10 }
-  team: { level: account, best_member_tier: warm, points: 50 }
-tiers:
-  - { name: warm, min_score: 10, route: nurture, level: user }
-  - { name: team, min_score: 50, route: sales, level: account }
-`);
+  it.each([
+    ['', false],
+    [", though its reads of the members' states lag behind the saves", true],
+  ])("sweeps an account's members due by now before judging it, so it does not move twice at one moment%s", async (_, lagging) => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
     // Runs at one moment until one finds nothing left, as a scheduled minute's would.
-    const evaluateAt = (time: Date) => evaluateUntilDone(store, publisher, { ruleset: teams, now: time });
+    const evaluateAt = (time: Date) => evaluateUntilDone(store, publisher, { ruleset: warmTeams, now: time });
     store.join(workspace, 'ann', 'acme');
     store.join(workspace, 'bob', 'acme');
+    // acme's reads of its members show no save, not even the first day's: it judges them on the run's own saves.
+    if (lagging) store.lagMemberReads();
     store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(0, 9).toISOString() });
     store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: onDay(0, 9).toISOString() });
     await evaluateAt(onDay(0, 23));
@@ -347,6 +354,18 @@ tiers:
     publisher.published.length = 0;
     await evaluateAt(onDay(1, 23));
     expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
+  });
+
+  it("judges an account on the states the run saved of its members, though its reads of them lag behind the saves", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.join(workspace, 'ann', 'acme');
+    store.join(workspace, 'bob', 'acme');
+    // Eventually consistent: the account's read of its members shows none of the run's saves.
+    store.lagMemberReads();
+    qualify(store, 'ann');
+    const result = await run(store, publisher);
+    expect(summary(result.transitions)).toEqual(['user ann: none -> pql', 'account acme: none -> team']);
   });
 
   it("judges an account after every changed member of the run, not at the end of the page of the first one", async () => {

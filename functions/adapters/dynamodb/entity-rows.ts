@@ -2,7 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import { PutItemCommand, TransactWriteItemsCommand, type TransactWriteItem, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
 import { identityKey, type Claim, type Identity } from '../../core/identity';
-import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type EntityRef, type EntityRows, type EntityUpdate, type StoredEvent } from '../../core/ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type EntityRef, type EntityRows, type EntityUpdate, type MembersRead, type StoredEvent } from '../../core/ports';
 import type { StoredMessage } from '../../core/messages';
 import { EventsBudget, type EventsLease } from '../../core/events-budget';
 import type { DayRollup } from '../../core/rules/engine';
@@ -252,15 +252,23 @@ export class DynamoDbEntityRows {
     return ids.map((id) => traitsOf(profiles.get(entityPartitionKey(workspace, 'account', id))));
   }
 
-  async members(ref: EntityRef): Promise<AccountMember[]> {
+  async members(ref: EntityRef, read: MembersRead = {}): Promise<AccountMember[]> {
     const memberItems = await this.queryAll({
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
       ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: memberSortKeyPrefix } },
     });
     const ids = memberItems.map((item) => item['userKey']!.S!);
-    const keys = ids.map((id) => ({ pk: { S: entityPartitionKey(ref.workspace, 'user', id) }, sk: { S: stateSortKey } }));
-    const items = new Map((await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })).map((item) => [item['pk']!.S!, item]));
+    const saved = new Map<string, StoredEntityState>();
+    for (const id of ids) {
+      const state = read.saved?.(id);
+      if (state !== undefined) saved.set(id, state);
+    }
+    const keys = ids.filter((id) => !saved.has(id)).map((id) => ({ pk: { S: entityPartitionKey(ref.workspace, 'user', id) }, sk: { S: stateSortKey } }));
+    const items = new Map((await getAll(this.client, this.tableName, keys, { consistent: read.consistent === true, capacity: this.capacity })).map((item) => [item['pk']!.S!, item]));
     return ids.map((id) => {
+      const savedState = saved.get(id);
+      // Saved with its days rebuilt, if they were to be, and swept next at a time to come.
+      if (savedState !== undefined) return { id, state: savedState };
       const item = items.get(entityPartitionKey(ref.workspace, 'user', id));
       const state = stateOf(item);
       const sweepDue = item?.[tableDefinition.dirtyIndex.sortKey]?.S;
