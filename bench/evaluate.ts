@@ -396,7 +396,7 @@ async function quietWeek() {
 }
 
 /**
- * (e) What an account's evaluation reads, by its size: each member's state (eventually consistent; none the same run
+ * (e) What an account's evaluation reads, by its size: each member's state (strongly consistent; none the same run
  * saved, which it has as saved), and their day rollups in reach when a rule counts their events by day. A table of its
  * own per size, at least BENCH_USERS users.
  */
@@ -408,7 +408,7 @@ async function accountsBySize() {
   const lines = [
     '',
     `(e) accounts by size on DynamoDB Local: (d)'s rules, ${historyDays}d of history, then (b)'s new day for every user, one entity at a time; an account's evaluation`,
-    "    reads each member's state, eventually consistent (and their days when a rule counts their events by day), so it costs in proportion to its members, at every move;",
+    "    reads each member's state (and their days when a rule counts their events by day), so it costs in proportion to its members, at every move;",
     "    but after its members' evaluations it has the states the run saved of them. Judged alone a minute later (a sweep, a change of its own), it reads them all",
     'members  users  accounts  account evaluations  RCU each  RCU per member  alone: RCU each  RCU per member  user evaluations  RCU each',
   ];

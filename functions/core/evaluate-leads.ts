@@ -152,7 +152,7 @@ export const maxKeptWaits = 100_000;
 
 /**
  * The most states of users in accounts a run keeps, for the accounts it judges after them (evaluationRun's
- * savedStates): a few KB each. Past it, the run reads its accounts' members strongly consistent instead.
+ * savedStates): a few KB each. Past it, the run reads the others' states from the table.
  */
 const maxSavedStates = 10_000;
 
@@ -215,10 +215,9 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   /** The users (and visitors) the run saved, by entity key. */
   const savedUsers: string[] = [];
   /**
-   * The states the run saved of users in accounts, by entity key. An account reads its members eventually consistent
-   * (half the units), where a save of a moment ago may not show yet, and these not at all: they come from here. A
-   * member saved by an overlapping run a moment ago may read as before, as it would had the account been judged a
-   * moment earlier; that run judges the account after it too, or has it swept.
+   * The states the run saved of users in accounts, by entity key: an account judged after them reads its other
+   * members' states alone, a read unit a member less for each of these (and, after sweeping its members due, it reads
+   * none again).
    */
   const savedStates = new Map<string, StoredEntityState>();
   let savedStatesFull = false;
@@ -229,7 +228,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     else savedStatesFull = true;
   };
   const savedState = (workspace: string, id: string) => savedStates.get(entityKey({ workspace, type: 'user', id }));
-  const membersOf = (account: EntityRef) => store.members(account, { saved: (id) => savedState(account.workspace, id), consistent: savedStatesFull });
+  const membersOf = (account: EntityRef) => store.members(account, (id) => savedState(account.workspace, id));
   /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
   let leftUnread = 0;
   let newerStates = 0;
@@ -447,7 +446,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
         return sweeps.get(key)!;
       }),
     );
-    // The swept members as saved, the others as read; every one read again when the run could not keep their states.
+    // The swept members as saved, the others as read; all read again when the run could not keep every state.
     if (savedStatesFull) return membersOf(ref);
     return members.map((member) => {
       const state = savedState(ref.workspace, member.id);

@@ -161,13 +161,8 @@ export interface EntityUpdate {
   evaluatedAt: Date;
 }
 
-/** How `EvaluationStore.members` reads an account's members. */
-export interface MembersRead {
-  /** The state a member was just saved with, by its user id (an evaluation run's own saves); undefined to read it. */
-  saved?: (id: string) => StoredEntityState | undefined;
-  /** Read the others strongly consistent (twice the units). @default false */
-  consistent?: boolean;
-}
+/** The state a user (by its id) was just saved with, if this knows it. */
+export type SavedState = (id: string) => StoredEntityState | undefined;
 
 /** A member of an account, as the account's evaluation reads it. */
 export interface AccountMember {
@@ -284,10 +279,10 @@ export interface EvaluationStore {
   accountTraits(workspace: string, ids: readonly string[]): Promise<Record<string, unknown>[]>;
   /**
    * An account's members with their stored state (absent for a member never evaluated) and when their next sweep is
-   * due, ISO 8601 (absent for none). Read eventually consistent unless `consistent`: a member saved within about a
-   * second may come as it was before. A member `saved` gives a state of is not read: it comes with that state.
+   * due, ISO 8601 (absent for none). A member `saved` gives a state of (one an evaluation run has just saved) is not
+   * read: it comes with that state.
    */
-  members(ref: EntityRef, read?: MembersRead): Promise<AccountMember[]>;
+  members(ref: EntityRef, saved?: SavedState): Promise<AccountMember[]>;
   /**
    * Writes out the days the state closes, then saves the state (with its open days) and the lead event in one write
    * and schedules the next sweep. Returns false, saving no state, when an overlapping run saved the entity since

@@ -228,7 +228,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     ]);
   });
 
-  it("reads an account's members eventually consistent, and not those the run saved before it", async () => {
+  it("reads the states of an account's members, strongly consistent, but for those the run saved before it", async () => {
     const leads = new RecordingPublisher();
     const dev = await start(leads);
     await sendBatch(dev, [
@@ -253,7 +253,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     // bob's event makes two active members: acme is judged after him, on ada's stored state and bob's as just saved.
     await sendBatch(dev, [track('bob', 'Dashboard Created', day(1))]);
     expect(summaryOf((await dev.evaluateOnce(day(1))).transitions)).toEqual(['Lead Qualified: account acme none -> PQL-B']);
-    expect(userStates).toEqual([{ pk: entityPartitionKey(dev.workspace, 'user', 'ada'), consistent: false }]);
+    expect(userStates).toEqual([{ pk: entityPartitionKey(dev.workspace, 'user', 'ada'), consistent: true }]);
   });
 
   it('rebuilds the days of a user saved before they moved (then under DAY#) once, keeping its lead, and an account those of its members first', async () => {

@@ -5,7 +5,7 @@ import { inReach, type DayRange, type StoredEntityState } from '../../functions/
 import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
-import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type CandidatePage, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type MembersRead, type RulesetProgress, type StoredEvent } from '../../functions/core/ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type CandidatePage, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type RulesetProgress, type SavedState, type StoredEvent } from '../../functions/core/ports';
 import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
 
 interface Entity {
@@ -52,8 +52,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   readonly saves: string[] = [];
   /** Called once per `entity()` after the rows are read and before they are returned: a place for another run to overlap. */
   afterRead: ((ref: EntityRef) => Promise<void>) | undefined;
-  /** The users' states as `lagMemberReads` found them, by entity key: what members() reads but consistently. */
-  private laggingStates: Map<string, StoredEntityState | undefined> | undefined;
+  /** The users whose states `members()` read, by id, in order. */
+  readonly memberStatesRead: string[] = [];
   private readonly entities = new Map<string, Entity>();
   /** The idempotency keys of the outbox's events claimed by a publish in flight. */
   private readonly claimed = new Set<string>();
@@ -343,23 +343,14 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return ids.map((id) => structuredClone(this.entityOf({ workspace, type: 'account', id }).traits));
   }
 
-  /**
-   * From now on, members() reads the users' states (but consistently) as they are now, as an eventually consistent read
-   * would a moment after later saves: not one of those saves shows.
-   */
-  lagMemberReads(): void {
-    this.laggingStates = new Map([...this.entities].filter(([, entity]) => entity.ref.type === 'user').map(([key, entity]) => [key, entity.state]));
-  }
-
-  async members(ref: EntityRef, read: MembersRead = {}): Promise<AccountMember[]> {
+  async members(ref: EntityRef, saved?: SavedState): Promise<AccountMember[]> {
     return this.entityOf(ref).links.map((id) => {
-      const saved = read.saved?.(id);
-      if (saved) return { id, state: saved };
-      const key = entityKey({ workspace: ref.workspace, type: 'user', id });
-      const member = this.entities.get(key);
-      const state = this.laggingStates !== undefined && !read.consistent ? this.laggingStates.get(key) : member?.state;
+      const savedState = saved?.(id);
+      if (savedState) return { id, state: savedState };
+      this.memberStatesRead.push(id);
+      const member = this.entities.get(entityKey({ workspace: ref.workspace, type: 'user', id }));
       const sweepDue = member?.sweepDue !== undefined && member.sweepDue !== neverDue ? member.sweepDue : undefined;
-      return { id, ...(state ? { state: structuredClone(state) } : {}), ...(sweepDue ? { sweepDue } : {}) };
+      return { id, ...(member?.state ? { state: structuredClone(member.state) } : {}), ...(sweepDue ? { sweepDue } : {}) };
     });
   }
 
