@@ -228,7 +228,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     else savedStatesFull = true;
   };
   const savedState = (workspace: string, id: string) => savedStates.get(entityKey({ workspace, type: 'user', id }));
-  const membersOf = (account: EntityRef) => store.members(account, (id) => savedState(account.workspace, id));
+  const membersOf = (account: EntityRef, eventuallyConsistent = false) => store.members(account, { saved: (id) => savedState(account.workspace, id), eventuallyConsistent });
   /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
   let leftUnread = 0;
   let newerStates = 0;
@@ -414,8 +414,11 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     const onPage = new Set(candidates.map((candidate) => entityKey(candidate.ref)));
     const listed = new Map<string, EvaluationCandidate>();
     await forEachConcurrently(accounts, concurrency, async ({ ref, since }) => {
-      // Through the page's reads: the members judged on this page read the same profile, once.
-      const [members, [traits]] = await Promise.all([membersOf(ref), reads.store.accountTraits(ref.workspace, [ref.id])]);
+      // Through the page's reads: the members judged on this page read the same profile, once. Their states eventually
+      // consistent (half the units): a member another run saved a moment before may read as it was, which leaves it
+      // unlisted only when that run judged it on the account's traits of before, as a user reads its accounts' traits
+      // eventually consistent too (accountTraits): its fit then waits for its next change either way.
+      const [members, [traits]] = await Promise.all([membersOf(ref, true), reads.store.accountTraits(ref.workspace, [ref.id])]);
       for (const { id, state } of members) {
         const member: EvaluationCandidate = { ref: { workspace: ref.workspace, type: 'user', id }, reason: 'changed', days: [], since: since ?? now.toISOString() };
         if (!onPage.has(entityKey(member.ref)) && accountTraitsMove(ruleset, traits ?? {}, state?.lead)) listed.set(entityKey(member.ref), member);

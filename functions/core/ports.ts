@@ -161,8 +161,13 @@ export interface EntityUpdate {
   evaluatedAt: Date;
 }
 
-/** The state a user (by its id) was just saved with, if this knows it. */
-export type SavedState = (id: string) => StoredEntityState | undefined;
+/** How `EvaluationStore.members` reads an account's members' states. */
+export interface MembersRead {
+  /** The state a user (by its id) was just saved with (an evaluation run's own saves): such a member is not read. */
+  saved?: (id: string) => StoredEntityState | undefined;
+  /** Half the units, but a state saved within about a second may come as it was before. @default false */
+  eventuallyConsistent?: boolean;
+}
 
 /** A member of an account, as the account's evaluation reads it. */
 export interface AccountMember {
@@ -279,10 +284,9 @@ export interface EvaluationStore {
   accountTraits(workspace: string, ids: readonly string[]): Promise<Record<string, unknown>[]>;
   /**
    * An account's members with their stored state (absent for a member never evaluated) and when their next sweep is
-   * due, ISO 8601 (absent for none). A member `saved` gives a state of (one an evaluation run has just saved) is not
-   * read: it comes with that state.
+   * due, ISO 8601 (absent for none).
    */
-  members(ref: EntityRef, saved?: SavedState): Promise<AccountMember[]>;
+  members(ref: EntityRef, read?: MembersRead): Promise<AccountMember[]>;
   /**
    * Writes out the days the state closes, then saves the state (with its open days) and the lead event in one write
    * and schedules the next sweep. Returns false, saving no state, when an overlapping run saved the entity since

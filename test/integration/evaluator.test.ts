@@ -90,6 +90,23 @@ async function outboxSortKeys(dev: DevRuntime): Promise<string[]> {
 const summaryOf = (events: LeadEvent[]) =>
   events.map((event) => `${event.detailType}: ${event.detail.entity.type} ${event.detail.entity.id} ${event.detail.previousTier ?? 'none'} -> ${event.detail.tier ?? 'none'}`).sort();
 
+/** The users' STATE items the runtime's client reads in batches from now on, and whether strongly consistent. */
+function recordUserStateReads(dev: DevRuntime): { pk: string; consistent: boolean }[] {
+  const reads: { pk: string; consistent: boolean }[] = [];
+  dev.client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'BatchGetItemCommand') {
+        const { Keys = [], ConsistentRead } = Object.values((args.input as BatchGetItemCommandInput).RequestItems!)[0]!;
+        const users = Keys.filter((key) => key['sk']?.S === stateSortKey && key['pk']!.S!.startsWith(entityPartitionKey(dev.workspace, 'user', '')));
+        reads.push(...users.map((key) => ({ pk: key['pk']!.S!, consistent: ConsistentRead === true })));
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'testRecordStateReads' },
+  );
+  return reads;
+}
+
 /** The sort keys of a user's items with the prefix, in order. */
 async function sortKeys(dev: DevRuntime, id: string, prefix: string): Promise<string[]> {
   const { Items } = await dev.client.send(
@@ -187,8 +204,14 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
 
     // ada's group call shrinks acme: bob's fit signal turns, with nothing new of his own.
     await sendBatch(dev, [{ type: 'group', userId: 'ada', groupId: 'acme', traits: { employees: 12 }, timestamp: day(0.1).toISOString(), messageId: 'g-ada-2' }]);
+    const userStates = recordUserStateReads(dev);
     await dev.evaluateOnce(day(0.2));
     expect(summaryOf(leads.published.slice(1))).toEqual(['Lead Tier Changed: user bob PQL-A -> PQL-B']);
+    // Which members the new traits move, from both their states eventually consistent; acme, judged after them, reads
+    // strongly consistent the one state its run did not save.
+    const [ada, bob] = ['ada', 'bob'].map((id) => entityPartitionKey(dev.workspace, 'user', id));
+    expect(userStates.filter((read) => !read.consistent).map((read) => read.pk)).toEqual([ada, bob]);
+    expect(userStates.filter((read) => read.consistent)).toHaveLength(1);
   });
 
   it('counts a late event in its own day and moves the lead up a tier', async () => {
@@ -238,18 +261,7 @@ describe('the evaluator against DynamoDB Local, fed through the HTTP endpoint', 
     ]);
     await dev.evaluateOnce(day(0));
     expect(leads.published).toEqual([]);
-    const userStates: { pk: string; consistent: boolean }[] = [];
-    dev.client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if (context.commandName === 'BatchGetItemCommand') {
-          const { Keys = [], ConsistentRead } = Object.values((args.input as BatchGetItemCommandInput).RequestItems!)[0]!;
-          const users = Keys.filter((key) => key['sk']?.S === stateSortKey && key['pk']!.S!.startsWith(entityPartitionKey(dev.workspace, 'user', '')));
-          userStates.push(...users.map((key) => ({ pk: key['pk']!.S!, consistent: ConsistentRead === true })));
-        }
-        return next(args);
-      },
-      { step: 'initialize', name: 'testRecordStateReads' },
-    );
+    const userStates = recordUserStateReads(dev);
     // bob's event makes two active members: acme is judged after him, on ada's stored state and bob's as just saved.
     await sendBatch(dev, [track('bob', 'Dashboard Created', day(1))]);
     expect(summaryOf((await dev.evaluateOnce(day(1))).transitions)).toEqual(['Lead Qualified: account acme none -> PQL-B']);

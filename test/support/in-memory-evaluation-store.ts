@@ -5,7 +5,7 @@ import { inReach, type DayRange, type StoredEntityState } from '../../functions/
 import { entityPartitionKey, shardOf } from '../../functions/adapters/dynamodb/item-keys';
 import type { LeadEvent } from '../../functions/core/lead-event';
 import { claimsBefore, identityKey, type Claim, type Identity } from '../../functions/core/identity';
-import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type CandidatePage, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type RulesetProgress, type SavedState, type StoredEvent } from '../../functions/core/ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type CandidatePage, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type MembersRead, type RulesetProgress, type StoredEvent } from '../../functions/core/ports';
 import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
 
 interface Entity {
@@ -343,9 +343,9 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     return ids.map((id) => structuredClone(this.entityOf({ workspace, type: 'account', id }).traits));
   }
 
-  async members(ref: EntityRef, saved?: SavedState): Promise<AccountMember[]> {
+  async members(ref: EntityRef, read: MembersRead = {}): Promise<AccountMember[]> {
     return this.entityOf(ref).links.map((id) => {
-      const savedState = saved?.(id);
+      const savedState = read.saved?.(id);
       if (savedState) return { id, state: savedState };
       this.memberStatesRead.push(id);
       const member = this.entities.get(entityKey({ workspace: ref.workspace, type: 'user', id }));

@@ -2,7 +2,7 @@ import { getHeapStatistics } from 'node:v8';
 import { PutItemCommand, TransactWriteItemsCommand, type TransactWriteItem, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type QueryCommandInput } from '@aws-sdk/client-dynamodb';
 import type { DayRange, StoredEntityState } from '../../core/facts';
 import { identityKey, type Claim, type Identity } from '../../core/identity';
-import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type EntityRef, type EntityRows, type EntityUpdate, type SavedState, type StoredEvent } from '../../core/ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type EntityRef, type EntityRows, type EntityUpdate, type MembersRead, type StoredEvent } from '../../core/ports';
 import type { StoredMessage } from '../../core/messages';
 import { EventsBudget, type EventsLease } from '../../core/events-budget';
 import type { DayRollup } from '../../core/rules/engine';
@@ -252,7 +252,7 @@ export class DynamoDbEntityRows {
     return ids.map((id) => traitsOf(profiles.get(entityPartitionKey(workspace, 'account', id))));
   }
 
-  async members(ref: EntityRef, saved?: SavedState): Promise<AccountMember[]> {
+  async members(ref: EntityRef, read: MembersRead = {}): Promise<AccountMember[]> {
     const memberItems = await this.queryAll({
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
       ExpressionAttributeValues: { ':pk': { S: pkOf(ref) }, ':prefix': { S: memberSortKeyPrefix } },
@@ -260,13 +260,14 @@ export class DynamoDbEntityRows {
     const ids = memberItems.map((item) => item['userKey']!.S!);
     const known = new Map<string, StoredEntityState>();
     for (const id of ids) {
-      const state = saved?.(id);
+      const state = read.saved?.(id);
       if (state !== undefined) known.set(id, state);
     }
     const keys = ids.filter((id) => !known.has(id)).map((id) => ({ pk: { S: entityPartitionKey(ref.workspace, 'user', id) }, sk: { S: stateSortKey } }));
-    // Strongly consistent: an account judged just after another run's save of it must see the members that run saved
-    // before (an eventually consistent read could judge it on a member's state from before, and flip its tier back).
-    const items = new Map((await getAll(this.client, this.tableName, keys, { consistent: true, capacity: this.capacity })).map((item) => [item['pk']!.S!, item]));
+    // Strongly consistent unless asked: an account judged just after another run's save of it must see the members that
+    // run saved before (an eventually consistent read could judge it on a member's state from before, and flip its
+    // tier back).
+    const items = new Map((await getAll(this.client, this.tableName, keys, { consistent: read.eventuallyConsistent !== true, capacity: this.capacity })).map((item) => [item['pk']!.S!, item]));
     return ids.map((id) => {
       const savedState = known.get(id);
       // Saved with its days rebuilt, if they were to be, and swept next at a time to come.

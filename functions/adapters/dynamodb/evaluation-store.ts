@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DayRange } from '../../core/facts';
 import type { Claim, Identity } from '../../core/identity';
 import type { LeadEvent } from '../../core/lead-event';
-import type { ChangeMark, EntityRef, EntityUpdate, EvaluationStore, RulesetProgress, SavedState, StoredEvent } from '../../core/ports';
+import type { ChangeMark, EntityRef, EntityUpdate, EvaluationStore, MembersRead, RulesetProgress, StoredEvent } from '../../core/ports';
 import { dayMs } from '../../core/days';
 import type { EventsLease } from '../../core/events-budget';
 import { defaultDirtyShards, defaultRetentionDays } from '../../shared/settings';
@@ -79,7 +79,7 @@ export class DynamoDbEvaluationStore implements EvaluationStore {
   dayRollups = (ref: EntityRef, days: readonly string[]) => this.rows.dayRollups(ref, days);
   dayRollupsIn = (entities: readonly { ref: EntityRef; ranges: readonly DayRange[] }[]) => this.rows.dayRollupsIn(entities);
   accountTraits = (workspace: string, ids: readonly string[]) => this.rows.accountTraits(workspace, ids);
-  members = (ref: EntityRef, saved?: SavedState) => this.rows.members(ref, saved);
+  members = (ref: EntityRef, read?: MembersRead) => this.rows.members(ref, read);
   save = (ref: EntityRef, update: EntityUpdate, token: unknown) => this.rows.save(ref, update, token);
   sweepBy = (ref: EntityRef, at: Date, token: unknown, options?: { postpone?: boolean }) => this.rows.sweepBy(ref, at, token, options);
 }
