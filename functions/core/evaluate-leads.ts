@@ -8,7 +8,7 @@ import { forEachConcurrently } from './concurrency';
 import type { EventsBudget, EventsLease } from './events-budget';
 import type { Calendar } from './days';
 import { claimsBefore, identityKey, type Claim, type Identity } from './identity';
-import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type LeadPublisher, type StoredEvent } from './ports';
+import { RunHoldsTooManyEventsError, TooManyEventsError, type AccountMember, type ChangeMark, type EntityRef, type EntityRows, type EntityUpdate, type EvaluationCandidate, type EvaluationStore, type LeadPublisher, type MembersRead, type StoredEvent } from './ports';
 import { emptyRollup, evaluate, type DayRollup, type EntityFacts } from './rules/engine';
 import { traitHolds } from './rules/conditions';
 import type { Ruleset } from './rules/load';
@@ -228,7 +228,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
     else savedStatesFull = true;
   };
   const savedState = (workspace: string, id: string) => savedStates.get(entityKey({ workspace, type: 'user', id }));
-  const membersOf = (account: EntityRef, eventuallyConsistent = false) => store.members(account, { saved: (id) => savedState(account.workspace, id), eventuallyConsistent });
+  const membersOf = (account: EntityRef, read: Omit<MembersRead, 'saved'> = {}) => store.members(account, { ...read, saved: (id) => savedState(account.workspace, id) });
   /** Changes left to wait by their mark alone (waitsByMark): nothing of theirs read. */
   let leftUnread = 0;
   let newerStates = 0;
@@ -418,7 +418,7 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       // consistent (half the units): a member another run saved a moment before may read as it was, which leaves it
       // unlisted only when that run judged it on the account's traits of before, as a user reads its accounts' traits
       // eventually consistent too (accountTraits): its fit then waits for its next change either way.
-      const [members, [traits]] = await Promise.all([membersOf(ref, true), reads.store.accountTraits(ref.workspace, [ref.id])]);
+      const [members, [traits]] = await Promise.all([membersOf(ref, { eventuallyConsistent: true }), reads.store.accountTraits(ref.workspace, [ref.id])]);
       for (const { id, state } of members) {
         const member: EvaluationCandidate = { ref: { workspace: ref.workspace, type: 'user', id }, reason: 'changed', days: [], since: since ?? now.toISOString() };
         if (!onPage.has(entityKey(member.ref)) && accountTraitsMove(ruleset, traits ?? {}, state?.lead)) listed.set(entityKey(member.ref), member);
