@@ -10,6 +10,8 @@ import type { DayRollup, UsageEvent } from '../../functions/core/rules/engine';
 
 interface Entity {
   ref: EntityRef;
+  /** Its shard (InMemoryEvaluationStore.shardOf), worked out once: every page of candidates looks at every entity's. */
+  shard: string;
   traits: Record<string, unknown>;
   /** Users: the accounts they belong to. Accounts: their members. */
   links: string[];
@@ -185,7 +187,8 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const cursor: { phase: 'changed' | 'sweep'; offset: number; upTo: number; listed: string[] } = options.after ? JSON.parse(options.after) : { phase: 'changed', offset: 0, upTo: this.sequence, listed: [] };
     const all = this.entitiesOf(shard);
     const due = (entity: Entity) => entity.sweepDue !== undefined && (options.everyone || entity.sweepDue <= now.toISOString());
-    const changed = (entity: Entity) => entity.marker !== undefined && entity.marker.sequence <= cursor.upTo && !cursor.listed.includes(entityKey(entity.ref));
+    const listedBefore = new Set(cursor.listed);
+    const changed = (entity: Entity) => entity.marker !== undefined && entity.marker.sequence <= cursor.upTo && !listedBefore.has(entityKey(entity.ref));
     const listed = all.filter(cursor.phase === 'changed' ? changed : due).sort(
       (a, b) => (a.ref.type === b.ref.type ? 0 : a.ref.type === 'user' ? -1 : 1) || entityKey(a.ref).localeCompare(entityKey(b.ref)),
     );
@@ -228,7 +231,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
   }
 
   private entitiesOf(shard: string): Entity[] {
-    return [...this.entities.values()].filter((entity) => this.shardOf(entity.ref) === shard);
+    return [...this.entities.values()].filter((entity) => entity.shard === shard);
   }
 
   async keep(marks: readonly ChangeMark[]): Promise<void> {
@@ -390,7 +393,7 @@ export class InMemoryEvaluationStore implements EvaluationStore {
     const key = entityKey(ref);
     let entity = this.entities.get(key);
     if (!entity) {
-      entity = { ref, traits: {}, links: [], events: [], days: new Map(), revision: 0 };
+      entity = { ref, shard: this.shardOf(ref), traits: {}, links: [], events: [], days: new Map(), revision: 0 };
       this.entities.set(key, entity);
     }
     return entity;

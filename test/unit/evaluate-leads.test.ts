@@ -365,6 +365,33 @@ tiers:
     expect(store.memberStatesRead).toEqual(['bob']);
   });
 
+  it("past the 10,000 states a run keeps, an account reads again the members it swept, as the run could not keep their states", async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    const evaluateAt = (time: Date) => evaluateUntilDone(store, publisher, { ruleset: warmTeams, now: time });
+    store.join(workspace, 'ann', 'acme');
+    store.join(workspace, 'bob', 'acme');
+    store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(0, 9).toISOString() });
+    store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: onDay(0, 9).toISOString() });
+    await evaluateAt(onDay(0, 23));
+    expect(summary(publisher.published)).toEqual(['user bob: none -> warm', 'account acme: none -> team']);
+    // As in the test above, with 10,000 more users of another account changed in the same run: the run keeps the
+    // states of bob and 9,999 of them, no more, so not the state ann's sweep saves.
+    for (let n = 0; n < 10_000; n++) {
+      const id = `user${String(n).padStart(5, '0')}`;
+      store.join(workspace, id, 'lots');
+      store.track(workspace, id, { event: 'Report Run', timestamp: onDay(1, 8).toISOString() });
+    }
+    store.track(workspace, 'bob', { event: 'Report Run', timestamp: onDay(1, 9).toISOString() });
+    publisher.published.length = 0;
+    store.memberStatesRead.length = 0;
+    await evaluateAt(onDay(1, 23));
+    // Judged on ann's state as read before her sweep, acme would leave its tier.
+    expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
+    expect(store.memberStatesRead.filter((id) => id === 'ann' || id === 'bob')).toEqual(['ann', 'ann']);
+    expect(store.memberStatesRead.filter((id) => id.startsWith('user'))).toEqual(['user09999']);
+  }, 60_000);
+
   it("judges an account after every changed member of the run, not at the end of the page of the first one", async () => {
     const exports = accountExports(4);
     const store = new InMemoryEvaluationStore();
