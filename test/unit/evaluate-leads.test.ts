@@ -74,6 +74,32 @@ async function evaluateUntilDone(store: InMemoryEvaluationStore, publisher: Lead
   for (let round = 0; round < 5; round++) if ((await run(store, publisher, options)).evaluated === 0) break;
 }
 
+/**
+ * ann and bob in acme, a team lead through bob on day 0. On day 1 bob runs a report (a change) while ann's report
+ * leaves the window (a sweep due by the day's run): acme's best member is ann now, and acme stays a team lead rather
+ * than leaving and re-entering the tier. `onDayOne` adds to day 1's changes. Returns the store after day 1's runs, its
+ * member states read by them alone.
+ */
+async function bestMemberSwept(onDayOne: (store: InMemoryEvaluationStore) => void = () => {}) {
+  const store = new InMemoryEvaluationStore();
+  const publisher = new RecordingPublisher();
+  // Runs at one moment until one finds nothing left, as a scheduled minute's would.
+  const evaluateAt = (time: Date) => evaluateUntilDone(store, publisher, { ruleset: warmTeams, now: time });
+  store.join(workspace, 'ann', 'acme');
+  store.join(workspace, 'bob', 'acme');
+  store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(0, 9).toISOString() });
+  store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: onDay(0, 9).toISOString() });
+  await evaluateAt(onDay(0, 23));
+  expect(summary(publisher.published)).toEqual(['user bob: none -> warm', 'account acme: none -> team']);
+  onDayOne(store);
+  store.track(workspace, 'bob', { event: 'Report Run', timestamp: onDay(1, 9).toISOString() });
+  publisher.published.length = 0;
+  store.memberStatesRead.length = 0;
+  await evaluateAt(onDay(1, 23));
+  expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
+  return store;
+}
+
 /** Two dashboards today: enough for the pql tier. */
 function qualify(store: InMemoryEvaluationStore, id: string) {
   store.track(workspace, id, { event: 'Dashboard Created', timestamp: hoursAgo(2) });
@@ -333,23 +359,7 @@ tiers:
   });
 
   it("sweeps an account's members due by now before judging it, so it does not move twice at one moment", async () => {
-    const store = new InMemoryEvaluationStore();
-    const publisher = new RecordingPublisher();
-    // Runs at one moment until one finds nothing left, as a scheduled minute's would.
-    const evaluateAt = (time: Date) => evaluateUntilDone(store, publisher, { ruleset: warmTeams, now: time });
-    store.join(workspace, 'ann', 'acme');
-    store.join(workspace, 'bob', 'acme');
-    store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(0, 9).toISOString() });
-    store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: onDay(0, 9).toISOString() });
-    await evaluateAt(onDay(0, 23));
-    expect(summary(publisher.published)).toEqual(['user bob: none -> warm', 'account acme: none -> team']);
-    // The next day bob runs a report (a change) while ann's report leaves the window (a sweep due by the run): acme's
-    // best member is ann now, and acme stays a team lead rather than leaving and re-entering the tier.
-    store.track(workspace, 'bob', { event: 'Report Run', timestamp: onDay(1, 9).toISOString() });
-    publisher.published.length = 0;
-    store.memberStatesRead.length = 0;
-    await evaluateAt(onDay(1, 23));
-    expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
+    const store = await bestMemberSwept();
     // acme had bob's state as the run saved it, and ann's as its sweep saved it: it read ann's once, to find her due.
     expect(store.memberStatesRead).toEqual(['ann']);
   });
@@ -366,28 +376,15 @@ tiers:
   });
 
   it("past the 10,000 states a run keeps, an account reads again the members it swept, as the run could not keep their states", async () => {
-    const store = new InMemoryEvaluationStore();
-    const publisher = new RecordingPublisher();
-    const evaluateAt = (time: Date) => evaluateUntilDone(store, publisher, { ruleset: warmTeams, now: time });
-    store.join(workspace, 'ann', 'acme');
-    store.join(workspace, 'bob', 'acme');
-    store.track(workspace, 'ann', { event: 'Report Run', timestamp: onDay(0, 9).toISOString() });
-    store.track(workspace, 'bob', { event: 'Teammate Invited', timestamp: onDay(0, 9).toISOString() });
-    await evaluateAt(onDay(0, 23));
-    expect(summary(publisher.published)).toEqual(['user bob: none -> warm', 'account acme: none -> team']);
-    // As in the test above, with 10,000 more users of another account changed in the same run: the run keeps the
-    // states of bob and 9,999 of them, no more, so not the state ann's sweep saves.
-    for (let n = 0; n < 10_000; n++) {
-      const id = `user${String(n).padStart(5, '0')}`;
-      store.join(workspace, id, 'lots');
-      store.track(workspace, id, { event: 'Report Run', timestamp: onDay(1, 8).toISOString() });
-    }
-    store.track(workspace, 'bob', { event: 'Report Run', timestamp: onDay(1, 9).toISOString() });
-    publisher.published.length = 0;
-    store.memberStatesRead.length = 0;
-    await evaluateAt(onDay(1, 23));
-    // Judged on ann's state as read before her sweep, acme would leave its tier.
-    expect(summary(publisher.published).sort()).toEqual(['user ann: none -> warm', 'user bob: warm -> none']);
+    // With 10,000 more users of another account changed on day 1: the run keeps the states of bob and 9,999 of them,
+    // no more, so not the state ann's sweep saves. Judged on ann's state as read before her sweep, acme would leave its tier.
+    const store = await bestMemberSwept((store) => {
+      for (let n = 0; n < 10_000; n++) {
+        const id = `user${String(n).padStart(5, '0')}`;
+        store.join(workspace, id, 'lots');
+        store.track(workspace, id, { event: 'Report Run', timestamp: onDay(1, 8).toISOString() });
+      }
+    });
     expect(store.memberStatesRead.filter((id) => id === 'ann' || id === 'bob')).toEqual(['ann', 'ann']);
     expect(store.memberStatesRead.filter((id) => id.startsWith('user'))).toEqual(['user09999']);
   }, 60_000);
