@@ -55,8 +55,9 @@ export function addLeadsCommands(program: Command) {
     .option('--json', 'the whole view as JSON (what the /leads page shows)')
     .action(async (id: string, options: { type: EntityRef['type']; workspace: string; json?: boolean }) => {
       const ref: EntityRef = { workspace: options.workspace, type: options.type, id };
-      const view = await inspectLead(await reader(), ref, new Date());
-      if (!view) throw new InvalidArgumentError(unknownLead(ref));
+      const leads = await reader();
+      const view = await inspectLead(leads, ref, new Date());
+      if (!view) throw new InvalidArgumentError(await unknownLead(leads, ref));
       console.log(options.json ? JSON.stringify(view, null, 2) : viewText(view).join('\n'));
     });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { checkFeedbackOutcome, checkFeedbackReason, type FeedbackSource, type LeadFeedback } from './lead-feedback';
 import type { LeadState } from './lead-state';
+import { unknownLeadError } from './lead-view';
 import type { EntityRef, FeedbackStore } from './ports';
 import type { Ruleset } from './rules/load';
 
@@ -26,7 +27,7 @@ export async function giveFeedback(
   const reason = checkFeedbackReason(input.reason, ruleset);
   if (!reason.ok) return { ok: false, status: 400, error: reason.error };
   const lead = await store.state(ref);
-  if (!lead) return { ok: false, status: 404, error: `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated` };
+  if (!lead) return { ok: false, status: 404, error: unknownLeadError(ref) };
   // A former lead takes feedback: its hold keeps it out of the tiers (already_customer: a year). One that never
   // qualified is no one's lead: its feedback would be a Lead Feedback event with no tier, about no one sales was told of.
   if (!lead.qualification) return { ok: false, status: 404, error: `${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)} is not a lead: it has never qualified for a tier` };

@@ -13,6 +13,16 @@ import { eventName, type UsageEvent } from './rules/engine';
 /** Events a lead's view lists, newest first: names and times only, never properties. */
 export const maxLastEvents = 20;
 
+/**
+ * The error a lead that was never evaluated gets, naming what was asked for, and where else its id was evaluated
+ * (`elsewhere`: as another type, or in another workspace), the likelier mistake being the type or the workspace.
+ */
+export function unknownLeadError(ref: EntityRef, elsewhere: readonly EntityRef[] = []): string {
+  const unknown = `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated`;
+  if (elsewhere.length === 0) return unknown;
+  return `${unknown}; that id has been evaluated as ${elsewhere.map((other) => `${other.type === 'account' ? 'an' : 'a'} ${other.type} in workspace ${JSON.stringify(other.workspace)}`).join(', and as ')}`;
+}
+
 /** What the inspector reads of one entity, before any formatting. */
 export interface LeadRecord {
   ref: EntityRef;

@@ -8,7 +8,7 @@ import type { DynamoDbLeadReader } from '../adapters/dynamodb/lead-reader';
 import { ageMs } from '../core/days';
 import { durationDays, durationRule } from '../core/rules/schema';
 import { defaultHealthPeriodDays } from '../shared/settings';
-import { leadChoices, leadList, leadView, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
+import { leadChoices, leadList, leadView, unknownLeadError, type LeadFilters, type LeadSummary, type LeadView } from '../core/lead-view';
 import type { EntityRef } from '../core/ports';
 
 /**
@@ -42,8 +42,10 @@ export async function inspectHealth(reader: DynamoDbLeadReader, options: { works
   return { ...report, warnings: [nothing, ...report.warnings] };
 }
 
-/** The error an unknown lead gets, naming what was asked for. */
-export const unknownLead = (ref: EntityRef) => `no lead ${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)}: nothing of that type and id has been evaluated`;
+/** The error an unknown lead gets, naming what was asked for and where else the table has its id evaluated. */
+export async function unknownLead(reader: DynamoDbLeadReader, ref: EntityRef): Promise<string> {
+  return unknownLeadError(ref, await reader.evaluatedElsewhere(ref, entityTypes));
+}
 
 export interface HtmlPage {
   status: number;
@@ -84,7 +86,7 @@ export function leadPages(reader: DynamoDbLeadReader, now: () => Date = () => ne
       if (!entityTypes.includes(type as EntityRef['type'])) return errorPage(404, `no lead type ${JSON.stringify(type)}: the types are ${entityTypes.join(', ')}`);
       const ref: EntityRef = { workspace, type: type as EntityRef['type'], id };
       const view = await inspectLead(reader, ref, now());
-      if (!view) return errorPage(404, unknownLead(ref));
+      if (!view) return errorPage(404, await unknownLead(reader, ref));
       // The form only where feedback is taken: on a lead, current or former (give-feedback.ts).
       return html(200, renderLeadHtml(view, feedback && view.qualification ? { reasons: Object.keys(feedbackReasons(feedback.ruleset)) } : undefined));
     } catch (error) {

@@ -55,6 +55,9 @@ beforeAll(async () => {
     track('bob', 'Dashboard Created', ago(0.5)),
     track('cy', 'Page Viewed', ago(1)),
   ]);
+  // A user of another workspace, through a key of its own: `leads show` in the default workspace names where it is.
+  const { key: prodKey } = await dev.keys.create('prod');
+  await sendBatch({ url: dev.url, writeKey: prodKey }, [track('dee', 'Page Viewed', ago(1))]);
   await dev.evaluateOnce(ago(1.5));
   // A day later ada invites a teammate and moves up: a second transition and a second point of her score.
   await sendBatch(dev, [track('ada', 'Teammate Invited', ago(1), { invitee: 'bob' })]);
@@ -149,7 +152,11 @@ describe('pql-radar leads, against DynamoDB Local', () => {
     expect(missing.stderr).toContain('no lead user "nobody" in workspace "default"');
     const wrongType = await leadsCli('show', 'ada', '--type', 'account');
     expect(wrongType.code).not.toBe(0);
-    expect(wrongType.stderr).toContain('no lead account "ada"');
+    expect(wrongType.stderr).toContain('no lead account "ada" in workspace "default": nothing of that type and id has been evaluated; that id has been evaluated as a user in workspace "default"\n');
+    const otherWorkspace = await leadsCli('show', 'dee', '--type', 'account');
+    expect(otherWorkspace.code).not.toBe(0);
+    expect(otherWorkspace.stderr).toContain('no lead account "dee" in workspace "default": nothing of that type and id has been evaluated; that id has been evaluated as a user in workspace "prod"\n');
+    expect((await leadsCli('show', 'dee', '--workspace', 'prod')).code).toBe(0);
     const badType = await leadsCli('show', 'ada', '--type', 'team');
     expect(badType.code).not.toBe(0);
     expect(badType.stderr).toContain('--type team: must be one of user, account, visitor');
@@ -163,7 +170,10 @@ describe('pql-radar leads, against DynamoDB Local', () => {
       const page = await fetch(`${url}/leads/user/ada`);
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('data-metric="score:total" data-value="70"');
-      expect((await fetch(`${url}/leads/user/nobody`)).status).toBe(404);
+      const nobody = await fetch(`${url}/leads/user/nobody`);
+      expect(nobody.status).toBe(404);
+      expect(await nobody.text()).toContain('no lead user &quot;nobody&quot; in workspace &quot;default&quot;: nothing of that type and id has been evaluated<');
+      expect(await (await fetch(`${url}/leads/account/ada`)).text()).toContain('that id has been evaluated as a user in workspace &quot;default&quot;<');
       expect((await fetch(`${url}/v1/track`, { method: 'POST', body: '{}' })).status).toBe(404);
       const port = new URL(url).port;
       const second = await leadsCli('serve', '--port', port);
@@ -178,9 +188,9 @@ describe('pql-radar leads, against DynamoDB Local', () => {
     const reader = new DynamoDbLeadReader(dev.client, dev.tableName, { shards: defaultDirtyShards, deliveryLogDays: defaultDeliveryLogDays });
     const states = await reader.leadStates();
     const listUnits = reader.capacity.readUnits;
-    // Five evaluated entities (ada, bob, cy, eve, acme): a Query per shard (0.5 unit each, eventually consistent) and
-    // a half unit per STATE item read.
-    expect(states).toHaveLength(5);
+    // Six evaluated entities (ada, bob, cy, eve, acme, and dee of prod): a Query per shard (0.5 unit each, eventually
+    // consistent) and a half unit per STATE item read.
+    expect(states).toHaveLength(6);
     expect(listUnits).toBeLessThanOrEqual(defaultDirtyShards * 0.5 + states.length * 0.5);
     await reader.lead({ workspace: 'default', type: 'user', id: 'ada' }, now);
     const showUnits = reader.capacity.readUnits - listUnits;

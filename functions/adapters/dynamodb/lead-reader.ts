@@ -11,6 +11,7 @@ import { getAll, queryAll, type Item } from './batch-write';
 import { DynamoDbDeliveryLedger } from './delivery-ledger';
 import { eventMessagesOf } from './event-body';
 import { DynamoDbEvaluationStore } from './evaluation-store';
+import { DynamoDbWriteKeyStore } from './write-key-store';
 import { entityPartitionKey, eventDayOf, eventSortKeyPrefix, parseEntityPartitionKey, stateSortKey, sweepPartition } from './item-keys';
 import { stateOf } from './entity-rows';
 import { tableDefinition } from './table-definition';
@@ -84,6 +85,19 @@ export class DynamoDbLeadReader {
       this.deliveries(ref, now),
     ]);
     return { ref, state: rows.state, traits: rows.traits, related, messages, deliveries };
+  }
+
+  /**
+   * Where else `ref.id` has been evaluated, for the error a lead never evaluated gets: as each of `types` in the
+   * workspaces the write keys name (revoked ones too) and in `ref.workspace`, `ref` itself left out. One Query of the
+   * keys and a BatchGetItem of the STATE keys, their own key alone; only on such a miss, so outside `capacity`.
+   */
+  async evaluatedElsewhere(ref: EntityRef, types: readonly EntityRef['type'][]): Promise<EntityRef[]> {
+    const workspaces = [...new Set([ref.workspace, ...(await new DynamoDbWriteKeyStore(this.client, this.tableName).list()).map((key) => key.workspace)])].sort();
+    const others = workspaces.flatMap((workspace) => types.map((type): EntityRef => ({ workspace, type, id: ref.id }))).filter((other) => other.workspace !== ref.workspace || other.type !== ref.type);
+    const keys = others.map((other) => ({ pk: { S: entityPartitionKey(other.workspace, other.type, other.id) }, sk: { S: stateSortKey } }));
+    const found = new Set((await getAll(this.client, this.tableName, keys, { projection: 'pk' })).map((item) => item['pk']!.S!));
+    return others.filter((other) => found.has(entityPartitionKey(other.workspace, other.type, other.id)));
   }
 
   private async memberTiers(ref: EntityRef): Promise<LeadRecord['related']> {
