@@ -660,7 +660,7 @@ export class Monitoring extends Construct {
         [
           graph('Evaluator: entities and lead transitions', [
             customMetric(metricNames.entitiesEvaluated, 'Sum', fiveMinutes, 'entities evaluated'),
-            customMetric(metricNames.leadTransitions, 'Sum', fiveMinutes, 'lead transitions'),
+            customMetric(metricNames.leadTransitions, 'Sum', fiveMinutes, 'lead transitions notified (lead events)'),
             customMetric(metricNames.leadEventsUnpublished, 'Sum', fiveMinutes, 'lead events left in the outbox'),
             customMetric(metricNames.changesNotEvaluated, 'Sum', fiveMinutes, 'stream changes not evaluated, listed for the scheduled run'),
             customMetric(metricNames.entitiesFailed, 'Sum', fiveMinutes, 'entities whose evaluation threw, left for the next run'),

@@ -127,6 +127,10 @@ export const metricNames = {
   rejectedEvents: 'RejectedEvents',
   ingestErrors: 'IngestErrors',
   entitiesEvaluated: 'EntitiesEvaluated',
+  /**
+   * The transitions a run saved with a lead event, those `policy.notify` names: what the bus will carry (the cost
+   * dashboard's lead events). A transition the policy does not notify is in the lead's state and history alone.
+   */
   leadTransitions: 'LeadTransitions',
   leadEventsUnpublished: 'LeadEventsUnpublished',
   evaluatorLagSeconds: 'EvaluatorLagSeconds',
