@@ -74,7 +74,7 @@ export function addLeadsCommands(program: Command) {
       const { client, tableName } = storage(program);
       const ref: EntityRef = { workspace: options.workspace, type: options.type, id };
       const given = await giveFeedback(new DynamoDbFeedbackStore(client, tableName), ref, options, readRules(options.rules), 'cli', new Date());
-      if (!given.ok) throw new InvalidArgumentError(given.error);
+      if (!given.ok) throw new InvalidArgumentError(given.neverEvaluated ? await unknownLead(await reader(), ref) : given.error);
       console.log(`feedback kept for ${ref.type} ${ref.id} (${ref.workspace}): ${feedbackConfirmation(given)}`);
     });
 

@@ -8,7 +8,8 @@ import type { Ruleset } from './rules/load';
 export type GivenFeedback =
   /** `laterState`: the time of the lead's state, when a pass of a later time than `now` saved it (evaluate --at). */
   | { ok: true; feedback: LeadFeedback; laterState?: string }
-  | { ok: false; status: 400 | 404; error: string };
+  /** `neverEvaluated`: no state of that type and id in that workspace, where a caller that can look elsewhere says where. */
+  | { ok: false; status: 400 | 404; error: string; neverEvaluated?: true };
 
 /**
  * Feedback from the CLI or the lead page: checked against the rules (outcome, reason) and the table (a lead, current
@@ -27,7 +28,7 @@ export async function giveFeedback(
   const reason = checkFeedbackReason(input.reason, ruleset);
   if (!reason.ok) return { ok: false, status: 400, error: reason.error };
   const lead = await store.state(ref);
-  if (!lead) return { ok: false, status: 404, error: unknownLeadError(ref) };
+  if (!lead) return { ok: false, status: 404, error: unknownLeadError(ref), neverEvaluated: true };
   // A former lead takes feedback: its hold keeps it out of the tiers (already_customer: a year). One that never
   // qualified is no one's lead: its feedback would be a Lead Feedback event with no tier, about no one sales was told of.
   if (!lead.qualification) return { ok: false, status: 404, error: `${ref.type} ${JSON.stringify(ref.id)} in workspace ${JSON.stringify(ref.workspace)} is not a lead: it has never qualified for a tier` };

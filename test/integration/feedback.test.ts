@@ -133,7 +133,10 @@ it('takes feedback from the CLI and the lead page, refusing an unknown reason, o
   expect(unknownReason.stderr).toContain('reason "too small" is not one of the rules\' feedback reasons: not_a_fit, bad_timing');
   const unknownLead = await feedbackCli('nobody', '--outcome', 'done');
   expect(unknownLead.code).toBe(1);
-  expect(unknownLead.stderr).toContain('no lead user "nobody" in workspace "default"');
+  expect(unknownLead.stderr).toContain('no lead user "nobody" in workspace "default": nothing of that type and id has been evaluated\n');
+  const wrongType = await feedbackCli('ada', '--outcome', 'done', '--type', 'account');
+  expect(wrongType.code).toBe(1);
+  expect(wrongType.stderr).toContain('no lead account "ada" in workspace "default": nothing of that type and id has been evaluated; that id has been evaluated as a user in workspace "default"\n');
   const badOutcome = await feedbackCli('ada', '--outcome', 'won');
   expect(badOutcome.stderr).toContain('outcome "won" must be one of done, disqualified');
   const given = await feedbackCli('ada', '--outcome', 'disqualified', '--reason', 'not a fit');
