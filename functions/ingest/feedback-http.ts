@@ -2,6 +2,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { escapeHtml } from '../analysis/html';
 import { feedbackLinkLabel, verifyFeedbackToken, type FeedbackClaim } from '../core/lead-feedback';
 import { laterStateOf, whenApplied } from '../core/give-feedback';
+import { unknownLeadError } from '../core/lead-view';
 import type { FeedbackStore } from '../core/ports';
 
 export interface FeedbackLinkDependencies {
@@ -33,7 +34,7 @@ export function createFeedbackLinkHandler(dependencies: FeedbackLinkDependencies
     const ref = { workspace: claim.workspace, type: claim.type, id: claim.id };
     if (await dependencies.store.used(claim.workspace, claim.nonce)) return used();
     const lead = await dependencies.store.state(ref);
-    if (!lead) return page(404, 'Unknown lead', `no lead ${claim.type} ${JSON.stringify(claim.id)} in workspace ${JSON.stringify(claim.workspace)}`);
+    if (!lead) return page(404, 'Unknown lead', unknownLeadError(ref));
     if (method === 'GET') return confirmation(claim, token!);
     const given = now().toISOString();
     const kept = await dependencies.store.give(ref, { outcome: claim.outcome, reason: claim.reason, at: given, via: 'link', id: claim.nonce }, { expires: new Date(claim.expires * 1000) });
