@@ -93,11 +93,15 @@ export class DynamoDbLeadReader {
    * keys and a BatchGetItem of the STATE keys, their own key alone; only on such a miss, so outside `capacity`.
    */
   async evaluatedElsewhere(ref: EntityRef, types: readonly EntityRef['type'][]): Promise<EntityRef[]> {
-    const workspaces = [...new Set([ref.workspace, ...(await new DynamoDbWriteKeyStore(this.client, this.tableName).list()).map((key) => key.workspace)])].sort();
-    const others = workspaces.flatMap((workspace) => types.map((type): EntityRef => ({ workspace, type, id: ref.id }))).filter((other) => other.workspace !== ref.workspace || other.type !== ref.type);
-    const keys = others.map((other) => ({ pk: { S: entityPartitionKey(other.workspace, other.type, other.id) }, sk: { S: stateSortKey } }));
-    const found = new Set((await getAll(this.client, this.tableName, keys, { projection: 'pk' })).map((item) => item['pk']!.S!));
-    return others.filter((other) => found.has(entityPartitionKey(other.workspace, other.type, other.id)));
+    const keys = await new DynamoDbWriteKeyStore(this.client, this.tableName).list();
+    const workspaces = [...new Set([ref.workspace, ...keys.map((key) => key.workspace)])].sort();
+    const others = workspaces
+      .flatMap((workspace) => types.map((type): EntityRef => ({ workspace, type, id: ref.id })))
+      .filter((other) => other.workspace !== ref.workspace || other.type !== ref.type)
+      .map((other) => ({ other, pk: entityPartitionKey(other.workspace, other.type, other.id) }));
+    const states = await getAll(this.client, this.tableName, others.map(({ pk }) => ({ pk: { S: pk }, sk: { S: stateSortKey } })), { projection: 'pk' });
+    const found = new Set(states.map((item) => item['pk']!.S!));
+    return others.filter(({ pk }) => found.has(pk)).map(({ other }) => other);
   }
 
   private async memberTiers(ref: EntityRef): Promise<LeadRecord['related']> {
