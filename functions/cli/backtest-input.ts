@@ -92,14 +92,6 @@ export function readEvents(files: readonly string[], options: ReadEventsOptions 
   return new EventReader(() => fileLines(files), options);
 }
 
-/**
- * The same, for messages that come one JSON text at a time from elsewhere (e.g. the events stored in the live table,
- * `backtest --source dynamodb`): `source` names where they came from in errors, and `number` counts them.
- */
-export function readEventTexts(source: string, texts: AsyncIterable<string>, options: ReadEventsOptions = {}): EventReader {
-  return new EventReader(() => textLines(source, texts), options);
-}
-
 /** One line of events, unparsed, with where it came from: what parseEvent takes. */
 export interface SourceLine {
   source: string;

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { formatPath } from './field-path';
 import { type FileProblem, type ProblemAt, validateFile } from './file-problems';
 
-export { describeProblems, type FileProblem, FileProblemsError, formatProblem } from './file-problems';
+export { type FileProblem, FileProblemsError, formatProblem } from './file-problems';
 
 /**
  * A file valid against the schema; or its problems, with (`refused`) the file's data and the lines of its paths when it

@@ -5,7 +5,7 @@ import { daySizeProblem } from './day-size';
 import { lenientRulesFileSchema } from './lenient-schema';
 import { rulesFileSchema } from './schema';
 
-export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, type Ruleset, type RulesProblem, signalLevel } from './ruleset';
+export { compiledRulesJson, loadCompiledRules, type ReadListFile, RulesError, type Ruleset, type RulesProblem } from './ruleset';
 
 /**
  * Parses and validates a rules file (YAML or JSON); throws RulesError listing every problem with its path and line.
