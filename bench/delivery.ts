@@ -157,7 +157,7 @@ async function measure(name: string, destination: LeadDestination | Paced, event
       await pacer?.wait();
       const started = performance.now();
       const now = new Date();
-      await deliverLeadEvent(event, { destination: target, ledger }, { attempt: 1, queuedAt: now, now });
+      await deliverLeadEvent(event, { destination: target, ledger }, { receives: 1, queuedAt: now, now });
       lambdaMs += performance.now() - started;
     }
   };
@@ -238,7 +238,7 @@ for (let run = 0; run < schedules; run++) {
   let now = queuedAt;
   for (let attempt = 1; ; attempt++) {
     attempts++;
-    const decision = nextStep({ outcome: 'retryable', status: 503, latencyMs: 0 }, { attempt, queuedAt, now }, defaultDeliveryPolicy);
+    const decision = nextStep({ outcome: 'retryable', status: 503, latencyMs: 0 }, { attempt, receives: attempt, queuedAt, now }, defaultDeliveryPolicy);
     if (decision.action !== 'retry') break;
     now = new Date(now.getTime() + decision.delayMs);
   }

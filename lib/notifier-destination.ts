@@ -43,7 +43,7 @@ const completeSecretArn = /-[A-Za-z0-9]{6}$/;
 /**
  * The delivery queue's own redrive, only a safety net: the notifier moves a message to the dead-letter queue
  * itself once the retry window has passed, and spaces its attempts to take fewer receives than this over the longest
- * window (core/delivery's attemptBudget; each retry is a receive). 1000 is the most SQS allows.
+ * window (core/delivery's receiveBudget; each retry is a receive). 1000 is the most SQS allows.
  */
 const safetyNetReceiveCount = 1000;
 

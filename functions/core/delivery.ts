@@ -78,22 +78,30 @@ export function responseExcerpt(body: string): string {
 /** What the queue does with the message after an attempt. */
 export type DeliveryDecision = { action: 'done' } | { action: 'retry'; delayMs: number } | { action: 'dead-letter'; reason: string };
 
-export interface AttemptContext {
-  /** 1 for the first attempt. */
-  attempt: number;
+/** Where a lead event stands in its delivery queue. */
+export interface QueueContext {
+  /**
+   * How many times the queue has handed the event over, this time included (SQS's ApproximateReceiveCount): more than
+   * its attempts when it waited behind another event, being handed over untried at each of that one's attempts.
+   */
+  receives: number;
   /** When the queue first received the event: the retry window runs from there. */
   queuedAt: Date;
   now: Date;
 }
 
+export interface AttemptContext extends QueueContext {
+  /** 1 for the first attempt at the event: the attempts the delivery ledger counted before, plus one. */
+  attempt: number;
+}
+
 /**
- * Attempts a lead event may take within its retry window. Each is a receive, and SQS moves a message received 1000
- * times (its most) to the dead-letter queue by itself, ahead of the window: the events behind a waiting one are
- * received at its attempts too.
+ * Receives a lead event may take within its retry window: SQS moves a message received 1000 times (its most) to the
+ * dead-letter queue by itself, ahead of the window.
  */
-export const attemptBudget = 900;
-/** Attempts at the backoff alone, before the rest of a long window is spread out to keep within `attemptBudget`. */
-const quickAttempts = 10;
+export const receiveBudget = 900;
+/** Receives at the backoff alone, before the rest of a long window is spread out to keep within `receiveBudget`. */
+const quickReceives = 10;
 
 /** Why an attempt did not deliver, in a few words: the HTTP status, else the error. */
 export const failureCause = (result: AttemptResult): string => (result.status !== undefined ? `HTTP ${result.status}` : (result.error ?? 'no answer'));
@@ -104,9 +112,9 @@ export function nextStep(result: AttemptResult, context: AttemptContext, policy:
   const cause = failureCause(result);
   if (result.outcome === 'permanent') return { action: 'dead-letter', reason: `${cause}: the destination refused it, a retry would not change that` };
   const jittered = Math.max(1000, backoffDelayMs(context.attempt, policy.baseDelayMs, policy.maxDelayMs, random));
-  // A window of days at the capped backoff (on average half the cap, with full jitter) would take more attempts than
-  // SQS allows receives: past the first ones, no wait is shorter than the window shared out over the budget.
-  const backoffMs = context.attempt > quickAttempts ? Math.max(jittered, policy.retryWindowMs / attemptBudget) : jittered;
+  // A window of days at the capped backoff (on average half the cap, with full jitter) would take more receives than
+  // SQS allows: past the first ones, no wait is shorter than the window shared out over the budget.
+  const backoffMs = context.receives > quickReceives ? Math.max(jittered, policy.retryWindowMs / receiveBudget) : jittered;
   // Retry-After can make the wait longer, never shorter: `Retry-After: 0` (or a past date) would retry at once, again and again.
   const delayMs = result.retryAfterMs !== undefined ? Math.max(backoffMs, Math.min(result.retryAfterMs, policy.maxRetryAfterMs)) : backoffMs;
   const deadline = context.queuedAt.getTime() + policy.retryWindowMs;
@@ -139,10 +147,18 @@ export interface DeliveryLogEntry {
   test?: boolean;
 }
 
+/** What a destination has of one idempotency key. */
+export interface KeyProgress {
+  /** The destination took it already. */
+  delivered: boolean;
+  /** The attempts at it the destination did not take (retryable or permanent), while it has not taken it. */
+  failedAttempts: number;
+}
+
 /** The delivery log and the record of what each destination took, by idempotency key (with a TTL). */
 export interface DeliveryLedger {
-  /** Whether the destination took this idempotency key already. */
-  delivered(destination: string, idempotencyKey: string): Promise<boolean>;
+  /** Whether the destination took this idempotency key already, and else how many attempts at it failed. */
+  progress(destination: string, idempotencyKey: string): Promise<KeyProgress>;
   /**
    * For a destination that skips superseded transitions (a CRM, Slack): when it last applied a transition of this lead
    * (the event's evaluatedAt), if it did.
@@ -150,7 +166,8 @@ export interface DeliveryLedger {
   lastApplied(destination: string, event: LeadEvent): Promise<string | undefined>;
   /**
    * Logs an attempt; when it delivered, records the key, and, for a destination that skips superseded transitions,
-   * the transition's time, in the same write.
+   * the transition's time; when the destination did not take it, the attempts at the key so far (`entry.attempt`):
+   * all in the same write.
    */
   record(entry: DeliveryLogEntry, event: LeadEvent, skipsSuperseded?: boolean): Promise<void>;
 }
@@ -179,11 +196,15 @@ export interface LeadDestination {
 export async function deliverLeadEvent(
   event: LeadEvent,
   ports: { destination: LeadDestination; ledger: DeliveryLedger },
-  context: AttemptContext,
+  queue: QueueContext,
   policy: DeliveryPolicy = defaultDeliveryPolicy,
 ): Promise<DeliveryDecision> {
   const { destination, ledger } = ports;
   const { detail } = event;
+  const progress = await ledger.progress(destination.id, detail.idempotencyKey);
+  // Counted by the ledger rather than the queue: an event that waited behind another was handed over at each of that
+  // one's attempts, untried, and its first attempt must back off as a first.
+  const context: AttemptContext = { ...queue, attempt: progress.failedAttempts + 1 };
   const base = {
     destination: destination.id,
     kind: destination.kind,
@@ -194,7 +215,7 @@ export async function deliverLeadEvent(
     attempt: context.attempt,
     ...(detail.test ? { test: true } : {}),
   };
-  if (await ledger.delivered(destination.id, detail.idempotencyKey)) {
+  if (progress.delivered) {
     await ledger.record({ ...base, at: context.now.toISOString(), outcome: 'duplicate', next: 'done' }, event);
     return { action: 'done' };
   }

@@ -124,7 +124,7 @@ export class LocalDeliveryWorker implements LeadPublisher {
         if (message.visibleAt > this.#now().toISOString()) return { ...result, waiting: message.event.detail.idempotencyKey };
         await pacer.wait();
         const now = this.#now();
-        const decision = await deliverLeadEvent(message.event, { destination: watched, ledger: this.ledger }, { attempt: message.attempts + 1, queuedAt: new Date(message.queuedAt), now }, this.#policy);
+        const decision = await deliverLeadEvent(message.event, { destination: watched, ledger: this.ledger }, { receives: message.attempts + 1, queuedAt: new Date(message.queuedAt), now }, this.#policy);
         if (decision.action === 'done') await this.queue.remove(destination.id, message);
         else if (decision.action === 'retry') await this.queue.retryLater(destination.id, message, new Date(now.getTime() + decision.delayMs));
         else {

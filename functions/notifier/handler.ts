@@ -186,22 +186,26 @@ async function deliver(record: SQSRecord): Promise<DeliveryDecision> {
  */
 async function attempt(record: SQSRecord, lead: LeadEvent): Promise<DeliveryDecision> {
   await pacer.wait();
-  const context = { attempt: Number(record.attributes.ApproximateReceiveCount), queuedAt: new Date(Number(record.attributes.SentTimestamp)), now: new Date() };
+  const queue = { receives: receivesOf(record), queuedAt: new Date(Number(record.attributes.SentTimestamp)), now: new Date() };
   try {
-    return await deliverLeadEvent(lead, { destination: target, ledger }, context, policy);
+    return await deliverLeadEvent(lead, { destination: target, ledger }, queue, policy);
   } catch (error) {
     logger.error('lead event delivery failed', { destination: destinationId, idempotencyKey: lead.detail.idempotencyKey, error: error as Error });
     const failure = { outcome: 'retryable' as const, error: `the delivery ledger could not be read or written (${(error as Error).name})`, latencyMs: 0 };
-    return nextStep(failure, { ...context, now: new Date() }, policy);
+    // The ledger, which counts the attempts, could not be read: the receives are as many or more.
+    return nextStep(failure, { ...queue, attempt: queue.receives, now: new Date() }, policy);
   }
 }
+
+/** How many times SQS has handed the message over, this time included. */
+const receivesOf = (record: SQSRecord) => Number(record.attributes.ApproximateReceiveCount);
 
 /**
  * Has the queue do what the attempt decided. When SQS does not take the retry or the dead-letter, the message is kept:
  * reported failed, it is received again after the queue's visibility timeout.
  */
 async function settle(record: SQSRecord, lead: LeadEvent | undefined, decision: DeliveryDecision): Promise<DeliveryDecision> {
-  const log = { destination: destinationId, idempotencyKey: lead?.detail.idempotencyKey, attempt: Number(record.attributes.ApproximateReceiveCount) };
+  const log = { destination: destinationId, idempotencyKey: lead?.detail.idempotencyKey, receives: receivesOf(record) };
   try {
     switch (decision.action) {
       case 'done':

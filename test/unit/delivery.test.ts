@@ -5,7 +5,7 @@ import {
   defaultDeliveryPolicy,
   deliverLeadEvent,
   nextStep,
-  attemptBudget,
+  receiveBudget,
   responseExcerpt,
   testLeadEvent,
   type AttemptContext,
@@ -22,7 +22,8 @@ const minute = 60_000;
 const hour = 60 * minute;
 const now = new Date('2026-11-30T12:00:00.000Z');
 const policy: DeliveryPolicy = { retryWindowMs: 24 * hour, baseDelayMs: 10_000, maxDelayMs: 15 * minute, maxRetryAfterMs: 6 * hour };
-const fresh = (attempt = 1, queuedAgoMs = 0): AttemptContext => ({ attempt, queuedAt: new Date(now.getTime() - queuedAgoMs), now });
+/** The n-th attempt at an event, handed over as many times (no wait behind another), queued that long ago. */
+const fresh = (attempt = 1, queuedAgoMs = 0): AttemptContext => ({ attempt, receives: attempt, queuedAt: new Date(now.getTime() - queuedAgoMs), now });
 const failed = (fields: Partial<AttemptResult> = {}): AttemptResult => ({ outcome: 'retryable', status: 503, latencyMs: 12, ...fields });
 
 describe('classifyStatus', () => {
@@ -75,7 +76,7 @@ describe('nextStep', () => {
     expect(unsent).toMatchObject({ action: 'dead-letter', reason: expect.stringContaining('the Slack secret is not an https:// incoming-webhook URL') });
   });
 
-  it("spaces the attempts of a long window so that they stay within the budget, under the 1000 receives after which SQS dead-letters a message itself", () => {
+  it("spaces the receives of a long window so that they stay within the budget, under the 1000 after which SQS dead-letters a message itself", () => {
     for (const retryWindowMs of [24 * hour, 7 * 24 * hour, 336 * hour]) {
       const longWindow = { ...policy, retryWindowMs };
       // The shortest waits the jitter can draw, all along: the most attempts the window can take.
@@ -84,14 +85,23 @@ describe('nextStep', () => {
       for (let decision = nextStep(failed(), fresh(1), longWindow, () => 0); decision.action === 'retry'; attempts++) {
         elapsedMs += decision.delayMs;
         expect(attempts, `${retryWindowMs / hour} h`).toBeLessThan(1000);
-        decision = nextStep(failed(), { attempt: attempts + 1, queuedAt: new Date(now.getTime() - elapsedMs), now }, longWindow, () => 0);
+        decision = nextStep(failed(), { ...fresh(attempts + 1), queuedAt: new Date(now.getTime() - elapsedMs) }, longWindow, () => 0);
       }
-      expect(attempts).toBeLessThanOrEqual(attemptBudget + 10);
+      expect(attempts).toBeLessThanOrEqual(receiveBudget + 10);
       // And the window is used to its end: the last attempt falls within a spaced wait of it.
-      expect(elapsedMs).toBeGreaterThan(retryWindowMs - Math.max(policy.maxDelayMs, retryWindowMs / attemptBudget));
+      expect(elapsedMs).toBeGreaterThan(retryWindowMs - Math.max(policy.maxDelayMs, retryWindowMs / receiveBudget));
     }
     // The first attempts keep their quick backoff whatever the window.
     expect(nextStep(failed(), fresh(1), { ...policy, retryWindowMs: 336 * hour }, () => 0.5)).toEqual({ action: 'retry', delayMs: 5_000 });
+  });
+
+  it('backs off by the attempts, and spaces by the receives: an event handed over untried behind another keeps within the budget too', () => {
+    // The first attempt of an event handed over 40 times while it waited: the backoff of a first attempt (5 s at
+    // this jitter), but no shorter than the window shared out over the budget, since its receives are spent.
+    expect(nextStep(failed(), { ...fresh(1), receives: 40 }, policy, () => 0.5)).toEqual({ action: 'retry', delayMs: policy.retryWindowMs / receiveBudget });
+    expect(nextStep(failed(), { ...fresh(1), receives: 10 }, policy, () => 0.5)).toEqual({ action: 'retry', delayMs: 5_000 });
+    // Not the backoff of its 40th attempt, which is up to the 15-minute cap.
+    expect(nextStep(failed(), fresh(40), policy, () => 0.5)).toEqual({ action: 'retry', delayMs: policy.maxDelayMs / 2 });
   });
 
   it('retries within the window after a random backoff: at least 1 s, at most the base doubled per attempt, capped', () => {
@@ -156,16 +166,19 @@ describe('nextStep', () => {
 class MemoryLedger implements DeliveryLedger {
   readonly entries: DeliveryLogEntry[] = [];
   readonly deliveredKeys = new Set<string>();
+  readonly failedAttempts = new Map<string, number>();
   readonly applied = new Map<string, string>();
 
-  async delivered(destination: string, idempotencyKey: string) {
-    return this.deliveredKeys.has(`${destination} ${idempotencyKey}`);
+  async progress(destination: string, idempotencyKey: string) {
+    const key = `${destination} ${idempotencyKey}`;
+    return this.deliveredKeys.has(key) ? { delivered: true, failedAttempts: 0 } : { delivered: false, failedAttempts: this.failedAttempts.get(key) ?? 0 };
   }
   async lastApplied(destination: string, event: LeadEvent) {
     return this.applied.get(this.#lead(destination, event));
   }
   async record(entry: DeliveryLogEntry, event: LeadEvent) {
     this.entries.push(entry);
+    if (entry.outcome === 'retryable' || entry.outcome === 'permanent') this.failedAttempts.set(`${entry.destination} ${entry.idempotencyKey}`, entry.attempt);
     if (entry.outcome !== 'delivered') return;
     this.deliveredKeys.add(`${entry.destination} ${entry.idempotencyKey}`);
     if (!entry.test) this.applied.set(this.#lead(entry.destination, event), event.detail.evaluatedAt);
@@ -226,9 +239,10 @@ describe('deliverLeadEvent', () => {
     await deliverLeadEvent(event, { destination, ledger }, fresh(1), policy);
     expect(await deliverLeadEvent(event, { destination, ledger }, fresh(2), policy)).toEqual({ action: 'done' });
     expect(destination.sent).toHaveLength(1);
+    // The duplicate is the first attempt at its own message (a redelivery, a replay): no attempt at the key failed.
     expect(ledger.entries.map((entry) => [entry.outcome, entry.next, entry.attempt])).toEqual([
       ['delivered', 'done', 1],
-      ['duplicate', 'done', 2],
+      ['duplicate', 'done', 1],
     ]);
     expect(ledger.entries[1]).not.toHaveProperty('status');
     // Another destination has not taken it: it gets it.
@@ -256,6 +270,24 @@ describe('deliverLeadEvent', () => {
     expect(ledger.entries[1]).not.toHaveProperty('status');
   });
 
+  it('counts the attempts in the ledger, not the queue: an event handed over untried behind another logs its first attempt as the first', async () => {
+    const ledger = new MemoryLedger();
+    const destination = new ScriptedDestination('sales-webhook-1', 'webhook', false, [
+      { outcome: 'retryable', status: 503, latencyMs: 8 },
+      { outcome: 'retryable', status: 503, latencyMs: 8 },
+    ]);
+    const behindAnother = (receives: number) => ({ receives, queuedAt: new Date(now.getTime() - hour), now });
+    // Spaced by the receives it has spent (the window over the budget), not backed off as a 40th attempt (up to 15 min).
+    expect(await deliverLeadEvent(event, { destination, ledger }, behindAnother(40), policy)).toEqual({ action: 'retry', delayMs: policy.retryWindowMs / receiveBudget });
+    await deliverLeadEvent(event, { destination, ledger }, behindAnother(41), policy);
+    await deliverLeadEvent(event, { destination, ledger }, behindAnother(45), policy);
+    expect(ledger.entries.map((entry) => [entry.outcome, entry.attempt])).toEqual([
+      ['retryable', 1],
+      ['retryable', 2],
+      ['delivered', 3],
+    ]);
+  });
+
   it('logs a dead-letter with its reason in the error, keeping the status and excerpt', async () => {
     const ledger = new MemoryLedger();
     const destination = new ScriptedDestination('sales-webhook-1', 'webhook', false, [{ outcome: 'permanent', status: 400, latencyMs: 9, excerpt: 'bad payload' }]);
@@ -265,6 +297,8 @@ describe('deliverLeadEvent', () => {
     expect(ledger.entries).toEqual([expect.objectContaining({ outcome: 'permanent', next: 'dead-letter', status: 400, excerpt: 'bad payload', error: reason, latencyMs: 9 })]);
 
     const windowLedger = new MemoryLedger();
+    // Eleven attempts failed before this one.
+    windowLedger.failedAttempts.set(`sales-webhook-1 ${event.detail.idempotencyKey}`, 11);
     const down = new ScriptedDestination('sales-webhook-1', 'webhook', false, [{ outcome: 'retryable', error: 'TimeoutError: The operation was aborted due to timeout', latencyMs: 5_000 }]);
     const late = await deliverLeadEvent(event, { destination: down, ledger: windowLedger }, fresh(12, 25 * hour), policy);
     expect(late).toMatchObject({ action: 'dead-letter', reason: expect.stringContaining('the retry window has passed') });

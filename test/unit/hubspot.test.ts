@@ -313,7 +313,7 @@ describe('pql-radar destinations test, of a deployed HubSpot destination', () =>
     const ledger = new DynamoDbDeliveryLedger(client, tableName, 14);
     const notifier = setInterval(() => {
       for (const { detailType, detail } of bus.accepted.splice(0)) {
-        void deliverLeadEvent({ detailType, detail } as LeadEvent, { destination, ledger }, { attempt: 1, queuedAt: new Date(), now: new Date() });
+        void deliverLeadEvent({ detailType, detail } as LeadEvent, { destination, ledger }, { receives: 1, queuedAt: new Date(), now: new Date() });
       }
     }, 50);
     try {

@@ -492,7 +492,7 @@ describe('handler', () => {
         [keyOf(second), 'delivered', 'done', 1],
         [keyOf(first), 'duplicate', 'done', 1],
         [keyOf(third), 'delivered', 'done', 1],
-        [keyOf(second), 'duplicate', 'done', 2],
+        [keyOf(second), 'duplicate', 'done', 1],
       ]),
     );
     const delivered = entries.find((entry) => entry.idempotencyKey === keyOf(third) && entry.outcome === 'delivered')!;
@@ -539,9 +539,10 @@ describe('handler', () => {
     expect(summary(await log())).toContainEqual([keyOf(first), 'delivered', 'done', 2]);
   });
 
-  it('reports only the failed record and those after it, and backs off longer with each receive', async () => {
-    const { handler } = await load();
+  it('reports only the failed record and those after it, and backs off longer with each attempt, not with each receive', async () => {
+    const { handler, log } = await load();
     receiver.reply({ status: 200 }, { status: 502 });
+    // The second was handed over three times before, behind an event that waited, and never tried.
     const records = [leadRecord(first), leadRecord(second, { receiveCount: 4 }), leadRecord(third)];
     expect(await handler(batch(...records), lambdaContext())).toEqual(failures(records[1]!, records[2]!));
     expect(postedKeys()).toEqual([keyOf(first), keyOf(second)]);
@@ -549,9 +550,22 @@ describe('handler', () => {
       { queueUrl: queueUrl(), receiptHandle: records[1]!.receiptHandle, visibilityTimeout: expect.any(Number) },
       { queueUrl: queueUrl(), receiptHandle: records[2]!.receiptHandle, visibilityTimeout: 0 },
     ]);
-    // Fourth attempt: up to 10 s doubled three times.
+    // Its first attempt: up to the 10 s base, as any first attempt.
     expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeGreaterThanOrEqual(1);
-    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeLessThanOrEqual(80);
+    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeLessThanOrEqual(10);
+
+    // Two more attempts fail: the third waits up to 10 s doubled twice.
+    receiver.reply({ status: 502 }, { status: 502 });
+    let again = records[1]!;
+    for (let attempt = 2; attempt <= 3; attempt++) {
+      sqs.reset();
+      again = receivedAgain(again);
+      expect(await handler(batch(again), lambdaContext())).toEqual(failures(again));
+    }
+    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeGreaterThanOrEqual(1);
+    expect(sqs.visibilityChanges[0]!.visibilityTimeout).toBeLessThanOrEqual(40);
+    const attempts = (await log()).filter((entry) => entry.idempotencyKey === keyOf(second)).map((entry) => entry.attempt);
+    expect(attempts.sort()).toEqual([1, 2, 3]);
   });
 
   it('waits what Retry-After asks: a 429 with Retry-After: 120 hides the message for 120 s', async () => {
@@ -578,7 +592,8 @@ describe('handler', () => {
         body: old.body,
         groupId: destinationId,
         deduplicationId: old.messageId,
-        attributes: { reason: expect.stringMatching(/^HTTP 503 after 30 attempt\(s\) over 61 min: the retry window has passed$/) },
+        // Handed over 30 times while it waited behind others, and tried once.
+        attributes: { reason: expect.stringMatching(/^HTTP 503 after 1 attempt\(s\) over 61 min: the retry window has passed$/) },
       },
     ]);
     const entries = await log();
@@ -586,7 +601,7 @@ describe('handler', () => {
       outcome: 'retryable',
       next: 'dead-letter',
       status: 503,
-      attempt: 30,
+      attempt: 1,
       error: sqs.sent[0]!.attributes['reason'],
     });
     expect(entries.find((entry) => entry.idempotencyKey === keyOf(second))).toMatchObject({ outcome: 'delivered', next: 'done' });
@@ -771,7 +786,7 @@ describe('handler', () => {
         function_name: 'pql-radar-test',
         destination: destinationId,
         idempotencyKey: keyOf(first),
-        attempt: 1,
+        receives: 1,
         delaySeconds: expect.any(Number),
       }),
     );

@@ -1,16 +1,20 @@
 import { GetItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { DeliveryLedger, DeliveryLogEntry } from '../../core/delivery';
+import type { DeliveryLedger, DeliveryLogEntry, KeyProgress } from '../../core/delivery';
 import { addDays, dayMs, dayOf } from '../../core/days';
 import type { LeadEvent } from '../../core/lead-event';
 import { putAll, queryAll, type Item } from './batch-write';
 import type { CapacityTally } from './capacity';
 import { appliedSortKey, deliveredKeySortKey, deliveredPartitionKey, deliveryLogPartitionKey, deliveryLogSortKey } from './item-keys';
 
+/** On an idempotency key's item while the destination has not taken it: the attempts at it that failed. */
+const failedAttemptsAttribute = 'failedAttempts';
+
 /**
  * The delivery log and what each destination took, in the table: one item per attempt under the day's partition
- * (`deliveries list` reads days newest first), one per idempotency key a destination took, and for a CRM one per lead
- * with the time of the last transition applied. All expire after `logDays`, so a replay older than that is delivered
- * again: keep archive replays within the log's days, or say so when you replay.
+ * (`deliveries list` reads days newest first), one per idempotency key a destination took or failed to take (with the
+ * attempts that failed, until it takes it), and for a CRM one per lead with the time of the last transition applied.
+ * All expire after `logDays`, so a replay older than that is delivered again: keep archive replays within the log's
+ * days, or say so when you replay.
  */
 export class DynamoDbDeliveryLedger implements DeliveryLedger {
   constructor(
@@ -21,19 +25,23 @@ export class DynamoDbDeliveryLedger implements DeliveryLedger {
     private readonly capacity?: CapacityTally,
   ) {}
 
-  async delivered(destination: string, idempotencyKey: string): Promise<boolean> {
+  async progress(destination: string, idempotencyKey: string): Promise<KeyProgress> {
     const { Item, ConsumedCapacity } = await this.client.send(
       new GetItemCommand({
         TableName: this.tableName,
         Key: { pk: { S: deliveredPartitionKey(destination) }, sk: { S: deliveredKeySortKey(idempotencyKey) } },
         // A redelivery can follow the delivery within a second: an eventually consistent read could miss it.
         ConsistentRead: true,
-        ProjectionExpression: 'pk',
+        ProjectionExpression: `pk, ${failedAttemptsAttribute}`,
         ReturnConsumedCapacity: 'TOTAL',
       }),
     );
     this.capacity?.add('read', ConsumedCapacity);
-    return Item !== undefined;
+    if (Item === undefined) return { delivered: false, failedAttempts: 0 };
+    const failed = Item[failedAttemptsAttribute]?.N;
+    // The key's item is the record of its delivery, unless it counts failed attempts only: a delivery writes it again
+    // without them.
+    return failed === undefined ? { delivered: true, failedAttempts: 0 } : { delivered: false, failedAttempts: Number(failed) };
   }
 
   async lastApplied(destination: string, event: LeadEvent): Promise<string | undefined> {
@@ -62,9 +70,13 @@ export class DynamoDbDeliveryLedger implements DeliveryLedger {
         expiresAt,
       },
     ];
+    const destination = { S: deliveredPartitionKey(entry.destination) };
+    const keyItem = { pk: destination, sk: { S: deliveredKeySortKey(entry.idempotencyKey) }, expiresAt };
+    // One delivery at a time per destination (its FIFO group, or the local worker), so no attempt at the key runs
+    // meanwhile: a plain put keeps the count, in the log's write.
+    if (entry.outcome === 'retryable' || entry.outcome === 'permanent') items.push({ ...keyItem, [failedAttemptsAttribute]: { N: String(entry.attempt) } });
     if (entry.outcome === 'delivered') {
-      const destination = { S: deliveredPartitionKey(entry.destination) };
-      items.push({ pk: destination, sk: { S: deliveredKeySortKey(entry.idempotencyKey) }, expiresAt });
+      items.push(keyItem);
       // Only real transitions move a CRM's record of what it holds; a test lead never does.
       if (skipsSuperseded && !entry.test) {
         const { workspace, entity, evaluatedAt } = event.detail;
