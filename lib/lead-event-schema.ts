@@ -16,15 +16,23 @@ export interface LeadEventSchemaProps {
 export const leadEventSchemaName = `${leadEventSource}@LeadEvent`;
 
 /**
+ * A lead event detail's JSON Schema, draft 4, as the registry publishes it: of `leadEventDetailSchema`, or of another
+ * detail schema (test/unit/lead-event-contract.test.ts compares derived ones with the published contract).
+ */
+export function detailJsonSchema(detail: z.ZodType = leadEventDetailSchema): Record<string, unknown> {
+  // `io: 'input'` describes what the zod schema accepts rather than what it outputs: parse strips unknown keys,
+  // so the output form says `additionalProperties: false`, which would make validators built from the registry
+  // reject every event as soon as a later version adds a field to the detail.
+  return z.toJSONSchema(detail, { target: 'draft-04', io: 'input' });
+}
+
+/**
  * The lead event as subscribers receive it from EventBridge, as a JSON Schema draft 4 document: the envelope
  * EventBridge adds, with `source` and `detail-type` pinned to pql-radar's, and the detail generated from
  * `leadEventDetailSchema`, so the registry can never drift from the zod contract the evaluator publishes with.
  */
 function leadEventJsonSchema(): Record<string, unknown> {
-  // `io: 'input'` describes what the zod schema accepts rather than what it outputs: parse strips unknown keys,
-  // so the output form says `additionalProperties: false`, which would make validators built from the registry
-  // reject every event as soon as a later version adds a field to the detail.
-  const { $schema, ...detail } = z.toJSONSchema(leadEventDetailSchema, { target: 'draft-04', io: 'input' });
+  const { $schema, ...detail } = detailJsonSchema();
   return {
     $schema,
     title: 'pql-radar lead event',

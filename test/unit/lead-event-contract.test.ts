@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { leadEventDetailSchema } from '../../functions/core/lead-event';
+import { detailJsonSchema } from '../../lib/lead-event-schema';
 
 /**
  * The lead event's detail is a published contract: subscribers validate it with the registry's JSON Schema or the
@@ -23,9 +24,9 @@ interface SchemaNode {
 const fixture = join(import.meta.dirname, '../fixtures/lead-event-contract.json');
 const published = JSON.parse(readFileSync(fixture, 'utf8')) as SchemaNode;
 
-/** The detail's JSON Schema as the registry gets it (lib/lead-event-schema.ts), descriptions aside: they are documentation. */
+/** The detail's JSON Schema as the registry gets it, descriptions aside: they are documentation. */
 function currentContract(schema: z.ZodType = leadEventDetailSchema): SchemaNode {
-  const { $schema: _, ...detail } = z.toJSONSchema(schema, { target: 'draft-04', io: 'input' });
+  const { $schema: _, ...detail } = detailJsonSchema(schema);
   return JSON.parse(JSON.stringify(detail, (key, value) => (key === 'description' ? undefined : value))) as SchemaNode;
 }
 
