@@ -13,6 +13,7 @@ import {
   type DeliveryLedger,
   type DeliveryLogEntry,
   type DeliveryPolicy,
+  type KeyProgress,
   type LeadDestination,
 } from '../../functions/core/delivery';
 import { leadEventDetailSchema, type LeadEvent } from '../../functions/core/lead-event';
@@ -162,25 +163,28 @@ describe('nextStep', () => {
   });
 });
 
-/** A DeliveryLedger in memory, keeping what the DynamoDB ledger keeps: the log, the delivered keys, what a CRM applied. */
+/**
+ * A DeliveryLedger in memory, keeping what the DynamoDB ledger keeps: the log, each key's progress at each destination
+ * (one item there too), what a CRM applied.
+ */
 class MemoryLedger implements DeliveryLedger {
   readonly entries: DeliveryLogEntry[] = [];
-  readonly deliveredKeys = new Set<string>();
-  readonly failedAttempts = new Map<string, number>();
+  /** By `<destination> <idempotency key>`. */
+  readonly keys = new Map<string, KeyProgress>();
   readonly applied = new Map<string, string>();
 
   async progress(destination: string, idempotencyKey: string) {
-    const key = `${destination} ${idempotencyKey}`;
-    return this.deliveredKeys.has(key) ? { delivered: true, failedAttempts: 0 } : { delivered: false, failedAttempts: this.failedAttempts.get(key) ?? 0 };
+    return this.keys.get(`${destination} ${idempotencyKey}`) ?? { delivered: false, failedAttempts: 0 };
   }
   async lastApplied(destination: string, event: LeadEvent) {
     return this.applied.get(this.#lead(destination, event));
   }
   async record(entry: DeliveryLogEntry, event: LeadEvent) {
     this.entries.push(entry);
-    if (entry.outcome === 'retryable' || entry.outcome === 'permanent') this.failedAttempts.set(`${entry.destination} ${entry.idempotencyKey}`, entry.attempt);
+    const key = `${entry.destination} ${entry.idempotencyKey}`;
+    if (entry.outcome === 'retryable' || entry.outcome === 'permanent') this.keys.set(key, { delivered: false, failedAttempts: entry.attempt });
     if (entry.outcome !== 'delivered') return;
-    this.deliveredKeys.add(`${entry.destination} ${entry.idempotencyKey}`);
+    this.keys.set(key, { delivered: true, failedAttempts: 0 });
     if (!entry.test) this.applied.set(this.#lead(entry.destination, event), event.detail.evaluatedAt);
   }
   #lead(destination: string, event: LeadEvent) {
@@ -298,7 +302,7 @@ describe('deliverLeadEvent', () => {
 
     const windowLedger = new MemoryLedger();
     // Eleven attempts failed before this one.
-    windowLedger.failedAttempts.set(`sales-webhook-1 ${event.detail.idempotencyKey}`, 11);
+    windowLedger.keys.set(`sales-webhook-1 ${event.detail.idempotencyKey}`, { delivered: false, failedAttempts: 11 });
     const down = new ScriptedDestination('sales-webhook-1', 'webhook', false, [{ outcome: 'retryable', error: 'TimeoutError: The operation was aborted due to timeout', latencyMs: 5_000 }]);
     const late = await deliverLeadEvent(event, { destination: down, ledger: windowLedger }, fresh(12, 25 * hour), policy);
     expect(late).toMatchObject({ action: 'dead-letter', reason: expect.stringContaining('the retry window has passed') });
