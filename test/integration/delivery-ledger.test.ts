@@ -1,4 +1,4 @@
-import { PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { CapacityTally } from '../../functions/adapters/dynamodb/capacity';
 import { DynamoDbDeliveryLedger } from '../../functions/adapters/dynamodb/delivery-ledger';
@@ -49,6 +49,23 @@ describe('the delivery ledger, on DynamoDB Local', () => {
       [2, 'permanent'],
       [1, 'retryable'],
     ]);
+  });
+
+  it('keeps the count for logDays after the latest failed attempt, so no retry window outlives it', async () => {
+    const { client, tableName } = await freshTable();
+    const ledger = new DynamoDbDeliveryLedger(client, tableName, 1);
+    const expiry = async () => {
+      const { Item } = await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: deliveredPartitionKey(destination) }, sk: { S: deliveredKeySortKey(key) } }, ConsistentRead: true }));
+      return Number(Item?.['expiresAt']?.N) * 1000;
+    };
+    const first = attempt(1, 'retryable');
+    await ledger.record(first, event);
+    expect(await expiry()).toBe(Date.parse(first.at) + 86_400_000);
+    // 20 hours on, in a window of 14 days and a log of one: the count's day starts again from this attempt.
+    const later = { ...attempt(2, 'retryable'), at: new Date(Date.parse(first.at) + 20 * 3_600_000).toISOString() };
+    await ledger.record(later, event);
+    expect(await expiry()).toBe(Date.parse(later.at) + 86_400_000);
+    expect(await ledger.progress(destination, key)).toEqual({ delivered: false, failedAttempts: 2 });
   });
 
   it('reads a key recorded before attempts were counted (no count on its item) as delivered', async () => {
