@@ -1,6 +1,6 @@
 /**
  * `npm run bench:bundles`: each Lambda's bundle size and its init time (importing the bundle in a fresh Node
- * process, median of 10), with the AWS SDK bundled (as deployed) beside the same function with the SDK left out.
+ * process, median of BENCH_RUNS, 10 by default), with the AWS SDK bundled (as deployed) beside the same function with the SDK left out.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
