@@ -970,9 +970,9 @@ async function main() {
     ].filter(({ mix }) => onlyMixes === undefined || onlyMixes.includes(mix.name));
     const costs: { name: string; cost: MixCost; result: MixResult }[] = [];
     for (const { mix, target, buffer } of mixes) {
-      // Each mix in a DynamoDB Local of its own: one process answers slower and slower as the mixes before leave their
-      // tables in it (the Firehose mix's evaluator measured 31 ms an evaluation alone, 129 ms after the four others),
-      // and the Lambda rows are measured time.
+      // Each mix in a DynamoDB Local of its own: one database answers slower and slower as the mixes before leave their
+      // tables in it, every call reading past their stream records (startDynamoDbLocal's sharedDb; the Firehose mix's
+      // evaluator measured 31 ms an evaluation alone, 129 ms after the four others), and the Lambda rows are measured time.
       const ownDynamoDb = await startDynamoDbLocal();
       const result = await simulateMix(ownDynamoDb.endpoint, mix, ruleset, buffer).finally(() => ownDynamoDb.stop());
       const cost = priceMix(result, target);

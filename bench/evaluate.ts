@@ -50,7 +50,7 @@ import type { Condition, Signal } from '../functions/core/rules/schema';
 import { addDays, dayMs, dayOf } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { longLivedClientOptions } from '../functions/shared/sdk-clients';
-import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { createDynamoDbClient, localCredentials, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
 import { defaultAccountEveryMinutes, defaultUserEveryMinutes } from '../functions/shared/settings';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -549,18 +549,24 @@ async function engineInMemory(ruleset: Ruleset, lines: string[]) {
 
 /** (b) The evaluator on DynamoDB Local at two lengths of history, and (c) one shard's throughput. */
 async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
-  const dynamoDb = await startDynamoDbLocal();
-  const client = createDynamoDbClient(dynamoDb.endpoint, longLivedClientOptions);
-  const calls = countCalls(client);
-  const missing = billMissingItems(client);
-  /** For looking at the stored items afterwards, outside the counted calls. */
-  const reader = createDynamoDbClient(dynamoDb.endpoint);
+  // Each table in a database of its own (sharedDb: false), all in one JVM: in one database, a table's every call
+  // costs DynamoDB Local more for the stream records of the tables written before it (startDynamoDbLocal), which made
+  // the later, longer histories look slower to evaluate than they are.
+  const dynamoDb = await startDynamoDbLocal({ sharedDb: false });
+  const databases = [historyDays, budgetDays, budgetDays * historyScale].map((days, index) => {
+    const credentials = localCredentials(`benchEvaluate${index}`);
+    const client = createDynamoDbClient(dynamoDb.endpoint, { ...longLivedClientOptions, credentials });
+    /** For looking at the stored items afterwards, outside the counted calls. */
+    const reader = createDynamoDbClient(dynamoDb.endpoint, { credentials });
+    return { days, client, reader, calls: countCalls(client), missing: billMissingItems(client) };
+  });
   try {
     // Every table is prepared before any is measured, so that each measured run finds DynamoDB Local's JVM equally warm.
     const tables: HistoryTable[] = [];
-    for (const days of [historyDays, budgetDays, budgetDays * historyScale]) tables.push(await prepareHistory(client, ruleset, { days, users: userCount, accounts: accountCount }));
+    for (const { days, client } of databases) tables.push(await prepareHistory(client, ruleset, { days, users: userCount, accounts: accountCount }));
     const results: TableResult[] = [];
-    for (const table of tables) results.push(await measureNewDay(table, reader, calls, ruleset, () => cpuSeconds(dynamoDb.pid)));
+    for (const [index, table] of tables.entries()) results.push(await measureNewDay(table, databases[index]!.reader, databases[index]!.calls, ruleset, () => cpuSeconds(dynamoDb.pid)));
+    const missing = databases.reduce((sum, database) => sum + database.missing.missing, 0);
     const [recent, small, large] = results as [TableResult, TableResult, TableResult];
     const per = (result: TableResult) => ({ read: result.read / result.evaluated, write: result.write / result.evaluated, rate: result.evaluated / result.seconds });
     const shareText = (share: Share) => (share.evaluated === 0 ? '-' : `${(share.read / share.evaluated).toFixed(1)}/${(share.write / share.evaluated).toFixed(1)}`);
@@ -626,7 +632,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     lines.push(
       `capacity units: as DynamoDB Local reports them (ReturnConsumedCapacity TOTAL) to the evaluation store's tally; calls in the measured runs: ${names.map((name) => `${name.replace(/Command$/, '')} ${merged.get(name)!.calls}`).join(', ')}`,
       unreported.length === 0
-        ? `  DynamoDB Local reported consumed capacity for every one of them; BatchGetItem keys with no item, billed as DynamoDB bills them (DynamoDB Local reports 0): ${missing.missing} in all of (b), the first runs that build the state included.`
+        ? `  DynamoDB Local reported consumed capacity for every one of them; BatchGetItem keys with no item, billed as DynamoDB bills them (DynamoDB Local reports 0): ${missing} in all of (b), the first runs that build the state included.`
         : `  NOT reported for: ${unreported.map((name) => `${name.replace(/Command$/, '')} (${merged.get(name)!.calls - merged.get(name)!.reported} of ${merged.get(name)!.calls} calls)`).join(', ')}: those calls count 0 units above`,
     );
     // (c) Throughput of one shard's run on the first table: rounds of a further day of events for every user each,
@@ -636,6 +642,7 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
     const rates: { concurrency: number; rate: number; ownMs: number; databaseMs: number | null; compilerMs: number | null }[] = [];
     const totals = new Map<number, { evaluated: number; seconds: number; cpu: CpuSeconds }>();
     const table = tables[0]!;
+    const { client, calls } = databases[0]!;
     /** The client's calls in (c)'s runs, by operation: both processes' CPU follows them more than anything else. */
     const throughputCalls = new Map<string, number>();
     for (let round = 0, offset = 1; round < throughputRounds; round++) {
@@ -697,8 +704,10 @@ async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
       if (result.sameAsFromScratch !== userCount) throw new Error(`${result.days}d: the evaluator's tier or score differs from an evaluation from scratch for ${userCount - result.sameAsFromScratch} users`);
     }
   } finally {
-    client.destroy();
-    reader.destroy();
+    for (const { client, reader } of databases) {
+      client.destroy();
+      reader.destroy();
+    }
     await dynamoDb.stop();
   }
 }

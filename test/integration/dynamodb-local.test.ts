@@ -8,12 +8,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DescribeTableCommand,
   DescribeTimeToLiveCommand,
+  type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
-import { ensureTable, JavaMissingError, startDynamoDbLocal } from '../../functions/local/dynamodb-local';
+import { createDynamoDbClient, ensureTable, JavaMissingError, localCredentials, startDynamoDbLocal } from '../../functions/local/dynamodb-local';
 import { freshTable } from '../support/dynamodb';
 
 const modulePath = new URL('../../functions/local/dynamodb-local.ts', import.meta.url).pathname;
@@ -94,6 +95,42 @@ describe('startDynamoDbLocal', () => {
     const deadline = Date.now() + 10_000;
     while (isRunning(javaPid) && Date.now() < deadline) await sleep(100);
     expect(isRunning(javaPid)).toBe(false);
+  });
+
+  it('shares one database whatever the credentials, by default', async () => {
+    const { client, tableName } = await freshTable();
+    const key = { pk: { S: 'WS#acme#user#u1' }, sk: { S: 'PROFILE' } };
+    await client.send(new PutItemCommand({ TableName: tableName, Item: key }));
+    const other = createDynamoDbClient(inject('dynamoEndpoint'), { credentials: localCredentials('someoneElse') });
+    try {
+      const { Item } = await other.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
+      expect(Item).toEqual(key);
+    } finally {
+      other.destroy();
+    }
+  });
+
+  it('keeps each access key id in a database of its own with sharedDb false', async () => {
+    const dynamoDb = await startDynamoDbLocal({ sharedDb: false });
+    const [first, second] = ['first', 'second'].map((name) => createDynamoDbClient(dynamoDb.endpoint, { credentials: localCredentials(name) })) as [DynamoDBClient, DynamoDBClient];
+    try {
+      const key = { pk: { S: 'WS#acme#user#u1' }, sk: { S: 'PROFILE' } };
+      await ensureTable(first, 'pql-radar');
+      await first.send(new PutItemCommand({ TableName: 'pql-radar', Item: { ...key, plan: { S: 'pro' } } }));
+      // The same table name in the other database: created apart, and empty.
+      await ensureTable(second, 'pql-radar');
+
+      expect((await second.send(new GetItemCommand({ TableName: 'pql-radar', Key: key, ConsistentRead: true }))).Item).toBeUndefined();
+      expect((await first.send(new GetItemCommand({ TableName: 'pql-radar', Key: key, ConsistentRead: true }))).Item).toEqual({ ...key, plan: { S: 'pro' } });
+    } finally {
+      first.destroy();
+      second.destroy();
+      await dynamoDb.stop();
+    }
+  });
+
+  it('refuses a database name DynamoDB Local would not take as an access key id', () => {
+    expect(() => localCredentials('bench-evaluate')).toThrow('a DynamoDB Local database name is letters and digits only (got "bench-evaluate")');
   });
 
   it('leaves no Java process behind after stop()', async () => {
