@@ -27,7 +27,7 @@
  * (f) Users active all along, an event a minute each, a run a minute: judged at every change and with the deployed
  *     userEveryMinutes, the units and dollars per million events of their evaluations.
  *
- *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~8 min on 2 cores, most of it storing the 500-day table)
+ *   npm run bench:evaluate                                                  10,000 users in memory; 100 users in 10 accounts on DynamoDB Local (~5 min on 2 cores)
  *   BENCH_ENTITIES=20000 BENCH_USERS=200 BENCH_ACCOUNTS=20 npm run bench:evaluate   bigger (about twice as long)
  *
  * BENCH_KINDS=new adds 8 signals of the newer kinds (active days and sessions, per-week habits, a streak, time to value)
@@ -36,8 +36,8 @@
  * Other knobs: BENCH_RUNS (5), BENCH_WARMUP (3 rounds: the agreement pass over every user, then rounds over up to
  * 2,000), BENCH_DAYS (30: stored history of the first table, its users' signups within the window), BENCH_BUDGET_DAYS
  * (50: the second table, signups before the window) and BENCH_SCALE (10: the third table has BENCH_BUDGET_DAYS x
- * BENCH_SCALE days), BENCH_THROUGHPUT_ROUNDS (3: (c)'s rounds at each concurrency), BENCH_BUSY_USERS (10) and BENCH_BUSY_MINUTES (120: (f)). DynamoDB Local stores about 2,600
- * events/s here, which is what bounds BENCH_USERS.
+ * BENCH_SCALE days), BENCH_THROUGHPUT_ROUNDS (3: (c)'s rounds at each concurrency), BENCH_BUSY_USERS (10) and BENCH_BUSY_MINUTES (120: (f)). DynamoDB Local stores about 8,000
+ * events/s here, in a database of the table's own, which is what bounds BENCH_USERS.
  * Budget: the third table's capacity units per evaluated entity stay within 10% of the second's. Exits 1 when not,
  * or when the two engines disagree.
  */
@@ -53,7 +53,7 @@ import { longLivedClientOptions } from '../functions/shared/sdk-clients';
 import { createDynamoDbClient, localCredentials, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
 import { defaultAccountEveryMinutes, defaultUserEveryMinutes } from '../functions/shared/settings';
-import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import { entityPartitionKey, profileSortKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { forEachConcurrently } from '../functions/core/concurrency';
@@ -402,9 +402,16 @@ async function quietWeek() {
  */
 async function accountsBySize() {
   const ruleset = membersRules();
-  const dynamoDb = await startDynamoDbLocal();
-  const client = createDynamoDbClient(dynamoDb.endpoint);
-  billMissingItems(client);
+  // A database of each table's own, as (b)'s.
+  const dynamoDb = await startDynamoDbLocal({ sharedDb: false });
+  const clients: DynamoDBClient[] = [];
+  /** A client for a table of its own, its BatchGetItem keys with no item billed. */
+  const tableClient = () => {
+    const client = databaseClient(dynamoDb.endpoint, `accounts${clients.length}`);
+    billMissingItems(client);
+    clients.push(client);
+    return client;
+  };
   const lines = [
     '',
     `(e) accounts by size on DynamoDB Local: (d)'s rules, ${historyDays}d of history, then (b)'s new day for every user, one entity at a time; an account's evaluation`,
@@ -415,7 +422,7 @@ async function accountsBySize() {
   try {
     for (const members of accountSizes) {
       const users = Math.max(userCount, members);
-      const table = await prepareHistory(client, ruleset, { days: historyDays, users, accounts: Math.max(1, Math.floor(users / members)) });
+      const table = await prepareHistory(tableClient(), ruleset, { days: historyDays, users, accounts: Math.max(1, Math.floor(users / members)) });
       // One entity at a time: what an account reads of its members is then the account's (AttributingStore).
       const round = await storeAndEvaluate(table, table.users.map((user) => todaysMessages(user)), { receivedAt: new Date(now.getTime() - 1_800_000), at: now }, ruleset);
       const { user, account } = round.shares;
@@ -428,10 +435,10 @@ async function accountsBySize() {
         `${fixed(members, 0, 7)} ${fixed(users, 0, 6)} ${fixed(table.accounts.length, 0, 9)} ${fixed(account.evaluated, 0, 20)} ${fixed(perAccount, 1, 9)} ${fixed(perAccount / members, 2, 15)} ${fixed(perAccountAlone, 1, 15)} ${fixed(perAccountAlone / members, 2, 15)} ${fixed(user.evaluated, 0, 17)} ${fixed(user.read / Math.max(1, user.evaluated), 1, 9)}`,
       );
     }
-    lines.push(...(await busyAccount(client, ruleset)));
+    lines.push(...(await busyAccount(tableClient, ruleset)));
     console.log(lines.join('\n'));
   } finally {
-    client.destroy();
+    for (const client of clients) client.destroy();
     await dynamoDb.stop();
   }
 }
@@ -440,11 +447,11 @@ async function accountsBySize() {
  * (e)'s busy quarter: one account of 100 members; a run every minute for 10 minutes, each after new events of 10
  * members, then runs at 12 and 15 minutes. Judged at every move, and with the deployed interval: a table each.
  */
-async function busyAccount(client: DynamoDBClient, ruleset: Ruleset): Promise<string[]> {
+async function busyAccount(tableClient: () => DynamoDBClient, ruleset: Ruleset): Promise<string[]> {
   const members = 100;
   const lines = ['', `    a busy quarter of an hour: ${members} members in one account, a run a minute for 10 minutes after new events of 10 members each, then runs at 12 and 15 minutes`, 'account every  account evaluations   RCU   WCU  $ per busy hour'];
   for (const intervalMinutes of [0, defaultAccountEveryMinutes]) {
-    const table = await prepareHistory(client, ruleset, { days: historyDays, users: members, accounts: 1 });
+    const table = await prepareHistory(tableClient(), ruleset, { days: historyDays, users: members, accounts: 1 });
     const shares = { evaluated: 0, read: 0, write: 0 };
     for (const minute of [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 15]) {
       const at = new Date(now.getTime() + minute * 60_000);
@@ -547,17 +554,23 @@ async function engineInMemory(ruleset: Ruleset, lines: string[]) {
   console.log(lines.splice(0).join('\n'));
 }
 
+/**
+ * A client for a database of its own in a DynamoDB Local started with `sharedDb: false`: in one database, a table's
+ * every call costs DynamoDB Local more for the stream records of the tables written before it (startDynamoDbLocal).
+ */
+function databaseClient(endpoint: string, database: string, options: DynamoDBClientConfig = {}): DynamoDBClient {
+  return createDynamoDbClient(endpoint, { ...options, credentials: localCredentials(database) });
+}
+
 /** (b) The evaluator on DynamoDB Local at two lengths of history, and (c) one shard's throughput. */
 async function evaluatorOnDynamoDb(ruleset: Ruleset, lines: string[]) {
-  // Each table in a database of its own (sharedDb: false), all in one JVM: in one database, a table's every call
-  // costs DynamoDB Local more for the stream records of the tables written before it (startDynamoDbLocal), which made
-  // the later, longer histories look slower to evaluate than they are.
+  // Each table in a database of its own, all in one JVM (databaseClient): in one, the later, longer histories looked
+  // slower to evaluate than they are.
   const dynamoDb = await startDynamoDbLocal({ sharedDb: false });
   const databases = [historyDays, budgetDays, budgetDays * historyScale].map((days, index) => {
-    const credentials = localCredentials(`benchEvaluate${index}`);
-    const client = createDynamoDbClient(dynamoDb.endpoint, { ...longLivedClientOptions, credentials });
+    const client = databaseClient(dynamoDb.endpoint, `evaluate${index}`, longLivedClientOptions);
     /** For looking at the stored items afterwards, outside the counted calls. */
-    const reader = createDynamoDbClient(dynamoDb.endpoint, { credentials });
+    const reader = databaseClient(dynamoDb.endpoint, `evaluate${index}`);
     return { days, client, reader, calls: countCalls(client), missing: billMissingItems(client) };
   });
   try {
