@@ -115,6 +115,7 @@ import { scanAll } from '../test/support/scan';
 import {
   AttributingStore,
   billMissingItems,
+  databaseClient,
   dirtyShards,
   now as historyNow,
   prepareHistory,
@@ -943,9 +944,9 @@ async function main() {
     ].join('\n'),
   );
 
-  const dynamoDb = await startDynamoDbLocal();
-  const client = createDynamoDbClient(dynamoDb.endpoint, longLivedClientOptions);
-  billMissingItems(client);
+  // For the history tables below, each in a database of its own (databaseClient).
+  const dynamoDb = await startDynamoDbLocal({ sharedDb: false });
+  const clients: DynamoDBClient[] = [];
   try {
     const serverTarget = { dollars: 0.6, withoutHttp: false };
     const mixTarget = { dollars: 1, withoutHttp: false };
@@ -1031,7 +1032,12 @@ async function main() {
 
     // Through a day, and with 10x the history.
     const tables: HistoryTable[] = [];
-    for (const days of [historyDays, historyDays * historyScale]) tables.push(await prepareHistory(client, ruleset, { days, users: historyUsers, accounts: historyAccounts }));
+    for (const [index, days] of [historyDays, historyDays * historyScale].entries()) {
+      const client = databaseClient(dynamoDb.endpoint, `costHistory${index}`, longLivedClientOptions);
+      billMissingItems(client);
+      clients.push(client);
+      tables.push(await prepareHistory(client, ruleset, { days, users: historyUsers, accounts: historyAccounts }));
+    }
     const days: { table: HistoryTable; rounds: EvaluationRound[] }[] = [];
     for (const history of tables) days.push({ table: history, rounds: await runsOfADay(history, ruleset) });
     const shown = [...new Set([1, 2, 5, 10, runsPerDay].filter((run) => run <= runsPerDay))];
@@ -1066,7 +1072,7 @@ async function main() {
       ].join('\n'),
     );
   } finally {
-    client.destroy();
+    for (const client of clients) client.destroy();
     await dynamoDb.stop();
   }
 }

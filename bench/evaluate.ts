@@ -50,10 +50,10 @@ import type { Condition, Signal } from '../functions/core/rules/schema';
 import { addDays, dayMs, dayOf } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { longLivedClientOptions } from '../functions/shared/sdk-clients';
-import { createDynamoDbClient, localCredentials, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
 import { defaultAccountEveryMinutes, defaultUserEveryMinutes } from '../functions/shared/settings';
-import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { entityPartitionKey, profileSortKey, stateSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { forEachConcurrently } from '../functions/core/concurrency';
@@ -61,6 +61,7 @@ import { bytes, count, fixed } from '../functions/analysis/format';
 import {
   billMissingItems,
   countCalls,
+  databaseClient,
   dayMessages,
   dirtyShards,
   entityFacts,
@@ -552,14 +553,6 @@ async function engineInMemory(ruleset: Ruleset, lines: string[]) {
     throw new Error(`the engines disagree: same tier for ${a.tiersAgree} of ${entityCount} users, same signals for ${a.signalsAgree}`);
   }
   console.log(lines.splice(0).join('\n'));
-}
-
-/**
- * A client for a database of its own in a DynamoDB Local started with `sharedDb: false`: in one database, a table's
- * every call costs DynamoDB Local more for the stream records of the tables written before it (startDynamoDbLocal).
- */
-function databaseClient(endpoint: string, database: string, options: DynamoDBClientConfig = {}): DynamoDBClient {
-  return createDynamoDbClient(endpoint, { ...options, credentials: localCredentials(database) });
 }
 
 /** (b) The evaluator on DynamoDB Local at two lengths of history, and (c) one shard's throughput. */
