@@ -102,7 +102,7 @@ import { createIngestHandler } from '../functions/ingest/http';
 import { countError, countResponse } from '../functions/ingest/request-metrics';
 import { LocalChangeStream } from '../functions/local/change-stream';
 import { longLivedClientOptions } from '../functions/shared/sdk-clients';
-import { createDynamoDbClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { createDynamoDbClient, databaseClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { serveHttpApi } from '../functions/local/http-server';
 import { defaultEvaluatorMemoryMb, defaultRetentionDays, metricNamespace, serviceName } from '../functions/shared/settings';
 import { bytes, count, fixed } from '../functions/analysis/format';
@@ -115,7 +115,6 @@ import { scanAll } from '../test/support/scan';
 import {
   AttributingStore,
   billMissingItems,
-  databaseClient,
   dirtyShards,
   now as historyNow,
   prepareHistory,

@@ -5,7 +5,7 @@
  * attributes each call's consumed capacity to a user's, an account's or the run's share.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { BatchGetItemCommand, type BatchGetItemCommandInput, type BatchGetItemCommandOutput, type ConsumedCapacity, type DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, type BatchGetItemCommandInput, type BatchGetItemCommandOutput, type ConsumedCapacity, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDbEvaluationStore } from '../functions/adapters/dynamodb/evaluation-store';
 import { changeMarks, DynamoDbChangeCapture, type WrittenKey } from '../functions/adapters/dynamodb/change-capture';
 import { DynamoDbEventStore } from '../functions/adapters/dynamodb/event-store';
@@ -21,7 +21,7 @@ import { entityKey } from '../functions/core/changes';
 import { allShards, evaluateChanges, runEvaluator, type EvaluatorRunOptions } from '../functions/core/evaluate-leads';
 import { dayMs } from '../functions/core/days';
 import { SeededRandom, seedFrom } from '../functions/core/random';
-import { createDynamoDbClient, ensureTable, localCredentials } from '../functions/local/dynamodb-local';
+import { ensureTable } from '../functions/local/dynamodb-local';
 import { companyPrefixes, companySuffixes, employeeCounts, firstNames, industries, lastNames } from '../functions/cli/sample-stream';
 import { itemSize, pool } from './ingest-streams';
 
@@ -695,14 +695,6 @@ export async function evaluateUntilSettled(evaluation: AttributingStore, publish
 }
 
 /** A table with a stored history, evaluated once at yesterday's evening. */
-/**
- * A client for a database of its own in a DynamoDB Local started with `sharedDb: false`: in one database, a table's
- * every call costs DynamoDB Local more for the stream records of the tables written before it (startDynamoDbLocal).
- */
-export function databaseClient(endpoint: string, database: string, options: DynamoDBClientConfig = {}): DynamoDBClient {
-  return createDynamoDbClient(endpoint, { ...options, credentials: localCredentials(database) });
-}
-
 export interface HistoryTable {
   tableName: string;
   /** Days of stored history. */

@@ -50,7 +50,7 @@ import type { Condition, Signal } from '../functions/core/rules/schema';
 import { addDays, dayMs, dayOf } from '../functions/core/days';
 import { defaultEvaluatorConcurrency as evaluatorConcurrency } from '../functions/core/evaluate-leads';
 import { longLivedClientOptions } from '../functions/shared/sdk-clients';
-import { createDynamoDbClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { createDynamoDbClient, databaseClient, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { seedFrom } from '../functions/core/random';
 import { defaultAccountEveryMinutes, defaultUserEveryMinutes } from '../functions/shared/settings';
 import { GetItemCommand, PutItemCommand, QueryCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -61,7 +61,6 @@ import { bytes, count, fixed } from '../functions/analysis/format';
 import {
   billMissingItems,
   countCalls,
-  databaseClient,
   dayMessages,
   dirtyShards,
   entityFacts,

@@ -26,7 +26,7 @@ import { eventMessagesOf } from '../functions/adapters/dynamodb/event-body';
 import { changeListPartitionKey, eventSortKeyPrefix, memberSortKeyPrefix, profileSortKey } from '../functions/adapters/dynamodb/item-keys';
 import { tableDefinition } from '../functions/adapters/dynamodb/table-definition';
 import { startDev, type DevRuntime } from '../functions/local/dev';
-import { createDynamoDbClient, ensureTable, localCredentials, startDynamoDbLocal } from '../functions/local/dynamodb-local';
+import { databaseClient, ensureTable, startDynamoDbLocal } from '../functions/local/dynamodb-local';
 import { ingestEntries } from '../lib/ingest-api';
 import { lambdaBundling } from '../lib/lambda-bundling';
 import { scanAll } from '../test/support/scan';
@@ -165,7 +165,7 @@ async function measureMix(mix: Mix): Promise<MixResult> {
   // The floor's table in a database of its own: in the runtime's, its every call would cost DynamoDB Local more for the
   // stream records the mix wrote before it (startDynamoDbLocal's sharedDb), and the floor would look slower than it is.
   const dynamoDb = await startDynamoDbLocal({ sharedDb: false });
-  const floorClient = createDynamoDbClient(dynamoDb.endpoint, { credentials: localCredentials('floor') });
+  const floorClient = databaseClient(dynamoDb.endpoint, 'floor');
   let dev: DevRuntime | undefined;
   try {
     dev = await startDev({ port: 0, endpoint: dynamoDb.endpoint, tableName: `bench-ingest-${mix.name}` });

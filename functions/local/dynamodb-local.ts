@@ -60,7 +60,7 @@ export async function startDynamoDbLocal(
     dataDir?: string;
     /**
      * false: a database of its own for each access key id and region, so that a client's credentials choose its
-     * tables (localCredentials). That keeps tables from slowing each other down: every call DynamoDB Local answers
+     * tables (databaseClient). That keeps tables from slowing each other down: every call DynamoDB Local answers
      * looks up its table's stream by reading past the stream records of every table that wrote before it in the same
      * database, some 0.25 ms of its CPU per 1,000 records (bench:evaluate's tables of 30, 50 and 500 days in one
      * database took 6.0, 14.6 and 32.8 ms of its CPU per evaluation).
@@ -138,8 +138,7 @@ export async function startDynamoDbLocal(
 
 /**
  * A client for DynamoDB Local (or any endpoint in AWS_ENDPOINT_URL_DYNAMODB), whose shared database ignores
- * credentials; `options` for more of the SDK's (the benches give the deployed functions' own, shared/sdk-clients),
- * and `localCredentials(name)` for a database of its own in a DynamoDB Local started with `sharedDb: false`.
+ * credentials; `options` for more of the SDK's (the benches give the deployed functions' own, shared/sdk-clients).
  */
 export function createDynamoDbClient(endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB, options: DynamoDBClientConfig = {}): DynamoDBClient {
   return new DynamoDBClient({
@@ -149,8 +148,16 @@ export function createDynamoDbClient(endpoint = process.env.AWS_ENDPOINT_URL_DYN
   });
 }
 
-/** Credentials naming a database of DynamoDB Local started with `sharedDb: false`; its access key ids are letters and digits only. */
-export function localCredentials(database: string): { accessKeyId: string; secretAccessKey: string } {
+/**
+ * A client for the database `database` of a DynamoDB Local started with `sharedDb: false`, which its credentials name:
+ * in one database, a table's every call costs DynamoDB Local more for the stream records of the tables written before it.
+ */
+export function databaseClient(endpoint: string, database: string, options: DynamoDBClientConfig = {}): DynamoDBClient {
+  return createDynamoDbClient(endpoint, { ...options, credentials: localCredentials(database) });
+}
+
+/** Credentials naming a database of DynamoDB Local; its access key ids are letters and digits only. */
+function localCredentials(database: string): { accessKeyId: string; secretAccessKey: string } {
   if (!/^[A-Za-z0-9]+$/.test(database)) throw new Error(`a DynamoDB Local database name is letters and digits only (got "${database}")`);
   return { accessKeyId: database, secretAccessKey: 'local' };
 }

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import { tableDefinition } from '../../functions/adapters/dynamodb/table-definition';
-import { createDynamoDbClient, ensureTable, JavaMissingError, localCredentials, startDynamoDbLocal } from '../../functions/local/dynamodb-local';
+import { databaseClient, ensureTable, JavaMissingError, startDynamoDbLocal } from '../../functions/local/dynamodb-local';
 import { freshTable } from '../support/dynamodb';
 
 const modulePath = new URL('../../functions/local/dynamodb-local.ts', import.meta.url).pathname;
@@ -101,7 +101,7 @@ describe('startDynamoDbLocal', () => {
     const { client, tableName } = await freshTable();
     const key = { pk: { S: 'WS#acme#user#u1' }, sk: { S: 'PROFILE' } };
     await client.send(new PutItemCommand({ TableName: tableName, Item: key }));
-    const other = createDynamoDbClient(inject('dynamoEndpoint'), { credentials: localCredentials('someoneElse') });
+    const other = databaseClient(inject('dynamoEndpoint'), 'someoneElse');
     try {
       const { Item } = await other.send(new GetItemCommand({ TableName: tableName, Key: key, ConsistentRead: true }));
       expect(Item).toEqual(key);
@@ -112,7 +112,7 @@ describe('startDynamoDbLocal', () => {
 
   it('keeps each access key id in a database of its own with sharedDb false', async () => {
     const dynamoDb = await startDynamoDbLocal({ sharedDb: false });
-    const [first, second] = ['first', 'second'].map((name) => createDynamoDbClient(dynamoDb.endpoint, { credentials: localCredentials(name) })) as [DynamoDBClient, DynamoDBClient];
+    const [first, second] = ['first', 'second'].map((name) => databaseClient(dynamoDb.endpoint, name)) as [DynamoDBClient, DynamoDBClient];
     try {
       const key = { pk: { S: 'WS#acme#user#u1' }, sk: { S: 'PROFILE' } };
       await ensureTable(first, 'pql-radar');
@@ -130,7 +130,7 @@ describe('startDynamoDbLocal', () => {
   });
 
   it('refuses a database name DynamoDB Local would not take as an access key id', () => {
-    expect(() => localCredentials('bench-evaluate')).toThrow('a DynamoDB Local database name is letters and digits only (got "bench-evaluate")');
+    expect(() => databaseClient(inject('dynamoEndpoint'), 'bench-evaluate')).toThrow('a DynamoDB Local database name is letters and digits only (got "bench-evaluate")');
   });
 
   it('leaves no Java process behind after stop()', async () => {
