@@ -202,10 +202,8 @@ async function tableExists(client: DynamoDBClient, tableName: string): Promise<b
 }
 
 async function waitUntilAnswering(endpoint: string, signal: AbortSignal): Promise<void> {
-  const client = new DynamoDBClient({
-    endpoint,
+  const client = createDynamoDbClient(endpoint, {
     region: 'us-east-1',
-    credentials: localCredentials('local'),
     maxAttempts: 1,
     requestHandler: { connectionTimeout: 1_000, requestTimeout: 1_000, throwOnRequestTimeout: true },
   });
