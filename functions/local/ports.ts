@@ -16,6 +16,21 @@ export function findFreePort(): Promise<number> {
 }
 
 /**
+ * `start(port)` on a port found free, and on another one when `taken(error)` says something listened there between
+ * the finding and the start (a process that cannot be handed port 0, as Java's DynamoDB Local, must be given a number).
+ * Other errors, and the last attempt's, are thrown.
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>, taken: (error: unknown) => boolean, choosePort = findFreePort, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await choosePort());
+    } catch (error) {
+      if (attempt >= attempts || !taken(error)) throw error;
+    }
+  }
+}
+
+/**
  * Throws when something listens on the port already, saying what wanted it (`wantedFor`, with how to choose another)
  * and the likeliest holder (`command`, running twice). Checked before anything starts: a second `pql-radar dev` found
  * the first one's DynamoDB Local answering on its port and wrote a write key into that table before failing on the

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
-import { DescribeTableCommand, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, ListTablesCommand, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createDynamoDbClient, startDynamoDbLocal } from '../../functions/local/dynamodb-local';
+import { createDynamoDbClient, PortTakenError, startDynamoDbLocal, startDynamoDbLocalOn } from '../../functions/local/dynamodb-local';
+import { findFreePort, onFreePort } from '../../functions/local/ports';
 import { startDev } from '../../functions/local/dev';
 
 /**
@@ -19,7 +20,8 @@ afterEach(async () => {
 
 /** A port something listens on (all interfaces, as DynamoDB Local does). */
 async function portInUse(): Promise<number> {
-  taken = createServer();
+  // Connections are dropped at once: DynamoDB Local's start-up probe may reach this server, and an open one would hold its close.
+  taken = createServer((connection) => connection.destroy());
   await new Promise<void>((listening) => taken!.listen(0, listening));
   return (taken.address() as { port: number }).port;
 }
@@ -59,5 +61,44 @@ describe('a --write-key the table knows already', () => {
     await expect(startDev({ port: 0, endpoint, tableName, workspace: 'acme', writeKey: other, evaluateEveryMs: 0 })).rejects.toThrow(/^--write-key belongs to workspace default, not acme \(key id \w+\)$/);
     await expect(startDev({ port: 0, endpoint, tableName, workspace: 'acme', writeKey: revoked.key, evaluateEveryMs: 0 })).rejects.toThrow('--write-key is revoked, or its secret does not match the key the table holds');
     await expect(startDev({ port: 0, endpoint, tableName, workspace: 'acme', writeKey: read, evaluateEveryMs: 0 })).rejects.toThrow('--write-key is a read key: it reads lead status, and cannot send events');
+  });
+});
+
+describe('a port found free, then taken before it is listened on', () => {
+  // As when another test file's server, given port 0 by the system, is given the port just found free.
+  it('DynamoDB Local starts on another one', async () => {
+    const port = await portInUse();
+    const chosen: number[] = [];
+    const choosePort = async () => {
+      chosen.push(chosen.length === 0 ? port : await findFreePort());
+      return chosen.at(-1)!;
+    };
+    const dynamoDb = await onFreePort((free) => startDynamoDbLocalOn(free, {}), (error) => error instanceof PortTakenError, choosePort);
+    try {
+      // The first start, on the taken port, failed with PortTakenError: any other error would have been thrown.
+      expect(chosen).toHaveLength(2);
+      expect(dynamoDb.endpoint).toBe(`http://127.0.0.1:${chosen[1]}`);
+      const client = createDynamoDbClient(dynamoDb.endpoint);
+      await expect(client.send(new ListTablesCommand({}))).resolves.toMatchObject({ TableNames: [] });
+      client.destroy();
+    } finally {
+      await dynamoDb.stop();
+    }
+  });
+
+  it('gives up after its attempts, and at once on any other error', async () => {
+    const alwaysTaken = new PortTakenError('taken');
+    let starts = 0;
+    const failing = (error: Error) => async () => {
+      starts++;
+      throw error;
+    };
+    await expect(onFreePort(failing(alwaysTaken), (error) => error instanceof PortTakenError, findFreePort, 3)).rejects.toBe(alwaysTaken);
+    expect(starts).toBe(3);
+
+    starts = 0;
+    const other = new Error('no java');
+    await expect(onFreePort(failing(other), (error) => error instanceof PortTakenError)).rejects.toBe(other);
+    expect(starts).toBe(1);
   });
 });
