@@ -7,7 +7,6 @@ import type { HealthReport } from '../../functions/analysis/live-health';
 import { loadRulesFile } from '../../functions/local/rules-file';
 import { startDev, type DevRuntime } from '../../functions/local/dev';
 import { evaluatePath } from '../../functions/local/evaluate-route';
-import { findFreePort } from '../../functions/local/ports';
 import { cli } from '../support/cli';
 import { RecordingPublisher } from '../support/lead-events';
 
@@ -119,9 +118,10 @@ describe('replay --paced', () => {
   });
 
   it('says why it cannot reach the endpoint, not only that a fetch failed', async () => {
-    const port = await findFreePort();
-    const replay = await cli('replay', '--url', `http://127.0.0.1:${port}`, '--write-key', 'pqr_unused');
+    // Port 4 is below the ephemeral range, so no server another test file starts on port 0 can take it, and off fetch's
+    // list of ports it refuses to ask (9, discard, is on it).
+    const replay = await cli('replay', '--url', 'http://127.0.0.1:4', '--write-key', 'pqr_unused');
     expect(replay.code).toBe(1);
-    expect(replay.stderr).toBe(`pql-radar: fetch failed (connect ECONNREFUSED 127.0.0.1:${port})\n`);
+    expect(replay.stderr).toBe('pql-radar: fetch failed (connect ECONNREFUSED 127.0.0.1:4)\n');
   });
 });

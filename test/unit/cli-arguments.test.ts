@@ -6,7 +6,6 @@ import { integer, port } from '../../functions/cli/integer-option';
 import { localDestinations, runtimeWebhookId } from '../../functions/cli/lead-output';
 import { browserOrigin, days, duration } from '../../functions/cli/options';
 import { generateWebhookSecret } from '../../functions/core/webhook-signature';
-import { findFreePort } from '../../functions/local/ports';
 import { cli, cliWithEnvironment } from '../support/cli';
 
 describe('whole number options', () => {
@@ -214,7 +213,8 @@ describe('files named on the command line', () => {
 
 describe('a table that cannot be reached', () => {
   it('says what to do: start the local runtime, or give AWS credentials', async () => {
-    const endpoint = `http://127.0.0.1:${await findFreePort()}`;
+    // Port 9 (discard) is below the ephemeral range, so no server another test file starts on port 0 can take it.
+    const endpoint = 'http://127.0.0.1:9';
     const refused = await cli('--endpoint', endpoint, 'leads', 'list');
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(`(nothing answers at --endpoint ${endpoint}: is \`pql-radar dev\` running?)`);
