@@ -88,9 +88,14 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   const outcomeEnd = new Date(Date.parse(lastStep) + horizonMs).toISOString();
   const warnings: string[] = [];
 
+  // An identifier merged into a user by the end (an aliased userId, a claimed visitor) is judged as that user, so a
+  // conversion listed under it (a CRM that knew the person by the earlier id) is that user's: not one never seen.
+  const mergedInto = new Map<string, string>();
+  for (const entity of replay.entities) if (entity.mergedInto !== undefined) mergedInto.set(`${entity.type}\n${entity.id}`, `user\n${entity.mergedInto}`);
   const firstConversion = new Map<string, string>();
   for (const conversion of options.conversions) {
-    const key = `${conversion.type}\n${conversion.id}`;
+    const listed = `${conversion.type}\n${conversion.id}`;
+    const key = mergedInto.get(listed) ?? listed;
     const earlier = firstConversion.get(key);
     if (earlier === undefined || conversion.convertedAt < earlier) firstConversion.set(key, conversion.convertedAt);
   }
