@@ -316,6 +316,62 @@ describe('discover resolves identities as the evaluator does (README, Identity)'
     }
   });
 
+  it("takes a conversion listed under an aliased userId as its user's, and counts none of the user's own events from it on", () => {
+    const conversion = '2025-02-01T12:00:00.000Z';
+    const snapshots = collect([{ type: 'user', id: 'a', convertedAt: conversion }], [
+      accepted({ type: 'identify', userId: 'b', traits: { createdAt: '2025-01-05T09:00:00.000Z' }, timestamp: '2025-01-05T09:00:00.000Z' }),
+      accepted({ type: 'track', userId: 'b', event: 'Export', timestamp: '2025-01-10T09:00:00.000Z' }),
+      accepted({ type: 'track', userId: 'b', event: 'Export', properties: { format: 'csv' }, timestamp: '2025-01-20T09:00:00.000Z' }),
+      accepted({ type: 'track', userId: 'a', event: 'Invoice Paid', timestamp: '2025-01-25T09:00:00.000Z' }),
+      accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-01-26T09:00:00.000Z' }),
+      // From the conversion on: never counted, the user's own as well as the aliased id's.
+      accepted({ type: 'track', userId: 'b', event: 'Export', properties: { format: 'pdf' }, timestamp: conversion }),
+      accepted({ type: 'identify', userId: 'b', traits: { plan: 'pro' }, timestamp: '2025-02-02T09:00:00.000Z' }),
+      accepted({ type: 'track', userId: 'a', event: 'Invoice Paid', timestamp: '2025-02-03T09:00:00.000Z' }),
+    ]);
+    for (const snapshot of snapshots) {
+      expect([...snapshot.users.keys()]).toEqual(['b']);
+      const b = snapshot.users.get('b')!;
+      expect(new Date(b.convertedMs).toISOString()).toBe(conversion);
+      expect(b.trait).toBe('2025-01-05T09:00:00.000Z');
+      expect(b.events.get(snapshot.eventNames.indexOf('Export'))).toHaveLength(2);
+      expect(b.events.get(snapshot.eventNames.indexOf('Invoice Paid'))).toHaveLength(1);
+      // csv only: pdf came with the conversion.
+      expect([...b.distinct.values()].map((values) => values.length / 2)).toEqual([1]);
+      expect(snapshot.input.productEvents).toBe(3);
+      // The aliased id's last invoice, dropped as read, and the user's pdf export, dropped once the alias is known.
+      expect(snapshot.input.afterConversion).toBe(2);
+      expect(snapshot.input.conversions).toMatchObject({ users: 1, unseen: 0, beforeFirstMessage: 0 });
+    }
+  });
+
+  it('never takes a signup trait set at or after the conversion of an id aliased into the user: the signup is then its first message', () => {
+    const snapshots = collect([{ type: 'user', id: 'a', convertedAt: '2025-02-01T12:00:00.000Z' }], [
+      accepted({ type: 'identify', userId: 'b', traits: { createdAt: '2025-01-05T09:00:00.000Z' }, timestamp: '2025-01-05T09:00:00.000Z' }),
+      accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-01-26T09:00:00.000Z' }),
+      accepted({ type: 'identify', userId: 'b', traits: { createdAt: '2025-01-31T09:00:00.000Z' }, timestamp: '2025-02-02T09:00:00.000Z' }),
+    ]);
+    for (const snapshot of snapshots) {
+      const b = snapshot.users.get('b')!;
+      // The value before it was not kept (one value a user), so neither is used.
+      expect(b.trait).toBeUndefined();
+      expect(new Date(b.firstMs).toISOString()).toBe('2025-01-05T09:00:00.000Z');
+    }
+  });
+
+  it('counts a user whose own messages all came after the conversion of an id aliased into it as converted before its first message', () => {
+    const snapshots = collect([{ type: 'user', id: 'a', convertedAt: '2025-02-01T12:00:00.000Z' }], [
+      accepted({ type: 'track', userId: 'a', event: 'Invoice Paid', timestamp: '2025-02-03T09:00:00.000Z' }),
+      accepted({ type: 'track', userId: 'b', event: 'Export', timestamp: '2025-02-10T09:00:00.000Z' }),
+      accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-02-10T10:00:00.000Z' }),
+    ]);
+    for (const snapshot of snapshots) {
+      expect(snapshot.users.size).toBe(0);
+      expect(snapshot.input.productEvents).toBe(0);
+      expect(snapshot.input.conversions).toMatchObject({ users: 1, unseen: 0, beforeFirstMessage: 1 });
+    }
+  });
+
   it('counts a user converted before the first message of its own and of its aliased ids as converted before its first message', () => {
     const snapshots = collect([{ type: 'user', id: 'b', convertedAt: '2025-02-01T12:00:00.000Z' }], [
       accepted({ type: 'alias', userId: 'b', previousId: 'a', timestamp: '2025-03-01T09:00:00.000Z' }),

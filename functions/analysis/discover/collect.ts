@@ -19,7 +19,8 @@ import type { Conversion } from '../metrics';
  *
  * Identities resolve as the evaluator resolves them (core/identity): an anonymous visitor's messages are kept aside
  * and join the user that claimed it once everything is read; a userId aliased into another joins that user's
- * activity, less what came at or after that user's conversion; visitors nobody claimed are left out (counted). A
+ * activity, less what came at or after that user's conversion (a conversion listed under the aliased id is the user's,
+ * the earliest of a person's counting); visitors nobody claimed are left out (counted). A
  * merged identity brings its events, never its traits: the user's signup is its own signup trait, else its first
  * message, a merged identity's included (ingest keeps traits under the message's own id, README's Identity).
  *
@@ -254,6 +255,16 @@ export class DiscoveryCollector {
   private resolveIdentities(): void {
     if (this.identities.resolved) return;
     this.identities.resolved = true;
+    // A conversion listed under a userId aliased into another user (a CRM that knew the person by it) is that user's,
+    // the earliest of a person's counting: the user's activity is cut at it, as if it had been known on arrival, before
+    // its visitors' and aliased ids' activity join it (cut by the same time).
+    for (const [id, convertedMs] of [...this.conversionMs]) {
+      const root = this.claims.rootOf({ kind: 'user', id });
+      if (root.id === id || convertedMs >= this.conversionOf(root.id)) continue;
+      this.conversionMs.set(root.id, convertedMs);
+      const user = this.users.get(root.id);
+      if (user !== undefined) this.cutAtConversion(root.id, user);
+    }
     for (const [anonymousId, messages] of this.visitorMessages) {
       const root = this.claims.rootOf({ kind: 'visitor', id: anonymousId });
       if (root.kind === 'visitor') {
@@ -282,26 +293,42 @@ export class DiscoveryCollector {
    */
   private mergeAliased(key: string, from: UserActivity): void {
     const convertedMs = this.conversionOf(key);
+    const { events, distinct, dropped } = activityBefore(from, convertedMs);
     const into = from.firstMs < convertedMs ? this.activityOf(key, from.firstMs) : undefined;
-    let dropped = 0;
-    for (const [event, times] of from.events) {
-      const before = times.filter((ms) => ms < convertedMs);
-      dropped += times.length - before.length;
-      if (into && before.length > 0) into.events.set(event, [...(into.events.get(event) ?? []), ...before]);
-    }
     if (into) {
-      for (const [slot, values] of from.distinct) {
-        for (let i = 0; i < values.length; i += 2) if (values[i + 1]! < convertedMs) addDistinct(into.distinct, slot, values[i]!, values[i + 1]!);
-      }
+      for (const [event, times] of events) into.events.set(event, [...(into.events.get(event) ?? []), ...times]);
+      for (const [slot, values] of distinct) for (let i = 0; i < values.length; i += 2) addDistinct(into.distinct, slot, values[i]!, values[i + 1]!);
     }
     this.counts.productEvents -= dropped;
     if (dropped > 0 || !into) this.droppedAfterConversion(key, dropped);
   }
 
+  /**
+   * Cuts a user's activity at its conversion, now known earlier (an aliased id's): its product events and distinct
+   * values from then on are dropped, and so is its signup trait when an identify call from then on set it (the value
+   * before it was not kept; the signup falls back to the first message). A user with no message before it is gone,
+   * counted as converted before its first message.
+   */
+  private cutAtConversion(key: string, user: UserActivity): void {
+    user.convertedMs = this.conversionOf(key);
+    const { events, distinct, dropped } = activityBefore(user, user.convertedMs);
+    user.events = events;
+    user.distinct = distinct;
+    if (user.traitMs >= user.convertedMs) {
+      user.trait = undefined;
+      user.traitMs = Number.NEGATIVE_INFINITY;
+    }
+    this.counts.productEvents -= dropped;
+    if (user.firstMs >= user.convertedMs) this.users.delete(key);
+    this.droppedAfterConversion(key, dropped);
+  }
+
   /** The aggregate, for discover(). */
   snapshot(): ActivitySnapshot {
     this.resolveIdentities();
-    const unseen = [...this.conversionMs.keys()].filter((id) => !this.users.has(id) && !this.lateConverters.has(id)).length;
+    // An aliased id's conversion is its user's (resolveIdentities): a person counted once, as its user.
+    const isUser = (id: string) => this.claims.rootOf({ kind: 'user', id }).id === id;
+    const unseen = [...this.conversionMs.keys()].filter((id) => isUser(id) && !this.users.has(id) && !this.lateConverters.has(id)).length;
     return {
       signupTrait: this.signupTrait,
       users: this.users,
@@ -315,7 +342,7 @@ export class DiscoveryCollector {
         users: this.users.size,
         mergedIdentifiers: this.identities.merged,
         anonymousLeftOut: this.identities.anonymousLeftOut,
-        conversions: { ...this.conversionCounts, unseen, beforeFirstMessage: this.lateConverters.size },
+        conversions: { ...this.conversionCounts, unseen, beforeFirstMessage: [...this.lateConverters].filter(isUser).length },
       },
     };
   }
@@ -331,6 +358,24 @@ export interface ActivitySnapshot {
   firstMs: number;
   lastMs: number;
   input: DiscoveryInput;
+}
+
+/** A user's activity before `convertedMs`: its events' times and distinct values, and how many events came at or after. */
+function activityBefore(activity: UserActivity, convertedMs: number): Pick<UserActivity, 'events' | 'distinct'> & { dropped: number } {
+  const events = new Map<number, number[]>();
+  const distinct = new Map<number, number[]>();
+  let dropped = 0;
+  for (const [event, times] of activity.events) {
+    const before = times.filter((ms) => ms < convertedMs);
+    dropped += times.length - before.length;
+    if (before.length > 0) events.set(event, before);
+  }
+  for (const [slot, values] of activity.distinct) {
+    const before: number[] = [];
+    for (let i = 0; i < values.length; i += 2) if (values[i + 1]! < convertedMs) before.push(values[i]!, values[i + 1]!);
+    if (before.length > 0) distinct.set(slot, before);
+  }
+  return { events, distinct, dropped };
 }
 
 /** Keeps the earliest `keptDistinctValues` distinct values (by the time first seen) of one user, event and property. */
