@@ -59,7 +59,9 @@ export interface BuildReportOptions {
 
 /** The conversions the replay recorded (the rules file's conversion, detected in the event stream as the evaluator does). */
 export function replayedConversions(replay: ReplayResult): Conversion[] {
-  return replay.entities.flatMap((entity) => (entity.convertedAt !== undefined ? [{ type: entity.type, id: entity.id, convertedAt: entity.convertedAt }] : []));
+  // An identifier merged into a user brought its conversions to that user's history: listed again, one person's
+  // conversion would count twice.
+  return replay.entities.flatMap((entity) => (entity.convertedAt !== undefined && entity.mergedInto === undefined ? [{ type: entity.type, id: entity.id, convertedAt: entity.convertedAt }] : []));
 }
 
 const smallSample = 30;

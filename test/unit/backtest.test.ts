@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { buildReport, formatSummary, outcome, rateText, type Conversion } from '../../functions/analysis/metrics';
+import { buildReport, formatSummary, outcome, rateText, replayedConversions, type Conversion } from '../../functions/analysis/metrics';
 import { renderReportHtml } from '../../functions/analysis/html';
 import { mondayOf } from '../../functions/core/days';
 import { generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
@@ -519,6 +519,24 @@ tiers:
     expect(report.tiers[0]!.qualified).toMatchObject({ entities: 1, converted: 1 });
     expect(report.missedConverters).toEqual([{ type: 'user', id: 'other', convertedAt: '2025-03-04T12:00:00.000Z' }]);
     expect(report.warnings.filter((warning) => warning.includes('never appear'))).toEqual([]);
+  });
+
+  it("lists a conversion the events make under an aliased userId once, as its user's", () => {
+    const rules = loadRules(`
+version: 1
+conversion: { trait: plan, is: pro }
+signals:
+  exported: { event: Data Exported, points: 10 }
+tiers:
+  - { name: lead, min_score: 10, route: sales }
+`);
+    const messages = [
+      track('old', 'Data Exported', '2025-03-01T09:00:00Z', 'e-old'),
+      { type: 'identify', userId: 'old', traits: { plan: 'pro' }, timestamp: '2025-03-02T09:00:00Z', messageId: 'i-old' },
+      { type: 'alias', userId: 'new', previousId: 'old', timestamp: '2025-03-04T08:00:00Z', messageId: 'alias' },
+    ];
+    const result = replay(historyOf(messages, rules), { from: '2025-03-01', to: '2025-03-05' });
+    expect(replayedConversions(result)).toEqual([{ type: 'user', id: 'new', convertedAt: '2025-03-02T09:00:00.000Z' }]);
   });
 });
 
