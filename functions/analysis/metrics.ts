@@ -92,11 +92,12 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
 
   // An identifier merged into a user by the end (an aliased userId, a claimed visitor) is judged as that user, so a
   // conversion listed under it (a CRM that knew the person by the earlier id) is that user's: not one never seen.
+  const keyOf = (type: string, id: string) => `${type}\n${id}`;
   const mergedInto = new Map<string, string>();
-  for (const entity of replay.entities) if (entity.mergedInto !== undefined) mergedInto.set(`${entity.type}\n${entity.id}`, `user\n${entity.mergedInto}`);
+  for (const entity of replay.entities) if (entity.mergedInto !== undefined) mergedInto.set(keyOf(entity.type, entity.id), keyOf('user', entity.mergedInto));
   const firstConversion = new Map<string, string>();
   for (const conversion of options.conversions) {
-    const listed = `${conversion.type}\n${conversion.id}`;
+    const listed = keyOf(conversion.type, conversion.id);
     const key = mergedInto.get(listed) ?? listed;
     const earlier = firstConversion.get(key);
     if (earlier === undefined || conversion.convertedAt < earlier) firstConversion.set(key, conversion.convertedAt);
@@ -112,7 +113,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     // Visitors judged as leads are people: judged with the users, as the evaluator's rule health does.
     const level = entity.type === 'account' ? 'account' : 'user';
     seen[level]++;
-    const key = `${entity.type}\n${entity.id}`;
+    const key = keyOf(entity.type, entity.id);
     known.add(key);
     const convertedAt = firstConversion.get(key) ?? null;
     const start = entity.firstSeen > periodStart ? entity.firstSeen : periodStart;

@@ -486,14 +486,17 @@ tiers:
     expect(newUser.firstFired).toEqual({ exported: dayEnd('2025-03-06'), settled: dayEnd('2025-03-05') });
   });
 
-  it('counts a conversion listed under an aliased userId or a claimed visitor as its user\'s, judged as that user', () => {
-    const rules = loadRules(`
+  /** One signal and one tier, and a conversion the events can make: for the conversions listed under merged ids. */
+  const aliasRules = loadRules(`
 version: 1
+conversion: { trait: plan, is: pro }
 signals:
   exported: { event: Data Exported, points: 10 }
 tiers:
   - { name: lead, min_score: 10, route: sales }
 `);
+
+  it('counts a conversion listed under an aliased userId or a claimed visitor as its user\'s, judged as that user', () => {
     const messages = [
       track('new', 'Data Exported', '2025-03-01T09:00:00Z', 'e-new'),
       track('old', 'Logged In', '2025-03-02T09:00:00Z', 'l-old'),
@@ -502,7 +505,7 @@ tiers:
       { type: 'track', userId: 'other', anonymousId: 'visitor', event: 'Logged In', timestamp: '2025-03-02T07:00:00Z', messageId: 'l-other' },
     ];
     // Visitors as leads (identity.anonymous_leads), so that the claimed visitor is judged apart until its claim, as a user aliased away is.
-    const result = replay(historyOf(messages, rules, { anonymous: true }), { from: '2025-03-01', to: '2025-03-05' });
+    const result = replay(historyOf(messages, aliasRules, { anonymous: true }), { from: '2025-03-01', to: '2025-03-05' });
     expect(result.entities.filter((entity) => entity.mergedInto !== undefined).map(({ type, id, mergedInto }) => ({ type, id, mergedInto }))).toEqual([
       { type: 'user', id: 'old', mergedInto: 'new' },
       { type: 'visitor', id: 'visitor', mergedInto: 'other' },
@@ -513,7 +516,7 @@ tiers:
       { type: 'user', id: 'new', convertedAt: '2025-03-05T00:00:00.000Z' },
       { type: 'visitor', id: 'visitor', convertedAt: '2025-03-04T12:00:00.000Z' },
     ];
-    const report = buildReport({ replay: result, conversions, conversionsFrom: 'a test list', ruleset: rules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: messages.length, linesSkipped: 0, mergedIdentifiers: 2, anonymousLeftOut: 0 } });
+    const report = buildReport({ replay: result, conversions, conversionsFrom: 'a test list', ruleset: aliasRules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: messages.length, linesSkipped: 0, mergedIdentifiers: 2, anonymousLeftOut: 0 } });
     expect(report.input.entities).toEqual({ user: 2, account: 0 });
     // new qualified on its first day and converted (as old) on the 4th: a lead that converted.
     expect(report.tiers[0]!.qualified).toMatchObject({ entities: 1, converted: 1 });
@@ -522,20 +525,12 @@ tiers:
   });
 
   it("lists a conversion the events make under an aliased userId once, as its user's", () => {
-    const rules = loadRules(`
-version: 1
-conversion: { trait: plan, is: pro }
-signals:
-  exported: { event: Data Exported, points: 10 }
-tiers:
-  - { name: lead, min_score: 10, route: sales }
-`);
     const messages = [
       track('old', 'Data Exported', '2025-03-01T09:00:00Z', 'e-old'),
       { type: 'identify', userId: 'old', traits: { plan: 'pro' }, timestamp: '2025-03-02T09:00:00Z', messageId: 'i-old' },
       { type: 'alias', userId: 'new', previousId: 'old', timestamp: '2025-03-04T08:00:00Z', messageId: 'alias' },
     ];
-    const result = replay(historyOf(messages, rules), { from: '2025-03-01', to: '2025-03-05' });
+    const result = replay(historyOf(messages, aliasRules), { from: '2025-03-01', to: '2025-03-05' });
     expect(replayedConversions(result)).toEqual([{ type: 'user', id: 'new', convertedAt: '2025-03-02T09:00:00.000Z' }]);
   });
 });
