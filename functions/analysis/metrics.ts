@@ -15,7 +15,7 @@ import { count, percentCoarse, textTable, twoDecimalsBelow100, withInterval } fr
  * - Judged entities: those seen by the last step (a user by its first message, an account when its first member
  *   joined it), except those that converted before the period began or before they were first seen: nothing the
  *   rules said could have come before their conversion. An entity's start is the later of the period's first day and
- *   its first sighting.
+ *   its first sighting. A user and the identifiers merged into it by the end are one person (asOnePerson).
  * - Qualified in a tier: the entity ENTERED that tier (exactly that tier: entering a better one does not count) at a
  *   step of the period, before it converted; its qualification time is its first entry. Converted (qualified
  *   group): converted within the horizon after that qualification.
@@ -103,13 +103,24 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     if (earlier === undefined || conversion.convertedAt < earlier) firstConversion.set(key, conversion.convertedAt);
   }
 
+  const identifiersOf = new Map<string, EntityHistoryResult[]>();
+  for (const entity of replay.entities) {
+    if (entity.mergedInto === undefined) continue;
+    const key = keyOf('user', entity.mergedInto);
+    const identifiers = identifiersOf.get(key);
+    if (identifiers === undefined) identifiersOf.set(key, [entity]);
+    else identifiers.push(entity);
+  }
+
   const seen = { user: 0, account: 0 };
   const judged: Record<'user' | 'account', Judged[]> = { user: [], account: [] };
   const known = new Set<string>();
   let convertedBefore = 0;
-  for (const entity of replay.entities) {
+  for (const survivor of replay.entities) {
     // An identifier merged into a user by the end is that user's history: one person, judged once, as that user.
-    if (entity.mergedInto !== undefined) continue;
+    if (survivor.mergedInto !== undefined) continue;
+    const merged = survivor.type === 'user' ? identifiersOf.get(keyOf('user', survivor.id)) : undefined;
+    const entity = merged === undefined ? survivor : asOnePerson(survivor, merged);
     // Visitors judged as leads are people: judged with the users, as the evaluator's rule health does.
     const level = entity.type === 'account' ? 'account' : 'user';
     seen[level]++;
@@ -336,6 +347,33 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
  * What a reader must know before trusting a tier's figures (the backtest's and rule health's alike): groups too small,
  * no lift, or a lift whose interval includes 1.
  */
+/**
+ * A user and the identifiers merged into it (an aliased userId, a claimed visitor judged as a lead), as the one person
+ * the report judges: first seen when the first of them was, its tier changes and signals' first firings those of any
+ * of them, its score the highest any reached. The evaluator published each identifier's tier changes of before its
+ * merge under its own id, so a person spotted under an earlier one, which then converted, is a lead that converted,
+ * not an entity converted before its first event.
+ */
+function asOnePerson(user: EntityHistoryResult, merged: readonly EntityHistoryResult[]): EntityHistoryResult {
+  const identifiers = [user, ...merged];
+  const byTime = <T extends { at: string }>(a: T, b: T) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0);
+  const firstFired: Record<string, string> = {};
+  for (const identifier of identifiers) {
+    for (const [signal, at] of Object.entries(identifier.firstFired)) if (!Object.hasOwn(firstFired, signal) || at < firstFired[signal]!) firstFired[signal] = at;
+  }
+  const maxScore: EntityHistoryResult['maxScore'] = [];
+  for (const point of identifiers.flatMap((identifier) => identifier.maxScore).sort(byTime)) {
+    if (maxScore.length === 0 || point.score > maxScore.at(-1)!.score) maxScore.push(point);
+  }
+  return {
+    ...user,
+    firstSeen: identifiers.reduce((first, identifier) => (identifier.firstSeen < first ? identifier.firstSeen : first), user.firstSeen),
+    transitions: identifiers.flatMap((identifier) => identifier.transitions).sort(byTime),
+    firstFired,
+    maxScore,
+  };
+}
+
 export function tierWarnings(tier: Pick<TierReport, 'tier' | 'qualified' | 'notQualified' | 'lift'>): string[] {
   const warnings: string[] = [];
   if (tier.qualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.qualified.entities} qualified entities (under ${smallSample}): too few to trust its rates.`);

@@ -533,6 +533,26 @@ tiers:
     const result = replay(historyOf(messages, aliasRules), { from: '2025-03-01', to: '2025-03-05' });
     expect(replayedConversions(result)).toEqual([{ type: 'user', id: 'new', convertedAt: '2025-03-02T09:00:00.000Z' }]);
   });
+
+  it('judges a person from the first of its identifiers: a lead and a conversion under a userId aliased away later are a hit', () => {
+    const messages = [
+      track('old', 'Data Exported', '2025-03-01T09:00:00Z', 'e-old'),
+      { type: 'identify', userId: 'old', traits: { plan: 'pro' }, timestamp: '2025-03-02T09:00:00Z', messageId: 'i-old' },
+      track('new', 'Logged In', '2025-03-03T09:00:00Z', 'l-new'),
+      { type: 'alias', userId: 'new', previousId: 'old', timestamp: '2025-03-04T08:00:00Z', messageId: 'alias' },
+      track('never', 'Logged In', '2025-03-01T10:00:00Z', 'l-never'),
+    ];
+    const result = replay(historyOf(messages, aliasRules), { from: '2025-03-01', to: '2025-03-05' });
+    const report = buildReport({ replay: result, conversions: replayedConversions(result), conversionsFrom: 'the events', ruleset: aliasRules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: messages.length, linesSkipped: 0, mergedIdentifiers: 1, anonymousLeftOut: 0 } });
+    // new's own first message came after the conversion old made: judged alone, it converted before it was first seen.
+    expect(report.warnings.filter((warning) => warning.includes('before their first event'))).toEqual([]);
+    expect(report.input.entities).toEqual({ user: 2, account: 0 });
+    // old qualified at the end of 03-01 and converted on 03-02, a day later: the person's tier and signal, both hits.
+    expect(report.tiers[0]).toMatchObject({ qualified: { entities: 1, converted: 1 }, notQualified: { entities: 1, converted: 0 }, medianDaysToConversion: expect.closeTo(9 / 24, 5) });
+    expect(report.signals[0]).toMatchObject({ signal: 'exported', fired: { entities: 1, converted: 1 }, fireRate: 0.5 });
+    expect(report.thresholds.find((point) => point.minScore === 10)).toMatchObject({ qualified: 1, precision: 1, recall: 1 });
+    expect(report.missedConverters).toEqual([]);
+  });
 });
 
 describe('the report', () => {
