@@ -13,7 +13,8 @@ import { count, percentCoarse, periodText, textTable } from './format';
  * backtest's (metrics.ts), with what a live state can tell:
  *
  * - Judged entities: those evaluated in the period (the state's last evaluation is in it), except those that
- *   converted before the period began: nothing the rules said then could have come before their conversion.
+ *   converted before the period began: nothing the rules said then could have come before their conversion. A user
+ *   and the identifiers merged into it (LeadState.mergedInto) are one entity, a person, as in the backtest's report.
  * - Qualified in a tier: the entity ENTERED exactly that tier in the period (a history transition into it, or the
  *   state's last qualification), before it converted; its qualification time is its first such entry. Converted:
  *   its conversion is at or after that time (no horizon: the period runs up to now).
@@ -125,9 +126,11 @@ const levelOf = (ref: EntityRef): 'user' | 'account' => (ref.type === 'account' 
 
 interface Judged {
   level: 'user' | 'account';
-  lead: LeadState;
+  /** The entity's lead state, then those of the identifiers merged into it (LeadState.mergedInto): one person. */
+  states: LeadState[];
+  /** The earliest of the states' conversions. */
   convertedAt: string | null;
-  /** Each tier's entries the state knows of, oldest first. */
+  /** Each tier's entries the states know of, oldest first. */
   entries: Map<string, string[]>;
 }
 
@@ -162,11 +165,13 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
   const backtest = options.backtest !== undefined && options.backtest.rules.version === rulesVersion ? options.backtest : undefined;
 
   const judged: Judged[] = [];
-  for (const { ref, lead } of options.leads) {
-    const convertedAt = lead.conversion?.at ?? null;
-    if (lead.evaluatedAt < periodStart || (convertedAt !== null && convertedAt < periodStart)) continue;
-    judged.push({ level: levelOf(ref), lead, convertedAt, entries: entriesOf(lead) });
+  for (const { ref, states } of people(options.leads)) {
+    const convertedAt = states.reduce<string | null>((first, { conversion }) => (conversion !== undefined && (first === null || conversion.at < first) ? conversion.at : first), null);
+    const evaluatedAt = states.reduce((last, { evaluatedAt: at }) => (at > last ? at : last), states[0]!.evaluatedAt);
+    if (evaluatedAt < periodStart || (convertedAt !== null && convertedAt < periodStart)) continue;
+    judged.push({ level: levelOf(ref), states, convertedAt, entries: entriesOf(states) });
   }
+  const states = judged.flatMap((entity) => entity.states);
 
   // Qualification counts only before converting: a customer the rules keep in a tier was not found by them.
   const beforeConverting = (entity: Judged, at: string) => entity.convertedAt === null || at <= entity.convertedAt;
@@ -201,7 +206,7 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
       lift: lift(converted.length, qualified.length, nonLeadsConverted, nonLeads.length),
       alertsPerWeek: alerts / weeks,
       medianDaysToConversion: median(converted.map(({ entity, at }) => (Date.parse(entity.convertedAt!) - Date.parse(at)) / dayMs)),
-      feedback: feedbackCounts(judged.map((entity) => entity.lead), tier, periodStart),
+      feedback: feedbackCounts(states, tier, periodStart),
       promised: backtest?.tiers.find((promised) => promised.tier === tier) ?? null,
     };
   });
@@ -211,7 +216,7 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
   if (judged.length === 0) warnings.unshift(`No entity was evaluated in the last ${periodText(periodDays)}.`);
   if (entryTimes.length > 0 && coveredDays < 7) warnings.push(`The states cover ${coveredDays < 1 ? 'less than a day' : `${Math.floor(coveredDays)} day(s)`} (from the first entry into a tier, as the rules went live): alerts/wk counts the entries so far, not a week's rate yet.`);
   if (to > now.toISOString()) warnings.push(`A pass of a later time than now (evaluate --at) saved some states: the period runs to ${to}, the latest of them.`);
-  const versions = new Set(judged.map((entity) => entity.lead.rulesetVersion));
+  const versions = new Set(states.map((lead) => lead.rulesetVersion));
   if (versions.size > 1) warnings.push(`The period's entities were last evaluated by ${versions.size} rules versions: its figures mix them; a shorter --since shows the latest alone.`);
   if (rulesVersion !== null && !backtest) warnings.push(`No backtest is recorded for rules version ${rulesVersion}: \`pql-radar backtest --rules FILE --record\` puts its figures beside these.`);
   return {
@@ -229,12 +234,15 @@ export function buildHealthReport(options: HealthOptions): HealthReport {
 /** Each signal that fired for a judged entity: its converters' rate against the rest of its level's. */
 function signalHealth(judged: readonly Judged[], periodStart: string, backtest: RecordedBacktest | undefined): SignalHealth[] {
   // A converter's signals are those seen when it converted; states from before they were kept cannot say.
-  const known = judged.filter((entity) => entity.convertedAt === null || entity.lead.conversion?.signals !== undefined);
+  const known = judged.filter((entity) => entity.convertedAt === null || entity.states.some((lead) => lead.conversion?.signals !== undefined));
   const firedFor = new Map<Judged, Set<string>>();
   for (const entity of known) {
-    const { lead } = entity;
-    const qualifiedInPeriod = lead.qualification && lead.qualification.at >= periodStart && (entity.convertedAt === null || lead.qualification.at <= entity.convertedAt) ? lead.qualification.signals : [];
-    firedFor.set(entity, new Set([...(lead.conversion?.signals ?? lead.matched), ...qualifiedInPeriod]));
+    const fired = new Set<string>();
+    for (const lead of entity.states) {
+      const qualifiedInPeriod = lead.qualification && lead.qualification.at >= periodStart && (entity.convertedAt === null || lead.qualification.at <= entity.convertedAt) ? lead.qualification.signals : [];
+      for (const name of [...(lead.conversion?.signals ?? lead.matched), ...qualifiedInPeriod]) fired.add(name);
+    }
+    firedFor.set(entity, fired);
   }
   const names = new Map<string, 'user' | 'account'>();
   for (const [entity, fired] of firedFor) for (const name of fired) if (!names.has(name)) names.set(name, entity.level);
@@ -257,12 +265,43 @@ function signalHealth(judged: readonly Judged[], periodStart: string, backtest: 
     });
 }
 
+/**
+ * The evaluated entities as people: a user's state first, then those of the identifiers merged into it, along a chain
+ * of merges (an aliased user aliased again). A merged identifier whose user has no state is judged on its own.
+ */
+function people(leads: readonly EvaluatedLead[]): { ref: EntityRef; states: LeadState[] }[] {
+  const keyOf = (workspace: string, type: string, id: string) => `${workspace}\n${type}\n${id}`;
+  const byKey = new Map(leads.map((evaluated) => [keyOf(evaluated.ref.workspace, evaluated.ref.type, evaluated.ref.id), evaluated]));
+  const survivorOf = ({ ref, lead }: EvaluatedLead): EvaluatedLead | undefined => {
+    let into = lead.mergedInto;
+    const passed = new Set<string>();
+    let survivor: EvaluatedLead | undefined;
+    while (into !== undefined && !passed.has(into)) {
+      passed.add(into);
+      survivor = byKey.get(keyOf(ref.workspace, 'user', into));
+      into = survivor?.lead.mergedInto;
+    }
+    return survivor?.lead.mergedInto === undefined ? survivor : undefined;
+  };
+  const people = new Map<EvaluatedLead, LeadState[]>();
+  const merged: [EvaluatedLead, LeadState][] = [];
+  for (const evaluated of leads) {
+    const survivor = evaluated.lead.mergedInto === undefined ? undefined : survivorOf(evaluated);
+    if (survivor === undefined) people.set(evaluated, [evaluated.lead]);
+    else merged.push([survivor, evaluated.lead]);
+  }
+  for (const [survivor, lead] of merged) people.get(survivor)!.push(lead);
+  return [...people].map(([{ ref }, states]) => ({ ref, states }));
+}
+
 /** Each tier's entries: transitions into it, and the last qualification (kept even when the history's 20 forgot it). */
-function entriesOf(lead: LeadState): Map<string, string[]> {
+function entriesOf(states: readonly LeadState[]): Map<string, string[]> {
   const entries = new Map<string, Set<string>>();
   const add = (tier: string, at: string) => entries.set(tier, (entries.get(tier) ?? new Set()).add(at));
-  for (const entry of lead.history) if (entry.tier !== null && entry.tier !== entry.previousTier) add(entry.tier, entry.at);
-  if (lead.qualification) add(lead.qualification.tier, lead.qualification.at);
+  for (const lead of states) {
+    for (const entry of lead.history) if (entry.tier !== null && entry.tier !== entry.previousTier) add(entry.tier, entry.at);
+    if (lead.qualification) add(lead.qualification.tier, lead.qualification.at);
+  }
   return new Map([...entries].map(([tier, times]) => [tier, [...times].sort()]));
 }
 

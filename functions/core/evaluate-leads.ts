@@ -387,13 +387,15 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
   /**
    * An entity judged as its user from now on (merged into it, `owner`), or not at all (a visitor no one claimed, while
    * the rules judge no visitors): a lead leaves its tier, with its own facts in the lead event, and it is swept no more.
+   * A merged one's state names its user, for rule health.
    */
   const leaveJudged = async (candidate: EvaluationCandidate, rows: EntityRows, lead: LeadState, owner: EntityRef | undefined, pageStore: EvaluationStore) => {
     const { ref } = candidate;
     const loaded = await readFacts(pageStore, ref, ruleset, now, rows);
     const left = lead.tier === null ? undefined : owner ? mergedAway(lead, owner, ruleset, now) : visitorNotJudged(lead, ruleset, now);
     const event = left?.transition.notify ? buildLeadEvent(ref.workspace, loaded.facts, evaluate(loaded.facts, ruleset, now), left.transition, ruleset, now, ref.type) : undefined;
-    const update = entityUpdate(loaded, left?.state ?? lead, event, null, ruleset, now);
+    const kept = left?.state ?? lead;
+    const update = entityUpdate(loaded, owner ? { ...kept, mergedInto: owner.id } : kept, event, null, ruleset, now);
     if (!(await store.save(ref, update, loaded.rows.token))) return leave(candidate);
     if (event) transitions.push(event);
     evaluated++;

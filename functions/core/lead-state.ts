@@ -75,6 +75,11 @@ export interface LeadState {
    * until it happens.
    */
   conversion?: { at: string; tier: string | null; signals?: string[] };
+  /**
+   * The user this identifier merged into (an aliased userId, an identified visitor judged as a lead), whose changes its
+   * own are from then on: rule health judges the two as one person, as the backtest's report does. Absent for the rest.
+   */
+  mergedInto?: string;
 }
 
 export interface Transition {

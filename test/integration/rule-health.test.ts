@@ -150,6 +150,29 @@ describe('pql-radar health, against DynamoDB Local', () => {
   });
 });
 
+describe('a user aliased into another, against DynamoDB Local', () => {
+  let aliased: DevRuntime;
+  beforeAll(async () => {
+    aliased = await startDev({ port: 0, endpoint: inject('dynamoEndpoint'), tableName: `health-alias-${randomUUID()}`, ruleset: rules, leads: new RecordingPublisher(), evaluateEveryMs: 0 });
+    // eve qualifies, then becomes fay (an alias), who buys.
+    await sendBatch(aliased, [track('eve', 'Dashboard Created', ago(5)), track('eve', 'Dashboard Created', ago(4.5))]);
+    await aliased.evaluateOnce(ago(4));
+    await sendBatch(aliased, [{ type: 'alias', userId: 'fay', previousId: 'eve', timestamp: ago(3).toISOString(), messageId: 'alias-eve' }, track('fay', 'Order Completed', ago(2))]);
+    await aliased.evaluateOnce(now);
+  });
+  afterAll(async () => {
+    await aliased?.stop();
+  });
+
+  it('judges the two as one person: a lead as eve that converted as fay', async () => {
+    const { code, stdout } = await cli('--endpoint', aliased.endpoint, '--table', aliased.tableName, 'health', '--since', '30d', '--json');
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as HealthReport;
+    expect(report.entities).toEqual({ user: 1, account: 0 });
+    expect(report.tiers[0]).toMatchObject({ tier: 'PQL-A', qualified: { entities: 1, converted: 1 }, notQualified: { entities: 0, converted: 0 }, medianDaysToConversion: 2 });
+  });
+});
+
 /** A backtest of these rules, as `pql-radar backtest --record` keeps it: the promise beside the live figures. */
 const recorded = (version: string): RecordedBacktest => ({
   rules: { source: 'health rules', version },

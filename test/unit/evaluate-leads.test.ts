@@ -629,6 +629,9 @@ tiers:
     await evaluateUntilDone(store, publisher, { pageSize: 1 });
     expect(summary(publisher.published)).toEqual(['user cal: none -> pql', 'user dan: none -> pql', 'user cal: pql -> none']);
     expect(publisher.published.at(-1)!.detail.reasons).toEqual(['merged into user dan: its events count for that user now']);
+    // Its state names the user it merged into: rule health judges the two as one person.
+    expect((await store.entity({ workspace, type: 'user', id: 'cal' })).state?.lead?.mergedInto).toBe('dan');
+    expect((await store.entity({ workspace, type: 'user', id: 'dan' })).state?.lead?.mergedInto).toBeUndefined();
   });
 
   it("keeps the changes of a run's pages whose accounts time did not let it judge", async () => {

@@ -206,6 +206,44 @@ describe('rule health after go-live', () => {
   });
 });
 
+describe('identifiers merged into a user', () => {
+  const ref = (type: 'user' | 'visitor', id: string) => ({ workspace: 'default', type, id });
+  // A visitor qualified (visitors as leads), then signed up as u-1 and converted as u-1, who never qualified on its own.
+  const visitorLead: LeadState = {
+    ...lead('PQL-A', 30, undefined, [feedbackEntry('PQL-A', 25, { outcome: 'done', reason: null })]),
+    matched: ['active'],
+    evaluatedAt: daysAgo(20),
+  };
+  const person = (mergedInto?: string): EvaluatedLead[] => [
+    { ref: ref('visitor', 'v-1'), lead: { ...visitorLead, ...(mergedInto !== undefined ? { mergedInto } : {}) } },
+    { ref: ref('user', 'u-1'), lead: { ...state({ conversion: { at: daysAgo(10), tier: null, signals: [] } }) } },
+  ];
+
+  it('judges them as one person with their user: a lead under one id that converted under the other is a lead that converted', () => {
+    const apart = buildHealthReport({ leads: person(), now, periodDays: 90 });
+    expect(apart.entities.user).toBe(2);
+    expect(apart.tiers[0]).toMatchObject({ qualified: { entities: 1, converted: 0 }, notQualified: { entities: 1, converted: 1 } });
+    const one = buildHealthReport({ leads: person('u-1'), now, periodDays: 90 });
+    expect(one.entities.user).toBe(1);
+    expect(one.tiers[0]).toMatchObject({ qualified: { entities: 1, converted: 1 }, notQualified: { entities: 0, converted: 0 }, medianDaysToConversion: 20 });
+    expect(one.tiers[0]!.feedback).toEqual([{ outcome: 'done', reason: null, leads: 1 }]);
+    // The signal the visitor matched fired for the person who converted.
+    expect(one.signals).toMatchObject([{ signal: 'active', fired: { entities: 1, converted: 1 } }]);
+  });
+
+  it('follows a chain of merges to the last user, and judges one whose user has no state on its own', () => {
+    const chain: EvaluatedLead[] = [
+      { ref: ref('user', 'old'), lead: { ...lead('PQL-A', 40), mergedInto: 'middle' } },
+      { ref: ref('user', 'middle'), lead: { ...state({}), mergedInto: 'last' } },
+      { ref: ref('user', 'last'), lead: nonLead(5) },
+      { ref: ref('user', 'orphan'), lead: { ...lead('PQL-A', 40), mergedInto: 'nobody' } },
+    ];
+    const report = buildHealthReport({ leads: chain, now, periodDays: 90 });
+    expect(report.entities.user).toBe(2);
+    expect(report.tiers[0]).toMatchObject({ qualified: { entities: 2, converted: 1 }, notQualified: { entities: 0, converted: 0 } });
+  });
+});
+
 describe("each signal's live conversion rate", () => {
   /** 60 users the signal fired for (30 converted: it matched when they converted), 240 it did not (24 converted). */
   const leads = [
