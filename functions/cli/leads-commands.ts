@@ -119,6 +119,7 @@ function viewText(view: LeadView): string[] {
   const related = entity.type === 'account' ? view.members : view.accounts;
   return [
     `${entity.type} ${entity.id} (${entity.workspace})  tier ${view.tier ?? 'none'}  route ${view.route ?? '-'}  since ${view.since ?? '-'}`,
+    ...(view.mergedInto !== null ? [`merged into user ${view.mergedInto}: judged as that user since (leads show ${view.mergedInto})`] : []),
     // A non-lead's parts and signal values are not kept (core/lead-view): its total and signal names alone.
     `score ${score.total}${score.engagement === null ? '' : ` (engagement ${score.engagement}, fit ${score.fit})`}  evaluated ${view.evaluatedAt}  last seen ${view.lastSeen ?? '-'}`,
     `score history: ${view.scores.map((point) => `${point.at} ${point.total}`).join(', ') || 'none'}`,

@@ -53,6 +53,8 @@ export interface LeadView {
   qualification: LeadState['qualification'] | null;
   conversion: LeadState['conversion'] | null;
   cooldownUntil: string | null;
+  /** The user this identifier merged into (an alias, an identified visitor): judged as that user since. */
+  mergedInto: string | null;
   evaluatedAt: string;
   rulesetVersion: string;
   firstSeen: string | null;
@@ -131,6 +133,7 @@ export function leadView(record: LeadRecord): LeadView | undefined {
     qualification: lead.qualification ?? null,
     conversion: lead.conversion ?? null,
     cooldownUntil: lead.cooldownUntil,
+    mergedInto: lead.mergedInto ?? null,
     evaluatedAt: lead.evaluatedAt,
     rulesetVersion: lead.rulesetVersion,
     firstSeen: record.state.firstSeen,

@@ -170,6 +170,9 @@ describe('a user aliased into another, against DynamoDB Local', () => {
     const report = JSON.parse(stdout) as HealthReport;
     expect(report.entities).toEqual({ user: 1, account: 0 });
     expect(report.tiers[0]).toMatchObject({ tier: 'PQL-A', qualified: { entities: 1, converted: 1 }, notQualified: { entities: 0, converted: 0 }, medianDaysToConversion: 2 });
+    // The lead inspector says where eve went.
+    const shown = await cli('--endpoint', aliased.endpoint, '--table', aliased.tableName, 'leads', 'show', 'eve');
+    expect(shown.stdout.split('\n')[1]).toBe('merged into user fay: judged as that user since (leads show fay)');
   });
 });
 

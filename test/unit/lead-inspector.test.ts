@@ -193,6 +193,15 @@ describe('the lead view', () => {
     expect(view.signals).toEqual([{ name: 'plan', value: null, points: null }]);
   });
 
+  it('names the user an identifier merged into, and its page links there', () => {
+    const lead = walk([evaluation(10)]);
+    expect(leadView(record(lead))!.mergedInto).toBeNull();
+    expect(renderLeadHtml(leadView(record(lead))!)).not.toContain('Merged into');
+    const view = leadView(record({ ...lead, mergedInto: 'fay' }))!;
+    expect(view.mergedInto).toBe('fay');
+    expect(renderLeadHtml(view)).toContain('<dt>Merged into</dt><dd><a href="/leads/user/fay?workspace=default">user <code>fay</code></a></dd>');
+  });
+
   it('lists leads in a tier only, newest since first, filtered by tier, route, since and workspace', () => {
     const at = (hour: number, engagement: number) => decide(undefined, evaluation(engagement), facts, ruleset, hours(hour)).state;
     const states = [
@@ -214,7 +223,7 @@ describe('the lead pages', () => {
   const hostile = `<script>alert(1)</script>"'&`;
 
   it('escape every value from clients: ids, event names, signal values, traits, reasons', () => {
-    const lead = walk([evaluation(20, 5, hostile)]);
+    const lead = { ...walk([evaluation(20, 5, hostile)]), mergedInto: hostile };
     const view = leadView(
       record(lead, {
         ref: { workspace: 'default', type: 'user', id: hostile },
@@ -228,6 +237,7 @@ describe('the lead pages', () => {
     expect(html).not.toMatch(/<script|<link(?! rel="icon" href="data:,")|<img|<iframe|@import|url\(|\bsrc=/i);
     expect(html).toContain('&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;');
     expect(html).toContain(`href="/leads/account/${encodeURIComponent(hostile)}?workspace=default"`.replace(/&/g, '&amp;').replace(/'/g, '&#39;'));
+    expect(html).toContain(`href="/leads/user/${encodeURIComponent(hostile)}?workspace=default"`.replace(/&/g, '&amp;').replace(/'/g, '&#39;'));
     const list = renderLeadListHtml(leadList([{ ref: view.entity, lead }]), { tier: hostile }, { tiers: [hostile], routes: [] });
     expect(list).not.toContain('<script>');
   });
