@@ -1,6 +1,6 @@
 import { dayMs } from '../core/days';
 import { feedbackOfReasonLine, type FeedbackOutcome, type LeadFeedback } from '../core/lead-feedback';
-import type { LeadState } from '../core/lead-state';
+import { mergedIntoOf, type LeadState } from '../core/lead-state';
 import type { EntityRef } from '../core/ports';
 import { liftText, outcome, rateText, signalWarnings, tierWarnings } from './metrics';
 import type { BacktestReport, Outcome, SignalReport, TierReport } from './report';
@@ -14,7 +14,7 @@ import { count, percentCoarse, periodText, textTable } from './format';
  *
  * - Judged entities: those evaluated in the period (the state's last evaluation is in it), except those that
  *   converted before the period began: nothing the rules said then could have come before their conversion. A user
- *   and the identifiers merged into it (LeadState.mergedInto) are one entity, a person, as in the backtest's report.
+ *   and the identifiers merged into it (mergedIntoOf) are one entity, a person, as in the backtest's report.
  * - Qualified in a tier: the entity ENTERED exactly that tier in the period (a history transition into it, or the
  *   state's last qualification), before it converted; its qualification time is its first such entry. Converted:
  *   its conversion is at or after that time (no horizon: the period runs up to now).
@@ -126,7 +126,7 @@ const levelOf = (ref: EntityRef): 'user' | 'account' => (ref.type === 'account' 
 
 interface Judged {
   level: 'user' | 'account';
-  /** The entity's lead state, then those of the identifiers merged into it (LeadState.mergedInto): one person. */
+  /** The entity's lead state, then those of the identifiers merged into it (mergedIntoOf): one person. */
   states: LeadState[];
   /** The earliest of the states' conversions. */
   convertedAt: string | null;
@@ -273,20 +273,20 @@ function people(leads: readonly EvaluatedLead[]): { ref: EntityRef; states: Lead
   const keyOf = (workspace: string, type: string, id: string) => `${workspace}\n${type}\n${id}`;
   const byKey = new Map(leads.map((evaluated) => [keyOf(evaluated.ref.workspace, evaluated.ref.type, evaluated.ref.id), evaluated]));
   const survivorOf = ({ ref, lead }: EvaluatedLead): EvaluatedLead | undefined => {
-    let into = lead.mergedInto;
+    let into = mergedIntoOf(lead);
     const passed = new Set<string>();
     let survivor: EvaluatedLead | undefined;
     while (into !== undefined && !passed.has(into)) {
       passed.add(into);
       survivor = byKey.get(keyOf(ref.workspace, 'user', into));
-      into = survivor?.lead.mergedInto;
+      into = survivor === undefined ? undefined : mergedIntoOf(survivor.lead);
     }
-    return survivor?.lead.mergedInto === undefined ? survivor : undefined;
+    return survivor !== undefined && mergedIntoOf(survivor.lead) === undefined ? survivor : undefined;
   };
   const people = new Map<EvaluatedLead, LeadState[]>();
   const merged: [EvaluatedLead, LeadState][] = [];
   for (const evaluated of leads) {
-    const survivor = evaluated.lead.mergedInto === undefined ? undefined : survivorOf(evaluated);
+    const survivor = mergedIntoOf(evaluated.lead) === undefined ? undefined : survivorOf(evaluated);
     if (survivor === undefined) people.set(evaluated, [evaluated.lead]);
     else merged.push([survivor, evaluated.lead]);
   }

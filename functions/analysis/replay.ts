@@ -854,7 +854,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
           // As the evaluator's leaveJudged: the lead's days so far are saved with its exit, and its accounts, whose
           // member left its tier, are judged again.
           countDaysTo(user, day, at, ruleset);
-          const { state, transition } = mergedAway(user.state, { type: 'user', id: user.record.merged.into }, ruleset, now);
+          const { state, transition } = mergedAway(user.state, { id: user.record.merged.into }, ruleset, now);
           user.state = { ...state, history: [] };
           user.history.transitions.push({ at, from: transition.previousTier, to: transition.tier });
           markAccounts(user, at);

@@ -205,8 +205,26 @@ export function decide(
  * and it is no longer judged on its own, so it leaves its tier, once and for good: a disqualification naming the
  * user, published as any disqualification is. Without it, the tier it held would stay in the CRM and the lead status.
  */
-export function mergedAway(previous: LeadState, into: { type: string; id: string }, ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
-  return outOfTiers(previous, `merged into ${into.type} ${into.id}: its events count for that ${into.type} now`, ruleset, now);
+export function mergedAway(previous: LeadState, into: { id: string }, ruleset: Ruleset, now: Date): { state: LeadState; transition: Transition } {
+  return outOfTiers(previous, mergedReason(into.id), ruleset, now);
+}
+
+const mergedReason = (user: string) => `merged into user ${user}: its events count for that user now`;
+const mergedReasonPattern = /^merged into user (.+): its events count for that user now$/;
+
+/**
+ * The user an identifier merged into: its state's `mergedInto`, or, for a lead merged before states kept it, the user
+ * its last transition's reason names (mergedAway). Undefined for the rest.
+ */
+export function mergedIntoOf(lead: LeadState): string | undefined {
+  if (lead.mergedInto !== undefined) return lead.mergedInto;
+  const last = lead.history.at(-1);
+  if (last === undefined || last.tier !== null) return undefined;
+  for (const reason of last.reasons) {
+    const match = mergedReasonPattern.exec(reason);
+    if (match) return match[1];
+  }
+  return undefined;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { DeliveryLogEntry } from './delivery';
 import type { StoredEntityState } from './facts';
-import type { LeadHistoryEntry, LeadState, ScorePoint } from './lead-state';
+import { mergedIntoOf, type LeadHistoryEntry, type LeadState, type ScorePoint } from './lead-state';
 import type { StoredMessage } from './messages';
 import type { EntityRef } from './ports';
 import { eventName, type UsageEvent } from './rules/engine';
@@ -133,7 +133,7 @@ export function leadView(record: LeadRecord): LeadView | undefined {
     qualification: lead.qualification ?? null,
     conversion: lead.conversion ?? null,
     cooldownUntil: lead.cooldownUntil,
-    mergedInto: lead.mergedInto ?? null,
+    mergedInto: mergedIntoOf(lead) ?? null,
     evaluatedAt: lead.evaluatedAt,
     rulesetVersion: lead.rulesetVersion,
     firstSeen: record.state.firstSeen,

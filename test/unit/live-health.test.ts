@@ -4,7 +4,7 @@ import { buildReport, outcome, type Conversion } from '../../functions/analysis/
 import type { EntityHistoryResult } from '../../functions/analysis/replay';
 import { addDays, dayEnd } from '../../functions/core/days';
 import { feedbackOfReasonLine, feedbackReasonLine, type LeadFeedback } from '../../functions/core/lead-feedback';
-import type { LeadHistoryEntry, LeadState } from '../../functions/core/lead-state';
+import { mergedAway, mergedIntoOf, type LeadHistoryEntry, type LeadState } from '../../functions/core/lead-state';
 import { loadRules } from '../../functions/core/rules/load';
 import { topTierLift } from '../../functions/health/top-tier';
 
@@ -229,6 +229,16 @@ describe('identifiers merged into a user', () => {
     expect(one.tiers[0]!.feedback).toEqual([{ outcome: 'done', reason: null, leads: 1 }]);
     // The signal the visitor matched fired for the person who converted.
     expect(one.signals).toMatchObject([{ signal: 'active', fired: { entities: 1, converted: 1 } }]);
+  });
+
+  it("reads the user from a lead's last transition when its state was saved before states named it", () => {
+    const before = mergedAway(visitorLead, { id: 'u-1' }, ruleset, new Date(daysAgo(20))).state;
+    expect(before.mergedInto).toBeUndefined();
+    expect(mergedIntoOf(before)).toBe('u-1');
+    expect(mergedIntoOf(visitorLead)).toBeUndefined();
+    const report = buildHealthReport({ leads: [{ ref: ref('visitor', 'v-1'), lead: before }, person()[1]!], now, periodDays: 90 });
+    expect(report.entities.user).toBe(1);
+    expect(report.tiers[0]).toMatchObject({ qualified: { entities: 1, converted: 1 } });
   });
 
   it('follows a chain of merges to the last user, and judges one whose user has no state on its own', () => {
