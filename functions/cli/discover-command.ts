@@ -33,13 +33,11 @@ export function addDiscoverCommand(program: Command) {
       if (options.out !== undefined) await checkOutputFile('--out', options.out);
       const conversions = rule !== undefined ? await streamConversions(program, options, rule) : await readConversions(options.conversions!);
       const conversionsFrom = rule !== undefined ? `the events (${describeConversion(rule)})` : `the file ${options.conversions}`;
-      // Discover learns what users did: an account's conversion is no user's, nor is an unclaimed visitor's.
-      const userConversions = conversions.filter((conversion) => conversion.type === 'user');
-      const leftOut = (['account', 'visitor'] as const)
-        .map((type) => [type, conversions.filter((conversion) => conversion.type === type).length] as const)
-        .filter(([, count]) => count > 0)
-        .map(([type, count]) => `${count.toLocaleString('en-US')} ${type}`)
-        .join(' and ');
+      // Discover learns what users did: an account's conversion is no user's. A visitor's is its user's once claimed
+      // (the collector counts those nobody claimed).
+      const userConversions = conversions.filter((conversion) => conversion.type !== 'account');
+      const accountConversions = conversions.length - userConversions.length;
+      const leftOut = accountConversions > 0 ? `${accountConversions.toLocaleString('en-US')} account` : '';
       const collector = new DiscoveryCollector(userConversions, { signupTrait: options.signupTrait === 'none' ? null : options.signupTrait });
       const { stats, source } = await consumeEvents(program, options, (message) => collector.add(message));
       if (stats.eventsRead === 0) throw new Error(`no events to learn from in ${source}${stats.linesSkipped > 0 ? ` (${stats.linesSkipped.toLocaleString('en-US')} bad lines skipped)` : ''}`);

@@ -345,6 +345,35 @@ describe('discover resolves identities as the evaluator does (README, Identity)'
     }
   });
 
+  it("takes a conversion listed under a claimed visitor's anonymousId as its user's, and leaves one under a visitor nobody claimed out, counted", () => {
+    const conversion = '2025-02-01T12:00:00.000Z';
+    const snapshots = collect(
+      [
+        { type: 'visitor', id: 'laptop', convertedAt: conversion },
+        { type: 'visitor', id: 'stranger', convertedAt: conversion },
+      ],
+      [
+        accepted({ type: 'track', anonymousId: 'laptop', event: 'Pricing Viewed', timestamp: '2025-01-05T09:00:00.000Z' }),
+        accepted({ type: 'identify', userId: 'ann', anonymousId: 'laptop', timestamp: '2025-01-06T09:00:00.000Z' }),
+        accepted({ type: 'track', userId: 'ann', event: 'Export', timestamp: '2025-01-20T09:00:00.000Z' }),
+        // From the conversion on: never counted, the user's own as well as the visitor's.
+        accepted({ type: 'track', userId: 'ann', event: 'Export', timestamp: conversion }),
+        accepted({ type: 'track', anonymousId: 'laptop', event: 'Pricing Viewed', timestamp: '2025-02-02T09:00:00.000Z' }),
+        accepted({ type: 'track', anonymousId: 'stranger', event: 'Pricing Viewed', timestamp: '2025-01-07T09:00:00.000Z' }),
+      ],
+    );
+    for (const snapshot of snapshots) {
+      expect([...snapshot.users.keys()]).toEqual(['ann']);
+      const ann = snapshot.users.get('ann')!;
+      expect(new Date(ann.convertedMs).toISOString()).toBe(conversion);
+      expect(ann.events.get(snapshot.eventNames.indexOf('Export'))).toHaveLength(1);
+      expect(ann.events.get(snapshot.eventNames.indexOf('Pricing Viewed'))).toHaveLength(1);
+      expect(snapshot.input.afterConversion).toBe(2);
+      expect(snapshot.input.conversions).toMatchObject({ users: 0, visitors: 2, unclaimedVisitors: 1, unseen: 0, beforeFirstMessage: 0 });
+      expect(discover(snapshot, { minUsers: 1 }).warnings).toContain('1 conversions listed under anonymous ids nobody claimed were left out: discover works on users');
+    }
+  });
+
   it('never takes a signup trait set at or after the conversion of an id aliased into the user: the signup is then its first message', () => {
     const snapshots = collect([{ type: 'user', id: 'a', convertedAt: '2025-02-01T12:00:00.000Z' }], [
       accepted({ type: 'identify', userId: 'b', traits: { createdAt: '2025-01-05T09:00:00.000Z' }, timestamp: '2025-01-05T09:00:00.000Z' }),

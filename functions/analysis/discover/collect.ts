@@ -1,4 +1,4 @@
-import { ClaimSet, claimsOf, identityKey } from '../../core/identity';
+import { ClaimSet, claimsOf, identityKey, type Identity } from '../../core/identity';
 import type { AcceptedMessage } from '../../core/messages';
 import { eventName } from '../../core/rules/engine';
 import type { Conversion } from '../metrics';
@@ -19,8 +19,9 @@ import type { Conversion } from '../metrics';
  *
  * Identities resolve as the evaluator resolves them (core/identity): an anonymous visitor's messages are kept aside
  * and join the user that claimed it once everything is read; a userId aliased into another joins that user's
- * activity, less what came at or after that user's conversion (a conversion listed under the aliased id is the user's,
- * the earliest of a person's counting); visitors nobody claimed are left out (counted). A
+ * activity, less what came at or after that user's conversion (a conversion listed under the aliased id, or under a
+ * claimed visitor's anonymousId, is the user's, the earliest of a person's counting); visitors nobody claimed are left
+ * out (counted, and so are conversions listed under them). A
  * merged identity brings its events, never its traits: the user's signup is its own signup trait, else its first
  * message, a merged identity's included (ingest keeps traits under the message's own id, README's Identity).
  *
@@ -28,7 +29,7 @@ import type { Conversion } from '../metrics';
  * more than 7 of them came before the signup day; only top-level scalar properties are candidates.
  */
 
-/** A conversion, as the conversions file gives it (readConversions). Only user conversions are used: discovery works per user. */
+/** A conversion, as the conversions file gives it (readConversions). Users' and visitors' are used: discovery works per user. */
 export type DiscoveryConversion = Conversion;
 
 /** What discovery needs of a validated message (`validateMessage` in core/messages gives exactly this). */
@@ -56,7 +57,11 @@ export interface DiscoveryInput {
   mergedIdentifiers: number;
   /** Anonymous visitors nobody claimed: left out. */
   anonymousLeftOut: number;
-  conversions: { users: number; accounts: number; unseen: number; beforeFirstMessage: number };
+  /**
+   * Conversions listed: under userIds, under anonymous ids (a visitor's is its user's), of accounts (not analysed); the
+   * anonymous ids nobody claimed (left out), the users with no events, and those converted before their first message.
+   */
+  conversions: { users: number; visitors: number; accounts: number; unclaimedVisitors: number; unseen: number; beforeFirstMessage: number };
 }
 
 /** A user's conversion time when the user never converted (before the cutoff). */
@@ -100,6 +105,8 @@ export class DiscoveryCollector {
   readonly signupTrait: string | null;
   private readonly cutoffMs: number;
   private readonly conversionMs = new Map<string, number>();
+  /** Conversions listed under anonymous ids: whose they are is known only once every claim is read. */
+  private readonly visitorConversionMs = new Map<string, number>();
   private readonly users = new Map<string, UserActivity>();
   private readonly eventIndex = new Map<string, number>();
   private readonly eventNames: string[] = [];
@@ -109,7 +116,7 @@ export class DiscoveryCollector {
   private readonly eventProperties: Set<number>[] = [];
   /** Users with a message only after their conversion. */
   private readonly lateConverters = new Set<string>();
-  private readonly conversionCounts = { users: 0, accounts: 0 };
+  private readonly conversionCounts = { users: 0, visitors: 0, accounts: 0, unclaimedVisitors: 0 };
   private counts = { messages: 0, duplicates: 0, productEvents: 0, afterConversion: 0, afterCutoff: 0 };
   /** 53-bit fingerprints of user, day and messageId, to count a repeated message once. */
   private readonly seen = new Set<number>();
@@ -124,16 +131,17 @@ export class DiscoveryCollector {
     this.signupTrait = options.signupTrait === undefined ? 'createdAt' : options.signupTrait;
     this.cutoffMs = options.cutoff ? options.cutoff.getTime() : Number.POSITIVE_INFINITY;
     for (const conversion of conversions) {
-      if (conversion.type !== 'user') {
+      if (conversion.type === 'account') {
         this.conversionCounts.accounts++;
         continue;
       }
       const at = Date.parse(conversion.convertedAt);
       if (Number.isNaN(at) || at >= this.cutoffMs) continue;
-      const known = this.conversionMs.get(conversion.id);
+      const byId = conversion.type === 'user' ? this.conversionMs : this.visitorConversionMs;
+      const known = byId.get(conversion.id);
       // The first conversion is the one signals must precede.
-      if (known === undefined) this.conversionCounts.users++;
-      if (known === undefined || at < known) this.conversionMs.set(conversion.id, at);
+      if (known === undefined) this.conversionCounts[conversion.type === 'user' ? 'users' : 'visitors']++;
+      if (known === undefined || at < known) byId.set(conversion.id, at);
     }
   }
 
@@ -255,12 +263,20 @@ export class DiscoveryCollector {
   private resolveIdentities(): void {
     if (this.identities.resolved) return;
     this.identities.resolved = true;
-    // A conversion listed under a userId aliased into another user (a CRM that knew the person by it) is that user's,
-    // the earliest of a person's counting: the user's activity is cut at it, as if it had been known on arrival, before
-    // its visitors' and aliased ids' activity join it (cut by the same time).
-    for (const [id, convertedMs] of [...this.conversionMs]) {
-      const root = this.claims.rootOf({ kind: 'user', id });
-      if (root.id === id || convertedMs >= this.conversionOf(root.id)) continue;
+    // A conversion listed under a userId aliased into another user, or under a claimed visitor's anonymousId (a CRM that
+    // knew the person by it), is that user's, the earliest of a person's counting: the user's activity is cut at it, as
+    // if it had been known on arrival, before its visitors' and aliased ids' activity join it (cut by the same time).
+    const listed: [Identity, number][] = [
+      ...[...this.conversionMs].map(([id, ms]): [Identity, number] => [{ kind: 'user', id }, ms]),
+      ...[...this.visitorConversionMs].map(([id, ms]): [Identity, number] => [{ kind: 'visitor', id }, ms]),
+    ];
+    for (const [identity, convertedMs] of listed) {
+      const root = this.claims.rootOf(identity);
+      if (root.kind === 'visitor') {
+        this.conversionCounts.unclaimedVisitors++;
+        continue;
+      }
+      if ((identity.kind === 'user' && root.id === identity.id) || convertedMs >= this.conversionOf(root.id)) continue;
       this.conversionMs.set(root.id, convertedMs);
       const user = this.users.get(root.id);
       if (user !== undefined) this.cutAtConversion(root.id, user);

@@ -468,6 +468,7 @@ export function discover(snapshot: ActivitySnapshot, options: DiscoverOptions = 
   if (holdoutConverted < 30) warnings.push(`only ${holdoutConverted} holdout users converted: few signals can be confirmed`);
   if (holdoutUsers === 0) warnings.push('no user signed up in the holdout period: nothing could be confirmed');
   if (snapshot.input.conversions.accounts > 0) warnings.push(`${snapshot.input.conversions.accounts} account conversions were ignored: discover works on users`);
+  if (snapshot.input.conversions.unclaimedVisitors > 0) warnings.push(`${snapshot.input.conversions.unclaimedVisitors} conversions listed under anonymous ids nobody claimed were left out: discover works on users`);
   if (snapshot.input.conversions.unseen > 0) warnings.push(`${snapshot.input.conversions.unseen} converted users have no events at all`);
   if (snapshot.input.conversions.beforeFirstMessage > 0) warnings.push(`${snapshot.input.conversions.beforeFirstMessage} users converted before their first event: left out`);
   if (chosen.length === 0) warnings.push('no candidate signal was confirmed on the holdout: no rules file to suggest');
