@@ -95,6 +95,7 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
   const keyOf = (type: string, id: string) => `${type}\n${id}`;
   const mergedInto = new Map<string, string>();
   for (const entity of replay.entities) if (entity.mergedInto !== undefined) mergedInto.set(keyOf(entity.type, entity.id), keyOf('user', entity.mergedInto));
+  for (const claimed of replay.claimedVisitors) mergedInto.set(keyOf('visitor', claimed.id), keyOf('user', claimed.into));
   const firstConversion = new Map<string, string>();
   for (const conversion of options.conversions) {
     const listed = keyOf(conversion.type, conversion.id);

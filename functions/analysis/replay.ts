@@ -277,6 +277,8 @@ export class EventHistory {
   private readonly users = new Map<string, UserRecord>();
   private readonly claims = new ClaimSet();
   private readonly accountTraits = new Map<string, TraitEntry[]>();
+  /** Set by finish(): see ReplayPartition.claimedVisitors. */
+  private readonly claimedVisitors: ClaimedVisitor[] = [];
   /** 52-bit hashes of user, day and messageId: ingest keys an event by them, so a repeat rewrites the same item. */
   private readonly seen = new HashSet52();
   private readonly reads: HistoryReads;
@@ -390,7 +392,7 @@ export class EventHistory {
    * @internal Rolls up what is still buffered, merges every identity into the user it resolves to (core/identity, as
    * the evaluator), leaves out anonymous visitors nobody claimed unless asked, and hands the records to the replay.
    */
-  finish(): { users: Map<string, UserRecord>; accountTraits: Map<string, TraitEntry[]> } {
+  finish(): Omit<ReplayPartition, 'ruleset'> {
     if (!this.finished) {
       this.flushAll();
       this.finished = true;
@@ -407,8 +409,12 @@ export class EventHistory {
             // Its traits and accounts stay its own, as ingest records them: under the id of the message that sets them.
             into.joins.push({ at: joinedAt, record });
           }
-          if (evaluatedOnItsOwn) record.merged = { at: path[0]!.joinedAt, into: path.at(-1)!.user.id };
-          else this.users.delete(key);
+          const merged = { at: path[0]!.joinedAt, into: path.at(-1)!.user.id };
+          if (evaluatedOnItsOwn) record.merged = merged;
+          else {
+            this.users.delete(key);
+            this.claimedVisitors.push({ id: identity.id, ...merged });
+          }
           this.stats.mergedIdentifiers++;
         } else if (identity.kind === 'visitor' && !anonymous) {
           this.users.delete(key);
@@ -416,7 +422,7 @@ export class EventHistory {
         }
       }
     }
-    return { users: this.users, accountTraits: this.accountTraits };
+    return { users: this.users, accountTraits: this.accountTraits, claimedVisitors: this.claimedVisitors };
   }
 
   /** A user's record, made empty (first seen at `firstSeen`) for a claimant with no messages of its own. */
@@ -554,6 +560,12 @@ export interface ReplayResult {
   scoreRange: { user: { min: number; max: number } | null; account: { min: number; max: number } | null };
   /** Whether accounts were evaluated (some rule looks at accounts). */
   accountsEvaluated: boolean;
+  /**
+   * Anonymous visitors a user claimed by the last step, not judged on their own (visitors are no leads), by id, with
+   * the user they merged into: a conversion listed under one is that user's. (Those judged on their own are entities
+   * with `mergedInto`.)
+   */
+  claimedVisitors: { id: string; into: string }[];
 }
 
 
@@ -635,7 +647,7 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
   const lastStep = ruleset.calendar.endOf(steps.at(-1)!);
   steps.unshift(addDays(options.from, -1));
 
-  const { users: records, accountTraits } = history instanceof EventHistory ? history.finish() : history;
+  const { users: records, accountTraits, claimedVisitors } = history instanceof EventHistory ? history.finish() : history;
   const byTraitOrder = (a: TraitEntry, b: TraitEntry) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.seq - b.seq);
   const newHistory = (type: EntityHistoryResult['type'], id: string, firstSeen: string): EntityHistoryResult => ({ type, id, firstSeen, transitions: [], firstFired: {}, maxScore: [] });
 
@@ -927,8 +939,19 @@ export function replay(history: EventHistory | ReplayPartition, options: ReplayO
     // Accounts are counted as seen even when no rule looks at them (the report says how many there were).
     for (const account of accounts) entities.push(account.history);
   }
-  return { from: options.from, to: steps.at(-1)!, stepDays, steps: stepTimes.slice(1), entities, scoreRange, accountsEvaluated };
+  return {
+    from: options.from,
+    to: steps.at(-1)!,
+    stepDays,
+    steps: stepTimes.slice(1),
+    entities,
+    scoreRange,
+    accountsEvaluated,
+    claimedVisitors: claimedVisitors.filter((claimed) => claimed.at <= lastStep).map(({ id, into }) => ({ id, into })).sort(byId),
+  };
 }
+
+const byId = <T extends { id: string }>(a: T, b: T) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
 /**
  * Merges the histories claimed for the user by `at` (a step's end) and has the user re-read from its first day, as
@@ -1084,6 +1107,14 @@ export interface ReplayPartition {
   ruleset: Ruleset;
   users: Map<string, UserRecord>;
   accountTraits: Map<string, TraitEntry[]>;
+  /** Anonymous visitors claimed by a user and not judged on their own: when their claim began, and the user. */
+  claimedVisitors: ClaimedVisitor[];
+}
+
+interface ClaimedVisitor {
+  id: string;
+  at: string;
+  into: string;
 }
 
 /**
@@ -1096,14 +1127,17 @@ export interface ReplayPartition {
  */
 export function partitionHistory(history: EventHistory, count: number): ReplayPartition[] {
   if (!Number.isInteger(count) || count < 1) throw new Error('count must be a whole number, at least 1');
-  const { users, accountTraits } = history.finish();
+  const { users, accountTraits, claimedVisitors } = history.finish();
   const groups = new Groups<string>();
   for (const [key, record] of users) {
     groups.join(key, `id:${record.id}`);
     for (const accountId of record.accounts.keys()) groups.join(key, `account:${accountId}`);
   }
-  const partitions: ReplayPartition[] = Array.from({ length: count }, () => ({ ruleset: history.ruleset, users: new Map(), accountTraits }));
-  for (const [key, record] of users) partitions[hash52(groups.find(key)) % count]!.users.set(key, record);
+  const partitions: ReplayPartition[] = Array.from({ length: count }, () => ({ ruleset: history.ruleset, users: new Map(), accountTraits, claimedVisitors: [] }));
+  const partitionOf = (key: string) => partitions[hash52(groups.find(key)) % count]!;
+  for (const [key, record] of users) partitionOf(key).users.set(key, record);
+  // With the user it merged into, which has a record (finish makes one for a claimant with no message of its own).
+  for (const claimed of claimedVisitors) partitionOf(identityKey({ kind: 'user', id: claimed.into })).claimedVisitors.push(claimed);
   return partitions;
 }
 
@@ -1116,7 +1150,6 @@ export function mergeReplays(parts: readonly ReplayResult[]): ReplayResult {
       throw new Error('mergeReplays: the replays cover different periods or steps');
     }
   }
-  const byId = (a: EntityHistoryResult, b: EntityHistoryResult) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
   // Stable sorts: entities of the same id (a user and a visitor, say) come from one partition, in its order.
   const users = parts.flatMap((part) => part.entities.filter((entity) => entity.type !== 'account')).sort(byId);
   const accounts = parts.flatMap((part) => part.entities.filter((entity) => entity.type === 'account')).sort(byId);
@@ -1129,5 +1162,14 @@ export function mergeReplays(parts: readonly ReplayResult[]): ReplayResult {
     }
     return merged;
   };
-  return { from: first.from, to: first.to, stepDays: first.stepDays, steps: first.steps, entities: [...users, ...accounts], scoreRange: { user: range('user'), account: range('account') }, accountsEvaluated: first.accountsEvaluated };
+  return {
+    from: first.from,
+    to: first.to,
+    stepDays: first.stepDays,
+    steps: first.steps,
+    entities: [...users, ...accounts],
+    scoreRange: { user: range('user'), account: range('account') },
+    accountsEvaluated: first.accountsEvaluated,
+    claimedVisitors: parts.flatMap((part) => part.claimedVisitors).sort(byId),
+  };
 }

@@ -5,7 +5,7 @@ import { renderReportHtml } from '../../functions/analysis/html';
 import { mondayOf } from '../../functions/core/days';
 import { generatePlantedStream, type PlantedBehaviour } from '../../functions/cli/planted-stream';
 import { addDays, dayEnd } from '../../functions/core/days';
-import { EventHistory, replay, type EntityHistoryResult, type EventHistoryOptions, type ReplayResult } from '../../functions/analysis/replay';
+import { EventHistory, mergeReplays, partitionHistory, replay, type EntityHistoryResult, type EventHistoryOptions, type ReplayResult } from '../../functions/analysis/replay';
 import { lift, proportion } from '../../functions/analysis/stats';
 import { validateMessage } from '../../functions/core/messages';
 import { loadRules, type Ruleset } from '../../functions/core/rules/load';
@@ -524,6 +524,28 @@ tiers:
     expect(report.warnings.filter((warning) => warning.includes('never appear'))).toEqual([]);
   });
 
+  it("counts a conversion listed under a claimed visitor as its user's when visitors are not judged on their own", () => {
+    const messages = [
+      { type: 'track', anonymousId: 'visitor', event: 'Logged In', timestamp: '2025-03-01T07:00:00Z', messageId: 'l-visitor' },
+      { type: 'track', userId: 'other', anonymousId: 'visitor', event: 'Data Exported', timestamp: '2025-03-02T07:00:00Z', messageId: 'e-other' },
+      { type: 'track', anonymousId: 'later', event: 'Logged In', timestamp: '2025-03-01T07:00:00Z', messageId: 'l-later' },
+      // Claimed after the last step: not that user's by the period's end.
+      { type: 'track', userId: 'third', anonymousId: 'later', event: 'Logged In', timestamp: '2025-03-07T07:00:00Z', messageId: 'l-third' },
+    ];
+    const result = replay(historyOf(messages, aliasRules), { from: '2025-03-01', to: '2025-03-05' });
+    expect(result.entities.map(({ type, id }) => `${type} ${id}`)).toEqual(['user other']);
+    expect(result.claimedVisitors).toEqual([{ id: 'visitor', into: 'other' }]);
+    // Partitioned, each claimed visitor goes with its user: merged, the same as the whole.
+    expect(mergeReplays(partitionHistory(historyOf(messages, aliasRules), 3).map((part) => replay(part, { from: '2025-03-01', to: '2025-03-05' })))).toEqual(result);
+    const conversions: Conversion[] = [
+      { type: 'visitor', id: 'visitor', convertedAt: '2025-03-04T12:00:00.000Z' },
+      { type: 'visitor', id: 'later', convertedAt: '2025-03-04T12:00:00.000Z' },
+    ];
+    const report = buildReport({ replay: result, conversions, conversionsFrom: 'a test list', ruleset: aliasRules, rulesSource: 'r.yaml', horizonDays: 30, input: { eventsRead: messages.length, linesSkipped: 0, mergedIdentifiers: 1, anonymousLeftOut: 1 } });
+    expect(report.tiers[0]!.qualified).toMatchObject({ entities: 1, converted: 1 });
+    expect(report.warnings.filter((warning) => warning.includes('never appear'))).toEqual(['1 converted entities never appear in the events by the last step: they are not judged.']);
+  });
+
   it("lists a conversion the events make under an aliased userId once, as its user's", () => {
     const messages = [
       track('old', 'Data Exported', '2025-03-01T09:00:00Z', 'e-old'),
@@ -579,6 +601,7 @@ tiers:
     stepDays: 1,
     steps,
     accountsEvaluated: false,
+    claimedVisitors: [],
     scoreRange: { user: { min: 0, max: 10 }, account: null },
     entities: [
       entity('u1', '2025-04-01T08:00:00.000Z', steps[1]), // qualified 04-02, converts 04-05: a hit

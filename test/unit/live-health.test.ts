@@ -332,7 +332,7 @@ tiers:
       }
     }
     const backtestReport = buildReport({
-      replay: { from: '2026-05-01', to: '2026-05-28', stepDays: 1, steps, accountsEvaluated: false, scoreRange: { user: { min: 0, max: 50 }, account: null }, entities },
+      replay: { from: '2026-05-01', to: '2026-05-28', stepDays: 1, steps, accountsEvaluated: false, claimedVisitors: [], scoreRange: { user: { min: 0, max: 50 }, account: null }, entities },
       conversions,
       conversionsFrom: 'a test list',
       ruleset: twoTiers,
