@@ -283,15 +283,15 @@ function people(leads: readonly EvaluatedLead[]): { ref: EntityRef; states: Lead
     }
     return survivor !== undefined && mergedIntoOf(survivor.lead) === undefined ? survivor : undefined;
   };
-  const people = new Map<EvaluatedLead, LeadState[]>();
+  const statesOf = new Map<EvaluatedLead, LeadState[]>();
   const merged: [EvaluatedLead, LeadState][] = [];
   for (const evaluated of leads) {
     const survivor = mergedIntoOf(evaluated.lead) === undefined ? undefined : survivorOf(evaluated);
-    if (survivor === undefined) people.set(evaluated, [evaluated.lead]);
+    if (survivor === undefined) statesOf.set(evaluated, [evaluated.lead]);
     else merged.push([survivor, evaluated.lead]);
   }
-  for (const [survivor, lead] of merged) people.get(survivor)!.push(lead);
-  return [...people].map(([{ ref }, states]) => ({ ref, states }));
+  for (const [survivor, lead] of merged) statesOf.get(survivor)!.push(lead);
+  return [...statesOf].map(([{ ref }, states]) => ({ ref, states }));
 }
 
 /** Each tier's entries: transitions into it, and the last qualification (kept even when the history's 20 forgot it). */

@@ -345,10 +345,6 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
 }
 
 /**
- * What a reader must know before trusting a tier's figures (the backtest's and rule health's alike): groups too small,
- * no lift, or a lift whose interval includes 1.
- */
-/**
  * A user and the identifiers merged into it (an aliased userId, a claimed visitor judged as a lead), as the one person
  * the report judges: first seen when the first of them was, its tier changes and signals' first firings those of any
  * of them, its score the highest any reached. The evaluator published each identifier's tier changes of before its
@@ -375,6 +371,10 @@ function asOnePerson(user: EntityHistoryResult, merged: readonly EntityHistoryRe
   };
 }
 
+/**
+ * What a reader must know before trusting a tier's figures (the backtest's and rule health's alike): groups too small,
+ * no lift, or a lift whose interval includes 1.
+ */
 export function tierWarnings(tier: Pick<TierReport, 'tier' | 'qualified' | 'notQualified' | 'lift'>): string[] {
   const warnings: string[] = [];
   if (tier.qualified.entities < smallSample) warnings.push(`Tier ${tier.tier}: only ${tier.qualified.entities} qualified entities (under ${smallSample}): too few to trust its rates.`);
