@@ -355,8 +355,10 @@ function evaluationRun(store: EvaluationStore, seen: Set<string>, options: Omit<
       if (owner !== ref) {
         if (owner && candidate.days.length > 0) listCandidate({ ref: owner, reason: 'changed', days: candidate.days, since: candidate.since ?? now.toISOString() }, forwarded);
         const lead = rows.state?.lead;
-        // Swept for time alone, it would be read again at every run: only a save takes it out of the sweeps.
-        if (lead !== undefined && (lead.tier !== null || candidate.reason === 'sweep')) await leaveJudged(candidate, rows, lead, owner, pageStore);
+        // Swept for time alone, it would be read again at every run: only a save takes it out of the sweeps. One whose
+        // state does not name its user yet (judged before the claim, on an earlier page; saved by an older version) is
+        // saved once more to name it, for rule health.
+        if (lead !== undefined && (lead.tier !== null || candidate.reason === 'sweep' || (owner !== undefined && lead.mergedInto !== owner.id))) await leaveJudged(candidate, rows, lead, owner, pageStore);
         return;
       }
       const waitEnd = userWaitEnds(candidate, rows);

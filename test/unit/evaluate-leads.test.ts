@@ -634,6 +634,19 @@ tiers:
     expect((await store.entity({ workspace, type: 'user', id: 'dan' })).state?.lead?.mergedInto).toBeUndefined();
   });
 
+  it('names the user on the state of a non-lead merged after the run judged it, at the next change of its own', async () => {
+    const store = new InMemoryEvaluationStore();
+    const publisher = new RecordingPublisher();
+    store.track(workspace, 'cal', { event: 'Report Run', timestamp: hoursAgo(3) });
+    await evaluateUntilDone(store, publisher, {});
+    // cal does something, and becomes dan (an alias) in the same run; on pages of one, cal's page comes first.
+    store.track(workspace, 'cal', { event: 'Report Run', timestamp: hoursAgo(0.5) });
+    store.track(workspace, 'dan', { type: 'alias', timestamp: hoursAgo(0.4), previousId: 'cal' });
+    await evaluateUntilDone(store, publisher, { pageSize: 1 });
+    expect(publisher.published).toEqual([]);
+    expect((await store.entity({ workspace, type: 'user', id: 'cal' })).state?.lead?.mergedInto).toBe('dan');
+  });
+
   it("keeps the changes of a run's pages whose accounts time did not let it judge", async () => {
     const store = new InMemoryEvaluationStore();
     const publisher = new RecordingPublisher();
