@@ -124,6 +124,32 @@ ${tiers}`,
       message: 'give one threshold, not at_least and at_most',
     },
     {
+      name: 'a distinct threshold past the values a distinct count keeps',
+      text: `version: 1
+signals:
+  viewed:
+    event: Item Viewed
+    distinct: item
+    at_least: 201
+${tiers}`,
+      path: 'signals.viewed.at_least',
+      line: 6,
+      message: 'a distinct count stops at 200 values, so at_least: 201 could never be met: give at most 200',
+    },
+    {
+      name: 'a distinct upper bound a count past the kept values would also meet',
+      text: `version: 1
+signals:
+  viewed:
+    event: Item Viewed
+    distinct: item
+    at_most: 200
+${tiers}`,
+      path: 'signals.viewed.at_most',
+      line: 6,
+      message: 'a distinct count stops at 200 values, so at_most: 200 would also match any count past it: give at most 199',
+    },
+    {
       name: 'both distinct and sum',
       text: `version: 1
 signals:

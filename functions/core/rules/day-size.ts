@@ -1,5 +1,6 @@
 import { maxStateBytes } from '../facts';
-import { distinctValue, maxDistinctValueLength, maxDistinctValues, maxNameBytes, maxNamesPerDay, type DayRollup, type Measure } from './engine';
+import { distinctValue, maxDistinctValueLength, maxNameBytes, maxNamesPerDay, type DayRollup, type Measure } from './engine';
+import { maxDistinctValues } from './schema';
 import type { Ruleset } from './ruleset';
 
 /**

@@ -5,7 +5,7 @@ import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import { conditionHolds, traitHolds } from './conditions';
 import { chooseRoute, ownerOf } from './routing';
-import type { Condition, RulesFile, Signal } from './schema';
+import { maxDistinctValues, type Condition, type RulesFile, type Signal } from './schema';
 
 /**
  * The PQL engine: pure functions from stored events to daily rollups, and from rollups and traits to signals,
@@ -61,9 +61,6 @@ export interface DayRollup {
 export const noNames: Record<string, number> = Object.freeze({}) as Record<string, number>;
 /** A day with nothing in it. */
 export const emptyRollup = (day: string): DayRollup => ({ day, activity: 0, names: noNames, measures: {} });
-
-/** Enough to tell "3+ distinct invitees"; bounded so a rollup stays small whatever the traffic. */
-export const maxDistinctValues = 200;
 
 /**
  * A distinct value whose JSON takes more bytes than this is kept as its hash (distinctValue), so that a measure holds at

@@ -6,7 +6,7 @@ import { attachList, type ListCondition, listFileValues, regexProblem } from './
 import { type Checked, known, type Refused } from './refused';
 import { sameMapKey } from './routing';
 import { accountTraitPrefix } from './trait-reference';
-import type { Condition, RulesFile, Signal } from './schema';
+import { maxDistinctValues, type Condition, type RulesFile, type Signal } from './schema';
 
 /**
  * Rules files validated into a Ruleset, from plain data: ./load.ts reads the YAML (or JSON) a person edits, with
@@ -318,6 +318,7 @@ function checkReferences(file: Checked<RulesFile>): RulesProblemAt[] {
         }
         if (signal.window !== undefined && signal.since_signup !== undefined) problems.push({ path: at('since_signup'), message: 'give either window or since_signup, not both' });
         checkCounting(signal, level, at, problems);
+        if (signal.distinct !== undefined) checkDistinctThreshold(signal, at, problems);
         break;
       case 'time_to_value':
         for (const key of ['from', 'to'] as const) {
@@ -397,6 +398,19 @@ function checkReferences(file: Checked<RulesFile>): RulesProblemAt[] {
 }
 
 /** The checks of what an event signal counts: count, and the periods of per. */
+/** A distinct count stops at maxDistinctValues: a threshold it cannot tell apart would never, or always, match. */
+function checkDistinctThreshold(signal: Checked<EventSignal>, at: (...rest: (string | number)[]) => (string | number)[], problems: { path: (string | number)[]; message: string }[]): void {
+  for (const key of ['at_least', 'at_most', 'exactly'] as const) {
+    const value = signal[key];
+    // At least the cap is met by a count of the cap or more; at most, or exactly, the cap would also take any count past it.
+    const highest = key === 'at_least' ? maxDistinctValues : maxDistinctValues - 1;
+    if (known(value) && value > highest) {
+      const effect = key === 'at_least' ? 'could never be met' : 'would also match any count past it';
+      problems.push({ path: at(key), message: `a distinct count stops at ${maxDistinctValues} values, so ${key}: ${value} ${effect}: give at most ${highest}` });
+    }
+  }
+}
+
 function checkCounting(
   signal: Checked<EventSignal>,
   level: 'user' | 'account' | undefined,
