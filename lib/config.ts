@@ -6,7 +6,7 @@ import { didYouMean } from '../functions/core/did-you-mean';
 import { canonicalOrigin, originExamples } from '../functions/core/origins';
 import { isPlainObject } from '../functions/core/message-traits';
 import { routesOf } from '../functions/core/rules/routing';
-import { routeName, type Tier } from '../functions/core/rules/schema';
+import { routeName, type RulesFile, type Tier } from '../functions/core/rules/schema';
 import { loadRulesFile, type LoadedRulesFile } from '../functions/local/rules-file';
 import { readTextFile, UnreadableFileError } from '../functions/local/readable-file';
 import { FileProblemsError, parseYamlFile, type FileProblem } from '../functions/core/yaml-file';
@@ -504,7 +504,7 @@ export function loadConfig(configPath: string): { config: PqlRadarConfig; rulesF
   const rulesPath = resolve(dirname(configPath), config.rules);
   if (!existsSync(rulesPath)) throw new ConfigError(configPath, [parsed.problemAt(['rules'], `no rules file at ${rulesPath}`)]);
   const rulesFile = loadRulesFile(rulesPath);
-  const problems = routeProblems(config, rulesFile.ruleset.file.tiers).map(({ path, message }) => parsed.problemAt(path, message));
+  const problems = [...routeProblems(config, rulesFile.ruleset.file.tiers), ...retentionProblems(config, rulesFile.ruleset.file.signals)].map(({ path, message }) => parsed.problemAt(path, message));
   if (problems.length > 0) throw new ConfigError(configPath, problems);
   return { config, rulesFile };
 }
@@ -525,6 +525,21 @@ function rulesFileErrorOf(configPath: string, refused: unknown): FileProblemsErr
     // Anything else is said as it is once the config is right.
     return error instanceof FileProblemsError || error instanceof UnreadableFileError ? error : undefined;
   }
+}
+
+/**
+ * The signals' windows and since-signup spans against the days events are kept: the day rollups a window reads expire
+ * with the events, so a window longer than retentionDays would count only what is left of it, never saying so.
+ */
+export function retentionProblems(config: Pick<PqlRadarConfig, 'rules' | 'retentionDays'>, signals: RulesFile['signals']): { path: string[]; message: string }[] {
+  return Object.entries(signals).flatMap(([name, signal]) =>
+    (['window', 'since_signup'] as const).flatMap((key) => {
+      const days = (signal as Partial<Record<typeof key, number>>)[key];
+      return days !== undefined && days > config.retentionDays
+        ? [{ path: ['retentionDays'], message: `signal "${name}" of ${config.rules} reads ${key} ${days}d of events, but they are kept ${config.retentionDays} days: give retentionDays: ${days} or more, or a shorter ${key}` }]
+        : [];
+    }),
+  );
 }
 
 /**

@@ -34,6 +34,16 @@ describe('routes', () => {
   });
 });
 
+describe('retention', () => {
+  const routes = 'routes:\n  sales:\n    - type: sqs\n  nurture:\n    - type: sqs\n';
+
+  it("fails the synth, naming the signal, when a window reads more days than events are kept", () => {
+    const load30 = load(`${routes}retentionDays: 30\n`);
+    expect(load30).toThrow(/line 7: retentionDays: signal "barely_used" of .*activation\.rules\.yaml reads window 60d of events, but they are kept 30 days: give retentionDays: 60 or more, or a shorter window/);
+    expect(load(`${routes}retentionDays: 60\n`)().config.retentionDays).toBe(60);
+  });
+});
+
 describe('routes of a tier routing by a trait', () => {
   it('pass when every route of the map and the default has destinations', () => {
     expect(Object.keys(loadRoutedConfig(['sales-emea', 'sales-us', 'sales', 'nurture'])().config.routes)).toEqual(['sales-emea', 'sales-us', 'sales', 'nurture']);
