@@ -18,7 +18,7 @@ export function addRulesCommands(program: Command) {
           const ruleset = readRules(file);
           const routes = new Set(ruleset.file.tiers.flatMap((tier) => routesOf(tier.route)));
           console.log(`${file}: ok, ${Object.keys(ruleset.file.signals).length} signals, ${ruleset.file.tiers.length} tiers, version ${ruleset.version}; routes: ${[...routes].join(', ')}`);
-          for (const warning of [...tierWarnings(ruleset.file.tiers), ...daySizeWarnings(ruleset)]) console.log(`  warning: ${warning}`);
+          for (const warning of [...tierWarnings(ruleset.file), ...daySizeWarnings(ruleset)]) console.log(`  warning: ${warning}`);
         } catch (error) {
           console.error(error instanceof Error ? error.message : String(error));
           process.exitCode = 1;

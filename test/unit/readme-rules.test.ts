@@ -19,7 +19,7 @@ const parts = snippets.filter((block) => !isWholeFile(block.code));
 /** As `rules check` reads them, with list files relative to examples/, where the README's list file is. */
 const check = (text: string, source: string) => {
   const ruleset = loadRules(text, source, (path) => readFileSync(join(import.meta.dirname, '../../examples', path), 'utf8'));
-  return tierWarnings(ruleset.file.tiers);
+  return tierWarnings(ruleset.file);
 };
 
 const ruleFileKeys = Object.keys(rulesFileSchema.shape);
