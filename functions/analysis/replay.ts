@@ -156,6 +156,11 @@ export interface EventHistoryOptions {
    * once. The late events are kept as they are until then: memory grows with them. @default false
    */
   asReceived?: boolean;
+  /**
+   * Anonymous ids whose user the replay names when it does not judge them (ReplayResult.claimedVisitors): those a
+   * conversions file lists as visitors. Only those: a browser history has an anonymous id or more per user. @default none
+   */
+  namedVisitors?: ReadonlySet<string>;
 }
 
 /** What EventHistory.add reads of an accepted message. */
@@ -413,7 +418,7 @@ export class EventHistory {
           if (evaluatedOnItsOwn) record.merged = merged;
           else {
             this.users.delete(key);
-            this.claimedVisitors.push({ id: identity.id, ...merged });
+            if (this.options.namedVisitors?.has(identity.id)) this.claimedVisitors.push({ id: identity.id, ...merged });
           }
           this.stats.mergedIdentifiers++;
         } else if (identity.kind === 'visitor' && !anonymous) {
@@ -562,8 +567,8 @@ export interface ReplayResult {
   accountsEvaluated: boolean;
   /**
    * Anonymous visitors a user claimed by the last step, not judged on their own (visitors are no leads), by id, with
-   * the user they merged into: a conversion listed under one is that user's. (Those judged on their own are entities
-   * with `mergedInto`.)
+   * the user they merged into: a conversion listed under one is that user's. Only those the history was asked to name
+   * (EventHistoryOptions.namedVisitors); those judged on their own are entities with `mergedInto`.
    */
   claimedVisitors: { id: string; into: string }[];
 }

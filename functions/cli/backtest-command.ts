@@ -65,6 +65,8 @@ export function addBacktestCommand(program: Command) {
         ...(to !== undefined ? { until: ruleset.calendar.endOf(to) } : {}),
         ...(options.anonymous ? { anonymous: true } : {}),
         ...(options.asReceived ? { asReceived: true } : {}),
+        // A file's conversion under a claimed visitor's anonymousId is its user's: the replay names those users.
+        ...(fileConversions !== undefined ? { namedVisitors: [...new Set(fileConversions.filter((conversion) => conversion.type === 'visitor').map((conversion) => conversion.id))] } : {}),
       }).catch((error: unknown) => {
         throw withSkipBadHint(error);
       });

@@ -48,6 +48,8 @@ export interface PartitionedReadOptions {
   anonymous?: boolean;
   /** Count an event received on a later day from when it was received (EventHistoryOptions.asReceived). @default false */
   asReceived?: boolean;
+  /** Anonymous ids whose user the replay names (EventHistoryOptions.namedVisitors). @default none */
+  namedVisitors?: string[];
   /** Spilled lines per partition, about (bytes): what a worker holds at once. @default 8 MiB */
   partitionBytes?: number;
   progress?: Progress;
@@ -111,6 +113,7 @@ export class PartitionedHistory {
       ...(options.until !== undefined ? { until: options.until } : {}),
       ...(options.anonymous ? { anonymous: true } : {}),
       ...(options.asReceived ? { asReceived: true } : {}),
+      ...(options.namedVisitors !== undefined && options.namedVisitors.length > 0 ? { namedVisitors: options.namedVisitors } : {}),
       readAt,
     }));
     let pool: WorkerPool;

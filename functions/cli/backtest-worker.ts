@@ -28,6 +28,8 @@ export interface WorkerSetup {
   until?: string;
   anonymous?: boolean;
   asReceived?: boolean;
+  /** EventHistoryOptions.namedVisitors. */
+  namedVisitors?: string[];
   /** When the run reads the events (ms; parseEvent's readAt): one clock for every worker, whichever reads a line. */
   readAt: number;
 }
@@ -233,7 +235,12 @@ function regroup(partitions: number, partitionOf: Map<number, number>): void {
 
 /** Replays one partition: its files (one from each worker) read back in input order, so duplicates and trait ties resolve as in one pass. */
 function replayPartition(files: string[], from: string, to: string, stepDays: number): ReplayPartResult {
-  const history = new EventHistory(ruleset, { ...(setup.until !== undefined ? { until: setup.until } : {}), ...(setup.anonymous ? { anonymous: true } : {}), ...(setup.asReceived ? { asReceived: true } : {}) });
+  const history = new EventHistory(ruleset, {
+    ...(setup.until !== undefined ? { until: setup.until } : {}),
+    ...(setup.anonymous ? { anonymous: true } : {}),
+    ...(setup.asReceived ? { asReceived: true } : {}),
+    ...(setup.namedVisitors ? { namedVisitors: new Set(setup.namedVisitors) } : {}),
+  });
   for (const text of inInputOrder(files)) history.addEntry(textEntry(text));
   for (const file of files) rmSync(file);
   const result = replay(history, { from, to, stepDays });

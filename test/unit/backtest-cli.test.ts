@@ -118,6 +118,29 @@ describe('pql-radar backtest', () => {
     expect(malformed.stderr).toContain('--conversion-trait plan: must be NAME=VALUE[,VALUE...]');
   }, 120_000);
 
+  it("gives a conversion the file lists under a claimed visitor's anonymousId to its user, with one worker or two", async () => {
+    const events = join(dir, 'claimed.jsonl');
+    writeFileSync(
+      events,
+      [
+        { type: 'track', anonymousId: 'v1', event: 'Logged In', timestamp: '2025-03-01T07:00:00Z', messageId: 'a' },
+        { type: 'track', userId: 'u1', anonymousId: 'v1', event: 'Data Exported', timestamp: '2025-03-02T07:00:00Z', messageId: 'b' },
+        { type: 'track', userId: 'u2', event: 'Logged In', timestamp: '2025-03-05T08:00:00Z', messageId: 'c' },
+      ].map((line) => JSON.stringify(line)).join('\n'),
+    );
+    const rules = join(dir, 'claimed.rules.yaml');
+    writeFileSync(rules, 'version: 1\nsignals:\n  exported: { event: Data Exported, points: 10 }\ntiers:\n  - { name: lead, min_score: 10, route: sales }\n');
+    const conversions = join(dir, 'claimed.csv');
+    writeFileSync(conversions, 'entity_type,entity_id,converted_at\nvisitor,v1,2025-03-04T12:00:00Z\n');
+    for (const workers of ['1', '2']) {
+      const { code, stdout, stderr } = await cli('backtest', '--rules', rules, '--events', events, '--conversions', conversions, '--workers', workers, '--json');
+      expect(code, stderr).toBe(0);
+      const report = JSON.parse(stdout) as BacktestReport;
+      expect(report.tiers[0]!.qualified).toMatchObject({ entities: 1, converted: 1 });
+      expect(report.warnings.filter((warning) => warning.includes('never appear'))).toEqual([]);
+    }
+  });
+
   it('counts the events received on a later day, and with --as-received counts them from then: the report says which', async () => {
     const events = join(dir, 'late.jsonl');
     const track = (day: string, receivedDay: string) => JSON.stringify({ type: 'track', userId: 'ann', event: 'Data Exported', messageId: `export-${day}`, timestamp: `2025-01-${day}T10:00:00Z`, receivedAt: `2025-01-${receivedDay}T10:00:00Z` });

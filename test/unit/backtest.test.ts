@@ -532,11 +532,14 @@ tiers:
       // Claimed after the last step: not that user's by the period's end.
       { type: 'track', userId: 'third', anonymousId: 'later', event: 'Logged In', timestamp: '2025-03-07T07:00:00Z', messageId: 'l-third' },
     ];
-    const result = replay(historyOf(messages, aliasRules), { from: '2025-03-01', to: '2025-03-05' });
+    // The ids the file lists as visitors (the CLI passes them): a browser history has one or more per user.
+    const named = { namedVisitors: new Set(['visitor', 'later']) };
+    const result = replay(historyOf(messages, aliasRules, named), { from: '2025-03-01', to: '2025-03-05' });
     expect(result.entities.map(({ type, id }) => `${type} ${id}`)).toEqual(['user other']);
     expect(result.claimedVisitors).toEqual([{ id: 'visitor', into: 'other' }]);
+    expect(replay(historyOf(messages, aliasRules), { from: '2025-03-01', to: '2025-03-05' }).claimedVisitors).toEqual([]);
     // Partitioned, each claimed visitor goes with its user: merged, the same as the whole.
-    expect(mergeReplays(partitionHistory(historyOf(messages, aliasRules), 3).map((part) => replay(part, { from: '2025-03-01', to: '2025-03-05' })))).toEqual(result);
+    expect(mergeReplays(partitionHistory(historyOf(messages, aliasRules, named), 3).map((part) => replay(part, { from: '2025-03-01', to: '2025-03-05' })))).toEqual(result);
     const conversions: Conversion[] = [
       { type: 'visitor', id: 'visitor', convertedAt: '2025-03-04T12:00:00.000Z' },
       { type: 'visitor', id: 'later', convertedAt: '2025-03-04T12:00:00.000Z' },
