@@ -756,8 +756,9 @@ tiers:
 
   it("writes out even today's and yesterday's days when they alone would pass the bound, and counts today's later events on top", async () => {
     const leads = new RecordingPublisher();
-    // 12: about the most distinct signals a rules file may have (rules/day-size.ts), each sent the longest values kept as sent.
-    const signals = Array.from({ length: 12 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, at_least: 1000, points: 1 }`);
+    // 12: about the most distinct signals a rules file may have (rules/day-size.ts), each sent the longest values kept as
+    // sent. Never met: their counts here are 0 or the 200 a count stops at.
+    const signals = Array.from({ length: 12 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, exactly: 199, points: 1 }`);
     const dev = await start(leads, rulesWith([...signals, '  dashboards: { event: Dashboard Created, window: 2d, at_least: 3, points: 30 }'].join('\n')));
     await inBatches(dev, [message('wide', 'Dashboard Created', day(-1))]);
     await dev.evaluateOnce(day(0));
@@ -792,8 +793,8 @@ tiers:
       const random = randomBytes(4 * length);
       return String.fromCodePoint(...Array.from({ length }, (_, index) => 0x0800 + (random.readUInt32BE(4 * index) % 53_248)));
     };
-    // The first qualifies once all its 200 values are counted.
-    const signals = Array.from({ length: 12 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, at_least: ${index === 0 ? 200 : 1000}, points: 60 }`);
+    // The first qualifies once all its 200 values are counted; the others never (their counts are 0 or 200).
+    const signals = Array.from({ length: 12 }, (_, index) => `  distinct_${index}: { event: Teammate Invited, distinct: p${index}, window: 2d, ${index === 0 ? 'at_least: 200' : 'exactly: 199'}, points: 60 }`);
     const dev = await start(leads, rulesWith(signals.join('\n')));
     await inBatches(dev, [message('threebyte', 'Dashboard Created', day(-1))]);
     await dev.evaluateOnce(day(0));

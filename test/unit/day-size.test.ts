@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { maxStateBytes } from '../../functions/core/facts';
 import { daySizeWarnings, worstDaySize } from '../../functions/core/rules/day-size';
 import { maxDistinctValueLength, maxNameBytes, maxNamesPerDay, rollupDay, type UsageEvent } from '../../functions/core/rules/engine';
-import { maxDistinctValues } from '../../functions/core/rules/schema';
+import { maxDistinctValues } from '../../functions/core/rules/limits';
 import { loadRules, loadRulesJson, RulesError } from '../../functions/core/rules/load';
 import { maxIdentifierLength, segmentMessageSchema } from '../../functions/core/segment-schema';
 import { loadRulesFile } from '../../functions/local/rules-file';

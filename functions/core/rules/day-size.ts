@@ -1,6 +1,6 @@
 import { maxStateBytes } from '../facts';
 import { distinctValue, maxDistinctValueLength, maxNameBytes, maxNamesPerDay, type DayRollup, type Measure } from './engine';
-import { maxDistinctValues } from './schema';
+import { maxDistinctValues } from './limits';
 import type { Ruleset } from './ruleset';
 
 /**

@@ -5,7 +5,8 @@ import type { Ruleset } from './ruleset';
 import { signalLevel } from './ruleset';
 import { conditionHolds, traitHolds } from './conditions';
 import { chooseRoute, ownerOf } from './routing';
-import { maxDistinctValues, type Condition, type RulesFile, type Signal } from './schema';
+import { maxDistinctValues } from './limits';
+import type { Condition, RulesFile, Signal } from './schema';
 
 /**
  * The PQL engine: pure functions from stored events to daily rollups, and from rollups and traits to signals,

@@ -6,7 +6,8 @@ import { attachList, type ListCondition, listFileValues, regexProblem } from './
 import { type Checked, known, type Refused } from './refused';
 import { sameMapKey } from './routing';
 import { accountTraitPrefix } from './trait-reference';
-import { maxDistinctValues, type Condition, type RulesFile, type Signal } from './schema';
+import { maxDistinctValues } from './limits';
+import type { Condition, RulesFile, Signal } from './schema';
 
 /**
  * Rules files validated into a Ruleset, from plain data: ./load.ts reads the YAML (or JSON) a person edits, with

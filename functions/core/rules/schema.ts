@@ -4,12 +4,6 @@ import { closestName } from '../did-you-mean';
 import { accountTraitPrefix } from './trait-reference';
 
 /**
- * How many distinct values a `distinct` signal counts, at most: enough to tell "3+ distinct invitees", bounded so a
- * rollup stays small whatever the traffic. A count past it reads as this many.
- */
-export const maxDistinctValues = 200;
-
-/**
  * The rules file: named signals over events and traits, scored and sorted into tiers. Kept in the user's repo as
  * YAML or JSON; every object is strict, so a misspelt key is an error with its path, not a silently ignored line.
  */
