@@ -21,7 +21,7 @@ describe('tier warnings', () => {
 
   it('name a tier whose min_score is more than its signals can add up to, or than the scoring cap', () => {
     expect(warningsOf('  - { name: PQL-A, min_score: 41, route: sales }\n  - { name: accounts, min_score: 31, level: account, route: sales }\n')).toEqual([
-      "tiers[0] (PQL-A): never given: min_score 41 is more than a score can reach, 40 (its user and account signals' points, every positive one matched)",
+      "tiers[0] (PQL-A): never given: min_score 41 is more than a score can reach, 40 (its user signals' or its account signals' points, every positive one matched)",
       "tiers[1] (accounts): never given: min_score 31 is more than a score can reach, 30 (its account signals' points, every positive one matched)",
     ]);
     expect(warningsOf('  - { name: PQL-A, min_score: 40, route: sales }\n  - { name: accounts, min_score: 30, level: account, route: sales }\n')).toEqual([]);

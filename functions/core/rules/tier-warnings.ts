@@ -17,7 +17,8 @@ export function tierWarnings(file: Pick<RulesFile, 'tiers' | 'signals' | 'scorin
     }
     const highest = highestScore(file, tier.level);
     if (tier.min_score !== undefined && tier.min_score > highest) {
-      const why = file.scoring.cap !== undefined && file.scoring.cap === highest ? 'the scoring cap' : `its ${levelText(tier)} signals' points, every positive one matched`;
+      const signals = tier.level === 'both' ? "its user signals' or its account signals'" : `its ${tier.level} signals'`;
+      const why = file.scoring.cap !== undefined && file.scoring.cap === highest ? 'the scoring cap' : `${signals} points, every positive one matched`;
       warnings.push(`${label}: never given: min_score ${tier.min_score} is more than a score can reach, ${highest} (${why})`);
     }
     const shadow = tiers.slice(0, index).find((earlier) => shadows(earlier, tier));
