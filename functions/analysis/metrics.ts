@@ -92,9 +92,18 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
 
   // An identifier merged into a user by the end (an aliased userId, a claimed visitor) is judged as that user, so a
   // conversion listed under it (a CRM that knew the person by the earlier id) is that user's: not one never seen.
+  // identifiersOf: by user, the identifiers merged into it that were judged on their own until then (asOnePerson).
   const keyOf = (type: string, id: string) => `${type}\n${id}`;
   const mergedInto = new Map<string, string>();
-  for (const entity of replay.entities) if (entity.mergedInto !== undefined) mergedInto.set(keyOf(entity.type, entity.id), keyOf('user', entity.mergedInto));
+  const identifiersOf = new Map<string, EntityHistoryResult[]>();
+  for (const entity of replay.entities) {
+    if (entity.mergedInto === undefined) continue;
+    const user = keyOf('user', entity.mergedInto);
+    mergedInto.set(keyOf(entity.type, entity.id), user);
+    const identifiers = identifiersOf.get(user);
+    if (identifiers === undefined) identifiersOf.set(user, [entity]);
+    else identifiers.push(entity);
+  }
   for (const claimed of replay.claimedVisitors) mergedInto.set(keyOf('visitor', claimed.id), keyOf('user', claimed.into));
   const firstConversion = new Map<string, string>();
   for (const conversion of options.conversions) {
@@ -102,15 +111,6 @@ export function buildReport(options: BuildReportOptions): BacktestReport {
     const key = mergedInto.get(listed) ?? listed;
     const earlier = firstConversion.get(key);
     if (earlier === undefined || conversion.convertedAt < earlier) firstConversion.set(key, conversion.convertedAt);
-  }
-
-  const identifiersOf = new Map<string, EntityHistoryResult[]>();
-  for (const entity of replay.entities) {
-    if (entity.mergedInto === undefined) continue;
-    const key = keyOf('user', entity.mergedInto);
-    const identifiers = identifiersOf.get(key);
-    if (identifiers === undefined) identifiersOf.set(key, [entity]);
-    else identifiers.push(entity);
   }
 
   const seen = { user: 0, account: 0 };
